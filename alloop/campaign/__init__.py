@@ -1,0 +1,1 @@
+"""The campaign loop and its Dask glue (the only package that imports distributed)."""

@@ -1,0 +1,60 @@
+"""The ``alloop`` command line: thin parsing, then calls into the package.
+
+Each sub-command lives in ``alloop/commands/<name>.py`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
+User mistakes (AlloopError, missing files) print one line and exit 1; a
+programming error keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from typing import Sequence
+
+import alloop
+import alloop.commands
+from alloop.errors import AlloopError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alloop",
+        description="Active-learning MD for machine-learned force fields: explore with MD, "
+        "flag uncertain frames, label them with PySCF at two fidelities, retrain (ASTEROID).",
+    )
+    parser.add_argument("--version", action="version", version=f"alloop {alloop.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = []
+    for info in pkgutil.iter_modules(alloop.commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        modules.append(importlib.import_module(f"alloop.commands.{info.name}"))
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except AlloopError as exc:
+        print(f"alloop {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"alloop {args.command}: error: no such file: {exc.filename or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"alloop {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``alloop`` sub-command; each defines ``register(subparsers)`` and ``ORDER``."""

@@ -1,0 +1,1 @@
+"""MLFF-driven molecular dynamics: batched replicas, stability guards, resumable state."""

@@ -1,0 +1,170 @@
+"""The Potential protocol: energy per structure, forces = -dE/dx, per-atom latent features.
+
+A model implements one method, :meth:`Potential.energy_and_features`, on an
+:class:`AtomsBatch` of molecules of any sizes; the base class adds the
+per-element reference energies of its target fidelity and computes forces by
+autograd, so every Potential is energy-conserving by construction.
+Units: positions in Angstrom, energies in eV, forces in eV/Angstrom.
+Molecules only (no periodic cell) for now.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+MAX_Z = 118
+
+
+@dataclass(frozen=True)
+class AtomsBatch:
+    """Several molecules concatenated: per-atom arrays plus the graph index of each atom."""
+
+    numbers: torch.Tensor  # [N] int64
+    positions: torch.Tensor  # [N, 3] Angstrom
+    batch: torch.Tensor  # [N] int64, graph index of each atom
+    ptr: torch.Tensor  # [B + 1] int64, offsets of each graph's atoms
+
+    @property
+    def n_graphs(self) -> int:
+        return int(self.ptr.numel() - 1)
+
+    @property
+    def n_atoms(self) -> torch.Tensor:
+        """Atoms per graph, [B]."""
+        return self.ptr[1:] - self.ptr[:-1]
+
+    @classmethod
+    def from_atoms(
+        cls,
+        structures: Sequence[Atoms],
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> "AtomsBatch":
+        if len(structures) == 0:
+            raise ValueError("an AtomsBatch needs at least one structure")
+        numbers = np.concatenate([a.numbers for a in structures]).astype(np.int64)
+        positions = np.concatenate([a.positions for a in structures]).astype(np.float64)
+        sizes = np.array([len(a) for a in structures], dtype=np.int64)
+        return cls.from_arrays(numbers, positions, sizes, dtype=dtype, device=device)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        numbers: np.ndarray | torch.Tensor,
+        positions: np.ndarray | torch.Tensor,
+        sizes: np.ndarray | torch.Tensor,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> "AtomsBatch":
+        sizes_t = torch.as_tensor(sizes, dtype=torch.int64, device=device)
+        ptr = torch.zeros(sizes_t.numel() + 1, dtype=torch.int64, device=device)
+        ptr[1:] = torch.cumsum(sizes_t, 0)
+        batch = torch.repeat_interleave(torch.arange(sizes_t.numel(), device=device), sizes_t)
+        return cls(
+            numbers=torch.as_tensor(numbers, dtype=torch.int64, device=device),
+            positions=torch.as_tensor(positions, dtype=dtype, device=device),
+            batch=batch,
+            ptr=ptr,
+        )
+
+    def with_positions(self, positions: torch.Tensor) -> "AtomsBatch":
+        return replace(self, positions=positions)
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "AtomsBatch":
+        return AtomsBatch(
+            numbers=self.numbers.to(device=device) if device is not None else self.numbers,
+            positions=self.positions.to(dtype=dtype, device=device),
+            batch=self.batch.to(device=device) if device is not None else self.batch,
+            ptr=self.ptr.to(device=device) if device is not None else self.ptr,
+        )
+
+    def to_atoms(self) -> list[Atoms]:
+        numbers = self.numbers.cpu().numpy()
+        positions = self.positions.detach().cpu().numpy().astype(np.float64)
+        ptr = self.ptr.cpu().numpy()
+        return [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+
+
+@dataclass
+class PotentialOutput:
+    """Energies [B] (eV), forces [N, 3] (eV/Angstrom, None if not asked), features [N, F]."""
+
+    energy: torch.Tensor
+    forces: torch.Tensor | None
+    features: torch.Tensor
+
+
+class Potential(torch.nn.Module, ABC):
+    """Base of every force field. Subclasses implement :meth:`energy_and_features`.
+
+    ``atomic_energies`` holds the per-element reference energies (eV) of the
+    fidelity the model currently predicts; the network itself learns the
+    residual. ``registry_name`` names the class in checkpoints (no import paths).
+    """
+
+    registry_name: str = ""
+
+    def __init__(self, elements: Sequence[int], cutoff: float) -> None:
+        super().__init__()
+        if cutoff <= 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        self.elements: tuple[int, ...] = tuple(sorted({int(z) for z in elements}))
+        self.cutoff = float(cutoff)
+        self.register_buffer("atomic_energies", torch.zeros(MAX_Z + 1, dtype=torch.float64))
+
+    @abstractmethod
+    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual energy per graph [B] (eV) and per-atom latent features [N, F]."""
+
+    @abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this model (JSON-serialisable)."""
+
+    @property
+    @abstractmethod
+    def feature_dim(self) -> int:
+        """Width F of the per-atom latent features."""
+
+    def reference_energy(self, batch: AtomsBatch) -> torch.Tensor:
+        """Sum of per-element reference energies per graph [B] (eV)."""
+        per_atom = self.atomic_energies[batch.numbers].to(batch.positions.dtype)
+        out = torch.zeros(batch.n_graphs, dtype=batch.positions.dtype, device=batch.positions.device)
+        return out.index_add_(0, batch.batch, per_atom)
+
+    def check_elements(self, batch: AtomsBatch) -> None:
+        unknown = set(torch.unique(batch.numbers).tolist()) - set(self.elements)
+        if unknown:
+            raise ValueError(f"elements {sorted(unknown)} are not in this model's element set {list(self.elements)}")
+
+    def forward(
+        self,
+        batch: AtomsBatch,
+        *,
+        compute_forces: bool = True,
+        create_graph: bool = False,
+    ) -> PotentialOutput:
+        """Energies, forces by autograd (``create_graph`` for force losses), features.
+
+        If ``batch.positions`` already requires grad it is used as is (so a caller
+        can differentiate forces with respect to positions, as score matching does).
+        """
+        positions = batch.positions
+        if compute_forces and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+            batch = batch.with_positions(positions)
+        with torch.set_grad_enabled(compute_forces or torch.is_grad_enabled()):
+            residual, features = self.energy_and_features(batch)
+            forces = None
+            if compute_forces:
+                (grad,) = torch.autograd.grad(
+                    residual.sum(), positions, create_graph=create_graph, allow_unused=True
+                )
+                forces = -grad if grad is not None else torch.zeros_like(positions)
+        energy = residual + self.reference_energy(batch)
+        return PotentialOutput(energy=energy, forces=forces, features=features.detach())

@@ -1,0 +1,1 @@
+"""Status tables and plots of a campaign store."""

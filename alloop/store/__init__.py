@@ -1,0 +1,1 @@
+"""The Zarr campaign store: frames, labels, checkpoints, replica states; crash-safe commits."""

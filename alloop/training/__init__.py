@@ -1,0 +1,1 @@
+"""Training: the loss of ASTEROID Eq. 1, energy references, ASTEROID stages, score matching."""

@@ -1,0 +1,46 @@
+import pytest
+
+from alloop.errors import ConfigError, FidelityError
+from alloop.fidelity import Fidelity, load_fidelity
+from alloop.presets import preset_names
+
+
+def test_presets_exist_and_hash_differently():
+    names = preset_names("fidelities")
+    for required in ["hf-sto3g", "b3lyp-svp", "pbe-svp-df", "mp2-dz", "ccsdt-dz"]:
+        assert required in names
+    hashes = {load_fidelity(n).hash() for n in names}
+    assert len(hashes) == len(names)
+
+
+def test_hash_ignores_name_and_resources_but_not_physics():
+    base = load_fidelity("b3lyp-svp")
+    renamed = base.model_copy(update={"name": "other", "max_cycles": 7, "max_memory_MB": 500})
+    assert renamed.hash() == base.hash()
+    assert base.model_copy(update={"grid_level": 4}).hash() != base.hash()
+    assert base.model_copy(update={"basis": "def2-tzvp"}).hash() != base.hash()
+
+
+def test_preset_override_and_system_charge_spin():
+    fid = load_fidelity({"preset": "b3lyp-svp", "grid_level": 5}, charge=1, spin=1)
+    assert fid.method == "b3lyp" and fid.grid_level == 5 and fid.charge == 1 and fid.unrestricted
+
+
+def test_bad_method_and_preset_rejected():
+    with pytest.raises(ConfigError, match="method: .*unknown method 'nonsense'"):
+        load_fidelity({"name": "x", "method": "nonsense", "basis": "sto-3g"})
+    with pytest.raises(ConfigError, match="unknown fidelity preset 'nope'"):
+        load_fidelity("nope")
+    with pytest.raises(ConfigError, match="extra"):
+        load_fidelity({"preset": "hf-sto3g", "bogus": 1})
+
+
+def test_structure_checks(water):
+    fid = load_fidelity("hf-sto3g")
+    fid.check_structure(water.numbers)
+    with pytest.raises(FidelityError, match="9 electrons cannot have spin"):
+        fid.check_structure([8, 1])
+    with pytest.raises(FidelityError, match="does not cover element U"):
+        load_fidelity("b3lyp-svp").check_structure([92, 1])
+    radical = Fidelity(name="r", method="hf", basis="sto-3g", spin=1)
+    radical.check_structure([8, 1])
