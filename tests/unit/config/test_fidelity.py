@@ -31,7 +31,7 @@ def test_bad_method_and_preset_rejected():
         load_fidelity({"name": "x", "method": "nonsense", "basis": "sto-3g"})
     with pytest.raises(ConfigError, match="unknown fidelity preset 'nope'"):
         load_fidelity("nope")
-    with pytest.raises(ConfigError, match="extra"):
+    with pytest.raises(ConfigError, match="bogus: Extra inputs are not permitted"):
         load_fidelity({"preset": "hf-sto3g", "bogus": 1})
 
 
