@@ -1,0 +1,1 @@
+"""Reusable conformance checks for Potential and Labeler implementations (importable by users' tests)."""
