@@ -1,0 +1,95 @@
+"""``alloop validate CAMPAIGN.yaml``: check a campaign file and show what it resolves to (a dry run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from alloop.config import CampaignConfig, load_campaign
+from alloop.structures import summarize
+
+ORDER = 10
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check a campaign file and print the resolved configuration",
+        description="Validate a campaign file (presets, paths, structures vs fidelities) without running anything.",
+    )
+    parser.add_argument("campaign", help="the campaign YAML file")
+    parser.add_argument("--json", action="store_true", help="print the resolved configuration as JSON")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. --set schedule.strategy=naive (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
+    """What a user checks before a run: fidelities with hashes, structures, model, budgets, run dir."""
+    fidelities = {
+        role: {
+            "name": fid.name,
+            "method": fid.method,
+            "basis": fid.basis,
+            "density_fit": fid.density_fit,
+            "hash": fid.hash(),
+        }
+        for role, fid in (("cheap", cfg.cheap_fidelity), ("expensive", cfg.expensive_fidelity))
+    }
+    return {
+        "name": cfg.name,
+        "run_dir": str(cfg.run_dir),
+        "structures": {"source": cfg.system.structures, **summarize(cfg.load_structures())},
+        "fidelities": fidelities,
+    }
+
+
+def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
+    s, m, md, sch, ex = summary["structures"], cfg.model, cfg.md, cfg.schedule, cfg.execution
+    atoms = str(s["n_atoms_min"]) if s["n_atoms_min"] == s["n_atoms_max"] else f"{s['n_atoms_min']}-{s['n_atoms_max']}"
+    model = f"checkpoint {m.checkpoint}" if m.checkpoint else (
+        f"{m.architecture} ({m.preset or 'custom'}): {m.n_layers} layers, {m.hidden_features} features,"
+        f" cutoff {m.cutoff_A:g} A, {m.dtype}"
+    )
+    limits = [f"{role} <= {n}" for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
+    if sch.budget_cpu_seconds:
+        limits.append(f"{sch.budget_cpu_seconds:g} CPU s")
+    where = ex.address or (f"scheduler file {ex.scheduler_file}" if ex.scheduler_file else None)
+    if where is None and ex.cluster is not None:
+        where = f"{ex.cluster.kind} cluster ({ex.cluster.preset or 'custom'})"
+    lines = [
+        f"campaign   {cfg.name}  (seed {cfg.seed})",
+        f"run dir    {summary['run_dir']}",
+        f"structures {s['n_structures']} x {atoms} atoms  {', '.join(s['formulas'])}"
+        f"  charge {cfg.system.charge}, spin (2S) {cfg.system.spin}  <- {s['source']}",
+    ]
+    for role, f in summary["fidelities"].items():
+        df = " +DF" if f["density_fit"] else ""
+        lines.append(f"{role:<10} {f['name']}: {f['method']}/{f['basis']}{df}  hash {f['hash']}")
+    lines += [
+        f"model      {model}",
+        f"md         {md.ensemble} {md.temperature_K:g} K, {md.timestep_fs:g} fs, {md.n_replicas} replicas"
+        f" x {md.segment_steps} steps per segment",
+        f"training   {cfg.training.method}",
+        f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
+        f"execution  {where}",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_campaign(args.campaign, overrides=args.overrides)
+    summary = resolved_summary(cfg)
+    if args.json:
+        print(json.dumps({"resolved": summary, "config": cfg.to_dict()}, indent=2))
+    else:
+        print(_text(cfg, summary))
+        print("ok: the campaign is valid")
+    return 0

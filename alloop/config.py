@@ -1,0 +1,401 @@
+"""A campaign's validated configuration, loaded from one YAML file.
+
+``load_campaign(path)`` reads the file (optionally ``extends:`` another one),
+applies ``--set key.path=value`` overrides, resolves presets (fidelities,
+model, cluster) and relative paths, checks the structures against the system
+charge and spin and against both fidelities, and returns a frozen
+:class:`CampaignConfig`. Every mistake is a :class:`ConfigError` whose message
+is ``<key path>: <reason>`` (one line per error), raised before anything runs.
+``cfg.to_dict()`` is the fully resolved, JSON-serialisable form stored in the
+campaign store; ``CampaignConfig.from_dict`` reads it back to an equal config.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Iterable, Sequence, get_args
+
+import yaml
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+from alloop.config_sections import (
+    BootstrapConfig,
+    ClusterConfig,
+    ExecutionConfig,
+    LabelLimits,
+    MDConfig,
+    ModelConfig,
+    ScheduleConfig,
+    Section,
+    SelectionConfig,
+    StoreConfig,
+    SystemConfig,
+    TrainingConfig,
+    UncertaintyConfig,
+    base_dir_of,
+    checks_files,
+    deep_merge,
+    drop_nulls,
+)
+from alloop.errors import ConfigError, FidelityError
+from alloop.fidelity import Fidelity
+from alloop.presets import load_preset
+from alloop.structures import check_structures, load_structures
+
+__all__ = [
+    "BootstrapConfig",
+    "CampaignConfig",
+    "ClusterConfig",
+    "ExecutionConfig",
+    "FidelitiesConfig",
+    "LabelLimits",
+    "MDConfig",
+    "ModelConfig",
+    "ScheduleConfig",
+    "SelectionConfig",
+    "StoreConfig",
+    "SystemConfig",
+    "TrainingConfig",
+    "UncertaintyConfig",
+    "apply_overrides",
+    "format_validation_error",
+    "load_campaign",
+    "read_campaign_file",
+]
+
+DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}
+DEFAULT_MODEL = "small"
+ROLES = ("cheap", "expensive")
+
+
+class FidelitiesConfig(Section):
+    """The two levels of theory, resolved (charge and spin come from ``system``)."""
+
+    cheap: Fidelity
+    expensive: Fidelity
+
+
+class CampaignConfig(BaseModel):
+    """One campaign: science sections, execution settings, store location, seed and name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    seed: int = Field(default=0, ge=0)
+    system: SystemConfig
+    fidelities: FidelitiesConfig
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig.model_validate(DEFAULT_MODEL))
+    md: MDConfig = Field(default_factory=MDConfig)
+    uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    store: StoreConfig
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        base_dir: str | Path | None = None,
+        *,
+        stem: str | None = None,
+        check_files: bool = True,
+    ) -> "CampaignConfig":
+        """Validate a mapping; relative paths resolve against ``base_dir`` (default: the working folder).
+
+        ``stem`` (the campaign file's name without suffix) is the default ``name`` and names the
+        default ``store.run_dir`` (``<base_dir>/<stem>.run``). ``check_files=False`` skips reading
+        the structures and checking that files exist (re-reading a stored config whose inputs moved).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"campaign: must be a mapping of sections (got {type(data).__name__})")
+        context = {"base_dir": Path(base_dir or Path.cwd()).resolve(), "stem": stem, "check_files": check_files}
+        try:
+            return cls.model_validate(data, context=context)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as JSON-serialisable data (absolute paths, presets expanded)."""
+        return self.model_dump(mode="json")
+
+    # ---- resolved views -----------------------------------------------------------------------
+    @property
+    def cheap_fidelity(self) -> Fidelity:
+        return self.fidelities.cheap
+
+    @property
+    def expensive_fidelity(self) -> Fidelity:
+        return self.fidelities.expensive
+
+    def fidelity(self, role: str) -> Fidelity:
+        """The fidelity of a role, ``"cheap"`` or ``"expensive"``."""
+        if role not in ROLES:
+            raise ConfigError(f"fidelity role must be 'cheap' or 'expensive' (got {role!r})")
+        return getattr(self.fidelities, role)
+
+    def load_structures(self) -> list[Atoms]:
+        """The starting structures (fresh copies, no calculators)."""
+        return load_structures(self.system.structures)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir
+
+    # ---- validation across sections -----------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
+        """Defaults that depend on other sections or on the file: name, run_dir, fidelities, bootstrap."""
+        if not isinstance(data, dict):
+            return data
+        data = drop_nulls(data)
+        stem = (info.context or {}).get("stem")
+        data.setdefault("name", stem or "campaign")
+        system = data.get("system") if isinstance(data.get("system"), dict) else {}
+        charge, spin = (_int_or_none(system.get(k, 0)) for k in ("charge", "spin"))
+        spin = spin if spin is None or spin >= 0 else None  # a bad spin is reported once, at system.spin
+        fidelities = drop_nulls(data.get("fidelities", {}))
+        if isinstance(fidelities, dict):
+            data["fidelities"] = {
+                **fidelities,
+                **{r: _fidelity_mapping(r, fidelities.get(r, DEFAULT_FIDELITIES[r]), charge, spin) for r in ROLES},
+            }
+        store = drop_nulls(data.get("store", {}))
+        if isinstance(store, dict) and store.get("run_dir") is None:
+            run_name = stem or (data["name"] if isinstance(data["name"], str) else "campaign")
+            data["store"] = {**store, "run_dir": str(base_dir_of(info) / f"{run_name}.run")}
+        data = _default_bootstrap_temperature(data)
+        return data
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
+        self._check_label_budget()
+        if not checks_files(info):
+            return self
+        structures = self.load_structures()
+        check_structures(
+            structures, charge=self.system.charge, spin=self.system.spin, min_distance=self.md.min_distance_A
+        )
+        compositions = {tuple(sorted(int(z) for z in a.numbers)) for a in structures}
+        for role in ROLES:
+            for numbers in sorted(compositions):
+                try:
+                    self.fidelity(role).check_structure(numbers)
+                except FidelityError as exc:
+                    raise ConfigError(f"fidelities.{role}: {exc}") from None
+        return self
+
+    def _check_label_budget(self) -> None:
+        boot = self.schedule.bootstrap
+        bootstrapping = self.model.checkpoint is None
+        if bootstrapping:
+            limits = self.schedule.max_labels
+            for role, needed in (("cheap", boot.n_samples), ("expensive", boot.n_expensive)):
+                cap = getattr(limits, role)
+                if cap is not None and cap < needed:
+                    field = "n_samples" if role == "cheap" else "n_expensive"
+                    raise ConfigError(
+                        f"schedule.max_labels.{role}: {cap} is fewer than the bootstrap alone needs"
+                        f" (schedule.bootstrap.{field} = {needed})"
+                    )
+        expensive_boot = boot.n_expensive if bootstrapping else 0
+        if expensive_boot == 0 and self.selection.max_expensive_per_cycle == 0:
+            raise ConfigError(
+                "selection.max_expensive_per_cycle: 0, and the bootstrap gives no expensive labels either;"
+                " every training method needs expensive labels"
+            )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _fidelity_mapping(role: str, spec: Any, charge: int | None, spin: int | None) -> Any:
+    """A fidelity spec (preset name or mapping, maybe with ``preset``) as a mapping with the system's charge/spin."""
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    if not isinstance(spec, dict):
+        return spec
+    data = dict(spec)
+    preset = data.pop("preset", None)
+    if preset is not None:
+        try:
+            base = dict(load_preset("fidelities", str(preset)))
+        except ConfigError as exc:
+            raise ConfigError(f"fidelities.{role}: {exc}") from None
+        base.setdefault("name", str(preset))
+        data = {**base, **data}
+    if "name" not in data and isinstance(data.get("method"), str) and isinstance(data.get("basis"), str):
+        data["name"] = f"{data['method']}-{data['basis']}".lower()
+    for key, value in (("charge", charge), ("spin", spin)):
+        if value is None:
+            continue
+        if key in data and data[key] != value:
+            raise ConfigError(f"fidelities.{role}.{key}: set by system.{key} ({value}); remove it here (got {data[key]})")
+        data[key] = value
+    return data
+
+
+def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
+    """Normal-mode bootstrap samples default to the MD temperature."""
+    schedule = data.get("schedule")
+    boot = schedule.get("bootstrap") if isinstance(schedule, dict) else None
+    if not isinstance(boot, dict) or boot.get("method") != "normal-modes" or boot.get("temperature_K") is not None:
+        return data
+    md = data.get("md") if isinstance(data.get("md"), dict) else {}
+    temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)
+    return {**data, "schedule": {**schedule, "bootstrap": {**boot, "temperature_K": temperature}}}
+
+
+# ---- error messages -----------------------------------------------------------------------------
+def _key_path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "campaign"
+
+
+def _fields_at(loc: Sequence[Any]) -> list[str] | None:
+    """Field names of the section a location points into (for 'did you mean')."""
+    cls: Any = CampaignConfig
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        candidates = (field.annotation, *get_args(field.annotation))
+        cls = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if cls is None:
+            return None
+    return list(cls.model_fields)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reason(err: dict[str, Any]) -> str:
+    kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        limit = f"{limit:g}" if isinstance(limit, float) else limit
+        return f"must be {bounds[kind]} {limit} (got {_short(got)})"
+    if kind == "missing":
+        return "required"
+    if kind == "extra_forbidden":
+        known = _fields_at(err["loc"][:-1])
+        if not known:
+            return "unknown key"
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown key; {hint}(known: {', '.join(known)})"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')} (got {_short(got)})"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be an integer (got {_short(got)})"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number (got {_short(got)})"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false (got {_short(got)})"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping (got {_short(got)})"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')} (got {_short(got)})"
+    if kind in ("value_error", "assertion_error"):
+        return err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return f"{err['msg']} (got {_short(got)})"
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line per error, each ``<dotted key path>: <reason>``."""
+    lines = [f"{_key_path(err['loc'])}: {_reason(err)}" for err in exc.errors()]
+    return "\n".join(dict.fromkeys(lines))
+
+
+# ---- files ----------------------------------------------------------------------------------------
+def read_campaign_file(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A campaign file's mapping, with ``extends:`` merged in (the extending file wins, key by key).
+
+    An extended file's ``name`` and ``store`` are not inherited, and its relative paths are
+    made absolute against its own folder.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: campaign file not found")
+    if path in _seen:
+        raise ConfigError(f"extends: {path} extends itself (via {' -> '.join(p.name for p in _seen)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a campaign file must be a mapping of sections (got {type(data).__name__})")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"extends: must be a path to a campaign file (got {_short(parent)})")
+    base = read_campaign_file(path.parent / parent, (*_seen, path))
+    base.pop("name", None)
+    base.pop("store", None)
+    _absolutize_paths(base, path.parent / Path(parent).parent)
+    return deep_merge(base, data)
+
+
+def _absolutize_paths(data: dict[str, Any], folder: Path) -> None:
+    """Make an extended file's relative paths absolute, so they keep pointing at the same files."""
+    system = data.get("system")
+    if isinstance(system, dict) and isinstance(system.get("structures"), str):
+        candidate = (folder / system["structures"]).resolve()
+        if candidate.is_file():
+            system["structures"] = str(candidate)
+    for section, key in (("model", "checkpoint"), ("execution", "scheduler_file")):
+        block = data.get(section)
+        if isinstance(block, dict) and isinstance(block.get(key), str):
+            block[key] = str((folder / block[key]).resolve())
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``data`` with ``dotted.key=value`` overrides (values parsed as YAML) applied.
+
+    A preset name on the way (``model: small`` then ``model.n_layers=4``) becomes ``{preset: small}``.
+    """
+    out = deep_merge({}, data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"--set {item}: expected key.path=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part, {})
+            if child is None:
+                child = {}
+            if isinstance(child, str):
+                child = {"preset": child}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: {'.'.join(parts[: depth + 1])} is not a mapping")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_campaign(path: str | Path, overrides: Iterable[str] = ()) -> CampaignConfig:
+    """Read, resolve and validate a campaign file; relative paths resolve against its folder."""
+    path = Path(path).expanduser().resolve()
+    data = apply_overrides(read_campaign_file(path), overrides)
+    return CampaignConfig.from_dict(data, base_dir=path.parent, stem=path.stem)

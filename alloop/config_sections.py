@@ -1,0 +1,411 @@
+"""The sections of a campaign configuration (pydantic v2, ``extra="forbid"``, units in field names).
+
+Each section is a small frozen model with defaults. Cross-field checks inside
+one section are field validators on the later field (so an error carries that
+field's key path); checks across sections live in :mod:`alloop.config`.
+Relative paths are resolved against ``base_dir`` from the validation context.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from alloop.errors import ConfigError
+from alloop.presets import load_preset
+
+
+class Section(BaseModel):
+    """A frozen config section; a key given as ``null`` (or left empty in YAML) means its default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_mean_default(cls, data: Any) -> Any:
+        return drop_nulls(data)
+
+
+def drop_nulls(data: Any) -> Any:
+    """A mapping without its ``None`` values (anything else unchanged)."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if v is not None}
+    return data
+
+
+def base_dir_of(info: ValidationInfo) -> Path:
+    """The folder relative paths are resolved against (the campaign file's folder)."""
+    context = info.context or {}
+    return Path(context.get("base_dir") or Path.cwd())
+
+
+def checks_files(info: ValidationInfo) -> bool:
+    """False when re-reading a stored config whose input files may be gone (``check_files=False``)."""
+    return bool((info.context or {}).get("check_files", True))
+
+
+def merge_preset(kind: str, spec: Any) -> Any:
+    """A preset name, or a mapping that may name a ``preset`` to start from, as one mapping.
+
+    The resolved mapping keeps ``preset`` (provenance); its own keys override the preset's, mappings key by key.
+    """
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    if not isinstance(spec, dict) or spec.get("preset") is None:
+        return spec
+    try:
+        base = load_preset(kind, str(spec["preset"]))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    return deep_merge(base, spec)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, mappings merged key by key (neither input is changed)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class SystemConfig(Section):
+    """The starting structures and their total charge and spin."""
+
+    structures: str = Field(
+        min_length=1, description="an ASE-readable file (relative to the campaign file) or an ase.build.molecule name"
+    )
+    charge: int = 0
+    spin: int = Field(default=0, ge=0, description="2S, the number of unpaired electrons (PySCF convention)")
+
+    @field_validator("structures")
+    @classmethod
+    def _resolve(cls, value: str, info: ValidationInfo) -> str:
+        from alloop.structures import resolve_source
+
+        try:
+            return resolve_source(value, base_dir_of(info))
+        except ValueError:
+            if checks_files(info):
+                raise
+            return value
+
+
+_EGNN_DEFAULTS = {"hidden_features": 64, "n_layers": 3}
+
+
+class ModelConfig(Section):
+    """The machine-learned potential: a preset from configs/models/ or spelled out."""
+
+    preset: str | None = None
+    architecture: Literal["egnn", "pair"] = "egnn"
+    cutoff_A: float = Field(default=5.0, gt=0, le=20)
+    hidden_features: int | None = Field(default=None, ge=1, validate_default=True, description="egnn: default 64")
+    n_layers: int | None = Field(default=None, ge=1, validate_default=True, description="egnn: default 3")
+    n_rbf: int = Field(default=16, ge=1, description="radial basis functions (the pair potential's n_radial)")
+    dtype: Literal["float32", "float64"] = "float32"
+    checkpoint: Path | None = Field(
+        default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return merge_preset("models", data)
+
+    @field_validator("hidden_features", "n_layers")
+    @classmethod
+    def _egnn_only(cls, value: int | None, info: ValidationInfo) -> int | None:
+        architecture = info.data.get("architecture")
+        if architecture == "egnn":
+            return _EGNN_DEFAULTS[str(info.field_name)] if value is None else value
+        if value is not None:
+            raise ValueError(f"not used by architecture '{architecture}'")
+        return None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Keyword arguments for ``alloop.potentials.registry.build_model`` (architecture and checkpoint apart)."""
+        keys = ("cutoff_A", "hidden_features", "n_layers", "n_rbf", "dtype")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        path = (base_dir_of(info) / value.expanduser()).resolve()
+        if checks_files(info) and not path.is_file():
+            raise ValueError(f"file not found: {path}")
+        return path
+
+
+class MDConfig(Section):
+    """Molecular dynamics with the current model: replicas run in segments, guarded by stability checks."""
+
+    ensemble: Literal["langevin", "nve"] = "langevin"
+    temperature_K: float = Field(default=500.0, gt=0)
+    timestep_fs: float = Field(default=0.5, gt=0, le=10)
+    friction_per_fs: float = Field(default=0.01, gt=0, le=10, description="Langevin friction (ignored by nve)")
+    n_replicas: int = Field(default=4, ge=1)
+    segment_steps: int = Field(default=200, ge=1, description="MD steps per segment (one task)")
+    record_every: int = Field(default=10, ge=1, description="keep every n-th frame of a segment")
+    max_bond_stretch: float = Field(default=1.8, gt=1, description="stop when a bond exceeds this x its start length")
+    min_distance_A: float = Field(default=0.5, gt=0, description="stop when two atoms come closer than this")
+    temperature_range_K: tuple[float, float] | None = Field(
+        default=None, validate_default=True, description="stop outside [low, high]; default [0, 3 x temperature_K]"
+    )
+
+    @field_validator("record_every")
+    @classmethod
+    def _record_within_segment(cls, value: int, info: ValidationInfo) -> int:
+        steps = info.data.get("segment_steps")
+        if steps is not None and value > steps:
+            raise ValueError(f"must be <= segment_steps ({steps}) (got {value})")
+        return value
+
+    @field_validator("temperature_range_K")
+    @classmethod
+    def _range(cls, value: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
+        target = info.data.get("temperature_K")
+        if value is None:
+            return None if target is None else (0.0, 3.0 * target)
+        low, high = value
+        if low < 0:
+            raise ValueError(f"low must be >= 0 (got {low:g})")
+        if low >= high:
+            raise ValueError(f"low must be < high (got [{low:g}, {high:g}])")
+        if target is not None and not low < target < high:
+            raise ValueError(f"must contain temperature_K ({target:g}) (got [{low:g}, {high:g}])")
+        return value
+
+
+class UncertaintyConfig(Section):
+    """Q-residual of the model's per-atom latent features (PCA) and the flagging limit."""
+
+    n_components: int = Field(default=5, ge=1, description="PCA components kept")
+    per_element: bool = True
+    frame_score: Literal["max", "quantile"] = "max"
+    score_quantile: float = Field(default=0.9, gt=0, lt=1, description="used when frame_score is 'quantile'")
+    limit: Literal["empirical", "jackson-mudholkar"] = "empirical"
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="false-alarm rate of the limit")
+
+
+class SelectionConfig(Section):
+    """How many flagged frames are labelled per cycle, and how they are spread."""
+
+    max_cheap_per_cycle: int = Field(default=64, ge=1)
+    max_expensive_per_cycle: int = Field(default=16, ge=0)
+    min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica")
+    diversity: Literal["fps", "none"] = "fps"
+
+    @field_validator("max_expensive_per_cycle")
+    @classmethod
+    def _expensive_among_cheap(cls, value: int, info: ValidationInfo) -> int:
+        cheap = info.data.get("max_cheap_per_cycle")
+        if cheap is not None and value > cheap:
+            raise ValueError(
+                f"must be <= max_cheap_per_cycle ({cheap}): expensive labels are chosen among cheap-labelled frames"
+                f" (got {value})"
+            )
+        return value
+
+
+class TrainingConfig(Section):
+    """ASTEROID training: stage 1 on expensive, bias-weighted stage 2 on cheap, stage 3 fine-tuning."""
+
+    method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
+    energy_weight: float = Field(default=0.01, ge=0, lt=1, description="rho in Eq. 1")
+    learning_rate_pretrain: float = Field(default=1e-3, gt=0, lt=1, description="stages 1 and 2")
+    learning_rate_finetune: float = Field(default=1e-4, gt=0, lt=1, description="stage 3")
+    batch_size: int = Field(default=16, ge=1)
+    max_epochs: int = Field(default=200, ge=1)
+    patience_epochs: int = Field(default=20, ge=1, description="early stopping on validation force MAE")
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    gamma_grid: tuple[float, ...] = Field(
+        default=(0.1, 0.5, 1.0, 2.0), min_length=1, description="gamma candidates, in units of the typical bias B"
+    )
+    score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections")
+
+    @field_validator("patience_epochs")
+    @classmethod
+    def _patience(cls, value: int, info: ValidationInfo) -> int:
+        epochs = info.data.get("max_epochs")
+        if epochs is not None and value > epochs:
+            raise ValueError(f"must be <= max_epochs ({epochs}) (got {value})")
+        return value
+
+    @field_validator("gamma_grid")
+    @classmethod
+    def _gammas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(g <= 0 for g in value):
+            raise ValueError(f"every gamma must be > 0 (got {list(value)})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"gammas must be distinct (got {list(value)})")
+        return tuple(sorted(value))
+
+
+class BootstrapConfig(Section):
+    """The first model's data: perturbed copies of the structures, cheap-labelled (some expensive too)."""
+
+    n_samples: int = Field(default=32, ge=1, description="perturbed structures, all cheap-labelled")
+    method: Literal["rattle", "normal-modes"] = "rattle"
+    amplitude_A: float | None = Field(
+        default=None, gt=0, validate_default=True, description="rattle: Gaussian displacement (default 0.05)"
+    )
+    temperature_K: float | None = Field(
+        default=None, gt=0, description="normal-modes: sampling temperature (default md.temperature_K)"
+    )
+    n_expensive: int = Field(default=8, ge=0, description="of the samples, how many also get an expensive label")
+
+    @field_validator("amplitude_A")
+    @classmethod
+    def _amplitude(cls, value: float | None, info: ValidationInfo) -> float | None:
+        method = info.data.get("method")
+        if method == "rattle":
+            return 0.05 if value is None else value
+        if value is not None:
+            raise ValueError(f"only used by method 'rattle' (method is '{method}')")
+        return None
+
+    @field_validator("temperature_K")
+    @classmethod
+    def _temperature(cls, value: float | None, info: ValidationInfo) -> float | None:
+        method = info.data.get("method")
+        if value is not None and method != "normal-modes":
+            raise ValueError(f"only used by method 'normal-modes' (method is '{method}')")
+        if value is None and method == "normal-modes":
+            raise ValueError("required when method is 'normal-modes'")
+        return value
+
+    @field_validator("n_expensive")
+    @classmethod
+    def _n_expensive(cls, value: int, info: ValidationInfo) -> int:
+        n = info.data.get("n_samples")
+        if n is not None and value > n:
+            raise ValueError(f"must be <= n_samples ({n}) (got {value})")
+        return value
+
+
+class LabelLimits(Section):
+    """A cap on the number of labels per fidelity over the whole campaign (bootstrap included)."""
+
+    cheap: int | None = Field(default=None, ge=1)
+    expensive: int | None = Field(default=None, ge=1)
+
+
+class ScheduleConfig(Section):
+    """Cycles, strategy and the stopping rules (whichever comes first)."""
+
+    strategy: Literal["periodic", "naive"] = "periodic"
+    n_cycles: int = Field(default=3, ge=1)
+    budget_cpu_seconds: float | None = Field(default=None, gt=0, description="labelling cost cap, both fidelities")
+    max_labels: LabelLimits = Field(default_factory=LabelLimits)
+    target_val_force_mae_eV_per_A: float | None = Field(default=None, gt=0, description="stop when reached")
+    min_flag_rate: float | None = Field(default=None, gt=0, lt=1, description="stop when fewer frames are flagged")
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+
+
+_LOCAL_OPTIONS = frozenset(
+    {"processes", "memory_limit", "dashboard_address", "host", "scheduler_port", "local_directory", "protocol"}
+)
+#: dask-jobqueue arguments that alloop sets itself or that are deprecated aliases
+_JOBQUEUE_RESERVED = frozenset(
+    {"self", "scheduler", "name", "n_workers", "job_cls", "loop", "asynchronous", "config_name"}
+    | {"extra", "job_extra", "env_extra", "base_class_kwargs", "job_kwargs"}
+)
+
+
+def cluster_option_names(kind: str) -> frozenset[str]:
+    """Keyword arguments the cluster class of ``kind`` accepts (dask-jobqueue's signatures for slurm/pbs)."""
+    if kind == "local":
+        return _LOCAL_OPTIONS
+    import inspect
+
+    from dask_jobqueue.core import Job, JobQueueCluster
+    from dask_jobqueue.pbs import PBSJob
+    from dask_jobqueue.slurm import SLURMJob
+
+    job = {"slurm": SLURMJob, "pbs": PBSJob}[kind]
+    names: set[str] = set()
+    for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
+        names.update(inspect.signature(fn).parameters)
+    return frozenset(names - _JOBQUEUE_RESERVED)
+
+
+class ClusterConfig(Section):
+    """Where Dask workers come from: a local cluster or a dask-jobqueue cluster (with its keyword arguments)."""
+
+    preset: str | None = None
+    kind: Literal["local", "slurm", "pbs"] = "local"
+    options: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the cluster class")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return merge_preset("clusters", data)
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("kind")
+        if kind is None:
+            return value
+        reserved = {"n_workers", "threads_per_worker"} & set(value)
+        if reserved:
+            raise ValueError(f"'{sorted(reserved)[0]}' is set by execution.{sorted(reserved)[0]}, not here")
+        known = cluster_option_names(kind)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown {kind} cluster option '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        return value
+
+
+class ExecutionConfig(Section):
+    """Where and how tasks run; nothing here changes the science."""
+
+    cluster: ClusterConfig | None = Field(default=None, description="default 'local' unless address/scheduler_file")
+    address: str | None = Field(default=None, min_length=1, description="connect to an existing scheduler")
+    scheduler_file: Path | None = None
+    n_workers: int | None = Field(default=None, ge=1, description="default: one per core (local) or 1 job")
+    threads_per_worker: int = Field(default=1, ge=1, description="also the torch/PySCF threads of a task")
+    tasks_per_slot: int = Field(default=2, ge=1, description="tasks in flight per free worker thread")
+    max_task_retries: int = Field(default=2, ge=0, description="resubmissions after a worker death")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_source(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        external = [k for k in ("address", "scheduler_file") if data.get(k) is not None]
+        if len(external) == 2:
+            raise ConfigError("execution.scheduler_file: give either address or scheduler_file, not both")
+        if external and data.get("cluster") is not None:
+            raise ConfigError(f"execution.cluster: not used with execution.{external[0]}; remove one of them")
+        if not external and data.get("cluster") is None:
+            data = {**data, "cluster": "local"}
+        return data
+
+    @field_validator("scheduler_file")
+    @classmethod
+    def _scheduler_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        return (base_dir_of(info) / value.expanduser()).resolve()
+
+
+class StoreConfig(Section):
+    """Where the campaign store lives (default: ``<campaign file folder>/<file stem>.run``)."""
+
+    run_dir: Path
+
+    @field_validator("run_dir")
+    @classmethod
+    def _absolute(cls, value: Path, info: ValidationInfo) -> Path:
+        path = (base_dir_of(info) / value.expanduser()).resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"exists and is not a folder: {path}")
+        return path

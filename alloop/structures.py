@@ -1,0 +1,100 @@
+"""The campaign's starting structures: where they come from, and whether they can be simulated and labelled.
+
+A source is an ASE-readable file (a path relative to the campaign file's
+folder) or a name ``ase.build.molecule`` knows. Files win over names.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import AlloopError, ConfigError
+from alloop.io import read_structures
+
+
+def resolve_source(source: str, base_dir: str | Path) -> str:
+    """An absolute file path if ``source`` names a file (relative to ``base_dir``), else the molecule name.
+
+    Raises ValueError (a configuration mistake) when it is neither.
+    """
+    path = (Path(base_dir) / Path(source).expanduser()).resolve()
+    if path.is_file():
+        return str(path)
+    from ase.collections import g2
+
+    if source in g2.names:
+        return source
+    raise ValueError(f"file not found: {path} (nor is '{source}' a molecule name ase.build.molecule knows)")
+
+
+def load_structures(source: str | Path) -> list[Atoms]:
+    """The starting structures of a resolved source (see :func:`resolve_source`), without calculators."""
+    try:
+        structures = read_structures(source)
+    except AlloopError as exc:
+        raise ConfigError(f"system.structures: {exc}") from None
+    out = []
+    for atoms in structures:
+        clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        clean.info.update(atoms.info)
+        out.append(clean)
+    return out
+
+
+def elements_of(structures: Sequence[Atoms]) -> list[int]:
+    """Sorted atomic numbers present in any of the structures (the model's element list)."""
+    return sorted({int(z) for atoms in structures for z in atoms.numbers})
+
+
+def min_distance_A(atoms: Atoms) -> float:
+    """The shortest interatomic distance (inf for a single atom)."""
+    if len(atoms) < 2:
+        return float("inf")
+    pos = atoms.positions
+    d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+    return float(d[np.triu_indices(len(atoms), k=1)].min())
+
+
+def check_structures(structures: Sequence[Atoms], *, charge: int, spin: int, min_distance: float) -> None:
+    """Raise ConfigError (key path ``system.*``) for structures alloop cannot simulate at this charge and spin."""
+    for k, atoms in enumerate(structures):
+        where = f"structure {k}" if len(structures) > 1 else "the structure"
+        if len(atoms) == 0:
+            raise ConfigError(f"system.structures: {where} has no atoms")
+        if atoms.pbc.any():
+            raise ConfigError(f"system.structures: {where} is periodic; alloop handles molecules only (pbc=False)")
+        n_electrons = int(atoms.numbers.sum()) - charge
+        if n_electrons <= 0:
+            raise ConfigError(f"system.charge: leaves {n_electrons} electrons in {where} ({atoms.get_chemical_formula()})")
+        if (n_electrons - spin) % 2 != 0:
+            raise ConfigError(
+                f"system.spin: {n_electrons} electrons in {where} ({atoms.get_chemical_formula()}, charge {charge})"
+                f" cannot have spin (2S) = {spin}; the parities of the electron count and 2S must agree"
+            )
+        if spin > n_electrons:
+            raise ConfigError(f"system.spin: {spin} exceeds the {n_electrons} electrons in {where}")
+        closest = min_distance_A(atoms)
+        if closest < min_distance:
+            raise ConfigError(
+                f"system.structures: {where} has atoms {closest:.3f} A apart, closer than md.min_distance_A"
+                f" ({min_distance:g}); MD would stop at once"
+            )
+
+
+def summarize(structures: Sequence[Atoms]) -> dict[str, Any]:
+    """Counts for a user's dry run: structures, atoms, formulas and elements (JSON-serialisable)."""
+    sizes = [len(a) for a in structures]
+    formulas = Counter(a.get_chemical_formula() for a in structures)
+    return {
+        "n_structures": len(structures),
+        "n_atoms_min": min(sizes),
+        "n_atoms_max": max(sizes),
+        "n_atoms_total": int(sum(sizes)),
+        "formulas": dict(formulas),
+        "elements": elements_of(structures),
+    }

@@ -1,0 +1,172 @@
+"""Every rejected configuration raises ConfigError whose message is ``<key path>: <reason>``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from ase.io import write
+
+from alloop.config import CampaignConfig, load_campaign
+from alloop.config_sections import deep_merge
+from alloop.errors import ConfigError
+
+
+def reject(tmp_path: Path, sections: dict, pattern: str) -> str:
+    data = deep_merge({"system": {"structures": "H2O"}}, sections)
+    with pytest.raises(ConfigError) as info:
+        CampaignConfig.from_dict(data, base_dir=tmp_path)
+    message = str(info.value)
+    assert re.search(pattern, message), message
+    return message
+
+
+CASES = [
+    ({"md": {"temperature_K": -5}}, r"^md\.temperature_K: must be > 0 \(got -5\)$"),
+    ({"md": {"timestep_fs": 0}}, r"^md\.timestep_fs: must be > 0 \(got 0\)$"),
+    ({"md": {"temprature_K": 300}}, r"^md\.temprature_K: unknown key; did you mean 'temperature_K'\? \(known: "),
+    ({"colour": "red"}, r"^colour: unknown key; \(known: name, seed, system, "),
+    ({"md": {"n_replicas": "four"}}, r"^md\.n_replicas: must be an integer \(got 'four'\)$"),
+    ({"md": {"ensemble": "npt"}}, r"^md\.ensemble: must be 'langevin' or 'nve' \(got 'npt'\)$"),
+    ({"md": {"temperature_range_K": [900, 100]}}, r"^md\.temperature_range_K: low must be < high \(got \[900, 100\]\)$"),
+    ({"md": {"temperature_range_K": [0, 400]}}, r"^md\.temperature_range_K: must contain temperature_K \(500\)"),
+    ({"md": {"temperature_range_K": [-1, 400]}}, r"^md\.temperature_range_K: low must be >= 0 \(got -1\)$"),
+    ({"md": {"segment_steps": 10, "record_every": 20}}, r"^md\.record_every: must be <= segment_steps \(10\) \(got 20\)$"),
+    ({"md": {"max_bond_stretch": 0.9}}, r"^md\.max_bond_stretch: must be > 1 \(got 0\.9\)$"),
+    ({"uncertainty": {"alpha": 1.5}}, r"^uncertainty\.alpha: must be < 1 \(got 1\.5\)$"),
+    ({"uncertainty": {"score_quantile": 0}}, r"^uncertainty\.score_quantile: must be > 0 \(got 0\)$"),
+    ({"uncertainty": {"limit": "hotelling"}}, r"^uncertainty\.limit: must be 'empirical' or 'jackson-mudholkar'"),
+    ({"training": {"validation_fraction": 1.0}}, r"^training\.validation_fraction: must be < 1 \(got 1\.0\)$"),
+    ({"training": {"gamma_grid": [0.5, -1]}}, r"^training\.gamma_grid: every gamma must be > 0"),
+    ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
+    ({"training": {"method": "magic"}}, r"^training\.method: must be 'asteroid', 'standard', "),
+    (
+        {"selection": {"max_cheap_per_cycle": 4, "max_expensive_per_cycle": 5}},
+        r"^selection\.max_expensive_per_cycle: must be <= max_cheap_per_cycle \(4\)",
+    ),
+    (
+        {"schedule": {"bootstrap": {"method": "normal-modes", "amplitude_A": 0.1}}},
+        r"^schedule\.bootstrap\.amplitude_A: only used by method 'rattle' \(method is 'normal-modes'\)$",
+    ),
+    (
+        {"schedule": {"bootstrap": {"temperature_K": 300}}},
+        r"^schedule\.bootstrap\.temperature_K: only used by method 'normal-modes'",
+    ),
+    (
+        {"schedule": {"bootstrap": {"n_samples": 4, "n_expensive": 5}}},
+        r"^schedule\.bootstrap\.n_expensive: must be <= n_samples \(4\) \(got 5\)$",
+    ),
+    (
+        {"schedule": {"max_labels": {"expensive": 3}}},
+        r"^schedule\.max_labels\.expensive: 3 is fewer than the bootstrap alone needs \(schedule\.bootstrap\.n_expensive = 8\)$",
+    ),
+    (
+        {"selection": {"max_expensive_per_cycle": 0}, "schedule": {"bootstrap": {"n_expensive": 0}}},
+        r"^selection\.max_expensive_per_cycle: 0, and the bootstrap gives no expensive labels",
+    ),
+    ({"schedule": {"min_flag_rate": 1.2}}, r"^schedule\.min_flag_rate: must be < 1 \(got 1\.2\)$"),
+    ({"schedule": {"strategy": "greedy"}}, r"^schedule\.strategy: must be 'periodic' or 'naive' \(got 'greedy'\)$"),
+    ({"system": {"spin": 1}}, r"^system\.spin: 10 electrons in the structure \(H2O, charge 0\) cannot have spin \(2S\) = 1"),
+    ({"system": {"charge": 1}}, r"^system\.spin: 9 electrons in the structure \(H2O, charge 1\) cannot have spin \(2S\) = 0"),
+    ({"system": {"charge": 10}}, r"^system\.charge: leaves 0 electrons"),
+    ({"system": {"spin": -2}}, r"^system\.spin: must be >= 0 \(got -2\)$"),
+    ({"system": {"structures": "missing.xyz"}}, r"^system\.structures: file not found: .*/missing\.xyz"),
+    ({"model": "huge"}, r"^model: unknown model preset 'huge' \(known: egnn-paper, pair, small\)$"),
+    ({"model": {"checkpoint": "nowhere.pt"}}, r"^model\.checkpoint: file not found: .*/nowhere\.pt$"),
+    ({"model": {"preset": "pair", "n_layers": 2}}, r"^model\.n_layers: not used by architecture 'pair'$"),
+    ({"model": {"architecture": "mace"}}, r"^model\.architecture: must be 'egnn' or 'pair' \(got 'mace'\)$"),
+    ({"model": {"preset": "small", "dtype": "float16"}}, r"^model\.dtype: must be 'float32' or 'float64'"),
+    ({"fidelities": {"cheap": "nope"}}, r"^fidelities\.cheap: unknown fidelity preset 'nope' \(known: "),
+    (
+        {"fidelities": {"expensive": {"preset": "b3lyp-svp", "method": "nonsense"}}},
+        r"^fidelities\.expensive\.method: unknown method 'nonsense'",
+    ),
+    ({"fidelities": {"cheap": {"method": "hf", "basis": "sto-3g", "colour": 1}}}, r"^fidelities\.cheap\.colour: unknown key"),
+    ({"fidelities": {"cheap": {"preset": "hf-sto3g", "charge": 2}}}, r"^fidelities\.cheap\.charge: set by system\.charge \(0\)"),
+    ({"fidelities": {"cheap": ["hf"]}}, r"^fidelities\.cheap: must be a mapping \(got \['hf'\]\)$"),
+    ({"execution": {"address": "tcp://h:1", "scheduler_file": "s.json"}}, r"^execution\.scheduler_file: give either"),
+    ({"execution": {"address": "tcp://h:1", "cluster": "local"}}, r"^execution\.cluster: not used with execution\.address"),
+    ({"execution": {"cluster": "cloud"}}, r"^execution\.cluster: unknown cluster preset 'cloud' \(known: local, slurm\)$"),
+    (
+        {"execution": {"cluster": {"preset": "slurm", "options": {"walltme": "1:00:00"}}}},
+        r"^execution\.cluster\.options: unknown slurm cluster option 'walltme' \(known: .*walltime",
+    ),
+    (
+        {"execution": {"cluster": {"kind": "local", "options": {"n_workers": 3}}}},
+        r"^execution\.cluster\.options: 'n_workers' is set by execution\.n_workers, not here$",
+    ),
+    ({"execution": {"tasks_per_slot": 0}}, r"^execution\.tasks_per_slot: must be >= 1 \(got 0\)$"),
+    ({"name": "my campaign"}, r"^name: must match .* \(got 'my campaign'\)$"),
+    ({"seed": -1}, r"^seed: must be >= 0 \(got -1\)$"),
+]
+
+
+@pytest.mark.parametrize("sections, pattern", CASES, ids=[p.split(":")[0].strip("^").replace("\\", "") for _, p in CASES])
+def test_rejected(tmp_path, sections, pattern):
+    reject(tmp_path, sections, pattern)
+
+
+def test_missing_system_and_all_errors_one_per_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^system: required$"):
+        CampaignConfig.from_dict({}, base_dir=tmp_path)
+    message = reject(tmp_path, {"md": {"temperature_K": -5, "timestep_fs": 0}, "seed": "x"}, r"")
+    lines = message.splitlines()
+    assert lines == [
+        "seed: must be an integer (got 'x')",
+        "md.temperature_K: must be > 0 (got -5)",
+        "md.timestep_fs: must be > 0 (got 0)",
+    ]
+
+
+def test_fidelity_basis_coverage(tmp_path):
+    xyz = tmp_path / "k2.xyz"
+    write(xyz, Atoms("K2", positions=[[0, 0, 0], [0, 0, 3.9]]))
+    reject(
+        tmp_path,
+        {"system": {"structures": str(xyz)}, "fidelities": {"expensive": "ccsdt-dz"}},
+        r"^fidelities\.expensive: fidelity 'ccsdt-dz': basis 'cc-pvdz' does not cover element K$",
+    )
+    write(xyz, Atoms("Xe2", positions=[[0, 0, 0], [0, 0, 4.4]]))
+    reject(tmp_path, {"system": {"structures": str(xyz)}}, r"^fidelities\.cheap: .*basis 'sto-3g' does not cover element Xe$")
+
+
+def test_structures_too_close_or_periodic(tmp_path):
+    xyz = tmp_path / "close.xyz"
+    write(xyz, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.3]]))
+    reject(
+        tmp_path,
+        {"system": {"structures": str(xyz)}},
+        r"^system\.structures: the structure has atoms 0\.300 A apart, closer than md\.min_distance_A \(0\.5\)",
+    )
+    box = molecule("H2O", vacuum=3.0)
+    box.pbc = True
+    write(tmp_path / "box.extxyz", box)
+    reject(tmp_path, {"system": {"structures": "box.extxyz"}}, r"^system\.structures: the structure is periodic")
+
+
+def test_unreadable_structure_file(tmp_path):
+    (tmp_path / "junk.xyz").write_text("this is not\nan xyz file\n")
+    reject(tmp_path, {"system": {"structures": "junk.xyz"}}, r"^system\.structures: cannot read structures from .*junk\.xyz")
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("system:\n  structures: H2O\nmd:\n  temperature_K: [500\n  timestep_fs: 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+:\d+: YAML syntax error: ") as info:
+        load_campaign(path)
+    assert "\n" not in str(info.value)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: a campaign file must be a mapping of sections \(got list\)"):
+        load_campaign(path)
+    with pytest.raises(ConfigError, match=r"nothere\.yaml: campaign file not found"):
+        load_campaign(tmp_path / "nothere.yaml")
+
+
+def test_extends_cycle_rejected(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\nsystem: {structures: H2O}\n")
+    with pytest.raises(ConfigError, match=r"^extends: .*a\.yaml extends itself"):
+        load_campaign(tmp_path / "a.yaml")
