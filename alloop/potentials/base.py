@@ -131,6 +131,14 @@ class Potential(torch.nn.Module, ABC):
     def feature_dim(self) -> int:
         """Width F of the per-atom latent features."""
 
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        """Keep ``atomic_energies`` in float64 through ``.float()``/``.to()`` (only its device follows)."""
+        saved = self._buffers["atomic_energies"]
+        out = super()._apply(fn, recurse)
+        moved = self._buffers["atomic_energies"]
+        self._buffers["atomic_energies"] = saved.to(device=moved.device, dtype=torch.float64)
+        return out
+
     def reference_energy(self, batch: AtomsBatch) -> torch.Tensor:
         """Sum of per-element reference energies per graph [B] (eV)."""
         per_atom = self.atomic_energies[batch.numbers].to(batch.positions.dtype)
@@ -150,6 +158,9 @@ class Potential(torch.nn.Module, ABC):
         create_graph: bool = False,
     ) -> PotentialOutput:
         """Energies, forces by autograd (``create_graph`` for force losses), features.
+
+        ``energy`` keeps its autograd graph (training needs it): detach before
+        converting to numpy. ``features`` are always detached.
 
         If ``batch.positions`` already requires grad it is used as is (so a caller
         can differentiate forces with respect to positions, as score matching does).

@@ -1,8 +1,12 @@
-"""Neighbour pairs within a cutoff for batches of molecules, in plain torch.
+"""Neighbour pairs within a cutoff for batches of molecules (no periodic images).
 
-All intra-molecule pairs are enumerated without a Python loop (sum of n_b^2
-candidates), then filtered by distance. Right for molecules of up to a few
-hundred atoms; no periodic images.
+Small molecules (the common case: a batch of many replicas of a few dozen
+atoms) are handled together in plain torch by enumerating every ordered
+intra-molecule pair (sum of n_b^2 candidates, no Python loop) and filtering by
+distance. Molecules above ``BRUTE_FORCE_MAX_ATOMS`` atoms use vesin-torch's
+cell list, one call per large molecule, which scales linearly. Either way the
+pair indices are found without gradients and the vectors are recomputed from
+``batch.positions``, so they carry gradients with respect to positions.
 """
 
 from __future__ import annotations
@@ -11,34 +15,70 @@ import torch
 
 from alloop.potentials.base import AtomsBatch
 
+BRUTE_FORCE_MAX_ATOMS = 400
 
-def candidate_pairs(batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (i, j), i != j, of every ordered pair of atoms in the same molecule."""
-    sizes = batch.n_atoms
+
+def _all_pairs(sizes: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ordered pairs (i, j), i != j, of atoms within each block [start, start + size)."""
     counts = sizes * sizes
-    graph = torch.repeat_interleave(torch.arange(sizes.numel(), device=sizes.device), counts)
+    block = torch.repeat_interleave(torch.arange(sizes.numel(), device=sizes.device), counts)
     pair_offsets = torch.cumsum(counts, 0) - counts
-    local = torch.arange(int(counts.sum()), device=sizes.device) - pair_offsets[graph]
-    n = sizes[graph]
-    start = batch.ptr[:-1][graph]
+    local = torch.arange(int(counts.sum()), device=sizes.device) - pair_offsets[block]
+    n = sizes[block]
+    start = starts[block]
     i = start + torch.div(local, n, rounding_mode="floor")
     j = start + local % n
     keep = i != j
     return i[keep], j[keep]
 
 
+def candidate_pairs(batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (i, j), i != j, of every ordered pair of atoms in the same molecule."""
+    return _all_pairs(batch.n_atoms, batch.ptr[:-1])
+
+
+def _within(positions: torch.Tensor, i: torch.Tensor, j: torch.Tensor, cutoff: float) -> torch.Tensor:
+    d = (positions[j] - positions[i]).norm(dim=-1)
+    return d < cutoff
+
+
+def _cell_list_pairs(
+    positions: torch.Tensor, start: int, stop: int, cutoff: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ordered pairs of one large molecule from vesin-torch (indices only)."""
+    from vesin_torch import NeighborList
+
+    points = positions[start:stop].to(device="cpu")
+    box = torch.zeros(3, 3, dtype=points.dtype)
+    i, j = NeighborList(cutoff=cutoff, full_list=True).compute(points, box, False, "ij")
+    i, j = i.to(positions.device) + start, j.to(positions.device) + start
+    keep = _within(positions, i, j, cutoff)  # the same strict "< cutoff" as the brute-force path
+    return i[keep], j[keep]
+
+
 def neighbor_pairs(
-    batch: AtomsBatch, cutoff: float
+    batch: AtomsBatch, cutoff: float, *, brute_force_max_atoms: int = BRUTE_FORCE_MAX_ATOMS
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Edges within ``cutoff`` (Angstrom): edge_index [2, E] (source j -> target i), vectors r_j - r_i [E, 3], distances [E].
 
     Vectors and distances carry gradients with respect to ``batch.positions``.
+    Molecules with more than ``brute_force_max_atoms`` atoms use a cell list.
     """
-    i, j = candidate_pairs(batch)
+    sizes = batch.n_atoms
+    starts = batch.ptr[:-1]
+    small = sizes <= brute_force_max_atoms
     with torch.no_grad():
-        d = (batch.positions[j] - batch.positions[i]).norm(dim=-1)
-        mask = d < cutoff
-    i, j = i[mask], j[mask]
+        positions = batch.positions.detach()
+        i, j = _all_pairs(sizes[small], starts[small])
+        mask = _within(positions, i, j, cutoff)
+        i, j = i[mask], j[mask]
+        if not bool(small.all()):
+            parts_i, parts_j = [i], [j]
+            for start, size in zip(starts[~small].tolist(), sizes[~small].tolist()):
+                bi, bj = _cell_list_pairs(positions, start, start + size, cutoff)
+                parts_i.append(bi)
+                parts_j.append(bj)
+            i, j = torch.cat(parts_i), torch.cat(parts_j)
     vec = batch.positions[j] - batch.positions[i]
     dist = vec.norm(dim=-1)
     return torch.stack([j, i]), vec, dist

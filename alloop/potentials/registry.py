@@ -1,0 +1,130 @@
+"""Model registry: short architecture names ("egnn", "pair") instead of import paths.
+
+``build_model("egnn", elements=[1, 6, 8], cutoff_A=5.0, hidden_features=64)``
+builds a model from the keys of a ``configs/models/*.yaml`` preset
+(``architecture``, ``cutoff_A``, ``hidden_features``, ``n_layers``, ``n_rbf``,
+``dtype``) or from a class's own constructor arguments. Keys set to ``None``
+mean "the default". A new architecture joins with ``@register_model``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any, Sequence
+
+import torch
+
+from alloop.errors import ConfigError
+from alloop.potentials.base import Potential
+
+_REGISTRY: dict[str, type[Potential]] = {}
+# Built-in architectures are imported on first use (torch-geometric takes seconds to import).
+_BUILTIN = {"egnn": ("alloop.potentials.egnn", "EGNN"), "pair": ("alloop.potentials.pair", "PairPotential")}
+
+# Config key -> constructor argument, for every architecture and per architecture.
+_COMMON_ALIASES = {"cutoff_A": "cutoff"}
+_ALIASES: dict[str, dict[str, str]] = {"pair": {"n_rbf": "n_radial"}}
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "small": {
+        "architecture": "egnn", "cutoff_A": 5.0, "hidden_features": 64, "n_layers": 3, "n_rbf": 16, "dtype": "float32",
+    },
+    "egnn-paper": {
+        "architecture": "egnn", "cutoff_A": 5.0, "hidden_features": 128, "n_layers": 5, "n_rbf": 16, "dtype": "float32",
+    },
+}
+
+
+def register_model(cls: type[Potential]) -> type[Potential]:
+    """Register a Potential subclass under its ``registry_name`` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Potential)):
+        raise TypeError(f"{cls!r} is not a Potential subclass")
+    name = cls.registry_name
+    if not name:
+        raise ValueError(f"{cls.__name__} has an empty registry_name")
+    if name in _BUILTIN and (cls.__module__, cls.__qualname__) != _BUILTIN[name]:
+        raise ValueError(f"architecture '{name}' is reserved for a built-in model")
+    if _REGISTRY.get(name, cls) is not cls:
+        raise ValueError(f"architecture '{name}' is already registered to {_REGISTRY[name].__name__}")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    """Registered architecture names."""
+    return sorted(set(_REGISTRY) | set(_BUILTIN))
+
+
+def model_class(architecture: str) -> type[Potential]:
+    """The class registered under ``architecture``; ConfigError if unknown."""
+    if not isinstance(architecture, str) or architecture not in model_names():
+        raise ConfigError(f"architecture: unknown model {architecture!r} (known: {', '.join(model_names())})")
+    if architecture not in _REGISTRY:
+        module, name = _BUILTIN[architecture]
+        register_model(getattr(importlib.import_module(module), name))
+    return _REGISTRY[architecture]
+
+
+def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """'float32' / 'float64' (or a torch dtype of those) -> torch dtype."""
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ConfigError(f"dtype: expected 'float32' or 'float64', got {dtype!r}")
+
+
+def model_preset(name: str) -> dict[str, Any]:
+    """Built-in hyperparameter presets ("small", "egnn-paper") in config-key form, for :func:`build_model`."""
+    try:
+        return dict(_PRESETS[name])
+    except KeyError:
+        raise ConfigError(f"unknown model preset '{name}' (known: {', '.join(sorted(_PRESETS))})") from None
+
+
+def _constructor_kwargs(cls: type[Potential], architecture: str, hparams: dict[str, Any]) -> dict[str, Any]:
+    aliases = {**_COMMON_ALIASES, **_ALIASES.get(architecture, {})}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "elements")]
+    kwargs: dict[str, Any] = {}
+    for key, value in hparams.items():
+        if value is None:
+            continue
+        name = aliases.get(key, key)
+        if name not in accepted:
+            known = sorted(set(accepted) | {k for k, v in aliases.items() if v in accepted})
+            raise ConfigError(f"{key}: not a hyperparameter of '{architecture}' (accepted: {', '.join(known)})")
+        if name in kwargs:
+            raise ConfigError(f"{key}: given twice (as '{name}' and an alias)")
+        kwargs[name] = value
+    return kwargs
+
+
+def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> Potential:
+    """Build a model by short name; ``dtype`` ('float32' default, or 'float64') sets its precision."""
+    cls = model_class(architecture)
+    dtype = parse_dtype(hparams.pop("dtype", None) or "float32")
+    kwargs = _constructor_kwargs(cls, architecture, hparams)
+    try:
+        model = cls(elements, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model '{architecture}': {exc}") from exc
+    return cast_model(model, dtype)
+
+
+def model_dtype(model: Potential) -> torch.dtype:
+    """Floating dtype of a model's parameters (float32 for a model without parameters)."""
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float32
+
+
+def cast_model(model: Potential, dtype: str | torch.dtype) -> Potential:
+    """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` in float64."""
+    reference = model.atomic_energies.detach().to(torch.float64).clone()
+    model.to(parse_dtype(dtype))
+    model.atomic_energies = reference
+    return model

@@ -1,0 +1,99 @@
+"""Every shipped campaign and preset validates; ``extends:`` and ``alloop validate`` work on real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ase.build import molecule
+from ase.io import write
+
+from alloop.cli import main
+from alloop.config import CampaignConfig, load_campaign
+from alloop.config_sections import ClusterConfig, ModelConfig
+from alloop.potentials.registry import build_model
+from alloop.presets import configs_dir, preset_names
+
+CAMPAIGNS = sorted((Path(__file__).resolve().parents[3] / "campaigns").glob("*.yaml"))
+
+
+def test_campaign_folder_has_the_promised_files():
+    names = {p.name for p in CAMPAIGNS}
+    assert {"quickstart.yaml", "ethanol.yaml", "naive-vs-periodic.yaml", "naive.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CAMPAIGNS, ids=[p.stem for p in CAMPAIGNS])
+def test_campaign_files_validate_and_round_trip(path):
+    cfg = load_campaign(path)
+    assert cfg.run_dir.parent == path.parent.resolve()
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert CampaignConfig.from_dict(data) == cfg
+
+
+def test_presets_validate():
+    assert {"small", "egnn-paper", "pair"} <= set(preset_names("models"))
+    assert {"local", "slurm"} <= set(preset_names("clusters"))
+    for name in preset_names("models"):
+        model = ModelConfig.model_validate(name)
+        assert model.preset == name
+        built = build_model(model.architecture, [1, 6, 8], **model.hyperparameters())
+        assert built.cutoff == model.cutoff_A
+    for name in preset_names("clusters"):
+        assert ClusterConfig.model_validate(name).preset == name
+    assert (configs_dir() / "fidelities" / "hf-sto3g.yaml").is_file()
+
+
+def test_quickstart_is_small():
+    cfg = load_campaign(CAMPAIGNS[0].parent / "quickstart.yaml")
+    assert cfg.system.structures == "CH3CH2OH" and cfg.model.preset == "small"
+    assert (cfg.cheap_fidelity.name, cfg.expensive_fidelity.name) == ("hf-sto3g", "b3lyp-svp")
+    assert cfg.schedule.n_cycles == 3 and cfg.md.n_replicas <= 4
+    # at most ~60 cheap (0.5-1 s) and ~24 expensive (6-12 s) labels per cycle, and capped overall
+    assert cfg.selection.max_cheap_per_cycle <= 60 and cfg.selection.max_expensive_per_cycle <= 24
+    assert cfg.schedule.max_labels.expensive is not None and cfg.schedule.max_labels.expensive <= 40
+
+
+def test_naive_differs_from_periodic_only_in_strategy_name_and_store():
+    folder = CAMPAIGNS[0].parent
+    periodic = load_campaign(folder / "naive-vs-periodic.yaml").to_dict()
+    naive = load_campaign(folder / "naive.yaml").to_dict()
+    assert (periodic["schedule"]["strategy"], naive["schedule"]["strategy"]) == ("periodic", "naive")
+    assert periodic["store"]["run_dir"] != naive["store"]["run_dir"] and naive["name"] == "naive"
+    for data in (periodic, naive):
+        data["schedule"].pop("strategy")
+        data.pop("name")
+        data.pop("store")
+    assert periodic == naive
+
+
+def test_extends_keeps_base_relative_paths(tmp_path):
+    base_dir, child_dir = tmp_path / "base", tmp_path / "elsewhere"
+    base_dir.mkdir()
+    child_dir.mkdir()
+    write(base_dir / "start.xyz", molecule("H2O"))
+    (base_dir / "base.yaml").write_text(
+        "name: basename\nsystem: {structures: start.xyz}\nmd: {temperature_K: 300, n_replicas: 3}\nstore: {run_dir: b.run}\n"
+    )
+    (child_dir / "child.yaml").write_text("extends: ../base/base.yaml\nmd: {n_replicas: 5}\n")
+    cfg = load_campaign(child_dir / "child.yaml")
+    assert cfg.system.structures == str((base_dir / "start.xyz").resolve())
+    assert (cfg.md.temperature_K, cfg.md.n_replicas) == (300, 5)
+    assert cfg.name == "child" and cfg.run_dir == child_dir.resolve() / "child.run"
+
+
+def test_cli_validate_text_json_and_error(tmp_path, capsys):
+    quickstart = CAMPAIGNS[0].parent / "quickstart.yaml"
+    assert main(["validate", str(quickstart)]) == 0
+    out = capsys.readouterr().out
+    cfg = load_campaign(quickstart)
+    assert cfg.expensive_fidelity.hash() in out and "1 x 9 atoms" in out and str(cfg.run_dir) in out
+    assert main(["validate", str(quickstart), "--json", "--set", "schedule.strategy=naive"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["config"]["schedule"]["strategy"] == "naive"
+    assert report["resolved"]["fidelities"]["cheap"]["hash"] == cfg.cheap_fidelity.hash()
+    assert report["resolved"]["structures"]["n_atoms_total"] == 9
+    assert CampaignConfig.from_dict(report["config"]).schedule.strategy == "naive"
+    assert main(["validate", str(quickstart), "--set", "md.temperature_K=-5"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "alloop validate: error: md.temperature_K: must be > 0 (got -5)"

@@ -1,0 +1,93 @@
+"""ASE calculator: same numbers as the model, caching through check_state, molecules only, MD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase import units
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.md.verlet import VelocityVerlet
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import AtomsBatch
+from alloop.potentials.calculator import PotentialCalculator
+from alloop.potentials.egnn import EGNN
+
+
+@pytest.fixture
+def model():
+    m = EGNN([1, 6, 8], hidden_features=16, n_layers=2, n_rbf=8, seed=2).double()
+    m.atomic_energies[[1, 6, 8]] = torch.tensor([-13.6, -1030.0, -2040.0], dtype=torch.float64)
+    return m
+
+
+class _Counting(EGNN):
+    calls = 0
+
+    def energy_and_features(self, batch):
+        type(self).calls += 1
+        return super().energy_and_features(batch)
+
+
+def test_matches_direct_model_call(model, ethanol):
+    ethanol.calc = PotentialCalculator(model)
+    direct = model(AtomsBatch.from_atoms([ethanol], dtype=torch.float64))
+    assert ethanol.get_potential_energy() == direct.energy.item()
+    np.testing.assert_array_equal(ethanol.get_forces(), direct.forces.numpy())
+    np.testing.assert_array_equal(ethanol.calc.get_property("features", ethanol), direct.features.numpy())
+    assert ethanol.get_potential_energy(force_consistent=True) == direct.energy.item()
+    with pytest.raises(PropertyNotImplementedError):
+        ethanol.get_stress()
+
+
+def test_results_are_cached_until_the_structure_changes(ethanol):
+    _Counting.calls = 0
+    model = _Counting([1, 6, 8], hidden_features=8, n_layers=1, seed=0)
+    ethanol.calc = PotentialCalculator(model)
+    f1 = ethanol.get_forces()
+    e1 = ethanol.get_potential_energy()
+    ethanol.get_forces()
+    assert _Counting.calls == 1
+    ethanol.positions[0, 0] += 0.05
+    f2 = ethanol.get_forces()
+    assert _Counting.calls == 2 and not np.allclose(f1, f2)
+    assert ethanol.get_potential_energy() != e1 and _Counting.calls == 2
+    ethanol.numbers[1] = 8  # a changed element is a changed system
+    ethanol.get_potential_energy()  # energy only: no backward pass ...
+    assert _Counting.calls == 3 and "forces" not in ethanol.calc.results
+    ethanol.get_forces()  # ... so forces need one more evaluation
+    assert _Counting.calls == 4
+
+
+def test_dtype_conversion_uses_a_copy(model, water):
+    calc = PotentialCalculator(model, dtype="float32")
+    assert calc.model is not model and next(calc.model.parameters()).dtype == torch.float32
+    assert next(model.parameters()).dtype == torch.float64  # the caller's model is untouched
+    assert calc.model.atomic_energies.dtype == torch.float64
+    water.calc = calc
+    e32 = water.get_potential_energy()
+    assert PotentialCalculator(model).model is model
+    water.calc = PotentialCalculator(model)
+    assert abs(water.get_potential_energy() - e32) < 1e-3
+
+
+def test_periodic_structures_are_refused(model, water):
+    water.cell = [10, 10, 10]
+    water.pbc = True
+    water.calc = PotentialCalculator(model)
+    with pytest.raises(AlloopError, match="molecules only"):
+        water.get_potential_energy()
+
+
+def test_velocity_verlet_conserves_energy(model, ethanol):
+    with torch.no_grad():  # a random model is nearly flat: scale it to forces of ~1 eV/A
+        model.readout[2].weight.mul_(200.0)
+    ethanol.calc = PotentialCalculator(model)
+    MaxwellBoltzmannDistribution(ethanol, temperature_K=300, rng=np.random.default_rng(0))
+    e0, epot0 = ethanol.get_total_energy(), ethanol.get_potential_energy()
+    assert np.abs(ethanol.get_forces()).max() > 0.3
+    VelocityVerlet(ethanol, timestep=0.25 * units.fs).run(40)
+    drift = abs(ethanol.get_total_energy() - e0)
+    assert drift < 1e-3 and abs(ethanol.get_potential_energy() - epot0) > 20 * drift
