@@ -1,0 +1,360 @@
+"""Append-only columns on zarr arrays whose valid length lives in the commit record.
+
+A :class:`Table` is a set of equally long columns (zarr arrays in one group).
+Rows are appended to in-memory buffers and written in one slice per column at
+flush time (zarr's ``append`` costs milliseconds and turns integers into
+floats). Arrays are pre-allocated and grow geometrically; rows beyond the
+committed length are garbage or fill values and are never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Callable, Coroutine, Mapping
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from alloop.errors import StoreError
+
+STRING_DTYPE = np.dtypes.StringDType()
+#: target uncompressed bytes of one chunk (a small commit rewrites the last chunk of each column)
+CHUNK_BYTES = 1 << 18
+INITIAL_ROWS = 1024
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """Name, dtype and per-row shape of one column."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...] = ()
+
+    @property
+    def is_string(self) -> bool:
+        return self.dtype.kind in "TUO"
+
+    @property
+    def row_nbytes(self) -> int:
+        return (32 if self.is_string else self.dtype.itemsize) * int(np.prod(self.shape, dtype=np.int64))
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": "str" if self.is_string else self.dtype.str, "shape": list(self.shape)}
+
+    @classmethod
+    def from_description(cls, data: Mapping[str, Any]) -> "ColumnSpec":
+        dtype = STRING_DTYPE if data["dtype"] == "str" else np.dtype(data["dtype"])
+        return cls(str(data["name"]), dtype, tuple(int(s) for s in data["shape"]))
+
+    @classmethod
+    def infer(cls, name: str, values: np.ndarray) -> "ColumnSpec":
+        """The spec of a column first written with ``values`` (one row per leading index)."""
+        if values.ndim == 0:
+            raise StoreError(f"column '{name}': give one value per row, not a scalar")
+        kind = values.dtype.kind
+        if kind in "TUO":
+            if kind == "O" and not all(isinstance(v, str) for v in values.ravel()):
+                raise StoreError(f"column '{name}': object arrays must hold strings only")
+            return cls(name, STRING_DTYPE, values.shape[1:])
+        if kind not in "biuf":
+            raise StoreError(f"column '{name}': dtype {values.dtype} is not storable (use bool, int, float or str)")
+        return cls(name, values.dtype.newbyteorder("="), values.shape[1:])
+
+
+def coerce(spec: ColumnSpec, values: Any, n_rows: int | None = None) -> np.ndarray:
+    """``values`` as this column's dtype; refuses lossy kind changes (float -> int, str -> number, ...)."""
+    arr = np.asarray(values)
+    if arr.shape[1:] != spec.shape or arr.ndim == 0:
+        raise StoreError(f"column '{spec.name}': rows of shape {arr.shape[1:]} given, {spec.shape} expected")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise StoreError(f"column '{spec.name}': {arr.shape[0]} rows given, {n_rows} expected")
+    if spec.is_string:
+        if arr.dtype.kind not in "TUO" or (arr.dtype.kind == "O" and not all(isinstance(v, str) for v in arr.ravel())):
+            raise StoreError(f"column '{spec.name}' holds strings, got {arr.dtype}")
+        return arr.astype(STRING_DTYPE)
+    kind, target = arr.dtype.kind, spec.dtype.kind
+    allowed = {"b": "b", "i": "iu", "u": "iu", "f": "iuf"}[target]
+    if arr.size and kind not in allowed:
+        raise StoreError(f"column '{spec.name}' holds {spec.dtype}, got {arr.dtype}")
+    if target in "iu" and arr.size:
+        info = np.iinfo(spec.dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise StoreError(f"column '{spec.name}': values outside the range of {spec.dtype}")
+    return arr.astype(spec.dtype, copy=False)
+
+
+def _chunk_rows(spec: ColumnSpec) -> int:
+    rows = max(1, CHUNK_BYTES // max(1, spec.row_nbytes))
+    return 1 << (rows.bit_length() - 1)
+
+
+def _fill_value(spec: ColumnSpec) -> Any:
+    if spec.is_string:
+        return ""
+    return {"b": False, "f": np.nan}.get(spec.dtype.kind, 0)
+
+
+class Column:
+    """One zarr array: committed rows on disk, flushed-but-uncommitted rows on disk, pending rows in memory."""
+
+    def __init__(self, group: zarr.Group, spec: ColumnSpec, committed: int) -> None:
+        self.group = group
+        self.spec = spec
+        self.committed = committed
+        self.flushed = committed
+        self._pending: list[np.ndarray] = []
+        self._n_pending = 0
+        self._array: zarr.Array | None = None
+
+    @property
+    def length(self) -> int:
+        return self.flushed + self._n_pending
+
+    @property
+    def pending_nbytes(self) -> int:
+        return sum(p.nbytes for p in self._pending)
+
+    @property
+    def array(self) -> zarr.Array | None:
+        if self._array is None and self.spec.name in self.group:
+            self._array = self.group[self.spec.name]
+        return self._array
+
+    def create(self) -> None:
+        """Create (or overwrite leftovers of) the array; only for columns the commit record does not know."""
+        spec = self.spec
+        compressor = ZstdCodec(level=3) if spec.is_string else BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+        self._array = self.group.create_array(
+            spec.name,
+            shape=(INITIAL_ROWS, *spec.shape),
+            chunks=(_chunk_rows(spec), *spec.shape) if spec.shape else (_chunk_rows(spec),),
+            dtype=str if spec.is_string else spec.dtype,
+            fill_value=_fill_value(spec),
+            compressors=[compressor],
+            overwrite=True,
+        )
+
+    def append(self, values: np.ndarray) -> None:
+        if len(values):
+            self._pending.append(values)
+            self._n_pending += len(values)
+
+    def _pending_array(self) -> np.ndarray:
+        if len(self._pending) > 1:
+            self._pending = [np.concatenate(self._pending)]
+        return self._pending[0] if self._pending else self._empty(0)
+
+    def _empty(self, n: int) -> np.ndarray:
+        return np.zeros((n, *self.spec.shape), dtype=self.spec.dtype)
+
+    def flush_coroutine(self) -> Coroutine[Any, Any, None] | None:
+        """Grow the array if needed and return the write of the pending rows (run them all concurrently)."""
+        if not self._n_pending:
+            return None
+        data = self._pending_array()
+        start, stop = self.flushed, self.flushed + len(data)
+        array = self.array
+        assert array is not None, f"column {self.spec.name} was never created"
+        if stop > array.shape[0]:
+            capacity = max(stop, 2 * array.shape[0], INITIAL_ROWS)
+            array.resize((capacity, *self.spec.shape))
+        return array.async_array.setitem(slice(start, stop), data)
+
+    def mark_flushed(self) -> None:
+        self.flushed += self._n_pending
+        self._pending, self._n_pending = [], 0
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the valid length (committed, flushed and pending)."""
+        stop = self.length if stop is None else min(stop, self.length)
+        start = max(0, min(start, stop))
+        parts = []
+        if start < self.flushed:
+            parts.append(np.asarray(self.array[start : min(stop, self.flushed)]))  # type: ignore[index]
+        if stop > self.flushed:
+            pending = self._pending_array()
+            parts.append(pending[max(start, self.flushed) - self.flushed : stop - self.flushed])
+        if not parts:
+            return self._empty(0)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Rows at integer positions ``index`` (any order, repeats allowed)."""
+        index = np.asarray(index, dtype=np.int64)
+        out = np.empty((len(index), *self.spec.shape), dtype=self.spec.dtype)
+        if not len(index):
+            return out
+        if index.min() < 0 or index.max() >= self.length:
+            raise IndexError(f"column {self.spec.name}: row index out of range 0..{self.length - 1}")
+        on_disk = index < self.flushed
+        if on_disk.any():
+            wanted = index[on_disk]
+            lo, hi = int(wanted.min()), int(wanted.max()) + 1
+            if hi - lo <= 2 * len(wanted):
+                out[on_disk] = np.asarray(self.array[lo:hi])[wanted - lo]  # type: ignore[index]
+            else:
+                unique, inverse = np.unique(wanted, return_inverse=True)
+                out[on_disk] = np.asarray(self.array.oindex[unique])[inverse]  # type: ignore[union-attr]
+        if (~on_disk).any():
+            out[~on_disk] = self._pending_array()[index[~on_disk] - self.flushed]
+        return out
+
+
+class Table:
+    """Equally long columns in one zarr group. ``specs`` is None for a table whose columns the first append fixes."""
+
+    def __init__(
+        self,
+        name: str,
+        group: Callable[[], zarr.Group],
+        specs: list[ColumnSpec] | None,
+        committed: int | None,
+    ) -> None:
+        self.name = name
+        self._get_group = group
+        self.known = committed is not None  # the commit record names it: its arrays exist on disk
+        self.specs = specs
+        self.dynamic = specs is None  # columns fixed by the first append, described in the group's attrs
+        self.committed_rows = committed or 0
+        self.columns: dict[str, Column] = {}
+        if self.known:
+            if self.specs is None:
+                self.specs = [ColumnSpec.from_description(d) for d in self.group.attrs["columns"]]
+            self._build_columns()
+
+    @property
+    def group(self) -> zarr.Group:
+        return self._get_group()
+
+    def _build_columns(self) -> None:
+        assert self.specs is not None
+        self.columns = {s.name: Column(self.group, s, self.committed_rows) for s in self.specs}
+
+    @property
+    def rows(self) -> int:
+        return self.committed_rows + self.pending_rows
+
+    @property
+    def pending_rows(self) -> int:
+        if not self.columns:
+            return 0
+        return next(iter(self.columns.values())).length - self.committed_rows
+
+    @property
+    def pending_nbytes(self) -> int:
+        return sum(c.pending_nbytes for c in self.columns.values())
+
+    def append(self, values: Mapping[str, Any]) -> tuple[int, int]:
+        """Append rows given as one array per column (all columns, same length); returns (first, stop) row."""
+        if self.specs is None:
+            self.specs = [ColumnSpec.infer(name, np.asarray(v)) for name, v in values.items()]
+            if not self.specs:
+                raise StoreError(f"table '{self.name}': no columns given")
+        names = [s.name for s in self.specs]
+        if set(values) != set(names):
+            missing, extra = sorted(set(names) - set(values)), sorted(set(values) - set(names))
+            raise StoreError(f"table '{self.name}': columns are {names}; missing {missing}, unknown {extra}")
+        n = len(np.asarray(values[names[0]]))
+        coerced = {s.name: coerce(s, values[s.name], n) for s in self.specs}
+        if not self.columns:
+            self._build_columns()
+            if not self.known:
+                if self.dynamic:
+                    self.group.attrs["columns"] = [s.describe() for s in self.specs]
+                for column in self.columns.values():
+                    column.create()
+        start = self.rows
+        for name, arr in coerced.items():
+            self.columns[name].append(arr)
+        return start, start + n
+
+    def flush_coroutines(self) -> list[Coroutine[Any, Any, None]]:
+        return [c for c in (col.flush_coroutine() for col in self.columns.values()) if c is not None]
+
+    def mark_flushed(self) -> None:
+        for column in self.columns.values():
+            column.mark_flushed()
+
+    def mark_committed(self) -> None:
+        """After the commit record naming this table's flushed length is durable."""
+        if self.columns:
+            self.known = True
+            self.committed_rows = next(iter(self.columns.values())).flushed
+            for column in self.columns.values():
+                column.committed = column.flushed
+
+    def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        if name not in self.columns:
+            return self._empty(name)
+        return self.columns[name].read(start, stop)
+
+    def take(self, name: str, index: np.ndarray) -> np.ndarray:
+        if name not in self.columns:
+            if len(index):
+                raise IndexError(f"table {self.name} is empty")
+            return self._empty(name)
+        return self.columns[name].take(index)
+
+    def _empty(self, name: str) -> np.ndarray:
+        for spec in self.specs or []:
+            if spec.name == name:
+                return np.zeros((0, *spec.shape), dtype=spec.dtype)
+        raise KeyError(f"table {self.name} has no column '{name}'")
+
+    def read_all(self) -> dict[str, np.ndarray]:
+        return {s.name: self.read(s.name) for s in self.specs or []}
+
+
+def flush_tables(tables: list[Table]) -> None:
+    """Write every table's pending rows, all arrays concurrently (one zarr call each)."""
+    from zarr.core.sync import sync
+
+    coroutines = [c for t in tables for c in t.flush_coroutines()]
+    if coroutines:
+
+        async def _all() -> None:
+            await asyncio.gather(*coroutines)
+
+        sync(_all())
+    for table in tables:
+        table.mark_flushed()
+
+
+def lazy_group(root: Callable[[], zarr.Group], path: str, known: bool) -> Callable[[], zarr.Group]:
+    """A memoised getter of group ``path``: opened if the commit record knows it, else created afresh.
+
+    Creating with ``overwrite`` wipes what an earlier, killed writer may have left there uncommitted.
+    """
+    cache: list[zarr.Group] = []
+
+    def get() -> zarr.Group:
+        if not cache:
+            parent = root()
+            cache.append(parent[path] if known else parent.create_group(path, overwrite=True))  # type: ignore[arg-type]
+        return cache[0]
+
+    return get
+
+
+class GrowableArray:
+    """A 1-D numpy array with amortised O(1) appends (an in-memory index)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._data = np.array(data)
+        self._n = len(data)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._data[: self._n]
+
+    def extend(self, values: np.ndarray) -> None:
+        need = self._n + len(values)
+        if need > len(self._data):
+            grown = np.empty(max(need, 2 * len(self._data), 1024), dtype=self._data.dtype)
+            grown[: self._n] = self._data[: self._n]
+            self._data = grown
+        self._data[self._n : need] = values
+        self._n = need

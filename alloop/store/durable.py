@@ -1,0 +1,139 @@
+"""File-system durability for the store: fsync'd writes, atomic replacement, the writer lock.
+
+Zarr's ``LocalStore`` already writes every key to a temporary file and
+renames it into place, so a killed process never leaves a half-written chunk
+or ``zarr.json``. It does not fsync. ``DurableLocalStore`` remembers the keys
+written since the last commit so the commit can fsync them (and their
+directories) before the commit record is replaced: data first, record last.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from zarr.core.buffer import Buffer
+from zarr.storage import LocalStore
+
+from alloop.errors import StoreError
+
+#: suffix of the temporary files zarr and this module write before renaming them into place
+PARTIAL_SUFFIX = ".partial"
+
+
+class DurableLocalStore(LocalStore):
+    """A zarr ``LocalStore`` that records the keys it writes, for :meth:`sync_written`."""
+
+    def __init__(self, root: Path | str, *, read_only: bool = False) -> None:
+        super().__init__(root, read_only=read_only)
+        self._written: set[str] = set()
+
+    def with_read_only(self, read_only: bool = False) -> "DurableLocalStore":
+        return type(self)(root=self.root, read_only=read_only)
+
+    async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
+        await super()._set(key, value, exclusive=exclusive)
+        self._written.add(key)
+
+    def set_sync(self, key: str, value: Buffer) -> None:
+        super().set_sync(key, value)
+        self._written.add(key)
+
+    def sync_written(self) -> int:
+        """fsync every file written since the last call, then the directories holding them."""
+        keys, self._written = self._written, set()
+        root = Path(self.root)
+        files = [root / key for key in keys]
+        dirs: set[Path] = {root}
+        for path in files:
+            parent = path.parent
+            while parent not in dirs and parent != root:
+                dirs.add(parent)
+                parent = parent.parent
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(fsync_path, files))
+            list(pool.map(fsync_path, sorted(dirs, key=lambda p: -len(p.parts))))
+        return len(files)
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory; a path deleted meanwhile is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Replace ``path`` by ``data`` as JSON: write a temporary file, fsync, rename, fsync the directory."""
+    text = json.dumps(data, indent=1, sort_keys=True)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_path(path.parent)
+
+
+def remove_partials(root: Path) -> int:
+    """Delete temporary files a killed writer left behind (they are never part of the store)."""
+    count = 0
+    for path in root.rglob(f"*{PARTIAL_SUFFIX}"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            count += 1
+    return count
+
+
+class DirectoryLock:
+    """An exclusive, non-blocking ``flock`` on the store directory itself (no lock file to leave behind).
+
+    The kernel releases it when the holder exits, however it exits.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise StoreError(
+                    f"{self.path} is already open for writing by another process (one writer per store);"
+                    " open it with mode='r' to read"
+                ) from None
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
