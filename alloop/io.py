@@ -7,6 +7,7 @@ standard ``energy`` and ``forces`` fields; metadata goes in ``atoms.info``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -14,6 +15,8 @@ import ase.io
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.data import chemical_symbols
+from ase.io.extxyz import key_val_dict_to_str
 
 from alloop.errors import AlloopError
 
@@ -63,6 +66,41 @@ def read_labelled(path: str | Path) -> list[Atoms]:
     return structures
 
 
-def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> None:
-    """Write structures (with their calculator results and info) as standard extxyz."""
-    ase.io.write(Path(path), list(structures), format="extxyz")
+def format_extxyz(atoms: Atoms) -> str:
+    """One frame as extxyz text; energy and forces from ``atoms.calc.results`` if present; floats exact."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    energy, forces = results.get("energy"), results.get("forces")
+    header = []
+    if atoms.cell.any():
+        header.append('Lattice="' + " ".join(repr(float(x)) for x in atoms.cell.array.ravel()) + '"')
+    header.append("Properties=species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else ""))
+    info: dict[str, Any] = {} if energy is None else {"energy": float(energy)}
+    for key, value in atoms.info.items():
+        info[key] = value.replace("\n", " ") if isinstance(value, str) else value
+    info["pbc"] = np.asarray(atoms.pbc)
+    header.append(key_val_dict_to_str(info))
+    table = atoms.positions if forces is None else np.hstack([atoms.positions, np.asarray(forces)])
+    symbols = [chemical_symbols[z] for z in atoms.numbers]
+    lines = [str(len(atoms)), " ".join(header)]
+    lines += [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist())]
+    return "\n".join(lines) + "\n"
+
+
+def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> int:
+    """Write structures as standard, lossless extxyz (floats with repr precision; via a temporary file renamed at the end).
+
+    ASE's own writer prints 8 decimals; this one round-trips every float exactly. Returns the count.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    count = 0
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for atoms in structures:
+                fh.write(format_extxyz(atoms))
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return count

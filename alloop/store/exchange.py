@@ -7,7 +7,6 @@ extxyz syntax, so ``ase.io.read`` gives back the stored float64 values bit for b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -17,49 +16,13 @@ from ase.data import chemical_symbols
 from ase.io.extxyz import key_val_dict_to_str
 
 from alloop.errors import AlloopError
+from alloop.io import write_extxyz as write_extxyz_exact
 from alloop.fidelity import Fidelity
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
 from alloop.store.campaign import CampaignStore
 
 #: per-frame metadata copied into ``atoms.info`` on export when set (not -1 / NaN)
 _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_score", "flags")
-
-
-def format_extxyz(atoms: Atoms) -> str:
-    """One frame as extxyz text; energy and forces from ``atoms.calc.results`` if present; floats exact."""
-    results = atoms.calc.results if atoms.calc is not None else {}
-    energy, forces = results.get("energy"), results.get("forces")
-    header = []
-    if atoms.cell.any():
-        header.append('Lattice="' + " ".join(repr(float(x)) for x in atoms.cell.array.ravel()) + '"')
-    header.append("Properties=species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else ""))
-    info: dict[str, Any] = {} if energy is None else {"energy": float(energy)}
-    for key, value in atoms.info.items():
-        info[key] = value.replace("\n", " ") if isinstance(value, str) else value
-    info["pbc"] = np.asarray(atoms.pbc)
-    header.append(key_val_dict_to_str(info))
-    table = atoms.positions if forces is None else np.hstack([atoms.positions, np.asarray(forces)])
-    symbols = [chemical_symbols[z] for z in atoms.numbers]
-    lines = [str(len(atoms)), " ".join(header)]
-    lines += [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist())]
-    return "\n".join(lines) + "\n"
-
-
-def write_extxyz_exact(path: str | Path, structures: Iterable[Atoms]) -> int:
-    """Write structures as lossless extxyz (via a temporary file, renamed at the end); returns the count."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    count = 0
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for atoms in structures:
-                fh.write(format_extxyz(atoms))
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
 
 
 def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_status: bool = False) -> list[Atoms]:
