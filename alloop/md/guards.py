@@ -1,0 +1,158 @@
+"""Stability guards: stop a replica whose MD has become unphysical.
+
+Checks, in this order, per replica and step: non-finite forces (or forces
+above ``max_force_eV_A`` if set), two atoms closer than ``min_distance_A``,
+a starting bond stretched beyond ``max_bond_factor`` times its starting
+length, and the running-average kinetic temperature outside
+``[min_temperature_K, max_temperature_K]``.
+
+Bonds are the pairs closer than ``bond_tolerance * (r_cov,i + r_cov,j)``
+(``ase.data.covalent_radii``) in the reference structure; build the guards
+once from the campaign's input structure so later segments keep measuring
+against the same bonds.
+
+Temperature estimator: the instantaneous kinetic temperature of a 9-atom
+molecule fluctuates by ~30 % of T (sqrt(2 / 3n)), so the guard uses an
+exponential running average with a time constant of
+``temperature_window_steps`` steps: ``T_avg += (T_inst - T_avg) / window``,
+started at the first instantaneous value. The average is part of the replica
+state, so a resumed segment sees the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase import Atoms
+from ase.data import covalent_radii
+
+from alloop.errors import AlloopError
+
+NON_FINITE_FORCES = "non_finite_forces"
+FORCE_TOO_LARGE = "force_too_large"
+ATOMS_TOO_CLOSE = "atoms_too_close"
+BOND_STRETCHED = "bond_stretched"
+TEMPERATURE_OUT_OF_RANGE = "temperature_out_of_range"
+STOP_CODES = (NON_FINITE_FORCES, FORCE_TOO_LARGE, ATOMS_TOO_CLOSE, BOND_STRETCHED, TEMPERATURE_OUT_OF_RANGE)
+
+
+@dataclass(frozen=True)
+class GuardFailure:
+    """Why a replica was stopped: a code from ``STOP_CODES`` and a one-line detail."""
+
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def detect_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """Bonded pairs [n_b, 2] (i < j) and their lengths [n_b] (Angstrom)."""
+    numbers = np.asarray(numbers)
+    positions = np.asarray(positions, dtype=np.float64)
+    radii = covalent_radii[numbers]
+    d = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    i, j = np.triu_indices(len(numbers), k=1)
+    bonded = d[i, j] < tolerance * (radii[i] + radii[j])
+    pairs = np.stack([i[bonded], j[bonded]], axis=1).astype(np.int64)
+    return pairs, d[i[bonded], j[bonded]]
+
+
+@dataclass(frozen=True)
+class StabilityGuards:
+    """Thresholds plus the reference bonds; see the module docstring."""
+
+    bonds: np.ndarray  # [n_b, 2]
+    bond_lengths: np.ndarray  # [n_b], Angstrom
+    max_bond_factor: float = 1.5
+    min_distance_A: float = 0.5
+    min_temperature_K: float = 0.0
+    max_temperature_K: float = 1500.0
+    temperature_window_steps: int = 100
+    max_force_eV_A: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_bond_factor <= 1.0:
+            raise AlloopError(f"max_bond_factor must be > 1, got {self.max_bond_factor}")
+        if self.min_distance_A < 0:
+            raise AlloopError(f"min_distance_A must be >= 0, got {self.min_distance_A}")
+        if not self.min_temperature_K < self.max_temperature_K:
+            raise AlloopError(
+                f"temperature range [{self.min_temperature_K}, {self.max_temperature_K}] K is empty"
+            )
+        if self.temperature_window_steps < 1:
+            raise AlloopError(f"temperature_window_steps must be >= 1, got {self.temperature_window_steps}")
+
+    @classmethod
+    def from_atoms(
+        cls,
+        atoms: Atoms,
+        *,
+        bond_tolerance: float = 1.2,
+        temperature_K: float | None = None,
+        temperature_factor: float = 3.0,
+        **thresholds: float,
+    ) -> "StabilityGuards":
+        """Guards with bonds detected in ``atoms``.
+
+        If ``temperature_K`` is given and ``max_temperature_K`` is not, the upper
+        temperature limit is ``temperature_factor * temperature_K``.
+        """
+        bonds, lengths = detect_bonds(atoms.numbers, atoms.positions, bond_tolerance)
+        if temperature_K is not None and "max_temperature_K" not in thresholds:
+            thresholds["max_temperature_K"] = temperature_factor * temperature_K
+        return cls(bonds=bonds, bond_lengths=lengths, **thresholds)
+
+    def update_temperature(self, t_avg: np.ndarray, t_inst: np.ndarray) -> np.ndarray:
+        """The running average after one more step (NaN entries start at ``t_inst``)."""
+        new = t_avg + (t_inst - t_avg) / self.temperature_window_steps
+        return np.where(np.isnan(t_avg), t_inst, new)
+
+    def check(
+        self, positions: np.ndarray, forces: np.ndarray, t_avg: np.ndarray | None = None
+    ) -> list[GuardFailure | None]:
+        """One entry per replica of positions/forces [R, n, 3]: None if stable, else the first failure."""
+        out: list[GuardFailure | None] = [None] * positions.shape[0]
+        finite = np.isfinite(forces).all(axis=(1, 2)) & np.isfinite(positions).all(axis=(1, 2))
+        fmax = np.linalg.norm(np.where(np.isfinite(forces), forces, 0.0), axis=-1).max(axis=1)
+        n = positions.shape[1]
+        if n > 1:
+            d = np.linalg.norm(positions[:, :, None, :] - positions[:, None, :, :], axis=-1)
+            iu, ju = np.triu_indices(n, k=1)
+            pair_d = d[:, iu, ju]
+        for r in range(positions.shape[0]):
+            if not finite[r]:
+                out[r] = GuardFailure(NON_FINITE_FORCES, "forces or positions contain NaN/inf")
+            elif self.max_force_eV_A is not None and fmax[r] > self.max_force_eV_A:
+                out[r] = GuardFailure(FORCE_TOO_LARGE, f"max |F| {fmax[r]:.3g} > {self.max_force_eV_A:.3g} eV/A")
+            elif n > 1 and pair_d[r].min() < self.min_distance_A:
+                k = int(pair_d[r].argmin())
+                out[r] = GuardFailure(
+                    ATOMS_TOO_CLOSE, f"atoms {iu[k]}-{ju[k]} at {pair_d[r, k]:.3f} A < {self.min_distance_A} A"
+                )
+            elif len(self.bonds):
+                out[r] = self._check_bonds(d[r])
+            if out[r] is None and t_avg is not None:
+                out[r] = self._check_temperature(float(t_avg[r]))
+        return out
+
+    def _check_bonds(self, d: np.ndarray) -> GuardFailure | None:
+        ratio = d[self.bonds[:, 0], self.bonds[:, 1]] / self.bond_lengths
+        k = int(ratio.argmax())
+        if ratio[k] <= self.max_bond_factor:
+            return None
+        i, j = self.bonds[k]
+        return GuardFailure(
+            BOND_STRETCHED,
+            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x {self.bond_lengths[k]:.3f} A",
+        )
+
+    def _check_temperature(self, t: float) -> GuardFailure | None:
+        if np.isnan(t) or self.min_temperature_K <= t <= self.max_temperature_K:
+            return None
+        return GuardFailure(
+            TEMPERATURE_OUT_OF_RANGE,
+            f"running-average T {t:.1f} K outside [{self.min_temperature_K:g}, {self.max_temperature_K:g}] K",
+        )

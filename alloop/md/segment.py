@@ -1,0 +1,297 @@
+"""MD segments: R replicas of one molecule advanced together, one batched model call per step.
+
+``run_segment`` integrates every active replica for ``n_steps`` steps,
+records a frame (positions, potential energy, forces, per-atom latent
+features, kinetic energy) whenever a replica's absolute step is a multiple of
+``record_every``, and checks the stability guards after every step. A replica
+that fails a guard is stopped: its failing frame is recorded with
+``unstable=True`` (whatever its step), the others continue. Each replica
+keeps its last stable state (the state at its last recorded frame that passed
+the guards, or its starting state); :func:`restart_replica` turns it into a
+new starting state.
+
+Positions and velocities are float64 in the integrator whatever the model's
+dtype. The model sees only positions, and every replica has its own random
+stream, so a segment resumed from saved states reproduces the uninterrupted
+trajectory bit for bit, provided the model itself is deterministic for a
+given batch (CPU kernels are). Batched replicas follow the same trajectories
+as single ones exactly when the model's arithmetic does not depend on the
+batch size (true of PairPotential); dense layers (EGNN) may pick a different
+matmul kernel per batch size, which changes results at the 1e-16 level, so
+there batched = single holds to rounding and resume must keep the replica set.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from alloop.errors import AlloopError
+from alloop.md.guards import GuardFailure, StabilityGuards
+from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
+from alloop.md.state import ReplicaState, redraw_velocities
+from alloop.potentials.base import AtomsBatch, Potential
+from alloop.units import FS
+
+
+@dataclass(frozen=True)
+class MDSettings:
+    """Integrator settings. ``friction_per_fs`` is the Langevin gamma (ignored by ``verlet``)."""
+
+    temperature_K: float = 500.0
+    timestep_fs: float = 0.5
+    friction_per_fs: float = 0.01
+    integrator: Literal["langevin", "verlet"] = "langevin"
+
+    def __post_init__(self) -> None:
+        if self.integrator not in ("langevin", "verlet"):
+            raise AlloopError(f"unknown integrator '{self.integrator}': use 'langevin' or 'verlet'")
+        if not self.timestep_fs > 0:
+            raise AlloopError(f"timestep_fs must be positive, got {self.timestep_fs}")
+
+    def make_integrator(self) -> Integrator:
+        dt = self.timestep_fs * FS
+        if self.integrator == "verlet":
+            return VelocityVerlet(dt)
+        return LangevinBAOAB(dt, self.temperature_K, self.friction_per_fs / FS)
+
+
+@dataclass
+class ReplicaTrajectory:
+    """Frames recorded for one replica in one segment (n_rec frames of n atoms, F features)."""
+
+    steps: np.ndarray  # [n_rec] int64, absolute step numbers
+    positions: np.ndarray  # [n_rec, n, 3] Angstrom
+    energies: np.ndarray  # [n_rec] eV, potential energy of the model
+    forces: np.ndarray  # [n_rec, n, 3] eV/Angstrom
+    features: np.ndarray  # [n_rec, n, F]
+    kinetic_energies: np.ndarray  # [n_rec] eV
+    unstable: np.ndarray  # [n_rec] bool, True for the frame that failed a guard
+
+    def __len__(self) -> int:
+        return int(self.steps.size)
+
+    def to_atoms(self, numbers: np.ndarray) -> list[Atoms]:
+        return [Atoms(numbers=numbers, positions=p) for p in self.positions]
+
+
+@dataclass
+class SegmentResult:
+    """Per-replica frames, states, stop reasons (None = ran to the end) and timing.
+
+    ``final_states[r]`` is the state after replica r's last step (for a stopped
+    replica, the failing state: do not continue from it); ``last_stable_states[r]``
+    is where :func:`restart_replica` starts. ``model_seconds`` is the time inside
+    the model calls, ``total_seconds`` the whole segment.
+    """
+
+    trajectories: list[ReplicaTrajectory]
+    final_states: list[ReplicaState]
+    last_stable_states: list[ReplicaState]
+    stop_reasons: list[GuardFailure | None]
+    n_model_calls: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    @property
+    def stopped(self) -> list[int]:
+        return [r for r, reason in enumerate(self.stop_reasons) if reason is not None]
+
+    def stacked(self) -> dict[str, np.ndarray]:
+        """All recorded frames of all replicas, replica by replica: ``replica``, ``step``, ``unstable``,
+        ``energies``, ``kinetic_energies`` [M] and ``positions``, ``forces`` [M, n, 3], ``features`` [M, n, F].
+
+        For scoring, per-atom rows are ``features.reshape(-1, F)`` with frame offsets ``arange(M + 1) * n``.
+        """
+        trajs = self.trajectories
+        out = {
+            "replica": np.concatenate([np.full(len(t), r, dtype=np.int64) for r, t in enumerate(trajs)]),
+            "step": np.concatenate([t.steps for t in trajs]),
+            "unstable": np.concatenate([t.unstable for t in trajs]),
+        }
+        for key in ("energies", "kinetic_energies", "positions", "forces", "features"):
+            out[key] = np.concatenate([getattr(t, key) for t in trajs])
+        return out
+
+
+@dataclass(frozen=True)
+class MDProgress:
+    """Passed to the progress callback after every step."""
+
+    step: int  # steps done in this segment
+    n_steps: int
+    n_active: int
+    n_recorded: int
+
+
+@dataclass
+class _Recorder:
+    frames: list[list[tuple]] = field(default_factory=list)
+
+    def add(self, r: int, *frame) -> None:
+        self.frames[r].append(frame)
+
+    def trajectory(self, r: int, n: int, n_features: int) -> ReplicaTrajectory:
+        rows = self.frames[r]
+        if not rows:
+            return ReplicaTrajectory(
+                np.zeros(0, np.int64), np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)),
+                np.zeros((0, n, n_features)), np.zeros(0), np.zeros(0, bool),
+            )  # fmt: skip
+        cols = list(zip(*rows))
+        return ReplicaTrajectory(
+            np.array(cols[0], np.int64), np.stack(cols[1]), np.array(cols[2]), np.stack(cols[3]),
+            np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool),
+        )  # fmt: skip
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float64 if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float64
+
+
+class _Evaluator:
+    """One batched model call for any subset of the replicas; keeps time spent in the model."""
+
+    def __init__(self, model: Potential, numbers: np.ndarray, dtype: torch.dtype) -> None:
+        self.model, self.numbers, self.dtype = model, numbers, dtype
+        self.calls, self.seconds = 0, 0.0
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        r, n = x.shape[:2]
+        t0 = time.perf_counter()
+        batch = AtomsBatch.from_arrays(
+            np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype
+        )
+        out = self.model(batch, compute_forces=True)
+        energy = out.energy.detach().to(torch.float64).numpy()
+        forces = out.forces.detach().to(torch.float64).numpy().reshape(r, n, 3)
+        features = out.features.detach().to(torch.float64).numpy().reshape(r, n, -1)
+        self.seconds += time.perf_counter() - t0
+        self.calls += 1
+        return energy, forces, features
+
+
+def run_segment(
+    model: Potential,
+    atoms: Atoms,
+    states: Sequence[ReplicaState],
+    n_steps: int,
+    settings: MDSettings,
+    record_every: int,
+    guards: StabilityGuards | None = None,
+    progress: Callable[[MDProgress], None] | None = None,
+    dtype: torch.dtype | None = None,
+) -> SegmentResult:
+    """Advance every replica in ``states`` (all of ``atoms``) by up to ``n_steps`` steps.
+
+    ``atoms`` gives the numbers and masses; the states give positions,
+    velocities, steps and random streams (they are not modified). ``dtype`` is
+    the dtype of the model's input (default: the model's parameter dtype).
+    """
+    if n_steps < 0 or record_every < 1:
+        raise AlloopError(f"need n_steps >= 0 and record_every >= 1, got {n_steps} and {record_every}")
+    if not states:
+        raise AlloopError("run_segment needs at least one replica state")
+    n = len(atoms)
+    if any(s.positions.shape != (n, 3) for s in states):
+        raise AlloopError(f"every replica state must hold {n} atoms like the molecule")
+    t_start = time.perf_counter()
+    numbers, masses = atoms.numbers.copy(), atoms.get_masses().astype(np.float64)
+    inv_mass = (1.0 / masses)[:, None]
+    integrator = settings.make_integrator()
+    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model))
+
+    n_rep = len(states)
+    x = np.stack([s.positions for s in states])
+    v = np.stack([s.velocities for s in states])
+    steps = np.array([s.step for s in states], dtype=np.int64)
+    t_avg = np.array([s.temperature_avg_K for s in states], dtype=np.float64)
+    rngs = [s.generator() for s in states]
+    last_stable = [s.copy() for s in states]
+    reasons: list[GuardFailure | None] = [None] * n_rep
+    active = np.ones(n_rep, dtype=bool)
+    rec = _Recorder([[] for _ in range(n_rep)])
+
+    def snapshot(r: int) -> ReplicaState:
+        s = states[r]
+        return ReplicaState(
+            x[r].copy(), v[r].copy(), int(steps[r]), rngs[r].bit_generator.state, float(t_avg[r]), s.restarts, dict(s.extra)
+        )
+
+    def check_and_record(idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, t: np.ndarray | None) -> None:
+        failures = guards.check(x[idx], f, t) if guards is not None else [None] * idx.size
+        ke = kinetic_energy(v[idx], masses)
+        for k, r in enumerate(idx):
+            failed = failures[k] is not None
+            if failed or (steps[r] % record_every == 0 and t is not None):
+                rec.add(r, int(steps[r]), x[r].copy(), float(e[k]), f[k].copy(), feat[k].copy(), float(ke[k]), failed)
+            if failed:
+                reasons[r], active[r] = failures[k], False
+            elif steps[r] % record_every == 0 and t is not None:
+                last_stable[r] = snapshot(r)
+
+    idx = np.arange(n_rep)
+    e, f, feat = evaluate(x)
+    forces = f.copy()
+    n_features = feat.shape[-1]
+    check_and_record(idx, e, f, feat, None)
+    for it in range(n_steps):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        xa, va = x[idx], v[idx]
+        integrator.drift(xa, va, forces[idx], inv_mass, [rngs[r] for r in idx])
+        e, f, feat = evaluate(xa)
+        integrator.kick(va, f, inv_mass)
+        x[idx], v[idx], forces[idx] = xa, va, f
+        steps[idx] += 1
+        t_avg[idx] = guards.update_temperature(t_avg[idx], kinetic_temperature(va, masses)) if guards else np.nan
+        check_and_record(idx, e, f, feat, t_avg[idx])
+        if progress is not None:
+            progress(MDProgress(it + 1, n_steps, int(active.sum()), sum(len(fr) for fr in rec.frames)))
+
+    return SegmentResult(
+        trajectories=[rec.trajectory(r, n, n_features) for r in range(n_rep)],
+        final_states=[snapshot(r) for r in range(n_rep)],
+        last_stable_states=last_stable,
+        stop_reasons=reasons,
+        n_model_calls=evaluate.calls,
+        model_seconds=evaluate.seconds,
+        total_seconds=time.perf_counter() - t_start,
+    )
+
+
+def restart_replica(
+    result: SegmentResult,
+    replica: int,
+    atoms: Atoms,
+    *,
+    temperature_K: float | None = None,
+    seed: int | None = None,
+) -> ReplicaState:
+    """A starting state for a stopped replica: its last stable state.
+
+    With ``seed`` (and ``temperature_K``) the velocities are re-drawn from a
+    Maxwell-Boltzmann distribution with a fresh random stream: use this when
+    the model has not changed, since the unchanged state would replay the same
+    trajectory into the same failure. Without a seed the last stable state is
+    returned unchanged (right after a retrain, when the new model will take a
+    different path).
+    """
+    if not 0 <= replica < len(result.last_stable_states):
+        raise AlloopError(f"replica {replica} is not in this segment ({len(result.last_stable_states)} replicas)")
+    state = result.last_stable_states[replica].copy()
+    if seed is None:
+        return state
+    if temperature_K is None:
+        raise AlloopError("re-drawing velocities needs temperature_K")
+    return redraw_velocities(state, atoms.get_masses(), temperature_K, seed)

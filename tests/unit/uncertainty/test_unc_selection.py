@@ -1,0 +1,120 @@
+"""Frame selection (budget, spacing, FPS), expensive top-B, descriptors, bias per frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from alloop.potentials.pair import PairPotential
+from alloop.uncertainty import (
+    bias_per_frame,
+    farthest_point_sampling,
+    frame_descriptors,
+    model_disagreement,
+    select_expensive,
+    select_frames,
+)
+
+
+def test_bias_per_frame_by_hand():
+    pred = np.array([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.5, 0.5, 0.5]])
+    ref = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.5, 0.5, 0.5]])
+    b = bias_per_frame(pred, ref, np.array([0, 2, 3]))
+    assert b[0] == pytest.approx((1.0 + 2.0 + 1.0) / 6.0)
+    assert b[1] == 0.0
+    ref[2, 0] = np.nan
+    assert np.isnan(bias_per_frame(pred, ref, np.array([0, 2, 3]))[1])
+
+
+def test_model_disagreement(water, ethanol):
+    frames = [ethanol, water, molecule("CH4")]
+    a, b = PairPotential([1, 6, 8], seed=0).double(), PairPotential([1, 6, 8], seed=1).double()
+    proxy = model_disagreement(a, b, frames, batch_size=2)
+    for k, mol in enumerate(frames):
+        from alloop.potentials.base import AtomsBatch
+
+        fa = a(AtomsBatch.from_atoms([mol], dtype=torch.float64)).forces.numpy()
+        fb = b(AtomsBatch.from_atoms([mol], dtype=torch.float64)).forces.numpy()
+        assert proxy[k] == pytest.approx(np.abs(fa - fb).mean(), rel=1e-10)
+    assert np.all(proxy > 0)
+    assert np.all(model_disagreement(a, a, frames) == 0.0)
+
+
+def test_select_respects_budget_spacing_and_limit():
+    rng = np.random.default_rng(0)
+    m = 60
+    replica = np.repeat([0, 1, 2], 20)
+    step = np.tile(np.arange(20) * 5, 3)  # recorded every 5 steps
+    scores = rng.uniform(0.5, 3.0, m)
+    desc = rng.normal(size=(m, 4))
+    unstable = np.zeros(m, bool)
+    unstable[39] = True  # last frame of replica 1
+    scores[39] = 0.2  # unstable frames are taken even below the limit
+    sel = select_frames(scores, desc, replica, step, budget=8, unstable=unstable, min_spacing_steps=25)
+    assert len(sel) == 8 and len(set(sel.indices.tolist())) == 8
+    assert sel.indices[0] == 39 and sel.reasons[0].startswith("unstable")
+    assert np.all((scores[sel.indices] > 1.0) | unstable[sel.indices])
+    for a in sel.indices:
+        for b in sel.indices:
+            if a != b and replica[a] == replica[b]:
+                assert abs(step[a] - step[b]) >= 25
+    # spacing caps what can be taken: 20 frames 5 steps apart, spacing 25 -> 3 or 4 per replica
+    many = select_frames(np.full(m, 2.0), desc, replica, step, budget=100, min_spacing_steps=25)
+    assert 9 <= len(many) <= 12
+    for i in range(m):  # maximal: every frame left out is too close to a chosen one
+        near = (replica[many.indices] == replica[i]) & (np.abs(step[many.indices] - step[i]) < 25)
+        assert i in many.indices or near.any()
+    assert len(select_frames(np.full(m, 0.5), desc, replica, step, budget=10)) == 0
+
+
+def test_fps_picks_one_frame_per_cluster():
+    rng = np.random.default_rng(1)
+    centers = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    desc = np.concatenate([c + 0.1 * rng.normal(size=(15, 2)) for c in centers])
+    scores = np.full(45, 2.0)
+    scores[3] = 5.0  # start in cluster 0
+    sel = select_frames(scores, desc, np.arange(45), np.zeros(45), budget=3)
+    assert sel.indices[0] == 3
+    assert sorted(i // 15 for i in sel.indices) == [0, 1, 2]
+    plain = farthest_point_sampling(desc, 3, start=20)
+    assert sorted(i // 15 for i in plain) == [0, 1, 2]
+    assert len(set(farthest_point_sampling(np.zeros((4, 2)), 4).tolist())) == 4
+
+
+def test_select_expensive_top_b():
+    bias = np.array([0.1, np.nan, 0.5, 0.3, 0.05])
+    sel = select_expensive(bias, 2)
+    assert sel.indices.tolist() == [2, 3]
+    assert "rank 1 of 4" in sel.reasons[0]
+    assert select_expensive(bias, 10).indices.tolist() == [2, 3, 0, 4]
+
+
+def test_frame_descriptors_are_per_element_means():
+    numbers = np.array([1, 8, 1, 1, 1])
+    feats = np.arange(10.0).reshape(5, 2)
+    desc = frame_descriptors(numbers, feats, np.array([0, 3, 5]), [1, 6, 8])
+    assert np.allclose(desc[0], [2.0, 3.0, 0.0, 0.0, 2.0, 3.0])
+    assert np.allclose(desc[1], [7.0, 8.0, 0.0, 0.0, 0.0, 0.0])
+
+
+def test_md_frames_scored_and_selected(ethanol):
+    """MD frames -> Q-residual frame scores -> selection, with a hot replica standing out."""
+    from alloop.md import MDSettings, init_replicas, run_segment
+    from alloop.uncertainty import QResidualModel, QResidualSettings
+
+    model = PairPotential([1, 6, 8], seed=0).double()
+    cold = MDSettings(temperature_K=100.0, timestep_fs=0.5, friction_per_fs=0.05)
+    train = run_segment(model, ethanol, init_replicas(ethanol, 4, 100.0, seed=0), 200, cold, record_every=5).stacked()
+    n, width = len(ethanol), model.feature_dim
+    numbers = np.tile(ethanol.numbers, len(train["step"]))
+    ptr = np.arange(len(train["step"]) + 1) * n
+    q_model = QResidualModel.fit(numbers, train["features"].reshape(-1, width), ptr, QResidualSettings(n_components=4, limit="empirical_frame", alpha=0.05))
+    hot = run_segment(model, ethanol, init_replicas(ethanol, 2, 2000.0, seed=1), 100, MDSettings(temperature_K=2000.0, friction_per_fs=0.05), record_every=5).stacked()
+    m = len(hot["step"])
+    scores = q_model.frame_scores(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n)
+    assert scores.flagged.mean() > 0.5  # hot frames are novel for a model of cold frames
+    desc = frame_descriptors(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n, [1, 6, 8])
+    sel = select_frames(scores.q, desc, hot["replica"], hot["step"], budget=5, min_spacing_steps=20)
+    assert 1 <= len(sel) <= 5 and np.all(scores.q[sel.indices] > 1)
