@@ -1,0 +1,234 @@
+"""ASTEROID: bias-aware pretraining on cheap labels, fine-tuning on expensive labels.
+
+Methods (:data:`METHODS`), all behind :func:`train_asteroid`:
+
+- ``standard``: a fresh model (or a copy of ``initial_model``) trained on the
+  expensive labels only (= stage 1).
+- ``asteroid``: stage 1, theta_0 on expensive labels; bias ``B_j`` of every cheap
+  frame against theta_0; stage 2, bias-aware training on cheap labels with
+  ``w_j = exp(-B_j / gamma)`` and cheap-fidelity references; stage 3, fine-tuning
+  from the stage-2 weights on expensive labels (expensive references, lower lr),
+  keeping the best validation force MAE.
+- ``asteroid-no-weights``: stages 2-3 with w = 1 (no stage 1).
+- ``score-matching``: sliced score matching on unlabelled frames replaces stages
+  1-2, then stage 3.
+
+Splits: the expensive set is split once (seeded) into training and validation
+frames, used by stages 1 and 3 and by the gamma selection; the cheap set is split
+likewise for stage 2's early stopping (weighted validation loss).
+
+Choosing gamma: the weighted cheap loss cannot compare gammas (a smaller gamma
+down-weights the hard frames and lowers that loss by construction), so each gamma
+of ``gamma_grid x median(B)`` is scored on the *expensive* validation split, the
+quantity ASTEROID is after: a short stage-2 run (``gamma_epochs``) followed by a
+short fine-tune (``gamma_finetune_epochs``), scored by the best expensive
+validation force MAE (``gamma_selection="finetune"``, default), or the short
+stage-2 model's force MAE on the expensive validation split directly
+(``"pretrain"``, cheaper). The full stage 2 then runs with the chosen gamma.
+Cost is bounded by ``len(gamma_grid) x (gamma_epochs + gamma_finetune_epochs)``
+epochs; a one-element grid skips the search.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import Potential
+from alloop.training.bias import DEFAULT_GAMMA_GRID, bias_per_frame, bias_weights, gamma_candidates
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import evaluate_model, validation_metrics
+from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
+from alloop.training.trainer import Logger, TrainResult, TrainSettings, parameter_fingerprint, train
+
+METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
+ModelFactory = Callable[[], Potential]
+
+
+@dataclass(frozen=True)
+class AsteroidSettings:
+    """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k)."""
+
+    stage1: TrainSettings = TrainSettings(lr=1e-3)
+    stage2: TrainSettings = TrainSettings(lr=1e-3)
+    stage3: TrainSettings = TrainSettings(lr=1e-4)
+    score: ScoreMatchingSettings = ScoreMatchingSettings()
+    gamma_grid: tuple[float, ...] = DEFAULT_GAMMA_GRID
+    gamma_selection: str = "finetune"
+    gamma_epochs: int = 10
+    gamma_finetune_epochs: int = 10
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.gamma_selection not in ("finetune", "pretrain"):
+            raise AlloopError(f"unknown gamma_selection '{self.gamma_selection}' (use finetune or pretrain)")
+        if not self.gamma_grid or any(g <= 0 for g in self.gamma_grid):
+            raise AlloopError("gamma_grid needs at least one positive factor")
+
+
+@dataclass
+class AsteroidResult:
+    method: str
+    model: Potential
+    metrics: dict[str, Any]  # final model on the expensive validation split (eV, eV/A)
+    stages: dict[str, TrainResult | ScoreMatchingResult]
+    bias_model: Potential | None = None  # theta_0 (expensive only), for bias estimates of new frames
+    bias: np.ndarray | None = None  # B per cheap frame (eV/A), cheap dataset order
+    weights: np.ndarray | None = None  # w per cheap frame
+    gamma: float | None = None  # eV/A
+    gamma_scores: dict[float, float] = field(default_factory=dict)
+    references: dict[str, dict[int, float]] = field(default_factory=dict)  # fidelity -> {Z: eV}
+    splits: dict[str, np.ndarray] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def _fresh(factory: ModelFactory, seed: int) -> Potential:
+    torch.manual_seed(seed)
+    return factory()
+
+
+def _start_from(model: Potential) -> Potential:
+    """An independent copy of ``model`` to continue training from (the 'load' of stage 3)."""
+    return copy.deepcopy(model)
+
+
+def finetune(
+    start: Potential, train_set: FrameDataset, val_set: FrameDataset, settings: TrainSettings,
+    log: Logger | None = None, tag: str = "stage3",
+) -> tuple[Potential, TrainResult]:
+    """Stage 3: train a copy of ``start`` on expensive labels; checks it really started from ``start``."""
+    expected = parameter_fingerprint(start)
+    model = _start_from(start)
+    result = train(model, train_set, val_set, settings, log=log, tag=tag)
+    if result.initial_fingerprint != expected:
+        raise RuntimeError("fine-tuning did not start from the given weights (stage-2 weights were not loaded)")
+    return model, result
+
+
+def _check_inputs(method: str, expensive: FrameDataset, cheap: FrameDataset | None, unlabelled: FrameDataset | None) -> None:
+    if method not in METHODS:
+        raise AlloopError(f"unknown method '{method}' (use one of {', '.join(METHODS)})")
+    if not expensive.labelled:
+        raise AlloopError("the expensive set needs energies and forces")
+    if method in ("asteroid", "asteroid-no-weights"):
+        if cheap is None:
+            raise AlloopError(f"method '{method}' needs a cheap (inaccurate) labelled set")
+        if not cheap.labelled:
+            raise AlloopError("the cheap set needs energies and forces")
+        extra = set(cheap.elements) - set(expensive.elements)
+        if extra:
+            raise AlloopError(f"cheap frames contain elements {sorted(extra)} absent from the expensive set")
+    if method == "score-matching" and unlabelled is None:
+        raise AlloopError("method 'score-matching' needs a set of unlabelled frames")
+
+
+def train_asteroid(
+    method: str,
+    expensive: FrameDataset,
+    cheap: FrameDataset | None = None,
+    unlabelled: FrameDataset | None = None,
+    model_factory: ModelFactory | None = None,
+    settings: AsteroidSettings = AsteroidSettings(),
+    initial_model: Potential | None = None,
+    log: Logger | None = None,
+) -> AsteroidResult:
+    """Run one of :data:`METHODS`; see the module docstring.
+
+    ``initial_model`` (e.g. a universal potential; never modified) is the start of
+    stage 2, of score matching, or of ``standard`` training; stage 1 is always fresh.
+    """
+    _check_inputs(method, expensive, cheap, unlabelled)
+    if model_factory is None:
+        raise AlloopError("a model_factory is needed")
+    s = settings
+    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.seed)
+    splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
+    stages: dict[str, TrainResult | ScoreMatchingResult] = {}
+    references: dict[str, dict[int, float]] = {}
+    fingerprints: dict[str, str] = {}
+
+    def start_model(seed: int) -> Potential:
+        return _fresh(model_factory, seed) if initial_model is None else _start_from(initial_model)
+
+    if method == "standard":
+        model = start_model(s.seed + 1)
+        stages["stage1"] = train(model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="standard")
+        references[expensive.fidelity] = stages["stage1"].references
+        return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
+                              references=references, splits=splits)
+
+    bias = weights = gamma = bias_model = None
+    gamma_scores: dict[float, float] = {}
+    if method == "score-matching":
+        un_train, un_val, un_tr_idx, un_va_idx = unlabelled.split(s.val_fraction, s.seed)
+        splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
+        pretrained = start_model(s.seed + 2)
+        stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
+    else:
+        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.seed)
+        splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
+        if method == "asteroid":
+            bias_model = _fresh(model_factory, s.seed + 1)
+            stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="stage1")
+            bias = bias_per_frame(bias_model, cheap)
+            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, exp_val, start_model, s, log)
+            weights = bias_weights(bias, gamma)
+        else:
+            weights = np.ones(len(cheap))
+        pretrained = start_model(s.seed + 2)
+        stages["stage2"] = train(
+            pretrained, cheap_train.with_weights(weights[ch_tr_idx]), cheap_val.with_weights(weights[ch_va_idx]),
+            replace(s.stage2, seed=s.seed + 2), log=log, tag="stage2",
+        )
+        references[cheap.fidelity] = stages["stage2"].references
+    fingerprints["stage2"] = parameter_fingerprint(pretrained)
+    model, stages["stage3"] = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log)
+    fingerprints["stage3_start"] = stages["stage3"].initial_fingerprint
+    references[expensive.fidelity] = stages["stage3"].references
+    return AsteroidResult(
+        method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, bias=bias, weights=weights,
+        gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits, fingerprints=fingerprints,
+    )
+
+
+def select_gamma(
+    bias: np.ndarray,
+    cheap_train_idx: np.ndarray,
+    cheap_val_idx: np.ndarray,
+    cheap: FrameDataset,
+    exp_train: FrameDataset,
+    exp_val: FrameDataset,
+    start_model: Callable[[int], Potential],
+    settings: AsteroidSettings,
+    log: Logger | None = None,
+) -> tuple[float, dict[float, float]]:
+    """Pick gamma from ``gamma_grid x median(B)`` by expensive validation force MAE (see module docstring)."""
+    s = settings
+    candidates = gamma_candidates(bias, s.gamma_grid)
+    if len(candidates) == 1:
+        return candidates[0], {}
+    cheap_train, cheap_val = cheap.subset(cheap_train_idx), cheap.subset(cheap_val_idx)
+    scores: dict[float, float] = {}
+    for k, gamma in enumerate(candidates):
+        w = bias_weights(bias, gamma)
+        model = start_model(s.seed + 2)
+        short2 = replace(s.stage2, max_epochs=s.gamma_epochs, seed=s.seed + 2)
+        train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), short2)
+        if s.gamma_selection == "finetune":
+            short3 = replace(s.stage3, max_epochs=s.gamma_finetune_epochs, seed=s.seed + 3)
+            score = train(model, exp_train, exp_val, short3).best_val_force_mae
+        else:
+            score = validation_metrics(model, exp_val, s.stage3.energy_weight, s.stage3.loss)["force_mae"]
+        scores[gamma] = score
+        if log:
+            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): expensive val F-MAE {score:.4f} eV/A")
+    best = min(scores, key=scores.get)
+    if log:
+        log(f"chosen gamma {best:.4g} eV/A")
+    return best, scores

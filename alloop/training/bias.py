@@ -1,0 +1,56 @@
+"""ASTEROID's bias estimate and bias-aware weights.
+
+``B_j = mean over atoms and xyz of |F(x_j; theta_0) - f_j|`` (eV/A): the L1
+force discrepancy of a cheap label f_j to the model theta_0 trained on
+expensive labels only, divided by 3 k_j. Weights ``w_j = exp(-B_j / gamma)``
+with gamma chosen from ``gamma_grid x typical B`` (typical B: the median).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import Potential
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import per_frame_errors, predict
+
+DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+
+
+def bias_per_frame(model: Potential, dataset: FrameDataset, batch_size: int = 64) -> np.ndarray:
+    """B_j (eV/A) for every frame of a labelled dataset, in dataset order (no gradients kept)."""
+    if not dataset.labelled:
+        raise AlloopError("the bias needs labelled (cheap) frames")
+    energy, forces = predict(model, dataset, batch_size)
+    bias, _ = per_frame_errors(dataset, energy, forces, "mae")
+    return bias
+
+
+def bias_weights(bias: np.ndarray, gamma: float) -> np.ndarray:
+    """w_j = exp(-B_j / gamma), floored at the smallest positive float64 (no weight underflows to exactly 0)."""
+    if not gamma > 0:
+        raise AlloopError(f"gamma must be positive, got {gamma}")
+    b = np.asarray(bias, dtype=np.float64)
+    if np.any(b < 0) or not np.all(np.isfinite(b)):
+        raise AlloopError("bias values must be finite and non-negative")
+    return np.maximum(np.exp(-b / gamma), np.finfo(np.float64).tiny)
+
+
+def typical_bias(bias: np.ndarray) -> float:
+    """The median bias; the mean if the median is zero; 1.0 if all are zero."""
+    b = np.asarray(bias, dtype=np.float64)
+    for value in (float(np.median(b)), float(np.mean(b))):
+        if value > 0:
+            return value
+    return 1.0
+
+
+def gamma_candidates(bias: np.ndarray, grid: Sequence[float] = DEFAULT_GAMMA_GRID) -> list[float]:
+    """Absolute gammas (eV/A): ``grid x typical_bias(bias)``."""
+    if len(grid) == 0 or any(g <= 0 for g in grid):
+        raise AlloopError("the gamma grid needs positive factors")
+    scale = typical_bias(bias)
+    return [float(g) * scale for g in grid]

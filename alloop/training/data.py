@@ -1,0 +1,243 @@
+"""Labelled frames for training: CSR-packed molecules of any sizes, one fidelity per dataset.
+
+A :class:`FrameDataset` holds atomic numbers and positions (Angstrom) of M
+frames packed end to end (``offsets`` marks each frame's atoms), optionally
+with energies (eV), forces (eV/Angstrom), per-frame weights and a fidelity
+tag. Datasets without labels (unlabelled frames for score matching) carry
+``energy = forces = None``. A dataset never mixes fidelities: the absolute
+energies of two levels of theory differ by tens of eV per molecule.
+
+:meth:`FrameDataset.batches` yields :class:`LabelledBatch` objects (an
+:class:`AtomsBatch` plus per-frame and per-atom targets) in a seeded,
+reproducible order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import AtomsBatch
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """One mini-batch: structures plus targets. Targets are None for unlabelled data."""
+
+    atoms: AtomsBatch
+    energy: torch.Tensor | None  # [B] eV
+    forces: torch.Tensor | None  # [N, 3] eV/Angstrom
+    weight: torch.Tensor  # [B] per-frame weight
+    index: torch.Tensor  # [B] frame indices into the dataset
+
+    @property
+    def n_atoms(self) -> torch.Tensor:
+        return self.atoms.n_atoms
+
+
+class FrameDataset:
+    """M frames of one fidelity. Build with :meth:`from_atoms` or :meth:`from_arrays`."""
+
+    def __init__(
+        self,
+        numbers: np.ndarray,
+        positions: np.ndarray,
+        offsets: np.ndarray,
+        energy: np.ndarray | None = None,
+        forces: np.ndarray | None = None,
+        weight: np.ndarray | None = None,
+        fidelity: str = "",
+    ) -> None:
+        self.numbers = np.asarray(numbers, dtype=np.int64)
+        self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        n_frames = self.offsets.size - 1
+        if n_frames < 0 or self.offsets[0] != 0 or self.offsets[-1] != self.numbers.size:
+            raise AlloopError("frame offsets do not match the number of atoms")
+        if np.any(np.diff(self.offsets) <= 0):
+            raise AlloopError("every frame needs at least one atom")
+        if self.positions.shape[0] != self.numbers.size:
+            raise AlloopError(f"{self.positions.shape[0]} positions for {self.numbers.size} atoms")
+        if (energy is None) != (forces is None):
+            raise AlloopError("give both energies and forces, or neither")
+        self.energy = None if energy is None else np.asarray(energy, dtype=np.float64).reshape(-1)
+        self.forces = None if forces is None else np.asarray(forces, dtype=np.float64).reshape(-1, 3)
+        if self.energy is not None and self.energy.size != n_frames:
+            raise AlloopError(f"{self.energy.size} energies for {n_frames} frames")
+        if self.forces is not None and self.forces.shape[0] != self.numbers.size:
+            raise AlloopError(f"{self.forces.shape[0]} force rows for {self.numbers.size} atoms")
+        if self.energy is not None and not (np.all(np.isfinite(self.energy)) and np.all(np.isfinite(self.forces))):
+            raise AlloopError("energies and forces must be finite")
+        w = np.ones(n_frames) if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
+        if w.size != n_frames or np.any(w < 0) or not np.all(np.isfinite(w)):
+            raise AlloopError("weights must be one finite non-negative number per frame")
+        self.weight = w
+        self.fidelity = str(fidelity)
+
+    # ---- construction ------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        numbers: Sequence[np.ndarray],
+        positions: Sequence[np.ndarray],
+        energy: Sequence[float] | None = None,
+        forces: Sequence[np.ndarray] | None = None,
+        weight: Sequence[float] | None = None,
+        fidelity: str = "",
+    ) -> "FrameDataset":
+        """Frames given as lists of per-frame arrays (numbers [k], positions [k,3], forces [k,3])."""
+        if len(numbers) == 0:
+            raise AlloopError("a dataset needs at least one frame")
+        sizes = np.array([len(z) for z in numbers], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        f = None if forces is None else np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1, 3) for x in forces])
+        return cls(
+            np.concatenate([np.asarray(z) for z in numbers]),
+            np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in positions]),
+            offsets,
+            energy=None if energy is None else np.asarray(energy, dtype=np.float64),
+            forces=f,
+            weight=weight,
+            fidelity=fidelity,
+        )
+
+    @classmethod
+    def from_atoms(
+        cls,
+        structures: Sequence[Atoms],
+        fidelity: str = "",
+        labelled: bool = True,
+        weight: Sequence[float] | None = None,
+    ) -> "FrameDataset":
+        """Frames from ASE Atoms; labels from their calculator results (``energy``, ``forces``)."""
+        if len(structures) == 0:
+            raise AlloopError("a dataset needs at least one frame")
+        energy = forces = None
+        if labelled:
+            energy, forces = [], []
+            for k, atoms in enumerate(structures):
+                results = getattr(atoms.calc, "results", None) or {}
+                if "energy" not in results or "forces" not in results:
+                    raise AlloopError(f"frame {k} has no energy and forces")
+                energy.append(float(results["energy"]))
+                forces.append(np.asarray(results["forces"], dtype=np.float64))
+        return cls.from_arrays(
+            [a.numbers for a in structures],
+            [a.positions for a in structures],
+            energy=energy,
+            forces=forces,
+            weight=weight,
+            fidelity=fidelity,
+        )
+
+    # ---- properties --------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def labelled(self) -> bool:
+        return self.energy is not None
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def elements(self) -> tuple[int, ...]:
+        return tuple(sorted({int(z) for z in np.unique(self.numbers)}))
+
+    def frame_slice(self, j: int) -> slice:
+        return slice(int(self.offsets[j]), int(self.offsets[j + 1]))
+
+    def to_atoms(self) -> list[Atoms]:
+        """Frames as ASE Atoms (without labels)."""
+        return [Atoms(numbers=self.numbers[s], positions=self.positions[s]) for s in map(self.frame_slice, range(len(self)))]
+
+    # ---- derived datasets --------------------------------------------------------
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "FrameDataset":
+        """The frames ``indices`` (in that order), with their labels and weights."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise AlloopError("a subset needs at least one frame")
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise AlloopError(f"frame index out of range for a dataset of {len(self)} frames")
+        atom_idx = _atom_indices(self.offsets, idx)
+        sizes = self.sizes[idx]
+        return FrameDataset(
+            self.numbers[atom_idx],
+            self.positions[atom_idx],
+            np.concatenate([[0], np.cumsum(sizes)]),
+            energy=None if self.energy is None else self.energy[idx],
+            forces=None if self.forces is None else self.forces[atom_idx],
+            weight=self.weight[idx],
+            fidelity=self.fidelity,
+        )
+
+    def with_weights(self, weight: Sequence[float] | np.ndarray) -> "FrameDataset":
+        """The same frames with new per-frame weights."""
+        return FrameDataset(
+            self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight, fidelity=self.fidelity
+        )
+
+    def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
+        """Seeded random split by frame: (train, val, train_indices, val_indices).
+
+        The validation set gets ``round(val_fraction * M)`` frames, at least one;
+        the training set keeps at least one.
+        """
+        n = len(self)
+        if n < 2:
+            raise AlloopError(f"need at least 2 frames to split into training and validation, got {n}")
+        if not 0.0 < val_fraction < 1.0:
+            raise AlloopError(f"val_fraction must be in (0, 1), got {val_fraction}")
+        n_val = int(min(n - 1, max(1, round(val_fraction * n))))
+        perm = np.random.default_rng(seed).permutation(n)
+        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        return self.subset(train_idx), self.subset(val_idx), train_idx, val_idx
+
+    # ---- batching ----------------------------------------------------------------
+    def batch(self, indices: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32) -> LabelledBatch:
+        """The frames ``indices`` as one :class:`LabelledBatch` of the given float dtype."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        atom_idx = _atom_indices(self.offsets, idx)
+        atoms = AtomsBatch.from_arrays(self.numbers[atom_idx], self.positions[atom_idx], self.sizes[idx], dtype=dtype)
+        energy = forces = None
+        if self.energy is not None:
+            energy = torch.as_tensor(self.energy[idx], dtype=dtype)
+            forces = torch.as_tensor(self.forces[atom_idx], dtype=dtype)
+        return LabelledBatch(
+            atoms=atoms,
+            energy=energy,
+            forces=forces,
+            weight=torch.as_tensor(self.weight[idx], dtype=dtype),
+            index=torch.as_tensor(idx),
+        )
+
+    def batches(
+        self,
+        batch_size: int,
+        dtype: torch.dtype = torch.float32,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> Iterator[LabelledBatch]:
+        """Mini-batches; with ``shuffle`` the order is a permutation drawn from ``seed``."""
+        if batch_size < 1:
+            raise AlloopError(f"batch_size must be at least 1, got {batch_size}")
+        order = np.random.default_rng(seed).permutation(len(self)) if shuffle else np.arange(len(self))
+        for start in range(0, len(self), batch_size):
+            yield self.batch(order[start : start + batch_size], dtype=dtype)
+
+
+def _atom_indices(offsets: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Atom rows of the given frames, concatenated in frame order."""
+    starts, ends = offsets[frames], offsets[frames + 1]
+    sizes = ends - starts
+    if sizes.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    base = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+    return base + np.arange(int(sizes.sum()))

@@ -1,0 +1,101 @@
+"""Prediction and error metrics of a Potential on a labelled dataset.
+
+Units: energies in eV, forces in eV/Angstrom. ``force_rmse`` is the real root
+mean square over all force components (sqrt(mean(dF^2))), not a mean of
+per-atom L2 norms (the ASTEROID code's "RMSE"). Energy errors are absolute
+(the model's references must be those of the data's fidelity); the per-atom
+energy MAE divides each frame's error by its number of atoms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import Potential
+from alloop.training.data import FrameDataset
+from alloop.training.loss import LOSS_TYPES
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of the model's parameters (float32 if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def predict(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Energies [M] (eV) and forces [N, 3] (eV/A) in dataset order, float64 numpy."""
+    dtype = model_dtype(model)
+    energies, forces = [], []
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in dataset.batches(batch_size, dtype=dtype):
+            out = model(batch.atoms, compute_forces=True)
+            energies.append(out.energy.detach().cpu().double().numpy())
+            forces.append(out.forces.detach().cpu().double().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(energies), np.concatenate(forces)
+
+
+def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame force loss (mean over atoms and xyz) and per-atom energy loss, as in :mod:`loss`."""
+    if kind not in LOSS_TYPES:
+        raise AlloopError(f"unknown loss type '{kind}' (use one of {', '.join(LOSS_TYPES)})")
+    fn = np.abs if kind == "mae" else np.square
+    per_atom = fn(forces_pred - dataset.forces).sum(-1)
+    frame_of_atom = np.repeat(np.arange(len(dataset)), dataset.sizes)
+    lf = np.bincount(frame_of_atom, weights=per_atom, minlength=len(dataset)) / (3.0 * dataset.sizes)
+    le = fn((energy_pred - dataset.energy) / dataset.sizes)
+    return lf, le
+
+
+def error_metrics(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, Any]:
+    """Energy and force MAE/RMSE (eV, eV/A), per-atom energy MAE, counts."""
+    if not dataset.labelled:
+        raise AlloopError("error metrics need a labelled dataset")
+    de = energy_pred - dataset.energy
+    df = forces_pred - dataset.forces
+    return {
+        "n_frames": len(dataset),
+        "n_atoms": int(dataset.numbers.size),
+        "energy_mae_eV": float(np.mean(np.abs(de))),
+        "energy_rmse_eV": float(np.sqrt(np.mean(de**2))),
+        "energy_mae_per_atom_eV": float(np.mean(np.abs(de) / dataset.sizes)),
+        "force_mae_eV_per_A": float(np.mean(np.abs(df))),
+        "force_rmse_eV_per_A": float(np.sqrt(np.mean(df**2))),
+    }
+
+
+def validation_metrics(
+    model: Potential, dataset: FrameDataset, energy_weight: float, kind: str, batch_size: int = 32
+) -> dict[str, float]:
+    """Weighted Eq. 1 loss and weighted force/energy MAE of a validation set.
+
+    Frames count with their weights (force MAE weights each frame by ``w_j * 3 k_j``
+    components); with unit weights these are the plain MAEs.
+    """
+    energy_pred, forces_pred = predict(model, dataset, batch_size)
+    w = dataset.weight
+    if w.sum() <= 0:
+        raise AlloopError("validation weights sum to zero")
+    lf, le = per_frame_errors(dataset, energy_pred, forces_pred, kind)
+    mae_f, mae_e = per_frame_errors(dataset, energy_pred, forces_pred, "mae") if kind != "mae" else (lf, le)
+    n3 = 3.0 * dataset.sizes
+    return {
+        "loss": float(np.sum(w * ((1.0 - energy_weight) * lf + energy_weight * le)) / w.sum()),
+        "force_mae": float(np.sum(w * n3 * mae_f) / np.sum(w * n3)),
+        "energy_mae": float(np.sum(w * mae_e * dataset.sizes) / w.sum()),
+    }
+
+
+def evaluate_model(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, Any]:
+    """:func:`error_metrics` of ``model`` on ``dataset``."""
+    energy_pred, forces_pred = predict(model, dataset, batch_size)
+    return error_metrics(dataset, energy_pred, forces_pred)

@@ -1,0 +1,136 @@
+"""Glue for ``alloop train`` / ``alloop evaluate``: datasets from files, settings, checkpoint metadata, summaries.
+
+Fidelity tags: frames written by ``alloop label`` carry ``fidelity_hash`` in their
+info; a file's tag is that hash (one per file: a file that mixes fidelities is
+refused) or, without it, the file's role (``expensive``, ``cheap``). Energy
+references in checkpoints are keyed by this tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import AlloopError
+from alloop.io import read_labelled, read_structures
+from alloop.training.asteroid import AsteroidResult, AsteroidSettings
+from alloop.training.data import FrameDataset
+from alloop.training.score_matching import ScoreMatchingSettings
+from alloop.training.trainer import TrainResult, TrainSettings
+
+
+def fidelity_tag(structures: Sequence[Atoms], role: str, source: str | Path = "") -> str:
+    """The one ``fidelity_hash`` of a file's frames, or ``role`` if they carry none."""
+    hashes = {a.info.get("fidelity_hash") for a in structures}
+    if hashes == {None}:
+        return role
+    if None in hashes or len(hashes) > 1:
+        shown = ", ".join(sorted(str(h) for h in hashes))
+        raise AlloopError(f"{source or role}: frames of several fidelities ({shown}); a training set carries one fidelity")
+    return str(hashes.pop())
+
+
+def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDataset:
+    """A FrameDataset from an extxyz (or any ASE-readable) file; labelled files need energy and forces."""
+    structures = read_labelled(path) if labelled else read_structures(path)
+    return FrameDataset.from_atoms(structures, fidelity=fidelity_tag(structures, role, path), labelled=labelled)
+
+
+def cli_settings(
+    epochs: int = 200,
+    seed: int = 0,
+    threads: int | None = 1,
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    finetune_lr: float | None = None,
+    patience: int = 20,
+    energy_weight: float = 0.01,
+    loss: str = "mae",
+    temperature_K: float = 300.0,
+    gamma_grid: Sequence[float] = (0.1, 0.5, 1.0, 2.0),
+    gamma_epochs: int | None = None,
+    val_fraction: float = 0.1,
+) -> AsteroidSettings:
+    """AsteroidSettings from the command-line options; stage 3 uses ``finetune_lr`` (default lr / 10).
+
+    The gamma search runs ``gamma_epochs`` (default min(10, epochs)) epochs of stage 2 and as
+    many of stage 3 per candidate.
+    """
+    base = TrainSettings(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                         energy_weight=energy_weight, loss=loss, threads=threads, seed=seed)
+    short = min(10, epochs) if gamma_epochs is None else gamma_epochs
+    return AsteroidSettings(
+        stage1=base,
+        stage2=base,
+        stage3=replace(base, lr=finetune_lr if finetune_lr is not None else lr / 10.0),
+        score=ScoreMatchingSettings(temperature_K=temperature_K, max_epochs=epochs, batch_size=batch_size, lr=lr,
+                                    patience=patience, threads=threads, seed=seed),
+        gamma_grid=tuple(float(g) for g in gamma_grid),
+        gamma_epochs=short,
+        gamma_finetune_epochs=short,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
+
+
+def _stage_summary(stage: Any) -> dict[str, Any]:
+    if isinstance(stage, TrainResult):
+        return {"best_epoch": stage.best_epoch, "epochs_run": stage.epochs_run,
+                "best_val_force_mae_eV_per_A": stage.best_val_force_mae,
+                "best_val_energy_mae_eV": stage.best_val_energy_mae, "stopped_early": stage.stopped_early,
+                "seconds": round(stage.seconds, 2)}
+    return {"best_epoch": stage.best_epoch, "epochs_run": stage.epochs_run,
+            "best_val_score_matching_loss": stage.best_val_loss, "seconds": round(stage.seconds, 2)}
+
+
+def checkpoint_metadata(result: AsteroidResult, settings: AsteroidSettings, sources: dict[str, Any],
+                        fidelity: str) -> dict[str, Any]:
+    """JSON-serialisable metadata for the trained model's checkpoint (references under ``energy_references``)."""
+    meta: dict[str, Any] = {
+        "method": result.method,
+        "fidelity": fidelity,
+        "metrics": result.metrics,
+        "energy_references": {tag: {str(z): e for z, e in refs.items()} for tag, refs in result.references.items()},
+        "stages": {name: _stage_summary(stage) for name, stage in result.stages.items()},
+        "sources": sources,
+        "settings": _jsonable(asdict(settings)),
+    }
+    if result.bias is not None:
+        b = result.bias
+        meta["bias"] = {"gamma_eV_per_A": result.gamma, "median_eV_per_A": float(np.median(b)),
+                        "min_eV_per_A": float(b.min()), "max_eV_per_A": float(b.max()),
+                        "gamma_scores": {f"{g:.6g}": v for g, v in result.gamma_scores.items()}}
+    return meta
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def summary_lines(result: AsteroidResult, n_frames: dict[str, int]) -> list[str]:
+    """The final human-readable summary of a training run."""
+    lines = [f"method {result.method}: " + ", ".join(f"{n} {role} frames" for role, n in n_frames.items())]
+    for name, stage in result.stages.items():
+        s = _stage_summary(stage)
+        if "best_val_force_mae_eV_per_A" in s:
+            lines.append(f"  {name}: best epoch {s['best_epoch']} of {s['epochs_run']}, "
+                         f"val force MAE {s['best_val_force_mae_eV_per_A']:.4f} eV/A ({s['seconds']:.1f} s)")
+        else:
+            lines.append(f"  {name}: best epoch {s['best_epoch']} of {s['epochs_run']}, "
+                         f"val score-matching loss {s['best_val_score_matching_loss']:.4g} (eV/A)^2 ({s['seconds']:.1f} s)")
+    if result.gamma is not None:
+        lines.append(f"  gamma {result.gamma:.4g} eV/A; bias B median {np.median(result.bias):.4f} eV/A, "
+                     f"weights {result.weights.min():.3g}..{result.weights.max():.3g}")
+    m = result.metrics
+    lines.append(f"expensive validation ({m['n_frames']} frames): force MAE {m['force_mae_eV_per_A']:.4f} eV/A, "
+                 f"force RMSE {m['force_rmse_eV_per_A']:.4f} eV/A, energy MAE {m['energy_mae_eV']:.4f} eV "
+                 f"({1000 * m['energy_mae_per_atom_eV']:.2f} meV/atom)")
+    return lines

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+import torch
+
+from alloop.errors import AlloopError
+from alloop.potentials.pair import PairPotential
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import evaluate_model, validation_metrics
+from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
+
+from training_synthetic import label_frames, perturbed, truth_potential
+
+FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01)
+
+
+def _split(frames, seed=0):
+    tr, va, _, _ = FrameDataset.from_atoms(frames, fidelity="synthetic").split(0.25, seed)
+    return tr, va
+
+
+def test_same_seed_same_weights_and_a_different_seed_differs(mixed_frames):
+    tr, va = _split(mixed_frames)
+    runs = []
+    for seed in (4, 4, 5):
+        model = PairPotential([1, 6, 8], seed=1)
+        train(model, tr, va, TrainSettings(max_epochs=3, seed=seed, **FAST))
+        runs.append(model.weights.detach().clone())
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_training_reduces_validation_force_error(mixed_frames, dtype):
+    tr, va = _split(mixed_frames)
+    model = PairPotential([1, 6, 8], seed=1).to(dtype)
+    result = train(model, tr, va, TrainSettings(max_epochs=15, **FAST))
+    assert result.history[0].epoch == 0
+    assert result.best_val_force_mae < 0.6 * result.history[0].val_force_mae
+    assert model.weights.dtype == dtype
+    # the references of the training fidelity are in the model
+    assert result.reference_fit is not None
+    assert model.atomic_energies[8].item() == pytest.approx(result.references[8])
+
+
+def test_early_stopping_stops_and_restores_the_best_weights(truth):
+    # the model starts as the potential that labels the validation set; training on labels
+    # of another potential can only make validation worse: best = epoch 0, restored.
+    other = truth_potential(seed=99)
+    train_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 12, seed=5), other))
+    val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 6, seed=6), truth))
+    model = truth_potential()
+    start = parameter_fingerprint(model)
+    result = train(model, train_set, val_set, TrainSettings(max_epochs=50, patience=3, **FAST))
+    assert result.stopped_early and result.best_epoch == 0 and result.epochs_run == 3
+    assert parameter_fingerprint(model) == start
+
+
+def test_the_returned_model_is_the_best_epoch(mixed_frames):
+    tr, va = _split(mixed_frames)
+    model = PairPotential([1, 6, 8], seed=1)
+    result = train(model, tr, va, TrainSettings(max_epochs=12, lr=0.3, batch_size=4, patience=4, energy_weight=0.01))
+    best = min(r.val_force_mae for r in result.history)
+    assert 0 < result.best_epoch < result.epochs_run  # later epochs were worse: restoring matters
+    assert result.best_val_force_mae == best
+    assert validation_metrics(model, va, 0.01, "mae")["force_mae"] == pytest.approx(best, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["mae", "mse"])
+def test_bias_weights_protect_against_corrupted_labels(truth, kind):
+    clean = perturbed(["H2O", "CH4", "CH3CH2OH"], 30, seed=7)
+    good = label_frames(clean[:15], truth)
+    bad = label_frames(clean[15:], truth_potential(seed=42, scale=6.0))
+    data = FrameDataset.from_atoms(good + bad, fidelity="cheap")
+    test = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4", "CH3CH2OH"], 9, seed=8), truth), fidelity="cheap")
+    errors = {}
+    for name, w in {"uniform": np.ones(30), "weighted": np.r_[np.ones(15), np.full(15, 1e-3)]}.items():
+        model = PairPotential([1, 6, 8], seed=1)
+        weighted = data.with_weights(w)
+        train(model, weighted, weighted, TrainSettings(max_epochs=20, loss=kind, **FAST))
+        errors[name] = evaluate_model(model, test)["force_mae_eV_per_A"]
+    assert errors["weighted"] < 0.7 * errors["uniform"]
+
+
+def test_progress_lines_and_silence(mixed_frames, capsys):
+    tr, va = _split(mixed_frames)
+    lines = []
+    result = train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=2, **FAST), log=lines.append, tag="t")
+    assert len(lines) == result.epochs_run + 1 == 3
+    assert lines[1].startswith("t epoch    1") and "val F-MAE" in lines[1] and "eV/A" in lines[1] and "lr" in lines[1]
+    train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=1, **FAST))
+    assert capsys.readouterr().out == ""
+
+
+def test_threads_are_set_and_restored(mixed_frames):
+    tr, va = _split(mixed_frames)
+    before = torch.get_num_threads()
+    train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=1, threads=2, **FAST))
+    assert torch.get_num_threads() == before
+
+
+def test_clear_errors(mixed_frames, water):
+    tr, va = _split(mixed_frames)
+    with pytest.raises(AlloopError, match="not in the model's element set"):
+        train(PairPotential([1, 8]), tr, va, TrainSettings(max_epochs=1))
+    with pytest.raises(AlloopError, match="unknown loss"):
+        TrainSettings(loss="huber")
+    unlabelled = FrameDataset.from_atoms([water, water], labelled=False)
+    with pytest.raises(AlloopError, match="need energies and forces"):
+        train(PairPotential([1, 6, 8]), unlabelled, va)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
+def test_learning_rate_schedules_lower_the_rate(truth, scheduler):
+    # validation can only get worse (see the early-stopping test), so the plateau schedule cuts the rate
+    train_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 8, seed=5), truth_potential(seed=99)))
+    val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 4, seed=6), truth))
+    s = TrainSettings(max_epochs=4, scheduler=scheduler, lr_patience=0, patience=10, **FAST)
+    result = train(truth_potential(), train_set, val_set, s)
+    assert result.history[-1].lr < result.history[1].lr == FAST["lr"]
+
+
+def test_a_float32_egnn_trains_and_supports_score_matching(mixed_frames):
+    from alloop.potentials.base import AtomsBatch
+    from alloop.potentials.registry import build_model
+    from alloop.training.score_matching import projection_vectors, score_matching_loss
+
+    model = build_model("egnn", [1, 6, 8], cutoff_A=4.0, hidden_features=16, n_layers=2, n_rbf=8, seed=0)
+    tr, va = _split(mixed_frames)
+    result = train(model, tr, va, TrainSettings(max_epochs=2, lr=1e-3, batch_size=8))
+    assert result.best_val_force_mae <= result.history[0].val_force_mae and np.isfinite(result.best_val_force_mae)
+    batch = AtomsBatch.from_atoms(tr.to_atoms()[:3])
+    v = projection_vectors(1, tuple(batch.positions.shape), torch.float32, "rademacher", torch.Generator().manual_seed(0))
+    score_matching_loss(model, batch, 300.0, v).sum().backward()  # double backward through the message passing
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
