@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from typing import Any, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -89,7 +90,9 @@ class Fidelity(BaseModel):
                 raise FidelityError(f"atomic number {z} is not an element")
             symbol = ELEMENTS[z]
             try:
-                gto.basis.load(self.basis, symbol)
+                with warnings.catch_warnings():  # PySCF suggests basis-set-exchange when a basis is missing
+                    warnings.simplefilter("ignore", UserWarning)
+                    gto.basis.load(self.basis, symbol)
             except Exception as exc:  # pyscf raises several types for a missing basis
                 raise FidelityError(
                     f"fidelity '{self.name}': basis '{self.basis}' does not cover element {symbol}"

@@ -1,0 +1,153 @@
+"""Start an embedded Dask LocalCluster, or connect to an existing scheduler, with pinned threads.
+
+Each worker process runs ``tasks_per_worker`` tasks at a time (default one),
+and each task computes with ``threads_per_worker`` threads: OMP/MKL/OpenBLAS
+environment variables are set before the worker processes spawn, and a worker
+plugin pins PySCF, every loaded OpenBLAS and torch at start-up (labelling
+tasks pin again themselves: OpenMP's count is per thread).
+
+Dask's nanny writes its spawn environment (OMP_NUM_THREADS=... ) into the
+driver's ``os.environ`` as well: ``open_client`` restores the driver's
+variables after start-up and re-pins the driver's torch thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from alloop.errors import AlloopError
+
+#: environment variables that set compute threads in a worker process
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _make_plugin(threads: int):
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class PinThreads(WorkerPlugin):
+        """Pins compute threads when a worker starts (and records them in the worker's environment)."""
+
+        name = "alloop-pin-threads"
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def setup(self, worker) -> None:  # noqa: ANN001 (distributed's signature)
+            for var in THREAD_ENV_VARS:
+                os.environ[var] = str(self.n)
+            from alloop.labeling.threads import set_compute_threads
+
+            set_compute_threads(self.n)
+
+    return PinThreads(threads)
+
+
+def dashboard_link(client) -> str | None:  # noqa: ANN001
+    """The dashboard URL, or None when bokeh (which serves it) is not installed."""
+    return client.dashboard_link if _has_bokeh() else None
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise AlloopError(f"{name} must be a positive integer, not {value!r}")
+
+
+@contextmanager
+def open_client(
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    address: str | None = None,
+    scheduler_file: str | None = None,
+    *,
+    tasks_per_worker: int = 1,
+    memory_limit: str | float | int = "auto",
+    allowed_failures: int = 0,
+    quiet: bool = True,
+) -> Iterator["distributed.Client"]:  # noqa: F821
+    """A Dask client on a new LocalCluster (processes) or on the scheduler at ``address``/``scheduler_file``.
+
+    ``n_workers`` defaults to cores // threads_per_worker. ``allowed_failures``
+    (embedded cluster only) is how many worker deaths a task survives inside
+    the scheduler; 0 hands every death to the caller (``LabelingPool`` counts
+    and resubmits them itself).
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    _positive("n_workers", n_workers)
+    _positive("threads_per_worker", threads_per_worker)
+    _positive("tasks_per_worker", tasks_per_worker)
+    if address is not None and scheduler_file is not None:
+        raise AlloopError("give a scheduler address or a scheduler file, not both")
+    level = logging.CRITICAL if quiet else logging.WARNING
+    saved_env = {var: os.environ.get(var) for var in THREAD_ENV_VARS}
+    torch = sys.modules.get("torch")
+    driver_torch_threads = torch.get_num_threads() if torch is not None else None
+    cluster = None
+    try:
+        if address is None and scheduler_file is None:
+            workers = n_workers or max(1, available_cores() // threads_per_worker)
+            for var in THREAD_ENV_VARS:  # read by the nanny as its pre-spawn environment
+                os.environ[var] = str(threads_per_worker)
+            env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
+            spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=tasks_per_worker,
+                    processes=True,
+                    memory_limit=memory_limit,
+                    dashboard_address=":0" if _has_bokeh() else None,
+                    silence_logs=level,
+                    scheduler_kwargs={"allowed_failures": allowed_failures},
+                    env=env,
+                )
+            client = Client(cluster)
+        else:
+            client = Client(address=address, scheduler_file=scheduler_file)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise AlloopError(f"cannot start or reach the Dask scheduler: {exc}") from exc
+    finally:
+        _restore_env(saved_env)
+        if torch is not None and driver_torch_threads is not None:
+            torch.set_num_threads(driver_torch_threads)
+    try:
+        client.register_plugin(_make_plugin(threads_per_worker))
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        _restore_env(saved_env)
+        if torch is not None and driver_torch_threads is not None:
+            torch.set_num_threads(driver_torch_threads)
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value

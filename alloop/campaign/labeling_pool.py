@@ -1,0 +1,287 @@
+"""Label many frames on a Dask cluster: bounded in-flight work, priorities, worker deaths survived.
+
+``LabelingPool`` keeps about ``tasks_per_slot`` tasks per worker slot on the
+cluster and holds the rest in a local queue, refilling as tasks complete
+(``distributed.as_completed``), so the driver can keep submitting, re-prioritise
+and stream results to the single writer while the cluster works. Higher
+``priority`` runs first, in the local queue and on the scheduler; by default
+expensive methods outrank cheap ones (``default_priority``).
+
+Task keys are deterministic: ``label-<fidelity hash>-<frame key>`` (a retry
+appends ``-retry<n>``). Workers only compute and return a LabelResult; they
+write nothing. A worker that dies while holding a task (crash, OOM kill,
+SIGKILL) costs that task one attempt: it is resubmitted up to ``max_retries``
+times, after which the frame gets a ``failed`` LabelResult ("worker died N
+times ...") instead of an exception. Physics failures come back as data from
+the labeller itself. An exception raised inside a task (a programming error)
+is re-raised from ``results()``/``poll()`` with the frame key attached.
+
+The pool is driven from one thread (the campaign driver).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from ase import Atoms
+
+from alloop.errors import FidelityError
+from alloop.fidelity import Fidelity
+from alloop.labeling.base import Labeler
+from alloop.labeling.pyscf_labeler import PySCFLabeler
+from alloop.labeling.result import LabelResult, LabelStatus
+
+#: default scheduling priority by method: expensive labels first
+_METHOD_PRIORITY = {"hf": 0, "mp2": 20, "ccsd": 30, "ccsd(t)": 40}
+_DFT_PRIORITY = 10
+#: how often (seconds) the number of worker slots is re-read from the scheduler
+_SLOTS_REFRESH_S = 1.0
+
+
+def default_priority(fidelity: Fidelity) -> int:
+    """HF 0 < DFT 10 < MP2 20 < CCSD 30 < CCSD(T) 40."""
+    return _DFT_PRIORITY if fidelity.is_dft else _METHOD_PRIORITY[fidelity.method]
+
+
+def task_key(fidelity_hash: str, frame_key: str, attempt: int = 0) -> str:
+    """The Dask key of one label attempt."""
+    base = f"label-{fidelity_hash}-{frame_key}"
+    return base if attempt == 0 else f"{base}-retry{attempt}"
+
+
+def _run_label(labeler: Labeler, atoms: Atoms) -> LabelResult:
+    """The task a worker runs: compute only, return the result."""
+    return labeler.label(atoms)
+
+
+@dataclass(order=True)
+class _Task:
+    sort_key: tuple[int, int]
+    frame_key: str = field(compare=False)
+    atoms: Atoms = field(compare=False)
+    labeler: Labeler = field(compare=False)
+    fidelity_hash: str = field(compare=False)
+    priority: int = field(compare=False)
+    attempt: int = field(default=0, compare=False)
+    deaths: int = field(default=0, compare=False)
+
+
+class LabelingPool:
+    """Submit (frame key, structure, fidelity); iterate (frame key, LabelResult) as labels complete."""
+
+    def __init__(
+        self,
+        client,  # noqa: ANN001 (distributed.Client)
+        *,
+        threads_per_task: int = 1,
+        tasks_per_slot: int = 2,
+        max_retries: int = 2,
+        labeler_factory: Callable[[Fidelity], Labeler] | None = None,
+    ) -> None:
+        from distributed import as_completed
+
+        if tasks_per_slot < 1 or max_retries < 0 or threads_per_task < 1:
+            raise ValueError("tasks_per_slot and threads_per_task must be >= 1 and max_retries >= 0")
+        self.client = client
+        self.threads_per_task = threads_per_task
+        self.tasks_per_slot = tasks_per_slot
+        self.max_retries = max_retries
+        self._factory = labeler_factory or (lambda fid: PySCFLabeler(fid, threads=threads_per_task))
+        self._labelers: dict[str, Labeler] = {}
+        self._pending: list[_Task] = []  # heap ordered by (-priority, submission order)
+        self._futures: dict[str, tuple[object, _Task]] = {}  # dask key -> (future, task)
+        self._active: set[tuple[str, str]] = set()  # (frame key, fidelity hash) not yet finished
+        self._seq = itertools.count()
+        self._ac = as_completed([], with_results=False)
+        self._slots = 1
+        self._slots_read = -float("inf")
+        #: worker deaths seen by this pool's tasks (each one cost a task an attempt)
+        self.worker_deaths = 0
+
+    # ----------------------------------------------------------------- submit
+    def labeler_for(self, fidelity: Fidelity) -> Labeler:
+        """The labeller used for this fidelity (built once; FidelityError if it has no gradients)."""
+        h = fidelity.hash()
+        if h not in self._labelers:
+            self._labelers[h] = self._factory(fidelity)
+        return self._labelers[h]
+
+    def check(self, atoms: Atoms, fidelity: Fidelity) -> None:
+        """Raise FidelityError if this structure cannot be labelled at this fidelity."""
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
+        labeler = self.labeler_for(fidelity)
+        if isinstance(labeler, PySCFLabeler) and atoms.pbc.any():
+            raise FidelityError("the PySCF labeller handles isolated molecules only (pbc must be False)")
+        fidelity.check_structure(atoms.numbers)
+
+    def submit(self, key: str, atoms: Atoms, fidelity: Fidelity, priority: int | None = None) -> None:
+        """Queue one label; refused up front (FidelityError) if the fidelity cannot describe ``atoms``."""
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"frame key must be a non-empty string, not {key!r}")
+        self.check(atoms, fidelity)
+        ident = (key, fidelity.hash())
+        if ident in self._active:
+            raise ValueError(f"frame '{key}' is already queued at fidelity '{fidelity.name}'")
+        prio = default_priority(fidelity) if priority is None else int(priority)
+        task = _Task((-prio, next(self._seq)), key, atoms.copy(), self.labeler_for(fidelity), ident[1], prio)
+        self._active.add(ident)
+        heapq.heappush(self._pending, task)
+        self._fill()
+
+    # ---------------------------------------------------------------- results
+    @property
+    def n_in_flight(self) -> int:
+        """Tasks on the cluster (queued or running there)."""
+        return len(self._futures)
+
+    @property
+    def n_pending(self) -> int:
+        """Tasks waiting in the local queue for a free place in flight."""
+        return len(self._pending)
+
+    @property
+    def n_unfinished(self) -> int:
+        """Labels submitted and not yet returned (queued, in flight, or waiting for a retry)."""
+        return len(self._active)
+
+    def queued_keys(self) -> list[str]:
+        """Frame keys of the local queue, in the order they will go to the cluster."""
+        return [t.frame_key for t in sorted(self._pending)]
+
+    def poll(self) -> list[tuple[str, LabelResult]]:
+        """Results completed since the last call, without waiting."""
+        out: list[tuple[str, LabelResult]] = []
+        for future in self._ac.next_batch(block=False) if not self._ac.is_empty() else []:
+            out.extend(self._handle(future))
+        self._fill()
+        return out
+
+    def results(self) -> Iterator[tuple[str, LabelResult]]:
+        """Yield (frame key, LabelResult) as labels complete, until nothing is queued or in flight.
+
+        New work may be submitted between iterations; it is picked up.
+        """
+        while True:
+            self._fill()
+            if not self._futures:
+                return
+            future = next(self._ac)
+            yield from self._handle(future)
+
+    def cancel_all(self) -> int:
+        """Drop the local queue and cancel every task in flight; returns how many labels were dropped."""
+        from distributed import as_completed
+
+        dropped = len(self._pending) + len(self._futures)
+        futures = [f for f, _ in self._futures.values()]
+        self._pending.clear()
+        self._futures.clear()
+        self._active.clear()
+        if futures:
+            self.client.cancel(futures)
+        self._ac = as_completed([], with_results=False)
+        return dropped
+
+    # --------------------------------------------------------------- internals
+    def _capacity(self) -> int:
+        now = time.monotonic()
+        if now - self._slots_read > _SLOTS_REFRESH_S:
+            self._slots = max(1, sum(self.client.nthreads().values()))
+            self._slots_read = now
+        return self.tasks_per_slot * self._slots
+
+    def _fill(self) -> None:
+        if not self._pending:
+            return
+        capacity = self._capacity()
+        while self._pending and len(self._futures) < capacity:
+            task = heapq.heappop(self._pending)
+            key = task_key(task.fidelity_hash, task.frame_key, task.attempt)
+            future = self.client.submit(_run_label, task.labeler, task.atoms, key=key, priority=task.priority)
+            self._futures[key] = (future, task)
+            self._ac.add(future)
+
+    def _handle(self, future) -> list[tuple[str, LabelResult]]:  # noqa: ANN001
+        entry = self._futures.pop(future.key, None)
+        if entry is None:  # cancelled by cancel_all
+            return []
+        task = entry[1]
+        status = future.status
+        if status == "finished":
+            result = future.result()
+            future.release()
+            return [self._finish(task, result)]
+        if status == "error":
+            exc = future.exception()
+            future.release()
+            from distributed.scheduler import KilledWorker
+
+            if not isinstance(exc, KilledWorker):
+                self._active.discard((task.frame_key, task.fidelity_hash))
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"while labelling frame '{task.frame_key}' (task {future.key})")
+                raise exc
+            return self._retry_or_fail(task, exc.allowed_failures + 1, "worker died")
+        future.release()  # cancelled or lost without our asking: the scheduler dropped it
+        return self._retry_or_fail(task, 0, f"task {status} by the scheduler")
+
+    def _retry_or_fail(self, task: _Task, deaths: int, what: str) -> list[tuple[str, LabelResult]]:
+        task.deaths += deaths
+        self.worker_deaths += deaths
+        if task.attempt < self.max_retries:
+            task.attempt += 1
+            heapq.heappush(self._pending, task)
+            return []
+        fid = self._labelers[task.fidelity_hash].fidelity
+        if task.deaths:
+            reason = f"worker died {task.deaths} times while labelling this frame ({task.attempt + 1} attempts)"
+        else:
+            reason = f"{what} ({task.attempt + 1} attempts)"
+        result = LabelResult.failure(
+            len(task.atoms), LabelStatus.FAILED, reason, fidelity_name=fid.name, fidelity_hash=task.fidelity_hash
+        )
+        return [self._finish(task, result)]
+
+    def _finish(self, task: _Task, result: LabelResult) -> tuple[str, LabelResult]:
+        self._active.discard((task.frame_key, task.fidelity_hash))
+        return task.frame_key, result
+
+
+def label_all(
+    client,  # noqa: ANN001 (distributed.Client)
+    items: Iterable[tuple[str, Atoms]],
+    fidelity: Fidelity,
+    *,
+    priority: int | None = None,
+    on_result: Callable[[str, LabelResult], None] | None = None,
+    **pool_options: object,
+) -> dict[str, LabelResult]:
+    """Label every (key, structure) at ``fidelity``; returns results in input order.
+
+    Every structure is checked before anything is submitted (FidelityError
+    names the first one that cannot be labelled). ``on_result`` is called as
+    each label completes (progress, streaming to a store).
+    """
+    items = list(items)
+    keys = [k for k, _ in items]
+    if len(set(keys)) != len(keys):
+        raise ValueError("frame keys must be unique")
+    pool = LabelingPool(client, **pool_options)  # type: ignore[arg-type]
+    for key, atoms in items:
+        try:
+            pool.check(atoms, fidelity)
+        except FidelityError as exc:
+            raise FidelityError(f"frame '{key}': {exc}") from None
+    for key, atoms in items:
+        pool.submit(key, atoms, fidelity, priority)
+    done: dict[str, LabelResult] = {}
+    for key, result in pool.results():
+        done[key] = result
+        if on_result is not None:
+            on_result(key, result)
+    return {k: done[k] for k in keys}

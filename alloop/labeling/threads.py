@@ -1,0 +1,93 @@
+"""Pin the compute threads of this process: PySCF's OpenMP, every loaded OpenBLAS, and torch.
+
+Dask's nanny starts workers with OMP/MKL/OPENBLAS_NUM_THREADS=1, and several
+BLAS copies live in one process (numpy's, scipy's and PySCF's own OpenBLAS),
+so a labelling task sets its thread count explicitly every time it runs.
+OpenMP's thread count is per calling thread (the Dask executor thread), which
+is why this is called inside the task rather than once per process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from functools import lru_cache
+
+#: exported names of "set the number of threads" in the OpenBLAS builds we know
+_SETTERS = (
+    "openblas_set_num_threads",
+    "scipy_openblas_set_num_threads64_",
+    "scipy_openblas_set_num_threads",
+    "openblas_set_num_threads64_",
+)
+_GETTERS = (
+    "openblas_get_num_threads",
+    "scipy_openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+)
+
+
+def _loaded_libraries(fragment: str) -> list[str]:
+    """Paths of shared libraries mapped into this process whose file name contains ``fragment``."""
+    try:
+        with open("/proc/self/maps") as fh:
+            lines = fh.read().splitlines()
+    except OSError:  # not Linux: nothing to pin through ctypes
+        return []
+    paths = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 6 and fragment in parts[-1].rsplit("/", 1)[-1].lower() and parts[-1] not in paths:
+            paths.append(parts[-1])
+    return paths
+
+
+@lru_cache(maxsize=8)
+def _openblas_functions(libraries: tuple[str, ...]) -> tuple[tuple[str, object, object], ...]:
+    """(file name, setter, getter) for each loaded OpenBLAS. Single-threaded builds always report 1."""
+    found = []
+    for path in libraries:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        setter = next((getattr(lib, n) for n in _SETTERS if hasattr(lib, n)), None)
+        getter = next((getattr(lib, n) for n in _GETTERS if hasattr(lib, n)), None)
+        if setter is not None and getter is not None:
+            getter.restype = ctypes.c_int
+            found.append((path.rsplit("/", 1)[-1], setter, getter))
+    return tuple(found)
+
+
+def _openblas() -> tuple[tuple[str, object, object], ...]:
+    import numpy  # noqa: F401  (make sure numpy's BLAS is loaded)
+
+    return _openblas_functions(tuple(_loaded_libraries("openblas")))
+
+
+def set_compute_threads(n: int) -> None:
+    """Use ``n`` threads for PySCF (OpenMP, this thread), every loaded OpenBLAS, and torch if imported."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"thread count must be a positive integer, not {n!r}")
+    from pyscf import lib
+
+    lib.num_threads(n)
+    for _, setter, _ in _openblas():
+        setter(ctypes.c_int(n))  # type: ignore[operator]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def compute_threads() -> dict[str, int]:
+    """The thread counts in force in this thread/process (for checks and reports)."""
+    from pyscf import lib
+
+    counts = {"pyscf_omp": int(lib.num_threads())}
+    for name, _, getter in _openblas():
+        counts[name] = int(getter())  # type: ignore[operator]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        counts["torch"] = int(torch.get_num_threads())
+    return counts

@@ -1,0 +1,151 @@
+"""Conformance checks for any Labeler (``alloop.labeling.base.Labeler``), usable from users' tests.
+
+``check_labeler(labeler, atoms)`` labels ``atoms`` and raises AssertionError
+naming the first broken promise:
+
+- the result is a LabelResult with a LabelStatus, forces of shape (n_atoms, 3),
+  fidelity name and hash recorded, non-negative costs;
+- an ``ok`` result is finite, and its forces are the negative gradient of its
+  energy in the same units (eV and eV/Angstrom): a central difference of two
+  extra labels along the force direction must match |F| (this catches Hartree,
+  Bohr or sign mistakes, which a magnitude check cannot);
+- labelling is deterministic (a second label agrees to ``atol_eV``) and does not
+  modify the input structure;
+- for ``failing_atoms`` (a structure the labeller cannot compute, e.g. two atoms
+  on top of each other) it returns a non-ok result with NaN energy and a
+  reason, instead of raising.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from ase import Atoms
+
+from alloop.labeling.result import LabelResult, LabelStatus
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_result_shape(result: object, n_atoms: int) -> LabelResult:
+    """The structural promises every LabelResult makes, ok or not."""
+    _require(isinstance(result, LabelResult), f"label() returned {type(result).__name__}, not LabelResult")
+    assert isinstance(result, LabelResult)
+    _require(isinstance(result.status, LabelStatus), f"status {result.status!r} is not a LabelStatus")
+    forces = np.asarray(result.forces_eV_per_A)
+    _require(forces.shape == (n_atoms, 3), f"forces have shape {forces.shape}, expected ({n_atoms}, 3)")
+    _require(result.cpu_seconds >= 0 and result.wall_seconds >= 0, "negative cost")
+    _require(bool(result.fidelity_name) and bool(result.fidelity_hash), "fidelity name/hash not recorded")
+    if result.ok:
+        _require(np.isfinite(result.energy_eV), f"ok result with energy {result.energy_eV}")
+        _require(bool(np.all(np.isfinite(forces))), "ok result with non-finite forces")
+    else:
+        _require(bool(result.reason), f"status {result.status.value} without a reason")
+        _require(np.isnan(result.energy_eV), "a failed label must carry NaN energy")
+    return result
+
+
+def check_labeler(
+    labeler: object,
+    atoms: Atoms,
+    *,
+    failing_atoms: Atoms | None = None,
+    step_A: float = 1e-3,
+    gradient_rtol: float = 0.02,
+    atol_eV: float = 1e-8,
+    atol_force_eV_per_A: float = 1e-6,
+) -> LabelResult:
+    """Assert the Labeler protocol on ``atoms`` (which must label ``ok``); return that result."""
+    _require(callable(getattr(labeler, "label", None)), "labeler has no label() method")
+    before = atoms.copy()
+    result = check_result_shape(labeler.label(atoms), len(atoms))  # type: ignore[attr-defined]
+    _require(
+        np.array_equal(atoms.positions, before.positions) and np.array_equal(atoms.numbers, before.numbers),
+        "label() modified its input structure",
+    )
+    _require(result.ok, f"expected an ok label for this structure, got {result.status.value}: {result.reason}")
+    _check_gradient(labeler, atoms, result, step_A, gradient_rtol)
+    again = check_result_shape(labeler.label(atoms.copy()), len(atoms))  # type: ignore[attr-defined]
+    _require(again.ok, f"second label not ok: {again.reason}")
+    _require(
+        abs(again.energy_eV - result.energy_eV) <= atol_eV,
+        f"not deterministic: energies differ by {again.energy_eV - result.energy_eV:.3e} eV",
+    )
+    diff = float(np.abs(again.forces_eV_per_A - result.forces_eV_per_A).max())
+    _require(diff <= atol_force_eV_per_A, f"not deterministic: forces differ by {diff:.3e} eV/A")
+    if failing_atoms is not None:
+        _check_failure_is_data(labeler, failing_atoms)
+    return result
+
+
+def _check_gradient(labeler: object, atoms: Atoms, result: LabelResult, step_A: float, rtol: float) -> None:
+    """-dE/dx along the force direction equals |F| (same units, right sign)."""
+    forces = np.asarray(result.forces_eV_per_A)
+    norm = float(np.linalg.norm(forces))
+    _require(norm > 1e-3, "forces too small to check the gradient: use a structure away from a minimum")
+    direction = forces / norm
+    energies = []
+    for sign in (1.0, -1.0):
+        moved = atoms.copy()
+        moved.positions = atoms.positions + sign * step_A * direction
+        res = labeler.label(moved)  # type: ignore[attr-defined]
+        _require(res.ok, f"displaced structure did not label ok: {res.reason}")
+        energies.append(res.energy_eV)
+    slope = -(energies[0] - energies[1]) / (2 * step_A)  # should equal F . d = |F|
+    _require(
+        abs(slope - norm) <= rtol * norm,
+        f"forces are not -dE/dx in eV/A: |F| = {norm:.6g} but -dE/ds = {slope:.6g} (wrong units or sign?)",
+    )
+
+
+def _check_failure_is_data(labeler: object, failing_atoms: Atoms) -> None:
+    try:
+        failed = labeler.label(failing_atoms)  # type: ignore[attr-defined]
+    except Exception as exc:  # the promise under test: physics failures are not raised
+        raise AssertionError(f"label() raised {type(exc).__name__} instead of returning a failure: {exc}") from exc
+    check_result_shape(failed, len(failing_atoms))
+    _require(not failed.ok, "the failing structure was labelled ok")
+
+
+class DelayedLabeler:
+    """Wraps a labeler and sleeps ``delay_s`` before each label (to test schedulers with real labels)."""
+
+    def __init__(self, inner: object, delay_s: float) -> None:
+        if delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+        self.inner = inner
+        self.delay_s = float(delay_s)
+
+    @property
+    def fidelity(self):
+        return self.inner.fidelity  # type: ignore[attr-defined]
+
+    def label(self, atoms: Atoms) -> LabelResult:
+        time.sleep(self.delay_s)
+        return self.inner.label(atoms)  # type: ignore[attr-defined]
+
+
+class KillingLabeler:
+    """Labels like ``inner``, but SIGKILLs its own process for structures with ``info['kill_worker']`` set.
+
+    For testing how a scheduler survives worker deaths (a "poison" frame).
+    """
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    @property
+    def fidelity(self):
+        return self.inner.fidelity  # type: ignore[attr-defined]
+
+    def label(self, atoms: Atoms) -> LabelResult:
+        if atoms.info.get("kill_worker"):
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.label(atoms)  # type: ignore[attr-defined]

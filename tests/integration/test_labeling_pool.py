@@ -1,0 +1,160 @@
+"""Parallel labelling on a real LocalCluster (2 worker processes): results, priorities, worker deaths."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from alloop.campaign.cluster import THREAD_ENV_VARS, open_client
+from alloop.campaign.labeling_pool import LabelingPool, default_priority, label_all, task_key
+from alloop.cli import main
+from alloop.errors import FidelityError
+from alloop.fidelity import load_fidelity
+from alloop.io import read_structures
+from alloop.labeling.pyscf_labeler import PySCFLabeler
+from alloop.labeling.result import LabelStatus
+from alloop.testing.labelers import DelayedLabeler, KillingLabeler
+
+HF = load_fidelity("hf-sto3g")
+#: the driver's thread variables before any cluster started
+DRIVER_ENV = {var: os.environ.get(var) for var in THREAD_ENV_VARS}
+
+
+def waters(n: int, seed: int = 0) -> list[Atoms]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        atoms = molecule("H2O")
+        atoms.positions += rng.normal(scale=0.04, size=atoms.positions.shape)
+        out.append(atoms)
+    return out
+
+
+def _probe():
+    from alloop.labeling.threads import compute_threads
+
+    return {var: os.environ.get(var) for var in THREAD_ENV_VARS}, compute_threads()["pyscf_omp"]
+
+
+def _delayed(delay_s: float):
+    return lambda fid: DelayedLabeler(PySCFLabeler(fid), delay_s)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client(n_workers=2, threads_per_worker=1) as c:
+        c.wait_for_workers(2)
+        yield c
+    assert {var: os.environ.get(var) for var in THREAD_ENV_VARS} == DRIVER_ENV
+
+
+def test_workers_have_pinned_threads_and_driver_env_is_restored(client):
+    assert {var: os.environ.get(var) for var in THREAD_ENV_VARS} == DRIVER_ENV
+    probes = client.run(_probe)
+    assert len(probes) == 2
+    for env, omp in probes.values():
+        assert set(env.values()) == {"1"} and omp == 1
+
+
+def test_label_all_equals_serial_labels(client):
+    frames = waters(4)
+    seen = []
+    results = label_all(client, [(f"w{k}", a) for k, a in enumerate(frames)], HF, on_result=lambda k, r: seen.append(k))
+    assert list(results) == ["w0", "w1", "w2", "w3"] and sorted(seen) == sorted(results)
+    serial = PySCFLabeler(HF)
+    for k, atoms in enumerate(frames):
+        expected = serial.label(atoms)
+        got = results[f"w{k}"]
+        assert got.ok and got.energy_eV == expected.energy_eV
+        assert np.array_equal(got.forces_eV_per_A, expected.forces_eV_per_A)
+    assert task_key(HF.hash(), "w0") == f"label-{HF.hash()}-w0"
+    assert task_key(HF.hash(), "w0", 2) == f"label-{HF.hash()}-w0-retry2"
+
+
+def test_higher_priority_goes_first_and_in_flight_is_bounded(client):
+    assert default_priority(load_fidelity("ccsdt-dz")) > default_priority(load_fidelity("b3lyp-svp")) > 0
+    pool = LabelingPool(client, tasks_per_slot=1, labeler_factory=_delayed(0.2))
+    frames = waters(6, seed=1)
+    for k in range(4):
+        pool.submit(f"cheap{k}", frames[k], HF, priority=0)
+    for k in range(2):
+        pool.submit(f"dear{k}", frames[4 + k], HF, priority=10)
+    assert pool.n_in_flight == 2  # 2 worker slots x 1 task per slot
+    assert pool.queued_keys() == ["dear0", "dear1", "cheap2", "cheap3"]
+    with pytest.raises(ValueError, match="already queued"):
+        pool.submit("cheap3", frames[3], HF)
+    keys = [k for k, r in pool.results() if r.ok]
+    assert sorted(keys) == sorted([f"cheap{k}" for k in range(4)] + ["dear0", "dear1"])
+    assert pool.n_unfinished == 0
+
+
+def test_killed_worker_every_frame_gets_exactly_one_result(client):
+    frames = waters(10, seed=2)
+    pool = LabelingPool(client, labeler_factory=_delayed(0.5))
+    for k, atoms in enumerate(frames):
+        pool.submit(f"f{k}", atoms, HF)
+    keys, killed = [], False
+    for key, result in pool.results():
+        keys.append(key)
+        assert result.ok, result.reason
+        if not killed:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            pid = client.run(os.getpid, workers=busy[:1])[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed = True
+    assert sorted(keys) == sorted(f"f{k}" for k in range(10))
+    assert pool.worker_deaths >= 1
+
+
+def test_a_frame_that_kills_its_worker_ends_failed_after_bounded_retries(client):
+    client.wait_for_workers(2, timeout=60)
+    frames = waters(2, seed=3)
+    frames[0].info["kill_worker"] = True
+    pool = LabelingPool(client, max_retries=1, labeler_factory=lambda fid: KillingLabeler(PySCFLabeler(fid)))
+    pool.submit("poison", frames[0], HF)
+    pool.submit("fine", frames[1], HF)
+    results = dict(pool.results())
+    assert results["fine"].ok
+    poison = results["poison"]
+    assert poison.status is LabelStatus.FAILED and poison.reason.startswith("worker died 2 times")
+    assert np.isnan(poison.energy_eV) and poison.fidelity_hash == HF.hash()
+
+
+@pytest.mark.filterwarnings("ignore:Basis may be available")
+def test_fidelity_problems_are_refused_before_anything_runs(client):
+    pool = LabelingPool(client)
+    with pytest.raises(FidelityError, match="does not cover element Xe"):
+        pool.submit("xe", Atoms("Xe", positions=[[0, 0, 0]]), HF)
+    with pytest.raises(FidelityError, match="density-fitted MP2"):
+        pool.submit("w", waters(1)[0], load_fidelity({"preset": "mp2-dz", "density_fit": True}))
+    items = [("ok", waters(1)[0]), ("bad", Atoms("Xe", positions=[[0, 0, 0]]))]
+    with pytest.raises(FidelityError, match="frame 'bad'"):
+        label_all(client, items, HF)
+    assert pool.n_in_flight == 0 and pool.n_unfinished == 0
+
+
+def test_cancel_all_drops_everything(client):
+    client.wait_for_workers(2, timeout=60)  # a worker killed above may still be restarting
+    pool = LabelingPool(client, labeler_factory=_delayed(1.0))
+    for k, atoms in enumerate(waters(6, seed=4)):
+        pool.submit(f"c{k}", atoms, HF)
+    assert pool.n_in_flight == 4 and pool.n_pending == 2
+    assert pool.cancel_all() == 6
+    assert pool.n_in_flight == 0 and pool.n_unfinished == 0 and list(pool.results()) == []
+
+
+def test_cli_labels_on_an_existing_scheduler(client, tmp_path, capsys):
+    out = tmp_path / "out.extxyz"
+    address = client.scheduler.address
+    argv = ["label", "H2O", "--fidelity", "hf-sto3g", "-o", str(out), "--scheduler", address]
+    start = time.perf_counter()
+    assert main(argv) == 0
+    assert time.perf_counter() - start < 60
+    assert read_structures(out)[0].info["label_status"] == "ok"
+    assert "| ok | 1 |" in capsys.readouterr().out
