@@ -190,7 +190,7 @@ class UncertaintyConfig(Section):
     per_element: bool = True
     frame_score: Literal["max", "quantile"] = "max"
     score_quantile: float = Field(default=0.9, gt=0, lt=1, description="used when frame_score is 'quantile'")
-    limit: Literal["empirical", "jackson-mudholkar"] = "empirical"
+    limit: Literal["empirical", "empirical-frame", "jackson-mudholkar"] = "empirical"
     alpha: float = Field(default=0.01, gt=0, lt=1, description="false-alarm rate of the limit")
 
 

@@ -1,1 +1,25 @@
-"""Status tables and plots of a campaign store."""
+"""Status tables and plots of a campaign store: :func:`write_report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alloop.store.campaign import CampaignStore
+
+
+def write_report(store: CampaignStore, out_dir: str | Path, expensive_hash: str | None = None) -> list[Path]:
+    """Write the PNG plots and ``summary.md`` into ``out_dir``; returns the files written."""
+    from alloop.report.plots import plot_cost, plot_labels, plot_parity, plot_uncertainty
+    from alloop.report.summary import summary_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = [
+        plot_cost(store, out / "cost.png"),
+        plot_uncertainty(store, out / "uncertainty.png"),
+        plot_parity(store, expensive_hash, out / "parity.png") if expensive_hash else None,
+        plot_labels(store, out / "labels.png"),
+    ]
+    summary = out / "summary.md"
+    summary.write_text(summary_markdown(store))
+    return [f for f in files if f is not None] + [summary]

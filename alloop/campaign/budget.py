@@ -1,0 +1,54 @@
+"""How many labels a cycle may ask for, given the campaign's limits and what has been spent.
+
+Limits: per-cycle selection caps, total labels per fidelity (``max_labels``,
+bootstrap included) and a CPU-second budget over both fidelities. The CPU
+budget is a planning budget: the next cycle's labels are costed at the mean
+CPU seconds per label seen so far, and the cycle's selection is scaled down to
+fit what remains, so the overshoot is bounded by the error of that estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alloop.campaign import ledger
+from alloop.config import CampaignConfig
+from alloop.fidelity import Fidelity
+from alloop.store.campaign import CampaignStore
+
+#: cost guesses (CPU s per label) before any label of a fidelity exists
+DEFAULT_COST_S = {"cheap": 1.0, "expensive": 10.0}
+
+
+@dataclass(frozen=True)
+class Quota:
+    n_cheap: int
+    n_expensive: int
+    reason: str = ""
+
+
+def cycle_quota(cfg: CampaignConfig, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
+    """Labels the next cycle may request per fidelity; a zero cheap quota says why."""
+    spent = ledger.spend(store, fidelities)
+    n_cheap = cfg.selection.max_cheap_per_cycle
+    n_exp = cfg.selection.max_expensive_per_cycle
+    limits = cfg.schedule.max_labels
+    reason = ""
+    if limits.cheap is not None:
+        n_cheap = min(n_cheap, max(0, limits.cheap - spent.labels["cheap"]))
+        if n_cheap == 0:
+            reason = f"cheap label limit {limits.cheap} reached"
+    if limits.expensive is not None:
+        n_exp = min(n_exp, max(0, limits.expensive - spent.labels["expensive"]))
+    budget = cfg.schedule.budget_cpu_seconds
+    if budget is not None and n_cheap > 0:
+        remaining = budget - spent.total_cpu
+        c_cheap = spent.mean_cost("cheap", DEFAULT_COST_S["cheap"])
+        c_exp = spent.mean_cost("expensive", DEFAULT_COST_S["expensive"])
+        planned = n_cheap * c_cheap + min(n_exp, n_cheap) * c_exp
+        if remaining <= c_cheap:
+            n_cheap, n_exp, reason = 0, 0, f"CPU budget {budget:.0f} s spent ({spent.total_cpu:.0f} s used)"
+        elif planned > remaining:
+            scale = remaining / planned
+            n_cheap, n_exp = max(1, int(n_cheap * scale)), int(n_exp * scale)
+    return Quota(n_cheap=n_cheap, n_expensive=min(n_exp, n_cheap) if n_cheap else 0, reason=reason)

@@ -1,0 +1,140 @@
+"""The explore phase: MD segments with the current model, scoring, and the choice of frames to label.
+
+Replicas are split over the workers (one task per group, each group advanced
+with one batched model call per step). The recorded frames, their scores and
+flags, the cheap-label selection and the replicas' new states are committed
+together by the caller, so a crash never leaves frames without their
+selection or a replica state ahead of its frames.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING
+
+import numpy as np
+from ase import Atoms
+
+from alloop.campaign import ledger
+from alloop.campaign.taskrun import run_tasks
+from alloop.campaign.tasks import MDTaskResult, md_task
+from alloop.errors import AlloopError
+from alloop.md.state import init_replicas
+from alloop.store.schema import FrameFlag
+from alloop.uncertainty.selection import select_frames
+
+if TYPE_CHECKING:
+    from alloop.campaign.driver import Campaign
+
+REPLICAS_BLOB = "replicas"
+UNCERTAINTY_BLOB = "uncertainty"
+
+
+def pack_states(states: dict[int, bytes]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **{f"r{r}": np.frombuffer(b, dtype=np.uint8) for r, b in states.items()})
+    return buf.getvalue()
+
+
+def unpack_states(blob: bytes) -> dict[int, bytes]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {int(k[1:]): data[k].tobytes() for k in data.files}
+
+
+def starting_states(camp: "Campaign", cycle: int) -> dict[int, bytes]:
+    """Replica states for this cycle: continued (periodic) or fresh from the input structures (naive)."""
+    cfg = camp.cfg
+    blob = camp.store.get_blob(REPLICAS_BLOB)
+    if cfg.schedule.strategy == "periodic" and blob is not None:
+        return unpack_states(blob)
+    states: dict[int, bytes] = {}
+    for r in range(cfg.md.n_replicas):
+        atoms = camp.structures[r % len(camp.structures)]
+        seed = cfg.seed * 100_003 + (cycle + 1) * 1009 + r
+        (state,) = init_replicas(atoms, 1, cfg.md.temperature_K, seed)
+        states[r] = state.to_bytes()
+    return states
+
+
+def _guard_settings(camp: "Campaign") -> dict:
+    md = camp.cfg.md
+    low, high = md.temperature_range_K
+    return {"max_bond_factor": md.max_bond_stretch, "min_distance_A": md.min_distance_A,
+            "min_temperature_K": low, "max_temperature_K": high}
+
+
+def explore(camp: "Campaign", cycle: int, n_cheap: int) -> float:
+    """Run one MD segment for every replica, add frames and the cheap selection; returns the flag rate."""
+    cfg, store = camp.cfg, camp.store
+    naive = cfg.schedule.strategy == "naive"
+    version = camp.model_version(first=naive)
+    model_blob, _ = store.checkpoint(version)
+    uq_blob = store.get_blob(UNCERTAINTY_BLOB)
+    if uq_blob is None:
+        raise AlloopError("the store holds no uncertainty model: the bootstrap training did not finish")
+    states = starting_states(camp, cycle)
+    groups = np.array_split(np.array(sorted(states)), min(camp.slots, len(states)))
+    md = {"temperature_K": cfg.md.temperature_K, "timestep_fs": cfg.md.timestep_fs,
+          "friction_per_fs": cfg.md.friction_per_fs, "integrator": "langevin" if cfg.md.ensemble == "langevin" else "verlet"}
+    threads = max(1, camp.slots // len(groups))
+    camp.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {cfg.md.segment_steps} steps")
+    args = [(model_blob, uq_blob, camp.reference, camp.reference, {int(r): states[int(r)] for r in g},
+             cfg.md.segment_steps, md, cfg.md.record_every, _guard_settings(camp), threads) for g in groups if len(g)]
+    results: list[MDTaskResult] = run_tasks(camp.client, md_task, args, cfg.execution.max_task_retries)
+    frames, meta, descriptors = _collect(results, camp.reference)
+    if not frames:
+        raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {cfg.md.segment_steps}, "
+                          f"record_every {cfg.md.record_every})")
+    flagged = meta["q_score"] > 1.0
+    unstable = meta["unstable"]
+    if cfg.selection.diversity == "none":
+        descriptors = meta["q_score"][:, None]
+    chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
+                           unstable=unstable, min_spacing_steps=cfg.selection.min_step_spacing)
+    flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
+    flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
+    ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,
+                           model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"],
+                           flags=flags.astype(np.uint32))
+    ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
+    store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results)))
+    stopped = {r: why for res in results for r, why in res.stop_reasons.items() if why}
+    for r, why in sorted(stopped.items()):
+        camp.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from its last stable state")
+    rate = float(flagged.mean())
+    camp.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above the "
+             f"limit ({rate:.0%}), {int(unstable.sum())} unstable; {len(chosen.indices)} selected for '"
+             f"{camp.fidelities['cheap'].name}'")
+    camp.progress.update(flag_rate=rate)
+    return rate
+
+
+def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
+    frames: list[Atoms] = []
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("replica", "md_step", "q_score", "t2_score", "unstable")}
+    desc = []
+    for res in results:
+        frames += [Atoms(numbers=reference.numbers, positions=p) for p in res.positions]
+        cols["replica"].append(res.replicas)
+        cols["md_step"].append(res.steps)
+        cols["q_score"].append(res.q_score)
+        cols["t2_score"].append(res.t2_score)
+        cols["unstable"].append(res.unstable)
+        desc.append(res.descriptors)
+    meta = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
+    meta["unstable"] = meta["unstable"].astype(bool)
+    width = max((d.shape[1] for d in desc), default=1)
+    descriptors = np.concatenate([d.reshape(len(d), width) for d in desc]) if desc else np.zeros((0, width))
+    return frames, meta, descriptors
+
+
+def _next_states(results: list[MDTaskResult]) -> dict[int, bytes]:
+    """Final states, or the last stable state for a stopped replica (the next model takes another path).
+
+    Naive campaigns store them too (for inspection) but start every cycle afresh.
+    """
+    out: dict[int, bytes] = {}
+    for res in results:
+        for r, final in res.final_states.items():
+            out[r] = res.last_stable_states[r] if res.stop_reasons.get(r) else final
+    return out

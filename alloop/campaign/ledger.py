@@ -1,0 +1,122 @@
+"""The campaign's ledger in the store: which phases are done, which frames are selected, what was spent.
+
+Everything the loop needs to resume lives in store tables, committed with
+the data it describes:
+
+- ``progress``: one row per finished phase (cycle, phase, time);
+- ``selection``: one row per frame chosen for a label (cycle, frame id, role, reason);
+- ``bias``: ASTEROID B and w per cheap frame and model version;
+- ``cycles``: per-cycle metrics.
+
+Bootstrap is cycle -1. A phase without its ``progress`` row is redone on resume;
+selected frames without a committed label are labelled (exactly once).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from alloop.fidelity import Fidelity
+from alloop.labeling.result import LabelStatus, STATUS_CODES
+from alloop.store.campaign import CampaignStore
+
+BOOTSTRAP = -1
+ROLES = ("cheap", "expensive")
+
+
+def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
+    return store.table(name) if name in store.table_names() else {}
+
+
+def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:
+    rows = _table(store, "progress")
+    if not rows:
+        return False
+    return bool(np.any((rows["cycle"] == cycle) & (rows["phase"] == phase)))
+
+
+def mark_phase(store: CampaignStore, cycle: int, phase: str, note: dict | None = None) -> None:
+    """Record a finished phase and commit everything written with it."""
+    store.append_rows("progress", cycle=np.array([cycle], np.int32), phase=np.array([phase]), time=np.array([time.time()]))
+    store.commit(cycle=cycle, phase=phase, note=note)
+
+
+def last_phase(store: CampaignStore) -> tuple[int, str] | None:
+    rows = _table(store, "progress")
+    if not rows or rows["cycle"].size == 0:
+        return None
+    return int(rows["cycle"][-1]), str(rows["phase"][-1])
+
+
+def finished_reason(store: CampaignStore) -> str | None:
+    """Why the campaign in ``store`` finished, or None if it has not."""
+    rows = _table(store, "progress")
+    if not rows or not np.any(rows["phase"] == "finished"):
+        return None
+    note = store.record.get("note") or {}
+    return str(note.get("reason", "finished"))
+
+
+def select(store: CampaignStore, cycle: int, frame_ids: np.ndarray, role: str, reasons: list[str]) -> None:
+    """Record frames chosen for a label of ``role`` (committed by the caller's mark_phase)."""
+    if len(frame_ids) == 0:
+        return
+    store.append_rows(
+        "selection",
+        cycle=np.full(len(frame_ids), cycle, np.int32),
+        frame_id=np.asarray(frame_ids, np.int64),
+        role=np.array([role] * len(frame_ids)),
+        reason=np.array(reasons if reasons else [""] * len(frame_ids)),
+    )
+
+
+def selected(store: CampaignStore, role: str, cycle: int | None = None) -> np.ndarray:
+    rows = _table(store, "selection")
+    if not rows:
+        return np.zeros(0, np.int64)
+    mask = rows["role"] == role
+    if cycle is not None:
+        mask &= rows["cycle"] == cycle
+    return np.unique(rows["frame_id"][mask]).astype(np.int64)
+
+
+def labelled_ids(store: CampaignStore, fidelity: Fidelity, ok_only: bool = False) -> np.ndarray:
+    if fidelity.hash() not in store.fidelities():
+        return np.zeros(0, np.int64)
+    table = store.labels(fidelity.hash())
+    ids = table.frame_id if not ok_only else table.frame_id[table.ok]
+    return np.asarray(ids, np.int64)
+
+
+@dataclass
+class Spend:
+    """Labels and CPU seconds spent per role."""
+
+    labels: dict[str, int]
+    cpu_seconds: dict[str, float]
+    failures: dict[str, int]
+
+    @property
+    def total_cpu(self) -> float:
+        return float(sum(self.cpu_seconds.values()))
+
+    def mean_cost(self, role: str, default: float) -> float:
+        n = self.labels.get(role, 0)
+        return self.cpu_seconds[role] / n if n else default
+
+
+def spend(store: CampaignStore, fidelities: dict[str, Fidelity]) -> Spend:
+    labels, cpu, failures = {}, {}, {}
+    ok = STATUS_CODES[LabelStatus.OK]
+    for role, fid in fidelities.items():
+        if fid.hash() in store.fidelities():
+            table = store.labels(fid.hash())
+            labels[role] = len(table)
+            cpu[role] = float(np.nansum(table.cpu_seconds))
+            failures[role] = int(np.sum(table.status != ok))
+        else:
+            labels[role], cpu[role], failures[role] = 0, 0.0, 0
+    return Spend(labels, cpu, failures)

@@ -1,0 +1,113 @@
+"""Start or resume a campaign: open its store, start or reach the Dask cluster, run the loop.
+
+A run directory holds the campaign store (``store.zarr``, a Zarr group) and
+``campaign.log`` (everything the loop reports, appended across resumes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from alloop.campaign.cluster import dashboard_link, open_client
+from alloop.campaign.driver import Campaign
+from alloop.campaign.ledger import finished_reason, spend
+from alloop.campaign.progress import Progress
+from alloop.config import CampaignConfig
+from alloop.errors import AlloopError, StoreError
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+
+LOG_NAME = "campaign.log"
+
+
+def is_store(run_dir: Path) -> bool:
+    return (store_path(run_dir) / "zarr.json").is_file()
+
+
+def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, address: str | None = None,
+                   progress: bool = True, echo: Callable[[str], None] | None = None, **campaign_kwargs: Any) -> str:
+    """Run a new campaign in ``run_dir`` (default from the config); refuses a directory that holds one already."""
+    path = Path(run_dir) if run_dir is not None else cfg.run_dir
+    if is_store(path):
+        raise AlloopError(f"{path} already holds a campaign; continue it with 'alloop resume {path}'")
+    store = CampaignStore.create(store_path(path), cfg.to_dict())
+    return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
+
+
+def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress: bool = True,
+                    echo: Callable[[str], None] | None = None, **campaign_kwargs: Any) -> str:
+    """Continue the campaign stored in ``run_dir`` from its last commit."""
+    path = Path(run_dir)
+    if not is_store(path):
+        raise AlloopError(f"{path} is not a campaign run directory (no store found)")
+    with CampaignStore.open(store_path(path), "r") as reader:
+        done = finished_reason(reader)
+    if done is not None:
+        (echo or print)(f"campaign in {path} already finished ({done}); nothing to do")
+        return done
+    store = CampaignStore.open(store_path(path), "a")
+    try:
+        cfg = CampaignConfig.from_dict(store.config, check_files=False)
+    except Exception:
+        store.close()
+        raise
+    return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
+
+
+def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | None, progress: bool,
+         echo: Callable[[str], None] | None, campaign_kwargs: dict[str, Any]) -> str:
+    log = _logger(path, echo)
+    ex = cfg.execution
+    try:
+        with _client(cfg, address) as client:
+            link = dashboard_link(client)
+            log(f"campaign '{cfg.name}' in {path}; Dask: {len(client.nthreads())} workers"
+                + (f", dashboard {link}" if link else ""))
+            torch.set_num_threads(max(1, ex.threads_per_worker))
+            spent = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}).total_cpu
+            bar = Progress(enabled=progress, n_cycles=cfg.schedule.n_cycles, budget_cpu_s=cfg.schedule.budget_cpu_seconds,
+                           spent_cpu_s=spent)
+            try:
+                return Campaign(cfg, store, client, progress=bar, log=log, **campaign_kwargs).run()
+            finally:
+                bar.close()
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def _client(cfg: CampaignConfig, address: str | None) -> Iterator[Any]:
+    ex = cfg.execution
+    kind = ex.cluster.kind if ex.cluster is not None else "local"
+    if address is None and ex.address is None and ex.scheduler_file is None and kind in ("slurm", "pbs"):
+        from alloop.campaign.jobqueue import jobqueue_client
+
+        with jobqueue_client(ex) as client:
+            yield client
+        return
+    with open_client(n_workers=ex.n_workers, threads_per_worker=ex.threads_per_worker,
+                     address=address or ex.address,
+                     scheduler_file=str(ex.scheduler_file) if ex.scheduler_file else None) as client:
+        yield client
+
+
+def _logger(path: Path, echo: Callable[[str], None] | None) -> Callable[[str], None]:
+    out = echo or (lambda text: print(text, file=sys.stdout, flush=True))
+
+    def log(text: str) -> None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        with open(path / LOG_NAME, "a") as fh:
+            fh.write(f"{stamp} {text}\n")
+        out(text)
+
+    return log
+
+
+__all__ = ["start_campaign", "resume_campaign", "StoreError"]

@@ -1,0 +1,286 @@
+"""Work that runs on Dask workers: MD segments with scoring, and training.
+
+Pure, top-level functions of plain data (bytes, arrays, dicts) so they pickle
+cleanly and are deterministic functions of their inputs (Dask may run a task
+twice). Workers never touch the store: they return results to the driver.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from alloop.md.guards import StabilityGuards
+from alloop.md.segment import MDSettings, run_segment
+from alloop.md.state import ReplicaState
+from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
+from alloop.potentials.registry import build_model
+from alloop.training.asteroid import AsteroidSettings, train_asteroid
+from alloop.training.data import FrameDataset
+from alloop.training.score_matching import ScoreMatchingSettings
+from alloop.training.trainer import TrainSettings
+from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
+from alloop.uncertainty.selection import frame_descriptors
+
+
+def pin_threads(n: int) -> None:
+    """Pin torch's intra-op threads inside a task (the nanny leaves OMP at 1)."""
+    torch.set_num_threads(max(1, int(n)))
+
+
+@dataclass
+class MDTaskResult:
+    """What one MD task returns: recorded frames with scores, final and last stable states."""
+
+    replicas: np.ndarray  # [M] replica index (global)
+    steps: np.ndarray  # [M]
+    positions: np.ndarray  # [M, n, 3]
+    unstable: np.ndarray  # [M] bool
+    q_score: np.ndarray  # [M], normalised by the limit (flagged when > 1)
+    t2_score: np.ndarray  # [M]
+    descriptors: np.ndarray  # [M, D] for farthest-point selection
+    final_states: dict[int, bytes]
+    last_stable_states: dict[int, bytes]
+    stop_reasons: dict[int, str | None]
+    model_seconds: float
+    total_seconds: float
+
+
+def md_task(
+    model_blob: bytes,
+    uq_blob: bytes,
+    atoms: Atoms,
+    reference: Atoms,
+    states: dict[int, bytes],
+    n_steps: int,
+    md: dict[str, Any],
+    record_every: int,
+    guards: dict[str, Any],
+    threads: int = 1,
+) -> MDTaskResult:
+    """Run the replicas in ``states`` (replica index -> ReplicaState bytes) for ``n_steps`` and score frames."""
+    pin_threads(threads)
+    t0 = time.perf_counter()
+    model, _ = model_from_bytes(model_blob)
+    model.eval()
+    uq = QResidualModel.from_bytes(uq_blob)
+    order = sorted(states)
+    replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
+    guard = StabilityGuards.from_atoms(reference, **guards)
+    result = run_segment(model, atoms, replica_states, n_steps, MDSettings(**md), record_every, guard)
+    stacked = result.stacked()
+    n = len(atoms)
+    m = stacked["step"].size
+    numbers = np.tile(atoms.numbers, m)
+    ptr = np.arange(m + 1, dtype=np.int64) * n
+    features = stacked["features"].reshape(m * n, -1)
+    if m:
+        scores = uq.frame_scores(numbers, features, ptr)
+        descriptors = frame_descriptors(numbers, features, ptr, sorted(set(atoms.numbers.tolist())))
+        q, t2 = scores.q, scores.t2
+    else:
+        q = t2 = np.zeros(0)
+        descriptors = np.zeros((0, 1))
+    return MDTaskResult(
+        replicas=np.asarray(order, dtype=np.int64)[stacked["replica"]] if m else np.zeros(0, dtype=np.int64),
+        steps=stacked["step"],
+        positions=stacked["positions"],
+        unstable=stacked["unstable"].astype(bool),
+        q_score=np.asarray(q, dtype=np.float64),
+        t2_score=np.asarray(t2, dtype=np.float64),
+        descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
+        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states)},
+        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states)},
+        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons)},
+        model_seconds=float(result.model_seconds),
+        total_seconds=time.perf_counter() - t0,
+    )
+
+
+@dataclass
+class LabelledArrays:
+    """Frames of one fidelity as plain arrays (what a training task receives)."""
+
+    frame_ids: np.ndarray
+    numbers: list[np.ndarray]
+    positions: list[np.ndarray]
+    energy: np.ndarray | None = None
+    forces: list[np.ndarray] | None = None
+    fidelity: str = ""
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def dataset(self) -> FrameDataset:
+        return FrameDataset.from_arrays(
+            self.numbers, self.positions, energy=self.energy, forces=self.forces, fidelity=self.fidelity
+        )
+
+
+@dataclass
+class TrainRequest:
+    """Everything a training task needs, as plain data."""
+
+    method: str
+    architecture: str
+    elements: list[int]
+    hyperparameters: dict[str, Any]
+    expensive: LabelledArrays
+    cheap: LabelledArrays | None
+    unlabelled: LabelledArrays | None
+    settings: AsteroidSettings
+    uq_settings: QResidualSettings
+    initial_model: bytes | None = None
+    threads: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainTaskResult:
+    model_blob: bytes
+    bias_model_blob: bytes | None
+    uq_blob: bytes
+    metrics: dict[str, Any]
+    bias: np.ndarray | None  # per cheap frame (request.cheap order)
+    weights: np.ndarray | None
+    gamma: float | None
+    seconds: float
+    log: list[str]
+
+
+def training_settings(training: Any, seed: int, threads: int, temperature_K: float) -> AsteroidSettings:
+    """AsteroidSettings from the campaign's ``training`` section."""
+    base = TrainSettings(
+        max_epochs=training.max_epochs,
+        batch_size=training.batch_size,
+        lr=training.learning_rate_pretrain,
+        patience=training.patience_epochs,
+        energy_weight=training.energy_weight,
+        threads=threads,
+        seed=seed,
+    )
+    short = max(1, min(10, training.max_epochs // 4))
+    return AsteroidSettings(
+        stage1=base,
+        stage2=base,
+        stage3=replace(base, lr=training.learning_rate_finetune),
+        score=ScoreMatchingSettings(
+            temperature_K=temperature_K,
+            n_vectors=training.score_matching_vectors,
+            max_epochs=training.max_epochs,
+            batch_size=training.batch_size,
+            lr=training.learning_rate_pretrain,
+            patience=training.patience_epochs,
+            threads=threads,
+            seed=seed,
+        ),
+        gamma_grid=tuple(training.gamma_grid),
+        gamma_epochs=short,
+        gamma_finetune_epochs=short,
+        val_fraction=training.validation_fraction,
+        seed=seed,
+    )
+
+
+def fit_uncertainty(model: torch.nn.Module, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
+    """Fit the Q-residual model on the latent features of the training frames under ``model``."""
+    from alloop.potentials.base import AtomsBatch
+
+    dtype = next(model.parameters()).dtype
+    feats = []
+    with torch.no_grad():
+        for start in range(0, len(data), 64):
+            stop = min(len(data), start + 64)
+            a, b = int(data.offsets[start]), int(data.offsets[stop])
+            sizes = np.diff(data.offsets[start : stop + 1])
+            batch = AtomsBatch.from_arrays(data.numbers[a:b], data.positions[a:b], sizes, dtype=dtype)
+            feats.append(model(batch, compute_forces=False).features.cpu().numpy())
+    features = np.concatenate(feats).astype(np.float64)
+    return QResidualModel.fit(data.numbers, features, data.offsets, settings)
+
+
+#: Dask event topic on which training tasks publish their per-epoch progress lines
+TRAIN_TOPIC = "alloop-training"
+
+
+class _TaskLog(list):
+    """Collects log lines and, inside a Dask worker, publishes each one on :data:`TRAIN_TOPIC` as it happens."""
+
+    def append(self, line: str) -> None:  # type: ignore[override]
+        super().append(line)
+        try:
+            from distributed import get_worker
+
+            get_worker().log_event(TRAIN_TOPIC, line)
+        except ValueError:  # not inside a worker (called directly)
+            pass
+
+
+def train_task(request: TrainRequest) -> TrainTaskResult:
+    """Train per ``request.method`` (ASTEROID stages or standard) and fit the next Q-residual model."""
+    pin_threads(request.threads)
+    t0 = time.perf_counter()
+    log = _TaskLog()
+    hp = dict(request.hyperparameters)
+
+    def factory() -> torch.nn.Module:
+        return build_model(request.architecture, request.elements, **hp)
+
+    initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
+    expensive = request.expensive.dataset()
+    cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
+    unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
+    method = request.method
+    if method in ("asteroid", "asteroid-no-weights") and cheap is None:
+        method = "standard"
+        log.append("no cheap labels yet: standard training on expensive labels")
+    if method == "score-matching" and unlabelled is None:
+        method = "standard"
+        log.append("no unlabelled frames yet: standard training on expensive labels")
+    result = train_asteroid(
+        method,
+        expensive,
+        cheap=cheap,
+        unlabelled=unlabelled,
+        model_factory=factory,
+        settings=request.settings,
+        initial_model=initial,
+        log=log.append,
+    )
+    uq_data = expensive if cheap is None else cheap
+    uq = fit_uncertainty(result.model, uq_data, request.uq_settings)
+    meta = dict(request.metadata)
+    meta.update(method=method, metrics=_jsonable(result.metrics), gamma=result.gamma)
+    references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}
+    meta["energy_references"] = references
+    bias_blob = None
+    if result.bias_model is not None and result.bias_model is not result.model:
+        bias_blob = checkpoint_to_bytes(result.bias_model, {"role": "theta0", **request.metadata})
+    return TrainTaskResult(
+        model_blob=checkpoint_to_bytes(result.model, meta),
+        bias_model_blob=bias_blob,
+        uq_blob=uq.to_bytes(),
+        metrics=_jsonable(result.metrics),
+        bias=result.bias,
+        weights=result.weights,
+        gamma=result.gamma,
+        seconds=time.perf_counter() - t0,
+        log=list(log),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value

@@ -1,0 +1,28 @@
+"""``alloop resume RUN_DIR``: continue a campaign from its store after any stop or crash."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 11
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="continue a stopped or crashed campaign from its store",
+        description="Continue the campaign in RUN_DIR from its last commit: committed labels are never "
+        "recomputed, selected frames without a label are labelled, MD replicas continue from their saved "
+        "states, an unfinished training restarts. A finished campaign says so and does nothing.",
+    )
+    p.add_argument("run_dir", help="the campaign's run directory")
+    p.add_argument("--address", help="address of an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from alloop.campaign.runner import resume_campaign
+
+    resume_campaign(args.run_dir, address=args.address, progress=not args.no_progress)
+    return 0

@@ -1,0 +1,135 @@
+"""PNG plots of a campaign store (matplotlib, Agg backend; read-only access to the store).
+
+- ``cost.png``: validation force MAE of each model against the cumulative labelling cost (CPU s) per fidelity;
+- ``uncertainty.png``: frame uncertainty (Q-residual / limit) along MD time per replica, the limit, flagged
+  and selected frames, unstable frames;
+- ``parity.png``: latest model's forces against the expensive labels (training and validation frames);
+- ``labels.png``: labels per cycle and fidelity, failures stacked on top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from alloop.store.campaign import CampaignStore  # noqa: E402
+from alloop.store.schema import ORIGIN_CODES, FrameFlag  # noqa: E402
+
+
+def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
+    return store.table(name) if name in store.table_names() else {}
+
+
+def plot_cost(store: CampaignStore, path: Path) -> Path | None:
+    rows = _table(store, "cycles")
+    if not rows or not np.any(np.isfinite(rows["val_force_mae_eV_per_A"])):
+        return None
+    ok = np.isfinite(rows["val_force_mae_eV_per_A"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("cpu_cheap_s", "cheap"), ("cpu_expensive_s", "expensive")):
+        ax.plot(rows[key][ok], rows["val_force_mae_eV_per_A"][ok], "o-", label=f"{label} CPU s")
+    total = rows["cpu_cheap_s"] + rows["cpu_expensive_s"]
+    ax.plot(total[ok], rows["val_force_mae_eV_per_A"][ok], "s--", color="k", label="total CPU s")
+    ax.set_xlabel("cumulative labelling cost (CPU s)")
+    ax.set_ylabel("validation force MAE (eV/Å)")
+    ax.set_title("accuracy vs data cost (one point per trained model)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_uncertainty(store: CampaignStore, path: Path) -> Path | None:
+    meta = store.frame_meta()
+    md = meta["origin"] == ORIGIN_CODES["md"]
+    if not md.any():
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    steps, q, flags, replica = meta["md_step"][md], meta["q_score"][md], meta["flags"][md], meta["replica"][md]
+    time_key = meta["cycle"][md].astype(np.int64) * 10**12 + steps  # cycles follow each other in MD time
+    index, xs = [], []
+    for r in np.unique(replica):
+        idx = np.flatnonzero(replica == r)
+        idx = idx[np.argsort(time_key[idx], kind="stable")]
+        ax.plot(np.arange(idx.size), q[idx], "-", lw=0.8, label=f"replica {r}")
+        index.append(idx)
+        xs.append(np.arange(idx.size))
+    order, x = np.concatenate(index), np.concatenate(xs)
+    qs, fl = q[order], flags[order]
+    for bit, marker, name in ((FrameFlag.SELECTED_CHEAP, "o", "selected (cheap)"),
+                              (FrameFlag.SELECTED_EXPENSIVE, "*", "selected (expensive)"),
+                              (FrameFlag.UNSTABLE, "x", "unstable")):
+        m = (fl & int(bit)) > 0
+        if m.any():
+            ax.scatter(x[m], qs[m], marker=marker, s=40, zorder=3, label=name)
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="limit")
+    ax.set_yscale("log")
+    ax.set_xlabel("recorded frame (MD time, per replica, across cycles)")
+    ax.set_ylabel("Q-residual / limit")
+    ax.set_title("frame uncertainty along the trajectories")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_parity(store: CampaignStore, expensive_hash: str, path: Path) -> Path | None:
+    from alloop.potentials.base import AtomsBatch
+    from alloop.potentials.checkpoint import model_from_bytes
+
+    models = [c for c in store.checkpoints() if c["role"] == "model"]
+    if not models or expensive_hash not in store.fidelities():
+        return None
+    model, _ = model_from_bytes(store.checkpoint(int(models[-1]["version"]))[0])
+    table = store.labels(expensive_hash)
+    rows = np.flatnonzero(table.ok)
+    if rows.size == 0:
+        return None
+    frames = store.get_frames(table.frame_id[rows])
+    dtype = next(model.parameters()).dtype
+    pred = np.concatenate([model(AtomsBatch.from_atoms(frames[i:i + 32], dtype=dtype)).forces.detach().numpy()
+                           for i in range(0, len(frames), 32)])
+    ref = np.concatenate([table.frame_forces(int(r)) for r in rows])
+    mae = float(np.mean(np.abs(pred - ref)))
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(ref.ravel(), pred.ravel(), s=4, alpha=0.5)
+    lim = float(np.abs(ref).max()) * 1.05
+    ax.plot([-lim, lim], [-lim, lim], "k--", lw=1)
+    ax.set_xlabel(f"{table.fidelity_name} force (eV/Å)")
+    ax.set_ylabel(f"model v{models[-1]['version']} force (eV/Å)")
+    ax.set_title(f"parity on all {rows.size} expensive frames (MAE {mae:.3f} eV/Å)", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_labels(store: CampaignStore, path: Path) -> Path | None:
+    fids = store.fidelities()
+    if not fids:
+        return None
+    meta = store.frame_meta()
+    cycles_of = meta["cycle"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    all_cycles = np.unique(cycles_of)
+    width = 0.8 / len(fids)
+    for k, (h, info) in enumerate(fids.items()):
+        table = store.labels(h)
+        label_cycle = cycles_of[table.frame_id]
+        ok = np.array([np.sum(table.ok & (label_cycle == c)) for c in all_cycles])
+        bad = np.array([np.sum(~table.ok & (label_cycle == c)) for c in all_cycles])
+        x = np.arange(len(all_cycles)) + k * width
+        ax.bar(x, ok, width, label=f"{info['name']} ok")
+        ax.bar(x, bad, width, bottom=ok, hatch="//", label=f"{info['name']} failed")
+    ax.set_xticks(np.arange(len(all_cycles)) + 0.4 - width / 2)
+    ax.set_xticklabels(["boot" if c < 0 else str(c) for c in all_cycles])
+    ax.set_xlabel("cycle")
+    ax.set_ylabel("labels")
+    ax.set_title("labels per cycle")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

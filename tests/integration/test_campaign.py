@@ -1,0 +1,101 @@
+"""The campaign loop end to end: real LocalCluster, real PySCF, real MD, real Zarr store."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.cli import main
+from alloop.config import load_campaign
+from alloop.testing.faults import failing_factory
+
+from campaign_helpers import check_invariants, write_tiny
+
+
+def test_tiny_campaign_end_to_end(tmp_path, capsys):
+    cfg = load_campaign(write_tiny(tmp_path, cycles=2))
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    reason = start_campaign(cfg, run_dir, progress=False, echo=lines.append)
+    assert reason == "2 cycles done"
+    out = check_invariants(run_dir, 2)
+    assert out["models"] == 3  # bootstrap + one per cycle (periodic)
+    assert list(out["cycles"]["cycle"]) == [-1, 0, 1]
+    assert out["n_ok"] >= 6 + 4  # bootstrap labels at least
+    assert any("MD recorded" in line for line in lines)
+    assert (run_dir / "campaign.log").read_text().count("campaign finished") == 1
+    # resuming a finished campaign does nothing
+    said: list[str] = []
+    assert resume_campaign(run_dir, progress=False, echo=said.append) == reason
+    assert "already finished" in said[0]
+    # status sees it
+    assert main(["status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["frames"]["total"] == out["n_frames"]
+
+
+def test_labeller_failures_are_recorded_and_the_campaign_completes(tmp_path, capsys):
+    cfg = load_campaign(write_tiny(tmp_path, cycles=1))
+    run_dir = tmp_path / "run"
+    start_campaign(cfg, run_dir, progress=False, echo=lambda s: None, labeler_factory=failing_factory(3))
+    out = check_invariants(run_dir, 1)
+    assert out["n_failed"] > 0 and out["n_ok"] > 0
+    assert main(["status", str(run_dir), "--json"]) == 0
+    by_status = [f["by_status"] for f in json.loads(capsys.readouterr().out)["labels"]]
+    assert sum(s["scf_not_converged"] for s in by_status) == out["n_failed"]
+    assert main(["report", str(run_dir)]) == 0
+    report = run_dir / "report"
+    for name in ("cost.png", "uncertainty.png", "parity.png", "labels.png"):
+        assert (report / name).stat().st_size > 1000
+    summary = (report / "summary.md").read_text()
+    assert "injected failure" in summary and "scf_not_converged" in summary
+
+
+def test_worker_death_during_labelling_is_survived(tmp_path):
+    from alloop.campaign.cluster import open_client
+    from alloop.campaign.driver import Campaign
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    cfg = load_campaign(write_tiny(tmp_path, cycles=1))
+    run_dir = tmp_path / "run"
+    store = CampaignStore.create(store_path(run_dir), cfg.to_dict())
+    killed: list[int] = []
+    with open_client(n_workers=2) as client:
+        camp = Campaign(cfg, store, client, log=lambda s: None)
+
+        def killer() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                if camp.pool.n_in_flight > 0:
+                    pids = client.run(os.getpid)
+                    pid = sorted(pids.values())[0]
+                    os.kill(pid, 9)
+                    killed.append(pid)
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+        camp.run()
+        thread.join(timeout=5)
+    store.close()
+    assert killed, "no worker was killed"
+    out = check_invariants(run_dir, 1)
+    assert out["n_ok"] >= 10
+
+
+@pytest.mark.parametrize("strategy", ["naive"])
+def test_naive_strategy_trains_once_at_the_end(tmp_path, strategy):
+    cfg = load_campaign(write_tiny(tmp_path, cycles=2, strategy=strategy))
+    run_dir = tmp_path / "run"
+    start_campaign(cfg, run_dir, progress=False, echo=lambda s: None)
+    out = check_invariants(run_dir, 2)
+    assert out["models"] == 2  # bootstrap model + the final fine-tune
+    versions = np.asarray(out["cycles"]["model_version"])
+    assert versions[-1] >= 0 and np.all(versions[1:-1] == -1)
