@@ -18,6 +18,7 @@ from ase import Atoms
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
+from alloop.potentials.base import model_dtype
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.registry import build_model
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
@@ -191,7 +192,7 @@ def fit_uncertainty(model: torch.nn.Module, data: FrameDataset, settings: QResid
     """Fit the Q-residual model on the latent features of the training frames under ``model``."""
     from alloop.potentials.base import AtomsBatch
 
-    dtype = next(model.parameters()).dtype
+    dtype = model_dtype(model)
     feats = []
     with torch.no_grad():
         for start in range(0, len(data), 64):

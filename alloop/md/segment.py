@@ -35,7 +35,7 @@ from alloop.errors import AlloopError
 from alloop.md.guards import GuardFailure, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
-from alloop.potentials.base import AtomsBatch, Potential
+from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.units import FS
 
 
@@ -149,13 +149,6 @@ class _Recorder:
             np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool),
         )  # fmt: skip
 
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (float64 if it has none)."""
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float64
 
 
 class _Evaluator:

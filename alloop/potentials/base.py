@@ -21,6 +21,14 @@ from ase import Atoms
 MAX_Z = 118
 
 
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of a model's first floating-point parameter (float64 for a model without parameters)."""
+    for param in model.parameters():
+        if param.is_floating_point():
+            return param.dtype
+    return torch.float64
+
+
 @dataclass(frozen=True)
 class AtomsBatch:
     """Several molecules concatenated: per-atom arrays plus the graph index of each atom."""

@@ -19,8 +19,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import AtomsBatch, Potential
-from alloop.potentials.registry import cast_model, model_dtype, parse_dtype
+from alloop.potentials.base import AtomsBatch, Potential, model_dtype
+from alloop.potentials.registry import cast_model, parse_dtype
 
 
 class PotentialCalculator(Calculator):

@@ -24,8 +24,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential
-from alloop.potentials.registry import cast_model, model_class, model_dtype
+from alloop.potentials.base import Potential, model_dtype
+from alloop.potentials.registry import cast_model, model_class
 
 FORMAT = "alloop-potential"
 FORMAT_VERSION = 1

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from alloop.errors import ConfigError
-from alloop.potentials.base import Potential
+from alloop.potentials.base import Potential, model_dtype
 
 _REGISTRY: dict[str, type[Potential]] = {}
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).
@@ -113,13 +113,6 @@ def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> P
         raise ConfigError(f"model '{architecture}': {exc}") from exc
     return cast_model(model, dtype)
 
-
-def model_dtype(model: Potential) -> torch.dtype:
-    """Floating dtype of a model's parameters (float32 for a model without parameters)."""
-    for param in model.parameters():
-        if param.is_floating_point():
-            return param.dtype
-    return torch.float32
 
 
 def cast_model(model: Potential, dtype: str | torch.dtype) -> Potential:

@@ -15,17 +15,10 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential
+from alloop.potentials.base import Potential, model_dtype
 from alloop.training.data import FrameDataset
 from alloop.training.loss import LOSS_TYPES
 
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The floating dtype of the model's parameters (float32 if it has none)."""
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
 
 
 def predict(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import AtomsBatch, Potential
+from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import model_dtype
 from alloop.training.trainer import Logger, parameter_fingerprint
 from alloop.units import KB_EV_PER_K
 

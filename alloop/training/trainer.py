@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential
+from alloop.potentials.base import Potential, model_dtype
 from alloop.training.data import FrameDataset
 from alloop.training.loss import LOSS_TYPES, eq1_loss
-from alloop.training.metrics import model_dtype, validation_metrics
+from alloop.training.metrics import validation_metrics
 from alloop.training.references import ReferenceFit, apply_references, fit_references, model_references
 
 Logger = Callable[[str], None]

@@ -17,7 +17,7 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import AtomsBatch, Potential
+from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 
 
 def bias_per_frame(pred_forces: np.ndarray, ref_forces: np.ndarray, ptr: np.ndarray) -> np.ndarray:
@@ -35,12 +35,6 @@ def bias_per_frame(pred_forces: np.ndarray, ref_forces: np.ndarray, ptr: np.ndar
     return np.add.reduceat(per_atom, ptr[:-1]) / (3.0 * np.diff(ptr))
 
 
-def _dtype(model: torch.nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float64
-
 
 def predict_forces(model: Potential, frames: Sequence[Atoms], batch_size: int = 64) -> np.ndarray:
     """Forces [N, 3] (eV/Angstrom, float64) of ``model`` on the concatenated ``frames``."""
@@ -48,7 +42,7 @@ def predict_forces(model: Potential, frames: Sequence[Atoms], batch_size: int = 
         raise AlloopError("no frames to predict")
     out = []
     for start in range(0, len(frames), batch_size):
-        batch = AtomsBatch.from_atoms(frames[start : start + batch_size], dtype=_dtype(model))
+        batch = AtomsBatch.from_atoms(frames[start : start + batch_size], dtype=model_dtype(model))
         out.append(model(batch, compute_forces=True).forces.detach().to(torch.float64).numpy())
     return np.concatenate(out)
 

@@ -38,7 +38,7 @@ CASES = [
     ({"md": {"max_bond_stretch": 0.9}}, r"^md\.max_bond_stretch: must be > 1 \(got 0\.9\)$"),
     ({"uncertainty": {"alpha": 1.5}}, r"^uncertainty\.alpha: must be < 1 \(got 1\.5\)$"),
     ({"uncertainty": {"score_quantile": 0}}, r"^uncertainty\.score_quantile: must be > 0 \(got 0\)$"),
-    ({"uncertainty": {"limit": "hotelling"}}, r"^uncertainty\.limit: must be 'empirical' or 'jackson-mudholkar'"),
+    ({"uncertainty": {"limit": "hotelling"}}, r"^uncertainty\.limit: must be 'empirical', 'empirical-frame' or 'jackson-mudholkar'"),
     ({"training": {"validation_fraction": 1.0}}, r"^training\.validation_fraction: must be < 1 \(got 1\.0\)$"),
     ({"training": {"gamma_grid": [0.5, -1]}}, r"^training\.gamma_grid: every gamma must be > 0"),
     ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
