@@ -19,7 +19,7 @@ from alloop.campaign import ledger
 from alloop.campaign.taskrun import run_tasks
 from alloop.campaign.tasks import MDTaskResult, md_task
 from alloop.errors import AlloopError
-from alloop.md.state import init_replicas
+from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.selection import select_frames
 
@@ -97,10 +97,11 @@ def explore(camp: "Campaign", cycle: int, n_cheap: int) -> float:
                            model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"],
                            flags=flags.astype(np.uint32))
     ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
-    store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results)))
+    store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, camp, cycle)))
     stopped = {r: why for res in results for r, why in res.stop_reasons.items() if why}
     for r, why in sorted(stopped.items()):
-        camp.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from its last stable state")
+        camp.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from its last stable positions "
+                 "with fresh velocities")
     rate = float(flagged.mean())
     camp.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above the "
              f"limit ({rate:.0%}), {int(unstable.sum())} unstable; {len(chosen.indices)} selected for '"
@@ -128,13 +129,20 @@ def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms]
     return frames, meta, descriptors
 
 
-def _next_states(results: list[MDTaskResult]) -> dict[int, bytes]:
-    """Final states, or the last stable state for a stopped replica (the next model takes another path).
+def _next_states(results: list[MDTaskResult], camp: "Campaign", cycle: int) -> dict[int, bytes]:
+    """Final states; a stopped replica restarts from its last stable positions with velocities re-drawn at the
+    target temperature (its last stable state may already be hot, and would trip the guard again at once).
 
     Naive campaigns store them too (for inspection) but start every cycle afresh.
     """
     out: dict[int, bytes] = {}
+    masses = camp.reference.get_masses()
     for res in results:
         for r, final in res.final_states.items():
-            out[r] = res.last_stable_states[r] if res.stop_reasons.get(r) else final
+            if not res.stop_reasons.get(r):
+                out[r] = final
+                continue
+            stable = ReplicaState.from_bytes(res.last_stable_states[r])
+            seed = camp.cfg.seed * 100_003 + (cycle + 1) * 1009 + r
+            out[r] = redraw_velocities(stable, masses, camp.cfg.md.temperature_K, seed).to_bytes()
     return out
