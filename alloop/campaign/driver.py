@@ -254,15 +254,18 @@ class Campaign:
         if cfg.model.checkpoint is not None:
             initial = checkpoint_to_bytes(load_checkpoint(cfg.model.checkpoint)[0])
         u = cfg.uncertainty
+        # the worker's own thread count: small molecules gain nothing from more torch threads, and oversubscribed
+        # OpenMP threads made training 17x slower on a busy 2-core machine (measured)
+        threads = cfg.execution.threads_per_worker
         request = TrainRequest(
             method=cfg.training.method, architecture=cfg.model.architecture, elements=self.elements,
             hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
             expensive=expensive, cheap=cheap if len(cheap) else None,
             unlabelled=self._unlabelled() if cfg.training.method == "score-matching" else None,
-            settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), self.slots, cfg.md.temperature_K),
+            settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), threads, cfg.md.temperature_K),
             uq_settings=QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
                                           limit=u.limit.replace("-", "_"), frame_score=u.frame_score, frame_quantile=u.score_quantile),
-            initial_model=initial, threads=self.slots, metadata={"cycle": cycle},
+            initial_model=initial, threads=threads, metadata={"cycle": cycle},
         )
         self.client.subscribe_topic(TRAIN_TOPIC, lambda event: self.log(f"  {event[1]}"))
         try:

@@ -76,7 +76,7 @@ def explore(camp: "Campaign", cycle: int, n_cheap: int) -> float:
     groups = np.array_split(np.array(sorted(states)), min(camp.slots, len(states)))
     md = {"temperature_K": cfg.md.temperature_K, "timestep_fs": cfg.md.timestep_fs,
           "friction_per_fs": cfg.md.friction_per_fs, "integrator": "langevin" if cfg.md.ensemble == "langevin" else "verlet"}
-    threads = max(1, camp.slots // len(groups))
+    threads = cfg.execution.threads_per_worker
     camp.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {cfg.md.segment_steps} steps")
     args = [(model_blob, uq_blob, camp.reference, camp.reference, {int(r): states[int(r)] for r in g},
              cfg.md.segment_steps, md, cfg.md.record_every, _guard_settings(camp), threads) for g in groups if len(g)]
