@@ -27,6 +27,7 @@ than the campaign's: CPU seconds are comparable to within the machine's noise.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -154,4 +155,10 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
           f" (b) and (c) train with the campaign's last training settings (train s: wall time here, shared machine);"
           f" MD and training compute is not counted in label CPU s. (c)'s costs are the pool file's recorded"
           f" per-frame B3LYP CPU seconds (measured by make_ethanol_data.py, not in this run).")
+    summary = Path(data_dir) / f"{PREFIX}_summary.json"
+    if summary.is_file():
+        md_cpu = json.loads(summary.read_text()).get("pool_md_cpu_seconds")
+        if md_cpu is not None:
+            print(f"The HF/STO-3G AIMD that produced the pool cost {md_cpu:.0f} CPU s for {len(pool)} frames"
+                  f" ({md_cpu / len(pool):.1f} CPU s per frame), charged to no row: (c) needs such a trajectory first.")
     return 0
