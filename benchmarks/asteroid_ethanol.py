@@ -1,0 +1,289 @@
+"""ASTEROID on ethanol at 500 K: test force error at equal labelling cost (CPU seconds).
+
+Data (``benchmarks/make_ethanol_data.py``): a pool trajectory (training
+candidates) and a held-out test trajectory, every frame labelled at HF/STO-3G
+(cheap) and B3LYP/def2-SVP (expensive), each label with its measured PySCF CPU
+seconds. A budget C (CPU s) is spent per method as follows; the expensive frames
+are taken in one seeded random order of the pool, so for one seed every method's
+expensive frames are a prefix of the same list:
+
+- standard: expensive labels only, as many pool frames as C buys;
+- asteroid-no-weights / asteroid: cheap labels of *all* pool frames are bought
+  first, the rest of C buys expensive frames; pretrain on cheap (w = 1, or
+  ASTEROID's bias weights w = exp(-B/gamma), gamma chosen on the expensive
+  validation split), fine-tune on expensive;
+- score-matching: sliced score matching on the unlabelled pool frames (500 K),
+  then fine-tuning; the unlabelled frames are charged nothing (in the loop they
+  come from MD with the model; the HF/STO-3G MD that produced them here is not
+  counted), so all of C buys expensive frames.
+
+The expensive frames a method buys are split 80/20 into training and validation
+(early stopping, gamma choice); both count against C. Scores: force MAE on the
+expensive labels of the test trajectory (eV/A and kcal/mol/A), energy MAE per
+atom. Model: EGNN (hidden 64, 3 layers, cutoff 5 A), float32, one torch thread per
+run; runs go to ``--workers`` processes. Finished runs are cached as JSON in
+``--runs`` so an interrupted benchmark resumes.
+
+    python benchmarks/asteroid_ethanol.py                 # budgets 250,600 CPU s, seeds 0-2
+    python benchmarks/asteroid_ethanol.py --quick         # one budget, one seed, few epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import units
+
+DATA = Path(__file__).resolve().parent / "data"
+PREFIX = "ethanol_500K"
+CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
+METHODS = ("standard", "asteroid-no-weights", "asteroid", "score-matching")
+EV_PER_A_TO_KCAL_PER_MOL_A = 1.0 / (units.kcal / units.mol)
+ELEMENTS = (1, 6, 8)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Training budget of one run (epochs are maxima; early stopping may end sooner)."""
+
+    exp_epochs: int = 200  # standard training, ASTEROID stage 1 and stage 3
+    pre_epochs: int = 60  # stage 2 (cheap) and score matching
+    gamma_epochs: int = 5  # per gamma candidate, stage 2 and stage 3 each
+    patience: int = 30
+    pre_patience: int = 15
+    lr: float = 1e-3
+    finetune_lr: float = 3e-4
+    exp_batch: int = 4
+    pre_batch: int = 16
+    val_fraction: float = 0.2
+    hidden: int = 64
+    layers: int = 3
+
+    @classmethod
+    def quick(cls) -> "Config":
+        return cls(exp_epochs=15, pre_epochs=4, gamma_epochs=1, patience=5, pre_patience=3)
+
+
+# --------------------------------------------------------------------------- data and budgets
+def load_data(folder: Path) -> dict[str, list]:
+    """The four extxyz files; checks that the cheap and expensive pool files hold the same frames."""
+    import ase.io
+
+    out = {}
+    for traj in ("pool", "test"):
+        for fid in (CHEAP, EXPENSIVE):
+            path = folder / f"{PREFIX}_{traj}_{fid}.extxyz"
+            if not path.is_file():
+                raise SystemExit(f"missing {path}: run benchmarks/make_ethanol_data.py first")
+            out[f"{traj}_{fid}"] = ase.io.read(path, index=":")
+    cheap, exp = out[f"pool_{CHEAP}"], out[f"pool_{EXPENSIVE}"]
+    if [a.info["frame_index"] for a in cheap] != [a.info["frame_index"] for a in exp]:
+        raise SystemExit("the cheap and expensive pool files do not hold the same frames in the same order")
+    if not all(np.array_equal(a.positions, b.positions) for a, b in zip(cheap, exp)):
+        raise SystemExit("the cheap and expensive pool files differ in positions")
+    return out
+
+
+def plan(budget: float, seed: int, cheap_cost: np.ndarray, exp_cost: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per method: the pool frames given expensive labels, whether cheap labels are used, and the cost charged."""
+    order = np.random.default_rng(seed).permutation(len(exp_cost))
+    cum = np.cumsum(exp_cost[order])
+
+    def buy(amount: float) -> np.ndarray:
+        return np.sort(order[: int(np.searchsorted(cum, amount, side="right"))])
+
+    all_cheap = float(cheap_cost.sum())
+    out = {}
+    for method in METHODS:
+        uses_cheap = method in ("asteroid", "asteroid-no-weights")
+        spent_cheap = all_cheap if uses_cheap else 0.0
+        idx = buy(budget - spent_cheap)
+        out[method] = {
+            "expensive_idx": idx,
+            "n_cheap": len(cheap_cost) if uses_cheap else 0,
+            "n_unlabelled": len(cheap_cost) if method == "score-matching" else 0,
+            "cost": spent_cheap + float(exp_cost[idx].sum()),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------- one run
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one (method, budget, seed) and score it on the test trajectory."""
+    import torch
+
+    torch.set_num_threads(1)
+    from dataclasses import replace
+
+    from alloop.potentials.registry import build_model
+    from alloop.training.asteroid import AsteroidSettings, train_asteroid
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import evaluate_model
+    from alloop.training.score_matching import ScoreMatchingSettings
+    from alloop.training.trainer import TrainSettings
+
+    cfg = Config(**job["config"])
+    data = load_data(Path(job["data"]))
+    method, seed = job["method"], job["seed"]
+    exp_frames = [data[f"pool_{EXPENSIVE}"][k] for k in job["expensive_idx"]]
+    expensive = FrameDataset.from_atoms(exp_frames, fidelity=EXPENSIVE)
+    cheap = FrameDataset.from_atoms(data[f"pool_{CHEAP}"], fidelity=CHEAP) if job["n_cheap"] else None
+    unlabelled = (
+        FrameDataset.from_atoms(data[f"pool_{CHEAP}"], fidelity="unlabelled", labelled=False)
+        if job["n_unlabelled"] else None
+    )
+    test = FrameDataset.from_atoms(data[f"test_{EXPENSIVE}"], fidelity=EXPENSIVE)
+
+    exp_ts = TrainSettings(max_epochs=cfg.exp_epochs, batch_size=cfg.exp_batch, lr=cfg.lr, patience=cfg.patience,
+                           threads=1)
+    settings = AsteroidSettings(
+        stage1=exp_ts,
+        stage2=TrainSettings(max_epochs=cfg.pre_epochs, batch_size=cfg.pre_batch, lr=cfg.lr,
+                             patience=cfg.pre_patience, threads=1),
+        stage3=replace(exp_ts, lr=cfg.finetune_lr),
+        score=ScoreMatchingSettings(temperature_K=500.0, max_epochs=cfg.pre_epochs, batch_size=cfg.pre_batch,
+                                    lr=cfg.lr, patience=cfg.pre_patience, threads=1),
+        gamma_epochs=cfg.gamma_epochs,
+        gamma_finetune_epochs=cfg.gamma_epochs,
+        val_fraction=cfg.val_fraction,
+        seed=seed,
+    )
+
+    def factory():
+        return build_model("egnn", ELEMENTS, hidden_features=cfg.hidden, n_layers=cfg.layers, cutoff_A=5.0)
+
+    t0 = time.perf_counter()
+    result = train_asteroid(method, expensive, cheap=cheap, unlabelled=unlabelled, model_factory=factory,
+                            settings=settings)
+    seconds = time.perf_counter() - t0
+    metrics = evaluate_model(result.model, test)
+    out = {
+        "method": method, "budget": job["budget"], "seed": seed, "cost": job["cost"],
+        "n_expensive": len(exp_frames), "n_cheap": job["n_cheap"], "n_unlabelled": job["n_unlabelled"],
+        "test_force_mae": metrics["force_mae_eV_per_A"], "test_force_rmse": metrics["force_rmse_eV_per_A"],
+        "test_energy_mae_per_atom": metrics["energy_mae_per_atom_eV"],
+        "val_force_mae": result.metrics["force_mae_eV_per_A"], "train_seconds": seconds,
+        "stages": {k: int(getattr(v, "epochs_run", 0)) for k, v in result.stages.items()},
+    }
+    if result.bias is not None:
+        out.update(gamma=result.gamma, bias_median=float(np.median(result.bias)),
+                   bias_min=float(result.bias.min()), bias_max=float(result.bias.max()),
+                   weight_min=float(result.weights.min()))
+    return out
+
+
+# --------------------------------------------------------------------------- driver and table
+def _fmt(values: list[float], scale: float = 1.0, digits: int = 3, sign: str = "") -> str:
+    v = np.asarray(values) * scale
+    mean = f"{v.mean():{sign}.{digits}f}"
+    return f"{mean} ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else mean
+
+
+def table(results: list[dict[str, Any]], budgets: list[float], seeds: list[int]) -> list[str]:
+    lines = [
+        "| budget (CPU s) | method | expensive frames | cheap frames | unlabelled | cost charged (CPU s) "
+        "| test F-MAE (eV/Å) | test F-MAE (kcal/mol/Å) | vs standard | test E-MAE (meV/atom) | train time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for budget in budgets:
+        base = {r["seed"]: r["test_force_mae"] for r in results if r["budget"] == budget and r["method"] == "standard"}
+        for method in METHODS:
+            rows = sorted((r for r in results if r["budget"] == budget and r["method"] == method), key=lambda r: r["seed"])
+            if not rows:
+                lines.append(f"| {budget:g} | {method} | (too few expensive frames in this budget) |||||||||")
+                continue
+            f = [r["test_force_mae"] for r in rows]
+            rel = [r["test_force_mae"] / base[r["seed"]] - 1 for r in rows if r["seed"] in base]
+            n_exp = sorted({r["n_expensive"] for r in rows})
+            lines.append(
+                f"| {budget:g} | {method} | {'/'.join(map(str, n_exp))} | {rows[0]['n_cheap']} | {rows[0]['n_unlabelled']} "
+                f"| {np.mean([r['cost'] for r in rows]):.0f} | {_fmt(f)} | {_fmt(f, EV_PER_A_TO_KCAL_PER_MOL_A, 2)} "
+                f"| {'—' if method == 'standard' or not rel else _fmt(rel, 100, 0, '+') + ' %'} "
+                f"| {_fmt([r['test_energy_mae_per_atom'] for r in rows], 1000, 1)} "
+                f"| {np.mean([r['train_seconds'] for r in rows]):.0f} |"
+            )
+    lines.append("")
+    lines.append(f"mean ± sample std over seeds {seeds}; 'vs standard': per-seed relative change of the test force MAE.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--budgets", default="250,600", help="labelling budgets in CPU seconds, comma-separated")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/asteroid_ethanol_runs"), help="cache of finished runs")
+    parser.add_argument("--quick", action="store_true", help="one budget (400 CPU s), one seed, few epochs")
+    args = parser.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    cfg = Config.quick() if args.quick else Config()
+    budgets = [400.0] if args.quick else [float(b) for b in args.budgets.split(",")]
+    seeds = [0] if args.quick else list(range(args.seeds))
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        parser.error(f"unknown methods {sorted(unknown)}")
+
+    data = load_data(args.data)
+    cheap_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{CHEAP}"]])
+    exp_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{EXPENSIVE}"]])
+    print(f"pool {len(exp_cost)} frames: {CHEAP} {cheap_cost.mean():.2f} CPU s/frame ({cheap_cost.sum():.0f} in all), "
+          f"{EXPENSIVE} {exp_cost.mean():.2f} CPU s/frame ({exp_cost.sum():.0f} in all); "
+          f"test {len(data[f'test_{EXPENSIVE}'])} frames", flush=True)
+
+    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve())}, sort_keys=True)
+    run_dir = args.runs / hashlib.sha256(key.encode()).hexdigest()[:12]  # cached runs of this config and data
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jobs, results = [], []
+    for budget in budgets:
+        for seed in seeds:
+            for method, p in plan(budget, seed, cheap_cost, exp_cost).items():
+                if method not in methods:
+                    continue
+                if len(p["expensive_idx"]) < 2:
+                    print(f"budget {budget:g}, seed {seed}: {method} buys {len(p['expensive_idx'])} expensive frames "
+                          "(needs 2 for training + validation): skipped", flush=True)
+                    continue
+                path = run_dir / f"{method}_b{budget:g}_s{seed}.json"
+                if path.exists():
+                    results.append(json.loads(path.read_text()))
+                    continue
+                jobs.append({"method": method, "budget": budget, "seed": seed, "data": str(args.data),
+                             "config": asdict(cfg), "expensive_idx": p["expensive_idx"].tolist(),
+                             "n_cheap": p["n_cheap"], "n_unlabelled": p["n_unlabelled"], "cost": p["cost"],
+                             "path": str(path)})
+    print(f"{len(jobs)} runs to do, {len(results)} cached in {run_dir}", flush=True)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = {pool.submit(run_one, job): job for job in jobs}
+        for fut in as_completed(futures):
+            res = fut.result()
+            Path(futures[fut]["path"]).write_text(json.dumps(res))
+            results.append(res)
+            print(f"  {res['method']:>20} budget {res['budget']:g} seed {res['seed']}: {res['n_expensive']} exp frames, "
+                  f"test F-MAE {res['test_force_mae']:.4f} eV/A ({res['train_seconds']:.0f} s; "
+                  f"{(time.perf_counter() - t0) / 60:.1f} min elapsed)", flush=True)
+    print()
+    print("\n".join(table(results, budgets, seeds)))
+    gammas = [r for r in results if "gamma" in r]
+    if gammas:
+        print(f"ASTEROID bias B (eV/A): median {np.median([r['bias_median'] for r in gammas]):.3f}, "
+              f"range {min(r['bias_min'] for r in gammas):.3f}..{max(r['bias_max'] for r in gammas):.3f}; "
+              f"chosen gamma / median B: {sorted({round(r['gamma'] / r['bias_median'], 2) for r in gammas})}; "
+              f"smallest weight {min(r['weight_min'] for r in gammas):.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
