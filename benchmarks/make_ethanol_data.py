@@ -15,7 +15,7 @@ and carry its measured ``cpu_seconds``.
 Work is spread over ``--workers`` processes with one compute thread each: the
 two MD runs first, B3LYP labels as soon as frames exist. Everything done is
 kept in a per-frame cache (``<out>/cache/``), so an interrupted run resumes
-where it stopped (MD continues from its last recorded state, bit for bit).
+where it stopped (MD continues bit for bit from its last checkpoint, taken every ``--every`` steps).
 At the end, four lossless extxyz files are written, ``ethanol_500K_{pool,test}_{hf-sto3g,b3lyp-svp}.extxyz``
 (same frames, same order), and the cache is removed (``--keep-cache`` keeps it).
 
@@ -288,7 +288,7 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path) -> dict[str,
             failed = {fid: rec for fid, rec in labels.items() if rec["status"] != "ok"}
             if failed:  # keep the files frame-aligned: a frame goes in both or in neither
                 for fid, rec in failed.items():
-                    print(f"warning: {traj} frame {k} {fid}: {rec['status']} {rec['reason']} (frame left out of both files)")
+                    print(f"warning: {traj} frame {k} {fid}: {rec['status']} {rec['reason']} (left out of both files)")
                 continue
             for fid, rec in labels.items():
                 atoms = Atoms(numbers=frame["numbers"], positions=frame["positions"])
