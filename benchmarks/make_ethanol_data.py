@@ -1,10 +1,10 @@
-"""Two-fidelity ethanol dataset at 500 K: HF/STO-3G Langevin MD, frames labelled at HF/STO-3G and B3LYP/def2-SVP.
+"""Two-fidelity ethanol dataset at a temperature (default 500 K): HF/STO-3G Langevin MD, frames labelled at HF/STO-3G and B3LYP/def2-SVP.
 
 Two independent trajectories (``pool``: training candidates, ``test``: held out)
-are run with ab initio Langevin MD on the cheap surface (500 K, 0.5 fs, friction
-0.01/fs, centre of mass fixed, Maxwell-Boltzmann velocities at 2 x 500 K
+are run with ab initio Langevin MD on the cheap surface (``--temperature``, 0.5 fs, friction
+0.01/fs, centre of mass fixed, Maxwell-Boltzmann velocities at 2 x T
 from the G2 geometry of ``ase.build.molecule("CH3CH2OH")``, so that the kinetic
-temperature settles near 500 K as energy flows into the potential). The
+temperature settles near T as energy flows into the potential). The
 first ``--equil-fs`` are discarded, then a frame is recorded every
 ``--every`` steps. The cheap label of a frame is the MD step's own HF/STO-3G
 energy and forces (the positions after a Langevin step are the ones whose
@@ -16,10 +16,14 @@ Work is spread over ``--workers`` processes with one compute thread each: the
 two MD runs first, B3LYP labels as soon as frames exist. Everything done is
 kept in a per-frame cache (``<out>/cache/``), so an interrupted run resumes
 where it stopped (MD continues bit for bit from its last checkpoint, taken every ``--every`` steps).
-At the end, four lossless extxyz files are written, ``ethanol_500K_{pool,test}_{hf-sto3g,b3lyp-svp}.extxyz``
-(same frames, same order), and the cache is removed (``--keep-cache`` keeps it).
+At the end, four lossless extxyz files are written, ``ethanol_<T>K_{pool,test}_{hf-sto3g,b3lyp-svp}.extxyz``
+(same frames, same order; two with ``--pool 0``), and the cache is removed (``--keep-cache`` keeps it).
+The random seeds depend on the trajectory and the temperature (500 K keeps the seeds
+the committed 500 K files were made with).
 
-    python benchmarks/make_ethanol_data.py                      # pool 150, test 50 into benchmarks/data
+    python benchmarks/make_ethanol_data.py                      # 500 K: pool 150, test 50 into benchmarks/data
+    python benchmarks/make_ethanol_data.py --temperature 300 --pool 50 --test 50
+    python benchmarks/make_ethanol_data.py --temperature 1000 --pool 0 --test 50
     python benchmarks/make_ethanol_data.py --pool 4 --test 2 --equil-fs 5 --out /tmp/eth
 """
 
@@ -40,7 +44,16 @@ import numpy as np
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TRAJ_SEEDS = {"pool": 20240501, "test": 20240502}
-PREFIX = "ethanol_500K"
+
+
+def prefix(temperature_K: float) -> str:
+    """File-name prefix of a dataset, e.g. ``ethanol_500K``."""
+    return f"ethanol_{temperature_K:g}K"
+
+
+def trajectory_seed(traj: str, temperature_K: float) -> int:
+    """Seed of a trajectory at a temperature; 500 K gives the seeds of the original 500 K dataset."""
+    return TRAJ_SEEDS[traj] + 100 * int(round(temperature_K - 500.0))
 
 
 # --------------------------------------------------------------------------- cache helpers
@@ -109,7 +122,7 @@ def _labeler_calculator(fidelity_name: str):
     return LabelerCalculator()
 
 
-def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str) -> dict[str, Any]:
+def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, temperature_K: float) -> dict[str, Any]:
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
     from ase import units
     from ase.build import molecule
@@ -126,7 +139,7 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str) ->
     atoms = molecule("CH3CH2OH")
     atoms.set_constraint(FixCom())  # ASE's recommended replacement for Langevin(fixcm=True)
     atoms.calc = _labeler_calculator(CHEAP)
-    dt_fs, temperature_K, friction_per_fs = 0.5, 500.0, 0.01
+    dt_fs, friction_per_fs = 0.5, 0.01
     n_equil = int(round(equil_fs / dt_fs))
 
     if state_path.exists():
@@ -138,7 +151,7 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str) ->
         step, n_done, md_cpu = state["step"], state["n_frames"], state["md_cpu_seconds"]
         forces = state["forces"]
     else:
-        rng = np.random.default_rng(TRAJ_SEEDS[traj])
+        rng = np.random.default_rng(trajectory_seed(traj, temperature_K))
         # start at 2T from the minimum: equipartition brings the kinetic temperature to ~T within a few fs
         thermalize_momenta(atoms, 2 * temperature_K, rng=rng)
         Stationary(atoms)
@@ -222,7 +235,7 @@ def _schedule(targets: dict[str, int], args: argparse.Namespace, cache: Path) ->
         return sum(1 for k in range(targets[traj]) if _frame_path(cache, traj, k).exists())
 
     def unlabelled() -> list[tuple[str, int]]:
-        order = ["test", "pool"]  # the test set first: it is needed whatever the budget
+        order = [t for t in ("test", "pool") if t in targets]  # the test set first: it is needed whatever the budget
         return [
             (t, k)
             for t in order
@@ -237,7 +250,7 @@ def _schedule(targets: dict[str, int], args: argparse.Namespace, cache: Path) ->
         running: dict[Future, tuple[str, Any]] = {}
         for traj, n in targets.items():
             if frames_ready(traj) < n:
-                running[pool.submit(run_md, traj, n, args.equil_fs, args.every, str(cache))] = ("md", traj)
+                running[pool.submit(run_md, traj, n, args.equil_fs, args.every, str(cache), args.temperature)] = ("md", traj)
         in_flight: set[tuple[str, int]] = set()
         while True:
             for item in unlabelled():
@@ -269,7 +282,7 @@ def _schedule(targets: dict[str, int], args: argparse.Namespace, cache: Path) ->
                     )
 
 
-def _write_outputs(targets: dict[str, int], cache: Path, out: Path) -> dict[str, Any]:
+def _write_outputs(targets: dict[str, int], cache: Path, out: Path, name: str) -> dict[str, Any]:
     """Write the four extxyz files from the cache; returns cost totals."""
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -307,7 +320,7 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path) -> dict[str,
                 atoms.calc = SinglePointCalculator(atoms, energy=rec["energy_eV"], forces=rec["forces_eV_per_A"])
                 per_fid[fid].append(atoms)
         for fid, frames in per_fid.items():
-            path = out / f"{PREFIX}_{traj}_{fid}.extxyz"
+            path = out / f"{name}_{traj}_{fid}.extxyz"
             write_extxyz_exact(path, frames)
             cpu = sum(a.info["cpu_seconds"] for a in frames)
             totals[f"{traj}_{fid}_frames"] = len(frames)
@@ -318,7 +331,8 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=int, default=150, help="frames in the pool trajectory")
+    parser.add_argument("--temperature", type=float, default=500.0, help="Langevin temperature (K)")
+    parser.add_argument("--pool", type=int, default=150, help="frames in the pool trajectory (0: no pool)")
     parser.add_argument("--test", type=int, default=50, help="frames in the test trajectory")
     parser.add_argument("--equil-fs", type=float, default=100.0, help="discarded equilibration (fs)")
     parser.add_argument("--every", type=int, default=10, help="record a frame every this many 0.5 fs steps")
@@ -326,14 +340,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "data")
     parser.add_argument("--keep-cache", action="store_true", help="keep <out>/cache after writing the files")
     args = parser.parse_args(argv)
-    if min(args.pool, args.test) < 1 or args.every < 1 or args.workers < 1 or args.equil_fs < 0:
-        parser.error("--pool, --test, --every, --workers must be positive and --equil-fs non-negative")
+    if args.pool < 0 or args.test < 1 or args.every < 1 or args.workers < 1 or args.equil_fs < 0:
+        parser.error("--test, --every, --workers must be positive, --pool and --equil-fs non-negative")
+    if not 10.0 <= args.temperature <= 3000.0:
+        parser.error("--temperature must be between 10 and 3000 K")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # inherited by the worker processes
     args.out.mkdir(parents=True, exist_ok=True)
-    cache = args.out / "cache"
-    targets = {"pool": args.pool, "test": args.test}
-    settings = {k: getattr(args, k) for k in ("pool", "test", "equil_fs", "every")}
+    name = prefix(args.temperature)
+    cache = args.out / f"cache_{name}"
+    targets = {traj: n for traj, n in (("pool", args.pool), ("test", args.test)) if n > 0}
+    settings = {k: getattr(args, k) for k in ("temperature", "pool", "test", "equil_fs", "every")}
     settings_path = cache / "settings.json"
     if settings_path.exists():
         old = json.loads(settings_path.read_text())
@@ -344,18 +361,19 @@ def main(argv: list[str] | None = None) -> int:
         cache.mkdir(parents=True, exist_ok=True)
         settings_path.write_text(json.dumps(settings))
     _schedule(targets, args, cache)
-    totals = _write_outputs(targets, cache, args.out)
+    totals = _write_outputs(targets, cache, args.out, name)
     wall_path = cache / "wall_seconds.json"
     totals["wall_seconds_all_invocations"] = json.loads(wall_path.read_text()) if wall_path.exists() else 0.0
-    md_cpu = totals["pool_md_cpu_seconds"] + totals["test_md_cpu_seconds"]
-    exp_cpu = totals[f"pool_{EXPENSIVE}_label_cpu_seconds"] + totals[f"test_{EXPENSIVE}_label_cpu_seconds"]
-    cheap_cpu = totals[f"pool_{CHEAP}_label_cpu_seconds"] + totals[f"test_{CHEAP}_label_cpu_seconds"]
+    md_cpu = sum(totals[f"{t}_md_cpu_seconds"] for t in targets)
+    exp_cpu = sum(totals[f"{t}_{EXPENSIVE}_label_cpu_seconds"] for t in targets)
+    cheap_cpu = sum(totals[f"{t}_{CHEAP}_label_cpu_seconds"] for t in targets)
+    steps = sum(totals[f"{t}_md_steps"] for t in targets)
     print(
-        f"\nCPU seconds: MD ({CHEAP}, all {totals['pool_md_steps'] + totals['test_md_steps']} steps) {md_cpu:.0f}, "
+        f"\nCPU seconds: MD ({CHEAP}, all {steps} steps) {md_cpu:.0f}, "
         f"of which recorded-frame {CHEAP} labels {cheap_cpu:.0f}; {EXPENSIVE} labels {exp_cpu:.0f}. "
         f"Wall time (all invocations) {totals['wall_seconds_all_invocations'] / 60:.1f} min (shared machine)."
     )
-    (args.out / f"{PREFIX}_summary.json").write_text(json.dumps({"settings": settings, **totals}, indent=1))
+    (args.out / f"{name}_summary.json").write_text(json.dumps({"settings": settings, **totals}, indent=1))
     if not args.keep_cache:
         shutil.rmtree(cache)
     return 0

@@ -1,29 +1,36 @@
-"""How well do Q-residual, Hotelling T^2 and the bias proxy rank a model's true force error?
+"""How well do Q-residual, Hotelling T^2 and the bias scores rank a model's true force error?
 
 Protocol (ethanol):
-1. Optimise the geometry and take a finite-difference Hessian with the
-   labeller at ``--fidelity``; draw frames by classical normal-mode sampling at
-   300, 500 and 1000 K (harmonic: mode amplitude ~ N(0, kB T / omega^2)).
-2. Label them with ``alloop.labeling`` (PySCF) at ``--fidelity`` (the truth) and at
-   ``--cheap``.
-3. Train a "cheap" model on cheap labels of the 300 K + 500 K training frames,
-   then fine-tune a copy on ``--fidelity`` labels of half of them (the model under
-   test, as in the loop's periodic fine-tuning).
-4. On fresh test frames at all three temperatures: the true force error
-   (mean |F_model - F_label|) against each score: Q-residual and T^2 of the
-   fine-tuned model's latent features (PCA fitted on its training frames,
-   per-element, k components) with per-atom empirical, frame-level empirical
-   and Jackson-Mudholkar limits, and the label-free bias proxy
-   mean |F_cheap_model - F_finetuned| (limit: the (1 - alpha) quantile on the
-   training frames).
+1. Frames at 300, 500 and 1000 K with labels at the truth fidelity (``--fidelity``,
+   default B3LYP/def2-SVP) and at ``--cheap`` (HF/STO-3G). Two sources:
+   ``aimd`` (default): the trajectories of ``benchmarks/make_ethanol_data.py``
+   (HF/STO-3G Langevin MD; training frames from the 300 K and 500 K ``pool``
+   trajectories, test frames from the independent ``test`` trajectories at
+   300, 500 and 1000 K), read from ``--data``; ``harmonic`` (``--quick``):
+   the geometry is optimised and a finite-difference Hessian taken with the
+   labeller, and frames are drawn by classical normal-mode sampling
+   (mode amplitude ~ N(0, kB T / omega^2)), then labelled here.
+2. A "cheap" model is trained on the cheap labels of the training frames (300 +
+   500 K), and a copy is fine-tuned on truth labels of every other one of them
+   (the model under test, as in the loop's periodic fine-tuning).
+3. On the test frames at all three temperatures: the true force error
+   (mean |F_model - F_truth| per frame) against each score: Q-residual and T^2
+   of the fine-tuned model's latent features (PCA fitted on its training
+   frames, per element, k components) with the per-atom empirical, frame-level
+   empirical and Jackson-Mudholkar limits; the label-free bias proxy
+   mean |F_cheap_model - F_finetuned|; and, where test frames carry a cheap
+   label, the bias B = mean |F_cheap_model - F_cheap_label| (what the loop
+   ranks cheap-labelled frames by). The limit of the two bias scores is their
+   (1 - alpha) quantile on the training frames.
 
 Prints Spearman rho (score vs true error, all test frames), the fraction of
-the worst 10% of frames flagged at the limit, and the flagged fraction per
-temperature. Quick mode: HF/STO-3G for both fidelities (the proxy then
-compares the model with its own fine-tuned continuation), fewer frames, a
-small EGNN.
+the worst 10% of test frames flagged at the limit, and the flagged fraction per
+temperature.
 
-    python benchmarks/uncertainty_bench.py --quick
+    python benchmarks/make_ethanol_data.py --temperature 300 --pool 50 --test 50   # once; 500 K files are committed
+    python benchmarks/make_ethanol_data.py --temperature 1000 --pool 0 --test 50
+    python benchmarks/uncertainty_bench.py                 # AIMD frames, B3LYP truth
+    python benchmarks/uncertainty_bench.py --quick         # harmonic frames, HF/STO-3G for both fidelities, small EGNN
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,7 +51,7 @@ from scipy.stats import spearmanr
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
-from alloop.potentials.base import AtomsBatch
+from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, train
@@ -50,8 +59,28 @@ from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame
 from alloop.units import KB_EV_PER_K
 
 TEMPERATURES = (300.0, 500.0, 1000.0)
+TRAIN_TEMPERATURES = (300.0, 500.0)
+DATA = Path(__file__).resolve().parent / "data"
 
 
+@dataclass
+class BenchData:
+    """Training and test frames with their labels (energies [M] in eV, forces [M, n, 3] in eV/A; NaN = no label)."""
+
+    train: list[Atoms]
+    train_cheap_e: np.ndarray
+    train_cheap_f: np.ndarray
+    train_truth_e: np.ndarray
+    train_truth_f: np.ndarray
+    test: list[Atoms]
+    test_temps: np.ndarray
+    test_truth_f: np.ndarray
+    test_cheap_f: np.ndarray | None
+    source: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- harmonic frames (quick mode)
 class LabelerCalculator(Calculator):
     implemented_properties = ["energy", "forces"]
 
@@ -98,32 +127,124 @@ def normal_mode_sampler(atoms: Atoms, hess: np.ndarray):
     return sample
 
 
-def label_frames(labeler: PySCFLabeler, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(ok mask [M], energies [M], forces [N, 3]) with NaN for failed labels."""
+def label_frames(labeler: PySCFLabeler, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+    """(energies [M], forces [M, n, 3]) with NaN for failed labels (all frames have the same size)."""
     results = [labeler.label(a) for a in frames]
-    ok = np.array([r.ok for r in results])
-    energy = np.array([r.energy_eV if r.ok else np.nan for r in results])
-    forces = np.concatenate([r.forces_eV_per_A if r.ok else np.full((len(a), 3), np.nan) for r, a in zip(results, frames)])
-    return ok, energy, forces
-
-
-def dataset(frames, energy, forces, fidelity) -> FrameDataset:
     n = len(frames[0])
-    return FrameDataset.from_arrays(
-        [a.numbers for a in frames], [a.positions for a in frames], energy, list(forces.reshape(-1, n, 3)), fidelity=fidelity
+    energy = np.array([r.energy_eV if r.ok else np.nan for r in results])
+    forces = np.stack([r.forces_eV_per_A if r.ok else np.full((n, 3), np.nan) for r in results])
+    return energy, forces
+
+
+def harmonic_data(args: argparse.Namespace, rng: np.random.Generator) -> BenchData:
+    """Normal-mode frames labelled here: cheap labels on all training frames, truth on every other one and the test."""
+    t0 = time.perf_counter()
+    truth = PySCFLabeler(load_fidelity(args.fidelity), threads=args.threads)
+    cheap = truth if args.cheap == args.fidelity else PySCFLabeler(load_fidelity(args.cheap), threads=args.threads)
+    mol = molecule("CH3CH2OH")
+    mol.calc = LabelerCalculator(truth)
+    BFGS(mol, logfile=None).run(fmax=0.02, steps=200)
+    mol = Atoms(mol.numbers, mol.positions)
+    sample = normal_mode_sampler(mol, hessian_fd(mol, truth))
+    t1 = time.perf_counter()
+    train_frames = [a for t in TRAIN_TEMPERATURES for a in sample(t, args.train_per_T, rng)]
+    test_frames = [a for t in TEMPERATURES for a in sample(t, args.test_per_T, rng)]
+    cheap_e, cheap_f = label_frames(cheap, train_frames)
+    truth_e, truth_f = np.full_like(cheap_e, np.nan), np.full_like(cheap_f, np.nan)
+    ft = finetune_indices(len(train_frames))
+    if cheap is truth:
+        truth_e[ft], truth_f[ft] = cheap_e[ft], cheap_f[ft]
+    else:
+        truth_e[ft], truth_f[ft] = label_frames(truth, [train_frames[i] for i in ft])
+    _, test_truth_f = label_frames(truth, test_frames)
+    test_cheap_f = test_truth_f if cheap is truth else label_frames(cheap, test_frames)[1]
+    return BenchData(
+        train_frames, cheap_e, cheap_f, truth_e, truth_f, test_frames,
+        np.repeat(TEMPERATURES, args.test_per_T), test_truth_f, test_cheap_f,
+        source="harmonic normal-mode sampling around the optimised geometry",
+        timings={"set-up": t1 - t0, "labels": time.perf_counter() - t1},
     )
 
 
-def fit(model, data: FrameDataset, settings: TrainSettings):
+# --------------------------------------------------------------------------- AIMD frames (full mode)
+def read_pair(folder: Path, temperature_K: float, traj: str, cheap: str, truth: str) -> tuple[list[Atoms], list[Atoms]]:
+    """The cheap- and truth-labelled files of one trajectory (same frames, same order, checked)."""
+    import ase.io
+
+    out = []
+    for fid in (cheap, truth):
+        path = folder / f"ethanol_{temperature_K:g}K_{traj}_{fid}.extxyz"
+        if not path.is_file():
+            raise SystemExit(
+                f"missing {path}: run python benchmarks/make_ethanol_data.py --temperature {temperature_K:g} first"
+            )
+        out.append(ase.io.read(path, index=":"))
+    a, b = out
+    if len(a) != len(b) or not all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b)):
+        raise SystemExit(f"{folder}: the {cheap} and {truth} files of {traj} at {temperature_K:g} K hold different frames")
+    return a, b
+
+
+def spaced(n_total: int, n: int) -> np.ndarray:
+    """``n`` evenly spaced indices of ``n_total`` (all when n >= n_total)."""
+    return np.arange(n_total) if n >= n_total else np.unique(np.linspace(0, n_total - 1, n).round().astype(int))
+
+
+def aimd_data(args: argparse.Namespace) -> BenchData:
+    """Frames of the committed / generated HF/STO-3G Langevin trajectories with their labels."""
+
+    def energies_forces(frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([a.get_potential_energy() for a in frames]), np.stack([a.get_forces() for a in frames])
+
+    train_c, train_t = [], []
+    for t in TRAIN_TEMPERATURES:
+        c, x = read_pair(args.data, t, "pool", args.cheap, args.fidelity)
+        idx = spaced(len(c), args.train_per_T)
+        train_c += [c[i] for i in idx]
+        train_t += [x[i] for i in idx]
+    test_c, test_t, temps = [], [], []
+    for t in TEMPERATURES:
+        c, x = read_pair(args.data, t, "test", args.cheap, args.fidelity)
+        idx = spaced(len(c), args.test_per_T)
+        test_c += [c[i] for i in idx]
+        test_t += [x[i] for i in idx]
+        temps += [t] * idx.size
+    cheap_e, cheap_f = energies_forces(train_c)
+    truth_e, truth_f = energies_forces(train_t)
+    unused = np.setdiff1d(np.arange(len(train_c)), finetune_indices(len(train_c)))
+    truth_e[unused], truth_f[unused] = np.nan, np.nan  # the fine-tuned model sees truth labels on every other frame
+    plain = [Atoms(a.numbers, a.positions) for a in train_c]
+    return BenchData(
+        plain, cheap_e, cheap_f, truth_e, truth_f, [Atoms(a.numbers, a.positions) for a in test_c],
+        np.array(temps), energies_forces(test_t)[1], energies_forces(test_c)[1],
+        source=f"{args.cheap} Langevin MD trajectories ({args.data})",
+    )
+
+
+# --------------------------------------------------------------------------- models and scores
+def finetune_indices(n_train: int) -> np.ndarray:
+    """Every other training frame (both temperatures) gets a truth label for fine-tuning."""
+    return np.arange(0, n_train, 2)
+
+
+def dataset(frames: list[Atoms], energy: np.ndarray, forces: np.ndarray, fidelity: str) -> FrameDataset:
+    return FrameDataset.from_arrays(
+        [a.numbers for a in frames], [a.positions for a in frames], energy, list(forces), fidelity=fidelity
+    )
+
+
+def fit(model, data: FrameDataset, settings: TrainSettings) -> float:
     tr, va, _, _ = data.split(0.2, seed=0)
-    result = train(model, tr, va, settings)
-    return result.best_val_force_mae
+    return train(model, tr, va, settings).best_val_force_mae
 
 
 def features_of(model, frames: list[Atoms]) -> np.ndarray:
-    dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
-    out = [model(AtomsBatch.from_atoms(frames[i : i + 64], dtype=dtype), compute_forces=False).features for i in range(0, len(frames), 64)]
-    return torch.cat(out).to(torch.float64).numpy()
+    dtype = model_dtype(model)
+    out = [
+        model(AtomsBatch.from_atoms(frames[i : i + 64], dtype=dtype), compute_forces=False).features
+        for i in range(0, len(frames), 64)
+    ]
+    return torch.cat(out).to(torch.float64).detach().numpy()
 
 
 def metrics(score: np.ndarray, error: np.ndarray, temps: np.ndarray) -> list[str]:
@@ -134,9 +255,15 @@ def metrics(score: np.ndarray, error: np.ndarray, temps: np.ndarray) -> list[str
     return [f"{rho:+.2f}", f"{100 * caught:.0f}%"] + [f"{100 * f:.0f}%" for f in flagged]
 
 
+def frame_forces(forces: np.ndarray) -> np.ndarray:
+    return forces.reshape(-1, 3)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="HF/STO-3G, few frames, small model")
+    p.add_argument("--quick", action="store_true", help="harmonic frames, HF/STO-3G for both fidelities, few frames, small model")
+    p.add_argument("--source", choices=("aimd", "harmonic"), default=None, help="frames (default: aimd; harmonic with --quick)")
+    p.add_argument("--data", type=Path, default=DATA, help="folder of the make_ethanol_data.py files (aimd source)")
     p.add_argument("--fidelity", default="b3lyp-svp", help="truth / expensive fidelity preset (quick: hf-sto3g)")
     p.add_argument("--cheap", default="hf-sto3g", help="cheap fidelity preset")
     p.add_argument("--train-per-T", type=int, default=None, help="training frames per temperature (300, 500 K)")
@@ -149,76 +276,66 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.fidelity = "hf-sto3g"
-    n_train = args.train_per_T or (40 if args.quick else 150)
-    n_test = args.test_per_T or (30 if args.quick else 100)
+    args.source = args.source or ("harmonic" if args.quick else "aimd")
+    args.train_per_T = args.train_per_T or (40 if args.quick else 50)
+    args.test_per_T = args.test_per_T or (30 if args.quick else 50)
     epochs = args.epochs or (150 if args.quick else 600)
+    if min(args.train_per_T, args.test_per_T, epochs, args.components) < 1 or not 0 < args.alpha < 1:
+        p.error("frame counts, --epochs and --components must be positive and --alpha in (0, 1)")
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    t0 = time.perf_counter()
 
-    truth = PySCFLabeler(load_fidelity(args.fidelity), threads=args.threads)
-    cheap = truth if args.cheap == args.fidelity else PySCFLabeler(load_fidelity(args.cheap), threads=args.threads)
-    mol = molecule("CH3CH2OH")
-    mol.calc = LabelerCalculator(truth)
-    BFGS(mol, logfile=None).run(fmax=0.02, steps=200)
-    mol = Atoms(mol.numbers, mol.positions)
-    sample = normal_mode_sampler(mol, hessian_fd(mol, truth))
-    t_setup = time.perf_counter() - t0
-
-    train_frames = sample(300.0, n_train, rng) + sample(500.0, n_train, rng)
-    test_frames, test_t = [], []
-    for t in TEMPERATURES:
-        test_frames += sample(t, n_test, rng)
-        test_t += [t] * n_test
-    test_t = np.array(test_t)
-    t1 = time.perf_counter()
-    ok_tr_c, e_tr_c, f_tr_c = label_frames(cheap, train_frames)
-    ok_tr, e_tr, f_tr = (ok_tr_c, e_tr_c, f_tr_c) if cheap is truth else label_frames(truth, train_frames)
-    ok_te, e_te, f_te = label_frames(truth, test_frames)
-    t_label = time.perf_counter() - t1
-
-    keep = np.flatnonzero(ok_tr_c & ok_tr)
-    n_at = len(mol)
-    f_tr_c, f_tr = f_tr_c.reshape(-1, n_at, 3), f_tr.reshape(-1, n_at, 3)
-    train_kept = [train_frames[i] for i in keep]
+    data = harmonic_data(args, rng) if args.source == "harmonic" else aimd_data(args)
+    keep = np.flatnonzero(np.isfinite(data.train_cheap_e))
+    ft = np.intersect1d(keep, np.flatnonzero(np.isfinite(data.train_truth_e)))
+    train_kept = [data.train[i] for i in keep]
     hidden, layers = (32, 2) if args.quick else (64, 3)
     cheap_model = build_model("egnn", [1, 6, 8], hidden_features=hidden, n_layers=layers, cutoff_A=5.0, seed=args.seed)
     settings = TrainSettings(max_epochs=epochs, batch_size=8, lr=3e-3, patience=40, threads=args.threads, seed=args.seed)
     t2 = time.perf_counter()
-    mae_cheap = fit(cheap_model, dataset(train_kept, e_tr_c[keep], f_tr_c[keep], args.cheap), settings)
+    mae_cheap = fit(cheap_model, dataset(train_kept, data.train_cheap_e[keep], data.train_cheap_f[keep], args.cheap), settings)
     ft_model = copy.deepcopy(cheap_model)
-    half = keep[: max(4, keep.size // 2)]
     ft_settings = TrainSettings(max_epochs=epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads, seed=args.seed + 1)
-    mae_ft = fit(ft_model, dataset([train_frames[i] for i in half], e_tr[half], f_tr[half], args.fidelity), ft_settings)
-    t_train = time.perf_counter() - t2
+    ft_frames = [data.train[i] for i in ft]
+    mae_ft = fit(ft_model, dataset(ft_frames, data.train_truth_e[ft], data.train_truth_f[ft], args.fidelity), ft_settings)
+    data.timings["training"] = time.perf_counter() - t2
 
-    test_ok = np.flatnonzero(ok_te)
-    frames = [test_frames[i] for i in test_ok]
-    temps = test_t[test_ok]
-    ref = f_te.reshape(-1, n_at, 3)[test_ok].reshape(-1, 3)
+    test_ok = np.flatnonzero(np.isfinite(data.test_truth_f).all(axis=(1, 2)))
+    frames = [data.test[i] for i in test_ok]
+    temps = data.test_temps[test_ok]
+    ptr = frame_offsets(frames)
     pred = predict_forces(ft_model, frames)
-    error = bias_per_frame(pred, ref, frame_offsets(frames))
-    proxy = bias_per_frame(predict_forces(cheap_model, frames), pred, frame_offsets(frames))
-    proxy_train = bias_per_frame(predict_forces(cheap_model, train_kept), predict_forces(ft_model, train_kept), frame_offsets(train_kept))
-    proxy_limit = np.quantile(proxy_train, 1 - args.alpha)
+    pred_cheap = predict_forces(cheap_model, frames)
+    error = bias_per_frame(pred, frame_forces(data.test_truth_f[test_ok]), ptr)
+    proxy = bias_per_frame(pred_cheap, pred, ptr)
+    ptr_tr = frame_offsets(train_kept)
+    pred_cheap_tr = predict_forces(cheap_model, train_kept)
+    proxy_limit = np.quantile(bias_per_frame(pred_cheap_tr, predict_forces(ft_model, train_kept), ptr_tr), 1 - args.alpha)
 
     numbers_tr = np.concatenate([a.numbers for a in train_kept])
-    feats_tr, ptr_tr = features_of(ft_model, train_kept), frame_offsets(train_kept)
-    numbers_te, feats_te, ptr_te = np.concatenate([a.numbers for a in frames]), features_of(ft_model, frames), frame_offsets(frames)
+    feats_tr = features_of(ft_model, train_kept)
+    numbers_te, feats_te = np.concatenate([a.numbers for a in frames]), features_of(ft_model, frames)
     rows = []
     for limit in ("empirical", "empirical_frame", "jackson_mudholkar"):
         s = QResidualSettings(n_components=args.components, alpha=args.alpha, limit=limit)
-        scores = QResidualModel.fit(numbers_tr, feats_tr, ptr_tr, s).frame_scores(numbers_te, feats_te, ptr_te)
+        scores = QResidualModel.fit(numbers_tr, feats_tr, ptr_tr, s).frame_scores(numbers_te, feats_te, ptr)
         rows.append((f"Q-residual, {limit} limit", scores.q))
         if limit != "jackson_mudholkar":
             rows.append((f"T^2, {limit} limit", scores.t2))
-    rows.append(("bias proxy mean abs(F_cheap - F_ft), empirical limit", proxy / proxy_limit))
+    rows.append(("bias proxy mean abs(F_cheap_model - F_ft), no label", proxy / proxy_limit))
+    cheap_ok = data.test_cheap_f is not None and args.cheap != args.fidelity
+    if cheap_ok:
+        bias = bias_per_frame(pred_cheap, frame_forces(data.test_cheap_f[test_ok]), ptr)
+        bias_tr = bias_per_frame(pred_cheap_tr, frame_forces(data.train_cheap_f[keep]), ptr_tr)
+        rows.append(("bias B mean abs(F_cheap_model - f_cheap), needs a cheap label", bias / np.quantile(bias_tr, 1 - args.alpha)))
 
     print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; EGNN {hidden}x{layers}; k = {args.components}, alpha = {args.alpha}")
-    print(f"train: {keep.size} frames (300 + 500 K, normal-mode sampling); test: {len(frames)} frames "
-          f"({', '.join(f'{int(t)} K' for t in TEMPERATURES)}); failed labels: {int((~ok_tr_c).sum() + (~ok_tr).sum() + (~ok_te).sum())}")
-    print(f"validation force MAE: cheap model {mae_cheap:.3f}, fine-tuned {mae_ft:.3f} eV/A; "
-          f"time: set-up {t_setup:.0f} s, labels {t_label:.0f} s, training {t_train:.0f} s\n")
+    print(f"frames: {data.source}")
+    print(f"train: {keep.size} frames at 300 + 500 K ({args.cheap} labels; {ft.size} of them also {args.fidelity}); "
+          f"test: {len(frames)} frames ({', '.join(f'{int(t)} K: {int(np.sum(temps == t))}' for t in TEMPERATURES)}); "
+          f"failed labels left out: {len(data.train) - keep.size + len(data.test) - test_ok.size}")
+    print(f"validation force MAE: cheap model {mae_cheap:.3f} ({args.cheap}), fine-tuned {mae_ft:.3f} ({args.fidelity}) eV/A; "
+          f"time: {', '.join(f'{k} {v:.0f} s' for k, v in data.timings.items())}\n")
     print("| T (K) | true force error, mean (eV/A) | max (eV/A) |")
     print("|---:|---:|---:|")
     for t in TEMPERATURES:
