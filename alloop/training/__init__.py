@@ -5,7 +5,7 @@ ASTEROID, ASTEROID without weights, score matching), :func:`evaluate_model`.
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, finetune, train_asteroid
-from alloop.training.bias import bias_per_frame, bias_weights, gamma_candidates, typical_bias
+from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, typical_bias
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
 from alloop.training.metrics import error_metrics, evaluate_model, predict
@@ -15,7 +15,7 @@ from alloop.training.trainer import TrainResult, TrainSettings, parameter_finger
 
 __all__ = [
     "METHODS", "AsteroidResult", "AsteroidSettings", "finetune", "train_asteroid",
-    "bias_per_frame", "bias_weights", "gamma_candidates", "typical_bias",
+    "bias_weights", "dataset_bias", "gamma_candidates", "typical_bias",
     "FrameDataset", "LabelledBatch",
     "eq1_loss", "per_frame_losses", "weighted_loss",
     "error_metrics", "evaluate_model", "predict",

@@ -40,7 +40,7 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.training.bias import DEFAULT_GAMMA_GRID, bias_per_frame, bias_weights, gamma_candidates
+from alloop.training.bias import DEFAULT_GAMMA_GRID, bias_weights, dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
@@ -176,7 +176,7 @@ def train_asteroid(
         if method == "asteroid":
             bias_model = _fresh(model_factory, s.seed + 1)
             stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="stage1")
-            bias = bias_per_frame(bias_model, cheap)
+            bias = dataset_bias(bias_model, cheap)
             gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, exp_val, start_model, s, log)
             weights = bias_weights(bias, gamma)
         else:

@@ -20,7 +20,7 @@ from alloop.training.metrics import per_frame_errors, predict
 DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
 
 
-def bias_per_frame(model: Potential, dataset: FrameDataset, batch_size: int = 64) -> np.ndarray:
+def dataset_bias(model: Potential, dataset: FrameDataset, batch_size: int = 64) -> np.ndarray:
     """B_j (eV/A) for every frame of a labelled dataset, in dataset order (no gradients kept)."""
     if not dataset.labelled:
         raise AlloopError("the bias needs labelled (cheap) frames")

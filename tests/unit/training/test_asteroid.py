@@ -6,7 +6,7 @@ import alloop.training.asteroid as asteroid_module
 from alloop.errors import AlloopError
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
-from alloop.training.bias import bias_per_frame, gamma_candidates
+from alloop.training.bias import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import predict
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
@@ -45,7 +45,7 @@ def test_asteroid_bias_weights_and_references(data):
     r = train_asteroid("asteroid", expensive, cheap, model_factory=_factory, settings=_settings())
     assert set(r.stages) == {"stage1", "stage2", "stage3"}
     # B is recomputable from theta_0, per cheap frame, in cheap order
-    assert r.bias.shape == (30,) and np.allclose(r.bias, bias_per_frame(r.bias_model, cheap))
+    assert r.bias.shape == (30,) and np.allclose(r.bias, dataset_bias(r.bias_model, cheap))
     _, forces = predict(r.bias_model, cheap.subset([4]))
     assert r.bias[4] == pytest.approx(np.abs(forces - cheap.forces[cheap.frame_slice(4)]).mean(), rel=1e-6)
     assert r.bias[20:].mean() > 2 * r.bias[:20].mean()  # the corrupted frames are recognised
