@@ -26,6 +26,7 @@ from alloop.campaign.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, tra
 from alloop.campaign.taskrun import run_tasks
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError
+from alloop.fidelity import Fidelity
 from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint, model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.schema import FrameFlag
@@ -34,6 +35,25 @@ from alloop.uncertainty.qresidual import QResidualSettings
 from alloop.uncertainty.selection import select_expensive
 
 COMMIT_EVERY_S = 5.0
+
+
+def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
+    """The frames with a successful label at ``fidelity``, in frame-id order.
+
+    Labels are committed in the order they finish, which varies from run to run
+    with parallel workers; ordering by frame id makes the training data (and so
+    its validation split and the trained model) a function of the labels alone.
+    """
+    if fidelity.hash() not in store.fidelities():
+        return LabelledArrays(np.zeros(0, np.int64), [], [], fidelity=fidelity.hash())
+    table = store.labels(fidelity.hash())
+    rows = np.flatnonzero(table.ok)
+    rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
+    frames = store.get_frames(table.frame_id[rows])
+    return LabelledArrays(
+        frame_ids=table.frame_id[rows], numbers=[a.numbers for a in frames], positions=[a.positions for a in frames],
+        energy=table.energy[rows], forces=[table.frame_forces(int(r)) for r in rows], fidelity=fidelity.hash(),
+    )
 
 
 class Campaign:
@@ -226,16 +246,7 @@ class Campaign:
         return versions[0] if first else versions[-1]
 
     def _labelled(self, role: str) -> LabelledArrays:
-        fid = self.fidelities[role]
-        if fid.hash() not in self.store.fidelities():
-            return LabelledArrays(np.zeros(0, np.int64), [], [], fidelity=fid.hash())
-        table = self.store.labels(fid.hash())
-        rows = np.flatnonzero(table.ok)
-        frames = self.store.get_frames(table.frame_id[rows])
-        return LabelledArrays(
-            frame_ids=table.frame_id[rows], numbers=[a.numbers for a in frames], positions=[a.positions for a in frames],
-            energy=table.energy[rows], forces=[table.frame_forces(int(r)) for r in rows], fidelity=fid.hash(),
-        )
+        return labelled_arrays(self.store, self.fidelities[role])
 
     def _unlabelled(self) -> LabelledArrays:
         meta = self.store.frame_meta()
