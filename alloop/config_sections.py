@@ -158,6 +158,11 @@ class MDConfig(Section):
     temperature_range_K: tuple[float, float] | None = Field(
         default=None, validate_default=True, description="stop outside [low, high]; default [0, 3 x temperature_K]"
     )
+    restart_from: Literal["start", "last-stable"] = Field(
+        default="start",
+        description="where a replica stopped by a guard starts its next segment: the input structure, or its last "
+        "stable frame (both with fresh velocities)",
+    )
 
     @field_validator("record_every")
     @classmethod
@@ -201,6 +206,12 @@ class SelectionConfig(Section):
     max_expensive_per_cycle: int = Field(default=16, ge=0)
     min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica")
     diversity: Literal["fps", "none"] = "fps"
+    energy_window_sigma: float | None = Field(
+        default=10.0, ge=0,
+        description="expensive labels only for frames whose cheap energy lies within the thermal window above the "
+        "lowest cheap energy of their composition (harmonic mean + this many standard deviations at "
+        "md.temperature_K); null: no window",
+    )
 
     @field_validator("max_expensive_per_cycle")
     @classmethod

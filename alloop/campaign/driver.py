@@ -31,6 +31,7 @@ from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint, m
 from alloop.store.campaign import CampaignStore
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.bias import model_bias
+from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.qresidual import QResidualSettings
 from alloop.uncertainty.selection import select_expensive
 
@@ -225,11 +226,25 @@ class Campaign:
         forces = np.concatenate([table.frame_forces(int(r)) for r in rows])
         bias_model = self._latest_model(role="theta0") or self._latest_model(role="model")
         bias = model_bias(bias_model, frames, forces)
+        window = ""
+        sigma = self.cfg.selection.energy_window_sigma
+        if sigma is not None:
+            inside = self._thermal_mask(table, rows, frames, sigma)
+            bias = np.where(inside, bias, np.nan)  # never selected
+            window = f"; {int((~inside).sum())} outside the thermal energy window"
         chosen = select_expensive(bias, budget)
         ledger.select(self.store, cycle, frame_ids[chosen.indices], "expensive", chosen.reasons)
         self.store.set_flags(frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
+        median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
         self.log(f"cycle {cycle}: {len(chosen.indices)} of {rows.size} cheap-labelled frames go to "
-                 f"'{expensive.name}' (top bias B, median B {np.nanmedian(bias):.3f} eV/A)")
+                 f"'{expensive.name}' (top bias B, median B {median} eV/A{window})")
+
+    def _thermal_mask(self, table, rows: np.ndarray, frames: list[Atoms], n_sigma: float) -> np.ndarray:
+        """Which of the cheap-labelled ``rows`` lie within the thermal energy window (see energy_window)."""
+        ok = np.flatnonzero(table.ok)
+        reference = self.store.get_frames(table.frame_id[ok])
+        return within_thermal_window(table.energy[rows], [a.numbers for a in frames], table.energy[ok],
+                                     [a.numbers for a in reference], self.cfg.md.temperature_K, n_sigma)
 
     # ---------------------------------------------------------------- models
     def _latest_model(self, role: str = "model"):

@@ -100,8 +100,8 @@ def explore(camp: "Campaign", cycle: int, n_cheap: int) -> float:
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, camp, cycle)))
     stopped = {r: why for res in results for r, why in res.stop_reasons.items() if why}
     for r, why in sorted(stopped.items()):
-        camp.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from its last stable positions "
-                 "with fresh velocities")
+        where = "its input structure" if cfg.md.restart_from == "start" else "its last stable positions"
+        camp.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from {where} with fresh velocities")
     rate = float(flagged.mean())
     camp.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above the "
              f"limit ({rate:.0%}), {int(unstable.sum())} unstable; {len(chosen.indices)} selected for '"
@@ -130,10 +130,14 @@ def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms]
 
 
 def _next_states(results: list[MDTaskResult], camp: "Campaign", cycle: int) -> dict[int, bytes]:
-    """Final states; a stopped replica restarts from its last stable positions with velocities re-drawn at the
-    target temperature (its last stable state may already be hot, and would trip the guard again at once).
+    """Final states; a replica stopped by a guard restarts with velocities re-drawn at the target temperature,
+    from its input structure (``md.restart_from: start``) or from its last stable frame (``last-stable``).
 
-    Naive campaigns store them too (for inspection) but start every cycle afresh.
+    Restarting at the last stable frame keeps the replica next to the region where the model failed; with few
+    labels the model often fails there again at once, cycle after cycle, and the labels go to ever more distorted
+    frames. Restarting from the input structure explores the way there again with the improved model. Step
+    numbers keep counting from the failing step either way. Naive campaigns store the states too (for
+    inspection) but start every cycle afresh.
     """
     out: dict[int, bytes] = {}
     masses = camp.reference.get_masses()
@@ -142,7 +146,13 @@ def _next_states(results: list[MDTaskResult], camp: "Campaign", cycle: int) -> d
             if not res.stop_reasons.get(r):
                 out[r] = final
                 continue
-            stable = ReplicaState.from_bytes(res.last_stable_states[r])
             seed = camp.cfg.seed * 100_003 + (cycle + 1) * 1009 + r
-            out[r] = redraw_velocities(stable, masses, camp.cfg.md.temperature_K, seed).to_bytes()
+            if camp.cfg.md.restart_from == "start":
+                last = ReplicaState.from_bytes(final)
+                start = camp.structures[r % len(camp.structures)]
+                base = ReplicaState(start.positions, last.velocities, last.step, last.rng_state,
+                                    restarts=last.restarts, extra=dict(last.extra))
+            else:
+                base = ReplicaState.from_bytes(res.last_stable_states[r])
+            out[r] = redraw_velocities(base, masses, camp.cfg.md.temperature_K, seed).to_bytes()
     return out

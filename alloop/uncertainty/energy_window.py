@@ -1,0 +1,60 @@
+"""Thermal energy window: is a labelled frame's energy reachable at the MD temperature?
+
+A frame from a trajectory that has already gone wrong (bonds breaking, atoms
+colliding) can lie tens of eV above the minimum. Its label teaches the model
+nothing about the thermal ensemble, and an expensive label spent on it is lost
+(DP-GEN's upper trust level plays the same role). The window is the classical
+harmonic estimate: the potential energy above the minimum of f = 3n - 6
+vibrational modes at temperature T has mean f kT / 2 and standard deviation
+sqrt(f / 2) kT; a frame is inside when ``E - E_min <= kT (f / 2 + n_sigma
+sqrt(f / 2))``, with E_min the lowest energy seen for the same composition at
+the same fidelity. For ethanol at 500 K and n_sigma = 10 that is 1.85 eV.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from alloop.errors import AlloopError
+from alloop.units import KB_EV_PER_K
+
+
+def thermal_window_eV(n_atoms: int, temperature_K: float, n_sigma: float) -> float:
+    """Energy above the minimum (eV) within ``n_sigma`` standard deviations of the harmonic thermal mean."""
+    if n_atoms < 1 or temperature_K <= 0 or n_sigma < 0:
+        raise AlloopError(f"need n_atoms >= 1, temperature_K > 0, n_sigma >= 0 (got {n_atoms}, {temperature_K}, {n_sigma})")
+    half_modes = max(3 * n_atoms - 6, 1) / 2.0
+    return KB_EV_PER_K * temperature_K * (half_modes + n_sigma * np.sqrt(half_modes))
+
+
+def composition_key(numbers: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(z) for z in np.sort(np.asarray(numbers)))
+
+
+def within_thermal_window(
+    energies: np.ndarray,
+    numbers: Sequence[np.ndarray],
+    reference_energies: np.ndarray,
+    reference_numbers: Sequence[np.ndarray],
+    temperature_K: float,
+    n_sigma: float,
+) -> np.ndarray:
+    """Mask [M]: frame m's energy is within the window above the lowest reference energy of its composition.
+
+    ``reference_*`` are all frames labelled at the same fidelity (they may include the frames tested). A frame
+    with a non-finite energy, or whose composition has no finite reference, is outside.
+    """
+    energies = np.asarray(energies, dtype=np.float64)
+    lowest: dict[tuple[int, ...], float] = {}
+    for e, z in zip(np.asarray(reference_energies, dtype=np.float64), reference_numbers):
+        if np.isfinite(e):
+            key = composition_key(z)
+            lowest[key] = min(e, lowest.get(key, np.inf))
+    mask = np.zeros(energies.size, dtype=bool)
+    for m, (e, z) in enumerate(zip(energies, numbers)):
+        low = lowest.get(composition_key(z))
+        if low is not None and np.isfinite(e):
+            mask[m] = e - low <= thermal_window_eV(len(z), temperature_K, n_sigma)
+    return mask
