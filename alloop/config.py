@@ -249,6 +249,9 @@ def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
         return data
     md = data.get("md") if isinstance(data.get("md"), dict) else {}
     temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        # an invalid md.temperature_K is reported on its own; do not repeat it as a bootstrap error
+        temperature = MDConfig.model_fields["temperature_K"].default
     return {**data, "schedule": {**schedule, "bootstrap": {**boot, "temperature_K": temperature}}}
 
 
