@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -222,6 +222,23 @@ class _TaskLog(list):
             pass
 
 
+def worker_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    """``map`` over the cluster's workers when called inside a Dask task, else in this process.
+
+    The calling task secedes from its worker's thread pool while it waits, so its
+    slot is free for the pieces; each piece sets its own torch threads.
+    """
+    items = list(items)
+    try:
+        from distributed import get_worker, worker_client
+
+        get_worker()
+    except ValueError:  # not inside a worker
+        return [function(item) for item in items]
+    with worker_client() as client:
+        return client.gather(client.map(function, items, pure=False))
+
+
 def train_task(request: TrainRequest) -> TrainTaskResult:
     """Train per ``request.method`` (ASTEROID stages or standard) and fit the next Q-residual model."""
     pin_threads(request.threads)
@@ -252,6 +269,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         settings=request.settings,
         initial_model=initial,
         log=log.append,
+        map_fn=worker_map,
     )
     uq_data = expensive if cheap is None else cheap
     uq = fit_uncertainty(result.model, uq_data, request.uq_settings)

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ from alloop.training.trainer import Logger, TrainResult, TrainSettings, paramete
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
 ModelFactory = Callable[[], Potential]
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,13 @@ def train_asteroid(
     settings: AsteroidSettings = AsteroidSettings(),
     initial_model: Potential | None = None,
     log: Logger | None = None,
+    map_fn: MapFn = map,
 ) -> AsteroidResult:
     """Run one of :data:`METHODS`; see the module docstring.
+
+    ``map_fn(function, items)`` runs the independent gamma candidates (default: one
+    after another; a campaign passes a map over its Dask workers). Results do not
+    depend on it.
 
     ``initial_model`` (e.g. a universal potential; never modified) is the start of
     stage 2, of score matching, or of ``standard`` training; stage 1 is always fresh.
@@ -177,7 +184,8 @@ def train_asteroid(
             bias_model = _fresh(model_factory, s.seed + 1)
             stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="stage1")
             bias = dataset_bias(bias_model, cheap)
-            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, exp_val, start_model, s, log)
+            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, exp_val, start_model, s, log,
+                                               map_fn=map_fn)
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
@@ -207,28 +215,48 @@ def select_gamma(
     start_model: Callable[[int], Potential],
     settings: AsteroidSettings,
     log: Logger | None = None,
+    map_fn: MapFn = map,
 ) -> tuple[float, dict[float, float]]:
     """Pick gamma from ``gamma_grid x median(B)`` by expensive validation force MAE (see module docstring)."""
     s = settings
     candidates = gamma_candidates(bias, s.gamma_grid)
     if len(candidates) == 1:
         return candidates[0], {}
-    cheap_train, cheap_val = cheap.subset(cheap_train_idx), cheap.subset(cheap_val_idx)
-    scores: dict[float, float] = {}
-    for k, gamma in enumerate(candidates):
-        w = bias_weights(bias, gamma)
-        model = start_model(s.seed + 2)
-        short2 = replace(s.stage2, max_epochs=s.gamma_epochs, seed=s.seed + 2)
-        train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), short2)
-        if s.gamma_selection == "finetune":
-            short3 = replace(s.stage3, max_epochs=s.gamma_finetune_epochs, seed=s.seed + 3)
-            score = train(model, exp_train, exp_val, short3).best_val_force_mae
-        else:
-            score = validation_metrics(model, exp_val, s.stage3.energy_weight, s.stage3.loss)["force_mae"]
-        scores[gamma] = score
-        if log:
-            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): expensive val F-MAE {score:.4f} eV/A")
+    score = partial(
+        score_gamma, bias=bias, cheap_train=cheap.subset(cheap_train_idx), cheap_val=cheap.subset(cheap_val_idx),
+        cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=exp_train, exp_val=exp_val,
+        start_model=start_model, settings=s,
+    )
+    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates))))
+    if log:
+        for k, gamma in enumerate(candidates):
+            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): expensive val F-MAE {scores[gamma]:.4f} eV/A")
     best = min(scores, key=scores.get)
     if log:
         log(f"chosen gamma {best:.4g} eV/A")
     return best, scores
+
+
+def score_gamma(
+    gamma: float,
+    *,
+    bias: np.ndarray,
+    cheap_train: FrameDataset,
+    cheap_val: FrameDataset,
+    cheap_train_idx: np.ndarray,
+    cheap_val_idx: np.ndarray,
+    exp_train: FrameDataset,
+    exp_val: FrameDataset,
+    start_model: Callable[[int], Potential],
+    settings: AsteroidSettings,
+) -> float:
+    """One gamma candidate: short bias-weighted stage 2 (+ short fine-tune), scored on the expensive validation split."""
+    s = settings
+    w = bias_weights(bias, gamma)
+    model = start_model(s.seed + 2)
+    short2 = replace(s.stage2, max_epochs=s.gamma_epochs, seed=s.seed + 2)
+    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), short2)
+    if s.gamma_selection == "finetune":
+        short3 = replace(s.stage3, max_epochs=s.gamma_finetune_epochs, seed=s.seed + 3)
+        return train(model, exp_train, exp_val, short3).best_val_force_mae
+    return validation_metrics(model, exp_val, s.stage3.energy_weight, s.stage3.loss)["force_mae"]

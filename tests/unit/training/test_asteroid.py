@@ -114,3 +114,21 @@ def test_clear_errors(data):
     water_only = expensive.subset([0, 3, 6])  # H2O frames only: the cheap set has carbon
     with pytest.raises(AlloopError, match=r"elements \[6\] absent from the expensive set"):
         train_asteroid("asteroid", water_only, cheap, model_factory=_factory)
+
+
+def test_gamma_candidates_give_the_same_result_through_any_map(data):
+    """The campaign runs the gamma candidates through a map over its workers; the result must not change."""
+    expensive, cheap = data
+    calls = []
+
+    def reversed_map(function, items):  # evaluates out of order, as parallel workers may
+        items = list(items)
+        calls.append(len(items))
+        return list(reversed([function(x) for x in reversed(items)]))
+
+    plain = train_asteroid("asteroid", expensive, cheap, model_factory=_factory, settings=_settings())
+    mapped = train_asteroid("asteroid", expensive, cheap, model_factory=_factory, settings=_settings(),
+                            map_fn=reversed_map)
+    assert calls == [2]
+    assert mapped.gamma == plain.gamma and mapped.gamma_scores == plain.gamma_scores
+    assert parameter_fingerprint(mapped.model) == parameter_fingerprint(plain.model)
