@@ -45,16 +45,11 @@ def _dataset(frames: list[Any], fidelity_hash: str):
     return FrameDataset.from_atoms(frames, fidelity=fidelity_hash)
 
 
-def _campaign_expensive(store: Any, fidelity_hash: str):
-    """The campaign's ok expensive labels as a FrameDataset (what the driver trains on)."""
-    from alloop.training import FrameDataset
+def _campaign_expensive(store: Any, fidelity: Any):
+    """The campaign's ok expensive labels as a FrameDataset, in the order the driver trains on them."""
+    from alloop.campaign.driver import labelled_arrays
 
-    table = store.labels(fidelity_hash)
-    rows = np.flatnonzero(table.ok)
-    frames = store.get_frames(table.frame_id[rows])
-    return FrameDataset.from_arrays([a.numbers for a in frames], [a.positions for a in frames],
-                                    energy=table.energy[rows], forces=[table.frame_forces(int(r)) for r in rows],
-                                    fidelity=fidelity_hash)
+    return labelled_arrays(store, fidelity).dataset()
 
 
 def _trainer(cfg: Any, store: Any, threads: int):
@@ -118,7 +113,7 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
         return 2
     model = model_from_bytes(store.checkpoint(int(versions[-1]["version"]))[0])[0]
     fit = _trainer(cfg, store, threads)
-    ok_exp = _campaign_expensive(store, exp.hash())
+    ok_exp = _campaign_expensive(store, exp)
     ok_cheap = int(np.sum(store.labels(cfg.cheap_fidelity.hash()).ok)) if cfg.cheap_fidelity.hash() in store.fidelities() else 0
     print(f"\n## Accuracy vs labelling cost on {len(test)} held-out frames ({paths['test'].name})\n", flush=True)
     rows = [_row(f"(a) campaign, final model v{versions[-1]['version']} ({cfg.training.method})",
