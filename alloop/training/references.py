@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential
+from alloop.potentials.base import Potential, model_dtype
 from alloop.training.data import FrameDataset
 
 
@@ -55,9 +55,42 @@ def fit_references(dataset: FrameDataset, ridge: float = 1e-10) -> ReferenceFit:
     """
     if not dataset.labelled:
         raise AlloopError("reference energies need a labelled dataset")
+    return _fit_counts(dataset, dataset.energy, ridge)
+
+
+def refit_references(model: Potential, dataset: FrameDataset, ridge: float = 1e-10, batch_size: int = 64) -> ReferenceFit:
+    """Shift the model's references so its energy errors on ``dataset`` have no per-element offset.
+
+    The force loss does not see a constant energy offset, and a small energy weight
+    moves it only slowly, so after training the network's mean energy can sit eV
+    away from the labels. This fits the residuals ``E_label - E_model`` on the element
+    counts (as :func:`fit_references`) and adds the result to the model's references:
+    forces are unchanged, and the mean energy error per composition becomes zero.
+    Returns the fit with the new references.
+    """
+    if not dataset.labelled:
+        raise AlloopError("reference energies need a labelled dataset")
+    residual = dataset.energy - _predict_energy(model, dataset, batch_size)
+    shift = _fit_counts(dataset, residual, ridge)
+    current = model_references(model)
+    energies = {z: current.get(z, 0.0) + de for z, de in shift.energies.items()}
+    apply_references(model, {**current, **energies})
+    return ReferenceFit(energies, shift.rank, shift.degenerate, shift.residual_rms_eV, dataset.fidelity)
+
+
+def _predict_energy(model: Potential, dataset: FrameDataset, batch_size: int) -> np.ndarray:
+    dtype = model_dtype(model)
+    out = []
+    with torch.no_grad():
+        for batch in dataset.batches(batch_size, dtype=dtype):
+            out.append(model(batch.atoms, compute_forces=False).energy.double().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _fit_counts(dataset: FrameDataset, energy: np.ndarray, ridge: float) -> ReferenceFit:
+    """Per-element energies fitting ``energy`` [M] on the element counts of ``dataset``."""
     elements = dataset.elements
     counts = element_counts(dataset, elements)
-    energy = dataset.energy
     lam = ridge * max(1.0, float(np.mean(np.sum(counts**2, axis=0))))
     n_el = len(elements)
     a = np.vstack([counts, np.sqrt(lam) * np.eye(n_el)])

@@ -6,6 +6,8 @@ from alloop.errors import AlloopError
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
+from alloop.training.metrics import predict
+from alloop.training.references import apply_references, model_references, refit_references
 from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 
 from training_synthetic import label_frames, perturbed, truth_potential
@@ -40,6 +42,27 @@ def test_training_reduces_validation_force_error(mixed_frames, dtype):
     # the references of the training fidelity are in the model
     assert result.reference_fit is not None
     assert model.atomic_energies[8].item() == pytest.approx(result.references[8])
+
+
+def test_references_are_refitted_after_training(mixed_frames):
+    """After training the mean energy error on the training set is zero per composition; forces are unchanged."""
+    tr, va = _split(mixed_frames)
+    model = PairPotential([1, 6, 8], seed=1)
+    # one epoch with a tiny energy weight leaves the network's energy offset where it happens to be
+    result = train(model, tr, va, TrainSettings(max_epochs=1, **{**FAST, "energy_weight": 1e-6}))
+    energy, forces = predict(model, tr)
+    assert result.references == model_references(model)
+    again = refit_references(model, tr)  # nothing left to shift (float32 energies of ~1e3 eV: 1e-3 eV)
+    assert max(abs(again.energies[z] - result.references[z]) for z in result.references) < 1e-3
+    shifted = PairPotential([1, 6, 8], seed=1)
+    shifted.load_state_dict(model.state_dict())
+    apply_references(shifted, {z: e + 0.7 for z, e in result.references.items()})
+    energy_b, forces_b = predict(shifted, tr)
+    np.testing.assert_allclose(forces_b, forces, atol=1e-6)  # references shift energies only
+    assert not np.allclose(energy_b, energy)
+    refit = refit_references(shifted, tr)
+    np.testing.assert_allclose(predict(shifted, tr)[0], energy, atol=1e-6 * np.max(np.abs(energy)))
+    assert refit.fidelity == tr.fidelity
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(truth):
@@ -85,8 +108,9 @@ def test_progress_lines_and_silence(mixed_frames, capsys):
     tr, va = _split(mixed_frames)
     lines = []
     result = train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=2, **FAST), log=lines.append, tag="t")
-    assert len(lines) == result.epochs_run + 1 == 3
+    assert len(lines) == result.epochs_run + 2 == 4  # epoch 0..2, then the reference re-fit
     assert lines[1].startswith("t epoch    1") and "val F-MAE" in lines[1] and "eV/A" in lines[1] and "lr" in lines[1]
+    assert lines[-1].startswith("t energy references re-fitted")
     train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=1, **FAST))
     assert capsys.readouterr().out == ""
 
