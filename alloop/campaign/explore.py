@@ -135,9 +135,9 @@ def _next_states(results: list[MDTaskResult], camp: "Campaign", cycle: int) -> d
 
     Restarting at the last stable frame keeps the replica next to the region where the model failed; with few
     labels the model often fails there again at once, cycle after cycle, and the labels go to ever more distorted
-    frames. Restarting from the input structure explores the way there again with the improved model. Step
-    numbers keep counting from the failing step either way. Naive campaigns store the states too (for
-    inspection) but start every cycle afresh.
+    frames. Restarting from the input structure explores the way there again with the improved model; its step
+    count continues from the failing step (``last-stable`` continues from the stable frame's step). Naive
+    campaigns store the states too (for inspection) but start every cycle afresh.
     """
     out: dict[int, bytes] = {}
     masses = camp.reference.get_masses()
