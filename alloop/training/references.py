@@ -65,8 +65,9 @@ def refit_references(model: Potential, dataset: FrameDataset, ridge: float = 1e-
     moves it only slowly, so after training the network's mean energy can sit eV
     away from the labels. This fits the residuals ``E_label - E_model`` on the element
     counts (as :func:`fit_references`) and adds the result to the model's references:
-    forces are unchanged, and the mean energy error per composition becomes zero.
-    Returns the fit with the new references.
+    forces are unchanged, and the residuals have no component left along the element
+    counts (one composition: the mean energy error becomes zero). Frame weights are
+    not used. Returns the fit with the new references.
     """
     if not dataset.labelled:
         raise AlloopError("reference energies need a labelled dataset")
