@@ -93,35 +93,6 @@ def _result_record(result: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- MD on the cheap surface
-def _labeler_calculator(fidelity_name: str):
-    """An ASE calculator whose energy/forces come from PySCFLabeler; keeps the last LabelResult."""
-    from ase.calculators.calculator import Calculator, all_changes
-
-    from alloop.errors import AlloopError
-    from alloop.fidelity import load_fidelity
-    from alloop.labeling.pyscf_labeler import PySCFLabeler
-
-    class LabelerCalculator(Calculator):
-        implemented_properties = ["energy", "forces"]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.labeler = PySCFLabeler(load_fidelity(fidelity_name), threads=1)
-            self.last_result = None
-            self.n_calls = 0
-
-        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
-            super().calculate(atoms, properties, system_changes)
-            result = self.labeler.label(self.atoms)
-            self.n_calls += 1
-            if not result.ok:
-                raise AlloopError(f"{fidelity_name} label failed during MD: {result.status.value}: {result.reason}")
-            self.last_result = result
-            self.results = {"energy": result.energy_eV, "forces": np.array(result.forces_eV_per_A)}
-
-    return LabelerCalculator()
-
-
 def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, temperature_K: float) -> dict[str, Any]:
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
     from ase import units
@@ -130,6 +101,9 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     from ase.constraints import FixCom
     from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.calculator import LabelerCalculator
+    from alloop.labeling.pyscf_labeler import PySCFLabeler
     from alloop.labeling.threads import set_compute_threads
 
     set_compute_threads(1)
@@ -138,7 +112,7 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     state_path = folder / "md_state.pkl"
     atoms = molecule("CH3CH2OH")
     atoms.set_constraint(FixCom())  # ASE's recommended replacement for Langevin(fixcm=True)
-    atoms.calc = _labeler_calculator(CHEAP)
+    atoms.calc = LabelerCalculator(PySCFLabeler(load_fidelity(CHEAP), threads=1))
     dt_fs, friction_per_fs = 0.5, 0.01
     n_equil = int(round(equil_fs / dt_fs))
 

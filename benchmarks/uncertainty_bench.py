@@ -7,9 +7,10 @@ Protocol (ethanol):
    (HF/STO-3G Langevin MD; training frames from the 300 K and 500 K ``pool``
    trajectories, test frames from the independent ``test`` trajectories at
    300, 500 and 1000 K), read from ``--data``; ``harmonic`` (``--quick``):
-   the geometry is optimised and a finite-difference Hessian taken with the
-   labeller, and frames are drawn by classical normal-mode sampling
-   (mode amplitude ~ N(0, kB T / omega^2)), then labelled here.
+   the geometry is optimised with the labeller, the analytic Hessian taken at
+   ``--fidelity`` (HF or DFT; ``alloop.campaign.hessian``), and frames drawn by
+   the loop's normal-mode sampler (``alloop.campaign.bootstrap``), then
+   labelled here.
 2. A "cheap" model is trained on the cheap labels of the training frames (300 +
    500 K), and a copy is fine-tuned on truth labels of every other one of them
    (the model under test, as in the loop's periodic fine-tuning).
@@ -45,18 +46,19 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.build import molecule
-from ase.calculators.calculator import Calculator, all_changes
 from ase.optimize import BFGS
 from scipy.stats import spearmanr
 
+from alloop.campaign.bootstrap import normal_mode_samples
+from alloop.campaign.hessian import cheap_hessian
 from alloop.fidelity import load_fidelity
+from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
-from alloop.units import KB_EV_PER_K
 
 TEMPERATURES = (300.0, 500.0, 1000.0)
 TRAIN_TEMPERATURES = (300.0, 500.0)
@@ -81,52 +83,6 @@ class BenchData:
 
 
 # --------------------------------------------------------------------------- harmonic frames (quick mode)
-class LabelerCalculator(Calculator):
-    implemented_properties = ["energy", "forces"]
-
-    def __init__(self, labeler: PySCFLabeler) -> None:
-        super().__init__()
-        self.labeler = labeler
-
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
-        super().calculate(atoms, properties, system_changes)
-        result = self.labeler.label(self.atoms)
-        if not result.ok:
-            raise RuntimeError(f"labelling failed during set-up: {result.reason}")
-        self.results = {"energy": result.energy_eV, "forces": result.forces_eV_per_A}
-
-
-def hessian_fd(atoms: Atoms, labeler: PySCFLabeler, h: float = 0.005) -> np.ndarray:
-    """Symmetrised central-difference Hessian [3n, 3n] in eV/A^2 from labelled forces."""
-    n = len(atoms)
-    hess = np.zeros((3 * n, 3 * n))
-    for k in range(3 * n):
-        cols = []
-        for sign in (1, -1):
-            disp = atoms.copy()
-            disp.positions[k // 3, k % 3] += sign * h
-            cols.append(labeler.label(disp).forces_eV_per_A.reshape(-1))
-        hess[:, k] = -(cols[0] - cols[1]) / (2 * h)
-    return 0.5 * (hess + hess.T)
-
-
-def normal_mode_sampler(atoms: Atoms, hess: np.ndarray):
-    """A function (T, n, rng) -> n frames displaced along the vibrational normal modes at temperature T."""
-    masses = np.repeat(atoms.get_masses(), 3)
-    inv_sqrt_m = 1.0 / np.sqrt(masses)
-    w2, modes = np.linalg.eigh(hess * np.outer(inv_sqrt_m, inv_sqrt_m))
-    keep = np.argsort(np.abs(w2))[6:]  # drop translations and rotations
-    keep = keep[w2[keep] > 1e-3]
-    w2, modes = w2[keep], modes[:, keep]
-
-    def sample(temperature_K: float, n: int, rng: np.random.Generator) -> list[Atoms]:
-        q = rng.standard_normal((n, w2.size)) * np.sqrt(KB_EV_PER_K * temperature_K / w2)
-        disp = (q @ modes.T) * inv_sqrt_m
-        return [Atoms(atoms.numbers, atoms.positions + d.reshape(-1, 3)) for d in disp]
-
-    return sample
-
-
 def label_frames(labeler: PySCFLabeler, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
     """(energies [M], forces [M, n, 3]) with NaN for failed labels (all frames have the same size)."""
     results = [labeler.label(a) for a in frames]
@@ -145,10 +101,14 @@ def harmonic_data(args: argparse.Namespace, rng: np.random.Generator) -> BenchDa
     mol.calc = LabelerCalculator(truth)
     BFGS(mol, logfile=None).run(fmax=0.02, steps=200)
     mol = Atoms(mol.numbers, mol.positions)
-    sample = normal_mode_sampler(mol, hessian_fd(mol, truth))
+    hessian = cheap_hessian(mol, load_fidelity(args.fidelity), threads=args.threads)
     t1 = time.perf_counter()
-    train_frames = [a for t in TRAIN_TEMPERATURES for a in sample(t, args.train_per_T, rng)]
-    test_frames = [a for t in TEMPERATURES for a in sample(t, args.test_per_T, rng)]
+
+    def sample(temperature_K: float, n: int) -> list[Atoms]:
+        return normal_mode_samples(mol, hessian, n, temperature_K, seed=int(rng.integers(2**31)))
+
+    train_frames = [a for t in TRAIN_TEMPERATURES for a in sample(t, args.train_per_T)]
+    test_frames = [a for t in TEMPERATURES for a in sample(t, args.test_per_T)]
     cheap_e, cheap_f = label_frames(cheap, train_frames)
     truth_e, truth_f = np.full_like(cheap_e, np.nan), np.full_like(cheap_f, np.nan)
     ft = finetune_indices(len(train_frames))

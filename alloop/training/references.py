@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential, model_dtype
+from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
+from alloop.training.metrics import predict
 
 
 @dataclass(frozen=True)
@@ -71,21 +72,12 @@ def refit_references(model: Potential, dataset: FrameDataset, ridge: float = 1e-
     """
     if not dataset.labelled:
         raise AlloopError("reference energies need a labelled dataset")
-    residual = dataset.energy - _predict_energy(model, dataset, batch_size)
+    residual = dataset.energy - predict(model, dataset, batch_size)[0]
     shift = _fit_counts(dataset, residual, ridge)
     current = model_references(model)
     energies = {z: current.get(z, 0.0) + de for z, de in shift.energies.items()}
     apply_references(model, {**current, **energies})
     return ReferenceFit(energies, shift.rank, shift.degenerate, shift.residual_rms_eV, dataset.fidelity)
-
-
-def _predict_energy(model: Potential, dataset: FrameDataset, batch_size: int) -> np.ndarray:
-    dtype = model_dtype(model)
-    out = []
-    with torch.no_grad():
-        for batch in dataset.batches(batch_size, dtype=dtype):
-            out.append(model(batch.atoms, compute_forces=False).energy.double().cpu().numpy())
-    return np.concatenate(out)
 
 
 def _fit_counts(dataset: FrameDataset, energy: np.ndarray, ridge: float) -> ReferenceFit:
