@@ -40,6 +40,7 @@ from alloop.config_sections import (
     drop_nulls,
 )
 from alloop.errors import ConfigError, FidelityError
+from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import Fidelity
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
@@ -48,6 +49,7 @@ __all__ = [
     "BootstrapConfig",
     "CampaignConfig",
     "ClusterConfig",
+    "EvaluationConfig",
     "ExecutionConfig",
     "FidelitiesConfig",
     "LabelLimits",
@@ -92,6 +94,7 @@ class CampaignConfig(BaseModel):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    evaluation: EvaluationConfig | None = None
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     store: StoreConfig
 
@@ -188,6 +191,8 @@ class CampaignConfig(BaseModel):
                     self.fidelity(role).check_structure(numbers)
                 except FidelityError as exc:
                     raise ConfigError(f"fidelities.{role}: {exc}") from None
+        if self.evaluation is not None:
+            check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
         return self
 
     def _check_label_budget(self) -> None:
@@ -361,7 +366,9 @@ def _absolutize_paths(data: dict[str, Any], folder: Path) -> None:
         candidate = (folder / system["structures"]).resolve()
         if candidate.is_file():
             system["structures"] = str(candidate)
-    for section, key in (("model", "checkpoint"), ("execution", "scheduler_file")):
+    if isinstance(data.get("evaluation"), str):
+        data["evaluation"] = {"structures": data["evaluation"]}
+    for section, key in (("model", "checkpoint"), ("execution", "scheduler_file"), ("evaluation", "structures")):
         block = data.get(section)
         if isinstance(block, dict) and isinstance(block.get(key), str):
             block[key] = str((folder / block[key]).resolve())

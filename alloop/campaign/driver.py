@@ -19,6 +19,7 @@ from ase import Atoms
 from alloop.campaign import ledger
 from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
 from alloop.campaign.budget import cycle_quota
+from alloop.campaign.evaluation import cycle_columns
 from alloop.campaign.explore import explore
 from alloop.campaign.labeling_pool import LabelingPool
 from alloop.campaign.progress import Progress
@@ -329,4 +330,5 @@ class Campaign:
             val_force_mae_eV_per_A=np.array([metrics.get("force_mae_eV_per_A", np.nan)], float),
             val_energy_mae_eV=np.array([metrics.get("energy_mae_eV", np.nan)], float),
             train_seconds=np.array([seconds]), time=np.array([time.time()]),
+            **cycle_columns(self.store, version, cycle, self.log),  # scores on the evaluation set (NaN without one)
         )

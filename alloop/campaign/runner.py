@@ -17,6 +17,7 @@ import torch
 
 from alloop.campaign.cluster import dashboard_link, open_client
 from alloop.campaign.driver import Campaign
+from alloop.campaign.evaluation import prepare as prepare_evaluation
 from alloop.campaign.ledger import finished_reason, spend
 from alloop.campaign.progress import Progress
 from alloop.config import CampaignConfig
@@ -71,6 +72,7 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
             log(f"campaign '{cfg.name}' in {path}; Dask: {len(client.nthreads())} workers"
                 + (f", dashboard {link}" if link else ""))
             torch.set_num_threads(max(1, ex.threads_per_worker))
+            prepare_evaluation(store, cfg, log)  # copies or checks the evaluation set; scores unscored models
             spent = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}).total_cpu
             bar = Progress(enabled=progress, n_cycles=cfg.schedule.n_cycles, budget_cpu_s=cfg.schedule.budget_cpu_seconds,
                            spent_cpu_s=spent)

@@ -11,7 +11,8 @@ ORDER = 30
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="summarise a campaign store: frames, labels per fidelity and status, CPU cost, models, last commit",
+        help="summarise a campaign store: frames, labels per fidelity and status, CPU cost, models (with their "
+        "evaluation-set errors), last commit",
         description="Summarise a campaign store (RUN_DIR/store.zarr or the store directory itself). "
         "Reads only committed data and takes no lock, so it can run beside a live campaign.",
     )
@@ -21,10 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alloop.campaign.evaluation import format_status, status
     from alloop.store import CampaignStore, find_store
     from alloop.store.summary import format_summary, summarize
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:
         summary = summarize(store)
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        summary["evaluation"] = status(store)  # per-model errors on the campaign's evaluation set, or null
+    text = "\n".join([format_summary(summary), *format_status(summary["evaluation"])])
+    print(json.dumps(summary, indent=2) if args.json else text)
     return 0

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from alloop.config import CampaignConfig, load_campaign
+from alloop.evaluation_set import read_evaluation_frames
 from alloop.structures import summarize
 
 ORDER = 10
@@ -48,7 +49,19 @@ def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
         "run_dir": str(cfg.run_dir),
         "structures": {"source": cfg.system.structures, **summarize(cfg.load_structures())},
         "fidelities": fidelities,
+        "evaluation": _evaluation(cfg),
     }
+
+
+def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
+    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one)."""
+    ev = cfg.evaluation
+    if ev is None:
+        return None
+    frames = read_evaluation_frames(ev.structures, ev.energy_key, ev.forces_key)
+    return {"source": str(ev.structures), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
+            "energy_key": ev.energy_key, "forces_key": ev.forces_key, "sha256": ev.sha256,
+            "recorded_fidelity_hashes": frames.header["recorded_fidelity_hashes"]}
 
 
 def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
@@ -81,6 +94,15 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
         f"execution  {where}",
     ]
+    ev = summary["evaluation"]
+    if ev is not None:
+        lines.append(f"evaluation {ev['n_frames']} frames ({ev['n_atoms']} atoms),"
+                     f" {ev['energy_key']}/{ev['forces_key']}  sha256 {str(ev['sha256'])[:12]}  <- {ev['source']}")
+        expensive = summary["fidelities"]["expensive"]["hash"]
+        other = [h for h in ev["recorded_fidelity_hashes"] if h != expensive]
+        if other:
+            lines.append(f"note: the evaluation frames record fidelity {', '.join(other)}, not the expensive one"
+                         f" ({expensive}); their energies must be of the expensive fidelity")
     return "\n".join(lines)
 
 

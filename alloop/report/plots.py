@@ -1,6 +1,7 @@
 """PNG plots of a campaign store (matplotlib, Agg backend; read-only access to the store).
 
-- ``cost.png``: validation force MAE of each model against the cumulative labelling cost (CPU s) per fidelity;
+- ``cost.png``: validation force MAE of each model against the cumulative labelling cost (CPU s) per fidelity,
+  and the force MAE on the campaign's evaluation set (if it names one) against the total cost;
 - ``uncertainty.png``: frame uncertainty (Q-residual / limit) along MD time per replica, the limit, flagged
   and selected frames, unstable frames;
 - ``parity.png``: latest model's forces against the expensive labels (training and validation frames);
@@ -26,17 +27,23 @@ def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
 
 
 def plot_cost(store: CampaignStore, path: Path) -> Path | None:
-    rows = _table(store, "cycles")
-    if not rows or not np.any(np.isfinite(rows["val_force_mae_eV_per_A"])):
+    from alloop.campaign.evaluation import cycles_table
+
+    rows = cycles_table(store)
+    val, held = (rows[k] if rows else np.zeros(0) for k in ("val_force_mae_eV_per_A", "eval_force_mae_eV_per_A"))
+    if not np.any(np.isfinite(val)) and not np.any(np.isfinite(held)):
         return None
-    ok = np.isfinite(rows["val_force_mae_eV_per_A"])
+    ok = np.isfinite(val)
     fig, ax = plt.subplots(figsize=(6, 4))
     for key, label in (("cpu_cheap_s", "cheap"), ("cpu_expensive_s", "expensive")):
-        ax.plot(rows[key][ok], rows["val_force_mae_eV_per_A"][ok], "o-", label=f"{label} CPU s")
+        ax.plot(rows[key][ok], val[ok], "o-", label=f"validation, {label} CPU s")
     total = rows["cpu_cheap_s"] + rows["cpu_expensive_s"]
-    ax.plot(total[ok], rows["val_force_mae_eV_per_A"][ok], "s--", color="k", label="total CPU s")
+    ax.plot(total[ok], val[ok], "s--", color="k", label="validation, total CPU s")
+    scored = np.isfinite(held)
+    if scored.any():
+        ax.plot(total[scored], held[scored], "D-", color="tab:red", lw=2, label="evaluation set, total CPU s")
     ax.set_xlabel("cumulative labelling cost (CPU s)")
-    ax.set_ylabel("validation force MAE (eV/Å)")
+    ax.set_ylabel("force MAE (eV/Å)")
     ax.set_title("accuracy vs data cost (one point per trained model)")
     ax.legend()
     return _save(fig, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from alloop.campaign.evaluation import cycles_table, status as evaluation_status
 from alloop.campaign.ledger import finished_reason
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
@@ -19,6 +20,10 @@ def summary_markdown(store: CampaignStore) -> str:
     lines.append(f"- last commit: #{rec.get('seq')} cycle {rec.get('cycle')} phase {rec.get('phase')}")
     fr = info["frames"]
     lines.append(f"- frames: {fr['total']} ({', '.join(f'{k} {v}' for k, v in fr['by_origin'].items())})")
+    evaluation = evaluation_status(store)
+    if evaluation is not None:
+        lines.append(f"- evaluation set: {evaluation['n_frames']} frames of {evaluation['structures']} "
+                     f"(SHA-256 {str(evaluation['sha256'])[:12]}); the eval columns are each model's errors on it")
     lines += ["", "| fidelity | labels | ok | failed (by status) | CPU s |", "|---|---:|---:|---|---:|"]
     for lab in info["labels"]:
         bad = ", ".join(f"{k} {v}" for k, v in lab["by_status"].items() if k != "ok" and v)
@@ -27,16 +32,28 @@ def summary_markdown(store: CampaignStore) -> str:
     if failures:
         lines += ["", "Failed labels (first 20):", ""]
         lines += [f"- frame {f} at {name}: {status} ({reason})" for f, name, status, reason in failures[:20]]
-    if "cycles" in store.table_names():
-        c = store.table("cycles")
-        lines += ["", "| cycle | model | MD frames | flag rate | cheap | expensive | CPU s | val F-MAE (eV/Å) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    c = cycles_table(store)
+    if c:
+        lines += ["", "| cycle | model | MD frames | flag rate | cheap | expensive | CPU s | val F-MAE (eV/Å) "
+                  "| eval F-MAE (eV/Å) | eval F-RMSE (eV/Å) | eval E-MAE (eV) | eval E-MAE (meV/atom) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k in range(c["cycle"].size):
             cpu = c["cpu_cheap_s"][k] + c["cpu_expensive_s"][k]
+            held = [_num(c[col][k], scale) for col, scale in _EVAL_COLUMNS]
             lines.append(f"| {c['cycle'][k]} | {c['model_version'][k]} | {c['md_frames'][k]} | {c['flag_rate'][k]:.2f} "
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
-                         f"| {c['val_force_mae_eV_per_A'][k]:.4f} |")
+                         f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} |")
     return "\n".join(lines) + "\n"
+
+
+_EVAL_COLUMNS = (("eval_force_mae_eV_per_A", 1.0), ("eval_force_rmse_eV_per_A", 1.0), ("eval_energy_mae_eV", 1.0),
+                 ("eval_energy_mae_per_atom_eV", 1000.0))  # column, factor to the unit shown
+
+
+def _num(value: float, scale: float) -> str:
+    if not np.isfinite(value):
+        return "-"
+    return f"{scale * value:.4f}" if scale == 1.0 else f"{scale * value:.2f}"
 
 
 def _failures(store: CampaignStore) -> list[tuple[int, str, str, str]]:

@@ -1,0 +1,207 @@
+"""Every model a campaign commits, scored on its fixed evaluation set (``evaluation:`` in the campaign file).
+
+- :func:`prepare` runs when a campaign starts or resumes, before the loop: it copies the set
+  into the store (blob ``evaluation_set``, with the file's SHA-256), so ``alloop resume``
+  needs nothing else; it refuses to go on when the file named by the config no longer
+  matches the stored copy; and it scores every committed model without a score yet (a
+  campaign stopped between a model's commit and its score).
+- :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row,
+  scoring the row's model if needed (NaN without an evaluation set or a model).
+- A score is the force MAE and RMSE over components (eV/A), the energy MAE (eV) and the
+  per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
+  expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
+  table holds one row per model version.
+- Readers: :func:`model_scores`, :func:`cycles_table` (a store written before these columns
+  existed reads them as NaN), :func:`status` and :func:`format_status`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from alloop.errors import AlloopError
+from alloop.evaluation_set import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.store.campaign import CampaignStore
+
+if TYPE_CHECKING:
+    from alloop.config import CampaignConfig
+
+BLOB = "evaluation_set"
+TABLE = "evaluation"
+#: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
+COLUMNS = {
+    "eval_force_mae_eV_per_A": "force_mae_eV_per_A",
+    "eval_force_rmse_eV_per_A": "force_rmse_eV_per_A",
+    "eval_energy_mae_eV": "energy_mae_eV",
+    "eval_energy_mae_per_atom_eV": "energy_mae_per_atom_eV",
+}
+BATCH_SIZE = 32
+Log = Callable[[str], None]
+
+
+def stored_set(store: CampaignStore) -> EvaluationFrames | None:
+    """The evaluation set copied into the store, or None."""
+    blob = store.get_blob(BLOB)
+    return None if blob is None else EvaluationFrames.from_bytes(blob)
+
+
+def prepare(store: CampaignStore, cfg: CampaignConfig, log: Log = print) -> EvaluationFrames | None:
+    """Copy the configured set into the store (first start) or check it (resume); score unscored models."""
+    ev = cfg.evaluation
+    if ev is None:
+        return None
+    frames = stored_set(store)
+    path = Path(ev.structures)
+    if frames is None:
+        if not path.is_file():
+            raise AlloopError(f"evaluation.structures: {path} not found, and the store holds no copy of it yet")
+        digest = file_sha256(path)
+        if ev.sha256 is not None and digest != ev.sha256:
+            raise AlloopError(f"evaluation.structures: {path} changed after the campaign was validated (SHA-256 "
+                              f"{digest[:12]}, the campaign's {ev.sha256[:12]}); start a new campaign to use it")
+        frames = read_evaluation_frames(path, ev.energy_key, ev.forces_key)
+        expensive = cfg.expensive_fidelity.hash()
+        frames = replace(frames, header={**frames.header, "sha256": digest, "expensive_fidelity_hash": expensive})
+        store.put_blob(BLOB, frames.to_bytes())
+        store.commit(note=store.record.get("note"))
+        log(f"evaluation set: {frames.n_frames} frames of {path} (SHA-256 {digest[:12]}) copied into the store")
+        other = [h for h in frames.header["recorded_fidelity_hashes"] if h != expensive]
+        if other:
+            log(f"  note: its frames record fidelity {', '.join(other)}, not the expensive fidelity's {expensive}: "
+                "energy errors then include the difference of the two levels of theory")
+    else:
+        _check_unchanged(frames, path, ev.sha256)
+    _score_unscored(store, frames, log)
+    return frames
+
+
+def _check_unchanged(frames: EvaluationFrames, path: Path, config_sha256: str | None) -> None:
+    stored = str(frames.header["sha256"])
+    if config_sha256 is not None and config_sha256 != stored:
+        raise AlloopError(f"evaluation.sha256: the campaign's config names {config_sha256[:12]}, the store's copy of "
+                          f"the evaluation set is {stored[:12]}")
+    now = file_sha256(path) if path.is_file() else stored
+    if now != stored:
+        raise AlloopError(
+            f"evaluation.structures: {path} changed since the campaign started (SHA-256 {now[:12]}, the store's copy "
+            f"{stored[:12]}); scores on another set are not comparable with those recorded. Restore the file, or move "
+            "it away to continue with the store's copy; 'alloop evaluate RUN_DIR FILE' scores a model on the new file"
+        )
+
+
+def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
+    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import error_metrics, predict
+    from alloop.training.references import apply_references
+
+    model, metadata = model_from_bytes(model_blob)
+    references = metadata["energy_references"].get(str(frames.header.get("expensive_fidelity_hash", "")))
+    if references:
+        apply_references(model, references)
+    unknown = set(frames.elements) - set(model.elements)
+    if unknown:
+        raise AlloopError(f"the evaluation set has elements {sorted(unknown)} that the model does not know "
+                          f"{list(model.elements)}")
+    dataset = FrameDataset(frames.numbers, frames.positions_A, frames.offsets, energy=frames.energy_eV,
+                           forces=frames.forces_eV_per_A, fidelity="evaluation")
+    metrics = error_metrics(dataset, *predict(model, dataset, BATCH_SIZE))
+    return {column: float(metrics[key]) for column, key in COLUMNS.items()}
+
+
+def _record(
+    store: CampaignStore, frames: EvaluationFrames, version: int, cycle: int, log: Log | None
+) -> dict[str, float]:
+    """Score model ``version`` and append its ``evaluation`` row (committed by the caller)."""
+    scores = score_model(store.checkpoint(version)[0], frames)
+    store.append_rows(
+        TABLE, model_version=np.array([version], np.int32), cycle=np.array([cycle], np.int32),
+        n_frames=np.array([frames.n_frames], np.int32), sha256=np.array([str(frames.header["sha256"])]),
+        time=np.array([time.time()]), **{c: np.array([v]) for c, v in scores.items()},
+    )
+    if log is not None:
+        log(f"model v{version} on the evaluation set ({frames.n_frames} frames): force MAE "
+            f"{scores['eval_force_mae_eV_per_A']:.4f} eV/A, energy MAE "
+            f"{1000 * scores['eval_energy_mae_per_atom_eV']:.1f} meV/atom")
+    return scores
+
+
+def _score_unscored(store: CampaignStore, frames: EvaluationFrames, log: Log) -> None:
+    scored = model_scores(store)
+    todo = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model" and int(c["version"]) not in scored]
+    for version in todo:
+        _record(store, frames, version, int(store.checkpoint(version)[1].get("cycle", -1)), log)
+    if todo:
+        store.commit(note=store.record.get("note"))
+
+
+def cycle_columns(store: CampaignStore, version: int, cycle: int, log: Log | None = None) -> dict[str, np.ndarray]:
+    """The ``eval_*`` columns of model ``version``'s ``cycles`` row ({} for a table that predates them)."""
+    if "cycles" in store.table_names() and next(iter(COLUMNS)) not in store.table("cycles"):
+        return {}
+    scores: dict[str, float] = {c: np.nan for c in COLUMNS}
+    frames = stored_set(store) if version >= 0 else None
+    if frames is not None:
+        scores = model_scores(store).get(version) or _record(store, frames, version, cycle, log)
+    return {c: np.array([scores[c]], float) for c in COLUMNS}
+
+
+def model_scores(store: CampaignStore) -> dict[int, dict[str, float]]:
+    """model version -> its ``eval_*`` scores (and cycle), from the ``evaluation`` table."""
+    if TABLE not in store.table_names():
+        return {}
+    rows = store.table(TABLE)
+    return {int(v): {"cycle": int(rows["cycle"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
+            for k, v in enumerate(rows["model_version"])}
+
+
+def cycles_table(store: CampaignStore) -> dict[str, np.ndarray]:
+    """The ``cycles`` table with its ``eval_*`` columns (NaN where unknown, filled from the ``evaluation`` table)."""
+    if "cycles" not in store.table_names():
+        return {}
+    rows = store.table("cycles")
+    scores = model_scores(store)
+    n = rows["cycle"].size
+    for column in COLUMNS:
+        values = np.asarray(rows.get(column, np.full(n, np.nan)), float).copy()
+        for k, version in enumerate(rows["model_version"]):
+            if np.isnan(values[k]) and int(version) in scores:
+                values[k] = scores[int(version)][column]
+        rows[column] = values
+    return rows
+
+
+def status(store: CampaignStore) -> dict[str, Any] | None:
+    """The evaluation set and each scored model's errors (what ``alloop status`` shows), or None without a set."""
+    frames = stored_set(store)
+    if frames is None:
+        return None
+    h = frames.header
+    models = [{"model_version": v, **s} for v, s in sorted(model_scores(store).items())]
+    return {"structures": h.get("source"), "sha256": h.get("sha256"), "energy_key": h.get("energy_key"),
+            "forces_key": h.get("forces_key"), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
+            "models": models}
+
+
+def format_status(part: dict[str, Any] | None) -> list[str]:
+    """:func:`status` as text lines (none without an evaluation set)."""
+    if part is None:
+        return []
+    lines = [f"evaluation   {part['n_frames']} frames ({part['n_atoms']} atoms) of {part['structures']}"
+             f" (SHA-256 {str(part['sha256'])[:12]})"]
+    if not part["models"]:
+        return lines + ["  no model scored yet"]
+    lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"
+                 f"  {'E-MAE meV/atom':>14}")
+    for m in part["models"]:
+        cycle = "bootstrap" if m["cycle"] < 0 else str(m["cycle"])
+        lines.append(f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
+                     f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
+                     f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}")
+    return lines

@@ -1,0 +1,111 @@
+"""A campaign with a fixed evaluation set: real PySCF labels, real LocalCluster, real store, real resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from alloop.campaign import evaluation
+from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.cli import main
+from alloop.config import load_campaign
+from alloop.io import attach_label, write_extxyz
+from alloop.labeling.pyscf_labeler import PySCFLabeler
+from alloop.potentials.checkpoint import model_from_bytes, save_checkpoint
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+
+from campaign_helpers import check_invariants, write_tiny
+
+
+def write_evaluation_campaign(folder: Path, n_frames: int = 4) -> Path:
+    """The tiny water campaign plus ``evaluation:``: rattled water labelled at its expensive fidelity (HF/6-31G)."""
+    yaml = write_tiny(folder, cycles=1)
+    labeler = PySCFLabeler(load_campaign(yaml).expensive_fidelity)
+    rng = np.random.default_rng(7)
+    frames = []
+    for _ in range(n_frames):
+        atoms = molecule("H2O")
+        atoms.positions += rng.normal(scale=0.04, size=atoms.positions.shape)
+        result = labeler.label(atoms)
+        assert result.ok
+        frames.append(attach_label(atoms, result.energy_eV, result.forces_eV_per_A))
+    write_extxyz(folder / "water_eval.extxyz", frames)
+    yaml.write_text(yaml.read_text() + "evaluation: {structures: water_eval.extxyz}\n")
+    return yaml
+
+
+def _nan_columns(store, version, cycle, log=None):
+    return {c: np.array([np.nan]) for c in evaluation.COLUMNS}
+
+
+def _stop(*args, **kwargs):
+    raise RuntimeError("stopped after the bootstrap model was committed (test)")
+
+
+def _evaluate_cli(capsys, model: str, data: Path) -> dict:
+    assert main(["evaluate", model, str(data), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypatch):
+    yaml = write_evaluation_campaign(tmp_path)
+    data = tmp_path / "water_eval.extxyz"
+    run_dir = tmp_path / "run"
+    # 1. the bootstrap model is committed but never scored (as if the driver had died right after the
+    #    model's commit), then the campaign stops before cycle 0 explores
+    monkeypatch.setattr("alloop.campaign.driver.cycle_columns", _nan_columns)
+    monkeypatch.setattr("alloop.campaign.driver.explore", _stop)
+    with pytest.raises(RuntimeError, match="stopped after the bootstrap"):
+        start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None)
+    with CampaignStore.open(store_path(run_dir)) as store:
+        assert store.get_blob(evaluation.BLOB) is not None  # copied at the start
+        assert [c["role"] for c in store.checkpoints()].count("model") == 1
+        assert evaluation.model_scores(store) == {}
+    monkeypatch.undo()
+
+    # 2. resume: the unscored model is scored first, the new one when its cycles row is written
+    lines: list[str] = []
+    assert resume_campaign(run_dir, progress=False, echo=lines.append) == "1 cycles done"
+    check_invariants(run_dir, 1)
+    with CampaignStore.open(store_path(run_dir)) as store:
+        models = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
+        scores = evaluation.model_scores(store)
+        raw = store.table("cycles")
+        rows = evaluation.cycles_table(store)
+        blobs = {v: store.checkpoint(v)[0] for v in models}
+        newest_role = store.checkpoints()[-1]["role"]
+    assert sorted(scores) == models and len(models) == 2
+    assert np.isnan(raw["eval_force_mae_eV_per_A"][0]) and np.isfinite(raw["eval_force_mae_eV_per_A"][1])
+    assert rows["model_version"].tolist() == models
+    assert sum("on the evaluation set (4 frames)" in line for line in lines) == 2
+
+    # the recorded scores are `alloop evaluate`'s numbers for the same model and file
+    for k, version in enumerate(models):
+        checkpoint = save_checkpoint(model_from_bytes(blobs[version])[0], tmp_path / f"v{version}.ckpt")
+        got = _evaluate_cli(capsys, str(checkpoint), data)
+        for column, key in evaluation.COLUMNS.items():
+            assert rows[column][k] == pytest.approx(got[key], rel=1e-9, abs=1e-12), (version, column)
+    if newest_role == "model":  # `alloop evaluate RUN_DIR` takes the newest checkpoint
+        newest = _evaluate_cli(capsys, str(run_dir), data)
+        assert raw["eval_force_mae_eV_per_A"][1] == pytest.approx(newest["force_mae_eV_per_A"], rel=1e-9)
+
+    # status (JSON and text) shows them per model
+    assert main(["status", str(run_dir), "--json"]) == 0
+    part = json.loads(capsys.readouterr().out)["evaluation"]
+    assert [m["model_version"] for m in part["models"]] == models and [m["cycle"] for m in part["models"]] == [-1, 0]
+    assert part["models"][1]["eval_energy_mae_eV"] == pytest.approx(rows["eval_energy_mae_eV"][1])
+    assert main(["status", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "evaluation   4 frames (12 atoms)" in text and "bootstrap" in text
+
+    # the report renders them
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report" / "cost.png").stat().st_size > 1000
+    summary = (run_dir / "report" / "summary.md").read_text()
+    assert "evaluation set: 4 frames" in summary
+    assert f"| {rows['eval_force_mae_eV_per_A'][0]:.4f} |" in summary  # filled from the evaluation table

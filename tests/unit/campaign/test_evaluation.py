@@ -1,0 +1,146 @@
+"""The evaluation set in the store: copy at start, hash checks on resume, scores per model, old stores."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from alloop.campaign import evaluation
+from alloop.cli import main
+from alloop.config import load_campaign
+from alloop.errors import AlloopError
+from alloop.io import attach_label, read_labelled, write_extxyz
+from alloop.potentials.checkpoint import checkpoint_to_bytes
+from alloop.potentials.registry import build_model
+from alloop.report import write_report
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import evaluate_model
+from alloop.training.references import apply_references
+
+CAMPAIGN = """
+name: unit
+system: {structures: H2O}
+fidelities: {cheap: hf-sto3g, expensive: {name: hf-631g, method: hf, basis: 6-31g}}
+model: pair
+evaluation: {structures: eval.extxyz}
+"""
+REFERENCES = {1: -13.0, 8: -2040.0}
+
+
+def _write_set(path, shift_eV: float = 0.0) -> None:
+    rng = np.random.default_rng(1)
+    frames = []
+    for k in range(4):
+        atoms = molecule("H2O")
+        atoms.positions += rng.normal(scale=0.05, size=(3, 3))
+        frames.append(attach_label(atoms, -2066.0 + 0.01 * k + shift_eV, rng.normal(scale=0.5, size=(3, 3))))
+    write_extxyz(path, frames)
+
+
+def _model_blob(seed: int, expensive_hash: str) -> bytes:
+    import torch
+
+    torch.manual_seed(seed)
+    model = build_model("pair", [1, 8], cutoff_A=4.0, n_rbf=8, dtype="float64")
+    return checkpoint_to_bytes(model, {"energy_references": {expensive_hash: REFERENCES}})
+
+
+def _expected(blob: bytes, path) -> dict[str, float]:
+    """The scores computed directly: the model with the expensive references, on the file's frames."""
+    from alloop.potentials.checkpoint import model_from_bytes
+
+    model, _ = model_from_bytes(blob)
+    apply_references(model, REFERENCES)
+    metrics = evaluate_model(model, FrameDataset.from_atoms(read_labelled(path)))
+    return {column: metrics[key] for column, key in evaluation.COLUMNS.items()}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    _write_set(tmp_path / "eval.extxyz")
+    (tmp_path / "unit.yaml").write_text(CAMPAIGN)
+    cfg = load_campaign(tmp_path / "unit.yaml")
+    return cfg, store_path(tmp_path / "run"), tmp_path / "eval.extxyz"
+
+
+def test_copy_score_and_hash_checks_on_resume(setup, capsys):
+    cfg, path, eval_file = setup
+    expensive = cfg.expensive_fidelity.hash()
+    blob0, blob1 = _model_blob(0, expensive), _model_blob(1, expensive)
+    logged: list[str] = []
+    with CampaignStore.create(path, cfg.to_dict()) as store:
+        store.add_checkpoint(blob0, {"cycle": -1}, role="model")  # a model committed before it was scored
+        store.commit()
+        frames = evaluation.prepare(store, cfg, logged.append)
+        assert frames.n_frames == 4 and store.get_blob(evaluation.BLOB) is not None
+        assert frames.header["sha256"] == cfg.evaluation.sha256
+        scores = evaluation.model_scores(store)
+        assert list(scores) == [0] and scores[0]["cycle"] == -1
+        for column, value in _expected(blob0, eval_file).items():
+            assert scores[0][column] == pytest.approx(value, rel=1e-12)
+        assert scores[0]["eval_energy_mae_eV"] < 1.0  # the expensive references were applied (raw model: ~2066 eV off)
+        # a cycles row reuses the recorded score; a new model is scored once; no model: NaN
+        mae = "eval_force_mae_eV_per_A"
+        assert evaluation.cycle_columns(store, 0, -1)[mae][0] == scores[0][mae]
+        version = store.add_checkpoint(blob1, {"cycle": 0}, role="model")
+        columns = evaluation.cycle_columns(store, version, 0, logged.append)
+        assert columns[mae][0] == pytest.approx(_expected(blob1, eval_file)[mae], rel=1e-12)
+        assert all(np.isnan(v[0]) for v in evaluation.cycle_columns(store, -1, 1).values())
+        store.commit()
+        assert store.table(evaluation.TABLE)["model_version"].tolist() == [0, 1]
+    assert any("copied into the store" in line for line in logged)
+    assert sum("on the evaluation set" in line for line in logged) == 2
+
+    # resume without the file: the store's copy is enough, nothing is scored twice
+    eval_file.rename(eval_file.with_suffix(".moved"))
+    with CampaignStore.open(path, "a") as store:
+        assert evaluation.prepare(store, cfg, logged.append).n_frames == 4
+        assert len(store.table(evaluation.TABLE)["model_version"]) == 2
+    # a changed file is refused, with the way out in the message
+    _write_set(eval_file, shift_eV=0.5)
+    with CampaignStore.open(path, "a") as store, pytest.raises(AlloopError, match="changed since the campaign started"):
+        evaluation.prepare(store, cfg)
+    eval_file.unlink()
+    eval_file.with_suffix(".moved").rename(eval_file)
+
+    assert main(["status", str(path), "--json"]) == 0
+    part = json.loads(capsys.readouterr().out)["evaluation"]
+    assert part["n_frames"] == 4 and [m["model_version"] for m in part["models"]] == [0, 1]
+    assert part["models"][0]["eval_force_mae_eV_per_A"] == scores[0]["eval_force_mae_eV_per_A"]
+    assert main(["status", str(path)]) == 0
+    assert "evaluation   4 frames (12 atoms)" in capsys.readouterr().out
+
+
+def test_no_copy_and_no_file_is_an_error(setup):
+    cfg, path, eval_file = setup
+    eval_file.unlink()
+    with CampaignStore.create(path, cfg.to_dict()) as store:
+        with pytest.raises(AlloopError, match="holds no copy of it yet"):
+            evaluation.prepare(store, cfg)
+
+
+def test_a_store_without_the_columns_still_reads_and_reports(setup, capsys):
+    cfg, path, _ = setup
+    with CampaignStore.create(path, cfg.to_dict()) as store:
+        # a cycles table as written before the evaluation columns existed
+        store.append_rows("cycles", cycle=np.array([-1, 0], np.int32), model_version=np.array([0, 1], np.int32),
+                          md_frames=np.array([0, 8], np.int64), flag_rate=np.array([0.0, 0.5]),
+                          labels_cheap=np.array([6, 10], np.int64), labels_expensive=np.array([4, 6], np.int64),
+                          cpu_cheap_s=np.array([1.0, 2.0]), cpu_expensive_s=np.array([3.0, 5.0]),
+                          val_force_mae_eV_per_A=np.array([0.3, 0.2]), val_energy_mae_eV=np.array([0.1, 0.1]),
+                          train_seconds=np.array([1.0, 1.0]), time=np.array([0.0, 1.0]))
+        store.commit()
+        assert evaluation.cycle_columns(store, 2, 1) == {}  # appending to the old table keeps its columns
+        rows = evaluation.cycles_table(store)
+        assert np.all(np.isnan(rows["eval_force_mae_eV_per_A"])) and rows["cycle"].tolist() == [-1, 0]
+        files = write_report(store, path.parent / "report")
+    assert (path.parent / "report" / "cost.png").stat().st_size > 1000
+    summary = files[-1].read_text()
+    assert "| eval F-MAE (eV/Å) |" in summary and "| 0.2000 | - | - | - | - |" in summary
+    assert main(["status", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluation"] is None
