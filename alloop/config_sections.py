@@ -226,26 +226,49 @@ class SelectionConfig(Section):
 
 
 class TrainingConfig(Section):
-    """ASTEROID training: stage 1 on expensive, bias-weighted stage 2 on cheap, stage 3 fine-tuning."""
+    """ASTEROID training: stage 1 on expensive, bias-weighted stage 2 on cheap, stage 3 fine-tuning.
+
+    The recipe (alloop.training.trainer): a fixed budget of optimiser steps with warm-up + cosine learning rate,
+    an EMA of the weights, MSE (or MAE/Huber) loss; early stopping only as a guard. With ``warm_start`` each
+    cycle after the first continues every stage from the previous cycle's model with a shorter budget.
+    """
 
     method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
-    energy_weight: float = Field(default=0.01, ge=0, lt=1, description="rho in Eq. 1")
-    learning_rate_pretrain: float = Field(default=1e-3, gt=0, lt=1, description="stages 1 and 2")
-    learning_rate_finetune: float = Field(default=1e-4, gt=0, lt=1, description="stage 3")
-    batch_size: int = Field(default=16, ge=1)
-    max_epochs: int = Field(default=200, ge=1)
-    patience_epochs: int = Field(default=20, ge=1, description="early stopping on validation force MAE")
+    loss: Literal["mse", "mae", "huber"] = "mse"
+    energy_weight: float = Field(default=0.1, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
+    learning_rate_pretrain: float = Field(default=1e-3, gt=0, lt=1, description="stages 1 and 2 (peak of the schedule)")
+    learning_rate_finetune: float = Field(default=3e-4, gt=0, lt=1, description="stage 3 (peak of the schedule)")
+    batch_size: int = Field(default=8, ge=1)
+    steps: int | None = Field(default=None, ge=1, description="optimiser steps of stages 1 and 2 (default 3000 "
+                              "unless max_epochs is given)")
+    finetune_steps: int | None = Field(default=None, ge=1, description="optimiser steps of stage 3 (default steps / 3)")
+    max_epochs: int | None = Field(default=None, ge=1, description="a budget in epochs instead of steps (every stage)")
+    patience_epochs: int | None = Field(
+        default=None, ge=1, description="early-stopping guard on the validation force MAE (default: half the run)"
+    )
+    ema_decay: float | None = Field(default=0.99, ge=0, lt=1, description="EMA of the weights; null: none")
+    warm_start: bool = Field(default=True, description="cycles after the first continue from the previous models")
+    warm_start_fraction: float = Field(default=0.3, gt=0, le=1, description="share of each stage's budget when warm")
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     gamma_grid: tuple[float, ...] = Field(
-        default=(0.1, 0.5, 1.0, 2.0), min_length=1, description="gamma candidates, in units of the typical bias B"
+        default=(1.0,), min_length=1,
+        description="gamma candidates in units of the median bias B; one value fixes gamma, several are searched "
+        "with full-length runs on a selection split of the expensive training frames",
     )
     score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections")
 
+    @field_validator("max_epochs")
+    @classmethod
+    def _one_budget(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and (info.data.get("steps") is not None or info.data.get("finetune_steps") is not None):
+            raise ValueError("give the budget in steps (steps, finetune_steps) or in max_epochs, not both")
+        return value
+
     @field_validator("patience_epochs")
     @classmethod
-    def _patience(cls, value: int, info: ValidationInfo) -> int:
+    def _patience(cls, value: int | None, info: ValidationInfo) -> int | None:
         epochs = info.data.get("max_epochs")
-        if epochs is not None and value > epochs:
+        if value is not None and epochs is not None and value > epochs:
             raise ValueError(f"must be <= max_epochs ({epochs}) (got {value})")
         return value
 
@@ -257,6 +280,13 @@ class TrainingConfig(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"gammas must be distinct (got {list(value)})")
         return tuple(sorted(value))
+
+    def stage_steps(self) -> tuple[int | None, int | None]:
+        """(steps of stages 1-2, steps of stage 3); None when the budget is in epochs."""
+        if self.max_epochs is not None:
+            return None, None
+        steps = 3000 if self.steps is None else self.steps
+        return steps, (max(1, steps // 3) if self.finetune_steps is None else self.finetune_steps)
 
 
 class BootstrapConfig(Section):

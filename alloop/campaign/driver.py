@@ -284,15 +284,17 @@ class Campaign:
         # the worker's own thread count: small molecules gain nothing from more torch threads, and oversubscribed
         # OpenMP threads made training 17x slower on a busy 2-core machine (measured)
         threads = cfg.execution.threads_per_worker
+        warm = self._warm_start_blobs()
         request = TrainRequest(
             method=cfg.training.method, architecture=cfg.model.architecture, elements=self.elements,
             hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
             expensive=expensive, cheap=cheap if len(cheap) else None,
             unlabelled=self._unlabelled() if cfg.training.method == "score-matching" else None,
-            settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), threads, cfg.md.temperature_K),
+            settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), threads, cfg.md.temperature_K,
+                                       warm=bool(warm)),
             uq_settings=QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
                                           limit=u.limit.replace("-", "_"), frame_score=u.frame_score, frame_quantile=u.score_quantile),
-            initial_model=initial, threads=threads, metadata={"cycle": cycle},
+            initial_model=initial, warm=warm, threads=threads, metadata={"cycle": cycle},
         )
         self.client.subscribe_topic(TRAIN_TOPIC, lambda event: self.log(f"  {event[1]}"))
         try:
@@ -301,6 +303,8 @@ class Campaign:
             self.client.unsubscribe_topic(TRAIN_TOPIC)
         if result.bias_model_blob is not None:
             self.store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
+        if result.pretrained_blob is not None:
+            self.store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
         version = self.store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics,
                                                                 "gamma": result.gamma}, role="model")
         self.store.put_blob("uncertainty", result.uq_blob)
@@ -316,6 +320,17 @@ class Campaign:
         self.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {len(expensive)} expensive and "
                  f"{len(cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
         return result.metrics
+
+    def _warm_start_blobs(self) -> dict[str, bytes]:
+        """The newest checkpoint of each role (theta0, stage2, model) to continue from, if warm starts are on."""
+        if not self.cfg.training.warm_start:
+            return {}
+        out = {}
+        for role in ("theta0", "stage2", "model"):
+            versions = [int(c["version"]) for c in self.store.checkpoints() if c.get("role") == role]
+            if versions:
+                out[role] = self.store.checkpoint(versions[-1])[0]
+        return out
 
     def _cycle_row(self, cycle: int, version: int, metrics: dict[str, Any], seconds: float) -> None:
         sp = ledger.spend(self.store, self.fidelities)

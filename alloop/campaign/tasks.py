@@ -21,7 +21,7 @@ from alloop.md.state import ReplicaState
 from alloop.potentials.base import model_dtype
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.registry import build_model
-from alloop.training.asteroid import AsteroidSettings, train_asteroid
+from alloop.training.asteroid import AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.score_matching import ScoreMatchingSettings
 from alloop.training.trainer import TrainSettings
@@ -137,6 +137,7 @@ class TrainRequest:
     settings: AsteroidSettings
     uq_settings: QResidualSettings
     initial_model: bytes | None = None
+    warm: dict[str, bytes] = field(default_factory=dict)  # previous cycle's checkpoints by role: theta0, stage2, model
     threads: int = 1
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -145,6 +146,7 @@ class TrainRequest:
 class TrainTaskResult:
     model_blob: bytes
     bias_model_blob: bytes | None
+    pretrained_blob: bytes | None  # the stage-2 (cheap, bias-aware) model, for the next cycle's warm start
     uq_blob: bytes
     metrics: dict[str, Any]
     bias: np.ndarray | None  # per cheap frame (request.cheap order)
@@ -154,35 +156,44 @@ class TrainTaskResult:
     log: list[str]
 
 
-def training_settings(training: Any, seed: int, threads: int, temperature_K: float) -> AsteroidSettings:
-    """AsteroidSettings from the campaign's ``training`` section."""
+def training_settings(training: Any, seed: int, threads: int, temperature_K: float, warm: bool = False) -> AsteroidSettings:
+    """AsteroidSettings from the campaign's ``training`` section; ``warm`` shortens every budget by
+    ``training.warm_start_fraction`` (a cycle that continues from the previous cycle's models)."""
+    fraction = training.warm_start_fraction if warm else 1.0
+
+    def shorter(n: int | None) -> int | None:
+        return None if n is None else max(1, round(n * fraction))
+
+    steps, finetune_steps = training.stage_steps()
+    epochs = shorter(training.max_epochs or 200)
     base = TrainSettings(
-        max_epochs=training.max_epochs,
+        max_epochs=epochs,
+        max_steps=shorter(steps),
         batch_size=training.batch_size,
         lr=training.learning_rate_pretrain,
-        patience=training.patience_epochs,
+        loss=training.loss,
         energy_weight=training.energy_weight,
+        ema_decay=training.ema_decay,
+        patience=training.patience_epochs,
+        eval_every=1 if training.max_epochs is not None else None,
         threads=threads,
         seed=seed,
     )
-    short = max(1, min(10, training.max_epochs // 4))
     return AsteroidSettings(
         stage1=base,
         stage2=base,
-        stage3=replace(base, lr=training.learning_rate_finetune),
+        stage3=replace(base, lr=training.learning_rate_finetune, max_steps=shorter(finetune_steps)),
         score=ScoreMatchingSettings(
             temperature_K=temperature_K,
             n_vectors=training.score_matching_vectors,
-            max_epochs=training.max_epochs,
+            max_epochs=epochs,
             batch_size=training.batch_size,
             lr=training.learning_rate_pretrain,
-            patience=training.patience_epochs,
+            patience=training.patience_epochs or max(1, epochs // 2),
             threads=threads,
             seed=seed,
         ),
         gamma_grid=tuple(training.gamma_grid),
-        gamma_epochs=short,
-        gamma_finetune_epochs=short,
         val_fraction=training.validation_fraction,
         seed=seed,
     )
@@ -250,6 +261,9 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         return build_model(request.architecture, request.elements, **hp)
 
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
+    warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
+    if warm:
+        log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
     expensive = request.expensive.dataset()
     cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
     unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
@@ -270,6 +284,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         initial_model=initial,
         log=log.append,
         map_fn=worker_map,
+        warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
     )
     uq_data = expensive if cheap is None else cheap
     uq = fit_uncertainty(result.model, uq_data, request.uq_settings)
@@ -277,12 +292,15 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     meta.update(method=method, metrics=_jsonable(result.metrics), gamma=result.gamma)
     references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}
     meta["energy_references"] = references
-    bias_blob = None
+    bias_blob = pretrained_blob = None
     if result.bias_model is not None and result.bias_model is not result.model:
         bias_blob = checkpoint_to_bytes(result.bias_model, {"role": "theta0", **request.metadata})
+    if result.pretrained is not None:
+        pretrained_blob = checkpoint_to_bytes(result.pretrained, {"role": "stage2", **request.metadata})
     return TrainTaskResult(
         model_blob=checkpoint_to_bytes(result.model, meta),
         bias_model_blob=bias_blob,
+        pretrained_blob=pretrained_blob,
         uq_blob=uq.to_bytes(),
         metrics=_jsonable(result.metrics),
         bias=result.bias,

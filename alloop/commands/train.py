@@ -39,13 +39,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="asteroid", help="standard, asteroid, asteroid-no-weights or score-matching (default asteroid)")
     p.add_argument("--model", default="small", help=f"model preset: {', '.join(MODEL_PRESETS)} (default small)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
-    p.add_argument("--epochs", type=int, default=200, help="maximum epochs per stage (default 200)")
-    p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (default 20)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate of stages 1-2 (default 1e-3); stage 3 uses lr/10")
-    p.add_argument("--energy-weight", type=float, default=0.01, help="rho of Eq. 1 (default 0.01)")
-    p.add_argument("--loss", default="mae", choices=["mae", "mse"])
-    p.add_argument("--gamma-grid", type=_floats, default=[0.1, 0.5, 1.0, 2.0], help="gamma factors x median bias (default 0.1,0.5,1,2)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps of standard training and ASTEROID stages 1-2 (default 3000)")
+    p.add_argument("--finetune-steps", type=int, default=None, help="optimiser steps of stage 3 (default steps / 3)")
+    p.add_argument("--epochs", type=int, default=None, help="a budget in epochs per stage instead of steps")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early-stopping guard in epochs without improvement (default: half the run)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of stages 1-2 (default 1e-3)")
+    p.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of stage 3 (default 0.3 x lr)")
+    p.add_argument("--energy-weight", type=float, default=0.1, help="rho of Eq. 1 (default 0.1)")
+    p.add_argument("--loss", default="mse", choices=["mse", "mae", "huber"], help="default mse")
+    p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")
+    p.add_argument("--gamma-grid", type=_floats, default=[1.0],
+                   help="gamma factors x median bias; one value fixes gamma (default 1), several are searched")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of each set (default 0.1)")
     p.add_argument("--temperature-K", type=float, default=300.0, help="temperature of the unlabelled frames (default 300)")
     p.add_argument("--seed", type=int, default=0)
@@ -71,8 +78,14 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
     if args.method == "score-matching" and not args.unlabelled:
         raise AlloopError("method 'score-matching' needs --unlabelled C.extxyz")
-    if args.epochs < 1:
-        raise AlloopError("--epochs must be at least 1")
+    for name in ("steps", "finetune_steps", "epochs", "patience"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise AlloopError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.epochs is not None and (args.steps is not None or args.finetune_steps is not None):
+        raise AlloopError("give the budget as --steps/--finetune-steps or as --epochs, not both")
+    if not 0 <= args.ema < 1:
+        raise AlloopError(f"--ema must be in [0, 1), got {args.ema}")
     started = time.perf_counter()
     if args.cheap and not args.method.startswith("asteroid"):
         print(f"note: --cheap is not used by method '{args.method}'", file=sys.stderr)
@@ -95,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
         return build_model(architecture, elements, seed=args.seed, **preset)
 
     settings = cli_settings(
-        epochs=args.epochs, seed=args.seed, threads=args.threads, batch_size=args.batch_size, lr=args.lr,
-        patience=args.patience, energy_weight=args.energy_weight, loss=args.loss, temperature_K=args.temperature_K,
-        gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
+        steps=args.steps, finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed,
+        threads=args.threads, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
+        patience=args.patience, energy_weight=args.energy_weight, loss=args.loss, ema_decay=args.ema or None,
+        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
     )
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,

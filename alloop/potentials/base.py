@@ -113,10 +113,16 @@ class Potential(torch.nn.Module, ABC):
 
     ``atomic_energies`` holds the per-element reference energies (eV) of the
     fidelity the model currently predicts; the network itself learns the
-    residual. ``registry_name`` names the class in checkpoints (no import paths).
+    residual, multiplied by ``output_scale`` (a buffer, 1 until a trainer sets it
+    from the training data's force RMS, so a freshly initialised network starts
+    at the data's scale). ``registry_name`` names the class in checkpoints (no
+    import paths). ``learns_output_scale = False`` marks models whose output is
+    already on a physical scale (pretrained universal potentials): trainers then
+    leave ``output_scale`` at 1.
     """
 
     registry_name: str = ""
+    learns_output_scale: bool = True
 
     def __init__(self, elements: Sequence[int], cutoff: float) -> None:
         super().__init__()
@@ -125,6 +131,7 @@ class Potential(torch.nn.Module, ABC):
         self.elements: tuple[int, ...] = tuple(sorted({int(z) for z in elements}))
         self.cutoff = float(cutoff)
         self.register_buffer("atomic_energies", torch.zeros(MAX_Z + 1, dtype=torch.float64))
+        self.register_buffer("output_scale", torch.ones((), dtype=torch.float64))
 
     @abstractmethod
     def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,11 +147,11 @@ class Potential(torch.nn.Module, ABC):
         """Width F of the per-atom latent features."""
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
-        """Keep ``atomic_energies`` in float64 through ``.float()``/``.to()`` (only its device follows)."""
-        saved = self._buffers["atomic_energies"]
+        """Keep ``atomic_energies`` and ``output_scale`` in float64 through ``.float()``/``.to()`` (only the device follows)."""
+        saved = {k: self._buffers[k] for k in ("atomic_energies", "output_scale")}
         out = super()._apply(fn, recurse)
-        moved = self._buffers["atomic_energies"]
-        self._buffers["atomic_energies"] = saved.to(device=moved.device, dtype=torch.float64)
+        for key, value in saved.items():
+            self._buffers[key] = value.to(device=self._buffers[key].device, dtype=torch.float64)
         return out
 
     def reference_energy(self, batch: AtomsBatch) -> torch.Tensor:
@@ -179,6 +186,7 @@ class Potential(torch.nn.Module, ABC):
             batch = batch.with_positions(positions)
         with torch.set_grad_enabled(compute_forces or torch.is_grad_enabled()):
             residual, features = self.energy_and_features(batch)
+            residual = residual * self.output_scale.to(residual.dtype)
             forces = None
             if compute_forces:
                 (grad,) = torch.autograd.grad(

@@ -122,6 +122,7 @@ def model_from_bytes(blob: bytes) -> tuple[Potential, dict[str, Any]]:
     try:
         model = cls(elements, **hparams)
         cast_model(model, header["dtype"])
+        tensors.setdefault("output_scale", torch.ones((), dtype=torch.float64))  # checkpoints written before it existed
         model.load_state_dict(tensors, strict=True)
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise AlloopError(f"checkpoint does not match architecture '{header['architecture']}': {exc}") from None

@@ -14,19 +14,28 @@ Methods (:data:`METHODS`), all behind :func:`train_asteroid`:
   1-2, then stage 3.
 
 Splits: the expensive set is split once (seeded) into training and validation
-frames, used by stages 1 and 3 and by the gamma selection; the cheap set is split
-likewise for stage 2's early stopping (weighted validation loss).
+frames, used by stages 1 and 3; the cheap set likewise for stage 2. The
+validation splits only guard the runs (early stopping on divergence or a long
+plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
+errors on the expensive validation split, which chose nothing when gamma is
+fixed.
 
-Choosing gamma: the weighted cheap loss cannot compare gammas (a smaller gamma
-down-weights the hard frames and lowers that loss by construction), so each gamma
-of ``gamma_grid x median(B)`` is scored on the *expensive* validation split, the
-quantity ASTEROID is after: a short stage-2 run (``gamma_epochs``) followed by a
-short fine-tune (``gamma_finetune_epochs``), scored by the best expensive
-validation force MAE (``gamma_selection="finetune"``, default), or the short
-stage-2 model's force MAE on the expensive validation split directly
-(``"pretrain"``, cheaper). The full stage 2 then runs with the chosen gamma.
-Cost is bounded by ``len(gamma_grid) x (gamma_epochs + gamma_finetune_epochs)``
-epochs; a one-element grid skips the search.
+Choosing gamma: with a one-element ``gamma_grid`` (the default, 1 x median B)
+gamma is fixed: with the few expensive frames of an active-learning cycle, a
+search scores candidates on a handful of validation frames, i.e. on noise.
+With several factors, each candidate runs the full stage 2 and stage 3 on a
+*selection* split carved out of the expensive training frames and is scored by
+its expensive force MAE there (``gamma_selection="finetune"``; ``"pretrain"``
+scores the stage-2 model directly, cheaper); the expensive validation split is
+not used, so the reported error stays honest. The weighted cheap loss cannot
+compare gammas (a smaller gamma down-weights the hard frames and lowers it by
+construction). ``gamma_epochs``/``gamma_finetune_epochs`` shorten the
+candidates' runs (default: full length).
+
+Warm start (:class:`WarmStart`): a campaign's cycle k+1 starts stage 1 from
+cycle k's theta_0, stage 2 from cycle k's stage-2 model (``standard`` from cycle
+k's model), with the (shorter) budgets of the settings it passes; stage 3
+always starts from the new stage-2 weights.
 """
 
 from __future__ import annotations
@@ -41,11 +50,11 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.training.bias import DEFAULT_GAMMA_GRID, bias_weights, dataset_bias, gamma_candidates
+from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model, validation_metrics
+from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
-from alloop.training.trainer import Logger, TrainResult, TrainSettings, parameter_fingerprint, train
+from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
 ModelFactory = Callable[[], Potential]
@@ -58,12 +67,12 @@ class AsteroidSettings:
 
     stage1: TrainSettings = TrainSettings(lr=1e-3)
     stage2: TrainSettings = TrainSettings(lr=1e-3)
-    stage3: TrainSettings = TrainSettings(lr=1e-4)
+    stage3: TrainSettings = TrainSettings(lr=3e-4)
     score: ScoreMatchingSettings = ScoreMatchingSettings()
-    gamma_grid: tuple[float, ...] = DEFAULT_GAMMA_GRID
+    gamma_grid: tuple[float, ...] = (1.0,)
     gamma_selection: str = "finetune"
-    gamma_epochs: int = 10
-    gamma_finetune_epochs: int = 10
+    gamma_epochs: int | None = None
+    gamma_finetune_epochs: int | None = None
     val_fraction: float = 0.1
     seed: int = 0
 
@@ -75,12 +84,22 @@ class AsteroidSettings:
 
 
 @dataclass
+class WarmStart:
+    """Models of the previous cycle to continue from (None: that stage starts fresh or from ``initial_model``)."""
+
+    stage1: Potential | None = None  # theta_0
+    stage2: Potential | None = None  # the bias-aware cheap model
+    model: Potential | None = None  # the final model (start of ``standard``)
+
+
+@dataclass
 class AsteroidResult:
     method: str
     model: Potential
     metrics: dict[str, Any]  # final model on the expensive validation split (eV, eV/A)
     stages: dict[str, TrainResult | ScoreMatchingResult]
     bias_model: Potential | None = None  # theta_0 (expensive only), for bias estimates of new frames
+    pretrained: Potential | None = None  # the stage-2 (or score-matching) model, for a warm start
     bias: np.ndarray | None = None  # B per cheap frame (eV/A), cheap dataset order
     weights: np.ndarray | None = None  # w per cheap frame
     gamma: float | None = None  # eV/A
@@ -90,9 +109,12 @@ class AsteroidResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 
-def _fresh(factory: ModelFactory, seed: int) -> Potential:
+def _fresh(factory: ModelFactory, seed: int, data: FrameDataset) -> Potential:
+    """A new model from ``factory`` (seeded), its output scale set from the data it will first train on."""
     torch.manual_seed(seed)
-    return factory()
+    model = factory()
+    fit_output_scale(model, data)
+    return model
 
 
 def _start_from(model: Potential) -> Potential:
@@ -130,6 +152,9 @@ def _check_inputs(method: str, expensive: FrameDataset, cheap: FrameDataset | No
         raise AlloopError("method 'score-matching' needs a set of unlabelled frames")
 
 
+StartModel = Callable[[int, FrameDataset], Potential]
+
+
 def train_asteroid(
     method: str,
     expensive: FrameDataset,
@@ -140,6 +165,7 @@ def train_asteroid(
     initial_model: Potential | None = None,
     log: Logger | None = None,
     map_fn: MapFn = map,
+    warm: WarmStart | None = None,
 ) -> AsteroidResult:
     """Run one of :data:`METHODS`; see the module docstring.
 
@@ -148,23 +174,28 @@ def train_asteroid(
     depend on it.
 
     ``initial_model`` (e.g. a universal potential; never modified) is the start of
-    stage 2, of score matching, or of ``standard`` training; stage 1 is always fresh.
+    stage 2, of score matching, or of ``standard`` training; stage 1 starts fresh.
+    ``warm`` (never modified) overrides both per stage.
     """
     _check_inputs(method, expensive, cheap, unlabelled)
     if model_factory is None:
         raise AlloopError("a model_factory is needed")
     s = settings
+    warm = warm or WarmStart()
     exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.seed)
     splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
     stages: dict[str, TrainResult | ScoreMatchingResult] = {}
     references: dict[str, dict[int, float]] = {}
     fingerprints: dict[str, str] = {}
 
-    def start_model(seed: int) -> Potential:
-        return _fresh(model_factory, seed) if initial_model is None else _start_from(initial_model)
+    def start_model(seed: int, data: FrameDataset, previous: Potential | None = None) -> Potential:
+        for start in (previous, initial_model):
+            if start is not None:
+                return _start_from(start)
+        return _fresh(model_factory, seed, data)
 
     if method == "standard":
-        model = start_model(s.seed + 1)
+        model = start_model(s.seed + 1, exp_train, warm.model)
         stages["stage1"] = train(model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="standard")
         references[expensive.fidelity] = stages["stage1"].references
         return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
@@ -175,21 +206,23 @@ def train_asteroid(
     if method == "score-matching":
         un_train, un_val, un_tr_idx, un_va_idx = unlabelled.split(s.val_fraction, s.seed)
         splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
-        pretrained = start_model(s.seed + 2)
+        pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
         stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
     else:
         cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.seed)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
-            bias_model = _fresh(model_factory, s.seed + 1)
+            bias_model = (_start_from(warm.stage1) if warm.stage1 is not None
+                          else _fresh(model_factory, s.seed + 1, exp_train))
             stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="stage1")
             bias = dataset_bias(bias_model, cheap)
-            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, exp_val, start_model, s, log,
+            stage2_start = partial(start_model, previous=warm.stage2)
+            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, stage2_start, s, log,
                                                map_fn=map_fn)
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
-        pretrained = start_model(s.seed + 2)
+        pretrained = start_model(s.seed + 2, cheap_train, warm.stage2)
         stages["stage2"] = train(
             pretrained, cheap_train.with_weights(weights[ch_tr_idx]), cheap_val.with_weights(weights[ch_va_idx]),
             replace(s.stage2, seed=s.seed + 2), log=log, tag="stage2",
@@ -200,8 +233,9 @@ def train_asteroid(
     fingerprints["stage3_start"] = stages["stage3"].initial_fingerprint
     references[expensive.fidelity] = stages["stage3"].references
     return AsteroidResult(
-        method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, bias=bias, weights=weights,
-        gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits, fingerprints=fingerprints,
+        method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, pretrained=pretrained,
+        bias=bias, weights=weights, gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits,
+        fingerprints=fingerprints,
     )
 
 
@@ -211,26 +245,32 @@ def select_gamma(
     cheap_val_idx: np.ndarray,
     cheap: FrameDataset,
     exp_train: FrameDataset,
-    exp_val: FrameDataset,
-    start_model: Callable[[int], Potential],
+    start_model: StartModel,
     settings: AsteroidSettings,
     log: Logger | None = None,
     map_fn: MapFn = map,
 ) -> tuple[float, dict[float, float]]:
-    """Pick gamma from ``gamma_grid x median(B)`` by expensive validation force MAE (see module docstring)."""
+    """Gamma from ``gamma_grid x median(B)``: fixed for one factor, else scored on a selection split (module docstring)."""
     s = settings
     candidates = gamma_candidates(bias, s.gamma_grid)
     if len(candidates) == 1:
+        if log:
+            log(f"gamma fixed at {candidates[0]:.4g} eV/A ({s.gamma_grid[0]:g} x median B)")
         return candidates[0], {}
+    if len(exp_train) < 4:
+        raise AlloopError(f"a gamma search needs at least 4 expensive training frames, got {len(exp_train)}; "
+                          "use a one-element gamma grid")
+    sel_train, sel_val, _, _ = exp_train.split(s.val_fraction, s.seed + 7)
     score = partial(
         score_gamma, bias=bias, cheap_train=cheap.subset(cheap_train_idx), cheap_val=cheap.subset(cheap_val_idx),
-        cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=exp_train, exp_val=exp_val,
+        cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,
         start_model=start_model, settings=s,
     )
     scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates))))
     if log:
         for k, gamma in enumerate(candidates):
-            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): expensive val F-MAE {scores[gamma]:.4f} eV/A")
+            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): selection-split F-MAE {scores[gamma]:.4f} eV/A "
+                f"({len(sel_val)} frames)")
     best = min(scores, key=scores.get)
     if log:
         log(f"chosen gamma {best:.4g} eV/A")
@@ -247,16 +287,20 @@ def score_gamma(
     cheap_val_idx: np.ndarray,
     exp_train: FrameDataset,
     exp_val: FrameDataset,
-    start_model: Callable[[int], Potential],
+    start_model: StartModel,
     settings: AsteroidSettings,
 ) -> float:
-    """One gamma candidate: short bias-weighted stage 2 (+ short fine-tune), scored on the expensive validation split."""
+    """One gamma candidate: bias-weighted stage 2 (+ fine-tune), force MAE on the selection split ``exp_val``."""
     s = settings
     w = bias_weights(bias, gamma)
-    model = start_model(s.seed + 2)
-    short2 = replace(s.stage2, max_epochs=s.gamma_epochs, seed=s.seed + 2)
-    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), short2)
+    model = start_model(s.seed + 2, cheap_train)
+    stage2 = replace(s.stage2, seed=s.seed + 2)
+    if s.gamma_epochs is not None:
+        stage2 = replace(stage2, max_epochs=s.gamma_epochs, max_steps=None)
+    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), stage2)
     if s.gamma_selection == "finetune":
-        short3 = replace(s.stage3, max_epochs=s.gamma_finetune_epochs, seed=s.seed + 3)
-        return train(model, exp_train, exp_val, short3).best_val_force_mae
-    return validation_metrics(model, exp_val, s.stage3.energy_weight, s.stage3.loss)["force_mae"]
+        stage3 = replace(s.stage3, seed=s.seed + 3)
+        if s.gamma_finetune_epochs is not None:
+            stage3 = replace(stage3, max_epochs=s.gamma_finetune_epochs, max_steps=None)
+        train(model, exp_train, exp_val, stage3)
+    return evaluate_model(model, exp_val)["force_mae_eV_per_A"]

@@ -6,8 +6,10 @@ For frame j with k_j atoms::
     l_e(j) = l((E_pred - e) / k_j)                                           (per-atom energy error)
     L      = sum_j w_j [(1 - rho) l_f(j) + rho l_e(j)] / sum_j w_j
 
-``l`` is the absolute error (``"mae"``, the paper's released code) or the
-squared error (``"mse"``); rho is ``energy_weight``. The weights multiply the
+``l`` is the absolute error (``"mae"``, the paper's released code), the
+squared error (``"mse"``) or the Huber loss (``"huber"``: squared below
+``HUBER_DELTA``, absolute above; the same delta for force components in eV/A
+and per-atom energies in eV); rho is ``energy_weight``. The weights multiply the
 whole per-frame loss, both terms, for every loss type. The energy error is
 divided by the number of atoms so molecules of different sizes contribute on
 one scale (per-atom energy, like the per-component force error).
@@ -26,7 +28,9 @@ import torch
 
 from alloop.errors import AlloopError
 
-LOSS_TYPES = ("mae", "mse")
+LOSS_TYPES = ("mae", "mse", "huber")
+#: the Huber loss's switch from squared to absolute error (eV/A for forces, eV/atom for energies)
+HUBER_DELTA = 0.01
 
 
 def _elementwise(diff: torch.Tensor, kind: str) -> torch.Tensor:
@@ -34,6 +38,8 @@ def _elementwise(diff: torch.Tensor, kind: str) -> torch.Tensor:
         return diff.abs()
     if kind == "mse":
         return diff.square()
+    if kind == "huber":
+        return torch.nn.functional.huber_loss(diff, torch.zeros_like(diff), reduction="none", delta=HUBER_DELTA)
     raise AlloopError(f"unknown loss type '{kind}' (use one of {', '.join(LOSS_TYPES)})")
 
 

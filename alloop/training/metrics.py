@@ -17,8 +17,7 @@ import torch
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential, model_dtype
 from alloop.training.data import FrameDataset
-from alloop.training.loss import LOSS_TYPES
-
+from alloop.training.loss import HUBER_DELTA, LOSS_TYPES
 
 
 def predict(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +40,17 @@ def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred
     """Per-frame force loss (mean over atoms and xyz) and per-atom energy loss, as in :mod:`loss`."""
     if kind not in LOSS_TYPES:
         raise AlloopError(f"unknown loss type '{kind}' (use one of {', '.join(LOSS_TYPES)})")
-    fn = np.abs if kind == "mae" else np.square
+    fn = {"mae": np.abs, "mse": np.square, "huber": _huber}[kind]
     per_atom = fn(forces_pred - dataset.forces).sum(-1)
     frame_of_atom = np.repeat(np.arange(len(dataset)), dataset.sizes)
     lf = np.bincount(frame_of_atom, weights=per_atom, minlength=len(dataset)) / (3.0 * dataset.sizes)
     le = fn((energy_pred - dataset.energy) / dataset.sizes)
     return lf, le
+
+
+def _huber(x: np.ndarray) -> np.ndarray:
+    a = np.abs(x)
+    return np.where(a < HUBER_DELTA, 0.5 * a * a, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
 def error_metrics(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, Any]:

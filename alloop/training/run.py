@@ -41,37 +41,41 @@ def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDat
 
 
 def cli_settings(
-    epochs: int = 200,
+    steps: int | None = None,
+    finetune_steps: int | None = None,
+    epochs: int | None = None,
     seed: int = 0,
     threads: int | None = 1,
-    batch_size: int = 16,
+    batch_size: int = 8,
     lr: float = 1e-3,
     finetune_lr: float | None = None,
-    patience: int = 20,
-    energy_weight: float = 0.01,
-    loss: str = "mae",
+    patience: int | None = None,
+    energy_weight: float = 0.1,
+    loss: str = "mse",
+    ema_decay: float | None = 0.99,
     temperature_K: float = 300.0,
-    gamma_grid: Sequence[float] = (0.1, 0.5, 1.0, 2.0),
-    gamma_epochs: int | None = None,
+    gamma_grid: Sequence[float] = (1.0,),
     val_fraction: float = 0.1,
 ) -> AsteroidSettings:
-    """AsteroidSettings from the command-line options; stage 3 uses ``finetune_lr`` (default lr / 10).
+    """AsteroidSettings from the command-line options.
 
-    The gamma search runs ``gamma_epochs`` (default min(10, epochs)) epochs of stage 2 and as
-    many of stage 3 per candidate.
+    The budget is ``steps`` optimiser steps for standard training and stages 1-2 (default 3000) and
+    ``finetune_steps`` for stage 3 (default steps / 3), or ``epochs`` per stage when given; stage 3's
+    peak learning rate is ``finetune_lr`` (default 0.3 x lr). Score matching runs ``epochs`` (default 100).
     """
-    base = TrainSettings(max_epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         energy_weight=energy_weight, loss=loss, threads=threads, seed=seed)
-    short = min(10, epochs) if gamma_epochs is None else gamma_epochs
+    if epochs is None:
+        steps = 3000 if steps is None else steps
+        finetune_steps = max(1, steps // 3) if finetune_steps is None else finetune_steps
+    base = TrainSettings(max_epochs=epochs or 200, max_steps=steps, batch_size=batch_size, lr=lr, patience=patience,
+                         energy_weight=energy_weight, loss=loss, ema_decay=ema_decay, threads=threads, seed=seed,
+                         eval_every=1 if epochs is not None else None)
     return AsteroidSettings(
         stage1=base,
         stage2=base,
-        stage3=replace(base, lr=finetune_lr if finetune_lr is not None else lr / 10.0),
-        score=ScoreMatchingSettings(temperature_K=temperature_K, max_epochs=epochs, batch_size=batch_size, lr=lr,
-                                    patience=patience, threads=threads, seed=seed),
+        stage3=replace(base, lr=finetune_lr if finetune_lr is not None else 0.3 * lr, max_steps=finetune_steps),
+        score=ScoreMatchingSettings(temperature_K=temperature_K, max_epochs=epochs or 100, batch_size=batch_size, lr=lr,
+                                    patience=patience or max(1, (epochs or 100) // 2), threads=threads, seed=seed),
         gamma_grid=tuple(float(g) for g in gamma_grid),
-        gamma_epochs=short,
-        gamma_finetune_epochs=short,
         val_fraction=val_fraction,
         seed=seed,
     )

@@ -1,19 +1,28 @@
-"""Supervised training of a Potential with the (weighted) Eq. 1 loss.
+"""Supervised training of a Potential with the (weighted) Eq. 1 loss: the training recipe.
 
-One function, :func:`train`: Adam or AdamW, a learning-rate schedule
-(``"plateau"``: ReduceLROnPlateau on the validation force MAE, the default;
-``"cosine"``: cosine annealing from ``lr`` to ``min_lr`` over ``max_epochs``;
-``"none"``), early stopping on the validation force MAE with ``patience``
-epochs, and the best weights restored at the end. The model as it is given
-is evaluated first (epoch 0) and counts as a candidate, so fine-tuning never
-returns something worse on validation than its starting point.
+One function, :func:`train`, for every architecture:
 
-Before training, per-element reference energies are fitted on the training
-set's fidelity and written into ``model.atomic_energies`` (``fit_references``);
-after training they are re-fitted on the residuals of the trained model
-(``refit_references``), because the force loss cannot see a constant energy
-offset and a small energy weight corrects it only slowly. ``history`` holds the
-energy errors before that shift, ``best_val_energy_mae`` the one after it.
+- a fixed budget of optimiser steps (``max_steps``, or ``max_epochs`` passes
+  over the data) with a warm-up + cosine learning-rate schedule (``lr`` ->
+  ``min_lr``; ``"plateau"`` and ``"none"`` remain available);
+- an exponential moving average (EMA) of the weights (``ema_decay``), which is
+  what is evaluated, returned and checkpointed;
+- the loss of :mod:`loss` (``"mse"`` by default; ``"mae"`` as in the ASTEROID
+  code, ``"huber"``) with an energy weight large enough to constrain energies;
+- output scale and shift from the training data: :func:`fit_output_scale`
+  sets a fresh model's ``output_scale`` to the RMS of the training forces
+  (callers that build fresh models call it, as ASTEROID's stages do), and the
+  per-element reference energies of the training fidelity are fitted by least
+  squares on the residuals ``E_label - E_model`` before training and re-fitted
+  after it (the force loss cannot see a constant offset);
+- early stopping only as a guard: the validation force MAE of the EMA weights
+  is tracked every ``eval_every`` epochs; the run stops when it has not
+  improved for ``patience`` evaluations (default: half the run) or when the
+  loss is not finite, and then returns the best weights seen. Otherwise it
+  returns the weights at the end of the budget (``select="final"``): the
+  validation split did not choose them, so its error is an honest estimate.
+  ``select="best"`` returns the best evaluated weights (the starting model
+  included) instead.
 
 Reproducible: the same model, data and ``seed`` give identical weights
 (seeded torch RNG and seeded shuffling; CPU kernels used here are
@@ -22,10 +31,6 @@ restores the previous value afterwards. Works for float32 and float64 models
 (batches take the dtype of the model's parameters). In float32 a molecule's
 absolute energy (thousands of eV) is rounded to ~1e-4 of an eV when the model
 adds its references; use float64 models where sub-meV energies matter.
-
-Defaults: ``energy_weight`` (rho) is 0.01, not the paper's 0.001, because the
-energy term here is a per-atom error (same scale as a force component) and the
-training budgets are short; forces still dominate.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 
 from alloop.errors import AlloopError
@@ -44,49 +50,74 @@ from alloop.potentials.base import Potential, model_dtype
 from alloop.training.data import FrameDataset
 from alloop.training.loss import LOSS_TYPES, eq1_loss
 from alloop.training.metrics import validation_metrics
-from alloop.training.references import (
-    ReferenceFit, apply_references, fit_references, model_references, refit_references,
-)
+from alloop.training.optim import SCHEDULES, WeightAverage, learning_rate
+from alloop.training.references import ReferenceFit, apply_references, model_references, refit_references
 
 Logger = Callable[[str], None]
+
+#: evaluations per run when ``eval_every`` is not given
+EVALUATIONS_PER_RUN = 50
+#: progress lines per run (every evaluation is kept in ``history``)
+LOG_LINES_PER_RUN = 10
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Hyperparameters of one training run. ``lr`` in the optimiser's units; ``patience`` in epochs."""
+    """Hyperparameters of one training run (see the module docstring).
+
+    The budget is ``max_steps`` optimiser steps when given, else ``max_epochs``
+    passes over the training set. ``patience`` counts epochs (rounded up to whole
+    evaluations, one every ``eval_every`` epochs; ``None``: half the run);
+    ``lr_patience`` (plateau schedule) counts evaluations.
+    """
 
     max_epochs: int = 200
+    max_steps: int | None = None
     batch_size: int = 16
     lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_fraction: float = 0.05
     weight_decay: float = 0.0
     optimizer: str = "adamw"
-    scheduler: str = "plateau"
+    scheduler: str = "cosine"
     lr_factor: float = 0.5
     lr_patience: int = 5
-    min_lr: float = 1e-6
-    patience: int = 20
+    ema_decay: float | None = 0.99
+    patience: int | None = None
     min_improvement: float = 1e-4
-    energy_weight: float = 0.01
-    loss: str = "mae"
+    select: str = "final"
+    energy_weight: float = 0.1
+    loss: str = "mse"
     grad_clip: float | None = 10.0
     seed: int = 0
     threads: int | None = None
     fit_references: bool = True
+    eval_every: int | None = None
     eval_batch_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 0 or self.batch_size < 1 or self.patience < 1:
+        if self.max_epochs < 0 or self.batch_size < 1 or (self.patience is not None and self.patience < 1):
             raise AlloopError("max_epochs must be >= 0, batch_size and patience >= 1")
-        if self.lr <= 0:
-            raise AlloopError(f"lr must be positive, got {self.lr}")
+        if self.max_steps is not None and self.max_steps < 0:
+            raise AlloopError(f"max_steps must be >= 0, got {self.max_steps}")
+        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
+            raise AlloopError(f"need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise AlloopError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.optimizer not in ("adam", "adamw"):
             raise AlloopError(f"unknown optimizer '{self.optimizer}' (use adam or adamw)")
-        if self.scheduler not in ("plateau", "cosine", "none"):
-            raise AlloopError(f"unknown scheduler '{self.scheduler}' (use plateau, cosine or none)")
+        if self.scheduler not in SCHEDULES:
+            raise AlloopError(f"unknown scheduler '{self.scheduler}' (use one of {', '.join(SCHEDULES)})")
         if self.loss not in LOSS_TYPES:
             raise AlloopError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSS_TYPES)})")
         if not 0.0 <= self.energy_weight <= 1.0:
             raise AlloopError(f"energy_weight must be in [0, 1], got {self.energy_weight}")
+        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
+            raise AlloopError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
+        if self.select not in ("final", "best"):
+            raise AlloopError(f"unknown select '{self.select}' (use final or best)")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise AlloopError(f"eval_every must be >= 1, got {self.eval_every}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +133,8 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
+    """What a run did. ``best_*`` describe the returned weights (epoch ``best_epoch``), chosen per ``selected``."""
+
     history: list[EpochRecord]
     best_epoch: int
     best_val_force_mae: float
@@ -114,6 +147,9 @@ class TrainResult:
     references: dict[int, float] = field(default_factory=dict)
     reference_fit: ReferenceFit | None = None
     initial_fingerprint: str = ""
+    steps: int = 0
+    selected: str = "final"
+    output_scale: float = 1.0
 
 
 def parameter_fingerprint(model: torch.nn.Module) -> str:
@@ -128,7 +164,7 @@ def parameter_fingerprint(model: torch.nn.Module) -> str:
 
 
 def format_record(record: EpochRecord, tag: str = "") -> str:
-    """The one-line progress report of an epoch."""
+    """The one-line progress report of an evaluation."""
     train = "   -    " if math.isnan(record.train_loss) else f"{record.train_loss:.4g}"
     return (
         f"{tag + ' ' if tag else ''}epoch {record.epoch:4d}  train loss {train:>9}  "
@@ -145,33 +181,89 @@ def _optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimize
     return cls(params, lr=s.lr, weight_decay=s.weight_decay)
 
 
-def _scheduler(opt: torch.optim.Optimizer, s: TrainSettings):
-    if s.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min", factor=s.lr_factor, patience=s.lr_patience, min_lr=s.min_lr
-        )
-    if s.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, s.max_epochs), eta_min=s.min_lr)
-    return None
+def force_rms(data: FrameDataset) -> float:
+    """Root mean square of the training forces' components (eV/A), weighted by frame; 1.0 if all are zero."""
+    w = np.repeat(data.weight, data.sizes)[:, None]
+    rms = float(np.sqrt(np.sum(w * data.forces**2) / max(3.0 * np.sum(w), 1e-300)))
+    return rms if rms > 0 and math.isfinite(rms) else 1.0
 
 
-def _train_epoch(model: Potential, data: FrameDataset, opt: torch.optim.Optimizer, s: TrainSettings, epoch: int) -> float:
+def fit_output_scale(model: Potential, data: FrameDataset) -> float:
+    """Set a freshly initialised model's ``output_scale`` to the RMS of ``data``'s forces; returns it.
+
+    Call it once, before a model's first training (training from scratch); a trained
+    or pretrained model keeps its scale. Models with ``learns_output_scale = False``
+    are left at 1.
+    """
+    if model.learns_output_scale:
+        with torch.no_grad():
+            model.output_scale.fill_(force_rms(data))
+    return float(model.output_scale)
+
+
+def _shift(model: Potential, data: FrameDataset, s: TrainSettings) -> ReferenceFit | None:
+    """The training fidelity's per-element references, fitted on the residuals of the network alone."""
+    if not s.fit_references:
+        return None
+    apply_references(model, {})
+    return refit_references(model, data, batch_size=s.eval_batch_size)
+
+
+@dataclass
+class _Budget:
+    steps: int
+    epochs: int
+    eval_every: int
+    warmup: int
+
+
+def _budget(data: FrameDataset, s: TrainSettings) -> _Budget:
+    per_epoch = math.ceil(len(data) / s.batch_size)
+    steps = s.max_steps if s.max_steps is not None else s.max_epochs * per_epoch
+    epochs = math.ceil(steps / per_epoch)
+    every = s.eval_every or max(1, math.ceil(epochs / EVALUATIONS_PER_RUN))
+    return _Budget(steps, epochs, every, int(s.warmup_fraction * steps))
+class _Steps:
+    """Counts optimiser steps and sets each step's learning rate (warm-up + cosine, or constant)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, budget: _Budget, s: TrainSettings) -> None:
+        self.opt, self.budget, self.s, self.done = opt, budget, s, 0
+
+    @property
+    def left(self) -> int:
+        return self.budget.steps - self.done
+
+    def before_step(self) -> None:
+        if self.s.scheduler == "cosine":
+            lr = learning_rate(self.done, self.budget.steps, self.s.lr, self.s.min_lr, self.budget.warmup, "cosine")
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+        self.done += 1
+
+
+def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: WeightAverage | None,
+                 s: TrainSettings, epoch: int) -> float:
     dtype = model_dtype(model)
     mean_w = float(data.weight.mean())
     total, count = 0.0, 0
     model.train()
     for batch in data.batches(s.batch_size, dtype=dtype, shuffle=True, seed=s.seed * 1_000_003 + epoch):
+        if steps.left <= 0:
+            break
         out = model(batch.atoms, compute_forces=True, create_graph=True)
         n = batch.weight.numel()
         loss = eq1_loss(
             out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
             weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
         )
-        opt.zero_grad(set_to_none=True)
+        steps.before_step()
+        steps.opt.zero_grad(set_to_none=True)
         loss.backward()
         if s.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-        opt.step()
+        steps.opt.step()
+        if ema is not None:
+            ema.update(model)
         total += float(loss.detach()) * n
         count += n
     return total / max(count, 1)
@@ -209,66 +301,79 @@ def train(
 def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings, log: Logger | None, tag: str) -> TrainResult:
     start = time.perf_counter()
     torch.manual_seed(s.seed)
-    ref_fit = None
-    if s.fit_references:
-        ref_fit = fit_references(train_set)
-        apply_references(model, ref_fit.energies)
+    prefix = f"{tag} " if tag else ""
+    ref_fit = _shift(model, train_set, s)
     fingerprint = parameter_fingerprint(model)
+    budget = _budget(train_set, s)
     opt = _optimizer(model, s)
-    sched = _scheduler(opt, s)
+    steps = _Steps(opt, budget, s)
+    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=s.lr_factor,
+                                                          patience=s.lr_patience, min_lr=s.min_lr)
+               if s.scheduler == "plateau" else None)
+    ema = WeightAverage(model, s.ema_decay) if s.ema_decay else None
+    evaluated = model if ema is None else ema.model  # the weights that are evaluated and returned
+    n_evals = max(1, math.ceil(budget.epochs / budget.eval_every))
+    patience = math.ceil(s.patience / budget.eval_every) if s.patience is not None else max(1, n_evals // 2)
+    log_every = max(1, n_evals // LOG_LINES_PER_RUN)
 
     def evaluate(epoch: int, train_loss: float, t0: float) -> EpochRecord:
-        m = validation_metrics(model, val_set, s.energy_weight, s.loss, s.eval_batch_size)
+        m = validation_metrics(evaluated, val_set, s.energy_weight, s.loss, s.eval_batch_size)
         return EpochRecord(epoch, train_loss, m["loss"], m["force_mae"], m["energy_mae"],
                            opt.param_groups[0]["lr"], time.perf_counter() - t0)
 
     record = evaluate(0, float("nan"), start)
     history = [record]
     if log:
+        log(f"{prefix}{len(train_set)} training / {len(val_set)} validation frames, {budget.steps} steps "
+            f"({budget.epochs} epochs of batch {s.batch_size}), {s.scheduler} lr {s.lr:.2e}, loss {s.loss}, "
+            f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale {float(model.output_scale):.3f}")
         log(format_record(record, tag))
-    best = record
-    best_state = copy.deepcopy(model.state_dict())
+    best, best_state = record, copy.deepcopy(evaluated.state_dict())
     since_best, stopped_early, diverged = 0, False, False
-    for epoch in range(1, s.max_epochs + 1):
-        t0 = time.perf_counter()
-        train_loss = _train_epoch(model, train_set, opt, s, epoch)
+    t0, train_loss = time.perf_counter(), float("nan")
+    for epoch in range(1, budget.epochs + 1):
+        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch)
+        if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
+            continue
         record = evaluate(epoch, train_loss, t0)
+        t0 = time.perf_counter()
         history.append(record)
-        if log:
+        if log and (len(history) % log_every == 0 or epoch == budget.epochs):
             log(format_record(record, tag))
         if not (math.isfinite(train_loss) and math.isfinite(record.val_force_mae)):
             diverged = True
             if log:
-                log(f"{tag + ' ' if tag else ''}non-finite loss at epoch {epoch}: stopping, best weights restored")
+                log(f"{prefix}non-finite loss at epoch {epoch}: stopping, best weights restored")
             break
         if record.val_force_mae < best.val_force_mae * (1.0 - s.min_improvement):
             best, since_best = record, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(evaluated.state_dict())
         else:
             since_best += 1
-        if sched is not None:
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(record.val_force_mae)
-            else:
-                sched.step()
-        if since_best >= s.patience:
+        if plateau is not None:
+            plateau.step(record.val_force_mae)
+        if since_best >= patience:
             stopped_early = True
+            if log:
+                log(f"{prefix}no improvement in {patience} evaluations: stopping at epoch {epoch}, best weights restored")
             break
-    model.load_state_dict(best_state)
+    selected = "best" if (s.select == "best" or stopped_early or diverged) else "final"
+    chosen = best if selected == "best" else history[-1]
+    model.load_state_dict(best_state if selected == "best" else evaluated.state_dict())
     model.eval()
-    best_energy_mae = best.val_energy_mae
+    energy_mae = chosen.val_energy_mae
     if s.fit_references:  # the trained network's mean energy has drifted from the labels: re-centre it
         ref_fit = refit_references(model, train_set, batch_size=s.eval_batch_size)
-        best_energy_mae = validation_metrics(model, val_set, s.energy_weight, s.loss, s.eval_batch_size)["energy_mae"]
+        energy_mae = validation_metrics(model, val_set, s.energy_weight, s.loss, s.eval_batch_size)["energy_mae"]
         if log:
-            log(f"{tag + ' ' if tag else ''}energy references re-fitted on the training set: "
-                f"validation E-MAE {best.val_energy_mae:.4f} -> {best_energy_mae:.4f} eV")
+            log(f"{prefix}energy references re-fitted on the training set: "
+                f"validation E-MAE {chosen.val_energy_mae:.4f} -> {energy_mae:.4f} eV")
     return TrainResult(
         history=history,
-        best_epoch=best.epoch,
-        best_val_force_mae=best.val_force_mae,
-        best_val_energy_mae=best_energy_mae,
-        best_val_loss=best.val_loss,
+        best_epoch=chosen.epoch,
+        best_val_force_mae=chosen.val_force_mae,
+        best_val_energy_mae=energy_mae,
+        best_val_loss=chosen.val_loss,
         epochs_run=history[-1].epoch,
         stopped_early=stopped_early,
         diverged=diverged,
@@ -276,4 +381,7 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         references=model_references(model) if ref_fit is None else dict(ref_fit.energies),
         reference_fit=ref_fit,
         initial_fingerprint=fingerprint,
+        steps=steps.done,
+        selected=selected,
+        output_scale=float(model.output_scale),
     )

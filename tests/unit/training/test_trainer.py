@@ -12,7 +12,8 @@ from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 
 from training_synthetic import label_frames, perturbed, truth_potential
 
-FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01)
+# the settings of the trainer before the recipe (MAE, no EMA): short runs on tiny data converge with them
+FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01, loss="mae", ema_decay=None, scheduler="plateau", select="best")
 
 
 def _split(frames, seed=0):
@@ -78,14 +79,29 @@ def test_early_stopping_stops_and_restores_the_best_weights(truth):
     assert parameter_fingerprint(model) == start
 
 
-def test_the_returned_model_is_the_best_epoch(mixed_frames):
+def test_select_best_returns_the_best_epoch(mixed_frames):
     tr, va = _split(mixed_frames)
     model = PairPotential([1, 6, 8], seed=1)
-    result = train(model, tr, va, TrainSettings(max_epochs=12, lr=0.3, batch_size=4, patience=4, energy_weight=0.01))
+    s = TrainSettings(max_epochs=12, lr=0.3, batch_size=4, patience=4, energy_weight=0.01, loss="mae",
+                      ema_decay=None, scheduler="none", select="best")
+    result = train(model, tr, va, s)
     best = min(r.val_force_mae for r in result.history)
     assert 0 < result.best_epoch < result.epochs_run  # later epochs were worse: restoring matters
-    assert result.best_val_force_mae == best
+    assert result.best_val_force_mae == best and result.selected == "best"
     assert validation_metrics(model, va, 0.01, "mae")["force_mae"] == pytest.approx(best, rel=1e-6)
+
+
+def test_select_final_returns_the_weights_at_the_end_of_the_budget(mixed_frames):
+    """Validation does not choose the returned weights unless the guard stops the run."""
+    tr, va = _split(mixed_frames)
+    model = PairPotential([1, 6, 8], seed=1)
+    s = TrainSettings(max_steps=40, lr=0.3, batch_size=4, energy_weight=0.01, loss="mae", ema_decay=0.9,
+                      scheduler="none", patience=1000)
+    result = train(model, tr, va, s)
+    assert result.selected == "final" and not result.stopped_early and result.steps == 40
+    assert result.best_epoch == result.epochs_run == result.history[-1].epoch
+    assert result.best_val_force_mae == result.history[-1].val_force_mae
+    assert validation_metrics(model, va, 0.01, "mae")["force_mae"] == pytest.approx(result.best_val_force_mae, rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["mae", "mse"])
@@ -99,7 +115,7 @@ def test_bias_weights_protect_against_corrupted_labels(truth, kind):
     for name, w in {"uniform": np.ones(30), "weighted": np.r_[np.ones(15), np.full(15, 1e-3)]}.items():
         model = PairPotential([1, 6, 8], seed=1)
         weighted = data.with_weights(w)
-        train(model, weighted, weighted, TrainSettings(max_epochs=20, loss=kind, **FAST))
+        train(model, weighted, weighted, TrainSettings(max_epochs=20, **{**FAST, "loss": kind}))
         errors[name] = evaluate_model(model, test)["force_mae_eV_per_A"]
     assert errors["weighted"] < 0.7 * errors["uniform"]
 
@@ -108,8 +124,9 @@ def test_progress_lines_and_silence(mixed_frames, capsys):
     tr, va = _split(mixed_frames)
     lines = []
     result = train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=2, **FAST), log=lines.append, tag="t")
-    assert len(lines) == result.epochs_run + 2 == 4  # epoch 0..2, then the reference re-fit
-    assert lines[1].startswith("t epoch    1") and "val F-MAE" in lines[1] and "eV/A" in lines[1] and "lr" in lines[1]
+    assert len(lines) == result.epochs_run + 3 == 5  # settings, epoch 0..2, then the reference re-fit
+    assert lines[0].startswith("t 18 training / 6 validation frames, 6 steps")
+    assert lines[2].startswith("t epoch    1") and "val F-MAE" in lines[2] and "eV/A" in lines[2] and "lr" in lines[2]
     assert lines[-1].startswith("t energy references re-fitted")
     train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=1, **FAST))
     assert capsys.readouterr().out == ""
@@ -127,7 +144,13 @@ def test_clear_errors(mixed_frames, water):
     with pytest.raises(AlloopError, match="not in the model's element set"):
         train(PairPotential([1, 8]), tr, va, TrainSettings(max_epochs=1))
     with pytest.raises(AlloopError, match="unknown loss"):
-        TrainSettings(loss="huber")
+        TrainSettings(loss="l3")
+    with pytest.raises(AlloopError, match="ema_decay"):
+        TrainSettings(ema_decay=1.0)
+    with pytest.raises(AlloopError, match="min_lr"):
+        TrainSettings(lr=1e-4, min_lr=1e-3)
+    with pytest.raises(AlloopError, match="unknown select"):
+        TrainSettings(select="median")
     unlabelled = FrameDataset.from_atoms([water, water], labelled=False)
     with pytest.raises(AlloopError, match="need energies and forces"):
         train(PairPotential([1, 6, 8]), unlabelled, va)
@@ -138,7 +161,7 @@ def test_learning_rate_schedules_lower_the_rate(truth, scheduler):
     # validation can only get worse (see the early-stopping test), so the plateau schedule cuts the rate
     train_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 8, seed=5), truth_potential(seed=99)))
     val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 4, seed=6), truth))
-    s = TrainSettings(max_epochs=4, scheduler=scheduler, lr_patience=0, patience=10, **FAST)
+    s = TrainSettings(max_epochs=4, **{**FAST, "scheduler": scheduler, "lr_patience": 0, "patience": 10})
     result = train(truth_potential(), train_set, val_set, s)
     assert result.history[-1].lr < result.history[1].lr == FAST["lr"]
 
@@ -150,8 +173,9 @@ def test_a_float32_egnn_trains_and_supports_score_matching(mixed_frames):
 
     model = build_model("egnn", [1, 6, 8], cutoff_A=4.0, hidden_features=16, n_layers=2, n_rbf=8, seed=0)
     tr, va = _split(mixed_frames)
-    result = train(model, tr, va, TrainSettings(max_epochs=2, lr=1e-3, batch_size=8))
-    assert result.best_val_force_mae <= result.history[0].val_force_mae and np.isfinite(result.best_val_force_mae)
+    result = train(model, tr, va, TrainSettings(max_steps=60, lr=1e-2, batch_size=8, patience=1000))
+    assert np.isfinite(result.best_val_force_mae) and result.selected == "final"
+    assert result.history[-1].val_force_mae < 0.9 * result.history[0].val_force_mae
     batch = AtomsBatch.from_atoms(tr.to_atoms()[:3])
     v = projection_vectors(1, tuple(batch.positions.shape), torch.float32, "rademacher", torch.Generator().manual_seed(0))
     score_matching_loss(model, batch, 300.0, v).sum().backward()  # double backward through the message passing
