@@ -96,17 +96,41 @@ class SystemConfig(Section):
 
 
 _EGNN_DEFAULTS = {"hidden_features": 64, "n_layers": 3}
+# Keys each architecture reads besides cutoff_A and dtype (a sevennet with a pretrained ``base`` takes no size keys).
+_MODEL_KEYS = {
+    "egnn": {"hidden_features", "n_layers", "n_rbf"},
+    "pair": {"n_rbf"},
+    "sevennet": {"base", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks"},
+}
+_SEVENNET_SIZE = {"hidden_features", "n_layers", "n_rbf", "lmax"}
 
 
 class ModelConfig(Section):
     """The machine-learned potential: a preset from configs/models/ or spelled out."""
 
     preset: str | None = None
-    architecture: Literal["egnn", "pair"] = "egnn"
+    architecture: Literal["egnn", "pair", "sevennet"] = "egnn"
+    base: str | None = Field(
+        default=None, min_length=1, description="sevennet: a pretrained model shipped in the sevenn wheel ('7net-0')"
+    )
     cutoff_A: float = Field(default=5.0, gt=0, le=20)
-    hidden_features: int | None = Field(default=None, ge=1, validate_default=True, description="egnn: default 64")
-    n_layers: int | None = Field(default=None, ge=1, validate_default=True, description="egnn: default 3")
-    n_rbf: int = Field(default=16, ge=1, description="radial basis functions (the pair potential's n_radial)")
+    hidden_features: int | None = Field(
+        default=None, ge=1, validate_default=True, description="egnn: default 64; sevennet: channels, default 32"
+    )
+    n_layers: int | None = Field(
+        default=None, ge=1, validate_default=True, description="egnn: default 3; sevennet: interaction blocks, default 3"
+    )
+    n_rbf: int | None = Field(
+        default=None, ge=1, validate_default=True,
+        description="radial basis functions (egnn, pair: default 16, the pair potential's n_radial; sevennet: Bessel, 8)",
+    )
+    lmax: int | None = Field(default=None, ge=0, le=4, description="sevennet: max rotation order (default 2)")
+    features: Literal["last", "all"] | None = Field(
+        default=None, description="sevennet: scalar features of the last interaction block or of all (default last)"
+    )
+    freeze_blocks: int | None = Field(
+        default=None, ge=0, description="sevennet: freeze the embeddings and the first k interaction blocks"
+    )
     dtype: Literal["float32", "float64"] = "float32"
     checkpoint: Path | None = Field(
         default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win)"
@@ -117,19 +141,23 @@ class ModelConfig(Section):
     def _preset(cls, data: Any) -> Any:
         return merge_preset("models", data)
 
-    @field_validator("hidden_features", "n_layers")
+    @field_validator("base", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks")
     @classmethod
-    def _egnn_only(cls, value: int | None, info: ValidationInfo) -> int | None:
-        architecture = info.data.get("architecture")
-        if architecture == "egnn":
-            return _EGNN_DEFAULTS[str(info.field_name)] if value is None else value
-        if value is not None:
+    def _architecture_keys(cls, value: Any, info: ValidationInfo) -> Any:
+        architecture, key = info.data.get("architecture"), str(info.field_name)
+        if value is not None and key not in _MODEL_KEYS.get(str(architecture), set()):
             raise ValueError(f"not used by architecture '{architecture}'")
-        return None
+        if value is not None and key in _SEVENNET_SIZE and info.data.get("base") is not None:
+            raise ValueError(f"fixed by the pretrained model '{info.data['base']}'")
+        if value is None and architecture in ("egnn", "pair") and key == "n_rbf":
+            return 16
+        if value is None and architecture == "egnn" and key in _EGNN_DEFAULTS:
+            return _EGNN_DEFAULTS[key]
+        return value
 
     def hyperparameters(self) -> dict[str, Any]:
         """Keyword arguments for ``alloop.potentials.registry.build_model`` (architecture and checkpoint apart)."""
-        keys = ("cutoff_A", "hidden_features", "n_layers", "n_rbf", "dtype")
+        keys = ("base", "cutoff_A", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks", "dtype")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
     @field_validator("checkpoint")

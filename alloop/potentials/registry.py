@@ -1,10 +1,11 @@
-"""Model registry: short architecture names ("egnn", "pair") instead of import paths.
+"""Model registry: short architecture names ("egnn", "pair", "sevennet") instead of import paths.
 
 ``build_model("egnn", elements=[1, 6, 8], cutoff_A=5.0, hidden_features=64)``
 builds a model from the keys of a ``configs/models/*.yaml`` preset
 (``architecture``, ``cutoff_A``, ``hidden_features``, ``n_layers``, ``n_rbf``,
-``dtype``) or from a class's own constructor arguments. Keys set to ``None``
-mean "the default". A new architecture joins with ``@register_model``.
+``dtype``; sevennet also ``base``, ``lmax``, ``features``, ``freeze_blocks``)
+or from a class's own constructor arguments. Keys set to ``None`` mean "the
+default". A new architecture joins with ``@register_model``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from alloop.potentials.base import Potential, model_dtype
 
 _REGISTRY: dict[str, type[Potential]] = {}
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).
-_BUILTIN = {"egnn": ("alloop.potentials.egnn", "EGNN"), "pair": ("alloop.potentials.pair", "PairPotential")}
+_BUILTIN = {
+    "egnn": ("alloop.potentials.egnn", "EGNN"),
+    "pair": ("alloop.potentials.pair", "PairPotential"),
+    "sevennet": ("alloop.potentials.sevennet", "SevenNet"),
+}
 
 # Config key -> constructor argument, for every architecture and per architecture.
 _COMMON_ALIASES = {"cutoff_A": "cutoff"}
@@ -34,6 +39,11 @@ _PRESETS: dict[str, dict[str, Any]] = {
     },
     "egnn-paper": {
         "architecture": "egnn", "cutoff_A": 5.0, "hidden_features": 128, "n_layers": 5, "n_rbf": 16, "dtype": "float32",
+    },
+    "sevennet-0": {"architecture": "sevennet", "base": "7net-0", "cutoff_A": 5.0, "dtype": "float32"},
+    "sevennet-small": {
+        "architecture": "sevennet", "cutoff_A": 5.0, "hidden_features": 32, "n_layers": 3, "lmax": 1, "n_rbf": 8,
+        "dtype": "float32",
     },
 }
 
@@ -78,7 +88,7 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def model_preset(name: str) -> dict[str, Any]:
-    """Built-in hyperparameter presets ("small", "egnn-paper") in config-key form, for :func:`build_model`."""
+    """Built-in hyperparameter presets ("small", "egnn-paper", "sevennet-0", ...) in config-key form, for :func:`build_model`."""
     try:
         return dict(_PRESETS[name])
     except KeyError:

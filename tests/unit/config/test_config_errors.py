@@ -74,10 +74,13 @@ CASES = [
     ({"system": {"charge": 10}}, r"^system\.charge: leaves 0 electrons"),
     ({"system": {"spin": -2}}, r"^system\.spin: must be >= 0 \(got -2\)$"),
     ({"system": {"structures": "missing.xyz"}}, r"^system\.structures: file not found: .*/missing\.xyz"),
-    ({"model": "huge"}, r"^model: unknown model preset 'huge' \(known: egnn-paper, pair, small\)$"),
+    (
+        {"model": "huge"},
+        r"^model: unknown model preset 'huge' \(known: egnn-paper, pair, sevennet-0, sevennet-small, small\)$",
+    ),
     ({"model": {"checkpoint": "nowhere.pt"}}, r"^model\.checkpoint: file not found: .*/nowhere\.pt$"),
     ({"model": {"preset": "pair", "n_layers": 2}}, r"^model\.n_layers: not used by architecture 'pair'$"),
-    ({"model": {"architecture": "mace"}}, r"^model\.architecture: must be 'egnn' or 'pair' \(got 'mace'\)$"),
+    ({"model": {"architecture": "mace"}}, r"^model\.architecture: must be 'egnn', 'pair' or 'sevennet' \(got 'mace'\)$"),
     ({"model": {"preset": "small", "dtype": "float16"}}, r"^model\.dtype: must be 'float32' or 'float64'"),
     ({"fidelities": {"cheap": "nope"}}, r"^fidelities\.cheap: unknown fidelity preset 'nope' \(known: "),
     (

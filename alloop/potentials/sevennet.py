@@ -1,0 +1,281 @@
+"""SevenNet as a Potential: the pretrained SevenNet-0 from the ``sevenn`` wheel, or a SevenNet from scratch.
+
+The network is sevenn's own ``AtomGraphSequential`` (NequIP-style equivariant
+interaction blocks), fed with graphs from alloop's neighbour lists: a batch of
+replicas (any molecules) is one call. Edge vectors are computed from
+``batch.positions``, sevenn's force module is skipped, and the base class
+differentiates the energy, so forces, Hessians and force losses all go through
+alloop's autograd. Molecules only (no cell).
+
+* ``base="7net-0"``: SevenNet-0 (11Jul2024) rebuilt by sevenn's loader from the
+  checkpoint packaged in the installed wheel (never downloaded, never read from
+  alloop's files). It predicts PBE(+U)/VASP-referenced total energies (MPtrj),
+  including its own per-element shifts and scales: the returned "residual" is
+  that total energy, and alloop's ``atomic_energies`` (fitted by the trainer on
+  label - prediction) re-reference it to the campaign's fidelity.
+* ``base=None``: a new SevenNet of ``hidden_features`` channels, ``n_layers``
+  interaction blocks, ``lmax``, ``n_rbf`` Bessel functions (shift 0, scale 1),
+  initialised from ``seed``; ``hyperparameters()`` records its full sevenn config.
+
+Per-atom features: the scalar (0e) channels of the node features after the last
+interaction block (``features="last"``) or after every block, concatenated
+(``features="all"``). ``freeze_blocks=k`` freezes the element and distance
+embeddings and the first k interaction blocks (``requires_grad=False``).
+Units: Angstrom, eV. Built in float32; ``.double()`` gives an exact float64 model
+(one-hot cast here, Wigner 3j symbols recomputed, deep copies keep e3nn's code).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from alloop.potentials.base import MAX_Z, AtomsBatch, Potential
+from alloop.potentials.neighbors import neighbor_pairs
+
+# alloop name -> the sevenn._const attribute of a checkpoint shipped inside the wheel.
+PRETRAINED = {"7net-0": "SEVENNET_0_11Jul2024"}
+FEATURE_MODES = ("last", "all")
+_EMBEDDING = ("edge_embedding", "onehot_idx_to_onehot", "onehot_to_feature_x")
+_SKIPPED = ("force_output",)  # alloop's base class computes forces by autograd
+_W3J = re.compile(r"_w3j_(\d+)_(\d+)_(\d+)")  # e3nn's Wigner 3j buffers
+
+# A from-scratch SevenNet: every model key sevenn's builder reads (species keys are added from ``elements``).
+_SCRATCH_CONFIG: dict[str, Any] = {
+    "cutoff": 5.0, "channel": 32, "lmax": 2, "lmax_edge": -1, "lmax_node": -1, "is_parity": False,
+    "num_convolution_layer": 3, "irreps_manual": False,
+    "radial_basis": {"radial_basis_name": "bessel", "bessel_basis_num": 8},
+    "cutoff_function": {"cutoff_function_name": "poly_cut", "poly_cut_p_value": 6},
+    "act_radial": "silu", "act_scalar": {"e": "silu", "o": "tanh"}, "act_gate": {"e": "silu", "o": "tanh"},
+    "weight_nn_hidden_neurons": [64, 64], "conv_denominator": 8.0, "train_denominator": False,
+    "train_shift_scale": False, "use_bias_in_linear": False, "readout_as_fcn": False,
+    "self_connection_type": "nequip", "interaction_type": "nequip", "_normalize_sph": True,
+    "shift": 0.0, "scale": 1.0,
+}
+_KNOBS = {"hidden_features": "channel", "n_layers": "num_convolution_layer", "lmax": "lmax"}
+
+
+@functools.lru_cache(maxsize=2)
+def _packaged_checkpoint(base: str) -> Any:
+    """sevenn's checkpoint object for a pretrained model shipped in the installed wheel (read once per process)."""
+    import sevenn._const
+    import sevenn.util
+
+    if base not in PRETRAINED:
+        raise ValueError(f"unknown pretrained SevenNet {base!r} (known: {', '.join(PRETRAINED)})")
+    path = Path(getattr(sevenn._const, PRETRAINED[base]))
+    if not path.is_file() or Path(sevenn.__file__).parent not in path.parents:
+        raise ValueError(f"the sevenn wheel does not ship {base!r} (expected {path}); alloop never downloads it")
+    return sevenn.util.load_checkpoint(str(path))
+
+
+def _species_config(elements: Sequence[int]) -> dict[str, Any]:
+    from ase.data import chemical_symbols
+    from sevenn.util import chemical_species_preprocess
+
+    return chemical_species_preprocess([chemical_symbols[z] for z in elements])
+
+
+def scratch_config(
+    cutoff: float | None = None, hidden_features: int | None = None, n_layers: int | None = None,
+    n_rbf: int | None = None, lmax: int | None = None,
+) -> dict[str, Any]:
+    """The sevenn model config of a from-scratch SevenNet (JSON-serialisable, species keys apart)."""
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _SCRATCH_CONFIG.items()}
+    knobs = {"hidden_features": hidden_features, "n_layers": n_layers, "n_rbf": n_rbf, "lmax": lmax}
+    for name, value in knobs.items():
+        low = 0 if name == "lmax" else 1
+        if value is not None and (int(value) != value or value < low):
+            raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+    for name, key in _KNOBS.items():
+        if knobs[name] is not None:
+            config[key] = int(knobs[name])
+    if n_rbf is not None:
+        config["radial_basis"]["bessel_basis_num"] = int(n_rbf)
+    if cutoff is not None:
+        config["cutoff"] = float(cutoff)
+    return config
+
+
+class SevenNet(Potential):
+    """SevenNet (sevenn ``AtomGraphSequential``) as an alloop Potential (``registry_name = "sevennet"``).
+
+    Args:
+        elements: atomic numbers of the campaign (must be in the pretrained model's type map).
+        cutoff: Angstrom; a pretrained model's own cutoff (5.0 for SevenNet-0) if None.
+        base: a pretrained model shipped in the wheel ("7net-0"), or None for a new SevenNet.
+        hidden_features, n_layers, n_rbf, lmax: size of a new SevenNet (channels, interaction
+            blocks, Bessel functions, max rotation order); not allowed with ``base``.
+        features: "last" (0e channels of the last block) or "all" (of every block, concatenated).
+        freeze_blocks: freeze the embeddings and the first k interaction blocks.
+        seed: weight initialisation of a new SevenNet (the global RNG is untouched).
+        sevenn_config: the full model config of a new SevenNet (as recorded by ``hyperparameters``).
+        sevenn_version: the sevenn version that built the checkpoint (a mismatch warns).
+    """
+
+    registry_name = "sevennet"
+
+    def __init__(
+        self,
+        elements: Sequence[int],
+        cutoff: float | None = None,
+        base: str | None = None,
+        hidden_features: int | None = None,
+        n_layers: int | None = None,
+        n_rbf: int | None = None,
+        lmax: int | None = None,
+        features: str = "last",
+        freeze_blocks: int = 0,
+        seed: int = 0,
+        sevenn_config: dict[str, Any] | None = None,
+        sevenn_version: str | None = None,
+    ) -> None:
+        import sevenn
+        from sevenn.model_build import build_E3_equivariant_model
+
+        knobs = {"hidden_features": hidden_features, "n_layers": n_layers, "n_rbf": n_rbf, "lmax": lmax}
+        given = sorted(k for k, v in knobs.items() if v is not None)
+        if sevenn_version is not None and sevenn_version != sevenn.__version__:
+            warnings.warn(f"checkpoint built with sevenn {sevenn_version}, installed {sevenn.__version__}", stacklevel=2)
+        if base is not None:
+            if given or sevenn_config is not None:
+                raise ValueError(f"{', '.join(given) or 'sevenn_config'}: fixed by the pretrained model {base!r}")
+            checkpoint = _packaged_checkpoint(base)
+            config = checkpoint.config
+            if config.get("use_modality", False):
+                raise ValueError(f"{base!r} is a multi-fidelity SevenNet; alloop supports single-fidelity ones")
+            if cutoff is not None and float(cutoff) != float(config["cutoff"]):
+                raise ValueError(f"cutoff {cutoff} differs from {base!r}'s own {config['cutoff']} A")
+            net = checkpoint.build_model()
+            self_config: dict[str, Any] | None = None
+        else:
+            if sevenn_config is not None and given:
+                raise ValueError(f"{', '.join(given)}: give either these or sevenn_config")
+            self_config = dict(sevenn_config) if sevenn_config is not None else scratch_config(cutoff, **knobs)
+            if cutoff is not None and float(cutoff) != float(self_config["cutoff"]):
+                raise ValueError(f"cutoff {cutoff} differs from sevenn_config's {self_config['cutoff']} A")
+            config = {**self_config, **_species_config(sorted({int(z) for z in elements}))}
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                net = build_E3_equivariant_model(config)
+        super().__init__(elements, float(config["cutoff"]))
+        type_map: dict[int, int] = {int(z): int(i) for z, i in config["_type_map"].items()}
+        unknown = [z for z in self.elements if z not in type_map]
+        if unknown:
+            name = base or "this SevenNet"
+            raise ValueError(f"elements {unknown} are not among the {len(type_map)} elements {name} knows")
+        if features not in FEATURE_MODES:
+            raise ValueError(f"features must be one of {FEATURE_MODES}, got {features!r}")
+        self.n_blocks = int(config["num_convolution_layer"])
+        if int(freeze_blocks) != freeze_blocks or not 0 <= freeze_blocks <= self.n_blocks:
+            raise ValueError(f"freeze_blocks must be an integer in 0..{self.n_blocks}, got {freeze_blocks}")
+        self.base, self.features, self.freeze_blocks, self.seed = base, features, int(freeze_blocks), int(seed)
+        self.sevenn_config = self_config
+        self.learns_output_scale = base is None  # a pretrained model's output is already in eV
+        self.net = net
+        index = torch.full((MAX_Z + 1,), -1, dtype=torch.int64)
+        for z in self.elements:
+            index[z] = type_map[z]
+        self.register_buffer("type_index", index)
+        self._scalar_slices = [self._scalars(t) for t in range(self.n_blocks)]
+        self._freeze(self.freeze_blocks)
+
+    def _apply(self, fn, recurse=True):  # type: ignore[override]
+        """After a dtype change, recompute e3nn's Wigner 3j buffers exactly (float32 copies break float64 equivariance)."""
+        from e3nn.o3 import wigner_3j
+
+        out = super()._apply(fn, recurse)
+        for module in self.modules():
+            for name, buf in module._buffers.items():
+                match = _W3J.fullmatch(name)
+                if match is not None and buf is not None:
+                    exact = wigner_3j(*map(int, match.groups()), dtype=torch.float64)
+                    module._buffers[name] = exact.to(dtype=buf.dtype, device=buf.device)
+        return out
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "SevenNet":
+        """A deep copy that keeps e3nn's generated code exact.
+
+        e3nn copies its code-generated modules by pickling them, and re-tracing the
+        pickled fx code folds some Wigner 3j buffers into float32 constants that
+        ``.double()`` no longer reaches (float64 forces then stop being exactly
+        equivariant). Here those modules are copied attribute by attribute, which
+        copies their fx graphs as they are (``torch.fx.GraphModule.__deepcopy__``).
+        """
+        from e3nn.util.codegen import CodeGenMixin
+
+        for module in reversed(list(self.modules())):  # children before their parents
+            if isinstance(module, CodeGenMixin) and id(module) not in memo:
+                copied = module.__class__.__new__(module.__class__)
+                memo[id(module)] = copied
+                copied.__dict__.update(copy.deepcopy(module.__dict__, memo))
+        twin = self.__class__.__new__(self.__class__)
+        memo[id(self)] = twin
+        twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return twin
+
+    def _scalars(self, block: int) -> list[slice]:
+        """Slices of the 0e channels in the output of interaction block ``block``."""
+        irreps = self.net._modules[f"{block}_equivariant_gate"].gate.irreps_out
+        return [s for (_, ir), s in zip(irreps, irreps.slices()) if ir.l == 0 and ir.p == 1]
+
+    def _freeze(self, k: int) -> None:
+        """requires_grad=False on the embeddings and on interaction blocks 0..k-1 (k = 0: nothing frozen)."""
+        if k == 0:
+            return
+        blocks = tuple(f"{t}_" for t in range(k))
+        for name, module in self.net._modules.items():
+            if name in _EMBEDDING or name.startswith(blocks):
+                module.requires_grad_(False)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        import sevenn
+
+        out: dict[str, Any] = {"elements": list(self.elements), "cutoff": self.cutoff}
+        if self.base is not None:
+            out["base"] = self.base
+        else:
+            out["sevenn_config"] = self.sevenn_config
+            out["seed"] = self.seed
+        out.update(features=self.features, freeze_blocks=self.freeze_blocks, sevenn_version=sevenn.__version__)
+        return out
+
+    @property
+    def feature_dim(self) -> int:
+        widths = [sum(s.stop - s.start for s in slices) for slices in self._scalar_slices]
+        return widths[-1] if self.features == "last" else sum(widths)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.net._modules["onehot_to_feature_x"].linear.weight.dtype
+
+    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_elements(batch)
+        if batch.positions.dtype != self.dtype:
+            raise ValueError(
+                f"batch positions are {batch.positions.dtype} but the model is {self.dtype}: "
+                "convert one of them (model.double() / AtomsBatch.from_atoms(..., dtype=...))"
+            )
+        edge_index, vec, _ = neighbor_pairs(batch, self.cutoff)
+        # sevenn's edges: [centre i, neighbour j] with edge_vec = r_j - r_i (alloop's are [j, i]).
+        data = {"x": self.type_index[batch.numbers], "edge_index": edge_index.flip(0), "edge_vec": vec,
+                "batch": batch.batch}
+        blocks: list[torch.Tensor] = []
+        for name, module in self.net._modules.items():
+            if name in _SKIPPED:
+                continue
+            data = module(data)
+            if name == "onehot_idx_to_onehot":  # sevenn makes its one-hot float32
+                data["x"] = data["x"].to(vec.dtype)
+                data["node_attr"] = data["node_attr"].to(vec.dtype)
+            elif name.endswith("_equivariant_gate"):
+                x = data["x"]
+                blocks.append(torch.cat([x[:, s] for s in self._scalar_slices[len(blocks)]], dim=1))
+        features = blocks[-1] if self.features == "last" else torch.cat(blocks, dim=1)
+        return data["inferred_total_energy"], features
