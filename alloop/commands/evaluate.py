@@ -1,12 +1,15 @@
-"""``alloop evaluate MODEL_OR_RUN_DIR DATA.extxyz [--json]``: energy and force errors of a model.
+"""``alloop evaluate MODEL_OR_RUN_DIR DATA.extxyz [--version N] [--json]``: energy and force errors of a model.
 
-MODEL_OR_RUN_DIR is a checkpoint file (``alloop train -o``) or a campaign run
-directory / store, whose newest checkpoint is used. Errors are against the
-file's energies (eV) and forces (eV/Angstrom): MAE and RMSE (the root mean
-square over all force components), plus the per-atom energy MAE. Absolute
-energies are only comparable when the data has the fidelity the model's
-energy references belong to; a mismatch of recorded fidelity hashes is noted.
-"""
+MODEL_OR_RUN_DIR is a checkpoint file (``alloop train -o``, ``alloop export
+--model``) or a campaign run directory / store, whose newest model (or
+checkpoint ``--version N``) is used; loading is :mod:`alloop.deploy.loading`,
+as for ``alloop.calculator``. Errors are against the file's energies (eV) and
+forces (eV/Angstrom): MAE and RMSE (the root mean square over all force
+components), plus the per-atom energy MAE. Absolute energies are predicted at
+the data's fidelity when the frames record one (``fidelity_hash``, as written
+by ``alloop label`` and ``alloop export``) and the model has references for
+it, else at the campaign's expensive fidelity, else as the checkpoint was
+saved; a remaining mismatch of fidelity hashes is noted."""
 
 from __future__ import annotations
 
@@ -14,7 +17,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from alloop.errors import AlloopError
+
+if TYPE_CHECKING:
+    from alloop.deploy.loading import TrainedModel
 
 ORDER = 41
 
@@ -28,36 +36,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL_OR_RUN_DIR", help="checkpoint file, or campaign run directory / store")
     p.add_argument("data", metavar="DATA.extxyz", help="frames with reference energy and forces")
+    p.add_argument("--version", type=int, metavar="N",
+                   help="checkpoint version of a campaign (default: the newest model)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(func=run)
 
 
-def load_model(source: str | Path) -> tuple[Any, dict[str, Any], str]:
-    """(model, metadata, description) from a checkpoint file or a campaign's newest checkpoint."""
-    from alloop.errors import AlloopError
-    from alloop.potentials.checkpoint import load_checkpoint, model_from_bytes
+def load_model(source: str | Path, version: int | None = None, data_fidelity: str | None = None) -> TrainedModel:
+    """The model to evaluate, its energies at ``data_fidelity`` if it has references for it, else at the expensive one.
 
-    path = Path(source)
-    if path.is_dir():
-        from alloop.store import CampaignStore, find_store
+    Without references for either (a checkpoint saved without them) the energies it was saved with are kept.
+    """
+    from alloop.deploy.loading import load_trained, use_fidelity
 
-        with CampaignStore.open(find_store(path), "r") as store:
-            blob, store_meta = store.checkpoint(-1)
-            version = len(store.checkpoints()) - 1
-        model, metadata = model_from_bytes(blob)
-        return model, {**store_meta, **metadata}, f"{path} (checkpoint v{version})"
-    if not path.exists():
-        raise AlloopError(f"no such checkpoint or run directory: {path}")
-    model, metadata = load_checkpoint(path)
-    return model, metadata, str(path)
+    trained = load_trained(source, version, None)
+    for fidelity in (data_fidelity, "expensive"):
+        if fidelity is None:
+            continue
+        try:
+            return use_fidelity(trained, fidelity)
+        except AlloopError:
+            continue
+    return trained
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alloop.errors import AlloopError
     from alloop.training.metrics import evaluate_model
     from alloop.training.run import load_dataset
 
@@ -66,22 +73,26 @@ def run(args: argparse.Namespace) -> int:
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, args.threads))
     try:
-        model, metadata, description = load_model(args.model)
         data = load_dataset(args.data, "data")
+        trained = load_model(args.model, args.version, None if data.fidelity == "data" else data.fidelity)
+        model = trained.model
         unknown = set(data.elements) - set(model.elements)
         if unknown:
             raise AlloopError(f"{args.data} has elements {sorted(unknown)} that the model does not know {list(model.elements)}")
         metrics = evaluate_model(model, data, args.batch_size)
     finally:
         torch.set_num_threads(previous)
-    model_fidelity = metadata.get("fidelity")
+    metadata = trained.metadata
+    active = trained.fidelity or {}
     note = None
-    if data.fidelity != "data" and model_fidelity and data.fidelity != model_fidelity:
-        note = (f"the data's fidelity ({data.fidelity}) is not the one the model's energy references belong to "
-                f"({model_fidelity}): absolute energy errors include the difference of the two levels of theory")
+    if data.fidelity != "data" and active.get("hash") and data.fidelity != active["hash"]:
+        note = (f"the data's fidelity ({data.fidelity}) is not the one of the model's energy references "
+                f"({active.get('name')}, {active['hash']}): absolute energy errors include the difference of the two "
+                "levels of theory")
+    description = trained.description
     if args.json:
         print(json.dumps({"model": description, "data": str(args.data), "method": metadata.get("method"),
-                          **metrics, "note": note}, indent=2))
+                          "fidelity": active.get("name"), **metrics, "note": note}, indent=2))
         return 0
     if note:
         print(f"note: {note}", file=sys.stderr)

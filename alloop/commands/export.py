@@ -1,9 +1,18 @@
-"""``alloop export RUN_DIR --fidelity NAME -o FILE.extxyz``: labelled frames as lossless extxyz."""
+"""``alloop export``: labelled frames as lossless extxyz, or a trained model as a standalone file.
+
+``alloop export RUN_DIR --fidelity NAME -o FILE.extxyz``: the frames labelled at one fidelity.
+``alloop export RUN_DIR --model [--version N] [--format alloop] -o FILE``: a model of the campaign
+(default: the newest of role ``model``) at the campaign's expensive fidelity, as a checkpoint that
+``alloop.calculator(FILE)`` and ``alloop evaluate FILE DATA`` load.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from alloop.deploy.export import format_names
+from alloop.errors import AlloopError
 
 ORDER = 70
 
@@ -11,24 +20,67 @@ ORDER = 70
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="write the frames labelled at one fidelity as extxyz (energy, forces, metadata)",
-        description="Write the frames labelled at one fidelity as extended XYZ: energy and forces as "
-        "calculator results (floats written exactly), frame metadata and label status in the info line. "
-        "Only ok labels unless --all-status (failed labels are written without energy and forces).",
+        help="write the frames labelled at one fidelity as extxyz, or a trained model as a checkpoint",
+        description="With --fidelity: write the frames labelled at one fidelity as extended XYZ: energy and "
+        "forces as calculator results (floats written exactly), frame metadata and label status in the info "
+        "line; only ok labels unless --all-status (failed labels are written without energy and forces). "
+        "With --model: write a model of the campaign (the newest of role 'model' unless --version) with the "
+        "energy references of the campaign's expensive fidelity, recording the run, version, cycle and fidelity.",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="campaign run directory or store directory")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="campaign run directory or store directory (with --model also a checkpoint file)")
     parser.add_argument(
         "--fidelity",
-        required=True,
         metavar="NAME",
-        help="campaign role (cheap, expensive), stored fidelity name or hash, or fidelity preset",
+        help="labels mode: campaign role (cheap, expensive), stored fidelity name or hash, or fidelity preset",
     )
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="output .extxyz file")
-    parser.add_argument("--all-status", action="store_true", help="also write frames whose label failed")
+    parser.add_argument("--model", action="store_true", help="model mode: write a trained model instead of labels")
+    parser.add_argument("--version", type=int, metavar="N",
+                        help="model mode: checkpoint version (alloop status lists them; default the newest model)")
+    parser.add_argument("--format", dest="fmt", metavar="FORMAT",
+                        help=f"model mode: file format ({', '.join(format_names())}; default alloop)")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="output file (.extxyz for labels, .safetensors for an alloop model)")
+    parser.add_argument("--all-status", action="store_true", help="labels mode: also write frames whose label failed")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model and args.fidelity is not None:
+        raise AlloopError("--model and --fidelity are exclusive: --model writes a model, --fidelity writes labels")
+    if args.model:
+        if args.all_status:
+            raise AlloopError("--all-status applies to labels (--fidelity), not to --model")
+        return _export_model(args)
+    if args.fidelity is None:
+        raise AlloopError("say what to export: --fidelity NAME (labelled frames) or --model (a trained model)")
+    for option, value in (("--version", args.version), ("--format", args.fmt)):
+        if value is not None:
+            raise AlloopError(f"{option} applies to --model, not to labels (--fidelity)")
+    return _export_labels(args)
+
+
+def _export_model(args: argparse.Namespace) -> int:
+    from alloop.deploy.export import export_model
+    from alloop.deploy.loading import load_trained, use_fidelity
+
+    if args.version is not None and args.version < 0:
+        raise AlloopError(f"--version must be >= 0 (got {args.version})")
+    trained = load_trained(args.run_dir, args.version, None)
+    try:
+        use_fidelity(trained, "expensive")
+    except AlloopError:  # e.g. ASTEROID's stage-2 model (cheap labels): it keeps the energies it was saved with
+        saved = (trained.fidelity or {}).get("name", "the fidelity it was saved with")
+        print(f"note: {trained.description} has no expensive-fidelity references; its energies stay at {saved}",
+              file=sys.stderr)
+    path = export_model(trained, args.output, args.fmt or "alloop")
+    fid = trained.fidelity or {"name": "unknown", "hash": "-"}
+    print(f"wrote {trained.description} at fidelity {fid['name']} ({fid['hash']}) to {path} "
+          f"(format {args.fmt or 'alloop'}, {path.stat().st_size} bytes)", file=sys.stderr)
+    return 0
+
+
+def _export_labels(args: argparse.Namespace) -> int:
     from alloop.errors import StoreError
     from alloop.store import CampaignStore, find_store, resolve_fidelity
     from alloop.store.exchange import labelled_frames, write_extxyz_exact

@@ -11,7 +11,7 @@ Molecules only: structures with periodic boundary conditions are refused.
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,6 +31,8 @@ class PotentialCalculator(Calculator):
     already has that dtype and device, and otherwise a converted copy (the
     caller's model is never modified); ``calc.model`` is the one in use. After
     changing the weights of ``calc.model`` in place, call ``calc.reset()``.
+    ``model_info`` (a dict, empty by default) says where the model came from;
+    :func:`alloop.calculator` fills it (source, version, role, cycle, fidelity).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "features"]
@@ -40,6 +42,7 @@ class PotentialCalculator(Calculator):
         model: Potential,
         dtype: str | torch.dtype | None = None,
         device: str | torch.device = "cpu",
+        model_info: Mapping[str, Any] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -51,6 +54,7 @@ class PotentialCalculator(Calculator):
         if model_dtype(model) != self.dtype or current_device != self.device:
             model = cast_model(copy.deepcopy(model), self.dtype).to(self.device)
         self.model = model
+        self.model_info: dict[str, Any] = dict(model_info or {})
 
     def calculate(
         self,

@@ -1,0 +1,88 @@
+"""Write a trained model to a file other tools load: one exporter per format.
+
+``alloop`` (every architecture): a standalone alloop checkpoint (safetensors
+plus a JSON header) that ``alloop.calculator(FILE)`` and ``alloop evaluate
+FILE DATA`` load. A format for one architecture's own tools joins with one
+entry in ``_BUILTIN`` (module, function, architectures), imported on first use,
+or at run time with :func:`register_format`. An exporter is
+``function(trained: TrainedModel, path: Path) -> Path``.
+
+This module imports nothing heavy at import time (the CLI lists the formats).
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from alloop.errors import AlloopError
+
+if TYPE_CHECKING:
+    from alloop.deploy.loading import TrainedModel
+
+Exporter = Callable[["TrainedModel", Path], Path]
+
+#: format -> (module, function, architectures it handles or None for all)
+_BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
+    "alloop": ("alloop.deploy.export", "write_alloop", None),
+}
+_REGISTERED: dict[str, tuple[Exporter, tuple[str, ...] | None]] = {}
+
+
+def format_names() -> list[str]:
+    """The model export formats, built-in first."""
+    return [*_BUILTIN, *(n for n in _REGISTERED if n not in _BUILTIN)]
+
+
+def register_format(name: str, function: Exporter, architectures: Sequence[str] | None = None) -> None:
+    """Add an export format (``architectures``: the registry names it handles; None: every one)."""
+    if name in _BUILTIN:
+        raise ValueError(f"export format '{name}' is built in")
+    _REGISTERED[name] = (function, None if architectures is None else tuple(architectures))
+
+
+def _exporter(name: str) -> tuple[Exporter, tuple[str, ...] | None]:
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if name not in _BUILTIN:
+        raise AlloopError(f"unknown model format '{name}' (formats: {', '.join(format_names())})")
+    module, function, architectures = _BUILTIN[name]
+    return getattr(importlib.import_module(module), function), architectures
+
+
+def export_model(trained: TrainedModel, path: str | Path, fmt: str = "alloop") -> Path:
+    """Write ``trained`` to ``path`` in format ``fmt``; AlloopError if the format does not take its architecture."""
+    function, architectures = _exporter(fmt)
+    architecture = trained.model.registry_name
+    if architectures is not None and architecture not in architectures:
+        raise AlloopError(f"format '{fmt}' exports {', '.join(architectures)} models; "
+                          f"{trained.description} is a '{architecture}' model (format 'alloop' takes every model)")
+    return function(trained, Path(path))
+
+
+def export_metadata(trained: TrainedModel) -> dict[str, Any]:
+    """The exported checkpoint's metadata: the model's own plus where it came from and its active fidelity."""
+    import alloop
+
+    meta = {k: v for k, v in trained.metadata.items() if k not in ("exported_from",)}
+    if trained.fidelity is not None:
+        meta["fidelity"] = trained.fidelity["hash"]
+        meta["fidelity_name"] = trained.fidelity["name"]
+    if trained.fidelities:
+        meta["fidelities"] = trained.fidelities
+    meta["role"] = trained.role
+    meta["exported_from"] = {
+        **trained.summary(),
+        "alloop_version": alloop.__version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return meta
+
+
+def write_alloop(trained: TrainedModel, path: Path) -> Path:
+    """A standalone alloop checkpoint: the weights, the active references and every fidelity's references."""
+    from alloop.potentials.checkpoint import save_checkpoint
+
+    return save_checkpoint(trained.model, path, export_metadata(trained))
