@@ -9,13 +9,14 @@ in training.
 Limits (per group = per element or pooled), at significance ``alpha``:
 
 - ``empirical`` (default): the (1 - alpha) quantile of the training atoms' Q
-  of that group. Each atom is compared with its group's limit; a frame's score
-  is the max (or ``frame_quantile``) over its atoms of Q / limit.
+  of that group (held out from the PCA fit, see ``calibration`` below). Each
+  atom is compared with its group's limit; a frame's score is the max (or
+  ``frame_quantile``) over its atoms of Q / limit.
 - ``jackson_mudholkar``: the analytic limit of the group's PCA (METHODS.md 2).
   Atoms of one frame are correlated and latent features are not Gaussian, so
   it is usually miscalibrated; it is offered for comparison.
 - ``empirical_frame``: the same per-atom ratios, but the frame limit is the
-  (1 - alpha) quantile of the training frames' scores, so that a fraction
+  (1 - alpha) quantile of the training frames' (held-out) scores, so that a fraction
   ~alpha of in-distribution frames is flagged, whatever the molecule size
   (the per-atom limits flag up to n_atoms * alpha of frames). Needs the
   training frame offsets.
@@ -28,6 +29,19 @@ measured in benchmarks/uncertainty_bench.py.
 All scores are normalised so that a frame is flagged when its score > 1.
 T^2 gets empirical limits the same way (per group, and per frame for
 ``empirical_frame``).
+
+Calibration of the empirical limits (``calibration``):
+``cross_validation`` (default) takes split-conformal quantiles over
+out-of-fold Q / T^2: frames are dealt into ``n_folds`` folds, each fold is
+scored by PCAs fitted on the other folds (calibration.py); the model's PCAs
+are fitted on all rows. With fewer frames than folds every frame is its own
+fold (leave one frame out). Tiny data: with a single training frame nothing
+can be held out and the limits are in-sample; a row whose fold leaves fewer
+than 2 rows of its group to fit on keeps its in-sample score. Both are
+recorded in ``model.calibration`` (and serialised). ``in_sample`` is the
+former behaviour (plain quantiles over the PCA's own fitting rows), which
+flags far more than alpha of new atoms when the rows are few against the
+features. Jackson-Mudholkar is analytic and not affected.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.uncertainty.calibration import CALIBRATIONS, atom_folds, conformal_quantile, out_of_fold_scores
 from alloop.uncertainty.pca import PCA
 
 LIMITS = ("empirical", "jackson_mudholkar", "empirical_frame")
@@ -56,10 +71,16 @@ class QResidualSettings:
     frame_score: str = "max"
     frame_quantile: float = 0.9
     min_element_atoms: int = 20
+    calibration: str = "cross_validation"
+    n_folds: int = 10
 
     def __post_init__(self) -> None:
         if self.limit not in LIMITS:
             raise AlloopError(f"unknown limit '{self.limit}': use one of {', '.join(LIMITS)}")
+        if self.calibration not in CALIBRATIONS:
+            raise AlloopError(f"unknown calibration '{self.calibration}': use one of {', '.join(CALIBRATIONS)}")
+        if self.n_folds < 2:
+            raise AlloopError(f"n_folds must be >= 2, got {self.n_folds}")
         if self.frame_score not in FRAME_SCORES:
             raise AlloopError(f"unknown frame_score '{self.frame_score}': use 'max' or 'quantile'")
         if not 0.0 < self.alpha < 1.0 or not 0.0 <= self.frame_quantile <= 1.0:
@@ -90,7 +111,7 @@ class _Group:
 
 def _ptr_of(ptr: np.ndarray | None, n_atoms: int) -> np.ndarray:
     if ptr is None:
-        raise AlloopError("frame offsets (ptr) are needed for frame scores")
+        raise AlloopError("frame offsets (ptr) are needed for frame scores and held-out calibration")
     ptr = np.asarray(ptr, dtype=np.int64)
     if ptr.ndim != 1 or ptr.size < 2 or ptr[0] != 0 or ptr[-1] != n_atoms or np.any(np.diff(ptr) < 1):
         raise AlloopError(f"ptr must be increasing frame offsets from 0 to {n_atoms}")
@@ -100,10 +121,13 @@ def _ptr_of(ptr: np.ndarray | None, n_atoms: int) -> np.ndarray:
 class QResidualModel:
     """A fitted novelty model; build it with :meth:`fit`."""
 
-    def __init__(self, settings: QResidualSettings, groups: dict[int, _Group], frame_limits: tuple[float, float]):
+    def __init__(self, settings: QResidualSettings, groups: dict[int, _Group], frame_limits: tuple[float, float],
+                 calibration: dict | None = None):
         self.settings = settings
         self.groups = groups
         self.frame_limit_q, self.frame_limit_t2 = frame_limits
+        #: how the empirical limits were calibrated: method, folds, rows left in-sample per group, reason
+        self.calibration = calibration or {"method": settings.calibration}
 
     @property
     def elements(self) -> list[int]:
@@ -118,31 +142,69 @@ class QResidualModel:
         ptr: np.ndarray | None = None,
         settings: QResidualSettings | None = None,
     ) -> "QResidualModel":
-        """Fit on training atoms: numbers [N], features [N, F], frame offsets ptr [M + 1] (for ``empirical_frame``)."""
+        """Fit on training atoms: numbers [N], features [N, F], frame offsets ptr [M + 1]
+        (needed for ``empirical_frame`` and for ``cross_validation`` calibration)."""
         settings = settings or QResidualSettings()
         numbers, features = np.asarray(numbers, dtype=np.int64), np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or features.shape[0] != numbers.size:
             raise AlloopError(f"features {features.shape} do not match {numbers.size} atoms")
         alpha, k = settings.alpha, settings.n_components
-        groups = {POOLED: cls._fit_group(features, k, alpha)}
+        held_out = settings.calibration == "cross_validation"
+        if held_out or settings.limit == "empirical_frame":
+            ptr = _ptr_of(ptr, numbers.size)
+        calibration: dict = {"method": settings.calibration}
+        folds = None
+        if held_out and ptr.size - 1 < 2:
+            calibration = {"method": "in_sample", "reason": "a single training frame: nothing to hold out"}
+        elif held_out:
+            folds = atom_folds(ptr, settings.n_folds)
+            calibration["folds"] = min(settings.n_folds, ptr.size - 1)
+        members = {POOLED: np.ones(numbers.size, dtype=bool)}
         if settings.per_element:
             for z in np.unique(numbers):
-                rows = features[numbers == z]
-                if rows.shape[0] >= max(k + 1, settings.min_element_atoms):
-                    groups[int(z)] = cls._fit_group(rows, k, alpha)
-        model = cls(settings, groups, (1.0, 1.0))
+                if int(np.sum(numbers == z)) >= max(k + 1, settings.min_element_atoms):
+                    members[int(z)] = numbers == z
+        groups: dict[int, _Group] = {}
+        cal = {"q": np.zeros(numbers.size), "t2": np.zeros(numbers.size)}  # calibration scores of every atom
+        for key, mask in members.items():
+            group, q, t2, n_in_sample = cls._fit_group(features[mask], k, alpha, None if folds is None else folds[mask])
+            if folds is not None and n_in_sample:
+                calibration.setdefault("in_sample_rows", {})[str(key)] = n_in_sample
+            groups[key] = group
+            cal["q"][mask], cal["t2"][mask] = q, t2  # the element groups come later and overwrite the pooled values
+        model = cls(settings, groups, (1.0, 1.0), calibration)
         if settings.limit == "empirical_frame":
-            ptr = _ptr_of(ptr, numbers.size)
-            train = model.frame_scores(numbers, features, ptr)
-            model.frame_limit_q = float(np.quantile(train.q, 1.0 - alpha))
-            model.frame_limit_t2 = float(np.quantile(train.t2, 1.0 - alpha))
+            model._calibrate_frames(numbers, cal, ptr)
         return model
 
     @staticmethod
-    def _fit_group(rows: np.ndarray, k: int, alpha: float) -> _Group:
+    def _fit_group(rows: np.ndarray, k: int, alpha: float, folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
+        """The group's PCA (all rows) and limits, the calibration scores of its rows and how many of them are
+        in-sample: out-of-fold where a PCA could be fitted without the row's fold, else (or without folds) in-sample."""
         pca = PCA.fit(rows, k)
         q, t2 = pca.q_residual(rows), pca.t2(rows)
-        return _Group(pca, float(np.quantile(q, 1 - alpha)), float(np.quantile(t2, 1 - alpha)), pca.jackson_mudholkar(alpha))
+        if folds is None:
+            limits = float(np.quantile(q, 1 - alpha)), float(np.quantile(t2, 1 - alpha))
+            return _Group(pca, *limits, pca.jackson_mudholkar(alpha)), q, t2, len(rows)
+        q_oof, t2_oof = out_of_fold_scores(rows, folds, k)
+        held = np.isfinite(q_oof)
+        q, t2 = np.where(held, q_oof, q), np.where(held, t2_oof, t2)
+        limits = conformal_quantile(q, alpha), conformal_quantile(t2, alpha)
+        return _Group(pca, *limits, pca.jackson_mudholkar(alpha)), q, t2, int((~held).sum())
+
+    def _calibrate_frames(self, numbers: np.ndarray, cal: dict[str, np.ndarray], ptr: np.ndarray) -> None:
+        """Frame limits: the (1 - alpha) quantile over training frames of the reduced calibration ratios."""
+        gidx = self._group_index(numbers)
+        ratio = {key: np.zeros(numbers.size) for key in ("q", "t2")}
+        for key in np.unique(gidx):
+            rows, group = gidx == key, self.groups[int(key)]
+            ratio["q"][rows] = cal["q"][rows] / max(group.q_empirical, _TINY)
+            ratio["t2"][rows] = cal["t2"][rows] / max(group.t2_empirical, _TINY)
+        held_out = self.calibration.get("folds") is not None
+        for key in ("q", "t2"):
+            frames, alpha = self._reduce(ratio[key], ptr), self.settings.alpha
+            limit = conformal_quantile(frames, alpha) if held_out else float(np.quantile(frames, 1.0 - alpha))
+            setattr(self, f"frame_limit_{key}", limit)
 
     def _group_index(self, numbers: np.ndarray) -> np.ndarray:
         return np.array([z if z in self.groups else POOLED for z in numbers.tolist()], dtype=np.int64)
@@ -184,6 +246,7 @@ class QResidualModel:
             "settings": asdict(self.settings),
             "frame_limits": [self.frame_limit_q, self.frame_limit_t2],
             "groups": {str(k): [g.q_empirical, g.t2_empirical, g.q_jm] for k, g in self.groups.items()},
+            "calibration": self.calibration,
         }
         arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8).copy()}
         for key, group in self.groups.items():
@@ -199,9 +262,11 @@ class QResidualModel:
             for key, (q_emp, t2_emp, q_jm) in meta["groups"].items():
                 pca = PCA.from_arrays({n: arrays[f"g{key}.{n}"] for n in ("mean", "components", "eigenvalues", "n_samples")})
                 groups[int(key)] = _Group(pca, q_emp, t2_emp, q_jm)
-        except (KeyError, ValueError) as exc:
+            # models saved before held-out calibration existed were calibrated in-sample
+            settings = QResidualSettings(**{"calibration": "in_sample", **meta["settings"]})
+        except (KeyError, ValueError, TypeError) as exc:
             raise AlloopError(f"not a serialised Q-residual model: {exc}") from exc
-        return cls(QResidualSettings(**meta["settings"]), groups, tuple(meta["frame_limits"]))
+        return cls(settings, groups, tuple(meta["frame_limits"]), meta.get("calibration"))
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
