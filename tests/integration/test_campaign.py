@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -67,23 +66,26 @@ def test_worker_death_during_labelling_is_survived(tmp_path):
     run_dir = tmp_path / "run"
     store = CampaignStore.create(store_path(run_dir), cfg.to_dict())
     killed: list[int] = []
+    done = threading.Event()
     with open_client(n_workers=2) as client:
         camp = Campaign(cfg, store, client, log=lambda s: None)
 
-        def killer() -> None:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not killed:
+        def killer() -> None:  # kills a worker once labels are in flight, however long the campaign takes to get there
+            while not done.is_set() and not killed:
                 if camp.pool.n_in_flight > 0:
                     pids = client.run(os.getpid)
                     pid = sorted(pids.values())[0]
                     os.kill(pid, 9)
                     killed.append(pid)
-                time.sleep(0.05)
+                done.wait(0.01)
 
         thread = threading.Thread(target=killer, daemon=True)
         thread.start()
-        camp.run()
-        thread.join(timeout=5)
+        try:
+            camp.run()
+        finally:
+            done.set()
+            thread.join(60)
     store.close()
     assert killed, "no worker was killed"
     out = check_invariants(run_dir, 1)
