@@ -18,14 +18,15 @@ expensive frames are a prefix of the same list:
   counted), so all of C buys expensive frames.
 
 The expensive frames a method buys are split 80/20 into training and validation
-(early stopping, gamma choice); both count against C. Scores: force MAE on the
+(the early-stopping guard); both count against C. gamma is fixed at the median
+bias B (alloop's default). Scores: force MAE on the
 expensive labels of the test trajectory (eV/A and kcal/mol/A), energy MAE per
 atom. Model: EGNN (hidden 64, 3 layers, cutoff 5 A), float32, one torch thread per
-run; runs go to ``--workers`` processes. Finished runs are cached as JSON in
+run, trained with alloop's recipe (MSE, warm-up + cosine, EMA; steps in ``Config``); runs go to ``--workers`` processes. Finished runs are cached as JSON in
 ``--runs`` so an interrupted benchmark resumes.
 
     python benchmarks/asteroid_ethanol.py                 # budgets 150,300,600 CPU s, seeds 0-2
-    python benchmarks/asteroid_ethanol.py --quick         # one budget, one seed, few epochs
+    python benchmarks/asteroid_ethanol.py --quick         # one budget, one seed, 200 steps
 """
 
 from __future__ import annotations
@@ -53,25 +54,21 @@ ELEMENTS = (1, 6, 8)
 
 @dataclass(frozen=True)
 class Config:
-    """Training budget of one run (epochs are maxima; early stopping may end sooner)."""
+    """Training budget of one run: the recipe's defaults (alloop.training.trainer), budgets in optimiser steps."""
 
-    exp_epochs: int = 200  # standard training, ASTEROID stage 1 and stage 3
-    pre_epochs: int = 120  # stage 2 (cheap) and score matching
-    gamma_epochs: int = 5  # per gamma candidate, stage 2 and stage 3 each
-    patience: int = 30
-    pre_patience: int = 20
-    lr: float = 1e-3
-    finetune_lr: float = 3e-4
-    exp_batch: int = 4
-    pre_batch: int = 16
+    exp_steps: int = 3000  # standard training and ASTEROID stage 1
+    pre_steps: int = 3000  # stage 2 (cheap) and score matching
+    finetune_steps: int = 1000  # stage 3
+    lr: float | None = None  # None: TrainSettings' default
+    finetune_lr: float | None = None  # None: 0.3 x lr
+    batch: int = 8
     val_fraction: float = 0.2
-    scheduler: str = "plateau"  # learning-rate schedule of the labelled stages (plateau, cosine, none)
     hidden: int = 64
     layers: int = 3
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(exp_epochs=15, pre_epochs=4, gamma_epochs=1, patience=5, pre_patience=3)
+        return cls(exp_steps=200, pre_steps=200, finetune_steps=100)
 
 
 # --------------------------------------------------------------------------- data and budgets
@@ -142,17 +139,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     )
     test = FrameDataset.from_atoms(data[f"test_{EXPENSIVE}"], fidelity=EXPENSIVE)
 
-    exp_ts = TrainSettings(max_epochs=cfg.exp_epochs, batch_size=cfg.exp_batch, lr=cfg.lr, patience=cfg.patience,
-                           scheduler=cfg.scheduler, threads=1)
+    lr = cfg.lr or TrainSettings().lr
+    n_pool = len(data[f"pool_{CHEAP}"])
+    sm_epochs = max(1, round(cfg.pre_steps / -(-n_pool // cfg.batch)))  # as many steps as stage 2
+    exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, threads=1)
     settings = AsteroidSettings(
         stage1=exp_ts,
-        stage2=TrainSettings(max_epochs=cfg.pre_epochs, batch_size=cfg.pre_batch, lr=cfg.lr,
-                             patience=cfg.pre_patience, scheduler=cfg.scheduler, threads=1),
-        stage3=replace(exp_ts, lr=cfg.finetune_lr),
-        score=ScoreMatchingSettings(temperature_K=500.0, max_epochs=cfg.pre_epochs, batch_size=cfg.pre_batch,
-                                    lr=cfg.lr, patience=cfg.pre_patience, threads=1),
-        gamma_epochs=cfg.gamma_epochs,
-        gamma_finetune_epochs=cfg.gamma_epochs,
+        stage2=replace(exp_ts, max_steps=cfg.pre_steps),
+        stage3=replace(exp_ts, max_steps=cfg.finetune_steps, lr=cfg.finetune_lr or 0.3 * lr),
+        score=ScoreMatchingSettings(temperature_K=500.0, max_epochs=sm_epochs, batch_size=cfg.batch, lr=lr,
+                                    patience=sm_epochs, threads=1),
         val_fraction=cfg.val_fraction,
         seed=seed,
     )
@@ -171,7 +167,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         "test_force_mae": metrics["force_mae_eV_per_A"], "test_force_rmse": metrics["force_rmse_eV_per_A"],
         "test_energy_mae_per_atom": metrics["energy_mae_per_atom_eV"],
         "val_force_mae": result.metrics["force_mae_eV_per_A"], "train_seconds": seconds,
-        "stages": {k: int(getattr(v, "epochs_run", 0)) for k, v in result.stages.items()},
+        "stages": {k: int(getattr(v, "steps", 0) or getattr(v, "epochs_run", 0)) for k, v in result.stages.items()},
     }
     if result.bias is not None:
         out.update(gamma=result.gamma, bias_median=float(np.median(result.bias)),
@@ -226,9 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--workers", type=int, default=2, help="parallel runs (one torch thread each)")
     parser.add_argument("--runs", type=Path, default=Path("/tmp/asteroid_ethanol_runs"), help="cache of finished runs")
-    parser.add_argument("--quick", action="store_true", help="one budget (400 CPU s), one seed, few epochs")
-    for name, kind in (("exp_epochs", int), ("pre_epochs", int), ("patience", int), ("pre_patience", int),
-                       ("finetune_lr", float), ("scheduler", str)):
+    parser.add_argument("--quick", action="store_true", help="one budget (400 CPU s), one seed, 200 steps")
+    for name, kind in (("exp_steps", int), ("pre_steps", int), ("finetune_steps", int), ("lr", float),
+                       ("finetune_lr", float), ("batch", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override Config.{name}")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"

@@ -49,6 +49,18 @@ RECIPES: dict[str, dict] = {
     "mse-1k": dict(max_steps=1000),
     "mse-6k": dict(max_steps=6000),
     "mse-lr3e-3": dict(lr=3e-3),
+    "mse-lr1e-2": dict(lr=1e-2),
+    "mse-lr3e-2": dict(lr=3e-2),
+    "mse-lr1e-2-1k": dict(lr=1e-2, max_steps=1000),
+    "mse-lr1e-2-6k": dict(lr=1e-2, max_steps=6000),
+    "mse-lr1e-2-noema": dict(lr=1e-2, ema_decay=None),
+    "mse-lr1e-2-rho0.01": dict(lr=1e-2, energy_weight=0.01),
+    "mse-lr1e-2-rho0.5": dict(lr=1e-2, energy_weight=0.5),
+    "huber-lr1e-2": dict(lr=1e-2, loss="huber"),
+    "mae-lr1e-2": dict(lr=1e-2, loss="mae"),
+    "mse-lr3e-3-6k": dict(lr=3e-3, max_steps=6000),
+    "mse-lr3e-3-b4": dict(lr=3e-3, batch_size=4),
+    "huber-lr3e-3": dict(lr=3e-3, loss="huber"),
 }
 
 

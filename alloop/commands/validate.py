@@ -90,7 +90,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"model      {model}",
         f"md         {md.ensemble} {md.temperature_K:g} K, {md.timestep_fs:g} fs, {md.n_replicas} replicas"
         f" x {md.segment_steps} steps per segment",
-        f"training   {cfg.training.method}",
+        f"training   {_training_line(cfg.training)}",
         f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
         f"execution  {where}",
     ]
@@ -115,3 +115,16 @@ def run(args: argparse.Namespace) -> int:
         print(_text(cfg, summary))
         print("ok: the campaign is valid")
     return 0
+
+
+def _training_line(t) -> str:
+    """The training recipe in one line: method, loss, budget, learning rates, warm start."""
+    steps, finetune = t.stage_steps()
+    budget = f"{t.max_epochs} epochs per stage" if steps is None else f"{steps} + {finetune} (stage 3) steps"
+    warm = f", warm start x{t.warm_start_fraction:g}" if t.warm_start else ", every cycle from scratch"
+    if len(t.gamma_grid) == 1:
+        gamma = f"gamma fixed at {t.gamma_grid[0]:g} x median B"
+    else:
+        gamma = f"gamma searched over {list(t.gamma_grid)} x median B"
+    return (f"{t.method}, {t.loss} (energy weight {t.energy_weight:g}), {budget} of batch {t.batch_size}, "
+            f"lr {t.learning_rate_pretrain:g} / {t.learning_rate_finetune:g}, EMA {t.ema_decay}{warm}, {gamma}")

@@ -65,9 +65,9 @@ MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 class AsteroidSettings:
     """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k)."""
 
-    stage1: TrainSettings = TrainSettings(lr=1e-3)
-    stage2: TrainSettings = TrainSettings(lr=1e-3)
-    stage3: TrainSettings = TrainSettings(lr=3e-4)
+    stage1: TrainSettings = TrainSettings()
+    stage2: TrainSettings = TrainSettings()
+    stage3: TrainSettings = TrainSettings(lr=3e-3, max_steps=1000)
     score: ScoreMatchingSettings = ScoreMatchingSettings()
     gamma_grid: tuple[float, ...] = (1.0,)
     gamma_selection: str = "finetune"

@@ -47,7 +47,7 @@ def cli_settings(
     seed: int = 0,
     threads: int | None = 1,
     batch_size: int = 8,
-    lr: float = 1e-3,
+    lr: float = 1e-2,
     finetune_lr: float | None = None,
     patience: int | None = None,
     energy_weight: float = 0.1,

@@ -74,8 +74,8 @@ class TrainSettings:
     max_epochs: int = 200
     max_steps: int | None = None
     batch_size: int = 16
-    lr: float = 1e-3
-    min_lr: float = 1e-5
+    lr: float = 1e-2
+    min_lr: float = 1e-5  # the end of the cosine (capped at lr)
     warmup_fraction: float = 0.05
     weight_decay: float = 0.0
     optimizer: str = "adamw"
@@ -100,8 +100,8 @@ class TrainSettings:
             raise AlloopError("max_epochs must be >= 0, batch_size and patience >= 1")
         if self.max_steps is not None and self.max_steps < 0:
             raise AlloopError(f"max_steps must be >= 0, got {self.max_steps}")
-        if self.lr <= 0 or self.min_lr < 0 or self.min_lr > self.lr:
-            raise AlloopError(f"need 0 <= min_lr <= lr and lr > 0, got lr {self.lr}, min_lr {self.min_lr}")
+        if self.lr <= 0 or self.min_lr < 0:
+            raise AlloopError(f"need lr > 0 and min_lr >= 0, got lr {self.lr}, min_lr {self.min_lr}")
         if not 0.0 <= self.warmup_fraction < 1.0:
             raise AlloopError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         if self.optimizer not in ("adam", "adamw"):
@@ -235,7 +235,8 @@ class _Steps:
 
     def before_step(self) -> None:
         if self.s.scheduler == "cosine":
-            lr = learning_rate(self.done, self.budget.steps, self.s.lr, self.s.min_lr, self.budget.warmup, "cosine")
+            lr = learning_rate(self.done, self.budget.steps, self.s.lr, min(self.s.min_lr, self.s.lr),
+                               self.budget.warmup, "cosine")
             for group in self.opt.param_groups:
                 group["lr"] = lr
         self.done += 1

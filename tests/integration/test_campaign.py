@@ -28,7 +28,16 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
     assert list(out["cycles"]["cycle"]) == [-1, 0, 1]
     assert out["n_ok"] >= 6 + 4  # bootstrap labels at least
     assert any("MD recorded" in line for line in lines)
-    assert (run_dir / "campaign.log").read_text().count("campaign finished") == 1
+    log = (run_dir / "campaign.log").read_text()
+    assert log.count("campaign finished") == 1
+    # the bootstrap trains from scratch; each cycle continues every stage from the previous cycle's models
+    assert log.count("warm start from the previous cycle's model, stage2, theta0") == 2
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        roles = [c["role"] for c in store.checkpoints()]
+    assert roles.count("model") == roles.count("theta0") == roles.count("stage2") == 3
     # resuming a finished campaign does nothing
     said: list[str] = []
     assert resume_campaign(run_dir, progress=False, echo=said.append) == reason

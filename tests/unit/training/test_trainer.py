@@ -148,7 +148,7 @@ def test_clear_errors(mixed_frames, water):
     with pytest.raises(AlloopError, match="ema_decay"):
         TrainSettings(ema_decay=1.0)
     with pytest.raises(AlloopError, match="min_lr"):
-        TrainSettings(lr=1e-4, min_lr=1e-3)
+        TrainSettings(min_lr=-1.0)
     with pytest.raises(AlloopError, match="unknown select"):
         TrainSettings(select="median")
     unlabelled = FrameDataset.from_atoms([water, water], labelled=False)
