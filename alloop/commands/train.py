@@ -1,8 +1,14 @@
 """``alloop train --expensive A.extxyz [--cheap B] [--unlabelled C] --method M -o MODEL``: ASTEROID training.
 
-Per-epoch progress goes to stderr (``--quiet`` silences it); the final summary to
-stdout. The checkpoint holds the model, its metrics on the expensive validation
-split, per-fidelity energy references and the training settings.
+``--model`` is any preset of ``configs/models/`` (``small``, ``egnn-paper``, ``pair``,
+``sevennet-0``, ``sevennet-small``, ...). A preset with pretrained weights
+(``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
+``FINETUNE_DEFAULTS`` unless the options say otherwise;
+``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
+(SevenNet models only). Per-epoch progress goes to stderr (``--quiet``
+silences it); the final summary to stdout. The checkpoint holds the model, its
+metrics on the expensive validation split, per-fidelity energy references and
+the training settings.
 """
 
 from __future__ import annotations
@@ -11,9 +17,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ORDER = 40
-MODEL_PRESETS = ("small", "egnn-paper", "pair")
+#: Defaults of the recipe options when training from scratch (the trainer's recipe, see docs/training.md).
+SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-3, "energy_weight": 0.1, "loss": "mse"}
+#: Their defaults when the model starts from pretrained weights (a preset with a ``base``, such as ``sevennet-0``):
+#: fine-tuning wants fewer and smaller steps. Chosen on the 500 K ethanol pool by benchmarks/sevennet_recipe.py.
+FINETUNE_DEFAULTS: dict[str, Any] = {"steps": 600, "batch_size": 4, "lr": 1e-3, "energy_weight": 0.1, "loss": "mse"}
 
 
 def _floats(text: str) -> list[float]:
@@ -27,6 +38,8 @@ def _floats(text: str) -> list[float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from alloop.presets import preset_names
+
     p = subparsers.add_parser(
         "train",
         help="train a force field: standard, ASTEROID (cheap + expensive labels) or score matching",
@@ -37,19 +50,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
     p.add_argument("--method", default="asteroid", help="standard, asteroid, asteroid-no-weights or score-matching (default asteroid)")
-    p.add_argument("--model", default="small", help=f"model preset: {', '.join(MODEL_PRESETS)} (default small)")
+    p.add_argument("--model", default="small", help=f"model preset: {', '.join(preset_names('models'))} (default small)")
+    p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
+                   help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
     p.add_argument("--steps", type=int, default=None,
-                   help="optimiser steps of standard training and ASTEROID stages 1-2 (default 3000)")
+                   help="optimiser steps of standard training and ASTEROID stages 1-2 "
+                   f"(default 3000; {FINETUNE_DEFAULTS['steps']} from pretrained weights)")
     p.add_argument("--finetune-steps", type=int, default=None, help="optimiser steps of stage 3 (default steps / 3)")
     p.add_argument("--epochs", type=int, default=None, help="a budget in epochs per stage instead of steps")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping guard in epochs without improvement (default: half the run)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of stages 1-2 (default 1e-3)")
+    pre = FINETUNE_DEFAULTS
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"frames per optimiser step (default 8; {pre['batch_size']} from pretrained weights)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate of stages 1-2 (default 1e-3; {pre['lr']:g} from pretrained weights)")
     p.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of stage 3 (default 0.3 x lr)")
-    p.add_argument("--energy-weight", type=float, default=0.1, help="rho of Eq. 1 (default 0.1)")
-    p.add_argument("--loss", default="mse", choices=["mse", "mae", "huber"], help="default mse")
+    p.add_argument("--energy-weight", type=float, default=None,
+                   help=f"rho of Eq. 1 (default 0.1; {pre['energy_weight']:g} from pretrained weights)")
+    p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"],
+                   help=f"default mse ({pre['loss']} from pretrained weights)")
     p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")
     p.add_argument("--gamma-grid", type=_floats, default=[1.0],
                    help="gamma factors x median bias; one value fixes gamma (default 1), several are searched")
@@ -62,6 +83,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def recipe_options(args: argparse.Namespace, pretrained: bool) -> dict[str, Any]:
+    """Steps, batch size, lr, energy weight and loss: the options given, else the defaults for the model's start.
+
+    With ``--epochs`` the step budget is left unset (the budget is in epochs).
+    """
+    defaults = {**SCRATCH_DEFAULTS, **(FINETUNE_DEFAULTS if pretrained else {})}
+    out = {name: getattr(args, name) if getattr(args, name) is not None else default for name, default in defaults.items()}
+    if args.epochs is not None:
+        out["steps"] = args.steps
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
@@ -72,8 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.method not in METHODS:
         raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(METHODS)})")
-    if args.model not in MODEL_PRESETS:
-        raise AlloopError(f"unknown model preset '{args.model}' (use one of {', '.join(MODEL_PRESETS)})")
+    preset = load_preset("models", args.model)  # unknown names list the known presets
+    architecture = preset.pop("architecture")
+    if args.freeze_blocks is not None:
+        if architecture != "sevennet":
+            raise AlloopError(f"--freeze-blocks is for SevenNet models; preset '{args.model}' is a '{architecture}' model")
+        if args.init:
+            raise AlloopError("--freeze-blocks applies to the preset's model; a --init checkpoint keeps its own")
+        preset["freeze_blocks"] = args.freeze_blocks
     if args.method in ("asteroid", "asteroid-no-weights") and not args.cheap:
         raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
     if args.method == "score-matching" and not args.unlabelled:
@@ -101,23 +140,21 @@ def run(args: argparse.Namespace) -> int:
         missing = set(elements) - set(initial.elements)
         if missing:
             raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
-    preset = load_preset("models", args.model)
-    architecture = preset.pop("architecture")
 
     def factory():
         return build_model(architecture, elements, seed=args.seed, **preset)
 
+    recipe = recipe_options(args, pretrained=preset.get("base") is not None)
     settings = cli_settings(
-        steps=args.steps, finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed,
-        threads=args.threads, batch_size=args.batch_size, lr=args.lr, finetune_lr=args.finetune_lr,
-        patience=args.patience, energy_weight=args.energy_weight, loss=args.loss, ema_decay=args.ema or None,
-        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
+        finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed, threads=args.threads,
+        finetune_lr=args.finetune_lr, patience=args.patience, ema_decay=args.ema or None,
+        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction, **recipe,
     )
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,
                             initial_model=initial, log=log)
     sources = {"expensive": str(args.expensive), "cheap": args.cheap, "unlabelled": args.unlabelled,
-               "model_preset": args.model, "init": args.init}
+               "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init}
     out = save_checkpoint(result.model, args.output,
                           checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity))
     n_frames = {"expensive": len(expensive)}
