@@ -225,6 +225,12 @@ class UncertaintyConfig(Section):
     score_quantile: float = Field(default=0.9, gt=0, lt=1, description="used when frame_score is 'quantile'")
     limit: Literal["empirical", "empirical-frame", "jackson-mudholkar"] = "empirical"
     alpha: float = Field(default=0.01, gt=0, lt=1, description="false-alarm rate of the limit")
+    calibration: Literal["cross-validation", "in-sample"] = Field(
+        default="cross-validation",
+        description="empirical limits from scores of frames held out of the PCA fit (k-fold by frame), or from the "
+        "fitting frames themselves (over-flags new frames when the PCA has few rows)",
+    )
+    n_folds: int = Field(default=10, ge=2, le=100, description="folds of the cross-validated calibration")
 
 
 class SelectionConfig(Section):

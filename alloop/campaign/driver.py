@@ -293,7 +293,9 @@ class Campaign:
             settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), threads, cfg.md.temperature_K,
                                        warm=bool(warm)),
             uq_settings=QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
-                                          limit=u.limit.replace("-", "_"), frame_score=u.frame_score, frame_quantile=u.score_quantile),
+                                          limit=u.limit.replace("-", "_"), calibration=u.calibration.replace("-", "_"),
+                                          n_folds=u.n_folds, frame_score=u.frame_score,
+                                          frame_quantile=u.score_quantile),
             initial_model=initial, warm=warm, threads=threads, metadata={"cycle": cycle},
         )
         self.client.subscribe_topic(TRAIN_TOPIC, lambda event: self.log(f"  {event[1]}"))
