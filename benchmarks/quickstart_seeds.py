@@ -28,11 +28,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(seed: int, run_dir: Path, campaign: Path, overrides: list[str]) -> float | None:
-    """Run one seed unless its directory holds a finished campaign; returns the wall time (s) or None if cached."""
+def run(seed: int, run_dir: Path, campaign: Path, overrides: list[str]) -> float:
+    """Run one seed unless its directory holds a finished campaign; returns the wall time (s; NaN if unknown)."""
     marker = run_dir / "quickstart_seeds.json"
     if marker.is_file():
         return json.loads(marker.read_text())["wall_seconds"]
+    if _finished(run_dir):  # run by hand (alloop run): its wall time is not known here
+        return float("nan")
     cmd = [sys.executable, "-m", "alloop.cli", "run", str(campaign), "--dir", str(run_dir), "--no-progress",
            "--set", f"seed={seed}"]
     for item in overrides:
@@ -45,6 +47,17 @@ def run(seed: int, run_dir: Path, campaign: Path, overrides: list[str]) -> float
     wall = time.perf_counter() - t0
     marker.write_text(json.dumps({"wall_seconds": wall, "load_average": os.getloadavg()}))
     return wall
+
+
+def _finished(run_dir: Path) -> bool:
+    from alloop.campaign.runner import is_store
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    if not is_store(run_dir):
+        return False
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return bool(store.table_names()) and "finished" in set(map(str, store.table("progress")["phase"]))
 
 
 def summary(run_dir: Path) -> dict:
@@ -92,7 +105,8 @@ def main() -> None:
               f"({info['cpu_s']:.0f} CPU s), evaluation-set force MAE per model "
               f"{', '.join(f'{x:.3f}' for x in info['eval_force'])} eV/A", flush=True)
     print()
-    print(f"| quantity | {' | '.join(f'seed {r['seed']}' for r in rows)} | mean +- std |")
+    header = " | ".join(f"seed {r['seed']}" for r in rows)
+    print(f"| quantity | {header} | mean +- std |")
     print(f"|---|{'---:|' * len(rows)}---|")
     for label, key, digits in (("wall time (s)", "wall_seconds", 0), ("expensive labels", "labels_expensive", 0),
                                ("cheap labels", "labels_cheap", 0), ("label CPU s", "cpu_s", 0),
