@@ -2,7 +2,9 @@
 
 ``alloop`` (every architecture): a standalone alloop checkpoint (safetensors
 plus a JSON header) that ``alloop.calculator(FILE)`` and ``alloop evaluate
-FILE DATA`` load. A format for one architecture's own tools joins with one
+FILE DATA`` load. ``sevenn`` (SevenNet models): sevenn's own checkpoint
+(``alloop.potentials.sevennet_export``), which sevenn's ASE calculator and its
+LAMMPS deployment load, alloop's energy references folded in. A format for one architecture's own tools joins with one
 entry in ``_BUILTIN`` (module, function, architectures), imported on first use,
 or at run time with :func:`register_format`. An exporter is
 ``function(trained: TrainedModel, path: Path) -> Path``.
@@ -27,6 +29,7 @@ Exporter = Callable[["TrainedModel", Path], Path]
 #: format -> (module, function, architectures it handles or None for all)
 _BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "alloop": ("alloop.deploy.export", "write_alloop", None),
+    "sevenn": ("alloop.potentials.sevennet_export", "export_sevenn", ("sevennet",)),
 }
 _REGISTERED: dict[str, tuple[Exporter, tuple[str, ...] | None]] = {}
 
