@@ -237,6 +237,10 @@ class SelectionConfig(Section):
     """How many flagged frames are labelled per cycle, and how they are spread."""
 
     max_cheap_per_cycle: int = Field(default=64, ge=1)
+    min_cheap_per_cycle: int = Field(
+        default=0, ge=0, description="when fewer frames are flagged, fill up to this many with the highest-scoring "
+        "frames below the limit (0: label only flagged and unstable frames)",
+    )
     max_expensive_per_cycle: int = Field(default=16, ge=0)
     min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica")
     diversity: Literal["fps", "none"] = "fps"

@@ -90,7 +90,8 @@ def explore(camp: "Campaign", cycle: int, n_cheap: int) -> float:
     if cfg.selection.diversity == "none":
         descriptors = meta["q_score"][:, None]
     chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
-                           unstable=unstable, min_spacing_steps=cfg.selection.min_step_spacing)
+                           unstable=unstable, min_spacing_steps=cfg.selection.min_step_spacing,
+                           fill_to=cfg.selection.min_cheap_per_cycle)
     flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
     flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,

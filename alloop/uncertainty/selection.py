@@ -71,11 +71,14 @@ def select_frames(
     unstable: np.ndarray | None = None,
     min_spacing_steps: int = 0,
     limit: float = 1.0,
+    fill_to: int = 0,
 ) -> Selection:
     """Pick up to ``budget`` frames among those with ``scores > limit`` or ``unstable``.
 
     ``scores`` [M] (NaN counts as not flagged), ``descriptors`` [M, D], ``replica`` and ``step`` [M]
-    identify each frame's trajectory and absolute MD step.
+    identify each frame's trajectory and absolute MD step. When fewer than ``fill_to`` frames are
+    flagged, the selection is filled up to ``min(fill_to, budget)`` with the highest-scoring frames
+    below the limit (same step spacing), so a cycle whose frames all look familiar still labels some.
     """
     scores = np.asarray(scores, dtype=np.float64)
     m = scores.size
@@ -83,10 +86,11 @@ def select_frames(
     replica, step = np.asarray(replica), np.asarray(step)
     unstable = np.zeros(m, dtype=bool) if unstable is None else np.asarray(unstable, dtype=bool)
     _check_lengths(m, descriptors=descriptors, replica=replica, step=step, unstable=unstable)
-    if budget < 0 or min_spacing_steps < 0:
-        raise AlloopError(f"budget and min_spacing_steps must be >= 0, got {budget} and {min_spacing_steps}")
-    flagged = np.nan_to_num(scores, nan=-np.inf) > limit
-    open_ = flagged | unstable
+    if budget < 0 or min_spacing_steps < 0 or fill_to < 0:
+        raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, got {budget}, {min_spacing_steps}, {fill_to}")
+    ranked = np.nan_to_num(scores, nan=-np.inf)
+    flagged = ranked > limit
+    blocked = np.zeros(m, dtype=bool)  # chosen, or within the step spacing of a chosen frame
     chosen: list[int] = []
     reasons: list[str] = []
     nearest = np.full(m, np.inf)  # distance of each frame to the nearest chosen one
@@ -94,20 +98,26 @@ def select_frames(
     def take(i: int, reason: str) -> None:
         chosen.append(i)
         reasons.append(reason)
-        open_[i] = False
+        blocked[i] = True
         if min_spacing_steps > 0:
-            open_[(replica == replica[i]) & (np.abs(step - step[i]) < min_spacing_steps)] = False
+            blocked[(replica == replica[i]) & (np.abs(step - step[i]) < min_spacing_steps)] = True
         np.minimum(nearest, np.linalg.norm(descriptors - descriptors[i], axis=1), out=nearest)
 
     for i in np.flatnonzero(unstable):
-        if len(chosen) < budget and open_[i]:
+        if len(chosen) < budget and not blocked[i]:
             take(int(i), f"unstable (guard stop), score {scores[i]:.3g}")
+    open_ = (flagged | unstable) & ~blocked
     if len(chosen) < budget and not chosen and open_.any():
-        i = int(np.argmax(np.where(open_, np.nan_to_num(scores, nan=-np.inf), -np.inf)))
+        i = int(np.argmax(np.where(open_, ranked, -np.inf)))
         take(i, f"score {scores[i]:.3g} > {limit:g} (highest)")
-    while len(chosen) < budget and open_.any():
+    while len(chosen) < budget and ((flagged | unstable) & ~blocked).any():
+        open_ = (flagged | unstable) & ~blocked
         i = int(np.argmax(np.where(open_, nearest, -np.inf)))
         take(i, f"score {scores[i]:.3g} > {limit:g}, farthest point (distance {nearest[i]:.3g})")
+    target = min(fill_to, budget)
+    while len(chosen) < target and (~blocked & np.isfinite(ranked)).any():
+        i = int(np.argmax(np.where(~blocked, ranked, -np.inf)))
+        take(i, f"score {scores[i]:.3g} <= {limit:g}, filled (fewer than {fill_to} frames flagged)")
     return Selection(np.array(chosen, dtype=np.int64), reasons)
 
 

@@ -118,3 +118,16 @@ def test_md_frames_scored_and_selected(ethanol):
     desc = frame_descriptors(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n, [1, 6, 8])
     sel = select_frames(scores.q, desc, hot["replica"], hot["step"], budget=5, min_spacing_steps=20)
     assert 1 <= len(sel) <= 5 and np.all(scores.q[sel.indices] > 1)
+
+
+def test_a_cycle_with_few_flagged_frames_is_filled_with_the_highest_scores():
+    scores = np.array([0.2, 1.5, 0.9, 0.1, 0.8, 0.95])
+    descriptors = np.arange(6, dtype=float)[:, None]
+    replica, step = np.zeros(6, int), np.arange(6) * 10
+    plain = select_frames(scores, descriptors, replica, step, 4)
+    assert plain.indices.tolist() == [1]
+    filled = select_frames(scores, descriptors, replica, step, 4, fill_to=3)
+    assert filled.indices.tolist() == [1, 5, 2] and "filled" in filled.reasons[1]
+    spaced = select_frames(scores, descriptors, replica, step, 4, fill_to=3, min_spacing_steps=15)
+    assert spaced.indices.tolist() == [1, 5, 3]  # 0 and 2 are within 15 steps of 1; 4 of 5
+    assert select_frames(scores, descriptors, replica, step, 2, fill_to=5).indices.size == 2  # budget caps
