@@ -165,6 +165,16 @@ class Potential(torch.nn.Module, ABC):
         if unknown:
             raise ValueError(f"elements {sorted(unknown)} are not in this model's element set {list(self.elements)}")
 
+    def check_batch(self, batch: AtomsBatch) -> None:
+        """ValueError unless the batch's elements are known and its positions have the model's dtype."""
+        self.check_elements(batch)
+        dtype = model_dtype(self)
+        if batch.positions.dtype != dtype:
+            raise ValueError(
+                f"batch positions are {batch.positions.dtype} but the model is {dtype}: "
+                "convert one of them (model.double() / AtomsBatch.from_atoms(..., dtype=...))"
+            )
+
     def forward(
         self,
         batch: AtomsBatch,

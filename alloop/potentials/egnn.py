@@ -157,12 +157,7 @@ class EGNN(Potential):
         return self.embedding.weight.dtype
 
     def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        self.check_elements(batch)
-        if batch.positions.dtype != self.dtype:
-            raise ValueError(
-                f"batch positions are {batch.positions.dtype} but the model is {self.dtype}: "
-                "convert one of them (model.double() / AtomsBatch.from_atoms(..., dtype=...))"
-            )
+        self.check_batch(batch)
         edge_index, _, dist = neighbor_pairs(batch, self.cutoff)
         rbf = self.rbf(dist)
         envelope = polynomial_envelope(dist, self.cutoff)

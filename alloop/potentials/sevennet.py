@@ -256,12 +256,7 @@ class SevenNet(Potential):
         return self.net._modules["onehot_to_feature_x"].linear.weight.dtype
 
     def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        self.check_elements(batch)
-        if batch.positions.dtype != self.dtype:
-            raise ValueError(
-                f"batch positions are {batch.positions.dtype} but the model is {self.dtype}: "
-                "convert one of them (model.double() / AtomsBatch.from_atoms(..., dtype=...))"
-            )
+        self.check_batch(batch)
         edge_index, vec, _ = neighbor_pairs(batch, self.cutoff)
         # sevenn's edges: [centre i, neighbour j] with edge_vec = r_j - r_i (alloop's are [j, i]).
         data = {"x": self.type_index[batch.numbers], "edge_index": edge_index.flip(0), "edge_vec": vec,
