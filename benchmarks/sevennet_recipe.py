@@ -1,0 +1,131 @@
+"""Choosing SevenNet-0's fine-tuning recipe on ethanol, on the 500 K pool only (never on a test file).
+
+For each seed the 150 pool frames (B3LYP/def2-SVP) are put in a seeded random
+order (``np.random.default_rng(seed).permutation``, as in the other ethanol
+benchmarks): the first N are the training run's frames (``alloop train``'s
+default 10 % of them validation, a guard only), frames 100-149 of that order
+are the *selection* set the recipe is chosen on. The run is exactly what
+``alloop train --model sevennet-0 --method standard`` does (``cli_settings``,
+``train_asteroid``), with the recipe's options. Scores: selection force MAE
+(eV/A) and energy MAE (meV/atom); the held-out test files are not read here.
+
+    python benchmarks/sevennet_recipe.py --recipes lr1e-3-300,lr1e-3-600 --seeds 0
+    python benchmarks/sevennet_recipe.py --list
+
+Finished runs are cached as JSON in ``--runs`` (default
+``benchmarks/runs/sevennet_recipe``) so an interrupted search resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+ELEMENTS = (1, 6, 8)
+
+BASE: dict[str, Any] = dict(steps=600, batch_size=4, lr=1e-3, energy_weight=0.1, loss="mse", ema_decay=0.99)
+RECIPES: dict[str, dict[str, Any]] = {
+    "lr1e-3-600": {},
+    "lr3e-3-300": dict(lr=3e-3, steps=300),
+    "lr3e-3-600": dict(lr=3e-3),
+    "lr3e-3-1200": dict(lr=3e-3, steps=1200),
+    "lr1e-2-600": dict(lr=1e-2),
+    "lr1e-2-1200": dict(lr=1e-2, steps=1200),
+    "lr3e-2-600": dict(lr=3e-2),
+    "lr3e-3-600-huber": dict(lr=3e-3, loss="huber"),
+    "lr1e-2-600-huber": dict(lr=1e-2, loss="huber"),
+    "lr3e-3-600-rho0.01": dict(lr=3e-3, energy_weight=0.01),
+    "lr3e-3-600-freeze2": dict(lr=3e-3, freeze_blocks=2),
+}
+
+
+def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
+    """One fine-tuning run of SevenNet-0 on the first ``n`` frames of seed's order, scored on frames 100-149."""
+    import ase.io
+    import torch
+
+    from alloop.potentials.registry import build_model
+    from alloop.training.asteroid import train_asteroid
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import evaluate_model
+    from alloop.training.run import cli_settings
+
+    torch.set_num_threads(1)
+    pool = FrameDataset.from_atoms(ase.io.read(DATA / "ethanol_500K_pool_b3lyp-svp.extxyz", index=":"),
+                                   fidelity="b3lyp-svp")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    data, selection = pool.subset(order[:n]), pool.subset(order[100:])
+    options = {**BASE, **RECIPES[recipe]}
+    freeze = options.pop("freeze_blocks", 0)
+    settings = cli_settings(seed=seed, threads=1, **options)
+
+    def factory():
+        return build_model("sevennet", ELEMENTS, base="7net-0", freeze_blocks=freeze)
+
+    t0 = time.perf_counter()
+    result = train_asteroid("standard", data, model_factory=factory, settings=settings)
+    seconds = time.perf_counter() - t0
+    m = evaluate_model(result.model, selection)
+    stage = result.stages["stage1"]
+    return {"recipe": recipe, "n": n, "seed": seed, "seconds": seconds, "steps": stage.steps,
+            "seconds_per_step": stage.seconds / max(stage.steps, 1), "val_force_mae": result.metrics["force_mae_eV_per_A"],
+            "selection_force_mae": m["force_mae_eV_per_A"],
+            "selection_energy_mae_meV_atom": 1000 * m["energy_mae_per_atom_eV"]}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| recipe | N | seeds | steps | s/step | selection F-MAE (eV/A) | selection E-MAE (meV/atom) |",
+             "|---|---:|---:|---:|---:|---|---|"]
+    for recipe, n in sorted({(r["recipe"], r["n"]) for r in rows}, key=lambda k: (k[1], list(RECIPES).index(k[0]))):
+        g = [r for r in rows if r["recipe"] == recipe and r["n"] == n]
+        f = np.array([r["selection_force_mae"] for r in g])
+        e = np.array([r["selection_energy_mae_meV_atom"] for r in g])
+        lines.append(f"| {recipe} | {n} | {len(g)} | {g[0]['steps']} | {np.mean([r['seconds_per_step'] for r in g]):.2f} "
+                     f"| {f.mean():.4f} +- {f.std():.4f} | {e.mean():.2f} +- {e.std():.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--recipes", default="lr1e-3-600")
+    ap.add_argument("--n", default="55", help="training frames (validation included), comma-separated, 5..100")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--runs", type=Path, default=Path(__file__).resolve().parent / "runs" / "sevennet_recipe")
+    ap.add_argument("--list", action="store_true", help="print the recipes and exit")
+    args = ap.parse_args()
+    if args.list:
+        for name, change in RECIPES.items():
+            print(f"{name}: {({**BASE, **change})}")
+        return
+    recipes = args.recipes.split(",")
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        raise SystemExit(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
+    sizes = [int(n) for n in args.n.split(",")]
+    if any(not 5 <= n <= 100 for n in sizes):
+        raise SystemExit("--n must be within 5..100 (frames 100-149 of each order are the selection set)")
+    args.runs.mkdir(parents=True, exist_ok=True)
+    rows = []
+    todo = [(r, n, int(s)) for n in sizes for s in args.seeds.split(",") for r in recipes]
+    for k, (recipe, n, seed) in enumerate(todo, 1):
+        path = args.runs / f"{recipe}_n{n}_s{seed}.json"
+        if path.is_file():
+            row = json.loads(path.read_text())
+        else:
+            row = run_one(recipe, n, seed)
+            path.write_text(json.dumps(row))
+        rows.append(row)
+        print(f"[{k}/{len(todo)}] {recipe} N={n} seed {seed}: selection F-MAE {row['selection_force_mae']:.4f} eV/A, "
+              f"E-MAE {row['selection_energy_mae_meV_atom']:.2f} meV/atom ({row['seconds']:.0f} s)", flush=True)
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
