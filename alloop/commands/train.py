@@ -21,7 +21,7 @@ from typing import Any
 
 ORDER = 40
 #: Defaults of the recipe options when training from scratch (the trainer's recipe, see docs/training.md).
-SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-3, "energy_weight": 0.1, "loss": "mse"}
+SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-2, "energy_weight": 0.1, "loss": "mse"}
 #: Their defaults when the model starts from pretrained weights (a preset with a ``base``, such as ``sevennet-0``):
 #: fine-tuning wants fewer and smaller steps. Chosen on the 500 K ethanol pool by benchmarks/sevennet_recipe.py.
 FINETUNE_DEFAULTS: dict[str, Any] = {"steps": 600, "batch_size": 4, "lr": 1e-3, "energy_weight": 0.1, "loss": "mse"}
