@@ -1,25 +1,27 @@
 """Training: the loss of ASTEROID Eq. 1, energy references, ASTEROID stages, score matching.
 
-Entry points: :func:`train` (one supervised run), :func:`train_asteroid` (standard,
-ASTEROID, ASTEROID without weights, score matching), :func:`evaluate_model`.
+Entry points: :func:`train` (one supervised run with the recipe of docs/training.md),
+:func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
+(standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
+continue from a previous cycle's models), :func:`evaluate_model`.
 """
 
-from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, finetune, train_asteroid
+from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
 from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, typical_bias
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
 from alloop.training.metrics import error_metrics, evaluate_model, predict
 from alloop.training.references import ReferenceFit, apply_references, fit_references
 from alloop.training.score_matching import ScoreMatchingSettings, score_matching_loss, train_score_matching
-from alloop.training.trainer import TrainResult, TrainSettings, parameter_fingerprint, train
+from alloop.training.trainer import TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 
 __all__ = [
-    "METHODS", "AsteroidResult", "AsteroidSettings", "finetune", "train_asteroid",
+    "METHODS", "AsteroidResult", "AsteroidSettings", "WarmStart", "finetune", "train_asteroid",
     "bias_weights", "dataset_bias", "gamma_candidates", "typical_bias",
     "FrameDataset", "LabelledBatch",
     "eq1_loss", "per_frame_losses", "weighted_loss",
     "error_metrics", "evaluate_model", "predict",
     "ReferenceFit", "apply_references", "fit_references",
     "ScoreMatchingSettings", "score_matching_loss", "train_score_matching",
-    "TrainResult", "TrainSettings", "parameter_fingerprint", "train",
+    "TrainResult", "TrainSettings", "fit_output_scale", "parameter_fingerprint", "train",
 ]
