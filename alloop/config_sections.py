@@ -273,7 +273,7 @@ class TrainingConfig(Section):
 
     method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
     loss: Literal["mse", "mae", "huber"] = "mse"
-    energy_weight: float = Field(default=0.1, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
+    energy_weight: float = Field(default=0.5, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
     learning_rate_pretrain: float = Field(default=1e-2, gt=0, lt=1, description="stages 1 and 2 (peak of the schedule)")
     learning_rate_finetune: float = Field(default=3e-3, gt=0, lt=1, description="stage 3 (peak of the schedule)")
     batch_size: int = Field(default=8, ge=1)

@@ -61,6 +61,7 @@ class Config:
     finetune_steps: int = 1000  # stage 3
     lr: float | None = None  # None: TrainSettings' default
     finetune_lr: float | None = None  # None: 0.3 x lr
+    energy_weight: float = 0.5  # rho (the recipe's default)
     batch: int = 8
     val_fraction: float = 0.2
     hidden: int = 64
@@ -142,7 +143,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     lr = cfg.lr or TrainSettings().lr
     n_pool = len(data[f"pool_{CHEAP}"])
     sm_epochs = max(1, round(cfg.pre_steps / -(-n_pool // cfg.batch)))  # as many steps as stage 2
-    exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, threads=1)
+    exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, energy_weight=cfg.energy_weight,
+                           threads=1)
     settings = AsteroidSettings(
         stage1=exp_ts,
         stage2=replace(exp_ts, max_steps=cfg.pre_steps),

@@ -21,7 +21,7 @@ from typing import Any
 
 ORDER = 40
 #: Defaults of the recipe options when training from scratch (the trainer's recipe, see docs/training.md).
-SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-2, "energy_weight": 0.1, "loss": "mse"}
+SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-2, "energy_weight": 0.5, "loss": "mse"}
 #: Their defaults when the model starts from pretrained weights (a preset with a ``base``, such as ``sevennet-0``):
 #: fine-tuning SevenNet-0 wants small batches, fewer steps and a higher peak lr. Chosen on the 500 K ethanol pool by
 #: benchmarks/sevennet_recipe.py (selection-frame force MAE at N = 55: 0.020 eV/A; 1e-3 x 600 steps 0.034).
@@ -57,19 +57,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of standard training and ASTEROID stages 1-2 "
-                   f"(default 3000; {FINETUNE_DEFAULTS['steps']} from pretrained weights)")
+                   f"(default {SCRATCH_DEFAULTS['steps']}; {FINETUNE_DEFAULTS['steps']} from pretrained weights)")
     p.add_argument("--finetune-steps", type=int, default=None, help="optimiser steps of stage 3 (default steps / 3)")
     p.add_argument("--epochs", type=int, default=None, help="a budget in epochs per stage instead of steps")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping guard in epochs without improvement (default: half the run)")
-    pre = FINETUNE_DEFAULTS
+    pre, scr = FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
     p.add_argument("--batch-size", type=int, default=None,
-                   help=f"frames per optimiser step (default 8; {pre['batch_size']} from pretrained weights)")
+                   help=f"frames per optimiser step (default {scr['batch_size']}; {pre['batch_size']} from pretrained weights)")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate of stages 1-2 (default 1e-3; {pre['lr']:g} from pretrained weights)")
+                   help=f"peak learning rate of stages 1-2 (default {scr['lr']:g}; {pre['lr']:g} from pretrained weights)")
     p.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of stage 3 (default 0.3 x lr)")
     p.add_argument("--energy-weight", type=float, default=None,
-                   help=f"rho of Eq. 1 (default 0.1; {pre['energy_weight']:g} from pretrained weights)")
+                   help=f"rho of Eq. 1 (default {scr['energy_weight']:g}; {pre['energy_weight']:g} from pretrained weights)")
     p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"],
                    help=f"default mse ({pre['loss']} from pretrained weights)")
     p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")

@@ -50,7 +50,7 @@ def cli_settings(
     lr: float = 1e-2,
     finetune_lr: float | None = None,
     patience: int | None = None,
-    energy_weight: float = 0.1,
+    energy_weight: float = 0.5,
     loss: str = "mse",
     ema_decay: float | None = 0.99,
     temperature_K: float = 300.0,

@@ -86,7 +86,7 @@ class TrainSettings:
     patience: int | None = None
     min_improvement: float = 1e-4
     select: str = "final"
-    energy_weight: float = 0.1
+    energy_weight: float = 0.5
     loss: str = "mse"
     grad_clip: float | None = 10.0
     seed: int = 0

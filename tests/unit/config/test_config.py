@@ -30,7 +30,7 @@ def test_defaults(tmp_path):
     assert (m.preset, m.architecture, m.n_layers, m.hidden_features, m.cutoff_A) == ("small", "egnn", 3, 64, 5.0)
     assert cfg.md.temperature_K == 500 and cfg.md.timestep_fs == 0.5 and cfg.md.temperature_range_K == (0.0, 1500.0)
     assert cfg.uncertainty.n_components == 5 and cfg.uncertainty.limit == "empirical"
-    assert cfg.training.gamma_grid == (1.0,) and cfg.training.energy_weight == 0.1 and cfg.training.stage_steps() == (3000, 1000)
+    assert cfg.training.gamma_grid == (1.0,) and cfg.training.energy_weight == 0.5 and cfg.training.stage_steps() == (3000, 1000)
     assert cfg.training.warm_start and cfg.training.loss == "mse"
     assert cfg.schedule.bootstrap.method == "rattle" and cfg.schedule.bootstrap.amplitude_A == 0.05
     assert cfg.execution.cluster is not None and cfg.execution.cluster.kind == "local"
