@@ -1,13 +1,25 @@
 """MD throughput: batched replicas (alloop.md.run_segment) vs one ASE Langevin run per replica.
 
 Ethanol, Langevin 500 K, 0.5 fs, friction 0.01/fs, with the stability guards
-checked every step (thresholds set out of reach, so that no replica of the
-untrained model stops and both sides do the same work) and a frame recorded
-every 10 steps. For 1, 8 and 32 replicas it prints
-replica-steps per second of both, the speed-up, and the share of wall time
-spent outside the model call (integrator, guards, recording, ASE overhead).
+checked every step (thresholds set out of reach, so that no replica stops and
+both sides do the same work) and a frame recorded every 10 steps. For 1, 8 and
+32 replicas it prints replica-steps per second of both, the speed-up, the share
+of wall time spent outside the model call (integrator, guards, recording, ASE
+overhead), and the model calls per MD step with the structures per call. The
+calls are counted by a forward pre-hook on the model itself (independently of
+run_segment's own counter): batched MD makes one call per step holding all N
+replicas, ASE makes N calls of one structure. Each run's initial force
+evaluation counts as one more step (calls / (steps + 1)).
+
+Models (``--model``): ``egnn`` (an untrained 64 x 3 EGNN), ``pair`` (the pair
+potential), and the model presets ``sevennet-0`` (the pretrained SevenNet-0
+from the sevenn wheel) and ``sevennet-small`` (a SevenNet from scratch,
+untrained), built like ``benchmarks/models_ethanol.py`` does
+(``load_preset("models", ...)`` + ``build_model``).
 
     python benchmarks/md_bench.py --quick
+    python benchmarks/md_bench.py --model sevennet-0 --steps 20 --replicas 1 8 32 --repeats 1
+    python benchmarks/md_bench.py --model sevennet-small --steps 20 --replicas 1 8 32 --repeats 1
 """
 
 from __future__ import annotations
@@ -24,8 +36,20 @@ from ase.md.langevin import Langevin
 from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
 
+#: --model choices built from a model preset of configs/models/
+PRESETS = ("sevennet-0", "sevennet-small")
+
+
 def build(model_name: str, dtype: str):
     elements = [1, 6, 8]
+    if model_name in PRESETS:
+        from alloop.potentials.registry import build_model
+        from alloop.presets import load_preset
+
+        hparams = load_preset("models", model_name)
+        architecture = hparams.pop("architecture")
+        hparams["dtype"] = dtype
+        return build_model(architecture, elements, seed=0, **hparams).eval(), model_name
     try:
         from alloop.potentials.registry import build_model
 
@@ -37,6 +61,30 @@ def build(model_name: str, dtype: str):
 
     model = PairPotential(elements, seed=0)
     return (model.double() if dtype == "float64" else model), "pair"
+
+
+class CallCounter:
+    """Counts a model's forward calls and the structures they held (a forward pre-hook on the model)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.calls = self.structures = 0
+        model.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module: torch.nn.Module, args: tuple) -> None:
+        self.calls += 1
+        self.structures += args[0].n_graphs  # the AtomsBatch
+
+    def take(self) -> tuple[int, int]:
+        """(calls, structures) since the last take; resets both."""
+        out = (self.calls, self.structures)
+        self.calls = self.structures = 0
+        return out
+
+
+def per_step(counts: tuple[int, int], n_steps: int) -> str:
+    """'calls per step (structures per call)', the initial force evaluation counted as a step."""
+    calls, structures = counts
+    return f"{calls / (n_steps + 1):.2f} ({structures / calls:.0f})"
 
 
 def ase_run(model, atoms, states, n_steps: int, settings: MDSettings) -> tuple[float, float]:
@@ -74,7 +122,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="few steps (smoke run)")
     parser.add_argument("--steps", type=int, default=None, help="MD steps per replica (default 200, quick 20)")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--model", choices=["egnn", "pair"], default="egnn")
+    parser.add_argument("--model", choices=["egnn", "pair", *PRESETS], default="egnn")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats, best kept (default 3, quick 1)")
@@ -89,30 +137,39 @@ def main() -> None:
     # replica runs every step and the rates compare equal work
     guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1e9, min_distance_A=0.0, max_temperature_K=1e30)
     run_segment(model, atoms, init_replicas(atoms, 2, 500.0, seed=0), 3, settings, 1)  # warm-up
+    counter = CallCounter(model)
 
     print(
         f"ethanol, model {name} ({args.dtype}), {n_steps} steps per replica, torch threads {args.threads}, "
         f"best of {args.repeats}\n"
     )
-    print("| replicas | batched replica-steps/s | ASE replica-steps/s | speed-up | batched: time outside model | ASE: time outside model |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| replicas | batched replica-steps/s | ASE replica-steps/s | speed-up | batched: time outside model "
+          "| ASE: time outside model | batched: model calls per step (structures per call) | ASE: model calls per step "
+          "(structures per call) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n_rep in args.replicas:
         states = init_replicas(atoms, n_rep, settings.temperature_K, seed=1)
         best_b = best_a = None  # best of the repeats (the machine is shared: less load = closer to the truth)
         for _ in range(args.repeats):
+            counter.take()
             res = run_segment(model, atoms, states, n_steps, settings, record_every=10, guards=guards)
-            if res.n_model_calls != n_steps + 1:
-                raise RuntimeError(f"replicas stopped early ({res.stop_reasons}): rates would not compare")
+            calls_b = counter.take()
+            if res.n_model_calls != n_steps + 1 or calls_b[0] != res.n_model_calls:
+                raise RuntimeError(f"replicas stopped early ({res.stop_reasons}) or calls miscounted "
+                                   f"({calls_b[0]} vs {res.n_model_calls}): rates would not compare")
             if best_b is None or res.total_seconds < best_b[0]:
                 best_b = (res.total_seconds, res.model_seconds)
             wall, in_model = ase_run(model, atoms, states, n_steps, settings)
+            calls_a = counter.take()
             if best_a is None or wall < best_a[0]:
                 best_a = (wall, in_model)
         batched, ase_rate = n_rep * n_steps / best_b[0], n_rep * n_steps / best_a[0]
         print(
             f"| {n_rep} | {batched:.0f} | {ase_rate:.0f} | {batched / ase_rate:.1f}x | "
-            f"{100 * (1 - best_b[1] / best_b[0]):.0f}% | {100 * (1 - best_a[1] / best_a[0]):.0f}% |"
+            f"{100 * (1 - best_b[1] / best_b[0]):.0f}% | {100 * (1 - best_a[1] / best_a[0]):.0f}% | "
+            f"{per_step(calls_b, n_steps)} | {per_step(calls_a, n_steps)} |"
         )
+
 
 if __name__ == "__main__":
     main()

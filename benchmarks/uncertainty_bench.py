@@ -13,7 +13,24 @@ Protocol (ethanol):
    labelled here.
 2. A "cheap" model is trained on the cheap labels of the training frames (300 +
    500 K), and a copy is fine-tuned on truth labels of every other one of them
-   (the model under test, as in the loop's periodic fine-tuning).
+   (the model under test, as in the loop's periodic fine-tuning). ``--model``
+   chooses the architecture: ``egnn`` (default; 64 x 3, quick 32 x 2, trained
+   ``--epochs`` with lr 3e-3, the copy with 5e-4 for half the epochs), or a
+   SevenNet model preset trained with ``alloop train``'s recipe
+   (``alloop.training.run.cli_settings`` with the command's defaults; the cheap
+   model as ``--method standard`` trains, the truth fine-tune as ASTEROID's stage
+   3: steps / 3 at 0.3 x lr): ``sevennet-small`` from scratch
+   (``SCRATCH_DEFAULTS``: 3000 steps of batch 8, lr 1e-2) and ``sevennet-0``
+   fine-tuned from the pretrained SevenNet-0 weights of the sevenn wheel
+   (``FINETUNE_DEFAULTS``: 1200 steps of batch 4, lr 1e-2, energy weight 0.1).
+   SevenNet-0 is heavy on a CPU: 0.4-0.8 s per step of batch 4 on one thread of
+   this 2-core machine (measured here and by ``benchmarks/models_ethanol.py``),
+   so its full recipe (1200 + 400 steps) takes 12-25 min; sevennet-small takes
+   0.07-0.2 s per step of batch 8. ``--steps N`` sets the cheap model's
+   optimiser steps (the fine-tune gets N / 3) and ``--quick`` uses a tenth of
+   the defaults: fewer steps mean a less converged model (SevenNet-0 less so,
+   it starts from pretrained weights), so such numbers check the pipeline more
+   than they measure the scores.
 3. On the test frames at all three temperatures: the true force error
    (mean |F_model - F_truth| per frame) against each score: Q-residual and T^2
    of the fine-tuned model's latent features (PCA fitted on its training
@@ -38,6 +55,10 @@ first cycles: ~20 rows of an element against 64 latent features).
     python benchmarks/make_ethanol_data.py --temperature 1000 --pool 0 --test 50
     python benchmarks/uncertainty_bench.py                 # AIMD frames, B3LYP truth
     python benchmarks/uncertainty_bench.py --quick         # harmonic frames, HF/STO-3G for both fidelities, small EGNN
+    python benchmarks/uncertainty_bench.py --model sevennet-0        # SevenNet-0 fine-tuned, alloop train's recipe
+    python benchmarks/uncertainty_bench.py --model sevennet-small    # SevenNet from scratch, alloop train's recipe
+    python benchmarks/uncertainty_bench.py --model sevennet-0 --train-per-T 20 --test-per-T 20 --steps 150       # 2 min
+    python benchmarks/uncertainty_bench.py --model sevennet-small --train-per-T 20 --test-per-T 20 --steps 600   # 1 min
 """
 
 from __future__ import annotations
@@ -45,7 +66,7 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +84,12 @@ from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
+from alloop.presets import load_preset
 from alloop.training.data import FrameDataset
-from alloop.training.trainer import TrainSettings, train
+from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
 
+MODELS = ("egnn", "sevennet-small", "sevennet-0")  # egnn: built here; the others are model presets
 TEMPERATURES = (300.0, 500.0, 1000.0)
 TRAIN_TEMPERATURES = (300.0, 500.0)
 DATA = Path(__file__).resolve().parent / "data"
@@ -205,6 +228,33 @@ def fit(model, data: FrameDataset, settings: TrainSettings) -> float:
     return train(model, tr, va, settings).best_val_force_mae
 
 
+def build_models(args: argparse.Namespace, cheap_data: FrameDataset):
+    """(cheap model, its TrainSettings, the truth fine-tune's TrainSettings, a description) for ``args.model``."""
+    if args.model == "egnn":
+        hidden, layers = (32, 2) if args.quick else (64, 3)
+        model = build_model("egnn", [1, 6, 8], hidden_features=hidden, n_layers=layers, cutoff_A=5.0, seed=args.seed)
+        settings = TrainSettings(max_epochs=args.epochs, batch_size=8, lr=3e-3, patience=40, threads=args.threads, seed=args.seed)
+        ft_settings = TrainSettings(max_epochs=args.epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads,
+                                    seed=args.seed + 1)
+        return model, settings, ft_settings, f"EGNN {hidden}x{layers}, {args.epochs} / {args.epochs // 2} epochs"
+    from alloop.commands.train import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
+    from alloop.training.run import cli_settings
+
+    hparams = load_preset("models", args.model)
+    architecture = hparams.pop("architecture")
+    pretrained = hparams.get("base") is not None
+    options = dict(FINETUNE_DEFAULTS if pretrained else SCRATCH_DEFAULTS)
+    options["steps"] = args.steps or (options["steps"] // 10 if args.quick else options["steps"])
+    recipe = cli_settings(seed=args.seed, threads=args.threads, **options)
+    torch.manual_seed(args.seed)
+    model = build_model(architecture, [1, 6, 8], seed=args.seed, **hparams)
+    fit_output_scale(model, cheap_data)  # a fresh model starts at the data's force scale (pretrained: no-op)
+    start = "fine-tuned from SevenNet-0" if pretrained else "from scratch"
+    s1, s3 = recipe.stage1, replace(recipe.stage3, seed=args.seed + 1)
+    return model, s1, s3, (f"{args.model} ({start}), {s1.max_steps} steps of batch {s1.batch_size} at lr {s1.lr:g}, "
+                           f"fine-tune {s3.max_steps} steps at lr {s3.lr:g}")
+
+
 def features_of(model, frames: list[Atoms]) -> np.ndarray:
     dtype = model_dtype(model)
     out = [
@@ -239,7 +289,11 @@ def main() -> None:
     p.add_argument("--calibration-alphas", default="0.01,0.05,0.1", help="alphas of the calibration check (comma-separated)")
     p.add_argument("--calibration-frames", default="0,10", help="training frames the calibration check fits on (0: all)")
     p.add_argument("--components", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--model", choices=MODELS, default="egnn", help="egnn (default) or a SevenNet model preset")
+    p.add_argument("--epochs", type=int, default=None, help="egnn: training epochs (default 600, quick 150)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="SevenNet models: optimiser steps of the cheap model, the fine-tune gets steps / 3 "
+                   "(default alloop train's: 3000 from scratch, 1200 for sevennet-0; quick a tenth)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -248,9 +302,14 @@ def main() -> None:
     args.source = args.source or ("harmonic" if args.quick else "aimd")
     args.train_per_T = args.train_per_T or (40 if args.quick else 50)
     args.test_per_T = args.test_per_T or (30 if args.quick else 50)
-    epochs = args.epochs or (150 if args.quick else 600)
-    if min(args.train_per_T, args.test_per_T, epochs, args.components) < 1 or not 0 < args.alpha < 1:
-        p.error("frame counts, --epochs and --components must be positive and --alpha in (0, 1)")
+    if args.model == "egnn" and args.steps is not None:
+        p.error("--steps is for SevenNet models; the EGNN's budget is --epochs")
+    if args.model != "egnn" and args.epochs is not None:
+        p.error("--epochs is for the EGNN; a SevenNet model's budget is --steps")
+    args.epochs = args.epochs or (150 if args.quick else 600)
+    budget = args.epochs if args.model == "egnn" else (args.steps if args.steps is not None else 1)
+    if min(args.train_per_T, args.test_per_T, budget, args.components) < 1 or not 0 < args.alpha < 1:
+        p.error("frame counts, --epochs, --steps and --components must be positive and --alpha in (0, 1)")
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
 
@@ -258,13 +317,11 @@ def main() -> None:
     keep = np.flatnonzero(np.isfinite(data.train_cheap_e))
     ft = np.intersect1d(keep, np.flatnonzero(np.isfinite(data.train_truth_e)))
     train_kept = [data.train[i] for i in keep]
-    hidden, layers = (32, 2) if args.quick else (64, 3)
-    cheap_model = build_model("egnn", [1, 6, 8], hidden_features=hidden, n_layers=layers, cutoff_A=5.0, seed=args.seed)
-    settings = TrainSettings(max_epochs=epochs, batch_size=8, lr=3e-3, patience=40, threads=args.threads, seed=args.seed)
+    cheap_data = dataset(train_kept, data.train_cheap_e[keep], data.train_cheap_f[keep], args.cheap)
+    cheap_model, settings, ft_settings, described = build_models(args, cheap_data)
     t2 = time.perf_counter()
-    mae_cheap = fit(cheap_model, dataset(train_kept, data.train_cheap_e[keep], data.train_cheap_f[keep], args.cheap), settings)
+    mae_cheap = fit(cheap_model, cheap_data, settings)
     ft_model = copy.deepcopy(cheap_model)
-    ft_settings = TrainSettings(max_epochs=epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads, seed=args.seed + 1)
     ft_frames = [data.train[i] for i in ft]
     mae_ft = fit(ft_model, dataset(ft_frames, data.train_truth_e[ft], data.train_truth_f[ft], args.fidelity), ft_settings)
     data.timings["training"] = time.perf_counter() - t2
@@ -299,7 +356,7 @@ def main() -> None:
         bias_tr = bias_per_frame(pred_cheap_tr, frame_forces(data.train_cheap_f[keep]), ptr_tr)
         rows.append(("bias B mean abs(F_cheap_model - f_cheap), needs a cheap label", bias / np.quantile(bias_tr, 1 - args.alpha)))
 
-    print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; EGNN {hidden}x{layers}; k = {args.components}, alpha = {args.alpha}")
+    print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; {described}; k = {args.components}, alpha = {args.alpha}")
     print(f"frames: {data.source}")
     print(f"train: {keep.size} frames at 300 + 500 K ({args.cheap} labels; {ft.size} of them also {args.fidelity}); "
           f"test: {len(frames)} frames ({', '.join(f'{int(t)} K: {int(np.sum(temps == t))}' for t in TEMPERATURES)}); "
