@@ -5,12 +5,15 @@
 - ``uncertainty.png``: frame uncertainty (Q-residual / limit) along MD time per replica, the limit, flagged
   and selected frames, unstable frames;
 - ``parity.png``: latest model's forces against the expensive labels (training and validation frames);
-- ``labels.png``: labels per cycle and fidelity, failures stacked on top.
+- ``labels.png``: labels per cycle and fidelity, failures stacked on top;
+- ``compare_cost.png`` (several campaigns, ``alloop report --compare``): each run's force MAE and, in a second
+  panel when known, per-atom energy MAE against its cumulative labelling cost (CPU s, both fidelities).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -20,6 +23,9 @@ import numpy as np  # noqa: E402
 
 from alloop.store.campaign import CampaignStore  # noqa: E402
 from alloop.store.schema import ORIGIN_CODES, FrameFlag  # noqa: E402
+
+if TYPE_CHECKING:
+    from alloop.report.compare import RunSummary
 
 
 def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
@@ -132,6 +138,33 @@ def plot_labels(store: CampaignStore, path: Path) -> Path | None:
     ax.set_ylabel("labels")
     ax.set_title("labels per cycle")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_compare(runs: list[RunSummary], path: Path) -> Path:
+    """Learning curves of several runs in one figure (the energy panel only when a run knows its energy MAE)."""
+    with_energy = any(np.isfinite(r.curve.energy_mae_meV_per_atom).any() for r in runs)
+    fig, axes = plt.subplots(1, 2 if with_energy else 1, figsize=(11 if with_energy else 6, 4.2), squeeze=False)
+    kinds = sorted({r.curve.errors_on for r in runs})
+    on = f", {kinds[0]}" if len(kinds) == 1 else ""  # otherwise each legend entry says which errors it shows
+    panels = [(axes[0, 0], "force_mae_eV_per_A", f"force MAE (eV/Å){on}")]
+    if with_energy:
+        panels.append((axes[0, 1], "energy_mae_meV_per_atom", f"energy MAE (meV/atom){on}"))
+    for k, run in enumerate(runs):
+        c = run.curve
+        for ax, key, _ in panels:
+            y = getattr(c, key)
+            ok = np.isfinite(y)
+            if ok.any():
+                ax.plot(c.cpu_s[ok], y[ok], "o-", color=f"C{k}", label=f"{run.label} ({run.strategy}, {c.errors_on})")
+        if not c.force_mae_eV_per_A.size:
+            axes[0, 0].plot([], [], "o-", color=f"C{k}", label=f"{run.label} ({run.strategy}): no model yet")
+    for ax, _, ylabel in panels:
+        ax.set_xlabel("cumulative labelling cost (CPU s, both fidelities)")
+        ax.set_ylabel(ylabel, fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    fig.suptitle("learning curves (one point per trained model)", fontsize=10)
     return _save(fig, path)
 
 
