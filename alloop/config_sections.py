@@ -9,7 +9,7 @@ Relative paths are resolved against ``base_dir`` from the validation context.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -18,20 +18,22 @@ from alloop.presets import load_preset
 
 
 class Section(BaseModel):
-    """A frozen config section; a key given as ``null`` (or left empty in YAML) means its default."""
+    """A frozen config section; a key given as ``null`` (or left empty in YAML) means its default, except the keys
+    of ``NULL_MEANS_NONE``, whose ``null`` switches something off (e.g. ``ema_decay: null``: no EMA)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="before")
     @classmethod
     def _nulls_mean_default(cls, data: Any) -> Any:
-        return drop_nulls(data)
+        return drop_nulls(data, keep=cls.NULL_MEANS_NONE)
 
 
-def drop_nulls(data: Any) -> Any:
-    """A mapping without its ``None`` values (anything else unchanged)."""
+def drop_nulls(data: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """A mapping without its ``None`` values but those of the keys ``keep`` (anything else unchanged)."""
     if isinstance(data, dict):
-        return {k: v for k, v in data.items() if v is not None}
+        return {k: v for k, v in data.items() if v is not None or k in keep}
     return data
 
 
@@ -236,6 +238,8 @@ class UncertaintyConfig(Section):
 class SelectionConfig(Section):
     """How many flagged frames are labelled per cycle, and how they are spread."""
 
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"energy_window_sigma"})
+
     max_cheap_per_cycle: int = Field(default=64, ge=1)
     min_cheap_per_cycle: int = Field(
         default=0, ge=0, description="when fewer frames are flagged, fill up to this many with the highest-scoring "
@@ -270,6 +274,8 @@ class TrainingConfig(Section):
     an EMA of the weights, MSE (or MAE/Huber) loss; early stopping only as a guard. With ``warm_start`` each
     cycle after the first continues every stage from the previous cycle's model with a shorter budget.
     """
+
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay"})
 
     method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
     loss: Literal["mse", "mae", "huber"] = "mse"

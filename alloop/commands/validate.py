@@ -67,9 +67,10 @@ def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
 def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
     s, m, md, sch, ex = summary["structures"], cfg.model, cfg.md, cfg.schedule, cfg.execution
     atoms = str(s["n_atoms_min"]) if s["n_atoms_min"] == s["n_atoms_max"] else f"{s['n_atoms_min']}-{s['n_atoms_max']}"
+    size = (f"pretrained '{m.base}' (fine-tuned)" if getattr(m, "base", None)
+            else f"{m.n_layers} layers, {m.hidden_features} features")
     model = f"checkpoint {m.checkpoint}" if m.checkpoint else (
-        f"{m.architecture} ({m.preset or 'custom'}): {m.n_layers} layers, {m.hidden_features} features,"
-        f" cutoff {m.cutoff_A:g} A, {m.dtype}"
+        f"{m.architecture} ({m.preset or 'custom'}): {size}, cutoff {m.cutoff_A:g} A, {m.dtype}"
     )
     limits = [f"{role} <= {n}" for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
     if sch.budget_cpu_seconds:
