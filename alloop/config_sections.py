@@ -293,6 +293,11 @@ class TrainingConfig(Section):
     ema_decay: float | None = Field(default=0.99, ge=0, lt=1, description="EMA of the weights; null: none")
     warm_start: bool = Field(default=True, description="cycles after the first continue from the previous models")
     warm_start_fraction: float = Field(default=0.3, gt=0, le=1, description="share of each stage's budget when warm")
+    warm_start_lr_factor: float = Field(
+        default=1.0, gt=0, le=1,
+        description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "
+        "minimum is kicked out of it by the full peak: measured on SevenNet-0 fine-tuning)",
+    )
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     gamma_grid: tuple[float, ...] = Field(
         default=(1.0,), min_length=1,

@@ -157,9 +157,12 @@ class TrainTaskResult:
 
 
 def training_settings(training: Any, seed: int, threads: int, temperature_K: float, warm: bool = False) -> AsteroidSettings:
-    """AsteroidSettings from the campaign's ``training`` section; ``warm`` shortens every budget by
-    ``training.warm_start_fraction`` (a cycle that continues from the previous cycle's models)."""
+    """AsteroidSettings from the campaign's ``training`` section; ``warm`` (a cycle that continues from the previous
+    cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
+    stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``; stage 3 starts from the new
+    stage-2 weights and keeps its own."""
     fraction = training.warm_start_fraction if warm else 1.0
+    lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
 
     def shorter(n: int | None) -> int | None:
         return None if n is None else max(1, round(n * fraction))
@@ -170,7 +173,7 @@ def training_settings(training: Any, seed: int, threads: int, temperature_K: flo
         max_epochs=epochs,
         max_steps=shorter(steps),
         batch_size=training.batch_size,
-        lr=training.learning_rate_pretrain,
+        lr=lr,
         loss=training.loss,
         energy_weight=training.energy_weight,
         ema_decay=training.ema_decay,
@@ -188,7 +191,7 @@ def training_settings(training: Any, seed: int, threads: int, temperature_K: flo
             n_vectors=training.score_matching_vectors,
             max_epochs=epochs,
             batch_size=training.batch_size,
-            lr=training.learning_rate_pretrain,
+            lr=lr,
             patience=training.patience_epochs or max(1, epochs // 2),
             threads=threads,
             seed=seed,

@@ -123,6 +123,8 @@ def _training_line(t) -> str:
     steps, finetune = t.stage_steps()
     budget = f"{t.max_epochs} epochs per stage" if steps is None else f"{steps} + {finetune} (stage 3) steps"
     warm = f", warm start x{t.warm_start_fraction:g}" if t.warm_start else ", every cycle from scratch"
+    if t.warm_start and t.warm_start_lr_factor != 1:
+        warm += f" at {t.warm_start_lr_factor:g} x lr"
     if len(t.gamma_grid) == 1:
         gamma = f"gamma fixed at {t.gamma_grid[0]:g} x median B"
     else:

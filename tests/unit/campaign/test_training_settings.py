@@ -1,0 +1,32 @@
+"""The campaign's training section -> per-stage settings: budgets and learning rates of cold and warm cycles."""
+
+from __future__ import annotations
+
+from alloop.campaign.tasks import training_settings
+from alloop.config import CampaignConfig
+
+
+def _training(**keys):
+    data = {"system": {"structures": "H2O"}, "training": {"steps": 1000, "finetune_steps": 300,
+                                                          "learning_rate_pretrain": 1e-2, "learning_rate_finetune": 3e-3,
+                                                          **keys}}
+    return CampaignConfig.from_dict(data).training
+
+
+def test_cold_cycle_uses_the_full_budget_and_peak():
+    s = training_settings(_training(warm_start_lr_factor=0.3), seed=1, threads=1, temperature_K=500.0, warm=False)
+    assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (1000, 1000, 300)
+    assert (s.stage1.lr, s.stage2.lr, s.stage3.lr, s.score.lr) == (1e-2, 1e-2, 3e-3, 1e-2)
+
+
+def test_warm_cycle_shortens_budgets_and_scales_the_peak_of_stages_1_2():
+    s = training_settings(_training(warm_start_fraction=0.2, warm_start_lr_factor=0.3), seed=1, threads=1,
+                          temperature_K=500.0, warm=True)
+    assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (200, 200, 60)
+    assert abs(s.stage1.lr - 3e-3) < 1e-15 and abs(s.stage2.lr - 3e-3) < 1e-15 and abs(s.score.lr - 3e-3) < 1e-15
+    assert s.stage3.lr == 3e-3  # stage 3 starts from the new stage-2 weights: its own peak
+
+
+def test_default_factor_keeps_the_peak():
+    s = training_settings(_training(), seed=1, threads=1, temperature_K=500.0, warm=True)
+    assert s.stage1.lr == 1e-2 and s.stage1.max_steps == 300
