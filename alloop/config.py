@@ -39,7 +39,7 @@ from alloop.config_sections import (
     deep_merge,
     drop_nulls,
 )
-from alloop.errors import ConfigError, FidelityError
+from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import Fidelity
 from alloop.presets import load_preset
@@ -193,7 +193,17 @@ class CampaignConfig(BaseModel):
                     raise ConfigError(f"fidelities.{role}: {exc}") from None
         if self.evaluation is not None:
             check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
+        self._check_outside(compositions)
         return self
+
+    def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
+        """Given outside molecules are made of the campaign's elements and are not its own compositions."""
+        from alloop.outside import outside_molecules
+
+        try:
+            outside_molecules({z for c in compositions for z in c}, self.training.outside_molecules, compositions)
+        except AlloopError as exc:
+            raise ConfigError(f"training.outside_molecules: {exc}") from None
 
     def _check_label_budget(self) -> None:
         boot = self.schedule.bootstrap

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from alloop.errors import ConfigError
+from alloop.errors import AlloopError, ConfigError
 from alloop.presets import load_preset
 
 
@@ -156,6 +156,11 @@ class ModelConfig(Section):
         if value is None and architecture == "egnn" and key in _EGNN_DEFAULTS:
             return _EGNN_DEFAULTS[key]
         return value
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the model starts from pretrained weights (a ``base`` such as SevenNet-0, or a checkpoint file)."""
+        return self.base is not None or self.checkpoint is not None
 
     def hyperparameters(self) -> dict[str, Any]:
         """Keyword arguments for ``alloop.potentials.registry.build_model`` (architecture and checkpoint apart)."""
@@ -305,6 +310,12 @@ class TrainingConfig(Section):
         "with full-length runs on a selection split of the expensive training frames",
     )
     score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections")
+    outside_molecules: tuple[str, ...] | None = Field(
+        default=None, min_length=1,
+        description="ase.build.molecule names outside the campaign: forgetting is scored on them against the "
+        "original (pretrained) model, and replay frames are drawn from them; default: the small CHO molecules of "
+        "alloop.outside made of the campaign's elements, other than its own compositions",
+    )
 
     @field_validator("max_epochs")
     @classmethod
@@ -329,6 +340,22 @@ class TrainingConfig(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"gammas must be distinct (got {list(value)})")
         return tuple(sorted(value))
+
+    @field_validator("outside_molecules")
+    @classmethod
+    def _molecules(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from alloop.outside import molecule_elements
+
+        if value is None:
+            return None
+        for name in value:
+            try:
+                molecule_elements(name)
+            except AlloopError as exc:
+                raise ValueError(str(exc)) from None
+        if len(set(value)) != len(value):
+            raise ValueError(f"molecules must be distinct (got {list(value)})")
+        return value
 
     def stage_steps(self) -> tuple[int | None, int | None]:
         """(steps of stages 1-2, steps of stage 3); None when the budget is in epochs."""

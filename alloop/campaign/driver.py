@@ -17,6 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.campaign import ledger
+from alloop.campaign import original as originals
 from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
 from alloop.campaign.budget import cycle_quota
 from alloop.campaign.evaluation import cycle_columns
@@ -28,7 +29,7 @@ from alloop.campaign.taskrun import run_tasks
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
-from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint, model_from_bytes
+from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.bias import model_bias
@@ -71,6 +72,7 @@ class Campaign:
         self.progress = progress or Progress(enabled=False)
         ex = cfg.execution
         self.slots = max(1, sum(client.nthreads().values()))
+        self.original: originals.Original | None = None
         self.pool = LabelingPool(client, threads_per_task=ex.threads_per_worker, tasks_per_slot=ex.tasks_per_slot,
                                  max_retries=ex.max_task_retries, labeler_factory=labeler_factory)
 
@@ -80,6 +82,7 @@ class Campaign:
         done = ledger.finished_reason(self.store)
         if done is not None:
             return done
+        self.original = originals.prepare(self.store, self.cfg, self.structures, self.log)
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "trained"):
             self._bootstrap()
         for cycle in range(self.cfg.schedule.n_cycles):
@@ -278,8 +281,8 @@ class Campaign:
             raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
         cheap = self._labelled("cheap")
         initial = None
-        if cfg.model.checkpoint is not None:
-            initial = checkpoint_to_bytes(load_checkpoint(cfg.model.checkpoint)[0])
+        if cfg.model.checkpoint is not None:  # the store's copy of the file's model (prepared by run())
+            initial = self.store.checkpoint(originals.stored_version(self.store))[0]
         u = cfg.uncertainty
         # the worker's own thread count: small molecules gain nothing from more torch threads, and oversubscribed
         # OpenMP threads made training 17x slower on a busy 2-core machine (measured)
@@ -348,4 +351,5 @@ class Campaign:
             val_energy_mae_eV=np.array([metrics.get("energy_mae_eV", np.nan)], float),
             train_seconds=np.array([seconds]), time=np.array([time.time()]),
             **cycle_columns(self.store, version, cycle, self.log),  # scores on the evaluation set (NaN without one)
+            **originals.forgetting_columns(self.store, self.original, version, self.log),  # NaN without an original
         )

@@ -1,9 +1,11 @@
 """Load a trained model from a campaign run directory, its store, or a checkpoint file.
 
-A campaign store holds checkpoints of three roles: ``model`` (what each
+A campaign store holds checkpoints of these roles: ``model`` (what each
 training produced; MD and scoring use it), ``theta0`` (ASTEROID's bias model,
-stage 1) and ``stage2`` (the model pretrained on cheap labels). Without a
-version the newest ``model`` is loaded; an explicit version may name any role.
+stage 1), ``stage2`` (the model pretrained on cheap labels) and, for a campaign
+from pretrained weights, ``base`` (the untouched starting model, stored once).
+Without a version the newest ``model`` is loaded; an explicit version may name
+any role.
 
 Energies: a model's ``atomic_energies`` are the per-element references of one
 fidelity; its checkpoint records ``energy_references`` per fidelity hash (or

@@ -9,10 +9,11 @@ energy MAE divides each frame's error by its number of atoms.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
+from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential, model_dtype
@@ -34,6 +35,16 @@ def predict(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> tu
     finally:
         model.train(was_training)
     return np.concatenate(energies), np.concatenate(forces)
+
+
+def pseudo_labelled(model: Potential, structures: Sequence[Atoms], fidelity: str = "original") -> FrameDataset:
+    """``structures`` labelled with the energies (eV) and forces (eV/A) that ``model`` predicts."""
+    if not structures:
+        raise AlloopError("no structures to label")
+    unlabelled = FrameDataset.from_atoms(structures, fidelity=fidelity, labelled=False)
+    energy, forces = predict(model, unlabelled)
+    return FrameDataset(unlabelled.numbers, unlabelled.positions, unlabelled.offsets, energy=energy, forces=forces,
+                        fidelity=fidelity)
 
 
 def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,18 @@ def refit_references(model: Potential, dataset: FrameDataset, ridge: float = 1e-
     return ReferenceFit(energies, shift.rank, shift.degenerate, shift.residual_rms_eV, dataset.fidelity)
 
 
+def without_element_offsets(dataset: FrameDataset, energy: np.ndarray, ridge: float = 1e-10) -> np.ndarray:
+    """``energy`` [M] (eV) minus its least-squares fit on the element counts of ``dataset``'s frames.
+
+    What is left of per-frame energies (or energy differences) once any per-element
+    constant is removed: zero for energies that differ only by such constants.
+    """
+    energy = np.asarray(energy, dtype=np.float64).reshape(-1)
+    fit = _fit_counts(dataset, energy, ridge)
+    counts = element_counts(dataset, dataset.elements)
+    return energy - counts @ np.array([fit.energies[z] for z in dataset.elements])
+
+
 def _fit_counts(dataset: FrameDataset, energy: np.ndarray, ridge: float) -> ReferenceFit:
     """Per-element energies fitting ``energy`` [M] on the element counts of ``dataset``."""
     elements = dataset.elements

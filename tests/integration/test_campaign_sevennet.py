@@ -1,4 +1,8 @@
-"""A campaign that starts from the pretrained SevenNet-0 (sevenn wheel): real PySCF, Dask, MD and Zarr store."""
+"""A campaign that starts from the pretrained SevenNet-0 (sevenn wheel): real PySCF, Dask, MD and Zarr store.
+
+It is interrupted after the bootstrap model and resumed: the original model is stored once, and every
+model's forgetting (against that stored original) is in the cycles table and in ``alloop status``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from alloop.campaign.runner import start_campaign
+from alloop.campaign.driver import Campaign
+from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.cli import main
 from alloop.config import load_campaign
 from alloop import calculator
 from alloop.potentials.checkpoint import model_from_bytes
@@ -38,22 +44,48 @@ execution: {n_workers: 2}
 """
 
 
-def test_campaign_fine_tunes_sevennet0(tmp_path):
+class Interrupted(Exception):
+    pass
+
+
+def test_campaign_fine_tunes_sevennet0(tmp_path, monkeypatch, capsys):
     path = tmp_path / "campaign.yaml"
     path.write_text(CAMPAIGN)
     run_dir = tmp_path / "run"
     lines: list[str] = []
-    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
+
+    def stop(self, cycle):
+        raise Interrupted(f"stopped before cycle {cycle}")
+
+    with monkeypatch.context() as patch:  # the campaign stops after its bootstrap model
+        patch.setattr(Campaign, "_cycle", stop)
+        with pytest.raises(Interrupted):
+            start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append)
+    with CampaignStore.open(store_path(run_dir)) as store:
+        assert [(c["version"], c["role"]) for c in store.checkpoints()] == [(0, "base"), (1, "model")]
+    assert resume_campaign(run_dir, progress=False, echo=lines.append) == "1 cycles done"
     out = check_invariants(run_dir, 1)
     assert out["models"] == 2  # bootstrap + cycle 0
     log = (run_dir / "campaign.log").read_text()
+    assert "original model: stored as checkpoint v0 (role base)" in log
+    assert "original model: found as checkpoint v0 (role base)" in log  # the resumed run did not store it again
     assert "warm start from the previous cycle's model" in log
     md_lines = [line for line in lines if "MD recorded" in line]
     assert md_lines and all(" 0 unstable" in line for line in md_lines), md_lines  # 300 K water stays stable
 
     with CampaignStore.open(store_path(run_dir)) as store:
+        assert [c["version"] for c in store.checkpoints() if c["role"] == "base"] == [0]  # stored once
         models = [c for c in store.checkpoints() if c["role"] == "model"]
         blobs = [store.checkpoint(c["version"])[0] for c in models]
+    # every model's forgetting against the stored original: positive after fine-tuning
+    cycles = out["cycles"]
+    for column in ("forget_force_mae_eV_per_A", "forget_energy_mae_per_atom_eV"):
+        assert np.all(np.isfinite(cycles[column])) and np.all(cycles[column] > 0), (column, cycles[column])
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    status = capsys.readouterr().out
+    assert "forgetting   change against the original v0 (role base)" in status
+    assert len([line for line in status.splitlines() if line.strip().startswith(("v1 ", "v2 "))]) == 2
     trained = [model_from_bytes(b)[0] for b in blobs]
     # every checkpoint says it is SevenNet fine-tuned from the wheel's 7net-0
     for model in trained:
@@ -67,7 +99,7 @@ def test_campaign_fine_tunes_sevennet0(tmp_path):
     first = dict(trained[0].named_parameters())
     assert any(not torch.equal(first[n], p) for n, p in original.named_parameters())
     # cycle 0 bought expensive labels of MD frames and trained on them
-    assert "cycle 0: model v1 trained" in log and "on 6 expensive" in log
+    assert "cycle 0: model v2 trained" in log and "on 6 expensive" in log
 
     # the campaign's model drives ASE
     from ase.build import molecule

@@ -86,6 +86,16 @@ def test_model_presets(tmp_path):
     assert pair.hyperparameters() == {"cutoff_A": 4.0, "n_rbf": 8, "dtype": "float64"}
     custom = make(tmp_path, model={"architecture": "egnn", "n_layers": 2}).model
     assert (custom.preset, custom.n_layers, custom.hidden_features) == (None, 2, 64)
+    assert not (paper.pretrained or pair.pretrained or custom.pretrained)
+    assert make(tmp_path, model="sevennet-0").model.pretrained  # a pretrained base
+
+
+def test_outside_molecules_round_trip(tmp_path):
+    cfg = make(tmp_path, model="sevennet-0", training={"outside_molecules": ["H2O2", "H2"]})
+    assert cfg.training.outside_molecules == ("H2O2", "H2")
+    assert make(tmp_path).training.outside_molecules is None  # default: the CHO set of alloop.outside
+    again = CampaignConfig.from_dict(json.loads(json.dumps(cfg.to_dict())), base_dir="/")
+    assert again == cfg
 
 
 def test_round_trip(tmp_path):

@@ -44,6 +44,16 @@ CASES = [
     ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
     ({"training": {"method": "magic"}}, r"^training\.method: must be 'asteroid', 'standard', "),
     (
+        {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
+        r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",
+    ),
+    ({"training": {"outside_molecules": ["H2", "H2"]}}, r"^training\.outside_molecules: molecules must be distinct"),
+    (
+        {"training": {"outside_molecules": ["H2", "CH4"]}},
+        r"^training\.outside_molecules: 'CH4' has elements \[6\] that the model does not know$",
+    ),
+    ({"training": {"outside_molecules": ["H2O"]}}, r"^training\.outside_molecules: 'H2O' is a composition of the campaign$"),
+    (
         {"selection": {"max_cheap_per_cycle": 4, "max_expensive_per_cycle": 5}},
         r"^selection\.max_expensive_per_cycle: must be <= max_cheap_per_cycle \(4\)",
     ),
