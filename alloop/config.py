@@ -178,6 +178,7 @@ class CampaignConfig(BaseModel):
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
         self._check_label_budget()
+        self._check_replay()
         if not checks_files(info):
             return self
         structures = self.load_structures()
@@ -197,13 +198,22 @@ class CampaignConfig(BaseModel):
         return self
 
     def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
-        """Given outside molecules are made of the campaign's elements and are not its own compositions."""
+        """Given outside molecules are made of the campaign's elements and are not its own compositions; replay
+        needs at least one."""
         from alloop.outside import outside_molecules
 
         try:
-            outside_molecules({z for c in compositions for z in c}, self.training.outside_molecules, compositions)
+            found = outside_molecules({z for c in compositions for z in c}, self.training.outside_molecules, compositions)
         except AlloopError as exc:
             raise ConfigError(f"training.outside_molecules: {exc}") from None
+        if self.training.replay_fraction > 0 and not found:
+            raise ConfigError("training.replay_fraction: no outside molecule is made of the campaign's elements; "
+                              "name some in training.outside_molecules")
+
+    def _check_replay(self) -> None:
+        if self.training.replay_fraction > 0 and not self.model.pretrained:
+            raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
+                              "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")
 
     def _check_label_budget(self) -> None:
         boot = self.schedule.bootstrap

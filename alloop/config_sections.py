@@ -316,6 +316,12 @@ class TrainingConfig(Section):
         "original (pretrained) model, and replay frames are drawn from them; default: the small CHO molecules of "
         "alloop.outside made of the campaign's elements, other than its own compositions",
     )
+    replay_fraction: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="share of every training batch drawn from outside molecules labelled by the original model "
+        "(forces only; floor(f x batch_size + 1/2) frames, at least 1, at most batch_size - 1); needs pretrained "
+        "weights; 0: off",
+    )
 
     @field_validator("max_epochs")
     @classmethod
@@ -355,6 +361,14 @@ class TrainingConfig(Section):
                 raise ValueError(str(exc)) from None
         if len(set(value)) != len(value):
             raise ValueError(f"molecules must be distinct (got {list(value)})")
+        return value
+
+    @field_validator("replay_fraction")
+    @classmethod
+    def _replay(cls, value: float, info: ValidationInfo) -> float:
+        batch = info.data.get("batch_size")
+        if value > 0 and batch is not None and batch < 2:
+            raise ValueError(f"replay needs batch_size >= 2 (got batch_size {batch})")
         return value
 
     def stage_steps(self) -> tuple[int | None, int | None]:

@@ -300,6 +300,7 @@ class Campaign:
                                           n_folds=u.n_folds, frame_score=u.frame_score,
                                           frame_quantile=u.score_quantile),
             initial_model=initial, warm=warm, threads=threads, metadata={"cycle": cycle},
+            replay=self.original.replay_pool(cfg.seed) if cfg.training.replay_fraction > 0 else None,
         )
         self.client.subscribe_topic(TRAIN_TOPIC, lambda event: self.log(f"  {event[1]}"))
         try:

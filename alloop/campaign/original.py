@@ -7,21 +7,23 @@ starting model once, before anything trains, as the checkpoint of role
 nothing. Everything compared with "the original" reads that checkpoint, never a
 rebuilt model: the forgetting scores of every new model (the ``forget_*``
 columns of the ``cycles`` table, :func:`forgetting_columns`; NaN for a campaign
-without pretrained weights) and the pseudo-labels of the replay pool.
+without pretrained weights) and the pseudo-labels of the replay pool
+(:meth:`Original.replay_pool`, with ``training.replay_fraction`` > 0).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 from ase import Atoms
 
-from alloop.outside import forgetting_structures, outside_molecules
+from alloop.outside import forgetting_structures, outside_molecules, replay_structures
 from alloop.store.campaign import CampaignStore
 
 if TYPE_CHECKING:
+    from alloop.campaign.tasks import LabelledArrays
     from alloop.config import CampaignConfig
     from alloop.potentials.base import Potential
     from alloop.training.data import FrameDataset
@@ -74,6 +76,7 @@ class Original:
     model: Potential
     molecules: list[Atoms]
     reference: FrameDataset | None
+    _pools: dict[int, LabelledArrays] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, store: CampaignStore, version: int, molecules: list[Atoms]) -> "Original":
@@ -94,6 +97,21 @@ class Original:
             return {c: float("nan") for c in COLUMNS}
         scores = forgetting_scores(model_from_bytes(model_blob)[0], self.reference).as_dict()
         return {column: scores[key] for column, key in COLUMNS.items()}
+
+    def replay_pool(self, seed: int) -> LabelledArrays:
+        """The replay frames of campaign seed ``seed`` labelled by the original (computed once per process)."""
+        from alloop.campaign.tasks import LabelledArrays
+        from alloop.training.metrics import pseudo_labelled
+
+        if seed not in self._pools:
+            pool = pseudo_labelled(self.model, replay_structures(self.molecules, seed))
+            frames = pool.to_atoms()
+            self._pools[seed] = LabelledArrays(
+                frame_ids=np.arange(len(pool)), numbers=[a.numbers for a in frames],
+                positions=[a.positions for a in frames], energy=pool.energy,
+                forces=[pool.forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
+            )
+        return self._pools[seed]
 
 
 def prepare(store: CampaignStore, cfg: CampaignConfig, structures: Sequence[Atoms], log: Log = print) -> Original | None:

@@ -138,6 +138,7 @@ class TrainRequest:
     uq_settings: QResidualSettings
     initial_model: bytes | None = None
     warm: dict[str, bytes] = field(default_factory=dict)  # previous cycle's checkpoints by role: theta0, stage2, model
+    replay: LabelledArrays | None = None  # outside frames labelled by the original model (replay_fraction > 0)
     threads: int = 1
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -181,6 +182,7 @@ def training_settings(training: Any, seed: int, threads: int, temperature_K: flo
         eval_every=1 if training.max_epochs is not None else None,
         threads=threads,
         seed=seed,
+        replay_fraction=training.replay_fraction,
     )
     return AsteroidSettings(
         stage1=base,
@@ -270,6 +272,9 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     expensive = request.expensive.dataset()
     cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
     unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
+    replay = request.replay.dataset() if request.replay is not None else None
+    if replay is not None:
+        log.append(f"replay: {len(replay)} outside frames labelled by the original model")
     method = request.method
     if method in ("asteroid", "asteroid-no-weights") and cheap is None:
         method = "standard"
@@ -288,6 +293,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         log=log.append,
         map_fn=worker_map,
         warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
+        replay=replay,
     )
     uq_data = expensive if cheap is None else cheap
     uq = fit_uncertainty(result.model, uq_data, request.uq_settings)

@@ -5,8 +5,10 @@
 (``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
 ``FINETUNE_DEFAULTS`` unless the options say otherwise;
 ``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
-(SevenNet models only). Per-epoch progress goes to stderr (``--quiet``
-silences it); the final summary to stdout. The checkpoint holds the model, its
+(SevenNet models only). ``--replay-fraction F`` (pretrained weights only)
+draws that share of every batch from outside molecules labelled by the
+starting model (forces only; docs/training.md). Per-epoch progress goes to
+stderr (``--quiet`` silences it); the final summary to stdout. The checkpoint holds the model, its
 metrics on the expensive validation split, per-fidelity energy references and
 the training settings.
 """
@@ -73,6 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"],
                    help=f"default mse ({pre['loss']} from pretrained weights)")
     p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")
+    p.add_argument("--replay-fraction", type=float, default=0.0, metavar="F",
+                   help="share of every batch drawn from outside molecules labelled by the starting model (forces "
+                   "only); needs pretrained weights (a preset such as sevennet-0, or --init); default 0: off")
     p.add_argument("--gamma-grid", type=_floats, default=[1.0],
                    help="gamma factors x median bias; one value fixes gamma (default 1), several are searched")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of each set (default 0.1)")
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, train_asteroid
-    from alloop.training.run import checkpoint_metadata, cli_settings, load_dataset, summary_lines
+    from alloop.training.run import checkpoint_metadata, cli_settings, load_dataset, replay_pool, summary_lines
 
     if args.method not in METHODS:
         raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(METHODS)})")
@@ -126,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError("give the budget as --steps/--finetune-steps or as --epochs, not both")
     if not 0 <= args.ema < 1:
         raise AlloopError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.replay_fraction and preset.get("base") is None and not args.init:
+        raise AlloopError(f"--replay-fraction needs pretrained weights: preset '{args.model}' has none (use e.g. "
+                          "--model sevennet-0, or --init)")
     started = time.perf_counter()
     if args.cheap and not args.method.startswith("asteroid"):
         print(f"note: --cheap is not used by method '{args.method}'", file=sys.stderr)
@@ -149,13 +157,20 @@ def run(args: argparse.Namespace) -> int:
     settings = cli_settings(
         finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed, threads=args.threads,
         finetune_lr=args.finetune_lr, patience=args.patience, ema_decay=args.ema or None,
-        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction, **recipe,
+        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
+        replay_fraction=args.replay_fraction, **recipe,
     )
+    replay = None
+    if args.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
+        replay = replay_pool(initial if initial is not None else factory(),
+                             [d for d in (expensive, cheap, unlabelled) if d is not None],
+                             args.seed)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,
-                            initial_model=initial, log=log)
+                            initial_model=initial, log=log, replay=replay)
     sources = {"expensive": str(args.expensive), "cheap": args.cheap, "unlabelled": args.unlabelled,
-               "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init}
+               "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init,
+               "replay_frames": 0 if replay is None else len(replay)}
     out = save_checkpoint(result.model, args.output,
                           checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity))
     n_frames = {"expensive": len(expensive)}

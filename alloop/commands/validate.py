@@ -125,6 +125,8 @@ def _training_line(t) -> str:
     warm = f", warm start x{t.warm_start_fraction:g}" if t.warm_start else ", every cycle from scratch"
     if t.warm_start and t.warm_start_lr_factor != 1:
         warm += f" at {t.warm_start_lr_factor:g} x lr"
+    if t.replay_fraction:
+        warm += f", replay {t.replay_fraction:g} of each batch"
     if len(t.gamma_grid) == 1:
         gamma = f"gamma fixed at {t.gamma_grid[0]:g} x median B"
     else:

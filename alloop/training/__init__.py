@@ -3,15 +3,18 @@
 Entry points: :func:`train` (one supervised run with the recipe of docs/training.md),
 :func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
 (standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
-continue from a previous cycle's models), :func:`evaluate_model`.
+continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
+(a model against its original on outside structures), :class:`ReplayMix` (replay batches).
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
 from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, typical_bias
 from alloop.training.data import FrameDataset, LabelledBatch
+from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
-from alloop.training.metrics import error_metrics, evaluate_model, predict
+from alloop.training.metrics import error_metrics, evaluate_model, predict, pseudo_labelled
 from alloop.training.references import ReferenceFit, apply_references, fit_references
+from alloop.training.replay import ReplayMix, replay_per_batch
 from alloop.training.score_matching import ScoreMatchingSettings, score_matching_loss, train_score_matching
 from alloop.training.trainer import TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 
@@ -19,9 +22,11 @@ __all__ = [
     "METHODS", "AsteroidResult", "AsteroidSettings", "WarmStart", "finetune", "train_asteroid",
     "bias_weights", "dataset_bias", "gamma_candidates", "typical_bias",
     "FrameDataset", "LabelledBatch",
+    "ForgettingScores", "forgetting_scores",
     "eq1_loss", "per_frame_losses", "weighted_loss",
-    "error_metrics", "evaluate_model", "predict",
+    "error_metrics", "evaluate_model", "predict", "pseudo_labelled",
     "ReferenceFit", "apply_references", "fit_references",
+    "ReplayMix", "replay_per_batch",
     "ScoreMatchingSettings", "score_matching_loss", "train_score_matching",
     "TrainResult", "TrainSettings", "fit_output_scale", "parameter_fingerprint", "train",
 ]

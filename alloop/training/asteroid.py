@@ -32,6 +32,11 @@ compare gammas (a smaller gamma down-weights the hard frames and lowers it by
 construction). ``gamma_epochs``/``gamma_finetune_epochs`` shorten the
 candidates' runs (default: full length).
 
+Replay (``replay``: frames labelled by the original model, used when the
+stage settings' ``replay_fraction`` is > 0, see :mod:`replay`): every supervised
+run uses it: ``standard``, stages 1, 2 and 3, and the gamma candidates' runs;
+score matching does not (it has no labels).
+
 Warm start (:class:`WarmStart`): a campaign's cycle k+1 starts stage 1 from
 cycle k's theta_0, stage 2 from cycle k's stage-2 model (``standard`` from cycle
 k's model), with the (shorter) budgets of the settings it passes; stage 3
@@ -124,12 +129,12 @@ def _start_from(model: Potential) -> Potential:
 
 def finetune(
     start: Potential, train_set: FrameDataset, val_set: FrameDataset, settings: TrainSettings,
-    log: Logger | None = None, tag: str = "stage3",
+    log: Logger | None = None, tag: str = "stage3", replay: FrameDataset | None = None,
 ) -> tuple[Potential, TrainResult]:
     """Stage 3: train a copy of ``start`` on expensive labels; checks it really started from ``start``."""
     expected = parameter_fingerprint(start)
     model = _start_from(start)
-    result = train(model, train_set, val_set, settings, log=log, tag=tag)
+    result = train(model, train_set, val_set, settings, log=log, tag=tag, replay=replay)
     if result.initial_fingerprint != expected:
         raise RuntimeError("fine-tuning did not start from the given weights (stage-2 weights were not loaded)")
     return model, result
@@ -166,6 +171,7 @@ def train_asteroid(
     log: Logger | None = None,
     map_fn: MapFn = map,
     warm: WarmStart | None = None,
+    replay: FrameDataset | None = None,
 ) -> AsteroidResult:
     """Run one of :data:`METHODS`; see the module docstring.
 
@@ -175,7 +181,7 @@ def train_asteroid(
 
     ``initial_model`` (e.g. a universal potential; never modified) is the start of
     stage 2, of score matching, or of ``standard`` training; stage 1 starts fresh.
-    ``warm`` (never modified) overrides both per stage.
+    ``warm`` (never modified) overrides both per stage. ``replay``: the pool of every supervised run.
     """
     _check_inputs(method, expensive, cheap, unlabelled)
     if model_factory is None:
@@ -196,7 +202,8 @@ def train_asteroid(
 
     if method == "standard":
         model = start_model(s.seed + 1, exp_train, warm.model)
-        stages["stage1"] = train(model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="standard")
+        stages["stage1"] = train(model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="standard",
+                                 replay=replay)
         references[expensive.fidelity] = stages["stage1"].references
         return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
                               references=references, splits=splits)
@@ -214,22 +221,24 @@ def train_asteroid(
         if method == "asteroid":
             bias_model = (_start_from(warm.stage1) if warm.stage1 is not None
                           else _fresh(model_factory, s.seed + 1, exp_train))
-            stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="stage1")
+            stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log,
+                                     tag="stage1", replay=replay)
             bias = dataset_bias(bias_model, cheap)
             stage2_start = partial(start_model, previous=warm.stage2)
             gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, stage2_start, s, log,
-                                               map_fn=map_fn)
+                                               map_fn=map_fn, replay=replay)
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
         pretrained = start_model(s.seed + 2, cheap_train, warm.stage2)
         stages["stage2"] = train(
             pretrained, cheap_train.with_weights(weights[ch_tr_idx]), cheap_val.with_weights(weights[ch_va_idx]),
-            replace(s.stage2, seed=s.seed + 2), log=log, tag="stage2",
+            replace(s.stage2, seed=s.seed + 2), log=log, tag="stage2", replay=replay,
         )
         references[cheap.fidelity] = stages["stage2"].references
     fingerprints["stage2"] = parameter_fingerprint(pretrained)
-    model, stages["stage3"] = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log)
+    model, stages["stage3"] = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
+                                       replay=replay)
     fingerprints["stage3_start"] = stages["stage3"].initial_fingerprint
     references[expensive.fidelity] = stages["stage3"].references
     return AsteroidResult(
@@ -249,6 +258,7 @@ def select_gamma(
     settings: AsteroidSettings,
     log: Logger | None = None,
     map_fn: MapFn = map,
+    replay: FrameDataset | None = None,
 ) -> tuple[float, dict[float, float]]:
     """Gamma from ``gamma_grid x median(B)``: fixed for one factor, else scored on a selection split (module docstring)."""
     s = settings
@@ -264,7 +274,7 @@ def select_gamma(
     score = partial(
         score_gamma, bias=bias, cheap_train=cheap.subset(cheap_train_idx), cheap_val=cheap.subset(cheap_val_idx),
         cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,
-        start_model=start_model, settings=s,
+        start_model=start_model, settings=s, replay=replay,
     )
     scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates))))
     if log:
@@ -289,6 +299,7 @@ def score_gamma(
     exp_val: FrameDataset,
     start_model: StartModel,
     settings: AsteroidSettings,
+    replay: FrameDataset | None = None,
 ) -> float:
     """One gamma candidate: bias-weighted stage 2 (+ fine-tune), force MAE on the selection split ``exp_val``."""
     s = settings
@@ -297,10 +308,11 @@ def score_gamma(
     stage2 = replace(s.stage2, seed=s.seed + 2)
     if s.gamma_epochs is not None:
         stage2 = replace(stage2, max_epochs=s.gamma_epochs, max_steps=None)
-    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), stage2)
+    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), stage2,
+          replay=replay)
     if s.gamma_selection == "finetune":
         stage3 = replace(s.stage3, seed=s.seed + 3)
         if s.gamma_finetune_epochs is not None:
             stage3 = replace(stage3, max_epochs=s.gamma_finetune_epochs, max_steps=None)
-        train(model, exp_train, exp_val, stage3)
+        train(model, exp_train, exp_val, stage3, replay=replay)
     return evaluate_model(model, exp_val)["force_mae_eV_per_A"]

@@ -34,6 +34,7 @@ class LabelledBatch:
     forces: torch.Tensor | None  # [N, 3] eV/Angstrom
     weight: torch.Tensor  # [B] per-frame weight
     index: torch.Tensor  # [B] frame indices into the dataset
+    energy_mask: torch.Tensor | None = None  # [B] 0 for frames whose energy does not count (replay); None: all count
 
     @property
     def n_atoms(self) -> torch.Tensor:

@@ -91,9 +91,16 @@ def eq1_loss(
     energy_weight: float = 0.01,
     kind: str = "mae",
     normalizer: float | torch.Tensor | None = None,
+    energy_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Eq. 1 (Eq. 2 with ``weight``) on one batch; see the module docstring."""
+    """Eq. 1 (Eq. 2 with ``weight``) on one batch; see the module docstring.
+
+    ``energy_mask`` [B] multiplies each frame's energy term: 0 keeps a frame's energy out of the loss (replay
+    frames, whose energies are on another reference), so it counts by its forces only.
+    """
     lf, le = per_frame_losses(energy_pred, forces_pred, energy_true, forces_true, graph_index, n_atoms, kind)
+    if energy_mask is not None:
+        le = le * energy_mask.to(le.dtype)
     if weight is None:
         weight = torch.ones_like(lf)
     return weighted_loss(lf, le, weight, energy_weight, normalizer)

@@ -17,6 +17,7 @@ from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.io import read_labelled, read_structures
+from alloop.potentials.base import Potential
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings
 from alloop.training.data import FrameDataset
 from alloop.training.score_matching import ScoreMatchingSettings
@@ -56,19 +57,21 @@ def cli_settings(
     temperature_K: float = 300.0,
     gamma_grid: Sequence[float] = (1.0,),
     val_fraction: float = 0.1,
+    replay_fraction: float = 0.0,
 ) -> AsteroidSettings:
     """AsteroidSettings from the command-line options.
 
     The budget is ``steps`` optimiser steps for standard training and stages 1-2 (default 3000) and
     ``finetune_steps`` for stage 3 (default steps / 3), or ``epochs`` per stage when given; stage 3's
     peak learning rate is ``finetune_lr`` (default 0.3 x lr). Score matching runs ``epochs`` (default 100).
+    ``replay_fraction`` applies to every supervised stage.
     """
     if epochs is None:
         steps = 3000 if steps is None else steps
         finetune_steps = max(1, steps // 3) if finetune_steps is None else finetune_steps
     base = TrainSettings(max_epochs=epochs or 200, max_steps=steps, batch_size=batch_size, lr=lr, patience=patience,
                          energy_weight=energy_weight, loss=loss, ema_decay=ema_decay, threads=threads, seed=seed,
-                         eval_every=1 if epochs is not None else None)
+                         eval_every=1 if epochs is not None else None, replay_fraction=replay_fraction)
     return AsteroidSettings(
         stage1=base,
         stage2=base,
@@ -79,6 +82,16 @@ def cli_settings(
         val_fraction=val_fraction,
         seed=seed,
     )
+
+
+def replay_pool(original: Potential, datasets: Sequence[FrameDataset], seed: int) -> FrameDataset:
+    """Replay frames (:mod:`alloop.outside`, outside the datasets' compositions) labelled by ``original``."""
+    from alloop.outside import outside_molecules, replay_structures
+    from alloop.training.metrics import pseudo_labelled
+
+    compositions = {tuple(sorted(d.numbers[d.frame_slice(k)].tolist())) for d in datasets for k in range(len(d))}
+    molecules = outside_molecules(original.elements, exclude=compositions)
+    return pseudo_labelled(original, replay_structures(molecules, seed))
 
 
 def _stage_summary(stage: Any) -> dict[str, Any]:

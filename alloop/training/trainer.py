@@ -22,7 +22,10 @@ One function, :func:`train`, for every architecture:
   returns the weights at the end of the budget (``select="final"``): the
   validation split did not choose them, so its error is an honest estimate.
   ``select="best"`` returns the best evaluated weights (the starting model
-  included) instead.
+  included) instead;
+- replay (``replay_fraction`` > 0 with a ``replay`` pool labelled by the
+  original model): part of every batch comes from the pool and counts by its
+  forces only (:mod:`replay`); with 0 the batches are exactly those without it.
 
 Reproducible: the same model, data and ``seed`` give identical weights
 (seeded torch RNG and seeded shuffling; CPU kernels used here are
@@ -52,6 +55,7 @@ from alloop.training.loss import LOSS_TYPES, eq1_loss
 from alloop.training.metrics import validation_metrics
 from alloop.training.optim import SCHEDULES, WeightAverage, learning_rate
 from alloop.training.references import ReferenceFit, apply_references, model_references, refit_references
+from alloop.training.replay import ReplayMix, replay_per_batch
 
 Logger = Callable[[str], None]
 
@@ -94,6 +98,7 @@ class TrainSettings:
     fit_references: bool = True
     eval_every: int | None = None
     eval_batch_size: int = 64
+    replay_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_epochs < 0 or self.batch_size < 1 or (self.patience is not None and self.patience < 1):
@@ -118,6 +123,7 @@ class TrainSettings:
             raise AlloopError(f"unknown select '{self.select}' (use final or best)")
         if self.eval_every is not None and self.eval_every < 1:
             raise AlloopError(f"eval_every must be >= 1, got {self.eval_every}")
+        replay_per_batch(self.replay_fraction, self.batch_size)  # the fraction and the batch size allow replay
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,7 @@ class TrainResult:
     steps: int = 0
     selected: str = "final"
     output_scale: float = 1.0
+    replay_per_batch: int = 0  # replay frames in every batch (0: no replay)
 
 
 def parameter_fingerprint(model: torch.nn.Module) -> str:
@@ -217,8 +224,8 @@ class _Budget:
     warmup: int
 
 
-def _budget(data: FrameDataset, s: TrainSettings) -> _Budget:
-    per_epoch = math.ceil(len(data) / s.batch_size)
+def _budget(data: FrameDataset, s: TrainSettings, mix: ReplayMix | None = None) -> _Budget:
+    per_epoch = math.ceil(len(data) / s.batch_size) if mix is None else mix.n_batches
     steps = s.max_steps if s.max_steps is not None else s.max_epochs * per_epoch
     epochs = math.ceil(steps / per_epoch)
     every = s.eval_every or max(1, math.ceil(epochs / EVALUATIONS_PER_RUN))
@@ -243,12 +250,17 @@ class _Steps:
 
 
 def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: WeightAverage | None,
-                 s: TrainSettings, epoch: int) -> float:
+                 s: TrainSettings, epoch: int, mix: ReplayMix | None = None) -> float:
     dtype = model_dtype(model)
     mean_w = float(data.weight.mean())
     total, count = 0.0, 0
     model.train()
-    for batch in data.batches(s.batch_size, dtype=dtype, shuffle=True, seed=s.seed * 1_000_003 + epoch):
+    seed = s.seed * 1_000_003 + epoch
+    if mix is None:
+        batches = data.batches(s.batch_size, dtype=dtype, shuffle=True, seed=seed)
+    else:
+        batches = mix.batches(dtype, seed)
+    for batch in batches:
         if steps.left <= 0:
             break
         out = model(batch.atoms, compute_forces=True, create_graph=True)
@@ -256,6 +268,7 @@ def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: Weigh
         loss = eq1_loss(
             out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
             weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
+            energy_mask=batch.energy_mask,
         )
         steps.before_step()
         steps.opt.zero_grad(set_to_none=True)
@@ -277,15 +290,24 @@ def train(
     settings: TrainSettings = TrainSettings(),
     log: Logger | None = None,
     tag: str = "",
+    replay: FrameDataset | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place on ``train_set``; early-stop and select on ``val_set``. See the module docstring."""
+    """Train ``model`` in place on ``train_set``; early-stop and select on ``val_set``. See the module docstring.
+
+    ``replay``: frames labelled by the original model, mixed into every batch when ``settings.replay_fraction``
+    is > 0 (ignored at 0).
+    """
     if not (train_set.labelled and val_set.labelled):
         raise AlloopError("training and validation sets need energies and forces")
     if train_set.fidelity != val_set.fidelity:
         raise AlloopError(f"training ({train_set.fidelity!r}) and validation ({val_set.fidelity!r}) fidelities differ")
     if train_set.weight.sum() <= 0:
         raise AlloopError("the training weights sum to zero")
-    unknown = (set(train_set.elements) | set(val_set.elements)) - set(model.elements)
+    if settings.replay_fraction > 0 and (replay is None or not replay.labelled):
+        raise AlloopError("replay_fraction > 0 needs a replay pool labelled by the original model")
+    mix = ReplayMix(train_set, replay, settings.replay_fraction, settings.batch_size) if settings.replay_fraction else None
+    seen = set(train_set.elements) | set(val_set.elements) | set(replay.elements if mix else ())
+    unknown = seen - set(model.elements)
     if unknown:
         raise AlloopError(f"elements {sorted(unknown)} are not in the model's element set {list(model.elements)}")
     s = settings
@@ -293,19 +315,20 @@ def train(
     if s.threads:
         torch.set_num_threads(int(s.threads))
     try:
-        return _run(model, train_set, val_set, s, log, tag)
+        return _run(model, train_set, val_set, s, log, tag, mix)
     finally:
         if s.threads:
             torch.set_num_threads(previous_threads)
 
 
-def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings, log: Logger | None, tag: str) -> TrainResult:
+def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings, log: Logger | None, tag: str,
+         mix: ReplayMix | None) -> TrainResult:
     start = time.perf_counter()
     torch.manual_seed(s.seed)
     prefix = f"{tag} " if tag else ""
     ref_fit = _shift(model, train_set, s)
     fingerprint = parameter_fingerprint(model)
-    budget = _budget(train_set, s)
+    budget = _budget(train_set, s, mix)
     opt = _optimizer(model, s)
     steps = _Steps(opt, budget, s)
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=s.lr_factor,
@@ -327,13 +350,14 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
     if log:
         log(f"{prefix}{len(train_set)} training / {len(val_set)} validation frames, {budget.steps} steps "
             f"({budget.epochs} epochs of batch {s.batch_size}), {s.scheduler} lr {s.lr:.2e}, loss {s.loss}, "
-            f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale {float(model.output_scale):.3f}")
+            f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale {float(model.output_scale):.3f}"
+            + (f", replay {mix.n_replay} of {s.batch_size} frames per batch ({mix.n_pool} in the pool)" if mix else ""))
         log(format_record(record, tag))
     best, best_state = record, copy.deepcopy(evaluated.state_dict())
     since_best, stopped_early, diverged = 0, False, False
     t0, train_loss = time.perf_counter(), float("nan")
     for epoch in range(1, budget.epochs + 1):
-        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch)
+        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch, mix)
         if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
             continue
         record = evaluate(epoch, train_loss, t0)
@@ -385,4 +409,5 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         steps=steps.done,
         selected=selected,
         output_scale=float(model.output_scale),
+        replay_per_batch=0 if mix is None else mix.n_replay,
     )

@@ -1,7 +1,8 @@
 """A campaign that starts from the pretrained SevenNet-0 (sevenn wheel): real PySCF, Dask, MD and Zarr store.
 
 It is interrupted after the bootstrap model and resumed: the original model is stored once, and every
-model's forgetting (against that stored original) is in the cycles table and in ``alloop status``.
+model's forgetting (against that stored original) is in the cycles table and in ``alloop status``. Every
+training replays outside frames labelled by the original (half of each batch of 2).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_
 uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 5,
             energy_window_sigma: null}
-training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5}
+training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5, replay_fraction: 0.5}
 schedule:
   n_cycles: 1
   max_labels: {cheap: 20, expensive: 10}
@@ -70,6 +71,8 @@ def test_campaign_fine_tunes_sevennet0(tmp_path, monkeypatch, capsys):
     assert "original model: stored as checkpoint v0 (role base)" in log
     assert "original model: found as checkpoint v0 (role base)" in log  # the resumed run did not store it again
     assert "warm start from the previous cycle's model" in log
+    assert log.count("replay: 32 outside frames labelled by the original model") == 2  # both trainings
+    assert log.count("replay 1 of 2 frames per batch (32 in the pool)") == 2
     md_lines = [line for line in lines if "MD recorded" in line]
     assert md_lines and all(" 0 unstable" in line for line in md_lines), md_lines  # 300 K water stays stable
 

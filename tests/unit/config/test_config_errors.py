@@ -54,6 +54,21 @@ CASES = [
     ),
     ({"training": {"outside_molecules": ["H2O"]}}, r"^training\.outside_molecules: 'H2O' is a composition of the campaign$"),
     (
+        {"training": {"replay_fraction": 0.25}},
+        r"^training\.replay_fraction: 0\.25 needs a model that starts from pretrained weights \(model\.base, e\.g\. "
+        r"model: sevennet-0, or model\.checkpoint\)$",
+    ),
+    (
+        {"model": "sevennet-0", "training": {"batch_size": 1, "replay_fraction": 0.5}},
+        r"^training\.replay_fraction: replay needs batch_size >= 2 \(got batch_size 1\)$",
+    ),
+    ({"model": "sevennet-0", "training": {"replay_fraction": 1}}, r"^training\.replay_fraction: must be < 1 \(got 1\)$"),
+    (
+        {"system": {"structures": "N2"}, "model": "sevennet-0", "training": {"replay_fraction": 0.25}},
+        r"^training\.replay_fraction: no outside molecule is made of the campaign's elements; name some in "
+        r"training\.outside_molecules$",
+    ),
+    (
         {"selection": {"max_cheap_per_cycle": 4, "max_expensive_per_cycle": 5}},
         r"^selection\.max_expensive_per_cycle: must be <= max_cheap_per_cycle \(4\)",
     ),

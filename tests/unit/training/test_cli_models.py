@@ -105,6 +105,16 @@ def test_sevennet0_asteroid_with_frozen_blocks(water, pretrained, tmp_path, caps
     _evaluate(water, out, capsys)
 
 
+def test_sevennet0_with_replay(water, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    assert _train(water, out, "--model", "sevennet-0", "--method", "standard", "--steps", "2",
+                  "--replay-fraction", "0.5") == 0
+    _, meta = load_checkpoint(out)
+    assert meta["settings"]["stage1"]["replay_fraction"] == 0.5 and meta["sources"]["replay_frames"] == 32
+    assert _train(water, out, "--model", "small", "--method", "standard", "--replay-fraction", "0.25") == 1
+    assert "--replay-fraction needs pretrained weights: preset 'small' has none" in capsys.readouterr().err
+
+
 def test_model_errors(water, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     assert _train(water, out, "--model", "huge", "--method", "standard") == 1
