@@ -288,13 +288,16 @@ class Campaign:
         # OpenMP threads made training 17x slower on a busy 2-core machine (measured)
         threads = cfg.execution.threads_per_worker
         warm = self._warm_start_blobs()
+        # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
+        # labels starts from the bootstrap model too, but with the full budget and learning rate
+        short = bool(warm) and cfg.schedule.strategy == "periodic"
         request = TrainRequest(
             method=cfg.training.method, architecture=cfg.model.architecture, elements=self.elements,
             hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
             expensive=expensive, cheap=cheap if len(cheap) else None,
             unlabelled=self._unlabelled() if cfg.training.method == "score-matching" else None,
             settings=training_settings(cfg.training, cfg.seed + max(cycle, 0), threads, cfg.md.temperature_K,
-                                       warm=bool(warm)),
+                                       warm=short),
             uq_settings=QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
                                           limit=u.limit.replace("-", "_"), calibration=u.calibration.replace("-", "_"),
                                           n_folds=u.n_folds, frame_score=u.frame_score,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 
 import numpy as np
@@ -110,3 +111,7 @@ def test_naive_strategy_trains_once_at_the_end(tmp_path, strategy):
     assert out["models"] == 2  # bootstrap model + the final fine-tune
     versions = np.asarray(out["cycles"]["model_version"])
     assert versions[-1] >= 0 and np.all(versions[1:-1] == -1)
+    # the one fine-tune on all labels continues the bootstrap model with the full budget (a periodic cycle: 30 %)
+    log = (run_dir / "campaign.log").read_text()
+    assert "warm start from the previous cycle's model" in log
+    assert re.findall(r"stage1 .*?\((\d+) epochs", log) == ["4", "4"]

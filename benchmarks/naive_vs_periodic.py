@@ -1,0 +1,280 @@
+"""Naive vs periodic fine-tuning of SevenNet-0 on ethanol (Wong & Yang), at equal labels, equal MD steps, 3 seeds.
+
+Both strategies run ``campaigns/naive-vs-periodic.yaml`` (``model: sevennet-0``) with the same seed, budget
+(labels per fidelity and CPU s), replicas, segment length and number of cycles; only
+``schedule.strategy`` differs:
+
+- periodic: the replicas continue with every new model (a warm-started fine-tune after each cycle);
+- naive: every cycle's replicas start afresh from the input structure with the starting model (the
+  bootstrap fine-tune of SevenNet-0), and the model is fine-tuned once, at the end, on all labels (from the
+  bootstrap model, with the full step budget and learning rate; a periodic cycle gets 30 % of the steps at
+  0.3 x the learning rate, see the campaign file).
+
+For each final model the script prints:
+
+- force and energy MAE on the held-out B3LYP/def2-SVP frames of independent AIMD at 500 K (in
+  distribution) and 1000 K (extrapolation), ``benchmarks/data/ethanol_{500K,1000K}_test_b3lyp-svp.extxyz``;
+- MD stability: ``--replicas`` Langevin trajectories at 500 K and at 800 K, capped at ``--ps`` ps, with the
+  campaign's guards (bond stretch 1.8x, closest pair 0.5 A, temperature up to 3x the target): time to the first
+  guard failure per replica, mean +- std (a replica that never fails counts as the cap);
+- coverage of the labelled set: the reference frames are the 500 K and 1000 K test frames; in the per-atom
+  feature space of the *untouched* SevenNet-0 (one fixed reference model for every run), the fraction of
+  reference frames whose nearest expensive-labelled frame (frame descriptor: the mean of each element's atom
+  features, concatenated) lies farther than the reference frames' own median nearest-neighbour distance; and the
+  expensive-labelled frames' energies against the reference frames' (mean and spread, meV/atom above the
+  lowest reference energy);
+- cost: CPU s of the labels per fidelity (from the store) and wall seconds of each campaign.
+
+Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
+
+    python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~1-2 h on 2 cores)
+    python benchmarks/naive_vs_periodic.py --quick          # 1 seed, short campaigns and MD (smoke run, ~15 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+TESTS = {"500K": DATA / "ethanol_500K_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_test_b3lyp-svp.extxyz"}
+STRATEGIES = ("periodic", "naive")
+QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
+         "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",
+         "selection.min_cheap_per_cycle=4", "selection.max_expensive_per_cycle=2", "schedule.max_labels.expensive=8",
+         "schedule.max_labels.cheap=40"]
+
+
+# --------------------------------------------------------------------------- campaigns
+def run_campaign(campaign: Path, run_dir: Path, seed: int, strategy: str, overrides: list[str]) -> float:
+    """Run (or resume) one campaign; returns its wall seconds (NaN if it was finished before this script)."""
+    marker = run_dir / "naive_vs_periodic.json"
+    if marker.is_file():
+        return json.loads(marker.read_text())["wall_seconds"]
+    sets = [f"seed={seed}", f"schedule.strategy={strategy}", f"name={strategy}", *overrides]
+    cmd = [sys.executable, "-m", "alloop.cli", "run", str(campaign), "--dir", str(run_dir), "--no-progress"]
+    for item in sets:
+        cmd += ["--set", item]
+    if run_dir.exists():
+        cmd = [sys.executable, "-m", "alloop.cli", "resume", str(run_dir), "--no-progress"]
+    t0 = time.perf_counter()
+    with open(run_dir.parent / f"{run_dir.name}.log", "a") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    wall = time.perf_counter() - t0
+    marker.write_text(json.dumps({"wall_seconds": wall, "load_average": os.getloadavg()}))
+    return wall
+
+
+def store_summary(run_dir: Path) -> dict[str, Any]:
+    """Labels and CPU s per fidelity, and the expensive-labelled frames (positions, energies) of a finished run."""
+    from alloop.fidelity import Fidelity
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        rows = store.table("cycles")
+        expensive = Fidelity(**store.config["fidelities"]["expensive"]).hash()
+        table = store.labels(expensive)
+        ok = np.flatnonzero(table.ok)
+        frames = store.get_frames(table.frame_id[ok])
+        energies = np.asarray(table.energy[ok], float)
+    last = -1
+    return {
+        "labels_cheap": int(rows["labels_cheap"][last]), "labels_expensive": int(rows["labels_expensive"][last]),
+        "cpu_cheap_s": float(rows["cpu_cheap_s"][last]), "cpu_expensive_s": float(rows["cpu_expensive_s"][last]),
+        "train_s": float(np.nansum(rows["train_seconds"])), "n_models": int(np.sum(rows["model_version"] >= 0)),
+        "labelled_frames": frames, "labelled_energies": energies,
+    }
+
+
+# --------------------------------------------------------------------------- scores
+def test_errors(model) -> dict[str, float]:
+    import ase.io
+
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import evaluate_model
+
+    out = {}
+    for key, path in TESTS.items():
+        data = FrameDataset.from_atoms(ase.io.read(path, index=":"), fidelity="expensive")
+        m = evaluate_model(model, data)
+        out[f"{key}_force"] = m["force_mae_eV_per_A"]
+        out[f"{key}_energy_meV_atom"] = 1000 * m["energy_mae_per_atom_eV"]
+    return out
+
+
+def stability(model, temperature_K: float, n_replicas: int, n_steps: int, seed: int) -> list[float]:
+    """Picoseconds to the first guard failure of each replica (the cap when it never fails)."""
+    from ase.build import molecule
+
+    from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
+
+    atoms = molecule("CH3CH2OH")
+    settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
+    guards = StabilityGuards.from_atoms(atoms, temperature_K=temperature_K, max_bond_factor=1.8, min_distance_A=0.5)
+    states = init_replicas(atoms, n_replicas, temperature_K, seed)
+    result = run_segment(model, atoms, states, n_steps, settings, record_every=max(1, n_steps), guards=guards)
+    fs = settings.timestep_fs
+    return [(result.final_states[r].step if reason is not None else n_steps) * fs / 1000
+            for r, reason in enumerate(result.stop_reasons)]
+
+
+def _descriptors(reference_model, frames) -> np.ndarray:
+    """Per frame: the mean per-atom feature vector of each element, concatenated (a fixed-length descriptor)."""
+    import torch
+
+    from alloop.potentials.base import AtomsBatch
+
+    out = []
+    elements = sorted({int(z) for a in frames for z in a.numbers})
+    for a in frames:
+        batch = AtomsBatch.from_atoms([a], dtype=torch.float32)
+        with torch.no_grad():
+            feats = reference_model.energy_and_features(batch)[1].numpy()
+        out.append(np.concatenate([feats[a.numbers == z].mean(axis=0) for z in elements]))
+    return np.asarray(out)
+
+
+def coverage(reference_model, reference: dict[str, list], labelled: list, ref_energy: dict[str, np.ndarray],
+             labelled_energy: np.ndarray) -> dict[str, float]:
+    """Fraction of reference frames farther than the reference set's median nearest-neighbour distance from every
+    labelled frame, per reference set; labelled energies above the lowest reference energy (meV/atom)."""
+    lab = _descriptors(reference_model, labelled)
+    out: dict[str, float] = {}
+    for key, frames in reference.items():
+        ref = _descriptors(reference_model, frames)
+        d_ref = np.linalg.norm(ref[:, None] - ref[None], axis=-1)
+        np.fill_diagonal(d_ref, np.inf)
+        threshold = float(np.median(d_ref.min(axis=1)))
+        d_lab = np.linalg.norm(ref[:, None] - lab[None], axis=-1).min(axis=1)
+        out[f"uncovered_{key}"] = float(np.mean(d_lab > threshold))
+    n_atoms = len(labelled[0])
+    low = min(float(e.min()) for e in ref_energy.values())
+    above = 1000 * (labelled_energy - low) / n_atoms
+    out["energy_mean_meV_atom"], out["energy_std_meV_atom"] = float(above.mean()), float(above.std())
+    for key, e in ref_energy.items():
+        ref_above = 1000 * (e - low) / n_atoms
+        out[f"ref_{key}_energy_mean_meV_atom"] = float(ref_above.mean())
+        out[f"ref_{key}_energy_std_meV_atom"] = float(ref_above.std())
+    return out
+
+
+# --------------------------------------------------------------------------- driver
+def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    import ase.io
+    import torch
+
+    from alloop.deploy.loading import load_trained
+
+    cache = run_dir / "naive_vs_periodic_scores.json"
+    key = {"replicas": args.replicas, "ps": args.ps, "temperatures": args.temperatures}
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return saved["scores"]
+    torch.set_num_threads(1)
+    model = load_trained(run_dir).model.eval()
+    scores: dict[str, Any] = test_errors(model)
+    n_steps = int(round(args.ps * 1000 / 0.5))
+    for t in args.temperatures:
+        scores[f"stable_ps_{t:g}K"] = stability(model, t, args.replicas, n_steps, seed)
+    info = store_summary(run_dir)
+    reference = {k: ase.io.read(p, index=":") for k, p in TESTS.items()}
+    ref_energy = {k: np.array([a.get_potential_energy() for a in frames]) for k, frames in reference.items()}
+    scores.update(coverage(reference_model, reference, info.pop("labelled_frames"), ref_energy,
+                           info.pop("labelled_energies")))
+    scores.update(info)
+    cache.write_text(json.dumps({"key": key, "scores": scores}))
+    return scores
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
+
+
+def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float) -> list[str]:
+    rows = [
+        ("force MAE, 500 K test (eV/A)", "500K_force", 3), ("force MAE, 1000 K test (eV/A)", "1000K_force", 3),
+        ("energy MAE, 500 K test (meV/atom)", "500K_energy_meV_atom", 2),
+        ("energy MAE, 1000 K test (meV/atom)", "1000K_energy_meV_atom", 2),
+        *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
+        ("500 K test frames not covered by the labels", "uncovered_500K", 2),
+        ("1000 K test frames not covered by the labels", "uncovered_1000K", 2),
+        ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
+        ("  its spread (std, meV/atom)", "energy_std_meV_atom", 1),
+        ("expensive labels", "labels_expensive", 0), ("cheap labels", "labels_cheap", 0),
+        ("CPU s, expensive labels", "cpu_expensive_s", 0), ("CPU s, cheap labels", "cpu_cheap_s", 0),
+        ("training wall s (sum)", "train_s", 0), ("campaign wall s", "wall_seconds", 0),
+    ]
+    lines = [f"| quantity | {' | '.join(STRATEGIES)} |", f"|---|{'---|' * len(STRATEGIES)}"]
+    for label, key, digits in rows:
+        cells = []
+        for strategy in STRATEGIES:
+            values = []
+            for r in results[strategy]:
+                v = r.get(key)
+                values += list(v) if isinstance(v, list) else [v]
+            values = [v for v in values if v is not None and np.isfinite(v)]
+            cells.append(_ms(values, digits) if values else "n/a")
+        lines.append(f"| {label} | {' | '.join(cells)} |")
+    ref = results[STRATEGIES[0]][0]
+    lines += ["", f"test frames' own energies above their lowest (meV/atom): 500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"
+              f" +- {ref['ref_500K_energy_std_meV_atom']:.1f}, 1000 K {ref['ref_1000K_energy_mean_meV_atom']:.1f} +- "
+              f"{ref['ref_1000K_energy_std_meV_atom']:.1f}",
+              "mean +- sample std over seeds (MD rows: over seeds x replicas)"]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "naive-vs-periodic.yaml")
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/alloop-naive-vs-periodic"))
+    ap.add_argument("--replicas", type=int, default=5, help="MD stability: trajectories per temperature")
+    ap.add_argument("--ps", type=float, default=5.0, help="MD stability: cap in ps (0.5 fs steps)")
+    ap.add_argument("--temperatures", default="500,800", help="MD stability temperatures (K), comma-separated")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra campaign override for both strategies (repeatable)")
+    ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
+    args = ap.parse_args()
+    args.temperatures = [float(t) for t in args.temperatures.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    overrides = list(args.overrides)
+    if args.quick:
+        seeds, args.ps, args.replicas = seeds[:1], 0.1, 2
+        overrides = QUICK + overrides
+        args.runs = args.runs.with_name(args.runs.name + "-quick")
+    args.runs.mkdir(parents=True, exist_ok=True)
+
+    from alloop.potentials.registry import build_model
+    from alloop.presets import load_preset
+
+    spec = load_preset("models", "sevennet-0")
+    reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()
+    results: dict[str, list[dict[str, Any]]] = {s: [] for s in STRATEGIES}
+    for seed in seeds:
+        for strategy in STRATEGIES:
+            run_dir = args.runs / f"{strategy}-s{seed}"
+            wall = run_campaign(args.campaign, run_dir, seed, strategy, overrides)
+            scores = score_run(run_dir, reference_model, args, seed)
+            scores["wall_seconds"] = wall
+            results[strategy].append(scores)
+            print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE 500 K {scores['500K_force']:.3f}, "
+                  f"1000 K {scores['1000K_force']:.3f} eV/A", flush=True)
+    print()
+    print("\n".join(table(results, args.temperatures, args.ps)))
+    print(f"\nseeds {seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
