@@ -23,6 +23,10 @@ For each final model the script prints:
   features, concatenated) lies farther than the reference frames' own median nearest-neighbour distance; and the
   expensive-labelled frames' energies against the reference frames' (mean and spread, meV/atom above the
   lowest reference energy);
+- forgetting: the final model against the original SevenNet-0 the campaign stored, on rattled small CHO
+  molecules outside the campaign (``alloop.outside``; the campaign's ``forget_*`` columns): force MAE and
+  per-atom energy change after per-element offsets; ``--replay F`` adds both strategies with
+  ``training.replay_fraction: F`` (part of each batch pseudo-labelled by the original) as two more columns;
 - cost: CPU s of the labels per fidelity (from the store) and wall seconds of each campaign.
 
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
@@ -55,12 +59,20 @@ QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "tra
 
 
 # --------------------------------------------------------------------------- campaigns
-def run_campaign(campaign: Path, run_dir: Path, seed: int, strategy: str, overrides: list[str]) -> float:
+def variants(replay: float) -> dict[str, list[str]]:
+    """Column name -> the campaign overrides of that run (both strategies; with ``replay`` > 0 also both with replay)."""
+    out = {s: [f"schedule.strategy={s}", f"name={s}"] for s in STRATEGIES}
+    if replay > 0:
+        out.update({f"{s} + replay {replay:g}": [*out[s], f"training.replay_fraction={replay}"] for s in STRATEGIES})
+    return out
+
+
+def run_campaign(campaign: Path, run_dir: Path, seed: int, sets: list[str]) -> float:
     """Run (or resume) one campaign; returns its wall seconds (NaN if it was finished before this script)."""
     marker = run_dir / "naive_vs_periodic.json"
     if marker.is_file():
         return json.loads(marker.read_text())["wall_seconds"]
-    sets = [f"seed={seed}", f"schedule.strategy={strategy}", f"name={strategy}", *overrides]
+    sets = [f"seed={seed}", *sets]
     cmd = [sys.executable, "-m", "alloop.cli", "run", str(campaign), "--dir", str(run_dir), "--no-progress"]
     for item in sets:
         cmd += ["--set", item]
@@ -92,8 +104,16 @@ def store_summary(run_dir: Path) -> dict[str, Any]:
         "labels_cheap": int(rows["labels_cheap"][last]), "labels_expensive": int(rows["labels_expensive"][last]),
         "cpu_cheap_s": float(rows["cpu_cheap_s"][last]), "cpu_expensive_s": float(rows["cpu_expensive_s"][last]),
         "train_s": float(np.nansum(rows["train_seconds"])), "n_models": int(np.sum(rows["model_version"] >= 0)),
+        "forget_force": _last_finite(rows.get("forget_force_mae_eV_per_A")),
+        "forget_energy_meV_atom": 1000 * _last_finite(rows.get("forget_energy_mae_per_atom_eV")),
         "labelled_frames": frames, "labelled_energies": energies,
     }
+
+
+def _last_finite(column: Any) -> float:
+    values = np.asarray(column if column is not None else [], float)
+    values = values[np.isfinite(values)]
+    return float(values[-1]) if values.size else float("nan")
 
 
 # --------------------------------------------------------------------------- scores
@@ -203,11 +223,14 @@ def _ms(values: list[float], digits: int = 3) -> str:
 
 
 def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float) -> list[str]:
+    names = list(results)
     rows = [
         ("force MAE, 500 K test (eV/A)", "500K_force", 3), ("force MAE, 1000 K test (eV/A)", "1000K_force", 3),
         ("energy MAE, 500 K test (meV/atom)", "500K_energy_meV_atom", 2),
         ("energy MAE, 1000 K test (meV/atom)", "1000K_energy_meV_atom", 2),
         *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
+        ("forgetting: force MAE vs the original SevenNet-0 on outside molecules (eV/A)", "forget_force", 3),
+        ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
         ("500 K test frames not covered by the labels", "uncovered_500K", 2),
         ("1000 K test frames not covered by the labels", "uncovered_1000K", 2),
         ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
@@ -216,10 +239,10 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
         ("CPU s, expensive labels", "cpu_expensive_s", 0), ("CPU s, cheap labels", "cpu_cheap_s", 0),
         ("training wall s (sum)", "train_s", 0), ("campaign wall s", "wall_seconds", 0),
     ]
-    lines = [f"| quantity | {' | '.join(STRATEGIES)} |", f"|---|{'---|' * len(STRATEGIES)}"]
+    lines = [f"| quantity | {' | '.join(names)} |", f"|---|{'---|' * len(names)}"]
     for label, key, digits in rows:
         cells = []
-        for strategy in STRATEGIES:
+        for strategy in names:
             values = []
             for r in results[strategy]:
                 v = r.get(key)
@@ -227,7 +250,7 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
             values = [v for v in values if v is not None and np.isfinite(v)]
             cells.append(_ms(values, digits) if values else "n/a")
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    ref = results[STRATEGIES[0]][0]
+    ref = results[names[0]][0]
     lines += ["", f"test frames' own energies above their lowest (meV/atom): 500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"
               f" +- {ref['ref_500K_energy_std_meV_atom']:.1f}, 1000 K {ref['ref_1000K_energy_mean_meV_atom']:.1f} +- "
               f"{ref['ref_1000K_energy_std_meV_atom']:.1f}",
@@ -245,6 +268,8 @@ def main() -> None:
     ap.add_argument("--temperatures", default="500,800", help="MD stability temperatures (K), comma-separated")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="extra campaign override for both strategies (repeatable)")
+    ap.add_argument("--replay", type=float, default=0.0,
+                    help="also run both strategies with training.replay_fraction REPLAY (e.g. 0.25)")
     ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
     args = ap.parse_args()
     args.temperatures = [float(t) for t in args.temperatures.split(",")]
@@ -261,11 +286,12 @@ def main() -> None:
 
     spec = load_preset("models", "sevennet-0")
     reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()
-    results: dict[str, list[dict[str, Any]]] = {s: [] for s in STRATEGIES}
+    runs = variants(args.replay)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     for seed in seeds:
-        for strategy in STRATEGIES:
-            run_dir = args.runs / f"{strategy}-s{seed}"
-            wall = run_campaign(args.campaign, run_dir, seed, strategy, overrides)
+        for strategy, sets in runs.items():
+            run_dir = args.runs / f"{strategy.replace(' + replay ', '-replay')}-s{seed}"
+            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides])
             scores = score_run(run_dir, reference_model, args, seed)
             scores["wall_seconds"] = wall
             results[strategy].append(scores)
