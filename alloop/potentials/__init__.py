@@ -15,6 +15,7 @@ from alloop.potentials.base import AtomsBatch, Potential, PotentialOutput
 _LAZY = {
     "EGNN": "alloop.potentials.egnn",
     "PairPotential": "alloop.potentials.pair",
+    "TwoHeadPotential": "alloop.potentials.two_head",
     "build_model": "alloop.potentials.registry",
     "register_model": "alloop.potentials.registry",
     "model_preset": "alloop.potentials.registry",

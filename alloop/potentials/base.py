@@ -123,6 +123,8 @@ class Potential(torch.nn.Module, ABC):
 
     registry_name: str = ""
     learns_output_scale: bool = True
+    #: buffers that stay float64 through ``.float()`` / ``.to()`` (only their device follows)
+    float64_buffers: tuple[str, ...] = ("atomic_energies", "output_scale")
 
     def __init__(self, elements: Sequence[int], cutoff: float) -> None:
         super().__init__()
@@ -147,8 +149,8 @@ class Potential(torch.nn.Module, ABC):
         """Width F of the per-atom latent features."""
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
-        """Keep ``atomic_energies`` and ``output_scale`` in float64 through ``.float()``/``.to()`` (only the device follows)."""
-        saved = {k: self._buffers[k] for k in ("atomic_energies", "output_scale")}
+        """Keep :attr:`float64_buffers` in float64 through ``.float()``/``.to()`` (only the device follows)."""
+        saved = {k: self._buffers[k] for k in self.float64_buffers}
         out = super()._apply(fn, recurse)
         for key, value in saved.items():
             self._buffers[key] = value.to(device=self._buffers[key].device, dtype=torch.float64)

@@ -14,6 +14,11 @@ energies, forces and force derivatives are continuous when atoms cross it.
 No coordinate updates: for an energy model forces come from -dE/dx. The
 per-atom latent features are the final hidden states h^L (width
 ``hidden_features``), used for Q-residual uncertainty.
+
+Representation and head (for two-head models, :mod:`alloop.potentials.two_head`):
+``representation`` gives h^L, ``head_energy`` applies a readout MLP (the
+model's own ``readout`` by default) and sums per molecule, ``take_head``
+removes the readout.
 """
 
 from __future__ import annotations
@@ -156,7 +161,8 @@ class EGNN(Potential):
     def dtype(self) -> torch.dtype:
         return self.embedding.weight.dtype
 
-    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def representation(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final hidden states h^L [N, F]: the readout's input, and the per-atom features."""
         self.check_batch(batch)
         edge_index, _, dist = neighbor_pairs(batch, self.cutoff)
         rbf = self.rbf(dist)
@@ -164,7 +170,25 @@ class EGNN(Potential):
         h = self.embedding(self.element_index[batch.numbers])
         for layer in self.layers:
             h = layer(h, edge_index, rbf, envelope)
-        atom_energy = self.readout(h).squeeze(-1)
-        energy = torch.zeros(batch.n_graphs, dtype=h.dtype, device=h.device).index_add(0, batch.batch, atom_energy)
-        return energy, h
+        return h, h
 
+    def head_energy(self, state: torch.Tensor, batch: AtomsBatch, head: nn.Module | None = None) -> torch.Tensor:
+        """Energy per graph [B]: ``head`` (default: the model's own ``readout`` MLP) per atom, summed per molecule."""
+        head = self._own_head() if head is None else head
+        atom_energy = head(state).squeeze(-1)
+        return torch.zeros(batch.n_graphs, dtype=state.dtype, device=state.device).index_add(0, batch.batch, atom_energy)
+
+    def _own_head(self) -> nn.Module:
+        if self.readout is None:
+            raise RuntimeError("this EGNN's readout was taken out (take_head): it is the body of a two-head model")
+        return self.readout
+
+    def take_head(self) -> nn.Module:
+        """Remove the energy readout MLP from this model and return it."""
+        head = self._own_head()
+        self.readout = None
+        return head
+
+    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        h, features = self.representation(batch)
+        return self.head_energy(h, batch), features

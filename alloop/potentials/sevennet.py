@@ -21,22 +21,27 @@ Per-atom features: the scalar (0e) channels of the node features after the last
 interaction block (``features="last"``) or after every block, concatenated
 (``features="all"``). ``freeze_blocks=k`` freezes the element and distance
 embeddings and the first k interaction blocks (``requires_grad=False``).
+Representation and head (for two-head models, :mod:`alloop.potentials.two_head`):
+``representation`` runs sevenn's modules up to the last interaction block,
+``head_energy`` the energy readout (the linear layers and sevenn's per-species
+rescale after it, then the per-graph sum), ``take_head`` removes that readout.
 Units: Angstrom, eV. Built in float32; ``.double()`` gives an exact float64 model
 (one-hot cast here, Wigner 3j symbols recomputed, deep copies keep e3nn's code).
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import re
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from alloop.potentials.base import MAX_Z, AtomsBatch, Potential
+from alloop.potentials.copying import exact_deepcopy
 from alloop.potentials.neighbors import neighbor_pairs
 
 # alloop name -> the sevenn._const attribute of a checkpoint shipped inside the wheel.
@@ -44,6 +49,7 @@ PRETRAINED = {"7net-0": "SEVENNET_0_11Jul2024"}
 FEATURE_MODES = ("last", "all")
 _EMBEDDING = ("edge_embedding", "onehot_idx_to_onehot", "onehot_to_feature_x")
 _SKIPPED = ("force_output",)  # alloop's base class computes forces by autograd
+_REDUCE = "reduce_total_enegy"  # sevenn's sum of atomic energies per graph (sevenn's spelling)
 _W3J = re.compile(r"_w3j_(\d+)_(\d+)_(\d+)")  # e3nn's Wigner 3j buffers
 
 # A from-scratch SevenNet: every model key sevenn's builder reads (species keys are added from ``elements``).
@@ -184,6 +190,7 @@ class SevenNet(Potential):
             index[z] = type_map[z]
         self.register_buffer("type_index", index)
         self._scalar_slices = [self._scalars(t) for t in range(self.n_blocks)]
+        self._head_names = self._readout_names()
         self._freeze(self.freeze_blocks)
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
@@ -200,25 +207,16 @@ class SevenNet(Potential):
         return out
 
     def __deepcopy__(self, memo: dict[int, Any]) -> "SevenNet":
-        """A deep copy that keeps e3nn's generated code exact.
+        """A deep copy that keeps e3nn's generated code exact (:func:`~alloop.potentials.copying.exact_deepcopy`)."""
+        return exact_deepcopy(self, memo)
 
-        e3nn copies its code-generated modules by pickling them, and re-tracing the
-        pickled fx code folds some Wigner 3j buffers into float32 constants that
-        ``.double()`` no longer reaches (float64 forces then stop being exactly
-        equivariant). Here those modules are copied attribute by attribute, which
-        copies their fx graphs as they are (``torch.fx.GraphModule.__deepcopy__``).
-        """
-        from e3nn.util.codegen import CodeGenMixin
-
-        for module in reversed(list(self.modules())):  # children before their parents
-            if isinstance(module, CodeGenMixin) and id(module) not in memo:
-                copied = module.__class__.__new__(module.__class__)
-                memo[id(module)] = copied
-                copied.__dict__.update(copy.deepcopy(module.__dict__, memo))
-        twin = self.__class__.__new__(self.__class__)
-        memo[id(self)] = twin
-        twin.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        return twin
+    def _readout_names(self) -> tuple[str, ...]:
+        """The modules between the last interaction block and sevenn's per-graph sum: the energy head."""
+        names = list(self.net._modules)
+        if _REDUCE not in names:
+            raise ValueError(f"this sevenn model has no '{_REDUCE}' module; alloop cannot find its energy readout")
+        last_gate = max(i for i, n in enumerate(names) if n.endswith("_equivariant_gate"))
+        return tuple(n for n in names[last_gate + 1 : names.index(_REDUCE)] if n not in _SKIPPED)
 
     def _scalars(self, block: int) -> list[slice]:
         """Slices of the 0e channels in the output of interaction block ``block``."""
@@ -255,7 +253,8 @@ class SevenNet(Potential):
     def dtype(self) -> torch.dtype:
         return self.net._modules["onehot_to_feature_x"].linear.weight.dtype
 
-    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def representation(self, batch: AtomsBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """sevenn's data dict after the last interaction block (the readout's input) and the per-atom features."""
         self.check_batch(batch)
         edge_index, vec, _ = neighbor_pairs(batch, self.cutoff)
         # sevenn's edges: [centre i, neighbour j] with edge_vec = r_j - r_i (alloop's are [j, i]).
@@ -263,8 +262,6 @@ class SevenNet(Potential):
                 "batch": batch.batch}
         blocks: list[torch.Tensor] = []
         for name, module in self.net._modules.items():
-            if name in _SKIPPED:
-                continue
             data = module(data)
             if name == "onehot_idx_to_onehot":  # sevenn makes its one-hot float32
                 data["x"] = data["x"].to(vec.dtype)
@@ -272,5 +269,26 @@ class SevenNet(Potential):
             elif name.endswith("_equivariant_gate"):
                 x = data["x"]
                 blocks.append(torch.cat([x[:, s] for s in self._scalar_slices[len(blocks)]], dim=1))
+                if len(blocks) == self.n_blocks:
+                    break
         features = blocks[-1] if self.features == "last" else torch.cat(blocks, dim=1)
-        return data["inferred_total_energy"], features
+        return data, features
+
+    def head_energy(self, state: dict[str, torch.Tensor], batch: AtomsBatch,
+                head: torch.nn.Module | None = None) -> torch.Tensor:
+        """Energy per graph [B] from :meth:`representation`'s state through ``head`` (default: the model's own)."""
+        if head is None:
+            if not all(name in self.net._modules for name in self._head_names):
+                raise RuntimeError("this SevenNet's readout was taken out (take_head): it is the body of a two-head model")
+            head = torch.nn.Sequential(OrderedDict((n, self.net._modules[n]) for n in self._head_names))
+        data = head(dict(state))
+        return self.net._modules[_REDUCE](data)["inferred_total_energy"]
+
+    def take_head(self) -> torch.nn.Sequential:
+        """Remove the energy readout (the modules after the last interaction block: linear layers and sevenn's
+        per-species rescale) from this model and return it (dict in, dict out)."""
+        return torch.nn.Sequential(OrderedDict((n, self.net._modules.pop(n)) for n in self._head_names))
+
+    def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        state, features = self.representation(batch)
+        return self.head_energy(state, batch), features
