@@ -1,5 +1,11 @@
 """``alloop train --expensive A.extxyz [--cheap B] [--unlabelled C] --method M -o MODEL``: ASTEROID training.
 
+``--method two-head`` trains a two-head model (a shared representation, a cheap
+and an expensive energy head; :mod:`alloop.training.two_head`):
+``--two-head-mode frozen`` (default) trains the representation and the cheap
+head on the cheap labels, then only the expensive head on the expensive labels
+(stage-3 budget and lr); ``joint`` trains everything together in one run.
+
 ``--model`` is any preset of ``configs/models/`` (``small``, ``egnn-paper``, ``pair``,
 ``sevennet-0``, ``sevennet-small``, ...). A preset with pretrained weights
 (``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
@@ -52,7 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--expensive", required=True, metavar="A.extxyz", help="frames with expensive (accurate) energy and forces")
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
-    p.add_argument("--method", default="asteroid", help="standard, asteroid, asteroid-no-weights or score-matching (default asteroid)")
+    p.add_argument("--method", default="asteroid",
+                   help="standard, asteroid, asteroid-no-weights, score-matching or two-head (default asteroid)")
+    p.add_argument("--two-head-mode", default=None, choices=["frozen", "joint"],
+                   help="two-head: frozen (cheap labels train the representation and the cheap head, then expensive "
+                   "labels only the expensive head; default) or joint (both heads and the representation together)")
     p.add_argument("--model", default="small", help=f"model preset: {', '.join(preset_names('models'))} (default small)")
     p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
                    help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
@@ -107,10 +117,14 @@ def run(args: argparse.Namespace) -> int:
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, train_asteroid
-    from alloop.training.run import checkpoint_metadata, cli_settings, load_dataset, replay_pool, summary_lines
+    from alloop.training.run import checkpoint_metadata, cli_settings, fidelity_name, load_dataset, replay_pool, summary_lines
+    from alloop.training.two_head import train_two_head
 
-    if args.method not in METHODS:
-        raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(METHODS)})")
+    methods = (*METHODS, "two-head")
+    if args.method not in methods:
+        raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(methods)})")
+    if args.two_head_mode is not None and args.method != "two-head":
+        raise AlloopError(f"--two-head-mode is for --method two-head, not '{args.method}'")
     preset = load_preset("models", args.model)  # unknown names list the known presets
     architecture = preset.pop("architecture")
     if args.freeze_blocks is not None:
@@ -119,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if args.init:
             raise AlloopError("--freeze-blocks applies to the preset's model; a --init checkpoint keeps its own")
         preset["freeze_blocks"] = args.freeze_blocks
-    if args.method in ("asteroid", "asteroid-no-weights") and not args.cheap:
+    if args.method in ("asteroid", "asteroid-no-weights", "two-head") and not args.cheap:
         raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
     if args.method == "score-matching" and not args.unlabelled:
         raise AlloopError("method 'score-matching' needs --unlabelled C.extxyz")
@@ -135,12 +149,13 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError(f"--replay-fraction needs pretrained weights: preset '{args.model}' has none (use e.g. "
                           "--model sevennet-0, or --init)")
     started = time.perf_counter()
-    if args.cheap and not args.method.startswith("asteroid"):
+    uses_cheap = args.method.startswith("asteroid") or args.method == "two-head"
+    if args.cheap and not uses_cheap:
         print(f"note: --cheap is not used by method '{args.method}'", file=sys.stderr)
     if args.unlabelled and args.method != "score-matching":
         print(f"note: --unlabelled is not used by method '{args.method}'", file=sys.stderr)
     expensive = load_dataset(args.expensive, "expensive")
-    cheap = load_dataset(args.cheap, "cheap") if args.cheap and args.method.startswith("asteroid") else None
+    cheap = load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None
     unlabelled = load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching" else None
     elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ()) | set(unlabelled.elements if unlabelled else ()))
     initial = None
@@ -166,13 +181,21 @@ def run(args: argparse.Namespace) -> int:
                              [d for d in (expensive, cheap, unlabelled) if d is not None],
                              args.seed)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,
-                            initial_model=initial, log=log, replay=replay)
+    if args.method == "two-head":
+        result = train_two_head(expensive, cheap, model_factory=factory, settings=settings,
+                                mode=args.two_head_mode or "frozen", initial_model=initial, log=log, replay=replay)
+        for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):
+            result.model.record_fidelity(head, result.model.fidelities[head]["tag"], fidelity_name(path))
+    else:
+        result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,
+                                initial_model=initial, log=log, replay=replay)
     sources = {"expensive": str(args.expensive), "cheap": args.cheap, "unlabelled": args.unlabelled,
                "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init,
                "replay_frames": 0 if replay is None else len(replay)}
-    out = save_checkpoint(result.model, args.output,
-                          checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity))
+    metadata = checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity)
+    if args.method == "two-head":
+        metadata["two_head_mode"] = args.two_head_mode or "frozen"
+    out = save_checkpoint(result.model, args.output, metadata)
     n_frames = {"expensive": len(expensive)}
     if cheap is not None:
         n_frames["cheap"] = len(cheap)

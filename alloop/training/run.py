@@ -35,6 +35,12 @@ def fidelity_tag(structures: Sequence[Atoms], role: str, source: str | Path = ""
     return str(hashes.pop())
 
 
+def fidelity_name(path: str | Path) -> str | None:
+    """The ``fidelity`` (preset name) that ``alloop label`` recorded in a file's first frame, if any."""
+    name = read_structures(path, index="0")[0].info.get("fidelity")
+    return str(name) if name else None
+
+
 def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDataset:
     """A FrameDataset from an extxyz (or any ASE-readable) file; labelled files need energy and forces."""
     structures = read_labelled(path) if labelled else read_structures(path)

@@ -25,7 +25,10 @@ One function, :func:`train`, for every architecture:
   included) instead;
 - replay (``replay_fraction`` > 0 with a ``replay`` pool labelled by the
   original model): part of every batch comes from the pool and counts by its
-  forces only (:mod:`replay`); with 0 the batches are exactly those without it.
+  forces only (:mod:`replay`); with 0 the batches are exactly those without it;
+- an ``auxiliary`` loss (optional): a callable of the model added to every
+  step's loss (joint two-head training adds the cheap head's loss on a cheap
+  batch, :mod:`two_head`); evaluation and selection still use the main data.
 
 Reproducible: the same model, data and ``seed`` give identical weights
 (seeded torch RNG and seeded shuffling; CPU kernels used here are
@@ -58,6 +61,8 @@ from alloop.training.references import ReferenceFit, apply_references, model_ref
 from alloop.training.replay import ReplayMix, replay_per_batch
 
 Logger = Callable[[str], None]
+#: an extra loss term of the model, added to every optimiser step's loss
+AuxiliaryLoss = Callable[[Potential], torch.Tensor]
 
 #: evaluations per run when ``eval_every`` is not given
 EVALUATIONS_PER_RUN = 50
@@ -250,7 +255,8 @@ class _Steps:
 
 
 def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: WeightAverage | None,
-                 s: TrainSettings, epoch: int, mix: ReplayMix | None = None) -> float:
+                 s: TrainSettings, epoch: int, mix: ReplayMix | None = None,
+                 auxiliary: AuxiliaryLoss | None = None) -> float:
     dtype = model_dtype(model)
     mean_w = float(data.weight.mean())
     total, count = 0.0, 0
@@ -270,6 +276,8 @@ def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: Weigh
             weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
             energy_mask=batch.energy_mask,
         )
+        if auxiliary is not None:
+            loss = loss + auxiliary(model)
         steps.before_step()
         steps.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -291,11 +299,12 @@ def train(
     log: Logger | None = None,
     tag: str = "",
     replay: FrameDataset | None = None,
+    auxiliary: AuxiliaryLoss | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``train_set``; early-stop and select on ``val_set``. See the module docstring.
 
     ``replay``: frames labelled by the original model, mixed into every batch when ``settings.replay_fraction``
-    is > 0 (ignored at 0).
+    is > 0 (ignored at 0). ``auxiliary``: an extra loss of the model added at every step.
     """
     if not (train_set.labelled and val_set.labelled):
         raise AlloopError("training and validation sets need energies and forces")
@@ -315,14 +324,14 @@ def train(
     if s.threads:
         torch.set_num_threads(int(s.threads))
     try:
-        return _run(model, train_set, val_set, s, log, tag, mix)
+        return _run(model, train_set, val_set, s, log, tag, mix, auxiliary)
     finally:
         if s.threads:
             torch.set_num_threads(previous_threads)
 
 
 def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings, log: Logger | None, tag: str,
-         mix: ReplayMix | None) -> TrainResult:
+         mix: ReplayMix | None, auxiliary: AuxiliaryLoss | None = None) -> TrainResult:
     start = time.perf_counter()
     torch.manual_seed(s.seed)
     prefix = f"{tag} " if tag else ""
@@ -357,7 +366,7 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
     since_best, stopped_early, diverged = 0, False, False
     t0, train_loss = time.perf_counter(), float("nan")
     for epoch in range(1, budget.epochs + 1):
-        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch, mix)
+        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch, mix, auxiliary)
         if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
             continue
         record = evaluate(epoch, train_loss, t0)
