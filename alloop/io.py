@@ -66,6 +66,27 @@ def read_labelled(path: str | Path) -> list[Atoms]:
     return structures
 
 
+def labels_under(
+    structures: list[Atoms], energy_key: str, forces_key: str, source: str | Path = ""
+) -> tuple[list[float], list[np.ndarray]] | None:
+    """Energies (eV) and forces (eV/A) stored under the given keys: calculator results (extxyz ``energy`` and
+    ``forces``), else ``info`` / ``arrays`` (any other extxyz key). None when no frame has either; AlloopError
+    when some frame lacks one of them."""
+    found = []
+    for atoms in structures:
+        results = atoms.calc.results if atoms.calc is not None else {}
+        found.append((results.get(energy_key, atoms.info.get(energy_key)),
+                      results.get(forces_key, atoms.arrays.get(forces_key))))
+    if all(e is None and f is None for e, f in found):
+        return None
+    for k, (energy, force) in enumerate(found):
+        if energy is None or force is None:
+            where = f"{source}: " if source else ""
+            raise AlloopError(f"{where}frame {k} has no '{energy_key if energy is None else forces_key}' label")
+    return ([float(e) for e, _ in found],
+            [np.asarray(f, dtype=np.float64).reshape(len(a), 3) for a, (_, f) in zip(structures, found)])
+
+
 def format_extxyz(atoms: Atoms) -> str:
     """One frame as extxyz text; energy and forces from ``atoms.calc.results`` if present; floats exact."""
     results = atoms.calc.results if atoms.calc is not None else {}

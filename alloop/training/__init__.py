@@ -4,7 +4,9 @@ Entry points: :func:`train` (one supervised run with the recipe of docs/training
 :func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
 (standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
 continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
-(a model against its original on outside structures), :class:`ReplayMix` (replay batches).
+(a model against its original on outside structures), :class:`ReplayMix` (replay batches),
+:func:`train_two_head` (a two-head model: cheap and expensive heads on one representation),
+:func:`refine_representation` (test-time training of a two-head model on cheap labels).
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
@@ -14,9 +16,11 @@ from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
 from alloop.training.metrics import error_metrics, evaluate_model, predict, pseudo_labelled
 from alloop.training.references import ReferenceFit, apply_references, fit_references
+from alloop.training.refine import RefineResult, RefineSettings, refine_representation
 from alloop.training.replay import ReplayMix, replay_per_batch
 from alloop.training.score_matching import ScoreMatchingSettings, score_matching_loss, train_score_matching
 from alloop.training.trainer import TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
+from alloop.training.two_head import TWO_HEAD_MODES, train_two_head
 
 __all__ = [
     "METHODS", "AsteroidResult", "AsteroidSettings", "WarmStart", "finetune", "train_asteroid",
@@ -26,7 +30,9 @@ __all__ = [
     "eq1_loss", "per_frame_losses", "weighted_loss",
     "error_metrics", "evaluate_model", "predict", "pseudo_labelled",
     "ReferenceFit", "apply_references", "fit_references",
+    "RefineResult", "RefineSettings", "refine_representation",
     "ReplayMix", "replay_per_batch",
     "ScoreMatchingSettings", "score_matching_loss", "train_score_matching",
     "TrainResult", "TrainSettings", "fit_output_scale", "parameter_fingerprint", "train",
+    "TWO_HEAD_MODES", "train_two_head",
 ]
