@@ -33,7 +33,7 @@ def _two_head(preset: str) -> TwoHeadPotential:
     with torch.no_grad():
         for p in model.heads["cheap"].parameters():
             if p.requires_grad:
-                p.add_(0.05 * torch.randn_like(p, generator=None))
+                p.add_(0.05 * torch.randn_like(p))
     for name in ("cheap", "expensive"):
         model.use_head(name)
         model.atomic_energies[[1, 6, 8]] = torch.tensor(REFS[name], dtype=torch.float64)
