@@ -280,7 +280,7 @@ class TrainingConfig(Section):
     cycle after the first continues every stage from the previous cycle's model with a shorter budget.
     """
 
-    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay"})
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay", "rollback_factor"})
 
     method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
     loss: Literal["mse", "mae", "huber"] = "mse"
@@ -296,6 +296,11 @@ class TrainingConfig(Section):
         default=None, ge=1, description="early-stopping guard on the validation force MAE (default: half the run)"
     )
     ema_decay: float | None = Field(default=0.99, ge=0, lt=1, description="EMA of the weights; null: none")
+    rollback_factor: float | None = Field(
+        default=2.0, gt=1,
+        description="a validation force MAE above this multiple of the best so far puts the best weights back, "
+        "resets the optimiser and halves the learning rate (at most 3 times per stage); null: never",
+    )
     warm_start: bool = Field(default=True, description="cycles after the first continue from the previous models")
     warm_start_fraction: float = Field(default=0.3, gt=0, le=1, description="share of each stage's budget when warm")
     warm_start_lr_factor: float = Field(

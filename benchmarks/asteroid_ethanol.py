@@ -247,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{EXPENSIVE} {exp_cost.mean():.2f} CPU s/frame ({exp_cost.sum():.0f} in all); "
           f"test {len(data[f'test_{EXPENSIVE}'])} frames", flush=True)
 
-    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve())}, sort_keys=True)
+    from alloop.training.trainer import TrainSettings
+
+    recipe = asdict(TrainSettings())  # the recipe's defaults: a change of them is a new set of runs
+    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve()), "recipe": recipe}, sort_keys=True)
     run_dir = args.runs / hashlib.sha256(key.encode()).hexdigest()[:12]  # cached runs of this config and data
     run_dir.mkdir(parents=True, exist_ok=True)
     jobs, results = [], []

@@ -178,6 +178,7 @@ def training_settings(training: Any, seed: int, threads: int, temperature_K: flo
         loss=training.loss,
         energy_weight=training.energy_weight,
         ema_decay=training.ema_decay,
+        rollback_factor=training.rollback_factor,
         patience=training.patience_epochs,
         eval_every=1 if training.max_epochs is not None else None,
         threads=threads,

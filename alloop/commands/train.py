@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"],
                    help=f"default mse ({pre['loss']} from pretrained weights)")
     p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")
+    p.add_argument("--rollback", type=float, default=2.0, metavar="FACTOR",
+                   help="a validation force MAE above FACTOR x the best so far puts the best weights back, resets the "
+                   "optimiser and halves the learning rate (at most 3 times per stage); 0: never (default 2)")
     p.add_argument("--replay-fraction", type=float, default=0.0, metavar="F",
                    help="share of every batch drawn from outside molecules labelled by the starting model (forces "
                    "only); needs pretrained weights (a preset such as sevennet-0, or --init); default 0: off")
@@ -145,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError("give the budget as --steps/--finetune-steps or as --epochs, not both")
     if not 0 <= args.ema < 1:
         raise AlloopError(f"--ema must be in [0, 1), got {args.ema}")
+    if args.rollback and args.rollback <= 1:
+        raise AlloopError(f"--rollback must be > 1 (or 0 for never), got {args.rollback}")
     if args.replay_fraction and preset.get("base") is None and not args.init:
         raise AlloopError(f"--replay-fraction needs pretrained weights: preset '{args.model}' has none (use e.g. "
                           "--model sevennet-0, or --init)")
@@ -173,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed, threads=args.threads,
         finetune_lr=args.finetune_lr, patience=args.patience, ema_decay=args.ema or None,
         temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
-        replay_fraction=args.replay_fraction, **recipe,
+        replay_fraction=args.replay_fraction, rollback_factor=args.rollback or None, **recipe,
     )
     replay = None
     if args.replay_fraction:  # pseudo-labelled by the starting model, before anything trains

@@ -64,6 +64,7 @@ def cli_settings(
     gamma_grid: Sequence[float] = (1.0,),
     val_fraction: float = 0.1,
     replay_fraction: float = 0.0,
+    rollback_factor: float | None = 2.0,
 ) -> AsteroidSettings:
     """AsteroidSettings from the command-line options.
 
@@ -77,7 +78,8 @@ def cli_settings(
         finetune_steps = max(1, steps // 3) if finetune_steps is None else finetune_steps
     base = TrainSettings(max_epochs=epochs or 200, max_steps=steps, batch_size=batch_size, lr=lr, patience=patience,
                          energy_weight=energy_weight, loss=loss, ema_decay=ema_decay, threads=threads, seed=seed,
-                         eval_every=1 if epochs is not None else None, replay_fraction=replay_fraction)
+                         eval_every=1 if epochs is not None else None, replay_fraction=replay_fraction,
+                         rollback_factor=rollback_factor)
     return AsteroidSettings(
         stage1=base,
         stage2=base,

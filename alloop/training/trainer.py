@@ -15,6 +15,11 @@ One function, :func:`train`, for every architecture:
   per-element reference energies of the training fidelity are fitted by least
   squares on the residuals ``E_label - E_model`` before training and re-fitted
   after it (the force loss cannot see a constant offset);
+- rollback: an evaluation whose validation force MAE jumps above
+  ``rollback_factor`` x the best (a run knocked out of its minimum, or a network
+  collapsed to zero forces) or whose loss is not finite puts the best weights
+  back, resets the optimiser and halves the learning rate for the rest of the
+  run (at most ``max_rollbacks`` times; then a non-finite loss stops the run);
 - early stopping only as a guard: the validation force MAE of the EMA weights
   is tracked every ``eval_every`` epochs; the run stops when it has not
   improved for ``patience`` evaluations (default: half the run) or when the
@@ -52,83 +57,20 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential, model_dtype
+from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
-from alloop.training.loss import LOSS_TYPES, eq1_loss
+from alloop.training.epochs import AuxiliaryLoss, Steps, plan_budget, train_epoch
 from alloop.training.metrics import validation_metrics
-from alloop.training.optim import SCHEDULES, WeightAverage, learning_rate
+from alloop.training.optim import WeightAverage
 from alloop.training.references import ReferenceFit, apply_references, model_references, refit_references
-from alloop.training.replay import ReplayMix, replay_per_batch
+from alloop.training.replay import ReplayMix
+from alloop.training.settings import TrainSettings
 
 Logger = Callable[[str], None]
-#: an extra loss term of the model, added to every optimiser step's loss
-AuxiliaryLoss = Callable[[Potential], torch.Tensor]
-
-#: evaluations per run when ``eval_every`` is not given
-EVALUATIONS_PER_RUN = 50
 #: progress lines per run (every evaluation is kept in ``history``)
 LOG_LINES_PER_RUN = 10
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Hyperparameters of one training run (see the module docstring).
-
-    The budget is ``max_steps`` optimiser steps when given, else ``max_epochs``
-    passes over the training set. ``patience`` counts epochs (rounded up to whole
-    evaluations, one every ``eval_every`` epochs; ``None``: half the run);
-    ``lr_patience`` (plateau schedule) counts evaluations.
-    """
-
-    max_epochs: int = 200
-    max_steps: int | None = None
-    batch_size: int = 16
-    lr: float = 1e-2
-    min_lr: float = 1e-5  # the end of the cosine (capped at lr)
-    warmup_fraction: float = 0.05
-    weight_decay: float = 0.0
-    optimizer: str = "adamw"
-    scheduler: str = "cosine"
-    lr_factor: float = 0.5
-    lr_patience: int = 5
-    ema_decay: float | None = 0.99
-    patience: int | None = None
-    min_improvement: float = 1e-4
-    select: str = "final"
-    energy_weight: float = 0.5
-    loss: str = "mse"
-    grad_clip: float | None = 10.0
-    seed: int = 0
-    threads: int | None = None
-    fit_references: bool = True
-    eval_every: int | None = None
-    eval_batch_size: int = 64
-    replay_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.max_epochs < 0 or self.batch_size < 1 or (self.patience is not None and self.patience < 1):
-            raise AlloopError("max_epochs must be >= 0, batch_size and patience >= 1")
-        if self.max_steps is not None and self.max_steps < 0:
-            raise AlloopError(f"max_steps must be >= 0, got {self.max_steps}")
-        if self.lr <= 0 or self.min_lr < 0:
-            raise AlloopError(f"need lr > 0 and min_lr >= 0, got lr {self.lr}, min_lr {self.min_lr}")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise AlloopError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise AlloopError(f"unknown optimizer '{self.optimizer}' (use adam or adamw)")
-        if self.scheduler not in SCHEDULES:
-            raise AlloopError(f"unknown scheduler '{self.scheduler}' (use one of {', '.join(SCHEDULES)})")
-        if self.loss not in LOSS_TYPES:
-            raise AlloopError(f"unknown loss '{self.loss}' (use one of {', '.join(LOSS_TYPES)})")
-        if not 0.0 <= self.energy_weight <= 1.0:
-            raise AlloopError(f"energy_weight must be in [0, 1], got {self.energy_weight}")
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise AlloopError(f"ema_decay must be in [0, 1) or None, got {self.ema_decay}")
-        if self.select not in ("final", "best"):
-            raise AlloopError(f"unknown select '{self.select}' (use final or best)")
-        if self.eval_every is not None and self.eval_every < 1:
-            raise AlloopError(f"eval_every must be >= 1, got {self.eval_every}")
-        replay_per_batch(self.replay_fraction, self.batch_size)  # the fraction and the batch size allow replay
+#: the learning rate is multiplied by this at each rollback
+ROLLBACK_LR_FACTOR = 0.5
 
 
 @dataclass(frozen=True)
@@ -162,6 +104,7 @@ class TrainResult:
     selected: str = "final"
     output_scale: float = 1.0
     replay_per_batch: int = 0  # replay frames in every batch (0: no replay)
+    rollbacks: int = 0  # restarts from the best weights after a validation spike
 
 
 def parameter_fingerprint(model: torch.nn.Module) -> str:
@@ -213,82 +156,24 @@ def fit_output_scale(model: Potential, data: FrameDataset) -> float:
     return float(model.output_scale)
 
 
+def _plateau(opt: torch.optim.Optimizer, s: TrainSettings) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=s.lr_factor, patience=s.lr_patience,
+                                                      min_lr=s.min_lr)
+
+
+def _restore(model: Potential, ema: WeightAverage | None, state: dict) -> None:
+    """Put the weights ``state`` (of the evaluated model) back into the trained model and its average."""
+    model.load_state_dict(state)
+    if ema is not None:
+        ema.model.load_state_dict(state)
+
+
 def _shift(model: Potential, data: FrameDataset, s: TrainSettings) -> ReferenceFit | None:
     """The training fidelity's per-element references, fitted on the residuals of the network alone."""
     if not s.fit_references:
         return None
     apply_references(model, {})
     return refit_references(model, data, batch_size=s.eval_batch_size)
-
-
-@dataclass
-class _Budget:
-    steps: int
-    epochs: int
-    eval_every: int
-    warmup: int
-
-
-def _budget(data: FrameDataset, s: TrainSettings, mix: ReplayMix | None = None) -> _Budget:
-    per_epoch = math.ceil(len(data) / s.batch_size) if mix is None else mix.n_batches
-    steps = s.max_steps if s.max_steps is not None else s.max_epochs * per_epoch
-    epochs = math.ceil(steps / per_epoch)
-    every = s.eval_every or max(1, math.ceil(epochs / EVALUATIONS_PER_RUN))
-    return _Budget(steps, epochs, every, int(s.warmup_fraction * steps))
-class _Steps:
-    """Counts optimiser steps and sets each step's learning rate (warm-up + cosine, or constant)."""
-
-    def __init__(self, opt: torch.optim.Optimizer, budget: _Budget, s: TrainSettings) -> None:
-        self.opt, self.budget, self.s, self.done = opt, budget, s, 0
-
-    @property
-    def left(self) -> int:
-        return self.budget.steps - self.done
-
-    def before_step(self) -> None:
-        if self.s.scheduler == "cosine":
-            lr = learning_rate(self.done, self.budget.steps, self.s.lr, min(self.s.min_lr, self.s.lr),
-                               self.budget.warmup, "cosine")
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-        self.done += 1
-
-
-def _train_epoch(model: Potential, data: FrameDataset, steps: _Steps, ema: WeightAverage | None,
-                 s: TrainSettings, epoch: int, mix: ReplayMix | None = None,
-                 auxiliary: AuxiliaryLoss | None = None) -> float:
-    dtype = model_dtype(model)
-    mean_w = float(data.weight.mean())
-    total, count = 0.0, 0
-    model.train()
-    seed = s.seed * 1_000_003 + epoch
-    if mix is None:
-        batches = data.batches(s.batch_size, dtype=dtype, shuffle=True, seed=seed)
-    else:
-        batches = mix.batches(dtype, seed)
-    for batch in batches:
-        if steps.left <= 0:
-            break
-        out = model(batch.atoms, compute_forces=True, create_graph=True)
-        n = batch.weight.numel()
-        loss = eq1_loss(
-            out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
-            weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
-            energy_mask=batch.energy_mask,
-        )
-        if auxiliary is not None:
-            loss = loss + auxiliary(model)
-        steps.before_step()
-        steps.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if s.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-        steps.opt.step()
-        if ema is not None:
-            ema.update(model)
-        total += float(loss.detach()) * n
-        count += n
-    return total / max(count, 1)
 
 
 def train(
@@ -337,12 +222,10 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
     prefix = f"{tag} " if tag else ""
     ref_fit = _shift(model, train_set, s)
     fingerprint = parameter_fingerprint(model)
-    budget = _budget(train_set, s, mix)
+    budget = plan_budget(train_set, s, mix)
     opt = _optimizer(model, s)
-    steps = _Steps(opt, budget, s)
-    plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=s.lr_factor,
-                                                          patience=s.lr_patience, min_lr=s.min_lr)
-               if s.scheduler == "plateau" else None)
+    steps = Steps(opt, budget, s)
+    plateau = _plateau(opt, s) if s.scheduler == "plateau" else None
     ema = WeightAverage(model, s.ema_decay) if s.ema_decay else None
     evaluated = model if ema is None else ema.model  # the weights that are evaluated and returned
     n_evals = max(1, math.ceil(budget.epochs / budget.eval_every))
@@ -363,10 +246,10 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
             + (f", replay {mix.n_replay} of {s.batch_size} frames per batch ({mix.n_pool} in the pool)" if mix else ""))
         log(format_record(record, tag))
     best, best_state = record, copy.deepcopy(evaluated.state_dict())
-    since_best, stopped_early, diverged = 0, False, False
+    since_best, stopped_early, diverged, rollbacks, rolled_back_last = 0, False, False, 0, False
     t0, train_loss = time.perf_counter(), float("nan")
     for epoch in range(1, budget.epochs + 1):
-        train_loss = _train_epoch(model, train_set, steps, ema, s, epoch, mix, auxiliary)
+        train_loss = train_epoch(model, train_set, steps, ema, s, epoch, mix, auxiliary)
         if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
             continue
         record = evaluate(epoch, train_loss, t0)
@@ -374,7 +257,25 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         history.append(record)
         if log and (len(history) % log_every == 0 or epoch == budget.epochs):
             log(format_record(record, tag))
-        if not (math.isfinite(train_loss) and math.isfinite(record.val_force_mae)):
+        finite = math.isfinite(train_loss) and math.isfinite(record.val_force_mae)
+        spiked = s.rollback_factor is not None and record.val_force_mae > s.rollback_factor * best.val_force_mae
+        rolled_back_last = (spiked or not finite) and rollbacks < s.max_rollbacks and s.rollback_factor is not None
+        if rolled_back_last:
+            rollbacks += 1
+            _restore(model, ema, best_state)
+            opt = steps.opt = _optimizer(model, s)
+            steps.lr_scale *= ROLLBACK_LR_FACTOR
+            for group in opt.param_groups:
+                group["lr"] *= steps.lr_scale
+            if plateau is not None:
+                plateau = _plateau(opt, s)
+            if log:
+                what = "non-finite loss" if not finite else (
+                    f"validation F-MAE {record.val_force_mae:.4f} > {s.rollback_factor:g} x best {best.val_force_mae:.4f}")
+                log(f"{prefix}{what} at epoch {epoch}: rollback {rollbacks}/{s.max_rollbacks} to the best weights "
+                    f"(epoch {best.epoch}), optimiser reset, learning rate x{steps.lr_scale:g}")
+            continue
+        if not finite:
             diverged = True
             if log:
                 log(f"{prefix}non-finite loss at epoch {epoch}: stopping, best weights restored")
@@ -391,7 +292,7 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
             if log:
                 log(f"{prefix}no improvement in {patience} evaluations: stopping at epoch {epoch}, best weights restored")
             break
-    selected = "best" if (s.select == "best" or stopped_early or diverged) else "final"
+    selected = "best" if (s.select == "best" or stopped_early or diverged or rolled_back_last) else "final"
     chosen = best if selected == "best" else history[-1]
     model.load_state_dict(best_state if selected == "best" else evaluated.state_dict())
     model.eval()
@@ -419,4 +320,5 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         selected=selected,
         output_scale=float(model.output_scale),
         replay_per_batch=0 if mix is None else mix.n_replay,
+        rollbacks=rollbacks,
     )

@@ -162,9 +162,10 @@ def test_empty_sections_and_nulls_mean_defaults(tmp_path):
 def test_null_switches_off_the_energy_window_and_the_ema(tmp_path):
     """For the keys whose documented ``null`` means "none", null is not the default (10 sigma, decay 0.99)."""
     path = tmp_path / "off.yaml"
-    path.write_text("system: {structures: H2O}\nselection: {energy_window_sigma: null}\ntraining: {ema_decay: null}\n")
+    path.write_text("system: {structures: H2O}\nselection: {energy_window_sigma: null}\ntraining: {ema_decay: null, rollback_factor: null}\n")
     cfg = load_campaign(path)
     assert cfg.selection.energy_window_sigma is None and cfg.training.ema_decay is None
+    assert cfg.training.rollback_factor is None and make(tmp_path).training.rollback_factor == 2.0
     assert make(tmp_path).selection.energy_window_sigma == 10.0 and make(tmp_path).training.ema_decay == 0.99
     again = CampaignConfig.model_validate(json.loads(cfg.model_dump_json()), context={"base_dir": tmp_path})
     assert again.selection.energy_window_sigma is None and again.training.ema_decay is None

@@ -74,9 +74,40 @@ def test_early_stopping_stops_and_restores_the_best_weights(truth):
     val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 6, seed=6), truth))
     model = truth_potential()
     start = parameter_fingerprint(model)
-    result = train(model, train_set, val_set, TrainSettings(max_epochs=50, patience=3, **FAST))
+    result = train(model, train_set, val_set, TrainSettings(max_epochs=50, patience=3, rollback_factor=None, **FAST))
     assert result.stopped_early and result.best_epoch == 0 and result.epochs_run == 3
     assert parameter_fingerprint(model) == start
+
+
+def _knocked_out(truth, **settings):
+    """Train the validation set's own potential on another potential's labels: every epoch spikes."""
+    other = truth_potential(seed=99)
+    train_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 12, seed=5), other))
+    val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 6, seed=6), truth))
+    model = truth_potential()
+    start = parameter_fingerprint(model)
+    result = train(model, train_set, val_set, TrainSettings(**{**FAST, "scheduler": "none", "select": "final", **settings}))
+    return model, start, result
+
+
+def test_a_validation_spike_rolls_back_to_the_best_weights_with_half_the_learning_rate(truth):
+    model, start, result = _knocked_out(truth, max_epochs=5, patience=100, rollback_factor=2.0, max_rollbacks=2)
+    assert result.rollbacks == 2
+    lrs = [r.lr for r in result.history]  # an evaluation's lr is the one its epoch trained with
+    assert lrs[1] == pytest.approx(FAST["lr"]) and lrs[2] == pytest.approx(FAST["lr"] / 2)
+    assert lrs[3] == pytest.approx(FAST["lr"] / 4) and lrs[5] == pytest.approx(FAST["lr"] / 4)
+    assert result.selected == "final" and parameter_fingerprint(model) != start  # no rollback left after epoch 2
+
+
+def test_a_rollback_at_the_last_evaluation_returns_the_best_weights(truth):
+    model, start, result = _knocked_out(truth, max_epochs=1, patience=100, rollback_factor=2.0)
+    assert result.rollbacks == 1 and result.selected == "best" and result.best_epoch == 0
+    assert parameter_fingerprint(model) == start
+
+
+def test_without_rollback_the_spike_is_kept(truth):
+    model, start, result = _knocked_out(truth, max_epochs=1, patience=100, rollback_factor=None)
+    assert result.rollbacks == 0 and result.selected == "final" and parameter_fingerprint(model) != start
 
 
 def test_select_best_returns_the_best_epoch(mixed_frames):
@@ -147,6 +178,8 @@ def test_clear_errors(mixed_frames, water):
         TrainSettings(loss="l3")
     with pytest.raises(AlloopError, match="ema_decay"):
         TrainSettings(ema_decay=1.0)
+    with pytest.raises(AlloopError, match="rollback_factor"):
+        TrainSettings(rollback_factor=0.5)
     with pytest.raises(AlloopError, match="min_lr"):
         TrainSettings(min_lr=-1.0)
     with pytest.raises(AlloopError, match="unknown select"):

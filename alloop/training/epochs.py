@@ -1,0 +1,96 @@
+"""The inner loop of the training recipe: the step budget, the per-step learning rate and one epoch of steps."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from alloop.potentials.base import Potential, model_dtype
+from alloop.training.data import FrameDataset
+from alloop.training.loss import eq1_loss
+from alloop.training.optim import WeightAverage, learning_rate
+from alloop.training.replay import ReplayMix
+from alloop.training.settings import TrainSettings
+
+#: evaluations per run when ``eval_every`` is not given
+EVALUATIONS_PER_RUN = 50
+#: an extra loss term of the model, added to every optimiser step's loss
+AuxiliaryLoss = Callable[[Potential], torch.Tensor]
+
+
+@dataclass
+class Budget:
+    """A run's length: optimiser steps, the epochs they take, evaluate every ``eval_every`` epochs, warm-up steps."""
+
+    steps: int
+    epochs: int
+    eval_every: int
+    warmup: int
+
+
+def plan_budget(data: FrameDataset, s: TrainSettings, mix: ReplayMix | None = None) -> Budget:
+    per_epoch = math.ceil(len(data) / s.batch_size) if mix is None else mix.n_batches
+    steps = s.max_steps if s.max_steps is not None else s.max_epochs * per_epoch
+    epochs = math.ceil(steps / per_epoch)
+    every = s.eval_every or max(1, math.ceil(epochs / EVALUATIONS_PER_RUN))
+    return Budget(steps, epochs, every, int(s.warmup_fraction * steps))
+
+
+class Steps:
+    """Counts optimiser steps and sets each step's learning rate (warm-up + cosine, or constant)."""
+
+    def __init__(self, opt: torch.optim.Optimizer, budget: Budget, s: TrainSettings) -> None:
+        self.opt, self.budget, self.s, self.done = opt, budget, s, 0
+        self.lr_scale = 1.0  # halved by each rollback
+
+    @property
+    def left(self) -> int:
+        return self.budget.steps - self.done
+
+    def before_step(self) -> None:
+        if self.s.scheduler == "cosine":
+            lr = self.lr_scale * learning_rate(self.done, self.budget.steps, self.s.lr,
+                                               min(self.s.min_lr, self.s.lr), self.budget.warmup, "cosine")
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+        self.done += 1
+
+
+def train_epoch(model: Potential, data: FrameDataset, steps: Steps, ema: WeightAverage | None,
+                 s: TrainSettings, epoch: int, mix: ReplayMix | None = None,
+                 auxiliary: AuxiliaryLoss | None = None) -> float:
+    dtype = model_dtype(model)
+    mean_w = float(data.weight.mean())
+    total, count = 0.0, 0
+    model.train()
+    seed = s.seed * 1_000_003 + epoch
+    if mix is None:
+        batches = data.batches(s.batch_size, dtype=dtype, shuffle=True, seed=seed)
+    else:
+        batches = mix.batches(dtype, seed)
+    for batch in batches:
+        if steps.left <= 0:
+            break
+        out = model(batch.atoms, compute_forces=True, create_graph=True)
+        n = batch.weight.numel()
+        loss = eq1_loss(
+            out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
+            weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
+            energy_mask=batch.energy_mask,
+        )
+        if auxiliary is not None:
+            loss = loss + auxiliary(model)
+        steps.before_step()
+        steps.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        steps.opt.step()
+        if ema is not None:
+            ema.update(model)
+        total += float(loss.detach()) * n
+        count += n
+    return total / max(count, 1)
