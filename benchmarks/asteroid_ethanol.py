@@ -179,6 +179,19 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- driver and table
+def training_code_digest() -> str:
+    """SHA-256 of the source of alloop's training and model code: cached runs are valid for this code only."""
+    import alloop.potentials
+    import alloop.training
+
+    digest = hashlib.sha256()
+    for package in (alloop.training, alloop.potentials):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+
 def _fmt(values: list[float], scale: float = 1.0, digits: int = 3, sign: str = "") -> str:
     v = np.asarray(values) * scale
     mean = f"{v.mean():{sign}.{digits}f}"
@@ -247,10 +260,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{EXPENSIVE} {exp_cost.mean():.2f} CPU s/frame ({exp_cost.sum():.0f} in all); "
           f"test {len(data[f'test_{EXPENSIVE}'])} frames", flush=True)
 
-    from alloop.training.trainer import TrainSettings
-
-    recipe = asdict(TrainSettings())  # the recipe's defaults: a change of them is a new set of runs
-    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve()), "recipe": recipe}, sort_keys=True)
+    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve()), "code": training_code_digest()},
+                     sort_keys=True)  # a change of the training code is a new set of runs
     run_dir = args.runs / hashlib.sha256(key.encode()).hexdigest()[:12]  # cached runs of this config and data
     run_dir.mkdir(parents=True, exist_ok=True)
     jobs, results = [], []

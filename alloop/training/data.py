@@ -14,6 +14,7 @@ reproducible order.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -186,20 +187,41 @@ class FrameDataset:
         )
 
     def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
-        """Seeded random split by frame: (train, val, train_indices, val_indices).
+        """Seeded split by frame content: (train, val, train_indices, val_indices).
 
-        The validation set gets ``round(val_fraction * M)`` frames, at least one;
-        the training set keeps at least one.
+        A frame goes to validation when :meth:`frame_draws` (a hash of the seed, its
+        atomic numbers and positions) is below ``val_fraction``, so a frame's side does
+        not depend on the other frames: when frames are added (the next cycle of a
+        campaign), no training frame of an earlier split becomes a validation frame, and
+        a warm-started model is never validated on frames it was trained on. The
+        validation share is ``val_fraction`` on average; at least one frame goes to each
+        side (the lowest draw to validation, the highest to training).
         """
         n = len(self)
         if n < 2:
             raise AlloopError(f"need at least 2 frames to split into training and validation, got {n}")
         if not 0.0 < val_fraction < 1.0:
             raise AlloopError(f"val_fraction must be in (0, 1), got {val_fraction}")
-        n_val = int(min(n - 1, max(1, round(val_fraction * n))))
-        perm = np.random.default_rng(seed).permutation(n)
-        val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+        draws = self.frame_draws(seed)
+        is_val = draws < val_fraction
+        if not is_val.any():
+            is_val[np.argmin(draws)] = True
+        if is_val.all():
+            is_val[np.argmax(draws)] = False
+        val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
         return self.subset(train_idx), self.subset(val_idx), train_idx, val_idx
+
+    def frame_draws(self, seed: int) -> np.ndarray:
+        """One number in [0, 1) per frame from SHA-256 of (seed, atomic numbers, positions): seeded, and
+        the same for the same frame in any dataset."""
+        key = int(seed).to_bytes(8, "little", signed=True)
+        out = np.empty(len(self))
+        for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes)):
+            atoms = slice(int(start), int(start) + int(size))
+            digest = hashlib.sha256(key + self.numbers[atoms].astype("<i8").tobytes()
+                                    + self.positions[atoms].astype("<f8").tobytes()).digest()
+            out[i] = int.from_bytes(digest[:8], "little") / 2.0**64
+        return out
 
     # ---- batching ----------------------------------------------------------------
     def batch(self, indices: Sequence[int] | np.ndarray, dtype: torch.dtype = torch.float32) -> LabelledBatch:

@@ -36,11 +36,32 @@ def test_split_is_seeded_disjoint_and_complete(mixed_frames):
     tr, va, tri, vai = data.split(0.25, seed=3)
     _, _, tri2, vai2 = data.split(0.25, seed=3)
     _, _, _, vai3 = data.split(0.25, seed=4)
-    assert len(va) == 6 and len(tr) == 18
+    assert 1 <= len(va) <= 12 and len(tr) + len(va) == 24
     assert np.array_equal(vai, vai2) and np.array_equal(tri, tri2)
     assert not np.array_equal(vai, vai3)
     assert sorted(np.concatenate([tri, vai]).tolist()) == list(range(24))
     assert np.allclose(va.energy, data.energy[vai])
+
+
+def test_split_is_stable_when_frames_are_added(mixed_frames):
+    """A frame's side depends on the frame alone: the next cycle never validates on earlier training frames."""
+    first = FrameDataset.from_atoms(mixed_frames[:10])
+    more = FrameDataset.from_atoms(mixed_frames[12:] + mixed_frames[:10])  # new frames first: positions move
+    _, _, tri, vai = first.split(0.3, seed=5)
+    _, _, tri2, vai2 = more.split(0.3, seed=5)
+    old_train = {first.positions[first.offsets[i]:first.offsets[i + 1]].tobytes() for i in tri}
+    new_val = {more.positions[more.offsets[i]:more.offsets[i + 1]].tobytes() for i in vai2}
+    assert not old_train & new_val
+    assert len(old_train) == len(tri)  # the frames are distinct
+
+
+def test_split_keeps_a_frame_on_each_side(mixed_frames):
+    data = FrameDataset.from_atoms(mixed_frames[:2])
+    for seed in range(20):
+        _, _, tri, vai = data.split(0.05, seed)
+        assert len(tri) == 1 and len(vai) == 1
+        _, _, tri, vai = data.split(0.95, seed)
+        assert len(tri) == 1 and len(vai) == 1
 
 
 def test_shuffled_batches_are_seeded(mixed_frames):

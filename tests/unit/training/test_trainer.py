@@ -113,8 +113,8 @@ def test_without_rollback_the_spike_is_kept(truth):
 def test_select_best_returns_the_best_epoch(mixed_frames):
     tr, va = _split(mixed_frames)
     model = PairPotential([1, 6, 8], seed=1)
-    s = TrainSettings(max_epochs=12, lr=0.3, batch_size=4, patience=4, energy_weight=0.01, loss="mae",
-                      ema_decay=None, scheduler="none", select="best")
+    s = TrainSettings(max_epochs=12, lr=0.5, batch_size=4, patience=4, energy_weight=0.01, loss="mae",
+                      ema_decay=None, scheduler="none", select="best", rollback_factor=None)
     result = train(model, tr, va, s)
     best = min(r.val_force_mae for r in result.history)
     assert 0 < result.best_epoch < result.epochs_run  # later epochs were worse: restoring matters
@@ -156,7 +156,7 @@ def test_progress_lines_and_silence(mixed_frames, capsys):
     lines = []
     result = train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=2, **FAST), log=lines.append, tag="t")
     assert len(lines) == result.epochs_run + 3 == 5  # settings, epoch 0..2, then the reference re-fit
-    assert lines[0].startswith("t 18 training / 6 validation frames, 6 steps")
+    assert lines[0].startswith(f"t {len(tr)} training / {len(va)} validation frames, 6 steps")
     assert lines[2].startswith("t epoch    1") and "val F-MAE" in lines[2] and "eV/A" in lines[2] and "lr" in lines[2]
     assert lines[-1].startswith("t energy references re-fitted")
     train(PairPotential([1, 6, 8]), tr, va, TrainSettings(max_epochs=1, **FAST))
