@@ -40,13 +40,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from campaign_runs import run_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
@@ -65,25 +63,6 @@ def variants(replay: float) -> dict[str, list[str]]:
     if replay > 0:
         out.update({f"{s} + replay {replay:g}": [*out[s], f"training.replay_fraction={replay}"] for s in STRATEGIES})
     return out
-
-
-def run_campaign(campaign: Path, run_dir: Path, seed: int, sets: list[str]) -> float:
-    """Run (or resume) one campaign; returns its wall seconds (NaN if it was finished before this script)."""
-    marker = run_dir / "naive_vs_periodic.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())["wall_seconds"]
-    sets = [f"seed={seed}", *sets]
-    cmd = [sys.executable, "-m", "alloop.cli", "run", str(campaign), "--dir", str(run_dir), "--no-progress"]
-    for item in sets:
-        cmd += ["--set", item]
-    if run_dir.exists():
-        cmd = [sys.executable, "-m", "alloop.cli", "resume", str(run_dir), "--no-progress"]
-    t0 = time.perf_counter()
-    with open(run_dir.parent / f"{run_dir.name}.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.perf_counter() - t0
-    marker.write_text(json.dumps({"wall_seconds": wall, "load_average": os.getloadavg()}))
-    return wall
 
 
 def store_summary(run_dir: Path) -> dict[str, Any]:
@@ -291,7 +270,8 @@ def main() -> None:
     for seed in seeds:
         for strategy, sets in runs.items():
             run_dir = args.runs / f"{strategy.replace(' + replay ', '-replay')}-s{seed}"
-            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides])
+            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides], "naive_vs_periodic.json",
+                                run_dir.parent / f"{run_dir.name}.log")
             scores = score_run(run_dir, reference_model, args, seed)
             scores["wall_seconds"] = wall
             results[strategy].append(scores)

@@ -16,48 +16,13 @@ to rerun); ``--set`` adds overrides to every run (e.g. ``training.warm_start=fal
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from campaign_runs import run_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(seed: int, run_dir: Path, campaign: Path, overrides: list[str]) -> float:
-    """Run one seed unless its directory holds a finished campaign; returns the wall time (s; NaN if unknown)."""
-    marker = run_dir / "quickstart_seeds.json"
-    if marker.is_file():
-        return json.loads(marker.read_text())["wall_seconds"]
-    if _finished(run_dir):  # run by hand (alloop run): its wall time is not known here
-        return float("nan")
-    cmd = [sys.executable, "-m", "alloop.cli", "run", str(campaign), "--dir", str(run_dir), "--no-progress",
-           "--set", f"seed={seed}"]
-    for item in overrides:
-        cmd += ["--set", item]
-    if run_dir.exists():
-        cmd = [sys.executable, "-m", "alloop.cli", "resume", str(run_dir), "--no-progress"]
-    t0 = time.perf_counter()
-    with open(run_dir.parent / f"seed-{seed}.log", "a") as log:
-        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    wall = time.perf_counter() - t0
-    marker.write_text(json.dumps({"wall_seconds": wall, "load_average": os.getloadavg()}))
-    return wall
-
-
-def _finished(run_dir: Path) -> bool:
-    from alloop.campaign.runner import is_store
-    from alloop.store.campaign import CampaignStore
-    from alloop.store.resolve import store_path
-
-    if not is_store(run_dir):
-        return False
-    with CampaignStore.open(store_path(run_dir)) as store:
-        return bool(store.table_names()) and "finished" in set(map(str, store.table("progress")["phase"]))
 
 
 def summary(run_dir: Path) -> dict:
@@ -97,7 +62,8 @@ def main() -> None:
     rows = []
     for seed in seeds:
         run_dir = args.runs / f"seed-{seed}"
-        wall = run(seed, run_dir, args.campaign, args.overrides)
+        wall = run_campaign(args.campaign, run_dir, seed, args.overrides, "quickstart_seeds.json",
+                            run_dir.parent / f"seed-{seed}.log")
         info = summary(run_dir)
         info.update(seed=seed, wall_seconds=wall)
         rows.append(info)
