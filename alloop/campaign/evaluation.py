@@ -97,8 +97,9 @@ def _check_unchanged(frames: EvaluationFrames, path: Path, config_sha256: str | 
 def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
     """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
     from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.inference import predict
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import error_metrics, predict
+    from alloop.training.metrics import error_metrics
     from alloop.training.references import apply_references
 
     model, metadata = model_from_bytes(model_blob)

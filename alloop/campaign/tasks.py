@@ -18,8 +18,9 @@ from ase import Atoms
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
-from alloop.potentials.base import model_dtype
+from alloop.potentials.base import Potential
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
+from alloop.potentials.inference import predict_features
 from alloop.potentials.registry import build_model
 from alloop.training.asteroid import AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
@@ -205,21 +206,9 @@ def training_settings(training: Any, seed: int, threads: int, temperature_K: flo
     )
 
 
-def fit_uncertainty(model: torch.nn.Module, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
+def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
     """Fit the Q-residual model on the latent features of the training frames under ``model``."""
-    from alloop.potentials.base import AtomsBatch
-
-    dtype = model_dtype(model)
-    feats = []
-    with torch.no_grad():
-        for start in range(0, len(data), 64):
-            stop = min(len(data), start + 64)
-            a, b = int(data.offsets[start]), int(data.offsets[stop])
-            sizes = np.diff(data.offsets[start : stop + 1])
-            batch = AtomsBatch.from_arrays(data.numbers[a:b], data.positions[a:b], sizes, dtype=dtype)
-            feats.append(model(batch, compute_forces=False).features.cpu().numpy())
-    features = np.concatenate(feats).astype(np.float64)
-    return QResidualModel.fit(data.numbers, features, data.offsets, settings)
+    return QResidualModel.fit(data.numbers, predict_features(model, data, 64), data.offsets, settings)
 
 
 #: Dask event topic on which training tasks publish their per-epoch progress lines

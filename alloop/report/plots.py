@@ -88,8 +88,8 @@ def plot_uncertainty(store: CampaignStore, path: Path) -> Path | None:
 
 
 def plot_parity(store: CampaignStore, expensive_hash: str, path: Path) -> Path | None:
-    from alloop.potentials.base import AtomsBatch, model_dtype
     from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.inference import predict
 
     models = [c for c in store.checkpoints() if c["role"] == "model"]
     if not models or expensive_hash not in store.fidelities():
@@ -100,9 +100,7 @@ def plot_parity(store: CampaignStore, expensive_hash: str, path: Path) -> Path |
     if rows.size == 0:
         return None
     frames = store.get_frames(table.frame_id[rows])
-    dtype = model_dtype(model)
-    pred = np.concatenate([model(AtomsBatch.from_atoms(frames[i:i + 32], dtype=dtype)).forces.detach().numpy()
-                           for i in range(0, len(frames), 32)])
+    pred = predict(model, frames, 32)[1]
     ref = np.concatenate([table.frame_forces(int(r)) for r in rows])
     mae = float(np.mean(np.abs(pred - ref)))
     fig, ax = plt.subplots(figsize=(4.5, 4.5))

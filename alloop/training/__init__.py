@@ -14,7 +14,7 @@ from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, t
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
-from alloop.training.metrics import error_metrics, evaluate_model, predict, pseudo_labelled
+from alloop.training.metrics import error_metrics, evaluate_model, pseudo_labelled
 from alloop.training.references import ReferenceFit, apply_references, fit_references
 from alloop.training.refine import RefineResult, RefineSettings, refine_representation
 from alloop.training.replay import ReplayMix, replay_per_batch
@@ -28,7 +28,7 @@ __all__ = [
     "FrameDataset", "LabelledBatch",
     "ForgettingScores", "forgetting_scores",
     "eq1_loss", "per_frame_losses", "weighted_loss",
-    "error_metrics", "evaluate_model", "predict", "pseudo_labelled",
+    "error_metrics", "evaluate_model", "pseudo_labelled",
     "ReferenceFit", "apply_references", "fit_references",
     "RefineResult", "RefineSettings", "refine_representation",
     "ReplayMix", "replay_per_batch",

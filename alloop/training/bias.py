@@ -4,6 +4,8 @@
 force discrepancy of a cheap label f_j to the model theta_0 trained on
 expensive labels only, divided by 3 k_j. Weights ``w_j = exp(-B_j / gamma)``
 with gamma chosen from ``gamma_grid x typical B`` (typical B: the median).
+B itself is :func:`alloop.uncertainty.bias.model_bias`, the same B that routes
+frames to expensive labels.
 """
 
 from __future__ import annotations
@@ -15,18 +17,16 @@ import numpy as np
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import per_frame_errors, predict
+from alloop.uncertainty.bias import BIAS_BATCH_SIZE, model_bias
 
 DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
 
 
-def dataset_bias(model: Potential, dataset: FrameDataset, batch_size: int = 64) -> np.ndarray:
-    """B_j (eV/A) for every frame of a labelled dataset, in dataset order (no gradients kept)."""
+def dataset_bias(model: Potential, dataset: FrameDataset, batch_size: int = BIAS_BATCH_SIZE) -> np.ndarray:
+    """B_j (eV/A) for every frame of a labelled dataset, in dataset order: :func:`model_bias` against its forces."""
     if not dataset.labelled:
         raise AlloopError("the bias needs labelled (cheap) frames")
-    energy, forces = predict(model, dataset, batch_size)
-    bias, _ = per_frame_errors(dataset, energy, forces, "mae")
-    return bias
+    return model_bias(model, dataset, dataset.forces, batch_size)
 
 
 def bias_weights(bias: np.ndarray, gamma: float) -> np.ndarray:

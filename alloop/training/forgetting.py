@@ -25,8 +25,8 @@ import numpy as np
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
+from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import predict
 from alloop.training.references import without_element_offsets
 
 

@@ -1,4 +1,4 @@
-"""Prediction and error metrics of a Potential on a labelled dataset.
+"""Error metrics of a Potential on a labelled dataset (predictions: :mod:`alloop.potentials.inference`).
 
 Units: energies in eV, forces in eV/Angstrom. ``force_rmse`` is the real root
 mean square over all force components (sqrt(mean(dF^2))), not a mean of
@@ -12,29 +12,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.potentials.base import Potential, model_dtype
+from alloop.potentials.base import Potential
+from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
 from alloop.training.loss import HUBER_DELTA, LOSS_TYPES
-
-
-def predict(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Energies [M] (eV) and forces [N, 3] (eV/A) in dataset order, float64 numpy."""
-    dtype = model_dtype(model)
-    energies, forces = [], []
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in dataset.batches(batch_size, dtype=dtype):
-            out = model(batch.atoms, compute_forces=True)
-            energies.append(out.energy.detach().cpu().double().numpy())
-            forces.append(out.forces.detach().cpu().double().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(energies), np.concatenate(forces)
 
 
 def pseudo_labelled(model: Potential, structures: Sequence[Atoms], fidelity: str = "original") -> FrameDataset:

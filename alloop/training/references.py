@@ -23,8 +23,8 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
+from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import predict
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from alloop.potentials.inference import predict
 import alloop.training.asteroid as asteroid_module
 from alloop.errors import AlloopError
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
 from alloop.training.bias import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import predict
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
 
 from training_synthetic import label_frames, perturbed, truth_potential

@@ -12,10 +12,10 @@ from alloop.cli import main
 from alloop.commands.train import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS, recipe_options
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import load_checkpoint
+from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model, model_preset
 from alloop.presets import load_preset, preset_names
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import predict
 
 from training_synthetic import label_frames, perturbed, truth_potential
 

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from alloop.errors import AlloopError
+from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
-from alloop.training.metrics import predict
 from alloop.training.references import apply_references, model_references, refit_references
 from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 

@@ -1,0 +1,90 @@
+"""Batched inference of a Potential on many frames: the one loop every caller uses.
+
+Frames are a sequence of ASE Atoms or anything packed like a
+:class:`~alloop.training.data.FrameDataset` (``numbers`` [N], ``positions``
+[N, 3] in Angstrom, frame ``offsets`` [M + 1]). Consecutive frames form a
+batch in the model's dtype; the batch size can change the last bits of a
+prediction (sums run over a batch's atoms), so each caller keeps its own. The
+model runs in eval mode (its mode is restored) under ``torch.no_grad``: forces
+still come from autograd with respect to the positions, but no graph is kept.
+Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, Union
+
+import numpy as np
+import torch
+from ase import Atoms
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import AtomsBatch, Potential, model_dtype
+
+
+class PackedFrames(Protocol):
+    """Frames packed end to end (a FrameDataset is one)."""
+
+    numbers: np.ndarray
+    positions: np.ndarray
+    offsets: np.ndarray
+
+
+Frames = Union[Sequence[Atoms], PackedFrames]
+
+
+def pack(frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(numbers [N] int64, positions [N, 3] float64, offsets [M + 1] int64) of ``frames``."""
+    if hasattr(frames, "offsets"):
+        return (np.asarray(frames.numbers, dtype=np.int64), np.asarray(frames.positions, dtype=np.float64),
+                frame_offsets(frames))
+    if len(frames) == 0:
+        raise AlloopError("no frames to predict")
+    numbers = np.concatenate([a.numbers for a in frames]).astype(np.int64)
+    positions = np.concatenate([a.positions for a in frames]).astype(np.float64)
+    return numbers, positions, frame_offsets(frames)
+
+
+def frame_offsets(frames: Frames) -> np.ndarray:
+    """Offsets [M + 1] of each frame's atoms when ``frames`` are concatenated."""
+    if hasattr(frames, "offsets"):
+        return np.asarray(frames.offsets, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(np.int64)
+
+
+def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> list[tuple[np.ndarray, ...]]:
+    """(energy, forces or features) per batch of consecutive frames, float64."""
+    numbers, positions, offsets = pack(frames)
+    n_frames = offsets.size - 1
+    if n_frames < 1:
+        raise AlloopError("no frames to predict")
+    if batch_size < 1:
+        raise AlloopError(f"batch_size must be at least 1, got {batch_size}")
+    dtype = model_dtype(model)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n_frames, batch_size):
+                stop = min(n_frames, start + batch_size)
+                a, b = int(offsets[start]), int(offsets[stop])
+                batch = AtomsBatch.from_arrays(numbers[a:b], positions[a:b], np.diff(offsets[start : stop + 1]),
+                                               dtype=dtype)
+                res = model(batch, compute_forces=forces)
+                second = res.forces if forces else res.features
+                out.append((res.energy.detach().cpu().double().numpy(), second.detach().cpu().double().numpy()))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def predict(model: Potential, frames: Frames, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Energies [M] (eV) and forces [N, 3] (eV/Angstrom) of ``model`` on ``frames``, in frame order."""
+    parts = _run(model, frames, batch_size, forces=True)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def predict_features(model: Potential, frames: Frames, batch_size: int = 64) -> np.ndarray:
+    """Per-atom latent features [N, D] of ``model`` on ``frames`` (no forces computed)."""
+    return np.concatenate([p[1] for p in _run(model, frames, batch_size, forces=False)])
