@@ -445,33 +445,6 @@ class ScheduleConfig(Section):
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
 
 
-_LOCAL_OPTIONS = frozenset(
-    {"processes", "memory_limit", "dashboard_address", "host", "scheduler_port", "local_directory", "protocol"}
-)
-#: dask-jobqueue arguments that alloop sets itself or that are deprecated aliases
-_JOBQUEUE_RESERVED = frozenset(
-    {"self", "scheduler", "name", "n_workers", "job_cls", "loop", "asynchronous", "config_name"}
-    | {"extra", "job_extra", "env_extra", "base_class_kwargs", "job_kwargs"}
-)
-
-
-def cluster_option_names(kind: str) -> frozenset[str]:
-    """Keyword arguments the cluster class of ``kind`` accepts (dask-jobqueue's signatures for slurm/pbs)."""
-    if kind == "local":
-        return _LOCAL_OPTIONS
-    import inspect
-
-    from dask_jobqueue.core import Job, JobQueueCluster
-    from dask_jobqueue.pbs import PBSJob
-    from dask_jobqueue.slurm import SLURMJob
-
-    job = {"slurm": SLURMJob, "pbs": PBSJob}[kind]
-    names: set[str] = set()
-    for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
-        names.update(inspect.signature(fn).parameters)
-    return frozenset(names - _JOBQUEUE_RESERVED)
-
-
 class ClusterConfig(Section):
     """Where Dask workers come from: a local cluster or a dask-jobqueue cluster (with its keyword arguments)."""
 
@@ -493,6 +466,8 @@ class ClusterConfig(Section):
         reserved = {"n_workers", "threads_per_worker"} & set(value)
         if reserved:
             raise ValueError(f"'{sorted(reserved)[0]}' is set by execution.{sorted(reserved)[0]}, not here")
+        from alloop.campaign.jobqueue import cluster_option_names  # only campaign/ imports Dask
+
         known = cluster_option_names(kind)
         unknown = sorted(set(value) - known)
         if unknown:

@@ -20,6 +20,7 @@ from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
 from alloop.campaign.budget import cycle_quota
+from alloop.campaign.context import PhaseContext
 from alloop.campaign.evaluation import cycle_columns
 from alloop.campaign.explore import explore
 from alloop.campaign.labeling_pool import LabelingPool
@@ -67,7 +68,6 @@ class Campaign:
         self.cfg, self.store, self.client, self.log = cfg, store, client, log
         self.fidelities = {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}
         self.structures = cfg.load_structures()
-        self.reference: Atoms = self.structures[0]
         self.elements = sorted({int(z) for a in self.structures for z in a.numbers})
         self.progress = progress or Progress(enabled=False)
         ex = cfg.execution
@@ -146,7 +146,7 @@ class Campaign:
         """One cycle, skipping the phases the store says are done."""
         if not ledger.phase_done(self.store, cycle, "explored"):
             quota = cycle_quota(self.cfg, self.store, self.fidelities)
-            flag_rate = explore(self, cycle, quota.n_cheap)
+            flag_rate = explore(self._context(), cycle, quota.n_cheap)
             ledger.mark_phase(self.store, cycle, "explored", note={"flag_rate": flag_rate})
         if not ledger.phase_done(self.store, cycle, "labelled-cheap"):
             self._label(cycle, ("cheap",))
@@ -163,6 +163,10 @@ class Campaign:
         else:
             self._cycle_row(cycle, -1, {}, 0.0)
             ledger.mark_phase(self.store, cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
+
+    def _context(self) -> PhaseContext:
+        return PhaseContext(cfg=self.cfg, store=self.store, client=self.client, structures=self.structures,
+                            fidelities=self.fidelities, slots=self.slots, progress=self.progress, log=self.log)
 
     def _stop_reason(self, cycle: int) -> str | None:
         s = self.cfg.schedule
@@ -257,12 +261,6 @@ class Campaign:
             return None
         blob, _ = self.store.checkpoint(int(versions[-1]["version"]))
         return model_from_bytes(blob)[0]
-
-    def model_version(self, role: str = "model", first: bool = False) -> int:
-        versions = [int(c["version"]) for c in self.store.checkpoints() if c.get("role") == role]
-        if not versions:
-            raise AlloopError("the store holds no model yet")
-        return versions[0] if first else versions[-1]
 
     def _labelled(self, role: str) -> LabelledArrays:
         return labelled_arrays(self.store, self.fidelities[role])

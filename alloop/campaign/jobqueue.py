@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any, Iterator
 
 from alloop.errors import AlloopError
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_LOCAL_OPTIONS = frozenset(
+    {"processes", "memory_limit", "dashboard_address", "host", "scheduler_port", "local_directory", "protocol"}
+)
+#: dask-jobqueue arguments that alloop sets itself or that are deprecated aliases
+_JOBQUEUE_RESERVED = frozenset(
+    {"self", "scheduler", "name", "n_workers", "job_cls", "loop", "asynchronous", "config_name"}
+    | {"extra", "job_extra", "env_extra", "base_class_kwargs", "job_kwargs"}
+)
+
+
+def cluster_option_names(kind: str) -> frozenset[str]:
+    """Keyword arguments the cluster class of ``kind`` accepts (dask-jobqueue's signatures for slurm/pbs).
+
+    ``execution.cluster.options`` are checked against these when the config is validated.
+    """
+    if kind == "local":
+        return _LOCAL_OPTIONS
+    from dask_jobqueue.core import Job, JobQueueCluster
+    from dask_jobqueue.pbs import PBSJob
+    from dask_jobqueue.slurm import SLURMJob
+
+    job = {"slurm": SLURMJob, "pbs": PBSJob}[kind]
+    names: set[str] = set()
+    for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
+        names.update(inspect.signature(fn).parameters)
+    return frozenset(names - _JOBQUEUE_RESERVED)
 
 
 def make_jobqueue_cluster(execution: Any) -> Any:

@@ -1,0 +1,46 @@
+"""What a campaign phase receives from the driver: a small context, not the whole ``Campaign``.
+
+Phases (today: :func:`alloop.campaign.explore.explore`) read the validated
+config, write the store the driver hands them, submit tasks to the client and
+report progress; they never import the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ase import Atoms
+
+from alloop.campaign.progress import Progress
+from alloop.config import CampaignConfig
+from alloop.errors import AlloopError
+from alloop.fidelity import Fidelity
+from alloop.store.campaign import CampaignStore
+
+
+@dataclass(frozen=True)
+class PhaseContext:
+    """The campaign's config, store, Dask client, input structures, fidelities by role, slots, progress and log."""
+
+    cfg: CampaignConfig
+    store: CampaignStore
+    client: Any
+    structures: list[Atoms]
+    fidelities: dict[str, Fidelity]
+    slots: int  # worker threads of the cluster
+    progress: Progress
+    log: Callable[[str], None]
+
+    @property
+    def reference(self) -> Atoms:
+        """The first input structure (the replicas' topology and the guards' reference)."""
+        return self.structures[0]
+
+
+def model_version(store: CampaignStore, role: str = "model", first: bool = False) -> int:
+    """The newest (or with ``first`` the oldest) checkpoint version of ``role`` in the store."""
+    versions = [int(c["version"]) for c in store.checkpoints() if c.get("role") == role]
+    if not versions:
+        raise AlloopError("the store holds no model yet")
+    return versions[0] if first else versions[-1]

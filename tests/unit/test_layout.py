@@ -1,0 +1,143 @@
+"""Package layout: no import cycle inside ``alloop``, and only ``alloop.campaign`` imports Dask.
+
+The import graph is read with ``ast`` (nothing is imported): every ``import``
+and ``from ... import`` of a module, at module level or inside functions and
+classes, except those under ``if TYPE_CHECKING:``. ``from pkg import name``
+points at the submodule ``pkg.name`` when there is one, else at ``pkg``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import alloop
+
+ROOT = Path(alloop.__file__).parent
+DASK = ("dask", "distributed", "dask_jobqueue")
+#: the only package allowed to import Dask (``alloop.commands`` reaches clusters through ``alloop.campaign.runner``)
+DASK_PACKAGES = ("alloop.campaign",)
+
+
+def _module_name(path: Path) -> str:
+    parts = ("alloop",) + path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, tuple[Path, ast.Module]]:
+    return {_module_name(p): (p, ast.parse(p.read_text(), str(p))) for p in sorted(ROOT.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, type_checking: bool = False) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements anywhere in ``tree``; in ``if TYPE_CHECKING:`` bodies only with ``type_checking``."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and not type_checking and _is_type_checking(node):
+            stack.extend(node.orelse)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _targets(module: str, is_package: bool, node: ast.Import | ast.ImportFrom) -> list[str]:
+    """Absolute names of what ``node`` imports (for ``from x import a, b``: ``x.a``, ``x.b``, plus ``x`` itself)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = node.module or ""
+    if node.level:
+        package = module.split(".") if is_package else module.split(".")[:-1]
+        package = package[: len(package) - (node.level - 1)]
+        base = ".".join(package + ([base] if base else []))
+    return [base] + [f"{base}.{alias.name}" for alias in node.names]
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, (path, tree) in modules.items():
+        edges: set[str] = set()
+        for node in _imports(tree):
+            targets = _targets(name, path.name == "__init__.py", node)
+            if isinstance(node, ast.ImportFrom):
+                base, names = targets[0], targets[1:]
+                subs = [t for t in names if t in modules]
+                edges.update(subs)
+                if len(subs) < len(names) and base in modules:
+                    edges.add(base)  # some names are attributes of the module (or package) ``base``
+            else:
+                for target in targets:  # ``import a.b.c``: the longest prefix that is an alloop module
+                    parts = target.split(".")
+                    hits = [".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in modules]
+                    edges.update(hits[:1])
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as ``[a, b, ..., a]``, or None (iterative depth-first search)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in sorted(graph):
+        if state.get(root):
+            continue
+        path, iters = [root], [iter(sorted(graph[root]))]
+        state[root] = 1
+        while path:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iters.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                iters.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
+def test_graph_sees_function_level_imports() -> None:
+    graph = _graph()
+    assert "alloop.campaign.jobqueue" in graph["alloop.campaign.runner"]  # imported inside a function
+    assert "alloop.campaign.explore" in graph["alloop.campaign.driver"]
+
+
+def test_phases_do_not_know_the_driver() -> None:
+    """Not even for type hints: a phase gets a PhaseContext, not the Campaign."""
+    path, tree = _modules()["alloop.campaign.explore"]
+    names = {n.module for n in _imports(tree, type_checking=True) if isinstance(n, ast.ImportFrom)}
+    assert "alloop.campaign.driver" not in names, path
+
+
+def test_cycle_finder() -> None:
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_no_import_cycle() -> None:
+    cycle = _find_cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_only_campaign_imports_dask() -> None:
+    offenders = []
+    for name, (path, tree) in _modules().items():
+        if any(name == p or name.startswith(p + ".") for p in DASK_PACKAGES):
+            continue
+        for node in _imports(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue
+            offenders += [f"{name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in DASK]
+    assert not offenders, "\n".join(offenders)
