@@ -31,6 +31,7 @@ from alloop.config import CampaignConfig
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.potentials.checkpoint import model_from_bytes
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.bias import model_bias
@@ -105,7 +106,7 @@ class Campaign:
         return reason
 
     def _trained_after_bootstrap(self) -> bool:
-        rows = self.store.table("cycles") if "cycles" in self.store.table_names() else {}
+        rows = tables.read(self.store, tables.CYCLES)
         return bool(rows) and bool(np.any((rows["cycle"] >= 0) & (rows["model_version"] >= 0)))
 
     # -------------------------------------------------------------- bootstrap
@@ -170,7 +171,7 @@ class Campaign:
 
     def _stop_reason(self, cycle: int) -> str | None:
         s = self.cfg.schedule
-        rows = self.store.table("cycles") if "cycles" in self.store.table_names() else {}
+        rows = tables.read(self.store, tables.CYCLES)
         this = np.flatnonzero(rows["cycle"] == cycle) if rows else np.zeros(0, int)
         if this.size:
             row = int(this[-1])
@@ -316,9 +317,8 @@ class Campaign:
                                                                 "gamma": result.gamma}, role="model")
         self.store.put_blob("uncertainty", result.uq_blob)
         if result.bias is not None and cheap is not None and len(cheap):
-            self.store.append_rows("bias", model_version=np.full(len(cheap), version, np.int32),
-                                   frame_id=cheap.frame_ids, B=np.asarray(result.bias, float),
-                                   w=np.asarray(result.weights, float))
+            tables.append(self.store, tables.BIAS, model_version=np.full(len(cheap), version), frame_id=cheap.frame_ids,
+                          B=np.asarray(result.bias, float), w=np.asarray(result.weights, float))
         self._cycle_row(cycle, version, result.metrics, result.seconds)
         if mark:
             ledger.mark_phase(self.store, cycle, "trained", note={"model_version": version})
@@ -344,14 +344,14 @@ class Campaign:
         meta = self.store.frame_meta()
         md = (meta["origin"] == 2) & (meta["cycle"] == cycle)
         flagged = md & ((meta["flags"] & int(FrameFlag.FLAGGED)) > 0)
-        self.store.append_rows(
-            "cycles", cycle=np.array([cycle], np.int32), model_version=np.array([version], np.int32),
-            md_frames=np.array([int(md.sum())], np.int64), flag_rate=np.array([flagged.sum() / max(1, md.sum())]),
-            labels_cheap=np.array([sp.labels["cheap"]], np.int64), labels_expensive=np.array([sp.labels["expensive"]], np.int64),
-            cpu_cheap_s=np.array([sp.cpu_seconds["cheap"]]), cpu_expensive_s=np.array([sp.cpu_seconds["expensive"]]),
+        tables.append(
+            self.store, tables.CYCLES, cycle=[cycle], model_version=[version], md_frames=[int(md.sum())],
+            flag_rate=[flagged.sum() / max(1, md.sum())], labels_cheap=[sp.labels["cheap"]],
+            labels_expensive=[sp.labels["expensive"]], cpu_cheap_s=[sp.cpu_seconds["cheap"]],
+            cpu_expensive_s=[sp.cpu_seconds["expensive"]],
             val_force_mae_eV_per_A=np.array([metrics.get("force_mae_eV_per_A", np.nan)], float),
-            val_energy_mae_eV=np.array([metrics.get("energy_mae_eV", np.nan)], float),
-            train_seconds=np.array([seconds]), time=np.array([time.time()]),
+            val_energy_mae_eV=np.array([metrics.get("energy_mae_eV", np.nan)], float), train_seconds=[seconds],
+            time=[time.time()],
             **cycle_columns(self.store, version, cycle, self.log),  # scores on the evaluation set (NaN without one)
             **originals.forgetting_columns(self.store, self.original, version, self.log),  # NaN without an original
         )

@@ -26,20 +26,17 @@ import numpy as np
 
 from alloop.errors import AlloopError
 from alloop.evaluation_set import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 if TYPE_CHECKING:
     from alloop.config import CampaignConfig
 
 BLOB = "evaluation_set"
-TABLE = "evaluation"
+TABLE = tables.EVALUATION.name
 #: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
-COLUMNS = {
-    "eval_force_mae_eV_per_A": "force_mae_eV_per_A",
-    "eval_force_rmse_eV_per_A": "force_rmse_eV_per_A",
-    "eval_energy_mae_eV": "energy_mae_eV",
-    "eval_energy_mae_per_atom_eV": "energy_mae_per_atom_eV",
-}
+COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
+                                         "energy_mae_per_atom_eV")))
 BATCH_SIZE = 32
 Log = Callable[[str], None]
 
@@ -121,11 +118,8 @@ def _record(
 ) -> dict[str, float]:
     """Score model ``version`` and append its ``evaluation`` row (committed by the caller)."""
     scores = score_model(store.checkpoint(version)[0], frames)
-    store.append_rows(
-        TABLE, model_version=np.array([version], np.int32), cycle=np.array([cycle], np.int32),
-        n_frames=np.array([frames.n_frames], np.int32), sha256=np.array([str(frames.header["sha256"])]),
-        time=np.array([time.time()]), **{c: np.array([v]) for c, v in scores.items()},
-    )
+    tables.append(store, tables.EVALUATION, model_version=[version], cycle=[cycle], n_frames=[frames.n_frames],
+                  sha256=[str(frames.header["sha256"])], time=[time.time()], **{c: [v] for c, v in scores.items()})
     if log is not None:
         log(f"model v{version} on the evaluation set ({frames.n_frames} frames): force MAE "
             f"{scores['eval_force_mae_eV_per_A']:.4f} eV/A, energy MAE "
@@ -144,7 +138,7 @@ def _score_unscored(store: CampaignStore, frames: EvaluationFrames, log: Log) ->
 
 def cycle_columns(store: CampaignStore, version: int, cycle: int, log: Log | None = None) -> dict[str, np.ndarray]:
     """The ``eval_*`` columns of model ``version``'s ``cycles`` row ({} for a table that predates them)."""
-    if "cycles" in store.table_names() and next(iter(COLUMNS)) not in store.table("cycles"):
+    if not tables.has_columns(store, tables.CYCLES, tables.EVAL_COLUMNS):
         return {}
     scores: dict[str, float] = {c: np.nan for c in COLUMNS}
     frames = stored_set(store) if version >= 0 else None
@@ -155,18 +149,18 @@ def cycle_columns(store: CampaignStore, version: int, cycle: int, log: Log | Non
 
 def model_scores(store: CampaignStore) -> dict[int, dict[str, float]]:
     """model version -> its ``eval_*`` scores (and cycle), from the ``evaluation`` table."""
-    if TABLE not in store.table_names():
+    rows = tables.read(store, tables.EVALUATION)
+    if not rows:
         return {}
-    rows = store.table(TABLE)
     return {int(v): {"cycle": int(rows["cycle"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
             for k, v in enumerate(rows["model_version"])}
 
 
 def cycles_table(store: CampaignStore) -> dict[str, np.ndarray]:
     """The ``cycles`` table with its ``eval_*`` columns (NaN where unknown, filled from the ``evaluation`` table)."""
-    if "cycles" not in store.table_names():
+    rows = tables.read(store, tables.CYCLES)
+    if not rows:
         return {}
-    rows = store.table("cycles")
     scores = model_scores(store)
     n = rows["cycle"].size
     for column in COLUMNS:

@@ -1,12 +1,9 @@
 """The campaign's ledger in the store: which phases are done, which frames are selected, what was spent.
 
-Everything the loop needs to resume lives in store tables, committed with
-the data it describes:
-
-- ``progress``: one row per finished phase (cycle, phase, time);
-- ``selection``: one row per frame chosen for a label (cycle, frame id, role, reason);
-- ``bias``: ASTEROID B and w per cheap frame and model version;
-- ``cycles``: per-cycle metrics.
+Everything the loop needs to resume lives in store tables (their schemas:
+:mod:`alloop.store.tables`), committed with the data it describes: ``progress``
+(one row per finished phase), ``selection`` (one row per frame chosen for a
+label), ``bias`` and ``cycles``.
 
 Bootstrap is cycle -1. A phase without its ``progress`` row is redone on resume;
 selected frames without a committed label are labelled (exactly once).
@@ -21,18 +18,15 @@ import numpy as np
 
 from alloop.fidelity import Fidelity
 from alloop.labeling.result import LabelStatus, STATUS_CODES
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 BOOTSTRAP = -1
 ROLES = ("cheap", "expensive")
 
 
-def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
-    return store.table(name) if name in store.table_names() else {}
-
-
 def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:
-    rows = _table(store, "progress")
+    rows = tables.read(store, tables.PROGRESS)
     if not rows:
         return False
     return bool(np.any((rows["cycle"] == cycle) & (rows["phase"] == phase)))
@@ -40,12 +34,12 @@ def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:
 
 def mark_phase(store: CampaignStore, cycle: int, phase: str, note: dict | None = None) -> None:
     """Record a finished phase and commit everything written with it."""
-    store.append_rows("progress", cycle=np.array([cycle], np.int32), phase=np.array([phase]), time=np.array([time.time()]))
+    tables.append(store, tables.PROGRESS, cycle=[cycle], phase=[phase], time=[time.time()])
     store.commit(cycle=cycle, phase=phase, note=note)
 
 
 def last_phase(store: CampaignStore) -> tuple[int, str] | None:
-    rows = _table(store, "progress")
+    rows = tables.read(store, tables.PROGRESS)
     if not rows or rows["cycle"].size == 0:
         return None
     return int(rows["cycle"][-1]), str(rows["phase"][-1])
@@ -53,7 +47,7 @@ def last_phase(store: CampaignStore) -> tuple[int, str] | None:
 
 def finished_reason(store: CampaignStore) -> str | None:
     """Why the campaign in ``store`` finished, or None if it has not."""
-    rows = _table(store, "progress")
+    rows = tables.read(store, tables.PROGRESS)
     if not rows or not np.any(rows["phase"] == "finished"):
         return None
     note = store.record.get("note") or {}
@@ -64,17 +58,12 @@ def select(store: CampaignStore, cycle: int, frame_ids: np.ndarray, role: str, r
     """Record frames chosen for a label of ``role`` (committed by the caller's mark_phase)."""
     if len(frame_ids) == 0:
         return
-    store.append_rows(
-        "selection",
-        cycle=np.full(len(frame_ids), cycle, np.int32),
-        frame_id=np.asarray(frame_ids, np.int64),
-        role=np.array([role] * len(frame_ids)),
-        reason=np.array(reasons if reasons else [""] * len(frame_ids)),
-    )
+    tables.append(store, tables.SELECTION, cycle=np.full(len(frame_ids), cycle), frame_id=frame_ids,
+                  role=[role] * len(frame_ids), reason=reasons if reasons else [""] * len(frame_ids))
 
 
 def selected(store: CampaignStore, role: str, cycle: int | None = None) -> np.ndarray:
-    rows = _table(store, "selection")
+    rows = tables.read(store, tables.SELECTION)
     if not rows:
         return np.zeros(0, np.int64)
     mask = rows["role"] == role

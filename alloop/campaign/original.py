@@ -20,6 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.outside import forgetting_structures, outside_molecules, replay_structures
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 if TYPE_CHECKING:
@@ -30,10 +31,7 @@ if TYPE_CHECKING:
 
 ROLE = "base"
 #: cycles column -> field of alloop.training.forgetting.ForgettingScores
-COLUMNS = {
-    "forget_force_mae_eV_per_A": "force_mae_eV_per_A",
-    "forget_energy_mae_per_atom_eV": "energy_mae_per_atom_eV",
-}
+COLUMNS = dict(zip(tables.FORGET_COLUMNS, ("force_mae_eV_per_A", "energy_mae_per_atom_eV")))
 Log = Callable[[str], None]
 
 
@@ -134,7 +132,7 @@ def prepare(store: CampaignStore, cfg: CampaignConfig, structures: Sequence[Atom
 def forgetting_columns(store: CampaignStore, original: Original | None, version: int,
                        log: Log | None = None) -> dict[str, np.ndarray]:
     """The ``forget_*`` columns of model ``version``'s ``cycles`` row ({} for a table that predates them)."""
-    if "cycles" in store.table_names() and next(iter(COLUMNS)) not in store.table("cycles"):
+    if not tables.has_columns(store, tables.CYCLES, tables.FORGET_COLUMNS):
         return {}
     scores = {c: float("nan") for c in COLUMNS}
     if original is not None and version >= 0:
@@ -149,10 +147,8 @@ def forgetting_columns(store: CampaignStore, original: Original | None, version:
 def status(store: CampaignStore) -> dict[str, Any] | None:
     """The original's version and each scored model's forgetting (what ``alloop status`` shows), or None."""
     version = stored_version(store)
-    if version is None or "cycles" not in store.table_names():
-        return None
-    rows = store.table("cycles")
-    if any(c not in rows for c in COLUMNS):
+    rows = tables.read(store, tables.CYCLES)
+    if version is None or not rows or any(c not in rows for c in COLUMNS):
         return None
     keep = [k for k in range(rows["cycle"].size) if np.isfinite(rows[next(iter(COLUMNS))][k])]
     models = [{"cycle": int(rows["cycle"][k]), "model_version": int(rows["model_version"][k]),

@@ -23,7 +23,7 @@ from alloop.campaign.evaluation import cycles_table, stored_set
 from alloop.campaign.ledger import ROLES, finished_reason, spend
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError, ConfigError
-from alloop.store import CampaignStore, find_store
+from alloop.store import CampaignStore, find_store, tables
 
 EVALUATION, VALIDATION = "evaluation set", "validation"
 
@@ -90,7 +90,7 @@ def _read_run(run_dir: str) -> RunSummary:
         fidelities = {role: cfg.fidelity(role) for role in ROLES}
         sp = spend(store, fidelities)
         frames = stored_set(store)
-        progress = store.table("progress") if "progress" in store.table_names() else {}
+        progress = tables.read(store, tables.PROGRESS)
         times = progress.get("time", np.zeros(0))
         reason = finished_reason(store)
         return RunSummary(

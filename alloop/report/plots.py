@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from alloop.report.compare import RunSummary
 
 
-def _table(store: CampaignStore, name: str) -> dict[str, np.ndarray]:
-    return store.table(name) if name in store.table_names() else {}
-
-
 def plot_cost(store: CampaignStore, path: Path) -> Path | None:
     from alloop.campaign.evaluation import cycles_table
 

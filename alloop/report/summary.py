@@ -9,6 +9,7 @@ from alloop.campaign.ledger import finished_reason
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
 from alloop.store.summary import summarize
+from alloop.store.tables import EVAL_COLUMNS
 
 
 def summary_markdown(store: CampaignStore) -> str:
@@ -46,8 +47,7 @@ def summary_markdown(store: CampaignStore) -> str:
     return "\n".join(lines) + "\n"
 
 
-_EVAL_COLUMNS = (("eval_force_mae_eV_per_A", 1.0), ("eval_force_rmse_eV_per_A", 1.0), ("eval_energy_mae_eV", 1.0),
-                 ("eval_energy_mae_per_atom_eV", 1000.0))  # column, factor to the unit shown
+_EVAL_COLUMNS = tuple(zip(EVAL_COLUMNS, (1.0, 1.0, 1.0, 1000.0)))  # column, factor to the unit shown
 
 
 def _num(value: float, scale: float) -> str:

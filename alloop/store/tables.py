@@ -1,0 +1,100 @@
+"""The campaign ledger's tables: their names and column schemas, in one place.
+
+The store's generic tables (``append_rows``, ``table``) fix their columns at the
+first append; the campaign writes these ones, and the report and ``alloop
+status`` read them. Writers go through :func:`append` (the columns must be the
+schema's, values are checked and cast to its dtypes), readers through
+:func:`read` (an empty mapping for a table not written yet).
+
+- ``progress``: one row per finished phase (bootstrap is cycle -1);
+- ``selection``: one row per frame chosen for a label of a role;
+- ``bias``: ASTEROID's bias B and weight w per cheap frame and model version;
+- ``cycles``: one row per cycle (its model, MD, spend, validation, evaluation-set
+  and forgetting scores; the last two groups are absent from stores written
+  before they existed);
+- ``evaluation``: one row per model scored on the campaign's evaluation set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from alloop.errors import StoreError
+from alloop.store.campaign import CampaignStore
+from alloop.store.columns import STRING_DTYPE, ColumnSpec, coerce
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's name, its columns in order, and the columns a row may leave out (older stores)."""
+
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    optional: frozenset[str] = frozenset()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def rows(self, **values: Any) -> dict[str, np.ndarray]:
+        """``values`` checked against the schema and cast to its dtypes, in schema order."""
+        unknown = sorted(set(values) - set(self.names))
+        missing = sorted(set(self.names) - set(values) - self.optional)
+        if unknown or missing:
+            raise StoreError(f"table '{self.name}': unknown columns {unknown}, missing {missing}")
+        n = len(np.asarray(values[self.columns[0].name]))
+        return {c.name: coerce(c, values[c.name], n) for c in self.columns if c.name in values}
+
+
+def _col(name: str, dtype: object) -> ColumnSpec:
+    return ColumnSpec(name, STRING_DTYPE if dtype is str else np.dtype(dtype))  # type: ignore[arg-type]
+
+
+#: ``eval_*`` columns of ``cycles`` and ``evaluation``: errors on the evaluation set (eV/A, eV, eV/atom)
+EVAL_COLUMNS = ("eval_force_mae_eV_per_A", "eval_force_rmse_eV_per_A", "eval_energy_mae_eV",
+                "eval_energy_mae_per_atom_eV")
+#: ``forget_*`` columns of ``cycles``: change against the original model on outside molecules (eV/A, eV/atom)
+FORGET_COLUMNS = ("forget_force_mae_eV_per_A", "forget_energy_mae_per_atom_eV")
+
+PROGRESS = TableSchema("progress", (_col("cycle", np.int32), _col("phase", str), _col("time", np.float64)))
+SELECTION = TableSchema("selection", (_col("cycle", np.int32), _col("frame_id", np.int64), _col("role", str),
+                                      _col("reason", str)))
+BIAS = TableSchema("bias", (_col("model_version", np.int32), _col("frame_id", np.int64), _col("B", np.float64),
+                            _col("w", np.float64)))
+CYCLES = TableSchema(
+    "cycles",
+    (
+        _col("cycle", np.int32), _col("model_version", np.int32), _col("md_frames", np.int64),
+        _col("flag_rate", np.float64), _col("labels_cheap", np.int64), _col("labels_expensive", np.int64),
+        _col("cpu_cheap_s", np.float64), _col("cpu_expensive_s", np.float64),
+        _col("val_force_mae_eV_per_A", np.float64), _col("val_energy_mae_eV", np.float64),
+        _col("train_seconds", np.float64), _col("time", np.float64),
+        *(_col(c, np.float64) for c in EVAL_COLUMNS), *(_col(c, np.float64) for c in FORGET_COLUMNS),
+    ),
+    optional=frozenset(EVAL_COLUMNS + FORGET_COLUMNS),
+)
+EVALUATION = TableSchema(
+    "evaluation",
+    (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
+     _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
+)
+#: every ledger table, by name
+SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION)}
+
+
+def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:
+    """Append rows to the table of ``schema`` (committed with the store's next commit)."""
+    store.append_rows(schema.name, **schema.rows(**values))
+
+
+def read(store: CampaignStore, schema: TableSchema) -> dict[str, np.ndarray]:
+    """The rows of the table of ``schema``; empty when it has none yet."""
+    return store.table(schema.name) if schema.name in store.table_names() else {}
+
+
+def has_columns(store: CampaignStore, schema: TableSchema, columns: tuple[str, ...]) -> bool:
+    """Whether new rows of the table may carry ``columns``: true unless it exists without them (an older store)."""
+    return schema.name not in store.table_names() or columns[0] in store.table(schema.name)
