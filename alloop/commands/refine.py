@@ -1,4 +1,7 @@
-"""``alloop refine MODEL FRAMES.extxyz --prior cheap [-o MODEL_OUT]``: test-time training of a two-head model.
+"""``alloop refine MODEL FRAMES.extxyz [--method ttt|rr]``: test-time refinement (METHODS.md section 3).
+
+``--method ttt`` (default), ``alloop refine MODEL FRAMES.extxyz --prior cheap [-o MODEL_OUT]``: test-time
+training of a two-head model.
 
 The representation of a two-head model (``alloop train --method two-head``) takes
 ``--steps`` small SGD steps on the prior (cheap) head's loss over FRAMES, the
@@ -10,6 +13,12 @@ cheap head was trained on. With ``--expensive-energy-key`` /
 ``--expensive-forces-key`` (labels of the same frames) the expensive head's
 errors before and after are printed too. Progress goes to stderr (``--quiet``
 silences it), the summary to stdout.
+
+``--method rr --training TRAIN.extxyz [--grid LOW:HIGH:STEP] [-o OUT.extxyz]``:
+spectral radius refinement (:mod:`alloop.commands._refine_radius`), for models
+that accept another graph radius (EGNN, two-head EGNN). Options that only
+test-time training uses are refused with ``rr``, and ``--training`` / ``--grid``
+with ``ttt``.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ORDER = 45
+METHODS = ("ttt", "rr")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,34 +41,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = RefineSettings()
     p = subparsers.add_parser(
         "refine",
-        help="test-time training: refine a two-head model's representation on cheap labels of new frames",
-        description="Take a few small gradient steps on the cheap (prior) head's loss over FRAMES, updating only the "
-        "representation of a two-head model, and write the model with its expensive head active.",
+        help="test-time refinement on new frames: training of a two-head model's representation on cheap labels "
+        "(ttt), or a graph radius per frame from its spectrum (rr)",
+        description="--method ttt (default): take a few small gradient steps on the cheap (prior) head's loss over "
+        "FRAMES, updating only the representation of a two-head model, and write the model with its expensive head "
+        "active. --method rr: spectral radius refinement; per frame, the graph radius (on --grid) whose normalised-"
+        "Laplacian spectrum is nearest the mean spectrum of --training's frames at the model's training cutoff, "
+        "then predict with it; prints the chosen radii and, if FRAMES has reference forces, the MAE before and after; "
+        "the model is not changed. rr needs an architecture that accepts another graph radius (EGNN, also as the "
+        "body of a two-head model); SevenNet and the pair potential do not.",
     )
-    p.add_argument("model", metavar="MODEL", help="a two-head model checkpoint (alloop train --method two-head)")
+    p.add_argument("model", metavar="MODEL", help="a model checkpoint (ttt: two-head, alloop train --method two-head)")
     p.add_argument("frames", metavar="FRAMES.extxyz", help="the structures to refine on")
-    p.add_argument("--prior", default="cheap", help="the head whose loss is minimised (default cheap)")
-    p.add_argument("--target", default="expensive", help="the head active in the refined model (default expensive)")
-    p.add_argument("-o", "--output", metavar="MODEL_OUT", help="refined checkpoint (default: MODEL-refined next to MODEL)")
-    p.add_argument("--steps", type=int, default=d.steps, help=f"SGD steps, 1..{MAX_STEPS} (default {d.steps})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"SGD learning rate, momentum {d.momentum:g} (default {d.lr:g})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"frames per step (default {d.batch_size})")
-    p.add_argument("--energy-weight", type=float, default=d.energy_weight, help=f"rho of Eq. 1 (default {d.energy_weight:g})")
-    p.add_argument("--energy-key", default=None, help="where FRAMES hold the cheap energies (default energy)")
-    p.add_argument("--forces-key", default=None, help="where FRAMES hold the cheap forces (default forces)")
+    p.add_argument("--method", choices=METHODS, default="ttt",
+                   help="ttt: test-time training (default); rr: spectral radius refinement")
+    p.add_argument("--training", metavar="TRAIN.extxyz",
+                   help="rr: frames of the model's training set (their mean spectrum is the reference)")
+    p.add_argument("--grid", metavar="LOW:HIGH:STEP", default=None,
+                   help="rr: the candidate radii in A (default 3:9:0.25; the training cutoff is always one)")
+    p.add_argument("--prior", default="cheap", help="ttt: the head whose loss is minimised (default cheap)")
+    p.add_argument("--target", default="expensive",
+                   help="the head active in the refined model, rr: the head that predicts (default expensive)")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="ttt: the refined checkpoint (default: MODEL-refined next to MODEL); rr: an extxyz of FRAMES "
+                   "with the predictions as energy/forces and the chosen radius as graph_radius (default: none)")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"ttt: SGD steps, 1..{MAX_STEPS} (default {d.steps})")
+    p.add_argument("--lr", type=float, default=d.lr,
+                   help=f"ttt: SGD learning rate, momentum {d.momentum:g} (default {d.lr:g})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help=f"frames per step, rr: per prediction batch (default {d.batch_size})")
+    p.add_argument("--energy-weight", type=float, default=d.energy_weight,
+                   help=f"ttt: rho of Eq. 1 (default {d.energy_weight:g})")
+    p.add_argument("--energy-key", default=None, help="ttt: where FRAMES hold the cheap energies (default energy)")
+    p.add_argument("--forces-key", default=None, help="ttt: where FRAMES hold the cheap forces (default forces)")
     p.add_argument("--label", action="store_true",
-                   help="compute the cheap labels with PySCF at the model's recorded cheap fidelity (in this process)")
-    p.add_argument("--expensive-energy-key", default=None, help="expensive energies in FRAMES, for before/after errors")
-    p.add_argument("--expensive-forces-key", default=None, help="expensive forces in FRAMES, for before/after errors")
-    p.add_argument("--seed", type=int, default=0)
+                   help="ttt: compute the cheap labels with PySCF at the model's recorded cheap fidelity "
+                   "(in this process)")
+    p.add_argument("--expensive-energy-key", default=None,
+                   help="expensive energies in FRAMES, for before/after errors (rr: default energy, if FRAMES has it)")
+    p.add_argument("--expensive-forces-key", default=None,
+                   help="expensive forces in FRAMES, for before/after errors (rr: default forces, if FRAMES has it)")
+    p.add_argument("--seed", type=int, default=0, help="ttt: seed of the batch order (default 0)")
     p.add_argument("--threads", type=int, default=1, help="torch (and PySCF) threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
 
+def _ttt_defaults() -> dict[str, Any]:
+    """The options only test-time training uses, with their defaults."""
+    from alloop.training.refine import RefineSettings
+
+    d = RefineSettings()
+    return {"prior": "cheap", "steps": d.steps, "lr": d.lr, "energy_weight": d.energy_weight, "energy_key": None,
+            "forces_key": None, "label": False, "seed": 0}
+
+
 def _check_args(args: argparse.Namespace) -> None:
     from alloop.errors import AlloopError
 
+    if args.method == "rr":
+        given = [k for k, v in _ttt_defaults().items() if getattr(args, k) != v]
+        if given:
+            raise AlloopError(f"--{given[0].replace('_', '-')} is an option of --method ttt, not of rr")
+    elif args.training or args.grid:
+        raise AlloopError(f"--{'training' if args.training else 'grid'} is an option of --method rr, not of ttt")
     if args.label and (args.energy_key or args.forces_key):
         raise AlloopError("--label computes the cheap labels: give it or --energy-key/--forces-key, not both")
     if (args.expensive_energy_key is None) != (args.expensive_forces_key is None):
@@ -150,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
     from alloop.training.refine import RefineSettings, refine_representation
 
     _check_args(args)
+    if args.method == "rr":
+        from alloop.commands._refine_radius import run_rr
+
+        return run_rr(args)
     settings = RefineSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                               energy_weight=args.energy_weight, seed=args.seed, threads=args.threads)
     started = time.perf_counter()

@@ -10,13 +10,17 @@ Molecules only (no periodic cell) for now.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 from ase import Atoms
+
+from alloop.errors import AlloopError
 
 MAX_Z = 118
 
@@ -119,10 +123,16 @@ class Potential(torch.nn.Module, ABC):
     import paths). ``learns_output_scale = False`` marks models whose output is
     already on a physical scale (pretrained universal potentials): trainers then
     leave ``output_scale`` at 1.
+
+    ``accepts_graph_radius = True`` marks models that can build their graph at
+    another radius than the training ``cutoff`` (:meth:`using_graph_radius`,
+    for spectral radius refinement); they read :attr:`graph_radius`.
     """
 
     registry_name: str = ""
     learns_output_scale: bool = True
+    accepts_graph_radius: bool = False
+    _graph_radius: float | None = None  # set only inside using_graph_radius
     #: buffers that stay float64 through ``.float()`` / ``.to()`` (only their device follows)
     float64_buffers: tuple[str, ...] = ("atomic_energies", "output_scale")
 
@@ -147,6 +157,29 @@ class Potential(torch.nn.Module, ABC):
     @abstractmethod
     def feature_dim(self) -> int:
         """Width F of the per-atom latent features."""
+
+    @property
+    def graph_radius(self) -> float:
+        """The radius (A) the model builds its graph with: ``cutoff`` unless :meth:`using_graph_radius` is active."""
+        return self.cutoff if self._graph_radius is None else self._graph_radius
+
+    @contextmanager
+    def using_graph_radius(self, radius: float) -> Iterator["Potential"]:
+        """``with model.using_graph_radius(r): ...``: the graph is built with radius ``r`` inside the block.
+
+        AlloopError for a model that cannot (``accepts_graph_radius`` False: its radial functions end at its cutoff).
+        """
+        if not self.accepts_graph_radius:
+            raise AlloopError(f"a '{self.registry_name}' model cannot build its graph at a radius other than its "
+                              f"training cutoff ({self.cutoff:g} A): its radial functions are tied to it")
+        if not (math.isfinite(radius) and radius > 0):
+            raise AlloopError(f"the graph radius must be a positive number of Angstrom, got {radius}")
+        previous = self._graph_radius
+        self._graph_radius = float(radius)
+        try:
+            yield self
+        finally:
+            self._graph_radius = previous
 
     def _apply(self, fn, recurse=True):  # type: ignore[override]
         """Keep :attr:`float64_buffers` in float64 through ``.float()``/``.to()`` (only the device follows)."""

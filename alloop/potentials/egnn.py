@@ -19,6 +19,10 @@ Representation and head (for two-head models, :mod:`alloop.potentials.two_head`)
 ``representation`` gives h^L, ``head_energy`` applies a readout MLP (the
 model's own ``readout`` by default) and sums per molecule, ``take_head``
 removes the readout.
+
+Graph radius: the neighbour graph and the envelope use ``graph_radius`` (the
+cutoff, unless inside ``using_graph_radius(r)``: spectral radius refinement);
+the Gaussian basis keeps the centres it was trained with.
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class EGNN(Potential):
     """
 
     registry_name = "egnn"
+    accepts_graph_radius = True  # graph and envelope at graph_radius; the RBF centres stay on [0, cutoff]
 
     def __init__(
         self,
@@ -164,9 +169,10 @@ class EGNN(Potential):
     def representation(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The final hidden states h^L [N, F]: the readout's input, and the per-atom features."""
         self.check_batch(batch)
-        edge_index, _, dist = neighbor_pairs(batch, self.cutoff)
+        radius = self.graph_radius
+        edge_index, _, dist = neighbor_pairs(batch, radius)
         rbf = self.rbf(dist)
-        envelope = polynomial_envelope(dist, self.cutoff)
+        envelope = polynomial_envelope(dist, radius)
         h = self.embedding(self.element_index[batch.numbers])
         for layer in self.layers:
             h = layer(h, edge_index, rbf, envelope)

@@ -26,6 +26,7 @@ Checkpoints are ordinary alloop checkpoints (safetensors + JSON): the
 hyperparameters name the body's architecture and hyperparameters, the heads,
 the active head and the fidelities. :meth:`TwoHeadPotential.from_model` turns a
 trained single-head model into a two-head one (every head a copy of its readout).
+:meth:`TwoHeadPotential.using_graph_radius` passes a graph radius on to the body.
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class TwoHeadPotential(Potential):
         for name, record in (fidelities or {}).items():
             self.record_fidelity(name, **{k: str(v) for k, v in record.items()})
         self.learns_output_scale = net.learns_output_scale
+        self.accepts_graph_radius = net.accepts_graph_radius
         self.register_state_dict_pre_hook(_sync_active_row)
 
     @classmethod
@@ -210,6 +212,12 @@ class TwoHeadPotential(Potential):
         finally:
             for param, flag in saved:
                 param.requires_grad_(flag)
+
+    @contextmanager
+    def using_graph_radius(self, radius: float) -> Iterator["TwoHeadPotential"]:
+        """The body builds its graph with radius ``radius`` inside the block (if its architecture accepts one)."""
+        with self.body.using_graph_radius(radius), super().using_graph_radius(radius):
+            yield self
 
     # ---- the Potential protocol -------------------------------------------------------
     def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:

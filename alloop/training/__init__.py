@@ -6,7 +6,8 @@ Entry points: :func:`train` (one supervised run with the recipe of docs/training
 continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
 (a model against its original on outside structures), :class:`ReplayMix` (replay batches),
 :func:`train_two_head` (a two-head model: cheap and expensive heads on one representation),
-:func:`refine_representation` (test-time training of a two-head model on cheap labels).
+:func:`refine_representation` (test-time training of a two-head model on cheap labels),
+:func:`refine_radius_predict` (spectral radius refinement: a graph radius per structure).
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
@@ -19,6 +20,7 @@ from alloop.training.references import ReferenceFit, apply_references, fit_refer
 from alloop.training.refine import RefineResult, RefineSettings, refine_representation
 from alloop.training.replay import ReplayMix, replay_per_batch
 from alloop.training.score_matching import ScoreMatchingSettings, score_matching_loss, train_score_matching
+from alloop.training.spectral_radius import RadiusRefinement, refine_radius_predict
 from alloop.training.trainer import TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 from alloop.training.two_head import TWO_HEAD_MODES, train_two_head
 
@@ -33,6 +35,7 @@ __all__ = [
     "RefineResult", "RefineSettings", "refine_representation",
     "ReplayMix", "replay_per_batch",
     "ScoreMatchingSettings", "score_matching_loss", "train_score_matching",
+    "RadiusRefinement", "refine_radius_predict",
     "TrainResult", "TrainSettings", "fit_output_scale", "parameter_fingerprint", "train",
     "TWO_HEAD_MODES", "train_two_head",
 ]
