@@ -51,10 +51,10 @@ ELEMENTS = (1, 6, 8)
 
 @dataclass(frozen=True)
 class Config:
-    """The two-head model and its training (as tests/unit/training/data/make_ethanol_two_head.py), and TTT."""
+    """The two-head model (EGNN; hidden 64 as the quickstart's `small`) and its training, and TTT."""
 
     cutoff: float = 5.0
-    hidden: int = 24
+    hidden: int = 64  # the quickstart's `small` EGNN
     layers: int = 3
     n_expensive: int = 50
     cheap_steps: int = 3000  # representation + cheap head
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tests", default="1000K", help="test trajectories, comma-separated (1000K, 500K, 300K)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/test_time_models"), help="trained models")
     parser.add_argument("--quick", action="store_true", help="1 seed, 600 + 300 training steps, 20 TTT steps")
-    for name, kind in (("cutoff", float), ("n_expensive", int), ("cheap_steps", int), ("expensive_steps", int),
+    for name, kind in (("cutoff", float), ("hidden", int), ("n_expensive", int), ("cheap_steps", int),
+                       ("expensive_steps", int),
                        ("ttt_steps", int), ("ttt_lr", float), ("ttt_chunk", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override Config.{name}")
     args = parser.parse_args(argv)
