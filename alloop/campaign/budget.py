@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alloop.campaign import ledger
-from alloop.config import CampaignConfig
+from alloop.campaign.settings import LabelBudget
 from alloop.fidelity import Fidelity
 from alloop.store.campaign import CampaignStore
 
@@ -27,20 +27,19 @@ class Quota:
     reason: str = ""
 
 
-def cycle_quota(cfg: CampaignConfig, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
+def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
     """Labels the next cycle may request per fidelity; a zero cheap quota says why."""
     spent = ledger.spend(store, fidelities)
-    n_cheap = cfg.selection.max_cheap_per_cycle
-    n_exp = cfg.selection.max_expensive_per_cycle
-    limits = cfg.schedule.max_labels
+    n_cheap = limits.max_cheap_per_cycle
+    n_exp = limits.max_expensive_per_cycle
     reason = ""
-    if limits.cheap is not None:
-        n_cheap = min(n_cheap, max(0, limits.cheap - spent.labels["cheap"]))
+    if limits.max_cheap is not None:
+        n_cheap = min(n_cheap, max(0, limits.max_cheap - spent.labels["cheap"]))
         if n_cheap == 0:
-            reason = f"cheap label limit {limits.cheap} reached"
-    if limits.expensive is not None:
-        n_exp = min(n_exp, max(0, limits.expensive - spent.labels["expensive"]))
-    budget = cfg.schedule.budget_cpu_seconds
+            reason = f"cheap label limit {limits.max_cheap} reached"
+    if limits.max_expensive is not None:
+        n_exp = min(n_exp, max(0, limits.max_expensive - spent.labels["expensive"]))
+    budget = limits.cpu_seconds
     if budget is not None and n_cheap > 0:
         remaining = budget - spent.total_cpu
         c_cheap = spent.mean_cost("cheap", DEFAULT_COST_S["cheap"])

@@ -1,8 +1,9 @@
 """What a campaign phase receives from the driver: a small context, not the whole ``Campaign``.
 
-Phases (today: :func:`alloop.campaign.explore.explore`) read the validated
-config, write the store the driver hands them, submit tasks to the client and
-report progress; they never import the driver.
+Phases (explore, label, select_expensive, train) read their typed settings
+(:mod:`alloop.campaign.settings`, built once from the validated config), write
+the store the driver hands them, submit tasks to the client and report
+progress; they never import the driver and never read the raw config.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from typing import Any, Callable
 from ase import Atoms
 
 from alloop.campaign.progress import Progress
-from alloop.config import CampaignConfig
+from alloop.campaign.settings import CampaignSettings
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store.campaign import CampaignStore
 
+#: the store blob of the newest Q-residual model (written by training, read by exploration)
+UNCERTAINTY_BLOB = "uncertainty"
+
 
 @dataclass(frozen=True)
 class PhaseContext:
-    """The campaign's config, store, Dask client, input structures, fidelities by role, slots, progress and log."""
+    """The campaign's settings, store, Dask client, input structures, fidelities by role, slots, progress and log."""
 
-    cfg: CampaignConfig
+    settings: CampaignSettings
     store: CampaignStore
     client: Any
     structures: list[Atoms]
@@ -36,6 +40,11 @@ class PhaseContext:
     def reference(self) -> Atoms:
         """The first input structure (the replicas' topology and the guards' reference)."""
         return self.structures[0]
+
+    @property
+    def elements(self) -> list[int]:
+        """The atomic numbers of the input structures, sorted."""
+        return sorted({int(z) for a in self.structures for z in a.numbers})
 
 
 def model_version(store: CampaignStore, role: str = "model", first: bool = False) -> int:

@@ -15,16 +15,16 @@ import numpy as np
 from ase import Atoms
 
 from alloop.campaign import ledger
-from alloop.campaign.context import PhaseContext, model_version
+from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext, model_version
+from alloop.campaign.settings import SelectionSettings
 from alloop.campaign.taskrun import run_tasks
-from alloop.campaign.tasks import MDTaskResult, md_task
+from alloop.campaign.tasks import MDRequest, MDTaskResult, md_task
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
 from alloop.store.schema import FrameFlag
-from alloop.uncertainty.selection import select_frames
+from alloop.uncertainty.selection import Selection, select_frames
 
 REPLICAS_BLOB = "replicas"
-UNCERTAINTY_BLOB = "uncertainty"
 
 
 def pack_states(states: dict[int, bytes]) -> bytes:
@@ -38,74 +38,84 @@ def unpack_states(blob: bytes) -> dict[int, bytes]:
         return {int(k[1:]): data[k].tobytes() for k in data.files}
 
 
+def replica_seed(seed: int, cycle: int, replica: int) -> int:
+    """The seed of a replica's fresh velocities in ``cycle`` (a new start or a restart after a stop)."""
+    return seed * 100_003 + (cycle + 1) * 1009 + replica
+
+
 def starting_states(ctx: PhaseContext, cycle: int) -> dict[int, bytes]:
     """Replica states for this cycle: continued (periodic) or fresh from the input structures (naive)."""
-    cfg = ctx.cfg
+    s = ctx.settings
     blob = ctx.store.get_blob(REPLICAS_BLOB)
-    if cfg.schedule.strategy == "periodic" and blob is not None:
+    if s.periodic and blob is not None:
         return unpack_states(blob)
     states: dict[int, bytes] = {}
-    for r in range(cfg.md.n_replicas):
+    for r in range(s.explore.n_replicas):
         atoms = ctx.structures[r % len(ctx.structures)]
-        seed = cfg.seed * 100_003 + (cycle + 1) * 1009 + r
-        (state,) = init_replicas(atoms, 1, cfg.md.temperature_K, seed)
+        (state,) = init_replicas(atoms, 1, s.explore.temperature_K, replica_seed(s.seed, cycle, r))
         states[r] = state.to_bytes()
     return states
 
 
-def _guard_settings(ctx: PhaseContext) -> dict:
-    md = ctx.cfg.md
-    low, high = md.temperature_range_K
-    return {"max_bond_factor": md.max_bond_stretch, "min_distance_A": md.min_distance_A,
-            "min_temperature_K": low, "max_temperature_K": high}
+def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, uq_blob: bytes) -> list[MDRequest]:
+    """One MD task per group of replicas, the replicas split evenly over the cluster's slots."""
+    ex = ctx.settings.explore
+    groups = np.array_split(np.array(sorted(states)), min(ctx.slots, len(states)))
+    return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=ctx.reference, reference=ctx.reference,
+                      states={int(r): states[int(r)] for r in g}, n_steps=ex.segment_steps, md=ex.md,
+                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads)
+            for g in groups if len(g)]
 
 
 def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
     """Run one MD segment for every replica, add frames and the cheap selection; returns the flag rate."""
-    cfg, store = ctx.cfg, ctx.store
-    naive = cfg.schedule.strategy == "naive"
-    version = model_version(store, first=naive)
-    model_blob, _ = store.checkpoint(version)
+    s, store = ctx.settings, ctx.store
+    version = model_version(store, first=not s.periodic)  # naive: every cycle explores with the bootstrap model
     uq_blob = store.get_blob(UNCERTAINTY_BLOB)
     if uq_blob is None:
         raise AlloopError("the store holds no uncertainty model: the bootstrap training did not finish")
     states = starting_states(ctx, cycle)
-    groups = np.array_split(np.array(sorted(states)), min(ctx.slots, len(states)))
-    md = {"temperature_K": cfg.md.temperature_K, "timestep_fs": cfg.md.timestep_fs,
-          "friction_per_fs": cfg.md.friction_per_fs, "integrator": "langevin" if cfg.md.ensemble == "langevin" else "verlet"}
-    threads = cfg.execution.threads_per_worker
-    ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {cfg.md.segment_steps} steps")
-    args = [(model_blob, uq_blob, ctx.reference, ctx.reference, {int(r): states[int(r)] for r in g},
-             cfg.md.segment_steps, md, cfg.md.record_every, _guard_settings(ctx), threads) for g in groups if len(g)]
-    results: list[MDTaskResult] = run_tasks(ctx.client, md_task, args, cfg.execution.max_task_retries)
+    ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {s.explore.segment_steps} steps")
+    requests = md_requests(ctx, states, store.checkpoint(version)[0], uq_blob)
+    results: list[MDTaskResult] = run_tasks(ctx.client, md_task, [(r,) for r in requests], s.max_task_retries)
     frames, meta, descriptors = _collect(results, ctx.reference)
     if not frames:
-        raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {cfg.md.segment_steps}, "
-                          f"record_every {cfg.md.record_every})")
-    flagged = meta["q_score"] > 1.0
-    unstable = meta["unstable"]
-    if cfg.selection.diversity == "none":
-        descriptors = meta["q_score"][:, None]
-    chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
-                           unstable=unstable, min_spacing_steps=cfg.selection.min_step_spacing,
-                           fill_to=cfg.selection.min_cheap_per_cycle)
-    flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
-    flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
+        raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {s.explore.segment_steps}, "
+                          f"record_every {s.explore.record_every})")
+    chosen, flags = _choose(s.selection, meta, descriptors, n_cheap)
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,
-                           model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"],
-                           flags=flags.astype(np.uint32))
+                           model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"], flags=flags)
     ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, ctx, cycle)))
-    stopped = {r: why for res in results for r, why in res.stop_reasons.items() if why}
-    for r, why in sorted(stopped.items()):
-        where = "its input structure" if cfg.md.restart_from == "start" else "its last stable positions"
-        ctx.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from {where} with fresh velocities")
+    _log_stops(ctx, cycle, results)
+    flagged, unstable = meta["q_score"] > 1.0, meta["unstable"]
     rate = float(flagged.mean())
     ctx.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above the "
             f"limit ({rate:.0%}), {int(unstable.sum())} unstable; {len(chosen.indices)} selected for '"
             f"{ctx.fidelities['cheap'].name}'")
     ctx.progress.update(flag_rate=rate)
     return rate
+
+
+def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descriptors: np.ndarray,
+            n_cheap: int) -> tuple[Selection, np.ndarray]:
+    """The frames chosen for cheap labels, and every frame's flags (flagged, unstable, selected)."""
+    flagged, unstable = meta["q_score"] > 1.0, meta["unstable"]
+    if selection.diversity == "none":
+        descriptors = meta["q_score"][:, None]
+    chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
+                           unstable=unstable, min_spacing_steps=selection.min_step_spacing,
+                           fill_to=selection.min_cheap_per_cycle)
+    flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
+    flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
+    return chosen, flags.astype(np.uint32)
+
+
+def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> None:
+    stopped = {r: why for res in results for r, why in res.stop_reasons.items() if why}
+    for r, why in sorted(stopped.items()):
+        where = "its input structure" if ctx.settings.explore.restart_from == "start" else "its last stable positions"
+        ctx.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from {where} with fresh velocities")
 
 
 def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
@@ -139,18 +149,19 @@ def _next_states(results: list[MDTaskResult], ctx: PhaseContext, cycle: int) -> 
     """
     out: dict[int, bytes] = {}
     masses = ctx.reference.get_masses()
+    ex = ctx.settings.explore
     for res in results:
         for r, final in res.final_states.items():
             if not res.stop_reasons.get(r):
                 out[r] = final
                 continue
-            seed = ctx.cfg.seed * 100_003 + (cycle + 1) * 1009 + r
-            if ctx.cfg.md.restart_from == "start":
+            seed = replica_seed(ctx.settings.seed, cycle, r)
+            if ex.restart_from == "start":
                 last = ReplicaState.from_bytes(final)
                 start = ctx.structures[r % len(ctx.structures)]
                 base = ReplicaState(start.positions, last.velocities, last.step, last.rng_state,
                                     restarts=last.restarts, extra=dict(last.extra))
             else:
                 base = ReplicaState.from_bytes(res.last_stable_states[r])
-            out[r] = redraw_velocities(base, masses, ctx.cfg.md.temperature_K, seed).to_bytes()
+            out[r] = redraw_velocities(base, masses, ex.temperature_K, seed).to_bytes()
     return out

@@ -8,13 +8,14 @@ twice). Workers never touch the store: they return results to the driver.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 from ase import Atoms
 
+from alloop.campaign.settings import GuardSettings, training_settings  # noqa: F401 (training_settings: old home)
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
@@ -22,10 +23,8 @@ from alloop.potentials.base import Potential
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
 from alloop.potentials.registry import build_model
-from alloop.training.asteroid import AsteroidSettings, WarmStart, train_asteroid
+from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
-from alloop.training.score_matching import ScoreMatchingSettings
-from alloop.training.trainer import TrainSettings
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import frame_descriptors
 
@@ -53,28 +52,34 @@ class MDTaskResult:
     total_seconds: float
 
 
-def md_task(
-    model_blob: bytes,
-    uq_blob: bytes,
-    atoms: Atoms,
-    reference: Atoms,
-    states: dict[int, bytes],
-    n_steps: int,
-    md: dict[str, Any],
-    record_every: int,
-    guards: dict[str, Any],
-    threads: int = 1,
-) -> MDTaskResult:
-    """Run the replicas in ``states`` (replica index -> ReplicaState bytes) for ``n_steps`` and score frames."""
-    pin_threads(threads)
+@dataclass
+class MDRequest:
+    """Everything one MD task needs, as plain data: models, replicas, segment and guard settings."""
+
+    model_blob: bytes
+    uq_blob: bytes  # the Q-residual model that scores the recorded frames
+    atoms: Atoms  # the replicas' topology (numbers)
+    reference: Atoms  # the guards' reference structure (bonds)
+    states: dict[int, bytes]  # replica index -> ReplicaState bytes
+    n_steps: int
+    md: MDSettings
+    record_every: int
+    guards: GuardSettings
+    threads: int = 1
+
+
+def md_task(request: MDRequest) -> MDTaskResult:
+    """Run the replicas of ``request`` for ``n_steps`` and score the recorded frames."""
+    pin_threads(request.threads)
     t0 = time.perf_counter()
-    model, _ = model_from_bytes(model_blob)
+    model, _ = model_from_bytes(request.model_blob)
     model.eval()
-    uq = QResidualModel.from_bytes(uq_blob)
+    uq = QResidualModel.from_bytes(request.uq_blob)
+    atoms, states = request.atoms, request.states
     order = sorted(states)
     replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
-    guard = StabilityGuards.from_atoms(reference, **guards)
-    result = run_segment(model, atoms, replica_states, n_steps, MDSettings(**md), record_every, guard)
+    guard = StabilityGuards.from_atoms(request.reference, **request.guards.thresholds())
+    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard)
     stacked = result.stacked()
     n = len(atoms)
     m = stacked["step"].size
@@ -158,54 +163,6 @@ class TrainTaskResult:
     log: list[str]
 
 
-def training_settings(training: Any, seed: int, threads: int, temperature_K: float, warm: bool = False) -> AsteroidSettings:
-    """AsteroidSettings from the campaign's ``training`` section; ``warm`` (a cycle that continues from the previous
-    cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
-    stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``; stage 3 starts from the new
-    stage-2 weights and keeps its own."""
-    fraction = training.warm_start_fraction if warm else 1.0
-    lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
-
-    def shorter(n: int | None) -> int | None:
-        return None if n is None else max(1, round(n * fraction))
-
-    steps, finetune_steps = training.stage_steps()
-    epochs = shorter(training.max_epochs or 200)
-    base = TrainSettings(
-        max_epochs=epochs,
-        max_steps=shorter(steps),
-        batch_size=training.batch_size,
-        lr=lr,
-        loss=training.loss,
-        energy_weight=training.energy_weight,
-        ema_decay=training.ema_decay,
-        rollback_factor=training.rollback_factor,
-        patience=training.patience_epochs,
-        eval_every=1 if training.max_epochs is not None else None,
-        threads=threads,
-        seed=seed,
-        replay_fraction=training.replay_fraction,
-    )
-    return AsteroidSettings(
-        stage1=base,
-        stage2=base,
-        stage3=replace(base, lr=training.learning_rate_finetune, max_steps=shorter(finetune_steps)),
-        score=ScoreMatchingSettings(
-            temperature_K=temperature_K,
-            n_vectors=training.score_matching_vectors,
-            max_epochs=epochs,
-            batch_size=training.batch_size,
-            lr=lr,
-            patience=training.patience_epochs or max(1, epochs // 2),
-            threads=threads,
-            seed=seed,
-        ),
-        gamma_grid=tuple(training.gamma_grid),
-        val_fraction=training.validation_fraction,
-        seed=seed,
-    )
-
-
 def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
     """Fit the Q-residual model on the latent features of the training frames under ``model``."""
     return QResidualModel.fit(data.numbers, predict_features(model, data, 64), data.offsets, settings)
@@ -245,6 +202,24 @@ def worker_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any
         return client.gather(client.map(function, items, pure=False))
 
 
+def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, dict[str, FrameDataset | None]]:
+    """The method that can run on the request's data (falls back to standard) and the datasets by kind."""
+    expensive = request.expensive.dataset()
+    cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
+    unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
+    replay = request.replay.dataset() if request.replay is not None else None
+    if replay is not None:
+        log.append(f"replay: {len(replay)} outside frames labelled by the original model")
+    method = request.method
+    if method in ("asteroid", "asteroid-no-weights") and cheap is None:
+        method = "standard"
+        log.append("no cheap labels yet: standard training on expensive labels")
+    if method == "score-matching" and unlabelled is None:
+        method = "standard"
+        log.append("no unlabelled frames yet: standard training on expensive labels")
+    return method, {"expensive": expensive, "cheap": cheap, "unlabelled": unlabelled, "replay": replay}
+
+
 def train_task(request: TrainRequest) -> TrainTaskResult:
     """Train per ``request.method`` (ASTEROID stages or standard) and fit the next Q-residual model."""
     pin_threads(request.threads)
@@ -259,34 +234,28 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
-    expensive = request.expensive.dataset()
-    cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
-    unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
-    replay = request.replay.dataset() if request.replay is not None else None
-    if replay is not None:
-        log.append(f"replay: {len(replay)} outside frames labelled by the original model")
-    method = request.method
-    if method in ("asteroid", "asteroid-no-weights") and cheap is None:
-        method = "standard"
-        log.append("no cheap labels yet: standard training on expensive labels")
-    if method == "score-matching" and unlabelled is None:
-        method = "standard"
-        log.append("no unlabelled frames yet: standard training on expensive labels")
+    method, data = _training_data(request, log)
+    expensive, cheap = data["expensive"], data["cheap"]
     result = train_asteroid(
         method,
         expensive,
         cheap=cheap,
-        unlabelled=unlabelled,
+        unlabelled=data["unlabelled"],
         model_factory=factory,
         settings=request.settings,
         initial_model=initial,
         log=log.append,
         map_fn=worker_map,
         warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
-        replay=replay,
+        replay=data["replay"],
     )
-    uq_data = expensive if cheap is None else cheap
-    uq = fit_uncertainty(result.model, uq_data, request.uq_settings)
+    uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
+    return _task_result(request, method, result, uq, t0, log)
+
+
+def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq: QResidualModel, t0: float,
+                 log: list[str]) -> TrainTaskResult:
+    """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references) and the rest."""
     meta = dict(request.metadata)
     meta.update(method=method, metrics=_jsonable(result.metrics), gamma=result.gamma)
     references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}

@@ -7,7 +7,9 @@ import pytest
 from ase.build import molecule
 
 from alloop.campaign.explore import _next_states
+from alloop.campaign.settings import campaign_settings
 from alloop.campaign.tasks import MDTaskResult
+from alloop.config import CampaignConfig
 from alloop.md.state import ReplicaState, init_replicas
 
 
@@ -28,10 +30,11 @@ def test_stopped_replica_restarts_where_configured(restart_from):
     (start,) = init_replicas(atoms, 1, 300.0, seed=1)
     stable = ReplicaState(atoms.positions + 0.05, start.velocities, 40, start.rng_state, 310.0)
     failing = ReplicaState(atoms.positions + 0.6, start.velocities * 5, 47, start.rng_state, 2900.0)
-    cfg = SimpleNamespace(seed=0, md=SimpleNamespace(restart_from=restart_from, temperature_K=300.0))
-    camp = SimpleNamespace(cfg=cfg, reference=atoms, structures=[atoms])
+    cfg = CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 0,
+                                    "md": {"restart_from": restart_from, "temperature_K": 300.0}})
+    ctx = SimpleNamespace(settings=campaign_settings(cfg), reference=atoms, structures=[atoms])
 
-    out = _next_states([_result(start, failing, stable)], camp, cycle=2)
+    out = _next_states([_result(start, failing, stable)], ctx, cycle=2)
 
     assert out[1] == stable.to_bytes()  # a replica that did not stop continues untouched
     new = ReplicaState.from_bytes(out[0])

@@ -10,6 +10,7 @@ from ase.build import molecule
 
 from alloop.campaign.budget import cycle_quota
 from alloop.campaign.progress import Progress
+from alloop.campaign.settings import campaign_settings
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.labeling.result import LabelResult, LabelStatus
@@ -54,8 +55,9 @@ def test_run_refuses_an_existing_campaign_and_resume_a_missing_one(tmp_path, cam
 def test_quota_follows_label_limits_and_cpu_budget(tmp_path, campaign_file):
     cfg = load_campaign(campaign_file)
     fids = {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}
+    limits = campaign_settings(cfg).budget
     with CampaignStore.create(tmp_path / "s.zarr", cfg.to_dict()) as store:
-        assert cycle_quota(cfg, store, fids).n_cheap == 10  # nothing spent: per-cycle caps (planned cost 10x1 + 4x10 < 100)
+        assert cycle_quota(limits, store, fids).n_cheap == 10  # nothing spent: per-cycle caps (planned cost 10x1 + 4x10 < 100)
         water = molecule("H2O")
         ids = store.add_frames([water] * 25)
         store.add_labels(fids["cheap"], ids[:25], [_label(fids["cheap"], 3, 1.0)] * 25)
@@ -63,12 +65,12 @@ def test_quota_follows_label_limits_and_cpu_budget(tmp_path, campaign_file):
         store.commit()
         # 75 CPU s spent, 25 left; 5 cheap labels remain under max_labels; a full cycle (5 x 1 s + 4 x 10 s = 45 s)
         # is scaled by 25/45: 2 cheap and 2 expensive labels (22 s)
-        quota = cycle_quota(cfg, store, fids)
+        quota = cycle_quota(limits, store, fids)
         assert (quota.n_cheap, quota.n_expensive) == (2, 2)
         more = store.add_frames([water] * 5)
         store.add_labels(fids["cheap"], more, [_label(fids["cheap"], 3, 1.0)] * 5)
         store.commit()
-        quota = cycle_quota(cfg, store, fids)
+        quota = cycle_quota(limits, store, fids)
         assert quota.n_cheap == 0 and "cheap label limit 30 reached" in quota.reason
 
 

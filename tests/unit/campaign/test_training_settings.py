@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alloop.campaign.tasks import training_settings
+from alloop.campaign.settings import training_settings
 from alloop.config import CampaignConfig
 
 

@@ -99,7 +99,7 @@ def test_outside_molecules_round_trip(tmp_path):
 
 
 def test_replay_fraction_reaches_every_stage(tmp_path):
-    from alloop.campaign.tasks import training_settings
+    from alloop.campaign.settings import training_settings
 
     assert make(tmp_path).training.replay_fraction == 0  # off by default
     cfg = make(tmp_path, model="sevennet-0", training={"replay_fraction": 0.25, "batch_size": 4})

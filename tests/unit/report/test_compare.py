@@ -96,7 +96,7 @@ def _make_run(tmp_path, name: str, strategy: str, seed: int, with_evaluation: bo
 
 
 def _cycles_row(store: CampaignStore, fids: dict, cycle: int, version: int, metrics: dict) -> None:
-    """The row the driver writes (Campaign._cycle_row), with the spend read from the store."""
+    """The row the driver writes (alloop.campaign.cycle_record.record_cycle), with the spend read from the store."""
     sp = ledger.spend(store, fids)
     store.append_rows(
         "cycles", cycle=np.array([cycle], np.int32), model_version=np.array([version], np.int32),

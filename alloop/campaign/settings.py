@@ -1,0 +1,215 @@
+"""The validated campaign config turned, once, into the typed settings each part of the loop runs with.
+
+:func:`campaign_settings` is the one place that reads the ``md``, ``uncertainty``,
+``selection``, ``training``, ``schedule`` and ``execution`` sections for the loop:
+the driver calls it once and hands the result to the phases in their
+:class:`~alloop.campaign.context.PhaseContext`. What it builds: the MD segment's
+integrator (:class:`~alloop.md.segment.MDSettings`) and guard thresholds, the
+frame selection, the label budget, the stopping rules, the Q-residual settings
+and the training plan that gives each cycle's ASTEROID settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
+from alloop.md.segment import MDSettings
+from alloop.training.asteroid import AsteroidSettings
+from alloop.training.score_matching import ScoreMatchingSettings
+from alloop.training.trainer import TrainSettings
+from alloop.uncertainty.qresidual import QResidualSettings
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Thresholds of the MD stability guards (:class:`alloop.md.guards.StabilityGuards`)."""
+
+    max_bond_factor: float
+    min_distance_A: float
+    min_temperature_K: float
+    max_temperature_K: float
+
+    def thresholds(self) -> dict[str, float]:
+        """The keyword arguments of ``StabilityGuards.from_atoms``."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ExploreSettings:
+    """The explore phase: replicas, segment length and recording, integrator, guards, restarts after a stop."""
+
+    n_replicas: int
+    segment_steps: int
+    record_every: int
+    md: MDSettings
+    guards: GuardSettings
+    restart_from: str  # "start" or "last-stable"
+
+    @property
+    def temperature_K(self) -> float:
+        return self.md.temperature_K
+
+
+@dataclass(frozen=True)
+class SelectionSettings:
+    """Which frames get labels: per-cycle caps, the cheap pick's spacing and diversity, the expensive pick's window."""
+
+    max_cheap_per_cycle: int
+    max_expensive_per_cycle: int
+    min_cheap_per_cycle: int
+    min_step_spacing: int
+    diversity: str  # "fps" or "none"
+    energy_window_sigma: float | None  # None: no thermal energy window
+    temperature_K: float  # of the thermal energy window
+
+
+@dataclass(frozen=True)
+class LabelBudget:
+    """Limits over the whole campaign: labels per fidelity (bootstrap included) and labelling CPU seconds."""
+
+    max_cheap_per_cycle: int
+    max_expensive_per_cycle: int
+    max_cheap: int | None
+    max_expensive: int | None
+    cpu_seconds: float | None
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """When the campaign stops (whichever comes first; the label budget aside)."""
+
+    n_cycles: int
+    target_val_force_mae_eV_per_A: float | None
+    min_flag_rate: float | None
+
+
+def training_settings(training: TrainingConfig, seed: int, threads: int, temperature_K: float,
+                      warm: bool = False) -> AsteroidSettings:
+    """AsteroidSettings from the campaign's ``training`` section; ``warm`` (a cycle that continues from the previous
+    cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
+    stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``; stage 3 starts from the new
+    stage-2 weights and keeps its own."""
+    fraction = training.warm_start_fraction if warm else 1.0
+    lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
+
+    def shorter(n: int | None) -> int | None:
+        return None if n is None else max(1, round(n * fraction))
+
+    steps, finetune_steps = training.stage_steps()
+    epochs = shorter(training.max_epochs or 200)
+    base = TrainSettings(
+        max_epochs=epochs, max_steps=shorter(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
+        energy_weight=training.energy_weight, ema_decay=training.ema_decay, rollback_factor=training.rollback_factor,
+        patience=training.patience_epochs, eval_every=1 if training.max_epochs is not None else None,
+        threads=threads, seed=seed, replay_fraction=training.replay_fraction,
+    )
+    score = ScoreMatchingSettings(
+        temperature_K=temperature_K, n_vectors=training.score_matching_vectors, max_epochs=epochs,
+        batch_size=training.batch_size, lr=lr, patience=training.patience_epochs or max(1, epochs // 2),
+        threads=threads, seed=seed,
+    )
+    return AsteroidSettings(
+        stage1=base, stage2=base,
+        stage3=replace(base, lr=training.learning_rate_finetune, max_steps=shorter(finetune_steps)), score=score, gamma_grid=tuple(training.gamma_grid), val_fraction=training.validation_fraction, seed=seed,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What every training task of the campaign shares; :meth:`stages` gives one cycle's ASTEROID settings."""
+
+    method: str
+    architecture: str
+    hyperparameters: dict[str, Any]  # keyword arguments of build_model, the campaign seed included
+    from_checkpoint: bool  # the first model is a checkpoint file's (model.checkpoint), not a bootstrap
+    uncertainty: QResidualSettings  # of the Q-residual model fitted after training
+    threads: int  # torch threads of the training task (the worker's own)
+    warm_start: bool
+    replay: bool  # training.replay_fraction > 0
+    section: TrainingConfig
+    seed: int
+    temperature_K: float  # of score matching
+
+    def stages(self, cycle: int, warm: bool) -> AsteroidSettings:
+        """Cycle ``cycle``'s stage settings (seeded per cycle; shortened when ``warm``)."""
+        return training_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm)
+
+
+@dataclass(frozen=True)
+class CampaignSettings:
+    """Everything the loop reads of its config, typed per part."""
+
+    seed: int
+    strategy: str  # "periodic" or "naive"
+    threads: int  # per task (execution.threads_per_worker)
+    tasks_per_slot: int  # labelling tasks in flight per worker slot
+    max_task_retries: int
+    bootstrap: BootstrapConfig
+    explore: ExploreSettings
+    selection: SelectionSettings
+    budget: LabelBudget
+    stop: StopRules
+    training: TrainingPlan
+
+    @property
+    def periodic(self) -> bool:
+        """Replicas continue and the model retrains every cycle (else: naive, fresh replicas, one training)."""
+        return self.strategy == "periodic"
+
+
+def uncertainty_settings(cfg: CampaignConfig) -> QResidualSettings:
+    """The Q-residual settings of the ``uncertainty`` section."""
+    u = cfg.uncertainty
+    return QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
+                             limit=u.limit.replace("-", "_"), calibration=u.calibration.replace("-", "_"),
+                             n_folds=u.n_folds, frame_score=u.frame_score, frame_quantile=u.score_quantile)
+
+
+def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
+    """The ``md`` section as the explore phase's settings."""
+    md = cfg.md
+    low, high = md.temperature_range_K
+    integrator = "langevin" if md.ensemble == "langevin" else "verlet"
+    return ExploreSettings(
+        n_replicas=md.n_replicas, segment_steps=md.segment_steps, record_every=md.record_every,
+        md=MDSettings(temperature_K=md.temperature_K, timestep_fs=md.timestep_fs, friction_per_fs=md.friction_per_fs,
+                      integrator=integrator),
+        guards=GuardSettings(max_bond_factor=md.max_bond_stretch, min_distance_A=md.min_distance_A,
+                             min_temperature_K=low, max_temperature_K=high),
+        restart_from=md.restart_from,
+    )
+
+
+def training_plan(cfg: CampaignConfig) -> TrainingPlan:
+    """The ``training`` and ``model`` sections as what every training task shares."""
+    return TrainingPlan(
+        method=cfg.training.method, architecture=cfg.model.architecture,
+        hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
+        from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
+        threads=cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
+        replay=cfg.training.replay_fraction > 0, section=cfg.training, seed=cfg.seed,
+        temperature_K=cfg.md.temperature_K,
+    )
+
+
+def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
+    """Every part's settings, from the validated config."""
+    s, sel, limits = cfg.schedule, cfg.selection, cfg.schedule.max_labels
+    return CampaignSettings(
+        seed=cfg.seed, strategy=s.strategy, threads=cfg.execution.threads_per_worker,
+        tasks_per_slot=cfg.execution.tasks_per_slot, max_task_retries=cfg.execution.max_task_retries,
+        bootstrap=s.bootstrap, explore=explore_settings(cfg),
+        selection=SelectionSettings(
+            max_cheap_per_cycle=sel.max_cheap_per_cycle, max_expensive_per_cycle=sel.max_expensive_per_cycle,
+            min_cheap_per_cycle=sel.min_cheap_per_cycle, min_step_spacing=sel.min_step_spacing,
+            diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
+        ),
+        budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
+                           max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
+                           max_expensive=limits.expensive, cpu_seconds=s.budget_cpu_seconds),
+        stop=StopRules(n_cycles=s.n_cycles, target_val_force_mae_eV_per_A=s.target_val_force_mae_eV_per_A,
+                       min_flag_rate=s.min_flag_rate),
+        training=training_plan(cfg),
+    )

@@ -1,0 +1,132 @@
+"""The train phase: a training task on every ok label of the store, its models committed with the cycle's row.
+
+The request holds the labels in frame-id order (:func:`labelled_arrays`), the
+cycle's ASTEROID settings (shortened for a warm start), the Q-residual settings
+and, with warm starts, the previous cycle's checkpoints. The result's models
+(stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``), the uncertainty
+model, the ASTEROID bias rows and the ``cycles`` row are committed together by
+the ``trained`` phase mark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alloop.campaign import ledger
+from alloop.campaign import original as originals
+from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext
+from alloop.campaign.cycle_record import record_cycle
+from alloop.campaign.taskrun import run_tasks
+from alloop.campaign.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
+from alloop.errors import AlloopError
+from alloop.fidelity import Fidelity
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+
+
+def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
+    """The frames with a successful label at ``fidelity``, in frame-id order.
+
+    Labels are committed in the order they finish, which varies from run to run
+    with parallel workers; ordering by frame id makes the training data (and so
+    its validation split and the trained model) a function of the labels alone.
+    """
+    if fidelity.hash() not in store.fidelities():
+        return LabelledArrays(np.zeros(0, np.int64), [], [], fidelity=fidelity.hash())
+    table = store.labels(fidelity.hash())
+    rows = np.flatnonzero(table.ok)
+    rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
+    frames = store.get_frames(table.frame_id[rows])
+    return LabelledArrays(
+        frame_ids=table.frame_id[rows], numbers=[a.numbers for a in frames], positions=[a.positions for a in frames],
+        energy=table.energy[rows], forces=[table.frame_forces(int(r)) for r in rows], fidelity=fidelity.hash(),
+    )
+
+
+def unlabelled_md_frames(store: CampaignStore) -> LabelledArrays:
+    """Every MD frame, without labels (score matching's data)."""
+    meta = store.frame_meta()
+    ids = np.flatnonzero(meta["origin"] == 2)  # md frames
+    frames = store.get_frames(ids) if ids.size else []
+    return LabelledArrays(ids, [a.numbers for a in frames], [a.positions for a in frames])
+
+
+def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:
+    """The newest checkpoint of each role (theta0, stage2, model) to continue from, if warm starts are on."""
+    if not ctx.settings.training.warm_start:
+        return {}
+    out = {}
+    for role in ("theta0", "stage2", "model"):
+        versions = [int(c["version"]) for c in ctx.store.checkpoints() if c.get("role") == role]
+        if versions:
+            out[role] = ctx.store.checkpoint(versions[-1])[0]
+    return out
+
+
+def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | None, expensive: LabelledArrays,
+                  cheap: LabelledArrays) -> TrainRequest:
+    """Cycle ``cycle``'s training request on the store's labels."""
+    plan = ctx.settings.training
+    initial = None
+    if plan.from_checkpoint:  # the store's copy of the file's model (prepared by run())
+        initial = ctx.store.checkpoint(originals.stored_version(ctx.store))[0]
+    warm = warm_start_blobs(ctx)
+    # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
+    # labels starts from the bootstrap model too, but with the full budget and learning rate
+    short = bool(warm) and ctx.settings.periodic
+    return TrainRequest(
+        method=plan.method, architecture=plan.architecture, elements=ctx.elements,
+        hyperparameters=dict(plan.hyperparameters), expensive=expensive, cheap=cheap if len(cheap) else None,
+        unlabelled=unlabelled_md_frames(ctx.store) if plan.method == "score-matching" else None,
+        settings=plan.stages(cycle, warm=short), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
+        threads=plan.threads, metadata={"cycle": cycle},
+        replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
+    )
+
+
+def _replay_pool(original: originals.Original | None, seed: int) -> LabelledArrays:
+    if original is None:
+        raise AlloopError("training.replay_fraction: replay needs the campaign's original (pretrained) model")
+    return original.replay_pool(seed)
+
+
+def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True) -> dict[str, Any]:
+    """Train on every ok label, commit the models and the cycle's row (marked ``trained`` unless ``mark`` is off)."""
+    ctx.progress.update(cycle=cycle, phase="training")
+    expensive = labelled_arrays(ctx.store, ctx.fidelities["expensive"])
+    if len(expensive) < 2:
+        raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
+    cheap = labelled_arrays(ctx.store, ctx.fidelities["cheap"])
+    request = train_request(ctx, cycle, original, expensive, cheap)
+    ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {event[1]}"))
+    try:
+        result = run_tasks(ctx.client, train_task, [(request,)], ctx.settings.max_task_retries)[0]
+    finally:
+        ctx.client.unsubscribe_topic(TRAIN_TOPIC)
+    version = _store_models(ctx, cycle, result, cheap)
+    record_cycle(ctx, cycle, version, result.metrics, result.seconds, original)
+    if mark:
+        ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})
+    mae = result.metrics.get("force_mae_eV_per_A")
+    ctx.progress.update(val_force_mae=mae)
+    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {len(expensive)} expensive and "
+            f"{len(cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
+    return result.metrics
+
+
+def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap: LabelledArrays) -> int:
+    """Add the result's checkpoints, uncertainty model and bias rows to the store; returns the model's version."""
+    store = ctx.store
+    if result.bias_model_blob is not None:
+        store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
+    if result.pretrained_blob is not None:
+        store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
+    version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics,
+                                                       "gamma": result.gamma}, role="model")
+    store.put_blob(UNCERTAINTY_BLOB, result.uq_blob)
+    if result.bias is not None and cheap is not None and len(cheap):
+        tables.append(store, tables.BIAS, model_version=np.full(len(cheap), version), frame_id=cheap.frame_ids,
+                      B=np.asarray(result.bias, float), w=np.asarray(result.weights, float))
+    return version

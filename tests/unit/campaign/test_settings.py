@@ -1,0 +1,46 @@
+"""The campaign config turned once into each part's typed settings (alloop.campaign.settings)."""
+
+from __future__ import annotations
+
+import pickle
+
+from alloop.campaign.settings import campaign_settings, training_settings
+from alloop.config import CampaignConfig
+
+
+def _cfg(**sections) -> CampaignConfig:
+    return CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 3, **sections})
+
+
+def test_md_and_guard_settings():
+    ex = campaign_settings(_cfg(md={"ensemble": "nve", "temperature_K": 400, "temperature_range_K": [100, 900],
+                                    "max_bond_stretch": 1.5, "min_distance_A": 0.6, "segment_steps": 50,
+                                    "record_every": 5, "n_replicas": 3})).explore
+    assert (ex.md.integrator, ex.md.temperature_K, ex.md.timestep_fs) == ("verlet", 400, 0.5)
+    assert ex.guards.thresholds() == {"max_bond_factor": 1.5, "min_distance_A": 0.6, "min_temperature_K": 100,
+                                      "max_temperature_K": 900}
+    assert (ex.n_replicas, ex.segment_steps, ex.record_every, ex.restart_from) == (3, 50, 5, "start")
+    assert pickle.loads(pickle.dumps(ex)) == ex  # goes to workers inside an MDRequest
+
+
+def test_uncertainty_selection_budget_and_stop_settings():
+    s = campaign_settings(_cfg(uncertainty={"limit": "empirical-frame", "calibration": "in-sample", "alpha": 0.05},
+                               selection={"max_cheap_per_cycle": 12, "max_expensive_per_cycle": 4,
+                                          "energy_window_sigma": None},
+                               schedule={"strategy": "naive", "n_cycles": 2, "max_labels": {"cheap": 40},
+                                         "min_flag_rate": 0.1}))
+    u = s.training.uncertainty
+    assert (u.limit, u.calibration, u.alpha) == ("empirical_frame", "in_sample", 0.05)
+    assert s.selection.energy_window_sigma is None and s.selection.temperature_K == 500.0
+    assert (s.budget.max_cheap_per_cycle, s.budget.max_expensive_per_cycle, s.budget.max_cheap) == (12, 4, 40)
+    assert s.budget.max_expensive is None and s.budget.cpu_seconds is None
+    assert not s.periodic and (s.stop.n_cycles, s.stop.min_flag_rate) == (2, 0.1)
+
+
+def test_training_plan_gives_each_cycle_its_seed_and_warm_budget():
+    cfg = _cfg(training={"steps": 100, "warm_start_fraction": 0.5}, md={"temperature_K": 300})
+    plan = campaign_settings(cfg).training
+    assert plan.hyperparameters["seed"] == 3 and plan.method == "asteroid" and not plan.from_checkpoint
+    assert plan.stages(-1, warm=False) == training_settings(cfg.training, 3, 1, 300.0)
+    warm = plan.stages(2, warm=True)
+    assert warm == training_settings(cfg.training, 5, 1, 300.0, warm=True) and warm.stage1.max_steps == 50
