@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from alloop.errors import AlloopError
 
@@ -83,37 +83,21 @@ def open_client(
     the scheduler; 0 hands every death to the caller (``LabelingPool`` counts
     and resubmits them itself).
     """
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     _positive("n_workers", n_workers)
     _positive("threads_per_worker", threads_per_worker)
     _positive("tasks_per_worker", tasks_per_worker)
     if address is not None and scheduler_file is not None:
         raise AlloopError("give a scheduler address or a scheduler file, not both")
-    level = logging.CRITICAL if quiet else logging.WARNING
     saved_env = {var: os.environ.get(var) for var in THREAD_ENV_VARS}
     torch = sys.modules.get("torch")
     driver_torch_threads = torch.get_num_threads() if torch is not None else None
     cluster = None
     try:
         if address is None and scheduler_file is None:
-            workers = n_workers or max(1, available_cores() // threads_per_worker)
-            for var in THREAD_ENV_VARS:  # read by the nanny as its pre-spawn environment
-                os.environ[var] = str(threads_per_worker)
-            env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
-            spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
-                cluster = LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=tasks_per_worker,
-                    processes=True,
-                    memory_limit=memory_limit,
-                    dashboard_address=":0" if _has_bokeh() else None,
-                    silence_logs=level,
-                    scheduler_kwargs={"allowed_failures": allowed_failures},
-                    env=env,
-                )
+            cluster = _local_cluster(n_workers, threads_per_worker, tasks_per_worker, memory_limit, allowed_failures,
+                                     logging.CRITICAL if quiet else logging.WARNING)
             client = Client(cluster)
         else:
             client = Client(address=address, scheduler_file=scheduler_file)
@@ -122,9 +106,7 @@ def open_client(
             cluster.close()
         raise AlloopError(f"cannot start or reach the Dask scheduler: {exc}") from exc
     finally:
-        _restore_env(saved_env)
-        if torch is not None and driver_torch_threads is not None:
-            torch.set_num_threads(driver_torch_threads)
+        _restore_driver(saved_env, torch, driver_torch_threads)
     try:
         client.register_plugin(_make_plugin(threads_per_worker))
         yield client
@@ -132,9 +114,43 @@ def open_client(
         client.close()
         if cluster is not None:
             cluster.close()
-        _restore_env(saved_env)
-        if torch is not None and driver_torch_threads is not None:
-            torch.set_num_threads(driver_torch_threads)
+        _restore_driver(saved_env, torch, driver_torch_threads)
+
+
+def _local_cluster(n_workers: int | None, threads_per_worker: int, tasks_per_worker: int,
+                   memory_limit: str | float | int, allowed_failures: int,
+                   log_level: int) -> "distributed.LocalCluster":  # noqa: F821
+    """A LocalCluster of worker processes spawned with ``threads_per_worker`` compute threads.
+
+    Sets the thread variables in ``os.environ`` (the nanny reads them as its pre-spawn environment); the caller
+    restores them.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    workers = n_workers or max(1, available_cores() // threads_per_worker)
+    for var in THREAD_ENV_VARS:  # read by the nanny as its pre-spawn environment
+        os.environ[var] = str(threads_per_worker)
+    env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
+    spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=tasks_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=":0" if _has_bokeh() else None,
+            silence_logs=log_level,
+            scheduler_kwargs={"allowed_failures": allowed_failures},
+            env=env,
+        )
+
+
+def _restore_driver(saved_env: dict[str, str | None], torch: Any, torch_threads: int | None) -> None:
+    """Put back the driver's thread variables and torch thread count (the nanny changes them)."""
+    _restore_env(saved_env)
+    if torch is not None and torch_threads is not None:
+        torch.set_num_threads(torch_threads)
 
 
 def _has_bokeh() -> bool:

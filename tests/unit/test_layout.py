@@ -1,4 +1,5 @@
-"""Package layout: no import cycle inside ``alloop``, and only ``alloop.campaign`` imports Dask.
+"""Package layout: no import cycle inside ``alloop``, only ``alloop.campaign`` imports Dask, campaign phases
+read typed settings (not the config) and know no driver, and no function in ``alloop.campaign`` is over 60 lines.
 
 The import graph is read with ``ast`` (nothing is imported): every ``import``
 and ``from ... import`` of a module, at module level or inside functions and
@@ -17,6 +18,9 @@ ROOT = Path(alloop.__file__).parent
 DASK = ("dask", "distributed", "dask_jobqueue")
 #: the only package allowed to import Dask (``alloop.commands`` reaches clusters through ``alloop.campaign.runner``)
 DASK_PACKAGES = ("alloop.campaign",)
+#: the campaign's phases and what they run on: they get a PhaseContext with typed settings (alloop.campaign.settings)
+PHASES = ("explore", "label", "select_expensive", "train", "cycle_record", "context", "tasks", "budget")
+MAX_FUNCTION_LINES = 60
 
 
 def _module_name(path: Path) -> str:
@@ -113,11 +117,37 @@ def test_graph_sees_function_level_imports() -> None:
     assert "alloop.campaign.explore" in graph["alloop.campaign.driver"]
 
 
-def test_phases_do_not_know_the_driver() -> None:
-    """Not even for type hints: a phase gets a PhaseContext, not the Campaign."""
-    path, tree = _modules()["alloop.campaign.explore"]
-    names = {n.module for n in _imports(tree, type_checking=True) if isinstance(n, ast.ImportFrom)}
-    assert "alloop.campaign.driver" not in names, path
+def test_phases_know_neither_the_driver_nor_the_config() -> None:
+    """Not even for type hints: a phase gets a PhaseContext, not the Campaign, and its settings, not the config."""
+    modules = _modules()
+    for phase in PHASES:
+        path, tree = modules[f"alloop.campaign.{phase}"]
+        names = {n.module or "" for n in _imports(tree, type_checking=True) if isinstance(n, ast.ImportFrom)}
+        names |= {a.name for n in _imports(tree, type_checking=True) if isinstance(n, ast.Import) for a in n.names}
+        assert not names & {"alloop.campaign.driver", "alloop.config", "alloop.config_sections"}, path
+
+
+def _long_functions(tree: ast.AST, max_lines: int) -> list[tuple[str, int, int]]:
+    """(name, first line, lines) of every function or method, nested ones included, spanning over ``max_lines``
+    lines from ``def`` to its last line (decorators apart; the signature and docstring count)."""
+    spans = [(node.name, node.lineno, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return [span for span in spans if span[2] > max_lines]
+
+
+def test_long_function_finder() -> None:
+    tree = ast.parse("def short():\n    pass\n\n\nclass A:\n    def long(self):\n" + "        x = 1\n" * 3)
+    assert _long_functions(tree, 3) == [("long", 6, 4)]
+    assert _long_functions(tree, 4) == []
+
+
+def test_campaign_functions_are_short() -> None:
+    offenders = []
+    for path in sorted((ROOT / "campaign").glob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        offenders += [f"{path.relative_to(ROOT.parent)}:{line} {name}: {n} lines"
+                      for name, line, n in _long_functions(tree, MAX_FUNCTION_LINES)]
+    assert not offenders, f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(offenders)
 
 
 def test_cycle_finder() -> None:
