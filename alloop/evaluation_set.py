@@ -27,7 +27,7 @@ import numpy as np
 from ase import Atoms
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from alloop.config_sections import Section, base_dir_of, checks_files
+from alloop.config_base import Section, base_dir_of, checks_files
 from alloop.errors import AlloopError, ConfigError
 from alloop.io import read_structures
 

@@ -1,0 +1,238 @@
+"""The whole campaign config: its science and execution sections, defaults across sections, cross checks.
+
+:class:`CampaignConfig` is frozen; ``from_dict`` validates a mapping (every mistake
+one ``<key path>: <reason>`` line of a :class:`~alloop.errors.ConfigError`),
+``to_dict`` gives the resolved, JSON-serialisable form stored in the campaign store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+from alloop.config_base import base_dir_of, checks_files, drop_nulls
+from alloop.config_execution import ExecutionConfig, StoreConfig
+from alloop.config_messages import format_validation_error
+from alloop.config_science import (
+    FidelitiesConfig,
+    MDConfig,
+    ModelConfig,
+    ScheduleConfig,
+    SelectionConfig,
+    SystemConfig,
+    TrainingConfig,
+    UncertaintyConfig,
+)
+from alloop.errors import AlloopError, ConfigError, FidelityError
+from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
+from alloop.fidelity import Fidelity
+from alloop.presets import load_preset
+from alloop.structures import check_structures, load_structures
+
+DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}
+DEFAULT_MODEL = "small"
+ROLES = ("cheap", "expensive")
+
+
+class CampaignConfig(BaseModel):
+    """One campaign: science sections, execution settings, store location, seed and name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    seed: int = Field(default=0, ge=0)
+    system: SystemConfig
+    fidelities: FidelitiesConfig
+    model: ModelConfig = Field(default_factory=lambda: ModelConfig.model_validate(DEFAULT_MODEL))
+    md: MDConfig = Field(default_factory=MDConfig)
+    uncertainty: UncertaintyConfig = Field(default_factory=UncertaintyConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    evaluation: EvaluationConfig | None = None
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    store: StoreConfig
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(
+        cls,
+        data: dict[str, Any],
+        base_dir: str | Path | None = None,
+        *,
+        stem: str | None = None,
+        check_files: bool = True,
+    ) -> "CampaignConfig":
+        """Validate a mapping; relative paths resolve against ``base_dir`` (default: the working folder).
+
+        ``stem`` (the campaign file's name without suffix) is the default ``name`` and names the
+        default ``store.run_dir`` (``<base_dir>/<stem>.run``). ``check_files=False`` skips reading
+        the structures and checking that files exist (re-reading a stored config whose inputs moved).
+        """
+        if not isinstance(data, dict):
+            raise ConfigError(f"campaign: must be a mapping of sections (got {type(data).__name__})")
+        context = {"base_dir": Path(base_dir or Path.cwd()).resolve(), "stem": stem, "check_files": check_files}
+        try:
+            return cls.model_validate(data, context=context)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, cls)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as JSON-serialisable data (absolute paths, presets expanded)."""
+        return self.model_dump(mode="json")
+
+    # ---- resolved views -----------------------------------------------------------------------
+    @property
+    def cheap_fidelity(self) -> Fidelity:
+        return self.fidelities.cheap
+
+    @property
+    def expensive_fidelity(self) -> Fidelity:
+        return self.fidelities.expensive
+
+    def fidelity(self, role: str) -> Fidelity:
+        """The fidelity of a role, ``"cheap"`` or ``"expensive"``."""
+        if role not in ROLES:
+            raise ConfigError(f"fidelity role must be 'cheap' or 'expensive' (got {role!r})")
+        return getattr(self.fidelities, role)
+
+    def load_structures(self) -> list[Atoms]:
+        """The starting structures (fresh copies, no calculators)."""
+        return load_structures(self.system.structures)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir
+
+    # ---- validation across sections -----------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
+        """Defaults that depend on other sections or on the file: name, run_dir, fidelities, bootstrap."""
+        if not isinstance(data, dict):
+            return data
+        data = drop_nulls(data)
+        stem = (info.context or {}).get("stem")
+        data.setdefault("name", stem or "campaign")
+        system = data.get("system") if isinstance(data.get("system"), dict) else {}
+        charge, spin = (_int_or_none(system.get(k, 0)) for k in ("charge", "spin"))
+        spin = spin if spin is None or spin >= 0 else None  # a bad spin is reported once, at system.spin
+        fidelities = drop_nulls(data.get("fidelities", {}))
+        if isinstance(fidelities, dict):
+            data["fidelities"] = {
+                **fidelities,
+                **{r: _fidelity_mapping(r, fidelities.get(r, DEFAULT_FIDELITIES[r]), charge, spin) for r in ROLES},
+            }
+        store = drop_nulls(data.get("store", {}))
+        if isinstance(store, dict) and store.get("run_dir") is None:
+            run_name = stem or (data["name"] if isinstance(data["name"], str) else "campaign")
+            data["store"] = {**store, "run_dir": str(base_dir_of(info) / f"{run_name}.run")}
+        data = _default_bootstrap_temperature(data)
+        return data
+
+    @model_validator(mode="after")
+    def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
+        self._check_label_budget()
+        self._check_replay()
+        if not checks_files(info):
+            return self
+        structures = self.load_structures()
+        check_structures(
+            structures, charge=self.system.charge, spin=self.system.spin, min_distance=self.md.min_distance_A
+        )
+        compositions = {tuple(sorted(int(z) for z in a.numbers)) for a in structures}
+        for role in ROLES:
+            for numbers in sorted(compositions):
+                try:
+                    self.fidelity(role).check_structure(numbers)
+                except FidelityError as exc:
+                    raise ConfigError(f"fidelities.{role}: {exc}") from None
+        if self.evaluation is not None:
+            check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
+        self._check_outside(compositions)
+        return self
+
+    def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
+        """Given outside molecules are made of the campaign's elements and are not its own compositions; replay
+        needs at least one."""
+        from alloop.outside import outside_molecules
+
+        try:
+            found = outside_molecules({z for c in compositions for z in c}, self.training.outside_molecules, compositions)
+        except AlloopError as exc:
+            raise ConfigError(f"training.outside_molecules: {exc}") from None
+        if self.training.replay_fraction > 0 and not found:
+            raise ConfigError("training.replay_fraction: no outside molecule is made of the campaign's elements; "
+                              "name some in training.outside_molecules")
+
+    def _check_replay(self) -> None:
+        if self.training.replay_fraction > 0 and not self.model.pretrained:
+            raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
+                              "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")
+
+    def _check_label_budget(self) -> None:
+        boot = self.schedule.bootstrap
+        bootstrapping = self.model.checkpoint is None
+        if bootstrapping:
+            limits = self.schedule.max_labels
+            for role, needed in (("cheap", boot.n_samples), ("expensive", boot.n_expensive)):
+                cap = getattr(limits, role)
+                if cap is not None and cap < needed:
+                    field = "n_samples" if role == "cheap" else "n_expensive"
+                    raise ConfigError(
+                        f"schedule.max_labels.{role}: {cap} is fewer than the bootstrap alone needs"
+                        f" (schedule.bootstrap.{field} = {needed})"
+                    )
+        expensive_boot = boot.n_expensive if bootstrapping else 0
+        if expensive_boot == 0 and self.selection.max_expensive_per_cycle == 0:
+            raise ConfigError(
+                "selection.max_expensive_per_cycle: 0, and the bootstrap gives no expensive labels either;"
+                " every training method needs expensive labels"
+            )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _fidelity_mapping(role: str, spec: Any, charge: int | None, spin: int | None) -> Any:
+    """A fidelity spec (preset name or mapping, maybe with ``preset``) as a mapping with the system's charge/spin."""
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    if not isinstance(spec, dict):
+        return spec
+    data = dict(spec)
+    preset = data.pop("preset", None)
+    if preset is not None:
+        try:
+            base = dict(load_preset("fidelities", str(preset)))
+        except ConfigError as exc:
+            raise ConfigError(f"fidelities.{role}: {exc}") from None
+        base.setdefault("name", str(preset))
+        data = {**base, **data}
+    if "name" not in data and isinstance(data.get("method"), str) and isinstance(data.get("basis"), str):
+        data["name"] = f"{data['method']}-{data['basis']}".lower()
+    for key, value in (("charge", charge), ("spin", spin)):
+        if value is None:
+            continue
+        if key in data and data[key] != value:
+            raise ConfigError(f"fidelities.{role}.{key}: set by system.{key} ({value}); remove it here (got {data[key]})")
+        data[key] = value
+    return data
+
+
+def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
+    """Normal-mode bootstrap samples default to the MD temperature."""
+    schedule = data.get("schedule")
+    boot = schedule.get("bootstrap") if isinstance(schedule, dict) else None
+    if not isinstance(boot, dict) or boot.get("method") != "normal-modes" or boot.get("temperature_K") is not None:
+        return data
+    md = data.get("md") if isinstance(data.get("md"), dict) else {}
+    temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        # an invalid md.temperature_K is reported on its own; do not repeat it as a bootstrap error
+        temperature = MDConfig.model_fields["temperature_K"].default
+    return {**data, "schedule": {**schedule, "bootstrap": {**boot, "temperature_K": temperature}}}
