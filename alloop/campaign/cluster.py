@@ -33,7 +33,8 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _make_plugin(threads: int):
+def pin_threads_plugin(threads: int) -> Any:
+    """A worker plugin that pins a worker's compute threads to ``threads`` when it starts."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class PinThreads(WorkerPlugin):
@@ -108,7 +109,7 @@ def open_client(
     finally:
         _restore_driver(saved_env, torch, driver_torch_threads)
     try:
-        client.register_plugin(_make_plugin(threads_per_worker))
+        client.register_plugin(pin_threads_plugin(threads_per_worker))
         yield client
     finally:
         client.close()

@@ -15,6 +15,7 @@ from ase import Atoms
 
 from alloop.campaign.progress import Progress
 from alloop.campaign.settings import CampaignSettings
+from alloop.campaign.worker_losses import WorkerLosses, record_losses
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store.campaign import CampaignStore
@@ -25,7 +26,8 @@ UNCERTAINTY_BLOB = "uncertainty"
 
 @dataclass(frozen=True)
 class PhaseContext:
-    """The campaign's settings, store, Dask client, input structures, fidelities by role, slots, progress and log."""
+    """The campaign's settings, store, Dask client, input structures, fidelities by role, slots, progress, log
+    and worker-loss reader."""
 
     settings: CampaignSettings
     store: CampaignStore
@@ -35,6 +37,11 @@ class PhaseContext:
     slots: int  # worker threads of the cluster
     progress: Progress
     log: Callable[[str], None]
+    losses: WorkerLosses | None = None  # the scheduler's worker removals, recorded at commits
+
+    def record_losses(self, cycle: int, phase: str) -> None:
+        """Log the Dask workers lost since the last call and add them to the store (committed by the next commit)."""
+        record_losses(self.store, self.losses, cycle, phase, self.log)
 
     @property
     def reference(self) -> Atoms:

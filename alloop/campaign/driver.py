@@ -33,6 +33,7 @@ from alloop.campaign.select_expensive import select_expensive
 from alloop.campaign.settings import campaign_settings
 from alloop.campaign.taskrun import run_tasks
 from alloop.campaign.train import labelled_arrays, train
+from alloop.campaign.worker_losses import WorkerLosses
 from alloop.config import CampaignConfig
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
@@ -44,19 +45,21 @@ class Campaign:
     """Runs (or resumes) one campaign on a Dask client, writing to its store."""
 
     def __init__(self, cfg: CampaignConfig, store: CampaignStore, client: Any, *, progress: Progress | None = None,
-                 log: Callable[[str], None] = print, labeler_factory: Callable[[Any], Any] | None = None) -> None:
+                 log: Callable[[str], None] = print, labeler_factory: Callable[[Any], Any] | None = None,
+                 slots: int | None = None) -> None:
         self.cfg, self.store, self.client, self.log = cfg, store, client, log
         self.settings = campaign_settings(cfg)
         self.fidelities = {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}
         self.structures = cfg.load_structures()
         self.progress = progress or Progress(enabled=False)
         s = self.settings
-        self.slots = max(1, sum(client.nthreads().values()))
+        self.slots = slots or max(1, sum(client.nthreads().values()))  # task slots: given, or the cluster's now
         self.original: originals.Original | None = None
         self.pool = LabelingPool(client, threads_per_task=s.threads, tasks_per_slot=s.tasks_per_slot,
                                  max_retries=s.max_task_retries, labeler_factory=labeler_factory)
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
-                                fidelities=self.fidelities, slots=self.slots, progress=self.progress, log=log)
+                                fidelities=self.fidelities, slots=self.slots, progress=self.progress, log=log,
+                                losses=WorkerLosses(client))
 
     # ------------------------------------------------------------------ entry
     def run(self) -> str:
@@ -82,10 +85,15 @@ class Campaign:
     def _finish(self, cycle: int, reason: str) -> str:
         if not self.settings.periodic and cycle >= 0 and not self._trained_after_bootstrap():
             train(self.ctx, cycle, self.original, mark=False)
-        ledger.mark_phase(self.store, cycle, "finished", note={"reason": reason})
+        self._mark(cycle, "finished", note={"reason": reason})
         self.progress.update(phase="finished")
         self.log(f"campaign finished: {reason}")
         return reason
+
+    def _mark(self, cycle: int, phase: str, note: dict | None = None) -> None:
+        """Record the workers lost during the phase, then mark it done (one commit)."""
+        self.ctx.record_losses(cycle, phase)
+        ledger.mark_phase(self.store, cycle, phase, note=note)
 
     def _trained_after_bootstrap(self) -> bool:
         rows = tables.read(self.store, tables.CYCLES)
@@ -104,11 +112,11 @@ class Campaign:
             ledger.select(self.store, ledger.BOOTSTRAP, ids, "cheap", ["bootstrap"] * len(ids))
             n_exp = min(b.n_expensive, len(ids))
             ledger.select(self.store, ledger.BOOTSTRAP, ids[:n_exp], "expensive", ["bootstrap"] * n_exp)
-            ledger.mark_phase(self.store, ledger.BOOTSTRAP, "sampled")
+            self._mark(ledger.BOOTSTRAP, "sampled")
             self.log(f"bootstrap: {len(ids)} samples ({b.method}), {n_exp} to be labelled at both fidelities")
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "labelled"):
             label(self.ctx, self.pool, ledger.BOOTSTRAP, ("expensive", "cheap"))
-            ledger.mark_phase(self.store, ledger.BOOTSTRAP, "labelled")
+            self._mark(ledger.BOOTSTRAP, "labelled")
         train(self.ctx, ledger.BOOTSTRAP, self.original)
 
     def _bootstrap_samples(self) -> list[Atoms]:
@@ -132,21 +140,21 @@ class Campaign:
         """One cycle, skipping the phases the store says are done."""
         if not ledger.phase_done(self.store, cycle, "explored"):
             flag_rate = explore(self.ctx, cycle, self._quota().n_cheap)
-            ledger.mark_phase(self.store, cycle, "explored", note={"flag_rate": flag_rate})
+            self._mark(cycle, "explored", note={"flag_rate": flag_rate})
         if not ledger.phase_done(self.store, cycle, "labelled-cheap"):
             label(self.ctx, self.pool, cycle, ("cheap",))
-            ledger.mark_phase(self.store, cycle, "labelled-cheap")
+            self._mark(cycle, "labelled-cheap")
         if not ledger.phase_done(self.store, cycle, "selected-expensive"):
             select_expensive(self.ctx, cycle, self._quota().n_expensive)
-            ledger.mark_phase(self.store, cycle, "selected-expensive")
+            self._mark(cycle, "selected-expensive")
         if not ledger.phase_done(self.store, cycle, "labelled-expensive"):
             label(self.ctx, self.pool, cycle, ("expensive",))
-            ledger.mark_phase(self.store, cycle, "labelled-expensive")
+            self._mark(cycle, "labelled-expensive")
         if self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
             train(self.ctx, cycle, self.original)
         else:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
-            ledger.mark_phase(self.store, cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
+            self._mark(cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
 
     def _stop_reason(self, cycle: int) -> str | None:
         stop = self.settings.stop

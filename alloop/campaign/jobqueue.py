@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from alloop.errors import AlloopError
 
@@ -37,8 +37,32 @@ def cluster_option_names(kind: str) -> frozenset[str]:
     return frozenset(names - _JOBQUEUE_RESERVED)
 
 
+def task_threads(execution: Any) -> int:
+    """Tasks one worker process of a batch job runs at once: its cores over ``execution.threads_per_worker``.
+
+    A job's ``cores`` are split over its ``processes``; each task computes with
+    ``threads_per_worker`` threads, so a process of ``cores // processes`` cores
+    runs that many cores over ``threads_per_worker`` tasks at once (at least one).
+    """
+    options = execution.cluster.options
+    cores, processes = int(options.get("cores") or 1), int(options.get("processes") or 1)
+    return max(1, cores // max(1, processes) // execution.threads_per_worker)
+
+
+def batch_slots(execution: Any) -> int:
+    """Task slots of the whole batch cluster once every job runs (``n_workers`` processes)."""
+    return (execution.n_workers or 1) * task_threads(execution)
+
+
 def make_jobqueue_cluster(execution: Any) -> Any:
-    """A SLURMCluster / PBSCluster from ``execution.cluster.options``; nothing is submitted until scaled."""
+    """A SLURMCluster / PBSCluster from ``execution.cluster.options``; nothing is submitted until scaled.
+
+    alloop adds to the options: the thread variables in the job script, ``--nthreads``
+    (:func:`task_threads`) when it differs from dask-jobqueue's cores // processes,
+    and a scheduler with ``allowed_failures: 0`` (unless set), so that a task whose
+    worker dies comes back to alloop, which resubmits it (``execution.max_task_retries``)
+    and records the death; the scheduler's own log is silenced (``silence_logs``) unless set.
+    """
     import dask_jobqueue
 
     kind = execution.cluster.kind
@@ -47,19 +71,40 @@ def make_jobqueue_cluster(execution: Any) -> Any:
         raise AlloopError(f"cluster kind '{kind}' is not a batch scheduler")
     options = dict(execution.cluster.options)
     threads = execution.threads_per_worker
-    prologue = list(options.pop("job_script_prologue", []))
+    prologue = list(options.pop("job_script_prologue", None) or [])
     prologue += [f"export {var}={threads}" for var in THREAD_VARS]
+    options["scheduler_options"] = {"allowed_failures": 0, **(options.get("scheduler_options") or {})}
+    options.setdefault("silence_logs", "critical")  # worker deaths are alloop's to report (worker_losses.py)
+    cores, processes = int(options.get("cores") or 1), int(options.get("processes") or 1)
+    if task_threads(execution) != max(1, cores // processes):  # the last --nthreads wins
+        options["worker_extra_args"] = [*(options.get("worker_extra_args") or []),
+                                        "--nthreads", str(task_threads(execution))]
     return cls(job_script_prologue=prologue, **options)
 
 
 @contextlib.contextmanager
-def jobqueue_client(execution: Any) -> Iterator[Any]:
+def jobqueue_client(execution: Any, log: Callable[[str], None] = print) -> Iterator[Any]:
+    """A client of a new batch cluster scaled to ``execution.n_workers`` worker processes, kept there.
+
+    Jobs that end (walltime, scancel, node failure) are replaced (:class:`JobKeeper`);
+    waits for the first worker to connect.
+    """
     from distributed import Client
 
+    from alloop.campaign.cluster import pin_threads_plugin
+    from alloop.campaign.jobkeeper import JobKeeper
+
+    n_workers = execution.n_workers or 1
     cluster = make_jobqueue_cluster(execution)
     try:
-        cluster.scale(n=execution.n_workers or 1)  # worker processes, as configs/clusters/slurm.yaml says
+        cluster.scale(n=n_workers)  # worker processes, as configs/clusters/slurm.yaml says
+        keeper = JobKeeper(cluster, n_workers, log)
+        keeper.start()
         with Client(cluster) as client:
+            client.register_plugin(pin_threads_plugin(execution.threads_per_worker))
+            log(f"{execution.cluster.kind}: {len(cluster.worker_spec)} jobs for {n_workers} Dask worker processes "
+                "submitted; waiting for the first worker to connect")
+            client.wait_for_workers(1)
             yield client
     finally:
         cluster.close()

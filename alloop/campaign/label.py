@@ -45,8 +45,10 @@ def label(ctx: PhaseContext, pool: LabelingPool, cycle: int, roles: tuple[str, .
         ctx.progress.update(labels={r: (done[r], len(todo[r])) for r in todo}, in_flight=pool.n_in_flight,
                             spent_delta=result.cpu_seconds, last_status=(role, result.status.value))
         if time.monotonic() - last_commit > COMMIT_EVERY_S:
+            ctx.record_losses(cycle, "labelling")
             ctx.store.commit(cycle=cycle, phase="labelling")
             last_commit = time.monotonic()
+    ctx.record_losses(cycle, "labelling")
     ctx.store.commit(cycle=cycle, phase="labelling")
 
 

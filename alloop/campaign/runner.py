@@ -67,7 +67,7 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
     log = _logger(path, echo)
     ex = cfg.execution
     try:
-        with _client(cfg, address) as client:
+        with _client(cfg, address, log) as client:
             link = dashboard_link(client)
             log(f"campaign '{cfg.name}' in {path}; Dask: {len(client.nthreads())} workers"
                 + (f", dashboard {link}" if link else ""))
@@ -76,6 +76,10 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
             spent = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}).total_cpu
             bar = Progress(enabled=progress, n_cycles=cfg.schedule.n_cycles, budget_cpu_s=cfg.schedule.budget_cpu_seconds,
                            spent_cpu_s=spent)
+            if _batch_kind(cfg, address) is not None:  # its workers keep connecting: count the planned ones
+                from alloop.campaign.jobqueue import batch_slots
+
+                campaign_kwargs = {"slots": batch_slots(ex), **campaign_kwargs}
             try:
                 return Campaign(cfg, store, client, progress=bar, log=log, **campaign_kwargs).run()
             finally:
@@ -84,14 +88,21 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
         store.close()
 
 
-@contextlib.contextmanager
-def _client(cfg: CampaignConfig, address: str | None) -> Iterator[Any]:
+def _batch_kind(cfg: CampaignConfig, address: str | None) -> str | None:
+    """'slurm' or 'pbs' when the campaign starts its own dask-jobqueue cluster, else None."""
     ex = cfg.execution
     kind = ex.cluster.kind if ex.cluster is not None else "local"
-    if address is None and ex.address is None and ex.scheduler_file is None and kind in ("slurm", "pbs"):
+    external = address is not None or ex.address is not None or ex.scheduler_file is not None
+    return kind if kind in ("slurm", "pbs") and not external else None
+
+
+@contextlib.contextmanager
+def _client(cfg: CampaignConfig, address: str | None, log: Callable[[str], None]) -> Iterator[Any]:
+    ex = cfg.execution
+    if _batch_kind(cfg, address) is not None:
         from alloop.campaign.jobqueue import jobqueue_client
 
-        with jobqueue_client(ex) as client:
+        with jobqueue_client(ex, log) as client:
             yield client
         return
     with open_client(n_workers=ex.n_workers, threads_per_worker=ex.threads_per_worker,

@@ -108,6 +108,7 @@ def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, ma
     version = _store_models(ctx, cycle, result, cheap)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original)
     if mark:
+        ctx.record_losses(cycle, "trained")
         ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})
     mae = result.metrics.get("force_mae_eV_per_A")
     ctx.progress.update(val_force_mae=mae)

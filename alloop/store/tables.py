@@ -12,7 +12,9 @@ schema's, values are checked and cast to its dtypes), readers through
 - ``cycles``: one row per cycle (its model, MD, spend, validation, evaluation-set
   and forgetting scores; the last two groups are absent from stores written
   before they existed);
-- ``evaluation``: one row per model scored on the campaign's evaluation set.
+- ``evaluation``: one row per model scored on the campaign's evaluation set;
+- ``worker_losses``: one row per Dask worker lost while the campaign ran (the
+  tasks it held, which were resubmitted).
 """
 
 from __future__ import annotations
@@ -81,8 +83,14 @@ EVALUATION = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
+#: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
+WORKER_LOSSES = TableSchema(
+    "worker_losses",
+    (_col("cycle", np.int32), _col("phase", str), _col("time", np.float64), _col("worker", str),
+     _col("n_tasks", np.int32), _col("tasks", str)),
+)
 #: every ledger table, by name
-SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION)}
+SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

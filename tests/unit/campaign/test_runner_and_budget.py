@@ -74,8 +74,10 @@ def test_quota_follows_label_limits_and_cpu_budget(tmp_path, campaign_file):
         assert quota.n_cheap == 0 and "cheap label limit 30 reached" in quota.reason
 
 
-def test_slurm_job_script_pins_threads(campaign_file):
+def test_slurm_job_script_pins_threads(campaign_file, tmp_path, monkeypatch):
     from alloop.campaign.jobqueue import make_jobqueue_cluster
+
+    monkeypatch.chdir(tmp_path)  # the preset's log_directory (dask-logs) is relative
 
     cfg = load_campaign(campaign_file, overrides=["execution.cluster=slurm", "execution.threads_per_worker=2"])
     cluster = make_jobqueue_cluster(cfg.execution)

@@ -1,0 +1,133 @@
+"""Helpers of the remote-scheduler and SLURM tests: a water campaign on an external cluster, watched from outside.
+
+The campaign runs as ``alloop run`` in its own process group; the test watches
+its store (committed content only) and its Dask scheduler (a second client) to
+strike a worker while it holds a label task, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from alloop.campaign.runner import is_store
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+
+from campaign_helpers import label_rows
+
+#: water at HF/STO-3G for both fidelities (the expensive one converged tighter); many bootstrap labels, so the
+#: bootstrap's labelling lasts long enough to lose a worker in the middle of it
+WATER = """
+name: {name}
+seed: 5
+system: {{structures: H2O}}
+fidelities:
+  cheap: hf-sto3g
+  expensive: {{name: hf-sto3g-tight, method: hf, basis: sto-3g, conv_tol_Eh: 1.0e-10}}
+model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8}}
+md: {{n_replicas: 2, segment_steps: 40, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
+uncertainty: {{n_components: 2}}
+selection: {{max_cheap_per_cycle: 4, max_expensive_per_cycle: 2, min_step_spacing: 10}}
+training: {{max_epochs: 4, patience_epochs: 2, batch_size: 8, gamma_grid: [1.0]}}
+schedule:
+  strategy: periodic
+  n_cycles: {cycles}
+  max_labels: {{cheap: 200, expensive: 60}}
+  bootstrap: {{n_samples: {samples}, n_expensive: {expensive}, amplitude_A: 0.03}}
+execution:
+{execution}
+"""
+
+
+def write_water(path: Path, execution: str, *, name: str = "water", cycles: int = 1, samples: int = 40,
+                expensive: int = 10) -> Path:
+    """The campaign file; ``execution`` is the indented body of its execution section."""
+    path.write_text(WATER.format(name=name, cycles=cycles, samples=samples, expensive=expensive, execution=execution))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_campaign(yaml: Path, run_dir: Path, log: Path, *extra: str) -> subprocess.Popen:
+    """``alloop run`` in its own process group, output to ``log``."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "alloop.cli", "run", str(yaml), "--dir", str(run_dir),
+                                 "--no-progress", *extra], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def stop(proc: subprocess.Popen, group: bool = True) -> None:
+    """SIGKILL a process (and its group) that is still running, and reap it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=30)
+
+
+def committed_frames(run_dir: Path) -> int:
+    if not is_store(run_dir):
+        return 0
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return store.committed_frames
+
+
+def committed_labels(run_dir: Path) -> dict[tuple[int, str], tuple]:
+    """(frame id, fidelity hash) -> (status, energy, forces bytes) of every committed label (asserts exactly once)."""
+    if not is_store(run_dir):
+        return {}
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return label_rows(store)
+
+
+def worker_losses(run_dir: Path) -> dict[str, Any]:
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return tables.read(store, tables.WORKER_LOSSES)
+
+
+def label_holder(client: Any) -> tuple[str, list[str]] | None:
+    """A worker that holds a label task right now (running or queued on it) and its label keys, or None."""
+    for worker, keys in client.processing().items():
+        labels = sorted(str(k) for k in keys if str(k).startswith("label-"))
+        if labels:
+            return worker, labels
+    return None
+
+
+def wait_until(condition: Callable[[], Any], proc: subprocess.Popen, what: str, log: Path,
+               timeout_s: float = 300.0, every_s: float = 0.1) -> Any:
+    """Poll ``condition`` until it is truthy; fails if the campaign exits first (or the safety net expires)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the campaign exited ({proc.returncode}) before {what}\n{tail(log)}")
+        time.sleep(every_s)
+    raise AssertionError(f"no {what} within {timeout_s} s (safety net)\n{tail(log)}")
+
+
+def tail(path: Path, n: int = 4000) -> str:
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""
+
+
+def check_nothing_lost(before: dict, after: dict) -> None:
+    """Every label committed before the strike is still there, bit-identical (after holds each label once)."""
+    missing = [k for k in before if k not in after]
+    changed = [k for k in before if k in after and after[k] != before[k]]
+    assert not missing and not changed, f"labels lost {missing[:5]} or changed {changed[:5]}"
