@@ -93,7 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "only); needs pretrained weights (a preset such as sevennet-0, or --init); default 0: off")
     p.add_argument("--gamma-grid", type=_floats, default=[1.0],
                    help="gamma factors x median bias; one value fixes gamma (default 1), several are searched")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction of each set, on average: a frame is a validation frame by a hash of its geometry and the seed (default 0.1)")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="validation fraction of each set, on average: a frame is a validation frame by a hash of "
+                   "its geometry and the seed (default 0.1)")
     p.add_argument("--temperature-K", type=float, default=300.0, help="temperature of the unlabelled frames (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
