@@ -82,6 +82,15 @@ def make_jobqueue_cluster(execution: Any) -> Any:
     return cls(job_script_prologue=prologue, **options)
 
 
+def job_script(execution: Any) -> str:
+    """The batch script alloop would submit for one job (``alloop validate --job-script``)."""
+    cluster = make_jobqueue_cluster(execution)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
 @contextlib.contextmanager
 def jobqueue_client(execution: Any, log: Callable[[str], None] = print) -> Iterator[Any]:
     """A client of a new batch cluster scaled to ``execution.n_workers`` worker processes, kept there.

@@ -21,6 +21,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("campaign", help="the campaign YAML file")
     parser.add_argument("--json", action="store_true", help="print the resolved configuration as JSON")
+    parser.add_argument("--job-script", action="store_true",
+                        help="print the batch job script of execution.cluster (slurm, pbs): one Dask worker job")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -109,12 +111,27 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_campaign(args.campaign, overrides=args.overrides)
+    if args.job_script:
+        return _job_script(cfg)
     summary = resolved_summary(cfg)
     if args.json:
         print(json.dumps({"resolved": summary, "config": cfg.to_dict()}, indent=2))
     else:
         print(_text(cfg, summary))
         print("ok: the campaign is valid")
+    return 0
+
+
+def _job_script(cfg: CampaignConfig) -> int:
+    """Print the job script a batch cluster would submit (the scheduler address is this run's, a placeholder)."""
+    from alloop.campaign.jobqueue import job_script
+    from alloop.errors import ConfigError
+
+    cluster = cfg.execution.cluster
+    if cluster is None or cluster.kind not in ("slurm", "pbs"):
+        where = cluster.kind if cluster is not None else "an external scheduler"
+        raise ConfigError(f"execution.cluster: --job-script needs a slurm or pbs cluster, this campaign uses {where}")
+    print(job_script(cfg.execution).rstrip())
     return 0
 
 

@@ -137,3 +137,14 @@ def test_keeper_drops_a_lost_job_and_scales_back():
     assert cluster.workers == {"J-1": cluster.workers["J-1"]} and cluster.worker_spec.keys() == {"J-1", "J-2"}
     assert "batch job 100 (J-0) ended" in lines[0] and len(lines) == 1
     assert cancelled.closed and not cluster.workers["J-1"].closed  # scancel, in case the job still runs
+
+
+def test_validate_prints_the_job_script(load, tmp_path, capsys):
+    from alloop.cli import main
+
+    path = tmp_path / "unit.yaml"
+    assert main(["validate", str(path), "--job-script", "--set", "execution.cluster.options.account=chem"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("#!/usr/bin/env bash") and "#SBATCH -A chem" in out and "distributed.cli.dask_worker" in out
+    assert main(["validate", str(path), "--job-script", "--set", "execution.cluster=local"]) == 1
+    assert "--job-script needs a slurm or pbs cluster, this campaign uses local" in capsys.readouterr().err

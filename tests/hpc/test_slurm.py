@@ -1,0 +1,102 @@
+"""``alloop run`` on a real SLURM: Dask workers as batch jobs (dask-jobqueue), one job scancelled mid-label.
+
+Needs a running SLURM (``bash tests/hpc/start_slurm.sh``, as root); skipped
+otherwise, and deselected from the default suite (marker ``hpc``):
+
+    python -m pytest -q -m hpc tests/hpc
+
+The campaign (water, HF/STO-3G at both fidelities) runs with
+``execution.cluster: slurm`` and two single-core worker jobs. A client of the
+test watches the campaign's scheduler (fixed port on 127.0.0.1); once the
+bootstrap frames are committed and a worker holds a label task, that worker's
+job is cancelled with ``scancel`` (a kill chosen by progress, not by time).
+Checked: ``squeue`` shows the jobs running, a replacement job is submitted and
+runs, the campaign finishes, every label committed before the cancel is still
+there and unchanged, none is stored twice, every selected frame is labelled,
+the loss is recorded (``worker_losses`` table, campaign log), and ``sacct``
+(jobcomp/filetxt, no slurmdbd) lists every job with the cancelled one CANCELLED.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from distributed import Client
+
+from campaign_helpers import check_invariants
+from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, label_holder,
+                            start_campaign, stop, tail, wait_until, worker_losses, write_water)
+
+pytestmark = pytest.mark.hpc
+
+N_CYCLES = 3
+EXECUTION = """\
+  n_workers: 2
+  max_task_retries: 2
+  cluster:
+    preset: slurm
+    options:
+      cores: 1
+      processes: 1
+      memory: 2GB
+      walltime: "00:15:00"
+      job_name: {job}
+      log_directory: {logs}
+      scheduler_options: {{host: 127.0.0.1, port: {port}, dashboard_address: ":0"}}"""
+
+
+def _jobs(name: str) -> dict[str, str]:
+    """job id -> state of our jobs in squeue."""
+    out = subprocess.run(["squeue", "-h", "-n", name, "-o", "%i %T"], capture_output=True, text=True, timeout=30)
+    return dict(line.split() for line in out.stdout.splitlines() if line.strip())
+
+
+def _sacct(name: str) -> dict[str, str] | None:
+    """job id -> state of our finished jobs from sacct's job completion log, or None when sacct cannot tell."""
+    out = subprocess.run(["sacct", "-c", "-n", "-P", "-o", "jobid,jobname,state", "--name", name],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        return None
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 2]
+    return {job: state.split()[0] for job, jobname, state in rows if jobname == name}
+
+
+def test_campaign_on_slurm_replaces_a_cancelled_job(tmp_path, slurm):
+    job, port = f"alloop-hpc-{os.getpid()}", free_port()
+    yaml = write_water(tmp_path / "water.yaml", EXECUTION.format(job=job, logs=tmp_path / "dask-logs", port=port),
+                       name="water-slurm", cycles=N_CYCLES, samples=60, expensive=20)
+    run_dir, log = tmp_path / "run", tmp_path / "campaign.out"
+    proc = start_campaign(yaml, run_dir, log)
+    seen: dict[str, str] = {}
+    try:
+        wait_until(lambda: committed_frames(run_dir) > 0, proc, "the bootstrap frames' commit", log)
+        with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as watcher:
+            before = committed_labels(run_dir)
+            worker, _ = wait_until(lambda: label_holder(watcher), proc, "a label task on a worker", log)
+            cancelled = watcher.run(lambda: os.environ.get("SLURM_JOB_ID"), workers=[worker])[worker]
+            subprocess.run(["scancel", cancelled], check=True, timeout=30)
+        seen.update(_jobs(job))
+        first = set(seen)
+        replacement = wait_until(lambda: {j for j, s in _jobs(job).items() if j not in first and s == "RUNNING"},
+                                 proc, "a replacement job running in squeue", log, every_s=0.5)
+        seen.update(_jobs(job))
+        code = proc.wait(timeout=300)
+        assert code == 0, tail(log)
+    finally:
+        stop(proc)
+        subprocess.run(["scancel", "-n", job], timeout=30)  # our jobs, if the campaign died with them queued
+    assert cancelled is not None and cancelled in first and len(first) >= 2, (cancelled, seen)
+    assert replacement
+    out = check_invariants(run_dir, N_CYCLES)  # finished, every cycle trained, every selected frame labelled once
+    check_nothing_lost(before, out["labels"])
+    assert out["n_failed"] == 0
+    losses = worker_losses(run_dir)
+    assert str(losses["worker"][0]) == worker and str(losses["tasks"][0]).startswith("label-"), losses
+    text = (run_dir / "campaign.log").read_text()
+    assert f"Dask worker {worker} lost while holding" in text
+    assert f"batch job {cancelled} (" in text and "submitting a replacement" in text
+    finished = _sacct(job)
+    if finished is not None:  # jobcomp/filetxt: every job, the cancelled one CANCELLED
+        assert set(seen) <= set(finished) and finished[cancelled] == "CANCELLED", (finished, seen)
