@@ -101,19 +101,31 @@ def jobqueue_client(execution: Any, log: Callable[[str], None] = print) -> Itera
     from distributed import Client
 
     from alloop.campaign.cluster import pin_threads_plugin
-    from alloop.campaign.jobkeeper import JobKeeper
+    from alloop.campaign.jobkeeper import JobKeeper, slurm_job_state
 
     n_workers = execution.n_workers or 1
     cluster = make_jobqueue_cluster(execution)
     try:
         cluster.scale(n=n_workers)  # worker processes, as configs/clusters/slurm.yaml says
-        keeper = JobKeeper(cluster, n_workers, log)
+        keeper = JobKeeper(cluster, n_workers, log,
+                           job_state=slurm_job_state if execution.cluster.kind == "slurm" else None)
         keeper.start()
         with Client(cluster) as client:
             client.register_plugin(pin_threads_plugin(execution.threads_per_worker))
             log(f"{execution.cluster.kind}: {len(cluster.worker_spec)} jobs for {n_workers} Dask worker processes "
                 "submitted; waiting for the first worker to connect")
-            client.wait_for_workers(1)
+            _wait_for_a_worker(client, keeper)
             yield client
     finally:
         cluster.close()
+
+
+def _wait_for_a_worker(client: Any, keeper: Any) -> None:
+    """Wait (as long as the queue takes) for one worker; AlloopError if the keeper gave up on the jobs."""
+    while True:
+        try:
+            client.wait_for_workers(1, timeout=2)
+            return
+        except TimeoutError:
+            if keeper.error is not None:
+                raise AlloopError(keeper.error) from None

@@ -65,7 +65,8 @@ class WorkerLosses:
 def describe(loss: WorkerLoss, shown: int = 4) -> str:
     """One log line for a loss."""
     keys = ", ".join(loss.tasks[:shown]) + (f" and {len(loss.tasks) - shown} more" if len(loss.tasks) > shown else "")
-    held = f"{len(loss.tasks)} tasks ({keys}), resubmitted" if loss.tasks else "no task"
+    n = len(loss.tasks)
+    held = f"{n} task{'s' if n > 1 else ''} ({keys}), resubmitted" if n else "no task"
     return f"Dask worker {loss.worker} lost while holding {held}"
 
 

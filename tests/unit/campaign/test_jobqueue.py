@@ -91,33 +91,45 @@ def test_lost_jobs_waits_for_a_seen_job_to_stay_gone():
 
 class _Job:
     def __init__(self, job_id: str) -> None:
-        self.job_id, self.closed = job_id, False
+        self.job_id, self.closed, self.log_directory = job_id, False, "dask-logs"
 
     async def close(self) -> None:
         self.closed = True
 
 
 class _Cluster:
-    """What JobKeeper reads and changes of a dask-jobqueue cluster."""
+    """What JobKeeper reads and changes of a dask-jobqueue cluster; scale() reuses the lowest free name, as
+    SpecCluster does after a name was dropped."""
 
-    def __init__(self) -> None:
+    def __init__(self, jobs: int = 2) -> None:
         from distributed.core import Status
 
         self.status = Status.running
-        self.worker_spec = {"J-0": {"group": ["-0", "-1"]}, "J-1": {"group": ["-0", "-1"]}}
-        self.workers = {"J-0": _Job("100"), "J-1": _Job("101")}
-        self.scheduler_info = {"workers": {}}
+        self.worker_spec = {f"J-{i}": {"group": ["-0", "-1"]} for i in range(jobs)}
+        self.workers = {f"J-{i}": _Job(str(100 + i)) for i in range(jobs)}
+        self.scheduler_info: dict = {"workers": {}}
         self.scaled: list[int] = []
 
     def connect(self, *names: str) -> None:
         self.scheduler_info["workers"] = {f"tcp://{n}": {"name": n} for n in names}
 
+    def _new_worker_name(self, k: int) -> str:
+        return f"J-{k}"
+
     def scale(self, n: int) -> None:
         self.scaled.append(n)
-        self.worker_spec["J-2"] = {"group": ["-0", "-1"]}
+        k = 0
+        while len(self.worker_spec) < n // 2:
+            while f"J-{k}" in self.worker_spec:
+                k += 1
+            self.worker_spec[f"J-{k}"] = {"group": ["-0", "-1"]}
+
+    def start(self) -> None:  # what _correct_state does: a job for every spec without one
+        for name in set(self.worker_spec) - set(self.workers):
+            self.workers[name] = _Job(f"2{len(self.workers)}{name[-1]}")
 
 
-def test_keeper_drops_a_lost_job_and_scales_back():
+def test_keeper_replaces_a_lost_job_under_a_new_name():
     import asyncio
 
     cluster, lines = _Cluster(), []
@@ -126,17 +138,62 @@ def test_keeper_drops_a_lost_job_and_scales_back():
 
     async def run() -> None:
         cluster.connect("J-0-0", "J-0-1", "J-1-0", "J-1-1")
-        keeper.check(0.0)
+        await keeper.check(0.0)
         cluster.connect("J-1-0", "J-1-1")  # job 100 cancelled: both its workers left
         for now in (1.0, 5.0, 10.5, 11.5):
-            keeper.check(now)
+            await keeper.check(now)
         await asyncio.sleep(0)
 
     asyncio.run(run())
-    assert keeper.replaced == 1 and cluster.scaled == [4]  # once: J-2 fills the spec again
-    assert cluster.workers == {"J-1": cluster.workers["J-1"]} and cluster.worker_spec.keys() == {"J-1", "J-2"}
-    assert "batch job 100 (J-0) ended" in lines[0] and len(lines) == 1
-    assert cancelled.closed and not cluster.workers["J-1"].closed  # scancel, in case the job still runs
+    assert keeper.replaced == 1 and cluster.scaled == [4]
+    assert cluster.workers.keys() == {"J-1"} and len(cluster.worker_spec) == 2
+    assert "J-0" not in cluster.worker_spec  # the replacement never takes the lost job's name
+    assert "batch job 100 (J-0) ended: its Dask workers left 10 s ago; submitting a replacement" == lines[0]
+    assert len(lines) == 1 and cancelled.closed and not cluster.workers["J-1"].closed  # scancel, if it still runs
+
+
+def test_keeper_gives_up_on_jobs_that_never_start():
+    import asyncio
+
+    cluster, lines = _Cluster(), []
+    states = {"100": "PENDING", "101": "FAILED"}
+    keeper = JobKeeper(cluster, n_workers=4, log=lines.append, job_state=lambda job_id: states.get(job_id, "FAILED"))
+
+    async def run() -> None:
+        await keeper.check(0.0)  # 101 failed before connecting: replaced
+        assert keeper.failed_starts == 1 and "batch job 101 (J-1) ended: before its Dask worker connected " \
+            "(FAILED); see its log in dask-logs; submitting a replacement" == lines[0]
+        cluster.start()
+        await keeper.check(5.0)  # no probe within PROBE_EVERY_S
+        assert keeper.failed_starts == 1
+        cluster.connect("J-0-0")  # one job started: the count starts again
+        await keeper.check(10.0)
+        assert keeper.failed_starts == 1  # the new job failed too
+        cluster.connect()
+        for now in (20.0, 30.0, 40.0):
+            cluster.start()
+            await keeper.check(now)
+        await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert keeper.error is not None and "batch jobs in a row ended before their Dask worker connected" in keeper.error
+    assert lines[-1].endswith("no more jobs are submitted") and keeper.failed_starts >= 3
+
+
+def test_slurm_job_state_reads_squeue(monkeypatch):
+    import subprocess
+
+    from alloop.campaign.jobkeeper import slurm_job_state
+
+    def squeue(returncode: int, out: str = "", err: str = ""):
+        return lambda *a, **k: subprocess.CompletedProcess(a, returncode, out, err)
+
+    monkeypatch.setattr(subprocess, "run", squeue(0, "RUNNING\n"))
+    assert slurm_job_state("7") == "RUNNING"
+    monkeypatch.setattr(subprocess, "run", squeue(1, err="slurm_load_jobs error: Invalid job id specified"))
+    assert slurm_job_state("7") == "GONE"
+    monkeypatch.setattr(subprocess, "run", squeue(1, err="Unable to contact slurm controller"))
+    assert slurm_job_state("7") is None
 
 
 def test_validate_prints_the_job_script(load, tmp_path, capsys):
