@@ -246,7 +246,10 @@ class TrainingConfig(Section):
         "resets the optimiser and halves the learning rate (at most 3 times per stage); null: never",
     )
     warm_start: bool = Field(default=True, description="cycles after the first continue from the previous models")
-    warm_start_fraction: float = Field(default=0.3, gt=0, le=1, description="share of each stage's budget when warm")
+    warm_start_fraction: float = Field(
+        default=0.3, gt=0, le=1,
+        description="share of the budget of stages 1 and 2 (and score matching) when warm; stage 3 keeps its full budget",
+    )
     warm_start_lr_factor: float = Field(
         default=1.0, gt=0, le=1,
         description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "

@@ -19,10 +19,10 @@ def test_cold_cycle_uses_the_full_budget_and_peak():
     assert (s.stage1.lr, s.stage2.lr, s.stage3.lr, s.score.lr) == (1e-2, 1e-2, 3e-3, 1e-2)
 
 
-def test_warm_cycle_shortens_budgets_and_scales_the_peak_of_stages_1_2():
+def test_warm_cycle_shortens_stages_1_2_and_scales_their_peak():
     s = training_settings(_training(warm_start_fraction=0.2, warm_start_lr_factor=0.3), seed=1, threads=1,
                           temperature_K=500.0, warm=True)
-    assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (200, 200, 60)
+    assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (200, 200, 300)  # stage 3: full budget
     assert abs(s.stage1.lr - 3e-3) < 1e-15 and abs(s.stage2.lr - 3e-3) < 1e-15 and abs(s.score.lr - 3e-3) < 1e-15
     assert s.stage3.lr == 3e-3  # stage 3 starts from the new stage-2 weights: its own peak
 
