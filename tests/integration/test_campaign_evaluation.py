@@ -58,7 +58,7 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     run_dir = tmp_path / "run"
     # 1. the bootstrap model is committed but never scored (as if the driver had died right after the
     #    model's commit), then the campaign stops before cycle 0 explores
-    monkeypatch.setattr("alloop.campaign.driver.cycle_columns", _nan_columns)
+    monkeypatch.setattr("alloop.campaign.cycle_record.cycle_columns", _nan_columns)
     monkeypatch.setattr("alloop.campaign.driver.explore", _stop)
     with pytest.raises(RuntimeError, match="stopped after the bootstrap"):
         start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None)
