@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import signal
+import threading
+from types import ModuleType
 from typing import Any, Callable, Iterator
 
 from alloop.errors import AlloopError
@@ -19,6 +22,20 @@ _JOBQUEUE_RESERVED = frozenset(
 )
 
 
+def import_jobqueue() -> ModuleType:
+    """``dask_jobqueue``, with Ctrl-C left alone: importing it replaces the SIGINT handler with ``sys.exit()``
+    (a Ctrl-C'd campaign would exit 0, as if it had finished, and never say it was interrupted); the
+    default handler (KeyboardInterrupt) is put back."""
+    import dask_jobqueue
+    import dask_jobqueue.runner  # noqa: F401  (the module that installs the handler)
+
+    handler = signal.getsignal(signal.SIGINT)
+    main = threading.current_thread() is threading.main_thread()
+    if main and getattr(handler, "__module__", None) == "dask_jobqueue.runner":
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return dask_jobqueue
+
+
 def cluster_option_names(kind: str) -> frozenset[str]:
     """Keyword arguments the cluster class of ``kind`` accepts (dask-jobqueue's signatures for slurm/pbs).
 
@@ -26,6 +43,7 @@ def cluster_option_names(kind: str) -> frozenset[str]:
     """
     if kind == "local":
         return _LOCAL_OPTIONS
+    import_jobqueue()
     from dask_jobqueue.core import Job, JobQueueCluster
     from dask_jobqueue.pbs import PBSJob
     from dask_jobqueue.slurm import SLURMJob
@@ -63,8 +81,7 @@ def make_jobqueue_cluster(execution: Any) -> Any:
     worker dies comes back to alloop, which resubmits it (``execution.max_task_retries``)
     and records the death; the scheduler's own log is silenced (``silence_logs``) unless set.
     """
-    import dask_jobqueue
-
+    dask_jobqueue = import_jobqueue()
     kind = execution.cluster.kind
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}.get(kind)
     if cls is None:

@@ -40,7 +40,7 @@ training: {{max_epochs: 4, patience_epochs: 2, batch_size: 8, gamma_grid: [1.0]}
 schedule:
   strategy: periodic
   n_cycles: {cycles}
-  max_labels: {{cheap: 200, expensive: 60}}
+  max_labels: {{cheap: {max_cheap}, expensive: {max_expensive}}}
   bootstrap: {{n_samples: {samples}, n_expensive: {expensive}, amplitude_A: 0.03}}
 execution:
 {execution}
@@ -48,9 +48,10 @@ execution:
 
 
 def write_water(path: Path, execution: str, *, name: str = "water", cycles: int = 1, samples: int = 40,
-                expensive: int = 10) -> Path:
+                expensive: int = 10, max_cheap: int = 200, max_expensive: int = 60) -> Path:
     """The campaign file; ``execution`` is the indented body of its execution section."""
-    path.write_text(WATER.format(name=name, cycles=cycles, samples=samples, expensive=expensive, execution=execution))
+    path.write_text(WATER.format(name=name, cycles=cycles, samples=samples, expensive=expensive, execution=execution,
+                                 max_cheap=max_cheap, max_expensive=max_expensive))
     return path
 
 

@@ -205,3 +205,15 @@ def test_validate_prints_the_job_script(load, tmp_path, capsys):
     assert out.startswith("#!/usr/bin/env bash") and "#SBATCH -A chem" in out and "distributed.cli.dask_worker" in out
     assert main(["validate", str(path), "--job-script", "--set", "execution.cluster=local"]) == 1
     assert "--job-script needs a slurm or pbs cluster, this campaign uses local" in capsys.readouterr().err
+
+
+def test_ctrl_c_still_interrupts_once_dask_jobqueue_is_imported():
+    """dask_jobqueue.runner sets SIGINT to sys.exit() on import: a Ctrl-C'd SLURM campaign exited 0 ('finished')."""
+    import subprocess
+    import sys
+
+    code = ("import signal; from alloop.campaign.jobqueue import cluster_option_names; cluster_option_names('slurm'); "
+            "import dask_jobqueue.runner; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
+            "signal.raise_signal(signal.SIGINT)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "KeyboardInterrupt" in out.stderr and out.returncode != 0, out.stderr

@@ -121,7 +121,7 @@ def _h2_boltzmann(n: int, seed: int):
 
 
 def _learned_vs_true_forces(n_frames: int, epochs: int):
-    truth, frames = _h2_boltzmann(n_frames + 50, seed=0)
+    truth, frames = _h2_boltzmann(n_frames + 200, seed=0)
     data = FrameDataset.from_atoms(frames[:n_frames], labelled=False)
     tr, va, _, _ = data.split(0.2, 0)
     student = PairPotential([1], seed=1).double()
@@ -140,7 +140,8 @@ def test_score_matching_learns_forces_with_the_right_sign():
 
 @pytest.mark.slow
 def test_score_matching_recovers_the_true_forces_from_boltzmann_samples():
-    f_true, f_learned = _learned_vs_true_forces(400, 30)
+    # 1000 samples, 60 epochs: over sample seeds 0-2 the force error is 4-9 % (400 samples, 30 epochs: 5-25 %)
+    f_true, f_learned = _learned_vs_true_forces(1000, 60)
     slope = (f_learned @ f_true) / (f_true @ f_true)  # a wrong kT scales the forces
     assert 0.8 < slope < 1.2
     assert np.abs(f_learned - f_true).mean() < 0.15 * np.abs(f_true).mean()
