@@ -226,7 +226,12 @@ class TrainingConfig(Section):
 
     NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay", "rollback_factor"})
 
-    method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching"] = "asteroid"
+    method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching", "two-head"] = Field(
+        default="asteroid",
+        description="two-head: one representation, a cheap and an expensive energy head (representation and cheap "
+        "head on the cheap labels with stage-2 settings, then the expensive head alone, with stage-3 settings); the "
+        "model `alloop refine` can refine at test time",
+    )
     loss: Literal["mse", "mae", "huber"] = "mse"
     energy_weight: float = Field(default=0.5, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
     learning_rate_pretrain: float = Field(default=1e-2, gt=0, lt=1, description="stages 1 and 2 (peak of the schedule)")

@@ -25,6 +25,7 @@ from alloop.potentials.inference import predict_features
 from alloop.potentials.registry import build_model
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
+from alloop.training.two_head import train_two_head
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import frame_descriptors
 
@@ -211,7 +212,7 @@ def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, dict[str
     if replay is not None:
         log.append(f"replay: {len(replay)} outside frames labelled by the original model")
     method = request.method
-    if method in ("asteroid", "asteroid-no-weights") and cheap is None:
+    if method in ("asteroid", "asteroid-no-weights", "two-head") and cheap is None:
         method = "standard"
         log.append("no cheap labels yet: standard training on expensive labels")
     if method == "score-matching" and unlabelled is None:
@@ -235,11 +236,22 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
     method, data = _training_data(request, log)
+    result = _train(method, request, data, factory, initial, warm, log)
     expensive, cheap = data["expensive"], data["cheap"]
-    result = train_asteroid(
+    uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
+    return _task_result(request, method, result, uq, t0, log)
+
+
+def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],
+           initial: Potential | None, warm: dict[str, Potential], log: list[str]) -> AsteroidResult:
+    """The models of ``method``: a two-head model (warm: a copy of the previous one) or ASTEROID's stages."""
+    if method == "two-head":
+        return train_two_head(data["expensive"], data["cheap"], model_factory=factory, settings=request.settings,
+                              initial_model=warm.get("model", initial), log=log.append, replay=data["replay"])
+    return train_asteroid(
         method,
-        expensive,
-        cheap=cheap,
+        data["expensive"],
+        cheap=data["cheap"],
         unlabelled=data["unlabelled"],
         model_factory=factory,
         settings=request.settings,
@@ -249,8 +261,6 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
         replay=data["replay"],
     )
-    uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
-    return _task_result(request, method, result, uq, t0, log)
 
 
 def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq: QResidualModel, t0: float,

@@ -115,3 +115,28 @@ def test_naive_strategy_trains_once_at_the_end(tmp_path, strategy):
     log = (run_dir / "campaign.log").read_text()
     assert "warm start from the previous cycle's model" in log
     assert re.findall(r"stage1 .*?\((\d+) epochs", log) == ["4", "4"]
+
+
+def test_two_head_campaign_trains_and_warm_starts_a_two_head_model(tmp_path):
+    """training.method two-head: every model has a cheap and an expensive head (the expensive one drives MD);
+    each cycle continues the previous two-head model; no ASTEROID stage models are stored."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.two_head import TwoHeadPotential
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    overrides = ["training.method=two-head", "model.architecture=egnn", "model.hidden_features=8", "model.n_layers=1"]
+    cfg = load_campaign(write_tiny(tmp_path, cycles=1), overrides=overrides)
+    run_dir = tmp_path / "run"
+    start_campaign(cfg, run_dir, progress=False, echo=lambda s: None)
+    check_invariants(run_dir, 1)
+    with CampaignStore.open(store_path(run_dir)) as store:
+        roles = [c["role"] for c in store.checkpoints()]
+        model, meta = model_from_bytes(store.checkpoint(store.checkpoints()[-1]["version"])[0])
+        hashes = set(store.fidelities())
+    assert roles == ["model", "model"]  # bootstrap + cycle 0
+    assert isinstance(model, TwoHeadPotential) and model.active_head == "expensive"
+    assert set(meta["energy_references"]) == hashes  # one reference set per head's fidelity
+    log = (run_dir / "campaign.log").read_text()
+    assert log.count("warm start from the previous cycle's model") == 1
+    assert "cheap head on the cheap validation split" in log
