@@ -22,6 +22,7 @@ from alloop.campaign.ledger import finished_reason, spend
 from alloop.campaign.progress import Progress
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError, StoreError
+from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
@@ -43,8 +44,12 @@ def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, ad
 
 
 def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress: bool = True,
-                    echo: Callable[[str], None] | None = None, **campaign_kwargs: Any) -> str:
-    """Continue the campaign stored in ``run_dir`` from its last commit."""
+                    echo: Callable[[str], None] | None = None, allow_version_mix: bool = False,
+                    **campaign_kwargs: Any) -> str:
+    """Continue the campaign stored in ``run_dir`` from its last commit.
+
+    Refuses (AlloopError) when this PySCF/libxc differs from the one that made the store's labels of a
+    campaign fidelity, unless ``allow_version_mix`` (then the store records both)."""
     path = Path(run_dir)
     if not is_store(path):
         raise AlloopError(f"{path} is not a campaign run directory (no store found)")
@@ -54,6 +59,7 @@ def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress
         (echo or print)(f"campaign in {path} already finished ({done}); nothing to do")
         return done
     store = CampaignStore.open(store_path(path), "a")
+    store.allow_version_mix = allow_version_mix
     try:
         cfg = CampaignConfig.from_dict(store.config, check_files=False)
     except Exception:
@@ -67,6 +73,7 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
     log = _logger(path, echo)
     ex = cfg.execution
     try:
+        _check_label_software(store, cfg, log)
         with _client(cfg, address, log) as client:
             link = dashboard_link(client)
             log(f"campaign '{cfg.name}' in {path}; Dask: {len(client.nthreads())} workers"
@@ -86,6 +93,26 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
                 bar.close()
     finally:
         store.close()
+
+
+def _check_label_software(store: CampaignStore, cfg: CampaignConfig, log: Callable[[str], None]) -> None:
+    """AlloopError if this PySCF/libxc differs from what made the store's labels of a campaign fidelity (unless
+    the store allows a mix); a note in the log for labels that record no versions (older stores)."""
+    stored_hashes = store.fidelities()
+    for role in ("cheap", "expensive"):
+        fidelity = cfg.fidelity(role)
+        if fidelity.hash() not in stored_hashes:
+            continue
+        stored, here = store.label_provenance(fidelity.hash()), current_provenance(fidelity)
+        if not stored:
+            log(f"note: the {role} labels ({fidelity.name}, {fidelity.hash()}) in this store record no software "
+                "versions (written before alloop recorded them): unknown; new labels record theirs")
+            continue
+        _, problem = combine(stored, [here], store.allow_version_mix)
+        if problem and not store.allow_version_mix:
+            raise AlloopError(mix_error(fidelity.name, fidelity.hash(), problem))
+        if problem:
+            log(f"note: {role} labels from {describe(here)} join those from {describe(stored)} (--allow-version-mix)")
 
 
 def _batch_kind(cfg: CampaignConfig, address: str | None) -> str | None:

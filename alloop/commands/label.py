@@ -6,7 +6,8 @@ and ``forces``); a frame whose label failed is written without them, so it can
 never be mistaken for data, with ``label_status`` and ``label_reason`` in its
 info (``--skip-failed`` leaves such frames out and reports the count). Every
 frame records ``label_status``, ``fidelity``, ``fidelity_hash``,
-``cpu_seconds``, ``wall_seconds`` and ``scf_cycles`` in its info.
+``cpu_seconds``, ``wall_seconds``, ``scf_cycles`` and the software that computed
+it (``pyscf_version``; for DFT ``libxc_version`` and ``xc_definition``) in its info.
 
 Progress goes to stderr; the summary table (statuses and CPU cost) to stdout.
 """
@@ -24,6 +25,7 @@ from ase import Atoms
 
 from alloop.errors import AlloopError, FidelityError
 from alloop.io import attach_label, read_structures, write_extxyz
+from alloop.labeling.provenance import to_info
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.presets import preset_names
 
@@ -126,6 +128,7 @@ def labelled_frame(atoms: Atoms, result: LabelResult) -> Atoms:
         "cpu_seconds": round(result.cpu_seconds, 4),
         "wall_seconds": round(result.wall_seconds, 4),
         "scf_cycles": result.scf_cycles,
+        **to_info(result.provenance),
     }
     if result.reason:
         info["label_reason"] = result.reason

@@ -18,11 +18,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", help="the campaign's run directory")
     p.add_argument("--address", help="address of an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    p.add_argument("--allow-version-mix", action="store_true",
+                   help="accept labels from another PySCF/libxc version than the store's labels (recording both)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from alloop.campaign.runner import resume_campaign
 
-    resume_campaign(args.run_dir, address=args.address, progress=not args.no_progress)
+    resume_campaign(args.run_dir, address=args.address, progress=not args.no_progress,
+                    allow_version_mix=args.allow_version_mix)
     return 0

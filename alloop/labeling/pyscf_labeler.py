@@ -45,6 +45,7 @@ from alloop.labeling.pyscf_methods import (
     scf_gradient,
     smallest_overlap_eigenvalue,
 )
+from alloop.labeling.provenance import current_provenance
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.labeling.sanity import SanityLimits, consistency_problem
 from alloop.labeling.threads import set_compute_threads
@@ -110,7 +111,11 @@ class PySCFLabeler:
         numbers = np.array(atoms.numbers, dtype=int)
         self._fidelity.check_structure(numbers)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
-        meta = {"fidelity_name": self._fidelity.name, "fidelity_hash": self._fidelity.hash()}
+        meta = {
+            "fidelity_name": self._fidelity.name,
+            "fidelity_hash": self._fidelity.hash(),
+            "provenance": current_provenance(self._fidelity),
+        }
 
         set_compute_threads(self.threads)
         wall0, cpu0 = time.perf_counter(), time.process_time()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Mapping
 
 import numpy as np
 
@@ -45,6 +46,8 @@ class LabelResult:
     scf_cycles: int = 0
     fidelity_name: str = ""
     fidelity_hash: str = ""
+    #: the software that computed it (alloop.labeling.provenance); empty: unknown
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

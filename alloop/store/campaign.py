@@ -54,6 +54,8 @@ class CampaignStore:
         self._lock = lock
         self._broken: str | None = None
         self._closed = False
+        #: accept labels of a fidelity made by other software versions than the stored ones (recording both)
+        self.allow_version_mix = False
         self._root_meta = _read_root_meta(path)
         self._record: dict[str, Any] = self._root_meta["attributes"]["commit"]
         store = DurableLocalStore(path) if mode == "a" else LocalStore(path, read_only=True)
@@ -191,6 +193,11 @@ class CampaignStore:
         ids = np.arange(self.n_frames) if ids is None else self._frames.check_ids(ids)
         return self._frames.get(ids)
 
+    def frame_geometry(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """Frames ``start:stop`` as arrays: n_atoms, cell, pbc per frame; numbers, positions per atom (concatenated)."""
+        self._check_open()
+        return self._frames.geometry(start, self.n_frames if stop is None else min(stop, self.n_frames))
+
     def frame_meta(self, ids: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per-frame arrays: frame_id, offset, n_atoms, origin (code), replica, md_step, cycle, model_version,
         q_score, t2_score, flags, with updates applied."""
@@ -216,9 +223,15 @@ class CampaignStore:
         """Add labels keyed by (frame id, fidelity hash); returns the mask of rows added (False: already labelled)."""
         self._check_writable()
         ids = self._frames.check_ids(frame_ids)
-        mask = self._labels.add(fidelity, ids, list(results), lambda i: self._frames.index()[1][i], self.n_frames)
+        mask = self._labels.add(fidelity, ids, list(results), lambda i: self._frames.index()[1][i], self.n_frames,
+                                allow_mix=self.allow_version_mix)
         self._maybe_flush()
         return mask
+
+    def label_provenance(self, fidelity_hash: str) -> dict[str, str]:
+        """Software that computed the labels of a fidelity (alloop.labeling.provenance); {}: unknown or none."""
+        labels = self._labels.by_hash.get(fidelity_hash)
+        return dict(labels.provenance) if labels else {}
 
     def has_label(self, frame_id: int, fidelity_hash: str) -> bool:
         self._check_open()

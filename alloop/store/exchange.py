@@ -3,23 +3,30 @@
 ASE's extxyz writer prints positions and forces with 8 decimals. The writer
 here prints every float with ``repr`` (shortest round-trip form) in standard
 extxyz syntax, so ``ase.io.read`` gives back the stored float64 values bit for bit.
+
+Import skips frames the store (or the file, earlier) holds already (alloop.store.duplicates) and refuses
+labels made by other software versions than the store's labels of the fidelity (alloop.labeling.provenance);
+export writes those versions into each frame's info.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 from ase.io.extxyz import key_val_dict_to_str
 
-from alloop.errors import AlloopError
+from alloop.errors import AlloopError, StoreError
 from alloop.io import write_extxyz as write_extxyz_exact
 from alloop.fidelity import Fidelity
+from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
 from alloop.store.campaign import CampaignStore
+from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 
 #: per-frame metadata copied into ``atoms.info`` on export when set (not -1 / NaN)
 _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_score", "flags")
@@ -51,6 +58,8 @@ def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_statu
             wall_seconds=float(table.wall_seconds[row]),
             scf_cycles=int(table.scf_cycles[row]),
         )
+        if row >= table.provenance_from:  # older labels predate the record: their software is unknown
+            info.update(to_info(table.provenance))
         if table.reason[row]:
             info["label_reason"] = str(table.reason[row])
         atoms.info = info
@@ -61,30 +70,89 @@ def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_statu
     return out
 
 
+@dataclass
+class ImportPlan:
+    """What an import adds: new frames (file indices) and labels for frames already in the store, and what it skips.
+
+    A frame of the file equal to a stored frame (same numbers, cell, pbc, positions within
+    ``POSITION_TOL_A``) is not added again: its label is attached to the stored frame unless that frame
+    has a label of the fidelity already (then it is a duplicate label). A frame equal to an earlier
+    frame of the file is skipped with its label.
+    """
+
+    new: list[int] = field(default_factory=list)
+    attach: list[tuple[int, int]] = field(default_factory=list)  # (file index, stored frame id)
+    in_store: int = 0  # frames equal to a stored frame
+    in_file: int = 0  # frames equal to an earlier new frame of the file
+    labels_skipped: int = 0  # duplicates' labels not added: that frame has one of the fidelity already
+
+    @property
+    def skipped_frames(self) -> int:
+        return self.in_store + self.in_file
+
+
+def plan_import(store: CampaignStore, fidelity_hash: str, structures: Sequence[Atoms]) -> ImportPlan:
+    """Sort the structures into new frames, labels for stored frames and duplicates (see :class:`ImportPlan`)."""
+    index = FrameIndex()
+    index_store_frames(store, {composition_key(a.numbers, a.pbc) for a in structures}, index)
+    plan, attached = ImportPlan(), set()
+    for k, atoms in enumerate(structures):
+        ref = index.find(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc)
+        if ref is None:
+            index.add(("file", k), atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc)
+            plan.new.append(k)
+        elif isinstance(ref, tuple):
+            plan.in_file += 1
+            plan.labels_skipped += 1
+        else:
+            plan.in_store += 1
+            if ref in attached or store.has_label(int(ref), fidelity_hash):
+                plan.labels_skipped += 1
+            else:
+                plan.attach.append((k, int(ref)))
+                attached.add(ref)
+    return plan
+
+
 def import_labelled(
     store: CampaignStore,
     fidelity: Fidelity,
     structures: Sequence[Atoms],
     *,
     results: Sequence[LabelResult] | None = None,
+    plan: ImportPlan | None = None,
     batch: int = 1000,
     progress: Callable[[int, int, int], None] | None = None,
-) -> int:
-    """Add labelled structures (energy and forces as calculator results) as ``import`` frames with ok labels.
+) -> ImportPlan:
+    """Add labelled structures (energy and forces as calculator results) as ``import`` frames with ok labels,
+    skipping duplicates (:func:`plan_import`); returns the plan carried out.
 
     Commits every ``batch`` frames; ``progress(done, total, seq)`` is called after each commit.
-    Everything is validated before the first write (``results``: those of :func:`label_results`, if done).
+    Everything is validated before the first write (``results``: those of :func:`label_results`, if done),
+    including the software versions against the store's (StoreError unless ``store.allow_version_mix``).
     """
     results = label_results(structures) if results is None else results
-    total = len(structures)
-    for start in range(0, total, batch):
-        chunk = structures[start : start + batch]
-        ids = store.add_frames(chunk, origin="import")
-        store.add_labels(fidelity, ids, results[start : start + batch])
+    plan = plan_import(store, fidelity.hash(), structures) if plan is None else plan
+    items = [(k, -1) for k in plan.new] + plan.attach
+    check_import_provenance(store, fidelity, [results[k].provenance for k, _ in items])
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        new = [k for k, frame_id in chunk if frame_id < 0]
+        known = [(k, frame_id) for k, frame_id in chunk if frame_id >= 0]
+        ids = store.add_frames([structures[k] for k in new], origin="import")
+        ids = np.concatenate([ids, np.array([frame_id for _, frame_id in known], dtype=np.int64)])
+        store.add_labels(fidelity, ids, [results[k] for k in new] + [results[k] for k, _ in known])
         seq = store.commit(phase="import")
         if progress:
-            progress(start + len(chunk), total, seq)
-    return total
+            progress(start + len(chunk), len(items), seq)
+    return plan
+
+
+def check_import_provenance(store: CampaignStore, fidelity: Fidelity, provenances: Sequence[Mapping[str, str]]) -> None:
+    """StoreError before anything is written if these labels' software differs from the store's for the fidelity."""
+    _, problem = combine(store.label_provenance(fidelity.hash()), provenances, store.allow_version_mix)
+    if problem and not store.allow_version_mix:
+        raise StoreError(mix_error(fidelity.name, fidelity.hash(), problem))
 
 
 def label_results(structures: Sequence[Atoms]) -> list[LabelResult]:
@@ -108,4 +176,5 @@ def _label_of(k: int, atoms: Atoms) -> LabelResult:
         cpu_seconds=float(atoms.info.get("cpu_seconds", 0.0)),
         wall_seconds=float(atoms.info.get("wall_seconds", 0.0)),
         scf_cycles=int(atoms.info.get("scf_cycles", 0)),
+        provenance=from_info(atoms.info),
     )

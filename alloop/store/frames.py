@@ -151,6 +151,19 @@ class FrameSection:
         out["frame_id"] = ids
         return out
 
+    def geometry(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """numbers and positions (per atom) and n_atoms, cell, pbc (per frame) of frames ``start:stop``."""
+        offsets, counts = self.index()
+        lo = int(offsets[start]) if start < stop else 0
+        hi = int(offsets[stop - 1] + counts[stop - 1]) if start < stop else 0
+        return {
+            "n_atoms": counts[start:stop].copy(),
+            "cell": self.frames.read("cell", start, stop),
+            "pbc": self.frames.read("pbc", start, stop),
+            "numbers": self.atoms.read("numbers", lo, hi),
+            "positions": self.atoms.read("positions", lo, hi),
+        }
+
     def get(self, ids: np.ndarray) -> list[Atoms]:
         offsets, counts = self.index()
         start, n = offsets[ids], counts[ids]

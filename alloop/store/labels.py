@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -10,6 +10,7 @@ import zarr
 
 from alloop.errors import StoreError
 from alloop.fidelity import Fidelity
+from alloop.labeling import provenance as prov
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.store.columns import Table, lazy_group
 from alloop.store.schema import LABEL_ATOM_SPECS, LABEL_SPECS
@@ -31,6 +32,9 @@ class LabelTable:
     cpu_seconds: np.ndarray
     wall_seconds: np.ndarray
     scf_cycles: np.ndarray
+    #: software that computed the labels from row ``provenance_from`` on (alloop.labeling.provenance); {}: unknown
+    provenance: dict[str, str] = field(default_factory=dict)
+    provenance_from: int = 0
 
     def __len__(self) -> int:
         return len(self.frame_id)
@@ -57,6 +61,9 @@ class FidelityLabels:
         self.rows = Table(f"labels/{fidelity_hash}", group, LABEL_SPECS, entry["rows"] if entry else None)
         self.atoms = Table(f"labels/{fidelity_hash}.atoms", group, LABEL_ATOM_SPECS, entry["atoms"] if entry else None)
         self._done: np.ndarray | None = None
+        #: software of the labels from row ``provenance_from`` on (older rows predate the record); {}: unknown
+        self.provenance: dict[str, str] = dict(entry.get("provenance", {})) if entry else {}
+        self.provenance_from: int = int(entry.get("provenance_from", 0)) if entry else 0
 
     def describe(self, fidelity: Fidelity) -> None:
         """Write the fidelity's name and spec into the group's attributes (a new fidelity only)."""
@@ -81,7 +88,25 @@ class FidelityLabels:
         if not self.rows.columns:
             return None
         rows, atoms = self.rows.columns["frame_id"].flushed, self.atoms.columns["forces"].flushed
-        return {"name": self.name, "rows": rows, "atoms": atoms}
+        entry: dict[str, Any] = {"name": self.name, "rows": rows, "atoms": atoms}
+        if self.provenance:
+            entry["provenance"] = dict(self.provenance)
+        if self.provenance_from:
+            entry["provenance_from"] = self.provenance_from
+        return entry
+
+    def check_provenance(self, incoming: list[dict[str, str]], fidelity: Fidelity, allow_mix: bool) -> dict[str, str]:
+        """The provenance after adding labels of ``incoming`` provenances; StoreError on a mix not allowed."""
+        provenance, problem = prov.combine(self.provenance, incoming, allow_mix)
+        if problem and not allow_mix:
+            raise StoreError(prov.mix_error(fidelity.name, self.hash, problem))
+        return provenance
+
+    def set_provenance(self, provenance: dict[str, str]) -> None:
+        """Record ``provenance``; labels already present without one keep theirs unknown."""
+        if provenance and not self.provenance:
+            self.provenance_from = self.rows.rows
+        self.provenance = provenance
 
     def table(self) -> LabelTable:
         data = self.rows.read_all()
@@ -89,6 +114,8 @@ class FidelityLabels:
             fidelity_name=self.name,
             fidelity_hash=self.hash,
             forces=self.atoms.read("forces"),
+            provenance=dict(self.provenance),
+            provenance_from=self.provenance_from,
             **data,  # type: ignore[arg-type]
         )
 
@@ -165,6 +192,7 @@ class LabelSection:
         results: Sequence[LabelResult],
         n_atoms_of: Callable[[np.ndarray], np.ndarray],
         n_frames: int,
+        allow_mix: bool = False,
     ) -> np.ndarray:
         if len(results) != len(frame_ids):
             raise StoreError(f"{len(frame_ids)} frame ids but {len(results)} label results")
@@ -182,9 +210,11 @@ class LabelSection:
             return mask
         ids = frame_ids[keep]
         rows, forces = label_columns(fidelity, ids, [results[k] for k in keep], n_atoms_of(ids), labels.atoms.rows)
+        provenance = labels.check_provenance([dict(results[k].provenance) for k in keep], fidelity, allow_mix)
         if h not in self.by_hash:
             labels.describe(fidelity)
             self.by_hash[h] = labels
+        labels.set_provenance(provenance)
         labels.rows.append(rows)
         labels.atoms.append({"forces": forces})
         done[ids] = True

@@ -97,14 +97,16 @@ def test_export_roles_all_status_and_import_by_role(tmp_path, capsys, cheap):
     assert frames[1].calc is None and frames[1].info["label_reason"] == "no convergence for 1"
     assert main(["export", str(tmp_path / "run"), "--fidelity", "expensive", "-o", str(ok_file)]) == 1
     assert "no labels at fidelity mp2-dz" in capsys.readouterr().err
-    # a failed export writes nothing; import by campaign role: labels land under the role's fidelity
+    # a failed export writes nothing; import by campaign role: labels land under the role's fidelity,
+    # on the frames already in the store (the file holds frames 0 and 2)
     assert main(["import", str(all_file), str(tmp_path / "run"), "--fidelity", "expensive"]) == 1
     assert "frame 1 has no energy and forces" in capsys.readouterr().err
     assert main(["import", str(ok_file), str(tmp_path / "run"), "--fidelity", "expensive"]) == 0
+    assert "and 2 labels for frames already in the store" in capsys.readouterr().out
     with CampaignStore.open(path) as store:
-        assert store.n_frames == 5 and store.labels("mp2-dz").frame_id.tolist() == [3, 4]
+        assert store.n_frames == 3 and store.labels("mp2-dz").frame_id.tolist() == [0, 2]
         assert store.labels("mp2-dz").energy.tolist() == store.labels(cheap).energy[[0, 2]].tolist()
-        assert store.frame_meta()["origin"].tolist() == [0, 0, 0, 3, 3]
+        assert store.frame_meta()["origin"].tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
