@@ -1,4 +1,5 @@
-"""``alloop status RUN_DIR``: what a campaign store holds (committed content only)."""
+"""``alloop status RUN_DIR``: what a campaign store holds (committed content only);
+``alloop status --check RUN_DIR``: every committed part read back against the commit record."""
 
 from __future__ import annotations
 
@@ -14,14 +15,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="summarise a campaign store: frames, labels per fidelity and status, CPU cost, models (with their "
         "evaluation-set errors and, from pretrained weights, their forgetting), last commit",
         description="Summarise a campaign store (RUN_DIR/store.zarr or the store directory itself). "
-        "Reads only committed data and takes no lock, so it can run beside a live campaign.",
+        "Reads only committed data and takes no lock, so it can run beside a live campaign. With --check, "
+        "verifies every committed part of the store instead (read-only).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="campaign run directory or store directory")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="instead of the summary, read every committed array and blob back against the commit record "
+        "(length, every chunk decoded, CRC-32 / SHA-256 where recorded) and report each part ok or damaged; "
+        "writes nothing; exit status 1 if any part is damaged",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check:
+        return _check(args)
     from alloop.campaign import original
     from alloop.campaign.evaluation import format_status, status
     from alloop.store import CampaignStore, find_store
@@ -35,3 +46,20 @@ def run(args: argparse.Namespace) -> int:
                       *original.format_status(summary["forgetting"])])
     print(json.dumps(summary, indent=2) if args.json else text)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``--check``: one line per committed part; 0 if all are ok, 1 otherwise."""
+    from alloop.store import CampaignStore, find_store
+    from alloop.store.check import format_checks
+
+    with CampaignStore.open(find_store(args.run_dir), "r") as store:
+        checks = store.verify()
+        path, record = str(store.path), store.record
+    ok = all(c.ok for c in checks)
+    if args.json:
+        print(json.dumps({"path": path, "seq": record["seq"], "ok": ok, "parts": [c.as_dict() for c in checks]},
+                         indent=2))
+    else:
+        print(format_checks(path, record, checks))
+    return 0 if ok else 1

@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 
 from alloop.errors import StoreError
+from alloop.store.integrity import EVERY_CHUNK_ATTR, DamagedPart, open_node, read_rows, store_root
 
 BLOB_CHUNK = 4 << 20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -53,7 +54,8 @@ def _write(group: zarr.Group, key: str, blob: bytes, attrs: dict[str, Any]) -> d
         dtype=np.uint8,
         fill_value=0,
         compressors=None,
-        attributes={**attrs, **entry},
+        attributes={**attrs, **entry, EVERY_CHUNK_ATTR: True},
+        config={"write_empty_chunks": True},
         overwrite=True,
     )
     if data.size:
@@ -61,14 +63,13 @@ def _write(group: zarr.Group, key: str, blob: bytes, attrs: dict[str, Any]) -> d
     return entry
 
 
-def _read(group: zarr.Group, key: str, entry: dict[str, Any], what: str) -> bytes:
-    try:
-        array = group[key]
-    except KeyError:
-        raise StoreError(f"{what} is missing from the store") from None
-    blob = np.asarray(array[:], dtype=np.uint8).tobytes() if entry["nbytes"] else b""
-    if len(blob) != entry["nbytes"] or hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-        raise StoreError(f"{what} is corrupt (size or SHA-256 differs from the commit record)")
+def read_blob(array: zarr.Array, entry: dict[str, Any], what: str) -> bytes:
+    """The bytes of a committed blob array; DamagedPart if they are not those the commit record describes."""
+    n = int(entry["nbytes"])
+    blob = read_rows(array, 0, min(n, array.shape[0])).tobytes() if n and array.shape[0] else b""
+    if len(blob) != n or hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+        problem = f"{what} is corrupt (size or SHA-256 differs from the commit record)"
+        raise DamagedPart(store_root(array), array.path, problem)
     return blob
 
 
@@ -114,10 +115,9 @@ class BlobSection:
             if not found:
                 raise StoreError(f"no checkpoint version {version} (versions 0..{len(self.checkpoint_entries) - 1})")
             entry = found[0]
-        group = self._root()["checkpoints"]
-        key = f"v{entry['version']}"
-        blob = _read(group, key, entry, f"checkpoint v{entry['version']}")  # type: ignore[arg-type]
-        return blob, dict(group[key].attrs["metadata"])  # type: ignore[arg-type]
+        array = open_node(open_node(self._root(), "checkpoints"), f"v{entry['version']}")
+        blob = read_blob(array, entry, f"checkpoint v{entry['version']}")
+        return blob, dict(array.attrs["metadata"])
 
     # -- named blobs -----------------------------------------------------------------
     def put(self, name: str, blob: bytes) -> None:
@@ -134,8 +134,8 @@ class BlobSection:
         entry = self.blob_entries.get(name)
         if entry is None:
             return None
-        group = self._root()[f"blobs/{name}"]
-        return _read(group, f"v{entry['version']}", entry, f"blob '{name}'")  # type: ignore[arg-type]
+        array = open_node(open_node(self._root(), f"blobs/{name}"), f"v{entry['version']}")
+        return read_blob(array, entry, f"blob '{name}'")
 
     # -- commit ------------------------------------------------------------------------
     def record_part(self) -> dict[str, Any]:

@@ -4,7 +4,10 @@ Commit protocol: appended rows are buffered in memory and written into
 pre-allocated arrays at commit (data first, fsync'd), then the commit record
 (the ``commit`` attribute of the root ``zarr.json``) is replaced atomically.
 On open the record is the truth: rows, labels, tables and blobs beyond it are
-ignored and later overwritten. See docs/store.md for the layout.
+ignored and later overwritten. A commit that fails (a full disk, a kill) leaves
+the previous record and everything it names intact. The record also holds a
+CRC-32 of every column's committed rows (``crc32``), which :meth:`CampaignStore.verify`
+checks. See docs/store.md for the layout.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from alloop.errors import StoreError
 from alloop.fidelity import Fidelity
 from alloop.labeling.result import LabelResult
 from alloop.store.blobs import BlobSection, json_normalise
+from alloop.store.check import PartCheck, check_parts
 from alloop.store.cleanup import remove_uncommitted_nodes
 from alloop.store.columns import Table, flush_tables, lazy_group
 from alloop.store.durable import (
@@ -33,6 +37,7 @@ from alloop.store.durable import (
     DirectoryLock,
     DurableLocalStore,
     atomic_write_json,
+    disk_full_error,
     remove_partials,
 )
 from alloop.store.frames import FrameSection
@@ -66,6 +71,8 @@ class CampaignStore:
         self._labels = LabelSection(self._root, record)
         self._blobs = BlobSection(self._root, record)
         self._tables = {name: self._make_table(name, rows) for name, rows in record.get("tables", {}).items()}
+        for table in self._all_tables():
+            table.load_crcs(record.get("crc32", {}))
 
     # -- opening -----------------------------------------------------------------------
     @classmethod
@@ -331,6 +338,7 @@ class CampaignStore:
             tables = {n: t.columns[t.specs[0].name].flushed for n, t in self._tables.items() if t.columns and t.specs}
             if tables:
                 counts["tables"] = tables
+            counts["crc32"] = {part: crc for t in self._all_tables() for part, crc in t.crcs().items()}
             record = _new_record(
                 self.seq + 1,
                 counts,
@@ -343,12 +351,22 @@ class CampaignStore:
             atomic_write_json(self.path / "zarr.json", meta, durable=self.durable)
         except BaseException as exc:
             self._broken = f"{type(exc).__name__}: {exc}"
+            full = disk_full_error(exc, self.path, self.seq)
+            if full:
+                raise full from exc
             raise
         self._root_meta, self._record = meta, record
         for table in self._all_tables():
             table.mark_committed()
         self._blobs.mark_committed()
         return record["seq"]
+
+    # -- integrity ---------------------------------------------------------------------
+    def verify(self) -> list[PartCheck]:
+        """Read every committed column and blob back against the commit record (length, chunks, CRC-32,
+        SHA-256); one :class:`PartCheck` per part, damaged ones with their problem. Writes nothing."""
+        self._check_open()
+        return check_parts(self._all_tables(), self._root(), self._record)
 
     # -- internals -----------------------------------------------------------------------
     def _root(self) -> zarr.Group:
@@ -361,7 +379,14 @@ class CampaignStore:
 
     def _maybe_flush(self) -> None:
         if sum(t.pending_nbytes for t in self._all_tables()) > FLUSH_BYTES:
-            flush_tables(self._all_tables())
+            try:
+                flush_tables(self._all_tables())
+            except OSError as exc:
+                full = disk_full_error(exc, self.path, self.seq)
+                if not full:
+                    raise
+                self._broken = f"{type(exc).__name__}: {exc}"
+                raise full from exc
 
     def _check_open(self) -> None:
         if self._closed:
@@ -382,10 +407,16 @@ def _read_root_meta(path: Path) -> dict[str, Any]:
     if not meta_path.is_file():
         raise StoreError(f"{path} is not a campaign store (no zarr.json)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_bytes())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: truncated or overwritten
+        raise StoreError(
+            f"the commit record {meta_path} is damaged (truncated or not JSON: {exc}); the store cannot be"
+            " opened without it: restore the store from a backup"
+        ) from None
+    try:
         attrs = meta["attributes"]
         fmt, record = attrs["alloop_format"], attrs["commit"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise StoreError(f"{path} is a Zarr group but not an alloop campaign store") from None
     if fmt != f"{FORMAT}/{FORMAT_VERSION}":
         raise StoreError(f"{path}: unsupported store format {fmt!r} (this alloop reads {FORMAT}/{FORMAT_VERSION})")

@@ -4,7 +4,10 @@ A :class:`Table` is a set of equally long columns (zarr arrays in one group).
 Rows are appended to in-memory buffers and written in one slice per column at
 flush time (zarr's ``append`` costs milliseconds and turns integers into
 floats). Arrays are pre-allocated and grow geometrically; rows beyond the
-committed length are garbage or fill values and are never read.
+committed length are garbage or fill values and are never read. Every chunk is
+written (also chunks of fill values), so a missing chunk file is damage, and
+each column keeps a running CRC-32 of its rows for the commit record
+(:mod:`alloop.store.integrity`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,20 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from alloop.errors import StoreError
+from alloop.store.integrity import (
+    EVERY_CHUNK_ATTR,
+    DamagedPart,
+    crc_rows,
+    join,
+    open_node,
+    read_rows,
+    read_rows_at,
+    store_root,
+)
 
 STRING_DTYPE = np.dtypes.StringDType()
+#: zarr's runtime config of every column array: write chunks of fill values too
+_ARRAY_CONFIG = {"write_empty_chunks": True}
 #: target uncompressed bytes of one chunk (a small commit rewrites the last chunk of each column)
 CHUNK_BYTES = 1 << 18
 INITIAL_ROWS = 1024
@@ -105,9 +120,17 @@ class Column:
         self.spec = spec
         self.committed = committed
         self.flushed = committed
+        #: CRC-32 of the committed / flushed rows (None: unknown, a column an older alloop committed)
+        self.committed_crc: int | None = 0 if committed == 0 else None
+        self.crc = self.committed_crc
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
         self._array: zarr.Array | None = None
+
+    @property
+    def part(self) -> str:
+        """The array's path in the store, e.g. ``frames/positions``."""
+        return join(self.group.path, self.spec.name)
 
     @property
     def length(self) -> int:
@@ -118,9 +141,10 @@ class Column:
         return sum(p.nbytes for p in self._pending)
 
     @property
-    def array(self) -> zarr.Array | None:
-        if self._array is None and self.spec.name in self.group:
-            self._array = self.group[self.spec.name]
+    def array(self) -> zarr.Array:
+        """The zarr array (DamagedPart if the commit record names it but it cannot be opened)."""
+        if self._array is None:
+            self._array = open_node(self.group, self.spec.name).with_config(_ARRAY_CONFIG)
         return self._array
 
     def create(self) -> None:
@@ -134,6 +158,8 @@ class Column:
             dtype=str if spec.is_string else spec.dtype,
             fill_value=_fill_value(spec),
             compressors=[compressor],
+            attributes={EVERY_CHUNK_ATTR: True},
+            config=_ARRAY_CONFIG,
             overwrite=True,
         )
 
@@ -157,23 +183,32 @@ class Column:
         data = self._pending_array()
         start, stop = self.flushed, self.flushed + len(data)
         array = self.array
-        assert array is not None, f"column {self.spec.name} was never created"
         if stop > array.shape[0]:
             capacity = max(stop, 2 * array.shape[0], INITIAL_ROWS)
             array.resize((capacity, *self.spec.shape))
         return array.async_array.setitem(slice(start, stop), data)
 
     def mark_flushed(self) -> None:
+        if self.crc is not None and self._n_pending:
+            self.crc = crc_rows(self._pending_array(), self.crc)
         self.flushed += self._n_pending
         self._pending, self._n_pending = [], 0
+
+    def mark_committed(self) -> None:
+        self.committed, self.committed_crc = self.flushed, self.crc
+
+    def load_crc(self, crcs: Mapping[str, int]) -> None:
+        """Take the committed rows' CRC-32 from the commit record's ``crc32`` (if it has this column's)."""
+        if self.committed:
+            self.committed_crc = self.crc = crcs.get(self.part)
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` of the valid length (committed, flushed and pending)."""
         stop = self.length if stop is None else min(stop, self.length)
         start = max(0, min(start, stop))
         parts = []
-        if start < self.flushed:
-            parts.append(np.asarray(self.array[start : min(stop, self.flushed)]))  # type: ignore[index]
+        if start < min(stop, self.flushed):
+            parts.append(read_rows(self.array, start, min(stop, self.flushed)))
         if stop > self.flushed:
             pending = self._pending_array()
             parts.append(pending[max(start, self.flushed) - self.flushed : stop - self.flushed])
@@ -194,10 +229,10 @@ class Column:
             wanted = index[on_disk]
             lo, hi = int(wanted.min()), int(wanted.max()) + 1
             if hi - lo <= 2 * len(wanted):
-                out[on_disk] = np.asarray(self.array[lo:hi])[wanted - lo]  # type: ignore[index]
+                out[on_disk] = read_rows(self.array, lo, hi)[wanted - lo]
             else:
                 unique, inverse = np.unique(wanted, return_inverse=True)
-                out[on_disk] = np.asarray(self.array.oindex[unique])[inverse]  # type: ignore[union-attr]
+                out[on_disk] = read_rows_at(self.array, unique)[inverse]
         if (~on_disk).any():
             out[~on_disk] = self._pending_array()[index[~on_disk] - self.flushed]
         return out
@@ -222,8 +257,17 @@ class Table:
         self.columns: dict[str, Column] = {}
         if self.known:
             if self.specs is None:
-                self.specs = [ColumnSpec.from_description(d) for d in self.group.attrs["columns"]]
+                self.specs = self._stored_specs()
             self._build_columns()
+
+    def _stored_specs(self) -> list[ColumnSpec]:
+        """The column specs a dynamic table keeps in its group's attributes."""
+        group = self.group
+        try:
+            return [ColumnSpec.from_description(d) for d in group.attrs["columns"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            problem = f"its zarr.json has no readable column list ({type(exc).__name__}: {exc})"
+            raise DamagedPart(store_root(group), group.path, problem) from None
 
     @property
     def group(self) -> zarr.Group:
@@ -284,7 +328,16 @@ class Table:
             self.known = True
             self.committed_rows = next(iter(self.columns.values())).flushed
             for column in self.columns.values():
-                column.committed = column.flushed
+                column.mark_committed()
+
+    def load_crcs(self, crcs: Mapping[str, int]) -> None:
+        """Take the committed CRC-32 of each column from the commit record's ``crc32`` mapping."""
+        for column in self.columns.values():
+            column.load_crc(crcs)
+
+    def crcs(self) -> dict[str, int]:
+        """Array path -> CRC-32 of the flushed rows, for the commit record (columns whose CRC is known)."""
+        return {c.part: c.crc for c in self.columns.values() if c.crc is not None}
 
     def read(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         if name not in self.columns:
@@ -333,7 +386,7 @@ def lazy_group(root: Callable[[], zarr.Group], path: str, known: bool) -> Callab
     def get() -> zarr.Group:
         if not cache:
             parent = root()
-            cache.append(parent[path] if known else parent.create_group(path, overwrite=True))  # type: ignore[arg-type]
+            cache.append(open_node(parent, path) if known else parent.create_group(path, overwrite=True))
         return cache[0]
 
     return get

@@ -1,14 +1,16 @@
 """File-system durability for the store: fsync'd writes, atomic replacement, the writer lock.
 
-Zarr's ``LocalStore`` already writes every key to a temporary file and
-renames it into place, so a killed process never leaves a half-written chunk
-or ``zarr.json``. It does not fsync. ``DurableLocalStore`` remembers the keys
-written since the last commit so the commit can fsync them (and their
+Every file of the store is written by :func:`write_atomic`: to a temporary
+file beside it, then renamed into place, so a killed process or a full disk
+(``ENOSPC`` part-way through a file) never leaves a half-written chunk or
+``zarr.json`` in place of the previous one. ``DurableLocalStore`` writes zarr's
+keys that way and remembers them, so the commit can fsync them (and their
 directories) before the commit record is replaced: data first, record last.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import fcntl
 import json
@@ -16,7 +18,7 @@ import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore
@@ -25,6 +27,8 @@ from alloop.errors import StoreError
 
 #: suffix of the temporary files zarr and this module write before renaming them into place
 PARTIAL_SUFFIX = ".partial"
+#: errno values of a full disk (or an exhausted disk quota)
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class DurableLocalStore(LocalStore):
@@ -38,11 +42,15 @@ class DurableLocalStore(LocalStore):
         return type(self)(root=self.root, read_only=read_only)
 
     async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:
-        await super()._set(key, value, exclusive=exclusive)
+        await self._ensure_open()
+        self._check_writable()
+        await asyncio.to_thread(write_atomic, self.root / key, value.as_buffer_like(), exclusive=exclusive)
         self._written.add(key)
 
     def set_sync(self, key: str, value: Buffer) -> None:
-        super().set_sync(key, value)
+        self._ensure_open_sync()
+        self._check_writable()
+        write_atomic(self.root / key, value.as_buffer_like())
         self._written.add(key)
 
     def sync_written(self) -> int:
@@ -74,22 +82,52 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
-    """Replace ``path`` by ``data`` as JSON: write a temporary file, fsync, rename, fsync the directory."""
-    text = json.dumps(data, indent=1, sort_keys=True)
+def write_atomic(path: Path, data: Any, *, exclusive: bool = False, durable: bool = False) -> None:
+    """Write the bytes ``data`` to a temporary file beside ``path``, then move it into place.
+
+    ``exclusive``: FileExistsError if ``path`` exists; ``durable``: fsync the file before the move.
+    Whatever fails (a full disk, a kill), ``path`` keeps its previous content.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
+        with tmp.open("wb") as fh:
+            write_bytes(fh, data)
             if durable:
+                fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes(fh: BinaryIO, data: Any) -> None:
+    """Write all of ``data`` to ``fh``: the one place the store writes file content (where ENOSPC surfaces)."""
+    fh.write(data)
+
+
+def atomic_write_json(path: Path, data: Any, *, durable: bool = True) -> None:
+    """Replace ``path`` by ``data`` as JSON: write a temporary file, fsync, rename, fsync the directory."""
+    text = json.dumps(data, indent=1, sort_keys=True)
+    write_atomic(path, text.encode("utf-8"), durable=durable)
     if durable:
         fsync_path(path.parent)
+
+
+def disk_full_error(exc: BaseException, store: Path, seq: int) -> StoreError | None:
+    """For a write that found the disk full (ENOSPC, EDQUOT): the StoreError saying what survives and what
+    to do; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL_ERRNOS:
+        return None
+    return StoreError(
+        f"the disk holding {store} is full ({exc.strerror or exc}): nothing since commit #{seq} was saved,"
+        " that commit is intact; free some space, then reopen the store (alloop resume RUN_DIR)"
+    )
 
 
 def remove_partials(root: Path) -> int:
