@@ -389,12 +389,26 @@ class ScheduleConfig(Section):
     """Cycles, strategy and the stopping rules (whichever comes first)."""
 
     strategy: Literal["periodic", "naive"] = "periodic"
+    mode: Literal["synchronous", "asynchronous"] = Field(
+        default="synchronous",
+        description="asynchronous: cycle k+1's MD and labels run while cycle k's model trains (the replicas explore "
+        "with the newest model committed, one cycle older); periodic strategy only. synchronous: every phase waits "
+        "for the one before",
+    )
     n_cycles: int = Field(default=3, ge=1)
     budget_cpu_seconds: float | None = Field(default=None, gt=0, description="labelling cost cap, both fidelities")
     max_labels: LabelLimits = Field(default_factory=LabelLimits)
     target_val_force_mae_eV_per_A: float | None = Field(default=None, gt=0, description="stop when reached")
     min_flag_rate: float | None = Field(default=None, gt=0, lt=1, description="stop when fewer frames are flagged")
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+
+    @field_validator("mode")
+    @classmethod
+    def _asynchronous_needs_periodic(cls, value: str, info: ValidationInfo) -> str:
+        if value == "asynchronous" and info.data.get("strategy") == "naive":
+            raise ValueError("asynchronous mode overlaps a cycle's training with the next cycle's MD; the naive "
+                             "strategy trains once, at the end (use strategy: periodic or mode: synchronous)")
+        return value
 
 
 class FidelitiesConfig(Section):

@@ -7,6 +7,13 @@ with a ``progress`` row committed together with its data (see ledger.py), so
 finished phases are skipped, selected frames without a committed label are
 labelled, a half-finished training restarts.
 
+With ``schedule.mode: asynchronous`` cycle k's training runs as a task in
+flight while cycle k+1 explores (with the newest committed model, the one of
+cycle k-1) and labels; the driver commits the training between two phases as
+soon as it is done, and starts cycle k+1's training once cycle k's is
+committed. The phases and their marks are the same, so a run killed at any
+instant resumes the same way in either mode.
+
 The driver only orders the phases and marks them done; each phase (explore,
 label, select_expensive, train) is a function of a :class:`PhaseContext` that
 carries the typed settings built once from the config (:mod:`.settings`).
@@ -32,7 +39,7 @@ from alloop.campaign.progress import Progress
 from alloop.campaign.select_expensive import select_expensive
 from alloop.campaign.settings import campaign_settings
 from alloop.campaign.taskrun import run_tasks
-from alloop.campaign.train import labelled_arrays, train
+from alloop.campaign.train import TrainingRun, finish_training, labelled_arrays, start_training, train
 from alloop.campaign.worker_losses import WorkerLosses
 from alloop.config import CampaignConfig
 from alloop.store import tables
@@ -55,6 +62,7 @@ class Campaign:
         s = self.settings
         self.slots = slots or max(1, sum(client.nthreads().values()))  # task slots: given, or the cluster's now
         self.original: originals.Original | None = None
+        self._training: TrainingRun | None = None  # asynchronous mode: the cycle's training in flight
         self.pool = LabelingPool(client, threads_per_task=s.threads, tasks_per_slot=s.tasks_per_slot,
                                  max_retries=s.max_task_retries, labeler_factory=labeler_factory)
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
@@ -70,6 +78,8 @@ class Campaign:
         self.original = originals.prepare(self.store, self.cfg, self.structures, self.log)
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "trained"):
             self._bootstrap()
+        if self.settings.asynchronous:
+            return self._run_asynchronous()
         n_cycles = self.settings.stop.n_cycles
         for cycle in range(n_cycles):
             if not ledger.phase_done(self.store, cycle, "trained"):
@@ -81,6 +91,43 @@ class Campaign:
             if reason is not None:
                 return self._finish(cycle, reason)
         return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
+
+    def _run_asynchronous(self) -> str:
+        """The cycles with cycle k's training in flight while cycle k+1 explores (with the newest committed model)
+        and labels; a finished training is committed between two phases, and cycle k+1's training starts once
+        cycle k's is committed (it continues from its models)."""
+        n_cycles = self.settings.stop.n_cycles
+        try:
+            for cycle in range(n_cycles):
+                if ledger.phase_done(self.store, cycle, "trained"):
+                    self._check_stop(cycle, budget=False)  # the budget: checked before each cycle
+                    continue
+                quota = self._quota()
+                if quota.n_cheap == 0 and not ledger.phase_done(self.store, cycle, "explored"):
+                    self._land_training(wait=True)
+                    return self._finish(cycle - 1, quota.reason or "labelling budget spent")
+                self._label_phases(cycle, between=self._land_training)
+                self._land_training(wait=True)
+                self._training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ")
+            self._land_training(wait=True)
+        except _Stop as stop:
+            return self._finish(stop.cycle, stop.reason)
+        return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
+
+    def _land_training(self, wait: bool = False) -> None:
+        """Commit the training in flight if it is done (or, with ``wait``, once it is); raise _Stop if a stop
+        rule now holds (the validation target or the flag rate: the label budget is checked before each cycle)."""
+        run = self._training
+        if run is None or not (wait or run.done()):
+            return
+        self._training = None
+        finish_training(self.ctx, run, self.original)
+        self._check_stop(run.cycle, budget=False)
+
+    def _check_stop(self, cycle: int, budget: bool) -> None:
+        reason = self._stop_reason(cycle, budget=budget)
+        if reason is not None:
+            raise _Stop(cycle, reason)
 
     def _finish(self, cycle: int, reason: str) -> str:
         if not self.settings.periodic and cycle >= 0 and not self._trained_after_bootstrap():
@@ -138,25 +185,27 @@ class Campaign:
     # ----------------------------------------------------------------- cycles
     def _cycle(self, cycle: int) -> None:
         """One cycle, skipping the phases the store says are done."""
-        if not ledger.phase_done(self.store, cycle, "explored"):
-            flag_rate = explore(self.ctx, cycle, self._quota().n_cheap)
-            self._mark(cycle, "explored", note={"flag_rate": flag_rate})
-        if not ledger.phase_done(self.store, cycle, "labelled-cheap"):
-            label(self.ctx, self.pool, cycle, ("cheap",))
-            self._mark(cycle, "labelled-cheap")
-        if not ledger.phase_done(self.store, cycle, "selected-expensive"):
-            select_expensive(self.ctx, cycle, self._quota().n_expensive)
-            self._mark(cycle, "selected-expensive")
-        if not ledger.phase_done(self.store, cycle, "labelled-expensive"):
-            label(self.ctx, self.pool, cycle, ("expensive",))
-            self._mark(cycle, "labelled-expensive")
+        self._label_phases(cycle)
         if self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
             train(self.ctx, cycle, self.original)
         else:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
             self._mark(cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
 
-    def _stop_reason(self, cycle: int) -> str | None:
+    def _label_phases(self, cycle: int, between: Callable[[], None] = lambda: None) -> None:
+        """Explore, label cheap, select expensive, label expensive (those not done yet); ``between`` runs after each."""
+        phases: list[tuple[str, Callable[[], dict | None]]] = [
+            ("explored", lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
+            ("labelled-cheap", lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
+            ("selected-expensive", lambda: select_expensive(self.ctx, cycle, self._quota().n_expensive)),
+            ("labelled-expensive", lambda: label(self.ctx, self.pool, cycle, ("expensive",))),
+        ]
+        for phase, run in phases:
+            if not ledger.phase_done(self.store, cycle, phase):
+                self._mark(cycle, phase, note=run())  # explore's note: its flag rate
+            between()
+
+    def _stop_reason(self, cycle: int, budget: bool = True) -> str | None:
         stop = self.settings.stop
         rows = tables.read(self.store, tables.CYCLES)
         this = np.flatnonzero(rows["cycle"] == cycle) if rows else np.zeros(0, int)
@@ -169,7 +218,15 @@ class Campaign:
             rate = float(rows["flag_rate"][row])
             if stop.min_flag_rate is not None and rate < stop.min_flag_rate:
                 return f"flag rate {rate:.3f} fell below {stop.min_flag_rate}"
-        quota = self._quota()
-        if quota.n_cheap == 0 and cycle < stop.n_cycles - 1:
+        quota = self._quota() if budget else None
+        if quota is not None and quota.n_cheap == 0 and cycle < stop.n_cycles - 1:
             return quota.reason or "labelling budget spent"
         return None
+
+
+class _Stop(Exception):
+    """A stop rule held after cycle ``cycle`` (asynchronous mode unwinds to the loop with it)."""
+
+    def __init__(self, cycle: int, reason: str) -> None:
+        super().__init__(reason)
+        self.cycle, self.reason = cycle, reason

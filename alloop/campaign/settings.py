@@ -147,6 +147,7 @@ class CampaignSettings:
 
     seed: int
     strategy: str  # "periodic" or "naive"
+    asynchronous: bool  # schedule.mode: a cycle's training overlaps the next cycle's MD and labels
     threads: int  # per task (execution.threads_per_worker)
     tasks_per_slot: int  # labelling tasks in flight per worker slot
     max_task_retries: int
@@ -202,7 +203,8 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
     """Every part's settings, from the validated config."""
     s, sel, limits = cfg.schedule, cfg.selection, cfg.schedule.max_labels
     return CampaignSettings(
-        seed=cfg.seed, strategy=s.strategy, threads=cfg.execution.threads_per_worker,
+        seed=cfg.seed, strategy=s.strategy, asynchronous=s.mode == "asynchronous",
+        threads=cfg.execution.threads_per_worker,
         tasks_per_slot=cfg.execution.tasks_per_slot, max_task_retries=cfg.execution.max_task_retries,
         bootstrap=s.bootstrap, explore=explore_settings(cfg),
         selection=SelectionSettings(

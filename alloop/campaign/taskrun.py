@@ -1,4 +1,4 @@
-"""Run a few long Dask tasks (MD segments, training) and survive worker deaths (bounded resubmission)."""
+"""Run long Dask tasks (MD segments, training) and survive worker deaths (bounded resubmission)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,38 @@ from typing import Any, Callable, Sequence
 from alloop.errors import AlloopError
 
 
-def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retries: int) -> list[Any]:
-    """``[fn(*a) for a in args]`` on the cluster, in order; a task whose worker dies is resubmitted up to ``retries`` times."""
-    from distributed import wait
-    from distributed.scheduler import KilledWorker
+class BackgroundTask:
+    """``fn(*args)`` on the cluster, collected later; resubmitted up to ``retries`` times if its worker dies."""
 
-    futures = [client.submit(fn, *a, pure=False) for a in args]
-    attempts = [0] * len(args)
-    results: list[Any] = [None] * len(args)
-    pending = set(range(len(args)))
-    while pending:
-        wait([futures[i] for i in pending])
-        for i in sorted(pending):
-            fut = futures[i]
-            if fut.status == "finished":
-                results[i] = fut.result()
-                pending.discard(i)
-                continue
-            exc = fut.exception() if fut.status == "error" else None
+    def __init__(self, client: Any, fn: Callable[..., Any], args: tuple, retries: int) -> None:
+        self.client, self.fn, self.args, self.retries = client, fn, args, retries
+        self.attempts = 0
+        self.future = client.submit(fn, *args, pure=False)
+
+    def done(self) -> bool:
+        """Whether the current attempt has ended (finished, failed or lost its worker)."""
+        return self.future.done()
+
+    def result(self) -> Any:
+        """Wait for the result; a task error is raised, a lost worker resubmits (AlloopError past ``retries``)."""
+        from distributed import wait
+        from distributed.scheduler import KilledWorker
+
+        while True:
+            wait([self.future])
+            if self.future.status == "finished":
+                return self.future.result()
+            exc = self.future.exception() if self.future.status == "error" else None
             if exc is not None and not isinstance(exc, KilledWorker):
                 raise exc
-            if attempts[i] >= retries:
-                raise AlloopError(f"task {getattr(fn, '__name__', fn)} lost its worker {attempts[i] + 1} times; giving up")
-            attempts[i] += 1
-            futures[i] = client.submit(fn, *args[i], pure=False)
-    return results
+            if self.attempts >= self.retries:
+                name = getattr(self.fn, "__name__", self.fn)
+                raise AlloopError(f"task {name} lost its worker {self.attempts + 1} times; giving up")
+            self.attempts += 1
+            self.future = self.client.submit(self.fn, *self.args, pure=False)
+
+
+def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retries: int) -> list[Any]:
+    """``[fn(*a) for a in args]`` on the cluster, in order; a task whose worker dies is resubmitted up to ``retries`` times."""
+    tasks = [BackgroundTask(client, fn, a, retries) for a in args]
+    return [task.result() for task in tasks]

@@ -10,6 +10,7 @@ the ``trained`` phase mark.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext
 from alloop.campaign.cycle_record import record_cycle
-from alloop.campaign.taskrun import run_tasks
+from alloop.campaign.taskrun import BackgroundTask
 from alloop.campaign.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
@@ -92,29 +93,57 @@ def _replay_pool(original: originals.Original | None, seed: int) -> LabelledArra
     return original.replay_pool(seed)
 
 
-def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True) -> dict[str, Any]:
-    """Train on every ok label, commit the models and the cycle's row (marked ``trained`` unless ``mark`` is off)."""
+@dataclass
+class TrainingRun:
+    """A cycle's training task in flight (:func:`start_training`), committed by :func:`finish_training`."""
+
+    cycle: int
+    task: BackgroundTask
+    n_expensive: int
+    cheap: LabelledArrays
+
+    def done(self) -> bool:
+        return self.task.done()
+
+
+def start_training(ctx: PhaseContext, cycle: int, original: originals.Original | None,
+                   prefix: str = "") -> TrainingRun:
+    """Submit the training task of ``cycle`` on every ok label of the store; its log lines are echoed as they come
+    (after ``prefix``)."""
     ctx.progress.update(cycle=cycle, phase="training")
     expensive = labelled_arrays(ctx.store, ctx.fidelities["expensive"])
     if len(expensive) < 2:
         raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
     cheap = labelled_arrays(ctx.store, ctx.fidelities["cheap"])
     request = train_request(ctx, cycle, original, expensive, cheap)
-    ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {event[1]}"))
+    ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {prefix}{event[1]}"))
+    task = BackgroundTask(ctx.client, train_task, (request,), ctx.settings.max_task_retries)
+    return TrainingRun(cycle, task, len(expensive), cheap)
+
+
+def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Original | None,
+                    mark: bool = True) -> dict[str, Any]:
+    """Wait for ``run``, commit its models and the cycle's row (marked ``trained`` unless ``mark`` is off)."""
+    cycle = run.cycle
     try:
-        result = run_tasks(ctx.client, train_task, [(request,)], ctx.settings.max_task_retries)[0]
+        result = run.task.result()
     finally:
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
-    version = _store_models(ctx, cycle, result, cheap)
+    version = _store_models(ctx, cycle, result, run.cheap)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original)
     if mark:
         ctx.record_losses(cycle, "trained")
         ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})
     mae = result.metrics.get("force_mae_eV_per_A")
     ctx.progress.update(val_force_mae=mae)
-    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {len(expensive)} expensive and "
-            f"{len(cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
+    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {run.n_expensive} expensive and "
+            f"{len(run.cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
     return result.metrics
+
+
+def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True) -> dict[str, Any]:
+    """Train on every ok label, commit the models and the cycle's row (marked ``trained`` unless ``mark`` is off)."""
+    return finish_training(ctx, start_training(ctx, cycle, original), original, mark)
 
 
 def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap: LabelledArrays) -> int:

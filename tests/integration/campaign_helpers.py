@@ -24,6 +24,7 @@ selection: {{max_cheap_per_cycle: 4, max_expensive_per_cycle: 2, min_step_spacin
 training: {{max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}}
 schedule:
   strategy: {strategy}
+  mode: {mode}
   n_cycles: {cycles}
   max_labels: {{cheap: {max_cheap}, expensive: 30}}
   bootstrap: {{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}}
@@ -32,9 +33,9 @@ execution: {{n_workers: 2, max_task_retries: 3}}
 
 
 def write_tiny(folder: Path, *, cycles: int = 2, steps: int = 40, strategy: str = "periodic",
-               max_cheap: int = 100) -> Path:
+               max_cheap: int = 100, mode: str = "synchronous") -> Path:
     path = folder / "tiny.yaml"
-    path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap))
+    path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap, mode=mode))
     return path
 
 

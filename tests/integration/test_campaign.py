@@ -140,3 +140,30 @@ def test_two_head_campaign_trains_and_warm_starts_a_two_head_model(tmp_path):
     log = (run_dir / "campaign.log").read_text()
     assert log.count("warm start from the previous cycle's model") == 1
     assert "cheap head on the cheap validation split" in log
+
+
+@pytest.mark.parametrize("mode", ["synchronous", "asynchronous"])
+def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, mode):
+    """Asynchronous: cycle 1 explores with the bootstrap's model while cycle 0's trains (its 'explored' mark comes
+    before cycle 0's 'trained'); synchronous: with cycle 0's model, after it."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    cfg = load_campaign(write_tiny(tmp_path, cycles=2, mode=mode))
+    run_dir = tmp_path / "run"
+    assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
+    out = check_invariants(run_dir, 2)
+    assert out["models"] == 3
+    with CampaignStore.open(store_path(run_dir)) as store:
+        progress = store.table("progress")
+        versions = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
+        models = {int(store.checkpoint(v)[1]["cycle"]): v for v in versions}
+    order = [(int(c), str(p)) for c, p in zip(progress["cycle"], progress["phase"])]
+    explored_1, trained_0 = order.index((1, "explored")), order.index((0, "trained"))
+    log = (run_dir / "campaign.log").read_text()
+    md_model = int(re.search(r"cycle 1: MD recorded \d+ frames with model v(\d+)", log).group(1))
+    if mode == "asynchronous":
+        assert explored_1 < trained_0 and md_model == models[-1]
+        assert "[cycle 0 training] " in log
+    else:
+        assert trained_0 < explored_1 and md_model == models[0]

@@ -97,8 +97,8 @@ def _snapshot(run_dir: Path) -> dict:
         return label_rows(store)
 
 
-def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int) -> None:
-    yaml = write_tiny(tmp_path, cycles=n_cycles, max_cheap=MAX_CHEAP)
+def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mode: str = "synchronous") -> None:
+    yaml = write_tiny(tmp_path, cycles=n_cycles, max_cheap=MAX_CHEAP, mode=mode)
     run_dir, stderr = tmp_path / "run", tmp_path / "campaign.stderr"
     plan = kill_plan(n_kills, phase_commits(n_cycles), random.Random(seed))
     committed: dict = {}
@@ -179,6 +179,16 @@ def test_campaign_survives_five_sigkills(tmp_path):
     _kill_and_resume(tmp_path, n_kills=5, n_cycles=2, seed=11)
 
 
+def test_asynchronous_campaign_survives_five_sigkills(tmp_path):
+    """Asynchronous mode: kills may land while a cycle's training is in flight and the next cycle explores."""
+    _kill_and_resume(tmp_path, n_kills=5, n_cycles=2, seed=13, mode="asynchronous")
+
+
 @pytest.mark.slow
 def test_campaign_survives_many_sigkills(tmp_path):
     _kill_and_resume(tmp_path, n_kills=15, n_cycles=3, seed=12)
+
+
+@pytest.mark.slow
+def test_asynchronous_campaign_survives_many_sigkills(tmp_path):
+    _kill_and_resume(tmp_path, n_kills=15, n_cycles=3, seed=14, mode="asynchronous")

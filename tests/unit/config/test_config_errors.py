@@ -94,6 +94,10 @@ CASES = [
     ),
     ({"schedule": {"min_flag_rate": 1.2}}, r"^schedule\.min_flag_rate: must be < 1 \(got 1\.2\)$"),
     ({"schedule": {"strategy": "greedy"}}, r"^schedule\.strategy: must be 'periodic' or 'naive' \(got 'greedy'\)$"),
+    (
+        {"schedule": {"strategy": "naive", "mode": "asynchronous"}},
+        r"^schedule\.mode: asynchronous mode overlaps a cycle's training .* \(use strategy: periodic or mode: synchronous\)",
+    ),
     ({"system": {"spin": 1}}, r"^system\.spin: 10 electrons in the structure \(H2O, charge 0\) cannot have spin \(2S\) = 1"),
     ({"system": {"charge": 1}}, r"^system\.spin: 9 electrons in the structure \(H2O, charge 1\) cannot have spin \(2S\) = 0"),
     ({"system": {"charge": 10}}, r"^system\.charge: leaves 0 electrons"),
