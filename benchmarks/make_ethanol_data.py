@@ -25,6 +25,7 @@ the committed 500 K files were made with).
     python benchmarks/make_ethanol_data.py --temperature 300 --pool 50 --test 50
     python benchmarks/make_ethanol_data.py --temperature 1000 --pool 0 --test 50
     python benchmarks/make_ethanol_data.py --pool 4 --test 2 --equil-fs 5 --out /tmp/eth
+    python benchmarks/make_ethanol_data.py --molecule methanol --pool 0 --test 50   # another H/C/O molecule
 """
 
 from __future__ import annotations
@@ -46,9 +47,14 @@ CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TRAJ_SEEDS = {"pool": 20240501, "test": 20240502}
 
 
-def prefix(temperature_K: float) -> str:
+#: --molecule choices: name in the file names -> ase.build.molecule formula (all made of H, C, O: an ethanol model
+#: can predict them, out of distribution)
+MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH", "acetaldehyde": "CH3CHO", "dimethylether": "CH3OCH3"}
+
+
+def prefix(temperature_K: float, name: str = "ethanol") -> str:
     """File-name prefix of a dataset, e.g. ``ethanol_500K``."""
-    return f"ethanol_{temperature_K:g}K"
+    return f"{name}_{temperature_K:g}K"
 
 
 def trajectory_seed(traj: str, temperature_K: float) -> int:
@@ -93,7 +99,8 @@ def _result_record(result: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- MD on the cheap surface
-def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, temperature_K: float) -> dict[str, Any]:
+def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, temperature_K: float,
+           formula: str = "CH3CH2OH") -> dict[str, Any]:
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
     from ase import units
     from ase.build import molecule
@@ -110,7 +117,7 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     folder = Path(cache) / traj
     folder.mkdir(parents=True, exist_ok=True)
     state_path = folder / "md_state.pkl"
-    atoms = molecule("CH3CH2OH")
+    atoms = molecule(formula)
     atoms.set_constraint(FixCom())  # ASE's recommended replacement for Langevin(fixcm=True)
     atoms.calc = LabelerCalculator(PySCFLabeler(load_fidelity(CHEAP), threads=1))
     dt_fs, friction_per_fs = 0.5, 0.01
@@ -224,7 +231,8 @@ def _schedule(targets: dict[str, int], args: argparse.Namespace, cache: Path) ->
         running: dict[Future, tuple[str, Any]] = {}
         for traj, n in targets.items():
             if frames_ready(traj) < n:
-                running[pool.submit(run_md, traj, n, args.equil_fs, args.every, str(cache), args.temperature)] = ("md", traj)
+                running[pool.submit(run_md, traj, n, args.equil_fs, args.every, str(cache), args.temperature,
+                                    MOLECULES[args.molecule])] = ("md", traj)
         in_flight: set[tuple[str, int]] = set()
         while True:
             for item in unlabelled():
@@ -305,6 +313,8 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path, name: str) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecule", choices=sorted(MOLECULES), default="ethanol",
+                        help="the molecule (files <molecule>_<T>K_...; seeds as ethanol's)")
     parser.add_argument("--temperature", type=float, default=500.0, help="Langevin temperature (K)")
     parser.add_argument("--pool", type=int, default=150, help="frames in the pool trajectory (0: no pool)")
     parser.add_argument("--test", type=int, default=50, help="frames in the test trajectory")
@@ -321,10 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # inherited by the worker processes
     args.out.mkdir(parents=True, exist_ok=True)
-    name = prefix(args.temperature)
+    name = prefix(args.temperature, args.molecule)
     cache = args.out / f"cache_{name}"
     targets = {traj: n for traj, n in (("pool", args.pool), ("test", args.test)) if n > 0}
     settings = {k: getattr(args, k) for k in ("temperature", "pool", "test", "equil_fs", "every")}
+    if args.molecule != "ethanol":  # ethanol caches keep their old settings file
+        settings["molecule"] = args.molecule
     settings_path = cache / "settings.json"
     if settings_path.exists():
         old = json.loads(settings_path.read_text())

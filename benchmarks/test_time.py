@@ -7,7 +7,9 @@ of ``--n-expensive`` pool frames drawn with the seed. Models are cached in
 ``--cache`` (keyed by the configuration, the data and alloop's training and
 model code). Each model is then scored on the expensive labels of the test
 frames (default: the 1000 K test trajectory, out of distribution; ``--tests
-1000K,500K`` adds the in-distribution 500 K test trajectory):
+1000K,500K`` adds the in-distribution 500 K test trajectory; ``methanol-500K``
+another molecule, never seen in training, from ``make_ethanol_data.py
+--molecule methanol --pool 0``):
 
 - before: the expensive head as trained;
 - TTT (``alloop.training.refine``): the test frames in chunks of
@@ -74,17 +76,20 @@ class Config:
 
 
 def load_pair(folder: Path, stem: str) -> list[list]:
-    """[cheap frames, expensive frames] of ``ethanol_<stem>_<fidelity>.extxyz`` (same geometries)."""
+    """[cheap frames, expensive frames] of ``ethanol_<stem>_<fidelity>.extxyz`` (same geometries); a stem
+    ``<molecule>-<rest>`` reads ``<molecule>_<rest>_<fidelity>.extxyz`` instead."""
+    molecule, _, rest = stem.rpartition("-")
+    stem = f"{molecule or 'ethanol'}_{rest}"
     import ase.io
 
     out = []
     for fid in (CHEAP, EXPENSIVE):
-        file = folder / f"ethanol_{stem}_{fid}.extxyz"
+        file = folder / f"{stem}_{fid}.extxyz"
         if not file.is_file():
             raise SystemExit(f"missing {file}: run benchmarks/make_ethanol_data.py first")
         out.append(ase.io.read(file, index=":"))
     if not all(np.array_equal(a.positions, b.positions) for a, b in zip(*out)):
-        raise SystemExit(f"the cheap and expensive files of ethanol_{stem} differ in positions")
+        raise SystemExit(f"the cheap and expensive files of {stem} differ in positions")
     return out
 
 
@@ -200,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tests", default="1000K", help="test trajectories, comma-separated (1000K, 500K, 300K)")
+    parser.add_argument("--tests", default="1000K", help="test trajectories, comma-separated: 1000K, 500K, 300K (ethanol), or "
+                        "MOLECULE-TEMPK for another molecule's file (e.g. methanol-500K, made by "
+                        "make_ethanol_data.py --molecule methanol --pool 0)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/test_time_models"), help="trained models")
     parser.add_argument("--quick", action="store_true", help="1 seed, 600 + 300 training steps, 20 TTT steps")
     for name, kind in (("cutoff", float), ("hidden", int), ("n_expensive", int), ("cheap_steps", int),
