@@ -56,6 +56,11 @@ Command lines (from the repository root):
     python benchmarks/campaign_bench.py > quickstart_bench.log      # timing of the real quickstart
     python benchmarks/campaign_bench.py --run-dir DIR --accuracy    # tables again + accuracy of a finished run
     python benchmarks/campaign_bench.py --campaign campaigns/ethanol.yaml --set schedule.n_cycles=2
+    python benchmarks/campaign_bench.py --set schedule.mode=asynchronous        # the asynchronous loop
+
+The lower bound of the wall time is max(label CPU s / cores, the training
+tasks' summed time): the labels cannot finish faster on these cores, and the
+trainings run one after another (each continues from the previous model).
 """
 
 from __future__ import annotations
@@ -264,6 +269,8 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
     label_task_s = sum(t["stop"] - t["start"] for t in info["tasks"] if t["kind"].startswith("label"))
     la, lb = info["loadavg_start"], info["loadavg_end"]
     measured = "worker_cpu_s" in info
+    train_path = sum(t["stop"] - t["start"] for t in info["tasks"] if t["kind"] == "training")  # one at a time
+    bound = max(sp.total_cpu / cores, train_path)
     print(f"\n## Campaign '{info['campaign']}': timing\n")
     print(table(["quantity", "value"], [
         ["overrides", " ".join(info["overrides"]) or "(none)"],
@@ -279,6 +286,11 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
          f"{info['worker_cpu_s']:.0f} / {info['driver_cpu_s']:.0f}" if measured else "not recorded"],
         ["measured core utilisation: (worker + driver CPU s) / (wall x cores)",
          f"{100 * (info['worker_cpu_s'] + info['driver_cpu_s']) / (wall * cores):.0f}%" if measured else "not recorded"],
+        ["lower bound: max(label CPU s / cores, training critical path) (s)",
+         f"{bound:.0f} (labels {sp.total_cpu / cores:.0f}, training {train_path:.0f})"],
+        ["wall time / lower bound", f"{wall / max(bound, 1e-9):.2f}"],
+        ["orchestration: driver CPU s / wall (the driver: Dask client and scheduler, store commits)",
+         f"{100 * info['driver_cpu_s'] / wall:.1f}%" if measured else "not recorded"],
         ["share of wall time with >= 1 idle core (core-weighted)", f"{100 * some_idle / wall:.0f}%"],
         ["share of wall time with >= 1 idle worker slot (task count)", f"{100 * some_idle_slot / wall:.0f}%"],
         ["share of wall time with every core idle (driver only)", f"{100 * all_idle / wall:.0f}%"],
