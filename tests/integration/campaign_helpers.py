@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alloop.campaign.runner import is_store
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
@@ -20,35 +21,85 @@ fidelities:
 model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8}}
 md: {{n_replicas: 2, segment_steps: {steps}, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
 uncertainty: {{n_components: 2}}
-selection: {{max_cheap_per_cycle: 4, max_expensive_per_cycle: 2, min_step_spacing: 10}}
+selection: {{max_cheap_per_cycle: 4, min_cheap_per_cycle: {min_cheap}, max_expensive_per_cycle: 2,
+            min_step_spacing: 10}}
 training: {{max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}}
 schedule:
   strategy: {strategy}
   mode: {mode}
   n_cycles: {cycles}
-  max_labels: {{cheap: {max_cheap}, expensive: 30}}
+  max_labels: {{cheap: {max_cheap}, expensive: {max_expensive}}}
   bootstrap: {{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}}
 execution: {{n_workers: 2, max_task_retries: 3}}
 """
 
 
 def write_tiny(folder: Path, *, cycles: int = 2, steps: int = 40, strategy: str = "periodic",
-               max_cheap: int = 100, mode: str = "synchronous") -> Path:
+               max_cheap: int = 100, max_expensive: int = 30, mode: str = "synchronous", min_cheap: int = 0) -> Path:
+    """Write the tiny campaign to ``folder/tiny.yaml`` (label limits per fidelity: bootstrap included;
+    ``min_cheap``: cheap labels per cycle even when fewer frames are flagged)."""
     path = folder / "tiny.yaml"
-    path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap, mode=mode))
+    path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap,
+                                max_expensive=max_expensive, mode=mode, min_cheap=min_cheap))
     return path
 
 
-def label_rows(store: CampaignStore) -> dict[tuple[int, str], tuple]:
-    """Every label as (frame id, fidelity hash) -> (status, energy, forces bytes)."""
-    out: dict[tuple[int, str], tuple] = {}
+def label_entries(store: CampaignStore) -> list[tuple[tuple[int, str], tuple]]:
+    """Every stored label row as ((frame id, fidelity hash), (status, energy bytes, forces bytes)), duplicates
+    included."""
+    out = []
     for h in store.fidelities():
         table = store.labels(h)
         for row in range(len(table)):
-            key = (int(table.frame_id[row]), h)
-            assert key not in out, f"label {key} stored twice"
-            out[key] = (int(table.status[row]), float(table.energy[row]), table.frame_forces(row).tobytes())
+            energy = np.float64(table.energy[row]).tobytes()  # bytes: a failed label's NaN equals itself
+            value = (int(table.status[row]), energy, table.frame_forces(row).tobytes())
+            out.append(((int(table.frame_id[row]), h), value))
     return out
+
+
+def label_rows(store: CampaignStore) -> dict[tuple[int, str], tuple]:
+    """Every label as (frame id, fidelity hash) -> (status, energy bytes, forces bytes); asserts none is stored
+    twice."""
+    out: dict[tuple[int, str], tuple] = {}
+    for key, value in label_entries(store):
+        assert key not in out, f"label {key} stored twice"
+        out[key] = value
+    return out
+
+
+def committed_label_entries(run_dir: Path) -> list[tuple[tuple[int, str], tuple]]:
+    """Every committed label row of the campaign in ``run_dir``, duplicates included (none if it has no store)."""
+    if not is_store(run_dir):
+        return []
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return label_entries(store)
+
+
+def committed_labels(run_dir: Path) -> dict[tuple[int, str], tuple]:
+    """(frame id, fidelity hash) -> (status, energy bytes, forces bytes) of every committed label (asserts exactly
+    once)."""
+    if not is_store(run_dir):
+        return {}
+    with CampaignStore.open(store_path(run_dir)) as store:
+        return label_rows(store)
+
+
+def lost_and_changed(before: dict, after: dict) -> tuple[list, list]:
+    """The labels of ``before`` missing from ``after``, and those not bit-identical there."""
+    lost = [k for k in before if k not in after]
+    changed = [k for k in before if k in after and after[k] != before[k]]
+    return lost, changed
+
+
+def check_nothing_lost(before: dict, after: dict) -> None:
+    """Every label committed before the strike is still there, bit-identical (after holds each label once)."""
+    missing, changed = lost_and_changed(before, after)
+    assert not missing and not changed, f"labels lost {missing[:5]} or changed {changed[:5]}"
+
+
+def tail(path: Path, n: int = 4000) -> str:
+    """The end of a log file ('' if there is none)."""
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
 
 def check_invariants(run_dir: Path, n_cycles: int) -> dict:

@@ -7,83 +7,167 @@ writer; every phase and every batch of labels ends in one commit). With
 - ``after``:  right after commit k's record is durable;
 - ``inside``: inside commit k+1, after its data is written and fsync'd but
   before its record replaces the previous one (so commit k+1 never happened);
-- ``during``: at a moment between the two: ``DELAY`` seconds after commit k,
-  or inside commit k+1 if that comes first.
+- ``during``: at a moment between the two: ``AT`` seconds after commit k,
+  or inside commit k+1 if that comes first;
+- ``label``:  when the driver has received the ``AT``-th label result after
+  commit k (written to the store, not committed);
+- ``epoch``:  when the driver is told of the ``AT``-th training epoch after
+  commit k (a training in flight).
+
+Labels and trainings come only after some phases, so ``label`` and ``epoch``
+count their events across the commits that follow commit k, up to
+``WINDOW[mode]`` of them (a cycle's worth), and kill inside the commit after
+those (or inside 'finished') if the events have not come: such a run completes
+between k and k + ``WINDOW[mode]`` commits.
 
 So what a kill leaves committed, and how many kills a campaign can take, do
 not depend on the machine's speed; the clock only moves a ``during`` kill
-within its interval (into an MD segment, a training or a labelling batch).
+within its interval (into an MD segment, a training or a labelling batch), and
+``label``/``epoch`` place it by the campaign's own progress within it.
 Store creation (sequence number 0) is not a commit; a run never kills after
 the commit that marks the campaign finished (it would cut the log line that
-follows it).
+follows it). With ``--note FILE`` the killer appends one line to FILE saying
+where the kill landed, with the store's sequence numbers (e.g. ``label 2 after
+commit 7``, ``inside commit 8``).
 
-    python kill_points.py COMMITS MODE DELAY -- ALLOOP_ARGS...
+    python kill_points.py COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
+#: kill points placed by commits and, for ``during``, by a delay
 MODES = ("after", "inside", "during")
+#: kill points placed by progress counted after commit k: label results received, training epochs reported
+PROGRESS_MODES = ("label", "epoch")
+#: further commits a progress kill may wait through for its events: labels follow a cycle's 'explored' (or
+#: 'selected-expensive'), at most 5 commits away; a training follows 'labelled-expensive', at most 6 away
+WINDOW = {"label": 5, "epoch": 6}
+ALL_MODES = MODES + PROGRESS_MODES
+#: a training progress line reporting a finished epoch (``stage1 epoch    3  train loss ...``; epoch 0 is the
+#: evaluation before the first epoch)
+EPOCH_LINE = re.compile(r"\bepoch +[1-9]\d* ")
 
 
 def _kill() -> None:
     os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
-def arm(commits: int, mode: str, delay_s: float, kill: Callable[[], None] = _kill) -> Callable[[], None]:
-    """Wrap the store's commit-record writer so that this process group dies at the kill point.
+class _Trigger:
+    """The kill point's state: commits completed, progress events counted since commit k, the pending timer."""
 
-    Returns ``disarm``: restores the writer and cancels a pending ``during`` timer.
-    """
+    def __init__(self, commits: int, mode: str, at: float, kill: Callable[[], None], note: Path | None) -> None:
+        self.commits, self.mode, self.at, self.kill, self.note = commits, mode, at, kill, note
+        self.seen = 0
+        self.seq = 0  # the store's sequence number of the last commit record written
+        self.events = 0
+        self.timers: list[threading.Timer] = []
+
+    def fire(self, where: str) -> None:
+        """Note where the kill lands (if asked to), then kill."""
+        if self.note is not None:
+            with self.note.open("a") as fh:
+                fh.write(where + "\n")
+        self.kill()
+
+    def record(self, write: Callable[[], None], record: dict[str, Any]) -> None:
+        """Write a commit record (``write``), killing before it (commit k+1) or after it (commit k) as planned."""
+        self.seen += 1
+        waiting = self.mode in PROGRESS_MODES and self.seen > self.commits
+        if self.seen > self.commits + WINDOW.get(self.mode, 0) or (waiting and record.get("phase") == "finished"):
+            self.fire(f"inside commit {int(record['seq'])}")  # its data is on disk, its record is not
+        write()
+        self.seq = int(record["seq"])
+        if self.seen < self.commits or record.get("phase") == "finished":
+            return
+        if self.mode == "after":
+            self.fire(f"after commit {self.seq}")
+        elif self.mode == "during":
+            timer = threading.Timer(self.at, self.fire, (f"during: {self.at:g} s after commit {self.seq}",))
+            timer.daemon = True  # a run that fails before the kill exits with its own error
+            self.timers.append(timer)
+            timer.start()
+
+    def progress(self, kind: str) -> None:
+        """One progress event of ``kind`` ('label' or 'epoch'); kills at the planned one after commit k."""
+        if self.mode != kind or self.seen < self.commits:
+            return
+        self.events += 1
+        if self.events == int(self.at):
+            self.fire(f"{kind} {self.events} after commit {self.seq}")
+
+
+def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, note: Path | None = None
+        ) -> Callable[[], None]:
+    """Wrap the store's commit-record writer (and, for the progress modes, the driver's label intake or its log)
+    so that this process group dies at the kill point; ``at`` is the delay (s) of ``during``, the count of
+    ``label``/``epoch``. Returns ``disarm``: restores what was wrapped and cancels a pending ``during`` timer."""
+    from alloop.campaign import runner
     from alloop.store import campaign as store_module
 
-    if commits < 1 or mode not in MODES:
-        raise ValueError(f"need COMMITS >= 1 and MODE in {MODES}, got {commits}, {mode!r}")
-    write_record = store_module.atomic_write_json
-    seen = 0
-    timers: list[threading.Timer] = []
+    if commits < 1 or mode not in ALL_MODES or (mode in PROGRESS_MODES and int(at) < 1):
+        raise ValueError(f"need COMMITS >= 1, MODE in {ALL_MODES} (AT >= 1 for {PROGRESS_MODES}), "
+                         f"got {commits}, {mode!r}, {at}")
+    trigger = _Trigger(commits, mode, at, kill, note)
+    write_record, logger = store_module.atomic_write_json, runner._logger
+    add_labels = store_module.CampaignStore.add_labels
 
     def write(path: Path, data: Any, **kwargs: Any) -> None:
-        nonlocal seen
         attributes = data.get("attributes", {}) if isinstance(data, dict) and Path(path).name == "zarr.json" else {}
         record = attributes.get("commit")
         if not isinstance(record, dict) or int(record.get("seq", 0)) == 0:
             write_record(path, data, **kwargs)
-            return
-        seen += 1
-        if seen > commits:  # commit k+1: its data is on disk, its record is not
-            kill()
-        write_record(path, data, **kwargs)
-        if seen < commits or record.get("phase") == "finished":
-            return
-        if mode == "after":
-            kill()
-        elif mode == "during":
-            timer = threading.Timer(delay_s, kill)
-            timer.daemon = True  # a run that fails before the kill exits with its own error
-            timers.append(timer)
-            timer.start()
+        else:
+            trigger.record(lambda: write_record(path, data, **kwargs), record)
+
+    def counted_labels(self: Any, *args: Any, **kwargs: Any) -> Any:
+        added = add_labels(self, *args, **kwargs)
+        trigger.progress("label")
+        return added
+
+    def counted_logger(path: Path, echo: Any) -> Callable[[str], None]:
+        log = logger(path, echo)
+
+        def counted(text: str) -> None:
+            log(text)
+            if EPOCH_LINE.search(text):
+                trigger.progress("epoch")
+
+        return counted
 
     def disarm() -> None:
-        for timer in timers:
+        for timer in trigger.timers:
             timer.cancel()
         store_module.atomic_write_json = write_record
+        store_module.CampaignStore.add_labels = add_labels
+        runner._logger = logger
 
     store_module.atomic_write_json = write
+    store_module.CampaignStore.add_labels = counted_labels
+    runner._logger = counted_logger
     return disarm
 
 
 def main(argv: list[str]) -> int:
-    commits, mode, delay, sep, *cli_args = argv
-    if sep != "--":
+    """``COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...``: arm, then run the alloop CLI in this process."""
+    if "--" not in argv:
         raise SystemExit(__doc__.splitlines()[-1])
-    arm(int(commits), mode, float(delay))
+    own, cli_args = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    note = None
+    if len(own) == 5 and own[3] == "--note":
+        note = Path(own.pop())
+        own.pop()
+    if len(own) != 3:
+        raise SystemExit(__doc__.splitlines()[-1])
+    commits, mode, at = own
+    arm(int(commits), mode, float(at), note=note)
     from alloop.cli import main as alloop_main
 
     return alloop_main(cli_args)

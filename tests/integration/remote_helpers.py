@@ -21,7 +21,7 @@ from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
-from campaign_helpers import label_rows
+from campaign_helpers import check_nothing_lost, committed_labels, tail  # noqa: F401 (the tests import them from here)
 
 #: water at HF/STO-3G for both fidelities (the expensive one converged tighter); many bootstrap labels, so the
 #: bootstrap's labelling lasts long enough to lose a worker in the middle of it
@@ -87,14 +87,6 @@ def committed_frames(run_dir: Path) -> int:
         return store.committed_frames
 
 
-def committed_labels(run_dir: Path) -> dict[tuple[int, str], tuple]:
-    """(frame id, fidelity hash) -> (status, energy, forces bytes) of every committed label (asserts exactly once)."""
-    if not is_store(run_dir):
-        return {}
-    with CampaignStore.open(store_path(run_dir)) as store:
-        return label_rows(store)
-
-
 def worker_losses(run_dir: Path) -> dict[str, Any]:
     with CampaignStore.open(store_path(run_dir)) as store:
         return tables.read(store, tables.WORKER_LOSSES)
@@ -121,14 +113,3 @@ def wait_until(condition: Callable[[], Any], proc: subprocess.Popen, what: str, 
             raise AssertionError(f"the campaign exited ({proc.returncode}) before {what}\n{tail(log)}")
         time.sleep(every_s)
     raise AssertionError(f"no {what} within {timeout_s} s (safety net)\n{tail(log)}")
-
-
-def tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""
-
-
-def check_nothing_lost(before: dict, after: dict) -> None:
-    """Every label committed before the strike is still there, bit-identical (after holds each label once)."""
-    missing = [k for k in before if k not in after]
-    changed = [k for k in before if k in after and after[k] != before[k]]
-    assert not missing and not changed, f"labels lost {missing[:5]} or changed {changed[:5]}"

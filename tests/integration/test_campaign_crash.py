@@ -1,100 +1,29 @@
 """SIGKILL the whole campaign (driver, scheduler, workers) at points of its progress, resume, check nothing is lost.
 
-Kill points are counted in the store's commits, not in seconds (kill_points.py):
-each run completes exactly the planned number of new commits (at least one, so
-every resume moves forward) and dies after the last of them, inside the next
-one, or in between. The tiny campaign is fixed in work: the bootstrap commits
-3 phases and every cycle 5 (each phase exactly once, checked below), then
-'finished'; labelling batches add commits on top. A plan whose kill points add
-up to at most ``phase_commits(n_cycles)`` commits therefore gets exactly its
-kills on any machine. The only clock is a safety net against a hung run.
+Kill points are counted in the store's commits, not in seconds (kill_points.py; the plan and the runs:
+kill_resume.py, shared with benchmarks/kill_soak.py): each run completes exactly the planned number of new
+commits and dies after the last of them, inside the next one, or in between. The only clock is a safety net
+against a hung run.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alloop.campaign.runner import is_store
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
 
-from campaign_helpers import check_invariants, label_rows, write_tiny
-from kill_points import MODES
+from campaign_helpers import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
+from kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
+from kill_resume import (MAX_COUNT, MAX_DELAY_S, campaign_command, committed_phases, committed_seq, kill_plan,
+                         phase_commits, plan_cost, run_group, seq_of)
 
 MAX_CHEAP = 18
 CHEAP_HASH = "fa1162a91ebb1963"  # hf-sto3g
-KILLER = Path(__file__).with_name("kill_points.py")
-RUN_TIMEOUT_S = 600  # a safety net against a hung run; never a kill trigger
-MAX_DELAY_S = 3.0  # a 'during' kill lands at most this long after its commit (or at the next commit)
-
-KillPoint = tuple[int, str, float]  # (new commits to complete, mode, delay of a 'during' kill)
-
-
-def phase_commits(n_cycles: int) -> int:
-    """Commits the tiny campaign makes at least before 'finished': one per phase (bootstrap 3, 5 per cycle)."""
-    return 3 + 5 * n_cycles
-
-
-def kill_plan(n_kills: int, max_commits: int, rng: random.Random) -> list[KillPoint]:
-    """``n_kills`` kill points of 1 to 3 new commits each, adding up to at most ``max_commits``; every mode is used
-    (in a shuffled rotation) once there are as many kills as modes."""
-    spare = max_commits - n_kills
-    assert spare >= 0, f"{n_kills} kills need a campaign of at least {n_kills} commits, this one guarantees {max_commits}"
-    modes = rng.sample(MODES, len(MODES))
-    plan = []
-    for i in range(n_kills):
-        extra = rng.randint(0, min(2, spare))
-        spare -= extra
-        mode = modes[i % len(modes)]
-        plan.append((1 + extra, mode, round(rng.uniform(0.0, MAX_DELAY_S), 2) if mode == "during" else 0.0))
-    return plan
-
-
-def _command(yaml: Path, run_dir: Path, point: KillPoint | None) -> list[str]:
-    if is_store(run_dir):
-        cli = ["resume", str(run_dir), "--no-progress"]
-    else:
-        cli = ["run", str(yaml), "--dir", str(run_dir), "--no-progress"]
-    if point is None:
-        return [sys.executable, "-m", "alloop.cli", *cli]
-    commits, mode, delay = point
-    return [sys.executable, str(KILLER), str(commits), mode, str(delay), "--", *cli]
-
-
-def _run(command: list[str], stderr: Path) -> int:
-    """Run ``command`` in its own process group; its exit code (negative: killed by that signal)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with stderr.open("ab") as err:
-        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        try:
-            return proc.wait(timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            pytest.fail(f"{' '.join(command[1:])} hung: no exit within {RUN_TIMEOUT_S} s\n{_tail(stderr)}")
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
-def _seq(run_dir: Path) -> int:
-    """The committed sequence number, read from the commit record (the root zarr.json; takes no lock)."""
-    return _seq_of(store_path(run_dir))
-
-
-def _snapshot(run_dir: Path) -> dict:
-    with CampaignStore.open(store_path(run_dir)) as store:
-        return label_rows(store)
 
 
 def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mode: str = "synchronous") -> None:
@@ -104,29 +33,25 @@ def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mod
     committed: dict = {}
     seq, kills = 0, 0
     for point in plan:
-        code = _run(_command(yaml, run_dir, point), stderr)
+        code = run_group(campaign_command(yaml, run_dir, point), stderr)
         assert code == -signal.SIGKILL, (
             f"run {kills} ended with exit code {code} before its kill point {point} (plan {plan}); a campaign "
-            f"shorter than {phase_commits(n_cycles)} commits would do that\n{_tail(stderr)}")
+            f"shorter than {phase_commits(n_cycles)} commits would do that\n{tail(stderr)}")
         kills += 1
-        assert _seq(run_dir) == seq + point[0], f"kill {kills} at {point}: expected commit {seq + point[0]}"
+        assert committed_seq(run_dir) == seq + point[0], f"kill {kills} at {point}: expected commit {seq + point[0]}"
         seq += point[0]
-        now = _snapshot(run_dir)
-        for key, value in committed.items():
-            assert now.get(key) == value, f"committed label {key} changed or vanished after kill {kills}"
+        now = committed_labels(run_dir)
+        check_nothing_lost(committed, now)
         committed = now
     assert kills == n_kills
-    code = _run(_command(yaml, run_dir, None), stderr)
-    assert code == 0, _tail(stderr)
+    code = run_group(campaign_command(yaml, run_dir, None), stderr)
+    assert code == 0, tail(stderr)
     out = check_invariants(run_dir, n_cycles)
-    for key, value in committed.items():
-        assert out["labels"][key] == value, f"label {key} committed before a kill is not identical at the end"
+    check_nothing_lost(committed, out["labels"])
     assert sum(1 for (_, h) in out["labels"] if h == CHEAP_HASH) <= MAX_CHEAP
-    with CampaignStore.open(store_path(run_dir)) as store:
-        progress = store.table("progress")
-    phases = list(zip(progress["cycle"].tolist(), progress["phase"].tolist()))
+    phases = committed_phases(run_dir)
     assert len(set(phases)) == len(phases) == phase_commits(n_cycles) + 1, f"phases not each once: {phases}"
-    assert np.sum(progress["phase"] == "finished") == 1
+    assert sum(1 for _, phase in phases if phase == "finished") == 1
     log = (run_dir / "campaign.log").read_text()
     assert log.count("campaign finished") == 1
 
@@ -141,6 +66,19 @@ def test_kill_plan_fits_the_campaign():
         kill_plan(14, phase_commits(2), random.Random(0))
 
 
+def test_kill_plan_with_progress_modes():
+    for seed in range(20):
+        plan = kill_plan(10, phase_commits(8), random.Random(seed), modes=ALL_MODES)
+        assert {mode for _, mode, _ in plan} == set(ALL_MODES) and plan_cost(plan) <= phase_commits(8)
+        for _, mode, at in plan:
+            if mode in MAX_COUNT:
+                assert at == int(at) and 1 <= at <= MAX_COUNT[mode]
+    with pytest.raises(AssertionError, match="need a campaign of at least 32 commits"):  # 10 + 2 x 5 + 2 x 6
+        kill_plan(10, phase_commits(5), random.Random(0), modes=ALL_MODES)
+    same_seed = [kill_plan(15, phase_commits(3), random.Random(12), **kw) for kw in ({}, {"modes": MODES})]
+    assert same_seed[0] == same_seed[1]
+
+
 class _Killed(Exception):
     pass
 
@@ -150,10 +88,7 @@ def test_kill_points_count_commits(tmp_path, mode, survive):
     """The harness on a real store, with an exception for SIGKILL: it fires at the planned commit."""
     from kill_points import arm
 
-    def kill() -> None:
-        raise _Killed
-
-    disarm = arm(survive, mode, 60.0, kill=kill)  # a 'during' timer this long never fires: commit 3 comes first
+    disarm = arm(survive, mode, 60.0, kill=_raise_killed)  # a 60 s 'during' timer never fires: commit 3 comes first
     try:
         store = CampaignStore.create(tmp_path / "s.zarr", {})  # seq 0: not a commit
         raised_at = None
@@ -168,11 +103,93 @@ def test_kill_points_count_commits(tmp_path, mode, survive):
     finally:
         disarm()
     assert raised_at == (survive if mode == "after" else survive + 1)
-    assert _seq_of(tmp_path / "s.zarr") == survive  # 'inside'/'during': commit 3's data, never its record
+    assert seq_of(tmp_path / "s.zarr") == survive  # 'inside'/'during': commit 3's data, never its record
 
 
-def _seq_of(path: Path) -> int:
-    return int(json.loads((path / "zarr.json").read_text())["attributes"]["commit"]["seq"])
+def _store_with_water(path: Path, n_frames: int) -> CampaignStore:
+    from ase.build import molecule
+
+    store = CampaignStore.create(path, {})  # seq 0: not a commit
+    store.add_frames([molecule("H2O") for _ in range(n_frames)])
+    return store
+
+
+def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
+    """'label': the kill lands at the n-th label result the driver adds after commit k (also after later commits),
+    written to the store, never committed."""
+    from kill_points import arm
+
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.result import LabelResult, LabelStatus
+
+    cheap = load_fidelity("hf-sto3g")
+    failed = LabelResult.failure(3, LabelStatus.FAILED, "test", fidelity_name=cheap.name, fidelity_hash=cheap.hash())
+    note = tmp_path / "note"
+    disarm = arm(1, "label", 2, kill=_raise_killed, note=note)
+    try:
+        store = _store_with_water(tmp_path / "s.zarr", 4)
+        store.add_labels(cheap, [0], [failed])  # before commit 1: not counted
+        store.commit(phase="p1")
+        store.add_labels(cheap, [1], [failed])
+        store.commit(phase="p2")
+        with pytest.raises(_Killed):
+            store.add_labels(cheap, [2], [failed])  # written, then killed
+        with pytest.warns(UserWarning, match="uncommitted"):
+            store.close()  # the label of frame 2: never committed
+    finally:
+        disarm()
+    assert note.read_text() == "label 2 after commit 2\n"
+    assert seq_of(tmp_path / "s.zarr") == 2
+
+
+def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
+    """'epoch': the kill lands at the n-th finished training epoch logged after commit k (epoch 0 is not one)."""
+    from kill_points import arm
+
+    from alloop.campaign import runner
+
+    note = tmp_path / "note"
+    disarm = arm(1, "epoch", 2, kill=_raise_killed, note=note)
+    try:
+        log = runner._logger(tmp_path, echo=lambda text: None)
+        store = _store_with_water(tmp_path / "s.zarr", 1)
+        log("  stage1 epoch    1  train loss 1.0")  # before commit 1: not counted
+        store.commit(phase="p1")
+        for line in ("  stage1 epoch    0  train loss     -", "  stage1 epoch    1  train loss 1.0", "trained"):
+            log(line)
+        with pytest.raises(_Killed):
+            log("  stage1 epoch    2  train loss 0.9")
+        store.close()
+    finally:
+        disarm()
+    assert note.read_text() == "epoch 2 after commit 1\n"
+    assert seq_of(tmp_path / "s.zarr") == 1
+
+
+@pytest.mark.parametrize("mode", PROGRESS_MODES)
+@pytest.mark.parametrize("finished", [False, True])
+def test_progress_kill_waits_at_most_its_window(tmp_path, mode, finished):
+    """Without its events a progress kill lands inside the commit after its window, or inside 'finished'."""
+    from kill_points import arm
+
+    note = tmp_path / "note"
+    disarm = arm(1, mode, 3, kill=_raise_killed, note=note)
+    last = 2 if finished else 2 + WINDOW[mode]
+    try:
+        store = _store_with_water(tmp_path / "s.zarr", 1)
+        for n in range(1, last):
+            store.commit(phase=f"p{n}")
+        with pytest.raises(_Killed):
+            store.commit(phase="finished" if finished else f"p{last}")
+        store.close()
+    finally:
+        disarm()
+    assert note.read_text() == f"inside commit {last}\n"
+    assert seq_of(tmp_path / "s.zarr") == last - 1
+
+
+def _raise_killed() -> None:
+    raise _Killed
 
 
 def test_campaign_survives_five_sigkills(tmp_path):
