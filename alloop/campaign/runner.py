@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
 import torch
 
 from alloop.campaign.cluster import dashboard_link, open_client

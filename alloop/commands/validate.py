@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _job_script(cfg: CampaignConfig) -> int:
-    """Print the job script a batch cluster would submit (the scheduler address is this run's, a placeholder)."""
+    """Print the job script a batch cluster would submit; its scheduler address is that of the throwaway cluster made
+    to render it (a run's jobs get the address of the run's own scheduler)."""
     from alloop.campaign.jobqueue import job_script
     from alloop.errors import ConfigError
 
