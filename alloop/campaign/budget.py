@@ -5,11 +5,17 @@ bootstrap included) and a CPU-second budget over both fidelities. The CPU
 budget is a planning budget: the next cycle's labels are costed at the mean
 CPU seconds per label seen so far, and the cycle's selection is scaled down to
 fit what remains, so the overshoot is bounded by the error of that estimate.
+
+Frames selected but not labelled yet (in flight in the asynchronous loop) count
+as spent, at the mean cost so far, so overlapping cycles never overshoot the
+limits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from alloop.campaign import ledger
 from alloop.campaign.settings import LabelBudget
@@ -29,7 +35,7 @@ class Quota:
 
 def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
     """Labels the next cycle may request per fidelity; a zero cheap quota says why."""
-    spent = ledger.spend(store, fidelities)
+    spent = committed_and_pending(store, fidelities)
     n_cheap = limits.max_cheap_per_cycle
     n_exp = limits.max_expensive_per_cycle
     reason = ""
@@ -51,3 +57,21 @@ def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str,
             scale = remaining / planned
             n_cheap, n_exp = max(1, int(n_cheap * scale)), int(n_exp * scale)
     return Quota(n_cheap=n_cheap, n_expensive=min(n_exp, n_cheap) if n_cheap else 0, reason=reason)
+
+
+def expensive_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> int:
+    """Expensive labels a cycle whose cheap labels are in may select: the cheap limit (which those labels may have
+    just reached) no longer matters, the expensive limit and the CPU budget do."""
+    return cycle_quota(replace(limits, max_cheap=None), store, fidelities).n_expensive
+
+
+def committed_and_pending(store: CampaignStore, fidelities: dict[str, Fidelity]) -> ledger.Spend:
+    """The labels spent so far plus the frames selected without a label yet (costed at the mean cost so far)."""
+    spent = ledger.spend(store, fidelities)
+    for role, fid in fidelities.items():
+        pending = np.setdiff1d(ledger.selected(store, role), ledger.labelled_ids(store, fid)).size
+        if pending:
+            cost = spent.mean_cost(role, DEFAULT_COST_S[role])
+            spent.labels[role] += pending
+            spent.cpu_seconds[role] += pending * cost
+    return spent

@@ -29,7 +29,7 @@ from ase import Atoms
 from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
-from alloop.campaign.budget import Quota, cycle_quota
+from alloop.campaign.budget import Quota, cycle_quota, expensive_quota
 from alloop.campaign.context import PhaseContext
 from alloop.campaign.cycle_record import record_cycle
 from alloop.campaign.explore import explore
@@ -149,6 +149,9 @@ class Campaign:
     def _quota(self) -> Quota:
         return cycle_quota(self.settings.budget, self.store, self.fidelities)
 
+    def _expensive_quota(self) -> int:
+        return expensive_quota(self.settings.budget, self.store, self.fidelities)
+
     # -------------------------------------------------------------- bootstrap
     def _bootstrap(self) -> None:
         b = self.settings.bootstrap
@@ -197,7 +200,7 @@ class Campaign:
         phases: list[tuple[str, Callable[[], dict | None]]] = [
             ("explored", lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
             ("labelled-cheap", lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
-            ("selected-expensive", lambda: select_expensive(self.ctx, cycle, self._quota().n_expensive)),
+            ("selected-expensive", lambda: select_expensive(self.ctx, cycle, self._expensive_quota())),
             ("labelled-expensive", lambda: label(self.ctx, self.pool, cycle, ("expensive",))),
         ]
         for phase, run in phases:
