@@ -7,12 +7,11 @@ with a ``progress`` row committed together with its data (see ledger.py), so
 finished phases are skipped, selected frames without a committed label are
 labelled, a half-finished training restarts.
 
-With ``schedule.mode: asynchronous`` cycle k's training runs as a task in
-flight while cycle k+1 explores (with the newest committed model, the one of
-cycle k-1) and labels; the driver commits the training between two phases as
-soon as it is done, and starts cycle k+1's training once cycle k's is
-committed. The phases and their marks are the same, so a run killed at any
-instant resumes the same way in either mode.
+With ``schedule.mode: asynchronous`` the phases of successive cycles overlap
+(:mod:`.pipeline`): MD, labels of several cycles and one training run at the
+same time, each phase starting as soon as its own inputs are committed. The
+phases and their marks are the same, so a run killed at any instant resumes
+the same way in either mode.
 
 The driver only orders the phases and marks them done; each phase (explore,
 label, select_expensive, train) is a function of a :class:`PhaseContext` that
@@ -39,7 +38,8 @@ from alloop.campaign.progress import Progress
 from alloop.campaign.select_expensive import select_expensive
 from alloop.campaign.settings import campaign_settings
 from alloop.campaign.taskrun import run_tasks
-from alloop.campaign.train import TrainingRun, finish_training, labelled_arrays, start_training, train
+from alloop.campaign.pipeline import Hooks, Pipeline
+from alloop.campaign.train import labelled_arrays, train
 from alloop.campaign.worker_losses import WorkerLosses
 from alloop.config import CampaignConfig
 from alloop.store import tables
@@ -62,7 +62,6 @@ class Campaign:
         s = self.settings
         self.slots = slots or max(1, sum(client.nthreads().values()))  # task slots: given, or the cluster's now
         self.original: originals.Original | None = None
-        self._training: TrainingRun | None = None  # asynchronous mode: the cycle's training in flight
         self.pool = LabelingPool(client, threads_per_task=s.threads, tasks_per_slot=s.tasks_per_slot,
                                  max_retries=s.max_task_retries, labeler_factory=labeler_factory)
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
@@ -93,41 +92,12 @@ class Campaign:
         return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
 
     def _run_asynchronous(self) -> str:
-        """The cycles with cycle k's training in flight while cycle k+1 explores (with the newest committed model)
-        and labels; a finished training is committed between two phases, and cycle k+1's training starts once
-        cycle k's is committed (it continues from its models)."""
-        n_cycles = self.settings.stop.n_cycles
-        try:
-            for cycle in range(n_cycles):
-                if ledger.phase_done(self.store, cycle, "trained"):
-                    self._check_stop(cycle, budget=False)  # the budget: checked before each cycle
-                    continue
-                quota = self._quota()
-                if quota.n_cheap == 0 and not ledger.phase_done(self.store, cycle, "explored"):
-                    self._land_training(wait=True)
-                    return self._finish(cycle - 1, quota.reason or "labelling budget spent")
-                self._label_phases(cycle, between=self._land_training)
-                self._land_training(wait=True)
-                self._training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ")
-            self._land_training(wait=True)
-        except _Stop as stop:
-            return self._finish(stop.cycle, stop.reason)
-        return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
-
-    def _land_training(self, wait: bool = False) -> None:
-        """Commit the training in flight if it is done (or, with ``wait``, once it is); raise _Stop if a stop
-        rule now holds (the validation target or the flag rate: the label budget is checked before each cycle)."""
-        run = self._training
-        if run is None or not (wait or run.done()):
-            return
-        self._training = None
-        finish_training(self.ctx, run, self.original)
-        self._check_stop(run.cycle, budget=False)
-
-    def _check_stop(self, cycle: int, budget: bool) -> None:
-        reason = self._stop_reason(cycle, budget=budget)
-        if reason is not None:
-            raise _Stop(cycle, reason)
+        """The cycles as an overlapping pipeline (see :mod:`.pipeline`): no barrier between phases or cycles."""
+        hooks = Hooks(quota=self._quota, expensive_quota=self._expensive_quota,
+                      mark=lambda cycle, phase, note: self._mark(cycle, phase, note=note),
+                      stop_reason=lambda cycle: self._stop_reason(cycle, budget=False))
+        cycle, reason = Pipeline(self.ctx, self.pool, self.original, hooks, self.settings.stop.n_cycles).run()
+        return self._finish(cycle, reason)
 
     def _finish(self, cycle: int, reason: str) -> str:
         if not self.settings.periodic and cycle >= 0 and not self._trained_after_bootstrap():
@@ -195,8 +165,8 @@ class Campaign:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
             self._mark(cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
 
-    def _label_phases(self, cycle: int, between: Callable[[], None] = lambda: None) -> None:
-        """Explore, label cheap, select expensive, label expensive (those not done yet); ``between`` runs after each."""
+    def _label_phases(self, cycle: int) -> None:
+        """Explore, label cheap, select expensive, label expensive (those not done yet)."""
         phases: list[tuple[str, Callable[[], dict | None]]] = [
             ("explored", lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
             ("labelled-cheap", lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
@@ -206,7 +176,6 @@ class Campaign:
         for phase, run in phases:
             if not ledger.phase_done(self.store, cycle, phase):
                 self._mark(cycle, phase, note=run())  # explore's note: its flag rate
-            between()
 
     def _stop_reason(self, cycle: int, budget: bool = True) -> str | None:
         stop = self.settings.stop
@@ -225,11 +194,3 @@ class Campaign:
         if quota is not None and quota.n_cheap == 0 and cycle < stop.n_cycles - 1:
             return quota.reason or "labelling budget spent"
         return None
-
-
-class _Stop(Exception):
-    """A stop rule held after cycle ``cycle`` (asynchronous mode unwinds to the loop with it)."""
-
-    def __init__(self, cycle: int, reason: str) -> None:
-        super().__init__(reason)
-        self.cycle, self.reason = cycle, reason

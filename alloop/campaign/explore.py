@@ -10,6 +10,7 @@ selection or a replica state ahead of its frames.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
@@ -17,7 +18,7 @@ from ase import Atoms
 from alloop.campaign import ledger
 from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.settings import SelectionSettings
-from alloop.campaign.taskrun import run_tasks
+from alloop.campaign.taskrun import BackgroundTask
 from alloop.campaign.tasks import MDRequest, MDTaskResult, md_task
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
@@ -67,8 +68,21 @@ def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, 
             for g in groups if len(g)]
 
 
-def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
-    """Run one MD segment for every replica, add frames and the cheap selection; returns the flag rate."""
+@dataclass
+class ExploreRun:
+    """A cycle's MD tasks in flight (:func:`start_explore`), committed by :func:`finish_explore`."""
+
+    cycle: int
+    version: int
+    tasks: list[BackgroundTask]
+
+    def ready(self) -> bool:
+        """Whether every MD task has ended (a task that lost its worker is resubmitted and keeps this False)."""
+        return all([t.ready() for t in self.tasks])
+
+
+def start_explore(ctx: PhaseContext, cycle: int, priority: int = 0) -> ExploreRun:
+    """Submit one MD segment for every replica with the newest model (naive: the bootstrap model)."""
     s, store = ctx.settings, ctx.store
     version = model_version(store, first=not s.periodic)  # naive: every cycle explores with the bootstrap model
     uq_blob = store.get_blob(UNCERTAINTY_BLOB)
@@ -77,7 +91,15 @@ def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
     states = starting_states(ctx, cycle)
     ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {s.explore.segment_steps} steps")
     requests = md_requests(ctx, states, store.checkpoint(version)[0], uq_blob)
-    results: list[MDTaskResult] = run_tasks(ctx.client, md_task, [(r,) for r in requests], s.max_task_retries)
+    tasks = [BackgroundTask(ctx.client, md_task, (r,), s.max_task_retries, priority) for r in requests]
+    return ExploreRun(cycle, version, tasks)
+
+
+def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
+    """Wait for the MD tasks, add their frames and the cheap selection (committed by the caller's phase mark);
+    returns the flag rate."""
+    s, store, cycle, version = ctx.settings, ctx.store, run.cycle, run.version
+    results: list[MDTaskResult] = [t.result() for t in run.tasks]
     frames, meta, descriptors = _collect(results, ctx.reference)
     if not frames:
         raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {s.explore.segment_steps}, "
@@ -95,6 +117,11 @@ def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
             f"{ctx.fidelities['cheap'].name}'")
     ctx.progress.update(flag_rate=rate)
     return rate
+
+
+def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
+    """Run one MD segment for every replica, add frames and the cheap selection; returns the flag rate."""
+    return finish_explore(ctx, start_explore(ctx, cycle), n_cheap)
 
 
 def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descriptors: np.ndarray,

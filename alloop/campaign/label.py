@@ -30,26 +30,62 @@ def unlabelled_selection(ctx: PhaseContext, cycle: int, roles: tuple[str, ...]) 
 
 def label(ctx: PhaseContext, pool: LabelingPool, cycle: int, roles: tuple[str, ...]) -> None:
     """Label every frame selected in ``cycle`` for ``roles`` that has no committed label yet."""
-    todo = unlabelled_selection(ctx, cycle, roles)
-    if sum(len(v) for v in todo.values()) == 0:
+    stream = LabelStream(ctx, pool)
+    if stream.submit(cycle, roles) == 0:
         return
-    by_key = _submit(ctx, pool, todo)
-    done = {role: 0 for role in todo}
-    ctx.progress.update(cycle=cycle, phase=f"labelling {'+'.join(roles)}",
-                        labels={r: (0, len(v)) for r, v in todo.items()})
-    last_commit = time.monotonic()
     for key, result in pool.results():
-        role, frame_id = by_key[key]
-        ctx.store.add_labels(ctx.fidelities[role], [frame_id], [result])
-        done[role] += 1
-        ctx.progress.update(labels={r: (done[r], len(todo[r])) for r in todo}, in_flight=pool.n_in_flight,
-                            spent_delta=result.cpu_seconds, last_status=(role, result.status.value))
-        if time.monotonic() - last_commit > COMMIT_EVERY_S:
-            ctx.record_losses(cycle, "labelling")
-            ctx.store.commit(cycle=cycle, phase="labelling")
-            last_commit = time.monotonic()
-    ctx.record_losses(cycle, "labelling")
-    ctx.store.commit(cycle=cycle, phase="labelling")
+        stream.add(key, result)
+    stream.commit(cycle)
+
+
+class LabelStream:
+    """Labels of several (cycle, role) selections in flight on one pool at once, written to the store as they come
+    and committed every ``COMMIT_EVERY_S`` seconds (the asynchronous loop's labelling)."""
+
+    def __init__(self, ctx: PhaseContext, pool: LabelingPool) -> None:
+        self.ctx, self.pool = ctx, pool
+        self.by_key: dict[str, tuple[int, str, int]] = {}  # pool key -> (cycle, role, frame id)
+        self.outstanding: dict[tuple[int, str], int] = {}  # (cycle, role) -> labels not back yet
+        self.totals: dict[tuple[int, str], int] = {}
+        self.last_commit = time.monotonic()
+
+    def submit(self, cycle: int, roles: tuple[str, ...]) -> int:
+        """Submit the frames selected in ``cycle`` for ``roles`` without a committed label; returns how many."""
+        todo = unlabelled_selection(self.ctx, cycle, roles)
+        for role, ids in todo.items():
+            self.outstanding[(cycle, role)] = len(ids)
+            self.totals[(cycle, role)] = len(ids)
+            for key, frame_id in _submit(self.ctx, self.pool, {role: ids}).items():
+                self.by_key[key] = (cycle, role, frame_id[1])
+        self._show(cycle)
+        return sum(len(v) for v in todo.values())
+
+    def submitted(self, cycle: int, role: str) -> bool:
+        return (cycle, role) in self.outstanding
+
+    def complete(self, cycle: int, role: str) -> bool:
+        """Whether every label of (cycle, role) submitted here is back (written, not necessarily committed)."""
+        return self.outstanding.get((cycle, role), 1) == 0
+
+    def add(self, key: str, result) -> None:  # noqa: ANN001 (LabelResult)
+        """Write one finished label; commit if the last commit is ``COMMIT_EVERY_S`` old."""
+        cycle, role, frame_id = self.by_key.pop(key)
+        self.ctx.store.add_labels(self.ctx.fidelities[role], [frame_id], [result])
+        self.outstanding[(cycle, role)] -= 1
+        self._show(cycle, spent_delta=result.cpu_seconds, last_status=(role, result.status.value))
+        if time.monotonic() - self.last_commit > COMMIT_EVERY_S:
+            self.commit(cycle)
+
+    def commit(self, cycle: int) -> None:
+        self.ctx.record_losses(cycle, "labelling")
+        self.ctx.store.commit(cycle=cycle, phase="labelling")
+        self.last_commit = time.monotonic()
+
+    def _show(self, cycle: int, **extra: object) -> None:
+        labels = {r: (self.totals[(c, r)] - n, self.totals[(c, r)]) for (c, r), n in self.outstanding.items()
+                  if c == cycle}
+        self.ctx.progress.update(cycle=cycle, phase=f"labelling {'+'.join(labels)}", labels=labels,
+                                 in_flight=self.pool.n_in_flight, **extra)
 
 
 def _submit(ctx: PhaseContext, pool: LabelingPool, todo: dict[str, np.ndarray]) -> dict[str, tuple[str, int]]:

@@ -149,6 +149,10 @@ class LabelingPool:
         """Labels submitted and not yet returned (queued, in flight, or waiting for a retry)."""
         return len(self._active)
 
+    def futures(self) -> list:
+        """The Dask futures of the labels in flight."""
+        return [f for f, _ in self._futures.values()]
+
     def queued_keys(self) -> list[str]:
         """Frame keys of the local queue, in the order they will go to the cluster."""
         return [t.frame_key for t in sorted(self._pending)]

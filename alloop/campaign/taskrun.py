@@ -10,14 +10,31 @@ from alloop.errors import AlloopError
 class BackgroundTask:
     """``fn(*args)`` on the cluster, collected later; resubmitted up to ``retries`` times if its worker dies."""
 
-    def __init__(self, client: Any, fn: Callable[..., Any], args: tuple, retries: int) -> None:
-        self.client, self.fn, self.args, self.retries = client, fn, args, retries
+    def __init__(self, client: Any, fn: Callable[..., Any], args: tuple, retries: int, priority: int = 0) -> None:
+        self.client, self.fn, self.args, self.retries, self.priority = client, fn, args, retries, priority
         self.attempts = 0
-        self.future = client.submit(fn, *args, pure=False)
+        self.future = self._submit()
+
+    def _submit(self) -> Any:
+        return self.client.submit(self.fn, *self.args, pure=False, priority=self.priority)
 
     def done(self) -> bool:
         """Whether the current attempt has ended (finished, failed or lost its worker)."""
         return self.future.done()
+
+    def ready(self) -> bool:
+        """Without waiting: whether :meth:`result` will return (or raise) at once; an attempt that lost its worker
+        is resubmitted here (so the caller keeps polling)."""
+        from distributed.scheduler import KilledWorker
+
+        if not self.future.done() or self.future.status == "finished":
+            return self.future.done()
+        exc = self.future.exception() if self.future.status == "error" else None
+        if (exc is not None and not isinstance(exc, KilledWorker)) or self.attempts >= self.retries:
+            return True
+        self.attempts += 1
+        self.future = self._submit()
+        return False
 
     def result(self) -> Any:
         """Wait for the result; a task error is raised, a lost worker resubmits (AlloopError past ``retries``)."""
@@ -35,7 +52,7 @@ class BackgroundTask:
                 name = getattr(self.fn, "__name__", self.fn)
                 raise AlloopError(f"task {name} lost its worker {self.attempts + 1} times; giving up")
             self.attempts += 1
-            self.future = self.client.submit(self.fn, *self.args, pure=False)
+            self.future = self._submit()
 
 
 def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retries: int) -> list[Any]:

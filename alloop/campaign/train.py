@@ -107,9 +107,9 @@ class TrainingRun:
 
 
 def start_training(ctx: PhaseContext, cycle: int, original: originals.Original | None,
-                   prefix: str = "") -> TrainingRun:
-    """Submit the training task of ``cycle`` on every ok label of the store; its log lines are echoed as they come
-    (after ``prefix``)."""
+                   prefix: str = "", priority: int = 0) -> TrainingRun:
+    """Submit the training task of ``cycle`` (scheduler ``priority``) on every ok label of the store; its log lines
+    are echoed as they come (after ``prefix``)."""
     ctx.progress.update(cycle=cycle, phase="training")
     expensive = labelled_arrays(ctx.store, ctx.fidelities["expensive"])
     if len(expensive) < 2:
@@ -117,7 +117,7 @@ def start_training(ctx: PhaseContext, cycle: int, original: originals.Original |
     cheap = labelled_arrays(ctx.store, ctx.fidelities["cheap"])
     request = train_request(ctx, cycle, original, expensive, cheap)
     ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {prefix}{event[1]}"))
-    task = BackgroundTask(ctx.client, train_task, (request,), ctx.settings.max_task_retries)
+    task = BackgroundTask(ctx.client, train_task, (request,), ctx.settings.max_task_retries, priority)
     return TrainingRun(cycle, task, len(expensive), cheap)
 
 

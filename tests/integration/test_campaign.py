@@ -143,6 +143,18 @@ def test_both_strategies_spend_exactly_the_same_label_budget(tmp_path):
     assert "limit" in spent["periodic"][0] or "budget" in spent["periodic"][0]
 
 
+def test_asynchronous_mode_never_overshoots_the_label_limits(tmp_path):
+    """The pipelined loop explores the next cycle while this one's labels are in flight; frames selected and not
+    labelled yet count as spent, so the limits are reached exactly, as in the synchronous loop."""
+    cfg = load_campaign(write_tiny(tmp_path, cycles=4, mode="asynchronous", max_cheap=14, max_expensive=8,
+                                   min_cheap=4), overrides=["selection.energy_window_sigma=null"])
+    run_dir = tmp_path / "run"
+    reason = start_campaign(cfg, run_dir, progress=False, echo=lambda s: None)
+    rows = check_invariants(run_dir, 2)["cycles"]
+    assert (int(rows["labels_cheap"][-1]), int(rows["labels_expensive"][-1])) == (14, 8)
+    assert "limit" in reason
+
+
 def test_two_head_campaign_trains_and_warm_starts_a_two_head_model(tmp_path):
     """training.method two-head: every model has a cheap and an expensive head (the expensive one drives MD);
     each cycle continues the previous two-head model; no ASTEROID stage models are stored."""

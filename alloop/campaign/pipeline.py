@@ -1,0 +1,192 @@
+"""The asynchronous loop: the phases of successive cycles overlap; nothing waits but for its own inputs.
+
+Every cycle still passes explored -> labelled-cheap -> selected-expensive ->
+labelled-expensive -> trained, and each mark is committed with its data by the
+driver (the store's single writer), so a run killed at any instant resumes
+exactly as a synchronous one does. Only the moment a phase may start changes:
+
+- cycle k explores once cycle k-1 has explored (its replicas continue from
+  those states) and cycle k-2's model is committed (a cycle explores with a
+  model at most two cycles old), if the label budget (counting frames selected
+  and not labelled yet) leaves it cheap labels;
+- its cheap labels go to the labelling pool as soon as its frames are in, its
+  expensive selection as soon as they are back, and its expensive labels at once;
+- its training starts when its expensive labels are back and cycle k-1's model
+  is committed (one training at a time: each continues the previous model).
+
+MD and training tasks outrank labels on the scheduler (they are on the
+critical path). The loop waits for whichever task ends first and then advances
+every cycle it can. A stop rule that holds once a model is committed ends the
+campaign: labels and MD still in flight are dropped (nothing of theirs was
+committed; a resumed run would redo them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from alloop.campaign import ledger
+from alloop.campaign import original as originals
+from alloop.campaign.budget import Quota
+from alloop.campaign.context import PhaseContext
+from alloop.campaign.explore import ExploreRun, finish_explore, start_explore
+from alloop.campaign.label import LabelStream
+from alloop.campaign.labeling_pool import LabelingPool
+from alloop.campaign.select_expensive import select_expensive
+from alloop.campaign.train import TrainingRun, finish_training, start_training
+from alloop.store import tables
+
+#: scheduler priority of MD and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
+CRITICAL_PRIORITY = 100
+#: seconds the loop waits for a task to end before it looks again (commits and progress in between)
+WAIT_S = 1.0
+
+
+@dataclass
+class Hooks:
+    """What the pipeline asks of the driver: label quotas, phase marks, stop rules."""
+
+    quota: Callable[[], Quota]
+    expensive_quota: Callable[[], int]
+    mark: Callable[[int, str, dict | None], None]
+    stop_reason: Callable[[int], str | None]  # after a cycle's model is committed (label budget aside)
+
+
+@dataclass
+class Pipeline:
+    """Cycles 0..n_cycles-1 of an asynchronous campaign; :meth:`run` returns (last cycle, reason to finish)."""
+
+    ctx: PhaseContext
+    pool: LabelingPool
+    original: originals.Original | None
+    hooks: Hooks
+    n_cycles: int
+    md: ExploreRun | None = None
+    training: TrainingRun | None = None
+    last_cycle: int = field(init=False)
+    budget_reason: str = ""
+    _marks: set[tuple[int, str]] | None = None
+
+    def __post_init__(self) -> None:
+        self.last_cycle = self.n_cycles - 1
+        self.labels = LabelStream(self.ctx, self.pool)
+
+    def run(self) -> tuple[int, str]:
+        try:
+            while True:
+                outcome = self._advance()
+                if outcome is not None:
+                    return outcome
+                self._wait()
+        finally:
+            self._drop_in_flight()
+
+    # ------------------------------------------------------------------ steps
+    def _advance(self) -> tuple[int, str] | None:
+        """Start and finish whatever can be; returns (cycle, reason) once the campaign is over."""
+        for key, result in self.pool.poll():
+            self.labels.add(key, result)
+        for cycle in range(self.last_cycle + 1):
+            if self._done(cycle, "trained"):
+                continue
+            outcome = self._advance_cycle(cycle)
+            if outcome is not None:
+                return outcome
+            if not self._done(cycle, "explored"):
+                break  # later cycles cannot explore before this one
+        if self.last_cycle < 0 or self._done(self.last_cycle, "trained"):
+            return self.last_cycle, self.budget_reason or f"{self.n_cycles} cycles done"
+        return None
+
+    def _advance_cycle(self, cycle: int) -> tuple[int, str] | None:
+        if not self._done(cycle, "explored"):
+            self._explore(cycle)
+            return None
+        if not self._done(cycle, "labelled-cheap") and not self._labels_back(cycle, "cheap", "labelled-cheap"):
+            return None
+        if not self._done(cycle, "selected-expensive"):
+            select_expensive(self.ctx, cycle, self.hooks.expensive_quota())
+            self._mark(cycle, "selected-expensive", None)
+        if not self._done(cycle, "labelled-expensive") and not self._labels_back(cycle, "expensive",
+                                                                                  "labelled-expensive"):
+            return None
+        return self._train(cycle)
+
+    def _explore(self, cycle: int) -> None:
+        if self.md is not None:
+            if self.md.cycle == cycle and self.md.ready():
+                run, self.md = self.md, None
+                rate = finish_explore(self.ctx, run, self.hooks.quota().n_cheap)
+                self._mark(cycle, "explored", {"flag_rate": rate})
+            return
+        if cycle >= 2 and not self._done(cycle - 2, "trained"):
+            return  # no model at most two cycles old yet
+        quota = self.hooks.quota()
+        if quota.n_cheap == 0:
+            self.last_cycle, self.budget_reason = cycle - 1, quota.reason or "labelling budget spent"
+            return
+        self.md = start_explore(self.ctx, cycle, priority=CRITICAL_PRIORITY)
+
+    def _labels_back(self, cycle: int, role: str, phase: str) -> bool:
+        """Submit (once) the cycle's labels of ``role``; mark ``phase`` when all are back. Whether it is marked."""
+        if not self.labels.submitted(cycle, role):
+            self.labels.submit(cycle, (role,))
+        if not self.labels.complete(cycle, role):
+            return False
+        self.labels.commit(cycle)
+        self._mark(cycle, phase, None)
+        return True
+
+    def _train(self, cycle: int) -> tuple[int, str] | None:
+        if self.training is None:
+            if cycle == 0 or self._done(cycle - 1, "trained"):
+                self.training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ",
+                                               priority=CRITICAL_PRIORITY)
+            return None
+        if self.training.cycle != cycle or not self.training.task.ready():
+            return None
+        run, self.training = self.training, None
+        finish_training(self.ctx, run, self.original)
+        self._marks = None
+        reason = self.hooks.stop_reason(cycle)
+        return (cycle, reason) if reason is not None else None
+
+    # -------------------------------------------------------------- plumbing
+    def _done(self, cycle: int, phase: str) -> bool:
+        """Whether (cycle, phase) is marked in the store (the progress table, read again after each mark)."""
+        if self._marks is None:
+            rows = tables.read(self.ctx.store, tables.PROGRESS)
+            self._marks = set(zip(map(int, rows["cycle"]), map(str, rows["phase"]))) if rows else set()
+        return (cycle, phase) in self._marks
+
+    def _mark(self, cycle: int, phase: str, note: dict | None) -> None:
+        self.hooks.mark(cycle, phase, note)
+        self._marks = None
+
+    def _wait(self) -> None:
+        """Until a label, MD or training task ends (or WAIT_S)."""
+        from distributed import wait
+
+        futures = list(self.pool.futures())
+        if self.md is not None:
+            futures += [t.future for t in self.md.tasks]
+        if self.training is not None:
+            futures.append(self.training.task.future)
+        if futures:
+            try:
+                wait(futures, timeout=WAIT_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+
+    def _drop_in_flight(self) -> None:
+        self.pool.cancel_all()
+        tasks = ([*self.md.tasks] if self.md is not None else []) + (
+            [self.training.task] if self.training is not None else [])
+        if tasks:
+            self.ctx.client.cancel([t.future for t in tasks])
+        if self.training is not None:
+            from alloop.campaign.tasks import TRAIN_TOPIC
+
+            self.ctx.client.unsubscribe_topic(TRAIN_TOPIC)
+        self.md = self.training = None
