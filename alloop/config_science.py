@@ -391,9 +391,9 @@ class ScheduleConfig(Section):
     strategy: Literal["periodic", "naive"] = "periodic"
     mode: Literal["synchronous", "asynchronous"] = Field(
         default="synchronous",
-        description="asynchronous: cycle k+1's MD and labels run while cycle k's model trains (the replicas explore "
-        "with the newest model committed, one cycle older); periodic strategy only. synchronous: every phase waits "
-        "for the one before",
+        description="asynchronous: the phases of successive cycles overlap (a cycle's labels start as soon as its "
+        "frames are in; the next cycle's MD runs meanwhile, with the newest committed model, at most two cycles "
+        "old); periodic strategy only. synchronous: every phase waits for the one before",
     )
     n_cycles: int = Field(default=3, ge=1)
     budget_cpu_seconds: float | None = Field(default=None, gt=0, description="labelling cost cap, both fidelities")
