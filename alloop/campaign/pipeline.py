@@ -35,6 +35,7 @@ from alloop.campaign.label import LabelStream
 from alloop.campaign.labeling_pool import LabelingPool
 from alloop.campaign.select_expensive import select_expensive
 from alloop.campaign.train import TrainingRun, finish_training, start_training
+from alloop.errors import AlloopError
 from alloop.store import tables
 
 #: scheduler priority of MD and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
@@ -173,11 +174,13 @@ class Pipeline:
             futures += [t.future for t in self.md.tasks]
         if self.training is not None:
             futures.append(self.training.task.future)
-        if futures:
-            try:
-                wait(futures, timeout=WAIT_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                pass
+        if not futures:  # every unfinished cycle waits on something in flight; nothing is: a bug, not a wait
+            raise AlloopError("the asynchronous loop has nothing in flight and cannot advance (a bug: please "
+                              "report it; the store is consistent and resumes in either mode)")
+        try:
+            wait(futures, timeout=WAIT_S, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            pass
 
     def _drop_in_flight(self) -> None:
         self.pool.cancel_all()
