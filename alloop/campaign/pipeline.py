@@ -176,7 +176,7 @@ class Pipeline:
             futures.append(self.training.task.future)
         if not futures:  # every unfinished cycle waits on something in flight; nothing is: a bug, not a wait
             raise AlloopError("the asynchronous loop has nothing in flight and cannot advance (a bug: please "
-                              "report it; the store is consistent and resumes in either mode)")
+                              "report it; everything committed is kept and alloop resume continues from it)")
         try:
             wait(futures, timeout=WAIT_S, return_when="FIRST_COMPLETED")
         except TimeoutError:
