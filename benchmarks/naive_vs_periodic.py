@@ -33,6 +33,7 @@ Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (
 
     python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~1-2 h on 2 cores)
     python benchmarks/naive_vs_periodic.py --quick          # 1 seed, short campaigns and MD (smoke run, ~15 min)
+    python benchmarks/naive_vs_periodic.py --replay 0.25 --only periodic-replay0.25   # one more column's runs
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ def variants(replay: float) -> dict[str, list[str]]:
     if replay > 0:
         out.update({f"{s} + replay {replay:g}": [*out[s], f"training.replay_fraction={replay}"] for s in STRATEGIES})
     return out
+
+
+def run_name(column: str) -> str:
+    """The run directory's stem of a table column: "periodic + replay 0.25" -> "periodic-replay0.25"."""
+    return column.replace(" + replay ", "-replay")
 
 
 def store_summary(run_dir: Path) -> dict[str, Any]:
@@ -249,6 +255,9 @@ def main() -> None:
                     help="extra campaign override for both strategies (repeatable)")
     ap.add_argument("--replay", type=float, default=0.0,
                     help="also run both strategies with training.replay_fraction REPLAY (e.g. 0.25)")
+    ap.add_argument("--only", default="",
+                    help="run and print only these columns, by run name (comma-separated: periodic, naive, "
+                         "periodic-replay0.25, ...)")
     ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
     args = ap.parse_args()
     args.temperatures = [float(t) for t in args.temperatures.split(",")]
@@ -258,6 +267,10 @@ def main() -> None:
         seeds, args.ps, args.replicas = seeds[:1], 0.1, 2
         overrides = QUICK + overrides
         args.runs = args.runs.with_name(args.runs.name + "-quick")
+    runs = {name: sets for name, sets in variants(args.replay).items()
+            if not args.only or run_name(name) in args.only.split(",")}
+    if not runs:
+        ap.error(f"--only {args.only}: no such run; the runs are {', '.join(map(run_name, variants(args.replay)))}")
     args.runs.mkdir(parents=True, exist_ok=True)
 
     from alloop.potentials.registry import build_model
@@ -265,11 +278,10 @@ def main() -> None:
 
     spec = load_preset("models", "sevennet-0")
     reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()
-    runs = variants(args.replay)
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     for seed in seeds:
         for strategy, sets in runs.items():
-            run_dir = args.runs / f"{strategy.replace(' + replay ', '-replay')}-s{seed}"
+            run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
             wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides], "naive_vs_periodic.json",
                                 run_dir.parent / f"{run_dir.name}.log")
             scores = score_run(run_dir, reference_model, args, seed)
