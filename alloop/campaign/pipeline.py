@@ -68,6 +68,7 @@ class Pipeline:
     last_cycle: int = field(init=False)
     budget_reason: str = ""
     _marks: set[tuple[int, str]] | None = None
+    _steps: int = 0  # phases marked and tasks started so far: what tells an advancing loop from a stalled one
 
     def __post_init__(self) -> None:
         self.last_cycle = self.n_cycles - 1
@@ -76,10 +77,12 @@ class Pipeline:
     def run(self) -> tuple[int, str]:
         try:
             while True:
+                steps = self._steps
                 outcome = self._advance()
                 if outcome is not None:
                     return outcome
-                self._wait()
+                if self._steps == steps:  # nothing started or finished: wait for a task to end
+                    self._wait()
         finally:
             self._drop_in_flight()
 
@@ -128,11 +131,13 @@ class Pipeline:
             self.last_cycle, self.budget_reason = cycle - 1, quota.reason or "labelling budget spent"
             return
         self.md = start_explore(self.ctx, cycle, priority=CRITICAL_PRIORITY)
+        self._steps += 1
 
     def _labels_back(self, cycle: int, role: str, phase: str) -> bool:
         """Submit (once) the cycle's labels of ``role``; mark ``phase`` when all are back. Whether it is marked."""
         if not self.labels.submitted(cycle, role):
             self.labels.submit(cycle, (role,))
+            self._steps += 1
         if not self.labels.complete(cycle, role):
             return False
         self.labels.commit(cycle)
@@ -144,12 +149,14 @@ class Pipeline:
             if cycle == 0 or self._done(cycle - 1, "trained"):
                 self.training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ",
                                                priority=CRITICAL_PRIORITY)
+                self._steps += 1
             return None
         if self.training.cycle != cycle or not self.training.task.ready():
             return None
         run, self.training = self.training, None
-        finish_training(self.ctx, run, self.original)
+        finish_training(self.ctx, run, self.original)  # commits the model with the cycle's "trained" mark
         self._marks = None
+        self._steps += 1
         reason = self.hooks.stop_reason(cycle)
         return (cycle, reason) if reason is not None else None
 
@@ -164,6 +171,7 @@ class Pipeline:
     def _mark(self, cycle: int, phase: str, note: dict | None) -> None:
         self.hooks.mark(cycle, phase, note)
         self._marks = None
+        self._steps += 1
 
     def _wait(self) -> None:
         """Until a label, MD or training task ends (or WAIT_S)."""
@@ -174,7 +182,7 @@ class Pipeline:
             futures += [t.future for t in self.md.tasks]
         if self.training is not None:
             futures.append(self.training.task.future)
-        if not futures:  # every unfinished cycle waits on something in flight; nothing is: a bug, not a wait
+        if not futures:  # a pass that advanced nothing left every unfinished cycle waiting on nothing: a bug
             raise AlloopError("the asynchronous loop has nothing in flight and cannot advance (a bug: please "
                               "report it; everything committed is kept and alloop resume continues from it)")
         try:
