@@ -31,7 +31,8 @@ For each final model the script prints:
 
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
 
-    python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~1-2 h on 2 cores)
+    python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~4-5 h on 2 cores: per run
+                                                            # 15-30 min of campaign, ~45 min of MD-stability scoring)
     python benchmarks/naive_vs_periodic.py --quick          # 1 seed, short campaigns and MD (smoke run, ~15 min)
     python benchmarks/naive_vs_periodic.py --replay 0.25 --only periodic-replay0.25   # one more column's runs
 """
