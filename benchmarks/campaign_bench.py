@@ -280,8 +280,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
     bound = max(sp.total_cpu / cores, train_path)
     other_core_s = sum((t["stop"] - t["start"]) * core_weight(t["kind"], info) for t in info["tasks"]
                        if not t["kind"].startswith("label"))
-    all_core_s = other_core_s + sum((t["stop"] - t["start"]) * core_weight(t["kind"], info) for t in info["tasks"]
-                                    if t["kind"].startswith("label"))
+    all_core_s = sum((t["stop"] - t["start"]) * core_weight(t["kind"], info) for t in info["tasks"])
     work_bound = max(all_core_s / cores, train_path)
     print(f"\n## Campaign '{info['campaign']}': timing\n")
     print(table(["quantity", "value"], [

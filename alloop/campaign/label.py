@@ -55,8 +55,8 @@ class LabelStream:
         for role, ids in todo.items():
             self.outstanding[(cycle, role)] = len(ids)
             self.totals[(cycle, role)] = len(ids)
-            for key, frame_id in _submit(self.ctx, self.pool, {role: ids}).items():
-                self.by_key[key] = (cycle, role, frame_id[1])
+            for key, (_, frame_id) in _submit(self.ctx, self.pool, {role: ids}).items():
+                self.by_key[key] = (cycle, role, frame_id)
         self._show(cycle)
         return sum(len(v) for v in todo.values())
 
