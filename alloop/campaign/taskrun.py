@@ -41,18 +41,16 @@ class BackgroundTask:
         from distributed import wait
         from distributed.scheduler import KilledWorker
 
-        while True:
+        wait([self.future])
+        while not self.ready():
             wait([self.future])
-            if self.future.status == "finished":
-                return self.future.result()
-            exc = self.future.exception() if self.future.status == "error" else None
-            if exc is not None and not isinstance(exc, KilledWorker):
-                raise exc
-            if self.attempts >= self.retries:
-                name = getattr(self.fn, "__name__", self.fn)
-                raise AlloopError(f"task {name} lost its worker {self.attempts + 1} times; giving up")
-            self.attempts += 1
-            self.future = self._submit()
+        if self.future.status == "finished":
+            return self.future.result()
+        exc = self.future.exception() if self.future.status == "error" else None
+        if exc is not None and not isinstance(exc, KilledWorker):
+            raise exc
+        name = getattr(self.fn, "__name__", self.fn)
+        raise AlloopError(f"task {name} lost its worker {self.attempts + 1} times; giving up")
 
 
 def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retries: int) -> list[Any]:

@@ -1,0 +1,69 @@
+"""BackgroundTask on a real LocalCluster: a task whose worker dies is resubmitted, a task error is not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from distributed import wait
+
+from alloop.campaign.cluster import open_client
+from alloop.campaign.taskrun import BackgroundTask, run_tasks
+from alloop.errors import AlloopError
+
+
+def _die_once(marker: str) -> int:
+    """Kill the worker process the first time (leaving ``marker``), return 42 afterwards."""
+    if not os.path.exists(marker):
+        Path(marker).touch()
+        os._exit(1)
+    return 42
+
+
+def _always_die() -> None:
+    os._exit(1)
+
+
+def _fail() -> None:
+    raise ValueError("a task error, not a lost worker")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client(n_workers=1, threads_per_worker=1) as c:
+        c.wait_for_workers(1)
+        yield c
+
+
+def test_lost_worker_is_resubmitted_and_result_returns(client, tmp_path):
+    task = BackgroundTask(client, _die_once, (str(tmp_path / "died"),), retries=1)
+    assert task.result() == 42
+    assert task.attempts == 1
+
+
+def test_ready_polls_without_waiting_and_resubmits(client, tmp_path):
+    task = BackgroundTask(client, _die_once, (str(tmp_path / "died"),), retries=2)
+    while not task.ready():
+        wait([task.future])  # as the pipeline does: wait on what is in flight, then poll
+    assert task.result() == 42
+    assert task.attempts == 1
+
+
+def test_gives_up_past_retries(client):
+    task = BackgroundTask(client, _always_die, (), retries=1)
+    with pytest.raises(AlloopError, match="_always_die lost its worker 2 times"):
+        task.result()
+    assert task.attempts == 1
+
+
+def test_task_error_is_raised_without_resubmission(client):
+    task = BackgroundTask(client, _fail, (), retries=3)
+    with pytest.raises(ValueError, match="a task error"):
+        task.result()
+    assert task.attempts == 0
+
+
+def test_run_tasks_keeps_order_through_a_worker_death(client, tmp_path):
+    results = run_tasks(client, _die_once, [(str(tmp_path / "a"),), (str(tmp_path / "a"),)], retries=2)
+    assert results == [42, 42]
