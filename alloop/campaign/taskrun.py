@@ -41,7 +41,6 @@ class BackgroundTask:
         from distributed import wait
         from distributed.scheduler import KilledWorker
 
-        wait([self.future])
         while not self.ready():
             wait([self.future])
         if self.future.status == "finished":
