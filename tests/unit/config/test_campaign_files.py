@@ -11,7 +11,8 @@ from ase.io import write
 
 from alloop.cli import main
 from alloop.config import CampaignConfig, load_campaign
-from alloop.config_sections import ClusterConfig, ModelConfig
+from alloop.config_execution import ClusterConfig
+from alloop.config_science import ModelConfig
 from alloop.potentials.registry import build_model
 from alloop.presets import configs_dir, preset_names
 

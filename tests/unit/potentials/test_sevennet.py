@@ -11,7 +11,7 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from alloop.config_sections import ModelConfig
+from alloop.config_science import ModelConfig
 from alloop.errors import ConfigError
 from alloop.potentials.base import AtomsBatch
 from alloop.presets import load_preset
