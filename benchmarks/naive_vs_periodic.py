@@ -27,6 +27,10 @@ For each final model the script prints:
   molecules outside the campaign (``alloop.outside``; the campaign's ``forget_*`` columns): force MAE and
   per-atom energy change after per-element offsets; ``--replay F`` adds both strategies with
   ``training.replay_fraction: F`` (part of each batch pseudo-labelled by the original) as two more columns;
+- the same outside molecules against B3LYP/def2-SVP labels of those frames (``python
+  benchmarks/make_outside_labels.py`` makes them once): did the change move the model towards the fine-tuning
+  level of theory (transfer) or away from it (damage)? The original SevenNet-0's own error there is printed below
+  the table;
 - cost: CPU s of the labels per fidelity (from the store) and wall seconds of each campaign.
 
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
@@ -47,6 +51,8 @@ from typing import Any
 
 import numpy as np
 from campaign_runs import run_campaign
+from make_outside_labels import OUT as OUTSIDE_LABELS
+from make_outside_labels import outside_force_mae
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
@@ -217,6 +223,7 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
         *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
         ("forgetting: force MAE vs the original SevenNet-0 on outside molecules (eV/A)", "forget_force", 3),
         ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
+        ("outside molecules: force MAE vs B3LYP/def2-SVP (eV/A)", "outside_b3lyp_force", 3),
         ("500 K test frames not covered by the labels", "uncovered_500K", 2),
         ("1000 K test frames not covered by the labels", "uncovered_1000K", 2),
         ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
@@ -274,6 +281,7 @@ def main() -> None:
         ap.error(f"--only {args.only}: no such run; the runs are {', '.join(map(run_name, variants(args.replay)))}")
     args.runs.mkdir(parents=True, exist_ok=True)
 
+    from alloop.deploy.loading import load_trained
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
 
@@ -287,11 +295,16 @@ def main() -> None:
                                 run_dir.parent / f"{run_dir.name}.log")
             scores = score_run(run_dir, reference_model, args, seed)
             scores["wall_seconds"] = wall
+            scores["outside_b3lyp_force"] = outside_force_mae(load_trained(run_dir).model.eval())
             results[strategy].append(scores)
             print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE 500 K {scores['500K_force']:.3f}, "
                   f"1000 K {scores['1000K_force']:.3f} eV/A", flush=True)
     print()
     print("\n".join(table(results, args.temperatures, args.ps)))
+    original = outside_force_mae(reference_model)
+    print(f"\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
+          + (f"force MAE {original:.3f} eV/A" if original is not None else
+             f"no labels ({OUTSIDE_LABELS} missing: python benchmarks/make_outside_labels.py)"))
     print(f"\nseeds {seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
 
 
