@@ -3,7 +3,7 @@
 Each run is ``alloop train --method standard --model sevennet-0`` on N frames
 drawn (by seed) from the 500 K B3LYP pool, with the universal quickstart's
 recipe (300 steps of batch 4, peak lr 1e-2), and ``--replay-fraction F`` for
-each F of ``--fractions`` (0: no replay). Printed per fraction, mean +- std over
+each F of ``--fractions`` (0: no replay). Printed per fraction, mean +- sample std over
 the seeds: force MAE on the held-out 500 K and 1000 K B3LYP frames, forgetting
 (force MAE against the original SevenNet-0 on the fixed set of rattled outside
 molecules, :mod:`alloop.outside`), the force MAE on those molecules against
@@ -76,7 +76,7 @@ def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Pat
 
 def table(rows: list[dict]) -> str:
     def cell(values: list[float]) -> str:
-        return f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+        return f"{np.mean(values):.3f} +- {np.std(values, ddof=1 if len(values) > 1 else 0):.3f}"
 
     lines = ["| replay fraction | seeds | force MAE 500 K (eV/A) | force MAE 1000 K (eV/A) | forgetting: force MAE vs "
              "SevenNet-0 on outside molecules (eV/A) | outside molecules vs B3LYP (eV/A) | replay frames drawn per run |",
