@@ -277,7 +277,8 @@ class TrainingConfig(Section):
         default=0.0, ge=0, lt=1,
         description="share of every training batch drawn from outside molecules labelled by the original model "
         "(forces only; floor(f x batch_size + 1/2) frames, at least 1, at most batch_size - 1); needs pretrained "
-        "weights; 0: off",
+        "weights; 0: off. Measured to hurt when the labels are at another level of theory than the pretraining "
+        "(docs/training.md)",
     )
 
     @field_validator("max_epochs")
