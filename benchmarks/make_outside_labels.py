@@ -37,10 +37,19 @@ def outside_force_mae(model) -> float | None:
         return None
     import ase.io
 
+    import numpy as np
+
     from alloop.training.data import FrameDataset
     from alloop.training.metrics import evaluate_model
 
-    return float(evaluate_model(model, FrameDataset.from_atoms(ase.io.read(OUT, index=":")))["force_mae_eV_per_A"])
+    labelled = ase.io.read(OUT, index=":")
+    current = forgetting_frames()
+    if len(labelled) != len(current) or any(
+        not np.allclose(a.positions, b.positions, atol=1e-6) or list(a.numbers) != list(b.numbers)
+        for a, b in zip(labelled, current)
+    ):
+        raise SystemExit(f"{OUT} no longer holds alloop.outside's forgetting set: rerun {Path(__file__).name}")
+    return float(evaluate_model(model, FrameDataset.from_atoms(labelled))["force_mae_eV_per_A"])
 
 
 def main() -> None:
