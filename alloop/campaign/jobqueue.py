@@ -96,7 +96,12 @@ def make_jobqueue_cluster(execution: Any) -> Any:
     if task_threads(execution) != max(1, cores // processes):  # the last --nthreads wins
         options["worker_extra_args"] = [*(options.get("worker_extra_args") or []),
                                         "--nthreads", str(task_threads(execution))]
-    return cls(job_script_prologue=prologue, **options)
+    import dask
+
+    from alloop.campaign.cluster import quiet_monitoring
+
+    with dask.config.set(quiet_monitoring()):  # the scheduler runs in this process
+        return cls(job_script_prologue=prologue, **options)
 
 
 def job_script(execution: Any) -> str:

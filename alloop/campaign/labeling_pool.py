@@ -92,6 +92,7 @@ class LabelingPool:
         self.max_retries = max_retries
         self._factory = labeler_factory or (lambda fid: PySCFLabeler(fid, threads=threads_per_task))
         self._labelers: dict[str, Labeler] = {}
+        self._checked: set[tuple[str, tuple[int, ...]]] = set()  # (fidelity hash, sorted numbers) known to pass
         self._pending: list[_Task] = []  # heap ordered by (-priority, submission order)
         self._futures: dict[str, tuple[object, _Task]] = {}  # dask key -> (future, task)
         self._active: set[tuple[str, str]] = set()  # (frame key, fidelity hash) not yet finished
@@ -117,7 +118,10 @@ class LabelingPool:
         labeler = self.labeler_for(fidelity)
         if isinstance(labeler, PySCFLabeler) and atoms.pbc.any():
             raise FidelityError("the PySCF labeller handles isolated molecules only (pbc must be False)")
-        fidelity.check_structure(atoms.numbers)
+        composition = (fidelity.hash(), tuple(sorted(int(z) for z in atoms.numbers)))
+        if composition not in self._checked:  # the check reads basis files: once per composition, not per frame
+            fidelity.check_structure(atoms.numbers)
+            self._checked.add(composition)
 
     def submit(self, key: str, atoms: Atoms, fidelity: Fidelity, priority: int | None = None) -> None:
         """Queue one label; refused up front (FidelityError) if the fidelity cannot describe ``atoms``."""
