@@ -1,14 +1,18 @@
-"""What an idle embedded Dask cluster costs: CPU of the driver and of the workers while no task runs.
+"""What Dask's monitoring costs: CPU of an idle embedded cluster, and the CPU of the same labels under it.
 
 The driver of a campaign hosts Dask's scheduler, the nannies and the client; every periodic callback
 (event-loop watchdog tick, nanny memory check, system monitor) runs there whether tasks run or not, and
 each worker process ticks too. This script starts a LocalCluster of ``--workers`` x 1 thread twice, once
 with Dask's defaults and once through ``alloop.campaign.cluster.open_client`` (which slows the tick, the
 memory check and the worker's profiler, :data:`alloop.campaign.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
-prints the CPU each process used, as % of one core. Run it on an otherwise idle machine (the load average
+prints the CPU each process used, as % of one core. With ``--labels N`` each cluster then computes the same
+N B3LYP/def2-SVP energy + gradient labels of one ethanol frame (``--labels`` over the workers, one at a time
+per worker) and the mean label CPU s is printed twice: the worker process's CPU over the label (what the
+store records) and the CPU of the thread that ran it. Run it on an otherwise idle machine (the load average
 is printed):
 
     python benchmarks/idle_cluster.py                # 2 workers, 40 s per cluster (about 2 minutes)
+    python benchmarks/idle_cluster.py --labels 8     # and 8 labels per cluster (about 3 minutes more)
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _cpu_seconds() -> float:
@@ -35,10 +42,33 @@ def measure(client, seconds: float) -> tuple[float, float]:  # noqa: ANN001
     return 100 * (driver1 - driver0) / seconds, 100 * worker / seconds
 
 
+def _label(frame) -> tuple[float, float]:  # noqa: ANN001
+    """(process CPU s, thread CPU s) of one B3LYP/def2-SVP energy + gradient of ``frame``."""
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.pyscf_labeler import PySCFLabeler
+
+    labeler = PySCFLabeler(load_fidelity("b3lyp-svp"), threads=1)
+    thread0 = time.thread_time()
+    result = labeler.label(frame)
+    return float(result.cpu_seconds), time.thread_time() - thread0
+
+
+def label_cpu(client, n: int) -> tuple[float, float]:  # noqa: ANN001
+    """Mean (process, thread) CPU s of ``n`` identical labels on the cluster's workers."""
+    import ase.io
+
+    frame = ase.io.read(DATA / "ethanol_500K_test_b3lyp-svp.extxyz", index=0)
+    frame.calc = None
+    client.gather(client.map(_label, [frame] * len(client.nthreads()), pure=False))  # warm-up: imports, basis files
+    out = client.gather(client.map(_label, [frame] * n, pure=False))
+    return sum(p for p, _ in out) / n, sum(t for _, t in out) / n
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seconds", type=float, default=40.0, help="idle time measured per cluster")
+    p.add_argument("--labels", type=int, default=0, help="B3LYP ethanol labels computed per cluster (default none)")
     args = p.parse_args()
     from distributed import Client, LocalCluster
 
@@ -47,16 +77,17 @@ def main() -> None:
     load = os.getloadavg()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=50) as cluster, Client(cluster) as client:
-        default = measure(client, args.seconds)
+        default = (*measure(client, args.seconds), *(label_cpu(client, args.labels) if args.labels else ()))
     with open_client(n_workers=args.workers, threads_per_worker=1) as client:
-        alloop = measure(client, args.seconds)
+        alloop = (*measure(client, args.seconds), *(label_cpu(client, args.labels) if args.labels else ()))
     print(f"idle LocalCluster, {args.workers} workers x 1 thread, {args.seconds:.0f} s each; "
           f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    print("| cluster | driver CPU (% of a core) | CPU per worker process (% of a core) |")
-    print("|---|---:|---:|")
-    print(f"| Dask defaults | {default[0]:.2f} | {default[1]:.2f} |")
+    labels = " | label CPU s: worker process | label CPU s: its thread" if args.labels else ""
+    print(f"| cluster | idle: driver CPU (% of a core) | idle: CPU per worker process (% of a core){labels} |")
+    print("|---|---:|---:|" + ("---:|---:|" if args.labels else ""))
     settings = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in QUIET_MONITORING.items())
-    print(f"| alloop open_client ({settings}) | {alloop[0]:.2f} | {alloop[1]:.2f} |")
+    for name, row in (("Dask defaults", default), (f"alloop open_client ({settings})", alloop)):
+        print(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
 
 
 if __name__ == "__main__":
