@@ -30,8 +30,6 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: 2 %, taken from the labels (``python benchmarks/idle_cluster.py``).
 QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.worker.memory.monitor-interval": "500ms",
                     "distributed.worker.profile.interval": "100ms"}
-_DASK_DEFAULTS = {"distributed.admin.tick.interval": "20ms", "distributed.worker.memory.monitor-interval": "100ms",
-                  "distributed.worker.profile.interval": "10ms"}
 
 
 def available_cores() -> int:
@@ -69,8 +67,9 @@ def quiet_monitoring() -> dict[str, str]:
     import dask
     import distributed  # noqa: F401 (registers distributed's configuration defaults)
 
+    shipped = dask.config.merge(*dask.config.defaults)  # the packages' own defaults, without the user's files
     return {key: value for key, value in QUIET_MONITORING.items()
-            if str(dask.config.get(key, None)) == _DASK_DEFAULTS[key]}
+            if dask.config.get(key, None) == dask.config.get(key, None, config=shipped)}
 
 
 def dashboard_link(client) -> str | None:  # noqa: ANN001
