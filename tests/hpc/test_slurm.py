@@ -8,8 +8,9 @@ otherwise, and deselected from the default suite (marker ``hpc``):
 The campaign (water, HF/STO-3G at both fidelities) runs with
 ``execution.cluster: slurm`` and two single-core worker jobs. A client of the
 test watches the campaign's scheduler (fixed port on 127.0.0.1); once the
-bootstrap frames are committed and a worker holds a label task, that worker's
-job is cancelled with ``scancel`` (a kill chosen by progress, not by time).
+bootstrap frames are committed, a worker is stopped (SIGSTOP) in the middle of
+a label task and its job cancelled with ``scancel`` (a kill chosen by progress,
+not by time: the label cannot finish before the cancel, however fast it is).
 The campaign has far more cycles than the test needs, so it cannot finish
 before the job keeper notices the loss (it waits ``GRACE_S``, wall time);
 once a worker of the replacement job has connected and the campaign has
@@ -26,12 +27,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from distributed import Client
 
 from alloop.labeling.result import STATUS_CODES, LabelStatus
-from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, label_holder,
+from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, freeze_label_holder,
                             start_campaign, stop, tail, wait_until, worker_losses, write_water)
 
 pytestmark = pytest.mark.hpc
@@ -59,6 +61,14 @@ def _jobs(name: str) -> dict[str, str]:
     return dict(line.split() for line in out.stdout.splitlines() if line.strip())
 
 
+def _job_of(pid: int) -> str | None:
+    """The SLURM job id of a process on this machine (read from its environment: a stopped process cannot answer)."""
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(b"SLURM_JOB_ID="):
+            return entry.split(b"=", 1)[1].decode()
+    return None
+
+
 def _sacct(name: str) -> dict[str, str] | None:
     """job id -> state of our finished jobs from sacct's job completion log, or None when sacct cannot tell."""
     out = subprocess.run(["sacct", "-c", "-n", "-P", "-o", "jobid,jobname,state", "--name", name],
@@ -80,8 +90,8 @@ def test_campaign_on_slurm_replaces_a_cancelled_job(tmp_path, slurm):
         wait_until(lambda: committed_frames(run_dir) > 0, proc, "the bootstrap frames' commit", log)
         with Client(f"tcp://127.0.0.1:{port}", timeout="30s") as watcher:
             before = committed_labels(run_dir)
-            worker, _ = wait_until(lambda: label_holder(watcher), proc, "a label task on a worker", log)
-            cancelled = watcher.run(lambda: os.environ.get("SLURM_JOB_ID"), workers=[worker])[worker]
+            worker, pid = freeze_label_holder(watcher, proc, log, tmp_path)  # stopped mid-label: it cannot finish it
+            cancelled = _job_of(pid)
             first = _jobs(job)  # before the cancel: a cancelled job soon leaves squeue
             subprocess.run(["scancel", cancelled], check=True, timeout=30)
             replacement = wait_until(lambda: {j for j, s in _jobs(job).items() if j not in first and s == "RUNNING"},

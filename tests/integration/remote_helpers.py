@@ -101,6 +101,41 @@ def label_holder(client: Any) -> tuple[str, list[str]] | None:
     return None
 
 
+def _is_stopped(pid: int) -> bool:
+    """Whether process ``pid`` (on this machine) is stopped by a signal (state T in /proc)."""
+    try:
+        return any(line.split()[1] == "T" for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                   if line.startswith("State:"))
+    except FileNotFoundError:
+        return False
+
+
+def freeze_label_holder(client: Any, proc: subprocess.Popen, log: Path, scratch: Path) -> tuple[str, int]:
+    """SIGSTOP a worker (on this machine) in the middle of a label task; returns its address and pid.
+
+    The check "is a label running here" and the SIGSTOP run in one step of the worker's event loop, so a
+    label cannot finish and be reported in between: the worker is then lost *while holding* a label,
+    however fast labels are (a kill straight after seeing a label in ``processing`` can come too late).
+    """
+    for attempt in range(1000):
+        worker, _ = wait_until(lambda: label_holder(client), proc, "a label task on a worker", log)
+        pid = client.run(os.getpid, workers=[worker])[worker]
+        idle = scratch / f"not-labelling-{attempt}"
+
+        async def stop_if_labelling(marker: str, dask_worker: Any = None) -> None:
+            if any(str(ts.key).startswith("label-") for ts in dask_worker.state.executing):
+                os.kill(os.getpid(), signal.SIGSTOP)
+            else:
+                Path(marker).write_text("no label running")
+
+        client.run(stop_if_labelling, str(idle), workers=[worker], wait=False)
+        outcome = wait_until(lambda: "stopped" if _is_stopped(pid) else ("idle" if idle.exists() else None),
+                             proc, "the worker stopped or found without a label", log, every_s=0.05)
+        if outcome == "stopped":
+            return worker, pid
+    raise AssertionError("no worker could be stopped in the middle of a label")
+
+
 def wait_until(condition: Callable[[], Any], proc: subprocess.Popen, what: str, log: Path,
                timeout_s: float = 300.0, every_s: float = 0.1) -> Any:
     """Poll ``condition`` until it is truthy; fails if the campaign exits first (or the safety net expires)."""

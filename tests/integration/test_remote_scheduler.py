@@ -22,7 +22,7 @@ import pytest
 from distributed import Client
 
 from campaign_helpers import check_invariants
-from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, label_holder,
+from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, freeze_label_holder,
                             start_campaign, stop, tail, wait_until, worker_losses, write_water)
 
 DASK = [sys.executable, "-m", "distributed.cli"]
@@ -62,11 +62,10 @@ def test_campaign_on_a_remote_scheduler_survives_a_worker_kill(tmp_path, remote_
     try:
         with Client(address, timeout="30s") as watcher:
             wait_until(lambda: committed_frames(run_dir) > 0, proc, "the bootstrap frames' commit", log)
-            pids = watcher.run(os.getpid)  # worker address -> pid (no nanny: the process we started)
             before = committed_labels(run_dir)
-            worker, _ = wait_until(lambda: label_holder(watcher), proc, "a label task on a worker", log)
-            os.kill(pids[worker], signal.SIGKILL)
-            workers[pids[worker]].wait(timeout=30)
+            worker, pid = freeze_label_holder(watcher, proc, log, tmp_path)  # no nanny: the process we started
+            os.kill(pid, signal.SIGKILL)
+            workers[pid].wait(timeout=30)
         code = proc.wait(timeout=300)
         assert code == 0, tail(log)
     finally:
