@@ -28,7 +28,7 @@ known (its compute and deserialisation count as busy, transfers do not). Printed
 - measured CPU: user + system CPU seconds of the worker processes and of the
   driver over the run (psutil), and their sum / (wall x cores); per task kind
   the mean CPU % of its worker process while it ran (Dask's system monitor,
-  sampled every 0.5 s; 100% = one core, so a training task above 100% really
+  sampled every second; 100% = one core, so a training task above 100% really
   uses more than one thread);
 - CPU seconds, counts and failures per fidelity, and task compute time by kind.
 

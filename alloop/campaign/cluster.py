@@ -25,11 +25,13 @@ from alloop.errors import AlloopError
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 #: Dask's periodic monitoring, slowed down: the event-loop watchdog tick (default 20 ms), the nanny's and
-#: worker's memory check (100 ms) and the worker's statistical profiler (samples the task thread every 10 ms).
+#: worker's memory check (100 ms), the worker's statistical profiler (samples the task thread every 10 ms) and
+#: every server's system monitor (CPU, memory, network and disk counters for the dashboard, 500 ms).
 #: At the defaults an idle 2-worker LocalCluster costs the driver about 3-4 % of a core and each worker about
 #: 2 %, taken from the labels (``python benchmarks/idle_cluster.py``).
 QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.worker.memory.monitor-interval": "500ms",
-                    "distributed.worker.profile.interval": "100ms"}
+                    "distributed.worker.profile.interval": "100ms",
+                    "distributed.admin.system-monitor.interval": "1000ms"}
 
 
 def available_cores() -> int:

@@ -38,8 +38,9 @@ from alloop.labeling.result import LabelResult, LabelStatus
 #: default scheduling priority by method: expensive labels first
 _METHOD_PRIORITY = {"hf": 0, "mp2": 20, "ccsd": 30, "ccsd(t)": 40}
 _DFT_PRIORITY = 10
-#: how often (seconds) the number of worker slots is re-read from the scheduler
-_SLOTS_REFRESH_S = 1.0
+#: how often (seconds) the number of worker slots is re-read from the scheduler (a round trip to it; workers
+#: that join later, e.g. a replacement batch job, get tasks within this time)
+_SLOTS_REFRESH_S = 5.0
 
 
 def default_priority(fidelity: Fidelity) -> int:

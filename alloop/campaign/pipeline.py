@@ -34,6 +34,7 @@ from alloop.campaign.explore import ExploreRun, finish_explore, start_explore
 from alloop.campaign.label import LabelStream
 from alloop.campaign.labeling_pool import LabelingPool
 from alloop.campaign.select_expensive import select_expensive
+from alloop.campaign.taskrun import FutureWaiter
 from alloop.campaign.train import TrainingRun, finish_training, start_training
 from alloop.errors import AlloopError
 from alloop.store import tables
@@ -73,6 +74,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.last_cycle = self.n_cycles - 1
         self.labels = LabelStream(self.ctx, self.pool)
+        self._waiter = FutureWaiter()
 
     def run(self) -> tuple[int, str]:
         try:
@@ -175,20 +177,18 @@ class Pipeline:
 
     def _wait(self) -> None:
         """Until a label, MD or training task ends (or WAIT_S)."""
-        from distributed import wait
-
-        futures = list(self.pool.futures())
-        if self.md is not None:
-            futures += [t.future for t in self.md.tasks]
+        futures = list(self.pool.futures())  # a finished label leaves this list when the next pass collects it
+        if self.md is not None:  # segments already back wait for the others: not what to wait on
+            running = [t.future for t in self.md.tasks if not t.future.done()]
+            if not running:
+                return  # every segment is back: the next pass collects them
+            futures += running
         if self.training is not None:
             futures.append(self.training.task.future)
         if not futures:  # a pass that advanced nothing left every unfinished cycle waiting on nothing: a bug
             raise AlloopError("the asynchronous loop has nothing in flight and cannot advance (a bug: please "
                               "report it; everything committed is kept and alloop resume continues from it)")
-        try:
-            wait(futures, timeout=WAIT_S, return_when="FIRST_COMPLETED")
-        except TimeoutError:
-            pass
+        self._waiter.wait(futures, WAIT_S)
 
     def _drop_in_flight(self) -> None:
         self.pool.cancel_all()

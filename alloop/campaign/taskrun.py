@@ -1,8 +1,10 @@
-"""Run long Dask tasks (MD segments, training) and survive worker deaths (bounded resubmission)."""
+"""Run long Dask tasks (MD segments, training) and survive worker deaths (bounded resubmission); wait for any
+of many tasks to end."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import threading
+from typing import Any, Callable, Iterable, Sequence
 
 from alloop.errors import AlloopError
 
@@ -56,3 +58,34 @@ def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retrie
     """``[fn(*a) for a in args]`` on the cluster, in order; a task whose worker dies is resubmitted up to ``retries`` times."""
     tasks = [BackgroundTask(client, fn, a, retries) for a in args]
     return [task.result() for task in tasks]
+
+
+class FutureWaiter:
+    """Block until one of a changing set of Dask futures ends, at the cost of one done-callback per future.
+
+    ``distributed.wait(..., return_when="FIRST_COMPLETED")`` starts a waiter task on the client's event loop for
+    every future at every call and leaves the unfinished ones behind, so a loop that waits a few times a second
+    on a long training accumulates thousands of them (each woken when its future ends). Here each future gets one
+    done-callback, the first time it is shown, that sets an event.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._watched: set[str] = set()  # keys of the futures with a callback
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> None:
+        """Return once any of ``futures`` has ended (at once if one already has) or after ``timeout`` seconds."""
+        futures = list(futures)
+        keys = {f.key for f in futures}
+        for future in futures:
+            if future.key not in self._watched:
+                self._watched.add(future.key)
+                future.add_done_callback(self._wake)
+        self._watched &= keys  # forget futures that are gone (their callbacks only set the event)
+        if any(f.done() for f in futures):
+            return
+        self._event.wait(timeout)
+        self._event.clear()  # a future ending after this is seen by the done() check of the next call
+
+    def _wake(self, _future: Any) -> None:
+        self._event.set()

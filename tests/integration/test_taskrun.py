@@ -1,15 +1,18 @@
-"""BackgroundTask on a real LocalCluster: a task whose worker dies is resubmitted, a task error is not."""
+"""BackgroundTask on a real LocalCluster: a task whose worker dies is resubmitted, a task error is not;
+FutureWaiter wakes when a future ends and leaves nothing behind on the client's event loop."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
-from distributed import wait
+from distributed import Event, wait
 
 from alloop.campaign.cluster import open_client
-from alloop.campaign.taskrun import BackgroundTask, run_tasks
+from alloop.campaign.taskrun import BackgroundTask, FutureWaiter, run_tasks
 from alloop.errors import AlloopError
 
 
@@ -67,3 +70,36 @@ def test_task_error_is_raised_without_resubmission(client):
 def test_run_tasks_keeps_order_through_a_worker_death(client, tmp_path):
     results = run_tasks(client, _die_once, [(str(tmp_path / "a"),), (str(tmp_path / "a"),)], retries=2)
     assert results == [42, 42]
+
+
+def _hold(name: str) -> int:
+    """Block until the distributed Event ``name`` is set."""
+    Event(name).wait()
+    return 7
+
+
+def _loop_tasks(client) -> int:  # noqa: ANN001
+    """asyncio tasks alive on the client's event loop."""
+    return client.sync(_count_tasks)
+
+
+async def _count_tasks() -> int:
+    return len(asyncio.all_tasks())
+
+
+def test_future_waiter_wakes_when_a_future_ends_and_keeps_no_task_per_wait(client):
+    release = Event("alloop-test-release")
+    held = client.submit(_hold, "alloop-test-release", pure=False)
+    waiter = FutureWaiter()
+    waiter.wait([held], timeout=0.01)  # times out: the task is held
+    tasks_before = _loop_tasks(client)
+    for _ in range(50):  # a loop waiting again and again on a long task
+        waiter.wait([held], timeout=0.001)
+    assert _loop_tasks(client) <= tasks_before + 2  # distributed.wait left one waiter task per call behind
+    woke = threading.Event()
+    thread = threading.Thread(target=lambda: (waiter.wait([held], timeout=600), woke.set()))
+    thread.start()
+    release.set()
+    thread.join(timeout=120)
+    assert woke.is_set() and held.result() == 7
+    waiter.wait([held], timeout=600)  # a future that has ended: at once

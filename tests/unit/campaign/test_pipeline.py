@@ -19,7 +19,7 @@ class Clock:
         self.tick = 0
         self.waits = 0
 
-    def wait(self, futures, timeout=None, return_when=None):  # noqa: ANN001 (distributed.wait's signature)
+    def wait(self, futures, timeout=None):  # noqa: ANN001 (FutureWaiter.wait's signature)
         assert futures, "waited with nothing in flight"
         self.waits += 1
         self.tick += 1
@@ -27,7 +27,8 @@ class Clock:
 
 class Task:
     def __init__(self, clock: Clock, ready_at: int) -> None:
-        self.clock, self.ready_at, self.future = clock, ready_at, object()
+        self.clock, self.ready_at = clock, ready_at
+        self.future = SimpleNamespace(done=self.ready)
 
     def ready(self) -> bool:
         return self.clock.tick >= self.ready_at
@@ -55,10 +56,8 @@ class Labels:
 
 def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, int], n_cycles: int):  # noqa: ANN001
     """Run the pipeline; cycle k's MD is ready ``md_ticks[k]`` ticks after it starts, its training ``train_ticks[k]``."""
-    import distributed
-
     clock, marks = Clock(), []
-    monkeypatch.setattr(distributed, "wait", clock.wait)
+    monkeypatch.setattr(pipeline, "FutureWaiter", lambda: clock)
     monkeypatch.setattr(pipeline.tables, "read", lambda store, schema: {
         "cycle": np.array([c for c, _ in marks]), "phase": np.array([p for _, p in marks])} if marks else {})
     monkeypatch.setattr(pipeline, "LabelStream", Labels)
