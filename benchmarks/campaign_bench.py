@@ -228,6 +228,42 @@ def coverage(intervals: list[tuple[float, float, int]], lo: float, hi: float, ca
     return busy, some_idle, all_idle
 
 
+def overlap_window(prog: dict[str, Any]) -> tuple[float, float] | None:
+    """(first model committed, last label phase marked): the span in which the loop has something to overlap.
+
+    Before the bootstrap model nothing can explore, and after the last cycle's expensive labels only its training
+    is left: there the loop's dependencies leave one task (sampling, the bootstrap or the last training) alone.
+    """
+    cycles, phases, times = prog["cycle"].tolist(), [str(p) for p in prog["phase"].tolist()], prog["time"].tolist()
+    first = [t for c, p, t in zip(cycles, phases, times) if c < 0 and p == "trained"]
+    last = [t for c, p, t in zip(cycles, phases, times) if c >= 0 and p in LABEL_PHASES]
+    if not first or not last or max(last) <= first[0]:
+        return None
+    return float(first[0]), float(max(last))
+
+
+def window_rows(info: dict[str, Any], window: tuple[float, float], label_cpu_per_busy_s: float) -> list[list[Any]]:
+    """Idle-core share and labelling-core utilisation inside ``window`` (see :func:`overlap_window`)."""
+    lo, hi = window
+    span, cores = hi - lo, info["slots"] * info["threads_per_worker"]
+
+    def core_s(tasks: list[dict[str, Any]]) -> float:
+        return sum(max(0.0, min(t["stop"], hi) - max(t["start"], lo)) * core_weight(t["kind"], info) for t in tasks)
+
+    labels = [t for t in info["tasks"] if t["kind"].startswith("label")]
+    others = [t for t in info["tasks"] if not t["kind"].startswith("label")]
+    weighted = [(t["start"], t["stop"], core_weight(t["kind"], info)) for t in info["tasks"]]
+    idle = coverage(weighted, lo, hi, cores)[1]
+    util = core_s(labels) * label_cpu_per_busy_s / max(span * cores - core_s(others), 1e-9)
+    return [
+        ["overlap window: first model committed -> last labels back (s; share of wall)",
+         f"{span:.0f}; {100 * span / (info['t1'] - info['t0']):.0f}%"],
+        ["  share of the window with >= 1 idle core", f"{100 * idle / span:.0f}%"],
+        ["  labelling-core utilisation in the window (label core-s x CPU/busy / (window x cores - other tasks' "
+         "core-s))", f"{100 * util:.0f}%"],
+    ]
+
+
 def label_cpu_by_phase(store: Any, cfg: Any) -> dict[tuple[int, str], float]:
     """CPU seconds of the labels made in each labelling phase (frames joined to the cycle that selected them)."""
     sel = store.table("selection") if "selection" in store.table_names() else {}
@@ -282,6 +318,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
                        if not t["kind"].startswith("label"))
     all_core_s = sum((t["stop"] - t["start"]) * core_weight(t["kind"], info) for t in info["tasks"])
     work_bound = max(all_core_s / cores, train_path)
+    window = overlap_window(prog)
     print(f"\n## Campaign '{info['campaign']}': timing\n")
     print(table(["quantity", "value"], [
         ["overrides", " ".join(info["overrides"]) or "(none)"],
@@ -309,6 +346,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         ["share of wall time with >= 1 idle core (core-weighted)", f"{100 * some_idle / wall:.0f}%"],
         ["share of wall time with >= 1 idle worker slot (task count)", f"{100 * some_idle_slot / wall:.0f}%"],
         ["share of wall time with every core idle (driver only)", f"{100 * all_idle / wall:.0f}%"],
+        *(window_rows(info, window, sp.total_cpu / max(label_task_s, 1e-9)) if window else []),
         ["core-seconds used by tasks / available", f"{100 * busy_w / (wall * cores):.0f}%"],
         ["load average at start / end (1, 5, 15 min)", f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} / {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
          f" on {info['cpu_count']} CPUs (shared machine: timings under contention)"],

@@ -236,6 +236,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
     method, data = _training_data(request, log)
+    log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     result = _train(method, request, data, factory, initial, warm, log)
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)

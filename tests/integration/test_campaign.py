@@ -33,6 +33,7 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
     assert log.count("campaign finished") == 1
     # the bootstrap trains from scratch; each cycle continues every stage from the previous cycle's models
     assert log.count("warm start from the previous cycle's model, stage2, theta0") == 2
+    assert log.count("asteroid training on 1 torch thread(s)") == 3  # the worker's threads, said by each training
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 
