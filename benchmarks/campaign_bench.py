@@ -68,6 +68,13 @@ the per-phase table (time between consecutive marks) no longer attributes wall
 time to one phase; the whole-run labelling-core utilisation is the measure
 that holds in both modes: of the core-seconds MD and training left free, the
 share the labels used.
+
+The overlap window is the span from the bootstrap model's commit to the last
+label phase's mark: before it only sampling, the bootstrap labels and the
+bootstrap training can run (one after the other), after it only the last
+training. The idle-core share and labelling utilisation inside the window are
+what the asynchronous loop's overlap decides; the whole run adds the two ends,
+whose share falls with the number of cycles.
 """
 
 from __future__ import annotations
