@@ -1,0 +1,91 @@
+"""What one label task costs the campaign's driver: Dask's scheduler, nannies and client, and the pool around them.
+
+The driver hosts the scheduler, the nannies and the client, so every task it sends to a worker costs it CPU:
+the submit, the scheduler's transitions and messages, the result coming back, the release. This script runs
+``--labels`` labels through :class:`alloop.campaign.labeling_pool.LabelingPool` on an embedded 2-worker
+cluster (``open_client``), with a labeller that waits ``--task-s`` seconds and returns a LabelResult of an
+ethanol frame (no PySCF: the workers stay idle, only the driver's share is measured), and prints the driver's
+CPU seconds per label task after subtracting what the idle cluster costs over the same wall time. Run it on
+an otherwise idle machine (the load average is printed):
+
+    python benchmarks/driver_overhead.py                  # 400 labels of 50 ms (about 30 s)
+    python benchmarks/driver_overhead.py --labels 1000 --task-s 0.02
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+#: seconds the idle cluster is watched to get its baseline CPU rate (after 5 s of settling)
+IDLE_S = 20.0
+
+
+class WaitingLabeler:
+    """Waits ``seconds`` (no CPU), then returns a zero-force label: a task whose cost is the orchestration alone."""
+
+    def __init__(self, fidelity, seconds: float) -> None:  # noqa: ANN001 (alloop.fidelity.Fidelity)
+        self.fidelity, self.seconds = fidelity, seconds
+
+    def label(self, atoms):  # noqa: ANN001, ANN201 (ase.Atoms -> LabelResult)
+        from alloop.labeling.result import LabelResult, LabelStatus
+
+        time.sleep(self.seconds)
+        return LabelResult(0.0, np.zeros((len(atoms), 3)), LabelStatus.OK, fidelity_name=self.fidelity.name,
+                           fidelity_hash=self.fidelity.hash(), wall_seconds=self.seconds)
+
+
+def _cpu_seconds() -> float:
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def run(n_labels: int, task_s: float) -> dict[str, float]:
+    from ase.build import molecule
+
+    from alloop.campaign.cluster import open_client
+    from alloop.campaign.labeling_pool import LabelingPool
+    from alloop.fidelity import load_fidelity
+
+    fidelity = load_fidelity("hf-sto3g")
+    atoms = molecule("CH3CH2OH")
+    with open_client(n_workers=2, threads_per_worker=1) as client:
+        client.wait_for_workers(2)
+        time.sleep(5)
+        cpu0, t0 = _cpu_seconds(), time.monotonic()
+        time.sleep(IDLE_S)
+        idle_rate = (_cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        pool = LabelingPool(client, labeler_factory=lambda fid: WaitingLabeler(fid, task_s))
+        cpu0, t0 = _cpu_seconds(), time.monotonic()
+        for k in range(n_labels):
+            pool.submit(f"frame-{k}", atoms, fidelity)
+        n_back = sum(1 for _ in pool.results())
+        wall, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
+    assert n_back == n_labels, (n_back, n_labels)
+    return {"wall": wall, "cpu": cpu, "idle_rate": idle_rate, "per_task_ms": 1000 * (cpu - idle_rate * wall) / n_labels}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--labels", type=int, default=400, help="label tasks (default 400)")
+    p.add_argument("--task-s", type=float, default=0.05, help="seconds each task waits (default 0.05)")
+    args = p.parse_args(argv)
+    load = os.getloadavg()
+    print(f"{args.labels} label tasks of {args.task_s} s on 2 workers x 1 thread; load average before: "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    r = run(args.labels, args.task_s)
+    print("\n| quantity | value |\n|---|---:|")
+    print(f"| wall time of the labels (s) | {r['wall']:.1f} |")
+    print(f"| driver CPU over it (s) | {r['cpu']:.2f} |")
+    print(f"| idle cluster's driver CPU (% of a core) | {100 * r['idle_rate']:.2f} |")
+    print(f"| driver CPU per label task, idle share removed (ms) | {r['per_task_ms']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
