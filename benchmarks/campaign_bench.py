@@ -249,8 +249,10 @@ def overlap_window(prog: dict[str, Any]) -> tuple[float, float] | None:
     return float(first[0]), float(max(last))
 
 
-def window_rows(info: dict[str, Any], window: tuple[float, float], label_cpu_per_busy_s: float) -> list[list[Any]]:
-    """Idle-core share and labelling-core utilisation inside ``window`` (see :func:`overlap_window`)."""
+def window_rows(info: dict[str, Any], window: tuple[float, float], weighted: list[tuple[float, float, int]],
+                label_cpu_per_busy_s: float) -> list[list[Any]]:
+    """Idle-core share and labelling-core utilisation inside ``window`` (see :func:`overlap_window`); ``weighted``:
+    every task's (start, stop, cores)."""
     lo, hi = window
     span, cores = hi - lo, info["slots"] * info["threads_per_worker"]
 
@@ -259,7 +261,6 @@ def window_rows(info: dict[str, Any], window: tuple[float, float], label_cpu_per
 
     labels = [t for t in info["tasks"] if t["kind"].startswith("label")]
     others = [t for t in info["tasks"] if not t["kind"].startswith("label")]
-    weighted = [(t["start"], t["stop"], core_weight(t["kind"], info)) for t in info["tasks"]]
     idle = coverage(weighted, lo, hi, cores)[1]
     util = core_s(labels) * label_cpu_per_busy_s / max(span * cores - core_s(others), 1e-9)
     return [
@@ -353,7 +354,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         ["share of wall time with >= 1 idle core (core-weighted)", f"{100 * some_idle / wall:.0f}%"],
         ["share of wall time with >= 1 idle worker slot (task count)", f"{100 * some_idle_slot / wall:.0f}%"],
         ["share of wall time with every core idle (driver only)", f"{100 * all_idle / wall:.0f}%"],
-        *(window_rows(info, window, sp.total_cpu / max(label_task_s, 1e-9)) if window else []),
+        *(window_rows(info, window, weighted, sp.total_cpu / max(label_task_s, 1e-9)) if window else []),
         ["core-seconds used by tasks / available", f"{100 * busy_w / (wall * cores):.0f}%"],
         ["load average at start / end (1, 5, 15 min)", f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} / {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
          f" on {info['cpu_count']} CPUs (shared machine: timings under contention)"],

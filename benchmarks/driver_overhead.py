@@ -19,6 +19,7 @@ import os
 import time
 
 import numpy as np
+from idle_cluster import cpu_seconds
 
 #: seconds the idle cluster is watched to get its baseline CPU rate (after 5 s of settling)
 IDLE_S = 20.0
@@ -38,13 +39,6 @@ class WaitingLabeler:
                            fidelity_hash=self.fidelity.hash(), wall_seconds=self.seconds)
 
 
-def _cpu_seconds() -> float:
-    import psutil
-
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
-
-
 def run(n_labels: int, task_s: float) -> dict[str, float]:
     from ase.build import molecule
 
@@ -57,15 +51,15 @@ def run(n_labels: int, task_s: float) -> dict[str, float]:
     with open_client(n_workers=2, threads_per_worker=1) as client:
         client.wait_for_workers(2)
         time.sleep(5)
-        cpu0, t0 = _cpu_seconds(), time.monotonic()
+        cpu0, t0 = cpu_seconds(), time.monotonic()
         time.sleep(IDLE_S)
-        idle_rate = (_cpu_seconds() - cpu0) / (time.monotonic() - t0)
+        idle_rate = (cpu_seconds() - cpu0) / (time.monotonic() - t0)
         pool = LabelingPool(client, labeler_factory=lambda fid: WaitingLabeler(fid, task_s))
-        cpu0, t0 = _cpu_seconds(), time.monotonic()
+        cpu0, t0 = cpu_seconds(), time.monotonic()
         for k in range(n_labels):
             pool.submit(f"frame-{k}", atoms, fidelity)
         n_back = sum(1 for _ in pool.results())
-        wall, cpu = time.monotonic() - t0, _cpu_seconds() - cpu0
+        wall, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
     assert n_back == n_labels, (n_back, n_labels)
     return {"wall": wall, "cpu": cpu, "idle_rate": idle_rate, "per_task_ms": 1000 * (cpu - idle_rate * wall) / n_labels}
 

@@ -4,7 +4,7 @@ The driver of a campaign hosts Dask's scheduler, the nannies and the client; eve
 (event-loop watchdog tick, nanny memory check, system monitor) runs there whether tasks run or not, and
 each worker process ticks too. This script starts a LocalCluster of ``--workers`` x 1 thread twice, once
 with Dask's defaults and once through ``alloop.campaign.cluster.open_client`` (which slows the tick, the
-memory check and the worker's profiler, :data:`alloop.campaign.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
+memory checks, the worker's profiler and the system monitors, :data:`alloop.campaign.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
 prints the CPU each process used, as % of one core. With ``--labels N`` each cluster then computes the same
 N B3LYP/def2-SVP energy + gradient labels of one ethanol frame (``--labels`` over the workers, one at a time
 per worker) and the mean label CPU s is printed twice: the worker process's CPU over the label (what the
@@ -25,7 +25,7 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data"
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     import psutil
 
     times = psutil.Process().cpu_times()
@@ -35,9 +35,9 @@ def _cpu_seconds() -> float:
 def measure(client, seconds: float) -> tuple[float, float]:  # noqa: ANN001
     """(driver %, mean worker %) of one core over ``seconds`` of idleness, after 5 s of settling."""
     time.sleep(5)
-    driver0, workers0 = _cpu_seconds(), client.run(_cpu_seconds)
+    driver0, workers0 = cpu_seconds(), client.run(cpu_seconds)
     time.sleep(seconds)
-    driver1, workers1 = _cpu_seconds(), client.run(_cpu_seconds)
+    driver1, workers1 = cpu_seconds(), client.run(cpu_seconds)
     worker = sum(workers1[w] - workers0[w] for w in workers1 if w in workers0) / max(1, len(workers1))
     return 100 * (driver1 - driver0) / seconds, 100 * worker / seconds
 
