@@ -53,6 +53,8 @@ class ExecutionConfig(Section):
     n_workers: int | None = Field(default=None, ge=1, description="default: one per core (local) or 1 job")
     threads_per_worker: int = Field(default=1, ge=1, description="also the torch/PySCF threads of a task")
     tasks_per_slot: int = Field(default=2, ge=1, description="tasks in flight per free worker thread")
+    label_batch_seconds: float = Field(default=2.0, ge=0, description="labels shorter than this share tasks of "
+                                       "about this length (0: one task per label)")
     max_task_retries: int = Field(default=2, ge=0, description="resubmissions after a worker death")
 
     @model_validator(mode="before")

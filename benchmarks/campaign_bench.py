@@ -130,7 +130,8 @@ def task_kind(key: str, hashes: dict[str, str]) -> str:
             if key.startswith(f"label-{hashes[role]}-"):
                 return f"label {role}"
         return "label"
-    for prefix, kind in (("md_task", "MD"), ("train_task", "training"), ("cheap_hessian", "hessian")):
+    for prefix, kind in (("md_task", "MD"), ("train_task", "training"), ("cheap_hessian", "hessian"),
+                         ("bias_task", "bias B")):
         if key.startswith(prefix):
             return kind
     return "other"
@@ -155,6 +156,11 @@ def _cpu_history(dask_worker: Any) -> tuple[list[float], list[float]]:
     """A worker's system-monitor samples: times (s since the epoch) and its process CPU % (100 = one core)."""
     q = dask_worker.monitor.quantities
     return list(q["time"]), list(q["cpu"])
+
+
+def _sample_cpu_every_second(dask_worker: Any) -> None:
+    """The worker's system monitor samples every second (open_client slows it to 10 s): per-task CPU % below."""
+    dask_worker.periodic_callbacks["monitor"].callback_time = 1000
 
 
 def _mean_cpu(history: tuple[list[float], list[float]] | None, start: float, stop: float) -> float | None:
@@ -188,6 +194,7 @@ def run_campaign(cfg: Any, run_dir: Path, n_workers: int, overrides: list[str], 
         with dask.config.set({"distributed.admin.system-monitor.log-length": 200_000}), \
                 open_client(n_workers=n_workers, threads_per_worker=ex.threads_per_worker) as client:
             torch.set_num_threads(ex.threads_per_worker)
+            client.run(_sample_cpu_every_second)  # the workers' only: the driver keeps open_client's settings
             slots = sum(client.nthreads().values())
             cpu0, driver0 = client.run(_process_cpu), _process_cpu()
             with get_task_stream(client) as stream:

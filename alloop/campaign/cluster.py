@@ -25,13 +25,15 @@ from alloop.errors import AlloopError
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 #: Dask's periodic monitoring, slowed down: the event-loop watchdog tick (default 20 ms), the nanny's and
-#: worker's memory check (100 ms), the worker's statistical profiler (samples the task thread every 10 ms) and
-#: every server's system monitor (CPU, memory, network and disk counters for the dashboard, 500 ms).
-#: At the defaults an idle 2-worker LocalCluster costs the driver about 3-4 % of a core and each worker about
-#: 2 %, taken from the labels (``python benchmarks/idle_cluster.py``).
+#: worker's memory check (100 ms), the worker's statistical profiler (samples the task thread every 10 ms), every
+#: server's system monitor (CPU, memory, network and disk counters for the dashboard's system page, 500 ms) and the
+#: client's refresh of the scheduler's worker list (2 s). At the defaults an idle 2-worker LocalCluster costs the
+#: driver about 3-4 % of a core and each worker about 2 %, taken from the labels; with these about 0.8 % and 0.5 %
+#: (``python benchmarks/idle_cluster.py``).
 QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.worker.memory.monitor-interval": "500ms",
                     "distributed.worker.profile.interval": "100ms",
-                    "distributed.admin.system-monitor.interval": "1000ms"}
+                    "distributed.admin.system-monitor.interval": "10s",
+                    "distributed.client.scheduler-info-interval": "10s"}
 
 
 def available_cores() -> int:
@@ -103,6 +105,7 @@ def open_client(
     the scheduler; 0 hands every death to the caller (``LabelingPool`` counts
     and resubmits them itself).
     """
+    import dask
     from distributed import Client
 
     _positive("n_workers", n_workers)
@@ -115,12 +118,13 @@ def open_client(
     driver_torch_threads = torch.get_num_threads() if torch is not None else None
     cluster = None
     try:
-        if address is None and scheduler_file is None:
-            cluster = _local_cluster(n_workers, threads_per_worker, tasks_per_worker, memory_limit, allowed_failures,
-                                     logging.CRITICAL if quiet else logging.WARNING)
-            client = Client(cluster)
-        else:
-            client = Client(address=address, scheduler_file=scheduler_file)
+        with dask.config.set(quiet_monitoring()):  # read by the servers and the client as they start
+            if address is None and scheduler_file is None:
+                cluster = _local_cluster(n_workers, threads_per_worker, tasks_per_worker, memory_limit,
+                                         allowed_failures, logging.CRITICAL if quiet else logging.WARNING)
+                client = Client(cluster)
+            else:
+                client = Client(address=address, scheduler_file=scheduler_file)
     except (OSError, RuntimeError, TimeoutError) as exc:
         if cluster is not None:
             cluster.close()
@@ -153,7 +157,7 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int, tasks_per_wor
         os.environ[var] = str(threads_per_worker)
     env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
     spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env, **quiet_monitoring()}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=tasks_per_worker,

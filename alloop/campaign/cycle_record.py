@@ -16,8 +16,9 @@ from alloop.store.schema import FrameFlag
 
 
 def record_cycle(ctx: PhaseContext, cycle: int, version: int, metrics: dict[str, Any], seconds: float,
-                 original: originals.Original | None) -> None:
-    """Append the row of ``cycle`` (model ``version``, -1: none trained) to ``cycles`` (committed by the caller)."""
+                 original: originals.Original | None, evaluation: dict[str, float] | None = None) -> None:
+    """Append the row of ``cycle`` (model ``version``, -1: none trained) to ``cycles`` (committed by the caller);
+    ``evaluation``: the model's scores on the evaluation set if the training task computed them."""
     store = ctx.store
     sp = ledger.spend(store, ctx.fidelities)
     meta = store.frame_meta()
@@ -31,6 +32,6 @@ def record_cycle(ctx: PhaseContext, cycle: int, version: int, metrics: dict[str,
         val_force_mae_eV_per_A=np.array([metrics.get("force_mae_eV_per_A", np.nan)], float),
         val_energy_mae_eV=np.array([metrics.get("energy_mae_eV", np.nan)], float), train_seconds=[seconds],
         time=[time.time()],
-        **cycle_columns(store, version, cycle, ctx.log),  # scores on the evaluation set (NaN without one)
+        **cycle_columns(store, version, cycle, ctx.log, evaluation),  # on the evaluation set (NaN without one)
         **originals.forgetting_columns(store, original, version, ctx.log),  # NaN without an original
     )

@@ -63,7 +63,8 @@ class Campaign:
         self.slots = slots or max(1, sum(client.nthreads().values()))  # task slots: given, or the cluster's now
         self.original: originals.Original | None = None
         self.pool = LabelingPool(client, threads_per_task=s.threads, tasks_per_slot=s.tasks_per_slot,
-                                 max_retries=s.max_task_retries, labeler_factory=labeler_factory)
+                                 max_retries=s.max_task_retries, labeler_factory=labeler_factory,
+                                 batch_seconds=s.label_batch_seconds)
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
                                 fidelities=self.fidelities, slots=self.slots, progress=self.progress, log=log,
                                 losses=WorkerLosses(client))

@@ -5,8 +5,9 @@
   needs nothing else; it refuses to go on when the file named by the config no longer
   matches the stored copy; and it scores every committed model without a score yet (a
   campaign stopped between a model's commit and its score).
-- :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row,
-  scoring the row's model if needed (NaN without an evaluation set or a model).
+- :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row: the
+  scores the training task computed on its worker (:func:`score_model`, so the driver
+  loads no model), else the row's model scored here (NaN without an evaluation set or a model).
 - A score is the force MAE and RMSE over components (eV/A), the energy MAE (eV) and the
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
   expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
@@ -114,10 +115,12 @@ def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]
 
 
 def _record(
-    store: CampaignStore, frames: EvaluationFrames, version: int, cycle: int, log: Log | None
+    store: CampaignStore, frames: EvaluationFrames, version: int, cycle: int, log: Log | None,
+    scores: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Score model ``version`` and append its ``evaluation`` row (committed by the caller)."""
-    scores = score_model(store.checkpoint(version)[0], frames)
+    """Append model ``version``'s ``evaluation`` row (committed by the caller): ``scores``, else scored here."""
+    if scores is None:
+        scores = score_model(store.checkpoint(version)[0], frames)
     tables.append(store, tables.EVALUATION, model_version=[version], cycle=[cycle], n_frames=[frames.n_frames],
                   sha256=[str(frames.header["sha256"])], time=[time.time()], **{c: [v] for c, v in scores.items()})
     if log is not None:
@@ -136,14 +139,16 @@ def _score_unscored(store: CampaignStore, frames: EvaluationFrames, log: Log) ->
         store.commit(note=store.record.get("note"))
 
 
-def cycle_columns(store: CampaignStore, version: int, cycle: int, log: Log | None = None) -> dict[str, np.ndarray]:
-    """The ``eval_*`` columns of model ``version``'s ``cycles`` row ({} for a table that predates them)."""
+def cycle_columns(store: CampaignStore, version: int, cycle: int, log: Log | None = None,
+                  computed: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """The ``eval_*`` columns of model ``version``'s ``cycles`` row ({} for a table that predates them);
+    ``computed``: its :func:`score_model` scores, computed elsewhere (the training task)."""
     if not tables.has_columns(store, tables.CYCLES, tables.EVAL_COLUMNS):
         return {}
     scores: dict[str, float] = {c: np.nan for c in COLUMNS}
     frames = stored_set(store) if version >= 0 else None
     if frames is not None:
-        scores = model_scores(store).get(version) or _record(store, frames, version, cycle, log)
+        scores = model_scores(store).get(version) or _record(store, frames, version, cycle, log, computed)
     return {c: np.array([scores[c]], float) for c in COLUMNS}
 
 

@@ -93,8 +93,7 @@ def _submit(ctx: PhaseContext, pool: LabelingPool, todo: dict[str, np.ndarray]) 
     frames = {role: ctx.store.get_frames(ids) for role, ids in todo.items()}
     by_key: dict[str, tuple[str, int]] = {}
     for role, ids in todo.items():
-        for frame_id, atoms in zip(ids, frames[role]):
-            key = f"{role}-{int(frame_id)}"
-            by_key[key] = (role, int(frame_id))
-            pool.submit(key, atoms, ctx.fidelities[role])
+        keys = [f"{role}-{int(frame_id)}" for frame_id in ids]
+        by_key.update((key, (role, int(frame_id))) for key, frame_id in zip(keys, ids))
+        pool.submit_many(zip(keys, frames[role]), ctx.fidelities[role])
     return by_key

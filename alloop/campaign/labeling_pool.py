@@ -7,12 +7,21 @@ and stream results to the single writer while the cluster works. Higher
 ``priority`` runs first, in the local queue and on the scheduler; by default
 expensive methods outrank cheap ones (``default_priority``).
 
+Short labels go in batches: once a fidelity's labels are known to take less
+than ``batch_seconds`` (the mean wall time of those back so far), consecutive
+queued frames of that fidelity and priority share one task of about that
+length (each still labelled on its own; fewer tasks means less scheduler and
+client work per label). A batch never holds more than its share of the queue,
+so every place in flight gets work.
+
 Task keys are deterministic: ``label-<fidelity hash>-<frame key>`` (a retry
-appends ``-retry<n>``). Workers only compute and return a LabelResult; they
-write nothing. A worker that dies while holding a task (crash, OOM kill,
-SIGKILL) costs that task one attempt: it is resubmitted up to ``max_retries``
-times, after which the frame gets a ``failed`` LabelResult ("worker died N
-times ...") instead of an exception. Physics failures come back as data from
+appends ``-retry<n>``; a batch appends ``+<n more frames>`` to its first
+frame's key). Workers only compute and return LabelResults; they write nothing.
+A worker that dies while holding a task (crash, OOM kill, SIGKILL) costs each
+frame of that task one attempt: it is resubmitted alone (never batched again,
+so a frame that kills workers cannot take others down with it) up to
+``max_retries`` times, after which the frame gets a ``failed`` LabelResult
+("worker died N times ...") instead of an exception. Physics failures come back as data from
 the labeller itself. An exception raised inside a task (a programming error)
 is re-raised from ``results()``/``poll()`` with the frame key attached.
 
@@ -41,6 +50,8 @@ _DFT_PRIORITY = 10
 #: how often (seconds) the number of worker slots is re-read from the scheduler (a round trip to it; workers
 #: that join later, e.g. a replacement batch job, get tasks within this time)
 _SLOTS_REFRESH_S = 5.0
+#: most frames in one batch task
+MAX_BATCH = 64
 
 
 def default_priority(fidelity: Fidelity) -> int:
@@ -54,9 +65,15 @@ def task_key(fidelity_hash: str, frame_key: str, attempt: int = 0) -> str:
     return base if attempt == 0 else f"{base}-retry{attempt}"
 
 
-def _run_label(labeler: Labeler, atoms: Atoms) -> LabelResult:
-    """The task a worker runs: compute only, return the result."""
-    return labeler.label(atoms)
+def batch_key(fidelity_hash: str, frame_key: str, size: int) -> str:
+    """The Dask key of a first attempt labelling ``size`` frames, the first of them ``frame_key``."""
+    base = task_key(fidelity_hash, frame_key)
+    return base if size == 1 else f"{base}+{size - 1}"
+
+
+def _run_labels(labeler: Labeler, structures: list[Atoms]) -> list[LabelResult]:
+    """The task a worker runs: label each structure in turn, return the results (compute only)."""
+    return [labeler.label(atoms) for atoms in structures]
 
 
 @dataclass(order=True)
@@ -82,20 +99,23 @@ class LabelingPool:
         tasks_per_slot: int = 2,
         max_retries: int = 2,
         labeler_factory: Callable[[Fidelity], Labeler] | None = None,
+        batch_seconds: float = 0.0,
     ) -> None:
         from distributed import as_completed
 
-        if tasks_per_slot < 1 or max_retries < 0 or threads_per_task < 1:
-            raise ValueError("tasks_per_slot and threads_per_task must be >= 1 and max_retries >= 0")
+        if tasks_per_slot < 1 or max_retries < 0 or threads_per_task < 1 or not batch_seconds >= 0:
+            raise ValueError("tasks_per_slot and threads_per_task must be >= 1, max_retries and batch_seconds >= 0")
         self.client = client
         self.threads_per_task = threads_per_task
         self.tasks_per_slot = tasks_per_slot
         self.max_retries = max_retries
+        self.batch_seconds = float(batch_seconds)
+        self._wall: dict[str, list[float]] = {}  # fidelity hash -> [sum of label wall s, labels] of results back
         self._factory = labeler_factory or (lambda fid: PySCFLabeler(fid, threads=threads_per_task))
         self._labelers: dict[str, Labeler] = {}
         self._checked: set[tuple[str, tuple[int, ...]]] = set()  # (fidelity hash, sorted numbers) known to pass
         self._pending: list[_Task] = []  # heap ordered by (-priority, submission order)
-        self._futures: dict[str, tuple[object, _Task]] = {}  # dask key -> (future, task)
+        self._futures: dict[str, tuple[object, list[_Task]]] = {}  # dask key -> (future, its frames' tasks)
         self._active: set[tuple[str, str]] = set()  # (frame key, fidelity hash) not yet finished
         self._seq = itertools.count()
         self._ac = as_completed([], with_results=False)
@@ -103,6 +123,8 @@ class LabelingPool:
         self._slots_read = -float("inf")
         #: worker deaths seen by this pool's tasks (each one cost a task an attempt)
         self.worker_deaths = 0
+        #: tasks sent to the cluster (a batch is one task)
+        self.tasks_sent = 0
 
     # ----------------------------------------------------------------- submit
     def labeler_for(self, fidelity: Fidelity) -> Labeler:
@@ -126,6 +148,16 @@ class LabelingPool:
 
     def submit(self, key: str, atoms: Atoms, fidelity: Fidelity, priority: int | None = None) -> None:
         """Queue one label; refused up front (FidelityError) if the fidelity cannot describe ``atoms``."""
+        self._queue(key, atoms, fidelity, priority)
+        self._fill()
+
+    def submit_many(self, items: Iterable[tuple[str, Atoms]], fidelity: Fidelity, priority: int | None = None) -> None:
+        """Queue several labels, then send what fits in flight (so short ones can share tasks from the start)."""
+        for key, atoms in items:
+            self._queue(key, atoms, fidelity, priority)
+        self._fill()
+
+    def _queue(self, key: str, atoms: Atoms, fidelity: Fidelity, priority: int | None) -> None:
         if not isinstance(key, str) or not key:
             raise TypeError(f"frame key must be a non-empty string, not {key!r}")
         self.check(atoms, fidelity)
@@ -136,7 +168,6 @@ class LabelingPool:
         task = _Task((-prio, next(self._seq)), key, atoms.copy(), self.labeler_for(fidelity), ident[1], prio)
         self._active.add(ident)
         heapq.heappush(self._pending, task)
-        self._fill()
 
     # ---------------------------------------------------------------- results
     @property
@@ -186,7 +217,7 @@ class LabelingPool:
         """Drop the local queue and cancel every task in flight; returns how many labels were dropped."""
         from distributed import as_completed
 
-        dropped = len(self._pending) + len(self._futures)
+        dropped = len(self._pending) + sum(len(tasks) for _, tasks in self._futures.values())
         futures = [f for f, _ in self._futures.values()]
         self._pending.clear()
         self._futures.clear()
@@ -209,35 +240,54 @@ class LabelingPool:
             return
         capacity = self._capacity()
         while self._pending and len(self._futures) < capacity:
-            task = heapq.heappop(self._pending)
-            key = task_key(task.fidelity_hash, task.frame_key, task.attempt)
-            future = self.client.submit(_run_label, task.labeler, task.atoms, key=key, priority=task.priority)
-            self._futures[key] = (future, task)
+            batch = [heapq.heappop(self._pending)]
+            size = self._batch_size(batch[0], capacity)
+            while len(batch) < size and self._pending and _batchable(batch[0], self._pending[0]):
+                batch.append(heapq.heappop(self._pending))
+            first = batch[0]
+            if first.attempt:
+                key = task_key(first.fidelity_hash, first.frame_key, first.attempt)
+            else:
+                key = batch_key(first.fidelity_hash, first.frame_key, len(batch))
+            future = self.client.submit(_run_labels, first.labeler, [t.atoms for t in batch], key=key,
+                                        priority=first.priority)
+            self._futures[key] = (future, batch)
             self._ac.add(future)
+            self.tasks_sent += 1
+
+    def _batch_size(self, task: _Task, capacity: int) -> int:
+        """How many frames go with ``task``: a batch of about ``batch_seconds``, at most its share of the queue."""
+        wall, n = self._wall.get(task.fidelity_hash, (0.0, 0))
+        if task.attempt or not self.batch_seconds or not n or wall <= 0:
+            return 1
+        share = -(-(len(self._pending) + 1) // capacity)
+        return max(1, min(int(self.batch_seconds * n / wall), share, MAX_BATCH))
 
     def _handle(self, future) -> list[tuple[str, LabelResult]]:  # noqa: ANN001
         entry = self._futures.pop(future.key, None)
         if entry is None:  # cancelled by cancel_all
             return []
-        task = entry[1]
+        tasks = entry[1]
         status = future.status
         if status == "finished":
-            result = future.result()
+            results = future.result()
             future.release()
-            return [self._finish(task, result)]
+            return [self._finish(task, result) for task, result in zip(tasks, results, strict=True)]
         if status == "error":
             exc = future.exception()
             future.release()
             from distributed.scheduler import KilledWorker
 
             if not isinstance(exc, KilledWorker):
-                self._active.discard((task.frame_key, task.fidelity_hash))
+                for task in tasks:
+                    self._active.discard((task.frame_key, task.fidelity_hash))
                 if hasattr(exc, "add_note"):
-                    exc.add_note(f"while labelling frame '{task.frame_key}' (task {future.key})")
+                    frames = ", ".join(f"'{t.frame_key}'" for t in tasks)
+                    exc.add_note(f"while labelling frame(s) {frames} (task {future.key})")
                 raise exc
-            return self._retry_or_fail(task, exc.allowed_failures + 1, "worker died")
+            return [r for task in tasks for r in self._retry_or_fail(task, exc.allowed_failures + 1, "worker died")]
         future.release()  # cancelled or lost without our asking: the scheduler dropped it
-        return self._retry_or_fail(task, 0, f"task {status} by the scheduler")
+        return [r for task in tasks for r in self._retry_or_fail(task, 0, f"task {status} by the scheduler")]
 
     def _retry_or_fail(self, task: _Task, deaths: int, what: str) -> list[tuple[str, LabelResult]]:
         task.deaths += deaths
@@ -258,7 +308,17 @@ class LabelingPool:
 
     def _finish(self, task: _Task, result: LabelResult) -> tuple[str, LabelResult]:
         self._active.discard((task.frame_key, task.fidelity_hash))
+        if result.wall_seconds > 0:
+            seen = self._wall.setdefault(task.fidelity_hash, [0.0, 0])
+            seen[0] += result.wall_seconds
+            seen[1] += 1
         return task.frame_key, result
+
+
+def _batchable(first: _Task, other: _Task) -> bool:
+    """Whether ``other`` may share ``first``'s task: same fidelity and priority, both first attempts."""
+    return (other.fidelity_hash == first.fidelity_hash and other.priority == first.priority
+            and not first.attempt and not other.attempt)
 
 
 def label_all(
@@ -286,8 +346,7 @@ def label_all(
             pool.check(atoms, fidelity)
         except FidelityError as exc:
             raise FidelityError(f"frame '{key}': {exc}") from None
-    for key, atoms in items:
-        pool.submit(key, atoms, fidelity, priority)
+    pool.submit_many(items, fidelity, priority)
     done: dict[str, LabelResult] = {}
     for key, result in pool.results():
         done[key] = result

@@ -10,11 +10,12 @@ exactly as a synchronous one does. Only the moment a phase may start changes:
   model at most two cycles old), if the label budget (counting frames selected
   and not labelled yet) leaves it cheap labels;
 - its cheap labels go to the labelling pool as soon as its frames are in, its
-  expensive selection as soon as they are back, and its expensive labels at once;
+  expensive selection (bias B, a task on a worker) as soon as they are back, and
+  its expensive labels at once;
 - its training starts when its expensive labels are back and cycle k-1's model
   is committed (one training at a time: each continues the previous model).
 
-MD and training tasks outrank labels on the scheduler (they are on the
+MD, bias and training tasks outrank labels on the scheduler (they are on the
 critical path). The loop waits for whichever task ends first and then advances
 every cycle it can. A stop rule that holds once a model is committed ends the
 campaign: labels and MD still in flight are dropped (nothing of theirs was
@@ -33,13 +34,13 @@ from alloop.campaign.context import PhaseContext
 from alloop.campaign.explore import ExploreRun, finish_explore, start_explore
 from alloop.campaign.label import LabelStream
 from alloop.campaign.labeling_pool import LabelingPool
-from alloop.campaign.select_expensive import select_expensive
+from alloop.campaign.select_expensive import SelectionRun, finish_selection, start_selection
 from alloop.campaign.taskrun import FutureWaiter
 from alloop.campaign.train import TrainingRun, finish_training, start_training
 from alloop.errors import AlloopError
 from alloop.store import tables
 
-#: scheduler priority of MD and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
+#: scheduler priority of MD, bias and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
 CRITICAL_PRIORITY = 100
 #: seconds the loop waits for a task to end before it looks again (commits and progress in between)
 WAIT_S = 1.0
@@ -65,6 +66,7 @@ class Pipeline:
     hooks: Hooks
     n_cycles: int
     md: ExploreRun | None = None
+    selection: SelectionRun | None = None
     training: TrainingRun | None = None
     last_cycle: int = field(init=False)
     budget_reason: str = ""
@@ -111,9 +113,8 @@ class Pipeline:
             return None
         if not self._done(cycle, "labelled-cheap") and not self._labels_back(cycle, "cheap", "labelled-cheap"):
             return None
-        if not self._done(cycle, "selected-expensive"):
-            select_expensive(self.ctx, cycle, self.hooks.expensive_quota())
-            self._mark(cycle, "selected-expensive", None)
+        if not self._done(cycle, "selected-expensive") and not self._selected(cycle):
+            return None
         if not self._done(cycle, "labelled-expensive") and not self._labels_back(cycle, "expensive",
                                                                                   "labelled-expensive"):
             return None
@@ -134,6 +135,21 @@ class Pipeline:
             return
         self.md = start_explore(self.ctx, cycle, priority=CRITICAL_PRIORITY)
         self._steps += 1
+
+    def _selected(self, cycle: int) -> bool:
+        """Start (once) the cycle's expensive selection; mark it when its bias B is back. Whether it is marked."""
+        if self.selection is None:
+            self.selection = start_selection(self.ctx, cycle, self.hooks.expensive_quota(), CRITICAL_PRIORITY)
+            self._steps += 1
+            if self.selection is None:  # nothing to choose from
+                self._mark(cycle, "selected-expensive", None)
+                return True
+        if self.selection.cycle != cycle or not self.selection.task.ready():
+            return False
+        run, self.selection = self.selection, None
+        finish_selection(self.ctx, run, self.hooks.expensive_quota())
+        self._mark(cycle, "selected-expensive", None)
+        return True
 
     def _labels_back(self, cycle: int, role: str, phase: str) -> bool:
         """Submit (once) the cycle's labels of ``role``; mark ``phase`` when all are back. Whether it is marked."""
@@ -183,8 +199,9 @@ class Pipeline:
             if not running:
                 return  # every segment is back: the next pass collects them
             futures += running
-        if self.training is not None:
-            futures.append(self.training.task.future)
+        for run in (self.selection, self.training):
+            if run is not None:
+                futures.append(run.task.future)
         if not futures:  # a pass that advanced nothing left every unfinished cycle waiting on nothing: a bug
             raise AlloopError("the asynchronous loop has nothing in flight and cannot advance (a bug: please "
                               "report it; everything committed is kept and alloop resume continues from it)")
@@ -192,12 +209,12 @@ class Pipeline:
 
     def _drop_in_flight(self) -> None:
         self.pool.cancel_all()
-        tasks = ([*self.md.tasks] if self.md is not None else []) + (
-            [self.training.task] if self.training is not None else [])
+        tasks = ([*self.md.tasks] if self.md is not None else []) + [
+            run.task for run in (self.selection, self.training) if run is not None]
         if tasks:
             self.ctx.client.cancel([t.future for t in tasks])
         if self.training is not None:
             from alloop.campaign.tasks import TRAIN_TOPIC
 
             self.ctx.client.unsubscribe_topic(TRAIN_TOPIC)
-        self.md = self.training = None
+        self.md = self.selection = self.training = None

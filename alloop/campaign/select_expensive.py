@@ -1,64 +1,94 @@
 """The expensive selection: of a cycle's cheap-labelled frames, those with the largest ASTEROID bias B.
 
 B is the bias of the newest stage-1 model (role ``theta0``; the newest model when
-there is none) against the frames' cheap forces; frames outside the thermal
-energy window (``selection.energy_window_sigma``) are never chosen. The chosen
-frames are recorded in the ledger and flagged (committed by the caller).
+there is none) against the frames' cheap forces, computed by a task on a worker
+(:func:`alloop.campaign.tasks.bias_task`: the driver never loads a model); frames
+outside the thermal energy window (``selection.energy_window_sigma``) are never
+chosen. :func:`start_selection` submits the task, :func:`finish_selection`
+records the chosen frames in the ledger and flags them (committed by the caller).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
 
 from alloop.campaign import ledger
 from alloop.campaign.context import PhaseContext
-from alloop.potentials.base import Potential
-from alloop.potentials.checkpoint import model_from_bytes
+from alloop.campaign.taskrun import BackgroundTask
+from alloop.campaign.tasks import bias_task
 from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
-from alloop.uncertainty.bias import model_bias
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as top_bias
 
 
-def select_expensive(ctx: PhaseContext, cycle: int, budget: int) -> None:
-    """Choose up to ``budget`` of the frames cheap-labelled in ``cycle`` (not expensive-labelled yet)."""
+@dataclass
+class SelectionRun:
+    """A cycle's cheap-labelled frames awaiting their bias B (the task computing it)."""
+
+    cycle: int
+    rows: np.ndarray  # rows of the cheap label table
+    frame_ids: np.ndarray
+    frames: list[Atoms]
+    task: BackgroundTask
+
+
+def select_expensive(ctx: PhaseContext, cycle: int, budget: int, priority: int = 0) -> None:
+    """Choose up to ``budget`` of the frames cheap-labelled in ``cycle`` (not expensive-labelled yet); waits."""
+    run = start_selection(ctx, cycle, budget, priority)
+    if run is not None:
+        finish_selection(ctx, run, budget)
+
+
+def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 0) -> SelectionRun | None:
+    """Submit the bias B of ``cycle``'s candidates; None when there is nothing to choose from."""
     store, cheap, expensive = ctx.store, ctx.fidelities["cheap"], ctx.fidelities["expensive"]
     ids = ledger.selected(store, "cheap", cycle)
     table = store.labels(cheap.hash()) if cheap.hash() in store.fidelities() else None
     if table is None or budget == 0 or ids.size == 0:
-        return
+        return None
     rows = np.flatnonzero(np.isin(table.frame_id, ids) & table.ok)
     rows = rows[~np.isin(table.frame_id[rows], ledger.labelled_ids(store, expensive))]
     if rows.size == 0:
-        return
+        return None
     frame_ids = table.frame_id[rows]
     frames = store.get_frames(frame_ids)
     forces = np.concatenate([table.frame_forces(int(r)) for r in rows])
-    bias = model_bias(latest_model(store, "theta0") or latest_model(store, "model"), frames, forces)
+    blob = latest_blob(store, "theta0") or latest_blob(store, "model")
+    task = BackgroundTask(ctx.client, bias_task, (blob, frames, forces, ctx.settings.threads),
+                          ctx.settings.max_task_retries, priority)
+    return SelectionRun(cycle, rows, frame_ids, frames, task)
+
+
+def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
+    """Choose the top-B frames of a :class:`SelectionRun` (waits for its bias B if not back yet)."""
+    store, expensive = ctx.store, ctx.fidelities["expensive"]
+    bias = run.task.result()
+    table = store.labels(ctx.fidelities["cheap"].hash())
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
-        inside = _thermal_mask(ctx, table, rows, frames, sigma)
+        inside = _thermal_mask(ctx, table, run.rows, run.frames, sigma)
         bias = np.where(inside, bias, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
     chosen = top_bias(bias, budget)
-    ledger.select(store, cycle, frame_ids[chosen.indices], "expensive", chosen.reasons)
-    store.set_flags(frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
+    ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
+    store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
-    ctx.log(f"cycle {cycle}: {len(chosen.indices)} of {rows.size} cheap-labelled frames go to "
+    ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' (top bias B, median B {median} eV/A{window})")
 
 
-def latest_model(store: CampaignStore, role: str = "model") -> Potential | None:
-    """The newest checkpoint of ``role`` as a model, or None."""
+def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:
+    """The newest checkpoint of ``role`` as checkpoint bytes, or None."""
     versions = [c for c in store.checkpoints() if c.get("role") == role]
     if not versions:
         return None
-    blob, _ = store.checkpoint(int(versions[-1]["version"]))
-    return model_from_bytes(blob)[0]
+    return store.checkpoint(int(versions[-1]["version"]))[0]
 
 
 def _thermal_mask(ctx: PhaseContext, table: LabelTable, rows: np.ndarray, frames: list[Atoms],

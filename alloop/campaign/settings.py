@@ -150,6 +150,7 @@ class CampaignSettings:
     asynchronous: bool  # schedule.mode: a cycle's training overlaps the next cycle's MD and labels
     threads: int  # per task (execution.threads_per_worker)
     tasks_per_slot: int  # labelling tasks in flight per worker slot
+    label_batch_seconds: float  # labels shorter than this share tasks of about this length
     max_task_retries: int
     bootstrap: BootstrapConfig
     explore: ExploreSettings
@@ -206,7 +207,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
         seed=cfg.seed, strategy=s.strategy, asynchronous=s.mode == "asynchronous",
         threads=cfg.execution.threads_per_worker,
         tasks_per_slot=cfg.execution.tasks_per_slot, max_task_retries=cfg.execution.max_task_retries,
-        bootstrap=s.bootstrap, explore=explore_settings(cfg),
+        label_batch_seconds=cfg.execution.label_batch_seconds, bootstrap=s.bootstrap, explore=explore_settings(cfg),
         selection=SelectionSettings(
             max_cheap_per_cycle=sel.max_cheap_per_cycle, max_expensive_per_cycle=sel.max_expensive_per_cycle,
             min_cheap_per_cycle=sel.min_cheap_per_cycle, min_step_spacing=sel.min_step_spacing,

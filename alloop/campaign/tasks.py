@@ -15,7 +15,9 @@ import numpy as np
 import torch
 from ase import Atoms
 
+from alloop.campaign.evaluation import score_model
 from alloop.campaign.settings import GuardSettings, training_settings  # noqa: F401 (training_settings: old home)
+from alloop.evaluation_set import EvaluationFrames
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
@@ -26,6 +28,7 @@ from alloop.potentials.registry import build_model
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.two_head import train_two_head
+from alloop.uncertainty.bias import model_bias
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import frame_descriptors
 
@@ -110,6 +113,14 @@ def md_task(request: MDRequest) -> MDTaskResult:
     )
 
 
+def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1) -> np.ndarray:
+    """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]."""
+    pin_threads(threads)
+    model, _ = model_from_bytes(model_blob)
+    model.eval()
+    return model_bias(model, frames, ref_forces)
+
+
 @dataclass
 class LabelledArrays:
     """Frames of one fidelity as plain arrays (what a training task receives)."""
@@ -148,6 +159,7 @@ class TrainRequest:
     replay: LabelledArrays | None = None  # outside frames labelled by the original model (replay_fraction > 0)
     threads: int = 1
     metadata: dict[str, Any] = field(default_factory=dict)
+    evaluation: bytes | None = None  # the campaign's evaluation set (EvaluationFrames bytes): the model is scored on it
 
 
 @dataclass
@@ -162,6 +174,7 @@ class TrainTaskResult:
     gamma: float | None
     seconds: float
     log: list[str]
+    evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
 
 
 def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
@@ -240,7 +253,10 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     result = _train(method, request, data, factory, initial, warm, log)
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
-    return _task_result(request, method, result, uq, t0, log)
+    out = _task_result(request, method, result, uq, t0, log)
+    if request.evaluation is not None:
+        out.evaluation = score_model(out.model_blob, EvaluationFrames.from_bytes(request.evaluation))
+    return out
 
 
 def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],

@@ -5,7 +5,8 @@ cycle's ASTEROID settings (shortened for a warm start), the Q-residual settings
 and, with warm starts, the previous cycle's checkpoints. The result's models
 (stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``), the uncertainty
 model, the ASTEROID bias rows and the ``cycles`` row are committed together by
-the ``trained`` phase mark.
+the ``trained`` phase mark. The task also scores its model on the campaign's
+evaluation set, if there is one (the driver loads no model).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from alloop.campaign import ledger
+from alloop.campaign import evaluation, ledger
 from alloop.campaign import original as originals
 from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext
 from alloop.campaign.cycle_record import record_cycle
@@ -84,6 +85,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         settings=plan.stages(cycle, warm=short), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
         threads=plan.threads, metadata={"cycle": cycle},
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
+        evaluation=ctx.store.get_blob(evaluation.BLOB),
     )
 
 
@@ -130,7 +132,7 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
     finally:
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
     version = _store_models(ctx, cycle, result, run.cheap)
-    record_cycle(ctx, cycle, version, result.metrics, result.seconds, original)
+    record_cycle(ctx, cycle, version, result.metrics, result.seconds, original, result.evaluation)
     if mark:
         ctx.record_losses(cycle, "trained")
         ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})

@@ -16,15 +16,16 @@ from alloop.config import load_campaign
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.potentials.checkpoint import model_from_bytes, save_checkpoint
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
 from campaign_helpers import check_invariants, write_tiny
 
 
-def write_evaluation_campaign(folder: Path, n_frames: int = 4) -> Path:
+def write_evaluation_campaign(folder: Path, n_frames: int = 4, **tiny: object) -> Path:
     """The tiny water campaign plus ``evaluation:``: rattled water labelled at its expensive fidelity (HF/6-31G)."""
-    yaml = write_tiny(folder, cycles=1)
+    yaml = write_tiny(folder, **{"cycles": 1, **tiny})  # type: ignore[arg-type]
     labeler = PySCFLabeler(load_campaign(yaml).expensive_fidelity)
     rng = np.random.default_rng(7)
     frames = []
@@ -39,12 +40,34 @@ def write_evaluation_campaign(folder: Path, n_frames: int = 4) -> Path:
     return yaml
 
 
-def _nan_columns(store, version, cycle, log=None):
+def _nan_columns(store, version, cycle, log=None, computed=None):
     return {c: np.array([np.nan]) for c in evaluation.COLUMNS}
 
 
 def _stop(*args, **kwargs):
     raise RuntimeError("stopped after the bootstrap model was committed (test)")
+
+
+def _no_model_in_the_driver(*args, **kwargs):
+    raise AssertionError("the driver loaded a model")
+
+
+@pytest.mark.parametrize("mode", ["synchronous", "asynchronous"])
+def test_the_driver_never_loads_a_model(tmp_path, monkeypatch, mode):
+    """Bias B and the evaluation scores are computed by tasks on the workers (the driver's CPU is orchestration)."""
+    yaml = write_evaluation_campaign(tmp_path, cycles=2, mode=mode, min_cheap=2)
+    monkeypatch.setattr("alloop.potentials.checkpoint.model_from_bytes", _no_model_in_the_driver)
+    lines: list[str] = []
+    assert start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append) == "2 cycles done"
+    check_invariants(tmp_path / "run", 2)
+    with CampaignStore.open(store_path(tmp_path / "run")) as store:
+        models = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
+        scores = evaluation.model_scores(store)
+        chosen = tables.read(store, tables.SELECTION)
+    assert sorted(scores) == models and len(models) == 3
+    assert all(np.isfinite(s["eval_force_mae_eV_per_A"]) for s in scores.values())
+    assert (np.asarray(chosen["role"]) == "expensive").sum() >= 1  # the bias B routed frames to the expensive fidelity
+    assert sum("top bias B" in line for line in lines) == 2
 
 
 def _evaluate_cli(capsys, model: str, data: Path) -> dict:

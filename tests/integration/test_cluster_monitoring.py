@@ -20,9 +20,12 @@ def _monitor_s(server) -> float:  # noqa: ANN001
 
 
 def test_open_client_slows_the_tick_and_memory_check_in_scheduler_nanny_and_worker():
-    tick, memory, profile, monitor = (float(QUIET_MONITORING[k].removesuffix("ms")) / 1000 for k in (
+    from dask.utils import parse_timedelta
+
+    tick, memory, profile, monitor, info = (parse_timedelta(QUIET_MONITORING[k]) for k in (
         "distributed.admin.tick.interval", "distributed.worker.memory.monitor-interval",
-        "distributed.worker.profile.interval", "distributed.admin.system-monitor.interval"))
+        "distributed.worker.profile.interval", "distributed.admin.system-monitor.interval",
+        "distributed.client.scheduler-info-interval"))
     before = dask.config.get("distributed.admin.tick.interval")
     with open_client(n_workers=1, threads_per_worker=1) as client:
         client.wait_for_workers(1)
@@ -31,6 +34,7 @@ def test_open_client_slows_the_tick_and_memory_check_in_scheduler_nanny_and_work
         nanny = next(iter(cluster.workers.values()))
         assert nanny._tick_interval == tick and nanny.memory_manager.memory_monitor_interval == memory
         assert list(client.run(_intervals).values()) == [(tick, memory, profile, monitor)]
+        assert client._periodic_callbacks["scheduler-info"].callback_time == 1000 * info
     # only while the cluster starts: the driver's own configuration is left as it was
     assert dask.config.get("distributed.admin.tick.interval") == before
 

@@ -94,9 +94,46 @@ def test_higher_priority_goes_first_and_in_flight_is_bounded(client):
     assert pool.n_unfinished == 0
 
 
-def test_killed_worker_every_frame_gets_exactly_one_result(client):
+def test_short_labels_share_tasks_and_give_the_same_results(client):
+    frames = waters(12, seed=5)
+    pool = LabelingPool(client, tasks_per_slot=1, batch_seconds=1.0, labeler_factory=_delayed(0.2))
+    with get_task_stream(client) as stream:
+        for k, atoms in enumerate(frames):  # one at a time: each goes out at once while places are free
+            pool.submit(f"b{k}", atoms, HF)
+        results = dict(pool.results())
+    keys = [t["key"] for t in stream.data if str(t["key"]).startswith("label-")]
+    batches = [k for k in keys if "+" in k]
+    assert batches and len(keys) < 12, keys  # the first two go alone (no estimate yet), later ones in batches
+    assert len(keys) >= 4, keys  # no batch takes more than its share of the queue: both slots get work
+    serial = PySCFLabeler(HF)
+    assert sorted(results) == sorted(f"b{k}" for k in range(12))
+    for k, atoms in enumerate(frames):
+        assert results[f"b{k}"].energy_eV == serial.label(atoms).energy_eV
+
+
+def test_a_batch_that_kills_its_worker_costs_only_the_culprit(client):
+    client.wait_for_workers(2, timeout=60)
+    frames = waters(8, seed=6)
+    frames[2].info["kill_worker"] = True
+    pool = LabelingPool(client, tasks_per_slot=1, max_retries=1, batch_seconds=10.0,
+                        labeler_factory=lambda fid: KillingLabeler(PySCFLabeler(fid)))
+    for k in range(2):  # the fidelity's label time becomes known: the rest go in batches
+        pool.submit(f"warm{k}", frames[k], HF)
+    assert all(r.ok for _, r in pool.results())
+    pool.submit_many([(f"f{k}", frames[k]) for k in range(2, 8)], HF)
+    sent = [f.key for f in pool.futures()]  # 6 frames, 2 places in flight: batches of 3 and 2 (one left queued)
+    assert sent == [task_key(HF.hash(), "f2") + "+2", task_key(HF.hash(), "f5") + "+1"], sent
+    results = dict(pool.results())
+    assert results.pop("f2").reason.startswith("worker died 2 times")
+    assert sorted(results) == [f"f{k}" for k in range(3, 8)] and all(r.ok for r in results.values())
+    assert pool.worker_deaths == 3 + 1  # the batch's death charged its 3 frames; f2 alone died once more
+
+
+@pytest.mark.parametrize("batch_seconds", [0.0, 2.0])
+def test_killed_worker_every_frame_gets_exactly_one_result(client, batch_seconds):
+    client.wait_for_workers(2, timeout=60)
     frames = waters(10, seed=2)
-    pool = LabelingPool(client, labeler_factory=_delayed(0.5))
+    pool = LabelingPool(client, labeler_factory=_delayed(0.5), batch_seconds=batch_seconds)
     for k, atoms in enumerate(frames):
         pool.submit(f"f{k}", atoms, HF)
     keys, killed = [], False

@@ -61,7 +61,12 @@ def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, i
     monkeypatch.setattr(pipeline.tables, "read", lambda store, schema: {
         "cycle": np.array([c for c, _ in marks]), "phase": np.array([p for _, p in marks])} if marks else {})
     monkeypatch.setattr(pipeline, "LabelStream", Labels)
-    monkeypatch.setattr(pipeline, "select_expensive", lambda ctx, cycle, n: None)
+
+    def start_selection(ctx, cycle, budget, priority):  # noqa: ANN001 (bias B: back on the next tick)
+        return SimpleNamespace(cycle=cycle, task=Task(clock, clock.tick + 1))
+
+    monkeypatch.setattr(pipeline, "start_selection", start_selection)
+    monkeypatch.setattr(pipeline, "finish_selection", lambda ctx, run, budget: None)
 
     def start_explore(ctx, cycle, priority):  # noqa: ANN001
         run = Task(clock, clock.tick + md_ticks[cycle])
