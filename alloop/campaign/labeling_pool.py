@@ -8,7 +8,8 @@ and stream results to the single writer while the cluster works. Higher
 expensive methods outrank cheap ones (``default_priority``).
 
 Short labels go in batches: once a fidelity's labels are known to take less
-than ``batch_seconds`` (the mean wall time of those back so far), consecutive
+than ``batch_seconds`` (default 2; the mean wall time of those back so far; 0
+sends one task per label), consecutive
 queued frames of that fidelity and priority share one task of about that
 length (each still labelled on its own; fewer tasks means less scheduler and
 client work per label). A batch never holds more than its share of the queue,
@@ -99,7 +100,7 @@ class LabelingPool:
         tasks_per_slot: int = 2,
         max_retries: int = 2,
         labeler_factory: Callable[[Fidelity], Labeler] | None = None,
-        batch_seconds: float = 0.0,
+        batch_seconds: float = 2.0,
     ) -> None:
         from distributed import as_completed
 
