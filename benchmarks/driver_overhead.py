@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="group labels into tasks of about this many seconds (default 0: one task per label)")
     args = p.parse_args(argv)
     load = os.getloadavg()
-    print(f"{args.labels} label tasks of {args.task_s} s on 2 workers x 1 thread; load average before: "
+    print(f"{args.labels} labels of {args.task_s} s on 2 workers x 1 thread; load average before: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     r = run(args.labels, args.task_s, args.batch_seconds)
     print("\n| quantity | value |\n|---|---:|")

@@ -28,7 +28,7 @@ THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 #: worker's memory check (100 ms), the worker's statistical profiler (samples the task thread every 10 ms), every
 #: server's system monitor (CPU, memory, network and disk counters for the dashboard's system page, 500 ms) and the
 #: client's refresh of the scheduler's worker list (2 s). At the defaults an idle 2-worker LocalCluster costs the
-#: driver about 3-4 % of a core and each worker about 2 %, taken from the labels; with these about 0.8 % and 0.5 %
+#: driver about 3 % of a core and each worker about 2 %, taken from the labels; with these about 0.7 % and 0.5 %
 #: (``python benchmarks/idle_cluster.py``).
 QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.worker.memory.monitor-interval": "500ms",
                     "distributed.worker.profile.interval": "100ms",
