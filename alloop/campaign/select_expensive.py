@@ -31,7 +31,8 @@ class SelectionRun:
     """A cycle's cheap-labelled frames awaiting their bias B (the task computing it)."""
 
     cycle: int
-    rows: np.ndarray  # rows of the cheap label table
+    table: LabelTable  # the cheap labels when the selection started
+    rows: np.ndarray  # rows of ``table``
     frame_ids: np.ndarray
     frames: list[Atoms]
     task: BackgroundTask
@@ -61,18 +62,17 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     blob = latest_blob(store, "theta0") or latest_blob(store, "model")
     task = BackgroundTask(ctx.client, bias_task, (blob, frames, forces, ctx.settings.threads),
                           ctx.settings.max_task_retries, priority)
-    return SelectionRun(cycle, rows, frame_ids, frames, task)
+    return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
 
 def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     """Choose the top-B frames of a :class:`SelectionRun` (waits for its bias B if not back yet)."""
     store, expensive = ctx.store, ctx.fidelities["expensive"]
     bias = run.task.result()
-    table = store.labels(ctx.fidelities["cheap"].hash())
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
-        inside = _thermal_mask(ctx, table, run.rows, run.frames, sigma)
+        inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
         bias = np.where(inside, bias, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
     chosen = top_bias(bias, budget)
