@@ -26,6 +26,7 @@ from alloop.config_science import (
     TrainingConfig,
     UncertaintyConfig,
 )
+from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import Fidelity
@@ -100,8 +101,13 @@ class CampaignConfig(BaseModel):
         return getattr(self.fidelities, role)
 
     def load_structures(self) -> list[Atoms]:
-        """The starting structures (fresh copies, no calculators)."""
-        return load_structures(self.system.structures)
+        """The starting structures (fresh copies, no calculators): each input molecule followed by its rotamers
+        when ``system.conformers`` > 1."""
+        structures = load_structures(self.system.structures)
+        if self.system.conformers == 1:
+            return structures
+        return [c for atoms in structures
+                for c in (conformer_starts(atoms, self.system.conformers) if not atoms.pbc.any() else [atoms])]
 
     @property
     def run_dir(self) -> Path:

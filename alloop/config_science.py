@@ -27,6 +27,11 @@ class SystemConfig(Section):
     )
     charge: int = 0
     spin: int = Field(default=0, ge=0, description="2S, the number of unpaired electrons (PySCF convention)")
+    conformers: int = Field(
+        default=1, ge=1, le=81,
+        description="starting structures per input molecule: the input and its rotamers about rotatable bonds "
+                    "(alloop.conformers: each non-symmetric rotor turned by 0, 120, 240 deg), at most this many; "
+                    "replicas and bootstrap samples are spread over them (1: the input only)")
 
     @field_validator("structures")
     @classmethod

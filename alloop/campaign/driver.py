@@ -144,17 +144,18 @@ class Campaign:
         b, seed = self.settings.bootstrap, self.settings.seed
         per = [b.n_samples // len(self.structures) + (k < b.n_samples % len(self.structures))
                for k in range(len(self.structures))]
-        out: list[Atoms] = []
-        for k, (atoms, n) in enumerate(zip(self.structures, per)):
-            if b.method == "rattle":
-                out += rattle_samples(atoms, n, b.amplitude_A, seed + k)
-            else:
-                from alloop.campaign.hessian import cheap_hessian
+        if b.method == "rattle":
+            groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
+                      for k, (atoms, n) in enumerate(zip(self.structures, per))]
+        else:
+            from alloop.campaign.hessian import cheap_hessian
 
-                hessian = run_tasks(self.client, cheap_hessian, [(atoms, self.fidelities["cheap"])],
-                                    self.settings.max_task_retries)[0]
-                out += normal_mode_samples(atoms, hessian, n, b.temperature_K, seed + k)
-        return out
+            hessians = run_tasks(self.client, cheap_hessian, [(a, self.fidelities["cheap"]) for a in self.structures],
+                                 self.settings.max_task_retries)
+            groups = [normal_mode_samples(atoms, hessian, n, b.temperature_K, seed + k)
+                      for k, (atoms, hessian, n) in enumerate(zip(self.structures, hessians, per))]
+        # round robin over the structures, so that the first n_expensive samples cover all of them
+        return [g[i] for i in range(max(per, default=0)) for g in groups if i < len(g)]
 
     # ----------------------------------------------------------------- cycles
     def _cycle(self, cycle: int) -> None:

@@ -57,6 +57,19 @@ def test_system_charge_and_spin_reach_both_fidelities(tmp_path):
     assert cfg.cheap_fidelity.hash() != load_fidelity("hf-sto3g").hash()
 
 
+def test_conformers_expand_the_starting_structures(tmp_path):
+    from alloop.conformers import basin_populations, find_rotors
+
+    one = make(tmp_path, system={"structures": "CH3CH2OH"}).load_structures()
+    three = make(tmp_path, system={"structures": "CH3CH2OH", "conformers": 6}).load_structures()
+    assert len(one) == 1 and len(three) == 3  # ethanol: trans and both gauche rotamers
+    (pops,) = basin_populations([a.positions for a in three], find_rotors(one[0])).values()
+    assert min(pops.values()) > 0.3
+    assert len(make(tmp_path, system={"conformers": 6}).load_structures()) == 1  # water: nothing to rotate
+    with pytest.raises(ConfigError, match="system.conformers"):
+        make(tmp_path, system={"conformers": 0})
+
+
 def test_presets_compose(tmp_path):
     cfg = make(
         tmp_path,

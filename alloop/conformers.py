@@ -1,0 +1,217 @@
+"""Torsional conformers of a molecule: its rotors, their dihedrals and basins, and a set of rotated starts.
+
+A *rotor* is a bond that is not in a ring, between two atoms bonded to
+something else, whose rotation changes the structure: a side made of three
+identical terminal atoms (a methyl, CF3) is a symmetric rotor, whose 120 deg
+rotations only relabel atoms; such rotors are listed but never rotated and
+have no basins. A rotor's dihedral a-b-c-d takes, on each side, the neighbour
+with the highest atomic number (lowest index on ties), so ethanol's rotors are
+H-O-C-C (trans / gauche+ / gauche-) and the methyl's H-C-C-O.
+
+Basins are the three 120 deg sectors of a dihedral: ``trans`` (|phi| > 120),
+``gauche+`` (0 < phi <= 120) and ``gauche-`` (-120 <= phi <= 0). Everything
+works on ASE ``Atoms`` in Angstrom and degrees; bonds come from ASE's natural
+covalent cut-offs, so only molecules (no periodic cell) are handled.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from ase import Atoms
+from ase.neighborlist import natural_cutoffs, neighbor_list
+
+BASINS = ("trans", "gauche+", "gauche-")
+
+
+@dataclass(frozen=True)
+class Rotor:
+    """A rotatable bond b-c, the dihedral a-b-c-d that measures it, and the atoms that move with c."""
+
+    dihedral: tuple[int, int, int, int]
+    moving: tuple[int, ...]
+    symmetric: bool
+
+    @property
+    def label(self) -> str:
+        return "-".join(str(i) for i in self.dihedral)
+
+    def name(self, atoms: Atoms) -> str:
+        """The dihedral in element symbols, e.g. ``H-O-C-C``."""
+        symbols = atoms.get_chemical_symbols()
+        return "-".join(symbols[i] for i in self.dihedral)
+
+
+def bonds(atoms: Atoms, scale: float = 1.2) -> list[set[int]]:
+    """Each atom's bonded neighbours (ASE natural cut-offs x ``scale``)."""
+    if atoms.pbc.any():
+        raise ValueError("conformers: only molecules (no periodic cell) have torsional rotors here")
+    first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=scale))
+    out: list[set[int]] = [set() for _ in range(len(atoms))]
+    for i, j in zip(first, second):
+        out[int(i)].add(int(j))
+    return out
+
+
+def _side(graph: list[set[int]], start: int, cut_from: int) -> set[int] | None:
+    """Atoms reachable from ``start`` without crossing the bond to ``cut_from``; None if the bond is in a ring."""
+    seen, todo = {start}, [start]
+    while todo:
+        atom = todo.pop()
+        for other in graph[atom]:
+            if atom == start and other == cut_from:
+                continue
+            if other == cut_from:
+                return None
+            if other not in seen:
+                seen.add(other)
+                todo.append(other)
+    return seen
+
+
+def _heaviest(numbers: np.ndarray, candidates: Sequence[int]) -> int:
+    return min(candidates, key=lambda i: (-int(numbers[i]), i))
+
+
+def _is_symmetric_top(numbers: np.ndarray, graph: list[set[int]], atom: int, partner: int) -> bool:
+    others = [o for o in graph[atom] if o != partner]
+    return len(others) == 3 and len({int(numbers[o]) for o in others}) == 1 and all(len(graph[o]) == 1 for o in others)
+
+
+def find_rotors(atoms: Atoms) -> list[Rotor]:
+    """The molecule's rotatable bonds, each once, in order of their atom indices."""
+    graph, numbers = bonds(atoms), atoms.numbers
+    rotors = []
+    for b in range(len(atoms)):
+        for c in sorted(graph[b]):
+            if c <= b or len(graph[b]) < 2 or len(graph[c]) < 2:
+                continue
+            side_c = _side(graph, c, b)
+            if side_c is None:
+                continue  # in a ring
+            side_b = set(range(len(atoms))) - side_c
+            symmetric = _is_symmetric_top(numbers, graph, b, c) or _is_symmetric_top(numbers, graph, c, b)
+            # the side that moves is the smaller one; the dihedral runs from the fixed side to the moving one
+            if len(side_b) < len(side_c):
+                b_, c_, moving = c, b, side_b
+            else:
+                b_, c_, moving = b, c, side_c
+            a = _heaviest(numbers, [o for o in graph[b_] if o != c_])
+            d = _heaviest(numbers, [o for o in graph[c_] if o != b_])
+            rotors.append(Rotor((a, b_, c_, d), tuple(sorted(moving)), symmetric))
+    return rotors
+
+
+def dihedrals(positions: np.ndarray, rotors: Sequence[Rotor]) -> np.ndarray:
+    """Dihedral angles in degrees (-180, 180] of every rotor, for one frame [n, 3] or many [f, n, 3]."""
+    pos = np.asarray(positions, dtype=float)
+    single = pos.ndim == 2
+    pos = pos[None] if single else pos
+    out = np.zeros((len(pos), len(rotors)))
+    for k, rotor in enumerate(rotors):
+        a, b, c, d = (pos[:, i] for i in rotor.dihedral)
+        b0, b1, b2 = a - b, c - b, d - c
+        b1n = b1 / np.linalg.norm(b1, axis=1, keepdims=True)
+        v = b0 - np.sum(b0 * b1n, axis=1, keepdims=True) * b1n
+        w = b2 - np.sum(b2 * b1n, axis=1, keepdims=True) * b1n
+        x = np.sum(v * w, axis=1)
+        y = np.sum(np.cross(b1n, v) * w, axis=1)
+        out[:, k] = np.degrees(np.arctan2(y, x))
+    return out[0] if single else out
+
+
+def basin_index(phi_deg: np.ndarray) -> np.ndarray:
+    """0 trans (|phi| > 120), 1 gauche+ (0 < phi <= 120), 2 gauche- (-120 <= phi <= 0)."""
+    phi = np.asarray(phi_deg, dtype=float)
+    return np.where(np.abs(phi) > 120.0, 0, np.where(phi > 0.0, 1, 2))
+
+
+def basin_populations(frames_positions: np.ndarray, rotors: Sequence[Rotor]) -> dict[str, dict[str, float]]:
+    """For every non-symmetric rotor (by its label), the share of frames in each basin."""
+    phi = dihedrals(np.asarray(frames_positions), rotors)
+    if phi.ndim == 1:
+        phi = phi[None]
+    out: dict[str, dict[str, float]] = {}
+    for k, rotor in enumerate(rotors):
+        if rotor.symmetric:
+            continue
+        idx = basin_index(phi[:, k])
+        out[rotor.label] = {name: float(np.mean(idx == j)) for j, name in enumerate(BASINS)}
+    return out
+
+
+def frame_basins(frames_positions: np.ndarray, rotors: Sequence[Rotor]) -> np.ndarray:
+    """Each frame's basin combination as one integer (base 3 over the non-symmetric rotors; 0 for none)."""
+    active = [r for r in rotors if not r.symmetric]
+    pos = np.asarray(frames_positions)
+    n = len(pos)
+    if not active:
+        return np.zeros(n, dtype=int)
+    idx = basin_index(dihedrals(pos, active).reshape(n, len(active)))
+    return (idx * (3 ** np.arange(len(active)))[None, :]).sum(axis=1).astype(int)
+
+
+def basin_name(code: int, n_active: int) -> str:
+    """The basin combination of :func:`frame_basins` as names, e.g. ``trans/gauche+``."""
+    if n_active == 0:
+        return "all"
+    return "/".join(BASINS[(code // 3**k) % 3] for k in range(n_active))
+
+
+def rotate(atoms: Atoms, rotor: Rotor, angle_deg: float) -> Atoms:
+    """A copy of ``atoms`` with the rotor's moving side turned by ``angle_deg`` about the bond b-c."""
+    _, b, c, _ = rotor.dihedral
+    out = atoms.copy()
+    pos = out.positions
+    axis = pos[c] - pos[b]
+    axis /= np.linalg.norm(axis)
+    theta = np.radians(angle_deg)
+    moving = np.array(rotor.moving)
+    rel = pos[moving] - pos[c]
+    # Rodrigues' rotation formula
+    rot = (rel * np.cos(theta) + np.cross(axis, rel) * np.sin(theta)
+           + np.outer(rel @ axis, axis) * (1.0 - np.cos(theta)))
+    pos[moving] = pos[c] + rot
+    out.positions = pos
+    return out
+
+
+def _clashes(atoms: Atoms, graph: list[set[int]], factor: float = 0.75) -> bool:
+    """Whether two atoms more than two bonds apart are closer than ``factor`` x the sum of covalent radii."""
+    radii = np.array(natural_cutoffs(atoms))
+    dist = atoms.get_all_distances()
+    n = len(atoms)
+    for i in range(n):
+        near = graph[i] | {k for j in graph[i] for k in graph[j]}
+        for j in range(i + 1, n):
+            if j not in near and dist[i, j] < factor * (radii[i] + radii[j]):
+                return True
+    return False
+
+
+def conformer_starts(atoms: Atoms, max_conformers: int = 9) -> list[Atoms]:
+    """The input and its rotamers: every non-symmetric rotor turned by 0, 120 and 240 deg, all combinations.
+
+    The first structure is ``atoms`` itself; combinations that put non-bonded atoms on top of each other are
+    dropped; at most ``max_conformers`` are returned, evenly spread over the combinations. The rotamers are not
+    relaxed: they are starting points for MD and the centres of bootstrap samples.
+    """
+    if max_conformers < 1:
+        raise ValueError("max_conformers must be >= 1")
+    active = [r for r in find_rotors(atoms) if not r.symmetric]
+    graph = bonds(atoms)
+    out: list[Atoms] = []
+    for turns in itertools.product((0.0, 120.0, 240.0), repeat=len(active)):
+        conf = atoms.copy()
+        for rotor, angle in zip(active, turns):
+            if angle:
+                conf = rotate(conf, rotor, angle)
+        if not any(turns) or not _clashes(conf, graph):
+            out.append(conf)
+    if len(out) > max_conformers:
+        keep = np.unique(np.round(np.linspace(0, len(out) - 1, max_conformers)).astype(int))
+        out = [out[i] for i in keep]
+    return out

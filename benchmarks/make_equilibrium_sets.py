@@ -1,0 +1,248 @@
+"""Equilibrium test and training-pool sets: long GFN2-xTB Langevin MD from several starts, relabelled by PySCF.
+
+A test set must represent the ensemble users care about, not one short trajectory. For each set
+(``test``: held out for scoring; ``pool``: candidates for random-frame training), ``--trajectories``
+independent Langevin runs (0.5 fs, friction 0.01/fs, centre of mass fixed) start from the molecule's
+torsional conformers (:func:`alloop.conformers.conformer_starts`, in turn) with Maxwell-Boltzmann velocities
+drawn from their own seeds, are equilibrated for ``--equil-ps`` and run ``--ps`` more on the GFN2-xTB surface
+(tblite). Frames are taken evenly over each run's production part (``--frames`` per set in all, far apart
+in time: hundreds of fs for the defaults), then labelled at every ``--fidelity`` by alloop's PySCF labeller.
+
+It prints, for every run and for the set, the conformer populations of the molecule's rotors (from the
+dihedral every 10 fs of the whole production run, and from the chosen frames), so that independent runs can
+be checked against each other, and writes per fidelity a lossless extxyz
+``<molecule>_<T>K_eq<set>_<fidelity>.extxyz`` (same frames, same order), the xTB labels of the MD
+(``..._gfn2-xtb.extxyz``) and ``<molecule>_<T>K_eq_summary.json`` (populations, MD and label cost).
+
+Everything done is cached in ``<out>/cache-eq/`` (one file per run and per label), so a stopped run resumes.
+
+    python benchmarks/make_equilibrium_sets.py                                   # ethanol 500 K, test + pool
+    python benchmarks/make_equilibrium_sets.py --temperature 1000 --sets test --frames 100 --trajectories 5
+    python benchmarks/make_equilibrium_sets.py --ps 2 --equil-ps 0.2 --frames 6 --trajectories 2 --out /tmp/eq
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH"}
+SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000}
+DT_FS, FRICTION_PER_FS, TRACE_EVERY_FS = 0.5, 0.01, 10.0
+
+
+def _atomic_pickle(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with tmp.open("wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> Any:
+    with path.open("rb") as fh:
+        return pickle.load(fh)
+
+
+def run_seed(set_name: str, temperature_K: float, k: int) -> int:
+    return SET_SEEDS[set_name] + 1000 * int(round(temperature_K)) + k
+
+
+def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: int, equil_ps: float, ps: float,
+                   n_frames: int, cache: str) -> str:
+    """One xTB Langevin run; caches its frames (positions, xTB energy and forces) and its dihedral trace."""
+    from ase import units
+    from ase.build import molecule
+    from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+    from tblite.ase import TBLite
+
+    from alloop.conformers import conformer_starts, dihedrals, find_rotors
+
+    path = Path(cache) / f"{set_name}_run{k:02d}.pkl"
+    if path.exists():
+        return str(path)
+    start_atoms = molecule(MOLECULES[molecule_name])
+    starts = conformer_starts(start_atoms)
+    atoms = starts[k % len(starts)].copy()
+    rotors = find_rotors(start_atoms)
+    atoms.set_constraint(FixCom())
+    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    rng = np.random.default_rng(run_seed(set_name, temperature_K, k))
+    thermalize_momenta(atoms, temperature_K, rng=rng)
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    dyn = Langevin(atoms, timestep=DT_FS * units.fs, temperature_K=temperature_K,
+                   friction=FRICTION_PER_FS / units.fs, fixcm=False, rng=rng)
+    n_equil = int(round(equil_ps * 1000 / DT_FS))
+    n_prod = int(round(ps * 1000 / DT_FS))
+    spacing = n_prod // n_frames
+    trace_every = int(round(TRACE_EVERY_FS / DT_FS))
+    frames, trace, temps = [], [], []
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    for step, _ in enumerate(dyn.irun(n_equil + n_prod)):
+        prod = step - n_equil
+        if prod <= 0:
+            continue
+        if prod % trace_every == 0:
+            trace.append(dihedrals(atoms.positions, rotors))
+            temps.append(atoms.get_temperature())
+        if prod % spacing == 0 and len(frames) < n_frames:
+            frames.append({"positions": atoms.positions.copy(), "numbers": atoms.numbers.copy(),
+                           "energy": float(atoms.get_potential_energy()), "forces": atoms.get_forces().copy(),
+                           "time_fs": prod * DT_FS, "temperature_K": float(atoms.get_temperature())})
+        if step and step % 10000 == 0:
+            print(f"[{set_name} run {k}] step {step}/{n_equil + n_prod} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    _atomic_pickle(path, {"frames": frames, "trace": np.array(trace), "mean_T": float(np.mean(temps)),
+                          "md_cpu_seconds": time.process_time() - cpu0, "start": k % len(starts)})
+    return str(path)
+
+
+def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
+    """Label one cached frame at ``fidelity`` (alloop's PySCF labeller, one thread)."""
+    from ase import Atoms
+
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.pyscf_labeler import PySCFLabeler
+    from alloop.labeling.threads import set_compute_threads
+
+    set_compute_threads(1)
+    frame = _load(Path(path))
+    result = PySCFLabeler(load_fidelity(fidelity), threads=1).label(
+        Atoms(numbers=frame["numbers"], positions=frame["positions"]))
+    return path, {"energy": float(result.energy_eV), "forces": np.asarray(result.forces_eV_per_A),
+                  "status": result.status.value, "reason": result.reason, "cpu_seconds": float(result.cpu_seconds),
+                  "fidelity_hash": result.fidelity_hash}
+
+
+def populations_table(rows: list[tuple[str, dict[str, dict[str, float]]]], names: dict[str, str]) -> str:
+    lines = []
+    for what, pops in rows:
+        parts = [f"{names[label]}: " + " ".join(f"{b} {100 * v:5.1f}%" for b, v in p.items())
+                 for label, p in pops.items()]
+        lines.append(f"  {what:<28} " + " | ".join(parts))
+    return "\n".join(lines)
+
+
+def trace_populations(trace: np.ndarray, rotors: list) -> dict[str, dict[str, float]]:
+    from alloop.conformers import BASINS, basin_index
+
+    out = {}
+    for j, rotor in enumerate(rotors):
+        if rotor.symmetric:
+            continue
+        idx = basin_index(trace[:, j])
+        out[rotor.label] = {b: float(np.mean(idx == m)) for m, b in enumerate(BASINS)}
+    return out
+
+
+def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str, set_name: str) -> None:
+    """The frames with one fidelity's labels, as lossless extxyz (alloop.io.write_extxyz)."""
+    from ase import Atoms
+
+    from alloop.io import attach_label, write_extxyz
+
+    write_extxyz(path, [attach_label(Atoms(numbers=f["numbers"], positions=f["positions"]), lab["energy"],
+                                     lab["forces"], {"frame_index": i, "trajectory": f"{set_name}{f['run']:02d}",
+                                                     "time_fs": f["time_fs"], "temperature_K": f["temperature_K"],
+                                                     "fidelity": fidelity, "cpu_seconds": lab.get("cpu_seconds", 0.0)})
+                        for i, (f, lab) in enumerate(zip(frames, labels))])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--molecule", default="ethanol", choices=sorted(MOLECULES))
+    p.add_argument("--temperature", type=float, default=500.0)
+    p.add_argument("--sets", nargs="+", default=["test", "pool"], choices=sorted(SET_SEEDS))
+    p.add_argument("--trajectories", type=int, default=6)
+    p.add_argument("--ps", type=float, default=20.0, help="production length of each run (ps)")
+    p.add_argument("--equil-ps", type=float, default=2.0)
+    p.add_argument("--frames", type=int, default=150, help="frames per set (spread evenly over its runs)")
+    p.add_argument("--fidelity", nargs="+", default=["b3lyp-svp", "hf-sto3g"])
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--out", default=str(Path(__file__).parent / "data"))
+    args = p.parse_args(argv)
+
+    from ase.build import molecule
+
+    from alloop.conformers import basin_populations, find_rotors
+
+    out = Path(args.out)
+    prefix = f"{args.molecule}_{args.temperature:g}K"
+    cache = out / "cache-eq" / prefix
+    cache.mkdir(parents=True, exist_ok=True)
+    ref = molecule(MOLECULES[args.molecule])
+    rotors = find_rotors(ref)
+    names = {r.label: r.name(ref) for r in rotors}
+    per_run = [args.frames // args.trajectories + (k < args.frames % args.trajectories)
+               for k in range(args.trajectories)]
+    summary: dict[str, Any] = {"settings": vars(args), "rotors": names, "sets": {}}
+    t_start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        runs = {(s, k): pool.submit(run_trajectory, args.molecule, s, args.temperature, k, args.equil_ps, args.ps,
+                                    per_run[k], str(cache))
+                for s in args.sets for k in range(args.trajectories)}
+        frame_paths: dict[str, list[str]] = {s: [] for s in args.sets}
+        frames: dict[str, list[dict]] = {s: [] for s in args.sets}
+        for s in args.sets:
+            rows = []
+            for k in range(args.trajectories):
+                run = _load(Path(runs[(s, k)].result()))
+                rows.append((f"{s} run {k} (start {run['start']}, {run['mean_T']:.0f} K)",
+                             trace_populations(run["trace"], rotors)))
+                for i, frame in enumerate(run["frames"]):
+                    frame = dict(frame, run=k)
+                    fpath = cache / f"{s}_run{k:02d}_frame{i:03d}.pkl"
+                    if not fpath.exists():
+                        _atomic_pickle(fpath, frame)
+                    frame_paths[s].append(str(fpath))
+                    frames[s].append(frame)
+            traces = np.concatenate([_load(Path(runs[(s, k)].result()))["trace"] for k in range(args.trajectories)])
+            rows.append((f"{s}: all runs (10 fs trace)", trace_populations(traces, rotors)))
+            pos = np.array([f["positions"] for f in frames[s]])
+            rows.append((f"{s}: its {len(pos)} frames", basin_populations(pos, rotors)))
+            print(f"conformer populations, {prefix} {s}:\n" + populations_table(rows, names), flush=True)
+            summary["sets"][s] = {"populations": {what: pops for what, pops in rows},
+                                  "md_cpu_seconds": sum(_load(Path(runs[(s, k)].result()))["md_cpu_seconds"]
+                                                        for k in range(args.trajectories))}
+        jobs = {}
+        for fid in args.fidelity:
+            for s in args.sets:
+                for fpath in frame_paths[s]:
+                    lpath = Path(fpath).with_suffix(f".{fid}.pkl")
+                    if not lpath.exists():
+                        jobs[pool.submit(label_frame, fpath, fid)] = lpath
+        print(f"{len(jobs)} labels to compute", flush=True)
+        for n, fut in enumerate(as_completed(jobs), 1):
+            _, lab = fut.result()
+            _atomic_pickle(jobs[fut], lab)
+            if n % 10 == 0 or n == len(jobs):
+                print(f"labels {n}/{len(jobs)} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    for s in args.sets:
+        xtb = [{"energy": f["energy"], "forces": f["forces"]} for f in frames[s]]
+        write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
+        for fid in args.fidelity:
+            labs = [_load(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
+            bad = [i for i, lab in enumerate(labs) if lab["status"] != "ok"]
+            if bad:
+                print(f"{s} {fid}: frames {bad} failed to label; left out of every file of the set", file=sys.stderr)
+                return 1
+            write_set(out / f"{prefix}_eq{s}_{fid}.extxyz", frames[s], labs, fid, s)
+            summary["sets"][s][f"{fid}_label_cpu_seconds"] = sum(lab["cpu_seconds"] for lab in labs)
+    (out / f"{prefix}_eq_summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"done in {time.perf_counter() - t_start:.0f} s; files {prefix}_eq*_*.extxyz in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

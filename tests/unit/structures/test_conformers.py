@@ -1,0 +1,76 @@
+"""Rotors, dihedrals, basins and rotamer starts (alloop.conformers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from alloop.conformers import (basin_index, basin_name, basin_populations, conformer_starts, dihedrals, find_rotors,
+                               frame_basins, rotate)
+
+
+def test_ethanol_has_one_rotor_that_matters_and_a_symmetric_methyl() -> None:
+    atoms = molecule("CH3CH2OH")
+    rotors = find_rotors(atoms)
+    names = sorted((r.name(atoms), r.symmetric) for r in rotors)
+    assert names == [("C-C-O-H", False), ("O-C-C-H", True)]
+    oh = next(r for r in rotors if not r.symmetric)
+    assert sorted(atoms.numbers[list(oh.moving)]) == [1, 8]  # the hydroxyl turns (O on the axis, its H)
+
+
+def test_methanol_and_benzene_have_nothing_to_rotate() -> None:
+    assert all(r.symmetric for r in find_rotors(molecule("CH3OH")))
+    assert find_rotors(molecule("C6H6")) == []  # ring bonds are not rotors
+    assert len(conformer_starts(molecule("C6H6"))) == 1
+
+
+def test_dihedral_matches_ase() -> None:
+    atoms = molecule("CH3CH2OH")
+    atoms.rattle(0.05, seed=1)
+    for rotor in find_rotors(atoms):
+        ase_phi = atoms.get_dihedral(*rotor.dihedral)
+        ours = dihedrals(atoms.positions, [rotor])[0]
+        assert ((ours - ase_phi + 180.0) % 360.0 - 180.0) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_rotation_turns_the_dihedral_and_keeps_bonds() -> None:
+    atoms = molecule("CH3CH2OH")
+    oh = next(r for r in find_rotors(atoms) if not r.symmetric)
+    before = dihedrals(atoms.positions, [oh])[0]
+    turned = rotate(atoms, oh, 120.0)
+    after = dihedrals(turned.positions, [oh])[0]
+    assert ((after - before - 120.0 + 180.0) % 360.0 - 180.0) == pytest.approx(0.0, abs=1e-8)
+    _, b, c, _ = oh.dihedral
+    d0, d1 = atoms.get_all_distances(), turned.get_all_distances()
+    fixed = [i for i in range(len(atoms)) if i not in oh.moving]
+    np.testing.assert_allclose(d1[np.ix_(fixed, fixed)], d0[np.ix_(fixed, fixed)], atol=1e-10)
+    for i in oh.moving:
+        assert d1[c, i] == pytest.approx(d0[c, i]) and d1[b, i] == pytest.approx(d0[b, i])
+
+
+def test_ethanol_starts_cover_trans_and_both_gauche_basins() -> None:
+    atoms = molecule("CH3CH2OH")
+    rotors = find_rotors(atoms)
+    starts = conformer_starts(atoms)
+    assert len(starts) == 3
+    np.testing.assert_array_equal(starts[0].positions, atoms.positions)
+    pops = basin_populations(np.array([s.positions for s in starts]), rotors)
+    (oh_pops,) = pops.values()
+    assert oh_pops == pytest.approx({"trans": 1 / 3, "gauche+": 1 / 3, "gauche-": 1 / 3})
+    assert len(conformer_starts(atoms, max_conformers=2)) == 2
+
+
+def test_basins_and_their_names() -> None:
+    np.testing.assert_array_equal(basin_index(np.array([180.0, -150.0, 60.0, 120.0, -60.0, 0.0])), [0, 0, 1, 1, 2, 2])
+    atoms = molecule("CH3CH2OH")
+    rotors = find_rotors(atoms)
+    codes = frame_basins(np.array([s.positions for s in conformer_starts(atoms)]), rotors)
+    assert [basin_name(int(c), 1) for c in codes] == ["trans", "gauche-", "gauche+"]
+
+
+def test_periodic_structures_are_refused() -> None:
+    atoms = molecule("CH3CH2OH", vacuum=3.0)
+    atoms.pbc = True
+    with pytest.raises(ValueError, match="molecules"):
+        find_rotors(atoms)
