@@ -22,6 +22,7 @@ from alloop.campaign.taskrun import BackgroundTask
 from alloop.campaign.tasks import MDRequest, MDTaskResult, md_task
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
+from alloop.store import tables
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.selection import Selection, select_frames
 
@@ -64,7 +65,7 @@ def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, 
     groups = np.array_split(np.array(sorted(states)), min(ctx.slots, len(states)))
     return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=ctx.reference, reference=ctx.reference,
                       states={int(r): states[int(r)] for r in g}, n_steps=ex.segment_steps, md=ex.md,
-                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads)
+                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads, bias=ex.bias)
             for g in groups if len(g)]
 
 
@@ -108,6 +109,8 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,
                            model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"], flags=flags)
     ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
+    if s.explore.bias.enabled:
+        tables.append(store, tables.MD_BIAS, frame_id=ids, bias_energy_eV=meta["bias_energy"])
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, ctx, cycle)))
     _log_stops(ctx, cycle, results)
     flagged, unstable = meta["q_score"] > 1.0, meta["unstable"]
@@ -147,7 +150,8 @@ def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> No
 
 def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
     frames: list[Atoms] = []
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("replica", "md_step", "q_score", "t2_score", "unstable")}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("replica", "md_step", "q_score", "t2_score", "unstable",
+                                                         "bias_energy")}
     desc = []
     for res in results:
         frames += [Atoms(numbers=reference.numbers, positions=p) for p in res.positions]
@@ -156,6 +160,7 @@ def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms]
         cols["q_score"].append(res.q_score)
         cols["t2_score"].append(res.t2_score)
         cols["unstable"].append(res.unstable)
+        cols["bias_energy"].append(res.bias_energy)
         desc.append(res.descriptors)
     meta = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
     meta["unstable"] = meta["unstable"].astype(bool)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
+from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
 from alloop.training.asteroid import AsteroidSettings
 from alloop.training.score_matching import ScoreMatchingSettings
@@ -46,6 +47,7 @@ class ExploreSettings:
     md: MDSettings
     guards: GuardSettings
     restart_from: str  # "start" or "last-stable"
+    bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
 
     @property
     def temperature_K(self) -> float:
@@ -185,6 +187,7 @@ def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
         guards=GuardSettings(max_bond_factor=md.max_bond_stretch, min_distance_A=md.min_distance_A,
                              min_temperature_K=low, max_temperature_K=high),
         restart_from=md.restart_from,
+        bias=BiasSettings(strength_eV=md.uncertainty_bias_eV, scale=md.uncertainty_bias_scale),
     )
 
 

@@ -18,6 +18,7 @@ from ase import Atoms
 from alloop.campaign.evaluation import score_model
 from alloop.campaign.settings import GuardSettings, training_settings  # noqa: F401 (training_settings: old home)
 from alloop.evaluation_set import EvaluationFrames
+from alloop.md.bias import BiasSettings, QResidualBias
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
@@ -49,6 +50,7 @@ class MDTaskResult:
     q_score: np.ndarray  # [M], normalised by the limit (flagged when > 1)
     t2_score: np.ndarray  # [M]
     descriptors: np.ndarray  # [M, D] for farthest-point selection
+    bias_energy: np.ndarray  # [M] eV, the uncertainty bias at each frame (0 without one)
     final_states: dict[int, bytes]
     last_stable_states: dict[int, bytes]
     stop_reasons: dict[int, str | None]
@@ -70,6 +72,7 @@ class MDRequest:
     record_every: int
     guards: GuardSettings
     threads: int = 1
+    bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
 
 
 def md_task(request: MDRequest) -> MDTaskResult:
@@ -83,7 +86,9 @@ def md_task(request: MDRequest) -> MDTaskResult:
     order = sorted(states)
     replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
     guard = StabilityGuards.from_atoms(request.reference, **request.guards.thresholds())
-    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard)
+    bias = QResidualBias(uq, request.bias) if request.bias.enabled else None
+    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard,
+                         bias=bias)
     stacked = result.stacked()
     n = len(atoms)
     m = stacked["step"].size
@@ -105,6 +110,7 @@ def md_task(request: MDRequest) -> MDTaskResult:
         q_score=np.asarray(q, dtype=np.float64),
         t2_score=np.asarray(t2, dtype=np.float64),
         descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
+        bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
         final_states={r: s.to_bytes() for r, s in zip(order, result.final_states)},
         last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states)},
         stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons)},

@@ -32,6 +32,7 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
+from alloop.md.bias import QResidualBias, biased_forces
 from alloop.md.guards import GuardFailure, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
@@ -72,6 +73,7 @@ class ReplicaTrajectory:
     features: np.ndarray  # [n_rec, n, F]
     kinetic_energies: np.ndarray  # [n_rec] eV
     unstable: np.ndarray  # [n_rec] bool, True for the frame that failed a guard
+    bias_energies: np.ndarray  # [n_rec] eV, the uncertainty bias at the frame (0 without a bias)
 
     def __len__(self) -> int:
         return int(self.steps.size)
@@ -114,7 +116,7 @@ class SegmentResult:
             "step": np.concatenate([t.steps for t in trajs]),
             "unstable": np.concatenate([t.unstable for t in trajs]),
         }
-        for key in ("energies", "kinetic_energies", "positions", "forces", "features"):
+        for key in ("energies", "kinetic_energies", "bias_energies", "positions", "forces", "features"):
             out[key] = np.concatenate([getattr(t, key) for t in trajs])
         return out
 
@@ -141,36 +143,41 @@ class _Recorder:
         if not rows:
             return ReplicaTrajectory(
                 np.zeros(0, np.int64), np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)),
-                np.zeros((0, n, n_features)), np.zeros(0), np.zeros(0, bool),
+                np.zeros((0, n, n_features)), np.zeros(0), np.zeros(0, bool), np.zeros(0),
             )  # fmt: skip
         cols = list(zip(*rows))
         return ReplicaTrajectory(
             np.array(cols[0], np.int64), np.stack(cols[1]), np.array(cols[2]), np.stack(cols[3]),
-            np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool),
+            np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool), np.array(cols[7]),
         )  # fmt: skip
 
 
 
 class _Evaluator:
-    """One batched model call for any subset of the replicas; keeps time spent in the model."""
+    """One batched model call for any subset of the replicas; keeps time spent in the model.
 
-    def __init__(self, model: Potential, numbers: np.ndarray, dtype: torch.dtype) -> None:
-        self.model, self.numbers, self.dtype = model, numbers, dtype
+    With an uncertainty ``bias`` the forces are those of E_model + E_bias; energies stay the model's and the
+    bias energies are returned beside them (zeros without a bias)."""
+
+    def __init__(self, model: Potential, numbers: np.ndarray, dtype: torch.dtype,
+                 bias: QResidualBias | None = None) -> None:
+        self.model, self.numbers, self.dtype, self.bias = model, numbers, dtype, bias
         self.calls, self.seconds = 0, 0.0
 
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r, n = x.shape[:2]
         t0 = time.perf_counter()
         batch = AtomsBatch.from_arrays(
             np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype
         )
-        out = self.model(batch, compute_forces=True)
+        out = self.model(batch, compute_forces=True) if self.bias is None else biased_forces(self.model, self.bias, batch)
         energy = out.energy.detach().to(torch.float64).numpy()
         forces = out.forces.detach().to(torch.float64).numpy().reshape(r, n, 3)
         features = out.features.detach().to(torch.float64).numpy().reshape(r, n, -1)
+        e_bias = np.zeros(r) if self.bias is None else out.bias_energy.to(torch.float64).numpy()
         self.seconds += time.perf_counter() - t0
         self.calls += 1
-        return energy, forces, features
+        return energy, forces, features, e_bias
 
 
 def run_segment(
@@ -183,12 +190,14 @@ def run_segment(
     guards: StabilityGuards | None = None,
     progress: Callable[[MDProgress], None] | None = None,
     dtype: torch.dtype | None = None,
+    bias: QResidualBias | None = None,
 ) -> SegmentResult:
     """Advance every replica in ``states`` (all of ``atoms``) by up to ``n_steps`` steps.
 
     ``atoms`` gives the numbers and masses; the states give positions,
     velocities, steps and random streams (they are not modified). ``dtype`` is
     the dtype of the model's input (default: the model's parameter dtype).
+    ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.bias`) and records its energy per frame.
     """
     if n_steps < 0 or record_every < 1:
         raise AlloopError(f"need n_steps >= 0 and record_every >= 1, got {n_steps} and {record_every}")
@@ -201,7 +210,7 @@ def run_segment(
     numbers, masses = atoms.numbers.copy(), atoms.get_masses().astype(np.float64)
     inv_mass = (1.0 / masses)[:, None]
     integrator = settings.make_integrator()
-    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model))
+    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model), bias)
 
     n_rep = len(states)
     x = np.stack([s.positions for s in states])
@@ -220,35 +229,37 @@ def run_segment(
             x[r].copy(), v[r].copy(), int(steps[r]), rngs[r].bit_generator.state, float(t_avg[r]), s.restarts, dict(s.extra)
         )
 
-    def check_and_record(idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, t: np.ndarray | None) -> None:
+    def check_and_record(idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, eb: np.ndarray,
+                         t: np.ndarray | None) -> None:
         failures = guards.check(x[idx], f, t) if guards is not None else [None] * idx.size
         ke = kinetic_energy(v[idx], masses)
         for k, r in enumerate(idx):
             failed = failures[k] is not None
             if failed or (steps[r] % record_every == 0 and t is not None):
-                rec.add(r, int(steps[r]), x[r].copy(), float(e[k]), f[k].copy(), feat[k].copy(), float(ke[k]), failed)
+                rec.add(r, int(steps[r]), x[r].copy(), float(e[k]), f[k].copy(), feat[k].copy(), float(ke[k]), failed,
+                        float(eb[k]))
             if failed:
                 reasons[r], active[r] = failures[k], False
             elif steps[r] % record_every == 0 and t is not None:
                 last_stable[r] = snapshot(r)
 
     idx = np.arange(n_rep)
-    e, f, feat = evaluate(x)
+    e, f, feat, eb = evaluate(x)
     forces = f.copy()
     n_features = feat.shape[-1]
-    check_and_record(idx, e, f, feat, None)
+    check_and_record(idx, e, f, feat, eb, None)
     for it in range(n_steps):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
         xa, va = x[idx], v[idx]
         integrator.drift(xa, va, forces[idx], inv_mass, [rngs[r] for r in idx])
-        e, f, feat = evaluate(xa)
+        e, f, feat, eb = evaluate(xa)
         integrator.kick(va, f, inv_mass)
         x[idx], v[idx], forces[idx] = xa, va, f
         steps[idx] += 1
         t_avg[idx] = guards.update_temperature(t_avg[idx], kinetic_temperature(va, masses)) if guards else np.nan
-        check_and_record(idx, e, f, feat, t_avg[idx])
+        check_and_record(idx, e, f, feat, eb, t_avg[idx])
         if progress is not None:
             progress(MDProgress(it + 1, n_steps, int(active.sum()), sum(len(fr) for fr in rec.frames)))
 

@@ -13,6 +13,7 @@ schema's, values are checked and cast to its dtypes), readers through
   and forgetting scores; the last two groups are absent from stores written
   before they existed);
 - ``evaluation``: one row per model scored on the campaign's evaluation set;
+- ``md_bias``: the uncertainty bias energy of every frame recorded under uncertainty-driven MD;
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
 """
@@ -84,6 +85,9 @@ EVALUATION = TableSchema(
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
 #: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
+#: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
+#: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
+MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_eV", np.float64)))
 WORKER_LOSSES = TableSchema(
     "worker_losses",
     (_col("cycle", np.int32), _col("phase", str), _col("time", np.float64), _col("worker", str),

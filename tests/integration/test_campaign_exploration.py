@@ -1,0 +1,54 @@
+"""Exploration in a real campaign: replicas and bootstrap samples over an input's rotamers, uncertainty-driven MD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from alloop.campaign.runner import start_campaign
+from alloop.conformers import basin_index, dihedrals, find_rotors
+from alloop.config import load_campaign
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+from alloop.store.schema import ORIGIN_CODES
+from ase.build import molecule
+
+ETHANOL = """
+name: explore
+seed: 1
+system: {structures: CH3CH2OH, conformers: 3}
+fidelities: {cheap: hf-sto3g, expensive: hf-sto3g}
+model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}
+md: {n_replicas: 3, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0,
+     uncertainty_bias_eV: 0.5}
+uncertainty: {n_components: 2}
+selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 0, max_expensive_per_cycle: 1, min_step_spacing: 10}
+training: {steps: 20, finetune_steps: 10, batch_size: 4, gamma_grid: [1.0]}
+schedule:
+  n_cycles: 1
+  bootstrap: {n_samples: 6, n_expensive: 3, method: rattle, amplitude_A: 0.02}
+execution: {n_workers: 2}
+"""
+
+
+def test_rotamer_starts_and_uncertainty_bias_in_a_campaign(tmp_path: Path) -> None:
+    path = tmp_path / "explore.yaml"
+    path.write_text(ETHANOL)
+    run_dir = tmp_path / "run"
+    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lambda s: None) == "1 cycles done"
+    rotors = [r for r in find_rotors(molecule("CH3CH2OH")) if not r.symmetric]
+    with CampaignStore.open(store_path(run_dir)) as store:
+        origin = store.frame_meta()["origin"]
+        boot_ids = np.flatnonzero(origin == ORIGIN_CODES["bootstrap"])
+        boot = [a.positions for a in store.get_frames(boot_ids)]
+        md_ids = np.flatnonzero(origin == ORIGIN_CODES["md"])
+        bias = tables.read(store, tables.MD_BIAS)
+    # bootstrap samples round robin over trans, gauche-, gauche+: the first three (expensive) cover all basins
+    basins = basin_index(dihedrals(np.array(boot), rotors)[:, 0])
+    assert sorted(basins[:3].tolist()) == [0, 1, 2] and len(boot) == 6
+    # every MD frame has its bias energy recorded, within (-A, 0]
+    assert sorted(bias["frame_id"].tolist()) == sorted(md_ids.tolist())
+    assert np.all(bias["bias_energy_eV"] <= 0) and np.all(bias["bias_energy_eV"] > -0.5)
+
