@@ -33,7 +33,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one per process (several processes run)
+import numpy as np  # noqa: E402
 
 MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH"}
 SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000}

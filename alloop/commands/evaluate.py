@@ -5,7 +5,9 @@ MODEL_OR_RUN_DIR is a checkpoint file (``alloop train -o``, ``alloop export
 checkpoint ``--version N``) is used; loading is :mod:`alloop.deploy.loading`,
 as for ``alloop.calculator``. Errors are against the file's energies (eV) and
 forces (eV/Angstrom): MAE and RMSE (the root mean square over all force
-components), plus the per-atom energy MAE. Absolute energies are predicted at
+components), plus the per-atom energy MAE; for frames of one molecule with
+rotatable bonds, the same per conformer basin (trans / gauche+ / gauche- of
+each rotor, :mod:`alloop.conformers`). Absolute energies are predicted at
 the data's fidelity when the frames record one (``fidelity_hash``, as written
 by ``alloop label`` and ``alloop export``) and the model has references for
 it, else at the campaign's expensive fidelity, else as the checkpoint was
@@ -65,7 +67,7 @@ def load_model(source: str | Path, version: int | None = None, data_fidelity: st
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from alloop.training.metrics import evaluate_model
+    from alloop.training.metrics import basin_metrics, evaluate_model
     from alloop.training.run import load_dataset
 
     if args.batch_size < 1:
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise AlloopError(f"{args.data} has elements {sorted(unknown)} that the model does not know {list(model.elements)}")
         metrics = evaluate_model(model, data, args.batch_size)
+        basins = basin_metrics(model, data, args.batch_size)
     finally:
         torch.set_num_threads(previous)
     metadata = trained.metadata
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     description = trained.description
     if args.json:
         print(json.dumps({"model": description, "data": str(args.data), "method": metadata.get("method"),
-                          "fidelity": active.get("name"), **metrics, "note": note}, indent=2))
+                          "fidelity": active.get("name"), **metrics, "basins": basins, "note": note}, indent=2))
         return 0
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -103,4 +106,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"| energy | {metrics['energy_mae_eV']:.5f} | {metrics['energy_rmse_eV']:.5f} | eV |")
     print(f"| energy per atom | {metrics['energy_mae_per_atom_eV']:.5f} | | eV/atom |")
     print(f"| force components | {metrics['force_mae_eV_per_A']:.5f} | {metrics['force_rmse_eV_per_A']:.5f} | eV/Angstrom |")
+    if basins:
+        print("\nper conformer basin (dihedrals of the rotatable bonds, alloop.conformers):")
+        print("| basin | frames | share | force MAE (eV/A) | energy MAE (meV/atom) |")
+        print("|---|---:|---:|---:|---:|")
+        for name, m in basins.items():
+            print(f"| {name} | {m['n_frames']} | {m['share']:.0%} | {m['force_mae_eV_per_A']:.4f} | "
+                  f"{1000 * m['energy_mae_per_atom_eV']:.2f} |")
     return 0

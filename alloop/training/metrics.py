@@ -91,3 +91,28 @@ def evaluate_model(model: Potential, dataset: FrameDataset, batch_size: int = 32
     """:func:`error_metrics` of ``model`` on ``dataset``."""
     energy_pred, forces_pred = predict(model, dataset, batch_size)
     return error_metrics(dataset, energy_pred, forces_pred)
+
+
+def basin_metrics(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, dict[str, Any]]:
+    """:func:`error_metrics` per conformer basin (:mod:`alloop.conformers`) of a set of one molecule with rotors.
+
+    Empty when the frames are of several compositions, periodic, or have no non-symmetric rotor.
+    """
+    from alloop.conformers import basin_name, find_rotors, frame_basins
+
+    structures = dataset.to_atoms()
+    if len({tuple(a.numbers) for a in structures}) != 1 or structures[0].pbc.any():
+        return {}
+    rotors = [r for r in find_rotors(structures[0]) if not r.symmetric]
+    if not rotors:
+        return {}
+    energy_pred, forces_pred = predict(model, dataset, batch_size)
+    codes = frame_basins(np.array([a.positions for a in structures]), rotors)
+    n = len(structures[0])
+    out = {}
+    for code in np.unique(codes):
+        frames = np.flatnonzero(codes == code)
+        atoms = (frames[:, None] * n + np.arange(n)[None, :]).ravel()
+        metrics = error_metrics(dataset.subset(frames), energy_pred[frames], forces_pred[atoms])
+        out[basin_name(int(code), len(rotors))] = {**metrics, "share": float(frames.size / len(structures))}
+    return out
