@@ -45,7 +45,7 @@ import numpy as np
 from ase import units
 
 DATA = Path(__file__).resolve().parent / "data"
-PREFIX = "ethanol_500K"
+PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 METHODS = ("standard", "asteroid-no-weights", "asteroid", "score-matching")
 EV_PER_A_TO_KCAL_PER_MOL_A = 1.0 / (units.kcal / units.mol)

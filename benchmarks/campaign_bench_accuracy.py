@@ -1,8 +1,8 @@
 """Accuracy vs labelling cost of a finished campaign (the ``--accuracy`` part of campaign_bench.py).
 
-Data (``benchmarks/make_ethanol_data.py``): ``ethanol_500K_test_b3lyp-svp.extxyz``
+Data (``benchmarks/make_ethanol_data.py``): ``ethanol_500K_short_test_b3lyp-svp.extxyz``
 (held-out AIMD trajectory, B3LYP/def2-SVP labels) and
-``ethanol_500K_pool_b3lyp-svp.extxyz`` (another AIMD trajectory, each frame with
+``ethanol_500K_short_pool_b3lyp-svp.extxyz`` (another AIMD trajectory, each frame with
 its measured label cost in ``info["cpu_seconds"]``). Both trajectories were run
 with HF/STO-3G forces at 500 K. The campaign's expensive fidelity must be that
 of the files (checked by fidelity hash), else the comparison is refused.
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from ase import units
 
-PREFIX = "ethanol_500K"
+PREFIX = "ethanol_500K_short"
 KCAL_PER_MOL_PER_EV = 1.0 / (units.kcal / units.mol)
 
 

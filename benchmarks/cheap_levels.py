@@ -2,7 +2,7 @@
 
 For ASTEROID a cheap level helps only if it is closer to the expensive one than the model already is
 (SevenNet-0 zero-shot: 0.208 eV/A on these frames, README "Models on ethanol"). Each candidate labels the
-first ``--frames`` frames of ``benchmarks/data/ethanol_500K_pool_b3lyp-svp.extxyz`` with
+first ``--frames`` frames of ``benchmarks/data/ethanol_500K_short_pool_b3lyp-svp.extxyz`` with
 ``alloop.labeling.pyscf_labeler.PySCFLabeler``; printed: the mean absolute force difference from the file's
 B3LYP/def2-SVP forces and the measured CPU seconds per frame.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parent / "data" / "ethanol_500K_pool_b3lyp-svp.extxyz"
+DATA = Path(__file__).resolve().parent / "data" / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 CANDIDATES = [
     {"name": "hf-sto3g", "method": "hf", "basis": "sto-3g"},
     {"name": "hf-321g", "method": "hf", "basis": "3-21g"},

@@ -57,7 +57,7 @@ def label_cpu(client, n: int) -> tuple[float, float]:  # noqa: ANN001
     """Mean (process, thread) CPU s of ``n`` identical labels on the cluster's workers."""
     import ase.io
 
-    frame = ase.io.read(DATA / "ethanol_500K_test_b3lyp-svp.extxyz", index=0)
+    frame = ase.io.read(DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", index=0)
     frame.calc = None
     client.gather(client.map(_label, [frame] * len(client.nthreads()), pure=False))  # warm-up: imports, basis files
     out = client.gather(client.map(_label, [frame] * n, pure=False))

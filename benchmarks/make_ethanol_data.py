@@ -16,7 +16,7 @@ Work is spread over ``--workers`` processes with one compute thread each: the
 two MD runs first, B3LYP labels as soon as frames exist. Everything done is
 kept in a per-frame cache (``<out>/cache/``), so an interrupted run resumes
 where it stopped (MD continues bit for bit from its last checkpoint, taken every ``--every`` steps).
-At the end, four lossless extxyz files are written, ``ethanol_<T>K_{pool,test}_{hf-sto3g,b3lyp-svp}.extxyz``
+At the end, four lossless extxyz files are written, ``ethanol_<T>K_short_{pool,test}_{hf-sto3g,b3lyp-svp}.extxyz``
 (same frames, same order; two with ``--pool 0``), and the cache is removed (``--keep-cache`` keeps it).
 The random seeds depend on the trajectory and the temperature (500 K keeps the seeds
 the committed 500 K files were made with).
@@ -53,8 +53,9 @@ MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH", "acetaldehyde": "CH3CHO
 
 
 def prefix(temperature_K: float, name: str = "ethanol") -> str:
-    """File-name prefix of a dataset, e.g. ``ethanol_500K``."""
-    return f"{name}_{temperature_K:g}K"
+    """File-name prefix of a dataset, e.g. ``ethanol_500K_short``: short trajectories from one geometry (the
+    equilibrium sets of make_equilibrium_sets.py are ``..._eq``)."""
+    return f"{name}_{temperature_K:g}K_short"
 
 
 def trajectory_seed(traj: str, temperature_K: float) -> int:

@@ -50,7 +50,7 @@ from asteroid_ethanol import plan  # noqa: E402  (the label-cost plan of the AST
 DATA = Path(__file__).resolve().parent / "data"
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
-TESTS = {"500K": "ethanol_500K_test_b3lyp-svp.extxyz", "1000K": "ethanol_1000K_test_b3lyp-svp.extxyz"}
+TESTS = {"500K": "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 #: name -> (model preset, method); the method "zero-shot" re-references the pretrained model only
 MODELS: dict[str, tuple[str, str]] = {
     "egnn-small": ("small", "standard"),
@@ -107,8 +107,8 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     preset, method = MODELS[name]
-    pool_exp, exp_cost = _read(f"ethanol_500K_pool_{EXPENSIVE}.extxyz", EXPENSIVE)
-    pool_cheap, cheap_cost = _read(f"ethanol_500K_pool_{CHEAP}.extxyz", CHEAP)
+    pool_exp, exp_cost = _read(f"ethanol_500K_short_pool_{EXPENSIVE}.extxyz", EXPENSIVE)
+    pool_cheap, cheap_cost = _read(f"ethanol_500K_short_pool_{CHEAP}.extxyz", CHEAP)
     order = np.random.default_rng(seed).permutation(len(pool_exp))
     budget = float(np.cumsum(exp_cost[order])[n - 1])
     bought = plan(budget, seed, cheap_cost, exp_cost)["asteroid" if method == "asteroid" else "standard"]

@@ -56,7 +56,7 @@ from make_outside_labels import outside_force_mae
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data"
-TESTS = {"500K": DATA / "ethanol_500K_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_test_b3lyp-svp.extxyz"}
+TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 STRATEGIES = ("periodic", "naive")
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
          "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",

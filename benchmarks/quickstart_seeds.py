@@ -5,7 +5,7 @@ Runs ``alloop run campaigns/quickstart.yaml --set seed=S`` for each seed
 would) into ``--runs/seed-S`` and reads the finished stores: wall time,
 labels and CPU seconds per fidelity, and the evaluation-set errors of each
 model (the quickstart scores every model on the 50 held-out frames of
-``benchmarks/data/ethanol_500K_test_b3lyp-svp.extxyz``: independent 500 K
+``benchmarks/data/ethanol_500K_short_test_b3lyp-svp.extxyz``: independent 500 K
 AIMD, B3LYP/def2-SVP). A finished run directory is not run again (delete it
 to rerun); ``--set`` adds overrides to every run (e.g. ``training.warm_start=false``).
 

@@ -27,8 +27,8 @@ import numpy as np
 from make_outside_labels import outside_force_mae
 
 DATA = Path(__file__).resolve().parent / "data"
-POOL = DATA / "ethanol_500K_pool_b3lyp-svp.extxyz"
-TESTS = {"500K": DATA / "ethanol_500K_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_test_b3lyp-svp.extxyz"}
+POOL = DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
+TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 
 
 def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Path) -> dict:

@@ -64,7 +64,7 @@ def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
     from alloop.training.run import cli_settings
 
     torch.set_num_threads(1)
-    pool = FrameDataset.from_atoms(ase.io.read(DATA / "ethanol_500K_pool_b3lyp-svp.extxyz", index=":"),
+    pool = FrameDataset.from_atoms(ase.io.read(DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz", index=":"),
                                    fidelity="b3lyp-svp")
     order = np.random.default_rng(seed).permutation(len(pool))
     data, selection = pool.subset(order[:n]), pool.subset(order[100:])

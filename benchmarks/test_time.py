@@ -224,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config.quick() if args.quick else Config()
     cfg = replace(cfg, **{k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None})
     seeds = [0] if args.quick else list(range(args.seeds))
-    pool = load_pair(args.data, "500K_pool")
-    tests = {name: load_pair(args.data, f"{name}_test") for name in args.tests.split(",") if name}
+    pool = load_pair(args.data, "500K_short_pool")
+    tests = {name: load_pair(args.data, f"{name}_short_test") for name in args.tests.split(",") if name}
     exp_cpu = float(np.mean([a.info["cpu_seconds"] for a in pool[1]]))
     print(f"pool {len(pool[0])} frames; one expensive label {exp_cpu:.2f} CPU s on average; config {asdict(cfg)}",
           flush=True)

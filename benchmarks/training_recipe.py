@@ -80,7 +80,7 @@ def run_one(recipe: str, n: int, seed: int, steps: int | None) -> dict:
     from alloop.training.trainer import TrainSettings, fit_output_scale, train
 
     torch.set_num_threads(1)
-    pool = load("ethanol_500K_pool_b3lyp-svp.extxyz")
+    pool = load("ethanol_500K_short_pool_b3lyp-svp.extxyz")
     order = np.random.default_rng(seed).permutation(len(pool))
     data, selection = pool.subset(order[:n]), pool.subset(order[100:])
     train_set, val_set, _, _ = data.split(0.2, seed)
@@ -96,8 +96,8 @@ def run_one(recipe: str, n: int, seed: int, steps: int | None) -> dict:
     seconds = time.perf_counter() - t0
     out = {"recipe": recipe, "n": n, "seed": seed, "seconds": seconds, "steps": result.steps,
            "val_force_mae": result.best_val_force_mae}
-    for key, name in (("selection", None), ("test500", "ethanol_500K_test_b3lyp-svp.extxyz"),
-                      ("test300", "ethanol_300K_test_b3lyp-svp.extxyz")):
+    for key, name in (("selection", None), ("test500", "ethanol_500K_short_test_b3lyp-svp.extxyz"),
+                      ("test300", "ethanol_300K_short_test_b3lyp-svp.extxyz")):
         m = evaluate_model(model, selection if name is None else load(name))
         out[f"{key}_force_mae"] = m["force_mae_eV_per_A"]
         out[f"{key}_energy_mae_meV_atom"] = 1000 * m["energy_mae_per_atom_eV"]

@@ -163,7 +163,7 @@ def read_pair(folder: Path, temperature_K: float, traj: str, cheap: str, truth: 
 
     out = []
     for fid in (cheap, truth):
-        path = folder / f"ethanol_{temperature_K:g}K_{traj}_{fid}.extxyz"
+        path = folder / f"ethanol_{temperature_K:g}K_short_{traj}_{fid}.extxyz"
         if not path.is_file():
             raise SystemExit(
                 f"missing {path}: run python benchmarks/make_ethanol_data.py --temperature {temperature_K:g} first"

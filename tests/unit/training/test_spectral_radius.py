@@ -100,7 +100,7 @@ def test_ethanol_training_frames_keep_the_training_cutoff_of_the_two_head_model(
     from alloop.potentials.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(Path(__file__).with_name("data") / "ethanol_two_head.safetensors")
-    pool = ase.io.read(DATA / "ethanol_500K_pool_hf-sto3g.extxyz", ":")
+    pool = ase.io.read(DATA / "ethanol_500K_short_pool_hf-sto3g.extxyz", ":")
     result = refine_radius_predict(model, pool[:40], pool)
     assert result.radii.tolist() == [model.cutoff] * 40 and not result.moved.any()
     energies, forces = predict(model, pool[:40])

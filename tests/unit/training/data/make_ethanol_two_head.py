@@ -26,8 +26,8 @@ DATA = Path("benchmarks/data")
 
 def main() -> None:
     torch.set_num_threads(1)
-    cheap = load_dataset(DATA / "ethanol_500K_pool_hf-sto3g.extxyz", "cheap")
-    expensive = load_dataset(DATA / "ethanol_500K_pool_b3lyp-svp.extxyz", "expensive")
+    cheap = load_dataset(DATA / "ethanol_500K_short_pool_hf-sto3g.extxyz", "cheap")
+    expensive = load_dataset(DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz", "expensive")
     expensive = expensive.subset(range(50))
     run = TrainSettings(max_steps=3000, batch_size=8, lr=3e-3, threads=1)
     settings = AsteroidSettings(stage2=run, stage3=replace(run, max_steps=1500), seed=0)

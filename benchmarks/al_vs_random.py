@@ -1,0 +1,179 @@
+"""The active-learning loop against random frames of an equilibrium trajectory, at equal expensive-label counts.
+
+For each seed, the campaign (``--campaign``, default the quickstart) runs as a user would
+(``alloop run --set seed=S``, reused when finished) and its final model is scored on the equilibrium test
+sets (``--test``: files of ``benchmarks/make_equilibrium_sets.py``; long GFN2-xTB MD from several starts,
+B3LYP/def2-SVP labels). The baseline draws, with the same seed, as many frames as the loop bought
+expensive labels from the equilibrium *pool* (``--pool``: independent runs of the same kind) and trains
+the campaign's model on them with ``alloop train`` (``--method standard``, and ``asteroid`` with the
+pool's cheap labels of ``--pool-cheap`` too when given), scored on the same sets.
+
+Cost columns: the loop's labelling CPU seconds (both fidelities, from its store); the baseline's CPU
+seconds of its expensive labels plus its share of the pool's MD (the xTB MD CPU per pool frame, from the
+pool's summary JSON, times the frames drawn) plus, for ASTEROID, the cheap labels'. Training is not counted
+on either side. Errors per conformer basin come from ``alloop evaluate --json``. A table (mean +- sample
+std over seeds) and ``al_vs_random.png`` (force MAE vs expensive labels) are written to ``--runs``.
+
+    python benchmarks/al_vs_random.py --seeds 0 1 2
+    python benchmarks/al_vs_random.py --campaign campaigns/universal-quickstart.yaml --runs runs/al-vs-random-7net
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from campaign_runs import run_campaign
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
+
+
+def evaluate(model: Path, data: Path) -> dict:
+    """``alloop evaluate MODEL DATA --json``."""
+    out = subprocess.run([sys.executable, "-m", "alloop.cli", "evaluate", str(model), str(data), "--json"],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def loop_numbers(run_dir: Path) -> dict:
+    """Expensive labels and labelling CPU seconds of a finished campaign (its cycles table's last row)."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        rows = store.table("cycles")
+    return {"labels": int(rows["labels_expensive"][-1]),
+            "cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1])}
+
+
+def pool_md_cpu_per_frame(pool: Path) -> float:
+    """The pool's xTB MD CPU seconds per frame, from ``<molecule>_<T>K_eq_summary.json`` beside it (0 if absent)."""
+    prefix = pool.name.split("_eq")[0]
+    summary = pool.parent / f"{prefix}_eq_summary.json"
+    if not summary.is_file():
+        return 0.0
+    data = json.loads(summary.read_text())["sets"]["pool"]
+    n_frames = json.loads(summary.read_text())["settings"]["frames"]
+    return float(data["md_cpu_seconds"]) / n_frames
+
+
+def draw(pool: list, n: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(10_000 + seed).choice(len(pool), size=n, replace=False))
+
+
+def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, folder: Path) -> dict[str, dict]:
+    """Train on ``n`` random pool frames (standard, and ASTEROID with cheap pool labels); scores and cost per method."""
+    from ase.io import read
+
+    from alloop.io import write_extxyz
+
+    pool = read(args.pool, ":")
+    picked = draw(pool, n, seed)
+    frames = folder / f"random-{n}.extxyz"
+    write_extxyz(frames, [pool[i] for i in picked])
+    cost = sum(float(pool[i].info.get("cpu_seconds", 0.0)) for i in picked) + n * pool_md_cpu_per_frame(args.pool)
+    runs = {"standard": ["--method", "standard"]}
+    if args.pool_cheap:
+        cheap = read(args.pool_cheap, ":")
+        runs["asteroid"] = ["--method", "asteroid", "--cheap", str(args.pool_cheap)]
+        cheap_cost = sum(float(a.info.get("cpu_seconds", 0.0)) for a in cheap)
+    out = {}
+    for method, extra in runs.items():
+        path = folder / f"random-{n}-{method}.safetensors"
+        if not path.is_file():
+            subprocess.run([sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), *extra,
+                            "--model", model, "--seed", str(seed), "--quiet", "-o", str(path)], check=True)
+        out[f"random {method}"] = {"model": path, "labels": n,
+                                   "cpu_s": cost + (cheap_cost if method == "asteroid" else 0.0)}
+    return out
+
+
+def _ms(values: list[float], digits: int = 3) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "al-vs-random")
+    p.add_argument("--test", type=Path, nargs="+", default=DEFAULT_TESTS)
+    p.add_argument("--pool", type=Path, default=DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz")
+    p.add_argument("--pool-cheap", type=Path, default=None,
+                   help="cheap labels of the same pool frames, for the ASTEROID baseline (e.g. ..._eqpool_hf-sto3g)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="override for every campaign run")
+    args = p.parse_args(argv)
+
+    from alloop.config import load_campaign
+
+    cfg = load_campaign(args.campaign)
+    model = cfg.model.preset or "small"
+    tests = [t for t in args.test if t.is_file()]
+    if not tests:
+        print(f"no test set found among {[str(t) for t in args.test]}: run benchmarks/make_equilibrium_sets.py",
+              file=sys.stderr)
+        return 1
+    args.runs.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, dict[str, list]] = {}
+    basins: dict[str, dict[str, list[float]]] = {}
+    for seed in args.seeds:
+        run_dir = args.runs / f"loop-seed-{seed}"
+        print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
+        run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
+        entries = {"loop": {"model": run_dir, **loop_numbers(run_dir)}}
+        entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}"))
+        for name, entry in entries.items():
+            row = rows.setdefault(name, {"labels": [], "cpu_s": [], **{t.name: [] for t in tests}})
+            row["labels"].append(entry["labels"])
+            row["cpu_s"].append(entry["cpu_s"])
+            for test in tests:
+                got = evaluate(entry["model"], test)
+                row[test.name].append(got["force_mae_eV_per_A"])
+                for basin, m in got.get("basins", {}).items():
+                    basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])
+                print(f"  {name:<18} {test.name}: force MAE {got['force_mae_eV_per_A']:.4f} eV/A", flush=True)
+    print(f"\n{args.campaign.name}, model {model}, seeds {args.seeds}: force MAE (eV/A) on equilibrium sets")
+    print("| frames chosen by | expensive labels | CPU s (labels + MD) | " + " | ".join(t.name for t in tests) + " |")
+    print("|---|---:|---:|" + "---:|" * len(tests))
+    for name, row in rows.items():
+        print(f"| {name} | {_ms(row['labels'], 1)} | {_ms(row['cpu_s'], 0)} | "
+              + " | ".join(_ms(row[t.name]) for t in tests) + " |")
+    print("\nper conformer basin (force MAE, eV/A):")
+    for key, per in basins.items():
+        print(f"  {key}: " + ", ".join(f"{b} {_ms(v)}" for b, v in sorted(per.items())))
+    _plot(rows, tests, args.runs / "al_vs_random.png")
+    return 0
+
+
+def _plot(rows: dict, tests: list[Path], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for name, row in rows.items():
+        for test in tests:
+            label = f"{name} ({test.name.split('_')[1]})"
+            axes[0].errorbar(np.mean(row["labels"]), np.mean(row[test.name]), yerr=np.std(row[test.name]),
+                             fmt="o", label=label)
+            axes[1].errorbar(np.mean(row["cpu_s"]), np.mean(row[test.name]), yerr=np.std(row[test.name]), fmt="o")
+    axes[0].set_xlabel("expensive labels")
+    axes[1].set_xlabel("CPU s (labels + MD)")
+    for ax in axes:
+        ax.set_ylabel("force MAE (eV/A)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
