@@ -29,7 +29,7 @@ from alloop.config_science import (
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
-from alloop.fidelity import Fidelity
+from alloop.fidelity import XTB_METHODS, Fidelity
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
@@ -221,6 +221,8 @@ def _fidelity_mapping(role: str, spec: Any, charge: int | None, spin: int | None
         data = {**base, **data}
     if "name" not in data and isinstance(data.get("method"), str) and isinstance(data.get("basis"), str):
         data["name"] = f"{data['method']}-{data['basis']}".lower()
+    elif "name" not in data and isinstance(data.get("method"), str) and data["method"].strip().lower() in XTB_METHODS:
+        data["name"] = data["method"].strip().lower()
     for key, value in (("charge", charge), ("spin", spin)):
         if value is None:
             continue

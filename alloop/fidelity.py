@@ -1,9 +1,20 @@
-"""A fidelity: a named, hashable quantum-chemistry level of theory.
+"""A fidelity: a named, hashable level of theory of one method family.
 
-The hash covers every field that changes the numbers (method, basis, density
-fitting, grid, charge, spin, convergence tolerance) and nothing else, so two
-campaigns that label at the same level share labels, and a label is keyed by
-(frame id, fidelity hash) in the store.
+Families: ``pyscf`` (the default: HF, MP2, CCSD, CCSD(T) and DFT functionals in
+a Gaussian basis, run by PySCF) and ``xtb`` (GFN1-xTB and GFN2-xTB, run by
+tblite). The hash covers every field that changes the numbers and nothing
+else, so two campaigns that label at the same level share labels, and a label
+is keyed by (frame id, fidelity hash) in the store:
+
+- ``pyscf``: method, basis, density fitting, grid (DFT only), charge, spin,
+  convergence tolerance. The family is not part of it: these hashes (and the
+  specs written into stores) are byte-for-byte those of before families existed.
+- ``xtb``: family, method, charge, spin, tblite's accuracy and the electronic
+  temperature.
+
+``max_cycles`` decides whether an SCF converges, never what it converges to: it
+is hashed in neither family. A fidelity's dump (``model_dump``) holds only the
+fields of its family.
 """
 
 from __future__ import annotations
@@ -11,38 +22,78 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from alloop.errors import ConfigError, FidelityError
 from alloop.presets import load_preset
 
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
+#: xtb methods (alloop's spelling -> tblite's)
+XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
+#: heaviest element tblite parametrises in GFN1- and GFN2-xTB (Rn)
+XTB_MAX_Z = 86
+#: xtb settings when a spec does not give them (tblite's own defaults)
+XTB_DEFAULTS = {"accuracy": 1.0, "electronic_temperature_K": 300.0, "max_cycles": 250}
 #: fields that do not change the numbers and are left out of the hash
 _NOT_HASHED = frozenset({"name", "max_cycles", "max_memory_MB"})
+#: fields that only one family uses (left out of the other family's dump and refused there)
+_PYSCF_ONLY = ("basis", "density_fit", "grid_level", "conv_tol_Eh", "max_memory_MB")
+_XTB_ONLY = ("accuracy", "electronic_temperature_K")
 
 
 class Fidelity(BaseModel):
-    """One level of theory. ``spin`` is 2S (number of unpaired electrons), as in PySCF."""
+    """One level of theory. ``spin`` is 2S (number of unpaired electrons), as in PySCF and tblite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    method: str = Field(min_length=1, description="hf, mp2, ccsd, ccsd(t), or a PySCF/libxc functional")
-    basis: str = Field(min_length=1)
+    family: Literal["pyscf", "xtb"] = Field(default="pyscf", description="pyscf, or xtb (tblite); "
+                                            "gfn1-xtb/gfn2-xtb methods imply xtb")
+    method: str = Field(min_length=1, description="hf, mp2, ccsd, ccsd(t), a PySCF/libxc functional; "
+                        "gfn2-xtb or gfn1-xtb")
+    basis: str | None = Field(default=None, min_length=1, description="Gaussian basis (pyscf only, required there)")
     density_fit: bool = False
     grid_level: int = Field(default=3, ge=0, le=9, description="DFT grid level (ignored by non-DFT methods)")
     charge: int = 0
     spin: int = Field(default=0, ge=0)
     conv_tol_Eh: float = Field(default=1e-9, gt=0, lt=1e-3, description="SCF energy tolerance in Hartree")
-    max_cycles: int = Field(default=100, ge=1)
+    max_cycles: int = Field(default=100, ge=1, description="SCF iterations (xtb: tblite's max-iter, default 250)")
     max_memory_MB: int = Field(default=2000, ge=100)
+    accuracy: float | None = Field(default=None, gt=0, description="xtb: tblite's accuracy (1.0; smaller is tighter)")
+    electronic_temperature_K: float | None = Field(default=None, ge=0, description="xtb: Fermi smearing (300 K)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _family_defaults(cls, data: Any) -> Any:
+        """An xtb method implies the xtb family; xtb specs get tblite's defaults for what they leave out."""
+        if not isinstance(data, dict):
+            return data
+        method = data.get("method")
+        if "family" not in data and isinstance(method, str) and method.strip().lower() in XTB_METHODS:
+            data = {**data, "family": "xtb"}
+        if data.get("family") == "xtb":
+            data = {**XTB_DEFAULTS, **data}
+        return data
 
     @field_validator("method")
     @classmethod
-    def _known_method(cls, value: str) -> str:
+    def _known_method(cls, value: str, info: ValidationInfo) -> str:
         method = value.strip().lower()
+        if info.data.get("family") == "xtb":
+            if method not in XTB_METHODS:
+                raise ValueError(f"unknown xtb method '{value}': use one of {', '.join(XTB_METHODS)}")
+            return method
         if method in WAVEFUNCTION_METHODS:
             return method
         try:
@@ -51,52 +102,97 @@ class Fidelity(BaseModel):
             libxc.parse_xc(method)
         except (KeyError, ValueError) as exc:
             raise ValueError(
-                f"unknown method '{value}': use one of {', '.join(WAVEFUNCTION_METHODS)} or a DFT functional"
+                f"unknown method '{value}': use one of {', '.join(WAVEFUNCTION_METHODS)}, a DFT functional, "
+                f"or {', '.join(XTB_METHODS)}"
             ) from exc
         return method
 
     @field_validator("basis")
     @classmethod
-    def _normalise_basis(cls, value: str) -> str:
-        return value.strip().lower()
+    def _normalise_basis(cls, value: str | None) -> str | None:
+        return None if value is None else value.strip().lower()
+
+    @model_validator(mode="after")
+    def _fields_of_family(self) -> "Fidelity":
+        if self.family == "pyscf":
+            if self.basis is None:
+                raise ValueError("basis: required by PySCF methods (family pyscf)")
+            extra = [k for k in _XTB_ONLY if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{extra[0]}: only used by xtb fidelities (family xtb)")
+            return self
+        extra = [k for k in _PYSCF_ONLY if k in self.model_fields_set]
+        if extra:
+            raise ValueError(f"{extra[0]}: not used by xtb fidelities (family xtb)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        """Only this family's fields: a PySCF fidelity dumps (and is stored) exactly as before families existed."""
+        drop = ("family", *_XTB_ONLY) if self.family == "pyscf" else _PYSCF_ONLY
+        return {k: v for k, v in handler(self).items() if k not in drop}
 
     @property
     def is_dft(self) -> bool:
-        return self.method not in WAVEFUNCTION_METHODS
+        return self.family == "pyscf" and self.method not in WAVEFUNCTION_METHODS
 
     @property
     def unrestricted(self) -> bool:
         """Unrestricted references for open shells, restricted for closed shells."""
         return self.spin != 0
 
+    @property
+    def level(self) -> str:
+        """The level of theory in a few characters: ``b3lyp/def2-svp``, ``pbe/def2-svp +DF``, ``gfn2-xtb (tblite)``."""
+        if self.family == "xtb":
+            return f"{self.method} (tblite)"
+        return f"{self.method}/{self.basis}" + (" +DF" if self.density_fit else "")
+
     def hash(self) -> str:
         """A short stable hash of the physics-relevant fields (16 hex digits)."""
         fields = {k: v for k, v in self.model_dump().items() if k not in _NOT_HASHED}
         if not self.is_dft:
-            fields.pop("grid_level")
+            fields.pop("grid_level", None)
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def check_structure(self, numbers: Sequence[int]) -> None:
         """Raise FidelityError if this fidelity cannot label a structure with these elements."""
-        from pyscf import gto
-        from pyscf.data.elements import ELEMENTS
-
         numbers = [int(z) for z in numbers]
         if not numbers:
             raise FidelityError("empty structure")
         for z in sorted(set(numbers)):
-            if z < 1 or z >= len(ELEMENTS):
-                raise FidelityError(f"atomic number {z} is not an element")
-            symbol = ELEMENTS[z]
-            try:
-                with warnings.catch_warnings():  # PySCF suggests basis-set-exchange when a basis is missing
-                    warnings.simplefilter("ignore", UserWarning)
-                    gto.basis.load(self.basis, symbol)
-            except Exception as exc:  # pyscf raises several types for a missing basis
-                raise FidelityError(
-                    f"fidelity '{self.name}': basis '{self.basis}' does not cover element {symbol}"
-                ) from exc
+            if self.family == "xtb":
+                self._check_xtb_element(z)
+            else:
+                self._check_basis(z)
+        self._check_electrons(numbers)
+
+    def _check_xtb_element(self, z: int) -> None:
+        from ase.data import chemical_symbols
+
+        if z < 1 or z > XTB_MAX_Z:
+            what = chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"atomic number {z}"
+            raise FidelityError(f"fidelity '{self.name}': {XTB_METHODS[self.method]} parametrises elements "
+                                f"H to Rn (Z 1-{XTB_MAX_Z}), not {what}")
+
+    def _check_basis(self, z: int) -> None:
+        from pyscf import gto
+        from pyscf.data.elements import ELEMENTS
+
+        if z < 1 or z >= len(ELEMENTS):
+            raise FidelityError(f"atomic number {z} is not an element")
+        symbol = ELEMENTS[z]
+        try:
+            with warnings.catch_warnings():  # PySCF suggests basis-set-exchange when a basis is missing
+                warnings.simplefilter("ignore", UserWarning)
+                gto.basis.load(self.basis, symbol)
+        except Exception as exc:  # pyscf raises several types for a missing basis
+            raise FidelityError(
+                f"fidelity '{self.name}': basis '{self.basis}' does not cover element {symbol}"
+            ) from exc
+
+    def _check_electrons(self, numbers: list[int]) -> None:
         n_electrons = sum(numbers) - self.charge
         if n_electrons <= 0:
             raise FidelityError(f"fidelity '{self.name}': charge {self.charge} leaves {n_electrons} electrons")
@@ -135,5 +231,6 @@ def load_fidelity(spec: str | dict[str, Any], *, charge: int | None = None, spin
         return Fidelity(**data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "fidelity"
-        raise ConfigError(f"{loc}: {err['msg']}") from None
+        loc = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{loc}: {message}" if loc else message) from None

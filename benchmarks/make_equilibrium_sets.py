@@ -110,16 +110,16 @@ def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: i
 
 
 def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
-    """Label one cached frame at ``fidelity`` (alloop's PySCF labeller, one thread)."""
+    """Label one cached frame at ``fidelity`` (alloop's labeller of its family, one thread)."""
     from ase import Atoms
 
     from alloop.fidelity import load_fidelity
-    from alloop.labeling.pyscf_labeler import PySCFLabeler
+    from alloop.labeling.factory import labeler_for
     from alloop.labeling.threads import set_compute_threads
 
     set_compute_threads(1)
     frame = _load(Path(path))
-    result = PySCFLabeler(load_fidelity(fidelity), threads=1).label(
+    result = labeler_for(load_fidelity(fidelity), threads=1).label(
         Atoms(numbers=frame["numbers"], positions=frame["positions"]))
     return path, {"energy": float(result.energy_eV), "forces": np.asarray(result.forces_eV_per_A),
                   "status": result.status.value, "reason": result.reason, "cpu_seconds": float(result.cpu_seconds),
@@ -156,7 +156,9 @@ def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str,
     write_extxyz(path, [attach_label(Atoms(numbers=f["numbers"], positions=f["positions"]), lab["energy"],
                                      lab["forces"], {"frame_index": i, "trajectory": f"{set_name}{f['run']:02d}",
                                                      "time_fs": f["time_fs"], "temperature_K": f["temperature_K"],
-                                                     "fidelity": fidelity, "cpu_seconds": lab.get("cpu_seconds", 0.0)})
+                                                     "fidelity": fidelity, "cpu_seconds": lab.get("cpu_seconds", 0.0),
+                                                     **({"fidelity_hash": lab["fidelity_hash"]}
+                                                        if "fidelity_hash" in lab else {})})
                         for i, (f, lab) in enumerate(zip(frames, labels))])
 
 

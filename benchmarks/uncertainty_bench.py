@@ -81,7 +81,8 @@ from alloop.campaign.bootstrap import normal_mode_samples
 from alloop.campaign.hessian import cheap_hessian
 from alloop.fidelity import load_fidelity
 from alloop.labeling.calculator import LabelerCalculator
-from alloop.labeling.pyscf_labeler import PySCFLabeler
+from alloop.labeling.base import Labeler
+from alloop.labeling.factory import labeler_for
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
 from alloop.presets import load_preset
@@ -113,7 +114,7 @@ class BenchData:
 
 
 # --------------------------------------------------------------------------- harmonic frames (quick mode)
-def label_frames(labeler: PySCFLabeler, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
+def label_frames(labeler: Labeler, frames: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
     """(energies [M], forces [M, n, 3]) with NaN for failed labels (all frames have the same size)."""
     results = [labeler.label(a) for a in frames]
     n = len(frames[0])
@@ -125,8 +126,8 @@ def label_frames(labeler: PySCFLabeler, frames: list[Atoms]) -> tuple[np.ndarray
 def harmonic_data(args: argparse.Namespace, rng: np.random.Generator) -> BenchData:
     """Normal-mode frames labelled here: cheap labels on all training frames, truth on every other one and the test."""
     t0 = time.perf_counter()
-    truth = PySCFLabeler(load_fidelity(args.fidelity), threads=args.threads)
-    cheap = truth if args.cheap == args.fidelity else PySCFLabeler(load_fidelity(args.cheap), threads=args.threads)
+    truth = labeler_for(load_fidelity(args.fidelity), threads=args.threads)
+    cheap = truth if args.cheap == args.fidelity else labeler_for(load_fidelity(args.cheap), threads=args.threads)
     mol = molecule("CH3CH2OH")
     mol.calc = LabelerCalculator(truth)
     BFGS(mol, logfile=None).run(fmax=0.02, steps=200)

@@ -13,7 +13,10 @@ sends one task per label), consecutive
 queued frames of that fidelity and priority share one task of about that
 length (each still labelled on its own; fewer tasks means less scheduler and
 client work per label). A batch never holds more than its share of the queue,
-so every place in flight gets work.
+so every place in flight gets work, unless that share would take less than
+``min_task_seconds`` (0.25 s): tiny labels (GFN-xTB, ~2 ms) go in batches of
+``MAX_BATCH`` to the end of the queue instead of trickling out one by one
+(500 xTB labels of water: 12 tasks on 2 slots, 25 without this floor).
 
 Task keys are deterministic: ``label-<fidelity hash>-<frame key>`` (a retry
 appends ``-retry<n>``; a batch appends ``+<n more frames>`` to its first
@@ -42,21 +45,30 @@ from ase import Atoms
 from alloop.errors import FidelityError
 from alloop.fidelity import Fidelity
 from alloop.labeling.base import Labeler
+from alloop.labeling.factory import labeler_for
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelResult, LabelStatus
+from alloop.labeling.xtb_labeler import XTBLabeler
 
 #: default scheduling priority by method: expensive labels first
 _METHOD_PRIORITY = {"hf": 0, "mp2": 20, "ccsd": 30, "ccsd(t)": 40}
 _DFT_PRIORITY = 10
+_XTB_PRIORITY = -10
+#: labellers of isolated molecules (a periodic frame is refused before it is queued)
+_MOLECULAR = (PySCFLabeler, XTBLabeler)
 #: how often (seconds) the number of worker slots is re-read from the scheduler (a round trip to it; workers
 #: that join later, e.g. a replacement batch job, get tasks within this time)
 _SLOTS_REFRESH_S = 5.0
 #: most frames in one batch task
 MAX_BATCH = 64
+#: a batch may exceed its share of the queue up to this many seconds of labels (a smaller task is not worth it)
+MIN_TASK_SECONDS = 0.25
 
 
 def default_priority(fidelity: Fidelity) -> int:
-    """HF 0 < DFT 10 < MP2 20 < CCSD 30 < CCSD(T) 40."""
+    """xTB -10 < HF 0 < DFT 10 < MP2 20 < CCSD 30 < CCSD(T) 40."""
+    if fidelity.family == "xtb":
+        return _XTB_PRIORITY
     return _DFT_PRIORITY if fidelity.is_dft else _METHOD_PRIORITY[fidelity.method]
 
 
@@ -101,18 +113,21 @@ class LabelingPool:
         max_retries: int = 2,
         labeler_factory: Callable[[Fidelity], Labeler] | None = None,
         batch_seconds: float = 2.0,
+        min_task_seconds: float = MIN_TASK_SECONDS,
     ) -> None:
         from distributed import as_completed
 
-        if tasks_per_slot < 1 or max_retries < 0 or threads_per_task < 1 or not batch_seconds >= 0:
-            raise ValueError("tasks_per_slot and threads_per_task must be >= 1, max_retries and batch_seconds >= 0")
+        if tasks_per_slot < 1 or threads_per_task < 1 or not min(max_retries, batch_seconds, min_task_seconds) >= 0:
+            raise ValueError("tasks_per_slot and threads_per_task must be >= 1, max_retries, batch_seconds and "
+                             "min_task_seconds >= 0")
         self.client = client
         self.threads_per_task = threads_per_task
         self.tasks_per_slot = tasks_per_slot
         self.max_retries = max_retries
         self.batch_seconds = float(batch_seconds)
+        self.min_task_seconds = float(min_task_seconds)
         self._wall: dict[str, list[float]] = {}  # fidelity hash -> [sum of label wall s, labels] of results back
-        self._factory = labeler_factory or (lambda fid: PySCFLabeler(fid, threads=threads_per_task))
+        self._factory = labeler_factory or (lambda fid: labeler_for(fid, threads=threads_per_task))
         self._labelers: dict[str, Labeler] = {}
         self._checked: set[tuple[str, tuple[int, ...]]] = set()  # (fidelity hash, sorted numbers) known to pass
         self._pending: list[_Task] = []  # heap ordered by (-priority, submission order)
@@ -140,8 +155,8 @@ class LabelingPool:
         if not isinstance(atoms, Atoms):
             raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
         labeler = self.labeler_for(fidelity)
-        if isinstance(labeler, PySCFLabeler) and atoms.pbc.any():
-            raise FidelityError("the PySCF labeller handles isolated molecules only (pbc must be False)")
+        if isinstance(labeler, _MOLECULAR) and atoms.pbc.any():
+            raise FidelityError(f"the labeller of {fidelity.name} handles isolated molecules only (pbc must be False)")
         composition = (fidelity.hash(), tuple(sorted(int(z) for z in atoms.numbers)))
         if composition not in self._checked:  # the check reads basis files: once per composition, not per frame
             fidelity.check_structure(atoms.numbers)
@@ -257,12 +272,14 @@ class LabelingPool:
             self.tasks_sent += 1
 
     def _batch_size(self, task: _Task, capacity: int) -> int:
-        """How many frames go with ``task``: a batch of about ``batch_seconds``, at most its share of the queue."""
+        """How many frames go with ``task``: a batch of about ``batch_seconds``, at most its share of the queue
+        unless that share is shorter than ``min_task_seconds``."""
         wall, n = self._wall.get(task.fidelity_hash, (0.0, 0))
         if task.attempt or not self.batch_seconds or not n or wall <= 0:
             return 1
         share = -(-(len(self._pending) + 1) // capacity)
-        return max(1, min(int(self.batch_seconds * n / wall), share, MAX_BATCH))
+        floor = int(self.min_task_seconds * n / wall)
+        return max(1, min(int(self.batch_seconds * n / wall), max(share, floor), MAX_BATCH))
 
     def _handle(self, future) -> list[tuple[str, LabelResult]]:  # noqa: ANN001
         entry = self._futures.pop(future.key, None)

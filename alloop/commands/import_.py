@@ -26,8 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "frame or to an earlier one of the file (same atomic numbers in the same order, cell and pbc, every atom "
         "within 1e-8 A) is not added again: its label goes to the stored frame if that has none at this fidelity "
         "hash, else it is skipped; the counts are printed. The software versions a label records in its info "
-        "(pyscf_version, libxc_version, xc_definition, as alloop label and alloop export write them) must match "
-        "those of the store's labels of the fidelity, or the import is refused before anything is written "
+        "(pyscf_version, libxc_version, xc_definition, tblite_version, as alloop label and alloop export write "
+        "them) must match those of the store's labels of the fidelity, or the import is refused before anything is "
+        "written "
         "(--allow-version-mix accepts the mix and records every version); labels without them count as unknown.",
     )
     parser.add_argument("file", metavar="FILE", help="labelled structures, e.g. .extxyz")

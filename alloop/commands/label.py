@@ -1,4 +1,5 @@
-"""``alloop label INPUT --fidelity NAME -o OUT.extxyz``: label structures with PySCF, in parallel on Dask.
+"""``alloop label INPUT --fidelity NAME -o OUT.extxyz``: label structures with PySCF or GFN-xTB (tblite), in
+parallel on Dask.
 
 Every input frame is written to OUT in input order. A labelled frame carries
 energy (eV) and forces (eV/Angstrom) as calculator results (extxyz ``energy``
@@ -7,7 +8,7 @@ never be mistaken for data, with ``label_status`` and ``label_reason`` in its
 info (``--skip-failed`` leaves such frames out and reports the count). Every
 frame records ``label_status``, ``fidelity``, ``fidelity_hash``,
 ``cpu_seconds``, ``wall_seconds``, ``scf_cycles`` and the software that computed
-it (``pyscf_version``; for DFT ``libxc_version`` and ``xc_definition``) in its info.
+it (``pyscf_version``; for DFT ``libxc_version`` and ``xc_definition``; ``tblite_version`` for xTB) in its info.
 
 Progress goes to stderr; the summary table (statuses and CPU cost) to stdout.
 """
@@ -35,9 +36,9 @@ ORDER = 30
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "label",
-        help="label structures (energy, forces) with PySCF at a fidelity preset",
-        description="Label every structure of INPUT with PySCF at one fidelity, in parallel on a Dask cluster "
-        "(embedded by default), and write labelled extxyz.",
+        help="label structures (energy, forces) with PySCF or GFN-xTB at a fidelity preset",
+        description="Label every structure of INPUT with PySCF or GFN-xTB (tblite) at one fidelity, in parallel on "
+        "a Dask cluster (embedded by default), and write labelled extxyz.",
     )
     parser.add_argument("input", help="an ASE-readable structure file, or a molecule name known to ase.build.molecule")
     parser.add_argument(
@@ -142,7 +143,7 @@ def labelled_frame(atoms: Atoms, result: LabelResult) -> Atoms:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.fidelity import load_fidelity
-    from alloop.labeling.pyscf_labeler import PySCFLabeler
+    from alloop.labeling.factory import labeler_for
 
     output = Path(args.output)
     if not output.parent.is_dir():
@@ -153,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError("--threads-per-worker must be >= 1")
     structures = read_structures(args.input)
     fidelity = load_fidelity(args.fidelity, charge=args.charge, spin=args.spin)
-    labeler = PySCFLabeler(fidelity, threads=args.threads_per_worker)
+    labeler = labeler_for(fidelity, threads=args.threads_per_worker)
     for k, atoms in enumerate(structures):
         if atoms.pbc.any():
             raise FidelityError(f"frame {k}: periodic structures cannot be labelled (pbc must be False)")

@@ -8,7 +8,7 @@ The representation of a two-head model (``alloop train --method two-head``) take
 heads frozen; the expensive head is then active in the written model
 (:mod:`alloop.training.refine`). Cheap labels come from FRAMES (``--energy-key``
 / ``--forces-key``, default the extxyz ``energy`` and ``forces`` that ``alloop
-label`` writes) or, with ``--label``, from PySCF at the fidelity the model's
+label`` writes) or, with ``--label``, from PySCF or tblite at the fidelity the model's
 cheap head was trained on. With ``--expensive-energy-key`` /
 ``--expensive-forces-key`` (labels of the same frames) the expensive head's
 errors before and after are printed too. Progress goes to stderr (``--quiet``
@@ -75,14 +75,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--energy-key", default=None, help="ttt: where FRAMES hold the cheap energies (default energy)")
     p.add_argument("--forces-key", default=None, help="ttt: where FRAMES hold the cheap forces (default forces)")
     p.add_argument("--label", action="store_true",
-                   help="ttt: compute the cheap labels with PySCF at the model's recorded cheap fidelity "
+                   help="ttt: compute the cheap labels with PySCF or tblite at the model's recorded cheap fidelity "
                    "(in this process)")
     p.add_argument("--expensive-energy-key", default=None,
                    help="expensive energies in FRAMES, for before/after errors (rr: default energy, if FRAMES has it)")
     p.add_argument("--expensive-forces-key", default=None,
                    help="expensive forces in FRAMES, for before/after errors (rr: default forces, if FRAMES has it)")
     p.add_argument("--seed", type=int, default=0, help="ttt: seed of the batch order (default 0)")
-    p.add_argument("--threads", type=int, default=1, help="torch (and PySCF) threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch (and labeller) threads (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -126,7 +126,7 @@ def _two_head(model: Any, path: str, prior: str, target: str) -> None:
 
 
 def _prior_labels(args: argparse.Namespace, model: Any, structures: list, log: Any) -> tuple[list, Any, str]:
-    """(frames, labels, where the labels came from); frames whose PySCF label failed are left out."""
+    """(frames, labels, where the labels came from); frames whose label failed are left out."""
     from alloop.errors import AlloopError
     from alloop.io import labels_under
 
@@ -136,7 +136,7 @@ def _prior_labels(args: argparse.Namespace, model: Any, structures: list, log: A
     labels = labels_under(structures, energy_key, forces_key, args.frames)
     if labels is None:
         raise AlloopError(f"{args.frames} has no '{args.prior}' labels under '{energy_key}'/'{forces_key}': give "
-                          "--energy-key/--forces-key, or --label to compute them with PySCF")
+                          "--energy-key/--forces-key, or --label to compute them with PySCF or tblite")
     tag = model.fidelities.get(args.prior, {}).get("tag")
     hashes = {a.info.get("fidelity_hash") for a in structures} - {None}
     if args.energy_key is None and tag and hashes and hashes != {tag}:
@@ -149,7 +149,7 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
     from alloop.commands.label import Progress
     from alloop.errors import AlloopError
     from alloop.fidelity import load_fidelity
-    from alloop.labeling.pyscf_labeler import PySCFLabeler
+    from alloop.labeling.factory import labeler_for
 
     name, tag = record.get("name"), record.get("tag")
     if not name:
@@ -159,7 +159,8 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
     if tag and re.fullmatch(r"[0-9a-f]{16}", tag) and fidelity.hash() != tag:  # a hash, not a role name
         raise AlloopError(f"the '{args.prior}' head was trained at fidelity {tag}, but preset '{name}' is now "
                           f"{fidelity.hash()}: label FRAMES yourself and give --energy-key/--forces-key")
-    labeler = PySCFLabeler(fidelity, threads=args.threads)
+    labeler = labeler_for(fidelity, threads=args.threads)
+    software = "tblite" if fidelity.family == "xtb" else "PySCF"
     progress = Progress(len(structures), stream=None if log else io.StringIO())
     results = []
     try:
@@ -170,11 +171,11 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
         progress.close()
     kept = [(a, r) for a, r in zip(structures, results) if r.ok]
     if not kept:
-        raise AlloopError(f"PySCF ({name}) failed on every frame of {args.frames}")
+        raise AlloopError(f"{software} ({name}) failed on every frame of {args.frames}")
     cpu = sum(r.cpu_seconds for r in results)
     labels = ([r.energy_eV for _, r in kept], [r.forces_eV_per_A for _, r in kept])
     failed = len(results) - len(kept)
-    return [a for a, _ in kept], labels, (f"PySCF {name}: {len(kept)} frames labelled in {cpu:.1f} CPU s"
+    return [a for a, _ in kept], labels, (f"{software} {name}: {len(kept)} frames labelled in {cpu:.1f} CPU s"
                                           + (f", {failed} failed and left out" if failed else ""))
 
 

@@ -39,9 +39,11 @@ def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
     fidelities = {
         role: {
             "name": fid.name,
+            "family": fid.family,
             "method": fid.method,
             "basis": fid.basis,
             "density_fit": fid.density_fit,
+            "level": fid.level,
             "hash": fid.hash(),
         }
         for role, fid in (("cheap", cfg.cheap_fidelity), ("expensive", cfg.expensive_fidelity))
@@ -87,8 +89,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"  charge {cfg.system.charge}, spin (2S) {cfg.system.spin}  <- {s['source']}",
     ]
     for role, f in summary["fidelities"].items():
-        df = " +DF" if f["density_fit"] else ""
-        lines.append(f"{role:<10} {f['name']}: {f['method']}/{f['basis']}{df}  hash {f['hash']}")
+        lines.append(f"{role:<10} {f['name']}: {f['level']}  hash {f['hash']}")
     lines += [
         f"model      {model}",
         f"md         {md.ensemble} {md.temperature_K:g} K, {md.timestep_fs:g} fs, {md.n_replicas} replicas"

@@ -20,6 +20,11 @@ class Labeler(Protocol):
     (FidelityError). It is a deterministic function of its input, does not
     modify ``atoms``, and writes no files. Labelers are picklable (they travel
     to Dask workers).
+
+    Adapters: ``PySCFLabeler`` (family ``pyscf``) and ``XTBLabeler`` (``xtb``,
+    tblite); ``alloop.labeling.factory.labeler_for`` picks one from a fidelity,
+    and ``alloop.labeling.common`` gives them the same provenance, cost
+    accounting and statuses.
     """
 
     @property

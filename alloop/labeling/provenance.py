@@ -2,9 +2,10 @@
 
 A fidelity's hash keys its labels (method, basis, grid, convergence, ...). The
 PySCF version, and for DFT the libxc version and the functional as PySCF
-resolves the method name (``pyscf_conf.py`` can redefine B3LYP), are recorded
-beside the labels instead: per fidelity in the store, per frame in extxyz info
-(``pyscf_version``, ``libxc_version``, ``xc_definition``). Labels of one hash
+resolves the method name (``pyscf_conf.py`` can redefine B3LYP), or for an xtb
+fidelity the tblite version, are recorded beside the labels instead: per
+fidelity in the store, per frame in extxyz info (``pyscf_version``,
+``libxc_version``, ``xc_definition``, ``tblite_version``). Labels of one hash
 made by different software are not mixed silently (:func:`mix_problem`).
 
 A provenance is a mapping key -> value; a value lists several versions
@@ -15,23 +16,31 @@ unknown and accepted.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from typing import Any, Iterable, Mapping
 
 from alloop.fidelity import Fidelity
 
 #: provenance key -> extxyz info key
-INFO_KEYS = {"pyscf": "pyscf_version", "libxc": "libxc_version", "xc": "xc_definition"}
+INFO_KEYS = {"pyscf": "pyscf_version", "libxc": "libxc_version", "xc": "xc_definition", "tblite": "tblite_version"}
 _SEPARATOR = "; "
 
 
 def current_provenance(fidelity: Fidelity) -> dict[str, str]:
-    """The provenance of a label computed here and now at ``fidelity`` with PySCF."""
+    """The provenance of a label computed here and now at ``fidelity`` (with PySCF, or tblite for xtb)."""
+    if fidelity.family == "xtb":
+        return {"tblite": _tblite_version()}
     import pyscf
 
     out = {"pyscf": str(pyscf.__version__)}
     if fidelity.is_dft:
         out.update(_dft_provenance(fidelity.method))
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _tblite_version() -> str:
+    return importlib.metadata.version("tblite")
 
 
 @functools.lru_cache(maxsize=None)
@@ -106,7 +115,7 @@ def describe(provenance: Mapping[str, str]) -> str:
     return ", ".join(f"{_LABELS.get(k, k)} {v}" for k, v in provenance.items()) or "unknown versions"
 
 
-_LABELS = {"pyscf": "PySCF", "libxc": "libxc", "xc": "functional"}
+_LABELS = {"pyscf": "PySCF", "libxc": "libxc", "xc": "functional", "tblite": "tblite"}
 
 
 def _version_key(version: str) -> tuple[Any, ...]:

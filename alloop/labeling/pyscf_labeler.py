@@ -22,19 +22,17 @@ Statuses (see ``alloop.labeling.result``):
 
 Raised, not recorded: a non-Atoms argument (TypeError), a periodic structure or
 one the fidelity cannot describe (FidelityError: basis, charge, spin), a
-fidelity without analytic gradients (FidelityError, at construction).
+fidelity without analytic gradients or of another family (FidelityError, at construction).
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 from ase import Atoms
 from numpy.linalg import LinAlgError
 
-from alloop.errors import FidelityError
 from alloop.fidelity import Fidelity
+from alloop.labeling.common import Outcome, check_threads, label_with, molecule_numbers
 from alloop.labeling.pyscf_methods import (
     POST_HF_METHODS,
     SolverNotConverged,
@@ -45,9 +43,8 @@ from alloop.labeling.pyscf_methods import (
     scf_gradient,
     smallest_overlap_eigenvalue,
 )
-from alloop.labeling.provenance import current_provenance
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.labeling.sanity import SanityLimits, consistency_problem
+from alloop.labeling.sanity import SanityLimits
 from alloop.labeling.threads import set_compute_threads
 from alloop.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
@@ -65,14 +62,6 @@ PHYSICS_ERRORS: tuple[type[BaseException], ...] = (
 LINDEP_THRESHOLD = 1e-8
 
 
-class _Outcome:
-    """Internal: what a computation produced, before timing and checks."""
-
-    def __init__(self, status: LabelStatus, reason: str, cycles: int, energy_Eh=np.nan, grad=None):
-        self.status, self.reason, self.cycles = status, reason, cycles
-        self.energy_Eh, self.grad = energy_Eh, grad
-
-
 class PySCFLabeler:
     """Labels isolated molecules with PySCF at ``fidelity`` using ``threads`` compute threads."""
 
@@ -86,10 +75,8 @@ class PySCFLabeler:
         lindep_threshold: float = LINDEP_THRESHOLD,
     ) -> None:
         check_fidelity(fidelity)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads must be a positive integer, not {threads!r}")
         self._fidelity = fidelity
-        self.threads = threads
+        self.threads = check_threads(threads)
         self.limits = SanityLimits.for_fidelity(
             fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
         )
@@ -104,46 +91,19 @@ class PySCFLabeler:
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        if not isinstance(atoms, Atoms):
-            raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
-        if atoms.pbc.any():
-            raise FidelityError("the PySCF labeller handles isolated molecules only (pbc must be False)")
-        numbers = np.array(atoms.numbers, dtype=int)
-        self._fidelity.check_structure(numbers)
+        numbers = molecule_numbers(atoms, self._fidelity, "the PySCF labeller")
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
-        meta = {
-            "fidelity_name": self._fidelity.name,
-            "fidelity_hash": self._fidelity.hash(),
-            "provenance": current_provenance(self._fidelity),
-        }
-
         set_compute_threads(self.threads)
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        with np.errstate(all="ignore"):
-            outcome = self._compute(numbers, positions_bohr)
-        cost = {
-            "cpu_seconds": time.process_time() - cpu0,
-            "wall_seconds": time.perf_counter() - wall0,
-            "scf_cycles": outcome.cycles,
-        }
-        n = len(numbers)
-        if outcome.status is not LabelStatus.OK:
-            return LabelResult.failure(n, outcome.status, outcome.reason, **cost, **meta)
-        energy = float(outcome.energy_Eh) * HARTREE_TO_EV
-        forces = -np.asarray(outcome.grad, dtype=float).reshape(n, 3) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-        problem = consistency_problem(energy, forces, self.limits)
-        if problem is not None:
-            return LabelResult.failure(n, LabelStatus.INCONSISTENT, problem, **cost, **meta)
-        return LabelResult(energy, forces, LabelStatus.OK, outcome.reason, **cost, **meta)
+        return label_with(lambda: self._compute(numbers, positions_bohr), len(numbers), self._fidelity, self.limits)
 
-    def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray) -> _Outcome:
+    def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray) -> Outcome:
         fid = self._fidelity
         cycles = 0
         try:
             mol = build_mole(numbers, positions_bohr, fid)
             smallest = smallest_overlap_eigenvalue(mol)
             if not smallest > self.lindep_threshold:
-                return _Outcome(
+                return Outcome(
                     LabelStatus.FAILED,
                     f"linearly dependent basis: smallest overlap eigenvalue {smallest:.2e} "
                     f"<= {self.lindep_threshold:.0e} (atoms nearly on top of each other?)",
@@ -153,7 +113,7 @@ class PySCFLabeler:
             cycles = run.cycles
             note = "SCF converged by the second-order (Newton) fallback" if run.used_fallback else ""
             if not run.converged:
-                return _Outcome(
+                return Outcome(
                     LabelStatus.SCF_NOT_CONVERGED,
                     f"SCF not converged after {cycles} cycles (DIIS, then Newton), last energy "
                     f"{run.energy_Eh:.10g} Eh",
@@ -164,8 +124,9 @@ class PySCFLabeler:
             else:
                 energy, grad = run.energy_Eh, scf_gradient(run.mf)
         except SolverNotConverged as exc:
-            return _Outcome(LabelStatus.FAILED, str(exc), cycles)
+            return Outcome(LabelStatus.FAILED, str(exc), cycles)
         except PHYSICS_ERRORS as exc:
             text = " ".join(str(exc).split())[:300]
-            return _Outcome(LabelStatus.FAILED, f"PySCF {type(exc).__name__}: {text}", cycles)
-        return _Outcome(LabelStatus.OK, note, cycles, energy, grad)
+            return Outcome(LabelStatus.FAILED, f"PySCF {type(exc).__name__}: {text}", cycles)
+        forces = -np.asarray(grad, dtype=float).reshape(len(numbers), 3) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        return Outcome(LabelStatus.OK, note, cycles, float(energy) * HARTREE_TO_EV, forces)

@@ -37,6 +37,9 @@ def check_fidelity(fidelity: Fidelity) -> None:
     """Raise FidelityError if PySCF cannot give energy and analytic gradient for this fidelity."""
     if not isinstance(fidelity, Fidelity):
         raise TypeError(f"expected a Fidelity, not {type(fidelity).__name__}")
+    if fidelity.family != "pyscf":
+        raise FidelityError(f"fidelity '{fidelity.name}' is of family {fidelity.family}, not pyscf: label it with "
+                            "alloop.labeling.factory.labeler_for")
     if fidelity.density_fit and fidelity.method in POST_HF_METHODS:
         raise FidelityError(
             f"fidelity '{fidelity.name}': density-fitted {fidelity.method.upper()} has no analytic "

@@ -1,4 +1,5 @@
-"""Pin the compute threads of this process: PySCF's OpenMP, every loaded OpenBLAS, and torch.
+"""Pin the compute threads of this process: PySCF's OpenMP, every loaded OpenBLAS, and torch; or every loaded
+OpenMP runtime (tblite's, for the xTB labeller).
 
 Dask's nanny starts workers with OMP/MKL/OPENBLAS_NUM_THREADS=1, and several
 BLAS copies live in one process (numpy's, scipy's and PySCF's own OpenBLAS),
@@ -78,6 +79,44 @@ def set_compute_threads(n: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+#: file-name fragments of OpenMP runtimes (GNU, LLVM, Intel)
+_OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp5")
+_openmp_cache: dict[str, object] = {"modules": -1, "runtimes": ()}
+
+
+def _openmp_runtimes() -> tuple[tuple[str, object, object], ...]:
+    """(file name, omp_set_num_threads, omp_get_max_threads) of each loaded OpenMP runtime.
+
+    Reading /proc/self/maps costs about a millisecond, as much as a small xTB label: the scan is redone only
+    when modules were imported since the last one (a new extension may have brought its own runtime).
+    """
+    if _openmp_cache["modules"] != len(sys.modules):
+        found = []
+        for fragment in _OPENMP_RUNTIMES:
+            for path in _loaded_libraries(fragment):
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                if hasattr(lib, "omp_set_num_threads") and hasattr(lib, "omp_get_max_threads"):
+                    found.append((path.rsplit("/", 1)[-1], lib.omp_set_num_threads, lib.omp_get_max_threads))
+        _openmp_cache.update(modules=len(sys.modules), runtimes=tuple(found))
+    return _openmp_cache["runtimes"]  # type: ignore[return-value]
+
+
+def set_openmp_threads(n: int) -> None:
+    """omp_set_num_threads(n) in every loaded OpenMP runtime (for the calling thread, as OpenMP counts them)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"thread count must be a positive integer, not {n!r}")
+    for _, setter, _ in _openmp_runtimes():
+        setter(ctypes.c_int(n))  # type: ignore[operator]
+
+
+def openmp_threads() -> dict[str, int]:
+    """omp_get_max_threads() of each loaded OpenMP runtime, by file name (for checks and reports)."""
+    return {name: int(getter()) for name, _, getter in _openmp_runtimes()}  # type: ignore[operator]
 
 
 def compute_threads() -> dict[str, int]:

@@ -7,19 +7,19 @@ import hashlib
 from ase import Atoms
 
 from alloop.fidelity import Fidelity
-from alloop.labeling.pyscf_labeler import PySCFLabeler
+from alloop.labeling.factory import labeler_for
 from alloop.labeling.result import LabelResult, LabelStatus
 
 
 class FailingLabeler:
-    """A PySCF labeller that reports ``scf_not_converged`` for about one frame in ``every``.
+    """The fidelity's labeller (PySCF or xTB), reporting ``scf_not_converged`` for about one frame in ``every``.
 
     Which frames fail depends only on the positions (a hash), so reruns agree
     and Dask may run a task twice.
     """
 
     def __init__(self, fidelity: Fidelity, every: int = 3, threads: int = 1) -> None:
-        self.inner = PySCFLabeler(fidelity, threads=threads)
+        self.inner = labeler_for(fidelity, threads=threads)
         self.every = int(every)
 
     @property

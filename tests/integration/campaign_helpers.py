@@ -16,8 +16,8 @@ name: tiny
 seed: 3
 system: {{structures: H2O}}
 fidelities:
-  cheap: hf-sto3g
-  expensive: {{name: hf-631g, method: hf, basis: 6-31g}}
+  cheap: {cheap}
+  expensive: {expensive}
 model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8}}
 md: {{n_replicas: 2, segment_steps: {steps}, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
 uncertainty: {{n_components: 2}}
@@ -29,18 +29,25 @@ schedule:
   mode: {mode}
   n_cycles: {cycles}
   max_labels: {{cheap: {max_cheap}, expensive: {max_expensive}}}
-  bootstrap: {{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}}
+  bootstrap: {bootstrap}
 execution: {{n_workers: 2, max_task_retries: 3}}
 """
 
 
+HF_631G = "{name: hf-631g, method: hf, basis: 6-31g}"
+RATTLE = "{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}"
+
+
 def write_tiny(folder: Path, *, cycles: int = 2, steps: int = 40, strategy: str = "periodic",
-               max_cheap: int = 100, max_expensive: int = 30, mode: str = "synchronous", min_cheap: int = 0) -> Path:
+               max_cheap: int = 100, max_expensive: int = 30, mode: str = "synchronous", min_cheap: int = 0,
+               cheap: str = "hf-sto3g", expensive: str = HF_631G, bootstrap: str = RATTLE) -> Path:
     """Write the tiny campaign to ``folder/tiny.yaml`` (label limits per fidelity: bootstrap included;
-    ``min_cheap``: cheap labels per cycle even when fewer frames are flagged)."""
+    ``min_cheap``: cheap labels per cycle even when fewer frames are flagged; ``cheap``, ``expensive`` and
+    ``bootstrap``: YAML of those settings)."""
     path = folder / "tiny.yaml"
     path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap,
-                                max_expensive=max_expensive, mode=mode, min_cheap=min_cheap))
+                                max_expensive=max_expensive, mode=mode, min_cheap=min_cheap, cheap=cheap,
+                                expensive=expensive, bootstrap=bootstrap))
     return path
 
 
@@ -102,8 +109,9 @@ def tail(path: Path, n: int = 4000) -> str:
     return path.read_text(errors="replace")[-n:] if path.exists() else ""
 
 
-def check_invariants(run_dir: Path, n_cycles: int) -> dict:
-    """The store's invariants after a finished campaign; returns a few counts for further checks."""
+def check_invariants(run_dir: Path, n_cycles: int, cheap_name: str = "hf-sto3g") -> dict:
+    """The store's invariants after a finished campaign (``cheap_name``: the cheap fidelity's name); returns a few
+    counts for further checks."""
     with CampaignStore.open(store_path(run_dir)) as store:
         labels = label_rows(store)  # asserts exactly-once
         sel = store.table("selection")
@@ -113,7 +121,7 @@ def check_invariants(run_dir: Path, n_cycles: int) -> dict:
             assert np.any((progress["cycle"] == cycle) & (progress["phase"] == "trained")), f"cycle {cycle} not trained"
         hashes = {"cheap": None, "expensive": None}
         for h, info in store.fidelities().items():
-            hashes["cheap" if info["name"] == "hf-sto3g" else "expensive"] = h
+            hashes["cheap" if info["name"] == cheap_name else "expensive"] = h
         for fid, role in zip(sel["frame_id"], sel["role"]):
             assert (int(fid), hashes[str(role)]) in labels, f"selected frame {fid} has no {role} label"
         n_frames = store.committed_frames

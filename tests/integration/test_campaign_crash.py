@@ -23,11 +23,15 @@ from kill_resume import (MAX_COUNT, MAX_DELAY_S, campaign_command, committed_pha
                          phase_commits, plan_cost, run_group, seq_of)
 
 MAX_CHEAP = 18
-CHEAP_HASH = "fa1162a91ebb1963"  # hf-sto3g
 
 
-def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mode: str = "synchronous") -> None:
-    yaml = write_tiny(tmp_path, cycles=n_cycles, max_cheap=MAX_CHEAP, mode=mode)
+def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mode: str = "synchronous",
+                     **levels: str) -> None:
+    """``levels``: ``cheap`` and ``expensive`` fidelities for write_tiny (default HF/STO-3G and HF/6-31G)."""
+    from alloop.fidelity import load_fidelity
+
+    yaml = write_tiny(tmp_path, cycles=n_cycles, max_cheap=MAX_CHEAP, mode=mode, **levels)
+    cheap = load_fidelity(levels.get("cheap", "hf-sto3g"))
     run_dir, stderr = tmp_path / "run", tmp_path / "campaign.stderr"
     plan = kill_plan(n_kills, phase_commits(n_cycles), random.Random(seed))
     committed: dict = {}
@@ -46,9 +50,9 @@ def _kill_and_resume(tmp_path: Path, n_kills: int, n_cycles: int, seed: int, mod
     assert kills == n_kills
     code = run_group(campaign_command(yaml, run_dir, None), stderr)
     assert code == 0, tail(stderr)
-    out = check_invariants(run_dir, n_cycles)
+    out = check_invariants(run_dir, n_cycles, cheap_name=cheap.name)
     check_nothing_lost(committed, out["labels"])
-    assert sum(1 for (_, h) in out["labels"] if h == CHEAP_HASH) <= MAX_CHEAP
+    assert sum(1 for (_, h) in out["labels"] if h == cheap.hash()) <= MAX_CHEAP
     phases = committed_phases(run_dir)
     assert len(set(phases)) == len(phases) == phase_commits(n_cycles) + 1, f"phases not each once: {phases}"
     assert sum(1 for _, phase in phases if phase == "finished") == 1
@@ -194,6 +198,11 @@ def _raise_killed() -> None:
 
 def test_campaign_survives_five_sigkills(tmp_path):
     _kill_and_resume(tmp_path, n_kills=5, n_cycles=2, seed=11)
+
+
+def test_campaign_with_an_xtb_cheap_level_survives_sigkills(tmp_path):
+    """GFN2-xTB (tblite) cheap labels, HF/STO-3G expensive ones: killed after, inside and during commits."""
+    _kill_and_resume(tmp_path, n_kills=3, n_cycles=2, seed=15, cheap="gfn2-xtb", expensive="hf-sto3g")
 
 
 def test_asynchronous_campaign_survives_five_sigkills(tmp_path):

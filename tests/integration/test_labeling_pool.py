@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import signal
 
@@ -12,11 +13,12 @@ from ase.build import molecule
 from distributed import get_task_stream
 
 from alloop.campaign.cluster import THREAD_ENV_VARS, open_client
-from alloop.campaign.labeling_pool import LabelingPool, default_priority, label_all, task_key
+from alloop.campaign.labeling_pool import MAX_BATCH, LabelingPool, default_priority, label_all, task_key
 from alloop.cli import main
 from alloop.errors import FidelityError
 from alloop.fidelity import load_fidelity
 from alloop.io import read_structures
+from alloop.labeling.factory import labeler_for
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelStatus
 from alloop.testing.labelers import DelayedLabeler, KillingLabeler
@@ -111,6 +113,24 @@ def test_short_labels_share_tasks_and_give_the_same_results(client):
         assert results[f"b{k}"].energy_eV == serial.label(atoms).energy_eV
 
 
+def test_500_xtb_labels_take_a_few_tasks(client):
+    """2-ms GFN2-xTB labels: the first tasks (one per place in flight) go alone, the rest in tasks of MAX_BATCH
+    frames to the end of the queue (min_task_seconds); the results are those of the labeller called here."""
+    gfn2 = load_fidelity("gfn2-xtb")
+    assert default_priority(gfn2) < default_priority(HF)
+    frames = waters(500, seed=7)
+    pool = LabelingPool(client)
+    pool.submit_many([(f"x{k}", atoms) for k, atoms in enumerate(frames)], gfn2)
+    results = dict(pool.results())
+    assert sorted(results) == sorted(f"x{k}" for k in range(500)) and all(r.ok for r in results.values())
+    capacity = pool.tasks_per_slot * sum(client.nthreads().values())
+    assert pool.tasks_sent <= capacity + -(-(500 - capacity) // MAX_BATCH), pool.tasks_sent  # 4 + 8 on 2 slots
+    serial = labeler_for(gfn2)
+    for k in (0, 250, 499):
+        assert results[f"x{k}"].energy_eV == serial.label(frames[k]).energy_eV
+        assert results[f"x{k}"].provenance == {"tblite": importlib.metadata.version("tblite")}
+
+
 def test_a_batch_that_kills_its_worker_costs_only_the_culprit(client):
     """Each frame of a batch whose worker died is resubmitted alone; only the culprit ends failed.
 
@@ -120,7 +140,7 @@ def test_a_batch_that_kills_its_worker_costs_only_the_culprit(client):
     client.wait_for_workers(2, timeout=60)
     frames = waters(8, seed=6)
     frames[4].info["kill_worker"] = True
-    pool = LabelingPool(client, tasks_per_slot=1, max_retries=3, batch_seconds=10.0,
+    pool = LabelingPool(client, tasks_per_slot=1, max_retries=3, batch_seconds=10.0, min_task_seconds=0.0,
                         labeler_factory=lambda fid: KillingLabeler(PySCFLabeler(fid)))
     for k in range(2):  # the fidelity's label time becomes known: the rest go in batches
         pool.submit(f"warm{k}", frames[k], HF)
@@ -197,13 +217,15 @@ def test_cancel_all_drops_everything(client):
     assert pool.n_in_flight == 0 and pool.n_unfinished == 0 and list(pool.results()) == []
 
 
-def test_cli_labels_on_an_existing_scheduler(client, tmp_path, capsys):
+@pytest.mark.parametrize("fidelity", ["hf-sto3g", "gfn2-xtb"])
+def test_cli_labels_on_an_existing_scheduler(client, tmp_path, capsys, fidelity):
     out = tmp_path / "out.extxyz"
     address = client.scheduler.address
-    argv = ["label", "H2O", "--fidelity", "hf-sto3g", "-o", str(out), "--scheduler", address]
+    argv = ["label", "H2O", "--fidelity", fidelity, "-o", str(out), "--scheduler", address]
     with get_task_stream(client) as stream:  # tasks the existing cluster ran meanwhile (from any client)
         assert main(argv) == 0
     assert len(stream.data) >= 1, "the label did not run on the existing scheduler's workers"
     assert {task["worker"] for task in stream.data} <= set(client.scheduler_info()["workers"])
-    assert read_structures(out)[0].info["label_status"] == "ok"
+    frame = read_structures(out)[0]
+    assert frame.info["label_status"] == "ok" and frame.info["fidelity_hash"] == load_fidelity(fidelity).hash()
     assert "| ok | 1 |" in capsys.readouterr().out

@@ -49,7 +49,8 @@ def test_quickstart_is_small():
     cfg = load_campaign(CAMPAIGNS[0].parent / "quickstart.yaml")
     assert cfg.system.structures == "CH3CH2OH" and cfg.model.preset == "small"
     assert (cfg.cheap_fidelity.name, cfg.expensive_fidelity.name) == ("hf-sto3g", "b3lyp-svp")
-    assert cfg.schedule.n_cycles == 3 and cfg.md.n_replicas <= 4
+    assert cfg.schedule.n_cycles == 3 and cfg.md.n_replicas * cfg.md.segment_steps <= 2000
+    assert cfg.system.conformers == 3 and cfg.md.n_replicas % 3 == 0  # every rotamer gets the same replicas
     # at most ~60 cheap (0.5-1 s) and ~24 expensive (6-12 s) labels per cycle, and capped overall
     assert cfg.selection.max_cheap_per_cycle <= 60 and cfg.selection.max_expensive_per_cycle <= 24
     assert cfg.schedule.max_labels.expensive is not None and cfg.schedule.max_labels.expensive <= 40
@@ -88,12 +89,12 @@ def test_cli_validate_text_json_and_error(tmp_path, capsys):
     assert main(["validate", str(quickstart)]) == 0
     out = capsys.readouterr().out
     cfg = load_campaign(quickstart)
-    assert cfg.expensive_fidelity.hash() in out and "1 x 9 atoms" in out and str(cfg.run_dir) in out
+    assert cfg.expensive_fidelity.hash() in out and "3 x 9 atoms" in out and str(cfg.run_dir) in out
     assert main(["validate", str(quickstart), "--json", "--set", "schedule.strategy=naive"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["config"]["schedule"]["strategy"] == "naive"
     assert report["resolved"]["fidelities"]["cheap"]["hash"] == cfg.cheap_fidelity.hash()
-    assert report["resolved"]["structures"]["n_atoms_total"] == 9
+    assert report["resolved"]["structures"]["n_atoms_total"] == 27  # three rotamers of 9 atoms
     assert CampaignConfig.from_dict(report["config"]).schedule.strategy == "naive"
     assert main(["validate", str(quickstart), "--set", "md.temperature_K=-5"]) == 1
     err = capsys.readouterr().err

@@ -118,5 +118,5 @@ def test_quickstart_names_the_b3lyp_test_frames():
     root = Path(__file__).resolve().parents[3]
     cfg = load_campaign(root / "campaigns" / "quickstart.yaml")
     frames = read_evaluation_frames(cfg.evaluation.structures)
-    assert frames.n_frames == 50 and frames.elements == [1, 6, 8]
+    assert frames.n_frames == 150 and frames.elements == [1, 6, 8]
     assert frames.header["recorded_fidelity_hashes"] == [cfg.expensive_fidelity.hash()]

@@ -1,0 +1,75 @@
+"""What every labeller of the family does the same way: input checks, provenance, cost accounting, statuses.
+
+An adapter (PySCF, tblite) only computes; :func:`label_with` turns its
+:class:`Outcome` into the protocol's LabelResult: fidelity name, hash and
+software provenance recorded, CPU and wall seconds measured around the
+computation alone, and an ``ok`` label checked by ``alloop.labeling.sanity``
+(``inconsistent`` if it fails).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import FidelityError
+from alloop.fidelity import Fidelity
+from alloop.labeling.provenance import current_provenance
+from alloop.labeling.result import LabelResult, LabelStatus
+from alloop.labeling.sanity import SanityLimits, consistency_problem
+
+
+@dataclass
+class Outcome:
+    """What a computation produced, in eV and eV/Angstrom, before timing and checks."""
+
+    status: LabelStatus
+    reason: str
+    cycles: int
+    energy_eV: float = float("nan")
+    forces_eV_per_A: np.ndarray | None = None
+
+
+def molecule_numbers(atoms: Atoms, fidelity: Fidelity, who: str) -> np.ndarray:
+    """The atomic numbers of an isolated molecule ``fidelity`` can describe (TypeError, FidelityError if not)."""
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
+    if atoms.pbc.any():
+        raise FidelityError(f"{who} handles isolated molecules only (pbc must be False)")
+    numbers = np.array(atoms.numbers, dtype=int)
+    fidelity.check_structure(numbers)
+    return numbers
+
+
+def check_threads(threads: object) -> int:
+    """``threads`` if it is a positive integer (ValueError otherwise)."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, not {threads!r}")
+    return threads
+
+
+def label_with(
+    compute: Callable[[], Outcome], n_atoms: int, fidelity: Fidelity, limits: SanityLimits
+) -> LabelResult:
+    """Run ``compute`` (timed: CPU and wall seconds of this process) and make its LabelResult."""
+    meta = {"fidelity_name": fidelity.name, "fidelity_hash": fidelity.hash(), "provenance": current_provenance(fidelity)}
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    with np.errstate(all="ignore"):
+        outcome = compute()
+    cost = {
+        "cpu_seconds": time.process_time() - cpu0,
+        "wall_seconds": time.perf_counter() - wall0,
+        "scf_cycles": outcome.cycles,
+    }
+    if outcome.status is not LabelStatus.OK:
+        return LabelResult.failure(n_atoms, outcome.status, outcome.reason, **cost, **meta)
+    energy = float(outcome.energy_eV)
+    forces = np.asarray(outcome.forces_eV_per_A, dtype=float).reshape(n_atoms, 3)
+    problem = consistency_problem(energy, forces, limits)
+    if problem is not None:
+        return LabelResult.failure(n_atoms, LabelStatus.INCONSISTENT, problem, **cost, **meta)
+    return LabelResult(energy, forces, LabelStatus.OK, outcome.reason, **cost, **meta)

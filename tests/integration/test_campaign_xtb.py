@@ -1,0 +1,47 @@
+"""A campaign with a GFN2-xTB cheap level (tblite) and HF/STO-3G expensive labels: real LocalCluster, MD, store."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+
+import numpy as np
+
+from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.cli import main
+from alloop.config import load_campaign
+from alloop.fidelity import load_fidelity
+from alloop.labeling.factory import labeler_for
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+
+from campaign_helpers import check_invariants, write_tiny
+
+NORMAL_MODES = "{method: normal-modes, n_samples: 6, n_expensive: 4}"
+
+
+def test_xtb_cheap_campaign_end_to_end(tmp_path, capsys):
+    """Normal-mode bootstrap from the xTB Hessian (finite differences on a worker), cheap labels from tblite,
+    stored under the xTB hash with tblite's version, and the same numbers as the labeller called here."""
+    yaml = write_tiny(tmp_path, cycles=2, cheap="gfn2-xtb", expensive="hf-sto3g", bootstrap=NORMAL_MODES)
+    run_dir = tmp_path / "run"
+    assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
+    out = check_invariants(run_dir, 2, cheap_name="gfn2-xtb")
+    gfn2, hf = load_fidelity("gfn2-xtb"), load_fidelity("hf-sto3g")
+    assert out["models"] == 3 and out["n_failed"] == 0
+    with CampaignStore.open(store_path(run_dir)) as store:
+        assert set(store.fidelities()) == {gfn2.hash(), hf.hash()}
+        assert store.label_provenance(gfn2.hash()) == {"tblite": importlib.metadata.version("tblite")}
+        assert "pyscf" in store.label_provenance(hf.hash())
+        cheap = store.labels(gfn2)
+        assert len(cheap) >= 6 and np.all(cheap.cpu_seconds < 0.5)  # ~2 ms each; well under HF's cost
+        frames = store.get_frames([int(i) for i in cheap.frame_id[:3]])
+        expected = [labeler_for(gfn2).label(atoms) for atoms in frames]
+        for row, result in enumerate(expected):
+            assert abs(float(cheap.energy[row]) - result.energy_eV) < 1e-6
+            assert np.abs(cheap.frame_forces(row) - result.forces_eV_per_A).max() < 1e-5
+    said: list[str] = []
+    assert resume_campaign(run_dir, progress=False, echo=said.append) == "2 cycles done"  # same tblite: accepted
+    assert main(["status", str(run_dir), "--json"]) == 0
+    labels = {f["name"]: f for f in json.loads(capsys.readouterr().out)["labels"]}
+    assert labels["gfn2-xtb"]["by_status"]["ok"] == len(cheap)
