@@ -131,7 +131,12 @@ def basin_index(phi_deg: np.ndarray) -> np.ndarray:
 
 def basin_populations(frames_positions: np.ndarray, rotors: Sequence[Rotor]) -> dict[str, dict[str, float]]:
     """For every non-symmetric rotor (by its label), the share of frames in each basin."""
-    phi = dihedrals(np.asarray(frames_positions), rotors)
+    return basin_shares(dihedrals(np.asarray(frames_positions), rotors), rotors)
+
+
+def basin_shares(phi_deg: np.ndarray, rotors: Sequence[Rotor]) -> dict[str, dict[str, float]]:
+    """:func:`basin_populations` from dihedrals already measured, [frames, rotors] degrees."""
+    phi = np.asarray(phi_deg, dtype=float)
     if phi.ndim == 1:
         phi = phi[None]
     out: dict[str, dict[str, float]] = {}

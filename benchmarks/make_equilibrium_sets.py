@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,22 +34,11 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one per process (several processes run)
 import numpy as np  # noqa: E402
+from _common import atomic_pickle, load_pickle  # noqa: E402
 
 MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH"}
 SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000}
 DT_FS, FRICTION_PER_FS, TRACE_EVERY_FS = 0.5, 0.01, 10.0
-
-
-def _atomic_pickle(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> Any:
-    with path.open("rb") as fh:
-        return pickle.load(fh)
 
 
 def run_seed(set_name: str, temperature_K: float, k: int) -> int:
@@ -104,7 +92,7 @@ def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: i
         if step and step % 10000 == 0:
             print(f"[{set_name} run {k}] step {step}/{n_equil + n_prod} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    _atomic_pickle(path, {"frames": frames, "trace": np.array(trace), "mean_T": float(np.mean(temps)),
+    atomic_pickle(path, {"frames": frames, "trace": np.array(trace), "mean_T": float(np.mean(temps)),
                           "md_cpu_seconds": time.process_time() - cpu0, "start": k % len(starts)})
     return str(path)
 
@@ -118,7 +106,7 @@ def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
     from alloop.labeling.threads import set_compute_threads
 
     set_compute_threads(1)
-    frame = _load(Path(path))
+    frame = load_pickle(Path(path))
     result = labeler_for(load_fidelity(fidelity), threads=1).label(
         Atoms(numbers=frame["numbers"], positions=frame["positions"]))
     return path, {"energy": float(result.energy_eV), "forces": np.asarray(result.forces_eV_per_A),
@@ -133,18 +121,6 @@ def populations_table(rows: list[tuple[str, dict[str, dict[str, float]]]], names
                  for label, p in pops.items()]
         lines.append(f"  {what:<28} " + " | ".join(parts))
     return "\n".join(lines)
-
-
-def trace_populations(trace: np.ndarray, rotors: list) -> dict[str, dict[str, float]]:
-    from alloop.conformers import BASINS, basin_index
-
-    out = {}
-    for j, rotor in enumerate(rotors):
-        if rotor.symmetric:
-            continue
-        idx = basin_index(trace[:, j])
-        out[rotor.label] = {b: float(np.mean(idx == m)) for m, b in enumerate(BASINS)}
-    return out
 
 
 def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str, set_name: str) -> None:
@@ -178,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ase.build import molecule
 
-    from alloop.conformers import basin_populations, find_rotors
+    from alloop.conformers import basin_populations, basin_shares, find_rotors
 
     out = Path(args.out)
     prefix = f"{args.molecule}_{args.temperature:g}K"
@@ -200,23 +176,23 @@ def main(argv: list[str] | None = None) -> int:
         for s in args.sets:
             rows = []
             for k in range(args.trajectories):
-                run = _load(Path(runs[(s, k)].result()))
+                run = load_pickle(Path(runs[(s, k)].result()))
                 rows.append((f"{s} run {k} (start {run['start']}, {run['mean_T']:.0f} K)",
-                             trace_populations(run["trace"], rotors)))
+                             basin_shares(run["trace"], rotors)))
                 for i, frame in enumerate(run["frames"]):
                     frame = dict(frame, run=k)
                     fpath = cache / f"{s}_run{k:02d}_frame{i:03d}.pkl"
                     if not fpath.exists():
-                        _atomic_pickle(fpath, frame)
+                        atomic_pickle(fpath, frame)
                     frame_paths[s].append(str(fpath))
                     frames[s].append(frame)
-            traces = np.concatenate([_load(Path(runs[(s, k)].result()))["trace"] for k in range(args.trajectories)])
-            rows.append((f"{s}: all runs (10 fs trace)", trace_populations(traces, rotors)))
+            traces = np.concatenate([load_pickle(Path(runs[(s, k)].result()))["trace"] for k in range(args.trajectories)])
+            rows.append((f"{s}: all runs (10 fs trace)", basin_shares(traces, rotors)))
             pos = np.array([f["positions"] for f in frames[s]])
             rows.append((f"{s}: its {len(pos)} frames", basin_populations(pos, rotors)))
             print(f"conformer populations, {prefix} {s}:\n" + populations_table(rows, names), flush=True)
             summary["sets"][s] = {"populations": {what: pops for what, pops in rows},
-                                  "md_cpu_seconds": sum(_load(Path(runs[(s, k)].result()))["md_cpu_seconds"]
+                                  "md_cpu_seconds": sum(load_pickle(Path(runs[(s, k)].result()))["md_cpu_seconds"]
                                                         for k in range(args.trajectories))}
         jobs = {}
         for fid in args.fidelity:
@@ -228,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(jobs)} labels to compute", flush=True)
         for n, fut in enumerate(as_completed(jobs), 1):
             _, lab = fut.result()
-            _atomic_pickle(jobs[fut], lab)
+            atomic_pickle(jobs[fut], lab)
             if n % 10 == 0 or n == len(jobs):
                 print(f"labels {n}/{len(jobs)} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     for s in args.sets:
         xtb = [{"energy": f["energy"], "forces": f["forces"]} for f in frames[s]]
         write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
         for fid in args.fidelity:
-            labs = [_load(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
+            labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
             bad = [i for i, lab in enumerate(labs) if lab["status"] != "ok"]
             if bad:
                 print(f"{s} {fid}: frames {bad} failed to label; left out of every file of the set", file=sys.stderr)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pickle
 import shutil
 import sys
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import atomic_pickle, load_pickle
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TRAJ_SEEDS = {"pool": 20240501, "test": 20240502}
@@ -64,18 +64,6 @@ def trajectory_seed(traj: str, temperature_K: float) -> int:
 
 
 # --------------------------------------------------------------------------- cache helpers
-def _atomic_pickle(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-
-
-def _load(path: Path) -> Any:
-    with path.open("rb") as fh:
-        return pickle.load(fh)
-
-
 def _frame_path(cache: Path, traj: str, k: int) -> Path:
     return cache / traj / f"frame_{k:04d}.pkl"
 
@@ -125,7 +113,7 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     n_equil = int(round(equil_fs / dt_fs))
 
     if state_path.exists():
-        state = _load(state_path)
+        state = load_pickle(state_path)
         atoms.set_positions(state["positions"], apply_constraint=False)  # exact restart: no FixCom rounding
         atoms.set_momenta(state["momenta"], apply_constraint=False)
         rng = np.random.default_rng()
@@ -167,10 +155,10 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
                 "temperature_K": float(atoms.get_temperature()),
                 "cheap": _result_record(label),
             }
-            _atomic_pickle(_frame_path(Path(cache), traj, n_done), frame)
+            atomic_pickle(_frame_path(Path(cache), traj, n_done), frame)
             n_done += 1
         if record or step % every == 0:  # checkpoint (also during equilibration)
-            _atomic_pickle(
+            atomic_pickle(
                 state_path,
                 {
                     "positions": atoms.positions.copy(),
@@ -201,11 +189,11 @@ def label_frame(traj: str, k: int, cache: str) -> dict[str, Any]:
     from alloop.fidelity import load_fidelity
     from alloop.labeling.pyscf_labeler import PySCFLabeler
 
-    frame = _load(_frame_path(Path(cache), traj, k))
+    frame = load_pickle(_frame_path(Path(cache), traj, k))
     atoms = Atoms(numbers=frame["numbers"], positions=frame["positions"])
     result = PySCFLabeler(load_fidelity(EXPENSIVE), threads=1).label(atoms)
     record = _result_record(result)
-    _atomic_pickle(_label_path(Path(cache), traj, k), record)
+    atomic_pickle(_label_path(Path(cache), traj, k), record)
     return {"traj": traj, "index": k, **{key: record[key] for key in ("status", "cpu_seconds", "wall_seconds")}}
 
 
@@ -274,13 +262,13 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path, name: str) -
 
     totals: dict[str, Any] = {}
     for traj, n in targets.items():
-        state = _load(cache / traj / "md_state.pkl")
+        state = load_pickle(cache / traj / "md_state.pkl")
         totals[f"{traj}_md_steps"] = int(state["step"])
         totals[f"{traj}_md_cpu_seconds"] = float(state["md_cpu_seconds"])
         per_fid: dict[str, list[Atoms]] = {CHEAP: [], EXPENSIVE: []}
         for k in range(n):
-            frame = _load(_frame_path(cache, traj, k))
-            labels = {CHEAP: frame["cheap"], EXPENSIVE: _load(_label_path(cache, traj, k))}
+            frame = load_pickle(_frame_path(cache, traj, k))
+            labels = {CHEAP: frame["cheap"], EXPENSIVE: load_pickle(_label_path(cache, traj, k))}
             failed = {fid: rec for fid, rec in labels.items() if rec["status"] != "ok"}
             if failed:  # keep the files frame-aligned: a frame goes in both or in neither
                 for fid, rec in failed.items():
