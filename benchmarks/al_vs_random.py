@@ -58,9 +58,8 @@ def pool_md_cpu_per_frame(pool: Path) -> float:
     summary = pool.parent / f"{prefix}_eq_summary.json"
     if not summary.is_file():
         return 0.0
-    data = json.loads(summary.read_text())["sets"]["pool"]
-    n_frames = json.loads(summary.read_text())["settings"]["frames"]
-    return float(data["md_cpu_seconds"]) / n_frames
+    data = json.loads(summary.read_text())
+    return float(data["sets"]["pool"]["md_cpu_seconds"]) / data["settings"]["frames"]
 
 
 def draw(pool: list, n: int, seed: int) -> np.ndarray:
