@@ -143,6 +143,7 @@ class CampaignConfig(BaseModel):
     def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
         self._check_label_budget()
         self._check_replay()
+        self._check_spacing()
         if not checks_files(info):
             return self
         structures = self.load_structures()
@@ -178,6 +179,12 @@ class CampaignConfig(BaseModel):
         if self.training.replay_fraction > 0 and not self.model.pretrained:
             raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
                               "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")
+
+    def _check_spacing(self) -> None:
+        spacing, every = self.selection.min_step_spacing, self.md.record_every
+        if spacing <= every:
+            raise ConfigError(f"selection.min_step_spacing: must be > md.record_every ({every}), or two consecutive "
+                              f"recorded frames of a replica can both be selected (got {spacing})")
 
     def _check_label_budget(self) -> None:
         boot = self.schedule.bootstrap

@@ -203,12 +203,18 @@ class SelectionConfig(Section):
 
     max_cheap_per_cycle: int = Field(default=64, ge=1)
     min_cheap_per_cycle: int = Field(
-        default=0, ge=0, description="when fewer frames are flagged, fill up to this many with the highest-scoring "
-        "frames below the limit (0: label only flagged and unstable frames)",
+        default=0, ge=0, description="when fewer frames are flagged, fill up to this many with frames below the "
+        "limit, spread by farthest-point sampling (diversity: none: the highest-scoring ones); 0: label only flagged "
+        "and unstable frames",
     )
     max_expensive_per_cycle: int = Field(default=16, ge=0)
-    min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica")
-    diversity: Literal["fps", "none"] = "fps"
+    min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica; "
+                                  "must be > md.record_every")
+    diversity: Literal["fps", "none"] = Field(
+        default="fps",
+        description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
+        "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
+    )
     energy_window_sigma: float | None = Field(
         default=10.0, ge=0,
         description="expensive labels only for frames whose cheap energy lies within the thermal window above the "
@@ -242,7 +248,8 @@ class TrainingConfig(Section):
         default="asteroid",
         description="two-head: one representation, a cheap and an expensive energy head (representation and cheap "
         "head on the cheap labels with stage-2 settings, then the expensive head alone, with stage-3 settings); the "
-        "model `alloop refine` can refine at test time",
+        "model `alloop refine` can refine at test time; score-matching is refused in a campaign (its MD frames are "
+        "samples of the model's own Boltzmann distribution): use `alloop train --method score-matching`",
     )
     loss: Literal["mse", "mae", "huber"] = "mse"
     energy_weight: float = Field(default=0.5, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
@@ -278,7 +285,8 @@ class TrainingConfig(Section):
         description="gamma candidates in units of the median bias B; one value fixes gamma, several are searched "
         "with full-length runs on a selection split of the expensive training frames",
     )
-    score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections")
+    score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections "
+                                        "(unused: score matching is not a campaign method; kept so older files load)")
     outside_molecules: tuple[str, ...] | None = Field(
         default=None, min_length=1,
         description="ase.build.molecule names outside the campaign: forgetting is scored on them against the "
@@ -292,6 +300,18 @@ class TrainingConfig(Section):
         "weights; 0: off. Measured to hurt when the labels are at another level of theory than the pretraining "
         "(docs/training.md)",
     )
+
+    @field_validator("method")
+    @classmethod
+    def _no_score_matching(cls, value: str) -> str:
+        if value == "score-matching":
+            raise ValueError(
+                "score-matching is not a campaign method: the campaign's MD frames are Boltzmann samples of the model "
+                "being trained, not of the reference surface, so they carry no information about it; use asteroid or "
+                "standard here, and `alloop train --method score-matching --unlabelled FRAMES` with Boltzmann samples "
+                "of a reference surface"
+            )
+        return value
 
     @field_validator("max_epochs")
     @classmethod

@@ -96,7 +96,7 @@ TIMING_FILE = "campaign_bench_timing.json"
 QUICK_SETS = [
     "schedule.n_cycles=1", "schedule.bootstrap.n_samples=6", "schedule.bootstrap.n_expensive=3",
     "md.n_replicas=2", "md.segment_steps=40", "md.record_every=4", "selection.max_cheap_per_cycle=6",
-    "selection.max_expensive_per_cycle=2", "selection.min_step_spacing=4", "training.max_epochs=5",
+    "selection.max_expensive_per_cycle=2", "selection.min_step_spacing=5", "training.max_epochs=5",
     "training.patience_epochs=5", "training.gamma_grid=[1.0]",
 ]
 #: progress phase -> (label in the per-phase table, kind in the summary table); bootstrap is cycle -1

@@ -61,7 +61,8 @@ def _trainer(cfg: Any, store: Any, threads: int):
 
     cycles = store.table("cycles") if "cycles" in store.table_names() else {}
     trained = [int(c) for c, v in zip(cycles.get("cycle", []), cycles.get("model_version", [])) if v >= 0]
-    settings = training_settings(cfg.training, cfg.seed + max([0] + trained), threads, cfg.md.temperature_K)
+    settings = training_settings(cfg.training, cfg.seed + max([0] + trained), threads, cfg.md.temperature_K,
+                                 split_seed=cfg.seed)
     elements = sorted({int(z) for a in cfg.load_structures() for z in a.numbers})
     hp = {**cfg.model.hyperparameters(), "seed": cfg.seed}
     initial = load_checkpoint(cfg.model.checkpoint)[0] if cfg.model.checkpoint is not None else None

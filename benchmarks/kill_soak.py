@@ -104,7 +104,7 @@ class Soak:
 # --------------------------------------------------------------------------- the campaign
 def write_campaign(folder: Path, n_cycles: int, mode: str) -> Path:
     """The tiny campaign with ``n_cycles`` cycles, each labelling its full cheap quota (the tiny model soon flags
-    nothing: filled up with the highest-scoring frames), and label limits that bind in its last cycle (cheap: the
+    nothing: filled up with frames below the limit), and label limits that bind in its last cycle (cheap: the
     last cycle gets half its quota) or half-way (expensive), so that the limits are exercised but no cycle is cut."""
     from alloop.config import load_campaign
 

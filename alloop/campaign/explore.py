@@ -135,7 +135,7 @@ def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descripto
         descriptors = meta["q_score"][:, None]
     chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
                            unstable=unstable, min_spacing_steps=selection.min_step_spacing,
-                           fill_to=selection.min_cheap_per_cycle)
+                           fill_to=selection.min_cheap_per_cycle, diverse_fill=selection.diversity != "none")
     flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
     flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
     return chosen, flags.astype(np.uint32)

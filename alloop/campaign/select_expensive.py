@@ -1,10 +1,14 @@
-"""The expensive selection: of a cycle's cheap-labelled frames, those with the largest ASTEROID bias B.
+"""The expensive selection: of a cycle's cheap-labelled frames, those with a large ASTEROID bias B, spread out.
 
 B is the bias of the newest stage-1 model (role ``theta0``; the newest model when
 there is none) against the frames' cheap forces, computed by a task on a worker
 (:func:`alloop.campaign.tasks.bias_task`: the driver never loads a model); frames
 outside the thermal energy window (``selection.energy_window_sigma``) are never
-chosen. :func:`start_selection` submits the task, :func:`finish_selection`
+chosen. With ``selection.diversity: fps`` the same task returns the frames'
+descriptors under the newest model (the latent features the explore phase
+selects with) and the pick is bias-weighted farthest-point sampling
+(:func:`alloop.uncertainty.selection.select_expensive`); with ``none``, the
+top-B. :func:`start_selection` submits the task, :func:`finish_selection`
 records the chosen frames in the ledger and flags them (committed by the caller).
 """
 
@@ -18,12 +22,12 @@ from ase import Atoms
 from alloop.campaign import ledger
 from alloop.campaign.context import PhaseContext
 from alloop.campaign.taskrun import BackgroundTask
-from alloop.campaign.tasks import bias_task
+from alloop.campaign.tasks import BiasTaskResult, bias_task
 from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
-from alloop.uncertainty.selection import select_expensive as top_bias
+from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
 
 @dataclass
@@ -59,28 +63,32 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     frame_ids = table.frame_id[rows]
     frames = store.get_frames(frame_ids)
     forces = np.concatenate([table.frame_forces(int(r)) for r in rows])
-    blob = latest_blob(store, "theta0") or latest_blob(store, "model")
-    task = BackgroundTask(ctx.client, bias_task, (blob, frames, forces, ctx.settings.threads),
+    model = latest_blob(store, "model")
+    features = model if ctx.settings.selection.diversity == "fps" else None
+    task = BackgroundTask(ctx.client, bias_task, (latest_blob(store, "theta0") or model, frames, forces,
+                                                  ctx.settings.threads, features),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
 
 def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
-    """Choose the top-B frames of a :class:`SelectionRun` (waits for its bias B if not back yet)."""
+    """Choose the frames of a :class:`SelectionRun` by B (waits for its bias B if not back yet)."""
     store, expensive = ctx.store, ctx.fidelities["expensive"]
-    bias = run.task.result()
+    result: BiasTaskResult = run.task.result()
+    bias = result.bias
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
         bias = np.where(inside, bias, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
-    chosen = top_bias(bias, budget)
+    chosen = pick_by_bias(bias, budget, result.descriptors)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
+    rule = "top bias B" if result.descriptors is None else "bias-weighted farthest point"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
-            f"'{expensive.name}' (top bias B, median B {median} eV/A{window})")
+            f"'{expensive.name}' ({rule}, median B {median} eV/A{window})")
 
 
 def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:

@@ -88,8 +88,9 @@ class StopRules:
 
 
 def training_settings(training: TrainingConfig, seed: int, threads: int, temperature_K: float,
-                      warm: bool = False) -> AsteroidSettings:
-    """AsteroidSettings from the campaign's ``training`` section; ``warm`` (a cycle that continues from the previous
+                      warm: bool = False, split_seed: int | None = None) -> AsteroidSettings:
+    """AsteroidSettings from the campaign's ``training`` section, seeded with ``seed`` and its validation splits with
+    ``split_seed`` (None: ``seed``); ``warm`` (a cycle that continues from the previous
     cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
     stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``. Stage 3 keeps its full
     budget and its own peak: it starts from the new stage-2 weights, which sit at the cheap fidelity as far from the
@@ -118,7 +119,7 @@ def training_settings(training: TrainingConfig, seed: int, threads: int, tempera
                      max_epochs=training.max_epochs or 200)
     return AsteroidSettings(
         stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),
-        val_fraction=training.validation_fraction, seed=seed,
+        val_fraction=training.validation_fraction, seed=seed, split_seed=split_seed,
     )
 
 
@@ -139,8 +140,10 @@ class TrainingPlan:
     temperature_K: float  # of score matching
 
     def stages(self, cycle: int, warm: bool) -> AsteroidSettings:
-        """Cycle ``cycle``'s stage settings (seeded per cycle; shortened when ``warm``)."""
-        return training_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm)
+        """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
+        the campaign seed alone (a frame keeps its side in every cycle); shortened when ``warm``."""
+        return training_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm,
+                                 split_seed=self.seed)
 
 
 @dataclass(frozen=True)

@@ -119,12 +119,30 @@ def md_task(request: MDRequest) -> MDTaskResult:
     )
 
 
-def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1) -> np.ndarray:
-    """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]."""
+@dataclass
+class BiasTaskResult:
+    """What a bias task returns: B per frame and, when asked for, the frames' descriptors."""
+
+    bias: np.ndarray  # [M] eV/A
+    descriptors: np.ndarray | None  # [M, D] frame_descriptors of the feature model, for the diverse expensive pick
+
+
+def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
+              feature_blob: bytes | None = None) -> BiasTaskResult:
+    """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
+    ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
+    :func:`frame_descriptors` under that model."""
     pin_threads(threads)
     model, _ = model_from_bytes(model_blob)
     model.eval()
-    return model_bias(model, frames, ref_forces)
+    bias = model_bias(model, frames, ref_forces)
+    if feature_blob is None:
+        return BiasTaskResult(bias, None)
+    features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
+    numbers = np.concatenate([a.numbers for a in frames])
+    ptr = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
+    features = predict_features(features_model, frames)
+    return BiasTaskResult(bias, frame_descriptors(numbers, features, ptr, sorted(set(numbers.tolist()))))
 
 
 @dataclass
@@ -181,6 +199,17 @@ class TrainTaskResult:
     seconds: float
     log: list[str]
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
+    split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
+
+
+def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
+    """The frame ids on each side of the training's validation splits, per kind (expensive, cheap)."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for kind, data in (("expensive", request.expensive), ("cheap", request.cheap)):
+        if data is not None and f"{kind}_val" in splits:
+            ids = np.asarray(data.frame_ids, dtype=np.int64)
+            out[kind] = {side: ids[splits[f"{kind}_{side}"]].tolist() for side in ("train", "val")}
+    return out
 
 
 def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
@@ -309,6 +338,7 @@ def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq:
         gamma=result.gamma,
         seconds=time.perf_counter() - t0,
         log=list(log),
+        split_frames=split_frames(request, result.splits),
     )
 
 

@@ -5,8 +5,10 @@ cycle's ASTEROID settings (shortened for a warm start), the Q-residual settings
 and, with warm starts, the previous cycle's checkpoints. The result's models
 (stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``), the uncertainty
 model, the ASTEROID bias rows and the ``cycles`` row are committed together by
-the ``trained`` phase mark. The task also scores its model on the campaign's
-evaluation set, if there is one (the driver loads no model).
+the ``trained`` phase mark; the model's checkpoint metadata records the frame
+ids on each side of the validation splits (``split``: kind -> train/val). The
+task also scores its model on the campaign's evaluation set, if there is one
+(the driver loads no model).
 """
 
 from __future__ import annotations
@@ -47,14 +49,6 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
     )
 
 
-def unlabelled_md_frames(store: CampaignStore) -> LabelledArrays:
-    """Every MD frame, without labels (score matching's data)."""
-    meta = store.frame_meta()
-    ids = np.flatnonzero(meta["origin"] == 2)  # md frames
-    frames = store.get_frames(ids) if ids.size else []
-    return LabelledArrays(ids, [a.numbers for a in frames], [a.positions for a in frames])
-
-
 def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:
     """The newest checkpoint of each role (theta0, stage2, model) to continue from, if warm starts are on."""
     if not ctx.settings.training.warm_start:
@@ -81,7 +75,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     return TrainRequest(
         method=plan.method, architecture=plan.architecture, elements=ctx.elements,
         hyperparameters=dict(plan.hyperparameters), expensive=expensive, cheap=cheap if len(cheap) else None,
-        unlabelled=unlabelled_md_frames(ctx.store) if plan.method == "score-matching" else None,
+        unlabelled=None,  # score matching is not a campaign method (config_science.TrainingConfig)
         settings=plan.stages(cycle, warm=short), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
         threads=plan.threads, metadata={"cycle": cycle},
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
@@ -155,8 +149,8 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap:
         store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
     if result.pretrained_blob is not None:
         store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
-    version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics,
-                                                       "gamma": result.gamma}, role="model")
+    version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics, "gamma": result.gamma,
+                                                       "split": result.split_frames}, role="model")
     store.put_blob(UNCERTAINTY_BLOB, result.uq_blob)
     if result.bias is not None and cheap is not None and len(cheap):
         tables.append(store, tables.BIAS, model_version=np.full(len(cheap), version), frame_id=cheap.frame_ids,

@@ -13,9 +13,13 @@ Methods (:data:`METHODS`), all behind :func:`train_asteroid`:
 - ``score-matching``: sliced score matching on unlabelled frames replaces stages
   1-2, then stage 3.
 
-Splits: the expensive set is split once (seeded) into training and validation
-frames, used by stages 1 and 3; the cheap set likewise for stage 2. The
-validation splits only guard the runs (early stopping on divergence or a long
+Splits: the expensive set is split once into training and validation frames,
+used by stages 1 and 3; the cheap set likewise for stage 2. A frame's side is
+a hash of its geometry and ``split_seed`` (:meth:`FrameDataset.split`), which a
+campaign keeps at its own seed in every cycle while ``seed`` (initialisation,
+batch order) changes per cycle: a frame once in training stays there, a frame
+once in validation stays there (but for the frame forced to a side that no
+frame drew, see :meth:`FrameDataset.split`). The validation splits only guard the runs (early stopping on divergence or a long
 plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
 errors on the expensive validation split, which chose nothing when gamma is
 fixed.
@@ -68,7 +72,8 @@ MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 @dataclass(frozen=True)
 class AsteroidSettings:
-    """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k)."""
+    """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k), the validation splits
+    from ``split_seed`` (None: ``seed``)."""
 
     stage1: TrainSettings = TrainSettings()
     stage2: TrainSettings = TrainSettings()
@@ -80,6 +85,12 @@ class AsteroidSettings:
     gamma_finetune_epochs: int | None = None
     val_fraction: float = 0.1
     seed: int = 0
+    split_seed: int | None = None  # a campaign's seed: the same split in every cycle
+
+    @property
+    def split_key(self) -> int:
+        """The seed of every validation split (``split_seed``, else ``seed``)."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def __post_init__(self) -> None:
         if self.gamma_selection not in ("finetune", "pretrain"):
@@ -188,7 +199,7 @@ def train_asteroid(
         raise AlloopError("a model_factory is needed")
     s = settings
     warm = warm or WarmStart()
-    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.seed)
+    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.split_key)
     splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
     stages: dict[str, TrainResult | ScoreMatchingResult] = {}
     references: dict[str, dict[int, float]] = {}
@@ -211,12 +222,12 @@ def train_asteroid(
     bias = weights = gamma = bias_model = None
     gamma_scores: dict[float, float] = {}
     if method == "score-matching":
-        un_train, un_val, un_tr_idx, un_va_idx = unlabelled.split(s.val_fraction, s.seed)
+        un_train, un_val, un_tr_idx, un_va_idx = unlabelled.split(s.val_fraction, s.split_key)
         splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
         pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
         stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
     else:
-        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.seed)
+        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.split_key)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
             bias_model = (_start_from(warm.stage1) if warm.stage1 is not None
@@ -270,7 +281,7 @@ def select_gamma(
     if len(exp_train) < 4:
         raise AlloopError(f"a gamma search needs at least 4 expensive training frames, got {len(exp_train)}; "
                           "use a one-element gamma grid")
-    sel_train, sel_val, _, _ = exp_train.split(s.val_fraction, s.seed + 7)
+    sel_train, sel_val, _, _ = exp_train.split(s.val_fraction, s.split_key + 7)
     score = partial(
         score_gamma, bias=bias, cheap_train=cheap.subset(cheap_train_idx), cheap_val=cheap.subset(cheap_val_idx),
         cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,

@@ -191,11 +191,14 @@ class FrameDataset:
 
         A frame goes to validation when :meth:`frame_draws` (a hash of the seed, its
         atomic numbers and positions) is below ``val_fraction``, so a frame's side does
-        not depend on the other frames: when frames are added (the next cycle of a
-        campaign), no training frame of an earlier split becomes a validation frame, and
-        a warm-started model is never validated on frames it was trained on. The
-        validation share is ``val_fraction`` on average; at least one frame goes to each
-        side (the lowest draw to validation, the highest to training).
+        not depend on the other frames. With the same seed, frames added later (the next
+        cycle of a campaign) leave every earlier frame on its side, and a warm-started
+        model is never validated on frames it was trained on; a campaign therefore splits
+        every cycle with its own seed (``AsteroidSettings.split_seed``), not the cycle's.
+        A different seed draws a different split. The validation share is
+        ``val_fraction`` on average; at least one frame goes to each side (the lowest
+        draw to validation, the highest to training), and that exception can move a
+        frame when frames are added.
         """
         n = len(self)
         if n < 2:

@@ -16,7 +16,7 @@ expensive labelled set, in one of :data:`TWO_HEAD_MODES`:
   guard, the EMA and the final weights follow the expensive validation split,
   as in any run. Each head's references are fitted on its own fidelity.
 
-Splits are those of ASTEROID (same seeds); the reported metrics are the
+Splits are those of ASTEROID (same ``split_key``); the reported metrics are the
 expensive head's errors on the expensive validation split. The model starts
 fresh from ``model_factory``, or from ``initial_model`` (a single-head model
 becomes two heads that copy its readout; a two-head model is copied).
@@ -125,8 +125,8 @@ def train_two_head(
     """Train a two-head model in ``mode``; see the module docstring. ``initial_model`` is never modified."""
     cheap = _check(mode, expensive, cheap)
     s = settings
-    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.seed)
-    cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.seed)
+    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.split_key)
+    cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.split_key)
     splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx, "cheap_train": ch_tr_idx, "cheap_val": ch_va_idx}
     model = _start(initial_model, model_factory, s.seed + 2, cheap_train)
     model.record_fidelity("cheap", cheap.fidelity)

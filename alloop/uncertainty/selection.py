@@ -7,11 +7,24 @@ plus frames flagged unstable by the MD guards. Unstable frames come first
 then farthest-point sampling (FPS) on frame descriptors: each next pick is the
 candidate farthest (Euclidean) from everything already picked. A pick removes
 the candidates of the same replica less than ``min_spacing_steps`` steps
-away, so no run of consecutive frames is labelled. Deterministic: ties go to
-the lower index (no random start is needed, the highest score is the seed).
+away, so no run of consecutive frames is labelled. When fewer frames are
+flagged than ``fill_to``, the fill-up continues the same farthest-point
+sampling over the frames below the limit (the candidate farthest from
+everything chosen; among equally far ones, e.g. all of them when nothing was
+flagged, the highest score), so the fill-up spreads over trajectories and
+feature space instead of taking the consecutive frames of one trajectory
+where Q peaks. Deterministic: ties go to the lower index (no random start is
+needed, the highest score is the seed).
 
 Expensive fidelity (:func:`select_expensive`): among cheap-labelled frames,
-the top-``budget`` by bias B.
+bias-weighted farthest-point sampling in the same descriptor space: first the
+highest bias B, then each next pick maximises ``B_i x d_i`` with ``d_i`` the
+distance to the nearest frame already chosen. Without descriptors: the
+top-``budget`` by B.
+
+``selection.diversity: none`` in a campaign keeps the plain rules: the
+flagged picks spread in score only, the fill-up by score, the expensive pick
+top-B.
 """
 
 from __future__ import annotations
@@ -72,13 +85,15 @@ def select_frames(
     min_spacing_steps: int = 0,
     limit: float = 1.0,
     fill_to: int = 0,
+    diverse_fill: bool = True,
 ) -> Selection:
     """Pick up to ``budget`` frames among those with ``scores > limit`` or ``unstable``.
 
     ``scores`` [M] (NaN counts as not flagged), ``descriptors`` [M, D], ``replica`` and ``step`` [M]
     identify each frame's trajectory and absolute MD step. When fewer than ``fill_to`` frames are
-    flagged, the selection is filled up to ``min(fill_to, budget)`` with the highest-scoring frames
-    below the limit (same step spacing), so a cycle whose frames all look familiar still labels some.
+    flagged, the selection is filled up to ``min(fill_to, budget)`` with frames below the limit (same
+    step spacing), so a cycle whose frames all look familiar still labels some: by farthest point
+    (ties by score, module docstring), or with ``diverse_fill`` off by score alone.
     """
     scores = np.asarray(scores, dtype=np.float64)
     m = scores.size
@@ -116,9 +131,19 @@ def select_frames(
         take(i, f"score {scores[i]:.3g} > {limit:g}, farthest point (distance {nearest[i]:.3g})")
     target = min(fill_to, budget)
     while len(chosen) < target and (~blocked & np.isfinite(ranked)).any():
-        i = int(np.argmax(np.where(~blocked, ranked, -np.inf)))
-        take(i, f"score {scores[i]:.3g} <= {limit:g}, filled (fewer than {fill_to} frames flagged)")
+        open_ = ~blocked & np.isfinite(ranked)
+        i = _farthest_then_highest(open_, nearest if diverse_fill else np.zeros(m), ranked)
+        spread = f", farthest point (distance {nearest[i]:.3g})" if diverse_fill and chosen else ""
+        take(i, f"score {scores[i]:.3g} <= {limit:g}, filled (fewer than {fill_to} frames flagged){spread}")
     return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _farthest_then_highest(open_: np.ndarray, nearest: np.ndarray, ranked: np.ndarray) -> int:
+    """The open frame farthest from the chosen ones; among equally far ones (all, when none is chosen; duplicates
+    of a chosen frame, at distance 0) the highest score, then the lowest index."""
+    far = np.where(open_, nearest, -np.inf)
+    ties = open_ & (far == far.max())
+    return int(np.argmax(np.where(ties, ranked, -np.inf)))
 
 
 def farthest_point_sampling(descriptors: np.ndarray, n: int, start: int = 0) -> np.ndarray:
@@ -139,12 +164,49 @@ def farthest_point_sampling(descriptors: np.ndarray, n: int, start: int = 0) -> 
     return np.array(chosen, dtype=np.int64)
 
 
-def select_expensive(bias: np.ndarray, budget: int) -> Selection:
-    """The top-``budget`` frames by bias B (NaN, e.g. a failed cheap label, is never selected)."""
+def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None) -> Selection:
+    """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label, is never selected).
+
+    Without ``descriptors``: the top-``budget`` by B. With ``descriptors`` [M, D] (the frames'
+    :func:`frame_descriptors`): bias-weighted farthest-point sampling, first the highest B, then
+    each next pick the frame maximising ``B_i x d_i``, ``d_i`` its distance to the nearest chosen
+    frame; once every product is 0 (only copies of chosen frames left), the highest B. Why a
+    product: it needs no scale between B (eV/A) and descriptor units (rescaling either leaves the
+    ranking unchanged) and no threshold (an FPS among the frames above a B quantile would need one,
+    and ignore B inside it); a frame close to a chosen one is only taken when its B makes up for
+    it, so a cluster of similar high-B frames (consecutive frames of one trajectory) gives one
+    label, not all of them. Deterministic: ties go to the lower index.
+    """
     bias = np.asarray(bias, dtype=np.float64)
     if budget < 0:
         raise AlloopError(f"budget must be >= 0, got {budget}")
     valid = np.flatnonzero(np.isfinite(bias))
-    order = valid[np.argsort(-bias[valid], kind="stable")][:budget]
-    reasons = [f"bias B = {bias[i]:.3g} eV/A (rank {k + 1} of {valid.size})" for k, i in enumerate(order)]
-    return Selection(order.astype(np.int64), reasons)
+    ranked = valid[np.argsort(-bias[valid], kind="stable")]
+    rank = {int(i): k + 1 for k, i in enumerate(ranked)}
+    if descriptors is None:
+        order = ranked[:budget]
+        reasons = [f"bias B = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
+        return Selection(order.astype(np.int64), reasons)
+    x = np.asarray(descriptors, dtype=np.float64)
+    _check_lengths(bias.size, descriptors=x)
+    x = x.reshape(bias.size, -1)
+    open_ = np.isfinite(bias)
+    nearest = np.full(bias.size, np.inf)
+    chosen: list[int] = []
+    reasons: list[str] = []
+    while len(chosen) < budget and open_.any():
+        i = _biased_farthest(open_, bias, nearest) if chosen else int(np.argmax(np.where(open_, bias, -np.inf)))
+        spread = f", distance {nearest[i]:.3g} to the nearest chosen" if chosen else ""
+        reasons.append(f"bias B = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}")
+        chosen.append(i)
+        open_[i] = False
+        np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)
+    return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _biased_farthest(open_: np.ndarray, bias: np.ndarray, nearest: np.ndarray) -> int:
+    """The open frame with the largest B x distance to the nearest chosen frame; the highest B when all are 0."""
+    gain = np.where(open_, nearest * np.maximum(np.nan_to_num(bias), 0.0), -np.inf)
+    if gain.max() > 0:
+        return int(np.argmax(gain))
+    return int(np.argmax(np.where(open_, bias, -np.inf)))

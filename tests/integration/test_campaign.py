@@ -50,6 +50,35 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
     assert status["frames"]["total"] == out["n_frames"]
 
 
+def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
+    """Every training splits by the campaign seed, not the cycle's: over the bootstrap and two cycles, each recorded
+    split keeps the earlier training frames in training, so no validation frame of cycle 1 was a training frame of
+    cycle 0; the recorded split is the one FrameDataset.split draws from the frames with the campaign seed."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+    from alloop.training.data import FrameDataset
+
+    cfg = load_campaign(write_tiny(tmp_path, cycles=2, min_cheap=4),
+                        overrides=["training.validation_fraction=0.5", "selection.energy_window_sigma=null"])
+    run_dir = tmp_path / "run"
+    assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
+    with CampaignStore.open(store_path(run_dir)) as store:
+        metas = [store.checkpoint(int(c["version"]))[1] for c in store.checkpoints() if c["role"] == "model"]
+        splits = {int(m["cycle"]): m["split"] for m in metas}
+        last = {kind: store.get_frames(sorted(sides["train"] + sides["val"])) for kind, sides in splits[1].items()}
+    assert sorted(splits) == [-1, 0, 1] and set(splits[1]) == {"expensive", "cheap"}
+    for kind in ("expensive", "cheap"):
+        for before, after in ((-1, 0), (0, 1)):
+            old, new = splits[before][kind], splits[after][kind]
+            assert not set(new["val"]) & set(old["train"]), f"{kind}: cycle {after} validates on training frames"
+            assert set(old["train"]) <= set(new["train"])  # (a validation frame may move to training only when
+            # it was the one forced into validation because no frame drew below the fraction: the bootstrap's here)
+        assert len(splits[1][kind]["train"]) > len(splits[-1][kind]["train"])  # the cycles added frames
+        ids = sorted(splits[1][kind]["train"] + splits[1][kind]["val"])
+        _, _, _, val = FrameDataset.from_atoms(last[kind], labelled=False).split(0.5, cfg.seed)
+        assert sorted(ids[i] for i in val) == sorted(splits[1][kind]["val"])
+
+
 def test_labeller_failures_are_recorded_and_the_campaign_completes(tmp_path, capsys):
     cfg = load_campaign(write_tiny(tmp_path, cycles=1))
     run_dir = tmp_path / "run"

@@ -54,7 +54,8 @@ def _no_model_in_the_driver(*args, **kwargs):
 
 @pytest.mark.parametrize("mode", ["synchronous", "asynchronous"])
 def test_the_driver_never_loads_a_model(tmp_path, monkeypatch, mode):
-    """Bias B and the evaluation scores are computed by tasks on the workers (the driver's CPU is orchestration)."""
+    """Bias B, the descriptors of the expensive pick and the evaluation scores are computed by tasks on the workers
+    (the driver's CPU is orchestration)."""
     yaml = write_evaluation_campaign(tmp_path, cycles=2, mode=mode, min_cheap=2)
     monkeypatch.setattr("alloop.potentials.checkpoint.model_from_bytes", _no_model_in_the_driver)
     lines: list[str] = []
@@ -67,7 +68,7 @@ def test_the_driver_never_loads_a_model(tmp_path, monkeypatch, mode):
     assert sorted(scores) == models and len(models) == 3
     assert all(np.isfinite(s["eval_force_mae_eV_per_A"]) for s in scores.values())
     assert (np.asarray(chosen["role"]) == "expensive").sum() >= 1  # the bias B routed frames to the expensive fidelity
-    assert sum("top bias B" in line for line in lines) == 2
+    assert sum("bias-weighted farthest point" in line for line in lines) == 2  # descriptors from the bias task
 
 
 def _evaluate_cli(capsys, model: str, data: Path) -> dict:

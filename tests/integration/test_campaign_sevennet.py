@@ -34,7 +34,7 @@ fidelities:
 model: sevennet-0
 md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
 uncertainty: {n_components: 2}
-selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 5,
+selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
             energy_window_sigma: null}
 training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5, replay_fraction: 0.5}
 schedule:

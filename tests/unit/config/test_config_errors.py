@@ -44,6 +44,18 @@ CASES = [
     ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
     ({"training": {"method": "magic"}}, r"^training\.method: must be 'asteroid', 'standard', "),
     (
+        {"training": {"method": "score-matching"}},
+        r"^training\.method: score-matching is not a campaign method: the campaign's MD frames are Boltzmann samples "
+        r"of the model being trained, not of the reference surface, .*`alloop train --method score-matching "
+        r"--unlabelled FRAMES` with Boltzmann samples of a reference surface$",
+    ),
+    (
+        {"md": {"record_every": 10}, "selection": {"min_step_spacing": 10}},
+        r"^selection\.min_step_spacing: must be > md\.record_every \(10\), or two consecutive recorded frames of a "
+        r"replica can both be selected \(got 10\)$",
+    ),
+    ({"md": {"record_every": 5}, "selection": {"min_step_spacing": 0}}, r"^selection\.min_step_spacing: .*\(got 0\)$"),
+    (
         {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
         r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",
     ),
@@ -139,6 +151,11 @@ CASES = [
 @pytest.mark.parametrize("sections, pattern", CASES, ids=[p.split(":")[0].strip("^").replace("\\", "") for _, p in CASES])
 def test_rejected(tmp_path, sections, pattern):
     reject(tmp_path, sections, pattern)
+
+
+def test_step_spacing_just_above_record_every_is_accepted(tmp_path):
+    data = {"system": {"structures": "H2O"}, "md": {"record_every": 5}, "selection": {"min_step_spacing": 6}}
+    assert CampaignConfig.from_dict(data, base_dir=tmp_path).selection.min_step_spacing == 6
 
 
 def test_missing_system_and_all_errors_one_per_line(tmp_path):

@@ -44,15 +44,28 @@ def test_split_is_seeded_disjoint_and_complete(mixed_frames):
 
 
 def test_split_is_stable_when_frames_are_added(mixed_frames):
-    """A frame's side depends on the frame alone: the next cycle never validates on earlier training frames."""
+    """A frame's side depends on the frame and the campaign seed alone: cycle 1 splits its grown dataset with cycle
+    1's settings (another seed for the rest) and keeps every frame of cycle 0's split on its side, so a warm start
+    never validates on frames it trained on."""
+    from alloop.campaign.settings import campaign_settings
+    from alloop.config import CampaignConfig
+
+    cfg = CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 5, "training": {"validation_fraction": 0.3}})
+    plan = campaign_settings(cfg).training
+    cycle0, cycle1 = plan.stages(0, warm=False), plan.stages(1, warm=True)
+    assert cycle0.seed != cycle1.seed  # initialisation and batch order are seeded per cycle
     first = FrameDataset.from_atoms(mixed_frames[:10])
     more = FrameDataset.from_atoms(mixed_frames[12:] + mixed_frames[:10])  # new frames first: positions move
-    _, _, tri, vai = first.split(0.3, seed=5)
-    _, _, tri2, vai2 = more.split(0.3, seed=5)
-    old_train = {first.positions[first.offsets[i]:first.offsets[i + 1]].tobytes() for i in tri}
-    new_val = {more.positions[more.offsets[i]:more.offsets[i + 1]].tobytes() for i in vai2}
-    assert not old_train & new_val
-    assert len(old_train) == len(tri)  # the frames are distinct
+    _, _, tri, vai = first.split(cycle0.val_fraction, cycle0.split_key)
+    _, _, tri2, vai2 = more.split(cycle1.val_fraction, cycle1.split_key)
+
+    def frames(data: FrameDataset, indices: np.ndarray) -> set[bytes]:
+        return {data.positions[data.frame_slice(int(i))].tobytes() for i in indices}
+
+    old_train, old_val = frames(first, tri), frames(first, vai)
+    assert len(old_train) == len(tri) and old_val  # distinct frames, both sides used
+    assert old_train <= frames(more, tri2)  # a training frame stays a training frame
+    assert old_val <= frames(more, vai2)  # a validation frame stays a validation frame
 
 
 def test_split_keeps_a_frame_on_each_side(mixed_frames):

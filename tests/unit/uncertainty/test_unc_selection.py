@@ -120,14 +120,52 @@ def test_md_frames_scored_and_selected(ethanol):
     assert 1 <= len(sel) <= 5 and np.all(scores.q[sel.indices] > 1)
 
 
-def test_a_cycle_with_few_flagged_frames_is_filled_with_the_highest_scores():
+def test_a_cycle_with_few_flagged_frames_is_filled_with_spread_frames():
+    """The fill-up continues farthest-point sampling below the limit (equally far: by score), not the highest
+    scores, which sit next to the flagged frame."""
     scores = np.array([0.2, 1.5, 0.9, 0.1, 0.8, 0.95])
     descriptors = np.arange(6, dtype=float)[:, None]
     replica, step = np.zeros(6, int), np.arange(6) * 10
     plain = select_frames(scores, descriptors, replica, step, 4)
     assert plain.indices.tolist() == [1]
     filled = select_frames(scores, descriptors, replica, step, 4, fill_to=3)
-    assert filled.indices.tolist() == [1, 5, 2] and "filled" in filled.reasons[1]
-    spaced = select_frames(scores, descriptors, replica, step, 4, fill_to=3, min_spacing_steps=15)
-    assert spaced.indices.tolist() == [1, 5, 3]  # 0 and 2 are within 15 steps of 1; 4 of 5
+    assert filled.indices.tolist() == [1, 5, 3] and "filled" in filled.reasons[1] and "farthest" in filled.reasons[2]
+    by_score = select_frames(scores, descriptors, replica, step, 4, fill_to=3, diverse_fill=False)
+    assert by_score.indices.tolist() == [1, 5, 2]  # diversity none: the highest scores
+    spaced = select_frames(scores, descriptors, replica, step, 4, fill_to=4, min_spacing_steps=15)
+    assert spaced.indices.tolist() == [1, 5, 3]  # 0 and 2 are within 15 steps of 1, 4 of 5: nothing else is open
     assert select_frames(scores, descriptors, replica, step, 2, fill_to=5).indices.size == 2  # budget caps
+    nothing_flagged = select_frames(scores * 0.5, descriptors, replica, step, 4, fill_to=2)
+    assert nothing_flagged.indices.tolist() == [1, 5]  # starts at the highest score, then the farthest frame
+
+
+def test_fill_up_spreads_over_trajectories():
+    """Nothing flagged; Q is smooth along replica 0 and higher there than anywhere on replica 1, whose frames sit
+    elsewhere in feature space: by score the fill-up takes replica 0's frames one spacing apart, by farthest point
+    both replicas."""
+    replica, step = np.repeat([0, 1], 10), np.tile(np.arange(10) * 5, 2)
+    scores = np.concatenate([0.9 - 0.01 * np.abs(np.arange(10) - 5), 0.5 + 0.01 * np.arange(10)])
+    along = 0.1 * np.arange(10)
+    desc = np.concatenate([np.c_[along, np.zeros(10)], np.c_[along, np.full(10, 5.0)]])
+    kwargs = dict(budget=4, fill_to=4, min_spacing_steps=10)
+    by_score = select_frames(scores, desc, replica, step, diverse_fill=False, **kwargs)
+    assert set(replica[by_score.indices]) == {0}
+    spread = select_frames(scores, desc, replica, step, **kwargs)
+    assert spread.indices[0] == 5 and set(replica[spread.indices[:2]]) == {0, 1}
+    assert sorted(replica[spread.indices].tolist()) == [0, 0, 1, 1]
+
+
+def test_expensive_pick_spreads_over_two_clusters():
+    """Cluster 0 holds the four highest B: top-B takes them all; the bias-weighted farthest point takes the best of
+    cluster 0, then the best of cluster 1 (far, with a lower but real B)."""
+    rng = np.random.default_rng(2)
+    desc = np.concatenate([rng.normal(0.0, 0.05, (6, 3)), 5.0 + rng.normal(0.0, 0.05, (6, 3))])
+    bias = np.concatenate([np.linspace(0.50, 0.45, 6), np.linspace(0.30, 0.25, 6)])
+    assert set(select_expensive(bias, 4).indices // 6) == {0}
+    spread = select_expensive(bias, 4, desc)
+    assert spread.indices[:2].tolist() == [0, 6] and set(spread.indices // 6) == {0, 1}
+    assert "distance" in spread.reasons[1] and spread.indices.tolist() == select_expensive(bias, 4, desc).indices.tolist()
+    bias[6] = np.nan  # a failed cheap label is never chosen
+    assert 6 not in select_expensive(bias, 12, desc).indices and len(select_expensive(bias, 12, desc)) == 11
+    same = np.zeros((12, 3))  # no spread to gain: the order of B
+    assert select_expensive(bias, 3, same).indices.tolist() == select_expensive(bias, 3).indices.tolist()
