@@ -142,6 +142,12 @@ class MDConfig(Section):
     temperature_range_K: tuple[float, float] | None = Field(
         default=None, validate_default=True, description="stop outside [low, high]; default [0, 3 x temperature_K]"
     )
+    temperature_ladder_K: tuple[float, ...] | None = Field(
+        default=None, min_length=1, validate_default=True,
+        description="a temperature ladder: replica r runs at ladder[r % len(ladder)] K (hotter replicas cross "
+        "barriers sooner); expensive labels still go only to frames inside temperature_K's thermal energy window "
+        "(selection.energy_window_sigma); null: every replica at temperature_K",
+    )
     restart_from: Literal["start", "last-stable"] = Field(
         default="start",
         description="where a replica stopped by a guard starts its next segment: the input structure, or its last "
@@ -176,6 +182,21 @@ class MDConfig(Section):
             raise ValueError(f"low must be < high (got [{low:g}, {high:g}])")
         if target is not None and not low < target < high:
             raise ValueError(f"must contain temperature_K ({target:g}) (got [{low:g}, {high:g}])")
+        return value
+
+
+    @field_validator("temperature_ladder_K")
+    @classmethod
+    def _ladder(cls, value: tuple[float, ...] | None, info: ValidationInfo) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        bounds = info.data.get("temperature_range_K")
+        for temperature in value:
+            if temperature <= 0:
+                raise ValueError(f"temperatures must be > 0 K (got {temperature:g})")
+            if bounds is not None and not bounds[0] < temperature < bounds[1]:
+                raise ValueError(f"{temperature:g} K is outside temperature_range_K [{bounds[0]:g}, {bounds[1]:g}], "
+                                 "where the temperature guard would stop its replicas")
         return value
 
 

@@ -54,19 +54,31 @@ def starting_states(ctx: PhaseContext, cycle: int) -> dict[int, bytes]:
     states: dict[int, bytes] = {}
     for r in range(s.explore.n_replicas):
         atoms = ctx.structures[r % len(ctx.structures)]
-        (state,) = init_replicas(atoms, 1, s.explore.temperature_K, replica_seed(s.seed, cycle, r))
+        (state,) = init_replicas(atoms, 1, s.explore.replica_temperature(r), replica_seed(s.seed, cycle, r))
         states[r] = state.to_bytes()
     return states
 
 
+def replica_groups(replicas: list[int], temperatures: list[float], slots: int) -> list[list[int]]:
+    """Replicas split into MD tasks: one set per bath temperature (a task has one integrator), each split evenly
+    over about ``slots / number of temperatures`` tasks (at least one)."""
+    by_temperature: dict[float, list[int]] = {}
+    for r, temperature in zip(replicas, temperatures):
+        by_temperature.setdefault(temperature, []).append(r)
+    pieces = max(1, slots // len(by_temperature)) if by_temperature else 1
+    return [[int(r) for r in g] for group in by_temperature.values()
+            for g in np.array_split(np.array(group), min(pieces, len(group))) if len(g)]
+
+
 def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, uq_blob: bytes) -> list[MDRequest]:
-    """One MD task per group of replicas, the replicas split evenly over the cluster's slots."""
+    """One MD task per group of replicas at one temperature, the replicas split evenly over the cluster's slots."""
     ex = ctx.settings.explore
-    groups = np.array_split(np.array(sorted(states)), min(ctx.slots, len(states)))
+    replicas = sorted(states)
+    groups = replica_groups(replicas, [ex.replica_temperature(r) for r in replicas], ctx.slots)
     return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=ctx.reference, reference=ctx.reference,
-                      states={int(r): states[int(r)] for r in g}, n_steps=ex.segment_steps, md=ex.md,
+                      states={r: states[r] for r in g}, n_steps=ex.segment_steps, md=ex.replica_md(g[0]),
                       record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads, bias=ex.bias)
-            for g in groups if len(g)]
+            for g in groups]
 
 
 @dataclass
@@ -195,5 +207,5 @@ def _next_states(results: list[MDTaskResult], ctx: PhaseContext, cycle: int) -> 
                                     restarts=last.restarts, extra=dict(last.extra))
             else:
                 base = ReplicaState.from_bytes(res.last_stable_states[r])
-            out[r] = redraw_velocities(base, masses, ex.temperature_K, seed).to_bytes()
+            out[r] = redraw_velocities(base, masses, ex.replica_temperature(r), seed).to_bytes()
     return out

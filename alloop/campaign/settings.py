@@ -48,10 +48,21 @@ class ExploreSettings:
     guards: GuardSettings
     restart_from: str  # "start" or "last-stable"
     bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
+    ladder_K: tuple[float, ...] = ()  # a temperature ladder (replica r at ladder_K[r % len]); empty: temperature_K
 
     @property
     def temperature_K(self) -> float:
+        """The target temperature (of the thermal energy window, the bootstrap, score matching)."""
         return self.md.temperature_K
+
+    def replica_temperature(self, replica: int) -> float:
+        """The bath temperature of replica ``replica`` (K)."""
+        return self.ladder_K[replica % len(self.ladder_K)] if self.ladder_K else self.md.temperature_K
+
+    def replica_md(self, replica: int) -> MDSettings:
+        """The integrator settings of replica ``replica`` (the campaign's, at the replica's temperature)."""
+        temperature = self.replica_temperature(replica)
+        return self.md if temperature == self.md.temperature_K else replace(self.md, temperature_K=temperature)
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,7 @@ def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
                              min_temperature_K=low, max_temperature_K=high),
         restart_from=md.restart_from,
         bias=BiasSettings(strength_eV=md.uncertainty_bias_eV, scale=md.uncertainty_bias_scale),
+        ladder_K=tuple(md.temperature_ladder_K or ()),
     )
 
 

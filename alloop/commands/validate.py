@@ -93,7 +93,8 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
     lines += [
         f"model      {model}",
         f"md         {md.ensemble} {md.temperature_K:g} K, {md.timestep_fs:g} fs, {md.n_replicas} replicas"
-        f" x {md.segment_steps} steps per segment",
+        f" x {md.segment_steps} steps per segment"
+        + (f", ladder {'/'.join(f'{x:g}' for x in md.temperature_ladder_K)} K" if md.temperature_ladder_K else ""),
         f"training   {_training_line(cfg.training)}",
         f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
         f"execution  {where}",

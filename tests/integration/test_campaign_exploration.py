@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from alloop.campaign.explore import REPLICAS_BLOB, unpack_states
 from alloop.campaign.runner import start_campaign
 from alloop.conformers import basin_index, dihedrals, find_rotors
+from alloop.md.state import ReplicaState
 from alloop.config import load_campaign
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
@@ -22,7 +24,7 @@ system: {structures: CH3CH2OH, conformers: 3}
 fidelities: {cheap: hf-sto3g, expensive: hf-sto3g}
 model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}
 md: {n_replicas: 3, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0,
-     uncertainty_bias_eV: 0.5}
+     uncertainty_bias_eV: 0.5, temperature_ladder_K: [300, 700]}
 uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 0, max_expensive_per_cycle: 1, min_step_spacing: 10}
 training: {steps: 20, finetune_steps: 10, batch_size: 4, gamma_grid: [1.0]}
@@ -33,7 +35,7 @@ execution: {n_workers: 2}
 """
 
 
-def test_rotamer_starts_and_uncertainty_bias_in_a_campaign(tmp_path: Path) -> None:
+def test_rotamer_starts_uncertainty_bias_and_temperature_ladder_in_a_campaign(tmp_path: Path) -> None:
     path = tmp_path / "explore.yaml"
     path.write_text(ETHANOL)
     run_dir = tmp_path / "run"
@@ -45,6 +47,7 @@ def test_rotamer_starts_and_uncertainty_bias_in_a_campaign(tmp_path: Path) -> No
         boot = [a.positions for a in store.get_frames(boot_ids)]
         md_ids = np.flatnonzero(origin == ORIGIN_CODES["md"])
         bias = tables.read(store, tables.MD_BIAS)
+        states = {r: ReplicaState.from_bytes(b) for r, b in unpack_states(store.get_blob(REPLICAS_BLOB)).items()}
     # bootstrap samples round robin over trans, gauche-, gauche+: the first three (expensive) cover all basins
     basins = basin_index(dihedrals(np.array(boot), rotors)[:, 0])
     assert sorted(basins[:3].tolist()) == [0, 1, 2] and len(boot) == 6
@@ -52,3 +55,6 @@ def test_rotamer_starts_and_uncertainty_bias_in_a_campaign(tmp_path: Path) -> No
     assert sorted(bias["frame_id"].tolist()) == sorted(md_ids.tolist())
     assert np.all(bias["bias_energy_eV"] <= 0) and np.all(bias["bias_energy_eV"] > -0.5)
 
+    # the ladder: replica 1 ran at 700 K, replicas 0 and 2 at 300 K (running-average kinetic temperature, 20 steps)
+    t_avg = {r: s.temperature_avg_K for r, s in states.items()}
+    assert t_avg[1] > 1.4 * max(t_avg[0], t_avg[2]), t_avg

@@ -29,6 +29,10 @@ CASES = [
     ({"md": {"timestep_fs": 0}}, r"^md\.timestep_fs: must be > 0 \(got 0\)$"),
     ({"md": {"temprature_K": 300}}, r"^md\.temprature_K: unknown key; did you mean 'temperature_K'\? \(known: "),
     ({"colour": "red"}, r"^colour: unknown key; \(known: name, seed, system, "),
+    ({"md": {"temperature_K": 500, "temperature_ladder_K": [500, 1600]}},
+     r"^md\.temperature_ladder_K: 1600 K is outside temperature_range_K \[0, 1500\], where the temperature guard "
+     r"would stop its replicas$"),
+    ({"md": {"temperature_ladder_K": []}}, r"^md\.temperature_ladder_K: "),
     ({"md": {"n_replicas": "four"}}, r"^md\.n_replicas: must be an integer \(got 'four'\)$"),
     ({"md": {"ensemble": "npt"}}, r"^md\.ensemble: must be 'langevin' or 'nve' \(got 'npt'\)$"),
     ({"md": {"temperature_range_K": [900, 100]}}, r"^md\.temperature_range_K: low must be < high \(got \[900, 100\]\)$"),
