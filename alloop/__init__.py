@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from alloop.potentials.calculator import PotentialCalculator
 
-__version__ = "0.1.0"
+from alloop._version import __version__
 __all__ = ["calculator", "__version__"]
 
 

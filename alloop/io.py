@@ -1,15 +1,22 @@
-"""Structure files: read any ASE-readable file or an ``ase.build.molecule`` name; labelled extxyz.
+"""Files: read any ASE-readable file or an ``ase.build.molecule`` name; labelled extxyz; atomic writes.
 
 Labelled structures carry energy (eV) and forces (eV/Angstrom) as ASE
 calculator results (a SinglePointCalculator), which extxyz writes as the
 standard ``energy`` and ``forces`` fields; metadata goes in ``atoms.info``.
+
+:func:`write_atomic` is the one way alloop replaces a file (the store's blobs
+and JSON, model checkpoints, exports): a temporary file beside it, fsync,
+rename, fsync of the folder; a kill or a full disk leaves the old file. New
+files get the mode ``open`` gives (0666 less the umask), so the group reads a
+saved model like every other file.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Mapping
 
 import ase.io
 import numpy as np
@@ -112,16 +119,50 @@ def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> int:
 
     ASE's own writer prints 8 decimals; this one round-trips every float exactly. Returns the count.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     count = 0
+
+    def write(fh: BinaryIO) -> None:
+        nonlocal count
+        for atoms in structures:
+            fh.write(format_extxyz(atoms).encode("utf-8"))
+            count += 1
+
+    write_atomic(path, write)
+    return count
+
+
+def write_atomic(path: str | Path, content: bytes | Callable[[BinaryIO], None], *, fsync_file: bool = True,
+                 fsync_dir: bool = True, exclusive: bool = False, suffix: str = ".tmp", hidden: bool = True) -> Path:
+    """Replace ``path`` by ``content`` (bytes, or a function writing to the open binary file) atomically.
+
+    The temporary file ``.<name>.<random><suffix>`` beside ``path`` (no leading dot unless ``hidden``) is written, fsync'd (``fsync_file``),
+    moved into place and the folder fsync'd (``fsync_dir``); ``exclusive``: FileExistsError if ``path``
+    exists. Whatever fails (a full disk, a kill), ``path`` keeps its previous content. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{'.' if hidden else ''}{path.name}.{uuid.uuid4().hex}{suffix}")
     try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            for atoms in structures:
-                fh.write(format_extxyz(atoms))
-                count += 1
-        os.replace(tmp, path)
+        with tmp.open("xb") as fh:
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content)
+            if fsync_file:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if exclusive:
+            os.link(tmp, path)
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return count
+    if fsync_dir:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return path

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from alloop._version import __version__
 from alloop.errors import AlloopError
 
 if TYPE_CHECKING:
@@ -67,8 +68,6 @@ def export_model(trained: TrainedModel, path: str | Path, fmt: str = "alloop") -
 
 def export_metadata(trained: TrainedModel) -> dict[str, Any]:
     """The exported checkpoint's metadata: the model's own plus where it came from and its active fidelity."""
-    import alloop
-
     meta = {k: v for k, v in trained.metadata.items() if k not in ("exported_from",)}
     if trained.fidelity is not None:
         meta["fidelity"] = trained.fidelity["hash"]
@@ -78,7 +77,7 @@ def export_metadata(trained: TrainedModel) -> dict[str, Any]:
     meta["role"] = trained.role
     meta["exported_from"] = {
         **trained.summary(),
-        "alloop_version": alloop.__version__,
+        "alloop_version": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return meta

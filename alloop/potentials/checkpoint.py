@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +23,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from alloop.errors import AlloopError
+from alloop.io import write_atomic
 from alloop.potentials.base import Potential, model_dtype
 from alloop.potentials.registry import cast_model, model_class
 
@@ -132,26 +132,8 @@ def model_from_bytes(blob: bytes) -> tuple[Potential, dict[str, Any]]:
 
 
 def save_checkpoint(model: Potential, path: str | os.PathLike[str], metadata: Mapping[str, Any] | None = None) -> Path:
-    """Write a checkpoint atomically (tmp file in the same folder, fsync, os.replace); returns the path."""
-    path = Path(path)
-    blob = checkpoint_to_bytes(model, metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    """Write a checkpoint atomically (:func:`alloop.io.write_atomic`: tmp file, fsync, rename); returns the path."""
+    return write_atomic(path, checkpoint_to_bytes(model, metadata))
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Potential, dict[str, Any]]:

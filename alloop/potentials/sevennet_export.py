@@ -29,8 +29,6 @@ whose reference energies sum to thousands of eV, as ab initio ones do).
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 
 from alloop.errors import AlloopError
+from alloop.io import write_atomic
 from alloop.potentials.sevennet import SevenNet, _packaged_checkpoint, _species_config
 
 if TYPE_CHECKING:
@@ -132,24 +131,9 @@ def sevenn_checkpoint(model: SevenNet, provenance: Mapping[str, Any] | None = No
 
 def write_sevenn_checkpoint(model: SevenNet, path: str | Path, provenance: Mapping[str, Any] | None = None) -> Path:
     """Write :func:`sevenn_checkpoint` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
     buffer = io.BytesIO()
     torch.save(sevenn_checkpoint(model, provenance), buffer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a model file is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, buffer.getvalue())
 
 
 def export_sevenn(trained: TrainedModel, path: Path) -> Path:

@@ -15,7 +15,6 @@ import errno
 import fcntl
 import json
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -24,6 +23,7 @@ from zarr.core.buffer import Buffer
 from zarr.storage import LocalStore
 
 from alloop.errors import StoreError
+from alloop.io import write_atomic as write_file_atomic
 
 #: suffix of the temporary files zarr and this module write before renaming them into place
 PARTIAL_SUFFIX = ".partial"
@@ -83,27 +83,14 @@ def fsync_path(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: Any, *, exclusive: bool = False, durable: bool = False) -> None:
-    """Write the bytes ``data`` to a temporary file beside ``path``, then move it into place.
+    """Write the bytes ``data`` to a temporary ``*.partial`` file beside ``path``, then move it into place
+    (:func:`alloop.io.write_atomic`; the folder is fsync'd by the commit, not here).
 
     ``exclusive``: FileExistsError if ``path`` exists; ``durable``: fsync the file before the move.
     Whatever fails (a full disk, a kill), ``path`` keeps its previous content.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
-    try:
-        with tmp.open("wb") as fh:
-            write_bytes(fh, data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        if exclusive:
-            os.link(tmp, path)
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_file_atomic(path, lambda fh: write_bytes(fh, data), fsync_file=durable, fsync_dir=False,
+                      exclusive=exclusive, suffix=PARTIAL_SUFFIX, hidden=False)
 
 
 def write_bytes(fh: BinaryIO, data: Any) -> None:

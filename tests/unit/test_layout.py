@@ -172,3 +172,12 @@ def test_only_campaign_imports_dask() -> None:
                 continue
             offenders += [f"{name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in DASK]
     assert not offenders, "\n".join(offenders)
+
+
+def test_version_is_the_one_in_pyproject():
+    import tomllib
+
+    from alloop._version import __version__
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    assert __version__ == project["version"]

@@ -83,6 +83,16 @@ def test_overwrite_replaces_atomically(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.safetensors"]
 
 
+def test_saved_checkpoint_is_readable_by_the_group_like_other_files(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(PairPotential(elements=[1, 8], cutoff=3.0), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temporary file left
+
+
 def test_missing_and_corrupt_files_raise_alloop_error(tmp_path):
     with pytest.raises(AlloopError, match="not found"):
         load_checkpoint(tmp_path / "absent.safetensors")
