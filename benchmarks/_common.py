@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
+from alloop.io import write_atomic
+
 
 def atomic_pickle(path: Path, obj: Any) -> None:
-    """Pickle ``obj`` to ``path`` through a temporary file renamed at the end (a killed run leaves no half file)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as fh:
-        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    """Pickle ``obj`` to ``path`` atomically (:func:`alloop.io.write_atomic`: a killed run leaves no half file)."""
+    write_atomic(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_pickle(path: Path) -> Any:
