@@ -1,0 +1,133 @@
+"""Conformer populations of long MD with a trained model, against the reference ensemble's.
+
+A model that is right where MD goes must also send MD where the reference goes: a wrong barrier
+traps replicas in their starting basin (issue 26). For each model (a run directory, its newest model,
+or a checkpoint file), ``--replicas`` Langevin replicas (0.5 fs, friction 0.01/fs, at ``--temperature``)
+start on the molecule's rotamers in turn (:func:`alloop.conformers.conformer_starts`) and run ``--ps``
+picoseconds in one batched model call per step (:func:`alloop.md.run_segment`, stability guards on:
+a replica stopped by a guard is reported and its frames up to the stop are kept). The dihedrals of
+every recorded frame (every 10 fs) give each replica's and the pooled basin populations, printed next
+to the reference ensemble's (``<molecule>_<T>K_eq_summary.json`` of ``make_equilibrium_sets.py``,
+the GFN2-xTB MD the test sets come from), and the median time of a replica's first exit from its
+starting basin.
+
+    python benchmarks/model_populations.py campaigns/quickstart.run --ps 50
+    python benchmarks/model_populations.py /tmp/run0 /tmp/run1 --ps 10 --replicas 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "benchmarks" / "data"
+RECORD_FS = 10.0
+
+
+def reference_populations(molecule: str, temperature_K: float) -> dict[str, float] | None:
+    """The pooled H-O-C-C-type populations of the reference test-set MD, if its summary exists."""
+    path = DATA / f"{molecule}_{int(round(temperature_K))}K_eq_summary.json"
+    if not path.is_file():
+        return None
+    sets = json.loads(path.read_text())["sets"]
+    pops = sets["test"]["populations"]
+    key = next(k for k in pops if "all runs" in k)
+    per_rotor = pops[key]
+    return next(iter(per_rotor.values())) if per_rotor else None
+
+
+def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
+    """Batched MD of ``args.replicas`` replicas with the model of ``source``; per-replica basin traces."""
+    import torch
+    from ase.build import molecule
+
+    from alloop.conformers import basin_index, conformer_starts, dihedrals, find_rotors
+    from alloop.deploy.loading import load_trained
+    from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
+
+    torch.set_num_threads(args.threads)
+    trained = load_trained(source)
+    model = trained.model.eval()
+    base = molecule(atoms_name)
+    starts = conformer_starts(base, 3)
+    rotors = [r for r in find_rotors(base) if not r.symmetric][:1]
+    states = []
+    for r in range(args.replicas):
+        (state,) = init_replicas(starts[r % len(starts)], 1, args.temperature, args.seed * 1000 + r)
+        states.append(state)
+    settings = MDSettings(temperature_K=args.temperature, timestep_fs=0.5, friction_per_fs=0.01)
+    n_steps = int(round(args.ps * 1000 / settings.timestep_fs))
+    every = int(round(RECORD_FS / settings.timestep_fs))
+    guards = StabilityGuards.from_atoms(base, max_bond_factor=1.8, min_distance_A=0.5,
+                                        min_temperature_K=0.0, max_temperature_K=4 * args.temperature)
+    t0 = time.perf_counter()
+    last = [-1.0]
+
+    def progress(p) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 30:
+            last[0] = now
+            print(f"  {source.name}: step {p.step}/{n_steps} ({now - t0:.0f} s)", file=sys.stderr, flush=True)
+
+    result = run_segment(model, base, states, n_steps, settings, every, guards, progress=progress)
+    traces, stops = [], []
+    for r, traj in enumerate(result.trajectories):
+        phi = dihedrals(traj.positions, rotors)[:, 0] if len(traj) else np.zeros(0)
+        traces.append(basin_index(phi))
+        stops.append(None if result.stop_reasons[r] is None else result.stop_reasons[r].code)
+    return {"traces": traces, "stops": stops, "seconds": time.perf_counter() - t0,
+            "description": trained.description}
+
+
+def first_exit_fs(trace: np.ndarray) -> float | None:
+    """Time of the first recorded frame outside the starting basin (None: never left)."""
+    if trace.size == 0:
+        return None
+    out = np.flatnonzero(trace != trace[0])
+    return None if out.size == 0 else float(out[0] * RECORD_FS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", type=Path, nargs="+", help="run directories or checkpoint files")
+    p.add_argument("--molecule", default="ethanol", choices=["ethanol"])
+    p.add_argument("--temperature", type=float, default=500.0)
+    p.add_argument("--ps", type=float, default=50.0, help="picoseconds per replica")
+    p.add_argument("--replicas", type=int, default=6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    args = p.parse_args(argv)
+    names = {"ethanol": "CH3CH2OH"}
+    ref = reference_populations(args.molecule, args.temperature)
+    print(f"{args.molecule} {args.temperature:g} K: {args.replicas} replicas x {args.ps:g} ps from the rotamers, "
+          f"basins of the first non-symmetric rotor every {RECORD_FS:g} fs")
+    print("| model | replica-ps | trans / gauche+ / gauche- (%) | per replica trans % | median first exit (fs) "
+          "| replicas stopped | wall s |")
+    print("|---|---:|---|---|---:|---:|---:|")
+    if ref is not None:
+        print(f"| reference (GFN2-xTB test-set MD) | | {ref['trans'] * 100:.1f} / {ref['gauche+'] * 100:.1f} / "
+              f"{ref['gauche-'] * 100:.1f} | | | | |")
+    for source in args.models:
+        out = run_model(source, names[args.molecule], args)
+        pooled = np.concatenate(out["traces"])
+        shares = [np.mean(pooled == k) * 100 for k in range(3)]
+        per = " / ".join(f"{np.mean(t == 0) * 100:.0f}" for t in out["traces"])
+        exits = [first_exit_fs(t) for t in out["traces"]]
+        left = [e for e in exits if e is not None]
+        median = f"{np.median(left):.0f} ({len(left)}/{len(exits)} left)" if left else f"never (0/{len(exits)})"
+        ps = pooled.size * RECORD_FS / 1000
+        stopped = sum(s is not None for s in out["stops"])
+        print(f"| {out['description']} | {ps:.1f} | {shares[0]:.1f} / {shares[1]:.1f} / {shares[2]:.1f} | {per} | "
+              f"{median} | {stopped} | {out['seconds']:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
