@@ -36,14 +36,16 @@ def run(args: argparse.Namespace) -> int:
     from alloop.campaign import original
     from alloop.campaign.evaluation import format_status, status
     from alloop.store import CampaignStore, find_store
+    from alloop.store.coverage import format_basins, labelled_basins
     from alloop.store.summary import format_summary, summarize
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:
         summary = summarize(store)
         summary["evaluation"] = status(store)  # per-model errors on the campaign's evaluation set, or null
         summary["forgetting"] = original.status(store)  # per-model change against the stored original, or null
+        summary["labelled_basins"] = labelled_basins(store)  # conformer basins of labelled frames, or null
     text = "\n".join([format_summary(summary), *format_status(summary["evaluation"]),
-                      *original.format_status(summary["forgetting"])])
+                      *original.format_status(summary["forgetting"]), *format_basins(summary["labelled_basins"])])
     print(json.dumps(summary, indent=2) if args.json else text)
     return 0
 
