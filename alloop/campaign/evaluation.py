@@ -12,6 +12,10 @@
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
   expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
   table holds one row per model version.
+- Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
+  model fitted with the new model (:func:`coverage_scores`: the share within the limit, the
+  median), recorded per model in the ``eval_coverage`` table (:func:`record_coverage`); a model
+  scored on resume has none (its uncertainty model is not kept).
 - Readers: :func:`model_scores`, :func:`cycles_table` (a store written before these columns
   existed reads them as NaN), :func:`status` and :func:`format_status`.
 """
@@ -114,6 +118,32 @@ def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]
     return {column: float(metrics[key]) for column, key in COLUMNS.items()}
 
 
+def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, float]:
+    """How much of the evaluation set the model knows: the share of frames whose Q-residual score under ``uq`` (the
+    uncertainty model fitted with ``model``; flagged when > 1, as in the explore phase) is within the limit, and the
+    median score."""
+    from alloop.potentials.inference import predict_features
+    from alloop.training.data import FrameDataset
+
+    dataset = FrameDataset(frames.numbers, frames.positions_A, frames.offsets, fidelity="evaluation")
+    q = uq.frame_scores(frames.numbers, predict_features(model, dataset), frames.offsets).q
+    return {"covered_fraction": float(np.mean(q <= 1.0)), "median_q": float(np.median(q))}
+
+
+def record_coverage(store: CampaignStore, version: int, cycle: int, scores: dict[str, float]) -> None:
+    """Append model ``version``'s ``eval_coverage`` row (committed by the caller)."""
+    tables.append(store, tables.EVAL_COVERAGE, model_version=[version], cycle=[cycle],
+                  covered_fraction=[scores["covered_fraction"]], median_q=[scores["median_q"]])
+
+
+def _coverage_by_model(store: CampaignStore) -> dict[int, dict[str, float]]:
+    rows = tables.read(store, tables.EVAL_COVERAGE)
+    if not rows:
+        return {}
+    return {int(v): {"covered_fraction": float(rows["covered_fraction"][k]), "median_q": float(rows["median_q"][k])}
+            for k, v in enumerate(rows["model_version"])}
+
+
 def _record(
     store: CampaignStore, frames: EvaluationFrames, version: int, cycle: int, log: Log | None,
     scores: dict[str, float] | None = None,
@@ -183,7 +213,9 @@ def status(store: CampaignStore) -> dict[str, Any] | None:
     if frames is None:
         return None
     h = frames.header
-    models = [{"model_version": v, **s} for v, s in sorted(model_scores(store).items())]
+    coverage = _coverage_by_model(store)
+    models = [{"model_version": v, **s, **coverage.get(v, {"covered_fraction": None, "median_q": None})}
+              for v, s in sorted(model_scores(store).items())]
     return {"structures": h.get("source"), "sha256": h.get("sha256"), "energy_key": h.get("energy_key"),
             "forces_key": h.get("forces_key"), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
             "models": models}
@@ -198,10 +230,12 @@ def format_status(part: dict[str, Any] | None) -> list[str]:
     if not part["models"]:
         return lines + ["  no model scored yet"]
     lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"
-                 f"  {'E-MAE meV/atom':>14}")
+                 f"  {'E-MAE meV/atom':>14}  {'Q <= limit':>10}  {'median Q':>8}")
     for m in part["models"]:
         cycle = "bootstrap" if m["cycle"] < 0 else str(m["cycle"])
+        covered = "-" if m.get("covered_fraction") is None else f"{100 * m['covered_fraction']:.0f} %"
+        median = "-" if m.get("median_q") is None else f"{m['median_q']:.2f}"
         lines.append(f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
                      f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
-                     f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}")
+                     f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}  {covered:>10}  {median:>8}")
     return lines

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from alloop.campaign.evaluation import score_model
+from alloop.campaign.evaluation import coverage_scores, score_model
 from alloop.campaign.settings import GuardSettings, training_settings  # noqa: F401 (training_settings: old home)
 from alloop.evaluation_set import EvaluationFrames
 from alloop.md.bias import BiasSettings, QResidualBias
@@ -199,6 +199,7 @@ class TrainTaskResult:
     seconds: float
     log: list[str]
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
+    coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (evaluation.coverage_scores)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
 
 
@@ -290,7 +291,9 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
     out = _task_result(request, method, result, uq, t0, log)
     if request.evaluation is not None:
-        out.evaluation = score_model(out.model_blob, EvaluationFrames.from_bytes(request.evaluation))
+        frames = EvaluationFrames.from_bytes(request.evaluation)
+        out.evaluation = score_model(out.model_blob, frames)
+        out.coverage = coverage_scores(result.model, uq, frames)
     return out
 
 

@@ -127,6 +127,10 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
     version = _store_models(ctx, cycle, result, run.cheap)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original, result.evaluation)
+    if result.coverage is not None:
+        evaluation.record_coverage(ctx.store, version, cycle, result.coverage)
+        ctx.log(f"model v{version}: {100 * result.coverage['covered_fraction']:.0f} % of the evaluation set within "
+                f"the Q-residual limit (median Q {result.coverage['median_q']:.2f} x the limit)")
     if mark:
         ctx.record_losses(cycle, "trained")
         ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})

@@ -8,6 +8,7 @@ from alloop.campaign.evaluation import cycles_table, status as evaluation_status
 from alloop.campaign.ledger import finished_reason
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
+from alloop.store.coverage import format_basins, labelled_basins
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
@@ -35,15 +36,22 @@ def summary_markdown(store: CampaignStore) -> str:
         lines += [f"- frame {f} at {name}: {status} ({reason})" for f, name, status, reason in failures[:20]]
     c = cycles_table(store)
     if c:
+        covered = {m["model_version"]: m.get("covered_fraction") for m in (evaluation or {}).get("models", [])}
         lines += ["", "| cycle | model | MD frames | flag rate | cheap | expensive | CPU s | val F-MAE (eV/Å) "
-                  "| eval F-MAE (eV/Å) | eval F-RMSE (eV/Å) | eval E-MAE (eV) | eval E-MAE (meV/atom) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| eval F-MAE (eV/Å) | eval F-RMSE (eV/Å) | eval E-MAE (eV) | eval E-MAE (meV/atom) "
+                  "| eval Q <= limit |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k in range(c["cycle"].size):
             cpu = c["cpu_cheap_s"][k] + c["cpu_expensive_s"][k]
             held = [_num(c[col][k], scale) for col, scale in _EVAL_COLUMNS]
+            share = covered.get(int(c["model_version"][k]))
             lines.append(f"| {c['cycle'][k]} | {c['model_version'][k]} | {c['md_frames'][k]} | {c['flag_rate'][k]:.2f} "
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
-                         f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} |")
+                         f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} "
+                         f"| {'-' if share is None else f'{100 * share:.0f} %'} |")
+    basins = format_basins(labelled_basins(store))
+    if basins:
+        lines += ["", *(line.strip() for line in basins)]
     return "\n".join(lines) + "\n"
 
 

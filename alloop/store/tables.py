@@ -87,6 +87,13 @@ EVALUATION = TableSchema(
 #: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
 #: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
 #: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
+#: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
+#: uncertainty model fitted with it, and their median score (alloop.campaign.evaluation.coverage_scores)
+EVAL_COVERAGE = TableSchema(
+    "eval_coverage",
+    (_col("model_version", np.int32), _col("cycle", np.int32), _col("covered_fraction", np.float64),
+     _col("median_q", np.float64)),
+)
 MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_eV", np.float64)))
 WORKER_LOSSES = TableSchema(
     "worker_losses",

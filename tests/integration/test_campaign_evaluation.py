@@ -65,7 +65,13 @@ def test_the_driver_never_loads_a_model(tmp_path, monkeypatch, mode):
         models = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
         scores = evaluation.model_scores(store)
         chosen = tables.read(store, tables.SELECTION)
+        coverage = tables.read(store, tables.EVAL_COVERAGE)
     assert sorted(scores) == models and len(models) == 3
+    # the evaluation set's Q-residual coverage, computed by the training task for every model
+    assert sorted(coverage["model_version"].tolist()) == models
+    assert np.all((coverage["covered_fraction"] >= 0) & (coverage["covered_fraction"] <= 1))
+    assert np.all(coverage["median_q"] > 0)
+    assert sum("of the evaluation set within the Q-residual limit" in line for line in lines) == 3
     assert all(np.isfinite(s["eval_force_mae_eV_per_A"]) for s in scores.values())
     assert (np.asarray(chosen["role"]) == "expensive").sum() >= 1  # the bias B routed frames to the expensive fidelity
     assert sum("bias-weighted farthest point" in line for line in lines) == 2  # descriptors from the bias task
@@ -123,9 +129,11 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     part = json.loads(capsys.readouterr().out)["evaluation"]
     assert [m["model_version"] for m in part["models"]] == models and [m["cycle"] for m in part["models"]] == [-1, 0]
     assert part["models"][1]["eval_energy_mae_eV"] == pytest.approx(rows["eval_energy_mae_eV"][1])
+    # coverage: recorded by the training tasks with their models (the monkeypatch above only held back the scores)
+    assert all(0 <= m["covered_fraction"] <= 1 and m["median_q"] > 0 for m in part["models"])
     assert main(["status", str(run_dir)]) == 0
     text = capsys.readouterr().out
-    assert "evaluation   4 frames (12 atoms)" in text and "bootstrap" in text
+    assert "evaluation   4 frames (12 atoms)" in text and "bootstrap" in text and "Q <= limit" in text
 
     # the report renders them
     assert main(["report", str(run_dir)]) == 0
