@@ -3,7 +3,7 @@
 ``alloop`` (every architecture): a standalone alloop checkpoint (safetensors
 plus a JSON header) that ``alloop.calculator(FILE)`` and ``alloop evaluate
 FILE DATA`` load. ``sevenn`` (SevenNet models): sevenn's own checkpoint
-(``alloop.potentials.sevennet_export``), which sevenn's ASE calculator and its
+(:func:`write_sevenn`, through ``alloop.potentials.sevennet_export``), which sevenn's ASE calculator and its
 LAMMPS deployment load, alloop's energy references folded in. A format for one architecture's own tools joins with one
 entry in ``_BUILTIN`` (module, function, architectures), imported on first use,
 or at run time with :func:`register_format`. An exporter is
@@ -30,7 +30,7 @@ Exporter = Callable[["TrainedModel", Path], Path]
 #: format -> (module, function, architectures it handles or None for all)
 _BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "alloop": ("alloop.deploy.export", "write_alloop", None),
-    "sevenn": ("alloop.potentials.sevennet_export", "export_sevenn", ("sevennet",)),
+    "sevenn": ("alloop.deploy.export", "write_sevenn", ("sevennet",)),
 }
 _REGISTERED: dict[str, tuple[Exporter, tuple[str, ...] | None]] = {}
 
@@ -88,3 +88,12 @@ def write_alloop(trained: TrainedModel, path: Path) -> Path:
     from alloop.potentials.checkpoint import save_checkpoint
 
     return save_checkpoint(trained.model, path, export_metadata(trained))
+
+
+def write_sevenn(trained: TrainedModel, path: Path) -> Path:
+    """sevenn's own checkpoint: the model at its active references, provenance under the key ``alloop``."""
+    from alloop.potentials.sevennet_export import write_sevenn_checkpoint
+
+    meta = export_metadata(trained)
+    keep = ("exported_from", "fidelity", "fidelity_name", "role", "cycle")
+    return write_sevenn_checkpoint(trained.model, path, {k: meta[k] for k in keep if k in meta})

@@ -32,16 +32,13 @@ import io
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import torch
 
 from alloop.errors import AlloopError
 from alloop.io import write_atomic
 from alloop.potentials.sevennet import SevenNet, _packaged_checkpoint, _species_config
-
-if TYPE_CHECKING:
-    from alloop.deploy.loading import TrainedModel
 
 _RESCALE = "rescale_atomic_energy"
 _EMBEDDING = "onehot_to_feature_x"  # IrrepsLinear of the one-hot species: its rows are species
@@ -135,11 +132,3 @@ def write_sevenn_checkpoint(model: SevenNet, path: str | Path, provenance: Mappi
     torch.save(sevenn_checkpoint(model, provenance), buffer)
     return write_atomic(path, buffer.getvalue())
 
-
-def export_sevenn(trained: TrainedModel, path: Path) -> Path:
-    """Exporter of format ``sevenn``: the model at its active references, provenance under the key ``alloop``."""
-    from alloop.deploy.export import export_metadata
-
-    meta = export_metadata(trained)
-    keep = ("exported_from", "fidelity", "fidelity_name", "role", "cycle")
-    return write_sevenn_checkpoint(trained.model, path, {k: meta[k] for k in keep if k in meta})
