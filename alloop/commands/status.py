@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "status",
         help="summarise a campaign store: frames, labels per fidelity and status, CPU cost, models (with their "
-        "evaluation-set errors and, from pretrained weights, their forgetting), last commit",
+        "evaluation-set errors and coverage and, from pretrained weights, their forgetting), the conformer basins "
+        "of labelled frames, last commit",
         description="Summarise a campaign store (RUN_DIR/store.zarr or the store directory itself). "
         "Reads only committed data and takes no lock, so it can run beside a live campaign. With --check, "
         "verifies every committed part of the store instead (read-only).",

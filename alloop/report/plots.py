@@ -6,6 +6,9 @@
   and selected frames, unstable frames;
 - ``parity.png``: latest model's forces against the expensive labels (training and validation frames);
 - ``labels.png``: labels per cycle and fidelity, failures stacked on top;
+- ``coverage.png``: the share of the evaluation set within the Q-residual limit (and the median Q) of each
+  cycle's model, and, for one molecule with rotatable bonds, the conformer-basin shares of the frames labelled
+  so far after each cycle, one panel per fidelity;
 - ``compare_cost.png`` (several campaigns, ``alloop report --compare``): each run's force MAE and, in a second
   panel when known, per-atom energy MAE against its cumulative labelling cost (CPU s, both fidelities).
 """
@@ -133,6 +136,73 @@ def plot_labels(store: CampaignStore, path: Path) -> Path | None:
     ax.set_title("labels per cycle")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_coverage(store: CampaignStore, path: Path) -> Path | None:
+    """``coverage.png``; None when the campaign has neither coverage scores nor a molecule with rotatable bonds."""
+    from alloop.store import tables
+    from alloop.store.coverage import labelled_basins
+
+    covered = tables.read(store, tables.EVAL_COVERAGE)
+    basins = labelled_basins(store)
+    per_fidelity = basins["fidelities"] if basins else {}
+    if not covered and not per_fidelity:
+        return None
+    cycles = sorted({int(c) for c in covered.get("cycle", [])}
+                    | {c for counts in per_fidelity.values() for c in counts})
+    where = {c: k for k, c in enumerate(cycles)}
+    n_panels = bool(covered) + len(per_fidelity)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8), squeeze=False)
+    panels = list(axes[0])
+    if covered:
+        _coverage_panel(panels.pop(0), covered, where)
+    roles = basins.get("roles", {}) if basins else {}
+    for ax, (name, counts) in zip(panels, per_fidelity.items()):
+        label = f"{name} ({roles[name]})" if name in roles else name
+        _basin_panel(ax, label, counts, basins["basins"], where)  # type: ignore[index]
+    if per_fidelity:
+        panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
+                          title=", ".join(basins["rotor_names"]))  # type: ignore[index]
+    for ax in axes[0]:
+        ax.set_xticks(range(len(cycles)))
+        ax.set_xticklabels(["boot" if c < 0 else str(c) for c in cycles])
+        ax.set_xlim(-0.6, len(cycles) - 0.4)
+        ax.set_xlabel("cycle")
+    return _save(fig, path)
+
+
+def _coverage_panel(ax: plt.Axes, covered: dict[str, np.ndarray], where: dict[int, int]) -> None:
+    """Each model's share of the evaluation set within the Q-residual limit (%), its median Q on a second axis."""
+    x = [where[int(c)] for c in covered["cycle"]]
+    ax.plot(x, 100 * covered["covered_fraction"], "o-", color="tab:green", label="Q <= limit")
+    ax.set_ylim(-3, 103)
+    ax.set_ylabel("evaluation set within the limit (%)")
+    ax.set_title("coverage of the evaluation set (per model)", fontsize=10)
+    twin = ax.twinx()
+    twin.plot(x, covered["median_q"], "s--", color="0.4", label="median Q / limit")
+    twin.set_ylabel("median Q / limit")
+    twin.set_ylim(bottom=0)
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles, [str(h.get_label()) for h in handles], fontsize=8, loc="lower right")
+
+
+def _basin_panel(ax: plt.Axes, fidelity: str, counts: dict[int, list[int]], names: list[str],
+                 where: dict[int, int]) -> None:
+    """Stacked basin shares of the frames labelled at ``fidelity`` so far after each cycle (their count on top)."""
+    from alloop.store.coverage import cumulative_shares
+
+    done, shares, n = cumulative_shares(counts, [c for c in where if c >= min(counts)])
+    x, bottom = np.array([where[c] for c in done]), np.zeros(len(done))
+    colors = (plt.get_cmap("tab10")(np.arange(len(names))) if len(names) <= 10
+              else plt.get_cmap("viridis")(np.linspace(0.0, 1.0, len(names))))
+    for j, name in enumerate(names):
+        ax.bar(x, shares[:, j], 0.7, bottom=bottom, color=colors[j], label=name)
+        bottom += shares[:, j]
+    for xi, ni in zip(x, n):
+        ax.text(xi, 1.01, str(ni), ha="center", va="bottom", fontsize=7)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("conformer basins of the frames labelled so far")
+    ax.set_title(f"{fidelity}: basins, count on top", fontsize=10)
 
 
 def plot_compare(runs: list[RunSummary], path: Path) -> Path:

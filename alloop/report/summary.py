@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from alloop.campaign.evaluation import cycles_table, status as evaluation_status
 from alloop.campaign.ledger import finished_reason
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
-from alloop.store.coverage import format_basins, labelled_basins
+from alloop.store.coverage import cumulative_shares, labelled_basins
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
@@ -36,26 +38,50 @@ def summary_markdown(store: CampaignStore) -> str:
         lines += [f"- frame {f} at {name}: {status} ({reason})" for f, name, status, reason in failures[:20]]
     c = cycles_table(store)
     if c:
-        covered = {m["model_version"]: m.get("covered_fraction") for m in (evaluation or {}).get("models", [])}
+        covered = {m["model_version"]: m for m in (evaluation or {}).get("models", [])}
         lines += ["", "| cycle | model | MD frames | flag rate | cheap | expensive | CPU s | val F-MAE (eV/Å) "
                   "| eval F-MAE (eV/Å) | eval F-RMSE (eV/Å) | eval E-MAE (eV) | eval E-MAE (meV/atom) "
-                  "| eval Q <= limit |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| eval Q <= limit | eval median Q |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k in range(c["cycle"].size):
             cpu = c["cpu_cheap_s"][k] + c["cpu_expensive_s"][k]
             held = [_num(c[col][k], scale) for col, scale in _EVAL_COLUMNS]
-            share = covered.get(int(c["model_version"][k]))
             lines.append(f"| {c['cycle'][k]} | {c['model_version'][k]} | {c['md_frames'][k]} | {c['flag_rate'][k]:.2f} "
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
                          f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} "
-                         f"| {'-' if share is None else f'{100 * share:.0f} %'} |")
-    basins = format_basins(labelled_basins(store))
-    if basins:
-        lines += ["", *(line.strip() for line in basins)]
+                         f"| {_coverage_cells(covered.get(int(c['model_version'][k]), {}))} |")
+    lines += _basins_table(labelled_basins(store))
     return "\n".join(lines) + "\n"
 
 
+def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
+    """The labelled frames of each fidelity and cycle by conformer basin, and the shares of those labelled so far."""
+    if coverage is None:
+        return []
+    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(coverage["rotor_names"], coverage["rotors"]))
+    basins = coverage["basins"]
+    lines = ["", f"Labelled frames by conformer basin of {rotors}; the last column: shares of the frames labelled so "
+             "far (%, in the order of the basin columns):", "",
+             f"| fidelity | cycle | {' | '.join(basins)} | so far (%) |", "|---|---|" + "---:|" * (len(basins) + 1)]
+    for name, per_cycle in coverage["fidelities"].items():
+        role = coverage.get("roles", {}).get(name)
+        label = f"{name} ({role})" if role else name
+        done, shares, _ = cumulative_shares(per_cycle)
+        for k, cycle in enumerate(done):
+            so_far = " / ".join(f"{100 * x:.0f}" for x in shares[k])
+            lines.append(f"| {label} | {'bootstrap' if cycle < 0 else cycle} "
+                         f"| {' | '.join(map(str, per_cycle[cycle]))} | {so_far} |")
+    return lines
+
+
 _EVAL_COLUMNS = tuple(zip(EVAL_COLUMNS, (1.0, 1.0, 1.0, 1000.0)))  # column, factor to the unit shown
+
+
+def _coverage_cells(model: dict[str, Any]) -> str:
+    """A model's share of the evaluation set within the Q-residual limit and median Q ("-" where not recorded)."""
+    share, median = model.get("covered_fraction"), model.get("median_q")
+    return (f"{'-' if share is None else f'{100 * share:.0f} %'} "
+            f"| {'-' if median is None else f'{median:.2f}'}")
 
 
 def _num(value: float, scale: float) -> str:

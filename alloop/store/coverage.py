@@ -4,58 +4,106 @@ For a campaign of one molecule with rotatable bonds (:func:`alloop.conformers.fi
 tops left out), every frame with an ok label is put in its basin combination
 (:func:`alloop.conformers.frame_basins`: trans / gauche+ / gauche- of each rotor) and counted per
 fidelity and per cycle (the bootstrap is cycle -1). A loop stuck in its first basin shows here as one
-column; ``alloop status`` prints it. Computed from the store when asked (no model, no table): the
-labels and frames it reads are committed data.
+column; ``alloop status`` prints it, ``alloop report`` draws it (``coverage.png``: the shares of the frames
+labelled so far after each cycle, :func:`cumulative_shares`). Computed from the store when asked (no model,
+no table): the labels and frames it reads are committed data, so a stored table would only duplicate them.
+The counting itself is :func:`basin_histogram` (positions in Angstrom).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from alloop.conformers import basin_name, find_rotors, frame_basins
+from alloop.conformers import Rotor, basin_name, find_rotors, frame_basins
+from alloop.errors import AlloopError
 from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import resolve_fidelity
+
+#: fidelities in this order: the campaign's roles, then any other (by name)
+ROLE_ORDER = ("cheap", "expensive", "")
 
 
 def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
-    """``{"rotors": [...], "basins": [...], "fidelities": {name: {cycle: [count per basin]}}}``, or None when the
-    store has no labels, holds more than one molecule, or its molecule has no rotatable bond."""
+    """``{"rotors": [atom indices a-b-c-d], "rotor_names": [elements], "basins": [...], "fidelities": {name: {cycle:
+    [count per basin]}}, "roles": {name: cheap | expensive}}`` (cheap first), or None when the store has no labels,
+    holds more than one molecule or periodic frames, or its molecule has no rotatable bond."""
     meta = store.frame_meta()
     if meta["frame_id"].size == 0:
         return None
     first = store.get_frames([int(meta["frame_id"][0])])[0]
+    if first.pbc.any():
+        return None  # a periodic cell: no molecule, no torsional rotors
     rotors = [r for r in find_rotors(first) if not r.symmetric]
     if not rotors or np.any(meta["n_atoms"] != len(first)):
         return None
     names = [basin_name(code, len(rotors)) for code in range(3 ** len(rotors))]
+    stored, roles = store.fidelities(), _roles(store)
     out: dict[str, dict[int, list[int]]] = {}
-    for info in sorted(store.fidelities().values(), key=lambda f: f["name"]):
-        table = store.labels(info["name"])
+    for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
+        table = store.labels(h)
         ids = np.unique(table.frame_id[table.ok])
         if ids.size == 0:
             continue
         frames = store.get_frames(ids)
         if any(not np.array_equal(a.numbers, first.numbers) for a in frames):
             return None
-        codes = frame_basins(np.array([a.positions for a in frames]), rotors)
-        cycles = meta["cycle"][ids]
-        out[info["name"]] = {int(c): np.bincount(codes[cycles == c], minlength=len(names)).tolist()
-                             for c in np.unique(cycles)}
+        out[stored[h]["name"]] = basin_histogram(np.array([a.positions for a in frames]), meta["cycle"][ids], rotors)
     if not out:
         return None
-    return {"rotors": [r.label for r in rotors], "basins": names, "fidelities": out}
+    return {"rotors": [r.label for r in rotors], "rotor_names": [r.name(first) for r in rotors], "basins": names,
+            "fidelities": out, "roles": {stored[h]["name"]: r for h, r in roles.items() if stored[h]["name"] in out}}
+
+
+def _roles(store: CampaignStore) -> dict[str, str]:
+    """Stored fidelity hash -> its campaign role (``cheap``, ``expensive``), for the roles the store's config names."""
+    out = {}
+    for role in ROLE_ORDER[:2]:
+        try:
+            h = resolve_fidelity(role, store.config, store.fidelities()).hash()
+        except (AlloopError, ValueError):  # no campaign config (``alloop import``), or a role it cannot resolve
+            continue
+        if h in store.fidelities():
+            out[h] = role
+    return out
+
+
+def basin_histogram(positions: np.ndarray, cycles: np.ndarray, rotors: Sequence[Rotor]) -> dict[int, list[int]]:
+    """Frames per cycle and basin combination: ``{cycle: [count of basin code 0, 1, ...]}`` (3 ** n codes for
+    the n non-symmetric ``rotors``, in :func:`alloop.conformers.frame_basins` order), for frames [f, atoms, 3]
+    in Angstrom and their cycles [f]; cycles in increasing order, only those with frames."""
+    n_codes = 3 ** sum(not r.symmetric for r in rotors)
+    codes, cycles = frame_basins(np.asarray(positions, float), rotors), np.asarray(cycles)
+    return {int(c): np.bincount(codes[cycles == c], minlength=n_codes).tolist() for c in np.unique(cycles)}
+
+
+def cumulative_shares(
+    per_cycle: dict[int, list[int]], cycles: Sequence[int] = ()
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """The frames labelled so far after each cycle of :func:`basin_histogram` and of ``cycles`` (a cycle without
+    frames adds none): (cycles in order, shares [cycles, basins] summing to 1 per row or 0 before any frame,
+    frame counts [cycles])."""
+    n_codes = len(next(iter(per_cycle.values()))) if per_cycle else 0
+    cycles = sorted(set(per_cycle) | {int(c) for c in cycles})
+    counts = np.array([per_cycle.get(c, [0] * n_codes) for c in cycles], float).reshape(len(cycles), n_codes)
+    totals = np.cumsum(counts, axis=0)
+    n = totals.sum(axis=1)
+    return cycles, totals / np.maximum(n, 1)[:, None], n.astype(int)
 
 
 def format_basins(coverage: dict[str, Any] | None) -> list[str]:
     """``alloop status`` lines: per fidelity, the labelled frames of each cycle by basin."""
     if coverage is None:
         return []
-    lines = [f"labelled frames by conformer basin ({', '.join(coverage['rotors'])}: "
-             f"{' / '.join(coverage['basins'])})"]
+    names = coverage.get("rotor_names") or coverage["rotors"]
+    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(names, coverage["rotors"]))
+    lines = [f"labelled frames by conformer basin of {rotors}: {' / '.join(coverage['basins'])}"]
+    roles = coverage.get("roles", {})
     for name, per_cycle in coverage["fidelities"].items():
         total = np.sum(list(per_cycle.values()), axis=0)
         parts = [f"{'bootstrap' if c < 0 else f'cycle {c}'} {'/'.join(map(str, n))}" for c, n in per_cycle.items()]
         share = " / ".join(f"{100 * x / max(total.sum(), 1):.0f}" for x in total)
-        lines.append(f"  {name:<12} {', '.join(parts)}; all {share} %")
+        label = f"{name} ({roles[name]})" if name in roles else name
+        lines.append(f"  {label:<22} {', '.join(parts)}; all {share} %")
     return lines

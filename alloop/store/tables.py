@@ -13,6 +13,8 @@ schema's, values are checked and cast to its dtypes), readers through
   and forgetting scores; the last two groups are absent from stores written
   before they existed);
 - ``evaluation``: one row per model scored on the campaign's evaluation set;
+- ``eval_coverage``: one row per model whose training task scored the evaluation set's Q-residual (the
+  share of its frames within the limit, their median score);
 - ``md_bias``: the uncertainty bias energy of every frame recorded under uncertainty-driven MD;
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
@@ -84,9 +86,6 @@ EVALUATION = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
-#: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
-#: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
-#: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
 #: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
 #: uncertainty model fitted with it, and their median score (alloop.campaign.evaluation.coverage_scores)
 EVAL_COVERAGE = TableSchema(
@@ -94,14 +93,17 @@ EVAL_COVERAGE = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("covered_fraction", np.float64),
      _col("median_q", np.float64)),
 )
+#: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
+#: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
 MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_eV", np.float64)))
+#: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
 WORKER_LOSSES = TableSchema(
     "worker_losses",
     (_col("cycle", np.int32), _col("phase", str), _col("time", np.float64), _col("worker", str),
      _col("n_tasks", np.int32), _col("tasks", str)),
 )
 #: every ledger table, by name
-SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, WORKER_LOSSES)}
+SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_COVERAGE, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

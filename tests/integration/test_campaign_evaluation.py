@@ -134,10 +134,16 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     assert main(["status", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert "evaluation   4 frames (12 atoms)" in text and "bootstrap" in text and "Q <= limit" in text
+    for m in part["models"]:  # each model's row ends with its covered share and median Q
+        row = next(line for line in text.splitlines() if line.strip().startswith(f"v{m['model_version']} "))
+        assert row.split()[-3:] == [f"{100 * m['covered_fraction']:.0f}", "%", f"{m['median_q']:.2f}"]
+    assert "conformer basin" not in text  # water has no rotatable bond
 
     # the report renders them
     assert main(["report", str(run_dir)]) == 0
     assert (run_dir / "report" / "cost.png").stat().st_size > 1000
+    assert (run_dir / "report" / "coverage.png").stat().st_size > 1000
     summary = (run_dir / "report" / "summary.md").read_text()
     assert "evaluation set: 4 frames" in summary
     assert f"| {rows['eval_force_mae_eV_per_A'][0]:.4f} |" in summary  # filled from the evaluation table
+    assert f"| {100 * part['models'][1]['covered_fraction']:.0f} % |" in summary  # eval Q <= limit, the last column

@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 from ase.build import molecule
 from store_helpers import make_frame, make_label
 
 from alloop.cli import main
-from alloop.conformers import conformer_starts
+from alloop.conformers import conformer_starts, dihedrals, find_rotors, rotate
 from alloop.store import CampaignStore, store_path
-from alloop.store.coverage import format_basins, labelled_basins
+from alloop.store.coverage import basin_histogram, cumulative_shares, format_basins, labelled_basins
+
+
+def _ethanol_at(phi_deg: list[float]) -> tuple[np.ndarray, list]:
+    """Ethanol with its H-O-C-C dihedral turned to each of ``phi_deg`` (positions [f, 9, 3]), and all its rotors."""
+    atoms = molecule("CH3CH2OH")
+    rotors = find_rotors(atoms)
+    oh = next(r for r in rotors if not r.symmetric)
+    phi0 = dihedrals(atoms.positions, [oh])[0]
+    frames = [rotate(atoms, oh, phi - phi0) for phi in phi_deg]
+    np.testing.assert_allclose((dihedrals(np.array([a.positions for a in frames]), [oh])[:, 0] - phi_deg + 180) % 360
+                               - 180, 0.0, atol=1e-8)
+    return np.array([a.positions for a in frames]), rotors
+
+
+def test_basin_histogram_counts_known_dihedrals():
+    # trans |phi| > 120, gauche+ 0 < phi <= 120, gauche- -120 <= phi <= 0; angles 2 deg from each sector edge
+    phi = [180.0, 122.0, -122.0, 60.0, 118.0, 2.0, -60.0, -118.0, -2.0, 170.0]
+    cycles = np.array([-1, -1, -1, 0, 0, 0, 0, 2, 2, 2])
+    positions, rotors = _ethanol_at(phi)
+    # the methyl (a symmetric top) is among the rotors and has no basins: 3 combinations, not 9
+    assert sum(r.symmetric for r in rotors) == 1
+    got = basin_histogram(positions, cycles, rotors)
+    assert got == {-1: [3, 0, 0], 0: [0, 3, 1], 2: [1, 0, 2]}
+    done, shares, n = cumulative_shares(got)
+    assert done == [-1, 0, 2] and n.tolist() == [3, 7, 10]
+    np.testing.assert_allclose(shares, [[1, 0, 0], [3 / 7, 3 / 7, 1 / 7], [4 / 10, 3 / 10, 3 / 10]])
+    done, shares, n = cumulative_shares(got, [1])  # cycle 1 labelled nothing: its share is cycle 0's
+    assert done == [-1, 0, 1, 2] and n.tolist() == [3, 7, 7, 10]
+    np.testing.assert_array_equal(shares[2], shares[1])
+    assert basin_histogram(positions[:0], cycles[:0], rotors) == {}
 
 
 def test_labelled_frames_are_counted_per_fidelity_cycle_and_basin(tmp_path, capsys, cheap, expensive):
@@ -28,7 +61,11 @@ def test_labelled_frames_are_counted_per_fidelity_cycle_and_basin(tmp_path, caps
     lines = format_basins(got)
     assert "hf-sto3g" in lines[1] and "bootstrap 1/1/1, cycle 0 2/1/0; all 50 / 33 / 17 %" in lines[1]
     assert main(["status", str(tmp_path / "run")]) == 0
-    assert "labelled frames by conformer basin" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "labelled frames by conformer basin of C-C-O-H (atoms " in text and ": trans / gauche+ / gauche-" in text
+    assert main(["status", str(tmp_path / "run"), "--json"]) == 0
+    part = json.loads(capsys.readouterr().out)["labelled_basins"]
+    assert part["rotor_names"] == ["C-C-O-H"] and part["fidelities"]["mp2-dz"] == {"-1": [1, 0, 0], "0": [0, 1, 0]}
 
 
 def test_no_histogram_without_rotors_or_labels(tmp_path, cheap):
@@ -41,3 +78,9 @@ def test_no_histogram_without_rotors_or_labels(tmp_path, cheap):
         store.add_frames([make_frame(4)], origin="md")
         store.commit()
     assert format_basins(None) == []
+    crystal = molecule("CH3CH2OH", cell=[8.0, 8.0, 8.0], pbc=True)  # rotors are for molecules: none, no error
+    with CampaignStore.create(store_path(tmp_path / "bulk"), {}) as store:
+        store.add_frames([crystal], origin="md")
+        store.add_labels(cheap, [0], [make_label(0, 9)])
+        store.commit()
+        assert labelled_basins(store) is None
