@@ -9,9 +9,9 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
+from alloop.campaign.cluster import THREAD_ENV_VARS
 from alloop.errors import AlloopError
 
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _LOCAL_OPTIONS = frozenset(
     {"processes", "memory_limit", "dashboard_address", "host", "scheduler_port", "local_directory", "protocol"}
 )
@@ -89,7 +89,7 @@ def make_jobqueue_cluster(execution: Any) -> Any:
     options = dict(execution.cluster.options)
     threads = execution.threads_per_worker
     prologue = list(options.pop("job_script_prologue", None) or [])
-    prologue += [f"export {var}={threads}" for var in THREAD_VARS]
+    prologue += [f"export {var}={threads}" for var in THREAD_ENV_VARS]
     options["scheduler_options"] = {"allowed_failures": 0, **(options.get("scheduler_options") or {})}
     options.setdefault("silence_logs", "critical")  # worker deaths are alloop's to report (worker_losses.py)
     cores, processes = int(options.get("cores") or 1), int(options.get("processes") or 1)

@@ -22,7 +22,6 @@ from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 BOOTSTRAP = -1
-ROLES = ("cheap", "expensive")
 
 
 def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:

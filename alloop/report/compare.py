@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from alloop.campaign.evaluation import cycles_table, stored_set
-from alloop.campaign.ledger import ROLES, finished_reason, spend
+from alloop.campaign.ledger import finished_reason, spend
+from alloop.config_campaign import ROLES
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError, ConfigError
 from alloop.store import CampaignStore, find_store, tables

@@ -15,6 +15,7 @@ from ase.build import molecule
 from alloop.campaign import evaluation, ledger
 from alloop.cli import main
 from alloop.config import load_campaign
+from alloop.config_campaign import ROLES
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.potentials.checkpoint import checkpoint_to_bytes
@@ -74,7 +75,7 @@ def _make_run(tmp_path, name: str, strategy: str, seed: int, with_evaluation: bo
         text += "evaluation: {structures: eval.extxyz}\n"
     (folder / "c.yaml").write_text(text)
     cfg = load_campaign(folder / "c.yaml")
-    fids = {role: cfg.fidelity(role) for role in ledger.ROLES}
+    fids = {role: cfg.fidelity(role) for role in ROLES}
     run_dir = folder / "run"
     rng = np.random.default_rng(seed)
     with CampaignStore.create(store_path(run_dir), cfg.to_dict()) as store:
