@@ -11,16 +11,18 @@ def write_report(store: CampaignStore, out_dir: str | Path, expensive_hash: str 
     """Write the PNG plots and ``summary.md`` into ``out_dir``; returns the files written."""
     from alloop.report.plots import plot_cost, plot_coverage, plot_labels, plot_parity, plot_uncertainty
     from alloop.report.summary import summary_markdown
+    from alloop.store.coverage import labelled_basins
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    basins = labelled_basins(store)  # read once: the plot and the summary both show it
     files = [
         plot_cost(store, out / "cost.png"),
         plot_uncertainty(store, out / "uncertainty.png"),
         plot_parity(store, expensive_hash, out / "parity.png") if expensive_hash else None,
         plot_labels(store, out / "labels.png"),
-        plot_coverage(store, out / "coverage.png"),
+        plot_coverage(store, out / "coverage.png", basins),
     ]
     summary = out / "summary.md"
-    summary.write_text(summary_markdown(store))
+    summary.write_text(summary_markdown(store, basins))
     return [f for f in files if f is not None] + [summary]

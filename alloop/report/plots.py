@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -138,13 +138,15 @@ def plot_labels(store: CampaignStore, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def plot_coverage(store: CampaignStore, path: Path) -> Path | None:
-    """``coverage.png``; None when the campaign has neither coverage scores nor a molecule with rotatable bonds."""
+def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | None = None) -> Path | None:
+    """``coverage.png``; None when the campaign has neither coverage scores nor a molecule with rotatable bonds.
+    ``basins``: :func:`alloop.store.coverage.labelled_basins` of the store if already read (read here otherwise)."""
     from alloop.store import tables
-    from alloop.store.coverage import labelled_basins
+    from alloop.store.coverage import fidelity_label, labelled_basins
 
     covered = tables.read(store, tables.EVAL_COVERAGE)
-    basins = labelled_basins(store)
+    if basins is None:
+        basins = labelled_basins(store)
     per_fidelity = basins["fidelities"] if basins else {}
     if not covered and not per_fidelity:
         return None
@@ -156,10 +158,8 @@ def plot_coverage(store: CampaignStore, path: Path) -> Path | None:
     panels = list(axes[0])
     if covered:
         _coverage_panel(panels.pop(0), covered, where)
-    roles = basins.get("roles", {}) if basins else {}
     for ax, (name, counts) in zip(panels, per_fidelity.items()):
-        label = f"{name} ({roles[name]})" if name in roles else name
-        _basin_panel(ax, label, counts, basins["basins"], where)  # type: ignore[index]
+        _basin_panel(ax, fidelity_label(basins, name), counts, basins["basins"], where)  # type: ignore[arg-type,index]
     if per_fidelity:
         panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
                           title=", ".join(basins["rotor_names"]))  # type: ignore[index]

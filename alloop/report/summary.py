@@ -10,12 +10,13 @@ from alloop.campaign.evaluation import cycles_table, status as evaluation_status
 from alloop.campaign.ledger import finished_reason
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
-from alloop.store.coverage import cumulative_shares, labelled_basins
+from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
 
-def summary_markdown(store: CampaignStore) -> str:
+def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None) -> str:
+    """The summary; ``basins``: :func:`labelled_basins` of the store if already read (read here otherwise)."""
     info = summarize(store)
     lines = [f"# Campaign report: {store.config.get('name', store.path)}", ""]
     reason = finished_reason(store)
@@ -50,7 +51,7 @@ def summary_markdown(store: CampaignStore) -> str:
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
                          f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} "
                          f"| {_coverage_cells(covered.get(int(c['model_version'][k]), {}))} |")
-    lines += _basins_table(labelled_basins(store))
+    lines += _basins_table(labelled_basins(store) if basins is None else basins)
     return "\n".join(lines) + "\n"
 
 
@@ -64,8 +65,7 @@ def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
              "far (%, in the order of the basin columns):", "",
              f"| fidelity | cycle | {' | '.join(basins)} | so far (%) |", "|---|---|" + "---:|" * (len(basins) + 1)]
     for name, per_cycle in coverage["fidelities"].items():
-        role = coverage.get("roles", {}).get(name)
-        label = f"{name} ({role})" if role else name
+        label = fidelity_label(coverage, name)
         done, shares, _ = cumulative_shares(per_cycle)
         for k, cycle in enumerate(done):
             so_far = " / ".join(f"{100 * x:.0f}" for x in shares[k])

@@ -92,6 +92,12 @@ def cumulative_shares(
     return cycles, totals / np.maximum(n, 1)[:, None], n.astype(int)
 
 
+def fidelity_label(coverage: dict[str, Any], name: str) -> str:
+    """A fidelity's name with its campaign role, e.g. ``hf-sto3g (cheap)`` (the name alone without a role)."""
+    role = coverage.get("roles", {}).get(name)
+    return f"{name} ({role})" if role else name
+
+
 def format_basins(coverage: dict[str, Any] | None) -> list[str]:
     """``alloop status`` lines: per fidelity, the labelled frames of each cycle by basin."""
     if coverage is None:
@@ -99,11 +105,9 @@ def format_basins(coverage: dict[str, Any] | None) -> list[str]:
     names = coverage.get("rotor_names") or coverage["rotors"]
     rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(names, coverage["rotors"]))
     lines = [f"labelled frames by conformer basin of {rotors}: {' / '.join(coverage['basins'])}"]
-    roles = coverage.get("roles", {})
     for name, per_cycle in coverage["fidelities"].items():
         total = np.sum(list(per_cycle.values()), axis=0)
         parts = [f"{'bootstrap' if c < 0 else f'cycle {c}'} {'/'.join(map(str, n))}" for c, n in per_cycle.items()]
         share = " / ".join(f"{100 * x / max(total.sum(), 1):.0f}" for x in total)
-        label = f"{name} ({roles[name]})" if name in roles else name
-        lines.append(f"  {label:<22} {', '.join(parts)}; all {share} %")
+        lines.append(f"  {fidelity_label(coverage, name):<22} {', '.join(parts)}; all {share} %")
     return lines
