@@ -35,12 +35,8 @@ class ClusterConfig(Section):
         reserved = {"n_workers", "threads_per_worker"} & set(value)
         if reserved:
             raise ValueError(f"'{sorted(reserved)[0]}' is set by execution.{sorted(reserved)[0]}, not here")
-        from alloop.campaign.jobqueue import cluster_option_names  # only campaign/ imports Dask
-
-        known = cluster_option_names(kind)
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"unknown {kind} cluster option '{unknown[0]}' (known: {', '.join(sorted(known))})")
+        # the option names come from the cluster classes (Dask): checked where a cluster is built,
+        # alloop.campaign.jobqueue.check_cluster_options (alloop validate, alloop run)
         return value
 
 

@@ -295,6 +295,12 @@ class TrainingConfig(Section):
         default=0.3, gt=0, le=1,
         description="share of the budget of stages 1 and 2 (and score matching) when warm; stage 3 keeps its full budget",
     )
+    final_retrain: bool = Field(
+        default=True,
+        description="the last scheduled cycle (schedule.n_cycles - 1) trains from the campaign's starting point "
+        "(scratch, or the pretrained model) with the full budget on every label, instead of a warm start: the short "
+        "warm runs steer the next cycle's MD, the last model is the one the campaign delivers",
+    )
     warm_start_lr_factor: float = Field(
         default=1.0, gt=0, le=1,
         description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "

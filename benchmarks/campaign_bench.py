@@ -297,7 +297,7 @@ def label_cpu_by_phase(store: Any, cfg: Any) -> dict[tuple[int, str], float]:
 
 
 def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
-    from alloop.campaign.ledger import spend
+    from alloop.store.ledger import spend
 
     t0, t1, slots = info["t0"], info["t1"], info["slots"]
     cores = slots * info["threads_per_worker"]
@@ -416,10 +416,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from alloop.campaign.ledger import finished_reason
     from alloop.config import CampaignConfig, load_campaign
     from alloop.errors import AlloopError
     from alloop.store.campaign import CampaignStore
+    from alloop.store.ledger import finished_reason
     from alloop.store.resolve import store_path
 
     overrides = (QUICK_SETS if args.quick else []) + list(args.overrides)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from alloop.campaign import ledger
 from alloop.campaign.settings import LabelBudget
 from alloop.fidelity import Fidelity
+from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 
 #: cost guesses (CPU s per label) before any label of a fidelity exists

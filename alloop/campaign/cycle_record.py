@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.context import PhaseContext
 from alloop.campaign.evaluation import cycle_columns
-from alloop.store import tables
+from alloop.store import ledger, tables
 from alloop.store.schema import FrameFlag
 
 

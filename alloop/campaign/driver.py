@@ -25,7 +25,6 @@ from typing import Any, Callable
 import numpy as np
 from ase import Atoms
 
-from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
 from alloop.campaign.budget import Quota, cycle_quota, expensive_quota
@@ -34,15 +33,15 @@ from alloop.campaign.cycle_record import record_cycle
 from alloop.campaign.explore import explore
 from alloop.campaign.label import label
 from alloop.campaign.labeling_pool import LabelingPool
+from alloop.campaign.pipeline import Hooks, Pipeline
 from alloop.campaign.progress import Progress
 from alloop.campaign.select_expensive import select_expensive
 from alloop.campaign.settings import campaign_settings
 from alloop.campaign.taskrun import run_tasks
-from alloop.campaign.pipeline import Hooks, Pipeline
 from alloop.campaign.train import labelled_arrays, train
 from alloop.campaign.worker_losses import WorkerLosses
 from alloop.config import CampaignConfig
-from alloop.store import tables
+from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
 
 __all__ = ["Campaign", "labelled_arrays"]

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from alloop.campaign import ledger
 from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.settings import SelectionSettings
 from alloop.campaign.taskrun import BackgroundTask
 from alloop.campaign.tasks import MDRequest, MDTaskResult, md_task
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
-from alloop.store import tables
+from alloop.store import ledger, tables
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.selection import Selection, select_frames
 

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any, Callable, Iterator
 
 from alloop.campaign.cluster import THREAD_ENV_VARS
-from alloop.errors import AlloopError
+from alloop.errors import AlloopError, ConfigError
 
 _LOCAL_OPTIONS = frozenset(
     {"processes", "memory_limit", "dashboard_address", "host", "scheduler_port", "local_directory", "protocol"}
@@ -53,6 +53,22 @@ def cluster_option_names(kind: str) -> frozenset[str]:
     for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
         names.update(inspect.signature(fn).parameters)
     return frozenset(names - _JOBQUEUE_RESERVED)
+
+
+def check_cluster_options(execution: Any) -> None:
+    """ConfigError ``execution.cluster.options: unknown <kind> cluster option ...`` for an option the cluster class
+    of ``execution.cluster.kind`` does not take (a typo would otherwise surface when the first job is submitted).
+
+    Called by ``alloop validate`` and before a campaign starts (the config itself does not import Dask).
+    """
+    cluster = getattr(execution, "cluster", None)
+    if cluster is None or not cluster.options:
+        return
+    known = cluster_option_names(cluster.kind)
+    unknown = sorted(set(cluster.options) - known)
+    if unknown:
+        raise ConfigError(f"execution.cluster.options: unknown {cluster.kind} cluster option '{unknown[0]}' "
+                          f"(known: {', '.join(sorted(known))})")
 
 
 def task_threads(execution: Any) -> int:

@@ -14,9 +14,9 @@ import time
 
 import numpy as np
 
-from alloop.campaign import ledger
 from alloop.campaign.context import PhaseContext
 from alloop.campaign.labeling_pool import LabelingPool
+from alloop.store import ledger
 
 COMMIT_EVERY_S = 15.0
 

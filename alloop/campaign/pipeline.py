@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from alloop.campaign import ledger
 from alloop.campaign import original as originals
 from alloop.campaign.budget import Quota
 from alloop.campaign.context import PhaseContext

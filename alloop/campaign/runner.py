@@ -17,12 +17,13 @@ import torch
 from alloop.campaign.cluster import dashboard_link, open_client
 from alloop.campaign.driver import Campaign
 from alloop.campaign.evaluation import prepare as prepare_evaluation
-from alloop.campaign.ledger import finished_reason, spend
+from alloop.campaign.jobqueue import check_cluster_options
 from alloop.campaign.progress import Progress
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError, StoreError
 from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
 from alloop.store.campaign import CampaignStore
+from alloop.store.ledger import finished_reason, spend
 from alloop.store.resolve import store_path
 
 LOG_NAME = "campaign.log"
@@ -38,6 +39,7 @@ def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, ad
     path = Path(run_dir) if run_dir is not None else cfg.run_dir
     if is_store(path):
         raise AlloopError(f"{path} already holds a campaign; continue it with 'alloop resume {path}'")
+    check_cluster_options(cfg.execution)
     store = CampaignStore.create(store_path(path), cfg.to_dict())
     return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from alloop.campaign import ledger
 from alloop.campaign.context import PhaseContext
 from alloop.campaign.taskrun import BackgroundTask
 from alloop.campaign.tasks import BiasTaskResult, bias_task
+from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag

@@ -145,6 +145,7 @@ class TrainingPlan:
     uncertainty: QResidualSettings  # of the Q-residual model fitted after training
     threads: int  # torch threads of the training task (the worker's own)
     warm_start: bool
+    final_retrain: bool  # the last scheduled cycle trains afresh with the full budget
     replay: bool  # training.replay_fraction > 0
     section: TrainingConfig
     seed: int
@@ -213,7 +214,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
-        replay=cfg.training.replay_fraction > 0, section=cfg.training, seed=cfg.seed,
+        final_retrain=cfg.training.final_retrain, replay=cfg.training.replay_fraction > 0, section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
     )
 

@@ -284,6 +284,8 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
+    elif request.metadata.get("final_retrain"):
+        log.append("final retrain: every stage afresh with the full budget on every label")
     method, data = _training_data(request, log)
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     result = _train(method, request, data, factory, initial, warm, log)

@@ -18,15 +18,21 @@ from typing import Any
 
 import numpy as np
 
-from alloop.campaign import evaluation, ledger
+from alloop.campaign import evaluation
 from alloop.campaign import original as originals
 from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext
 from alloop.campaign.cycle_record import record_cycle
 from alloop.campaign.taskrun import BackgroundTask
-from alloop.campaign.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
+from alloop.campaign.tasks import (
+    TRAIN_TOPIC,
+    LabelledArrays,
+    TrainRequest,
+    TrainTaskResult,
+    train_task,
+)
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
-from alloop.store import tables
+from alloop.store import evaluation_records, ledger, tables
 from alloop.store.campaign import CampaignStore
 
 
@@ -68,18 +74,20 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     initial = None
     if plan.from_checkpoint:  # the store's copy of the file's model (prepared by run())
         initial = ctx.store.checkpoint(originals.stored_version(ctx.store))[0]
-    warm = warm_start_blobs(ctx)
     # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
-    # labels starts from the bootstrap model too, but with the full budget and learning rate
+    # labels starts from the bootstrap model too, but with the full budget and learning rate; with
+    # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget
+    final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
+    warm = {} if final else warm_start_blobs(ctx)
     short = bool(warm) and ctx.settings.periodic
     return TrainRequest(
         method=plan.method, architecture=plan.architecture, elements=ctx.elements,
         hyperparameters=dict(plan.hyperparameters), expensive=expensive, cheap=cheap if len(cheap) else None,
         unlabelled=None,  # score matching is not a campaign method (config_science.TrainingConfig)
         settings=plan.stages(cycle, warm=short), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
-        threads=plan.threads, metadata={"cycle": cycle},
+        threads=plan.threads, metadata={"cycle": cycle, **({"final_retrain": True} if final else {})},
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
-        evaluation=ctx.store.get_blob(evaluation.BLOB),
+        evaluation=ctx.store.get_blob(evaluation_records.BLOB),
     )
 
 

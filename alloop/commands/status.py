@@ -35,9 +35,9 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
     from alloop.campaign import original
-    from alloop.campaign.evaluation import format_status, status
     from alloop.store import CampaignStore, find_store
     from alloop.store.coverage import format_basins, labelled_basins
+    from alloop.store.evaluation_records import format_status, status
     from alloop.store.summary import format_summary, summarize
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:

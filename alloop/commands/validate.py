@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from alloop.campaign.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, load_campaign
 from alloop.evaluation_set import read_evaluation_frames
 from alloop.structures import summarize
@@ -113,6 +114,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_campaign(args.campaign, overrides=args.overrides)
+    check_cluster_options(cfg.execution)  # the cluster classes' own option names (Dask: not in the config)
     if args.job_script:
         return _job_script(cfg)
     summary = resolved_summary(cfg)

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from alloop.campaign.evaluation import cycles_table, stored_set
-from alloop.campaign.ledger import finished_reason, spend
-from alloop.config_campaign import ROLES
 from alloop.config import CampaignConfig
+from alloop.config_campaign import ROLES
 from alloop.errors import AlloopError, ConfigError
 from alloop.store import CampaignStore, find_store, tables
+from alloop.store.evaluation_records import cycles_table, stored_set
+from alloop.store.ledger import finished_reason, spend
 
 EVALUATION, VALIDATION = "evaluation set", "validation"
 

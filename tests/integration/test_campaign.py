@@ -9,13 +9,12 @@ import threading
 
 import numpy as np
 import pytest
+from campaign_helpers import check_invariants, write_tiny
 
 from alloop.campaign.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.testing.faults import failing_factory
-
-from campaign_helpers import check_invariants, write_tiny
 
 
 def test_tiny_campaign_end_to_end(tmp_path, capsys):
@@ -31,8 +30,11 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
     assert any("MD recorded" in line for line in lines)
     log = (run_dir / "campaign.log").read_text()
     assert log.count("campaign finished") == 1
-    # the bootstrap trains from scratch; each cycle continues every stage from the previous cycle's models
-    assert log.count("warm start from the previous cycle's model, stage2, theta0") == 2
+    # the bootstrap trains from scratch; cycle 0 continues every stage from the bootstrap's models with 30 % of the
+    # budget; the last cycle (training.final_retrain, the default) trains afresh with the full budget
+    assert log.count("warm start from the previous cycle's model, stage2, theta0") == 1
+    assert log.count("final retrain: every stage afresh with the full budget on every label") == 1
+    assert re.findall(r"stage1 .*?\((\d+) epochs", log) == ["4", "1", "4"]
     assert log.count("asteroid training on 1 torch thread(s)") == 3  # the worker's threads, said by each training
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
@@ -40,6 +42,12 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
     with CampaignStore.open(store_path(run_dir)) as store:
         roles = [c["role"] for c in store.checkpoints()]
     assert roles.count("model") == roles.count("theta0") == roles.count("stage2") == 3
+    from alloop.potentials.checkpoint import model_from_bytes
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        metas = [model_from_bytes(store.checkpoint(c["version"])[0])[1] for c in store.checkpoints()
+                 if c["role"] == "model"]
+    assert [bool(m.get("final_retrain")) for m in metas] == [False, False, True]
     # resuming a finished campaign does nothing
     said: list[str] = []
     assert resume_campaign(run_dir, progress=False, echo=said.append) == reason
@@ -141,9 +149,9 @@ def test_naive_strategy_trains_once_at_the_end(tmp_path, strategy):
     assert out["models"] == 2  # bootstrap model + the final fine-tune
     versions = np.asarray(out["cycles"]["model_version"])
     assert versions[-1] >= 0 and np.all(versions[1:-1] == -1)
-    # the one fine-tune on all labels continues the bootstrap model with the full budget (a periodic cycle: 30 %)
+    # the one training on all labels runs afresh with the full budget (training.final_retrain, the default)
     log = (run_dir / "campaign.log").read_text()
-    assert "warm start from the previous cycle's model" in log
+    assert "final retrain: every stage afresh" in log and "warm start" not in log
     assert re.findall(r"stage1 .*?\((\d+) epochs", log) == ["4", "4"]
 
 
@@ -193,7 +201,8 @@ def test_two_head_campaign_trains_and_warm_starts_a_two_head_model(tmp_path):
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 
-    overrides = ["training.method=two-head", "model.architecture=egnn", "model.hidden_features=8", "model.n_layers=1"]
+    overrides = ["training.method=two-head", "model.architecture=egnn", "model.hidden_features=8", "model.n_layers=1",
+                 "training.final_retrain=false"]
     cfg = load_campaign(write_tiny(tmp_path, cycles=1), overrides=overrides)
     run_dir = tmp_path / "run"
     start_campaign(cfg, run_dir, progress=False, echo=lambda s: None)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign import evaluation
+from alloop.store import evaluation_records as records
 from alloop.campaign.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
@@ -41,7 +41,7 @@ def write_evaluation_campaign(folder: Path, n_frames: int = 4, **tiny: object) -
 
 
 def _nan_columns(store, version, cycle, log=None, computed=None):
-    return {c: np.array([np.nan]) for c in evaluation.COLUMNS}
+    return {c: np.array([np.nan]) for c in records.COLUMNS}
 
 
 def _stop(*args, **kwargs):
@@ -63,7 +63,7 @@ def test_the_driver_never_loads_a_model(tmp_path, monkeypatch, mode):
     check_invariants(tmp_path / "run", 2)
     with CampaignStore.open(store_path(tmp_path / "run")) as store:
         models = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
-        scores = evaluation.model_scores(store)
+        scores = records.model_scores(store)
         chosen = tables.read(store, tables.SELECTION)
         coverage = tables.read(store, tables.EVAL_COVERAGE)
     assert sorted(scores) == models and len(models) == 3
@@ -93,9 +93,9 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     with pytest.raises(RuntimeError, match="stopped after the bootstrap"):
         start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None)
     with CampaignStore.open(store_path(run_dir)) as store:
-        assert store.get_blob(evaluation.BLOB) is not None  # copied at the start
+        assert store.get_blob(records.BLOB) is not None  # copied at the start
         assert [c["role"] for c in store.checkpoints()].count("model") == 1
-        assert evaluation.model_scores(store) == {}
+        assert records.model_scores(store) == {}
     monkeypatch.undo()
 
     # 2. resume: the unscored model is scored first, the new one when its cycles row is written
@@ -104,9 +104,9 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     check_invariants(run_dir, 1)
     with CampaignStore.open(store_path(run_dir)) as store:
         models = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
-        scores = evaluation.model_scores(store)
+        scores = records.model_scores(store)
         raw = store.table("cycles")
-        rows = evaluation.cycles_table(store)
+        rows = records.cycles_table(store)
         blobs = {v: store.checkpoint(v)[0] for v in models}
         newest_role = store.checkpoints()[-1]["role"]
     assert sorted(scores) == models and len(models) == 2
@@ -118,7 +118,7 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     for k, version in enumerate(models):
         checkpoint = save_checkpoint(model_from_bytes(blobs[version])[0], tmp_path / f"v{version}.ckpt")
         got = _evaluate_cli(capsys, str(checkpoint), data)
-        for column, key in evaluation.COLUMNS.items():
+        for column, key in records.COLUMNS.items():
             assert rows[column][k] == pytest.approx(got[key], rel=1e-9, abs=1e-12), (version, column)
     if newest_role == "model":  # `alloop evaluate RUN_DIR` takes the newest checkpoint
         newest = _evaluate_cli(capsys, str(run_dir), data)

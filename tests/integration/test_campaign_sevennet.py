@@ -36,7 +36,8 @@ md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_
 uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
             energy_window_sigma: null}
-training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5, replay_fraction: 0.5}
+training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5, replay_fraction: 0.5,
+           final_retrain: false}
 schedule:
   n_cycles: 1
   max_labels: {cheap: 20, expensive: 10}

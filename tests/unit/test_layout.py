@@ -1,4 +1,4 @@
-"""Package layout: no import cycle inside ``alloop``, only ``alloop.campaign`` imports Dask, campaign phases
+"""Package layout: no import cycle inside ``alloop``, no import up a floor (``LAYERS``), only ``alloop.campaign`` imports Dask, campaign phases
 read typed settings (not the config) and know no driver, and no function in ``alloop.campaign`` is over 60 lines.
 
 The import graph is read with ``ast`` (nothing is imported): every ``import``
@@ -21,6 +21,23 @@ DASK_PACKAGES = ("alloop.campaign",)
 #: the campaign's phases and what they run on: they get a PhaseContext with typed settings (alloop.campaign.settings)
 PHASES = ("explore", "label", "select_expensive", "train", "cycle_record", "context", "tasks", "budget")
 MAX_FUNCTION_LINES = 60
+#: the floors of the house, lowest first: a module may import its own floor and the floors below, never one above
+#: (the root modules every layer uses; data and config; the computing packages; what runs a campaign; what
+#: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
+LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
+    "_version errors units io presets",
+    "fidelity structures conformers outside",
+    "config_base config_science config_execution config_messages config_campaign config_loading config "
+    "evaluation_set",
+    "labeling potentials",
+    "uncertainty store",
+    "md training",
+    "testing deploy",
+    "campaign",
+    "report",
+    "commands",
+    "cli __init__",
+))
 
 
 def _module_name(path: Path) -> str:
@@ -159,6 +176,34 @@ def test_cycle_finder() -> None:
 def test_no_import_cycle() -> None:
     cycle = _find_cycle(_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def _unit(module: str) -> str:
+    """The root module or package of ``alloop.x.y`` (``__init__`` for the package ``alloop`` itself)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _floor(unit: str) -> int:
+    floors = [k for k, names in enumerate(LAYERS) if unit in names]
+    assert floors, f"alloop.{unit} is on no floor of LAYERS (tests/unit/test_layout.py): place it"
+    return floors[0]
+
+
+def test_no_import_goes_up_a_floor() -> None:
+    """A lower layer never imports a higher one (config never imports campaign/, report/ reads the store, not the
+    loop), at module level or inside functions; ``if TYPE_CHECKING:`` imports aside."""
+    offenders = []
+    for module, targets in _graph().items():
+        here = _floor(_unit(module))
+        offenders += [f"{module} (floor {here}) imports {t} (floor {_floor(_unit(t))})"
+                      for t in sorted(targets) if t.startswith("alloop") and _floor(_unit(t)) > here]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_floor_check_sees_an_upward_import() -> None:
+    assert _floor(_unit("alloop.config_execution")) < _floor(_unit("alloop.campaign.jobqueue"))
+    assert _floor(_unit("alloop.store.ledger")) < _floor(_unit("alloop.report.compare")) < _floor(_unit("alloop.cli"))
 
 
 def test_only_campaign_imports_dask() -> None:

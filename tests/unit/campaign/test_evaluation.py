@@ -9,6 +9,7 @@ import pytest
 from ase.build import molecule
 
 from alloop.campaign import evaluation
+from alloop.store import evaluation_records as records
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.errors import AlloopError
@@ -57,7 +58,7 @@ def _expected(blob: bytes, path) -> dict[str, float]:
     model, _ = model_from_bytes(blob)
     apply_references(model, REFERENCES)
     metrics = evaluate_model(model, FrameDataset.from_atoms(read_labelled(path)))
-    return {column: metrics[key] for column, key in evaluation.COLUMNS.items()}
+    return {column: metrics[key] for column, key in records.COLUMNS.items()}
 
 
 @pytest.fixture
@@ -77,9 +78,9 @@ def test_copy_score_and_hash_checks_on_resume(setup, capsys):
         store.add_checkpoint(blob0, {"cycle": -1}, role="model")  # a model committed before it was scored
         store.commit()
         frames = evaluation.prepare(store, cfg, logged.append)
-        assert frames.n_frames == 4 and store.get_blob(evaluation.BLOB) is not None
+        assert frames.n_frames == 4 and store.get_blob(records.BLOB) is not None
         assert frames.header["sha256"] == cfg.evaluation.sha256
-        scores = evaluation.model_scores(store)
+        scores = records.model_scores(store)
         assert list(scores) == [0] and scores[0]["cycle"] == -1
         for column, value in _expected(blob0, eval_file).items():
             assert scores[0][column] == pytest.approx(value, rel=1e-12)
@@ -92,7 +93,7 @@ def test_copy_score_and_hash_checks_on_resume(setup, capsys):
         assert columns[mae][0] == pytest.approx(_expected(blob1, eval_file)[mae], rel=1e-12)
         assert all(np.isnan(v[0]) for v in evaluation.cycle_columns(store, -1, 1).values())
         store.commit()
-        assert store.table(evaluation.TABLE)["model_version"].tolist() == [0, 1]
+        assert store.table(records.TABLE)["model_version"].tolist() == [0, 1]
     assert any("copied into the store" in line for line in logged)
     assert sum("on the evaluation set" in line for line in logged) == 2
 
@@ -100,7 +101,7 @@ def test_copy_score_and_hash_checks_on_resume(setup, capsys):
     eval_file.rename(eval_file.with_suffix(".moved"))
     with CampaignStore.open(path, "a") as store:
         assert evaluation.prepare(store, cfg, logged.append).n_frames == 4
-        assert len(store.table(evaluation.TABLE)["model_version"]) == 2
+        assert len(store.table(records.TABLE)["model_version"]) == 2
     # a changed file is refused, with the way out in the message
     _write_set(eval_file, shift_eV=0.5)
     with CampaignStore.open(path, "a") as store, pytest.raises(AlloopError, match="changed since the campaign started"):
@@ -136,7 +137,7 @@ def test_a_store_without_the_columns_still_reads_and_reports(setup, capsys):
                           train_seconds=np.array([1.0, 1.0]), time=np.array([0.0, 1.0]))
         store.commit()
         assert evaluation.cycle_columns(store, 2, 1) == {}  # appending to the old table keeps its columns
-        rows = evaluation.cycles_table(store)
+        rows = records.cycles_table(store)
         assert np.all(np.isnan(rows["eval_force_mae_eV_per_A"])) and rows["cycle"].tolist() == [-1, 0]
         files = write_report(store, path.parent / "report")
     assert (path.parent / "report" / "cost.png").stat().st_size > 1000

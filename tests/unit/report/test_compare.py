@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign import evaluation, ledger
+from alloop.campaign import evaluation
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.config_campaign import ROLES
@@ -20,6 +20,7 @@ from alloop.io import attach_label, write_extxyz
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.potentials.checkpoint import checkpoint_to_bytes
 from alloop.potentials.registry import build_model
+from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 

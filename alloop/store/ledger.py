@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from alloop.fidelity import Fidelity
-from alloop.labeling.result import LabelStatus, STATUS_CODES
+from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 

@@ -1,0 +1,96 @@
+"""Reading a campaign's evaluation records: the stored evaluation set, each model's scores and coverage.
+
+The writers (copying the set in, scoring models) are :mod:`alloop.campaign.evaluation`; these readers serve
+``alloop status``, ``alloop report`` and the loop alike. :func:`cycles_table` reads the ``eval_*`` columns of a
+store written before they existed as NaN (filled from the ``evaluation`` table where it has the model).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alloop.evaluation_set import EvaluationFrames
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+
+BLOB = "evaluation_set"
+TABLE = tables.EVALUATION.name
+#: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
+COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
+                                         "energy_mae_per_atom_eV")))
+
+
+def stored_set(store: CampaignStore) -> EvaluationFrames | None:
+    """The evaluation set copied into the store, or None."""
+    blob = store.get_blob(BLOB)
+    return None if blob is None else EvaluationFrames.from_bytes(blob)
+
+
+def coverage_by_model(store: CampaignStore) -> dict[int, dict[str, float]]:
+    """model version -> its ``eval_coverage`` scores (covered_fraction, median_q)."""
+    rows = tables.read(store, tables.EVAL_COVERAGE)
+    if not rows:
+        return {}
+    return {int(v): {"covered_fraction": float(rows["covered_fraction"][k]), "median_q": float(rows["median_q"][k])}
+            for k, v in enumerate(rows["model_version"])}
+
+
+def model_scores(store: CampaignStore) -> dict[int, dict[str, float]]:
+    """model version -> its ``eval_*`` scores (and cycle), from the ``evaluation`` table."""
+    rows = tables.read(store, tables.EVALUATION)
+    if not rows:
+        return {}
+    return {int(v): {"cycle": int(rows["cycle"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
+            for k, v in enumerate(rows["model_version"])}
+
+
+def cycles_table(store: CampaignStore) -> dict[str, np.ndarray]:
+    """The ``cycles`` table with its ``eval_*`` columns (NaN where unknown, filled from the ``evaluation`` table)."""
+    rows = tables.read(store, tables.CYCLES)
+    if not rows:
+        return {}
+    scores = model_scores(store)
+    n = rows["cycle"].size
+    for column in COLUMNS:
+        values = np.asarray(rows.get(column, np.full(n, np.nan)), float).copy()
+        for k, version in enumerate(rows["model_version"]):
+            if np.isnan(values[k]) and int(version) in scores:
+                values[k] = scores[int(version)][column]
+        rows[column] = values
+    return rows
+
+
+def status(store: CampaignStore) -> dict[str, Any] | None:
+    """The evaluation set and each scored model's errors (what ``alloop status`` shows), or None without a set."""
+    frames = stored_set(store)
+    if frames is None:
+        return None
+    h = frames.header
+    coverage = coverage_by_model(store)
+    models = [{"model_version": v, **s, **coverage.get(v, {"covered_fraction": None, "median_q": None})}
+              for v, s in sorted(model_scores(store).items())]
+    return {"structures": h.get("source"), "sha256": h.get("sha256"), "energy_key": h.get("energy_key"),
+            "forces_key": h.get("forces_key"), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
+            "models": models}
+
+
+def format_status(part: dict[str, Any] | None) -> list[str]:
+    """:func:`status` as text lines (none without an evaluation set)."""
+    if part is None:
+        return []
+    lines = [f"evaluation   {part['n_frames']} frames ({part['n_atoms']} atoms) of {part['structures']}"
+             f" (SHA-256 {str(part['sha256'])[:12]})"]
+    if not part["models"]:
+        return lines + ["  no model scored yet"]
+    lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"
+                 f"  {'E-MAE meV/atom':>14}  {'Q <= limit':>10}  {'median Q':>8}")
+    for m in part["models"]:
+        cycle = "bootstrap" if m["cycle"] < 0 else str(m["cycle"])
+        covered = "-" if m.get("covered_fraction") is None else f"{100 * m['covered_fraction']:.0f} %"
+        median = "-" if m.get("median_q") is None else f"{m['median_q']:.2f}"
+        lines.append(f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
+                     f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
+                     f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}  {covered:>10}  {median:>8}")
+    return lines
