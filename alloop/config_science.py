@@ -301,6 +301,11 @@ class TrainingConfig(Section):
         "(scratch, or the pretrained model) with the full budget on every label, instead of a warm start: the short "
         "warm runs steer the next cycle's MD, the last model is the one the campaign delivers",
     )
+    final_steps_factor: float = Field(
+        default=1.0, ge=1, le=20,
+        description="the final retrain's budget of every stage, x steps and finetune_steps (e.g. a short budget "
+        "for the bootstrap and warm cycles of a slow pretrained model, the full recipe for the model delivered)",
+    )
     warm_start_lr_factor: float = Field(
         default=1.0, gt=0, le=1,
         description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "

@@ -99,24 +99,25 @@ class StopRules:
 
 
 def training_settings(training: TrainingConfig, seed: int, threads: int, temperature_K: float,
-                      warm: bool = False, split_seed: int | None = None) -> AsteroidSettings:
+                      warm: bool = False, split_seed: int | None = None, final: bool = False) -> AsteroidSettings:
     """AsteroidSettings from the campaign's ``training`` section, seeded with ``seed`` and its validation splits with
     ``split_seed`` (None: ``seed``); ``warm`` (a cycle that continues from the previous
     cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
     stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``. Stage 3 keeps its full
     budget and its own peak: it starts from the new stage-2 weights, which sit at the cheap fidelity as far from the
     expensive labels as in the first cycle (at 30 % of its steps the quickstart's stage 3 was still improving when
-    its budget ended, and the cycle's model was worse than the one before it)."""
-    fraction = training.warm_start_fraction if warm else 1.0
+    its budget ended, and the cycle's model was worse than the one before it). ``final`` (the final retrain)
+    multiplies every budget by ``training.final_steps_factor``."""
+    fraction = training.warm_start_fraction if warm else (training.final_steps_factor if final else 1.0)
     lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
 
-    def shorter(n: int | None) -> int | None:
+    def scaled(n: int | None) -> int | None:
         return None if n is None else max(1, round(n * fraction))
 
     steps, finetune_steps = training.stage_steps()
-    epochs = shorter(training.max_epochs or 200)
+    epochs = scaled(training.max_epochs or 200)
     base = TrainSettings(
-        max_epochs=epochs, max_steps=shorter(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
+        max_epochs=epochs, max_steps=scaled(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
         energy_weight=training.energy_weight, ema_decay=training.ema_decay, rollback_factor=training.rollback_factor,
         patience=training.patience_epochs, eval_every=1 if training.max_epochs is not None else None,
         threads=threads, seed=seed, replay_fraction=training.replay_fraction,
@@ -126,8 +127,9 @@ def training_settings(training: TrainingConfig, seed: int, threads: int, tempera
         batch_size=training.batch_size, lr=lr, patience=training.patience_epochs or max(1, epochs // 2),
         threads=threads, seed=seed,
     )
-    stage3 = replace(base, lr=training.learning_rate_finetune, max_steps=finetune_steps,
-                     max_epochs=training.max_epochs or 200)
+    stage3 = replace(base, lr=training.learning_rate_finetune,
+                     max_steps=scaled(finetune_steps) if final else finetune_steps,
+                     max_epochs=scaled(training.max_epochs or 200) if final else training.max_epochs or 200)
     return AsteroidSettings(
         stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),
         val_fraction=training.validation_fraction, seed=seed, split_seed=split_seed,
@@ -151,11 +153,12 @@ class TrainingPlan:
     seed: int
     temperature_K: float  # of score matching
 
-    def stages(self, cycle: int, warm: bool) -> AsteroidSettings:
+    def stages(self, cycle: int, warm: bool, final: bool = False) -> AsteroidSettings:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
-        the campaign seed alone (a frame keeps its side in every cycle); shortened when ``warm``."""
+        the campaign seed alone (a frame keeps its side in every cycle); shortened when ``warm``, scaled by
+        ``training.final_steps_factor`` when ``final`` (the final retrain)."""
         return training_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm,
-                                 split_seed=self.seed)
+                                 split_seed=self.seed, final=final)
 
 
 @dataclass(frozen=True)

@@ -30,3 +30,13 @@ def test_warm_cycle_shortens_stages_1_2_and_scales_their_peak():
 def test_default_factor_keeps_the_peak():
     s = training_settings(_training(), seed=1, threads=1, temperature_K=500.0, warm=True)
     assert s.stage1.lr == 1e-2 and s.stage1.max_steps == 300
+
+
+def test_final_retrain_scales_every_budget_and_keeps_the_peaks():
+    s = training_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0, final=True)
+    assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (4000, 4000, 1200)
+    assert (s.stage1.lr, s.stage2.lr, s.stage3.lr) == (1e-2, 1e-2, 3e-3)
+    cold = training_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0)
+    assert (cold.stage1.max_steps, cold.stage3.max_steps) == (1000, 300)  # only the final retrain is scaled
+    default = training_settings(_training(), seed=1, threads=1, temperature_K=500.0, final=True)
+    assert (default.stage1.max_steps, default.stage3.max_steps) == (1000, 300)
