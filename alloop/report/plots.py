@@ -28,7 +28,7 @@ from alloop.store.campaign import CampaignStore  # noqa: E402
 from alloop.store.schema import ORIGIN_CODES, FrameFlag  # noqa: E402
 
 if TYPE_CHECKING:
-    from alloop.report.compare import RunSummary
+    from alloop.report.runs import RunSummary
 
 
 def plot_cost(store: CampaignStore, path: Path) -> Path | None:
