@@ -33,9 +33,9 @@ from alloop.config_science import (
     ScheduleConfig,
     SelectionConfig,
     SystemConfig,
-    TrainingConfig,
     UncertaintyConfig,
 )
+from alloop.config_training import TrainingConfig
 from alloop.evaluation_set import EvaluationConfig
 
 __all__ = [

@@ -23,9 +23,9 @@ from alloop.config_science import (
     ScheduleConfig,
     SelectionConfig,
     SystemConfig,
-    TrainingConfig,
     UncertaintyConfig,
 )
+from alloop.config_training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements

@@ -54,14 +54,14 @@ def _campaign_expensive(store: Any, fidelity: Any):
 
 def _trainer(cfg: Any, store: Any, threads: int):
     """A function dataset -> (trained model, seconds) with the campaign's model and last training settings."""
-    from alloop.campaign.tasks import training_settings
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.potentials.registry import build_model
     from alloop.training import train_asteroid
+    from alloop.training.recipe import asteroid_settings
 
     cycles = store.table("cycles") if "cycles" in store.table_names() else {}
     trained = [int(c) for c, v in zip(cycles.get("cycle", []), cycles.get("model_version", [])) if v >= 0]
-    settings = training_settings(cfg.training, cfg.seed + max([0] + trained), threads, cfg.md.temperature_K,
+    settings = asteroid_settings(cfg.training, cfg.seed + max([0] + trained), threads, cfg.md.temperature_K,
                                  split_seed=cfg.seed)
     elements = sorted({int(z) for a in cfg.load_structures() for z in a.numbers})
     hp = {**cfg.model.hyperparameters(), "seed": cfg.seed}

@@ -6,7 +6,7 @@ held-out test trajectories, 500 K and 1000 K (50 frames each, B3LYP/def2-SVP).
 For each seed the pool is put in a seeded random order
 (``np.random.default_rng(seed).permutation``): N = 30 / 55 / 150 means the
 first N frames, whose expensive labels cost C CPU seconds. Every run is what
-``alloop train`` does (``cli_settings`` with the command's defaults for the
+``alloop train`` does (``alloop.training.recipe`` with the command's defaults for the
 model's start, 10 % of the expensive frames as the validation guard,
 ``train_asteroid``):
 
@@ -74,17 +74,9 @@ def _read(name: str, fidelity: str):
 
 
 def recipe(name: str, quick: bool) -> dict[str, Any]:
-    """``alloop train``'s recipe options for this model (its defaults for a scratch or pretrained start)."""
-    from alloop.commands.train import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
-    from alloop.presets import load_preset
-
-    preset, method = MODELS[name]
-    if method == "zero-shot":
-        return {}
-    options = dict(FINETUNE_DEFAULTS if load_preset("models", preset).get("base") else SCRATCH_DEFAULTS)
-    if quick:
-        options["steps"] = QUICK_STEPS
-    return options
+    """``alloop train``'s options for this model beyond its defaults (a scratch or pretrained start): none, or
+    the quick budget."""
+    return {"steps": QUICK_STEPS} if quick else {}
 
 
 def _factory(preset: str, seed: int):
@@ -103,7 +95,8 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
     from alloop.training.asteroid import train_asteroid
     from alloop.training.metrics import evaluate_model
     from alloop.training.references import refit_references
-    from alloop.training.run import cli_settings
+    from alloop.presets import load_preset
+    from alloop.training.recipe import asteroid_settings, section_from_options
 
     torch.set_num_threads(1)
     preset, method = MODELS[name]
@@ -121,7 +114,9 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
         refit_references(model, expensive)
         steps, stage_seconds, n_train = 0, 0.0, len(expensive)
     else:
-        settings = cli_settings(seed=seed, threads=1, **options)
+        pretrained = load_preset("models", preset).get("base") is not None
+        settings = asteroid_settings(section_from_options(options, pretrained=pretrained), seed, 1, 300.0,
+                                     split_seed=seed)
         result = train_asteroid(method, expensive, cheap, model_factory=_factory(preset, seed), settings=settings)
         model = result.model
         steps = sum(s.steps for s in result.stages.values())

@@ -5,7 +5,7 @@ order (``np.random.default_rng(seed).permutation``, as in the other ethanol
 benchmarks): the first N are the training run's frames (``alloop train``'s
 default 10 % of them validation, a guard only), frames 100-149 of that order
 are the *selection* set the recipe is chosen on. The run is exactly what
-``alloop train --model sevennet-0 --method standard`` does (``cli_settings``,
+``alloop train --model sevennet-0 --method standard`` does (``alloop.training.recipe``,
 ``train_asteroid``), with the recipe's options. Scores: selection force MAE
 (eV/A) and energy MAE (meV/atom); the held-out test files are not read here.
 
@@ -20,7 +20,7 @@ in eV/A): lr 1e-3 x 600 steps 0.034, 3e-3 x 300 0.034, 3e-3 x 600 0.026,
 3e-3 x 1200 0.022, 1e-2 x 600 0.023, **1e-2 x 1200 0.020**, 3e-2 x 600 0.026;
 Huber instead of MSE 0.023 (3e-3 x 600) and 0.022 (1e-2 x 600); freezing the
 embeddings and 2 of the 5 blocks 0.031 (3e-3 x 600). ``alloop train``'s
-``FINETUNE_DEFAULTS`` are the best of these: lr 1e-2, 1200 steps of batch 4, MSE.
+``alloop.config_training.PRETRAINED_DEFAULTS`` are the best of these: lr 1e-2, 1200 steps of batch 4, MSE.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 DATA = Path(__file__).resolve().parent / "data"
 ELEMENTS = (1, 6, 8)
 
-BASE: dict[str, Any] = dict(steps=600, batch_size=4, lr=1e-3, energy_weight=0.1, loss="mse", ema_decay=0.99)
+BASE: dict[str, Any] = dict(steps=600, batch_size=4, lr=1e-3, energy_weight=0.1, loss="mse", ema=0.99)
 RECIPES: dict[str, dict[str, Any]] = {
     "lr1e-3-600": {},
     "lr3e-3-300": dict(lr=3e-3, steps=300),
@@ -61,7 +61,7 @@ def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
     from alloop.training.asteroid import train_asteroid
     from alloop.training.data import FrameDataset
     from alloop.training.metrics import evaluate_model
-    from alloop.training.run import cli_settings
+    from alloop.training.recipe import asteroid_settings, section_from_options
 
     torch.set_num_threads(1)
     pool = FrameDataset.from_atoms(ase.io.read(DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz", index=":"),
@@ -70,7 +70,7 @@ def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
     data, selection = pool.subset(order[:n]), pool.subset(order[100:])
     options = {**BASE, **RECIPES[recipe]}
     freeze = options.pop("freeze_blocks", 0)
-    settings = cli_settings(seed=seed, threads=1, **options)
+    settings = asteroid_settings(section_from_options(options, pretrained=True), seed, 1, 300.0, split_seed=seed)
 
     def factory():
         return build_model("sevennet", ELEMENTS, base="7net-0", freeze_blocks=freeze)

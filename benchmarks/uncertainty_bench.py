@@ -17,12 +17,12 @@ Protocol (ethanol):
    chooses the architecture: ``egnn`` (default; 64 x 3, quick 32 x 2, trained
    ``--epochs`` with lr 3e-3, the copy with 5e-4 for half the epochs), or a
    SevenNet model preset trained with ``alloop train``'s recipe
-   (``alloop.training.run.cli_settings`` with the command's defaults; the cheap
+   (``alloop.training.recipe`` with the command's defaults; the cheap
    model as ``--method standard`` trains, the truth fine-tune as ASTEROID's stage
    3: steps / 3 at 0.3 x lr): ``sevennet-small`` from scratch
-   (``SCRATCH_DEFAULTS``: 3000 steps of batch 8, lr 1e-2) and ``sevennet-0``
+   (the scratch defaults: 3000 steps of batch 8, lr 1e-2) and ``sevennet-0``
    fine-tuned from the pretrained SevenNet-0 weights of the sevenn wheel
-   (``FINETUNE_DEFAULTS``: 1200 steps of batch 4, lr 1e-2, energy weight 0.1).
+   (``PRETRAINED_DEFAULTS``: 1200 steps of batch 4, lr 1e-2, energy weight 0.1).
    SevenNet-0 is heavy on a CPU: 0.4-0.8 s per step of batch 4 on one thread of
    this 2-core machine (measured here and by ``benchmarks/models_ethanol.py``),
    so its full recipe (1200 + 400 steps) takes 12-25 min; sevennet-small takes
@@ -238,15 +238,16 @@ def build_models(args: argparse.Namespace, cheap_data: FrameDataset):
         ft_settings = TrainSettings(max_epochs=args.epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads,
                                     seed=args.seed + 1)
         return model, settings, ft_settings, f"EGNN {hidden}x{layers}, {args.epochs} / {args.epochs // 2} epochs"
-    from alloop.commands.train import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
-    from alloop.training.run import cli_settings
+    from alloop.config_training import DEFAULT_STEPS, PRETRAINED_DEFAULTS
+    from alloop.training.recipe import asteroid_settings, section_from_options
 
     hparams = load_preset("models", args.model)
     architecture = hparams.pop("architecture")
     pretrained = hparams.get("base") is not None
-    options = dict(FINETUNE_DEFAULTS if pretrained else SCRATCH_DEFAULTS)
-    options["steps"] = args.steps or (options["steps"] // 10 if args.quick else options["steps"])
-    recipe = cli_settings(seed=args.seed, threads=args.threads, **options)
+    default_steps = PRETRAINED_DEFAULTS["steps"] if pretrained else DEFAULT_STEPS
+    options = {"steps": args.steps or (default_steps // 10 if args.quick else default_steps)}
+    recipe = asteroid_settings(section_from_options(options, pretrained=pretrained), args.seed, args.threads, 300.0,
+                               split_seed=args.seed)
     torch.manual_seed(args.seed)
     model = build_model(architecture, [1, 6, 8], seed=args.seed, **hparams)
     fit_output_scale(model, cheap_data)  # a fresh model starts at the data's force scale (pretrained: no-op)

@@ -6,7 +6,8 @@ the driver calls it once and hands the result to the phases in their
 :class:`~alloop.campaign.context.PhaseContext`. What it builds: the MD segment's
 integrator (:class:`~alloop.md.segment.MDSettings`) and guard thresholds, the
 frame selection, the label budget, the stopping rules, the Q-residual settings
-and the training plan that gives each cycle's ASTEROID settings.
+and the training plan that gives each cycle's ASTEROID settings (through
+:func:`alloop.training.recipe.asteroid_settings`, the recipe shared with ``alloop train``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
 from alloop.training.asteroid import AsteroidSettings
-from alloop.training.score_matching import ScoreMatchingSettings
-from alloop.training.trainer import TrainSettings
+from alloop.training.recipe import asteroid_settings
 from alloop.uncertainty.qresidual import QResidualSettings
 
 
@@ -98,44 +98,6 @@ class StopRules:
     min_flag_rate: float | None
 
 
-def training_settings(training: TrainingConfig, seed: int, threads: int, temperature_K: float,
-                      warm: bool = False, split_seed: int | None = None, final: bool = False) -> AsteroidSettings:
-    """AsteroidSettings from the campaign's ``training`` section, seeded with ``seed`` and its validation splits with
-    ``split_seed`` (None: ``seed``); ``warm`` (a cycle that continues from the previous
-    cycle's models) shortens every budget by ``training.warm_start_fraction`` and scales the peak learning rate of
-    stages 1-2 (standard training, score matching) by ``training.warm_start_lr_factor``. Stage 3 keeps its full
-    budget and its own peak: it starts from the new stage-2 weights, which sit at the cheap fidelity as far from the
-    expensive labels as in the first cycle (at 30 % of its steps the quickstart's stage 3 was still improving when
-    its budget ended, and the cycle's model was worse than the one before it). ``final`` (the final retrain)
-    multiplies every budget by ``training.final_steps_factor``."""
-    fraction = training.warm_start_fraction if warm else (training.final_steps_factor if final else 1.0)
-    lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
-
-    def scaled(n: int | None) -> int | None:
-        return None if n is None else max(1, round(n * fraction))
-
-    steps, finetune_steps = training.stage_steps()
-    epochs = scaled(training.max_epochs or 200)
-    base = TrainSettings(
-        max_epochs=epochs, max_steps=scaled(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
-        energy_weight=training.energy_weight, ema_decay=training.ema_decay, rollback_factor=training.rollback_factor,
-        patience=training.patience_epochs, eval_every=1 if training.max_epochs is not None else None,
-        threads=threads, seed=seed, replay_fraction=training.replay_fraction,
-    )
-    score = ScoreMatchingSettings(
-        temperature_K=temperature_K, n_vectors=training.score_matching_vectors, max_epochs=epochs,
-        batch_size=training.batch_size, lr=lr, patience=training.patience_epochs or max(1, epochs // 2),
-        threads=threads, seed=seed,
-    )
-    stage3 = replace(base, lr=training.learning_rate_finetune,
-                     max_steps=scaled(finetune_steps) if final else finetune_steps,
-                     max_epochs=scaled(training.max_epochs or 200) if final else training.max_epochs or 200)
-    return AsteroidSettings(
-        stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),
-        val_fraction=training.validation_fraction, seed=seed, split_seed=split_seed,
-    )
-
-
 @dataclass(frozen=True)
 class TrainingPlan:
     """What every training task of the campaign shares; :meth:`stages` gives one cycle's ASTEROID settings."""
@@ -157,7 +119,7 @@ class TrainingPlan:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
         the campaign seed alone (a frame keeps its side in every cycle); shortened when ``warm``, scaled by
         ``training.final_steps_factor`` when ``final`` (the final retrain)."""
-        return training_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm,
+        return asteroid_settings(self.section, self.seed + max(cycle, 0), self.threads, self.temperature_K, warm=warm,
                                  split_seed=self.seed, final=final)
 
 

@@ -16,7 +16,7 @@ import torch
 from ase import Atoms
 
 from alloop.campaign.evaluation import coverage_scores, score_model
-from alloop.campaign.settings import GuardSettings, training_settings  # noqa: F401 (training_settings: old home)
+from alloop.campaign.settings import GuardSettings
 from alloop.evaluation_set import EvaluationFrames
 from alloop.md.bias import BiasSettings, QResidualBias
 from alloop.md.guards import StabilityGuards

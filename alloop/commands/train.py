@@ -9,7 +9,9 @@ head on the cheap labels, then only the expensive head on the expensive labels
 ``--model`` is any preset of ``configs/models/`` (``small``, ``egnn-paper``, ``pair``,
 ``sevennet-0``, ``sevennet-small``, ...). A preset with pretrained weights
 (``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
-``FINETUNE_DEFAULTS`` unless the options say otherwise;
+``alloop.config_training.PRETRAINED_DEFAULTS`` unless the options say otherwise. The options become a
+campaign's ``training`` section (:func:`alloop.training.recipe.section_from_options`: its defaults and checks)
+mapped to the stages' settings as in a campaign;
 ``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
 (SevenNet models only). ``--replay-fraction F`` (pretrained weights only)
 draws that share of every batch from outside molecules labelled by the
@@ -25,15 +27,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from alloop.config_training import DEFAULT_STEPS, FINETUNE_LR_FACTOR, PRETRAINED_DEFAULTS, TrainingConfig
 
 ORDER = 40
-#: Defaults of the recipe options when training from scratch (the trainer's recipe, see docs/training.md).
-SCRATCH_DEFAULTS: dict[str, Any] = {"steps": 3000, "batch_size": 8, "lr": 1e-2, "energy_weight": 0.5, "loss": "mse"}
-#: Their defaults when the model starts from pretrained weights (a preset with a ``base``, such as ``sevennet-0``):
-#: fine-tuning SevenNet-0 wants small batches, fewer steps and a higher peak lr. Chosen on the 500 K ethanol pool by
-#: benchmarks/sevennet_recipe.py (selection-frame force MAE at N = 55: 0.020 eV/A; 1e-3 x 600 steps 0.034).
-FINETUNE_DEFAULTS: dict[str, Any] = {"steps": 1200, "batch_size": 4, "lr": 1e-2, "energy_weight": 0.1, "loss": "mse"}
 
 
 def _floats(text: str) -> list[float]:
@@ -67,35 +64,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
                    help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
+    scratch, pre = TrainingConfig(), PRETRAINED_DEFAULTS
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of standard training and ASTEROID stages 1-2 "
-                   f"(default {SCRATCH_DEFAULTS['steps']}; {FINETUNE_DEFAULTS['steps']} from pretrained weights)")
+                   f"(default {DEFAULT_STEPS}; {pre['steps']} from pretrained weights)")
     p.add_argument("--finetune-steps", type=int, default=None, help="optimiser steps of stage 3 (default steps / 3)")
     p.add_argument("--epochs", type=int, default=None, help="a budget in epochs per stage instead of steps")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping guard in epochs without improvement (default: half the run)")
-    pre, scr = FINETUNE_DEFAULTS, SCRATCH_DEFAULTS
     p.add_argument("--batch-size", type=int, default=None,
-                   help=f"frames per optimiser step (default {scr['batch_size']}; {pre['batch_size']} from pretrained weights)")
+                   help=f"frames per optimiser step (default {scratch.batch_size}; {pre['batch_size']} from pretrained "
+                   "weights)")
     p.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate of stages 1-2 (default {scr['lr']:g}; {pre['lr']:g} from pretrained weights)")
-    p.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of stage 3 (default 0.3 x lr)")
+                   help=f"peak learning rate of stages 1-2 (default {scratch.learning_rate_pretrain:g})")
+    p.add_argument("--finetune-lr", type=float, default=None,
+                   help=f"peak learning rate of stage 3 (default {FINETUNE_LR_FACTOR:g} x lr)")
     p.add_argument("--energy-weight", type=float, default=None,
-                   help=f"rho of Eq. 1 (default {scr['energy_weight']:g}; {pre['energy_weight']:g} from pretrained weights)")
-    p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"],
-                   help=f"default mse ({pre['loss']} from pretrained weights)")
-    p.add_argument("--ema", type=float, default=0.99, help="EMA decay of the weights, 0 for none (default 0.99)")
-    p.add_argument("--rollback", type=float, default=2.0, metavar="FACTOR",
+                   help=f"rho of Eq. 1 (default {scratch.energy_weight:g}; {pre['energy_weight']:g} from pretrained "
+                   "weights)")
+    p.add_argument("--loss", default=None, choices=["mse", "mae", "huber"], help=f"default {scratch.loss}")
+    p.add_argument("--ema", type=float, default=None,
+                   help=f"EMA decay of the weights, 0 for none (default {scratch.ema_decay:g})")
+    p.add_argument("--rollback", type=float, default=None, metavar="FACTOR",
                    help="a validation force MAE above FACTOR x the best so far puts the best weights back, resets the "
-                   "optimiser and halves the learning rate (at most 3 times per stage); 0: never (default 2)")
-    p.add_argument("--replay-fraction", type=float, default=0.0, metavar="F",
+                   "optimiser and halves the learning rate (at most 3 times per stage); 0: never "
+                   f"(default {scratch.rollback_factor:g})")
+    p.add_argument("--replay-fraction", type=float, default=None, metavar="F",
                    help="share of every batch drawn from outside molecules labelled by the starting model (forces "
                    "only); needs pretrained weights (a preset such as sevennet-0, or --init); default 0: off")
-    p.add_argument("--gamma-grid", type=_floats, default=[1.0],
+    p.add_argument("--gamma-grid", type=_floats, default=None,
                    help="gamma factors x median bias; one value fixes gamma (default 1), several are searched")
-    p.add_argument("--val-fraction", type=float, default=0.1,
+    p.add_argument("--val-fraction", type=float, default=None,
                    help="validation fraction of each set, on average: a frame is a validation frame by a hash of "
-                   "its geometry and the seed (default 0.1)")
+                   f"its geometry and the seed (default {scratch.validation_fraction:g})")
     p.add_argument("--temperature-K", type=float, default=300.0, help="temperature of the unlabelled frames (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -104,25 +105,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def recipe_options(args: argparse.Namespace, pretrained: bool) -> dict[str, Any]:
-    """Steps, batch size, lr, energy weight and loss: the options given, else the defaults for the model's start.
-
-    With ``--epochs`` the step budget is left unset (the budget is in epochs).
-    """
-    defaults = {**SCRATCH_DEFAULTS, **(FINETUNE_DEFAULTS if pretrained else {})}
-    out = {name: getattr(args, name) if getattr(args, name) is not None else default for name, default in defaults.items()}
-    if args.epochs is not None:
-        out["steps"] = args.steps
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, train_asteroid
-    from alloop.training.run import checkpoint_metadata, cli_settings, fidelity_name, load_dataset, replay_pool, summary_lines
+    from alloop.training.recipe import asteroid_settings, section_from_options
+    from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
     from alloop.training.two_head import train_two_head
 
     methods = (*METHODS, "two-head")
@@ -142,17 +132,9 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
     if args.method == "score-matching" and not args.unlabelled:
         raise AlloopError("method 'score-matching' needs --unlabelled C.extxyz")
-    for name in ("steps", "finetune_steps", "epochs", "patience"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise AlloopError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.epochs is not None and (args.steps is not None or args.finetune_steps is not None):
-        raise AlloopError("give the budget as --steps/--finetune-steps or as --epochs, not both")
-    if not 0 <= args.ema < 1:
-        raise AlloopError(f"--ema must be in [0, 1), got {args.ema}")
-    if args.rollback and args.rollback <= 1:
-        raise AlloopError(f"--rollback must be > 1 (or 0 for never), got {args.rollback}")
-    if args.replay_fraction and preset.get("base") is None and not args.init:
+    pretrained = preset.get("base") is not None
+    section = section_from_options(vars(args), pretrained=pretrained)  # the recipe's defaults and checks
+    if section.replay_fraction and not pretrained and not args.init:
         raise AlloopError(f"--replay-fraction needs pretrained weights: preset '{args.model}' has none (use e.g. "
                           "--model sevennet-0, or --init)")
     started = time.perf_counter()
@@ -175,15 +157,9 @@ def run(args: argparse.Namespace) -> int:
     def factory():
         return build_model(architecture, elements, seed=args.seed, **preset)
 
-    recipe = recipe_options(args, pretrained=preset.get("base") is not None)
-    settings = cli_settings(
-        finetune_steps=args.finetune_steps, epochs=args.epochs, seed=args.seed, threads=args.threads,
-        finetune_lr=args.finetune_lr, patience=args.patience, ema_decay=args.ema or None,
-        temperature_K=args.temperature_K, gamma_grid=args.gamma_grid, val_fraction=args.val_fraction,
-        replay_fraction=args.replay_fraction, rollback_factor=args.rollback or None, **recipe,
-    )
+    settings = asteroid_settings(section, args.seed, args.threads, args.temperature_K, split_seed=args.seed)
     replay = None
-    if args.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
+    if section.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
         replay = replay_pool(initial if initial is not None else factory(),
                              [d for d in (expensive, cheap, unlabelled) if d is not None],
                              args.seed)

@@ -154,4 +154,4 @@ def _training_line(t) -> str:
     else:
         gamma = f"gamma searched over {list(t.gamma_grid)} x median B"
     return (f"{t.method}, {t.loss} (energy weight {t.energy_weight:g}), {budget} of batch {t.batch_size}, "
-            f"lr {t.learning_rate_pretrain:g} / {t.learning_rate_finetune:g}, EMA {t.ema_decay}{warm}, {gamma}")
+            f"lr {t.learning_rate_pretrain:g} / {t.finetune_lr():g}, EMA {t.ema_decay}{warm}, {gamma}")

@@ -1,4 +1,5 @@
-"""Glue for ``alloop train`` / ``alloop evaluate``: datasets from files, settings, checkpoint metadata, summaries.
+"""Glue for ``alloop train`` / ``alloop evaluate``: datasets from files, checkpoint metadata, summaries (the
+settings come from :mod:`alloop.training.recipe`).
 
 Fidelity tags: frames written by ``alloop label`` carry ``fidelity_hash`` in their
 info; a file's tag is that hash (one per file: a file that mixes fidelities is
@@ -8,7 +9,7 @@ references in checkpoints are keyed by this tag.
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,8 +21,7 @@ from alloop.io import read_labelled, read_structures
 from alloop.potentials.base import Potential
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings
 from alloop.training.data import FrameDataset
-from alloop.training.score_matching import ScoreMatchingSettings
-from alloop.training.trainer import TrainResult, TrainSettings
+from alloop.training.trainer import TrainResult
 
 
 def fidelity_tag(structures: Sequence[Atoms], role: str, source: str | Path = "") -> str:
@@ -45,51 +45,6 @@ def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDat
     """A FrameDataset from an extxyz (or any ASE-readable) file; labelled files need energy and forces."""
     structures = read_labelled(path) if labelled else read_structures(path)
     return FrameDataset.from_atoms(structures, fidelity=fidelity_tag(structures, role, path), labelled=labelled)
-
-
-def cli_settings(
-    steps: int | None = None,
-    finetune_steps: int | None = None,
-    epochs: int | None = None,
-    seed: int = 0,
-    threads: int | None = 1,
-    batch_size: int = 8,
-    lr: float = 1e-2,
-    finetune_lr: float | None = None,
-    patience: int | None = None,
-    energy_weight: float = 0.5,
-    loss: str = "mse",
-    ema_decay: float | None = 0.99,
-    temperature_K: float = 300.0,
-    gamma_grid: Sequence[float] = (1.0,),
-    val_fraction: float = 0.1,
-    replay_fraction: float = 0.0,
-    rollback_factor: float | None = 2.0,
-) -> AsteroidSettings:
-    """AsteroidSettings from the command-line options.
-
-    The budget is ``steps`` optimiser steps for standard training and stages 1-2 (default 3000) and
-    ``finetune_steps`` for stage 3 (default steps / 3), or ``epochs`` per stage when given; stage 3's
-    peak learning rate is ``finetune_lr`` (default 0.3 x lr). Score matching runs ``epochs`` (default 100).
-    ``replay_fraction`` applies to every supervised stage.
-    """
-    if epochs is None:
-        steps = 3000 if steps is None else steps
-        finetune_steps = max(1, steps // 3) if finetune_steps is None else finetune_steps
-    base = TrainSettings(max_epochs=epochs or 200, max_steps=steps, batch_size=batch_size, lr=lr, patience=patience,
-                         energy_weight=energy_weight, loss=loss, ema_decay=ema_decay, threads=threads, seed=seed,
-                         eval_every=1 if epochs is not None else None, replay_fraction=replay_fraction,
-                         rollback_factor=rollback_factor)
-    return AsteroidSettings(
-        stage1=base,
-        stage2=base,
-        stage3=replace(base, lr=finetune_lr if finetune_lr is not None else 0.3 * lr, max_steps=finetune_steps),
-        score=ScoreMatchingSettings(temperature_K=temperature_K, max_epochs=epochs or 100, batch_size=batch_size, lr=lr,
-                                    patience=patience or max(1, (epochs or 100) // 2), threads=threads, seed=seed),
-        gamma_grid=tuple(float(g) for g in gamma_grid),
-        val_fraction=val_fraction,
-        seed=seed,
-    )
 
 
 def replay_pool(original: Potential, datasets: Sequence[FrameDataset], seed: int) -> FrameDataset:

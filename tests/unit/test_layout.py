@@ -27,7 +27,7 @@ MAX_FUNCTION_LINES = 60
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
     "_version errors units io presets",
     "fidelity structures conformers outside",
-    "config_base config_science config_execution config_messages config_campaign config_loading config "
+    "config_base config_science config_training config_execution config_messages config_campaign config_loading config "
     "evaluation_set",
     "labeling potentials",
     "uncertainty store",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pickle
 
-from alloop.campaign.settings import campaign_settings, training_settings
+from alloop.campaign.settings import campaign_settings
+from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
 
 
@@ -41,9 +42,9 @@ def test_training_plan_gives_each_cycle_its_seed_and_warm_budget():
     cfg = _cfg(training={"steps": 100, "warm_start_fraction": 0.5}, md={"temperature_K": 300})
     plan = campaign_settings(cfg).training
     assert plan.hyperparameters["seed"] == 3 and plan.method == "asteroid" and not plan.from_checkpoint
-    assert plan.stages(-1, warm=False) == training_settings(cfg.training, 3, 1, 300.0, split_seed=3)
+    assert plan.stages(-1, warm=False) == asteroid_settings(cfg.training, 3, 1, 300.0, split_seed=3)
     warm = plan.stages(2, warm=True)
-    assert warm == training_settings(cfg.training, 5, 1, 300.0, warm=True, split_seed=3) and warm.stage1.max_steps == 50
+    assert warm == asteroid_settings(cfg.training, 5, 1, 300.0, warm=True, split_seed=3) and warm.stage1.max_steps == 50
     assert warm.split_key == plan.stages(0, warm=False).split_key == 3  # one validation split for every cycle
 
 

@@ -1,8 +1,8 @@
-"""The campaign's training section -> per-stage settings: budgets and learning rates of cold and warm cycles."""
+"""The training recipe (alloop.training.recipe.asteroid_settings): budgets and learning rates of cold, warm and final trainings."""
 
 from __future__ import annotations
 
-from alloop.campaign.settings import training_settings
+from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
 
 
@@ -14,13 +14,13 @@ def _training(**keys):
 
 
 def test_cold_cycle_uses_the_full_budget_and_peak():
-    s = training_settings(_training(warm_start_lr_factor=0.3), seed=1, threads=1, temperature_K=500.0, warm=False)
+    s = asteroid_settings(_training(warm_start_lr_factor=0.3), seed=1, threads=1, temperature_K=500.0, warm=False)
     assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (1000, 1000, 300)
     assert (s.stage1.lr, s.stage2.lr, s.stage3.lr, s.score.lr) == (1e-2, 1e-2, 3e-3, 1e-2)
 
 
 def test_warm_cycle_shortens_stages_1_2_and_scales_their_peak():
-    s = training_settings(_training(warm_start_fraction=0.2, warm_start_lr_factor=0.3), seed=1, threads=1,
+    s = asteroid_settings(_training(warm_start_fraction=0.2, warm_start_lr_factor=0.3), seed=1, threads=1,
                           temperature_K=500.0, warm=True)
     assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (200, 200, 300)  # stage 3: full budget
     assert abs(s.stage1.lr - 3e-3) < 1e-15 and abs(s.stage2.lr - 3e-3) < 1e-15 and abs(s.score.lr - 3e-3) < 1e-15
@@ -28,15 +28,15 @@ def test_warm_cycle_shortens_stages_1_2_and_scales_their_peak():
 
 
 def test_default_factor_keeps_the_peak():
-    s = training_settings(_training(), seed=1, threads=1, temperature_K=500.0, warm=True)
+    s = asteroid_settings(_training(), seed=1, threads=1, temperature_K=500.0, warm=True)
     assert s.stage1.lr == 1e-2 and s.stage1.max_steps == 300
 
 
 def test_final_retrain_scales_every_budget_and_keeps_the_peaks():
-    s = training_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0, final=True)
+    s = asteroid_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0, final=True)
     assert (s.stage1.max_steps, s.stage2.max_steps, s.stage3.max_steps) == (4000, 4000, 1200)
     assert (s.stage1.lr, s.stage2.lr, s.stage3.lr) == (1e-2, 1e-2, 3e-3)
-    cold = training_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0)
+    cold = asteroid_settings(_training(final_steps_factor=4), seed=1, threads=1, temperature_K=500.0)
     assert (cold.stage1.max_steps, cold.stage3.max_steps) == (1000, 300)  # only the final retrain is scaled
-    default = training_settings(_training(), seed=1, threads=1, temperature_K=500.0, final=True)
+    default = asteroid_settings(_training(), seed=1, threads=1, temperature_K=500.0, final=True)
     assert (default.stage1.max_steps, default.stage3.max_steps) == (1000, 300)

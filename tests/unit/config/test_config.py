@@ -112,11 +112,11 @@ def test_outside_molecules_round_trip(tmp_path):
 
 
 def test_replay_fraction_reaches_every_stage(tmp_path):
-    from alloop.campaign.settings import training_settings
+    from alloop.training.recipe import asteroid_settings
 
     assert make(tmp_path).training.replay_fraction == 0  # off by default
     cfg = make(tmp_path, model="sevennet-0", training={"replay_fraction": 0.25, "batch_size": 4})
-    settings = training_settings(cfg.training, seed=0, threads=1, temperature_K=300.0)
+    settings = asteroid_settings(cfg.training, seed=0, threads=1, temperature_K=300.0)
     assert {settings.stage1.replay_fraction, settings.stage2.replay_fraction, settings.stage3.replay_fraction} == {0.25}
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from alloop.cli import main
-from alloop.commands.train import FINETUNE_DEFAULTS, SCRATCH_DEFAULTS, recipe_options
+from alloop.config_training import PRETRAINED_DEFAULTS, TrainingConfig
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import load_checkpoint
 from alloop.potentials.inference import predict
@@ -66,7 +66,7 @@ def test_train_every_scratch_preset(water, tmp_path, capsys, preset):
     assert "method standard" in capsys.readouterr().out
     model, meta = load_checkpoint(out)
     assert meta["sources"]["model_preset"] == preset and meta["settings"]["stage1"]["max_steps"] == 2
-    assert meta["settings"]["stage1"]["lr"] == SCRATCH_DEFAULTS["lr"]
+    assert meta["settings"]["stage1"]["lr"] == TrainingConfig().learning_rate_pretrain
     assert model.registry_name == load_preset("models", preset)["architecture"]
     _evaluate(water, out, capsys)
 
@@ -78,7 +78,7 @@ def test_sevennet0_standard_finetunes_the_pretrained_weights(water, pretrained, 
     assert model.hyperparameters()["base"] == "7net-0" and meta["sources"]["model_preset"] == "sevennet-0"
     stage = meta["settings"]["stage1"]
     assert stage["max_steps"] == 3 and stage["batch_size"] == 2  # given options win
-    assert stage["lr"] == FINETUNE_DEFAULTS["lr"] and stage["loss"] == FINETUNE_DEFAULTS["loss"]
+    assert stage["lr"] == 1e-2 and stage["loss"] == "mse" and stage["energy_weight"] == PRETRAINED_DEFAULTS["energy_weight"]
     assert meta["stages"]["stage1"]["epochs_run"] >= 1
     state = model.state_dict()
     first, last = "net.0_convolution.weight_nn.layer0.weight", "net.4_convolution.weight_nn.layer0.weight"
@@ -127,13 +127,52 @@ def test_model_errors(water, tmp_path, capsys):
     assert not out.exists()
 
 
-def _args(**given):
-    names = ("steps", "batch_size", "lr", "energy_weight", "loss", "epochs")
-    return argparse.Namespace(**{n: given.get(n) for n in names})
-
-
 def test_recipe_defaults_depend_on_the_start():
-    assert recipe_options(_args(), pretrained=False) == SCRATCH_DEFAULTS
-    assert recipe_options(_args(), pretrained=True) == FINETUNE_DEFAULTS
-    assert recipe_options(_args(lr=5e-4, steps=7), pretrained=True) == {**FINETUNE_DEFAULTS, "lr": 5e-4, "steps": 7}
-    assert recipe_options(_args(epochs=3), pretrained=True)["steps"] is None  # a budget in epochs
+    from alloop.training.recipe import section_from_options
+
+    assert section_from_options({}) == TrainingConfig()
+    pre = section_from_options({}, pretrained=True)
+    assert (pre.steps, pre.batch_size, pre.energy_weight) == (1200, 4, 0.1) and pre.finetune_lr() == pytest.approx(3e-3)
+    given = section_from_options({"lr": 5e-4, "steps": 7, "ema": 0, "rollback": 0}, pretrained=True)
+    assert (given.learning_rate_pretrain, given.steps, given.batch_size) == (5e-4, 7, 4)
+    assert given.ema_decay is None and given.rollback_factor is None  # 0: none
+    epochs = section_from_options({"epochs": 3}, pretrained=True)
+    assert epochs.steps is None and epochs.max_epochs == 3  # a budget in epochs
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ema": 1.5}, r"^--ema: must be < 1 \(got 1\.5\)$"),
+    ({"rollback": 0.5}, r"^--rollback: must be > 1 \(got 0\.5\)$"),
+    ({"steps": 0}, r"^--steps: must be >= 1 \(got 0\)$"),
+    ({"epochs": 3, "steps": 5}, r"^--epochs: give the budget in steps"),
+    ({"gamma_grid": [1.0, -2.0]}, r"^--gamma-grid: every gamma must be > 0"),
+])
+def test_recipe_options_are_checked_by_the_section(options, message):
+    from alloop.errors import ConfigError
+    from alloop.training.recipe import section_from_options
+
+    with pytest.raises(ConfigError, match=message):
+        section_from_options(options)
+
+
+def test_train_command_and_campaign_build_the_same_settings(water, tmp_path):
+    """The same recipe given as ``alloop train`` options and as a campaign's ``training`` section gives the same
+    AsteroidSettings (what the checkpoint records), so the recipe has one home."""
+    from dataclasses import asdict
+
+    from alloop.campaign.settings import campaign_settings
+    from alloop.config import CampaignConfig
+    from alloop.training.run import _jsonable
+
+    section = {"steps": 3, "finetune_steps": 2, "batch_size": 2, "learning_rate_pretrain": 3e-3, "energy_weight": 0.2,
+               "ema_decay": 0.9, "rollback_factor": 3.0, "validation_fraction": 0.34, "gamma_grid": [1.0, 2.0],
+               "loss": "huber", "patience_epochs": 7}
+    cfg = CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 4, "md": {"temperature_K": 300},
+                                    "training": section, "execution": {"threads_per_worker": 1}})
+    campaign = campaign_settings(cfg).training.stages(-1, warm=False)  # the bootstrap's training
+    out = tmp_path / "m.safetensors"
+    assert main(["train", "--expensive", str(water / "exp.extxyz"), "--method", "standard", "--quiet", "-o", str(out),
+                 "--steps", "3", "--finetune-steps", "2", "--batch-size", "2", "--lr", "3e-3", "--energy-weight", "0.2",
+                 "--ema", "0.9", "--rollback", "3", "--val-fraction", "0.34", "--gamma-grid", "1,2", "--loss", "huber",
+                 "--patience", "7", "--seed", "4", "--temperature-K", "300", "--threads", "1"]) == 0
+    assert load_checkpoint(out)[1]["settings"] == _jsonable(asdict(campaign))

@@ -1,0 +1,182 @@
+"""The ``training`` section: the training recipe's defaults and checks, for campaigns and ``alloop train`` alike.
+
+:class:`TrainingConfig` holds every default of the recipe (a model trained from scratch) and
+:data:`PRETRAINED_DEFAULTS` the ones that differ when the model starts from pretrained weights
+(``alloop train --model sevennet-0``); :func:`alloop.training.recipe.asteroid_settings` maps a section to the
+stages' settings, and :func:`alloop.training.recipe.section_from_options` builds a section from ``alloop train``'s
+options, so both paths share one recipe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from alloop.config_base import Section
+from alloop.errors import AlloopError
+
+#: the recipe's defaults that differ when the model starts from pretrained weights (a preset with a ``base``, such
+#: as ``sevennet-0``): fine-tuning SevenNet-0 wants small batches, fewer steps and a lower energy weight. Chosen on
+#: the 500 K ethanol pool by benchmarks/sevennet_recipe.py (selection-frame force MAE at N = 55: 0.020 eV/A).
+PRETRAINED_DEFAULTS: dict[str, Any] = {"steps": 1200, "batch_size": 4, "energy_weight": 0.1}
+#: the step budget of stages 1-2 when none is given (from scratch); stage 3's default is a third of it
+DEFAULT_STEPS = 3000
+#: the peak learning rate of stage 3 when none is given, x the peak of stages 1-2
+FINETUNE_LR_FACTOR = 0.3
+#: the epochs of score matching (``alloop train`` only) when no budget in epochs is given
+SCORE_MATCHING_EPOCHS = 100
+
+
+class TrainingConfig(Section):
+    """ASTEROID training: stage 1 on expensive, bias-weighted stage 2 on cheap, stage 3 fine-tuning.
+
+    The recipe (alloop.training.trainer): a fixed budget of optimiser steps with warm-up + cosine learning rate,
+    an EMA of the weights, MSE (or MAE/Huber) loss; early stopping only as a guard. With ``warm_start`` each
+    cycle after the first continues every stage from the previous cycle's model with a shorter budget.
+    """
+
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay", "rollback_factor"})
+
+    method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching", "two-head"] = Field(
+        default="asteroid",
+        description="two-head: one representation, a cheap and an expensive energy head (representation and cheap "
+        "head on the cheap labels with stage-2 settings, then the expensive head alone, with stage-3 settings); the "
+        "model `alloop refine` can refine at test time; score-matching is refused in a campaign (its MD frames are "
+        "samples of the model's own Boltzmann distribution): use `alloop train --method score-matching`",
+    )
+    loss: Literal["mse", "mae", "huber"] = "mse"
+    energy_weight: float = Field(default=0.5, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
+    learning_rate_pretrain: float = Field(default=1e-2, gt=0, lt=1, description="stages 1 and 2 (peak of the schedule)")
+    learning_rate_finetune: float | None = Field(
+        default=None, gt=0, lt=1, description="stage 3 (peak of the schedule); default 0.3 x learning_rate_pretrain"
+    )
+    batch_size: int = Field(default=8, ge=1)
+    steps: int | None = Field(default=None, ge=1, description=f"optimiser steps of stages 1 and 2 (default "
+                              f"{DEFAULT_STEPS} unless max_epochs is given)")
+    finetune_steps: int | None = Field(default=None, ge=1, description="optimiser steps of stage 3 (default steps / 3)")
+    max_epochs: int | None = Field(default=None, ge=1, description="a budget in epochs instead of steps (every stage)")
+    patience_epochs: int | None = Field(
+        default=None, ge=1, description="early-stopping guard on the validation force MAE (default: half the run)"
+    )
+    ema_decay: float | None = Field(default=0.99, ge=0, lt=1, description="EMA of the weights; null: none")
+    rollback_factor: float | None = Field(
+        default=2.0, gt=1,
+        description="a validation force MAE above this multiple of the best so far puts the best weights back, "
+        "resets the optimiser and halves the learning rate (at most 3 times per stage); null: never",
+    )
+    warm_start: bool = Field(default=True, description="cycles after the first continue from the previous models")
+    warm_start_fraction: float = Field(
+        default=0.3, gt=0, le=1,
+        description="share of the budget of stages 1 and 2 (and score matching) when warm; stage 3 keeps its full budget",
+    )
+    final_retrain: bool = Field(
+        default=True,
+        description="the last scheduled cycle (schedule.n_cycles - 1) trains from the campaign's starting point "
+        "(scratch, or the pretrained model) with the full budget on every label, instead of a warm start: the short "
+        "warm runs steer the next cycle's MD, the last model is the one the campaign delivers",
+    )
+    final_steps_factor: float = Field(
+        default=1.0, ge=1, le=20,
+        description="the final retrain's budget of every stage, x steps and finetune_steps (e.g. a short budget "
+        "for the bootstrap and warm cycles of a slow pretrained model, the full recipe for the model delivered)",
+    )
+    warm_start_lr_factor: float = Field(
+        default=1.0, gt=0, le=1,
+        description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "
+        "minimum is kicked out of it by the full peak: measured on SevenNet-0 fine-tuning)",
+    )
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    gamma_grid: tuple[float, ...] = Field(
+        default=(1.0,), min_length=1,
+        description="gamma candidates in units of the median bias B; one value fixes gamma, several are searched "
+        "with full-length runs on a selection split of the expensive training frames",
+    )
+    score_matching_vectors: int = Field(default=1, ge=1, le=16, description="sliced score matching projections "
+                                        "(unused: score matching is not a campaign method; kept so older files load)")
+    outside_molecules: tuple[str, ...] | None = Field(
+        default=None, min_length=1,
+        description="ase.build.molecule names outside the campaign: forgetting is scored on them against the "
+        "original (pretrained) model, and replay frames are drawn from them; default: the small CHO molecules of "
+        "alloop.outside made of the campaign's elements, other than its own compositions",
+    )
+    replay_fraction: float = Field(
+        default=0.0, ge=0, lt=1,
+        description="share of every training batch drawn from outside molecules labelled by the original model "
+        "(forces only; floor(f x batch_size + 1/2) frames, at least 1, at most batch_size - 1); needs pretrained "
+        "weights; 0: off. Measured to hurt when the labels are at another level of theory than the pretraining "
+        "(docs/training.md)",
+    )
+
+    @field_validator("method")
+    @classmethod
+    def _no_score_matching(cls, value: str) -> str:
+        if value == "score-matching":
+            raise ValueError(
+                "score-matching is not a campaign method: the campaign's MD frames are Boltzmann samples of the model "
+                "being trained, not of the reference surface, so they carry no information about it; use asteroid or "
+                "standard here, and `alloop train --method score-matching --unlabelled FRAMES` with Boltzmann samples "
+                "of a reference surface"
+            )
+        return value
+
+    @field_validator("max_epochs")
+    @classmethod
+    def _one_budget(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and (info.data.get("steps") is not None or info.data.get("finetune_steps") is not None):
+            raise ValueError("give the budget in steps (steps, finetune_steps) or in max_epochs, not both")
+        return value
+
+    @field_validator("patience_epochs")
+    @classmethod
+    def _patience(cls, value: int | None, info: ValidationInfo) -> int | None:
+        epochs = info.data.get("max_epochs")
+        if value is not None and epochs is not None and value > epochs:
+            raise ValueError(f"must be <= max_epochs ({epochs}) (got {value})")
+        return value
+
+    @field_validator("gamma_grid")
+    @classmethod
+    def _gammas(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(g <= 0 for g in value):
+            raise ValueError(f"every gamma must be > 0 (got {list(value)})")
+        if len(set(value)) != len(value):
+            raise ValueError(f"gammas must be distinct (got {list(value)})")
+        return tuple(sorted(value))
+
+    @field_validator("outside_molecules")
+    @classmethod
+    def _molecules(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from alloop.outside import molecule_elements
+
+        if value is None:
+            return None
+        for name in value:
+            try:
+                molecule_elements(name)
+            except AlloopError as exc:
+                raise ValueError(str(exc)) from None
+        if len(set(value)) != len(value):
+            raise ValueError(f"molecules must be distinct (got {list(value)})")
+        return value
+
+    @field_validator("replay_fraction")
+    @classmethod
+    def _replay(cls, value: float, info: ValidationInfo) -> float:
+        batch = info.data.get("batch_size")
+        if value > 0 and batch is not None and batch < 2:
+            raise ValueError(f"replay needs batch_size >= 2 (got batch_size {batch})")
+        return value
+
+    def stage_steps(self) -> tuple[int | None, int | None]:
+        """(steps of stages 1-2, steps of stage 3); None when the budget is in epochs."""
+        if self.max_epochs is not None:
+            return None, None
+        steps = DEFAULT_STEPS if self.steps is None else self.steps
+        return steps, (max(1, steps // 3) if self.finetune_steps is None else self.finetune_steps)
+
+    def finetune_lr(self) -> float:
+        """The peak learning rate of stage 3: ``learning_rate_finetune``, else 0.3 x ``learning_rate_pretrain``."""
+        if self.learning_rate_finetune is not None:
+            return self.learning_rate_finetune
+        return FINETUNE_LR_FACTOR * self.learning_rate_pretrain
