@@ -36,7 +36,7 @@ class ClusterConfig(Section):
         if reserved:
             raise ValueError(f"'{sorted(reserved)[0]}' is set by execution.{sorted(reserved)[0]}, not here")
         # the option names come from the cluster classes (Dask): checked where a cluster is built,
-        # alloop.campaign.jobqueue.check_cluster_options (alloop validate, alloop run)
+        # alloop.campaign.execution.jobqueue.check_cluster_options (alloop validate, alloop run)
         return value
 
 

@@ -177,8 +177,8 @@ def run_campaign(cfg: Any, run_dir: Path, n_workers: int, overrides: list[str], 
     import torch
     from distributed import get_task_stream
 
-    from alloop.campaign.cluster import open_client
-    from alloop.campaign.driver import Campaign
+    from alloop.campaign.execution.cluster import open_client
+    from alloop.campaign.loop.driver import Campaign
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 

@@ -47,7 +47,7 @@ def _dataset(frames: list[Any], fidelity_hash: str):
 
 def _campaign_expensive(store: Any, fidelity: Any):
     """The campaign's ok expensive labels as a FrameDataset, in the order the driver trains on them."""
-    from alloop.campaign.driver import labelled_arrays
+    from alloop.campaign.loop.driver import labelled_arrays
 
     return labelled_arrays(store, fidelity).dataset()
 

@@ -2,7 +2,7 @@
 
 The driver hosts the scheduler, the nannies and the client, so every task it sends to a worker costs it CPU:
 the submit, the scheduler's transitions and messages, the result coming back, the release. This script runs
-``--labels`` labels through :class:`alloop.campaign.labeling_pool.LabelingPool` on an embedded 2-worker
+``--labels`` labels through :class:`alloop.campaign.execution.labeling_pool.LabelingPool` on an embedded 2-worker
 cluster (``open_client``), with a labeller that waits ``--task-s`` seconds and returns a LabelResult of an
 ethanol frame (no PySCF: the workers stay idle, only the driver's share is measured), and prints the driver's
 CPU seconds per label task after subtracting what the idle cluster costs over the same wall time. Run it on
@@ -46,8 +46,8 @@ class WaitingLabeler:
 def run(n_labels: int, task_s: float, batch_seconds: float = 0.0) -> dict[str, float]:
     from ase.build import molecule
 
-    from alloop.campaign.cluster import open_client
-    from alloop.campaign.labeling_pool import LabelingPool
+    from alloop.campaign.execution.cluster import open_client
+    from alloop.campaign.execution.labeling_pool import LabelingPool
     from alloop.fidelity import load_fidelity
 
     fidelity = load_fidelity("hf-sto3g")

@@ -3,8 +3,8 @@
 The driver of a campaign hosts Dask's scheduler, the nannies and the client; every periodic callback
 (event-loop watchdog tick, nanny memory check, system monitor) runs there whether tasks run or not, and
 each worker process ticks too. This script starts a LocalCluster of ``--workers`` x 1 thread twice, once
-with Dask's defaults and once through ``alloop.campaign.cluster.open_client`` (which slows the tick, the
-memory checks, the worker's profiler and the system monitors, :data:`alloop.campaign.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
+with Dask's defaults and once through ``alloop.campaign.execution.cluster.open_client`` (which slows the tick, the
+memory checks, the worker's profiler and the system monitors, :data:`alloop.campaign.execution.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
 prints the CPU each process used, as % of one core. With ``--labels N`` each cluster then computes the same
 N B3LYP/def2-SVP energy + gradient labels of one ethanol frame (``--labels`` over the workers, one at a time
 per worker) and the mean label CPU s is printed twice: the worker process's CPU over the label (what the
@@ -72,7 +72,7 @@ def main() -> None:
     args = p.parse_args()
     from distributed import Client, LocalCluster
 
-    from alloop.campaign.cluster import QUIET_MONITORING, open_client
+    from alloop.campaign.execution.cluster import QUIET_MONITORING, open_client
 
     load = os.getloadavg()
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,

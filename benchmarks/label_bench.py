@@ -104,8 +104,8 @@ def _warm_up() -> None:
 
 
 def throughput(args: argparse.Namespace) -> list[str]:
-    from alloop.campaign.cluster import open_client
-    from alloop.campaign.labeling_pool import label_all
+    from alloop.campaign.execution.cluster import open_client
+    from alloop.campaign.execution.labeling_pool import label_all
 
     fid = load_fidelity(args.throughput_preset)
     structures = frames(args.throughput_molecule, args.throughput_frames)

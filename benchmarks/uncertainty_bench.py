@@ -8,8 +8,8 @@ Protocol (ethanol):
    trajectories, test frames from the independent ``test`` trajectories at
    300, 500 and 1000 K), read from ``--data``; ``harmonic`` (``--quick``):
    the geometry is optimised with the labeller, the analytic Hessian taken at
-   ``--fidelity`` (HF or DFT; ``alloop.campaign.hessian``), and frames drawn by
-   the loop's normal-mode sampler (``alloop.campaign.bootstrap``), then
+   ``--fidelity`` (HF or DFT; ``alloop.campaign.phases.hessian``), and frames drawn by
+   the loop's normal-mode sampler (``alloop.campaign.phases.bootstrap``), then
    labelled here.
 2. A "cheap" model is trained on the cheap labels of the training frames (300 +
    500 K), and a copy is fine-tuned on truth labels of every other one of them
@@ -77,8 +77,8 @@ from ase.data import chemical_symbols
 from ase.optimize import BFGS
 from scipy.stats import spearmanr
 
-from alloop.campaign.bootstrap import normal_mode_samples
-from alloop.campaign.hessian import cheap_hessian
+from alloop.campaign.phases.bootstrap import normal_mode_samples
+from alloop.campaign.phases.hessian import cheap_hessian
 from alloop.fidelity import load_fidelity
 from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.base import Labeler

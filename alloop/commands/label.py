@@ -187,8 +187,8 @@ def _label(structures: list[Atoms], labeler, args: argparse.Namespace, progress:
             results.append(labeler.label(atoms))
             progress.update(results[-1])
         return results
-    from alloop.campaign.cluster import dashboard_link, open_client
-    from alloop.campaign.labeling_pool import label_all
+    from alloop.campaign.execution.cluster import dashboard_link, open_client
+    from alloop.campaign.execution.labeling_pool import label_all
 
     with open_client(
         n_workers=args.workers, threads_per_worker=args.threads_per_worker, address=args.scheduler

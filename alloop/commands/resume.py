@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from alloop.campaign.runner import resume_campaign
+    from alloop.campaign.loop.runner import resume_campaign
 
     resume_campaign(args.run_dir, address=args.address, progress=not args.no_progress,
                     allow_version_mix=args.allow_version_mix)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from alloop.campaign.runner import start_campaign
+    from alloop.campaign.loop.runner import start_campaign
     from alloop.config import load_campaign
 
     cfg = load_campaign(args.campaign, overrides=args.overrides)

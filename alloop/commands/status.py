@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
-    from alloop.campaign import original
+    from alloop.campaign.phases import original
     from alloop.store import CampaignStore, find_store
     from alloop.store.coverage import format_basins, labelled_basins
     from alloop.store.evaluation_records import format_status, status

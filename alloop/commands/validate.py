@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from alloop.campaign.jobqueue import check_cluster_options
+from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, load_campaign
 from alloop.evaluation_set import read_evaluation_frames
 from alloop.structures import summarize
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
 def _job_script(cfg: CampaignConfig) -> int:
     """Print the job script a batch cluster would submit; its scheduler address is that of the throwaway cluster made
     to render it (a run's jobs get the address of the run's own scheduler)."""
-    from alloop.campaign.jobqueue import job_script
+    from alloop.campaign.execution.jobqueue import job_script
     from alloop.errors import ConfigError
 
     cluster = cfg.execution.cluster

@@ -1,6 +1,6 @@
 """Reading a campaign's evaluation records: the stored evaluation set, each model's scores and coverage.
 
-The writers (copying the set in, scoring models) are :mod:`alloop.campaign.evaluation`; these readers serve
+The writers (copying the set in, scoring models) are :mod:`alloop.campaign.phases.evaluation`; these readers serve
 ``alloop status``, ``alloop report`` and the loop alike. :func:`cycles_table` reads the ``eval_*`` columns of a
 store written before they existed as NaN (filled from the ``evaluation`` table where it has the model).
 """

@@ -23,6 +23,17 @@ from alloop.store.campaign import CampaignStore
 
 BOOTSTRAP = -1
 
+#: the phases a cycle records in the ``progress`` table, in order (the bootstrap, cycle -1: SAMPLED, LABELLED,
+#: TRAINED; every campaign ends with FINISHED); the driver and the pipeline mark them, resume and status read them
+SAMPLED = "sampled"  # the bootstrap's perturbed structures stored and selected
+EXPLORED = "explored"
+LABELLED_CHEAP = "labelled-cheap"
+SELECTED_EXPENSIVE = "selected-expensive"
+LABELLED_EXPENSIVE = "labelled-expensive"
+TRAINED = "trained"
+LABELLED = "labelled"  # the bootstrap's labels (both fidelities)
+FINISHED = "finished"
+
 
 def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:
     rows = tables.read(store, tables.PROGRESS)
@@ -47,10 +58,10 @@ def last_phase(store: CampaignStore) -> tuple[int, str] | None:
 def finished_reason(store: CampaignStore) -> str | None:
     """Why the campaign in ``store`` finished, or None if it has not."""
     rows = tables.read(store, tables.PROGRESS)
-    if not rows or not np.any(rows["phase"] == "finished"):
+    if not rows or not np.any(rows["phase"] == FINISHED):
         return None
     note = store.record.get("note") or {}
-    return str(note.get("reason", "finished"))
+    return str(note.get("reason", FINISHED))
 
 
 def select(store: CampaignStore, cycle: int, frame_ids: np.ndarray, role: str, reasons: list[str]) -> None:

@@ -109,7 +109,7 @@ def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, no
     """Wrap the store's commit-record writer (and, for the progress modes, the driver's label intake or its log)
     so that this process group dies at the kill point; ``at`` is the delay (s) of ``during``, the count of
     ``label``/``epoch``. Returns ``disarm``: restores what was wrapped and cancels a pending ``during`` timer."""
-    from alloop.campaign import runner
+    from alloop.campaign.loop import runner
     from alloop.store import campaign as store_module
 
     if commits < 1 or mode not in ALL_MODES or (mode in PROGRESS_MODES and int(at) < 1):

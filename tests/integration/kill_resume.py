@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alloop.campaign.runner import is_store
+from alloop.campaign.loop.runner import is_store
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 

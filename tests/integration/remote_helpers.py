@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from alloop.campaign.runner import is_store
+from alloop.campaign.loop.runner import is_store
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from campaign_helpers import check_invariants, write_tiny
 
-from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.testing.faults import failing_factory
@@ -105,8 +105,8 @@ def test_labeller_failures_are_recorded_and_the_campaign_completes(tmp_path, cap
 
 
 def test_worker_death_during_labelling_is_survived(tmp_path):
-    from alloop.campaign.cluster import open_client
-    from alloop.campaign.driver import Campaign
+    from alloop.campaign.execution.cluster import open_client
+    from alloop.campaign.loop.driver import Campaign
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 

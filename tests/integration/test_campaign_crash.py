@@ -150,7 +150,7 @@ def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
     """'epoch': the kill lands at the n-th finished training epoch logged after commit k (epoch 0 is not one)."""
     from kill_points import arm
 
-    from alloop.campaign import runner
+    from alloop.campaign.loop import runner
 
     note = tmp_path / "note"
     disarm = arm(1, "epoch", 2, kill=_raise_killed, note=note)

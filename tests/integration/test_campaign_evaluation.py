@@ -10,7 +10,7 @@ import pytest
 from ase.build import molecule
 
 from alloop.store import evaluation_records as records
-from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.io import attach_label, write_extxyz
@@ -88,8 +88,8 @@ def test_every_model_is_scored_resumably_and_reported(tmp_path, capsys, monkeypa
     run_dir = tmp_path / "run"
     # 1. the bootstrap model is committed but never scored (as if the driver had died right after the
     #    model's commit), then the campaign stops before cycle 0 explores
-    monkeypatch.setattr("alloop.campaign.cycle_record.cycle_columns", _nan_columns)
-    monkeypatch.setattr("alloop.campaign.driver.explore", _stop)
+    monkeypatch.setattr("alloop.campaign.phases.cycle_record.cycle_columns", _nan_columns)
+    monkeypatch.setattr("alloop.campaign.loop.driver.explore", _stop)
     with pytest.raises(RuntimeError, match="stopped after the bootstrap"):
         start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None)
     with CampaignStore.open(store_path(run_dir)) as store:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alloop.campaign.explore import REPLICAS_BLOB, unpack_states
-from alloop.campaign.runner import start_campaign
+from alloop.campaign.phases.explore import REPLICAS_BLOB, unpack_states
+from alloop.campaign.loop.runner import start_campaign
 from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.md.state import ReplicaState
 from alloop.config import load_campaign

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from alloop.campaign.driver import Campaign
-from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.campaign.loop.driver import Campaign
+from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop import calculator

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from alloop.campaign.runner import resume_campaign, start_campaign
+from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.fidelity import load_fidelity

@@ -3,7 +3,7 @@
 import dask
 import distributed  # noqa: F401 (its configuration defaults)
 
-from alloop.campaign.cluster import QUIET_MONITORING, open_client, quiet_monitoring
+from alloop.campaign.execution.cluster import QUIET_MONITORING, open_client, quiet_monitoring
 
 
 def _intervals(dask_worker) -> tuple[float, float, float, float]:  # noqa: ANN001 (distributed passes the worker)

@@ -12,8 +12,8 @@ from ase import Atoms
 from ase.build import molecule
 from distributed import get_task_stream
 
-from alloop.campaign.cluster import THREAD_ENV_VARS, open_client
-from alloop.campaign.labeling_pool import MAX_BATCH, LabelingPool, default_priority, label_all, task_key
+from alloop.campaign.execution.cluster import THREAD_ENV_VARS, open_client
+from alloop.campaign.execution.labeling_pool import MAX_BATCH, LabelingPool, default_priority, label_all, task_key
 from alloop.cli import main
 from alloop.errors import FidelityError
 from alloop.fidelity import load_fidelity

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from distributed import Event, wait
 
-from alloop.campaign.cluster import open_client
-from alloop.campaign.taskrun import BackgroundTask, FutureWaiter, run_tasks
+from alloop.campaign.execution.cluster import open_client
+from alloop.campaign.execution.taskrun import BackgroundTask, FutureWaiter, run_tasks
 from alloop.errors import AlloopError
 
 

@@ -12,7 +12,7 @@ from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 from ase.md.verlet import VelocityVerlet
 
 import alloop
-from alloop.campaign.runner import start_campaign
+from alloop.campaign.loop.runner import start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.potentials.calculator import PotentialCalculator

@@ -5,8 +5,8 @@ import os
 import time
 from pathlib import Path
 
-from alloop.campaign.cluster import open_client
-from alloop.campaign.tasks import worker_map
+from alloop.campaign.execution.cluster import open_client
+from alloop.campaign.phases.tasks import worker_map
 
 
 def _piece(x: int, folder: str | None = None) -> tuple[int, int]:

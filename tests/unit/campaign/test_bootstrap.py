@@ -1,7 +1,7 @@
 import numpy as np
 from ase import Atoms
 
-from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples, vibrational_modes
+from alloop.campaign.phases.bootstrap import normal_mode_samples, rattle_samples, vibrational_modes
 from alloop.units import KB_EV_PER_K
 
 

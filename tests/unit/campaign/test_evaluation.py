@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign import evaluation
+from alloop.campaign.phases import evaluation
 from alloop.store import evaluation_records as records
 from alloop.cli import main
 from alloop.config import load_campaign

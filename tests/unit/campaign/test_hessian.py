@@ -9,8 +9,8 @@ from ase.build import molecule
 from ase.optimize import BFGS
 from tblite.ase import TBLite
 
-from alloop.campaign.bootstrap import vibrational_modes
-from alloop.campaign.hessian import cheap_hessian, finite_difference_hessian
+from alloop.campaign.phases.bootstrap import vibrational_modes
+from alloop.campaign.phases.hessian import cheap_hessian, finite_difference_hessian
 from alloop.fidelity import load_fidelity
 from alloop.labeling.threads import set_openmp_threads
 

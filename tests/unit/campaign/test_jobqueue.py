@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
-from alloop.campaign.jobkeeper import JobKeeper, JobWatch, job_worker_names, lost_jobs
-from alloop.campaign.jobqueue import batch_slots, make_jobqueue_cluster, task_threads
+from alloop.campaign.execution.jobkeeper import JobKeeper, JobWatch, job_worker_names, lost_jobs
+from alloop.campaign.execution.jobqueue import batch_slots, make_jobqueue_cluster, task_threads
 from alloop.config import load_campaign
 
 CAMPAIGN = """
@@ -183,7 +182,7 @@ def test_keeper_gives_up_on_jobs_that_never_start():
 def test_slurm_job_state_reads_squeue(monkeypatch):
     import subprocess
 
-    from alloop.campaign.jobkeeper import slurm_job_state
+    from alloop.campaign.execution.jobkeeper import slurm_job_state
 
     def squeue(returncode: int, out: str = "", err: str = ""):
         return lambda *a, **k: subprocess.CompletedProcess(a, returncode, out, err)
@@ -212,7 +211,7 @@ def test_ctrl_c_still_interrupts_once_dask_jobqueue_is_imported():
     import subprocess
     import sys
 
-    code = ("import signal; from alloop.campaign.jobqueue import cluster_option_names; cluster_option_names('slurm'); "
+    code = ("import signal; from alloop.campaign.execution.jobqueue import cluster_option_names; cluster_option_names('slurm'); "
             "import dask_jobqueue.runner; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
             "signal.raise_signal(signal.SIGINT)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

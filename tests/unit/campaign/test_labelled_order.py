@@ -3,7 +3,7 @@
 import numpy as np
 from ase.build import molecule
 
-from alloop.campaign.train import labelled_arrays
+from alloop.campaign.phases.train import labelled_arrays
 from alloop.fidelity import load_fidelity
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.store.campaign import CampaignStore

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load as st_load
 
-from alloop.campaign import original
+from alloop.campaign.phases import original
 from alloop.config import load_campaign
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.store.campaign import CampaignStore

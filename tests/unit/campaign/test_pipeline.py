@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from alloop.campaign import pipeline
-from alloop.campaign.budget import Quota
+from alloop.campaign.loop import pipeline
+from alloop.campaign.phases.budget import Quota
 
 
 class Clock:

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 from ase.build import molecule
 
-from alloop.campaign.explore import md_requests, replica_groups
-from alloop.campaign.settings import campaign_settings
+from alloop.campaign.phases.explore import md_requests, replica_groups
+from alloop.campaign.phases.settings import campaign_settings
 from alloop.config import CampaignConfig
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.budget import cycle_quota
-from alloop.campaign.progress import Progress
-from alloop.campaign.settings import campaign_settings
+from alloop.campaign.phases.budget import cycle_quota
+from alloop.campaign.loop.progress import Progress
+from alloop.campaign.phases.settings import campaign_settings
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.labeling.result import LabelResult, LabelStatus
@@ -75,7 +75,7 @@ def test_quota_follows_label_limits_and_cpu_budget(tmp_path, campaign_file):
 
 
 def test_slurm_job_script_pins_threads(campaign_file, tmp_path, monkeypatch):
-    from alloop.campaign.jobqueue import make_jobqueue_cluster
+    from alloop.campaign.execution.jobqueue import make_jobqueue_cluster
 
     monkeypatch.chdir(tmp_path)  # the preset's log_directory (dask-logs) is relative
 

@@ -1,10 +1,10 @@
-"""The campaign config turned once into each part's typed settings (alloop.campaign.settings)."""
+"""The campaign config turned once into each part's typed settings (alloop.campaign.phases.settings)."""
 
 from __future__ import annotations
 
 import pickle
 
-from alloop.campaign.settings import campaign_settings
+from alloop.campaign.phases.settings import campaign_settings
 from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
 

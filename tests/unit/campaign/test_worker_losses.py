@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alloop.campaign.worker_losses import WorkerLoss, WorkerLosses, describe, parse_losses, record_losses
+from alloop.campaign.execution.worker_losses import WorkerLoss, WorkerLosses, describe, parse_losses, record_losses
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 

@@ -224,8 +224,8 @@ def test_extends_cycle_rejected(tmp_path):
 def test_unknown_cluster_option_is_refused_where_clusters_are_built(tmp_path, capsys):
     """The option names come from the cluster classes (Dask), so the config accepts any name and
     ``check_cluster_options`` (called by ``alloop validate`` and before a campaign starts) refuses a typo."""
-    from alloop.campaign.jobqueue import check_cluster_options
-    from alloop.campaign.runner import start_campaign
+    from alloop.campaign.execution.jobqueue import check_cluster_options
+    from alloop.campaign.loop.runner import start_campaign
     from alloop.cli import main
 
     sections = {"execution": {"cluster": {"preset": "slurm", "options": {"walltme": "1:00:00"}}}}

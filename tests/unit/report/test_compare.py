@@ -2,7 +2,7 @@
 
 Two small real stores are written the way the campaign driver writes them (frames, labels at both
 fidelities, model checkpoints with their validation metrics, ``cycles`` rows, ``progress`` phases):
-a periodic run with an evaluation set, scored by :mod:`alloop.campaign.evaluation`, and a naive run
+a periodic run with an evaluation set, scored by :mod:`alloop.campaign.phases.evaluation`, and a naive run
 without one (its curve falls back to the validation errors).
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign import evaluation
+from alloop.campaign.phases import evaluation
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.config_campaign import ROLES
@@ -98,7 +98,7 @@ def _make_run(tmp_path, name: str, strategy: str, seed: int, with_evaluation: bo
 
 
 def _cycles_row(store: CampaignStore, fids: dict, cycle: int, version: int, metrics: dict) -> None:
-    """The row the driver writes (alloop.campaign.cycle_record.record_cycle), with the spend read from the store."""
+    """The row the driver writes (alloop.campaign.phases.cycle_record.record_cycle), with the spend read from the store."""
     sp = ledger.spend(store, fids)
     store.append_rows(
         "cycles", cycle=np.array([cycle], np.int32), model_version=np.array([version], np.int32),

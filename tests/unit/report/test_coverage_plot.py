@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign import evaluation
+from alloop.campaign.phases import evaluation
 from alloop.conformers import conformer_starts
 from alloop.fidelity import load_fidelity
 from alloop.labeling.result import LabelResult, LabelStatus

@@ -12,7 +12,7 @@ import pyscf
 import pytest
 from store_helpers import make_frame, make_label
 
-from alloop.campaign import runner
+from alloop.campaign.loop import runner
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.errors import AlloopError, StoreError

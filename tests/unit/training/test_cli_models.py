@@ -1,7 +1,6 @@
 """``alloop train --model NAME`` for every model preset, SevenNet-0 fine-tuning (standard, ASTEROID,
 ``--freeze-blocks``) read back by ``alloop evaluate``; tiny water files, a few optimiser steps."""
 
-import argparse
 import json
 
 import numpy as np
@@ -160,7 +159,7 @@ def test_train_command_and_campaign_build_the_same_settings(water, tmp_path):
     AsteroidSettings (what the checkpoint records), so the recipe has one home."""
     from dataclasses import asdict
 
-    from alloop.campaign.settings import campaign_settings
+    from alloop.campaign.phases.settings import campaign_settings
     from alloop.config import CampaignConfig
     from alloop.training.run import _jsonable
 

@@ -47,7 +47,7 @@ def test_split_is_stable_when_frames_are_added(mixed_frames):
     """A frame's side depends on the frame and the campaign seed alone: cycle 1 splits its grown dataset with cycle
     1's settings (another seed for the rest) and keeps every frame of cycle 0's split on its side, so a warm start
     never validates on frames it trained on."""
-    from alloop.campaign.settings import campaign_settings
+    from alloop.campaign.phases.settings import campaign_settings
     from alloop.config import CampaignConfig
 
     cfg = CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 5, "training": {"validation_fraction": 0.3}})

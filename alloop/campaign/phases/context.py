@@ -1,7 +1,7 @@
 """What a campaign phase receives from the driver: a small context, not the whole ``Campaign``.
 
 Phases (explore, label, select_expensive, train) read their typed settings
-(:mod:`alloop.campaign.settings`, built once from the validated config), write
+(:mod:`alloop.campaign.phases.settings`, built once from the validated config), write
 the store the driver hands them, submit tasks to the client and report
 progress; they never import the driver and never read the raw config.
 """
@@ -9,16 +9,18 @@ progress; they never import the driver and never read the raw config.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ase import Atoms
 
-from alloop.campaign.progress import Progress
-from alloop.campaign.settings import CampaignSettings
-from alloop.campaign.worker_losses import WorkerLosses, record_losses
+from alloop.campaign.execution.worker_losses import WorkerLosses, record_losses
+from alloop.campaign.phases.settings import CampaignSettings
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store.campaign import CampaignStore
+
+if TYPE_CHECKING:  # the loop's progress display (a room above the phases)
+    from alloop.campaign.loop.progress import Progress
 
 #: the store blob of the newest Q-residual model (written by training, read by exploration)
 UNCERTAINTY_BLOB = "uncertainty"

@@ -1,6 +1,6 @@
 """The label phase: every frame selected in a cycle for a role, without a committed label yet, gets one.
 
-Labels run on the :class:`~alloop.campaign.labeling_pool.LabelingPool`; results are
+Labels run on the :class:`~alloop.campaign.execution.labeling_pool.LabelingPool`; results are
 written to the store as they arrive and committed every ``COMMIT_EVERY_S`` seconds
 and at the end, so a resumed campaign labels only what has no committed label
 (never a frame twice). A commit with new rows costs the driver about 30 ms
@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from alloop.campaign.context import PhaseContext
-from alloop.campaign.labeling_pool import LabelingPool
+from alloop.campaign.execution.labeling_pool import LabelingPool
+from alloop.campaign.phases.context import PhaseContext
 from alloop.store import ledger
 
 COMMIT_EVERY_S = 15.0

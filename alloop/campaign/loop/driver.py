@@ -25,21 +25,21 @@ from typing import Any, Callable
 import numpy as np
 from ase import Atoms
 
-from alloop.campaign import original as originals
-from alloop.campaign.bootstrap import normal_mode_samples, rattle_samples
-from alloop.campaign.budget import Quota, cycle_quota, expensive_quota
-from alloop.campaign.context import PhaseContext
-from alloop.campaign.cycle_record import record_cycle
-from alloop.campaign.explore import explore
-from alloop.campaign.label import label
-from alloop.campaign.labeling_pool import LabelingPool
-from alloop.campaign.pipeline import Hooks, Pipeline
-from alloop.campaign.progress import Progress
-from alloop.campaign.select_expensive import select_expensive
-from alloop.campaign.settings import campaign_settings
-from alloop.campaign.taskrun import run_tasks
-from alloop.campaign.train import labelled_arrays, train
-from alloop.campaign.worker_losses import WorkerLosses
+from alloop.campaign.execution.labeling_pool import LabelingPool
+from alloop.campaign.execution.taskrun import run_tasks
+from alloop.campaign.execution.worker_losses import WorkerLosses
+from alloop.campaign.loop.pipeline import Hooks, Pipeline
+from alloop.campaign.loop.progress import Progress
+from alloop.campaign.phases import original as originals
+from alloop.campaign.phases.bootstrap import normal_mode_samples, rattle_samples
+from alloop.campaign.phases.budget import Quota, cycle_quota, expensive_quota
+from alloop.campaign.phases.context import PhaseContext
+from alloop.campaign.phases.cycle_record import record_cycle
+from alloop.campaign.phases.explore import explore
+from alloop.campaign.phases.label import label
+from alloop.campaign.phases.select_expensive import select_expensive
+from alloop.campaign.phases.settings import campaign_settings
+from alloop.campaign.phases.train import labelled_arrays, train
 from alloop.config import CampaignConfig
 from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
@@ -75,15 +75,15 @@ class Campaign:
         if done is not None:
             return done
         self.original = originals.prepare(self.store, self.cfg, self.structures, self.log)
-        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "trained"):
+        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.TRAINED):
             self._bootstrap()
         if self.settings.asynchronous:
             return self._run_asynchronous()
         n_cycles = self.settings.stop.n_cycles
         for cycle in range(n_cycles):
-            if not ledger.phase_done(self.store, cycle, "trained"):
+            if not ledger.phase_done(self.store, cycle, ledger.TRAINED):
                 quota = self._quota()
-                if quota.n_cheap == 0 and not ledger.phase_done(self.store, cycle, "explored"):
+                if quota.n_cheap == 0 and not ledger.phase_done(self.store, cycle, ledger.EXPLORED):
                     return self._finish(cycle - 1, quota.reason or "labelling budget spent")
                 self._cycle(cycle)
             reason = self._stop_reason(cycle)
@@ -102,8 +102,8 @@ class Campaign:
     def _finish(self, cycle: int, reason: str) -> str:
         if not self.settings.periodic and cycle >= 0 and not self._trained_after_bootstrap():
             train(self.ctx, cycle, self.original, mark=False)
-        self._mark(cycle, "finished", note={"reason": reason})
-        self.progress.update(phase="finished")
+        self._mark(cycle, ledger.FINISHED, note={"reason": reason})
+        self.progress.update(phase=ledger.FINISHED)
         self.log(f"campaign finished: {reason}")
         return reason
 
@@ -125,18 +125,18 @@ class Campaign:
     # -------------------------------------------------------------- bootstrap
     def _bootstrap(self) -> None:
         b = self.settings.bootstrap
-        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "sampled"):
+        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.SAMPLED):
             self.progress.update(cycle=-1, phase="bootstrap: sampling")
             samples = self._bootstrap_samples()
             ids = self.store.add_frames(samples, origin="bootstrap", cycle=-1)
             ledger.select(self.store, ledger.BOOTSTRAP, ids, "cheap", ["bootstrap"] * len(ids))
             n_exp = min(b.n_expensive, len(ids))
             ledger.select(self.store, ledger.BOOTSTRAP, ids[:n_exp], "expensive", ["bootstrap"] * n_exp)
-            self._mark(ledger.BOOTSTRAP, "sampled")
+            self._mark(ledger.BOOTSTRAP, ledger.SAMPLED)
             self.log(f"bootstrap: {len(ids)} samples ({b.method}), {n_exp} to be labelled at both fidelities")
-        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, "labelled"):
+        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.LABELLED):
             label(self.ctx, self.pool, ledger.BOOTSTRAP, ("expensive", "cheap"))
-            self._mark(ledger.BOOTSTRAP, "labelled")
+            self._mark(ledger.BOOTSTRAP, ledger.LABELLED)
         train(self.ctx, ledger.BOOTSTRAP, self.original)
 
     def _bootstrap_samples(self) -> list[Atoms]:
@@ -147,7 +147,7 @@ class Campaign:
             groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
                       for k, (atoms, n) in enumerate(zip(self.structures, per))]
         else:
-            from alloop.campaign.hessian import cheap_hessian
+            from alloop.campaign.phases.hessian import cheap_hessian
 
             hessians = run_tasks(self.client, cheap_hessian, [(a, self.fidelities["cheap"]) for a in self.structures],
                                  self.settings.max_task_retries)
@@ -164,15 +164,15 @@ class Campaign:
             train(self.ctx, cycle, self.original)
         else:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
-            self._mark(cycle, "trained", note={"skipped": "naive strategy trains once, at the end"})
+            self._mark(cycle, ledger.TRAINED, note={"skipped": "naive strategy trains once, at the end"})
 
     def _label_phases(self, cycle: int) -> None:
         """Explore, label cheap, select expensive, label expensive (those not done yet)."""
         phases: list[tuple[str, Callable[[], dict | None]]] = [
-            ("explored", lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
-            ("labelled-cheap", lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
-            ("selected-expensive", lambda: select_expensive(self.ctx, cycle, self._expensive_quota())),
-            ("labelled-expensive", lambda: label(self.ctx, self.pool, cycle, ("expensive",))),
+            (ledger.EXPLORED, lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
+            (ledger.LABELLED_CHEAP, lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
+            (ledger.SELECTED_EXPENSIVE, lambda: select_expensive(self.ctx, cycle, self._expensive_quota())),
+            (ledger.LABELLED_EXPENSIVE, lambda: label(self.ctx, self.pool, cycle, ("expensive",))),
         ]
         for phase, run in phases:
             if not ledger.phase_done(self.store, cycle, phase):

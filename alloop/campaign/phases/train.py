@@ -18,18 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from alloop.campaign import evaluation
-from alloop.campaign import original as originals
-from alloop.campaign.context import UNCERTAINTY_BLOB, PhaseContext
-from alloop.campaign.cycle_record import record_cycle
-from alloop.campaign.taskrun import BackgroundTask
-from alloop.campaign.tasks import (
-    TRAIN_TOPIC,
-    LabelledArrays,
-    TrainRequest,
-    TrainTaskResult,
-    train_task,
-)
+from alloop.campaign.execution.taskrun import BackgroundTask
+from alloop.campaign.phases import evaluation
+from alloop.campaign.phases import original as originals
+from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext
+from alloop.campaign.phases.cycle_record import record_cycle
+from alloop.campaign.phases.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables
@@ -140,8 +134,8 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ctx.log(f"model v{version}: {100 * result.coverage['covered_fraction']:.0f} % of the evaluation set within "
                 f"the Q-residual limit (median Q {result.coverage['median_q']:.2f} x the limit)")
     if mark:
-        ctx.record_losses(cycle, "trained")
-        ledger.mark_phase(ctx.store, cycle, "trained", note={"model_version": version})
+        ctx.record_losses(cycle, ledger.TRAINED)
+        ledger.mark_phase(ctx.store, cycle, ledger.TRAINED, note={"model_version": version})
     mae = result.metrics.get("force_mae_eV_per_A")
     ctx.progress.update(val_force_mae=mae)
     ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {run.n_expensive} expensive and "

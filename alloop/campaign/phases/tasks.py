@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from alloop.campaign.evaluation import coverage_scores, score_model
-from alloop.campaign.settings import GuardSettings
+from alloop.campaign.phases.evaluation import coverage_scores, score_model
+from alloop.campaign.phases.settings import GuardSettings
 from alloop.evaluation_set import EvaluationFrames
 from alloop.md.bias import BiasSettings, QResidualBias
 from alloop.md.guards import StabilityGuards

@@ -27,17 +27,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from alloop.campaign import original as originals
-from alloop.campaign.budget import Quota
-from alloop.campaign.context import PhaseContext
-from alloop.campaign.explore import ExploreRun, finish_explore, start_explore
-from alloop.campaign.label import LabelStream
-from alloop.campaign.labeling_pool import LabelingPool
-from alloop.campaign.select_expensive import SelectionRun, finish_selection, start_selection
-from alloop.campaign.taskrun import FutureWaiter
-from alloop.campaign.train import TrainingRun, finish_training, start_training
+from alloop.campaign.execution.labeling_pool import LabelingPool
+from alloop.campaign.execution.taskrun import FutureWaiter
+from alloop.campaign.phases import original as originals
+from alloop.campaign.phases.budget import Quota
+from alloop.campaign.phases.context import PhaseContext
+from alloop.campaign.phases.explore import ExploreRun, finish_explore, start_explore
+from alloop.campaign.phases.label import LabelStream
+from alloop.campaign.phases.select_expensive import SelectionRun, finish_selection, start_selection
+from alloop.campaign.phases.train import TrainingRun, finish_training, start_training
 from alloop.errors import AlloopError
-from alloop.store import tables
+from alloop.store import ledger, tables
 
 #: scheduler priority of MD, bias and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
 CRITICAL_PRIORITY = 100
@@ -95,27 +95,27 @@ class Pipeline:
         for key, result in self.pool.poll():
             self.labels.add(key, result)
         for cycle in range(self.last_cycle + 1):
-            if self._done(cycle, "trained"):
+            if self._done(cycle, ledger.TRAINED):
                 continue
             outcome = self._advance_cycle(cycle)
             if outcome is not None:
                 return outcome
-            if not self._done(cycle, "explored"):
+            if not self._done(cycle, ledger.EXPLORED):
                 break  # later cycles cannot explore before this one
-        if self.last_cycle < 0 or self._done(self.last_cycle, "trained"):
+        if self.last_cycle < 0 or self._done(self.last_cycle, ledger.TRAINED):
             return self.last_cycle, self.budget_reason or f"{self.n_cycles} cycles done"
         return None
 
     def _advance_cycle(self, cycle: int) -> tuple[int, str] | None:
-        if not self._done(cycle, "explored"):
+        if not self._done(cycle, ledger.EXPLORED):
             self._explore(cycle)
             return None
-        if not self._done(cycle, "labelled-cheap") and not self._labels_back(cycle, "cheap", "labelled-cheap"):
+        cheap, expensive = ledger.LABELLED_CHEAP, ledger.LABELLED_EXPENSIVE
+        if not self._done(cycle, cheap) and not self._labels_back(cycle, "cheap", cheap):
             return None
-        if not self._done(cycle, "selected-expensive") and not self._selected(cycle):
+        if not self._done(cycle, ledger.SELECTED_EXPENSIVE) and not self._selected(cycle):
             return None
-        if not self._done(cycle, "labelled-expensive") and not self._labels_back(cycle, "expensive",
-                                                                                  "labelled-expensive"):
+        if not self._done(cycle, expensive) and not self._labels_back(cycle, "expensive", expensive):
             return None
         return self._train(cycle)
 
@@ -124,9 +124,9 @@ class Pipeline:
             if self.md.cycle == cycle and self.md.ready():
                 run, self.md = self.md, None
                 rate = finish_explore(self.ctx, run, self.hooks.quota().n_cheap)
-                self._mark(cycle, "explored", {"flag_rate": rate})
+                self._mark(cycle, ledger.EXPLORED, {"flag_rate": rate})
             return
-        if cycle >= 2 and not self._done(cycle - 2, "trained"):
+        if cycle >= 2 and not self._done(cycle - 2, ledger.TRAINED):
             return  # no model at most two cycles old yet
         quota = self.hooks.quota()
         if quota.n_cheap == 0:
@@ -141,13 +141,13 @@ class Pipeline:
             self.selection = start_selection(self.ctx, cycle, self.hooks.expensive_quota(), CRITICAL_PRIORITY)
             self._steps += 1
             if self.selection is None:  # nothing to choose from
-                self._mark(cycle, "selected-expensive", None)
+                self._mark(cycle, ledger.SELECTED_EXPENSIVE, None)
                 return True
         if self.selection.cycle != cycle or not self.selection.task.ready():
             return False
         run, self.selection = self.selection, None
         finish_selection(self.ctx, run, self.hooks.expensive_quota())
-        self._mark(cycle, "selected-expensive", None)
+        self._mark(cycle, ledger.SELECTED_EXPENSIVE, None)
         return True
 
     def _labels_back(self, cycle: int, role: str, phase: str) -> bool:
@@ -163,7 +163,7 @@ class Pipeline:
 
     def _train(self, cycle: int) -> tuple[int, str] | None:
         if self.training is None:
-            if cycle == 0 or self._done(cycle - 1, "trained"):
+            if cycle == 0 or self._done(cycle - 1, ledger.TRAINED):
                 self.training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ",
                                                priority=CRITICAL_PRIORITY)
                 self._steps += 1
@@ -213,7 +213,7 @@ class Pipeline:
         if tasks:
             self.ctx.client.cancel([t.future for t in tasks])
         if self.training is not None:
-            from alloop.campaign.tasks import TRAIN_TOPIC
+            from alloop.campaign.phases.tasks import TRAIN_TOPIC
 
             self.ctx.client.unsubscribe_topic(TRAIN_TOPIC)
         self.md = self.selection = self.training = None

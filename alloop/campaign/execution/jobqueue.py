@@ -9,7 +9,7 @@ import threading
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
-from alloop.campaign.cluster import THREAD_ENV_VARS
+from alloop.campaign.execution.cluster import THREAD_ENV_VARS
 from alloop.errors import AlloopError, ConfigError
 
 _LOCAL_OPTIONS = frozenset(
@@ -114,7 +114,7 @@ def make_jobqueue_cluster(execution: Any) -> Any:
                                         "--nthreads", str(task_threads(execution))]
     import dask
 
-    from alloop.campaign.cluster import quiet_monitoring
+    from alloop.campaign.execution.cluster import quiet_monitoring
 
     with dask.config.set(quiet_monitoring()):  # the scheduler runs in this process
         return cls(job_script_prologue=prologue, **options)
@@ -138,8 +138,8 @@ def jobqueue_client(execution: Any, log: Callable[[str], None] = print) -> Itera
     """
     from distributed import Client
 
-    from alloop.campaign.cluster import pin_threads_plugin
-    from alloop.campaign.jobkeeper import JobKeeper, slurm_job_state
+    from alloop.campaign.execution.cluster import pin_threads_plugin
+    from alloop.campaign.execution.jobkeeper import JobKeeper, slurm_job_state
 
     n_workers = execution.n_workers or 1
     cluster = make_jobqueue_cluster(execution)

@@ -3,7 +3,7 @@
 :func:`campaign_settings` is the one place that reads the ``md``, ``uncertainty``,
 ``selection``, ``training``, ``schedule`` and ``execution`` sections for the loop:
 the driver calls it once and hands the result to the phases in their
-:class:`~alloop.campaign.context.PhaseContext`. What it builds: the MD segment's
+:class:`~alloop.campaign.phases.context.PhaseContext`. What it builds: the MD segment's
 integrator (:class:`~alloop.md.segment.MDSettings`) and guard thresholds, the
 frame selection, the label budget, the stopping rules, the Q-residual settings
 and the training plan that gives each cycle's ASTEROID settings (through

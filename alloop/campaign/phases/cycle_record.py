@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from alloop.campaign import original as originals
-from alloop.campaign.context import PhaseContext
-from alloop.campaign.evaluation import cycle_columns
+from alloop.campaign.phases import original as originals
+from alloop.campaign.phases.context import PhaseContext
+from alloop.campaign.phases.evaluation import cycle_columns
 from alloop.store import ledger, tables
 from alloop.store.schema import FrameFlag
 

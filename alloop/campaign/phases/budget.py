@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from alloop.campaign.settings import LabelBudget
+from alloop.campaign.phases.settings import LabelBudget
 from alloop.fidelity import Fidelity
 from alloop.store import ledger
 from alloop.store.campaign import CampaignStore

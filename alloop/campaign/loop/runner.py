@@ -14,11 +14,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from alloop.campaign.cluster import dashboard_link, open_client
-from alloop.campaign.driver import Campaign
-from alloop.campaign.evaluation import prepare as prepare_evaluation
-from alloop.campaign.jobqueue import check_cluster_options
-from alloop.campaign.progress import Progress
+from alloop.campaign.execution.cluster import dashboard_link, open_client
+from alloop.campaign.execution.jobqueue import check_cluster_options
+from alloop.campaign.loop.driver import Campaign
+from alloop.campaign.loop.progress import Progress
+from alloop.campaign.phases.evaluation import prepare as prepare_evaluation
 from alloop.config import CampaignConfig
 from alloop.errors import AlloopError, StoreError
 from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
@@ -85,7 +85,7 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
             bar = Progress(enabled=progress, n_cycles=cfg.schedule.n_cycles, budget_cpu_s=cfg.schedule.budget_cpu_seconds,
                            spent_cpu_s=spent)
             if _batch_kind(cfg, address) is not None:  # its workers keep connecting: count the planned ones
-                from alloop.campaign.jobqueue import batch_slots
+                from alloop.campaign.execution.jobqueue import batch_slots
 
                 campaign_kwargs = {"slots": batch_slots(ex), **campaign_kwargs}
             try:
@@ -128,7 +128,7 @@ def _batch_kind(cfg: CampaignConfig, address: str | None) -> str | None:
 def _client(cfg: CampaignConfig, address: str | None, log: Callable[[str], None]) -> Iterator[Any]:
     ex = cfg.execution
     if _batch_kind(cfg, address) is not None:
-        from alloop.campaign.jobqueue import jobqueue_client
+        from alloop.campaign.execution.jobqueue import jobqueue_client
 
         with jobqueue_client(ex, log) as client:
             yield client
