@@ -8,7 +8,7 @@ expensive label. Without a cheap label, the same quantity between the
 cheap-trained and the fine-tuned model is the proxy.
 
 :func:`model_bias` is the one B of the campaign: the B that routes frames to
-expensive labels (``campaign.driver``) and the B that weights training
+expensive labels (``campaign.loop.driver``) and the B that weights training
 (:func:`alloop.training.bias.dataset_bias`) both come from it.
 """
 

@@ -23,8 +23,10 @@ appends ``-retry<n>``; a batch appends ``+<n more frames>`` to its first
 frame's key). Workers only compute and return LabelResults; they write nothing.
 A worker that dies while holding a task (crash, OOM kill, SIGKILL) costs each
 frame of that task one attempt: it is resubmitted alone (never batched again,
-so a frame that kills workers cannot take others down with it) up to
-``max_retries`` times, after which the frame gets a ``failed`` LabelResult
+and run alone on the cluster: a retry waits until nothing else is in flight and
+nothing follows it until it is back, since Dask charges the death to every task
+queued on the dead worker too; so a frame that kills workers cannot take others
+down with it) up to ``max_retries`` times, after which the frame gets a ``failed`` LabelResult
 ("worker died N times ...") instead of an exception. Physics failures come back as data from
 the labeller itself. An exception raised inside a task (a programming error)
 is re-raised from ``results()``/``poll()`` with the frame key attached.
@@ -256,6 +258,8 @@ class LabelingPool:
             return
         capacity = self._capacity()
         while self._pending and len(self._futures) < capacity:
+            if self._futures and (self._pending[0].attempt or self._retry_in_flight()):
+                return  # a retry runs alone on the cluster
             batch = [heapq.heappop(self._pending)]
             size = self._batch_size(batch[0], capacity)
             while len(batch) < size and self._pending and _batchable(batch[0], self._pending[0]):
@@ -270,6 +274,9 @@ class LabelingPool:
             self._futures[key] = (future, batch)
             self._ac.add(future)
             self.tasks_sent += 1
+
+    def _retry_in_flight(self) -> bool:
+        return any(batch[0].attempt for _, batch in self._futures.values())
 
     def _batch_size(self, task: _Task, capacity: int) -> int:
         """How many frames go with ``task``: a batch of about ``batch_seconds``, at most its share of the queue
