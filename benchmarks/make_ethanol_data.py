@@ -258,7 +258,7 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path, name: str) -
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
-    from alloop.store.exchange import write_extxyz_exact
+    from alloop.io import write_extxyz
 
     totals: dict[str, Any] = {}
     for traj, n in targets.items():
@@ -292,7 +292,7 @@ def _write_outputs(targets: dict[str, int], cache: Path, out: Path, name: str) -
                 per_fid[fid].append(atoms)
         for fid, frames in per_fid.items():
             path = out / f"{name}_{traj}_{fid}.extxyz"
-            write_extxyz_exact(path, frames)
+            write_extxyz(path, frames)
             cpu = sum(a.info["cpu_seconds"] for a in frames)
             totals[f"{traj}_{fid}_frames"] = len(frames)
             totals[f"{traj}_{fid}_label_cpu_seconds"] = cpu

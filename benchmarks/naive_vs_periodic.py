@@ -283,7 +283,7 @@ def main() -> None:
 
     from alloop.deploy.loading import load_trained
     from alloop.potentials.registry import build_model
-    from alloop.presets import load_preset
+    from alloop.config.presets import load_preset
 
     spec = load_preset("models", "sevennet-0")
     reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()
@@ -302,7 +302,7 @@ def main() -> None:
     print()
     print("\n".join(table(results, args.temperatures, args.ps)))
     original = outside_force_mae(reference_model)
-    print(f"\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
+    print("\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
           + (f"force MAE {original:.3f} eV/A" if original is not None else
              f"no labels ({OUTSIDE_LABELS} missing: python benchmarks/make_outside_labels.py)"))
     print(f"\nseeds {seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")

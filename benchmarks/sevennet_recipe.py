@@ -20,7 +20,7 @@ in eV/A): lr 1e-3 x 600 steps 0.034, 3e-3 x 300 0.034, 3e-3 x 600 0.026,
 3e-3 x 1200 0.022, 1e-2 x 600 0.023, **1e-2 x 1200 0.020**, 3e-2 x 600 0.026;
 Huber instead of MSE 0.023 (3e-3 x 600) and 0.022 (1e-2 x 600); freezing the
 embeddings and 2 of the 5 blocks 0.031 (3e-3 x 600). ``alloop train``'s
-``alloop.config_training.PRETRAINED_DEFAULTS`` are the best of these: lr 1e-2, 1200 steps of batch 4, MSE.
+``alloop.config.training.PRETRAINED_DEFAULTS`` are the best of these: lr 1e-2, 1200 steps of batch 4, MSE.
 """
 
 from __future__ import annotations

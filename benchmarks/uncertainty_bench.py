@@ -85,7 +85,7 @@ from alloop.labeling.base import Labeler
 from alloop.labeling.factory import labeler_for
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
-from alloop.presets import load_preset
+from alloop.config.presets import load_preset
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
@@ -238,7 +238,7 @@ def build_models(args: argparse.Namespace, cheap_data: FrameDataset):
         ft_settings = TrainSettings(max_epochs=args.epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads,
                                     seed=args.seed + 1)
         return model, settings, ft_settings, f"EGNN {hidden}x{layers}, {args.epochs} / {args.epochs // 2} epochs"
-    from alloop.config_training import DEFAULT_STEPS, PRETRAINED_DEFAULTS
+    from alloop.config.training import DEFAULT_STEPS, PRETRAINED_DEFAULTS
     from alloop.training.recipe import asteroid_settings, section_from_options
 
     hparams = load_preset("models", args.model)

@@ -83,8 +83,9 @@ def _export_model(args: argparse.Namespace) -> int:
 
 def _export_labels(args: argparse.Namespace) -> int:
     from alloop.errors import StoreError
+    from alloop.io import write_extxyz
     from alloop.store import CampaignStore, find_store, resolve_fidelity
-    from alloop.store.exchange import labelled_frames, write_extxyz_exact
+    from alloop.store.exchange import labelled_frames
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:
         stored = store.fidelities()
@@ -94,6 +95,6 @@ def _export_labels(args: argparse.Namespace) -> int:
             what = f"{fidelity.name} ({fidelity.hash()})"
             raise StoreError(f"no labels at fidelity {what} in {store.path} (stored: {known})")
         frames = labelled_frames(store, fidelity, all_status=args.all_status)
-    count = write_extxyz_exact(args.output, frames)
+    count = write_extxyz(args.output, frames)
     print(f"wrote {count} frames labelled at {fidelity.name} ({fidelity.hash()}) to {args.output}", file=sys.stderr)
     return 0

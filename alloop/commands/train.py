@@ -9,7 +9,7 @@ head on the cheap labels, then only the expensive head on the expensive labels
 ``--model`` is any preset of ``configs/models/`` (``small``, ``egnn-paper``, ``pair``,
 ``sevennet-0``, ``sevennet-small``, ...). A preset with pretrained weights
 (``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
-``alloop.config_training.PRETRAINED_DEFAULTS`` unless the options say otherwise. The options become a
+``alloop.config.training.PRETRAINED_DEFAULTS`` unless the options say otherwise. The options become a
 campaign's ``training`` section (:func:`alloop.training.recipe.section_from_options`: its defaults and checks)
 mapped to the stages' settings as in a campaign;
 ``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from alloop.config_training import DEFAULT_STEPS, FINETUNE_LR_FACTOR, PRETRAINED_DEFAULTS, TrainingConfig
+from alloop.config.training import DEFAULT_STEPS, FINETUNE_LR_FACTOR, PRETRAINED_DEFAULTS, TrainingConfig
 
 ORDER = 40
 
@@ -44,7 +44,7 @@ def _floats(text: str) -> list[float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from alloop.presets import preset_names
+    from alloop.config.presets import preset_names
 
     p = subparsers.add_parser(
         "train",
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
     from alloop.potentials.registry import build_model
-    from alloop.presets import load_preset
+    from alloop.config.presets import load_preset
     from alloop.training.asteroid import METHODS, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines

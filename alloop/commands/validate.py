@@ -8,7 +8,7 @@ from typing import Any
 
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, load_campaign
-from alloop.evaluation_set import read_evaluation_frames
+from alloop.evaluation_frames import read_evaluation_frames
 from alloop.structures import summarize
 
 ORDER = 10

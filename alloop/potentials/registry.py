@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from alloop.errors import ConfigError
-from alloop.potentials.base import Potential, model_dtype
+from alloop.potentials.base import Potential
 
 _REGISTRY: dict[str, type[Potential]] = {}
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from alloop.config import CampaignConfig
-from alloop.config_campaign import ROLES
+from alloop.config.campaign import ROLES
 from alloop.errors import AlloopError, ConfigError
 from alloop.store import CampaignStore, find_store, tables
 from alloop.store.evaluation_records import cycles_table, stored_set

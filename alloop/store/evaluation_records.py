@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from alloop.evaluation_set import EvaluationFrames
+from alloop.evaluation_frames import EvaluationFrames
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 

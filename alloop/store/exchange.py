@@ -12,16 +12,12 @@ export writes those versions into each frame's info.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from ase import Atoms
-from ase.data import chemical_symbols
-from ase.io.extxyz import key_val_dict_to_str
 
 from alloop.errors import AlloopError, StoreError
-from alloop.io import write_extxyz as write_extxyz_exact
 from alloop.fidelity import Fidelity
 from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus

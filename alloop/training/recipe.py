@@ -2,8 +2,8 @@
 
 A campaign maps its ``training`` section with :func:`asteroid_settings` for every training (shortened
 for a warm start, scaled for the final retrain); ``alloop train`` turns its options into the same
-section with :func:`section_from_options` (the defaults of :class:`~alloop.config_training.TrainingConfig`,
-or :data:`~alloop.config_training.PRETRAINED_DEFAULTS` for a pretrained model; the checks of the section,
+section with :func:`section_from_options` (the defaults of :class:`~alloop.config.training.TrainingConfig`,
+or :data:`~alloop.config.training.PRETRAINED_DEFAULTS` for a pretrained model; the checks of the section,
 reported with the option's name) and maps it with the same function. So the same section gives the same
 settings on both paths.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from alloop.config_messages import format_validation_error
-from alloop.config_training import PRETRAINED_DEFAULTS, SCORE_MATCHING_EPOCHS, TrainingConfig
+from alloop.config.messages import format_validation_error
+from alloop.config.training import PRETRAINED_DEFAULTS, SCORE_MATCHING_EPOCHS, TrainingConfig
 from alloop.errors import ConfigError
 from alloop.training.asteroid import AsteroidSettings
 from alloop.training.score_matching import ScoreMatchingSettings
@@ -74,7 +74,7 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int, tempera
 
 def section_from_options(options: dict[str, Any], pretrained: bool = False) -> TrainingConfig:
     """The ``training`` section of ``alloop train``'s options (argparse dests of :data:`OPTION_KEYS`; None: the
-    default, from :data:`~alloop.config_training.PRETRAINED_DEFAULTS` when ``pretrained``). ``--ema 0`` and
+    default, from :data:`~alloop.config.training.PRETRAINED_DEFAULTS` when ``pretrained``). ``--ema 0`` and
     ``--rollback 0`` mean none. ConfigError ``--option: reason`` for a value the section refuses."""
     data: dict[str, Any] = dict(PRETRAINED_DEFAULTS) if pretrained else {}
     for option, key in OPTION_KEYS.items():

@@ -25,10 +25,9 @@ MAX_FUNCTION_LINES = 60
 #: (the root modules every layer uses; data and config; the computing packages; what runs a campaign; what
 #: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
-    "_version errors units io presets",
-    "fidelity structures conformers outside",
-    "config_base config_science config_training config_execution config_messages config_campaign config_loading config "
-    "evaluation_set",
+    "_version errors units io config.presets",
+    "fidelity structures conformers outside evaluation_frames",
+    "config",
     "labeling potentials",
     "uncertainty store",
     "md training",
@@ -143,7 +142,7 @@ def test_phases_know_neither_the_driver_nor_the_config() -> None:
         path, tree = modules[f"alloop.campaign.phases.{phase}"]
         names = {n.module or "" for n in _imports(tree, type_checking=True) if isinstance(n, ast.ImportFrom)}
         names |= {a.name for n in _imports(tree, type_checking=True) if isinstance(n, ast.Import) for a in n.names}
-        config = {n for n in names if n == "alloop.config" or n.startswith("alloop.config_")}
+        config = {n for n in names if n == "alloop.config" or n.startswith("alloop.config.")}
         assert "alloop.campaign.loop.driver" not in names and not config, path
 
 
@@ -180,12 +179,16 @@ def test_no_import_cycle() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+#: packages whose parts sit on different floors: a module there belongs to ``package.part``
+ROOMS = {"campaign": ("execution", "phases", "loop"), "config": ("presets",)}
+
+
 def _unit(module: str) -> str:
-    """The root module or package of ``alloop.x.y`` (``__init__`` for the package ``alloop`` itself); in
-    ``alloop.campaign``, its room (``campaign.execution``, ``campaign.phases``, ``campaign.loop``)."""
+    """The root module or package of ``alloop.x.y`` (``__init__`` for the package ``alloop`` itself); in a package
+    of ``ROOMS``, its room (``campaign.execution``, ``campaign.phases``, ``campaign.loop``, ``config.presets``)."""
     parts = module.split(".")
-    if parts[1:2] == ["campaign"] and len(parts) > 3:
-        return f"campaign.{parts[2]}"
+    if len(parts) > 2 and parts[2] in ROOMS.get(parts[1], ()):
+        return f"{parts[1]}.{parts[2]}"
     return parts[1] if len(parts) > 1 else "__init__"
 
 
@@ -207,7 +210,7 @@ def test_no_import_goes_up_a_floor() -> None:
 
 
 def test_floor_check_sees_an_upward_import() -> None:
-    assert _floor(_unit("alloop.config_execution")) < _floor(_unit("alloop.campaign.execution.jobqueue"))
+    assert _floor(_unit("alloop.config.execution")) < _floor(_unit("alloop.campaign.execution.jobqueue"))
     assert _floor(_unit("alloop.store.ledger")) < _floor(_unit("alloop.report.compare")) < _floor(_unit("alloop.cli"))
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from alloop.errors import AlloopError
-from alloop.evaluation_set import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.evaluation_records import BLOB, COLUMNS, model_scores, stored_set

@@ -17,7 +17,7 @@ from ase import Atoms
 
 from alloop.campaign.phases.evaluation import coverage_scores, score_model
 from alloop.campaign.phases.settings import GuardSettings
-from alloop.evaluation_set import EvaluationFrames
+from alloop.evaluation_frames import EvaluationFrames
 from alloop.md.bias import BiasSettings, QResidualBias
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment

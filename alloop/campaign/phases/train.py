@@ -77,7 +77,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     return TrainRequest(
         method=plan.method, architecture=plan.architecture, elements=ctx.elements,
         hyperparameters=dict(plan.hyperparameters), expensive=expensive, cheap=cheap if len(cheap) else None,
-        unlabelled=None,  # score matching is not a campaign method (config_science.TrainingConfig)
+        unlabelled=None,  # score matching is not a campaign method (config.training.TrainingConfig)
         settings=plan.stages(cycle, warm=short, final=final), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
         threads=plan.threads, metadata={"cycle": cycle, **({"final_retrain": True} if final else {})},
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,

@@ -11,7 +11,7 @@ from ase.build import molecule
 from ase.io import write
 
 from alloop.config import CampaignConfig, load_campaign
-from alloop.config_base import deep_merge
+from alloop.config.base import deep_merge
 from alloop.errors import ConfigError
 
 

@@ -11,10 +11,10 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from alloop.config_science import ModelConfig
+from alloop.config.science import ModelConfig
 from alloop.errors import ConfigError
 from alloop.potentials.base import AtomsBatch
-from alloop.presets import load_preset
+from alloop.config.presets import load_preset
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.registry import build_model, model_preset
 from alloop.potentials.sevennet import SevenNet

@@ -15,7 +15,7 @@ from ase.build import molecule
 from alloop.campaign.phases import evaluation
 from alloop.cli import main
 from alloop.config import load_campaign
-from alloop.config_campaign import ROLES
+from alloop.config.campaign import ROLES
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.potentials.checkpoint import checkpoint_to_bytes

@@ -8,10 +8,9 @@ from ase import Atoms
 from store_helpers import make_frame, make_label
 
 from alloop.cli import main
-from alloop.io import attach_label
+from alloop.io import attach_label, write_extxyz
 from alloop.store import CampaignStore, store_path
 from alloop.store.duplicates import _BUCKET, POSITION_TOL_A, FrameIndex, _weights
-from alloop.store.exchange import write_extxyz_exact
 
 
 def _labelled(frame: Atoms, k: int) -> Atoms:
@@ -26,7 +25,7 @@ def _shifted(frame: Atoms, atom: int, by_A: float) -> Atoms:
 
 
 def _import(tmp_path, frames: list[Atoms], fidelity: str, capsys, name: str = "in.extxyz") -> str:
-    write_extxyz_exact(tmp_path / name, frames)
+    write_extxyz(tmp_path / name, frames)
     assert main(["import", str(tmp_path / name), str(tmp_path / "run"), "--fidelity", fidelity]) == 0
     return capsys.readouterr().out
 

@@ -16,9 +16,8 @@ from alloop.campaign.loop import runner
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.errors import AlloopError, StoreError
-from alloop.io import attach_label
+from alloop.io import attach_label, write_extxyz
 from alloop.store import CampaignStore, store_path
-from alloop.store.exchange import write_extxyz_exact
 
 CAMPAIGN = """
 name: unit
@@ -40,7 +39,7 @@ def _file(tmp_path, name: str, ks: range, pyscf_version: str | None):
         label = make_label(k, len(make_frame(k)))
         info = {"pyscf_version": pyscf_version} if pyscf_version else {}
         frames.append(attach_label(make_frame(k), label.energy_eV, label.forces_eV_per_A, info))
-    write_extxyz_exact(tmp_path / name, frames)
+    write_extxyz(tmp_path / name, frames)
     return str(tmp_path / name)
 
 

@@ -11,9 +11,8 @@ from ase import Atoms
 from store_helpers import make_frame, make_label
 
 from alloop.cli import main
-from alloop.io import attach_label
+from alloop.io import attach_label, write_extxyz
 from alloop.store import CampaignStore, store_path
-from alloop.store.exchange import write_extxyz_exact
 
 
 def _labelled(n: int) -> list[Atoms]:
@@ -39,7 +38,7 @@ def _same(a: list[Atoms], b: list[Atoms]) -> bool:
 
 def test_extxyz_store_extxyz_round_trip_is_bit_exact(tmp_path, capsys):
     source = tmp_path / "in.extxyz"
-    write_extxyz_exact(source, _labelled(12))
+    write_extxyz(source, _labelled(12))
     original = ase.io.read(source, ":")
     _same(_labelled(12), original)  # our writer is lossless (ASE's prints 8 decimals)
     run = tmp_path / "run"
@@ -125,7 +124,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     with CampaignStore.create(store_path(tmp_path / "run")) as store:
         store.commit()
     ase.io.write(tmp_path / "plain.xyz", make_frame(3))
-    write_extxyz_exact(tmp_path / "in.extxyz", _labelled(2))
+    write_extxyz(tmp_path / "in.extxyz", _labelled(2))
     tmp = str(tmp_path)
     assert main([a.format(tmp=tmp) for a in argv]) == 1
     err = capsys.readouterr().err
@@ -134,7 +133,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
 
 
 def test_import_into_locked_store_fails_cleanly(tmp_path, capsys):
-    write_extxyz_exact(tmp_path / "in.extxyz", _labelled(2))
+    write_extxyz(tmp_path / "in.extxyz", _labelled(2))
     with CampaignStore.create(store_path(tmp_path / "run")):
         assert main(["import", str(tmp_path / "in.extxyz"), str(tmp_path / "run"), "--fidelity", "hf-sto3g"]) == 1
     assert "already open for writing" in capsys.readouterr().err

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from alloop.potentials.inference import predict
 import alloop.training.asteroid as asteroid_module

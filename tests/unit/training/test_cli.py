@@ -11,7 +11,6 @@ from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint
 from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 
 from alloop.training.references import apply_references
 from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential

@@ -1,7 +1,5 @@
 import numpy as np
 import pytest
-import torch
-from ase.build import molecule
 
 from alloop.errors import AlloopError
 from alloop.potentials.pair import PairPotential

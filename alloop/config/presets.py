@@ -23,7 +23,7 @@ def configs_dir() -> Path:
     env = os.environ.get("ALLOOP_CONFIGS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "configs"
+    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def preset_names(kind: str) -> list[str]:

@@ -7,9 +7,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from alloop.config_base import deep_merge
-from alloop.config_campaign import CampaignConfig
-from alloop.config_messages import short
+from alloop.config.base import deep_merge
+from alloop.config.campaign import CampaignConfig
+from alloop.config.messages import short
 from alloop.errors import ConfigError
 
 

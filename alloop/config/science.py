@@ -4,7 +4,7 @@ The system and its levels of theory, the model, MD, the uncertainty measure,
 frame selection, training and the schedule (cycles, bootstrap, stopping rules).
 Cross-field checks inside one section are field validators on the later field
 (so an error carries that field's key path); checks across sections live in
-:mod:`alloop.config_campaign`.
+:mod:`alloop.config.campaign`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from alloop.config_base import Section, base_dir_of, checks_files, merge_preset
+from alloop.config.base import Section, base_dir_of, checks_files, merge_preset
 from alloop.fidelity import Fidelity
 
 

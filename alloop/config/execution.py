@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from alloop.config_base import Section, base_dir_of, merge_preset
+from alloop.config.base import Section, base_dir_of, merge_preset
 from alloop.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from alloop.config_base import Section
+from alloop.config.base import Section
 from alloop.errors import AlloopError
 
 #: the recipe's defaults that differ when the model starts from pretrained weights (a preset with a ``base``, such

@@ -13,10 +13,10 @@ from typing import Any
 from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from alloop.config_base import base_dir_of, checks_files, drop_nulls
-from alloop.config_execution import ExecutionConfig, StoreConfig
-from alloop.config_messages import format_validation_error
-from alloop.config_science import (
+from alloop.config.base import base_dir_of, checks_files, drop_nulls
+from alloop.config.execution import ExecutionConfig, StoreConfig
+from alloop.config.messages import format_validation_error
+from alloop.config.science import (
     FidelitiesConfig,
     MDConfig,
     ModelConfig,
@@ -25,12 +25,12 @@ from alloop.config_science import (
     SystemConfig,
     UncertaintyConfig,
 )
-from alloop.config_training import TrainingConfig
+from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
-from alloop.evaluation_set import EvaluationConfig, check_evaluation_elements
+from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import XTB_METHODS, Fidelity
-from alloop.presets import load_preset
+from alloop.config.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
 DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}
