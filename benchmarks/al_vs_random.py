@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 from campaign_runs import run_campaign
+from _common import DATA, ROOT, mean_std
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
 
@@ -93,11 +92,6 @@ def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, fol
     return out
 
 
-def _ms(values: list[float], digits: int = 3) -> str:
-    a = np.asarray(values, float)
-    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
@@ -142,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     print("| frames chosen by | expensive labels | CPU s (labels + MD) | " + " | ".join(t.name for t in tests) + " |")
     print("|---|---:|---:|" + "---:|" * len(tests))
     for name, row in rows.items():
-        print(f"| {name} | {_ms(row['labels'], 1)} | {_ms(row['cpu_s'], 0)} | "
-              + " | ".join(_ms(row[t.name]) for t in tests) + " |")
+        print(f"| {name} | {mean_std(row['labels'], 1)} | {mean_std(row['cpu_s'], 0)} | "
+              + " | ".join(mean_std(row[t.name]) for t in tests) + " |")
     print("\nper conformer basin (force MAE, eV/A):")
     for key, per in basins.items():
-        print(f"  {key}: " + ", ".join(f"{b} {_ms(v)}" for b, v in sorted(per.items())))
+        print(f"  {key}: " + ", ".join(f"{b} {mean_std(v)}" for b, v in sorted(per.items())))
     _plot(rows, tests, args.runs / "al_vs_random.png")
     return 0
 

@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 from ase import units
+from _common import DATA, mean_std
 
-DATA = Path(__file__).resolve().parent / "data"
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 METHODS = ("standard", "asteroid-no-weights", "asteroid", "score-matching")
@@ -191,13 +191,6 @@ def training_code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-
-def _fmt(values: list[float], scale: float = 1.0, digits: int = 3, sign: str = "") -> str:
-    v = np.asarray(values) * scale
-    mean = f"{v.mean():{sign}.{digits}f}"
-    return f"{mean} ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else mean
-
-
 def table(results: list[dict[str, Any]], budgets: list[float], seeds: list[int]) -> list[str]:
     lines = [
         "| budget (CPU s) | method | expensive frames | cheap frames | unlabelled | cost charged (CPU s) "
@@ -218,9 +211,9 @@ def table(results: list[dict[str, Any]], budgets: list[float], seeds: list[int])
             lines.append(
                 f"| {budget:g} | {method} | {'/'.join(map(str, n_exp))} | {rows[0]['n_cheap']} "
                 f"| {rows[0]['n_unlabelled']} "
-                f"| {np.mean([r['cost'] for r in rows]):.0f} | {_fmt(f)} | {_fmt(f, EV_PER_A_TO_KCAL_PER_MOL_A, 2)} "
-                f"| {'—' if method == 'standard' or not rel else _fmt(rel, 100, 0, '+') + ' %'} "
-                f"| {_fmt([r['test_energy_mae_per_atom'] for r in rows], 1000, 1)} "
+                f"| {np.mean([r['cost'] for r in rows]):.0f} | {mean_std(f)} | {mean_std(f, 2, EV_PER_A_TO_KCAL_PER_MOL_A)} "
+                f"| {'—' if method == 'standard' or not rel else mean_std(rel, 0, 100, '+') + ' %'} "
+                f"| {mean_std([r['test_energy_mae_per_atom'] for r in rows], 1, 1000)} "
                 f"| {np.mean([r['train_seconds'] for r in rows]):.0f} |"
             )
     lines.append("")

@@ -89,8 +89,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import ROOT, markdown_table
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMING_FILE = "campaign_bench_timing.json"
 #: --quick: one short cycle; the expensive fidelity stays B3LYP/def2-SVP so the accuracy part can compare
 QUICK_SETS = [
@@ -115,13 +115,6 @@ PHASES = {
 BUSY_ACTIONS = ("compute", "deserialize")
 #: labelling phases -> roles labelled in them
 LABEL_PHASES = {"labelled": ("cheap", "expensive"), "labelled-cheap": ("cheap",), "labelled-expensive": ("expensive",)}
-
-
-def table(header: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table; floats get 1 decimal unless already formatted."""
-    cell = lambda v: f"{v:.1f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 
 
 def task_kind(key: str, hashes: dict[str, str]) -> str:
@@ -335,7 +328,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
     work_bound = max(all_core_s / cores, train_path)
     window = overlap_window(prog)
     print(f"\n## Campaign '{info['campaign']}': timing\n")
-    print(table(["quantity", "value"], [
+    print(markdown_table(["quantity", "value"], [
         ["overrides", " ".join(info["overrides"]) or "(none)"],
         ["Dask workers x threads (slots, cores)", f"{info['n_workers']} x {info['threads_per_worker']} ({slots}, {cores})"],
         ["finished because", info["reason"]],
@@ -367,11 +360,11 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
          f" on {info['cpu_count']} CPUs (shared machine: timings under contention)"],
     ]))
     print("\n### Wall time per phase\n")
-    print(table(["cycle", "phase", "wall s", "% of total", "slots busy", ">= 1 idle core", "label CPU s",
+    print(markdown_table(["cycle", "phase", "wall s", "% of total", "slots busy", ">= 1 idle core", "label CPU s",
                  "labelling-core util."], rows))
     print("\n### Wall time by kind of phase (summed over cycles)\n")
     kind_rows = [[k, v, f"{100 * v / wall:.1f}%"] for k, v in kinds.items()]
-    print(table(["kind", "wall s", "% of total"], kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
+    print(markdown_table(["kind", "wall s", "% of total"], kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
     print("\n### Labels per fidelity (from the store)\n")
     fid_rows = []
     for role in ("cheap", "expensive"):
@@ -379,7 +372,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         wall_s = float(np.nansum(store.labels(fid.hash()).wall_seconds)) if fid.hash() in store.fidelities() else 0.0
         fid_rows.append([role, fid.name, n, sp.failures[role], sp.cpu_seconds[role],
                          f"{sp.cpu_seconds[role] / n:.2f}" if n else "", wall_s])
-    print(table(["role", "fidelity", "labels", "not ok", "CPU s", "CPU s / label", "labeller wall s"], fid_rows))
+    print(markdown_table(["role", "fidelity", "labels", "not ok", "CPU s", "CPU s / label", "labeller wall s"], fid_rows))
     print("\n### Task compute time by kind (Dask task stream)\n")
     by_kind: dict[str, list[tuple[float, float | None]]] = {}
     for t in info["tasks"]:
@@ -389,7 +382,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         known = [(d, c) for d, c in v if c is not None]
         return f"{sum(d * c for d, c in known) / sum(d for d, _ in known):.0f}%" if known else "n/a"
 
-    print(table(["task kind", "tasks", "busy s", "mean s", "cores counted", "% of core-seconds available",
+    print(markdown_table(["task kind", "tasks", "busy s", "mean s", "cores counted", "% of core-seconds available",
                  "worker CPU % while running"], [
         [k, len(v), float(sum(d for d, _ in v)), f"{np.mean([d for d, _ in v]):.2f}", core_weight(k, info),
          f"{100 * sum(d for d, _ in v) * core_weight(k, info) / (wall * cores):.1f}%", cpu_pct(v)]

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import markdown_table
 from ase import units
 
 PREFIX = "ethanol_500K_short"
@@ -89,7 +90,6 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.training import evaluate_model
 
-    from campaign_bench import table
 
     exp = cfg.expensive_fidelity
     paths = {part: Path(data_dir) / f"{PREFIX}_{part}_{exp.name}.extxyz" for part in ("test", "pool")}
@@ -138,7 +138,7 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
         rows.append(_row(f"(c) standard, random pool frames, seed {seed}", f"AIMD (HF/STO-3G PES) frames{note}",
                          f"{k} exp", f"{costs[order[:k]].sum():.0f}", metrics, sec_c))
         print(f"  (c) seed {seed} done", flush=True)
-    print(table(["run", "training frames", "labels", "label CPU s", "force MAE eV/A", "force MAE kcal/mol/A",
+    print(markdown_table(["run", "training frames", "labels", "label CPU s", "force MAE eV/A", "force MAE kcal/mol/A",
                  "energy MAE meV/atom", "train s"], rows))
     if len(pool_errors) > 1:
         print(f"\n(c) over {len(pool_errors)} seeds: force MAE {np.mean(pool_errors):.4f} +- "

@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from pathlib import Path
-
-DATA = Path(__file__).resolve().parent / "data"
+from _common import DATA
 
 
 def cpu_seconds() -> float:

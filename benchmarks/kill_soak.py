@@ -48,7 +48,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT
+
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from campaign_helpers import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny  # noqa: E402

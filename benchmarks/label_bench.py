@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -29,8 +28,8 @@ from ase.build import molecule as ase_molecule
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.config.presets import preset_names
+from _common import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 MOLECULES = ("water", "ethanol", "malonaldehyde", "aspirin")
 SCALING = {"hf": 3.0, "mp2": 5.0, "ccsd": 6.0, "ccsd(t)": 7.0}
 DFT_SCALING = 3.0

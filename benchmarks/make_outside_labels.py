@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from _common import DATA
 
-DATA = Path(__file__).resolve().parent / "data"
 OUT = DATA / "outside_forgetting_b3lyp-svp.extxyz"
 ETHANOL = (1, 1, 1, 1, 1, 1, 6, 6, 8)
 

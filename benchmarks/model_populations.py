@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
 RECORD_FS = 10.0
 
 

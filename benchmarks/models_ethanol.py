@@ -37,17 +37,15 @@ import argparse
 import hashlib
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from asteroid_ethanol import plan  # noqa: E402  (the label-cost plan of the ASTEROID benchmark)
+from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
+from _common import DATA, mean_std
 
-DATA = Path(__file__).resolve().parent / "data"
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TESTS = {"500K": "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
@@ -161,11 +159,6 @@ def inference_ms(preset: str, replicas: int, repeats: int = 5) -> float:
     return 1000 * float(np.median(times)) / replicas
 
 
-def _ms(values: list[float], digits: int = 3) -> str:
-    a = np.asarray(values, float)
-    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| model | N | seeds | expensive / cheap frames | label CPU s | 500 K F-MAE (eV/A) | 500 K E-MAE (meV/atom) "
              "| 1000 K F-MAE (eV/A) | 1000 K E-MAE (meV/atom) | steps | s/step | s/epoch |",
@@ -181,8 +174,8 @@ def table(rows: list[dict[str, Any]]) -> str:
             epoch = f"{np.mean(per_step) * g[0]['steps_per_epoch']:.1f}" if per_step else "-"
             lines.append(
                 f"| {name} | {n} | {len(g)} | {n_exp} / {g[0]['n_cheap']} | {np.mean([r['cost'] for r in g]):.0f} "
-                f"| {_ms([r['test500K_force_mae'] for r in g])} | {_ms([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
-                f"| {_ms([r['test1000K_force_mae'] for r in g])} | {_ms([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test500K_force_mae'] for r in g])} | {mean_std([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test1000K_force_mae'] for r in g])} | {mean_std([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
                 f"| {g[0]['steps']} | {step} | {epoch} |")
     lines += ["", "mean +- sample std over seeds; s/epoch = s/step x steps per pass over the expensive training frames."]
     return "\n".join(lines)

@@ -53,9 +53,8 @@ import numpy as np
 from campaign_runs import run_campaign
 from make_outside_labels import OUT as OUTSIDE_LABELS
 from make_outside_labels import outside_force_mae
+from _common import DATA, ROOT, mean_std
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 STRATEGIES = ("periodic", "naive")
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
@@ -209,11 +208,6 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     return scores
 
 
-def _ms(values: list[float], digits: int = 3) -> str:
-    a = np.asarray(values, float)
-    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
-
-
 def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float) -> list[str]:
     names = list(results)
     rows = [
@@ -241,7 +235,7 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
                 v = r.get(key)
                 values += list(v) if isinstance(v, list) else [v]
             values = [v for v in values if v is not None and np.isfinite(v)]
-            cells.append(_ms(values, digits) if values else "n/a")
+            cells.append(mean_std(values, digits) if values else "n/a")
         lines.append(f"| {label} | {' | '.join(cells)} |")
     ref = results[names[0]][0]
     lines += ["", f"test frames' own energies above their lowest (meV/atom): 500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from campaign_runs import run_campaign
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, mean_std
 
 
 def summary(run_dir: Path) -> dict:
@@ -43,11 +42,6 @@ def summary(run_dir: Path) -> dict:
         "train_s": float(np.sum(rows["train_seconds"])),
         "flag_rate": [float(x) for x in rows["flag_rate"]],
     }
-
-
-def _ms(values: list[float], digits: int = 3) -> str:
-    a = np.asarray(values, float)
-    return f"{a.mean():.{digits}f} +- {a.std():.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
 
 
 def main() -> None:
@@ -78,15 +72,15 @@ def main() -> None:
                                ("cheap labels", "labels_cheap", 0), ("label CPU s", "cpu_s", 0),
                                ("training wall s (sum over models)", "train_s", 0)):
         vals = [r[key] for r in rows]
-        print(f"| {label} | {' | '.join(f'{v:.{digits}f}' for v in vals)} | {_ms(vals, digits)} |")
+        print(f"| {label} | {' | '.join(f'{v:.{digits}f}' for v in vals)} | {mean_std(vals, digits)} |")
     n_models = min(len(r["eval_force"]) for r in rows)
     for k in range(n_models):
         cycle = rows[0]["cycles"][k]
         name = "bootstrap" if cycle < 0 else f"cycle {cycle}"
         vals = [r["eval_force"][k] for r in rows]
-        print(f"| held-out force MAE, {name} model (eV/A) | {' | '.join(f'{v:.3f}' for v in vals)} | {_ms(vals)} |")
+        print(f"| held-out force MAE, {name} model (eV/A) | {' | '.join(f'{v:.3f}' for v in vals)} | {mean_std(vals)} |")
     vals = [r["eval_energy_meV_atom"][n_models - 1] for r in rows]
-    print(f"| held-out energy MAE, final model (meV/atom) | {' | '.join(f'{v:.1f}' for v in vals)} | {_ms(vals, 1)} |")
+    print(f"| held-out energy MAE, final model (meV/atom) | {' | '.join(f'{v:.1f}' for v in vals)} | {mean_std(vals, 1)} |")
     print(f"\nruns in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
 
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, mean_std
 
-DATA = Path(__file__).resolve().parent / "data"
 ELEMENTS = (1, 6, 8)
 
 BASE: dict[str, Any] = dict(steps=600, batch_size=4, lr=1e-3, energy_weight=0.1, loss="mse", ema=0.99)
@@ -86,10 +86,6 @@ def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
             "selection_energy_mae_meV_atom": 1000 * m["energy_mae_per_atom_eV"]}
 
 
-def _mean_std(a: np.ndarray, digits: int) -> str:
-    return f"{a.mean():.{digits}f} +- {a.std(ddof=1):.{digits}f}" if a.size > 1 else f"{a.mean():.{digits}f}"
-
-
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| recipe | N | seeds | steps | s/step | selection F-MAE (eV/A) | selection E-MAE (meV/atom) |",
              "|---|---:|---:|---:|---:|---|---|"]
@@ -98,7 +94,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         f = np.array([r["selection_force_mae"] for r in g])
         e = np.array([r["selection_energy_mae_meV_atom"] for r in g])
         lines.append(f"| {recipe} | {n} | {len(g)} | {g[0]['steps']} | {np.mean([r['seconds_per_step'] for r in g]):.2f} "
-                     f"| {_mean_std(f, 4)} | {_mean_std(e, 2)} |")
+                     f"| {mean_std(f, 4)} | {mean_std(e, 2)} |")
     return "\n".join(lines)
 
 

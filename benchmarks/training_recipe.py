@@ -32,8 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, mean_std
 
-DATA = Path(__file__).resolve().parent / "data"
 ELEMENTS = (1, 6, 8)
 
 BASE = dict(max_steps=3000, batch_size=8, lr=1e-3, min_lr=1e-5, loss="mse", energy_weight=0.1, ema_decay=0.99)
@@ -104,11 +104,6 @@ def run_one(recipe: str, n: int, seed: int, steps: int | None) -> dict:
     return out
 
 
-def _mean_std(values: list[float]) -> str:
-    a = np.asarray(values, float)
-    return f"{a.mean():.3f} +- {a.std():.3f}" if a.size > 1 else f"{a.mean():.3f}"
-
-
 def table(rows: list[dict]) -> str:
     lines = ["| recipe | N | seeds | steps | s/run | selection F-MAE | 500 K test F-MAE | 300 K test F-MAE "
              "| 500 K test E-MAE (meV/atom) |",
@@ -118,9 +113,9 @@ def table(rows: list[dict]) -> str:
         group = [r for r in rows if r["recipe"] == recipe and r["n"] == n]
         lines.append(
             f"| {recipe} | {n} | {len(group)} | {int(np.mean([r['steps'] for r in group]))} "
-            f"| {np.mean([r['seconds'] for r in group]):.0f} | {_mean_std([r['selection_force_mae'] for r in group])} "
-            f"| {_mean_std([r['test500_force_mae'] for r in group])} | {_mean_std([r['test300_force_mae'] for r in group])} "
-            f"| {_mean_std([r['test500_energy_mae_meV_atom'] for r in group])} |")
+            f"| {np.mean([r['seconds'] for r in group]):.0f} | {mean_std([r['selection_force_mae'] for r in group])} "
+            f"| {mean_std([r['test500_force_mae'] for r in group])} | {mean_std([r['test300_force_mae'] for r in group])} "
+            f"| {mean_std([r['test500_energy_mae_meV_atom'] for r in group])} |")
     return "\n".join(lines)
 
 

@@ -89,11 +89,11 @@ from alloop.config.presets import load_preset
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
+from _common import DATA
 
 MODELS = ("egnn", "sevennet-small", "sevennet-0")  # egnn: built here; the others are model presets
 TEMPERATURES = (300.0, 500.0, 1000.0)
 TRAIN_TEMPERATURES = (300.0, 500.0)
-DATA = Path(__file__).resolve().parent / "data"
 
 
 @dataclass

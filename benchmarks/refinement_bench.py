@@ -28,8 +28,8 @@ of 5 A every ethanol graph is complete (the molecule's largest interatomic
 distance is about 4.3 A even at 1000 K), so RR keeps the training cutoff and
 changes nothing; ``--cutoff 3.5`` trains models whose graphs RR can change.
 
-    python benchmarks/test_time.py                # 3 seeds
-    python benchmarks/test_time.py --quick        # 1 seed, short training, 20 TTT steps (a smoke test)
+    python benchmarks/refinement_bench.py                # 3 seeds
+    python benchmarks/refinement_bench.py --quick        # 1 seed, short training, 20 TTT steps (a smoke test)
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, mean_std
 
-DATA = Path(__file__).resolve().parent / "data"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 ELEMENTS = (1, 6, 8)
 
@@ -170,12 +170,6 @@ def score(model: Any, pool: list, cheap: list, expensive: list, cfg: Config, see
             "exp_cpu": float(np.mean([a.info["cpu_seconds"] for a in expensive]))}
 
 
-def _fmt(values: list[float], digits: int = 4, scale: float = 1.0, sign: str = "") -> str:
-    v = np.asarray(values, dtype=float) * scale
-    mean = f"{v.mean():{sign}.{digits}f}"
-    return f"{mean} ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else mean
-
-
 def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["| test set | seed | before F-MAE (eV/Å) | after TTT | TTT change | TTT CPU s (labels + steps) "
              "| ≙ expensive labels | after RR | RR change | RR frames moved | RR radii (Å) | RR CPU s "
@@ -186,11 +180,11 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         ttt_cpu = [r["ttt_label_cpu"] + r["ttt_step_cpu"] for r in rs]
         exp_cpu = float(np.mean([r["exp_cpu"] for r in rs]))  # an expensive label of these structures
         radii = sorted({x for r in rs for x in r["rr_radii"]})
-        return (f"| {name} | {seed} | {_fmt([r['before'] for r in rs])} | {_fmt([r['ttt'] for r in rs])} "
-                f"| {_fmt([r['ttt'] / r['before'] - 1 for r in rs], 1, 100, '+')} % "
+        return (f"| {name} | {seed} | {mean_std([r['before'] for r in rs], 4)} | {mean_std([r['ttt'] for r in rs], 4)} "
+                f"| {mean_std([r['ttt'] / r['before'] - 1 for r in rs], 1, 100, '+')} % "
                 f"| {np.mean([r['ttt_label_cpu'] for r in rs]):.1f} + {np.mean([r['ttt_step_cpu'] for r in rs]):.1f} "
-                f"| {np.mean(ttt_cpu) / exp_cpu:.1f} | {_fmt([r['rr'] for r in rs])} "
-                f"| {_fmt([r['rr'] / r['before'] - 1 for r in rs], 1, 100, '+')} % "
+                f"| {np.mean(ttt_cpu) / exp_cpu:.1f} | {mean_std([r['rr'] for r in rs], 4)} "
+                f"| {mean_std([r['rr'] / r['before'] - 1 for r in rs], 1, 100, '+')} % "
                 f"| {sum(r['rr_moved'] for r in rs)} of {sum(r['n'] for r in rs)} "
                 f"| {', '.join(f'{x:g}' for x in radii)} | {np.mean([r['rr_cpu'] for r in rs]):.2f} "
                 f"| {np.mean([r['rr_cpu'] for r in rs]) / exp_cpu:.2f} |")
