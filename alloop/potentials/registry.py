@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
+from alloop.config.presets import load_preset
 from alloop.errors import ConfigError
 from alloop.potentials.base import Potential
 
@@ -33,20 +34,6 @@ _COMMON_ALIASES = {"cutoff_A": "cutoff"}
 _ALIASES: dict[str, dict[str, str]] = {"pair": {"n_rbf": "n_radial"}}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-_PRESETS: dict[str, dict[str, Any]] = {
-    "small": {
-        "architecture": "egnn", "cutoff_A": 5.0, "hidden_features": 64, "n_layers": 3, "n_rbf": 16, "dtype": "float32",
-    },
-    "egnn-paper": {
-        "architecture": "egnn", "cutoff_A": 5.0, "hidden_features": 128, "n_layers": 5, "n_rbf": 16, "dtype": "float32",
-    },
-    "sevennet-0": {"architecture": "sevennet", "base": "7net-0", "cutoff_A": 5.0, "dtype": "float32"},
-    "sevennet-small": {
-        "architecture": "sevennet", "cutoff_A": 5.0, "hidden_features": 32, "n_layers": 3, "lmax": 1, "n_rbf": 8,
-        "dtype": "float32",
-    },
-}
 
 
 def register_model(cls: type[Potential]) -> type[Potential]:
@@ -89,11 +76,9 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def model_preset(name: str) -> dict[str, Any]:
-    """Built-in hyperparameter presets ("small", "egnn-paper", "sevennet-0", ...) in config-key form, for :func:`build_model`."""
-    try:
-        return dict(_PRESETS[name])
-    except KeyError:
-        raise ConfigError(f"unknown model preset '{name}' (known: {', '.join(sorted(_PRESETS))})") from None
+    """A model preset of ``configs/models/`` ("small", "egnn-paper", "sevennet-0", ...) in config-key form, for
+    :func:`build_model` (the presets live there only; ConfigError listing the known ones otherwise)."""
+    return load_preset("models", name)
 
 
 def _constructor_kwargs(cls: type[Potential], architecture: str, hparams: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from ase.build import molecule
 from alloop.config.science import ModelConfig
 from alloop.errors import ConfigError
 from alloop.potentials.base import AtomsBatch
-from alloop.config.presets import load_preset
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.registry import build_model, model_preset
 from alloop.potentials.sevennet import SevenNet
@@ -142,8 +141,6 @@ def test_config_presets_and_errors():
     small = ModelConfig.model_validate({"preset": "sevennet-small", "features": "all", "freeze_blocks": 1})
     expected = {k: v for k, v in model_preset("sevennet-small").items() if k != "architecture"}
     assert small.hyperparameters() == {**expected, "features": "all", "freeze_blocks": 1}
-    for name in ("sevennet-0", "sevennet-small"):
-        assert load_preset("models", name) == model_preset(name)
     with pytest.raises(ValueError, match="fixed by the pretrained model '7net-0'"):
         ModelConfig.model_validate({"preset": "sevennet-0", "n_layers": 2})
     with pytest.raises(ValueError, match="not used by architecture 'egnn'"):
