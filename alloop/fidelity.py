@@ -1,16 +1,24 @@
 """A fidelity: a named, hashable level of theory of one method family.
 
 Families: ``pyscf`` (the default: HF, MP2, CCSD, CCSD(T) and DFT functionals in
-a Gaussian basis, run by PySCF) and ``xtb`` (GFN1-xTB and GFN2-xTB, run by
-tblite). The hash covers every field that changes the numbers and nothing
-else, so two campaigns that label at the same level share labels, and a label
-is keyed by (frame id, fidelity hash) in the store:
+a Gaussian basis, run by PySCF, for isolated molecules), ``pyscf-pbc`` (LDA and
+GGA functionals at the Gamma point of a periodic cell, GTH pseudopotentials and
+basis sets, PySCF's multigrid integrator) and ``xtb`` (GFN1-xTB and GFN2-xTB, run
+by tblite, molecules). The hash covers every field that changes the numbers and
+nothing else, so two campaigns that label at the same level share labels, and
+a label is keyed by (frame id, fidelity hash) in the store:
 
 - ``pyscf``: method, basis, density fitting, grid (DFT only), charge, spin,
   convergence tolerance. The family is not part of it: these hashes (and the
   specs written into stores) are byte-for-byte those of before families existed.
+- ``pyscf-pbc``: family, method, basis, pseudopotential, plane-wave cutoff,
+  charge, spin, convergence tolerance.
 - ``xtb``: family, method, charge, spin, tblite's accuracy and the electronic
   temperature.
+
+A periodic fidelity labels only structures periodic in all three directions,
+a molecular one only structures with no periodic direction
+(:meth:`Fidelity.check_periodicity`: one line saying which).
 
 ``max_cycles`` decides whether an SCF converges, never what it converges to: it
 is hashed in neither family. A fidelity's dump (``model_dump``) holds only the
@@ -47,9 +55,16 @@ XTB_MAX_Z = 86
 XTB_DEFAULTS = {"accuracy": 1.0, "electronic_temperature_K": 300.0, "max_cycles": 250}
 #: fields that do not change the numbers and are left out of the hash
 _NOT_HASHED = frozenset({"name", "max_cycles", "max_memory_MB"})
-#: fields that only one family uses (left out of the other family's dump and refused there)
-_PYSCF_ONLY = ("basis", "density_fit", "grid_level", "conv_tol_Eh", "max_memory_MB")
-_XTB_ONLY = ("accuracy", "electronic_temperature_K")
+#: the periodic family's defaults: GTH pseudopotential, plane-wave cutoff (Hartree) of the multigrid integrator
+PBC_DEFAULTS = {"pseudo": "gth-pbe", "ke_cutoff_Eh": 400.0}
+#: fields of a family beyond name, family, method, charge, spin, max_cycles (others are refused there and left
+#: out of its dump)
+FAMILY_FIELDS = {
+    "pyscf": ("basis", "density_fit", "grid_level", "conv_tol_Eh", "max_memory_MB"),
+    "pyscf-pbc": ("basis", "pseudo", "ke_cutoff_Eh", "conv_tol_Eh", "max_memory_MB"),
+    "xtb": ("accuracy", "electronic_temperature_K"),
+}
+_ALL_FAMILY_FIELDS = tuple(dict.fromkeys(f for fields in FAMILY_FIELDS.values() for f in fields))
 
 
 class Fidelity(BaseModel):
@@ -58,8 +73,9 @@ class Fidelity(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1)
-    family: Literal["pyscf", "xtb"] = Field(default="pyscf", description="pyscf, or xtb (tblite); "
-                                            "gfn1-xtb/gfn2-xtb methods imply xtb")
+    family: Literal["pyscf", "pyscf-pbc", "xtb"] = Field(
+        default="pyscf", description="pyscf (molecules), pyscf-pbc (periodic cells), or xtb (tblite); "
+        "gfn1-xtb/gfn2-xtb methods imply xtb")
     method: str = Field(min_length=1, description="hf, mp2, ccsd, ccsd(t), a PySCF/libxc functional; "
                         "gfn2-xtb or gfn1-xtb")
     basis: str | None = Field(default=None, min_length=1, description="Gaussian basis (pyscf only, required there)")
@@ -72,6 +88,9 @@ class Fidelity(BaseModel):
     max_memory_MB: int = Field(default=2000, ge=100)
     accuracy: float | None = Field(default=None, gt=0, description="xtb: tblite's accuracy (1.0; smaller is tighter)")
     electronic_temperature_K: float | None = Field(default=None, ge=0, description="xtb: Fermi smearing (300 K)")
+    pseudo: str | None = Field(default=None, min_length=1, description="pyscf-pbc: GTH pseudopotential (gth-pbe)")
+    ke_cutoff_Eh: float | None = Field(default=None, gt=0, description="pyscf-pbc: plane-wave cutoff in Hartree "
+                                       "(400)")
 
     @model_validator(mode="before")
     @classmethod
@@ -84,6 +103,8 @@ class Fidelity(BaseModel):
             data = {**data, "family": "xtb"}
         if data.get("family") == "xtb":
             data = {**XTB_DEFAULTS, **data}
+        if data.get("family") == "pyscf-pbc":
+            data = {**PBC_DEFAULTS, **data}
         return data
 
     @field_validator("method")
@@ -94,47 +115,61 @@ class Fidelity(BaseModel):
             if method not in XTB_METHODS:
                 raise ValueError(f"unknown xtb method '{value}': use one of {', '.join(XTB_METHODS)}")
             return method
-        if method in WAVEFUNCTION_METHODS:
+        periodic = info.data.get("family") == "pyscf-pbc"
+        if method in WAVEFUNCTION_METHODS and not periodic:
             return method
         try:
             from pyscf.dft import libxc
 
             libxc.parse_xc(method)
         except (KeyError, ValueError) as exc:
+            if periodic:
+                raise ValueError(f"unknown method '{value}': periodic fidelities take an LDA or GGA functional "
+                                 "(e.g. pbe)") from exc
             raise ValueError(
                 f"unknown method '{value}': use one of {', '.join(WAVEFUNCTION_METHODS)}, a DFT functional, "
                 f"or {', '.join(XTB_METHODS)}"
             ) from exc
+        if periodic:
+            from pyscf.dft import libxc
+
+            if libxc.is_hybrid_xc(method) or libxc.is_meta_gga(method) or libxc.is_nlc(method):
+                raise ValueError(f"'{value}': periodic fidelities take LDA or GGA functionals only (PySCF's "
+                                 "multigrid integrator: no exact exchange, meta-GGA or non-local correlation)")
         return method
 
-    @field_validator("basis")
+    @field_validator("basis", "pseudo")
     @classmethod
-    def _normalise_basis(cls, value: str | None) -> str | None:
+    def _normalise_name(cls, value: str | None) -> str | None:
         return None if value is None else value.strip().lower()
 
     @model_validator(mode="after")
     def _fields_of_family(self) -> "Fidelity":
-        if self.family == "pyscf":
-            if self.basis is None:
-                raise ValueError("basis: required by PySCF methods (family pyscf)")
-            extra = [k for k in _XTB_ONLY if getattr(self, k) is not None]
-            if extra:
-                raise ValueError(f"{extra[0]}: only used by xtb fidelities (family xtb)")
-            return self
-        extra = [k for k in _PYSCF_ONLY if k in self.model_fields_set]
+        own = FAMILY_FIELDS[self.family]
+        if self.family != "xtb" and self.basis is None:
+            raise ValueError(f"basis: required by PySCF methods (family {self.family})")
+        extra = [k for k in _ALL_FAMILY_FIELDS if k not in own and k in self.model_fields_set]
         if extra:
-            raise ValueError(f"{extra[0]}: not used by xtb fidelities (family xtb)")
+            users = ", ".join(f for f, fields in FAMILY_FIELDS.items() if extra[0] in fields)
+            raise ValueError(f"{extra[0]}: not used by {self.family} fidelities (only by {users})")
         return self
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: Any) -> dict[str, Any]:
         """Only this family's fields: a PySCF fidelity dumps (and is stored) exactly as before families existed."""
-        drop = ("family", *_XTB_ONLY) if self.family == "pyscf" else _PYSCF_ONLY
+        drop = set(_ALL_FAMILY_FIELDS) - set(FAMILY_FIELDS[self.family])
+        if self.family == "pyscf":
+            drop.add("family")
         return {k: v for k, v in handler(self).items() if k not in drop}
 
     @property
+    def periodic(self) -> bool:
+        """Whether this fidelity labels periodic cells (family ``pyscf-pbc``) rather than isolated molecules."""
+        return self.family == "pyscf-pbc"
+
+    @property
     def is_dft(self) -> bool:
-        return self.family == "pyscf" and self.method not in WAVEFUNCTION_METHODS
+        return self.family == "pyscf-pbc" or (self.family == "pyscf" and self.method not in WAVEFUNCTION_METHODS)
 
     @property
     def unrestricted(self) -> bool:
@@ -146,12 +181,14 @@ class Fidelity(BaseModel):
         """The level of theory in a few characters: ``b3lyp/def2-svp``, ``pbe/def2-svp +DF``, ``gfn2-xtb (tblite)``."""
         if self.family == "xtb":
             return f"{self.method} (tblite)"
+        if self.periodic:
+            return f"{self.method}/{self.basis} (periodic, Gamma point)"
         return f"{self.method}/{self.basis}" + (" +DF" if self.density_fit else "")
 
     def hash(self) -> str:
         """A short stable hash of the physics-relevant fields (16 hex digits)."""
         fields = {k: v for k, v in self.model_dump().items() if k not in _NOT_HASHED}
-        if not self.is_dft:
+        if not self.is_dft or self.periodic:
             fields.pop("grid_level", None)
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -164,9 +201,31 @@ class Fidelity(BaseModel):
         for z in sorted(set(numbers)):
             if self.family == "xtb":
                 self._check_xtb_element(z)
+            elif self.periodic:
+                self._check_gth(z)
             else:
                 self._check_basis(z)
         self._check_electrons(numbers)
+
+    def check_periodicity(self, pbc: Sequence[bool], cell: Any = None) -> None:
+        """Raise FidelityError (one line) unless a structure with these ``pbc`` flags (and ``cell``, 3x3 Angstrom)
+        suits this fidelity: periodic in all three directions with a cell of positive volume for a periodic
+        fidelity, in none for a molecular one."""
+        flags = [bool(p) for p in pbc]
+        if not self.periodic:
+            if any(flags):
+                raise FidelityError(f"fidelity '{self.name}' ({self.level}) labels isolated molecules; this "
+                                    f"structure is periodic (pbc={flags}): use a periodic fidelity such as "
+                                    "pbe-gth-szv, or set pbc=False")
+            return
+        if not all(flags):
+            raise FidelityError(f"fidelity '{self.name}' ({self.level}) labels structures periodic in all three "
+                                f"directions, not pbc={flags}: give the structure a cell and pbc=True")
+        import numpy as np
+
+        volume = abs(float(np.linalg.det(np.asarray(cell, dtype=float).reshape(3, 3)))) if cell is not None else 0.0
+        if not volume > 1e-6:
+            raise FidelityError(f"fidelity '{self.name}' ({self.level}): the structure's cell has no volume")
 
     def _check_xtb_element(self, z: int) -> None:
         from ase.data import chemical_symbols
@@ -191,6 +250,24 @@ class Fidelity(BaseModel):
             raise FidelityError(
                 f"fidelity '{self.name}': basis '{self.basis}' does not cover element {symbol}"
             ) from exc
+
+    def _check_gth(self, z: int) -> None:
+        from pyscf.data.elements import ELEMENTS
+        from pyscf.pbc import gto as pbc_gto
+
+        if z < 1 or z >= len(ELEMENTS):
+            raise FidelityError(f"atomic number {z} is not an element")
+        symbol = ELEMENTS[z]
+        for what, name, load in (("basis", self.basis, pbc_gto.basis.load),
+                                 ("pseudopotential", self.pseudo, pbc_gto.pseudo.load)):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)
+                    found = load(name, symbol)
+            except Exception as exc:  # pyscf raises several types for a missing entry
+                raise FidelityError(f"fidelity '{self.name}': {what} '{name}' does not cover element {symbol}") from exc
+            if not found:
+                raise FidelityError(f"fidelity '{self.name}': {what} '{name}' does not cover element {symbol}")
 
     def _check_electrons(self, numbers: list[int]) -> None:
         n_electrons = sum(numbers) - self.charge

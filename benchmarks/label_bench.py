@@ -10,8 +10,9 @@ Molecules: water, ethanol (ase.build.molecule), malonaldehyde and aspirin
 exceeds --max-seconds are skipped and listed as such: the estimate scales the
 largest molecule measured so far at the same preset and threads (water first)
 by (basis functions ratio)^p, p = 3 (HF, DFT), 5 (MP2), 6 (CCSD), 7 (CCSD(T)),
-a crude guard that errs on the expensive side. Prints Markdown tables; not run
-by the tests.
+a crude guard that errs on the expensive side. Molecular PySCF presets only (periodic
+ones: benchmarks/periodic_label_bench.py; xTB: cheap_levels.py). Prints Markdown tables; not run by
+the tests.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = args.quick
     mode = "quick" if quick else ("selection" if args.molecules or args.presets else "full")
     args.molecules = args.molecules or (["water", "ethanol"] if quick else list(MOLECULES))
-    args.presets = args.presets or (["hf-sto3g", "b3lyp-svp"] if quick else preset_names("fidelities"))
+    molecular = [name for name in preset_names("fidelities") if load_fidelity(name).family == "pyscf"]
+    args.presets = args.presets or (["hf-sto3g", "b3lyp-svp"] if quick else molecular)
     args.throughput_frames = args.throughput_frames or (4 if quick else 8)
 
     load_start = os.getloadavg()[0]

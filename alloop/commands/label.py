@@ -156,9 +156,8 @@ def run(args: argparse.Namespace) -> int:
     fidelity = load_fidelity(args.fidelity, charge=args.charge, spin=args.spin)
     labeler = labeler_for(fidelity, threads=args.threads_per_worker)
     for k, atoms in enumerate(structures):
-        if atoms.pbc.any():
-            raise FidelityError(f"frame {k}: periodic structures cannot be labelled (pbc must be False)")
         try:
+            fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
             fidelity.check_structure(atoms.numbers)
         except FidelityError as exc:
             raise FidelityError(f"frame {k}: {exc}") from None

@@ -21,7 +21,7 @@ class Labeler(Protocol):
     modify ``atoms``, and writes no files. Labelers are picklable (they travel
     to Dask workers).
 
-    Adapters: ``PySCFLabeler`` (family ``pyscf``) and ``XTBLabeler`` (``xtb``,
+    Adapters: ``PySCFLabeler`` (family ``pyscf``), ``PeriodicPySCFLabeler`` (``pyscf-pbc``) and ``XTBLabeler`` (``xtb``,
     tblite); ``alloop.labeling.factory.labeler_for`` picks one from a fidelity,
     and ``alloop.labeling.common`` gives them the same provenance, cost
     accounting and statuses.

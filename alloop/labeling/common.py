@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 from ase import Atoms
 
-from alloop.errors import FidelityError
 from alloop.fidelity import Fidelity
 from alloop.labeling.provenance import current_provenance
 from alloop.labeling.result import LabelResult, LabelStatus
@@ -34,12 +33,12 @@ class Outcome:
     forces_eV_per_A: np.ndarray | None = None
 
 
-def molecule_numbers(atoms: Atoms, fidelity: Fidelity, who: str) -> np.ndarray:
-    """The atomic numbers of an isolated molecule ``fidelity`` can describe (TypeError, FidelityError if not)."""
+def molecule_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
+    """The atomic numbers of an isolated molecule ``fidelity`` can describe (TypeError, FidelityError if not: a
+    periodic structure, elements or electrons the fidelity cannot describe)."""
     if not isinstance(atoms, Atoms):
         raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
-    if atoms.pbc.any():
-        raise FidelityError(f"{who} handles isolated molecules only (pbc must be False)")
+    fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
     numbers = np.array(atoms.numbers, dtype=int)
     fidelity.check_structure(numbers)
     return numbers

@@ -91,7 +91,7 @@ class PySCFLabeler:
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = molecule_numbers(atoms, self._fidelity, "the PySCF labeller")
+        numbers = molecule_numbers(atoms, self._fidelity)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
         set_compute_threads(self.threads)
         return label_with(lambda: self._compute(numbers, positions_bohr), len(numbers), self._fidelity, self.limits)

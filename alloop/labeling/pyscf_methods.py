@@ -18,6 +18,7 @@ CCSD(T) (R/U)      yes (``grad.ccsd_t``, ``grad.uccsd_t``)   no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
@@ -100,13 +101,14 @@ class ScfRun:
     energy_Eh: float
 
 
-def run_scf(mol, fidelity: Fidelity) -> ScfRun:
+def run_scf(mol, fidelity: Fidelity, make: Callable[[Any, Fidelity], Any] | None = None) -> ScfRun:
     """DIIS first; if it does not converge, one second-order (Newton) run from where DIIS stopped.
 
+    ``make`` builds the unconverged SCF object (default :func:`make_scf`; the periodic labeller passes its own).
     The fallback gets the same ``max_cycles`` budget (macro iterations). PySCF
     only warns on non-convergence: the returned ``converged`` is the truth.
     """
-    mf = make_scf(mol, fidelity)
+    mf = (make or make_scf)(mol, fidelity)
     mf.kernel()
     cycles = int(getattr(mf, "cycles", 0))
     if mf.converged:

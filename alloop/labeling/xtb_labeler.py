@@ -74,7 +74,7 @@ class XTBLabeler:
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = molecule_numbers(atoms, self._fidelity, "the xTB labeller")
+        numbers = molecule_numbers(atoms, self._fidelity)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
         import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
 

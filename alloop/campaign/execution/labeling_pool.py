@@ -48,16 +48,12 @@ from alloop.errors import FidelityError
 from alloop.fidelity import Fidelity
 from alloop.labeling.base import Labeler
 from alloop.labeling.factory import labeler_for
-from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.labeling.xtb_labeler import XTBLabeler
 
 #: default scheduling priority by method: expensive labels first
 _METHOD_PRIORITY = {"hf": 0, "mp2": 20, "ccsd": 30, "ccsd(t)": 40}
 _DFT_PRIORITY = 10
 _XTB_PRIORITY = -10
-#: labellers of isolated molecules (a periodic frame is refused before it is queued)
-_MOLECULAR = (PySCFLabeler, XTBLabeler)
 #: how often (seconds) the number of worker slots is re-read from the scheduler (a round trip to it; workers
 #: that join later, e.g. a replacement batch job, get tasks within this time)
 _SLOTS_REFRESH_S = 5.0
@@ -156,9 +152,8 @@ class LabelingPool:
         """Raise FidelityError if this structure cannot be labelled at this fidelity."""
         if not isinstance(atoms, Atoms):
             raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
-        labeler = self.labeler_for(fidelity)
-        if isinstance(labeler, _MOLECULAR) and atoms.pbc.any():
-            raise FidelityError(f"the labeller of {fidelity.name} handles isolated molecules only (pbc must be False)")
+        self.labeler_for(fidelity)
+        fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
         composition = (fidelity.hash(), tuple(sorted(int(z) for z in atoms.numbers)))
         if composition not in self._checked:  # the check reads basis files: once per composition, not per frame
             fidelity.check_structure(atoms.numbers)

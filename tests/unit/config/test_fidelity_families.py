@@ -69,10 +69,15 @@ def test_an_xtb_method_implies_the_family_and_tblite_defaults():
     ({"preset": "gfn2-xtb", "basis": "sto-3g"}, "^basis: not used by xtb fidelities"),
     ({"preset": "gfn2-xtb", "grid_level": 2}, "^grid_level: not used by xtb fidelities"),
     ({"preset": "gfn2-xtb", "method": "b3lyp"}, "^method: unknown xtb method 'b3lyp'"),
-    ({"preset": "hf-sto3g", "accuracy": 0.1}, "^accuracy: only used by xtb fidelities"),
+    ({"preset": "hf-sto3g", "accuracy": 0.1}, r"^accuracy: not used by pyscf fidelities \(only by xtb\)"),
+    ({"preset": "hf-sto3g", "pseudo": "gth-pbe"}, r"^pseudo: not used by pyscf fidelities \(only by pyscf-pbc\)"),
+    ({"preset": "pbe-gth-szv", "density_fit": True}, r"^density_fit: not used by pyscf-pbc fidelities"),
+    ({"preset": "pbe-gth-szv", "method": "b3lyp"}, "^method: 'b3lyp': periodic fidelities take LDA or GGA"),
+    ({"preset": "pbe-gth-szv", "method": "hf"}, "^method: 'hf': periodic fidelities take LDA or GGA"),
+    ({"preset": "pbe-gth-szv", "ke_cutoff_Eh": 0}, "^ke_cutoff_Eh: Input should be greater than 0"),
     ({"name": "x", "method": "hf"}, "^basis: required by PySCF methods"),
     ({"preset": "gfn2-xtb", "accuracy": 0}, "^accuracy: Input should be greater than 0"),
-    ({"preset": "hf-sto3g", "family": "orca"}, "^family: Input should be 'pyscf' or 'xtb'"),
+    ({"preset": "hf-sto3g", "family": "orca"}, "^family: Input should be 'pyscf', 'pyscf-pbc' or 'xtb'"),
 ])
 def test_fields_of_the_other_family_are_refused(spec, message):
     with pytest.raises(ConfigError, match=message):

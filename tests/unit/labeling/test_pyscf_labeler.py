@@ -151,7 +151,7 @@ def test_bad_inputs_are_rejected_with_a_clear_message(water):
         PySCFLabeler(load_fidelity("hf-sto3g", charge=10)).label(water)
     with pytest.raises(FidelityError, match="density-fitted CCSD\\(T\\) has no analytic gradient"):
         PySCFLabeler(load_fidelity({"preset": "ccsdt-dz", "density_fit": True}))
-    with pytest.raises(FidelityError, match="isolated molecules only"):
+    with pytest.raises(FidelityError, match="labels isolated molecules; this structure is periodic"):
         periodic = water.copy()
         periodic.cell, periodic.pbc = [5, 5, 5], True
         PySCFLabeler(hf).label(periodic)

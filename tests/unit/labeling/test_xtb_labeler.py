@@ -108,7 +108,7 @@ def test_what_it_cannot_describe_is_refused_up_front():
         labeler_for(load_fidelity("gfn2-xtb", spin=1)).label(molecule("H2O"))
     periodic = molecule("H2O")
     periodic.cell, periodic.pbc = [5, 5, 5], True
-    with pytest.raises(FidelityError, match="isolated molecules only"):
+    with pytest.raises(FidelityError, match="labels isolated molecules; this structure is periodic"):
         labeler.label(periodic)
     with pytest.raises(TypeError):
         labeler.label(molecule("H2O").positions)

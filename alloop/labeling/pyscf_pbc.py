@@ -1,0 +1,137 @@
+"""PeriodicPySCFLabeler: energy (eV) and forces (eV/Angstrom) of a periodic cell at the Gamma point.
+
+Fidelities of family ``pyscf-pbc``: an LDA or GGA functional, GTH
+pseudopotentials and basis sets, PySCF's multigrid integrator
+(``pyscf.pbc.dft.multigrid.MultiGridNumInt2``: periodic RKS/UKS gradients need
+it, and without it the SCF of 4 waters takes minutes instead of seconds), one
+k-point (Gamma; a k-point mesh is not offered: for the liquids and supercells
+alloop samples, Gamma in a large enough cell is the usual choice and the
+gradients stay cheap). Stress is not computed.
+
+Units are converted once, here (Angstrom -> Bohr for positions and lattice
+vectors; Hartree -> eV, Hartree/Bohr -> eV/Angstrom), with ``alloop.units``.
+Statuses and their meaning are the molecular labeller's
+(:mod:`alloop.labeling.pyscf_labeler`): the SCF falls back once to a
+second-order solver, PySCF errors are ``failed``, absurd or non-finite numbers
+``inconsistent``. A structure that is not periodic in all three directions is
+refused with one line (:meth:`alloop.fidelity.Fidelity.check_periodicity`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from alloop.errors import FidelityError
+from alloop.fidelity import Fidelity
+from alloop.labeling.common import Outcome, check_threads, label_with
+from alloop.labeling.pyscf_labeler import PHYSICS_ERRORS
+from alloop.labeling.pyscf_methods import run_scf, scf_gradient
+from alloop.labeling.result import LabelResult, LabelStatus
+from alloop.labeling.sanity import SanityLimits
+from alloop.labeling.threads import set_compute_threads
+from alloop.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+
+
+def periodic_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
+    """The atomic numbers of a 3D-periodic structure ``fidelity`` can describe (TypeError, FidelityError if not)."""
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
+    fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
+    numbers = np.array(atoms.numbers, dtype=int)
+    fidelity.check_structure(numbers)
+    return numbers
+
+
+def build_cell(numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np.ndarray, fidelity: Fidelity):
+    """A PySCF periodic Cell in Bohr (already converted), quiet, with the fidelity's basis, pseudopotential and
+    plane-wave cutoff."""
+    from pyscf.pbc import gto
+
+    cell = gto.Cell()
+    cell.atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr)]
+    cell.a = np.asarray(lattice_bohr, dtype=float)
+    cell.unit = "Bohr"
+    cell.basis = fidelity.basis
+    cell.pseudo = fidelity.pseudo
+    cell.ke_cutoff = fidelity.ke_cutoff_Eh
+    cell.charge = fidelity.charge
+    cell.spin = fidelity.spin
+    cell.max_memory = fidelity.max_memory_MB
+    cell.verbose = 0
+    cell.build()
+    return cell
+
+
+def make_periodic_scf(cell: Any, fidelity: Fidelity):
+    """The (unconverged) Gamma-point RKS/UKS object with the multigrid integrator."""
+    from pyscf.pbc import dft
+    from pyscf.pbc.dft import multigrid
+
+    mf = dft.UKS(cell, xc=fidelity.method) if fidelity.unrestricted else dft.RKS(cell, xc=fidelity.method)
+    mf._numint = multigrid.MultiGridNumInt2(cell)
+    mf.conv_tol = fidelity.conv_tol_Eh
+    mf.max_cycle = fidelity.max_cycles
+    mf.max_memory = fidelity.max_memory_MB
+    mf.chkfile = None  # workers write no files
+    mf.verbose = 0
+    return mf
+
+
+class PeriodicPySCFLabeler:
+    """Labels 3D-periodic structures with PySCF at a ``pyscf-pbc`` fidelity using ``threads`` compute threads."""
+
+    def __init__(
+        self,
+        fidelity: Fidelity,
+        threads: int = 1,
+        *,
+        max_force_eV_per_A: float | None = None,
+        net_force_eV_per_A: float | None = None,
+    ) -> None:
+        if not isinstance(fidelity, Fidelity):
+            raise TypeError(f"expected a Fidelity, not {type(fidelity).__name__}")
+        if not fidelity.periodic:
+            raise FidelityError(f"fidelity '{fidelity.name}' is of family {fidelity.family}, not pyscf-pbc: label it "
+                                "with alloop.labeling.factory.labeler_for")
+        self._fidelity = fidelity
+        self.threads = check_threads(threads)
+        self.limits = SanityLimits.for_fidelity(
+            fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
+        )
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self._fidelity
+
+    def __repr__(self) -> str:
+        return f"PeriodicPySCFLabeler({self._fidelity.name!r}, threads={self.threads})"
+
+    def label(self, atoms: Atoms) -> LabelResult:
+        """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
+        numbers = periodic_numbers(atoms, self._fidelity)
+        positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
+        lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM
+        set_compute_threads(self.threads)
+        return label_with(lambda: self._compute(numbers, positions_bohr, lattice_bohr), len(numbers),
+                          self._fidelity, self.limits)
+
+    def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np.ndarray) -> Outcome:
+        fid = self._fidelity
+        cycles = 0
+        try:
+            cell = build_cell(numbers, positions_bohr, lattice_bohr, fid)
+            run = run_scf(cell, fid, make=make_periodic_scf)
+            cycles = run.cycles
+            if not run.converged:
+                return Outcome(LabelStatus.SCF_NOT_CONVERGED, f"SCF not converged after {cycles} cycles (DIIS, then "
+                               f"Newton), last energy {run.energy_Eh:.10g} Eh", cycles)
+            note = "SCF converged by the second-order (Newton) fallback" if run.used_fallback else ""
+            grad = scf_gradient(run.mf)
+        except PHYSICS_ERRORS as exc:
+            text = " ".join(str(exc).split())[:300]
+            return Outcome(LabelStatus.FAILED, f"PySCF {type(exc).__name__}: {text}", cycles)
+        forces = -np.asarray(grad, dtype=float).reshape(len(numbers), 3) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+        return Outcome(LabelStatus.OK, note, cycles, float(run.energy_Eh) * HARTREE_TO_EV, forces)
