@@ -4,7 +4,7 @@
     python benchmarks/periodic_label_bench.py --waters 4 16 --presets pbe-gth-szv
 
 Boxes are cubic at 1 g/cm^3 (29.9 A^3 per molecule), molecules on a simple cubic lattice of sites with random
-orientations (``--seed``), as :func:`water_box` builds them. One label per combination, 1 thread. Columns: CPU
+orientations (``--seed``), as :func:`alloop.testing.cells.water_box` builds them. One label per combination, 1 thread. Columns: CPU
 and wall seconds, SCF cycles, the largest force and the net force |sum F| (the multigrid integrator's
 translational-invariance error; see ``alloop.labeling.sanity``). Not run by the tests.
 """
@@ -15,31 +15,11 @@ import argparse
 import os
 
 import numpy as np
-from ase import Atoms
-from ase.build import molecule
 
 from _common import markdown_table
 from alloop.fidelity import load_fidelity
 from alloop.labeling.factory import labeler_for
-
-#: volume per water molecule at 1 g/cm^3 (A^3)
-WATER_VOLUME_A3 = 18.015 / 0.6022 / 1.0
-
-
-def water_box(n: int, seed: int = 0) -> Atoms:
-    """``n`` randomly oriented waters on the sites of a cubic lattice filling a cube at 1 g/cm^3."""
-    rng = np.random.default_rng(seed)
-    length = (n * WATER_VOLUME_A3) ** (1 / 3)
-    per_side = int(np.ceil(n ** (1 / 3) - 1e-9))
-    sites = [(i, j, k) for i in range(per_side) for j in range(per_side) for k in range(per_side)][:n]
-    box = Atoms(cell=[length] * 3, pbc=True)
-    for site in sites:
-        water = molecule("H2O")
-        water.rotate(rng.uniform(0, 360), "z")
-        water.rotate(rng.uniform(0, 360), "x")
-        water.positions += (np.array(site) + 0.5) * length / per_side
-        box += water
-    return box
+from alloop.testing.cells import water_box
 
 
 def main(argv: list[str] | None = None) -> int:

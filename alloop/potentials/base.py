@@ -5,7 +5,9 @@ A model implements one method, :meth:`Potential.energy_and_features`, on an
 per-element reference energies of its target fidelity and computes forces by
 autograd, so every Potential is energy-conserving by construction.
 Units: positions in Angstrom, energies in eV, forces in eV/Angstrom.
-Molecules only (no periodic cell) for now.
+A batch may hold periodic structures (a cell and pbc per graph): the
+neighbour search (:mod:`alloop.potentials.neighbors`) then adds the periodic
+images, so every model built on it is periodic too.
 """
 
 from __future__ import annotations
@@ -35,12 +37,18 @@ def model_dtype(model: torch.nn.Module) -> torch.dtype:
 
 @dataclass(frozen=True)
 class AtomsBatch:
-    """Several molecules concatenated: per-atom arrays plus the graph index of each atom."""
+    """Several structures concatenated: per-atom arrays plus the graph index of each atom.
+
+    ``cell`` ([B, 3, 3], Angstrom, rows are the lattice vectors) and ``pbc`` ([B, 3] bool) are None for a batch
+    of molecules; a batch with any periodic structure has both (a molecule's rows: zero cell, no pbc).
+    """
 
     numbers: torch.Tensor  # [N] int64
     positions: torch.Tensor  # [N, 3] Angstrom
     batch: torch.Tensor  # [N] int64, graph index of each atom
     ptr: torch.Tensor  # [B + 1] int64, offsets of each graph's atoms
+    cell: torch.Tensor | None = None  # [B, 3, 3] Angstrom
+    pbc: torch.Tensor | None = None  # [B, 3] bool
 
     @property
     def n_graphs(self) -> int:
@@ -50,6 +58,11 @@ class AtomsBatch:
     def n_atoms(self) -> torch.Tensor:
         """Atoms per graph, [B]."""
         return self.ptr[1:] - self.ptr[:-1]
+
+    @property
+    def periodic(self) -> bool:
+        """Whether any graph has a periodic direction."""
+        return self.pbc is not None and bool(self.pbc.any())
 
     @classmethod
     def from_atoms(
@@ -63,7 +76,11 @@ class AtomsBatch:
         numbers = np.concatenate([a.numbers for a in structures]).astype(np.int64)
         positions = np.concatenate([a.positions for a in structures]).astype(np.float64)
         sizes = np.array([len(a) for a in structures], dtype=np.int64)
-        return cls.from_arrays(numbers, positions, sizes, dtype=dtype, device=device)
+        cell = pbc = None
+        if any(a.pbc.any() for a in structures):
+            cell = np.stack([a.cell.array for a in structures])
+            pbc = np.stack([a.pbc for a in structures])
+        return cls.from_arrays(numbers, positions, sizes, dtype=dtype, device=device, cell=cell, pbc=pbc)
 
     @classmethod
     def from_arrays(
@@ -73,34 +90,61 @@ class AtomsBatch:
         sizes: np.ndarray | torch.Tensor,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        cell: np.ndarray | torch.Tensor | None = None,
+        pbc: np.ndarray | torch.Tensor | None = None,
     ) -> "AtomsBatch":
+        """A batch from concatenated arrays; ``cell`` [B, 3, 3] and ``pbc`` [B, 3] for periodic structures (a batch
+        without any periodic direction drops them)."""
         sizes_t = torch.as_tensor(sizes, dtype=torch.int64, device=device)
         ptr = torch.zeros(sizes_t.numel() + 1, dtype=torch.int64, device=device)
         ptr[1:] = torch.cumsum(sizes_t, 0)
         batch = torch.repeat_interleave(torch.arange(sizes_t.numel(), device=device), sizes_t)
+        cell_t = pbc_t = None
+        if pbc is not None and bool(np.asarray(pbc).any()):
+            if cell is None:
+                raise ValueError("a periodic batch needs a cell per graph")
+            pbc_t = torch.as_tensor(np.asarray(pbc, dtype=bool), device=device).reshape(-1, 3)
+            cell_t = torch.as_tensor(cell, dtype=dtype, device=device).reshape(-1, 3, 3)
+            if pbc_t.shape[0] != sizes_t.numel() or cell_t.shape[0] != sizes_t.numel():
+                raise ValueError(f"cell and pbc need one row per graph ({sizes_t.numel()}), got {cell_t.shape[0]} "
+                                 f"and {pbc_t.shape[0]}")
         return cls(
             numbers=torch.as_tensor(numbers, dtype=torch.int64, device=device),
             positions=torch.as_tensor(positions, dtype=dtype, device=device),
             batch=batch,
             ptr=ptr,
+            cell=cell_t,
+            pbc=pbc_t,
         )
 
     def with_positions(self, positions: torch.Tensor) -> "AtomsBatch":
         return replace(self, positions=positions)
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "AtomsBatch":
+        def move(t: torch.Tensor | None, floating: bool = False) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(dtype=dtype if floating else None, device=device)
+
         return AtomsBatch(
-            numbers=self.numbers.to(device=device) if device is not None else self.numbers,
+            numbers=move(self.numbers),
             positions=self.positions.to(dtype=dtype, device=device),
-            batch=self.batch.to(device=device) if device is not None else self.batch,
-            ptr=self.ptr.to(device=device) if device is not None else self.ptr,
+            batch=move(self.batch),
+            ptr=move(self.ptr),
+            cell=move(self.cell, floating=True),
+            pbc=move(self.pbc),
         )
 
     def to_atoms(self) -> list[Atoms]:
         numbers = self.numbers.cpu().numpy()
         positions = self.positions.detach().cpu().numpy().astype(np.float64)
         ptr = self.ptr.cpu().numpy()
-        return [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+        out = [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+        if self.cell is not None and self.pbc is not None:
+            for atoms, cell, pbc in zip(out, self.cell.detach().cpu().numpy(), self.pbc.cpu().numpy()):
+                atoms.set_cell(cell.astype(np.float64))
+                atoms.pbc = pbc
+        return out
 
 
 @dataclass

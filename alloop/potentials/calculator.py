@@ -5,7 +5,7 @@ ASE dynamics. Results are cached by ASE's ``Calculator.check_state``: a
 second request for the same positions, numbers, cell and pbc reuses them.
 The per-atom latent features (for Q-residual scoring) are in
 ``calc.results["features"]`` ([N, F] numpy) or ``calc.get_property("features", atoms)``.
-Molecules only: structures with periodic boundary conditions are refused.
+Periodic structures (a cell with pbc) get the periodic images of the neighbour search; no stress.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.potentials.registry import cast_model, parse_dtype
 
@@ -63,8 +62,6 @@ class PotentialCalculator(Calculator):
         system_changes: Sequence[str] = all_changes,
     ) -> None:
         super().calculate(atoms, properties, system_changes)
-        if self.atoms.pbc.any():
-            raise AlloopError("PotentialCalculator handles molecules only: set atoms.pbc = False")
         batch = AtomsBatch.from_atoms([self.atoms], dtype=self.dtype, device=self.device)
         out = self.model(batch, compute_forces="forces" in properties)
         energy = float(out.energy.detach()[0].cpu())

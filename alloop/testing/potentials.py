@@ -19,6 +19,14 @@ symmetric, as score matching needs); ``atomic_energies`` are added per atom and
 touch neither forces nor features; the model's own dtype (float32) works too.
 Exactness checks run with the reference energies set to zero, so that large
 references (thousands of eV) cannot hide rounding-level errors.
+
+Given ``periodic`` structures (cells with pbc), :func:`check_periodic` also
+asserts: forces = -dE/dx with atoms across the cell's faces; energies,
+forces and features unchanged when an atom moves by a lattice vector, when
+the structure is wrapped into its cell or translated rigidly; a 2x1x1
+supercell has twice the energy and the same per-atom forces and features;
+rotating atoms and cell together rotates the forces; a batch mixing cells and
+molecules equals each alone.
 The given model is never modified. Failures raise AssertionError.
 """
 
@@ -44,6 +52,7 @@ class ConformanceReport:
     max_equivariance_force_error: float = 0.0
     max_invariance_feature_error: float = 0.0
     max_batch_error: float = 0.0
+    max_periodic_error: float = 0.0
     checks: list[str] = field(default_factory=list)
 
 
@@ -224,6 +233,61 @@ def check_create_graph(model: Potential, structures: Sequence[Atoms], dtype: tor
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), "force loss has no parameter gradient"
 
 
+def _compare(ref: PotentialOutput, new: PotentialOutput, atol: float, what: str, perm: np.ndarray | None = None,
+             energy_factor: float = 1.0) -> float:
+    """Largest deviation of ``new`` from ``ref`` (energy x ``energy_factor``; per-atom rows ``perm`` of new)."""
+    rows = slice(None) if perm is None else perm
+    errs = (_max(new.energy - energy_factor * ref.energy) / max(1.0, _max(energy_factor * ref.energy)),
+            _max(new.forces[rows] - ref.forces) / max(1.0, _max(ref.forces)),
+            _max(new.features[rows] - ref.features) / max(1.0, _max(ref.features)))
+    for name, err in zip(("energy", "forces", "features"), errs):
+        assert err <= atol, f"{what}: {name} differ by {err:.3g} (relative)"
+    return max(errs)
+
+
+def check_periodic(model64: Potential, cells: Sequence[Atoms], molecules: Sequence[Atoms], rng: np.random.Generator,
+                   *, fd_atol: float = 1e-6, atol: float = 1e-9) -> float:
+    """The periodic checks of the kit on float64 ``model64`` (see the module docstring); the worst relative error."""
+    assert cells and all(a.pbc.all() for a in cells), "give cells periodic in all three directions"
+    check_finite_difference_forces(model64, cells, rng, atol=fd_atol)
+    worst = 0.0
+    for atoms in cells:
+        formula = atoms.get_chemical_formula()
+        ref = _run(model64, [atoms], torch.float64)
+        moved = atoms.copy()
+        moved.positions[0] += moved.cell[0] - 2 * moved.cell[2]
+        worst = max(worst, _compare(ref, _run(model64, [moved], torch.float64), atol, f"{formula}: lattice shift"))
+        wrapped = atoms.copy()
+        wrapped.positions += rng.normal(scale=2.0, size=3)
+        worst = max(worst, _compare(ref, _run(model64, [wrapped], torch.float64), atol, f"{formula}: translation"))
+        wrapped.wrap()
+        worst = max(worst, _compare(ref, _run(model64, [wrapped], torch.float64), atol, f"{formula}: wrapping"))
+        supercell = atoms.repeat((2, 1, 1))
+        tiled = np.tile(np.arange(len(atoms)), 2)
+        worst = max(worst, _compare(ref, _run(model64, [supercell], torch.float64), atol, f"{formula}: 2x1x1 supercell",
+                                    perm=np.arange(len(atoms)), energy_factor=2.0))
+        super_out = _run(model64, [supercell], torch.float64)
+        assert _max(super_out.forces - ref.forces[tiled]) <= atol * max(1.0, _max(ref.forces)), (
+            f"{formula}: supercell images get different forces")
+        rot = random_rotation(rng)
+        turned = atoms.copy()
+        turned.set_cell(atoms.cell.array @ rot.T, scale_atoms=False)
+        turned.positions = atoms.positions @ rot.T
+        new = _run(model64, [turned], torch.float64)
+        assert _max(new.energy - ref.energy) <= atol * max(1.0, _max(ref.energy)), f"{formula}: energy not invariant"
+        assert _max(new.forces.detach().numpy() - ref.forces.detach().numpy() @ rot.T) <= atol * max(
+            1.0, _max(ref.forces)), f"{formula}: forces do not rotate with atoms and cell"
+    mixed = [*cells, *molecules]
+    batched, start = _run(model64, mixed, torch.float64), 0
+    for k, atoms in enumerate(mixed):
+        single, stop = _run(model64, [atoms], torch.float64), start + len(atoms)
+        err = max(_max(batched.energy[k] - single.energy[0]), _max(batched.forces[start:stop] - single.forces))
+        assert err <= atol * max(1.0, _max(single.energy), _max(single.forces)), (
+            f"{atoms.get_chemical_formula()}: a batch of cells and molecules differs from one by one ({err:.3g})")
+        start = stop
+    return worst
+
+
 def check_potential(
     model: Potential,
     structures: Sequence[Atoms],
@@ -232,8 +296,10 @@ def check_potential(
     invariant_features: bool = True,
     fd_atol: float = 1e-6,
     symmetry_atol: float = 1e-9,
+    periodic: Sequence[Atoms] = (),
 ) -> ConformanceReport:
-    """Run every conformance check on ``model`` with ``structures`` (molecules of at least two sizes).
+    """Run every conformance check on ``model`` with ``structures`` (molecules of at least two sizes) and, given
+    ``periodic`` cells, the periodic checks (:func:`check_periodic`).
 
     ``symmetry_atol`` is relative to the magnitude of the compared quantity
     (floored at 1), in float64. Returns the largest deviations measured.
@@ -269,4 +335,8 @@ def check_potential(
     report.checks.append("Hessian symmetry")
     check_create_graph(own, structures, own_dtype)
     report.checks.append("create_graph")
+    if periodic:
+        report.max_periodic_error = check_periodic(model64, list(periodic), structures, rng, fd_atol=fd_atol,
+                                                   atol=symmetry_atol)
+        report.checks.append("periodic cells")
     return report

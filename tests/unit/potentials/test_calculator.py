@@ -10,10 +10,10 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.verlet import VelocityVerlet
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 
-from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.calculator import PotentialCalculator
 from alloop.potentials.egnn import EGNN
+from alloop.testing.cells import water_box
 
 
 @pytest.fixture
@@ -73,12 +73,29 @@ def test_dtype_conversion_uses_a_copy(model, water):
     assert abs(water.get_potential_energy() - e32) < 1e-3
 
 
-def test_periodic_structures_are_refused(model, water):
-    water.cell = [10, 10, 10]
-    water.pbc = True
-    water.calc = PotentialCalculator(model)
-    with pytest.raises(AlloopError, match="molecules only"):
-        water.get_potential_energy()
+def test_periodic_structures_get_their_images(model):
+    box = water_box(4, seed=3)
+    box.calc = PotentialCalculator(model)
+    forces = box.get_forces()
+    direct = model(AtomsBatch.from_atoms([box], dtype=torch.float64))
+    np.testing.assert_allclose(forces, direct.forces.detach().numpy(), atol=1e-12)
+    molecules = box.copy()
+    molecules.pbc = False  # the same atoms without images: other neighbours, other forces
+    molecules.calc = PotentialCalculator(model)
+    assert np.abs(molecules.get_forces() - forces).max() > 1e-3
+
+
+def test_velocity_verlet_in_a_cell_conserves_energy(model):
+    """NVE MD of a water box through the periodic images (positions are not wrapped)."""
+    with torch.no_grad():
+        model.readout[2].weight.mul_(200.0)
+    box = water_box(4, seed=4)
+    box.calc = PotentialCalculator(model)
+    MaxwellBoltzmannDistribution(box, temperature_K=600, rng=np.random.default_rng(1))
+    e0, epot0 = box.get_total_energy(), box.get_potential_energy()
+    VelocityVerlet(box, timestep=0.25 * units.fs).run(60)
+    drift = abs(box.get_total_energy() - e0)
+    assert drift < 1e-3 and abs(box.get_potential_energy() - epot0) > 20 * drift
 
 
 def test_velocity_verlet_conserves_energy(model, ethanol):
