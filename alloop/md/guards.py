@@ -9,7 +9,9 @@ length, and the running-average kinetic temperature outside
 Bonds are the pairs closer than ``bond_tolerance * (r_cov,i + r_cov,j)``
 (``ase.data.covalent_radii``) in the reference structure; build the guards
 once from the campaign's input structure so later segments keep measuring
-against the same bonds.
+against the same bonds. In a periodic cell (``cell``, from a structure periodic
+in all three directions) every distance is the minimum-image one, so wrapped
+positions and molecules split across the cell's faces are measured right.
 
 Temperature estimator: the instantaneous kinetic temperature of a 9-atom
 molecule fluctuates by ~30 % of T (sqrt(2 / 3n)), so the guard uses an
@@ -48,12 +50,24 @@ class GuardFailure:
         return f"{self.code}: {self.detail}"
 
 
-def detect_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
-    """Bonded pairs [n_b, 2] (i < j) and their lengths [n_b] (Angstrom)."""
+def pair_distances(positions: np.ndarray, cell: np.ndarray | None = None) -> np.ndarray:
+    """Distances [..., n, n] between the atoms of positions [..., n, 3]; minimum-image ones in ``cell`` (3x3, rows
+    the lattice vectors; exact while no distance asked for exceeds half the cell's shortest height)."""
+    delta = positions[..., None, :, :] - positions[..., :, None, :]
+    if cell is not None:
+        cell = np.asarray(cell, dtype=np.float64)
+        frac = delta @ np.linalg.inv(cell)
+        delta = (frac - np.round(frac)) @ cell
+    return np.linalg.norm(delta, axis=-1)
+
+
+def detect_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2,
+                 cell: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bonded pairs [n_b, 2] (i < j) and their lengths [n_b] (Angstrom; minimum image in ``cell``)."""
     numbers = np.asarray(numbers)
     positions = np.asarray(positions, dtype=np.float64)
     radii = covalent_radii[numbers]
-    d = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    d = pair_distances(positions, cell)
     i, j = np.triu_indices(len(numbers), k=1)
     bonded = d[i, j] < tolerance * (radii[i] + radii[j])
     pairs = np.stack([i[bonded], j[bonded]], axis=1).astype(np.int64)
@@ -72,6 +86,7 @@ class StabilityGuards:
     max_temperature_K: float = 1500.0
     temperature_window_steps: int = 100
     max_force_eV_A: float | None = None
+    cell: np.ndarray | None = None  # [3, 3] Angstrom: minimum-image distances in this periodic cell
 
     def __post_init__(self) -> None:
         if self.max_bond_factor <= 1.0:
@@ -100,10 +115,13 @@ class StabilityGuards:
         If ``temperature_K`` is given and ``max_temperature_K`` is not, the upper
         temperature limit is ``temperature_factor * temperature_K``.
         """
-        bonds, lengths = detect_bonds(atoms.numbers, atoms.positions, bond_tolerance)
+        if atoms.pbc.any() and not atoms.pbc.all():
+            raise AlloopError(f"MD handles molecules and cells periodic in all three directions, not pbc={atoms.pbc}")
+        cell = np.array(atoms.cell.array, dtype=np.float64) if atoms.pbc.all() else None
+        bonds, lengths = detect_bonds(atoms.numbers, atoms.positions, bond_tolerance, cell)
         if temperature_K is not None and "max_temperature_K" not in thresholds:
             thresholds["max_temperature_K"] = temperature_factor * temperature_K
-        return cls(bonds=bonds, bond_lengths=lengths, **thresholds)
+        return cls(bonds=bonds, bond_lengths=lengths, cell=cell, **thresholds)
 
     def update_temperature(self, t_avg: np.ndarray, t_inst: np.ndarray) -> np.ndarray:
         """The running average after one more step (NaN entries start at ``t_inst``)."""
@@ -119,7 +137,7 @@ class StabilityGuards:
         fmax = np.linalg.norm(np.where(np.isfinite(forces), forces, 0.0), axis=-1).max(axis=1)
         n = positions.shape[1]
         if n > 1:
-            d = np.linalg.norm(positions[:, :, None, :] - positions[:, None, :, :], axis=-1)
+            d = pair_distances(positions, self.cell)
             iu, ju = np.triu_indices(n, k=1)
             pair_d = d[:, iu, ju]
         for r in range(positions.shape[0]):

@@ -19,6 +19,11 @@ as single ones exactly when the model's arithmetic does not depend on the
 batch size (true of PairPotential); dense layers (EGNN) may pick a different
 matmul kernel per batch size, which changes results at the 1e-16 level, so
 there batched = single holds to rounding and resume must keep the replica set.
+
+A structure periodic in all three directions runs in its cell: the model sees
+the periodic images, positions are wrapped into the cell after every drift
+(the stored frames and states are wrapped; nothing the model or the
+minimum-image guards compute changes), and the cell is fixed (NVT or NVE).
 """
 
 from __future__ import annotations
@@ -160,15 +165,18 @@ class _Evaluator:
     bias energies are returned beside them (zeros without a bias)."""
 
     def __init__(self, model: Potential, numbers: np.ndarray, dtype: torch.dtype,
-                 bias: QResidualBias | None = None) -> None:
-        self.model, self.numbers, self.dtype, self.bias = model, numbers, dtype, bias
+                 bias: QResidualBias | None = None, cell: np.ndarray | None = None) -> None:
+        self.model, self.numbers, self.dtype, self.bias, self.cell = model, numbers, dtype, bias, cell
         self.calls, self.seconds = 0, 0.0
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r, n = x.shape[:2]
         t0 = time.perf_counter()
+        periodic = {} if self.cell is None else {"cell": np.repeat(self.cell[None], r, axis=0),
+                                                 "pbc": np.ones((r, 3), dtype=bool)}
         batch = AtomsBatch.from_arrays(
-            np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype
+            np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype,
+            **periodic,
         )
         out = self.model(batch, compute_forces=True) if self.bias is None else biased_forces(self.model, self.bias, batch)
         energy = out.energy.detach().to(torch.float64).numpy()
@@ -178,6 +186,22 @@ class _Evaluator:
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return energy, forces, features, e_bias
+
+
+def _periodic_cell(atoms: Atoms) -> np.ndarray | None:
+    """The cell [3, 3] of a structure periodic in all three directions, None for a molecule."""
+    if not atoms.pbc.any():
+        return None
+    if not atoms.pbc.all() or not abs(atoms.cell.volume) > 1e-9:
+        raise AlloopError(f"MD handles molecules and cells periodic in all three directions with a volume, not "
+                          f"pbc={atoms.pbc.tolist()} and a cell of volume {atoms.cell.volume:.3g} A^3")
+    return np.array(atoms.cell.array, dtype=np.float64)
+
+
+def wrap_positions(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Positions [..., 3] moved by lattice vectors into the cell (fractional coordinates in [0, 1))."""
+    frac = positions @ np.linalg.inv(cell)
+    return (frac - np.floor(frac)) @ cell
 
 
 def run_segment(
@@ -210,7 +234,8 @@ def run_segment(
     numbers, masses = atoms.numbers.copy(), atoms.get_masses().astype(np.float64)
     inv_mass = (1.0 / masses)[:, None]
     integrator = settings.make_integrator()
-    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model), bias)
+    cell = _periodic_cell(atoms)
+    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model), bias, cell)
 
     n_rep = len(states)
     x = np.stack([s.positions for s in states])
@@ -254,6 +279,8 @@ def run_segment(
             break
         xa, va = x[idx], v[idx]
         integrator.drift(xa, va, forces[idx], inv_mass, [rngs[r] for r in idx])
+        if cell is not None:
+            xa = wrap_positions(xa, cell)
         e, f, feat, eb = evaluate(xa)
         integrator.kick(va, f, inv_mass)
         x[idx], v[idx], forces[idx] = xa, va, f

@@ -8,7 +8,8 @@ harmonic estimate: the potential energy above the minimum of f = 3n - 6
 vibrational modes at temperature T has mean f kT / 2 and standard deviation
 sqrt(f / 2) kT; a frame is inside when ``E - E_min <= kT (f / 2 + n_sigma
 sqrt(f / 2))``, with E_min the lowest energy seen for the same composition at
-the same fidelity. For ethanol at 500 K and n_sigma = 10 that is 1.85 eV.
+the same fidelity. For ethanol at 500 K and n_sigma = 10 that is 1.85 eV. A
+periodic cell has f = 3n - 3 (its atoms cannot rotate it).
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from alloop.errors import AlloopError
 from alloop.units import KB_EV_PER_K
 
 
-def thermal_window_eV(n_atoms: int, temperature_K: float, n_sigma: float) -> float:
-    """Energy above the minimum (eV) within ``n_sigma`` standard deviations of the harmonic thermal mean."""
+def thermal_window_eV(n_atoms: int, temperature_K: float, n_sigma: float, periodic: bool = False) -> float:
+    """Energy above the minimum (eV) within ``n_sigma`` standard deviations of the harmonic thermal mean
+    (3n - 6 modes, 3n - 3 in a ``periodic`` cell)."""
     if n_atoms < 1 or temperature_K <= 0 or n_sigma < 0:
         raise AlloopError(f"need n_atoms >= 1, temperature_K > 0, n_sigma >= 0 (got {n_atoms}, {temperature_K}, {n_sigma})")
-    half_modes = max(3 * n_atoms - 6, 1) / 2.0
+    half_modes = max(3 * n_atoms - (3 if periodic else 6), 1) / 2.0
     return KB_EV_PER_K * temperature_K * (half_modes + n_sigma * np.sqrt(half_modes))
 
 
@@ -40,11 +42,13 @@ def within_thermal_window(
     reference_numbers: Sequence[np.ndarray],
     temperature_K: float,
     n_sigma: float,
+    periodic: Sequence[bool] | None = None,
 ) -> np.ndarray:
     """Mask [M]: frame m's energy is within the window above the lowest reference energy of its composition.
 
     ``reference_*`` are all frames labelled at the same fidelity (they may include the frames tested). A frame
-    with a non-finite energy, or whose composition has no finite reference, is outside.
+    with a non-finite energy, or whose composition has no finite reference, is outside. ``periodic`` flags the
+    frames that are periodic cells (default: none).
     """
     energies = np.asarray(energies, dtype=np.float64)
     lowest: dict[tuple[int, ...], float] = {}
@@ -53,8 +57,9 @@ def within_thermal_window(
             key = composition_key(z)
             lowest[key] = min(e, lowest.get(key, np.inf))
     mask = np.zeros(energies.size, dtype=bool)
+    flags = [False] * energies.size if periodic is None else [bool(p) for p in periodic]
     for m, (e, z) in enumerate(zip(energies, numbers)):
         low = lowest.get(composition_key(z))
         if low is not None and np.isfinite(e):
-            mask[m] = e - low <= thermal_window_eV(len(z), temperature_K, n_sigma)
+            mask[m] = e - low <= thermal_window_eV(len(z), temperature_K, n_sigma, flags[m])
     return mask

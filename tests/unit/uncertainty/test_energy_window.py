@@ -17,6 +17,14 @@ def test_window_is_harmonic_mean_plus_n_sigma():
     assert thermal_window_eV(9, 500.0, 10.0) == pytest.approx(1.8486, abs=1e-4)
     assert thermal_window_eV(3, 300.0, 0.0) == pytest.approx(1.5 * KB_EV_PER_K * 300.0)
     assert thermal_window_eV(2, 300.0, 0.0) > 0  # a diatomic still has a window
+    # a cell of 12 atoms (4 waters): 33 modes (no rotations)
+    assert thermal_window_eV(12, 300.0, 2.0, periodic=True) == pytest.approx(
+        KB_EV_PER_K * 300.0 * (16.5 + 2.0 * np.sqrt(16.5)))
+    low = np.zeros(1)
+    edge = thermal_window_eV(12, 300.0, 0.0, periodic=True) - 1e-6  # inside as a cell, outside as a molecule
+    box = np.array([8, 1, 1] * 4)
+    assert within_thermal_window([edge], [box], low, [box], 300.0, 0.0, periodic=[True]).tolist() == [True]
+    assert within_thermal_window([edge], [box], low, [box], 300.0, 0.0).tolist() == [False]
 
 
 def test_window_rejects_bad_input():
