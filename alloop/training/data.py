@@ -5,7 +5,9 @@ frames packed end to end (``offsets`` marks each frame's atoms), optionally
 with energies (eV), forces (eV/Angstrom), per-frame weights and a fidelity
 tag. Datasets without labels (unlabelled frames for score matching) carry
 ``energy = forces = None``. A dataset never mixes fidelities: the absolute
-energies of two levels of theory differ by tens of eV per molecule.
+energies of two levels of theory differ by tens of eV per molecule. Periodic
+frames carry their cell (``cells`` [M, 3, 3], Angstrom) and ``pbc`` ([M, 3]);
+a dataset of molecules has neither (None).
 
 :meth:`FrameDataset.batches` yields :class:`LabelledBatch` objects (an
 :class:`AtomsBatch` plus per-frame and per-atom targets) in a seeded,
@@ -54,6 +56,8 @@ class FrameDataset:
         forces: np.ndarray | None = None,
         weight: np.ndarray | None = None,
         fidelity: str = "",
+        cells: np.ndarray | None = None,
+        pbc: np.ndarray | None = None,
     ) -> None:
         self.numbers = np.asarray(numbers, dtype=np.int64)
         self.positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
@@ -80,6 +84,19 @@ class FrameDataset:
             raise AlloopError("weights must be one finite non-negative number per frame")
         self.weight = w
         self.fidelity = str(fidelity)
+        self.cells: np.ndarray | None = None
+        self.pbc: np.ndarray | None = None
+        if pbc is not None and bool(np.asarray(pbc).any()):
+            if cells is None:
+                raise AlloopError("periodic frames need their cells")
+            self.pbc = np.asarray(pbc, dtype=bool).reshape(-1, 3)
+            self.cells = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+            if self.pbc.shape[0] != n_frames or self.cells.shape[0] != n_frames:
+                raise AlloopError(f"{self.cells.shape[0]} cells and {self.pbc.shape[0]} pbc rows for {n_frames} frames")
+
+    def _periodic_rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """``cells`` and ``pbc`` of frames ``idx`` as keyword arguments (empty for molecules)."""
+        return {} if self.pbc is None else {"cells": self.cells[idx], "pbc": self.pbc[idx]}
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -91,8 +108,11 @@ class FrameDataset:
         forces: Sequence[np.ndarray] | None = None,
         weight: Sequence[float] | None = None,
         fidelity: str = "",
+        cells: Sequence[np.ndarray] | None = None,
+        pbc: Sequence[np.ndarray] | None = None,
     ) -> "FrameDataset":
-        """Frames given as lists of per-frame arrays (numbers [k], positions [k,3], forces [k,3])."""
+        """Frames given as lists of per-frame arrays (numbers [k], positions [k,3], forces [k,3]; cells [3,3] and
+        pbc [3] for periodic frames)."""
         if len(numbers) == 0:
             raise AlloopError("a dataset needs at least one frame")
         sizes = np.array([len(z) for z in numbers], dtype=np.int64)
@@ -106,6 +126,8 @@ class FrameDataset:
             forces=f,
             weight=weight,
             fidelity=fidelity,
+            cells=None if cells is None else np.stack([np.asarray(c, dtype=np.float64) for c in cells]),
+            pbc=None if pbc is None else np.stack([np.asarray(p, dtype=bool) for p in pbc]),
         )
 
     @classmethod
@@ -128,6 +150,7 @@ class FrameDataset:
                     raise AlloopError(f"frame {k} has no energy and forces")
                 energy.append(float(results["energy"]))
                 forces.append(np.asarray(results["forces"], dtype=np.float64))
+        periodic = any(a.pbc.any() for a in structures)
         return cls.from_arrays(
             [a.numbers for a in structures],
             [a.positions for a in structures],
@@ -135,6 +158,8 @@ class FrameDataset:
             forces=forces,
             weight=weight,
             fidelity=fidelity,
+            cells=[a.cell.array for a in structures] if periodic else None,
+            pbc=[a.pbc for a in structures] if periodic else None,
         )
 
     # ---- properties --------------------------------------------------------------
@@ -157,8 +182,13 @@ class FrameDataset:
         return slice(int(self.offsets[j]), int(self.offsets[j + 1]))
 
     def to_atoms(self) -> list[Atoms]:
-        """Frames as ASE Atoms (without labels)."""
-        return [Atoms(numbers=self.numbers[s], positions=self.positions[s]) for s in map(self.frame_slice, range(len(self)))]
+        """Frames as ASE Atoms (without labels; with their cells)."""
+        out = [Atoms(numbers=self.numbers[s], positions=self.positions[s]) for s in map(self.frame_slice, range(len(self)))]
+        if self.pbc is not None:
+            for atoms, cell, pbc in zip(out, self.cells, self.pbc):
+                atoms.set_cell(cell)
+                atoms.pbc = pbc
+        return out
 
     # ---- derived datasets --------------------------------------------------------
     def subset(self, indices: Sequence[int] | np.ndarray) -> "FrameDataset":
@@ -178,13 +208,13 @@ class FrameDataset:
             forces=None if self.forces is None else self.forces[atom_idx],
             weight=self.weight[idx],
             fidelity=self.fidelity,
+            **self._periodic_rows(idx),
         )
 
     def with_weights(self, weight: Sequence[float] | np.ndarray) -> "FrameDataset":
         """The same frames with new per-frame weights."""
-        return FrameDataset(
-            self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight, fidelity=self.fidelity
-        )
+        return FrameDataset(self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight,
+                            fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
     def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).
@@ -215,14 +245,15 @@ class FrameDataset:
         return self.subset(train_idx), self.subset(val_idx), train_idx, val_idx
 
     def frame_draws(self, seed: int) -> np.ndarray:
-        """One number in [0, 1) per frame from SHA-256 of (seed, atomic numbers, positions): seeded, and
-        the same for the same frame in any dataset."""
+        """One number in [0, 1) per frame from SHA-256 of (seed, atomic numbers, positions; and the cell of a
+        periodic frame): seeded, and the same for the same frame in any dataset."""
         key = int(seed).to_bytes(8, "little", signed=True)
         out = np.empty(len(self))
         for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes)):
             atoms = slice(int(start), int(start) + int(size))
+            cell = b"" if self.pbc is None or not self.pbc[i].any() else self.cells[i].astype("<f8").tobytes()
             digest = hashlib.sha256(key + self.numbers[atoms].astype("<i8").tobytes()
-                                    + self.positions[atoms].astype("<f8").tobytes()).digest()
+                                    + self.positions[atoms].astype("<f8").tobytes() + cell).digest()
             out[i] = int.from_bytes(digest[:8], "little") / 2.0**64
         return out
 
@@ -231,7 +262,9 @@ class FrameDataset:
         """The frames ``indices`` as one :class:`LabelledBatch` of the given float dtype."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         atom_idx = _atom_indices(self.offsets, idx)
-        atoms = AtomsBatch.from_arrays(self.numbers[atom_idx], self.positions[atom_idx], self.sizes[idx], dtype=dtype)
+        periodic = {} if self.pbc is None else {"cell": self.cells[idx], "pbc": self.pbc[idx]}
+        atoms = AtomsBatch.from_arrays(self.numbers[atom_idx], self.positions[atom_idx], self.sizes[idx], dtype=dtype,
+                                       **periodic)
         energy = forces = None
         if self.energy is not None:
             energy = torch.as_tensor(self.energy[idx], dtype=dtype)

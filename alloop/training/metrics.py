@@ -28,7 +28,7 @@ def pseudo_labelled(model: Potential, structures: Sequence[Atoms], fidelity: str
     unlabelled = FrameDataset.from_atoms(structures, fidelity=fidelity, labelled=False)
     energy, forces = predict(model, unlabelled)
     return FrameDataset(unlabelled.numbers, unlabelled.positions, unlabelled.offsets, energy=energy, forces=forces,
-                        fidelity=fidelity)
+                        fidelity=fidelity, cells=unlabelled.cells, pbc=unlabelled.pbc)
 
 
 def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:

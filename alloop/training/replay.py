@@ -61,6 +61,11 @@ class ReplayMix:
         self.per_batch = batch_size - self.n_replay  # training frames per batch
         self.n_data, self.n_pool = len(data), len(pool)
         weight = np.concatenate([data.weight, np.full(len(pool), float(data.weight.mean()))])
+        periodic = {}
+        if data.pbc is not None or pool.pbc is not None:  # molecules get a zero cell and no pbc beside cells
+            rows = [(d.cells, d.pbc) if d.pbc is not None else (np.zeros((len(d), 3, 3)), np.zeros((len(d), 3), bool))
+                    for d in (data, pool)]
+            periodic = {"cells": np.concatenate([r[0] for r in rows]), "pbc": np.concatenate([r[1] for r in rows])}
         self.frames = FrameDataset(
             np.concatenate([data.numbers, pool.numbers]),
             np.concatenate([data.positions, pool.positions]),
@@ -69,6 +74,7 @@ class ReplayMix:
             forces=np.concatenate([data.forces, pool.forces]),
             weight=weight,
             fidelity=data.fidelity,
+            **periodic,
         )
 
     @property
