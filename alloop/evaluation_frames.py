@@ -36,6 +36,8 @@ class EvaluationFrames:
     energy_eV: np.ndarray  # [M]
     forces_eV_per_A: np.ndarray  # [N, 3]
     header: dict[str, Any] = field(default_factory=dict)  # source, sha256, keys, ... (JSON)
+    cells: np.ndarray | None = None  # [M, 3, 3] Angstrom, periodic sets only
+    pbc: np.ndarray | None = None  # [M, 3]
 
     @property
     def n_frames(self) -> int:
@@ -45,19 +47,26 @@ class EvaluationFrames:
     def elements(self) -> list[int]:
         return sorted({int(z) for z in np.unique(self.numbers)})
 
+    def dataset_arrays(self) -> dict[str, Any]:
+        """Keyword arguments of a FrameDataset of these frames (numbers, positions, offsets; cells and pbc)."""
+        return {"numbers": self.numbers, "positions": self.positions_A, "offsets": self.offsets,
+                "cells": self.cells, "pbc": self.pbc}
+
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
+        periodic = {} if self.pbc is None else {"cells": self.cells, "pbc": self.pbc}
         np.savez(buffer, numbers=self.numbers, positions_A=self.positions_A, offsets=self.offsets,
                  energy_eV=self.energy_eV, forces_eV_per_A=self.forces_eV_per_A,
-                 header=np.array(json.dumps(self.header)))
+                 header=np.array(json.dumps(self.header)), **periodic)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "EvaluationFrames":
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             arrays = {k: np.array(data[k]) for k in _ARRAYS}
+            periodic = {k: np.array(data[k]) for k in ("cells", "pbc") if k in data.files}
             header = json.loads(str(data["header"]))
-        return cls(**arrays, header=header)
+        return cls(**arrays, header=header, **periodic)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -101,8 +110,9 @@ def read_evaluation_frames(
             raise AlloopError(f"frame {k}: forces '{forces_key}' have shape {force.shape}, not ({len(atoms)}, 3)")
         if not (np.isfinite(energy) and np.all(np.isfinite(force))):
             raise AlloopError(f"frame {k} has non-finite energy or forces")
-        if atoms.pbc.any():
-            raise AlloopError(f"frame {k} is periodic; alloop handles molecules only (pbc=False)")
+        if atoms.pbc.any() and (not atoms.pbc.all() or not abs(atoms.cell.volume) > 1e-9):
+            raise AlloopError(f"frame {k}: alloop handles molecules and cells periodic in all three directions, not "
+                              f"pbc={atoms.pbc.tolist()} with a cell of volume {abs(atoms.cell.volume):.3g} A^3")
         energies.append(energy)
         forces.append(force)
     sizes = np.array([len(a) for a in structures], dtype=np.int64)
@@ -113,6 +123,8 @@ def read_evaluation_frames(
         offsets=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
         energy_eV=np.asarray(energies, dtype=np.float64),
         forces_eV_per_A=np.concatenate(forces).astype(np.float64),
+        **({"cells": np.stack([a.cell.array for a in structures]), "pbc": np.stack([a.pbc for a in structures])}
+           if any(a.pbc.any() for a in structures) else {}),
         header={"source": str(path), "energy_key": energy_key, "forces_key": forces_key,
                 "recorded_fidelity_hashes": hashes},
     )

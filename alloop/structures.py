@@ -51,12 +51,33 @@ def elements_of(structures: Sequence[Atoms]) -> list[int]:
     return sorted({int(z) for atoms in structures for z in atoms.numbers})
 
 
+def pair_distances(positions: np.ndarray, cell: np.ndarray | None = None) -> np.ndarray:
+    """Distances [..., n, n] between the atoms of positions [..., n, 3]; minimum-image ones in ``cell`` (3x3, rows
+    the lattice vectors; exact while no distance asked for exceeds half the cell's shortest height)."""
+    delta = positions[..., None, :, :] - positions[..., :, None, :]
+    if cell is not None:
+        cell = np.asarray(cell, dtype=np.float64)
+        frac = delta @ np.linalg.inv(cell)
+        delta = (frac - np.round(frac)) @ cell
+    return np.linalg.norm(delta, axis=-1)
+
+
+def periodic_cell(atoms: Atoms) -> np.ndarray | None:
+    """The cell [3, 3] of a structure periodic in all three directions, None for a molecule; AlloopError for a
+    slab, a wire or a cell without volume (alloop simulates molecules and 3D-periodic cells)."""
+    if not atoms.pbc.any():
+        return None
+    if not atoms.pbc.all() or not abs(atoms.cell.volume) > 1e-9:
+        raise AlloopError(f"alloop simulates molecules and cells periodic in all three directions with a volume, not "
+                          f"pbc={atoms.pbc.tolist()} with a cell of volume {abs(atoms.cell.volume):.3g} A^3")
+    return np.array(atoms.cell.array, dtype=np.float64)
+
+
 def min_distance_A(atoms: Atoms) -> float:
-    """The shortest interatomic distance (inf for a single atom)."""
+    """The shortest interatomic distance (inf for a single atom without images; minimum image in a cell)."""
     if len(atoms) < 2:
         return float("inf")
-    pos = atoms.positions
-    d = np.linalg.norm(pos[:, None, :] - pos[None, :, :], axis=-1)
+    d = pair_distances(atoms.positions, periodic_cell(atoms))
     return float(d[np.triu_indices(len(atoms), k=1)].min())
 
 
@@ -66,8 +87,13 @@ def check_structures(structures: Sequence[Atoms], *, charge: int, spin: int, min
         where = f"structure {k}" if len(structures) > 1 else "the structure"
         if len(atoms) == 0:
             raise ConfigError(f"system.structures: {where} has no atoms")
-        if atoms.pbc.any():
-            raise ConfigError(f"system.structures: {where} is periodic; alloop handles molecules only (pbc=False)")
+        try:
+            cell, first = periodic_cell(atoms), periodic_cell(structures[0])
+        except AlloopError as exc:
+            raise ConfigError(f"system.structures: {where}: {exc}") from None
+        if (cell is None) != (first is None) or (cell is not None and not np.allclose(cell, first)):
+            raise ConfigError(f"system.structures: {where} has another cell than structure 0; the cell is fixed "
+                              "(NVT), so every start shares one (or every start is a molecule)")
         n_electrons = int(atoms.numbers.sum()) - charge
         if n_electrons <= 0:
             raise ConfigError(f"system.charge: leaves {n_electrons} electrons in {where} ({atoms.get_chemical_formula()})")

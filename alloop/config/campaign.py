@@ -152,15 +152,27 @@ class CampaignConfig(BaseModel):
         )
         compositions = {tuple(sorted(int(z) for z in a.numbers)) for a in structures}
         for role in ROLES:
-            for numbers in sorted(compositions):
-                try:
+            try:
+                self.fidelity(role).check_periodicity(structures[0].pbc, structures[0].cell.array)
+                for numbers in sorted(compositions):
                     self.fidelity(role).check_structure(numbers)
-                except FidelityError as exc:
-                    raise ConfigError(f"fidelities.{role}: {exc}") from None
+            except FidelityError as exc:
+                raise ConfigError(f"fidelities.{role}: {exc}") from None
+        if structures[0].pbc.any():
+            self._check_periodic()
         if self.evaluation is not None:
             check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
         self._check_outside(compositions)
         return self
+
+    def _check_periodic(self) -> None:
+        """What a campaign in a periodic cell cannot do (yet), each refused with its key."""
+        if self.schedule.bootstrap.method == "normal-modes":
+            raise ConfigError("schedule.bootstrap.method: normal-modes needs a Hessian of the input, which alloop "
+                              "computes for molecules only; use rattle for a periodic cell")
+        if self.training.replay_fraction > 0:
+            raise ConfigError("training.replay_fraction: replay draws molecules; it is not offered for periodic "
+                              "campaigns")
 
     def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
         """Given outside molecules are made of the campaign's elements and are not its own compositions; replay

@@ -101,18 +101,20 @@ class ScfRun:
     energy_Eh: float
 
 
-def run_scf(mol, fidelity: Fidelity, make: Callable[[Any, Fidelity], Any] | None = None) -> ScfRun:
+def run_scf(mol, fidelity: Fidelity, make: Callable[[Any, Fidelity], Any] | None = None,
+            newton_fallback: bool = True) -> ScfRun:
     """DIIS first; if it does not converge, one second-order (Newton) run from where DIIS stopped.
 
-    ``make`` builds the unconverged SCF object (default :func:`make_scf`; the periodic labeller passes its own).
+    ``make`` builds the unconverged SCF object (default :func:`make_scf`; the periodic labeller passes its own,
+    without the fallback: PySCF's Newton solver fails inside the multigrid integrator).
     The fallback gets the same ``max_cycles`` budget (macro iterations). PySCF
     only warns on non-convergence: the returned ``converged`` is the truth.
     """
     mf = (make or make_scf)(mol, fidelity)
     mf.kernel()
     cycles = int(getattr(mf, "cycles", 0))
-    if mf.converged:
-        return ScfRun(mf, True, cycles, False, float(mf.e_tot))
+    if mf.converged or not newton_fallback:
+        return ScfRun(mf, bool(mf.converged), cycles, False, float(mf.e_tot))
     macro: set[int] = set()
     newton = mf.newton()
     newton.max_cycle = fidelity.max_cycles

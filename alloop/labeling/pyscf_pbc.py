@@ -11,9 +11,10 @@ gradients stay cheap). Stress is not computed.
 Units are converted once, here (Angstrom -> Bohr for positions and lattice
 vectors; Hartree -> eV, Hartree/Bohr -> eV/Angstrom), with ``alloop.units``.
 Statuses and their meaning are the molecular labeller's
-(:mod:`alloop.labeling.pyscf_labeler`): the SCF falls back once to a
-second-order solver, PySCF errors are ``failed``, absurd or non-finite numbers
-``inconsistent``. A structure that is not periodic in all three directions is
+(:mod:`alloop.labeling.pyscf_labeler`), except that an SCF that DIIS does not
+converge is ``scf_not_converged`` at once (PySCF's second-order solver fails
+inside the multigrid integrator); PySCF errors are ``failed``, absurd or
+non-finite numbers ``inconsistent``. A structure that is not periodic in all three directions is
 refused with one line (:meth:`alloop.fidelity.Fidelity.check_periodicity`).
 """
 
@@ -123,15 +124,14 @@ class PeriodicPySCFLabeler:
         cycles = 0
         try:
             cell = build_cell(numbers, positions_bohr, lattice_bohr, fid)
-            run = run_scf(cell, fid, make=make_periodic_scf)
+            run = run_scf(cell, fid, make=make_periodic_scf, newton_fallback=False)
             cycles = run.cycles
             if not run.converged:
-                return Outcome(LabelStatus.SCF_NOT_CONVERGED, f"SCF not converged after {cycles} cycles (DIIS, then "
-                               f"Newton), last energy {run.energy_Eh:.10g} Eh", cycles)
-            note = "SCF converged by the second-order (Newton) fallback" if run.used_fallback else ""
+                return Outcome(LabelStatus.SCF_NOT_CONVERGED, f"SCF not converged after {cycles} DIIS cycles, last "
+                               f"energy {run.energy_Eh:.10g} Eh", cycles)
             grad = scf_gradient(run.mf)
         except PHYSICS_ERRORS as exc:
             text = " ".join(str(exc).split())[:300]
             return Outcome(LabelStatus.FAILED, f"PySCF {type(exc).__name__}: {text}", cycles)
         forces = -np.asarray(grad, dtype=float).reshape(len(numbers), 3) * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
-        return Outcome(LabelStatus.OK, note, cycles, float(run.energy_Eh) * HARTREE_TO_EV, forces)
+        return Outcome(LabelStatus.OK, "", cycles, float(run.energy_Eh) * HARTREE_TO_EV, forces)

@@ -30,6 +30,7 @@ from ase import Atoms
 from ase.data import covalent_radii
 
 from alloop.errors import AlloopError
+from alloop.structures import pair_distances, periodic_cell
 
 NON_FINITE_FORCES = "non_finite_forces"
 FORCE_TOO_LARGE = "force_too_large"
@@ -48,17 +49,6 @@ class GuardFailure:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
-
-
-def pair_distances(positions: np.ndarray, cell: np.ndarray | None = None) -> np.ndarray:
-    """Distances [..., n, n] between the atoms of positions [..., n, 3]; minimum-image ones in ``cell`` (3x3, rows
-    the lattice vectors; exact while no distance asked for exceeds half the cell's shortest height)."""
-    delta = positions[..., None, :, :] - positions[..., :, None, :]
-    if cell is not None:
-        cell = np.asarray(cell, dtype=np.float64)
-        frac = delta @ np.linalg.inv(cell)
-        delta = (frac - np.round(frac)) @ cell
-    return np.linalg.norm(delta, axis=-1)
 
 
 def detect_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2,
@@ -115,9 +105,7 @@ class StabilityGuards:
         If ``temperature_K`` is given and ``max_temperature_K`` is not, the upper
         temperature limit is ``temperature_factor * temperature_K``.
         """
-        if atoms.pbc.any() and not atoms.pbc.all():
-            raise AlloopError(f"MD handles molecules and cells periodic in all three directions, not pbc={atoms.pbc}")
-        cell = np.array(atoms.cell.array, dtype=np.float64) if atoms.pbc.all() else None
+        cell = periodic_cell(atoms)
         bonds, lengths = detect_bonds(atoms.numbers, atoms.positions, bond_tolerance, cell)
         if temperature_K is not None and "max_temperature_K" not in thresholds:
             thresholds["max_temperature_K"] = temperature_factor * temperature_K

@@ -42,6 +42,7 @@ from alloop.md.guards import GuardFailure, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
+from alloop.structures import periodic_cell
 from alloop.units import FS
 
 
@@ -188,16 +189,6 @@ class _Evaluator:
         return energy, forces, features, e_bias
 
 
-def _periodic_cell(atoms: Atoms) -> np.ndarray | None:
-    """The cell [3, 3] of a structure periodic in all three directions, None for a molecule."""
-    if not atoms.pbc.any():
-        return None
-    if not atoms.pbc.all() or not abs(atoms.cell.volume) > 1e-9:
-        raise AlloopError(f"MD handles molecules and cells periodic in all three directions with a volume, not "
-                          f"pbc={atoms.pbc.tolist()} and a cell of volume {atoms.cell.volume:.3g} A^3")
-    return np.array(atoms.cell.array, dtype=np.float64)
-
-
 def wrap_positions(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     """Positions [..., 3] moved by lattice vectors into the cell (fractional coordinates in [0, 1))."""
     frac = positions @ np.linalg.inv(cell)
@@ -234,7 +225,7 @@ def run_segment(
     numbers, masses = atoms.numbers.copy(), atoms.get_masses().astype(np.float64)
     inv_mass = (1.0 / masses)[:, None]
     integrator = settings.make_integrator()
-    cell = _periodic_cell(atoms)
+    cell = periodic_cell(atoms)
     evaluate = _Evaluator(model, numbers, dtype or model_dtype(model), bias, cell)
 
     n_rep = len(states)

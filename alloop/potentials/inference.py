@@ -2,7 +2,8 @@
 
 Frames are a sequence of ASE Atoms or anything packed like a
 :class:`~alloop.training.data.FrameDataset` (``numbers`` [N], ``positions``
-[N, 3] in Angstrom, frame ``offsets`` [M + 1]). Consecutive frames form a
+[N, 3] in Angstrom, frame ``offsets`` [M + 1]; periodic frames also ``cells``
+[M, 3, 3] and ``pbc`` [M, 3], which the batches carry). Consecutive frames form a
 batch in the model's dtype; the batch size can change the last bits of a
 prediction (sums run over a batch's atoms), so each caller keeps its own. The
 model runs in eval mode (its mode is restored) under ``torch.no_grad``: forces
@@ -45,6 +46,16 @@ def pack(frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return numbers, positions, frame_offsets(frames)
 
 
+def pack_cells(frames: Frames) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cells [M, 3, 3], pbc [M, 3]) of ``frames`` when any is periodic, else None."""
+    if hasattr(frames, "offsets"):
+        pbc = getattr(frames, "pbc", None)
+        return None if pbc is None or not np.asarray(pbc).any() else (np.asarray(frames.cells), np.asarray(pbc))
+    if not any(a.pbc.any() for a in frames):
+        return None
+    return np.stack([a.cell.array for a in frames]), np.stack([a.pbc for a in frames])
+
+
 def frame_offsets(frames: Frames) -> np.ndarray:
     """Offsets [M + 1] of each frame's atoms when ``frames`` are concatenated."""
     if hasattr(frames, "offsets"):
@@ -55,6 +66,7 @@ def frame_offsets(frames: Frames) -> np.ndarray:
 def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> list[tuple[np.ndarray, ...]]:
     """(energy, forces or features) per batch of consecutive frames, float64."""
     numbers, positions, offsets = pack(frames)
+    cells = pack_cells(frames)
     n_frames = offsets.size - 1
     if n_frames < 1:
         raise AlloopError("no frames to predict")
@@ -69,8 +81,9 @@ def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> lis
             for start in range(0, n_frames, batch_size):
                 stop = min(n_frames, start + batch_size)
                 a, b = int(offsets[start]), int(offsets[stop])
+                periodic = {} if cells is None else {"cell": cells[0][start:stop], "pbc": cells[1][start:stop]}
                 batch = AtomsBatch.from_arrays(numbers[a:b], positions[a:b], np.diff(offsets[start : stop + 1]),
-                                               dtype=dtype)
+                                               dtype=dtype, **periodic)
                 res = model(batch, compute_forces=forces)
                 second = res.forces if forces else res.features
                 out.append((res.energy.detach().cpu().double().numpy(), second.detach().cpu().double().numpy()))

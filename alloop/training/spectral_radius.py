@@ -33,7 +33,7 @@ from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.potentials.inference import Frames, pack, predict
+from alloop.potentials.inference import Frames, pack, pack_cells, predict
 
 #: the default grid of radii (Angstrom): METHODS.md's range, 0.25 A apart
 GRID_RANGE = (3.0, 9.0, 0.25)
@@ -172,6 +172,8 @@ def refine_radius_predict(model: Potential, frames: Frames, training_frames: Fra
     energies and forces come back in frame order. AlloopError if the model does not accept another radius.
     """
     check_applicable(model)
+    if pack_cells(frames) is not None or pack_cells(training_frames) is not None:
+        raise AlloopError("radius refinement handles molecules only (its graph spectra have no periodic images)")
     start = time.process_time()
     grid_ = radius_grid(model.cutoff) if grid is None else np.asarray(grid, dtype=np.float64)
     reference = mean_spectrum(training_frames, model.cutoff)

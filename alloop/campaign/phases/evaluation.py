@@ -101,8 +101,8 @@ def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]
     if unknown:
         raise AlloopError(f"the evaluation set has elements {sorted(unknown)} that the model does not know "
                           f"{list(model.elements)}")
-    dataset = FrameDataset(frames.numbers, frames.positions_A, frames.offsets, energy=frames.energy_eV,
-                           forces=frames.forces_eV_per_A, fidelity="evaluation")
+    dataset = FrameDataset(**frames.dataset_arrays(), energy=frames.energy_eV, forces=frames.forces_eV_per_A,
+                           fidelity="evaluation")
     metrics = error_metrics(dataset, *predict(model, dataset, BATCH_SIZE))
     return {column: float(metrics[key]) for column, key in COLUMNS.items()}
 
@@ -114,7 +114,7 @@ def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, 
     from alloop.potentials.inference import predict_features
     from alloop.training.data import FrameDataset
 
-    dataset = FrameDataset(frames.numbers, frames.positions_A, frames.offsets, fidelity="evaluation")
+    dataset = FrameDataset(**frames.dataset_arrays(), fidelity="evaluation")
     q = uq.frame_scores(frames.numbers, predict_features(model, dataset), frames.offsets).q
     return {"covered_fraction": float(np.mean(q <= 1.0)), "median_q": float(np.median(q))}
 

@@ -165,7 +165,8 @@ def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms]
                                                          "bias_energy")}
     desc = []
     for res in results:
-        frames += [Atoms(numbers=reference.numbers, positions=p) for p in res.positions]
+        frames += [Atoms(numbers=reference.numbers, positions=p, cell=reference.cell, pbc=reference.pbc)
+                   for p in res.positions]
         cols["replica"].append(res.replicas)
         cols["md_step"].append(res.steps)
         cols["q_score"].append(res.q_score)

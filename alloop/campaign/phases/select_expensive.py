@@ -105,4 +105,5 @@ def _thermal_mask(ctx: PhaseContext, table: LabelTable, rows: np.ndarray, frames
     ok = np.flatnonzero(table.ok)
     reference = ctx.store.get_frames(table.frame_id[ok])
     return within_thermal_window(table.energy[rows], [a.numbers for a in frames], table.energy[ok],
-                                 [a.numbers for a in reference], ctx.settings.selection.temperature_K, n_sigma)
+                                 [a.numbers for a in reference], ctx.settings.selection.temperature_K, n_sigma,
+                                 periodic=[bool(a.pbc.all()) for a in frames])

@@ -155,13 +155,16 @@ class LabelledArrays:
     energy: np.ndarray | None = None
     forces: list[np.ndarray] | None = None
     fidelity: str = ""
+    cells: list[np.ndarray] | None = None  # [3, 3] per frame, periodic campaigns only
+    pbc: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.numbers)
 
     def dataset(self) -> FrameDataset:
         return FrameDataset.from_arrays(
-            self.numbers, self.positions, energy=self.energy, forces=self.forces, fidelity=self.fidelity
+            self.numbers, self.positions, energy=self.energy, forces=self.forces, fidelity=self.fidelity,
+            cells=self.cells, pbc=self.pbc,
         )
 
 

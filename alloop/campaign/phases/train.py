@@ -43,9 +43,11 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
     rows = np.flatnonzero(table.ok)
     rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
     frames = store.get_frames(table.frame_id[rows])
+    periodic = any(a.pbc.any() for a in frames)
     return LabelledArrays(
         frame_ids=table.frame_id[rows], numbers=[a.numbers for a in frames], positions=[a.positions for a in frames],
         energy=table.energy[rows], forces=[table.frame_forces(int(r)) for r in rows], fidelity=fidelity.hash(),
+        cells=[a.cell.array for a in frames] if periodic else None, pbc=[a.pbc for a in frames] if periodic else None,
     )
 
 

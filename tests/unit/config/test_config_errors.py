@@ -193,7 +193,12 @@ def test_structures_too_close_or_periodic(tmp_path):
     box = molecule("H2O", vacuum=3.0)
     box.pbc = True
     write(tmp_path / "box.extxyz", box)
-    reject(tmp_path, {"system": {"structures": "box.extxyz"}}, r"^system\.structures: the structure is periodic")
+    reject(tmp_path, {"system": {"structures": "box.extxyz"}},
+           r"^fidelities\.cheap: fidelity 'hf-sto3g' \(hf/sto-3g\) labels isolated molecules; this structure is periodic")
+    box.pbc = [True, True, False]
+    write(tmp_path / "slab.extxyz", box)
+    reject(tmp_path, {"system": {"structures": "slab.extxyz"}},
+           r"^system\.structures: the structure: alloop simulates molecules and cells periodic in all three directions")
 
 
 def test_unreadable_structure_file(tmp_path):

@@ -8,8 +8,11 @@ import torch
 from ase.build import molecule
 
 from alloop.cli import main
+from alloop.deploy.loading import load_trained
 from alloop.io import attach_label, read_labelled, write_extxyz
+from alloop.potentials.calculator import PotentialCalculator
 from alloop.potentials.egnn import EGNN
+from alloop.potentials.inference import predict
 from alloop.testing.cells import water_box
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import pseudo_labelled
@@ -55,3 +58,12 @@ def test_train_and_evaluate_on_water_boxes(tmp_path):
     assert main(["train", "--expensive", str(data), "--method", "standard", "--model", "small", "--steps", "60",
                  "--quiet", "-o", str(model)]) == 0
     assert main(["evaluate", str(model), str(data), "--json"]) == 0
+    trained = load_trained(model).model
+    energy, forces = predict(trained, read_labelled(data))  # the periodic images are seen: as the calculator
+    box = read_labelled(data)[0]
+    box.calc = PotentialCalculator(trained)
+    np.testing.assert_allclose(forces[:len(box)], box.get_forces(), atol=1e-5)
+    molecules = [a.copy() for a in read_labelled(data)]
+    for a in molecules:
+        a.pbc = False
+    assert np.abs(predict(trained, molecules)[1] - forces).max() > 1e-3
