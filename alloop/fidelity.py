@@ -17,8 +17,9 @@ a label is keyed by (frame id, fidelity hash) in the store:
   temperature.
 
 A periodic fidelity labels only structures periodic in all three directions,
-a molecular one only structures with no periodic direction
-(:meth:`Fidelity.check_periodicity`: one line saying which).
+a molecular PySCF one only structures with no periodic direction; xtb labels
+both (tblite handles cells) (:meth:`Fidelity.check_periodicity`: one line
+saying which).
 
 ``max_cycles`` decides whether an SCF converges, never what it converges to: it
 is hashed in neither family. A fidelity's dump (``model_dump``) holds only the
@@ -210,14 +211,20 @@ class Fidelity(BaseModel):
     def check_periodicity(self, pbc: Sequence[bool], cell: Any = None) -> None:
         """Raise FidelityError (one line) unless a structure with these ``pbc`` flags (and ``cell``, 3x3 Angstrom)
         suits this fidelity: periodic in all three directions with a cell of positive volume for a periodic
-        fidelity, in none for a molecular one."""
+        fidelity, in none for a molecular PySCF one, either for xtb."""
         flags = [bool(p) for p in pbc]
+        if self.family == "xtb" and any(flags):  # tblite labels molecules and 3D cells alike
+            self._check_cell(flags, cell)
+            return
         if not self.periodic:
             if any(flags):
                 raise FidelityError(f"fidelity '{self.name}' ({self.level}) labels isolated molecules; this "
                                     f"structure is periodic (pbc={flags}): use a periodic fidelity such as "
                                     "pbe-gth-szv, or set pbc=False")
             return
+        self._check_cell(flags, cell)
+
+    def _check_cell(self, flags: list[bool], cell: Any) -> None:
         if not all(flags):
             raise FidelityError(f"fidelity '{self.name}' ({self.level}) labels structures periodic in all three "
                                 f"directions, not pbc={flags}: give the structure a cell and pbc=True")

@@ -1,4 +1,5 @@
-"""XTBLabeler: energy (eV) and forces (eV/Angstrom) of a molecule at GFN1- or GFN2-xTB, through tblite.
+"""XTBLabeler: energy (eV) and forces (eV/Angstrom) of a molecule or a 3D-periodic cell at GFN1- or GFN2-xTB,
+through tblite.
 
 tblite's Python API (``tblite.interface.Calculator``) is called directly, not
 through its ASE calculator: a fresh calculator per label (no wavefunction
@@ -7,7 +8,9 @@ fidelity and threads), positions in Bohr, energy in Hartree and gradient in
 Hartree/Bohr, converted here with the constants of ``alloop.units`` (ASE's, as
 ``tblite.ase`` uses). Charge and spin (2S = unpaired electrons, tblite's
 ``uhf``) come from the fidelity; so do tblite's accuracy, the electronic
-temperature and the SCC iteration limit (``max_cycles``).
+temperature and the SCC iteration limit (``max_cycles``). A structure periodic
+in all three directions is passed with its lattice (tblite's Ewald sums and
+periodic images); slabs and wires are refused.
 
 tblite parallelises with OpenMP: every label pins the OpenMP runtimes of this
 thread to ``threads`` (default 1, one thread per task). Left unpinned on a busy
@@ -21,8 +24,8 @@ Statuses (see ``alloop.labeling.result``):
   eigensolver, ...), with its message as the reason;
 - ``inconsistent``: non-finite numbers, absurd forces or a net force.
 
-Raised, not recorded: a non-Atoms argument (TypeError), a periodic structure or
-one the fidelity cannot describe (FidelityError: elements beyond Rn, charge,
+Raised, not recorded: a non-Atoms argument (TypeError), a slab or wire, or a
+structure the fidelity cannot describe (FidelityError: elements beyond Rn, charge,
 spin), a fidelity that is not of family xtb (FidelityError, at construction).
 """
 
@@ -74,20 +77,23 @@ class XTBLabeler:
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = molecule_numbers(atoms, self._fidelity)
+        numbers = molecule_numbers(atoms, self._fidelity)  # a molecule, or a 3D cell (tblite handles both)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
+        lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM if atoms.pbc.any() else None
         import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
 
         set_openmp_threads(self.threads)
-        return label_with(lambda: self._compute(numbers, positions_bohr), len(numbers), self._fidelity, self.limits)
+        return label_with(lambda: self._compute(numbers, positions_bohr, lattice_bohr), len(numbers), self._fidelity,
+                          self.limits)
 
-    def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray) -> Outcome:
+    def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np.ndarray | None) -> Outcome:
         from tblite.interface import Calculator
 
         fid, log = self._fidelity, _CycleCounter()
+        periodic = {} if lattice_bohr is None else {"lattice": lattice_bohr, "periodic": np.ones(3, dtype=bool)}
         try:
             calc = Calculator(XTB_METHODS[fid.method], numbers, positions_bohr, float(fid.charge), int(fid.spin),
-                              color=False, logger=log)
+                              color=False, logger=log, **periodic)
             calc.set("verbosity", 1)  # one line per SCC cycle, counted by the logger; nothing printed
             calc.set("accuracy", float(fid.accuracy or 1.0))
             calc.set("temperature", float(fid.electronic_temperature_K or 0.0) * KB_EV_PER_K / HARTREE_TO_EV)

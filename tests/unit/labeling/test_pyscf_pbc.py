@@ -102,7 +102,8 @@ def test_lattice_translations_and_wrapping_change_nothing(labeler):
      "not pbc=\\[True, True, False\\]"),
     (FAST, Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], pbc=True), "the structure's cell has no volume"),
     ("hf-sto3g", water_box(), "labels isolated molecules; this structure is periodic"),
-    ("gfn2-xtb", water_box(), "labels isolated molecules; this structure is periodic"),
+    ("gfn2-xtb", Atoms("H2", positions=[[0, 0, 0], [0.74, 0, 0]], cell=[4, 4, 4], pbc=[True, True, False]),
+     "labels structures periodic in all three directions, not pbc=\\[True, True, False\\]"),
     ({**FAST, "basis": "gth-none"}, water_box(), "basis 'gth-none' does not cover element H"),
     ({**FAST, "pseudo": "gth-none"}, water_box(), "pseudopotential 'gth-none' does not cover element H"),
 ])

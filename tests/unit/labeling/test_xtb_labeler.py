@@ -20,6 +20,7 @@ from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelStatus
 from alloop.labeling.threads import openmp_threads
 from alloop.labeling.xtb_labeler import XTBLabeler
+from alloop.testing.cells import water_box
 from alloop.testing.labelers import check_labeler
 
 TBLITE_NAMES = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
@@ -54,6 +55,24 @@ def test_labels_match_tblite_called_directly(method, name, charge, spin):
                                                                                      spin=spin).hash()
     assert result.provenance == {"tblite": TBLITE_VERSION}
     assert result.scf_cycles > 1 and result.cpu_seconds > 0 and result.wall_seconds > 0
+
+
+def test_a_water_box_matches_tblite_called_directly_with_its_lattice():
+    box = water_box(4, seed=1)
+    box.rattle(0.03, seed=2)
+    molecules = box.copy()
+    molecules.pbc = False
+    box.positions[0] += box.cell[0]  # an atom outside the cell: tblite takes unwrapped positions
+    labeler = labeler_for(load_fidelity("gfn2-xtb"))
+    result = labeler.label(box)
+    assert result.ok, result.reason
+    energy, forces = direct(box, "gfn2-xtb", 0, 0)  # tblite's ASE calculator passes the cell and pbc
+    assert abs(result.energy_eV - energy) < 1e-6 and np.abs(result.forces_eV_per_A - forces).max() < 1e-5
+    assert abs(labeler.label(molecules).energy_eV - result.energy_eV) > 1e-3  # the images count
+    moved = box.copy()
+    moved.positions[5] -= box.cell[2]
+    assert abs(labeler.label(moved).energy_eV - result.energy_eV) < 1e-8
+    check_labeler(labeler, box)
 
 
 def test_charge_and_spin_change_the_label():
@@ -106,10 +125,10 @@ def test_what_it_cannot_describe_is_refused_up_front():
         labeler.label(Atoms("UH2", positions=[[0, 0, 0], [2, 0, 0], [-2, 0, 0]]))
     with pytest.raises(FidelityError, match="cannot have spin"):
         labeler_for(load_fidelity("gfn2-xtb", spin=1)).label(molecule("H2O"))
-    periodic = molecule("H2O")
-    periodic.cell, periodic.pbc = [5, 5, 5], True
-    with pytest.raises(FidelityError, match="labels isolated molecules; this structure is periodic"):
-        labeler.label(periodic)
+    slab = molecule("H2O")
+    slab.cell, slab.pbc = [5, 5, 5], [True, True, False]
+    with pytest.raises(FidelityError, match="labels structures periodic in all three directions"):
+        labeler.label(slab)
     with pytest.raises(TypeError):
         labeler.label(molecule("H2O").positions)
     with pytest.raises(ValueError, match="threads"):
