@@ -42,7 +42,7 @@ def run_campaign(campaign: Path, run_dir: Path, seed: int, overrides: list[str],
 
 def is_finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a campaign store whose progress table records the phase 'finished'."""
-    from alloop.campaign.loop.runner import is_store
+    from alloop.store.resolve import is_store
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 

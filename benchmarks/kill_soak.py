@@ -1,9 +1,9 @@
 """Kill soak: SIGKILL a whole campaign (driver, scheduler, workers) many times over its phases, resume after each.
 
-The campaign is the crash tests' tiny water campaign (``tests/integration/campaign_helpers.py``) with enough
+The campaign is the crash tests' tiny water campaign (``alloop.testing.campaigns``) with enough
 cycles for the kills (``--cycles``; the default holds the plan's mean cost: 84 cycles for 100 kills), every
 cycle labelling its full cheap quota, and label limits that bind near its end. The kill points are the crash
-tests' (``tests/integration/kill_resume.py``, ``kill_points.py``): each run completes 1 to 3 new store
+tests' (``alloop.testing.kill_resume``, ``alloop.testing.kill_points``): each run completes 1 to 3 new store
 commits and is killed after the last of them, inside the next one (its data written, its record not), at a
 random instant before the next one (``during``, up to 3 s: MD, labelling or training), at the n-th label
 result the driver receives after it (``label``: written, not committed) or at the n-th training epoch it is
@@ -48,14 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from _common import ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from campaign_helpers import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny  # noqa: E402
-from kill_points import ALL_MODES, PROGRESS_MODES, WINDOW  # noqa: E402
-from kill_resume import (KillPoint, RunHung, campaign_command, committed_phases, committed_seq, kill_plan,  # noqa: E402
-                         phase_commits, plan_cost, run_group)
+from alloop.testing.campaigns import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny
+from alloop.testing.kill_points import ALL_MODES, PROGRESS_MODES, WINDOW
+from alloop.testing.kill_resume import (KillPoint, RunHung, campaign_command, committed_phases, committed_seq, kill_plan,
+                                       phase_commits, plan_cost, run_group)
 
 #: parameters of two final models agree when every element is within this of the other (absolute)
 MODEL_ATOL = 1e-6

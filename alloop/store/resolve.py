@@ -18,6 +18,11 @@ def store_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / STORE_DIRNAME
 
 
+def is_store(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a campaign store (its ``store.zarr`` has a Zarr group)."""
+    return (store_path(run_dir) / "zarr.json").is_file()
+
+
 def find_store(path: str | Path) -> Path:
     """The store of a run directory (``RUN_DIR/store.zarr``), or ``path`` itself if it is a store."""
     path = Path(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # campaign_helpers, remote_helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))  # remote_helpers
 
 #: node states in which a job can start
 USABLE = ("idle", "mixed", "allocated", "completing")

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from campaign_helpers import check_invariants, write_tiny
+from alloop.testing.campaigns import check_invariants, write_tiny
 
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main

@@ -1,7 +1,7 @@
 """SIGKILL the whole campaign (driver, scheduler, workers) at points of its progress, resume, check nothing is lost.
 
-Kill points are counted in the store's commits, not in seconds (kill_points.py; the plan and the runs:
-kill_resume.py, shared with benchmarks/kill_soak.py): each run completes exactly the planned number of new
+Kill points are counted in the store's commits, not in seconds (alloop.testing.kill_points; the plan and the runs:
+alloop.testing.kill_resume, shared with benchmarks/kill_soak.py): each run completes exactly the planned number of new
 commits and dies after the last of them, inside the next one, or in between. The only clock is a safety net
 against a hung run.
 """
@@ -17,9 +17,9 @@ import pytest
 
 from alloop.store.campaign import CampaignStore
 
-from campaign_helpers import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
-from kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
-from kill_resume import (MAX_COUNT, MAX_DELAY_S, campaign_command, committed_phases, committed_seq, kill_plan,
+from alloop.testing.campaigns import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
+from alloop.testing.kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
+from alloop.testing.kill_resume import (MAX_COUNT, MAX_DELAY_S, campaign_command, committed_phases, committed_seq, kill_plan,
                          phase_commits, plan_cost, run_group, seq_of)
 
 MAX_CHEAP = 18
@@ -90,7 +90,7 @@ class _Killed(Exception):
 @pytest.mark.parametrize(("mode", "survive"), [("after", 2), ("inside", 2), ("during", 2)])
 def test_kill_points_count_commits(tmp_path, mode, survive):
     """The harness on a real store, with an exception for SIGKILL: it fires at the planned commit."""
-    from kill_points import arm
+    from alloop.testing.kill_points import arm
 
     disarm = arm(survive, mode, 60.0, kill=_raise_killed)  # a 60 s 'during' timer never fires: commit 3 comes first
     try:
@@ -121,7 +121,7 @@ def _store_with_water(path: Path, n_frames: int) -> CampaignStore:
 def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
     """'label': the kill lands at the n-th label result the driver adds after commit k (also after later commits),
     written to the store, never committed."""
-    from kill_points import arm
+    from alloop.testing.kill_points import arm
 
     from alloop.fidelity import load_fidelity
     from alloop.labeling.result import LabelResult, LabelStatus
@@ -148,7 +148,7 @@ def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
 
 def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
     """'epoch': the kill lands at the n-th finished training epoch logged after commit k (epoch 0 is not one)."""
-    from kill_points import arm
+    from alloop.testing.kill_points import arm
 
     from alloop.campaign.loop import runner
 
@@ -174,7 +174,7 @@ def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
 @pytest.mark.parametrize("finished", [False, True])
 def test_progress_kill_waits_at_most_its_window(tmp_path, mode, finished):
     """Without its events a progress kill lands inside the commit after its window, or inside 'finished'."""
-    from kill_points import arm
+    from alloop.testing.kill_points import arm
 
     note = tmp_path / "note"
     disarm = arm(1, mode, 3, kill=_raise_killed, note=note)

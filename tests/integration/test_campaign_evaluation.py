@@ -20,7 +20,7 @@ from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
-from campaign_helpers import check_invariants, write_tiny
+from alloop.testing.campaigns import check_invariants, write_tiny
 
 
 def write_evaluation_campaign(folder: Path, n_frames: int = 4, **tiny: object) -> Path:

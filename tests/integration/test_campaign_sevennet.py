@@ -20,7 +20,7 @@ from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
-from campaign_helpers import check_invariants
+from alloop.testing.campaigns import check_invariants
 
 pytest.importorskip("sevenn")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from distributed import Client
 
-from campaign_helpers import check_invariants
+from alloop.testing.campaigns import check_invariants
 from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, freeze_label_holder,
                             start_campaign, stop, tail, wait_until, worker_losses, write_water)
 

@@ -38,6 +38,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in
     "report",
     "commands",
     "cli __init__",
+    "testing.campaigns testing.kill_points testing.kill_resume",
 ))
 
 
@@ -180,7 +181,8 @@ def test_no_import_cycle() -> None:
 
 
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``
-ROOMS = {"campaign": ("execution", "phases", "loop"), "config": ("presets",)}
+ROOMS = {"campaign": ("execution", "phases", "loop"), "config": ("presets",),
+         "testing": ("campaigns", "kill_points", "kill_resume")}
 
 
 def _unit(module: str) -> str:

@@ -24,13 +24,9 @@ from alloop.errors import AlloopError, StoreError
 from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import finished_reason, spend
-from alloop.store.resolve import store_path
+from alloop.store.resolve import is_store, store_path
 
 LOG_NAME = "campaign.log"
-
-
-def is_store(run_dir: Path) -> bool:
-    return (store_path(run_dir) / "zarr.json").is_file()
 
 
 def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, address: str | None = None,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alloop.campaign.loop.runner import is_store
+from alloop.store.resolve import is_store
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path

@@ -30,7 +30,7 @@ follows it). With ``--note FILE`` the killer appends one line to FILE saying
 where the kill landed, with the store's sequence numbers (e.g. ``label 2 after
 commit 7``, ``inside commit 8``).
 
-    python kill_points.py COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...
+    python -m alloop.testing.kill_points COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...
 """
 
 from __future__ import annotations

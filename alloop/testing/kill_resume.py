@@ -2,7 +2,7 @@
 
 Shared by the crash tests (``test_campaign_crash.py``) and the kill soak
 (``benchmarks/kill_soak.py``). Each run of the campaign goes through
-``kill_points.py``, which SIGKILLs the whole process group (driver, scheduler,
+``alloop.testing.kill_points``, which SIGKILLs the whole process group (driver, scheduler,
 workers) once the run has completed exactly the planned number of new commits
 (at least one, so every resume moves forward), after the last of them, inside
 the next one, in between, or at a label result or a training epoch after it
@@ -26,14 +26,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alloop.campaign.loop.runner import is_store
+from alloop.store.resolve import is_store
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 
-from campaign_helpers import tail
-from kill_points import MODES, WINDOW
+from alloop.testing.campaigns import tail
+from alloop.testing.kill_points import MODES, WINDOW
 
-KILLER = Path(__file__).with_name("kill_points.py")
 RUN_TIMEOUT_S = 600  # a safety net against a hung run; never a kill trigger
 MAX_DELAY_S = 3.0  # a 'during' kill lands at most this long after its commit (or at the next commit)
 #: a 'label' / 'epoch' kill lands at the n-th label result / training epoch after its commit, n up to this
@@ -93,7 +92,7 @@ def campaign_command(yaml: Path, run_dir: Path, point: KillPoint | None, note: P
         return [sys.executable, "-m", "alloop.cli", *cli]
     commits, mode, at = point
     noted = ["--note", str(note)] if note is not None else []
-    return [sys.executable, str(KILLER), str(commits), mode, str(at), *noted, "--", *cli]
+    return [sys.executable, "-m", "alloop.testing.kill_points", str(commits), mode, str(at), *noted, "--", *cli]
 
 
 def run_group(command: list[str], stderr: Path, timeout_s: float = RUN_TIMEOUT_S) -> int:
