@@ -33,15 +33,48 @@ class Outcome:
     forces_eV_per_A: np.ndarray | None = None
 
 
-def molecule_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
-    """The atomic numbers of an isolated molecule ``fidelity`` can describe (TypeError, FidelityError if not: a
-    periodic structure, elements or electrons the fidelity cannot describe)."""
+def structure_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
+    """The atomic numbers of a structure ``fidelity`` can describe (TypeError, FidelityError if not: a molecule for
+    a periodic fidelity or a cell for a molecular one, elements or electrons it cannot describe)."""
     if not isinstance(atoms, Atoms):
         raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
     fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
     numbers = np.array(atoms.numbers, dtype=int)
     fidelity.check_structure(numbers)
     return numbers
+
+
+class FidelityLabeler:
+    """What every adapter holds: its fidelity (checked by :meth:`check_family`), threads per label and the
+    sanity limits of ``alloop.labeling.sanity``; adapters add ``label``."""
+
+    def __init__(
+        self,
+        fidelity: Fidelity,
+        threads: int = 1,
+        *,
+        max_force_eV_per_A: float | None = None,
+        net_force_eV_per_A: float | None = None,
+    ) -> None:
+        if not isinstance(fidelity, Fidelity):
+            raise TypeError(f"expected a Fidelity, not {type(fidelity).__name__}")
+        self.check_family(fidelity)
+        self._fidelity = fidelity
+        self.threads = check_threads(threads)
+        self.limits = SanityLimits.for_fidelity(
+            fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
+        )
+
+    def check_family(self, fidelity: Fidelity) -> None:
+        """FidelityError unless this adapter can label at ``fidelity``."""
+        raise NotImplementedError
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self._fidelity
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._fidelity.name!r}, threads={self.threads})"
 
 
 def check_threads(threads: object) -> int:

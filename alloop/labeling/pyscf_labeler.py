@@ -32,7 +32,7 @@ from ase import Atoms
 from numpy.linalg import LinAlgError
 
 from alloop.fidelity import Fidelity
-from alloop.labeling.common import Outcome, check_threads, label_with, molecule_numbers
+from alloop.labeling.common import FidelityLabeler, Outcome, label_with, structure_numbers
 from alloop.labeling.pyscf_methods import (
     POST_HF_METHODS,
     SolverNotConverged,
@@ -44,7 +44,6 @@ from alloop.labeling.pyscf_methods import (
     smallest_overlap_eigenvalue,
 )
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.labeling.sanity import SanityLimits
 from alloop.labeling.threads import set_compute_threads
 from alloop.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
@@ -62,7 +61,7 @@ PHYSICS_ERRORS: tuple[type[BaseException], ...] = (
 LINDEP_THRESHOLD = 1e-8
 
 
-class PySCFLabeler:
+class PySCFLabeler(FidelityLabeler):
     """Labels isolated molecules with PySCF at ``fidelity`` using ``threads`` compute threads."""
 
     def __init__(
@@ -74,24 +73,16 @@ class PySCFLabeler:
         net_force_eV_per_A: float | None = None,
         lindep_threshold: float = LINDEP_THRESHOLD,
     ) -> None:
-        check_fidelity(fidelity)
-        self._fidelity = fidelity
-        self.threads = check_threads(threads)
-        self.limits = SanityLimits.for_fidelity(
-            fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
-        )
+        super().__init__(fidelity, threads, max_force_eV_per_A=max_force_eV_per_A,
+                         net_force_eV_per_A=net_force_eV_per_A)
         self.lindep_threshold = float(lindep_threshold)
 
-    @property
-    def fidelity(self) -> Fidelity:
-        return self._fidelity
-
-    def __repr__(self) -> str:
-        return f"PySCFLabeler({self._fidelity.name!r}, threads={self.threads})"
+    def check_family(self, fidelity: Fidelity) -> None:
+        check_fidelity(fidelity)
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = molecule_numbers(atoms, self._fidelity)
+        numbers = structure_numbers(atoms, self._fidelity)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
         set_compute_threads(self.threads)
         return label_with(lambda: self._compute(numbers, positions_bohr), len(numbers), self._fidelity, self.limits)

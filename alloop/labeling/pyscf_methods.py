@@ -82,6 +82,11 @@ def make_scf(mol, fidelity: Fidelity):
         mf = scf.UHF(mol) if fidelity.unrestricted else scf.RHF(mol)
     if fidelity.density_fit:
         mf = mf.density_fit()
+    return configure_scf(mf, fidelity)
+
+
+def configure_scf(mf, fidelity: Fidelity):
+    """``mf`` with the fidelity's SCF tolerance, iteration limit and memory; quiet, writing no files."""
     mf.conv_tol = fidelity.conv_tol_Eh
     mf.max_cycle = fidelity.max_cycles
     mf.max_memory = fidelity.max_memory_MB

@@ -27,23 +27,12 @@ from ase import Atoms
 
 from alloop.errors import FidelityError
 from alloop.fidelity import Fidelity
-from alloop.labeling.common import Outcome, check_threads, label_with
+from alloop.labeling.common import FidelityLabeler, Outcome, label_with, structure_numbers
 from alloop.labeling.pyscf_labeler import PHYSICS_ERRORS
-from alloop.labeling.pyscf_methods import run_scf, scf_gradient
+from alloop.labeling.pyscf_methods import configure_scf, run_scf, scf_gradient
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.labeling.sanity import SanityLimits
 from alloop.labeling.threads import set_compute_threads
 from alloop.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
-
-
-def periodic_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
-    """The atomic numbers of a 3D-periodic structure ``fidelity`` can describe (TypeError, FidelityError if not)."""
-    if not isinstance(atoms, Atoms):
-        raise TypeError(f"expected ase.Atoms, not {type(atoms).__name__}")
-    fidelity.check_periodicity(atoms.pbc, atoms.cell.array)
-    numbers = np.array(atoms.numbers, dtype=int)
-    fidelity.check_structure(numbers)
-    return numbers
 
 
 def build_cell(numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np.ndarray, fidelity: Fidelity):
@@ -73,46 +62,20 @@ def make_periodic_scf(cell: Any, fidelity: Fidelity):
 
     mf = dft.UKS(cell, xc=fidelity.method) if fidelity.unrestricted else dft.RKS(cell, xc=fidelity.method)
     mf._numint = multigrid.MultiGridNumInt2(cell)
-    mf.conv_tol = fidelity.conv_tol_Eh
-    mf.max_cycle = fidelity.max_cycles
-    mf.max_memory = fidelity.max_memory_MB
-    mf.chkfile = None  # workers write no files
-    mf.verbose = 0
-    return mf
+    return configure_scf(mf, fidelity)
 
 
-class PeriodicPySCFLabeler:
+class PeriodicPySCFLabeler(FidelityLabeler):
     """Labels 3D-periodic structures with PySCF at a ``pyscf-pbc`` fidelity using ``threads`` compute threads."""
 
-    def __init__(
-        self,
-        fidelity: Fidelity,
-        threads: int = 1,
-        *,
-        max_force_eV_per_A: float | None = None,
-        net_force_eV_per_A: float | None = None,
-    ) -> None:
-        if not isinstance(fidelity, Fidelity):
-            raise TypeError(f"expected a Fidelity, not {type(fidelity).__name__}")
+    def check_family(self, fidelity: Fidelity) -> None:
         if not fidelity.periodic:
             raise FidelityError(f"fidelity '{fidelity.name}' is of family {fidelity.family}, not pyscf-pbc: label it "
                                 "with alloop.labeling.factory.labeler_for")
-        self._fidelity = fidelity
-        self.threads = check_threads(threads)
-        self.limits = SanityLimits.for_fidelity(
-            fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
-        )
-
-    @property
-    def fidelity(self) -> Fidelity:
-        return self._fidelity
-
-    def __repr__(self) -> str:
-        return f"PeriodicPySCFLabeler({self._fidelity.name!r}, threads={self.threads})"
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = periodic_numbers(atoms, self._fidelity)
+        numbers = structure_numbers(atoms, self._fidelity)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
         lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM
         set_compute_threads(self.threads)

@@ -36,9 +36,8 @@ from ase import Atoms
 
 from alloop.errors import FidelityError
 from alloop.fidelity import XTB_METHODS, Fidelity
-from alloop.labeling.common import Outcome, check_threads, label_with, molecule_numbers
+from alloop.labeling.common import FidelityLabeler, Outcome, label_with, structure_numbers
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.labeling.sanity import SanityLimits
 from alloop.labeling.threads import set_openmp_threads
 from alloop.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV, KB_EV_PER_K
 
@@ -47,37 +46,16 @@ TBLITE_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError, Arit
 _NOT_CONVERGED = "SCF not converged"
 
 
-class XTBLabeler:
-    """Labels isolated molecules with tblite at an xtb ``fidelity`` using ``threads`` OpenMP threads."""
+class XTBLabeler(FidelityLabeler):
+    """Labels molecules and 3D cells with tblite at an xtb ``fidelity`` using ``threads`` OpenMP threads."""
 
-    def __init__(
-        self,
-        fidelity: Fidelity,
-        threads: int = 1,
-        *,
-        max_force_eV_per_A: float | None = None,
-        net_force_eV_per_A: float | None = None,
-    ) -> None:
-        if not isinstance(fidelity, Fidelity):
-            raise TypeError(f"expected a Fidelity, not {type(fidelity).__name__}")
+    def check_family(self, fidelity: Fidelity) -> None:
         if fidelity.family != "xtb":
             raise FidelityError(f"fidelity '{fidelity.name}' is of family {fidelity.family}, not xtb")
-        self._fidelity = fidelity
-        self.threads = check_threads(threads)
-        self.limits = SanityLimits.for_fidelity(
-            fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
-        )
-
-    @property
-    def fidelity(self) -> Fidelity:
-        return self._fidelity
-
-    def __repr__(self) -> str:
-        return f"XTBLabeler({self._fidelity.name!r}, threads={self.threads})"
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = molecule_numbers(atoms, self._fidelity)  # a molecule, or a 3D cell (tblite handles both)
+        numbers = structure_numbers(atoms, self._fidelity)  # a molecule, or a 3D cell (tblite handles both)
         positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
         lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM if atoms.pbc.any() else None
         import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
