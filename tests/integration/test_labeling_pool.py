@@ -137,7 +137,7 @@ def test_a_batch_that_kills_its_worker_costs_only_the_culprit(client):
     Dask charges every task on a dead worker, queued ones too, and its work stealing may queue a batch mate's
     retry behind the culprit's: with 3 retries a batch mate would have to sit behind it on 4 of the workers it
     kills to end failed."""
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=240)
     frames = waters(8, seed=6)
     frames[4].info["kill_worker"] = True
     pool = LabelingPool(client, tasks_per_slot=1, max_retries=3, batch_seconds=10.0, min_task_seconds=0.0,
@@ -161,7 +161,7 @@ def test_a_batch_that_kills_its_worker_costs_only_the_culprit(client):
 
 @pytest.mark.parametrize("batch_seconds", [0.0, 2.0])
 def test_killed_worker_every_frame_gets_exactly_one_result(client, batch_seconds):
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=240)
     frames = waters(10, seed=2)
     pool = LabelingPool(client, labeler_factory=_delayed(0.5), batch_seconds=batch_seconds)
     for k, atoms in enumerate(frames):
@@ -180,7 +180,7 @@ def test_killed_worker_every_frame_gets_exactly_one_result(client, batch_seconds
 
 
 def test_a_frame_that_kills_its_worker_ends_failed_after_bounded_retries(client):
-    client.wait_for_workers(2, timeout=60)
+    client.wait_for_workers(2, timeout=240)
     frames = waters(2, seed=3)
     frames[0].info["kill_worker"] = True
     pool = LabelingPool(client, max_retries=1, labeler_factory=lambda fid: KillingLabeler(PySCFLabeler(fid)))
@@ -207,7 +207,7 @@ def test_fidelity_problems_are_refused_before_anything_runs(client):
 
 
 def test_cancel_all_drops_everything(client):
-    client.wait_for_workers(2, timeout=60)  # a worker killed above may still be restarting
+    client.wait_for_workers(2, timeout=240)  # a worker killed above may still be restarting
     pool = LabelingPool(client, labeler_factory=_delayed(1.0))
     for k, atoms in enumerate(waters(6, seed=4)):
         pool.submit(f"c{k}", atoms, HF)
