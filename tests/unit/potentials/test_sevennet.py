@@ -17,6 +17,7 @@ from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.registry import build_model, model_preset
 from alloop.potentials.sevennet import SevenNet
+from alloop.testing.cells import water_box
 from alloop.testing.potentials import check_potential
 
 
@@ -68,6 +69,26 @@ def test_zero_shot_sevennet0_equals_sevenns_own_calculator(sevennet0, ethanol):
     np.testing.assert_allclose(out.forces.numpy(), atoms.get_forces(), rtol=0, atol=1e-4)
     assert abs(out.energy.item() - atoms.get_potential_energy()) < 1e-4  # atomic_energies are 0: sevenn's own total
     assert np.abs(atoms.get_forces()).max() > 0.1
+
+
+def test_sevennet0_on_a_water_box_equals_sevenns_own_calculator(sevennet0):
+    """SevenNet-0 was trained on periodic crystals: through alloop's periodic graphs it gives sevenn's own
+    energies and forces on a cell (sevenn builds its graph with ASE's neighbour list and the cell)."""
+    from sevenn.calculator import SevenNetCalculator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calc = SevenNetCalculator("7net-0", device="cpu")
+    box = water_box(4, seed=2)
+    box.rattle(0.05, seed=3)
+    box.positions[0] += box.cell[1]  # unwrapped
+    box.calc = calc
+    out = sevennet0(AtomsBatch.from_atoms([box]))
+    np.testing.assert_allclose(out.forces.numpy(), box.get_forces(), rtol=0, atol=1e-4)
+    assert abs(out.energy.item() - box.get_potential_energy()) < 1e-3
+    molecules = box.copy()
+    molecules.pbc = False
+    assert np.abs(sevennet0(AtomsBatch.from_atoms([molecules])).forces.numpy() - box.get_forces()).max() > 1e-2
 
 
 def test_batch_of_32_replicas_is_one_call_and_equals_one_by_one(sevennet0, ethanol):
