@@ -1,0 +1,160 @@
+"""Reference data for a water-box campaign: independent cheap-level MD of liquid water, frames relabelled.
+
+``--trajectories`` Langevin runs (ASE, ``--timestep`` fs, friction 0.01/fs) of ``--waters`` molecules in a
+cube at 1 g/cm^3 (:func:`alloop.testing.cells.water_box`, a different seed per run: independent starts) at
+``--temperature`` on the ``--md-fidelity`` surface (default GFN1-xTB through tblite, periodic: ~0.15 s per
+step for 8 waters); after ``--equilibrate`` ps each run records a frame every 10 fs (the trajectory, for
+structure such as the O-O radial distribution) and ``--frames`` frames evenly spaced over its production
+part, which are labelled at ``--label-fidelity`` (default PBE/GTH-DZVP, ~100 CPU s per 8-water frame) on a
+local Dask cluster of ``--workers`` processes. Writes to ``--out``:
+
+- ``water<N>_<T>K_eqtest_<label fidelity>.extxyz``: the labelled test frames (energy, forces, cell, pbc);
+- ``water<N>_<T>K_eqtraj_<md fidelity>.extxyz``: every recorded MD frame (no labels);
+- ``water<N>_<T>K_eq_summary.json``: settings, per-run temperature and O-O distances, costs, label statuses.
+
+Each run's trajectory is written as soon as it ends, so a killed script loses at most the run in progress
+and the labels. Prints a table per run.
+
+    python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x 5 ps, 2 x 12 frames
+    python benchmarks/make_water_box_sets.py --quick               # 1 water, 2 x 0.1 ps, 2 x 2 frames, SZV
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.io import read
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+from _common import DATA, markdown_table
+from alloop.fidelity import load_fidelity
+from alloop.io import attach_label, write_atomic, write_extxyz
+from alloop.labeling.calculator import LabelerCalculator
+from alloop.labeling.factory import labeler_for
+from alloop.structures import pair_distances
+from alloop.testing.cells import water_box
+
+RECORD_FS = 10.0
+
+
+def run_md(n_waters: int, seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
+    """One independent run: its recorded frames (after equilibration) and a summary."""
+    atoms = water_box(n_waters, seed=seed)
+    calc = LabelerCalculator(labeler_for(load_fidelity(args.md_fidelity)))
+    atoms.calc = calc
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
+    Stationary(atoms)
+    dyn = Langevin(atoms, args.timestep * units.fs, temperature_K=args.temperature, friction=0.01 / units.fs,
+                   fixcm=False, rng=rng)  # the centre of mass diffuses: it is a liquid
+    every = max(1, int(round(RECORD_FS / args.timestep)))
+    n_equil = int(round(args.equilibrate * 1000 / args.timestep))
+    n_total = n_equil + int(round(args.ps * 1000 / args.timestep))
+    frames, temperatures = [], []
+    start, cpu0 = time.perf_counter(), time.process_time()
+    for step in range(0, n_total, every):
+        dyn.run(every)
+        if step + every > n_equil:
+            frame = atoms.copy()
+            frame.calc = None
+            frame.wrap()
+            frames.append(frame)
+            temperatures.append(atoms.get_temperature())
+        if (step // every) % 100 == 0:
+            print(f"  run {seed}: {(step + every) * args.timestep / 1000:.2f} / {n_total * args.timestep / 1000:.2f} ps",
+                  flush=True)
+    oxygen = np.array([f.positions[f.numbers == 8] for f in frames])
+    d = pair_distances(oxygen, frames[0].cell.array)
+    closest = np.where(np.eye(d.shape[-1], dtype=bool), np.inf, d).min(axis=(1, 2))
+    return frames, {"seed": seed, "frames": len(frames), "md_cpu_seconds": time.process_time() - cpu0,
+                    "md_wall_seconds": time.perf_counter() - start, "steps": n_total, "labels": calc.n_calls,
+                    "temperature_mean_K": float(np.mean(temperatures)),
+                    "temperature_std_K": float(np.std(temperatures)),
+                    "min_OO_A": float(closest.min()), "mean_closest_OO_A": float(closest.mean())}
+
+
+def pick(frames: list[Atoms], n: int) -> list[Atoms]:
+    """``n`` frames evenly spaced over a run (the last ones of each interval: decorrelated)."""
+    index = np.linspace(0, len(frames) - 1, n + 1)[1:].round().astype(int)
+    return [frames[k] for k in index]
+
+
+def label(frames: list[Atoms], args: argparse.Namespace) -> tuple[list[Atoms], dict]:
+    from alloop.campaign.execution.cluster import open_client
+    from alloop.campaign.execution.labeling_pool import label_all
+
+    fidelity = load_fidelity(args.label_fidelity)
+    with open_client(n_workers=args.workers, threads_per_worker=1) as client:
+        results = label_all(client, [(f"f{k}", a) for k, a in enumerate(frames)], fidelity,
+                            on_result=lambda key, r: print(f"  {key}: {r.status.value} {r.cpu_seconds:.0f} CPU s",
+                                                           flush=True))
+    out, statuses = [], {}
+    for k, atoms in enumerate(frames):
+        r = results[f"f{k}"]
+        statuses[r.status.value] = statuses.get(r.status.value, 0) + 1
+        if r.ok:
+            out.append(attach_label(atoms, r.energy_eV, r.forces_eV_per_A,
+                                    {"fidelity": fidelity.name, "fidelity_hash": fidelity.hash(),
+                                     "cpu_seconds": r.cpu_seconds}))
+    cpu = float(sum(r.cpu_seconds for r in results.values()))
+    return out, {"statuses": statuses, "label_cpu_seconds": cpu}
+
+
+def _oo(run: dict) -> str:
+    if not np.isfinite(run["min_OO_A"]):
+        return "- (one water)"
+    return f"{run['min_OO_A']:.2f} / {run['mean_closest_OO_A']:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--waters", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=300.0)
+    p.add_argument("--timestep", type=float, default=0.5, help="fs")
+    p.add_argument("--equilibrate", type=float, default=1.0, help="ps per run before recording")
+    p.add_argument("--ps", type=float, default=5.0, help="recorded ps per run")
+    p.add_argument("--trajectories", type=int, default=2)
+    p.add_argument("--frames", type=int, default=12, help="labelled frames per run")
+    p.add_argument("--md-fidelity", default="gfn1-xtb")
+    p.add_argument("--label-fidelity", default="pbe-gth-dzvp")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--out", type=Path, default=DATA)
+    p.add_argument("--quick", action="store_true", help="1 water, 2 x 0.1 ps, 2 frames per run at pbe-gth-szv")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.waters, args.equilibrate, args.ps, args.frames, args.label_fidelity = 1, 0.02, 0.1, 2, "pbe-gth-szv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    tag = f"water{args.waters}_{args.temperature:g}K"
+    traj_path = args.out / f"{tag}_eqtraj_{args.md_fidelity}.extxyz"
+    runs, picked, trajectory = [], [], []
+    for seed in range(args.trajectories):
+        frames, summary = run_md(args.waters, seed, args)
+        trajectory += frames
+        picked += pick(frames, args.frames)
+        runs.append(summary)
+        write_extxyz(traj_path, trajectory)
+    labelled, labels = label(picked, args)
+    test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
+    write_extxyz(test_path, labelled)
+    summary = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+               "runs": runs, "labels": labels, "files": [traj_path.name, test_path.name]}
+    write_atomic(args.out / f"{tag}_eq_summary.json", json.dumps(summary, indent=1).encode())
+    print()
+    print(markdown_table(["run", "frames", "T mean (K)", "T std (K)", "closest O-O, min / mean (A)", "MD CPU s"],
+                         [[r["seed"], r["frames"], f"{r['temperature_mean_K']:.0f}", f"{r['temperature_std_K']:.0f}",
+                           _oo(r), f"{r['md_cpu_seconds']:.0f}"]
+                          for r in runs]))
+    print(f"\nlabelled {len(labelled)} of {len(picked)} frames at {args.label_fidelity}: {labels['statuses']}, "
+          f"{labels['label_cpu_seconds']:.0f} CPU s -> {test_path}")
+    assert len(read(test_path, ":")) == len(labelled)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
