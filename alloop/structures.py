@@ -83,14 +83,16 @@ def min_distance_A(atoms: Atoms) -> float:
 
 def check_structures(structures: Sequence[Atoms], *, charge: int, spin: int, min_distance: float) -> None:
     """Raise ConfigError (key path ``system.*``) for structures alloop cannot simulate at this charge and spin."""
+    first = None
     for k, atoms in enumerate(structures):
         where = f"structure {k}" if len(structures) > 1 else "the structure"
         if len(atoms) == 0:
             raise ConfigError(f"system.structures: {where} has no atoms")
         try:
-            cell, first = periodic_cell(atoms), periodic_cell(structures[0])
+            cell = periodic_cell(atoms)
         except AlloopError as exc:
             raise ConfigError(f"system.structures: {where}: {exc}") from None
+        first = cell if k == 0 else first
         if (cell is None) != (first is None) or (cell is not None and not np.allclose(cell, first)):
             raise ConfigError(f"system.structures: {where} has another cell than structure 0; the cell is fixed "
                               "(NVT), so every start shares one (or every start is a molecule)")

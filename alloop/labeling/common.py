@@ -10,6 +10,7 @@ computation alone, and an ``ok`` label checked by ``alloop.labeling.sanity``
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,7 +45,7 @@ def structure_numbers(atoms: Atoms, fidelity: Fidelity) -> np.ndarray:
     return numbers
 
 
-class FidelityLabeler:
+class FidelityLabeler(ABC):
     """What every adapter holds: its fidelity (checked by :meth:`check_family`), threads per label and the
     sanity limits of ``alloop.labeling.sanity``; adapters add ``label``."""
 
@@ -65,9 +66,9 @@ class FidelityLabeler:
             fidelity, max_force_eV_per_A=max_force_eV_per_A, net_force_eV_per_A=net_force_eV_per_A
         )
 
+    @abstractmethod
     def check_family(self, fidelity: Fidelity) -> None:
-        """FidelityError unless this adapter can label at ``fidelity``."""
-        raise NotImplementedError
+        """FidelityError unless this adapter can label at ``fidelity`` (each adapter says which families)."""
 
     @property
     def fidelity(self) -> Fidelity:
