@@ -12,8 +12,8 @@ local Dask cluster of ``--workers`` processes. Writes to ``--out``:
 - ``water<N>_<T>K_eqtraj_<md fidelity>.extxyz``: every recorded MD frame (no labels);
 - ``water<N>_<T>K_eq_summary.json``: settings, per-run temperature and O-O distances, costs, label statuses.
 
-Each run's trajectory is written as soon as it ends, so a killed script loses at most the run in progress
-and the labels. Prints a table per run.
+The runs go in parallel over ``--workers`` processes; each finished run's trajectory is written at once (in
+run order), so a killed script loses at most the runs in progress and the labels. Prints a table per run.
 
     python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x 5 ps, 2 x 12 frames
     python benchmarks/make_water_box_sets.py --quick               # 1 water, 2 x 0.1 ps, 2 x 2 frames, SZV
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -133,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"water{args.waters}_{args.temperature:g}K"
     traj_path = args.out / f"{tag}_eqtraj_{args.md_fidelity}.extxyz"
     runs, picked, trajectory = [], [], []
-    for seed in range(args.trajectories):
-        frames, summary = run_md(args.waters, seed, args)
-        trajectory += frames
-        picked += pick(frames, args.frames)
-        runs.append(summary)
-        write_extxyz(traj_path, trajectory)
+    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, args.trajectories))) as pool:
+        for frames, summary in pool.map(run_md, [args.waters] * args.trajectories, range(args.trajectories),
+                                        [args] * args.trajectories):
+            trajectory += frames
+            picked += pick(frames, args.frames)
+            runs.append(summary)
+            write_extxyz(traj_path, trajectory)
     labelled, labels = label(picked, args)
     test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
     write_extxyz(test_path, labelled)
