@@ -115,9 +115,10 @@ def check_structures(structures: Sequence[Atoms], *, charge: int, spin: int, min
 
 
 def summarize(structures: Sequence[Atoms]) -> dict[str, Any]:
-    """Counts for a user's dry run: structures, atoms, formulas and elements (JSON-serialisable)."""
+    """Counts for a user's dry run: structures, atoms, formulas, elements and the periodic cell (JSON-serialisable)."""
     sizes = [len(a) for a in structures]
     formulas = Counter(a.get_chemical_formula() for a in structures)
+    cell = periodic_cell(structures[0])
     return {
         "n_structures": len(structures),
         "n_atoms_min": min(sizes),
@@ -125,4 +126,5 @@ def summarize(structures: Sequence[Atoms]) -> dict[str, Any]:
         "n_atoms_total": int(sum(sizes)),
         "formulas": dict(formulas),
         "elements": elements_of(structures),
+        "cell_A": None if cell is None else cell.tolist(),
     }

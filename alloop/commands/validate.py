@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+import numpy as np
+
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, load_campaign
 from alloop.evaluation_frames import read_evaluation_frames
@@ -89,6 +91,9 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"structures {s['n_structures']} x {atoms} atoms  {', '.join(s['formulas'])}"
         f"  charge {cfg.system.charge}, spin (2S) {cfg.system.spin}  <- {s['source']}",
     ]
+    if s.get("cell_A") is not None:
+        lengths = np.linalg.norm(np.asarray(s["cell_A"]), axis=1)
+        lines.append(f"cell       {' x '.join(f'{x:.3f}' for x in lengths)} A, periodic in 3D (shared by every start)")
     for role, f in summary["fidelities"].items():
         lines.append(f"{role:<10} {f['name']}: {f['level']}  hash {f['hash']}")
     lines += [

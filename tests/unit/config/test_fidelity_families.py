@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from alloop.cli import main
@@ -131,3 +132,23 @@ def test_cli_validate_refuses_elements_xtb_lacks_and_fields_it_does_not_use(tmp_
     path.write_text(TINY_XTB.replace("cheap: gfn2-xtb", "cheap: {preset: gfn2-xtb, basis: sto-3g}"))
     assert main(["validate", str(path)]) == 1
     assert "basis: not used by xtb fidelities" in capsys.readouterr().err
+
+
+def test_cli_validate_shows_the_cell_of_a_periodic_system(tmp_path, capsys):
+    from alloop.io import write_extxyz
+    from alloop.testing.cells import water_box
+
+    write_extxyz(tmp_path / "box.extxyz", [water_box(2, seed=0), water_box(2, seed=1)])
+    path = tmp_path / "box.yaml"
+    path.write_text(TINY_XTB.replace("structures: H2O", "structures: box.extxyz")
+                    .replace("expensive: hf-sto3g", "expensive: pbe-gth-szv")
+                    .replace("method: normal-modes", "method: rattle"))
+    assert main(["validate", str(path)]) == 0
+    length = water_box(2).cell.lengths()[0]
+    assert f"cell       {length:.3f} x {length:.3f} x {length:.3f} A, periodic in 3D" in capsys.readouterr().out
+    assert main(["validate", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert np.allclose(report["resolved"]["structures"]["cell_A"], water_box(2).cell.array)
+    path.write_text(TINY_XTB)
+    assert main(["validate", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resolved"]["structures"]["cell_A"] is None
