@@ -15,7 +15,7 @@ local Dask cluster of ``--workers`` processes. Writes to ``--out``:
 The runs go in parallel over ``--workers`` processes; each finished run's trajectory is written at once (in
 run order), so a killed script loses at most the runs in progress and the labels. Prints a table per run.
 
-    python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x 5 ps, 2 x 12 frames
+    python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x (0.5 + 2) ps, 2 x 10 frames
     python benchmarks/make_water_box_sets.py --quick               # 1 water, 2 x 0.1 ps, 2 x 2 frames, SZV
 """
 
@@ -118,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--waters", type=int, default=8)
     p.add_argument("--temperature", type=float, default=300.0)
     p.add_argument("--timestep", type=float, default=0.5, help="fs")
-    p.add_argument("--equilibrate", type=float, default=1.0, help="ps per run before recording")
-    p.add_argument("--ps", type=float, default=5.0, help="recorded ps per run")
+    p.add_argument("--equilibrate", type=float, default=0.5, help="ps per run before recording")
+    p.add_argument("--ps", type=float, default=2.0, help="recorded ps per run")
     p.add_argument("--trajectories", type=int, default=2)
-    p.add_argument("--frames", type=int, default=12, help="labelled frames per run")
+    p.add_argument("--frames", type=int, default=10, help="labelled frames per run")
     p.add_argument("--md-fidelity", default="gfn1-xtb")
     p.add_argument("--label-fidelity", default="pbe-gth-dzvp")
     p.add_argument("--workers", type=int, default=2)
