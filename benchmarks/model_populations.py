@@ -7,12 +7,21 @@ start on the molecule's rotamers in turn (:func:`alloop.conformers.conformer_sta
 picoseconds in one batched model call per step (:func:`alloop.md.run_segment`, stability guards on:
 a replica stopped by a guard is reported and its frames up to the stop are kept). The dihedrals of
 every recorded frame (every 10 fs) give each replica's and the pooled basin populations, printed next
-to the reference ensemble's (``<molecule>_<T>K_eq_summary.json`` of ``make_equilibrium_sets.py``,
-the GFN2-xTB MD the test sets come from), and the median time of a replica's first exit from its
-starting basin.
+to two references, and the median time of a replica's first exit from its starting basin.
 
-    python benchmarks/model_populations.py campaigns/quickstart.run --ps 50
+The references: (1) the sampler's ensemble, the GFN2-xTB MD the test sets come from
+(``<molecule>_<T>K_eq_summary.json`` of ``make_equilibrium_sets.py``, every 10 fs of every run); (2) the
+ensemble of the surface the model learns (B3LYP/def2-SVP), which no affordable MD samples here: the
+test- and pool-set frames carry both a B3LYP and a GFN2-xTB energy, and since they are Boltzmann samples
+of the GFN2-xTB surface at T, weights w = exp(-(E_B3LYP - E_xTB) / kT) turn them into samples of the
+B3LYP surface (free-energy perturbation; configurations only, the momenta cancel). Its uncertainty is a
+bootstrap over the independent runs the frames come from (a 90 % interval), and the effective sample
+size (sum w)^2 / sum w^2 says how far the two surfaces' ensembles overlap. A model trained on B3LYP
+labels should match (2), not (1).
+
+    python benchmarks/model_populations.py campaigns/quickstart.run --ps 5 --replicas 10
     python benchmarks/model_populations.py /tmp/run0 /tmp/run1 --ps 10 --replicas 6
+    python benchmarks/model_populations.py                     # the references alone (no MD)
 """
 
 from __future__ import annotations
@@ -40,6 +49,56 @@ def reference_populations(molecule: str, temperature_K: float) -> dict[str, floa
     key = next(k for k in pops if "all runs" in k)
     per_rotor = pops[key]
     return next(iter(per_rotor.values())) if per_rotor else None
+
+
+def reweighted_populations(molecule: str, temperature_K: float, target: str = "b3lyp-svp",
+                           sampler: str = "gfn2-xtb", n_boot: int = 2000, seed: int = 0) -> dict | None:
+    """Basin shares of the ``target`` surface's ensemble from the ``sampler``'s equilibrium frames, reweighted.
+
+    Uses every ``<molecule>_<T>K_eq{test,pool}_{target}.extxyz`` with its ``_{sampler}`` twin (the same
+    geometries). Returns the shares, a 90 % bootstrap interval over the runs (info ``trajectory``), the
+    effective sample size, the frame and run counts, and the sampler's own shares of the same frames.
+    """
+    from ase.io import read
+
+    from alloop.conformers import find_rotors, frame_basins
+    from alloop.units import KB_EV_PER_K
+
+    t = int(round(temperature_K))
+    d_e, basins, runs = [], [], []
+    for kind in ("eqtest", "eqpool"):
+        path = DATA / f"{molecule}_{t}K_{kind}_{target}.extxyz"
+        twin = DATA / f"{molecule}_{t}K_{kind}_{sampler}.extxyz"
+        if not (path.is_file() and twin.is_file()):
+            continue
+        frames, frames_s = read(path, ":"), read(twin, ":")
+        if len(frames) != len(frames_s) or any(not np.allclose(a.positions, b.positions, atol=1e-6)
+                                                for a, b in zip(frames, frames_s)):
+            raise ValueError(f"{path.name} and {twin.name} do not hold the same geometries")
+        rotors = [r for r in find_rotors(frames[0]) if not r.symmetric][:1]
+        basins.append(frame_basins(np.array([a.positions for a in frames]), rotors))
+        d_e.append([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(frames, frames_s)])
+        runs += [f"{kind}:{a.info.get('trajectory', 'all')}" for a in frames]
+    if not d_e:
+        return None
+    d_e_arr, basin_arr = np.concatenate(d_e), np.concatenate(basins)
+    run_arr = np.unique(np.array(runs), return_inverse=True)[1]
+    beta = 1.0 / (KB_EV_PER_K * temperature_K)
+
+    def shares(index: np.ndarray) -> tuple[np.ndarray, float]:
+        x = d_e_arr[index]
+        w = np.exp(-beta * (x - x.min()))
+        b = basin_arr[index]
+        return np.array([w[b == k].sum() for k in range(3)]) / w.sum(), float(w.sum() ** 2 / (w ** 2).sum())
+
+    point, ess = shares(np.arange(d_e_arr.size))
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(run_arr == r) for r in range(run_arr.max() + 1)]
+    boot = np.array([shares(np.concatenate([members[r] for r in rng.integers(len(members), size=len(members))]))[0]
+                     for _ in range(n_boot)])
+    low, high = np.percentile(boot, [5, 95], axis=0)
+    return {"shares": point, "low": low, "high": high, "ess": ess, "frames": int(d_e_arr.size),
+            "runs": len(members), "sampler_shares": np.array([np.mean(basin_arr == k) for k in range(3)])}
 
 
 def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
@@ -95,7 +154,7 @@ def first_exit_fs(trace: np.ndarray) -> float | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", type=Path, nargs="+", help="run directories or checkpoint files")
+    p.add_argument("models", type=Path, nargs="*", help="run directories or checkpoint files (none: the references)")
     p.add_argument("--molecule", default="ethanol", choices=["ethanol"])
     p.add_argument("--temperature", type=float, default=500.0)
     p.add_argument("--ps", type=float, default=50.0, help="picoseconds per replica")
@@ -111,8 +170,15 @@ def main(argv: list[str] | None = None) -> int:
           "| replicas stopped | wall s |")
     print("|---|---:|---|---|---:|---:|---:|")
     if ref is not None:
-        print(f"| reference (GFN2-xTB test-set MD) | | {ref['trans'] * 100:.1f} / {ref['gauche+'] * 100:.1f} / "
-              f"{ref['gauche-'] * 100:.1f} | | | | |")
+        print(f"| reference (1): GFN2-xTB MD of the test set | | {ref['trans'] * 100:.1f} / {ref['gauche+'] * 100:.1f}"
+              f" / {ref['gauche-'] * 100:.1f} | | | | |")
+    rew = reweighted_populations(args.molecule, args.temperature)
+    if rew is not None:
+        cells = " / ".join(f"{100 * s:.1f} [{100 * lo:.0f}-{100 * hi:.0f}]"
+                           for s, lo, hi in zip(rew["shares"], rew["low"], rew["high"]))
+        print(f"| reference (2): B3LYP/def2-SVP, {rew['frames']} GFN2-xTB frames of {rew['runs']} runs reweighted "
+              f"(effective sample size {rew['ess']:.0f}; the same frames unweighted: "
+              f"{' / '.join(f'{100 * s:.1f}' for s in rew['sampler_shares'])}) | | {cells} | | | | |", flush=True)
     for source in args.models:
         out = run_model(source, names[args.molecule], args)
         pooled = np.concatenate(out["traces"])
