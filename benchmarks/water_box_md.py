@@ -3,7 +3,8 @@
 For each model (a run directory, its newest model at the expensive fidelity, a checkpoint file, or
 ``sevennet-0`` for the pretrained model without fine-tuning) and each ``--temperatures`` value,
 ``--replicas`` Langevin replicas (0.5 fs, friction 0.01/fs) start from independent boxes
-(:func:`alloop.testing.cells.water_box` with seeds 1000 + r, none of them a reference start) and run
+(:func:`alloop.testing.cells.water_box` with seeds 1000 + r, none of them a reference start, melted by
+``--equilibrate-ps`` of GFN1-xTB Langevin MD so that the model's MD starts from a liquid) and run
 ``--ps`` picoseconds in one batched model call per step (:func:`alloop.md.run_segment` in the fixed cell,
 stability guards on: an O-H bond beyond ``--max-bond-factor`` x its length, two atoms closer than 0.6 A,
 a running temperature above 3 T). Printed per model and temperature: the ps each replica ran before its
@@ -83,12 +84,38 @@ def load_model(source: str, threads: int):
     return trained.model.eval(), trained.description
 
 
+def liquid(box: Atoms, temperature: float, ps: float, seed: int) -> Atoms:
+    """``box`` after ``ps`` of periodic GFN1-xTB Langevin MD (0.5 fs, tblite): a liquid, not the lattice it
+    started as, so that a few ps of model MD give a g(r) of the liquid (the model's MD starts from here)."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.calculator import LabelerCalculator
+    from alloop.labeling.factory import labeler_for
+
+    atoms = box.copy()
+    atoms.calc = LabelerCalculator(labeler_for(load_fidelity("gfn1-xtb")))
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.01 / units.fs, fixcm=False,
+             rng=rng).run(int(round(ps * 2000)))
+    out = atoms.copy()
+    out.calc = None
+    out.wrap()
+    return out
+
+
 def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -> tuple[list[list[Atoms]], list]:
     """Batched replicas from independent boxes; each replica's recorded frames and its stop (None: ran through)."""
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
     from alloop.testing.cells import water_box
 
     boxes = [water_box(n_waters, seed=1000 + r) for r in range(args.replicas)]
+    if args.equilibrate_ps > 0:
+        boxes = [liquid(box, temperature, args.equilibrate_ps, seed=1000 + r) for r, box in enumerate(boxes)]
     states = [init_replicas(box, 1, temperature, args.seed * 1000 + r)[0] for r, box in enumerate(boxes)]
     settings = MDSettings(temperature_K=temperature, timestep_fs=0.5, friction_per_fs=0.01)
     n_steps = int(round(args.ps * 1000 / settings.timestep_fs))
@@ -134,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ps", type=float, default=5.0, help="picoseconds per replica")
     p.add_argument("--skip-ps", type=float, default=0.5, help="equilibration left out of the g(r)")
     p.add_argument("--replicas", type=int, default=4)
+    p.add_argument("--equilibrate-ps", type=float, default=0.5,
+                   help="GFN1-xTB MD of each starting box before the model's MD (0: start from the lattice)")
     p.add_argument("--max-bond-factor", type=float, default=1.5)
     p.add_argument("--r-max", type=float, default=5.0)
     p.add_argument("--bin", type=float, default=0.1, help="A")
