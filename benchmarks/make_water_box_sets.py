@@ -44,16 +44,23 @@ from alloop.testing.cells import water_box
 RECORD_FS = 10.0
 
 
+def cheap_langevin(atoms: Atoms, fidelity: str, temperature_K: float, timestep_fs: float, seed: int) -> Langevin:
+    """Langevin MD of ``atoms`` (in place) on a labeller's surface (e.g. periodic GFN1-xTB through tblite),
+    friction 0.01/fs, Maxwell-Boltzmann velocities without net momentum; the centre of mass is left free
+    (a liquid diffuses). The calculator (``atoms.calc``) counts its labels."""
+    atoms.calc = LabelerCalculator(labeler_for(load_fidelity(fidelity)))
+    rng = np.random.default_rng(seed)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    Stationary(atoms)
+    return Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01 / units.fs,
+                    fixcm=False, rng=rng)
+
+
 def run_md(n_waters: int, seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
     """One independent run: its recorded frames (after equilibration) and a summary."""
     atoms = water_box(n_waters, seed=seed)
-    calc = LabelerCalculator(labeler_for(load_fidelity(args.md_fidelity)))
-    atoms.calc = calc
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=rng)
-    Stationary(atoms)
-    dyn = Langevin(atoms, args.timestep * units.fs, temperature_K=args.temperature, friction=0.01 / units.fs,
-                   fixcm=False, rng=rng)  # the centre of mass diffuses: it is a liquid
+    dyn = cheap_langevin(atoms, args.md_fidelity, args.temperature, args.timestep, seed)
+    calc = atoms.calc
     every = max(1, int(round(RECORD_FS / args.timestep)))
     n_equil = int(round(args.equilibrate * 1000 / args.timestep))
     n_total = n_equil + int(round(args.ps * 1000 / args.timestep))

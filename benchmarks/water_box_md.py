@@ -87,21 +87,10 @@ def load_model(source: str, threads: int):
 def liquid(box: Atoms, temperature: float, ps: float, seed: int) -> Atoms:
     """``box`` after ``ps`` of periodic GFN1-xTB Langevin MD (0.5 fs, tblite): a liquid, not the lattice it
     started as, so that a few ps of model MD give a g(r) of the liquid (the model's MD starts from here)."""
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
-
-    from alloop.fidelity import load_fidelity
-    from alloop.labeling.calculator import LabelerCalculator
-    from alloop.labeling.factory import labeler_for
+    from make_water_box_sets import cheap_langevin
 
     atoms = box.copy()
-    atoms.calc = LabelerCalculator(labeler_for(load_fidelity("gfn1-xtb")))
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-    Stationary(atoms)
-    Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.01 / units.fs, fixcm=False,
-             rng=rng).run(int(round(ps * 2000)))
+    cheap_langevin(atoms, "gfn1-xtb", temperature, 0.5, seed).run(int(round(ps * 2000)))
     out = atoms.copy()
     out.calc = None
     out.wrap()
