@@ -18,6 +18,7 @@ naming the first broken promise:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -112,7 +113,11 @@ def _check_failure_is_data(labeler: object, failing_atoms: Atoms) -> None:
 
 
 class DelayedLabeler:
-    """Wraps a labeler and sleeps ``delay_s`` before each label (to test schedulers with real labels)."""
+    """Wraps a labeler and sleeps ``delay_s`` before each label (to test schedulers with real labels).
+
+    The delay counts in the result's ``wall_seconds``: it stands for a label that costs that much more, so a
+    scheduler that sizes its tasks by label wall time sees the same costs on a fast or a slow machine.
+    """
 
     def __init__(self, inner: object, delay_s: float) -> None:
         if delay_s < 0:
@@ -126,7 +131,8 @@ class DelayedLabeler:
 
     def label(self, atoms: Atoms) -> LabelResult:
         time.sleep(self.delay_s)
-        return self.inner.label(atoms)  # type: ignore[attr-defined]
+        result = self.inner.label(atoms)  # type: ignore[attr-defined]
+        return dataclasses.replace(result, wall_seconds=result.wall_seconds + self.delay_s)
 
 
 class KillingLabeler:

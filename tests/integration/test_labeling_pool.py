@@ -97,6 +97,8 @@ def test_higher_priority_goes_first_and_in_flight_is_bounded(client):
 
 
 def test_short_labels_share_tasks_and_give_the_same_results(client):
+    """Labels of ~0.2 s (the delay counts in their wall time, so the batch sizes do not depend on how fast PySCF
+    is here): batches of ~batch_seconds, each at most its share of the queue."""
     frames = waters(12, seed=5)
     pool = LabelingPool(client, tasks_per_slot=1, batch_seconds=1.0, labeler_factory=_delayed(0.2))
     with get_task_stream(client) as stream:

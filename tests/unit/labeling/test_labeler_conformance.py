@@ -114,3 +114,4 @@ def test_delayed_labeler_returns_the_inner_result(labeler, structure):
     assert delayed.fidelity is labeler.fidelity
     assert result.ok and np.isfinite(result.energy_eV) and result.energy_eV == direct.energy_eV
     assert np.array_equal(result.forces_eV_per_A, direct.forces_eV_per_A) and result.fidelity_hash == direct.fidelity_hash
+    assert result.wall_seconds >= 0.05  # the delay is part of the label's cost, as a scheduler sees it
