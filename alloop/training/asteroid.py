@@ -63,7 +63,9 @@ from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
-from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
+from alloop.training.trainer import (
+    RESTART_SEED_STEP, Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train, train_fresh,
+)
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
 ModelFactory = Callable[[], Potential]
@@ -211,10 +213,22 @@ def train_asteroid(
                 return _start_from(start)
         return _fresh(model_factory, seed, data)
 
+    def run_stage(starts: tuple[Potential | None, ...], seed: int, train_set: FrameDataset, val_set: FrameDataset,
+                  stage: TrainSettings, tag: str, scale_data: FrameDataset | None = None) -> tuple[Potential, TrainResult]:
+        """Train a copy of the first of ``starts`` that is given, else a fresh model (output scale from
+        ``scale_data``, default ``train_set``; restarted if it stalls)."""
+        stage = replace(stage, seed=seed)
+        for start in starts:
+            if start is not None:
+                model = _start_from(start)
+                return model, train(model, train_set, val_set, stage, log=log, tag=tag, replay=replay)
+        scale = train_set if scale_data is None else scale_data
+        return train_fresh(lambda attempt: _fresh(model_factory, seed + RESTART_SEED_STEP * attempt, scale),
+                           train_set, val_set, stage, log=log, tag=tag, replay=replay)
+
     if method == "standard":
-        model = start_model(s.seed + 1, exp_train, warm.model)
-        stages["stage1"] = train(model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log, tag="standard",
-                                 replay=replay)
+        model, stages["stage1"] = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1,
+                                            "standard")
         references[expensive.fidelity] = stages["stage1"].references
         return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
                               references=references, splits=splits)
@@ -230,10 +244,7 @@ def train_asteroid(
         cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.split_key)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
-            bias_model = (_start_from(warm.stage1) if warm.stage1 is not None
-                          else _fresh(model_factory, s.seed + 1, exp_train))
-            stages["stage1"] = train(bias_model, exp_train, exp_val, replace(s.stage1, seed=s.seed + 1), log=log,
-                                     tag="stage1", replay=replay)
+            bias_model, stages["stage1"] = run_stage((warm.stage1,), s.seed + 1, exp_train, exp_val, s.stage1, "stage1")
             bias = dataset_bias(bias_model, cheap)
             stage2_start = partial(start_model, previous=warm.stage2)
             gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, stage2_start, s, log,
@@ -241,10 +252,9 @@ def train_asteroid(
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
-        pretrained = start_model(s.seed + 2, cheap_train, warm.stage2)
-        stages["stage2"] = train(
-            pretrained, cheap_train.with_weights(weights[ch_tr_idx]), cheap_val.with_weights(weights[ch_va_idx]),
-            replace(s.stage2, seed=s.seed + 2), log=log, tag="stage2", replay=replay,
+        pretrained, stages["stage2"] = run_stage(
+            (warm.stage2, initial_model), s.seed + 2, cheap_train.with_weights(weights[ch_tr_idx]),
+            cheap_val.with_weights(weights[ch_va_idx]), s.stage2, "stage2", scale_data=cheap_train,
         )
         references[cheap.fidelity] = stages["stage2"].references
     fingerprints["stage2"] = parameter_fingerprint(pretrained)

@@ -35,6 +35,15 @@ One function, :func:`train`, for every architecture:
   step's loss (joint two-head training adds the cheap head's loss on a cheap
   batch, :mod:`two_head`); evaluation and selection still use the main data.
 
+- restarts of a fresh model that learned nothing (:func:`train_fresh`): a run
+  from a new initialisation, with a budget of ``STALL_MIN_STEPS`` steps or
+  more, whose validation force MAE never falls below ``STALLED_FRACTION`` of
+  its start (a network that died in its first steps, e.g. at a high learning
+  rate, and stays at zero forces) is run again from another initialisation at
+  a lower learning rate, at most ``MAX_FRESH_RESTARTS`` times; the best
+  attempt is returned and every restart is logged. Warm starts are never
+  restarted (their start may be the best).
+
 Reproducible: the same model, data and ``seed`` give identical weights
 (seeded torch RNG and seeded shuffling; CPU kernels used here are
 deterministic). ``threads`` sets torch's intra-op threads for the call and
@@ -50,7 +59,7 @@ import copy
 import hashlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -71,6 +80,15 @@ Logger = Callable[[str], None]
 LOG_LINES_PER_RUN = 10
 #: the learning rate is multiplied by this at each rollback
 ROLLBACK_LR_FACTOR = 0.5
+#: a fresh run with a budget of at least STALL_MIN_STEPS optimiser steps whose best validation force MAE stays above this
+#: fraction of its starting one learned nothing (shorter runs are not judged: they may just be slow)
+STALLED_FRACTION = 0.9
+STALL_MIN_STEPS = 200
+#: restarts of a stalled fresh run, each from a new initialisation with the learning rate x RESTART_LR_FACTOR
+MAX_FRESH_RESTARTS = 2
+RESTART_LR_FACTOR = 0.3
+#: seed offset between the initialisations of a fresh run's attempts
+RESTART_SEED_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,8 @@ class TrainResult:
     output_scale: float = 1.0
     replay_per_batch: int = 0  # replay frames in every batch (0: no replay)
     rollbacks: int = 0  # restarts from the best weights after a validation spike
+    restarts: int = 0  # new initialisations after stalled attempts (train_fresh)
+    planned_steps: int = 0  # the run's budget (``steps``: those done before any early stop)
 
 
 def parameter_fingerprint(model: torch.nn.Module) -> str:
@@ -317,8 +337,57 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         reference_fit=ref_fit,
         initial_fingerprint=fingerprint,
         steps=steps.done,
+        planned_steps=budget.steps,
         selected=selected,
         output_scale=float(model.output_scale),
         replay_per_batch=0 if mix is None else mix.n_replay,
         rollbacks=rollbacks,
     )
+
+
+def stalled(result: TrainResult) -> bool:
+    """Whether a run with a budget of at least ``STALL_MIN_STEPS`` steps never brought its validation force MAE below
+    ``STALLED_FRACTION`` of its starting value."""
+    if len(result.history) < 2 or result.planned_steps < STALL_MIN_STEPS:
+        return False
+    start = result.history[0].val_force_mae
+    later = [r.val_force_mae for r in result.history[1:] if math.isfinite(r.val_force_mae)]
+    return not later or min(later) > STALLED_FRACTION * start
+
+
+def train_fresh(
+    new_model: Callable[[int], Potential],
+    train_set: FrameDataset,
+    val_set: FrameDataset,
+    settings: TrainSettings = TrainSettings(),
+    log: Logger | None = None,
+    tag: str = "",
+    replay: FrameDataset | None = None,
+    auxiliary: AuxiliaryLoss | None = None,
+) -> tuple[Potential, TrainResult]:
+    """Train ``new_model(attempt)`` (a fresh initialisation; ``attempt`` = 0, 1, ... must give different ones);
+    restart a stalled attempt (:func:`stalled`) at ``RESTART_LR_FACTOR`` x the learning rate, at most
+    ``MAX_FRESH_RESTARTS`` times. Returns the attempt with the lowest validation force MAE and its result
+    (``restarts``: how many new initialisations were tried)."""
+    prefix = f"{tag} " if tag else ""
+    s, best = settings, None
+    for attempt in range(MAX_FRESH_RESTARTS + 1):
+        model = new_model(attempt)
+        result = train(model, train_set, val_set, s, log=log, tag=tag, replay=replay, auxiliary=auxiliary)
+        if best is None or result.best_val_force_mae < best[1].best_val_force_mae:
+            best = (model, result)
+        if not stalled(result):
+            break
+        start = result.history[0].val_force_mae
+        if attempt == MAX_FRESH_RESTARTS:
+            if log:
+                log(f"{prefix}WARNING: still stalled after {attempt} restarts (validation F-MAE "
+                    f"{best[1].best_val_force_mae:.4f} eV/A, start {start:.4f}): the best attempt is kept")
+            break
+        s = replace(s, lr=max(s.lr * RESTART_LR_FACTOR, s.min_lr), seed=s.seed + RESTART_SEED_STEP)
+        if log:
+            log(f"{prefix}stalled: validation F-MAE never below {STALLED_FRACTION:g} x its start {start:.4f} eV/A; "
+                f"restart {attempt + 1}/{MAX_FRESH_RESTARTS} from a new initialisation at lr {s.lr:.2e}")
+    model, result = best
+    result.restarts = attempt
+    return model, result

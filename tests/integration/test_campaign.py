@@ -41,7 +41,11 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
 
     with CampaignStore.open(store_path(run_dir)) as store:
         roles = [c["role"] for c in store.checkpoints()]
-    assert roles.count("model") == roles.count("theta0") == roles.count("stage2") == 3
+    # the final retrain is compared with the model it replaces; if worse, it is kept aside (role 'rejected')
+    rejected = roles.count("rejected")
+    assert log.count("final retrain: validation force MAE") + log.count("WARNING: final retrain rejected") == 1
+    assert log.count("WARNING: final retrain rejected") == rejected
+    assert roles.count("model") == 3 and roles.count("theta0") == roles.count("stage2") == 3 - rejected
     from alloop.potentials.checkpoint import model_from_bytes
 
     with CampaignStore.open(store_path(run_dir)) as store:

@@ -7,6 +7,7 @@ twice). Workers never touch the store: they return results to the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -28,6 +29,7 @@ from alloop.potentials.inference import predict_features
 from alloop.potentials.registry import build_model
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
+from alloop.training.metrics import evaluate_model
 from alloop.training.two_head import train_two_head
 from alloop.uncertainty.bias import model_bias
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
@@ -187,6 +189,8 @@ class TrainRequest:
     threads: int = 1
     metadata: dict[str, Any] = field(default_factory=dict)
     evaluation: bytes | None = None  # the campaign's evaluation set (EvaluationFrames bytes): the model is scored on it
+    incumbent: bytes | None = None  # the model a final retrain would replace: kept if it is better on validation
+    incumbent_version: int | None = None
 
 
 @dataclass
@@ -204,6 +208,7 @@ class TrainTaskResult:
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
     coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (evaluation.coverage_scores)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
+    rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
 
 
 def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
@@ -292,9 +297,14 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     method, data = _training_data(request, log)
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     result = _train(method, request, data, factory, initial, warm, log)
+    rejected, rejected_blob = None, None
+    if request.incumbent is not None:
+        result, rejected = _better_of(result, request, data["expensive"], log)
+        rejected_blob = None if rejected is None else rejected.pop("blob")
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
-    out = _task_result(request, method, result, uq, t0, log)
+    out = _task_result(request, method, result, uq, t0, log, rejected)
+    out.rejected_blob = rejected_blob
     if request.evaluation is not None:
         frames = EvaluationFrames.from_bytes(request.evaluation)
         out.evaluation = score_model(out.model_blob, frames)
@@ -323,10 +333,37 @@ def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | No
     )
 
 
+def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDataset,
+               log: list[str]) -> tuple[AsteroidResult, dict[str, Any] | None]:
+    """The retrained models, or the incumbent alone if it has the lower force MAE on the retrain's own
+    validation frames (frames neither model trained on: the campaign's split is the same in every cycle).
+    The second value says what was rejected (None: the retrained model is kept)."""
+    val = expensive.subset(result.splits["expensive_val"])
+    incumbent, meta = model_from_bytes(request.incumbent)
+    kept = evaluate_model(incumbent, val)
+    new, old = result.metrics["force_mae_eV_per_A"], kept["force_mae_eV_per_A"]
+    version = f"v{request.incumbent_version}" if request.incumbent_version is not None else "the previous model"
+    if not new > old:
+        log.append(f"final retrain: validation force MAE {new:.4f} eV/A, {version} had {old:.4f} on the same "
+                   f"{len(val)} frames: the retrained model replaces it")
+        return result, None
+    log.append(f"WARNING: final retrain rejected: validation force MAE {new:.4f} eV/A is worse than {version}'s "
+               f"{old:.4f} on the same {len(val)} frames; {version}'s weights stay the campaign's model")
+    references = {k: {int(z): float(e) for z, e in v.items()} for k, v in meta["energy_references"].items()}
+    kept_result = dataclasses.replace(result, model=incumbent, metrics=kept, stages={}, bias_model=None,
+                                      pretrained=None, bias=None, weights=None, gamma=None, gamma_scores={},
+                                      references=references)
+    blob = checkpoint_to_bytes(result.model, {**request.metadata, "metrics": _jsonable(result.metrics)})
+    return kept_result, {"retrained_val_force_mae_eV_per_A": new, "kept_version": request.incumbent_version, "blob": blob}
+
+
 def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq: QResidualModel, t0: float,
-                 log: list[str]) -> TrainTaskResult:
-    """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references) and the rest."""
+                 log: list[str], rejected: dict[str, Any] | None = None) -> TrainTaskResult:
+    """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references; a rejected
+    final retrain) and the rest."""
     meta = dict(request.metadata)
+    if rejected is not None:
+        meta["final_retrain_rejected"] = rejected
     meta.update(method=method, metrics=_jsonable(result.metrics), gamma=result.gamma)
     references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}
     meta["energy_references"] = references

@@ -8,7 +8,10 @@ model, the ASTEROID bias rows and the ``cycles`` row are committed together by
 the ``trained`` phase mark; the model's checkpoint metadata records the frame
 ids on each side of the validation splits (``split``: kind -> train/val). The
 task also scores its model on the campaign's evaluation set, if there is one
-(the driver loads no model).
+(the driver loads no model). A final retrain (``training.final_retrain``) is
+compared with the model it would replace on its own validation frames; if it
+is worse, the previous weights are committed again as the cycle's model and
+the retrained one is kept under the role ``rejected``.
 """
 
 from __future__ import annotations
@@ -51,16 +54,18 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
     )
 
 
+def newest_checkpoint(ctx: PhaseContext, role: str) -> tuple[int, bytes] | None:
+    """(version, bytes) of the store's newest checkpoint of ``role`` (None: there is none)."""
+    versions = [int(c["version"]) for c in ctx.store.checkpoints() if c.get("role") == role]
+    return (versions[-1], ctx.store.checkpoint(versions[-1])[0]) if versions else None
+
+
 def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:
     """The newest checkpoint of each role (theta0, stage2, model) to continue from, if warm starts are on."""
     if not ctx.settings.training.warm_start:
         return {}
-    out = {}
-    for role in ("theta0", "stage2", "model"):
-        versions = [int(c["version"]) for c in ctx.store.checkpoints() if c.get("role") == role]
-        if versions:
-            out[role] = ctx.store.checkpoint(versions[-1])[0]
-    return out
+    newest = {role: newest_checkpoint(ctx, role) for role in ("theta0", "stage2", "model")}
+    return {role: found[1] for role, found in newest.items() if found is not None}
 
 
 def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | None, expensive: LabelledArrays,
@@ -75,6 +80,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget
     final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
     warm = {} if final else warm_start_blobs(ctx)
+    incumbent = newest_checkpoint(ctx, "model") if final else None
     short = bool(warm) and ctx.settings.periodic
     return TrainRequest(
         method=plan.method, architecture=plan.architecture, elements=ctx.elements,
@@ -84,6 +90,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         threads=plan.threads, metadata={"cycle": cycle, **({"final_retrain": True} if final else {})},
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
         evaluation=ctx.store.get_blob(evaluation_records.BLOB),
+        incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],
     )
 
 
@@ -157,6 +164,8 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap:
         store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
     if result.pretrained_blob is not None:
         store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
+    if result.rejected_blob is not None:
+        store.add_checkpoint(result.rejected_blob, {"cycle": cycle, "final_retrain_rejected": True}, role="rejected")
     version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics, "gamma": result.gamma,
                                                        "split": result.split_frames}, role="model")
     store.put_blob(UNCERTAINTY_BLOB, result.uq_blob)

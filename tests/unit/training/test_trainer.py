@@ -8,7 +8,9 @@ from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
 from alloop.training.references import apply_references, model_references, refit_references
-from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
+from alloop.training.trainer import (
+    MAX_FRESH_RESTARTS, RESTART_LR_FACTOR, STALL_MIN_STEPS, TrainSettings, parameter_fingerprint, stalled, train, train_fresh,
+)
 
 from training_synthetic import label_frames, perturbed, truth_potential
 
@@ -213,3 +215,44 @@ def test_a_float32_egnn_trains_and_supports_score_matching(mixed_frames):
     v = projection_vectors(1, tuple(batch.positions.shape), torch.float32, "rademacher", torch.Generator().manual_seed(0))
     score_matching_loss(model, batch, 300.0, v).sum().backward()  # double backward through the message passing
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def _dead_or_alive(dead_attempts: set[int]):
+    """A fresh PairPotential per attempt; in ``dead_attempts`` its gradients are zero (a network that died)."""
+    made = []
+
+    def new_model(attempt: int) -> PairPotential:
+        model = PairPotential([1, 6, 8], seed=10 + attempt)
+        if attempt in dead_attempts:
+            model.weights.register_hook(torch.zeros_like)
+        made.append(model)
+        return model
+
+    return new_model, made
+
+
+def test_a_fresh_run_that_learns_nothing_restarts_from_a_new_initialisation_at_a_lower_lr(mixed_frames):
+    tr, va = _split(mixed_frames)
+    new_model, made = _dead_or_alive({0})
+    lines = []
+    model, result = train_fresh(new_model, tr, va, TrainSettings(max_steps=STALL_MIN_STEPS, **FAST), log=lines.append,
+                                tag="stage2")
+    assert len(made) == 2 and model is made[1] and result.restarts == 1
+    assert not stalled(result) and result.best_val_force_mae < 0.85 * result.history[0].val_force_mae
+    assert result.history[0].lr == pytest.approx(FAST["lr"] * RESTART_LR_FACTOR)
+    assert any(line.startswith("stage2 stalled") and "restart 1/" in line for line in lines)
+
+
+def test_a_fresh_run_that_learns_is_not_restarted_and_a_dead_one_gives_up_with_a_warning(mixed_frames):
+    tr, va = _split(mixed_frames)
+    new_model, made = _dead_or_alive(set())
+    _, result = train_fresh(new_model, tr, va, TrainSettings(max_steps=STALL_MIN_STEPS, **FAST))
+    assert len(made) == 1 and result.restarts == 0
+    new_model, made = _dead_or_alive({0})  # a short run is not judged: it may just be slow
+    _, result = train_fresh(new_model, tr, va, TrainSettings(max_steps=STALL_MIN_STEPS - 10, **FAST))
+    assert len(made) == 1 and result.restarts == 0 and not stalled(result)
+    new_model, made = _dead_or_alive(set(range(MAX_FRESH_RESTARTS + 1)))
+    lines = []
+    model, result = train_fresh(new_model, tr, va, TrainSettings(max_steps=STALL_MIN_STEPS, **FAST), log=lines.append)
+    assert len(made) == MAX_FRESH_RESTARTS + 1 and result.restarts == MAX_FRESH_RESTARTS and stalled(result)
+    assert any("WARNING: still stalled" in line for line in lines)

@@ -1,0 +1,75 @@
+"""The final retrain replaces the campaign's model only if it is no worse on its own validation frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.build import molecule
+
+from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
+from alloop.potentials.base import AtomsBatch
+from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
+from alloop.potentials.pair import PairPotential
+from alloop.training.asteroid import AsteroidSettings
+from alloop.training.settings import TrainSettings
+from alloop.training.trainer import parameter_fingerprint
+from alloop.uncertainty.qresidual import QResidualSettings
+
+ELEMENTS = [1, 6, 8]
+
+
+def _truth() -> PairPotential:
+    model = PairPotential(ELEMENTS, seed=3)
+    with torch.no_grad():
+        model.weights.mul_(20.0)  # forces of O(1) eV/A
+    return model
+
+
+def _labelled(truth: PairPotential, n: int = 24) -> LabelledArrays:
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(n):
+        atoms = molecule("CH3CH2OH" if k % 2 else "H2O")
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        frames.append(atoms)
+    out = truth(AtomsBatch.from_atoms(frames))
+    forces = np.split(out.forces.detach().numpy().astype(float), np.cumsum([len(a) for a in frames])[:-1])
+    return LabelledArrays(frame_ids=np.arange(n), numbers=[a.numbers for a in frames],
+                          positions=[a.positions for a in frames], energy=out.energy.detach().numpy().astype(float),
+                          forces=forces, fidelity="synthetic")
+
+
+def _final_retrain(incumbent: PairPotential, data: LabelledArrays) -> TrainRequest:
+    stage = TrainSettings(max_steps=20, lr=1e-3)  # a short retrain: well short of the truth
+    return TrainRequest(
+        method="standard", architecture="pair", elements=ELEMENTS, hyperparameters={}, expensive=data, cheap=None,
+        unlabelled=None, settings=AsteroidSettings(stage1=stage, val_fraction=0.25, seed=1, split_seed=0),
+        uq_settings=QResidualSettings(n_components=2, min_element_atoms=2), metadata={"cycle": 1, "final_retrain": True},
+        incumbent=checkpoint_to_bytes(incumbent, {}), incumbent_version=4,
+    )
+
+
+def test_a_final_retrain_worse_than_the_model_it_replaces_is_kept_aside():
+    truth = _truth()  # the incumbent is exact: nothing trained in 20 steps beats it
+    out = train_task(_final_retrain(truth, _labelled(truth)))
+    model, meta = model_from_bytes(out.model_blob)
+    assert parameter_fingerprint(model) == parameter_fingerprint(truth)
+    assert out.metrics["force_mae_eV_per_A"] < 1e-5
+    assert meta["final_retrain_rejected"]["kept_version"] == 4
+    assert meta["final_retrain_rejected"]["retrained_val_force_mae_eV_per_A"] > 0.01
+    assert out.rejected_blob is not None and out.bias_model_blob is None and out.pretrained_blob is None
+    rejected, _ = model_from_bytes(out.rejected_blob)
+    assert parameter_fingerprint(rejected) != parameter_fingerprint(truth)
+    assert any(line.startswith("WARNING: final retrain rejected") and "v4's" in line for line in out.log)
+
+
+def test_a_final_retrain_at_least_as_good_replaces_it():
+    truth = _truth()
+    poor = PairPotential(ELEMENTS, seed=8)
+    with torch.no_grad():
+        poor.weights.mul_(-40.0)  # forces far from the truth's
+    out = train_task(_final_retrain(poor, _labelled(truth)))
+    model, meta = model_from_bytes(out.model_blob)
+    assert parameter_fingerprint(model) != parameter_fingerprint(poor)
+    assert "final_retrain_rejected" not in meta and out.rejected_blob is None
+    assert any("the retrained model replaces it" in line for line in out.log)
