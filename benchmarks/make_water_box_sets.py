@@ -56,6 +56,16 @@ def cheap_langevin(atoms: Atoms, fidelity: str, temperature_K: float, timestep_f
                     fixcm=False, rng=rng)
 
 
+def liquid(box: Atoms, temperature: float, ps: float, seed: int, fidelity: str = "gfn1-xtb") -> Atoms:
+    """``box`` after ``ps`` of periodic Langevin MD on ``fidelity``'s surface (0.5 fs, :func:`cheap_langevin`): a
+    liquid, not the lattice it started as; positions wrapped into the cell, no calculator, no velocities."""
+    atoms = box.copy()
+    cheap_langevin(atoms, fidelity, temperature, 0.5, seed).run(int(round(ps * 2000)))
+    out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    out.wrap()
+    return out
+
+
 def run_md(n_waters: int, seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
     """One independent run: its recorded frames (after equilibration) and a summary."""
     atoms = water_box(n_waters, seed=seed)

@@ -84,19 +84,6 @@ def load_model(source: str, threads: int):
     return trained.model.eval(), trained.description
 
 
-def liquid(box: Atoms, temperature: float, ps: float, seed: int) -> Atoms:
-    """``box`` after ``ps`` of periodic GFN1-xTB Langevin MD (0.5 fs, tblite): a liquid, not the lattice it
-    started as, so that a few ps of model MD give a g(r) of the liquid (the model's MD starts from here)."""
-    from make_water_box_sets import cheap_langevin
-
-    atoms = box.copy()
-    cheap_langevin(atoms, "gfn1-xtb", temperature, 0.5, seed).run(int(round(ps * 2000)))
-    out = atoms.copy()
-    out.calc = None
-    out.wrap()
-    return out
-
-
 def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -> tuple[list[list[Atoms]], list]:
     """Batched replicas from independent boxes; each replica's recorded frames and its stop (None: ran through)."""
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
@@ -104,6 +91,8 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
 
     boxes = [water_box(n_waters, seed=1000 + r) for r in range(args.replicas)]
     if args.equilibrate_ps > 0:
+        from make_water_box_sets import liquid
+
         boxes = [liquid(box, temperature, args.equilibrate_ps, seed=1000 + r) for r, box in enumerate(boxes)]
     states = [init_replicas(box, 1, temperature, args.seed * 1000 + r)[0] for r, box in enumerate(boxes)]
     settings = MDSettings(temperature_K=temperature, timestep_fs=0.5, friction_per_fs=0.01)

@@ -154,6 +154,10 @@ def _training_line(t) -> str:
         warm += f" at {t.warm_start_lr_factor:g} x lr"
     if t.replay_fraction:
         warm += f", replay {t.replay_fraction:g} of each batch"
+    if t.final_retrain:
+        warm += ", final retrain" + (f" x{t.final_steps_factor:g} steps" if t.final_steps_factor != 1 else "")
+    if t.threads:
+        warm += f", {t.threads} torch threads"
     if len(t.gamma_grid) == 1:
         gamma = f"gamma fixed at {t.gamma_grid[0]:g} x median B"
     else:

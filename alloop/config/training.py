@@ -86,6 +86,12 @@ class TrainingConfig(Section):
         description="peak learning rate of a warm-started stage, x its learning rate (a model already near its "
         "minimum is kicked out of it by the full peak: measured on SevenNet-0 fine-tuning)",
     )
+    threads: int | None = Field(
+        default=None, ge=1,
+        description="torch threads of a training task (default: execution.threads_per_worker). In the synchronous "
+        "mode nothing else runs while a cycle trains, so a slow model (SevenNet-0) can use every core of its machine; "
+        "in the asynchronous mode the training shares the cores with the next cycle's MD and labels",
+    )
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     gamma_grid: tuple[float, ...] = Field(
         default=(1.0,), min_length=1,

@@ -178,7 +178,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         method=cfg.training.method, architecture=cfg.model.architecture,
         hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
-        threads=cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
+        threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
         final_retrain=cfg.training.final_retrain, replay=cfg.training.replay_fraction > 0, section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
     )

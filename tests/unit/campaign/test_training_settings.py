@@ -40,3 +40,15 @@ def test_final_retrain_scales_every_budget_and_keeps_the_peaks():
     assert (cold.stage1.max_steps, cold.stage3.max_steps) == (1000, 300)  # only the final retrain is scaled
     default = asteroid_settings(_training(), seed=1, threads=1, temperature_K=500.0, final=True)
     assert (default.stage1.max_steps, default.stage3.max_steps) == (1000, 300)
+
+
+def test_training_threads_default_to_the_workers_and_can_be_more():
+    from alloop.campaign.phases.settings import training_plan
+
+    def plan(**sections):
+        return training_plan(CampaignConfig.from_dict({"system": {"structures": "H2O"}, **sections}))
+
+    assert plan(execution={"threads_per_worker": 1}).threads == 1
+    assert plan(execution={"threads_per_worker": 1}, training={"threads": 2}).threads == 2
+    assert plan(execution={"threads_per_worker": 3}).threads == 3
+    assert plan(training={"threads": 2}).stages(0, warm=False).stage1.threads == 2
