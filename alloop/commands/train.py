@@ -108,9 +108,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
-    from alloop.potentials.registry import build_model
     from alloop.config.presets import load_preset
-    from alloop.training.asteroid import METHODS, train_asteroid
+    from alloop.training.asteroid import METHODS, model_factory, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
     from alloop.training.two_head import train_two_head
@@ -154,8 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
 
-    def factory():
-        return build_model(architecture, elements, seed=args.seed, **preset)
+    factory = model_factory(architecture, elements, seed=args.seed, **preset)
 
     settings = asteroid_settings(section, args.seed, args.threads, args.temperature_K, split_seed=args.seed)
     replay = None

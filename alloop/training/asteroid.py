@@ -50,9 +50,10 @@ always starts from the new stage-2 weights.
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -68,7 +69,9 @@ from alloop.training.trainer import (
 )
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
-ModelFactory = Callable[[], Potential]
+#: a fresh model; a factory that also takes ``restart=k`` (k >= 1) gives another initialisation for the k-th
+#: restart of a stalled run (:func:`model_factory`); one that does not is restarted with its one initialisation
+ModelFactory = Callable[..., Potential]
 MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 
@@ -127,10 +130,32 @@ class AsteroidResult:
     fingerprints: dict[str, str] = field(default_factory=dict)
 
 
-def _fresh(factory: ModelFactory, seed: int, data: FrameDataset) -> Potential:
-    """A new model from ``factory`` (seeded), its output scale set from the data it will first train on."""
+def model_factory(architecture: str, elements: Sequence[int], **hparams: Any) -> ModelFactory:
+    """Fresh models of a registered architecture; ``factory(restart=k)`` shifts the ``seed`` hyperparameter (the
+    model's own initialisation seed) by ``RESTART_SEED_STEP * k``."""
+    from alloop.potentials.registry import build_model
+
+    def factory(restart: int = 0) -> Potential:
+        params = dict(hparams)
+        if restart:
+            params["seed"] = int(params.get("seed", 0)) + RESTART_SEED_STEP * restart
+        return build_model(architecture, elements, **params)
+
+    return factory
+
+
+def _takes_restart(factory: ModelFactory) -> bool:
+    try:
+        return "restart" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        return False
+
+
+def _fresh(factory: ModelFactory, seed: int, data: FrameDataset, restart: int = 0) -> Potential:
+    """A new model from ``factory`` (seeded; ``restart`` > 0: another initialisation, if the factory can make
+    one), its output scale set from the data it will first train on."""
     torch.manual_seed(seed)
-    model = factory()
+    model = factory(restart=restart) if restart and _takes_restart(factory) else factory()
     fit_output_scale(model, data)
     return model
 
@@ -223,7 +248,7 @@ def train_asteroid(
                 model = _start_from(start)
                 return model, train(model, train_set, val_set, stage, log=log, tag=tag, replay=replay)
         scale = train_set if scale_data is None else scale_data
-        return train_fresh(lambda attempt: _fresh(model_factory, seed + RESTART_SEED_STEP * attempt, scale),
+        return train_fresh(lambda attempt: _fresh(model_factory, seed + RESTART_SEED_STEP * attempt, scale, attempt),
                            train_set, val_set, stage, log=log, tag=tag, replay=replay)
 
     if method == "standard":

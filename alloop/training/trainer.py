@@ -37,10 +37,10 @@ One function, :func:`train`, for every architecture:
 
 - restarts of a fresh model that learned nothing (:func:`train_fresh`): a run
   from a new initialisation, with a budget of ``STALL_MIN_STEPS`` steps or
-  more, whose validation force MAE never falls below ``STALLED_FRACTION`` of
-  its start (a network that died in its first steps, e.g. at a high learning
-  rate, and stays at zero forces) is run again from another initialisation at
-  a lower learning rate, at most ``MAX_FRESH_RESTARTS`` times; the best
+  more, whose last validation force MAE is above ``STALLED_FRACTION`` of its
+  start (a network that died at a high learning rate, early or after a few
+  epochs, and stays at zero forces) is run again from another initialisation
+  at a lower learning rate, at most ``MAX_FRESH_RESTARTS`` times; the best
   attempt is returned and every restart is logged. Warm starts are never
   restarted (their start may be the best).
 
@@ -80,8 +80,8 @@ Logger = Callable[[str], None]
 LOG_LINES_PER_RUN = 10
 #: the learning rate is multiplied by this at each rollback
 ROLLBACK_LR_FACTOR = 0.5
-#: a fresh run with a budget of at least STALL_MIN_STEPS optimiser steps whose best validation force MAE stays above this
-#: fraction of its starting one learned nothing (shorter runs are not judged: they may just be slow)
+#: a fresh run with a budget of at least STALL_MIN_STEPS optimiser steps whose last validation force MAE is above
+#: this fraction of its starting one learned nothing (shorter runs are not judged: they may just be slow)
 STALLED_FRACTION = 0.9
 STALL_MIN_STEPS = 200
 #: restarts of a stalled fresh run, each from a new initialisation with the learning rate x RESTART_LR_FACTOR
@@ -346,13 +346,13 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
 
 
 def stalled(result: TrainResult) -> bool:
-    """Whether a run with a budget of at least ``STALL_MIN_STEPS`` steps never brought its validation force MAE below
-    ``STALLED_FRACTION`` of its starting value."""
+    """Whether a run with a budget of at least ``STALL_MIN_STEPS`` steps ended no better than it started: its last
+    validation force MAE above ``STALLED_FRACTION`` of its first (or not finite). A network that learned for a few
+    epochs and then died ends where it started, although its best epoch, which an early stop returns, is early."""
     if len(result.history) < 2 or result.planned_steps < STALL_MIN_STEPS:
         return False
-    start = result.history[0].val_force_mae
-    later = [r.val_force_mae for r in result.history[1:] if math.isfinite(r.val_force_mae)]
-    return not later or min(later) > STALLED_FRACTION * start
+    start, last = result.history[0].val_force_mae, result.history[-1].val_force_mae
+    return not math.isfinite(last) or last > STALLED_FRACTION * start
 
 
 def train_fresh(
@@ -386,7 +386,8 @@ def train_fresh(
             break
         s = replace(s, lr=max(s.lr * RESTART_LR_FACTOR, s.min_lr), seed=s.seed + RESTART_SEED_STEP)
         if log:
-            log(f"{prefix}stalled: validation F-MAE never below {STALLED_FRACTION:g} x its start {start:.4f} eV/A; "
+            log(f"{prefix}stalled: validation F-MAE {result.history[-1].val_force_mae:.4f} eV/A at the end, above "
+                f"{STALLED_FRACTION:g} x its start {start:.4f}; "
                 f"restart {attempt + 1}/{MAX_FRESH_RESTARTS} from a new initialisation at lr {s.lr:.2e}")
     model, result = best
     result.restarts = attempt

@@ -26,8 +26,7 @@ from alloop.md.state import ReplicaState
 from alloop.potentials.base import Potential
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
-from alloop.potentials.registry import build_model
-from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, train_asteroid
+from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory, train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.two_head import train_two_head
@@ -285,9 +284,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     log = _TaskLog()
     hp = dict(request.hyperparameters)
 
-    def factory() -> torch.nn.Module:
-        return build_model(request.architecture, request.elements, **hp)
-
+    factory = model_factory(request.architecture, request.elements, **hp)
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
     if warm:

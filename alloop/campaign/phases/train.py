@@ -24,7 +24,7 @@ import numpy as np
 from alloop.campaign.execution.taskrun import BackgroundTask
 from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
-from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext
+from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.cycle_record import record_cycle
 from alloop.campaign.phases.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
 from alloop.errors import AlloopError
@@ -56,8 +56,11 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
 
 def newest_checkpoint(ctx: PhaseContext, role: str) -> tuple[int, bytes] | None:
     """(version, bytes) of the store's newest checkpoint of ``role`` (None: there is none)."""
-    versions = [int(c["version"]) for c in ctx.store.checkpoints() if c.get("role") == role]
-    return (versions[-1], ctx.store.checkpoint(versions[-1])[0]) if versions else None
+    try:
+        version = model_version(ctx.store, role)
+    except AlloopError:  # none yet
+        return None
+    return version, ctx.store.checkpoint(version)[0]
 
 
 def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:

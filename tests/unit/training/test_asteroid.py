@@ -131,3 +131,16 @@ def test_gamma_candidates_give_the_same_result_through_any_map(data):
     assert calls == [2]
     assert mapped.gamma == plain.gamma and mapped.gamma_scores == plain.gamma_scores
     assert parameter_fingerprint(mapped.model) == parameter_fingerprint(plain.model)
+
+
+def test_a_restart_of_a_fresh_stage_draws_another_initialisation_when_the_factory_can():
+    from alloop.training.asteroid import _fresh, model_factory
+    from alloop.training.trainer import parameter_fingerprint
+
+    factory = model_factory("pair", [1, 6, 8], seed=3)
+    first, again, restarted = factory(), factory(), factory(restart=1)
+    assert parameter_fingerprint(first) == parameter_fingerprint(again) != parameter_fingerprint(restarted)
+    data = FrameDataset.from_atoms(label_frames(perturbed(["H2O"], 4, seed=0), truth_potential()), fidelity="synthetic")
+    assert parameter_fingerprint(_fresh(factory, 5, data, restart=2)) != parameter_fingerprint(first)
+    plain = lambda: PairPotential([1, 6, 8], seed=3)  # noqa: E731 (a factory without restarts: its one initialisation)
+    assert parameter_fingerprint(_fresh(plain, 5, data, restart=2)) == parameter_fingerprint(plain())

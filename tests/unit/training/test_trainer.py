@@ -256,3 +256,22 @@ def test_a_fresh_run_that_learns_is_not_restarted_and_a_dead_one_gives_up_with_a
     model, result = train_fresh(new_model, tr, va, TrainSettings(max_steps=STALL_MIN_STEPS, **FAST), log=lines.append)
     assert len(made) == MAX_FRESH_RESTARTS + 1 and result.restarts == MAX_FRESH_RESTARTS and stalled(result)
     assert any("WARNING: still stalled" in line for line in lines)
+
+
+@pytest.mark.parametrize("curve, dead", [
+    ([1.12, 0.95, 1.12, 1.12], True),  # learned for a few epochs, then died: ends where it started
+    ([1.12, 1.12, 1.12], True),
+    ([1.0, 0.5, float("nan")], True),
+    ([1.0, 0.5, 0.3], False),
+    ([1.0, 0.3, 0.45], False),  # over-fitted after its best epoch, far from dead
+])
+def test_stalled_judges_where_a_run_ended(curve, dead):
+    from alloop.training.trainer import EpochRecord, TrainResult
+
+    history = [EpochRecord(10 * k, 1.0, 1.0, mae, 0.1, 1e-2, 0.1) for k, mae in enumerate(curve)]
+    result = TrainResult(history=history, best_epoch=0, best_val_force_mae=min(curve), best_val_energy_mae=0.1,
+                         best_val_loss=1.0, epochs_run=history[-1].epoch, stopped_early=True, diverged=False,
+                         seconds=1.0, planned_steps=STALL_MIN_STEPS)
+    assert stalled(result) is dead
+    result.planned_steps = STALL_MIN_STEPS - 1  # too short a budget to judge
+    assert not stalled(result)
