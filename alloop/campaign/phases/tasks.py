@@ -330,22 +330,31 @@ def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | No
     )
 
 
+#: a final retrain replaces the model before it unless its validation force MAE is more than this fraction worse
+#: (a handful of validation frames: quickstart seed 0 with 228 cheap labels, 0.1106 against 0.1098 eV/A on 10
+#: frames, was 0.100 against 0.118 on 150 independent ones; the collapses it guards against were 34-73 % worse)
+FINAL_RETRAIN_TOLERANCE = 0.1
+
+
 def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDataset,
                log: list[str]) -> tuple[AsteroidResult, dict[str, Any] | None]:
-    """The retrained models, or the incumbent alone if it has the lower force MAE on the retrain's own
-    validation frames (frames neither model trained on: the campaign's split is the same in every cycle).
-    The second value says what was rejected (None: the retrained model is kept)."""
+    """The retrained models, or the incumbent alone if the retrained force MAE on the retrain's own validation
+    frames (frames neither model trained on: the campaign's split is the same in every cycle) is more than
+    ``FINAL_RETRAIN_TOLERANCE`` worse than the incumbent's. The second value says what was rejected (None: the
+    retrained model is kept)."""
     val = expensive.subset(result.splits["expensive_val"])
     incumbent, meta = model_from_bytes(request.incumbent)
     kept = evaluate_model(incumbent, val)
     new, old = result.metrics["force_mae_eV_per_A"], kept["force_mae_eV_per_A"]
     version = f"v{request.incumbent_version}" if request.incumbent_version is not None else "the previous model"
-    if not new > old:
+    limit = (1.0 + FINAL_RETRAIN_TOLERANCE) * old
+    if not new > limit:
         log.append(f"final retrain: validation force MAE {new:.4f} eV/A, {version} had {old:.4f} on the same "
                    f"{len(val)} frames: the retrained model replaces it")
         return result, None
-    log.append(f"WARNING: final retrain rejected: validation force MAE {new:.4f} eV/A is worse than {version}'s "
-               f"{old:.4f} on the same {len(val)} frames; {version}'s weights stay the campaign's model")
+    log.append(f"WARNING: final retrain rejected: validation force MAE {new:.4f} eV/A is more than "
+               f"{100 * FINAL_RETRAIN_TOLERANCE:.0f} % worse than {version}'s {old:.4f} on the same {len(val)} frames; "
+               f"{version}'s weights stay the campaign's model")
     references = {k: {int(z): float(e) for z, e in v.items()} for k, v in meta["energy_references"].items()}
     kept_result = dataclasses.replace(result, model=incumbent, metrics=kept, stages={}, bias_model=None,
                                       pretrained=None, bias=None, weights=None, gamma=None, gamma_scores={},

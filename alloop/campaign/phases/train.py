@@ -10,7 +10,7 @@ ids on each side of the validation splits (``split``: kind -> train/val). The
 task also scores its model on the campaign's evaluation set, if there is one
 (the driver loads no model). A final retrain (``training.final_retrain``) is
 compared with the model it would replace on its own validation frames; if it
-is worse, the previous weights are committed again as the cycle's model and
+is more than 10 % worse, the previous weights are committed again as the cycle's model and
 the retrained one is kept under the role ``rejected``.
 """
 
