@@ -62,7 +62,7 @@ def _stage_summary(stage: Any) -> dict[str, Any]:
         return {"best_epoch": stage.best_epoch, "epochs_run": stage.epochs_run,
                 "best_val_force_mae_eV_per_A": stage.best_val_force_mae,
                 "best_val_energy_mae_eV": stage.best_val_energy_mae, "stopped_early": stage.stopped_early,
-                "seconds": round(stage.seconds, 2)}
+                "rollbacks": stage.rollbacks, "restarts": stage.restarts, "seconds": round(stage.seconds, 2)}
     return {"best_epoch": stage.best_epoch, "epochs_run": stage.epochs_run,
             "best_val_score_matching_loss": stage.best_val_loss, "seconds": round(stage.seconds, 2)}
 

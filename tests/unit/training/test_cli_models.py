@@ -79,6 +79,7 @@ def test_sevennet0_standard_finetunes_the_pretrained_weights(water, pretrained, 
     assert stage["max_steps"] == 3 and stage["batch_size"] == 2  # given options win
     assert stage["lr"] == 1e-2 and stage["loss"] == "mse" and stage["energy_weight"] == PRETRAINED_DEFAULTS["energy_weight"]
     assert meta["stages"]["stage1"]["epochs_run"] >= 1
+    assert meta["stages"]["stage1"]["restarts"] == 0  # a pretrained start is never restarted
     state = model.state_dict()
     first, last = "net.0_convolution.weight_nn.layer0.weight", "net.4_convolution.weight_nn.layer0.weight"
     assert torch.allclose(state[last], pretrained[last], atol=0.05)  # a few small steps from 7net-0's weights
