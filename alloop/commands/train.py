@@ -15,7 +15,10 @@ mapped to the stages' settings as in a campaign;
 ``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
 (SevenNet models only). ``--replay-fraction F`` (pretrained weights only)
 draws that share of every batch from outside molecules labelled by the
-starting model (forces only; docs/training.md). Per-epoch progress goes to
+starting model (forces only; docs/training.md). ``--baseline gfn2-xtb`` (or
+``gfn1-xtb``) trains a Delta model: the network learns reference minus GFN-xTB on
+every label set (:mod:`alloop.potentials.baseline`) and the checkpoint adds the
+baseline back whenever it predicts. Per-epoch progress goes to
 stderr (``--quiet`` silences it); the final summary to stdout. The checkpoint holds the model, its
 metrics on the expensive validation split, per-fidelity energy references and
 the training settings.
@@ -27,8 +30,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alloop.config.training import DEFAULT_STEPS, FINETUNE_LR_FACTOR, PRETRAINED_DEFAULTS, TrainingConfig
+
+if TYPE_CHECKING:
+    from alloop.potentials.base import Potential
+    from alloop.potentials.baseline import Baseline
 
 ORDER = 40
 
@@ -63,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="small", help=f"model preset: {', '.join(preset_names('models'))} (default small)")
     p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
                    help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="Delta learning: the model learns reference minus this GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), "
+                   "which it adds back when it predicts (default: none; a --init Delta model keeps its own)")
     p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
     scratch, pre = TrainingConfig(), PRETRAINED_DEFAULTS
     p.add_argument("--steps", type=int, default=None,
@@ -113,12 +124,17 @@ def run(args: argparse.Namespace) -> int:
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
     from alloop.training.two_head import train_two_head
+    from alloop.potentials.baseline import DeltaPotential, learned_part
 
     methods = (*METHODS, "two-head")
     if args.method not in methods:
         raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(methods)})")
     if args.two_head_mode is not None and args.method != "two-head":
         raise AlloopError(f"--two-head-mode is for --method two-head, not '{args.method}'")
+    if args.baseline is not None:
+        from alloop.potentials.baseline import baseline_fidelity
+
+        baseline_fidelity(args.baseline)  # a GFN-xTB preset, before any data is read
     preset = load_preset("models", args.model)  # unknown names list the known presets
     architecture = preset.pop("architecture")
     if args.freeze_blocks is not None:
@@ -152,6 +168,17 @@ def run(args: argparse.Namespace) -> int:
         missing = set(elements) - set(initial.elements)
         if missing:
             raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
+    baseline = _baseline(args, initial)
+    if baseline is not None:
+        if args.method == "score-matching":
+            raise AlloopError("score matching fits the whole model's forces to unlabelled frames; it does not take "
+                              "--baseline")
+        if section.replay_fraction:
+            raise AlloopError("--replay-fraction is not offered with a baseline (the starting model's pseudo-labels "
+                              "have no baseline to subtract)")
+        print(f"Delta learning: the model learns reference minus {baseline.name}", file=sys.stderr)
+        expensive, cheap = baseline.subtract(expensive), baseline.subtract(cheap)
+        initial = learned_part(initial) if initial is not None else None
 
     factory = model_factory(architecture, elements, seed=args.seed, **preset)
 
@@ -176,7 +203,12 @@ def run(args: argparse.Namespace) -> int:
     metadata = checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity)
     if args.method == "two-head":
         metadata["two_head_mode"] = args.two_head_mode or "frozen"
-    out = save_checkpoint(result.model, args.output, metadata)
+    model = result.model
+    if baseline is not None:
+        model = DeltaPotential.wrap(model, baseline)
+        metadata["baseline"] = baseline.name
+        metadata["baseline_seconds"] = round(baseline.seconds, 3)
+    out = save_checkpoint(model, args.output, metadata)
     n_frames = {"expensive": len(expensive)}
     if cheap is not None:
         n_frames["cheap"] = len(cheap)
@@ -186,3 +218,18 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote {Path(out)} ({time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _baseline(args: argparse.Namespace, initial: "Potential | None") -> "Baseline | None":
+    """The Baseline of ``--baseline`` or of a Delta ``--init`` model (None without either); AlloopError if they
+    differ."""
+    from alloop.errors import AlloopError
+    from alloop.potentials.baseline import Baseline, DeltaPotential, baseline_fidelity
+
+    own = initial.baseline if isinstance(initial, DeltaPotential) else None
+    if args.baseline is None:
+        return None if own is None else Baseline(own.fidelity)
+    fidelity = baseline_fidelity(args.baseline)
+    if own is not None and own.fidelity.hash() != fidelity.hash():
+        raise AlloopError(f"--baseline {args.baseline} differs from the --init model's baseline {own.name}")
+    return Baseline(fidelity)

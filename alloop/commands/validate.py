@@ -79,6 +79,8 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
     model = f"checkpoint {m.checkpoint}" if m.checkpoint else (
         f"{m.architecture} ({m.preset or 'custom'}): {size}, cutoff {m.cutoff_A:g} A, {m.dtype}"
     )
+    if m.baseline:
+        model += f"; Delta on a {m.baseline} baseline (learns label - {m.baseline})"
     limits = [f"{role} <= {n}" for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
     if sch.budget_cpu_seconds:
         limits.append(f"{sch.budget_cpu_seconds:g} CPU s")

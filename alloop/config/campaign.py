@@ -188,6 +188,9 @@ class CampaignConfig(BaseModel):
                               "name some in training.outside_molecules")
 
     def _check_replay(self) -> None:
+        if self.training.replay_fraction > 0 and self.model.baseline is not None:
+            raise ConfigError("training.replay_fraction: replay is not offered with model.baseline (the original "
+                              "model's pseudo-labels have no baseline to subtract)")
         if self.training.replay_fraction > 0 and not self.model.pretrained:
             raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
                               "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")

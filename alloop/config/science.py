@@ -85,6 +85,11 @@ class ModelConfig(Section):
     checkpoint: Path | None = Field(
         default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win)"
     )
+    baseline: str | None = Field(
+        default=None, min_length=1,
+        description="Delta learning: a GFN-xTB fidelity preset (gfn1-xtb, gfn2-xtb); the network learns reference "
+        "minus it on every label and the model adds it back in MD, scoring and export (alloop.potentials.baseline)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +119,19 @@ class ModelConfig(Section):
         """Keyword arguments for ``alloop.potentials.registry.build_model`` (architecture and checkpoint apart)."""
         keys = ("base", "cutoff_A", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks", "dtype")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+    @field_validator("baseline")
+    @classmethod
+    def _xtb_baseline(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from alloop.fidelity import load_fidelity
+
+        family = load_fidelity(value).family  # an unknown preset: FidelityError listing the known ones
+        if family != "xtb":
+            raise ValueError(f"a baseline must be a GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), not the {family} "
+                             f"fidelity '{value}' (too slow to run at every MD step)")
+        return value
 
     @field_validator("checkpoint")
     @classmethod

@@ -108,7 +108,15 @@ class BiasedOutput:
 
 
 def biased_forces(model: Potential, bias: QResidualBias, batch: AtomsBatch) -> BiasedOutput:
-    """Energies, features and the forces of E_model + E_bias, in one backward pass."""
+    """Energies, features and the forces of E_model + E_bias, in one backward pass (a Delta model's baseline,
+    which has no autograd graph, is added after it)."""
+    from alloop.potentials.baseline import DeltaPotential
+
+    if isinstance(model, DeltaPotential):
+        out = biased_forces(model.inner, bias, batch)
+        energy, forces = model.baseline.on_batch(batch)
+        return BiasedOutput(energy=out.energy + energy.to(out.energy.dtype), forces=out.forces + forces.to(out.forces.dtype),
+                            features=out.features, bias_energy=out.bias_energy)
     positions = batch.positions.detach().requires_grad_(True)
     batch = batch.with_positions(positions)
     with torch.enable_grad():

@@ -122,7 +122,8 @@ def model_from_bytes(blob: bytes) -> tuple[Potential, dict[str, Any]]:
     try:
         model = cls(elements, **hparams)
         cast_model(model, header["dtype"])
-        tensors.setdefault("output_scale", torch.ones((), dtype=torch.float64))  # checkpoints written before it existed
+        if "output_scale" in model._buffers:  # checkpoints written before it existed
+            tensors.setdefault("output_scale", torch.ones((), dtype=torch.float64))
         model.load_state_dict(tensors, strict=True)
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         raise AlloopError(f"checkpoint does not match architecture '{header['architecture']}': {exc}") from None

@@ -1,4 +1,4 @@
-"""Model registry: short architecture names ("egnn", "pair", "sevennet", "two-head") instead of import paths.
+"""Model registry: short architecture names ("egnn", "pair", "sevennet", "two-head", "delta") instead of import paths.
 
 ``build_model("egnn", elements=[1, 6, 8], cutoff_A=5.0, hidden_features=64)``
 builds a model from the keys of a ``configs/models/*.yaml`` preset
@@ -27,6 +27,7 @@ _BUILTIN = {
     "pair": ("alloop.potentials.pair", "PairPotential"),
     "sevennet": ("alloop.potentials.sevennet", "SevenNet"),
     "two-head": ("alloop.potentials.two_head", "TwoHeadPotential"),
+    "delta": ("alloop.potentials.baseline", "DeltaPotential"),
 }
 
 # Config key -> constructor argument, for every architecture and per architecture.

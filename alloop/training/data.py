@@ -216,6 +216,12 @@ class FrameDataset:
         return FrameDataset(self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
+    def with_targets(self, energy: np.ndarray, forces: np.ndarray) -> "FrameDataset":
+        """The same frames and weights with other energies [M] (eV) and forces [N, 3] (eV/A), e.g. a Delta
+        model's targets (reference minus baseline)."""
+        return FrameDataset(self.numbers, self.positions, self.offsets, energy, forces, weight=self.weight,
+                            fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
+
     def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).
 

@@ -6,6 +6,7 @@ import importlib.metadata
 import json
 
 import numpy as np
+import pytest
 
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
@@ -45,3 +46,40 @@ def test_xtb_cheap_campaign_end_to_end(tmp_path, capsys):
     assert main(["status", str(run_dir), "--json"]) == 0
     labels = {f["name"]: f for f in json.loads(capsys.readouterr().out)["labels"]}
     assert labels["gfn2-xtb"]["by_status"]["ok"] == len(cheap)
+
+
+def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp_path):
+    """``model.baseline: gfn2-xtb``: every stored model is a Delta model whose recorded validation error is its
+    error on the true labels of its validation frames (so the learned part was fitted to label - xTB), and MD ran
+    with it."""
+    from alloop.potentials.baseline import DeltaPotential
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import evaluate_model
+
+    yaml = write_tiny(tmp_path, cycles=2)
+    text = yaml.read_text()
+    assert "model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}" in text
+    yaml.write_text(text.replace("n_rbf: 8}", "n_rbf: 8, baseline: gfn2-xtb}"))
+    run_dir = tmp_path / "run"
+    said: list[str] = []
+    assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=said.append) == "2 cycles done"
+    assert any("Delta learning: labels minus gfn2-xtb" in line for line in said)
+    check_invariants(run_dir, 2)
+    expensive = load_campaign(yaml).fidelity("expensive")
+    with CampaignStore.open(store_path(run_dir)) as store:
+        models = [c for c in store.checkpoints() if c["role"] == "model"]
+        assert len(models) == 3
+        table = store.labels(expensive.hash())
+        for entry in models:
+            blob, meta = store.checkpoint(int(entry["version"]))
+            model, _ = model_from_bytes(blob)
+            assert isinstance(model, DeltaPotential) and model.baseline.fidelity.method == "gfn2-xtb"
+            val_ids = meta["split"]["expensive"]["val"]
+            rows = [int(np.flatnonzero(table.frame_id == i)[0]) for i in val_ids]
+            frames = store.get_frames(val_ids)
+            data = FrameDataset.from_arrays([a.numbers for a in frames], [a.positions for a in frames],
+                                            table.energy[rows], [table.frame_forces(r) for r in rows])
+            recorded = meta["metrics"]["force_mae_eV_per_A"]
+            assert evaluate_model(model, data)["force_mae_eV_per_A"] == pytest.approx(recorded, rel=1e-4)
+        assert store.table("cycles")["md_frames"][-1] > 0  # MD with the Delta model recorded frames

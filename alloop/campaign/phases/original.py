@@ -42,9 +42,29 @@ def starting_blob(cfg: CampaignConfig, elements: Sequence[int]) -> bytes:
     from alloop.potentials.registry import build_model
 
     if cfg.model.checkpoint is not None:
-        return checkpoint_to_bytes(load_checkpoint(cfg.model.checkpoint)[0])
+        model = load_checkpoint(cfg.model.checkpoint)[0]
+        _check_baseline(model, cfg)
+        return checkpoint_to_bytes(model)
     model = build_model(cfg.model.architecture, list(elements), **{**cfg.model.hyperparameters(), "seed": cfg.seed})
     return checkpoint_to_bytes(model)
+
+
+def _check_baseline(model: Potential, cfg: CampaignConfig) -> None:
+    """ConfigError if ``model.checkpoint`` is a Delta model whose baseline is not the campaign's ``model.baseline``
+    (its learned part would be trained on the wrong targets)."""
+    from alloop.errors import ConfigError
+    from alloop.fidelity import load_fidelity
+    from alloop.potentials.baseline import DeltaPotential
+
+    if not isinstance(model, DeltaPotential):
+        return
+    own = model.baseline.fidelity
+    if cfg.model.baseline is None:
+        raise ConfigError(f"model.checkpoint: a Delta model with the baseline {own.name}; set model.baseline: "
+                          f"{own.name} to continue it")
+    want = load_fidelity(cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin)
+    if want.hash() != own.hash():
+        raise ConfigError(f"model.checkpoint: its baseline {own.name} is not model.baseline ({cfg.model.baseline})")
 
 
 def stored_version(store: CampaignStore) -> int | None:

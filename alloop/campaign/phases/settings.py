@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
+from alloop.fidelity import load_fidelity
 from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
 from alloop.training.asteroid import AsteroidSettings
@@ -111,6 +112,7 @@ class TrainingPlan:
     warm_start: bool
     final_retrain: bool  # the last scheduled cycle trains afresh with the full budget
     replay: bool  # training.replay_fraction > 0
+    baseline: dict[str, Any] | None  # model.baseline's fidelity (Delta learning), as a checkpoint records it
     section: TrainingConfig
     seed: int
     temperature_K: float  # of score matching
@@ -179,7 +181,10 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
-        final_retrain=cfg.training.final_retrain, replay=cfg.training.replay_fraction > 0, section=cfg.training, seed=cfg.seed,
+        final_retrain=cfg.training.final_retrain, replay=cfg.training.replay_fraction > 0,
+        baseline=None if cfg.model.baseline is None else load_fidelity(
+            cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),
+        section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
     )
 

@@ -24,6 +24,7 @@ from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
 from alloop.potentials.base import Potential
+from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory, train_asteroid
@@ -190,6 +191,7 @@ class TrainRequest:
     evaluation: bytes | None = None  # the campaign's evaluation set (EvaluationFrames bytes): the model is scored on it
     incumbent: bytes | None = None  # the model a final retrain would replace: kept if it is better on validation
     incumbent_version: int | None = None
+    baseline: dict[str, Any] | None = None  # Delta learning: the baseline's fidelity (models are trained on label - it)
 
 
 @dataclass
@@ -285,13 +287,14 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     hp = dict(request.hyperparameters)
 
     factory = model_factory(request.architecture, request.elements, **hp)
-    initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
-    warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
+    initial = _learned(request.initial_model) if request.initial_model else None
+    warm = {role: _learned(blob) for role, blob in request.warm.items()}
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
     elif request.metadata.get("final_retrain"):
         log.append("final retrain: every stage afresh with the full budget on every label")
     method, data = _training_data(request, log)
+    baseline = _subtract_baseline(request, data, log)
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     result = _train(method, request, data, factory, initial, warm, log)
     rejected, rejected_blob = None, None
@@ -300,6 +303,8 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         rejected_blob = None if rejected is None else rejected.pop("blob")
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
+    if baseline is not None:
+        result = _with_baseline(result, baseline)
     out = _task_result(request, method, result, uq, t0, log, rejected)
     out.rejected_blob = rejected_blob
     if request.evaluation is not None:
@@ -307,6 +312,35 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         out.evaluation = score_model(out.model_blob, frames)
         out.coverage = coverage_scores(result.model, uq, frames)
     return out
+
+
+def _learned(blob: bytes) -> Potential:
+    """The model a trainer continues from a checkpoint: a Delta model's learned part, any other model itself."""
+    return learned_part(model_from_bytes(blob)[0])
+
+
+def _subtract_baseline(request: TrainRequest, data: dict[str, FrameDataset | None], log: list[str]) -> Baseline | None:
+    """Delta learning: every label set's targets become label minus the baseline (in place in ``data``)."""
+    if request.baseline is None:
+        return None
+    baseline = Baseline(request.baseline, threads=request.threads)
+    for kind in ("expensive", "cheap"):
+        data[kind] = baseline.subtract(data[kind])
+    n = sum(len(data[k]) for k in ("expensive", "cheap") if data[k] is not None)
+    log.append(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
+    return baseline
+
+
+def _with_baseline(result: AsteroidResult, baseline: Baseline) -> AsteroidResult:
+    """The trained models (final, stage 1, stage 2) as Delta models: the learned part plus the baseline."""
+    def wrap(model: Potential | None) -> Potential | None:
+        return None if model is None or isinstance(model, DeltaPotential) else DeltaPotential.wrap(model, baseline)
+
+    bias_model = result.bias_model
+    return dataclasses.replace(result, model=wrap(result.model),
+                               bias_model=None if bias_model is None else (
+                                   wrap(bias_model) if bias_model is not result.model else None),
+                               pretrained=wrap(result.pretrained))
 
 
 def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],
@@ -344,6 +378,7 @@ def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDa
     retrained model is kept)."""
     val = expensive.subset(result.splits["expensive_val"])
     incumbent, meta = model_from_bytes(request.incumbent)
+    incumbent = learned_part(incumbent)  # ``val`` holds the learned part's targets with a baseline
     kept = evaluate_model(incumbent, val)
     new, old = result.metrics["force_mae_eV_per_A"], kept["force_mae_eV_per_A"]
     version = f"v{request.incumbent_version}" if request.incumbent_version is not None else "the previous model"
@@ -359,7 +394,8 @@ def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDa
     kept_result = dataclasses.replace(result, model=incumbent, metrics=kept, stages={}, bias_model=None,
                                       pretrained=None, bias=None, weights=None, gamma=None, gamma_scores={},
                                       references=references)
-    blob = checkpoint_to_bytes(result.model, {**request.metadata, "metrics": _jsonable(result.metrics)})
+    retrained = result.model if request.baseline is None else DeltaPotential.wrap(result.model, request.baseline)
+    blob = checkpoint_to_bytes(retrained, {**request.metadata, "metrics": _jsonable(result.metrics)})
     return kept_result, {"retrained_val_force_mae_eV_per_A": new, "kept_version": request.incumbent_version, "blob": blob}
 
 

@@ -91,6 +91,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         unlabelled=None,  # score matching is not a campaign method (config.training.TrainingConfig)
         settings=plan.stages(cycle, warm=short, final=final), uq_settings=plan.uncertainty, initial_model=initial, warm=warm,
         threads=plan.threads, metadata={"cycle": cycle, **({"final_retrain": True} if final else {})},
+        baseline=plan.baseline,
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
         evaluation=ctx.store.get_blob(evaluation_records.BLOB),
         incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],

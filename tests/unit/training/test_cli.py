@@ -138,3 +138,29 @@ def test_init_from_a_checkpoint(files, tmp_path, capsys):
     save_checkpoint(PairPotential([1, 8]), tmp_path / "no_carbon.safetensors")
     assert _train(files, "--method", "standard", "--init", str(tmp_path / "no_carbon.safetensors"), "-o", str(out)) == 1
     assert "does not know elements [6]" in capsys.readouterr().err
+
+
+def test_train_with_a_baseline_writes_a_delta_model_and_continues_it(files, tmp_path, capsys):
+    from alloop.potentials.baseline import Baseline, DeltaPotential
+
+    out = tmp_path / "delta.safetensors"
+    assert _train(files, "--method", "standard", "--baseline", "gfn1-xtb", "-o", str(out)) == 0
+    model, meta = load_checkpoint(out)
+    assert isinstance(model, DeltaPotential) and model.baseline.fidelity.method == "gfn1-xtb"
+    assert meta["baseline"] == "gfn1-xtb"
+    # the recorded validation error is the Delta model's on the true labels: the network learned label - GFN1
+    exp = FrameDataset.from_atoms(__import__("ase.io").io.read(files / "exp.extxyz", ":"))
+    shifted = Baseline("gfn1-xtb").subtract(exp)
+    _, f_delta = predict(model, exp)
+    _, f_inner = predict(model.inner, shifted)
+    np.testing.assert_allclose(f_delta - exp.forces, f_inner - shifted.forces, atol=1e-4)
+    capsys.readouterr()
+    again = tmp_path / "again.safetensors"
+    assert _train(files, "--method", "standard", "--init", str(out), "-o", str(again)) == 0  # keeps its baseline
+    assert isinstance(load_checkpoint(again)[0], DeltaPotential)
+    capsys.readouterr()
+    assert _train(files, "--method", "standard", "--init", str(out), "--baseline", "gfn2-xtb", "-o", str(again)) == 1
+    assert "differs from the --init model's baseline gfn1-xtb" in capsys.readouterr().err
+    assert main(["train", "--expensive", str(files / "exp.extxyz"), "--model", "pair", "--baseline", "hf-sto3g", "--method", "standard",
+                 "-o", str(again)]) == 1
+    assert "GFN-xTB" in capsys.readouterr().err

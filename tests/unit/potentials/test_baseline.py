@@ -1,0 +1,174 @@
+"""Delta models: the baseline is GFN-xTB as tblite computes it, the Delta model is the learned part plus it,
+checkpoints keep the baseline, datasets shift, the uncertainty-driven MD bias forces stay right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ase.build import molecule
+
+from alloop.errors import AlloopError
+from alloop.potentials.base import AtomsBatch
+from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
+from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
+from alloop.potentials.inference import predict
+from alloop.potentials.registry import build_model, model_preset
+from alloop.testing.potentials import check_potential
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import evaluate_model
+
+
+@pytest.fixture
+def molecules(water, ethanol):
+    return [water, ethanol, molecule("CH4")]
+
+
+def _delta(preset: str = "small", baseline: str = "gfn2-xtb") -> DeltaPotential:
+    torch.manual_seed(0)
+    inner = build_model(elements=[1, 6, 8], **model_preset(preset))
+    inner.atomic_energies[[1, 6, 8]] = torch.tensor([-1.5, -20.0, -30.0], dtype=torch.float64)
+    inner.output_scale.fill_(0.7)
+    return DeltaPotential.wrap(inner, baseline)
+
+
+def _tblite(atoms, method: str) -> tuple[float, np.ndarray]:
+    from tblite.ase import TBLite
+
+    a = atoms.copy()
+    a.calc = TBLite(method=method, verbosity=0)
+    return a.get_potential_energy(), a.get_forces()
+
+
+@pytest.mark.parametrize("fidelity,method", [("gfn2-xtb", "GFN2-xTB"), ("gfn1-xtb", "GFN1-xTB")])
+def test_baseline_is_tblite(molecules, fidelity, method):
+    energies, forces, reasons = Baseline(fidelity).compute(molecules)
+    assert reasons == ["", "", ""]
+    for atoms, e, f in zip(molecules, energies, forces):
+        want_e, want_f = _tblite(atoms, method)
+        assert e == pytest.approx(want_e, abs=1e-6)
+        np.testing.assert_allclose(f, want_f, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["small", "sevennet-small"])
+def test_delta_model_is_the_learned_part_plus_the_baseline(molecules, preset):
+    delta = _delta(preset)
+    batch = AtomsBatch.from_atoms(molecules)
+    inner = delta.inner(batch)
+    out = delta(batch)
+    energies, forces, _ = Baseline("gfn2-xtb").compute(molecules)
+    np.testing.assert_allclose(out.energy.detach().double().numpy(), inner.energy.detach().double().numpy() + energies,
+                               atol=1e-3)  # float32 model: ~1e-4 eV of rounding on thousands of eV
+    np.testing.assert_allclose(out.forces.double().numpy(), inner.forces.double().numpy() + np.concatenate(forces),
+                               atol=1e-5)
+    assert torch.equal(out.features, inner.features)
+    assert delta.feature_dim == delta.inner.feature_dim and delta.cutoff == delta.inner.cutoff
+
+
+def test_delta_model_passes_the_conformance_kit(molecules):
+    # forces = -dE/dx holds to the SCC convergence of tblite's default accuracy (~2e-5 eV/A), not to rounding
+    report = check_potential(_delta(), molecules, fd_atol=1e-4, symmetry_atol=1e-7)
+    assert report.max_fd_force_error < 1e-4
+    assert "Hessian symmetry" in report.checks
+
+
+def test_delta_checkpoint_round_trips_with_its_baseline(molecules):
+    delta = _delta(baseline="gfn1-xtb").double()
+    blob = checkpoint_to_bytes(delta, {"cycle": 3})
+    loaded, meta = model_from_bytes(blob)
+    assert isinstance(loaded, DeltaPotential) and meta["cycle"] == 3
+    assert loaded.baseline.fidelity == delta.baseline.fidelity and loaded.baseline.fidelity.method == "gfn1-xtb"
+    e1, f1 = predict(delta, molecules)
+    e2, f2 = predict(loaded, molecules)
+    np.testing.assert_array_equal(e1, e2)
+    np.testing.assert_array_equal(f1, f2)
+
+
+def test_errors_of_the_delta_model_equal_the_learned_parts_on_shifted_targets(molecules):
+    delta = _delta().double()
+    rng = np.random.default_rng(0)
+    frames = []
+    for atoms in molecules * 2:
+        a = atoms.copy()
+        a.positions += rng.normal(scale=0.05, size=a.positions.shape)
+        frames.append(a)
+    energy = rng.normal(size=len(frames)) - 1000.0
+    forces = [rng.normal(size=(len(a), 3)) for a in frames]
+    data = FrameDataset.from_arrays([a.numbers for a in frames], [a.positions for a in frames], energy, forces,
+                                    fidelity="b3lyp")
+    shifted = delta.baseline.subtract(data)
+    assert shifted.fidelity == data.fidelity and np.array_equal(shifted.weight, data.weight)
+    full, part = evaluate_model(delta, data), evaluate_model(learned_part(delta), shifted)
+    assert full["force_mae_eV_per_A"] == pytest.approx(part["force_mae_eV_per_A"], rel=1e-9)
+    assert full["energy_mae_eV"] == pytest.approx(part["energy_mae_eV"], rel=1e-6)
+
+
+def test_baseline_failures_are_nan_in_predictions_and_stop_a_dataset(water):
+    crushed = water.copy()
+    crushed.positions[1] = crushed.positions[0] + [0.0, 0.0, 0.01]  # H on top of O: tblite refuses or diverges
+    energies, forces, reasons = Baseline("gfn2-xtb").compute([water, crushed])
+    assert reasons[0] == "" and reasons[1]
+    assert np.isfinite(energies[0]) and np.isnan(energies[1]) and np.isnan(forces[1]).all()
+    data = FrameDataset.from_arrays([water.numbers] * 2, [water.positions, crushed.positions], [0.0, 0.0],
+                                    [np.zeros((3, 3))] * 2)
+    with pytest.raises(AlloopError, match="frame 1"):
+        Baseline("gfn2-xtb").subtract(data)
+
+
+def test_only_xtb_can_be_a_baseline():
+    with pytest.raises(AlloopError, match="GFN-xTB"):
+        Baseline("hf-sto3g")
+    with pytest.raises(ValueError, match="already has a baseline"):
+        DeltaPotential.wrap(_delta(), "gfn2-xtb")
+
+
+def test_uncertainty_bias_forces_of_a_delta_model_against_finite_differences(ethanol):
+    from alloop.md.bias import BiasSettings, QResidualBias, biased_forces
+    from alloop.potentials.inference import predict_features
+    from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
+
+    delta = _delta().double()
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(12):
+        a = ethanol.copy()
+        a.positions += rng.normal(scale=0.08, size=a.positions.shape)
+        frames.append(a)
+    offsets = np.arange(13) * len(ethanol)
+    numbers = np.tile(ethanol.numbers, 12)
+    uq = QResidualModel.fit(numbers, predict_features(delta, frames), offsets, QResidualSettings(n_components=2, min_element_atoms=5))
+    bias = QResidualBias(uq, BiasSettings(strength_eV=0.3))
+    probe = frames[0].copy()
+    probe.positions += rng.normal(scale=0.1, size=probe.positions.shape)
+    batch = AtomsBatch.from_atoms([probe], dtype=torch.float64)
+    out = biased_forces(delta, bias, batch)
+    plain = delta(batch)
+    bias_forces = (out.forces - plain.forces).numpy()  # the baseline cancels: what is left is -dE_bias/dx
+
+    def e_bias(positions: np.ndarray) -> float:
+        b = AtomsBatch.from_arrays(probe.numbers, positions, [len(probe)], dtype=torch.float64)
+        return float(biased_forces(delta, bias, b).bias_energy[0])
+
+    direction = rng.normal(size=probe.positions.shape)
+    direction /= np.linalg.norm(direction)
+    h = 1e-4
+    fd = -(e_bias(probe.positions + h * direction) - e_bias(probe.positions - h * direction)) / (2 * h)
+    assert abs(fd) > 1e-6
+    assert float((bias_forces * direction).sum()) == pytest.approx(fd, rel=1e-5, abs=1e-8)
+    baseline_e, baseline_f, _ = Baseline("gfn2-xtb").compute([probe])
+    np.testing.assert_allclose(out.energy.numpy(), delta.inner(batch).energy.detach().numpy() + baseline_e, atol=1e-8)
+
+
+def test_reference_energies_and_output_scale_are_the_learned_parts(molecules):
+    delta = _delta().double()
+    assert delta.atomic_energies is delta.inner.atomic_energies and delta.output_scale is delta.inner.output_scale
+    batch = AtomsBatch.from_atoms(molecules, dtype=torch.float64)
+    before = delta(batch).energy.detach()
+    from alloop.training.references import apply_references
+
+    apply_references(delta, {1: -2.5, 6: -20.0, 8: -30.0})
+    assert float(delta.inner.atomic_energies[1]) == -2.5
+    shift = delta(batch).energy.detach() - before
+    np.testing.assert_allclose(shift.numpy(), [-1.0 * 2, -1.0 * 6, -1.0 * 4], atol=1e-9)  # one eV less per H
+    assert "atomic_energies" not in dict(delta.named_buffers(recurse=False))
+    assert "inner.atomic_energies" in delta.state_dict()
