@@ -132,7 +132,8 @@ class DeltaPotential(Potential):
             raise ValueError(f"cutoff {cutoff} differs from the learned model's {net.cutoff} A")
         del self._buffers["atomic_energies"], self._buffers["output_scale"]  # the learned part's are the model's
         self.inner = net
-        self.baseline = Baseline(baseline)
+        # tblite's calls pin every loaded OpenMP runtime (torch's too) to the baseline's threads: keep torch's count
+        self.baseline = Baseline(baseline, threads=max(1, torch.get_num_threads()))
         self.learns_output_scale = net.learns_output_scale
 
     @property
