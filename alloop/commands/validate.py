@@ -103,6 +103,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"md         {md.ensemble} {md.temperature_K:g} K, {md.timestep_fs:g} fs, {md.n_replicas} replicas"
         f" x {md.segment_steps} steps per segment"
         + (f", ladder {'/'.join(f'{x:g}' for x in md.temperature_ladder_K)} K" if md.temperature_ladder_K else ""),
+        f"bootstrap  {_bootstrap_line(cfg)}",
         f"training   {_training_line(cfg.training)}",
         f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
         f"execution  {where}",
@@ -117,6 +118,22 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
             lines.append(f"note: the evaluation frames record fidelity {', '.join(other)}, not the expensive one"
                          f" ({expensive}); their energies must be of the expensive fidelity")
     return "\n".join(lines)
+
+
+def _bootstrap_line(cfg: CampaignConfig) -> str:
+    """How the first labels are made (skipped with a model checkpoint)."""
+    b = cfg.schedule.bootstrap
+    if cfg.model.checkpoint is not None:
+        return "none (the model starts from its checkpoint)"
+    if b.method == "rattle":
+        how = f"rattled copies ({b.amplitude_A:g} A)"
+    elif b.method == "normal-modes":
+        how = f"normal-mode samples at {b.temperature_K:g} K"
+    else:
+        surface = cfg.bootstrap_surface()
+        how = (f"frames of {surface.name if surface else '?'} MD at {b.temperature_K:g} K, one every "
+               f"{b.spacing_fs:g} fs after {b.equilibration_fs:g} fs")
+    return f"{b.n_samples} {how}, {b.n_expensive} also expensive"
 
 
 def run(args: argparse.Namespace) -> int:

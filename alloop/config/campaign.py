@@ -29,7 +29,7 @@ from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
-from alloop.fidelity import XTB_METHODS, Fidelity
+from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
 from alloop.config.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
@@ -113,6 +113,20 @@ class CampaignConfig(BaseModel):
     def run_dir(self) -> Path:
         return self.store.run_dir
 
+    def bootstrap_surface(self) -> Fidelity | None:
+        """The GFN-xTB surface of ``schedule.bootstrap.method: md`` (its ``level``, else ``model.baseline``, else
+        the cheap fidelity when it is GFN-xTB), with the system's charge and spin; None for the other methods."""
+        boot = self.schedule.bootstrap
+        if boot.method != "md":
+            return None
+        level = boot.level or self.model.baseline
+        if level is not None:
+            return load_fidelity(level, charge=self.system.charge, spin=self.system.spin)
+        if self.cheap_fidelity.family == "xtb":
+            return self.cheap_fidelity
+        raise ConfigError("schedule.bootstrap.method: md runs GFN-xTB MD; name its surface in schedule.bootstrap.level "
+                          "(gfn1-xtb, gfn2-xtb), or set model.baseline or a GFN-xTB fidelities.cheap")
+
     # ---- validation across sections -----------------------------------------------------------
     @model_validator(mode="before")
     @classmethod
@@ -144,6 +158,7 @@ class CampaignConfig(BaseModel):
         self._check_label_budget()
         self._check_replay()
         self._check_spacing()
+        self.bootstrap_surface()
         if not checks_files(info):
             return self
         structures = self.load_structures()
@@ -255,10 +270,11 @@ def _fidelity_mapping(role: str, spec: Any, charge: int | None, spin: int | None
 
 
 def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
-    """Normal-mode bootstrap samples default to the MD temperature."""
+    """Normal-mode and MD bootstrap samples default to the MD temperature."""
     schedule = data.get("schedule")
     boot = schedule.get("bootstrap") if isinstance(schedule, dict) else None
-    if not isinstance(boot, dict) or boot.get("method") != "normal-modes" or boot.get("temperature_K") is not None:
+    if not isinstance(boot, dict) or boot.get("method") not in ("normal-modes", "md") \
+            or boot.get("temperature_K") is not None:
         return data
     md = data.get("md") if isinstance(data.get("md"), dict) else {}
     temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)

@@ -273,15 +273,27 @@ class SelectionConfig(Section):
 
 
 class BootstrapConfig(Section):
-    """The first model's data: perturbed copies of the structures, cheap-labelled (some expensive too)."""
+    """The first model's data: perturbed copies of the structures or frames of GFN-xTB MD from them, cheap-labelled
+    (some expensive too)."""
 
-    n_samples: int = Field(default=32, ge=1, description="perturbed structures, all cheap-labelled")
-    method: Literal["rattle", "normal-modes"] = "rattle"
+    n_samples: int = Field(default=32, ge=1, description="samples, spread over the structures, all cheap-labelled")
+    method: Literal["rattle", "normal-modes", "md"] = "rattle"
     amplitude_A: float | None = Field(
         default=None, gt=0, validate_default=True, description="rattle: Gaussian displacement (default 0.05)"
     )
     temperature_K: float | None = Field(
-        default=None, gt=0, description="normal-modes: sampling temperature (default md.temperature_K)"
+        default=None, gt=0, description="normal-modes, md: sampling temperature (default md.temperature_K)"
+    )
+    level: str | None = Field(
+        default=None, min_length=1,
+        description="md: the GFN-xTB preset whose surface the MD runs on (default: model.baseline, else "
+        "fidelities.cheap when it is GFN-xTB)",
+    )
+    equilibration_fs: float | None = Field(
+        default=None, ge=0, validate_default=True, description="md: MD discarded before the first sample (default 200)"
+    )
+    spacing_fs: float | None = Field(
+        default=None, gt=0, validate_default=True, description="md: MD time between two samples (default 100)"
     )
     n_expensive: int = Field(default=8, ge=0, description="of the samples, how many also get an expensive label")
 
@@ -299,10 +311,38 @@ class BootstrapConfig(Section):
     @classmethod
     def _temperature(cls, value: float | None, info: ValidationInfo) -> float | None:
         method = info.data.get("method")
-        if value is not None and method != "normal-modes":
-            raise ValueError(f"only used by method 'normal-modes' (method is '{method}')")
-        if value is None and method == "normal-modes":
-            raise ValueError("required when method is 'normal-modes'")
+        if value is not None and method not in ("normal-modes", "md"):
+            raise ValueError(f"only used by methods 'normal-modes' and 'md' (method is '{method}')")
+        if value is None and method in ("normal-modes", "md"):
+            raise ValueError(f"required when method is '{method}'")
+        return value
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str | None, info: ValidationInfo) -> str | None:
+        method = info.data.get("method")
+        if value is None:
+            return None
+        if method != "md":
+            raise ValueError(f"only used by method 'md' (method is '{method}')")
+        from alloop.fidelity import load_fidelity
+
+        family = load_fidelity(value).family  # an unknown preset: FidelityError listing the known ones
+        if family != "xtb":
+            raise ValueError(f"bootstrap MD runs on a GFN-xTB surface (gfn1-xtb, gfn2-xtb), not the {family} "
+                             f"fidelity '{value}' (too slow per MD step)")
+        return value
+
+    @field_validator("equilibration_fs", "spacing_fs")
+    @classmethod
+    def _md_times(cls, value: float | None, info: ValidationInfo) -> float | None:
+        method = info.data.get("method")
+        if method != "md":
+            if value is not None:
+                raise ValueError(f"only used by method 'md' (method is '{method}')")
+            return None
+        if value is None:
+            return 200.0 if info.field_name == "equilibration_fs" else 100.0
         return value
 
     @field_validator("n_expensive")

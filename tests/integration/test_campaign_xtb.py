@@ -51,13 +51,14 @@ def test_xtb_cheap_campaign_end_to_end(tmp_path, capsys):
 def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp_path):
     """``model.baseline: gfn2-xtb``: every stored model is a Delta model whose recorded validation error is its
     error on the true labels of its validation frames (so the learned part was fitted to label - xTB), and MD ran
-    with it."""
+    with it. The bootstrap samples are frames of MD on the baseline's surface."""
     from alloop.potentials.baseline import DeltaPotential
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.training.data import FrameDataset
     from alloop.training.metrics import evaluate_model
 
-    yaml = write_tiny(tmp_path, cycles=2)
+    yaml = write_tiny(tmp_path, cycles=2, bootstrap="{method: md, n_samples: 6, n_expensive: 4, equilibration_fs: 20, "
+                                                     "spacing_fs: 10}")
     text = yaml.read_text()
     assert "model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}" in text
     yaml.write_text(text.replace("n_rbf: 8}", "n_rbf: 8, baseline: gfn2-xtb}"))
@@ -65,6 +66,7 @@ def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp
     said: list[str] = []
     assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=said.append) == "2 cycles done"
     assert any("Delta learning: labels minus gfn2-xtb" in line for line in said)
+    assert any("bootstrap: gfn2-xtb MD at 300 K from 1 structure(s)" in line for line in said), said
     check_invariants(run_dir, 2)
     expensive = load_campaign(yaml).fidelity("expensive")
     with CampaignStore.open(store_path(run_dir)) as store:

@@ -146,6 +146,8 @@ class Campaign:
         if b.method == "rattle":
             groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
                       for k, (atoms, n) in enumerate(zip(self.structures, per))]
+        elif b.method == "md":
+            groups = self._md_samples(per)
         else:
             from alloop.campaign.phases.hessian import cheap_hessian
 
@@ -155,6 +157,28 @@ class Campaign:
                       for k, (atoms, hessian, n) in enumerate(zip(self.structures, hessians, per))]
         # round robin over the structures, so that the first n_expensive samples cover all of them
         return [g[i] for i in range(max(per, default=0)) for g in groups if i < len(g)]
+
+    def _md_samples(self, per: list[int]) -> list[list[Atoms]]:
+        """Each structure's samples from its own xTB MD run (one task each), in a seeded random order, so the first
+        ones (those labelled at both fidelities) come from anywhere along the run, not only its start."""
+        from alloop.campaign.phases.surface_md import surface_md_samples
+
+        plan, seed = self.settings.bootstrap_md, self.settings.seed
+        assert plan is not None
+        runs = run_tasks(self.client, surface_md_samples,
+                         [(atoms, plan.surface, n, plan.md, seed + k, self.settings.threads)
+                          for k, (atoms, n) in enumerate(zip(self.structures, per))],
+                         self.settings.max_task_retries)
+        groups = []
+        for k, (samples, _, _) in enumerate(runs):
+            order = np.random.default_rng([seed, k]).permutation(len(samples))
+            groups.append([samples[i] for i in order])
+        calls, cpu = sum(r[1] for r in runs), sum(r[2] for r in runs)
+        md = plan.md
+        length = md.equilibration_fs + max(per, default=0) * md.spacing_fs
+        self.log(f"bootstrap: {plan.surface.name} MD at {md.temperature_K:g} K from {len(runs)} structure(s), up to "
+                 f"{length / 1000:.2f} ps each ({calls} force calls, {cpu:.0f} CPU s)")
+        return groups
 
     # ----------------------------------------------------------------- cycles
     def _cycle(self, cycle: int) -> None:

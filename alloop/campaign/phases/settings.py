@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
-from alloop.fidelity import load_fidelity
+from alloop.campaign.phases.surface_md import SurfaceMD
+from alloop.fidelity import Fidelity, load_fidelity
 from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
 from alloop.training.asteroid import AsteroidSettings
@@ -126,6 +127,14 @@ class TrainingPlan:
 
 
 @dataclass(frozen=True)
+class BootstrapMD:
+    """Bootstrap samples from MD: the GFN-xTB surface and how the MD runs."""
+
+    surface: Fidelity
+    md: SurfaceMD
+
+
+@dataclass(frozen=True)
 class CampaignSettings:
     """Everything the loop reads of its config, typed per part."""
 
@@ -142,6 +151,7 @@ class CampaignSettings:
     budget: LabelBudget
     stop: StopRules
     training: TrainingPlan
+    bootstrap_md: BootstrapMD | None = None  # schedule.bootstrap.method: md
 
     @property
     def periodic(self) -> bool:
@@ -208,4 +218,17 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
         stop=StopRules(n_cycles=s.n_cycles, target_val_force_mae_eV_per_A=s.target_val_force_mae_eV_per_A,
                        min_flag_rate=s.min_flag_rate),
         training=training_plan(cfg),
+        bootstrap_md=bootstrap_md(cfg),
     )
+
+
+def bootstrap_md(cfg: CampaignConfig) -> BootstrapMD | None:
+    """The surface and integrator of ``schedule.bootstrap.method: md`` (None for the other methods)."""
+    surface = cfg.bootstrap_surface()
+    if surface is None:
+        return None
+    b, md = cfg.schedule.bootstrap, cfg.md
+    assert b.temperature_K is not None and b.equilibration_fs is not None and b.spacing_fs is not None
+    return BootstrapMD(surface, SurfaceMD(temperature_K=b.temperature_K, timestep_fs=md.timestep_fs,
+                                          friction_per_fs=md.friction_per_fs, equilibration_fs=b.equilibration_fs,
+                                          spacing_fs=b.spacing_fs))

@@ -1,7 +1,11 @@
 import numpy as np
+import pytest
 from ase import Atoms
 
-from alloop.campaign.phases.bootstrap import normal_mode_samples, rattle_samples, vibrational_modes
+from alloop.campaign.phases.bootstrap import md_samples, normal_mode_samples, rattle_samples, vibrational_modes
+from alloop.campaign.phases.surface_md import SurfaceMD, surface_md_samples
+from alloop.errors import FidelityError
+from alloop.fidelity import load_fidelity
 from alloop.units import KB_EV_PER_K
 
 
@@ -33,3 +37,36 @@ def test_normal_modes_of_a_diatomic_follow_equipartition():
     assert abs(0.5 * k * np.mean(stretch**2) / (0.5 * KB_EV_PER_K * 500.0) - 1.0) < 0.08
     perpendicular = np.array([s.positions[:, 1:] for s in samples])
     assert np.abs(perpendicular).max() < 1e-12
+
+
+def test_md_samples_of_a_harmonic_well_follow_equipartition():
+    """Langevin samples of one atom in an isotropic well k: <x^2> = kT / k per coordinate, one sample every spacing."""
+    k, temperature = 2.0, 500.0
+    atom = Atoms("H", positions=[[0.0, 0.0, 0.0]])
+    calls = []
+
+    def forces(x: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return -k * x
+
+    samples = md_samples(atom, forces, 1500, temperature, seed=3, timestep_fs=0.5, friction_per_fs=0.2,
+                         equilibration_fs=50.0, spacing_fs=20.0)
+    assert len(samples) == 1500 and len(calls) == 1 + (50 + 1500 * 20) / 0.5
+    x = np.array([s.positions[0] for s in samples])
+    assert abs(np.mean(x**2) * k / (KB_EV_PER_K * temperature) - 1.0) < 0.1
+    again = md_samples(atom, forces, 5, temperature, seed=3, timestep_fs=0.5, friction_per_fs=0.2,
+                       equilibration_fs=50.0, spacing_fs=20.0)
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, samples))
+    with pytest.raises(ValueError, match="spacing_fs"):
+        md_samples(atom, forces, 5, temperature, seed=3, timestep_fs=0.5, spacing_fs=0.1)
+
+
+def test_surface_md_runs_on_xtb_and_refuses_a_pyscf_surface():
+    water = Atoms("OH2", positions=[[0, 0, 0.119], [0, 0.763, -0.477], [0, -0.763, -0.477]])
+    md = SurfaceMD(temperature_K=500.0, timestep_fs=0.5, friction_per_fs=0.01, equilibration_fs=10.0, spacing_fs=5.0)
+    samples, calls, cpu = surface_md_samples(water, load_fidelity("gfn2-xtb"), 4, md, seed=0)
+    assert len(samples) == 4 and calls == 1 + (10 + 4 * 5) / 0.5 and cpu > 0
+    moved = [np.abs(s.positions - water.positions).max() for s in samples]
+    assert min(moved) > 1e-3 and max(moved) < 0.5  # thermal motion, no blow-up
+    with pytest.raises(FidelityError, match="GFN-xTB"):
+        surface_md_samples(water, load_fidelity("hf-sto3g"), 4, md, seed=0)

@@ -135,6 +135,19 @@ def test_round_trip(tmp_path):
     assert again.execution.cluster is None
 
 
+def test_md_bootstrap_surface_defaults_to_the_baseline_then_an_xtb_cheap_level(tmp_path):
+    md = {"bootstrap": {"method": "md"}}
+    cfg = make(tmp_path, model={"preset": "pair", "baseline": "gfn1-xtb"}, schedule=md)
+    b = cfg.schedule.bootstrap
+    assert (b.temperature_K, b.equilibration_fs, b.spacing_fs) == (cfg.md.temperature_K, 200.0, 100.0)
+    assert cfg.bootstrap_surface().method == "gfn1-xtb"
+    assert make(tmp_path, fidelities={"cheap": "gfn2-xtb"}, schedule=md).bootstrap_surface().method == "gfn2-xtb"
+    chosen = make(tmp_path, system={"structures": "H2O", "charge": 0, "spin": 2}, fidelities={"cheap": "gfn2-xtb"},
+                  schedule={"bootstrap": {"method": "md", "level": "gfn1-xtb"}})
+    assert chosen.bootstrap_surface().method == "gfn1-xtb" and chosen.bootstrap_surface().spin == 2
+    assert make(tmp_path).bootstrap_surface() is None
+
+
 def test_relative_structure_path_and_multi_frame_xyz(tmp_path, monkeypatch):
     folder = tmp_path / "project"
     (folder / "data").mkdir(parents=True)

@@ -94,7 +94,23 @@ CASES = [
     ),
     (
         {"schedule": {"bootstrap": {"temperature_K": 300}}},
-        r"^schedule\.bootstrap\.temperature_K: only used by method 'normal-modes'",
+        r"^schedule\.bootstrap\.temperature_K: only used by methods 'normal-modes' and 'md'",
+    ),
+    (
+        {"schedule": {"bootstrap": {"method": "md"}}},
+        r"^schedule\.bootstrap\.method: md runs GFN-xTB MD; name its surface in schedule\.bootstrap\.level ",
+    ),
+    (
+        {"schedule": {"bootstrap": {"method": "md", "level": "b3lyp-svp"}}},
+        r"^schedule\.bootstrap\.level: bootstrap MD runs on a GFN-xTB surface \(gfn1-xtb, gfn2-xtb\), not the pyscf fidelity ",
+    ),
+    (
+        {"schedule": {"bootstrap": {"spacing_fs": 50}}},
+        r"^schedule\.bootstrap\.spacing_fs: only used by method 'md' \(method is 'rattle'\)$",
+    ),
+    (
+        {"schedule": {"bootstrap": {"method": "md", "level": "gfn2-xtb", "spacing_fs": 0}}},
+        r"^schedule\.bootstrap\.spacing_fs: must be > 0 \(got 0\)$",
     ),
     (
         {"schedule": {"bootstrap": {"n_samples": 4, "n_expensive": 5}}},
