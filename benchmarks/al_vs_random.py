@@ -6,7 +6,8 @@ sets (``--test``: files of ``benchmarks/make_equilibrium_sets.py``; long GFN2-xT
 B3LYP/def2-SVP labels). The baseline draws, with the same seed, as many frames as the loop bought
 expensive labels from the equilibrium *pool* (``--pool``: independent runs of the same kind) and trains
 the campaign's model on them with ``alloop train`` (``--method standard``, and ``asteroid`` with the
-pool's cheap labels of ``--pool-cheap`` too when given), scored on the same sets.
+pool's cheap labels of ``--pool-cheap`` too when given; on the campaign's ``model.baseline`` when it has one),
+scored on the same sets.
 
 Cost columns: the loop's labelling CPU seconds (both fidelities, from its store); the baseline's CPU
 seconds of its expensive labels plus its share of the pool's MD (the xTB MD CPU per pool frame, from the
@@ -65,8 +66,10 @@ def draw(pool: list, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(10_000 + seed).choice(len(pool), size=n, replace=False))
 
 
-def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, folder: Path) -> dict[str, dict]:
-    """Train on ``n`` random pool frames (standard, and ASTEROID with cheap pool labels); scores and cost per method."""
+def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, folder: Path,
+                    baseline: str | None = None) -> dict[str, dict]:
+    """Train on ``n`` random pool frames (standard, and ASTEROID with cheap pool labels), on the campaign's Delta
+    ``baseline`` if it has one; scores and cost per method."""
     from ase.io import read
 
     from alloop.io import write_extxyz
@@ -81,12 +84,13 @@ def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, fol
         cheap = read(args.pool_cheap, ":")
         runs["asteroid"] = ["--method", "asteroid", "--cheap", str(args.pool_cheap)]
         cheap_cost = sum(float(a.info.get("cpu_seconds", 0.0)) for a in cheap)
+    delta = ["--baseline", baseline] if baseline else []
     out = {}
     for method, extra in runs.items():
         path = folder / f"random-{n}-{method}.safetensors"
         if not path.is_file():
             subprocess.run([sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), *extra,
-                            "--model", model, "--seed", str(seed), "--quiet", "-o", str(path)], check=True)
+                            "--model", model, *delta, "--seed", str(seed), "--quiet", "-o", str(path)], check=True)
         out[f"random {method}"] = {"model": path, "labels": n,
                                    "cpu_s": cost + (cheap_cost if method == "asteroid" else 0.0)}
     return out
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from alloop.config import load_campaign
 
-    cfg = load_campaign(args.campaign)
+    cfg = load_campaign(args.campaign, overrides=args.overrides)
     model = cfg.model.preset or "small"
     tests = [t for t in args.test if t.is_file()]
     if not tests:
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
         run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
         entries = {"loop": {"model": run_dir, **loop_numbers(run_dir)}}
-        entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}"))
+        entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}",
+                                       cfg.model.baseline))
         for name, entry in entries.items():
             row = rows.setdefault(name, {"labels": [], "cpu_s": [], **{t.name: [] for t in tests}})
             row["labels"].append(entry["labels"])
@@ -132,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 for basin, m in got.get("basins", {}).items():
                     basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])
                 print(f"  {name:<18} {test.name}: force MAE {got['force_mae_eV_per_A']:.4f} eV/A", flush=True)
-    print(f"\n{args.campaign.name}, model {model}, seeds {args.seeds}: force MAE (eV/A) on equilibrium sets")
+    delta = f" on a {cfg.model.baseline} baseline" if cfg.model.baseline else ""
+    print(f"\n{args.campaign.name}, model {model}{delta}, seeds {args.seeds}: force MAE (eV/A) on equilibrium sets")
     print("| frames chosen by | expensive labels | CPU s (labels + MD) | " + " | ".join(t.name for t in tests) + " |")
     print("|---|---:|---:|" + "---:|" * len(tests))
     for name, row in rows.items():
