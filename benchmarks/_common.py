@@ -46,3 +46,40 @@ def atomic_pickle(path: Path, obj: Any) -> None:
 def load_pickle(path: Path) -> Any:
     with path.open("rb") as fh:
         return pickle.load(fh)
+
+
+def target_ensemble_weights(test: Path, temperature_K: float, baseline_level: str = "gfn2-xtb") -> np.ndarray | None:
+    """Weights that carry a test set of GFN2-xTB-driven MD frames (``..._<level>.extxyz``, labelled at the target
+    level) over to the target level's own Boltzmann ensemble: w ~ exp(-(E_target - E_xTB) / kT), normalised.
+    None when the set has no ``_<baseline_level>`` companion file with the same frames."""
+    from ase.io import read
+
+    from alloop.units import KB_EV_PER_K
+
+    stem, _, level = test.stem.rpartition("_")
+    companion = test.with_name(f"{stem}_{baseline_level}{test.suffix}")
+    if not companion.is_file() or level == baseline_level:
+        return None
+    target, base = read(test, ":"), read(companion, ":")
+    if len(target) != len(base) or any(not np.allclose(a.positions, b.positions) for a, b in zip(target, base)):
+        return None
+    delta = np.array([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(target, base)])
+    log_w = -(delta - delta.mean()) / (KB_EV_PER_K * temperature_K)
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+def per_frame_force_mae(model_path: Path, test: Path) -> np.ndarray:
+    """Each frame's force MAE (eV/A) of a model file or campaign run directory on a labelled extxyz file."""
+    from ase.io import read
+
+    from alloop.deploy.loading import load_trained
+    from alloop.potentials.inference import predict
+
+    frames = read(test, ":")
+    model = load_trained(model_path, fidelity=None).model.eval()
+    _, forces = predict(model, frames)
+    reference = np.concatenate([a.get_forces() for a in frames])
+    sizes = np.cumsum([0] + [len(a) for a in frames])
+    error = np.abs(forces - reference)
+    return np.array([error[sizes[k]:sizes[k + 1]].mean() for k in range(len(frames))])
