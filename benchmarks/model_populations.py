@@ -19,6 +19,15 @@ bootstrap over the independent runs the frames come from (a 90 % interval), and 
 size (sum w)^2 / sum w^2 says how far the two surfaces' ensembles overlap. A model trained on B3LYP
 labels should match (2), not (1).
 
+With ``--reweight b3lyp-svp``, a third reference comes from the model's own MD: a frame every ``--sample-fs``
+(after ``--equil-ps``) is labelled at that level (cached beside the model, one JSON line per frame) and
+weighted by exp(-(E_B3LYP - E_model) / kT). Where the model is close to B3LYP the weights are nearly even
+(effective sample size near the frame count), so this is the sharpest estimate of the B3LYP populations
+here, and the model's MD minus it (a bootstrap interval over frames) is the model's own error in the
+populations.
+
+    python benchmarks/model_populations.py campaigns/quickstart.run --ps 8.5 --replicas 6 --equil-ps 1 \
+        --reweight b3lyp-svp                                   # 51 ps of MD, ~200 B3LYP labels
     python benchmarks/model_populations.py campaigns/quickstart.run --ps 5 --replicas 10
     python benchmarks/model_populations.py /tmp/run0 /tmp/run1 --ps 10 --replicas 6
     python benchmarks/model_populations.py                     # the references alone (no MD)
@@ -122,6 +131,7 @@ def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
         states.append(state)
     settings = MDSettings(temperature_K=args.temperature, timestep_fs=0.5, friction_per_fs=0.01)
     n_steps = int(round(args.ps * 1000 / settings.timestep_fs))
+    n_equil = int(round(args.equil_ps * 1000 / settings.timestep_fs))
     every = int(round(RECORD_FS / settings.timestep_fs))
     guards = StabilityGuards.from_atoms(base, max_bond_factor=1.8, min_distance_A=0.5,
                                         min_temperature_K=0.0, max_temperature_K=4 * args.temperature)
@@ -132,16 +142,73 @@ def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
         now = time.perf_counter()
         if now - last[0] > 30:
             last[0] = now
-            print(f"  {source.name}: step {p.step}/{n_steps} ({now - t0:.0f} s)", file=sys.stderr, flush=True)
+            print(f"  {source.name}: step {p.step}/{n_steps + n_equil} ({now - t0:.0f} s)", file=sys.stderr, flush=True)
 
-    result = run_segment(model, base, states, n_steps, settings, every, guards, progress=progress)
-    traces, stops = [], []
+    result = run_segment(model, base, states, n_steps + n_equil, settings, every, guards, progress=progress)
+    traces, stops, samples = [], [], []
+    sample_every = int(round(args.sample_fs / settings.timestep_fs))
     for r, traj in enumerate(result.trajectories):
-        phi = dihedrals(traj.positions, rotors)[:, 0] if len(traj) else np.zeros(0)
+        kept = traj.steps > n_equil
+        phi = dihedrals(traj.positions[kept], rotors)[:, 0] if kept.any() else np.zeros(0)
         traces.append(basin_index(phi))
         stops.append(None if result.stop_reasons[r] is None else result.stop_reasons[r].code)
+        for k in np.flatnonzero(kept & (traj.steps % sample_every == 0) & ~traj.unstable):
+            samples.append({"replica": r, "step": int(traj.steps[k]), "positions": traj.positions[k],
+                            "model_energy_eV": float(traj.energies[k]), "basin": int(basin_index(
+                                dihedrals(traj.positions[k], rotors))[0])})
     return {"traces": traces, "stops": stops, "seconds": time.perf_counter() - t0,
-            "description": trained.description}
+            "description": trained.description, "samples": samples, "numbers": base.numbers}
+
+
+def reweight_model_md(out: dict, source: Path, fidelity: str, temperature_K: float, n_boot: int = 2000,
+                      seed: int = 0) -> dict:
+    """The ``fidelity`` surface's basin shares from the model's MD samples, reweighted by
+    exp(-(E_fidelity - E_model) / kT); labels cached in ``<source>.<fidelity>-labels.jsonl``."""
+    from ase import Atoms
+
+    from alloop.fidelity import load_fidelity
+    from alloop.labeling.factory import labeler_for
+    from alloop.units import KB_EV_PER_K
+
+    cache = Path(str(source).rstrip("/") + f".{fidelity}-labels.jsonl")
+    known = {}
+    if cache.is_file():
+        for line in cache.read_text().splitlines():
+            entry = json.loads(line)
+            known[(entry["replica"], entry["step"], entry["seed"])] = entry["energy_eV"]
+    labeler = labeler_for(load_fidelity(fidelity))
+    t0 = time.perf_counter()
+    for k, sample in enumerate(out["samples"]):
+        key = (sample["replica"], sample["step"], out["seed"])
+        if key in known:
+            continue
+        result = labeler.label(Atoms(numbers=out["numbers"], positions=sample["positions"]))
+        known[key] = float(result.energy_eV) if result.ok else float("nan")
+        with open(cache, "a") as fh:
+            fh.write(json.dumps({"replica": key[0], "step": key[1], "seed": key[2], "energy_eV": known[key]}) + "\n")
+        print(f"  {fidelity} label {k + 1}/{len(out['samples'])} ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr, flush=True)
+    energy = np.array([known[(x["replica"], x["step"], out["seed"])] for x in out["samples"]])
+    ok = np.isfinite(energy)
+    delta = energy[ok] - np.array([x["model_energy_eV"] for x in out["samples"]])[ok]
+    basin = np.array([x["basin"] for x in out["samples"]])[ok]
+    w = np.exp(-(delta - delta.min()) / (KB_EV_PER_K * temperature_K))
+
+    def shares(index: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        ww, b = weights[index], basin[index]
+        return np.array([ww[b == k].sum() for k in range(3)]) / ww.sum()
+
+    every = np.arange(w.size)
+    point, plain = shares(every, w), shares(every, np.ones_like(w))
+    rng = np.random.default_rng(seed)
+    shifts = []
+    for _ in range(n_boot):
+        k = rng.integers(0, w.size, w.size)
+        shifts.append(shares(k, w) - shares(k, np.ones_like(w)))
+    low, high = np.percentile(np.array(shifts), [5, 95], axis=0)
+    return {"shares": point, "unweighted": plain, "shift_low": low, "shift_high": high, "frames": int(w.size),
+            "failed": int((~ok).sum()), "ess": float(w.sum() ** 2 / (w ** 2).sum()),
+            "delta_std_eV": float(delta.std())}
 
 
 def first_exit_fs(trace: np.ndarray) -> float | None:
@@ -161,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--replicas", type=int, default=6)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+    p.add_argument("--equil-ps", type=float, default=0.0, help="picoseconds per replica left out at the start")
+    p.add_argument("--reweight", metavar="FIDELITY", default=None,
+                   help="label the model's MD frames at this fidelity (e.g. b3lyp-svp) and reweight to it")
+    p.add_argument("--sample-fs", type=float, default=250.0, help="--reweight: a frame every ... fs of each replica")
     args = p.parse_args(argv)
     names = {"ethanol": "CH3CH2OH"}
     ref = reference_populations(args.molecule, args.temperature)
@@ -191,6 +262,16 @@ def main(argv: list[str] | None = None) -> int:
         stopped = sum(s is not None for s in out["stops"])
         print(f"| {out['description']} | {ps:.1f} | {shares[0]:.1f} / {shares[1]:.1f} / {shares[2]:.1f} | {per} | "
               f"{median} | {stopped} | {out['seconds']:.0f} |", flush=True)
+        if args.reweight:
+            out["seed"] = args.seed
+            rw = reweight_model_md(out, source, args.reweight, args.temperature)
+            cells = " / ".join(f"{100 * s:.1f}" for s in rw["shares"])
+            shift = " / ".join(f"{100 * (a - b):+.1f} [{-100 * hi:+.1f}, {-100 * lo:+.1f}]" for a, b, lo, hi in
+                               zip(rw["unweighted"], rw["shares"], rw["shift_low"], rw["shift_high"]))
+            print(f"| reference (3): {args.reweight}, this model's {rw['frames']} MD frames (every "
+                  f"{args.sample_fs:g} fs) reweighted (effective sample size {rw['ess']:.0f}, std of "
+                  f"E_{args.reweight} - E_model {1000 * rw['delta_std_eV']:.0f} meV; the model's MD minus it, 90 % "
+                  f"interval: {shift} points) | | {cells} | | | | |", flush=True)
     return 0
 
 
