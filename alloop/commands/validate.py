@@ -177,6 +177,10 @@ def _training_line(t) -> str:
         warm += ", final retrain" + (f" x{t.final_steps_factor:g} steps" if t.final_steps_factor != 1 else "")
     if t.threads:
         warm += f", {t.threads} torch threads"
+    if t.method == "standard":  # one stage on the expensive labels: no stage 3, no bias weights
+        budget = f"{t.max_epochs} epochs" if steps is None else f"{steps} steps"
+        return (f"standard, {t.loss} (energy weight {t.energy_weight:g}), {budget} of batch {t.batch_size}, "
+                f"lr {t.learning_rate_pretrain:g}, EMA {t.ema_decay}{warm}")
     if len(t.gamma_grid) == 1:
         gamma = f"gamma fixed at {t.gamma_grid[0]:g} x median B"
     else:
