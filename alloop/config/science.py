@@ -125,13 +125,7 @@ class ModelConfig(Section):
     def _xtb_baseline(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from alloop.fidelity import load_fidelity
-
-        family = load_fidelity(value).family  # an unknown preset: FidelityError listing the known ones
-        if family != "xtb":
-            raise ValueError(f"a baseline must be a GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), not the {family} "
-                             f"fidelity '{value}' (too slow to run at every MD step)")
-        return value
+        return _gfn_xtb_preset(value, "a baseline must be a GFN-xTB fidelity", "too slow to run at every MD step")
 
     @field_validator("checkpoint")
     @classmethod
@@ -272,6 +266,17 @@ class SelectionConfig(Section):
         return value
 
 
+def _gfn_xtb_preset(value: str, what: str, why: str) -> str:
+    """``value`` if it names a GFN-xTB fidelity preset, else ValueError "<what> (gfn1-xtb, gfn2-xtb), not ... (<why>)"
+    (an unknown preset: the FidelityError listing the known ones)."""
+    from alloop.fidelity import load_fidelity
+
+    family = load_fidelity(value).family
+    if family != "xtb":
+        raise ValueError(f"{what} (gfn1-xtb, gfn2-xtb), not the {family} fidelity '{value}' ({why})")
+    return value
+
+
 class BootstrapConfig(Section):
     """The first model's data: perturbed copies of the structures or frames of GFN-xTB MD from them, cheap-labelled
     (some expensive too)."""
@@ -325,13 +330,7 @@ class BootstrapConfig(Section):
             return None
         if method != "md":
             raise ValueError(f"only used by method 'md' (method is '{method}')")
-        from alloop.fidelity import load_fidelity
-
-        family = load_fidelity(value).family  # an unknown preset: FidelityError listing the known ones
-        if family != "xtb":
-            raise ValueError(f"bootstrap MD runs on a GFN-xTB surface (gfn1-xtb, gfn2-xtb), not the {family} "
-                             f"fidelity '{value}' (too slow per MD step)")
-        return value
+        return _gfn_xtb_preset(value, "bootstrap MD runs on a GFN-xTB surface", "too slow per MD step")
 
     @field_validator("equilibration_fs", "spacing_fs")
     @classmethod
