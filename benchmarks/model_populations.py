@@ -175,20 +175,22 @@ def reweight_model_md(out: dict, source: Path, fidelity: str, temperature_K: flo
     if cache.is_file():
         for line in cache.read_text().splitlines():
             entry = json.loads(line)
-            known[(entry["replica"], entry["step"], entry["seed"])] = entry["energy_eV"]
+            known[(entry["replica"], entry["step"], entry["seed"], entry.get("run", ""))] = entry["energy_eV"]
     labeler = labeler_for(load_fidelity(fidelity))
+    run = f"{out['description']} | {temperature_K:g} K"  # a frame is known by its model, temperature, seed, replica, step
     t0 = time.perf_counter()
     for k, sample in enumerate(out["samples"]):
-        key = (sample["replica"], sample["step"], out["seed"])
+        key = (sample["replica"], sample["step"], out["seed"], run)
         if key in known:
             continue
         result = labeler.label(Atoms(numbers=out["numbers"], positions=sample["positions"]))
         known[key] = float(result.energy_eV) if result.ok else float("nan")
         with open(cache, "a") as fh:
-            fh.write(json.dumps({"replica": key[0], "step": key[1], "seed": key[2], "energy_eV": known[key]}) + "\n")
+            fh.write(json.dumps({"replica": key[0], "step": key[1], "seed": key[2], "run": run,
+                                 "energy_eV": known[key]}) + "\n")
         print(f"  {fidelity} label {k + 1}/{len(out['samples'])} ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr, flush=True)
-    energy = np.array([known[(x["replica"], x["step"], out["seed"])] for x in out["samples"]])
+    energy = np.array([known[(x["replica"], x["step"], out["seed"], run)] for x in out["samples"]])
     ok = np.isfinite(energy)
     delta = energy[ok] - np.array([x["model_energy_eV"] for x in out["samples"]])[ok]
     basin = np.array([x["basin"] for x in out["samples"]])[ok]
