@@ -104,6 +104,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f" x {md.segment_steps} steps per segment"
         + (f", ladder {'/'.join(f'{x:g}' for x in md.temperature_ladder_K)} K" if md.temperature_ladder_K else ""),
         f"bootstrap  {_bootstrap_line(cfg)}",
+        f"selection  {_selection_line(cfg)}",
         f"training   {_training_line(cfg.training)}",
         f"schedule   {sch.strategy}, {sch.n_cycles} cycles" + (f"; limits: {', '.join(limits)}" if limits else ""),
         f"execution  {where}",
@@ -162,6 +163,16 @@ def _job_script(cfg: CampaignConfig) -> int:
         raise ConfigError(f"execution.cluster: --job-script needs a slurm or pbs cluster, this campaign uses {where}")
     print(job_script(cfg.execution).rstrip())
     return 0
+
+
+def _selection_line(cfg: CampaignConfig) -> str:
+    """Per cycle: how many frames get each label and how the expensive ones are chosen."""
+    sel = cfg.selection
+    pick = {"none": "top bias B", "fps": {"bias": "bias B x distance", "coverage": "coverage of feature space from the "
+                                          "labelled frames"}[sel.expensive_pick]}[sel.diversity]
+    fill = f" (at least {sel.min_cheap_per_cycle})" if sel.min_cheap_per_cycle else ""
+    return (f"per cycle <= {sel.max_cheap_per_cycle} cheap{fill}, <= {sel.max_expensive_per_cycle} expensive by "
+            f"{pick}")
 
 
 def _training_line(t) -> str:

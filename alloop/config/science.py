@@ -247,12 +247,25 @@ class SelectionConfig(Section):
         description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
+    expensive_pick: Literal["bias", "coverage"] = Field(
+        default="bias",
+        description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
+        "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
+        "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
+        "Delta model on GFN-xTB trained with training.method: standard); needs diversity: fps",
+    )
     energy_window_sigma: float | None = Field(
         default=10.0, ge=0,
         description="expensive labels only for frames whose cheap energy lies within the thermal window above the "
         "lowest cheap energy of their composition (harmonic mean + this many standard deviations at "
         "md.temperature_K); null: no window",
     )
+
+    @model_validator(mode="after")
+    def _coverage_needs_descriptors(self) -> "SelectionConfig":
+        if self.expensive_pick == "coverage" and self.diversity == "none":
+            raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
+        return self
 
     @field_validator("max_expensive_per_cycle")
     @classmethod

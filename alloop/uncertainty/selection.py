@@ -22,6 +22,13 @@ highest bias B, then each next pick maximises ``B_i x d_i`` with ``d_i`` the
 distance to the nearest frame already chosen. Without descriptors: the
 top-``budget`` by B.
 
+With ``labelled`` descriptors (frames that already carry an expensive label)
+the distances start from them: a candidate next to a labelled frame counts
+as close. The ``coverage`` rule ignores B and takes, each time, the candidate
+farthest from every labelled and chosen frame (greedy max-min coverage of
+feature space). It is the rule for a model whose B carries no information:
+on a GFN-xTB baseline B against HF/STO-3G measures HF/STO-3G's own error.
+
 ``selection.diversity: none`` in a campaign keeps the plain rules: the
 flagged picks spread in score only, the fill-up by score, the expensive pick
 top-B.
@@ -164,8 +171,13 @@ def farthest_point_sampling(descriptors: np.ndarray, n: int, start: int = 0) -> 
     return np.array(chosen, dtype=np.int64)
 
 
-def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None) -> Selection:
-    """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label, is never selected).
+EXPENSIVE_RULES = ("bias", "coverage")
+
+
+def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
+                     labelled: np.ndarray | None = None, rule: str = "bias") -> Selection:
+    """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label or a frame outside the energy window, is
+    never selected).
 
     Without ``descriptors``: the top-``budget`` by B. With ``descriptors`` [M, D] (the frames'
     :func:`frame_descriptors`): bias-weighted farthest-point sampling, first the highest B, then
@@ -176,10 +188,19 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     and ignore B inside it); a frame close to a chosen one is only taken when its B makes up for
     it, so a cluster of similar high-B frames (consecutive frames of one trajectory) gives one
     label, not all of them. Deterministic: ties go to the lower index.
+
+    ``labelled`` [K, D]: descriptors of frames already labelled at the expensive fidelity; ``d_i``
+    then starts as the distance to the nearest of them (the first pick too). ``rule="coverage"``
+    (needs ``descriptors``) maximises ``d_i`` alone: greedy max-min coverage, B only marks which
+    frames may be chosen (finite B); among equally far frames, the highest B.
     """
     bias = np.asarray(bias, dtype=np.float64)
     if budget < 0:
         raise AlloopError(f"budget must be >= 0, got {budget}")
+    if rule not in EXPENSIVE_RULES:
+        raise AlloopError(f"unknown expensive rule {rule!r}: expected one of {', '.join(EXPENSIVE_RULES)}")
+    if rule == "coverage" and descriptors is None:
+        raise AlloopError("the coverage rule needs the frames' descriptors")
     valid = np.flatnonzero(np.isfinite(bias))
     ranked = valid[np.argsort(-bias[valid], kind="stable")]
     rank = {int(i): k + 1 for k, i in enumerate(ranked)}
@@ -190,18 +211,33 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     x = np.asarray(descriptors, dtype=np.float64)
     _check_lengths(bias.size, descriptors=x)
     x = x.reshape(bias.size, -1)
+    nearest = _distance_to(x, labelled)
     open_ = np.isfinite(bias)
-    nearest = np.full(bias.size, np.inf)
     chosen: list[int] = []
     reasons: list[str] = []
     while len(chosen) < budget and open_.any():
-        i = _biased_farthest(open_, bias, nearest) if chosen else int(np.argmax(np.where(open_, bias, -np.inf)))
-        spread = f", distance {nearest[i]:.3g} to the nearest chosen" if chosen else ""
+        if rule == "coverage":
+            i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))
+        elif chosen or labelled is not None:
+            i = _biased_farthest(open_, bias, nearest)
+        else:
+            i = int(np.argmax(np.where(open_, bias, -np.inf)))
+        spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
         reasons.append(f"bias B = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}")
         chosen.append(i)
         open_[i] = False
         np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)
     return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _distance_to(x: np.ndarray, labelled: np.ndarray | None) -> np.ndarray:
+    """Distance of each row of ``x`` [M, D] to the nearest row of ``labelled`` [K, D] (inf without any)."""
+    if labelled is None or len(labelled) == 0:
+        return np.full(x.shape[0], np.inf)
+    ref = np.asarray(labelled, dtype=np.float64).reshape(len(labelled), -1)
+    if ref.shape[1] != x.shape[1]:
+        raise AlloopError(f"labelled descriptors have width {ref.shape[1]}, the candidates' {x.shape[1]}")
+    return np.sqrt(((x[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min(axis=1)
 
 
 def _biased_farthest(open_: np.ndarray, bias: np.ndarray, nearest: np.ndarray) -> int:

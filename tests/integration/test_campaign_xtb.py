@@ -23,10 +23,14 @@ NORMAL_MODES = "{method: normal-modes, n_samples: 6, n_expensive: 4}"
 
 def test_xtb_cheap_campaign_end_to_end(tmp_path, capsys):
     """Normal-mode bootstrap from the xTB Hessian (finite differences on a worker), cheap labels from tblite,
-    stored under the xTB hash with tblite's version, and the same numbers as the labeller called here."""
+    stored under the xTB hash with tblite's version, and the same numbers as the labeller called here. The
+    expensive pick is the coverage rule: distances from the frames already expensive-labelled."""
     yaml = write_tiny(tmp_path, cycles=2, cheap="gfn2-xtb", expensive="hf-sto3g", bootstrap=NORMAL_MODES)
+    yaml.write_text(yaml.read_text().replace("min_step_spacing: 10}", "min_step_spacing: 10, expensive_pick: coverage}"))
     run_dir = tmp_path / "run"
     assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
+    log = (run_dir / "campaign.log").read_text()
+    assert "farthest point (coverage) from 4 labelled frames" in log  # cycle 0: the bootstrap's 4 expensive labels
     out = check_invariants(run_dir, 2, cheap_name="gfn2-xtb")
     gfn2, hf = load_fidelity("gfn2-xtb"), load_fidelity("hf-sto3g")
     assert out["models"] == 3 and out["n_failed"] == 0

@@ -8,7 +8,9 @@ chosen. With ``selection.diversity: fps`` the same task returns the frames'
 descriptors under the newest model (the latent features the explore phase
 selects with) and the pick is bias-weighted farthest-point sampling
 (:func:`alloop.uncertainty.selection.select_expensive`); with ``none``, the
-top-B. :func:`start_selection` submits the task, :func:`finish_selection`
+top-B. With ``selection.expensive_pick: coverage`` the task also describes the
+frames already expensive-labelled, and the pick is the greedy max-min coverage
+of feature space from them (B unused but for failed cheap labels). :func:`start_selection` submits the task, :func:`finish_selection`
 records the chosen frames in the ledger and flags them (committed by the caller).
 """
 
@@ -28,6 +30,9 @@ from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
+
+
+RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)"}
 
 
 @dataclass
@@ -64,9 +69,12 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     frames = store.get_frames(frame_ids)
     forces = np.concatenate([table.frame_forces(int(r)) for r in rows])
     model = latest_blob(store, "model")
-    features = model if ctx.settings.selection.diversity == "fps" else None
+    selection = ctx.settings.selection
+    features = model if selection.diversity == "fps" else None
+    labelled = (store.get_frames(ledger.labelled_ids(store, expensive, ok_only=True))
+                if selection.expensive_pick == "coverage" else None)
     task = BackgroundTask(ctx.client, bias_task, (latest_blob(store, "theta0") or model, frames, forces,
-                                                  ctx.settings.threads, features),
+                                                  ctx.settings.threads, features, labelled),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
@@ -82,11 +90,14 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
         bias = np.where(inside, bias, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
-    chosen = pick_by_bias(bias, budget, result.descriptors)
+    rule = ctx.settings.selection.expensive_pick
+    chosen = pick_by_bias(bias, budget, result.descriptors, labelled=result.labelled, rule=rule)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
-    rule = "top bias B" if result.descriptors is None else "bias-weighted farthest point"
+    rule = RULE_NAMES[rule] if result.descriptors is not None else "top bias B"
+    if result.labelled is not None:
+        rule += f" from {len(result.labelled)} labelled frames"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' ({rule}, median B {median} eV/A{window})")
 

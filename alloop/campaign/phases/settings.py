@@ -78,6 +78,7 @@ class SelectionSettings:
     diversity: str  # "fps" or "none"
     energy_window_sigma: float | None  # None: no thermal energy window
     temperature_K: float  # of the thermal energy window
+    expensive_pick: str = "bias"  # "bias" (B x distance) or "coverage" (distance to the labelled frames alone)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             max_cheap_per_cycle=sel.max_cheap_per_cycle, max_expensive_per_cycle=sel.max_expensive_per_cycle,
             min_cheap_per_cycle=sel.min_cheap_per_cycle, min_step_spacing=sel.min_step_spacing,
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
+            expensive_pick=sel.expensive_pick,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,

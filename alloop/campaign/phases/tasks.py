@@ -127,13 +127,15 @@ class BiasTaskResult:
 
     bias: np.ndarray  # [M] eV/A
     descriptors: np.ndarray | None  # [M, D] frame_descriptors of the feature model, for the diverse expensive pick
+    labelled: np.ndarray | None = None  # [K, D] the same for the frames already expensive-labelled (coverage rule)
 
 
 def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
-              feature_blob: bytes | None = None) -> BiasTaskResult:
+              feature_blob: bytes | None = None, labelled: list[Atoms] | None = None) -> BiasTaskResult:
     """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
     ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
-    :func:`frame_descriptors` under that model."""
+    :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
+    the coverage rule's reference), over one element list."""
     pin_threads(threads)
     model, _ = model_from_bytes(model_blob)
     model.eval()
@@ -141,10 +143,15 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
     if feature_blob is None:
         return BiasTaskResult(bias, None)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
-    numbers = np.concatenate([a.numbers for a in frames])
-    ptr = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
-    features = predict_features(features_model, frames)
-    return BiasTaskResult(bias, frame_descriptors(numbers, features, ptr, sorted(set(numbers.tolist()))))
+    labelled = labelled or []
+    elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled]).tolist()))
+
+    def describe(group: list[Atoms]) -> np.ndarray:
+        numbers = np.concatenate([a.numbers for a in group])
+        ptr = np.concatenate([[0], np.cumsum([len(a) for a in group])])
+        return frame_descriptors(numbers, predict_features(features_model, group), ptr, elements)
+
+    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None)
 
 
 @dataclass

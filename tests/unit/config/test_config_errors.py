@@ -60,6 +60,11 @@ CASES = [
     ),
     ({"md": {"record_every": 5}, "selection": {"min_step_spacing": 0}}, r"^selection\.min_step_spacing: .*\(got 0\)$"),
     (
+        {"selection": {"expensive_pick": "coverage", "diversity": "none"}},
+        r"^selection: expensive_pick: coverage needs diversity: fps \(it measures distances in feature space\)$",
+    ),
+    ({"selection": {"expensive_pick": "random"}}, r"^selection\.expensive_pick: must be 'bias' or 'coverage'"),
+    (
         {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
         r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",
     ),

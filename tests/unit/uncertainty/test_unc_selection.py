@@ -169,3 +169,32 @@ def test_expensive_pick_spreads_over_two_clusters():
     assert 6 not in select_expensive(bias, 12, desc).indices and len(select_expensive(bias, 12, desc)) == 11
     same = np.zeros((12, 3))  # no spread to gain: the order of B
     assert select_expensive(bias, 3, same).indices.tolist() == select_expensive(bias, 3).indices.tolist()
+
+
+def test_coverage_pick_goes_where_no_labelled_frame_is():
+    """Three clusters; the labelled frames sit in cluster 0. The coverage rule ignores B (cluster 0 holds the highest)
+    and takes one frame of each uncovered cluster first, then returns to cluster 0; a NaN B is still never chosen."""
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [4.0, 0.0], [0.0, 8.0]])
+    desc = np.concatenate([c + rng.normal(0.0, 0.1, (5, 2)) for c in centres])
+    bias = np.concatenate([np.full(5, 0.9), np.full(5, 0.1), np.full(5, 0.2)])
+    labelled = centres[:1] + rng.normal(0.0, 0.1, (3, 2))
+    pick = select_expensive(bias, 3, desc, labelled=labelled, rule="coverage")
+    assert (pick.indices[:2] // 5).tolist() == [2, 1]  # the farthest cluster first, then the other uncovered one
+    assert "labelled" in pick.reasons[0]
+    # without the labelled frames the first pick is the highest B (cluster 0), then the farthest from it
+    assert (select_expensive(bias, 2, desc, rule="coverage").indices // 5).tolist() == [0, 2]
+    # the bias rule with the labelled frames weighs B x distance: cluster 2 (B 0.2, distance 8) beats cluster 0
+    # (B 0.9, distance ~0.1) and cluster 1 (B 0.1, distance 4)
+    assert select_expensive(bias, 1, desc, labelled=labelled).indices[0] // 5 == 2
+    bias[10:] = np.nan
+    assert not set(select_expensive(bias, 15, desc, labelled=labelled, rule="coverage").indices) & set(range(10, 15))
+
+
+def test_coverage_rule_checks_its_input():
+    with pytest.raises(Exception, match="descriptors"):
+        select_expensive(np.ones(3), 2, rule="coverage")
+    with pytest.raises(Exception, match="unknown expensive rule"):
+        select_expensive(np.ones(3), 2, np.zeros((3, 2)), rule="random")
+    with pytest.raises(Exception, match="width"):
+        select_expensive(np.ones(3), 2, np.zeros((3, 2)), labelled=np.zeros((2, 3)), rule="coverage")
