@@ -168,8 +168,12 @@ def _job_script(cfg: CampaignConfig) -> int:
 def _selection_line(cfg: CampaignConfig) -> str:
     """Per cycle: how many frames get each label and how the expensive ones are chosen."""
     sel = cfg.selection
-    pick = {"none": "top bias B", "fps": {"bias": "bias B x distance", "coverage": "coverage of feature space from the "
-                                          "labelled frames"}[sel.expensive_pick]}[sel.diversity]
+    score = (f"the force deviation of a committee of {sel.committee_size} models"
+             if sel.expensive_pick == "committee" else "bias B")
+    if sel.expensive_pick == "coverage":
+        pick = "coverage of feature space from the labelled frames"
+    else:
+        pick = f"{score} x distance" if sel.diversity == "fps" else f"top {score}"
     fill = f" (at least {sel.min_cheap_per_cycle})" if sel.min_cheap_per_cycle else ""
     return (f"per cycle <= {sel.max_cheap_per_cycle} cheap{fill}, <= {sel.max_expensive_per_cycle} expensive by "
             f"{pick}")

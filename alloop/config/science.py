@@ -247,13 +247,18 @@ class SelectionConfig(Section):
         description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
-    expensive_pick: Literal["bias", "coverage"] = Field(
+    expensive_pick: Literal["bias", "coverage", "committee"] = Field(
         default="bias",
         description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
         "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
         "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
-        "Delta model on GFN-xTB trained with training.method: standard); needs diversity: fps",
+        "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | committee (the "
+        "force deviation of committee_size models trained on the expensive labels with other initialisations and "
+        "validation splits, x the distance to frames chosen this cycle: query by committee)",
     )
+    committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
+                                "committee (the campaign's model and committee_size - 1 more, trained every cycle "
+                                "but the last)")
     energy_window_sigma: float | None = Field(
         default=10.0, ge=0,
         description="expensive labels only for frames whose cheap energy lies within the thermal window above the "

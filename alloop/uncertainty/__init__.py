@@ -1,6 +1,13 @@
 """Uncertainty: Q-residual / Hotelling T^2 on latent features, limits, bias, frame selection."""
 
-from alloop.uncertainty.bias import bias_per_frame, frame_offsets, model_bias, model_disagreement, predict_forces
+from alloop.uncertainty.bias import (
+    bias_per_frame,
+    committee_deviation,
+    frame_offsets,
+    model_bias,
+    model_disagreement,
+    predict_forces,
+)
 from alloop.uncertainty.pca import PCA
 from alloop.uncertainty.qresidual import FrameScores, QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import (
@@ -23,6 +30,7 @@ __all__ = [
     "frame_offsets",
     "model_bias",
     "model_disagreement",
+    "committee_deviation",
     "predict_forces",
     "select_expensive",
     "select_frames",

@@ -64,3 +64,14 @@ def model_disagreement(
     return bias_per_frame(
         predict(model_a, frames, batch_size)[1], predict(model_b, frames, batch_size)[1], frame_offsets(frames)
     )
+
+
+def committee_deviation(models: Sequence[Potential], frames: Frames, batch_size: int = BIAS_BATCH_SIZE) -> np.ndarray:
+    """Query by committee: per frame, the largest over atoms of the committee's force standard deviation,
+    ``max_i sqrt(mean_m |F_m,i - mean_m F_m,i|^2)`` (eV/A; DP-GEN's ``max_devi_f``). Needs two models or more."""
+    if len(models) < 2:
+        raise AlloopError(f"a committee needs at least 2 models, got {len(models)}")
+    forces = np.stack([predict(m, frames, batch_size)[1] for m in models])  # [members, N, 3]
+    spread = np.sqrt(((forces - forces.mean(axis=0)) ** 2).sum(-1).mean(axis=0))  # [N]
+    ptr = frame_offsets(frames)
+    return np.maximum.reduceat(spread, ptr[:-1]) if spread.size else np.zeros(ptr.size - 1)

@@ -175,7 +175,7 @@ EXPENSIVE_RULES = ("bias", "coverage")
 
 
 def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
-                     labelled: np.ndarray | None = None, rule: str = "bias") -> Selection:
+                     labelled: np.ndarray | None = None, rule: str = "bias", score_name: str = "bias B") -> Selection:
     """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label or a frame outside the energy window, is
     never selected).
 
@@ -192,7 +192,8 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     ``labelled`` [K, D]: descriptors of frames already labelled at the expensive fidelity; ``d_i``
     then starts as the distance to the nearest of them (the first pick too). ``rule="coverage"``
     (needs ``descriptors``) maximises ``d_i`` alone: greedy max-min coverage, B only marks which
-    frames may be chosen (finite B); among equally far frames, the highest B.
+    frames may be chosen (finite B); among equally far frames, the highest B. ``bias`` may be any per-frame
+    score in eV/A (a committee's force deviation); ``score_name`` names it in the reasons.
     """
     bias = np.asarray(bias, dtype=np.float64)
     if budget < 0:
@@ -206,7 +207,7 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     rank = {int(i): k + 1 for k, i in enumerate(ranked)}
     if descriptors is None:
         order = ranked[:budget]
-        reasons = [f"bias B = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
+        reasons = [f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
         return Selection(order.astype(np.int64), reasons)
     x = np.asarray(descriptors, dtype=np.float64)
     _check_lengths(bias.size, descriptors=x)
@@ -223,7 +224,7 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
         else:
             i = int(np.argmax(np.where(open_, bias, -np.inf)))
         spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
-        reasons.append(f"bias B = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}")
+        reasons.append(f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}")
         chosen.append(i)
         open_[i] = False
         np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)

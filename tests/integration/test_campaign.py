@@ -248,3 +248,30 @@ def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, mo
         assert "[cycle 0 training] " in log
     else:
         assert trained_0 < explored_1 and md_model == models[0]
+
+
+def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
+    """``selection.expensive_pick: committee``: every training but the final retrain also trains two more models
+    (role ``committee``, warm-started from the previous members in cycle 0), the expensive pick ranks by their force
+    deviation and says so, and the run resumes as finished."""
+    yaml = write_tiny(tmp_path, cycles=3)
+    yaml.write_text(yaml.read_text().replace("min_step_spacing: 10}", "min_step_spacing: 10, expensive_pick: committee}"))
+    run_dir = tmp_path / "run"
+    assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None) == "3 cycles done"
+    check_invariants(run_dir, 3)
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        entries = store.checkpoints()
+        members = [store.checkpoint(int(e["version"]))[1] for e in entries if e["role"] == "committee"]
+    # bootstrap, cycle 0 and cycle 1 train a committee; cycle 2 (the final retrain) does not
+    assert [(m["cycle"], m["member"]) for m in members] == [(-1, 1), (-1, 2), (0, 1), (0, 2), (1, 1), (1, 2)]
+    log = (run_dir / "campaign.log").read_text()
+    assert log.count("committee member 2 of 2: validation force MAE") == 3
+    assert log.count("(warm start)") == 4  # cycles 0 and 1 continue both members
+    picks = re.findall(r"cycle (\d): \d+ of \d+ cheap-labelled frames go to .*?\((.*?), median (B|committee force "
+                       r"deviation) ", log)
+    assert picks and all(how == "committee deviation x distance" and what == "committee force deviation"
+                         for _, how, what in picks), picks
+    assert resume_campaign(run_dir, progress=False, echo=lambda s: None) == "3 cycles done"  # nothing to redo

@@ -10,7 +10,10 @@ selects with) and the pick is bias-weighted farthest-point sampling
 (:func:`alloop.uncertainty.selection.select_expensive`); with ``none``, the
 top-B. With ``selection.expensive_pick: coverage`` the task also describes the
 frames already expensive-labelled, and the pick is the greedy max-min coverage
-of feature space from them (B unused but for failed cheap labels). :func:`start_selection` submits the task, :func:`finish_selection`
+of feature space from them (B unused but for failed cheap labels). With
+``committee`` the task computes the force deviation of the newest model and the
+committee trained with it (role ``committee``), which replaces B in the
+deviation x distance pick (query by committee). :func:`start_selection` submits the task, :func:`finish_selection`
 records the chosen frames in the ledger and flags them (committed by the caller).
 """
 
@@ -24,6 +27,7 @@ from ase import Atoms
 from alloop.campaign.execution.taskrun import BackgroundTask
 from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.tasks import BiasTaskResult, bias_task
+from alloop.campaign.phases.train import committee_blobs
 from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
@@ -32,7 +36,8 @@ from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
 
-RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)"}
+RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
+              "committee": "committee deviation x distance"}
 
 
 @dataclass
@@ -73,8 +78,12 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     features = model if selection.diversity == "fps" else None
     labelled = (store.get_frames(ledger.labelled_ids(store, expensive, ok_only=True))
                 if selection.expensive_pick == "coverage" else None)
+    committee = None
+    if selection.expensive_pick == "committee":
+        members = committee_blobs(store, selection.committee_size - 1)
+        committee = [model, *members] if model is not None and members else None
     task = BackgroundTask(ctx.client, bias_task, (latest_blob(store, "theta0") or model, frames, forces,
-                                                  ctx.settings.threads, features, labelled),
+                                                  ctx.settings.threads, features, labelled, committee),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
@@ -83,23 +92,28 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     """Choose the frames of a :class:`SelectionRun` by B (waits for its bias B if not back yet)."""
     store, expensive = ctx.store, ctx.fidelities["expensive"]
     result: BiasTaskResult = run.task.result()
-    bias = result.bias
+    rule = ctx.settings.selection.expensive_pick
+    if rule == "committee" and result.deviation is None:
+        rule = "bias"  # no committee yet (a campaign from a checkpoint, before its first training): B decides
+    bias = result.bias if result.deviation is None else result.deviation
+    what = "B" if result.deviation is None else "committee force deviation"
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
         bias = np.where(inside, bias, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
-    rule = ctx.settings.selection.expensive_pick
-    chosen = pick_by_bias(bias, budget, result.descriptors, labelled=result.labelled, rule=rule)
+    chosen = pick_by_bias(bias, budget, result.descriptors, labelled=result.labelled,
+                          rule="coverage" if rule == "coverage" else "bias",
+                          score_name="bias B" if result.deviation is None else "committee deviation")
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
-    rule = RULE_NAMES[rule] if result.descriptors is not None else "top bias B"
+    name = RULE_NAMES[rule] if result.descriptors is not None else f"top {what}"
     if result.labelled is not None:
-        rule += f" from {len(result.labelled)} labelled frames"
+        name += f" from {len(result.labelled)} labelled frames"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
-            f"'{expensive.name}' ({rule}, median B {median} eV/A{window})")
+            f"'{expensive.name}' ({name}, median {what} {median} eV/A{window})")
 
 
 def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:

@@ -78,7 +78,9 @@ class SelectionSettings:
     diversity: str  # "fps" or "none"
     energy_window_sigma: float | None  # None: no thermal energy window
     temperature_K: float  # of the thermal energy window
-    expensive_pick: str = "bias"  # "bias" (B x distance) or "coverage" (distance to the labelled frames alone)
+    expensive_pick: str = "bias"  # "bias" (B x distance), "coverage" (distance to the labelled frames alone) or
+    # "committee" (the committee's force deviation x distance)
+    committee_size: int = 1  # models whose force deviation ranks the expensive pick (1: no committee)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class TrainingPlan:
     section: TrainingConfig
     seed: int
     temperature_K: float  # of score matching
+    committee: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
 
     def stages(self, cycle: int, warm: bool, final: bool = False) -> AsteroidSettings:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
@@ -197,6 +200,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),
         section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
+        committee=cfg.selection.committee_size if cfg.selection.expensive_pick == "committee" else 1,
     )
 
 
@@ -213,6 +217,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             min_cheap_per_cycle=sel.min_cheap_per_cycle, min_step_spacing=sel.min_step_spacing,
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
             expensive_pick=sel.expensive_pick,
+            committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,

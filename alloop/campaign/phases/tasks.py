@@ -31,7 +31,7 @@ from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.two_head import train_two_head
-from alloop.uncertainty.bias import model_bias
+from alloop.uncertainty.bias import committee_deviation, model_bias
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import frame_descriptors
 
@@ -128,20 +128,26 @@ class BiasTaskResult:
     bias: np.ndarray  # [M] eV/A
     descriptors: np.ndarray | None  # [M, D] frame_descriptors of the feature model, for the diverse expensive pick
     labelled: np.ndarray | None = None  # [K, D] the same for the frames already expensive-labelled (coverage rule)
+    deviation: np.ndarray | None = None  # [M] eV/A the committee's force deviation (committee rule)
 
 
 def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
-              feature_blob: bytes | None = None, labelled: list[Atoms] | None = None) -> BiasTaskResult:
+              feature_blob: bytes | None = None, labelled: list[Atoms] | None = None,
+              committee: list[bytes] | None = None) -> BiasTaskResult:
     """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
     ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
     :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
-    the coverage rule's reference), over one element list."""
+    the coverage rule's reference), over one element list; with ``committee`` (checkpoints of two models or more)
+    the committee's force deviation per frame (:func:`committee_deviation`)."""
     pin_threads(threads)
     model, _ = model_from_bytes(model_blob)
     model.eval()
     bias = model_bias(model, frames, ref_forces)
+    deviation = None
+    if committee:
+        deviation = committee_deviation([model_from_bytes(b)[0].eval() for b in committee], frames)
     if feature_blob is None:
-        return BiasTaskResult(bias, None)
+        return BiasTaskResult(bias, None, deviation=deviation)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
     labelled = labelled or []
     elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled]).tolist()))
@@ -151,7 +157,7 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
         ptr = np.concatenate([[0], np.cumsum([len(a) for a in group])])
         return frame_descriptors(numbers, predict_features(features_model, group), ptr, elements)
 
-    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None)
+    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation)
 
 
 @dataclass
@@ -199,6 +205,8 @@ class TrainRequest:
     incumbent: bytes | None = None  # the model a final retrain would replace: kept if it is better on validation
     incumbent_version: int | None = None
     baseline: dict[str, Any] | None = None  # Delta learning: the baseline's fidelity (models are trained on label - it)
+    committee: int = 1  # models in the committee of selection.expensive_pick: committee (1: none besides the model)
+    committee_warm: list[bytes] = field(default_factory=list)  # the previous cycle's other committee members
 
 
 @dataclass
@@ -217,6 +225,7 @@ class TrainTaskResult:
     coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (evaluation.coverage_scores)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
     rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
+    committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
 
 
 def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
@@ -310,15 +319,47 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         rejected_blob = None if rejected is None else rejected.pop("blob")
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
+    members = _train_committee(request, expensive, initial, baseline, log)
     if baseline is not None:
         result = _with_baseline(result, baseline)
     out = _task_result(request, method, result, uq, t0, log, rejected)
     out.rejected_blob = rejected_blob
+    out.committee_blobs = members
     if request.evaluation is not None:
         frames = EvaluationFrames.from_bytes(request.evaluation)
         out.evaluation = score_model(out.model_blob, frames)
         out.coverage = coverage_scores(result.model, uq, frames)
     return out
+
+
+#: shifts the initialisation and validation-split seeds of committee member k (k x this)
+COMMITTEE_SEED_STEP = 7919
+
+
+def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Potential | None,
+                     baseline: Baseline | None, log: "_TaskLog") -> list[bytes]:
+    """The committee's other members (``request.committee - 1``), as checkpoint bytes: standard training on the
+    expensive labels (``expensive``: minus the baseline for a Delta model), member k with the model seed and the
+    validation split's seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset),
+    warm-started from the previous cycle's member k when there is one."""
+    blobs = []
+    base = request.settings
+    for k in range(1, request.committee):
+        shift = COMMITTEE_SEED_STEP * k
+        hp = {**request.hyperparameters, "seed": int(request.hyperparameters.get("seed", 0)) + shift}
+        settings = dataclasses.replace(base, seed=base.seed + shift, split_seed=base.split_key + shift)
+        warm = _learned(request.committee_warm[k - 1]) if k - 1 < len(request.committee_warm) else None
+        member = train_asteroid("standard", expensive, model_factory=model_factory(request.architecture,
+                                request.elements, **hp), settings=settings, initial_model=initial,
+                                log=lambda line, k=k: log.append(f"committee {k}: {line}") if "epoch" not in line
+                                else None, warm=WarmStart(model=warm))
+        model = member.model if baseline is None else DeltaPotential.wrap(member.model, baseline)
+        mae = member.metrics.get("force_mae_eV_per_A")
+        log.append(f"committee member {k} of {request.committee - 1}: validation force MAE "
+                   f"{'n/a' if mae is None else f'{mae:.4f} eV/A'}" + (" (warm start)" if warm is not None else ""))
+        blobs.append(checkpoint_to_bytes(model, {"role": "committee", "member": k, **request.metadata,
+                                                 "metrics": _jsonable(member.metrics)}))
+    return blobs
 
 
 def _learned(blob: bytes) -> Potential:

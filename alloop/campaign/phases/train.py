@@ -3,7 +3,8 @@
 The request holds the labels in frame-id order (:func:`labelled_arrays`), the
 cycle's ASTEROID settings (shortened for a warm start), the Q-residual settings
 and, with warm starts, the previous cycle's checkpoints. The result's models
-(stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``), the uncertainty
+(stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``, with
+``selection.expensive_pick: committee`` the other members of the committee, role ``committee``), the uncertainty
 model, the ASTEROID bias rows and the ``cycles`` row are committed together by
 the ``trained`` phase mark; the model's checkpoint metadata records the frame
 ids on each side of the validation splits (``split``: kind -> train/val). The
@@ -83,6 +84,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget
     final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
     warm = {} if final else warm_start_blobs(ctx)
+    committee = 1 if final else plan.committee  # the delivered model picks no frames: no committee for it
     incumbent = newest_checkpoint(ctx, "model") if final else None
     short = bool(warm) and ctx.settings.periodic
     return TrainRequest(
@@ -95,7 +97,15 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
         evaluation=ctx.store.get_blob(evaluation_records.BLOB),
         incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],
+        committee=committee, committee_warm=committee_blobs(ctx.store, committee - 1) if warm else [],
     )
+
+
+def committee_blobs(store: CampaignStore, n: int) -> list[bytes]:
+    """The newest committee's ``n`` other members (role ``committee``, stored in member order by one training), as
+    checkpoint bytes; fewer (none) when the store holds fewer."""
+    versions = [int(c["version"]) for c in store.checkpoints() if c.get("role") == "committee"]
+    return [store.checkpoint(v)[0] for v in versions[-n:]] if n > 0 and len(versions) >= n else []
 
 
 def _replay_pool(original: originals.Original | None, seed: int) -> LabelledArrays:
@@ -170,6 +180,8 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap:
         store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
     if result.rejected_blob is not None:
         store.add_checkpoint(result.rejected_blob, {"cycle": cycle, "final_retrain_rejected": True}, role="rejected")
+    for k, blob in enumerate(result.committee_blobs, start=1):
+        store.add_checkpoint(blob, {"cycle": cycle, "member": k}, role="committee")
     version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics, "gamma": result.gamma,
                                                        "split": result.split_frames}, role="model")
     store.put_blob(UNCERTAINTY_BLOB, result.uq_blob)

@@ -63,7 +63,8 @@ CASES = [
         {"selection": {"expensive_pick": "coverage", "diversity": "none"}},
         r"^selection: expensive_pick: coverage needs diversity: fps \(it measures distances in feature space\)$",
     ),
-    ({"selection": {"expensive_pick": "random"}}, r"^selection\.expensive_pick: must be 'bias' or 'coverage'"),
+    ({"selection": {"expensive_pick": "random"}}, r"^selection\.expensive_pick: must be 'bias', 'coverage' or 'committee'"),
+    ({"selection": {"committee_size": 1}}, r"^selection\.committee_size: must be >= 2 \(got 1\)$"),
     (
         {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
         r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",

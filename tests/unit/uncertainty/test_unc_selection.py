@@ -198,3 +198,23 @@ def test_coverage_rule_checks_its_input():
         select_expensive(np.ones(3), 2, np.zeros((3, 2)), rule="random")
     with pytest.raises(Exception, match="width"):
         select_expensive(np.ones(3), 2, np.zeros((3, 2)), labelled=np.zeros((2, 3)), rule="coverage")
+
+
+def test_committee_deviation_by_hand(water):
+    """Two pair potentials that differ only in one scale: the deviation is half their force difference on the atom
+    where it is largest (two members: std = |F_a - F_b| / 2), and zero for identical members."""
+    from alloop.potentials.inference import predict
+    from alloop.uncertainty import committee_deviation
+
+    torch.manual_seed(0)
+    a = PairPotential([1, 8], cutoff=4.0, seed=0)
+    b = PairPotential([1, 8], cutoff=4.0, seed=1)
+    frames = [water.copy(), water.copy()]
+    frames[1].positions[0] += [0.05, -0.02, 0.03]
+    got = committee_deviation([a, b], frames)
+    fa, fb = predict(a, frames)[1], predict(b, frames)[1]
+    per_atom = np.linalg.norm(fa - fb, axis=1) / 2
+    assert got.min() > 0 and np.allclose(got, [per_atom[:3].max(), per_atom[3:].max()], rtol=1e-6, atol=1e-9)
+    assert np.allclose(committee_deviation([a, a, a], frames), 0.0, atol=1e-7)
+    with pytest.raises(Exception, match="at least 2 models"):
+        committee_deviation([a], frames)
