@@ -275,3 +275,11 @@ def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     assert picks and all(how == "committee deviation x distance" and what == "committee force deviation"
                          for _, how, what in picks), picks
     assert resume_campaign(run_dir, progress=False, echo=lambda s: None) == "3 cycles done"  # nothing to redo
+    import alloop
+    from ase.build import molecule
+
+    version = [int(e["version"]) for e in entries if e["role"] == "committee"][-1]
+    calc, newest = alloop.calculator(run_dir, version=version), alloop.calculator(run_dir)
+    atoms = molecule("H2O")
+    energies = [c.get_potential_energy(atoms) for c in (calc, newest)]  # both at the expensive fidelity's references
+    assert calc.model_info["role"] == "committee" and abs(energies[0] - energies[1]) < 1.0, energies
