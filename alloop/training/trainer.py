@@ -310,7 +310,9 @@ def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: Tr
         if since_best >= patience:
             stopped_early = True
             if log:
-                log(f"{prefix}no improvement in {patience} evaluations: stopping at epoch {epoch}, best weights restored")
+                start_won = " (the starting weights: training never beat them on validation)" if best.epoch == 0 else ""
+                log(f"{prefix}no improvement in {patience} evaluations: stopping at epoch {epoch}, best weights "
+                    f"restored (epoch {best.epoch}){start_won}")
             break
     selected = "best" if (s.select == "best" or stopped_early or diverged or rolled_back_last) else "final"
     chosen = best if selected == "best" else history[-1]

@@ -76,9 +76,12 @@ def test_early_stopping_stops_and_restores_the_best_weights(truth):
     val_set = FrameDataset.from_atoms(label_frames(perturbed(["H2O", "CH4"], 6, seed=6), truth))
     model = truth_potential()
     start = parameter_fingerprint(model)
-    result = train(model, train_set, val_set, TrainSettings(max_epochs=50, patience=3, rollback_factor=None, **FAST))
+    lines: list[str] = []
+    result = train(model, train_set, val_set, TrainSettings(max_epochs=50, patience=3, rollback_factor=None, **FAST),
+                   log=lines.append)
     assert result.stopped_early and result.best_epoch == 0 and result.epochs_run == 3
     assert parameter_fingerprint(model) == start
+    assert any("best weights restored (epoch 0) (the starting weights" in line for line in lines), lines
 
 
 def _knocked_out(truth, **settings):
