@@ -11,8 +11,11 @@ in time: hundreds of fs for the defaults), then labelled at every ``--fidelity``
 It prints, for every run and for the set, the conformer populations of the molecule's rotors (from the
 dihedral every 10 fs of the whole production run, and from the chosen frames), so that independent runs can
 be checked against each other, and writes per fidelity a lossless extxyz
-``<molecule>_<T>K_eq<set>_<fidelity>.extxyz`` (same frames, same order), the xTB labels of the MD
-(``..._gfn2-xtb.extxyz``) and ``<molecule>_<T>K_eq_summary.json`` (populations, MD and label cost).
+``<molecule>_<T>K_eq<set>_<fidelity>.extxyz`` (same frames, same order), the frames' GFN2-xTB labels by
+alloop's labeller (``..._gfn2-xtb.extxyz``) and ``<molecule>_<T>K_eq_summary.json`` (populations, MD and label
+cost). The xTB labels are not the MD's own forces: under ``FixCom`` ASE returns constrained forces (a net
+force of up to 7 eV/A on these frames, 0.6-0.8 eV/A off on the heavy atoms), which the companion files held
+until 2026-11-25; ``--relabel-xtb FILE...`` relabels such files in place (energies unchanged to 1e-8 eV).
 
 Everything done is cached in ``<out>/cache-eq/`` (one file per run and per label), so a stopped run resumes.
 
@@ -114,6 +117,39 @@ def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
                   "fidelity_hash": result.fidelity_hash}
 
 
+def relabel_xtb(paths: list[Path]) -> int:
+    """Rewrite each extxyz with alloop's GFN2-xTB labels of its frames (info kept, ``cpu_seconds`` measured); prints
+    how far the old forces and energies were."""
+    from ase import Atoms
+    from ase.io import read
+
+    from alloop.fidelity import load_fidelity
+    from alloop.io import attach_label, write_extxyz
+    from alloop.labeling.factory import labeler_for
+    from alloop.labeling.threads import set_compute_threads
+
+    set_compute_threads(1)
+    labeler = labeler_for(load_fidelity("gfn2-xtb"), threads=1)
+    for path in paths:
+        old = read(path, ":")
+        new, force_diff, energy_diff = [], [], []
+        for atoms in old:
+            result = labeler.label(Atoms(numbers=atoms.numbers, positions=atoms.positions))
+            if result.status.value != "ok":
+                print(f"{path}: a frame failed to label ({result.reason}); file left as it was", file=sys.stderr)
+                return 1
+            force_diff.append(np.abs(result.forces_eV_per_A - atoms.get_forces()).max())
+            energy_diff.append(abs(result.energy_eV - atoms.get_potential_energy()))
+            info = {k: v for k, v in atoms.info.items() if k not in ("energy", "free_energy")}
+            info.update(fidelity="gfn2-xtb", cpu_seconds=float(result.cpu_seconds), fidelity_hash=result.fidelity_hash)
+            new.append(attach_label(Atoms(numbers=atoms.numbers, positions=atoms.positions), result.energy_eV,
+                                    result.forces_eV_per_A, info))
+        write_extxyz(path, new)
+        print(f"{path.name}: {len(new)} frames relabelled; old labels off by up to {max(force_diff):.3f} eV/A "
+              f"(forces) and {max(energy_diff):.2e} eV (energies)")
+    return 0
+
+
 def populations_table(rows: list[tuple[str, dict[str, dict[str, float]]]], names: dict[str, str]) -> str:
     lines = []
     for what, pops in rows:
@@ -150,7 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fidelity", nargs="+", default=["b3lyp-svp", "hf-sto3g"])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--out", default=str(Path(__file__).parent / "data"))
+    p.add_argument("--relabel-xtb", nargs="+", type=Path, default=None, metavar="FILE",
+                   help="relabel these ..._gfn2-xtb.extxyz files with alloop's GFN2-xTB labeller (frames and info kept) "
+                        "and exit")
     args = p.parse_args(argv)
+    if args.relabel_xtb:
+        return relabel_xtb(args.relabel_xtb)
 
     from ase.build import molecule
 
@@ -208,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             if n % 10 == 0 or n == len(jobs):
                 print(f"labels {n}/{len(jobs)} ({time.perf_counter() - t_start:.0f} s)", flush=True)
     for s in args.sets:
-        xtb = [{"energy": f["energy"], "forces": f["forces"]} for f in frames[s]]
+        xtb = [dict(label_frame(fp, "gfn2-xtb")[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
         write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
         for fid in args.fidelity:
             labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
