@@ -13,8 +13,9 @@ frames already expensive-labelled, and the pick is the greedy max-min coverage
 of feature space from them (B unused but for failed cheap labels). With
 ``committee`` the task computes the force deviation of the newest model and the
 committee trained with it (role ``committee``), which replaces B in the
-deviation x distance pick (query by committee). :func:`start_selection` submits the task, :func:`finish_selection`
-records the chosen frames in the ledger and flags them (committed by the caller).
+deviation x distance pick (query by committee). :func:`start_selection`
+submits the task, :func:`finish_selection` records the chosen frames in the
+ledger and flags them (committed by the caller).
 """
 
 from __future__ import annotations
