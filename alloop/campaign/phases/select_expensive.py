@@ -96,8 +96,9 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     rule = ctx.settings.selection.expensive_pick
     if rule == "committee" and result.deviation is None:
         rule = "bias"  # no committee yet (a campaign from a checkpoint, before its first training): B decides
-    bias = result.bias if result.deviation is None else result.deviation
-    what = "B" if result.deviation is None else "committee force deviation"
+    committee = result.deviation is not None
+    bias = result.deviation if committee else result.bias
+    what = "committee force deviation" if committee else "B"
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
@@ -106,7 +107,7 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
         window = f"; {int((~inside).sum())} outside the thermal energy window"
     chosen = pick_by_bias(bias, budget, result.descriptors, labelled=result.labelled,
                           rule="coverage" if rule == "coverage" else "bias",
-                          score_name="bias B" if result.deviation is None else "committee deviation")
+                          score_name="committee deviation" if committee else "bias B")
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
