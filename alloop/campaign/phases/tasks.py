@@ -145,7 +145,8 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
     bias = model_bias(model, frames, ref_forces)
     deviation = None
     if committee:
-        deviation = committee_deviation([model_from_bytes(b)[0].eval() for b in committee], frames)
+        members = [model if b == model_blob else model_from_bytes(b)[0].eval() for b in committee]  # loaded once
+        deviation = committee_deviation(members, frames)
     if feature_blob is None:
         return BiasTaskResult(bias, None, deviation=deviation)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
