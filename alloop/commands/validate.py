@@ -190,6 +190,7 @@ def _training_line(t) -> str:
         warm += f", replay {t.replay_fraction:g} of each batch"
     if t.final_retrain:
         warm += ", final retrain" + (f" x{t.final_steps_factor:g} steps" if t.final_steps_factor != 1 else "")
+        warm += " then a refit on every label" if t.final_refit else ""
     if t.threads:
         warm += f", {t.threads} torch threads"
     if t.method == "standard":  # one stage on the expensive labels: no stage 3, no bias weights

@@ -76,6 +76,13 @@ class TrainingConfig(Section):
         "(scratch, or the pretrained model) with the full budget on every label, instead of a warm start: the short "
         "warm runs steer the next cycle's MD, the last model is the one the campaign delivers",
     )
+    final_refit: bool = Field(
+        default=False,
+        description="after the final retrain has passed its guard on the validation frames, train it once more, "
+        "the same recipe and seed, on every expensive label (no holdout: the validation frames become training "
+        "frames). The campaign delivers the refit model; the validated one is kept as role 'validated' and its "
+        "validation force MAE stays the model's recorded estimate. Doubles the final retrain's cost",
+    )
     final_steps_factor: float = Field(
         default=1.0, ge=1, le=20,
         description="the final retrain's budget of every stage, x steps and finetune_steps (e.g. a short budget "
@@ -124,6 +131,13 @@ class TrainingConfig(Section):
                 "standard here, and `alloop train --method score-matching --unlabelled FRAMES` with Boltzmann samples "
                 "of a reference surface"
             )
+        return value
+
+    @field_validator("final_refit")
+    @classmethod
+    def _refit_needs_final_retrain(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("final_retrain") is False:
+            raise ValueError("a refit on every label follows the final retrain: set training.final_retrain: true too")
         return value
 
     @field_validator("max_epochs")

@@ -4,7 +4,8 @@ A campaign store holds checkpoints of these roles: ``model`` (what each
 training produced; MD and scoring use it), ``theta0`` (ASTEROID's bias model,
 stage 1), ``stage2`` (the model pretrained on cheap labels), ``committee`` (the
 other members of the expensive pick's committee, trained on expensive labels),
-``rejected`` (a final retrain set aside) and, for a campaign from pretrained
+``rejected`` (a final retrain set aside), ``validated`` (with ``training.final_refit``:
+the final retrain that passed its guard, before its refit on every label) and, for a campaign from pretrained
 weights, ``base`` (the untouched starting model, stored once).
 Without a version the newest ``model`` is loaded; an explicit version may name
 any role.
@@ -31,7 +32,8 @@ from alloop.potentials.base import Potential
 
 #: which campaign role's references a stored checkpoint of this role was saved with (stage 1 trains on
 #: expensive labels, ASTEROID's stage 2 on cheap ones); ``model`` checkpoints record their references
-_SAVED_ROLE = {"model": "expensive", "theta0": "expensive", "stage2": "cheap", "committee": "expensive"}
+_SAVED_ROLE = {"model": "expensive", "theta0": "expensive", "stage2": "cheap", "committee": "expensive",
+               "validated": "expensive"}
 
 
 @dataclass

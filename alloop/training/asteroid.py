@@ -91,11 +91,21 @@ class AsteroidSettings:
     val_fraction: float = 0.1
     seed: int = 0
     split_seed: int | None = None  # a campaign's seed: the same split in every cycle
+    refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
 
     @property
     def split_key(self) -> int:
         """The seed of every validation split (``split_seed``, else ``seed``)."""
         return self.seed if self.split_seed is None else self.split_seed
+
+    def split(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
+        """(train, val, train indices, val indices) of ``data``: the seeded split by frame content, or with
+        ``refit`` every frame on both sides (no holdout: the rollback and early-stop guards then watch the
+        training error, and the "validation" metrics of the run are training errors)."""
+        if self.refit:
+            every = np.arange(len(data))
+            return data, data, every, every
+        return data.split(self.val_fraction, self.split_key)
 
     def __post_init__(self) -> None:
         if self.gamma_selection not in ("finetune", "pretrain"):
@@ -226,7 +236,7 @@ def train_asteroid(
         raise AlloopError("a model_factory is needed")
     s = settings
     warm = warm or WarmStart()
-    exp_train, exp_val, exp_tr_idx, exp_va_idx = expensive.split(s.val_fraction, s.split_key)
+    exp_train, exp_val, exp_tr_idx, exp_va_idx = s.split(expensive)
     splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
     stages: dict[str, TrainResult | ScoreMatchingResult] = {}
     references: dict[str, dict[int, float]] = {}
@@ -261,12 +271,12 @@ def train_asteroid(
     bias = weights = gamma = bias_model = None
     gamma_scores: dict[float, float] = {}
     if method == "score-matching":
-        un_train, un_val, un_tr_idx, un_va_idx = unlabelled.split(s.val_fraction, s.split_key)
+        un_train, un_val, un_tr_idx, un_va_idx = s.split(unlabelled)
         splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
         pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
         stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
     else:
-        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = cheap.split(s.val_fraction, s.split_key)
+        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
             bias_model, stages["stage1"] = run_stage((warm.stage1,), s.seed + 1, exp_train, exp_val, s.stage1, "stage1")

@@ -253,11 +253,13 @@ def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, mo
 def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     """``selection.expensive_pick: committee``: every training but the final retrain also trains two more models
     (role ``committee``, warm-started from the previous members in cycle 0), the expensive pick ranks by their force
-    deviation and says so, and the run resumes as finished."""
+    deviation and says so, and the run resumes as finished. With ``training.final_refit`` the final retrain, once
+    it passes its guard, is trained again on every label (the validated model kept as role ``validated``)."""
     yaml = write_tiny(tmp_path, cycles=3)
     yaml.write_text(yaml.read_text().replace("min_step_spacing: 10}", "min_step_spacing: 10, expensive_pick: committee}"))
     run_dir = tmp_path / "run"
-    assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None) == "3 cycles done"
+    cfg = load_campaign(yaml, overrides=["training.final_refit=true"])
+    assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "3 cycles done"
     check_invariants(run_dir, 3)
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
@@ -283,3 +285,10 @@ def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     atoms = molecule("H2O")
     energies = [c.get_potential_energy(atoms) for c in (calc, newest)]  # both at the expensive fidelity's references
     assert calc.model_info["role"] == "committee" and abs(energies[0] - energies[1]) < 1.0, energies
+    roles = [e["role"] for e in entries]
+    assert roles.count("validated") + roles.count("rejected") == 1  # the final retrain: refit, or kept aside
+    assert log.count("final refit: the same recipe on all") == roles.count("validated")
+    if "validated" in roles:
+        validated = alloop.calculator(run_dir, version=[int(e["version"]) for e in entries if e["role"] == "validated"][0])
+        assert validated.model_info["role"] == "validated" and abs(validated.get_potential_energy(atoms)
+                                                                    - energies[1]) < 1.0

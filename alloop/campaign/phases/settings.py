@@ -121,6 +121,7 @@ class TrainingPlan:
     seed: int
     temperature_K: float  # of score matching
     committee: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
+    final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
 
     def stages(self, cycle: int, warm: bool, final: bool = False) -> AsteroidSettings:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
@@ -195,7 +196,8 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
-        final_retrain=cfg.training.final_retrain, replay=cfg.training.replay_fraction > 0,
+        final_retrain=cfg.training.final_retrain, final_refit=cfg.training.final_refit,
+        replay=cfg.training.replay_fraction > 0,
         baseline=None if cfg.model.baseline is None else load_fidelity(
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),
         section=cfg.training, seed=cfg.seed,

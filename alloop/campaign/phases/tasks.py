@@ -208,6 +208,7 @@ class TrainRequest:
     baseline: dict[str, Any] | None = None  # Delta learning: the baseline's fidelity (models are trained on label - it)
     committee: int = 1  # models in the committee of selection.expensive_pick: committee (1: none besides the model)
     committee_warm: list[bytes] = field(default_factory=list)  # the previous cycle's other committee members
+    refit: bool = False  # training.final_refit: once the retrain passed its guard, train it again on every label
 
 
 @dataclass
@@ -227,6 +228,7 @@ class TrainTaskResult:
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
     rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
     committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
+    validated_blob: bytes | None = None  # with a refit: the model that passed the guard (the refit is model_blob)
 
 
 def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
@@ -318,6 +320,10 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     if request.incumbent is not None:
         result, rejected = _better_of(result, request, data["expensive"], log)
         rejected_blob = None if rejected is None else rejected.pop("blob")
+    validated = None
+    if request.refit and rejected is None:
+        validated = result
+        result = _refit(method, request, data, factory, initial, validated, log)
     expensive, cheap = data["expensive"], data["cheap"]
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
     members = _train_committee(request, expensive, initial, baseline, log)
@@ -326,11 +332,38 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     out = _task_result(request, method, result, uq, t0, log, rejected)
     out.rejected_blob = rejected_blob
     out.committee_blobs = members
+    if validated is not None:
+        if baseline is not None:
+            validated = _with_baseline(validated, baseline)
+        out.validated_blob = checkpoint_to_bytes(validated.model, {**_model_meta(request, method, validated),
+                                                                   "role": "validated"})
     if request.evaluation is not None:
         frames = EvaluationFrames.from_bytes(request.evaluation)
         out.evaluation = score_model(out.model_blob, frames)
         out.coverage = coverage_scores(result.model, uq, frames)
+        if out.validated_blob is not None:
+            before = score_model(out.validated_blob, frames)["eval_force_mae_eV_per_A"]
+            line = (f"evaluation set: force MAE {out.evaluation['eval_force_mae_eV_per_A']:.4f} eV/A refit on every "
+                    f"label, {before:.4f} the validated model before it")
+            log.append(line)  # streamed to the campaign's log
+            out.log.append(line)
     return out
+
+
+def _refit(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],
+           initial: Potential | None, validated: AsteroidResult, log: list[str]) -> AsteroidResult:
+    """``training.final_refit``: the validated run's recipe and seeds again, on every frame (no holdout). The result
+    keeps the validated run's metrics (its holdout error is the estimate the campaign records) and splits, plus the
+    refit's training-set force MAE; the refit's own guards watch the training error."""
+    n = len(data["expensive"])
+    log.append(f"final refit: the same recipe on all {n} expensive labels (the {len(validated.splits['expensive_val'])} "
+               "validation frames join the training set)")
+    refit = _train(method, dataclasses.replace(request, settings=dataclasses.replace(request.settings, refit=True)),
+                   data, factory, initial, {}, log)
+    metrics = {**validated.metrics, "refit_train_force_mae_eV_per_A": refit.metrics["force_mae_eV_per_A"]}
+    log.append(f"final refit: training-set force MAE {refit.metrics['force_mae_eV_per_A']:.4f} eV/A; the validation "
+               f"force MAE recorded stays the validated model's {validated.metrics['force_mae_eV_per_A']:.4f}")
+    return dataclasses.replace(refit, metrics=metrics, splits=validated.splits)
 
 
 #: shifts the initialisation and validation-split seeds of committee member k (k x this)
@@ -452,12 +485,9 @@ def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq:
                  log: list[str], rejected: dict[str, Any] | None = None) -> TrainTaskResult:
     """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references; a rejected
     final retrain) and the rest."""
-    meta = dict(request.metadata)
+    meta = _model_meta(request, method, result)
     if rejected is not None:
         meta["final_retrain_rejected"] = rejected
-    meta.update(method=method, metrics=_jsonable(result.metrics), gamma=result.gamma)
-    references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}
-    meta["energy_references"] = references
     bias_blob = pretrained_blob = None
     if result.bias_model is not None and result.bias_model is not result.model:
         bias_blob = checkpoint_to_bytes(result.bias_model, {"role": "theta0", **request.metadata})
@@ -476,6 +506,13 @@ def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq:
         log=list(log),
         split_frames=split_frames(request, result.splits),
     )
+
+
+def _model_meta(request: TrainRequest, method: str, result: AsteroidResult) -> dict[str, Any]:
+    """A trained model's checkpoint metadata: the request's, method, metrics, gamma, energy references."""
+    references = {k: {int(z): float(e) for z, e in v.items()} for k, v in result.references.items()}
+    return {**request.metadata, "method": method, "metrics": _jsonable(result.metrics), "gamma": result.gamma,
+            "energy_references": references}
 
 
 def _jsonable(value: Any) -> Any:

@@ -98,6 +98,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         evaluation=ctx.store.get_blob(evaluation_records.BLOB),
         incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],
         committee=committee, committee_warm=committee_blobs(ctx.store, committee - 1) if warm else [],
+        refit=final and plan.final_refit,
     )
 
 
@@ -180,6 +181,8 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap:
         store.add_checkpoint(result.pretrained_blob, {"cycle": cycle}, role="stage2")
     if result.rejected_blob is not None:
         store.add_checkpoint(result.rejected_blob, {"cycle": cycle, "final_retrain_rejected": True}, role="rejected")
+    if result.validated_blob is not None:
+        store.add_checkpoint(result.validated_blob, {"cycle": cycle}, role="validated")
     for k, blob in enumerate(result.committee_blobs, start=1):
         store.add_checkpoint(blob, {"cycle": cycle, "member": k}, role="committee")
     version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics, "gamma": result.gamma,

@@ -7,6 +7,8 @@ import torch
 from ase.build import molecule
 
 from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
+from alloop.campaign.phases.evaluation import score_model
+from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
@@ -90,3 +92,56 @@ def test_the_retrain_may_be_a_little_worse_than_the_model_it_replaces(monkeypatc
     out = train_task(_final_retrain(near, data))
     assert out.rejected_blob is None and any("the retrained model replaces it" in line for line in out.log)
     assert parameter_fingerprint(model_from_bytes(out.model_blob)[0]) != parameter_fingerprint(near)
+
+
+def test_a_refit_trains_the_accepted_retrain_again_on_every_label():
+    """training.final_refit: the validated model is kept aside, the delivered one saw the validation frames too."""
+    import dataclasses
+
+    truth = _truth()
+    poor = PairPotential(ELEMENTS, seed=8)
+    with torch.no_grad():
+        poor.weights.mul_(-40.0)
+    data = _labelled(truth)
+    frames = EvaluationFrames(numbers=np.concatenate(data.numbers), positions_A=np.concatenate(data.positions),
+                              offsets=np.concatenate([[0], np.cumsum([len(z) for z in data.numbers])]),
+                              energy_eV=np.asarray(data.energy), forces_eV_per_A=np.concatenate(data.forces))
+    request = dataclasses.replace(_final_retrain(poor, data), refit=True, evaluation=frames.to_bytes())
+    out = train_task(request)
+    model, meta = model_from_bytes(out.model_blob)
+    validated, vmeta = model_from_bytes(out.validated_blob)
+    assert vmeta["role"] == "validated" and "final_retrain_rejected" not in meta
+    assert parameter_fingerprint(model) != parameter_fingerprint(validated)
+    val = out.split_frames["expensive"]["val"]
+    assert val and set(val).isdisjoint(out.split_frames["expensive"]["train"])  # the validated run's split
+    # the recorded estimate is the validated model's holdout error; the refit's training error is beside it
+    assert meta["metrics"]["force_mae_eV_per_A"] == vmeta["metrics"]["force_mae_eV_per_A"]
+    assert "refit_train_force_mae_eV_per_A" in meta["metrics"]
+    assert any(line.startswith(f"final refit: the same recipe on all {len(request.expensive)} expensive labels")
+               for line in out.log)
+    # the delivered (refit) model is scored on the evaluation set, and the validated one beside it in the log
+    scored = [line for line in out.log if line.startswith("evaluation set: force MAE")]
+    assert scored == [f"evaluation set: force MAE {out.evaluation['eval_force_mae_eV_per_A']:.4f} eV/A refit on every "
+                      f"label, {score_model(out.validated_blob, frames)['eval_force_mae_eV_per_A']:.4f} the validated "
+                      "model before it"]
+
+
+def test_the_refit_trains_on_the_validation_frames():
+    from alloop.training.asteroid import AsteroidSettings as Settings
+    from alloop.training.data import FrameDataset
+
+    data = _labelled(_truth()).dataset()
+    assert isinstance(data, FrameDataset)
+    train, val, tr, va = Settings(val_fraction=0.25, refit=True).split(data)
+    assert len(train) == len(val) == len(data) and list(tr) == list(va) == list(range(len(data)))
+    train, val, tr, va = Settings(val_fraction=0.25).split(data)
+    assert len(train) + len(val) == len(data) and set(tr).isdisjoint(va)
+
+
+def test_no_refit_when_the_retrain_is_rejected():
+    import dataclasses
+
+    truth = _truth()
+    out = train_task(dataclasses.replace(_final_retrain(truth, _labelled(truth)), refit=True))
+    assert out.rejected_blob is not None and out.validated_blob is None
+    assert not any(line.startswith("final refit") for line in out.log)

@@ -65,6 +65,8 @@ CASES = [
     ),
     ({"selection": {"expensive_pick": "random"}}, r"^selection\.expensive_pick: must be 'bias', 'coverage' or 'committee'"),
     ({"selection": {"committee_size": 1}}, r"^selection\.committee_size: must be >= 2 \(got 1\)$"),
+    ({"training": {"final_retrain": False, "final_refit": True}},
+     r"^training\.final_refit: a refit on every label follows the final retrain"),
     (
         {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
         r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",
