@@ -69,15 +69,16 @@ def target_ensemble_weights(test: Path, temperature_K: float, baseline_level: st
     return w / w.sum()
 
 
-def per_frame_force_mae(model_path: Path, test: Path) -> np.ndarray:
-    """Each frame's force MAE (eV/A) of a model file or campaign run directory on a labelled extxyz file."""
+def per_frame_force_mae(model_path: Path, test: Path, version: int | None = None) -> np.ndarray:
+    """Each frame's force MAE (eV/A) of a model file or campaign run directory (checkpoint ``version``, default
+    the newest model) on a labelled extxyz file."""
     from ase.io import read
 
     from alloop.deploy.loading import load_trained
     from alloop.potentials.inference import predict
 
     frames = read(test, ":")
-    model = load_trained(model_path, fidelity=None).model.eval()
+    model = load_trained(model_path, version=version, fidelity=None).model.eval()
     _, forces = predict(model, frames)
     reference = np.concatenate([a.get_forces() for a in frames])
     sizes = np.cumsum([0] + [len(a) for a in frames])

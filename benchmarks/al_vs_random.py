@@ -12,7 +12,8 @@ scored on the same sets.
 Cost columns: the loop's labelling CPU seconds (both fidelities, from its store); the baseline's CPU
 seconds of its expensive labels plus its share of the pool's MD (the xTB MD CPU per pool frame, from the
 pool's summary JSON, times the frames drawn) plus, for ASTEROID, the cheap labels'. Training is not counted
-on either side. Errors per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
+on either side. A campaign with ``training.final_refit`` also gets the row "loop, before the refit": its final
+retrain as validated, before the refit on every label (the stored role ``validated``), on the same frames. Errors per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
 with a ``_gfn2-xtb`` companion file is also scored over the target level's own ensemble ("reweighted" columns):
 each frame's force MAE weighted by exp(-(E_B3LYP - E_xTB) / kT) (B3LYP/def2-SVP favours trans ethanol: about
 a third of the 500 K ensemble, against 13 % on the xTB surface; see ``conformer_populations.py``). A table (mean +- sample
@@ -37,11 +38,23 @@ from _common import DATA, ROOT, mean_std, per_frame_force_mae, target_ensemble_w
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
 
-def evaluate(model: Path, data: Path) -> dict:
-    """``alloop evaluate MODEL DATA --json``."""
-    out = subprocess.run([sys.executable, "-m", "alloop.cli", "evaluate", str(model), str(data), "--json"],
+def evaluate(model: Path, data: Path, version: int | None = None) -> dict:
+    """``alloop evaluate MODEL DATA --json [--version N]``."""
+    chosen = [] if version is None else ["--version", str(version)]
+    out = subprocess.run([sys.executable, "-m", "alloop.cli", "evaluate", str(model), str(data), "--json", *chosen],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
+
+
+def validated_version(run_dir: Path) -> int | None:
+    """The checkpoint version of the final retrain before its refit on every label (``training.final_refit``), if
+    the run has one."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        found = [int(c["version"]) for c in store.checkpoints() if c.get("role") == "validated"]
+    return found[-1] if found else None
 
 
 def loop_numbers(run_dir: Path) -> dict:
@@ -136,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
         run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
         entries = {"loop": {"model": run_dir, **loop_numbers(run_dir)}}
+        validated = validated_version(run_dir)
+        if validated is not None:  # training.final_refit: the same campaign's model before the refit, beside it
+            entries["loop, before the refit"] = {**entries["loop"], "version": validated}
         entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}",
                                        cfg.model.baseline))
         for name, entry in entries.items():
@@ -143,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             row["labels"].append(entry["labels"])
             row["cpu_s"].append(entry["cpu_s"])
             for test in tests:
-                got = evaluate(entry["model"], test)
+                got = evaluate(entry["model"], test, entry.get("version"))
                 row[test.name].append(got["force_mae_eV_per_A"])
                 if test.name in weights:
-                    reweighted = float(weights[test.name] @ per_frame_force_mae(entry["model"], test))
+                    reweighted = float(weights[test.name] @ per_frame_force_mae(entry["model"], test,
+                                                                                entry.get("version")))
                     row.setdefault(f"{test.name} reweighted", []).append(reweighted)
                 for basin, m in got.get("basins", {}).items():
                     basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])

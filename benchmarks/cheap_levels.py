@@ -20,6 +20,7 @@ distance from B3LYP over the pool's 150 frames and its CPU per label (both from 
     python benchmarks/cheap_levels.py              # 8 frames, ~2 min
     python benchmarks/cheap_levels.py --xtb --frames 150 --data benchmarks/data/ethanol_500K_eqpool_b3lyp-svp.extxyz
     python benchmarks/cheap_levels.py --asteroid --levels hf-sto3g gfn1-xtb gfn2-xtb --seeds 0 1 2
+    python benchmarks/cheap_levels.py --asteroid --model sevennet-0 --levels gfn1-xtb   # ~1 CPU h per seed
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def asteroid_table(levels: list[str], seeds: list[int], n_expensive: int, model:
         for name, extra, cost in [("standard", [], 0.0)] + [
                 (f"asteroid, {level}", ["--cheap", str(path)], label_cpu(path)) for level, path in cheap.items()]:
             method = "standard" if name == "standard" else "asteroid"
-            out = runs / f"{name.replace(', ', '-')}-n{n_expensive}-s{seed}.safetensors"
+            out = runs / f"{name.replace(', ', '-')}-{model}-n{n_expensive}-s{seed}.safetensors"
             if not out.is_file():
                 budget = ["--steps", str(steps)] if steps else []
                 alloop("train", "--expensive", str(frames), *extra, "--method", method, "--model", model,
