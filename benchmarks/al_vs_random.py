@@ -13,7 +13,8 @@ Cost columns: the loop's labelling CPU seconds (both fidelities, from its store)
 seconds of its expensive labels plus its share of the pool's MD (the xTB MD CPU per pool frame, from the
 pool's summary JSON, times the frames drawn) plus, for ASTEROID, the cheap labels'. Training is not counted
 on either side. A campaign with ``training.final_refit`` also gets the row "loop, before the refit": its final
-retrain as validated, before the refit on every label (the stored role ``validated``), on the same frames. Errors per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
+retrain as validated, before the refit on every label (the stored role ``validated``), on the same frames; the
+random frames then also get the row "random standard, refit on all" (``alloop train --refit``: no holdout). Errors per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
 with a ``_gfn2-xtb`` companion file is also scored over the target level's own ensemble ("reweighted" columns):
 each frame's force MAE weighted by exp(-(E_B3LYP - E_xTB) / kT) (B3LYP/def2-SVP favours trans ethanol: about
 a third of the 500 K ensemble, against 13 % on the xTB surface; see ``conformer_populations.py``). A table (mean +- sample
@@ -83,9 +84,10 @@ def draw(pool: list, n: int, seed: int) -> np.ndarray:
 
 
 def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, folder: Path,
-                    baseline: str | None = None) -> dict[str, dict]:
+                    baseline: str | None = None, refit: bool = False) -> dict[str, dict]:
     """Train on ``n`` random pool frames (standard, and ASTEROID with cheap pool labels), on the campaign's Delta
-    ``baseline`` if it has one; scores and cost per method."""
+    ``baseline`` if it has one; with ``refit`` (the campaign's training.final_refit) standard training on every
+    frame too (``alloop train --refit``); scores and cost per method."""
     from ase.io import read
 
     from alloop.io import write_extxyz
@@ -96,6 +98,8 @@ def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, fol
     write_extxyz(frames, [pool[i] for i in picked])
     cost = sum(float(pool[i].info.get("cpu_seconds", 0.0)) for i in picked) + n * pool_md_cpu_per_frame(args.pool)
     runs = {"standard": ["--method", "standard"]}
+    if refit:
+        runs["standard, refit on all"] = ["--method", "standard", "--refit"]
     if args.pool_cheap:
         cheap = read(args.pool_cheap, ":")
         runs["asteroid"] = ["--method", "asteroid", "--cheap", str(args.pool_cheap)]
@@ -103,7 +107,7 @@ def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, fol
     delta = ["--baseline", baseline] if baseline else []
     out = {}
     for method, extra in runs.items():
-        path = folder / f"random-{n}-{method}.safetensors"
+        path = folder / f"random-{n}-{method.replace(', refit on all', '-refit')}.safetensors"
         if not path.is_file():
             subprocess.run([sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), *extra,
                             "--model", model, *delta, "--seed", str(seed), "--quiet", "-o", str(path)], check=True)
@@ -153,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if validated is not None:  # training.final_refit: the same campaign's model before the refit, beside it
             entries["loop, before the refit"] = {**entries["loop"], "version": validated}
         entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}",
-                                       cfg.model.baseline))
+                                       cfg.model.baseline, cfg.training.final_refit))
         for name, entry in entries.items():
             row = rows.setdefault(name, {"labels": [], "cpu_s": [], **{t.name: [] for t in tests}})
             row["labels"].append(entry["labels"])

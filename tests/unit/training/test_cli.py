@@ -71,6 +71,15 @@ def test_other_methods_write_a_checkpoint(files, tmp_path, capsys, method, extra
     assert load_checkpoint(out)[1]["method"] == method
 
 
+def test_refit_trains_on_every_frame_and_says_its_errors_are_training_errors(files, tmp_path, capsys):
+    out = tmp_path / "refit.safetensors"
+    assert _train(files, "--method", "standard", "--refit", "-o", str(out)) == 0
+    text = capsys.readouterr().out
+    assert "expensive training frames, no holdout (8 frames)" in text and "expensive validation" not in text
+    meta = load_checkpoint(out)[1]
+    assert meta["settings"]["refit"] is True and meta["metrics"]["n_frames"] == 8
+
+
 def test_evaluate_a_campaign_run_directory(files, tmp_path, capsys):
     from alloop.store import CampaignStore, store_path
 
