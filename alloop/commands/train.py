@@ -220,8 +220,8 @@ def run(args: argparse.Namespace) -> int:
         n_frames["cheap"] = len(cheap)
     if unlabelled is not None:
         n_frames["unlabelled"] = len(unlabelled)
-    for line in summary_lines(result, n_frames):
-        print(line.replace("expensive validation (", "expensive training frames, no holdout (") if args.refit else line)
+    for line in summary_lines(result, n_frames, holdout=not args.refit):
+        print(line)
     print(f"wrote {Path(out)} ({time.perf_counter() - started:.1f} s)")
     return 0
 

@@ -95,8 +95,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def summary_lines(result: AsteroidResult, n_frames: dict[str, int]) -> list[str]:
-    """The final human-readable summary of a training run."""
+def summary_lines(result: AsteroidResult, n_frames: dict[str, int], holdout: bool = True) -> list[str]:
+    """The final human-readable summary of a training run (``holdout`` off: a refit, its errors on training frames)."""
     lines = [f"method {result.method}: " + ", ".join(f"{n} {role} frames" for role, n in n_frames.items())]
     for name, stage in result.stages.items():
         s = _stage_summary(stage)
@@ -110,7 +110,8 @@ def summary_lines(result: AsteroidResult, n_frames: dict[str, int]) -> list[str]
         lines.append(f"  gamma {result.gamma:.4g} eV/A; bias B median {np.median(result.bias):.4f} eV/A, "
                      f"weights {result.weights.min():.3g}..{result.weights.max():.3g}")
     m = result.metrics
-    lines.append(f"expensive validation ({m['n_frames']} frames): force MAE {m['force_mae_eV_per_A']:.4f} eV/A, "
+    scored = "expensive validation" if holdout else "expensive training frames, no holdout"
+    lines.append(f"{scored} ({m['n_frames']} frames): force MAE {m['force_mae_eV_per_A']:.4f} eV/A, "
                  f"force RMSE {m['force_rmse_eV_per_A']:.4f} eV/A, energy MAE {m['energy_mae_eV']:.4f} eV "
                  f"({1000 * m['energy_mae_per_atom_eV']:.2f} meV/atom)")
     return lines
