@@ -8,6 +8,8 @@ The scripts run as ``python benchmarks/<script>.py``, so this folder is on ``sys
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -19,6 +21,21 @@ from alloop.io import write_atomic
 ROOT = Path(__file__).resolve().parents[1]
 #: the committed benchmark data (labelled test sets, pools)
 DATA = ROOT / "benchmarks" / "data"
+
+
+def alloop(*args: str) -> str:
+    """Run ``alloop ARGS...`` in this interpreter; its standard output (a failure raises with its stderr)."""
+    out = subprocess.run([sys.executable, "-m", "alloop.cli", *args], check=True, capture_output=True, text=True)
+    return out.stdout
+
+
+def label_cpu(path: Path, rows: Iterable[int] | None = None) -> float:
+    """The CPU seconds the labels of a labelled extxyz file cost (its frames' ``cpu_seconds``), of ``rows`` or all."""
+    from ase.io import read
+
+    frames = read(path, ":")
+    chosen = frames if rows is None else [frames[i] for i in rows]
+    return float(sum(float(a.info.get("cpu_seconds", np.nan)) for a in chosen))
 
 
 def mean_std(values: Iterable[float], digits: int = 3, scale: float = 1.0, sign: str = "") -> str:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from _common import DATA as DATA_DIR
-from _common import ROOT, mean_std
+from _common import ROOT, alloop, label_cpu, mean_std
 
 DATA = DATA_DIR / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 POOL = DATA_DIR / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
@@ -48,11 +47,6 @@ CANDIDATES = [
     {"name": "b3lyp-321g-df", "method": "b3lyp", "basis": "3-21g", "density_fit": True, "grid_level": 1},
     {"name": "pbe-svp-df", "method": "pbe", "basis": "def2-svp", "density_fit": True, "grid_level": 1},
 ]
-
-
-def alloop(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "alloop.cli", *args], check=True, capture_output=True, text=True)
-    return out.stdout
 
 
 def distances(data: Path, n_frames: int, xtb: bool) -> None:
@@ -89,15 +83,6 @@ def pool_at(level: str, runs: Path) -> Path:
         print(f"  labelling the pool at {level} -> {path}", file=sys.stderr, flush=True)
         alloop("label", str(POOL), "--fidelity", level, "-o", str(path), "--workers", "1")
     return path
-
-
-def label_cpu(path: Path, rows: np.ndarray | None = None) -> float:
-    """The CPU seconds the file's labels cost (its frames' ``cpu_seconds``), of ``rows`` or all."""
-    from ase.io import read
-
-    frames = read(path, ":")
-    chosen = frames if rows is None else [frames[i] for i in rows]
-    return float(sum(float(a.info.get("cpu_seconds", np.nan)) for a in chosen))
 
 
 def distance_on_pool(pool: list, path: Path) -> tuple[float, float]:

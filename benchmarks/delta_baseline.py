@@ -26,21 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, mean_std
+from _common import DATA, alloop, mean_std
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 TESTS = {"500 K": DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", "1000 K": DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"}
-
-
-def alloop(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "alloop.cli", *args], check=True, capture_output=True, text=True)
-    return out.stdout
 
 
 def train(folder: Path, model: str, n: int, seed: int, baseline: str | None, threads: int,

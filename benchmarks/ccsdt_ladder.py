@@ -1,0 +1,144 @@
+"""The ASTEROID paper's ladder at small scale: CCSD(T)/cc-pVDZ expensive, B3LYP/def2-SVP cheap (issue 27, part 5).
+
+Does bias-aware pretraining pay off when the cheap level is much closer to the target than the pretrained model
+is? On 500 K equilibrium ethanol, B3LYP/def2-SVP forces are about 0.08 eV/A from CCSD(T)/cc-pVDZ's, SevenNet-0's
+about 0.2. The data are ``make_ccsdt_sets.py``'s: CCSD(T) training candidates (frames of the equilibrium pool),
+CCSD(T) test frames (of the equilibrium test set, never trained on), and the whole pool's 150 B3LYP labels as the
+cheap set (the pool and the test set come from independent GFN2-xTB runs, so no test frame is a cheap frame).
+
+Per ``--models`` preset and seed, with N CCSD(T) training frames (all there are, or ``--expensive``, a random
+subset per seed), ``alloop train`` gives:
+
+- ``standard``: N CCSD(T) frames;
+- ``asteroid, equal labels``: the same N CCSD(T) frames plus the 150 B3LYP frames (what the cheap labels add);
+- ``asteroid, equal cost``: N - k CCSD(T) frames plus the 150 B3LYP frames, k the CCSD(T) labels the B3LYP
+  labels' CPU would have bought, to the nearest label (the comparison the paper's claim is about);
+- ``standard on B3LYP only``: the 150 B3LYP frames, no CCSD(T) (the cheap surface learned, for scale; its
+  energies sit on B3LYP's zero, so only its forces are compared).
+
+All scored against CCSD(T) on the test frames; the first row is B3LYP itself (its labels as a prediction). CPU
+s: the labels' own ``cpu_seconds``. Models are cached in ``--runs`` under names that say what they are, so a
+rerun after more labels trains only what is new (the cache key holds N).
+
+    python benchmarks/ccsdt_ladder.py --models small sevennet-0 --seeds 0 1 2
+    python benchmarks/ccsdt_ladder.py --models small --seeds 0 --steps 30      # a smoke run (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from _common import DATA, ROOT, alloop, label_cpu, mean_std
+
+TRAIN = DATA / "ethanol_500K_ccsdttrain_ccsdt-dz.extxyz"
+TEST = DATA / "ethanol_500K_ccsdttest_ccsdt-dz.extxyz"
+TEST_CHEAP = DATA / "ethanol_500K_ccsdttest_b3lyp-svp.extxyz"
+CHEAP = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
+#: fewer CCSD(T) training frames than this and the table is not worth training for
+MIN_TRAIN = 4
+
+
+def cheap_level_distance() -> tuple[float, float]:
+    """(force MAE in eV/A, energy MAE in meV/atom after removing the mean offset) of B3LYP against CCSD(T) on
+    the test frames."""
+    from ase.io import read
+
+    target, cheap = read(TEST, ":"), read(TEST_CHEAP, ":")
+    if len(target) != len(cheap) or any(np.abs(a.positions - b.positions).max() > 1e-6 for a, b in zip(target, cheap)):
+        raise SystemExit(f"{TEST_CHEAP.name} does not hold {TEST.name}'s frames in its order")
+    forces = float(np.mean([np.abs(a.get_forces() - b.get_forces()).mean() for a, b in zip(target, cheap)]))
+    delta = np.array([(a.get_potential_energy() - b.get_potential_energy()) / len(a) for a, b in zip(target, cheap)])
+    return forces, float(1000 * np.abs(delta - delta.mean()).mean())
+
+
+def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, seed: int,
+                    steps: int | None) -> dict[str, float]:
+    """``alloop train`` (standard without ``cheap``, else ASTEROID) into ``out`` once; its errors on the test frames."""
+    if not out.is_file():
+        method = ["--method", "standard"] if cheap is None else ["--cheap", str(cheap), "--method", "asteroid"]
+        budget = ["--steps", str(steps)] if steps else []
+        alloop("train", "--expensive", str(expensive), *method, "--model", model, "--seed", str(seed), "--quiet",
+               *budget, "-o", str(out))
+    return json.loads(alloop("evaluate", str(out), str(TEST), "--json"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="+", default=["small", "sevennet-0"], help="model presets")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--expensive", type=int, default=None,
+                    help="CCSD(T) training frames per seed, drawn at random (default: every one there is)")
+    ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the recipe's)")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ccsdt-ladder")
+    args = ap.parse_args(argv)
+
+    from ase.io import read
+
+    from alloop.io import write_extxyz
+
+    for path in (TRAIN, TEST, TEST_CHEAP, CHEAP):
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: make it with python benchmarks/make_ccsdt_sets.py")
+    train = read(TRAIN, ":")
+    n_test = len(read(TEST, ":"))
+    n = len(train) if args.expensive is None else args.expensive
+    if not MIN_TRAIN <= n <= len(train):
+        raise SystemExit(f"{n} CCSD(T) training frames asked for; {len(train)} labelled "
+                         f"(at least {MIN_TRAIN} needed; label more with python benchmarks/make_ccsdt_sets.py)")
+    per_label = label_cpu(TRAIN) / len(train)
+    cheap_cpu = label_cpu(CHEAP)
+    n_cheap = len(read(CHEAP, ":"))
+    k = max(1, round(cheap_cpu / per_label))  # the nearest whole number of labels: the CPU column shows both
+    if n - k < 1:
+        raise SystemExit(f"the cheap labels cost {k} CCSD(T) labels, and there are only {n}: label more frames")
+    args.runs.mkdir(parents=True, exist_ok=True)
+
+    forces, energies = cheap_level_distance()
+    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for model in args.models:
+        for seed in args.seeds:
+            order = np.random.default_rng(20_000 + seed).permutation(len(train))
+            sets = {}
+            for size in (n, n - k):
+                path = args.runs / f"ccsdt-{size}-of-{len(train)}-s{seed}.extxyz"
+                if not path.is_file():
+                    write_extxyz(path, [train[i] for i in np.sort(order[:size])])
+                sets[size] = path
+            runs = [("standard", sets[n], None, n, 0), ("asteroid, equal labels", sets[n], CHEAP, n, n_cheap),
+                    ("asteroid, equal cost", sets[n - k], CHEAP, n - k, n_cheap)]
+            for name, expensive, cheap, n_exp, n_ch in runs:
+                out = args.runs / f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-s{seed}.safetensors"
+                score = train_and_score(out, expensive, cheap, model, seed, args.steps)
+                row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})
+                row["force"].append(score["force_mae_eV_per_A"])
+                row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
+                row["cpu"].append(per_label * n_exp + (cheap_cpu if cheap is not None else 0.0))
+                print(f"  {model} seed {seed} {name}: {score['force_mae_eV_per_A']:.4f} eV/A", file=sys.stderr,
+                      flush=True)
+            out = args.runs / f"b3lyp-only-{model}-s{seed}.safetensors"
+            score = train_and_score(out, CHEAP, None, model, seed, args.steps)
+            row = rows.setdefault((model, "standard on B3LYP only"), {"force": [], "energy": [], "cpu": [],
+                                                                       "labels": [0, n_cheap]})
+            row["force"].append(score["force_mae_eV_per_A"])
+            row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
+            row["cpu"].append(cheap_cpu)
+
+    print(f"\nCCSD(T)/cc-pVDZ ladder on 500 K equilibrium ethanol: {n} of {len(train)} CCSD(T) training frames "
+          f"({per_label:.0f} CPU s each), {n_cheap} B3LYP/def2-SVP cheap frames ({cheap_cpu:.0f} CPU s: "
+          f"{k} CCSD(T) labels); scored against CCSD(T) on {n_test} test frames; seeds {args.seeds}")
+    print("| model | training | CCSD(T) / B3LYP labels | CPU s (labels) | force MAE (eV/A) | energy MAE (meV/atom) |")
+    print("|---|---|---:|---:|---:|---:|")
+    print(f"| B3LYP/def2-SVP itself | - | 0 / 0 | - | {forces:.3f} | {energies:.2f} (offset removed) |")
+    for (model, name), row in rows.items():
+        energy = mean_std(row["energy"], 2) if row["labels"][0] else "- (B3LYP's zero)"
+        print(f"| {model} | {name} | {row['labels'][0]} / {row['labels'][1]} | {mean_std(row['cpu'], 0)} | "
+              f"{mean_std(row['force'])} | {energy} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
