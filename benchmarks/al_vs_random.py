@@ -18,7 +18,9 @@ random frames then also get the row "random standard, refit on all" (``alloop tr
 with a ``_gfn2-xtb`` companion file is also scored over the target level's own ensemble ("reweighted" columns):
 each frame's force MAE weighted by exp(-(E_B3LYP - E_xTB) / kT) (B3LYP/def2-SVP favours trans ethanol: about
 a third of the 500 K ensemble, against 13 % on the xTB surface; see ``conformer_populations.py``). A table (mean +- sample
-std over seeds) and ``al_vs_random.png`` (force MAE vs expensive labels) are written to ``--runs``.
+std over seeds) and ``al_vs_random.png`` (force MAE vs expensive labels) are written to ``--runs``; then the loop
+against the random frames trained the same way seed by seed, paired on the test frames (the difference of the
+per-frame errors with a bootstrap interval over frames), which says in which seeds either side wins.
 
     python benchmarks/al_vs_random.py --seeds 0 1 2
     python benchmarks/al_vs_random.py --campaign campaigns/universal-quickstart.yaml --runs runs/al-vs-random-7net
@@ -148,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [c for t in tests for c in ([t.name] + ([f"{t.name} reweighted"] if t.name in weights else []))]
     rows: dict[str, dict[str, list]] = {}
     basins: dict[str, dict[str, list[float]]] = {}
+    per_frame: dict[tuple[str, str], list[np.ndarray]] = {}  # (row, test) -> each seed's per-frame force MAE
     for seed in args.seeds:
         run_dir = args.runs / f"loop-seed-{seed}"
         print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
@@ -165,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             for test in tests:
                 got = evaluate(entry["model"], test, entry.get("version"))
                 row[test.name].append(got["force_mae_eV_per_A"])
+                errors = per_frame_force_mae(entry["model"], test, entry.get("version"))
+                per_frame.setdefault((name, test.name), []).append(errors)
                 if test.name in weights:
-                    reweighted = float(weights[test.name] @ per_frame_force_mae(entry["model"], test,
-                                                                                entry.get("version")))
-                    row.setdefault(f"{test.name} reweighted", []).append(reweighted)
+                    row.setdefault(f"{test.name} reweighted", []).append(float(weights[test.name] @ errors))
                 for basin, m in got.get("basins", {}).items():
                     basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])
                 print(f"  {name:<18} {test.name}: force MAE {got['force_mae_eV_per_A']:.4f} eV/A", flush=True)
@@ -182,8 +185,32 @@ def main(argv: list[str] | None = None) -> int:
     print("\nper conformer basin (force MAE, eV/A):")
     for key, per in basins.items():
         print(f"  {key}: " + ", ".join(f"{b} {mean_std(v)}" for b, v in sorted(per.items())))
+    twin = "random standard, refit on all" if cfg.training.final_refit else "random standard"
+    _paired(per_frame, weights, tests, args.seeds, twin)
     _plot(rows, tests, args.runs / "al_vs_random.png")
     return 0
+
+
+def _paired(per_frame: dict[tuple[str, str], list[np.ndarray]], weights: dict[str, np.ndarray], tests: list[Path],
+            seeds: list[int], twin: str, n_boot: int = 2000) -> None:
+    """Loop minus the random frames trained the same way (``twin``), seed by seed on the same test frames: the
+    mean difference of per-frame force MAE and a 90 % bootstrap interval over the frames (negative: the loop is
+    better). A mean over seeds hides which seeds the loop wins; pairing on the frames removes their spread."""
+    print(f"\nloop minus {twin}, per seed (force MAE, eV/A; [90 % bootstrap interval over the test frames]; "
+          "negative: the loop is better):")
+    print("| test set | " + " | ".join(f"seed {s}" for s in seeds) + " |\n|---|" + "---:|" * len(seeds))
+    rng = np.random.default_rng(0)
+    for test in tests:
+        for weighted in ([False, True] if test.name in weights else [False]):
+            w = weights[test.name] if weighted else np.full(len(per_frame[("loop", test.name)][0]), 1.0)
+            cells = []
+            for loop, other in zip(per_frame[("loop", test.name)], per_frame[(twin, test.name)]):
+                diff = loop - other
+                draws = rng.integers(0, diff.size, size=(n_boot, diff.size))
+                boot = (w[draws] * diff[draws]).sum(1) / w[draws].sum(1)
+                low, high = np.percentile(boot, [5, 95])
+                cells.append(f"{(w @ diff) / w.sum():+.4f} [{low:+.4f}, {high:+.4f}]")
+            print(f"| {test.name}{' reweighted' if weighted else ''} | " + " | ".join(cells) + " |")
 
 
 def _plot(rows: dict, tests: list[Path], path: Path) -> None:
