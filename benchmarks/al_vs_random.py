@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from campaign_runs import run_campaign
-from _common import DATA, ROOT, mean_std, per_frame_force_mae, target_ensemble_weights
+from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae, target_ensemble_weights
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -44,9 +44,7 @@ DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_
 def evaluate(model: Path, data: Path, version: int | None = None) -> dict:
     """``alloop evaluate MODEL DATA --json [--version N]``."""
     chosen = [] if version is None else ["--version", str(version)]
-    out = subprocess.run([sys.executable, "-m", "alloop.cli", "evaluate", str(model), str(data), "--json", *chosen],
-                         check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    return json.loads(alloop("evaluate", str(model), str(data), "--json", *chosen))
 
 
 def validated_version(run_dir: Path) -> int | None:
