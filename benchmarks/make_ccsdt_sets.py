@@ -15,6 +15,9 @@ hold.
 
     python benchmarks/make_ccsdt_sets.py                         # 30 test + 40 train frames (~5 CPU h)
     python benchmarks/make_ccsdt_sets.py --test 2 --train 2 --out /tmp/ccsdt --fidelity hf-sto3g   # a smoke run
+
+``--sets train`` (or ``test``) labels one set only: one process per set uses two cores without two
+writers of the same file (each process rewrites only the files of the set it labels).
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=40, help="training candidates (default 40)")
     parser.add_argument("--fidelity", default="ccsdt-dz", help="the expensive level (default ccsdt-dz)")
     parser.add_argument("--threads", type=int, default=1, help="PySCF threads (default 1)")
+    parser.add_argument("--sets", nargs="+", choices=sorted(SOURCES), default=sorted(SOURCES),
+                        help="which sets this process labels (default both; one per process for two cores)")
     parser.add_argument("--out", type=Path, default=DATA, help="output folder (default benchmarks/data)")
     args = parser.parse_args(argv)
 
@@ -97,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     labeler = labeler_for(fidelity, threads=args.threads)
     done = {name: done_frames(args.out, name, fidelity.name) for name in plan}
     order = interleave(plan)
-    todo = [(name, i) for name, i in order if i not in done[name]]
-    print(f"{len(order) - len(todo)} of {len(order)} labels on disk; {len(todo)} to do at {fidelity.name}",
+    todo = [(name, i) for name, i in order if name in args.sets and i not in done[name]]
+    on_disk = sum(len(v) for v in done.values())
+    print(f"{on_disk} of {len(order)} labels on disk; {len(todo)} to do at {fidelity.name} ({', '.join(args.sets)})",
           file=sys.stderr, flush=True)
     start = time.perf_counter()
     failed = 0
