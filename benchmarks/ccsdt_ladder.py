@@ -10,15 +10,18 @@ Per ``--models`` preset and seed, with N CCSD(T) training frames (all there are,
 subset per seed), ``alloop train`` gives:
 
 - ``standard``: N CCSD(T) frames;
-- ``asteroid, equal labels``: the same N CCSD(T) frames plus the 150 B3LYP frames (what the cheap labels add);
 - ``asteroid, equal cost``: N - k CCSD(T) frames plus the 150 B3LYP frames, k the CCSD(T) labels the B3LYP
   labels' CPU would have bought, to the nearest label (the comparison the paper's claim is about);
 - ``standard on B3LYP only``: the 150 B3LYP frames, no CCSD(T) (the cheap surface learned, for scale; its
-  energies sit on B3LYP's zero, so only its forces are compared).
+  energies sit on B3LYP's zero, so only its forces are compared);
+- with ``--equal-labels`` also ``asteroid, equal labels``: the same N CCSD(T) frames plus the 150 B3LYP frames
+  (what the cheap labels add on top; one more ASTEROID training per model and seed, off by default).
 
 All scored against CCSD(T) on the test frames; the first row is B3LYP itself (its labels as a prediction). CPU
-s: the labels' own ``cpu_seconds``. Models are cached in ``--runs`` under names that say what they are, so a
-rerun after more labels trains only what is new (the cache key holds N).
+s: the labels' own ``cpu_seconds``. The table starts with the sets' make-up: frames per source trajectory and
+per H-O-C-C basin (the test set must cover the equilibrium ensemble, not one run of it). Models are cached in
+``--runs`` under names that say what they are (N and the number of CCSD(T) training frames there were), so a
+rerun trains only what is new.
 
     python benchmarks/ccsdt_ladder.py --models small sevennet-0 --seeds 0 1 2
     python benchmarks/ccsdt_ladder.py --models small --seeds 0 --steps 30      # a smoke run (minutes)
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +59,21 @@ def cheap_level_distance() -> tuple[float, float]:
     return forces, float(1000 * np.abs(delta - delta.mean()).mean())
 
 
+def make_up(train: list, test: list) -> str:
+    """The CCSD(T) sets' frames per source trajectory and per H-O-C-C basin, as a markdown table."""
+    from alloop.conformers import BASINS, find_rotors, frame_basins
+
+    rotors = [r for r in find_rotors(train[0]) if not r.symmetric]
+    lines = ["| CCSD(T) set | frames | per trajectory | " + " | ".join(BASINS) + " |",
+             "|---|---:|---|" + "---:|" * len(BASINS)]
+    for name, frames in (("training", train), ("test", test)):
+        runs = Counter(str(atoms.info.get("trajectory", "?")) for atoms in frames)
+        codes = frame_basins(np.array([a.positions for a in frames]), rotors)
+        shares = " | ".join(f"{np.mean(codes == j):.0%}" for j in range(len(BASINS)))
+        lines.append(f"| {name} | {len(frames)} | {', '.join(f'{r} {c}' for r, c in sorted(runs.items()))} | {shares} |")
+    return "\n".join(lines)
+
+
 def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, seed: int,
                     steps: int | None) -> dict[str, float]:
     """``alloop train`` (standard without ``cheap``, else ASTEROID) into ``out`` once; its errors on the test frames."""
@@ -73,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--expensive", type=int, default=None,
                     help="CCSD(T) training frames per seed, drawn at random (default: every one there is)")
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the recipe's)")
+    ap.add_argument("--equal-labels", action="store_true",
+                    help="also ASTEROID with all N CCSD(T) frames plus the B3LYP ones (one more training each)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ccsdt-ladder")
     args = ap.parse_args(argv)
 
@@ -108,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not path.is_file():
                     write_extxyz(path, [train[i] for i in np.sort(order[:size])])
                 sets[size] = path
-            runs = [("standard", sets[n], None, n, 0), ("asteroid, equal labels", sets[n], CHEAP, n, n_cheap),
-                    ("asteroid, equal cost", sets[n - k], CHEAP, n - k, n_cheap)]
-            for name, expensive, cheap, n_exp, n_ch in runs:
-                out = args.runs / f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-s{seed}.safetensors"
+            runs = [("standard", sets[n], None, n), ("asteroid, equal cost", sets[n - k], CHEAP, n - k)]
+            if args.equal_labels:
+                runs.insert(1, ("asteroid, equal labels", sets[n], CHEAP, n))
+            for name, expensive, cheap, n_exp in runs:
+                tag = f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-of-{len(train)}-s{seed}"
+                out = args.runs / f"{tag}.safetensors"
                 score = train_and_score(out, expensive, cheap, model, seed, args.steps)
+                n_ch = n_cheap if cheap is not None else 0
                 row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})
                 row["force"].append(score["force_mae_eV_per_A"])
                 row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
@@ -127,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
             row["cpu"].append(cheap_cpu)
 
+    print(make_up(train, read(TEST, ":")))
     print(f"\nCCSD(T)/cc-pVDZ ladder on 500 K equilibrium ethanol: {n} of {len(train)} CCSD(T) training frames "
           f"({per_label:.0f} CPU s each), {n_cheap} B3LYP/def2-SVP cheap frames ({cheap_cpu:.0f} CPU s: "
           f"{k} CCSD(T) labels); scored against CCSD(T) on {n_test} test frames; seeds {args.seeds}")

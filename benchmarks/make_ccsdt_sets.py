@@ -6,8 +6,12 @@ those of the committed equilibrium sets (independent GFN2-xTB runs, already labe
 ``--test`` frames spread evenly over ``ethanol_500K_eqtest_b3lyp-svp.extxyz`` (held out for scoring) and
 ``--train`` frames spread evenly over ``ethanol_500K_eqpool_b3lyp-svp.extxyz`` (candidates for training).
 
-The two lists are labelled alternately (test 0, train 0, test 1, ...), one frame at a time in this process,
-so that a run stopped at any point leaves a usable pair of sets. After every label it rewrites
+Within a set, the next frame is always taken from the source trajectory with the fewest labelled frames so
+far, as far (in time) from that trajectory's labelled frames as the plan allows (``balanced_order``), and the
+two sets alternate (test, train, test, ...), one frame at a time in this process: a run stopped at any point
+leaves a pair of sets that covers every independent trajectory about equally. (Until 2026-11-26 the order
+was the plan's, trajectory after trajectory: the first 17 labels came from 2 of the 6 trajectories of each
+set; the balanced order fills the others first.) After every label it rewrites
 ``ethanol_500K_ccsdt<set>_ccsdt-dz.extxyz`` (the expensive labels, with their provenance) and
 ``..._b3lyp-svp.extxyz`` (the same frames' B3LYP labels), each frame's place in its source set in
 ``source_index``. Those files are the cache: a rerun (on any machine, from a checkout) skips the frames they
@@ -42,11 +46,30 @@ def spread(n_available: int, n: int) -> list[int]:
     return [int(i) for i in np.linspace(0, n_available - 1, n).round().astype(int)]
 
 
-def interleave(plan: dict[str, list[int]]) -> list[tuple[str, int]]:
-    """(set, source index) in the labelling order: test and train alternately."""
+def balanced_order(plan: list[int], trajectory: list[str], done: set[int]) -> list[int]:
+    """The plan's frames not in ``done``, in labelling order: each next frame from the trajectory with the fewest
+    frames labelled or ordered so far (ties: the trajectory seen first), the one farthest in source index from
+    that trajectory's chosen frames (none yet: the middle one). ``trajectory[i]`` names frame ``i``'s run."""
+    chosen = {t: [i for i in plan if i in done and trajectory[i] == t] for t in dict.fromkeys(trajectory[i] for i in plan)}
+    remaining = {t: [i for i in plan if i not in done and trajectory[i] == t] for t in chosen}
+    order: list[int] = []
+    while any(remaining.values()):
+        t = min((t for t in chosen if remaining[t]), key=lambda t: len(chosen[t]))
+        if chosen[t]:
+            pick = max(remaining[t], key=lambda i: (min(abs(i - j) for j in chosen[t]), -i))
+        else:
+            pick = remaining[t][(len(remaining[t]) - 1) // 2]
+        remaining[t].remove(pick)
+        chosen[t].append(pick)
+        order.append(pick)
+    return order
+
+
+def interleave(orders: dict[str, list[int]]) -> list[tuple[str, int]]:
+    """(set, source index) in the labelling order: the sets' own orders, alternately."""
     order: list[tuple[str, int]] = []
-    for k in range(max(len(v) for v in plan.values())):
-        for name, indices in plan.items():
+    for k in range(max((len(v) for v in orders.values()), default=0)):
+        for name, indices in orders.items():
             if k < len(indices):
                 order.append((name, indices[k]))
     return order
@@ -101,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     fidelity = load_fidelity(args.fidelity)
     labeler = labeler_for(fidelity, threads=args.threads)
     done = {name: done_frames(args.out, name, fidelity.name) for name in plan}
-    order = interleave(plan)
-    todo = [(name, i) for name, i in order if name in args.sets and i not in done[name]]
+    orders = {name: balanced_order(plan[name], [str(a.info["trajectory"]) for a in sources[name]], set(done[name]))
+              for name in plan if name in args.sets}
+    todo = interleave(orders)
     on_disk = sum(len(v) for v in done.values())
-    print(f"{on_disk} of {len(order)} labels on disk; {len(todo)} to do at {fidelity.name} ({', '.join(args.sets)})",
+    total = sum(len(v) for v in plan.values())
+    print(f"{on_disk} of {total} labels on disk; {len(todo)} to do at {fidelity.name} ({', '.join(args.sets)})",
           file=sys.stderr, flush=True)
     start = time.perf_counter()
     failed = 0
