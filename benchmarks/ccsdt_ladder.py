@@ -6,7 +6,8 @@ about 0.2. The data are ``make_ccsdt_sets.py``'s: CCSD(T) training candidates (f
 CCSD(T) test frames (of the equilibrium test set, never trained on), and the whole pool's 150 B3LYP labels as the
 cheap set (the pool and the test set come from independent GFN2-xTB runs, so no test frame is a cheap frame).
 
-Per ``--models`` preset and seed, with N CCSD(T) training frames (all there are, or ``--expensive``, a random
+Per ``--models`` entry (a model preset, or ``PRESET+BASELINE`` for a Delta model on a GFN-xTB baseline:
+``small+gfn2-xtb`` is the quickstart's EGNN) and seed, with N CCSD(T) training frames (all there are, or ``--expensive``, a random
 subset per seed), ``alloop train`` gives:
 
 - ``standard``: N CCSD(T) frames;
@@ -23,7 +24,7 @@ per H-O-C-C basin (the test set must cover the equilibrium ensemble, not one run
 ``--runs`` under names that say what they are (N and the number of CCSD(T) training frames there were), so a
 rerun trains only what is new.
 
-    python benchmarks/ccsdt_ladder.py --models small sevennet-0 --seeds 0 1 2
+    python benchmarks/ccsdt_ladder.py --models small small+gfn2-xtb sevennet-0 --seeds 0 1 2
     python benchmarks/ccsdt_ladder.py --models small --seeds 0 --steps 30      # a smoke run (minutes)
 """
 
@@ -80,14 +81,17 @@ def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, 
     if not out.is_file():
         method = ["--method", "standard"] if cheap is None else ["--cheap", str(cheap), "--method", "asteroid"]
         budget = ["--steps", str(steps)] if steps else []
-        alloop("train", "--expensive", str(expensive), *method, "--model", model, "--seed", str(seed), "--quiet",
-               *budget, "-o", str(out))
+        preset, _, baseline = model.partition("+")
+        delta = ["--baseline", baseline] if baseline else []
+        alloop("train", "--expensive", str(expensive), *method, "--model", preset, *delta, "--seed", str(seed),
+               "--quiet", *budget, "-o", str(out))
     return json.loads(alloop("evaluate", str(out), str(TEST), "--json"))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["small", "sevennet-0"], help="model presets")
+    ap.add_argument("--models", nargs="+", default=["small", "small+gfn2-xtb", "sevennet-0"],
+                    help="model presets; PRESET+BASELINE for a Delta model (default: small small+gfn2-xtb sevennet-0)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--expensive", type=int, default=None,
                     help="CCSD(T) training frames per seed, drawn at random (default: every one there is)")
