@@ -19,7 +19,10 @@ subset per seed), ``alloop train`` gives:
   (what the cheap labels add on top; one more ASTEROID training per model and seed, off by default).
 
 All scored against CCSD(T) on the test frames; the first row is B3LYP itself (its labels as a prediction). CPU
-s: the labels' own ``cpu_seconds``. The table starts with the sets' make-up: frames per source trajectory and
+s: the labels' own ``cpu_seconds``. Under the table, for each ASTEROID row, the bias B of the 150 B3LYP frames
+against stage 1's model (median and range over frames, then over seeds, from the checkpoints): B is meant to
+measure the cheap level's error, so a median far above B3LYP's own distance from CCSD(T) says stage 1's model,
+not the cheap level, sets the weights. The table starts with the sets' make-up: frames per source trajectory and
 per H-O-C-C basin (the test set must cover the equilibrium ensemble, not one run of it). Models are cached in
 ``--runs`` under names that say what they are (N and the number of CCSD(T) training frames there were), so a
 rerun trains only what is new.
@@ -75,6 +78,14 @@ def make_up(train: list, test: list) -> str:
     return "\n".join(lines)
 
 
+def bias_summary(checkpoint: Path) -> tuple[float, float, float]:
+    """(median, min, max) of the bias B an ASTEROID checkpoint records, eV/A."""
+    from alloop.potentials.checkpoint import load_checkpoint
+
+    bias = load_checkpoint(checkpoint)[1]["bias"]
+    return bias["median_eV_per_A"], bias["min_eV_per_A"], bias["max_eV_per_A"]
+
+
 def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, seed: int,
                     steps: int | None) -> dict[str, float]:
     """``alloop train`` (standard without ``cheap``, else ASTEROID) into ``out`` once; its errors on the test frames."""
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     forces, energies = cheap_level_distance()
     rows: dict[tuple[str, str], dict[str, list[float]]] = {}
+    biases: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
     for model in args.models:
         for seed in args.seeds:
             order = np.random.default_rng(20_000 + seed).permutation(len(train))
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 tag = f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-of-{len(train)}-s{seed}"
                 out = args.runs / f"{tag}.safetensors"
                 score = train_and_score(out, expensive, cheap, model, seed, args.steps)
+                if cheap is not None:
+                    biases.setdefault((model, name), []).append(bias_summary(out))
                 n_ch = n_cheap if cheap is not None else 0
                 row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})
                 row["force"].append(score["force_mae_eV_per_A"])
@@ -166,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         energy = mean_std(row["energy"], 2) if row["labels"][0] else "- (B3LYP's zero)"
         print(f"| {model} | {name} | {row['labels'][0]} / {row['labels'][1]} | {mean_std(row['cpu'], 0)} | "
               f"{mean_std(row['force'])} | {energy} |")
+    if biases:
+        print(f"\nbias B of the {n_cheap} B3LYP frames against stage 1's model (eV/A; B3LYP's own distance from "
+              f"CCSD(T) on the test frames: {forces:.3f})")
+        print("| model | training | median B per seed | range over frames and seeds |\n|---|---|---|---|")
+        for (model, name), values in biases.items():
+            medians = " / ".join(f"{v[0]:.3f}" for v in values)
+            print(f"| {model} | {name} | {medians} | {min(v[1] for v in values):.3f}-{max(v[2] for v in values):.3f} |")
     return 0
 
 
