@@ -29,6 +29,12 @@ def alloop(*args: str) -> str:
     return out.stdout
 
 
+def model_args(spec: str) -> list[str]:
+    """``alloop train``'s model options for a preset, or ``PRESET+BASELINE`` for a Delta model on GFN-xTB."""
+    preset, _, baseline = spec.partition("+")
+    return ["--model", preset, *(["--baseline", baseline] if baseline else [])]
+
+
 def label_cpu(path: Path, rows: Iterable[int] | None = None) -> float:
     """The CPU seconds the labels of a labelled extxyz file cost (its frames' ``cpu_seconds``), of ``rows`` or all."""
     from ase.io import read

@@ -40,7 +40,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, label_cpu, mean_std
+from _common import DATA, ROOT, alloop, label_cpu, mean_std, model_args
 
 TRAIN = DATA / "ethanol_500K_ccsdttrain_ccsdt-dz.extxyz"
 TEST = DATA / "ethanol_500K_ccsdttest_ccsdt-dz.extxyz"
@@ -92,10 +92,8 @@ def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, 
     if not out.is_file():
         method = ["--method", "standard"] if cheap is None else ["--cheap", str(cheap), "--method", "asteroid"]
         budget = ["--steps", str(steps)] if steps else []
-        preset, _, baseline = model.partition("+")
-        delta = ["--baseline", baseline] if baseline else []
-        alloop("train", "--expensive", str(expensive), *method, "--model", preset, *delta, "--seed", str(seed),
-               "--quiet", *budget, "-o", str(out))
+        alloop("train", "--expensive", str(expensive), *method, *model_args(model), "--seed", str(seed), "--quiet",
+               *budget, "-o", str(out))
     return json.loads(alloop("evaluate", str(out), str(TEST), "--json"))
 
 

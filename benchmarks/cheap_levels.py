@@ -21,6 +21,7 @@ distance from B3LYP over the pool's 150 frames and its CPU per label (both from 
     python benchmarks/cheap_levels.py --xtb --frames 150 --data benchmarks/data/ethanol_500K_eqpool_b3lyp-svp.extxyz
     python benchmarks/cheap_levels.py --asteroid --levels hf-sto3g gfn1-xtb gfn2-xtb --seeds 0 1 2
     python benchmarks/cheap_levels.py --asteroid --model sevennet-0 --levels gfn1-xtb   # ~1 CPU h per seed
+    python benchmarks/cheap_levels.py --asteroid --model sevennet-0+gfn2-xtb --levels gfn1-xtb   # on the Delta baseline
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import DATA as DATA_DIR
-from _common import ROOT, alloop, label_cpu, mean_std
+from _common import ROOT, alloop, label_cpu, mean_std, model_args
 
 DATA = DATA_DIR / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 POOL = DATA_DIR / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
@@ -119,7 +120,7 @@ def asteroid_table(levels: list[str], seeds: list[int], n_expensive: int, model:
             out = runs / f"{name.replace(', ', '-')}-{model}-n{n_expensive}-s{seed}.safetensors"
             if not out.is_file():
                 budget = ["--steps", str(steps)] if steps else []
-                alloop("train", "--expensive", str(frames), *extra, "--method", method, "--model", model,
+                alloop("train", "--expensive", str(frames), *extra, "--method", method, *model_args(model),
                        "--seed", str(seed), "--quiet", *budget, "-o", str(out))
             score = json.loads(alloop("evaluate", str(out), str(TEST), "--json"))["force_mae_eV_per_A"]
             row = rows.setdefault(name, {"mae": [], "cpu": []})
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--levels", nargs="+", default=["hf-sto3g", "gfn1-xtb", "gfn2-xtb"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--expensive", type=int, default=30, help="random B3LYP frames per seed")
-    ap.add_argument("--model", default="small")
+    ap.add_argument("--model", default="small",
+                    help="a model preset, or PRESET+BASELINE for a Delta model (e.g. sevennet-0+gfn2-xtb)")
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the recipe's)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "cheap-levels")
     args = ap.parse_args(argv)
