@@ -3,7 +3,9 @@
 Each sub-command lives in ``alloop/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
 User mistakes (AlloopError, missing files) print one line and exit 1; a
-programming error keeps its traceback.
+programming error keeps its traceback, except in ``run`` and ``resume``, which write
+it to the run directory's ``campaign.log`` (with every other reason they stop for)
+and print one line pointing there. SIGTERM stops them as Ctrl-C does (exit 143).
 """
 
 from __future__ import annotations
@@ -43,17 +45,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from alloop.campaign.loop.exits import Stopped, one_line, stop_on_signals
+
     try:
-        return int(args.func(args) or 0)
+        with stop_on_signals():
+            return int(args.func(args) or 0)
     except AlloopError as exc:
         print(f"alloop {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except FileNotFoundError as exc:
         print(f"alloop {args.command}: error: no such file: {exc.filename or exc}", file=sys.stderr)
         return 1
+    except Stopped as exc:
+        print(f"alloop {args.command}: stopped by {exc.args[0]}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"alloop {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        log = getattr(exc, "alloop_log", None)
+        if log is None:
+            raise
+        print(f"alloop {args.command}: unexpected error: {one_line(exc)} (traceback in {log}; everything "
+              "committed is kept)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,6 +16,7 @@ import torch
 from alloop.campaign.execution.cluster import dashboard_link, open_client
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.campaign.loop.driver import Campaign
+from alloop.campaign.loop.exits import LOG_NAME, append_log, logged_exit
 from alloop.campaign.loop.progress import Progress
 from alloop.campaign.phases.evaluation import prepare as prepare_evaluation
 from alloop.config import CampaignConfig
@@ -26,9 +26,6 @@ from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import finished_reason, spend
 from alloop.store.resolve import is_store, store_path
 
-LOG_NAME = "campaign.log"
-
-
 def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, address: str | None = None,
                    progress: bool = True, echo: Callable[[str], None] | None = None, **campaign_kwargs: Any) -> str:
     """Run a new campaign in ``run_dir`` (default from the config); refuses a directory that holds one already."""
@@ -37,7 +34,8 @@ def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, ad
         raise AlloopError(f"{path} already holds a campaign; continue it with 'alloop resume {path}'")
     check_cluster_options(cfg.execution)
     store = CampaignStore.create(store_path(path), cfg.to_dict())
-    return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
+    with logged_exit(path):
+        return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
 
 
 def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress: bool = True,
@@ -50,19 +48,20 @@ def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress
     path = Path(run_dir)
     if not is_store(path):
         raise AlloopError(f"{path} is not a campaign run directory (no store found)")
-    with CampaignStore.open(store_path(path), "r") as reader:
-        done = finished_reason(reader)
-    if done is not None:
-        (echo or print)(f"campaign in {path} already finished ({done}); nothing to do")
-        return done
-    store = CampaignStore.open(store_path(path), "a")
-    store.allow_version_mix = allow_version_mix
-    try:
-        cfg = CampaignConfig.from_dict(store.config, check_files=False)
-    except Exception:
-        store.close()
-        raise
-    return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
+    with logged_exit(path):
+        with CampaignStore.open(store_path(path), "r") as reader:
+            done = finished_reason(reader)
+        if done is not None:
+            (echo or print)(f"campaign in {path} already finished ({done}); nothing to do")
+            return done
+        store = CampaignStore.open(store_path(path), "a")
+        store.allow_version_mix = allow_version_mix
+        try:
+            cfg = CampaignConfig.from_dict(store.config, check_files=False)
+        except Exception:
+            store.close()
+            raise
+        return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
 
 
 def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | None, progress: bool,
@@ -139,12 +138,10 @@ def _logger(path: Path, echo: Callable[[str], None] | None) -> Callable[[str], N
     out = echo or (lambda text: print(text, file=sys.stdout, flush=True))
 
     def log(text: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        with open(path / LOG_NAME, "a") as fh:
-            fh.write(f"{stamp} {text}\n")
+        append_log(path, text)
         out(text)
 
     return log
 
 
-__all__ = ["start_campaign", "resume_campaign", "StoreError"]
+__all__ = ["start_campaign", "resume_campaign", "StoreError", "LOG_NAME"]

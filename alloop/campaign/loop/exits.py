@@ -1,0 +1,101 @@
+"""Why a campaign process stopped, written to its run directory's ``campaign.log``.
+
+A campaign started in the background is diagnosed from its run directory, so every exit of
+``alloop run`` / ``alloop resume`` other than success leaves its reason there as well as on stderr:
+
+- a user-facing error (:class:`AlloopError`): its one-line message;
+- SIGINT / SIGTERM: which signal, and how to continue (:func:`stop_on_signals` turns SIGTERM into
+  :class:`Stopped`, a ``KeyboardInterrupt``, so the cluster and the store close as on Ctrl-C);
+- any other exception: one line naming it, then its traceback (the exception is marked with
+  ``alloop_log``, the log's path, so the command line prints one line to stderr and points there).
+
+SIGKILL leaves no reason (nothing runs); the store's last commit is the truth then, as always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Iterator
+
+from alloop.errors import AlloopError
+
+LOG_NAME = "campaign.log"
+
+
+class Stopped(KeyboardInterrupt):
+    """The process was asked to stop by a signal (SIGTERM; SIGINT raises KeyboardInterrupt itself)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def append_log(run_dir: Path, text: str) -> None:
+    """Append ``text`` (one or more lines) to ``run_dir/campaign.log``, each line stamped."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(Path(run_dir) / LOG_NAME, "a") as fh:
+        for line in text.rstrip("\n").splitlines() or [""]:
+            fh.write(f"{stamp} {line}\n")
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Stopped` in the main thread (the default handler would end the
+    process without closing anything or saying why)."""
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 (signal's signature)
+        raise Stopped(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def logged_exit(run_dir: Path) -> Iterator[None]:
+    """Write the reason of any exception leaving the block to ``run_dir/campaign.log`` (when ``run_dir`` exists),
+    then re-raise it unchanged."""
+    try:
+        yield
+    except BaseException as exc:
+        if Path(run_dir).is_dir():
+            _record(Path(run_dir), exc)
+        raise
+
+
+def _record(run_dir: Path, exc: BaseException) -> None:
+    resume = f"continue with 'alloop resume {run_dir}'"
+    try:
+        if isinstance(exc, Stopped):
+            append_log(run_dir, f"stopped: {exc.args[0]} received; everything committed is kept; {resume}")
+        elif isinstance(exc, KeyboardInterrupt):
+            append_log(run_dir, f"stopped: interrupted (SIGINT); everything committed is kept; {resume}")
+        elif isinstance(exc, AlloopError):
+            append_log(run_dir, f"stopped: error: {one_line(exc)}")
+        elif isinstance(exc, Exception):
+            append_log(run_dir, f"stopped: unexpected error: {one_line(exc)}; everything committed is kept; "
+                                f"{resume}; its traceback follows\n"
+                       + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            exc.alloop_log = str(run_dir / LOG_NAME)  # type: ignore[attr-defined]
+        else:  # SystemExit, GeneratorExit: not a failure of the campaign
+            return
+    except OSError:  # the log cannot be written (disk full, directory gone): stderr still says why
+        return
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line: its type unless it is a user-facing error, then its first message line."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, AlloopError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
