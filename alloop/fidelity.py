@@ -45,7 +45,7 @@ from pydantic import (
 )
 
 from alloop.errors import ConfigError, FidelityError
-from alloop.config.presets import load_preset
+from alloop.presets import load_preset
 
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
 #: xtb methods (alloop's spelling -> tblite's)

@@ -28,7 +28,7 @@ from ase.build import molecule as ase_molecule
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
-from alloop.config.presets import preset_names
+from alloop.presets import preset_names
 from _common import DATA
 
 MOLECULES = ("water", "ethanol", "malonaldehyde", "aspirin")

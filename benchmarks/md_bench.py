@@ -49,7 +49,7 @@ def build(model_name: str, dtype: str):
     elements = [1, 6, 8]
     if model_name in PRESETS:
         from alloop.potentials.registry import build_model
-        from alloop.config.presets import load_preset
+        from alloop.presets import load_preset
 
         hparams = load_preset("models", model_name)
         architecture = hparams.pop("architecture")

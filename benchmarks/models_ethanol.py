@@ -79,7 +79,7 @@ def recipe(name: str, quick: bool) -> dict[str, Any]:
 
 def _factory(preset: str, seed: int):
     from alloop.potentials.registry import build_model
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
 
     hparams = load_preset("models", preset)
     architecture = hparams.pop("architecture")
@@ -93,7 +93,7 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
     from alloop.training.asteroid import train_asteroid
     from alloop.training.metrics import evaluate_model
     from alloop.training.references import refit_references
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
     from alloop.training.recipe import asteroid_settings, section_from_options
 
     torch.set_num_threads(1)

@@ -277,7 +277,7 @@ def main() -> None:
 
     from alloop.deploy.loading import load_trained
     from alloop.potentials.registry import build_model
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
 
     spec = load_preset("models", "sevennet-0")
     reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()

@@ -40,7 +40,7 @@ def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Pat
     from alloop.outside import forgetting_structures, outside_molecules
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.potentials.registry import build_model
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
     from alloop.training.data import FrameDataset
     from alloop.training.forgetting import forgetting_scores
     from alloop.training.metrics import evaluate_model, pseudo_labelled
@@ -122,7 +122,7 @@ def main() -> None:
     print()
     print(table(rows))
     from alloop.potentials.registry import build_model
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
 
     preset = load_preset("models", "sevennet-0")
     original = outside_force_mae(build_model(preset.pop("architecture"), [1, 6, 8], seed=0, **preset))

@@ -85,7 +85,7 @@ from alloop.labeling.base import Labeler
 from alloop.labeling.factory import labeler_for
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
-from alloop.config.presets import load_preset
+from alloop.presets import load_preset
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces

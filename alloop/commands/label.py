@@ -28,7 +28,7 @@ from alloop.errors import AlloopError, FidelityError
 from alloop.io import attach_label, read_structures, write_extxyz
 from alloop.labeling.provenance import to_info
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.config.presets import preset_names
+from alloop.presets import preset_names
 
 ORDER = 30
 

@@ -53,7 +53,7 @@ def _floats(text: str) -> list[float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from alloop.config.presets import preset_names
+    from alloop.presets import preset_names
 
     p = subparsers.add_parser(
         "train",
@@ -123,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, model_factory, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines

@@ -17,10 +17,10 @@ fidelities, model, MD, uncertainty, selection, schedule),
 :mod:`~alloop.config.campaign` (the whole campaign: defaults and checks across
 sections), :mod:`~alloop.config.loading` (files, ``extends:``, overrides),
 :mod:`~alloop.config.messages` (error lines), :mod:`~alloop.config.base` (what
-every section shares) and :mod:`~alloop.config.presets` (the YAML presets under
+every section shares) and :mod:`~alloop.presets` (the YAML presets under
 ``configs/``).
 
-The public names below are re-exported lazily (PEP 562): ``alloop.config.presets``
+The public names below are re-exported lazily (PEP 562): ``alloop.presets``
 sits below the fidelities that the sections import, so importing it must not
 load the sections.
 """

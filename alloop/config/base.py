@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
 from alloop.errors import ConfigError
-from alloop.config.presets import load_preset
+from alloop.presets import load_preset
 
 
 class Section(BaseModel):

@@ -30,7 +30,7 @@ from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
-from alloop.config.presets import load_preset
+from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
 DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}

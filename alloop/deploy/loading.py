@@ -230,7 +230,7 @@ def _resolve(trained: TrainedModel, name: str) -> tuple[str, dict[str, str]]:
 
 def _preset(trained: TrainedModel, name: str, references: dict[str, Any]) -> tuple[str, dict[str, str]]:
     from alloop.fidelity import load_fidelity
-    from alloop.config.presets import preset_names
+    from alloop.presets import preset_names
 
     if name in preset_names("fidelities"):
         fid = load_fidelity(name)

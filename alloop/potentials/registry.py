@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from alloop.config.presets import load_preset
+from alloop.presets import load_preset
 from alloop.errors import ConfigError
 from alloop.potentials.base import Potential
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from alloop.errors import ConfigError, StoreError
 from alloop.fidelity import Fidelity, load_fidelity
-from alloop.config.presets import preset_names
+from alloop.presets import preset_names
 
 #: the store's directory inside a campaign's run directory
 STORE_DIRNAME = "store.zarr"

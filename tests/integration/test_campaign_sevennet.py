@@ -96,7 +96,7 @@ def test_campaign_fine_tunes_sevennet0(tmp_path, monkeypatch, capsys):
         assert type(model).__name__ == "SevenNet" and model.hyperparameters()["base"] == "7net-0"
     # fine-tuning changed the pretrained weights
     from alloop.potentials.registry import build_model
-    from alloop.config.presets import load_preset
+    from alloop.presets import load_preset
 
     spec = load_preset("models", "sevennet-0")
     original = build_model(spec.pop("architecture"), [1, 8], **spec)

@@ -25,7 +25,7 @@ MAX_FUNCTION_LINES = 60
 #: (the root modules every layer uses; data and config; the computing packages; what runs a campaign; what
 #: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
-    "_version errors units io config.presets",
+    "_version errors units io presets",
     "fidelity structures conformers outside evaluation_frames",
     "config",
     "labeling potentials",
@@ -181,13 +181,13 @@ def test_no_import_cycle() -> None:
 
 
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``
-ROOMS = {"campaign": ("execution", "phases", "loop"), "config": ("presets",),
+ROOMS = {"campaign": ("execution", "phases", "loop"),
          "testing": ("campaigns", "kill_points", "kill_resume")}
 
 
 def _unit(module: str) -> str:
     """The root module or package of ``alloop.x.y`` (``__init__`` for the package ``alloop`` itself); in a package
-    of ``ROOMS``, its room (``campaign.execution``, ``campaign.phases``, ``campaign.loop``, ``config.presets``)."""
+    of ``ROOMS``, its room (``campaign.execution``, ``campaign.phases``, ``campaign.loop``)."""
     parts = module.split(".")
     if len(parts) > 2 and parts[2] in ROOMS.get(parts[1], ()):
         return f"{parts[1]}.{parts[2]}"

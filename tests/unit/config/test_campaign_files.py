@@ -14,7 +14,7 @@ from alloop.config import CampaignConfig, load_campaign
 from alloop.config.execution import ClusterConfig
 from alloop.config.science import ModelConfig
 from alloop.potentials.registry import build_model
-from alloop.config.presets import configs_dir, preset_names
+from alloop.presets import configs_dir, preset_names
 
 CAMPAIGNS = sorted((Path(__file__).resolve().parents[3] / "campaigns").glob("*.yaml"))
 

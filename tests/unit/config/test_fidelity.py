@@ -2,7 +2,7 @@ import pytest
 
 from alloop.errors import ConfigError, FidelityError
 from alloop.fidelity import Fidelity, load_fidelity
-from alloop.config.presets import preset_names
+from alloop.presets import preset_names
 
 
 def test_presets_exist_and_hash_differently():

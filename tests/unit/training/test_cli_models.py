@@ -13,7 +13,7 @@ from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import load_checkpoint
 from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model, model_preset
-from alloop.config.presets import load_preset, preset_names
+from alloop.presets import load_preset, preset_names
 from alloop.training.data import FrameDataset
 
 from training_synthetic import label_frames, perturbed, truth_potential

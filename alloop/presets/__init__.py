@@ -1,13 +1,15 @@
-"""Locate and read the YAML presets under the repository's ``configs/`` folder.
+"""The YAML presets shipped with the package: ``fidelities/``, ``models/`` and ``clusters/`` beside this file.
 
-Presets are looked up by short name (``b3lyp-svp``), never by import path.
-``ALLOOP_CONFIGS`` overrides the folder (for an installed copy without the
-repository next to it).
+They are package data (a wheel carries them; the repository's ``configs/`` is a link to this folder), found
+with :mod:`importlib.resources` the same way from a checkout, an editable install and a wheel. Presets are
+looked up by short name (``b3lyp-svp``), never by import path. ``ALLOOP_CONFIGS`` names another folder with
+the same three sub-folders instead (a site's own presets).
 """
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ def configs_dir() -> Path:
     env = os.environ.get("ALLOOP_CONFIGS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "configs"
+    return Path(str(files(__name__)))
 
 
 def preset_names(kind: str) -> list[str]:
