@@ -96,3 +96,17 @@ def test_sigterm_stops_resume_with_its_reason_in_the_log(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "stopped by SIGTERM" in err
     assert "stopped: SIGTERM received" in log.read_text()
+
+
+def test_a_native_crash_of_a_campaign_process_leaves_its_stack_in_the_log(tmp_path):
+    """A segmentation fault cannot raise: faulthandler writes the stacks to the run directory's log."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = ("import ctypes, sys\n"
+            "from alloop.campaign.loop.exits import logged_exit\n"
+            "with logged_exit(sys.argv[1]):\n"
+            "    ctypes.string_at(0)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGSEGV, proc.stderr
+    log = (run_dir / "campaign.log").read_text()
+    assert "Fatal Python error: Segmentation fault" in log and "string_at" in log

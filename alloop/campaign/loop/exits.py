@@ -9,13 +9,17 @@ A campaign started in the background is diagnosed from its run directory, so eve
 - any other exception: one line naming it, then its traceback (the exception is marked with
   ``alloop_log``, the log's path, so the command line prints one line to stderr and points there).
 
-SIGKILL leaves no reason (nothing runs); the store's last commit is the truth then, as always.
+A crash in native code (a segmentation fault in a compiled library, an abort) cannot raise: while a run directory
+is open, :mod:`faulthandler` writes the Python stack of every thread to the log then. SIGKILL leaves no reason
+(nothing runs); the store's last commit is the truth then, as always.
 """
 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import signal
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -64,13 +68,32 @@ def stop_on_signals() -> Iterator[None]:
 @contextlib.contextmanager
 def logged_exit(run_dir: Path) -> Iterator[None]:
     """Write the reason of any exception leaving the block to ``run_dir/campaign.log`` (when ``run_dir`` exists),
-    then re-raise it unchanged."""
-    try:
+    then re-raise it unchanged; a native crash inside the block dumps the threads' stacks there."""
+    with _native_crashes_to(Path(run_dir)):
+        try:
+            yield
+        except BaseException as exc:
+            if Path(run_dir).is_dir():
+                _record(Path(run_dir), exc)
+            raise
+
+
+@contextlib.contextmanager
+def _native_crashes_to(run_dir: Path) -> Iterator[None]:
+    """faulthandler writes to ``run_dir/campaign.log`` within the block (then back to what it did before)."""
+    if not run_dir.is_dir():
         yield
-    except BaseException as exc:
-        if Path(run_dir).is_dir():
-            _record(Path(run_dir), exc)
-        raise
+        return
+    was_enabled = faulthandler.is_enabled()
+    with open(run_dir / LOG_NAME, "a") as fh:
+        faulthandler.enable(file=fh, all_threads=True)
+        try:
+            yield
+        finally:
+            faulthandler.disable()
+            if was_enabled:  # on the process's standard error (where it was, unless a caller had chosen a file)
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    faulthandler.enable(file=sys.__stderr__, all_threads=True)
 
 
 def _record(run_dir: Path, exc: BaseException) -> None:
