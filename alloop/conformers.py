@@ -17,8 +17,8 @@ covalent cut-offs, so only molecules (no periodic cell) are handled.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms

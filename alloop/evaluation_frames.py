@@ -61,7 +61,7 @@ class EvaluationFrames:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "EvaluationFrames":
+    def from_bytes(cls, blob: bytes) -> EvaluationFrames:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             arrays = {k: np.array(data[k]) for k in _ARRAYS}
             periodic = {k: np.array(data[k]) for k in ("cells", "pbc") if k in data.files}

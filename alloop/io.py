@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
+from typing import Any, BinaryIO
 
 import ase.io
 import numpy as np

@@ -16,7 +16,7 @@ not measured here).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms

@@ -7,8 +7,9 @@ folder) or a name ``ase.build.molecule`` knows. Files win over names.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms

@@ -35,8 +35,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from campaign_runs import run_campaign
 from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae, target_ensemble_weights
+from campaign_runs import run_campaign
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 

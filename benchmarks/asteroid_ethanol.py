@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import units
 from _common import DATA, mean_std
+from ase import units
 
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -68,7 +68,7 @@ class Config:
     layers: int = 3
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(exp_steps=200, pre_steps=200, finetune_steps=100)
 
 

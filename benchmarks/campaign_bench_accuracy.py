@@ -85,9 +85,9 @@ def _row(name: str, data: str, n: str, cpu: str, metrics: dict[str, Any], second
 
 def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], threads: int) -> int:
     """Print the accuracy-vs-cost table; returns 0, or 2 when the data files are missing or do not match."""
-    from alloop.store.ledger import spend
     from alloop.io import read_labelled
     from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.store.ledger import spend
     from alloop.training import evaluate_model
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
 from _common import DATA
 
 

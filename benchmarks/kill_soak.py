@@ -50,8 +50,17 @@ import numpy as np
 
 from alloop.testing.campaigns import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny
 from alloop.testing.kill_points import ALL_MODES, PROGRESS_MODES, WINDOW
-from alloop.testing.kill_resume import (KillPoint, RunHung, campaign_command, committed_phases, committed_seq, kill_plan,
-                                       phase_commits, plan_cost, run_group)
+from alloop.testing.kill_resume import (
+    KillPoint,
+    RunHung,
+    campaign_command,
+    committed_phases,
+    committed_seq,
+    kill_plan,
+    phase_commits,
+    plan_cost,
+    run_group,
+)
 
 #: parameters of two final models agree when every element is within this of the other (absolute)
 MODEL_ATOL = 1e-6

@@ -93,8 +93,8 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
     from ase import units
     from ase.build import molecule
-    from ase.md.langevin import Langevin
     from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
     from alloop.fidelity import load_fidelity

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+
 from _common import DATA
 
 OUT = DATA / "outside_forgetting_b3lyp-svp.extxyz"
@@ -36,7 +37,6 @@ def outside_force_mae(model) -> float | None:
     if not OUT.is_file():
         return None
     import ase.io
-
     import numpy as np
 
     from alloop.training.data import FrameDataset

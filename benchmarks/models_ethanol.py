@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
 from _common import DATA, mean_std
+from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
 
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -90,11 +89,11 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
     """Train (or re-reference) one model on the first ``n`` pool frames of seed's order; score it on the tests."""
     import torch
 
+    from alloop.presets import load_preset
     from alloop.training.asteroid import train_asteroid
     from alloop.training.metrics import evaluate_model
-    from alloop.training.references import refit_references
-    from alloop.presets import load_preset
     from alloop.training.recipe import asteroid_settings, section_from_options
+    from alloop.training.references import refit_references
 
     torch.set_num_threads(1)
     preset, method = MODELS[name]

@@ -50,10 +50,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, ROOT, mean_std
 from campaign_runs import run_campaign
 from make_outside_labels import OUT as OUTSIDE_LABELS
 from make_outside_labels import outside_force_mae
-from _common import DATA, ROOT, mean_std
 
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 STRATEGIES = ("periodic", "naive")

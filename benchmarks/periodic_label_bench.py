@@ -15,8 +15,8 @@ import argparse
 import os
 
 import numpy as np
-
 from _common import markdown_table
+
 from alloop.fidelity import load_fidelity
 from alloop.labeling.factory import labeler_for
 from alloop.testing.cells import water_box

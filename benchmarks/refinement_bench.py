@@ -68,7 +68,7 @@ class Config:
     ttt_chunk: int = 10
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(cheap_steps=600, expensive_steps=300, ttt_steps=20)
 
     def training_key(self) -> dict[str, Any]:

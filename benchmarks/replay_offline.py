@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from make_outside_labels import outside_force_mae
 from _common import DATA
+from make_outside_labels import outside_force_mae
 
 POOL = DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}

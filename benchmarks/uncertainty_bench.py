@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import DATA
 from ase import Atoms
 from ase.build import molecule
 from ase.data import chemical_symbols
@@ -80,8 +81,8 @@ from scipy.stats import spearmanr
 from alloop.campaign.phases.bootstrap import normal_mode_samples
 from alloop.campaign.phases.hessian import cheap_hessian
 from alloop.fidelity import load_fidelity
-from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.base import Labeler
+from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.factory import labeler_for
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
@@ -89,7 +90,6 @@ from alloop.presets import load_preset
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
-from _common import DATA
 
 MODELS = ("egnn", "sevennet-small", "sevennet-0")  # egnn: built here; the others are model presets
 TEMPERATURES = (300.0, 500.0, 1000.0)

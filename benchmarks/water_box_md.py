@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, markdown_table
 from ase import Atoms
 from ase.io import read
 from ase.neighborlist import neighbor_list
-
-from _common import DATA, markdown_table
 
 RECORD_FS = 10.0
 

@@ -122,13 +122,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
+    from alloop.potentials.baseline import DeltaPotential, learned_part
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, model_factory, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
     from alloop.training.two_head import train_two_head
-    from alloop.potentials.baseline import DeltaPotential, learned_part
 
     methods = (*METHODS, "two-head")
     if args.method not in methods:
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _baseline(args: argparse.Namespace, initial: "Potential | None") -> "Baseline | None":
+def _baseline(args: argparse.Namespace, initial: Potential | None) -> Baseline | None:
     """The Baseline of ``--baseline`` or of a Delta ``--init`` model (None without either); AlloopError if they
     differ."""
     from alloop.errors import AlloopError

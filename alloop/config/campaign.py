@@ -14,6 +14,7 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
+from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.config.execution import ExecutionConfig, StoreConfig
 from alloop.config.messages import format_validation_error
 from alloop.config.science import (
@@ -28,7 +29,6 @@ from alloop.config.science import (
 from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
-from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
@@ -66,7 +66,7 @@ class CampaignConfig(BaseModel):
         *,
         stem: str | None = None,
         check_files: bool = True,
-    ) -> "CampaignConfig":
+    ) -> CampaignConfig:
         """Validate a mapping; relative paths resolve against ``base_dir`` (default: the working folder).
 
         ``stem`` (the campaign file's name without suffix) is the default ``name`` and names the
@@ -154,7 +154,7 @@ class CampaignConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
+    def _cross_checks(self, info: ValidationInfo) -> CampaignConfig:
         self._check_label_budget()
         self._check_replay()
         self._check_spacing()

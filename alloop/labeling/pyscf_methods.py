@@ -17,8 +17,9 @@ CCSD(T) (R/U)      yes (``grad.ccsd_t``, ``grad.uccsd_t``)   no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -7,9 +7,9 @@ carries NaN energy and forces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class LabelResult:
         status: LabelStatus,
         reason: str,
         **kwargs: object,
-    ) -> "LabelResult":
+    ) -> LabelResult:
         """A result with NaN energy and forces for a structure of ``n_atoms`` atoms."""
         if status is LabelStatus.OK:
             raise ValueError("a failure cannot have status ok")

@@ -99,7 +99,7 @@ class StabilityGuards:
         temperature_K: float | None = None,
         temperature_factor: float = 3.0,
         **thresholds: float,
-    ) -> "StabilityGuards":
+    ) -> StabilityGuards:
         """Guards with bonds detected in ``atoms``.
 
         If ``temperature_K`` is given and ``max_temperature_K`` is not, the upper

@@ -29,8 +29,9 @@ minimum-image guards compute changes), and the cell is fixed (NVT or NVE).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch

@@ -57,7 +57,7 @@ class ReplicaState:
         gen.bit_generator.state = self.rng_state
         return gen
 
-    def copy(self) -> "ReplicaState":
+    def copy(self) -> ReplicaState:
         return replace(
             self,
             positions=self.positions.copy(),
@@ -82,7 +82,7 @@ class ReplicaState:
         return {"positions": self.positions.copy(), "velocities": self.velocities.copy(), "meta": meta.copy()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ReplicaState":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ReplicaState:
         try:
             meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
             positions, velocities = arrays["positions"], arrays["velocities"]
@@ -108,7 +108,7 @@ class ReplicaState:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "ReplicaState":
+    def from_bytes(cls, blob: bytes) -> ReplicaState:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class AtomsBatch:
         structures: Sequence[Atoms],
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
-    ) -> "AtomsBatch":
+    ) -> AtomsBatch:
         if len(structures) == 0:
             raise ValueError("an AtomsBatch needs at least one structure")
         numbers = np.concatenate([a.numbers for a in structures]).astype(np.int64)
@@ -92,7 +93,7 @@ class AtomsBatch:
         device: torch.device | str = "cpu",
         cell: np.ndarray | torch.Tensor | None = None,
         pbc: np.ndarray | torch.Tensor | None = None,
-    ) -> "AtomsBatch":
+    ) -> AtomsBatch:
         """A batch from concatenated arrays; ``cell`` [B, 3, 3] and ``pbc`` [B, 3] for periodic structures (a batch
         without any periodic direction drops them)."""
         sizes_t = torch.as_tensor(sizes, dtype=torch.int64, device=device)
@@ -117,10 +118,10 @@ class AtomsBatch:
             pbc=pbc_t,
         )
 
-    def with_positions(self, positions: torch.Tensor) -> "AtomsBatch":
+    def with_positions(self, positions: torch.Tensor) -> AtomsBatch:
         return replace(self, positions=positions)
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "AtomsBatch":
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AtomsBatch:
         def move(t: torch.Tensor | None, floating: bool = False) -> torch.Tensor | None:
             if t is None:
                 return None
@@ -208,7 +209,7 @@ class Potential(torch.nn.Module, ABC):
         return self.cutoff if self._graph_radius is None else self._graph_radius
 
     @contextmanager
-    def using_graph_radius(self, radius: float) -> Iterator["Potential"]:
+    def using_graph_radius(self, radius: float) -> Iterator[Potential]:
         """``with model.using_graph_radius(r): ...``: the graph is built with radius ``r`` inside the block.
 
         AlloopError for a model that cannot (``accepts_graph_radius`` False: its radial functions end at its cutoff).

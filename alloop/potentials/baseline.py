@@ -22,7 +22,8 @@ only its preset's name), so a model is rebuilt with the baseline it was trained 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -154,7 +155,7 @@ class DeltaPotential(Potential):
         self.inner.output_scale = value
 
     @classmethod
-    def wrap(cls, model: Potential, baseline: str | Mapping[str, Any] | Fidelity | Baseline) -> "DeltaPotential":
+    def wrap(cls, model: Potential, baseline: str | Mapping[str, Any] | Fidelity | Baseline) -> DeltaPotential:
         """A Delta model whose learned part is (a copy of the weights of) ``model``; ``model`` is not changed."""
         from alloop.potentials.registry import cast_model
 

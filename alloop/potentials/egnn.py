@@ -27,7 +27,8 @@ the Gaussian basis keeps the centres it was trained with.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn

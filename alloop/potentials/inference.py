@@ -13,7 +13,8 @@ Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Union
+from collections.abc import Sequence
+from typing import Protocol, Union
 
 import numpy as np
 import torch

@@ -10,7 +10,8 @@ training code, and the simplest example of the Potential protocol.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

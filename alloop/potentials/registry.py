@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from alloop.presets import load_preset
 from alloop.errors import ConfigError
 from alloop.potentials.base import Potential
+from alloop.presets import load_preset
 
 _REGISTRY: dict[str, type[Potential]] = {}
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).

@@ -35,8 +35,9 @@ import functools
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -206,7 +207,7 @@ class SevenNet(Potential):
                     module._buffers[name] = exact.to(dtype=buf.dtype, device=buf.device)
         return out
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "SevenNet":
+    def __deepcopy__(self, memo: dict[int, Any]) -> SevenNet:
         """A deep copy that keeps e3nn's generated code exact (:func:`~alloop.potentials.copying.exact_deepcopy`)."""
         return exact_deepcopy(self, memo)
 

@@ -31,8 +31,9 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

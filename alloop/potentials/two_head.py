@@ -31,8 +31,9 @@ trained single-head model into a two-head one (every head a copy of its readout)
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Collection, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -57,7 +58,7 @@ class Splittable(Protocol):
         """Remove the model's own readout and return it."""
 
 
-def _sync_active_row(module: "TwoHeadPotential", prefix: str, keep_vars: bool) -> None:
+def _sync_active_row(module: TwoHeadPotential, prefix: str, keep_vars: bool) -> None:
     """State-dict pre-hook: the active head's row of ``head_energies`` = ``atomic_energies``."""
     with torch.no_grad():
         module.head_energies[module.head_index(module.active_head)] = module.atomic_energies
@@ -121,7 +122,7 @@ class TwoHeadPotential(Potential):
         self.register_state_dict_pre_hook(_sync_active_row)
 
     @classmethod
-    def from_model(cls, model: Potential, heads: Sequence[str] = HEADS, active: str | None = None) -> "TwoHeadPotential":
+    def from_model(cls, model: Potential, heads: Sequence[str] = HEADS, active: str | None = None) -> TwoHeadPotential:
         """A two-head model whose representation is ``model``'s and whose heads are copies of its readout.
 
         Every head starts with ``model``'s reference energies; the output scale is ``model``'s. ``model`` is not changed.
@@ -145,7 +146,7 @@ class TwoHeadPotential(Potential):
             two.body.output_scale.fill_(1.0)
         return two
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "TwoHeadPotential":
+    def __deepcopy__(self, memo: dict[int, Any]) -> TwoHeadPotential:
         return exact_deepcopy(self, memo)
 
     # ---- heads -------------------------------------------------------------------
@@ -163,7 +164,7 @@ class TwoHeadPotential(Potential):
         self.active_head = name
 
     @contextmanager
-    def using_head(self, name: str) -> Iterator["TwoHeadPotential"]:
+    def using_head(self, name: str) -> Iterator[TwoHeadPotential]:
         """``with model.using_head("cheap"): ...``: ``name`` active inside the block, the previous head after it."""
         previous = self.active_head
         self.use_head(name)
@@ -194,7 +195,7 @@ class TwoHeadPotential(Potential):
         self.fidelities[head] = {"tag": str(tag), **({"name": str(name)} if name else {})}
 
     @contextmanager
-    def train_only(self, representation: bool, heads: Collection[str]) -> Iterator["TwoHeadPotential"]:
+    def train_only(self, representation: bool, heads: Collection[str]) -> Iterator[TwoHeadPotential]:
         """Inside the block only the representation (if ``representation``) and ``heads`` can train.
 
         The other parts get ``requires_grad=False``; every parameter's flag is restored afterwards (parameters
@@ -214,7 +215,7 @@ class TwoHeadPotential(Potential):
                 param.requires_grad_(flag)
 
     @contextmanager
-    def using_graph_radius(self, radius: float) -> Iterator["TwoHeadPotential"]:
+    def using_graph_radius(self, radius: float) -> Iterator[TwoHeadPotential]:
         """The body builds its graph with radius ``radius`` inside the block (if its architecture accepts one)."""
         with self.body.using_graph_radius(radius), super().using_graph_radius(radius):
             yield self

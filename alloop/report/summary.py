@@ -9,7 +9,8 @@ import numpy as np
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
-from alloop.store.evaluation_records import cycles_table, status as evaluation_status
+from alloop.store.evaluation_records import cycles_table
+from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS

@@ -16,9 +16,10 @@ import json
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -78,7 +79,7 @@ class CampaignStore:
     @classmethod
     def create(
         cls, path: str | Path, config: dict[str, Any] | None = None, *, exist_ok: bool = False, durable: bool = True
-    ) -> "CampaignStore":
+    ) -> CampaignStore:
         """Create a store at ``path`` (a new or empty directory) and open it for writing.
 
         With ``exist_ok`` an existing store is opened for writing instead (its stored config is kept).
@@ -116,7 +117,7 @@ class CampaignStore:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r", *, durable: bool = True) -> "CampaignStore":
+    def open(cls, path: str | Path, mode: str = "r", *, durable: bool = True) -> CampaignStore:
         """Open an existing store: ``mode='r'`` (no lock; readers may run beside the writer) or ``'a'`` (the writer)."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', not {mode!r}")
@@ -149,7 +150,7 @@ class CampaignStore:
         if self._lock:
             self._lock.release()
 
-    def __enter__(self) -> "CampaignStore":
+    def __enter__(self) -> CampaignStore:
         return self
 
     def __exit__(self, *exc: object) -> None:

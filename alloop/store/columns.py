@@ -13,8 +13,9 @@ each column keeps a running CRC-32 of its rows for the commit record
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Mapping
+from typing import Any
 
 import numpy as np
 import zarr
@@ -60,12 +61,12 @@ class ColumnSpec:
         return {"name": self.name, "dtype": "str" if self.is_string else self.dtype.str, "shape": list(self.shape)}
 
     @classmethod
-    def from_description(cls, data: Mapping[str, Any]) -> "ColumnSpec":
+    def from_description(cls, data: Mapping[str, Any]) -> ColumnSpec:
         dtype = STRING_DTYPE if data["dtype"] == "str" else np.dtype(data["dtype"])
         return cls(str(data["name"]), dtype, tuple(int(s) for s in data["shape"]))
 
     @classmethod
-    def infer(cls, name: str, values: np.ndarray) -> "ColumnSpec":
+    def infer(cls, name: str, values: np.ndarray) -> ColumnSpec:
         """The spec of a column first written with ``values`` (one row per leading index)."""
         if values.ndim == 0:
             raise StoreError(f"column '{name}': give one value per row, not a scalar")

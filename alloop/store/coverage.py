@@ -12,7 +12,8 @@ The counting itself is :func:`basin_histogram` (positions in Angstrom).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from typing import Hashable, Iterator
+from collections.abc import Hashable, Iterator
 
 import numpy as np
 

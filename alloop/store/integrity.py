@@ -15,9 +15,10 @@ commit record (``crc32``; absent in older stores), which ``alloop status
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import zarr

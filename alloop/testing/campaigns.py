@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alloop.store.resolve import is_store
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
+from alloop.store.resolve import is_store, store_path
 
 TINY = """
 name: tiny

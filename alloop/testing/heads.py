@@ -13,7 +13,7 @@ give it heads that differ (a trained model, or perturbed heads).
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from ase import Atoms

@@ -40,8 +40,9 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: kill points placed by commits and, for ``during``, by a delay
 MODES = ("after", "inside", "during")

@@ -26,10 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alloop.store.resolve import is_store
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
-
+from alloop.store.resolve import is_store, store_path
 from alloop.testing.campaigns import tail
 from alloop.testing.kill_points import MODES, WINDOW
 

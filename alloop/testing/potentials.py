@@ -33,8 +33,8 @@ The given model is never modified. Failures raise AssertionError.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -51,9 +51,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,7 +66,14 @@ from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
 from alloop.training.trainer import (
-    RESTART_SEED_STEP, Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train, train_fresh,
+    RESTART_SEED_STEP,
+    Logger,
+    TrainResult,
+    TrainSettings,
+    fit_output_scale,
+    parameter_fingerprint,
+    train,
+    train_fresh,
 )
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")

@@ -10,7 +10,7 @@ frames to expensive labels.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -17,8 +17,8 @@ reproducible order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -110,7 +110,7 @@ class FrameDataset:
         fidelity: str = "",
         cells: Sequence[np.ndarray] | None = None,
         pbc: Sequence[np.ndarray] | None = None,
-    ) -> "FrameDataset":
+    ) -> FrameDataset:
         """Frames given as lists of per-frame arrays (numbers [k], positions [k,3], forces [k,3]; cells [3,3] and
         pbc [3] for periodic frames)."""
         if len(numbers) == 0:
@@ -137,7 +137,7 @@ class FrameDataset:
         fidelity: str = "",
         labelled: bool = True,
         weight: Sequence[float] | None = None,
-    ) -> "FrameDataset":
+    ) -> FrameDataset:
         """Frames from ASE Atoms; labels from their calculator results (``energy``, ``forces``)."""
         if len(structures) == 0:
             raise AlloopError("a dataset needs at least one frame")
@@ -191,7 +191,7 @@ class FrameDataset:
         return out
 
     # ---- derived datasets --------------------------------------------------------
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "FrameDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FrameDataset:
         """The frames ``indices`` (in that order), with their labels and weights."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
@@ -211,18 +211,18 @@ class FrameDataset:
             **self._periodic_rows(idx),
         )
 
-    def with_weights(self, weight: Sequence[float] | np.ndarray) -> "FrameDataset":
+    def with_weights(self, weight: Sequence[float] | np.ndarray) -> FrameDataset:
         """The same frames with new per-frame weights."""
         return FrameDataset(self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
-    def with_targets(self, energy: np.ndarray, forces: np.ndarray) -> "FrameDataset":
+    def with_targets(self, energy: np.ndarray, forces: np.ndarray) -> FrameDataset:
         """The same frames and weights with other energies [M] (eV) and forces [N, 3] (eV/A), e.g. a Delta
         model's targets (reference minus baseline)."""
         return FrameDataset(self.numbers, self.positions, self.offsets, energy, forces, weight=self.weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
-    def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
+    def split(self, val_fraction: float, seed: int) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).
 
         A frame goes to validation when :meth:`frame_draws` (a hash of the seed, its

@@ -9,7 +9,8 @@ energy MAE divides each frame's error by its number of atoms.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms

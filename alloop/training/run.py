@@ -9,9 +9,10 @@ references in checkpoints are keyed by this tag.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms

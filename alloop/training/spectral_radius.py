@@ -25,8 +25,8 @@ RR is not applicable and :func:`refine_radius_predict` raises AlloopError.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms

@@ -59,8 +59,8 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch

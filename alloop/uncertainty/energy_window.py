@@ -14,7 +14,7 @@ periodic cell has f = 3n - 3 (its atoms cannot rotate it).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -141,7 +141,7 @@ class QResidualModel:
         features: np.ndarray,
         ptr: np.ndarray | None = None,
         settings: QResidualSettings | None = None,
-    ) -> "QResidualModel":
+    ) -> QResidualModel:
         """Fit on training atoms: numbers [N], features [N, F], frame offsets ptr [M + 1]
         (needed for ``empirical_frame`` and for ``cross_validation`` calibration)."""
         settings = settings or QResidualSettings()
@@ -255,7 +255,7 @@ class QResidualModel:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "QResidualModel":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> QResidualModel:
         try:
             meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
             groups = {}
@@ -274,7 +274,7 @@ class QResidualModel:
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "QResidualModel":
+    def from_bytes(cls, blob: bytes) -> QResidualModel:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 return cls.from_arrays({k: data[k] for k in data.files})

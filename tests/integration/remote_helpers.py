@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from alloop.store.resolve import is_store
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
-
+from alloop.store.resolve import is_store, store_path
 from alloop.testing.campaigns import check_nothing_lost, committed_labels, tail  # noqa: F401 (the tests import them from here)
 
 #: water at HF/STO-3G for both fidelities (the expensive one converged tighter); many bootstrap labels, so the

@@ -9,11 +9,11 @@ import threading
 
 import numpy as np
 import pytest
-from alloop.testing.campaigns import check_invariants, write_tiny
 
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
+from alloop.testing.campaigns import check_invariants, write_tiny
 from alloop.testing.faults import failing_factory
 
 
@@ -277,8 +277,9 @@ def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     assert picks and all(how == "committee deviation x distance" and what == "committee force deviation"
                          for _, how, what in picks), picks
     assert resume_campaign(run_dir, progress=False, echo=lambda s: None) == "3 cycles done"  # nothing to redo
-    import alloop
     from ase.build import molecule
+
+    import alloop
 
     version = [int(e["version"]) for e in entries if e["role"] == "committee"][-1]
     calc, newest = alloop.calculator(run_dir, version=version), alloop.calculator(run_dir)

@@ -6,8 +6,9 @@ import contextlib
 import inspect
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from alloop.campaign.execution.cluster import THREAD_ENV_VARS
 from alloop.errors import AlloopError, ConfigError

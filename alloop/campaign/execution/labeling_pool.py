@@ -39,8 +39,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from ase import Atoms
 

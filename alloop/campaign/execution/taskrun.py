@@ -4,7 +4,8 @@ of many tasks to end."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from alloop.errors import AlloopError
 

@@ -20,7 +20,8 @@ carries the typed settings built once from the config (:mod:`.settings`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms

@@ -18,8 +18,9 @@ import contextlib
 import signal
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alloop.errors import AlloopError
 

@@ -24,8 +24,8 @@ committed; a resumed run would redo them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.execution.taskrun import FutureWaiter

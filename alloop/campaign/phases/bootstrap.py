@@ -14,7 +14,7 @@ Three samplers, all seeded and pure (no QM inside; the surface of ``md_samples``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms

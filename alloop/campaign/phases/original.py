@@ -13,8 +13,9 @@ without pretrained weights) and the pseudo-labels of the replay pool
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -97,7 +98,7 @@ class Original:
     _pools: dict[int, LabelledArrays] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, store: CampaignStore, version: int, molecules: list[Atoms]) -> "Original":
+    def load(cls, store: CampaignStore, version: int, molecules: list[Atoms]) -> Original:
         from alloop.potentials.checkpoint import model_from_bytes
         from alloop.training.metrics import pseudo_labelled
 

@@ -36,7 +36,6 @@ from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
-
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
               "committee": "committee deviation x distance"}
 

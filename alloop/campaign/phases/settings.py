@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.campaign.phases.surface_md import SurfaceMD
+from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.fidelity import Fidelity, load_fidelity
 from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -371,7 +372,7 @@ COMMITTEE_SEED_STEP = 7919
 
 
 def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Potential | None,
-                     baseline: Baseline | None, log: "_TaskLog") -> list[bytes]:
+                     baseline: Baseline | None, log: _TaskLog) -> list[bytes]:
     """The committee's other members (``request.committee - 1``), as checkpoint bytes: standard training on the
     expensive labels (``expensive``: minus the baseline for a Delta model), member k with the model seed and the
     validation split's seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from alloop.campaign.execution.jobkeeper import JobKeeper, JobWatch, job_worker_names, lost_jobs

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.phases.budget import cycle_quota
 from alloop.campaign.loop.progress import Progress
+from alloop.campaign.phases.budget import cycle_quota
 from alloop.campaign.phases.settings import campaign_settings
 from alloop.cli import main
 from alloop.config import load_campaign

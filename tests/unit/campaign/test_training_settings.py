@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
+from alloop.training.recipe import asteroid_settings
 
 
 def _training(**keys):

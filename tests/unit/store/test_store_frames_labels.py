@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import zarr
 from ase import Atoms
+from store_helpers import make_frame, make_label
 
 from alloop.errors import StoreError
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.store import CampaignStore, FrameFlag
 from alloop.store import columns as columns_module
-from store_helpers import make_frame, make_label
 
 
 def test_frames_of_different_sizes_round_trip(tmp_path, water, ethanol):

@@ -1,16 +1,15 @@
 import numpy as np
 import pytest
+from training_synthetic import label_frames, perturbed, truth_potential
 
-from alloop.potentials.inference import predict
 import alloop.training.asteroid as asteroid_module
 from alloop.errors import AlloopError
+from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
 from alloop.training.bias import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 NAMES = ["H2O", "CH4", "CH3CH2OH"]
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}

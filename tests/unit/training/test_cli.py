@@ -5,15 +5,14 @@ import json
 import numpy as np
 import pytest
 from ase.build import molecule
+from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint
 from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
-
 from alloop.training.references import apply_references
-from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 NAMES = ["H2O", "CH4"]
 

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.outside import DEFAULT_MOLECULES, forgetting_structures, outside_molecules, replay_structures
@@ -16,8 +17,6 @@ from alloop.training.forgetting import forgetting_scores
 from alloop.training.metrics import pseudo_labelled
 from alloop.training.references import without_element_offsets
 from alloop.training.trainer import TrainSettings, train
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 CHO = (1, 6, 8)
 WATER = [(1, 1, 8)]

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
@@ -16,8 +17,6 @@ from alloop.training.loss import HUBER_DELTA, per_frame_losses
 from alloop.training.metrics import evaluate_model, per_frame_errors
 from alloop.training.optim import WeightAverage, learning_rate
 from alloop.training.trainer import TrainSettings, fit_output_scale, force_rms, parameter_fingerprint, train
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 
 def test_warmup_then_cosine_reaches_min_lr():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from training_synthetic import perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch
@@ -14,8 +15,6 @@ from alloop.training.score_matching import (
     train_score_matching,
 )
 from alloop.units import KB_EV_PER_K
-
-from training_synthetic import perturbed, truth_potential
 
 T = 500.0
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ase.io
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
 from alloop.potentials.egnn import EGNN
 from alloop.potentials.two_head import TwoHeadPotential
-from training_synthetic import label_frames, perturbed, truth_potential
 
 HF, B3LYP = "fa1162a91ebb1963", "13a41035541800f0"  # hashes of the hf-sto3g and b3lyp-svp presets
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}
