@@ -273,7 +273,8 @@ def frame_difference(a: list[np.ndarray], b: list[np.ndarray]) -> str:
     """'' if both runs made the same frames, bit for bit, else the first difference."""
     if len(a) != len(b):
         return f"{len(a)} frames against {len(b)}"
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x.shape != y.shape or not np.array_equal(x, y)), None)
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=True))
+                  if x.shape != y.shape or not np.array_equal(x, y)), None)
     return "" if first is None else f"frames differ from frame {first} on"
 
 

@@ -49,7 +49,8 @@ def load_molecule(name: str) -> Atoms:
 def basis_functions(atoms: Atoms, basis: str) -> int:
     from pyscf import gto
 
-    mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)], basis=basis)
+    mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
+                basis=basis)
     return int(mol.nao_nr())
 
 

@@ -1,4 +1,5 @@
-"""Two-fidelity ethanol dataset at a temperature (default 500 K): HF/STO-3G Langevin MD, frames labelled at HF/STO-3G and B3LYP/def2-SVP.
+"""Two-fidelity ethanol dataset at a temperature (default 500 K): HF/STO-3G Langevin MD, frames labelled at HF/STO-3G
+and B3LYP/def2-SVP.
 
 Two independent trajectories (``pool``: training candidates, ``test``: held out)
 are run with ab initio Langevin MD on the cheap surface (``--temperature``, 0.5 fs, friction

@@ -46,7 +46,7 @@ def outside_force_mae(model) -> float | None:
     current = forgetting_frames()
     if len(labelled) != len(current) or any(
         not np.allclose(a.positions, b.positions, atol=1e-6) or list(a.numbers) != list(b.numbers)
-        for a, b in zip(labelled, current)
+        for a, b in zip(labelled, current, strict=True)
     ):
         raise SystemExit(f"{OUT} no longer holds alloop.outside's forgetting set: rerun {Path(__file__).name}")
     return float(evaluate_model(model, FrameDataset.from_atoms(labelled))["force_mae_eV_per_A"])

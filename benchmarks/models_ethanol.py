@@ -173,8 +173,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             epoch = f"{np.mean(per_step) * g[0]['steps_per_epoch']:.1f}" if per_step else "-"
             lines.append(
                 f"| {name} | {n} | {len(g)} | {n_exp} / {g[0]['n_cheap']} | {np.mean([r['cost'] for r in g]):.0f} "
-                f"| {mean_std([r['test500K_force_mae'] for r in g])} | {mean_std([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
-                f"| {mean_std([r['test1000K_force_mae'] for r in g])} | {mean_std([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test500K_force_mae'] for r in g])} "
+                f"| {mean_std([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test1000K_force_mae'] for r in g])} "
+                f"| {mean_std([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
                 f"| {g[0]['steps']} | {step} | {epoch} |")
     lines += ["", "mean +- sample std over seeds; s/epoch = s/step x steps per pass over the expensive training frames."]
     return "\n".join(lines)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             frames, stops = run_md(model, n_waters, temperature, args)
             ran = [len(f) * RECORD_FS / 1000 for f in frames]
             stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
-                                zip(ran, stops))
+                                zip(ran, stops, strict=True))
             kept = [a for f in frames for a in f[skip:]]
             wall = time.perf_counter() - t0
             if kept:

@@ -169,7 +169,7 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
             progress.update(results[-1])
     finally:
         progress.close()
-    kept = [(a, r) for a, r in zip(structures, results) if r.ok]
+    kept = [(a, r) for a, r in zip(structures, results, strict=True) if r.ok]
     if not kept:
         raise AlloopError(f"{software} ({name}) failed on every frame of {args.frames}")
     cpu = sum(r.cpu_seconds for r in results)
@@ -209,13 +209,15 @@ def run(args: argparse.Namespace) -> int:
     structures = read_structures(args.frames)
     unknown = {int(z) for a in structures for z in a.numbers} - set(model.elements)
     if unknown:
-        raise AlloopError(f"{args.frames} has elements {sorted(unknown)} that the model does not know {list(model.elements)}")
+        raise AlloopError(f"{args.frames} has elements {sorted(unknown)} that the model does not know "
+                          f"{list(model.elements)}")
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     expensive = None
     if args.expensive_energy_key:
         labels = labels_under(structures, args.expensive_energy_key, args.expensive_forces_key, args.frames)
         if labels is None:
-            raise AlloopError(f"{args.frames} has no labels under '{args.expensive_energy_key}'/'{args.expensive_forces_key}'")
+            raise AlloopError(f"{args.frames} has no labels under "
+                              f"'{args.expensive_energy_key}'/'{args.expensive_forces_key}'")
         expensive = _dataset(structures, labels, args.target)
     frames, labels, source = _prior_labels(args, model, structures, log)
     prior = _dataset(frames, labels, args.prior)

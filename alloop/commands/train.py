@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a force field on expensive labels, optionally helped by cheap labels (ASTEROID: "
         "bias-aware pretraining, then fine-tuning) or unlabelled frames (sliced score matching).",
     )
-    p.add_argument("--expensive", required=True, metavar="A.extxyz", help="frames with expensive (accurate) energy and forces")
+    p.add_argument("--expensive", required=True, metavar="A.extxyz",
+                   help="frames with expensive (accurate) energy and forces")
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
     p.add_argument("--method", default="asteroid",
@@ -75,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="Delta learning: the model learns reference minus this GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), "
                    "which it adds back when it predicts (default: none; a --init Delta model keeps its own)")
-    p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start stage 2 (or standard training / score matching) from this model")
     scratch, pre = TrainingConfig(), PRETRAINED_DEFAULTS
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of standard training and ASTEROID stages 1-2 "
@@ -165,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     expensive = load_dataset(args.expensive, "expensive")
     cheap = load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None
     unlabelled = load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching" else None
-    elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ()) | set(unlabelled.elements if unlabelled else ()))
+    elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ())
+                      | set(unlabelled.elements if unlabelled else ()))
     initial = None
     if args.init:
         initial, _ = load_checkpoint(args.init)

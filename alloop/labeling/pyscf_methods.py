@@ -53,7 +53,7 @@ def build_mole(numbers: np.ndarray, positions_bohr: np.ndarray, fidelity: Fideli
     """A PySCF Mole in Bohr (positions already converted), quiet, with bounded memory."""
     from pyscf import gto
 
-    atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr)]
+    atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr, strict=True)]
     return gto.M(
         atom=atom,
         unit="Bohr",

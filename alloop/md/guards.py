@@ -152,7 +152,8 @@ class StabilityGuards:
         i, j = self.bonds[k]
         return GuardFailure(
             BOND_STRETCHED,
-            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x {self.bond_lengths[k]:.3f} A",
+            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x "
+            f"{self.bond_lengths[k]:.3f} A",
         )
 
     def _check_temperature(self, t: float) -> GuardFailure | None:

@@ -152,7 +152,7 @@ class _Recorder:
                 np.zeros(0, np.int64), np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)),
                 np.zeros((0, n, n_features)), np.zeros(0), np.zeros(0, bool), np.zeros(0),
             )  # fmt: skip
-        cols = list(zip(*rows))
+        cols = list(zip(*rows, strict=True))
         return ReplicaTrajectory(
             np.array(cols[0], np.int64), np.stack(cols[1]), np.array(cols[2]), np.stack(cols[3]),
             np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool), np.array(cols[7]),

@@ -140,9 +140,9 @@ class AtomsBatch:
         numbers = self.numbers.cpu().numpy()
         positions = self.positions.detach().cpu().numpy().astype(np.float64)
         ptr = self.ptr.cpu().numpy()
-        out = [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+        out = [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:], strict=True)]
         if self.cell is not None and self.pbc is not None:
-            for atoms, cell, pbc in zip(out, self.cell.detach().cpu().numpy(), self.pbc.cpu().numpy()):
+            for atoms, cell, pbc in zip(out, self.cell.detach().cpu().numpy(), self.pbc.cpu().numpy(), strict=True):
                 atoms.set_cell(cell.astype(np.float64))
                 atoms.pbc = pbc
         return out

@@ -14,7 +14,7 @@ Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, Union
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ class PackedFrames(Protocol):
     offsets: np.ndarray
 
 
-Frames = Union[Sequence[Atoms], PackedFrames]
+Frames = Sequence[Atoms] | PackedFrames
 
 
 def pack(frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

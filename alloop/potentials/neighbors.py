@@ -82,7 +82,7 @@ def neighbor_pairs(
             for g in torch.nonzero(periodic).flatten().tolist():
                 start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
                 parts.append(_periodic_pairs(positions, start, stop, batch.cell[g], batch.pbc[g], cutoff))
-            i, j, shifts = (torch.cat(p) for p in zip(*parts))
+            i, j, shifts = (torch.cat(p) for p in zip(*parts, strict=True))
     vec = batch.positions[j] - batch.positions[i]
     if shifts is not None:
         vec = vec + shifts
@@ -100,7 +100,7 @@ def _molecular_pairs(
     if bool(small.all()):
         return i, j
     parts_i, parts_j = [i], [j]
-    for start, size in zip(starts[~small].tolist(), sizes[~small].tolist()):
+    for start, size in zip(starts[~small].tolist(), sizes[~small].tolist(), strict=True):
         bi, bj = _cell_list_pairs(positions, start, start + size, cutoff)
         parts_i.append(bi)
         parts_j.append(bj)

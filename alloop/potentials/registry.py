@@ -114,7 +114,8 @@ def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> P
 
 
 def cast_model(model: Potential, dtype: str | torch.dtype) -> Potential:
-    """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` and ``output_scale`` in float64."""
+    """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` and ``output_scale``
+    in float64."""
     reference = model.atomic_energies.detach().to(torch.float64).clone()
     scale = model.output_scale.detach().to(torch.float64).clone()
     model.to(parse_dtype(dtype))

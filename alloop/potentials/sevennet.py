@@ -222,7 +222,7 @@ class SevenNet(Potential):
     def _scalars(self, block: int) -> list[slice]:
         """Slices of the 0e channels in the output of interaction block ``block``."""
         irreps = self.net._modules[f"{block}_equivariant_gate"].gate.irreps_out
-        return [s for (_, ir), s in zip(irreps, irreps.slices()) if ir.l == 0 and ir.p == 1]
+        return [s for (_, ir), s in zip(irreps, irreps.slices(), strict=True) if ir.l == 0 and ir.p == 1]
 
     def _freeze(self, k: int) -> None:
         """requires_grad=False on the embeddings and on interaction blocks 0..k-1 (k = 0: nothing frozen)."""

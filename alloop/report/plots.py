@@ -158,7 +158,7 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
     panels = list(axes[0])
     if covered:
         _coverage_panel(panels.pop(0), covered, where)
-    for ax, (name, counts) in zip(panels, per_fidelity.items()):
+    for ax, (name, counts) in zip(panels, per_fidelity.items(), strict=True):
         _basin_panel(ax, fidelity_label(basins, name), counts, basins["basins"], where)  # type: ignore[arg-type,index]
     if per_fidelity:
         panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
@@ -198,7 +198,7 @@ def _basin_panel(ax: plt.Axes, fidelity: str, counts: dict[int, list[int]], name
     for j, name in enumerate(names):
         ax.bar(x, shares[:, j], 0.7, bottom=bottom, color=colors[j], label=name)
         bottom += shares[:, j]
-    for xi, ni in zip(x, n):
+    for xi, ni in zip(x, n, strict=True):
         ax.text(xi, 1.01, str(ni), ha="center", va="bottom", fontsize=7)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("conformer basins of the frames labelled so far")

@@ -39,7 +39,7 @@ def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_statu
         rows = rows[table.ok[rows]]
     frames = store.get_frames(table.frame_id[rows])
     out = []
-    for atoms, row in zip(frames, rows):
+    for atoms, row in zip(frames, rows, strict=True):
         meta = atoms.info
         info: dict[str, Any] = {"frame_id": meta["frame_id"], "origin": meta["origin"]}
         for key in _META_KEYS:

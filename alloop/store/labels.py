@@ -139,7 +139,7 @@ def label_columns(
     """Validate results against their frames and turn them into row columns and the forces block."""
     fidelity_hash = fidelity.hash()
     forces = []
-    for frame_id, result, n in zip(frame_ids, results, n_atoms):
+    for frame_id, result, n in zip(frame_ids, results, n_atoms, strict=True):
         if result.fidelity_hash and result.fidelity_hash != fidelity_hash:
             raise StoreError(
                 f"label for frame {frame_id} was computed at fidelity {result.fidelity_hash},"

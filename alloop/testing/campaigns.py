@@ -121,7 +121,7 @@ def check_invariants(run_dir: Path, n_cycles: int, cheap_name: str = "hf-sto3g")
         hashes = {"cheap": None, "expensive": None}
         for h, info in store.fidelities().items():
             hashes["cheap" if info["name"] == cheap_name else "expensive"] = h
-        for fid, role in zip(sel["frame_id"], sel["role"]):
+        for fid, role in zip(sel["frame_id"], sel["role"], strict=True):
             assert (int(fid), hashes[str(role)]) in labels, f"selected frame {fid} has no {role} label"
         n_frames = store.committed_frames
         assert all(0 <= fid < n_frames for fid, _ in labels)

@@ -121,4 +121,4 @@ def committed_phases(run_dir: Path) -> list[tuple[int, str]]:
     """The (cycle, phase) rows of the campaign's progress table, in commit order."""
     with CampaignStore.open(store_path(run_dir)) as store:
         progress = store.table("progress")
-    return list(zip(progress["cycle"].tolist(), progress["phase"].tolist()))
+    return list(zip(progress["cycle"].tolist(), progress["phase"].tolist(), strict=True))

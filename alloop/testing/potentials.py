@@ -105,7 +105,7 @@ def check_inputs_not_mutated(model: Potential, structures: Sequence[Atoms], dtyp
     for key, value in before.items():
         assert torch.equal(getattr(batch, key), value), f"the model mutated batch.{key}"
     assert not batch.positions.requires_grad, "the model set requires_grad on the caller's positions"
-    for atoms, (numbers, positions) in zip(structures, atoms_before):
+    for atoms, (numbers, positions) in zip(structures, atoms_before, strict=True):
         assert np.array_equal(atoms.numbers, numbers) and np.array_equal(atoms.positions, positions)
 
 
@@ -159,7 +159,8 @@ def check_euclidean_symmetry(
     return errs[0], errs[1], errs[2]
 
 
-def check_permutation(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *, atol: float = 1e-9) -> None:
+def check_permutation(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *,
+                      atol: float = 1e-9) -> None:
     """Relabelling atoms within a molecule permutes forces and features and keeps the energy (float64)."""
     for atoms in structures:
         perm = rng.permutation(len(atoms))
@@ -206,7 +207,8 @@ def check_reference_energies(model64: Potential, structures: Sequence[Atoms], *,
     assert torch.equal(out.features, base.features), "features depend on atomic_energies"
 
 
-def check_hessian_symmetry(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *, atol: float = 1e-9) -> None:
+def check_hessian_symmetry(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *,
+                           atol: float = 1e-9) -> None:
     """u . d(F . v)/dx == v . d(F . u)/dx: second derivatives exist and the Hessian is symmetric (float64).
 
     This is the double backward pass that sliced score matching needs.
@@ -240,7 +242,7 @@ def _compare(ref: PotentialOutput, new: PotentialOutput, atol: float, what: str,
     errs = (_max(new.energy - energy_factor * ref.energy) / max(1.0, _max(energy_factor * ref.energy)),
             _max(new.forces[rows] - ref.forces) / max(1.0, _max(ref.forces)),
             _max(new.features[rows] - ref.features) / max(1.0, _max(ref.features)))
-    for name, err in zip(("energy", "forces", "features"), errs):
+    for name, err in zip(("energy", "forces", "features"), errs, strict=True):
         assert err <= atol, f"{what}: {name} differ by {err:.3g} (relative)"
     return max(errs)
 

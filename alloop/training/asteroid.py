@@ -19,8 +19,8 @@ a hash of its geometry and ``split_seed`` (:meth:`FrameDataset.split`), which a
 campaign keeps at its own seed in every cycle while ``seed`` (initialisation,
 batch order) changes per cycle: a frame once in training stays there, a frame
 once in validation stays there (but for the frame forced to a side that no
-frame drew, see :meth:`FrameDataset.split`). The validation splits only guard the runs (early stopping on divergence or a long
-plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
+frame drew, see :meth:`FrameDataset.split`). The validation splits only guard
+the runs (early stopping on divergence or a long plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
 errors on the expensive validation split, which chose nothing when gamma is
 fixed.
 
@@ -340,7 +340,7 @@ def select_gamma(
         cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,
         start_model=start_model, settings=s, replay=replay,
     )
-    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates))))
+    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates)), strict=True))
     if log:
         for k, gamma in enumerate(candidates):
             log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): selection-split F-MAE {scores[gamma]:.4f} eV/A "

@@ -185,7 +185,7 @@ class FrameDataset:
         """Frames as ASE Atoms (without labels; with their cells)."""
         out = [Atoms(numbers=self.numbers[s], positions=self.positions[s]) for s in map(self.frame_slice, range(len(self)))]
         if self.pbc is not None:
-            for atoms, cell, pbc in zip(out, self.cells, self.pbc):
+            for atoms, cell, pbc in zip(out, self.cells, self.pbc, strict=True):
                 atoms.set_cell(cell)
                 atoms.pbc = pbc
         return out
@@ -255,7 +255,7 @@ class FrameDataset:
         periodic frame): seeded, and the same for the same frame in any dataset."""
         key = int(seed).to_bytes(8, "little", signed=True)
         out = np.empty(len(self))
-        for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes)):
+        for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes, strict=True)):
             atoms = slice(int(start), int(start) + int(size))
             cell = b"" if self.pbc is None or not self.pbc[i].any() else self.cells[i].astype("<f8").tobytes()
             digest = hashlib.sha256(key + self.numbers[atoms].astype("<i8").tobytes()

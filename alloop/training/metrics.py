@@ -32,7 +32,8 @@ def pseudo_labelled(model: Potential, structures: Sequence[Atoms], fidelity: str
                         fidelity=fidelity, cells=unlabelled.cells, pbc=unlabelled.pbc)
 
 
-def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray,
+                     kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame force loss (mean over atoms and xyz) and per-atom energy loss, as in :mod:`loss`."""
     if kind not in LOSS_TYPES:
         raise AlloopError(f"unknown loss type '{kind}' (use one of {', '.join(LOSS_TYPES)})")

@@ -49,12 +49,12 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for avg, p in zip(self.model.parameters(), model.parameters()):
+        for avg, p in zip(self.model.parameters(), model.parameters(), strict=True):
             avg.lerp_(p.detach(), 1.0 - d)
         self.sync_buffers(model)
         self.updates += 1
 
     @torch.no_grad()
     def sync_buffers(self, model: torch.nn.Module) -> None:
-        for avg, b in zip(self.model.buffers(), model.buffers()):
+        for avg, b in zip(self.model.buffers(), model.buffers(), strict=True):
             avg.copy_(b)

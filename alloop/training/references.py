@@ -104,7 +104,7 @@ def _fit_counts(dataset: FrameDataset, energy: np.ndarray, ridge: float) -> Refe
     rank = int(np.linalg.matrix_rank(counts))
     residual = energy - counts @ solution
     return ReferenceFit(
-        energies={int(z): float(e) for z, e in zip(elements, solution)},
+        energies={int(z): float(e) for z, e in zip(elements, solution, strict=True)},
         rank=rank,
         degenerate=rank < n_el,
         residual_rms_eV=float(np.sqrt(np.mean(residual**2))),

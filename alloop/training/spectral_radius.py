@@ -98,7 +98,7 @@ def spectra_over_grid(structure: Atoms | np.ndarray, grid: Sequence[float]) -> l
     pairs = np.sort(distances[np.triu_indices(distances.shape[0], 1)])
     edges = np.searchsorted(pairs, np.asarray(grid, dtype=np.float64), side="left")  # pairs closer than r
     cache: dict[int, np.ndarray] = {}
-    for count, radius in zip(edges.tolist(), grid):
+    for count, radius in zip(edges.tolist(), grid, strict=True):
         if count not in cache:
             cache[count] = _spectrum(distances, float(radius))
     return [cache[count] for count in edges.tolist()]
@@ -118,7 +118,7 @@ def spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
 def _structures(frames: Frames) -> list[np.ndarray]:
     """Positions [n_i, 3] of each frame."""
     _, positions, offsets = pack(frames)
-    return [positions[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    return [positions[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def mean_spectrum(frames: Frames, radius: float) -> np.ndarray:
@@ -179,7 +179,7 @@ def refine_radius_predict(model: Potential, frames: Frames, training_frames: Fra
     reference = mean_spectrum(training_frames, model.cutoff)
     numbers, positions, offsets = pack(frames)
     radii = np.array([choose_radius(positions[a:b], reference, grid_, model.cutoff)
-                      for a, b in zip(offsets[:-1], offsets[1:])])
+                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
     seconds = time.process_time() - start
     energies = np.zeros(radii.size)
     forces = np.zeros_like(positions)

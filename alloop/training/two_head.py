@@ -83,7 +83,8 @@ def _two_heads(initial: Potential | None, factory: ModelFactory | None, seed: in
     if isinstance(initial, TwoHeadPotential):
         missing = {"cheap", "expensive"} - set(initial.head_names)
         if missing:
-            raise AlloopError(f"the initial model has no head {', '.join(sorted(missing))} (it has {', '.join(initial.head_names)})")
+            raise AlloopError(f"the initial model has no head {', '.join(sorted(missing))} "
+                              f"(it has {', '.join(initial.head_names)})")
         return exact_deepcopy(initial)
     if initial is not None:
         return TwoHeadPotential.from_model(initial)

@@ -84,7 +84,8 @@ class QResidualSettings:
         if self.frame_score not in FRAME_SCORES:
             raise AlloopError(f"unknown frame_score '{self.frame_score}': use 'max' or 'quantile'")
         if not 0.0 < self.alpha < 1.0 or not 0.0 <= self.frame_quantile <= 1.0:
-            raise AlloopError(f"alpha must be in (0, 1) and frame_quantile in [0, 1], got {self.alpha}, {self.frame_quantile}")
+            raise AlloopError(f"alpha must be in (0, 1) and frame_quantile in [0, 1], "
+                              f"got {self.alpha}, {self.frame_quantile}")
         if self.n_components < 1:
             raise AlloopError(f"n_components must be >= 1, got {self.n_components}")
 
@@ -178,7 +179,8 @@ class QResidualModel:
         return model
 
     @staticmethod
-    def _fit_group(rows: np.ndarray, k: int, alpha: float, folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
+    def _fit_group(rows: np.ndarray, k: int, alpha: float,
+                   folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
         """The group's PCA (all rows) and limits, the calibration scores of its rows and how many of them are
         in-sample: out-of-fold where a PCA could be fitted without the row's fold, else (or without folds) in-sample."""
         pca = PCA.fit(rows, k)
@@ -235,7 +237,8 @@ class QResidualModel:
     def _reduce(self, values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
         if self.settings.frame_score == "max":
             return np.maximum.reduceat(values, ptr[:-1])
-        return np.array([np.quantile(values[a:b], self.settings.frame_quantile) for a, b in zip(ptr[:-1], ptr[1:])])
+        return np.array([np.quantile(values[a:b], self.settings.frame_quantile)
+                         for a, b in zip(ptr[:-1], ptr[1:], strict=True)])
 
     # --- serialisation -------------------------------------------------------------------------
 

@@ -109,7 +109,8 @@ def select_frames(
     unstable = np.zeros(m, dtype=bool) if unstable is None else np.asarray(unstable, dtype=bool)
     _check_lengths(m, descriptors=descriptors, replica=replica, step=step, unstable=unstable)
     if budget < 0 or min_spacing_steps < 0 or fill_to < 0:
-        raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, got {budget}, {min_spacing_steps}, {fill_to}")
+        raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, "
+                          f"got {budget}, {min_spacing_steps}, {fill_to}")
     ranked = np.nan_to_num(scores, nan=-np.inf)
     flagged = ranked > limit
     blocked = np.zeros(m, dtype=bool)  # chosen, or within the step spacing of a chosen frame

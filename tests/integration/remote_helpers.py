@@ -128,7 +128,8 @@ def freeze_label_holder(client: Any, proc: subprocess.Popen, log: Path, scratch:
                 Path(marker).write_text("no label running")
 
         client.run(stop_if_labelling, str(idle), workers=[worker], wait=False)
-        outcome = wait_until(lambda: "stopped" if _is_stopped(pid) else ("idle" if idle.exists() else None),
+        outcome = wait_until(lambda pid=pid, idle=idle: ("stopped" if _is_stopped(pid)
+                                                         else ("idle" if idle.exists() else None)),
                              proc, "the worker stopped or found without a label", log, every_s=0.05)
         if outcome == "stopped":
             return worker, pid

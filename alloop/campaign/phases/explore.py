@@ -62,7 +62,7 @@ def replica_groups(replicas: list[int], temperatures: list[float], slots: int) -
     """Replicas split into MD tasks: one set per bath temperature (a task has one integrator), each split evenly
     over about ``slots / number of temperatures`` tasks (at least one)."""
     by_temperature: dict[float, list[int]] = {}
-    for r, temperature in zip(replicas, temperatures):
+    for r, temperature in zip(replicas, temperatures, strict=True):
         by_temperature.setdefault(temperature, []).append(r)
     pieces = max(1, slots // len(by_temperature)) if by_temperature else 1
     return [[int(r) for r in g] for group in by_temperature.values()

@@ -96,6 +96,6 @@ def _submit(ctx: PhaseContext, pool: LabelingPool, todo: dict[str, np.ndarray]) 
     by_key: dict[str, tuple[str, int]] = {}
     for role, ids in todo.items():
         keys = [f"{role}-{int(frame_id)}" for frame_id in ids]
-        by_key.update((key, (role, int(frame_id))) for key, frame_id in zip(keys, ids))
-        pool.submit_many(zip(keys, frames[role]), ctx.fidelities[role])
+        by_key.update((key, (role, int(frame_id))) for key, frame_id in zip(keys, ids, strict=True))
+        pool.submit_many(zip(keys, frames[role], strict=True), ctx.fidelities[role])
     return by_key

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 ROLE = "base"
 #: cycles column -> field of alloop.training.forgetting.ForgettingScores
-COLUMNS = dict(zip(tables.FORGET_COLUMNS, ("force_mae_eV_per_A", "energy_mae_per_atom_eV")))
+COLUMNS = dict(zip(tables.FORGET_COLUMNS, ("force_mae_eV_per_A", "energy_mae_per_atom_eV"), strict=True))
 Log = Callable[[str], None]
 
 

@@ -114,9 +114,9 @@ def md_task(request: MDRequest) -> MDTaskResult:
         t2_score=np.asarray(t2, dtype=np.float64),
         descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
         bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
-        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states)},
-        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states)},
-        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons)},
+        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
+        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
+        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
     )

@@ -1,4 +1,5 @@
-"""The training recipe (alloop.training.recipe.asteroid_settings): budgets and learning rates of cold, warm and final trainings."""
+"""The training recipe (alloop.training.recipe.asteroid_settings): budgets and learning rates of cold, warm and final
+trainings."""
 
 from __future__ import annotations
 

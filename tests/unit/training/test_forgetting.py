@@ -40,7 +40,7 @@ def test_forgetting_and_replay_frames_are_different_draws():
     scored = forgetting_structures(molecules)
     assert len(scored) == 3 * len(molecules)
     again = forgetting_structures(molecules)  # a fixed set: no campaign seed
-    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(scored, again))
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(scored, again, strict=True))
     pool = replay_structures(molecules, seed=0)
     assert len(pool) == 32
     assert not any(np.allclose(a.positions, b.positions) for a in scored for b in pool if len(a) == len(b))

@@ -115,7 +115,7 @@ def _h2_boltzmann(n: int, seed: int):
     u = rng.normal(size=(n, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     com = rng.normal(size=(n, 3))
-    frames = [Atoms("H2", positions=[c - 0.5 * x * d, c + 0.5 * x * d]) for x, d, c in zip(rs, u, com)]
+    frames = [Atoms("H2", positions=[c - 0.5 * x * d, c + 0.5 * x * d]) for x, d, c in zip(rs, u, com, strict=True)]
     return truth, frames
 
 
