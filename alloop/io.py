@@ -132,7 +132,7 @@ def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> int:
     return count
 
 
-def write_atomic(path: str | Path, content: bytes | Callable[[BinaryIO], None], *, fsync_file: bool = True,
+def write_atomic(path: str | os.PathLike[str], content: bytes | Callable[[BinaryIO], None], *, fsync_file: bool = True,
                  fsync_dir: bool = True, exclusive: bool = False, suffix: str = ".tmp", hidden: bool = True) -> Path:
     """Replace ``path`` by ``content`` (bytes, or a function writing to the open binary file) atomically.
 

@@ -122,9 +122,7 @@ class AtomsBatch:
         return replace(self, positions=positions)
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AtomsBatch:
-        def move(t: torch.Tensor | None, floating: bool = False) -> torch.Tensor | None:
-            if t is None:
-                return None
+        def move(t: torch.Tensor, floating: bool = False) -> torch.Tensor:
             return t.to(dtype=dtype if floating else None, device=device)
 
         return AtomsBatch(
@@ -132,8 +130,8 @@ class AtomsBatch:
             positions=self.positions.to(dtype=dtype, device=device),
             batch=move(self.batch),
             ptr=move(self.ptr),
-            cell=move(self.cell, floating=True),
-            pbc=move(self.pbc),
+            cell=None if self.cell is None else move(self.cell, floating=True),
+            pbc=None if self.pbc is None else move(self.pbc),
         )
 
     def to_atoms(self) -> list[Atoms]:
@@ -176,6 +174,8 @@ class Potential(torch.nn.Module, ABC):
 
     registry_name: str = ""
     learns_output_scale: bool = True
+    atomic_energies: torch.Tensor  # buffer [MAX_Z + 1] float64 (eV)
+    output_scale: torch.Tensor  # buffer [] float64
     accepts_graph_radius: bool = False
     _graph_radius: float | None = None  # set only inside using_graph_radius
     #: buffers that stay float64 through ``.float()`` / ``.to()`` (only their device follows)
@@ -226,7 +226,7 @@ class Potential(torch.nn.Module, ABC):
         finally:
             self._graph_radius = previous
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         """Keep :attr:`float64_buffers` in float64 through ``.float()``/``.to()`` (only the device follows)."""
         saved = {k: self._buffers[k] for k in self.float64_buffers}
         out = super()._apply(fn, recurse)

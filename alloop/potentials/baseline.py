@@ -138,7 +138,7 @@ class DeltaPotential(Potential):
         self.learns_output_scale = net.learns_output_scale
 
     @property
-    def atomic_energies(self) -> torch.Tensor:  # type: ignore[override]
+    def atomic_energies(self) -> torch.Tensor:
         """The learned part's per-element reference energies (of the reference-minus-baseline targets)."""
         return self.inner.atomic_energies
 
@@ -147,7 +147,7 @@ class DeltaPotential(Potential):
         self.inner.atomic_energies = value
 
     @property
-    def output_scale(self) -> torch.Tensor:  # type: ignore[override]
+    def output_scale(self) -> torch.Tensor:
         return self.inner.output_scale
 
     @output_scale.setter

@@ -71,13 +71,15 @@ def neighbor_pairs(
     Vectors and distances carry gradients with respect to ``batch.positions``.
     Molecules with more than ``brute_force_max_atoms`` atoms use a cell list; periodic graphs always do.
     """
-    periodic = batch.pbc.any(dim=1) if batch.periodic else torch.zeros(batch.n_graphs, dtype=torch.bool)
+    periodic = (batch.pbc.any(dim=1) if batch.pbc is not None and batch.periodic
+                else torch.zeros(batch.n_graphs, dtype=torch.bool))
     sizes, starts = batch.n_atoms, batch.ptr[:-1]
     with torch.no_grad():
         positions = batch.positions.detach()
         i, j = _molecular_pairs(positions, sizes[~periodic], starts[~periodic], cutoff, brute_force_max_atoms)
         shifts = None
         if bool(periodic.any()):
+            assert batch.cell is not None and batch.pbc is not None  # a periodic batch has both
             parts = [(i, j, torch.zeros(i.numel(), 3, dtype=positions.dtype, device=positions.device))]
             for g in torch.nonzero(periodic).flatten().tolist():
                 start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -22,6 +22,7 @@ from alloop.potentials.base import Potential
 from alloop.presets import load_preset
 
 _REGISTRY: dict[str, type[Potential]] = {}
+P = TypeVar("P", bound=Potential)
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).
 _BUILTIN = {
     "egnn": ("alloop.potentials.egnn", "EGNN"),
@@ -113,7 +114,7 @@ def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> P
 
 
 
-def cast_model(model: Potential, dtype: str | torch.dtype) -> Potential:
+def cast_model(model: P, dtype: str | torch.dtype) -> P:
     """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` and ``output_scale``
     in float64."""
     reference = model.atomic_energies.detach().to(torch.float64).clone()

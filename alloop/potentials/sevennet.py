@@ -101,8 +101,9 @@ def scratch_config(
         if value is not None and (int(value) != value or value < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {value}")
     for name, key in _KNOBS.items():
-        if knobs[name] is not None:
-            config[key] = int(knobs[name])
+        knob = knobs[name]
+        if knob is not None:
+            config[key] = int(knob)
     if n_rbf is not None:
         config["radial_basis"]["bessel_basis_num"] = int(n_rbf)
     if cutoff is not None:
@@ -127,6 +128,7 @@ class SevenNet(Potential):
     """
 
     registry_name = "sevennet"
+    type_index: torch.Tensor  # buffer [MAX_Z + 1] int64: sevenn's type of each atomic number
 
     def __init__(
         self,
@@ -194,7 +196,7 @@ class SevenNet(Potential):
         self._head_names = self._readout_names()
         self._freeze(self.freeze_blocks)
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         """After a dtype change, recompute e3nn's Wigner 3j buffers exactly (float32 copies break float64 equivariance)."""
         from e3nn.o3 import wigner_3j
 

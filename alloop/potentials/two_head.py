@@ -77,6 +77,7 @@ class TwoHeadPotential(Potential):
     """
 
     registry_name = "two-head"
+    head_energies: torch.Tensor  # buffer [n_heads, MAX_Z + 1] float64
     float64_buffers = (*Potential.float64_buffers, "head_energies")
 
     def __init__(
@@ -134,6 +135,7 @@ class TwoHeadPotential(Potential):
         body = {"architecture": model.registry_name, "hyperparameters": model.hyperparameters()}
         two = cast_model(cls(model.elements, body=body, heads=heads, active=active), model_dtype(model))
         source = exact_deepcopy(model)
+        assert isinstance(source, Splittable)  # cls(...) above refused an architecture without the split
         head = source.take_head()
         two.body.load_state_dict(source.state_dict())
         for module in two.heads.values():
@@ -204,7 +206,7 @@ class TwoHeadPotential(Potential):
         for name in heads:
             self.head_index(name)
         saved = [(p, p.requires_grad) for p in self.parameters()]
-        frozen = [] if representation else [self.body]
+        frozen: list[torch.nn.Module] = [] if representation else [self.body]
         frozen += [module for name, module in self.heads.items() if name not in heads]
         for module in frozen:
             module.requires_grad_(False)
