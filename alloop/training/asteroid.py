@@ -270,20 +270,22 @@ def train_asteroid(
                            train_set, val_set, stage, log=log, tag=tag, replay=replay)
 
     if method == "standard":
-        model, stages["stage1"] = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1,
-                                            "standard")
-        references[expensive.fidelity] = stages["stage1"].references
+        model, stage1 = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1, "standard")
+        stages["stage1"] = stage1
+        references[expensive.fidelity] = stage1.references
         return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
                               references=references, splits=splits)
 
     bias = weights = gamma = bias_model = None
     gamma_scores: dict[float, float] = {}
     if method == "score-matching":
+        assert unlabelled is not None  # _check_inputs
         un_train, un_val, un_tr_idx, un_va_idx = s.split(unlabelled)
         splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
         pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
         stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
     else:
+        assert cheap is not None  # _check_inputs: the asteroid methods have cheap frames
         cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
@@ -295,16 +297,18 @@ def train_asteroid(
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
-        pretrained, stages["stage2"] = run_stage(
+        pretrained, stage2 = run_stage(
             (warm.stage2, initial_model), s.seed + 2, cheap_train.with_weights(weights[ch_tr_idx]),
             cheap_val.with_weights(weights[ch_va_idx]), s.stage2, "stage2", scale_data=cheap_train,
         )
-        references[cheap.fidelity] = stages["stage2"].references
+        stages["stage2"] = stage2
+        references[cheap.fidelity] = stage2.references
     fingerprints["stage2"] = parameter_fingerprint(pretrained)
-    model, stages["stage3"] = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
-                                       replay=replay)
-    fingerprints["stage3_start"] = stages["stage3"].initial_fingerprint
-    references[expensive.fidelity] = stages["stage3"].references
+    model, stage3 = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
+                             replay=replay)
+    stages["stage3"] = stage3
+    fingerprints["stage3_start"] = stage3.initial_fingerprint
+    references[expensive.fidelity] = stage3.references
     return AsteroidResult(
         method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, pretrained=pretrained,
         bias=bias, weights=weights, gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits,
@@ -345,7 +349,7 @@ def select_gamma(
         for k, gamma in enumerate(candidates):
             log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): selection-split F-MAE {scores[gamma]:.4f} eV/A "
                 f"({len(sel_val)} frames)")
-    best = min(scores, key=scores.get)
+    best = min(scores, key=scores.__getitem__)
     if log:
         log(f"chosen gamma {best:.4g} eV/A")
     return best, scores

@@ -92,7 +92,7 @@ def laplacian_spectrum(structure: Atoms | np.ndarray, radius: float) -> np.ndarr
     return _spectrum(_distances(_positions(structure)), float(radius))
 
 
-def spectra_over_grid(structure: Atoms | np.ndarray, grid: Sequence[float]) -> list[np.ndarray]:
+def spectra_over_grid(structure: Atoms | np.ndarray, grid: Sequence[float] | np.ndarray) -> list[np.ndarray]:
     """The spectrum at every radius of ``grid``; one eigendecomposition per distinct graph."""
     distances = _distances(_positions(structure))
     pairs = np.sort(distances[np.triu_indices(distances.shape[0], 1)])
@@ -137,15 +137,16 @@ def radius_grid(cutoff: float, low: float = GRID_RANGE[0], high: float = GRID_RA
     return np.unique(np.append(np.round(low + step * np.arange(n), 10), float(cutoff)))
 
 
-def choose_radius(structure: Atoms | np.ndarray, reference: np.ndarray, grid: Sequence[float], cutoff: float) -> float:
+def choose_radius(structure: Atoms | np.ndarray, reference: np.ndarray, grid: Sequence[float] | np.ndarray,
+                  cutoff: float) -> float:
     """The radius of ``grid`` whose spectrum is nearest ``reference``; ties go to the one nearest ``cutoff``."""
-    grid = np.asarray(grid, dtype=np.float64)
-    if grid.size == 0:
+    radii = np.asarray(grid, dtype=np.float64)
+    if radii.size == 0:
         raise AlloopError("the radius grid is empty")
-    distance = np.array([spectral_distance(s, reference) for s in spectra_over_grid(structure, grid)])
+    distance = np.array([spectral_distance(s, reference) for s in spectra_over_grid(structure, radii)])
     best = distance.min()
     ties = np.flatnonzero(distance <= best + TIE_TOLERANCE * max(1.0, best))
-    return float(grid[ties[np.argmin(np.abs(grid[ties] - cutoff))]])
+    return float(radii[ties[np.argmin(np.abs(radii[ties] - cutoff))]])
 
 
 def check_applicable(model: Potential) -> None:
@@ -165,7 +166,7 @@ def _subset(numbers: np.ndarray, positions: np.ndarray, offsets: np.ndarray, ind
 
 
 def refine_radius_predict(model: Potential, frames: Frames, training_frames: Frames,
-                          grid: Sequence[float] | None = None, batch_size: int = 32) -> RadiusRefinement:
+                          grid: Sequence[float] | np.ndarray | None = None, batch_size: int = 32) -> RadiusRefinement:
     """RR: per frame the radius whose spectrum matches the training frames' (at ``model.cutoff``), and predictions.
 
     Frames that chose the same radius are predicted together (:func:`alloop.potentials.inference.predict`);
