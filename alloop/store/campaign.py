@@ -330,7 +330,8 @@ class CampaignStore:
         try:
             flush_tables(self._all_tables())
             if self.durable:
-                self._zstore.sync_written()  # type: ignore[union-attr]
+                assert isinstance(self._zstore, DurableLocalStore)  # a writable store (mode "a")
+                self._zstore.sync_written()
             counts: dict[str, Any] = {
                 **self._frames.record_part(),
                 **self._labels.record_part(),

@@ -15,11 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArrayConfigParams
 
 from alloop.errors import StoreError
 from alloop.store.integrity import (
@@ -35,7 +38,7 @@ from alloop.store.integrity import (
 
 STRING_DTYPE = np.dtypes.StringDType()
 #: zarr's runtime config of every column array: write chunks of fill values too
-_ARRAY_CONFIG = {"write_empty_chunks": True}
+_ARRAY_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
 #: target uncompressed bytes of one chunk (a small commit rewrites the last chunk of each column)
 CHUNK_BYTES = 1 << 18
 INITIAL_ROWS = 1024
@@ -265,7 +268,8 @@ class Table:
         """The column specs a dynamic table keeps in its group's attributes."""
         group = self.group
         try:
-            return [ColumnSpec.from_description(d) for d in group.attrs["columns"]]
+            columns: Any = group.attrs["columns"]  # JSON from the store: a malformed list fails below
+            return [ColumnSpec.from_description(d) for d in columns]
         except (KeyError, TypeError, ValueError) as exc:
             problem = f"its zarr.json has no readable column list ({type(exc).__name__}: {exc})"
             raise DamagedPart(store_root(group), group.path, problem) from None

@@ -102,6 +102,7 @@ def plan_import(store: CampaignStore, fidelity_hash: str, structures: Sequence[A
             plan.in_file += 1
             plan.labels_skipped += 1
         else:
+            assert isinstance(ref, int)  # index_store_frames files the store's frames by frame id
             plan.in_store += 1
             if ref in attached or store.has_label(int(ref), fidelity_hash):
                 plan.labels_skipped += 1

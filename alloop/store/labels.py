@@ -72,7 +72,8 @@ class FidelityLabels:
         self._group().attrs.update({"name": fidelity.name, "hash": self.hash, "spec": fidelity.model_dump()})
 
     def spec(self) -> dict[str, Any]:
-        return dict(self._group().attrs.get("spec", {}))
+        spec: Any = self._group().attrs.get("spec", {})  # the fidelity's model_dump() (describe)
+        return dict(spec)
 
     def done(self, n_frames: int) -> np.ndarray:
         """Boolean mask over frame ids: labelled at this fidelity (committed or pending)."""
@@ -117,7 +118,7 @@ class FidelityLabels:
             forces=self.atoms.read("forces"),
             provenance=dict(self.provenance),
             provenance_from=self.provenance_from,
-            **data,  # type: ignore[arg-type]
+            **data,
         )
 
 
@@ -210,8 +211,8 @@ class LabelSection:
         if not len(keep):
             return mask
         ids = frame_ids[keep]
-        rows, forces = label_columns(fidelity, ids, [results[k] for k in keep], n_atoms_of(ids), labels.atoms.rows)
-        provenance = labels.check_provenance([dict(results[k].provenance) for k in keep], fidelity, allow_mix)
+        rows, forces = label_columns(fidelity, ids, [results[int(k)] for k in keep], n_atoms_of(ids), labels.atoms.rows)
+        provenance = labels.check_provenance([dict(results[int(k)].provenance) for k in keep], fidelity, allow_mix)
         if h not in self.by_hash:
             labels.describe(fidelity)
             self.by_hash[h] = labels
