@@ -155,11 +155,13 @@ class QResidualModel:
             ptr = _ptr_of(ptr, numbers.size)
         calibration: dict = {"method": settings.calibration}
         folds = None
-        if held_out and ptr.size - 1 < 2:
-            calibration = {"method": "in_sample", "reason": "a single training frame: nothing to hold out"}
-        elif held_out:
-            folds = atom_folds(ptr, settings.n_folds)
-            calibration["folds"] = min(settings.n_folds, ptr.size - 1)
+        if held_out:
+            assert ptr is not None  # checked by _ptr_of above
+            if ptr.size - 1 < 2:
+                calibration = {"method": "in_sample", "reason": "a single training frame: nothing to hold out"}
+            else:
+                folds = atom_folds(ptr, settings.n_folds)
+                calibration["folds"] = min(settings.n_folds, ptr.size - 1)
         members = {POOLED: np.ones(numbers.size, dtype=bool)}
         if settings.per_element:
             for z in np.unique(numbers):
@@ -175,6 +177,7 @@ class QResidualModel:
             cal["q"][mask], cal["t2"][mask] = q, t2  # the element groups come later and overwrite the pooled values
         model = cls(settings, groups, (1.0, 1.0), calibration)
         if settings.limit == "empirical_frame":
+            assert ptr is not None  # checked by _ptr_of above
             model._calibrate_frames(numbers, cal, ptr)
         return model
 
@@ -273,7 +276,7 @@ class QResidualModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, **self.to_arrays())
+        np.savez(buf, allow_pickle=True, **self.to_arrays())  # numpy's default, named: mypy then lets **arrays pass
         return buf.getvalue()
 
     @classmethod

@@ -126,9 +126,9 @@ def select_frames(
             blocked[(replica == replica[i]) & (np.abs(step - step[i]) < min_spacing_steps)] = True
         np.minimum(nearest, np.linalg.norm(descriptors - descriptors[i], axis=1), out=nearest)
 
-    for i in np.flatnonzero(unstable):
-        if len(chosen) < budget and not blocked[i]:
-            take(int(i), f"unstable (guard stop), score {scores[i]:.3g}")
+    for j in np.flatnonzero(unstable):
+        if len(chosen) < budget and not blocked[j]:
+            take(int(j), f"unstable (guard stop), score {scores[j]:.3g}")
     open_ = (flagged | unstable) & ~blocked
     if len(chosen) < budget and not chosen and open_.any():
         i = int(np.argmax(np.where(open_, ranked, -np.inf)))
@@ -216,7 +216,7 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     nearest = _distance_to(x, labelled)
     open_ = np.isfinite(bias)
     chosen: list[int] = []
-    reasons: list[str] = []
+    reasons = []
     while len(chosen) < budget and open_.any():
         if rule == "coverage":
             i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))
