@@ -54,8 +54,9 @@ class EvaluationFrames:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        periodic = {} if self.pbc is None else {"cells": self.cells, "pbc": self.pbc}
-        np.savez(buffer, numbers=self.numbers, positions_A=self.positions_A, offsets=self.offsets,
+        periodic = {} if self.pbc is None or self.cells is None else {"cells": self.cells, "pbc": self.pbc}
+        # allow_pickle=True: numpy's default, named so that mypy lets **periodic pass
+        np.savez(buffer, allow_pickle=True, numbers=self.numbers, positions_A=self.positions_A, offsets=self.offsets,
                  energy_eV=self.energy_eV, forces_eV_per_A=self.forces_eV_per_A,
                  header=np.array(json.dumps(self.header)), **periodic)
         return buffer.getvalue()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -195,7 +195,7 @@ class Fidelity(BaseModel):
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def check_structure(self, numbers: Sequence[int]) -> None:
+    def check_structure(self, numbers: Iterable[int]) -> None:
         """Raise FidelityError if this fidelity cannot label a structure with these elements."""
         numbers = [int(z) for z in numbers]
         if not numbers:

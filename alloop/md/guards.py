@@ -24,6 +24,7 @@ state, so a resumed segment sees the same values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -98,7 +99,7 @@ class StabilityGuards:
         bond_tolerance: float = 1.2,
         temperature_K: float | None = None,
         temperature_factor: float = 3.0,
-        **thresholds: float,
+        **thresholds: Any,
     ) -> StabilityGuards:
         """Guards with bonds detected in ``atoms``.
 

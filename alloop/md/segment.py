@@ -174,11 +174,12 @@ class _Evaluator:
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r, n = x.shape[:2]
         t0 = time.perf_counter()
-        periodic = {} if self.cell is None else {"cell": np.repeat(self.cell[None], r, axis=0),
-                                                 "pbc": np.ones((r, 3), dtype=bool)}
+        cell = pbc = None
+        if self.cell is not None:
+            cell, pbc = np.repeat(self.cell[None], r, axis=0), np.ones((r, 3), dtype=bool)
         batch = AtomsBatch.from_arrays(
             np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype,
-            **periodic,
+            cell=cell, pbc=pbc,
         )
         out = self.model(batch, compute_forces=True) if self.bias is None else biased_forces(self.model, self.bias, batch)
         energy = out.energy.detach().to(torch.float64).numpy()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ class ReplicaState:
     positions: np.ndarray  # [n, 3] float64, Angstrom
     velocities: np.ndarray  # [n, 3] float64, Angstrom / ASE time unit
     step: int
-    rng_state: dict[str, Any]
+    rng_state: Mapping[str, Any]  # numpy's bit_generator.state
     temperature_avg_K: float = float("nan")
     restarts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, carried along untouched
@@ -104,7 +105,7 @@ class ReplicaState:
     def to_bytes(self) -> bytes:
         """An opaque blob (an uncompressed ``.npz``) that :meth:`from_bytes` restores exactly."""
         buf = io.BytesIO()
-        np.savez(buf, **self.to_arrays())
+        np.savez(buf, allow_pickle=True, **self.to_arrays())  # numpy's default, named: mypy then lets **arrays pass
         return buf.getvalue()
 
     @classmethod

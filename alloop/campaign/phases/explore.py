@@ -30,7 +30,8 @@ REPLICAS_BLOB = "replicas"
 
 def pack_states(states: dict[int, bytes]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{f"r{r}": np.frombuffer(b, dtype=np.uint8) for r, b in states.items()})
+    # allow_pickle=True: numpy's default, named so that mypy lets the **arrays pass
+    np.savez(buf, allow_pickle=True, **{f"r{r}": np.frombuffer(b, dtype=np.uint8) for r, b in states.items()})
     return buf.getvalue()
 
 
