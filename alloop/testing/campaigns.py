@@ -118,7 +118,7 @@ def check_invariants(run_dir: Path, n_cycles: int, cheap_name: str = "hf-sto3g")
         assert np.any(progress["phase"] == "finished")
         for cycle in range(n_cycles):
             assert np.any((progress["cycle"] == cycle) & (progress["phase"] == "trained")), f"cycle {cycle} not trained"
-        hashes = {"cheap": None, "expensive": None}
+        hashes: dict[str, str | None] = {"cheap": None, "expensive": None}
         for h, info in store.fidelities().items():
             hashes["cheap" if info["name"] == cheap_name else "expensive"] = h
         for fid, role in zip(sel["frame_id"], sel["role"], strict=True):

@@ -65,8 +65,23 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def _run(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, **kwargs) -> PotentialOutput:
+@dataclass
+class _Forces:
+    """A model's energies [B], forces [N, 3] and features [N, F] (a PotentialOutput whose forces were computed)."""
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    features: torch.Tensor
+
+
+def _output(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, **kwargs) -> PotentialOutput:
     return model(AtomsBatch.from_atoms(list(structures), dtype=dtype), **kwargs)
+
+
+def _run(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, *, create_graph: bool = False) -> _Forces:
+    out = _output(model, structures, dtype, create_graph=create_graph)
+    assert out.forces is not None, "the model returned no forces (compute_forces=True)"
+    return _Forces(out.energy, out.forces, out.features)
 
 
 def _max(x: torch.Tensor | np.ndarray) -> float:
@@ -77,7 +92,7 @@ def _max(x: torch.Tensor | np.ndarray) -> float:
 def check_output_shapes(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype) -> None:
     """Shapes, dtypes, finiteness; features of width feature_dim, deterministic and detached."""
     n_atoms = sum(len(a) for a in structures)
-    out = _run(model, structures, dtype)
+    out = _output(model, structures, dtype)
     assert out.energy.shape == (len(structures),), f"energy shape {tuple(out.energy.shape)}"
     assert out.forces is not None and out.forces.shape == (n_atoms, 3), "forces must be [N, 3]"
     assert out.features.shape == (n_atoms, model.feature_dim), (
@@ -88,10 +103,10 @@ def check_output_shapes(model: Potential, structures: Sequence[Atoms], dtype: to
         assert value.dtype == dtype, f"{name} is {value.dtype}, expected {dtype}"
         assert bool(torch.isfinite(value).all()), f"{name} has non-finite values"
     assert not out.features.requires_grad, "features must be detached"
-    again = _run(model, structures, dtype)
+    again = _output(model, structures, dtype)
     assert torch.equal(out.features, again.features), "features are not deterministic"
     assert torch.equal(out.energy, again.energy), "energies are not deterministic"
-    no_forces = _run(model, structures, dtype, compute_forces=False)
+    no_forces = _output(model, structures, dtype, compute_forces=False)
     assert no_forces.forces is None, "compute_forces=False must return forces=None"
     assert torch.allclose(no_forces.energy, out.energy, rtol=1e-6, atol=1e-6), "energy depends on compute_forces"
 
@@ -123,8 +138,8 @@ def check_finite_difference_forces(
             plus, minus = atoms.copy(), atoms.copy()
             plus.positions += step * v
             minus.positions -= step * v
-            e_plus = _run(model64, [plus], torch.float64, compute_forces=False).energy.item()
-            e_minus = _run(model64, [minus], torch.float64, compute_forces=False).energy.item()
+            e_plus = _output(model64, [plus], torch.float64, compute_forces=False).energy.item()
+            e_minus = _output(model64, [minus], torch.float64, compute_forces=False).energy.item()
             fd = -(e_plus - e_minus) / (2 * step)
             analytic = float((out.forces.detach().numpy() * v).sum())
             err = abs(fd - analytic)
@@ -235,7 +250,7 @@ def check_create_graph(model: Potential, structures: Sequence[Atoms], dtype: tor
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), "force loss has no parameter gradient"
 
 
-def _compare(ref: PotentialOutput, new: PotentialOutput, atol: float, what: str, perm: np.ndarray | None = None,
+def _compare(ref: _Forces, new: _Forces, atol: float, what: str, perm: np.ndarray | None = None,
              energy_factor: float = 1.0) -> float:
     """Largest deviation of ``new`` from ``ref`` (energy x ``energy_factor``; per-atom rows ``perm`` of new)."""
     rows = slice(None) if perm is None else perm
