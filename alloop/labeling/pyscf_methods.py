@@ -100,7 +100,7 @@ def configure_scf(mf, fidelity: Fidelity):
 class ScfRun:
     """A finished SCF: the converged-or-not mean-field object and how it got there."""
 
-    mf: object
+    mf: Any  # the PySCF SCF object (PySCF has no type information)
     converged: bool
     cycles: int
     used_fallback: bool

@@ -111,7 +111,7 @@ class FrameDataset:
         cls,
         numbers: Sequence[np.ndarray],
         positions: Sequence[np.ndarray],
-        energy: Sequence[float] | None = None,
+        energy: Sequence[float] | np.ndarray | None = None,
         forces: Sequence[np.ndarray] | None = None,
         weight: Sequence[float] | None = None,
         fidelity: str = "",

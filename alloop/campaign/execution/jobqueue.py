@@ -49,7 +49,8 @@ def cluster_option_names(kind: str) -> frozenset[str]:
     from dask_jobqueue.pbs import PBSJob
     from dask_jobqueue.slurm import SLURMJob
 
-    job = {"slurm": SLURMJob, "pbs": PBSJob}[kind]
+    jobs: dict[str, type[Job]] = {"slurm": SLURMJob, "pbs": PBSJob}
+    job = jobs[kind]
     names: set[str] = set()
     for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
         names.update(inspect.signature(fn).parameters)

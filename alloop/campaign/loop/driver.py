@@ -145,6 +145,7 @@ class Campaign:
         per = [b.n_samples // len(self.structures) + (k < b.n_samples % len(self.structures))
                for k in range(len(self.structures))]
         if b.method == "rattle":
+            assert b.amplitude_A is not None  # BootstrapConfig's default for rattle
             groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
                       for k, (atoms, n) in enumerate(zip(self.structures, per, strict=True))]
         elif b.method == "md":
@@ -152,6 +153,7 @@ class Campaign:
         else:
             from alloop.campaign.phases.hessian import cheap_hessian
 
+            assert b.temperature_K is not None  # BootstrapConfig requires it for normal modes
             hessians = run_tasks(self.client, cheap_hessian, [(a, self.fidelities["cheap"]) for a in self.structures],
                                  self.settings.max_task_retries)
             groups = [normal_mode_samples(atoms, hessian, n, b.temperature_K, seed + k)

@@ -11,6 +11,7 @@ crash recomputes at most 15 s of labelling per worker.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class LabelStream:
         self.ctx.store.commit(cycle=cycle, phase="labelling")
         self.last_commit = time.monotonic()
 
-    def _show(self, cycle: int, **extra: object) -> None:
+    def _show(self, cycle: int, **extra: Any) -> None:
         labels = {r: (self.totals[(c, r)] - n, self.totals[(c, r)]) for (c, r), n in self.outstanding.items()
                   if c == cycle}
         self.ctx.progress.update(cycle=cycle, phase=f"labelling {'+'.join(labels)}", labels=labels,

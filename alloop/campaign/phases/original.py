@@ -125,10 +125,11 @@ class Original:
         if seed not in self._pools:
             pool = pseudo_labelled(self.model, replay_structures(self.molecules, seed))
             frames = pool.to_atoms()
+            energy, forces = pool.labels()
             self._pools[seed] = LabelledArrays(
                 frame_ids=np.arange(len(pool)), numbers=[a.numbers for a in frames],
-                positions=[a.positions for a in frames], energy=pool.energy,
-                forces=[pool.forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
+                positions=[a.positions for a in frames], energy=energy,
+                forces=[forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
             )
         return self._pools[seed]
 
