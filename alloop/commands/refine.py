@@ -29,7 +29,10 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alloop.potentials.two_head import TwoHeadPotential
 
 ORDER = 45
 METHODS = ("ttt", "rr")
@@ -113,7 +116,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise AlloopError("--threads must be at least 1")
 
 
-def _two_head(model: Any, path: str, prior: str, target: str) -> None:
+def _two_head(model: Any, path: str, prior: str, target: str) -> TwoHeadPotential:
+    """``model`` if it is a two-head model with heads ``prior`` and ``target`` (AlloopError otherwise)."""
     from alloop.errors import AlloopError
     from alloop.potentials.two_head import TwoHeadPotential
 
@@ -123,6 +127,7 @@ def _two_head(model: Any, path: str, prior: str, target: str) -> None:
     for head in (prior, target):
         if head not in model.head_names:
             raise AlloopError(f"{path} has no '{head}' head (it has {', '.join(model.head_names)})")
+    return model
 
 
 def _prior_labels(args: argparse.Namespace, model: Any, structures: list, log: Any) -> tuple[list, Any, str]:
@@ -204,8 +209,8 @@ def run(args: argparse.Namespace) -> int:
     settings = RefineSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                               energy_weight=args.energy_weight, seed=args.seed, threads=args.threads)
     started = time.perf_counter()
-    model, metadata = load_checkpoint(args.model)
-    _two_head(model, args.model, args.prior, args.target)
+    loaded, metadata = load_checkpoint(args.model)
+    model = _two_head(loaded, args.model, args.prior, args.target)
     structures = read_structures(args.frames)
     unknown = {int(z) for a in structures for z in a.numbers} - set(model.elements)
     if unknown:
@@ -237,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
           f"{result.prior_force_mae_before:.4f} -> {result.prior_force_mae_after:.4f} eV/A "
           f"({result.steps} steps, {result.seconds:.1f} s)"
           + (": it did not go down, the representation is unchanged" if result.reverted else ""))
-    if before is not None:
+    if before is not None and after is not None and expensive is not None:
         print(f"'{args.target}' head: force MAE {before['force_mae_eV_per_A']:.4f} -> {after['force_mae_eV_per_A']:.4f} "
               f"eV/A, energy MAE {before['energy_mae_eV']:.4f} -> {after['energy_mae_eV']:.4f} eV "
               f"({len(expensive)} frames)")

@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
     from alloop.potentials.baseline import DeltaPotential, learned_part
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
+    from alloop.potentials.two_head import TwoHeadPotential
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, model_factory, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
@@ -201,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "two-head":
         result = train_two_head(expensive, cheap, model_factory=factory, settings=settings,
                                 mode=args.two_head_mode or "frozen", initial_model=initial, log=log, replay=replay)
+        assert isinstance(result.model, TwoHeadPotential)  # train_two_head trains a two-head model
         for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):
             result.model.record_fidelity(head, result.model.fidelities[head]["tag"], fidelity_name(path))
     else:

@@ -273,10 +273,12 @@ def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
     """Normal-mode and MD bootstrap samples default to the MD temperature."""
     schedule = data.get("schedule")
     boot = schedule.get("bootstrap") if isinstance(schedule, dict) else None
-    if not isinstance(boot, dict) or boot.get("method") not in ("normal-modes", "md") \
+    if not isinstance(schedule, dict) or not isinstance(boot, dict) or boot.get("method") not in ("normal-modes", "md") \
             or boot.get("temperature_K") is not None:
         return data
-    md = data.get("md") if isinstance(data.get("md"), dict) else {}
+    md = data.get("md")
+    if not isinstance(md, dict):
+        md = {}
     temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         # an invalid md.temperature_K is reported on its own; do not repeat it as a bootstrap error
