@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class LabelResult:
         n_atoms: int,
         status: LabelStatus,
         reason: str,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> LabelResult:
         """A result with NaN energy and forces for a structure of ``n_atoms`` atoms."""
         if status is LabelStatus.OK:
@@ -69,5 +70,5 @@ class LabelResult:
             forces_eV_per_A=np.full((n_atoms, 3), np.nan),
             status=status,
             reason=reason,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )

@@ -147,7 +147,8 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
     covered = tables.read(store, tables.EVAL_COVERAGE)
     if basins is None:
         basins = labelled_basins(store)
-    per_fidelity = basins["fidelities"] if basins else {}
+    found: dict[str, Any] = basins or {}  # None: no molecule with rotatable bonds
+    per_fidelity = found["fidelities"] if found else {}
     if not covered and not per_fidelity:
         return None
     cycles = sorted({int(c) for c in covered.get("cycle", [])}
@@ -159,10 +160,10 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
     if covered:
         _coverage_panel(panels.pop(0), covered, where)
     for ax, (name, counts) in zip(panels, per_fidelity.items(), strict=True):
-        _basin_panel(ax, fidelity_label(basins, name), counts, basins["basins"], where)  # type: ignore[arg-type,index]
+        _basin_panel(ax, fidelity_label(found, name), counts, found["basins"], where)
     if per_fidelity:
         panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
-                          title=", ".join(basins["rotor_names"]))  # type: ignore[index]
+                          title=", ".join(found["rotor_names"]))
     for ax in axes[0]:
         ax.set_xticks(range(len(cycles)))
         ax.set_xticklabels(["boot" if c < 0 else str(c) for c in cycles])

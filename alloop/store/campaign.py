@@ -443,6 +443,7 @@ def _new_record(seq: int, counts: dict[str, Any], *, cycle: int | None, phase: s
 def _empty_labels(name: str, fidelity_hash: str) -> LabelTable:
     from alloop.store.schema import LABEL_SPECS
 
-    data = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
+    # LabelTable's array fields, empty (Any: a **dict of arrays would be checked against its other fields too)
+    data: dict[str, Any] = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
     forces = np.zeros((0, 3))
-    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)  # type: ignore[arg-type]
+    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)

@@ -25,6 +25,8 @@ from typing import Any
 from alloop.errors import AlloopError
 
 LOG_NAME = "campaign.log"
+#: the attribute that names the campaign log on an exception whose traceback went there (read by alloop.cli)
+LOG_ATTRIBUTE = "alloop_log"
 
 
 class Stopped(KeyboardInterrupt):
@@ -87,7 +89,7 @@ def _record(run_dir: Path, exc: BaseException) -> None:
             append_log(run_dir, f"stopped: unexpected error: {one_line(exc)}; everything committed is kept; "
                                 f"{resume}; its traceback follows\n"
                        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            exc.alloop_log = str(run_dir / LOG_NAME)  # type: ignore[attr-defined]
+            setattr(exc, LOG_ATTRIBUTE, str(run_dir / LOG_NAME))
         else:  # SystemExit, GeneratorExit: not a failure of the campaign
             return
     except OSError:  # the log cannot be written (disk full, directory gone): stderr still says why
