@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from alloop.potentials.calculator import PotentialCalculator
 
 from alloop._version import __version__
+
 __all__ = ["calculator", "__version__"]
 
 
@@ -24,9 +25,9 @@ def calculator(
     version: int | None = None,
     fidelity: str | None = "expensive",
     *,
-    dtype: "str | torch.dtype | None" = None,
-    device: "str | torch.device" = "cpu",
-) -> "PotentialCalculator":
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+) -> PotentialCalculator:
     """An ASE calculator (energy in eV, forces in eV/Angstrom) for a trained alloop model.
 
     ``source`` is a campaign run directory (the folder holding ``store.zarr``),

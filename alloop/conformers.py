@@ -17,8 +17,8 @@ covalent cut-offs, so only molecules (no periodic cell) are handled.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -51,7 +51,7 @@ def bonds(atoms: Atoms, scale: float = 1.2) -> list[set[int]]:
         raise ValueError("conformers: only molecules (no periodic cell) have torsional rotors here")
     first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=scale))
     out: list[set[int]] = [set() for _ in range(len(atoms))]
-    for i, j in zip(first, second):
+    for i, j in zip(first, second, strict=True):
         out[int(i)].add(int(j))
     return out
 
@@ -211,7 +211,7 @@ def conformer_starts(atoms: Atoms, max_conformers: int = 9) -> list[Atoms]:
     out: list[Atoms] = []
     for turns in itertools.product((0.0, 120.0, 240.0), repeat=len(active)):
         conf = atoms.copy()
-        for rotor, angle in zip(active, turns):
+        for rotor, angle in zip(active, turns, strict=True):
             if angle:
                 conf = rotate(conf, rotor, angle)
         if not any(turns) or not _clashes(conf, graph):

@@ -54,14 +54,15 @@ class EvaluationFrames:
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        periodic = {} if self.pbc is None else {"cells": self.cells, "pbc": self.pbc}
-        np.savez(buffer, numbers=self.numbers, positions_A=self.positions_A, offsets=self.offsets,
+        periodic = {} if self.pbc is None or self.cells is None else {"cells": self.cells, "pbc": self.pbc}
+        # allow_pickle=True: numpy's default, named so that mypy lets **periodic pass
+        np.savez(buffer, allow_pickle=True, numbers=self.numbers, positions_A=self.positions_A, offsets=self.offsets,
                  energy_eV=self.energy_eV, forces_eV_per_A=self.forces_eV_per_A,
                  header=np.array(json.dumps(self.header)), **periodic)
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "EvaluationFrames":
+    def from_bytes(cls, blob: bytes) -> EvaluationFrames:
         with np.load(io.BytesIO(blob), allow_pickle=False) as data:
             arrays = {k: np.array(data[k]) for k in _ARRAYS}
             periodic = {k: np.array(data[k]) for k in ("cells", "pbc") if k in data.files}

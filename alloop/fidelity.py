@@ -31,7 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from typing import Any, Literal, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -145,7 +146,7 @@ class Fidelity(BaseModel):
         return None if value is None else value.strip().lower()
 
     @model_validator(mode="after")
-    def _fields_of_family(self) -> "Fidelity":
+    def _fields_of_family(self) -> Fidelity:
         own = FAMILY_FIELDS[self.family]
         if self.family != "xtb" and self.basis is None:
             raise ValueError(f"basis: required by PySCF methods (family {self.family})")
@@ -194,7 +195,7 @@ class Fidelity(BaseModel):
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def check_structure(self, numbers: Sequence[int]) -> None:
+    def check_structure(self, numbers: Iterable[int]) -> None:
         """Raise FidelityError if this fidelity cannot label a structure with these elements."""
         numbers = [int(z) for z in numbers]
         if not numbers:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Mapping
+from typing import Any, BinaryIO
 
 import ase.io
 import numpy as np
@@ -91,7 +92,7 @@ def labels_under(
             where = f"{source}: " if source else ""
             raise AlloopError(f"{where}frame {k} has no '{energy_key if energy is None else forces_key}' label")
     return ([float(e) for e, _ in found],
-            [np.asarray(f, dtype=np.float64).reshape(len(a), 3) for a, (_, f) in zip(structures, found)])
+            [np.asarray(f, dtype=np.float64).reshape(len(a), 3) for a, (_, f) in zip(structures, found, strict=True)])
 
 
 def format_extxyz(atoms: Atoms) -> str:
@@ -110,7 +111,7 @@ def format_extxyz(atoms: Atoms) -> str:
     table = atoms.positions if forces is None else np.hstack([atoms.positions, np.asarray(forces)])
     symbols = [chemical_symbols[z] for z in atoms.numbers]
     lines = [str(len(atoms)), " ".join(header)]
-    lines += [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist())]
+    lines += [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist(), strict=True)]
     return "\n".join(lines) + "\n"
 
 
@@ -131,13 +132,13 @@ def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> int:
     return count
 
 
-def write_atomic(path: str | Path, content: bytes | Callable[[BinaryIO], None], *, fsync_file: bool = True,
+def write_atomic(path: str | os.PathLike[str], content: bytes | Callable[[BinaryIO], None], *, fsync_file: bool = True,
                  fsync_dir: bool = True, exclusive: bool = False, suffix: str = ".tmp", hidden: bool = True) -> Path:
     """Replace ``path`` by ``content`` (bytes, or a function writing to the open binary file) atomically.
 
-    The temporary file ``.<name>.<random><suffix>`` beside ``path`` (no leading dot unless ``hidden``) is written, fsync'd (``fsync_file``),
-    moved into place and the folder fsync'd (``fsync_dir``); ``exclusive``: FileExistsError if ``path``
-    exists. Whatever fails (a full disk, a kill), ``path`` keeps its previous content. Returns ``path``.
+    The temporary file ``.<name>.<random><suffix>`` beside ``path`` (no leading dot unless ``hidden``) is written,
+    fsync'd (``fsync_file``), moved into place and the folder fsync'd (``fsync_dir``); ``exclusive``: FileExistsError
+    if ``path`` exists. Whatever fails (a full disk, a kill), ``path`` keeps its previous content. Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

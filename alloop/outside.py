@@ -16,7 +16,7 @@ not measured here).
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from ase import Atoms
@@ -82,7 +82,8 @@ def rattled(molecules: Sequence[Atoms], n_frames: int, rng: np.random.Generator)
     out = []
     for k in range(n_frames):
         base = molecules[k % len(molecules)]
-        out.append(Atoms(numbers=base.numbers, positions=base.positions + rng.normal(0.0, AMPLITUDE_A, base.positions.shape)))
+        out.append(Atoms(numbers=base.numbers,
+                         positions=base.positions + rng.normal(0.0, AMPLITUDE_A, base.positions.shape)))
     return out
 
 

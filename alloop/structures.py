@@ -7,8 +7,9 @@ folder) or a name ``ase.build.molecule`` knows. Files win over names.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -93,7 +94,7 @@ def check_structures(structures: Sequence[Atoms], *, charge: int, spin: int, min
         except AlloopError as exc:
             raise ConfigError(f"system.structures: {where}: {exc}") from None
         first = cell if k == 0 else first
-        if (cell is None) != (first is None) or (cell is not None and not np.allclose(cell, first)):
+        if (cell is None) != (first is None) or (cell is not None and first is not None and not np.allclose(cell, first)):
             raise ConfigError(f"system.structures: {where} has another cell than structure 0; the cell is fixed "
                               "(NVT), so every start shares one (or every start is a molecule)")
         n_electrons = int(atoms.numbers.sum()) - charge

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -84,9 +85,9 @@ def target_ensemble_weights(test: Path, temperature_K: float, baseline_level: st
     if not companion.is_file() or level == baseline_level:
         return None
     target, base = read(test, ":"), read(companion, ":")
-    if len(target) != len(base) or any(not np.allclose(a.positions, b.positions) for a, b in zip(target, base)):
+    if len(target) != len(base) or any(not np.allclose(a.positions, b.positions) for a, b in zip(target, base, strict=True)):
         return None
-    delta = np.array([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(target, base)])
+    delta = np.array([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(target, base, strict=True)])
     log_w = -(delta - delta.mean()) / (KB_EV_PER_K * temperature_K)
     w = np.exp(log_w - log_w.max())
     return w / w.sum()

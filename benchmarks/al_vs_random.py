@@ -14,7 +14,8 @@ seconds of its expensive labels plus its share of the pool's MD (the xTB MD CPU 
 pool's summary JSON, times the frames drawn) plus, for ASTEROID, the cheap labels'. Training is not counted
 on either side. A campaign with ``training.final_refit`` also gets the row "loop, before the refit": its final
 retrain as validated, before the refit on every label (the stored role ``validated``), on the same frames; the
-random frames then also get the row "random standard, refit on all" (``alloop train --refit``: no holdout). Errors per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
+random frames then also get the row "random standard, refit on all" (``alloop train --refit``: no holdout). Errors
+per conformer basin come from ``alloop evaluate --json``. A test set of xTB-driven frames
 with a ``_gfn2-xtb`` companion file is also scored over the target level's own ensemble ("reweighted" columns):
 each frame's force MAE weighted by exp(-(E_B3LYP - E_xTB) / kT) (B3LYP/def2-SVP favours trans ethanol: about
 a third of the 500 K ensemble, against 13 % on the xTB surface; see ``conformer_populations.py``). A table (mean +- sample
@@ -35,8 +36,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from campaign_runs import run_campaign
 from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae, target_ensemble_weights
+from campaign_runs import run_campaign
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -202,7 +203,7 @@ def _paired(per_frame: dict[tuple[str, str], list[np.ndarray]], weights: dict[st
         for weighted in ([False, True] if test.name in weights else [False]):
             w = weights[test.name] if weighted else np.full(len(per_frame[("loop", test.name)][0]), 1.0)
             cells = []
-            for loop, other in zip(per_frame[("loop", test.name)], per_frame[(twin, test.name)]):
+            for loop, other in zip(per_frame[("loop", test.name)], per_frame[(twin, test.name)], strict=True):
                 diff = loop - other
                 draws = rng.integers(0, diff.size, size=(n_boot, diff.size))
                 boot = (w[draws] * diff[draws]).sum(1) / w[draws].sum(1)

@@ -22,7 +22,8 @@ The expensive frames a method buys are split 80/20 into training and validation
 bias B (alloop's default). Scores: force MAE on the
 expensive labels of the test trajectory (eV/A and kcal/mol/A), energy MAE per
 atom. Model: EGNN (hidden 64, 3 layers, cutoff 5 A), float32, one torch thread per
-run, trained with alloop's recipe (MSE, warm-up + cosine, EMA; steps in ``Config``); runs go to ``--workers`` processes. Finished runs are cached as JSON in
+run, trained with alloop's recipe (MSE, warm-up + cosine, EMA; steps in ``Config``); runs go to ``--workers``
+processes. Finished runs are cached as JSON in
 ``--runs`` so an interrupted benchmark resumes.
 
     python benchmarks/asteroid_ethanol.py                 # budgets 150,300,600 CPU s, seeds 0-2
@@ -42,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ase import units
 from _common import DATA, mean_std
+from ase import units
 
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -68,7 +69,7 @@ class Config:
     layers: int = 3
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(exp_steps=200, pre_steps=200, finetune_steps=100)
 
 
@@ -87,7 +88,7 @@ def load_data(folder: Path) -> dict[str, list]:
     cheap, exp = out[f"pool_{CHEAP}"], out[f"pool_{EXPENSIVE}"]
     if [a.info["frame_index"] for a in cheap] != [a.info["frame_index"] for a in exp]:
         raise SystemExit("the cheap and expensive pool files do not hold the same frames in the same order")
-    if not all(np.array_equal(a.positions, b.positions) for a, b in zip(cheap, exp)):
+    if not all(np.array_equal(a.positions, b.positions) for a, b in zip(cheap, exp, strict=True)):
         raise SystemExit("the cheap and expensive pool files differ in positions")
     return out
 

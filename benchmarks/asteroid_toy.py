@@ -42,7 +42,10 @@ def make_data(seed: int, n_biased: int, n_accurate_max: int, n_test: int):
     yb = xb @ a.T + b[:, None]
     xa = rng.normal(size=(n_accurate_max, DIM))
     xt = rng.normal(size=(n_test, DIM))
-    t = lambda v: torch.as_tensor(v, dtype=torch.float32)
+
+    def t(v):
+        return torch.as_tensor(v, dtype=torch.float32)
+
     return t(xb), t(yb), b, t(xa), t(xa @ a.T), t(xt), t(xt @ a.T)
 
 
@@ -106,12 +109,12 @@ def fit(model, x, y, xv, yv, *, lr, epochs, batch, patience, seed, weight=None, 
         better = v < best
         best = torch.where(better, v, best)
         since = torch.where(better, torch.zeros_like(since), since + 1)
-        for p, kept in zip(model.params, best_state):
+        for p, kept in zip(model.params, best_state, strict=True):
             kept[better] = p.detach()[better]
         if bool((since >= patience).all()):
             break
     with torch.no_grad():
-        for p, kept in zip(model.params, best_state):
+        for p, kept in zip(model.params, best_state, strict=True):
             p.copy_(kept)
     return best.numpy()
 

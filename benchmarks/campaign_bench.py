@@ -242,8 +242,8 @@ def overlap_window(prog: dict[str, Any]) -> tuple[float, float] | None:
     is left: there the loop's dependencies leave one task (sampling, the bootstrap or the last training) alone.
     """
     cycles, phases, times = prog["cycle"].tolist(), [str(p) for p in prog["phase"].tolist()], prog["time"].tolist()
-    first = [t for c, p, t in zip(cycles, phases, times) if c < 0 and p == "trained"]
-    last = [t for c, p, t in zip(cycles, phases, times) if c >= 0 and p in LABEL_PHASES]
+    first = [t for c, p, t in zip(cycles, phases, times, strict=True) if c < 0 and p == "trained"]
+    last = [t for c, p, t in zip(cycles, phases, times, strict=True) if c >= 0 and p in LABEL_PHASES]
     if not first or not last or max(last) <= first[0]:
         return None
     return float(first[0]), float(max(last))
@@ -281,9 +281,9 @@ def label_cpu_by_phase(store: Any, cfg: Any) -> dict[tuple[int, str], float]:
         if not sel or h not in store.fidelities():
             continue
         labels = store.labels(h)
-        cpu_of = dict(zip(labels.frame_id.tolist(), labels.cpu_seconds.tolist()))
+        cpu_of = dict(zip(labels.frame_id.tolist(), labels.cpu_seconds.tolist(), strict=True))
         mask = sel["role"] == role
-        for cycle, frame_id in zip(sel["cycle"][mask].tolist(), sel["frame_id"][mask].tolist()):
+        for cycle, frame_id in zip(sel["cycle"][mask].tolist(), sel["frame_id"][mask].tolist(), strict=True):
             phase = "labelled" if cycle < 0 else f"labelled-{role}"
             out[(cycle, phase)] = out.get((cycle, phase), 0.0) + float(np.nan_to_num(cpu_of.get(frame_id, 0.0)))
     return out
@@ -301,7 +301,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
     label_cpu = label_cpu_by_phase(store, cfg)
     rows, kinds, lab_wall = [], {}, 0.0
     start = t0
-    for cycle, phase, stop in zip(prog["cycle"].tolist(), prog["phase"].tolist(), prog["time"].tolist()):
+    for cycle, phase, stop in zip(prog["cycle"].tolist(), prog["phase"].tolist(), prog["time"].tolist(), strict=True):
         label, kind = PHASES.get((cycle < 0, str(phase)), (str(phase), str(phase)))
         span = stop - start
         busy_slots = coverage(unit, start, stop, slots)[0] / max(span * slots, 1e-9)
@@ -356,7 +356,8 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         ["share of wall time with every core idle (driver only)", f"{100 * all_idle / wall:.0f}%"],
         *(window_rows(info, window, weighted, sp.total_cpu / max(label_task_s, 1e-9)) if window else []),
         ["core-seconds used by tasks / available", f"{100 * busy_w / (wall * cores):.0f}%"],
-        ["load average at start / end (1, 5, 15 min)", f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} / {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
+        ["load average at start / end (1, 5, 15 min)",
+         f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} / {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
          f" on {info['cpu_count']} CPUs (shared machine: timings under contention)"],
     ]))
     print("\n### Wall time per phase\n")
@@ -364,7 +365,8 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
                  "labelling-core util."], rows))
     print("\n### Wall time by kind of phase (summed over cycles)\n")
     kind_rows = [[k, v, f"{100 * v / wall:.1f}%"] for k, v in kinds.items()]
-    print(markdown_table(["kind", "wall s", "% of total"], kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
+    print(markdown_table(["kind", "wall s", "% of total"],
+                         kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
     print("\n### Labels per fidelity (from the store)\n")
     fid_rows = []
     for role in ("cheap", "expensive"):

@@ -61,7 +61,7 @@ def _trainer(cfg: Any, store: Any, threads: int):
     from alloop.training.recipe import asteroid_settings
 
     cycles = store.table("cycles") if "cycles" in store.table_names() else {}
-    trained = [int(c) for c, v in zip(cycles.get("cycle", []), cycles.get("model_version", [])) if v >= 0]
+    trained = [int(c) for c, v in zip(cycles.get("cycle", []), cycles.get("model_version", []), strict=True) if v >= 0]
     settings = asteroid_settings(cfg.training, cfg.seed + max([0] + trained), threads, cfg.md.temperature_K,
                                  split_seed=cfg.seed)
     elements = sorted({int(z) for a in cfg.load_structures() for z in a.numbers})
@@ -70,7 +70,8 @@ def _trainer(cfg: Any, store: Any, threads: int):
 
     def fit(dataset: Any) -> tuple[Any, float]:
         t0 = time.perf_counter()
-        result = train_asteroid("standard", dataset, model_factory=lambda: build_model(cfg.model.architecture, elements, **hp),
+        result = train_asteroid("standard", dataset,
+                                model_factory=lambda: build_model(cfg.model.architecture, elements, **hp),
                                 settings=settings, initial_model=initial)
         return result.model, time.perf_counter() - t0
 
@@ -85,9 +86,9 @@ def _row(name: str, data: str, n: str, cpu: str, metrics: dict[str, Any], second
 
 def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], threads: int) -> int:
     """Print the accuracy-vs-cost table; returns 0, or 2 when the data files are missing or do not match."""
-    from alloop.store.ledger import spend
     from alloop.io import read_labelled
     from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.store.ledger import spend
     from alloop.training import evaluate_model
 
 
@@ -103,7 +104,8 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
         got = {a.info.get("fidelity_hash") for a in frames}
         if got != {exp.hash()}:
             print(f"\naccuracy part skipped: {paths[part]} holds labels of fidelity hash {sorted(map(str, got))}, the"
-                  f" campaign's expensive fidelity '{exp.name}' is {exp.hash()}; the comparison needs the same level of theory")
+                  f" campaign's expensive fidelity '{exp.name}' is {exp.hash()}; the comparison needs the same level"
+                  " of theory")
             return 2
     test_set = _dataset(test, exp.hash())
     sp = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": exp})
@@ -115,7 +117,8 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
     model = model_from_bytes(store.checkpoint(int(versions[-1]["version"]))[0])[0]
     fit = _trainer(cfg, store, threads)
     ok_exp = _campaign_expensive(store, exp)
-    ok_cheap = int(np.sum(store.labels(cfg.cheap_fidelity.hash()).ok)) if cfg.cheap_fidelity.hash() in store.fidelities() else 0
+    cheap_hash = cfg.cheap_fidelity.hash()
+    ok_cheap = int(np.sum(store.labels(cheap_hash).ok)) if cheap_hash in store.fidelities() else 0
     print(f"\n## Accuracy vs labelling cost on {len(test)} held-out frames ({paths['test'].name})\n", flush=True)
     rows = [_row(f"(a) campaign, final model v{versions[-1]['version']} ({cfg.training.method})",
                  "frames from the loop's own MLFF MD", f"{len(ok_exp)} exp + {ok_cheap} cheap",

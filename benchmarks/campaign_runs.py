@@ -42,9 +42,8 @@ def run_campaign(campaign: Path, run_dir: Path, seed: int, overrides: list[str],
 
 def is_finished(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a campaign store whose progress table records the phase 'finished'."""
-    from alloop.store.resolve import is_store
     from alloop.store.campaign import CampaignStore
-    from alloop.store.resolve import store_path
+    from alloop.store.resolve import is_store, store_path
 
     if not is_store(run_dir):
         return False

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 from _common import DATA
@@ -67,7 +67,7 @@ def label(atoms, memory_mb: int, frozen: int = 0, guess: dict | None = None) -> 
 
     fid = load_fidelity("ccsdt-dz")
     t = Timings()
-    mol = gto.M(atom=[(s, p) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)], basis=fid.basis,
+    mol = gto.M(atom=[(s, p) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)], basis=fid.basis,
                 unit="Angstrom", verbose=0, max_memory=memory_mb)
     with t.step("SCF"):
         mf = scf.RHF(mol)
@@ -133,12 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     steps = list(reference[0].steps)
     print(f"\nCCSD(T)/cc-pVDZ energy + analytic gradient of ethanol ({len(pairs)} frame(s) of {FRAMES.name}); "
           f"CPU s per step (mean over frames)")
-    print("| variant | " + " | ".join(steps) + " | total CPU s | wall s | CCSD iterations | |dE| (Eh) | max |dG| (Eh/Bohr) |")
+    print("| variant | " + " | ".join(steps)
+          + " | total CPU s | wall s | CCSD iterations | dE (Eh) | max dG (Eh/Bohr) |")
     print("|---|" + "---:|" * (len(steps) + 5))
     for variant, timed in rows.items():
         cells = [f"{np.mean([t.steps[s][0] for t in timed]):.1f}" for s in steps]
-        de = max(abs(t.energy - r.energy) for t, r in zip(timed, reference))
-        dg = max(float(np.abs(t.gradient - r.gradient).max()) for t, r in zip(timed, reference))
+        de = max(abs(t.energy - r.energy) for t, r in zip(timed, reference, strict=True))
+        dg = max(float(np.abs(t.gradient - r.gradient).max()) for t, r in zip(timed, reference, strict=True))
         print(f"| {variant} | " + " | ".join(cells) + f" | {np.mean([t.cpu for t in timed]):.0f} | "
               f"{np.mean([t.wall for t in timed]):.0f} | {np.mean([t.cc_iterations for t in timed]):.0f} | {de:.1e} | "
               f"{dg:.1e} |")

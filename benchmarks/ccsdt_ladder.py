@@ -7,8 +7,8 @@ CCSD(T) test frames (of the equilibrium test set, never trained on), and the who
 cheap set (the pool and the test set come from independent GFN2-xTB runs, so no test frame is a cheap frame).
 
 Per ``--models`` entry (a model preset, or ``PRESET+BASELINE`` for a Delta model on a GFN-xTB baseline:
-``small+gfn2-xtb`` is the quickstart's EGNN) and seed, with N CCSD(T) training frames (all there are, or ``--expensive``, a random
-subset per seed), ``alloop train`` gives:
+``small+gfn2-xtb`` is the quickstart's EGNN) and seed, with N CCSD(T) training frames (all there are, or
+``--expensive``, a random subset per seed), ``alloop train`` gives:
 
 - ``standard``: N CCSD(T) frames;
 - ``asteroid, equal cost``: N - k CCSD(T) frames plus the 150 B3LYP frames, k the CCSD(T) labels the B3LYP
@@ -56,10 +56,12 @@ def cheap_level_distance() -> tuple[float, float]:
     from ase.io import read
 
     target, cheap = read(TEST, ":"), read(TEST_CHEAP, ":")
-    if len(target) != len(cheap) or any(np.abs(a.positions - b.positions).max() > 1e-6 for a, b in zip(target, cheap)):
+    if len(target) != len(cheap) or any(np.abs(a.positions - b.positions).max() > 1e-6
+                                        for a, b in zip(target, cheap, strict=True)):
         raise SystemExit(f"{TEST_CHEAP.name} does not hold {TEST.name}'s frames in its order")
-    forces = float(np.mean([np.abs(a.get_forces() - b.get_forces()).mean() for a, b in zip(target, cheap)]))
-    delta = np.array([(a.get_potential_energy() - b.get_potential_energy()) / len(a) for a, b in zip(target, cheap)])
+    forces = float(np.mean([np.abs(a.get_forces() - b.get_forces()).mean() for a, b in zip(target, cheap, strict=True)]))
+    delta = np.array([(a.get_potential_energy() - b.get_potential_energy()) / len(a)
+                      for a, b in zip(target, cheap, strict=True)])
     return forces, float(1000 * np.abs(delta - delta.mean()).mean())
 
 

@@ -91,9 +91,10 @@ def distance_on_pool(pool: list, path: Path) -> tuple[float, float]:
     from ase.io import read
 
     cheap = read(path, ":")
-    if len(cheap) != len(pool) or any(np.abs(a.positions - b.positions).max() > 1e-6 for a, b in zip(cheap, pool)):
+    if len(cheap) != len(pool) or any(np.abs(a.positions - b.positions).max() > 1e-6
+                                      for a, b in zip(cheap, pool, strict=True)):
         raise SystemExit(f"{path} does not hold the pool's frames in the pool's order")
-    mae = float(np.mean([np.abs(a.get_forces() - b.get_forces()).mean() for a, b in zip(cheap, pool)]))
+    mae = float(np.mean([np.abs(a.get_forces() - b.get_forces()).mean() for a, b in zip(cheap, pool, strict=True)]))
     return mae, float(np.mean([float(a.info.get("cpu_seconds", np.nan)) for a in cheap]))
 
 

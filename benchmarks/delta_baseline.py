@@ -91,7 +91,7 @@ def md_stability(model_path: Path, temperature_K: float, ps: float, replicas: in
     base0 = baseline.seconds if baseline is not None else 0.0
     result = run_segment(model, atoms, states, steps, settings, record_every=steps, guards=guards)
     stops = [np.nan if reason is None else float(state.step) * settings.timestep_fs
-             for reason, state in zip(result.stop_reasons, result.final_states)]
+             for reason, state in zip(result.stop_reasons, result.final_states, strict=True)]
     out = {"stops_fs": stops, "ps": ps, "wall_s": result.total_seconds,
            "baseline_share": ((baseline.seconds - base0) / result.total_seconds) if baseline is not None else 0.0}
     cache.write_text(json.dumps(out))

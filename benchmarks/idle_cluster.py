@@ -4,7 +4,8 @@ The driver of a campaign hosts Dask's scheduler, the nannies and the client; eve
 (event-loop watchdog tick, nanny memory check, system monitor) runs there whether tasks run or not, and
 each worker process ticks too. This script starts a LocalCluster of ``--workers`` x 1 thread twice, once
 with Dask's defaults and once through ``alloop.campaign.execution.cluster.open_client`` (which slows the tick, the
-memory checks, the worker's profiler and the system monitors, :data:`alloop.campaign.execution.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
+memory checks, the worker's profiler and the system monitors,
+:data:`alloop.campaign.execution.cluster.QUIET_MONITORING`), waits ``--seconds`` with no task, and
 prints the CPU each process used, as % of one core. With ``--labels N`` each cluster then computes the same
 N B3LYP/def2-SVP energy + gradient labels of one ethanol frame (``--labels`` over the workers, one at a time
 per worker) and the mean label CPU s is printed twice: the worker process's CPU over the label (what the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+
 from _common import DATA
 
 

@@ -50,8 +50,17 @@ import numpy as np
 
 from alloop.testing.campaigns import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny
 from alloop.testing.kill_points import ALL_MODES, PROGRESS_MODES, WINDOW
-from alloop.testing.kill_resume import (KillPoint, RunHung, campaign_command, committed_phases, committed_seq, kill_plan,
-                                       phase_commits, plan_cost, run_group)
+from alloop.testing.kill_resume import (
+    KillPoint,
+    RunHung,
+    campaign_command,
+    committed_phases,
+    committed_seq,
+    kill_plan,
+    phase_commits,
+    plan_cost,
+    run_group,
+)
 
 #: parameters of two final models agree when every element is within this of the other (absolute)
 MODEL_ATOL = 1e-6
@@ -264,7 +273,8 @@ def frame_difference(a: list[np.ndarray], b: list[np.ndarray]) -> str:
     """'' if both runs made the same frames, bit for bit, else the first difference."""
     if len(a) != len(b):
         return f"{len(a)} frames against {len(b)}"
-    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x.shape != y.shape or not np.array_equal(x, y)), None)
+    first = next((i for i, (x, y) in enumerate(zip(a, b, strict=True))
+                  if x.shape != y.shape or not np.array_equal(x, y)), None)
     return "" if first is None else f"frames differ from frame {first} on"
 
 

@@ -23,13 +23,13 @@ import sys
 import time
 
 import numpy as np
+from _common import DATA
 from ase import Atoms
 from ase.build import molecule as ase_molecule
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.presets import preset_names
-from _common import DATA
 
 MOLECULES = ("water", "ethanol", "malonaldehyde", "aspirin")
 SCALING = {"hf": 3.0, "mp2": 5.0, "ccsd": 6.0, "ccsd(t)": 7.0}
@@ -49,7 +49,8 @@ def load_molecule(name: str) -> Atoms:
 def basis_functions(atoms: Atoms, basis: str) -> int:
     from pyscf import gto
 
-    mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)], basis=basis)
+    mol = gto.M(atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
+                basis=basis)
     return int(mol.nao_nr())
 
 
@@ -98,9 +99,10 @@ def frames(name: str, n: int, seed: int = 0) -> list[Atoms]:
 
 
 def _warm_up() -> None:
-    import alloop.labeling.pyscf_labeler  # noqa: F401
     import pyscf.dft  # noqa: F401
     import pyscf.grad  # noqa: F401
+
+    import alloop.labeling.pyscf_labeler  # noqa: F401
 
 
 def throughput(args: argparse.Namespace) -> list[str]:

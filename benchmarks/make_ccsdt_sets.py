@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 from _common import DATA
-
 from ase import Atoms
 
 SOURCES = {"test": "ethanol_500K_eqtest_b3lyp-svp.extxyz", "train": "ethanol_500K_eqpool_b3lyp-svp.extxyz"}
@@ -114,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DATA, help="output folder (default benchmarks/data)")
     args = parser.parse_args(argv)
 
+    from alloop.commands.label import labelled_frame
     from alloop.fidelity import load_fidelity
     from alloop.io import read_structures
     from alloop.labeling.factory import labeler_for
-    from alloop.commands.label import labelled_frame
 
     sources = {name: read_structures(str(DATA / file)) for name, file in SOURCES.items()}
     plan = {"test": spread(len(sources["test"]), args.test), "train": spread(len(sources["train"]), args.train)}

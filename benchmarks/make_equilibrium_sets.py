@@ -171,7 +171,7 @@ def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str,
                                                      "fidelity": fidelity, "cpu_seconds": lab.get("cpu_seconds", 0.0),
                                                      **({"fidelity_hash": lab["fidelity_hash"]}
                                                         if "fidelity_hash" in lab else {})})
-                        for i, (f, lab) in enumerate(zip(frames, labels))])
+                        for i, (f, lab) in enumerate(zip(frames, labels, strict=True))])
 
 
 def main(argv: list[str] | None = None) -> int:

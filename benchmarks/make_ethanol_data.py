@@ -1,4 +1,5 @@
-"""Two-fidelity ethanol dataset at a temperature (default 500 K): HF/STO-3G Langevin MD, frames labelled at HF/STO-3G and B3LYP/def2-SVP.
+"""Two-fidelity ethanol dataset at a temperature (default 500 K): HF/STO-3G Langevin MD, frames labelled at HF/STO-3G
+and B3LYP/def2-SVP.
 
 Two independent trajectories (``pool``: training candidates, ``test``: held out)
 are run with ab initio Langevin MD on the cheap surface (``--temperature``, 0.5 fs, friction
@@ -93,8 +94,8 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
     from ase import units
     from ase.build import molecule
-    from ase.md.langevin import Langevin
     from ase.constraints import FixCom
+    from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
     from alloop.fidelity import load_fidelity

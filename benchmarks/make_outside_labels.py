@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+
 from _common import DATA
 
 OUT = DATA / "outside_forgetting_b3lyp-svp.extxyz"
@@ -36,7 +37,6 @@ def outside_force_mae(model) -> float | None:
     if not OUT.is_file():
         return None
     import ase.io
-
     import numpy as np
 
     from alloop.training.data import FrameDataset
@@ -46,7 +46,7 @@ def outside_force_mae(model) -> float | None:
     current = forgetting_frames()
     if len(labelled) != len(current) or any(
         not np.allclose(a.positions, b.positions, atol=1e-6) or list(a.numbers) != list(b.numbers)
-        for a, b in zip(labelled, current)
+        for a, b in zip(labelled, current, strict=True)
     ):
         raise SystemExit(f"{OUT} no longer holds alloop.outside's forgetting set: rerun {Path(__file__).name}")
     return float(evaluate_model(model, FrameDataset.from_atoms(labelled))["force_mae_eV_per_A"])

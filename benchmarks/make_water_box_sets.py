@@ -28,12 +28,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, markdown_table
 from ase import Atoms, units
 from ase.io import read
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
-from _common import DATA, markdown_table
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, write_atomic, write_extxyz
 from alloop.labeling.calculator import LabelerCalculator

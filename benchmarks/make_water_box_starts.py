@@ -20,13 +20,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
-
 from _common import markdown_table
+from ase import Atoms
+from make_water_box_sets import liquid
+
 from alloop.io import write_extxyz
 from alloop.structures import pair_distances
 from alloop.testing.cells import water_box
-from make_water_box_sets import liquid
 
 ROOT = Path(__file__).resolve().parents[1]
 

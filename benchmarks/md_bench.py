@@ -40,7 +40,6 @@ from ase.md.langevin import Langevin
 
 from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
-
 #: --model choices built from a model preset of configs/models/
 PRESETS = ("sevennet-0", "sevennet-small")
 

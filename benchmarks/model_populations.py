@@ -82,11 +82,11 @@ def reweighted_populations(molecule: str, temperature_K: float, target: str = "b
             continue
         frames, frames_s = read(path, ":"), read(twin, ":")
         if len(frames) != len(frames_s) or any(not np.allclose(a.positions, b.positions, atol=1e-6)
-                                                for a, b in zip(frames, frames_s)):
+                                                for a, b in zip(frames, frames_s, strict=True)):
             raise ValueError(f"{path.name} and {twin.name} do not hold the same geometries")
         rotors = [r for r in find_rotors(frames[0]) if not r.symmetric][:1]
         basins.append(frame_basins(np.array([a.positions for a in frames]), rotors))
-        d_e.append([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(frames, frames_s)])
+        d_e.append([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(frames, frames_s, strict=True)])
         runs += [f"{kind}:{a.info.get('trajectory', 'all')}" for a in frames]
     if not d_e:
         return None
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     rew = reweighted_populations(args.molecule, args.temperature)
     if rew is not None:
         cells = " / ".join(f"{100 * s:.1f} [{100 * lo:.0f}-{100 * hi:.0f}]"
-                           for s, lo, hi in zip(rew["shares"], rew["low"], rew["high"]))
+                           for s, lo, hi in zip(rew["shares"], rew["low"], rew["high"], strict=True))
         print(f"| reference (2): B3LYP/def2-SVP, {rew['frames']} GFN2-xTB frames of {rew['runs']} runs reweighted "
               f"(effective sample size {rew['ess']:.0f}; the same frames unweighted: "
               f"{' / '.join(f'{100 * s:.1f}' for s in rew['sampler_shares'])}) | | {cells} | | | | |", flush=True)
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             rw = reweight_model_md(out, source, args.reweight, args.temperature)
             cells = " / ".join(f"{100 * s:.1f}" for s in rw["shares"])
             shift = " / ".join(f"{100 * (a - b):+.1f} [{-100 * hi:+.1f}, {-100 * lo:+.1f}]" for a, b, lo, hi in
-                               zip(rw["unweighted"], rw["shares"], rw["shift_low"], rw["shift_high"]))
+                               zip(rw["unweighted"], rw["shares"], rw["shift_low"], rw["shift_high"], strict=True))
             print(f"| reference (3): {args.reweight}, this model's {rw['frames']} MD frames (every "
                   f"{args.sample_fs:g} fs) reweighted (effective sample size {rw['ess']:.0f}, std of "
                   f"E_{args.reweight} - E_model {1000 * rw['delta_std_eV']:.0f} meV; the model's MD minus it, 90 % "

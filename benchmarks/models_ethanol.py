@@ -42,9 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
 from _common import DATA, mean_std
+from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
 
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -90,11 +89,11 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
     """Train (or re-reference) one model on the first ``n`` pool frames of seed's order; score it on the tests."""
     import torch
 
+    from alloop.presets import load_preset
     from alloop.training.asteroid import train_asteroid
     from alloop.training.metrics import evaluate_model
-    from alloop.training.references import refit_references
-    from alloop.presets import load_preset
     from alloop.training.recipe import asteroid_settings, section_from_options
+    from alloop.training.references import refit_references
 
     torch.set_num_threads(1)
     preset, method = MODELS[name]
@@ -174,8 +173,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             epoch = f"{np.mean(per_step) * g[0]['steps_per_epoch']:.1f}" if per_step else "-"
             lines.append(
                 f"| {name} | {n} | {len(g)} | {n_exp} / {g[0]['n_cheap']} | {np.mean([r['cost'] for r in g]):.0f} "
-                f"| {mean_std([r['test500K_force_mae'] for r in g])} | {mean_std([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
-                f"| {mean_std([r['test1000K_force_mae'] for r in g])} | {mean_std([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test500K_force_mae'] for r in g])} "
+                f"| {mean_std([r['test500K_energy_mae_meV_atom'] for r in g], 1)} "
+                f"| {mean_std([r['test1000K_force_mae'] for r in g])} "
+                f"| {mean_std([r['test1000K_energy_mae_meV_atom'] for r in g], 1)} "
                 f"| {g[0]['steps']} | {step} | {epoch} |")
     lines += ["", "mean +- sample std over seeds; s/epoch = s/step x steps per pass over the expensive training frames."]
     return "\n".join(lines)

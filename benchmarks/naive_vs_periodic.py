@@ -50,12 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, ROOT, mean_std
 from campaign_runs import run_campaign
 from make_outside_labels import OUT as OUTSIDE_LABELS
 from make_outside_labels import outside_force_mae
-from _common import DATA, ROOT, mean_std
 
-TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
+TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
+         "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 STRATEGIES = ("periodic", "naive")
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
          "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",
@@ -238,7 +239,8 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
             cells.append(mean_std(values, digits) if values else "n/a")
         lines.append(f"| {label} | {' | '.join(cells)} |")
     ref = results[names[0]][0]
-    lines += ["", f"test frames' own energies above their lowest (meV/atom): 500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"
+    lines += ["", "test frames' own energies above their lowest (meV/atom): "
+              f"500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"
               f" +- {ref['ref_500K_energy_std_meV_atom']:.1f}, 1000 K {ref['ref_1000K_energy_mean_meV_atom']:.1f} +- "
               f"{ref['ref_1000K_energy_std_meV_atom']:.1f}",
               "mean +- sample std over seeds (MD rows: over seeds x replicas)"]

@@ -4,8 +4,8 @@
     python benchmarks/periodic_label_bench.py --waters 4 16 --presets pbe-gth-szv
 
 Boxes are cubic at 1 g/cm^3 (29.9 A^3 per molecule), molecules on a simple cubic lattice of sites with random
-orientations (``--seed``), as :func:`alloop.testing.cells.water_box` builds them. One label per combination, 1 thread. Columns: CPU
-and wall seconds, SCF cycles, the largest force and the net force |sum F| (the multigrid integrator's
+orientations (``--seed``), as :func:`alloop.testing.cells.water_box` builds them. One label per combination, 1 thread.
+Columns: CPU and wall seconds, SCF cycles, the largest force and the net force |sum F| (the multigrid integrator's
 translational-invariance error; see ``alloop.labeling.sanity``). Not run by the tests.
 """
 
@@ -15,8 +15,8 @@ import argparse
 import os
 
 import numpy as np
-
 from _common import markdown_table
+
 from alloop.fidelity import load_fidelity
 from alloop.labeling.factory import labeler_for
 from alloop.testing.cells import water_box

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from campaign_runs import run_campaign
 from _common import ROOT, mean_std
+from campaign_runs import run_campaign
 
 
 def summary(run_dir: Path) -> dict:

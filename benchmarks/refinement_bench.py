@@ -68,7 +68,7 @@ class Config:
     ttt_chunk: int = 10
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         return cls(cheap_steps=600, expensive_steps=300, ttt_steps=20)
 
     def training_key(self) -> dict[str, Any]:
@@ -88,7 +88,8 @@ def load_pair(folder: Path, stem: str) -> list[list]:
         if not file.is_file():
             raise SystemExit(f"missing {file}: run benchmarks/make_ethanol_data.py first")
         out.append(ase.io.read(file, index=":"))
-    if not all(np.array_equal(a.positions, b.positions) for a, b in zip(*out)):
+    if len(out[0]) != len(out[1]) or not all(np.array_equal(a.positions, b.positions)
+                                             for a, b in zip(*out, strict=True)):
         raise SystemExit(f"the cheap and expensive files of {stem} differ in positions")
     return out
 
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--tests", default="1000K", help="test trajectories, comma-separated: 1000K, 500K, 300K (ethanol), or "
+    parser.add_argument("--tests", default="1000K",
+                        help="test trajectories, comma-separated: 1000K, 500K, 300K (ethanol), or "
                         "MOLECULE-TEMPK for another molecule's file (e.g. methanol-500K, made by "
                         "make_ethanol_data.py --molecule methanol --pool 0)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/test_time_models"), help="trained models")

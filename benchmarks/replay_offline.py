@@ -1,4 +1,5 @@
-"""Replay against forgetting, outside a campaign: fine-tune SevenNet-0 on a few ethanol B3LYP frames, with and without replay.
+"""Replay against forgetting, outside a campaign: fine-tune SevenNet-0 on a few ethanol B3LYP frames, with and without
+replay.
 
 Each run is ``alloop train --method standard --model sevennet-0`` on N frames
 drawn (by seed) from the 500 K B3LYP pool, with the universal quickstart's
@@ -24,11 +25,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from make_outside_labels import outside_force_mae
 from _common import DATA
+from make_outside_labels import outside_force_mae
 
 POOL = DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
-TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz", "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
+TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
+         "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 
 
 def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Path) -> dict:

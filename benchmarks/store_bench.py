@@ -64,7 +64,7 @@ def open_cost(folder: Path, n_frames: int, n_atoms: int, durable: bool) -> dict[
     store.close()
     assert len(meta["frame_id"]) == n_frames
     ms = [1e3 * dt for dt in (t1 - t0, t2 - t1, t3 - t2, t4 - t3)]
-    return dict(zip(("open_ms", "meta_ms", "get100_ms", "open_a_ms"), ms))
+    return dict(zip(("open_ms", "meta_ms", "get100_ms", "open_a_ms"), ms, strict=True))
 
 
 def main() -> None:

@@ -71,6 +71,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import DATA
 from ase import Atoms
 from ase.build import molecule
 from ase.data import chemical_symbols
@@ -80,8 +81,8 @@ from scipy.stats import spearmanr
 from alloop.campaign.phases.bootstrap import normal_mode_samples
 from alloop.campaign.phases.hessian import cheap_hessian
 from alloop.fidelity import load_fidelity
-from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.base import Labeler
+from alloop.labeling.calculator import LabelerCalculator
 from alloop.labeling.factory import labeler_for
 from alloop.potentials.base import AtomsBatch, model_dtype
 from alloop.potentials.registry import build_model
@@ -89,7 +90,6 @@ from alloop.presets import load_preset
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, fit_output_scale, train
 from alloop.uncertainty import QResidualModel, QResidualSettings, bias_per_frame, frame_offsets, predict_forces
-from _common import DATA
 
 MODELS = ("egnn", "sevennet-small", "sevennet-0")  # egnn: built here; the others are model presets
 TEMPERATURES = (300.0, 500.0, 1000.0)
@@ -171,7 +171,7 @@ def read_pair(folder: Path, temperature_K: float, traj: str, cheap: str, truth: 
             )
         out.append(ase.io.read(path, index=":"))
     a, b = out
-    if len(a) != len(b) or not all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b)):
+    if len(a) != len(b) or not all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b, strict=True)):
         raise SystemExit(f"{folder}: the {cheap} and {truth} files of {traj} at {temperature_K:g} K hold different frames")
     return a, b
 
@@ -234,7 +234,8 @@ def build_models(args: argparse.Namespace, cheap_data: FrameDataset):
     if args.model == "egnn":
         hidden, layers = (32, 2) if args.quick else (64, 3)
         model = build_model("egnn", [1, 6, 8], hidden_features=hidden, n_layers=layers, cutoff_A=5.0, seed=args.seed)
-        settings = TrainSettings(max_epochs=args.epochs, batch_size=8, lr=3e-3, patience=40, threads=args.threads, seed=args.seed)
+        settings = TrainSettings(max_epochs=args.epochs, batch_size=8, lr=3e-3, patience=40, threads=args.threads,
+                                 seed=args.seed)
         ft_settings = TrainSettings(max_epochs=args.epochs // 2, batch_size=8, lr=5e-4, patience=30, threads=args.threads,
                                     seed=args.seed + 1)
         return model, settings, ft_settings, f"EGNN {hidden}x{layers}, {args.epochs} / {args.epochs // 2} epochs"
@@ -280,8 +281,10 @@ def frame_forces(forces: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="harmonic frames, HF/STO-3G for both fidelities, few frames, small model")
-    p.add_argument("--source", choices=("aimd", "harmonic"), default=None, help="frames (default: aimd; harmonic with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="harmonic frames, HF/STO-3G for both fidelities, few frames, small model")
+    p.add_argument("--source", choices=("aimd", "harmonic"), default=None,
+                   help="frames (default: aimd; harmonic with --quick)")
     p.add_argument("--data", type=Path, default=DATA, help="folder of the make_ethanol_data.py files (aimd source)")
     p.add_argument("--fidelity", default="b3lyp-svp", help="truth / expensive fidelity preset (quick: hf-sto3g)")
     p.add_argument("--cheap", default="hf-sto3g", help="cheap fidelity preset")
@@ -356,14 +359,16 @@ def main() -> None:
     if cheap_ok:
         bias = bias_per_frame(pred_cheap, frame_forces(data.test_cheap_f[test_ok]), ptr)
         bias_tr = bias_per_frame(pred_cheap_tr, frame_forces(data.train_cheap_f[keep]), ptr_tr)
-        rows.append(("bias B mean abs(F_cheap_model - f_cheap), needs a cheap label", bias / np.quantile(bias_tr, 1 - args.alpha)))
+        rows.append(("bias B mean abs(F_cheap_model - f_cheap), needs a cheap label",
+                     bias / np.quantile(bias_tr, 1 - args.alpha)))
 
     print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; {described}; k = {args.components}, alpha = {args.alpha}")
     print(f"frames: {data.source}")
     print(f"train: {keep.size} frames at 300 + 500 K ({args.cheap} labels; {ft.size} of them also {args.fidelity}); "
           f"test: {len(frames)} frames ({', '.join(f'{int(t)} K: {int(np.sum(temps == t))}' for t in TEMPERATURES)}); "
           f"failed labels left out: {len(data.train) - keep.size + len(data.test) - test_ok.size}")
-    print(f"validation force MAE: cheap model {mae_cheap:.3f} ({args.cheap}), fine-tuned {mae_ft:.3f} ({args.fidelity}) eV/A; "
+    print(f"validation force MAE: cheap model {mae_cheap:.3f} ({args.cheap}), "
+          f"fine-tuned {mae_ft:.3f} ({args.fidelity}) eV/A; "
           f"time: {', '.join(f'{k} {v:.0f} s' for k, v in data.timings.items())}\n")
     print("| T (K) | true force error, mean (eV/A) | max (eV/A) |")
     print("|---:|---:|---:|")
@@ -374,7 +379,8 @@ def main() -> None:
     for name, score in rows:
         print("| " + " | ".join([name] + metrics(score, error, temps)) + " |")
     alphas = sorted({args.alpha, *(float(a) for a in args.calibration_alphas.split(","))})
-    print("\n" + "\n".join(calibration_check((numbers_tr, feats_tr, ptr_tr), (numbers_te, feats_te, ptr), temps, alphas, args)))
+    print("\n" + "\n".join(calibration_check((numbers_tr, feats_tr, ptr_tr), (numbers_te, feats_te, ptr), temps, alphas,
+                                            args)))
 
 
 def calibration_check(train: tuple, test: tuple, temps: np.ndarray, alphas: list[float], args) -> list[str]:
@@ -394,10 +400,12 @@ def calibration_check(train: tuple, test: tuple, temps: np.ndarray, alphas: list
         keep = spaced(sizes.size, n_fit)
         rows = np.repeat(np.isin(np.arange(sizes.size), keep), sizes)
         fit_on = (train[0][rows], train[1][rows], np.concatenate([[0], np.cumsum(sizes[keep])]))
-        where = f"{keep.size} frames ({', '.join(f'{chemical_symbols[z]} {np.sum(fit_on[0] == z)}' for z in np.unique(fit_on[0]))})"
+        per_element = ", ".join(f"{chemical_symbols[z]} {np.sum(fit_on[0] == z)}" for z in np.unique(fit_on[0]))
+        where = f"{keep.size} frames ({per_element})"
         for alpha in alphas:
             for calibration in ("in_sample", "cross_validation"):
-                s = QResidualSettings(n_components=args.components, alpha=alpha, limit="empirical_frame", calibration=calibration)
+                s = QResidualSettings(n_components=args.components, alpha=alpha, limit="empirical_frame",
+                                      calibration=calibration)
                 model = QResidualModel.fit(*fit_on, s)
                 atoms = model.atom_scores(numbers, feats)["q_ratio"] > 1.0
                 by_atom = np.maximum.reduceat(atoms, ptr[:-1])  # a frame with any atom beyond its per-atom limit

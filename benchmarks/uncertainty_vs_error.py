@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.runs.mkdir(parents=True, exist_ok=True)
     pool, pool_xtb = read(POOL, ":"), read(POOL_XTB, ":")
-    if len(pool) != len(pool_xtb) or any(np.abs(a.positions - b.positions).max() > 1e-6 for a, b in zip(pool, pool_xtb)):
+    if len(pool) != len(pool_xtb) or any(np.abs(a.positions - b.positions).max() > 1e-6
+                                         for a, b in zip(pool, pool_xtb, strict=True)):
         raise SystemExit(f"{POOL_XTB.name} does not hold {POOL.name}'s frames in its order")
     if args.n_train + args.calibration > len(pool):
         raise SystemExit(f"--n-train + --calibration must be <= the pool's {len(pool)} frames")

@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, markdown_table
 from ase import Atoms
 from ase.io import read
 from ase.neighborlist import neighbor_list
-
-from _common import DATA, markdown_table
 
 RECORD_FS = 10.0
 
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             frames, stops = run_md(model, n_waters, temperature, args)
             ran = [len(f) * RECORD_FS / 1000 for f in frames]
             stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
-                                zip(ran, stops))
+                                zip(ran, stops, strict=True))
             kept = [a for f in frames for a in f[skip:]]
             wall = time.perf_counter() - t0
             if kept:

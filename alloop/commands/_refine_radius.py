@@ -39,7 +39,7 @@ def parse_grid(text: str | None) -> tuple[float, float, float]:
 
 def _radii_summary(radii: np.ndarray, cutoff: float) -> str:
     values, counts = np.unique(radii, return_counts=True)
-    parts = [f"{v:g}{' (cutoff)' if v == cutoff else ''}: {c}" for v, c in zip(values, counts)]
+    parts = [f"{v:g}{' (cutoff)' if v == cutoff else ''}: {c}" for v, c in zip(values, counts, strict=True)]
     moved = int(np.sum(radii != cutoff))
     return f"chosen radius (A): frames  {', '.join(parts)}  ({moved} of {radii.size} frames off the cutoff)"
 

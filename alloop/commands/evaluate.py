@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
         model = trained.model
         unknown = set(data.elements) - set(model.elements)
         if unknown:
-            raise AlloopError(f"{args.data} has elements {sorted(unknown)} that the model does not know {list(model.elements)}")
+            raise AlloopError(f"{args.data} has elements {sorted(unknown)} that the model does not know "
+                              f"{list(model.elements)}")
         metrics = evaluate_model(model, data, args.batch_size)
         basins = basin_metrics(model, data, args.batch_size)
     finally:

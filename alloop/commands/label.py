@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     wall = time.perf_counter() - start
 
-    frames = [labelled_frame(a, r) for a, r in zip(structures, results) if r.ok or not args.skip_failed]
+    frames = [labelled_frame(a, r) for a, r in zip(structures, results, strict=True) if r.ok or not args.skip_failed]
     write_extxyz(output, frames)
     print(summary_table(results, wall))
     n_bad = sum(not r.ok for r in results)

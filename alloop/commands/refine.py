@@ -29,7 +29,10 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alloop.potentials.two_head import TwoHeadPotential
 
 ORDER = 45
 METHODS = ("ttt", "rr")
@@ -113,7 +116,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise AlloopError("--threads must be at least 1")
 
 
-def _two_head(model: Any, path: str, prior: str, target: str) -> None:
+def _two_head(model: Any, path: str, prior: str, target: str) -> TwoHeadPotential:
+    """``model`` if it is a two-head model with heads ``prior`` and ``target`` (AlloopError otherwise)."""
     from alloop.errors import AlloopError
     from alloop.potentials.two_head import TwoHeadPotential
 
@@ -123,6 +127,7 @@ def _two_head(model: Any, path: str, prior: str, target: str) -> None:
     for head in (prior, target):
         if head not in model.head_names:
             raise AlloopError(f"{path} has no '{head}' head (it has {', '.join(model.head_names)})")
+    return model
 
 
 def _prior_labels(args: argparse.Namespace, model: Any, structures: list, log: Any) -> tuple[list, Any, str]:
@@ -169,7 +174,7 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
             progress.update(results[-1])
     finally:
         progress.close()
-    kept = [(a, r) for a, r in zip(structures, results) if r.ok]
+    kept = [(a, r) for a, r in zip(structures, results, strict=True) if r.ok]
     if not kept:
         raise AlloopError(f"{software} ({name}) failed on every frame of {args.frames}")
     cpu = sum(r.cpu_seconds for r in results)
@@ -204,18 +209,20 @@ def run(args: argparse.Namespace) -> int:
     settings = RefineSettings(steps=args.steps, lr=args.lr, batch_size=args.batch_size,
                               energy_weight=args.energy_weight, seed=args.seed, threads=args.threads)
     started = time.perf_counter()
-    model, metadata = load_checkpoint(args.model)
-    _two_head(model, args.model, args.prior, args.target)
+    loaded, metadata = load_checkpoint(args.model)
+    model = _two_head(loaded, args.model, args.prior, args.target)
     structures = read_structures(args.frames)
     unknown = {int(z) for a in structures for z in a.numbers} - set(model.elements)
     if unknown:
-        raise AlloopError(f"{args.frames} has elements {sorted(unknown)} that the model does not know {list(model.elements)}")
+        raise AlloopError(f"{args.frames} has elements {sorted(unknown)} that the model does not know "
+                          f"{list(model.elements)}")
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     expensive = None
     if args.expensive_energy_key:
         labels = labels_under(structures, args.expensive_energy_key, args.expensive_forces_key, args.frames)
         if labels is None:
-            raise AlloopError(f"{args.frames} has no labels under '{args.expensive_energy_key}'/'{args.expensive_forces_key}'")
+            raise AlloopError(f"{args.frames} has no labels under "
+                              f"'{args.expensive_energy_key}'/'{args.expensive_forces_key}'")
         expensive = _dataset(structures, labels, args.target)
     frames, labels, source = _prior_labels(args, model, structures, log)
     prior = _dataset(frames, labels, args.prior)
@@ -235,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
           f"{result.prior_force_mae_before:.4f} -> {result.prior_force_mae_after:.4f} eV/A "
           f"({result.steps} steps, {result.seconds:.1f} s)"
           + (": it did not go down, the representation is unchanged" if result.reverted else ""))
-    if before is not None:
+    if before is not None and after is not None and expensive is not None:
         print(f"'{args.target}' head: force MAE {before['force_mae_eV_per_A']:.4f} -> {after['force_mae_eV_per_A']:.4f} "
               f"eV/A, energy MAE {before['energy_mae_eV']:.4f} -> {after['energy_mae_eV']:.4f} eV "
               f"({len(expensive)} frames)")

@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train a force field on expensive labels, optionally helped by cheap labels (ASTEROID: "
         "bias-aware pretraining, then fine-tuning) or unlabelled frames (sliced score matching).",
     )
-    p.add_argument("--expensive", required=True, metavar="A.extxyz", help="frames with expensive (accurate) energy and forces")
+    p.add_argument("--expensive", required=True, metavar="A.extxyz",
+                   help="frames with expensive (accurate) energy and forces")
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
     p.add_argument("--method", default="asteroid",
@@ -75,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="Delta learning: the model learns reference minus this GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), "
                    "which it adds back when it predicts (default: none; a --init Delta model keeps its own)")
-    p.add_argument("--init", metavar="CHECKPOINT", help="start stage 2 (or standard training / score matching) from this model")
+    p.add_argument("--init", metavar="CHECKPOINT",
+                   help="start stage 2 (or standard training / score matching) from this model")
     scratch, pre = TrainingConfig(), PRETRAINED_DEFAULTS
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of standard training and ASTEROID stages 1-2 "
@@ -122,13 +124,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.errors import AlloopError
+    from alloop.potentials.baseline import DeltaPotential, learned_part
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
+    from alloop.potentials.two_head import TwoHeadPotential
     from alloop.presets import load_preset
     from alloop.training.asteroid import METHODS, model_factory, train_asteroid
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
     from alloop.training.two_head import train_two_head
-    from alloop.potentials.baseline import DeltaPotential, learned_part
 
     methods = (*METHODS, "two-head")
     if args.method not in methods:
@@ -165,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     expensive = load_dataset(args.expensive, "expensive")
     cheap = load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None
     unlabelled = load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching" else None
-    elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ()) | set(unlabelled.elements if unlabelled else ()))
+    elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ())
+                      | set(unlabelled.elements if unlabelled else ()))
     initial = None
     if args.init:
         initial, _ = load_checkpoint(args.init)
@@ -198,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "two-head":
         result = train_two_head(expensive, cheap, model_factory=factory, settings=settings,
                                 mode=args.two_head_mode or "frozen", initial_model=initial, log=log, replay=replay)
+        assert isinstance(result.model, TwoHeadPotential)  # train_two_head trains a two-head model
         for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):
             result.model.record_fidelity(head, result.model.fidelities[head]["tag"], fidelity_name(path))
     else:
@@ -226,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _baseline(args: argparse.Namespace, initial: "Potential | None") -> "Baseline | None":
+def _baseline(args: argparse.Namespace, initial: Potential | None) -> Baseline | None:
     """The Baseline of ``--baseline`` or of a Delta ``--init`` model (None without either); AlloopError if they
     differ."""
     from alloop.errors import AlloopError

@@ -81,7 +81,8 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
     )
     if m.baseline:
         model += f"; Delta on a {m.baseline} baseline (learns label - {m.baseline})"
-    limits = [f"{role} <= {n}" for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
+    limits = [f"{role} <= {n}"
+              for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
     if sch.budget_cpu_seconds:
         limits.append(f"{sch.budget_cpu_seconds:g} CPU s")
     where = ex.address or (f"scheduler file {ex.scheduler_file}" if ex.scheduler_file else None)

@@ -14,6 +14,7 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
+from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.config.execution import ExecutionConfig, StoreConfig
 from alloop.config.messages import format_validation_error
 from alloop.config.science import (
@@ -28,7 +29,6 @@ from alloop.config.science import (
 from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
-from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
@@ -66,7 +66,7 @@ class CampaignConfig(BaseModel):
         *,
         stem: str | None = None,
         check_files: bool = True,
-    ) -> "CampaignConfig":
+    ) -> CampaignConfig:
         """Validate a mapping; relative paths resolve against ``base_dir`` (default: the working folder).
 
         ``stem`` (the campaign file's name without suffix) is the default ``name`` and names the
@@ -154,7 +154,7 @@ class CampaignConfig(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _cross_checks(self, info: ValidationInfo) -> "CampaignConfig":
+    def _cross_checks(self, info: ValidationInfo) -> CampaignConfig:
         self._check_label_budget()
         self._check_replay()
         self._check_spacing()
@@ -273,10 +273,12 @@ def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
     """Normal-mode and MD bootstrap samples default to the MD temperature."""
     schedule = data.get("schedule")
     boot = schedule.get("bootstrap") if isinstance(schedule, dict) else None
-    if not isinstance(boot, dict) or boot.get("method") not in ("normal-modes", "md") \
+    if not isinstance(schedule, dict) or not isinstance(boot, dict) or boot.get("method") not in ("normal-modes", "md") \
             or boot.get("temperature_K") is not None:
         return data
-    md = data.get("md") if isinstance(data.get("md"), dict) else {}
+    md = data.get("md")
+    if not isinstance(md, dict):
+        md = {}
     temperature = md.get("temperature_K", MDConfig.model_fields["temperature_K"].default)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
         # an invalid md.temperature_K is reported on its own; do not repeat it as a bootstrap error

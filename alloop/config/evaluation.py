@@ -53,11 +53,11 @@ class EvaluationConfig(Section):
     @classmethod
     def _read(cls, value: str | None, info: ValidationInfo) -> str | None:
         path = info.data.get("structures")
-        keys = info.data.get("energy_key"), info.data.get("forces_key")
-        if not checks_files(info) or path is None or None in keys:
+        energy_key, forces_key = info.data.get("energy_key"), info.data.get("forces_key")
+        if not checks_files(info) or path is None or energy_key is None or forces_key is None:
             return value
         try:
-            read_evaluation_frames(path, *keys)
+            read_evaluation_frames(path, energy_key, forces_key)
             digest = file_sha256(path)
         except (AlloopError, OSError) as exc:
             raise ConfigError(f"evaluation.structures: {path}: {exc}") from None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Iterable, Sequence, get_args
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel, ValidationError
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 
 def _key_path(loc: Iterable[Any]) -> str:
@@ -34,7 +38,7 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _reason(err: dict[str, Any], root: type[BaseModel]) -> str:
+def _reason(err: ErrorDetails, root: type[BaseModel]) -> str:
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
     if kind in bounds:

@@ -267,7 +267,7 @@ class SelectionConfig(Section):
     )
 
     @model_validator(mode="after")
-    def _coverage_needs_descriptors(self) -> "SelectionConfig":
+    def _coverage_needs_descriptors(self) -> SelectionConfig:
         if self.expensive_pick == "coverage" and self.diversity == "none":
             raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
         return self

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import importlib
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from alloop._version import __version__
 from alloop.errors import AlloopError
@@ -92,8 +93,10 @@ def write_alloop(trained: TrainedModel, path: Path) -> Path:
 
 def write_sevenn(trained: TrainedModel, path: Path) -> Path:
     """sevenn's own checkpoint: the model at its active references, provenance under the key ``alloop``."""
+    from alloop.potentials.sevennet import SevenNet
     from alloop.potentials.sevennet_export import write_sevenn_checkpoint
 
+    assert isinstance(trained.model, SevenNet)  # the format is offered for sevennet models only (_BUILTIN)
     meta = export_metadata(trained)
     keep = ("exported_from", "fidelity", "fidelity_name", "role", "cycle")
     return write_sevenn_checkpoint(trained.model, path, {k: meta[k] for k in keep if k in meta})

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable
+from typing import TypedDict
 
 import numpy as np
 from ase import Atoms
@@ -85,24 +86,38 @@ def check_threads(threads: object) -> int:
     return threads
 
 
+class _ResultMeta(TypedDict):
+    """The cost and the fidelity of a label: the keyword arguments :func:`label_with` gives every LabelResult."""
+
+    cpu_seconds: float
+    wall_seconds: float
+    scf_cycles: int
+    fidelity_name: str
+    fidelity_hash: str
+    provenance: Mapping[str, str]
+
+
 def label_with(
     compute: Callable[[], Outcome], n_atoms: int, fidelity: Fidelity, limits: SanityLimits
 ) -> LabelResult:
     """Run ``compute`` (timed: CPU and wall seconds of this process) and make its LabelResult."""
-    meta = {"fidelity_name": fidelity.name, "fidelity_hash": fidelity.hash(), "provenance": current_provenance(fidelity)}
+    name, fidelity_hash, provenance = fidelity.name, fidelity.hash(), current_provenance(fidelity)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with np.errstate(all="ignore"):
         outcome = compute()
-    cost = {
+    meta: _ResultMeta = {
         "cpu_seconds": time.process_time() - cpu0,
         "wall_seconds": time.perf_counter() - wall0,
         "scf_cycles": outcome.cycles,
+        "fidelity_name": name,
+        "fidelity_hash": fidelity_hash,
+        "provenance": provenance,
     }
     if outcome.status is not LabelStatus.OK:
-        return LabelResult.failure(n_atoms, outcome.status, outcome.reason, **cost, **meta)
+        return LabelResult.failure(n_atoms, outcome.status, outcome.reason, **meta)
     energy = float(outcome.energy_eV)
     forces = np.asarray(outcome.forces_eV_per_A, dtype=float).reshape(n_atoms, 3)
     problem = consistency_problem(energy, forces, limits)
     if problem is not None:
-        return LabelResult.failure(n_atoms, LabelStatus.INCONSISTENT, problem, **cost, **meta)
-    return LabelResult(energy, forces, LabelStatus.OK, outcome.reason, **cost, **meta)
+        return LabelResult.failure(n_atoms, LabelStatus.INCONSISTENT, problem, **meta)
+    return LabelResult(energy, forces, LabelStatus.OK, outcome.reason, **meta)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from alloop.fidelity import Fidelity
 
@@ -43,7 +44,7 @@ def _tblite_version() -> str:
     return importlib.metadata.version("tblite")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dft_provenance(method: str) -> dict[str, str]:
     from pyscf.dft import libxc
 

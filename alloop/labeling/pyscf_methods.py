@@ -17,8 +17,9 @@ CCSD(T) (R/U)      yes (``grad.ccsd_t``, ``grad.uccsd_t``)   no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def build_mole(numbers: np.ndarray, positions_bohr: np.ndarray, fidelity: Fideli
     """A PySCF Mole in Bohr (positions already converted), quiet, with bounded memory."""
     from pyscf import gto
 
-    atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr)]
+    atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr, strict=True)]
     return gto.M(
         atom=atom,
         unit="Bohr",
@@ -99,7 +100,7 @@ def configure_scf(mf, fidelity: Fidelity):
 class ScfRun:
     """A finished SCF: the converged-or-not mean-field object and how it got there."""
 
-    mf: object
+    mf: Any  # the PySCF SCF object (PySCF has no type information)
     converged: bool
     cycles: int
     used_fallback: bool

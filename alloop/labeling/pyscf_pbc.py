@@ -41,7 +41,7 @@ def build_cell(numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np
     from pyscf.pbc import gto
 
     cell = gto.Cell()
-    cell.atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr)]
+    cell.atom = [(int(z), tuple(float(x) for x in xyz)) for z, xyz in zip(numbers, positions_bohr, strict=True)]
     cell.a = np.asarray(lattice_bohr, dtype=float)
     cell.unit = "Bohr"
     cell.basis = fidelity.basis

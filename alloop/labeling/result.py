@@ -7,9 +7,10 @@ carries NaN energy and forces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +60,8 @@ class LabelResult:
         n_atoms: int,
         status: LabelStatus,
         reason: str,
-        **kwargs: object,
-    ) -> "LabelResult":
+        **kwargs: Any,
+    ) -> LabelResult:
         """A result with NaN energy and forces for a structure of ``n_atoms`` atoms."""
         if status is LabelStatus.OK:
             raise ValueError("a failure cannot have status ok")
@@ -69,5 +70,5 @@ class LabelResult:
             forces_eV_per_A=np.full((n_atoms, 3), np.nan),
             status=status,
             reason=reason,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )

@@ -47,7 +47,7 @@ class SanityLimits:
     net_force_eV_per_A: float = NET_FORCE_WAVEFUNCTION_EV_PER_A
 
     @classmethod
-    def for_fidelity(cls, fidelity: Fidelity, **overrides: float | None) -> "SanityLimits":
+    def for_fidelity(cls, fidelity: Fidelity, **overrides: float | None) -> SanityLimits:
         """The defaults for this fidelity's method and grid; ``None`` overrides are ignored."""
         if fidelity.periodic:
             net = NET_FORCE_PERIODIC_EV_PER_A

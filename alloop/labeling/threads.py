@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 #: exported names of "set the number of threads" in the OpenBLAS builds we know
+#: a function of a shared library, as ctypes gives it
+CFunction = Callable[..., Any]
+#: (file name, thread-count setter, thread-count getter) of each loaded library
+Runtimes = tuple[tuple[str, CFunction, CFunction], ...]
+
 _SETTERS = (
     "openblas_set_num_threads",
     "scipy_openblas_set_num_threads64_",
@@ -45,7 +52,7 @@ def _loaded_libraries(fragment: str) -> list[str]:
 
 
 @lru_cache(maxsize=8)
-def _openblas_functions(libraries: tuple[str, ...]) -> tuple[tuple[str, object, object], ...]:
+def _openblas_functions(libraries: tuple[str, ...]) -> Runtimes:
     """(file name, setter, getter) for each loaded OpenBLAS. Single-threaded builds always report 1."""
     found = []
     for path in libraries:
@@ -61,7 +68,7 @@ def _openblas_functions(libraries: tuple[str, ...]) -> tuple[tuple[str, object, 
     return tuple(found)
 
 
-def _openblas() -> tuple[tuple[str, object, object], ...]:
+def _openblas() -> Runtimes:
     import numpy  # noqa: F401  (make sure numpy's BLAS is loaded)
 
     return _openblas_functions(tuple(_loaded_libraries("openblas")))
@@ -75,7 +82,7 @@ def set_compute_threads(n: int) -> None:
 
     lib.num_threads(n)
     for _, setter, _ in _openblas():
-        setter(ctypes.c_int(n))  # type: ignore[operator]
+        setter(ctypes.c_int(n))
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
@@ -83,10 +90,10 @@ def set_compute_threads(n: int) -> None:
 
 #: file-name fragments of OpenMP runtimes (GNU, LLVM, Intel)
 _OPENMP_RUNTIMES = ("libgomp", "libomp", "libiomp5")
-_openmp_cache: dict[str, object] = {"modules": -1, "runtimes": ()}
+_openmp_cache: dict[str, Any] = {"modules": -1, "runtimes": ()}  # modules: len(sys.modules); runtimes: Runtimes
 
 
-def _openmp_runtimes() -> tuple[tuple[str, object, object], ...]:
+def _openmp_runtimes() -> Runtimes:
     """(file name, omp_set_num_threads, omp_get_max_threads) of each loaded OpenMP runtime.
 
     Reading /proc/self/maps costs about a millisecond, as much as a small xTB label: the scan is redone only
@@ -103,7 +110,8 @@ def _openmp_runtimes() -> tuple[tuple[str, object, object], ...]:
                 if hasattr(lib, "omp_set_num_threads") and hasattr(lib, "omp_get_max_threads"):
                     found.append((path.rsplit("/", 1)[-1], lib.omp_set_num_threads, lib.omp_get_max_threads))
         _openmp_cache.update(modules=len(sys.modules), runtimes=tuple(found))
-    return _openmp_cache["runtimes"]  # type: ignore[return-value]
+    runtimes: Runtimes = _openmp_cache["runtimes"]
+    return runtimes
 
 
 def set_openmp_threads(n: int) -> None:
@@ -111,12 +119,12 @@ def set_openmp_threads(n: int) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"thread count must be a positive integer, not {n!r}")
     for _, setter, _ in _openmp_runtimes():
-        setter(ctypes.c_int(n))  # type: ignore[operator]
+        setter(ctypes.c_int(n))
 
 
 def openmp_threads() -> dict[str, int]:
     """omp_get_max_threads() of each loaded OpenMP runtime, by file name (for checks and reports)."""
-    return {name: int(getter()) for name, _, getter in _openmp_runtimes()}  # type: ignore[operator]
+    return {name: int(getter()) for name, _, getter in _openmp_runtimes()}
 
 
 def compute_threads() -> dict[str, int]:
@@ -125,7 +133,7 @@ def compute_threads() -> dict[str, int]:
 
     counts = {"pyscf_omp": int(lib.num_threads())}
     for name, _, getter in _openblas():
-        counts[name] = int(getter())  # type: ignore[operator]
+        counts[name] = int(getter())
     torch = sys.modules.get("torch")
     if torch is not None:
         counts["torch"] = int(torch.get_num_threads())

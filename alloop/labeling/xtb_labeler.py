@@ -68,10 +68,10 @@ class XTBLabeler(FidelityLabeler):
         from tblite.interface import Calculator
 
         fid, log = self._fidelity, _CycleCounter()
-        periodic = {} if lattice_bohr is None else {"lattice": lattice_bohr, "periodic": np.ones(3, dtype=bool)}
+        periodic = None if lattice_bohr is None else np.ones(3, dtype=bool)
         try:
             calc = Calculator(XTB_METHODS[fid.method], numbers, positions_bohr, float(fid.charge), int(fid.spin),
-                              color=False, logger=log, **periodic)
+                              lattice=lattice_bohr, periodic=periodic, color=False, logger=log)
             calc.set("verbosity", 1)  # one line per SCC cycle, counted by the logger; nothing printed
             calc.set("accuracy", float(fid.accuracy or 1.0))
             calc.set("temperature", float(fid.electronic_temperature_K or 0.0) * KB_EV_PER_K / HARTREE_TO_EV)

@@ -24,6 +24,7 @@ state, so a resumed segment sees the same values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -98,8 +99,8 @@ class StabilityGuards:
         bond_tolerance: float = 1.2,
         temperature_K: float | None = None,
         temperature_factor: float = 3.0,
-        **thresholds: float,
-    ) -> "StabilityGuards":
+        **thresholds: Any,
+    ) -> StabilityGuards:
         """Guards with bonds detected in ``atoms``.
 
         If ``temperature_K`` is given and ``max_temperature_K`` is not, the upper
@@ -152,7 +153,8 @@ class StabilityGuards:
         i, j = self.bonds[k]
         return GuardFailure(
             BOND_STRETCHED,
-            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x {self.bond_lengths[k]:.3f} A",
+            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x "
+            f"{self.bond_lengths[k]:.3f} A",
         )
 
     def _check_temperature(self, t: float) -> GuardFailure | None:

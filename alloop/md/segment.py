@@ -29,8 +29,9 @@ minimum-image guards compute changes), and the cell is fixed (NVT or NVE).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -151,7 +152,7 @@ class _Recorder:
                 np.zeros(0, np.int64), np.zeros((0, n, 3)), np.zeros(0), np.zeros((0, n, 3)),
                 np.zeros((0, n, n_features)), np.zeros(0), np.zeros(0, bool), np.zeros(0),
             )  # fmt: skip
-        cols = list(zip(*rows))
+        cols = list(zip(*rows, strict=True))
         return ReplicaTrajectory(
             np.array(cols[0], np.int64), np.stack(cols[1]), np.array(cols[2]), np.stack(cols[3]),
             np.stack(cols[4]), np.array(cols[5]), np.array(cols[6], bool), np.array(cols[7]),
@@ -173,11 +174,12 @@ class _Evaluator:
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r, n = x.shape[:2]
         t0 = time.perf_counter()
-        periodic = {} if self.cell is None else {"cell": np.repeat(self.cell[None], r, axis=0),
-                                                 "pbc": np.ones((r, 3), dtype=bool)}
+        cell = pbc = None
+        if self.cell is not None:
+            cell, pbc = np.repeat(self.cell[None], r, axis=0), np.ones((r, 3), dtype=bool)
         batch = AtomsBatch.from_arrays(
             np.tile(self.numbers, r), torch.from_numpy(x.reshape(r * n, 3)), np.full(r, n), dtype=self.dtype,
-            **periodic,
+            cell=cell, pbc=pbc,
         )
         out = self.model(batch, compute_forces=True) if self.bias is None else biased_forces(self.model, self.bias, batch)
         energy = out.energy.detach().to(torch.float64).numpy()

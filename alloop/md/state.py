@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -35,7 +36,7 @@ class ReplicaState:
     positions: np.ndarray  # [n, 3] float64, Angstrom
     velocities: np.ndarray  # [n, 3] float64, Angstrom / ASE time unit
     step: int
-    rng_state: dict[str, Any]
+    rng_state: Mapping[str, Any]  # numpy's bit_generator.state
     temperature_avg_K: float = float("nan")
     restarts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, carried along untouched
@@ -57,7 +58,7 @@ class ReplicaState:
         gen.bit_generator.state = self.rng_state
         return gen
 
-    def copy(self) -> "ReplicaState":
+    def copy(self) -> ReplicaState:
         return replace(
             self,
             positions=self.positions.copy(),
@@ -82,7 +83,7 @@ class ReplicaState:
         return {"positions": self.positions.copy(), "velocities": self.velocities.copy(), "meta": meta.copy()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "ReplicaState":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ReplicaState:
         try:
             meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
             positions, velocities = arrays["positions"], arrays["velocities"]
@@ -104,11 +105,11 @@ class ReplicaState:
     def to_bytes(self) -> bytes:
         """An opaque blob (an uncompressed ``.npz``) that :meth:`from_bytes` restores exactly."""
         buf = io.BytesIO()
-        np.savez(buf, **self.to_arrays())
+        np.savez(buf, allow_pickle=True, **self.to_arrays())  # numpy's default, named: mypy then lets **arrays pass
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "ReplicaState":
+    def from_bytes(cls, blob: bytes) -> ReplicaState:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ class AtomsBatch:
         structures: Sequence[Atoms],
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
-    ) -> "AtomsBatch":
+    ) -> AtomsBatch:
         if len(structures) == 0:
             raise ValueError("an AtomsBatch needs at least one structure")
         numbers = np.concatenate([a.numbers for a in structures]).astype(np.int64)
@@ -92,7 +93,7 @@ class AtomsBatch:
         device: torch.device | str = "cpu",
         cell: np.ndarray | torch.Tensor | None = None,
         pbc: np.ndarray | torch.Tensor | None = None,
-    ) -> "AtomsBatch":
+    ) -> AtomsBatch:
         """A batch from concatenated arrays; ``cell`` [B, 3, 3] and ``pbc`` [B, 3] for periodic structures (a batch
         without any periodic direction drops them)."""
         sizes_t = torch.as_tensor(sizes, dtype=torch.int64, device=device)
@@ -117,13 +118,11 @@ class AtomsBatch:
             pbc=pbc_t,
         )
 
-    def with_positions(self, positions: torch.Tensor) -> "AtomsBatch":
+    def with_positions(self, positions: torch.Tensor) -> AtomsBatch:
         return replace(self, positions=positions)
 
-    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> "AtomsBatch":
-        def move(t: torch.Tensor | None, floating: bool = False) -> torch.Tensor | None:
-            if t is None:
-                return None
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> AtomsBatch:
+        def move(t: torch.Tensor, floating: bool = False) -> torch.Tensor:
             return t.to(dtype=dtype if floating else None, device=device)
 
         return AtomsBatch(
@@ -131,17 +130,17 @@ class AtomsBatch:
             positions=self.positions.to(dtype=dtype, device=device),
             batch=move(self.batch),
             ptr=move(self.ptr),
-            cell=move(self.cell, floating=True),
-            pbc=move(self.pbc),
+            cell=None if self.cell is None else move(self.cell, floating=True),
+            pbc=None if self.pbc is None else move(self.pbc),
         )
 
     def to_atoms(self) -> list[Atoms]:
         numbers = self.numbers.cpu().numpy()
         positions = self.positions.detach().cpu().numpy().astype(np.float64)
         ptr = self.ptr.cpu().numpy()
-        out = [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:])]
+        out = [Atoms(numbers=numbers[a:b], positions=positions[a:b]) for a, b in zip(ptr[:-1], ptr[1:], strict=True)]
         if self.cell is not None and self.pbc is not None:
-            for atoms, cell, pbc in zip(out, self.cell.detach().cpu().numpy(), self.pbc.cpu().numpy()):
+            for atoms, cell, pbc in zip(out, self.cell.detach().cpu().numpy(), self.pbc.cpu().numpy(), strict=True):
                 atoms.set_cell(cell.astype(np.float64))
                 atoms.pbc = pbc
         return out
@@ -175,6 +174,8 @@ class Potential(torch.nn.Module, ABC):
 
     registry_name: str = ""
     learns_output_scale: bool = True
+    atomic_energies: torch.Tensor  # buffer [MAX_Z + 1] float64 (eV)
+    output_scale: torch.Tensor  # buffer [] float64
     accepts_graph_radius: bool = False
     _graph_radius: float | None = None  # set only inside using_graph_radius
     #: buffers that stay float64 through ``.float()`` / ``.to()`` (only their device follows)
@@ -208,7 +209,7 @@ class Potential(torch.nn.Module, ABC):
         return self.cutoff if self._graph_radius is None else self._graph_radius
 
     @contextmanager
-    def using_graph_radius(self, radius: float) -> Iterator["Potential"]:
+    def using_graph_radius(self, radius: float) -> Iterator[Potential]:
         """``with model.using_graph_radius(r): ...``: the graph is built with radius ``r`` inside the block.
 
         AlloopError for a model that cannot (``accepts_graph_radius`` False: its radial functions end at its cutoff).
@@ -225,7 +226,7 @@ class Potential(torch.nn.Module, ABC):
         finally:
             self._graph_radius = previous
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         """Keep :attr:`float64_buffers` in float64 through ``.float()``/``.to()`` (only the device follows)."""
         saved = {k: self._buffers[k] for k in self.float64_buffers}
         out = super()._apply(fn, recurse)

@@ -22,7 +22,8 @@ only its preset's name), so a model is rebuilt with the baseline it was trained 
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,7 +138,7 @@ class DeltaPotential(Potential):
         self.learns_output_scale = net.learns_output_scale
 
     @property
-    def atomic_energies(self) -> torch.Tensor:  # type: ignore[override]
+    def atomic_energies(self) -> torch.Tensor:
         """The learned part's per-element reference energies (of the reference-minus-baseline targets)."""
         return self.inner.atomic_energies
 
@@ -146,7 +147,7 @@ class DeltaPotential(Potential):
         self.inner.atomic_energies = value
 
     @property
-    def output_scale(self) -> torch.Tensor:  # type: ignore[override]
+    def output_scale(self) -> torch.Tensor:
         return self.inner.output_scale
 
     @output_scale.setter
@@ -154,7 +155,7 @@ class DeltaPotential(Potential):
         self.inner.output_scale = value
 
     @classmethod
-    def wrap(cls, model: Potential, baseline: str | Mapping[str, Any] | Fidelity | Baseline) -> "DeltaPotential":
+    def wrap(cls, model: Potential, baseline: str | Mapping[str, Any] | Fidelity | Baseline) -> DeltaPotential:
         """A Delta model whose learned part is (a copy of the weights of) ``model``; ``model`` is not changed."""
         from alloop.potentials.registry import cast_model
 

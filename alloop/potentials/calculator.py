@@ -11,7 +11,8 @@ Periodic structures (a cell with pbc) get the periodic images of the neighbour s
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -27,7 +27,8 @@ the Gaussian basis keeps the centres it was trained with.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,6 +48,8 @@ def polynomial_envelope(dist: torch.Tensor, cutoff: float) -> torch.Tensor:
 
 class GaussianBasis(nn.Module):
     """``n_rbf`` Gaussians exp(-((d - mu_k) / width)^2) with centres evenly spaced on [0, cutoff]."""
+
+    centers: torch.Tensor  # buffer [n_rbf]
 
     def __init__(self, cutoff: float, n_rbf: int) -> None:
         super().__init__()
@@ -108,6 +111,8 @@ class EGNN(Potential):
     """
 
     registry_name = "egnn"
+    element_index: torch.Tensor  # buffer [MAX_Z + 1] int64
+    readout: nn.Module | None  # None once take_head removed it
     accepts_graph_radius = True  # graph and envelope at graph_radius; the RBF centres stay on [0, cutoff]
 
     def __init__(

@@ -13,7 +13,8 @@ Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Union
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,20 +24,26 @@ from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 
 
+@runtime_checkable
 class PackedFrames(Protocol):
     """Frames packed end to end (a FrameDataset is one)."""
 
-    numbers: np.ndarray
-    positions: np.ndarray
-    offsets: np.ndarray
+    @property
+    def numbers(self) -> np.ndarray: ...
+
+    @property
+    def positions(self) -> np.ndarray: ...
+
+    @property
+    def offsets(self) -> np.ndarray: ...
 
 
-Frames = Union[Sequence[Atoms], PackedFrames]
+Frames = Sequence[Atoms] | PackedFrames
 
 
 def pack(frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(numbers [N] int64, positions [N, 3] float64, offsets [M + 1] int64) of ``frames``."""
-    if hasattr(frames, "offsets"):
+    if isinstance(frames, PackedFrames):
         return (np.asarray(frames.numbers, dtype=np.int64), np.asarray(frames.positions, dtype=np.float64),
                 frame_offsets(frames))
     if len(frames) == 0:
@@ -48,9 +55,9 @@ def pack(frames: Frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def pack_cells(frames: Frames) -> tuple[np.ndarray, np.ndarray] | None:
     """(cells [M, 3, 3], pbc [M, 3]) of ``frames`` when any is periodic, else None."""
-    if hasattr(frames, "offsets"):
-        pbc = getattr(frames, "pbc", None)
-        return None if pbc is None or not np.asarray(pbc).any() else (np.asarray(frames.cells), np.asarray(pbc))
+    if isinstance(frames, PackedFrames):
+        pbc, cells = getattr(frames, "pbc", None), getattr(frames, "cells", None)
+        return None if pbc is None or not np.asarray(pbc).any() else (np.asarray(cells), np.asarray(pbc))
     if not any(a.pbc.any() for a in frames):
         return None
     return np.stack([a.cell.array for a in frames]), np.stack([a.pbc for a in frames])
@@ -58,7 +65,7 @@ def pack_cells(frames: Frames) -> tuple[np.ndarray, np.ndarray] | None:
 
 def frame_offsets(frames: Frames) -> np.ndarray:
     """Offsets [M + 1] of each frame's atoms when ``frames`` are concatenated."""
-    if hasattr(frames, "offsets"):
+    if isinstance(frames, PackedFrames):
         return np.asarray(frames.offsets, dtype=np.int64)
     return np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(np.int64)
 
@@ -75,17 +82,18 @@ def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> lis
     dtype = model_dtype(model)
     was_training = model.training
     model.eval()
-    out = []
+    out: list[tuple[np.ndarray, ...]] = []
     try:
         with torch.no_grad():
             for start in range(0, n_frames, batch_size):
                 stop = min(n_frames, start + batch_size)
                 a, b = int(offsets[start]), int(offsets[stop])
-                periodic = {} if cells is None else {"cell": cells[0][start:stop], "pbc": cells[1][start:stop]}
                 batch = AtomsBatch.from_arrays(numbers[a:b], positions[a:b], np.diff(offsets[start : stop + 1]),
-                                               dtype=dtype, **periodic)
+                                               dtype=dtype, cell=None if cells is None else cells[0][start:stop],
+                                               pbc=None if cells is None else cells[1][start:stop])
                 res = model(batch, compute_forces=forces)
                 second = res.forces if forces else res.features
+                assert second is not None  # the model computes forces when asked
                 out.append((res.energy.detach().cpu().double().numpy(), second.detach().cpu().double().numpy()))
     finally:
         model.train(was_training)

@@ -71,18 +71,20 @@ def neighbor_pairs(
     Vectors and distances carry gradients with respect to ``batch.positions``.
     Molecules with more than ``brute_force_max_atoms`` atoms use a cell list; periodic graphs always do.
     """
-    periodic = batch.pbc.any(dim=1) if batch.periodic else torch.zeros(batch.n_graphs, dtype=torch.bool)
+    periodic = (batch.pbc.any(dim=1) if batch.pbc is not None and batch.periodic
+                else torch.zeros(batch.n_graphs, dtype=torch.bool))
     sizes, starts = batch.n_atoms, batch.ptr[:-1]
     with torch.no_grad():
         positions = batch.positions.detach()
         i, j = _molecular_pairs(positions, sizes[~periodic], starts[~periodic], cutoff, brute_force_max_atoms)
         shifts = None
         if bool(periodic.any()):
+            assert batch.cell is not None and batch.pbc is not None  # a periodic batch has both
             parts = [(i, j, torch.zeros(i.numel(), 3, dtype=positions.dtype, device=positions.device))]
             for g in torch.nonzero(periodic).flatten().tolist():
                 start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
                 parts.append(_periodic_pairs(positions, start, stop, batch.cell[g], batch.pbc[g], cutoff))
-            i, j, shifts = (torch.cat(p) for p in zip(*parts))
+            i, j, shifts = (torch.cat(p) for p in zip(*parts, strict=True))
     vec = batch.positions[j] - batch.positions[i]
     if shifts is not None:
         vec = vec + shifts
@@ -100,7 +102,7 @@ def _molecular_pairs(
     if bool(small.all()):
         return i, j
     parts_i, parts_j = [i], [j]
-    for start, size in zip(starts[~small].tolist(), sizes[~small].tolist()):
+    for start, size in zip(starts[~small].tolist(), sizes[~small].tolist(), strict=True):
         bi, bj = _cell_list_pairs(positions, start, start + size, cutoff)
         parts_i.append(bi)
         parts_j.append(bj)

@@ -10,7 +10,8 @@ training code, and the simplest example of the Potential protocol.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -24,6 +25,8 @@ def cosine_cutoff(dist: torch.Tensor, cutoff: float) -> torch.Tensor:
 
 class PairPotential(Potential):
     registry_name = "pair"
+    element_index: torch.Tensor  # buffer [MAX_Z + 1] int64
+    centers: torch.Tensor  # buffer [n_radial]
 
     def __init__(self, elements: Sequence[int], cutoff: float = 4.0, n_radial: int = 8, seed: int = 0) -> None:
         super().__init__(elements, cutoff)

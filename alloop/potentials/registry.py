@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import torch
 
-from alloop.presets import load_preset
 from alloop.errors import ConfigError
 from alloop.potentials.base import Potential
+from alloop.presets import load_preset
 
 _REGISTRY: dict[str, type[Potential]] = {}
+P = TypeVar("P", bound=Potential)
 # Built-in architectures are imported on first use (torch-geometric takes seconds to import).
 _BUILTIN = {
     "egnn": ("alloop.potentials.egnn", "EGNN"),
@@ -112,8 +114,9 @@ def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> P
 
 
 
-def cast_model(model: Potential, dtype: str | torch.dtype) -> Potential:
-    """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` and ``output_scale`` in float64."""
+def cast_model(model: P, dtype: str | torch.dtype) -> P:
+    """Convert a model's parameters and buffers to ``dtype`` in place, keeping ``atomic_energies`` and ``output_scale``
+    in float64."""
     reference = model.atomic_energies.detach().to(torch.float64).clone()
     scale = model.output_scale.detach().to(torch.float64).clone()
     model.to(parse_dtype(dtype))

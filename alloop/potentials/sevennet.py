@@ -35,8 +35,9 @@ import functools
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -100,8 +101,9 @@ def scratch_config(
         if value is not None and (int(value) != value or value < low):
             raise ValueError(f"{name} must be an integer >= {low}, got {value}")
     for name, key in _KNOBS.items():
-        if knobs[name] is not None:
-            config[key] = int(knobs[name])
+        knob = knobs[name]
+        if knob is not None:
+            config[key] = int(knob)
     if n_rbf is not None:
         config["radial_basis"]["bessel_basis_num"] = int(n_rbf)
     if cutoff is not None:
@@ -126,6 +128,7 @@ class SevenNet(Potential):
     """
 
     registry_name = "sevennet"
+    type_index: torch.Tensor  # buffer [MAX_Z + 1] int64: sevenn's type of each atomic number
 
     def __init__(
         self,
@@ -193,7 +196,7 @@ class SevenNet(Potential):
         self._head_names = self._readout_names()
         self._freeze(self.freeze_blocks)
 
-    def _apply(self, fn, recurse=True):  # type: ignore[override]
+    def _apply(self, fn, recurse=True):
         """After a dtype change, recompute e3nn's Wigner 3j buffers exactly (float32 copies break float64 equivariance)."""
         from e3nn.o3 import wigner_3j
 
@@ -206,7 +209,7 @@ class SevenNet(Potential):
                     module._buffers[name] = exact.to(dtype=buf.dtype, device=buf.device)
         return out
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "SevenNet":
+    def __deepcopy__(self, memo: dict[int, Any]) -> SevenNet:
         """A deep copy that keeps e3nn's generated code exact (:func:`~alloop.potentials.copying.exact_deepcopy`)."""
         return exact_deepcopy(self, memo)
 
@@ -221,7 +224,7 @@ class SevenNet(Potential):
     def _scalars(self, block: int) -> list[slice]:
         """Slices of the 0e channels in the output of interaction block ``block``."""
         irreps = self.net._modules[f"{block}_equivariant_gate"].gate.irreps_out
-        return [s for (_, ir), s in zip(irreps, irreps.slices()) if ir.l == 0 and ir.p == 1]
+        return [s for (_, ir), s in zip(irreps, irreps.slices(), strict=True) if ir.l == 0 and ir.p == 1]
 
     def _freeze(self, k: int) -> None:
         """requires_grad=False on the embeddings and on interaction blocks 0..k-1 (k = 0: nothing frozen)."""

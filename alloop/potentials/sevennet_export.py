@@ -31,8 +31,9 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -75,7 +76,9 @@ def _folded_rescale(model: SevenNet, src: Mapping[str, torch.Tensor], src_types:
 def _embedding_rows(net_src: torch.nn.Module, net_dst: torch.nn.Module, weight: torch.Tensor,
                     rows: list[int]) -> torch.Tensor:
     """The one-hot embedding's weight for the kept species, rescaled so each kept species' output is unchanged."""
-    lin_src, lin_dst = net_src._modules[_EMBEDDING].linear, net_dst._modules[_EMBEDDING].linear
+    embedding_src: Any = net_src._modules[_EMBEDDING]  # sevenn's embedding block (untyped e3nn modules)
+    embedding_dst: Any = net_dst._modules[_EMBEDDING]
+    lin_src, lin_dst = embedding_src.linear, embedding_dst.linear
     (ins_src,), (ins_dst,) = lin_src.instructions, lin_dst.instructions
     kept = weight.reshape(ins_src.path_shape)[rows]
     return (kept * (ins_src.path_weight / ins_dst.path_weight)).reshape(-1)

@@ -31,8 +31,9 @@ trained single-head model into a two-head one (every head a copy of its readout)
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Collection, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -57,7 +58,7 @@ class Splittable(Protocol):
         """Remove the model's own readout and return it."""
 
 
-def _sync_active_row(module: "TwoHeadPotential", prefix: str, keep_vars: bool) -> None:
+def _sync_active_row(module: TwoHeadPotential, prefix: str, keep_vars: bool) -> None:
     """State-dict pre-hook: the active head's row of ``head_energies`` = ``atomic_energies``."""
     with torch.no_grad():
         module.head_energies[module.head_index(module.active_head)] = module.atomic_energies
@@ -76,6 +77,7 @@ class TwoHeadPotential(Potential):
     """
 
     registry_name = "two-head"
+    head_energies: torch.Tensor  # buffer [n_heads, MAX_Z + 1] float64
     float64_buffers = (*Potential.float64_buffers, "head_energies")
 
     def __init__(
@@ -121,7 +123,7 @@ class TwoHeadPotential(Potential):
         self.register_state_dict_pre_hook(_sync_active_row)
 
     @classmethod
-    def from_model(cls, model: Potential, heads: Sequence[str] = HEADS, active: str | None = None) -> "TwoHeadPotential":
+    def from_model(cls, model: Potential, heads: Sequence[str] = HEADS, active: str | None = None) -> TwoHeadPotential:
         """A two-head model whose representation is ``model``'s and whose heads are copies of its readout.
 
         Every head starts with ``model``'s reference energies; the output scale is ``model``'s. ``model`` is not changed.
@@ -133,6 +135,7 @@ class TwoHeadPotential(Potential):
         body = {"architecture": model.registry_name, "hyperparameters": model.hyperparameters()}
         two = cast_model(cls(model.elements, body=body, heads=heads, active=active), model_dtype(model))
         source = exact_deepcopy(model)
+        assert isinstance(source, Splittable)  # cls(...) above refused an architecture without the split
         head = source.take_head()
         two.body.load_state_dict(source.state_dict())
         for module in two.heads.values():
@@ -145,7 +148,7 @@ class TwoHeadPotential(Potential):
             two.body.output_scale.fill_(1.0)
         return two
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "TwoHeadPotential":
+    def __deepcopy__(self, memo: dict[int, Any]) -> TwoHeadPotential:
         return exact_deepcopy(self, memo)
 
     # ---- heads -------------------------------------------------------------------
@@ -163,7 +166,7 @@ class TwoHeadPotential(Potential):
         self.active_head = name
 
     @contextmanager
-    def using_head(self, name: str) -> Iterator["TwoHeadPotential"]:
+    def using_head(self, name: str) -> Iterator[TwoHeadPotential]:
         """``with model.using_head("cheap"): ...``: ``name`` active inside the block, the previous head after it."""
         previous = self.active_head
         self.use_head(name)
@@ -194,7 +197,7 @@ class TwoHeadPotential(Potential):
         self.fidelities[head] = {"tag": str(tag), **({"name": str(name)} if name else {})}
 
     @contextmanager
-    def train_only(self, representation: bool, heads: Collection[str]) -> Iterator["TwoHeadPotential"]:
+    def train_only(self, representation: bool, heads: Collection[str]) -> Iterator[TwoHeadPotential]:
         """Inside the block only the representation (if ``representation``) and ``heads`` can train.
 
         The other parts get ``requires_grad=False``; every parameter's flag is restored afterwards (parameters
@@ -203,7 +206,7 @@ class TwoHeadPotential(Potential):
         for name in heads:
             self.head_index(name)
         saved = [(p, p.requires_grad) for p in self.parameters()]
-        frozen = [] if representation else [self.body]
+        frozen: list[torch.nn.Module] = [] if representation else [self.body]
         frozen += [module for name, module in self.heads.items() if name not in heads]
         for module in frozen:
             module.requires_grad_(False)
@@ -214,7 +217,7 @@ class TwoHeadPotential(Potential):
                 param.requires_grad_(flag)
 
     @contextmanager
-    def using_graph_radius(self, radius: float) -> Iterator["TwoHeadPotential"]:
+    def using_graph_radius(self, radius: float) -> Iterator[TwoHeadPotential]:
         """The body builds its graph with radius ``radius`` inside the block (if its architecture accepts one)."""
         with self.body.using_graph_radius(radius), super().using_graph_radius(radius):
             yield self

@@ -147,7 +147,8 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
     covered = tables.read(store, tables.EVAL_COVERAGE)
     if basins is None:
         basins = labelled_basins(store)
-    per_fidelity = basins["fidelities"] if basins else {}
+    found: dict[str, Any] = basins or {}  # None: no molecule with rotatable bonds
+    per_fidelity = found["fidelities"] if found else {}
     if not covered and not per_fidelity:
         return None
     cycles = sorted({int(c) for c in covered.get("cycle", [])}
@@ -158,11 +159,11 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
     panels = list(axes[0])
     if covered:
         _coverage_panel(panels.pop(0), covered, where)
-    for ax, (name, counts) in zip(panels, per_fidelity.items()):
-        _basin_panel(ax, fidelity_label(basins, name), counts, basins["basins"], where)  # type: ignore[arg-type,index]
+    for ax, (name, counts) in zip(panels, per_fidelity.items(), strict=True):
+        _basin_panel(ax, fidelity_label(found, name), counts, found["basins"], where)
     if per_fidelity:
         panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
-                          title=", ".join(basins["rotor_names"]))  # type: ignore[index]
+                          title=", ".join(found["rotor_names"]))
     for ax in axes[0]:
         ax.set_xticks(range(len(cycles)))
         ax.set_xticklabels(["boot" if c < 0 else str(c) for c in cycles])
@@ -198,7 +199,7 @@ def _basin_panel(ax: plt.Axes, fidelity: str, counts: dict[int, list[int]], name
     for j, name in enumerate(names):
         ax.bar(x, shares[:, j], 0.7, bottom=bottom, color=colors[j], label=name)
         bottom += shares[:, j]
-    for xi, ni in zip(x, n):
+    for xi, ni in zip(x, n, strict=True):
         ax.text(xi, 1.01, str(ni), ha="center", va="bottom", fontsize=7)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("conformer basins of the frames labelled so far")

@@ -9,7 +9,8 @@ import numpy as np
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
-from alloop.store.evaluation_records import cycles_table, status as evaluation_status
+from alloop.store.evaluation_records import cycles_table
+from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
@@ -32,7 +33,8 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None)
     lines += ["", "| fidelity | labels | ok | failed (by status) | CPU s |", "|---|---:|---:|---|---:|"]
     for lab in info["labels"]:
         bad = ", ".join(f"{k} {v}" for k, v in lab["by_status"].items() if k != "ok" and v)
-        lines.append(f"| {lab['name']} | {lab['total']} | {lab['by_status']['ok']} | {bad or '-'} | {lab['cpu_seconds']:.1f} |")
+        lines.append(f"| {lab['name']} | {lab['total']} | {lab['by_status']['ok']} | {bad or '-'} "
+                     f"| {lab['cpu_seconds']:.1f} |")
     failures = _failures(store)
     if failures:
         lines += ["", "Failed labels (first 20):", ""]
@@ -59,7 +61,7 @@ def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
     """The labelled frames of each fidelity and cycle by conformer basin, and the shares of those labelled so far."""
     if coverage is None:
         return []
-    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(coverage["rotor_names"], coverage["rotors"]))
+    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(coverage["rotor_names"], coverage["rotors"], strict=True))
     basins = coverage["basins"]
     lines = ["", f"Labelled frames by conformer basin of {rotors}; the last column: shares of the frames labelled so "
              "far (%, in the order of the basin columns):", "",
@@ -74,7 +76,7 @@ def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-_EVAL_COLUMNS = tuple(zip(EVAL_COLUMNS, (1.0, 1.0, 1.0, 1000.0)))  # column, factor to the unit shown
+_EVAL_COLUMNS = tuple(zip(EVAL_COLUMNS, (1.0, 1.0, 1.0, 1000.0), strict=True))  # column, factor to the unit shown
 
 
 def _coverage_cells(model: dict[str, Any]) -> str:

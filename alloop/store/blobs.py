@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import zarr
@@ -46,7 +47,7 @@ def check_name(name: str, what: str) -> str:
 
 def _write(group: zarr.Group, key: str, blob: bytes, attrs: dict[str, Any]) -> dict[str, Any]:
     data = np.frombuffer(memoryview(blob), dtype=np.uint8)
-    entry = {"nbytes": int(data.size), "sha256": hashlib.sha256(data).hexdigest()}
+    entry: dict[str, Any] = {"nbytes": int(data.size), "sha256": hashlib.sha256(blob).hexdigest()}
     array = group.create_array(
         key,
         shape=(data.size,),
@@ -146,9 +147,10 @@ class BlobSection:
         self.n_committed_checkpoints = len(self.checkpoint_entries)
         for name in self._pending_blobs:
             group = self._root()[f"blobs/{name}"]
+            assert isinstance(group, zarr.Group)  # blobs/<name> holds the versions' arrays
             current = f"v{self.blob_entries[name]['version']}"
-            for key in list(group.array_keys()):  # type: ignore[union-attr]
+            for key in list(group.array_keys()):
                 if key != current:
-                    del group[key]  # type: ignore[union-attr]
+                    del group[key]
         self._committed_blobs = {k: dict(v) for k, v in self.blob_entries.items()}
         self._pending_blobs.clear()

@@ -16,9 +16,10 @@ import json
 import re
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -78,7 +79,7 @@ class CampaignStore:
     @classmethod
     def create(
         cls, path: str | Path, config: dict[str, Any] | None = None, *, exist_ok: bool = False, durable: bool = True
-    ) -> "CampaignStore":
+    ) -> CampaignStore:
         """Create a store at ``path`` (a new or empty directory) and open it for writing.
 
         With ``exist_ok`` an existing store is opened for writing instead (its stored config is kept).
@@ -116,7 +117,7 @@ class CampaignStore:
             raise
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r", *, durable: bool = True) -> "CampaignStore":
+    def open(cls, path: str | Path, mode: str = "r", *, durable: bool = True) -> CampaignStore:
         """Open an existing store: ``mode='r'`` (no lock; readers may run beside the writer) or ``'a'`` (the writer)."""
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', not {mode!r}")
@@ -149,7 +150,7 @@ class CampaignStore:
         if self._lock:
             self._lock.release()
 
-    def __enter__(self) -> "CampaignStore":
+    def __enter__(self) -> CampaignStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -329,7 +330,8 @@ class CampaignStore:
         try:
             flush_tables(self._all_tables())
             if self.durable:
-                self._zstore.sync_written()  # type: ignore[union-attr]
+                assert isinstance(self._zstore, DurableLocalStore)  # a writable store (mode "a")
+                self._zstore.sync_written()
             counts: dict[str, Any] = {
                 **self._frames.record_part(),
                 **self._labels.record_part(),
@@ -441,6 +443,7 @@ def _new_record(seq: int, counts: dict[str, Any], *, cycle: int | None, phase: s
 def _empty_labels(name: str, fidelity_hash: str) -> LabelTable:
     from alloop.store.schema import LABEL_SPECS
 
-    data = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
+    # LabelTable's array fields, empty (Any: a **dict of arrays would be checked against its other fields too)
+    data: dict[str, Any] = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
     forces = np.zeros((0, 3))
-    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)  # type: ignore[arg-type]
+    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)

@@ -9,8 +9,9 @@ compared with their recorded size and SHA-256. Nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import zarr
 

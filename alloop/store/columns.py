@@ -13,12 +13,16 @@ each column keeps a running CRC-32 of its rows for the commit record
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
+
+if TYPE_CHECKING:
+    from zarr.core.array_spec import ArrayConfigParams
 
 from alloop.errors import StoreError
 from alloop.store.integrity import (
@@ -34,7 +38,7 @@ from alloop.store.integrity import (
 
 STRING_DTYPE = np.dtypes.StringDType()
 #: zarr's runtime config of every column array: write chunks of fill values too
-_ARRAY_CONFIG = {"write_empty_chunks": True}
+_ARRAY_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
 #: target uncompressed bytes of one chunk (a small commit rewrites the last chunk of each column)
 CHUNK_BYTES = 1 << 18
 INITIAL_ROWS = 1024
@@ -60,12 +64,12 @@ class ColumnSpec:
         return {"name": self.name, "dtype": "str" if self.is_string else self.dtype.str, "shape": list(self.shape)}
 
     @classmethod
-    def from_description(cls, data: Mapping[str, Any]) -> "ColumnSpec":
+    def from_description(cls, data: Mapping[str, Any]) -> ColumnSpec:
         dtype = STRING_DTYPE if data["dtype"] == "str" else np.dtype(data["dtype"])
         return cls(str(data["name"]), dtype, tuple(int(s) for s in data["shape"]))
 
     @classmethod
-    def infer(cls, name: str, values: np.ndarray) -> "ColumnSpec":
+    def infer(cls, name: str, values: np.ndarray) -> ColumnSpec:
         """The spec of a column first written with ``values`` (one row per leading index)."""
         if values.ndim == 0:
             raise StoreError(f"column '{name}': give one value per row, not a scalar")
@@ -264,7 +268,8 @@ class Table:
         """The column specs a dynamic table keeps in its group's attributes."""
         group = self.group
         try:
-            return [ColumnSpec.from_description(d) for d in group.attrs["columns"]]
+            columns: Any = group.attrs["columns"]  # JSON from the store: a malformed list fails below
+            return [ColumnSpec.from_description(d) for d in columns]
         except (KeyError, TypeError, ValueError) as exc:
             problem = f"its zarr.json has no readable column list ({type(exc).__name__}: {exc})"
             raise DamagedPart(store_root(group), group.path, problem) from None

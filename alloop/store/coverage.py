@@ -12,7 +12,8 @@ The counting itself is :func:`basin_histogram` (positions in Angstrom).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def format_basins(coverage: dict[str, Any] | None) -> list[str]:
     if coverage is None:
         return []
     names = coverage.get("rotor_names") or coverage["rotors"]
-    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(names, coverage["rotors"]))
+    rotors = ", ".join(f"{n} (atoms {a})" for n, a in zip(names, coverage["rotors"], strict=True))
     lines = [f"labelled frames by conformer basin of {rotors}: {' / '.join(coverage['basins'])}"]
     for name, per_cycle in coverage["fidelities"].items():
         total = np.sum(list(per_cycle.values()), axis=0)

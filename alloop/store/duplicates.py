@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from typing import Hashable, Iterator
+from collections.abc import Hashable, Iterator
 
 import numpy as np
 
@@ -92,5 +92,5 @@ def _store_frames(store: CampaignStore) -> Iterator[tuple[int, np.ndarray, np.nd
         geometry = store.frame_geometry(start, min(start + _CHUNK, store.n_frames))
         bounds = np.concatenate([[0], np.cumsum(geometry["n_atoms"])])
         numbers, positions = geometry["numbers"], geometry["positions"]
-        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
             yield start + k, numbers[lo:hi], positions[lo:hi], geometry["cell"][k], geometry["pbc"][k]

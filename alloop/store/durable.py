@@ -38,7 +38,7 @@ class DurableLocalStore(LocalStore):
         super().__init__(root, read_only=read_only)
         self._written: set[str] = set()
 
-    def with_read_only(self, read_only: bool = False) -> "DurableLocalStore":
+    def with_read_only(self, read_only: bool = False) -> DurableLocalStore:
         return type(self)(root=self.root, read_only=read_only)
 
     async def _set(self, key: str, value: Buffer, exclusive: bool = False) -> None:

@@ -19,7 +19,7 @@ BLOB = "evaluation_set"
 TABLE = tables.EVALUATION.name
 #: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
 COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
-                                         "energy_mae_per_atom_eV")))
+                                         "energy_mae_per_atom_eV"), strict=True))
 
 
 def stored_set(store: CampaignStore) -> EvaluationFrames | None:

@@ -11,8 +11,9 @@ export writes those versions into each frame's info.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -38,7 +39,7 @@ def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_statu
         rows = rows[table.ok[rows]]
     frames = store.get_frames(table.frame_id[rows])
     out = []
-    for atoms, row in zip(frames, rows):
+    for atoms, row in zip(frames, rows, strict=True):
         meta = atoms.info
         info: dict[str, Any] = {"frame_id": meta["frame_id"], "origin": meta["origin"]}
         for key in _META_KEYS:
@@ -101,6 +102,7 @@ def plan_import(store: CampaignStore, fidelity_hash: str, structures: Sequence[A
             plan.in_file += 1
             plan.labels_skipped += 1
         else:
+            assert isinstance(ref, int)  # index_store_frames files the store's frames by frame id
             plan.in_store += 1
             if ref in attached or store.has_label(int(ref), fidelity_hash):
                 plan.labels_skipped += 1

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -109,10 +110,11 @@ class FrameSection:
             else:
                 columns[key] = _per_frame(_FRAME_SPEC[key], value, n)
         self.index()  # load the committed index before the new rows become visible
+        assert self._index is not None  # loaded by index()
         start, _ = self.frames.append(columns)
         self.atoms.append({"numbers": numbers, "positions": positions})
-        self._index[0].extend(columns["offset"])  # type: ignore[index]
-        self._index[1].extend(n_atoms)  # type: ignore[index]
+        self._index[0].extend(columns["offset"])
+        self._index[1].extend(n_atoms)
         return np.arange(start, start + n, dtype=np.int64)
 
     def update(self, ids: Any, values: dict[str, Any]) -> None:

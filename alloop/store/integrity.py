@@ -15,12 +15,14 @@ commit record (``crc32``; absent in older stores), which ``alloop status
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import zarr
+from zarr.storage import LocalStore
 
 from alloop.errors import StoreError
 
@@ -41,7 +43,9 @@ class DamagedPart(StoreError):
 
 def store_root(node: zarr.Group | zarr.Array) -> Path:
     """The directory of the (local) store holding ``node``."""
-    return Path(node.store_path.store.root)  # type: ignore[attr-defined]
+    store = node.store_path.store
+    assert isinstance(store, LocalStore)  # alloop's stores are local directories
+    return Path(store.root)
 
 
 def join(parent: str, name: str) -> str:
@@ -104,7 +108,7 @@ def read_rows_at(array: zarr.Array, index: np.ndarray) -> np.ndarray:
 
 def chunk_key(array: zarr.Array, index: int) -> str:
     """The store key (relative to the array) of chunk ``index`` along the rows."""
-    return array.metadata.encode_chunk_key((index, *([0] * (array.ndim - 1))))  # type: ignore[union-attr]
+    return array.metadata.encode_chunk_key((index, *([0] * (array.ndim - 1))))
 
 
 def crc_rows(rows: np.ndarray, crc: int) -> int:
@@ -116,7 +120,7 @@ def crc_rows(rows: np.ndarray, crc: int) -> int:
         items = rows.ravel().tolist()
         return zlib.crc32(("\0".join(items) + "\0").encode() if items else b"", crc)
     data = np.ascontiguousarray(rows, dtype=rows.dtype.newbyteorder("<"))
-    return zlib.crc32(memoryview(data).cast("B"), crc)
+    return zlib.crc32(data.data.cast("B"), crc)
 
 
 def _describe(exc: BaseException) -> str:

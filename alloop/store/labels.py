@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -71,7 +72,8 @@ class FidelityLabels:
         self._group().attrs.update({"name": fidelity.name, "hash": self.hash, "spec": fidelity.model_dump()})
 
     def spec(self) -> dict[str, Any]:
-        return dict(self._group().attrs.get("spec", {}))
+        spec: Any = self._group().attrs.get("spec", {})  # the fidelity's model_dump() (describe)
+        return dict(spec)
 
     def done(self, n_frames: int) -> np.ndarray:
         """Boolean mask over frame ids: labelled at this fidelity (committed or pending)."""
@@ -116,7 +118,7 @@ class FidelityLabels:
             forces=self.atoms.read("forces"),
             provenance=dict(self.provenance),
             provenance_from=self.provenance_from,
-            **data,  # type: ignore[arg-type]
+            **data,
         )
 
 
@@ -138,7 +140,7 @@ def label_columns(
     """Validate results against their frames and turn them into row columns and the forces block."""
     fidelity_hash = fidelity.hash()
     forces = []
-    for frame_id, result, n in zip(frame_ids, results, n_atoms):
+    for frame_id, result, n in zip(frame_ids, results, n_atoms, strict=True):
         if result.fidelity_hash and result.fidelity_hash != fidelity_hash:
             raise StoreError(
                 f"label for frame {frame_id} was computed at fidelity {result.fidelity_hash},"
@@ -209,8 +211,8 @@ class LabelSection:
         if not len(keep):
             return mask
         ids = frame_ids[keep]
-        rows, forces = label_columns(fidelity, ids, [results[k] for k in keep], n_atoms_of(ids), labels.atoms.rows)
-        provenance = labels.check_provenance([dict(results[k].provenance) for k in keep], fidelity, allow_mix)
+        rows, forces = label_columns(fidelity, ids, [results[int(k)] for k in keep], n_atoms_of(ids), labels.atoms.rows)
+        provenance = labels.check_provenance([dict(results[int(k)].provenance) for k in keep], fidelity, allow_mix)
         if h not in self.by_hash:
             labels.describe(fidelity)
             self.by_hash[h] = labels

@@ -30,8 +30,8 @@ class FrameFlag(enum.IntFlag):
     SELECTED_EXPENSIVE = 8  #: chosen for an expensive label
 
 
-def _spec(name: str, dtype: object, shape: tuple[int, ...] = ()) -> ColumnSpec:
-    return ColumnSpec(name, STRING_DTYPE if dtype is str else np.dtype(dtype), shape)  # type: ignore[arg-type]
+def _spec(name: str, dtype: type, shape: tuple[int, ...] = ()) -> ColumnSpec:
+    return ColumnSpec(name, STRING_DTYPE if dtype is str else np.dtype(dtype), shape)
 
 
 #: per-frame columns (``frames/``); ``offset``/``n_atoms`` index the per-atom columns

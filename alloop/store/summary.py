@@ -20,7 +20,7 @@ def summarize(store: CampaignStore) -> dict[str, Any]:
     frames = {
         "total": int(len(meta["frame_id"])),
         "atoms": int(meta["n_atoms"].sum()),
-        "by_origin": {ORIGIN_NAMES.get(int(o), str(o)): int(c) for o, c in zip(origins, counts)},
+        "by_origin": {ORIGIN_NAMES.get(int(o), str(o)): int(c) for o, c in zip(origins, counts, strict=True)},
         "by_flag": {f.name: int(((meta["flags"] & f.value) != 0).sum()) for f in FrameFlag},
     }
     labels = []

@@ -54,8 +54,8 @@ class TableSchema:
         return {c.name: coerce(c, values[c.name], n) for c in self.columns if c.name in values}
 
 
-def _col(name: str, dtype: object) -> ColumnSpec:
-    return ColumnSpec(name, STRING_DTYPE if dtype is str else np.dtype(dtype))  # type: ignore[arg-type]
+def _col(name: str, dtype: type) -> ColumnSpec:
+    return ColumnSpec(name, STRING_DTYPE if dtype is str else np.dtype(dtype))
 
 
 #: ``eval_*`` columns of ``cycles`` and ``evaluation``: errors on the evaluation set (eV/A, eV, eV/atom)

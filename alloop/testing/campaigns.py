@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from alloop.store.resolve import is_store
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
+from alloop.store.resolve import is_store, store_path
 
 TINY = """
 name: tiny
@@ -119,10 +118,10 @@ def check_invariants(run_dir: Path, n_cycles: int, cheap_name: str = "hf-sto3g")
         assert np.any(progress["phase"] == "finished")
         for cycle in range(n_cycles):
             assert np.any((progress["cycle"] == cycle) & (progress["phase"] == "trained")), f"cycle {cycle} not trained"
-        hashes = {"cheap": None, "expensive": None}
+        hashes: dict[str, str | None] = {"cheap": None, "expensive": None}
         for h, info in store.fidelities().items():
             hashes["cheap" if info["name"] == cheap_name else "expensive"] = h
-        for fid, role in zip(sel["frame_id"], sel["role"]):
+        for fid, role in zip(sel["frame_id"], sel["role"], strict=True):
             assert (int(fid), hashes[str(role)]) in labels, f"selected frame {fid} has no {role} label"
         n_frames = store.committed_frames
         assert all(0 <= fid < n_frames for fid, _ in labels)

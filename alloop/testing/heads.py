@@ -13,7 +13,7 @@ give it heads that differ (a trained model, or perturbed heads).
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from ase import Atoms
@@ -48,7 +48,7 @@ def check_two_head(model: TwoHeadPotential, structures: Sequence[Atoms], *, seed
     assert torch.equal(a[2], b[2]), "features depend on the active head"
     assert not torch.equal(a[0], b[0]), f"heads {first!r} and {second!r} predict the same energies"
     again = _predict(model, structures)
-    assert all(torch.equal(x, y) for x, y in zip(a, again)), "switching heads and back changed the predictions"
+    assert all(torch.equal(x, y) for x, y in zip(a, again, strict=True)), "switching heads and back changed the predictions"
     assert model.head_references(first) == refs, "switching heads and back changed the references"
 
     loaded, _ = model_from_bytes(checkpoint_to_bytes(model))
@@ -59,5 +59,5 @@ def check_two_head(model: TwoHeadPotential, structures: Sequence[Atoms], *, seed
         loaded.use_head(name)
         assert loaded.head_references(name) == model.head_references(name), f"head {name!r}: references not kept"
         got, want = _predict(loaded, structures), _predict(model, structures)
-        assert all(torch.equal(x, y) for x, y in zip(got, want)), f"head {name!r}: predictions change on reload"
+        assert all(torch.equal(x, y) for x, y in zip(got, want, strict=True)), f"head {name!r}: predictions change on reload"
     return reports

@@ -40,8 +40,9 @@ import re
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: kill points placed by commits and, for ``during``, by a delay
 MODES = ("after", "inside", "during")
@@ -104,6 +105,12 @@ class _Trigger:
             self.fire(f"{kind} {self.events} after commit {self.seq}")
 
 
+def _set_method(cls: type, name: str, function: Callable[..., Any]) -> None:
+    """Replace a method of ``cls`` (a monkeypatch: setattr, which a type checker allows, unlike assigning to a
+    method)."""
+    setattr(cls, name, function)
+
+
 def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, note: Path | None = None
         ) -> Callable[[], None]:
     """Wrap the store's commit-record writer (and, for the progress modes, the driver's label intake or its log)
@@ -146,11 +153,11 @@ def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, no
         for timer in trigger.timers:
             timer.cancel()
         store_module.atomic_write_json = write_record
-        store_module.CampaignStore.add_labels = add_labels
+        _set_method(store_module.CampaignStore, "add_labels", add_labels)
         runner._logger = logger
 
     store_module.atomic_write_json = write
-    store_module.CampaignStore.add_labels = counted_labels
+    _set_method(store_module.CampaignStore, "add_labels", counted_labels)
     runner._logger = counted_logger
     return disarm
 

@@ -26,10 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alloop.store.resolve import is_store
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
-
+from alloop.store.resolve import is_store, store_path
 from alloop.testing.campaigns import tail
 from alloop.testing.kill_points import MODES, WINDOW
 
@@ -123,4 +121,4 @@ def committed_phases(run_dir: Path) -> list[tuple[int, str]]:
     """The (cycle, phase) rows of the campaign's progress table, in commit order."""
     with CampaignStore.open(store_path(run_dir)) as store:
         progress = store.table("progress")
-    return list(zip(progress["cycle"].tolist(), progress["phase"].tolist()))
+    return list(zip(progress["cycle"].tolist(), progress["phase"].tolist(), strict=True))

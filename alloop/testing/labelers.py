@@ -20,11 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 
+from alloop.fidelity import Fidelity
+from alloop.labeling.base import Labeler
 from alloop.labeling.result import LabelResult, LabelStatus
+
+#: a labeler's ``label`` method, as found on the object under test (its results are checked, not assumed)
+LabelFn = Callable[[Atoms], Any]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -61,16 +68,18 @@ def check_labeler(
     atol_force_eV_per_A: float = 1e-6,
 ) -> LabelResult:
     """Assert the Labeler protocol on ``atoms`` (which must label ``ok``); return that result."""
-    _require(callable(getattr(labeler, "label", None)), "labeler has no label() method")
+    label = getattr(labeler, "label", None)
+    if not callable(label):
+        raise AssertionError("labeler has no label() method")
     before = atoms.copy()
-    result = check_result_shape(labeler.label(atoms), len(atoms))  # type: ignore[attr-defined]
+    result = check_result_shape(label(atoms), len(atoms))
     _require(
         np.array_equal(atoms.positions, before.positions) and np.array_equal(atoms.numbers, before.numbers),
         "label() modified its input structure",
     )
     _require(result.ok, f"expected an ok label for this structure, got {result.status.value}: {result.reason}")
-    _check_gradient(labeler, atoms, result, step_A, gradient_rtol)
-    again = check_result_shape(labeler.label(atoms.copy()), len(atoms))  # type: ignore[attr-defined]
+    _check_gradient(label, atoms, result, step_A, gradient_rtol)
+    again = check_result_shape(label(atoms.copy()), len(atoms))
     _require(again.ok, f"second label not ok: {again.reason}")
     _require(
         abs(again.energy_eV - result.energy_eV) <= atol_eV,
@@ -79,11 +88,11 @@ def check_labeler(
     diff = float(np.abs(again.forces_eV_per_A - result.forces_eV_per_A).max())
     _require(diff <= atol_force_eV_per_A, f"not deterministic: forces differ by {diff:.3e} eV/A")
     if failing_atoms is not None:
-        _check_failure_is_data(labeler, failing_atoms)
+        _check_failure_is_data(label, failing_atoms)
     return result
 
 
-def _check_gradient(labeler: object, atoms: Atoms, result: LabelResult, step_A: float, rtol: float) -> None:
+def _check_gradient(label: LabelFn, atoms: Atoms, result: LabelResult, step_A: float, rtol: float) -> None:
     """-dE/dx along the force direction equals |F| (same units, right sign)."""
     forces = np.asarray(result.forces_eV_per_A)
     norm = float(np.linalg.norm(forces))
@@ -93,7 +102,7 @@ def _check_gradient(labeler: object, atoms: Atoms, result: LabelResult, step_A: 
     for sign in (1.0, -1.0):
         moved = atoms.copy()
         moved.positions = atoms.positions + sign * step_A * direction
-        res = labeler.label(moved)  # type: ignore[attr-defined]
+        res = label(moved)
         _require(res.ok, f"displaced structure did not label ok: {res.reason}")
         energies.append(res.energy_eV)
     slope = -(energies[0] - energies[1]) / (2 * step_A)  # should equal F . d = |F|
@@ -103,9 +112,9 @@ def _check_gradient(labeler: object, atoms: Atoms, result: LabelResult, step_A: 
     )
 
 
-def _check_failure_is_data(labeler: object, failing_atoms: Atoms) -> None:
+def _check_failure_is_data(label: LabelFn, failing_atoms: Atoms) -> None:
     try:
-        failed = labeler.label(failing_atoms)  # type: ignore[attr-defined]
+        failed = label(failing_atoms)
     except Exception as exc:  # the promise under test: physics failures are not raised
         raise AssertionError(f"label() raised {type(exc).__name__} instead of returning a failure: {exc}") from exc
     check_result_shape(failed, len(failing_atoms))
@@ -119,19 +128,19 @@ class DelayedLabeler:
     scheduler that sizes its tasks by label wall time sees the same costs on a fast or a slow machine.
     """
 
-    def __init__(self, inner: object, delay_s: float) -> None:
+    def __init__(self, inner: Labeler, delay_s: float) -> None:
         if delay_s < 0:
             raise ValueError("delay_s must be >= 0")
         self.inner = inner
         self.delay_s = float(delay_s)
 
     @property
-    def fidelity(self):
-        return self.inner.fidelity  # type: ignore[attr-defined]
+    def fidelity(self) -> Fidelity:
+        return self.inner.fidelity
 
     def label(self, atoms: Atoms) -> LabelResult:
         time.sleep(self.delay_s)
-        result = self.inner.label(atoms)  # type: ignore[attr-defined]
+        result = self.inner.label(atoms)
         return dataclasses.replace(result, wall_seconds=result.wall_seconds + self.delay_s)
 
 
@@ -141,12 +150,12 @@ class KillingLabeler:
     For testing how a scheduler survives worker deaths (a "poison" frame).
     """
 
-    def __init__(self, inner: object) -> None:
+    def __init__(self, inner: Labeler) -> None:
         self.inner = inner
 
     @property
-    def fidelity(self):
-        return self.inner.fidelity  # type: ignore[attr-defined]
+    def fidelity(self) -> Fidelity:
+        return self.inner.fidelity
 
     def label(self, atoms: Atoms) -> LabelResult:
         if atoms.info.get("kill_worker"):
@@ -154,4 +163,4 @@ class KillingLabeler:
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.label(atoms)  # type: ignore[attr-defined]
+        return self.inner.label(atoms)

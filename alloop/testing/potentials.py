@@ -33,8 +33,8 @@ The given model is never modified. Failures raise AssertionError.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -65,8 +65,23 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
     return q
 
 
-def _run(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, **kwargs) -> PotentialOutput:
+@dataclass
+class _Forces:
+    """A model's energies [B], forces [N, 3] and features [N, F] (a PotentialOutput whose forces were computed)."""
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    features: torch.Tensor
+
+
+def _output(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, **kwargs) -> PotentialOutput:
     return model(AtomsBatch.from_atoms(list(structures), dtype=dtype), **kwargs)
+
+
+def _run(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype, *, create_graph: bool = False) -> _Forces:
+    out = _output(model, structures, dtype, create_graph=create_graph)
+    assert out.forces is not None, "the model returned no forces (compute_forces=True)"
+    return _Forces(out.energy, out.forces, out.features)
 
 
 def _max(x: torch.Tensor | np.ndarray) -> float:
@@ -77,7 +92,7 @@ def _max(x: torch.Tensor | np.ndarray) -> float:
 def check_output_shapes(model: Potential, structures: Sequence[Atoms], dtype: torch.dtype) -> None:
     """Shapes, dtypes, finiteness; features of width feature_dim, deterministic and detached."""
     n_atoms = sum(len(a) for a in structures)
-    out = _run(model, structures, dtype)
+    out = _output(model, structures, dtype)
     assert out.energy.shape == (len(structures),), f"energy shape {tuple(out.energy.shape)}"
     assert out.forces is not None and out.forces.shape == (n_atoms, 3), "forces must be [N, 3]"
     assert out.features.shape == (n_atoms, model.feature_dim), (
@@ -88,10 +103,10 @@ def check_output_shapes(model: Potential, structures: Sequence[Atoms], dtype: to
         assert value.dtype == dtype, f"{name} is {value.dtype}, expected {dtype}"
         assert bool(torch.isfinite(value).all()), f"{name} has non-finite values"
     assert not out.features.requires_grad, "features must be detached"
-    again = _run(model, structures, dtype)
+    again = _output(model, structures, dtype)
     assert torch.equal(out.features, again.features), "features are not deterministic"
     assert torch.equal(out.energy, again.energy), "energies are not deterministic"
-    no_forces = _run(model, structures, dtype, compute_forces=False)
+    no_forces = _output(model, structures, dtype, compute_forces=False)
     assert no_forces.forces is None, "compute_forces=False must return forces=None"
     assert torch.allclose(no_forces.energy, out.energy, rtol=1e-6, atol=1e-6), "energy depends on compute_forces"
 
@@ -105,7 +120,7 @@ def check_inputs_not_mutated(model: Potential, structures: Sequence[Atoms], dtyp
     for key, value in before.items():
         assert torch.equal(getattr(batch, key), value), f"the model mutated batch.{key}"
     assert not batch.positions.requires_grad, "the model set requires_grad on the caller's positions"
-    for atoms, (numbers, positions) in zip(structures, atoms_before):
+    for atoms, (numbers, positions) in zip(structures, atoms_before, strict=True):
         assert np.array_equal(atoms.numbers, numbers) and np.array_equal(atoms.positions, positions)
 
 
@@ -123,8 +138,8 @@ def check_finite_difference_forces(
             plus, minus = atoms.copy(), atoms.copy()
             plus.positions += step * v
             minus.positions -= step * v
-            e_plus = _run(model64, [plus], torch.float64, compute_forces=False).energy.item()
-            e_minus = _run(model64, [minus], torch.float64, compute_forces=False).energy.item()
+            e_plus = _output(model64, [plus], torch.float64, compute_forces=False).energy.item()
+            e_minus = _output(model64, [minus], torch.float64, compute_forces=False).energy.item()
             fd = -(e_plus - e_minus) / (2 * step)
             analytic = float((out.forces.detach().numpy() * v).sum())
             err = abs(fd - analytic)
@@ -159,7 +174,8 @@ def check_euclidean_symmetry(
     return errs[0], errs[1], errs[2]
 
 
-def check_permutation(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *, atol: float = 1e-9) -> None:
+def check_permutation(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *,
+                      atol: float = 1e-9) -> None:
     """Relabelling atoms within a molecule permutes forces and features and keeps the energy (float64)."""
     for atoms in structures:
         perm = rng.permutation(len(atoms))
@@ -206,7 +222,8 @@ def check_reference_energies(model64: Potential, structures: Sequence[Atoms], *,
     assert torch.equal(out.features, base.features), "features depend on atomic_energies"
 
 
-def check_hessian_symmetry(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *, atol: float = 1e-9) -> None:
+def check_hessian_symmetry(model64: Potential, structures: Sequence[Atoms], rng: np.random.Generator, *,
+                           atol: float = 1e-9) -> None:
     """u . d(F . v)/dx == v . d(F . u)/dx: second derivatives exist and the Hessian is symmetric (float64).
 
     This is the double backward pass that sliced score matching needs.
@@ -233,14 +250,14 @@ def check_create_graph(model: Potential, structures: Sequence[Atoms], dtype: tor
     assert any(g is not None and bool(g.abs().sum() > 0) for g in grads), "force loss has no parameter gradient"
 
 
-def _compare(ref: PotentialOutput, new: PotentialOutput, atol: float, what: str, perm: np.ndarray | None = None,
+def _compare(ref: _Forces, new: _Forces, atol: float, what: str, perm: np.ndarray | None = None,
              energy_factor: float = 1.0) -> float:
     """Largest deviation of ``new`` from ``ref`` (energy x ``energy_factor``; per-atom rows ``perm`` of new)."""
     rows = slice(None) if perm is None else perm
     errs = (_max(new.energy - energy_factor * ref.energy) / max(1.0, _max(energy_factor * ref.energy)),
             _max(new.forces[rows] - ref.forces) / max(1.0, _max(ref.forces)),
             _max(new.features[rows] - ref.features) / max(1.0, _max(ref.features)))
-    for name, err in zip(("energy", "forces", "features"), errs):
+    for name, err in zip(("energy", "forces", "features"), errs, strict=True):
         assert err <= atol, f"{what}: {name} differ by {err:.3g} (relative)"
     return max(errs)
 

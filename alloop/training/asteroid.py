@@ -19,8 +19,8 @@ a hash of its geometry and ``split_seed`` (:meth:`FrameDataset.split`), which a
 campaign keeps at its own seed in every cycle while ``seed`` (initialisation,
 batch order) changes per cycle: a frame once in training stays there, a frame
 once in validation stays there (but for the frame forced to a side that no
-frame drew, see :meth:`FrameDataset.split`). The validation splits only guard the runs (early stopping on divergence or a long
-plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
+frame drew, see :meth:`FrameDataset.split`). The validation splits only guard
+the runs (early stopping on divergence or a long plateau, see :mod:`trainer`); the reported ``metrics`` are the final model's
 errors on the expensive validation split, which chose nothing when gamma is
 fixed.
 
@@ -51,9 +51,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,7 +66,14 @@ from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
 from alloop.training.trainer import (
-    RESTART_SEED_STEP, Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train, train_fresh,
+    RESTART_SEED_STEP,
+    Logger,
+    TrainResult,
+    TrainSettings,
+    fit_output_scale,
+    parameter_fingerprint,
+    train,
+    train_fresh,
 )
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
@@ -262,20 +270,22 @@ def train_asteroid(
                            train_set, val_set, stage, log=log, tag=tag, replay=replay)
 
     if method == "standard":
-        model, stages["stage1"] = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1,
-                                            "standard")
-        references[expensive.fidelity] = stages["stage1"].references
+        model, stage1 = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1, "standard")
+        stages["stage1"] = stage1
+        references[expensive.fidelity] = stage1.references
         return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
                               references=references, splits=splits)
 
     bias = weights = gamma = bias_model = None
     gamma_scores: dict[float, float] = {}
     if method == "score-matching":
+        assert unlabelled is not None  # _check_inputs
         un_train, un_val, un_tr_idx, un_va_idx = s.split(unlabelled)
         splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
         pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
         stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
     else:
+        assert cheap is not None  # _check_inputs: the asteroid methods have cheap frames
         cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
         splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
         if method == "asteroid":
@@ -287,16 +297,18 @@ def train_asteroid(
             weights = bias_weights(bias, gamma)
         else:
             weights = np.ones(len(cheap))
-        pretrained, stages["stage2"] = run_stage(
+        pretrained, stage2 = run_stage(
             (warm.stage2, initial_model), s.seed + 2, cheap_train.with_weights(weights[ch_tr_idx]),
             cheap_val.with_weights(weights[ch_va_idx]), s.stage2, "stage2", scale_data=cheap_train,
         )
-        references[cheap.fidelity] = stages["stage2"].references
+        stages["stage2"] = stage2
+        references[cheap.fidelity] = stage2.references
     fingerprints["stage2"] = parameter_fingerprint(pretrained)
-    model, stages["stage3"] = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
-                                       replay=replay)
-    fingerprints["stage3_start"] = stages["stage3"].initial_fingerprint
-    references[expensive.fidelity] = stages["stage3"].references
+    model, stage3 = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
+                             replay=replay)
+    stages["stage3"] = stage3
+    fingerprints["stage3_start"] = stage3.initial_fingerprint
+    references[expensive.fidelity] = stage3.references
     return AsteroidResult(
         method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, pretrained=pretrained,
         bias=bias, weights=weights, gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits,
@@ -332,12 +344,12 @@ def select_gamma(
         cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,
         start_model=start_model, settings=s, replay=replay,
     )
-    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates))))
+    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates)), strict=True))
     if log:
         for k, gamma in enumerate(candidates):
             log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): selection-split F-MAE {scores[gamma]:.4f} eV/A "
                 f"({len(sel_val)} frames)")
-    best = min(scores, key=scores.get)
+    best = min(scores, key=scores.__getitem__)
     if log:
         log(f"chosen gamma {best:.4g} eV/A")
     return best, scores

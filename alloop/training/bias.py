@@ -10,7 +10,7 @@ frames to expensive labels.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
 
 def dataset_bias(model: Potential, dataset: FrameDataset, batch_size: int = BIAS_BATCH_SIZE) -> np.ndarray:
     """B_j (eV/A) for every frame of a labelled dataset, in dataset order: :func:`model_bias` against its forces."""
-    if not dataset.labelled:
+    if dataset.forces is None:
         raise AlloopError("the bias needs labelled (cheap) frames")
     return model_bias(model, dataset, dataset.forces, batch_size)
 

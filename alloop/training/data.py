@@ -17,8 +17,8 @@ reproducible order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -43,6 +43,12 @@ class LabelledBatch:
     def n_atoms(self) -> torch.Tensor:
         return self.atoms.n_atoms
 
+    def targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energy [B] and force [N, 3] targets (AlloopError for a batch of unlabelled frames)."""
+        if self.energy is None or self.forces is None:
+            raise AlloopError("a batch of unlabelled frames has no energy and force targets")
+        return self.energy, self.forces
+
 
 class FrameDataset:
     """M frames of one fidelity. Build with :meth:`from_atoms` or :meth:`from_arrays`."""
@@ -54,7 +60,7 @@ class FrameDataset:
         offsets: np.ndarray,
         energy: np.ndarray | None = None,
         forces: np.ndarray | None = None,
-        weight: np.ndarray | None = None,
+        weight: Sequence[float] | np.ndarray | None = None,
         fidelity: str = "",
         cells: np.ndarray | None = None,
         pbc: np.ndarray | None = None,
@@ -77,7 +83,8 @@ class FrameDataset:
             raise AlloopError(f"{self.energy.size} energies for {n_frames} frames")
         if self.forces is not None and self.forces.shape[0] != self.numbers.size:
             raise AlloopError(f"{self.forces.shape[0]} force rows for {self.numbers.size} atoms")
-        if self.energy is not None and not (np.all(np.isfinite(self.energy)) and np.all(np.isfinite(self.forces))):
+        if (self.energy is not None and self.forces is not None
+                and not (np.all(np.isfinite(self.energy)) and np.all(np.isfinite(self.forces)))):
             raise AlloopError("energies and forces must be finite")
         w = np.ones(n_frames) if weight is None else np.asarray(weight, dtype=np.float64).reshape(-1)
         if w.size != n_frames or np.any(w < 0) or not np.all(np.isfinite(w)):
@@ -96,7 +103,7 @@ class FrameDataset:
 
     def _periodic_rows(self, idx: np.ndarray) -> dict[str, np.ndarray]:
         """``cells`` and ``pbc`` of frames ``idx`` as keyword arguments (empty for molecules)."""
-        return {} if self.pbc is None else {"cells": self.cells[idx], "pbc": self.pbc[idx]}
+        return {} if self.pbc is None or self.cells is None else {"cells": self.cells[idx], "pbc": self.pbc[idx]}
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -104,13 +111,13 @@ class FrameDataset:
         cls,
         numbers: Sequence[np.ndarray],
         positions: Sequence[np.ndarray],
-        energy: Sequence[float] | None = None,
+        energy: Sequence[float] | np.ndarray | None = None,
         forces: Sequence[np.ndarray] | None = None,
         weight: Sequence[float] | None = None,
         fidelity: str = "",
         cells: Sequence[np.ndarray] | None = None,
         pbc: Sequence[np.ndarray] | None = None,
-    ) -> "FrameDataset":
+    ) -> FrameDataset:
         """Frames given as lists of per-frame arrays (numbers [k], positions [k,3], forces [k,3]; cells [3,3] and
         pbc [3] for periodic frames)."""
         if len(numbers) == 0:
@@ -137,7 +144,7 @@ class FrameDataset:
         fidelity: str = "",
         labelled: bool = True,
         weight: Sequence[float] | None = None,
-    ) -> "FrameDataset":
+    ) -> FrameDataset:
         """Frames from ASE Atoms; labels from their calculator results (``energy``, ``forces``)."""
         if len(structures) == 0:
             raise AlloopError("a dataset needs at least one frame")
@@ -170,6 +177,12 @@ class FrameDataset:
     def labelled(self) -> bool:
         return self.energy is not None
 
+    def labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Energies [M] (eV) and forces [N, 3] (eV/A) of a labelled dataset (AlloopError for an unlabelled one)."""
+        if self.energy is None or self.forces is None:
+            raise AlloopError("the dataset has no energies and forces")
+        return self.energy, self.forces
+
     @property
     def sizes(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -184,14 +197,14 @@ class FrameDataset:
     def to_atoms(self) -> list[Atoms]:
         """Frames as ASE Atoms (without labels; with their cells)."""
         out = [Atoms(numbers=self.numbers[s], positions=self.positions[s]) for s in map(self.frame_slice, range(len(self)))]
-        if self.pbc is not None:
-            for atoms, cell, pbc in zip(out, self.cells, self.pbc):
+        if self.pbc is not None and self.cells is not None:
+            for atoms, cell, pbc in zip(out, self.cells, self.pbc, strict=True):
                 atoms.set_cell(cell)
                 atoms.pbc = pbc
         return out
 
     # ---- derived datasets --------------------------------------------------------
-    def subset(self, indices: Sequence[int] | np.ndarray) -> "FrameDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FrameDataset:
         """The frames ``indices`` (in that order), with their labels and weights."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
@@ -211,18 +224,18 @@ class FrameDataset:
             **self._periodic_rows(idx),
         )
 
-    def with_weights(self, weight: Sequence[float] | np.ndarray) -> "FrameDataset":
+    def with_weights(self, weight: Sequence[float] | np.ndarray) -> FrameDataset:
         """The same frames with new per-frame weights."""
         return FrameDataset(self.numbers, self.positions, self.offsets, self.energy, self.forces, weight=weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
-    def with_targets(self, energy: np.ndarray, forces: np.ndarray) -> "FrameDataset":
+    def with_targets(self, energy: np.ndarray, forces: np.ndarray) -> FrameDataset:
         """The same frames and weights with other energies [M] (eV) and forces [N, 3] (eV/A), e.g. a Delta
         model's targets (reference minus baseline)."""
         return FrameDataset(self.numbers, self.positions, self.offsets, energy, forces, weight=self.weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
-    def split(self, val_fraction: float, seed: int) -> tuple["FrameDataset", "FrameDataset", np.ndarray, np.ndarray]:
+    def split(self, val_fraction: float, seed: int) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).
 
         A frame goes to validation when :meth:`frame_draws` (a hash of the seed, its
@@ -254,10 +267,11 @@ class FrameDataset:
         """One number in [0, 1) per frame from SHA-256 of (seed, atomic numbers, positions; and the cell of a
         periodic frame): seeded, and the same for the same frame in any dataset."""
         key = int(seed).to_bytes(8, "little", signed=True)
+        cells, pbc = self.cells, self.pbc
         out = np.empty(len(self))
-        for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes)):
+        for i, (start, size) in enumerate(zip(self.offsets[:-1], self.sizes, strict=True)):
             atoms = slice(int(start), int(start) + int(size))
-            cell = b"" if self.pbc is None or not self.pbc[i].any() else self.cells[i].astype("<f8").tobytes()
+            cell = b"" if pbc is None or cells is None or not pbc[i].any() else cells[i].astype("<f8").tobytes()
             digest = hashlib.sha256(key + self.numbers[atoms].astype("<i8").tobytes()
                                     + self.positions[atoms].astype("<f8").tobytes() + cell).digest()
             out[i] = int.from_bytes(digest[:8], "little") / 2.0**64
@@ -268,11 +282,13 @@ class FrameDataset:
         """The frames ``indices`` as one :class:`LabelledBatch` of the given float dtype."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         atom_idx = _atom_indices(self.offsets, idx)
-        periodic = {} if self.pbc is None else {"cell": self.cells[idx], "pbc": self.pbc[idx]}
+        cell = pbc = None
+        if self.pbc is not None and self.cells is not None:
+            cell, pbc = self.cells[idx], self.pbc[idx]
         atoms = AtomsBatch.from_arrays(self.numbers[atom_idx], self.positions[atom_idx], self.sizes[idx], dtype=dtype,
-                                       **periodic)
+                                       cell=cell, pbc=pbc)
         energy = forces = None
-        if self.energy is not None:
+        if self.energy is not None and self.forces is not None:
             energy = torch.as_tensor(self.energy[idx], dtype=dtype)
             forces = torch.as_tensor(self.forces[atom_idx], dtype=dtype)
         return LabelledBatch(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -75,9 +75,11 @@ def train_epoch(model: Potential, data: FrameDataset, steps: Steps, ema: WeightA
         if steps.left <= 0:
             break
         out = model(batch.atoms, compute_forces=True, create_graph=True)
+        assert out.forces is not None  # compute_forces
+        energy, forces = batch.targets()
         n = batch.weight.numel()
         loss = eq1_loss(
-            out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
+            out.energy, out.forces, energy, forces, batch.atoms.batch, batch.n_atoms,
             weight=batch.weight, energy_weight=s.energy_weight, kind=s.loss, normalizer=n * mean_w,
             energy_mask=batch.energy_mask,
         )

@@ -9,7 +9,8 @@ energy MAE divides each frame's error by its number of atoms.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -31,15 +32,18 @@ def pseudo_labelled(model: Potential, structures: Sequence[Atoms], fidelity: str
                         fidelity=fidelity, cells=unlabelled.cells, pbc=unlabelled.pbc)
 
 
-def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def per_frame_errors(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray,
+                     kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame force loss (mean over atoms and xyz) and per-atom energy loss, as in :mod:`loss`."""
     if kind not in LOSS_TYPES:
         raise AlloopError(f"unknown loss type '{kind}' (use one of {', '.join(LOSS_TYPES)})")
-    fn = {"mae": np.abs, "mse": np.square, "huber": _huber}[kind]
-    per_atom = fn(forces_pred - dataset.forces).sum(-1)
+    losses: dict[str, Callable[[np.ndarray], np.ndarray]] = {"mae": np.abs, "mse": np.square, "huber": _huber}
+    fn = losses[kind]
+    energy, forces = dataset.labels()
+    per_atom = fn(forces_pred - forces).sum(-1)
     frame_of_atom = np.repeat(np.arange(len(dataset)), dataset.sizes)
     lf = np.bincount(frame_of_atom, weights=per_atom, minlength=len(dataset)) / (3.0 * dataset.sizes)
-    le = fn((energy_pred - dataset.energy) / dataset.sizes)
+    le = fn((energy_pred - energy) / dataset.sizes)
     return lf, le
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Generic, TypeVar
 
 import torch
 
@@ -33,14 +34,17 @@ def learning_rate(step: int, total_steps: int, lr: float, min_lr: float, warmup_
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-class WeightAverage:
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+class WeightAverage(Generic[M]):
     """EMA of a model's parameters in a separate copy (``.model``), updated with :meth:`update`."""
 
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+    def __init__(self, model: M, decay: float) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
         self.decay = float(decay)
-        self.model = copy.deepcopy(model)
+        self.model: M = copy.deepcopy(model)
         self.model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -49,12 +53,12 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for avg, p in zip(self.model.parameters(), model.parameters()):
+        for avg, p in zip(self.model.parameters(), model.parameters(), strict=True):
             avg.lerp_(p.detach(), 1.0 - d)
         self.sync_buffers(model)
         self.updates += 1
 
     @torch.no_grad()
     def sync_buffers(self, model: torch.nn.Module) -> None:
-        for avg, b in zip(self.model.buffers(), model.buffers()):
+        for avg, b in zip(self.model.buffers(), model.buffers(), strict=True):
             avg.copy_(b)

@@ -46,13 +46,16 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int, tempera
     fraction = training.warm_start_fraction if warm else (training.final_steps_factor if final else 1.0)
     lr = training.learning_rate_pretrain * (training.warm_start_lr_factor if warm else 1.0)
 
-    def scaled(n: int | None) -> int | None:
-        return None if n is None else max(1, round(n * fraction))
+    def scaled(n: int) -> int:
+        return max(1, round(n * fraction))
+
+    def scaled_steps(n: int | None) -> int | None:
+        return None if n is None else scaled(n)
 
     steps, finetune_steps = training.stage_steps()
     epochs = scaled(training.max_epochs or 200)
     base = TrainSettings(
-        max_epochs=epochs, max_steps=scaled(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
+        max_epochs=epochs, max_steps=scaled_steps(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
         energy_weight=training.energy_weight, ema_decay=training.ema_decay, rollback_factor=training.rollback_factor,
         patience=training.patience_epochs, eval_every=1 if training.max_epochs is not None else None,
         threads=threads, seed=seed, replay_fraction=training.replay_fraction,
@@ -64,7 +67,7 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int, tempera
         threads=threads, seed=seed,
     )
     stage3 = replace(base, lr=training.finetune_lr(),
-                     max_steps=scaled(finetune_steps) if final else finetune_steps,
+                     max_steps=scaled_steps(finetune_steps) if final else finetune_steps,
                      max_epochs=scaled(training.max_epochs or 200) if final else training.max_epochs or 200)
     return AsteroidSettings(
         stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),

@@ -54,7 +54,7 @@ def fit_references(dataset: FrameDataset, ridge: float = 1e-10) -> ReferenceFit:
     Solves ``min |C e - E|^2 + lambda |e|^2`` with ``lambda = ridge * mean(diag(C^T C))``
     as an augmented least-squares problem (stable for energies of thousands of eV).
     """
-    if not dataset.labelled:
+    if dataset.energy is None:
         raise AlloopError("reference energies need a labelled dataset")
     return _fit_counts(dataset, dataset.energy, ridge)
 
@@ -104,7 +104,7 @@ def _fit_counts(dataset: FrameDataset, energy: np.ndarray, ridge: float) -> Refe
     rank = int(np.linalg.matrix_rank(counts))
     residual = energy - counts @ solution
     return ReferenceFit(
-        energies={int(z): float(e) for z, e in zip(elements, solution)},
+        energies={int(z): float(e) for z, e in zip(elements, solution, strict=True)},
         rank=rank,
         degenerate=rank < n_el,
         residual_rms_eV=float(np.sqrt(np.mean(residual**2))),

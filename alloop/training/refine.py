@@ -95,8 +95,10 @@ def _batches(data: FrameDataset, s: RefineSettings, dtype: torch.dtype):
 
 def _step_loss(model: TwoHeadPotential, batch: LabelledBatch, s: RefineSettings, mean_weight: float) -> torch.Tensor:
     out = model(batch.atoms, compute_forces=True, create_graph=True)
+    assert out.forces is not None  # compute_forces
+    energy, forces = batch.targets()
     return eq1_loss(
-        out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms, weight=batch.weight,
+        out.energy, out.forces, energy, forces, batch.atoms.batch, batch.n_atoms, weight=batch.weight,
         energy_weight=s.energy_weight, kind=s.loss, normalizer=batch.weight.numel() * mean_weight,
     )
 

@@ -9,9 +9,10 @@ references in checkpoints are keyed by this tag.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -106,7 +107,7 @@ def summary_lines(result: AsteroidResult, n_frames: dict[str, int], holdout: boo
         else:
             lines.append(f"  {name}: best epoch {s['best_epoch']} of {s['epochs_run']}, "
                          f"val score-matching loss {s['best_val_score_matching_loss']:.4g} (eV/A)^2 ({s['seconds']:.1f} s)")
-    if result.gamma is not None:
+    if result.gamma is not None and result.bias is not None and result.weights is not None:  # the asteroid method
         lines.append(f"  gamma {result.gamma:.4g} eV/A; bias B median {np.median(result.bias):.4f} eV/A, "
                      f"weights {result.weights.min():.3g}..{result.weights.max():.3g}")
     m = result.metrics

@@ -25,8 +25,8 @@ RR is not applicable and :func:`refine_radius_predict` raises AlloopError.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from ase import Atoms
@@ -92,13 +92,13 @@ def laplacian_spectrum(structure: Atoms | np.ndarray, radius: float) -> np.ndarr
     return _spectrum(_distances(_positions(structure)), float(radius))
 
 
-def spectra_over_grid(structure: Atoms | np.ndarray, grid: Sequence[float]) -> list[np.ndarray]:
+def spectra_over_grid(structure: Atoms | np.ndarray, grid: Sequence[float] | np.ndarray) -> list[np.ndarray]:
     """The spectrum at every radius of ``grid``; one eigendecomposition per distinct graph."""
     distances = _distances(_positions(structure))
     pairs = np.sort(distances[np.triu_indices(distances.shape[0], 1)])
     edges = np.searchsorted(pairs, np.asarray(grid, dtype=np.float64), side="left")  # pairs closer than r
     cache: dict[int, np.ndarray] = {}
-    for count, radius in zip(edges.tolist(), grid):
+    for count, radius in zip(edges.tolist(), grid, strict=True):
         if count not in cache:
             cache[count] = _spectrum(distances, float(radius))
     return [cache[count] for count in edges.tolist()]
@@ -118,7 +118,7 @@ def spectral_distance(a: np.ndarray, b: np.ndarray) -> float:
 def _structures(frames: Frames) -> list[np.ndarray]:
     """Positions [n_i, 3] of each frame."""
     _, positions, offsets = pack(frames)
-    return [positions[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    return [positions[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def mean_spectrum(frames: Frames, radius: float) -> np.ndarray:
@@ -137,15 +137,16 @@ def radius_grid(cutoff: float, low: float = GRID_RANGE[0], high: float = GRID_RA
     return np.unique(np.append(np.round(low + step * np.arange(n), 10), float(cutoff)))
 
 
-def choose_radius(structure: Atoms | np.ndarray, reference: np.ndarray, grid: Sequence[float], cutoff: float) -> float:
+def choose_radius(structure: Atoms | np.ndarray, reference: np.ndarray, grid: Sequence[float] | np.ndarray,
+                  cutoff: float) -> float:
     """The radius of ``grid`` whose spectrum is nearest ``reference``; ties go to the one nearest ``cutoff``."""
-    grid = np.asarray(grid, dtype=np.float64)
-    if grid.size == 0:
+    radii = np.asarray(grid, dtype=np.float64)
+    if radii.size == 0:
         raise AlloopError("the radius grid is empty")
-    distance = np.array([spectral_distance(s, reference) for s in spectra_over_grid(structure, grid)])
+    distance = np.array([spectral_distance(s, reference) for s in spectra_over_grid(structure, radii)])
     best = distance.min()
     ties = np.flatnonzero(distance <= best + TIE_TOLERANCE * max(1.0, best))
-    return float(grid[ties[np.argmin(np.abs(grid[ties] - cutoff))]])
+    return float(radii[ties[np.argmin(np.abs(radii[ties] - cutoff))]])
 
 
 def check_applicable(model: Potential) -> None:
@@ -165,7 +166,7 @@ def _subset(numbers: np.ndarray, positions: np.ndarray, offsets: np.ndarray, ind
 
 
 def refine_radius_predict(model: Potential, frames: Frames, training_frames: Frames,
-                          grid: Sequence[float] | None = None, batch_size: int = 32) -> RadiusRefinement:
+                          grid: Sequence[float] | np.ndarray | None = None, batch_size: int = 32) -> RadiusRefinement:
     """RR: per frame the radius whose spectrum matches the training frames' (at ``model.cutoff``), and predictions.
 
     Frames that chose the same radius are predicted together (:func:`alloop.potentials.inference.predict`);
@@ -179,7 +180,7 @@ def refine_radius_predict(model: Potential, frames: Frames, training_frames: Fra
     reference = mean_spectrum(training_frames, model.cutoff)
     numbers, positions, offsets = pack(frames)
     radii = np.array([choose_radius(positions[a:b], reference, grid_, model.cutoff)
-                      for a, b in zip(offsets[:-1], offsets[1:])])
+                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])
     seconds = time.process_time() - start
     energies = np.zeros(radii.size)
     forces = np.zeros_like(positions)

@@ -59,8 +59,8 @@ import copy
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -159,7 +159,7 @@ def _optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimize
 def force_rms(data: FrameDataset) -> float:
     """Root mean square of the training forces' components (eV/A), weighted by frame; 1.0 if all are zero."""
     w = np.repeat(data.weight, data.sizes)[:, None]
-    rms = float(np.sqrt(np.sum(w * data.forces**2) / max(3.0 * np.sum(w), 1e-300)))
+    rms = float(np.sqrt(np.sum(w * data.labels()[1] ** 2) / max(3.0 * np.sum(w), 1e-300)))
     return rms if rms > 0 and math.isfinite(rms) else 1.0
 
 
@@ -219,8 +219,12 @@ def train(
         raise AlloopError("the training weights sum to zero")
     if settings.replay_fraction > 0 and (replay is None or not replay.labelled):
         raise AlloopError("replay_fraction > 0 needs a replay pool labelled by the original model")
-    mix = ReplayMix(train_set, replay, settings.replay_fraction, settings.batch_size) if settings.replay_fraction else None
-    seen = set(train_set.elements) | set(val_set.elements) | set(replay.elements if mix else ())
+    mix = None
+    seen = set(train_set.elements) | set(val_set.elements)
+    if settings.replay_fraction:
+        assert replay is not None  # checked above
+        mix = ReplayMix(train_set, replay, settings.replay_fraction, settings.batch_size)
+        seen |= set(replay.elements)
     unknown = seen - set(model.elements)
     if unknown:
         raise AlloopError(f"elements {sorted(unknown)} are not in the model's element set {list(model.elements)}")
@@ -372,7 +376,8 @@ def train_fresh(
     ``MAX_FRESH_RESTARTS`` times. Returns the attempt with the lowest validation force MAE and its result
     (``restarts``: how many new initialisations were tried)."""
     prefix = f"{tag} " if tag else ""
-    s, best = settings, None
+    s = settings
+    best: tuple[Potential, TrainResult] | None = None
     for attempt in range(MAX_FRESH_RESTARTS + 1):
         model = new_model(attempt)
         result = train(model, train_set, val_set, s, log=log, tag=tag, replay=replay, auxiliary=auxiliary)
@@ -391,6 +396,7 @@ def train_fresh(
             log(f"{prefix}stalled: validation F-MAE {result.history[-1].val_force_mae:.4f} eV/A at the end, above "
                 f"{STALLED_FRACTION:g} x its start {start:.4f}; "
                 f"restart {attempt + 1}/{MAX_FRESH_RESTARTS} from a new initialisation at lr {s.lr:.2e}")
+    assert best is not None  # the loop ran at least once
     model, result = best
     result.restarts = attempt
     return model, result

@@ -61,11 +61,14 @@ class CheapHeadLoss:
         return self._batches.pop()
 
     def __call__(self, model: Potential) -> torch.Tensor:
+        assert isinstance(model, TwoHeadPotential)  # joint training runs on a two-head model
         batch = self._next(model_dtype(model))
         with model.using_head(self.head):
             out = model(batch.atoms, compute_forces=True, create_graph=True)
+        assert out.forces is not None  # compute_forces
+        energy, forces = batch.targets()
         return eq1_loss(
-            out.energy, out.forces, batch.energy, batch.forces, batch.atoms.batch, batch.n_atoms,
+            out.energy, out.forces, energy, forces, batch.atoms.batch, batch.n_atoms,
             weight=batch.weight, energy_weight=self.s.energy_weight, kind=self.s.loss,
             normalizer=batch.weight.numel() * self.mean_weight,
         )
@@ -83,7 +86,8 @@ def _two_heads(initial: Potential | None, factory: ModelFactory | None, seed: in
     if isinstance(initial, TwoHeadPotential):
         missing = {"cheap", "expensive"} - set(initial.head_names)
         if missing:
-            raise AlloopError(f"the initial model has no head {', '.join(sorted(missing))} (it has {', '.join(initial.head_names)})")
+            raise AlloopError(f"the initial model has no head {', '.join(sorted(missing))} "
+                              f"(it has {', '.join(initial.head_names)})")
         return exact_deepcopy(initial)
     if initial is not None:
         return TwoHeadPotential.from_model(initial)

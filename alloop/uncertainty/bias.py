@@ -14,7 +14,7 @@ expensive labels (``campaign.loop.driver``) and the B that weights training
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms

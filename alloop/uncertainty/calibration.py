@@ -51,7 +51,8 @@ def frame_folds(n_frames: int, n_folds: int, seed: int = FOLD_SEED) -> np.ndarra
 
 def atom_folds(ptr: np.ndarray, n_folds: int, seed: int = FOLD_SEED) -> np.ndarray:
     """Fold index [N] of every atom: the fold of its frame (frame offsets ``ptr`` [M + 1])."""
-    sizes = np.diff(np.asarray(ptr, dtype=np.int64))
+    offsets = np.asarray(ptr, dtype=np.int64)
+    sizes = offsets[1:] - offsets[:-1]
     return np.repeat(frame_folds(sizes.size, n_folds, seed), sizes)
 
 

@@ -14,7 +14,7 @@ periodic cell has f = 3n - 3 (its atoms cannot rotate it).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -52,13 +52,13 @@ def within_thermal_window(
     """
     energies = np.asarray(energies, dtype=np.float64)
     lowest: dict[tuple[int, ...], float] = {}
-    for e, z in zip(np.asarray(reference_energies, dtype=np.float64), reference_numbers):
+    for e, z in zip(np.asarray(reference_energies, dtype=np.float64), reference_numbers, strict=True):
         if np.isfinite(e):
             key = composition_key(z)
             lowest[key] = min(e, lowest.get(key, np.inf))
     mask = np.zeros(energies.size, dtype=bool)
     flags = [False] * energies.size if periodic is None else [bool(p) for p in periodic]
-    for m, (e, z) in enumerate(zip(energies, numbers)):
+    for m, (e, z) in enumerate(zip(energies, numbers, strict=True)):
         low = lowest.get(composition_key(z))
         if low is not None and np.isfinite(e):
             mask[m] = e - low <= thermal_window_eV(len(z), temperature_K, n_sigma, flags[m])

@@ -40,7 +40,7 @@ class LatentDistance:
 
     @classmethod
     def fit(cls, numbers: np.ndarray, features: np.ndarray, ridge: float = DEFAULT_RIDGE,
-            reduce: str = "mean") -> "LatentDistance":
+            reduce: str = "mean") -> LatentDistance:
         """Fit on the training atoms' atomic numbers [N] and latent features [N, D]."""
         numbers, features = np.asarray(numbers), np.asarray(features, dtype=np.float64)
         if features.ndim != 2 or len(numbers) != len(features):

@@ -37,7 +37,7 @@ class PCA:
         return int(self.components.shape[1])
 
     @classmethod
-    def fit(cls, x: np.ndarray, n_components: int, rank_tol: float = 1e-10) -> "PCA":
+    def fit(cls, x: np.ndarray, n_components: int, rank_tol: float = 1e-10) -> PCA:
         """Fit on rows of ``x`` [N, F] (N >= 2)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 2:
@@ -110,7 +110,7 @@ class PCA:
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "PCA":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PCA:
         return cls(
             mean=np.asarray(arrays["mean"], dtype=np.float64),
             components=np.asarray(arrays["components"], dtype=np.float64),

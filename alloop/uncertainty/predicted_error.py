@@ -36,7 +36,7 @@ class ErrorCalibration:
     exact: bool  # whether n sufficed for the conformal quantile at this coverage
 
     @classmethod
-    def fit(cls, signal: np.ndarray, error: np.ndarray, coverage: float = 0.9) -> "ErrorCalibration":
+    def fit(cls, signal: np.ndarray, error: np.ndarray, coverage: float = 0.9) -> ErrorCalibration:
         """Fit on the calibration frames' signals and true force errors (both [n], finite, errors > 0)."""
         s, e = np.asarray(signal, dtype=np.float64), np.asarray(error, dtype=np.float64)
         if s.shape != e.shape or s.ndim != 1 or s.size < 2:
@@ -74,7 +74,7 @@ class ErrorCalibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ErrorCalibration":
+    def from_dict(cls, data: dict) -> ErrorCalibration:
         return cls(float(data["scale"]), float(data["exponent"]), float(data["coverage"]), float(data["factor"]),
                    int(data["n"]), bool(data["exact"]))
 

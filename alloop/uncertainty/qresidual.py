@@ -84,7 +84,8 @@ class QResidualSettings:
         if self.frame_score not in FRAME_SCORES:
             raise AlloopError(f"unknown frame_score '{self.frame_score}': use 'max' or 'quantile'")
         if not 0.0 < self.alpha < 1.0 or not 0.0 <= self.frame_quantile <= 1.0:
-            raise AlloopError(f"alpha must be in (0, 1) and frame_quantile in [0, 1], got {self.alpha}, {self.frame_quantile}")
+            raise AlloopError(f"alpha must be in (0, 1) and frame_quantile in [0, 1], "
+                              f"got {self.alpha}, {self.frame_quantile}")
         if self.n_components < 1:
             raise AlloopError(f"n_components must be >= 1, got {self.n_components}")
 
@@ -141,7 +142,7 @@ class QResidualModel:
         features: np.ndarray,
         ptr: np.ndarray | None = None,
         settings: QResidualSettings | None = None,
-    ) -> "QResidualModel":
+    ) -> QResidualModel:
         """Fit on training atoms: numbers [N], features [N, F], frame offsets ptr [M + 1]
         (needed for ``empirical_frame`` and for ``cross_validation`` calibration)."""
         settings = settings or QResidualSettings()
@@ -154,11 +155,13 @@ class QResidualModel:
             ptr = _ptr_of(ptr, numbers.size)
         calibration: dict = {"method": settings.calibration}
         folds = None
-        if held_out and ptr.size - 1 < 2:
-            calibration = {"method": "in_sample", "reason": "a single training frame: nothing to hold out"}
-        elif held_out:
-            folds = atom_folds(ptr, settings.n_folds)
-            calibration["folds"] = min(settings.n_folds, ptr.size - 1)
+        if held_out:
+            assert ptr is not None  # checked by _ptr_of above
+            if ptr.size - 1 < 2:
+                calibration = {"method": "in_sample", "reason": "a single training frame: nothing to hold out"}
+            else:
+                folds = atom_folds(ptr, settings.n_folds)
+                calibration["folds"] = min(settings.n_folds, ptr.size - 1)
         members = {POOLED: np.ones(numbers.size, dtype=bool)}
         if settings.per_element:
             for z in np.unique(numbers):
@@ -174,11 +177,13 @@ class QResidualModel:
             cal["q"][mask], cal["t2"][mask] = q, t2  # the element groups come later and overwrite the pooled values
         model = cls(settings, groups, (1.0, 1.0), calibration)
         if settings.limit == "empirical_frame":
+            assert ptr is not None  # checked by _ptr_of above
             model._calibrate_frames(numbers, cal, ptr)
         return model
 
     @staticmethod
-    def _fit_group(rows: np.ndarray, k: int, alpha: float, folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
+    def _fit_group(rows: np.ndarray, k: int, alpha: float,
+                   folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
         """The group's PCA (all rows) and limits, the calibration scores of its rows and how many of them are
         in-sample: out-of-fold where a PCA could be fitted without the row's fold, else (or without folds) in-sample."""
         pca = PCA.fit(rows, k)
@@ -235,7 +240,8 @@ class QResidualModel:
     def _reduce(self, values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
         if self.settings.frame_score == "max":
             return np.maximum.reduceat(values, ptr[:-1])
-        return np.array([np.quantile(values[a:b], self.settings.frame_quantile) for a, b in zip(ptr[:-1], ptr[1:])])
+        return np.array([np.quantile(values[a:b], self.settings.frame_quantile)
+                         for a, b in zip(ptr[:-1], ptr[1:], strict=True)])
 
     # --- serialisation -------------------------------------------------------------------------
 
@@ -255,7 +261,7 @@ class QResidualModel:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "QResidualModel":
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> QResidualModel:
         try:
             meta = json.loads(np.asarray(arrays["meta"], dtype=np.uint8).tobytes().decode())
             groups = {}
@@ -270,11 +276,11 @@ class QResidualModel:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez(buf, **self.to_arrays())
+        np.savez(buf, allow_pickle=True, **self.to_arrays())  # numpy's default, named: mypy then lets **arrays pass
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "QResidualModel":
+    def from_bytes(cls, blob: bytes) -> QResidualModel:
         try:
             with np.load(io.BytesIO(blob), allow_pickle=False) as data:
                 return cls.from_arrays({k: data[k] for k in data.files})

@@ -36,8 +36,8 @@ top-B.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -109,7 +109,8 @@ def select_frames(
     unstable = np.zeros(m, dtype=bool) if unstable is None else np.asarray(unstable, dtype=bool)
     _check_lengths(m, descriptors=descriptors, replica=replica, step=step, unstable=unstable)
     if budget < 0 or min_spacing_steps < 0 or fill_to < 0:
-        raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, got {budget}, {min_spacing_steps}, {fill_to}")
+        raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, "
+                          f"got {budget}, {min_spacing_steps}, {fill_to}")
     ranked = np.nan_to_num(scores, nan=-np.inf)
     flagged = ranked > limit
     blocked = np.zeros(m, dtype=bool)  # chosen, or within the step spacing of a chosen frame
@@ -125,9 +126,9 @@ def select_frames(
             blocked[(replica == replica[i]) & (np.abs(step - step[i]) < min_spacing_steps)] = True
         np.minimum(nearest, np.linalg.norm(descriptors - descriptors[i], axis=1), out=nearest)
 
-    for i in np.flatnonzero(unstable):
-        if len(chosen) < budget and not blocked[i]:
-            take(int(i), f"unstable (guard stop), score {scores[i]:.3g}")
+    for j in np.flatnonzero(unstable):
+        if len(chosen) < budget and not blocked[j]:
+            take(int(j), f"unstable (guard stop), score {scores[j]:.3g}")
     open_ = (flagged | unstable) & ~blocked
     if len(chosen) < budget and not chosen and open_.any():
         i = int(np.argmax(np.where(open_, ranked, -np.inf)))
@@ -215,7 +216,7 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     nearest = _distance_to(x, labelled)
     open_ = np.isfinite(bias)
     chosen: list[int] = []
-    reasons: list[str] = []
+    reasons = []
     while len(chosen) < budget and open_.any():
         if rule == "coverage":
             i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))

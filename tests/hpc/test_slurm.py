@@ -31,10 +31,21 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
+from remote_helpers import (
+    check_nothing_lost,
+    committed_frames,
+    committed_labels,
+    free_port,
+    freeze_label_holder,
+    start_campaign,
+    stop,
+    tail,
+    wait_until,
+    worker_losses,
+    write_water,
+)
 
 from alloop.labeling.result import STATUS_CODES, LabelStatus
-from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, freeze_label_holder,
-                            start_campaign, stop, tail, wait_until, worker_losses, write_water)
 
 pytestmark = pytest.mark.hpc
 

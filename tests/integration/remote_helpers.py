@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from alloop.store.resolve import is_store
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.resolve import store_path
-
+from alloop.store.resolve import is_store, store_path
 from alloop.testing.campaigns import check_nothing_lost, committed_labels, tail  # noqa: F401 (the tests import them from here)
 
 #: water at HF/STO-3G for both fidelities (the expensive one converged tighter); many bootstrap labels, so the
@@ -129,7 +128,8 @@ def freeze_label_holder(client: Any, proc: subprocess.Popen, log: Path, scratch:
                 Path(marker).write_text("no label running")
 
         client.run(stop_if_labelling, str(idle), workers=[worker], wait=False)
-        outcome = wait_until(lambda: "stopped" if _is_stopped(pid) else ("idle" if idle.exists() else None),
+        outcome = wait_until(lambda pid=pid, idle=idle: ("stopped" if _is_stopped(pid)
+                                                         else ("idle" if idle.exists() else None)),
                              proc, "the worker stopped or found without a label", log, every_s=0.05)
         if outcome == "stopped":
             return worker, pid

@@ -9,11 +9,11 @@ import threading
 
 import numpy as np
 import pytest
-from alloop.testing.campaigns import check_invariants, write_tiny
 
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
+from alloop.testing.campaigns import check_invariants, write_tiny
 from alloop.testing.faults import failing_factory
 
 
@@ -178,7 +178,7 @@ def test_both_strategies_spend_exactly_the_same_label_budget(tmp_path):
         rows = check_invariants(run_dir, 2)["cycles"]
         with CampaignStore.open(store_path(run_dir)) as store:
             progress = store.table("progress")
-            explored = sorted(int(c) for c, p in zip(progress["cycle"], progress["phase"]) if p == "explored")
+            explored = sorted(int(c) for c, p in zip(progress["cycle"], progress["phase"], strict=True) if p == "explored")
         spent[strategy] = (reason, int(rows["labels_cheap"][-1]), int(rows["labels_expensive"][-1]), explored)
     assert spent["periodic"] == spent["naive"]
     assert spent["periodic"][1:] == (14, 8, [0, 1])
@@ -239,7 +239,7 @@ def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, mo
         progress = store.table("progress")
         versions = [int(c["version"]) for c in store.checkpoints() if c["role"] == "model"]
         models = {int(store.checkpoint(v)[1]["cycle"]): v for v in versions}
-    order = [(int(c), str(p)) for c, p in zip(progress["cycle"], progress["phase"])]
+    order = [(int(c), str(p)) for c, p in zip(progress["cycle"], progress["phase"], strict=True)]
     explored_1, trained_0 = order.index((1, "explored")), order.index((0, "trained"))
     log = (run_dir / "campaign.log").read_text()
     md_model = int(re.search(r"cycle 1: MD recorded \d+ frames with model v(\d+)", log).group(1))
@@ -277,8 +277,9 @@ def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     assert picks and all(how == "committee deviation x distance" and what == "committee force deviation"
                          for _, how, what in picks), picks
     assert resume_campaign(run_dir, progress=False, echo=lambda s: None) == "3 cycles done"  # nothing to redo
-    import alloop
     from ase.build import molecule
+
+    import alloop
 
     version = [int(e["version"]) for e in entries if e["role"] == "committee"][-1]
     calc, newest = alloop.calculator(run_dir, version=version), alloop.calculator(run_dir)

@@ -16,11 +16,20 @@ import numpy as np
 import pytest
 
 from alloop.store.campaign import CampaignStore
-
 from alloop.testing.campaigns import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
 from alloop.testing.kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
-from alloop.testing.kill_resume import (MAX_COUNT, MAX_DELAY_S, campaign_command, committed_phases, committed_seq, kill_plan,
-                         phase_commits, plan_cost, run_group, seq_of)
+from alloop.testing.kill_resume import (
+    MAX_COUNT,
+    MAX_DELAY_S,
+    campaign_command,
+    committed_phases,
+    committed_seq,
+    kill_plan,
+    phase_commits,
+    plan_cost,
+    run_group,
+    seq_of,
+)
 
 MAX_CHEAP = 18
 
@@ -121,10 +130,9 @@ def _store_with_water(path: Path, n_frames: int) -> CampaignStore:
 def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
     """'label': the kill lands at the n-th label result the driver adds after commit k (also after later commits),
     written to the store, never committed."""
-    from alloop.testing.kill_points import arm
-
     from alloop.fidelity import load_fidelity
     from alloop.labeling.result import LabelResult, LabelStatus
+    from alloop.testing.kill_points import arm
 
     cheap = load_fidelity("hf-sto3g")
     failed = LabelResult.failure(3, LabelStatus.FAILED, "test", fidelity_name=cheap.name, fidelity_hash=cheap.hash())
@@ -148,9 +156,8 @@ def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
 
 def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
     """'epoch': the kill lands at the n-th finished training epoch logged after commit k (epoch 0 is not one)."""
-    from alloop.testing.kill_points import arm
-
     from alloop.campaign.loop import runner
+    from alloop.testing.kill_points import arm
 
     note = tmp_path / "note"
     disarm = arm(1, "epoch", 2, kill=_raise_killed, note=note)

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.store import evaluation_records as records
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.potentials.checkpoint import model_from_bytes, save_checkpoint
+from alloop.store import evaluation_records as records
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-
 from alloop.testing.campaigns import check_invariants, write_tiny
 
 

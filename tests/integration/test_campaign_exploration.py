@@ -5,17 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ase.build import molecule
 
-from alloop.campaign.phases.explore import REPLICAS_BLOB, unpack_states
 from alloop.campaign.loop.runner import start_campaign
+from alloop.campaign.phases.explore import REPLICAS_BLOB, unpack_states
+from alloop.config import load_campaign
 from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.md.state import ReplicaState
-from alloop.config import load_campaign
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.store.schema import ORIGIN_CODES
-from ase.build import molecule
 
 ETHANOL = """
 name: explore

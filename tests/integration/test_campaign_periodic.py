@@ -68,7 +68,7 @@ def test_the_cell_is_kept_everywhere(run):
         frames = store.get_frames()
         assert len(frames) > 10 and all(a.pbc.all() for a in frames)
         assert all(np.array_equal(a.cell.array, start.cell.array) for a in frames)
-        md = [a for a, replica in zip(frames, store.frame_meta()["replica"]) if replica >= 0]
+        md = [a for a, replica in zip(frames, store.frame_meta()["replica"], strict=True) if replica >= 0]
         assert md
         frac = np.concatenate([a.positions for a in md]) @ np.linalg.inv(start.cell.array)
         assert frac.min() >= 0.0 and frac.max() < 1.0  # MD frames are stored wrapped

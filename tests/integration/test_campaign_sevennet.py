@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from alloop import calculator
 from alloop.campaign.loop.driver import Campaign
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
-from alloop import calculator
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-
 from alloop.testing.campaigns import check_invariants
 
 pytest.importorskip("sevenn")

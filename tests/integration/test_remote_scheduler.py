@@ -20,10 +20,21 @@ from pathlib import Path
 
 import pytest
 from distributed import Client
+from remote_helpers import (
+    check_nothing_lost,
+    committed_frames,
+    committed_labels,
+    free_port,
+    freeze_label_holder,
+    start_campaign,
+    stop,
+    tail,
+    wait_until,
+    worker_losses,
+    write_water,
+)
 
 from alloop.testing.campaigns import check_invariants
-from remote_helpers import (check_nothing_lost, committed_frames, committed_labels, free_port, freeze_label_holder,
-                            start_campaign, stop, tail, wait_until, worker_losses, write_water)
 
 DASK = [sys.executable, "-m", "distributed.cli"]
 

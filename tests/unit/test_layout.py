@@ -1,5 +1,6 @@
-"""Package layout: no import cycle inside ``alloop``, no import up a floor (``LAYERS``), only ``alloop.campaign`` imports Dask, campaign phases
-read typed settings (not the config) and know no driver, and no function in ``alloop.campaign`` is over 60 lines.
+"""Package layout: no import cycle inside ``alloop``, no import up a floor (``LAYERS``), only ``alloop.campaign`` imports
+Dask, campaign phases read typed settings (not the config) and know no driver, and no function in ``alloop.campaign``
+is over 60 lines.
 
 The import graph is read with ``ast`` (nothing is imported): every ``import``
 and ``from ... import`` of a module, at module level or inside functions and
@@ -218,7 +219,7 @@ def test_floor_check_sees_an_upward_import() -> None:
 
 def test_only_campaign_imports_dask() -> None:
     offenders = []
-    for name, (path, tree) in _modules().items():
+    for name, (_path, tree) in _modules().items():
         if any(name == p or name.startswith(p + ".") for p in DASK_PACKAGES):
             continue
         for node in _imports(tree):

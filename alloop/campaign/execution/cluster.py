@@ -16,10 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from alloop.errors import AlloopError
+
+if TYPE_CHECKING:
+    import distributed
 
 #: environment variables that set compute threads in a worker process
 THREAD_ENV_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -97,7 +101,7 @@ def open_client(
     memory_limit: str | float | int = "auto",
     allowed_failures: int = 0,
     quiet: bool = True,
-) -> Iterator["distributed.Client"]:  # noqa: F821
+) -> Iterator[distributed.Client]:
     """A Dask client on a new LocalCluster (processes) or on the scheduler at ``address``/``scheduler_file``.
 
     ``n_workers`` defaults to cores // threads_per_worker. ``allowed_failures``
@@ -143,7 +147,7 @@ def open_client(
 
 def _local_cluster(n_workers: int | None, threads_per_worker: int, tasks_per_worker: int,
                    memory_limit: str | float | int, allowed_failures: int,
-                   log_level: int) -> "distributed.LocalCluster":  # noqa: F821
+                   log_level: int) -> distributed.LocalCluster:
     """A LocalCluster of worker processes spawned with ``threads_per_worker`` compute threads.
 
     Sets the thread variables in ``os.environ`` (the nanny reads them as its pre-spawn environment); the caller

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Mapping
+from typing import Any, TypeVar
 
 #: seconds between checks
 CHECK_EVERY_S = 2.0
@@ -34,6 +35,9 @@ MAX_FAILED_STARTS = 3
 #: batch states of a job that ended (SLURM's; GONE: no longer known to the batch system)
 ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                    "DEADLINE", "PREEMPTED", "SPECIAL_EXIT", "GONE"})
+#: a job of the cluster: (its name, the id of its Job object; a new job under a reused name is another job)
+JobKey = tuple[Any, int]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass
@@ -50,8 +54,8 @@ def job_worker_names(name: Any, spec: Mapping[str, Any]) -> set[str]:
     return {f"{name}{suffix}" for suffix in group} if group else {str(name)}
 
 
-def lost_jobs(jobs: Mapping[Hashable, set[str]], present: set[str], watch: dict[Hashable, JobWatch], now: float,
-              grace_s: float) -> list[Hashable]:
+def lost_jobs(jobs: Mapping[K, set[str]], present: set[str], watch: dict[K, JobWatch], now: float,
+              grace_s: float) -> list[K]:
     """Jobs whose workers all connected once and have all been absent for ``grace_s``; updates ``watch``.
 
     A job none of whose workers ever connected is waiting in the queue, not lost.
@@ -101,11 +105,11 @@ class JobKeeper:
                  job_state: Callable[[str], str | None] | None = None) -> None:
         self.cluster, self.n_workers, self.log, self.grace_s = cluster, n_workers, log, grace_s
         self.job_state = job_state
-        self.watch: dict[Hashable, JobWatch] = {}
+        self.watch: dict[JobKey, JobWatch] = {}
         self.replaced = 0
         self.failed_starts = 0  # jobs in a row that ended before a worker of theirs connected
         self.error: str | None = None
-        self._started: set[Hashable] = set()
+        self._started: set[JobKey] = set()
         self._dropped_names: set[Any] = set()
         self._last_probe = -float("inf")
         self._closing: set[asyncio.Future] = set()
@@ -146,15 +150,17 @@ class JobKeeper:
             cluster.scale(n=self.n_workers)  # after a drop, or a job SpecCluster forgot
             self._fresh_names()
 
-    async def _drop_failed_starts(self, jobs: Mapping[Hashable, set[str]]) -> int:
+    async def _drop_failed_starts(self, jobs: Mapping[JobKey, set[str]]) -> int:
         """Drop the jobs that ended without a worker ever connecting; counts them in ``failed_starts``."""
+        job_state = self.job_state
+        assert job_state is not None  # check() probes only with a job_state
         loop = asyncio.get_running_loop()
         dropped = 0
         for key in jobs:
             job, watch = self.cluster.workers.get(key[0]), self.watch.get(key)
             if watch is None or watch.seen or job is None or id(job) != key[1] or not getattr(job, "job_id", None):
                 continue
-            state = await loop.run_in_executor(None, self.job_state, job.job_id)
+            state = await loop.run_in_executor(None, job_state, job.job_id)
             if state is None or state.split()[0] not in ENDED:
                 continue
             logs = getattr(job, "log_directory", None)
@@ -178,7 +184,7 @@ class JobKeeper:
                 k += 1
             spec[name_of(k)] = spec.pop(name)
 
-    def _drop(self, key: Hashable, why: str) -> bool:
+    def _drop(self, key: JobKey, why: str) -> bool:
         """Forget job ``key`` (cancelled, in case it still runs); its replacement gets a new name."""
         name, ident = key
         job = self.cluster.workers.get(name)

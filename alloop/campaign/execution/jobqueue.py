@@ -6,8 +6,9 @@ import contextlib
 import inspect
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from alloop.campaign.execution.cluster import THREAD_ENV_VARS
 from alloop.errors import AlloopError, ConfigError
@@ -48,7 +49,8 @@ def cluster_option_names(kind: str) -> frozenset[str]:
     from dask_jobqueue.pbs import PBSJob
     from dask_jobqueue.slurm import SLURMJob
 
-    job = {"slurm": SLURMJob, "pbs": PBSJob}[kind]
+    jobs: dict[str, type[Job]] = {"slurm": SLURMJob, "pbs": PBSJob}
+    job = jobs[kind]
     names: set[str] = set()
     for fn in (job.__init__, Job.__init__, JobQueueCluster.__init__):
         names.update(inspect.signature(fn).parameters)

@@ -39,8 +39,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Any
 
 from ase import Atoms
 
@@ -348,7 +349,7 @@ def label_all(
     *,
     priority: int | None = None,
     on_result: Callable[[str, LabelResult], None] | None = None,
-    **pool_options: object,
+    **pool_options: Any,
 ) -> dict[str, LabelResult]:
     """Label every (key, structure) at ``fidelity``; returns results in input order.
 
@@ -360,7 +361,7 @@ def label_all(
     keys = [k for k, _ in items]
     if len(set(keys)) != len(keys):
         raise ValueError("frame keys must be unique")
-    pool = LabelingPool(client, **pool_options)  # type: ignore[arg-type]
+    pool = LabelingPool(client, **pool_options)
     for key, atoms in items:
         try:
             pool.check(atoms, fidelity)

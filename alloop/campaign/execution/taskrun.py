@@ -4,7 +4,8 @@ of many tasks to end."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from alloop.errors import AlloopError
 
@@ -55,7 +56,8 @@ class BackgroundTask:
 
 
 def run_tasks(client: Any, fn: Callable[..., Any], args: Sequence[tuple], retries: int) -> list[Any]:
-    """``[fn(*a) for a in args]`` on the cluster, in order; a task whose worker dies is resubmitted up to ``retries`` times."""
+    """``[fn(*a) for a in args]`` on the cluster, in order; a task whose worker dies is resubmitted up to ``retries``
+    times."""
     tasks = [BackgroundTask(client, fn, a, retries) for a in args]
     return [task.result() for task in tasks]
 

@@ -12,8 +12,9 @@ with the phase's next commit) and the campaign log.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore

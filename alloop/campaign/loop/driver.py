@@ -20,7 +20,8 @@ carries the typed settings built once from the config (:mod:`.settings`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -144,17 +145,19 @@ class Campaign:
         per = [b.n_samples // len(self.structures) + (k < b.n_samples % len(self.structures))
                for k in range(len(self.structures))]
         if b.method == "rattle":
+            assert b.amplitude_A is not None  # BootstrapConfig's default for rattle
             groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
-                      for k, (atoms, n) in enumerate(zip(self.structures, per))]
+                      for k, (atoms, n) in enumerate(zip(self.structures, per, strict=True))]
         elif b.method == "md":
             groups = self._md_samples(per)
         else:
             from alloop.campaign.phases.hessian import cheap_hessian
 
+            assert b.temperature_K is not None  # BootstrapConfig requires it for normal modes
             hessians = run_tasks(self.client, cheap_hessian, [(a, self.fidelities["cheap"]) for a in self.structures],
                                  self.settings.max_task_retries)
             groups = [normal_mode_samples(atoms, hessian, n, b.temperature_K, seed + k)
-                      for k, (atoms, hessian, n) in enumerate(zip(self.structures, hessians, per))]
+                      for k, (atoms, hessian, n) in enumerate(zip(self.structures, hessians, per, strict=True))]
         # round robin over the structures, so that the first n_expensive samples cover all of them
         return [g[i] for i in range(max(per, default=0)) for g in groups if i < len(g)]
 
@@ -167,7 +170,7 @@ class Campaign:
         assert plan is not None
         runs = run_tasks(self.client, surface_md_samples,
                          [(atoms, plan.surface, n, plan.md, seed + k, self.settings.threads)
-                          for k, (atoms, n) in enumerate(zip(self.structures, per))],
+                          for k, (atoms, n) in enumerate(zip(self.structures, per, strict=True))],
                          self.settings.max_task_retries)
         groups = []
         for k, (samples, _, _) in enumerate(runs):

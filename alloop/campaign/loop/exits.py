@@ -22,12 +22,15 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from alloop.errors import AlloopError
 
 LOG_NAME = "campaign.log"
+#: the attribute that names the campaign log on an exception whose traceback went there (read by alloop.cli)
+LOG_ATTRIBUTE = "alloop_log"
 
 
 class Stopped(KeyboardInterrupt):
@@ -93,7 +96,8 @@ def _native_crashes_to(run_dir: Path) -> Iterator[None]:
             faulthandler.disable()
             if was_enabled:  # on the process's standard error (where it was, unless a caller had chosen a file)
                 with contextlib.suppress(AttributeError, OSError, ValueError):
-                    faulthandler.enable(file=sys.__stderr__, all_threads=True)
+                    if sys.__stderr__ is not None:
+                        faulthandler.enable(file=sys.__stderr__, all_threads=True)
 
 
 def _record(run_dir: Path, exc: BaseException) -> None:
@@ -109,7 +113,7 @@ def _record(run_dir: Path, exc: BaseException) -> None:
             append_log(run_dir, f"stopped: unexpected error: {one_line(exc)}; everything committed is kept; "
                                 f"{resume}; its traceback follows\n"
                        + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            exc.alloop_log = str(run_dir / LOG_NAME)  # type: ignore[attr-defined]
+            setattr(exc, LOG_ATTRIBUTE, str(run_dir / LOG_NAME))
         else:  # SystemExit, GeneratorExit: not a failure of the campaign
             return
     except OSError:  # the log cannot be written (disk full, directory gone): stderr still says why

@@ -24,8 +24,8 @@ committed; a resumed run would redo them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.execution.taskrun import FutureWaiter
@@ -182,7 +182,7 @@ class Pipeline:
         """Whether (cycle, phase) is marked in the store (the progress table, read again after each mark)."""
         if self._marks is None:
             rows = tables.read(self.ctx.store, tables.PROGRESS)
-            self._marks = set(zip(map(int, rows["cycle"]), map(str, rows["phase"]))) if rows else set()
+            self._marks = set(zip(map(int, rows["cycle"]), map(str, rows["phase"]), strict=True)) if rows else set()
         return (cycle, phase) in self._marks
 
     def _mark(self, cycle: int, phase: str, note: dict | None) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -25,6 +26,7 @@ from alloop.labeling.provenance import combine, current_provenance, describe, mi
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import finished_reason, spend
 from alloop.store.resolve import is_store, store_path
+
 
 def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, address: str | None = None,
                    progress: bool = True, echo: Callable[[str], None] | None = None, **campaign_kwargs: Any) -> str:

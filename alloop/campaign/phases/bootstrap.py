@@ -14,7 +14,7 @@ Three samplers, all seeded and pure (no QM inside; the surface of ``md_samples``
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -34,7 +34,8 @@ def rattle_samples(atoms: Atoms, n_samples: int, amplitude_A: float, seed: int) 
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n_samples):
-        sample = Atoms(numbers=atoms.numbers, positions=atoms.positions + rng.normal(0.0, amplitude_A, atoms.positions.shape),
+        sample = Atoms(numbers=atoms.numbers,
+                       positions=atoms.positions + rng.normal(0.0, amplitude_A, atoms.positions.shape),
                        cell=atoms.cell, pbc=atoms.pbc)
         out.append(sample)
     return out

@@ -8,8 +8,9 @@ progress; they never import the driver and never read the raw config.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 

@@ -30,7 +30,8 @@ REPLICAS_BLOB = "replicas"
 
 def pack_states(states: dict[int, bytes]) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{f"r{r}": np.frombuffer(b, dtype=np.uint8) for r, b in states.items()})
+    # allow_pickle=True: numpy's default, named so that mypy lets the **arrays pass
+    np.savez(buf, allow_pickle=True, **{f"r{r}": np.frombuffer(b, dtype=np.uint8) for r, b in states.items()})
     return buf.getvalue()
 
 
@@ -62,7 +63,7 @@ def replica_groups(replicas: list[int], temperatures: list[float], slots: int) -
     """Replicas split into MD tasks: one set per bath temperature (a task has one integrator), each split evenly
     over about ``slots / number of temperatures`` tasks (at least one)."""
     by_temperature: dict[float, list[int]] = {}
-    for r, temperature in zip(replicas, temperatures):
+    for r, temperature in zip(replicas, temperatures, strict=True):
         by_temperature.setdefault(temperature, []).append(r)
     pieces = max(1, slots // len(by_temperature)) if by_temperature else 1
     return [[int(r) for r in g] for group in by_temperature.values()

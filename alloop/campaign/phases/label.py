@@ -11,6 +11,7 @@ crash recomputes at most 15 s of labelling per worker.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class LabelStream:
         self.ctx.store.commit(cycle=cycle, phase="labelling")
         self.last_commit = time.monotonic()
 
-    def _show(self, cycle: int, **extra: object) -> None:
+    def _show(self, cycle: int, **extra: Any) -> None:
         labels = {r: (self.totals[(c, r)] - n, self.totals[(c, r)]) for (c, r), n in self.outstanding.items()
                   if c == cycle}
         self.ctx.progress.update(cycle=cycle, phase=f"labelling {'+'.join(labels)}", labels=labels,
@@ -96,6 +97,6 @@ def _submit(ctx: PhaseContext, pool: LabelingPool, todo: dict[str, np.ndarray]) 
     by_key: dict[str, tuple[str, int]] = {}
     for role, ids in todo.items():
         keys = [f"{role}-{int(frame_id)}" for frame_id in ids]
-        by_key.update((key, (role, int(frame_id))) for key, frame_id in zip(keys, ids))
-        pool.submit_many(zip(keys, frames[role]), ctx.fidelities[role])
+        by_key.update((key, (role, int(frame_id))) for key, frame_id in zip(keys, ids, strict=True))
+        pool.submit_many(zip(keys, frames[role], strict=True), ctx.fidelities[role])
     return by_key

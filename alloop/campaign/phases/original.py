@@ -13,8 +13,9 @@ without pretrained weights) and the pseudo-labels of the replay pool
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 ROLE = "base"
 #: cycles column -> field of alloop.training.forgetting.ForgettingScores
-COLUMNS = dict(zip(tables.FORGET_COLUMNS, ("force_mae_eV_per_A", "energy_mae_per_atom_eV")))
+COLUMNS = dict(zip(tables.FORGET_COLUMNS, ("force_mae_eV_per_A", "energy_mae_per_atom_eV"), strict=True))
 Log = Callable[[str], None]
 
 
@@ -97,7 +98,7 @@ class Original:
     _pools: dict[int, LabelledArrays] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, store: CampaignStore, version: int, molecules: list[Atoms]) -> "Original":
+    def load(cls, store: CampaignStore, version: int, molecules: list[Atoms]) -> Original:
         from alloop.potentials.checkpoint import model_from_bytes
         from alloop.training.metrics import pseudo_labelled
 
@@ -124,10 +125,11 @@ class Original:
         if seed not in self._pools:
             pool = pseudo_labelled(self.model, replay_structures(self.molecules, seed))
             frames = pool.to_atoms()
+            energy, forces = pool.labels()
             self._pools[seed] = LabelledArrays(
                 frame_ids=np.arange(len(pool)), numbers=[a.numbers for a in frames],
-                positions=[a.positions for a in frames], energy=pool.energy,
-                forces=[pool.forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
+                positions=[a.positions for a in frames], energy=energy,
+                forces=[forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
             )
         return self._pools[seed]
 

@@ -36,7 +36,6 @@ from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
-
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
               "committee": "committee deviation x distance"}
 
@@ -96,8 +95,9 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     rule = ctx.settings.selection.expensive_pick
     if rule == "committee" and result.deviation is None:
         rule = "bias"  # no committee yet (a campaign from a checkpoint, before its first training): B decides
-    committee = result.deviation is not None
-    bias = result.deviation if committee else result.bias
+    deviation = result.deviation
+    committee = deviation is not None
+    bias = deviation if deviation is not None else result.bias
     what = "committee force deviation" if committee else "B"
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma

@@ -13,10 +13,10 @@ and the training plan that gives each cycle's ASTEROID settings (through
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
-from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.campaign.phases.surface_md import SurfaceMD
+from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.fidelity import Fidelity, load_fidelity
 from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
@@ -175,8 +175,9 @@ def uncertainty_settings(cfg: CampaignConfig) -> QResidualSettings:
 def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
     """The ``md`` section as the explore phase's settings."""
     md = cfg.md
+    assert md.temperature_range_K is not None  # MDConfig's default: [0, 3 x temperature_K]
     low, high = md.temperature_range_K
-    integrator = "langevin" if md.ensemble == "langevin" else "verlet"
+    integrator: Literal["langevin", "verlet"] = "langevin" if md.ensemble == "langevin" else "verlet"
     return ExploreSettings(
         n_replicas=md.n_replicas, segment_steps=md.segment_steps, record_every=md.record_every,
         md=MDSettings(temperature_K=md.temperature_K, timestep_fs=md.timestep_fs, friction_per_fs=md.friction_per_fs,

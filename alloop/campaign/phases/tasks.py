@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -113,9 +114,9 @@ def md_task(request: MDRequest) -> MDTaskResult:
         t2_score=np.asarray(t2, dtype=np.float64),
         descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
         bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
-        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states)},
-        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states)},
-        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons)},
+        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
+        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
+        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
     )
@@ -253,7 +254,7 @@ TRAIN_TOPIC = "alloop-training"
 class _TaskLog(list):
     """Collects log lines and, inside a Dask worker, publishes each one on :data:`TRAIN_TOPIC` as it happens."""
 
-    def append(self, line: str) -> None:  # type: ignore[override]
+    def append(self, line: str) -> None:
         super().append(line)
         try:
             from distributed import get_worker
@@ -280,7 +281,17 @@ def worker_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any
         return client.gather(client.map(function, items, pure=False))
 
 
-def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, dict[str, FrameDataset | None]]:
+@dataclass
+class _TrainingData:
+    """The datasets of a training task by kind: the expensive labels always, the others when the request has them."""
+
+    expensive: FrameDataset
+    cheap: FrameDataset | None
+    unlabelled: FrameDataset | None
+    replay: FrameDataset | None
+
+
+def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, _TrainingData]:
     """The method that can run on the request's data (falls back to standard) and the datasets by kind."""
     expensive = request.expensive.dataset()
     cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
@@ -295,7 +306,7 @@ def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, dict[str
     if method == "score-matching" and unlabelled is None:
         method = "standard"
         log.append("no unlabelled frames yet: standard training on expensive labels")
-    return method, {"expensive": expensive, "cheap": cheap, "unlabelled": unlabelled, "replay": replay}
+    return method, _TrainingData(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
 
 
 def train_task(request: TrainRequest) -> TrainTaskResult:
@@ -318,13 +329,13 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     result = _train(method, request, data, factory, initial, warm, log)
     rejected, rejected_blob = None, None
     if request.incumbent is not None:
-        result, rejected = _better_of(result, request, data["expensive"], log)
+        result, rejected = _better_of(result, request, data.expensive, log)
         rejected_blob = None if rejected is None else rejected.pop("blob")
     validated = None
     if request.refit and rejected is None:
         validated = result
         result = _refit(method, request, data, factory, initial, validated, log)
-    expensive, cheap = data["expensive"], data["cheap"]
+    expensive, cheap = data.expensive, data.cheap
     uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
     members = _train_committee(request, expensive, initial, baseline, log)
     if baseline is not None:
@@ -350,12 +361,12 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     return out
 
 
-def _refit(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],
+def _refit(method: str, request: TrainRequest, data: _TrainingData, factory: Callable[[], Any],
            initial: Potential | None, validated: AsteroidResult, log: list[str]) -> AsteroidResult:
     """``training.final_refit``: the validated run's recipe and seeds again, on every frame (no holdout). The result
     keeps the validated run's metrics (its holdout error is the estimate the campaign records) and splits, plus the
     refit's training-set force MAE; the refit's own guards watch the training error."""
-    n = len(data["expensive"])
+    n = len(data.expensive)
     log.append(f"final refit: the same recipe on all {n} expensive labels (the {len(validated.splits['expensive_val'])} "
                "validation frames join the training set)")
     refit = _train(method, dataclasses.replace(request, settings=dataclasses.replace(request.settings, refit=True)),
@@ -371,7 +382,7 @@ COMMITTEE_SEED_STEP = 7919
 
 
 def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Potential | None,
-                     baseline: Baseline | None, log: "_TaskLog") -> list[bytes]:
+                     baseline: Baseline | None, log: _TaskLog) -> list[bytes]:
     """The committee's other members (``request.committee - 1``), as checkpoint bytes: standard training on the
     expensive labels (``expensive``: minus the baseline for a Delta model), member k with the model seed and the
     validation split's seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset),
@@ -383,10 +394,14 @@ def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Po
         hp = {**request.hyperparameters, "seed": int(request.hyperparameters.get("seed", 0)) + shift}
         settings = dataclasses.replace(base, seed=base.seed + shift, split_seed=base.split_key + shift)
         warm = _learned(request.committee_warm[k - 1]) if k - 1 < len(request.committee_warm) else None
+
+        def member_log(line: str, k: int = k) -> None:
+            if "epoch" not in line:
+                log.append(f"committee {k}: {line}")
+
         member = train_asteroid("standard", expensive, model_factory=model_factory(request.architecture,
                                 request.elements, **hp), settings=settings, initial_model=initial,
-                                log=lambda line, k=k: log.append(f"committee {k}: {line}") if "epoch" not in line
-                                else None, warm=WarmStart(model=warm))
+                                log=member_log, warm=WarmStart(model=warm))
         model = member.model if baseline is None else DeltaPotential.wrap(member.model, baseline)
         mae = member.metrics.get("force_mae_eV_per_A")
         log.append(f"committee member {k} of {request.committee - 1}: validation force MAE "
@@ -401,48 +416,48 @@ def _learned(blob: bytes) -> Potential:
     return learned_part(model_from_bytes(blob)[0])
 
 
-def _subtract_baseline(request: TrainRequest, data: dict[str, FrameDataset | None], log: list[str]) -> Baseline | None:
+def _subtract_baseline(request: TrainRequest, data: _TrainingData, log: list[str]) -> Baseline | None:
     """Delta learning: every label set's targets become label minus the baseline (in place in ``data``)."""
     if request.baseline is None:
         return None
     baseline = Baseline(request.baseline, threads=request.threads)
-    for kind in ("expensive", "cheap"):
-        data[kind] = baseline.subtract(data[kind])
-    n = sum(len(data[k]) for k in ("expensive", "cheap") if data[k] is not None)
+    data.expensive = baseline.subtract(data.expensive)
+    data.cheap = baseline.subtract(data.cheap)
+    n = sum(len(d) for d in (data.expensive, data.cheap) if d is not None)
     log.append(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
     return baseline
 
 
 def _with_baseline(result: AsteroidResult, baseline: Baseline) -> AsteroidResult:
     """The trained models (final, stage 1, stage 2) as Delta models: the learned part plus the baseline."""
-    def wrap(model: Potential | None) -> Potential | None:
-        return None if model is None or isinstance(model, DeltaPotential) else DeltaPotential.wrap(model, baseline)
+    def wrap(model: Potential) -> Potential:
+        return model if isinstance(model, DeltaPotential) else DeltaPotential.wrap(model, baseline)
 
-    bias_model = result.bias_model
+    bias_model, pretrained = result.bias_model, result.pretrained
     return dataclasses.replace(result, model=wrap(result.model),
                                bias_model=None if bias_model is None else (
                                    wrap(bias_model) if bias_model is not result.model else None),
-                               pretrained=wrap(result.pretrained))
+                               pretrained=None if pretrained is None else wrap(pretrained))
 
 
-def _train(method: str, request: TrainRequest, data: dict[str, FrameDataset | None], factory: Callable[[], Any],
+def _train(method: str, request: TrainRequest, data: _TrainingData, factory: Callable[[], Any],
            initial: Potential | None, warm: dict[str, Potential], log: list[str]) -> AsteroidResult:
     """The models of ``method``: a two-head model (warm: a copy of the previous one) or ASTEROID's stages."""
     if method == "two-head":
-        return train_two_head(data["expensive"], data["cheap"], model_factory=factory, settings=request.settings,
-                              initial_model=warm.get("model", initial), log=log.append, replay=data["replay"])
+        return train_two_head(data.expensive, data.cheap, model_factory=factory, settings=request.settings,
+                              initial_model=warm.get("model", initial), log=log.append, replay=data.replay)
     return train_asteroid(
         method,
-        data["expensive"],
-        cheap=data["cheap"],
-        unlabelled=data["unlabelled"],
+        data.expensive,
+        cheap=data.cheap,
+        unlabelled=data.unlabelled,
         model_factory=factory,
         settings=request.settings,
         initial_model=initial,
         log=log.append,
         map_fn=worker_map,
         warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
-        replay=data["replay"],
+        replay=data.replay,
     )
 
 
@@ -459,6 +474,7 @@ def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDa
     ``FINAL_RETRAIN_TOLERANCE`` worse than the incumbent's. The second value says what was rejected (None: the
     retrained model is kept)."""
     val = expensive.subset(result.splits["expensive_val"])
+    assert request.incumbent is not None  # train_task compares only with an incumbent
     incumbent, meta = model_from_bytes(request.incumbent)
     incumbent = learned_part(incumbent)  # ``val`` holds the learned part's targets with a baseline
     kept = evaluate_model(incumbent, val)

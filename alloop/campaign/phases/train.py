@@ -78,7 +78,9 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     plan = ctx.settings.training
     initial = None
     if plan.from_checkpoint:  # the store's copy of the file's model (prepared by run())
-        initial = ctx.store.checkpoint(originals.stored_version(ctx.store))[0]
+        version = originals.stored_version(ctx.store)
+        assert version is not None  # run() stored the original
+        initial = ctx.store.checkpoint(version)[0]
     # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
     # labels starts from the bootstrap model too, but with the full budget and learning rate; with
     # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget

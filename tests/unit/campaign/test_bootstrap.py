@@ -20,7 +20,7 @@ def _diatomic_hessian(k: float) -> np.ndarray:
 def test_rattle_is_seeded_and_has_the_amplitude(ethanol):
     a = rattle_samples(ethanol, 200, 0.05, seed=1)
     b = rattle_samples(ethanol, 200, 0.05, seed=1)
-    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b))
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b, strict=True))
     disp = np.stack([s.positions - ethanol.positions for s in a])
     assert abs(disp.std() - 0.05) < 0.003
 
@@ -56,7 +56,7 @@ def test_md_samples_of_a_harmonic_well_follow_equipartition():
     assert abs(np.mean(x**2) * k / (KB_EV_PER_K * temperature) - 1.0) < 0.1
     again = md_samples(atom, forces, 5, temperature, seed=3, timestep_fs=0.5, friction_per_fs=0.2,
                        equilibration_fs=50.0, spacing_fs=20.0)
-    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, samples))
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(again, samples, strict=False))
     with pytest.raises(ValueError, match="spacing_fs"):
         md_samples(atom, forces, 5, temperature, seed=3, timestep_fs=0.5, spacing_fs=0.1)
 

@@ -9,7 +9,6 @@ import pytest
 from ase.build import molecule
 
 from alloop.campaign.phases import evaluation
-from alloop.store import evaluation_records as records
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.errors import AlloopError
@@ -17,6 +16,7 @@ from alloop.io import attach_label, read_labelled, write_extxyz
 from alloop.potentials.checkpoint import checkpoint_to_bytes
 from alloop.potentials.registry import build_model
 from alloop.report import write_report
+from alloop.store import evaluation_records as records
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.training.data import FrameDataset

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from ase.build import molecule
 
-from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
 from alloop.campaign.phases.evaluation import score_model
+from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from alloop.campaign.execution.jobkeeper import JobKeeper, JobWatch, job_worker_names, lost_jobs
@@ -211,7 +210,8 @@ def test_ctrl_c_still_interrupts_once_dask_jobqueue_is_imported():
     import subprocess
     import sys
 
-    code = ("import signal; from alloop.campaign.execution.jobqueue import cluster_option_names; cluster_option_names('slurm'); "
+    code = ("import signal; from alloop.campaign.execution.jobqueue import cluster_option_names; "
+            "cluster_option_names('slurm'); "
             "import dask_jobqueue.runner; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
             "signal.raise_signal(signal.SIGINT)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

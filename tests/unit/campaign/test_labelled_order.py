@@ -37,9 +37,9 @@ def test_labelled_arrays_in_frame_order_whatever_the_completion_order(tmp_path):
     np.testing.assert_array_equal(a.frame_ids, ids)
     np.testing.assert_array_equal(b.frame_ids, ids)
     np.testing.assert_array_equal(a.energy, b.energy)
-    for x, y in zip(a.forces, b.forces):
+    for x, y in zip(a.forces, b.forces, strict=True):
         np.testing.assert_array_equal(x, y)
-    for x, y in zip(a.positions, b.positions):
+    for x, y in zip(a.positions, b.positions, strict=True):
         np.testing.assert_array_equal(x, y)
     assert a.energy[0] == -100.0 and a.energy[5] == -105.0
 

@@ -77,7 +77,7 @@ def test_forgetting_is_scored_against_the_stored_original(tmp_path, sevennet0_bl
     scores = {}
     for name, base in (("honest", sevennet0_blob), ("tampered", _tampered(sevennet0_blob))):
         with CampaignStore.create(tmp_path / name) as store:
-            original.store_original(store, lambda: base)
+            original.store_original(store, lambda base=base: base)
             loaded = original.prepare(store, cfg, water, lambda _: None)  # finds the stored one, never rebuilds
             version = _store_model(store, sevennet0_blob)
             scores[name] = original.forgetting_columns(store, loaded, version)

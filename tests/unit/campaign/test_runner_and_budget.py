@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.phases.budget import cycle_quota
 from alloop.campaign.loop.progress import Progress
+from alloop.campaign.phases.budget import cycle_quota
 from alloop.campaign.phases.settings import campaign_settings
 from alloop.cli import main
 from alloop.config import load_campaign
@@ -57,7 +57,8 @@ def test_quota_follows_label_limits_and_cpu_budget(tmp_path, campaign_file):
     fids = {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}
     limits = campaign_settings(cfg).budget
     with CampaignStore.create(tmp_path / "s.zarr", cfg.to_dict()) as store:
-        assert cycle_quota(limits, store, fids).n_cheap == 10  # nothing spent: per-cycle caps (planned cost 10x1 + 4x10 < 100)
+        # nothing spent: per-cycle caps (planned cost 10x1 + 4x10 < 100)
+        assert cycle_quota(limits, store, fids).n_cheap == 10
         water = molecule("H2O")
         ids = store.add_frames([water] * 25)
         store.add_labels(fids["cheap"], ids[:25], [_label(fids["cheap"], 3, 1.0)] * 25)

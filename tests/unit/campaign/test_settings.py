@@ -5,8 +5,8 @@ from __future__ import annotations
 import pickle
 
 from alloop.campaign.phases.settings import campaign_settings
-from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
+from alloop.training.recipe import asteroid_settings
 
 
 def _cfg(**sections) -> CampaignConfig:

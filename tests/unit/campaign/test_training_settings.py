@@ -1,9 +1,10 @@
-"""The training recipe (alloop.training.recipe.asteroid_settings): budgets and learning rates of cold, warm and final trainings."""
+"""The training recipe (alloop.training.recipe.asteroid_settings): budgets and learning rates of cold, warm and final
+trainings."""
 
 from __future__ import annotations
 
-from alloop.training.recipe import asteroid_settings
 from alloop.config import CampaignConfig
+from alloop.training.recipe import asteroid_settings
 
 
 def _training(**keys):

@@ -30,7 +30,8 @@ def test_defaults(tmp_path):
     assert (m.preset, m.architecture, m.n_layers, m.hidden_features, m.cutoff_A) == ("small", "egnn", 3, 64, 5.0)
     assert cfg.md.temperature_K == 500 and cfg.md.timestep_fs == 0.5 and cfg.md.temperature_range_K == (0.0, 1500.0)
     assert cfg.uncertainty.n_components == 5 and cfg.uncertainty.limit == "empirical"
-    assert cfg.training.gamma_grid == (1.0,) and cfg.training.energy_weight == 0.5 and cfg.training.stage_steps() == (3000, 1000)
+    assert cfg.training.gamma_grid == (1.0,) and cfg.training.energy_weight == 0.5
+    assert cfg.training.stage_steps() == (3000, 1000)
     assert cfg.training.warm_start and cfg.training.loss == "mse"
     assert cfg.schedule.bootstrap.method == "rattle" and cfg.schedule.bootstrap.amplitude_A == 0.05
     assert cfg.execution.cluster is not None and cfg.execution.cluster.kind == "local"
@@ -188,7 +189,8 @@ def test_empty_sections_and_nulls_mean_defaults(tmp_path):
 def test_null_switches_off_the_energy_window_and_the_ema(tmp_path):
     """For the keys whose documented ``null`` means "none", null is not the default (10 sigma, decay 0.99)."""
     path = tmp_path / "off.yaml"
-    path.write_text("system: {structures: H2O}\nselection: {energy_window_sigma: null}\ntraining: {ema_decay: null, rollback_factor: null}\n")
+    path.write_text("system: {structures: H2O}\nselection: {energy_window_sigma: null}\n"
+                    "training: {ema_decay: null, rollback_factor: null}\n")
     cfg = load_campaign(path)
     assert cfg.selection.energy_window_sigma is None and cfg.training.ema_decay is None
     assert cfg.training.rollback_factor is None and make(tmp_path).training.rollback_factor == 2.0

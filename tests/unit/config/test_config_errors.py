@@ -42,7 +42,10 @@ CASES = [
     ({"md": {"max_bond_stretch": 0.9}}, r"^md\.max_bond_stretch: must be > 1 \(got 0\.9\)$"),
     ({"uncertainty": {"alpha": 1.5}}, r"^uncertainty\.alpha: must be < 1 \(got 1\.5\)$"),
     ({"uncertainty": {"score_quantile": 0}}, r"^uncertainty\.score_quantile: must be > 0 \(got 0\)$"),
-    ({"uncertainty": {"limit": "hotelling"}}, r"^uncertainty\.limit: must be 'empirical', 'empirical-frame' or 'jackson-mudholkar'"),
+    (
+        {"uncertainty": {"limit": "hotelling"}},
+        r"^uncertainty\.limit: must be 'empirical', 'empirical-frame' or 'jackson-mudholkar'",
+    ),
     ({"training": {"validation_fraction": 1.0}}, r"^training\.validation_fraction: must be < 1 \(got 1\.0\)$"),
     ({"training": {"gamma_grid": [0.5, -1]}}, r"^training\.gamma_grid: every gamma must be > 0"),
     ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
@@ -110,7 +113,8 @@ CASES = [
     ),
     (
         {"schedule": {"bootstrap": {"method": "md", "level": "b3lyp-svp"}}},
-        r"^schedule\.bootstrap\.level: bootstrap MD runs on a GFN-xTB surface \(gfn1-xtb, gfn2-xtb\), not the pyscf fidelity ",
+        r"^schedule\.bootstrap\.level: bootstrap MD runs on a GFN-xTB surface \(gfn1-xtb, gfn2-xtb\), "
+        r"not the pyscf fidelity ",
     ),
     (
         {"schedule": {"bootstrap": {"spacing_fs": 50}}},
@@ -126,7 +130,8 @@ CASES = [
     ),
     (
         {"schedule": {"max_labels": {"expensive": 3}}},
-        r"^schedule\.max_labels\.expensive: 3 is fewer than the bootstrap alone needs \(schedule\.bootstrap\.n_expensive = 8\)$",
+        r"^schedule\.max_labels\.expensive: 3 is fewer than the bootstrap alone needs "
+        r"\(schedule\.bootstrap\.n_expensive = 8\)$",
     ),
     (
         {"selection": {"max_expensive_per_cycle": 0}, "schedule": {"bootstrap": {"n_expensive": 0}}},
@@ -139,7 +144,10 @@ CASES = [
         r"^schedule\.mode: asynchronous mode overlaps a cycle's training .* \(use strategy: periodic or mode: synchronous\)",
     ),
     ({"system": {"spin": 1}}, r"^system\.spin: 10 electrons in the structure \(H2O, charge 0\) cannot have spin \(2S\) = 1"),
-    ({"system": {"charge": 1}}, r"^system\.spin: 9 electrons in the structure \(H2O, charge 1\) cannot have spin \(2S\) = 0"),
+    (
+        {"system": {"charge": 1}},
+        r"^system\.spin: 9 electrons in the structure \(H2O, charge 1\) cannot have spin \(2S\) = 0",
+    ),
     ({"system": {"charge": 10}}, r"^system\.charge: leaves 0 electrons"),
     ({"system": {"spin": -2}}, r"^system\.spin: must be >= 0 \(got -2\)$"),
     ({"system": {"structures": "missing.xyz"}}, r"^system\.structures: file not found: .*/missing\.xyz"),
@@ -156,8 +164,14 @@ CASES = [
         {"fidelities": {"expensive": {"preset": "b3lyp-svp", "method": "nonsense"}}},
         r"^fidelities\.expensive\.method: unknown method 'nonsense'",
     ),
-    ({"fidelities": {"cheap": {"method": "hf", "basis": "sto-3g", "colour": 1}}}, r"^fidelities\.cheap\.colour: unknown key"),
-    ({"fidelities": {"cheap": {"preset": "hf-sto3g", "charge": 2}}}, r"^fidelities\.cheap\.charge: set by system\.charge \(0\)"),
+    (
+        {"fidelities": {"cheap": {"method": "hf", "basis": "sto-3g", "colour": 1}}},
+        r"^fidelities\.cheap\.colour: unknown key",
+    ),
+    (
+        {"fidelities": {"cheap": {"preset": "hf-sto3g", "charge": 2}}},
+        r"^fidelities\.cheap\.charge: set by system\.charge \(0\)",
+    ),
     ({"fidelities": {"cheap": ["hf"]}}, r"^fidelities\.cheap: must be a mapping \(got \['hf'\]\)$"),
     ({"execution": {"address": "tcp://h:1", "scheduler_file": "s.json"}}, r"^execution\.scheduler_file: give either"),
     ({"execution": {"address": "tcp://h:1", "cluster": "local"}}, r"^execution\.cluster: not used with execution\.address"),
@@ -203,7 +217,8 @@ def test_fidelity_basis_coverage(tmp_path):
         r"^fidelities\.expensive: fidelity 'ccsdt-dz': basis 'cc-pvdz' does not cover element K$",
     )
     write(xyz, Atoms("Xe2", positions=[[0, 0, 0], [0, 0, 4.4]]))
-    reject(tmp_path, {"system": {"structures": str(xyz)}}, r"^fidelities\.cheap: .*basis 'sto-3g' does not cover element Xe$")
+    reject(tmp_path, {"system": {"structures": str(xyz)}},
+           r"^fidelities\.cheap: .*basis 'sto-3g' does not cover element Xe$")
 
 
 def test_structures_too_close_or_periodic(tmp_path):

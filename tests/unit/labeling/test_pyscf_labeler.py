@@ -26,7 +26,7 @@ def rattled(name: str, seed: int, scale: float = 0.05) -> Atoms:
 def direct_pyscf(atoms: Atoms, method: str, basis: str, charge: int = 0, spin: int = 0) -> tuple[float, np.ndarray]:
     """Energy (eV) and forces (eV/A) from PySCF objects built here, independently of alloop."""
     mol = gto.M(
-        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions)],
+        atom=[(s, tuple(p)) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
         unit="Angstrom",
         basis=basis,
         charge=charge,

@@ -61,7 +61,8 @@ def test_labels_equal_pyscf_called_directly(fidelity, labeler):
     result = labeler.label(atoms)
     assert result.ok, result.reason
     cell = gto.Cell()
-    cell.atom = [(int(z), tuple(p)) for z, p in zip(atoms.numbers, atoms.positions)]  # Angstrom, PySCF's default
+    # Angstrom, PySCF's default
+    cell.atom = [(int(z), tuple(p)) for z, p in zip(atoms.numbers, atoms.positions, strict=True)]
     cell.a = atoms.cell.array
     cell.basis, cell.pseudo, cell.ke_cutoff, cell.verbose = "gth-szv", "gth-pbe", 80.0, 0
     cell.build()

@@ -40,7 +40,8 @@ def test_guard_reasons(ethanol):
     pos[2, 5] = pos[2, 4] + [0.3, 0.0, 0.0]  # two atoms 0.3 A apart
     t_avg = np.array([500.0, 500.0, 500.0, 1200.0])
     reasons = guards.check(pos, forces, t_avg)
-    assert [r.code for r in reasons] == ["non_finite_forces", "bond_stretched", "atoms_too_close", "temperature_out_of_range"]
+    assert [r.code for r in reasons] == ["non_finite_forces", "bond_stretched", "atoms_too_close",
+                                         "temperature_out_of_range"]
     assert guards.check(np.stack([ethanol.positions]), np.zeros((1, 9, 3)), np.array([600.0])) == [None]
 
 

@@ -44,7 +44,7 @@ def _tblite(atoms, method: str) -> tuple[float, np.ndarray]:
 def test_baseline_is_tblite(molecules, fidelity, method):
     energies, forces, reasons = Baseline(fidelity).compute(molecules)
     assert reasons == ["", "", ""]
-    for atoms, e, f in zip(molecules, energies, forces):
+    for atoms, e, f in zip(molecules, energies, forces, strict=True):
         want_e, want_f = _tblite(atoms, method)
         assert e == pytest.approx(want_e, abs=1e-6)
         np.testing.assert_allclose(f, want_f, atol=1e-5)
@@ -136,7 +136,8 @@ def test_uncertainty_bias_forces_of_a_delta_model_against_finite_differences(eth
         frames.append(a)
     offsets = np.arange(13) * len(ethanol)
     numbers = np.tile(ethanol.numbers, 12)
-    uq = QResidualModel.fit(numbers, predict_features(delta, frames), offsets, QResidualSettings(n_components=2, min_element_atoms=5))
+    uq = QResidualModel.fit(numbers, predict_features(delta, frames), offsets,
+                            QResidualSettings(n_components=2, min_element_atoms=5))
     bias = QResidualBias(uq, BiasSettings(strength_eV=0.3))
     probe = frames[0].copy()
     probe.positions += rng.normal(scale=0.1, size=probe.positions.shape)

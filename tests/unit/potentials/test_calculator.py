@@ -7,8 +7,8 @@ import pytest
 import torch
 from ase import units
 from ase.calculators.calculator import PropertyNotImplementedError
-from ase.md.verlet import VelocityVerlet
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.verlet import VelocityVerlet
 
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.calculator import PotentialCalculator

@@ -44,7 +44,8 @@ def test_float64_round_trip_is_bitwise(tmp_path, water, ethanol):
     assert torch.equal(loaded.atomic_energies, model.atomic_energies)
     assert loaded.atomic_energies.dtype == torch.float64
     assert got == meta  # references come back with integer Z keys
-    for a, b in zip(_predict(model, [water, ethanol], torch.float64), _predict(loaded, [water, ethanol], torch.float64)):
+    for a, b in zip(_predict(model, [water, ethanol], torch.float64), _predict(loaded, [water, ethanol], torch.float64),
+                    strict=True):
         assert torch.equal(a, b)
     assert os.listdir(tmp_path / "ckpt") == ["model.safetensors"]  # no temporary file left behind
 
@@ -55,7 +56,7 @@ def test_float32_round_trip_keeps_dtype_and_float64_references(water):
     assert meta == {"energy_references": {}}
     assert next(loaded.parameters()).dtype == torch.float32
     assert loaded.atomic_energies.dtype == torch.float64 and torch.equal(loaded.atomic_energies, model.atomic_energies)
-    for a, b in zip(_predict(model, [water], torch.float32), _predict(loaded, [water], torch.float32)):
+    for a, b in zip(_predict(model, [water], torch.float32), _predict(loaded, [water], torch.float32), strict=True):
         assert torch.equal(a, b)
 
 

@@ -102,7 +102,7 @@ def test_seeded_initialisation_is_reproducible_and_leaves_global_rng_alone():
     torch.manual_seed(123)
     a, b, c = _tiny(seed=5), _tiny(seed=5), _tiny(seed=6)
     assert torch.rand(1).item() == expected_next.item()
-    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values()):
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(pa, pb), name
     assert not torch.equal(a.embedding.weight, c.embedding.weight)
 

@@ -42,7 +42,7 @@ def test_atoms_and_packed_frames_give_identical_numbers():
     model = build_model("egnn", [1, 6, 8], seed=0)
     frames = _frames()
     packed = FrameDataset.from_atoms(frames, labelled=False)
-    for a, b in zip(predict(model, frames, 4), predict(model, packed, 4)):
+    for a, b in zip(predict(model, frames, 4), predict(model, packed, 4), strict=True):
         assert np.array_equal(a, b)
     assert np.array_equal(predict_features(model, frames, 4), predict_features(model, packed, 4))
     assert np.array_equal(frame_offsets(frames), packed.offsets)

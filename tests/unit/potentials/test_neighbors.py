@@ -34,7 +34,7 @@ def test_cell_list_path_matches_brute_force():
     pos = batch.positions.numpy()
     expected = sum(
         int(((np.linalg.norm(pos[a:b, None] - pos[None, a:b], axis=-1) < 3.0).sum()) - (b - a))
-        for a, b in zip(batch.ptr[:-1].tolist(), batch.ptr[1:].tolist())
+        for a, b in zip(batch.ptr[:-1].tolist(), batch.ptr[1:].tolist(), strict=True)
     )
     assert expected == len(brute_dist)
 

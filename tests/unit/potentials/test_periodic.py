@@ -40,11 +40,11 @@ def test_pairs_equal_ase_neighbour_list(cells, cutoff):
     batch = AtomsBatch.from_atoms([*cells, molecule("CH3CH2OH")], dtype=torch.float64)
     edge_index, vec, dist = neighbor_pairs(batch, cutoff)
     offset = 0
-    got = sorted(zip(edge_index[1].tolist(), np.round(dist.numpy(), 9).tolist()))
+    got = sorted(zip(edge_index[1].tolist(), np.round(dist.numpy(), 9).tolist(), strict=True))
     want = []
     for atoms in [*cells, molecule("CH3CH2OH")]:
         i, d = neighbor_list("id", atoms, cutoff)
-        want += [(int(a) + offset, round(float(x), 9)) for a, x in zip(i, d) if x < cutoff]
+        want += [(int(a) + offset, round(float(x), 9)) for a, x in zip(i, d, strict=True) if x < cutoff]
         offset += len(atoms)
     assert got == sorted(want)
     assert (dist > 0).all() and vec.shape == (dist.numel(), 3)

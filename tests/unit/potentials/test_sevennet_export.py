@@ -102,7 +102,8 @@ def test_finetuned_sevennet0_through_sevenns_calculator(finetuned0, tmp_path):
     _assert_same(finetuned0, calc, structures)
     # the comparison is with the fine-tuned weights, not the packaged SevenNet-0
     pretrained = SevenNet([1, 6, 8], base="7net-0")
-    moved = pretrained(AtomsBatch.from_atoms(structures[1:])).forces - finetuned0(AtomsBatch.from_atoms(structures[1:])).forces
+    moved = (pretrained(AtomsBatch.from_atoms(structures[1:])).forces
+             - finetuned0(AtomsBatch.from_atoms(structures[1:])).forces)
     assert moved.abs().max() > 1e-2
     with pytest.raises(ValueError, match="not.*know"):  # the other 86 elements are gone
         Atoms("N2", positions=[[0, 0, 0], [0, 0, 1.1]], calculator=calc).get_forces()

@@ -102,7 +102,7 @@ def test_checkpoint_round_trip_is_bit_exact_for_both_heads(tmp_path, molecules):
     assert theirs["head_energies"].dtype == torch.float64
     assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in loaded.parameters()]
     assert loaded.head_references("cheap") == {1: -12.5, 6: REFS["cheap"][1], 8: REFS["cheap"][2]}
-    assert loaded.head_references("expensive") == dict(zip((1, 6, 8), REFS["expensive"]))
+    assert loaded.head_references("expensive") == dict(zip((1, 6, 8), REFS["expensive"], strict=True))
     assert meta["energy_references"] == {"x": {1: -1.0}}
 
 

@@ -91,7 +91,7 @@ def test_labels_of_a_new_fidelity_go_to_the_known_frames(tmp_path, capsys):
         mp2 = store.labels("mp2-dz")
         assert sorted(mp2.frame_id.tolist()) == [1, 2, 3]
         assert store.labels("hf-sto3g").frame_id.tolist() == [0, 1, 2]
-        by_frame = dict(zip(mp2.frame_id.tolist(), mp2.energy.tolist()))
+        by_frame = dict(zip(mp2.frame_id.tolist(), mp2.energy.tolist(), strict=True))
         assert by_frame == {1: frames[1].get_potential_energy(), 2: frames[2].get_potential_energy(),
                             3: frames[3].get_potential_energy()}
     exported = tmp_path / "mp2-out.extxyz"

@@ -28,7 +28,7 @@ def _labelled(n: int) -> list[Atoms]:
 
 def _same(a: list[Atoms], b: list[Atoms]) -> bool:
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert np.array_equal(x.numbers, y.numbers) and np.array_equal(x.positions, y.positions)
         assert x.get_potential_energy() == y.get_potential_energy()
         assert np.array_equal(x.get_forces(), y.get_forces())

@@ -17,9 +17,8 @@ from store_helpers import make_frame, make_label
 
 from alloop.cli import main
 from alloop.errors import StoreError
-from alloop.store import CampaignStore, store_path
+from alloop.store import CampaignStore, durable, store_path
 from alloop.store import campaign as campaign_module
-from alloop.store import durable
 from alloop.store.integrity import EVERY_CHUNK_ATTR
 
 N_FRAMES, N_LABELLED = 12, 8

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import zarr
 from ase import Atoms
+from store_helpers import make_frame, make_label
 
 from alloop.errors import StoreError
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.store import CampaignStore, FrameFlag
 from alloop.store import columns as columns_module
-from store_helpers import make_frame, make_label
 
 
 def test_frames_of_different_sizes_round_trip(tmp_path, water, ethanol):
@@ -30,7 +30,7 @@ def test_frames_of_different_sizes_round_trip(tmp_path, water, ethanol):
     with CampaignStore.open(tmp_path / "s") as store:
         assert store.config == {"seed": 7} and store.record["cycle"] == 0 and store.record["phase"] == "explore"
         got = store.get_frames()
-        for a, b in zip(frames, got):
+        for a, b in zip(frames, got, strict=True):
             assert np.array_equal(a.numbers, b.numbers) and np.array_equal(a.positions, b.positions)
             assert np.array_equal(a.cell.array, b.cell.array) and np.array_equal(a.pbc, b.pbc)
         assert [a.info["frame_id"] for a in store.get_frames([2, 0, 2])] == [2, 0, 2]
@@ -71,7 +71,7 @@ def test_growth_beyond_initial_capacity(tmp_path, monkeypatch):
     assert group["frames/n_atoms"].shape[0] >= 300 and group["frames/positions"].shape[0] >= sum(len(f) for f in frames)
     with CampaignStore.open(tmp_path / "s") as store:
         assert store.n_frames == 300 and store.frame_meta()["md_step"].tolist() == list(range(300))
-        for a, b in zip(frames, store.get_frames()):
+        for a, b in zip(frames, store.get_frames(), strict=True):
             assert np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers)
 
 
@@ -156,7 +156,7 @@ def test_uncommitted_data_is_invisible_after_reopen_even_if_flushed(tmp_path, mo
         store.commit()
     with CampaignStore.open(path) as store:
         expected = [make_frame(k) for k in [0, 1, 2, 3, 4, 200, 201, 202]]
-        for a, b in zip(expected, store.get_frames()):
+        for a, b in zip(expected, store.get_frames(), strict=True):
             assert np.array_equal(a.positions, b.positions) and np.array_equal(a.numbers, b.numbers)
         table = store.labels(cheap)
         assert table.frame_id.tolist() == [0, 1, 2, 6]

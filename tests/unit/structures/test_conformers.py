@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.conformers import (basin_index, basin_name, basin_populations, conformer_starts, dihedrals, find_rotors,
-                               frame_basins, rotate)
+from alloop.conformers import (
+    basin_index,
+    basin_name,
+    basin_populations,
+    conformer_starts,
+    dihedrals,
+    find_rotors,
+    frame_basins,
+    rotate,
+)
 
 
 def test_ethanol_has_one_rotor_that_matters_and_a_symmetric_methyl() -> None:

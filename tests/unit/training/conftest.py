@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from training_synthetic import label_frames, perturbed, truth_potential
 
 

@@ -1,16 +1,15 @@
 import numpy as np
 import pytest
+from training_synthetic import label_frames, perturbed, truth_potential
 
-from alloop.potentials.inference import predict
 import alloop.training.asteroid as asteroid_module
 from alloop.errors import AlloopError
+from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
 from alloop.training.bias import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 NAMES = ["H2O", "CH4", "CH3CH2OH"]
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}
@@ -48,7 +47,8 @@ def test_asteroid_bias_weights_and_references(data):
     _, forces = predict(r.bias_model, cheap.subset([4]))
     assert r.bias[4] == pytest.approx(np.abs(forces - cheap.forces[cheap.frame_slice(4)]).mean(), rel=1e-6)
     assert r.bias[20:].mean() > 2 * r.bias[:20].mean()  # the corrupted frames are recognised
-    assert r.gamma in gamma_candidates(r.bias, (0.5, 2.0)) and set(r.gamma_scores) == set(gamma_candidates(r.bias, (0.5, 2.0)))
+    candidates = gamma_candidates(r.bias, (0.5, 2.0))
+    assert r.gamma in candidates and set(r.gamma_scores) == set(candidates)
     assert np.allclose(r.weights, np.exp(-r.bias / r.gamma))
     # one set of references per fidelity; the final model carries the expensive ones
     assert r.references["cheap"][8] != pytest.approx(r.references["expensive"][8], abs=1.0)
@@ -71,7 +71,8 @@ def test_a_forgotten_load_is_caught(data, monkeypatch):
     expensive, cheap = data
     monkeypatch.setattr(asteroid_module, "_start_from", lambda model: PairPotential([1, 6, 8], seed=123))
     with pytest.raises(RuntimeError, match="stage-2 weights were not loaded"):
-        train_asteroid("asteroid-no-weights", expensive, cheap.subset(range(20)), model_factory=_factory, settings=_settings())
+        train_asteroid("asteroid-no-weights", expensive, cheap.subset(range(20)), model_factory=_factory,
+                       settings=_settings())
 
 
 def test_stage2_can_start_from_a_given_model_without_changing_it(data):

@@ -25,7 +25,8 @@ def test_errors_are_split_by_basin_and_add_up():
     energy, forces = predict(model, clean)
     noise = np.random.default_rng(0).normal(0.0, 0.1, forces.shape).reshape(12, 9, 3)
     noise[0::3] = 0.0  # the trans frames are labelled exactly by the model
-    labelled = [attach_label(a, e, f + n) for a, e, f, n in zip(frames, energy, forces.reshape(12, 9, 3), noise)]
+    labelled = [attach_label(a, e, f + n)
+                for a, e, f, n in zip(frames, energy, forces.reshape(12, 9, 3), noise, strict=True)]
     data = FrameDataset.from_atoms(labelled)
     basins = basin_metrics(model, data)
     assert set(basins) == {"trans", "gauche+", "gauche-"}

@@ -5,15 +5,14 @@ import json
 import numpy as np
 import pytest
 from ase.build import molecule
+from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import checkpoint_to_bytes, load_checkpoint
 from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
-
 from alloop.training.references import apply_references
-from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 NAMES = ["H2O", "CH4"]
 
@@ -170,6 +169,6 @@ def test_train_with_a_baseline_writes_a_delta_model_and_continues_it(files, tmp_
     capsys.readouterr()
     assert _train(files, "--method", "standard", "--init", str(out), "--baseline", "gfn2-xtb", "-o", str(again)) == 1
     assert "differs from the --init model's baseline gfn1-xtb" in capsys.readouterr().err
-    assert main(["train", "--expensive", str(files / "exp.extxyz"), "--model", "pair", "--baseline", "hf-sto3g", "--method", "standard",
-                 "-o", str(again)]) == 1
+    assert main(["train", "--expensive", str(files / "exp.extxyz"), "--model", "pair", "--baseline", "hf-sto3g",
+                 "--method", "standard", "-o", str(again)]) == 1
     assert "GFN-xTB" in capsys.readouterr().err

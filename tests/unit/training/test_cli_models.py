@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.config.training import PRETRAINED_DEFAULTS, TrainingConfig
@@ -15,8 +16,6 @@ from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model, model_preset
 from alloop.presets import load_preset, preset_names
 from alloop.training.data import FrameDataset
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 WATER_REFS = {1: -13.1, 6: -1030.4, 8: -2041.7}
 

@@ -79,7 +79,10 @@ def test_split_keeps_a_frame_on_each_side(mixed_frames):
 
 def test_shuffled_batches_are_seeded(mixed_frames):
     data = FrameDataset.from_atoms(mixed_frames)
-    order = lambda seed: [b.index.tolist() for b in data.batches(5, shuffle=True, seed=seed)]
+
+    def order(seed):
+        return [b.index.tolist() for b in data.batches(5, shuffle=True, seed=seed)]
+
     assert order(1) == order(1)
     assert order(1) != order(2)
     assert sorted(sum(order(1), [])) == list(range(24))

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.outside import DEFAULT_MOLECULES, forgetting_structures, outside_molecules, replay_structures
@@ -16,8 +17,6 @@ from alloop.training.forgetting import forgetting_scores
 from alloop.training.metrics import pseudo_labelled
 from alloop.training.references import without_element_offsets
 from alloop.training.trainer import TrainSettings, train
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 CHO = (1, 6, 8)
 WATER = [(1, 1, 8)]
@@ -41,7 +40,7 @@ def test_forgetting_and_replay_frames_are_different_draws():
     scored = forgetting_structures(molecules)
     assert len(scored) == 3 * len(molecules)
     again = forgetting_structures(molecules)  # a fixed set: no campaign seed
-    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(scored, again))
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(scored, again, strict=True))
     pool = replay_structures(molecules, seed=0)
     assert len(pool) == 32
     assert not any(np.allclose(a.positions, b.positions) for a in scored for b in pool if len(a) == len(b))

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
@@ -17,14 +18,12 @@ from alloop.training.metrics import evaluate_model, per_frame_errors
 from alloop.training.optim import WeightAverage, learning_rate
 from alloop.training.trainer import TrainSettings, fit_output_scale, force_rms, parameter_fingerprint, train
 
-from training_synthetic import label_frames, perturbed, truth_potential
-
 
 def test_warmup_then_cosine_reaches_min_lr():
     lrs = [learning_rate(k, 100, 1e-3, 1e-5, 10, "cosine") for k in range(101)]
     assert lrs[0] == pytest.approx(1e-4) and lrs[10] == pytest.approx(1e-3)
-    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11]))  # warm-up rises
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # cosine falls
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:11], strict=True))  # warm-up rises
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:], strict=False))  # cosine falls
     assert lrs[100] == pytest.approx(1e-5) and lrs[55] == pytest.approx(0.5 * (1e-3 + 1e-5))
     assert learning_rate(50, 100, 1e-3, 1e-5, 10, "none") == 1e-3
 
@@ -40,8 +39,8 @@ def test_weight_average_matches_a_direct_computation():
                 p.add_(torch.randn(p.shape, generator=gen))
         ema.update(model)
         d = min(0.9, (1 + t) / (10 + t))
-        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, model.parameters())]
-    for avg, e in zip(ema.model.parameters(), expected):
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, model.parameters(), strict=True)]
+    for avg, e in zip(ema.model.parameters(), expected, strict=True):
         torch.testing.assert_close(avg, e)
     assert not any(p.requires_grad for p in ema.model.parameters())
 

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
+from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.references import apply_references, element_counts, fit_references, model_references
-
-from training_synthetic import TRUE_REFS, label_frames, perturbed, truth_potential
 
 
 def test_recovers_known_element_energies():

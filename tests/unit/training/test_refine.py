@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.egnn import EGNN
@@ -16,7 +17,6 @@ from alloop.training.data import FrameDataset
 from alloop.training.refine import MAX_STEPS, RefineSettings, refine_representation
 from alloop.training.trainer import TrainSettings
 from alloop.training.two_head import train_two_head
-from training_synthetic import label_frames, perturbed, truth_potential
 
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}
 NAMES = ["H2O", "CH4", "CH3OH"]

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed
 
 from alloop.errors import AlloopError
 from alloop.outside import outside_molecules, replay_structures
@@ -17,8 +18,6 @@ from alloop.training.loss import eq1_loss
 from alloop.training.metrics import pseudo_labelled
 from alloop.training.replay import ReplayMix, replay_per_batch
 from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
-
-from training_synthetic import label_frames, perturbed
 
 CHO = [1, 6, 8]
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from training_synthetic import perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch
@@ -14,8 +15,6 @@ from alloop.training.score_matching import (
     train_score_matching,
 )
 from alloop.units import KB_EV_PER_K
-
-from training_synthetic import perturbed, truth_potential
 
 T = 500.0
 
@@ -116,7 +115,7 @@ def _h2_boltzmann(n: int, seed: int):
     u = rng.normal(size=(n, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     com = rng.normal(size=(n, 3))
-    frames = [Atoms("H2", positions=[c - 0.5 * x * d, c + 0.5 * x * d]) for x, d, c in zip(rs, u, com)]
+    frames = [Atoms("H2", positions=[c - 0.5 * x * d, c + 0.5 * x * d]) for x, d, c in zip(rs, u, com, strict=True)]
     return truth, frames
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.errors import AlloopError
@@ -19,9 +20,14 @@ from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.potentials.two_head import TwoHeadPotential
 from alloop.training.spectral_radius import (
-    choose_radius, laplacian_spectrum, mean_spectrum, padded, radius_grid, refine_radius_predict, spectral_distance,
+    choose_radius,
+    laplacian_spectrum,
+    mean_spectrum,
+    padded,
+    radius_grid,
+    refine_radius_predict,
+    spectral_distance,
 )
-from training_synthetic import label_frames, perturbed, truth_potential
 
 DATA = Path(__file__).resolve().parents[3] / "benchmarks" / "data"
 CUTOFF = 4.0

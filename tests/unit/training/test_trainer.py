@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.inference import predict
@@ -9,10 +10,15 @@ from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
 from alloop.training.references import apply_references, model_references, refit_references
 from alloop.training.trainer import (
-    MAX_FRESH_RESTARTS, RESTART_LR_FACTOR, STALL_MIN_STEPS, TrainSettings, parameter_fingerprint, stalled, train, train_fresh,
+    MAX_FRESH_RESTARTS,
+    RESTART_LR_FACTOR,
+    STALL_MIN_STEPS,
+    TrainSettings,
+    parameter_fingerprint,
+    stalled,
+    train,
+    train_fresh,
 )
-
-from training_synthetic import label_frames, perturbed, truth_potential
 
 # the settings of the trainer before the recipe (MAE, no EMA): short runs on tiny data converge with them
 FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01, loss="mae", ema_decay=None, scheduler="plateau", select="best")

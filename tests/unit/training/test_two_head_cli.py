@@ -5,13 +5,13 @@ from __future__ import annotations
 import ase.io
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.cli import main
 from alloop.io import write_extxyz
 from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
 from alloop.potentials.egnn import EGNN
 from alloop.potentials.two_head import TwoHeadPotential
-from training_synthetic import label_frames, perturbed, truth_potential
 
 HF, B3LYP = "fa1162a91ebb1963", "13a41035541800f0"  # hashes of the hf-sto3g and b3lyp-svp presets
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}
@@ -35,7 +35,7 @@ def files(tmp_path_factory):
     # new frames: cheap labels as energy/forces, expensive labels under other keys (written by ASE, which keeps them)
     new = _tagged(label_frames(perturbed(NAMES, 4, seed=2, sigma=0.15), cheap_truth, CHEAP_REFS), "hf-sto3g", HF)
     truth = label_frames(perturbed(NAMES, 4, seed=2, sigma=0.15), truth_potential())
-    for atoms, ref in zip(new, truth):
+    for atoms, ref in zip(new, truth, strict=True):
         atoms.info["b3lyp_energy"] = ref.get_potential_energy()
         atoms.arrays["b3lyp_forces"] = ref.get_forces()
     ase.io.write(d / "new.extxyz", new)
@@ -58,7 +58,8 @@ def test_train_two_head_writes_a_two_head_checkpoint(files, tmp_path, capsys):
     model, meta = load_checkpoint(files / "two.safetensors")
     assert isinstance(model, TwoHeadPotential) and model.active_head == "expensive"
     assert model.fidelities == {"cheap": {"tag": HF, "name": "hf-sto3g"}, "expensive": {"tag": B3LYP, "name": "b3lyp-svp"}}
-    assert meta["method"] == "two-head" and meta["two_head_mode"] == "frozen" and set(meta["stages"]) == {"cheap", "expensive"}
+    assert meta["method"] == "two-head" and meta["two_head_mode"] == "frozen"
+    assert set(meta["stages"]) == {"cheap", "expensive"}
     assert set(meta["energy_references"]) == {HF, B3LYP}
     out = tmp_path / "joint.safetensors"
     assert main(["train", "--expensive", str(files / "exp.extxyz"), "--cheap", str(files / "cheap.extxyz"),
@@ -88,7 +89,8 @@ def test_refine_refines_the_representation_and_reports_before_after(files, capsy
     after, meta = load_checkpoint(out)
     assert after.active_head == "expensive" and after.fidelities == before.fidelities
     for name in ("cheap", "expensive"):
-        assert all(torch.equal(a, b) for a, b in zip(before.heads[name].parameters(), after.heads[name].parameters()))
+        assert all(torch.equal(a, b)
+                   for a, b in zip(before.heads[name].parameters(), after.heads[name].parameters(), strict=True))
     (record,) = meta["refinements"]
     assert record["n_frames"] == 4 and record["steps"] == 5 and "expensive_after" in record
     assert record["reverted"] or record["prior_loss_after"] < record["prior_loss_before"]

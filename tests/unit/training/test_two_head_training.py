@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.egnn import EGNN
@@ -16,7 +17,6 @@ from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.trainer import TrainSettings
 from alloop.training.two_head import train_two_head
-from training_synthetic import label_frames, perturbed, truth_potential
 
 CHEAP_REFS = {1: -10.0, 6: -1000.0, 8: -2000.0}
 NAMES = ["H2O", "CH4", "CH3OH"]

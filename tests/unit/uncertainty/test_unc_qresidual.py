@@ -47,7 +47,8 @@ def test_frame_score_is_max_of_atom_ratios():
     group = model.groups[8]
     assert atoms["q"][2] == pytest.approx(group.pca.q_residual(feats[2:3])[0])
     assert atoms["q_ratio"][2] == pytest.approx(atoms["q"][2] / group.q_empirical)
-    quant = QResidualModel.fit(numbers, feats, ptr, QResidualSettings(n_components=3, frame_score="quantile", frame_quantile=0.5))
+    quant = QResidualModel.fit(numbers, feats, ptr,
+                               QResidualSettings(n_components=3, frame_score="quantile", frame_quantile=0.5))
     q_med = quant.frame_scores(numbers[:9], feats[:9], ptr[:2]).q[0]
     assert q_med == pytest.approx(np.median(quant.atom_scores(numbers[:9], feats[:9])["q_ratio"]))
 

@@ -110,12 +110,15 @@ def test_md_frames_scored_and_selected(ethanol):
     n, width = len(ethanol), model.feature_dim
     numbers = np.tile(ethanol.numbers, len(train["step"]))
     ptr = np.arange(len(train["step"]) + 1) * n
-    q_model = QResidualModel.fit(numbers, train["features"].reshape(-1, width), ptr, QResidualSettings(n_components=4, limit="empirical_frame", alpha=0.05))
-    hot = run_segment(model, ethanol, init_replicas(ethanol, 2, 2000.0, seed=1), 100, MDSettings(temperature_K=2000.0, friction_per_fs=0.05), record_every=5).stacked()
+    q_model = QResidualModel.fit(numbers, train["features"].reshape(-1, width), ptr,
+                                 QResidualSettings(n_components=4, limit="empirical_frame", alpha=0.05))
+    hot = run_segment(model, ethanol, init_replicas(ethanol, 2, 2000.0, seed=1), 100,
+                      MDSettings(temperature_K=2000.0, friction_per_fs=0.05), record_every=5).stacked()
     m = len(hot["step"])
     scores = q_model.frame_scores(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n)
     assert scores.flagged.mean() > 0.5  # hot frames are novel for a model of cold frames
-    desc = frame_descriptors(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n, [1, 6, 8])
+    desc = frame_descriptors(np.tile(ethanol.numbers, m), hot["features"].reshape(-1, width), np.arange(m + 1) * n,
+                             [1, 6, 8])
     sel = select_frames(scores.q, desc, hot["replica"], hot["step"], budget=5, min_spacing_steps=20)
     assert 1 <= len(sel) <= 5 and np.all(scores.q[sel.indices] > 1)
 
