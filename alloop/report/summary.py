@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from alloop.labeling.result import STATUS_FROM_CODE
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
 from alloop.store.evaluation_records import cycles_table
@@ -30,11 +31,13 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None)
     if evaluation is not None:
         lines.append(f"- evaluation set: {evaluation['n_frames']} frames of {evaluation['structures']} "
                      f"(SHA-256 {str(evaluation['sha256'])[:12]}); the eval columns are each model's errors on it")
-    lines += ["", "| fidelity | labels | ok | failed (by status) | CPU s |", "|---|---:|---:|---|---:|"]
+    lines += ["", "| fidelity | labels | ok | failed (by status) | CPU s | CPU s per label |",
+              "|---|---:|---:|---|---:|---:|"]
     for lab in info["labels"]:
         bad = ", ".join(f"{k} {v}" for k, v in lab["by_status"].items() if k != "ok" and v)
+        per = lab["cpu_seconds"] / lab["total"] if lab["total"] else float("nan")
         lines.append(f"| {lab['name']} | {lab['total']} | {lab['by_status']['ok']} | {bad or '-'} "
-                     f"| {lab['cpu_seconds']:.1f} |")
+                     f"| {lab['cpu_seconds']:.1f} | {per:.3g} |")
     failures = _failures(store)
     if failures:
         lines += ["", "Failed labels (first 20):", ""]
@@ -53,8 +56,27 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None)
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
                          f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} "
                          f"| {_coverage_cells(covered.get(int(c['model_version'][k]), {}))} |")
+    lines += _bias_table(store)
     lines += _basins_table(labelled_basins(store) if basins is None else basins)
     return "\n".join(lines) + "\n"
+
+
+def _bias_table(store: CampaignStore) -> list[str]:
+    """ASTEROID's bias B of the cheap frames per model version (the model that weighted them): how far the cheap
+    labels sit from what the expensive labels imply. Nothing when no training computed B."""
+    rows = tables.read(store, tables.BIAS)
+    if not rows or rows["B"].size == 0:
+        return []
+    lines = ["", "Bias B of the cheap frames against the model trained on expensive labels only (stage 1), per model "
+             "(eV/Å; the cheap level's real distance from the expensive one is what B should measure):", "",
+             "| model | cheap frames | median B | 10th-90th percentile | median weight w |", "|---:|---:|---:|---|---:|"]
+    for version in np.unique(rows["model_version"]):
+        this = rows["model_version"] == version
+        b, w = rows["B"][this], rows["w"][this]
+        lo, hi = np.percentile(b, [10, 90])
+        lines.append(f"| {int(version)} | {int(this.sum())} | {np.median(b):.3f} | {lo:.3f}-{hi:.3f} | "
+                     f"{np.median(w):.2f} |")
+    return lines
 
 
 def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
