@@ -167,8 +167,8 @@ class MDConfig(Section):
     uncertainty_bias_eV: float = Field(
         default=0.0, ge=0, le=100,
         description="uncertainty-driven MD: depth A (eV) of the bias E = -A (1 - exp(-s / scale)) on the smooth "
-                    "maximum s of the atoms' Q-residual ratios (alloop.md.bias), pulling replicas towards what the "
-                    "model does not know; 0: plain MD")
+                    "maximum s of the atoms' Q-residual ratios (alloop.md.uncertainty_bias), pulling replicas towards "
+                    "what the model does not know; 0: plain MD")
     uncertainty_bias_scale: float = Field(default=1.0, gt=0, description="the Q ratio s0 at which the bias "
                                                                           "reaches 63 % of its depth")
 

@@ -38,10 +38,10 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.md.bias import QResidualBias, biased_forces
 from alloop.md.guards import GuardFailure, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
+from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.structures import periodic_cell
 from alloop.units import FS
@@ -214,7 +214,7 @@ def run_segment(
     ``atoms`` gives the numbers and masses; the states give positions,
     velocities, steps and random streams (they are not modified). ``dtype`` is
     the dtype of the model's input (default: the model's parameter dtype).
-    ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.bias`) and records its energy per frame.
+    ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.uncertainty_bias`) and records its energy per frame.
     """
     if n_steps < 0 or record_every < 1:
         raise AlloopError(f"need n_steps >= 0 and record_every >= 1, got {n_steps} and {record_every}")
