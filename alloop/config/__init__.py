@@ -9,8 +9,9 @@ is ``<key path>: <reason>`` (one line per error), raised before anything runs.
 ``cfg.to_dict()`` is the fully resolved, JSON-serialisable form stored in the
 campaign store; ``CampaignConfig.from_dict`` reads it back to an equal config.
 
-The package is split by concept: :mod:`~alloop.config.science` (system,
-fidelities, model, MD, uncertainty, selection, schedule),
+The package is split by concept: :mod:`~alloop.config.system` (system,
+fidelities, model), :mod:`~alloop.config.exploration` (MD, uncertainty,
+selection), :mod:`~alloop.config.schedule` (cycles, stopping rules, bootstrap),
 :mod:`~alloop.config.training` (the training recipe and its defaults),
 :mod:`~alloop.config.execution` (cluster, threads, retries, store location),
 :mod:`~alloop.config.evaluation` (the fixed evaluation set),
@@ -34,19 +35,11 @@ if TYPE_CHECKING:
     from alloop.config.campaign import CampaignConfig
     from alloop.config.evaluation import EvaluationConfig
     from alloop.config.execution import ClusterConfig, ExecutionConfig, StoreConfig
+    from alloop.config.exploration import MDConfig, SelectionConfig, UncertaintyConfig
     from alloop.config.loading import apply_overrides, load_campaign, read_campaign_file
     from alloop.config.messages import format_validation_error
-    from alloop.config.science import (
-        BootstrapConfig,
-        FidelitiesConfig,
-        LabelLimits,
-        MDConfig,
-        ModelConfig,
-        ScheduleConfig,
-        SelectionConfig,
-        SystemConfig,
-        UncertaintyConfig,
-    )
+    from alloop.config.schedule import BootstrapConfig, LabelLimits, ScheduleConfig
+    from alloop.config.system import FidelitiesConfig, ModelConfig, SystemConfig
     from alloop.config.training import TrainingConfig
 
 #: public name -> the submodule that defines it
@@ -56,8 +49,9 @@ _HOMES = {
     **dict.fromkeys(("ClusterConfig", "ExecutionConfig", "StoreConfig"), "execution"),
     **dict.fromkeys(("apply_overrides", "load_campaign", "read_campaign_file"), "loading"),
     "format_validation_error": "messages",
-    **dict.fromkeys(("BootstrapConfig", "FidelitiesConfig", "LabelLimits", "MDConfig", "ModelConfig",
-                     "ScheduleConfig", "SelectionConfig", "SystemConfig", "UncertaintyConfig"), "science"),
+    **dict.fromkeys(("FidelitiesConfig", "ModelConfig", "SystemConfig"), "system"),
+    **dict.fromkeys(("MDConfig", "SelectionConfig", "UncertaintyConfig"), "exploration"),
+    **dict.fromkeys(("BootstrapConfig", "LabelLimits", "ScheduleConfig"), "schedule"),
     "TrainingConfig": "training",
 }
 

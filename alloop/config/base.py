@@ -1,4 +1,5 @@
-"""What every campaign config section shares: frozen pydantic models, null handling, paths, presets.
+"""What every campaign config section shares: frozen pydantic models, null handling, paths, presets, and the
+check that a level of theory is GFN-xTB (a model baseline, the surface of bootstrap MD).
 
 Each section is a small frozen model with defaults (``extra="forbid"``, units in
 field names). Relative paths resolve against ``base_dir`` from the validation
@@ -73,3 +74,14 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
+
+
+def gfn_xtb_preset(value: str, what: str, why: str) -> str:
+    """``value`` if it names a GFN-xTB fidelity preset, else ValueError "<what> (gfn1-xtb, gfn2-xtb), not ... (<why>)"
+    (an unknown preset: the FidelityError listing the known ones)."""
+    from alloop.fidelity import load_fidelity
+
+    family = load_fidelity(value).family
+    if family != "xtb":
+        raise ValueError(f"{what} (gfn1-xtb, gfn2-xtb), not the {family} fidelity '{value}' ({why})")
+    return value

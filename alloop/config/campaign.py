@@ -16,16 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
 from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.config.execution import ExecutionConfig, StoreConfig
+from alloop.config.exploration import MDConfig, SelectionConfig, UncertaintyConfig
 from alloop.config.messages import format_validation_error
-from alloop.config.science import (
-    FidelitiesConfig,
-    MDConfig,
-    ModelConfig,
-    ScheduleConfig,
-    SelectionConfig,
-    SystemConfig,
-    UncertaintyConfig,
-)
+from alloop.config.schedule import ScheduleConfig
+from alloop.config.system import FidelitiesConfig, ModelConfig, SystemConfig
 from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError

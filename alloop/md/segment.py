@@ -38,10 +38,10 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.md.bias import QResidualBias, biased_forces
 from alloop.md.guards import GuardFailure, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
+from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.structures import periodic_cell
 from alloop.units import FS
@@ -197,6 +197,106 @@ def wrap_positions(positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
     return (frac - np.floor(frac)) @ cell
 
 
+class _Replicas:
+    """The replicas of one segment while they run: positions, velocities and forces [R, n, 3], absolute steps,
+    running-average temperatures and random streams per replica, which are still active, why the others stopped,
+    each one's last stable state, and the frames recorded so far. The starting states are never modified."""
+
+    def __init__(self, states: Sequence[ReplicaState], masses: np.ndarray, guards: StabilityGuards | None,
+                 record_every: int) -> None:
+        self.states, self.masses, self.guards, self.record_every = states, masses, guards, record_every
+        self.inv_mass = (1.0 / masses)[:, None]
+        n_rep = len(states)
+        self.x = np.stack([s.positions for s in states])
+        self.v = np.stack([s.velocities for s in states])
+        self.forces = np.zeros_like(self.x)
+        self.steps = np.array([s.step for s in states], dtype=np.int64)
+        self.t_avg = np.array([s.temperature_avg_K for s in states], dtype=np.float64)
+        self.rngs = [s.generator() for s in states]
+        self.last_stable = [s.copy() for s in states]
+        self.reasons: list[GuardFailure | None] = [None] * n_rep
+        self.active = np.ones(n_rep, dtype=bool)
+        self.rec = _Recorder([[] for _ in range(n_rep)])
+
+    @property
+    def n_recorded(self) -> int:
+        return sum(len(frames) for frames in self.rec.frames)
+
+    def snapshot(self, r: int) -> ReplicaState:
+        """Replica ``r``'s current state."""
+        s = self.states[r]
+        return ReplicaState(self.x[r].copy(), self.v[r].copy(), int(self.steps[r]), self.rngs[r].bit_generator.state,
+                            float(self.t_avg[r]), s.restarts, dict(s.extra))
+
+    def start(self, evaluate: _Evaluator) -> int:
+        """Evaluate the starting states and check them (a failing one is recorded and stopped); returns the number
+        of features per atom."""
+        e, f, feat, eb = evaluate(self.x)
+        self.forces = f.copy()
+        self.check_and_record(np.arange(len(self.states)), e, f, feat, eb, None)
+        return int(feat.shape[-1])
+
+    def step(self, integrator: Integrator, evaluate: _Evaluator, cell: np.ndarray | None) -> bool:
+        """Advance every active replica by one step (drift, model call, kick), then check and record them; False
+        (nothing done) when no replica is active."""
+        idx = np.flatnonzero(self.active)
+        if idx.size == 0:
+            return False
+        xa, va = self.x[idx], self.v[idx]
+        integrator.drift(xa, va, self.forces[idx], self.inv_mass, [self.rngs[r] for r in idx])
+        if cell is not None:
+            xa = wrap_positions(xa, cell)
+        e, f, feat, eb = evaluate(xa)
+        integrator.kick(va, f, self.inv_mass)
+        self.x[idx], self.v[idx], self.forces[idx] = xa, va, f
+        self.steps[idx] += 1
+        if self.guards is not None:
+            self.t_avg[idx] = self.guards.update_temperature(self.t_avg[idx], kinetic_temperature(va, self.masses))
+        else:
+            self.t_avg[idx] = np.nan
+        self.check_and_record(idx, e, f, feat, eb, self.t_avg[idx])
+        return True
+
+    def check_and_record(self, idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, eb: np.ndarray,
+                         t: np.ndarray | None) -> None:
+        """Check replicas ``idx`` against the guards (``t``: their running-average temperatures; None at the start,
+        when only failing frames are recorded); record the frames due and the failing ones, stop those."""
+        failures = self.guards.check(self.x[idx], f, t) if self.guards is not None else [None] * idx.size
+        ke = kinetic_energy(self.v[idx], self.masses)
+        for k, r in enumerate(idx):
+            failed = failures[k] is not None
+            due = self.steps[r] % self.record_every == 0 and t is not None
+            if failed or due:
+                self.rec.add(r, int(self.steps[r]), self.x[r].copy(), float(e[k]), f[k].copy(), feat[k].copy(),
+                             float(ke[k]), failed, float(eb[k]))
+            if failed:
+                self.reasons[r], self.active[r] = failures[k], False
+            elif due:
+                self.last_stable[r] = self.snapshot(r)
+
+    def result(self, evaluate: _Evaluator, n_features: int, t_start: float) -> SegmentResult:
+        n_rep, n = self.x.shape[:2]
+        return SegmentResult(
+            trajectories=[self.rec.trajectory(r, n, n_features) for r in range(n_rep)],
+            final_states=[self.snapshot(r) for r in range(n_rep)],
+            last_stable_states=self.last_stable,
+            stop_reasons=self.reasons,
+            n_model_calls=evaluate.calls,
+            model_seconds=evaluate.seconds,
+            total_seconds=time.perf_counter() - t_start,
+        )
+
+
+def _check_segment_inputs(atoms: Atoms, states: Sequence[ReplicaState], n_steps: int, record_every: int) -> None:
+    if n_steps < 0 or record_every < 1:
+        raise AlloopError(f"need n_steps >= 0 and record_every >= 1, got {n_steps} and {record_every}")
+    if not states:
+        raise AlloopError("run_segment needs at least one replica state")
+    n = len(atoms)
+    if any(s.positions.shape != (n, 3) for s in states):
+        raise AlloopError(f"every replica state must hold {n} atoms like the molecule")
+
+
 def run_segment(
     model: Potential,
     atoms: Atoms,
@@ -214,84 +314,21 @@ def run_segment(
     ``atoms`` gives the numbers and masses; the states give positions,
     velocities, steps and random streams (they are not modified). ``dtype`` is
     the dtype of the model's input (default: the model's parameter dtype).
-    ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.bias`) and records its energy per frame.
+    ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.uncertainty_bias`) and records its energy per frame.
     """
-    if n_steps < 0 or record_every < 1:
-        raise AlloopError(f"need n_steps >= 0 and record_every >= 1, got {n_steps} and {record_every}")
-    if not states:
-        raise AlloopError("run_segment needs at least one replica state")
-    n = len(atoms)
-    if any(s.positions.shape != (n, 3) for s in states):
-        raise AlloopError(f"every replica state must hold {n} atoms like the molecule")
+    _check_segment_inputs(atoms, states, n_steps, record_every)
     t_start = time.perf_counter()
-    numbers, masses = atoms.numbers.copy(), atoms.get_masses().astype(np.float64)
-    inv_mass = (1.0 / masses)[:, None]
     integrator = settings.make_integrator()
     cell = periodic_cell(atoms)
-    evaluate = _Evaluator(model, numbers, dtype or model_dtype(model), bias, cell)
-
-    n_rep = len(states)
-    x = np.stack([s.positions for s in states])
-    v = np.stack([s.velocities for s in states])
-    steps = np.array([s.step for s in states], dtype=np.int64)
-    t_avg = np.array([s.temperature_avg_K for s in states], dtype=np.float64)
-    rngs = [s.generator() for s in states]
-    last_stable = [s.copy() for s in states]
-    reasons: list[GuardFailure | None] = [None] * n_rep
-    active = np.ones(n_rep, dtype=bool)
-    rec = _Recorder([[] for _ in range(n_rep)])
-
-    def snapshot(r: int) -> ReplicaState:
-        s = states[r]
-        return ReplicaState(
-            x[r].copy(), v[r].copy(), int(steps[r]), rngs[r].bit_generator.state, float(t_avg[r]), s.restarts, dict(s.extra)
-        )
-
-    def check_and_record(idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, eb: np.ndarray,
-                         t: np.ndarray | None) -> None:
-        failures = guards.check(x[idx], f, t) if guards is not None else [None] * idx.size
-        ke = kinetic_energy(v[idx], masses)
-        for k, r in enumerate(idx):
-            failed = failures[k] is not None
-            if failed or (steps[r] % record_every == 0 and t is not None):
-                rec.add(r, int(steps[r]), x[r].copy(), float(e[k]), f[k].copy(), feat[k].copy(), float(ke[k]), failed,
-                        float(eb[k]))
-            if failed:
-                reasons[r], active[r] = failures[k], False
-            elif steps[r] % record_every == 0 and t is not None:
-                last_stable[r] = snapshot(r)
-
-    idx = np.arange(n_rep)
-    e, f, feat, eb = evaluate(x)
-    forces = f.copy()
-    n_features = feat.shape[-1]
-    check_and_record(idx, e, f, feat, eb, None)
+    evaluate = _Evaluator(model, atoms.numbers.copy(), dtype or model_dtype(model), bias, cell)
+    replicas = _Replicas(states, atoms.get_masses().astype(np.float64), guards, record_every)
+    n_features = replicas.start(evaluate)
     for it in range(n_steps):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
+        if not replicas.step(integrator, evaluate, cell):
             break
-        xa, va = x[idx], v[idx]
-        integrator.drift(xa, va, forces[idx], inv_mass, [rngs[r] for r in idx])
-        if cell is not None:
-            xa = wrap_positions(xa, cell)
-        e, f, feat, eb = evaluate(xa)
-        integrator.kick(va, f, inv_mass)
-        x[idx], v[idx], forces[idx] = xa, va, f
-        steps[idx] += 1
-        t_avg[idx] = guards.update_temperature(t_avg[idx], kinetic_temperature(va, masses)) if guards else np.nan
-        check_and_record(idx, e, f, feat, eb, t_avg[idx])
         if progress is not None:
-            progress(MDProgress(it + 1, n_steps, int(active.sum()), sum(len(fr) for fr in rec.frames)))
-
-    return SegmentResult(
-        trajectories=[rec.trajectory(r, n, n_features) for r in range(n_rep)],
-        final_states=[snapshot(r) for r in range(n_rep)],
-        last_stable_states=last_stable,
-        stop_reasons=reasons,
-        n_model_calls=evaluate.calls,
-        model_seconds=evaluate.seconds,
-        total_seconds=time.perf_counter() - t_start,
-    )
+            progress(MDProgress(it + 1, n_steps, int(replicas.active.sum()), replicas.n_recorded))
+    return replicas.result(evaluate, n_features, t_start)
 
 
 def restart_replica(

@@ -111,6 +111,57 @@ def scratch_config(
     return config
 
 
+def _pretrained_net(
+    base: str, knobs: dict[str, int | None], sevenn_config: dict[str, Any] | None, cutoff: float | None
+) -> tuple[dict[str, Any], Any]:
+    """sevenn's config and network (an ``AtomGraphSequential``) of the pretrained model ``base``, which fixes the
+    size (``knobs``), the config and the cutoff."""
+    given = sorted(k for k, v in knobs.items() if v is not None)
+    if given or sevenn_config is not None:
+        raise ValueError(f"{', '.join(given) or 'sevenn_config'}: fixed by the pretrained model {base!r}")
+    checkpoint = _packaged_checkpoint(base)
+    config = checkpoint.config
+    if config.get("use_modality", False):
+        raise ValueError(f"{base!r} is a multi-fidelity SevenNet; alloop supports single-fidelity ones")
+    if cutoff is not None and float(cutoff) != float(config["cutoff"]):
+        raise ValueError(f"cutoff {cutoff} differs from {base!r}'s own {config['cutoff']} A")
+    return config, checkpoint.build_model()
+
+
+def _new_net(
+    elements: Sequence[int], knobs: dict[str, int | None], sevenn_config: dict[str, Any] | None,
+    cutoff: float | None, seed: int,
+) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """A new SevenNet of size ``knobs`` or of ``sevenn_config``, initialised from ``seed`` (the global RNG is
+    untouched): its config to record (species keys apart), sevenn's full config and the network."""
+    from sevenn.model_build import build_E3_equivariant_model
+
+    given = sorted(k for k, v in knobs.items() if v is not None)
+    if sevenn_config is not None and given:
+        raise ValueError(f"{', '.join(given)}: give either these or sevenn_config")
+    own_config = dict(sevenn_config) if sevenn_config is not None else scratch_config(cutoff, **knobs)
+    if cutoff is not None and float(cutoff) != float(own_config["cutoff"]):
+        raise ValueError(f"cutoff {cutoff} differs from sevenn_config's {own_config['cutoff']} A")
+    config = {**own_config, **_species_config(sorted({int(z) for z in elements}))}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = build_E3_equivariant_model(config)
+    return own_config, config, net
+
+
+def _check_options(elements: Sequence[int], type_map: dict[int, int], base: str | None, features: str,
+                   freeze_blocks: int, n_blocks: int) -> None:
+    """The elements are in the network's type map, ``features`` is a mode, ``freeze_blocks`` a number of blocks."""
+    unknown = [z for z in elements if z not in type_map]
+    if unknown:
+        name = base or "this SevenNet"
+        raise ValueError(f"elements {unknown} are not among the {len(type_map)} elements {name} knows")
+    if features not in FEATURE_MODES:
+        raise ValueError(f"features must be one of {FEATURE_MODES}, got {features!r}")
+    if int(freeze_blocks) != freeze_blocks or not 0 <= freeze_blocks <= n_blocks:
+        raise ValueError(f"freeze_blocks must be an integer in 0..{n_blocks}, got {freeze_blocks}")
+
+
 class SevenNet(Potential):
     """SevenNet (sevenn ``AtomGraphSequential``) as an alloop Potential (``registry_name = "sevennet"``).
 
@@ -146,44 +197,19 @@ class SevenNet(Potential):
         sevenn_version: str | None = None,
     ) -> None:
         import sevenn
-        from sevenn.model_build import build_E3_equivariant_model
 
         knobs = {"hidden_features": hidden_features, "n_layers": n_layers, "n_rbf": n_rbf, "lmax": lmax}
-        given = sorted(k for k, v in knobs.items() if v is not None)
         if sevenn_version is not None and sevenn_version != sevenn.__version__:
             warnings.warn(f"checkpoint built with sevenn {sevenn_version}, installed {sevenn.__version__}", stacklevel=2)
         if base is not None:
-            if given or sevenn_config is not None:
-                raise ValueError(f"{', '.join(given) or 'sevenn_config'}: fixed by the pretrained model {base!r}")
-            checkpoint = _packaged_checkpoint(base)
-            config = checkpoint.config
-            if config.get("use_modality", False):
-                raise ValueError(f"{base!r} is a multi-fidelity SevenNet; alloop supports single-fidelity ones")
-            if cutoff is not None and float(cutoff) != float(config["cutoff"]):
-                raise ValueError(f"cutoff {cutoff} differs from {base!r}'s own {config['cutoff']} A")
-            net = checkpoint.build_model()
             self_config: dict[str, Any] | None = None
+            config, net = _pretrained_net(base, knobs, sevenn_config, cutoff)
         else:
-            if sevenn_config is not None and given:
-                raise ValueError(f"{', '.join(given)}: give either these or sevenn_config")
-            self_config = dict(sevenn_config) if sevenn_config is not None else scratch_config(cutoff, **knobs)
-            if cutoff is not None and float(cutoff) != float(self_config["cutoff"]):
-                raise ValueError(f"cutoff {cutoff} differs from sevenn_config's {self_config['cutoff']} A")
-            config = {**self_config, **_species_config(sorted({int(z) for z in elements}))}
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
-                net = build_E3_equivariant_model(config)
+            self_config, config, net = _new_net(elements, knobs, sevenn_config, cutoff, seed)
         super().__init__(elements, float(config["cutoff"]))
         type_map: dict[int, int] = {int(z): int(i) for z, i in config["_type_map"].items()}
-        unknown = [z for z in self.elements if z not in type_map]
-        if unknown:
-            name = base or "this SevenNet"
-            raise ValueError(f"elements {unknown} are not among the {len(type_map)} elements {name} knows")
-        if features not in FEATURE_MODES:
-            raise ValueError(f"features must be one of {FEATURE_MODES}, got {features!r}")
         self.n_blocks = int(config["num_convolution_layer"])
-        if int(freeze_blocks) != freeze_blocks or not 0 <= freeze_blocks <= self.n_blocks:
-            raise ValueError(f"freeze_blocks must be an integer in 0..{self.n_blocks}, got {freeze_blocks}")
+        _check_options(self.elements, type_map, base, features, freeze_blocks, self.n_blocks)
         self.base, self.features, self.freeze_blocks, self.seed = base, features, int(freeze_blocks), int(seed)
         self.sevenn_config = self_config
         self.learns_output_scale = base is None  # a pretrained model's output is already in eV

@@ -8,16 +8,19 @@ ignored and later overwritten. A commit that fails (a full disk, a kill) leaves
 the previous record and everything it names intact. The record also holds a
 CRC-32 of every column's committed rows (``crc32``), which :meth:`CampaignStore.verify`
 checks. See docs/store.md for the layout.
+
+The store's parts are sections, each in its module: frames (:mod:`~alloop.store.frames`),
+labels (:mod:`~alloop.store.labels`), generic tables (:mod:`~alloop.store.generic_tables`),
+checkpoints and blobs (:mod:`~alloop.store.blobs`); the root ``zarr.json`` and its commit
+record are :mod:`~alloop.store.record`. :class:`CampaignStore` opens them, checks that
+the store is open (and writable), and commits.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
 import warnings
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from alloop.labeling.result import LabelResult
 from alloop.store.blobs import BlobSection, json_normalise
 from alloop.store.check import PartCheck, check_parts
 from alloop.store.cleanup import remove_uncommitted_nodes
-from alloop.store.columns import Table, flush_tables, lazy_group
+from alloop.store.columns import Table, flush_tables
 from alloop.store.durable import (
     PARTIAL_SUFFIX,
     DirectoryLock,
@@ -42,12 +45,13 @@ from alloop.store.durable import (
     remove_partials,
 )
 from alloop.store.frames import FrameSection
+from alloop.store.generic_tables import TableSection
 from alloop.store.labels import LabelSection, LabelTable
-from alloop.store.schema import FORMAT, FORMAT_VERSION, FrameFlag
+from alloop.store.record import new_record, new_root_meta, read_root_meta
+from alloop.store.schema import FrameFlag
 
 #: in-memory rows beyond this many bytes are written out (not committed) before the next add
 FLUSH_BYTES = 64 << 20
-_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class CampaignStore:
@@ -62,7 +66,7 @@ class CampaignStore:
         self._closed = False
         #: accept labels of a fidelity made by other software versions than the stored ones (recording both)
         self.allow_version_mix = False
-        self._root_meta = _read_root_meta(path)
+        self._root_meta = read_root_meta(path)
         self._record: dict[str, Any] = self._root_meta["attributes"]["commit"]
         store = DurableLocalStore(path) if mode == "a" else LocalStore(path, read_only=True)
         self._zstore = store
@@ -71,7 +75,7 @@ class CampaignStore:
         self._frames = FrameSection(self._root, record)
         self._labels = LabelSection(self._root, record)
         self._blobs = BlobSection(self._root, record)
-        self._tables = {name: self._make_table(name, rows) for name, rows in record.get("tables", {}).items()}
+        self._tables = TableSection(self._root, record)
         for table in self._all_tables():
             table.load_crcs(record.get("crc32", {}))
 
@@ -86,7 +90,7 @@ class CampaignStore:
         """
         path = Path(path)
         if (path / "zarr.json").exists():
-            _read_root_meta(path)  # raises if it is not an alloop store
+            read_root_meta(path)  # raises if it is not an alloop store
             if not exist_ok:
                 raise StoreError(f"a campaign store already exists at {path}")
             return cls.open(path, "a", durable=durable)
@@ -103,13 +107,7 @@ class CampaignStore:
             lock.release()
             return cls.create(path, config, exist_ok=exist_ok, durable=durable)
         try:
-            record = _new_record(0, {}, cycle=None, phase="created", note=None)
-            meta = {
-                "zarr_format": 3,
-                "node_type": "group",
-                "consolidated_metadata": None,
-                "attributes": {"alloop_format": f"{FORMAT}/{FORMAT_VERSION}", "config": config, "commit": record},
-            }
+            meta = new_root_meta(config, new_record(0, {}, cycle=None, phase="created", note=None))
             atomic_write_json(path / "zarr.json", meta, durable=durable)
             return cls(path, "a", lock, durable)
         except BaseException:
@@ -122,14 +120,14 @@ class CampaignStore:
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', not {mode!r}")
         path = Path(path)
-        _read_root_meta(path)
+        read_root_meta(path)
         lock = None
         if mode == "a":
             lock = DirectoryLock(path)
             lock.acquire()
             try:
                 remove_partials(path)
-                remove_uncommitted_nodes(path, _read_root_meta(path)["attributes"]["commit"])
+                remove_uncommitted_nodes(path, read_root_meta(path)["attributes"]["commit"])
             except BaseException:
                 lock.release()
                 raise
@@ -248,24 +246,11 @@ class CampaignStore:
     def labels(self, fidelity: str | Fidelity) -> LabelTable:
         """All labels of a fidelity (a Fidelity, its hash, or a stored fidelity's unique name)."""
         self._check_open()
-        if isinstance(fidelity, Fidelity):
-            key = fidelity.hash()
-            if key not in self._labels.by_hash:
-                return _empty_labels(fidelity.name, key)
-        else:
-            key = self.fidelity_hash(fidelity)
-        return self._labels.by_hash[key].table()
+        return self._labels.table(fidelity)
 
     def fidelity_hash(self, name_or_hash: str) -> str:
         """The hash of a stored fidelity given its hash or its (unique) name."""
-        if name_or_hash in self._labels.by_hash:
-            return name_or_hash
-        found = [h for h, f in self._labels.by_hash.items() if f.name == name_or_hash]
-        if len(found) == 1:
-            return found[0]
-        known = ", ".join(f"{f.name} ({h})" for h, f in self._labels.by_hash.items()) or "none"
-        what = "is ambiguous" if found else "has no labels in this store"
-        raise StoreError(f"fidelity '{name_or_hash}' {what} (stored: {known})")
+        return self._labels.resolve(name_or_hash)
 
     def fidelities(self) -> dict[str, dict[str, Any]]:
         """hash -> {"name", "spec"} of every fidelity with labels."""
@@ -275,24 +260,15 @@ class CampaignStore:
     def append_rows(self, table: str, /, **columns: Any) -> None:
         """Append rows to table ``table`` (one array per column; columns and dtypes fixed by the first append)."""
         self._check_writable()
-        if table not in self._tables:
-            if not _TABLE_NAME.match(table):
-                raise StoreError(f"table name {table!r} must match {_TABLE_NAME.pattern}")
-            self._tables[table] = self._make_table(table, None)
-        self._tables[table].append(columns)
+        self._tables.append(table, columns)
         self._maybe_flush()
 
     def table(self, name: str) -> dict[str, np.ndarray]:
         self._check_open()
-        if name not in self._tables or not self._tables[name].specs:
-            raise StoreError(f"no table '{name}' (tables: {', '.join(self.table_names()) or 'none'})")
-        return self._tables[name].read_all()
+        return self._tables.read(name)
 
     def table_names(self) -> list[str]:
-        return sorted(name for name, t in self._tables.items() if t.specs)
-
-    def _make_table(self, name: str, rows: int | None) -> Table:
-        return Table(name, lazy_group(self._root, f"tables/{name}", rows is not None), None, rows)
+        return self._tables.names()
 
     # -- checkpoints and blobs ----------------------------------------------------------
     def add_checkpoint(self, blob: bytes, metadata: dict[str, Any] | None = None, role: str = "model") -> int:
@@ -336,12 +312,10 @@ class CampaignStore:
                 **self._frames.record_part(),
                 **self._labels.record_part(),
                 **self._blobs.record_part(),
+                **self._tables.record_part(),
             }
-            tables = {n: t.columns[t.specs[0].name].flushed for n, t in self._tables.items() if t.columns and t.specs}
-            if tables:
-                counts["tables"] = tables
             counts["crc32"] = {part: crc for t in self._all_tables() for part, crc in t.crcs().items()}
-            record = _new_record(
+            record = new_record(
                 self.seq + 1,
                 counts,
                 cycle=self._record.get("cycle") if cycle is None else int(cycle),
@@ -377,7 +351,7 @@ class CampaignStore:
         return self._root_group
 
     def _all_tables(self) -> list[Table]:
-        return [*self._frames.tables(), *self._labels.tables(), *self._tables.values()]
+        return [*self._frames.tables(), *self._labels.tables(), *self._tables.tables()]
 
     def _maybe_flush(self) -> None:
         if sum(t.pending_nbytes for t in self._all_tables()) > FLUSH_BYTES:
@@ -401,49 +375,3 @@ class CampaignStore:
         if self._broken:
             raise StoreError(f"a commit to {self.path} failed ({self._broken}); reopen the store")
 
-
-def _read_root_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / "zarr.json"
-    if not path.is_dir():
-        raise StoreError(f"no campaign store at {path} (not a directory)")
-    if not meta_path.is_file():
-        raise StoreError(f"{path} is not a campaign store (no zarr.json)")
-    try:
-        meta = json.loads(meta_path.read_bytes())
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: truncated or overwritten
-        raise StoreError(
-            f"the commit record {meta_path} is damaged (truncated or not JSON: {exc}); the store cannot be"
-            " opened without it: restore the store from a backup"
-        ) from None
-    try:
-        attrs = meta["attributes"]
-        fmt, record = attrs["alloop_format"], attrs["commit"]
-    except (KeyError, TypeError):
-        raise StoreError(f"{path} is a Zarr group but not an alloop campaign store") from None
-    if fmt != f"{FORMAT}/{FORMAT_VERSION}":
-        raise StoreError(f"{path}: unsupported store format {fmt!r} (this alloop reads {FORMAT}/{FORMAT_VERSION})")
-    if not isinstance(record, dict) or "seq" not in record:
-        raise StoreError(f"{path}: the commit record is malformed")
-    return meta
-
-
-def _new_record(seq: int, counts: dict[str, Any], *, cycle: int | None, phase: str | None, note: Any) -> dict[str, Any]:
-    now = time.time()
-    return {
-        "seq": seq,
-        "time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"),
-        "time_unix": now,
-        "cycle": cycle,
-        "phase": phase,
-        "note": note,
-        **counts,
-    }
-
-
-def _empty_labels(name: str, fidelity_hash: str) -> LabelTable:
-    from alloop.store.schema import LABEL_SPECS
-
-    # LabelTable's array fields, empty (Any: a **dict of arrays would be checked against its other fields too)
-    data: dict[str, Any] = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
-    forces = np.zeros((0, 3))
-    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)

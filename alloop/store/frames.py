@@ -10,7 +10,8 @@ import zarr
 from ase import Atoms
 
 from alloop.errors import StoreError
-from alloop.store.columns import ColumnSpec, GrowableArray, Table, coerce, lazy_group
+from alloop.store.column_spec import ColumnSpec, coerce
+from alloop.store.columns import GrowableArray, Table, lazy_group
 from alloop.store.schema import (
     ATOM_SPECS,
     FRAME_SPECS,

@@ -122,6 +122,14 @@ class FidelityLabels:
         )
 
 
+def empty_label_table(name: str, fidelity_hash: str) -> LabelTable:
+    """The labels of a fidelity that has none."""
+    # LabelTable's array fields, empty (Any: a **dict of arrays would be checked against its other fields too)
+    data: dict[str, Any] = {s.name: np.zeros((0, *s.shape), dtype=s.dtype) for s in LABEL_SPECS}
+    forces = np.zeros((0, 3))
+    return LabelTable(fidelity_name=name, fidelity_hash=fidelity_hash, forces=forces, **data)
+
+
 def _status_code(status: Any) -> int:
     try:
         return STATUS_CODES[LabelStatus(status)]
@@ -180,6 +188,27 @@ class LabelSection:
     def record_part(self) -> dict[str, Any]:
         entries = {h: f.record_entry() for h, f in self.by_hash.items()}
         return {"labels": {h: e for h, e in entries.items() if e is not None}}
+
+    def resolve(self, name_or_hash: str) -> str:
+        """The hash of a stored fidelity given its hash or its (unique) name."""
+        if name_or_hash in self.by_hash:
+            return name_or_hash
+        found = [h for h, f in self.by_hash.items() if f.name == name_or_hash]
+        if len(found) == 1:
+            return found[0]
+        known = ", ".join(f"{f.name} ({h})" for h, f in self.by_hash.items()) or "none"
+        what = "is ambiguous" if found else "has no labels in this store"
+        raise StoreError(f"fidelity '{name_or_hash}' {what} (stored: {known})")
+
+    def table(self, fidelity: str | Fidelity) -> LabelTable:
+        """All labels of a fidelity (a Fidelity, its hash, or a stored fidelity's unique name)."""
+        if isinstance(fidelity, Fidelity):
+            key = fidelity.hash()
+            if key not in self.by_hash:
+                return empty_label_table(fidelity.name, key)
+        else:
+            key = self.resolve(fidelity)
+        return self.by_hash[key].table()
 
     def has(self, frame_id: int, fidelity_hash: str, n_frames: int) -> bool:
         labels = self.by_hash.get(fidelity_hash)

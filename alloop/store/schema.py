@@ -11,7 +11,7 @@ import enum
 
 import numpy as np
 
-from alloop.store.columns import STRING_DTYPE, ColumnSpec
+from alloop.store.column_spec import STRING_DTYPE, ColumnSpec
 
 FORMAT = "alloop-campaign-store"
 FORMAT_VERSION = 1

@@ -29,7 +29,7 @@ import numpy as np
 
 from alloop.errors import StoreError
 from alloop.store.campaign import CampaignStore
-from alloop.store.columns import STRING_DTYPE, ColumnSpec, coerce
+from alloop.store.column_spec import STRING_DTYPE, ColumnSpec, coerce
 
 
 @dataclass(frozen=True)

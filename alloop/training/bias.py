@@ -17,7 +17,7 @@ import numpy as np
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
-from alloop.uncertainty.bias import BIAS_BATCH_SIZE, model_bias
+from alloop.uncertainty.bias_score import BIAS_BATCH_SIZE, model_bias
 
 DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
 

@@ -1,6 +1,6 @@
 """Uncertainty: Q-residual / Hotelling T^2 on latent features, limits, bias, frame selection."""
 
-from alloop.uncertainty.bias import (
+from alloop.uncertainty.bias_score import (
     bias_per_frame,
     committee_deviation,
     frame_offsets,

@@ -81,6 +81,35 @@ def _check_lengths(n: int, **arrays: np.ndarray | None) -> None:
             raise AlloopError(f"{name} has {len(arr)} entries, expected {n} (one per frame)")
 
 
+class _Picks:
+    """The frames chosen so far (in order, a reason each), the frames blocked (chosen, or less than
+    ``min_spacing_steps`` steps from a chosen frame of the same replica) and each frame's distance to the nearest
+    chosen one in descriptor space."""
+
+    def __init__(self, descriptors: np.ndarray, replica: np.ndarray, step: np.ndarray, min_spacing_steps: int) -> None:
+        self.descriptors, self.replica, self.step, self.min_spacing_steps = descriptors, replica, step, min_spacing_steps
+        self.chosen: list[int] = []
+        self.reasons: list[str] = []
+        self.blocked = np.zeros(len(descriptors), dtype=bool)
+        self.nearest = np.full(len(descriptors), np.inf)
+
+    def __len__(self) -> int:
+        return len(self.chosen)
+
+    def take(self, i: int, reason: str) -> None:
+        self.chosen.append(i)
+        self.reasons.append(reason)
+        self.blocked[i] = True
+        if self.min_spacing_steps > 0:
+            same_run = self.replica == self.replica[i]
+            self.blocked[same_run & (np.abs(self.step - self.step[i]) < self.min_spacing_steps)] = True
+        distance = np.linalg.norm(self.descriptors - self.descriptors[i], axis=1)
+        np.minimum(self.nearest, distance, out=self.nearest)
+
+    def selection(self) -> Selection:
+        return Selection(np.array(self.chosen, dtype=np.int64), self.reasons)
+
+
 def select_frames(
     scores: np.ndarray,
     descriptors: np.ndarray,
@@ -112,38 +141,40 @@ def select_frames(
         raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, "
                           f"got {budget}, {min_spacing_steps}, {fill_to}")
     ranked = np.nan_to_num(scores, nan=-np.inf)
-    flagged = ranked > limit
-    blocked = np.zeros(m, dtype=bool)  # chosen, or within the step spacing of a chosen frame
-    chosen: list[int] = []
-    reasons: list[str] = []
-    nearest = np.full(m, np.inf)  # distance of each frame to the nearest chosen one
+    picks = _Picks(descriptors, replica, step, min_spacing_steps)
+    _pick_flagged(picks, scores, ranked, ranked > limit, unstable, budget, limit)
+    _fill_up(picks, scores, ranked, min(fill_to, budget), limit, fill_to, diverse_fill)
+    return picks.selection()
 
-    def take(i: int, reason: str) -> None:
-        chosen.append(i)
-        reasons.append(reason)
-        blocked[i] = True
-        if min_spacing_steps > 0:
-            blocked[(replica == replica[i]) & (np.abs(step - step[i]) < min_spacing_steps)] = True
-        np.minimum(nearest, np.linalg.norm(descriptors - descriptors[i], axis=1), out=nearest)
 
+def _pick_flagged(picks: _Picks, scores: np.ndarray, ranked: np.ndarray, flagged: np.ndarray, unstable: np.ndarray,
+                  budget: int, limit: float) -> None:
+    """Up to ``budget`` picks among the flagged and unstable frames: the unstable ones first, then (when none was
+    taken) the highest-scoring one, then each time the one farthest from everything chosen."""
+    nearest = picks.nearest
     for j in np.flatnonzero(unstable):
-        if len(chosen) < budget and not blocked[j]:
-            take(int(j), f"unstable (guard stop), score {scores[j]:.3g}")
-    open_ = (flagged | unstable) & ~blocked
-    if len(chosen) < budget and not chosen and open_.any():
+        if len(picks) < budget and not picks.blocked[j]:
+            picks.take(int(j), f"unstable (guard stop), score {scores[j]:.3g}")
+    open_ = (flagged | unstable) & ~picks.blocked
+    if len(picks) < budget and not picks.chosen and open_.any():
         i = int(np.argmax(np.where(open_, ranked, -np.inf)))
-        take(i, f"score {scores[i]:.3g} > {limit:g} (highest)")
-    while len(chosen) < budget and ((flagged | unstable) & ~blocked).any():
-        open_ = (flagged | unstable) & ~blocked
+        picks.take(i, f"score {scores[i]:.3g} > {limit:g} (highest)")
+    while len(picks) < budget and ((flagged | unstable) & ~picks.blocked).any():
+        open_ = (flagged | unstable) & ~picks.blocked
         i = int(np.argmax(np.where(open_, nearest, -np.inf)))
-        take(i, f"score {scores[i]:.3g} > {limit:g}, farthest point (distance {nearest[i]:.3g})")
-    target = min(fill_to, budget)
-    while len(chosen) < target and (~blocked & np.isfinite(ranked)).any():
-        open_ = ~blocked & np.isfinite(ranked)
-        i = _farthest_then_highest(open_, nearest if diverse_fill else np.zeros(m), ranked)
-        spread = f", farthest point (distance {nearest[i]:.3g})" if diverse_fill and chosen else ""
-        take(i, f"score {scores[i]:.3g} <= {limit:g}, filled (fewer than {fill_to} frames flagged){spread}")
-    return Selection(np.array(chosen, dtype=np.int64), reasons)
+        picks.take(i, f"score {scores[i]:.3g} > {limit:g}, farthest point (distance {nearest[i]:.3g})")
+
+
+def _fill_up(picks: _Picks, scores: np.ndarray, ranked: np.ndarray, target: int, limit: float, fill_to: int,
+             diverse_fill: bool) -> None:
+    """Picks among the frames below the limit until ``target`` frames are chosen: each time the one farthest from
+    everything chosen, ties by score (with ``diverse_fill`` off, by score alone)."""
+    nearest = picks.nearest
+    while len(picks) < target and (~picks.blocked & np.isfinite(ranked)).any():
+        open_ = ~picks.blocked & np.isfinite(ranked)
+        i = _farthest_then_highest(open_, nearest if diverse_fill else np.zeros(ranked.size), ranked)
+        spread = f", farthest point (distance {nearest[i]:.3g})" if diverse_fill and picks.chosen else ""
+        picks.take(i, f"score {scores[i]:.3g} <= {limit:g}, filled (fewer than {fill_to} frames flagged){spread}")
 
 
 def _farthest_then_highest(open_: np.ndarray, nearest: np.ndarray, ranked: np.ndarray) -> int:

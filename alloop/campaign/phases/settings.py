@@ -18,8 +18,8 @@ from typing import Any, Literal
 from alloop.campaign.phases.surface_md import SurfaceMD
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.fidelity import Fidelity, load_fidelity
-from alloop.md.bias import BiasSettings
 from alloop.md.segment import MDSettings
+from alloop.md.uncertainty_bias import BiasSettings
 from alloop.training.asteroid import AsteroidSettings
 from alloop.training.recipe import asteroid_settings
 from alloop.uncertainty.qresidual import QResidualSettings

@@ -20,10 +20,10 @@ from ase import Atoms
 from alloop.campaign.phases.evaluation import coverage_scores, score_model
 from alloop.campaign.phases.settings import GuardSettings
 from alloop.evaluation_frames import EvaluationFrames
-from alloop.md.bias import BiasSettings, QResidualBias
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
+from alloop.md.uncertainty_bias import BiasSettings, QResidualBias
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -32,7 +32,7 @@ from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.two_head import train_two_head
-from alloop.uncertainty.bias import committee_deviation, model_bias
+from alloop.uncertainty.bias_score import committee_deviation, model_bias
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 from alloop.uncertainty.selection import frame_descriptors
 

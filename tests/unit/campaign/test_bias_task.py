@@ -8,7 +8,7 @@ from alloop.campaign.phases.tasks import bias_task
 from alloop.potentials.checkpoint import checkpoint_to_bytes
 from alloop.potentials.inference import predict_features
 from alloop.potentials.pair import PairPotential
-from alloop.uncertainty.bias import model_bias
+from alloop.uncertainty.bias_score import model_bias
 from alloop.uncertainty.selection import frame_descriptors
 
 

@@ -12,7 +12,7 @@ from ase.io import write
 from alloop.cli import main
 from alloop.config import CampaignConfig, load_campaign
 from alloop.config.execution import ClusterConfig
-from alloop.config.science import ModelConfig
+from alloop.config.system import ModelConfig
 from alloop.potentials.registry import build_model
 from alloop.presets import configs_dir, preset_names
 

@@ -123,7 +123,7 @@ def test_only_xtb_can_be_a_baseline():
 
 
 def test_uncertainty_bias_forces_of_a_delta_model_against_finite_differences(ethanol):
-    from alloop.md.bias import BiasSettings, QResidualBias, biased_forces
+    from alloop.md.uncertainty_bias import BiasSettings, QResidualBias, biased_forces
     from alloop.potentials.inference import predict_features
     from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 

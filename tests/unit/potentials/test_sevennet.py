@@ -11,7 +11,7 @@ import torch
 from ase import Atoms
 from ase.build import molecule
 
-from alloop.config.science import ModelConfig
+from alloop.config.system import ModelConfig
 from alloop.errors import ConfigError
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes

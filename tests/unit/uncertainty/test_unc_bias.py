@@ -11,7 +11,7 @@ from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model
 from alloop.training.bias import dataset_bias
 from alloop.training.data import FrameDataset
-from alloop.uncertainty.bias import bias_per_frame, model_bias
+from alloop.uncertainty.bias_score import bias_per_frame, model_bias
 
 
 def _cheap(n: int) -> FrameDataset:

@@ -1,5 +1,7 @@
 """Uncertainty-driven MD: a bounded bias energy that pulls replicas towards what the model does not know.
 
+(Not ASTEROID's bias B, the score that chooses frames for expensive labels: :mod:`alloop.uncertainty.bias_score`.)
+
 The bias is a smooth function of the Q-residual of the model's own per-atom
 latent features (the same PCA model that flags frames, alloop.uncertainty),
 so no committee is needed. For a frame with atoms i:

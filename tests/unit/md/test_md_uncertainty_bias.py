@@ -1,4 +1,4 @@
-"""Uncertainty-driven MD (alloop.md.bias): the torch Q ratios, the bias forces, and MD with the bias."""
+"""Uncertainty-driven MD (alloop.md.uncertainty_bias): the torch Q ratios, the bias forces, and MD with the bias."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.md import MDSettings, init_replicas, run_segment
-from alloop.md.bias import BiasSettings, QResidualBias, biased_forces
+from alloop.md.uncertainty_bias import BiasSettings, QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.registry import build_model
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings

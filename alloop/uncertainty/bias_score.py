@@ -1,4 +1,5 @@
-"""Bias uncertainty (ASTEROID's B) per frame, and its label-free proxy.
+"""Force-disagreement scores that choose frames for expensive labels: ASTEROID's bias B per frame, its
+label-free proxy, and a committee's force deviation (not the MD bias force: :mod:`alloop.md.uncertainty_bias`).
 
 ``B = mean over atoms and xyz of |F(x; theta_0) - f_cheap|`` (eV/Angstrom):
 the L1 norm of the force difference divided by 3n (METHODS.md 1-2), with

@@ -1,0 +1,161 @@
+"""How a campaign explores: MD with the current model, the uncertainty measure that flags its frames, and the
+selection of the frames to label.
+
+Pydantic sections, units in field names. Cross-field checks inside one section
+are field validators on the later field (so an error carries that field's key
+path); checks across sections live in :mod:`alloop.config.campaign`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from alloop.config.base import Section
+
+
+class MDConfig(Section):
+    """Molecular dynamics with the current model: replicas run in segments, guarded by stability checks."""
+
+    ensemble: Literal["langevin", "nve"] = "langevin"
+    temperature_K: float = Field(default=500.0, gt=0)
+    timestep_fs: float = Field(default=0.5, gt=0, le=10)
+    friction_per_fs: float = Field(default=0.01, gt=0, le=10, description="Langevin friction (ignored by nve)")
+    n_replicas: int = Field(default=4, ge=1)
+    segment_steps: int = Field(default=200, ge=1, description="MD steps per segment (one task)")
+    record_every: int = Field(default=10, ge=1, description="keep every n-th frame of a segment")
+    max_bond_stretch: float = Field(default=1.8, gt=1, description="stop when a bond exceeds this x its start length")
+    min_distance_A: float = Field(default=0.5, gt=0, description="stop when two atoms come closer than this")
+    temperature_range_K: tuple[float, float] | None = Field(
+        default=None, validate_default=True, description="stop outside [low, high]; default [0, 3 x temperature_K]"
+    )
+    temperature_ladder_K: tuple[float, ...] | None = Field(
+        default=None, min_length=1, validate_default=True,
+        description="a temperature ladder: replica r runs at ladder[r % len(ladder)] K (hotter replicas cross "
+        "barriers sooner); expensive labels still go only to frames inside temperature_K's thermal energy window "
+        "(selection.energy_window_sigma); null: every replica at temperature_K",
+    )
+    restart_from: Literal["start", "last-stable"] = Field(
+        default="start",
+        description="where a replica stopped by a guard starts its next segment: the input structure, or its last "
+        "stable frame (both with fresh velocities)",
+    )
+    uncertainty_bias_eV: float = Field(
+        default=0.0, ge=0, le=100,
+        description="uncertainty-driven MD: depth A (eV) of the bias E = -A (1 - exp(-s / scale)) on the smooth "
+                    "maximum s of the atoms' Q-residual ratios (alloop.md.uncertainty_bias), pulling replicas towards "
+                    "what the model does not know; 0: plain MD")
+    uncertainty_bias_scale: float = Field(default=1.0, gt=0, description="the Q ratio s0 at which the bias "
+                                                                          "reaches 63 % of its depth")
+
+    @field_validator("record_every")
+    @classmethod
+    def _record_within_segment(cls, value: int, info: ValidationInfo) -> int:
+        steps = info.data.get("segment_steps")
+        if steps is not None and value > steps:
+            raise ValueError(f"must be <= segment_steps ({steps}) (got {value})")
+        return value
+
+    @field_validator("temperature_range_K")
+    @classmethod
+    def _range(cls, value: tuple[float, float] | None, info: ValidationInfo) -> tuple[float, float] | None:
+        target = info.data.get("temperature_K")
+        if value is None:
+            return None if target is None else (0.0, 3.0 * target)
+        low, high = value
+        if low < 0:
+            raise ValueError(f"low must be >= 0 (got {low:g})")
+        if low >= high:
+            raise ValueError(f"low must be < high (got [{low:g}, {high:g}])")
+        if target is not None and not low < target < high:
+            raise ValueError(f"must contain temperature_K ({target:g}) (got [{low:g}, {high:g}])")
+        return value
+
+
+    @field_validator("temperature_ladder_K")
+    @classmethod
+    def _ladder(cls, value: tuple[float, ...] | None, info: ValidationInfo) -> tuple[float, ...] | None:
+        if value is None:
+            return None
+        bounds = info.data.get("temperature_range_K")
+        for temperature in value:
+            if temperature <= 0:
+                raise ValueError(f"temperatures must be > 0 K (got {temperature:g})")
+            if bounds is not None and not bounds[0] < temperature < bounds[1]:
+                raise ValueError(f"{temperature:g} K is outside temperature_range_K [{bounds[0]:g}, {bounds[1]:g}], "
+                                 "where the temperature guard would stop its replicas")
+        return value
+
+
+class UncertaintyConfig(Section):
+    """Q-residual of the model's per-atom latent features (PCA) and the flagging limit."""
+
+    n_components: int = Field(default=5, ge=1, description="PCA components kept")
+    per_element: bool = True
+    frame_score: Literal["max", "quantile"] = "max"
+    score_quantile: float = Field(default=0.9, gt=0, lt=1, description="used when frame_score is 'quantile'")
+    limit: Literal["empirical", "empirical-frame", "jackson-mudholkar"] = "empirical"
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="false-alarm rate of the limit")
+    calibration: Literal["cross-validation", "in-sample"] = Field(
+        default="cross-validation",
+        description="empirical limits from scores of frames held out of the PCA fit (k-fold by frame), or from the "
+        "fitting frames themselves (over-flags new frames when the PCA has few rows)",
+    )
+    n_folds: int = Field(default=10, ge=2, le=100, description="folds of the cross-validated calibration")
+
+
+class SelectionConfig(Section):
+    """How many flagged frames are labelled per cycle, and how they are spread."""
+
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"energy_window_sigma"})
+
+    max_cheap_per_cycle: int = Field(default=64, ge=1)
+    min_cheap_per_cycle: int = Field(
+        default=0, ge=0, description="when fewer frames are flagged, fill up to this many with frames below the "
+        "limit, spread by farthest-point sampling (diversity: none: the highest-scoring ones); 0: label only flagged "
+        "and unstable frames",
+    )
+    max_expensive_per_cycle: int = Field(default=16, ge=0)
+    min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica; "
+                                  "must be > md.record_every")
+    diversity: Literal["fps", "none"] = Field(
+        default="fps",
+        description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
+        "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
+    )
+    expensive_pick: Literal["bias", "coverage", "committee"] = Field(
+        default="bias",
+        description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
+        "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
+        "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
+        "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | committee (the "
+        "force deviation of committee_size models trained on the expensive labels with other initialisations and "
+        "validation splits, x the distance to frames chosen this cycle: query by committee)",
+    )
+    committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
+                                "committee (the campaign's model and committee_size - 1 more, trained every cycle "
+                                "but the last)")
+    energy_window_sigma: float | None = Field(
+        default=10.0, ge=0,
+        description="expensive labels only for frames whose cheap energy lies within the thermal window above the "
+        "lowest cheap energy of their composition (harmonic mean + this many standard deviations at "
+        "md.temperature_K); null: no window",
+    )
+
+    @model_validator(mode="after")
+    def _coverage_needs_descriptors(self) -> SelectionConfig:
+        if self.expensive_pick == "coverage" and self.diversity == "none":
+            raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
+        return self
+
+    @field_validator("max_expensive_per_cycle")
+    @classmethod
+    def _expensive_among_cheap(cls, value: int, info: ValidationInfo) -> int:
+        cheap = info.data.get("max_cheap_per_cycle")
+        if cheap is not None and value > cheap:
+            raise ValueError(
+                f"must be <= max_cheap_per_cycle ({cheap}): expensive labels are chosen among cheap-labelled frames"
+                f" (got {value})"
+            )
+        return value
