@@ -11,7 +11,7 @@ continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgett
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
-from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, typical_bias
+from alloop.training.bias_weights import bias_weights, dataset_bias, gamma_candidates, typical_bias
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss

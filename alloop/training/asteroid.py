@@ -61,7 +61,7 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates
+from alloop.training.bias_weights import bias_weights, dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching

@@ -7,7 +7,7 @@ from alloop.errors import AlloopError
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
-from alloop.training.bias import dataset_bias, gamma_candidates
+from alloop.training.bias_weights import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
 
