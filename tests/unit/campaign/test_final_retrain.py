@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from ase.build import molecule
 
-from alloop.campaign.phases.evaluation import score_model
-from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
+from alloop.campaign.execution.scoring import score_model
+from alloop.campaign.execution.train_task import LabelledArrays, TrainRequest, train_task
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -80,7 +80,7 @@ def test_a_final_retrain_at_least_as_good_replaces_it():
 def test_the_retrain_may_be_a_little_worse_than_the_model_it_replaces(monkeypatch):
     """A few validation frames cannot tell models within FINAL_RETRAIN_TOLERANCE apart: the retrain replaces the
     previous model unless it is worse by more than that share."""
-    import alloop.campaign.phases.tasks as tasks
+    import alloop.campaign.execution.train_task as tasks
 
     truth = _truth()
     near = _truth()

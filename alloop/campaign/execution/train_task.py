@@ -1,29 +1,25 @@
-"""Work that runs on Dask workers: MD segments with scoring, and training.
+"""The training task: a cycle's models trained on a worker from the labels the driver sends, with the uncertainty
+model, the committee and the scores on the evaluation set.
 
-Pure, top-level functions of plain data (bytes, arrays, dicts) so they pickle
-cleanly and are deterministic functions of their inputs (Dask may run a task
-twice). Workers never touch the store: they return results to the driver.
+A pure, top-level function of plain data (:class:`TrainRequest`: arrays, bytes, settings) so it pickles cleanly and
+is a deterministic function of its inputs (Dask may run a task twice). It never touches the store: it returns its
+models as checkpoint bytes to the driver (the train phase, :mod:`alloop.campaign.phases.train`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
-from ase import Atoms
 
-from alloop.campaign.phases.evaluation import coverage_scores, score_model
-from alloop.campaign.phases.settings import GuardSettings
+from alloop.campaign.execution.scoring import coverage_scores, score_model
+from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
-from alloop.md.bias import BiasSettings, QResidualBias
-from alloop.md.guards import StabilityGuards
-from alloop.md.segment import MDSettings, run_segment
-from alloop.md.state import ReplicaState
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -32,134 +28,10 @@ from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.two_head import train_two_head
-from alloop.uncertainty.bias import committee_deviation, model_bias
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
-from alloop.uncertainty.selection import frame_descriptors
 
-
-def pin_threads(n: int) -> None:
-    """Pin torch's intra-op threads inside a task (the nanny leaves OMP at 1)."""
-    torch.set_num_threads(max(1, int(n)))
-
-
-@dataclass
-class MDTaskResult:
-    """What one MD task returns: recorded frames with scores, final and last stable states."""
-
-    replicas: np.ndarray  # [M] replica index (global)
-    steps: np.ndarray  # [M]
-    positions: np.ndarray  # [M, n, 3]
-    unstable: np.ndarray  # [M] bool
-    q_score: np.ndarray  # [M], normalised by the limit (flagged when > 1)
-    t2_score: np.ndarray  # [M]
-    descriptors: np.ndarray  # [M, D] for farthest-point selection
-    bias_energy: np.ndarray  # [M] eV, the uncertainty bias at each frame (0 without one)
-    final_states: dict[int, bytes]
-    last_stable_states: dict[int, bytes]
-    stop_reasons: dict[int, str | None]
-    model_seconds: float
-    total_seconds: float
-
-
-@dataclass
-class MDRequest:
-    """Everything one MD task needs, as plain data: models, replicas, segment and guard settings."""
-
-    model_blob: bytes
-    uq_blob: bytes  # the Q-residual model that scores the recorded frames
-    atoms: Atoms  # the replicas' topology (numbers)
-    reference: Atoms  # the guards' reference structure (bonds)
-    states: dict[int, bytes]  # replica index -> ReplicaState bytes
-    n_steps: int
-    md: MDSettings
-    record_every: int
-    guards: GuardSettings
-    threads: int = 1
-    bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
-
-
-def md_task(request: MDRequest) -> MDTaskResult:
-    """Run the replicas of ``request`` for ``n_steps`` and score the recorded frames."""
-    pin_threads(request.threads)
-    t0 = time.perf_counter()
-    model, _ = model_from_bytes(request.model_blob)
-    model.eval()
-    uq = QResidualModel.from_bytes(request.uq_blob)
-    atoms, states = request.atoms, request.states
-    order = sorted(states)
-    replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
-    guard = StabilityGuards.from_atoms(request.reference, **request.guards.thresholds())
-    bias = QResidualBias(uq, request.bias) if request.bias.enabled else None
-    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard,
-                         bias=bias)
-    stacked = result.stacked()
-    n = len(atoms)
-    m = stacked["step"].size
-    numbers = np.tile(atoms.numbers, m)
-    ptr = np.arange(m + 1, dtype=np.int64) * n
-    features = stacked["features"].reshape(m * n, -1)
-    if m:
-        scores = uq.frame_scores(numbers, features, ptr)
-        descriptors = frame_descriptors(numbers, features, ptr, sorted(set(atoms.numbers.tolist())))
-        q, t2 = scores.q, scores.t2
-    else:
-        q = t2 = np.zeros(0)
-        descriptors = np.zeros((0, 1))
-    return MDTaskResult(
-        replicas=np.asarray(order, dtype=np.int64)[stacked["replica"]] if m else np.zeros(0, dtype=np.int64),
-        steps=stacked["step"],
-        positions=stacked["positions"],
-        unstable=stacked["unstable"].astype(bool),
-        q_score=np.asarray(q, dtype=np.float64),
-        t2_score=np.asarray(t2, dtype=np.float64),
-        descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
-        bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
-        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
-        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
-        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
-        model_seconds=float(result.model_seconds),
-        total_seconds=time.perf_counter() - t0,
-    )
-
-
-@dataclass
-class BiasTaskResult:
-    """What a bias task returns: B per frame and, when asked for, the frames' descriptors."""
-
-    bias: np.ndarray  # [M] eV/A
-    descriptors: np.ndarray | None  # [M, D] frame_descriptors of the feature model, for the diverse expensive pick
-    labelled: np.ndarray | None = None  # [K, D] the same for the frames already expensive-labelled (coverage rule)
-    deviation: np.ndarray | None = None  # [M] eV/A the committee's force deviation (committee rule)
-
-
-def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
-              feature_blob: bytes | None = None, labelled: list[Atoms] | None = None,
-              committee: list[bytes] | None = None) -> BiasTaskResult:
-    """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
-    ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
-    :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
-    the coverage rule's reference), over one element list; with ``committee`` (checkpoints of two models or more)
-    the committee's force deviation per frame (:func:`committee_deviation`)."""
-    pin_threads(threads)
-    model, _ = model_from_bytes(model_blob)
-    model.eval()
-    bias = model_bias(model, frames, ref_forces)
-    deviation = None
-    if committee:
-        members = [model if b == model_blob else model_from_bytes(b)[0].eval() for b in committee]  # loaded once
-        deviation = committee_deviation(members, frames)
-    if feature_blob is None:
-        return BiasTaskResult(bias, None, deviation=deviation)
-    features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
-    labelled = labelled or []
-    elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled]).tolist()))
-
-    def describe(group: list[Atoms]) -> np.ndarray:
-        numbers = np.concatenate([a.numbers for a in group])
-        ptr = np.concatenate([[0], np.cumsum([len(a) for a in group])])
-        return frame_descriptors(numbers, predict_features(features_model, group), ptr, elements)
-
-    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation)
+#: Dask event topic on which training tasks publish their per-epoch progress lines
+TRAIN_TOPIC = "alloop-training"
 
 
 @dataclass
@@ -225,7 +97,7 @@ class TrainTaskResult:
     seconds: float
     log: list[str]
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
-    coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (evaluation.coverage_scores)
+    coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (scoring.coverage_scores)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
     rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
     committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
@@ -245,40 +117,6 @@ def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[s
 def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSettings) -> QResidualModel:
     """Fit the Q-residual model on the latent features of the training frames under ``model``."""
     return QResidualModel.fit(data.numbers, predict_features(model, data, 64), data.offsets, settings)
-
-
-#: Dask event topic on which training tasks publish their per-epoch progress lines
-TRAIN_TOPIC = "alloop-training"
-
-
-class _TaskLog(list):
-    """Collects log lines and, inside a Dask worker, publishes each one on :data:`TRAIN_TOPIC` as it happens."""
-
-    def append(self, line: str) -> None:
-        super().append(line)
-        try:
-            from distributed import get_worker
-
-            get_worker().log_event(TRAIN_TOPIC, line)
-        except ValueError:  # not inside a worker (called directly)
-            pass
-
-
-def worker_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-    """``map`` over the cluster's workers when called inside a Dask task, else in this process.
-
-    The calling task secedes from its worker's thread pool while it waits, so its
-    slot is free for the pieces; each piece sets its own torch threads.
-    """
-    items = list(items)
-    try:
-        from distributed import get_worker, worker_client
-
-        get_worker()
-    except ValueError:  # not inside a worker
-        return [function(item) for item in items]
-    with worker_client() as client:
-        return client.gather(client.map(function, items, pure=False))
 
 
 @dataclass
@@ -313,7 +151,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     """Train per ``request.method`` (ASTEROID stages or standard) and fit the next Q-residual model."""
     pin_threads(request.threads)
     t0 = time.perf_counter()
-    log = _TaskLog()
+    log = TaskLog(TRAIN_TOPIC)
     hp = dict(request.hyperparameters)
 
     factory = model_factory(request.architecture, request.elements, **hp)
@@ -382,7 +220,7 @@ COMMITTEE_SEED_STEP = 7919
 
 
 def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Potential | None,
-                     baseline: Baseline | None, log: _TaskLog) -> list[bytes]:
+                     baseline: Baseline | None, log: list[str]) -> list[bytes]:
     """The committee's other members (``request.committee - 1``), as checkpoint bytes: standard training on the
     expensive labels (``expensive``: minus the baseline for a Delta model), member k with the model seed and the
     validation split's seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset),
