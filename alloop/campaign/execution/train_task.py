@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,13 +22,13 @@ from alloop.campaign.execution.scoring import coverage_scores, score_model
 from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import Potential
-from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
+from alloop.potentials.baseline import Baseline, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
-from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory, train_asteroid
+from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory
 from alloop.training.data import FrameDataset
+from alloop.training.fit import LabelSets, as_delta, fit
 from alloop.training.metrics import evaluate_model
-from alloop.training.two_head import train_two_head
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 
 #: Dask event topic on which training tasks publish their per-epoch progress lines
@@ -119,18 +120,8 @@ def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSet
     return QResidualModel.fit(data.numbers, predict_features(model, data, 64), data.offsets, settings)
 
 
-@dataclass
-class _TrainingData:
-    """The datasets of a training task by kind: the expensive labels always, the others when the request has them."""
-
-    expensive: FrameDataset
-    cheap: FrameDataset | None
-    unlabelled: FrameDataset | None
-    replay: FrameDataset | None
-
-
-def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, _TrainingData]:
-    """The method that can run on the request's data (falls back to standard) and the datasets by kind."""
+def _labels(request: TrainRequest, log: list[str]) -> tuple[str, LabelSets]:
+    """The method that can run on the request's data (falls back to standard) and the label sets."""
     expensive = request.expensive.dataset()
     cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
     unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
@@ -144,71 +135,79 @@ def _training_data(request: TrainRequest, log: list[str]) -> tuple[str, _Trainin
     if method == "score-matching" and unlabelled is None:
         method = "standard"
         log.append("no unlabelled frames yet: standard training on expensive labels")
-    return method, _TrainingData(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
+    return method, LabelSets(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
 
 
-def train_task(request: TrainRequest) -> TrainTaskResult:
-    """Train per ``request.method`` (ASTEROID stages or standard) and fit the next Q-residual model."""
-    pin_threads(request.threads)
-    t0 = time.perf_counter()
-    log = TaskLog(TRAIN_TOPIC)
-    hp = dict(request.hyperparameters)
-
-    factory = model_factory(request.architecture, request.elements, **hp)
-    initial = _learned(request.initial_model) if request.initial_model else None
-    warm = {role: _learned(blob) for role, blob in request.warm.items()}
+def _warm_start(request: TrainRequest, log: list[str]) -> WarmStart:
+    """The previous cycle's models to continue from (theta0: stage 1, stage2, model), if the request has them."""
+    warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
     if warm:
         log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
     elif request.metadata.get("final_retrain"):
         log.append("final retrain: every stage afresh with the full budget on every label")
-    method, data = _training_data(request, log)
-    baseline = _subtract_baseline(request, data, log)
+    return WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model"))
+
+
+def train_task(request: TrainRequest) -> TrainTaskResult:
+    """Train per ``request.method`` (:func:`alloop.training.fit.fit`: ASTEROID stages, standard or two-head; a final
+    retrain compared with the model it would replace, then refitted on every label if asked), fit the next Q-residual
+    model, train the committee's other members and score the model on the evaluation set."""
+    pin_threads(request.threads)
+    t0 = time.perf_counter()
+    log = TaskLog(TRAIN_TOPIC)
+    initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
+    warm = _warm_start(request, log)
+    method, labels = _labels(request, log)
+    baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
+    labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
-    result = _train(method, request, data, factory, initial, warm, log)
+    train = partial(fit, model_factory=model_factory(request.architecture, request.elements, **request.hyperparameters),
+                    baseline=baseline, initial_model=initial, log=log.append, map_fn=worker_map)
+    result = train(method, labels, settings=request.settings, warm=warm)
     rejected, rejected_blob = None, None
     if request.incumbent is not None:
-        result, rejected = _better_of(result, request, data.expensive, log)
+        result, rejected = _better_of(result, request, labels, baseline, log)
         rejected_blob = None if rejected is None else rejected.pop("blob")
     validated = None
     if request.refit and rejected is None:
         validated = result
-        result = _refit(method, request, data, factory, initial, validated, log)
-    expensive, cheap = data.expensive, data.cheap
-    uq = fit_uncertainty(result.model, expensive if cheap is None else cheap, request.uq_settings)
-    members = _train_committee(request, expensive, initial, baseline, log)
-    if baseline is not None:
-        result = _with_baseline(result, baseline)
+        result = _refit(method, request, labels, train, validated, log)
+    uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
+                         request.uq_settings)
+    members = _train_committee(request, labels, initial, baseline, log)
     out = _task_result(request, method, result, uq, t0, log, rejected)
     out.rejected_blob = rejected_blob
     out.committee_blobs = members
     if validated is not None:
-        if baseline is not None:
-            validated = _with_baseline(validated, baseline)
         out.validated_blob = checkpoint_to_bytes(validated.model, {**_model_meta(request, method, validated),
                                                                    "role": "validated"})
     if request.evaluation is not None:
-        frames = EvaluationFrames.from_bytes(request.evaluation)
-        out.evaluation = score_model(out.model_blob, frames)
-        out.coverage = coverage_scores(result.model, uq, frames)
-        if out.validated_blob is not None:
-            before = score_model(out.validated_blob, frames)["eval_force_mae_eV_per_A"]
-            line = (f"evaluation set: force MAE {out.evaluation['eval_force_mae_eV_per_A']:.4f} eV/A refit on every "
-                    f"label, {before:.4f} the validated model before it")
-            log.append(line)  # streamed to the campaign's log
-            out.log.append(line)
+        _score(out, request.evaluation, result.model, uq, log)
     return out
 
 
-def _refit(method: str, request: TrainRequest, data: _TrainingData, factory: Callable[[], Any],
-           initial: Potential | None, validated: AsteroidResult, log: list[str]) -> AsteroidResult:
+def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResidualModel, log: list[str]) -> None:
+    """Score the task's model (and the validated model before a refit) on the campaign's evaluation set, in ``out``."""
+    frames = EvaluationFrames.from_bytes(evaluation)
+    out.evaluation = score_model(out.model_blob, frames)
+    out.coverage = coverage_scores(model, uq, frames)
+    if out.validated_blob is not None:
+        before = score_model(out.validated_blob, frames)["eval_force_mae_eV_per_A"]
+        line = (f"evaluation set: force MAE {out.evaluation['eval_force_mae_eV_per_A']:.4f} eV/A refit on every "
+                f"label, {before:.4f} the validated model before it")
+        log.append(line)  # streamed to the campaign's log
+        out.log.append(line)
+
+
+def _refit(method: str, request: TrainRequest, labels: LabelSets, train: Callable[..., AsteroidResult],
+           validated: AsteroidResult, log: list[str]) -> AsteroidResult:
     """``training.final_refit``: the validated run's recipe and seeds again, on every frame (no holdout). The result
     keeps the validated run's metrics (its holdout error is the estimate the campaign records) and splits, plus the
     refit's training-set force MAE; the refit's own guards watch the training error."""
-    n = len(data.expensive)
+    n = len(labels.expensive)
     log.append(f"final refit: the same recipe on all {n} expensive labels (the {len(validated.splits['expensive_val'])} "
                "validation frames join the training set)")
-    refit = _train(method, dataclasses.replace(request, settings=dataclasses.replace(request.settings, refit=True)),
-                   data, factory, initial, {}, log)
+    refit = train(method, labels, settings=dataclasses.replace(request.settings, refit=True))
     metrics = {**validated.metrics, "refit_train_force_mae_eV_per_A": refit.metrics["force_mae_eV_per_A"]}
     log.append(f"final refit: training-set force MAE {refit.metrics['force_mae_eV_per_A']:.4f} eV/A; the validation "
                f"force MAE recorded stays the validated model's {validated.metrics['force_mae_eV_per_A']:.4f}")
@@ -219,84 +218,34 @@ def _refit(method: str, request: TrainRequest, data: _TrainingData, factory: Cal
 COMMITTEE_SEED_STEP = 7919
 
 
-def _train_committee(request: TrainRequest, expensive: FrameDataset, initial: Potential | None,
+def _train_committee(request: TrainRequest, labels: LabelSets, initial: Potential | None,
                      baseline: Baseline | None, log: list[str]) -> list[bytes]:
     """The committee's other members (``request.committee - 1``), as checkpoint bytes: standard training on the
-    expensive labels (``expensive``: minus the baseline for a Delta model), member k with the model seed and the
-    validation split's seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset),
-    warm-started from the previous cycle's member k when there is one."""
+    expensive labels (minus the baseline for a Delta model), member k with the model seed and the validation split's
+    seed shifted by k x COMMITTEE_SEED_STEP (another initialisation and another training subset), warm-started from
+    the previous cycle's member k when there is one."""
     blobs = []
     base = request.settings
+    expensive = dataclasses.replace(labels, cheap=None, unlabelled=None, replay=None)  # still minus the baseline
     for k in range(1, request.committee):
         shift = COMMITTEE_SEED_STEP * k
         hp = {**request.hyperparameters, "seed": int(request.hyperparameters.get("seed", 0)) + shift}
         settings = dataclasses.replace(base, seed=base.seed + shift, split_seed=base.split_key + shift)
-        warm = _learned(request.committee_warm[k - 1]) if k - 1 < len(request.committee_warm) else None
+        warm = model_from_bytes(request.committee_warm[k - 1])[0] if k - 1 < len(request.committee_warm) else None
 
         def member_log(line: str, k: int = k) -> None:
             if "epoch" not in line:
                 log.append(f"committee {k}: {line}")
 
-        member = train_asteroid("standard", expensive, model_factory=model_factory(request.architecture,
-                                request.elements, **hp), settings=settings, initial_model=initial,
-                                log=member_log, warm=WarmStart(model=warm))
-        model = member.model if baseline is None else DeltaPotential.wrap(member.model, baseline)
+        member = fit("standard", expensive, model_factory=model_factory(request.architecture, request.elements, **hp),
+                     settings=settings, baseline=baseline, initial_model=initial, log=member_log,
+                     warm=WarmStart(model=warm))
         mae = member.metrics.get("force_mae_eV_per_A")
         log.append(f"committee member {k} of {request.committee - 1}: validation force MAE "
                    f"{'n/a' if mae is None else f'{mae:.4f} eV/A'}" + (" (warm start)" if warm is not None else ""))
-        blobs.append(checkpoint_to_bytes(model, {"role": "committee", "member": k, **request.metadata,
-                                                 "metrics": _jsonable(member.metrics)}))
+        blobs.append(checkpoint_to_bytes(member.model, {"role": "committee", "member": k, **request.metadata,
+                                                        "metrics": _jsonable(member.metrics)}))
     return blobs
-
-
-def _learned(blob: bytes) -> Potential:
-    """The model a trainer continues from a checkpoint: a Delta model's learned part, any other model itself."""
-    return learned_part(model_from_bytes(blob)[0])
-
-
-def _subtract_baseline(request: TrainRequest, data: _TrainingData, log: list[str]) -> Baseline | None:
-    """Delta learning: every label set's targets become label minus the baseline (in place in ``data``)."""
-    if request.baseline is None:
-        return None
-    baseline = Baseline(request.baseline, threads=request.threads)
-    data.expensive = baseline.subtract(data.expensive)
-    data.cheap = baseline.subtract(data.cheap)
-    n = sum(len(d) for d in (data.expensive, data.cheap) if d is not None)
-    log.append(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
-    return baseline
-
-
-def _with_baseline(result: AsteroidResult, baseline: Baseline) -> AsteroidResult:
-    """The trained models (final, stage 1, stage 2) as Delta models: the learned part plus the baseline."""
-    def wrap(model: Potential) -> Potential:
-        return model if isinstance(model, DeltaPotential) else DeltaPotential.wrap(model, baseline)
-
-    bias_model, pretrained = result.bias_model, result.pretrained
-    return dataclasses.replace(result, model=wrap(result.model),
-                               bias_model=None if bias_model is None else (
-                                   wrap(bias_model) if bias_model is not result.model else None),
-                               pretrained=None if pretrained is None else wrap(pretrained))
-
-
-def _train(method: str, request: TrainRequest, data: _TrainingData, factory: Callable[[], Any],
-           initial: Potential | None, warm: dict[str, Potential], log: list[str]) -> AsteroidResult:
-    """The models of ``method``: a two-head model (warm: a copy of the previous one) or ASTEROID's stages."""
-    if method == "two-head":
-        return train_two_head(data.expensive, data.cheap, model_factory=factory, settings=request.settings,
-                              initial_model=warm.get("model", initial), log=log.append, replay=data.replay)
-    return train_asteroid(
-        method,
-        data.expensive,
-        cheap=data.cheap,
-        unlabelled=data.unlabelled,
-        model_factory=factory,
-        settings=request.settings,
-        initial_model=initial,
-        log=log.append,
-        map_fn=worker_map,
-        warm=WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model")),
-        replay=data.replay,
-    )
 
 
 #: a final retrain replaces the model before it unless its validation force MAE is more than this fraction worse
@@ -305,13 +254,13 @@ def _train(method: str, request: TrainRequest, data: _TrainingData, factory: Cal
 FINAL_RETRAIN_TOLERANCE = 0.1
 
 
-def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDataset,
+def _better_of(result: AsteroidResult, request: TrainRequest, labels: LabelSets, baseline: Baseline | None,
                log: list[str]) -> tuple[AsteroidResult, dict[str, Any] | None]:
     """The retrained models, or the incumbent alone if the retrained force MAE on the retrain's own validation
     frames (frames neither model trained on: the campaign's split is the same in every cycle) is more than
     ``FINAL_RETRAIN_TOLERANCE`` worse than the incumbent's. The second value says what was rejected (None: the
     retrained model is kept)."""
-    val = expensive.subset(result.splits["expensive_val"])
+    val = labels.expensive.subset(result.splits["expensive_val"])  # minus the baseline for a Delta model
     assert request.incumbent is not None  # train_task compares only with an incumbent
     incumbent, meta = model_from_bytes(request.incumbent)
     incumbent = learned_part(incumbent)  # ``val`` holds the learned part's targets with a baseline
@@ -327,11 +276,10 @@ def _better_of(result: AsteroidResult, request: TrainRequest, expensive: FrameDa
                f"{100 * FINAL_RETRAIN_TOLERANCE:.0f} % worse than {version}'s {old:.4f} on the same {len(val)} frames; "
                f"{version}'s weights stay the campaign's model")
     references = {k: {int(z): float(e) for z, e in v.items()} for k, v in meta["energy_references"].items()}
-    kept_result = dataclasses.replace(result, model=incumbent, metrics=kept, stages={}, bias_model=None,
-                                      pretrained=None, bias=None, weights=None, gamma=None, gamma_scores={},
-                                      references=references)
-    retrained = result.model if request.baseline is None else DeltaPotential.wrap(result.model, request.baseline)
-    blob = checkpoint_to_bytes(retrained, {**request.metadata, "metrics": _jsonable(result.metrics)})
+    kept_result = dataclasses.replace(result, model=as_delta(incumbent, baseline), metrics=kept, stages={},
+                                      bias_model=None, pretrained=None, bias=None, weights=None, gamma=None,
+                                      gamma_scores={}, references=references)
+    blob = checkpoint_to_bytes(result.model, {**request.metadata, "metrics": _jsonable(result.metrics)})
     return kept_result, {"retrained_val_force_mae_eV_per_A": new, "kept_version": request.incumbent_version, "blob": blob}
 
 
