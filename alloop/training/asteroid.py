@@ -65,6 +65,7 @@ from alloop.training.bias_weights import bias_weights, dataset_bias, gamma_candi
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
+from alloop.training.settings import RECIPE
 from alloop.training.trainer import (
     RESTART_SEED_STEP,
     Logger,
@@ -86,17 +87,19 @@ MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 @dataclass(frozen=True)
 class AsteroidSettings:
     """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k), the validation splits
-    from ``split_seed`` (None: ``seed``)."""
+    from ``split_seed`` (None: ``seed``). The stages have no default (their budgets depend on the recipe:
+    :func:`alloop.training.recipe.asteroid_settings` maps a ``training`` section to them); the defaults of the other
+    values the section holds are the section's (:data:`~alloop.training.settings.RECIPE`)."""
 
-    stage1: TrainSettings = TrainSettings()
-    stage2: TrainSettings = TrainSettings()
-    stage3: TrainSettings = TrainSettings(lr=3e-3, max_steps=1000)
+    stage1: TrainSettings
+    stage2: TrainSettings
+    stage3: TrainSettings
     score: ScoreMatchingSettings = ScoreMatchingSettings()
-    gamma_grid: tuple[float, ...] = (1.0,)
+    gamma_grid: tuple[float, ...] = RECIPE.gamma_grid
     gamma_selection: str = "finetune"
     gamma_epochs: int | None = None
     gamma_finetune_epochs: int | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = RECIPE.validation_fraction
     seed: int = 0
     split_seed: int | None = None  # a campaign's seed: the same split in every cycle
     refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
@@ -222,7 +225,8 @@ def train_asteroid(
     cheap: FrameDataset | None = None,
     unlabelled: FrameDataset | None = None,
     model_factory: ModelFactory | None = None,
-    settings: AsteroidSettings = AsteroidSettings(),
+    *,
+    settings: AsteroidSettings,
     initial_model: Potential | None = None,
     log: Logger | None = None,
     map_fn: MapFn = map,
