@@ -9,16 +9,8 @@ from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
 from alloop.training.references import apply_references, model_references, refit_references
-from alloop.training.trainer import (
-    MAX_FRESH_RESTARTS,
-    RESTART_LR_FACTOR,
-    STALL_MIN_STEPS,
-    TrainSettings,
-    parameter_fingerprint,
-    stalled,
-    train,
-    train_fresh,
-)
+from alloop.training.restarts import MAX_FRESH_RESTARTS, RESTART_LR_FACTOR, STALL_MIN_STEPS, stalled, train_fresh
+from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 
 # the settings of the trainer before the recipe (MAE, no EMA): short runs on tiny data converge with them
 FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01, loss="mae", ema_decay=None, scheduler="plateau", select="best")
