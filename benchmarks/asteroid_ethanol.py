@@ -122,6 +122,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
+    from alloop.config.training import TrainingConfig
     from alloop.potentials.registry import build_model
     from alloop.training.asteroid import AsteroidSettings, train_asteroid
     from alloop.training.data import FrameDataset
@@ -141,7 +142,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     )
     test = FrameDataset.from_atoms(data[f"test_{EXPENSIVE}"], fidelity=EXPENSIVE)
 
-    lr = cfg.lr or TrainSettings().lr
+    lr = cfg.lr or TrainingConfig().learning_rate_pretrain
     n_pool = len(data[f"pool_{CHEAP}"])
     sm_epochs = max(1, round(cfg.pre_steps / -(-n_pool // cfg.batch)))  # as many steps as stage 2
     exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, energy_weight=cfg.energy_weight,

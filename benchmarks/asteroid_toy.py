@@ -14,7 +14,7 @@ Methods (test MAE, mean +- std over seeds):
   (alloop's default selection), then fine-tuning.
 The accurate points are split 80/20 into training and validation (early stopping and
 gamma choice) for every method alike. Bias weights, gamma candidates and the weighted
-loss are alloop's own (alloop.training.bias, alloop.training.loss).
+loss are alloop's own (alloop.training.bias_weights, alloop.training.loss).
 
 Run: python benchmarks/asteroid_toy.py [--quick] [--seeds 3] [--sizes 25,50,100,200,400]
 """
@@ -27,11 +27,13 @@ import time
 import numpy as np
 import torch
 
-from alloop.training.bias import DEFAULT_GAMMA_GRID, bias_weights, gamma_candidates
+from alloop.training.bias_weights import bias_weights, gamma_candidates
 from alloop.training.loss import weighted_loss
 
 DIM = 16
 OFFSETS = (0.0, 2.0, 4.0, 8.0, 16.0)
+#: the gamma factors searched (x median B): the paper's grid, not alloop's default (training.gamma_grid: (1,))
+GAMMA_GRID = (0.1, 0.5, 1.0, 2.0)
 
 
 def make_data(seed: int, n_biased: int, n_accurate_max: int, n_test: int):
@@ -137,7 +139,7 @@ def run_one(size: int, seed: int, cfg: dict) -> dict[str, float]:
     # stage 2 for w = 1 (member 0) and every gamma candidate (members 1..4), same init
     with torch.no_grad():
         bias = (theta0(xb)[0] - yb).abs().mean(-1).numpy().astype(np.float64)
-    gammas = gamma_candidates(bias, DEFAULT_GAMMA_GRID)
+    gammas = gamma_candidates(bias, GAMMA_GRID)
     weights = np.stack([np.ones(len(xb))] + [bias_weights(bias, g) for g in gammas])
     model = MLPs(len(weights), seed + 100)
     fit(model, xb[bt], yb[bt], xb[bv], yb[bv], seed=seed, weight=weights[:, bt], val_weight=weights[:, bv], **pre)

@@ -124,10 +124,10 @@ def trained_model(cfg: Config, seed: int, pool: list, cache: Path) -> Any:
     cheap = FrameDataset.from_atoms(pool[0], CHEAP)
     expensive = FrameDataset.from_atoms([pool[1][k] for k in chosen], EXPENSIVE)
     run = TrainSettings(max_steps=cfg.cheap_steps, batch_size=cfg.batch, lr=cfg.lr, threads=1)
-    settings = AsteroidSettings(stage2=run, stage3=replace(run, max_steps=cfg.expensive_steps), seed=seed)
+    settings = AsteroidSettings(stage1=run, stage2=run, stage3=replace(run, max_steps=cfg.expensive_steps), seed=seed)
     t0 = time.perf_counter()
     result = train_two_head(expensive, cheap, lambda: EGNN(ELEMENTS, cutoff=cfg.cutoff, hidden_features=cfg.hidden,
-                                                           n_layers=cfg.layers, seed=seed), settings)
+                                                           n_layers=cfg.layers, seed=seed), settings=settings)
     print(f"  seed {seed}: trained in {time.perf_counter() - t0:.0f} s, expensive validation force MAE "
           f"{result.metrics['force_mae_eV_per_A']:.4f} eV/A", flush=True)
     cache.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,8 @@ head on the cheap labels, then only the expensive head on the expensive labels
 (``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
 ``alloop.config.training.PRETRAINED_DEFAULTS`` unless the options say otherwise. The options become a
 campaign's ``training`` section (:func:`alloop.training.recipe.section_from_options`: its defaults and checks)
-mapped to the stages' settings as in a campaign;
+mapped to the stages' settings as in a campaign (:func:`recipe_settings`), and the model trains through a campaign's
+training path too (:func:`alloop.training.fit.fit`);
 ``--freeze-blocks K`` freezes its embeddings and first K interaction blocks
 (SevenNet models only). ``--replay-fraction F`` (pretrained weights only)
 draws that share of every batch from outside molecules labelled by the
@@ -31,13 +32,21 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from alloop.config.training import DEFAULT_STEPS, FINETUNE_LR_FACTOR, PRETRAINED_DEFAULTS, TrainingConfig
+from alloop.config.training import (
+    DEFAULT_STEPS,
+    FINETUNE_LR_FACTOR,
+    PRETRAINED_DEFAULTS,
+    SCORE_MATCHING_TEMPERATURE_K,
+    TrainingConfig,
+)
 
 if TYPE_CHECKING:
     from alloop.potentials.base import Potential
     from alloop.potentials.baseline import Baseline
+    from alloop.training.asteroid import AsteroidResult, AsteroidSettings
+    from alloop.training.fit import LabelSets
 
 ORDER = 40
 
@@ -53,31 +62,53 @@ def _floats(text: str) -> list[float]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from alloop.presets import preset_names
-
     p = subparsers.add_parser(
         "train",
         help="train a force field: standard, ASTEROID (cheap + expensive labels) or score matching",
         description="Train a force field on expensive labels, optionally helped by cheap labels (ASTEROID: "
         "bias-aware pretraining, then fine-tuning) or unlabelled frames (sliced score matching).",
     )
+    _data_options(p)
+    _model_options(p)
+    _recipe_options(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="checkpoint file to write")
+    p.set_defaults(func=run)
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    """The label files, the method that uses them and Delta learning."""
     p.add_argument("--expensive", required=True, metavar="A.extxyz",
                    help="frames with expensive (accurate) energy and forces")
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
+    p.add_argument("--temperature-K", type=float, default=SCORE_MATCHING_TEMPERATURE_K,
+                   help=f"temperature of the unlabelled frames (default {SCORE_MATCHING_TEMPERATURE_K:g})")
     p.add_argument("--method", default="asteroid",
                    help="standard, asteroid, asteroid-no-weights, score-matching or two-head (default asteroid)")
     p.add_argument("--two-head-mode", default=None, choices=["frozen", "joint"],
                    help="two-head: frozen (cheap labels train the representation and the cheap head, then expensive "
                    "labels only the expensive head; default) or joint (both heads and the representation together)")
-    p.add_argument("--model", default="small", help=f"model preset: {', '.join(preset_names('models'))} (default small)")
-    p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
-                   help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="Delta learning: the model learns reference minus this GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), "
                    "which it adds back when it predicts (default: none; a --init Delta model keeps its own)")
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    """The model: a preset, frozen blocks, or a checkpoint to start from."""
+    from alloop.presets import preset_names
+
+    p.add_argument("--model", default="small", help=f"model preset: {', '.join(preset_names('models'))} (default small)")
+    p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
+                   help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
     p.add_argument("--init", metavar="CHECKPOINT",
                    help="start stage 2 (or standard training / score matching) from this model")
+
+
+def _recipe_options(p: argparse.ArgumentParser) -> None:
+    """The options of the ``training`` section (:data:`alloop.training.recipe.OPTION_KEYS`), and ``--refit``."""
     scratch, pre = TrainingConfig(), PRETRAINED_DEFAULTS
     p.add_argument("--steps", type=int, default=None,
                    help="optimiser steps of standard training and ASTEROID stages 1-2 "
@@ -114,24 +145,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--refit", action="store_true",
                    help="train on every frame, no holdout (a campaign's training.final_refit): the guards and the "
                    "printed 'validation' errors are then on the training frames, not an estimate of the error")
-    p.add_argument("--temperature-K", type=float, default=300.0, help="temperature of the unlabelled frames (default 300)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL", help="checkpoint file to write")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from alloop.errors import AlloopError
-    from alloop.potentials.baseline import DeltaPotential, learned_part
-    from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
-    from alloop.potentials.two_head import TwoHeadPotential
-    from alloop.presets import load_preset
-    from alloop.training.asteroid import METHODS, model_factory, train_asteroid
+    from alloop.training.asteroid import model_factory
+    from alloop.training.fit import fit
+    from alloop.training.run import summary_lines
+
+    architecture, preset = _model_preset(args)
+    pretrained = preset.get("base") is not None
+    section, settings = recipe_settings(args, pretrained)
+    _check_replay(args, section.replay_fraction, pretrained)
+    started = time.perf_counter()
+    labels = _read_labels(args)
+    initial = _initial_model(args, _elements(labels))
+    baseline = _baseline(args, initial)
+    if baseline is not None:
+        _check_baseline(args, section.replay_fraction)
+        print(f"Delta learning: the model learns reference minus {baseline.name}", file=sys.stderr)
+    factory = model_factory(architecture, _elements(labels), seed=args.seed, **preset)
+    if section.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
+        labels = _with_replay(labels, initial if initial is not None else factory(), args.seed)
+    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = fit(args.method, labels, model_factory=factory, settings=settings, baseline=baseline,
+                 initial_model=initial, log=log, two_head_mode=args.two_head_mode or "frozen")
+    out = _save(args, result, settings, labels, baseline)
+    n_frames = {role: len(data) for role, data in (("expensive", labels.expensive), ("cheap", labels.cheap),
+                                                    ("unlabelled", labels.unlabelled)) if data is not None}
+    for line in summary_lines(result, n_frames, holdout=not args.refit):
+        print(line)
+    print(f"wrote {out} ({time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def recipe_settings(args: argparse.Namespace, pretrained: bool) -> tuple[TrainingConfig, AsteroidSettings]:
+    """The ``training`` section of the options (the defaults of :class:`TrainingConfig`, or of
+    :data:`PRETRAINED_DEFAULTS` for a ``pretrained`` model) and the stages' settings it maps to: the mapping of a
+    campaign (:func:`alloop.training.recipe.asteroid_settings`), seeded with ``--seed`` (the validation splits
+    too), with ``--refit``'s no-holdout switch."""
     from alloop.training.recipe import asteroid_settings, section_from_options
-    from alloop.training.run import checkpoint_metadata, fidelity_name, load_dataset, replay_pool, summary_lines
-    from alloop.training.two_head import train_two_head
+
+    section = section_from_options(vars(args), pretrained=pretrained)  # the recipe's defaults and checks
+    settings = asteroid_settings(section, args.seed, args.threads, args.temperature_K, split_seed=args.seed)
+    return section, dataclasses.replace(settings, refit=True) if args.refit else settings
+
+
+def _model_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The architecture and hyperparameters of ``--model`` (with ``--freeze-blocks``), after the checks of the
+    options that need no file: the method, its label files, the baseline's name."""
+    from alloop.errors import AlloopError
+    from alloop.potentials.baseline import baseline_fidelity
+    from alloop.presets import load_preset
+    from alloop.training.asteroid import METHODS
 
     methods = (*METHODS, "two-head")
     if args.method not in methods:
@@ -139,8 +204,6 @@ def run(args: argparse.Namespace) -> int:
     if args.two_head_mode is not None and args.method != "two-head":
         raise AlloopError(f"--two-head-mode is for --method two-head, not '{args.method}'")
     if args.baseline is not None:
-        from alloop.potentials.baseline import baseline_fidelity
-
         baseline_fidelity(args.baseline)  # a GFN-xTB preset, before any data is read
     preset = load_preset("models", args.model)  # unknown names list the known presets
     architecture = preset.pop("architecture")
@@ -154,81 +217,96 @@ def run(args: argparse.Namespace) -> int:
         raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
     if args.method == "score-matching" and not args.unlabelled:
         raise AlloopError("method 'score-matching' needs --unlabelled C.extxyz")
-    pretrained = preset.get("base") is not None
-    section = section_from_options(vars(args), pretrained=pretrained)  # the recipe's defaults and checks
-    if section.replay_fraction and not pretrained and not args.init:
+    return architecture, preset
+
+
+def _check_replay(args: argparse.Namespace, replay_fraction: float, pretrained: bool) -> None:
+    from alloop.errors import AlloopError
+
+    if replay_fraction and not pretrained and not args.init:
         raise AlloopError(f"--replay-fraction needs pretrained weights: preset '{args.model}' has none (use e.g. "
                           "--model sevennet-0, or --init)")
-    started = time.perf_counter()
+
+
+def _check_baseline(args: argparse.Namespace, replay_fraction: float) -> None:
+    """What a Delta model is not trained with: score matching, replay."""
+    from alloop.errors import AlloopError
+
+    if args.method == "score-matching":
+        raise AlloopError("score matching fits the whole model's forces to unlabelled frames; it does not take "
+                          "--baseline")
+    if replay_fraction:
+        raise AlloopError("--replay-fraction is not offered with a baseline (the starting model's pseudo-labels "
+                          "have no baseline to subtract)")
+
+
+def _read_labels(args: argparse.Namespace) -> LabelSets:
+    """The files the method uses (a note on stderr for a file it does not use)."""
+    from alloop.training.fit import LabelSets
+    from alloop.training.run import load_dataset
+
     uses_cheap = args.method.startswith("asteroid") or args.method == "two-head"
     if args.cheap and not uses_cheap:
         print(f"note: --cheap is not used by method '{args.method}'", file=sys.stderr)
     if args.unlabelled and args.method != "score-matching":
         print(f"note: --unlabelled is not used by method '{args.method}'", file=sys.stderr)
-    expensive = load_dataset(args.expensive, "expensive")
-    cheap = load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None
-    unlabelled = load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching" else None
-    elements = sorted(set(expensive.elements) | set(cheap.elements if cheap else ())
-                      | set(unlabelled.elements if unlabelled else ()))
-    initial = None
-    if args.init:
-        initial, _ = load_checkpoint(args.init)
-        missing = set(elements) - set(initial.elements)
-        if missing:
-            raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
-    baseline = _baseline(args, initial)
-    if baseline is not None:
-        if args.method == "score-matching":
-            raise AlloopError("score matching fits the whole model's forces to unlabelled frames; it does not take "
-                              "--baseline")
-        if section.replay_fraction:
-            raise AlloopError("--replay-fraction is not offered with a baseline (the starting model's pseudo-labels "
-                              "have no baseline to subtract)")
-        print(f"Delta learning: the model learns reference minus {baseline.name}", file=sys.stderr)
-        expensive, cheap = baseline.subtract(expensive), baseline.subtract(cheap)
-        initial = learned_part(initial) if initial is not None else None
+    return LabelSets(
+        expensive=load_dataset(args.expensive, "expensive"),
+        cheap=load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None,
+        unlabelled=load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching"
+        else None,
+    )
 
-    factory = model_factory(architecture, elements, seed=args.seed, **preset)
 
-    settings = asteroid_settings(section, args.seed, args.threads, args.temperature_K, split_seed=args.seed)
-    if args.refit:
-        settings = dataclasses.replace(settings, refit=True)
-    replay = None
-    if section.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
-        replay = replay_pool(initial if initial is not None else factory(),
-                             [d for d in (expensive, cheap, unlabelled) if d is not None],
-                             args.seed)
-    log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    if args.method == "two-head":
-        result = train_two_head(expensive, cheap, model_factory=factory, settings=settings,
-                                mode=args.two_head_mode or "frozen", initial_model=initial, log=log, replay=replay)
-        assert isinstance(result.model, TwoHeadPotential)  # train_two_head trains a two-head model
-        for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):
-            result.model.record_fidelity(head, result.model.fidelities[head]["tag"], fidelity_name(path))
-    else:
-        result = train_asteroid(args.method, expensive, cheap, unlabelled, model_factory=factory, settings=settings,
-                                initial_model=initial, log=log, replay=replay)
+def _elements(labels: LabelSets) -> list[int]:
+    return sorted({z for data in (labels.expensive, labels.cheap, labels.unlabelled) if data is not None
+                   for z in data.elements})
+
+
+def _initial_model(args: argparse.Namespace, elements: list[int]) -> Potential | None:
+    """The ``--init`` checkpoint's model (None without it); AlloopError if it does not know an element."""
+    from alloop.errors import AlloopError
+    from alloop.potentials.checkpoint import load_checkpoint
+
+    if not args.init:
+        return None
+    initial, _ = load_checkpoint(args.init)
+    missing = set(elements) - set(initial.elements)
+    if missing:
+        raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
+    return initial
+
+
+def _with_replay(labels: LabelSets, original: Potential, seed: int) -> LabelSets:
+    """``labels`` with a replay pool: outside molecules labelled by ``original`` (the starting model)."""
+    from alloop.training.run import replay_pool
+
+    sets = [d for d in (labels.expensive, labels.cheap, labels.unlabelled) if d is not None]
+    return dataclasses.replace(labels, replay=replay_pool(original, sets, seed))
+
+
+def _save(args: argparse.Namespace, result: AsteroidResult, settings: AsteroidSettings, labels: LabelSets,
+          baseline: Baseline | None) -> Path:
+    """Write the trained model's checkpoint (metadata: the run's sources, settings, metrics, stages, baseline)."""
+    from alloop.potentials.baseline import learned_part
+    from alloop.potentials.checkpoint import save_checkpoint
+    from alloop.potentials.two_head import TwoHeadPotential
+    from alloop.training.run import checkpoint_metadata, fidelity_name
+
     sources = {"expensive": str(args.expensive), "cheap": args.cheap, "unlabelled": args.unlabelled,
                "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init,
-               "replay_frames": 0 if replay is None else len(replay)}
-    metadata = checkpoint_metadata(result, settings, sources, fidelity=expensive.fidelity)
+               "replay_frames": 0 if labels.replay is None else len(labels.replay)}
+    metadata = checkpoint_metadata(result, settings, sources, fidelity=labels.expensive.fidelity)
     if args.method == "two-head":
+        model = learned_part(result.model)
+        assert isinstance(model, TwoHeadPotential)  # fit trains a two-head model
+        for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):
+            model.record_fidelity(head, model.fidelities[head]["tag"], fidelity_name(path))
         metadata["two_head_mode"] = args.two_head_mode or "frozen"
-    model = result.model
     if baseline is not None:
-        model = DeltaPotential.wrap(model, baseline)
         metadata["baseline"] = baseline.name
         metadata["baseline_seconds"] = round(baseline.seconds, 3)
-    out = save_checkpoint(model, args.output, metadata)
-    n_frames = {"expensive": len(expensive)}
-    if cheap is not None:
-        n_frames["cheap"] = len(cheap)
-    if unlabelled is not None:
-        n_frames["unlabelled"] = len(unlabelled)
-    for line in summary_lines(result, n_frames, holdout=not args.refit):
-        print(line)
-    print(f"wrote {Path(out)} ({time.perf_counter() - started:.1f} s)")
-    return 0
+    return save_checkpoint(result.model, args.output, metadata)
 
 
 def _baseline(args: argparse.Namespace, initial: Potential | None) -> Baseline | None:

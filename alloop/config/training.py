@@ -26,6 +26,8 @@ DEFAULT_STEPS = 3000
 FINETUNE_LR_FACTOR = 0.3
 #: the epochs of score matching (``alloop train`` only) when no budget in epochs is given
 SCORE_MATCHING_EPOCHS = 100
+#: the temperature (K) of score matching's unlabelled frames when none is given (``alloop train --temperature-K``)
+SCORE_MATCHING_TEMPERATURE_K = 300.0
 
 
 class TrainingConfig(Section):

@@ -87,7 +87,7 @@ EVALUATION = TableSchema(
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
 #: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
-#: uncertainty model fitted with it, and their median score (alloop.campaign.phases.evaluation.coverage_scores)
+#: uncertainty model fitted with it, and their median score (alloop.campaign.execution.scoring.coverage_scores)
 EVAL_COVERAGE = TableSchema(
     "eval_coverage",
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("covered_fraction", np.float64),

@@ -1,7 +1,8 @@
 """Training: the loss of ASTEROID Eq. 1, energy references, ASTEROID stages, score matching.
 
-Entry points: :func:`train` (one supervised run with the recipe of docs/training.md),
-:func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
+Entry points: :func:`fit` (the one training path of ``alloop train`` and a campaign: a method on
+:class:`LabelSets`, with a Delta baseline and replay), :func:`train` (one supervised run with the recipe
+of docs/training.md), :func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
 (standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
 continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
 (a model against its original on outside structures), :class:`ReplayMix` (replay batches),
@@ -11,8 +12,9 @@ continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgett
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
-from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates, typical_bias
+from alloop.training.bias_weights import bias_weights, dataset_bias, gamma_candidates, typical_bias
 from alloop.training.data import FrameDataset, LabelledBatch
+from alloop.training.fit import LabelSets, fit
 from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
 from alloop.training.metrics import error_metrics, evaluate_model, pseudo_labelled
@@ -28,6 +30,7 @@ __all__ = [
     "METHODS", "AsteroidResult", "AsteroidSettings", "WarmStart", "finetune", "train_asteroid",
     "bias_weights", "dataset_bias", "gamma_candidates", "typical_bias",
     "FrameDataset", "LabelledBatch",
+    "LabelSets", "fit",
     "ForgettingScores", "forgetting_scores",
     "eq1_loss", "per_frame_losses", "weighted_loss",
     "error_metrics", "evaluate_model", "pseudo_labelled",

@@ -61,20 +61,14 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.training.bias import bias_weights, dataset_bias, gamma_candidates
+from alloop.training.bias_weights import bias_weights, dataset_bias
 from alloop.training.data import FrameDataset
+from alloop.training.gamma_search import select_gamma
 from alloop.training.metrics import evaluate_model
+from alloop.training.restarts import RESTART_SEED_STEP, train_fresh
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
-from alloop.training.trainer import (
-    RESTART_SEED_STEP,
-    Logger,
-    TrainResult,
-    TrainSettings,
-    fit_output_scale,
-    parameter_fingerprint,
-    train,
-    train_fresh,
-)
+from alloop.training.settings import RECIPE
+from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 
 METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
 #: a fresh model; a factory that also takes ``restart=k`` (k >= 1) gives another initialisation for the k-th
@@ -86,17 +80,19 @@ MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 @dataclass(frozen=True)
 class AsteroidSettings:
     """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k), the validation splits
-    from ``split_seed`` (None: ``seed``)."""
+    from ``split_seed`` (None: ``seed``). The stages have no default (their budgets depend on the recipe:
+    :func:`alloop.training.recipe.asteroid_settings` maps a ``training`` section to them); the defaults of the other
+    values the section holds are the section's (:data:`~alloop.training.settings.RECIPE`)."""
 
-    stage1: TrainSettings = TrainSettings()
-    stage2: TrainSettings = TrainSettings()
-    stage3: TrainSettings = TrainSettings(lr=3e-3, max_steps=1000)
+    stage1: TrainSettings
+    stage2: TrainSettings
+    stage3: TrainSettings
     score: ScoreMatchingSettings = ScoreMatchingSettings()
-    gamma_grid: tuple[float, ...] = (1.0,)
+    gamma_grid: tuple[float, ...] = RECIPE.gamma_grid
     gamma_selection: str = "finetune"
     gamma_epochs: int | None = None
     gamma_finetune_epochs: int | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = RECIPE.validation_fraction
     seed: int = 0
     split_seed: int | None = None  # a campaign's seed: the same split in every cycle
     refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
@@ -216,13 +212,123 @@ def _check_inputs(method: str, expensive: FrameDataset, cheap: FrameDataset | No
 StartModel = Callable[[int, FrameDataset], Potential]
 
 
+def _start_model(factory: ModelFactory, initial: Potential | None, seed: int, data: FrameDataset,
+                 previous: Potential | None = None) -> Potential:
+    """A copy of ``previous`` or else of ``initial``, else a fresh model (seeded, output scale from ``data``). Module
+    level, so that a partial of it travels to the workers that score gamma candidates."""
+    for start in (previous, initial):
+        if start is not None:
+            return _start_from(start)
+    return _fresh(factory, seed, data)
+
+
+@dataclass
+class _Pretraining:
+    """What precedes stage 3: the pretrained model (stage 2 or score matching), its stages, references and splits,
+    and for ASTEROID theta_0 with the bias, the weights and gamma."""
+
+    model: Potential
+    stages: dict[str, TrainResult | ScoreMatchingResult]
+    splits: dict[str, np.ndarray]
+    references: dict[str, dict[int, float]] = field(default_factory=dict)
+    bias_model: Potential | None = None
+    bias: np.ndarray | None = None
+    weights: np.ndarray | None = None
+    gamma: float | None = None
+    gamma_scores: dict[float, float] = field(default_factory=dict)
+
+
+class _Stages:
+    """One call of :func:`train_asteroid`: its settings, the expensive split and the models each stage starts from."""
+
+    def __init__(self, settings: AsteroidSettings, expensive: FrameDataset, factory: ModelFactory,
+                 initial: Potential | None, warm: WarmStart, log: Logger | None, map_fn: MapFn,
+                 replay: FrameDataset | None) -> None:
+        self.s, self.expensive, self.factory, self.initial, self.warm = settings, expensive, factory, initial, warm
+        self.log, self.map_fn, self.replay = log, map_fn, replay
+        self.exp_train, self.exp_val, exp_tr_idx, exp_va_idx = settings.split(expensive)
+        self.splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
+        #: the start of stage 2 and of score matching (and of every gamma candidate's stage 2)
+        self.stage2_start: StartModel = partial(_start_model, factory, initial, previous=warm.stage2)
+
+    def run_stage(self, starts: tuple[Potential | None, ...], seed: int, train_set: FrameDataset,
+                  val_set: FrameDataset, stage: TrainSettings, tag: str,
+                  scale_data: FrameDataset | None = None) -> tuple[Potential, TrainResult]:
+        """Train a copy of the first of ``starts`` that is given, else a fresh model (output scale from
+        ``scale_data``, default ``train_set``; restarted if it stalls)."""
+        stage = replace(stage, seed=seed)
+        for start in starts:
+            if start is not None:
+                model = _start_from(start)
+                return model, train(model, train_set, val_set, stage, log=self.log, tag=tag, replay=self.replay)
+        scale = train_set if scale_data is None else scale_data
+        return train_fresh(lambda attempt: _fresh(self.factory, seed + RESTART_SEED_STEP * attempt, scale, attempt),
+                           train_set, val_set, stage, log=self.log, tag=tag, replay=self.replay)
+
+    def standard(self) -> AsteroidResult:
+        """A fresh model, or a copy of the warm or initial one, trained on the expensive labels (stage 1)."""
+        s, starts = self.s, (self.warm.model, self.initial)
+        model, stage1 = self.run_stage(starts, s.seed + 1, self.exp_train, self.exp_val, s.stage1, "standard")
+        return AsteroidResult("standard", model, evaluate_model(model, self.exp_val), {"stage1": stage1},
+                              bias_model=model, references={self.expensive.fidelity: stage1.references},
+                              splits=self.splits)
+
+    def score_matching(self, unlabelled: FrameDataset) -> _Pretraining:
+        """Sliced score matching on the unlabelled frames, in place of stages 1-2."""
+        s = self.s
+        un_train, un_val, un_tr_idx, un_va_idx = s.split(unlabelled)
+        model = self.stage2_start(s.seed + 2, self.exp_train)
+        score = train_score_matching(model, un_train, un_val, replace(s.score, seed=s.seed + 2), log=self.log)
+        return _Pretraining(model, {"score": score}, {"unlabelled_train": un_tr_idx, "unlabelled_val": un_va_idx})
+
+    def pretrain_on_cheap(self, method: str, cheap: FrameDataset) -> _Pretraining:
+        """Stage 2 on the cheap labels: weighted by the bias against theta_0 (stage 1) with ``asteroid``, by 1 with
+        ``asteroid-no-weights``."""
+        s = self.s
+        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
+        stages: dict[str, TrainResult | ScoreMatchingResult] = {}
+        bias_model = bias = gamma = None
+        gamma_scores: dict[float, float] = {}
+        if method == "asteroid":
+            bias_model, stages["stage1"] = self.run_stage((self.warm.stage1,), s.seed + 1, self.exp_train,
+                                                          self.exp_val, s.stage1, "stage1")
+            bias = dataset_bias(bias_model, cheap)
+            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, self.exp_train, self.stage2_start,
+                                               s, self.log, map_fn=self.map_fn, replay=self.replay)
+            weights = bias_weights(bias, gamma)
+        else:
+            weights = np.ones(len(cheap))
+        model, stage2 = self.run_stage(
+            (self.warm.stage2, self.initial), s.seed + 2, cheap_train.with_weights(weights[ch_tr_idx]),
+            cheap_val.with_weights(weights[ch_va_idx]), s.stage2, "stage2", scale_data=cheap_train,
+        )
+        stages["stage2"] = stage2
+        return _Pretraining(model, stages, {"cheap_train": ch_tr_idx, "cheap_val": ch_va_idx},
+                            {cheap.fidelity: stage2.references}, bias_model, bias, weights, gamma, gamma_scores)
+
+    def finetuned(self, method: str, pre: _Pretraining) -> AsteroidResult:
+        """Stage 3 from the pretrained weights on the expensive labels, and the result of the whole method."""
+        s = self.s
+        fingerprints = {"stage2": parameter_fingerprint(pre.model)}
+        model, stage3 = finetune(pre.model, self.exp_train, self.exp_val, replace(s.stage3, seed=s.seed + 3),
+                                 log=self.log, replay=self.replay)
+        fingerprints["stage3_start"] = stage3.initial_fingerprint
+        return AsteroidResult(
+            method, model, evaluate_model(model, self.exp_val), {**pre.stages, "stage3": stage3},
+            bias_model=pre.bias_model, pretrained=pre.model, bias=pre.bias, weights=pre.weights, gamma=pre.gamma,
+            gamma_scores=pre.gamma_scores, references={**pre.references, self.expensive.fidelity: stage3.references},
+            splits={**self.splits, **pre.splits}, fingerprints=fingerprints,
+        )
+
+
 def train_asteroid(
     method: str,
     expensive: FrameDataset,
     cheap: FrameDataset | None = None,
     unlabelled: FrameDataset | None = None,
     model_factory: ModelFactory | None = None,
-    settings: AsteroidSettings = AsteroidSettings(),
+    *,
+    settings: AsteroidSettings,
     initial_model: Potential | None = None,
     log: Logger | None = None,
     map_fn: MapFn = map,
@@ -242,145 +348,11 @@ def train_asteroid(
     _check_inputs(method, expensive, cheap, unlabelled)
     if model_factory is None:
         raise AlloopError("a model_factory is needed")
-    s = settings
-    warm = warm or WarmStart()
-    exp_train, exp_val, exp_tr_idx, exp_va_idx = s.split(expensive)
-    splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
-    stages: dict[str, TrainResult | ScoreMatchingResult] = {}
-    references: dict[str, dict[int, float]] = {}
-    fingerprints: dict[str, str] = {}
-
-    def start_model(seed: int, data: FrameDataset, previous: Potential | None = None) -> Potential:
-        for start in (previous, initial_model):
-            if start is not None:
-                return _start_from(start)
-        return _fresh(model_factory, seed, data)
-
-    def run_stage(starts: tuple[Potential | None, ...], seed: int, train_set: FrameDataset, val_set: FrameDataset,
-                  stage: TrainSettings, tag: str, scale_data: FrameDataset | None = None) -> tuple[Potential, TrainResult]:
-        """Train a copy of the first of ``starts`` that is given, else a fresh model (output scale from
-        ``scale_data``, default ``train_set``; restarted if it stalls)."""
-        stage = replace(stage, seed=seed)
-        for start in starts:
-            if start is not None:
-                model = _start_from(start)
-                return model, train(model, train_set, val_set, stage, log=log, tag=tag, replay=replay)
-        scale = train_set if scale_data is None else scale_data
-        return train_fresh(lambda attempt: _fresh(model_factory, seed + RESTART_SEED_STEP * attempt, scale, attempt),
-                           train_set, val_set, stage, log=log, tag=tag, replay=replay)
-
+    stages = _Stages(settings, expensive, model_factory, initial_model, warm or WarmStart(), log, map_fn, replay)
     if method == "standard":
-        model, stage1 = run_stage((warm.model, initial_model), s.seed + 1, exp_train, exp_val, s.stage1, "standard")
-        stages["stage1"] = stage1
-        references[expensive.fidelity] = stage1.references
-        return AsteroidResult(method, model, evaluate_model(model, exp_val), stages, bias_model=model,
-                              references=references, splits=splits)
-
-    bias = weights = gamma = bias_model = None
-    gamma_scores: dict[float, float] = {}
+        return stages.standard()
     if method == "score-matching":
         assert unlabelled is not None  # _check_inputs
-        un_train, un_val, un_tr_idx, un_va_idx = s.split(unlabelled)
-        splits.update(unlabelled_train=un_tr_idx, unlabelled_val=un_va_idx)
-        pretrained = start_model(s.seed + 2, exp_train, warm.stage2)
-        stages["score"] = train_score_matching(pretrained, un_train, un_val, replace(s.score, seed=s.seed + 2), log=log)
-    else:
-        assert cheap is not None  # _check_inputs: the asteroid methods have cheap frames
-        cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
-        splits.update(cheap_train=ch_tr_idx, cheap_val=ch_va_idx)
-        if method == "asteroid":
-            bias_model, stages["stage1"] = run_stage((warm.stage1,), s.seed + 1, exp_train, exp_val, s.stage1, "stage1")
-            bias = dataset_bias(bias_model, cheap)
-            stage2_start = partial(start_model, previous=warm.stage2)
-            gamma, gamma_scores = select_gamma(bias, ch_tr_idx, ch_va_idx, cheap, exp_train, stage2_start, s, log,
-                                               map_fn=map_fn, replay=replay)
-            weights = bias_weights(bias, gamma)
-        else:
-            weights = np.ones(len(cheap))
-        pretrained, stage2 = run_stage(
-            (warm.stage2, initial_model), s.seed + 2, cheap_train.with_weights(weights[ch_tr_idx]),
-            cheap_val.with_weights(weights[ch_va_idx]), s.stage2, "stage2", scale_data=cheap_train,
-        )
-        stages["stage2"] = stage2
-        references[cheap.fidelity] = stage2.references
-    fingerprints["stage2"] = parameter_fingerprint(pretrained)
-    model, stage3 = finetune(pretrained, exp_train, exp_val, replace(s.stage3, seed=s.seed + 3), log=log,
-                             replay=replay)
-    stages["stage3"] = stage3
-    fingerprints["stage3_start"] = stage3.initial_fingerprint
-    references[expensive.fidelity] = stage3.references
-    return AsteroidResult(
-        method, model, evaluate_model(model, exp_val), stages, bias_model=bias_model, pretrained=pretrained,
-        bias=bias, weights=weights, gamma=gamma, gamma_scores=gamma_scores, references=references, splits=splits,
-        fingerprints=fingerprints,
-    )
-
-
-def select_gamma(
-    bias: np.ndarray,
-    cheap_train_idx: np.ndarray,
-    cheap_val_idx: np.ndarray,
-    cheap: FrameDataset,
-    exp_train: FrameDataset,
-    start_model: StartModel,
-    settings: AsteroidSettings,
-    log: Logger | None = None,
-    map_fn: MapFn = map,
-    replay: FrameDataset | None = None,
-) -> tuple[float, dict[float, float]]:
-    """Gamma from ``gamma_grid x median(B)``: fixed for one factor, else scored on a selection split (module docstring)."""
-    s = settings
-    candidates = gamma_candidates(bias, s.gamma_grid)
-    if len(candidates) == 1:
-        if log:
-            log(f"gamma fixed at {candidates[0]:.4g} eV/A ({s.gamma_grid[0]:g} x median B)")
-        return candidates[0], {}
-    if len(exp_train) < 4:
-        raise AlloopError(f"a gamma search needs at least 4 expensive training frames, got {len(exp_train)}; "
-                          "use a one-element gamma grid")
-    sel_train, sel_val, _, _ = exp_train.split(s.val_fraction, s.split_key + 7)
-    score = partial(
-        score_gamma, bias=bias, cheap_train=cheap.subset(cheap_train_idx), cheap_val=cheap.subset(cheap_val_idx),
-        cheap_train_idx=cheap_train_idx, cheap_val_idx=cheap_val_idx, exp_train=sel_train, exp_val=sel_val,
-        start_model=start_model, settings=s, replay=replay,
-    )
-    scores = dict(zip(candidates, (float(x) for x in map_fn(score, candidates)), strict=True))
-    if log:
-        for k, gamma in enumerate(candidates):
-            log(f"gamma {gamma:.4g} eV/A ({s.gamma_grid[k]:g} x median B): selection-split F-MAE {scores[gamma]:.4f} eV/A "
-                f"({len(sel_val)} frames)")
-    best = min(scores, key=scores.__getitem__)
-    if log:
-        log(f"chosen gamma {best:.4g} eV/A")
-    return best, scores
-
-
-def score_gamma(
-    gamma: float,
-    *,
-    bias: np.ndarray,
-    cheap_train: FrameDataset,
-    cheap_val: FrameDataset,
-    cheap_train_idx: np.ndarray,
-    cheap_val_idx: np.ndarray,
-    exp_train: FrameDataset,
-    exp_val: FrameDataset,
-    start_model: StartModel,
-    settings: AsteroidSettings,
-    replay: FrameDataset | None = None,
-) -> float:
-    """One gamma candidate: bias-weighted stage 2 (+ fine-tune), force MAE on the selection split ``exp_val``."""
-    s = settings
-    w = bias_weights(bias, gamma)
-    model = start_model(s.seed + 2, cheap_train)
-    stage2 = replace(s.stage2, seed=s.seed + 2)
-    if s.gamma_epochs is not None:
-        stage2 = replace(stage2, max_epochs=s.gamma_epochs, max_steps=None)
-    train(model, cheap_train.with_weights(w[cheap_train_idx]), cheap_val.with_weights(w[cheap_val_idx]), stage2,
-          replay=replay)
-    if s.gamma_selection == "finetune":
-        stage3 = replace(s.stage3, seed=s.seed + 3)
-        if s.gamma_finetune_epochs is not None:
-            stage3 = replace(stage3, max_epochs=s.gamma_finetune_epochs, max_steps=None)
-        train(model, exp_train, exp_val, stage3, replay=replay)
-    return evaluate_model(model, exp_val)["force_mae_eV_per_A"]
+        return stages.finetuned(method, stages.score_matching(unlabelled))
+    assert cheap is not None  # _check_inputs: the asteroid methods have cheap frames
+    return stages.finetuned(method, stages.pretrain_on_cheap(method, cheap))

@@ -32,8 +32,13 @@ class Budget:
 
 
 def plan_budget(data: FrameDataset, s: TrainSettings, mix: ReplayMix | None = None) -> Budget:
+    """The budget of a run of ``s`` on ``data`` (batches of ``mix`` with replay): its steps, epochs and evaluations."""
     per_epoch = math.ceil(len(data) / s.batch_size) if mix is None else mix.n_batches
-    steps = s.max_steps if s.max_steps is not None else s.max_epochs * per_epoch
+    if s.max_steps is not None:
+        steps = s.max_steps
+    else:
+        assert s.max_epochs is not None  # TrainSettings: one of the two budgets
+        steps = s.max_epochs * per_epoch
     epochs = math.ceil(steps / per_epoch)
     every = s.eval_every or max(1, math.ceil(epochs / EVALUATIONS_PER_RUN))
     return Budget(steps, epochs, every, int(s.warmup_fraction * steps))

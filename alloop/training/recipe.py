@@ -31,10 +31,11 @@ OPTION_KEYS = {
 }
 
 
-def asteroid_settings(training: TrainingConfig, seed: int, threads: int, temperature_K: float, *,
+def asteroid_settings(training: TrainingConfig, seed: int, threads: int | None, temperature_K: float, *,
                       warm: bool = False, final: bool = False, split_seed: int | None = None) -> AsteroidSettings:
     """The stages' settings of ``training``, seeded with ``seed`` (validation splits with ``split_seed``, None:
-    ``seed``), ``threads`` torch threads; ``temperature_K`` is score matching's.
+    ``seed``), ``threads`` torch threads (None: torch's own); ``temperature_K`` is score matching's. Every value of
+    the recipe comes from ``training`` (the settings classes take none of their own).
 
     ``warm`` (a cycle that continues from the previous cycle's models) shortens the budgets of stages 1-2 by
     ``warm_start_fraction`` and scales their peak learning rate by ``warm_start_lr_factor``; stage 3 keeps its
@@ -52,8 +53,8 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int, tempera
     def scaled_steps(n: int | None) -> int | None:
         return None if n is None else scaled(n)
 
-    steps, finetune_steps = training.stage_steps()
-    epochs = scaled(training.max_epochs or 200)
+    steps, finetune_steps = training.stage_steps()  # None, None for a budget in epochs
+    epochs = None if training.max_epochs is None else scaled(training.max_epochs)
     base = TrainSettings(
         max_epochs=epochs, max_steps=scaled_steps(steps), batch_size=training.batch_size, lr=lr, loss=training.loss,
         energy_weight=training.energy_weight, ema_decay=training.ema_decay, rollback_factor=training.rollback_factor,
@@ -63,12 +64,11 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int, tempera
     score_epochs = scaled(training.max_epochs or SCORE_MATCHING_EPOCHS)
     score = ScoreMatchingSettings(
         temperature_K=temperature_K, n_vectors=training.score_matching_vectors, max_epochs=score_epochs,
-        batch_size=training.batch_size, lr=lr, patience=training.patience_epochs or max(1, score_epochs // 2),
-        threads=threads, seed=seed,
+        batch_size=training.batch_size, lr=lr, patience=training.patience_epochs, threads=threads, seed=seed,
     )
     stage3 = replace(base, lr=training.finetune_lr(),
                      max_steps=scaled_steps(finetune_steps) if final else finetune_steps,
-                     max_epochs=scaled(training.max_epochs or 200) if final else training.max_epochs or 200)
+                     max_epochs=epochs if final else training.max_epochs)
     return AsteroidSettings(
         stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),
         val_fraction=training.validation_fraction, seed=seed, split_seed=split_seed,

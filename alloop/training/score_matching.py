@@ -28,9 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
+from alloop.config.training import SCORE_MATCHING_EPOCHS, SCORE_MATCHING_TEMPERATURE_K
 from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
 from alloop.training.data import FrameDataset
+from alloop.training.settings import RECIPE
 from alloop.training.trainer import Logger, parameter_fingerprint
 from alloop.units import KB_EV_PER_K
 
@@ -39,14 +41,19 @@ DISTRIBUTIONS = ("rademacher", "gaussian")
 
 @dataclass(frozen=True)
 class ScoreMatchingSettings:
-    temperature_K: float = 300.0
-    n_vectors: int = 1
+    """A score-matching run: ``max_epochs`` epochs, at most; ``patience`` epochs without a better validation loss stop
+    it (None: half the run). The defaults of the values the ``training`` section holds are the section's
+    (:data:`~alloop.training.settings.RECIPE`, :data:`~alloop.config.training.SCORE_MATCHING_EPOCHS`); the others
+    are score matching's own."""
+
+    temperature_K: float = SCORE_MATCHING_TEMPERATURE_K
+    n_vectors: int = RECIPE.score_matching_vectors
     val_vectors: int = 8
     distribution: str = "rademacher"
-    max_epochs: int = 50
-    batch_size: int = 16
-    lr: float = 1e-3
-    patience: int = 10
+    max_epochs: int = RECIPE.max_epochs or SCORE_MATCHING_EPOCHS
+    batch_size: int = RECIPE.batch_size
+    lr: float = RECIPE.learning_rate_pretrain
+    patience: int | None = RECIPE.patience_epochs
     grad_clip: float | None = 10.0
     seed: int = 0
     threads: int | None = None
@@ -58,8 +65,13 @@ class ScoreMatchingSettings:
             raise AlloopError(f"n_vectors and val_vectors must be at least 1, got {self.n_vectors}, {self.val_vectors}")
         if self.distribution not in DISTRIBUTIONS:
             raise AlloopError(f"unknown projection distribution '{self.distribution}' (use rademacher or gaussian)")
-        if self.max_epochs < 0 or self.batch_size < 1 or self.patience < 1 or self.lr <= 0:
+        if self.max_epochs < 0 or self.batch_size < 1 or (self.patience is not None and self.patience < 1) or self.lr <= 0:
             raise AlloopError("max_epochs >= 0, batch_size >= 1, patience >= 1 and lr > 0 are required")
+
+    @property
+    def patience_epochs(self) -> int:
+        """The epochs without improvement that stop the run: ``patience``, else half the run (at least 1)."""
+        return self.patience if self.patience is not None else max(1, self.max_epochs // 2)
 
 
 @dataclass
@@ -199,7 +211,7 @@ def train_score_matching(
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 since_best += 1
-                if since_best >= s.patience:
+                if since_best >= s.patience_epochs:
                     stopped = True
                     break
         model.load_state_dict(best_state)

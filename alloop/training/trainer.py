@@ -35,14 +35,7 @@ One function, :func:`train`, for every architecture:
   step's loss (joint two-head training adds the cheap head's loss on a cheap
   batch, :mod:`two_head`); evaluation and selection still use the main data.
 
-- restarts of a fresh model that learned nothing (:func:`train_fresh`): a run
-  from a new initialisation, with a budget of ``STALL_MIN_STEPS`` steps or
-  more, whose last validation force MAE is above ``STALLED_FRACTION`` of its
-  start (a network that died at a high learning rate, early or after a few
-  epochs, and stays at zero forces) is run again from another initialisation
-  at a lower learning rate, at most ``MAX_FRESH_RESTARTS`` times; the best
-  attempt is returned and every restart is logged. Warm starts are never
-  restarted (their start may be the best).
+- restarts of a fresh model that learned nothing: :func:`alloop.training.restarts.train_fresh`.
 
 Reproducible: the same model, data and ``seed`` give identical weights
 (seeded torch RNG and seeded shuffling; CPU kernels used here are
@@ -60,7 +53,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -80,15 +73,6 @@ Logger = Callable[[str], None]
 LOG_LINES_PER_RUN = 10
 #: the learning rate is multiplied by this at each rollback
 ROLLBACK_LR_FACTOR = 0.5
-#: a fresh run with a budget of at least STALL_MIN_STEPS optimiser steps whose last validation force MAE is above
-#: this fraction of its starting one learned nothing (shorter runs are not judged: they may just be slow)
-STALLED_FRACTION = 0.9
-STALL_MIN_STEPS = 200
-#: restarts of a stalled fresh run, each from a new initialisation with the learning rate x RESTART_LR_FACTOR
-MAX_FRESH_RESTARTS = 2
-RESTART_LR_FACTOR = 0.3
-#: seed offset between the initialisations of a fresh run's attempts
-RESTART_SEED_STEP = 1000
 
 
 @dataclass(frozen=True)
@@ -200,7 +184,7 @@ def train(
     model: Potential,
     train_set: FrameDataset,
     val_set: FrameDataset,
-    settings: TrainSettings = TrainSettings(),
+    settings: TrainSettings,
     log: Logger | None = None,
     tag: str = "",
     replay: FrameDataset | None = None,
@@ -233,170 +217,148 @@ def train(
     if s.threads:
         torch.set_num_threads(int(s.threads))
     try:
-        return _run(model, train_set, val_set, s, log, tag, mix, auxiliary)
+        return _Run(model, train_set, val_set, s, log, tag, mix, auxiliary).run()
     finally:
         if s.threads:
             torch.set_num_threads(previous_threads)
 
 
-def _run(model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings, log: Logger | None, tag: str,
-         mix: ReplayMix | None, auxiliary: AuxiliaryLoss | None = None) -> TrainResult:
-    start = time.perf_counter()
-    torch.manual_seed(s.seed)
-    prefix = f"{tag} " if tag else ""
-    ref_fit = _shift(model, train_set, s)
-    fingerprint = parameter_fingerprint(model)
-    budget = plan_budget(train_set, s, mix)
-    opt = _optimizer(model, s)
-    steps = Steps(opt, budget, s)
-    plateau = _plateau(opt, s) if s.scheduler == "plateau" else None
-    ema = WeightAverage(model, s.ema_decay) if s.ema_decay else None
-    evaluated = model if ema is None else ema.model  # the weights that are evaluated and returned
-    n_evals = max(1, math.ceil(budget.epochs / budget.eval_every))
-    patience = math.ceil(s.patience / budget.eval_every) if s.patience is not None else max(1, n_evals // 2)
-    log_every = max(1, n_evals // LOG_LINES_PER_RUN)
+class _Run:
+    """One run of :func:`train` (see the module docstring): the optimiser and its schedule, the weight average that
+    is evaluated, the evaluations so far and the guards (the best weights, rollbacks, early stop, divergence)."""
 
-    def evaluate(epoch: int, train_loss: float, t0: float) -> EpochRecord:
-        m = validation_metrics(evaluated, val_set, s.energy_weight, s.loss, s.eval_batch_size)
+    def __init__(self, model: Potential, train_set: FrameDataset, val_set: FrameDataset, s: TrainSettings,
+                 log: Logger | None, tag: str, mix: ReplayMix | None, auxiliary: AuxiliaryLoss | None) -> None:
+        self.start = time.perf_counter()
+        torch.manual_seed(s.seed)
+        self.model, self.train_set, self.val_set, self.s = model, train_set, val_set, s
+        self.log, self.tag, self.prefix, self.mix, self.auxiliary = log, tag, f"{tag} " if tag else "", mix, auxiliary
+        self.ref_fit = _shift(model, train_set, s)
+        self.fingerprint = parameter_fingerprint(model)
+        self.budget = plan_budget(train_set, s, mix)
+        self.opt = _optimizer(model, s)
+        self.steps = Steps(self.opt, self.budget, s)
+        self.plateau = _plateau(self.opt, s) if s.scheduler == "plateau" else None
+        self.ema = WeightAverage(model, s.ema_decay) if s.ema_decay else None
+        self.evaluated = model if self.ema is None else self.ema.model  # the weights that are evaluated and returned
+        n_evals = max(1, math.ceil(self.budget.epochs / self.budget.eval_every))
+        self.patience = math.ceil(s.patience / self.budget.eval_every) if s.patience is not None else max(1, n_evals // 2)
+        self.log_every = max(1, n_evals // LOG_LINES_PER_RUN)
+        self.history: list[EpochRecord] = []
+        self.since_best, self.rollbacks = 0, 0
+        self.stopped_early, self.diverged, self.rolled_back_last = False, False, False
+
+    def evaluate(self, epoch: int, train_loss: float, t0: float) -> EpochRecord:
+        """The evaluated weights' validation errors after ``epoch`` (0: before training), with the learning rate."""
+        s = self.s
+        m = validation_metrics(self.evaluated, self.val_set, s.energy_weight, s.loss, s.eval_batch_size)
         return EpochRecord(epoch, train_loss, m["loss"], m["force_mae"], m["energy_mae"],
-                           opt.param_groups[0]["lr"], time.perf_counter() - t0)
+                           self.opt.param_groups[0]["lr"], time.perf_counter() - t0)
 
-    record = evaluate(0, float("nan"), start)
-    history = [record]
-    if log:
-        log(f"{prefix}{len(train_set)} training / {len(val_set)} validation frames, {budget.steps} steps "
-            f"({budget.epochs} epochs of batch {s.batch_size}), {s.scheduler} lr {s.lr:.2e}, loss {s.loss}, "
-            f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale {float(model.output_scale):.3f}"
-            + (f", replay {mix.n_replay} of {s.batch_size} frames per batch ({mix.n_pool} in the pool)" if mix else ""))
-        log(format_record(record, tag))
-    best, best_state = record, copy.deepcopy(evaluated.state_dict())
-    since_best, stopped_early, diverged, rollbacks, rolled_back_last = 0, False, False, 0, False
-    t0, train_loss = time.perf_counter(), float("nan")
-    for epoch in range(1, budget.epochs + 1):
-        train_loss = train_epoch(model, train_set, steps, ema, s, epoch, mix, auxiliary)
-        if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
-            continue
-        record = evaluate(epoch, train_loss, t0)
+    def run(self) -> TrainResult:
+        """Train for the budget's epochs, evaluating every ``eval_every`` epochs (and at the last one, or when the loss
+        is not finite), until the budget ends or a guard stops the run."""
+        s, budget, log = self.s, self.budget, self.log
+        record = self.evaluate(0, float("nan"), self.start)
+        self.history.append(record)
+        if log:
+            self._log_start(record)
+        self.best, self.best_state = record, copy.deepcopy(self.evaluated.state_dict())
         t0 = time.perf_counter()
-        history.append(record)
-        if log and (len(history) % log_every == 0 or epoch == budget.epochs):
-            log(format_record(record, tag))
+        for epoch in range(1, budget.epochs + 1):
+            train_loss = train_epoch(self.model, self.train_set, self.steps, self.ema, s, epoch, self.mix, self.auxiliary)
+            if epoch % budget.eval_every and epoch != budget.epochs and math.isfinite(train_loss):
+                continue
+            record = self.evaluate(epoch, train_loss, t0)
+            t0 = time.perf_counter()
+            self.history.append(record)
+            if log and (len(self.history) % self.log_every == 0 or epoch == budget.epochs):
+                log(format_record(record, self.tag))
+            if self._stops(record, epoch, train_loss):
+                break
+        return self._finish()
+
+    def _log_start(self, record: EpochRecord) -> None:
+        s, budget, mix = self.s, self.budget, self.mix
+        assert self.log is not None  # called with a log only
+        self.log(f"{self.prefix}{len(self.train_set)} training / {len(self.val_set)} validation frames, {budget.steps} "
+                 f"steps ({budget.epochs} epochs of batch {s.batch_size}), {s.scheduler} lr {s.lr:.2e}, loss {s.loss}, "
+                 f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale "
+                 f"{float(self.model.output_scale):.3f}"
+                 + (f", replay {mix.n_replay} of {s.batch_size} frames per batch ({mix.n_pool} in the pool)" if mix else ""))
+        self.log(format_record(record, self.tag))
+
+    def _stops(self, record: EpochRecord, epoch: int, train_loss: float) -> bool:
+        """The guards after an evaluation: a rollback on a spike or a non-finite loss (while rollbacks are left), else
+        a stop on a non-finite loss or on ``patience`` evaluations without improvement. True: the run stops."""
+        s, log = self.s, self.log
         finite = math.isfinite(train_loss) and math.isfinite(record.val_force_mae)
-        spiked = s.rollback_factor is not None and record.val_force_mae > s.rollback_factor * best.val_force_mae
-        rolled_back_last = (spiked or not finite) and rollbacks < s.max_rollbacks and s.rollback_factor is not None
-        if rolled_back_last:
-            rollbacks += 1
-            _restore(model, ema, best_state)
-            opt = steps.opt = _optimizer(model, s)
-            steps.lr_scale *= ROLLBACK_LR_FACTOR
-            for group in opt.param_groups:
-                group["lr"] *= steps.lr_scale
-            if plateau is not None:
-                plateau = _plateau(opt, s)
-            if log:
-                what = "non-finite loss" if not finite else (
-                    f"validation F-MAE {record.val_force_mae:.4f} > {s.rollback_factor:g} x best {best.val_force_mae:.4f}")
-                log(f"{prefix}{what} at epoch {epoch}: rollback {rollbacks}/{s.max_rollbacks} to the best weights "
-                    f"(epoch {best.epoch}), optimiser reset, learning rate x{steps.lr_scale:g}")
-            continue
+        spiked = s.rollback_factor is not None and record.val_force_mae > s.rollback_factor * self.best.val_force_mae
+        self.rolled_back_last = ((spiked or not finite) and self.rollbacks < s.max_rollbacks
+                                 and s.rollback_factor is not None)
+        if self.rolled_back_last:
+            self._roll_back(record, epoch, finite)
+            return False
         if not finite:
-            diverged = True
+            self.diverged = True
             if log:
-                log(f"{prefix}non-finite loss at epoch {epoch}: stopping, best weights restored")
-            break
-        if record.val_force_mae < best.val_force_mae * (1.0 - s.min_improvement):
-            best, since_best = record, 0
-            best_state = copy.deepcopy(evaluated.state_dict())
+                log(f"{self.prefix}non-finite loss at epoch {epoch}: stopping, best weights restored")
+            return True
+        if record.val_force_mae < self.best.val_force_mae * (1.0 - s.min_improvement):
+            self.best, self.since_best = record, 0
+            self.best_state = copy.deepcopy(self.evaluated.state_dict())
         else:
-            since_best += 1
-        if plateau is not None:
-            plateau.step(record.val_force_mae)
-        if since_best >= patience:
-            stopped_early = True
-            if log:
-                start_won = " (the starting weights: training never beat them on validation)" if best.epoch == 0 else ""
-                log(f"{prefix}no improvement in {patience} evaluations: stopping at epoch {epoch}, best weights "
-                    f"restored (epoch {best.epoch}){start_won}")
-            break
-    selected = "best" if (s.select == "best" or stopped_early or diverged or rolled_back_last) else "final"
-    chosen = best if selected == "best" else history[-1]
-    model.load_state_dict(best_state if selected == "best" else evaluated.state_dict())
-    model.eval()
-    energy_mae = chosen.val_energy_mae
-    if s.fit_references:  # the trained network's mean energy has drifted from the labels: re-centre it
-        ref_fit = refit_references(model, train_set, batch_size=s.eval_batch_size)
-        energy_mae = validation_metrics(model, val_set, s.energy_weight, s.loss, s.eval_batch_size)["energy_mae"]
+            self.since_best += 1
+        if self.plateau is not None:
+            self.plateau.step(record.val_force_mae)
+        if self.since_best < self.patience:
+            return False
+        self.stopped_early = True
         if log:
-            log(f"{prefix}energy references re-fitted on the training set: "
-                f"validation E-MAE {chosen.val_energy_mae:.4f} -> {energy_mae:.4f} eV")
-    return TrainResult(
-        history=history,
-        best_epoch=chosen.epoch,
-        best_val_force_mae=chosen.val_force_mae,
-        best_val_energy_mae=energy_mae,
-        best_val_loss=chosen.val_loss,
-        epochs_run=history[-1].epoch,
-        stopped_early=stopped_early,
-        diverged=diverged,
-        seconds=time.perf_counter() - start,
-        references=model_references(model) if ref_fit is None else dict(ref_fit.energies),
-        reference_fit=ref_fit,
-        initial_fingerprint=fingerprint,
-        steps=steps.done,
-        planned_steps=budget.steps,
-        selected=selected,
-        output_scale=float(model.output_scale),
-        replay_per_batch=0 if mix is None else mix.n_replay,
-        rollbacks=rollbacks,
-    )
+            start_won = " (the starting weights: training never beat them on validation)" if self.best.epoch == 0 else ""
+            log(f"{self.prefix}no improvement in {self.patience} evaluations: stopping at epoch {epoch}, best weights "
+                f"restored (epoch {self.best.epoch}){start_won}")
+        return True
 
+    def _roll_back(self, record: EpochRecord, epoch: int, finite: bool) -> None:
+        """Put the best weights back, reset the optimiser and scale the learning rate by ``ROLLBACK_LR_FACTOR``."""
+        s = self.s
+        self.rollbacks += 1
+        _restore(self.model, self.ema, self.best_state)
+        self.opt = self.steps.opt = _optimizer(self.model, s)
+        self.steps.lr_scale *= ROLLBACK_LR_FACTOR
+        for group in self.opt.param_groups:
+            group["lr"] *= self.steps.lr_scale
+        if self.plateau is not None:
+            self.plateau = _plateau(self.opt, s)
+        if self.log:
+            what = "non-finite loss" if not finite else (f"validation F-MAE {record.val_force_mae:.4f} > "
+                                                         f"{s.rollback_factor:g} x best {self.best.val_force_mae:.4f}")
+            self.log(f"{self.prefix}{what} at epoch {epoch}: rollback {self.rollbacks}/{s.max_rollbacks} to the best "
+                     f"weights (epoch {self.best.epoch}), optimiser reset, learning rate x{self.steps.lr_scale:g}")
 
-def stalled(result: TrainResult) -> bool:
-    """Whether a run with a budget of at least ``STALL_MIN_STEPS`` steps ended no better than it started: its last
-    validation force MAE above ``STALLED_FRACTION`` of its first (or not finite). A network that learned for a few
-    epochs and then died ends where it started, although its best epoch, which an early stop returns, is early."""
-    if len(result.history) < 2 or result.planned_steps < STALL_MIN_STEPS:
-        return False
-    start, last = result.history[0].val_force_mae, result.history[-1].val_force_mae
-    return not math.isfinite(last) or last > STALLED_FRACTION * start
-
-
-def train_fresh(
-    new_model: Callable[[int], Potential],
-    train_set: FrameDataset,
-    val_set: FrameDataset,
-    settings: TrainSettings = TrainSettings(),
-    log: Logger | None = None,
-    tag: str = "",
-    replay: FrameDataset | None = None,
-    auxiliary: AuxiliaryLoss | None = None,
-) -> tuple[Potential, TrainResult]:
-    """Train ``new_model(attempt)`` (a fresh initialisation; ``attempt`` = 0, 1, ... must give different ones);
-    restart a stalled attempt (:func:`stalled`) at ``RESTART_LR_FACTOR`` x the learning rate, at most
-    ``MAX_FRESH_RESTARTS`` times. Returns the attempt with the lowest validation force MAE and its result
-    (``restarts``: how many new initialisations were tried)."""
-    prefix = f"{tag} " if tag else ""
-    s = settings
-    best: tuple[Potential, TrainResult] | None = None
-    for attempt in range(MAX_FRESH_RESTARTS + 1):
-        model = new_model(attempt)
-        result = train(model, train_set, val_set, s, log=log, tag=tag, replay=replay, auxiliary=auxiliary)
-        if best is None or result.best_val_force_mae < best[1].best_val_force_mae:
-            best = (model, result)
-        if not stalled(result):
-            break
-        start = result.history[0].val_force_mae
-        if attempt == MAX_FRESH_RESTARTS:
+    def _finish(self) -> TrainResult:
+        """The returned weights (the best after a guard stopped the run or with ``select="best"``, else the final
+        ones), their references re-fitted on the training set, and what the run did."""
+        s, model, log = self.s, self.model, self.log
+        stopped = self.stopped_early or self.diverged or self.rolled_back_last
+        selected = "best" if (s.select == "best" or stopped) else "final"
+        chosen = self.best if selected == "best" else self.history[-1]
+        model.load_state_dict(self.best_state if selected == "best" else self.evaluated.state_dict())
+        model.eval()
+        energy_mae, ref_fit = chosen.val_energy_mae, self.ref_fit
+        if s.fit_references:  # the trained network's mean energy has drifted from the labels: re-centre it
+            ref_fit = refit_references(model, self.train_set, batch_size=s.eval_batch_size)
+            energy_mae = validation_metrics(model, self.val_set, s.energy_weight, s.loss, s.eval_batch_size)["energy_mae"]
             if log:
-                log(f"{prefix}WARNING: still stalled after {attempt} restarts (validation F-MAE "
-                    f"{best[1].best_val_force_mae:.4f} eV/A, start {start:.4f}): the best attempt is kept")
-            break
-        s = replace(s, lr=max(s.lr * RESTART_LR_FACTOR, s.min_lr), seed=s.seed + RESTART_SEED_STEP)
-        if log:
-            log(f"{prefix}stalled: validation F-MAE {result.history[-1].val_force_mae:.4f} eV/A at the end, above "
-                f"{STALLED_FRACTION:g} x its start {start:.4f}; "
-                f"restart {attempt + 1}/{MAX_FRESH_RESTARTS} from a new initialisation at lr {s.lr:.2e}")
-    assert best is not None  # the loop ran at least once
-    model, result = best
-    result.restarts = attempt
-    return model, result
+                log(f"{self.prefix}energy references re-fitted on the training set: "
+                    f"validation E-MAE {chosen.val_energy_mae:.4f} -> {energy_mae:.4f} eV")
+        return TrainResult(
+            history=self.history, best_epoch=chosen.epoch, best_val_force_mae=chosen.val_force_mae,
+            best_val_energy_mae=energy_mae, best_val_loss=chosen.val_loss, epochs_run=self.history[-1].epoch,
+            stopped_early=self.stopped_early, diverged=self.diverged, seconds=time.perf_counter() - self.start,
+            references=model_references(model) if ref_fit is None else dict(ref_fit.energies), reference_fit=ref_fit,
+            initial_fingerprint=self.fingerprint, steps=self.steps.done, planned_steps=self.budget.steps,
+            selected=selected, output_scale=float(model.output_scale),
+            replay_per_batch=0 if self.mix is None else self.mix.n_replay, rollbacks=self.rollbacks,
+        )

@@ -10,7 +10,7 @@ cheap-trained and the fine-tuned model is the proxy.
 
 :func:`model_bias` is the one B of the campaign: the B that routes frames to
 expensive labels (``campaign.loop.driver``) and the B that weights training
-(:func:`alloop.training.bias.dataset_bias`) both come from it.
+(:func:`alloop.training.bias_weights.dataset_bias`) both come from it.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from alloop.campaign.execution.cluster import open_client
-from alloop.campaign.phases.tasks import worker_map
+from alloop.campaign.execution.worker import worker_map
 
 
 def _piece(x: int, folder: str | None = None) -> tuple[int, int]:

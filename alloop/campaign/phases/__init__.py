@@ -1,2 +1,2 @@
-"""A campaign's phases and what they run on: typed settings, the phase context, the worker tasks, explore,
-label, select, train, bootstrap, evaluation, budget, cycle records. Imports the execution room, not the loop."""
+"""A campaign's phases and what they run on: typed settings, the phase context, explore, label, select, train,
+bootstrap, evaluation, budget, cycle records. Imports the execution room (the worker tasks), not the loop."""

@@ -6,16 +6,16 @@
   matches the stored copy; and it scores every committed model without a score yet (a
   campaign stopped between a model's commit and its score).
 - :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row: the
-  scores the training task computed on its worker (:func:`score_model`, so the driver
-  loads no model), else the row's model scored here (NaN without an evaluation set or a model).
+  scores the training task computed on its worker (:func:`~alloop.campaign.execution.scoring.score_model`, so
+  the driver loads no model), else the row's model scored here (NaN without an evaluation set or a model).
 - A score is the force MAE and RMSE over components (eV/A), the energy MAE (eV) and the
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
   expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
   table holds one row per model version.
 - Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
-  model fitted with the new model (:func:`coverage_scores`: the share within the limit, the
-  median), recorded per model in the ``eval_coverage`` table (:func:`record_coverage`); a model
-  scored on resume has none (its uncertainty model is not kept).
+  model fitted with the new model (:func:`~alloop.campaign.execution.scoring.coverage_scores`: the share
+  within the limit, the median), recorded per model in the ``eval_coverage`` table
+  (:func:`record_coverage`); a model scored on resume has none (its uncertainty model is not kept).
 - The readers (what status and reports show) are in :mod:`alloop.store.evaluation_records`.
 """
 
@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from alloop.campaign.execution.scoring import score_model
 from alloop.errors import AlloopError
 from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
 from alloop.store import tables
@@ -38,7 +39,6 @@ from alloop.store.evaluation_records import BLOB, COLUMNS, model_scores, stored_
 if TYPE_CHECKING:
     from alloop.config import CampaignConfig
 
-BATCH_SIZE = 32
 Log = Callable[[str], None]
 
 
@@ -84,40 +84,6 @@ def _check_unchanged(frames: EvaluationFrames, path: Path, config_sha256: str | 
             f"{stored[:12]}); scores on another set are not comparable with those recorded. Restore the file, or move "
             "it away to continue with the store's copy; 'alloop evaluate RUN_DIR FILE' scores a model on the new file"
         )
-
-
-def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
-    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
-    from alloop.potentials.checkpoint import model_from_bytes
-    from alloop.potentials.inference import predict
-    from alloop.training.data import FrameDataset
-    from alloop.training.metrics import error_metrics
-    from alloop.training.references import apply_references
-
-    model, metadata = model_from_bytes(model_blob)
-    references = metadata["energy_references"].get(str(frames.header.get("expensive_fidelity_hash", "")))
-    if references:
-        apply_references(model, references)
-    unknown = set(frames.elements) - set(model.elements)
-    if unknown:
-        raise AlloopError(f"the evaluation set has elements {sorted(unknown)} that the model does not know "
-                          f"{list(model.elements)}")
-    dataset = FrameDataset(**frames.dataset_arrays(), energy=frames.energy_eV, forces=frames.forces_eV_per_A,
-                           fidelity="evaluation")
-    metrics = error_metrics(dataset, *predict(model, dataset, BATCH_SIZE))
-    return {column: float(metrics[key]) for column, key in COLUMNS.items()}
-
-
-def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, float]:
-    """How much of the evaluation set the model knows: the share of frames whose Q-residual score under ``uq`` (the
-    uncertainty model fitted with ``model``; flagged when > 1, as in the explore phase) is within the limit, and the
-    median score."""
-    from alloop.potentials.inference import predict_features
-    from alloop.training.data import FrameDataset
-
-    dataset = FrameDataset(**frames.dataset_arrays(), fidelity="evaluation")
-    q = uq.frame_scores(frames.numbers, predict_features(model, dataset), frames.offsets).q
-    return {"covered_fraction": float(np.mean(q <= 1.0)), "median_q": float(np.median(q))}
 
 
 def record_coverage(store: CampaignStore, version: int, cycle: int, scores: dict[str, float]) -> None:

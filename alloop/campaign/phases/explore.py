@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from alloop.campaign.execution.md_task import MDRequest, MDTaskResult, md_task
 from alloop.campaign.execution.taskrun import BackgroundTask
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.settings import SelectionSettings
-from alloop.campaign.phases.tasks import MDRequest, MDTaskResult, md_task
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
 from alloop.store import ledger, tables

@@ -2,7 +2,7 @@
 
 B is the bias of the newest stage-1 model (role ``theta0``; the newest model when
 there is none) against the frames' cheap forces, computed by a task on a worker
-(:func:`alloop.campaign.phases.tasks.bias_task`: the driver never loads a model); frames
+(:func:`alloop.campaign.execution.bias_task.bias_task`: the driver never loads a model); frames
 outside the thermal energy window (``selection.energy_window_sigma``) are never
 chosen. With ``selection.diversity: fps`` the same task returns the frames'
 descriptors under the newest model (the latent features the explore phase
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
+from alloop.campaign.execution.bias_task import BiasTaskResult, bias_task
 from alloop.campaign.execution.taskrun import BackgroundTask
 from alloop.campaign.phases.context import PhaseContext
-from alloop.campaign.phases.tasks import BiasTaskResult, bias_task
 from alloop.campaign.phases.train import committee_blobs
 from alloop.store import ledger
 from alloop.store.campaign import CampaignStore

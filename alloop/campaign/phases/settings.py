@@ -12,9 +12,10 @@ and the training plan that gives each cycle's ASTEROID settings (through
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from alloop.campaign.execution.md_task import GuardSettings
 from alloop.campaign.phases.surface_md import SurfaceMD
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.fidelity import Fidelity, load_fidelity
@@ -23,20 +24,6 @@ from alloop.md.uncertainty_bias import BiasSettings
 from alloop.training.asteroid import AsteroidSettings
 from alloop.training.recipe import asteroid_settings
 from alloop.uncertainty.qresidual import QResidualSettings
-
-
-@dataclass(frozen=True)
-class GuardSettings:
-    """Thresholds of the MD stability guards (:class:`alloop.md.guards.StabilityGuards`)."""
-
-    max_bond_factor: float
-    min_distance_A: float
-    min_temperature_K: float
-    max_temperature_K: float
-
-    def thresholds(self) -> dict[str, float]:
-        """The keyword arguments of ``StabilityGuards.from_atoms``."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from alloop.campaign.execution.taskrun import BackgroundTask
+from alloop.campaign.execution.train_task import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
 from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.cycle_record import record_cycle
-from alloop.campaign.phases.tasks import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from alloop.campaign.phases.tasks import bias_task
+from alloop.campaign.execution.bias_task import bias_task
 from alloop.potentials.checkpoint import checkpoint_to_bytes
 from alloop.potentials.inference import predict_features
 from alloop.potentials.pair import PairPotential

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from ase.build import molecule
 
-from alloop.campaign.phases.evaluation import score_model
-from alloop.campaign.phases.tasks import LabelledArrays, TrainRequest, train_task
+from alloop.campaign.execution.scoring import score_model
+from alloop.campaign.execution.train_task import LabelledArrays, TrainRequest, train_task
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -42,10 +42,11 @@ def _labelled(truth: PairPotential, n: int = 24) -> LabelledArrays:
 
 
 def _final_retrain(incumbent: PairPotential, data: LabelledArrays) -> TrainRequest:
-    stage = TrainSettings(max_steps=20, lr=1e-3)  # a short retrain: well short of the truth
+    stage = TrainSettings(max_steps=20, batch_size=16, lr=1e-3)  # a short retrain: well short of the truth
     return TrainRequest(
         method="standard", architecture="pair", elements=ELEMENTS, hyperparameters={}, expensive=data, cheap=None,
-        unlabelled=None, settings=AsteroidSettings(stage1=stage, val_fraction=0.25, seed=1, split_seed=0),
+        unlabelled=None,
+        settings=AsteroidSettings(stage1=stage, stage2=stage, stage3=stage, val_fraction=0.25, seed=1, split_seed=0),
         uq_settings=QResidualSettings(n_components=2, min_element_atoms=2), metadata={"cycle": 1, "final_retrain": True},
         incumbent=checkpoint_to_bytes(incumbent, {}), incumbent_version=4,
     )
@@ -80,7 +81,7 @@ def test_a_final_retrain_at_least_as_good_replaces_it():
 def test_the_retrain_may_be_a_little_worse_than_the_model_it_replaces(monkeypatch):
     """A few validation frames cannot tell models within FINAL_RETRAIN_TOLERANCE apart: the retrain replaces the
     previous model unless it is worse by more than that share."""
-    import alloop.campaign.phases.tasks as tasks
+    import alloop.campaign.execution.train_task as tasks
 
     truth = _truth()
     near = _truth()
@@ -132,9 +133,10 @@ def test_the_refit_trains_on_the_validation_frames():
 
     data = _labelled(_truth()).dataset()
     assert isinstance(data, FrameDataset)
-    train, val, tr, va = Settings(val_fraction=0.25, refit=True).split(data)
+    stage = TrainSettings(max_steps=1)
+    train, val, tr, va = Settings(stage, stage, stage, val_fraction=0.25, refit=True).split(data)
     assert len(train) == len(val) == len(data) and list(tr) == list(va) == list(range(len(data)))
-    train, val, tr, va = Settings(val_fraction=0.25).split(data)
+    train, val, tr, va = Settings(stage, stage, stage, val_fraction=0.25).split(data)
     assert len(train) + len(val) == len(data) and set(tr).isdisjoint(va)
 
 

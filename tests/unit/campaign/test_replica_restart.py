@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
+from alloop.campaign.execution.md_task import MDTaskResult
 from alloop.campaign.phases.explore import _next_states
 from alloop.campaign.phases.settings import campaign_settings
-from alloop.campaign.phases.tasks import MDTaskResult
 from alloop.config import CampaignConfig
 from alloop.md.state import ReplicaState, init_replicas
 

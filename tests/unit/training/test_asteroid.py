@@ -7,7 +7,7 @@ from alloop.errors import AlloopError
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.asteroid import AsteroidSettings, train_asteroid
-from alloop.training.bias import dataset_bias, gamma_candidates
+from alloop.training.bias_weights import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
 
@@ -106,14 +106,14 @@ def test_same_seed_same_result(data):
 def test_clear_errors(data):
     expensive, cheap = data
     with pytest.raises(AlloopError, match="unknown method 'magic'"):
-        train_asteroid("magic", expensive, cheap, model_factory=_factory)
+        train_asteroid("magic", expensive, cheap, model_factory=_factory, settings=_settings())
     with pytest.raises(AlloopError, match="needs a cheap"):
-        train_asteroid("asteroid", expensive, model_factory=_factory)
+        train_asteroid("asteroid", expensive, model_factory=_factory, settings=_settings())
     with pytest.raises(AlloopError, match="needs a set of unlabelled"):
-        train_asteroid("score-matching", expensive, cheap, model_factory=_factory)
+        train_asteroid("score-matching", expensive, cheap, model_factory=_factory, settings=_settings())
     water_only = expensive.subset([0, 3, 6])  # H2O frames only: the cheap set has carbon
     with pytest.raises(AlloopError, match=r"elements \[6\] absent from the expensive set"):
-        train_asteroid("asteroid", water_only, cheap, model_factory=_factory)
+        train_asteroid("asteroid", water_only, cheap, model_factory=_factory, settings=_settings())
 
 
 def test_gamma_candidates_give_the_same_result_through_any_map(data):

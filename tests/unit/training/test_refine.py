@@ -32,9 +32,9 @@ def model():
     expensive = FrameDataset.from_atoms(label_frames(perturbed(NAMES, 12, seed=0), truth_potential()), "exp")
     cheap = FrameDataset.from_atoms(_cheap(perturbed(NAMES, 24, seed=1)), "cheap")
     run = TrainSettings(max_steps=80, batch_size=4, lr=3e-3, threads=1, eval_every=5)
-    settings = AsteroidSettings(stage2=run, stage3=replace(run, max_steps=30), val_fraction=0.25, seed=2)
+    settings = AsteroidSettings(stage1=run, stage2=run, stage3=replace(run, max_steps=30), val_fraction=0.25, seed=2)
     factory = lambda: EGNN([1, 6, 8], cutoff=4.0, hidden_features=12, n_layers=2, n_rbf=8, seed=3)  # noqa: E731
-    return train_two_head(expensive, cheap, factory, settings).model
+    return train_two_head(expensive, cheap, factory, settings=settings).model
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def test_impossible_replay_settings_are_refused():
         with pytest.raises(AlloopError, match="replay_fraction must be in"):
             replay_per_batch(fraction, 8)
     with pytest.raises(AlloopError, match="at least 2 frames"):
-        TrainSettings(batch_size=1, replay_fraction=0.25)
+        TrainSettings(max_steps=1, batch_size=1, replay_fraction=0.25)
 
 
 def test_each_batch_holds_the_rule_s_replay_frames_with_zero_energy_weight(data, pool):

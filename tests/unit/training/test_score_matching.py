@@ -78,8 +78,8 @@ def test_training_lowers_the_validation_objective():
     tr, va, _, _ = frames.split(0.25, 0)
     model = PairPotential([1, 6, 8], seed=2)
     lines = []
-    result = train_score_matching(model, tr, va, ScoreMatchingSettings(temperature_K=T, max_epochs=4, lr=2e-2, batch_size=6),
-                                  log=lines.append)
+    settings = ScoreMatchingSettings(temperature_K=T, max_epochs=4, lr=2e-2, batch_size=6, patience=10)
+    result = train_score_matching(model, tr, va, settings, log=lines.append)
     assert result.best_val_loss < result.history[0][2]
     assert len(lines) == result.epochs_run
 

@@ -9,16 +9,8 @@ from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model, validation_metrics
 from alloop.training.references import apply_references, model_references, refit_references
-from alloop.training.trainer import (
-    MAX_FRESH_RESTARTS,
-    RESTART_LR_FACTOR,
-    STALL_MIN_STEPS,
-    TrainSettings,
-    parameter_fingerprint,
-    stalled,
-    train,
-    train_fresh,
-)
+from alloop.training.restarts import MAX_FRESH_RESTARTS, RESTART_LR_FACTOR, STALL_MIN_STEPS, stalled, train_fresh
+from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 
 # the settings of the trainer before the recipe (MAE, no EMA): short runs on tiny data converge with them
 FAST = dict(lr=3e-2, batch_size=8, energy_weight=0.01, loss="mae", ema_decay=None, scheduler="plateau", select="best")
@@ -186,18 +178,18 @@ def test_clear_errors(mixed_frames, water):
     with pytest.raises(AlloopError, match="not in the model's element set"):
         train(PairPotential([1, 8]), tr, va, TrainSettings(max_epochs=1))
     with pytest.raises(AlloopError, match="unknown loss"):
-        TrainSettings(loss="l3")
+        TrainSettings(max_steps=1, loss="l3")
     with pytest.raises(AlloopError, match="ema_decay"):
-        TrainSettings(ema_decay=1.0)
+        TrainSettings(max_steps=1, ema_decay=1.0)
     with pytest.raises(AlloopError, match="rollback_factor"):
-        TrainSettings(rollback_factor=0.5)
+        TrainSettings(max_steps=1, rollback_factor=0.5)
     with pytest.raises(AlloopError, match="min_lr"):
-        TrainSettings(min_lr=-1.0)
+        TrainSettings(max_steps=1, min_lr=-1.0)
     with pytest.raises(AlloopError, match="unknown select"):
-        TrainSettings(select="median")
+        TrainSettings(max_steps=1, select="median")
     unlabelled = FrameDataset.from_atoms([water, water], labelled=False)
     with pytest.raises(AlloopError, match="need energies and forces"):
-        train(PairPotential([1, 6, 8]), unlabelled, va)
+        train(PairPotential([1, 6, 8]), unlabelled, va, TrainSettings(max_epochs=1))
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "plateau"])

@@ -36,7 +36,8 @@ def _factory():
 
 def _settings(stage3_steps: int = 40) -> AsteroidSettings:
     run = TrainSettings(max_steps=60, batch_size=4, lr=3e-3, threads=1, eval_every=5)
-    return AsteroidSettings(stage2=run, stage3=replace(run, max_steps=stage3_steps, lr=1e-2), val_fraction=0.25, seed=2)
+    return AsteroidSettings(stage1=run, stage2=run, stage3=replace(run, max_steps=stage3_steps, lr=1e-2), val_fraction=0.25,
+                            seed=2)  # stage 1 unused: a two-head model has no theta_0
 
 
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -50,8 +51,8 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 def test_frozen_mode_leaves_the_representation_bit_identical_during_the_expensive_stage(data):
     expensive, cheap = data
     # The same seeds with no expensive steps give the model as the expensive stage receives it.
-    start = train_two_head(expensive, cheap, _factory, _settings(stage3_steps=0), mode="frozen").model
-    done = train_two_head(expensive, cheap, _factory, _settings(stage3_steps=40), mode="frozen")
+    start = train_two_head(expensive, cheap, _factory, settings=_settings(stage3_steps=0), mode="frozen").model
+    done = train_two_head(expensive, cheap, _factory, settings=_settings(stage3_steps=40), mode="frozen")
     model = done.model
     assert isinstance(model, TwoHeadPotential) and model.active_head == "expensive"
     assert _same(_state(start.body), _state(model.body)), "the expensive stage changed the representation"
@@ -67,7 +68,7 @@ def test_frozen_mode_leaves_the_representation_bit_identical_during_the_expensiv
 def test_each_head_predicts_its_own_fidelity(data):
     expensive, cheap = data
     for mode in ("frozen", "joint"):
-        result = train_two_head(expensive, cheap, _factory, _settings(), mode=mode)
+        result = train_two_head(expensive, cheap, _factory, settings=_settings(), mode=mode)
         model = result.model
         assert model.fidelities == {"cheap": {"tag": "cheap-hash"}, "expensive": {"tag": "exp-hash"}}
         assert set(result.references) == {"cheap-hash", "exp-hash"}
@@ -85,7 +86,7 @@ def test_each_head_predicts_its_own_fidelity(data):
 def test_joint_mode_trains_the_representation_and_both_heads(data):
     expensive, cheap = data
     fresh = TwoHeadPotential.from_model(_factory())
-    result = train_two_head(expensive, cheap, _factory, _settings(), mode="joint")
+    result = train_two_head(expensive, cheap, _factory, settings=_settings(), mode="joint")
     model = result.model
     assert set(result.stages) == {"joint"}
     for part in (lambda m: m.body, lambda m: m.heads["cheap"], lambda m: m.heads["expensive"]):
@@ -100,11 +101,11 @@ def test_initial_models_are_not_modified_and_bad_inputs_refused(data):
     result = train_two_head(expensive, cheap, settings=_settings(stage3_steps=5), initial_model=single)
     assert _same(before, _state(single)) and isinstance(result.model, TwoHeadPotential)
     with pytest.raises(AlloopError, match="unknown two-head mode 'both'"):
-        train_two_head(expensive, cheap, _factory, mode="both")
+        train_two_head(expensive, cheap, _factory, settings=_settings(), mode="both")
     with pytest.raises(AlloopError, match="needs a cheap labelled set"):
-        train_two_head(expensive, None, _factory)
+        train_two_head(expensive, None, _factory, settings=_settings())
     with pytest.raises(AlloopError, match="same fidelity"):
-        train_two_head(expensive, expensive, _factory)
+        train_two_head(expensive, expensive, _factory, settings=_settings())
     assert np.isfinite(result.metrics["force_mae_eV_per_A"])
 
 
@@ -115,8 +116,8 @@ def test_a_two_head_sevennet_trains_and_refines_its_representation_only(data):
     expensive, cheap = data
     factory = lambda: SevenNet([1, 6, 8], cutoff=4.0, hidden_features=8, n_layers=2, lmax=1, n_rbf=4, seed=1)  # noqa: E731
     run = TrainSettings(max_steps=10, batch_size=4, lr=3e-3, threads=1, eval_every=5)
-    settings = AsteroidSettings(stage2=run, stage3=replace(run, max_steps=5), val_fraction=0.25, seed=2)
-    model = train_two_head(expensive, cheap, factory, settings).model
+    settings = AsteroidSettings(stage1=run, stage2=run, stage3=replace(run, max_steps=5), val_fraction=0.25, seed=2)
+    model = train_two_head(expensive, cheap, factory, settings=settings).model
     assert isinstance(model.body, SevenNet) and model.fidelities["cheap"] == {"tag": "cheap-hash"}
     heads = {name: _state(model.heads[name]) for name in model.head_names}
     body = _state(model.body)

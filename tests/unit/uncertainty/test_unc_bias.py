@@ -9,7 +9,7 @@ from ase.build import molecule
 
 from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model
-from alloop.training.bias import dataset_bias
+from alloop.training.bias_weights import dataset_bias
 from alloop.training.data import FrameDataset
 from alloop.uncertainty.bias_score import bias_per_frame, model_bias
 

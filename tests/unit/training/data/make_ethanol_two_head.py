@@ -30,9 +30,9 @@ def main() -> None:
     expensive = load_dataset(DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz", "expensive")
     expensive = expensive.subset(range(50))
     run = TrainSettings(max_steps=3000, batch_size=8, lr=3e-3, threads=1)
-    settings = AsteroidSettings(stage2=run, stage3=replace(run, max_steps=1500), seed=0)
+    settings = AsteroidSettings(stage1=run, stage2=run, stage3=replace(run, max_steps=1500), seed=0)
     result = train_two_head(expensive, cheap, lambda: EGNN([1, 6, 8], hidden_features=24, n_layers=3, seed=0),
-                            settings, log=print)
+                            settings=settings, log=print)
     for head, name in (("cheap", "hf-sto3g"), ("expensive", "b3lyp-svp")):
         result.model.record_fidelity(head, result.model.fidelities[head]["tag"], name)
     out = Path(__file__).with_name("ethanol_two_head.safetensors")

@@ -1,9 +1,10 @@
-"""ASTEROID's bias estimate and bias-aware weights.
+"""ASTEROID's bias weighting: the bias of every cheap frame and the weights of stage 2.
 
 ``B_j = mean over atoms and xyz of |F(x_j; theta_0) - f_j|`` (eV/A): the L1
 force discrepancy of a cheap label f_j to the model theta_0 trained on
 expensive labels only, divided by 3 k_j. Weights ``w_j = exp(-B_j / gamma)``
-with gamma chosen from ``gamma_grid x typical B`` (typical B: the median).
+with gamma chosen from ``gamma_grid x typical B`` (typical B: the median; the grid is the
+``training.gamma_grid`` of :class:`~alloop.config.training.TrainingConfig`, passed by the stages' settings).
 B itself is :func:`alloop.uncertainty.bias.model_bias`, the same B that routes
 frames to expensive labels.
 """
@@ -18,8 +19,6 @@ from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
 from alloop.uncertainty.bias_score import BIAS_BATCH_SIZE, model_bias
-
-DEFAULT_GAMMA_GRID: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
 
 
 def dataset_bias(model: Potential, dataset: FrameDataset, batch_size: int = BIAS_BATCH_SIZE) -> np.ndarray:
@@ -48,7 +47,7 @@ def typical_bias(bias: np.ndarray) -> float:
     return 1.0
 
 
-def gamma_candidates(bias: np.ndarray, grid: Sequence[float] = DEFAULT_GAMMA_GRID) -> list[float]:
+def gamma_candidates(bias: np.ndarray, grid: Sequence[float]) -> list[float]:
     """Absolute gammas (eV/A): ``grid x typical_bias(bias)``."""
     if len(grid) == 0 or any(g <= 0 for g in grid):
         raise AlloopError("the gamma grid needs positive factors")

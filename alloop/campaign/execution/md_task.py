@@ -1,0 +1,117 @@
+"""The MD task: a group of replicas advanced for one segment on a worker, its recorded frames scored.
+
+A pure, top-level function of plain data (bytes, arrays, dataclasses) so it pickles cleanly and is a deterministic
+function of its inputs (Dask may run a task twice). It never touches the store: it returns its result to the driver
+(the explore phase, :mod:`alloop.campaign.phases.explore`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from ase import Atoms
+
+from alloop.campaign.execution.worker import pin_threads
+from alloop.md.guards import StabilityGuards
+from alloop.md.segment import MDSettings, run_segment
+from alloop.md.state import ReplicaState
+from alloop.md.uncertainty_bias import BiasSettings, QResidualBias
+from alloop.potentials.checkpoint import model_from_bytes
+from alloop.uncertainty.qresidual import QResidualModel
+from alloop.uncertainty.selection import frame_descriptors
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Thresholds of the MD stability guards (:class:`alloop.md.guards.StabilityGuards`)."""
+
+    max_bond_factor: float
+    min_distance_A: float
+    min_temperature_K: float
+    max_temperature_K: float
+
+    def thresholds(self) -> dict[str, float]:
+        """The keyword arguments of ``StabilityGuards.from_atoms``."""
+        return asdict(self)
+
+
+@dataclass
+class MDTaskResult:
+    """What one MD task returns: recorded frames with scores, final and last stable states."""
+
+    replicas: np.ndarray  # [M] replica index (global)
+    steps: np.ndarray  # [M]
+    positions: np.ndarray  # [M, n, 3]
+    unstable: np.ndarray  # [M] bool
+    q_score: np.ndarray  # [M], normalised by the limit (flagged when > 1)
+    t2_score: np.ndarray  # [M]
+    descriptors: np.ndarray  # [M, D] for farthest-point selection
+    bias_energy: np.ndarray  # [M] eV, the uncertainty bias at each frame (0 without one)
+    final_states: dict[int, bytes]
+    last_stable_states: dict[int, bytes]
+    stop_reasons: dict[int, str | None]
+    model_seconds: float
+    total_seconds: float
+
+
+@dataclass
+class MDRequest:
+    """Everything one MD task needs, as plain data: models, replicas, segment and guard settings."""
+
+    model_blob: bytes
+    uq_blob: bytes  # the Q-residual model that scores the recorded frames
+    atoms: Atoms  # the replicas' topology (numbers)
+    reference: Atoms  # the guards' reference structure (bonds)
+    states: dict[int, bytes]  # replica index -> ReplicaState bytes
+    n_steps: int
+    md: MDSettings
+    record_every: int
+    guards: GuardSettings
+    threads: int = 1
+    bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
+
+
+def md_task(request: MDRequest) -> MDTaskResult:
+    """Run the replicas of ``request`` for ``n_steps`` and score the recorded frames."""
+    pin_threads(request.threads)
+    t0 = time.perf_counter()
+    model, _ = model_from_bytes(request.model_blob)
+    model.eval()
+    uq = QResidualModel.from_bytes(request.uq_blob)
+    atoms, states = request.atoms, request.states
+    order = sorted(states)
+    replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
+    guard = StabilityGuards.from_atoms(request.reference, **request.guards.thresholds())
+    bias = QResidualBias(uq, request.bias) if request.bias.enabled else None
+    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard,
+                         bias=bias)
+    stacked = result.stacked()
+    n = len(atoms)
+    m = stacked["step"].size
+    numbers = np.tile(atoms.numbers, m)
+    ptr = np.arange(m + 1, dtype=np.int64) * n
+    features = stacked["features"].reshape(m * n, -1)
+    if m:
+        scores = uq.frame_scores(numbers, features, ptr)
+        descriptors = frame_descriptors(numbers, features, ptr, sorted(set(atoms.numbers.tolist())))
+        q, t2 = scores.q, scores.t2
+    else:
+        q = t2 = np.zeros(0)
+        descriptors = np.zeros((0, 1))
+    return MDTaskResult(
+        replicas=np.asarray(order, dtype=np.int64)[stacked["replica"]] if m else np.zeros(0, dtype=np.int64),
+        steps=stacked["step"],
+        positions=stacked["positions"],
+        unstable=stacked["unstable"].astype(bool),
+        q_score=np.asarray(q, dtype=np.float64),
+        t2_score=np.asarray(t2, dtype=np.float64),
+        descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
+        bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
+        final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
+        last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
+        stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
+        model_seconds=float(result.model_seconds),
+        total_seconds=time.perf_counter() - t0,
+    )

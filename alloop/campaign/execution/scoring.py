@@ -1,0 +1,51 @@
+"""The scores a task computes on a worker on the campaign's evaluation set (so the driver loads no model): a
+checkpoint's errors (:func:`score_model`) and how much of the set a model's uncertainty model covers
+(:func:`coverage_scores`). :mod:`alloop.campaign.phases.evaluation` records them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alloop.errors import AlloopError
+from alloop.evaluation_frames import EvaluationFrames
+from alloop.store.evaluation_records import COLUMNS
+
+#: frames per model call when scoring
+BATCH_SIZE = 32
+
+
+def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
+    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.inference import predict
+    from alloop.training.data import FrameDataset
+    from alloop.training.metrics import error_metrics
+    from alloop.training.references import apply_references
+
+    model, metadata = model_from_bytes(model_blob)
+    references = metadata["energy_references"].get(str(frames.header.get("expensive_fidelity_hash", "")))
+    if references:
+        apply_references(model, references)
+    unknown = set(frames.elements) - set(model.elements)
+    if unknown:
+        raise AlloopError(f"the evaluation set has elements {sorted(unknown)} that the model does not know "
+                          f"{list(model.elements)}")
+    dataset = FrameDataset(**frames.dataset_arrays(), energy=frames.energy_eV, forces=frames.forces_eV_per_A,
+                           fidelity="evaluation")
+    metrics = error_metrics(dataset, *predict(model, dataset, BATCH_SIZE))
+    return {column: float(metrics[key]) for column, key in COLUMNS.items()}
+
+
+def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, float]:
+    """How much of the evaluation set the model knows: the share of frames whose Q-residual score under ``uq`` (the
+    uncertainty model fitted with ``model``; flagged when > 1, as in the explore phase) is within the limit, and the
+    median score."""
+    from alloop.potentials.inference import predict_features
+    from alloop.training.data import FrameDataset
+
+    dataset = FrameDataset(**frames.dataset_arrays(), fidelity="evaluation")
+    q = uq.frame_scores(frames.numbers, predict_features(model, dataset), frames.offsets).q
+    return {"covered_fraction": float(np.mean(q <= 1.0)), "median_q": float(np.median(q))}
