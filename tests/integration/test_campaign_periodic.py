@@ -107,3 +107,7 @@ def test_a_molecular_fidelity_for_a_box_is_one_line(run, tmp_path, capsys):
                                      "{n_samples: 6, n_expensive: 4, method: normal-modes, temperature_K: 300}"))
     assert main(["validate", str(path)]) == 1
     assert "schedule.bootstrap.method: normal-modes needs a Hessian" in capsys.readouterr().err
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_campaign_periodic")

@@ -48,6 +48,10 @@ def _delayed(delay_s: float):
     return lambda fid: DelayedLabeler(PySCFLabeler(fid), delay_s)
 
 
+#: one xdist worker runs this module's tests in order: they share a cluster whose workers earlier tests kill
+pytestmark = pytest.mark.xdist_group("labeling_pool")
+
+
 @pytest.fixture(scope="module")
 def client():
     with open_client(n_workers=2, threads_per_worker=1) as c:
@@ -221,6 +225,7 @@ def test_cancel_all_drops_everything(client):
 
 @pytest.mark.parametrize("fidelity", ["hf-sto3g", "gfn2-xtb"])
 def test_cli_labels_on_an_existing_scheduler(client, tmp_path, capsys, fidelity):
+    client.wait_for_workers(2, timeout=240)  # a worker killed above may still be restarting
     out = tmp_path / "out.extxyz"
     address = client.scheduler.address
     argv = ["label", "H2O", "--fidelity", fidelity, "-o", str(out), "--scheduler", address]

@@ -103,3 +103,7 @@ def test_future_waiter_wakes_when_a_future_ends_and_keeps_no_task_per_wait(clien
     thread.join(timeout=120)
     assert woke.is_set() and held.result() == 7
     waiter.wait([held], timeout=600)  # a future that has ended: at once
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_taskrun")

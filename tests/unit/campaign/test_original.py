@@ -117,3 +117,7 @@ def test_status_lists_the_scored_models(tmp_path, sevennet0_blob):
     assert lines[0].startswith("forgetting   change against the original v0 (role base)")
     assert "bootstrap" in lines[2] and lines[3].split()[:2] == ["v2", "0"]
     assert float(lines[2].split()[2]) < 1e-4 < float(lines[3].split()[2])
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_original")

@@ -172,3 +172,7 @@ def test_train_with_a_baseline_writes_a_delta_model_and_continues_it(files, tmp_
     assert main(["train", "--expensive", str(files / "exp.extxyz"), "--model", "pair", "--baseline", "hf-sto3g",
                  "--method", "standard", "-o", str(again)]) == 1
     assert "GFN-xTB" in capsys.readouterr().err
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_cli")

@@ -91,3 +91,7 @@ def test_forgetting_needs_labels_and_known_elements(sevennet0):
     reference = pseudo_labelled(build_model("pair", CHO), forgetting_structures(outside_molecules(CHO)))
     with pytest.raises(AlloopError, match="elements \\[6\\]"):
         forgetting_scores(water_model, reference)
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_forgetting")

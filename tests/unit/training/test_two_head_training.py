@@ -124,3 +124,7 @@ def test_a_two_head_sevennet_trains_and_refines_its_representation_only(data):
     result = refine_representation(model, cheap.subset(range(4)), RefineSettings(steps=3, lr=1e-3, threads=1))
     assert all(_same(heads[name], _state(model.heads[name])) for name in heads)
     assert not result.reverted and not _same(body, _state(model.body))
+
+
+#: one xdist worker runs this module (its module-scoped fixture is built once)
+pytestmark = pytest.mark.xdist_group("test_two_head_training")
