@@ -11,7 +11,11 @@ each rotor, :mod:`alloop.conformers`). Absolute energies are predicted at
 the data's fidelity when the frames record one (``fidelity_hash``, as written
 by ``alloop label`` and ``alloop export``) and the model has references for
 it, else at the campaign's expensive fidelity, else as the checkpoint was
-saved; a remaining mismatch of fidelity hashes is noted."""
+saved; a remaining mismatch of fidelity hashes is noted. A model trained by
+a campaign carries its error model (:mod:`alloop.uncertainty.error_model`);
+then its predicted force error on the frames is printed next to the
+measured one (``--json``: ``predicted_force_mae_eV_per_A``, ``error_spearman``
+between predicted and true per-frame force MAE, ``bound_coverage``)."""
 
 from __future__ import annotations
 
@@ -67,6 +71,7 @@ def load_model(source: str | Path, version: int | None = None, data_fidelity: st
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from alloop.training.error_fit import predicted_error_metrics
     from alloop.training.metrics import basin_metrics, evaluate_model
     from alloop.training.run import load_dataset
 
@@ -84,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{list(model.elements)}")
         metrics = evaluate_model(model, data, args.batch_size)
         basins = basin_metrics(model, data, args.batch_size)
+        predicted = predicted_error_metrics(model, trained.metadata, data)
     finally:
         torch.set_num_threads(previous)
     metadata = trained.metadata
@@ -96,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     description = trained.description
     if args.json:
         print(json.dumps({"model": description, "data": str(args.data), "method": metadata.get("method"),
-                          "fidelity": active.get("name"), **metrics, "basins": basins, "note": note}, indent=2))
+                          "fidelity": active.get("name"), **metrics, **(predicted or {}), "basins": basins,
+                          "note": note}, indent=2))
         return 0
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -107,6 +114,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"| energy | {metrics['energy_mae_eV']:.5f} | {metrics['energy_rmse_eV']:.5f} | eV |")
     print(f"| energy per atom | {metrics['energy_mae_per_atom_eV']:.5f} | | eV/atom |")
     print(f"| force components | {metrics['force_mae_eV_per_A']:.5f} | {metrics['force_rmse_eV_per_A']:.5f} | eV/Angstrom |")
+    if predicted:
+        print(f"\nthe model's own predicted force error (its error model): mean "
+              f"{predicted['predicted_force_mae_eV_per_A']:.5f} eV/Angstrom against the measured "
+              f"{metrics['force_mae_eV_per_A']:.5f}; Spearman rho with the true per-frame error "
+              f"{predicted['error_spearman']:.2f}; {100 * predicted['bound_coverage']:.0f} % of frames below its "
+              f"{100 * predicted['bound_coverage_stated']:.0f} % bound")
     if basins:
         print("\nper conformer basin (dihedrals of the rotatable bonds, alloop.conformers):")
         print("| basin | frames | share | force MAE (eV/A) | energy MAE (meV/atom) |")

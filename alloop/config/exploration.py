@@ -103,6 +103,12 @@ class UncertaintyConfig(Section):
         "fitting frames themselves (over-flags new frames when the PCA has few rows)",
     )
     n_folds: int = Field(default=10, ge=2, le=100, description="folds of the cross-validated calibration")
+    max_force_error_eV_per_A: float | None = Field(
+        default=None, gt=0,
+        description="flag a frame when the model's predicted force error bound (its error model: latent distance "
+        "calibrated on held-out labelled frames, 90 % coverage) exceeds this many eV/A, instead of the Q-residual "
+        "limit at alpha; frames of a model without a calibrated error model fall back to the Q-residual",
+    )
 
 
 class SelectionConfig(Section):
@@ -132,6 +138,13 @@ class SelectionConfig(Section):
         "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | committee (the "
         "force deviation of committee_size models trained on the expensive labels with other initialisations and "
         "validation splits, x the distance to frames chosen this cycle: query by committee)",
+    )
+    memory: bool = Field(
+        default=False,
+        description="the cheap pick remembers every labelled frame: distances in feature space start from the "
+        "frames labelled already (under the current model), flagged frames are ranked by score x distance to the "
+        "nearest labelled or chosen one, and near-duplicates of a labelled frame (closer than 5 % of the labelled "
+        "frames' typical spacing) are never chosen; off: each cycle's pick starts from nothing",
     )
     committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
                                 "committee (the campaign's model and committee_size - 1 more, trained every cycle "

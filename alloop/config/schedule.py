@@ -113,6 +113,10 @@ class ScheduleConfig(Section):
     max_labels: LabelLimits = Field(default_factory=LabelLimits)
     target_val_force_mae_eV_per_A: float | None = Field(default=None, gt=0, description="stop when reached")
     min_flag_rate: float | None = Field(default=None, gt=0, lt=1, description="stop when fewer frames are flagged")
+    target_predicted_force_error_eV_per_A: float | None = Field(
+        default=None, gt=0, description="stop when the mean predicted force error of a cycle's MD frames (the "
+        "model's calibrated error model) is at or below this",
+    )
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
 
     @field_validator("mode")

@@ -15,6 +15,9 @@ schema's, values are checked and cast to its dtypes), readers through
 - ``evaluation``: one row per model scored on the campaign's evaluation set;
 - ``eval_coverage``: one row per model whose training task scored the evaluation set's Q-residual (the
   share of its frames within the limit, their median score);
+- ``eval_predicted``: one row per model with a calibrated error model: its predicted force error on the
+  evaluation set and how well it ranks the true errors;
+- ``md_predicted``: the predicted force error of every MD frame (models with a calibrated error model);
 - ``md_bias``: the uncertainty bias energy of every frame recorded under uncertainty-driven MD;
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
@@ -93,6 +96,21 @@ EVAL_COVERAGE = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("covered_fraction", np.float64),
      _col("median_q", np.float64)),
 )
+#: per model: its error model's mean predicted force error on the evaluation set (eV/A, next to the measured
+#: eval_force_mae_eV_per_A), the Spearman rho of predicted and true per-frame force errors, and the share of frames
+#: whose error lies below the predicted bound (alloop.campaign.execution.scoring.predicted_error_scores)
+EVAL_PREDICTED = TableSchema(
+    "eval_predicted",
+    (_col("model_version", np.int32), _col("cycle", np.int32), _col("predicted_force_mae_eV_per_A", np.float64),
+     _col("error_spearman", np.float64), _col("bound_coverage", np.float64)),
+)
+#: per MD frame: the predicted force error of the model that ran it and its upper bound (eV/A; models with a
+#: calibrated error model only)
+MD_PREDICTED = TableSchema(
+    "md_predicted",
+    (_col("cycle", np.int32), _col("frame_id", np.int64), _col("predicted_force_error_eV_per_A", np.float64),
+     _col("upper_force_error_eV_per_A", np.float64)),
+)
 #: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
 #: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
 MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_eV", np.float64)))
@@ -103,7 +121,8 @@ WORKER_LOSSES = TableSchema(
      _col("n_tasks", np.int32), _col("tasks", str)),
 )
 #: every ledger table, by name
-SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_COVERAGE, WORKER_LOSSES)}
+SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_COVERAGE, EVAL_PREDICTED,
+                                 MD_PREDICTED, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:
@@ -119,3 +138,12 @@ def read(store: CampaignStore, schema: TableSchema) -> dict[str, np.ndarray]:
 def has_columns(store: CampaignStore, schema: TableSchema, columns: tuple[str, ...]) -> bool:
     """Whether new rows of the table may carry ``columns``: true unless it exists without them (an older store)."""
     return schema.name not in store.table_names() or columns[0] in store.table(schema.name)
+
+
+def cycle_predicted_error(store: CampaignStore, cycle: int) -> float | None:
+    """The mean predicted force error (eV/A) of ``cycle``'s MD frames, or None when none was predicted."""
+    rows = read(store, MD_PREDICTED)
+    if not rows:
+        return None
+    mine = rows["cycle"] == cycle
+    return float(rows["predicted_force_error_eV_per_A"][mine].mean()) if mine.any() else None

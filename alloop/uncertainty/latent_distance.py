@@ -60,6 +60,22 @@ class LatentDistance:
             elements[int(z)] = _Element(mean, scale, precision)
         return cls(elements, reduce)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted statistics as flat arrays (``z<Z>.mean``, ``.scale``, ``.precision`` per element)."""
+        return {f"z{z}.{name}": getattr(e, name) for z, e in self.elements.items()
+                for name in ("mean", "scale", "precision")}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], reduce: str = "mean") -> LatentDistance:
+        """Rebuild from :meth:`to_arrays`."""
+        keys = sorted({k.split(".")[0] for k in arrays})
+        try:
+            elements = {int(k[1:]): _Element(*(np.asarray(arrays[f"{k}.{n}"], dtype=np.float64)
+                                                for n in ("mean", "scale", "precision"))) for k in keys}
+        except (KeyError, ValueError) as exc:
+            raise AlloopError(f"not a serialised latent distance: {exc}") from None
+        return cls(elements, reduce)
+
     def atom_distances(self, numbers: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Each atom's distance [N] (infinity for an element the fit did not see)."""
         numbers, features = np.asarray(numbers), np.asarray(features, dtype=np.float64)

@@ -81,17 +81,36 @@ def _check_lengths(n: int, **arrays: np.ndarray | None) -> None:
             raise AlloopError(f"{name} has {len(arr)} entries, expected {n} (one per frame)")
 
 
+#: a candidate closer to a labelled frame than this x the labelled frames' median nearest-neighbour distance is a
+#: near-duplicate and never chosen by :func:`select_frames`
+DUPLICATE_FRACTION = 0.05
+
+
+def typical_spacing(descriptors: np.ndarray | None) -> float:
+    """The median distance of each row of ``descriptors`` [K, D] to its nearest other row (0 for fewer than 2)."""
+    if descriptors is None or len(descriptors) < 2:
+        return 0.0
+    x = np.asarray(descriptors, dtype=np.float64).reshape(len(descriptors), -1)
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1)))
+
+
 class _Picks:
     """The frames chosen so far (in order, a reason each), the frames blocked (chosen, or less than
     ``min_spacing_steps`` steps from a chosen frame of the same replica) and each frame's distance to the nearest
     chosen one in descriptor space."""
 
-    def __init__(self, descriptors: np.ndarray, replica: np.ndarray, step: np.ndarray, min_spacing_steps: int) -> None:
+    def __init__(self, descriptors: np.ndarray, replica: np.ndarray, step: np.ndarray, min_spacing_steps: int,
+                 labelled: np.ndarray | None = None, duplicate_fraction: float = 0.0) -> None:
         self.descriptors, self.replica, self.step, self.min_spacing_steps = descriptors, replica, step, min_spacing_steps
         self.chosen: list[int] = []
         self.reasons: list[str] = []
-        self.blocked = np.zeros(len(descriptors), dtype=bool)
-        self.nearest = np.full(len(descriptors), np.inf)
+        self.nearest = _distance_to(descriptors, labelled)  # inf without labelled frames
+        self.memory = labelled is not None and len(labelled) > 0
+        #: near-duplicates of a labelled frame are never chosen (closer than a fraction of the labelled spacing)
+        self.epsilon = duplicate_fraction * typical_spacing(labelled) if self.memory else 0.0
+        self.blocked = self.nearest < self.epsilon
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -122,8 +141,15 @@ def select_frames(
     limit: float = 1.0,
     fill_to: int = 0,
     diverse_fill: bool = True,
+    labelled: np.ndarray | None = None,
+    duplicate_fraction: float = DUPLICATE_FRACTION,
 ) -> Selection:
     """Pick up to ``budget`` frames among those with ``scores > limit`` or ``unstable``.
+
+    ``labelled`` [K, D]: the descriptors of the frames labelled already (the batch rule's memory): distances then
+    start from them, the flagged picks maximise score x distance to the nearest labelled or chosen frame (the
+    first one too) and the fill-up the distance alone, and a candidate closer to a labelled frame than
+    ``duplicate_fraction`` x the labelled frames' median nearest-neighbour distance is never chosen.
 
     ``scores`` [M] (NaN counts as not flagged), ``descriptors`` [M, D], ``replica`` and ``step`` [M]
     identify each frame's trajectory and absolute MD step. When fewer than ``fill_to`` frames are
@@ -141,7 +167,7 @@ def select_frames(
         raise AlloopError(f"budget, min_spacing_steps and fill_to must be >= 0, "
                           f"got {budget}, {min_spacing_steps}, {fill_to}")
     ranked = np.nan_to_num(scores, nan=-np.inf)
-    picks = _Picks(descriptors, replica, step, min_spacing_steps)
+    picks = _Picks(descriptors, replica, step, min_spacing_steps, labelled, duplicate_fraction)
     _pick_flagged(picks, scores, ranked, ranked > limit, unstable, budget, limit)
     _fill_up(picks, scores, ranked, min(fill_to, budget), limit, fill_to, diverse_fill)
     return picks.selection()
@@ -156,11 +182,16 @@ def _pick_flagged(picks: _Picks, scores: np.ndarray, ranked: np.ndarray, flagged
         if len(picks) < budget and not picks.blocked[j]:
             picks.take(int(j), f"unstable (guard stop), score {scores[j]:.3g}")
     open_ = (flagged | unstable) & ~picks.blocked
-    if len(picks) < budget and not picks.chosen and open_.any():
+    if len(picks) < budget and not picks.chosen and not picks.memory and open_.any():
         i = int(np.argmax(np.where(open_, ranked, -np.inf)))
         picks.take(i, f"score {scores[i]:.3g} > {limit:g} (highest)")
     while len(picks) < budget and ((flagged | unstable) & ~picks.blocked).any():
         open_ = (flagged | unstable) & ~picks.blocked
+        if picks.memory:  # score x distance to everything labelled or chosen
+            i = _biased_farthest(open_, np.where(np.isfinite(scores), scores, 1.0), nearest)
+            picks.take(i, f"score {scores[i]:.3g} > {limit:g}, score x distance (distance {nearest[i]:.3g} to the "
+                          "nearest labelled or chosen)")
+            continue
         i = int(np.argmax(np.where(open_, nearest, -np.inf)))
         picks.take(i, f"score {scores[i]:.3g} > {limit:g}, farthest point (distance {nearest[i]:.3g})")
 

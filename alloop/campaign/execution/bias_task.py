@@ -13,9 +13,12 @@ import numpy as np
 from ase import Atoms
 
 from alloop.campaign.execution.worker import pin_threads
+from alloop.potentials.base import Potential
+from alloop.potentials.baseline import learned_part
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.potentials.inference import predict_features
 from alloop.uncertainty.bias_score import committee_deviation, model_bias
+from alloop.uncertainty.error_model import ErrorModel
 from alloop.uncertainty.selection import frame_descriptors
 
 
@@ -27,26 +30,30 @@ class BiasTaskResult:
     descriptors: np.ndarray | None  # [M, D] frame_descriptors of the feature model, for the diverse expensive pick
     labelled: np.ndarray | None = None  # [K, D] the same for the frames already expensive-labelled (coverage rule)
     deviation: np.ndarray | None = None  # [M] eV/A the committee's force deviation (committee rule)
+    predicted: np.ndarray | None = None  # [M] the model's predicted force error, eV/A (its latent distance when
+    # uncalibrated): the expensive pick's score for a method without a stage-1 model theta_0
 
 
 def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
               feature_blob: bytes | None = None, labelled: list[Atoms] | None = None,
-              committee: list[bytes] | None = None) -> BiasTaskResult:
+              committee: list[bytes] | None = None, predict_error: bool = False) -> BiasTaskResult:
     """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
     ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
     :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
     the coverage rule's reference), over one element list; with ``committee`` (checkpoints of two models or more)
-    the committee's force deviation per frame (:func:`committee_deviation`)."""
+    the committee's force deviation per frame (:func:`committee_deviation`); with ``predict_error`` the force error
+    ``model_blob``'s own error model predicts per frame (None if it has no error model)."""
     pin_threads(threads)
-    model, _ = model_from_bytes(model_blob)
+    model, metadata = model_from_bytes(model_blob)
     model.eval()
     bias = model_bias(model, frames, ref_forces)
     deviation = None
     if committee:
         members = [model if b == model_blob else model_from_bytes(b)[0].eval() for b in committee]  # loaded once
         deviation = committee_deviation(members, frames)
+    predicted = own_predicted_error(model, metadata, frames) if predict_error else None
     if feature_blob is None:
-        return BiasTaskResult(bias, None, deviation=deviation)
+        return BiasTaskResult(bias, None, deviation=deviation, predicted=predicted)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
     labelled = labelled or []
     elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled]).tolist()))
@@ -56,4 +63,16 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
         ptr = np.concatenate([[0], np.cumsum([len(a) for a in group])])
         return frame_descriptors(numbers, predict_features(features_model, group), ptr, elements)
 
-    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation)
+    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation, predicted)
+
+
+def own_predicted_error(model: Potential, metadata: dict, frames: list[Atoms]) -> np.ndarray | None:
+    """Per frame: the force error the model's error model predicts (eV/A), or its latent distance when the error
+    model is uncalibrated (the same ranking); None for a model without one."""
+    error_model = ErrorModel.from_metadata(metadata)
+    if error_model is None:
+        return None
+    numbers = np.concatenate([a.numbers for a in frames])
+    ptr = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
+    errors = error_model.frame_errors(numbers, predict_features(learned_part(model), frames), ptr)
+    return errors.predicted if error_model.calibrated else errors.distance

@@ -8,7 +8,7 @@ function of its inputs (Dask may run a task twice). It never touches the store: 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from ase import Atoms
@@ -18,7 +18,10 @@ from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
 from alloop.md.uncertainty_bias import BiasSettings, QResidualBias
+from alloop.potentials.base import Potential
 from alloop.potentials.checkpoint import model_from_bytes
+from alloop.potentials.inference import predict_features
+from alloop.uncertainty.error_model import ErrorModel
 from alloop.uncertainty.qresidual import QResidualModel
 from alloop.uncertainty.selection import frame_descriptors
 
@@ -49,11 +52,14 @@ class MDTaskResult:
     t2_score: np.ndarray  # [M]
     descriptors: np.ndarray  # [M, D] for farthest-point selection
     bias_energy: np.ndarray  # [M] eV, the uncertainty bias at each frame (0 without one)
+    predicted_error: np.ndarray  # [M] eV/A, the model's predicted force error (NaN: no calibrated error model)
+    upper_error: np.ndarray  # [M] eV/A, its upper bound at the error model's coverage (NaN as above)
     final_states: dict[int, bytes]
     last_stable_states: dict[int, bytes]
     stop_reasons: dict[int, str | None]
     model_seconds: float
     total_seconds: float
+    labelled_descriptors: np.ndarray | None = None  # [K, D] of request.labelled (None when it had none)
 
 
 @dataclass
@@ -71,14 +77,16 @@ class MDRequest:
     guards: GuardSettings
     threads: int = 1
     bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
+    labelled: list[Atoms] = field(default_factory=list)  # frames labelled already: their descriptors come back too
 
 
 def md_task(request: MDRequest) -> MDTaskResult:
     """Run the replicas of ``request`` for ``n_steps`` and score the recorded frames."""
     pin_threads(request.threads)
     t0 = time.perf_counter()
-    model, _ = model_from_bytes(request.model_blob)
+    model, metadata = model_from_bytes(request.model_blob)
     model.eval()
+    error_model = ErrorModel.from_metadata(metadata)
     uq = QResidualModel.from_bytes(request.uq_blob)
     atoms, states = request.atoms, request.states
     order = sorted(states)
@@ -93,10 +101,14 @@ def md_task(request: MDRequest) -> MDTaskResult:
     numbers = np.tile(atoms.numbers, m)
     ptr = np.arange(m + 1, dtype=np.int64) * n
     features = stacked["features"].reshape(m * n, -1)
+    predicted = upper = np.full(m, np.nan)
     if m:
         scores = uq.frame_scores(numbers, features, ptr)
         descriptors = frame_descriptors(numbers, features, ptr, sorted(set(atoms.numbers.tolist())))
         q, t2 = scores.q, scores.t2
+        if error_model is not None:
+            errors = error_model.frame_errors(numbers, features, ptr)
+            predicted, upper = errors.predicted, errors.upper
     else:
         q = t2 = np.zeros(0)
         descriptors = np.zeros((0, 1))
@@ -109,9 +121,21 @@ def md_task(request: MDRequest) -> MDTaskResult:
         t2_score=np.asarray(t2, dtype=np.float64),
         descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
         bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
+        predicted_error=np.asarray(predicted, dtype=np.float64),
+        upper_error=np.asarray(upper, dtype=np.float64),
         final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
         last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
         stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
+        labelled_descriptors=_describe(model, request.labelled, sorted(set(atoms.numbers.tolist()))),
     )
+
+
+def _describe(model: Potential, frames: list[Atoms], elements: list[int]) -> np.ndarray | None:
+    """The :func:`frame_descriptors` of ``frames`` under ``model`` (None for no frames)."""
+    if not frames:
+        return None
+    numbers = np.concatenate([a.numbers for a in frames])
+    ptr = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
+    return frame_descriptors(numbers, predict_features(model, frames), ptr, elements)

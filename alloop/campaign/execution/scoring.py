@@ -49,3 +49,17 @@ def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, 
     dataset = FrameDataset(**frames.dataset_arrays(), fidelity="evaluation")
     q = uq.frame_scores(frames.numbers, predict_features(model, dataset), frames.offsets).q
     return {"covered_fraction": float(np.mean(q <= 1.0)), "median_q": float(np.median(q))}
+
+
+def predicted_error_scores(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float] | None:
+    """The checkpoint's own predicted force error on the set and how it ranks and bounds the true per-frame errors
+    (:func:`alloop.training.error_fit.predicted_error_metrics`); None for a model without a calibrated error
+    model."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.training.data import FrameDataset
+    from alloop.training.error_fit import predicted_error_metrics
+
+    model, metadata = model_from_bytes(model_blob)
+    dataset = FrameDataset(**frames.dataset_arrays(), energy=frames.energy_eV, forces=frames.forces_eV_per_A,
+                           fidelity="evaluation")
+    return predicted_error_metrics(model, metadata, dataset)

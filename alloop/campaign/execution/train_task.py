@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alloop.campaign.execution.scoring import coverage_scores, score_model
+from alloop.campaign.execution.scoring import coverage_scores, predicted_error_scores, score_model
 from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import Potential
@@ -27,8 +27,11 @@ from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory
 from alloop.training.data import FrameDataset
+from alloop.training.error_fit import HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
 from alloop.training.metrics import evaluate_model
+from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
+from alloop.uncertainty.error_model import ErrorModel
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 
 #: Dask event topic on which training tasks publish their per-epoch progress lines
@@ -99,6 +102,7 @@ class TrainTaskResult:
     log: list[str]
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
     coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (scoring.coverage_scores)
+    predicted: dict[str, float] | None = None  # the model's predicted error there (scoring.predicted_error_scores)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
     rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
     committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
@@ -174,8 +178,10 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         result = _refit(method, request, labels, train, validated, log)
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
                          request.uq_settings)
+    error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated))
+    log.append(line)
     members = _train_committee(request, labels, initial, baseline, log)
-    out = _task_result(request, method, result, uq, t0, log, rejected)
+    out = _task_result(request, method, result, uq, t0, log, rejected, error_model)
     out.rejected_blob = rejected_blob
     out.committee_blobs = members
     if validated is not None:
@@ -186,11 +192,25 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     return out
 
 
+def _error_frames(labels: LabelSets, result: AsteroidResult,
+                  validated: AsteroidResult | None) -> tuple[FrameDataset, HeldOut | None]:
+    """The expensive frames the delivered model learned its last stage from, and the held-out frames that calibrate
+    its error model (with a refit: the validated model's, see :mod:`alloop.training.error_fit`)."""
+    expensive, splits = labels.expensive, result.splits  # minus the baseline for a Delta model, as the learned part
+    if "expensive_val" not in splits or len(splits["expensive_val"]) == 0:
+        return expensive, None
+    train, val = expensive.subset(splits["expensive_train"]), expensive.subset(splits["expensive_val"])
+    if validated is None:
+        return train, HeldOut(learned_part(result.model), train, val)
+    return expensive, HeldOut(learned_part(validated.model), train, val)
+
+
 def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResidualModel, log: list[str]) -> None:
     """Score the task's model (and the validated model before a refit) on the campaign's evaluation set, in ``out``."""
     frames = EvaluationFrames.from_bytes(evaluation)
     out.evaluation = score_model(out.model_blob, frames)
     out.coverage = coverage_scores(model, uq, frames)
+    out.predicted = predicted_error_scores(out.model_blob, frames)
     if out.validated_blob is not None:
         before = score_model(out.validated_blob, frames)["eval_force_mae_eV_per_A"]
         line = (f"evaluation set: force MAE {out.evaluation['eval_force_mae_eV_per_A']:.4f} eV/A refit on every "
@@ -284,10 +304,13 @@ def _better_of(result: AsteroidResult, request: TrainRequest, labels: LabelSets,
 
 
 def _task_result(request: TrainRequest, method: str, result: AsteroidResult, uq: QResidualModel, t0: float,
-                 log: list[str], rejected: dict[str, Any] | None = None) -> TrainTaskResult:
-    """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references; a rejected
-    final retrain) and the rest."""
+                 log: list[str], rejected: dict[str, Any] | None = None,
+                 error_model: ErrorModel | None = None) -> TrainTaskResult:
+    """The trained models as checkpoint bytes (metadata: method, metrics, gamma, energy references, error model; a
+    rejected final retrain) and the rest."""
     meta = _model_meta(request, method, result)
+    if error_model is not None:
+        meta[ERROR_MODEL_KEY] = error_model.to_text()
     if rejected is not None:
         meta["final_retrain_rejected"] = rejected
     bias_blob = pretrained_blob = None

@@ -218,6 +218,10 @@ class Campaign:
             rate = float(rows["flag_rate"][row])
             if stop.min_flag_rate is not None and rate < stop.min_flag_rate:
                 return f"flag rate {rate:.3f} fell below {stop.min_flag_rate}"
+            predicted = tables.cycle_predicted_error(self.store, cycle)
+            target = stop.target_predicted_force_error_eV_per_A
+            if target is not None and predicted is not None and predicted <= target:
+                return f"the predicted force error of the cycle's MD, {predicted:.4f} eV/A, reached the target {target} eV/A"
         quota = self._quota() if budget else None
         if quota is not None and quota.n_cheap == 0 and cycle < stop.n_cycles - 1:
             return quota.reason or "labelling budget spent"

@@ -23,7 +23,8 @@ class Progress:
         self.n_cycles = n_cycles
         self.budget = budget_cpu_s
         self.state: dict[str, Any] = {"cycle": None, "phase": "", "labels": {}, "in_flight": 0,
-                                      "spent": spent_cpu_s, "val_force_mae": None, "flag_rate": None}
+                                      "spent": spent_cpu_s, "val_force_mae": None, "flag_rate": None,
+                                      "predicted_error": None}
         self._last_print = 0.0
         self._start = time.monotonic()
 
@@ -53,6 +54,8 @@ class Progress:
             parts.append(f"val F-MAE {s['val_force_mae']:.3f} eV/A")
         if s["flag_rate"] is not None:
             parts.append(f"flagged {s['flag_rate']:.0%}")
+        if s["predicted_error"] is not None:
+            parts.append(f"MD predicted F-err {s['predicted_error']:.3f} eV/A")
         parts.append(f"{time.monotonic() - self._start:.0f} s")
         return " | ".join(parts)
 

@@ -92,6 +92,12 @@ def record_coverage(store: CampaignStore, version: int, cycle: int, scores: dict
                   covered_fraction=[scores["covered_fraction"]], median_q=[scores["median_q"]])
 
 
+def record_predicted(store: CampaignStore, version: int, cycle: int, scores: dict[str, float]) -> None:
+    """Append model ``version``'s ``eval_predicted`` row (committed by the caller)."""
+    tables.append(store, tables.EVAL_PREDICTED, model_version=[version], cycle=[cycle],
+                  **{k: [scores[k]] for k in ("predicted_force_mae_eV_per_A", "error_spearman", "bound_coverage")})
+
+
 def _record(
     store: CampaignStore, frames: EvaluationFrames, version: int, cycle: int, log: Log | None,
     scores: dict[str, float] | None = None,

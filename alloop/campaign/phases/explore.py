@@ -104,6 +104,8 @@ def start_explore(ctx: PhaseContext, cycle: int, priority: int = 0) -> ExploreRu
     states = starting_states(ctx, cycle)
     ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {s.explore.segment_steps} steps")
     requests = md_requests(ctx, states, store.checkpoint(version)[0], uq_blob)
+    if s.selection.memory:  # one task describes the frames labelled so far under the same model
+        requests[0].labelled = store.get_frames(ledger.labelled_ids(store, ctx.fidelities["cheap"], ok_only=True))
     tasks = [BackgroundTask(ctx.client, md_task, (r,), s.max_task_retries, priority) for r in requests]
     return ExploreRun(cycle, version, tasks)
 
@@ -117,21 +119,50 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     if not frames:
         raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {s.explore.segment_steps}, "
                           f"record_every {s.explore.record_every})")
-    chosen, flags = _choose(s.selection, meta, descriptors, n_cheap)
+    score = flag_scores(meta, s.uncertainty_target)
+    flagged = score > 1.0
+    labelled = next((r.labelled_descriptors for r in results if r.labelled_descriptors is not None), None)
+    chosen, flags = _choose(s.selection, meta, descriptors, n_cheap, score, labelled)
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,
                            model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"], flags=flags)
     ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
     if s.explore.bias.enabled:
         tables.append(store, tables.MD_BIAS, frame_id=ids, bias_energy_eV=meta["bias_energy"])
+    predicted = _record_predicted(ctx, cycle, ids, meta)
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, ctx, cycle)))
     _log_stops(ctx, cycle, results)
-    flagged, unstable = meta["q_score"] > 1.0, meta["unstable"]
     rate = float(flagged.mean())
-    ctx.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above the "
-            f"limit ({rate:.0%}), {int(unstable.sum())} unstable; {len(chosen.indices)} selected for '"
-            f"{ctx.fidelities['cheap'].name}'")
+    limit = "the limit" if s.uncertainty_target is None else f"{s.uncertainty_target:g} eV/A (predicted bound)"
+    ctx.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above "
+            f"{limit} ({rate:.0%}), {int(meta['unstable'].sum())} unstable; {len(chosen.indices)} selected for '"
+            f"{ctx.fidelities['cheap'].name}'" + predicted)
     ctx.progress.update(flag_rate=rate)
     return rate
+
+
+def flag_scores(meta: dict[str, np.ndarray], target: float | None) -> np.ndarray:
+    """Each frame's score relative to the flag limit (flagged when > 1): without a ``target``, the Q-residual score;
+    with one (eV/A), the predicted force-error bound / target (the Q-residual score for frames without a
+    prediction: a model without a calibrated error model)."""
+    q = meta["q_score"]
+    if target is None:
+        return q
+    upper = meta["upper_error"]
+    return np.where(np.isfinite(upper), upper / target, q)
+
+
+def _record_predicted(ctx: PhaseContext, cycle: int, ids: np.ndarray, meta: dict[str, np.ndarray]) -> str:
+    """Add the frames' predicted force errors (when the model has a calibrated error model) to ``md_predicted``;
+    returns the part of the log line that states them."""
+    known = np.isfinite(meta["predicted_error"])
+    if not known.any():
+        return ""
+    tables.append(ctx.store, tables.MD_PREDICTED, cycle=np.full(int(known.sum()), cycle), frame_id=ids[known],
+                  predicted_force_error_eV_per_A=meta["predicted_error"][known],
+                  upper_force_error_eV_per_A=meta["upper_error"][known])
+    values = meta["predicted_error"][known]
+    ctx.progress.update(predicted_error=float(values.mean()))
+    return f"; predicted force error {values.mean():.4f} eV/A (95th percentile {np.percentile(values, 95):.4f})"
 
 
 def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
@@ -140,14 +171,16 @@ def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
 
 
 def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descriptors: np.ndarray,
-            n_cheap: int) -> tuple[Selection, np.ndarray]:
-    """The frames chosen for cheap labels, and every frame's flags (flagged, unstable, selected)."""
-    flagged, unstable = meta["q_score"] > 1.0, meta["unstable"]
+            n_cheap: int, score: np.ndarray, labelled: np.ndarray | None = None) -> tuple[Selection, np.ndarray]:
+    """The frames chosen for cheap labels (by ``score``, flagged when > 1), and every frame's flags (flagged,
+    unstable, selected)."""
+    flagged, unstable = score > 1.0, meta["unstable"]
     if selection.diversity == "none":
-        descriptors = meta["q_score"][:, None]
-    chosen = select_frames(meta["q_score"], descriptors, meta["replica"], meta["md_step"], n_cheap,
+        descriptors = score[:, None]
+    chosen = select_frames(score, descriptors, meta["replica"], meta["md_step"], n_cheap,
                            unstable=unstable, min_spacing_steps=selection.min_step_spacing,
-                           fill_to=selection.min_cheap_per_cycle, diverse_fill=selection.diversity != "none")
+                           fill_to=selection.min_cheap_per_cycle, diverse_fill=selection.diversity != "none",
+                           labelled=labelled if selection.diversity != "none" else None)
     flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
     flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
     return chosen, flags.astype(np.uint32)
@@ -163,7 +196,7 @@ def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> No
 def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
     frames: list[Atoms] = []
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("replica", "md_step", "q_score", "t2_score", "unstable",
-                                                         "bias_energy")}
+                                                         "bias_energy", "predicted_error", "upper_error")}
     desc = []
     for res in results:
         frames += [Atoms(numbers=reference.numbers, positions=p, cell=reference.cell, pbc=reference.pbc)
@@ -174,6 +207,8 @@ def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms]
         cols["t2_score"].append(res.t2_score)
         cols["unstable"].append(res.unstable)
         cols["bias_energy"].append(res.bias_energy)
+        cols["predicted_error"].append(res.predicted_error)
+        cols["upper_error"].append(res.upper_error)
         desc.append(res.descriptors)
     meta = {k: np.concatenate(v) if v else np.zeros(0) for k, v in cols.items()}
     meta["unstable"] = meta["unstable"].astype(bool)

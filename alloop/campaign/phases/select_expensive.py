@@ -1,5 +1,10 @@
 """The expensive selection: of a cycle's cheap-labelled frames, those with a large ASTEROID bias B, spread out.
 
+A method without a stage-1 model (``training.method: standard``) has no theta_0; its B would be the delivered
+model against the cheap level, which measures where the cheap level is wrong. Such a campaign picks by the model's
+own predicted force error instead (its error model, :mod:`alloop.uncertainty.error_model`), in the same
+score x distance rule.
+
 B is the bias of the newest stage-1 model (role ``theta0``; the newest model when
 there is none) against the frames' cheap forces, computed by a task on a worker
 (:func:`alloop.campaign.execution.bias_task.bias_task`: the driver never loads a model); frames
@@ -36,6 +41,7 @@ from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
+SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}  # in the selection's reasons
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
               "committee": "committee deviation x distance"}
 
@@ -82,8 +88,10 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     if selection.expensive_pick == "committee":
         members = committee_blobs(store, selection.committee_size - 1)
         committee = [model, *members] if model is not None and members else None
-    task = BackgroundTask(ctx.client, bias_task, (latest_blob(store, "theta0") or model, frames, forces,
-                                                  ctx.settings.threads, features, labelled, committee),
+    theta0 = latest_blob(store, "theta0")
+    own = theta0 is None and selection.expensive_pick == "bias"  # no theta_0: the model's own predicted error
+    task = BackgroundTask(ctx.client, bias_task, (theta0 or model, frames, forces, ctx.settings.threads, features,
+                                                  labelled, committee, own),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
@@ -95,27 +103,35 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     rule = ctx.settings.selection.expensive_pick
     if rule == "committee" and result.deviation is None:
         rule = "bias"  # no committee yet (a campaign from a checkpoint, before its first training): B decides
-    deviation = result.deviation
-    committee = deviation is not None
-    bias = deviation if deviation is not None else result.bias
-    what = "committee force deviation" if committee else "B"
+    score, what = _score(result)
     window = ""
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
-        bias = np.where(inside, bias, np.nan)  # never selected
+        score = np.where(inside, score, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
-    chosen = pick_by_bias(bias, budget, result.descriptors, labelled=result.labelled,
+    chosen = pick_by_bias(score, budget, result.descriptors, labelled=result.labelled,
                           rule="coverage" if rule == "coverage" else "bias",
-                          score_name="committee deviation" if committee else "bias B")
+                          score_name=SCORE_NAMES.get(what, what))
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
-    median = f"{np.nanmedian(bias):.3f}" if np.isfinite(bias).any() else "n/a"
+    median = f"{np.nanmedian(score):.3f}" if np.isfinite(score).any() else "n/a"
     name = RULE_NAMES[rule] if result.descriptors is not None else f"top {what}"
     if result.labelled is not None:
         name += f" from {len(result.labelled)} labelled frames"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' ({name}, median {what} {median} eV/A{window})")
+
+
+def _score(result: BiasTaskResult) -> tuple[np.ndarray, str]:
+    """What the pick ranks by, and its name: the committee's deviation, else the model's own predicted error (a
+    method without theta_0, where B would measure the cheap level's error), else ASTEROID's B. Frames whose cheap
+    label failed keep B's NaN (never chosen)."""
+    if result.deviation is not None:
+        return result.deviation, "committee force deviation"
+    if result.predicted is not None:
+        return np.where(np.isfinite(result.bias), result.predicted, np.nan), "predicted force error"
+    return result.bias, "B"
 
 
 def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:

@@ -68,6 +68,7 @@ class SelectionSettings:
     expensive_pick: str = "bias"  # "bias" (B x distance), "coverage" (distance to the labelled frames alone) or
     # "committee" (the committee's force deviation x distance)
     committee_size: int = 1  # models whose force deviation ranks the expensive pick (1: no committee)
+    memory: bool = False  # selection.memory: the cheap pick starts from the labelled frames' descriptors
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class StopRules:
     n_cycles: int
     target_val_force_mae_eV_per_A: float | None
     min_flag_rate: float | None
+    target_predicted_force_error_eV_per_A: float | None = None  # of the cycle's MD frames, mean
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,7 @@ class CampaignSettings:
     stop: StopRules
     training: TrainingPlan
     bootstrap_md: BootstrapMD | None = None  # schedule.bootstrap.method: md
+    uncertainty_target: float | None = None  # uncertainty.max_force_error_eV_per_A: flag by the predicted error
 
     @property
     def periodic(self) -> bool:
@@ -207,15 +210,17 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             min_cheap_per_cycle=sel.min_cheap_per_cycle, min_step_spacing=sel.min_step_spacing,
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
             expensive_pick=sel.expensive_pick,
-            committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1,
+            committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
                            max_expensive=limits.expensive, cpu_seconds=s.budget_cpu_seconds),
         stop=StopRules(n_cycles=s.n_cycles, target_val_force_mae_eV_per_A=s.target_val_force_mae_eV_per_A,
-                       min_flag_rate=s.min_flag_rate),
+                       min_flag_rate=s.min_flag_rate,
+                       target_predicted_force_error_eV_per_A=s.target_predicted_force_error_eV_per_A),
         training=training_plan(cfg),
         bootstrap_md=bootstrap_md(cfg),
+        uncertainty_target=cfg.uncertainty.max_force_error_eV_per_A,
     )
 
 

@@ -155,10 +155,7 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
     version = _store_models(ctx, cycle, result, run.cheap)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original, result.evaluation)
-    if result.coverage is not None:
-        evaluation.record_coverage(ctx.store, version, cycle, result.coverage)
-        ctx.log(f"model v{version}: {100 * result.coverage['covered_fraction']:.0f} % of the evaluation set within "
-                f"the Q-residual limit (median Q {result.coverage['median_q']:.2f} x the limit)")
+    _record_uncertainty(ctx, version, cycle, result)
     if mark:
         ctx.record_losses(cycle, ledger.TRAINED)
         ledger.mark_phase(ctx.store, cycle, ledger.TRAINED, note={"model_version": version})
@@ -167,6 +164,21 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
     ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {run.n_expensive} expensive and "
             f"{len(run.cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
     return result.metrics
+
+
+def _record_uncertainty(ctx: PhaseContext, version: int, cycle: int, result: TrainTaskResult) -> None:
+    """The evaluation set's Q-residual coverage and predicted error under the new model (rows and log lines)."""
+    if result.coverage is not None:
+        evaluation.record_coverage(ctx.store, version, cycle, result.coverage)
+        ctx.log(f"model v{version}: {100 * result.coverage['covered_fraction']:.0f} % of the evaluation set within "
+                f"the Q-residual limit (median Q {result.coverage['median_q']:.2f} x the limit)")
+    if result.predicted is not None:
+        evaluation.record_predicted(ctx.store, version, cycle, result.predicted)
+        measured = (result.evaluation or {}).get("eval_force_mae_eV_per_A", float("nan"))
+        ctx.log(f"model v{version}: predicted force error on the evaluation set "
+                f"{result.predicted['predicted_force_mae_eV_per_A']:.4f} eV/A (measured {measured:.4f}), Spearman rho "
+                f"{result.predicted['error_spearman']:.2f}, {100 * result.predicted['bound_coverage']:.0f} % of frames "
+                "below the predicted bound")
 
 
 def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True) -> dict[str, Any]:

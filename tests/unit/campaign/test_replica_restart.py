@@ -17,7 +17,8 @@ def _result(start, failing, stable) -> MDTaskResult:
     empty = np.zeros(0)
     return MDTaskResult(
         replicas=empty, steps=empty, positions=np.zeros((0, len(start.positions), 3)), unstable=empty,
-        q_score=empty, t2_score=empty, descriptors=np.zeros((0, 1)), bias_energy=empty,
+        q_score=empty, t2_score=empty, descriptors=np.zeros((0, 1)), bias_energy=empty, predicted_error=empty,
+        upper_error=empty,
         final_states={0: failing.to_bytes(), 1: stable.to_bytes()},
         last_stable_states={0: stable.to_bytes(), 1: stable.to_bytes()},
         stop_reasons={0: "bond_stretched: bond 1-2", 1: None}, model_seconds=0.0, total_seconds=0.0,

@@ -221,3 +221,31 @@ def test_committee_deviation_by_hand(water):
     assert np.allclose(committee_deviation([a, a, a], frames), 0.0, atol=1e-7)
     with pytest.raises(Exception, match="at least 2 models"):
         committee_deviation([a], frames)
+
+
+def test_the_batch_rule_never_picks_a_near_duplicate_of_a_labelled_frame():
+    from alloop.uncertainty.selection import DUPLICATE_FRACTION, typical_spacing
+
+    rng = np.random.default_rng(5)
+    labelled = rng.normal(size=(30, 4))
+    # candidates: copies of labelled frames nudged by 1 % of the spacing (all flagged, the highest scores) and new frames
+    spacing = typical_spacing(labelled)
+    copies = labelled[:10] + 0.01 * spacing * rng.normal(size=(10, 4)) / 2
+    new = rng.normal(size=(20, 4)) * 1.5
+    descriptors = np.vstack([copies, new])
+    scores = np.concatenate([np.full(10, 50.0), rng.uniform(0.5, 3.0, 20)])
+    m = len(scores)
+    chosen = select_frames(scores, descriptors, np.arange(m), np.zeros(m, int), 25, fill_to=25, labelled=labelled)
+    nearest = np.sqrt(((descriptors[chosen.indices, None] - labelled[None]) ** 2).sum(-1)).min(axis=1)
+    assert len(chosen) == 20 and np.all(nearest >= DUPLICATE_FRACTION * spacing)  # every new frame, no copy
+    assert not set(chosen.indices.tolist()) & set(range(10))
+    # without the memory the copies, flagged with the highest scores, come first
+    assert select_frames(scores, descriptors, np.arange(m), np.zeros(m, int), 1).indices[0] < 10
+
+
+def test_with_memory_the_flagged_picks_weigh_the_score_by_the_distance_to_the_labelled_frames():
+    labelled = np.array([[0.0, 0.0], [1.0, 0.0]])
+    descriptors = np.array([[0.2, 0.0], [3.0, 3.0]])  # a high score next to a labelled frame, a lower one far away
+    scores = np.array([4.0, 2.0])
+    chosen = select_frames(scores, descriptors, np.arange(2), np.zeros(2, int), 1, labelled=labelled)
+    assert chosen.indices.tolist() == [1] and "nearest labelled or chosen" in chosen.reasons[0]

@@ -1,0 +1,64 @@
+"""Reading a campaign's predicted force errors: per cycle, what the model's error model predicted for its MD frames,
+and for the evaluation set next to the error measured there (``alloop status``, ``alloop report``).
+
+The writers are the explore phase (``md_predicted``) and the train phase (``eval_predicted``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+from alloop.store.evaluation_records import model_scores
+
+
+def status(store: CampaignStore) -> list[dict[str, Any]]:
+    """One row per cycle with predicted errors: its MD frames' mean and 95th-percentile predicted force error, and
+    the evaluation set's predicted and measured force MAE under the model trained in that cycle (eV/A; None where
+    absent). Empty for a campaign whose models carry no calibrated error model."""
+    md, ev = tables.read(store, tables.MD_PREDICTED), tables.read(store, tables.EVAL_PREDICTED)
+    measured = model_scores(store)
+    cycles = sorted({int(c) for c in md.get("cycle", [])} | {int(c) for c in ev.get("cycle", [])})
+    rows = []
+    for cycle in cycles:
+        row: dict[str, Any] = {"cycle": cycle, "md_frames": 0, "md_predicted_eV_per_A": None, "md_p95_eV_per_A": None,
+                               "model_version": None, "eval_predicted_eV_per_A": None, "eval_measured_eV_per_A": None,
+                               "error_spearman": None, "bound_coverage": None}
+        if md:
+            values = md["predicted_force_error_eV_per_A"][md["cycle"] == cycle]
+            if values.size:
+                row.update(md_frames=int(values.size), md_predicted_eV_per_A=float(values.mean()),
+                           md_p95_eV_per_A=float(np.percentile(values, 95)))
+        if ev and (ev["cycle"] == cycle).any():
+            k = int(np.flatnonzero(ev["cycle"] == cycle)[-1])
+            version = int(ev["model_version"][k])
+            row.update(model_version=version, eval_predicted_eV_per_A=float(ev["predicted_force_mae_eV_per_A"][k]),
+                       error_spearman=float(ev["error_spearman"][k]), bound_coverage=float(ev["bound_coverage"][k]))
+            if version in measured:
+                row["eval_measured_eV_per_A"] = measured[version]["eval_force_mae_eV_per_A"]
+        rows.append(row)
+    return rows
+
+
+def format_status(rows: list[dict[str, Any]]) -> list[str]:
+    """:func:`status` as text lines (none without predicted errors)."""
+    if not rows:
+        return []
+    lines = ["predicted force errors (eV/A): the MD frames of each cycle under the model that ran them; the "
+             "evaluation set under the model trained in it",
+             f"  {'cycle':>5}  {'MD frames':>9}  {'MD mean':>8}  {'MD p95':>7}  {'model':>5}  {'eval pred.':>10}"
+             f"  {'eval meas.':>10}  {'rho':>5}  {'in bound':>8}"]
+    for r in rows:
+        def cell(key: str, fmt: str, width: int, row: dict[str, Any] = r) -> str:
+            return f"{'-':>{width}}" if row[key] is None else f"{row[key]:>{width}{fmt}}"
+
+        version = "-" if r["model_version"] is None else f"v{r['model_version']}"
+        inside = "-" if r["bound_coverage"] is None else f"{100 * r['bound_coverage']:.0f} %"
+        lines.append(f"  {'bootstrap' if r['cycle'] < 0 else r['cycle']:>5}  {r['md_frames']:>9}  "
+                     f"{cell('md_predicted_eV_per_A', '.4f', 8)}  {cell('md_p95_eV_per_A', '.4f', 7)}  {version:>5}  "
+                     f"{cell('eval_predicted_eV_per_A', '.4f', 10)}  {cell('eval_measured_eV_per_A', '.4f', 10)}  "
+                     f"{cell('error_spearman', '.2f', 5)}  {inside:>8}")
+    return lines

@@ -1,0 +1,92 @@
+"""Fit a trained model's :class:`~alloop.uncertainty.error_model.ErrorModel` from its training and held-out frames.
+
+The latent distance is fitted on the latent features of the frames the model learned its final stage from. The
+calibration needs frames with a known error that the model did not train on: the validation frames of its
+training (``HeldOut``). When the delivered model was refitted on every frame (``training.final_refit``) no frame is
+held out from it; the calibration is then the validated model's (its distance fitted on its own training frames,
+its errors on the validation frames), applied to the refit's distances: the refit learned more frames, so its
+errors are, if anything, smaller than predicted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from alloop.potentials.base import Potential
+from alloop.potentials.baseline import learned_part
+from alloop.potentials.inference import predict, predict_features
+from alloop.training.data import FrameDataset
+from alloop.training.metrics import per_frame_errors
+from alloop.uncertainty.error_model import DEFAULT_COVERAGE, ErrorModel, spearman
+from alloop.uncertainty.latent_distance import LatentDistance
+from alloop.uncertainty.predicted_error import ErrorCalibration
+
+#: the fewest held-out frames a calibration is fitted on (fewer: the model predicts no error in eV/A)
+MIN_CALIBRATION_FRAMES = 5
+#: frames per model call
+BATCH_SIZE = 64
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A model, the frames it trained on and labelled frames it did not (the calibration frames)."""
+
+    model: Potential
+    training: FrameDataset
+    frames: FrameDataset
+
+
+def frame_force_mae(model: Potential, data: FrameDataset) -> np.ndarray:
+    """Per frame [M]: the mean absolute force error over atoms and components (eV/A)."""
+    energy, forces = predict(model, data, BATCH_SIZE)
+    return per_frame_errors(data, energy, forces, "mae")[0]
+
+
+def frame_distances(distance: LatentDistance, model: Potential, data: FrameDataset) -> np.ndarray:
+    """Per frame [M]: the latent distance of ``data`` under ``model``'s features."""
+    return distance.frame_scores(data.numbers, predict_features(model, data, BATCH_SIZE), data.offsets)
+
+
+def fit_distance(model: Potential, training: FrameDataset) -> LatentDistance:
+    return LatentDistance.fit(training.numbers, predict_features(model, training, BATCH_SIZE))
+
+
+def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut | None,
+                    coverage: float = DEFAULT_COVERAGE) -> tuple[ErrorModel, str]:
+    """The error model of ``model`` (trained on ``training``) and a one-line account of its calibration."""
+    distance = fit_distance(model, training)
+    if held_out is None or len(held_out.frames) < MIN_CALIBRATION_FRAMES:
+        n = 0 if held_out is None else len(held_out.frames)
+        return ErrorModel(distance, None), (f"error model: latent distance only; {n} held-out frames, "
+                                            f"{MIN_CALIBRATION_FRAMES} needed to calibrate it in eV/A")
+    own = held_out.model is model and held_out.training is training
+    cal_distance = distance if own else fit_distance(held_out.model, held_out.training)
+    signal = frame_distances(cal_distance, held_out.model, held_out.frames)
+    error = np.maximum(frame_force_mae(held_out.model, held_out.frames), 1e-12)
+    calibration = ErrorCalibration.fit(signal, error, coverage)
+    whose = "" if own else " (the validated model's, before the refit)"
+    line = (f"error model: calibrated on {calibration.n} held-out frames{whose}: predicted error ~ "
+            f"{calibration.scale:.3g} x distance^{calibration.exponent:.2f} eV/A, {100 * coverage:.0f} % bound "
+            f"{calibration.factor:.2f} x that" + ("" if calibration.exact else " (too few frames for that coverage: "
+                                                    "the largest ratio seen)"))
+    return ErrorModel(distance, calibration), line
+
+
+def predicted_error_metrics(model: Potential, metadata: dict, data: FrameDataset) -> dict[str, float] | None:
+    """How the model's own error model (in its checkpoint ``metadata``) did on labelled ``data``: the mean and 95th
+    percentile of the predicted per-frame force error (eV/A; the mean estimates the force MAE), Spearman's rho
+    between predicted and true per-frame force MAE, and the share of frames whose error lies below the predicted
+    bound. None for a model without a calibrated error model."""
+    error_model = ErrorModel.from_metadata(metadata)
+    if error_model is None or error_model.calibration is None:
+        return None
+    features = predict_features(learned_part(model), data, BATCH_SIZE)
+    predicted = error_model.frame_errors(data.numbers, features, data.offsets)
+    true = frame_force_mae(model, data)
+    return {"predicted_force_mae_eV_per_A": float(predicted.predicted.mean()),
+            "predicted_force_p95_eV_per_A": float(np.percentile(predicted.predicted, 95)),
+            "error_spearman": spearman(predicted.predicted, true),
+            "bound_coverage": float(np.mean(true <= predicted.upper)),
+            "bound_coverage_stated": error_model.calibration.coverage}
