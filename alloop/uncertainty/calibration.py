@@ -12,7 +12,8 @@ every row. Splitting by frame, not by atom, matters: the atoms of one frame
 are correlated, so an atom whose frame-mates were fitted is not new.
 
 The limit is the split-conformal quantile of the n held-out values: the
-ceil((n + 1)(1 - alpha))-th smallest (the largest when n < 1/alpha - 1), so
+ceil((n + 1)(1 - alpha))-th smallest (when n < 1/alpha - 1, a log-normal tail
+fitted to them, since their largest would flag ~1/(n + 1) of new values), so
 that a new exchangeable value exceeds it with probability at most alpha; the
 plain interpolated quantile flags ~(n alpha + 1)/(n + 1), noticeably more than
 alpha for the few rows this calibration is for. The fold PCAs see (K-1)/K of
@@ -21,6 +22,8 @@ PCA's on new rows: both corrections err on the side of fewer flags.
 """
 
 from __future__ import annotations
+
+from statistics import NormalDist
 
 import numpy as np
 
@@ -57,13 +60,27 @@ def atom_folds(ptr: np.ndarray, n_folds: int, seed: int = FOLD_SEED) -> np.ndarr
 
 
 def conformal_quantile(values: np.ndarray, alpha: float) -> float:
-    """The ceil((n + 1)(1 - alpha))-th smallest of ``values`` (capped at the largest): a new exchangeable
-    value exceeds it with probability <= alpha."""
+    """The ceil((n + 1)(1 - alpha))-th smallest of ``values``: a new exchangeable value exceeds it with
+    probability <= alpha. With too few values for that rank (n < 1/alpha - 1) the (1 - alpha) quantile of a
+    log-normal fitted to them (:func:`lognormal_quantile`) stands in: the largest of a few values would flag about
+    1/(n + 1) of new ones, several times alpha, and every outlier among them would raise the limit."""
     values = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if values.size == 0:
         raise AlloopError("no values to take a quantile of")
     rank = int(np.ceil((values.size + 1) * (1.0 - alpha)))
+    if rank > values.size and values.size >= MIN_TAIL_VALUES and values[0] > 0:
+        return lognormal_quantile(values, alpha)
     return float(values[min(rank, values.size) - 1])
+
+
+#: the fewest (positive) values a log-normal tail is fitted to; fewer: the largest value is the limit
+MIN_TAIL_VALUES = 8
+
+
+def lognormal_quantile(values: np.ndarray, alpha: float) -> float:
+    """The (1 - alpha) quantile of the log-normal with the mean and standard deviation of log(values) (all > 0)."""
+    logs = np.log(np.asarray(values, dtype=np.float64))
+    return float(np.exp(logs.mean() + NormalDist().inv_cdf(1.0 - alpha) * logs.std(ddof=1)))
 
 
 def out_of_fold_scores(rows: np.ndarray, folds: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:

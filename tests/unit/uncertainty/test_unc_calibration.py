@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -42,6 +43,9 @@ def _direct_oof(rows: np.ndarray, folds: np.ndarray, k: int) -> tuple[np.ndarray
 
 def _direct_quantile(values: np.ndarray, alpha: float) -> float:
     rank = int(np.ceil((values.size + 1) * (1 - alpha)))
+    if rank > values.size >= 8 and values.min() > 0:  # too few for the rank: the log-normal tail
+        logs = np.log(values)
+        return float(np.exp(logs.mean() + NormalDist().inv_cdf(1 - alpha) * logs.std(ddof=1)))
     return float(np.sort(values)[min(rank, values.size) - 1])
 
 
@@ -61,7 +65,9 @@ def test_folds_split_by_frame_and_are_balanced():
 def test_conformal_quantile():
     values = np.arange(1.0, 21.0)  # 20 values
     assert conformal_quantile(values, 0.1) == 19.0  # ceil(21 * 0.9) = 19th smallest
-    assert conformal_quantile(values, 0.01) == 20.0  # capped at the largest
+    logs = np.log(values)  # too few values for rank ceil(21 * 0.99) = 21: the log-normal's 99 % quantile
+    assert conformal_quantile(values, 0.01) == pytest.approx(np.exp(logs.mean() + 2.3263479 * logs.std(ddof=1)))
+    assert conformal_quantile(values[:5], 0.01) == 5.0  # fewer than 8 values: capped at the largest
     assert conformal_quantile(values[::-1], 0.5) == 11.0
 
 
@@ -165,3 +171,20 @@ def test_settings_serialisation_and_backward_compatibility():
     old = QResidualModel.from_arrays(arrays)
     assert old.settings.calibration == "in_sample" and old.calibration == {"method": "in_sample"}
     assert old.groups[0].q_empirical == model.groups[0].q_empirical
+
+
+def test_the_frame_limit_flags_about_alpha_of_new_in_distribution_frames_even_from_few_frames():
+    """With 45-80 training frames (fewer than 1/alpha) the frame limit used to be the largest held-out score, which
+    flags ~1/(n + 1) of new frames; the log-normal tail brings the rate near alpha (mean over fits)."""
+    rng = np.random.default_rng(0)
+
+    def frames(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        numbers = np.tile([6, 6, 8, 1, 1, 1, 1, 1, 1], n)
+        shared = np.repeat(rng.normal(size=(n, 16)) * 0.5, 9, axis=0)  # atoms of a frame are correlated
+        feats = rng.normal(size=(n * 9, 16)) + shared + np.where(numbers == 8, 2.0, 0.0)[:, None]
+        return numbers, feats, np.arange(n + 1) * 9
+
+    alpha = 0.01
+    rates = [QResidualModel.fit(*frames(n), settings=QResidualSettings(limit="empirical_frame", alpha=alpha))
+             .frame_scores(*frames(3000)).flagged.mean() for n in (45, 60, 80) for _ in range(5)]
+    assert alpha / 2 <= np.mean(rates) <= 2 * alpha
