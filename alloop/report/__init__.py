@@ -10,6 +10,7 @@ from alloop.store.campaign import CampaignStore
 def write_report(store: CampaignStore, out_dir: str | Path, expensive_hash: str | None = None) -> list[Path]:
     """Write the PNG plots and ``summary.md`` into ``out_dir``; returns the files written."""
     from alloop.report.plots import plot_cost, plot_coverage, plot_labels, plot_parity, plot_uncertainty
+    from alloop.report.predicted_plot import plot_predicted
     from alloop.report.summary import summary_markdown
     from alloop.store.coverage import labelled_basins
 
@@ -22,6 +23,7 @@ def write_report(store: CampaignStore, out_dir: str | Path, expensive_hash: str 
         plot_parity(store, expensive_hash, out / "parity.png") if expensive_hash else None,
         plot_labels(store, out / "labels.png"),
         plot_coverage(store, out / "coverage.png", basins),
+        plot_predicted(store, out / "predicted.png"),
     ]
     summary = out / "summary.md"
     summary.write_text(summary_markdown(store, basins))

@@ -9,6 +9,8 @@
 - ``coverage.png``: the share of the evaluation set within the Q-residual limit (and the median Q) of each
   cycle's model, and, for one molecule with rotatable bonds, the conformer-basin shares of the frames labelled
   so far after each cycle, one panel per fidelity;
+- ``predicted.png`` (:mod:`alloop.report.predicted_plot`): predicted against measured force error, per frame of
+  the evaluation set and per cycle;
 - ``compare_cost.png`` (several campaigns, ``alloop report --compare``): each run's force MAE and, in a second
   panel when known, per-atom energy MAE against its cumulative labelling cost (CPU s, both fidelities).
 """

@@ -19,7 +19,7 @@ from alloop.potentials.baseline import learned_part
 from alloop.potentials.inference import predict, predict_features
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import per_frame_errors
-from alloop.uncertainty.error_model import DEFAULT_COVERAGE, ErrorModel, spearman
+from alloop.uncertainty.error_model import DEFAULT_COVERAGE, ErrorModel, FrameErrors, spearman
 from alloop.uncertainty.latent_distance import LatentDistance
 from alloop.uncertainty.predicted_error import ErrorCalibration
 
@@ -74,19 +74,29 @@ def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut 
     return ErrorModel(distance, calibration), line
 
 
-def predicted_error_metrics(model: Potential, metadata: dict, data: FrameDataset) -> dict[str, float] | None:
-    """How the model's own error model (in its checkpoint ``metadata``) did on labelled ``data``: the mean and 95th
-    percentile of the predicted per-frame force error (eV/A; the mean estimates the force MAE), Spearman's rho
-    between predicted and true per-frame force MAE, and the share of frames whose error lies below the predicted
-    bound. None for a model without a calibrated error model."""
+def frame_predictions(model: Potential, metadata: dict,
+                      data: FrameDataset) -> tuple[FrameErrors, np.ndarray] | None:
+    """The model's own error model (in its checkpoint ``metadata``) on labelled ``data``: per frame its predicted
+    errors and the true force MAE (eV/A); None for a model without a calibrated error model."""
     error_model = ErrorModel.from_metadata(metadata)
     if error_model is None or error_model.calibration is None:
         return None
     features = predict_features(learned_part(model), data, BATCH_SIZE)
-    predicted = error_model.frame_errors(data.numbers, features, data.offsets)
-    true = frame_force_mae(model, data)
+    return error_model.frame_errors(data.numbers, features, data.offsets), frame_force_mae(model, data)
+
+
+def predicted_error_metrics(model: Potential, metadata: dict, data: FrameDataset) -> dict[str, float] | None:
+    """How the model's own error model (in its checkpoint ``metadata``) did on labelled ``data``: the mean and 95th
+    percentile of the predicted per-frame force error (eV/A; the mean estimates the force MAE), Spearman's rho
+    between predicted and true per-frame force MAE, and the share of frames whose error lies below the predicted
+    bound at its stated coverage. None for a model without a calibrated error model."""
+    found = frame_predictions(model, metadata, data)
+    if found is None:
+        return None
+    predicted, true = found
+    coverage = ErrorModel.from_metadata(metadata).calibration.coverage  # type: ignore[union-attr]
     return {"predicted_force_mae_eV_per_A": float(predicted.predicted.mean()),
             "predicted_force_p95_eV_per_A": float(np.percentile(predicted.predicted, 95)),
             "error_spearman": spearman(predicted.predicted, true),
             "bound_coverage": float(np.mean(true <= predicted.upper)),
-            "bound_coverage_stated": error_model.calibration.coverage}
+            "bound_coverage_stated": coverage}

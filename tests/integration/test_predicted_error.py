@@ -52,6 +52,9 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
     assert main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "predicted force errors (eV/A)" in out
+    assert main(["report", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert (run_dir / "report" / "predicted.png").stat().st_size > 0  # predicted against measured error
     assert main(["evaluate", str(run_dir), str(tmp_path / "water_eval.extxyz"), "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["predicted_force_mae_eV_per_A"] == pytest.approx(float(ev["predicted_force_mae_eV_per_A"][-1]))
@@ -61,8 +64,9 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
 def test_without_theta0_the_expensive_pick_ranks_by_the_models_own_predicted_error(tmp_path):
     yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=20, min_cheap=4,
                                      bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
-    yaml.write_text(yaml.read_text().replace("training: {max_epochs: 4,",
-                                             "training: {method: standard, validation_fraction: 0.5, max_epochs: 4,"))
+    text = yaml.read_text().replace("training: {max_epochs: 4,",
+                                    "training: {method: standard, validation_fraction: 0.5, max_epochs: 4,")
+    yaml.write_text(text.replace("min_step_spacing: 10}", "min_step_spacing: 10, energy_window_sigma: null}"))
     lines: list[str] = []
     start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
     with CampaignStore.open(store_path(tmp_path / "run")) as store:
