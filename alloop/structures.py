@@ -33,10 +33,12 @@ def resolve_source(source: str, base_dir: str | Path) -> str:
     raise ValueError(f"file not found: {path} (nor is '{source}' a molecule name ase.build.molecule knows)")
 
 
-def load_structures(source: str | Path) -> list[Atoms]:
-    """The starting structures of a resolved source (see :func:`resolve_source`), without calculators."""
+def load_structures(source: str | Path | Sequence[str]) -> list[Atoms]:
+    """The starting structures of a resolved source (see :func:`resolve_source`), or of several in turn, without
+    calculators."""
+    sources = [source] if isinstance(source, (str, Path)) else list(source)
     try:
-        structures = read_structures(source)
+        structures = [atoms for one in sources for atoms in read_structures(one)]
     except AlloopError as exc:
         raise ConfigError(f"system.structures: {exc}") from None
     out = []

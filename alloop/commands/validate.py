@@ -92,7 +92,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"campaign   {cfg.name}  (seed {cfg.seed})",
         f"run dir    {summary['run_dir']}",
         f"structures {s['n_structures']} x {atoms} atoms  {', '.join(s['formulas'])}"
-        f"  charge {cfg.system.charge}, spin (2S) {cfg.system.spin}  <- {s['source']}",
+        f"  charge {cfg.system.charge}, spin (2S) {cfg.system.spin}  <- {_sources(s['source'])}",
     ]
     if s.get("cell_A") is not None:
         lengths = np.linalg.norm(np.asarray(s["cell_A"]), axis=1)
@@ -204,3 +204,8 @@ def _training_line(t) -> str:
         gamma = f"gamma searched over {list(t.gamma_grid)} x median B"
     return (f"{t.method}, {t.loss} (energy weight {t.energy_weight:g}), {budget} of batch {t.batch_size}, "
             f"lr {t.learning_rate_pretrain:g} / {t.finetune_lr():g}, EMA {t.ema_decay}{warm}, {gamma}")
+
+
+def _sources(source: str | list[str]) -> str:
+    """``system.structures`` as one line: a source, or several separated by commas."""
+    return source if isinstance(source, str) else ", ".join(source)

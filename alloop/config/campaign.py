@@ -24,6 +24,7 @@ from alloop.config.training import TrainingConfig
 from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
+from alloop.molecules import Molecules
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
@@ -159,6 +160,7 @@ class CampaignConfig(BaseModel):
         check_structures(
             structures, charge=self.system.charge, spin=self.system.spin, min_distance=self.md.min_distance_A
         )
+        self._check_molecules(structures)
         compositions = {tuple(sorted(int(z) for z in a.numbers)) for a in structures}
         for role in ROLES:
             try:
@@ -173,6 +175,14 @@ class CampaignConfig(BaseModel):
             check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
         self._check_outside(compositions)
         return self
+
+    def _check_molecules(self, structures: list[Atoms]) -> None:
+        """Every molecule of the campaign gets a replica (replicas are dealt over the molecules first)."""
+        molecules = Molecules.of(structures)
+        if self.md.n_replicas < len(molecules):
+            raise ConfigError(f"md.n_replicas: {self.md.n_replicas} replicas cannot cover the {len(molecules)} "
+                              f"molecules of system.structures ({', '.join(molecules.names)}); use at least "
+                              f"{len(molecules)}")
 
     def _check_periodic(self) -> None:
         """What a campaign in a periodic cell cannot do (yet), each refused with its key."""

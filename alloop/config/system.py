@@ -19,8 +19,9 @@ from alloop.fidelity import Fidelity
 class SystemConfig(Section):
     """The starting structures and their total charge and spin."""
 
-    structures: str = Field(
-        min_length=1, description="an ASE-readable file (relative to the campaign file) or an ase.build.molecule name"
+    structures: str | list[str] = Field(
+        min_length=1, description="an ASE-readable file (relative to the campaign file) or an ase.build.molecule "
+        "name, or a list of them (several molecules in one campaign, alloop.molecules)"
     )
     charge: int = 0
     spin: int = Field(default=0, ge=0, description="2S, the number of unpaired electrons (PySCF convention)")
@@ -32,15 +33,20 @@ class SystemConfig(Section):
 
     @field_validator("structures")
     @classmethod
-    def _resolve(cls, value: str, info: ValidationInfo) -> str:
+    def _resolve(cls, value: str | list[str], info: ValidationInfo) -> str | list[str]:
         from alloop.structures import resolve_source
 
-        try:
-            return resolve_source(value, base_dir_of(info))
-        except ValueError:
-            if checks_files(info):
-                raise
-            return value
+        def resolve(source: str) -> str:
+            if not source:
+                raise ValueError("an empty source")
+            try:
+                return resolve_source(source, base_dir_of(info))
+            except ValueError:
+                if checks_files(info):
+                    raise
+                return source
+
+        return resolve(value) if isinstance(value, str) else [resolve(v) for v in value]
 
 
 _EGNN_DEFAULTS = {"hidden_features": 64, "n_layers": 3}

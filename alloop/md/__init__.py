@@ -1,6 +1,6 @@
 """MLFF-driven molecular dynamics: batched replicas, stability guards, resumable state."""
 
-from alloop.md.guards import STOP_CODES, GuardFailure, StabilityGuards, detect_bonds
+from alloop.md.guards import STOP_CODES, GuardFailure, ReplicaGuards, StabilityGuards, detect_bonds
 from alloop.md.integrators import LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.segment import MDProgress, MDSettings, ReplicaTrajectory, SegmentResult, restart_replica, run_segment
 from alloop.md.state import ReplicaState, init_replicas, maxwell_boltzmann_velocities, redraw_velocities
@@ -11,6 +11,7 @@ __all__ = [
     "LangevinBAOAB",
     "MDProgress",
     "MDSettings",
+    "ReplicaGuards",
     "ReplicaState",
     "ReplicaTrajectory",
     "SegmentResult",

@@ -8,9 +8,10 @@ length, and the running-average kinetic temperature outside
 
 Bonds are the pairs closer than ``bond_tolerance * (r_cov,i + r_cov,j)``
 (``ase.data.covalent_radii``) in the reference structure; build the guards
-once from the campaign's input structure so later segments keep measuring
-against the same bonds. In a periodic cell (``cell``, from a structure periodic
-in all three directions) every distance is the minimum-image one, so wrapped
+once from a replica's starting structure so later segments keep measuring
+against the same bonds (:class:`ReplicaGuards` holds one set per replica of a
+segment, for replicas that start from different structures). In a periodic
+cell (``cell``, from a structure periodic in all three directions) every distance is the minimum-image one, so wrapped
 positions and molecules split across the cell's faces are measured right.
 
 Temperature estimator: the instantaneous kinetic temperature of a 9-atom
@@ -23,6 +24,7 @@ state, so a resumed segment sees the same values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,3 +166,38 @@ class StabilityGuards:
             TEMPERATURE_OUT_OF_RANGE,
             f"running-average T {t:.1f} K outside [{self.min_temperature_K:g}, {self.max_temperature_K:g}] K",
         )
+
+
+class ReplicaGuards:
+    """The guards of each replica of a segment (each its own reference bonds); replicas that share one
+    :class:`StabilityGuards` are checked in one call."""
+
+    def __init__(self, guards: StabilityGuards | Sequence[StabilityGuards], n_replicas: int) -> None:
+        members = [guards] * n_replicas if isinstance(guards, StabilityGuards) else list(guards)
+        if len(members) != n_replicas:
+            raise AlloopError(f"{len(members)} stability guards for {n_replicas} replicas: give one per replica")
+        self.members = members
+
+    def _shared(self, replicas: np.ndarray) -> list[tuple[StabilityGuards, np.ndarray]]:
+        """The guards of ``replicas`` and the positions (in ``replicas``) of the replicas each one checks."""
+        groups: dict[int, list[int]] = {}
+        for k, r in enumerate(replicas):
+            groups.setdefault(id(self.members[int(r)]), []).append(k)
+        return [(self.members[int(replicas[ks[0]])], np.array(ks)) for ks in groups.values()]
+
+    def check(self, replicas: np.ndarray, positions: np.ndarray, forces: np.ndarray,
+              t_avg: np.ndarray | None = None) -> list[GuardFailure | None]:
+        """:meth:`StabilityGuards.check` of replicas ``replicas`` (rows of positions/forces [R, n, 3])."""
+        out: list[GuardFailure | None] = [None] * len(replicas)
+        for guards, ks in self._shared(replicas):
+            found = guards.check(positions[ks], forces[ks], None if t_avg is None else t_avg[ks])
+            for k, failure in zip(ks, found, strict=True):
+                out[int(k)] = failure
+        return out
+
+    def update_temperature(self, replicas: np.ndarray, t_avg: np.ndarray, t_inst: np.ndarray) -> np.ndarray:
+        """:meth:`StabilityGuards.update_temperature` of replicas ``replicas``."""
+        out = np.array(t_avg, dtype=np.float64, copy=True)
+        for guards, ks in self._shared(replicas):
+            out[ks] = guards.update_temperature(t_avg[ks], t_inst[ks])
+        return out

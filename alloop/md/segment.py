@@ -1,4 +1,4 @@
-"""MD segments: R replicas of one molecule advanced together, one batched model call per step.
+"""MD segments: R replicas of one topology (same atoms, same order) advanced together, one batched model call per step.
 
 ``run_segment`` integrates every active replica for ``n_steps`` steps,
 records a frame (positions, potential energy, forces, per-atom latent
@@ -38,7 +38,7 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.md.guards import GuardFailure, StabilityGuards
+from alloop.md.guards import GuardFailure, ReplicaGuards, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.md.uncertainty_bias import QResidualBias, biased_forces
@@ -202,9 +202,10 @@ class _Replicas:
     running-average temperatures and random streams per replica, which are still active, why the others stopped,
     each one's last stable state, and the frames recorded so far. The starting states are never modified."""
 
-    def __init__(self, states: Sequence[ReplicaState], masses: np.ndarray, guards: StabilityGuards | None,
-                 record_every: int) -> None:
-        self.states, self.masses, self.guards, self.record_every = states, masses, guards, record_every
+    def __init__(self, states: Sequence[ReplicaState], masses: np.ndarray,
+                 guards: StabilityGuards | Sequence[StabilityGuards] | None, record_every: int) -> None:
+        self.states, self.masses, self.record_every = states, masses, record_every
+        self.guards = None if guards is None else ReplicaGuards(guards, len(states))
         self.inv_mass = (1.0 / masses)[:, None]
         n_rep = len(states)
         self.x = np.stack([s.positions for s in states])
@@ -251,7 +252,7 @@ class _Replicas:
         self.x[idx], self.v[idx], self.forces[idx] = xa, va, f
         self.steps[idx] += 1
         if self.guards is not None:
-            self.t_avg[idx] = self.guards.update_temperature(self.t_avg[idx], kinetic_temperature(va, self.masses))
+            self.t_avg[idx] = self.guards.update_temperature(idx, self.t_avg[idx], kinetic_temperature(va, self.masses))
         else:
             self.t_avg[idx] = np.nan
         self.check_and_record(idx, e, f, feat, eb, self.t_avg[idx])
@@ -261,7 +262,7 @@ class _Replicas:
                          t: np.ndarray | None) -> None:
         """Check replicas ``idx`` against the guards (``t``: their running-average temperatures; None at the start,
         when only failing frames are recorded); record the frames due and the failing ones, stop those."""
-        failures = self.guards.check(self.x[idx], f, t) if self.guards is not None else [None] * idx.size
+        failures = self.guards.check(idx, self.x[idx], f, t) if self.guards is not None else [None] * idx.size
         ke = kinetic_energy(self.v[idx], self.masses)
         for k, r in enumerate(idx):
             failed = failures[k] is not None
@@ -304,7 +305,7 @@ def run_segment(
     n_steps: int,
     settings: MDSettings,
     record_every: int,
-    guards: StabilityGuards | None = None,
+    guards: StabilityGuards | Sequence[StabilityGuards] | None = None,
     progress: Callable[[MDProgress], None] | None = None,
     dtype: torch.dtype | None = None,
     bias: QResidualBias | None = None,
@@ -312,7 +313,8 @@ def run_segment(
     """Advance every replica in ``states`` (all of ``atoms``) by up to ``n_steps`` steps.
 
     ``atoms`` gives the numbers and masses; the states give positions,
-    velocities, steps and random streams (they are not modified). ``dtype`` is
+    velocities, steps and random streams (they are not modified). ``guards``: one
+    set for every replica, or one per replica (each against its own reference). ``dtype`` is
     the dtype of the model's input (default: the model's parameter dtype).
     ``bias`` adds the uncertainty bias's forces (:mod:`alloop.md.uncertainty_bias`) and records its energy per frame.
     """

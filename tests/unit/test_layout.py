@@ -35,7 +35,7 @@ SIZE_EXEMPT: frozenset[str] = frozenset()
 #: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
     "_version errors units io presets",
-    "fidelity structures conformers outside evaluation_frames",
+    "fidelity structures conformers outside evaluation_frames molecules",
     "config",
     "labeling potentials",
     "uncertainty store",

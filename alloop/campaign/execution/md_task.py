@@ -14,6 +14,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.campaign.execution.worker import pin_threads
+from alloop.errors import AlloopError
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
@@ -68,8 +69,8 @@ class MDRequest:
 
     model_blob: bytes
     uq_blob: bytes  # the Q-residual model that scores the recorded frames
-    atoms: Atoms  # the replicas' topology (numbers)
-    reference: Atoms  # the guards' reference structure (bonds)
+    atoms: Atoms  # the replicas' topology (numbers, masses, cell): every replica of a task has it
+    references: dict[int, Atoms]  # replica index -> the reference structure of its guards (bonds): its start
     states: dict[int, bytes]  # replica index -> ReplicaState bytes
     n_steps: int
     md: MDSettings
@@ -78,6 +79,27 @@ class MDRequest:
     threads: int = 1
     bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
     labelled: list[Atoms] = field(default_factory=list)  # frames labelled already: their descriptors come back too
+    elements: tuple[int, ...] = ()  # the campaign's elements, the columns of the descriptors (empty: the atoms')
+
+    def descriptor_elements(self) -> list[int]:
+        """The elements whose mean features make a frame's descriptor: the same in every task of a campaign, so
+        frames of different molecules are compared column by column."""
+        return list(self.elements) if self.elements else sorted(set(self.atoms.numbers.tolist()))
+
+    def replica_guards(self, order: list[int]) -> list[StabilityGuards]:
+        """Each replica's guards (in ``order``), built once per distinct reference structure."""
+        built: dict[bytes, StabilityGuards] = {}
+        out = []
+        for r in order:
+            ref = self.references[r]
+            if not np.array_equal(ref.numbers, self.atoms.numbers):
+                raise AlloopError(f"replica {r}'s reference structure ({ref.get_chemical_formula()}) is not of the "
+                                  f"task's topology ({self.atoms.get_chemical_formula()}, atoms in the same order)")
+            key = ref.numbers.tobytes() + ref.positions.tobytes()
+            if key not in built:
+                built[key] = StabilityGuards.from_atoms(ref, **self.guards.thresholds())
+            out.append(built[key])
+        return out
 
 
 def md_task(request: MDRequest) -> MDTaskResult:
@@ -91,10 +113,9 @@ def md_task(request: MDRequest) -> MDTaskResult:
     atoms, states = request.atoms, request.states
     order = sorted(states)
     replica_states = [ReplicaState.from_bytes(states[r]) for r in order]
-    guard = StabilityGuards.from_atoms(request.reference, **request.guards.thresholds())
     bias = QResidualBias(uq, request.bias) if request.bias.enabled else None
-    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every, guard,
-                         bias=bias)
+    result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every,
+                         request.replica_guards(order), bias=bias)
     stacked = result.stacked()
     n = len(atoms)
     m = stacked["step"].size
@@ -104,7 +125,7 @@ def md_task(request: MDRequest) -> MDTaskResult:
     predicted = upper = np.full(m, np.nan)
     if m:
         scores = uq.frame_scores(numbers, features, ptr)
-        descriptors = frame_descriptors(numbers, features, ptr, sorted(set(atoms.numbers.tolist())))
+        descriptors = frame_descriptors(numbers, features, ptr, request.descriptor_elements())
         q, t2 = scores.q, scores.t2
         if error_model is not None:
             errors = error_model.frame_errors(numbers, features, ptr)
@@ -128,7 +149,7 @@ def md_task(request: MDRequest) -> MDTaskResult:
         stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
-        labelled_descriptors=_describe(model, request.labelled, sorted(set(atoms.numbers.tolist()))),
+        labelled_descriptors=_describe(model, request.labelled, request.descriptor_elements()),
     )
 
 

@@ -142,8 +142,8 @@ class Campaign:
 
     def _bootstrap_samples(self) -> list[Atoms]:
         b, seed = self.settings.bootstrap, self.settings.seed
-        per = [b.n_samples // len(self.structures) + (k < b.n_samples % len(self.structures))
-               for k in range(len(self.structures))]
+        owners = self.ctx.molecules.deal(b.n_samples)  # over the molecules, then over each one's structures
+        per = [owners.count(k) for k in range(len(self.structures))]
         if b.method == "rattle":
             assert b.amplitude_A is not None  # BootstrapConfig's default for rattle
             groups = [rattle_samples(atoms, n, b.amplitude_A, seed + k)
@@ -158,8 +158,14 @@ class Campaign:
                                  self.settings.max_task_retries)
             groups = [normal_mode_samples(atoms, hessian, n, b.temperature_K, seed + k)
                       for k, (atoms, hessian, n) in enumerate(zip(self.structures, hessians, per, strict=True))]
-        # round robin over the structures, so that the first n_expensive samples cover all of them
-        return [g[i] for i in range(max(per, default=0)) for g in groups if i < len(g)]
+        # dealt as the owners say (round robin over the molecules), so the first n_expensive samples cover them all
+        taken = [0] * len(groups)
+        samples = []
+        for k in owners:
+            if taken[k] < len(groups[k]):
+                samples.append(groups[k][taken[k]])
+            taken[k] += 1
+        return samples
 
     def _md_samples(self, per: list[int]) -> list[list[Atoms]]:
         """Each structure's samples from its own xTB MD run (one task each), in a seeded random order, so the first

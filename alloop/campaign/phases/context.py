@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
@@ -18,6 +19,7 @@ from alloop.campaign.execution.worker_losses import WorkerLosses, record_losses
 from alloop.campaign.phases.settings import CampaignSettings
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
+from alloop.molecules import Molecules
 from alloop.store.campaign import CampaignStore
 
 if TYPE_CHECKING:  # the loop's progress display (a room above the phases)
@@ -46,10 +48,18 @@ class PhaseContext:
         """Log the Dask workers lost since the last call and add them to the store (committed by the next commit)."""
         record_losses(self.store, self.losses, cycle, phase, self.log)
 
-    @property
-    def reference(self) -> Atoms:
-        """The first input structure (the replicas' topology and the guards' reference)."""
-        return self.structures[0]
+    @cached_property
+    def molecules(self) -> Molecules:
+        """The input structures grouped by molecule (formula); replicas and bootstrap samples are dealt over them."""
+        return Molecules.of(self.structures)
+
+    def replica_start(self, replica: int) -> Atoms:
+        """Replica ``replica``'s starting structure: its topology, its guards' reference and where it restarts."""
+        return self.structures[self.molecules.structure(replica)]
+
+    def replica_temperature(self, replica: int) -> float:
+        """Replica ``replica``'s bath temperature: the ladder's rung of its rank within its molecule."""
+        return self.settings.explore.replica_temperature(self.molecules.place(replica)[1])
 
     @property
     def elements(self) -> list[int]:

@@ -1,7 +1,11 @@
 """The explore phase: MD segments with the current model, scoring, and the choice of frames to label.
 
-Replicas are split over the workers (one task per group, each group advanced
-with one batched model call per step). The recorded frames, their scores and
+Replicas are dealt over the campaign's molecules (:class:`alloop.molecules.Molecules`: replica r to molecule
+r % M, then over that molecule's starting structures) and split into MD tasks: one set per topology (the same
+atoms in the same order) and bath temperature, each split over the workers and advanced with one batched model
+call per step. Each replica's guards measure it against its own starting structure, and a stopped replica
+restarts from it; frame descriptors have one column block per element of the campaign, the same in every task.
+The recorded frames, their scores and
 flags, the cheap-label selection and the replicas' new states are committed
 together by the caller, so a crash never leaves frames without their
 selection or a replica state ahead of its frames.
@@ -10,6 +14,7 @@ selection or a replica state ahead of its frames.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,31 +58,38 @@ def starting_states(ctx: PhaseContext, cycle: int) -> dict[int, bytes]:
         return unpack_states(blob)
     states: dict[int, bytes] = {}
     for r in range(s.explore.n_replicas):
-        atoms = ctx.structures[r % len(ctx.structures)]
-        (state,) = init_replicas(atoms, 1, s.explore.replica_temperature(r), replica_seed(s.seed, cycle, r))
+        atoms = ctx.replica_start(r)
+        (state,) = init_replicas(atoms, 1, ctx.replica_temperature(r), replica_seed(s.seed, cycle, r))
         states[r] = state.to_bytes()
     return states
 
 
-def replica_groups(replicas: list[int], temperatures: list[float], slots: int) -> list[list[int]]:
-    """Replicas split into MD tasks: one set per bath temperature (a task has one integrator), each split evenly
-    over about ``slots / number of temperatures`` tasks (at least one)."""
-    by_temperature: dict[float, list[int]] = {}
-    for r, temperature in zip(replicas, temperatures, strict=True):
-        by_temperature.setdefault(temperature, []).append(r)
-    pieces = max(1, slots // len(by_temperature)) if by_temperature else 1
-    return [[int(r) for r in g] for group in by_temperature.values()
+def replica_groups(replicas: list[int], temperatures: list[float], slots: int,
+                   topologies: list[Hashable] | None = None) -> list[list[int]]:
+    """Replicas split into MD tasks: one set per topology and bath temperature (a task has one molecule's atoms and
+    one integrator), each split evenly over about ``slots / number of sets`` tasks (at least one)."""
+    keys = topologies if topologies is not None else [None] * len(replicas)
+    sets: dict[tuple[Hashable, float], list[int]] = {}
+    for r, temperature, key in zip(replicas, temperatures, keys, strict=True):
+        sets.setdefault((key, temperature), []).append(r)
+    pieces = max(1, slots // len(sets)) if sets else 1
+    return [[int(r) for r in g] for group in sets.values()
             for g in np.array_split(np.array(group), min(pieces, len(group))) if len(g)]
 
 
 def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, uq_blob: bytes) -> list[MDRequest]:
-    """One MD task per group of replicas at one temperature, the replicas split evenly over the cluster's slots."""
+    """One MD task per group of replicas of one topology at one temperature, each group split evenly over the
+    cluster's slots; every replica's guards measure against its own starting structure."""
     ex = ctx.settings.explore
     replicas = sorted(states)
-    groups = replica_groups(replicas, [ex.replica_temperature(r) for r in replicas], ctx.slots)
-    return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=ctx.reference, reference=ctx.reference,
-                      states={r: states[r] for r in g}, n_steps=ex.segment_steps, md=ex.replica_md(g[0]),
-                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads, bias=ex.bias)
+    starts = {r: ctx.replica_start(r) for r in replicas}
+    groups = replica_groups(replicas, [ctx.replica_temperature(r) for r in replicas], ctx.slots,
+                            [starts[r].numbers.tobytes() for r in replicas])
+    return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=starts[g[0]],
+                      references={r: starts[r] for r in g}, states={r: states[r] for r in g},
+                      n_steps=ex.segment_steps, md=ex.md_at(ctx.replica_temperature(g[0])),
+                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads, bias=ex.bias,
+                      elements=tuple(ctx.elements))
             for g in groups]
 
 
@@ -115,7 +127,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     returns the flag rate."""
     s, store, cycle, version = ctx.settings, ctx.store, run.cycle, run.version
     results: list[MDTaskResult] = [t.result() for t in run.tasks]
-    frames, meta, descriptors = _collect(results, ctx.reference)
+    frames, meta, descriptors = _collect(results, ctx.replica_start)
     if not frames:
         raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {s.explore.segment_steps}, "
                           f"record_every {s.explore.record_every})")
@@ -193,14 +205,18 @@ def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> No
         ctx.log(f"cycle {cycle}: replica {r} stopped ({why}); it restarts from {where} with fresh velocities")
 
 
-def _collect(results: list[MDTaskResult], reference: Atoms) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
+def _collect(results: list[MDTaskResult], start: Callable[[int], Atoms]
+             ) -> tuple[list[Atoms], dict[str, np.ndarray], np.ndarray]:
+    """The tasks' frames (each with the numbers and cell of its replica's ``start``), per-frame columns and
+    descriptors, task after task."""
     frames: list[Atoms] = []
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("replica", "md_step", "q_score", "t2_score", "unstable",
                                                          "bias_energy", "predicted_error", "upper_error")}
     desc = []
     for res in results:
-        frames += [Atoms(numbers=reference.numbers, positions=p, cell=reference.cell, pbc=reference.pbc)
-                   for p in res.positions]
+        for r, p in zip(res.replicas, res.positions, strict=True):
+            topology = start(int(r))
+            frames.append(Atoms(numbers=topology.numbers, positions=p, cell=topology.cell, pbc=topology.pbc))
         cols["replica"].append(res.replicas)
         cols["md_step"].append(res.steps)
         cols["q_score"].append(res.q_score)
@@ -228,7 +244,6 @@ def _next_states(results: list[MDTaskResult], ctx: PhaseContext, cycle: int) -> 
     campaigns store the states too (for inspection) but start every cycle afresh.
     """
     out: dict[int, bytes] = {}
-    masses = ctx.reference.get_masses()
     ex = ctx.settings.explore
     for res in results:
         for r, final in res.final_states.items():
@@ -236,12 +251,12 @@ def _next_states(results: list[MDTaskResult], ctx: PhaseContext, cycle: int) -> 
                 out[r] = final
                 continue
             seed = replica_seed(ctx.settings.seed, cycle, r)
+            start = ctx.replica_start(r)
             if ex.restart_from == "start":
                 last = ReplicaState.from_bytes(final)
-                start = ctx.structures[r % len(ctx.structures)]
                 base = ReplicaState(start.positions, last.velocities, last.step, last.rng_state,
                                     restarts=last.restarts, extra=dict(last.extra))
             else:
                 base = ReplicaState.from_bytes(res.last_stable_states[r])
-            out[r] = redraw_velocities(base, masses, ex.replica_temperature(r), seed).to_bytes()
+            out[r] = redraw_velocities(base, start.get_masses(), ctx.replica_temperature(r), seed).to_bytes()
     return out

@@ -37,21 +37,21 @@ class ExploreSettings:
     guards: GuardSettings
     restart_from: str  # "start" or "last-stable"
     bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
-    ladder_K: tuple[float, ...] = ()  # a temperature ladder (replica r at ladder_K[r % len]); empty: temperature_K
+    ladder_K: tuple[float, ...] = ()  # a temperature ladder (rank k at ladder_K[k % len]); empty: temperature_K
 
     @property
     def temperature_K(self) -> float:
         """The target temperature (of the thermal energy window, the bootstrap, score matching)."""
         return self.md.temperature_K
 
-    def replica_temperature(self, replica: int) -> float:
-        """The bath temperature of replica ``replica`` (K)."""
-        return self.ladder_K[replica % len(self.ladder_K)] if self.ladder_K else self.md.temperature_K
+    def replica_temperature(self, rank: int) -> float:
+        """The bath temperature (K) of a replica of ``rank`` among its molecule's replicas (with one molecule, its
+        index; :meth:`PhaseContext.replica_temperature` maps a replica to its rank)."""
+        return self.ladder_K[rank % len(self.ladder_K)] if self.ladder_K else self.md.temperature_K
 
-    def replica_md(self, replica: int) -> MDSettings:
-        """The integrator settings of replica ``replica`` (the campaign's, at the replica's temperature)."""
-        temperature = self.replica_temperature(replica)
-        return self.md if temperature == self.md.temperature_K else replace(self.md, temperature_K=temperature)
+    def md_at(self, temperature_K: float) -> MDSettings:
+        """The integrator settings at a replica's bath temperature (the campaign's, at that temperature)."""
+        return self.md if temperature_K == self.md.temperature_K else replace(self.md, temperature_K=temperature_K)
 
 
 @dataclass(frozen=True)

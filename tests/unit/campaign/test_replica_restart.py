@@ -1,12 +1,11 @@
 """Where a replica stopped by a guard starts its next segment (``md.restart_from``)."""
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 from ase.build import molecule
 
 from alloop.campaign.execution.md_task import MDTaskResult
+from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.explore import _next_states
 from alloop.campaign.phases.settings import campaign_settings
 from alloop.config import CampaignConfig
@@ -33,7 +32,8 @@ def test_stopped_replica_restarts_where_configured(restart_from):
     failing = ReplicaState(atoms.positions + 0.6, start.velocities * 5, 47, start.rng_state, 2900.0)
     cfg = CampaignConfig.from_dict({"system": {"structures": "H2O"}, "seed": 0,
                                     "md": {"restart_from": restart_from, "temperature_K": 300.0}})
-    ctx = SimpleNamespace(settings=campaign_settings(cfg), reference=atoms, structures=[atoms])
+    ctx = PhaseContext(settings=campaign_settings(cfg), store=None, client=None, structures=[atoms], fidelities={},
+                       slots=1, progress=None, log=print)
 
     out = _next_states([_result(start, failing, stable)], ctx, cycle=2)
 

@@ -51,7 +51,7 @@ def test_training_plan_gives_each_cycle_its_seed_and_warm_budget():
 def test_temperature_ladder_gives_each_replica_its_bath():
     ex = campaign_settings(_cfg(md={"temperature_K": 500, "n_replicas": 4, "temperature_ladder_K": [500, 800]})).explore
     assert [ex.replica_temperature(r) for r in range(4)] == [500, 800, 500, 800]
-    assert ex.replica_md(0) is ex.md and ex.replica_md(1).temperature_K == 800
-    assert ex.replica_md(1).timestep_fs == ex.md.timestep_fs and ex.temperature_K == 500  # the target stays
+    assert ex.md_at(500) is ex.md and ex.md_at(800).temperature_K == 800
+    assert ex.md_at(800).timestep_fs == ex.md.timestep_fs and ex.temperature_K == 500  # the target stays
     plain = campaign_settings(_cfg(md={"temperature_K": 400})).explore
     assert plain.ladder_K == () and plain.replica_temperature(7) == 400

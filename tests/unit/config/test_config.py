@@ -71,6 +71,15 @@ def test_conformers_expand_the_starting_structures(tmp_path):
         make(tmp_path, system={"conformers": 0})
 
 
+def test_several_molecules_in_one_campaign(tmp_path):
+    (tmp_path / "co2.xyz").write_text("3\n\nO 0 0 1.16\nC 0 0 0\nO 0 0 -1.16\n")
+    cfg = make(tmp_path, system={"structures": ["CH3CH2OH", "H2O", "co2.xyz"], "conformers": 3})
+    assert cfg.system.structures[2] == str(tmp_path / "co2.xyz")  # each source resolved on its own
+    formulas = [a.get_chemical_formula() for a in cfg.load_structures()]
+    assert formulas == ["C2H6O"] * 3 + ["H2O", "CO2"]  # each input followed by its rotamers
+    assert CampaignConfig.from_dict(cfg.to_dict()).system.structures == cfg.system.structures  # round trip
+
+
 def test_presets_compose(tmp_path):
     cfg = make(
         tmp_path,

@@ -183,6 +183,9 @@ CASES = [
     ({"execution": {"tasks_per_slot": 0}}, r"^execution\.tasks_per_slot: must be >= 1 \(got 0\)$"),
     ({"name": "my campaign"}, r"^name: must match .* \(got 'my campaign'\)$"),
     ({"seed": -1}, r"^seed: must be >= 0 \(got -1\)$"),
+    ({"system": {"structures": ["CH4", "H2O", "CO2"]}, "md": {"n_replicas": 2}},
+     r"^md\.n_replicas: 2 replicas cannot cover the 3 molecules of system\.structures \(CH4, H2O, CO2\); use at least 3$"),
+    ({"system": {"structures": ["CH4", "no-such-molecule"]}}, r"^system\.structures.*no-such-molecule"),
 ]
 
 

@@ -8,6 +8,7 @@ import pytest
 from alloop.errors import AlloopError
 from alloop.md import (
     MDSettings,
+    ReplicaGuards,
     ReplicaState,
     StabilityGuards,
     detect_bonds,
@@ -147,3 +148,32 @@ def test_maxwell_boltzmann_velocities(ethanol):
     assert abs(mean_t - 400.0) < 20.0
     a, b = init_replicas(ethanol, 2, 400.0, seed=1), init_replicas(ethanol, 2, 400.0, seed=1)
     assert np.array_equal(a[1].velocities, b[1].velocities) and not np.array_equal(a[0].velocities, a[1].velocities)
+
+
+def test_each_replica_is_checked_by_its_own_guards(ethanol):
+    """A stretched bond fails against one reference and passes against another in which it is longer."""
+    guards = StabilityGuards.from_atoms(ethanol, max_bond_factor=1.5)
+    i, j = guards.bonds[0]
+    longer = ethanol.copy()
+    longer.positions[j] = ethanol.positions[i] + 1.15 * (ethanol.positions[j] - ethanol.positions[i])
+    other = StabilityGuards.from_atoms(longer, max_bond_factor=1.5)
+    pos = np.stack([ethanol.positions] * 3)
+    pos[:, j] = pos[:, i] + 1.6 * (pos[:, j] - pos[:, i])  # 1.6 x the first reference's bond, 1.39 x the other's
+    each = ReplicaGuards([guards, other, guards], 3)
+    found = each.check(np.array([0, 1, 2]), pos, np.zeros_like(pos))
+    assert [None if f is None else f.code for f in found] == ["bond_stretched", None, "bond_stretched"]
+    assert each.check(np.array([1]), pos[1:2], np.zeros((1, 9, 3))) == [None]  # by replica index, not by row
+    with pytest.raises(AlloopError, match="one per replica"):
+        ReplicaGuards([guards, other], 3)
+
+
+def test_a_segment_takes_one_set_of_guards_per_replica(ethanol, springs):
+    states = init_replicas(ethanol, 2, 500.0, seed=5)
+    loose = StabilityGuards.from_atoms(ethanol, temperature_K=500.0)
+    tight = StabilityGuards.from_atoms(ethanol, temperature_K=500.0, max_bond_factor=1.0001)
+    shared = run_segment(springs, ethanol, states, 20, LANGEVIN, record_every=4, guards=loose)
+    same = run_segment(springs, ethanol, states, 20, LANGEVIN, record_every=4, guards=[loose, loose])
+    assert np.array_equal(shared.final_states[1].positions, same.final_states[1].positions)
+    mixed = run_segment(springs, ethanol, states, 20, LANGEVIN, record_every=4, guards=[loose, tight])
+    assert mixed.stop_reasons[0] is None and mixed.stop_reasons[1].code == "bond_stretched"
+    assert np.array_equal(mixed.final_states[0].positions, shared.final_states[0].positions)
