@@ -7,7 +7,9 @@ as for ``alloop.calculator``. Errors are against the file's energies (eV) and
 forces (eV/Angstrom): MAE and RMSE (the root mean square over all force
 components), plus the per-atom energy MAE; for frames of one molecule with
 rotatable bonds, the same per conformer basin (trans / gauche+ / gauche- of
-each rotor, :mod:`alloop.conformers`). Absolute energies are predicted at
+each rotor, :mod:`alloop.conformers`); for frames of several molecules, the
+same per molecule (formula, :mod:`alloop.molecules`; ``--json``:
+``per_molecule``). Absolute energies are predicted at
 the data's fidelity when the frames record one (``fidelity_hash``, as written
 by ``alloop label`` and ``alloop export``) and the model has references for
 it, else at the campaign's expensive fidelity, else as the checkpoint was
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from alloop.training.error_fit import predicted_error_metrics
-    from alloop.training.metrics import basin_metrics, evaluate_model
+    from alloop.training.metrics import basin_metrics, evaluate_model, per_molecule_metrics
     from alloop.training.run import load_dataset
 
     if args.batch_size < 1:
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                               f"{list(model.elements)}")
         metrics = evaluate_model(model, data, args.batch_size)
         basins = basin_metrics(model, data, args.batch_size)
+        molecules = per_molecule_metrics(model, data, args.batch_size)
         predicted = predicted_error_metrics(model, trained.metadata, data)
     finally:
         torch.set_num_threads(previous)
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"model": description, "data": str(args.data), "method": metadata.get("method"),
                           "fidelity": active.get("name"), **metrics, **(predicted or {}), "basins": basins,
-                          "note": note}, indent=2))
+                          "per_molecule": molecules, "note": note}, indent=2))
         return 0
     if note:
         print(f"note: {note}", file=sys.stderr)
@@ -120,11 +123,18 @@ def run(args: argparse.Namespace) -> int:
               f"{metrics['force_mae_eV_per_A']:.5f}; Spearman rho with the true per-frame error "
               f"{predicted['error_spearman']:.2f}; {100 * predicted['bound_coverage']:.0f} % of frames below its "
               f"{100 * predicted['bound_coverage_stated']:.0f} % bound")
-    if basins:
-        print("\nper conformer basin (dihedrals of the rotatable bonds, alloop.conformers):")
-        print("| basin | frames | share | force MAE (eV/A) | energy MAE (meV/atom) |")
-        print("|---|---:|---:|---:|---:|")
-        for name, m in basins.items():
-            print(f"| {name} | {m['n_frames']} | {m['share']:.0%} | {m['force_mae_eV_per_A']:.4f} | "
-                  f"{1000 * m['energy_mae_per_atom_eV']:.2f} |")
+    _print_split("molecule", "per molecule (formula, alloop.molecules)", molecules)
+    _print_split("basin", "per conformer basin (dihedrals of the rotatable bonds, alloop.conformers)", basins)
     return 0
+
+
+def _print_split(what: str, title: str, parts: dict[str, dict]) -> None:
+    """A Markdown table of the errors of each part (molecule, basin) of the data; nothing without parts."""
+    if not parts:
+        return
+    print(f"\n{title}:")
+    print(f"| {what} | frames | share | force MAE (eV/A) | energy MAE (meV/atom) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, m in parts.items():
+        print(f"| {name} | {m['n_frames']} | {m['share']:.0%} | {m['force_mae_eV_per_A']:.4f} | "
+              f"{1000 * m['energy_mae_per_atom_eV']:.2f} |")

@@ -1,4 +1,4 @@
-"""A short Markdown summary of a campaign: status, cost, failures, models, stop reason."""
+"""A short Markdown summary of a campaign: status, cost, failures, models, molecules, stop reason."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
-from alloop.store.evaluation_records import cycles_table
+from alloop.store.evaluation_records import cycles_table, molecule_scores
 from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
+from alloop.store.molecule_table import molecule_cells, molecule_headers, molecule_status
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
@@ -56,9 +57,31 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None)
                          f"| {c['labels_cheap'][k]} | {c['labels_expensive'][k]} | {cpu:.0f} "
                          f"| {c['val_force_mae_eV_per_A'][k]:.4f} | {' | '.join(held)} "
                          f"| {_coverage_cells(covered.get(int(c['model_version'][k]), {}))} |")
+    lines += _molecules_table(molecule_status(store), molecule_scores(store))
     lines += _bias_table(store)
     lines += _basins_table(labelled_basins(store) if basins is None else basins)
     return "\n".join(lines) + "\n"
+
+
+def _molecules_table(part: dict[str, Any] | None, scores: dict[int, dict[str, dict[str, float]]]) -> list[str]:
+    """Per molecule of a campaign of several: frames, flagged share, labels, the newest model's evaluation errors;
+    then each scored model's force MAE per molecule (the learning curve of every molecule)."""
+    if part is None:
+        return []
+    headers = molecule_headers(part["fidelities"])
+    newest = "" if part["model_version"] is None else f"; errors of model v{part['model_version']} on the evaluation set"
+    lines = ["", f"Per molecule (frames, share of MD frames flagged, ok labels per fidelity{newest}):", "",
+             f"| {' | '.join(headers)} |", "|---|" + "---:|" * (len(headers) - 1)]
+    lines += [f"| {' | '.join(molecule_cells(row, part['fidelities']))} |" for row in part["rows"]]
+    if len(scores) < 2:
+        return lines
+    names = list(dict.fromkeys(name for per in scores.values() for name in per))
+    lines += ["", "Evaluation-set force MAE (eV/Å) per molecule, per model:", "",
+              f"| model | {' | '.join(names)} |", "|---:|" + "---:|" * len(names)]
+    for version, per in sorted(scores.items()):
+        cells = [_num(per[n]["eval_force_mae_eV_per_A"], 1.0) if n in per else "-" for n in names]
+        lines.append(f"| {version} | {' | '.join(cells)} |")
+    return lines
 
 
 def _bias_table(store: CampaignStore) -> list[str]:

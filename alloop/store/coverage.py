@@ -40,7 +40,7 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     if not rotors or np.any(meta["n_atoms"] != len(first)):
         return None
     names = [basin_name(code, len(rotors)) for code in range(3 ** len(rotors))]
-    stored, roles = store.fidelities(), _roles(store)
+    stored, roles = store.fidelities(), fidelity_roles(store)
     out: dict[str, dict[int, list[int]]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
         table = store.labels(h)
@@ -57,7 +57,7 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
             "fidelities": out, "roles": {stored[h]["name"]: r for h, r in roles.items() if stored[h]["name"] in out}}
 
 
-def _roles(store: CampaignStore) -> dict[str, str]:
+def fidelity_roles(store: CampaignStore) -> dict[str, str]:
     """Stored fidelity hash -> its campaign role (``cheap``, ``expensive``), for the roles the store's config names."""
     out = {}
     for role in ROLE_ORDER[:2]:

@@ -1,4 +1,5 @@
-"""Reading a campaign's evaluation records: the stored evaluation set, each model's scores and coverage.
+"""Reading a campaign's evaluation records: the stored evaluation set, each model's scores (per molecule too) and
+coverage.
 
 The writers (copying the set in, scoring models) are :mod:`alloop.campaign.phases.evaluation`; these readers serve
 ``alloop status``, ``alloop report`` and the loop alike. :func:`cycles_table` reads the ``eval_*`` columns of a
@@ -46,6 +47,17 @@ def model_scores(store: CampaignStore) -> dict[int, dict[str, float]]:
             for k, v in enumerate(rows["model_version"])}
 
 
+def molecule_scores(store: CampaignStore) -> dict[int, dict[str, dict[str, float]]]:
+    """model version -> molecule -> its ``n_frames`` and ``eval_*`` scores, from the ``eval_molecules`` table (empty
+    for an evaluation set of one molecule)."""
+    rows = tables.read(store, tables.EVAL_MOLECULES)
+    out: dict[int, dict[str, dict[str, float]]] = {}
+    for k, version in enumerate(rows.get("model_version", [])):
+        out.setdefault(int(version), {})[str(rows["molecule"][k])] = {
+            "n_frames": int(rows["n_frames"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
+    return out
+
+
 def cycles_table(store: CampaignStore) -> dict[str, np.ndarray]:
     """The ``cycles`` table with its ``eval_*`` columns (NaN where unknown, filled from the ``evaluation`` table)."""
     rows = tables.read(store, tables.CYCLES)
@@ -69,7 +81,9 @@ def status(store: CampaignStore) -> dict[str, Any] | None:
         return None
     h = frames.header
     coverage = coverage_by_model(store)
-    models = [{"model_version": v, **s, **coverage.get(v, {"covered_fraction": None, "median_q": None})}
+    molecules = molecule_scores(store)
+    models = [{"model_version": v, **s, **coverage.get(v, {"covered_fraction": None, "median_q": None}),
+               "molecules": molecules.get(v, {})}
               for v, s in sorted(model_scores(store).items())]
     return {"structures": h.get("source"), "sha256": h.get("sha256"), "energy_key": h.get("energy_key"),
             "forces_key": h.get("forces_key"), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),

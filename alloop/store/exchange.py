@@ -22,6 +22,7 @@ from alloop.errors import AlloopError, StoreError
 from alloop.fidelity import Fidelity
 from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
+from alloop.molecules import molecule_name
 from alloop.store.campaign import CampaignStore
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 
@@ -30,7 +31,9 @@ _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_sco
 
 
 def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_status: bool = False) -> list[Atoms]:
-    """Frames labelled at ``fidelity`` in frame-id order, with energy/forces (ok labels) and metadata in info."""
+    """Frames labelled at ``fidelity`` in frame-id order, with energy/forces (ok labels) and metadata in info: the
+    frame's id, molecule (formula, :mod:`alloop.molecules`), origin (bootstrap, md, import), its MD replica, step,
+    cycle, model version and scores where set, and the label's fidelity, status, cost and software."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     table = store.labels(fidelity)
@@ -41,7 +44,8 @@ def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_statu
     out = []
     for atoms, row in zip(frames, rows, strict=True):
         meta = atoms.info
-        info: dict[str, Any] = {"frame_id": meta["frame_id"], "origin": meta["origin"]}
+        info: dict[str, Any] = {"frame_id": meta["frame_id"], "molecule": molecule_name(atoms.numbers),
+                                "origin": meta["origin"]}
         for key in _META_KEYS:
             value = meta[key]
             if (isinstance(value, float) and np.isfinite(value)) or (not isinstance(value, float) and value >= 0):

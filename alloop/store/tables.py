@@ -13,6 +13,8 @@ schema's, values are checked and cast to its dtypes), readers through
   and forgetting scores; the last two groups are absent from stores written
   before they existed);
 - ``evaluation``: one row per model scored on the campaign's evaluation set;
+- ``eval_molecules``: one row per model and molecule when the evaluation set holds several molecules: the
+  model's errors on that molecule's frames;
 - ``eval_coverage``: one row per model whose training task scored the evaluation set's Q-residual (the
   share of its frames within the limit, their median score);
 - ``eval_predicted``: one row per model with a calibrated error model: its predicted force error on the
@@ -89,6 +91,13 @@ EVALUATION = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
+#: per model and molecule (formula, alloop.molecules) of an evaluation set of several molecules: its frames and the
+#: model's errors on them (the eval_* columns)
+EVAL_MOLECULES = TableSchema(
+    "eval_molecules",
+    (_col("model_version", np.int32), _col("cycle", np.int32), _col("molecule", str), _col("n_frames", np.int32),
+     *(_col(c, np.float64) for c in EVAL_COLUMNS)),
+)
 #: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
 #: uncertainty model fitted with it, and their median score (alloop.campaign.execution.scoring.coverage_scores)
 EVAL_COVERAGE = TableSchema(
@@ -121,8 +130,8 @@ WORKER_LOSSES = TableSchema(
      _col("n_tasks", np.int32), _col("tasks", str)),
 )
 #: every ledger table, by name
-SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_COVERAGE, EVAL_PREDICTED,
-                                 MD_PREDICTED, WORKER_LOSSES)}
+SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_MOLECULES, EVAL_COVERAGE,
+                                 EVAL_PREDICTED, MD_PREDICTED, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

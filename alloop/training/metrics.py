@@ -4,7 +4,8 @@ Units: energies in eV, forces in eV/Angstrom. ``force_rmse`` is the real root
 mean square over all force components (sqrt(mean(dF^2))), not a mean of
 per-atom L2 norms (the ASTEROID code's "RMSE"). Energy errors are absolute
 (the model's references must be those of the data's fidelity); the per-atom
-energy MAE divides each frame's error by its number of atoms.
+energy MAE divides each frame's error by its number of atoms. :func:`molecule_metrics` and
+:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.molecules`) and by conformer basin.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.errors import AlloopError
+from alloop.molecules import frame_molecules
 from alloop.potentials.base import Potential
 from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
@@ -120,3 +122,23 @@ def basin_metrics(model: Potential, dataset: FrameDataset, batch_size: int = 32)
         metrics = error_metrics(dataset.subset(frames), energy_pred[frames], forces_pred[atoms])
         out[basin_name(int(code), len(rotors))] = {**metrics, "share": float(frames.size / len(structures))}
     return out
+
+
+def molecule_metrics(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, dict[str, Any]]:
+    """:func:`error_metrics` per molecule (formula, :func:`alloop.molecules.frame_molecules`) of a labelled set and
+    its predictions, with each molecule's ``share`` of the frames; molecules in the order of first appearance."""
+    molecules = frame_molecules(dataset.numbers, dataset.offsets)
+    atom_of_frame = np.repeat(molecules, dataset.sizes)
+    out = {}
+    for name in dict.fromkeys(molecules.tolist()):
+        frames = np.flatnonzero(molecules == name)
+        metrics = error_metrics(dataset.subset(frames), energy_pred[frames], forces_pred[atom_of_frame == name])
+        out[str(name)] = {**metrics, "share": float(frames.size / len(dataset))}
+    return out
+
+
+def per_molecule_metrics(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, dict[str, Any]]:
+    """:func:`molecule_metrics` of ``model`` on ``dataset``; empty for frames of one molecule (nothing to split)."""
+    if len(set(frame_molecules(dataset.numbers, dataset.offsets).tolist())) < 2:
+        return {}
+    return molecule_metrics(dataset, *predict(model, dataset, batch_size))

@@ -1,6 +1,6 @@
 """The scores a task computes on a worker on the campaign's evaluation set (so the driver loads no model): a
-checkpoint's errors (:func:`score_model`) and how much of the set a model's uncertainty model covers
-(:func:`coverage_scores`). :mod:`alloop.campaign.phases.evaluation` records them.
+checkpoint's errors (:func:`score_model`; per molecule too, :func:`evaluation_scores`) and how much of the set
+a model's uncertainty model covers (:func:`coverage_scores`). :mod:`alloop.campaign.phases.evaluation` records them.
 """
 
 from __future__ import annotations
@@ -19,10 +19,18 @@ BATCH_SIZE = 32
 
 def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
     """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
+    return evaluation_scores(model_blob, frames)[0]
+
+
+def evaluation_scores(model_blob: bytes, frames: EvaluationFrames
+                      ) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
+    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied) and, for a
+    set of several molecules (formulas, :mod:`alloop.molecules`), the same per molecule with its ``n_frames``
+    (None for a set of one molecule), from one prediction."""
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.potentials.inference import predict
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import error_metrics
+    from alloop.training.metrics import error_metrics, molecule_metrics
     from alloop.training.references import apply_references
 
     model, metadata = model_from_bytes(model_blob)
@@ -35,8 +43,13 @@ def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]
                           f"{list(model.elements)}")
     dataset = FrameDataset(**frames.dataset_arrays(), energy=frames.energy_eV, forces=frames.forces_eV_per_A,
                            fidelity="evaluation")
-    metrics = error_metrics(dataset, *predict(model, dataset, BATCH_SIZE))
-    return {column: float(metrics[key]) for column, key in COLUMNS.items()}
+    energy, forces = predict(model, dataset, BATCH_SIZE)
+    metrics = error_metrics(dataset, energy, forces)
+    split = molecule_metrics(dataset, energy, forces)
+    molecules = None if len(split) < 2 else {
+        name: {"n_frames": float(m["n_frames"]), **{column: float(m[key]) for column, key in COLUMNS.items()}}
+        for name, m in split.items()}
+    return {column: float(metrics[key]) for column, key in COLUMNS.items()}, molecules
 
 
 def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, float]:

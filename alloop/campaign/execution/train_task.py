@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from alloop.campaign.execution.scoring import coverage_scores, predicted_error_scores, score_model
+from alloop.campaign.execution.scoring import coverage_scores, evaluation_scores, predicted_error_scores, score_model
 from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import Potential
@@ -103,6 +103,7 @@ class TrainTaskResult:
     evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
     coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (scoring.coverage_scores)
     predicted: dict[str, float] | None = None  # the model's predicted error there (scoring.predicted_error_scores)
+    molecules: dict[str, dict[str, float]] | None = None  # its eval_* scores per molecule (a set of several)
     split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
     rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
     committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
@@ -208,7 +209,7 @@ def _error_frames(labels: LabelSets, result: AsteroidResult,
 def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResidualModel, log: list[str]) -> None:
     """Score the task's model (and the validated model before a refit) on the campaign's evaluation set, in ``out``."""
     frames = EvaluationFrames.from_bytes(evaluation)
-    out.evaluation = score_model(out.model_blob, frames)
+    out.evaluation, out.molecules = evaluation_scores(out.model_blob, frames)
     out.coverage = coverage_scores(model, uq, frames)
     out.predicted = predicted_error_scores(out.model_blob, frames)
     if out.validated_blob is not None:

@@ -12,6 +12,8 @@
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
   expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
   table holds one row per model version.
+- Per molecule: for a set of several molecules (formulas, :mod:`alloop.molecules`) the same scores per
+  molecule, one ``eval_molecules`` row per model and molecule (:func:`record_molecules`).
 - Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
   model fitted with the new model (:func:`~alloop.campaign.execution.scoring.coverage_scores`: the share
   within the limit, the median), recorded per model in the ``eval_coverage`` table
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alloop.campaign.execution.scoring import score_model
+from alloop.campaign.execution.scoring import evaluation_scores
 from alloop.errors import AlloopError
 from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
 from alloop.store import tables
@@ -92,6 +94,19 @@ def record_coverage(store: CampaignStore, version: int, cycle: int, scores: dict
                   covered_fraction=[scores["covered_fraction"]], median_q=[scores["median_q"]])
 
 
+def record_molecules(store: CampaignStore, version: int, cycle: int,
+                     molecules: dict[str, dict[str, float]] | None) -> None:
+    """Append model ``version``'s ``eval_molecules`` rows (committed by the caller); nothing for a set of one
+    molecule (``molecules`` None)."""
+    if not molecules:
+        return
+    names = list(molecules)
+    tables.append(store, tables.EVAL_MOLECULES, model_version=np.full(len(names), version),
+                  cycle=np.full(len(names), cycle), molecule=names,
+                  n_frames=[int(molecules[n]["n_frames"]) for n in names],
+                  **{c: [molecules[n][c] for n in names] for c in COLUMNS})
+
+
 def record_predicted(store: CampaignStore, version: int, cycle: int, scores: dict[str, float]) -> None:
     """Append model ``version``'s ``eval_predicted`` row (committed by the caller)."""
     tables.append(store, tables.EVAL_PREDICTED, model_version=[version], cycle=[cycle],
@@ -103,8 +118,9 @@ def _record(
     scores: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Append model ``version``'s ``evaluation`` row (committed by the caller): ``scores``, else scored here."""
-    if scores is None:
-        scores = score_model(store.checkpoint(version)[0], frames)
+    if scores is None:  # scored here (a resume): per molecule too
+        scores, molecules = evaluation_scores(store.checkpoint(version)[0], frames)
+        record_molecules(store, version, cycle, molecules)
     tables.append(store, tables.EVALUATION, model_version=[version], cycle=[cycle], n_frames=[frames.n_frames],
                   sha256=[str(frames.header["sha256"])], time=[time.time()], **{c: [v] for c, v in scores.items()})
     if log is not None:

@@ -155,6 +155,7 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
     version = _store_models(ctx, cycle, result, run.cheap)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original, result.evaluation)
+    evaluation.record_molecules(ctx.store, version, cycle, result.molecules)
     _record_uncertainty(ctx, version, cycle, result)
     if mark:
         ctx.record_losses(cycle, ledger.TRAINED)

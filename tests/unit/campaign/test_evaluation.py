@@ -145,3 +145,30 @@ def test_a_store_without_the_columns_still_reads_and_reports(setup, capsys):
     assert "| eval F-MAE (eV/Å) |" in summary and "| 0.2000 | - | - | - | - |" in summary
     assert main(["status", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["evaluation"] is None
+
+
+def test_a_set_of_several_molecules_is_scored_per_molecule(setup):
+    cfg, path, eval_file = setup
+    rng = np.random.default_rng(2)
+    frames = [attach_label(molecule(name), -2066.0 * len(molecule(name)) / 3, rng.normal(scale=0.5, size=(n, 3)))
+              for name, n in (("H2O", 3), ("H2O2", 4), ("H2O", 3))]
+    write_extxyz(eval_file, frames)
+    cfg = load_campaign(eval_file.parent / "unit.yaml")
+    blob = _model_blob(0, cfg.expensive_fidelity.hash())
+    with CampaignStore.create(path, cfg.to_dict()) as store:
+        store.add_checkpoint(blob, {"cycle": -1}, role="model")
+        store.commit()
+        evaluation.prepare(store, cfg, print)  # scores the unscored model: per molecule too
+        split = records.molecule_scores(store)[0]
+        whole = records.model_scores(store)[0]
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.training.metrics import per_molecule_metrics
+
+    model, _ = model_from_bytes(blob)
+    apply_references(model, REFERENCES)
+    expected = per_molecule_metrics(model, FrameDataset.from_atoms(read_labelled(eval_file)))
+    assert list(split) == ["H2O", "H2O2"] and split["H2O"]["n_frames"] == 2 and split["H2O2"]["n_frames"] == 1
+    for name, m in expected.items():
+        assert split[name]["eval_force_mae_eV_per_A"] == pytest.approx(m["force_mae_eV_per_A"], rel=1e-12)
+    mae = "eval_force_mae_eV_per_A"  # the parts make up the whole (atom-weighted)
+    assert (6 * split["H2O"][mae] + 4 * split["H2O2"][mae]) / 10 == pytest.approx(whole[mae], rel=1e-12)

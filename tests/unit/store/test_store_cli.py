@@ -52,6 +52,7 @@ def test_extxyz_store_extxyz_round_trip_is_bit_exact(tmp_path, capsys):
     assert [a.info["frame_id"] for a in exported] == list(range(13))
     assert exported[0].info["origin"] == "import" and exported[0].info["label_status"] == "ok"
     assert exported[0].info["fidelity"] == "hf-sto3g"
+    assert [a.info["molecule"] for a in exported] == [a.get_chemical_formula() for a in original]  # Hill formulas
 
 
 def test_status_counts_labels_cost_and_models(tmp_path, capsys, cheap, expensive):

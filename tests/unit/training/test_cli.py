@@ -55,10 +55,13 @@ def test_train_asteroid_then_evaluate(files, tmp_path, capsys):
     assert got["energy_mae_eV"] == pytest.approx(np.mean(np.abs(energy - test.energy)), rel=1e-9)
     assert got["energy_mae_per_atom_eV"] == pytest.approx(np.mean(np.abs(energy - test.energy) / test.sizes), rel=1e-9)
     assert got["method"] == "asteroid" and got["n_frames"] == 5
+    assert set(got["per_molecule"]) == {"H2O", "CH4"}  # the file holds two molecules
+    assert sum(m["n_frames"] for m in got["per_molecule"].values()) == 5
 
     assert main(["evaluate", str(out), str(files / "test.extxyz")]) == 0
     table = capsys.readouterr().out
     assert "| force components |" in table and "eV/Angstrom" in table
+    assert "per molecule" in table and "| H2O |" in table and "| CH4 |" in table
 
 
 @pytest.mark.parametrize("method,extra", [("standard", []), ("score-matching", ["--unlabelled", "unlabelled.extxyz"])])
