@@ -85,7 +85,7 @@ def budget_html(budget: dict[str, Any] | None) -> str:
         f"<td {cell}>{'' if r['in_flight'] is None else r['in_flight']}</td></tr>" for r in budget["limits"])
     targets = "".join(
         f"<tr><td>{html.escape(t['item'])}</td><td {cell}>{_number(t['latest'], 4)}</td>"
-        f"<td {cell}>{'not set' if t['target'] is None else t['target']}</td></tr>" for t in budget["targets"])
+        f"<td {cell}>{'not set' if t['target'] is None else _number(t['target'], 4)}</td></tr>" for t in budget["targets"])
     return (f"<div style='{STYLE}'><h3 style='margin: 8px 0 4px'>budget left</h3><table>"
             f"<tr><th></th><th {cell}>spent</th><th {cell}>limit</th><th {cell}>left</th>"
             f"<th {cell}>selected, not labelled yet</th></tr>{rows}</table>"
