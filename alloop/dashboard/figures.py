@@ -92,6 +92,13 @@ def _figure(panel: str, x_label: str, y_label: str, y_range: tuple[float, float]
     return fig
 
 
+def _legend(fig: Any) -> None:
+    """A see-through legend at the top right; clicking an entry hides its line."""
+    fig.legend.location = "top_right"
+    fig.legend.background_fill_alpha = 0.6
+    fig.legend.click_policy = "hide"
+
+
 def _cycle_ticks(axis: Any) -> None:
     """Whole cycles on ``axis``, the bootstrap (-1) as ``boot``."""
     axis.ticker = BasicTicker(min_interval=1, num_minor_ticks=0)
@@ -108,7 +115,7 @@ def learning_figure(source: ColumnDataSource) -> Any:
     fig.add_tools(HoverTool(tooltips=[("model", "v@model_version"), ("cycle", "@cycle"), ("CPU s", "@cpu_s{0.0}"),
                                       ("validation", "@val_force_mae_eV_per_A{0.0000}"),
                                       ("evaluation set", "@eval_force_mae_eV_per_A{0.0000}")]))
-    fig.legend.location = "top_right"
+    _legend(fig)
     return fig
 
 
@@ -125,7 +132,7 @@ def predicted_figure(source: ColumnDataSource) -> Any:
                                       ("predicted", "@eval_predicted_eV_per_A{0.0000}"),
                                       ("MD mean", "@md_predicted_eV_per_A{0.0000}"),
                                       ("MD p95", "@md_p95_eV_per_A{0.0000}")]))
-    fig.legend.location = "top_right"
+    _legend(fig)
     _cycle_ticks(fig.xaxis)
     return fig
 
