@@ -100,3 +100,31 @@ def test_the_watcher_reads_again_only_after_a_commit_and_writes_nothing(run_dir)
     assert newer is not first and newer["commit"]["seq"] == 2 and newer["commit"]["phase"] == "trained"
     assert newer["timeline"]["seconds"][-1] == 40.0
     assert watcher.refresh() is newer
+
+
+def test_a_session_keeps_its_page_when_the_store_cannot_be_read_and_recovers(run_dir):
+    """A session's refresh: a damaged commit record keeps the last page with the reason; readable again, the
+    reason goes; after a new commit, the page shows it."""
+    from bokeh.document import Document
+
+    from alloop.dashboard.server import session
+
+    path = find_store(run_dir)
+    doc = Document()
+    session(StoreWatcher(path), 0.5)(doc)
+    (callback,) = doc.callbacks.session_callbacks
+    status = doc.get_model_by_name("status")
+    assert "commit #1" in status.text and doc.title == "alloop dashboard: tiny"
+    record = (path / "zarr.json").read_bytes()
+    (path / "zarr.json").write_bytes(record[:20])  # a damaged commit record (as a user's mistake could leave it)
+    callback.callback()
+    assert "could not read the store now (StoreError: the commit record" in status.text and "commit #1" in status.text
+    (path / "zarr.json").write_bytes(record)
+    callback.callback()  # readable again, no new commit: the reason goes
+    assert "commit #1" in status.text and "could not" not in status.text
+    with CampaignStore.open(path, "a") as store:
+        tables.append(store, tables.PROGRESS, cycle=[0], phase=["labelled-cheap"], time=[170.0])
+        store.commit(cycle=0, phase="labelled-cheap")
+    callback.callback()
+    assert "commit #2" in status.text and "phase labelled-cheap" in status.text and "could not" not in status.text
+    assert doc.get_model_by_name("timeline").data["phase"][-1] == "labelled-cheap"
