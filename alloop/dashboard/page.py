@@ -31,7 +31,7 @@ class Page:
         self.budget = Div(text="", name="budget", styles={"font-family": "sans-serif", "font-size": "14px"})
         grid = gridplot([[figures["learning"], figures["predicted"]], [figures["coverage"], figures["flags"]],
                          [figures["labels"], figures["timeline"]]], sizing_mode="stretch_width", merge_tools=False,
-                        toolbar_location=None)
+                         toolbar_location=None)
         self.root = column(self.title, self.status, grid, self.budget, sizing_mode="stretch_width")
         self.seq: int | None = None
         self.show(snapshot)
