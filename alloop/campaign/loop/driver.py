@@ -136,6 +136,8 @@ class Campaign:
         """The deadline's reason once it has passed (kept from the first time it is seen), else None."""
         if self.late is None:
             self.late = self.deadline.reason()
+            if self.late is not None:
+                self.log(f"{self.late}: no new work starts; what runs finishes")
         return self.late
 
     def _mark(self, cycle: int, phase: str, note: dict | None = None) -> None:
