@@ -119,10 +119,11 @@ class Pipeline:
         reason = self.hooks.late()
         if reason is None or self.pool.n_unfinished or any((self.md, self.selection, self.training)):
             return None
+        cycle = next(c for c in range(self.last_cycle + 1) if not self._done(c, ledger.TRAINED))
         if self.ctx.store.has_pending_changes:
-            self.labels.commit(self.last_cycle)
+            self.labels.commit(cycle)
         self.stopped = True
-        return next(c for c in range(self.last_cycle + 1) if not self._done(c, ledger.TRAINED)), reason
+        return cycle, reason
 
     def _advance_cycle(self, cycle: int) -> tuple[int, str] | None:
         if not self._done(cycle, ledger.EXPLORED):
