@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from alloop.campaign.execution.jobqueue import check_cluster_options
-from alloop.config import CampaignConfig, load_campaign
+from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
 from alloop.evaluation_frames import read_evaluation_frames
 from alloop.structures import summarize
 
@@ -81,10 +81,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
     )
     if m.baseline:
         model += f"; Delta on a {m.baseline} baseline (learns label - {m.baseline})"
-    limits = [f"{role} <= {n}"
-              for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
-    if sch.budget_cpu_seconds:
-        limits.append(f"{sch.budget_cpu_seconds:g} CPU s")
+    limits = _schedule_limits(sch)
     where = ex.address or (f"scheduler file {ex.scheduler_file}" if ex.scheduler_file else None)
     if where is None and ex.cluster is not None:
         where = f"{ex.cluster.kind} cluster ({ex.cluster.preset or 'custom'})"
@@ -178,6 +175,23 @@ def _selection_line(cfg: CampaignConfig) -> str:
     fill = f" (at least {sel.min_cheap_per_cycle})" if sel.min_cheap_per_cycle else ""
     return (f"per cycle <= {sel.max_cheap_per_cycle} cheap{fill}, <= {sel.max_expensive_per_cycle} expensive by "
             f"{pick}")
+
+
+def _schedule_limits(sch: ScheduleConfig) -> list[str]:
+    """The schedule's limits and stop rules besides its cycles, in words."""
+    limits = [f"{role} <= {n}"
+              for role, n in (("cheap", sch.max_labels.cheap), ("expensive", sch.max_labels.expensive)) if n]
+    if sch.budget_cpu_seconds:
+        limits.append(f"{sch.budget_cpu_seconds:g} CPU s")
+    limits += [f"{role} {hours:g} CPU h" for role, hours in
+               (("cheap", sch.budget_cpu_hours.cheap), ("expensive", sch.budget_cpu_hours.expensive)) if hours]
+    if sch.stop_when_nothing_new:
+        limits.append("stop when a cycle brings nothing new")
+    if sch.deadline is not None:
+        limits.append(f"deadline {sch.deadline.isoformat()}")
+    if sch.max_hours is not None:
+        limits.append(f"{sch.max_hours:g} h per run")
+    return limits
 
 
 def _training_line(t) -> str:

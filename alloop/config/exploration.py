@@ -130,14 +130,16 @@ class SelectionConfig(Section):
         description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
-    expensive_pick: Literal["bias", "coverage", "committee"] = Field(
+    expensive_pick: Literal["bias", "coverage", "committee", "predicted-error"] = Field(
         default="bias",
         description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
         "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
         "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
         "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | committee (the "
         "force deviation of committee_size models trained on the expensive labels with other initialisations and "
-        "validation splits, x the distance to frames chosen this cycle: query by committee)",
+        "validation splits, x the distance to frames chosen this cycle: query by committee) | predicted-error (the "
+        "model's own predicted force error, from its error model, x the distance to frames chosen this cycle; for "
+        "training.method: standard, where B measures the cheap level's error)",
     )
     memory: bool = Field(
         default=False,

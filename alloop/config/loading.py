@@ -11,6 +11,7 @@ import yaml
 from alloop.config.base import deep_merge
 from alloop.config.campaign import CampaignConfig
 from alloop.config.messages import short
+from alloop.config.schedule import STOP_KEYS
 from alloop.errors import ConfigError
 
 
@@ -89,6 +90,18 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
             node = child
         node[parts[-1]] = value
     return out
+
+
+def apply_stop_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """:func:`apply_overrides` for a campaign under way (``alloop resume --set``): only the stop rules
+    (``schedule.`` + :data:`~alloop.config.schedule.STOP_KEYS`) may change, never what the campaign computes."""
+    for item in overrides:
+        parts = item.partition("=")[0].strip().split(".")
+        if len(parts) < 2 or parts[0] != "schedule" or parts[1] not in STOP_KEYS:
+            raise ConfigError(f"--set {item}: a resumed campaign changes only its stop rules (schedule."
+                              f"{', schedule.'.join(STOP_KEYS)}); anything else changes what it computes: start a "
+                              "new campaign for that")
+    return apply_overrides(data, overrides)
 
 
 def load_campaign(path: str | Path, overrides: Iterable[str] = ()) -> CampaignConfig:

@@ -8,11 +8,17 @@ path); checks across sections live in :mod:`alloop.config.campaign`.
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
 from alloop.config.base import Section, gfn_xtb_preset
+
+#: the schedule keys ``alloop resume --set`` may change: when the campaign stops, never what it computes
+STOP_KEYS = ("deadline", "max_hours", "budget_cpu_seconds", "budget_cpu_hours", "max_labels",
+             "target_val_force_mae_eV_per_A", "min_flag_rate", "target_predicted_force_error_eV_per_A",
+             "stop_when_nothing_new")
 
 
 class BootstrapConfig(Section):
@@ -98,6 +104,13 @@ class LabelLimits(Section):
     expensive: int | None = Field(default=None, ge=1)
 
 
+class FidelityHours(Section):
+    """A labelling budget in CPU hours per fidelity over the whole campaign (bootstrap included)."""
+
+    cheap: float | None = Field(default=None, gt=0)
+    expensive: float | None = Field(default=None, gt=0)
+
+
 class ScheduleConfig(Section):
     """Cycles, strategy and the stopping rules (whichever comes first)."""
 
@@ -117,7 +130,38 @@ class ScheduleConfig(Section):
         default=None, gt=0, description="stop when the mean predicted force error of a cycle's MD frames (the "
         "model's calibrated error model) is at or below this",
     )
+    budget_cpu_hours: FidelityHours = Field(
+        default_factory=FidelityHours, description="labelling cost cap per fidelity (cheap, expensive); labels in "
+        "flight count; the cheap one spent stops the campaign, the expensive one its expensive labels",
+    )
+    deadline: datetime | None = Field(
+        default=None, description="ISO-8601 time (2025-06-01T18:00, local time unless it gives a zone: Z, +02:00) "
+        "after which no new work starts: what runs finishes, a model is trained on every label if the newest one "
+        "lacks some, and the run stops, resumable",
+    )
+    max_hours: float | None = Field(
+        default=None, gt=0, description="the same stop this many hours after each run or resume started",
+    )
+    stop_when_nothing_new: bool = Field(
+        default=False, description="stop after a cycle whose MD flagged no frame and stopped no replica by a guard",
+    )
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _deadline(cls, value: Any) -> Any:
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            raise ValueError(f"must be a time such as 2025-06-01T18:00 (got {value!r}); for hours from the start of "
+                             "each run use schedule.max_hours")
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day)
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(f"must be an ISO-8601 time such as 2025-06-01T18:00 or 2025-06-01T18:00+02:00 "
+                                 f"(got {value!r})") from None
+        return value
 
     @field_validator("mode")
     @classmethod

@@ -162,6 +162,14 @@ class CampaignStore:
     def config(self) -> dict[str, Any]:
         return json.loads(json.dumps(self._root_meta["attributes"]["config"]))
 
+    def set_config(self, config: dict[str, Any]) -> None:
+        """Replace the stored campaign config (made durable by the next commit)."""
+        self._check_writable()
+        config = json_normalise(config, "the campaign config")
+        if not isinstance(config, dict):
+            raise StoreError("the campaign config must be a mapping")
+        self._root_meta = {**self._root_meta, "attributes": {**self._root_meta["attributes"], "config": config}}
+
     @property
     def record(self) -> dict[str, Any]:
         """The last commit record (a copy)."""

@@ -33,6 +33,8 @@ LABELLED_EXPENSIVE = "labelled-expensive"
 TRAINED = "trained"
 LABELLED = "labelled"  # the bootstrap's labels (both fidelities)
 FINISHED = "finished"
+#: the commit phase of a run stopped at its deadline (no progress row: the campaign is not finished, a resume goes on)
+STOPPED = "stopped"
 
 
 def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:

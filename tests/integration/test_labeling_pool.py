@@ -223,6 +223,19 @@ def test_cancel_all_drops_everything(client):
     assert pool.n_in_flight == 0 and pool.n_unfinished == 0 and list(pool.results()) == []
 
 
+def test_drop_queued_keeps_what_is_in_flight(client):
+    """At a deadline: the labels not sent yet are dropped, those on the workers come back, nothing else is sent."""
+    client.wait_for_workers(2, timeout=240)
+    pool = LabelingPool(client, tasks_per_slot=1, batch_seconds=0, labeler_factory=_delayed(0.5))
+    for k, atoms in enumerate(waters(6, seed=5)):
+        pool.submit(f"d{k}", atoms, HF)
+    in_flight = pool.n_in_flight
+    assert in_flight + pool.n_pending == 6 and pool.n_pending >= 4
+    assert pool.drop_queued() == 6 - in_flight and pool.n_pending == 0 and pool.n_unfinished == in_flight
+    keys = sorted(k for k, r in pool.results() if r.ok)
+    assert keys == [f"d{k}" for k in range(in_flight)] and pool.n_unfinished == 0 and pool.tasks_sent == in_flight
+
+
 @pytest.mark.parametrize("fidelity", ["hf-sto3g", "gfn2-xtb"])
 def test_cli_labels_on_an_existing_scheduler(client, tmp_path, capsys, fidelity):
     client.wait_for_workers(2, timeout=240)  # a worker killed above may still be restarting

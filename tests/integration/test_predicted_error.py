@@ -61,12 +61,13 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
     assert -1.0 <= got["error_spearman"] <= 1.0 and 0.0 <= got["bound_coverage"] <= 1.0
 
 
-def test_without_theta0_the_expensive_pick_ranks_by_the_models_own_predicted_error(tmp_path):
+def test_the_expensive_pick_without_theta0_ranks_by_the_models_own_predicted_error(tmp_path):
     yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=20, min_cheap=4,
                                      bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
     text = yaml.read_text().replace("training: {max_epochs: 4,",
                                     "training: {method: standard, validation_fraction: 0.5, max_epochs: 4,")
-    yaml.write_text(text.replace("min_step_spacing: 10}", "min_step_spacing: 10, energy_window_sigma: null}"))
+    yaml.write_text(text.replace("min_step_spacing: 10}", "min_step_spacing: 10, energy_window_sigma: null, "
+                                                          "expensive_pick: predicted-error}"))
     lines: list[str] = []
     start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
     with CampaignStore.open(store_path(tmp_path / "run")) as store:

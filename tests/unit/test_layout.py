@@ -44,7 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in
     "campaign.execution",
     "campaign.phases",
     "campaign.loop campaign",
-    "report",
+    "report dashboard",
     "commands",
     "cli __init__",
     "testing.campaigns testing.kill_points testing.kill_resume",

@@ -36,13 +36,13 @@ class BiasTaskResult:
 
 def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
               feature_blob: bytes | None = None, labelled: list[Atoms] | None = None,
-              committee: list[bytes] | None = None, predict_error: bool = False) -> BiasTaskResult:
+              committee: list[bytes] | None = None, error_blob: bytes | None = None) -> BiasTaskResult:
     """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
     ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
     :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
     the coverage rule's reference), over one element list; with ``committee`` (checkpoints of two models or more)
-    the committee's force deviation per frame (:func:`committee_deviation`); with ``predict_error`` the force error
-    ``model_blob``'s own error model predicts per frame (None if it has no error model)."""
+    the committee's force deviation per frame (:func:`committee_deviation`); with ``error_blob`` (a checkpoint) the
+    force error that model's own error model predicts per frame (None if it has no error model)."""
     pin_threads(threads)
     model, metadata = model_from_bytes(model_blob)
     model.eval()
@@ -51,7 +51,10 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
     if committee:
         members = [model if b == model_blob else model_from_bytes(b)[0].eval() for b in committee]  # loaded once
         deviation = committee_deviation(members, frames)
-    predicted = own_predicted_error(model, metadata, frames) if predict_error else None
+    predicted = None
+    if error_blob is not None:
+        own, own_meta = (model, metadata) if error_blob == model_blob else model_from_bytes(error_blob)
+        predicted = own_predicted_error(own.eval(), own_meta, frames)
     if feature_blob is None:
         return BiasTaskResult(bias, None, deviation=deviation, predicted=predicted)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]

@@ -227,6 +227,14 @@ class LabelingPool:
             future = next(self._ac)
             yield from self._handle(future)
 
+    def drop_queued(self) -> int:
+        """Drop the local queue (labels not sent to the cluster yet); those in flight go on. Returns how many."""
+        for task in self._pending:
+            self._active.discard((task.frame_key, task.fidelity_hash))
+        dropped = len(self._pending)
+        self._pending.clear()
+        return dropped
+
     def cancel_all(self) -> int:
         """Drop the local queue and cancel every task in flight; returns how many labels were dropped."""
         from distributed import as_completed

@@ -36,14 +36,17 @@ from alloop.campaign.phases.bootstrap import normal_mode_samples, rattle_samples
 from alloop.campaign.phases.budget import Quota, cycle_quota, expensive_quota
 from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.cycle_record import record_cycle
+from alloop.campaign.phases.deadline import Deadline, clock
 from alloop.campaign.phases.explore import explore
 from alloop.campaign.phases.label import label
 from alloop.campaign.phases.select_expensive import select_expensive
 from alloop.campaign.phases.settings import campaign_settings
+from alloop.campaign.phases.stop_rules import nothing_new, trained_on_every_label
 from alloop.campaign.phases.train import labelled_arrays, train
 from alloop.config import CampaignConfig
 from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
+from alloop.store.ledger import STOPPED
 
 __all__ = ["Campaign", "labelled_arrays"]
 
@@ -68,16 +71,21 @@ class Campaign:
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
                                 fidelities=self.fidelities, slots=self.slots, progress=self.progress, log=log,
                                 losses=WorkerLosses(client))
+        self.deadline = Deadline.of(s.stop, started_s=clock())
+        self.late: str | None = None  # the deadline's reason once it has passed
+        self._expensive_said = False
 
     # ------------------------------------------------------------------ entry
     def run(self) -> str:
-        """Run until a stop condition; returns the reason the campaign finished."""
+        """Run until a stop condition (or the deadline); returns the reason the campaign finished (or stopped)."""
         done = ledger.finished_reason(self.store)
         if done is not None:
             return done
         self.original = originals.prepare(self.store, self.cfg, self.structures, self.log)
-        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.TRAINED):
-            self._bootstrap()
+        if self.deadline.at_s is not None:
+            self.log(f"deadline: no new work after {self.deadline.local_time()} ({self.deadline.source})")
+        if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.TRAINED) and not self._bootstrap():
+            return self._stop(ledger.BOOTSTRAP)
         if self.settings.asynchronous:
             return self._run_asynchronous()
         n_cycles = self.settings.stop.n_cycles
@@ -86,7 +94,8 @@ class Campaign:
                 quota = self._quota()
                 if quota.n_cheap == 0 and not ledger.phase_done(self.store, cycle, ledger.EXPLORED):
                     return self._finish(cycle - 1, quota.reason or "labelling budget spent")
-                self._cycle(cycle)
+                if not self._cycle(cycle):
+                    return self._stop(cycle)
             reason = self._stop_reason(cycle)
             if reason is not None:
                 return self._finish(cycle, reason)
@@ -96,37 +105,72 @@ class Campaign:
         """The cycles as an overlapping pipeline (see :mod:`.pipeline`): no barrier between phases or cycles."""
         hooks = Hooks(quota=self._quota, expensive_quota=self._expensive_quota,
                       mark=lambda cycle, phase, note: self._mark(cycle, phase, note=note),
-                      stop_reason=lambda cycle: self._stop_reason(cycle, budget=False))
-        cycle, reason = Pipeline(self.ctx, self.pool, self.original, hooks, self.settings.stop.n_cycles).run()
-        return self._finish(cycle, reason)
+                      stop_reason=lambda cycle: self._stop_reason(cycle, budget=False), late=self._late)
+        pipeline = Pipeline(self.ctx, self.pool, self.original, hooks, self.settings.stop.n_cycles)
+        cycle, reason = pipeline.run()
+        return self._stop(cycle) if pipeline.stopped else self._finish(cycle, reason)
 
     def _finish(self, cycle: int, reason: str) -> str:
-        if not self.settings.periodic and cycle >= 0 and not self._trained_after_bootstrap():
+        if not self.settings.periodic and cycle >= 0 and self._naive_model_stale():
             train(self.ctx, cycle, self.original, mark=False)
         self._mark(cycle, ledger.FINISHED, note={"reason": reason})
         self.progress.update(phase=ledger.FINISHED)
         self.log(f"campaign finished: {reason}")
         return reason
 
+    def _stop(self, cycle: int) -> str:
+        """Stop at the deadline (in ``cycle``, the first not trained): train on every label, unless the newest model
+        was (the bootstrap's model waits for all its labels), commit, and say why; ``alloop resume`` continues."""
+        reason = self.late or "deadline reached"
+        if cycle >= 0 and trained_on_every_label(self.store, self.fidelities) is not True:
+            self.log(f"{reason}; the newest model lacks labels: training one on every label")
+            train(self.ctx, cycle, self.original, mark=False, final=False)
+        self.ctx.record_losses(cycle, STOPPED)
+        self.store.commit(cycle=cycle, phase=STOPPED, note={"reason": reason})
+        self.progress.update(phase=STOPPED)
+        self.log(f"campaign stopped: {reason}; 'alloop resume' continues it (a new deadline: --set schedule.deadline=..."
+                 " or schedule.max_hours=...)")
+        return reason
+
+    def _late(self) -> str | None:
+        """The deadline's reason once it has passed (kept from the first time it is seen), else None."""
+        if self.late is None:
+            self.late = self.deadline.reason()
+            if self.late is not None:
+                self.log(f"{self.late}: no new work starts; what runs finishes")
+        return self.late
+
     def _mark(self, cycle: int, phase: str, note: dict | None = None) -> None:
         """Record the workers lost during the phase, then mark it done (one commit)."""
         self.ctx.record_losses(cycle, phase)
         ledger.mark_phase(self.store, cycle, phase, note=note)
 
-    def _trained_after_bootstrap(self) -> bool:
+    def _naive_model_stale(self) -> bool:
+        """Whether a naive campaign's newest model lacks labels (a model that does not record what it was trained
+        on: whether none was trained after the bootstrap's)."""
+        current = trained_on_every_label(self.store, self.fidelities)
+        if current is not None:
+            return not current
         rows = tables.read(self.store, tables.CYCLES)
-        return bool(rows) and bool(np.any((rows["cycle"] >= 0) & (rows["model_version"] >= 0)))
+        return not (bool(rows) and bool(np.any((rows["cycle"] >= 0) & (rows["model_version"] >= 0))))
 
     def _quota(self) -> Quota:
         return cycle_quota(self.settings.budget, self.store, self.fidelities)
 
     def _expensive_quota(self) -> int:
-        return expensive_quota(self.settings.budget, self.store, self.fidelities)
+        quota = expensive_quota(self.settings.budget, self.store, self.fidelities)
+        if quota.expensive_reason and not self._expensive_said:
+            self.log(f"{quota.expensive_reason}: no more expensive labels")
+            self._expensive_said = True
+        return quota.n_expensive
 
     # -------------------------------------------------------------- bootstrap
-    def _bootstrap(self) -> None:
+    def _bootstrap(self) -> bool:
+        """Sample, label, train (the steps not done yet); False when the deadline stopped it before its model."""
         b = self.settings.bootstrap
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.SAMPLED):
+            if self._late():
+                return False
             self.progress.update(cycle=-1, phase="bootstrap: sampling")
             samples = self._bootstrap_samples()
             ids = self.store.add_frames(samples, origin="bootstrap", cycle=-1)
@@ -136,9 +180,11 @@ class Campaign:
             self._mark(ledger.BOOTSTRAP, ledger.SAMPLED)
             self.log(f"bootstrap: {len(ids)} samples ({b.method}), {n_exp} to be labelled at both fidelities")
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.LABELLED):
-            label(self.ctx, self.pool, ledger.BOOTSTRAP, ("expensive", "cheap"))
+            if self._late() or not label(self.ctx, self.pool, ledger.BOOTSTRAP, ("expensive", "cheap"), self._late):
+                return False
             self._mark(ledger.BOOTSTRAP, ledger.LABELLED)
         train(self.ctx, ledger.BOOTSTRAP, self.original)
+        return True
 
     def _bootstrap_samples(self) -> list[Atoms]:
         b, seed = self.settings.bootstrap, self.settings.seed
@@ -190,26 +236,44 @@ class Campaign:
         return groups
 
     # ----------------------------------------------------------------- cycles
-    def _cycle(self, cycle: int) -> None:
-        """One cycle, skipping the phases the store says are done."""
-        self._label_phases(cycle)
+    def _cycle(self, cycle: int) -> bool:
+        """One cycle, skipping the phases the store says are done; False when the deadline stopped it (a phase in
+        progress finishes, its labels not sent yet stay unlabelled; the cycle's training, once due, runs)."""
+        if not self._label_phases(cycle):
+            return False
         if self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
             train(self.ctx, cycle, self.original)
         else:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
             self._mark(cycle, ledger.TRAINED, note={"skipped": "naive strategy trains once, at the end"})
+        return True
 
-    def _label_phases(self, cycle: int) -> None:
-        """Explore, label cheap, select expensive, label expensive (those not done yet)."""
-        phases: list[tuple[str, Callable[[], dict | None]]] = [
-            (ledger.EXPLORED, lambda: {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)}),
-            (ledger.LABELLED_CHEAP, lambda: label(self.ctx, self.pool, cycle, ("cheap",))),
-            (ledger.SELECTED_EXPENSIVE, lambda: select_expensive(self.ctx, cycle, self._expensive_quota())),
-            (ledger.LABELLED_EXPENSIVE, lambda: label(self.ctx, self.pool, cycle, ("expensive",))),
+    def _label_phases(self, cycle: int) -> bool:
+        """Explore, label cheap, select expensive, label expensive (those not done yet); False when the deadline
+        stopped them. Each phase returns (whether it is complete, the note of its mark)."""
+        def labelled(role: str) -> tuple[bool, None]:
+            return label(self.ctx, self.pool, cycle, (role,), self._late), None
+
+        def selected() -> tuple[bool, None]:
+            select_expensive(self.ctx, cycle, self._expensive_quota())
+            return True, None
+
+        phases: list[tuple[str, Callable[[], tuple[bool, dict | None]]]] = [
+            (ledger.EXPLORED, lambda: (True, {"flag_rate": explore(self.ctx, cycle, self._quota().n_cheap)})),
+            (ledger.LABELLED_CHEAP, lambda: labelled("cheap")),
+            (ledger.SELECTED_EXPENSIVE, selected),
+            (ledger.LABELLED_EXPENSIVE, lambda: labelled("expensive")),
         ]
         for phase, run in phases:
-            if not ledger.phase_done(self.store, cycle, phase):
-                self._mark(cycle, phase, note=run())  # explore's note: its flag rate
+            if ledger.phase_done(self.store, cycle, phase):
+                continue
+            if self._late():
+                return False
+            complete, note = run()  # explore's note: its flag rate
+            if not complete:
+                return False
+            self._mark(cycle, phase, note=note)
+        return True
 
     def _stop_reason(self, cycle: int, budget: bool = True) -> str | None:
         stop = self.settings.stop
@@ -228,6 +292,9 @@ class Campaign:
             target = stop.target_predicted_force_error_eV_per_A
             if target is not None and predicted is not None and predicted <= target:
                 return f"the predicted force error of the cycle's MD, {predicted:.4f} eV/A, reached the target {target} eV/A"
+        quiet = nothing_new(self.store, cycle) if stop.stop_when_nothing_new else None
+        if quiet is not None:
+            return quiet
         quota = self._quota() if budget else None
         if quota is not None and quota.n_cheap == 0 and cycle < stop.n_cycles - 1:
             return quota.reason or "labelling budget spent"

@@ -19,7 +19,10 @@ MD, bias and training tasks outrank labels on the scheduler (they are on the
 critical path). The loop waits for whichever task ends first and then advances
 every cycle it can. A stop rule that holds once a model is committed ends the
 campaign: labels and MD still in flight are dropped (nothing of theirs was
-committed; a resumed run would redo them).
+committed; a resumed run would redo them). Once the deadline has passed
+(``Hooks.late``) nothing new starts: labels not sent to the cluster yet are
+dropped, the tasks in flight (labels, MD, selection, training) finish and are
+committed as usual, and then the loop returns with :attr:`Pipeline.stopped` set.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Hooks:
     expensive_quota: Callable[[], int]
     mark: Callable[[int, str, dict | None], None]
     stop_reason: Callable[[int], str | None]  # after a cycle's model is committed (label budget aside)
+    late: Callable[[], str | None] = lambda: None  # the deadline's reason once it has passed: start nothing new
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Pipeline:
     training: TrainingRun | None = None
     last_cycle: int = field(init=False)
     budget_reason: str = ""
+    stopped: bool = False  # run() returned because the deadline passed (the campaign is not finished)
     _marks: set[tuple[int, str]] | None = None
     _steps: int = 0  # phases marked and tasks started so far: what tells an advancing loop from a stalled one
 
@@ -91,7 +96,9 @@ class Pipeline:
 
     # ------------------------------------------------------------------ steps
     def _advance(self) -> tuple[int, str] | None:
-        """Start and finish whatever can be; returns (cycle, reason) once the campaign is over."""
+        """Start and finish whatever can be; returns (cycle, reason) once the campaign is over (or stopped)."""
+        if self.hooks.late() is not None:
+            self.pool.drop_queued()  # before poll() sends more
         for key, result in self.pool.poll():
             self.labels.add(key, result)
         for cycle in range(self.last_cycle + 1):
@@ -104,7 +111,19 @@ class Pipeline:
                 break  # later cycles cannot explore before this one
         if self.last_cycle < 0 or self._done(self.last_cycle, ledger.TRAINED):
             return self.last_cycle, self.budget_reason or f"{self.n_cycles} cycles done"
-        return None
+        return self._stop_when_idle()
+
+    def _stop_when_idle(self) -> tuple[int, str] | None:
+        """(the first cycle not trained, the deadline's reason) once the deadline has passed and nothing is in
+        flight any more (the labels that came back committed); else None."""
+        reason = self.hooks.late()
+        if reason is None or self.pool.n_unfinished or any((self.md, self.selection, self.training)):
+            return None
+        cycle = next(c for c in range(self.last_cycle + 1) if not self._done(c, ledger.TRAINED))
+        if self.ctx.store.has_pending_changes:
+            self.labels.commit(cycle)
+        self.stopped = True
+        return cycle, reason
 
     def _advance_cycle(self, cycle: int) -> tuple[int, str] | None:
         if not self._done(cycle, ledger.EXPLORED):
@@ -126,8 +145,8 @@ class Pipeline:
                 rate = finish_explore(self.ctx, run, self.hooks.quota().n_cheap)
                 self._mark(cycle, ledger.EXPLORED, {"flag_rate": rate})
             return
-        if cycle >= 2 and not self._done(cycle - 2, ledger.TRAINED):
-            return  # no model at most two cycles old yet
+        if (cycle >= 2 and not self._done(cycle - 2, ledger.TRAINED)) or self.hooks.late() is not None:
+            return  # no model at most two cycles old yet, or past the deadline
         quota = self.hooks.quota()
         if quota.n_cheap == 0:
             self.last_cycle, self.budget_reason = cycle - 1, quota.reason or "labelling budget spent"
@@ -138,6 +157,8 @@ class Pipeline:
     def _selected(self, cycle: int) -> bool:
         """Start (once) the cycle's expensive selection; mark it when its bias B is back. Whether it is marked."""
         if self.selection is None:
+            if self.hooks.late() is not None:
+                return False
             self.selection = start_selection(self.ctx, cycle, self.hooks.expensive_quota(), CRITICAL_PRIORITY)
             self._steps += 1
             if self.selection is None:  # nothing to choose from
@@ -153,6 +174,8 @@ class Pipeline:
     def _labels_back(self, cycle: int, role: str, phase: str) -> bool:
         """Submit (once) the cycle's labels of ``role``; mark ``phase`` when all are back. Whether it is marked."""
         if not self.labels.submitted(cycle, role):
+            if self.hooks.late() is not None:
+                return False
             self.labels.submit(cycle, (role,))
             self._steps += 1
         if not self.labels.complete(cycle, role):
@@ -163,7 +186,7 @@ class Pipeline:
 
     def _train(self, cycle: int) -> tuple[int, str] | None:
         if self.training is None:
-            if cycle == 0 or self._done(cycle - 1, ledger.TRAINED):
+            if self.hooks.late() is None and (cycle == 0 or self._done(cycle - 1, ledger.TRAINED)):
                 self.training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ",
                                                priority=CRITICAL_PRIORITY)
                 self._steps += 1

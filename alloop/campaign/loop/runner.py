@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from alloop.campaign.loop.exits import LOG_NAME, append_log, logged_exit
 from alloop.campaign.loop.progress import Progress
 from alloop.campaign.phases.evaluation import prepare as prepare_evaluation
 from alloop.config import CampaignConfig
+from alloop.config.loading import apply_stop_overrides
 from alloop.errors import AlloopError, StoreError
 from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
 from alloop.store.campaign import CampaignStore
@@ -42,11 +43,13 @@ def start_campaign(cfg: CampaignConfig, run_dir: str | Path | None = None, *, ad
 
 def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress: bool = True,
                     echo: Callable[[str], None] | None = None, allow_version_mix: bool = False,
-                    **campaign_kwargs: Any) -> str:
+                    overrides: Iterable[str] = (), **campaign_kwargs: Any) -> str:
     """Continue the campaign stored in ``run_dir`` from its last commit.
 
-    Refuses (AlloopError) when this PySCF/libxc differs from the one that made the store's labels of a
-    campaign fidelity, unless ``allow_version_mix`` (then the store records both)."""
+    ``overrides`` (``schedule.key=value``, only the stop rules: a new deadline, budget or target) change the stored
+    config before the run (committed at once). Refuses (AlloopError) when this PySCF/libxc differs from the one
+    that made the store's labels of a campaign fidelity, unless ``allow_version_mix`` (then the store records
+    both)."""
     path = Path(run_dir)
     if not is_store(path):
         raise AlloopError(f"{path} is not a campaign run directory (no store found)")
@@ -59,11 +62,22 @@ def resume_campaign(run_dir: str | Path, *, address: str | None = None, progress
         store = CampaignStore.open(store_path(path), "a")
         store.allow_version_mix = allow_version_mix
         try:
-            cfg = CampaignConfig.from_dict(store.config, check_files=False)
+            cfg = _stored_config(store, list(overrides), _logger(path, echo))
         except Exception:
             store.close()
             raise
         return _run(cfg, store, path, address, progress, echo, campaign_kwargs)
+
+
+def _stored_config(store: CampaignStore, overrides: list[str], log: Callable[[str], None]) -> CampaignConfig:
+    """The store's campaign config, with ``overrides`` of its stop rules applied and committed."""
+    if not overrides:
+        return CampaignConfig.from_dict(store.config, check_files=False)
+    cfg = CampaignConfig.from_dict(apply_stop_overrides(store.config, overrides), check_files=False)
+    store.set_config(cfg.to_dict())
+    store.commit(note={"resume_set": overrides})
+    log(f"resume: {', '.join(overrides)} (now in the campaign's stored config)")
+    return cfg
 
 
 def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | None, progress: bool,

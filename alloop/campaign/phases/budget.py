@@ -1,10 +1,13 @@
 """How many labels a cycle may ask for, given the campaign's limits and what has been spent.
 
 Limits: per-cycle selection caps, total labels per fidelity (``max_labels``,
-bootstrap included) and a CPU-second budget over both fidelities. The CPU
-budget is a planning budget: the next cycle's labels are costed at the mean
-CPU seconds per label seen so far, and the cycle's selection is scaled down to
-fit what remains, so the overshoot is bounded by the error of that estimate.
+bootstrap included), a CPU-second budget over both fidelities and a CPU budget
+per fidelity (``budget_cpu_hours``). The CPU budgets are planning budgets: the
+next cycle's labels are costed at the mean CPU seconds per label seen so far,
+and the cycle's selection is scaled down to fit what remains, so the overshoot
+is bounded by the error of that estimate. A fidelity's own budget is spent when
+what remains of it would not pay for one more label at that cost: no more
+labels of that fidelity (the cheap one: the campaign stops).
 
 Frames selected but not labelled yet (in flight in the asynchronous loop) count
 as spent, at the mean cost so far, so overlapping cycles never overshoot the
@@ -30,7 +33,8 @@ DEFAULT_COST_S = {"cheap": 1.0, "expensive": 10.0}
 class Quota:
     n_cheap: int
     n_expensive: int
-    reason: str = ""
+    reason: str = ""  # why n_cheap is 0
+    expensive_reason: str = ""  # why n_expensive is 0 when the expensive CPU budget is spent
 
 
 def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
@@ -45,6 +49,9 @@ def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str,
             reason = f"cheap label limit {limits.max_cheap} reached"
     if limits.max_expensive is not None:
         n_exp = min(n_exp, max(0, limits.max_expensive - spent.labels["expensive"]))
+    n_cheap, cheap_reason = _fidelity_budget(limits.cheap_cpu_seconds, "cheap", n_cheap, spent)
+    n_exp, expensive_reason = _fidelity_budget(limits.expensive_cpu_seconds, "expensive", n_exp, spent)
+    reason = reason or cheap_reason
     budget = limits.cpu_seconds
     if budget is not None and n_cheap > 0:
         remaining = budget - spent.total_cpu
@@ -56,13 +63,28 @@ def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str,
         elif planned > remaining:
             scale = remaining / planned
             n_cheap, n_exp = max(1, int(n_cheap * scale)), int(n_exp * scale)
-    return Quota(n_cheap=n_cheap, n_expensive=min(n_exp, n_cheap) if n_cheap else 0, reason=reason)
+    return Quota(n_cheap=n_cheap, n_expensive=min(n_exp, n_cheap) if n_cheap else 0, reason=reason,
+                 expensive_reason=expensive_reason)
 
 
-def expensive_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> int:
-    """Expensive labels a cycle whose cheap labels are in may select: the cheap limit (which those labels may have
-    just reached) no longer matters, the expensive limit and the CPU budget do."""
-    return cycle_quota(replace(limits, max_cheap=None), store, fidelities).n_expensive
+def _fidelity_budget(budget_s: float | None, role: str, n: int, spent: ledger.Spend) -> tuple[int, str]:
+    """``n`` labels of ``role`` cut to what its own CPU budget still pays for at the mean cost so far, and why it
+    is 0 when that budget is spent."""
+    if budget_s is None or n == 0:
+        return n, ""
+    used = spent.cpu_seconds[role]
+    cost = spent.mean_cost(role, DEFAULT_COST_S[role])
+    if budget_s - used <= cost:
+        return 0, (f"{role} CPU budget {budget_s / 3600:.3g} h spent ({used / 3600:.3g} h used, labels in flight "
+                   f"included; schedule.budget_cpu_hours.{role})")
+    return min(n, int((budget_s - used) / cost)), ""
+
+
+def expensive_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str, Fidelity]) -> Quota:
+    """Expensive labels a cycle whose cheap labels are in may select (``n_expensive``, with ``expensive_reason``):
+    the cheap limits (which those labels may have just reached) no longer matter, the expensive ones and the CPU
+    budget over both fidelities do."""
+    return cycle_quota(replace(limits, max_cheap=None, cheap_cpu_seconds=None), store, fidelities)
 
 
 def committed_and_pending(store: CampaignStore, fidelities: dict[str, Fidelity]) -> ledger.Spend:

@@ -11,6 +11,7 @@ crash recomputes at most 15 s of labelling per worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,14 +32,22 @@ def unlabelled_selection(ctx: PhaseContext, cycle: int, roles: tuple[str, ...]) 
     return todo
 
 
-def label(ctx: PhaseContext, pool: LabelingPool, cycle: int, roles: tuple[str, ...]) -> None:
-    """Label every frame selected in ``cycle`` for ``roles`` that has no committed label yet."""
+def label(ctx: PhaseContext, pool: LabelingPool, cycle: int, roles: tuple[str, ...],
+          stop: Callable[[], object] | None = None) -> bool:
+    """Label every frame selected in ``cycle`` for ``roles`` that has no committed label yet; whether all are.
+
+    Once ``stop()`` is truthy (asked as each label comes back), the labels not sent to the cluster yet are dropped
+    (they stay selected without a label, for a resumed run) and those in flight finish."""
     stream = LabelStream(ctx, pool)
     if stream.submit(cycle, roles) == 0:
-        return
+        return True
+    dropped = 0
     for key, result in pool.results():
         stream.add(key, result)
+        if stop is not None and stop():
+            dropped += pool.drop_queued()
     stream.commit(cycle)
+    return dropped == 0
 
 
 class LabelStream:

@@ -1,9 +1,9 @@
 """The expensive selection: of a cycle's cheap-labelled frames, those with a large ASTEROID bias B, spread out.
 
-A method without a stage-1 model (``training.method: standard``) has no theta_0; its B would be the delivered
-model against the cheap level, which measures where the cheap level is wrong. Such a campaign picks by the model's
-own predicted force error instead (its error model, :mod:`alloop.uncertainty.error_model`), in the same
-score x distance rule.
+A method without a stage-1 model (``training.method: standard``) has no theta_0; its B is the delivered model
+against the cheap level, which measures where the cheap level is wrong. ``selection.expensive_pick:
+predicted-error`` ranks by the model's own predicted force error instead (its error model,
+:mod:`alloop.uncertainty.error_model`), in the same score x distance rule (B when the model has no error model).
 
 B is the bias of the newest stage-1 model (role ``theta0``; the newest model when
 there is none) against the frames' cheap forces, computed by a task on a worker
@@ -43,7 +43,7 @@ from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
 SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}  # in the selection's reasons
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
-              "committee": "committee deviation x distance"}
+              "committee": "committee deviation x distance", "predicted-error": "predicted error x distance"}
 
 
 @dataclass
@@ -89,9 +89,9 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
         members = committee_blobs(store, selection.committee_size - 1)
         committee = [model, *members] if model is not None and members else None
     theta0 = latest_blob(store, "theta0")
-    own = theta0 is None and selection.expensive_pick == "bias"  # no theta_0: the model's own predicted error
+    own = selection.expensive_pick == "predicted-error"  # the model's own predicted error, not B
     task = BackgroundTask(ctx.client, bias_task, (theta0 or model, frames, forces, ctx.settings.threads, features,
-                                                  labelled, committee, own),
+                                                  labelled, committee, model if own else None),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 

@@ -13,6 +13,7 @@ and the training plan that gives each cycle's ASTEROID settings (through
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 
 from alloop.campaign.execution.md_task import GuardSettings
@@ -73,13 +74,16 @@ class SelectionSettings:
 
 @dataclass(frozen=True)
 class LabelBudget:
-    """Limits over the whole campaign: labels per fidelity (bootstrap included) and labelling CPU seconds."""
+    """Limits over the whole campaign: labels per fidelity (bootstrap included) and labelling CPU seconds, in all
+    and per fidelity."""
 
     max_cheap_per_cycle: int
     max_expensive_per_cycle: int
     max_cheap: int | None
     max_expensive: int | None
     cpu_seconds: float | None
+    cheap_cpu_seconds: float | None = None  # schedule.budget_cpu_hours.cheap x 3600
+    expensive_cpu_seconds: float | None = None  # schedule.budget_cpu_hours.expensive x 3600
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,9 @@ class StopRules:
     target_val_force_mae_eV_per_A: float | None
     min_flag_rate: float | None
     target_predicted_force_error_eV_per_A: float | None = None  # of the cycle's MD frames, mean
+    stop_when_nothing_new: bool = False  # a cycle's MD flagged no frame and no guard stopped a replica
+    deadline: datetime | None = None  # no new work after this time (naive: local time)
+    max_hours: float | None = None  # no new work this long after the run (or resume) started
 
 
 @dataclass(frozen=True)
@@ -214,14 +221,21 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
-                           max_expensive=limits.expensive, cpu_seconds=s.budget_cpu_seconds),
+                           max_expensive=limits.expensive, cpu_seconds=s.budget_cpu_seconds,
+                           cheap_cpu_seconds=_seconds(s.budget_cpu_hours.cheap),
+                           expensive_cpu_seconds=_seconds(s.budget_cpu_hours.expensive)),
         stop=StopRules(n_cycles=s.n_cycles, target_val_force_mae_eV_per_A=s.target_val_force_mae_eV_per_A,
                        min_flag_rate=s.min_flag_rate,
-                       target_predicted_force_error_eV_per_A=s.target_predicted_force_error_eV_per_A),
+                       target_predicted_force_error_eV_per_A=s.target_predicted_force_error_eV_per_A,
+                       stop_when_nothing_new=s.stop_when_nothing_new, deadline=s.deadline, max_hours=s.max_hours),
         training=training_plan(cfg),
         bootstrap_md=bootstrap_md(cfg),
         uncertainty_target=cfg.uncertainty.max_force_error_eV_per_A,
     )
+
+
+def _seconds(hours: float | None) -> float | None:
+    return None if hours is None else hours * 3600.0
 
 
 def bootstrap_md(cfg: CampaignConfig) -> BootstrapMD | None:

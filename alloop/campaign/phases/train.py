@@ -28,6 +28,7 @@ from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.cycle_record import record_cycle
+from alloop.campaign.phases.stop_rules import N_LABELS_KEY
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables
@@ -73,8 +74,9 @@ def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:
 
 
 def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | None, expensive: LabelledArrays,
-                  cheap: LabelledArrays) -> TrainRequest:
-    """Cycle ``cycle``'s training request on the store's labels."""
+                  cheap: LabelledArrays, final: bool | None = None) -> TrainRequest:
+    """Cycle ``cycle``'s training request on the store's labels (``final``: whether it is the final retrain; None:
+    when ``training.final_retrain`` makes the last scheduled cycle's one)."""
     plan = ctx.settings.training
     initial = None
     if plan.from_checkpoint:  # the store's copy of the file's model (prepared by run())
@@ -84,7 +86,8 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
     # labels starts from the bootstrap model too, but with the full budget and learning rate; with
     # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget
-    final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
+    if final is None:
+        final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
     warm = {} if final else warm_start_blobs(ctx)
     committee = 1 if final else plan.committee  # the delivered model picks no frames: no committee for it
     incumbent = newest_checkpoint(ctx, "model") if final else None
@@ -131,15 +134,15 @@ class TrainingRun:
 
 
 def start_training(ctx: PhaseContext, cycle: int, original: originals.Original | None,
-                   prefix: str = "", priority: int = 0) -> TrainingRun:
-    """Submit the training task of ``cycle`` (scheduler ``priority``) on every ok label of the store; its log lines
-    are echoed as they come (after ``prefix``)."""
+                   prefix: str = "", priority: int = 0, final: bool | None = None) -> TrainingRun:
+    """Submit the training task of ``cycle`` (scheduler ``priority``; ``final``: see :func:`train_request`) on every
+    ok label of the store; its log lines are echoed as they come (after ``prefix``)."""
     ctx.progress.update(cycle=cycle, phase="training")
     expensive = labelled_arrays(ctx.store, ctx.fidelities["expensive"])
     if len(expensive) < 2:
         raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
     cheap = labelled_arrays(ctx.store, ctx.fidelities["cheap"])
-    request = train_request(ctx, cycle, original, expensive, cheap)
+    request = train_request(ctx, cycle, original, expensive, cheap, final)
     ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {prefix}{event[1]}"))
     task = BackgroundTask(ctx.client, train_task, (request,), ctx.settings.max_task_retries, priority)
     return TrainingRun(cycle, task, len(expensive), cheap)
@@ -153,7 +156,7 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         result = run.task.result()
     finally:
         ctx.client.unsubscribe_topic(TRAIN_TOPIC)
-    version = _store_models(ctx, cycle, result, run.cheap)
+    version = _store_models(ctx, cycle, result, run)
     record_cycle(ctx, cycle, version, result.metrics, result.seconds, original, result.evaluation)
     evaluation.record_molecules(ctx.store, version, cycle, result.molecules)
     _record_uncertainty(ctx, version, cycle, result)
@@ -182,14 +185,19 @@ def _record_uncertainty(ctx: PhaseContext, version: int, cycle: int, result: Tra
                 "below the predicted bound")
 
 
-def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True) -> dict[str, Any]:
-    """Train on every ok label, commit the models and the cycle's row (marked ``trained`` unless ``mark`` is off)."""
-    return finish_training(ctx, start_training(ctx, cycle, original), original, mark)
+def train(ctx: PhaseContext, cycle: int, original: originals.Original | None, mark: bool = True,
+          final: bool | None = None) -> dict[str, Any]:
+    """Train on every ok label, commit the models and the cycle's row (marked ``trained`` unless ``mark`` is off;
+    ``final``: see :func:`train_request`)."""
+    return finish_training(ctx, start_training(ctx, cycle, original, final=final), original, mark)
 
 
-def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap: LabelledArrays) -> int:
-    """Add the result's checkpoints, uncertainty model and bias rows to the store; returns the model's version."""
-    store = ctx.store
+def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, run: TrainingRun) -> int:
+    """Add the result's checkpoints, uncertainty model and bias rows to the store; returns the model's version. The
+    model records the ok labels it was trained on per role (not when a rejected final retrain left older weights)."""
+    store, cheap = ctx.store, run.cheap
+    trained_on = {} if result.rejected_blob is not None else {
+        N_LABELS_KEY: {"expensive": run.n_expensive, "cheap": len(cheap)}}
     if result.bias_model_blob is not None:
         store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
     if result.pretrained_blob is not None:
@@ -201,7 +209,7 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, cheap:
     for k, blob in enumerate(result.committee_blobs, start=1):
         store.add_checkpoint(blob, {"cycle": cycle, "member": k}, role="committee")
     version = store.add_checkpoint(result.model_blob, {"cycle": cycle, "metrics": result.metrics, "gamma": result.gamma,
-                                                       "split": result.split_frames}, role="model")
+                                                       "split": result.split_frames, **trained_on}, role="model")
     store.put_blob(UNCERTAINTY_BLOB, result.uq_blob)
     if result.bias is not None and cheap is not None and len(cheap):
         tables.append(store, tables.BIAS, model_version=np.full(len(cheap), version), frame_id=cheap.frame_ids,

@@ -54,25 +54,32 @@ class Labels:
         pass
 
 
-def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, int], n_cycles: int):  # noqa: ANN001
-    """Run the pipeline; cycle k's MD is ready ``md_ticks[k]`` ticks after it starts, its training ``train_ticks[k]``."""
+def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, int], n_cycles: int,  # noqa: ANN001
+                 late_at: int | None = None):
+    """Run the pipeline; cycle k's MD is ready ``md_ticks[k]`` ticks after it starts, its training ``train_ticks[k]``;
+    the deadline passes at tick ``late_at`` (None: never). ``clock.starts`` lists (tick, what started), ``clock.stopped``
+    whether the deadline stopped the loop."""
     clock, marks = Clock(), []
+    clock.starts = []
     monkeypatch.setattr(pipeline, "FutureWaiter", lambda: clock)
     monkeypatch.setattr(pipeline.tables, "read", lambda store, schema: {
         "cycle": np.array([c for c, _ in marks]), "phase": np.array([p for _, p in marks])} if marks else {})
     monkeypatch.setattr(pipeline, "LabelStream", Labels)
 
     def start_selection(ctx, cycle, budget, priority):  # noqa: ANN001 (bias B: back on the next tick)
+        clock.starts.append((clock.tick, f"selection {cycle}"))
         return SimpleNamespace(cycle=cycle, task=Task(clock, clock.tick + 1))
 
     monkeypatch.setattr(pipeline, "start_selection", start_selection)
     monkeypatch.setattr(pipeline, "finish_selection", lambda ctx, run, budget: None)
 
     def start_explore(ctx, cycle, priority):  # noqa: ANN001
+        clock.starts.append((clock.tick, f"MD {cycle}"))
         run = Task(clock, clock.tick + md_ticks[cycle])
         return SimpleNamespace(cycle=cycle, tasks=[run], ready=run.ready)
 
     def start_training(ctx, cycle, original, prefix, priority):  # noqa: ANN001
+        clock.starts.append((clock.tick, f"training {cycle}"))
         return SimpleNamespace(cycle=cycle, task=Task(clock, clock.tick + train_ticks[cycle]))
 
     monkeypatch.setattr(pipeline, "start_explore", start_explore)
@@ -82,10 +89,14 @@ def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, i
                         lambda ctx, run, original: marks.append((run.cycle, "trained")))
     hooks = pipeline.Hooks(quota=lambda: Quota(8, 2), expensive_quota=lambda: 2,
                            mark=lambda cycle, phase, note: marks.append((cycle, phase)),
-                           stop_reason=lambda cycle: None)
-    pool = SimpleNamespace(poll=lambda: [], futures=lambda: [], cancel_all=lambda: 0)
-    ctx = SimpleNamespace(store=None, client=SimpleNamespace(cancel=lambda futures: None))
-    outcome = pipeline.Pipeline(ctx, pool, None, hooks, n_cycles).run()
+                           stop_reason=lambda cycle: None,
+                           late=lambda: "deadline reached" if late_at is not None and clock.tick >= late_at else None)
+    pool = SimpleNamespace(poll=lambda: [], futures=lambda: [], cancel_all=lambda: 0, drop_queued=lambda: 0,
+                           n_unfinished=0)
+    ctx = SimpleNamespace(store=SimpleNamespace(has_pending_changes=False), client=SimpleNamespace(cancel=lambda f: None))
+    loop = pipeline.Pipeline(ctx, pool, None, hooks, n_cycles)
+    outcome = loop.run()
+    clock.stopped = loop.stopped
     return outcome, marks, clock
 
 
@@ -114,3 +125,19 @@ def test_a_loop_with_nothing_in_flight_and_nothing_to_do_raises(monkeypatch):
     monkeypatch.setattr(Labels, "complete", lambda self, cycle, role: role == "cheap")
     with pytest.raises(pipeline.AlloopError, match="nothing in flight"):
         run_pipeline(monkeypatch, md_ticks={0: 1}, train_ticks={0: 1}, n_cycles=1)
+
+
+@pytest.mark.parametrize("late_at", [0, 1, 2, 3, 4, 5, 6])
+def test_past_the_deadline_nothing_starts_and_what_runs_finishes(monkeypatch, late_at):
+    """Whenever the deadline passes, no task starts from then on, every task started before it ends and is marked,
+    and the loop returns the first cycle not trained, stopped (not finished)."""
+    outcome, marks, clock = run_pipeline(monkeypatch, md_ticks={0: 1, 1: 3, 2: 2}, train_ticks={0: 3, 1: 1, 2: 2},
+                                         n_cycles=3, late_at=late_at)
+    assert clock.stopped and outcome[1] == "deadline reached"
+    assert all(tick < late_at for tick, _ in clock.starts), clock.starts
+    for _, what in clock.starts:
+        kind, cycle = what.split()
+        done = {"MD": "explored", "selection": "selected-expensive", "training": "trained"}[kind]
+        assert (int(cycle), done) in marks, (what, marks)
+    trained = {c for c, p in marks if p == "trained"}
+    assert outcome[0] == min(set(range(3)) - trained)

@@ -195,6 +195,23 @@ def test_empty_sections_and_nulls_mean_defaults(tmp_path):
     assert cfg.schedule.n_cycles == 3 and cfg.schedule.budget_cpu_seconds is None
 
 
+def test_long_campaign_stop_rules_are_off_by_default_and_survive_the_store(tmp_path):
+    """schedule.deadline (a YAML timestamp, zone kept), max_hours, budget_cpu_hours, stop_when_nothing_new: read,
+    stored as JSON and read back equal; none is on by default."""
+    from datetime import datetime, timedelta, timezone
+
+    assert make(tmp_path).schedule.deadline is None and make(tmp_path).schedule.max_hours is None
+    assert not make(tmp_path).schedule.stop_when_nothing_new and make(tmp_path).schedule.budget_cpu_hours.cheap is None
+    path = tmp_path / "long.yaml"
+    path.write_text("system: {structures: H2O}\nschedule:\n  deadline: 2030-06-01 18:00:00+02:00\n  max_hours: 47.5\n"
+                    "  budget_cpu_hours: {expensive: 12}\n  stop_when_nothing_new: true\n")
+    cfg = load_campaign(path)
+    s = cfg.schedule
+    assert s.deadline == datetime(2030, 6, 1, 18, tzinfo=timezone(timedelta(hours=2))) and s.max_hours == 47.5
+    assert (s.budget_cpu_hours.cheap, s.budget_cpu_hours.expensive) == (None, 12) and s.stop_when_nothing_new
+    assert CampaignConfig.from_dict(cfg.to_dict(), check_files=False) == cfg
+
+
 def test_null_switches_off_the_energy_window_and_the_ema(tmp_path):
     """For the keys whose documented ``null`` means "none", null is not the default (10 sigma, decay 0.99)."""
     path = tmp_path / "off.yaml"
