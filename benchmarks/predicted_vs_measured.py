@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", type=Path, nargs="+", help="finished campaign run directories")
     args = p.parse_args(argv)
-    runs = {path.name: read_rows(path) for path in args.runs}
+    runs = {f"{path.parent.name}/{path.name}": read_rows(path) for path in args.runs}
     if not any(runs.values()):
         print("no run holds predicted errors (models without a calibrated error model)", file=sys.stderr)
         return 1
