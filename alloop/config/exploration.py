@@ -103,6 +103,13 @@ class UncertaintyConfig(Section):
         "fitting frames themselves (over-flags new frames when the PCA has few rows)",
     )
     n_folds: int = Field(default=10, ge=2, le=100, description="folds of the cross-validated calibration")
+    small_sample_tail: bool = Field(
+        default=False,
+        description="with fewer held-out values than the conformal rank needs (n < 1/alpha - 1), take the limit "
+        "from a log-normal fitted to them instead of their largest value (which flags ~1/(n + 1) of new "
+        "in-distribution frames, several times alpha; the tail flags fewer). Off until its effect on a "
+        "campaign's accuracy is measured over seeds",
+    )
     max_force_error_eV_per_A: float | None = Field(
         default=None, gt=0,
         description="flag a frame when the model's predicted force error bound (its error model: latent distance "

@@ -12,8 +12,9 @@ every row. Splitting by frame, not by atom, matters: the atoms of one frame
 are correlated, so an atom whose frame-mates were fitted is not new.
 
 The limit is the split-conformal quantile of the n held-out values: the
-ceil((n + 1)(1 - alpha))-th smallest (when n < 1/alpha - 1, a log-normal tail
-fitted to them, since their largest would flag ~1/(n + 1) of new values), so
+ceil((n + 1)(1 - alpha))-th smallest (when n < 1/alpha - 1, the largest, or
+with ``tail`` a log-normal tail fitted to them, since their largest flags
+~1/(n + 1) of new values), so
 that a new exchangeable value exceeds it with probability at most alpha; the
 plain interpolated quantile flags ~(n alpha + 1)/(n + 1), noticeably more than
 alpha for the few rows this calibration is for. The fold PCAs see (K-1)/K of
@@ -59,16 +60,16 @@ def atom_folds(ptr: np.ndarray, n_folds: int, seed: int = FOLD_SEED) -> np.ndarr
     return np.repeat(frame_folds(sizes.size, n_folds, seed), sizes)
 
 
-def conformal_quantile(values: np.ndarray, alpha: float) -> float:
+def conformal_quantile(values: np.ndarray, alpha: float, tail: bool = False) -> float:
     """The ceil((n + 1)(1 - alpha))-th smallest of ``values``: a new exchangeable value exceeds it with
-    probability <= alpha. With too few values for that rank (n < 1/alpha - 1) the (1 - alpha) quantile of a
-    log-normal fitted to them (:func:`lognormal_quantile`) stands in: the largest of a few values would flag about
-    1/(n + 1) of new ones, several times alpha, and every outlier among them would raise the limit."""
+    probability <= alpha. With too few values for that rank (n < 1/alpha - 1) the largest value, or with ``tail``
+    the (1 - alpha) quantile of a log-normal fitted to them (:func:`lognormal_quantile`): the largest of a few
+    values flags about 1/(n + 1) of new ones, several times alpha."""
     values = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if values.size == 0:
         raise AlloopError("no values to take a quantile of")
     rank = int(np.ceil((values.size + 1) * (1.0 - alpha)))
-    if rank > values.size and values.size >= MIN_TAIL_VALUES and values[0] > 0:
+    if tail and rank > values.size and values.size >= MIN_TAIL_VALUES and values[0] > 0:
         return lognormal_quantile(values, alpha)
     return float(values[min(rank, values.size) - 1])
 

@@ -73,6 +73,7 @@ class QResidualSettings:
     min_element_atoms: int = 20
     calibration: str = "cross_validation"
     n_folds: int = 10
+    tail: bool = False  # too few held-out values for the conformal rank: a log-normal tail, not the largest
 
     def __post_init__(self) -> None:
         if self.limit not in LIMITS:
@@ -170,7 +171,8 @@ class QResidualModel:
         groups: dict[int, _Group] = {}
         cal = {"q": np.zeros(numbers.size), "t2": np.zeros(numbers.size)}  # calibration scores of every atom
         for key, mask in members.items():
-            group, q, t2, n_in_sample = cls._fit_group(features[mask], k, alpha, None if folds is None else folds[mask])
+            group, q, t2, n_in_sample = cls._fit_group(features[mask], k, alpha, None if folds is None else folds[mask],
+                                                       settings.tail)
             if folds is not None and n_in_sample:
                 calibration.setdefault("in_sample_rows", {})[str(key)] = n_in_sample
             groups[key] = group
@@ -182,8 +184,8 @@ class QResidualModel:
         return model
 
     @staticmethod
-    def _fit_group(rows: np.ndarray, k: int, alpha: float,
-                   folds: np.ndarray | None) -> tuple[_Group, np.ndarray, np.ndarray, int]:
+    def _fit_group(rows: np.ndarray, k: int, alpha: float, folds: np.ndarray | None,
+                   tail: bool = False) -> tuple[_Group, np.ndarray, np.ndarray, int]:
         """The group's PCA (all rows) and limits, the calibration scores of its rows and how many of them are
         in-sample: out-of-fold where a PCA could be fitted without the row's fold, else (or without folds) in-sample."""
         pca = PCA.fit(rows, k)
@@ -194,7 +196,7 @@ class QResidualModel:
         q_oof, t2_oof = out_of_fold_scores(rows, folds, k)
         held = np.isfinite(q_oof)
         q, t2 = np.where(held, q_oof, q), np.where(held, t2_oof, t2)
-        limits = conformal_quantile(q, alpha), conformal_quantile(t2, alpha)
+        limits = conformal_quantile(q, alpha, tail), conformal_quantile(t2, alpha, tail)
         return _Group(pca, *limits, pca.jackson_mudholkar(alpha)), q, t2, int((~held).sum())
 
     def _calibrate_frames(self, numbers: np.ndarray, cal: dict[str, np.ndarray], ptr: np.ndarray) -> None:
@@ -208,7 +210,8 @@ class QResidualModel:
         held_out = self.calibration.get("folds") is not None
         for key in ("q", "t2"):
             frames, alpha = self._reduce(ratio[key], ptr), self.settings.alpha
-            limit = conformal_quantile(frames, alpha) if held_out else float(np.quantile(frames, 1.0 - alpha))
+            limit = (conformal_quantile(frames, alpha, self.settings.tail) if held_out
+                     else float(np.quantile(frames, 1.0 - alpha)))
             setattr(self, f"frame_limit_{key}", limit)
 
     def _group_index(self, numbers: np.ndarray) -> np.ndarray:

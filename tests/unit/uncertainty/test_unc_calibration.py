@@ -41,9 +41,9 @@ def _direct_oof(rows: np.ndarray, folds: np.ndarray, k: int) -> tuple[np.ndarray
     return q, t2
 
 
-def _direct_quantile(values: np.ndarray, alpha: float) -> float:
+def _direct_quantile(values: np.ndarray, alpha: float, tail: bool = False) -> float:
     rank = int(np.ceil((values.size + 1) * (1 - alpha)))
-    if rank > values.size >= 8 and values.min() > 0:  # too few for the rank: the log-normal tail
+    if tail and rank > values.size >= 8 and values.min() > 0:  # too few for the rank: the log-normal tail
         logs = np.log(values)
         return float(np.exp(logs.mean() + NormalDist().inv_cdf(1 - alpha) * logs.std(ddof=1)))
     return float(np.sort(values)[min(rank, values.size) - 1])
@@ -65,9 +65,10 @@ def test_folds_split_by_frame_and_are_balanced():
 def test_conformal_quantile():
     values = np.arange(1.0, 21.0)  # 20 values
     assert conformal_quantile(values, 0.1) == 19.0  # ceil(21 * 0.9) = 19th smallest
-    logs = np.log(values)  # too few values for rank ceil(21 * 0.99) = 21: the log-normal's 99 % quantile
-    assert conformal_quantile(values, 0.01) == pytest.approx(np.exp(logs.mean() + 2.3263479 * logs.std(ddof=1)))
-    assert conformal_quantile(values[:5], 0.01) == 5.0  # fewer than 8 values: capped at the largest
+    assert conformal_quantile(values, 0.01) == 20.0  # too few values for rank ceil(21 * 0.99) = 21: the largest
+    logs = np.log(values)  # or, with the tail, the log-normal's 99 % quantile
+    assert conformal_quantile(values, 0.01, tail=True) == pytest.approx(np.exp(logs.mean() + 2.3263479 * logs.std(ddof=1)))
+    assert conformal_quantile(values[:5], 0.01, tail=True) == 5.0  # fewer than 8 values: capped at the largest
     assert conformal_quantile(values[::-1], 0.5) == 11.0
 
 
@@ -174,8 +175,8 @@ def test_settings_serialisation_and_backward_compatibility():
 
 
 def test_the_frame_limit_flags_about_alpha_of_new_in_distribution_frames_even_from_few_frames():
-    """With 45-80 training frames (fewer than 1/alpha) the frame limit used to be the largest held-out score, which
-    flags ~1/(n + 1) of new frames; the log-normal tail brings the rate near alpha (mean over fits)."""
+    """With 45-80 training frames (fewer than 1/alpha) the frame limit is the largest held-out score, which flags
+    ~1/(n + 1) of new frames; the log-normal tail (``tail=True``) brings the rate near alpha (mean over fits)."""
     rng = np.random.default_rng(0)
 
     def frames(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,6 +186,10 @@ def test_the_frame_limit_flags_about_alpha_of_new_in_distribution_frames_even_fr
         return numbers, feats, np.arange(n + 1) * 9
 
     alpha = 0.01
-    rates = [QResidualModel.fit(*frames(n), settings=QResidualSettings(limit="empirical_frame", alpha=alpha))
-             .frame_scores(*frames(3000)).flagged.mean() for n in (45, 60, 80) for _ in range(5)]
-    assert alpha / 2 <= np.mean(rates) <= 2 * alpha
+    def rates(tail: bool) -> list[float]:
+        settings = QResidualSettings(limit="empirical_frame", alpha=alpha, tail=tail)
+        return [QResidualModel.fit(*frames(n), settings=settings).frame_scores(*frames(3000)).flagged.mean()
+                for n in (45, 60, 80) for _ in range(5)]
+
+    assert alpha / 2 <= np.mean(rates(True)) <= 2 * alpha
+    assert np.mean(rates(False)) > 2 * alpha  # the largest value: ~1/(n + 1)
