@@ -21,7 +21,16 @@ import alloop.commands
 from alloop.errors import AlloopError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_modules() -> dict[str, str]:
+    """Command name -> its module under ``alloop/commands`` (``import_.py`` is ``alloop import``), without importing
+    any of them."""
+    return {info.name.rstrip("_"): f"alloop.commands.{info.name}" for info in pkgutil.iter_modules(alloop.commands.__path__)
+            if not info.name.startswith("_")}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``command`` (a known command name) only that command's module is imported
+    and registered, so ``alloop status`` does not pay for torch, which ``alloop refine`` imports to register."""
     parser = argparse.ArgumentParser(
         prog="alloop",
         description="Active-learning MD for machine-learned force fields: explore with MD, "
@@ -29,18 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"alloop {alloop.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = []
-    for info in pkgutil.iter_modules(alloop.commands.__path__):
-        if info.name.startswith("_"):
-            continue
-        modules.append(importlib.import_module(f"alloop.commands.{info.name}"))
+    known = command_modules()
+    names = [command] if command in known else list(known)
+    modules = [importlib.import_module(known[name]) for name in names]
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

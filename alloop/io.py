@@ -19,12 +19,10 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import ase.io
 import numpy as np
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
-from ase.io.extxyz import key_val_dict_to_str
 
 from alloop.errors import AlloopError
 
@@ -34,6 +32,8 @@ def read_structures(source: str | Path, index: str = ":") -> list[Atoms]:
     path = Path(source)
     if path.exists():
         try:
+            import ase.io  # lazily: ase.io costs about a second to import, and the store needs none of it
+
             structures = ase.io.read(path, index=index)
         except Exception as exc:  # ASE raises many types for unreadable files
             raise AlloopError(f"cannot read structures from {path}: {exc}") from exc
@@ -107,6 +107,8 @@ def format_extxyz(atoms: Atoms) -> str:
     for key, value in atoms.info.items():
         info[key] = value.replace("\n", " ") if isinstance(value, str) else value
     info["pbc"] = np.asarray(atoms.pbc)
+    from ase.io.extxyz import key_val_dict_to_str
+
     header.append(key_val_dict_to_str(info))
     table = atoms.positions if forces is None else np.hstack([atoms.positions, np.asarray(forces)])
     symbols = [chemical_symbols[z] for z in atoms.numbers]
