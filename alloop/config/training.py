@@ -102,6 +102,12 @@ class TrainingConfig(Section):
         "in the asynchronous mode the training shares the cores with the next cycle's MD and labels",
     )
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    min_validation_frames: int = Field(
+        default=6, ge=1,
+        description="at least this many expensive labels are held out for validation (the lowest of the split's "
+        "hash draws; at most half of them): the model's error calibration needs 5 held-out frames, and a hash "
+        "share alone held out 2 and 6 of the same 12 bootstrap labels for two seeds",
+    )
     gamma_grid: tuple[float, ...] = Field(
         default=(1.0,), min_length=1,
         description="gamma candidates in units of the median bias B; one value fixes gamma, several are searched "

@@ -93,6 +93,7 @@ class AsteroidSettings:
     gamma_epochs: int | None = None
     gamma_finetune_epochs: int | None = None
     val_fraction: float = RECIPE.validation_fraction
+    min_val_frames: int = RECIPE.min_validation_frames  # of the expensive labels (an error calibration needs a few)
     seed: int = 0
     split_seed: int | None = None  # a campaign's seed: the same split in every cycle
     refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
@@ -102,14 +103,19 @@ class AsteroidSettings:
         """The seed of every validation split (``split_seed``, else ``seed``)."""
         return self.seed if self.split_seed is None else self.split_seed
 
-    def split(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
-        """(train, val, train indices, val indices) of ``data``: the seeded split by frame content, or with
-        ``refit`` every frame on both sides (no holdout: the rollback and early-stop guards then watch the
-        training error, and the "validation" metrics of the run are training errors)."""
+    def split(self, data: FrameDataset, min_val: int = 1) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
+        """(train, val, train indices, val indices) of ``data``: the seeded split by frame content (at least
+        ``min(min_val, n // 2)`` frames held out), or with ``refit`` every frame on both sides (no holdout: the
+        rollback and early-stop guards then watch the training error, and the "validation" metrics of the run are
+        training errors)."""
         if self.refit:
             every = np.arange(len(data))
             return data, data, every, every
-        return data.split(self.val_fraction, self.split_key)
+        return data.split(self.val_fraction, self.split_key, min_val)
+
+    def split_expensive(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
+        """:meth:`split` of the expensive labels: at least ``min_val_frames`` held out (up to half)."""
+        return self.split(data, self.min_val_frames)
 
     def __post_init__(self) -> None:
         if self.gamma_selection not in ("finetune", "pretrain"):
@@ -246,7 +252,7 @@ class _Stages:
                  replay: FrameDataset | None) -> None:
         self.s, self.expensive, self.factory, self.initial, self.warm = settings, expensive, factory, initial, warm
         self.log, self.map_fn, self.replay = log, map_fn, replay
-        self.exp_train, self.exp_val, exp_tr_idx, exp_va_idx = settings.split(expensive)
+        self.exp_train, self.exp_val, exp_tr_idx, exp_va_idx = settings.split_expensive(expensive)
         self.splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx}
         #: the start of stage 2 and of score matching (and of every gamma candidate's stage 2)
         self.stage2_start: StartModel = partial(_start_model, factory, initial, previous=warm.stage2)

@@ -71,7 +71,8 @@ def asteroid_settings(training: TrainingConfig, seed: int, threads: int | None, 
                      max_epochs=epochs if final else training.max_epochs)
     return AsteroidSettings(
         stage1=base, stage2=base, stage3=stage3, score=score, gamma_grid=tuple(training.gamma_grid),
-        val_fraction=training.validation_fraction, seed=seed, split_seed=split_seed,
+        val_fraction=training.validation_fraction, min_val_frames=training.min_validation_frames,
+        seed=seed, split_seed=split_seed,
     )
 
 

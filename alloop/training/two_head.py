@@ -130,7 +130,7 @@ def train_two_head(
     """Train a two-head model in ``mode``; see the module docstring. ``initial_model`` is never modified."""
     cheap = _check(mode, expensive, cheap)
     s = settings
-    exp_train, exp_val, exp_tr_idx, exp_va_idx = s.split(expensive)
+    exp_train, exp_val, exp_tr_idx, exp_va_idx = s.split_expensive(expensive)
     cheap_train, cheap_val, ch_tr_idx, ch_va_idx = s.split(cheap)
     splits = {"expensive_train": exp_tr_idx, "expensive_val": exp_va_idx, "cheap_train": ch_tr_idx, "cheap_val": ch_va_idx}
     model = _start(initial_model, model_factory, s.seed + 2, cheap_train)

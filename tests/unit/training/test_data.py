@@ -77,6 +77,33 @@ def test_split_keeps_a_frame_on_each_side(mixed_frames):
         assert len(tri) == 1 and len(vai) == 1
 
 
+def test_split_holds_out_at_least_min_val_frames_and_only_releases_them_as_frames_are_added(mixed_frames):
+    """A small hash share can hold out almost nothing; ``min_val`` tops the validation side up with the lowest
+    draws (at most half the frames), and once there are 2 x min_val frames adding frames never moves a training
+    frame to validation."""
+    data = FrameDataset.from_atoms(mixed_frames)
+    draws = data.frame_draws(11)
+    _, _, _, plain = data.split(0.05, 11)
+    assert len(plain) < 6
+    _, _, tri, vai = data.split(0.05, 11, min_val=6)
+    assert len(vai) == 6 and set(plain) <= set(vai.tolist())
+    assert set(vai.tolist()) == set(np.argsort(draws)[:6].tolist())
+    assert len(data.subset(np.arange(8)).split(0.05, 11, min_val=6)[3]) == 4  # at most half
+    for seed in range(10):  # the share decides when it holds out more
+        share = data.split(0.5, seed)[3]
+        assert np.array_equal(data.split(0.5, seed, min_val=6)[3], share) or len(share) < 6
+
+    def val_frames(d: FrameDataset, indices: np.ndarray) -> set[bytes]:
+        return {d.positions[d.frame_slice(int(i))].tobytes() for i in indices}
+
+    for n in range(12, 24):
+        small, big = data.subset(np.arange(n)), data.subset(np.arange(n + 1))
+        held_small = val_frames(small, small.split(0.05, 11, min_val=6)[3])
+        held_big = val_frames(big, big.split(0.05, 11, min_val=6)[3])
+        old_big = held_big - {big.positions[big.frame_slice(n)].tobytes()}
+        assert old_big <= held_small  # an old frame in validation was there before: no training frame joined
+
+
 def test_shuffled_batches_are_seeded(mixed_frames):
     data = FrameDataset.from_atoms(mixed_frames)
 

@@ -20,7 +20,7 @@ from alloop.training.settings import TrainSettings
 #: the section's keys that shape the stages' settings (asteroid_settings reads every one of them)
 STAGE_KEYS = {"loss", "energy_weight", "learning_rate_pretrain", "learning_rate_finetune", "batch_size", "steps",
               "finetune_steps", "max_epochs", "patience_epochs", "ema_decay", "rollback_factor", "warm_start_fraction",
-              "final_steps_factor", "warm_start_lr_factor", "validation_fraction", "gamma_grid",
+              "final_steps_factor", "warm_start_lr_factor", "validation_fraction", "min_validation_frames", "gamma_grid",
               "score_matching_vectors", "replay_fraction"}
 #: the keys that steer what trains when in a campaign (the method, warm starts, the final retrain, threads, the
 #: outside molecules of replay and forgetting), not the stages' settings
@@ -72,7 +72,7 @@ def _not_defaults(default, expected: dict) -> None:
 def test_every_value_of_the_section_reaches_the_settings():
     section = TrainingConfig(loss="huber", energy_weight=0.3, learning_rate_pretrain=2e-3, learning_rate_finetune=7e-4,
                              batch_size=3, steps=11, finetune_steps=5, patience_epochs=4, ema_decay=0.9,
-                             rollback_factor=3.0, validation_fraction=0.3, gamma_grid=(0.5, 2.0),
+                             rollback_factor=3.0, validation_fraction=0.3, min_validation_frames=9, gamma_grid=(0.5, 2.0),
                              score_matching_vectors=2, replay_fraction=0.25)
     s = _recipe(section, temperature_K=400.0)
     stage = {"loss": "huber", "energy_weight": 0.3, "lr": 2e-3, "batch_size": 3, "max_steps": 11, "patience": 4,
@@ -84,9 +84,9 @@ def test_every_value_of_the_section_reaches_the_settings():
                                         (s.score, score, ScoreMatchingSettings())):
         _not_defaults(default, expected)
         assert {name: getattr(settings, name) for name in expected} == expected
-    assert (s.val_fraction, s.gamma_grid) == (0.3, (0.5, 2.0))
+    assert (s.val_fraction, s.min_val_frames, s.gamma_grid) == (0.3, 9, (0.5, 2.0))
     defaults = {f.name: f.default for f in fields(AsteroidSettings)}
-    assert (defaults["val_fraction"], defaults["gamma_grid"]) != (0.3, (0.5, 2.0))
+    assert (defaults["val_fraction"], defaults["min_val_frames"], defaults["gamma_grid"]) != (0.3, 9, (0.5, 2.0))
 
 
 def test_a_budget_in_epochs_reaches_every_stage():
