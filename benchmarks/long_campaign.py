@@ -38,11 +38,14 @@ and 90-100 % of the run (cycles 5-14 and 90-99 of 100), the growth of each phase
 of ``alloop status``, ``alloop status --check``, ``alloop report`` and ``alloop resume`` (a no-op on a finished
 campaign) on the finished store, next to the start-up every command pays (``alloop status --help``). Then a PNG of
 the per-cycle cost against the cycle. Everything sampled is saved to ``RUNS/<mode>.json``; a second call with the
-same ``--runs`` reuses a finished run (reprints, times the commands again, redraws).
+same ``--runs`` reuses a finished run (reprints, times the commands again, redraws). ``--kill-workers N``
+SIGKILLs a Dask worker in N warm cycles as their labels start and checks, at the end, that every label committed
+before a kill is there, bit-identical, and none is stored twice (``worker_kills.py``).
 
     python benchmarks/long_campaign.py --cycles 6 --runs /tmp/long-dev           # development run, both modes
     python benchmarks/long_campaign.py --runs /work/bench/long                  # the benchmark: 100 cycles, both
     python benchmarks/long_campaign.py --mode asynchronous --runs /work/bench/long --plot long.png
+    python benchmarks/long_campaign.py --kill-workers 10 --runs /work/bench/long-kills  # + worker deaths
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, markdown_table
+from worker_kills import WorkerKiller, verdict_table
 
 CAMPAIGN = ROOT / "campaigns" / "long-xtb.yaml"
 MODES = ("synchronous", "asynchronous")
@@ -102,6 +106,7 @@ class Watch:
     rss: list[tuple[float, float]] = field(default_factory=list)  # (unix time, driver RSS MB) every RSS_EVERY_S
     wall_s: float = 0.0
     load_average: list[float] = field(default_factory=list)
+    driver_pid: int = 0  # the ``alloop run`` process, while it runs
 
 
 def proc_rss_MB(pid: int) -> float:
@@ -176,6 +181,7 @@ def watch(w: Watch, command: list[str], store: Path, out: Path, on_commit: Calla
     with out.open("a") as fh:
         proc = subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        w.driver_pid = proc.pid
         try:
             while True:
                 running = proc.poll() is None
@@ -411,8 +417,9 @@ def time_commands(run_dir: Path, log: Path) -> dict[str, float]:
     return timings
 
 
-def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int) -> dict[str, Any]:
-    """Run (or reuse) the campaign in ``mode``; print its tables; returns what was measured."""
+def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_workers: int = 0) -> dict[str, Any]:
+    """Run (or reuse) the campaign in ``mode`` (SIGKILLing ``kill_workers`` Dask workers on the way:
+    ``worker_kills.py``); print its tables; returns what was measured."""
     from alloop.config import load_campaign
     from alloop.errors import AlloopError
     from alloop.store.resolve import store_path
@@ -435,8 +442,11 @@ def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int) -> dict[str
             raise SystemExit(f"long_campaign.py: {run_dir} exists without {saved.name} (an interrupted run?): "
                              "remove it or give another --runs")
         printed: list[int] = []
+        killer = WorkerKiller.planned(run_dir, kill_workers, n_cycles) if kill_workers else None
 
         def on_commit(sample: Sample) -> None:
+            if killer is not None:
+                killer.on_commit(sample.cycle, sample.phase, w.driver_pid)
             if sample.phase != "trained" or sample.cycle is None or sample.cycle < 0:
                 return
             if (sample.cycle + 1) % print_every == 0 or sample.cycle == n_cycles - 1:
@@ -455,8 +465,9 @@ def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int) -> dict[str
                                  "--set", f"schedule.mode={mode}", "--set", f"schedule.n_cycles={n_cycles}")
         w = Watch()
         watch(w, command, store_path(run_dir), out, on_commit)
+        kills = killer.verdict() if killer is not None else None
         saved.write_text(json.dumps({"n_cycles": n_cycles, "samples": [asdict(s) for s in w.samples], "rss": w.rss,
-                                     "wall_s": w.wall_s, "load_average": w.load_average}))
+                                     "wall_s": w.wall_s, "load_average": w.load_average, "worker_kills": kills}))
     progress, cycles, spent = store_tables(run_dir)
     rows = cycle_rows(mode, w, progress, cycles)
     commands = time_commands(run_dir, out)
@@ -465,6 +476,11 @@ def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int) -> dict[str
     table, figures = summary(mode, rows, n_cycles, steps_warm, spent["labels"], commands, w.wall_s)
     load = " ".join(f"{x:.1f}" for x in w.load_average)
     print(f"\n### {mode}: summary (load average before and after the run: {load})\n\n{table}", flush=True)
+    kills = json.loads(saved.read_text()).get("worker_kills")
+    if kills:
+        print(f"\n### {mode}: Dask workers SIGKILLed during the run\n\n{verdict_table(kills)}", flush=True)
+        if kills["lost"] or kills["changed"] or kills["duplicates"]:
+            raise SystemExit(f"long_campaign.py: worker kills lost, changed or duplicated labels: {kills}")
     return {"mode": mode, "rows": rows, "figures": figures, "n_cycles": n_cycles}
 
 
@@ -529,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the samples); a finished run there is reused (default: a new temporary folder)")
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default RUNS/long_campaign.png)")
     p.add_argument("--print-every", type=int, default=10, help="print the per-cycle table every N cycles (default 10)")
+    p.add_argument("--kill-workers", type=int, default=0,
+                   help="SIGKILL a Dask worker in N warm cycles as their labels start (worker_kills.py; default 0)")
     args = p.parse_args(argv)
     if args.cycles < 4:
         p.error("--cycles must be at least 4 (windows of warm cycles to compare)")
@@ -538,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"long campaign: {args.cycles} cycles, {args.mode}, runs in {runs}; {os.cpu_count()} cores, load average "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", flush=True)
     modes = MODES if args.mode == "both" else (args.mode,)
-    results = [run_mode(mode, args.cycles, runs, max(1, args.print_every)) for mode in modes]
+    results = [run_mode(mode, args.cycles, runs, max(1, args.print_every), args.kill_workers) for mode in modes]
     plot(results, args.plot or runs / "long_campaign.png")
     return 0
 
