@@ -16,7 +16,10 @@ Per ``--models`` entry (a model preset, or ``PRESET+BASELINE`` for a Delta model
 - ``standard on B3LYP only``: the 150 B3LYP frames, no CCSD(T) (the cheap surface learned, for scale; its
   energies sit on B3LYP's zero, so only its forces are compared);
 - with ``--equal-labels`` also ``asteroid, equal labels``: the same N CCSD(T) frames plus the 150 B3LYP frames
-  (what the cheap labels add on top; one more ASTEROID training per model and seed, off by default).
+  (what the cheap labels add on top; one more ASTEROID training per model and seed, off by default);
+- with ``--no-weights`` also ``asteroid-no-weights, equal cost``: the frames of ``asteroid, equal cost`` trained
+  with ``--method asteroid-no-weights`` (stages 2-3 with every B3LYP frame at weight 1, no stage 1: do the weights
+  exp(-B/gamma) matter here? One more training per model and seed, off by default; no bias B to show).
 
 All scored against CCSD(T) on the test frames; the first row is B3LYP itself (its labels as a prediction). CPU
 s: the labels' own ``cpu_seconds``. Under the table, for each ASTEROID row, the bias B of the 150 B3LYP frames
@@ -29,6 +32,7 @@ rerun trains only what is new.
 
     python benchmarks/ccsdt_ladder.py --models small small+gfn2-xtb sevennet-0 --seeds 0 1 2
     python benchmarks/ccsdt_ladder.py --models small --seeds 0 --steps 30      # a smoke run (minutes)
+    python benchmarks/ccsdt_ladder.py --models sevennet-0 --seeds 0 1 2 --no-weights --expensive 12
 """
 
 from __future__ import annotations
@@ -89,12 +93,13 @@ def bias_summary(checkpoint: Path) -> tuple[float, float, float]:
 
 
 def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, seed: int,
-                    steps: int | None) -> dict[str, float]:
-    """``alloop train`` (standard without ``cheap``, else ASTEROID) into ``out`` once; its errors on the test frames."""
+                    steps: int | None, method: str = "asteroid") -> dict[str, float]:
+    """``alloop train`` (standard without ``cheap``, else ``method``: asteroid or asteroid-no-weights) into ``out``
+    once; its errors on the test frames."""
     if not out.is_file():
-        method = ["--method", "standard"] if cheap is None else ["--cheap", str(cheap), "--method", "asteroid"]
+        options = ["--method", "standard"] if cheap is None else ["--cheap", str(cheap), "--method", method]
         budget = ["--steps", str(steps)] if steps else []
-        alloop("train", "--expensive", str(expensive), *method, *model_args(model), "--seed", str(seed), "--quiet",
+        alloop("train", "--expensive", str(expensive), *options, *model_args(model), "--seed", str(seed), "--quiet",
                *budget, "-o", str(out))
     return json.loads(alloop("evaluate", str(out), str(TEST), "--json"))
 
@@ -109,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the recipe's)")
     ap.add_argument("--equal-labels", action="store_true",
                     help="also ASTEROID with all N CCSD(T) frames plus the B3LYP ones (one more training each)")
+    ap.add_argument("--no-weights", action="store_true",
+                    help="also asteroid-no-weights on the equal-cost frames (every B3LYP weight 1; one more training "
+                    "each)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ccsdt-ladder")
     args = ap.parse_args(argv)
 
@@ -145,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
                 if not path.is_file():
                     write_extxyz(path, [train[i] for i in np.sort(order[:size])])
                 sets[size] = path
-            runs = [("standard", sets[n], None, n), ("asteroid, equal cost", sets[n - k], CHEAP, n - k)]
+            runs = [("standard", sets[n], None, n, "standard"),
+                    ("asteroid, equal cost", sets[n - k], CHEAP, n - k, "asteroid")]
             if args.equal_labels:
-                runs.insert(1, ("asteroid, equal labels", sets[n], CHEAP, n))
-            for name, expensive, cheap, n_exp in runs:
+                runs.insert(1, ("asteroid, equal labels", sets[n], CHEAP, n, "asteroid"))
+            if args.no_weights:
+                runs.append(("asteroid-no-weights, equal cost", sets[n - k], CHEAP, n - k, "asteroid-no-weights"))
+            for name, expensive, cheap, n_exp, method in runs:
                 tag = f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-of-{len(train)}-s{seed}"
                 out = args.runs / f"{tag}.safetensors"
-                score = train_and_score(out, expensive, cheap, model, seed, args.steps)
-                if cheap is not None:
+                score = train_and_score(out, expensive, cheap, model, seed, args.steps, method)
+                if method == "asteroid":  # asteroid-no-weights has no stage 1, so no bias B
                     biases.setdefault((model, name), []).append(bias_summary(out))
                 n_ch = n_cheap if cheap is not None else 0
                 row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})

@@ -15,14 +15,17 @@ COMPARE_DIR = "compare-report"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="write plots (cost, uncertainty, parity, labels, coverage) and a summary of a campaign (--compare: of "
-        "several)",
+        help="write plots (cost, uncertainty, parity, labels, coverage, predicted, levels) and a summary of a campaign "
+        "(--compare: of several)",
         description="Read the campaign store in RUN_DIR (read-only; works while the campaign runs) and write "
         "cost.png (validation force error vs cumulative labelling cost), uncertainty.png (frame Q-residual "
         "along MD with the limit and the selected frames), parity.png (latest model vs expensive labels), "
         "labels.png (labels per cycle, failures included), coverage.png (each model's share of the evaluation set "
         "within the Q-residual limit; for one molecule with rotatable bonds, the conformer-basin shares of the frames "
-        "labelled so far per cycle and fidelity) and summary.md into RUN_DIR/report (or -o DIR). "
+        "labelled so far per cycle and fidelity), predicted.png (predicted against measured force error), levels.png "
+        "(CPU s per label per fidelity and cycle; ASTEROID's median bias B per model against the cheap level's "
+        "measured distance from the expensive one on the frames labelled at both) and summary.md into RUN_DIR/report "
+        "(or -o DIR). "
         "With --compare and two or more run directories: compare_cost.png (each run's force MAE, and per-atom "
         "energy MAE, on its evaluation set - or its validation split when it has none, as the legend says - vs "
         f"cumulative labelling CPU s) and compare.md (one column per run) into ./{COMPARE_DIR} (or -o DIR).",

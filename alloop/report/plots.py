@@ -11,6 +11,8 @@
   so far after each cycle, one panel per fidelity;
 - ``predicted.png`` (:mod:`alloop.report.predicted_plot`): predicted against measured force error, per frame of
   the evaluation set and per cycle;
+- ``levels.png`` (:mod:`alloop.report.levels_plot`): CPU s per label per fidelity and cycle, and ASTEROID's bias B
+  per model against the cheap level's measured distance from the expensive one;
 - ``compare_cost.png`` (several campaigns, ``alloop report --compare``): each run's force MAE and, in a second
   panel when known, per-atom energy MAE against its cumulative labelling cost (CPU s, both fidelities).
 """

@@ -13,13 +13,15 @@ from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_ba
 from alloop.store.evaluation_records import cycles_table, molecule_scores
 from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
+from alloop.store.levels import Levels, read_levels
 from alloop.store.molecule_table import molecule_cells, molecule_headers, molecule_status
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
 
-def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None) -> str:
-    """The summary; ``basins``: :func:`labelled_basins` of the store if already read (read here otherwise)."""
+def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None, levels: Levels | None = None) -> str:
+    """The summary; ``basins``: :func:`labelled_basins`, ``levels``: :func:`read_levels` of the store if already read
+    (read here otherwise)."""
     info = summarize(store)
     lines = [f"# Campaign report: {store.config.get('name', store.path)}", ""]
     reason = finished_reason(store)
@@ -59,6 +61,7 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None)
                          f"| {_coverage_cells(covered.get(int(c['model_version'][k]), {}))} |")
     lines += _molecules_table(molecule_status(store), molecule_scores(store))
     lines += _bias_table(store)
+    lines += _levels_line(read_levels(store) if levels is None else levels)
     lines += _basins_table(labelled_basins(store) if basins is None else basins)
     return "\n".join(lines) + "\n"
 
@@ -100,6 +103,22 @@ def _bias_table(store: CampaignStore) -> list[str]:
         lines.append(f"| {int(version)} | {int(this.sum())} | {np.median(b):.3f} | {lo:.3f}-{hi:.3f} | "
                      f"{np.median(w):.2f} |")
     return lines
+
+
+def _levels_line(levels: Levels | None) -> list[str]:
+    """The cheap level's measured distance from the expensive one on the frames labelled at both, and the last
+    model's median B (:mod:`alloop.store.levels`); each part only when the store has it."""
+    if levels is None:
+        return []
+    parts = []
+    if levels.both_mae.size:
+        parts.append(f"cheap level's distance from the expensive level ({levels.cheap} from {levels.expensive}, mean "
+                     f"per-frame force MAE) on {levels.both_mae.size} frames labelled at both: "
+                     f"{levels.distance:.4f} eV/Å")
+    if levels.models is not None:
+        parts.append(f"median B of the last model (v{levels.models.versions[-1]}): "
+                     f"{levels.models.median_b[-1]:.4f} eV/Å")
+    return ["", "; ".join(parts) + " (levels.png)"] if parts else []
 
 
 def _basins_table(coverage: dict[str, Any] | None) -> list[str]:

@@ -102,10 +102,11 @@ def test_labeller_failures_are_recorded_and_the_campaign_completes(tmp_path, cap
     assert sum(s["scf_not_converged"] for s in by_status) == out["n_failed"]
     assert main(["report", str(run_dir)]) == 0
     report = run_dir / "report"
-    for name in ("cost.png", "uncertainty.png", "parity.png", "labels.png"):
+    for name in ("cost.png", "uncertainty.png", "parity.png", "labels.png", "levels.png"):
         assert (report / name).stat().st_size > 1000
     summary = (report / "summary.md").read_text()
     assert "injected failure" in summary and "scf_not_converged" in summary
+    assert "frames labelled at both" in summary and "median B of the last model" in summary  # ASTEROID's levels
 
 
 def test_worker_death_during_labelling_is_survived(tmp_path):
