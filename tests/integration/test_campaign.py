@@ -71,7 +71,8 @@ def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
     from alloop.training.data import FrameDataset
 
     cfg = load_campaign(write_tiny(tmp_path, cycles=2, min_cheap=4),
-                        overrides=["training.validation_fraction=0.5", "selection.energy_window_sigma=null"])
+                        overrides=["training.validation_fraction=0.5", "selection.energy_window_sigma=null",
+                                   "training.min_validation_frames=1"])  # the hash split alone (see test_data.py)
     run_dir = tmp_path / "run"
     assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
     with CampaignStore.open(store_path(run_dir)) as store:
