@@ -85,11 +85,13 @@ def read_levels(store: CampaignStore) -> Levels | None:
         return None
     (cheap_hash, expensive_hash), stored = pair, store.fidelities()
     cheap, expensive = store.labels(cheap_hash), store.labels(expensive_hash)
-    ids, cycles, mae = both_labelled(store, cheap, expensive)
+    cycles_c, cycles_e = label_cycles(store, cheap, "cheap"), label_cycles(store, expensive, "expensive")
+    ids, cycles, mae = both_labelled(cheap, expensive, cycles_c, cycles_e)
     models = model_levels(store, cycles, mae)
     if models is None and ids.size == 0:
         return None
-    costs = [label_costs(store, table, role) for table, role in ((cheap, "cheap"), (expensive, "expensive"))]
+    costs = [label_costs(table, role, c) for table, role, c in ((cheap, "cheap", cycles_c),
+                                                                (expensive, "expensive", cycles_e))]
     return Levels(stored[cheap_hash]["name"], stored[expensive_hash]["name"], costs, models, ids, cycles, mae)
 
 
@@ -122,10 +124,10 @@ def label_cycles(store: CampaignStore, table: LabelTable, role: str) -> np.ndarr
     return cycles
 
 
-def label_costs(store: CampaignStore, table: LabelTable, role: str) -> LabelCosts:
-    """CPU seconds per label of ``table`` (every status; rows without a finite CPU time left out) per cycle."""
+def label_costs(table: LabelTable, role: str, cycles: np.ndarray) -> LabelCosts:
+    """CPU seconds per label of ``table`` (every status; rows without a finite CPU time left out) per cycle;
+    ``cycles``: :func:`label_cycles` of the table."""
     cpu = np.asarray(table.cpu_seconds, float)
-    cycles = label_cycles(store, table, role)
     keep = np.isfinite(cpu)
     cpu, cycles = cpu[keep], cycles[keep]
     done = np.unique(cycles)
@@ -135,13 +137,13 @@ def label_costs(store: CampaignStore, table: LabelTable, role: str) -> LabelCost
                       np.array([x.size for x in per], np.int64))
 
 
-def both_labelled(store: CampaignStore, cheap: LabelTable, expensive: LabelTable
+def both_labelled(cheap: LabelTable, expensive: LabelTable, cycles_c: np.ndarray, cycles_e: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Frames with an ok label at both fidelities: (frame ids in increasing order, the cycle from which each counts:
-    the later of its two labels' cycles, the force MAE between its two labels in eV/A)."""
+    """Frames with an ok label at both fidelities (``cycles_c``, ``cycles_e``: :func:`label_cycles` of the two
+    tables): (frame ids in increasing order, the cycle from which each counts: the later of its two labels' cycles,
+    the force MAE between its two labels in eV/A)."""
     rows_c, rows_e = _ok_rows(cheap), _ok_rows(expensive)
     ids = np.array(sorted(set(rows_c) & set(rows_e)), np.int64)
-    cycles_c, cycles_e = label_cycles(store, cheap, "cheap"), label_cycles(store, expensive, "expensive")
     cycles = np.array([max(cycles_c[rows_c[f]], cycles_e[rows_e[f]]) for f in ids.tolist()], np.int64)
     mae = np.array([float(np.mean(np.abs(cheap.frame_forces(rows_c[f]) - expensive.frame_forces(rows_e[f]))))
                     for f in ids.tolist()])
