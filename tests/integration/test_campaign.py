@@ -65,7 +65,8 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
 def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
     """Every training splits by the campaign seed, not the cycle's: over the bootstrap and two cycles, each recorded
     split keeps the earlier training frames in training, so no validation frame of cycle 1 was a training frame of
-    cycle 0; the recorded split is the one FrameDataset.split draws from the frames with the campaign seed."""
+    cycle 0; the recorded split is the one FrameDataset.split draws from the frames with the campaign seed (the
+    expensive labels with at least training.min_validation_frames held out)."""
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
     from alloop.training.data import FrameDataset
@@ -87,7 +88,8 @@ def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
             # it was the one forced into validation because no frame drew below the fraction: the bootstrap's here)
         assert len(splits[1][kind]["train"]) > len(splits[-1][kind]["train"])  # the cycles added frames
         ids = sorted(splits[1][kind]["train"] + splits[1][kind]["val"])
-        _, _, _, val = FrameDataset.from_atoms(last[kind], labelled=False).split(0.5, cfg.seed)
+        held_out = cfg.training.min_validation_frames if kind == "expensive" else 1  # at least that many (up to half)
+        _, _, _, val = FrameDataset.from_atoms(last[kind], labelled=False).split(0.5, cfg.seed, held_out)
         assert sorted(ids[i] for i in val) == sorted(splits[1][kind]["val"])
 
 
