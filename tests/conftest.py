@@ -40,6 +40,26 @@ def _fork_dask_workers() -> None:
 _fork_dask_workers()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` (pyproject's addopts) sends the tests of one ``xdist_group`` to one worker through a
+    suffix (``nodeid@group``) that pytest-xdist writes to ``item._nodeid``, which pytest 9 no longer reads (it keeps
+    a structured ``item._id``): the groups were silently ignored and the module fixtures of grouped modules built
+    once per worker (pytest-dev/pytest-xdist#1386). The same suffix, set where pytest 9 reads it; nothing to do when
+    xdist's own suffix took (pytest < 9) or without loadgroup."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        nodeid = item.nodeid
+        if not groups or nodeid.rfind("@") > nodeid.rfind("]") or not hasattr(item, "_id"):
+            continue
+        from _pytest.nodeid import NodeId  # pytest >= 9
+
+        item._id = NodeId.parse(f"{nodeid}@{'_'.join(groups)}")
+
+
 @pytest.fixture
 def water():
     from ase.build import molecule
