@@ -121,11 +121,15 @@ def test_short_labels_share_tasks_and_give_the_same_results(client):
 
 def test_500_xtb_labels_take_a_few_tasks(client):
     """2-ms GFN2-xTB labels: the first tasks (one per place in flight) go alone, the rest in tasks of MAX_BATCH
-    frames to the end of the queue (min_task_seconds); the results are those of the labeller called here."""
+    frames to the end of the queue (min_task_seconds); the results are those of the labeller called here.
+
+    batch_seconds and min_task_seconds of MAX_BATCH seconds: every label up to 1 s long fills MAX_BATCH (at the
+    defaults, 2 s and 0.25 s, labels slower than 4 ms, as on loaded cores, made a tail of smaller tasks: the
+    count depended on the machine's speed)."""
     gfn2 = load_fidelity("gfn2-xtb")
     assert default_priority(gfn2) < default_priority(HF)
     frames = waters(500, seed=7)
-    pool = LabelingPool(client)
+    pool = LabelingPool(client, batch_seconds=float(MAX_BATCH), min_task_seconds=float(MAX_BATCH))
     pool.submit_many([(f"x{k}", atoms) for k, atoms in enumerate(frames)], gfn2)
     results = dict(pool.results())
     assert sorted(results) == sorted(f"x{k}" for k in range(500)) and all(r.ok for r in results.values())
