@@ -83,9 +83,24 @@ def set_compute_threads(n: int) -> None:
     lib.num_threads(n)
     for _, setter, _ in _openblas():
         setter(ctypes.c_int(n))
-    torch = sys.modules.get("torch")
+    torch = _imported_torch()
     if torch is not None and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def _imported_torch() -> Any:
+    """torch if this process has imported it (or is importing it), else None.
+
+    A Dask worker unpickles a task's arguments in another thread than the one running its current task, and
+    unpickling a model imports torch: ``sys.modules`` then holds a partially initialised torch (no
+    ``get_num_threads`` yet; a kill test's labelling task failed on it). The import statement waits for the
+    other thread to finish initialising the module.
+    """
+    if "torch" not in sys.modules:
+        return None
+    import torch
+
+    return torch
 
 
 #: file-name fragments of OpenMP runtimes (GNU, LLVM, Intel)
@@ -134,7 +149,7 @@ def compute_threads() -> dict[str, int]:
     counts = {"pyscf_omp": int(lib.num_threads())}
     for name, _, getter in _openblas():
         counts[name] = int(getter())
-    torch = sys.modules.get("torch")
+    torch = _imported_torch()
     if torch is not None:
         counts["torch"] = int(torch.get_num_threads())
     return counts

@@ -16,12 +16,24 @@ from alloop.config import load_campaign
 from alloop.testing.campaigns import check_invariants, write_tiny
 from alloop.testing.faults import failing_factory
 
+#: the tests that read the tiny campaign of 2 synchronous cycles (``tiny_run``) share one worker, so it runs once
+TINY_RUN = pytest.mark.xdist_group("test_campaign_tiny_run")
 
-def test_tiny_campaign_end_to_end(tmp_path, capsys):
-    cfg = load_campaign(write_tiny(tmp_path, cycles=2))
-    run_dir = tmp_path / "run"
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny campaign (2 cycles, synchronous, periodic), finished: (run directory, its reason, the lines it
+    echoed). The tests that read it do not change it."""
+    folder = tmp_path_factory.mktemp("tiny")
     lines: list[str] = []
-    reason = start_campaign(cfg, run_dir, progress=False, echo=lines.append)
+    reason = start_campaign(load_campaign(write_tiny(folder, cycles=2)), folder / "run", progress=False,
+                            echo=lines.append)
+    return folder / "run", reason, lines
+
+
+@TINY_RUN
+def test_tiny_campaign_end_to_end(tiny_run, capsys):
+    run_dir, reason, lines = tiny_run
     assert reason == "2 cycles done"
     out = check_invariants(run_dir, 2)
     assert out["models"] == 3  # bootstrap + one per cycle (periodic)
@@ -65,7 +77,8 @@ def test_tiny_campaign_end_to_end(tmp_path, capsys):
 def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
     """Every training splits by the campaign seed, not the cycle's: over the bootstrap and two cycles, each recorded
     split keeps the earlier training frames in training, so no validation frame of cycle 1 was a training frame of
-    cycle 0; the recorded split is the one FrameDataset.split draws from the frames with the campaign seed."""
+    cycle 0; the recorded split is the one FrameDataset.split draws from the frames with the campaign seed (the
+    expensive labels with at least training.min_validation_frames held out)."""
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
     from alloop.training.data import FrameDataset
@@ -88,7 +101,8 @@ def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
             # it was the one forced into validation because no frame drew below the fraction: the bootstrap's here)
         assert len(splits[1][kind]["train"]) > len(splits[-1][kind]["train"])  # the cycles added frames
         ids = sorted(splits[1][kind]["train"] + splits[1][kind]["val"])
-        _, _, _, val = FrameDataset.from_atoms(last[kind], labelled=False).split(0.5, cfg.seed)
+        held_out = cfg.training.min_validation_frames if kind == "expensive" else 1  # at least that many (up to half)
+        _, _, _, val = FrameDataset.from_atoms(last[kind], labelled=False).split(0.5, cfg.seed, held_out)
         assert sorted(ids[i] for i in val) == sorted(splits[1][kind]["val"])
 
 
@@ -225,16 +239,20 @@ def test_two_head_campaign_trains_and_warm_starts_a_two_head_model(tmp_path):
     assert "cheap head on the cheap validation split" in log
 
 
-@pytest.mark.parametrize("mode", ["synchronous", "asynchronous"])
-def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, mode):
+@pytest.mark.parametrize("mode", [pytest.param("synchronous", marks=TINY_RUN), "asynchronous"])
+def test_asynchronous_mode_explores_while_the_previous_cycle_trains(tmp_path, request, mode):
     """Asynchronous: cycle 1 explores with the bootstrap's model while cycle 0's trains (its 'explored' mark comes
-    before cycle 0's 'trained'); synchronous: with cycle 0's model, after it."""
+    before cycle 0's 'trained'); synchronous (the shared ``tiny_run``): with cycle 0's model, after it."""
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 
-    cfg = load_campaign(write_tiny(tmp_path, cycles=2, mode=mode))
-    run_dir = tmp_path / "run"
-    assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
+    if mode == "synchronous":
+        run_dir, reason, _ = request.getfixturevalue("tiny_run")
+    else:
+        run_dir = tmp_path / "run"
+        reason = start_campaign(load_campaign(write_tiny(tmp_path, cycles=2, mode=mode)), run_dir, progress=False,
+                                echo=lambda s: None)
+    assert reason == "2 cycles done"
     out = check_invariants(run_dir, 2)
     assert out["models"] == 3
     with CampaignStore.open(store_path(run_dir)) as store:

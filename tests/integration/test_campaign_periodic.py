@@ -33,7 +33,7 @@ uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 10}
 training: {max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}
 schedule:
-  n_cycles: 2
+  n_cycles: 1
   max_labels: {cheap: 40, expensive: 20}
   bootstrap: {n_samples: 6, n_expensive: 4, amplitude_A: 0.03}
 evaluation: {structures: eval.extxyz}

@@ -1,8 +1,8 @@
 """Crash test: SIGKILL a store writer at random moments; every commit survives, nothing else shows.
 
-The writer (store_writer.run) is a separate process forked from a forkserver
-that has imported it once, so each of the many kills costs milliseconds of
-start-up instead of seconds of imports.
+The writer (store_writer.run) is a separate process forked from the test process's forkserver,
+which has imported it once (``FORKSERVER_PRELOAD`` in ``tests/conftest.py``), so each of the many
+kills costs milliseconds of start-up instead of seconds of imports.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import zarr
 from alloop.labeling.result import STATUS_CODES
 from alloop.store import CampaignStore, FrameFlag
 
-CTX = multiprocessing.get_context("forkserver")
-CTX.set_forkserver_preload(["store_writer"])
+CTX = multiprocessing.get_context("forkserver")  # its preload (store_writer among them): tests/conftest.py
 
 
 def _log_lines(log: Path) -> list[str]:

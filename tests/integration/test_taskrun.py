@@ -32,8 +32,10 @@ def _fail() -> None:
     raise ValueError("a task error, not a lost worker")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client():
+    """A one-worker cluster of its own for each test: the tests kill its worker, and a Dask nanny whose new worker
+    dies before it has reported back gives up on it for good (the next test then waited forever on a shared one)."""
     with open_client(n_workers=1, threads_per_worker=1) as c:
         c.wait_for_workers(1)
         yield c
@@ -103,7 +105,3 @@ def test_future_waiter_wakes_when_a_future_ends_and_keeps_no_task_per_wait(clien
     thread.join(timeout=120)
     assert woke.is_set() and held.result() == 7
     waiter.wait([held], timeout=600)  # a future that has ended: at once
-
-
-#: one xdist worker runs this module (its module-scoped fixture is built once)
-pytestmark = pytest.mark.xdist_group("test_taskrun")

@@ -12,6 +12,7 @@ points at the submodule ``pkg.name`` when there is one, else at ``pkg``.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import alloop
@@ -56,7 +57,9 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.lru_cache(maxsize=1)
 def _modules() -> dict[str, tuple[Path, ast.Module]]:
+    """Every module of alloop, parsed once per test run (read-only for the tests)."""
     return {_module_name(p): (p, ast.parse(p.read_text(), str(p))) for p in sorted(ROOT.rglob("*.py"))}
 
 

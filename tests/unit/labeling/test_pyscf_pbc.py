@@ -115,15 +115,26 @@ def test_the_wrong_kind_of_structure_is_one_line(fid, structure, message):
     assert "\n" not in str(info.value)
 
 
-def test_label_command_on_a_water_box(tmp_path, capsys):
+def test_label_command_on_a_water_box(tmp_path, capsys, monkeypatch):
+    """``alloop label`` with a periodic preset: the shipped presets plus pbe-gth-szv at the coarse cutoff of
+    ``FAST`` (a site's own preset folder, ``ALLOOP_CONFIGS``), so a label takes a second, not twenty."""
+    import shutil
+
+    import yaml
     from ase.io import read, write
 
     from alloop.cli import main
+    from alloop.presets import configs_dir, load_preset
 
+    presets = tmp_path / "presets"
+    shutil.copytree(configs_dir(), presets)
+    coarse = {**load_preset("fidelities", "pbe-gth-szv"), "ke_cutoff_Eh": FAST["ke_cutoff_Eh"]}
+    (presets / "fidelities" / "pbe-gth-szv-coarse.yaml").write_text(yaml.safe_dump(coarse))
+    monkeypatch.setenv("ALLOOP_CONFIGS", str(presets))
     source = tmp_path / "box.extxyz"
     write(source, [water_box(), water_box(shift=0.3)])
     out = tmp_path / "labelled.extxyz"
-    assert main(["label", str(source), "--fidelity", "pbe-gth-szv", "-o", str(out), "--workers", "1"]) == 0
+    assert main(["label", str(source), "--fidelity", "pbe-gth-szv-coarse", "-o", str(out), "--workers", "1"]) == 0
     frames = read(out, ":")
     assert len(frames) == 2 and all(f.pbc.all() for f in frames)
     np.testing.assert_array_equal(frames[0].cell.array, water_box().cell.array)

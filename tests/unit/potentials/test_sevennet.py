@@ -182,3 +182,28 @@ def test_dtype_mismatch_and_unknown_element_raise(water):
         model(AtomsBatch.from_atoms([water], dtype=torch.float64))
     with pytest.raises(ValueError, match=r"elements \[7\]"):
         model(AtomsBatch.from_atoms([molecule("NH3")]))
+
+
+@pytest.mark.parametrize("make", [lambda: SevenNet([1, 8], base="7net-0"), lambda: _tiny(seed=4)],
+                         ids=["sevennet-0", "scratch"])
+def test_each_model_gets_its_own_copy_of_the_network_built_once(make):
+    """Networks are built once per process and copied exactly: equal weights and energies, separate tensors (a
+    change to one model reaches no other), and the global RNG is left as it was."""
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    first = make()
+    assert torch.equal(torch.rand(3), expected)  # building drew nothing from the global RNG
+    second = make()
+    assert first.net is not second.net
+    state = {k: v.clone() for k, v in second.state_dict().items()}
+    assert all(torch.equal(first.state_dict()[k], v) for k, v in state.items())
+    with torch.no_grad():
+        for p in first.parameters():
+            p.add_(1.0)
+    third = make()
+    assert all(torch.equal(third.state_dict()[k], v) and torch.equal(second.state_dict()[k], v)
+               for k, v in state.items())
+    water = AtomsBatch.from_atoms([molecule("H2O")])
+    energy = [m(water).energy.detach() for m in (first, second, third)]
+    assert torch.equal(energy[1], energy[2]) and not torch.equal(energy[0], energy[1])
