@@ -12,7 +12,7 @@ and the training plan that gives each cycle's ASTEROID settings (through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -118,6 +118,8 @@ class TrainingPlan:
     temperature_K: float  # of score matching
     committee: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
     final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
+    #: role -> the most labels of that role a warm-started cycle trains on (training.warm_sample_*; None: all)
+    warm_sample: dict[str, int | None] = field(default_factory=dict)
 
     def stages(self, cycle: int, warm: bool, final: bool = False) -> AsteroidSettings:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
@@ -202,6 +204,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
         committee=cfg.selection.committee_size if cfg.selection.expensive_pick == "committee" else 1,
+        warm_sample={"cheap": cfg.training.warm_sample_cheap, "expensive": cfg.training.warm_sample_expensive},
     )
 
 
