@@ -167,11 +167,19 @@ class FrameSection:
             "positions": self.atoms.read("positions", lo, hi),
         }
 
-    def get(self, ids: np.ndarray) -> list[Atoms]:
+    def _atom_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The atom rows of frames ``ids`` (concatenated in their order) and each frame's atom count."""
         offsets, counts = self.index()
         start, n = offsets[ids], counts[ids]
-        total = int(n.sum())
-        atom_index = np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total)
+        return np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum())), n
+
+    def numbers(self, ids: np.ndarray) -> list[np.ndarray]:
+        """The atomic numbers of frames ``ids``, one array per frame (no Atoms built: a chunked read)."""
+        atom_index, n = self._atom_index(ids)
+        return np.split(self.atoms.take("numbers", atom_index).astype(int), np.cumsum(n)[:-1])
+
+    def get(self, ids: np.ndarray) -> list[Atoms]:
+        atom_index, n = self._atom_index(ids)
         numbers = self.atoms.take("numbers", atom_index)
         positions = self.atoms.take("positions", atom_index)
         cell, pbc = self.frames.take("cell", ids), self.frames.take("pbc", ids)

@@ -146,7 +146,7 @@ def _thermal_mask(ctx: PhaseContext, table: LabelTable, rows: np.ndarray, frames
                   n_sigma: float) -> np.ndarray:
     """Which of the cheap-labelled ``rows`` lie within the thermal energy window (see energy_window)."""
     ok = np.flatnonzero(table.ok)
-    reference = ctx.store.get_frames(table.frame_id[ok])
+    reference = ctx.store.frame_numbers(table.frame_id[ok])  # every cheap label: their atomic numbers alone
     return within_thermal_window(table.energy[rows], [a.numbers for a in frames], table.energy[ok],
-                                 [a.numbers for a in reference], ctx.settings.selection.temperature_K, n_sigma,
+                                 reference, ctx.settings.selection.temperature_K, n_sigma,
                                  periodic=[bool(a.pbc.all()) for a in frames])
