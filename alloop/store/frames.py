@@ -173,10 +173,11 @@ class FrameSection:
         start, n = offsets[ids], counts[ids]
         return np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum())), n
 
-    def numbers(self, ids: np.ndarray) -> list[np.ndarray]:
-        """The atomic numbers of frames ``ids``, one array per frame (no Atoms built: a chunked read)."""
+    def arrays(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """n_atoms per frame, numbers and positions per atom (concatenated in the order of ``ids``): no Atoms built."""
         atom_index, n = self._atom_index(ids)
-        return np.split(self.atoms.take("numbers", atom_index).astype(int), np.cumsum(n)[:-1])
+        return {"n_atoms": n.copy(), "numbers": self.atoms.take("numbers", atom_index).astype(int),
+                "positions": self.atoms.take("positions", atom_index)}
 
     def get(self, ids: np.ndarray) -> list[Atoms]:
         atom_index, n = self._atom_index(ids)

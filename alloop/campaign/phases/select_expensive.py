@@ -146,7 +146,8 @@ def _thermal_mask(ctx: PhaseContext, table: LabelTable, rows: np.ndarray, frames
                   n_sigma: float) -> np.ndarray:
     """Which of the cheap-labelled ``rows`` lie within the thermal energy window (see energy_window)."""
     ok = np.flatnonzero(table.ok)
-    reference = ctx.store.frame_numbers(table.frame_id[ok])  # every cheap label: their atomic numbers alone
+    reference = ctx.store.frame_arrays(table.frame_id[ok])  # every cheap label: arrays, no Atoms
+    numbers = np.split(reference["numbers"], np.cumsum(reference["n_atoms"])[:-1])
     return within_thermal_window(table.energy[rows], [a.numbers for a in frames], table.energy[ok],
-                                 reference, ctx.settings.selection.temperature_K, n_sigma,
+                                 numbers, ctx.settings.selection.temperature_K, n_sigma,
                                  periodic=[bool(a.pbc.all()) for a in frames])
