@@ -47,7 +47,8 @@ def lowest_by_composition(energies: np.ndarray, numbers: Sequence[np.ndarray]) -
         idx = np.flatnonzero((sizes == size) & np.isfinite(energies))
         if idx.size == 0:
             continue
-        keys, inverse = np.unique(np.sort(np.stack([numbers[i] for i in idx]), axis=1), axis=0, return_inverse=True)
+        compositions = np.sort(np.stack([np.asarray(numbers[int(i)], dtype=np.int64) for i in idx]), axis=1)
+        keys, inverse = np.unique(compositions, return_inverse=True, axis=0)
         low = np.full(len(keys), np.inf)
         np.minimum.at(low, inverse.ravel(), energies[idx])
         lowest.update({tuple(int(z) for z in key): float(e) for key, e in zip(keys, low, strict=True)})
