@@ -82,8 +82,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     model = latest_blob(store, "model")
     selection = ctx.settings.selection
     features = model if selection.diversity == "fps" else None
-    labelled = (store.get_frames(ledger.labelled_ids(store, expensive, ok_only=True))
-                if selection.expensive_pick == "coverage" else None)
+    labelled = ctx.reference_frames("expensive", cycle) if selection.expensive_pick == "coverage" else None
     committee = None
     if selection.expensive_pick == "committee":
         members = committee_blobs(store, selection.committee_size - 1)

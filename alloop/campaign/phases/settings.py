@@ -70,6 +70,7 @@ class SelectionSettings:
     # "committee" (the committee's force deviation x distance)
     committee_size: int = 1  # models whose force deviation ranks the expensive pick (1: no committee)
     memory: bool = False  # selection.memory: the cheap pick starts from the labelled frames' descriptors
+    reference_frames: int | None = None  # selection.reference_frames: at most this many of them (None: all)
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
             expensive_pick=sel.expensive_pick,
             committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
+            reference_frames=sel.reference_frames,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,

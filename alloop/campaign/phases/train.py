@@ -38,7 +38,7 @@ from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.sample import bounded_sample
+from alloop.store.sample import recent_sample
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,7 @@ class WarmSample:
 
     def rows(self, store: CampaignStore, frame_ids: np.ndarray) -> np.ndarray:
         """Indices into ``frame_ids`` (ascending) of the labels the cycle trains on."""
-        if self.cap is None or frame_ids.size <= self.cap:
-            return np.arange(frame_ids.size)
-        recent = store.frame_meta(frame_ids)["cycle"] >= self.cycle - 1
-        return bounded_sample(frame_ids, self.cap, (self.seed, self.cycle + 1, self.salt), keep=recent)
+        return recent_sample(store, frame_ids, self.cap, self.cycle, (self.seed, self.salt))
 
 
 def labelled_arrays(store: CampaignStore, fidelity: Fidelity, sample: WarmSample | None = None) -> LabelledArrays:

@@ -1,5 +1,6 @@
 """A warm-started cycle trains on a bounded, seeded sample of the labels (the newest all in); the bootstrap and the
-final retrain train on every label (training.warm_sample_cheap / _expensive)."""
+final retrain train on every label (training.warm_sample_cheap / _expensive). The picks' reference sets of labelled
+frames are bounded the same way (selection.reference_frames)."""
 
 from __future__ import annotations
 
@@ -36,14 +37,15 @@ class _Client:
         self.submitted.append(args)
 
 
-def _ctx(tmp_path, seed: int = 0, checkpoints: bool = True) -> PhaseContext:
+def _ctx(tmp_path, seed: int = 0, checkpoints: bool = True, reference_frames: int | None = 2000) -> PhaseContext:
     cfg = CampaignConfig.from_dict({
         "system": {"structures": "H2O"}, "fidelities": FIDELITIES, "seed": seed,
+        "selection": {"reference_frames": reference_frames},
         "training": {"warm_sample_cheap": CAPS["cheap"], "warm_sample_expensive": CAPS["expensive"]},
         "schedule": {"n_cycles": 6, "bootstrap": {"n_samples": 8, "n_expensive": 3}}})
     settings = campaign_settings(cfg)
     fidelities = {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity}
-    store = CampaignStore.create(tmp_path / f"store-{seed}-{checkpoints}")
+    store = CampaignStore.create(tmp_path / f"store-{seed}-{checkpoints}-{reference_frames}")
     water, rng = molecule("H2O"), np.random.default_rng(0)
     for cycle in range(-1, 5):
         frames = [water.copy() for _ in range(PER_CYCLE["cheap"])]
@@ -90,6 +92,20 @@ def test_the_final_retrain_and_a_cold_start_train_on_every_label(tmp_path, cycle
     assert run.n_labels == {"expensive": 18, "cheap": 48}
 
 
+@pytest.mark.parametrize("cap", [18, None])
+def test_the_picks_measure_distances_from_a_bounded_reference_set(tmp_path, cap):
+    ctx = _ctx(tmp_path, reference_frames=cap)
+    frames = ctx.reference_frames("cheap", 4)
+    ids = [a.info["frame_id"] for a in frames]
+    if cap is None:
+        assert len(ids) == 48
+        return
+    assert len(ids) == cap and len(set(ids)) == cap
+    assert sum(a.info["cycle"] >= 3 for a in frames) == 2 * PER_CYCLE["cheap"]  # the newest labels all in
+    assert [a.info["frame_id"] for a in ctx.reference_frames("cheap", 4)] == ids  # seeded
+    assert len(ctx.reference_frames("expensive", 4)) == 18  # all of them: not more than the cap
+
+
 def test_bounded_sample():
     ids = np.arange(100, 200)
     np.testing.assert_array_equal(bounded_sample(ids, None, 0), np.arange(100))
@@ -100,6 +116,9 @@ def test_bounded_sample():
     np.testing.assert_array_equal(picked, bounded_sample(ids, 30, (0, 5), keep=keep))
     assert not np.array_equal(picked, bounded_sample(ids, 30, (0, 6), keep=keep))
     np.testing.assert_array_equal(bounded_sample(ids, 4, 0, keep=keep), np.arange(96, 100))  # the newest marked
+    shuffled = np.random.default_rng(1).permutation(100)  # the same frames in another order: the same frames
+    again = bounded_sample(ids[shuffled], 30, (0, 5), keep=keep[shuffled])
+    assert set(ids[shuffled][again]) == set(ids[picked]) and np.all(np.diff(again) > 0)
 
 
 def test_the_default_bounds_leave_the_quickstart_every_label():
