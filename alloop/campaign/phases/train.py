@@ -212,16 +212,17 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ledger.mark_phase(ctx.store, cycle, ledger.TRAINED, note={"model_version": version})
     mae = result.metrics.get("force_mae_eV_per_A")
     ctx.progress.update(val_force_mae=mae)
-    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {_of(run, 'expensive')} expensive "
-            f"and {_of(run, 'cheap')} cheap labels; validation force MAE {mae:.4f} eV/A")
+    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {_trained_on(run)}; validation "
+            f"force MAE {mae:.4f} eV/A")
     return result.metrics
 
 
-def _of(run: TrainingRun, role: str) -> str:
-    """The labels of ``role`` the run trained on: "N", or "N of M (warm sample)" when it left some out."""
-    n = run.n_expensive if role == "expensive" else len(run.cheap)
-    total = run.n_labels.get(role, n)
-    return str(n) if total <= n else f"{n} of {total} (warm sample)"
+def _trained_on(run: TrainingRun) -> str:
+    """"N expensive and M cheap labels", with "N of K" and "(a warm sample)" when a warm sample left some out."""
+    used = {"expensive": run.n_expensive, "cheap": len(run.cheap)}
+    parts = [f"{n}" if run.n_labels.get(role, n) <= n else f"{n} of {run.n_labels[role]}" for role, n in used.items()]
+    sampled = any(run.n_labels.get(role, n) > n for role, n in used.items())
+    return f"{parts[0]} expensive and {parts[1]} cheap labels" + (" (a warm sample)" if sampled else "")
 
 
 def _record_uncertainty(ctx: PhaseContext, version: int, cycle: int, result: TrainTaskResult) -> None:
