@@ -40,13 +40,14 @@ QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.wor
                     "distributed.client.scheduler-info-interval": "10s"}
 
 
-#: the length of Dask's low-level logs in the driver and its workers (default 1000): every message the client sends
-#: the scheduler (a submitted task with its arguments: a training's labels, an MD segment's model) and the scheduler
-#: its workers is kept in such a log when under 1 MB, as are the task transitions and each event topic's events.
-#: Full, they held hundreds of MB: the driver of campaigns/long-xtb.yaml grew by 6-8 MB a cycle over 20 cycles
-#: (378 -> 507 MB) and its workers by 4-5 MB; with 50, flat from cycle 1 on (385 -> 403 MB over 8 cycles). Worker
-#: losses do not depend on it: the driver subscribes to them (worker_losses.py).
-LOG_LENGTH = {"distributed.admin.low-level-log-length": 50}
+#: the length of Dask's low-level logs in the driver and its workers (default 1000): every batch of messages the
+#: client sends the scheduler (submitted tasks with their arguments: a training's labels, an MD segment's model, a
+#: label task's 64 frames) and the scheduler its workers is kept in such a log when under 1 MB, as are the task
+#: transitions and each event topic's events; they are for debugging Dask. Filling, they grew the driver of
+#: campaigns/long-xtb.yaml by 6-8 MB a cycle over 20 cycles (378 -> 507 MB) and its workers by 4-5 MB; with 50
+#: entries the driver still grew until about cycle 10 (379 -> 415 MB, then 415-425 to cycle 19). Worker losses do
+#: not depend on it: the driver subscribes to them (worker_losses.py).
+LOG_LENGTH = {"distributed.admin.low-level-log-length": 10}
 
 
 @contextmanager
