@@ -155,6 +155,13 @@ class SelectionConfig(Section):
         "nearest labelled or chosen one, and near-duplicates of a labelled frame (closer than 5 % of the labelled "
         "frames' typical spacing) are never chosen; off: each cycle's pick starts from nothing",
     )
+    reference_frames: int | None = Field(
+        default=2000, ge=1,
+        description="the most labelled frames a pick measures distances from (memory's cheap pick; expensive_pick: "
+        "coverage): every frame of this cycle's and the previous cycle's, the rest a sample of the older ones "
+        "seeded by the campaign seed and the cycle, so that a long campaign's pick costs the same every cycle; "
+        "null: every labelled frame",
+    )
     committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
                                 "committee (the campaign's model and committee_size - 1 more, trained every cycle "
                                 "but the last)")

@@ -72,6 +72,19 @@ class TrainingConfig(Section):
         default=0.3, gt=0, le=1,
         description="share of the budget of stages 1 and 2 (and score matching) when warm; stage 3 keeps its full budget",
     )
+    warm_sample_cheap: int | None = Field(
+        default=2000, ge=10,
+        description="a warm-started cycle trains on at most this many cheap labels: every label of the frames "
+        "explored in this cycle and the one before, the rest a seeded sample of the older ones, drawn anew each "
+        "cycle (replay of the campaign's own data); its bias B, Q-residual fit and validation frames come from "
+        "them too. The bootstrap, cycles without a warm start and the final retrain train on every label; null: "
+        "every label in every cycle",
+    )
+    warm_sample_expensive: int | None = Field(
+        default=500, ge=10,
+        description="the same bound on the expensive labels of a warm-started cycle (its stages 1 and 3, its "
+        "error model's fit and calibration); null: every label",
+    )
     final_retrain: bool = Field(
         default=True,
         description="the last scheduled cycle (schedule.n_cycles - 1) trains from the campaign's starting point "

@@ -47,10 +47,11 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
         ids = np.unique(table.frame_id[table.ok])
         if ids.size == 0:
             continue
-        frames = store.get_frames(ids)
-        if any(not np.array_equal(a.numbers, first.numbers) for a in frames):
+        arrays = store.frame_arrays(ids)  # a chunked read: no Atoms for the ten thousand labels of a long campaign
+        if np.any(arrays["numbers"].reshape(ids.size, len(first)) != first.numbers):
             return None
-        out[stored[h]["name"]] = basin_histogram(np.array([a.positions for a in frames]), meta["cycle"][ids], rotors)
+        positions = arrays["positions"].reshape(ids.size, len(first), 3)
+        out[stored[h]["name"]] = basin_histogram(positions, meta["cycle"][ids], rotors)
     if not out:
         return None
     return {"rotors": [r.label for r in rotors], "rotor_names": [r.name(first) for r in rotors], "basins": names,

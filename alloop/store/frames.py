@@ -167,11 +167,20 @@ class FrameSection:
             "positions": self.atoms.read("positions", lo, hi),
         }
 
-    def get(self, ids: np.ndarray) -> list[Atoms]:
+    def _atom_index(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The atom rows of frames ``ids`` (concatenated in their order) and each frame's atom count."""
         offsets, counts = self.index()
         start, n = offsets[ids], counts[ids]
-        total = int(n.sum())
-        atom_index = np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(total)
+        return np.repeat(start - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(int(n.sum())), n
+
+    def arrays(self, ids: np.ndarray) -> dict[str, np.ndarray]:
+        """n_atoms per frame, numbers and positions per atom (concatenated in the order of ``ids``): no Atoms built."""
+        atom_index, n = self._atom_index(ids)
+        return {"n_atoms": n.copy(), "numbers": self.atoms.take("numbers", atom_index).astype(int),
+                "positions": self.atoms.take("positions", atom_index)}
+
+    def get(self, ids: np.ndarray) -> list[Atoms]:
+        atom_index, n = self._atom_index(ids)
         numbers = self.atoms.take("numbers", atom_index)
         positions = self.atoms.take("positions", atom_index)
         cell, pbc = self.frames.take("cell", ids), self.frames.take("pbc", ids)

@@ -35,6 +35,26 @@ def composition_key(numbers: np.ndarray) -> tuple[int, ...]:
     return tuple(int(z) for z in np.sort(np.asarray(numbers)))
 
 
+def lowest_by_composition(energies: np.ndarray, numbers: Sequence[np.ndarray]) -> dict[tuple[int, ...], float]:
+    """The lowest finite energy of each composition (:func:`composition_key`) among the frames: grouped by atom
+    count and composition in numpy, so that ten thousand frames cost milliseconds."""
+    energies = np.asarray(energies, dtype=np.float64)
+    if len(energies) != len(numbers):
+        raise AlloopError(f"{len(energies)} energies for {len(numbers)} frames")
+    sizes = np.array([len(z) for z in numbers], dtype=np.int64)
+    lowest: dict[tuple[int, ...], float] = {}
+    for size in np.unique(sizes):
+        idx = np.flatnonzero((sizes == size) & np.isfinite(energies))
+        if idx.size == 0:
+            continue
+        compositions = np.sort(np.stack([np.asarray(numbers[int(i)], dtype=np.int64) for i in idx]), axis=1)
+        keys, inverse = np.unique(compositions, return_inverse=True, axis=0)
+        low = np.full(len(keys), np.inf)
+        np.minimum.at(low, inverse.ravel(), energies[idx])
+        lowest.update({tuple(int(z) for z in key): float(e) for key, e in zip(keys, low, strict=True)})
+    return lowest
+
+
 def within_thermal_window(
     energies: np.ndarray,
     numbers: Sequence[np.ndarray],
@@ -51,11 +71,7 @@ def within_thermal_window(
     frames that are periodic cells (default: none).
     """
     energies = np.asarray(energies, dtype=np.float64)
-    lowest: dict[tuple[int, ...], float] = {}
-    for e, z in zip(np.asarray(reference_energies, dtype=np.float64), reference_numbers, strict=True):
-        if np.isfinite(e):
-            key = composition_key(z)
-            lowest[key] = min(e, lowest.get(key, np.inf))
+    lowest = lowest_by_composition(reference_energies, reference_numbers)
     mask = np.zeros(energies.size, dtype=bool)
     flags = [False] * energies.size if periodic is None else [bool(p) for p in periodic]
     for m, (e, z) in enumerate(zip(energies, numbers, strict=True)):

@@ -40,6 +40,26 @@ QUIET_MONITORING = {"distributed.admin.tick.interval": "500ms", "distributed.wor
                     "distributed.client.scheduler-info-interval": "10s"}
 
 
+#: the length of Dask's low-level logs in the driver and its workers (default 1000): every batch of messages the
+#: client sends the scheduler (submitted tasks with their arguments: a training's labels, an MD segment's model, a
+#: label task's 64 frames) and the scheduler its workers is kept in such a log when under 1 MB, as are the task
+#: transitions and each event topic's events; they are for debugging Dask. Filling, they grew the driver of
+#: campaigns/long-xtb.yaml by 6-8 MB a cycle over 20 cycles (378 -> 507 MB) and its workers by 4-5 MB; with 50
+#: entries the driver still grew until about cycle 10 (379 -> 415 MB, then 415-425 to cycle 19). Worker losses do
+#: not depend on it: the driver subscribes to them (worker_losses.py).
+LOG_LENGTH = {"distributed.admin.low-level-log-length": 10}
+
+
+@contextmanager
+def short_logs() -> Iterator[None]:
+    """:data:`LOG_LENGTH` (unless a user's Dask config sets it) for the ``with`` block: a campaign's client, its
+    scheduler and workers, and the streams of workers that join later, all read it as they start."""
+    import dask
+
+    with dask.config.set(_still_default(LOG_LENGTH)):
+        yield
+
+
 def available_cores() -> int:
     """Cores this process may run on."""
     try:
@@ -72,11 +92,16 @@ def pin_threads_plugin(threads: int) -> Any:
 
 def quiet_monitoring() -> dict[str, str]:
     """The :data:`QUIET_MONITORING` settings whose current Dask value is still Dask's default (a user's own wins)."""
+    return _still_default(QUIET_MONITORING)
+
+
+def _still_default(settings: dict[str, Any]) -> dict[str, Any]:
+    """The ``settings`` whose current Dask value is still the one Dask ships (a user's own wins)."""
     import dask
     import distributed  # noqa: F401 (registers distributed's configuration defaults)
 
     shipped = dask.config.merge(*dask.config.defaults)  # the packages' own defaults, without the user's files
-    return {key: value for key, value in QUIET_MONITORING.items()
+    return {key: value for key, value in settings.items()
             if dask.config.get(key, None) == dask.config.get(key, None, config=shipped)}
 
 

@@ -42,24 +42,36 @@ def parse_losses(events: Iterable[tuple[float, Any]], since: float) -> list[Work
     return sorted(out, key=lambda loss: loss.time)
 
 
+#: the scheduler's event topic of worker removals
+ALL_TOPIC = "all"
+
+
 class WorkerLosses:
-    """Reads worker removals from the scheduler's event log, each once; earlier ones (before this object) are ignored."""
+    """Reads worker removals from the scheduler's ``all`` event topic, each once; earlier ones (before this object)
+    are ignored. Events are pushed to this client as they happen (subscribed) and read from the scheduler's own log,
+    which keeps only the last ``distributed.admin.low-level-log-length`` events (cluster.py shortens it)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.since = max((float(stamp) for stamp, _ in self._events()), default=0.0)
-
-    def _events(self) -> tuple[tuple[float, Any], ...]:
+        self.pushed: list[tuple[float, Any]] = []
+        self.since = max((float(stamp) for stamp, _ in self._log()), default=0.0)
         try:
-            return tuple(self.client.get_events("all"))
+            client.subscribe_topic(ALL_TOPIC, self.pushed.append)
+        except Exception:  # noqa: BLE001 (a client that cannot subscribe: the scheduler's log alone)
+            pass
+
+    def _log(self) -> tuple[tuple[float, Any], ...]:
+        try:
+            return tuple(self.client.get_events(ALL_TOPIC))
         except Exception:  # noqa: BLE001 (a scheduler without the event log: nothing to record)
             return ()
 
     def new(self) -> list[WorkerLoss]:
         """Losses since the last call."""
-        losses = parse_losses(self._events(), self.since)
-        if losses:
-            self.since = losses[-1].time
+        events = self._log() + tuple(self.pushed)
+        losses = sorted(set(parse_losses(events, self.since)), key=lambda loss: (loss.time, loss.worker))
+        self.since = max([self.since, *(float(stamp) for stamp, _ in events)])
+        self.pushed[:] = [e for e in self.pushed if float(e[0]) > self.since]  # read: dropped
         return losses
 
 

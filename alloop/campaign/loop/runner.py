@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from alloop.campaign.execution.cluster import dashboard_link, open_client
+from alloop.campaign.execution.cluster import dashboard_link, open_client, short_logs
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.campaign.loop.driver import Campaign
 from alloop.campaign.loop.exits import LOG_NAME, append_log, logged_exit
@@ -137,16 +137,17 @@ def _batch_kind(cfg: CampaignConfig, address: str | None) -> str | None:
 
 @contextlib.contextmanager
 def _client(cfg: CampaignConfig, address: str | None, log: Callable[[str], None]) -> Iterator[Any]:
+    """The campaign's Dask client, with Dask's low-level logs short while it lives (cluster.short_logs)."""
     ex = cfg.execution
     if _batch_kind(cfg, address) is not None:
         from alloop.campaign.execution.jobqueue import jobqueue_client
 
-        with jobqueue_client(ex, log) as client:
+        with short_logs(), jobqueue_client(ex, log) as client:
             yield client
         return
-    with open_client(n_workers=ex.n_workers, threads_per_worker=ex.threads_per_worker,
-                     address=address or ex.address,
-                     scheduler_file=str(ex.scheduler_file) if ex.scheduler_file else None) as client:
+    with short_logs(), open_client(n_workers=ex.n_workers, threads_per_worker=ex.threads_per_worker,
+                                   address=address or ex.address,
+                                   scheduler_file=str(ex.scheduler_file) if ex.scheduler_file else None) as client:
         yield client
 
 

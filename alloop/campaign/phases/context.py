@@ -20,7 +20,9 @@ from alloop.campaign.phases.settings import CampaignSettings
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.molecules import Molecules
+from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
+from alloop.store.sample import recent_sample
 
 if TYPE_CHECKING:  # the loop's progress display (a room above the phases)
     from alloop.campaign.loop.progress import Progress
@@ -60,6 +62,14 @@ class PhaseContext:
     def replica_temperature(self, replica: int) -> float:
         """Replica ``replica``'s bath temperature: the ladder's rung of its rank within its molecule."""
         return self.settings.explore.replica_temperature(self.molecules.place(replica)[1])
+
+    def reference_frames(self, role: str, cycle: int) -> list[Atoms]:
+        """The frames with an ok label of ``role`` that ``cycle``'s pick measures distances from: at most
+        ``selection.reference_frames`` of them, the newest all in (:func:`alloop.store.sample.recent_sample`)."""
+        ids = ledger.labelled_ids(self.store, self.fidelities[role], ok_only=True)
+        salt = 2 + sorted(self.fidelities).index(role)  # 0 and 1 draw the training's warm samples
+        keep = recent_sample(self.store, ids, self.settings.selection.reference_frames, cycle, (self.settings.seed, salt))
+        return self.store.get_frames(ids[keep])
 
     @property
     def elements(self) -> list[int]:

@@ -116,8 +116,8 @@ def start_explore(ctx: PhaseContext, cycle: int, priority: int = 0) -> ExploreRu
     states = starting_states(ctx, cycle)
     ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {s.explore.segment_steps} steps")
     requests = md_requests(ctx, states, store.checkpoint(version)[0], uq_blob)
-    if s.selection.memory:  # one task describes the frames labelled so far under the same model
-        requests[0].labelled = store.get_frames(ledger.labelled_ids(store, ctx.fidelities["cheap"], ok_only=True))
+    if s.selection.memory:  # one task describes the frames labelled so far (at most reference_frames) under the model
+        requests[0].labelled = ctx.reference_frames("cheap", cycle)
     tasks = [BackgroundTask(ctx.client, md_task, (r,), s.max_task_retries, priority) for r in requests]
     return ExploreRun(cycle, version, tasks)
 

@@ -82,8 +82,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     model = latest_blob(store, "model")
     selection = ctx.settings.selection
     features = model if selection.diversity == "fps" else None
-    labelled = (store.get_frames(ledger.labelled_ids(store, expensive, ok_only=True))
-                if selection.expensive_pick == "coverage" else None)
+    labelled = ctx.reference_frames("expensive", cycle) if selection.expensive_pick == "coverage" else None
     committee = None
     if selection.expensive_pick == "committee":
         members = committee_blobs(store, selection.committee_size - 1)
@@ -146,7 +145,8 @@ def _thermal_mask(ctx: PhaseContext, table: LabelTable, rows: np.ndarray, frames
                   n_sigma: float) -> np.ndarray:
     """Which of the cheap-labelled ``rows`` lie within the thermal energy window (see energy_window)."""
     ok = np.flatnonzero(table.ok)
-    reference = ctx.store.get_frames(table.frame_id[ok])
+    reference = ctx.store.frame_arrays(table.frame_id[ok])  # every cheap label: arrays, no Atoms
+    numbers = np.split(reference["numbers"], np.cumsum(reference["n_atoms"])[:-1])
     return within_thermal_window(table.energy[rows], [a.numbers for a in frames], table.energy[ok],
-                                 [a.numbers for a in reference], ctx.settings.selection.temperature_K, n_sigma,
+                                 numbers, ctx.settings.selection.temperature_K, n_sigma,
                                  periodic=[bool(a.pbc.all()) for a in frames])

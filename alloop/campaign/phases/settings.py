@@ -12,7 +12,7 @@ and the training plan that gives each cycle's ASTEROID settings (through
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -70,6 +70,7 @@ class SelectionSettings:
     # "committee" (the committee's force deviation x distance)
     committee_size: int = 1  # models whose force deviation ranks the expensive pick (1: no committee)
     memory: bool = False  # selection.memory: the cheap pick starts from the labelled frames' descriptors
+    reference_frames: int | None = None  # selection.reference_frames: at most this many of them (None: all)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,8 @@ class TrainingPlan:
     temperature_K: float  # of score matching
     committee: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
     final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
+    #: role -> the most labels of that role a warm-started cycle trains on (training.warm_sample_*; None: all)
+    warm_sample: dict[str, int | None] = field(default_factory=dict)
 
     def stages(self, cycle: int, warm: bool, final: bool = False) -> AsteroidSettings:
         """Cycle ``cycle``'s stage settings: seeded per cycle (initialisation, batch order), the validation splits by
@@ -202,6 +205,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
         committee=cfg.selection.committee_size if cfg.selection.expensive_pick == "committee" else 1,
+        warm_sample={"cheap": cfg.training.warm_sample_cheap, "expensive": cfg.training.warm_sample_expensive},
     )
 
 
@@ -219,6 +223,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
             expensive_pick=sel.expensive_pick,
             committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
+            reference_frames=sel.reference_frames,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,

@@ -2,7 +2,12 @@
 
 The request holds the labels in frame-id order (:func:`labelled_arrays`), the
 cycle's ASTEROID settings (shortened for a warm start), the Q-residual settings
-and, with warm starts, the previous cycle's checkpoints. The result's models
+and, with warm starts, the previous cycle's checkpoints. A warm-started cycle's
+labels are bounded per role (``training.warm_sample_cheap``, ``_expensive``):
+every label of the frames explored in this cycle and the one before, the rest a
+sample of the older ones seeded by the campaign seed and the cycle
+(:func:`alloop.store.sample.bounded_sample`); the bootstrap, cold cycles and the
+final retrain get every label. The result's models
 (stage 1 ``theta0``, stage 2 ``stage2``, the new ``model``, with
 ``selection.expensive_pick: committee`` the other members of the committee, role ``committee``), the uncertainty
 model, the ASTEROID bias rows and the ``cycles`` row are committed together by
@@ -17,7 +22,7 @@ the retrained one is kept under the role ``rejected``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,15 +33,31 @@ from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.cycle_record import record_cycle
-from alloop.campaign.phases.stop_rules import N_LABELS_KEY
+from alloop.campaign.phases.stop_rules import N_LABELS_KEY, ok_label_counts
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables
 from alloop.store.campaign import CampaignStore
+from alloop.store.sample import recent_sample
 
 
-def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
-    """The frames with a successful label at ``fidelity``, in frame-id order.
+@dataclass(frozen=True)
+class WarmSample:
+    """A warm-started cycle's bound on one role's labels: at most ``cap``, every label of the frames explored in
+    ``cycle`` and the one before, the rest drawn from the older ones with the seed (``seed``, ``cycle``, ``salt``)."""
+
+    cap: int | None
+    cycle: int
+    seed: int
+    salt: int = 0
+
+    def rows(self, store: CampaignStore, frame_ids: np.ndarray) -> np.ndarray:
+        """Indices into ``frame_ids`` (ascending) of the labels the cycle trains on."""
+        return recent_sample(store, frame_ids, self.cap, self.cycle, (self.seed, self.salt))
+
+
+def labelled_arrays(store: CampaignStore, fidelity: Fidelity, sample: WarmSample | None = None) -> LabelledArrays:
+    """The frames with a successful label at ``fidelity``, in frame-id order (with ``sample``: those it keeps).
 
     Labels are committed in the order they finish, which varies from run to run
     with parallel workers; ordering by frame id makes the training data (and so
@@ -47,6 +68,8 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity) -> LabelledArrays:
     table = store.labels(fidelity.hash())
     rows = np.flatnonzero(table.ok)
     rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
+    if sample is not None:
+        rows = rows[sample.rows(store, table.frame_id[rows])]
     frames = store.get_frames(table.frame_id[rows])
     periodic = any(a.pbc.any() for a in frames)
     return LabelledArrays(
@@ -73,10 +96,29 @@ def warm_start_blobs(ctx: PhaseContext) -> dict[str, bytes]:
     return {role: found[1] for role, found in newest.items() if found is not None}
 
 
+def is_final(ctx: PhaseContext, cycle: int, final: bool | None = None) -> bool:
+    """Whether ``cycle``'s training is the final retrain (``final`` if given; else when ``training.final_retrain``
+    makes the last scheduled cycle's one)."""
+    if final is not None:
+        return final
+    return ctx.settings.training.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
+
+
+def training_labels(ctx: PhaseContext, cycle: int, short: bool) -> tuple[LabelledArrays, LabelledArrays]:
+    """The expensive and cheap labels of ``cycle``'s training: every ok label, or with ``short`` (a warm-started
+    cycle) at most ``training.warm_sample_<role>`` of each role (:class:`WarmSample`)."""
+    plan, seed = ctx.settings.training, ctx.settings.seed
+    out = [labelled_arrays(ctx.store, ctx.fidelities[role],
+                           WarmSample(plan.warm_sample.get(role), cycle, seed, salt) if short else None)
+           for salt, role in enumerate(("expensive", "cheap"))]
+    return out[0], out[1]
+
+
 def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | None, expensive: LabelledArrays,
-                  cheap: LabelledArrays, final: bool | None = None) -> TrainRequest:
-    """Cycle ``cycle``'s training request on the store's labels (``final``: whether it is the final retrain; None:
-    when ``training.final_retrain`` makes the last scheduled cycle's one)."""
+                  cheap: LabelledArrays, final: bool | None = None, warm: dict[str, bytes] | None = None
+                  ) -> TrainRequest:
+    """Cycle ``cycle``'s training request on the store's labels (``final``: see :func:`is_final`; ``warm``: the
+    checkpoints to continue from, None: :func:`warm_start_blobs` unless final)."""
     plan = ctx.settings.training
     initial = None
     if plan.from_checkpoint:  # the store's copy of the file's model (prepared by run())
@@ -86,9 +128,9 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     # a periodic cycle continues the previous models briefly; the naive strategy's one fine-tune on all the
     # labels starts from the bootstrap model too, but with the full budget and learning rate; with
     # training.final_retrain the last scheduled cycle starts afresh (scratch or the pretrained model), full budget
-    if final is None:
-        final = plan.final_retrain and cycle == ctx.settings.stop.n_cycles - 1
-    warm = {} if final else warm_start_blobs(ctx)
+    final = is_final(ctx, cycle, final)
+    if warm is None:
+        warm = {} if final else warm_start_blobs(ctx)
     committee = 1 if final else plan.committee  # the delivered model picks no frames: no committee for it
     incumbent = newest_checkpoint(ctx, "model") if final else None
     short = bool(warm) and ctx.settings.periodic
@@ -128,6 +170,7 @@ class TrainingRun:
     task: BackgroundTask
     n_expensive: int
     cheap: LabelledArrays
+    n_labels: dict[str, int] = field(default_factory=dict)  # role -> the store's ok labels (a warm sample: more)
 
     def done(self) -> bool:
         return self.task.done()
@@ -138,14 +181,18 @@ def start_training(ctx: PhaseContext, cycle: int, original: originals.Original |
     """Submit the training task of ``cycle`` (scheduler ``priority``; ``final``: see :func:`train_request`) on every
     ok label of the store; its log lines are echoed as they come (after ``prefix``)."""
     ctx.progress.update(cycle=cycle, phase="training")
-    expensive = labelled_arrays(ctx.store, ctx.fidelities["expensive"])
+    final = is_final(ctx, cycle, final)
+    warm = {} if final else warm_start_blobs(ctx)
+    short = bool(warm) and ctx.settings.periodic  # a warm start: shorter budgets, bounded labels
+    expensive, cheap = training_labels(ctx, cycle, short)
     if len(expensive) < 2:
         raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
-    cheap = labelled_arrays(ctx.store, ctx.fidelities["cheap"])
-    request = train_request(ctx, cycle, original, expensive, cheap, final)
+    n_labels = ok_label_counts(ctx.store, ctx.fidelities) if short else {"expensive": len(expensive),
+                                                                        "cheap": len(cheap)}
+    request = train_request(ctx, cycle, original, expensive, cheap, final, warm)
     ctx.client.subscribe_topic(TRAIN_TOPIC, lambda event: ctx.log(f"  {prefix}{event[1]}"))
     task = BackgroundTask(ctx.client, train_task, (request,), ctx.settings.max_task_retries, priority)
-    return TrainingRun(cycle, task, len(expensive), cheap)
+    return TrainingRun(cycle, task, len(expensive), cheap, n_labels)
 
 
 def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Original | None,
@@ -165,9 +212,17 @@ def finish_training(ctx: PhaseContext, run: TrainingRun, original: originals.Ori
         ledger.mark_phase(ctx.store, cycle, ledger.TRAINED, note={"model_version": version})
     mae = result.metrics.get("force_mae_eV_per_A")
     ctx.progress.update(val_force_mae=mae)
-    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {run.n_expensive} expensive and "
-            f"{len(run.cheap)} cheap labels; validation force MAE {mae:.4f} eV/A")
+    ctx.log(f"cycle {cycle}: model v{version} trained in {result.seconds:.0f} s on {_trained_on(run)}; validation "
+            f"force MAE {mae:.4f} eV/A")
     return result.metrics
+
+
+def _trained_on(run: TrainingRun) -> str:
+    """"N expensive and M cheap labels", with "N of K" and "(a warm sample)" when a warm sample left some out."""
+    used = {"expensive": run.n_expensive, "cheap": len(run.cheap)}
+    parts = [f"{n}" if run.n_labels.get(role, n) <= n else f"{n} of {run.n_labels[role]}" for role, n in used.items()]
+    sampled = any(run.n_labels.get(role, n) > n for role, n in used.items())
+    return f"{parts[0]} expensive and {parts[1]} cheap labels" + (" (a warm sample)" if sampled else "")
 
 
 def _record_uncertainty(ctx: PhaseContext, version: int, cycle: int, result: TrainTaskResult) -> None:
@@ -196,8 +251,8 @@ def _store_models(ctx: PhaseContext, cycle: int, result: TrainTaskResult, run: T
     """Add the result's checkpoints, uncertainty model and bias rows to the store; returns the model's version. The
     model records the ok labels it was trained on per role (not when a rejected final retrain left older weights)."""
     store, cheap = ctx.store, run.cheap
-    trained_on = {} if result.rejected_blob is not None else {
-        N_LABELS_KEY: {"expensive": run.n_expensive, "cheap": len(cheap)}}
+    trained_on = {} if result.rejected_blob is not None else {  # a warm sample: the labels it was drawn from
+        N_LABELS_KEY: {"expensive": run.n_expensive, "cheap": len(cheap), **run.n_labels}}
     if result.bias_model_blob is not None:
         store.add_checkpoint(result.bias_model_blob, {"cycle": cycle}, role="theta0")
     if result.pretrained_blob is not None:

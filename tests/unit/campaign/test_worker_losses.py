@@ -43,6 +43,32 @@ def test_each_loss_is_read_once_and_earlier_ones_never():
     assert losses.new() == []
 
 
+class _PushingClient(_Client):
+    """A client whose scheduler log keeps only the last event; the others come pushed to the subscriber."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.handlers: dict = {}
+
+    def subscribe_topic(self, topic, handler) -> None:  # noqa: ANN001
+        self.handlers[topic] = handler
+
+    def publish(self, event: tuple) -> None:
+        self.events = [event]
+        self.handlers["all"](event)
+
+
+def test_losses_pushed_to_the_client_count_when_the_scheduler_log_dropped_them():
+    client = _PushingClient()
+    losses = WorkerLosses(client)
+    for event in EVENTS:  # the loss of tcp://a at 2.0 has left the scheduler's one-event log
+        client.publish(event)
+    assert [x.worker for x in losses.new()] == ["tcp://a", "tcp://c"]  # once each, though 4.0 came both ways
+    assert losses.new() == [] and losses.pushed == []  # read events are dropped
+    client.publish((5.0, _removed("tcp://d", ["md-2"])))
+    assert [x.worker for x in losses.new()] == ["tcp://d"]
+
+
 def test_a_scheduler_without_event_log_records_nothing():
     class Broken:
         def get_events(self, topic: str) -> tuple:

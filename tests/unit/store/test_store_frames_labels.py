@@ -34,6 +34,10 @@ def test_frames_of_different_sizes_round_trip(tmp_path, water, ethanol):
             assert np.array_equal(a.numbers, b.numbers) and np.array_equal(a.positions, b.positions)
             assert np.array_equal(a.cell.array, b.cell.array) and np.array_equal(a.pbc, b.pbc)
         assert [a.info["frame_id"] for a in store.get_frames([2, 0, 2])] == [2, 0, 2]
+        arrays = store.frame_arrays([2, 0, 1, 2])  # arrays, no Atoms built
+        assert arrays["n_atoms"].tolist() == [2, 3, 9, 2]
+        assert arrays["numbers"].tolist() == [z for k in (2, 0, 1, 2) for z in frames[k].numbers.tolist()]
+        np.testing.assert_array_equal(arrays["positions"], np.concatenate([frames[k].positions for k in (2, 0, 1, 2)]))
         meta = store.frame_meta()
         assert meta["n_atoms"].tolist() == [3, 9, 2, 5] and meta["offset"].tolist() == [0, 3, 12, 14]
         assert meta["origin"].tolist() == [2, 2, 4, 1] and meta["replica"].tolist() == [0, 1, -1, -1]

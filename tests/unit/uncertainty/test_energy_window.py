@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from alloop.errors import AlloopError
-from alloop.uncertainty.energy_window import thermal_window_eV, within_thermal_window
+from alloop.uncertainty.energy_window import composition_key, lowest_by_composition, thermal_window_eV, within_thermal_window
 from alloop.units import KB_EV_PER_K
 
 WATER, ETHANOL = np.array([8, 1, 1]), np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
@@ -47,3 +47,16 @@ def test_mask_is_per_composition_relative_to_the_lowest_energy():
 def test_frame_of_an_unseen_composition_is_outside():
     mask = within_thermal_window(np.array([-5.0]), [np.array([1, 1])], np.array([-20.0]), [WATER], 300.0, 10.0)
     assert not mask[0]
+
+
+def test_lowest_by_composition_is_the_minimum_per_composition_in_any_atom_order():
+    rng = np.random.default_rng(0)
+    numbers = [(ETHANOL, WATER, WATER[::-1], np.array([1, 1]))[k] for k in rng.integers(0, 4, 500)]
+    energies = rng.normal(size=500)
+    energies[::7] = np.nan  # failed labels count for nothing
+    expected: dict = {}
+    for e, z in zip(energies, numbers, strict=True):
+        if np.isfinite(e):
+            expected[composition_key(z)] = min(e, expected.get(composition_key(z), np.inf))
+    assert lowest_by_composition(energies, numbers) == expected
+    assert lowest_by_composition(np.zeros(0), []) == {}
