@@ -44,6 +44,13 @@ def phase_done(store: CampaignStore, cycle: int, phase: str) -> bool:
     return bool(np.any((rows["cycle"] == cycle) & (rows["phase"] == phase)))
 
 
+def cycle_started(store: CampaignStore, cycle: int) -> bool:
+    """Whether any phase of ``cycle`` is done (a campaign that went on to it passed the previous cycle's stop
+    checks then)."""
+    rows = tables.read(store, tables.PROGRESS)
+    return bool(rows) and bool(np.any(rows["cycle"] == cycle))
+
+
 def mark_phase(store: CampaignStore, cycle: int, phase: str, note: dict | None = None) -> None:
     """Record a finished phase and commit everything written with it."""
     tables.append(store, tables.PROGRESS, cycle=[cycle], phase=[phase], time=[time.time()])

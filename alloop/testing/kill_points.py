@@ -28,9 +28,11 @@ Store creation (sequence number 0) is not a commit; a run never kills after
 the commit that marks the campaign finished (it would cut the log line that
 follows it). With ``--note FILE`` the killer appends one line to FILE saying
 where the kill landed, with the store's sequence numbers (e.g. ``label 2 after
-commit 7``, ``inside commit 8``).
+commit 7``, ``inside commit 8``). With ``--from CYCLE:PHASE`` the commits are
+counted from the one that marks that phase (``0 epoch 1 --from 1:labelled-expensive``:
+the first epoch of cycle 1's training), whatever came before it.
 
-    python -m alloop.testing.kill_points COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...
+    python -m alloop.testing.kill_points COMMITS MODE AT [--note FILE] [--from CYCLE:PHASE] -- ALLOOP_ARGS...
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def _kill() -> None:
 class _Trigger:
     """The kill point's state: commits completed, progress events counted since commit k, the pending timer."""
 
-    def __init__(self, commits: int, mode: str, at: float, kill: Callable[[], None], note: Path | None) -> None:
+    def __init__(self, commits: int, mode: str, at: float, kill: Callable[[], None], note: Path | None,
+                 start: tuple[int, str] | None = None) -> None:
         self.commits, self.mode, self.at, self.kill, self.note = commits, mode, at, kill, note
+        self.start = start  # (cycle, phase): commits count from the one marking it (None: from the run's start)
         self.seen = 0
         self.seq = 0  # the store's sequence number of the last commit record written
         self.events = 0
@@ -80,6 +84,12 @@ class _Trigger:
 
     def record(self, write: Callable[[], None], record: dict[str, Any]) -> None:
         """Write a commit record (``write``), killing before it (commit k+1) or after it (commit k) as planned."""
+        if self.start is not None:
+            write()
+            self.seq = int(record["seq"])
+            if (record.get("cycle"), record.get("phase")) == self.start:
+                self.start = None  # commit 0 of the count
+            return
         self.seen += 1
         waiting = self.mode in PROGRESS_MODES and self.seen > self.commits
         if self.seen > self.commits + WINDOW.get(self.mode, 0) or (waiting and record.get("phase") == "finished"):
@@ -98,7 +108,7 @@ class _Trigger:
 
     def progress(self, kind: str) -> None:
         """One progress event of ``kind`` ('label' or 'epoch'); kills at the planned one after commit k."""
-        if self.mode != kind or self.seen < self.commits:
+        if self.mode != kind or self.start is not None or self.seen < self.commits:
             return
         self.events += 1
         if self.events == int(self.at):
@@ -111,18 +121,21 @@ def _set_method(cls: type, name: str, function: Callable[..., Any]) -> None:
     setattr(cls, name, function)
 
 
-def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, note: Path | None = None
-        ) -> Callable[[], None]:
+def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, note: Path | None = None,
+        start: tuple[int, str] | None = None) -> Callable[[], None]:
     """Wrap the store's commit-record writer (and, for the progress modes, the driver's label intake or its log)
     so that this process group dies at the kill point; ``at`` is the delay (s) of ``during``, the count of
-    ``label``/``epoch``. Returns ``disarm``: restores what was wrapped and cancels a pending ``during`` timer."""
+    ``label``/``epoch``; ``start`` (cycle, phase): count the commits from the one that marks that phase (then a
+    progress kill may count from it, ``commits`` 0). Returns ``disarm``: restores what was wrapped and cancels a
+    pending ``during`` timer."""
     from alloop.campaign.loop import runner
     from alloop.store import campaign as store_module
 
-    if commits < 1 or mode not in ALL_MODES or (mode in PROGRESS_MODES and int(at) < 1):
+    least = 0 if start is not None and mode in PROGRESS_MODES else 1
+    if commits < least or mode not in ALL_MODES or (mode in PROGRESS_MODES and int(at) < 1):
         raise ValueError(f"need COMMITS >= 1, MODE in {ALL_MODES} (AT >= 1 for {PROGRESS_MODES}), "
                          f"got {commits}, {mode!r}, {at}")
-    trigger = _Trigger(commits, mode, at, kill, note)
+    trigger = _Trigger(commits, mode, at, kill, note, start)
     write_record, logger = store_module.atomic_write_json, runner._logger
     add_labels = store_module.CampaignStore.add_labels
 
@@ -163,18 +176,24 @@ def arm(commits: int, mode: str, at: float, kill: Callable[[], None] = _kill, no
 
 
 def main(argv: list[str]) -> int:
-    """``COMMITS MODE AT [--note FILE] -- ALLOOP_ARGS...``: arm, then run the alloop CLI in this process."""
+    """``COMMITS MODE AT [--note FILE] [--from CYCLE:PHASE] -- ALLOOP_ARGS...``: arm, then run the alloop CLI in
+    this process."""
     if "--" not in argv:
         raise SystemExit(__doc__.splitlines()[-1])
     own, cli_args = argv[:argv.index("--")], argv[argv.index("--") + 1:]
-    note = None
-    if len(own) == 5 and own[3] == "--note":
-        note = Path(own.pop())
-        own.pop()
+    options: dict[str, str] = {}
+    while len(own) > 3 and own[-2] in ("--note", "--from"):
+        options[own[-2]] = own[-1]
+        del own[-2:]
     if len(own) != 3:
         raise SystemExit(__doc__.splitlines()[-1])
     commits, mode, at = own
-    arm(int(commits), mode, float(at), note=note)
+    start = None
+    if "--from" in options:
+        cycle, _, phase = options["--from"].partition(":")
+        start = (int(cycle), phase)
+    note = Path(options["--note"]) if "--note" in options else None
+    arm(int(commits), mode, float(at), note=note, start=start)
     from alloop.cli import main as alloop_main
 
     return alloop_main(cli_args)

@@ -222,6 +222,30 @@ def test_asynchronous_campaign_survives_sigkills_at_each_kind_of_kill_point(tmp_
     _kill_and_resume(tmp_path, n_kills=len(MODES), n_cycles=2, seed=13, mode="asynchronous")
 
 
+def test_kill_in_the_last_cycles_training_after_the_budget_is_spent(tmp_path):
+    """The last cycle's labels spend the cheap label limit, then a kill lands in its training: the resume trains
+    that cycle (it once read the spent budget as cycle 0's stop reason and finished without it)."""
+    import sys
+
+    yaml = write_tiny(tmp_path, cycles=2, min_cheap=4, max_cheap=14)  # bootstrap 6 + 4 + 4 cheap labels
+    run_dir, stderr, note = tmp_path / "run", tmp_path / "campaign.stderr", tmp_path / "kills.txt"
+    kill = [sys.executable, "-m", "alloop.testing.kill_points", "0", "epoch", "1", "--note", str(note),
+            "--from", "1:labelled-expensive", "--", "run", str(yaml), "--dir", str(run_dir), "--no-progress"]
+    assert run_group(kill, stderr) == -signal.SIGKILL, tail(stderr)
+    assert note.read_text().startswith("epoch 1 after commit"), note.read_text()
+    assert (1, "labelled-expensive") in committed_phases(run_dir)
+    assert (1, "trained") not in committed_phases(run_dir)
+    before = committed_labels(run_dir)
+    code = run_group(campaign_command(yaml, run_dir, None), stderr)
+    assert code == 0, tail(stderr)
+    out = check_invariants(run_dir, n_cycles=2)  # cycle 1 trained
+    check_nothing_lost(before, out["labels"])
+    with CampaignStore.open(run_dir / "store.zarr") as store:
+        cheap = next(h for h, info in store.fidelities().items() if info["name"] == "hf-sto3g")
+    assert sum(1 for (_, h) in out["labels"] if h == cheap) == 14  # the limit was reached in cycle 1
+    assert "campaign finished: 2 cycles done" in (run_dir / "campaign.log").read_text()
+
+
 @pytest.mark.slow
 def test_campaign_survives_many_sigkills(tmp_path):
     _kill_and_resume(tmp_path, n_kills=15, n_cycles=3, seed=12)

@@ -164,10 +164,22 @@ def open_client(
         client.register_plugin(pin_threads_plugin(threads_per_worker))
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        _restore_driver(saved_env, torch, driver_torch_threads)
+        try:
+            client.close()
+            if cluster is not None:
+                _close_cluster(cluster)
+        finally:
+            _restore_driver(saved_env, torch, driver_torch_threads)
+
+
+def _close_cluster(cluster: distributed.LocalCluster) -> None:
+    """Close the embedded cluster. A nanny whose restarted worker died before it started has no process to join
+    (distributed raises AssertionError 'can only join a started process'); the rest of the cluster is closed by
+    then, and everything the campaign did is committed, so that is logged, not raised."""
+    try:
+        cluster.close()
+    except AssertionError as exc:
+        logging.getLogger(__name__).warning("closing the Dask cluster: %s (a worker that never started)", exc)
 
 
 def _local_cluster(n_workers: int | None, threads_per_worker: int, tasks_per_worker: int,

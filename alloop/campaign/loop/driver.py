@@ -96,6 +96,9 @@ class Campaign:
                     return self._finish(cycle - 1, quota.reason or "labelling budget spent")
                 if not self._cycle(cycle):
                     return self._stop(cycle)
+            elif ledger.cycle_started(self.store, cycle + 1):
+                continue  # the run that went on to the next cycle passed this one's stop checks (its labels may
+                # have spent the budget since: stopping here again would drop that cycle's training)
             reason = self._stop_reason(cycle)
             if reason is not None:
                 return self._finish(cycle, reason)
