@@ -60,6 +60,14 @@ class WorkerLosses:
         except Exception:  # noqa: BLE001 (a client that cannot subscribe: the scheduler's log alone)
             pass
 
+    def close(self) -> None:
+        """Stop the pushes (before the client closes: the scheduler would push the client's own removal to a closed
+        comm and log it as CRITICAL with a traceback)."""
+        try:
+            self.client.unsubscribe_topic(ALL_TOPIC)
+        except Exception:  # noqa: BLE001 (never subscribed, or the client is gone: nothing to stop)
+            pass
+
     def _log(self) -> tuple[tuple[float, Any], ...]:
         try:
             return tuple(self.client.get_events(ALL_TOPIC))

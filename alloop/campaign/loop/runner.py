@@ -100,7 +100,12 @@ def _run(cfg: CampaignConfig, store: CampaignStore, path: Path, address: str | N
 
                 campaign_kwargs = {"slots": batch_slots(ex), **campaign_kwargs}
             try:
-                return Campaign(cfg, store, client, progress=bar, log=log, **campaign_kwargs).run()
+                campaign = Campaign(cfg, store, client, progress=bar, log=log, **campaign_kwargs)
+                try:
+                    return campaign.run()
+                finally:
+                    if campaign.ctx.losses is not None:
+                        campaign.ctx.losses.close()
             finally:
                 bar.close()
     finally:
