@@ -96,6 +96,7 @@ class Sample:
     workers_rss_MB: float
     store_MB: float
     frames: int
+    load1: float = float("nan")  # the machine's 1-minute load average (NaN in runs saved before it was sampled)
 
 
 @dataclass
@@ -203,7 +204,7 @@ def watch(w: Watch, command: list[str], store: Path, out: Path, on_commit: Calla
                             commit_unix=float(record.get("time_unix", now)), seen_unix=now,
                             rss_MB=proc_rss_MB(proc.pid), cpu_s=proc_cpu_s(proc.pid),
                             workers_rss_MB=children_rss_MB(proc.pid), store_MB=disk_usage_MB(store),
-                            frames=int((record.get("frames") or {}).get("rows", 0)))
+                            frames=int((record.get("frames") or {}).get("rows", 0)), load1=os.getloadavg()[0])
                         w.samples.append(sample)
                         on_commit(sample)
                 if not running:
@@ -276,6 +277,7 @@ def cycle_rows(mode: str, w: Watch, progress: dict[str, np.ndarray], cycles: dic
             "workers_rss_MB": after.workers_rss_MB if after else float("nan"),
             "store_MB": after.store_MB if after else float("nan"),
             "frames": after.frames if after else 0, "md_frames": md_frames.get(k, 0),
+            "load": after.load1 if after else float("nan"),
         }
         row["excl_train_s"] = row["wall_s"] - row["train_s"]
         row["driver_share"] = row["driver_cpu_s"] / row["wall_s"]
@@ -311,7 +313,7 @@ COLUMNS = {
 COMMON = [("wall_s", "cycle wall s", "{:.1f}"), ("excl_train_s", "excl. training s", "{:.1f}"),
           ("driver_cpu_s", "driver CPU s", "{:.2f}"), ("rss_MB", "driver RSS MB", "{:.0f}"),
           ("workers_rss_MB", "workers RSS MB", "{:.0f}"), ("store_MB", "store MB", "{:.1f}"),
-          ("md_frames", "MD frames", "{}"), ("frames", "frames in store", "{}")]
+          ("md_frames", "MD frames", "{}"), ("frames", "frames in store", "{}"), ("load", "load avg", "{:.1f}")]
 
 
 def per_cycle_table(mode: str, rows: Sequence[dict], header: bool = True) -> str:
@@ -336,17 +338,19 @@ def summary(mode: str, rows: Sequence[dict], n_cycles: int, steps_per_warm_cycle
             commands: dict[str, float], wall_s: float) -> tuple[str, dict[str, float]]:
     """The done-when's figures as a Markdown table, and the figures."""
     early, late = window(n_cycles, EARLY_WINDOW), window(n_cycles, LATE_WINDOW)
-    warm = range(early.start, n_cycles - 1)  # the last cycle is the final retrain (full budget, from scratch)
-    late_warm = range(late.start, min(late.stop, n_cycles - 1)) or range(n_cycles - 2, n_cycles - 1)
+    # the last cycle is the final retrain (full budget, from scratch, every label evaluated): a one-off, not the
+    # cost of a cycle late in the campaign, so the late window and the RSS range stop before it
+    warm = range(early.start, n_cycles - 1)
+    late = range(late.start, min(late.stop, n_cycles - 1)) or range(n_cycles - 2, n_cycles - 1)
     ew, lw = (f"{w.start}-{w.stop - 1}" if len(w) > 1 else f"{w.start}" for w in (early, late))
-    lwt = f"{late_warm.start}-{late_warm.stop - 1}" if len(late_warm) > 1 else f"{late_warm.start}"
     excl = "cycle wall - training" if mode == "synchronous" else "interval between trained commits - training"
     f = {
         "wall_early_s": _mean(rows, "excl_train_s", early), "wall_late_s": _mean(rows, "excl_train_s", late),
-        "train_early_s": _mean(rows, "train_s", early), "train_late_s": _mean(rows, "train_s", late_warm),
+        "train_early_s": _mean(rows, "train_s", early), "train_late_s": _mean(rows, "train_s", late),
         "cpu_early_s": _mean(rows, "driver_cpu_s", early), "cpu_late_s": _mean(rows, "driver_cpu_s", late),
     }
-    rss = [r["rss_MB"] for r in rows if r["cycle"] >= early.start and np.isfinite(r["rss_MB"])]
+    rss = [r["rss_MB"] for r in rows if r["cycle"] in warm and np.isfinite(r["rss_MB"])]
+    final = [r["rss_MB"] for r in rows if r["cycle"] == n_cycles - 1]
     f["rss_min_MB"], f["rss_max_MB"] = (min(rss), max(rss)) if rss else (float("nan"),) * 2
     f["wall_ratio"] = f["wall_late_s"] / f["wall_early_s"]
     f["train_ratio"] = f["train_late_s"] / f["train_early_s"]
@@ -367,17 +371,20 @@ def summary(mode: str, rows: Sequence[dict], n_cycles: int, steps_per_warm_cycle
          f"<= {WALL_RATIO_MAX}", verdict(f["wall_ratio"] <= WALL_RATIO_MAX)),
         *((f"... {header.removesuffix(' s')} (s)", growth(key, fmt), "", "")
           for key, header, fmt in COLUMNS[mode] if key != "train_s"),
-        (f"training per warm cycle ({steps_per_warm_cycle} optimiser steps), cycles {ew} -> {lwt} (s)",
+        (f"training per warm cycle ({steps_per_warm_cycle} optimiser steps), cycles {ew} -> {lw} (s)",
          f"{f['train_early_s']:.1f} -> {f['train_late_s']:.1f}: x{f['train_ratio']:.2f}",
          f"<= {TRAIN_RATIO_MAX} (this script's)", verdict(f["train_ratio"] <= TRAIN_RATIO_MAX)),
         ("... training s / optimiser steps, every warm cycle (ms)",
          f"{ms_step.min():.0f} to {ms_step.max():.0f}" if ms_step.size else "-", "", ""),
-        (f"driver RSS at the trained commits from cycle {early.start} on (MB)",
+        (f"driver RSS at the trained commits of warm cycles {warm.start}-{warm.stop - 1} (MB)",
          f"{f['rss_min_MB']:.0f} to {f['rss_max_MB']:.0f}: x{f['rss_ratio']:.2f}", f"<= {RSS_RATIO_MAX}",
          verdict(f["rss_ratio"] <= RSS_RATIO_MAX)),
+        ("... after the final retrain (MB)", f"{final[0]:.0f}" if final else "-", "", ""),
         (f"driver CPU per cycle (orchestration), cycles {ew} -> {lw} (s)", growth("driver_cpu_s", "{:.2f}"), "", ""),
         ("... as a share of the cycle's wall time", growth("driver_share", "{:.1%}").split(":")[0], "", ""),
         (f"store growth per cycle, cycles {ew} -> {lw} (MB)", growth("store_growth_MB", "{:.2f}"), "", ""),
+        (f"machine's load average (1 min) at the trained commits, cycles {ew} -> {lw}",
+         growth("load").split(":")[0], "", ""),
         ("store on disk at the end (MB)", f"{rows[-1]['store_MB']:.1f}" if rows else "-", "", ""),
         ("labels stored: cheap, expensive", f"{labels.get('cheap', 0)}, {labels.get('expensive', 0)}",
          ">= 10,000 in all", verdict(sum(labels.values()) >= 10_000)),
