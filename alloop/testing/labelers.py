@@ -124,15 +124,17 @@ def _check_failure_is_data(label: LabelFn, failing_atoms: Atoms) -> None:
 class DelayedLabeler:
     """Wraps a labeler and sleeps ``delay_s`` before each label (to test schedulers with real labels).
 
-    The delay counts in the result's ``wall_seconds``: it stands for a label that costs that much more, so a
-    scheduler that sizes its tasks by label wall time sees the same costs on a fast or a slow machine.
+    The delay counts in the result's ``wall_seconds``: it stands for a label that costs that much more. With
+    ``wall_s`` the result reports that wall time instead of the measured one (a stated cost), so a scheduler that
+    sizes its tasks by label wall time sees the same costs on a fast, a slow or a loaded machine.
     """
 
-    def __init__(self, inner: Labeler, delay_s: float) -> None:
-        if delay_s < 0:
-            raise ValueError("delay_s must be >= 0")
+    def __init__(self, inner: Labeler, delay_s: float, wall_s: float | None = None) -> None:
+        if delay_s < 0 or (wall_s is not None and wall_s <= 0):
+            raise ValueError("delay_s must be >= 0 and wall_s > 0")
         self.inner = inner
         self.delay_s = float(delay_s)
+        self.wall_s = wall_s
 
     @property
     def fidelity(self) -> Fidelity:
@@ -141,7 +143,8 @@ class DelayedLabeler:
     def label(self, atoms: Atoms) -> LabelResult:
         time.sleep(self.delay_s)
         result = self.inner.label(atoms)
-        return dataclasses.replace(result, wall_seconds=result.wall_seconds + self.delay_s)
+        wall = self.wall_s if self.wall_s is not None else result.wall_seconds + self.delay_s
+        return dataclasses.replace(result, wall_seconds=wall)
 
 
 class KillingLabeler:
