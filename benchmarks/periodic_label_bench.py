@@ -9,7 +9,9 @@ orientations (``--seed``), as :func:`alloop.testing.cells.water_box` builds them
 Columns: CPU and wall seconds, SCF cycles, the largest force and the net force |sum F| (the multigrid integrator's
 translational-invariance error; see ``alloop.labeling.sanity``). ``--structures`` labels the first frame of each
 periodic structure file instead of water boxes, and ``--out`` writes every successful label as extxyz (energy,
-forces, the preset, CPU seconds, SCF cycles). Not run by the tests.
+forces, the preset, CPU seconds, SCF cycles). Not run by the tests. Reline melts of ``build_reline.py`` (2026-11-27,
+load ~4): 1 f.u. (38 atoms, 7.11 A) 88 CPU s and 11 SCF cycles at pbe-gth-szv, 202 s and 12 at pbe-gth-dzvp;
+2 f.u. (76 atoms, 8.96 A) 129 s / 13 and 195 s / 13, all converged (``benchmarks/data/reline_*fu_melt_labels.extxyz``).
 """
 
 from __future__ import annotations
