@@ -2,7 +2,7 @@
 
 Each sub-command lives in ``alloop/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
-User mistakes (AlloopError, missing files) print one line and exit 1; a
+User mistakes (AlloopError, missing files) print one line and exit 1; a closed stdout (`| head`) exits 141 quietly; a
 programming error keeps its traceback, except in ``run`` and ``resume``, which write
 it to the run directory's ``campaign.log`` (with every other reason they stop for)
 and print one line pointing there. SIGTERM stops them as Ctrl-C does (exit 143).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -57,7 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         with stop_on_signals():
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()
+            return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except AlloopError as exc:
         print(f"alloop {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -81,3 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _reader_went_away() -> int:
+    """The reader of stdout closed it (``alloop status RUN | head``): no traceback, stdout pointed at /dev/null so
+    the interpreter's final flush cannot fail again, and the exit status a Unix tool killed by SIGPIPE has."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
