@@ -47,7 +47,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in
     "campaign.loop campaign",
     "report dashboard",
     "commands",
-    "cli __init__",
+    "cli __init__ __main__",
     "testing.campaigns testing.kill_points testing.kill_resume",
 ))
 
