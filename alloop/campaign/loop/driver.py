@@ -29,6 +29,7 @@ from ase import Atoms
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.execution.taskrun import run_tasks
 from alloop.campaign.execution.worker_losses import WorkerLosses
+from alloop.campaign.loop.heap import release_freed_memory
 from alloop.campaign.loop.pipeline import Hooks, Pipeline
 from alloop.campaign.loop.progress import Progress
 from alloop.campaign.phases import original as originals
@@ -147,6 +148,7 @@ class Campaign:
         """Record the workers lost during the phase, then mark it done (one commit)."""
         self.ctx.record_losses(cycle, phase)
         ledger.mark_phase(self.store, cycle, phase, note=note)
+        release_freed_memory()
 
     def _naive_model_stale(self) -> bool:
         """Whether a naive campaign's newest model lacks labels (a model that does not record what it was trained
@@ -246,6 +248,7 @@ class Campaign:
             return False
         if self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
             train(self.ctx, cycle, self.original)
+            release_freed_memory()
         else:
             record_cycle(self.ctx, cycle, -1, {}, 0.0, self.original)
             self._mark(cycle, ledger.TRAINED, note={"skipped": "naive strategy trains once, at the end"})

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.execution.taskrun import FutureWaiter
+from alloop.campaign.loop.heap import release_freed_memory
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.budget import Quota
 from alloop.campaign.phases.context import PhaseContext
@@ -195,6 +196,7 @@ class Pipeline:
             return None
         run, self.training = self.training, None
         finish_training(self.ctx, run, self.original)  # commits the model with the cycle's "trained" mark
+        release_freed_memory()
         self._marks = None
         self._steps += 1
         reason = self.hooks.stop_reason(cycle)
