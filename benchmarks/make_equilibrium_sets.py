@@ -13,14 +13,17 @@ dihedral every 10 fs of the whole production run, and from the chosen frames), s
 be checked against each other, and writes per fidelity a lossless extxyz
 ``<molecule>_<T>K_eq<set>_<fidelity>.extxyz`` (same frames, same order), the frames' GFN2-xTB labels by
 alloop's labeller (``..._gfn2-xtb.extxyz``) and ``<molecule>_<T>K_eq_summary.json`` (populations, MD and label
-cost). The xTB labels are not the MD's own forces: under ``FixCom`` ASE returns constrained forces (a net
-force of up to 7 eV/A on these frames, 0.6-0.8 eV/A off on the heavy atoms), which the companion files held
-until 2026-11-25; ``--relabel-xtb FILE...`` relabels such files in place (energies unchanged to 1e-8 eV).
+cost, per set; a run with other ``--sets`` adds its sets to the file and keeps the others). The xTB labels
+are not the MD's own forces: under ``FixCom`` ASE returns constrained forces (a net force of up to 7 eV/A on
+these frames, 0.6-0.8 eV/A off on the heavy atoms), which the companion files held until 2026-11-25;
+``--relabel-xtb FILE...`` relabels such files in place (energies unchanged to 1e-8 eV).
 
 Everything done is cached in ``<out>/cache-eq/`` (one file per run and per label), so a stopped run resumes.
 
     python benchmarks/make_equilibrium_sets.py                                   # ethanol 500 K, test + pool
     python benchmarks/make_equilibrium_sets.py --temperature 1000 --sets test --frames 100 --trajectories 5
+    python benchmarks/make_equilibrium_sets.py --sets fresh --fidelity b3lyp-svp   # learning_curves.py's fresh test set
+    python benchmarks/make_equilibrium_sets.py --sets pool2 --fidelity b3lyp-svp   # and its second pool
     python benchmarks/make_equilibrium_sets.py --ps 2 --equil-ps 0.2 --frames 6 --trajectories 2 --out /tmp/eq
 """
 
@@ -40,7 +43,9 @@ import numpy as np  # noqa: E402
 from _common import atomic_pickle, load_pickle  # noqa: E402
 
 MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH"}
-SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000}
+SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000,
+             # 2026-11-27, for benchmarks/learning_curves.py: a test set no default was tuned on, a second pool
+             "fresh": 7_300_000, "pool2": 7_400_000}
 DT_FS, FRICTION_PER_FS, TRACE_EVERY_FS = 0.5, 0.01, 10.0
 
 
@@ -174,6 +179,21 @@ def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str,
                         for i, (f, lab) in enumerate(zip(frames, labels, strict=True))])
 
 
+def write_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Write ``summary`` to ``path``, merged into what is there: the sets of an earlier run with other ``--sets``
+    stay, each set keeps the settings it was made with (``sets.<name>.settings``; a set of a file from before
+    2026-11-27 gets the file's top-level ``settings``), and the top-level ``settings`` stay those of the first run
+    (``al_vs_random.py`` reads the pool's frame count there)."""
+    for entry in summary["sets"].values():
+        entry["settings"] = summary["settings"]
+    if path.is_file():
+        old = json.loads(path.read_text())
+        for entry in old.get("sets", {}).values():
+            entry.setdefault("settings", old.get("settings"))
+        summary = {**old, "rotors": summary["rotors"], "sets": {**old.get("sets", {}), **summary["sets"]}}
+    path.write_text(json.dumps(summary, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--molecule", default="ethanol", choices=sorted(MOLECULES))
@@ -259,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             write_set(out / f"{prefix}_eq{s}_{fid}.extxyz", frames[s], labs, fid, s)
             summary["sets"][s][f"{fid}_label_cpu_seconds"] = sum(lab["cpu_seconds"] for lab in labs)
-    (out / f"{prefix}_eq_summary.json").write_text(json.dumps(summary, indent=1))
+    write_summary(out / f"{prefix}_eq_summary.json", summary)
     print(f"done in {time.perf_counter() - t_start:.0f} s; files {prefix}_eq*_*.extxyz in {out}")
     return 0
 

@@ -1,0 +1,367 @@
+"""Learning curves of the active-learning loop against random frames and farthest-point sampling (issue 42, item 5).
+
+For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and each seed (``--seeds``, default
+0-4), three arms (``--arms``) train the campaign's model on N B3LYP/def2-SVP labels:
+
+- ``random``: N frames of the 500 K equilibrium pools (``--pool``, concatenated; default the two 150-frame pools
+  ``ethanol_500K_eqpool_b3lyp-svp`` and ``ethanol_500K_eqpool2_b3lyp-svp`` of ``make_equilibrium_sets.py``),
+  drawn without replacement: the first N of a permutation seeded by ``10_000 + seed``, so a seed's 15 frames are
+  among its 30, 60 and 120 (nested curves);
+- ``fps``: farthest-point sampling of N pool frames in a label-free descriptor: per element pair, the sorted
+  inverse interatomic distances (1/A; rotation-, translation- and permutation-invariant, 36 numbers for ethanol),
+  Euclidean distance, greedy max-min from a start frame drawn with ``20_000 + seed`` (nested too). It needs only
+  the pool's geometries, i.e. its MD, none of its labels: the strongest label-free script a user could write
+  without a model. (Not a model's latent features.)
+- ``loop``: the campaign (``--campaign``, default ``campaigns/quickstart.yaml``; ``--set`` overrides go to it)
+  with ``schedule.max_labels.expensive=N``. Its bootstrap labels ``schedule.bootstrap.n_expensive`` frames
+  (12; N if smaller) and each cycle at most ``selection.max_expensive_per_cycle`` (6), so the script sets
+  ``schedule.n_cycles`` = ceil((N - bootstrap) / per cycle) (N=30: the quickstart's 3 cycles), raises
+  ``schedule.max_labels.cheap`` to bootstrap samples + cycles x ``selection.max_cheap_per_cycle`` if the file's
+  cap is lower, and lifts ``schedule.budget_cpu_seconds`` (a label count, not CPU, is the budget here; the
+  CPU budget would otherwise shrink the cycles' picks). The final retrain (and refit) falls on the last cycle, as
+  in the quickstart. The labels it actually bought are read from its store and printed (a cycle may pick fewer
+  than its cap). Runs through :func:`campaign_runs.run_campaign` (``alloop run``/``resume``), reused when
+  finished; ``--workers`` sets ``execution.n_workers``.
+
+``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
+with the campaign's ``model.preset`` and ``model.baseline``, ``--refit`` when the campaign has
+``training.final_refit``, ``--seed SEED`` (and ``--threads``, which changes only the speed).
+
+Every model is scored on each ``--test`` file (default the development sets ``ethanol_500K_eqtest`` and
+``ethanol_1000K_eqtest``, on which the defaults were tuned, and the fresh 500 K set ``ethanol_500K_eqfresh``, on
+which nothing was): per-frame force MAE (:func:`_common.per_frame_force_mae`) -> mean over frames, 95th
+percentile, max, and the mean over the highest-energy decile of the frames (ceil(n/10) frames with the highest
+reference energy in the file; meaningful for a file of one molecule); plus ``alloop evaluate --json``'s force
+MAE (equal to the mean for frames of equal size; a difference is reported) and energy MAE.
+
+"label CPU s": the loop's labelling CPU, both fidelities (its store's cycles table); random and fps: the CPU
+seconds of the chosen frames' B3LYP labels (their ``cpu_seconds``). MD is not counted on any side (the pools'
+GFN2-xTB MD: about 4 CPU s per frame, all of it needed by fps, N frames' worth by random) nor training.
+
+Left out: MD robustness (item 5's first unphysical event over 8 x 20 ps at 4 temperatures); too expensive for now.
+
+Each (arm, N, seed) is cached in ``--runs``/results/ (the model's scores and per-frame errors per test file, the
+pool's and campaign's identity): a rerun trains and evaluates only what is missing and reprints everything;
+a cache made with another pool, campaign or overrides is refused. Printed: one table per test set (rows arm x N,
+mean +- sample std over seeds), the paired per-seed differences loop - random and fps - random at each N (on
+the same test frames), and ``learning_curves.png`` in ``--runs``.
+
+    python benchmarks/learning_curves.py --n-labels 15 --seeds 0 --arms random fps
+    python benchmarks/learning_curves.py                                   # the whole grid: hours
+    python benchmarks/learning_curves.py --campaign campaigns/universal-quickstart.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae
+from campaign_runs import run_campaign
+
+DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
+                 DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
+DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqpool2_b3lyp-svp.extxyz"]
+ARMS = ("random", "fps", "loop")
+METRICS = ("mean", "p95", "max", "top_decile")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ frame choice
+def random_order(n_pool: int, seed: int) -> np.ndarray:
+    """The pool's frames in a seeded random order: the first N are the random arm's N frames."""
+    return np.random.default_rng(10_000 + seed).permutation(n_pool)
+
+
+def descriptor(frames: list) -> np.ndarray:
+    """Per frame: for each element pair, the sorted inverse interatomic distances (1/A), concatenated. Every frame
+    must have the same composition."""
+    numbers = frames[0].numbers
+    if any(sorted(a.numbers) != sorted(numbers) for a in frames):
+        raise SystemExit("fps: the pool's frames differ in composition; the descriptor needs one molecule")
+    rows = []
+    for atoms in frames:
+        z, pos = atoms.numbers, atoms.positions
+        i, j = np.triu_indices(len(z), k=1)
+        inv = 1.0 / np.linalg.norm(pos[i] - pos[j], axis=1)
+        pair = np.stack([np.minimum(z[i], z[j]), np.maximum(z[i], z[j])], axis=1)
+        keys = sorted({tuple(p) for p in pair.tolist()})
+        rows.append(np.concatenate([np.sort(inv[(pair[:, 0] == a) & (pair[:, 1] == b)]) for a, b in keys]))
+    return np.array(rows)
+
+
+def fps_order(features: np.ndarray, seed: int) -> np.ndarray:
+    """Greedy farthest-point order (max-min Euclidean distance) from a start frame drawn with ``20_000 + seed``."""
+    n = len(features)
+    order = [int(np.random.default_rng(20_000 + seed).integers(n))]
+    dist = np.linalg.norm(features - features[order[0]], axis=1)
+    for _ in range(n - 1):
+        k = int(np.argmax(dist))
+        order.append(k)
+        dist = np.minimum(dist, np.linalg.norm(features - features[k], axis=1))
+    return np.array(order)
+
+
+# ---------------------------------------------------------------------------------------------------- the loop
+def loop_overrides(cfg: Any, n: int) -> list[str]:
+    """``--set`` items that make the campaign buy ``n`` expensive labels (see the module docstring)."""
+    sch, sel = cfg.schedule, cfg.selection
+    n_boot = min(sch.bootstrap.n_expensive, n)
+    cycles = max(1, math.ceil((n - n_boot) / sel.max_expensive_per_cycle))
+    cheap = sch.bootstrap.n_samples + cycles * sel.max_cheap_per_cycle
+    if sch.max_labels.cheap is not None:
+        cheap = max(cheap, sch.max_labels.cheap)
+    return [f"schedule.max_labels.expensive={n}", f"schedule.bootstrap.n_expensive={n_boot}",
+            f"schedule.n_cycles={cycles}", f"schedule.max_labels.cheap={cheap}", "schedule.budget_cpu_seconds=null"]
+
+
+def loop_numbers(run_dir: Path) -> dict[str, Any]:
+    """Labels and labelling CPU of a finished campaign (its cycles table's last row) and its number of cycles."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        rows = store.table("cycles")
+    return {"labels": int(rows["labels_expensive"][-1]), "labels_cheap": int(rows["labels_cheap"][-1]),
+            "cpu_cheap_s": float(rows["cpu_cheap_s"][-1]), "cpu_expensive_s": float(rows["cpu_expensive_s"][-1]),
+            "label_cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1]),
+            "cycles": int(np.max(rows["cycle"])) + 1}
+
+
+# ------------------------------------------------------------------------------------------------------ scoring
+def score(model: Path, test: Path) -> dict[str, Any]:
+    """A model's errors on one labelled file: per-frame force MAE and its summaries, ``alloop evaluate``'s MAEs."""
+    from ase.io import read
+
+    frames = read(test, ":")
+    energy = np.array([a.get_potential_energy() for a in frames])
+    per_frame = per_frame_force_mae(model, test)
+    top = np.argsort(energy)[-max(1, math.ceil(len(frames) / 10)):]
+    got = json.loads(alloop("evaluate", str(model), str(test), "--json"))
+    return {"sha256": sha256(test), "per_frame": per_frame.tolist(), "mean": float(per_frame.mean()),
+            "p95": float(np.percentile(per_frame, 95)), "max": float(per_frame.max()),
+            "top_decile": float(per_frame[top].mean()), "evaluate_force_mae": float(got["force_mae_eV_per_A"]),
+            "evaluate_energy_mae": float(got["energy_mae_eV"])}
+
+
+# ------------------------------------------------------------------------------------------------------- runs
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        from alloop.config import load_campaign
+
+        self.args = args
+        self.cfg = load_campaign(args.campaign, overrides=args.overrides)
+        self.model = self.cfg.model.preset or "small"
+        self.baseline = self.cfg.model.baseline
+        self.refit = bool(self.cfg.training.final_refit)
+        self.results = args.runs / "results"
+        self.results.mkdir(parents=True, exist_ok=True)
+        self._pool: list | None = None
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
+        self._features: np.ndarray | None = None
+        self.identity = {"campaign": str(args.campaign.resolve()), "overrides": list(args.overrides),
+                         "pool": {p.name: sha256(p) for p in args.pool}}
+
+    @property
+    def pool(self) -> list:
+        if self._pool is None:
+            from ase.io import read
+
+            self._pool = [a for p in self.args.pool for a in read(p, ":")]
+        return self._pool
+
+    def order(self, arm: str, seed: int) -> np.ndarray:
+        if (arm, seed) not in self._orders:
+            if arm == "random":
+                self._orders[(arm, seed)] = random_order(len(self.pool), seed)
+            else:
+                if self._features is None:
+                    self._features = descriptor(self.pool)
+                self._orders[(arm, seed)] = fps_order(self._features, seed)
+        return self._orders[(arm, seed)]
+
+    def entry(self, arm: str, n: int, seed: int, tests: list[Path]) -> dict[str, Any]:
+        """The cached result of (arm, n, seed), completed with what is missing (model, scores on new test files)."""
+        path = self.results / f"{arm}-N{n}-seed{seed}.json"
+        entry = json.loads(path.read_text()) if path.is_file() else {}
+        if entry:
+            keys = ["campaign", "overrides", *([] if arm == "loop" else ["pool"])]  # the loop draws on no pool
+            theirs = {k: entry["identity"][k] for k in keys}
+            ours = {k: self.identity[k] for k in keys}
+            if theirs != ours:
+                raise SystemExit(f"{path} was made with {theirs}, not {ours}: use another --runs")
+        else:
+            entry = {"arm": arm, "n": n, "seed": seed, "identity": self.identity,
+                     **(self.train_loop(n, seed) if arm == "loop" else self.train_picked(arm, n, seed))}
+            self.save(path, entry)
+        for test in tests:
+            old = entry.setdefault("scores", {}).get(test.name)
+            if old is None or old["sha256"] != sha256(test):
+                entry["scores"][test.name] = score(Path(entry["model"]), test)
+                self.save(path, entry)
+            got = entry["scores"][test.name]
+            print(f"  {arm:<6} N={n:<3} seed {seed} {test.name}: force MAE {got['mean']:.4f}, p95 {got['p95']:.4f}, "
+                  f"max {got['max']:.4f}, top decile {got['top_decile']:.4f} eV/A", flush=True)
+        return entry
+
+    @staticmethod
+    def save(path: Path, entry: dict) -> None:
+        from alloop.io import write_atomic
+
+        write_atomic(path, json.dumps(entry, indent=1).encode())
+
+    def train_picked(self, arm: str, n: int, seed: int) -> dict[str, Any]:
+        """Train on the arm's first ``n`` pool frames, as al_vs_random.py trains its random frames."""
+        from alloop.io import write_extxyz
+
+        if n > len(self.pool):
+            raise SystemExit(f"{arm}: {n} frames asked of a pool of {len(self.pool)}")
+        picked = self.order(arm, seed)[:n]
+        folder = self.args.runs / f"{arm}-seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        frames = folder / f"{arm}-{n}.extxyz"
+        write_extxyz(frames, [self.pool[i] for i in picked])
+        model = folder / f"{arm}-{n}{'-refit' if self.refit else ''}.safetensors"
+        cmd = [sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), "--method", "standard",
+               *(["--refit"] if self.refit else []), "--model", self.model,
+               *(["--baseline", self.baseline] if self.baseline else []), "--seed", str(seed),
+               "--threads", str(self.args.threads), "--quiet", "-o", str(model)]
+        print(f"  {arm} N={n} seed {seed}: training ({' '.join(cmd[3:])})", flush=True)
+        subprocess.run(cmd, check=True)
+        return {"model": str(model), "picked": [int(i) for i in picked], "labels": n,
+                "label_cpu_s": float(sum(float(self.pool[i].info.get("cpu_seconds", np.nan)) for i in picked))}
+
+    def train_loop(self, n: int, seed: int) -> dict[str, Any]:
+        run_dir = self.args.runs / f"loop-N{n}-seed{seed}"
+        overrides = [*loop_overrides(self.cfg, n), f"execution.n_workers={self.args.workers}", *self.args.overrides]
+        print(f"  loop N={n} seed {seed}: {self.args.campaign.name} --set {' --set '.join(overrides)} -> {run_dir}",
+              flush=True)
+        wall = run_campaign(self.args.campaign, run_dir, seed, overrides, "learning_curves.json",
+                            self.args.runs / "campaigns.log")
+        numbers = loop_numbers(run_dir)
+        if numbers["labels"] != n:
+            print(f"  loop N={n} seed {seed}: the campaign bought {numbers['labels']} expensive labels, not {n}",
+                  flush=True)
+        return {"model": str(run_dir), "loop_overrides": overrides, "wall_s": wall, **numbers}
+
+
+# ------------------------------------------------------------------------------------------------------ output
+def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
+                 seeds: list[int]) -> None:
+    for test in tests:
+        print(f"\n{test.name}: per-frame force MAE (eV/A) -> mean, 95th percentile, max, mean over the highest-energy "
+              f"decile; mean +- std over seeds")
+        print("| arm | N | seeds | expensive labels | label CPU s | MAE | p95 | max | top decile |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for arm in arms:
+            for n in ns:
+                got = [entries[(arm, n, s)] for s in seeds if (arm, n, s) in entries]
+                if not got:
+                    continue
+                cells = [mean_std([e["scores"][test.name][m] for e in got], 4) for m in METRICS]
+                print(f"| {arm} | {n} | {len(got)} | {mean_std([e['labels'] for e in got], 1)} | "
+                      f"{mean_std([e['label_cpu_s'] for e in got], 0)} | " + " | ".join(cells) + " |")
+    for other in ("loop", "fps"):
+        if other not in arms or "random" not in arms:
+            continue
+        print(f"\n{other} - random, paired per seed on the same test frames: mean of the per-frame force MAE "
+              "differences (eV/A; negative: better than random)")
+        print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
+        print("|---|---:|" + "---:|" * (len(seeds) + 1))
+        for test in tests:
+            for n in ns:
+                diffs = {s: float(np.mean(np.subtract(entries[(other, n, s)]["scores"][test.name]["per_frame"],
+                                                      entries[("random", n, s)]["scores"][test.name]["per_frame"])))
+                         for s in seeds if (other, n, s) in entries and ("random", n, s) in entries}
+                if diffs:
+                    print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
+                          + f" | {mean_std(diffs.values(), 4, sign='+')} |")
+
+
+def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
+         path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(tests), figsize=(4.5 * len(tests), 7), squeeze=False)
+    for col, test in enumerate(tests):
+        for row, metric in enumerate(("mean", "top_decile")):
+            ax = axes[row][col]
+            for arm in arms:
+                xs, ys, es = [], [], []
+                for n in ns:
+                    vals = [e["scores"][test.name][metric] for (a, m, _), e in entries.items() if a == arm and m == n]
+                    if vals:
+                        xs.append(np.mean([e["labels"] for (a, m, _), e in entries.items() if a == arm and m == n]))
+                        ys.append(np.mean(vals))
+                        es.append(np.std(vals, ddof=1) if len(vals) > 1 else 0.0)
+                if xs:
+                    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=arm)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ns, [str(n) for n in ns])
+            ax.minorticks_off()
+            ax.set_xlabel("expensive labels")
+            ax.set_ylabel("force MAE (eV/A)" + (", top energy decile" if metric == "top_decile" else ""))
+            ax.set_title(test.name.removesuffix(".extxyz"), fontsize=8)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"\nplot: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--n-labels", type=int, nargs="+", default=[15, 30, 60, 120])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--runs", type=Path, default=None, help="default runs/learning-curves/<campaign name>")
+    p.add_argument("--test", type=Path, nargs="+", default=DEFAULT_TESTS)
+    p.add_argument("--pool", type=Path, nargs="+", default=DEFAULT_POOLS)
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   help="override for the campaign (and the model the other arms train)")
+    p.add_argument("--workers", type=int, default=1, help="the campaign's execution.n_workers")
+    p.add_argument("--threads", type=int, default=1, help="alloop train --threads")
+    args = p.parse_args(argv)
+    args.runs = args.runs or ROOT / "runs" / "learning-curves" / args.campaign.stem
+    missing = [str(f) for f in [*args.test, *args.pool] if not f.is_file()]
+    if missing:
+        print(f"missing {missing}: run benchmarks/make_equilibrium_sets.py (--sets fresh / pool2 --fidelity "
+              "b3lyp-svp)", file=sys.stderr)
+        return 1
+    bench = Bench(args)
+    delta = f" on {bench.baseline}" if bench.baseline else ""
+    print(f"{args.campaign.name}: model {bench.model}{delta}{', --refit' if bench.refit else ''}; "
+          f"pool {[p.name for p in args.pool]}; runs {args.runs}", flush=True)
+    entries = {}
+    for n in sorted(args.n_labels):
+        for seed in args.seeds:
+            for arm in args.arms:
+                entries[(arm, n, seed)] = bench.entry(arm, n, seed, args.test)
+    for key, e in entries.items():
+        for test in args.test:
+            got = e["scores"][test.name]
+            if abs(got["mean"] - got["evaluate_force_mae"]) > 1e-4:
+                print(f"note: {key} {test.name}: mean per-frame MAE {got['mean']:.5f} but alloop evaluate "
+                      f"{got['evaluate_force_mae']:.5f} eV/A")
+    ns = sorted(args.n_labels)
+    print_tables(entries, args.test, args.arms, ns, args.seeds)
+    plot(entries, args.test, args.arms, ns, args.runs / "learning_curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
