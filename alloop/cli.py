@@ -2,8 +2,8 @@
 
 Each sub-command lives in ``alloop/commands/<name>.py`` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int``.
-User mistakes (AlloopError, missing files) print one line and exit 1; a closed stdout (`| head`) exits 141 quietly; a
-programming error keeps its traceback, except in ``run`` and ``resume``, which write
+User mistakes (AlloopError, missing files) print one line and exit 1; a closed
+stdout (``| head``) exits 141 quietly; a programming error keeps its traceback, except in ``run`` and ``resume``, which write
 it to the run directory's ``campaign.log`` (with every other reason they stop for)
 and print one line pointing there. SIGTERM stops them as Ctrl-C does (exit 143).
 """
@@ -84,13 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _reader_went_away() -> int:
     """The reader of stdout closed it (``alloop status RUN | head``): no traceback, stdout pointed at /dev/null so
     the interpreter's final flush cannot fail again, and the exit status a Unix tool killed by SIGPIPE has."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
     return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())
