@@ -1,5 +1,5 @@
 """What the benchmark scripts share: where the repository and its data are, the mean +- std cell, Markdown tables,
-atomic pickles.
+atomic pickles, per-frame force errors and MD robustness of a trained model.
 
 The scripts run as ``python benchmarks/<script>.py``, so this folder is on ``sys.path`` and ``from _common import
 ...`` works without editing it.
@@ -108,3 +108,29 @@ def per_frame_force_mae(model_path: Path, test: Path, version: int | None = None
     sizes = np.cumsum([0] + [len(a) for a in frames])
     error = np.abs(forces - reference)
     return np.array([error[sizes[k]:sizes[k + 1]].mean() for k in range(len(frames))])
+
+
+def md_first_stops(model_path: Path, temperature_K: float, ps: float, replicas: int, seed: int) -> dict[str, Any]:
+    """MD robustness of a model file or campaign run directory on ethanol: ``replicas`` Langevin replicas (alloop's
+    batched MD, 0.5 fs, friction 0.01/fs) from the trans rotamer at ``temperature_K`` for ``ps`` ps, under the
+    campaigns' default guards (a bond beyond 1.5x its start, two atoms closer than 0.7 A, above 3x the
+    temperature). ``stops_fs``: each replica's first guard stop (fs; NaN if it ran the whole time)."""
+    from ase.build import molecule
+
+    from alloop.deploy.loading import load_trained
+    from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
+
+    model = load_trained(model_path, fidelity=None).model.eval()
+    atoms = molecule("CH3CH2OH")
+    settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
+    guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1.5, min_distance_A=0.7,
+                                        max_temperature_K=3 * temperature_K)
+    states = init_replicas(atoms, replicas, temperature_K, seed=seed)
+    steps = int(round(ps * 1000 / settings.timestep_fs))
+    baseline = getattr(model, "baseline", None)
+    base0 = baseline.seconds if baseline is not None else 0.0
+    result = run_segment(model, atoms, states, steps, settings, record_every=steps, guards=guards)
+    stops = [float("nan") if reason is None else float(state.step) * settings.timestep_fs
+             for reason, state in zip(result.stop_reasons, result.final_states, strict=True)]
+    return {"stops_fs": stops, "ps": ps, "replicas": replicas, "seed": seed, "wall_s": result.total_seconds,
+            "baseline_share": ((baseline.seconds - base0) / result.total_seconds) if baseline is not None else 0.0}

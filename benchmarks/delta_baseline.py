@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, alloop, mean_std
+from _common import DATA, alloop, md_first_stops, mean_std
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 TESTS = {"500 K": DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", "1000 K": DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"}
@@ -75,25 +75,7 @@ def md_stability(model_path: Path, temperature_K: float, ps: float, replicas: in
     cache = model_path.with_suffix(f".md{int(temperature_K)}K_{ps:g}ps.json")
     if cache.exists():
         return json.loads(cache.read_text())
-    from ase.build import molecule
-
-    from alloop.deploy.loading import load_trained
-    from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
-
-    model = load_trained(model_path, fidelity=None).model.eval()
-    atoms = molecule("CH3CH2OH")
-    settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
-    guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1.5, min_distance_A=0.7,
-                                        max_temperature_K=3 * temperature_K)
-    states = init_replicas(atoms, replicas, temperature_K, seed=seed)
-    steps = int(round(ps * 1000 / settings.timestep_fs))
-    baseline = getattr(model, "baseline", None)
-    base0 = baseline.seconds if baseline is not None else 0.0
-    result = run_segment(model, atoms, states, steps, settings, record_every=steps, guards=guards)
-    stops = [np.nan if reason is None else float(state.step) * settings.timestep_fs
-             for reason, state in zip(result.stop_reasons, result.final_states, strict=True)]
-    out = {"stops_fs": stops, "ps": ps, "wall_s": result.total_seconds,
-           "baseline_share": ((baseline.seconds - base0) / result.total_seconds) if baseline is not None else 0.0}
+    out = md_first_stops(model_path, temperature_K, ps, replicas, seed)
     cache.write_text(json.dumps(out))
     return out
 

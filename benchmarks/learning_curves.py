@@ -38,7 +38,13 @@ MAE (equal to the mean for frames of equal size; a difference is reported) and e
 seconds of the chosen frames' B3LYP labels (their ``cpu_seconds``). MD is not counted on any side (the pools'
 GFN2-xTB MD: about 4 CPU s per frame, all of it needed by fps, N frames' worth by random) nor training.
 
-Left out: MD robustness (item 5's first unphysical event over 8 x 20 ps at 4 temperatures); too expensive for now.
+MD robustness (``--md-ps PS``, default 0: off): every model runs ``--md-replicas`` (8) Langevin replicas of ethanol
+from the trans rotamer at each of ``--md-temperatures`` (300 600 900 1200 K) for ``PS`` ps under the campaigns'
+default guards (:func:`_common.md_first_stops`: a bond beyond 1.5x its start, two atoms closer than 0.7 A, above
+3x the temperature), the initial velocities seeded by the entry's seed, so the arms of a seed start alike. Printed:
+per arm and N the replicas that ran the whole time and the mean time to the first guard stop (censored at PS).
+Cached in the entry with its settings. Item 5 asks for 8 x 20 ps; an EGNN on its GFN2-xTB baseline runs about
+25 ms a step for 8 replicas, so 20 ps at 4 temperatures is over an hour a model: pick PS to fit.
 
 Each (arm, N, seed) is cached in ``--runs``/results/ (the model's scores and per-frame errors per test file, the
 pool's and campaign's identity): a rerun trains and evaluates only what is missing and reprints everything;
@@ -49,6 +55,7 @@ the same test frames), and ``learning_curves.png`` in ``--runs``.
     python benchmarks/learning_curves.py --n-labels 15 --seeds 0 --arms random fps
     python benchmarks/learning_curves.py                                   # the whole grid: hours
     python benchmarks/learning_curves.py --campaign campaigns/universal-quickstart.yaml
+    python benchmarks/learning_curves.py --n-labels 30 --seeds 0 1 2 --md-ps 2     # + MD robustness, 2 ps a replica
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae
+from _common import DATA, ROOT, alloop, md_first_stops, mean_std, per_frame_force_mae
 from campaign_runs import run_campaign
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
@@ -212,7 +219,23 @@ class Bench:
             got = entry["scores"][test.name]
             print(f"  {arm:<6} N={n:<3} seed {seed} {test.name}: force MAE {got['mean']:.4f}, p95 {got['p95']:.4f}, "
                   f"max {got['max']:.4f}, top decile {got['top_decile']:.4f} eV/A", flush=True)
+        if self.args.md_ps > 0:
+            self.md(path, entry, arm, n, seed)
         return entry
+
+    def md(self, path: Path, entry: dict[str, Any], arm: str, n: int, seed: int) -> None:
+        """Complete the entry's MD robustness runs (``--md-*``); reuse those made with the same settings."""
+        ps, replicas = self.args.md_ps, self.args.md_replicas
+        for temperature in self.args.md_temperatures:
+            key = f"{temperature:g}K"
+            old = entry.setdefault("md", {}).get(key)
+            if old is None or old["ps"] != ps or old["replicas"] != replicas or old["seed"] != seed:
+                entry["md"][key] = md_first_stops(Path(entry["model"]), temperature, ps, replicas, seed)
+                self.save(path, entry)
+            stops = np.asarray(entry["md"][key]["stops_fs"], dtype=float)
+            print(f"  {arm:<6} N={n:<3} seed {seed} MD {key}: {int(np.isnan(stops).sum())} of {replicas} replicas "
+                  f"ran {ps:g} ps" + (f", first stop at {np.nanmin(stops) / 1000:.2f} ps" if not np.isnan(stops).all()
+                                      else ""), flush=True)
 
     @staticmethod
     def save(path: Path, entry: dict) -> None:
@@ -257,7 +280,7 @@ class Bench:
 
 # ------------------------------------------------------------------------------------------------------ output
 def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
-                 seeds: list[int]) -> None:
+                 seeds: list[int], md_temperatures: list[float] | None = None) -> None:
     for test in tests:
         print(f"\n{test.name}: per-frame force MAE (eV/A) -> mean, 95th percentile, max, mean over the highest-energy "
               f"decile; mean +- std over seeds")
@@ -271,6 +294,26 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
                 cells = [mean_std([e["scores"][test.name][m] for e in got], 4) for m in METRICS]
                 print(f"| {arm} | {n} | {len(got)} | {mean_std([e['labels'] for e in got], 1)} | "
                       f"{mean_std([e['label_cpu_s'] for e in got], 0)} | " + " | ".join(cells) + " |")
+    if md_temperatures:
+        print("\nMD robustness: replicas that ran the whole time (of seeds x replicas), mean ps to the first guard stop "
+              "(a replica that never stopped counts its full length)")
+        print("| arm | N | " + " | ".join(f"{t:g} K" for t in md_temperatures) + " |")
+        print("|---|---:|" + "---:|" * len(md_temperatures))
+        for arm in arms:
+            for n in ns:
+                got = [entries[(arm, n, s)].get("md", {}) for s in seeds if (arm, n, s) in entries]
+                cells = []
+                for temperature in md_temperatures:
+                    runs = [g[f"{temperature:g}K"] for g in got if f"{temperature:g}K" in g]
+                    if not runs:
+                        cells.append("-")
+                        continue
+                    stops = np.concatenate([np.asarray(r["stops_fs"], dtype=float) / 1000 for r in runs])
+                    lengths = np.concatenate([np.full(len(r["stops_fs"]), r["ps"]) for r in runs])
+                    ran = np.isnan(stops)
+                    cells.append(f"{int(ran.sum())}/{len(stops)}, {np.where(ran, lengths, stops).mean():.2f}")
+                if any(c != "-" for c in cells):
+                    print(f"| {arm} | {n} | " + " | ".join(cells) + " |")
     for other in ("loop", "fps"):
         if other not in arms or "random" not in arms:
             continue
@@ -335,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="override for the campaign (and the model the other arms train)")
     p.add_argument("--workers", type=int, default=1, help="the campaign's execution.n_workers")
     p.add_argument("--threads", type=int, default=1, help="alloop train --threads")
+    p.add_argument("--md-ps", type=float, default=0.0, help="MD robustness: ps per replica (default 0: no MD)")
+    p.add_argument("--md-temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0, 1200.0])
+    p.add_argument("--md-replicas", type=int, default=8)
     args = p.parse_args(argv)
+    if args.md_ps < 0 or args.md_replicas < 1 or min(args.md_temperatures) <= 0:
+        p.error("--md-ps must be >= 0, --md-replicas >= 1 and every --md-temperatures > 0")
     args.runs = args.runs or ROOT / "runs" / "learning-curves" / args.campaign.stem
     missing = [str(f) for f in [*args.test, *args.pool] if not f.is_file()]
     if missing:
@@ -358,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: {key} {test.name}: mean per-frame MAE {got['mean']:.5f} but alloop evaluate "
                       f"{got['evaluate_force_mae']:.5f} eV/A")
     ns = sorted(args.n_labels)
-    print_tables(entries, args.test, args.arms, ns, args.seeds)
+    print_tables(entries, args.test, args.arms, ns, args.seeds, args.md_temperatures if args.md_ps > 0 else None)
     plot(entries, args.test, args.arms, ns, args.runs / "learning_curves.png")
     return 0
 
