@@ -49,6 +49,8 @@ from alloop.errors import ConfigError, FidelityError
 from alloop.presets import load_preset
 
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
+#: the wavefunction methods with correlated electrons (frozen_core applies to them)
+CORRELATED_METHODS = ("mp2", "ccsd", "ccsd(t)")
 #: xtb methods (alloop's spelling -> tblite's)
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 #: heaviest element tblite parametrises in GFN1- and GFN2-xTB (Rn)
@@ -62,7 +64,7 @@ PBC_DEFAULTS = {"pseudo": "gth-pbe", "ke_cutoff_Eh": 400.0}
 #: fields of a family beyond name, family, method, charge, spin, max_cycles (others are refused there and left
 #: out of its dump)
 FAMILY_FIELDS = {
-    "pyscf": ("basis", "density_fit", "grid_level", "conv_tol_Eh", "max_memory_MB"),
+    "pyscf": ("basis", "density_fit", "grid_level", "conv_tol_Eh", "max_memory_MB", "frozen_core"),
     "pyscf-pbc": ("basis", "pseudo", "ke_cutoff_Eh", "conv_tol_Eh", "max_memory_MB"),
     "xtb": ("accuracy", "electronic_temperature_K"),
 }
@@ -88,6 +90,9 @@ class Fidelity(BaseModel):
     conv_tol_Eh: float = Field(default=1e-9, gt=0, lt=1e-3, description="SCF energy tolerance in Hartree")
     max_cycles: int = Field(default=100, ge=1, description="SCF iterations (xtb: tblite's max-iter, default 250)")
     max_memory_MB: int = Field(default=2000, ge=100)
+    frozen_core: bool = Field(
+        default=False, description="mp2, ccsd, ccsd(t): correlate the valence electrons only (PySCF's chemcore: the "
+        "1s shell of Li-Ne frozen, and so on); a level of its own, never mixed with the all-electron one")
     accuracy: float | None = Field(default=None, gt=0, description="xtb: tblite's accuracy (1.0; smaller is tighter)")
     electronic_temperature_K: float | None = Field(default=None, ge=0, description="xtb: Fermi smearing (300 K)")
     pseudo: str | None = Field(default=None, min_length=1, description="pyscf-pbc: GTH pseudopotential (gth-pbe)")
@@ -154,6 +159,9 @@ class Fidelity(BaseModel):
         if extra:
             users = ", ".join(f for f, fields in FAMILY_FIELDS.items() if extra[0] in fields)
             raise ValueError(f"{extra[0]}: not used by {self.family} fidelities (only by {users})")
+        if self.frozen_core and self.method not in CORRELATED_METHODS:
+            raise ValueError(f"frozen_core: only for correlated methods ({', '.join(CORRELATED_METHODS)}), not "
+                             f"{self.method}")
         return self
 
     @model_serializer(mode="wrap")
@@ -162,6 +170,8 @@ class Fidelity(BaseModel):
         drop = set(_ALL_FAMILY_FIELDS) - set(FAMILY_FIELDS[self.family])
         if self.family == "pyscf":
             drop.add("family")
+        if not self.frozen_core:  # all-electron fidelities dump (and hash) as before the field existed
+            drop.add("frozen_core")
         return {k: v for k, v in handler(self).items() if k not in drop}
 
     @property
@@ -185,7 +195,8 @@ class Fidelity(BaseModel):
             return f"{self.method} (tblite)"
         if self.periodic:
             return f"{self.method}/{self.basis} (periodic, Gamma point)"
-        return f"{self.method}/{self.basis}" + (" +DF" if self.density_fit else "")
+        return (f"{self.method}/{self.basis}" + (" +DF" if self.density_fit else "")
+                + (" (frozen core)" if self.frozen_core else ""))
 
     def hash(self) -> str:
         """A short stable hash of the physics-relevant fields (16 hex digits)."""

@@ -151,7 +151,7 @@ def correlated_energy_and_gradient(mf, fidelity: Fidelity) -> tuple[float, np.nd
     if fidelity.method == "mp2":
         from pyscf import mp
 
-        mymp = mp.MP2(mf)
+        mymp = mp.MP2(mf, frozen=frozen_orbitals(mf, fidelity))
         mymp.verbose = 0
         mymp.kernel()
         grad = mymp.nuc_grad_method()
@@ -162,10 +162,19 @@ def correlated_energy_and_gradient(mf, fidelity: Fidelity) -> tuple[float, np.nd
     raise ValueError(f"not a correlated method: {fidelity.method}")
 
 
+def frozen_orbitals(mf, fidelity: Fidelity) -> int | None:
+    """Core orbitals left uncorrelated: PySCF's ``chemcore`` count (per spin) with ``frozen_core``, else none."""
+    if not fidelity.frozen_core:
+        return None
+    from pyscf.data.elements import chemcore
+
+    return int(chemcore(mf.mol)) or None
+
+
 def _coupled_cluster(mf, fidelity: Fidelity, triples: bool) -> tuple[float, np.ndarray]:
     from pyscf import cc
 
-    mycc = cc.CCSD(mf)
+    mycc = cc.CCSD(mf, frozen=frozen_orbitals(mf, fidelity))
     mycc.verbose = 0
     mycc.conv_tol = fidelity.conv_tol_Eh
     mycc.conv_tol_normt = CC_CONV_TOL_NORMT

@@ -21,6 +21,19 @@ def test_hash_ignores_name_and_resources_but_not_physics():
     assert base.model_copy(update={"basis": "def2-tzvp"}).hash() != base.hash()
 
 
+def test_frozen_core_is_a_level_of_its_own_and_only_for_correlated_methods():
+    all_electron, frozen = load_fidelity("ccsdt-dz"), load_fidelity("ccsdt-fc-dz")
+    assert frozen.frozen_core and not all_electron.frozen_core
+    assert frozen.hash() != all_electron.hash() and "frozen core" in frozen.level
+    assert "frozen_core" not in all_electron.model_dump()  # all-electron hashes and stored dumps stay as they were
+    assert Fidelity(**frozen.model_dump()) == frozen  # a stored dump loads back
+    for method in ("hf", "b3lyp"):
+        with pytest.raises(ConfigError, match="frozen_core: only for correlated methods"):
+            load_fidelity({"name": "x", "method": method, "basis": "cc-pvdz", "frozen_core": True})
+    with pytest.raises(ConfigError, match="frozen_core: not used by xtb fidelities"):
+        load_fidelity({"preset": "gfn2-xtb", "frozen_core": True})
+
+
 def test_preset_override_and_system_charge_spin():
     fid = load_fidelity({"preset": "b3lyp-svp", "grid_level": 5}, charge=1, spin=1)
     assert fid.method == "b3lyp" and fid.grid_level == 5 and fid.charge == 1 and fid.unrestricted

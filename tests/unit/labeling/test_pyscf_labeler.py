@@ -161,7 +161,7 @@ def test_bad_inputs_are_rejected_with_a_clear_message(water):
         PySCFLabeler(hf, threads=0)
 
 
-@pytest.mark.parametrize("preset", ["mp2-dz", "ccsdt-dz"])
+@pytest.mark.parametrize("preset", ["mp2-dz", "ccsdt-dz", "ccsdt-fc-dz"])
 def test_correlated_forces_match_finite_differences(preset):
     """One directional central difference checks every component at once (3 labels; CCSD(T) ~1-4 s each)."""
     atoms = rattled("H2O", seed=3)
@@ -179,6 +179,22 @@ def test_correlated_forces_match_finite_differences(preset):
     minus.positions -= h * direction
     fd = -(labeler.label(plus).energy_eV - labeler.label(minus).energy_eV) / (2 * h)
     assert abs(fd - np.sum(forces * direction)) < 1e-3
+
+
+def test_frozen_core_freezes_the_oxygen_1s_and_changes_the_numbers():
+    from pyscf import cc
+
+    atoms = rattled("H2O", seed=5)
+    frozen = PySCFLabeler(load_fidelity({"preset": "mp2-dz", "frozen_core": True})).label(atoms)
+    full = PySCFLabeler(load_fidelity("mp2-dz")).label(atoms)
+    assert frozen.ok and full.ok
+    assert frozen.energy_eV > full.energy_eV + 0.01  # less correlation energy without the 1s pair
+    mol = gto.M(atom=[(s, p) for s, p in zip(atoms.get_chemical_symbols(), atoms.positions, strict=True)],
+                basis="cc-pvdz", verbose=0)
+    mf = scf.RHF(mol).run(conv_tol=1e-10)
+    direct = cc.CCSD(mf, frozen=1).set(conv_tol=1e-9).run()
+    labelled = PySCFLabeler(load_fidelity({"preset": "ccsdt-dz", "method": "ccsd", "frozen_core": True})).label(atoms)
+    assert labelled.ok and labelled.energy_eV == pytest.approx(direct.e_tot * units.Hartree, abs=1e-5)
 
 
 def test_density_fitted_dft_labels():
