@@ -110,16 +110,20 @@ def per_frame_force_mae(model_path: Path, test: Path, version: int | None = None
     return np.array([error[sizes[k]:sizes[k + 1]].mean() for k in range(len(frames))])
 
 
-def md_first_stops(model_path: Path, temperature_K: float, ps: float, replicas: int, seed: int) -> dict[str, Any]:
+def md_first_stops(model_path: Path, temperature_K: float, ps: float, replicas: int, seed: int,
+                   threads: int = 1) -> dict[str, Any]:
     """MD robustness of a model file or campaign run directory on ethanol: ``replicas`` Langevin replicas (alloop's
     batched MD, 0.5 fs, friction 0.01/fs) from the trans rotamer at ``temperature_K`` for ``ps`` ps, under the
     campaigns' default guards (a bond beyond 1.5x its start, two atoms closer than 0.7 A, above 3x the
-    temperature). ``stops_fs``: each replica's first guard stop (fs; NaN if it ran the whole time)."""
+    temperature). ``stops_fs``: each replica's first guard stop (fs; NaN if it ran the whole time). ``threads``:
+    torch's (its default, every core, is slower than one on a machine shared with other jobs)."""
+    import torch
     from ase.build import molecule
 
     from alloop.deploy.loading import load_trained
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
+    torch.set_num_threads(threads)
     model = load_trained(model_path, fidelity=None).model.eval()
     atoms = molecule("CH3CH2OH")
     settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)

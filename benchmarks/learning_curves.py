@@ -230,7 +230,8 @@ class Bench:
             key = f"{temperature:g}K"
             old = entry.setdefault("md", {}).get(key)
             if old is None or old["ps"] != ps or old["replicas"] != replicas or old["seed"] != seed:
-                entry["md"][key] = md_first_stops(Path(entry["model"]), temperature, ps, replicas, seed)
+                entry["md"][key] = md_first_stops(Path(entry["model"]), temperature, ps, replicas, seed,
+                                                  threads=self.args.threads)
                 self.save(path, entry)
             stops = np.asarray(entry["md"][key]["stops_fs"], dtype=float)
             print(f"  {arm:<6} N={n:<3} seed {seed} MD {key}: {int(np.isnan(stops).sum())} of {replicas} replicas "
