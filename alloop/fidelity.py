@@ -50,7 +50,7 @@ from alloop.presets import load_preset
 
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
 #: the wavefunction methods with correlated electrons (frozen_core applies to them)
-CORRELATED_METHODS = ("mp2", "ccsd", "ccsd(t)")
+CORRELATED_METHODS = tuple(m for m in WAVEFUNCTION_METHODS if m != "hf")
 #: xtb methods (alloop's spelling -> tblite's)
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 #: heaviest element tblite parametrises in GFN1- and GFN2-xTB (Rn)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae, target_ensemble_weights
-from campaign_runs import run_campaign
+from campaign_runs import loop_numbers, run_campaign
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -57,17 +57,6 @@ def validated_version(run_dir: Path) -> int | None:
     with CampaignStore.open(store_path(run_dir)) as store:
         found = [int(c["version"]) for c in store.checkpoints() if c.get("role") == "validated"]
     return found[-1] if found else None
-
-
-def loop_numbers(run_dir: Path) -> dict:
-    """Expensive labels and labelling CPU seconds of a finished campaign (its cycles table's last row)."""
-    from alloop.store.campaign import CampaignStore
-    from alloop.store.resolve import store_path
-
-    with CampaignStore.open(store_path(run_dir)) as store:
-        rows = store.table("cycles")
-    return {"labels": int(rows["labels_expensive"][-1]),
-            "cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1])}
 
 
 def pool_md_cpu_per_frame(pool: Path) -> float:
@@ -154,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.runs / f"loop-seed-{seed}"
         print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
         run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
-        entries = {"loop": {"model": run_dir, **loop_numbers(run_dir)}}
+        numbers = loop_numbers(run_dir)
+        entries = {"loop": {"model": run_dir, "labels": numbers["labels"], "cpu_s": numbers["label_cpu_s"]}}
         validated = validated_version(run_dir)
         if validated is not None:  # training.final_refit: the same campaign's model before the refit, beside it
             entries["loop, before the refit"] = {**entries["loop"], "version": validated}

@@ -1,8 +1,8 @@
 """Run a campaign for a benchmark as a user would (``alloop run``, or ``alloop resume`` after an interruption).
 
-Shared by the benchmarks that compare whole campaigns (``quickstart_seeds.py``,
-``naive_vs_periodic.py``). A finished run leaves a marker JSON in its directory
-with its wall time and the load average, so a rerun of the benchmark reuses it.
+Shared by the benchmarks that compare whole campaigns (``quickstart_seeds.py``, ``naive_vs_periodic.py``,
+``al_vs_random.py``, ``learning_curves.py``), with the labels a finished run bought. A finished run leaves a
+marker JSON in its directory with its wall time and the load average, so a rerun of the benchmark reuses it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def run_campaign(campaign: Path, run_dir: Path, seed: int, overrides: list[str], marker: str, log: Path) -> float:
@@ -49,3 +50,16 @@ def is_finished(run_dir: Path) -> bool:
         return False
     with CampaignStore.open(store_path(run_dir)) as store:
         return bool(store.table_names()) and "finished" in set(map(str, store.table("progress")["phase"]))
+
+
+def loop_numbers(run_dir: Path) -> dict[str, Any]:
+    """Labels and labelling CPU of a finished campaign (its cycles table's last row) and its number of cycles."""
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    with CampaignStore.open(store_path(run_dir)) as store:
+        rows = store.table("cycles")
+    return {"labels": int(rows["labels_expensive"][-1]), "labels_cheap": int(rows["labels_cheap"][-1]),
+            "cpu_cheap_s": float(rows["cpu_cheap_s"][-1]), "cpu_expensive_s": float(rows["cpu_expensive_s"][-1]),
+            "label_cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1]),
+            "cycles": int(max(rows["cycle"])) + 1}

@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 from _common import DATA, ROOT, alloop, md_first_stops, mean_std, per_frame_force_mae
-from campaign_runs import run_campaign
+from campaign_runs import loop_numbers, run_campaign
 
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
@@ -130,19 +130,6 @@ def loop_overrides(cfg: Any, n: int) -> list[str]:
         cheap = max(cheap, sch.max_labels.cheap)
     return [f"schedule.max_labels.expensive={n}", f"schedule.bootstrap.n_expensive={n_boot}",
             f"schedule.n_cycles={cycles}", f"schedule.max_labels.cheap={cheap}", "schedule.budget_cpu_seconds=null"]
-
-
-def loop_numbers(run_dir: Path) -> dict[str, Any]:
-    """Labels and labelling CPU of a finished campaign (its cycles table's last row) and its number of cycles."""
-    from alloop.store.campaign import CampaignStore
-    from alloop.store.resolve import store_path
-
-    with CampaignStore.open(store_path(run_dir)) as store:
-        rows = store.table("cycles")
-    return {"labels": int(rows["labels_expensive"][-1]), "labels_cheap": int(rows["labels_cheap"][-1]),
-            "cpu_cheap_s": float(rows["cpu_cheap_s"][-1]), "cpu_expensive_s": float(rows["cpu_expensive_s"][-1]),
-            "label_cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1]),
-            "cycles": int(np.max(rows["cycle"])) + 1}
 
 
 # ------------------------------------------------------------------------------------------------------ scoring
