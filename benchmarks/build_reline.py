@@ -14,6 +14,10 @@ Building needs RDKit, which is no dependency of alloop: it ran in a separate ven
 
     python3 -m venv /tmp/rdkit-venv && /tmp/rdkit-venv/bin/pip install -q rdkit ase numpy
     /tmp/rdkit-venv/bin/python benchmarks/build_reline.py                  # reline_1fu.extxyz, reline_2fu.extxyz
+    /tmp/rdkit-venv/bin/python benchmarks/build_reline.py --fu 1 --starts 3  # reline_1fu_starts.extxyz, seeds 1-3
+
+``--starts K`` builds K further boxes (seeds ``--seed`` + 1 ... + K, the campaign's box excluded) into one file: the
+independent starts of the reference MD (``make_water_box_sets.py --starts``).
 
 ``--melt`` (in alloop's environment, no RDKit) runs periodic Langevin MD on the GFN1-xTB surface (alloop's
 ``gfn1-xtb`` labeller through tblite, :func:`make_water_box_sets.cheap_langevin`: 0.5 fs, friction 0.01/fs) from
@@ -172,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fu", type=int, nargs="+", default=[1, 2], help="formula units per box")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-distance", type=float, default=1.7, help="A, between molecules")
+    parser.add_argument("--starts", type=int, default=0,
+                        help="build this many further boxes (seeds + 1, ...) into reline_{n}fu_starts.extxyz")
     parser.add_argument("--melt", action="store_true", help="GFN1-xTB MD from the built boxes (alloop's env)")
     parser.add_argument("--ps", type=float, default=2.0, help="melt length")
     parser.add_argument("--temperature", type=float, default=350.0, help="K")
@@ -182,15 +188,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.melt:
             melt(n_fu, args.ps, args.temperature, args.seed, args.check_every, args.max_stretch)
             continue
-        box = reline_box(n_fu, args.seed, args.min_distance)
-        path = DATA / f"reline_{n_fu}fu.extxyz"
-        write(path, box, format="extxyz")
-        between = _images(box.positions[:, None] - box.positions[None], box.cell[0, 0])
-        tags = box.get_tags()
-        between[tags[:, None] == tags[None]] = np.inf
-        print(f"{n_fu} f.u.: {len(box)} atoms, {box.get_chemical_formula()}, cube {box.cell[0, 0]:.3f} A, "
-              f"{box.info['density_g_cm3']:.3f} g/cm^3, closest atoms of different molecules {between.min():.2f} A "
-              f"-> {path}")
+        seeds = range(args.seed + 1, args.seed + 1 + args.starts) if args.starts else [args.seed]
+        boxes = [reline_box(n_fu, seed, args.min_distance) for seed in seeds]
+        path = DATA / (f"reline_{n_fu}fu_starts.extxyz" if args.starts else f"reline_{n_fu}fu.extxyz")
+        write(path, boxes, format="extxyz")
+        for box in boxes:
+            between = _images(box.positions[:, None] - box.positions[None], box.cell[0, 0])
+            tags = box.get_tags()
+            between[tags[:, None] == tags[None]] = np.inf
+            print(f"{box.info['name']}: {len(box)} atoms, {box.get_chemical_formula()}, cube {box.cell[0, 0]:.3f} A, "
+                  f"{box.info['density_g_cm3']:.3f} g/cm^3, closest atoms of different molecules "
+                  f"{between.min():.2f} A -> {path}")
     return 0
 
 

@@ -15,8 +15,18 @@ local Dask cluster of ``--workers`` processes. Writes to ``--out``:
 The runs go in parallel over ``--workers`` processes; each finished run's trajectory is written at once (in
 run order), so a killed script loses at most the runs in progress and the labels. Prints a table per run.
 
+``--starts FILE`` runs run k from the k-th box of an extxyz file instead (e.g. the reline boxes of
+``build_reline.py --starts``; the files are then named after FILE, ``reline_1fu_350K_eq...``). Boxes whose atoms
+carry tags (molecule numbers) are checked at every recorded frame: the largest covalent-bond stretch against
+the start and the number of bonds formed between molecules (e.g. a proton transfer), both in the run's summary.
+
+Labels are written run by run (the test file grows after each run's frames are labelled): a killed script keeps
+every finished run's trajectory and labels.
+
     python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x (0.5 + 2) ps, 2 x 10 frames
     python benchmarks/make_water_box_sets.py --quick               # 1 water, 2 x 0.1 ps, 2 x 2 frames, SZV
+    python benchmarks/make_water_box_sets.py --starts benchmarks/data/reline_1fu_starts.extxyz --temperature 350 \
+        --trajectories 3 --ps 2.5 --frames 8 --workers 1           # the reline reference (issue 46)
 """
 
 from __future__ import annotations
@@ -66,9 +76,24 @@ def liquid(box: Atoms, temperature: float, ps: float, seed: int, fidelity: str =
     return out
 
 
-def run_md(n_waters: int, seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
+def start_box(seed: int, args: argparse.Namespace) -> Atoms:
+    """Run ``seed``'s starting box: the ``seed``-th box of ``--starts``, or a fresh water box."""
+    if args.starts is None:
+        return water_box(args.waters, seed=seed)
+    return read(args.starts, index=seed)
+
+
+def run_md(seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
     """One independent run: its recorded frames (after equilibration) and a summary."""
-    atoms = water_box(n_waters, seed=seed)
+    from build_reline import bond_check, bonds
+
+    atoms = start_box(seed, args)
+    tags = atoms.get_tags()
+    checked = bool(tags.any())
+    if checked:
+        start_bonds = bonds(atoms)
+        start_lengths = np.array([atoms.get_distance(i, j, mic=True) for i, j in start_bonds])
+    stretch, new_bonds = 1.0, []
     dyn = cheap_langevin(atoms, args.md_fidelity, args.temperature, args.timestep, seed)
     calc = atoms.calc
     every = max(1, int(round(RECORD_FS / args.timestep)))
@@ -84,17 +109,24 @@ def run_md(n_waters: int, seed: int, args: argparse.Namespace) -> tuple[list[Ato
             frame.wrap()
             frames.append(frame)
             temperatures.append(atoms.get_temperature())
+            if checked:
+                worst, new = bond_check(frame, start_bonds, start_lengths)
+                stretch, new_bonds = max(stretch, worst), [*new_bonds, new]
         if (step // every) % 100 == 0:
             print(f"  run {seed}: {(step + every) * args.timestep / 1000:.2f} / {n_total * args.timestep / 1000:.2f} ps",
                   flush=True)
-    oxygen = np.array([f.positions[f.numbers == 8] for f in frames])
-    d = pair_distances(oxygen, frames[0].cell.array)
-    closest = np.where(np.eye(d.shape[-1], dtype=bool), np.inf, d).min(axis=(1, 2))
-    return frames, {"seed": seed, "frames": len(frames), "md_cpu_seconds": time.process_time() - cpu0,
-                    "md_wall_seconds": time.perf_counter() - start, "steps": n_total, "labels": calc.n_calls,
-                    "temperature_mean_K": float(np.mean(temperatures)),
-                    "temperature_std_K": float(np.std(temperatures)),
-                    "min_OO_A": float(closest.min()), "mean_closest_OO_A": float(closest.mean())}
+    summary = {"seed": seed, "frames": len(frames), "md_cpu_seconds": time.process_time() - cpu0,
+               "md_wall_seconds": time.perf_counter() - start, "steps": n_total, "labels": calc.n_calls,
+               "temperature_mean_K": float(np.mean(temperatures)), "temperature_std_K": float(np.std(temperatures))}
+    if checked:
+        summary |= {"largest_bond_stretch": stretch, "frames_with_new_intermolecular_bonds": int(np.count_nonzero(
+            new_bonds)), "most_new_intermolecular_bonds": int(max(new_bonds))}
+    if args.starts is None:
+        oxygen = np.array([f.positions[f.numbers == 8] for f in frames])
+        d = pair_distances(oxygen, frames[0].cell.array)
+        closest = np.where(np.eye(d.shape[-1], dtype=bool), np.inf, d).min(axis=(1, 2))
+        summary |= {"min_OO_A": float(closest.min()), "mean_closest_OO_A": float(closest.mean())}
+    return frames, summary
 
 
 def pick(frames: list[Atoms], n: int) -> list[Atoms]:
@@ -125,6 +157,9 @@ def label(frames: list[Atoms], args: argparse.Namespace) -> tuple[list[Atoms], d
 
 
 def _oo(run: dict) -> str:
+    if "min_OO_A" not in run:
+        return (f"largest bond stretch x{run['largest_bond_stretch']:.2f}, frames with a bond between molecules "
+                f"{run['frames_with_new_intermolecular_bonds']}") if "largest_bond_stretch" in run else "-"
     if not np.isfinite(run["min_OO_A"]):
         return "- (one water)"
     return f"{run['min_OO_A']:.2f} / {run['mean_closest_OO_A']:.2f}"
@@ -143,34 +178,51 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-fidelity", default="pbe-gth-dzvp")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=DATA)
+    p.add_argument("--starts", type=Path, help="extxyz of starting boxes (run k from box k) instead of water boxes")
     p.add_argument("--quick", action="store_true", help="1 water, 2 x 0.1 ps, 2 frames per run at pbe-gth-szv")
     args = p.parse_args(argv)
     if args.quick:
         args.waters, args.equilibrate, args.ps, args.frames, args.label_fidelity = 1, 0.02, 0.1, 2, "pbe-gth-szv"
     args.out.mkdir(parents=True, exist_ok=True)
-    tag = f"water{args.waters}_{args.temperature:g}K"
+    if args.starts is not None:
+        n_boxes = len(read(args.starts, ":"))
+        if n_boxes < args.trajectories:
+            p.error(f"--starts {args.starts} holds {n_boxes} boxes, fewer than --trajectories {args.trajectories}")
+        tag = f"{args.starts.stem.removesuffix('_starts')}_{args.temperature:g}K"
+    else:
+        tag = f"water{args.waters}_{args.temperature:g}K"
     traj_path = args.out / f"{tag}_eqtraj_{args.md_fidelity}.extxyz"
-    runs, picked, trajectory = [], [], []
+    test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
+    runs, trajectory, labelled = [], [], []
+    labels: dict = {"statuses": {}, "label_cpu_seconds": 0.0}
     with ProcessPoolExecutor(max_workers=max(1, min(args.workers, args.trajectories))) as pool:
-        for frames, summary in pool.map(run_md, [args.waters] * args.trajectories, range(args.trajectories),
-                                        [args] * args.trajectories):
+        for frames, summary in pool.map(run_md, range(args.trajectories), [args] * args.trajectories):
             trajectory += frames
-            picked += pick(frames, args.frames)
             runs.append(summary)
             write_extxyz(traj_path, trajectory)
-    labelled, labels = label(picked, args)
-    test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
-    write_extxyz(test_path, labelled)
+            print(f"run {summary['seed']}: {len(frames)} frames, {summary['md_cpu_seconds']:.0f} MD CPU s -> "
+                  f"{traj_path}", flush=True)
+    summary_path = args.out / f"{tag}_eq_summary.json"
     summary = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "runs": runs, "labels": labels, "files": [traj_path.name, test_path.name]}
-    write_atomic(args.out / f"{tag}_eq_summary.json", json.dumps(summary, indent=1).encode())
-    print()
-    print(markdown_table(["run", "frames", "T mean (K)", "T std (K)", "closest O-O, min / mean (A)", "MD CPU s"],
+    write_atomic(summary_path, json.dumps(summary, indent=1).encode())  # the run boundaries, before any label
+    print(markdown_table(["run", "frames", "T mean (K)", "T std (K)", "closest O-O, min / mean (A) or bond check",
+                          "MD CPU s"],
                          [[r["seed"], r["frames"], f"{r['temperature_mean_K']:.0f}", f"{r['temperature_std_K']:.0f}",
-                           _oo(r), f"{r['md_cpu_seconds']:.0f}"]
-                          for r in runs]))
-    print(f"\nlabelled {len(labelled)} of {len(picked)} frames at {args.label_fidelity}: {labels['statuses']}, "
-          f"{labels['label_cpu_seconds']:.0f} CPU s -> {test_path}")
+                           _oo(r), f"{r['md_cpu_seconds']:.0f}"] for r in runs]))
+    first = 0
+    for run in runs:
+        done, got = label(pick(trajectory[first:first + run["frames"]], args.frames), args)
+        first += run["frames"]
+        labelled += done
+        for status, count in got["statuses"].items():
+            labels["statuses"][status] = labels["statuses"].get(status, 0) + count
+        labels["label_cpu_seconds"] += got["label_cpu_seconds"]
+        write_extxyz(test_path, labelled)
+        write_atomic(summary_path, json.dumps(summary, indent=1).encode())
+        print(f"run {run['seed']}: labelled {len(done)} of {args.frames} frames -> {test_path}", flush=True)
+    print(f"\nlabelled {len(labelled)} of {args.frames * len(runs)} frames at {args.label_fidelity}: "
+          f"{labels['statuses']}, {labels['label_cpu_seconds']:.0f} CPU s -> {test_path}")
     assert len(read(test_path, ":")) == len(labelled)
     return 0
 
