@@ -56,6 +56,13 @@ the same test frames), and ``learning_curves.png`` in ``--runs``.
     python benchmarks/learning_curves.py                                   # the whole grid: hours
     python benchmarks/learning_curves.py --campaign campaigns/universal-quickstart.yaml
     python benchmarks/learning_curves.py --n-labels 30 --seeds 0 1 2 --md-ps 2     # + MD robustness, 2 ps a replica
+
+A variant of the loop (``--set ...`` in a runs directory of its own) is compared with ``--compare DIR``: the
+runs directory of the default grid, whose cached ``random`` and ``loop`` entries (read only, never trained) give
+the paired differences variant - random and variant - default loop per seed::
+
+    python benchmarks/learning_curves.py --arms loop --seeds 0 1 2 --n-labels 30 --runs runs/lc-md \
+        --set schedule.bootstrap.method=md --compare runs/learning-curves/quickstart
 """
 
 from __future__ import annotations
@@ -319,6 +326,31 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
                           + f" | {mean_std(diffs.values(), 4, sign='+')} |")
 
 
+def print_comparison(entries: dict[tuple[str, int, int], dict], compare: Path, tests: list[Path], ns: list[int],
+                     seeds: list[int]) -> None:
+    """Paired per-seed differences of this run's loop against ``compare``'s cached random and loop entries."""
+    for other in ("random", "loop"):
+        print(f"\nthis loop - {other} of {compare}, paired per seed: mean of the per-frame force MAE differences "
+              "(eV/A; negative: this loop is better)")
+        print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
+        print("|---|---:|" + "---:|" * (len(seeds) + 1))
+        for test in tests:
+            for n in ns:
+                diffs = {}
+                for seed in seeds:
+                    cached = compare / "results" / f"{other}-N{n}-seed{seed}.json"
+                    if ("loop", n, seed) not in entries or not cached.is_file():
+                        continue
+                    theirs = json.loads(cached.read_text()).get("scores", {}).get(test.name)
+                    ours = entries[("loop", n, seed)]["scores"][test.name]
+                    if theirs is None or theirs["sha256"] != ours["sha256"]:
+                        continue
+                    diffs[seed] = float(np.mean(np.subtract(ours["per_frame"], theirs["per_frame"])))
+                if diffs:
+                    print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
+                          + f" | {mean_std(diffs.values(), 4, sign='+')} |")
+
+
 def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
          path: Path) -> None:
     import matplotlib
@@ -369,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md-ps", type=float, default=0.0, help="MD robustness: ps per replica (default 0: no MD)")
     p.add_argument("--md-temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0, 1200.0])
     p.add_argument("--md-replicas", type=int, default=8)
+    p.add_argument("--compare", type=Path, help="runs directory of the default grid: paired differences of this "
+                   "run's loop against its cached random and loop entries")
     args = p.parse_args(argv)
     if args.md_ps < 0 or args.md_replicas < 1 or min(args.md_temperatures) <= 0:
         p.error("--md-ps must be >= 0, --md-replicas >= 1 and every --md-temperatures > 0")
@@ -396,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     ns = sorted(args.n_labels)
     print_tables(entries, args.test, args.arms, ns, args.seeds, args.md_temperatures if args.md_ps > 0 else None)
     plot(entries, args.test, args.arms, ns, args.runs / "learning_curves.png")
+    if args.compare is not None and "loop" in args.arms:
+        print_comparison(entries, args.compare, args.test, ns, args.seeds)
     return 0
 
 

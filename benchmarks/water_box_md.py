@@ -1,17 +1,19 @@
-"""MD of a periodic water box with trained models: stability and the O-O radial distribution against the reference's.
+"""MD of a periodic box with trained models: stability and radial distributions against the reference's.
 
 For each model (a run directory, its newest model at the expensive fidelity, a checkpoint file, or
 ``sevennet-0`` for the pretrained model without fine-tuning) and each ``--temperatures`` value,
-``--replicas`` Langevin replicas (0.5 fs, friction 0.01/fs) start from independent boxes
-(:func:`alloop.testing.cells.water_box` with seeds 1000 + r, none of them a reference start, melted by
-``--equilibrate-ps`` of GFN1-xTB Langevin MD so that the model's MD starts from a liquid) and run
-``--ps`` picoseconds in one batched model call per step (:func:`alloop.md.run_segment` in the fixed cell,
-stability guards on: an O-H bond beyond ``--max-bond-factor`` x its length, two atoms closer than 0.6 A,
-a running temperature above 3 T). Printed per model and temperature: the ps each replica ran before its
-first guard failure, and the O-O g(r) of the frames after ``--skip-ps`` (every 10 fs, all periodic images,
-so r may exceed half the box) against the reference trajectory's (``--reference``, the GFN1-xTB MD of
-``make_water_box_sets.py``): the first peak's position and height, the first minimum, and the RMS of
-g_model - g_ref over [2, r_max] A. The difference between the reference's own independent runs is the
+``--replicas`` Langevin replicas (0.5 fs, friction 0.01/fs) start from independent boxes and run ``--ps``
+picoseconds in one batched model call per step (:func:`alloop.md.run_segment` in the fixed cell, stability
+guards on: a covalent bond beyond ``--max-bond-factor`` x its length, two atoms closer than 0.6 A, a running
+temperature above 3 T). The boxes: water (:func:`alloop.testing.cells.water_box` with seeds 1000 + r, none of
+them a reference start), or replica r from box r (cycling) of ``--starts FILE`` (e.g. the reline melt); each is
+melted by ``--equilibrate-ps`` of GFN1-xTB Langevin MD first, so that the model's MD starts from a liquid.
+Printed per model and temperature: the ps each replica ran before its first guard failure, and for each
+``--pairs`` element pair (default O-O) the g(r) of the frames after ``--skip-ps`` (every 10 fs, all periodic
+images, so r may exceed half the box; pairs within one molecule left out when the boxes' atoms carry tags,
+molecule numbers, as the reline boxes do) against the reference trajectory's (``--reference``, the GFN1-xTB MD
+of ``make_water_box_sets.py``): the first peak's position and height, the first minimum, and the RMS of
+g_model - g_ref over [``--rms-from``, r_max] A. The difference between the reference's own independent runs is the
 noise floor of that RMS.
 
 The reference is GFN1-xTB MD, not MD at the level the model learns (PBE/GTH-DZVP; a PBE AIMD of the box
@@ -20,6 +22,9 @@ levels, and the zero-shot row shows where SevenNet-0 alone goes.
 
     python benchmarks/water_box_md.py campaigns/water-box.run sevennet-0 --ps 5
     python benchmarks/water_box_md.py sevennet-0 --ps 0.2 --replicas 2 --temperatures 300   # a quick look
+    python benchmarks/water_box_md.py sevennet-0 --starts benchmarks/data/reline_1fu_melt.extxyz \
+        --reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz --temperatures 350 --equilibrate-ps 0 \
+        --pairs Cl-H O-H N-H --rms-from 1.4                                                  # reline (issue 46)
 """
 
 from __future__ import annotations
@@ -34,37 +39,58 @@ from pathlib import Path
 import numpy as np
 from _common import DATA, markdown_table
 from ase import Atoms
+from ase.data import chemical_symbols
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
 RECORD_FS = 10.0
 
 
-def oo_rdf(frames: list[Atoms], r_max: float, bin_A: float) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres and the O-O g(r) pooled over ``frames`` (every periodic image within ``r_max``)."""
+def pair_rdf(frames: list[Atoms], pair: tuple[int, int], r_max: float, bin_A: float,
+             tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bin centres and the g(r) of element ``pair`` (atomic numbers) pooled over ``frames`` (every periodic image
+    within ``r_max``); with ``tags`` (a molecule number per atom) only pairs of different molecules count."""
     edges = np.arange(0.0, r_max + bin_A / 2, bin_A)
     counts = np.zeros(len(edges) - 1)
-    n_o = volume = 0
+    first, second = pair
+    n_a = n_b = volume = 0
     for atoms in frames:
-        oxygen = atoms[atoms.numbers == 8]
-        d = neighbor_list("d", oxygen, r_max)
-        counts += np.histogram(d, bins=edges)[0]
-        n_o, volume = len(oxygen), oxygen.get_volume()
+        i, j, d = neighbor_list("ijd", atoms, r_max)
+        keep = (atoms.numbers[i] == first) & (atoms.numbers[j] == second)
+        if tags is not None:
+            keep &= tags[i] != tags[j]
+        counts += np.histogram(d[keep], bins=edges)[0]
+        n_a, n_b, volume = int(np.sum(atoms.numbers == first)), int(np.sum(atoms.numbers == second)), atoms.get_volume()
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g = counts / (len(frames) * n_o * (n_o / volume) * shell)  # neighbor_list counts each pair twice: i-j, j-i
+    g = counts / (len(frames) * n_a * (n_b / volume) * shell)  # counts i -> j from every first-element atom i
     return (edges[1:] + edges[:-1]) / 2, g
 
 
-def peaks(r: np.ndarray, g: np.ndarray) -> tuple[float, float, float]:
-    """First peak position and height, and the first minimum after it (A)."""
+def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[float, float, float]:
+    """First peak position and height (the highest point inside ``window``, A), and the first minimum after it."""
     smooth = np.convolve(g, np.ones(3) / 3, mode="same")
-    first = int(np.argmax(np.where((r > 2.2) & (r < 3.3), smooth, -np.inf)))
+    first = int(np.argmax(np.where((r > window[0]) & (r < window[1]), smooth, -np.inf)))
     after = np.where((r > r[first]) & (r < r[first] + 1.6), smooth, np.inf)
     return float(r[first]), float(smooth[first]), float(r[int(np.argmin(after))])
 
 
-def rms(g: np.ndarray, g_ref: np.ndarray, r: np.ndarray) -> float:
-    keep = r >= 2.0
+def peak_window(pair: tuple[int, int]) -> tuple[float, float]:
+    """Where the first peak is looked for: water's O-O at 2.2-3.3 A, hydrogen-bond pairs X...H at 1.4-3.0 A."""
+    return (2.2, 3.3) if pair == (8, 8) else (1.4, 3.0)
+
+
+def parse_pair(text: str) -> tuple[int, int]:
+    from ase.data import atomic_numbers
+
+    try:
+        first, second = text.split("-")
+        return atomic_numbers[first], atomic_numbers[second]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r}: an element pair such as O-O or Cl-H") from None
+
+
+def rms(g: np.ndarray, g_ref: np.ndarray, r: np.ndarray, r_from: float) -> float:
+    keep = r >= r_from
     return float(np.sqrt(np.mean((g[keep] - g_ref[keep]) ** 2)))
 
 
@@ -83,12 +109,21 @@ def load_model(source: str, threads: int):
     return trained.model.eval(), trained.description
 
 
+def start_boxes(n_waters: int, args: argparse.Namespace) -> list[Atoms]:
+    """The replicas' boxes before melting: ``--starts``' boxes (cycling) or fresh water boxes."""
+    if args.starts is not None:
+        boxes = read(args.starts, ":")
+        return [boxes[r % len(boxes)].copy() for r in range(args.replicas)]
+    from alloop.testing.cells import water_box
+
+    return [water_box(n_waters, seed=1000 + r) for r in range(args.replicas)]
+
+
 def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -> tuple[list[list[Atoms]], list]:
     """Batched replicas from independent boxes; each replica's recorded frames and its stop (None: ran through)."""
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
-    from alloop.testing.cells import water_box
 
-    boxes = [water_box(n_waters, seed=1000 + r) for r in range(args.replicas)]
+    boxes = start_boxes(n_waters, args)
     if args.equilibrate_ps > 0:
         from make_water_box_sets import liquid
 
@@ -134,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="run directories, checkpoint files, or sevennet-0")
     p.add_argument("--reference", type=Path, default=DATA / "water8_300K_eqtraj_gfn1-xtb.extxyz")
+    p.add_argument("--starts", type=Path, help="extxyz of starting boxes (replica r from box r, cycling); "
+                   "default: water boxes of as many waters as the reference")
+    p.add_argument("--pairs", type=parse_pair, nargs="+", default=[(8, 8)], metavar="A-B",
+                   help="element pairs whose g(r) is compared (default O-O)")
+    p.add_argument("--rms-from", type=float, default=2.0, help="A: where the RMS of g - g_ref starts")
     p.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 400.0])
     p.add_argument("--ps", type=float, default=5.0, help="picoseconds per replica")
     p.add_argument("--skip-ps", type=float, default=0.5, help="equilibration left out of the g(r)")
@@ -149,17 +189,27 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = reference_runs(args.reference)
     n_waters = int(np.sum(runs[0][0].numbers == 8))
-    r, g_ref = oo_rdf([a for run in runs for a in run], args.r_max, args.bin)
+    tags = runs[0][0].get_tags() if runs[0][0].get_tags().any() else None
+    if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
+        p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
+    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
+    r, g_ref = None, {}
+    for name, pair in zip(names, args.pairs, strict=True):
+        r, g_ref[name] = pair_rdf([a for run in runs for a in run], pair, args.r_max, args.bin, tags)
+    header = ["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica", "pair", "first peak r / g",
+              "first min r", "RMS g - g_ref", "wall s"]
     rows = []
-    ref_peak = peaks(r, g_ref)
-    floor = ""
-    if len(runs) > 1:
-        g_runs = [oo_rdf(run, args.r_max, args.bin)[1] for run in runs]
-        floor = f"{rms(g_runs[0], g_runs[1], r):.3f} (run 0 vs run 1)"
-    rows.append([f"reference: {args.reference.name}", "", f"{sum(len(x) for x in runs) * RECORD_FS / 1000:.1f}", "",
-                 f"{ref_peak[0]:.2f} / {ref_peak[1]:.2f}", f"{ref_peak[2]:.2f}", floor, ""])
+    for name, pair in zip(names, args.pairs, strict=True):
+        ref_peak = peaks(r, g_ref[name], peak_window(pair))
+        floor = ""
+        if len(runs) > 1:
+            g_runs = [pair_rdf(run, pair, args.r_max, args.bin, tags)[1] for run in runs]
+            spread = [rms(g_runs[a], g_runs[b], r, args.rms_from) for a in range(len(runs)) for b in range(a)]
+            floor = f"{min(spread):.3f}-{max(spread):.3f} (run vs run)"
+        rows.append([f"reference: {args.reference.name}", "", f"{sum(len(x) for x in runs) * RECORD_FS / 1000:.1f}",
+                     "", name, f"{ref_peak[0]:.2f} / {ref_peak[1]:.2f}", f"{ref_peak[2]:.2f}", floor, ""])
     skip = int(round(args.skip_ps * 1000 / RECORD_FS))
-    curves = {"r_A": r.tolist(), "reference": g_ref.tolist()}
+    curves = {"r_A": r.tolist(), **{f"reference {name}": g.tolist() for name, g in g_ref.items()}}
     for source in args.models:
         model, description = load_model(source, args.threads)
         for temperature in args.temperatures:
@@ -170,23 +220,24 @@ def main(argv: list[str] | None = None) -> int:
                                 zip(ran, stops, strict=True))
             kept = [a for f in frames for a in f[skip:]]
             wall = time.perf_counter() - t0
-            if kept:
-                _, g = oo_rdf(kept, args.r_max, args.bin)
-                peak = peaks(r, g)
-                curves[f"{description} {temperature:g} K"] = g.tolist()
-                cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}", f"{rms(g, g_ref, r):.3f}"]
-            else:
-                cells = ["-", "-", "- (no frame after the equilibration)"]
-            rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, *cells,
-                         f"{wall:.0f}"])
-            print(markdown_table(["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica",
-                                  "first peak r / g", "first min r", "RMS g - g_ref", "wall s"], rows[-1:]),
-                  file=sys.stderr, flush=True)
-    print(f"{n_waters} waters, {args.replicas} replicas x {args.ps:g} ps per model and temperature, O-O g(r) "
-          f"every {RECORD_FS:g} fs after {args.skip_ps:g} ps, bins {args.bin:g} A up to {args.r_max:g} A")
-    print(markdown_table(["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica",
-                          "first peak r / g", "first min r", "RMS g - g_ref", "wall s"], rows))
-    out = Path(os.environ.get("ALLOOP_RDF_OUT", "/tmp/water_box_rdf.json"))
+            for name, pair in zip(names, args.pairs, strict=True):
+                if kept:
+                    _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
+                    peak = peaks(r, g, peak_window(pair))
+                    curves[f"{description} {temperature:g} K {name}"] = g.tolist()
+                    cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}",
+                             f"{rms(g, g_ref[name], r, args.rms_from):.3f}"]
+                else:
+                    cells = ["-", "-", "- (no frame after the equilibration)"]
+                rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, name,
+                             *cells, f"{wall:.0f}"])
+                print(markdown_table(header, rows[-1:]), file=sys.stderr, flush=True)
+    what = f"{n_waters} waters" if args.starts is None else f"{len(runs[0][0])} atoms ({args.starts.name})"
+    print(f"{what}, {args.replicas} replicas x {args.ps:g} ps per model and temperature, g(r) every {RECORD_FS:g} fs "
+          f"after {args.skip_ps:g} ps, bins {args.bin:g} A up to {args.r_max:g} A"
+          + ("; pairs within one molecule left out" if tags is not None else ""))
+    print(markdown_table(header, rows))
+    out = Path(os.environ.get("ALLOOP_RDF_OUT", "/tmp/box_rdf.json"))
     out.write_text(json.dumps(curves))
     print(f"g(r) curves -> {out}")
     return 0
