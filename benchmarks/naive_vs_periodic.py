@@ -1,4 +1,4 @@
-"""Naive vs periodic fine-tuning of SevenNet-0 on ethanol (Wong & Yang), at equal labels, equal MD steps, 3 seeds.
+"""Naive vs periodic fine-tuning of SevenNet-0 (Wong & Yang), at equal labels, equal MD steps, 3 seeds.
 
 Both strategies run ``campaigns/naive-vs-periodic.yaml`` (``model: sevennet-0``) with the same seed, budget
 (labels per fidelity and CPU s), replicas, segment length and number of cycles; only
@@ -33,12 +33,27 @@ For each final model the script prints:
   the table;
 - cost: CPU s of the labels per fidelity (from the store) and wall seconds of each campaign.
 
+- the Q-residual's flag rate per cycle (the store's cycles table): the share of each cycle's MD frames above
+  the limit, mean over seeds.
+
+Other systems (e.g. ``campaigns/reline.yaml``, a periodic box): ``--tests KEY=FILE ...`` replaces the ethanol test
+sets (labelled at the campaign's expensive level), ``--md-start FILE`` the ethanol molecule of the MD-stability
+runs (the first frame of FILE, its cell and pbc), and ``--rdf-reference TRAJ --rdf-pairs A-B ...`` adds, per
+element pair, the RMS of the model's g(r) (intermolecular pairs when the start's atoms carry molecule tags; from
+the MD at the first ``--temperatures`` value after ``--rdf-skip-ps``) against the reference trajectory's
+(:mod:`water_box_md`). The reference trajectory is GFN1-xTB MD, not the expensive level: the RMS mixes the model's
+error with the gap between the levels; compare the strategies with each other and with the starting model's row.
+
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
 
     python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~4-5 h on 2 cores: per run
                                                             # 15-30 min of campaign, ~45 min of MD-stability scoring)
     python benchmarks/naive_vs_periodic.py --quick          # 1 seed, short campaigns and MD (smoke run, ~15 min)
     python benchmarks/naive_vs_periodic.py --replay 0.25 --only periodic-replay0.25   # one more column's runs
+    python benchmarks/naive_vs_periodic.py --campaign campaigns/reline.yaml --seeds 0,1 --temperatures 350,450 \
+        --tests 350K=benchmarks/data/reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz --ps 2 --replicas 2 \
+        --md-start campaigns/reline-start.extxyz --rdf-reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz \
+        --rdf-pairs Cl-H O-H --runs runs/reline-nvp                                    # issue 46
 """
 
 from __future__ import annotations
@@ -51,12 +66,16 @@ from typing import Any
 
 import numpy as np
 from _common import DATA, ROOT, mean_std
+from ase import Atoms
+from ase.data import chemical_symbols
 from campaign_runs import run_campaign
 from make_outside_labels import OUT as OUTSIDE_LABELS
 from make_outside_labels import outside_force_mae
+from water_box_md import parse_pair
 
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
          "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
+RDF_EVERY = 20  # MD steps between frames of the g(r) (10 fs)
 STRATEGIES = ("periodic", "naive")
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
          "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",
@@ -98,6 +117,8 @@ def store_summary(run_dir: Path) -> dict[str, Any]:
         "train_s": float(np.nansum(rows["train_seconds"])), "n_models": int(np.sum(rows["model_version"] >= 0)),
         "forget_force": _last_finite(rows.get("forget_force_mae_eV_per_A")),
         "forget_energy_meV_atom": 1000 * _last_finite(rows.get("forget_energy_mae_per_atom_eV")),
+        **{f"flag_rate_c{int(c)}": float(v) for c, v, n in zip(rows["cycle"], rows["flag_rate"], rows["md_frames"],
+                                                                strict=True) if c >= 0 and n > 0},
         "labelled_frames": frames, "labelled_energies": energies,
     }
 
@@ -109,14 +130,14 @@ def _last_finite(column: Any) -> float:
 
 
 # --------------------------------------------------------------------------- scores
-def test_errors(model) -> dict[str, float]:
+def test_errors(model, tests: dict[str, Path]) -> dict[str, float]:
     import ase.io
 
     from alloop.training.data import FrameDataset
     from alloop.training.metrics import evaluate_model
 
     out = {}
-    for key, path in TESTS.items():
+    for key, path in tests.items():
         data = FrameDataset.from_atoms(ase.io.read(path, index=":"), fidelity="expensive")
         m = evaluate_model(model, data)
         out[f"{key}_force"] = m["force_mae_eV_per_A"]
@@ -124,20 +145,50 @@ def test_errors(model) -> dict[str, float]:
     return out
 
 
-def stability(model, temperature_K: float, n_replicas: int, n_steps: int, seed: int) -> list[float]:
-    """Picoseconds to the first guard failure of each replica (the cap when it never fails)."""
+def md_start(path: Path | None):
+    """The MD-stability runs' start: the first frame of ``path`` (cell, pbc, tags kept) or ethanol."""
+    import ase.io
     from ase.build import molecule
 
+    return molecule("CH3CH2OH") if path is None else ase.io.read(path, index=0)
+
+
+def stability(model, start, temperature_K: float, n_replicas: int, n_steps: int, seed: int,
+              record_every: int | None = None, skip_steps: int = 0) -> tuple[list[float], list]:
+    """Picoseconds to the first guard failure of each replica (the cap when it never fails), and with
+    ``record_every`` every replica's stable frames from step ``skip_steps`` on (ase.Atoms, the start's cell)."""
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
-    atoms = molecule("CH3CH2OH")
+    atoms = start.copy()
     settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
     guards = StabilityGuards.from_atoms(atoms, temperature_K=temperature_K, max_bond_factor=1.8, min_distance_A=0.5)
     states = init_replicas(atoms, n_replicas, temperature_K, seed)
-    result = run_segment(model, atoms, states, n_steps, settings, record_every=max(1, n_steps), guards=guards)
+    result = run_segment(model, atoms, states, n_steps, settings, record_every=record_every or max(1, n_steps),
+                         guards=guards)
     fs = settings.timestep_fs
-    return [(result.final_states[r].step if reason is not None else n_steps) * fs / 1000
-            for r, reason in enumerate(result.stop_reasons)]
+    ps = [(result.final_states[r].step if reason is not None else n_steps) * fs / 1000
+          for r, reason in enumerate(result.stop_reasons)]
+    frames = []
+    if record_every:
+        for traj in result.trajectories:
+            for step, positions, unstable in zip(traj.steps, traj.positions, traj.unstable, strict=True):
+                if step >= skip_steps and not unstable:
+                    frames.append(Atoms(atoms.numbers, positions=positions, cell=atoms.cell, pbc=atoms.pbc))
+    return ps, frames
+
+
+def rdf_rms(frames: list, args: argparse.Namespace, tags) -> dict[str, float]:
+    """Per ``--rdf-pairs`` pair: the RMS of the frames' g(r) against the reference trajectory's."""
+    from water_box_md import pair_rdf, reference_runs, rms
+
+    reference = [a for run in reference_runs(args.rdf_reference) for a in run]
+    out = {}
+    for pair in args.rdf_pairs:
+        name = "-".join(chemical_symbols[z] for z in pair)
+        r, g_ref = pair_rdf(reference, pair, args.rdf_r_max, 0.1, tags)
+        _, g = pair_rdf(frames, pair, args.rdf_r_max, 0.1, tags)
+        out[f"rdf_rms_{name}"] = rms(g, g_ref, r, 1.4)
+    return out
 
 
 def _descriptors(reference_model, frames) -> np.ndarray:
@@ -188,19 +239,27 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     from alloop.deploy.loading import load_trained
 
     cache = run_dir / "naive_vs_periodic_scores.json"
-    key = {"replicas": args.replicas, "ps": args.ps, "temperatures": args.temperatures}
+    key = {"replicas": args.replicas, "ps": args.ps, "temperatures": args.temperatures,
+           **({"tests": {k: str(v) for k, v in args.tests.items()}} if args.tests != TESTS else {}),
+           **({"md_start": str(args.md_start)} if args.md_start else {}),
+           **({"rdf": [str(args.rdf_reference), args.rdf_pairs, args.rdf_skip_ps]} if args.rdf_reference else {})}
     if cache.is_file():
         saved = json.loads(cache.read_text())
         if saved.get("key") == key:
             return saved["scores"]
     torch.set_num_threads(1)
     model = load_trained(run_dir).model.eval()
-    scores: dict[str, Any] = test_errors(model)
+    scores: dict[str, Any] = test_errors(model, args.tests)
     n_steps = int(round(args.ps * 1000 / 0.5))
-    for t in args.temperatures:
-        scores[f"stable_ps_{t:g}K"] = stability(model, t, args.replicas, n_steps, seed)
+    start = md_start(args.md_start)
+    for k, t in enumerate(args.temperatures):
+        rdf = args.rdf_reference is not None and k == 0
+        scores[f"stable_ps_{t:g}K"], frames = stability(model, start, t, args.replicas, n_steps, seed,
+                                                         RDF_EVERY if rdf else None, int(args.rdf_skip_ps * 2000))
+        if rdf and frames:
+            scores.update(rdf_rms(frames, args, start.get_tags() if start.get_tags().any() else None))
     info = store_summary(run_dir)
-    reference = {k: ase.io.read(p, index=":") for k, p in TESTS.items()}
+    reference = {k: ase.io.read(p, index=":") for k, p in args.tests.items()}
     ref_energy = {k: np.array([a.get_potential_energy() for a in frames]) for k, frames in reference.items()}
     scores.update(coverage(reference_model, reference, info.pop("labelled_frames"), ref_energy,
                            info.pop("labelled_energies")))
@@ -209,18 +268,21 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     return scores
 
 
-def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float) -> list[str]:
+def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float, tests: list[str],
+          rdf_pairs: list[str]) -> list[str]:
     names = list(results)
+    cycles = sorted({int(k.removeprefix("flag_rate_c")) for runs in results.values() for r in runs for k in r
+                     if k.startswith("flag_rate_c")})
     rows = [
-        ("force MAE, 500 K test (eV/A)", "500K_force", 3), ("force MAE, 1000 K test (eV/A)", "1000K_force", 3),
-        ("energy MAE, 500 K test (meV/atom)", "500K_energy_meV_atom", 2),
-        ("energy MAE, 1000 K test (meV/atom)", "1000K_energy_meV_atom", 2),
+        *[(f"force MAE, {t} test (eV/A)", f"{t}_force", 3) for t in tests],
+        *[(f"energy MAE, {t} test (meV/atom)", f"{t}_energy_meV_atom", 2) for t in tests],
         *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
+        *[(f"MD at {temperatures[0]:g} K: RMS of g(r) - g_ref(r), {pair}", f"rdf_rms_{pair}", 3) for pair in rdf_pairs],
+        *[(f"cycle {c}: share of its MD frames flagged", f"flag_rate_c{c}", 3) for c in cycles],
         ("forgetting: force MAE vs the original SevenNet-0 on outside molecules (eV/A)", "forget_force", 3),
         ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
         ("outside molecules: force MAE vs B3LYP/def2-SVP (eV/A)", "outside_b3lyp_force", 3),
-        ("500 K test frames not covered by the labels", "uncovered_500K", 2),
-        ("1000 K test frames not covered by the labels", "uncovered_1000K", 2),
+        *[(f"{t} test frames not covered by the labels", f"uncovered_{t}", 2) for t in tests],
         ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
         ("  its spread (std, meV/atom)", "energy_std_meV_atom", 1),
         ("expensive labels", "labels_expensive", 0), ("cheap labels", "labels_cheap", 0),
@@ -239,10 +301,9 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
             cells.append(mean_std(values, digits) if values else "n/a")
         lines.append(f"| {label} | {' | '.join(cells)} |")
     ref = results[names[0]][0]
-    lines += ["", "test frames' own energies above their lowest (meV/atom): "
-              f"500 K {ref['ref_500K_energy_mean_meV_atom']:.1f}"
-              f" +- {ref['ref_500K_energy_std_meV_atom']:.1f}, 1000 K {ref['ref_1000K_energy_mean_meV_atom']:.1f} +- "
-              f"{ref['ref_1000K_energy_std_meV_atom']:.1f}",
+    lines += ["", "test frames' own energies above their lowest (meV/atom): " + ", ".join(
+              f"{t} {ref[f'ref_{t}_energy_mean_meV_atom']:.1f} +- {ref[f'ref_{t}_energy_std_meV_atom']:.1f}"
+              for t in tests),
               "mean +- sample std over seeds (MD rows: over seeds x replicas)"]
     return lines
 
@@ -263,7 +324,23 @@ def main() -> None:
                     help="run and print only these columns, by run name (comma-separated: periodic, naive, "
                          "periodic-replay0.25, ...)")
     ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
+    ap.add_argument("--tests", nargs="+", metavar="KEY=FILE", help="test sets (default: ethanol at 500 and 1000 K)")
+    ap.add_argument("--md-start", type=Path, help="MD-stability start: the first frame of this file (default ethanol)")
+    ap.add_argument("--rdf-reference", type=Path, help="reference trajectory (make_water_box_sets.py's eqtraj)")
+    ap.add_argument("--rdf-pairs", type=parse_pair, nargs="+", default=[], metavar="A-B")
+    ap.add_argument("--rdf-skip-ps", type=float, default=0.25, help="MD left out of the g(r)")
+    ap.add_argument("--rdf-r-max", type=float, default=5.0, help="A")
     args = ap.parse_args()
+    try:
+        args.tests = TESTS if not args.tests else {k: Path(v) for k, v in (t.split("=", 1) for t in args.tests)}
+    except ValueError:
+        ap.error("--tests takes KEY=FILE pairs, e.g. 350K=benchmarks/data/reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz")
+    missing = [str(f) for f in [*args.tests.values(), *filter(None, [args.md_start, args.rdf_reference])]
+               if not f.is_file()]
+    if missing:
+        ap.error(f"missing files: {missing}")
+    if args.rdf_pairs and args.rdf_reference is None:
+        ap.error("--rdf-pairs needs --rdf-reference")
     args.temperatures = [float(t) for t in args.temperatures.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     overrides = list(args.overrides)
@@ -282,7 +359,11 @@ def main() -> None:
     from alloop.presets import load_preset
 
     spec = load_preset("models", "sevennet-0")
-    reference_model = build_model(spec.pop("architecture"), [1, 6, 8], **spec).eval()
+    import ase.io
+
+    elements = sorted({int(z) for f in args.tests.values() for a in ase.io.read(f, index=":") for z in a.numbers}
+                      | {int(z) for z in md_start(args.md_start).numbers})
+    reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
     for seed in seeds:
         for strategy, sets in runs.items():
@@ -293,10 +374,11 @@ def main() -> None:
             scores["wall_seconds"] = wall
             scores["outside_b3lyp_force"] = outside_force_mae(load_trained(run_dir).model.eval())
             results[strategy].append(scores)
-            print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE 500 K {scores['500K_force']:.3f}, "
-                  f"1000 K {scores['1000K_force']:.3f} eV/A", flush=True)
+            print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE " + ", ".join(
+                f"{t} {scores[f'{t}_force']:.3f}" for t in args.tests) + " eV/A", flush=True)
     print()
-    print("\n".join(table(results, args.temperatures, args.ps)))
+    pairs = ["-".join(chemical_symbols[z] for z in pair) for pair in args.rdf_pairs]
+    print("\n".join(table(results, args.temperatures, args.ps, list(args.tests), pairs)))
     original = outside_force_mae(reference_model)
     print("\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
           + (f"force MAE {original:.3f} eV/A" if original is not None else
