@@ -20,8 +20,10 @@ run order), so a killed script loses at most the runs in progress and the labels
 carry tags (molecule numbers) are checked at every recorded frame: the largest covalent-bond stretch against
 the start and the number of bonds formed between molecules (e.g. a proton transfer), both in the run's summary.
 
-Labels are written run by run (the test file grows after each run's frames are labelled): a killed script keeps
-every finished run's trajectory and labels.
+Labels are written run by run (the test file grows after each run's frames are labelled), the summary after each
+run's MD: a killed script keeps every finished run's trajectory and labels, and the same command again reuses them
+(it runs the missing runs and labels the frames not yet labelled; other MD settings with the same files are
+refused).
 
     python benchmarks/make_water_box_sets.py                       # 8 waters, 300 K, 2 x (0.5 + 2) ps, 2 x 10 frames
     python benchmarks/make_water_box_sets.py --quick               # 1 water, 2 x 0.1 ps, 2 x 2 frames, SZV
@@ -156,6 +158,29 @@ def label(frames: list[Atoms], args: argparse.Namespace) -> tuple[list[Atoms], d
     return out, {"statuses": statuses, "label_cpu_seconds": cpu}
 
 
+#: the settings a finished run's trajectory depends on; and those its labels depend on
+MD_KEYS = ("waters", "temperature", "timestep", "equilibrate", "ps", "md_fidelity", "starts")
+LABEL_KEYS = ("frames", "label_fidelity")
+
+
+def resume(summary_path: Path, traj_path: Path, settings: dict) -> tuple[list[dict], list[Atoms], dict]:
+    """The finished runs, their recorded frames and the label counts of an earlier call with the same settings
+    (nothing when there was none); an earlier call with other settings is refused (its files would be mixed)."""
+    fresh: dict = {"statuses": {}, "label_cpu_seconds": 0.0}
+    if not summary_path.is_file():
+        return [], [], fresh
+    old = json.loads(summary_path.read_text())
+    theirs, ours = ({k: s.get(k) for k in MD_KEYS} for s in (old["settings"], settings))
+    if theirs != ours:
+        raise SystemExit(f"{summary_path} was made with {theirs}, not {ours}: remove it or use another --out")
+    frames = read(traj_path, ":") if traj_path.is_file() else []
+    if sum(r["frames"] for r in old["runs"]) != len(frames):
+        raise SystemExit(f"{traj_path} holds {len(frames)} frames, not the {sum(r['frames'] for r in old['runs'])} "
+                         f"of the runs in {summary_path}: remove both")
+    same_labels = all(old["settings"].get(k) == settings[k] for k in LABEL_KEYS)
+    return old["runs"], frames, old.get("labels", fresh) if same_labels else fresh
+
+
 def _oo(run: dict) -> str:
     if "min_OO_A" not in run:
         return (f"largest bond stretch x{run['largest_bond_stretch']:.2f}, frames with a bond between molecules "
@@ -193,36 +218,43 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"water{args.waters}_{args.temperature:g}K"
     traj_path = args.out / f"{tag}_eqtraj_{args.md_fidelity}.extxyz"
     test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
-    runs, trajectory, labelled = [], [], []
-    labels: dict = {"statuses": {}, "label_cpu_seconds": 0.0}
-    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, args.trajectories))) as pool:
-        for frames, summary in pool.map(run_md, range(args.trajectories), [args] * args.trajectories):
-            trajectory += frames
-            runs.append(summary)
-            write_extxyz(traj_path, trajectory)
-            print(f"run {summary['seed']}: {len(frames)} frames, {summary['md_cpu_seconds']:.0f} MD CPU s -> "
-                  f"{traj_path}", flush=True)
     summary_path = args.out / f"{tag}_eq_summary.json"
-    summary = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "runs": runs, "labels": labels, "files": [traj_path.name, test_path.name]}
-    write_atomic(summary_path, json.dumps(summary, indent=1).encode())  # the run boundaries, before any label
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    runs, trajectory, labels = resume(summary_path, traj_path, settings)
+    summary = {"settings": settings, "runs": runs, "labels": labels, "files": [traj_path.name, test_path.name]}
+    todo = [seed for seed in range(args.trajectories) if seed not in {r["seed"] for r in runs}]
+    if len(todo) < args.trajectories:
+        print(f"{summary_path}: {args.trajectories - len(todo)} finished runs reused", flush=True)
+    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, len(todo) or 1))) as pool:
+        for frames, run in pool.map(run_md, todo, [args] * len(todo)):
+            trajectory += frames
+            runs.append(run)
+            write_extxyz(traj_path, trajectory)
+            write_atomic(summary_path, json.dumps(summary, indent=1).encode())  # the run boundaries
+            print(f"run {run['seed']}: {len(frames)} frames, {run['md_cpu_seconds']:.0f} MD CPU s -> {traj_path}",
+                  flush=True)
     print(markdown_table(["run", "frames", "T mean (K)", "T std (K)", "closest O-O, min / mean (A) or bond check",
                           "MD CPU s"],
                          [[r["seed"], r["frames"], f"{r['temperature_mean_K']:.0f}", f"{r['temperature_std_K']:.0f}",
                            _oo(r), f"{r['md_cpu_seconds']:.0f}"] for r in runs]))
+    labelled = read(test_path, ":") if test_path.is_file() and labels["statuses"] else []
     first = 0
     for run in runs:
-        done, got = label(pick(trajectory[first:first + run["frames"]], args.frames), args)
+        picked = pick(trajectory[first:first + run["frames"]], args.frames)
         first += run["frames"]
+        missing = [f for f in picked if not any(np.allclose(f.positions, x.positions, atol=1e-6) for x in labelled)]
+        if not missing:
+            continue
+        done, got = label(missing, args)
         labelled += done
         for status, count in got["statuses"].items():
             labels["statuses"][status] = labels["statuses"].get(status, 0) + count
         labels["label_cpu_seconds"] += got["label_cpu_seconds"]
         write_extxyz(test_path, labelled)
         write_atomic(summary_path, json.dumps(summary, indent=1).encode())
-        print(f"run {run['seed']}: labelled {len(done)} of {args.frames} frames -> {test_path}", flush=True)
-    print(f"\nlabelled {len(labelled)} of {args.frames * len(runs)} frames at {args.label_fidelity}: "
-          f"{labels['statuses']}, {labels['label_cpu_seconds']:.0f} CPU s -> {test_path}")
+        print(f"run {run['seed']}: labelled {len(done)} of {len(missing)} frames -> {test_path}", flush=True)
+    print(f"\n{len(labelled)} of {args.frames * len(runs)} frames labelled at {args.label_fidelity} "
+          f"({labels['statuses']}, {labels['label_cpu_seconds']:.0f} CPU s) -> {test_path}")
     assert len(read(test_path, ":")) == len(labelled)
     return 0
 
