@@ -310,45 +310,43 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
                 if any(c != "-" for c in cells):
                     print(f"| {arm} | {n} | " + " | ".join(cells) + " |")
     for other in ("loop", "fps"):
-        if other not in arms or "random" not in arms:
-            continue
-        print(f"\n{other} - random, paired per seed on the same test frames: mean of the per-frame force MAE "
-              "differences (eV/A; negative: better than random)")
-        print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
-        print("|---|---:|" + "---:|" * (len(seeds) + 1))
-        for test in tests:
-            for n in ns:
-                diffs = {s: float(np.mean(np.subtract(entries[(other, n, s)]["scores"][test.name]["per_frame"],
-                                                      entries[("random", n, s)]["scores"][test.name]["per_frame"])))
-                         for s in seeds if (other, n, s) in entries and ("random", n, s) in entries}
-                if diffs:
-                    print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
-                          + f" | {mean_std(diffs.values(), 4, sign='+')} |")
+        if other in arms and "random" in arms:
+            print_paired(f"{other} - random, paired per seed on the same test frames: mean of the per-frame force MAE "
+                         "differences (eV/A; negative: better than random)", arm_entries(entries, other),
+                         arm_entries(entries, "random"), tests, ns, seeds)
+
+
+def arm_entries(entries: dict[tuple[str, int, int], dict], arm: str) -> dict[tuple[int, int], dict]:
+    return {(n, seed): e for (a, n, seed), e in entries.items() if a == arm}
+
+
+def print_paired(title: str, ours: dict[tuple[int, int], dict], theirs: dict[tuple[int, int], dict],
+                 tests: list[Path], ns: list[int], seeds: list[int]) -> None:
+    """Per test set and N: the mean per-frame force MAE difference ours - theirs per seed (entries keyed by (N,
+    seed), scored on the same test file), and its mean +- std over the seeds."""
+    print(f"\n{title}")
+    print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
+    print("|---|---:|" + "---:|" * (len(seeds) + 1))
+    for test in tests:
+        for n in ns:
+            diffs = {}
+            for seed in seeds:
+                a, b = (x.get((n, seed), {}).get("scores", {}).get(test.name) for x in (ours, theirs))
+                if a is not None and b is not None and a["sha256"] == b["sha256"]:
+                    diffs[seed] = float(np.mean(np.subtract(a["per_frame"], b["per_frame"])))
+            if diffs:
+                print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
+                      + f" | {mean_std(diffs.values(), 4, sign='+')} |")
 
 
 def print_comparison(entries: dict[tuple[str, int, int], dict], compare: Path, tests: list[Path], ns: list[int],
                      seeds: list[int]) -> None:
     """Paired per-seed differences of this run's loop against ``compare``'s cached random and loop entries."""
     for other in ("random", "loop"):
-        print(f"\nthis loop - {other} of {compare}, paired per seed: mean of the per-frame force MAE differences "
-              "(eV/A; negative: this loop is better)")
-        print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
-        print("|---|---:|" + "---:|" * (len(seeds) + 1))
-        for test in tests:
-            for n in ns:
-                diffs = {}
-                for seed in seeds:
-                    cached = compare / "results" / f"{other}-N{n}-seed{seed}.json"
-                    if ("loop", n, seed) not in entries or not cached.is_file():
-                        continue
-                    theirs = json.loads(cached.read_text()).get("scores", {}).get(test.name)
-                    ours = entries[("loop", n, seed)]["scores"][test.name]
-                    if theirs is None or theirs["sha256"] != ours["sha256"]:
-                        continue
-                    diffs[seed] = float(np.mean(np.subtract(ours["per_frame"], theirs["per_frame"])))
-                if diffs:
-                    print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
-                          + f" | {mean_std(diffs.values(), 4, sign='+')} |")
+        cached = {(n, seed): compare / "results" / f"{other}-N{n}-seed{seed}.json" for n in ns for seed in seeds}
+        theirs = {key: json.loads(path.read_text()) for key, path in cached.items() if path.is_file()}
+        print_paired(f"this loop - {other} of {compare}, paired per seed: mean of the per-frame force MAE differences "
+                     "(eV/A; negative: this loop is better)", arm_entries(entries, "loop"), theirs, tests, ns, seeds)
 
 
 def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
