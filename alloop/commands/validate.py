@@ -166,8 +166,8 @@ def _job_script(cfg: CampaignConfig) -> int:
 def _selection_line(cfg: CampaignConfig) -> str:
     """Per cycle: how many frames get each label and how the expensive ones are chosen."""
     sel = cfg.selection
-    score = (f"the force deviation of a committee of {sel.committee_size} models"
-             if sel.expensive_pick == "committee" else "bias B")
+    score = {"committee": f"the force deviation of a committee of {sel.committee_size} models",
+             "predicted-error": "the model's predicted force error"}.get(sel.expensive_pick, "bias B")
     if sel.expensive_pick == "coverage":
         pick = "coverage of feature space from the labelled frames"
     else:
