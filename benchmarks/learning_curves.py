@@ -47,8 +47,9 @@ Cached in the entry with its settings. Item 5 asks for 8 x 20 ps; an EGNN on its
 25 ms a step for 8 replicas, so 20 ps at 4 temperatures is over an hour a model: pick PS to fit.
 
 Each (arm, N, seed) is cached in ``--runs``/results/ (the model's scores and per-frame errors per test file, the
-pool's and campaign's identity): a rerun trains and evaluates only what is missing and reprints everything;
-a cache made with another pool, campaign or overrides is refused. Printed: one table per test set (rows arm x N,
+pool's and campaign's identity, the campaign's resolved settings included): a rerun trains and evaluates only
+what is missing and reprints everything; a cache made with another pool, campaign, overrides or campaign settings
+(e.g. a changed default in the file) is refused. Printed: one table per test set (rows arm x N,
 mean +- sample std over seeds), the paired per-seed differences loop - random and fps - random at each N (on
 the same test frames), and ``learning_curves.png`` in ``--runs``.
 
@@ -170,7 +171,9 @@ class Bench:
         self._pool: list | None = None
         self._orders: dict[tuple[str, int], np.ndarray] = {}
         self._features: np.ndarray | None = None
+        settings = {k: v for k, v in self.cfg.to_dict().items() if k not in ("store", "name")}
         self.identity = {"campaign": str(args.campaign.resolve()), "overrides": list(args.overrides),
+                         "settings_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
                          "pool": {p.name: sha256(p) for p in args.pool}}
 
     @property
@@ -196,8 +199,8 @@ class Bench:
         path = self.results / f"{arm}-N{n}-seed{seed}.json"
         entry = json.loads(path.read_text()) if path.is_file() else {}
         if entry:
-            keys = ["campaign", "overrides", *([] if arm == "loop" else ["pool"])]  # the loop draws on no pool
-            theirs = {k: entry["identity"][k] for k in keys}
+            keys = ["campaign", "overrides", "settings_sha256", *([] if arm == "loop" else ["pool"])]  # no pool: loop
+            theirs = {k: entry["identity"].get(k) for k in keys}
             ours = {k: self.identity[k] for k in keys}
             if theirs != ours:
                 raise SystemExit(f"{path} was made with {theirs}, not {ours}: use another --runs")
