@@ -94,7 +94,7 @@ def rms(g: np.ndarray, g_ref: np.ndarray, r: np.ndarray, r_from: float) -> float
     return float(np.sqrt(np.mean((g[keep] - g_ref[keep]) ** 2)))
 
 
-def load_model(source: str, threads: int):
+def load_model(source: str, threads: int, elements: list[int] | None = None):
     import torch
 
     from alloop.potentials.registry import build_model, model_preset
@@ -102,7 +102,8 @@ def load_model(source: str, threads: int):
     torch.set_num_threads(threads)
     if source == "sevennet-0":
         preset = dict(model_preset("sevennet-0"))
-        return build_model(preset.pop("architecture"), [1, 8], **preset).eval(), "SevenNet-0 (no fine-tuning)"
+        return (build_model(preset.pop("architecture"), elements or [1, 8], **preset).eval(),
+                "SevenNet-0 (no fine-tuning)")
     from alloop.deploy.loading import load_trained
 
     trained = load_trained(Path(source))
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = int(round(args.skip_ps * 1000 / RECORD_FS))
     curves = {"r_A": r.tolist(), **{f"reference {name}": g.tolist() for name, g in g_ref.items()}}
     for source in args.models:
-        model, description = load_model(source, args.threads)
+        model, description = load_model(source, args.threads, sorted({int(z) for z in runs[0][0].numbers}))
         for temperature in args.temperatures:
             t0 = time.perf_counter()
             frames, stops = run_md(model, n_waters, temperature, args)
