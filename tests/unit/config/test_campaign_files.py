@@ -90,7 +90,8 @@ def test_cli_validate_text_json_and_error(tmp_path, capsys):
     out = capsys.readouterr().out
     cfg = load_campaign(quickstart)
     assert cfg.expensive_fidelity.hash() in out and "3 x 9 atoms" in out and str(cfg.run_dir) in out
-    assert "selection  per cycle <= 20 cheap (at least 12), <= 6 expensive by bias B x distance" in out
+    assert "selection  per cycle <= 20 cheap (at least 12), <= 6 expensive by the model's predicted force error x " \
+           "distance" in out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=coverage"]) == 0
     assert "expensive by coverage of feature space from the labelled frames" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=predicted-error"]) == 0
