@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=parse_pair, nargs="+", default=[(8, 8)], metavar="A-B",
                    help="element pairs whose g(r) is compared (default O-O)")
     p.add_argument("--rms-from", type=float, default=2.0, help="A: where the RMS of g - g_ref starts")
+    p.add_argument("--save-frames", type=Path, help="folder: every model's recorded frames per temperature (extxyz)")
     p.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 400.0])
     p.add_argument("--ps", type=float, default=5.0, help="picoseconds per replica")
     p.add_argument("--skip-ps", type=float, default=0.5, help="equilibration left out of the g(r)")
@@ -191,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = reference_runs(args.reference)
     n_waters = int(np.sum(runs[0][0].numbers == 8))
     tags = runs[0][0].get_tags() if runs[0][0].get_tags().any() else None
+    if tags is None and args.starts is not None:  # alloop's extxyz keeps no tags: the starts' (same atom order)
+        tags = read(args.starts, index=0).get_tags() if read(args.starts, index=0).get_tags().any() else None
     if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
         p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
     names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
@@ -221,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                                 zip(ran, stops, strict=True))
             kept = [a for f in frames for a in f[skip:]]
             wall = time.perf_counter() - t0
+            if args.save_frames is not None:
+                from alloop.io import write_extxyz
+
+                path = args.save_frames / f"{source.replace('/', '_')}_{temperature:g}K.extxyz"
+                args.save_frames.mkdir(parents=True, exist_ok=True)
+                write_extxyz(path, [a for f in frames for a in f])
+                print(f"  frames -> {path}", file=sys.stderr, flush=True)
             for name, pair in zip(names, args.pairs, strict=True):
                 if kept:
                     _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
