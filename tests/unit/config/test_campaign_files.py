@@ -94,8 +94,8 @@ def test_cli_validate_text_json_and_error(tmp_path, capsys):
            "distance" in out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=coverage"]) == 0
     assert "expensive by coverage of feature space from the labelled frames" in capsys.readouterr().out
-    assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=predicted-error"]) == 0
-    assert "expensive by the model's predicted force error x distance" in capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=bias"]) == 0
+    assert "expensive by bias B x distance" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "training.final_refit=true"]) == 0
     assert ", final retrain then a refit on every label" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--json", "--set", "schedule.strategy=naive"]) == 0
