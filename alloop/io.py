@@ -55,8 +55,8 @@ def attach_label(
     forces_eV_per_A: np.ndarray,
     info: Mapping[str, Any] | None = None,
 ) -> Atoms:
-    """A copy of ``atoms`` carrying energy and forces as calculator results, plus ``info``."""
-    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    """A copy of ``atoms`` (its cell, pbc and tags) carrying energy and forces as calculator results, plus ``info``."""
+    out = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc, tags=atoms.get_tags())
     out.info.update(atoms.info)
     if info:
         out.info.update(info)
@@ -96,13 +96,16 @@ def labels_under(
 
 
 def format_extxyz(atoms: Atoms) -> str:
-    """One frame as extxyz text; energy and forces from ``atoms.calc.results`` if present; floats exact."""
+    """One frame as extxyz text; energy and forces from ``atoms.calc.results`` if present; per-atom tags (e.g.
+    molecule numbers) when any is non-zero; floats exact."""
     results = atoms.calc.results if atoms.calc is not None else {}
     energy, forces = results.get("energy"), results.get("forces")
+    tags = atoms.get_tags() if atoms.get_tags().any() else None
     header = []
     if atoms.cell.any():
         header.append('Lattice="' + " ".join(repr(float(x)) for x in atoms.cell.array.ravel()) + '"')
-    header.append("Properties=species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else ""))
+    header.append("Properties=species:S:1:pos:R:3" + (":forces:R:3" if forces is not None else "")
+                  + (":tags:I:1" if tags is not None else ""))
     info: dict[str, Any] = {} if energy is None else {"energy": float(energy)}
     for key, value in atoms.info.items():
         info[key] = value.replace("\n", " ") if isinstance(value, str) else value
@@ -113,8 +116,10 @@ def format_extxyz(atoms: Atoms) -> str:
     table = atoms.positions if forces is None else np.hstack([atoms.positions, np.asarray(forces)])
     symbols = [chemical_symbols[z] for z in atoms.numbers]
     lines = [str(len(atoms)), " ".join(header)]
-    lines += [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist(), strict=True)]
-    return "\n".join(lines) + "\n"
+    rows = [f"{s} " + " ".join(map(repr, row)) for s, row in zip(symbols, table.astype(float).tolist(), strict=True)]
+    if tags is not None:
+        rows = [f"{row} {int(tag)}" for row, tag in zip(rows, tags, strict=True)]
+    return "\n".join(lines + rows) + "\n"
 
 
 def write_extxyz(path: str | Path, structures: Iterable[Atoms]) -> int:
