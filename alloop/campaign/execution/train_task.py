@@ -166,17 +166,24 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
     labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
-    train = partial(fit, model_factory=model_factory(request.architecture, request.elements, **request.hyperparameters),
-                    baseline=baseline, initial_model=initial, log=log.append, map_fn=worker_map)
-    result = train(method, labels, settings=request.settings, warm=warm)
+    refit = None
+    if request.refit:  # the retrain and its refit at once, one task each (the refit is kept only if the retrain is)
+        (result, lines), (refit, refit_lines) = worker_map(
+            partial(_final_fit, request=request, method=method, labels=labels), [False, True])
+        log.extend(lines)  # published already by the pieces' own logs
+    else:
+        result = _trainer(request, initial, baseline, log.append)(method, labels, settings=request.settings, warm=warm)
     rejected, rejected_blob = None, None
     if request.incumbent is not None:
         result, rejected = _better_of(result, request, labels, baseline, log)
         rejected_blob = None if rejected is None else rejected.pop("blob")
     validated = None
-    if request.refit and rejected is None:
+    if refit is not None and rejected is None:
+        log.extend(refit_lines)
         validated = result
-        result = _refit(method, request, labels, train, validated, log)
+        result = _as_refit(refit, validated, len(labels.expensive), log)
+    elif refit is not None:
+        log.append("the refit trained beside the rejected retrain is discarded")
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
                          request.uq_settings)
     error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated))
@@ -220,15 +227,37 @@ def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResid
         out.log.append(line)
 
 
-def _refit(method: str, request: TrainRequest, labels: LabelSets, train: Callable[..., AsteroidResult],
-           validated: AsteroidResult, log: list[str]) -> AsteroidResult:
-    """``training.final_refit``: the validated run's recipe and seeds again, on every frame (no holdout). The result
-    keeps the validated run's metrics (its holdout error is the estimate the campaign records) and splits, plus the
-    refit's training-set force MAE; the refit's own guards watch the training error."""
-    n = len(labels.expensive)
+def _trainer(request: TrainRequest, initial: Potential | None, baseline: Baseline | None,
+             log: Callable[[str], None]) -> Callable[..., AsteroidResult]:
+    """:func:`~alloop.training.fit.fit` with the request's model, baseline and start (``train(method, labels, ...)``)."""
+    return partial(fit, model_factory=model_factory(request.architecture, request.elements, **request.hyperparameters),
+                   baseline=baseline, initial_model=initial, log=log, map_fn=worker_map)
+
+
+def _final_fit(refit: bool, *, request: TrainRequest, method: str,
+               labels: LabelSets) -> tuple[AsteroidResult, list[str]]:
+    """One of a final cycle's two trainings, as a task of its own: the validated retrain (``refit`` False: the
+    request's split and warm start) or ``training.final_refit``'s refit, the same recipe and seeds on every frame
+    (no holdout). The two are independent, so a campaign with two workers runs them at once; each is the same
+    computation, on the same torch threads, as when they ran one after the other. Returns the result and its log
+    lines (the refit's prefixed), which the piece has published as they happened."""
+    pin_threads(request.threads)
+    log = TaskLog(TRAIN_TOPIC)
+    initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
+    baseline = labels.baseline  # the labels are minus it already
+    if not refit:
+        train = _trainer(request, initial, baseline, log.append)
+        return train(method, labels, settings=request.settings, warm=_warm_start(request, [])), list(log)
+    train = _trainer(request, initial, baseline, lambda line: log.append(f"final refit: {line}"))
+    return train(method, labels, settings=dataclasses.replace(request.settings, refit=True)), list(log)
+
+
+def _as_refit(refit: AsteroidResult, validated: AsteroidResult, n: int, log: list[str]) -> AsteroidResult:
+    """The delivered model of ``training.final_refit``: the refit (see :func:`_final_fit`), with the validated
+    run's metrics (its holdout error is the estimate the campaign records) and splits, plus the refit's
+    training-set force MAE; the refit's own guards watch the training error."""
     log.append(f"final refit: the same recipe on all {n} expensive labels (the {len(validated.splits['expensive_val'])} "
-               "validation frames join the training set)")
-    refit = train(method, labels, settings=dataclasses.replace(request.settings, refit=True))
+               "validation frames joined the training set)")
     metrics = {**validated.metrics, "refit_train_force_mae_eV_per_A": refit.metrics["force_mae_eV_per_A"]}
     log.append(f"final refit: training-set force MAE {refit.metrics['force_mae_eV_per_A']:.4f} eV/A; the validation "
                f"force MAE recorded stays the validated model's {validated.metrics['force_mae_eV_per_A']:.4f}")

@@ -146,4 +146,5 @@ def test_no_refit_when_the_retrain_is_rejected():
     truth = _truth()
     out = train_task(dataclasses.replace(_final_retrain(truth, _labelled(truth)), refit=True))
     assert out.rejected_blob is not None and out.validated_blob is None
-    assert not any(line.startswith("final refit") for line in out.log)
+    assert not any(line.startswith("final refit") for line in out.log)  # trained beside it, then discarded
+    assert "the refit trained beside the rejected retrain is discarded" in out.log

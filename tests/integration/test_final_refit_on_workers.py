@@ -1,0 +1,75 @@
+"""training.final_refit on a real LocalCluster: the retrain and its refit run as two tasks, with the same result as
+one after the other in one process."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from ase.build import molecule
+
+from alloop.campaign.execution.cluster import open_client
+from alloop.campaign.execution.train_task import LabelledArrays, TrainRequest, train_task
+from alloop.potentials.base import AtomsBatch
+from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
+from alloop.potentials.pair import PairPotential
+from alloop.training.asteroid import AsteroidSettings
+from alloop.training.settings import TrainSettings
+from alloop.training.trainer import parameter_fingerprint
+from alloop.uncertainty.qresidual import QResidualSettings
+
+ELEMENTS = [1, 6, 8]
+
+
+def _request() -> TrainRequest:
+    truth = PairPotential(ELEMENTS, seed=3)
+    with torch.no_grad():
+        truth.weights.mul_(20.0)
+    poor = PairPotential(ELEMENTS, seed=8)  # the incumbent: far off, so the retrain is kept and refitted
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(16):
+        atoms = molecule("CH3CH2OH" if k % 2 else "H2O")
+        atoms.positions += rng.normal(scale=0.08, size=atoms.positions.shape)
+        frames.append(atoms)
+    out = truth(AtomsBatch.from_atoms(frames))
+    forces = np.split(out.forces.detach().numpy().astype(float), np.cumsum([len(a) for a in frames])[:-1])
+    data = LabelledArrays(frame_ids=np.arange(len(frames)), numbers=[a.numbers for a in frames],
+                          positions=[a.positions for a in frames], energy=out.energy.detach().numpy().astype(float),
+                          forces=forces, fidelity="synthetic")
+    stage = TrainSettings(max_steps=15, batch_size=8, lr=1e-3)
+    return TrainRequest(
+        method="standard", architecture="pair", elements=ELEMENTS, hyperparameters={}, expensive=data, cheap=None,
+        unlabelled=None,
+        settings=AsteroidSettings(stage1=stage, stage2=stage, stage3=stage, val_fraction=0.25, seed=1, split_seed=0),
+        uq_settings=QResidualSettings(n_components=2, min_element_atoms=2), metadata={"cycle": 2, "final_retrain": True},
+        incumbent=checkpoint_to_bytes(poor, {}), incumbent_version=2, refit=True,
+    )
+
+
+def _fingerprints(out) -> tuple[str, str]:
+    return (parameter_fingerprint(model_from_bytes(out.model_blob)[0]),
+            parameter_fingerprint(model_from_bytes(out.validated_blob)[0]))
+
+
+def test_the_retrain_and_its_refit_run_as_two_tasks_with_the_in_process_result():
+    request = _request()
+    alone = train_task(request)  # outside a worker: one after the other
+    with open_client(n_workers=2, threads_per_worker=1) as client:
+        client.wait_for_workers(2)
+        with distributed_task_stream(client) as stream:
+            on_workers = client.submit(train_task, dataclasses.replace(request), pure=False).result(timeout=300)
+        pieces = [t for t in stream.data if t["key"].startswith("_final_fit")]
+    assert len(pieces) == 2  # the retrain and the refit, each a task of its own
+    assert _fingerprints(on_workers) == _fingerprints(alone)  # the same two models
+    assert _fingerprints(alone)[0] != _fingerprints(alone)[1]  # the refit is not the validated model
+    assert on_workers.metrics == alone.metrics
+    refit_lines = [line for line in on_workers.log if line.startswith("final refit: ")]
+    assert refit_lines and refit_lines == [line for line in alone.log if line.startswith("final refit: ")]
+
+
+def distributed_task_stream(client):
+    from distributed import get_task_stream
+
+    return get_task_stream(client)
