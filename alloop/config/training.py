@@ -96,7 +96,8 @@ class TrainingConfig(Section):
         description="after the final retrain has passed its guard on the validation frames, train it once more, "
         "the same recipe and seed, on every expensive label (no holdout: the validation frames become training "
         "frames). The campaign delivers the refit model; the validated one is kept as role 'validated' and its "
-        "validation force MAE stays the model's recorded estimate. Doubles the final retrain's cost",
+        "validation force MAE stays the model's recorded estimate. Doubles the final retrain's CPU; with two "
+        "task slots the two trainings run at once (a refit of a rejected retrain is discarded)",
     )
     final_steps_factor: float = Field(
         default=1.0, ge=1, le=20,
@@ -112,7 +113,8 @@ class TrainingConfig(Section):
         default=None, ge=1,
         description="torch threads of a training task (default: execution.threads_per_worker). In the synchronous "
         "mode nothing else runs while a cycle trains, so a slow model (SevenNet-0) can use every core of its machine; "
-        "in the asynchronous mode the training shares the cores with the next cycle's MD and labels",
+        "in the asynchronous mode the training shares the cores with the next cycle's MD and labels. With "
+        "final_refit, the final retrain and its refit run at once as two tasks, on half these threads each",
     )
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     min_validation_frames: int = Field(

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from alloop.campaign.execution.scoring import coverage_scores, evaluation_scores, predicted_error_scores, score_model
-from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
+from alloop.campaign.execution.worker import TaskLog, cluster_slots, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, learned_part
@@ -168,8 +168,10 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     refit = None
     if request.refit:  # the retrain and its refit at once, one task each (the refit is kept only if the retrain is)
+        threads = request.threads if cluster_slots() < 2 else max(1, request.threads // 2)  # the two share the cores
         (result, lines), (refit, refit_lines) = worker_map(
-            partial(_final_fit, request=request, method=method, labels=labels), [False, True])
+            partial(_final_fit, request=request, method=method, labels=labels, threads=threads), [False, True])
+        pin_threads(request.threads)  # a piece may have run in this process
         log.extend(lines)  # published already by the pieces' own logs
     else:
         result = _trainer(request, initial, baseline, log.append)(method, labels, settings=request.settings, warm=warm)
@@ -234,15 +236,17 @@ def _trainer(request: TrainRequest, initial: Potential | None, baseline: Baselin
                    baseline=baseline, initial_model=initial, log=log, map_fn=worker_map)
 
 
-def _final_fit(refit: bool, *, request: TrainRequest, method: str,
-               labels: LabelSets) -> tuple[AsteroidResult, list[str]]:
+def _final_fit(refit: bool, *, request: TrainRequest, method: str, labels: LabelSets,
+               threads: int) -> tuple[AsteroidResult, list[str]]:
     """One of a final cycle's two trainings, as a task of its own: the validated retrain (``refit`` False: the
     request's split and warm start) or ``training.final_refit``'s refit, the same recipe and seeds on every frame
-    (no holdout). The two are independent, so a campaign with two workers runs them at once; each is the same
-    computation, on the same torch threads, as when they ran one after the other. Returns the result and its log
-    lines (the refit's prefixed), which the piece has published as they happened."""
-    pin_threads(request.threads)
+    (no holdout). The two are independent, so a campaign with two task slots runs them at once, each on ``threads``
+    torch threads (half the training's threads there; with one thread each, the same computation as one after the
+    other). Returns the result and its log lines (the refit's prefixed), which the piece has published as they
+    happened."""
+    pin_threads(threads)
     log = TaskLog(TRAIN_TOPIC)
+    log.append(f"{'final refit' if refit else 'final retrain'} on {torch.get_num_threads()} torch thread(s)")
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     baseline = labels.baseline  # the labels are minus it already
     if not refit:

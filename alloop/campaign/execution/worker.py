@@ -18,6 +18,17 @@ def pin_threads(n: int) -> None:
     torch.set_num_threads(max(1, int(n)))
 
 
+def cluster_slots() -> int:
+    """Task slots (threads) of the cluster this task runs on; 1 outside a worker, where a map runs in this process."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except ValueError:  # not inside a worker
+        return 1
+    return sum(int(info["nthreads"]) for info in worker.client.scheduler_info()["workers"].values())
+
+
 def worker_map(function: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
     """``map`` over the cluster's workers when called inside a Dask task, else in this process.
 
