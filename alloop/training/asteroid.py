@@ -113,6 +113,11 @@ class AsteroidSettings:
             return data, data, every, every
         return data.split(self.val_fraction, self.split_key, min_val)
 
+    def with_threads(self, threads: int) -> AsteroidSettings:
+        """These settings with every stage (and score matching) on ``threads`` torch threads."""
+        return replace(self, stage1=replace(self.stage1, threads=threads), stage2=replace(self.stage2, threads=threads),
+                       stage3=replace(self.stage3, threads=threads), score=replace(self.score, threads=threads))
+
     def split_expensive(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """:meth:`split` of the expensive labels: at least ``min_val_frames`` held out (up to half)."""
         return self.split(data, self.min_val_frames)

@@ -284,7 +284,7 @@ class _Run:
         self.log(f"{self.prefix}{len(self.train_set)} training / {len(self.val_set)} validation frames, {budget.steps} "
                  f"steps ({budget.epochs} epochs of batch {s.batch_size}), {s.scheduler} lr {s.lr:.2e}, loss {s.loss}, "
                  f"energy weight {s.energy_weight:g}, EMA {s.ema_decay}, output scale "
-                 f"{float(self.model.output_scale):.3f}"
+                 f"{float(self.model.output_scale):.3f}, {torch.get_num_threads()} torch thread(s)"
                  + (f", replay {mix.n_replay} of {s.batch_size} frames per batch ({mix.n_pool} in the pool)" if mix else ""))
         self.log(format_record(record, self.tag))
 

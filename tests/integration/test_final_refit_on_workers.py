@@ -61,7 +61,8 @@ def test_the_retrain_and_its_refit_run_as_two_tasks_with_the_in_process_result()
         with distributed_task_stream(client) as stream:
             on_workers = client.submit(train_task, dataclasses.replace(request), pure=False).result(timeout=300)
         pieces = [t for t in stream.data if t["key"].startswith("_final_fit")]
-        two = client.submit(train_task, dataclasses.replace(request, threads=2), pure=False).result(timeout=300)
+        two = dataclasses.replace(request, threads=2, settings=request.settings.with_threads(2))  # as a campaign's
+        two = client.submit(train_task, two, pure=False).result(timeout=300)
     assert len(pieces) == 2  # the retrain and the refit, each a task of its own
     assert _fingerprints(on_workers) == _fingerprints(alone)  # the same two models
     assert _fingerprints(alone)[0] != _fingerprints(alone)[1]  # the refit is not the validated model
@@ -70,6 +71,8 @@ def test_the_retrain_and_its_refit_run_as_two_tasks_with_the_in_process_result()
     assert refit_lines and refit_lines == [line for line in alone.log if line.startswith("final refit: ")]
     # two training threads: the retrain and the refit share the two cores, one thread each
     assert {"final retrain on 1 torch thread(s)", "final refit on 1 torch thread(s)"} <= set(two.log)
+    starts = [line for line in two.log if "validation frames, 15 steps" in line]  # each training's first line
+    assert len(starts) == 2 and all(line.endswith(", 1 torch thread(s)") for line in starts)
     assert "standard training on 2 torch thread(s)" in two.log
 
 

@@ -249,11 +249,12 @@ def _final_fit(refit: bool, *, request: TrainRequest, method: str, labels: Label
     log.append(f"{'final refit' if refit else 'final retrain'} on {torch.get_num_threads()} torch thread(s)")
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     baseline = labels.baseline  # the labels are minus it already
+    settings = request.settings.with_threads(threads)  # each stage sets its threads when it starts
     if not refit:
         train = _trainer(request, initial, baseline, log.append)
-        return train(method, labels, settings=request.settings, warm=_warm_start(request, [])), list(log)
+        return train(method, labels, settings=settings, warm=_warm_start(request, [])), list(log)
     train = _trainer(request, initial, baseline, lambda line: log.append(f"final refit: {line}"))
-    return train(method, labels, settings=dataclasses.replace(request.settings, refit=True)), list(log)
+    return train(method, labels, settings=dataclasses.replace(settings, refit=True)), list(log)
 
 
 def _as_refit(refit: AsteroidResult, validated: AsteroidResult, n: int, log: list[str]) -> AsteroidResult:
