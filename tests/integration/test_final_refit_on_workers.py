@@ -22,7 +22,7 @@ from alloop.uncertainty.qresidual import QResidualSettings
 ELEMENTS = [1, 6, 8]
 
 
-def _request() -> TrainRequest:
+def _request(architecture: str = "pair", hyperparameters: dict | None = None) -> TrainRequest:
     truth = PairPotential(ELEMENTS, seed=3)
     with torch.no_grad():
         truth.weights.mul_(20.0)
@@ -40,12 +40,28 @@ def _request() -> TrainRequest:
                           forces=forces, fidelity="synthetic")
     stage = TrainSettings(max_steps=15, batch_size=8, lr=1e-3)
     return TrainRequest(
-        method="standard", architecture="pair", elements=ELEMENTS, hyperparameters={}, expensive=data, cheap=None,
+        method="standard", architecture=architecture, elements=ELEMENTS, hyperparameters=hyperparameters or {},
+        expensive=data, cheap=None,
         unlabelled=None,
         settings=AsteroidSettings(stage1=stage, stage2=stage, stage3=stage, val_fraction=0.25, seed=1, split_seed=0),
         uq_settings=QResidualSettings(n_components=2, min_element_atoms=2), metadata={"cycle": 2, "final_retrain": True},
         incumbent=checkpoint_to_bytes(poor, {}), incumbent_version=2, refit=True,
     )
+
+
+def test_a_sevennet_0_retrain_and_refit_come_back_from_the_workers_loadable():
+    """A pickled e3nn model gains tensor constants in its state dict; the pieces return checkpoint bytes instead."""
+    from alloop.presets import load_preset
+
+    spec = load_preset("models", "sevennet-0")
+    request = dataclasses.replace(_request(spec.pop("architecture"), spec), incumbent=None)
+    with open_client(n_workers=2, threads_per_worker=1) as client:
+        client.wait_for_workers(2)
+        out = client.submit(train_task, request, pure=False).result(timeout=600)
+    model, meta = model_from_bytes(out.model_blob)
+    validated, _ = model_from_bytes(out.validated_blob)
+    assert parameter_fingerprint(model) != parameter_fingerprint(validated)
+    assert "refit_train_force_mae_eV_per_A" in meta["metrics"]
 
 
 def _fingerprints(out) -> tuple[str, str]:

@@ -171,6 +171,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         threads = request.threads if cluster_slots() < 2 else max(1, request.threads // 2)  # the two share the cores
         (result, lines), (refit, refit_lines) = worker_map(
             partial(_final_fit, request=request, method=method, labels=labels, threads=threads), [False, True])
+        result, refit = _restored(result), _restored(refit)
         pin_threads(request.threads)  # a piece may have run in this process
         log.extend(lines)  # published already by the pieces' own logs
     else:
@@ -252,9 +253,26 @@ def _final_fit(refit: bool, *, request: TrainRequest, method: str, labels: Label
     settings = request.settings.with_threads(threads)  # each stage sets its threads when it starts
     if not refit:
         train = _trainer(request, initial, baseline, log.append)
-        return train(method, labels, settings=settings, warm=_warm_start(request, [])), list(log)
+        return _portable(train(method, labels, settings=settings, warm=_warm_start(request, []))), list(log)
     train = _trainer(request, initial, baseline, lambda line: log.append(f"final refit: {line}"))
-    return train(method, labels, settings=dataclasses.replace(settings, refit=True)), list(log)
+    return _portable(train(method, labels, settings=dataclasses.replace(settings, refit=True))), list(log)
+
+
+#: the model-valued fields of an AsteroidResult
+_MODEL_FIELDS = ("model", "bias_model", "pretrained")
+
+
+def _portable(result: AsteroidResult) -> AsteroidResult:
+    """``result`` with its models as checkpoint bytes, to cross processes: a pickled e3nn model (SevenNet-0) comes
+    back with extra tensor constants in its state dict, which no checkpoint of its architecture loads."""
+    return dataclasses.replace(result, **{k: None if getattr(result, k) is None else  # type: ignore[arg-type]
+                                          checkpoint_to_bytes(getattr(result, k)) for k in _MODEL_FIELDS})
+
+
+def _restored(result: AsteroidResult) -> AsteroidResult:
+    """The models of a :func:`_portable` result, rebuilt."""
+    return dataclasses.replace(result, **{k: None if getattr(result, k) is None else
+                                          model_from_bytes(getattr(result, k))[0] for k in _MODEL_FIELDS})
 
 
 def _as_refit(refit: AsteroidResult, validated: AsteroidResult, n: int, log: list[str]) -> AsteroidResult:
