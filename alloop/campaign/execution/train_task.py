@@ -265,14 +265,16 @@ _MODEL_FIELDS = ("model", "bias_model", "pretrained")
 def _portable(result: AsteroidResult) -> AsteroidResult:
     """``result`` with its models as checkpoint bytes, to cross processes: a pickled e3nn model (SevenNet-0) comes
     back with extra tensor constants in its state dict, which no checkpoint of its architecture loads."""
-    return dataclasses.replace(result, **{k: None if getattr(result, k) is None else  # type: ignore[arg-type]
-                                          checkpoint_to_bytes(getattr(result, k)) for k in _MODEL_FIELDS})
+    blobs: dict[str, Any] = {k: None if getattr(result, k) is None else checkpoint_to_bytes(getattr(result, k))
+                             for k in _MODEL_FIELDS}
+    return dataclasses.replace(result, **blobs)
 
 
 def _restored(result: AsteroidResult) -> AsteroidResult:
     """The models of a :func:`_portable` result, rebuilt."""
-    return dataclasses.replace(result, **{k: None if getattr(result, k) is None else
-                                          model_from_bytes(getattr(result, k))[0] for k in _MODEL_FIELDS})
+    models: dict[str, Any] = {k: None if getattr(result, k) is None else model_from_bytes(getattr(result, k))[0]
+                              for k in _MODEL_FIELDS}
+    return dataclasses.replace(result, **models)
 
 
 def _as_refit(refit: AsteroidResult, validated: AsteroidResult, n: int, log: list[str]) -> AsteroidResult:
