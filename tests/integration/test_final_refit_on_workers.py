@@ -10,7 +10,8 @@ import torch
 from ase.build import molecule
 
 from alloop.campaign.execution.cluster import open_client
-from alloop.campaign.execution.train_task import LabelledArrays, TrainRequest, train_task
+from alloop.campaign.execution.train_request import LabelledArrays, TrainRequest
+from alloop.campaign.execution.train_task import train_task
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
@@ -76,7 +77,7 @@ def test_the_retrain_and_its_refit_run_as_two_tasks_with_the_in_process_result()
         client.wait_for_workers(2)
         with distributed_task_stream(client) as stream:
             on_workers = client.submit(train_task, dataclasses.replace(request), pure=False).result(timeout=300)
-        pieces = [t for t in stream.data if t["key"].startswith("_final_fit")]
+        pieces = [t for t in stream.data if t["key"].startswith("final_fit")]
         two = dataclasses.replace(request, threads=2, settings=request.settings.with_threads(2))  # as a campaign's
         two = client.submit(train_task, two, pure=False).result(timeout=300)
     assert len(pieces) == 2  # the retrain and the refit, each a task of its own

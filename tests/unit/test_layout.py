@@ -25,7 +25,7 @@ DASK_PACKAGES = ("alloop.campaign.execution",)
 #: the campaign's phases and what they run on: they get a PhaseContext with typed settings (alloop.campaign.phases.settings)
 PHASES = ("explore", "label", "select_expensive", "train", "cycle_record", "context", "budget")  # phases/
 #: the tasks that run on the workers (execution/): they get plain data from the phases, so the same rule holds for them
-WORKER_TASKS = ("worker", "md_task", "bias_task", "train_task", "scoring")
+WORKER_TASKS = ("worker", "md_task", "bias_task", "train_task", "train_request", "final_refit", "scoring")
 MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 400
 #: size offenders allowed for now (``path`` or ``path:qualified.function.name``): none. An entry that is no longer

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 
+from alloop.campaign.execution.final_refit import as_refit, final_fit, request_trainer, restored, warm_start
 from alloop.campaign.execution.scoring import coverage_scores, evaluation_scores, predicted_error_scores, score_model
+from alloop.campaign.execution.train_request import TRAIN_TOPIC, TrainRequest, TrainTaskResult
 from alloop.campaign.execution.worker import TaskLog, cluster_slots, pin_threads, worker_map
 from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
-from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, model_factory
+from alloop.training.asteroid import AsteroidResult, WarmStart, model_factory
 from alloop.training.data import FrameDataset
 from alloop.training.error_fit import HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
@@ -33,81 +33,6 @@ from alloop.training.metrics import evaluate_model
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
 from alloop.uncertainty.error_model import ErrorModel
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
-
-#: Dask event topic on which training tasks publish their per-epoch progress lines
-TRAIN_TOPIC = "alloop-training"
-
-
-@dataclass
-class LabelledArrays:
-    """Frames of one fidelity as plain arrays (what a training task receives)."""
-
-    frame_ids: np.ndarray
-    numbers: list[np.ndarray]
-    positions: list[np.ndarray]
-    energy: np.ndarray | None = None
-    forces: list[np.ndarray] | None = None
-    fidelity: str = ""
-    cells: list[np.ndarray] | None = None  # [3, 3] per frame, periodic campaigns only
-    pbc: list[np.ndarray] | None = None
-
-    def __len__(self) -> int:
-        return len(self.numbers)
-
-    def dataset(self) -> FrameDataset:
-        return FrameDataset.from_arrays(
-            self.numbers, self.positions, energy=self.energy, forces=self.forces, fidelity=self.fidelity,
-            cells=self.cells, pbc=self.pbc,
-        )
-
-
-@dataclass
-class TrainRequest:
-    """Everything a training task needs, as plain data."""
-
-    method: str
-    architecture: str
-    elements: list[int]
-    hyperparameters: dict[str, Any]
-    expensive: LabelledArrays
-    cheap: LabelledArrays | None
-    unlabelled: LabelledArrays | None
-    settings: AsteroidSettings
-    uq_settings: QResidualSettings
-    initial_model: bytes | None = None
-    warm: dict[str, bytes] = field(default_factory=dict)  # previous cycle's checkpoints by role: theta0, stage2, model
-    replay: LabelledArrays | None = None  # outside frames labelled by the original model (replay_fraction > 0)
-    threads: int = 1
-    metadata: dict[str, Any] = field(default_factory=dict)
-    evaluation: bytes | None = None  # the campaign's evaluation set (EvaluationFrames bytes): the model is scored on it
-    incumbent: bytes | None = None  # the model a final retrain would replace: kept if it is better on validation
-    incumbent_version: int | None = None
-    baseline: dict[str, Any] | None = None  # Delta learning: the baseline's fidelity (models are trained on label - it)
-    committee: int = 1  # models in the committee of selection.expensive_pick: committee (1: none besides the model)
-    committee_warm: list[bytes] = field(default_factory=list)  # the previous cycle's other committee members
-    refit: bool = False  # training.final_refit: once the retrain passed its guard, train it again on every label
-
-
-@dataclass
-class TrainTaskResult:
-    model_blob: bytes
-    bias_model_blob: bytes | None
-    pretrained_blob: bytes | None  # the stage-2 (cheap, bias-aware) model, for the next cycle's warm start
-    uq_blob: bytes
-    metrics: dict[str, Any]
-    bias: np.ndarray | None  # per cheap frame (request.cheap order)
-    weights: np.ndarray | None
-    gamma: float | None
-    seconds: float
-    log: list[str]
-    evaluation: dict[str, float] | None = None  # the model's eval_* scores (request.evaluation)
-    coverage: dict[str, float] | None = None  # the evaluation set's Q-residual coverage (scoring.coverage_scores)
-    predicted: dict[str, float] | None = None  # the model's predicted error there (scoring.predicted_error_scores)
-    molecules: dict[str, dict[str, float]] | None = None  # its eval_* scores per molecule (a set of several)
-    split_frames: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # kind -> train/val -> frame ids
-    rejected_blob: bytes | None = None  # a final retrain worse than the model it would have replaced
-    committee_blobs: list[bytes] = field(default_factory=list)  # the other committee members, in member order
-    validated_blob: bytes | None = None  # with a refit: the model that passed the guard (the refit is model_blob)
 
 
 def split_frames(request: TrainRequest, splits: dict[str, np.ndarray]) -> dict[str, dict[str, list[int]]]:
@@ -143,16 +68,6 @@ def _labels(request: TrainRequest, log: list[str]) -> tuple[str, LabelSets]:
     return method, LabelSets(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
 
 
-def _warm_start(request: TrainRequest, log: list[str]) -> WarmStart:
-    """The previous cycle's models to continue from (theta0: stage 1, stage2, model), if the request has them."""
-    warm = {role: model_from_bytes(blob)[0] for role, blob in request.warm.items()}
-    if warm:
-        log.append(f"warm start from the previous cycle's {', '.join(sorted(warm))}")
-    elif request.metadata.get("final_retrain"):
-        log.append("final retrain: every stage afresh with the full budget on every label")
-    return WarmStart(stage1=warm.get("theta0"), stage2=warm.get("stage2"), model=warm.get("model"))
-
-
 def train_task(request: TrainRequest) -> TrainTaskResult:
     """Train per ``request.method`` (:func:`alloop.training.fit.fit`: ASTEROID stages, standard or two-head; a final
     retrain compared with the model it would replace, then refitted on every label if asked), fit the next Q-residual
@@ -161,7 +76,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     t0 = time.perf_counter()
     log = TaskLog(TRAIN_TOPIC)
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
-    warm = _warm_start(request, log)
+    warm = warm_start(request, log)
     method, labels = _labels(request, log)
     baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
     labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
@@ -170,12 +85,13 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     if request.refit:  # the retrain and its refit at once, one task each (the refit is kept only if the retrain is)
         threads = request.threads if cluster_slots() < 2 else max(1, request.threads // 2)  # the two share the cores
         (result, lines), (refit, refit_lines) = worker_map(
-            partial(_final_fit, request=request, method=method, labels=labels, threads=threads), [False, True])
-        result, refit = _restored(result), _restored(refit)
+            partial(final_fit, request=request, method=method, labels=labels, threads=threads), [False, True])
+        result, refit = restored(result), restored(refit)
         pin_threads(request.threads)  # a piece may have run in this process
         log.extend(lines)  # published already by the pieces' own logs
     else:
-        result = _trainer(request, initial, baseline, log.append)(method, labels, settings=request.settings, warm=warm)
+        train = request_trainer(request, initial, baseline, log.append)
+        result = train(method, labels, settings=request.settings, warm=warm)
     rejected, rejected_blob = None, None
     if request.incumbent is not None:
         result, rejected = _better_of(result, request, labels, baseline, log)
@@ -184,7 +100,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     if refit is not None and rejected is None:
         log.extend(refit_lines)
         validated = result
-        result = _as_refit(refit, validated, len(labels.expensive), log)
+        result = as_refit(refit, validated, len(labels.expensive), log)
     elif refit is not None:
         log.append("the refit trained beside the rejected retrain is discarded")
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
@@ -228,65 +144,6 @@ def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResid
                 f"label, {before:.4f} the validated model before it")
         log.append(line)  # streamed to the campaign's log
         out.log.append(line)
-
-
-def _trainer(request: TrainRequest, initial: Potential | None, baseline: Baseline | None,
-             log: Callable[[str], None]) -> Callable[..., AsteroidResult]:
-    """:func:`~alloop.training.fit.fit` with the request's model, baseline and start (``train(method, labels, ...)``)."""
-    return partial(fit, model_factory=model_factory(request.architecture, request.elements, **request.hyperparameters),
-                   baseline=baseline, initial_model=initial, log=log, map_fn=worker_map)
-
-
-def _final_fit(refit: bool, *, request: TrainRequest, method: str, labels: LabelSets,
-               threads: int) -> tuple[AsteroidResult, list[str]]:
-    """One of a final cycle's two trainings, as a task of its own: the validated retrain (``refit`` False: the
-    request's split and warm start) or ``training.final_refit``'s refit, the same recipe and seeds on every frame
-    (no holdout). The two are independent, so a campaign with two task slots runs them at once, each on ``threads``
-    torch threads (half the training's threads there; with one thread each, the same computation as one after the
-    other). Returns the result and its log lines (the refit's prefixed), which the piece has published as they
-    happened."""
-    pin_threads(threads)
-    log = TaskLog(TRAIN_TOPIC)
-    log.append(f"{'final refit' if refit else 'final retrain'} on {torch.get_num_threads()} torch thread(s)")
-    initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
-    baseline = labels.baseline  # the labels are minus it already
-    settings = request.settings.with_threads(threads)  # each stage sets its threads when it starts
-    if not refit:
-        train = _trainer(request, initial, baseline, log.append)
-        return _portable(train(method, labels, settings=settings, warm=_warm_start(request, []))), list(log)
-    train = _trainer(request, initial, baseline, lambda line: log.append(f"final refit: {line}"))
-    return _portable(train(method, labels, settings=dataclasses.replace(settings, refit=True))), list(log)
-
-
-#: the model-valued fields of an AsteroidResult
-_MODEL_FIELDS = ("model", "bias_model", "pretrained")
-
-
-def _portable(result: AsteroidResult) -> AsteroidResult:
-    """``result`` with its models as checkpoint bytes, to cross processes: a pickled e3nn model (SevenNet-0) comes
-    back with extra tensor constants in its state dict, which no checkpoint of its architecture loads."""
-    blobs: dict[str, Any] = {k: None if getattr(result, k) is None else checkpoint_to_bytes(getattr(result, k))
-                             for k in _MODEL_FIELDS}
-    return dataclasses.replace(result, **blobs)
-
-
-def _restored(result: AsteroidResult) -> AsteroidResult:
-    """The models of a :func:`_portable` result, rebuilt."""
-    models: dict[str, Any] = {k: None if getattr(result, k) is None else model_from_bytes(getattr(result, k))[0]
-                              for k in _MODEL_FIELDS}
-    return dataclasses.replace(result, **models)
-
-
-def _as_refit(refit: AsteroidResult, validated: AsteroidResult, n: int, log: list[str]) -> AsteroidResult:
-    """The delivered model of ``training.final_refit``: the refit (see :func:`_final_fit`), with the validated
-    run's metrics (its holdout error is the estimate the campaign records) and splits, plus the refit's
-    training-set force MAE; the refit's own guards watch the training error."""
-    log.append(f"final refit: the same recipe on all {n} expensive labels (the {len(validated.splits['expensive_val'])} "
-               "validation frames joined the training set)")
-    metrics = {**validated.metrics, "refit_train_force_mae_eV_per_A": refit.metrics["force_mae_eV_per_A"]}
-    log.append(f"final refit: training-set force MAE {refit.metrics['force_mae_eV_per_A']:.4f} eV/A; the validation "
-               f"force MAE recorded stays the validated model's {validated.metrics['force_mae_eV_per_A']:.4f}")
-    return dataclasses.replace(refit, metrics=metrics, splits=validated.splits)
 
 
 #: shifts the initialisation and validation-split seeds of committee member k (k x this)

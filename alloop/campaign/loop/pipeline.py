@@ -238,7 +238,7 @@ class Pipeline:
         if tasks:
             self.ctx.client.cancel([t.future for t in tasks])
         if self.training is not None:
-            from alloop.campaign.execution.train_task import TRAIN_TOPIC
+            from alloop.campaign.execution.train_request import TRAIN_TOPIC
 
             self.ctx.client.unsubscribe_topic(TRAIN_TOPIC)
         self.md = self.selection = self.training = None

@@ -25,7 +25,7 @@ from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 if TYPE_CHECKING:
-    from alloop.campaign.execution.train_task import LabelledArrays
+    from alloop.campaign.execution.train_request import LabelledArrays
     from alloop.config import CampaignConfig
     from alloop.potentials.base import Potential
     from alloop.training.data import FrameDataset
@@ -119,7 +119,7 @@ class Original:
 
     def replay_pool(self, seed: int) -> LabelledArrays:
         """The replay frames of campaign seed ``seed`` labelled by the original (computed once per process)."""
-        from alloop.campaign.execution.train_task import LabelledArrays
+        from alloop.campaign.execution.train_request import LabelledArrays
         from alloop.training.metrics import pseudo_labelled
 
         if seed not in self._pools:

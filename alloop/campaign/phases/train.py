@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from alloop.campaign.execution.taskrun import BackgroundTask
-from alloop.campaign.execution.train_task import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult, train_task
+from alloop.campaign.execution.train_request import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult
+from alloop.campaign.execution.train_task import train_task
 from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
