@@ -39,7 +39,7 @@ def request_trainer(request: TrainRequest, initial: Potential | None, baseline: 
 
 
 def final_fit(refit: bool, *, request: TrainRequest, method: str, labels: LabelSets,
-               threads: int) -> tuple[AsteroidResult, list[str]]:
+              threads: int) -> tuple[AsteroidResult, list[str]]:
     """One of a final cycle's two trainings, as a task of its own: the validated retrain (``refit`` False: the
     request's split and warm start) or ``training.final_refit``'s refit, the same recipe and seeds on every frame
     (no holdout). The two are independent, so a campaign with two task slots runs them at once, each on ``threads``
