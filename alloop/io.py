@@ -100,7 +100,8 @@ def format_extxyz(atoms: Atoms) -> str:
     molecule numbers) when any is non-zero; floats exact."""
     results = atoms.calc.results if atoms.calc is not None else {}
     energy, forces = results.get("energy"), results.get("forces")
-    tags = atoms.get_tags() if atoms.get_tags().any() else None
+    tags = atoms.get_tags()
+    tags = tags if tags.any() else None
     header = []
     if atoms.cell.any():
         header.append('Lattice="' + " ".join(repr(float(x)) for x in atoms.cell.array.ravel()) + '"')

@@ -191,9 +191,10 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = reference_runs(args.reference)
     n_waters = int(np.sum(runs[0][0].numbers == 8))
-    tags = runs[0][0].get_tags() if runs[0][0].get_tags().any() else None
-    if tags is None and args.starts is not None:  # alloop's extxyz keeps no tags: the starts' (same atom order)
-        tags = read(args.starts, index=0).get_tags() if read(args.starts, index=0).get_tags().any() else None
+    tags = runs[0][0].get_tags()
+    if not tags.any() and args.starts is not None:  # a reference written without tags: the starts' (same atom order)
+        tags = read(args.starts, index=0).get_tags()
+    tags = tags if tags.any() else None
     if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
         p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
     names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]

@@ -1,7 +1,8 @@
 """The final cycle's trainings as pieces of the training task: the validated retrain and ``training.final_refit``'s
 refit are independent, so :func:`alloop.campaign.execution.train_task.train_task` maps :func:`final_fit` over both
 (:func:`~alloop.campaign.execution.worker.worker_map`: at once on a cluster with two task slots), and the pieces
-return their models as checkpoint bytes (:func:`portable`)."""
+return their models as checkpoint bytes (:func:`portable`). :func:`warm_start` and :func:`request_trainer` serve
+every training of the task, here to keep the pieces free of an import of the task's module."""
 
 from __future__ import annotations
 
