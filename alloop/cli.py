@@ -54,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    from alloop.allocator import reuse_freed_memory
     from alloop.campaign.loop.exits import Stopped, one_line, stop_on_signals
 
+    reuse_freed_memory()  # training and labelling in this process (alloop train, label, evaluate, the driver)
     try:
         with stop_on_signals():
             code = int(args.func(args) or 0)

@@ -9,6 +9,9 @@ tasks pin again themselves: OpenMP's count is per thread).
 Dask's nanny writes its spawn environment (OMP_NUM_THREADS=... ) into the
 driver's ``os.environ`` as well: ``open_client`` restores the driver's
 variables after start-up and re-pins the driver's torch thread count.
+
+Workers keep freed memory for reuse (:mod:`alloop.allocator`): the embedded cluster's from their start (its spawn
+environment replaces the nanny's ``MALLOC_TRIM_THRESHOLD_=65536``), every worker when the plugin starts.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ def pin_threads_plugin(threads: int) -> Any:
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class PinThreads(WorkerPlugin):
-        """Pins compute threads when a worker starts (and records them in the worker's environment)."""
+        """Pins compute threads when a worker starts (and records them in the worker's environment); the worker
+        keeps freed memory for reuse (:func:`~alloop.allocator.reuse_freed_memory`)."""
 
         name = "alloop-pin-threads"
 
@@ -83,8 +87,10 @@ def pin_threads_plugin(threads: int) -> Any:
         def setup(self, worker) -> None:  # noqa: ANN001 (distributed's signature)
             for var in THREAD_ENV_VARS:
                 os.environ[var] = str(self.n)
+            from alloop.allocator import reuse_freed_memory
             from alloop.labeling.threads import set_compute_threads
 
+            reuse_freed_memory()
             set_compute_threads(self.n)
 
     return PinThreads(threads)
@@ -188,16 +194,19 @@ def _local_cluster(n_workers: int | None, threads_per_worker: int, tasks_per_wor
     """A LocalCluster of worker processes spawned with ``threads_per_worker`` compute threads.
 
     Sets the thread variables in ``os.environ`` (the nanny reads them as its pre-spawn environment); the caller
-    restores them.
+    restores them. The workers start with :data:`~alloop.allocator.SPAWN_ENV` in place of the nanny's malloc
+    setting.
     """
     import dask
     from distributed import LocalCluster
+
+    from alloop.allocator import SPAWN_ENV
 
     workers = n_workers or max(1, available_cores() // threads_per_worker)
     for var in THREAD_ENV_VARS:  # read by the nanny as its pre-spawn environment
         os.environ[var] = str(threads_per_worker)
     env = {var: str(threads_per_worker) for var in THREAD_ENV_VARS}
-    spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **env}
+    spawn_env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **SPAWN_ENV, **env}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}):
         return LocalCluster(
             n_workers=workers,

@@ -1,0 +1,137 @@
+"""What glibc's malloc settings cost a worker's work: SevenNet-0 training and a periodic PySCF label, three ways.
+
+Each case runs in a fresh process, its work in a second thread as a Dask task runs (one compute thread):
+
+- ``dask``: the environment Dask's nanny gives a worker (``MALLOC_TRIM_THRESHOLD_=65536``), alloop before
+  :mod:`alloop.allocator`;
+- ``glibc``: glibc's defaults (a process outside Dask: ``alloop train`` before it);
+- ``reuse``: Dask's environment, then :func:`alloop.allocator.reuse_freed_memory`, as alloop's workers now run.
+
+The work: ``--steps`` optimiser steps of SevenNet-0 (batch 4) on the 24 reline reference frames (38 atoms, a
+7.1 A cell), the same on 30 frames of ethanol (the universal quickstart's kind), and one PBE/GTH-SZV label of the
+reline melt. Printed per work and case: wall and CPU seconds (user, system), minor page faults, the peak resident
+memory, and the result (the trained weights' fingerprint, the label's energy), which must not change.
+
+    python benchmarks/allocator_bench.py                      # about 10 minutes on a free core
+    python benchmarks/allocator_bench.py --works ethanol-train --steps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import DATA, markdown_table
+
+CASES = ("dask", "glibc", "reuse")
+WORKS = ("reline-train", "ethanol-train", "reline-label")
+DASK_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}  # distributed.nanny.pre-spawn-environ's
+
+
+def _train(frames: Path, steps: int) -> str:
+    """The parameter fingerprint of SevenNet-0 after ``steps`` standard-training steps on ``frames`` (1 thread)."""
+    from alloop.cli import build_parser
+    from alloop.deploy.loading import load_trained
+    from alloop.training.trainer import parameter_fingerprint
+
+    out = Path(tempfile.mkdtemp()) / "model.pt"
+    argv = ["train", "--expensive", str(frames), "--method", "standard", "--model", "sevennet-0", "--steps",
+            str(steps), "--batch-size", "4", "--threads", "1", "--seed", "0", "-o", str(out), "--quiet"]
+    args = build_parser("train").parse_args(argv)
+    args.func(args)  # not cli.main: it would set the allocator for every case
+    return parameter_fingerprint(load_trained(out).model)
+
+
+def _label() -> float:
+    """Energy (eV) of the reline melt at PBE/GTH-SZV, 1 thread."""
+    from alloop.fidelity import load_fidelity
+    from alloop.io import read_structures
+    from alloop.labeling.factory import labeler_for
+
+    box = read_structures(DATA / "reline_1fu_melt.extxyz", "0")[0]
+    result = labeler_for(load_fidelity("pbe-gth-szv")).label(box)
+    return float(result.energy_eV)
+
+
+def child(work: str, case: str, steps: int) -> dict[str, Any]:
+    """Run ``work`` in a second thread of this process and measure it."""
+    if case == "reuse":
+        from alloop.allocator import reuse_freed_memory
+
+        assert reuse_freed_memory(), "this C library has no mallopt"
+    import torch
+
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        if work == "reline-label":
+            result["value"] = _label()
+        else:
+            frames = DATA / "reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz" if work == "reline-train" else _ethanol()
+            result["value"] = _train(frames, steps)
+
+    before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"wall": time.perf_counter() - t0, "user": after.ru_utime - before.ru_utime,
+            "system": after.ru_stime - before.ru_stime, "faults": after.ru_minflt - before.ru_minflt,
+            "max_rss_GB": after.ru_maxrss / 1e6, **result}
+
+
+def _ethanol() -> Path:
+    """30 frames of the 500 K B3LYP pool, written once."""
+    import ase.io
+
+    path = Path(tempfile.gettempdir()) / "alloop-allocator-ethanol30.extxyz"
+    if not path.exists():
+        ase.io.write(path, ase.io.read(DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", ":30"))
+    return path
+
+
+def measure(work: str, case: str, steps: int) -> dict[str, Any]:
+    """One (work, case) in a fresh process with the case's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if case != "glibc":
+        env.update(DASK_ENV)
+    cmd = [sys.executable, __file__, "--child", work, case, "--steps", str(steps)]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--works", nargs="+", default=list(WORKS), choices=WORKS)
+    ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    ap.add_argument("--steps", type=int, default=16, help="optimiser steps per training")
+    ap.add_argument("--child", nargs=2, metavar=("WORK", "CASE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child, args.steps)))
+        return
+    rows = []
+    for work in args.works:
+        for case in args.cases:
+            m = measure(work, case, args.steps)
+            value = m["value"][:12] if isinstance(m["value"], str) else f"{m['value']:.8f}"
+            rows.append([work, case, f"{m['wall']:.1f}", f"{m['user']:.1f}", f"{m['system']:.1f}",
+                         f"{m['faults'] / 1e6:.2f}", f"{m['max_rss_GB']:.1f}", value])
+            print(f"{work} {case}: {m['wall']:.1f} s", file=sys.stderr, flush=True)
+    print(markdown_table(["work", "case", "wall s", "user s", "system s", "page faults (M)", "peak RSS (GB)",
+                          "result (weights / eV)"], rows))
+    print(f"\n{args.steps} steps per training; load average now {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
