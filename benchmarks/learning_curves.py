@@ -387,6 +387,9 @@ def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: lis
 
 
 def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

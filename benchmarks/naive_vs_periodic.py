@@ -309,6 +309,9 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
 
 
 def main() -> None:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "naive-vs-periodic.yaml")

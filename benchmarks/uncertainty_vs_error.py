@@ -148,6 +148,9 @@ def calibration_check(cal: Scored, test: Scored, signal: str) -> tuple[float, fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["small+gfn2-xtb"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

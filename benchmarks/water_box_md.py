@@ -167,6 +167,9 @@ def reference_runs(path: Path) -> list[list[Atoms]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="run directories, checkpoint files, or sevennet-0")
     p.add_argument("--reference", type=Path, default=DATA / "water8_300K_eqtraj_gfn1-xtb.extxyz")
