@@ -50,8 +50,9 @@ def _mallopt() -> Callable[..., Any] | None:
 
 
 def reuse_freed_memory() -> bool:
-    """Set :data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD` and :data:`ARENAS` in this process (threads started
-    later use the main heap); True when the C library took them all."""
+    """Set :data:`MMAP_THRESHOLD`, :data:`TRIM_THRESHOLD` and :data:`ARENAS` in this process; True when the C
+    library took them all. Threads started later get no arena of their own (they share those that exist: set at a
+    process's start, as :data:`SPAWN_ENV` does, that is the main heap alone)."""
     mallopt = _mallopt()
     if mallopt is None:
         return False
