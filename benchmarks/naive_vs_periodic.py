@@ -44,6 +44,9 @@ the MD at the first ``--temperatures`` value after ``--rdf-skip-ps``) against th
 (:mod:`water_box_md`). The reference trajectory is GFN1-xTB MD, not the expensive level: the RMS mixes the model's
 error with the gap between the levels; compare the strategies with each other and with the starting model's row.
 
+``--with-start`` adds a column for the starting model, the untouched SevenNet-0, scored the same way (tests, MD,
+g(r); no labels, so no store rows): is its MD measurably wrong, and how far do the strategies move from it?
+
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
 
     python benchmarks/naive_vs_periodic.py                  # 3 seeds, both strategies (~4-5 h on 2 cores: per run
@@ -77,6 +80,7 @@ TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
          "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 RDF_EVERY = 20  # MD steps between frames of the g(r) (10 fs)
 STRATEGIES = ("periodic", "naive")
+START = "sevennet-0, untuned"  # the --with-start column
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
          "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",
          "selection.min_cheap_per_cycle=4", "selection.max_expensive_per_cycle=2", "schedule.max_labels.expensive=8",
@@ -232,23 +236,28 @@ def coverage(reference_model, reference: dict[str, list], labelled: list, ref_en
 
 
 # --------------------------------------------------------------------------- driver
-def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    import ase.io
-    import torch
-
-    from alloop.deploy.loading import load_trained
-
-    cache = run_dir / "naive_vs_periodic_scores.json"
+def _score_key(args: argparse.Namespace) -> dict[str, Any]:
+    """What the cached scores depend on, as JSON reads it back (tuples become lists)."""
     key = {"replicas": args.replicas, "ps": args.ps, "temperatures": args.temperatures,
            **({"tests": {k: str(v) for k, v in args.tests.items()}} if args.tests != TESTS else {}),
            **({"md_start": str(args.md_start)} if args.md_start else {}),
            **({"rdf": [str(args.rdf_reference), args.rdf_pairs, args.rdf_skip_ps]} if args.rdf_reference else {})}
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
+    return json.loads(json.dumps(key))
+
+
+def _cached(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    if path.is_file():
+        saved = json.loads(path.read_text())
         if saved.get("key") == key:
             return saved["scores"]
+    return None
+
+
+def score_model(model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """Test-set errors, MD stability per temperature and (with ``--rdf-reference``) the g(r) RMS of one model."""
+    import torch
+
     torch.set_num_threads(1)
-    model = load_trained(run_dir).model.eval()
     scores: dict[str, Any] = test_errors(model, args.tests)
     n_steps = int(round(args.ps * 1000 / 0.5))
     start = md_start(args.md_start)
@@ -258,6 +267,34 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
                                                          RDF_EVERY if rdf else None, int(args.rdf_skip_ps * 2000))
         if rdf and frames:
             scores.update(rdf_rms(frames, args, start.get_tags() if start.get_tags().any() else None))
+    return scores
+
+
+def score_start(reference_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The starting model (the untouched SevenNet-0) scored as the runs are; no labels, so no store rows. Its
+    energies are on SevenNet-0's own scale (no per-element refit), so its energy rows are left out."""
+    cache = args.runs / f"start-s{seed}" / "naive_vs_periodic_scores.json"
+    key = _score_key(args)
+    scores = _cached(cache, key)
+    if scores is None:
+        scores = score_model(reference_model, args, seed)
+        scores = {k: v for k, v in scores.items() if not k.endswith("_energy_meV_atom")}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"key": key, "scores": scores}))
+    return scores
+
+
+def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    import ase.io
+
+    from alloop.deploy.loading import load_trained
+
+    cache = run_dir / "naive_vs_periodic_scores.json"
+    key = _score_key(args)
+    saved = _cached(cache, key)
+    if saved is not None:
+        return saved
+    scores = score_model(load_trained(run_dir).model.eval(), args, seed)
     info = store_summary(run_dir)
     reference = {k: ase.io.read(p, index=":") for k, p in args.tests.items()}
     ref_energy = {k: np.array([a.get_potential_energy() for a in frames]) for k, frames in reference.items()}
@@ -300,7 +337,7 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
             values = [v for v in values if v is not None and np.isfinite(v)]
             cells.append(mean_std(values, digits) if values else "n/a")
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    ref = results[names[0]][0]
+    ref = next(r for runs in results.values() for r in runs if f"ref_{tests[0]}_energy_mean_meV_atom" in r)
     lines += ["", "test frames' own energies above their lowest (meV/atom): " + ", ".join(
               f"{t} {ref[f'ref_{t}_energy_mean_meV_atom']:.1f} +- {ref[f'ref_{t}_energy_std_meV_atom']:.1f}"
               for t in tests),
@@ -326,6 +363,8 @@ def main() -> None:
     ap.add_argument("--only", default="",
                     help="run and print only these columns, by run name (comma-separated: periodic, naive, "
                          "periodic-replay0.25, ...)")
+    ap.add_argument("--with-start", action="store_true",
+                    help="add a column for the starting model (the untouched SevenNet-0), scored as the runs are")
     ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
     ap.add_argument("--tests", nargs="+", metavar="KEY=FILE", help="test sets (default: ethanol at 500 and 1000 K)")
     ap.add_argument("--md-start", type=Path, help="MD-stability start: the first frame of this file (default ethanol)")
@@ -368,6 +407,9 @@ def main() -> None:
                       | {int(z) for z in md_start(args.md_start).numbers})
     reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    if args.with_start:
+        results[START] = []
+    original = outside_force_mae(reference_model)
     for seed in seeds:
         for strategy, sets in runs.items():
             run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
@@ -379,10 +421,11 @@ def main() -> None:
             results[strategy].append(scores)
             print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE " + ", ".join(
                 f"{t} {scores[f'{t}_force']:.3f}" for t in args.tests) + " eV/A", flush=True)
+        if args.with_start:
+            results[START].append({**score_start(reference_model, args, seed), "outside_b3lyp_force": original})
     print()
     pairs = ["-".join(chemical_symbols[z] for z in pair) for pair in args.rdf_pairs]
     print("\n".join(table(results, args.temperatures, args.ps, list(args.tests), pairs)))
-    original = outside_force_mae(reference_model)
     print("\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
           + (f"force MAE {original:.3f} eV/A" if original is not None else
              f"no labels ({OUTSIDE_LABELS} missing: python benchmarks/make_outside_labels.py)"))
