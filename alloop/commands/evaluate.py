@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     description = trained.description
     if args.json:
         print(json.dumps({"model": description, "data": str(args.data), "method": metadata.get("method"),
-                          "fidelity": active.get("name"), **metrics, **(predicted or {}), "basins": basins,
+                          "fidelity": active.get("name"), **metrics, **_finite_or_null(predicted or {}), "basins": basins,
                           "per_molecule": molecules, "note": note}, indent=2))
         return 0
     if note:
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nthe model's own predicted force error (its error model): mean "
               f"{predicted['predicted_force_mae_eV_per_A']:.5f} eV/Angstrom against the measured "
               f"{metrics['force_mae_eV_per_A']:.5f}; Spearman rho with the true per-frame error "
-              f"{predicted['error_spearman']:.2f}; {100 * predicted['bound_coverage']:.0f} % of frames below its "
+              f"{_rho(predicted['error_spearman'])}; {100 * predicted['bound_coverage']:.0f} % of frames below its "
               f"{100 * predicted['bound_coverage_stated']:.0f} % bound")
     _print_split("molecule", "per molecule (formula, alloop.molecules)", molecules)
     _print_split("basin", "per conformer basin (dihedrals of the rotatable bonds, alloop.conformers)", basins)
@@ -138,3 +139,12 @@ def _print_split(what: str, title: str, parts: dict[str, dict]) -> None:
     for name, m in parts.items():
         print(f"| {name} | {m['n_frames']} | {m['share']:.0%} | {m['force_mae_eV_per_A']:.4f} | "
               f"{1000 * m['energy_mae_per_atom_eV']:.2f} |")
+
+
+def _finite_or_null(values: dict) -> dict:
+    """JSON has no NaN: an undefined number (a rank correlation of a constant prediction) becomes null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+
+
+def _rho(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "undefined (the prediction is the same on every frame)"

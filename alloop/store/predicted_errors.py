@@ -53,7 +53,9 @@ def format_status(rows: list[dict[str, Any]]) -> list[str]:
              f"  {'eval meas.':>10}  {'rho':>5}  {'in bound':>8}"]
     for r in rows:
         def cell(key: str, fmt: str, width: int, row: dict[str, Any] = r) -> str:
-            return f"{'-':>{width}}" if row[key] is None else f"{row[key]:>{width}{fmt}}"
+            # "-" where absent, and for a rank correlation of a constant prediction (an exponent clipped at 0)
+            known = row[key] is not None and np.isfinite(row[key])
+            return f"{row[key]:>{width}{fmt}}" if known else f"{'-':>{width}}"
 
         version = "-" if r["model_version"] is None else f"v{r['model_version']}"
         inside = "-" if r["bound_coverage"] is None else f"{100 * r['bound_coverage']:.0f} %"
