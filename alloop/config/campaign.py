@@ -189,9 +189,6 @@ class CampaignConfig(BaseModel):
         if self.schedule.bootstrap.method == "normal-modes":
             raise ConfigError("schedule.bootstrap.method: normal-modes needs a Hessian of the input, which alloop "
                               "computes for molecules only; use rattle for a periodic cell")
-        if self.training.replay_fraction > 0:
-            raise ConfigError("training.replay_fraction: replay draws molecules; it is not offered for periodic "
-                              "campaigns")
 
     def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
         """Given outside molecules are made of the campaign's elements and are not its own compositions; replay
