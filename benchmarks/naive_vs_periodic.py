@@ -245,12 +245,23 @@ def _score_key(args: argparse.Namespace) -> dict[str, Any]:
     return json.loads(json.dumps(key))
 
 
+def _entries(path: Path) -> list[dict[str, Any]]:
+    """The cache file's (key, scores) entries: one per scoring setting (a file of one entry is read too)."""
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    return saved.get("entries", [saved])
+
+
 def _cached(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("key") == key:
-            return saved["scores"]
-    return None
+    return next((e["scores"] for e in _entries(path) if e.get("key") == key), None)
+
+
+def _save(path: Path, key: dict[str, Any], scores: dict[str, Any]) -> None:
+    """Add (or replace) the scores of ``key``; the scores of other settings stay."""
+    entries = [e for e in _entries(path) if e.get("key") != key] + [{"key": key, "scores": scores}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"entries": entries}))
 
 
 def score_model(model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -279,8 +290,7 @@ def score_start(reference_model, args: argparse.Namespace, seed: int) -> dict[st
     if scores is None:
         scores = score_model(reference_model, args, seed)
         scores = {k: v for k, v in scores.items() if not k.endswith("_energy_meV_atom")}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"key": key, "scores": scores}))
+        _save(cache, key, scores)
     return scores
 
 
@@ -301,7 +311,7 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     scores.update(coverage(reference_model, reference, info.pop("labelled_frames"), ref_energy,
                            info.pop("labelled_energies")))
     scores.update(info)
-    cache.write_text(json.dumps({"key": key, "scores": scores}))
+    _save(cache, key, scores)
     return scores
 
 
