@@ -58,6 +58,15 @@ class SelectionRun:
     task: BackgroundTask
 
 
+def candidate_rows(frame_id: np.ndarray, ok: np.ndarray, selected: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """Rows of the cheap label table that may get an expensive label (selected, labelled ok, not expensive-labelled
+    yet), in frame-id order: the table holds labels in the order they finished, which varies from run to run, and
+    the pick breaks its ties by the candidates' order."""
+    rows = np.flatnonzero(np.isin(frame_id, selected) & ok)
+    rows = rows[~np.isin(frame_id[rows], labelled)]
+    return rows[np.argsort(frame_id[rows], kind="stable")]
+
+
 def select_expensive(ctx: PhaseContext, cycle: int, budget: int, priority: int = 0) -> None:
     """Choose up to ``budget`` of the frames cheap-labelled in ``cycle`` (not expensive-labelled yet); waits."""
     run = start_selection(ctx, cycle, budget, priority)
@@ -72,8 +81,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     table = store.labels(cheap.hash()) if cheap.hash() in store.fidelities() else None
     if table is None or budget == 0 or ids.size == 0:
         return None
-    rows = np.flatnonzero(np.isin(table.frame_id, ids) & table.ok)
-    rows = rows[~np.isin(table.frame_id[rows], ledger.labelled_ids(store, expensive))]
+    rows = candidate_rows(table.frame_id, table.ok, ids, ledger.labelled_ids(store, expensive))
     if rows.size == 0:
         return None
     frame_ids = table.frame_id[rows]
