@@ -44,8 +44,10 @@ the MD at the first ``--temperatures`` value after ``--rdf-skip-ps``) against th
 (:mod:`water_box_md`). The reference trajectory is GFN1-xTB MD, not the expensive level: the RMS mixes the model's
 error with the gap between the levels; compare the strategies with each other and with the starting model's row.
 
-``--with-start`` adds a column for the starting model, the untouched SevenNet-0, scored the same way (tests, MD,
-g(r); no labels, so no store rows): is its MD measurably wrong, and how far do the strategies move from it?
+``--with-start`` adds a column for the starting model, the untouched SevenNet-0 (or the campaign's
+``model.checkpoint``, e.g. ``campaigns/reline-szv-start.yaml``'s deliberately wrong start), scored the same way
+(tests, MD, g(r); no labels, so no store rows): is its MD measurably wrong, and how far do the strategies move
+from it?
 
 Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (an unfinished one resumes).
 
@@ -80,7 +82,7 @@ TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
          "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
 RDF_EVERY = 20  # MD steps between frames of the g(r) (10 fs)
 STRATEGIES = ("periodic", "naive")
-START = "sevennet-0, untuned"  # the --with-start column
+START = "sevennet-0, untuned"  # the --with-start column (a campaign from a model.checkpoint: "start, untuned")
 QUICK = ["schedule.n_cycles=2", "md.segment_steps=40", "training.steps=20", "training.finetune_steps=10",
          "schedule.bootstrap.n_samples=12", "schedule.bootstrap.n_expensive=4", "selection.max_cheap_per_cycle=6",
          "selection.min_cheap_per_cycle=4", "selection.max_expensive_per_cycle=2", "schedule.max_labels.expensive=8",
@@ -281,14 +283,26 @@ def score_model(model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return scores
 
 
-def score_start(reference_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """The starting model (the untouched SevenNet-0) scored as the runs are; no labels, so no store rows. Its
-    energies are on SevenNet-0's own scale (no per-element refit), so its energy rows are left out."""
+def starting_model(campaign: Path, reference_model) -> tuple[str, Any]:
+    """The campaign's untouched starting model and its column name: its ``model.checkpoint``'s model if it has one
+    (e.g. a deliberately wrong start), else the untouched SevenNet-0 (``reference_model``)."""
+    from alloop.config.loading import load_campaign
+    from alloop.potentials.checkpoint import load_checkpoint
+
+    path = load_campaign(campaign).model.checkpoint
+    if path is None:
+        return START, reference_model
+    return f"start ({path.name}), untuned", load_checkpoint(path)[0].eval()
+
+
+def score_start(start_model, args: argparse.Namespace, seed: int) -> dict[str, Any]:
+    """The campaign's starting model scored as the runs are; no labels, so no store rows. Its energies are on its
+    own scale (no per-element refit), so its energy rows are left out."""
     cache = args.runs / f"start-s{seed}" / "naive_vs_periodic_scores.json"
     key = _score_key(args)
     scores = _cached(cache, key)
     if scores is None:
-        scores = score_model(reference_model, args, seed)
+        scores = score_model(start_model, args, seed)
         scores = {k: v for k, v in scores.items() if not k.endswith("_energy_meV_atom")}
         _save(cache, key, scores)
     return scores
@@ -374,7 +388,8 @@ def main() -> None:
                     help="run and print only these columns, by run name (comma-separated: periodic, naive, "
                          "periodic-replay0.25, ...)")
     ap.add_argument("--with-start", action="store_true",
-                    help="add a column for the starting model (the untouched SevenNet-0), scored as the runs are")
+                    help="add a column for the starting model (the untouched SevenNet-0, or the campaign's "
+                         "model.checkpoint), scored as the runs are")
     ap.add_argument("--quick", action="store_true", help="1 seed, tiny campaigns, 0.1 ps of MD (smoke run)")
     ap.add_argument("--tests", nargs="+", metavar="KEY=FILE", help="test sets (default: ethanol at 500 and 1000 K)")
     ap.add_argument("--md-start", type=Path, help="MD-stability start: the first frame of this file (default ethanol)")
@@ -417,9 +432,11 @@ def main() -> None:
                       | {int(z) for z in md_start(args.md_start).numbers})
     reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    start_name, start_model = starting_model(args.campaign, reference_model)
     if args.with_start:
-        results[START] = []
+        results[start_name] = []
     original = outside_force_mae(reference_model)
+    start_outside = original if start_model is reference_model else outside_force_mae(start_model)
     for seed in seeds:
         for strategy, sets in runs.items():
             run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
@@ -432,7 +449,7 @@ def main() -> None:
             print(f"{strategy} seed {seed}: {wall:.0f} s; test force MAE " + ", ".join(
                 f"{t} {scores[f'{t}_force']:.3f}" for t in args.tests) + " eV/A", flush=True)
         if args.with_start:
-            results[START].append({**score_start(reference_model, args, seed), "outside_b3lyp_force": original})
+            results[start_name].append({**score_start(start_model, args, seed), "outside_b3lyp_force": start_outside})
     print()
     pairs = ["-".join(chemical_symbols[z] for z in pair) for pair in args.rdf_pairs]
     print("\n".join(table(results, args.temperatures, args.ps, list(args.tests), pairs)))
