@@ -432,11 +432,11 @@ def main() -> None:
                       | {int(z) for z in md_start(args.md_start).numbers})
     reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
-    start_name, start_model = starting_model(args.campaign, reference_model)
-    if args.with_start:
-        results[start_name] = []
     original = outside_force_mae(reference_model)
-    start_outside = original if start_model is reference_model else outside_force_mae(start_model)
+    if args.with_start:
+        start_name, start_model = starting_model(args.campaign, reference_model)
+        start_outside = original if start_model is reference_model else outside_force_mae(start_model)
+        results[start_name] = []
     for seed in seeds:
         for strategy, sets in runs.items():
             run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
