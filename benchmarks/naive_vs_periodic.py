@@ -23,7 +23,8 @@ For each final model the script prints:
   features, concatenated) lies farther than the reference frames' own median nearest-neighbour distance; and the
   expensive-labelled frames' energies against the reference frames' (mean and spread, meV/atom above the
   lowest reference energy);
-- forgetting: the final model against the original SevenNet-0 the campaign stored, on rattled small CHO
+- forgetting: the final model against the original model the campaign stored (its v0: SevenNet-0, or the
+  campaign's ``model.checkpoint`` when it starts from one), on rattled small CHO
   molecules outside the campaign (``alloop.outside``; the campaign's ``forget_*`` columns): force MAE and
   per-atom energy change after per-element offsets; ``--replay F`` adds both strategies with
   ``training.replay_fraction: F`` (part of each batch pseudo-labelled by the original) as two more columns;
@@ -340,7 +341,7 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
         *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
         *[(f"MD at {temperatures[0]:g} K: RMS of g(r) - g_ref(r), {pair}", f"rdf_rms_{pair}", 3) for pair in rdf_pairs],
         *[(f"cycle {c}: share of its MD frames flagged", f"flag_rate_c{c}", 3) for c in cycles],
-        ("forgetting: force MAE vs the original SevenNet-0 on outside molecules (eV/A)", "forget_force", 3),
+        ("forgetting: force MAE vs the campaign's original model (v0) on outside molecules (eV/A)", "forget_force", 3),
         ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
         ("outside molecules: force MAE vs B3LYP/def2-SVP (eV/A)", "outside_b3lyp_force", 3),
         *[(f"{t} test frames not covered by the labels", f"uncovered_{t}", 2) for t in tests],
