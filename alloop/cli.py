@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     from alloop.allocator import reuse_freed_memory
-    from alloop.campaign.loop.exits import Stopped, one_line, stop_on_signals
+    from alloop.campaign.loop.exits import one_line
+    from alloop.signals import Stopped, stop_on_signals
 
     reuse_freed_memory()  # training and labelling in this process (alloop train, label, evaluate, the driver)
     try:

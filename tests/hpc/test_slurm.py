@@ -40,6 +40,7 @@ from remote_helpers import (
     start_campaign,
     stop,
     tail,
+    wait_for_exit,
     wait_until,
     worker_losses,
     write_water,
@@ -113,7 +114,7 @@ def test_campaign_on_slurm_replaces_a_cancelled_job(tmp_path, slurm):
             wait_until(lambda: committed_frames(run_dir) > joined, proc, "frames committed after the replacement "
                        "joined", log, every_s=0.5)
         proc.send_signal(signal.SIGINT)  # Ctrl-C: the campaign stops, its jobs are cancelled
-        code = proc.wait(timeout=120)
+        code = wait_for_exit(proc, run_dir, log, timeout_s=120)
         assert code == 130, tail(log)
     finally:
         stop(proc)

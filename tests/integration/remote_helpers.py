@@ -79,6 +79,19 @@ def stop(proc: subprocess.Popen, group: bool = True) -> None:
     proc.wait(timeout=30)
 
 
+def wait_for_exit(proc: subprocess.Popen, run_dir: Path, log: Path, timeout_s: float) -> int:
+    """The campaign's exit code; if it has not exited within ``timeout_s`` (a safety net), it is asked for every
+    thread's stack (SIGUSR1: faulthandler appends them to its campaign.log) and the test fails with that log."""
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(2)
+        raise AssertionError(f"the campaign did not exit within {timeout_s} s; its output:\n{tail(log)}\n"
+                             f"its campaign.log with every thread's stack:\n{tail(run_dir / 'campaign.log', 20000)}"
+                             ) from None
+
+
 def committed_frames(run_dir: Path) -> int:
     if not is_store(run_dir):
         return 0

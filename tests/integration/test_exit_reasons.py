@@ -112,6 +112,23 @@ def test_a_native_crash_of_a_campaign_process_leaves_its_stack_in_the_log(tmp_pa
     assert "Fatal Python error: Segmentation fault" in log and "string_at" in log
 
 
+def test_sigusr1_writes_every_threads_stack_to_the_log_and_the_campaign_goes_on(tmp_path):
+    """A campaign that seems stuck is asked where it is: its stacks go to the log, the process carries on."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = ("import os, signal, sys\n"
+            "from alloop.campaign.loop.exits import logged_exit\n"
+            "def waiting_here():\n"
+            "    os.kill(os.getpid(), signal.SIGUSR1)\n"
+            "with logged_exit(sys.argv[1]):\n"
+            "    waiting_here()\n"
+            "    print('went on')\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "went on", proc.stderr
+    log = (run_dir / "campaign.log").read_text()
+    assert "waiting_here" in log and "Current thread" in log
+
+
 def test_a_reader_that_closes_stdout_early_gets_no_traceback(tmp_path):
     """``alloop status RUN | head -1``: the reader is gone before the status is written (the pipe's read end is
     closed before the child starts, so its first write fails whatever the machine's speed); the command exits 141,

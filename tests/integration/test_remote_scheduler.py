@@ -29,6 +29,7 @@ from remote_helpers import (
     start_campaign,
     stop,
     tail,
+    wait_for_exit,
     wait_until,
     worker_losses,
     write_water,
@@ -77,7 +78,7 @@ def test_campaign_on_a_remote_scheduler_survives_a_worker_kill(tmp_path, remote_
             worker, pid = freeze_label_holder(watcher, proc, log, tmp_path)  # no nanny: the process we started
             os.kill(pid, signal.SIGKILL)
             workers[pid].wait(timeout=30)
-        code = proc.wait(timeout=300)
+        code = wait_for_exit(proc, run_dir, log, timeout_s=300)
         assert code == 0, tail(log)
     finally:
         stop(proc)

@@ -35,7 +35,7 @@ SIZE_EXEMPT: frozenset[str] = frozenset()
 #: (the root modules every layer uses; data and config; the computing packages; what runs a campaign; what
 #: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
-    "_version errors units io presets allocator",
+    "_version errors units io presets allocator signals",
     "fidelity structures conformers outside evaluation_frames molecules",
     "config",
     "labeling potentials",

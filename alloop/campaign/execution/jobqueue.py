@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import shlex
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -23,17 +27,23 @@ _JOBQUEUE_RESERVED = frozenset(
 )
 
 
+#: seconds Dask may take to close a batch cluster (scheduler, jobs) before alloop cancels the jobs itself
+CLOSE_TIMEOUT_S = 60.0
+
+
 def import_jobqueue() -> ModuleType:
     """``dask_jobqueue``, with Ctrl-C left alone: importing it replaces the SIGINT handler with ``sys.exit()``
     (a Ctrl-C'd campaign would exit 0, as if it had finished, and never say it was interrupted); the
-    default handler (KeyboardInterrupt) is put back."""
+    handler from before the import (Python's default: KeyboardInterrupt, or the campaign's own) is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT)
     import dask_jobqueue
     import dask_jobqueue.runner  # noqa: F401  (the module that installs the handler)
 
     handler = signal.getsignal(signal.SIGINT)
-    main = threading.current_thread() is threading.main_thread()
     if main and getattr(handler, "__module__", None) == "dask_jobqueue.runner":
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        ours = before is not None and getattr(before, "__module__", None) != "dask_jobqueue.runner"
+        signal.signal(signal.SIGINT, before if ours else signal.default_int_handler)
     return dask_jobqueue
 
 
@@ -150,14 +160,47 @@ def jobqueue_client(execution: Any, log: Callable[[str], None] = print) -> Itera
         keeper = JobKeeper(cluster, n_workers, log,
                            job_state=slurm_job_state if execution.cluster.kind == "slurm" else None)
         keeper.start()
-        with Client(cluster) as client:
+        client = Client(cluster)
+        try:
             client.register_plugin(pin_threads_plugin(execution.threads_per_worker))
             log(f"{execution.cluster.kind}: {len(cluster.worker_spec)} jobs for {n_workers} Dask worker processes "
                 "submitted; waiting for the first worker to connect")
             _wait_for_a_worker(client, keeper)
             yield client
+        finally:
+            _close_client(client, log)
     finally:
-        cluster.close()
+        close_batch_cluster(cluster, log)
+
+
+def _close_client(client: Any, log: Callable[[str], None], timeout_s: float = CLOSE_TIMEOUT_S / 4) -> None:
+    """Close the campaign's client within ``timeout_s`` (the cluster's close follows whether or not it did)."""
+    try:
+        client.close(timeout=timeout_s)
+    except (TimeoutError, asyncio.TimeoutError):
+        log(f"the Dask client did not close within {timeout_s:.0f} s; closing the batch cluster anyway")
+
+
+def close_batch_cluster(cluster: Any, log: Callable[[str], None] = print, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Close a batch cluster, which cancels its jobs; if Dask's close has not finished after ``timeout_s`` (it waits
+    on the scheduler and on every job), the jobs are cancelled with the batch system's own command instead, so that
+    a stopped campaign exits and leaves nothing in the queue."""
+    jobs = sorted({str(job.job_id) for job in list(cluster.workers.values()) if getattr(job, "job_id", None)})
+    cancel = getattr(getattr(cluster, "job_cls", None), "cancel_command", None)
+    started = time.monotonic()
+    try:
+        cluster.close(timeout=timeout_s)
+    except (TimeoutError, asyncio.TimeoutError):
+        log(f"the batch cluster did not close within {timeout_s:.0f} s; cancelling its jobs directly "
+            f"({cancel} {' '.join(jobs) or '(none)'})")
+        if cancel and jobs:
+            try:
+                subprocess.run([*shlex.split(cancel), *jobs], capture_output=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log(f"'{cancel}' failed ({exc}); check the queue for jobs named after the campaign")
+        return
+    if jobs:
+        log(f"batch cluster closed in {time.monotonic() - started:.0f} s; jobs {' '.join(jobs)} cancelled")
 
 
 def _wait_for_a_worker(client: Any, keeper: Any) -> None:

@@ -50,6 +50,7 @@ from alloop.fidelity import Fidelity
 from alloop.labeling.base import Labeler
 from alloop.labeling.factory import labeler_for
 from alloop.labeling.result import LabelResult, LabelStatus
+from alloop.signals import raise_if_stopped
 
 #: default scheduling priority by method: expensive labels first
 _METHOD_PRIORITY = {"hf": 0, "mp2": 20, "ccsd": 30, "ccsd(t)": 40}
@@ -221,6 +222,7 @@ class LabelingPool:
         New work may be submitted between iterations; it is picked up.
         """
         while True:
+            raise_if_stopped()
             self._fill()
             if not self._futures:
                 return

@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from alloop.errors import AlloopError
+from alloop.signals import raise_if_stopped
+
+#: seconds between looks at a stop signal (:func:`~alloop.signals.raise_if_stopped`) while a task runs
+STOP_CHECK_S = 2.0
 
 
 class BackgroundTask:
@@ -41,11 +45,12 @@ class BackgroundTask:
 
     def result(self) -> Any:
         """Wait for the result; a task error is raised, a lost worker resubmits (AlloopError past ``retries``)."""
-        from distributed import wait
         from distributed.scheduler import KilledWorker
 
+        waiter = FutureWaiter()
         while not self.ready():
-            wait([self.future])
+            raise_if_stopped()
+            waiter.wait([self.future], STOP_CHECK_S)
         if self.future.status == "finished":
             return self.future.result()
         exc = self.future.exception() if self.future.status == "error" else None

@@ -45,6 +45,7 @@ from alloop.campaign.phases.settings import campaign_settings
 from alloop.campaign.phases.stop_rules import nothing_new, trained_on_every_label
 from alloop.campaign.phases.train import labelled_arrays, train
 from alloop.config import CampaignConfig
+from alloop.signals import raise_if_stopped
 from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import STOPPED
@@ -146,6 +147,7 @@ class Campaign:
 
     def _mark(self, cycle: int, phase: str, note: dict | None = None) -> None:
         """Record the workers lost during the phase, then mark it done (one commit)."""
+        raise_if_stopped()  # a Ctrl-C whose exception was dropped: the phase is not marked, as if it came now
         self.ctx.record_losses(cycle, phase)
         ledger.mark_phase(self.store, cycle, phase, note=note)
         release_freed_memory()

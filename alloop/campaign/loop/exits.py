@@ -4,14 +4,16 @@ A campaign started in the background is diagnosed from its run directory, so eve
 ``alloop run`` / ``alloop resume`` other than success leaves its reason there as well as on stderr:
 
 - a user-facing error (:class:`AlloopError`): its one-line message;
-- SIGINT / SIGTERM: which signal, and how to continue (:func:`stop_on_signals` turns SIGTERM into
-  :class:`Stopped`, a ``KeyboardInterrupt``, so the cluster and the store close as on Ctrl-C);
+- SIGINT / SIGTERM: which signal, and how to continue (:func:`alloop.signals.stop_on_signals` turns SIGTERM
+  into :class:`Stopped`, a ``KeyboardInterrupt``, so the cluster and the store close as on Ctrl-C, and remembers
+  both, in case the garbage collector swallowed their exception);
 - any other exception: one line naming it, then its traceback (the exception is marked with
   ``alloop_log``, the log's path, so the command line prints one line to stderr and points there).
 
 A crash in native code (a segmentation fault in a compiled library, an abort) cannot raise: while a run directory
-is open, :mod:`faulthandler` writes the Python stack of every thread to the log then. SIGKILL leaves no reason
-(nothing runs); the store's last commit is the truth then, as always.
+is open, :mod:`faulthandler` writes the Python stack of every thread to the log then. A campaign that seems stuck
+can be asked for the same without stopping it: ``kill -USR1 <pid>`` appends every thread's stack to the log.
+SIGKILL leaves no reason (nothing runs); the store's last commit is the truth then, as always.
 """
 
 from __future__ import annotations
@@ -27,18 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from alloop.errors import AlloopError
+from alloop.signals import Stopped
 
 LOG_NAME = "campaign.log"
 #: the attribute that names the campaign log on an exception whose traceback went there (read by alloop.cli)
 LOG_ATTRIBUTE = "alloop_log"
-
-
-class Stopped(KeyboardInterrupt):
-    """The process was asked to stop by a signal (SIGTERM; SIGINT raises KeyboardInterrupt itself)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def append_log(run_dir: Path, text: str) -> None:
@@ -47,25 +42,6 @@ def append_log(run_dir: Path, text: str) -> None:
     with open(Path(run_dir) / LOG_NAME, "a") as fh:
         for line in text.rstrip("\n").splitlines() or [""]:
             fh.write(f"{stamp} {line}\n")
-
-
-@contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Stopped` in the main thread (the default handler would end the
-    process without closing anything or saying why)."""
-
-    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001 (signal's signature)
-        raise Stopped(signum)
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -83,21 +59,35 @@ def logged_exit(run_dir: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _native_crashes_to(run_dir: Path) -> Iterator[None]:
-    """faulthandler writes to ``run_dir/campaign.log`` within the block (then back to what it did before)."""
+    """faulthandler writes to ``run_dir/campaign.log`` within the block, on a native crash and on SIGUSR1 (then back
+    to what it did before)."""
     if not run_dir.is_dir():
         yield
         return
     was_enabled = faulthandler.is_enabled()
     with open(run_dir / LOG_NAME, "a") as fh:
         faulthandler.enable(file=fh, all_threads=True)
+        dumps = _dump_stacks_on_sigusr1(fh)
         try:
             yield
         finally:
+            if dumps:
+                faulthandler.unregister(signal.SIGUSR1)
             faulthandler.disable()
             if was_enabled:  # on the process's standard error (where it was, unless a caller had chosen a file)
                 with contextlib.suppress(AttributeError, OSError, ValueError):
                     if sys.__stderr__ is not None:
                         faulthandler.enable(file=sys.__stderr__, all_threads=True)
+
+
+def _dump_stacks_on_sigusr1(fh: Any) -> bool:
+    """SIGUSR1 makes faulthandler write every thread's stack to ``fh`` (the process goes on); False where it cannot
+    (a platform without the signal)."""
+    try:
+        faulthandler.register(signal.SIGUSR1, file=fh, all_threads=True)
+    except (AttributeError, ValueError, RuntimeError):
+        return False
+    return True
 
 
 def _record(run_dir: Path, exc: BaseException) -> None:

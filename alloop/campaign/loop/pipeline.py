@@ -41,6 +41,7 @@ from alloop.campaign.phases.label import LabelStream
 from alloop.campaign.phases.select_expensive import SelectionRun, finish_selection, start_selection
 from alloop.campaign.phases.train import TrainingRun, finish_training, start_training
 from alloop.errors import AlloopError
+from alloop.signals import raise_if_stopped
 from alloop.store import ledger, tables
 
 #: scheduler priority of MD, bias and training tasks (labels: 0 to 40, see labeling_pool.default_priority)
@@ -86,6 +87,7 @@ class Pipeline:
     def run(self) -> tuple[int, str]:
         try:
             while True:
+                raise_if_stopped()
                 steps = self._steps
                 outcome = self._advance()
                 if outcome is not None:

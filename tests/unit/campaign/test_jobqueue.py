@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alloop.campaign.execution.jobkeeper import JobKeeper, JobWatch, job_worker_names, lost_jobs
-from alloop.campaign.execution.jobqueue import batch_slots, make_jobqueue_cluster, task_threads
+from alloop.campaign.execution.jobqueue import batch_slots, close_batch_cluster, make_jobqueue_cluster, task_threads
 from alloop.config import load_campaign
 
 CAMPAIGN = """
@@ -31,6 +31,41 @@ def _script(cfg) -> str:
         return cluster.job_script()
     finally:
         cluster.close()
+
+
+class _QueuedJob:
+    def __init__(self, job_id):
+        self.job_id = job_id
+
+
+class _ClosingCluster:
+    """A batch cluster whose close finishes or times out; its cancel command writes the job ids to a file."""
+
+    def __init__(self, out, hangs):
+        self.workers = {"0": _QueuedJob("101"), "1": _QueuedJob("102"), "2": _QueuedJob(None)}  # job 2 never got an id (queued)
+        self.job_cls = type("Job", (), {"cancel_command": f"sh -c 'echo \"$@\" > {out}' cancel"})
+        self.hangs, self.closed_with = hangs, None
+
+    def close(self, timeout=None):
+        self.closed_with = timeout
+        if self.hangs:
+            raise TimeoutError
+
+
+def test_a_batch_cluster_that_does_not_close_has_its_jobs_cancelled_directly(tmp_path):
+    out, lines = tmp_path / "cancelled", []
+    cluster = _ClosingCluster(out, hangs=True)
+    close_batch_cluster(cluster, lines.append, timeout_s=5)
+    assert cluster.closed_with == 5
+    assert out.read_text().split() == ["101", "102"]
+    assert "did not close within 5 s" in lines[0] and "101 102" in lines[0]
+
+
+def test_a_batch_cluster_that_closes_is_left_to_dask(tmp_path):
+    out, lines = tmp_path / "cancelled", []
+    close_batch_cluster(_ClosingCluster(out, hangs=False), lines.append, timeout_s=5)
+    assert not out.exists()
+    assert "jobs 101 102 cancelled" in lines[0]
 
 
 def test_preset_job_script_is_runnable_without_tmpdir(load):
