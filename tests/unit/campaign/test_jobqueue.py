@@ -42,7 +42,8 @@ class _ClosingCluster:
     """A batch cluster whose close finishes or times out; its cancel command writes the job ids to a file."""
 
     def __init__(self, out, hangs):
-        self.workers = {"0": _QueuedJob("101"), "1": _QueuedJob("102"), "2": _QueuedJob(None)}  # job 2 never got an id (queued)
+        # job 2 never got an id (still being submitted)
+        self.workers = {"0": _QueuedJob("101"), "1": _QueuedJob("102"), "2": _QueuedJob(None)}
         self.job_cls = type("Job", (), {"cancel_command": f"sh -c 'echo \"$@\" > {out}' cancel"})
         self.hangs, self.closed_with = hangs, None
 
