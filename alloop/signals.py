@@ -32,6 +32,8 @@ def _stop_exception(signum: int) -> KeyboardInterrupt:
 def stop_on_signals() -> Iterator[None]:
     """Within the block, SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Stopped` in the main thread (the
     default SIGTERM handler would end the process without closing anything or saying why), and both are remembered.
+    Both are handled even when the process started ignoring them (a shell script's background job ignores
+    SIGINT): a stop keeps everything committed, and ``kill -INT`` should stop a campaign wherever it started.
 
     Python runs a signal handler between two bytecodes of the main thread, which may be inside a ``__del__`` or a
     weakref callback of the garbage collector; an exception raised there is printed ("Exception ignored in ...")
@@ -46,8 +48,7 @@ def stop_on_signals() -> Iterator[None]:
         raise _stop_exception(signum)
 
     try:
-        signums = [signum for signum in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(signum) != signal.SIG_IGN]
-        previous = {signum: signal.signal(signum, handler) for signum in signums}
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return

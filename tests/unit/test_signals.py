@@ -46,12 +46,12 @@ def test_a_stop_signal_raises_in_the_main_thread_and_handlers_come_back():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_a_signal_the_process_ignores_stays_ignored():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as in a shell's background job
+def test_a_process_started_ignoring_sigint_still_stops_on_it():
+    """A shell script's background job starts with SIGINT ignored: ``kill -INT`` must still stop the campaign."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with stop_on_signals():
-            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        with stop_on_signals(), pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
-            raise_if_stopped()
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # as it was
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -34,7 +34,8 @@ CLOSE_TIMEOUT_S = 60.0
 def import_jobqueue() -> ModuleType:
     """``dask_jobqueue``, with Ctrl-C left alone: importing it replaces the SIGINT handler with ``sys.exit()``
     (a Ctrl-C'd campaign would exit 0, as if it had finished, and never say it was interrupted); the
-    handler from before the import (Python's default: KeyboardInterrupt, or the campaign's own) is put back."""
+    handler from before the import (:func:`alloop.signals.stop_on_signals`'s) is put back, or Python's default
+    (KeyboardInterrupt) when there was none."""
     main = threading.current_thread() is threading.main_thread()
     before = signal.getsignal(signal.SIGINT)
     import dask_jobqueue
@@ -42,7 +43,7 @@ def import_jobqueue() -> ModuleType:
 
     handler = signal.getsignal(signal.SIGINT)
     if main and getattr(handler, "__module__", None) == "dask_jobqueue.runner":
-        ours = before is not None and getattr(before, "__module__", None) != "dask_jobqueue.runner"
+        ours = callable(before) and getattr(before, "__module__", None) != "dask_jobqueue.runner"
         signal.signal(signal.SIGINT, before if ours else signal.default_int_handler)
     return dask_jobqueue
 

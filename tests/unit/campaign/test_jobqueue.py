@@ -246,9 +246,24 @@ def test_ctrl_c_still_interrupts_once_dask_jobqueue_is_imported():
     import subprocess
     import sys
 
-    code = ("import signal; from alloop.campaign.execution.jobqueue import cluster_option_names; "
+    code = ("import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "  # as under nohup ... &: no handler
+            "from alloop.campaign.execution.jobqueue import cluster_option_names; "
             "cluster_option_names('slurm'); "
             "import dask_jobqueue.runner; assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
             "signal.raise_signal(signal.SIGINT)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "KeyboardInterrupt" in out.stderr and out.returncode != 0, out.stderr
+
+
+def test_the_campaigns_own_sigint_handler_survives_the_dask_jobqueue_import():
+    """In a fresh process (dask_jobqueue not imported yet), as in ``alloop run`` of a SLURM campaign."""
+    import subprocess
+    import sys
+
+    code = ("import signal, sys; from alloop.signals import stop_on_signals; "
+            "from alloop.campaign.execution.jobqueue import import_jobqueue\n"
+            "with stop_on_signals():\n"
+            "    ours = signal.getsignal(signal.SIGINT); assert 'dask_jobqueue' not in sys.modules\n"
+            "    import_jobqueue(); assert signal.getsignal(signal.SIGINT) is ours, signal.getsignal(signal.SIGINT)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
