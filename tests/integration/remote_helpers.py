@@ -85,10 +85,15 @@ def wait_for_exit(proc: subprocess.Popen, run_dir: Path, log: Path, timeout_s: f
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        campaign_log = run_dir / "campaign.log"
         os.kill(proc.pid, signal.SIGUSR1)
-        time.sleep(2)
+        deadline = time.monotonic() + 60  # a safety net: the dump is written as soon as the signal arrives
+        while proc.poll() is None and "most recent call first" not in tail(campaign_log, 20000):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         raise AssertionError(f"the campaign did not exit within {timeout_s} s; its output:\n{tail(log)}\n"
-                             f"its campaign.log with every thread's stack:\n{tail(run_dir / 'campaign.log', 20000)}"
+                             f"its campaign.log with every thread's stack:\n{tail(campaign_log, 20000)}"
                              ) from None
 
 
