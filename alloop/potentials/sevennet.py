@@ -5,7 +5,7 @@ interaction blocks), fed with graphs from alloop's neighbour lists: a batch of
 replicas (any molecules) is one call. Edge vectors are computed from
 ``batch.positions``, sevenn's force module is skipped, and the base class
 differentiates the energy, so forces, Hessians and force losses all go through
-alloop's autograd. Molecules only (no cell).
+alloop's autograd. Periodic cells work through ``neighbor_pairs`` (no stress).
 
 * ``base="7net-0"``: SevenNet-0 (11Jul2024) rebuilt by sevenn's loader from the
   checkpoint packaged in the installed wheel (never downloaded, never read from
