@@ -46,24 +46,27 @@ per arm and N the replicas that ran the whole time and the mean time to the firs
 Cached in the entry with its settings. Item 5 asks for 8 x 20 ps; an EGNN on its GFN2-xTB baseline runs about
 25 ms a step for 8 replicas, so 20 ps at 4 temperatures is over an hour a model: pick PS to fit.
 
-Each (arm, N, seed) is cached in ``--runs``/results/ (the model's scores and per-frame errors per test file, the
+Each (arm, N, seed) is cached in ``--results`` (default ``benchmarks/results/learning-curves/<campaign name>``,
+committed: small JSON files; the model's scores and per-frame errors per test file, the
 pool's and campaign's identity, the campaign's resolved settings included): a rerun trains and evaluates only
 what is missing and reprints everything; a cache made with another pool, campaign, overrides or campaign settings
 (e.g. a changed default in the file) is refused. Printed: one table per test set (rows arm x N,
 mean +- sample std over seeds), the paired per-seed differences loop - random and fps - random at each N (on
-the same test frames), and ``learning_curves.png`` in ``--runs``.
+the same test frames), and ``learning_curves.png`` in ``--results``. Stores, models and logs go to ``--runs``
+(default ``runs/learning-curves/<campaign name>``, ignored by git): a cached entry is reprinted without them.
 
     python benchmarks/learning_curves.py --n-labels 15 --seeds 0 --arms random fps
     python benchmarks/learning_curves.py                                   # the whole grid: hours
     python benchmarks/learning_curves.py --campaign campaigns/universal-quickstart.yaml
     python benchmarks/learning_curves.py --n-labels 30 --seeds 0 1 2 --md-ps 2     # + MD robustness, 2 ps a replica
 
-A variant of the loop (``--set ...`` in a runs directory of its own) is compared with ``--compare DIR``: the
-runs directory of the default grid, whose cached ``random`` and ``loop`` entries (read only, never trained) give
+A variant of the loop (``--set ...`` in a results directory of its own) is compared with ``--compare DIR``: the
+results directory of the default grid, whose cached ``random`` and ``loop`` entries (read only, never trained) give
 the paired differences variant - random and variant - default loop per seed::
 
     python benchmarks/learning_curves.py --arms loop --seeds 0 1 2 --n-labels 30 --runs runs/lc-md \
-        --set schedule.bootstrap.method=md --compare runs/learning-curves/quickstart
+        --results benchmarks/results/learning-curves/quickstart-md --set schedule.bootstrap.method=md \
+        --compare benchmarks/results/learning-curves/quickstart
 """
 
 from __future__ import annotations
@@ -157,6 +160,13 @@ def score(model: Path, test: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------- runs
+def campaign_name(path: Path) -> str:
+    """A campaign file's identity in a result file: its path from ``campaigns/`` on, so a cache made in another
+    checkout (another absolute path) is still recognised."""
+    parts = path.parts
+    return "/".join(parts[parts.index("campaigns"):]) if "campaigns" in parts else path.name
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         from alloop.config import load_campaign
@@ -166,13 +176,13 @@ class Bench:
         self.model = self.cfg.model.preset or "small"
         self.baseline = self.cfg.model.baseline
         self.refit = bool(self.cfg.training.final_refit)
-        self.results = args.runs / "results"
+        self.results = args.results
         self.results.mkdir(parents=True, exist_ok=True)
         self._pool: list | None = None
         self._orders: dict[tuple[str, int], np.ndarray] = {}
         self._features: np.ndarray | None = None
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in ("store", "name")}
-        self.identity = {"campaign": str(args.campaign.resolve()), "overrides": list(args.overrides),
+        self.identity = {"campaign": campaign_name(args.campaign), "overrides": list(args.overrides),
                          "settings_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
                          "pool": {p.name: sha256(p) for p in args.pool}}
 
@@ -201,9 +211,10 @@ class Bench:
         if entry:
             keys = ["campaign", "overrides", "settings_sha256", *([] if arm == "loop" else ["pool"])]  # no pool: loop
             theirs = {k: entry["identity"].get(k) for k in keys}
+            theirs["campaign"] = campaign_name(Path(theirs["campaign"] or ""))
             ours = {k: self.identity[k] for k in keys}
             if theirs != ours:
-                raise SystemExit(f"{path} was made with {theirs}, not {ours}: use another --runs")
+                raise SystemExit(f"{path} was made with {theirs}, not {ours}: use another --results")
         else:
             entry = {"arm": arm, "n": n, "seed": seed, "identity": self.identity,
                      **(self.train_loop(n, seed) if arm == "loop" else self.train_picked(arm, n, seed))}
@@ -346,7 +357,7 @@ def print_comparison(entries: dict[tuple[str, int, int], dict], compare: Path, t
                      seeds: list[int]) -> None:
     """Paired per-seed differences of this run's loop against ``compare``'s cached random and loop entries."""
     for other in ("random", "loop"):
-        cached = {(n, seed): compare / "results" / f"{other}-N{n}-seed{seed}.json" for n in ns for seed in seeds}
+        cached = {(n, seed): compare / f"{other}-N{n}-seed{seed}.json" for n in ns for seed in seeds}
         theirs = {key: json.loads(path.read_text()) for key, path in cached.items() if path.is_file()}
         print_paired(f"this loop - {other} of {compare}, paired per seed: mean of the per-frame force MAE differences "
                      "(eV/A; negative: this loop is better)", arm_entries(entries, "loop"), theirs, tests, ns, seeds)
@@ -395,7 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--n-labels", type=int, nargs="+", default=[15, 30, 60, 120])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
-    p.add_argument("--runs", type=Path, default=None, help="default runs/learning-curves/<campaign name>")
+    p.add_argument("--runs", type=Path, default=None, help="stores and models (not committed); default "
+                   "runs/learning-curves/<campaign name>")
+    p.add_argument("--results", type=Path, default=None, help="the result files (committed); default "
+                   "benchmarks/results/learning-curves/<campaign name>")
     p.add_argument("--test", type=Path, nargs="+", default=DEFAULT_TESTS)
     p.add_argument("--pool", type=Path, nargs="+", default=DEFAULT_POOLS)
     p.add_argument("--set", dest="overrides", action="append", default=[],
@@ -405,12 +419,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md-ps", type=float, default=0.0, help="MD robustness: ps per replica (default 0: no MD)")
     p.add_argument("--md-temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0, 1200.0])
     p.add_argument("--md-replicas", type=int, default=8)
-    p.add_argument("--compare", type=Path, help="runs directory of the default grid: paired differences of this "
+    p.add_argument("--compare", type=Path, help="results directory of the default grid: paired differences of this "
                    "run's loop against its cached random and loop entries")
     args = p.parse_args(argv)
     if args.md_ps < 0 or args.md_replicas < 1 or min(args.md_temperatures) <= 0:
         p.error("--md-ps must be >= 0, --md-replicas >= 1 and every --md-temperatures > 0")
     args.runs = args.runs or ROOT / "runs" / "learning-curves" / args.campaign.stem
+    args.results = args.results or ROOT / "benchmarks" / "results" / "learning-curves" / args.campaign.stem
     missing = [str(f) for f in [*args.test, *args.pool] if not f.is_file()]
     if missing:
         print(f"missing {missing}: run benchmarks/make_equilibrium_sets.py (--sets fresh / pool2 --fidelity "
@@ -433,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{got['evaluate_force_mae']:.5f} eV/A")
     ns = sorted(args.n_labels)
     print_tables(entries, args.test, args.arms, ns, args.seeds, args.md_temperatures if args.md_ps > 0 else None)
-    plot(entries, args.test, args.arms, ns, args.runs / "learning_curves.png")
+    plot(entries, args.test, args.arms, ns, args.results / "learning_curves.png")
     if args.compare is not None and "loop" in args.arms:
         print_comparison(entries, args.compare, args.test, ns, args.seeds)
     return 0

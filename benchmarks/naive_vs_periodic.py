@@ -58,7 +58,7 @@ Campaigns go to ``--runs/{strategy}-s{seed}``; a finished one is not run again (
     python benchmarks/naive_vs_periodic.py --replay 0.25 --only periodic-replay0.25   # one more column's runs
     python benchmarks/naive_vs_periodic.py --campaign campaigns/reline.yaml --seeds 0,1 --temperatures 350,450 \
         --tests 350K=benchmarks/data/reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz --ps 2 --replicas 2 \
-        --md-start campaigns/reline-start.extxyz --rdf-reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz \
+        --md-start campaigns/reline-start.extxyz --rdf-reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz.gz \
         --rdf-pairs Cl-H O-H --runs runs/reline-nvp                                    # issue 46
 """
 

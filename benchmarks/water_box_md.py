@@ -23,7 +23,7 @@ levels, and the zero-shot row shows where SevenNet-0 alone goes.
     python benchmarks/water_box_md.py campaigns/water-box.run sevennet-0 --ps 5
     python benchmarks/water_box_md.py sevennet-0 --ps 0.2 --replicas 2 --temperatures 300   # a quick look
     python benchmarks/water_box_md.py sevennet-0 --starts benchmarks/data/reline_1fu_melt.extxyz \
-        --reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz --temperatures 350 --equilibrate-ps 0 \
+        --reference benchmarks/data/reline_1fu_350K_eqtraj_gfn1-xtb.extxyz.gz --temperatures 350 --equilibrate-ps 0 \
         --replicas 2 --ps 1.5 --skip-ps 0.25 --pairs Cl-H O-H --rms-from 1.4               # reline (issue 46)
 """
 
