@@ -25,6 +25,11 @@ Everything done is cached in ``<out>/cache-eq/`` (one file per run and per label
     python benchmarks/make_equilibrium_sets.py --sets fresh --fidelity b3lyp-svp   # learning_curves.py's fresh test set
     python benchmarks/make_equilibrium_sets.py --sets pool2 --fidelity b3lyp-svp   # and its second pool
     python benchmarks/make_equilibrium_sets.py --ps 2 --equil-ps 0.2 --frames 6 --trajectories 2 --out /tmp/eq
+    python benchmarks/make_equilibrium_sets.py --sets verdict indep --fidelity b3lyp-svp --frames 100   # issue 62
+    python benchmarks/make_equilibrium_sets.py --molecule malonaldehyde --sets test pool verdict indep --fidelity b3lyp-svp
+
+``indep`` runs its MD on GFN1-xTB (``--sampler``): an ensemble the GFN2-xTB pool and the campaigns' own
+GFN2-xTB MD do not sample, relabelled at the expensive level (the frames' GFN2-xTB labels are written too).
 """
 
 from __future__ import annotations
@@ -42,10 +47,17 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one pe
 import numpy as np  # noqa: E402
 from _common import atomic_pickle, load_pickle  # noqa: E402
 
-MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH"}
+#: an ``ase.build.molecule`` name, or a structure file under benchmarks/data (its only start: no rotamers are made
+#: for a file, whose molecule may have no real rotors, e.g. malonaldehyde's hydrogen-bonded ring)
+MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH", "malonaldehyde": "malonaldehyde.xyz"}
 SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000,
              # 2026-11-27, for benchmarks/learning_curves.py: a test set no default was tuned on, a second pool
-             "fresh": 7_300_000, "pool2": 7_400_000}
+             "fresh": 7_300_000, "pool2": 7_400_000,
+             # 2026-11-28, issue 62: the verdict set (GFN2-xTB MD, seeds no choice was tuned on) and the
+             # independent-sampler set (MD on another surface, --sampler gfn1-xtb, relabelled at the expensive level)
+             "verdict": 7_500_000, "indep": 7_600_000}
+#: the MD surface per sampler name (tblite's method names)
+SAMPLERS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 DT_FS, FRICTION_PER_FS, TRACE_EVERY_FS = 0.5, 0.01, 10.0
 
 
@@ -53,27 +65,43 @@ def run_seed(set_name: str, temperature_K: float, k: int) -> int:
     return SET_SEEDS[set_name] + 1000 * int(round(temperature_K)) + k
 
 
-def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: int, equil_ps: float, ps: float,
-                   n_frames: int, cache: str) -> str:
-    """One xTB Langevin run; caches its frames (positions, xTB energy and forces) and its dihedral trace."""
-    from ase import units
+def reference_structure(molecule_name: str):
+    """The molecule's reference structure: ``ase.build.molecule`` or the file under benchmarks/data."""
     from ase.build import molecule
+    from ase.io import read
+
+    spec = MOLECULES[molecule_name]
+    return read(Path(__file__).parent / "data" / spec) if spec.endswith(".xyz") else molecule(spec)
+
+
+def md_starts(molecule_name: str) -> list:
+    """The runs' starts, used in turn: the torsional conformers of a built molecule, the file's structure itself."""
+    from alloop.conformers import conformer_starts
+
+    ref = reference_structure(molecule_name)
+    return [ref] if MOLECULES[molecule_name].endswith(".xyz") else conformer_starts(ref)
+
+
+def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: int, equil_ps: float, ps: float,
+                   n_frames: int, cache: str, sampler: str = "gfn2-xtb") -> str:
+    """One xTB Langevin run on the ``sampler`` surface; caches its frames (positions, the sampler's energy and
+    forces) and its dihedral trace."""
+    from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
     from tblite.ase import TBLite
 
-    from alloop.conformers import conformer_starts, dihedrals, find_rotors
+    from alloop.conformers import dihedrals, find_rotors
 
     path = Path(cache) / f"{set_name}_run{k:02d}.pkl"
     if path.exists():
         return str(path)
-    start_atoms = molecule(MOLECULES[molecule_name])
-    starts = conformer_starts(start_atoms)
+    starts = md_starts(molecule_name)
     atoms = starts[k % len(starts)].copy()
-    rotors = find_rotors(start_atoms)
+    rotors = find_rotors(reference_structure(molecule_name))
     atoms.set_constraint(FixCom())
-    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
+    atoms.calc = TBLite(method=SAMPLERS[sampler], verbosity=0)
     rng = np.random.default_rng(run_seed(set_name, temperature_K, k))
     thermalize_momenta(atoms, temperature_K, rng=rng)
     Stationary(atoms)
@@ -205,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=150, help="frames per set (spread evenly over its runs)")
     p.add_argument("--fidelity", nargs="+", default=["b3lyp-svp", "hf-sto3g"])
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS),
+                   help="the MD surface (default: gfn1-xtb for the indep set, gfn2-xtb for the others)")
     p.add_argument("--out", default=str(Path(__file__).parent / "data"))
     p.add_argument("--relabel-xtb", nargs="+", type=Path, default=None, metavar="FILE",
                    help="relabel these ..._gfn2-xtb.extxyz files with alloop's GFN2-xTB labeller (frames and info kept) "
@@ -213,15 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.relabel_xtb:
         return relabel_xtb(args.relabel_xtb)
 
-    from ase.build import molecule
-
     from alloop.conformers import basin_populations, basin_shares, find_rotors
 
     out = Path(args.out)
     prefix = f"{args.molecule}_{args.temperature:g}K"
     cache = out / "cache-eq" / prefix
     cache.mkdir(parents=True, exist_ok=True)
-    ref = molecule(MOLECULES[args.molecule])
+    samplers = {s: args.sampler or ("gfn1-xtb" if s == "indep" else "gfn2-xtb") for s in args.sets}
+    args.samplers = samplers
+    ref = reference_structure(args.molecule)
     rotors = find_rotors(ref)
     names = {r.label: r.name(ref) for r in rotors}
     per_run = [args.frames // args.trajectories + (k < args.frames % args.trajectories)
@@ -230,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         runs = {(s, k): pool.submit(run_trajectory, args.molecule, s, args.temperature, k, args.equil_ps, args.ps,
-                                    per_run[k], str(cache))
+                                    per_run[k], str(cache), samplers[s])
                 for s in args.sets for k in range(args.trajectories)}
         frame_paths: dict[str, list[str]] = {s: [] for s in args.sets}
         frames: dict[str, list[dict]] = {s: [] for s in args.sets}
