@@ -12,6 +12,9 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   Euclidean distance, greedy max-min from a start frame drawn with ``20_000 + seed`` (nested too). It needs only
   the pool's geometries, i.e. its MD, none of its labels: the strongest label-free script a user could write
   without a model. (Not a model's latent features.)
+- ``hot``: N random frames of a broad, hot pool (``--hot-pool``, default the 1000 K GFN2-xTB pool
+  ``ethanol_1000K_eqpool_b3lyp-svp``): "just heat it", the other baseline a user could script (seed ``30_000 +
+  seed``, nested);
 - ``loop``: the campaign (``--campaign``, default ``campaigns/quickstart.yaml``; ``--set`` overrides go to it)
   with ``schedule.max_labels.expensive=N``. Its bootstrap labels ``schedule.bootstrap.n_expensive`` frames
   (12; N if smaller) and each cycle at most ``selection.max_expensive_per_cycle`` (6), so the script sets
@@ -87,7 +90,8 @@ from campaign_runs import loop_numbers, run_campaign
 DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
 DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqpool2_b3lyp-svp.extxyz"]
-ARMS = ("random", "fps", "loop")
+DEFAULT_HOT_POOLS = [DATA / "ethanol_1000K_eqpool_b3lyp-svp.extxyz"]
+ARMS = ("random", "fps", "hot", "loop")
 METRICS = ("mean", "p95", "max", "top_decile")
 
 
@@ -96,9 +100,29 @@ def sha256(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ frame choice
-def random_order(n_pool: int, seed: int) -> np.ndarray:
+def random_order(n_pool: int, seed: int, offset: int = 10_000) -> np.ndarray:
     """The pool's frames in a seeded random order: the first N are the random arm's N frames."""
-    return np.random.default_rng(10_000 + seed).permutation(n_pool)
+    return np.random.default_rng(offset + seed).permutation(n_pool)
+
+
+def flat_settings(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A resolved campaign as ``{"a.b.c": value}`` (JSON values), for the result files' identity."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flat_settings(value, f"{prefix}{key}."))
+        else:
+            value = json.loads(json.dumps(value, default=str))
+            if isinstance(value, str) and value.startswith(str(ROOT) + "/"):
+                value = value[len(str(ROOT)) + 1:]  # a file of this checkout: the same file in another checkout
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def settings_differ(theirs: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """The settings both files resolve and that differ. A key only one side has (a setting added to alloop after
+    the entry was made, at its default) does not count: the campaign did not change."""
+    return {k: (theirs[k], ours[k]) for k in theirs.keys() & ours.keys() if theirs[k] != ours[k]}
 
 
 def descriptor(frames: list) -> np.ndarray:
@@ -184,7 +208,10 @@ class Bench:
         settings = {k: v for k, v in self.cfg.to_dict().items() if k not in ("store", "name")}
         self.identity = {"campaign": campaign_name(args.campaign), "overrides": list(args.overrides),
                          "settings_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
-                         "pool": {p.name: sha256(p) for p in args.pool}}
+                         "settings": flat_settings(settings),
+                         "pool": {p.name: sha256(p) for p in args.pool},
+                         "hot_pool": {p.name: sha256(p) for p in args.hot_pool if p.is_file()}}
+        self._hot: list | None = None
 
     @property
     def pool(self) -> list:
@@ -194,9 +221,22 @@ class Bench:
             self._pool = [a for p in self.args.pool for a in read(p, ":")]
         return self._pool
 
+    @property
+    def hot_pool(self) -> list:
+        if self._hot is None:
+            from ase.io import read
+
+            self._hot = [a for p in self.args.hot_pool for a in read(p, ":")]
+        return self._hot
+
+    def frames(self, arm: str) -> list:
+        return self.hot_pool if arm == "hot" else self.pool
+
     def order(self, arm: str, seed: int) -> np.ndarray:
         if (arm, seed) not in self._orders:
-            if arm == "random":
+            if arm == "hot":
+                self._orders[(arm, seed)] = random_order(len(self.hot_pool), seed, offset=30_000)
+            elif arm == "random":
                 self._orders[(arm, seed)] = random_order(len(self.pool), seed)
             else:
                 if self._features is None:
@@ -209,11 +249,16 @@ class Bench:
         path = self.results / f"{arm}-N{n}-seed{seed}.json"
         entry = json.loads(path.read_text()) if path.is_file() else {}
         if entry:
-            keys = ["campaign", "overrides", "settings_sha256", *([] if arm == "loop" else ["pool"])]  # no pool: loop
+            pool = {"loop": [], "hot": ["hot_pool"]}.get(arm, ["pool"])  # the frames the arm drew from
+            keys = ["campaign", "overrides", *pool]
             theirs = {k: entry["identity"].get(k) for k in keys}
             theirs["campaign"] = campaign_name(Path(theirs["campaign"] or ""))
             ours = {k: self.identity[k] for k in keys}
-            if theirs != ours:
+            old = entry["identity"].get("settings")
+            changed = settings_differ(old, self.identity["settings"]) if old is not None else \
+                ({} if entry["identity"]["settings_sha256"] == self.identity["settings_sha256"] else {"all": "?"})
+            if theirs != ours or changed:
+                theirs["settings changed"] = changed
                 raise SystemExit(f"{path} was made with {theirs}, not {ours}: use another --results")
         else:
             entry = {"arm": arm, "n": n, "seed": seed, "identity": self.identity,
@@ -256,13 +301,14 @@ class Bench:
         """Train on the arm's first ``n`` pool frames, as al_vs_random.py trains its random frames."""
         from alloop.io import write_extxyz
 
-        if n > len(self.pool):
-            raise SystemExit(f"{arm}: {n} frames asked of a pool of {len(self.pool)}")
+        pool = self.frames(arm)
+        if n > len(pool):
+            raise SystemExit(f"{arm}: {n} frames asked of a pool of {len(pool)}")
         picked = self.order(arm, seed)[:n]
         folder = self.args.runs / f"{arm}-seed{seed}"
         folder.mkdir(parents=True, exist_ok=True)
         frames = folder / f"{arm}-{n}.extxyz"
-        write_extxyz(frames, [self.pool[i] for i in picked])
+        write_extxyz(frames, [pool[i] for i in picked])
         model = folder / f"{arm}-{n}{'-refit' if self.refit else ''}.safetensors"
         cmd = [sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), "--method", "standard",
                *(["--refit"] if self.refit else []), "--model", self.model,
@@ -271,7 +317,7 @@ class Bench:
         print(f"  {arm} N={n} seed {seed}: training ({' '.join(cmd[3:])})", flush=True)
         subprocess.run(cmd, check=True)
         return {"model": str(model), "picked": [int(i) for i in picked], "labels": n,
-                "label_cpu_s": float(sum(float(self.pool[i].info.get("cpu_seconds", np.nan)) for i in picked))}
+                "label_cpu_s": float(sum(float(pool[i].info.get("cpu_seconds", np.nan)) for i in picked))}
 
     def train_loop(self, n: int, seed: int) -> dict[str, Any]:
         run_dir = self.args.runs / f"loop-N{n}-seed{seed}"
@@ -323,7 +369,7 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
                     cells.append(f"{int(ran.sum())}/{len(stops)}, {np.where(ran, lengths, stops).mean():.2f}")
                 if any(c != "-" for c in cells):
                     print(f"| {arm} | {n} | " + " | ".join(cells) + " |")
-    for other in ("loop", "fps"):
+    for other in ("loop", "fps", "hot"):
         if other in arms and "random" in arms:
             print_paired(f"{other} - random, paired per seed on the same test frames: mean of the per-frame force MAE "
                          "differences (eV/A; negative: better than random)", arm_entries(entries, other),
@@ -412,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
                    "benchmarks/results/learning-curves/<campaign name>")
     p.add_argument("--test", type=Path, nargs="+", default=DEFAULT_TESTS)
     p.add_argument("--pool", type=Path, nargs="+", default=DEFAULT_POOLS)
+    p.add_argument("--hot-pool", type=Path, nargs="+", default=DEFAULT_HOT_POOLS,
+                   help="the hot arm's pool (make_equilibrium_sets.py --temperature 1000 --sets pool)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="override for the campaign (and the model the other arms train)")
     p.add_argument("--workers", type=int, default=1, help="the campaign's execution.n_workers")
@@ -426,7 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--md-ps must be >= 0, --md-replicas >= 1 and every --md-temperatures > 0")
     args.runs = args.runs or ROOT / "runs" / "learning-curves" / args.campaign.stem
     args.results = args.results or ROOT / "benchmarks" / "results" / "learning-curves" / args.campaign.stem
-    missing = [str(f) for f in [*args.test, *args.pool] if not f.is_file()]
+    missing = [str(f) for f in [*args.test, *args.pool, *(args.hot_pool if "hot" in args.arms else [])]
+               if not f.is_file()]
     if missing:
         print(f"missing {missing}: run benchmarks/make_equilibrium_sets.py (--sets fresh / pool2 --fidelity "
               "b3lyp-svp)", file=sys.stderr)
