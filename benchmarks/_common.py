@@ -22,6 +22,13 @@ from alloop.io import write_atomic
 ROOT = Path(__file__).resolve().parents[1]
 #: the committed benchmark data (labelled test sets, pools)
 DATA = ROOT / "benchmarks" / "data"
+#: the data the example campaigns read (the quickstarts' evaluation set); benchmarks read it too
+EXAMPLES = ROOT / "examples" / "data"
+
+
+def data_file(name: str) -> Path:
+    """A committed data file by name: in examples/data when an example campaign reads it, else benchmarks/data."""
+    return EXAMPLES / name if (EXAMPLES / name).is_file() else DATA / name
 
 
 def alloop(*args: str) -> str:

@@ -36,10 +36,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, mean_std, per_frame_force_mae, target_ensemble_weights
+from _common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
 from campaign_runs import loop_numbers, run_campaign
 
-DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
+DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
 
 def evaluate(model: Path, data: Path, version: int | None = None) -> dict:

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 from _common import DATA as DATA_DIR
-from _common import ROOT, alloop, label_cpu, mean_std, model_args
+from _common import ROOT, alloop, data_file, label_cpu, mean_std, model_args
 
 DATA = DATA_DIR / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 POOL = DATA_DIR / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
-TEST = DATA_DIR / "ethanol_500K_eqtest_b3lyp-svp.extxyz"
+TEST = data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz")
 XTB = [{"name": "gfn1-xtb", "preset": "gfn1-xtb"}, {"name": "gfn2-xtb", "preset": "gfn2-xtb"}]
 CANDIDATES = [
     {"name": "hf-sto3g", "method": "hf", "basis": "sto-3g"},

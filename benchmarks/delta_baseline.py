@@ -31,10 +31,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, alloop, md_first_stops, mean_std
+from _common import DATA, alloop, data_file, md_first_stops, mean_std
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
-TESTS = {"500 K": DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", "1000 K": DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"}
+TESTS = {"500 K": data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"),
+         "1000 K": DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"}
 
 
 def train(folder: Path, model: str, n: int, seed: int, baseline: str | None, threads: int,

@@ -84,10 +84,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, alloop, md_first_stops, mean_std, per_frame_force_mae
+from _common import DATA, ROOT, alloop, data_file, md_first_stops, mean_std, per_frame_force_mae
 from campaign_runs import loop_numbers, run_campaign
 
-DEFAULT_TESTS = [DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
+DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
 DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqpool2_b3lyp-svp.extxyz"]
 DEFAULT_HOT_POOLS = [DATA / "ethanol_1000K_eqpool_b3lyp-svp.extxyz"]

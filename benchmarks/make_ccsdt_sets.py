@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA
+from _common import DATA, data_file
 from ase import Atoms
 
 SOURCES = {"test": "ethanol_500K_eqtest_b3lyp-svp.extxyz", "train": "ethanol_500K_eqpool_b3lyp-svp.extxyz"}
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from alloop.io import read_structures
     from alloop.labeling.factory import labeler_for
 
-    sources = {name: read_structures(str(DATA / file)) for name, file in SOURCES.items()}
+    sources = {name: read_structures(str(data_file(file))) for name, file in SOURCES.items()}
     plan = {"test": spread(len(sources["test"]), args.test), "train": spread(len(sources["train"]), args.train)}
     fidelity = load_fidelity(args.fidelity)
     labeler = labeler_for(fidelity, threads=args.threads)

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA
+from _common import DATA, data_file
 
 RECORD_FS = 10.0
 
@@ -76,7 +76,7 @@ def reweighted_populations(molecule: str, temperature_K: float, target: str = "b
     t = int(round(temperature_K))
     d_e, basins, runs = [], [], []
     for kind in ("eqtest", "eqpool"):
-        path = DATA / f"{molecule}_{t}K_{kind}_{target}.extxyz"
+        path = data_file(f"{molecule}_{t}K_{kind}_{target}.extxyz")
         twin = DATA / f"{molecule}_{t}K_{kind}_{sampler}.extxyz"
         if not (path.is_file() and twin.is_file()):
             continue

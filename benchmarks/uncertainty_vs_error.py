@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, mean_std, model_args
+from _common import DATA, ROOT, alloop, data_file, mean_std, model_args
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 POOL_XTB = DATA / "ethanol_500K_eqpool_gfn2-xtb.extxyz"
-SETS = {"500 K": (DATA / "ethanol_500K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqtest_gfn2-xtb.extxyz"),
+SETS = {"500 K": (data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_500K_eqtest_gfn2-xtb.extxyz"),
         "1000 K": (DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_gfn2-xtb.extxyz")}
 SIGNALS = ("q-residual", "latent-mean", "latent-max", "committee", "xtb-distance")
 TOP = 0.1

@@ -61,3 +61,23 @@ def test_pending_removals_are_still_pending() -> None:
     files = tracked()
     gone = [prefix for prefix in PENDING_REMOVAL if not any(p.startswith(prefix) for p in files)]
     assert not gone, f"{gone} no longer tracked: remove them from PENDING_REMOVAL (the list only shrinks)"
+
+
+def _strings(tree: object) -> list[str]:
+    if isinstance(tree, dict):
+        return [s for v in tree.values() for s in _strings(v)]
+    if isinstance(tree, list):
+        return [s for v in tree for s in _strings(v)]
+    return [tree] if isinstance(tree, str) else []
+
+
+def test_tests_and_quickstarts_read_no_benchmark_data() -> None:
+    """The tests' data lives in tests/data, the example campaigns' in examples/data: benchmarks/ can change freely."""
+    import yaml
+
+    needles = ("benchmarks" + "/data", '"benchmarks" / "data"')  # split: this file does not match itself
+    readers = [p.name for p in (ROOT / "tests").rglob("test_*.py")
+               if p.name != Path(__file__).name and any(n in p.read_text() for n in needles)]
+    quickstarts = [p.name for p in (ROOT / "campaigns").glob("*quickstart*.yaml")
+                   if any("benchmarks/" in s for s in _strings(yaml.safe_load(p.read_text())))]
+    assert not readers and not quickstarts, f"reading benchmarks/data: {readers} {quickstarts}"

@@ -103,11 +103,11 @@ def test_refining_an_in_distribution_batch_costs_the_expensive_head_at_most_10_p
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.training.metrics import evaluate_model
 
-    data = Path(__file__).resolve().parents[3] / "benchmarks" / "data"
+    data = Path(__file__).resolve().parents[3] / "tests" / "data"
     model, _ = load_checkpoint(Path(__file__).with_name("data") / "ethanol_two_head.safetensors")
-    frames = slice(20, 30)
-    cheap = FrameDataset.from_atoms(ase.io.read(data / "ethanol_500K_short_test_hf-sto3g.extxyz", ":")[frames], "hf")
-    expensive = FrameDataset.from_atoms(ase.io.read(data / "ethanol_500K_short_test_b3lyp-svp.extxyz", ":")[frames], "b3lyp")
+    cheap = FrameDataset.from_atoms(ase.io.read(data / "ethanol_500K_short_test_frames20-29_hf-sto3g.extxyz", ":"), "hf")
+    expensive = FrameDataset.from_atoms(
+        ase.io.read(data / "ethanol_500K_short_test_frames20-29_b3lyp-svp.extxyz", ":"), "b3lyp")
     before = evaluate_model(model, expensive)["force_mae_eV_per_A"]
     result = refine_representation(model, cheap, RefineSettings(threads=1))
     after = evaluate_model(model, expensive)["force_mae_eV_per_A"]

@@ -29,7 +29,7 @@ from alloop.training.spectral_radius import (
     spectral_distance,
 )
 
-DATA = Path(__file__).resolve().parents[3] / "benchmarks" / "data"
+DATA = Path(__file__).resolve().parents[3] / "tests" / "data"
 CUTOFF = 4.0
 
 
