@@ -17,6 +17,7 @@ Deterministic: ties go to the lower index.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,14 +118,15 @@ class Herding:
 
 def kernel_herding(target: np.ndarray, n: int, *, candidates: np.ndarray | None = None,
                    labelled: np.ndarray | None = None, allowed: np.ndarray | None = None,
-                   epsilon: float | None = None) -> Herding:
+                   epsilon: float | None = None, blocks: Callable[[int], np.ndarray] | None = None) -> Herding:
     """Up to ``n`` rows of ``candidates`` [M, D] (default: the ``target`` [P, D] itself) that bring the picked set,
     with the ``labelled`` frames [K, D] in it from the start, closest in MMD to ``target``.
 
     Every array holds raw descriptors: they are standardised here by the target's statistics. ``allowed`` [M]
     (bool) marks the candidates that may be picked. ``epsilon`` (standardised units; default
     :data:`NEAR_DUPLICATE_FRACTION` x the target's median nearest-neighbour distance): no pick lies within it of a
-    labelled or an earlier pick. Fewer than ``n`` picks when the allowed candidates run out.
+    labelled or an earlier pick. ``blocks(i)``: a mask [M] of the candidates a pick of ``i`` rules out besides
+    (e.g. the frames of its trajectory a few steps away). Fewer than ``n`` picks when the allowed candidates run out.
     """
     if n < 0:
         raise AlloopError(f"n must be >= 0, got {n}")
@@ -154,6 +156,8 @@ def kernel_herding(target: np.ndarray, n: int, *, candidates: np.ndarray | None 
         repulsion += np.exp(-to_pick / (2.0 * h * h))
         open_[i] = False
         open_ &= np.sqrt(to_pick) >= eps
+        if blocks is not None:
+            open_ &= ~np.asarray(blocks(i), dtype=bool)
     return Herding(np.array(chosen, dtype=np.int64), h, eps)
 
 

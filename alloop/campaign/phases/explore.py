@@ -142,7 +142,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     if representative.herding_on(s.selection):
         pool = next((r.reservoir_descriptors for r in results if r.reservoir_descriptors is not None), None)
         target = representative.cycle_target(ctx, cycle, meta["replica"], descriptors, pool)
-        herded = representative.cheap_quota(ctx, target, descriptors, labelled, n_cheap)
+        herded = representative.cheap_quota(ctx, target, meta, descriptors, labelled, n_cheap)
     chosen, flags = _choose(s.selection, meta, descriptors, n_cheap, score,
                             labelled if s.selection.memory else None, herded)
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,

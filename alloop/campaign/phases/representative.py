@@ -72,8 +72,7 @@ def cycle_target(ctx: PhaseContext, cycle: int, replica: np.ndarray, descriptors
     """The herding target of a cycle whose MD frames have ``replica`` [M] and ``descriptors`` [M, D]; None when no
     frame ran at the campaign temperature."""
     s = ctx.settings
-    temperature = s.explore.temperature_K
-    rows = np.flatnonzero([ctx.replica_temperature(int(r)) == temperature for r in replica])
+    rows = np.flatnonzero(at_campaign_temperature(ctx, replica))
     if s.selection.herding_target == "cycle":
         return CycleTarget(rows, descriptors[rows], f"the cycle's {rows.size} MD frames") if rows.size else None
     held, n_seen = load_reservoir(ctx.store)
@@ -87,15 +86,22 @@ def cycle_target(ctx: PhaseContext, cycle: int, replica: np.ndarray, descriptors
                        "MD frames", slots, held, n_seen)
 
 
-def cheap_quota(ctx: PhaseContext, target: CycleTarget | None, descriptors: np.ndarray,
+def cheap_quota(ctx: PhaseContext, target: CycleTarget | None, meta: dict[str, np.ndarray], descriptors: np.ndarray,
                 labelled: np.ndarray | None, n_cheap: int) -> Selection | None:
-    """The cheap pick's herded frames (rows of the cycle's frames), or None without a target or a quota."""
+    """The cheap pick's herded frames (rows of the cycle's frames, ``meta``: their replica and md_step), at least
+    ``selection.min_step_spacing`` steps apart within a replica; None without a target or a quota."""
     quota = representative_quota(ctx.settings.selection.exploration, n_cheap)
     if target is None or quota == 0:
         return None
     allowed = np.zeros(len(descriptors), dtype=bool)
     allowed[target.rows] = True
-    herded = kernel_herding(target.descriptors, quota, candidates=descriptors, labelled=labelled, allowed=allowed)
+    replica, step, spacing = meta["replica"], meta["md_step"], ctx.settings.selection.min_step_spacing
+
+    def blocks(i: int) -> np.ndarray:
+        return (replica == replica[i]) & (np.abs(step - step[i]) < spacing)
+
+    herded = kernel_herding(target.descriptors, quota, candidates=descriptors, labelled=labelled, allowed=allowed,
+                            blocks=blocks)
     return Selection(herded.indices, herded.reasons(target.name))
 
 
@@ -124,11 +130,20 @@ def target_frames(ctx: PhaseContext, cycle: int) -> list[Atoms]:
     return ctx.store.get_frames(ids) if ids.size else []
 
 
-def expensive_quota(selection: SelectionSettings, target: np.ndarray | None, candidates: np.ndarray | None,
-                    labelled: np.ndarray | None, score: np.ndarray, budget: int) -> Selection | None:
-    """The expensive pick's herded frames among the candidates with a finite ``score`` (None without a target)."""
-    quota = representative_quota(selection.exploration, budget)
+def at_campaign_temperature(ctx: PhaseContext, replica: np.ndarray) -> np.ndarray:
+    """Which frames of replicas ``replica`` [M] ran at the campaign temperature (md.temperature_K)."""
+    temperature = ctx.settings.explore.temperature_K
+    return np.array([r >= 0 and ctx.replica_temperature(int(r)) == temperature for r in replica], dtype=bool)
+
+
+def expensive_quota(ctx: PhaseContext, frame_ids: np.ndarray, target: np.ndarray | None,
+                    candidates: np.ndarray | None, labelled: np.ndarray | None, score: np.ndarray,
+                    budget: int) -> Selection | None:
+    """The expensive pick's herded frames among the candidates (frames ``frame_ids``, descriptors ``candidates``)
+    that ran at the campaign temperature and have a finite ``score``; None without a target or a quota."""
+    quota = representative_quota(ctx.settings.selection.exploration, budget)
     if target is None or candidates is None or quota == 0:
         return None
-    herded = kernel_herding(target, quota, candidates=candidates, labelled=labelled, allowed=np.isfinite(score))
+    allowed = np.isfinite(score) & at_campaign_temperature(ctx, ctx.store.frame_meta(frame_ids)["replica"])
+    herded = kernel_herding(target, quota, candidates=candidates, labelled=labelled, allowed=allowed)
     return Selection(herded.indices, herded.reasons(f"the cycle's herding target of {len(target)} MD frames"))

@@ -123,8 +123,8 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
         score = np.where(inside, score, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
     selection = ctx.settings.selection
-    herded = representative.expensive_quota(selection, result.target, result.descriptors, result.labelled, score,
-                                            budget)
+    herded = representative.expensive_quota(ctx, run.frame_ids, result.target, result.descriptors, result.labelled,
+                                            score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
     labelled = result.labelled if rule == "coverage" else None
     chosen = pick_by_bias(score, budget, descriptors, labelled=labelled,

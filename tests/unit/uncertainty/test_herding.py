@@ -162,3 +162,13 @@ def test_rules_after_the_quota_count_the_herded_frames_in_their_distances():
     np.testing.assert_array_equal(top.indices, np.concatenate([herded.indices, rest]))
     at_one = select_expensive(scores, 10, descriptors, preselected=None)
     np.testing.assert_array_equal(at_one.indices, select_expensive(scores, 10, descriptors).indices)
+
+
+def test_blocks_rule_out_the_candidates_a_pick_names():
+    pool = _pool(200, seed=8)
+    trajectory, step = np.arange(200) % 4, (np.arange(200) // 4) * 5
+    herded = kernel_herding(pool, 40, blocks=lambda i: (trajectory == trajectory[i]) & (abs(step - step[i]) < 30))
+    for t in range(4):
+        mine = np.sort(step[herded.indices][trajectory[herded.indices] == t])
+        assert mine.size < 2 or np.diff(mine).min() >= 30
+    assert 20 <= herded.indices.size < 40  # 4 trajectories of 245 steps hold at most 36 picks 30 steps apart
