@@ -162,6 +162,22 @@ class SelectionConfig(Section):
         "seeded by the campaign seed and the cycle, so that a long campaign's pick costs the same every cycle; "
         "null: every labelled frame",
     )
+    exploration: float = Field(
+        default=1.0, ge=0, le=1,
+        description="the trade-off between representing the ensemble and exploring it: per cycle, round((1 - "
+        "exploration) x the pick's size) of the cheap frames and of the expensive frames are chosen by kernel "
+        "herding (greedy MMD in the model's standardised latent descriptors, conditioned on the frames labelled "
+        "already) over the cycle's MD frames at md.temperature_K, the rest by the score rules above, whose "
+        "distances count the herded frames; 1: the score rules alone (today's selection), 0: herding alone",
+    )
+    herding_target: Literal["cycle", "campaign"] = Field(
+        default="cycle",
+        description="the ensemble herding matches: the cycle's MD frames at md.temperature_K, or a bounded "
+        "reservoir sample of every such frame of the campaign so far (herding_reservoir_frames), described by the "
+        "current model; one cycle's MD is a correlated slice of the ensemble",
+    )
+    herding_reservoir_frames: int = Field(default=1000, ge=1, description="the most frames of herding_target: "
+                                          "campaign's reservoir")
     committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
                                 "committee (the campaign's model and committee_size - 1 more, trained every cycle "
                                 "but the last)")

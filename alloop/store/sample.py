@@ -49,3 +49,25 @@ def recent_sample(store: CampaignStore, frame_ids: np.ndarray, cap: int | None, 
         return np.arange(frame_ids.size)
     recent = store.frame_meta(frame_ids)["cycle"] >= cycle - 1
     return bounded_sample(frame_ids, cap, [*np.atleast_1d(seed).tolist(), cycle + 1], keep=recent)
+
+
+def reservoir_step(size: int, n_seen: int, n_new: int, cap: int, seed: int | Sequence[int]) -> np.ndarray:
+    """A reservoir sample (Algorithm R) of at most ``cap`` items after ``n_new`` more arrive: the reservoir's slots
+    afterwards, as item numbers (0..size-1: the ``size`` items it held, in slot order; size + j: the j-th new item).
+
+    ``n_seen`` items arrived before (the reservoir holds a uniform sample of them); afterwards it holds a uniform
+    sample of all ``n_seen + n_new``, and a reservoir that held every item so far keeps them. Seeded by ``seed``.
+    """
+    if cap < 1 or size > cap or size > n_seen or n_new < 0:
+        raise ValueError(f"a reservoir of {size} items of {n_seen} seen cannot take {n_new} more at cap {cap}")
+    slots = list(range(size))
+    entropy = [int(s) % 2**63 for s in np.atleast_1d(seed)]
+    rng = np.random.default_rng(entropy)
+    for j in range(n_new):
+        if len(slots) < cap:
+            slots.append(size + j)
+            continue
+        r = int(rng.integers(0, n_seen + j + 1))  # the new item is the (n_seen + j + 1)-th seen
+        if r < cap:
+            slots[r] = size + j
+    return np.array(slots, dtype=np.int64)

@@ -21,6 +21,7 @@ schema's, values are checked and cast to its dtypes), readers through
   evaluation set and how well it ranks the true errors;
 - ``md_predicted``: the predicted force error of every MD frame (models with a calibrated error model);
 - ``md_bias``: the uncertainty bias energy of every frame recorded under uncertainty-driven MD;
+- ``herding_target``: per cycle, the MD frames its kernel herding matched (``selection.exploration`` < 1);
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
 """
@@ -123,6 +124,9 @@ MD_PREDICTED = TableSchema(
 #: uncertainty-driven MD: the bias energy (eV) of every frame recorded under it (md.uncertainty_bias_eV > 0),
 #: to reweight frames to the unbiased ensemble with exp(+E_bias / kT)
 MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_eV", np.float64)))
+#: per cycle: the MD frames (ids) that the cycle's kernel herding matched (selection.exploration < 1): the cycle's
+#: frames at md.temperature_K, or the campaign's reservoir of them (selection.herding_target: campaign)
+HERDING_TARGET = TableSchema("herding_target", (_col("cycle", np.int32), _col("frame_id", np.int64)))
 #: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
 WORKER_LOSSES = TableSchema(
     "worker_losses",
@@ -131,7 +135,7 @@ WORKER_LOSSES = TableSchema(
 )
 #: every ledger table, by name
 SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_MOLECULES, EVAL_COVERAGE,
-                                 EVAL_PREDICTED, MD_PREDICTED, WORKER_LOSSES)}
+                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.uncertainty.conformal import conformal_upper
 
 #: the smallest signal used in the log-log fit (signals of 0 are clipped to it)
 TINY = 1e-12
@@ -86,13 +87,3 @@ def _power_law(log_signal: np.ndarray, error: np.ndarray) -> tuple[float, float]
     if np.ptp(log_signal) > 0:
         exponent = max(float(np.polyfit(log_signal, np.log(error), 1)[0]), 0.0)
     return float(error.mean() / np.exp(exponent * log_signal).mean()), exponent
-
-
-def conformal_upper(values: np.ndarray, coverage: float) -> tuple[float, bool]:
-    """The split-conformal upper quantile of ``values`` at ``coverage``: the ceil((n + 1) coverage)-th smallest,
-    and whether n sufficed (else the largest value, returned with False)."""
-    v = np.sort(np.asarray(values, dtype=np.float64))
-    rank = math.ceil((v.size + 1) * coverage)
-    if rank > v.size:
-        return float(v[-1]), False
-    return float(v[rank - 1]), True

@@ -36,7 +36,7 @@ top-B.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,6 +143,7 @@ def select_frames(
     diverse_fill: bool = True,
     labelled: np.ndarray | None = None,
     duplicate_fraction: float = DUPLICATE_FRACTION,
+    preselected: Selection | None = None,
 ) -> Selection:
     """Pick up to ``budget`` frames among those with ``scores > limit`` or ``unstable``.
 
@@ -156,6 +157,9 @@ def select_frames(
     flagged, the selection is filled up to ``min(fill_to, budget)`` with frames below the limit (same
     step spacing), so a cycle whose frames all look familiar still labels some: by farthest point
     (ties by score, module docstring), or with ``diverse_fill`` off by score alone.
+
+    ``preselected``: frames chosen before the rules run (the representative quota of kernel herding); they come
+    first, count against ``budget`` and ``fill_to``, and the rules' distances and step spacing count them.
     """
     scores = np.asarray(scores, dtype=np.float64)
     m = scores.size
@@ -168,6 +172,8 @@ def select_frames(
                           f"got {budget}, {min_spacing_steps}, {fill_to}")
     ranked = np.nan_to_num(scores, nan=-np.inf)
     picks = _Picks(descriptors, replica, step, min_spacing_steps, labelled, duplicate_fraction)
+    for i, reason in _preselected(preselected, m, budget):
+        picks.take(i, reason)
     _pick_flagged(picks, scores, ranked, ranked > limit, unstable, budget, limit)
     _fill_up(picks, scores, ranked, min(fill_to, budget), limit, fill_to, diverse_fill)
     return picks.selection()
@@ -238,7 +244,8 @@ EXPENSIVE_RULES = ("bias", "coverage")
 
 
 def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
-                     labelled: np.ndarray | None = None, rule: str = "bias", score_name: str = "bias B") -> Selection:
+                     labelled: np.ndarray | None = None, rule: str = "bias", score_name: str = "bias B",
+                     preselected: Selection | None = None) -> Selection:
     """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label or a frame outside the energy window, is
     never selected).
 
@@ -257,6 +264,9 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     (needs ``descriptors``) maximises ``d_i`` alone: greedy max-min coverage, B only marks which
     frames may be chosen (finite B); among equally far frames, the highest B. ``bias`` may be any per-frame
     score in eV/A (a committee's force deviation); ``score_name`` names it in the reasons.
+
+    ``preselected``: frames chosen before the rule runs (the representative quota of kernel herding): they come
+    first, count against ``budget``, and the rule's distances start from them too.
     """
     bias = np.asarray(bias, dtype=np.float64)
     if budget < 0:
@@ -268,30 +278,55 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     valid = np.flatnonzero(np.isfinite(bias))
     ranked = valid[np.argsort(-bias[valid], kind="stable")]
     rank = {int(i): k + 1 for k, i in enumerate(ranked)}
+    first = _preselected(preselected, bias.size, budget)
+    chosen: list[int] = [i for i, _ in first]
+    reasons = [r for _, r in first]
     if descriptors is None:
-        order = ranked[:budget]
-        reasons = [f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
-        return Selection(order.astype(np.int64), reasons)
+        order = ranked[~np.isin(ranked, chosen)][:budget - len(chosen)]
+        reasons += [f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
+        return Selection(np.array(chosen + order.tolist(), dtype=np.int64), reasons)
     x = np.asarray(descriptors, dtype=np.float64)
     _check_lengths(bias.size, descriptors=x)
     x = x.reshape(bias.size, -1)
     nearest = _distance_to(x, labelled)
+    for i in chosen:
+        np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)
+
+    def reason(i: int) -> str:
+        spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
+        return f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}"
+
+    _spread_pick(x, bias, nearest, chosen, reasons, budget, rule, labelled is not None, reason)
+    return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _spread_pick(x: np.ndarray, bias: np.ndarray, nearest: np.ndarray, chosen: list[int], reasons: list[str],
+                 budget: int, rule: str, memory: bool, reason: Callable[[int], str]) -> None:
+    """:func:`select_expensive`'s picks in descriptor space, appended to ``chosen`` and ``reasons`` (``nearest``:
+    each frame's distance to the nearest labelled or chosen frame, kept up to date)."""
     open_ = np.isfinite(bias)
-    chosen: list[int] = []
-    reasons = []
+    open_[chosen] = False
     while len(chosen) < budget and open_.any():
         if rule == "coverage":
             i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))
-        elif chosen or labelled is not None:
+        elif chosen or memory:
             i = _biased_farthest(open_, bias, nearest)
         else:
             i = int(np.argmax(np.where(open_, bias, -np.inf)))
-        spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
-        reasons.append(f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}")
+        reasons.append(reason(i))
         chosen.append(i)
         open_[i] = False
         np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)
-    return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _preselected(preselected: Selection | None, m: int, budget: int) -> list[tuple[int, str]]:
+    """The (index, reason) pairs of ``preselected`` (at most ``budget``), checked against ``m`` candidates."""
+    if preselected is None or len(preselected) == 0:
+        return []
+    idx = np.asarray(preselected.indices, dtype=np.int64)
+    if idx.min() < 0 or idx.max() >= m or np.unique(idx).size != idx.size:
+        raise AlloopError(f"preselected frames must be distinct indices below {m}, got {idx.tolist()}")
+    return [(int(i), r) for i, r in zip(idx[:budget], preselected.reasons[:budget], strict=True)]
 
 
 def _distance_to(x: np.ndarray, labelled: np.ndarray | None) -> np.ndarray:

@@ -32,17 +32,20 @@ class BiasTaskResult:
     deviation: np.ndarray | None = None  # [M] eV/A the committee's force deviation (committee rule)
     predicted: np.ndarray | None = None  # [M] the model's predicted force error, eV/A (its latent distance when
     # uncalibrated): the expensive pick's score for a method without a stage-1 model theta_0
+    target: np.ndarray | None = None  # [P, D] the descriptors of the cycle's herding target (selection.exploration)
 
 
 def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, threads: int = 1,
               feature_blob: bytes | None = None, labelled: list[Atoms] | None = None,
-              committee: list[bytes] | None = None, error_blob: bytes | None = None) -> BiasTaskResult:
+              committee: list[bytes] | None = None, error_blob: bytes | None = None,
+              target: list[Atoms] | None = None) -> BiasTaskResult:
     """ASTEROID's bias B per frame of the checkpoint ``model_blob`` against reference (cheap) forces [N, 3]; with
     ``feature_blob`` (the checkpoint whose latent features the explore phase's selection uses) also the frames'
     :func:`frame_descriptors` under that model, and those of the ``labelled`` frames (already expensive-labelled;
     the coverage rule's reference), over one element list; with ``committee`` (checkpoints of two models or more)
     the committee's force deviation per frame (:func:`committee_deviation`); with ``error_blob`` (a checkpoint) the
-    force error that model's own error model predicts per frame (None if it has no error model)."""
+    force error that model's own error model predicts per frame (None if it has no error model); with ``target``
+    (frames, needs ``feature_blob``) also their descriptors (the herding target of the representative quota)."""
     pin_threads(threads)
     model, metadata = model_from_bytes(model_blob)
     model.eval()
@@ -58,15 +61,16 @@ def bias_task(model_blob: bytes, frames: list[Atoms], ref_forces: np.ndarray, th
     if feature_blob is None:
         return BiasTaskResult(bias, None, deviation=deviation, predicted=predicted)
     features_model = model if feature_blob == model_blob else model_from_bytes(feature_blob)[0]
-    labelled = labelled or []
-    elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled]).tolist()))
+    labelled, target = labelled or [], target or []
+    elements = sorted(set(np.concatenate([a.numbers for a in frames + labelled + target]).tolist()))
 
     def describe(group: list[Atoms]) -> np.ndarray:
         numbers = np.concatenate([a.numbers for a in group])
         ptr = np.concatenate([[0], np.cumsum([len(a) for a in group])])
         return frame_descriptors(numbers, predict_features(features_model, group), ptr, elements)
 
-    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation, predicted)
+    return BiasTaskResult(bias, describe(frames), describe(labelled) if labelled else None, deviation, predicted,
+                          describe(target) if target else None)
 
 
 def own_predicted_error(model: Potential, metadata: dict, frames: list[Atoms]) -> np.ndarray | None:

@@ -61,6 +61,7 @@ class MDTaskResult:
     model_seconds: float
     total_seconds: float
     labelled_descriptors: np.ndarray | None = None  # [K, D] of request.labelled (None when it had none)
+    reservoir_descriptors: np.ndarray | None = None  # [R, D] of request.reservoir (None when it had none)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class MDRequest:
     threads: int = 1
     bias: BiasSettings = BiasSettings()  # uncertainty-driven MD (off by default)
     labelled: list[Atoms] = field(default_factory=list)  # frames labelled already: their descriptors come back too
+    reservoir: list[Atoms] = field(default_factory=list)  # herding's campaign target: described under the model too
     elements: tuple[int, ...] = ()  # the campaign's elements, the columns of the descriptors (empty: the atoms')
 
     def descriptor_elements(self) -> list[int]:
@@ -150,6 +152,7 @@ def md_task(request: MDRequest) -> MDTaskResult:
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
         labelled_descriptors=_describe(model, request.labelled, request.descriptor_elements()),
+        reservoir_descriptors=_describe(model, request.reservoir, request.descriptor_elements()),
     )
 
 

@@ -22,6 +22,7 @@ from ase import Atoms
 
 from alloop.campaign.execution.md_task import MDRequest, MDTaskResult, md_task
 from alloop.campaign.execution.taskrun import BackgroundTask
+from alloop.campaign.phases import representative
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.settings import SelectionSettings
 from alloop.errors import AlloopError
@@ -116,8 +117,11 @@ def start_explore(ctx: PhaseContext, cycle: int, priority: int = 0) -> ExploreRu
     states = starting_states(ctx, cycle)
     ctx.progress.update(cycle=cycle, phase=f"MD: {len(states)} replicas x {s.explore.segment_steps} steps")
     requests = md_requests(ctx, states, store.checkpoint(version)[0], uq_blob)
-    if s.selection.memory:  # one task describes the frames labelled so far (at most reference_frames) under the model
+    herding = representative.herding_on(s.selection)
+    if s.selection.memory or herding:  # one task describes the frames labelled so far (at most reference_frames)
         requests[0].labelled = ctx.reference_frames("cheap", cycle)
+    if herding and s.selection.herding_target == "campaign":  # and the reservoir of the campaign's MD frames
+        requests[0].reservoir = representative.reservoir_frames(ctx)
     tasks = [BackgroundTask(ctx.client, md_task, (r,), s.max_task_retries, priority) for r in requests]
     return ExploreRun(cycle, version, tasks)
 
@@ -134,9 +138,16 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     score = flag_scores(meta, s.uncertainty_target)
     flagged = score > 1.0
     labelled = next((r.labelled_descriptors for r in results if r.labelled_descriptors is not None), None)
-    chosen, flags = _choose(s.selection, meta, descriptors, n_cheap, score, labelled)
+    target = herded = None
+    if representative.herding_on(s.selection):
+        pool = next((r.reservoir_descriptors for r in results if r.reservoir_descriptors is not None), None)
+        target = representative.cycle_target(ctx, cycle, meta["replica"], descriptors, pool)
+        herded = representative.cheap_quota(ctx, target, meta, descriptors, labelled, n_cheap)
+    chosen, flags = _choose(s.selection, meta, descriptors, n_cheap, score,
+                            labelled if s.selection.memory else None, herded)
     ids = store.add_frames(frames, origin="md", replica=meta["replica"], md_step=meta["md_step"], cycle=cycle,
                            model_version=version, q_score=meta["q_score"], t2_score=meta["t2_score"], flags=flags)
+    representative.record_target(ctx, cycle, target, ids)
     ledger.select(store, cycle, ids[chosen.indices], "cheap", chosen.reasons)
     if s.explore.bias.enabled:
         tables.append(store, tables.MD_BIAS, frame_id=ids, bias_energy_eV=meta["bias_energy"])
@@ -183,16 +194,17 @@ def explore(ctx: PhaseContext, cycle: int, n_cheap: int) -> float:
 
 
 def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descriptors: np.ndarray,
-            n_cheap: int, score: np.ndarray, labelled: np.ndarray | None = None) -> tuple[Selection, np.ndarray]:
-    """The frames chosen for cheap labels (by ``score``, flagged when > 1), and every frame's flags (flagged,
-    unstable, selected)."""
+            n_cheap: int, score: np.ndarray, labelled: np.ndarray | None = None,
+            herded: Selection | None = None) -> tuple[Selection, np.ndarray]:
+    """The frames chosen for cheap labels (the ``herded`` ones first, then by ``score``, flagged when > 1), and
+    every frame's flags (flagged, unstable, selected)."""
     flagged, unstable = score > 1.0, meta["unstable"]
     if selection.diversity == "none":
         descriptors = score[:, None]
     chosen = select_frames(score, descriptors, meta["replica"], meta["md_step"], n_cheap,
                            unstable=unstable, min_spacing_steps=selection.min_step_spacing,
                            fill_to=selection.min_cheap_per_cycle, diverse_fill=selection.diversity != "none",
-                           labelled=labelled if selection.diversity != "none" else None)
+                           labelled=labelled if selection.diversity != "none" else None, preselected=herded)
     flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
     flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
     return chosen, flags.astype(np.uint32)

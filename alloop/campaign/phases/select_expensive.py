@@ -32,6 +32,7 @@ from ase import Atoms
 
 from alloop.campaign.execution.bias_task import BiasTaskResult, bias_task
 from alloop.campaign.execution.taskrun import BackgroundTask
+from alloop.campaign.phases import representative
 from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.train import committee_blobs
 from alloop.store import ledger
@@ -39,6 +40,7 @@ from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
+from alloop.uncertainty.herding import representative_quota
 from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
 SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}  # in the selection's reasons
@@ -89,8 +91,11 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     forces = np.concatenate([table.frame_forces(int(r)) for r in rows])
     model = latest_blob(store, "model")
     selection = ctx.settings.selection
-    features = model if selection.diversity == "fps" else None
-    labelled = ctx.reference_frames("expensive", cycle) if selection.expensive_pick == "coverage" else None
+    herding = representative_quota(selection.exploration, budget) > 0
+    target = representative.target_frames(ctx, cycle) if herding else []
+    features = model if selection.diversity == "fps" or target else None
+    labelled = (ctx.reference_frames("expensive", cycle)
+                if selection.expensive_pick == "coverage" or target else None)
     committee = None
     if selection.expensive_pick == "committee":
         members = committee_blobs(store, selection.committee_size - 1)
@@ -98,7 +103,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     theta0 = latest_blob(store, "theta0")
     own = selection.expensive_pick == "predicted-error"  # the model's own predicted error, not B
     task = BackgroundTask(ctx.client, bias_task, (theta0 or model, frames, forces, ctx.settings.threads, features,
-                                                  labelled, committee, model if own else None),
+                                                  labelled, committee, model if own else None, target or None),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)
 
@@ -117,15 +122,22 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
         score = np.where(inside, score, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
-    chosen = pick_by_bias(score, budget, result.descriptors, labelled=result.labelled,
+    selection = ctx.settings.selection
+    herded = representative.expensive_quota(ctx, run.frame_ids, result.target, result.descriptors, result.labelled,
+                                            score, budget)
+    descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
+    labelled = result.labelled if rule == "coverage" else None
+    chosen = pick_by_bias(score, budget, descriptors, labelled=labelled,
                           rule="coverage" if rule == "coverage" else "bias",
-                          score_name=SCORE_NAMES.get(what, what))
+                          score_name=SCORE_NAMES.get(what, what), preselected=herded)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(score):.3f}" if np.isfinite(score).any() else "n/a"
-    name = RULE_NAMES[rule] if result.descriptors is not None else f"top {what}"
-    if result.labelled is not None:
-        name += f" from {len(result.labelled)} labelled frames"
+    name = RULE_NAMES[rule] if descriptors is not None else f"top {what}"
+    if labelled is not None:
+        name += f" from {len(labelled)} labelled frames"
+    if herded is not None:
+        name = f"{len(herded)} by kernel herding, the rest by {name}"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' ({name}, median {what} {median} eV/A{window})")
 

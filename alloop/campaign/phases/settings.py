@@ -71,6 +71,9 @@ class SelectionSettings:
     committee_size: int = 1  # models whose force deviation ranks the expensive pick (1: no committee)
     memory: bool = False  # selection.memory: the cheap pick starts from the labelled frames' descriptors
     reference_frames: int | None = None  # selection.reference_frames: at most this many of them (None: all)
+    exploration: float = 1.0  # selection.exploration: 1 - the share of each pick chosen by kernel herding
+    herding_target: str = "cycle"  # selection.herding_target: "cycle" or "campaign" (a reservoir of MD frames)
+    herding_reservoir_frames: int = 1000  # selection.herding_reservoir_frames
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             diversity=sel.diversity, energy_window_sigma=sel.energy_window_sigma, temperature_K=cfg.md.temperature_K,
             expensive_pick=sel.expensive_pick,
             committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
-            reference_frames=sel.reference_frames,
+            reference_frames=sel.reference_frames, exploration=sel.exploration,
+            herding_target=sel.herding_target, herding_reservoir_frames=sel.herding_reservoir_frames,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
