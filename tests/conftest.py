@@ -40,6 +40,15 @@ def _fork_dask_workers() -> None:
 _fork_dask_workers()
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``mace`` need mace-torch (alloop[mace]), which cannot share an environment with sevenn: where it
+    is missing they skip with the reason (.ci/run runs them in its second venv)."""
+    import importlib.util
+
+    if item.get_closest_marker("mace") is not None and importlib.util.find_spec("mace") is None:
+        pytest.skip("needs mace-torch: pip install 'alloop[mace]' (an environment without sevenn; .ci/run's mace venv)")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """``--dist loadgroup`` (pyproject's addopts) sends the tests of one ``xdist_group`` to one worker through a

@@ -4,7 +4,8 @@
 ``alloop export RUN_DIR --model [--version N] [--format alloop] -o FILE``: a model of the campaign
 (default: the newest of role ``model``) at the campaign's expensive fidelity, as a checkpoint that
 ``alloop.calculator(FILE)`` and ``alloop evaluate FILE DATA`` load; ``--format sevenn`` writes a
-SevenNet model as sevenn's own checkpoint (``SevenNetCalculator(model=FILE)``, ``sevenn get_model FILE``).
+SevenNet model as sevenn's own checkpoint (``SevenNetCalculator(model=FILE)``, ``sevenn get_model FILE``);
+``--format mace`` a MACE model as a MACE model file (``MACECalculator(model_paths=FILE)``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", dest="fmt", metavar="FORMAT",
                         help=f"model mode: file format ({', '.join(format_names())}; default alloop)")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="output file (.extxyz for labels, .safetensors for an alloop model, .pth for sevenn)")
+                        help="output file (.extxyz for labels, .safetensors for an alloop model, .pth for sevenn, "
+                        ".model for mace)")
     parser.add_argument("--all-status", action="store_true", help="labels mode: also write frames whose label failed")
     parser.set_defaults(func=run)
 

@@ -7,8 +7,9 @@ head on the cheap labels, then only the expensive head on the expensive labels
 (stage-3 budget and lr); ``joint`` trains everything together in one run.
 
 ``--model`` is any preset of ``configs/models/`` (``small``, ``egnn-paper``, ``pair``,
-``sevennet-0``, ``sevennet-small``, ...). A preset with pretrained weights
-(``sevennet-0``) is the start of every stage, fine-tuned with the defaults of
+``sevennet-0``, ``sevennet-small``, ``mace``, ...). A preset with pretrained weights
+(``sevennet-0``; ``mace`` with ``--init FILE.model``, a MACE model file the user
+brings) is the start of every stage, fine-tuned with the defaults of
 ``alloop.config.training.PRETRAINED_DEFAULTS`` unless the options say otherwise. The options become a
 campaign's ``training`` section (:func:`alloop.training.recipe.section_from_options`: its defaults and checks)
 mapped to the stages' settings as in a campaign (:func:`recipe_settings`), and the model trains through a campaign's
@@ -31,6 +32,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +106,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-blocks", type=int, default=None, metavar="K",
                    help="SevenNet models: freeze the embeddings and the first K interaction blocks (default 0)")
     p.add_argument("--init", metavar="CHECKPOINT",
-                   help="start stage 2 (or standard training / score matching) from this model")
+                   help="start stage 2 (or standard training / score matching) from this model: an alloop checkpoint, "
+                   "or with --model mace a MACE model file (.model)")
 
 
 def _recipe_options(p: argparse.ArgumentParser) -> None:
@@ -148,12 +151,13 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alloop.config.system import FILE_ARCHITECTURES
     from alloop.training.asteroid import model_factory
     from alloop.training.fit import fit
     from alloop.training.run import summary_lines
 
     architecture, preset = _model_preset(args)
-    pretrained = preset.get("base") is not None
+    pretrained = preset.get("base") is not None or architecture in FILE_ARCHITECTURES
     section, settings = recipe_settings(args, pretrained)
     _check_replay(args, section.replay_fraction, pretrained)
     started = time.perf_counter()
@@ -163,7 +167,11 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None:
         _check_baseline(args, section.replay_fraction)
         print(f"Delta learning: the model learns reference minus {baseline.name}", file=sys.stderr)
-    factory = model_factory(architecture, _elements(labels), seed=args.seed, **preset)
+    if architecture in FILE_ARCHITECTURES:  # the file's model is the start of every stage
+        assert initial is not None  # _model_preset required --init
+        factory = _copies_of(initial, architecture)
+    else:
+        factory = model_factory(architecture, _elements(labels), seed=args.seed, **preset)
     if section.replay_fraction:  # pseudo-labelled by the starting model, before anything trains
         labels = _with_replay(labels, initial if initial is not None else factory(), args.seed)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -205,8 +213,15 @@ def _model_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         raise AlloopError(f"--two-head-mode is for --method two-head, not '{args.method}'")
     if args.baseline is not None:
         baseline_fidelity(args.baseline)  # a GFN-xTB preset, before any data is read
+    from alloop.config.system import FILE_ARCHITECTURES
+    from alloop.potentials.registry import check_extra
+
     preset = load_preset("models", args.model)  # unknown names list the known presets
     architecture = preset.pop("architecture")
+    check_extra(architecture)  # a missing package named with its pip command, before any data is read
+    if architecture in FILE_ARCHITECTURES and not args.init:
+        raise AlloopError(f"--model {args.model} needs --init FILE: a {architecture.upper()} model file you bring "
+                          "(e.g. MACE-OFF or MACE-MP), or an alloop checkpoint of one")
     if args.freeze_blocks is not None:
         if architecture != "sevennet":
             raise AlloopError(f"--freeze-blocks is for SevenNet models; preset '{args.model}' is a '{architecture}' model")
@@ -275,6 +290,23 @@ def _initial_model(args: argparse.Namespace, elements: list[int]) -> Potential |
     if missing:
         raise AlloopError(f"{args.init}: the model does not know elements {sorted(missing)} of the training data")
     return initial
+
+
+def _copies_of(initial: Potential, architecture: str) -> Callable[..., Potential]:
+    """A model factory whose every model is a copy of ``initial``'s learned part (a Delta model's inner model)."""
+    import copy
+
+    from alloop.errors import AlloopError
+    from alloop.potentials.baseline import learned_part
+
+    start = learned_part(initial)
+    if start.registry_name != architecture:
+        raise AlloopError(f"--init holds a '{start.registry_name}' model, not a '{architecture}' one (--model)")
+
+    def factory(restart: int = 0) -> Potential:
+        return copy.deepcopy(start)
+
+    return factory
 
 
 def _with_replay(labels: LabelSets, original: Potential, seed: int) -> LabelSets:

@@ -55,7 +55,10 @@ _MODEL_KEYS = {
     "egnn": {"hidden_features", "n_layers", "n_rbf"},
     "pair": {"n_rbf"},
     "sevennet": {"base", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks"},
+    "mace": {"features"},
 }
+#: architectures whose weights come from a model file only (``model.checkpoint``; its size, cutoff and dtype are the file's)
+FILE_ARCHITECTURES = ("mace",)
 _SEVENNET_SIZE = {"hidden_features", "n_layers", "n_rbf", "lmax"}
 
 
@@ -63,7 +66,7 @@ class ModelConfig(Section):
     """The machine-learned potential: a preset from configs/models/ or spelled out."""
 
     preset: str | None = None
-    architecture: Literal["egnn", "pair", "sevennet"] = "egnn"
+    architecture: Literal["egnn", "pair", "sevennet", "mace"] = "egnn"
     base: str | None = Field(
         default=None, min_length=1, description="sevennet: a pretrained model shipped in the sevenn wheel ('7net-0')"
     )
@@ -80,14 +83,16 @@ class ModelConfig(Section):
     )
     lmax: int | None = Field(default=None, ge=0, le=4, description="sevennet: max rotation order (default 2)")
     features: Literal["last", "all"] | None = Field(
-        default=None, description="sevennet: scalar features of the last interaction block or of all (default last)"
+        default=None, description="sevennet: scalar features of the last interaction block or of all (default last); "
+        "mace: scalar channels of the last layer (the last readout's input) or of every layer"
     )
     freeze_blocks: int | None = Field(
         default=None, ge=0, description="sevennet: freeze the embeddings and the first k interaction blocks"
     )
     dtype: Literal["float32", "float64"] = "float32"
     checkpoint: Path | None = Field(
-        default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win)"
+        default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win): "
+        "an alloop checkpoint, or for architecture mace a MACE model file (.model: MACE-OFF, MACE-MP, ...)"
     )
     baseline: str | None = Field(
         default=None, min_length=1,
@@ -114,6 +119,13 @@ class ModelConfig(Section):
             return _EGNN_DEFAULTS[key]
         return value
 
+    @model_validator(mode="after")
+    def _model_file(self) -> ModelConfig:
+        if self.architecture in FILE_ARCHITECTURES and self.checkpoint is None:
+            raise ValueError(f"checkpoint: architecture '{self.architecture}' needs a model file you bring "
+                             "(model.checkpoint: a MACE .model file such as MACE-OFF or MACE-MP)")
+        return self
+
     @property
     def pretrained(self) -> bool:
         """Whether the model starts from pretrained weights (a ``base`` such as SevenNet-0, or a checkpoint file)."""
@@ -121,6 +133,8 @@ class ModelConfig(Section):
 
     def hyperparameters(self) -> dict[str, Any]:
         """Keyword arguments for ``alloop.potentials.registry.build_model`` (architecture and checkpoint apart)."""
+        if self.architecture in FILE_ARCHITECTURES:  # size, cutoff and dtype are the file's
+            return {"model_file": str(self.checkpoint), **({"features": self.features} if self.features else {})}
         keys = ("base", "cutoff_A", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks", "dtype")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 

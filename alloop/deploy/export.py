@@ -4,7 +4,10 @@
 plus a JSON header) that ``alloop.calculator(FILE)`` and ``alloop evaluate
 FILE DATA`` load. ``sevenn`` (SevenNet models): sevenn's own checkpoint
 (:func:`write_sevenn`, through ``alloop.potentials.sevennet_export``), which sevenn's ASE calculator and its
-LAMMPS deployment load, alloop's energy references folded in. A format for one architecture's own tools joins with one
+LAMMPS deployment load, alloop's energy references folded in. ``mace`` (MACE models): a MACE model file
+(:func:`write_mace`, through ``alloop.potentials.mace_export``) that ``mace.calculators.MACECalculator`` loads.
+A Delta model goes to neither (their calculators cannot add its GFN-xTB baseline): format ``alloop`` keeps it
+whole. A format for one architecture's own tools joins with one
 entry in ``_BUILTIN`` (module, function, architectures), imported on first use,
 or at run time with :func:`register_format`. An exporter is
 ``function(trained: TrainedModel, path: Path) -> Path``.
@@ -32,6 +35,7 @@ Exporter = Callable[["TrainedModel", Path], Path]
 _BUILTIN: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "alloop": ("alloop.deploy.export", "write_alloop", None),
     "sevenn": ("alloop.deploy.export", "write_sevenn", ("sevennet",)),
+    "mace": ("alloop.deploy.export", "write_mace", ("mace",)),
 }
 _REGISTERED: dict[str, tuple[Exporter, tuple[str, ...] | None]] = {}
 
@@ -61,6 +65,12 @@ def export_model(trained: TrainedModel, path: str | Path, fmt: str = "alloop") -
     """Write ``trained`` to ``path`` in format ``fmt``; AlloopError if the format does not take its architecture."""
     function, architectures = _exporter(fmt)
     architecture = trained.model.registry_name
+    if architecture == "delta" and architectures is not None:
+        inner = getattr(trained.model, "inner", None)
+        raise AlloopError(f"format '{fmt}' cannot hold {trained.description}: it is a Delta model (a "
+                          f"'{getattr(inner, 'registry_name', '?')}' model plus a GFN-xTB baseline), and {fmt}'s "
+                          "calculator has no baseline to add back; export it with --format alloop "
+                          "(alloop.calculator adds the baseline)")
     if architectures is not None and architecture not in architectures:
         raise AlloopError(f"format '{fmt}' exports {', '.join(architectures)} models; "
                           f"{trained.description} is a '{architecture}' model (format 'alloop' takes every model)")
@@ -100,3 +110,14 @@ def write_sevenn(trained: TrainedModel, path: Path) -> Path:
     meta = export_metadata(trained)
     keep = ("exported_from", "fidelity", "fidelity_name", "role", "cycle")
     return write_sevenn_checkpoint(trained.model, path, {k: meta[k] for k in keep if k in meta})
+
+
+def write_mace(trained: TrainedModel, path: Path) -> Path:
+    """A MACE model file: the model at its active references, provenance as the network's ``alloop_provenance``."""
+    from alloop.potentials.mace import MACEPotential
+    from alloop.potentials.mace_export import write_mace_model
+
+    assert isinstance(trained.model, MACEPotential)  # the format is offered for mace models only (_BUILTIN)
+    meta = export_metadata(trained)
+    keep = ("exported_from", "fidelity", "fidelity_name", "role", "cycle")
+    return write_mace_model(trained.model, path, {k: meta[k] for k in keep if k in meta})

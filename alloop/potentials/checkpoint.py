@@ -8,6 +8,11 @@ metadata (metrics, cycle, ...). Nothing is ever unpickled: loading rebuilds
 the model from the registry and copies the tensors into it, so a float64 model
 round-trips bitwise. Writing to a path is atomic (temporary file, fsync,
 ``os.replace``), so a kill never leaves a half-written checkpoint.
+
+:func:`load_checkpoint` also reads a MACE model file (``torch.save`` of a
+MACE network: MACE-OFF, MACE-MP; :mod:`alloop.potentials.mace`), the one
+foreign format it takes; that file is a pickle, read only when it is the
+file given.
 """
 
 from __future__ import annotations
@@ -138,13 +143,30 @@ def save_checkpoint(model: Potential, path: str | os.PathLike[str], metadata: Ma
     return write_atomic(path, checkpoint_to_bytes(model, metadata))
 
 
+#: how a ``torch.save`` file starts (a zip archive; the legacy format: pickle protocol 2)
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80\x02")
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Potential, dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`; AlloopError if missing or corrupt."""
+    """Read a checkpoint written by :func:`save_checkpoint`, or a MACE model file (metadata: ``source_file``, no
+    energy references); AlloopError if missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise AlloopError(f"checkpoint not found: {path}")
+    blob = path.read_bytes()
+    if blob.startswith(_TORCH_MAGIC):
+        return _mace_file(path), {"energy_references": {}, "source_file": str(path.resolve())}
     try:
-        model, metadata = model_from_bytes(path.read_bytes())
+        model, metadata = model_from_bytes(blob)
     except AlloopError as exc:
         raise AlloopError(f"{path}: {exc}") from None
     return model, metadata
+
+
+def _mace_file(path: Path) -> Potential:
+    """The model of a MACE model file (ConfigError naming the pip command without mace installed)."""
+    cls = model_class("mace")
+    try:
+        return cls(model_file=str(path.resolve()))  # type: ignore[call-arg]
+    except (ValueError, RuntimeError, AttributeError, ImportError) as exc:
+        raise AlloopError(f"{path}: not a MACE model file alloop can read ({exc})") from None

@@ -62,6 +62,29 @@ def _cell_list_pairs(
     return i[keep], j[keep]
 
 
+def neighbor_list(
+    batch: AtomsBatch, cutoff: float, *, brute_force_max_atoms: int = BRUTE_FORCE_MAX_ATOMS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Pairs within ``cutoff`` (Angstrom), found without gradients: centre atoms i [E], neighbours j [E] and the
+    Cartesian periodic shift of each pair [E, 3] (S @ cell, Angstrom; None for a batch without periodic graphs), so
+    that r_j - r_i + shift is the vector from i to the neighbour's image."""
+    periodic = (batch.pbc.any(dim=1) if batch.pbc is not None and batch.periodic
+                else torch.zeros(batch.n_graphs, dtype=torch.bool))
+    sizes, starts = batch.n_atoms, batch.ptr[:-1]
+    with torch.no_grad():
+        positions = batch.positions.detach()
+        i, j = _molecular_pairs(positions, sizes[~periodic], starts[~periodic], cutoff, brute_force_max_atoms)
+        if not bool(periodic.any()):
+            return i, j, None
+        assert batch.cell is not None and batch.pbc is not None  # a periodic batch has both
+        parts = [(i, j, torch.zeros(i.numel(), 3, dtype=positions.dtype, device=positions.device))]
+        for g in torch.nonzero(periodic).flatten().tolist():
+            start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
+            parts.append(_periodic_pairs(positions, start, stop, batch.cell[g], batch.pbc[g], cutoff))
+        i, j, shifts = (torch.cat(p) for p in zip(*parts, strict=True))
+    return i, j, shifts
+
+
 def neighbor_pairs(
     batch: AtomsBatch, cutoff: float, *, brute_force_max_atoms: int = BRUTE_FORCE_MAX_ATOMS
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -71,20 +94,7 @@ def neighbor_pairs(
     Vectors and distances carry gradients with respect to ``batch.positions``.
     Molecules with more than ``brute_force_max_atoms`` atoms use a cell list; periodic graphs always do.
     """
-    periodic = (batch.pbc.any(dim=1) if batch.pbc is not None and batch.periodic
-                else torch.zeros(batch.n_graphs, dtype=torch.bool))
-    sizes, starts = batch.n_atoms, batch.ptr[:-1]
-    with torch.no_grad():
-        positions = batch.positions.detach()
-        i, j = _molecular_pairs(positions, sizes[~periodic], starts[~periodic], cutoff, brute_force_max_atoms)
-        shifts = None
-        if bool(periodic.any()):
-            assert batch.cell is not None and batch.pbc is not None  # a periodic batch has both
-            parts = [(i, j, torch.zeros(i.numel(), 3, dtype=positions.dtype, device=positions.device))]
-            for g in torch.nonzero(periodic).flatten().tolist():
-                start, stop = int(batch.ptr[g]), int(batch.ptr[g + 1])
-                parts.append(_periodic_pairs(positions, start, stop, batch.cell[g], batch.pbc[g], cutoff))
-            i, j, shifts = (torch.cat(p) for p in zip(*parts, strict=True))
+    i, j, shifts = neighbor_list(batch, cutoff, brute_force_max_atoms=brute_force_max_atoms)
     vec = batch.positions[j] - batch.positions[i]
     if shifts is not None:
         vec = vec + shifts

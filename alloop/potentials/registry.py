@@ -1,16 +1,20 @@
-"""Model registry: short architecture names ("egnn", "pair", "sevennet", "two-head", "delta") instead of import paths.
+"""Model registry: short architecture names ("egnn", "pair", "sevennet", "mace", "two-head", "delta") instead of import
+paths.
 
 ``build_model("egnn", elements=[1, 6, 8], cutoff_A=5.0, hidden_features=64)``
 builds a model from the keys of a ``configs/models/*.yaml`` preset
 (``architecture``, ``cutoff_A``, ``hidden_features``, ``n_layers``, ``n_rbf``,
-``dtype``; sevennet also ``base``, ``lmax``, ``features``, ``freeze_blocks``)
-or from a class's own constructor arguments. Keys set to ``None`` mean "the
-default". A new architecture joins with ``@register_model``.
+``dtype``; sevennet also ``base``, ``lmax``, ``features``, ``freeze_blocks``;
+mace ``model_file``, ``features``) or from a class's own constructor
+arguments. Keys set to ``None`` mean "the default". A new architecture joins
+with ``@register_model``. Architectures that need an optional package
+(:data:`EXTRAS`) name the pip command that installs it when it is missing.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -28,6 +32,7 @@ _BUILTIN = {
     "egnn": ("alloop.potentials.egnn", "EGNN"),
     "pair": ("alloop.potentials.pair", "PairPotential"),
     "sevennet": ("alloop.potentials.sevennet", "SevenNet"),
+    "mace": ("alloop.potentials.mace", "MACEPotential"),
     "two-head": ("alloop.potentials.two_head", "TwoHeadPotential"),
     "delta": ("alloop.potentials.baseline", "DeltaPotential"),
 }
@@ -37,6 +42,21 @@ _COMMON_ALIASES = {"cutoff_A": "cutoff"}
 _ALIASES: dict[str, dict[str, str]] = {"pair": {"n_rbf": "n_radial"}}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+#: architecture -> (the package it imports, the extra of alloop that installs it); sevenn and mace cannot share
+#: one environment (sevenn 0.13 needs e3nn >= 0.5, mace-torch pins e3nn 0.4.4)
+EXTRAS = {"sevennet": ("sevenn", "sevenn"), "mace": ("mace", "mace")}
+
+
+def check_extra(architecture: str) -> None:
+    """ConfigError naming the pip command when ``architecture`` needs a package that is not installed."""
+    if architecture not in EXTRAS:
+        return
+    package, extra = EXTRAS[architecture]
+    if importlib.util.find_spec(package) is None:
+        others = [f"alloop[{e}]" for _, e in EXTRAS.values() if e != extra]
+        raise ConfigError(f"model '{architecture}' needs the {package} package: pip install 'alloop[{extra}]' "
+                          f"(in an environment without {', '.join(others)}: they cannot share one)")
 
 
 def register_model(cls: type[Potential]) -> type[Potential]:
@@ -64,6 +84,7 @@ def model_class(architecture: str) -> type[Potential]:
     if not isinstance(architecture, str) or architecture not in model_names():
         raise ConfigError(f"architecture: unknown model {architecture!r} (known: {', '.join(model_names())})")
     if architecture not in _REGISTRY:
+        check_extra(architecture)
         module, name = _BUILTIN[architecture]
         register_model(getattr(importlib.import_module(module), name))
     return _REGISTRY[architecture]
@@ -102,15 +123,17 @@ def _constructor_kwargs(cls: type[Potential], architecture: str, hparams: dict[s
 
 
 def build_model(architecture: str, elements: Sequence[int], **hparams: Any) -> Potential:
-    """Build a model by short name; ``dtype`` ('float32' default, or 'float64') sets its precision."""
+    """Build a model by short name; ``dtype`` ('float32' or 'float64') sets its precision (default: float32, or the
+    dtype of the weights a model was read with, ``weights_dtype``: a MACE file's)."""
     cls = model_class(architecture)
-    dtype = parse_dtype(hparams.pop("dtype", None) or "float32")
+    asked = hparams.pop("dtype", None)
+    dtype = parse_dtype(asked) if asked else None
     kwargs = _constructor_kwargs(cls, architecture, hparams)
     try:
         model = cls(elements, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model '{architecture}': {exc}") from exc
-    return cast_model(model, dtype)
+    return cast_model(model, dtype or getattr(model, "weights_dtype", None) or torch.float32)
 
 
 

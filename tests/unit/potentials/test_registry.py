@@ -38,8 +38,8 @@ def test_presets():
 
 
 def test_errors_are_config_errors():
-    with pytest.raises(ConfigError, match="unknown model 'mace'.*egnn, pair"):
-        build_model("mace", [1])
+    with pytest.raises(ConfigError, match="unknown model 'nequip'.*egnn, mace, pair"):
+        build_model("nequip", [1])
     with pytest.raises(ConfigError, match="hidden_features: not a hyperparameter of 'pair'"):
         build_model("pair", [1], hidden_features=8)
     with pytest.raises(ConfigError, match="dtype"):
@@ -88,3 +88,23 @@ def test_register_model_refuses_conflicts():
         register_model(Nameless)
     with pytest.raises(TypeError):
         register_model(dict)
+
+
+def test_a_missing_extra_names_its_pip_command(tmp_path, capsys):
+    """In the main environment (sevenn, no mace): asking for a MACE says how to install it, in one line."""
+    import importlib.util
+
+    from alloop.cli import main
+
+    if importlib.util.find_spec("mace") is not None:
+        pytest.skip("mace-torch is installed here: this test is for an environment without it (the main one)")
+    with pytest.raises(ConfigError) as info:
+        build_model("mace", [1, 8], model_file="MACE-OFF23_small.model")
+    message = str(info.value)
+    assert "pip install 'alloop[mace]'" in message and "\n" not in message
+    data = tmp_path / "frames.extxyz"
+    data.write_text("")
+    assert main(["train", "--model", "mace", "--init", "x.model", "--expensive", str(data), "--method", "standard",
+                 "-o", str(tmp_path / "m.safetensors")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'alloop[mace]'" in err, err
