@@ -10,6 +10,8 @@ import numpy as np
 
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
+from alloop.config.sources import flatten, setting_sources
+from alloop.config.sources import summary as summary_line
 from alloop.evaluation_frames import read_evaluation_frames
 from alloop.structures import summarize
 
@@ -24,6 +26,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("campaign", help="the campaign YAML file")
     parser.add_argument("--json", action="store_true", help="print the resolved configuration as JSON")
+    parser.add_argument("--sources", action="store_true",
+                        help="print every resolved setting and where it came from (default, model or fidelity "
+                        "preset, pretrained recipe, the file, a file it extends, --set)")
     parser.add_argument("--job-script", action="store_true",
                         help="print the batch job script of execution.cluster (slurm, pbs): one Dask worker job")
     parser.add_argument(
@@ -61,10 +66,16 @@ def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
 
 
 def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
-    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one)."""
+    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one); for
+    an automatic set, its size and sampler."""
     ev = cfg.evaluation
     if ev is None:
         return None
+    if ev.structures is None:
+        surface = cfg.auto_test_surface()
+        return {"auto": ev.auto, "sampler": f"{surface.name if surface else '?'} Langevin MD",
+                "temperature_K": ev.temperature_K, "equilibration_fs": ev.equilibration_fs,
+                "spacing_fs": ev.spacing_fs}
     frames = read_evaluation_frames(ev.structures, ev.energy_key, ev.forces_key)
     return {"source": str(ev.structures), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
             "energy_key": ev.energy_key, "forces_key": ev.forces_key, "sha256": ev.sha256,
@@ -108,7 +119,11 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"execution  {where}",
     ]
     ev = summary["evaluation"]
-    if ev is not None:
+    if ev is not None and "auto" in ev:
+        lines.append(f"evaluation automatic: {ev['auto']} frames of independent {ev['sampler']} at "
+                     f"{ev['temperature_K']:g} K ({ev['equilibration_fs']:g} fs discarded per run, one frame every "
+                     f"{ev['spacing_fs']:g} fs), labelled at the expensive fidelity; never trained or selected on")
+    elif ev is not None:
         lines.append(f"evaluation {ev['n_frames']} frames ({ev['n_atoms']} atoms),"
                      f" {ev['energy_key']}/{ev['forces_key']}  sha256 {str(ev['sha256'])[:12]}  <- {ev['source']}")
         expensive = summary["fidelities"]["expensive"]["hash"]
@@ -144,9 +159,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"resolved": summary, "config": cfg.to_dict()}, indent=2))
     else:
+        sources = setting_sources(args.campaign, cfg.to_dict(), args.overrides)
         print(_text(cfg, summary))
+        print(f"settings   {summary_line(sources)}" + ("" if args.sources else "  (--sources: each)"))
+        if args.sources:
+            print(_sources_table(cfg, sources))
         print("ok: the campaign is valid")
     return 0
+
+
+def _sources_table(cfg: CampaignConfig, sources: dict[str, str]) -> str:
+    """Every resolved setting with its value and where it came from."""
+    values = flatten(cfg.to_dict())
+    width = max(len(k) for k in values)
+    return "\n".join(f"  {key:<{width}}  {json.dumps(value, default=str):<24}  <- {sources[key]}"
+                     for key, value in values.items())
 
 
 def _job_script(cfg: CampaignConfig) -> int:
