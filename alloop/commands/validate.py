@@ -66,16 +66,10 @@ def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
 
 
 def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
-    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one); for
-    an automatic set, its size and sampler."""
+    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one)."""
     ev = cfg.evaluation
     if ev is None:
         return None
-    if ev.structures is None:
-        surface = cfg.auto_test_surface()
-        return {"auto": ev.auto, "sampler": f"{surface.name if surface else '?'} Langevin MD",
-                "temperature_K": ev.temperature_K, "equilibration_fs": ev.equilibration_fs,
-                "spacing_fs": ev.spacing_fs}
     frames = read_evaluation_frames(ev.structures, ev.energy_key, ev.forces_key)
     return {"source": str(ev.structures), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
             "energy_key": ev.energy_key, "forces_key": ev.forces_key, "sha256": ev.sha256,
@@ -119,11 +113,7 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"execution  {where}",
     ]
     ev = summary["evaluation"]
-    if ev is not None and "auto" in ev:
-        lines.append(f"evaluation automatic: {ev['auto']} frames of independent {ev['sampler']} at "
-                     f"{ev['temperature_K']:g} K ({ev['equilibration_fs']:g} fs discarded per run, one frame every "
-                     f"{ev['spacing_fs']:g} fs), labelled at the expensive fidelity; never trained or selected on")
-    elif ev is not None:
+    if ev is not None:
         lines.append(f"evaluation {ev['n_frames']} frames ({ev['n_atoms']} atoms),"
                      f" {ev['energy_key']}/{ev['forces_key']}  sha256 {str(ev['sha256'])[:12]}  <- {ev['source']}")
         expensive = summary["fidelities"]["expensive"]["hash"]

@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
 from alloop.config.derived import (
-    DEFAULT_BASELINE,
     DEFAULT_FIDELITIES,
     DEFAULT_MODEL,
     apply_derived,
@@ -127,17 +126,6 @@ class CampaignConfig(BaseModel):
         raise ConfigError("schedule.bootstrap.method: md runs GFN-xTB MD; name its surface in schedule.bootstrap.level "
                           "(gfn1-xtb, gfn2-xtb), or set model.baseline or a GFN-xTB fidelities.cheap")
 
-    def auto_test_surface(self) -> Fidelity | None:
-        """The GFN-xTB surface the automatic test set's MD runs on (``evaluation.level``, else ``model.baseline``,
-        else a GFN-xTB cheap fidelity, else GFN2-xTB), with the system's charge and spin; None without one."""
-        ev = self.evaluation
-        if ev is None or ev.auto is None:
-            return None
-        level = ev.level or self.model.baseline
-        if level is None and self.cheap_fidelity.family == "xtb":
-            return self.cheap_fidelity
-        return load_fidelity(level or DEFAULT_BASELINE, charge=self.system.charge, spin=self.system.spin)
-
     # ---- validation across sections -----------------------------------------------------------
     @model_validator(mode="before")
     @classmethod
@@ -145,12 +133,8 @@ class CampaignConfig(BaseModel):
         """Defaults that depend on other sections or on the file: name, run_dir, fidelities, bootstrap."""
         if not isinstance(data, dict):
             return data
-        no_evaluation = "evaluation" in data and data["evaluation"] is None  # null: no evaluation set
         data = drop_nulls(data)
-        data = apply_derived(data, derived_defaults({**data, "evaluation": None} if no_evaluation else data,
-                                                    base_dir_of(info)))
-        if no_evaluation:
-            data["evaluation"] = None
+        data = apply_derived(data, derived_defaults(data, base_dir_of(info)))
         stem = (info.context or {}).get("stem")
         data.setdefault("name", stem or "campaign")
         system = data.get("system") if isinstance(data.get("system"), dict) else {}
@@ -167,7 +151,7 @@ class CampaignConfig(BaseModel):
             run_name = stem or (data["name"] if isinstance(data["name"], str) else "campaign")
             data["store"] = {**store, "run_dir": str(base_dir_of(info) / f"{run_name}.run")}
         data = _default_bootstrap_temperature(data)
-        return _default_test_temperature(data)
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self, info: ValidationInfo) -> CampaignConfig:
@@ -194,22 +178,8 @@ class CampaignConfig(BaseModel):
             self._check_periodic()
         if self.evaluation is not None:
             check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
-            self._check_auto_test_set(structures, compositions)
         self._check_outside(compositions)
         return self
-
-    def _check_auto_test_set(self, structures: list[Atoms], compositions: set[tuple[int, ...]]) -> None:
-        """The automatic test set's GFN-xTB surface runs the structures."""
-        surface = self.auto_test_surface()
-        if surface is None:
-            return
-        try:
-            surface.check_periodicity(structures[0].pbc, structures[0].cell.array)
-            for numbers in sorted(compositions):
-                surface.check_structure(numbers)
-        except FidelityError as exc:
-            raise ConfigError(f"evaluation.auto: its MD runs on {surface.name}: {exc}; name a file of labelled "
-                              "frames (evaluation.structures) or evaluation: null") from None
 
     def _check_molecules(self, structures: list[Atoms]) -> None:
         """Every molecule of the campaign gets a replica (replicas are dealt over the molecules first)."""
@@ -321,14 +291,3 @@ def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
         temperature = MDConfig.model_fields["temperature_K"].default
     return {**data, "schedule": {**schedule, "bootstrap": {**boot, "temperature_K": temperature}}}
 
-
-def _default_test_temperature(data: dict[str, Any]) -> dict[str, Any]:
-    """The automatic test set's MD defaults to the MD temperature."""
-    ev = data.get("evaluation")
-    if not isinstance(ev, dict) or ev.get("auto") is None or ev.get("temperature_K") is not None:
-        return data
-    md = data.get("md")
-    temperature = (md if isinstance(md, dict) else {}).get("temperature_K", MDConfig.model_fields["temperature_K"].default)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        temperature = MDConfig.model_fields["temperature_K"].default  # reported at md.temperature_K
-    return {**data, "evaluation": {**ev, "temperature_K": temperature}}

@@ -12,8 +12,6 @@ and where it comes from; :class:`~alloop.config.campaign.CampaignConfig` applies
 - ``schedule.bootstrap.method``: ``md`` (GFN-xTB MD, the quickstarts' bootstrap), on the ``level`` given, else the
   baseline, else a GFN-xTB cheap fidelity, else ``gfn2-xtb`` when it parametrises the elements; ``rattle`` when
   no GFN-xTB surface can run the structures, or when the section gives ``amplitude_A`` (rattle's own key);
-- ``evaluation``: an automatic test set (``{auto: N}``, :func:`auto_test_frames`) for molecules (not periodic
-  cells) when the file names none and a GFN-xTB surface can sample it; ``evaluation: null`` in the file: none.
 """
 
 from __future__ import annotations
@@ -32,9 +30,6 @@ DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}
 DEFAULT_MODEL = "small"
 #: the baseline (and bootstrap MD surface) when the elements allow it
 DEFAULT_BASELINE = "gfn2-xtb"
-#: automatic test set size: a molecule labelled by HF or DFT / by a correlated method (MP2, CCSD(T)) / a cell
-AUTO_FRAMES = {"molecule": 40, "correlated": 16, "periodic": 10}
-CORRELATED_METHODS = ("mp2", "ccsd", "ccsd(t)")
 
 
 @dataclass(frozen=True)
@@ -67,10 +62,6 @@ def derived_defaults(data: dict[str, Any], base_dir: Path) -> list[Derived]:
         out.append(Derived("schedule.bootstrap.method", "rattle", "default (amplitude_A given: rattled copies)"))
     elif "method" not in boot and model.get("checkpoint") is None:
         out += _bootstrap_method(bool(boot.get("level") or baseline or _cheap_is_xtb(data)), xtb_ok)
-    molecular = structures is not None and not any(a.pbc.any() for a in structures)
-    if "evaluation" not in data and molecular and (xtb_ok or _cheap_is_xtb(data)):
-        out.append(Derived("evaluation", {"auto": auto_test_frames(data, structures or [])},
-                           "default (an automatic test set: docs/campaigns.md)"))
     return out
 
 
@@ -82,20 +73,6 @@ def _bootstrap_method(has_surface: bool, xtb_ok: bool) -> list[Derived]:
         return [Derived("schedule.bootstrap.method", "md", "default"),
                 Derived("schedule.bootstrap.level", DEFAULT_BASELINE, "default (the bootstrap MD's surface)")]
     return [Derived("schedule.bootstrap.method", "rattle", "default (rattle: no GFN-xTB surface for the elements)")]
-
-
-def auto_test_frames(data: dict[str, Any], structures: list[Any]) -> int:
-    """Frames of the automatic test set: 40 for molecules labelled by HF or DFT, 16 when the expensive level is a
-    correlated wavefunction method (MP2, CCSD(T)), 10 for a periodic cell (each label a whole box; only when asked
-    for); never more than the campaign's own expensive label cap (``schedule.max_labels.expensive``)."""
-    if any(a.pbc.any() for a in structures):
-        n = AUTO_FRAMES["periodic"]
-    elif _expensive_method(data) in CORRELATED_METHODS:
-        n = AUTO_FRAMES["correlated"]
-    else:
-        n = AUTO_FRAMES["molecule"]
-    cap = _mapping(_mapping(data.get("schedule")).get("max_labels")).get("expensive")
-    return min(n, cap) if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0 else n
 
 
 def apply_derived(data: dict[str, Any], derived: list[Derived]) -> dict[str, Any]:
@@ -161,7 +138,3 @@ def _cheap_is_xtb(data: dict[str, Any]) -> bool:
     from alloop.fidelity import XTB_METHODS
 
     return _fidelity_method(data, "cheap") in XTB_METHODS
-
-
-def _expensive_method(data: dict[str, Any]) -> str | None:
-    return _fidelity_method(data, "expensive")

@@ -47,7 +47,7 @@ Log = Callable[[str], None]
 def prepare(store: CampaignStore, cfg: CampaignConfig, log: Log = print) -> EvaluationFrames | None:
     """Copy the configured set into the store (first start) or check it (resume); score unscored models."""
     ev = cfg.evaluation
-    if ev is None or ev.structures is None:  # none, or an automatic set (made by auto_test_set)
+    if ev is None:
         return None
     frames = stored_set(store)
     path = Path(ev.structures)

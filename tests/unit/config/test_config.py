@@ -34,13 +34,12 @@ def test_defaults(tmp_path):
     assert cfg.training.stage_steps() == (3000, 1000)
     assert cfg.training.warm_start and cfg.training.loss == "mse"
     # the benchmarks' settings (issue 63): MD bootstrap on the GFN2-xTB baseline, continued MD, the pick by the
-    # model's own predicted error, standard training with the final refit, a cheap minimum, an automatic test set
+    # model's own predicted error, standard training with the final refit, a cheap minimum
     assert cfg.model.baseline == "gfn2-xtb" and cfg.training.method == "standard" and cfg.training.final_refit
     assert cfg.schedule.bootstrap.method == "md" and cfg.schedule.bootstrap.amplitude_A is None
     assert cfg.bootstrap_surface().method == "gfn2-xtb" and cfg.md.restart_from == "last-stable"
     assert cfg.selection.expensive_pick == "predicted-error"
     assert cfg.selection.min_cheap_per_cycle == 2 * cfg.selection.max_expensive_per_cycle == 32
-    assert cfg.evaluation is not None and cfg.evaluation.auto == 40 and cfg.evaluation.temperature_K == 500
     assert cfg.execution.cluster is not None and cfg.execution.cluster.kind == "local"
     assert cfg.execution.tasks_per_slot == 2 and cfg.execution.max_task_retries == 2
     assert cfg.run_dir == tmp_path.resolve() / "campaign.run"
