@@ -10,6 +10,8 @@ import numpy as np
 
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
+from alloop.config.sources import flatten, setting_sources
+from alloop.config.sources import summary as summary_line
 from alloop.evaluation_frames import read_evaluation_frames
 from alloop.structures import summarize
 
@@ -24,6 +26,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("campaign", help="the campaign YAML file")
     parser.add_argument("--json", action="store_true", help="print the resolved configuration as JSON")
+    parser.add_argument("--sources", action="store_true",
+                        help="print every resolved setting and where it came from (default, model or fidelity "
+                        "preset, pretrained recipe, the file, a file it extends, --set)")
     parser.add_argument("--job-script", action="store_true",
                         help="print the batch job script of execution.cluster (slurm, pbs): one Dask worker job")
     parser.add_argument(
@@ -144,9 +149,21 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"resolved": summary, "config": cfg.to_dict()}, indent=2))
     else:
+        sources = setting_sources(args.campaign, cfg.to_dict(), args.overrides)
         print(_text(cfg, summary))
+        print(f"settings   {summary_line(sources)}" + ("" if args.sources else "  (--sources: each)"))
+        if args.sources:
+            print(_sources_table(cfg, sources))
         print("ok: the campaign is valid")
     return 0
+
+
+def _sources_table(cfg: CampaignConfig, sources: dict[str, str]) -> str:
+    """Every resolved setting with its value and where it came from."""
+    values = flatten(cfg.to_dict())
+    width = max(len(k) for k in values)
+    return "\n".join(f"  {key:<{width}}  {json.dumps(value, default=str):<24}  <- {sources[key]}"
+                     for key, value in values.items())
 
 
 def _job_script(cfg: CampaignConfig) -> int:

@@ -14,6 +14,12 @@ from ase import Atoms
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
+from alloop.config.derived import (
+    DEFAULT_FIDELITIES,
+    DEFAULT_MODEL,
+    apply_derived,
+    derived_defaults,
+)
 from alloop.config.evaluation import EvaluationConfig, check_evaluation_elements
 from alloop.config.execution import ExecutionConfig, StoreConfig
 from alloop.config.exploration import MDConfig, SelectionConfig, UncertaintyConfig
@@ -28,8 +34,6 @@ from alloop.molecules import Molecules
 from alloop.presets import load_preset
 from alloop.structures import check_structures, load_structures
 
-DEFAULT_FIDELITIES = {"cheap": "hf-sto3g", "expensive": "b3lyp-svp"}
-DEFAULT_MODEL = "small"
 ROLES = ("cheap", "expensive")
 
 
@@ -130,6 +134,7 @@ class CampaignConfig(BaseModel):
         if not isinstance(data, dict):
             return data
         data = drop_nulls(data)
+        data = apply_derived(data, derived_defaults(data, base_dir_of(info)))
         stem = (info.context or {}).get("stem")
         data.setdefault("name", stem or "campaign")
         system = data.get("system") if isinstance(data.get("system"), dict) else {}
@@ -285,3 +290,4 @@ def _default_bootstrap_temperature(data: dict[str, Any]) -> dict[str, Any]:
         # an invalid md.temperature_K is reported on its own; do not repeat it as a bootstrap error
         temperature = MDConfig.model_fields["temperature_K"].default
     return {**data, "schedule": {**schedule, "bootstrap": {**boot, "temperature_K": temperature}}}
+

@@ -8,11 +8,14 @@ path); checks across sections live in :mod:`alloop.config.campaign`.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from alloop.config.base import Section
+
+#: the default ``selection.min_cheap_per_cycle``, x ``max_expensive_per_cycle`` (the quickstarts: 12 for 6)
+MIN_CHEAP_FACTOR = 2
 
 
 class MDConfig(Section):
@@ -37,9 +40,9 @@ class MDConfig(Section):
         "(selection.energy_window_sigma); null: every replica at temperature_K",
     )
     restart_from: Literal["start", "last-stable"] = Field(
-        default="start",
-        description="where a replica stopped by a guard starts its next segment: the input structure, or its last "
-        "stable frame (both with fresh velocities)",
+        default="last-stable",
+        description="where a replica stopped by a guard starts its next segment: its last stable frame (the "
+        "measured default: continued MD), or the input structure (both with fresh velocities)",
     )
     uncertainty_bias_eV: float = Field(
         default=0.0, ge=0, le=100,
@@ -127,7 +130,8 @@ class SelectionConfig(Section):
     min_cheap_per_cycle: int = Field(
         default=0, ge=0, description="when fewer frames are flagged, fill up to this many with frames below the "
         "limit, spread by farthest-point sampling (diversity: none: the highest-scoring ones); 0: label only flagged "
-        "and unstable frames",
+        "and unstable frames. Default: 2 x max_expensive_per_cycle, at most max_cheap_per_cycle (the quickstarts' "
+        "12 for 6), so a cycle that flags nothing still labels frames",
     )
     max_expensive_per_cycle: int = Field(default=16, ge=0)
     min_step_spacing: int = Field(default=20, ge=0, description="MD steps between two selected frames of a replica; "
@@ -138,7 +142,7 @@ class SelectionConfig(Section):
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
     expensive_pick: Literal["bias", "coverage", "committee", "predicted-error"] = Field(
-        default="bias",
+        default="predicted-error",
         description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
         "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
         "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
@@ -187,6 +191,19 @@ class SelectionConfig(Section):
         "lowest cheap energy of their composition (harmonic mean + this many standard deviations at "
         "md.temperature_K); null: no window",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_minimum(cls, data: Any) -> Any:
+        """``min_cheap_per_cycle`` not given: 2 x ``max_expensive_per_cycle``, at most ``max_cheap_per_cycle``."""
+        if not isinstance(data, dict) or data.get("min_cheap_per_cycle") is not None:
+            return data
+        fields = cls.model_fields
+        expensive, cheap = (fields[k].default if data.get(k) is None else data[k]
+                            for k in ("max_expensive_per_cycle", "max_cheap_per_cycle"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (expensive, cheap)):
+            return data  # reported by the fields themselves
+        return {**data, "min_cheap_per_cycle": min(MIN_CHEAP_FACTOR * expensive, cheap)}
 
     @model_validator(mode="after")
     def _coverage_needs_descriptors(self) -> SelectionConfig:

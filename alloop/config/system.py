@@ -8,7 +8,7 @@ path); checks across sections live in :mod:`alloop.config.campaign`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -64,6 +64,8 @@ _SEVENNET_SIZE = {"hidden_features", "n_layers", "n_rbf", "lmax"}
 
 class ModelConfig(Section):
     """The machine-learned potential: a preset from configs/models/ or spelled out."""
+
+    NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"baseline"})  # null: no baseline (not the default one)
 
     preset: str | None = None
     architecture: Literal["egnn", "pair", "sevennet", "mace"] = "egnn"

@@ -19,7 +19,10 @@ from alloop.errors import AlloopError
 #: the recipe's defaults that differ when the model starts from pretrained weights (a preset with a ``base``, such
 #: as ``sevennet-0``): fine-tuning SevenNet-0 wants small batches, fewer steps and a lower energy weight. Chosen on
 #: the 500 K ethanol pool by benchmarks/sevennet_recipe.py (selection-frame force MAE at N = 55: 0.020 eV/A).
-PRETRAINED_DEFAULTS: dict[str, Any] = {"steps": 1200, "batch_size": 4, "energy_weight": 0.1}
+#: A campaign applies them too (keys its file does not give), with a warm cycle's peak learning rate at 0.3 x: the
+#: full peak knocks a fine-tuned SevenNet-0 out of its minimum (campaigns/universal-quickstart.yaml).
+PRETRAINED_DEFAULTS: dict[str, Any] = {"steps": 1200, "batch_size": 4, "energy_weight": 0.1,
+                                       "warm_start_lr_factor": 0.3}
 #: the step budget of stages 1-2 when none is given (from scratch); stage 3's default is a third of it
 DEFAULT_STEPS = 3000
 #: the peak learning rate of stage 3 when none is given, x the peak of stages 1-2
@@ -41,8 +44,9 @@ class TrainingConfig(Section):
     NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay", "rollback_factor"})
 
     method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching", "two-head"] = Field(
-        default="asteroid",
-        description="two-head: one representation, a cheap and an expensive energy head (representation and cheap "
+        default="standard",
+        description="standard: the expensive labels only (the measured best on a GFN-xTB baseline, docs/training.md); "
+        "two-head: one representation, a cheap and an expensive energy head (representation and cheap "
         "head on the cheap labels with stage-2 settings, then the expensive head alone, with stage-3 settings); the "
         "model `alloop refine` can refine at test time; score-matching is refused in a campaign (its MD frames are "
         "samples of the model's own Boltzmann distribution): use `alloop train --method score-matching`",
@@ -91,9 +95,10 @@ class TrainingConfig(Section):
         "(scratch, or the pretrained model) with the full budget on every label, instead of a warm start: the short "
         "warm runs steer the next cycle's MD, the last model is the one the campaign delivers",
     )
-    final_refit: bool = Field(
-        default=False,
-        description="after the final retrain has passed its guard on the validation frames, train it once more, "
+    final_refit: bool | None = Field(
+        default=None, validate_default=True,
+        description="(default: on with final_retrain, which the quickstarts measured: docs/benchmarks.md) after the "
+        "final retrain has passed its guard on the validation frames, train it once more, "
         "the same recipe and seed, on every expensive label (no holdout: the validation frames become training "
         "frames). The campaign delivers the refit model; the validated one is kept as role 'validated' and its "
         "validation force MAE stays the model's recorded estimate. Doubles the final retrain's CPU; with two "
@@ -158,7 +163,9 @@ class TrainingConfig(Section):
 
     @field_validator("final_refit")
     @classmethod
-    def _refit_needs_final_retrain(cls, value: bool, info: ValidationInfo) -> bool:
+    def _refit_needs_final_retrain(cls, value: bool | None, info: ValidationInfo) -> bool:
+        if value is None:
+            return bool(info.data.get("final_retrain", True))
         if value and info.data.get("final_retrain") is False:
             raise ValueError("a refit on every label follows the final retrain: set training.final_retrain: true too")
         return value

@@ -1,4 +1,8 @@
-"""A tiny water campaign for the loop's integration and crash tests, and the store invariants they check."""
+"""A tiny water campaign for the loop's integration and crash tests, and the store invariants they check.
+
+The tiny campaign names the settings its tests were written for where the library defaults have changed since
+(issue 63): no baseline, ASTEROID, the pick by bias B, restarts from the input, no final refit, no test set.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,14 @@ system: {{structures: H2O}}
 fidelities:
   cheap: {cheap}
   expensive: {expensive}
-model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8}}
-md: {{n_replicas: 2, segment_steps: {steps}, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
+model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8, baseline: null}}
+md: {{n_replicas: 2, segment_steps: {steps}, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0,
+     restart_from: start}}
 uncertainty: {{n_components: 2}}
 selection: {{max_cheap_per_cycle: 4, min_cheap_per_cycle: {min_cheap}, max_expensive_per_cycle: 2,
-            min_step_spacing: 10}}
-training: {{max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}}
+            min_step_spacing: 10, expensive_pick: bias}}
+training: {{method: asteroid, final_refit: false, max_epochs: 4, patience_epochs: 2, batch_size: 4,
+           gamma_grid: [1.0]}}
 schedule:
   strategy: {strategy}
   mode: {mode}
@@ -30,6 +36,7 @@ schedule:
   max_labels: {{cheap: {max_cheap}, expensive: {max_expensive}}}
   bootstrap: {bootstrap}
 execution: {{n_workers: 2, max_task_retries: 3}}
+evaluation: {evaluation}
 """
 
 
@@ -39,14 +46,15 @@ RATTLE = "{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}"
 
 def write_tiny(folder: Path, *, cycles: int = 2, steps: int = 40, strategy: str = "periodic",
                max_cheap: int = 100, max_expensive: int = 30, mode: str = "synchronous", min_cheap: int = 0,
-               cheap: str = "hf-sto3g", expensive: str = HF_631G, bootstrap: str = RATTLE) -> Path:
+               cheap: str = "hf-sto3g", expensive: str = HF_631G, bootstrap: str = RATTLE,
+               evaluation: str = "null") -> Path:
     """Write the tiny campaign to ``folder/tiny.yaml`` (label limits per fidelity: bootstrap included;
     ``min_cheap``: cheap labels per cycle even when fewer frames are flagged; ``cheap``, ``expensive`` and
-    ``bootstrap``: YAML of those settings)."""
+    ``bootstrap``, ``evaluation``: YAML of those settings)."""
     path = folder / "tiny.yaml"
     path.write_text(TINY.format(cycles=cycles, steps=steps, strategy=strategy, max_cheap=max_cheap,
                                 max_expensive=max_expensive, mode=mode, min_cheap=min_cheap, cheap=cheap,
-                                expensive=expensive, bootstrap=bootstrap))
+                                expensive=expensive, bootstrap=bootstrap, evaluation=evaluation))
     return path
 
 

@@ -31,11 +31,12 @@ system: {{structures: H2O}}
 fidelities:
   cheap: hf-sto3g
   expensive: {{name: hf-sto3g-tight, method: hf, basis: sto-3g, conv_tol_Eh: 1.0e-10}}
-model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8}}
-md: {{n_replicas: 2, segment_steps: 40, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
+model: {{architecture: pair, cutoff_A: 4.0, n_rbf: 8, baseline: null}}
+md: {{n_replicas: 2, segment_steps: 40, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0, restart_from: start}}
 uncertainty: {{n_components: 2}}
-selection: {{max_cheap_per_cycle: 4, max_expensive_per_cycle: 2, min_step_spacing: 10}}
-training: {{max_epochs: 4, patience_epochs: 2, batch_size: 8, gamma_grid: [1.0]}}
+selection: {{max_cheap_per_cycle: 4, min_cheap_per_cycle: 0, max_expensive_per_cycle: 2, min_step_spacing: 10,
+            expensive_pick: bias}}
+training: {{method: asteroid, final_refit: false, max_epochs: 4, patience_epochs: 2, batch_size: 8, gamma_grid: [1.0]}}
 schedule:
   strategy: periodic
   n_cycles: {cycles}
@@ -43,6 +44,7 @@ schedule:
   bootstrap: {{n_samples: {samples}, n_expensive: {expensive}, amplitude_A: 0.03}}
 execution:
 {execution}
+evaluation: null
 """
 
 

@@ -35,7 +35,7 @@ def write_evaluation_campaign(folder: Path, n_frames: int = 4, **tiny: object) -
         assert result.ok
         frames.append(attach_label(atoms, result.energy_eV, result.forces_eV_per_A))
     write_extxyz(folder / "water_eval.extxyz", frames)
-    yaml.write_text(yaml.read_text() + "evaluation: {structures: water_eval.extxyz}\n")
+    yaml.write_text(yaml.read_text().replace("evaluation: null", "evaluation: {structures: water_eval.extxyz}"))
     return yaml
 
 

@@ -22,16 +22,18 @@ name: explore
 seed: 1
 system: {structures: CH3CH2OH, conformers: 3}
 fidelities: {cheap: hf-sto3g, expensive: hf-sto3g}
-model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}
+model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8, baseline: null}
 md: {n_replicas: 3, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0,
-     uncertainty_bias_eV: 0.5, temperature_ladder_K: [300, 700]}
+     uncertainty_bias_eV: 0.5, temperature_ladder_K: [300, 700], restart_from: start}
 uncertainty: {n_components: 2}
-selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 0, max_expensive_per_cycle: 1, min_step_spacing: 10}
-training: {steps: 20, finetune_steps: 10, batch_size: 4, gamma_grid: [1.0]}
+selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 0, max_expensive_per_cycle: 1, min_step_spacing: 10,
+           expensive_pick: bias}
+training: {method: asteroid, final_refit: false, steps: 20, finetune_steps: 10, batch_size: 4, gamma_grid: [1.0]}
 schedule:
   n_cycles: 1
   bootstrap: {n_samples: 6, n_expensive: 3, method: rattle, amplitude_A: 0.02}
 execution: {n_workers: 2}
+evaluation: null
 """
 
 

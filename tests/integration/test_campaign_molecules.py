@@ -40,7 +40,7 @@ def write_two_molecules(folder: Path) -> Path:
         assert result.ok
         frames.append(attach_label(atoms, result.energy_eV, result.forces_eV_per_A))
     write_extxyz(folder / "eval.extxyz", frames)
-    yaml.write_text(yaml.read_text() + "evaluation: {structures: eval.extxyz}\n")
+    yaml.write_text(yaml.read_text().replace("evaluation: null", "evaluation: {structures: eval.extxyz}"))
     return yaml
 
 

@@ -27,11 +27,12 @@ system: {structures: start.extxyz}
 fidelities:
   cheap: {preset: pbe-gth-szv, ke_cutoff_Eh: 150.0}
   expensive: {preset: pbe-gth-dzvp, ke_cutoff_Eh: 150.0}
-model: {architecture: egnn, cutoff_A: 3.5, hidden_features: 16, n_layers: 2, n_rbf: 8}
-md: {n_replicas: 2, segment_steps: 30, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
+model: {architecture: egnn, cutoff_A: 3.5, hidden_features: 16, n_layers: 2, n_rbf: 8, baseline: null}
+md: {n_replicas: 2, segment_steps: 30, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0, restart_from: start}
 uncertainty: {n_components: 2}
-selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 10}
-training: {max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}
+selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 10,
+           expensive_pick: bias}
+training: {method: asteroid, final_refit: false, max_epochs: 4, patience_epochs: 2, batch_size: 4, gamma_grid: [1.0]}
 schedule:
   n_cycles: 1
   max_labels: {cheap: 40, expensive: 20}

@@ -22,10 +22,10 @@ seed: 1
 system: {structures: start.extxyz}
 fidelities: {cheap: gfn1-xtb, expensive: gfn2-xtb}
 model: sevennet-0
-md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
+md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0, restart_from: start}
 uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
-            energy_window_sigma: null}
+            energy_window_sigma: null, expensive_pick: bias}
 training: {method: standard, steps: 4, batch_size: 2, energy_weight: 0.1, replay_fraction: 0.5, final_retrain: false}
 schedule:
   n_cycles: 1

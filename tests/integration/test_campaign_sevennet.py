@@ -31,10 +31,10 @@ fidelities:
   cheap: hf-sto3g
   expensive: {name: hf-631g, method: hf, basis: 6-31g}
 model: sevennet-0
-md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
+md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0, restart_from: start}
 uncertainty: {n_components: 2}
 selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
-            energy_window_sigma: null}
+            energy_window_sigma: null, expensive_pick: bias}
 training: {method: standard, steps: 6, batch_size: 2, energy_weight: 0.1, warm_start_fraction: 0.5, replay_fraction: 0.5,
            final_retrain: false}
 schedule:
@@ -42,6 +42,7 @@ schedule:
   max_labels: {cheap: 20, expensive: 10}
   bootstrap: {n_samples: 4, n_expensive: 4, method: rattle, amplitude_A: 0.03}
 execution: {n_workers: 2}
+evaluation: null
 """
 
 

@@ -40,6 +40,8 @@ from alloop.campaign.phases.cycle_record import record_cycle
 from alloop.campaign.phases.deadline import Deadline, clock
 from alloop.campaign.phases.explore import explore
 from alloop.campaign.phases.label import label
+from alloop.campaign.phases.retrain import nothing_new as nothing_new_to_train
+from alloop.campaign.phases.retrain import skip_training
 from alloop.campaign.phases.select_expensive import select_expensive
 from alloop.campaign.phases.settings import campaign_settings
 from alloop.campaign.phases.stop_rules import nothing_new, trained_on_every_label
@@ -248,7 +250,10 @@ class Campaign:
         progress finishes, its labels not sent yet stay unlabelled; the cycle's training, once due, runs)."""
         if not self._label_phases(cycle):
             return False
-        if self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
+        if (self.settings.periodic or cycle == self.settings.stop.n_cycles - 1) and \
+                (unchanged := nothing_new_to_train(self.ctx, cycle)) is not None:
+            skip_training(self.ctx, cycle, self.original, unchanged)
+        elif self.settings.periodic or cycle == self.settings.stop.n_cycles - 1:
             train(self.ctx, cycle, self.original)
             release_freed_memory()
         else:

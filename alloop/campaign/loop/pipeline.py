@@ -38,6 +38,8 @@ from alloop.campaign.phases.budget import Quota
 from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.explore import ExploreRun, finish_explore, start_explore
 from alloop.campaign.phases.label import LabelStream
+from alloop.campaign.phases.retrain import nothing_new as nothing_new_to_train
+from alloop.campaign.phases.retrain import skip_training
 from alloop.campaign.phases.select_expensive import SelectionRun, finish_selection, start_selection
 from alloop.campaign.phases.train import TrainingRun, finish_training, start_training
 from alloop.errors import AlloopError
@@ -190,6 +192,13 @@ class Pipeline:
     def _train(self, cycle: int) -> tuple[int, str] | None:
         if self.training is None:
             if self.hooks.late() is None and (cycle == 0 or self._done(cycle - 1, ledger.TRAINED)):
+                unchanged = nothing_new_to_train(self.ctx, cycle)
+                if unchanged is not None:  # marks the cycle trained, keeping its model
+                    skip_training(self.ctx, cycle, self.original, unchanged)
+                    self._marks = None
+                    self._steps += 1
+                    reason = self.hooks.stop_reason(cycle)
+                    return (cycle, reason) if reason is not None else None
                 self.training = start_training(self.ctx, cycle, self.original, prefix=f"[cycle {cycle} training] ",
                                                priority=CRITICAL_PRIORITY)
                 self._steps += 1

@@ -201,7 +201,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         hyperparameters={**cfg.model.hyperparameters(), "seed": cfg.seed},
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
-        final_retrain=cfg.training.final_retrain, final_refit=cfg.training.final_refit,
+        final_retrain=cfg.training.final_retrain, final_refit=bool(cfg.training.final_refit),
         replay=cfg.training.replay_fraction > 0,
         baseline=None if cfg.model.baseline is None else load_fidelity(
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),

@@ -20,7 +20,7 @@ def test_md_and_guard_settings():
     assert (ex.md.integrator, ex.md.temperature_K, ex.md.timestep_fs) == ("verlet", 400, 0.5)
     assert ex.guards.thresholds() == {"max_bond_factor": 1.5, "min_distance_A": 0.6, "min_temperature_K": 100,
                                       "max_temperature_K": 900}
-    assert (ex.n_replicas, ex.segment_steps, ex.record_every, ex.restart_from) == (3, 50, 5, "start")
+    assert (ex.n_replicas, ex.segment_steps, ex.record_every, ex.restart_from) == (3, 50, 5, "last-stable")
     assert pickle.loads(pickle.dumps(ex)) == ex  # goes to workers inside an MDRequest
 
 
@@ -41,7 +41,7 @@ def test_uncertainty_selection_budget_and_stop_settings():
 def test_training_plan_gives_each_cycle_its_seed_and_warm_budget():
     cfg = _cfg(training={"steps": 100, "warm_start_fraction": 0.5}, md={"temperature_K": 300})
     plan = campaign_settings(cfg).training
-    assert plan.hyperparameters["seed"] == 3 and plan.method == "asteroid" and not plan.from_checkpoint
+    assert plan.hyperparameters["seed"] == 3 and plan.method == "standard" and not plan.from_checkpoint
     assert plan.stages(-1, warm=False) == asteroid_settings(cfg.training, 3, 1, 300.0, split_seed=3)
     warm = plan.stages(2, warm=True)
     assert warm == asteroid_settings(cfg.training, 5, 1, 300.0, warm=True, split_seed=3) and warm.stage1.max_steps == 50

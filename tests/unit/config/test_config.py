@@ -33,7 +33,13 @@ def test_defaults(tmp_path):
     assert cfg.training.gamma_grid == (1.0,) and cfg.training.energy_weight == 0.5
     assert cfg.training.stage_steps() == (3000, 1000)
     assert cfg.training.warm_start and cfg.training.loss == "mse"
-    assert cfg.schedule.bootstrap.method == "rattle" and cfg.schedule.bootstrap.amplitude_A == 0.05
+    # the benchmarks' settings (issue 63): MD bootstrap on the GFN2-xTB baseline, continued MD, the pick by the
+    # model's own predicted error, standard training with the final refit, a cheap minimum
+    assert cfg.model.baseline == "gfn2-xtb" and cfg.training.method == "standard" and cfg.training.final_refit
+    assert cfg.schedule.bootstrap.method == "md" and cfg.schedule.bootstrap.amplitude_A is None
+    assert cfg.bootstrap_surface().method == "gfn2-xtb" and cfg.md.restart_from == "last-stable"
+    assert cfg.selection.expensive_pick == "predicted-error"
+    assert cfg.selection.min_cheap_per_cycle == 2 * cfg.selection.max_expensive_per_cycle == 32
     assert cfg.execution.cluster is not None and cfg.execution.cluster.kind == "local"
     assert cfg.execution.tasks_per_slot == 2 and cfg.execution.max_task_retries == 2
     assert cfg.run_dir == tmp_path.resolve() / "campaign.run"
@@ -155,7 +161,7 @@ def test_md_bootstrap_surface_defaults_to_the_baseline_then_an_xtb_cheap_level(t
     chosen = make(tmp_path, system={"structures": "H2O", "charge": 0, "spin": 2}, fidelities={"cheap": "gfn2-xtb"},
                   schedule={"bootstrap": {"method": "md", "level": "gfn1-xtb"}})
     assert chosen.bootstrap_surface().method == "gfn1-xtb" and chosen.bootstrap_surface().spin == 2
-    assert make(tmp_path).bootstrap_surface() is None
+    assert make(tmp_path, schedule={"bootstrap": {"method": "rattle"}}).bootstrap_surface() is None
 
 
 def test_relative_structure_path_and_multi_frame_xyz(tmp_path, monkeypatch):

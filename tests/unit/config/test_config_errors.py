@@ -105,11 +105,11 @@ CASES = [
         r"^schedule\.bootstrap\.amplitude_A: only used by method 'rattle' \(method is 'normal-modes'\)$",
     ),
     (
-        {"schedule": {"bootstrap": {"temperature_K": 300}}},
+        {"schedule": {"bootstrap": {"method": "rattle", "temperature_K": 300}}},
         r"^schedule\.bootstrap\.temperature_K: only used by methods 'normal-modes' and 'md'",
     ),
     (
-        {"schedule": {"bootstrap": {"method": "md"}}},
+        {"model": {"preset": "small", "baseline": None}, "schedule": {"bootstrap": {"method": "md"}}},
         r"^schedule\.bootstrap\.method: md runs GFN-xTB MD; name its surface in schedule\.bootstrap\.level ",
     ),
     (
@@ -118,7 +118,7 @@ CASES = [
         r"not the pyscf fidelity ",
     ),
     (
-        {"schedule": {"bootstrap": {"spacing_fs": 50}}},
+        {"schedule": {"bootstrap": {"method": "rattle", "spacing_fs": 50}}},
         r"^schedule\.bootstrap\.spacing_fs: only used by method 'md' \(method is 'rattle'\)$",
     ),
     (
