@@ -17,7 +17,8 @@ while one of its atoms found a new partner is a reaction event
 (:mod:`alloop.md.events`), and the bonds are measured against the replica's
 current bond set, which the caller carries along (the segment keeps it in the
 replica state); a bond stretched with no new partner (a fragment flying apart)
-still stops the replica. In a periodic
+still stops the replica, unless an atom of it is near another atom on its way
+to a new bond (:func:`alloop.md.events.in_transit`). In a periodic
 cell (``cell``, from a structure periodic in all three directions) every distance is the minimum-image one, so wrapped
 positions and molecules split across the cell's faces are measured right.
 
@@ -41,7 +42,7 @@ from ase import Atoms
 from ase.data import covalent_radii
 
 from alloop.errors import AlloopError
-from alloop.md.events import BondSet, ReactionEvent, react
+from alloop.md.events import BondSet, ReactionEvent, in_transit, react
 from alloop.structures import pair_distances, periodic_cell
 
 NON_FINITE_FORCES = "non_finite_forces"
@@ -199,9 +200,14 @@ class StabilityGuards:
         if not len(bonds):
             return
         ratio = d[bonds.pairs[:, 0], bonds.pairs[:, 1]] / bonds.lengths
-        k = int(ratio.argmax())
-        if ratio[k] <= self.max_bond_factor:
+        stretched = [int(k) for k in np.argsort(-ratio, kind="stable") if ratio[k] > self.max_bond_factor]
+        if self.reactions == "events" and self.radii is not None:
+            radii = self.radii
+            stretched = [k for k in stretched if not in_transit(d, bonds, radii, self.max_bond_factor,
+                                                                tuple(bonds.pairs[k].tolist()))]
+        if not stretched:
             return
+        k = stretched[0]
         i, j = bonds.pairs[k]
         alone = "; neither atom has a new partner (dissociation)" if self.reactions == "events" else ""
         report.failure = GuardFailure(

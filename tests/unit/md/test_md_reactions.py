@@ -134,3 +134,23 @@ def test_react_takes_the_closer_new_partner_and_keeps_the_rest():
     assert ReplicaState.from_bytes(
         ReplicaState(pos, np.zeros_like(pos), 0, np.random.default_rng(0).bit_generator.state, bonds=after).to_bytes()
     ).bonds.same(after)
+
+
+def test_a_proton_half_way_between_the_oxygens_is_in_transit_not_dissociated(malonaldehyde):
+    """The case GFN2-xTB MD at 1000 K met: after a transfer (bond O0-H5, reference 0.97 A) the proton is 1.47 A from
+    O0, beyond 1.5 x 0.97, and 1.25 A from O4, not yet within bonding distance (1.2 x 0.97): no event, no stop."""
+    p0, p4, h = malonaldehyde.positions[0], malonaldehyde.positions[4], malonaldehyde.positions[5]
+    axis = (p4 - p0) / np.linalg.norm(p4 - p0)
+    side = (h - p0) - np.dot(h - p0, axis) * axis
+    side /= np.linalg.norm(side)
+    span, d0, d4 = np.linalg.norm(p4 - p0), 1.47, 1.25
+    x = (d0**2 - d4**2 + span**2) / (2 * span)
+    pos = malonaldehyde.positions.copy()
+    pos[5] = p0 + x * axis + np.sqrt(d0**2 - x**2) * side
+    guards = StabilityGuards.from_atoms(malonaldehyde, max_bond_factor=1.5)
+    after = guards.reference.exchanged(int(np.flatnonzero((guards.bonds == [4, 5]).all(axis=1))[0]), (0, 5), 0.97)
+    (report,) = guards.inspect(pos[None], np.zeros((1, 9, 3)), bonds=[after], steps=[10])
+    assert report.failure is None and report.events == [] and report.bonds is after
+    pos[5] = p0 + 1.47 * (pos[5] - p0) / np.linalg.norm(pos[5] - p0) + np.array([0.0, 0.0, 1.2])  # out of reach
+    (report,) = guards.inspect(pos[None], np.zeros((1, 9, 3)), bonds=[after], steps=[10])
+    assert report.failure.code == "bond_stretched" and "dissociation" in report.failure.detail
