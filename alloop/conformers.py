@@ -1,10 +1,14 @@
 """Torsional conformers of a molecule: its rotors, their dihedrals and basins, and a set of rotated starts.
 
-A *rotor* is a bond that is not in a ring, between two atoms bonded to
-something else, whose rotation changes the structure: a side made of three
-identical terminal atoms (a methyl, CF3) is a symmetric rotor, whose 120 deg
-rotations only relabel atoms; such rotors are listed but never rotated and
-have no basins. A rotor's dihedral a-b-c-d takes, on each side, the neighbour
+A *rotor* is a single bond between two atoms bonded to something else, whose
+rotation changes the structure. Not rotors: bonds in a ring, bonds in a
+quasi-ring closed by an intramolecular hydrogen bond (:func:`hydrogen_bonds`,
+e.g. malonaldehyde's O-H...O ring), double and triple bonds
+(:func:`multiple_bonds`: judged from valence and length), and bonds whose
+dihedral is undefined on a side (every neighbour collinear with the bond). A
+side made of three identical terminal atoms (a methyl, CF3) is a symmetric
+rotor, whose 120 deg rotations only relabel atoms; such rotors are listed but
+never rotated and have no basins. A rotor's dihedral a-b-c-d takes, on each side, the neighbour
 with the highest atomic number (lowest index on ties), so ethanol's rotors are
 H-O-C-C (trans / gauche+ / gauche-) and the methyl's H-C-C-O.
 
@@ -22,9 +26,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from ase import Atoms
+from ase.data import covalent_radii
 from ase.neighborlist import natural_cutoffs, neighbor_list
 
 BASINS = ("trans", "gauche+", "gauche-")
+#: the usual number of bonds of an element (neutral, not hypervalent): an atom with fewer neighbours is unsaturated
+VALENCE = {1: 1, 5: 3, 6: 4, 7: 3, 8: 2, 9: 1, 14: 4, 15: 3, 16: 2, 17: 1, 35: 1, 53: 1}
+#: a multiple bond is at most this fraction of the single-bond length (the sum of the covalent radii): C=C 1.34 A is
+#: 0.88 of 1.52, C=O 1.21 A 0.85 of 1.42, the conjugated single bond C-C 1.45 A 0.95
+MULTIPLE_BOND_RATIO = 0.97
+#: hydrogen bond X-H...Y (X, Y in N, O, F) closing a quasi-ring: H...Y at most this long (A), angle X-H...Y at least
+HYDROGEN_BOND_A, HYDROGEN_BOND_ANGLE_DEG = 2.3, 120.0
+#: a neighbour whose angle with the bond exceeds this is collinear: it cannot define a dihedral
+COLLINEAR_DEG = 170.0
+_HBOND_ELEMENTS = (7, 8, 9)
 
 
 @dataclass(frozen=True)
@@ -81,17 +96,65 @@ def _is_symmetric_top(numbers: np.ndarray, graph: list[set[int]], atom: int, par
     return len(others) == 3 and len({int(numbers[o]) for o in others}) == 1 and all(len(graph[o]) == 1 for o in others)
 
 
+def multiple_bonds(atoms: Atoms, graph: list[set[int]]) -> set[frozenset[int]]:
+    """The double and triple bonds: each unsaturated atom (fewer neighbours than its :data:`VALENCE`) gives its
+    missing bonds to unsaturated neighbours, shortest bond first (relative to the sum of the covalent radii), where
+    the bond is shorter than :data:`MULTIPLE_BOND_RATIO` x that sum. Malonaldehyde's enol: C=O and C=C, its C-C and
+    C-O(H) stay single."""
+    numbers, d = atoms.numbers, atoms.get_all_distances()
+    missing = [VALENCE.get(int(z), 0) - len(graph[i]) for i, z in enumerate(numbers)]
+    candidates = []
+    for i in range(len(atoms)):
+        for j in graph[i]:
+            ratio = d[i, j] / (covalent_radii[numbers[i]] + covalent_radii[numbers[j]])
+            if i < j and missing[i] > 0 and missing[j] > 0 and ratio < MULTIPLE_BOND_RATIO:
+                candidates.append((ratio, i, j))
+    out = set()
+    for _, i, j in sorted(candidates):
+        while missing[i] > 0 and missing[j] > 0:
+            missing[i] -= 1
+            missing[j] -= 1
+            out.add(frozenset((i, j)))
+    return out
+
+
+def hydrogen_bonds(atoms: Atoms, graph: list[set[int]]) -> list[tuple[int, int]]:
+    """Intramolecular hydrogen bonds (H, acceptor): H bonded to N, O or F and an N, O or F it is not bonded to, within
+    :data:`HYDROGEN_BOND_A` at an angle donor-H...acceptor of at least :data:`HYDROGEN_BOND_ANGLE_DEG`."""
+    numbers, d = atoms.numbers, atoms.get_all_distances()
+    out = []
+    for h in np.flatnonzero(numbers == 1).tolist():
+        donors = [x for x in graph[h] if numbers[x] in _HBOND_ELEMENTS]
+        for y in np.flatnonzero(np.isin(numbers, _HBOND_ELEMENTS)).tolist():
+            if y in graph[h] or d[h, y] > HYDROGEN_BOND_A:
+                continue
+            if any(atoms.get_angle(x, h, y) >= HYDROGEN_BOND_ANGLE_DEG for x in donors):
+                out.append((h, y))
+    return out
+
+
+def _defining(atoms: Atoms, graph: list[set[int]], atom: int, partner: int) -> list[int]:
+    """The neighbours of ``atom`` other than ``partner`` that are not collinear with the bond: they define a
+    dihedral about it."""
+    return [o for o in graph[atom] if o != partner and atoms.get_angle(o, atom, partner) < COLLINEAR_DEG]
+
+
 def find_rotors(atoms: Atoms) -> list[Rotor]:
     """The molecule's rotatable bonds, each once, in order of their atom indices."""
     graph, numbers = bonds(atoms), atoms.numbers
+    closed = [set(g) for g in graph]  # the bonds and the hydrogen bonds: its rings include the quasi-rings
+    for h, y in hydrogen_bonds(atoms, graph):
+        closed[h].add(y)
+        closed[y].add(h)
+    multiple = multiple_bonds(atoms, graph)
     rotors = []
     for b in range(len(atoms)):
         for c in sorted(graph[b]):
-            if c <= b or len(graph[b]) < 2 or len(graph[c]) < 2:
+            if c <= b or len(graph[b]) < 2 or len(graph[c]) < 2 or frozenset((b, c)) in multiple:
                 continue
             side_c = _side(graph, c, b)
-            if side_c is None:
-                continue  # in a ring
+            if side_c is None or _side(closed, c, b) is None:
+                continue  # in a ring, or in a quasi-ring closed by a hydrogen bond
             side_b = set(range(len(atoms))) - side_c
             symmetric = _is_symmetric_top(numbers, graph, b, c) or _is_symmetric_top(numbers, graph, c, b)
             # the side that moves is the smaller one; the dihedral runs from the fixed side to the moving one
@@ -99,9 +162,11 @@ def find_rotors(atoms: Atoms) -> list[Rotor]:
                 b_, c_, moving = c, b, side_b
             else:
                 b_, c_, moving = b, c, side_c
-            a = _heaviest(numbers, [o for o in graph[b_] if o != c_])
-            d = _heaviest(numbers, [o for o in graph[c_] if o != b_])
-            rotors.append(Rotor((a, b_, c_, d), tuple(sorted(moving)), symmetric))
+            ends_b, ends_c = _defining(atoms, graph, b_, c_), _defining(atoms, graph, c_, b_)
+            if not ends_b or not ends_c:
+                continue  # a collinear side: the dihedral measures nothing
+            rotors.append(Rotor((_heaviest(numbers, ends_b), b_, c_, _heaviest(numbers, ends_c)),
+                                tuple(sorted(moving)), symmetric))
     return rotors
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dask
 import pytest
@@ -81,3 +82,12 @@ def ethanol():
     from ase.build import molecule
 
     return molecule("CH3CH2OH")
+
+
+@pytest.fixture
+def malonaldehyde():
+    """The enol of malonaldehyde (HF/STO-3G geometry): O0, C1-C3, O4, the hydrogen-bonded proton H5 on O4."""
+    from alloop.io import read_structures
+
+    (atoms,) = read_structures(Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "malonaldehyde.xyz")
+    return atoms

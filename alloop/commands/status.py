@@ -14,7 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "status",
         help="summarise a campaign store: frames, labels per fidelity and status, CPU cost, models (with their "
         "evaluation-set errors, coverage and predicted errors and, from pretrained weights, their forgetting), "
-        "the conformer basins of labelled frames, per molecule of a campaign of several (frames, flagged share, labels, "
+        "the conformer basins of labelled frames (real rotors only), the MD's reaction events per cycle and the labelled "
+        "frames along them, per molecule of a campaign of several (frames, flagged share, labels, "
         "evaluation errors), last commit",
         description="Summarise a campaign store (RUN_DIR/store.zarr or the store directory itself). "
         "Reads only committed data and takes no lock, so it can run beside a live campaign. With --check, "
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from alloop.store.coverage import format_basins, labelled_basins
     from alloop.store.evaluation_records import format_status, status
     from alloop.store.molecule_table import format_molecules, molecule_status
+    from alloop.store.reactions import format_reactions, reaction_status
     from alloop.store.summary import format_summary, summarize
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:
@@ -49,10 +51,12 @@ def run(args: argparse.Namespace) -> int:
         summary["labelled_basins"] = labelled_basins(store)  # conformer basins of labelled frames, or null
         summary["predicted_errors"] = predicted_errors.status(store)  # per cycle, [] without error models
         summary["molecules"] = molecule_status(store)  # per molecule of a campaign of several, or null
+        summary["reactions"] = reaction_status(store)  # the MD's reaction events per cycle, or null
     text = "\n".join([format_summary(summary), *format_molecules(summary["molecules"]),
                       *format_status(summary["evaluation"]),
                       *predicted_errors.format_status(summary["predicted_errors"]),
-                      *original.format_status(summary["forgetting"]), *format_basins(summary["labelled_basins"])])
+                      *original.format_status(summary["forgetting"]), *format_basins(summary["labelled_basins"]),
+                      *format_reactions(summary["reactions"])])
     print(json.dumps(summary, indent=2) if args.json else text)
     return 0
 

@@ -30,6 +30,12 @@ class MDConfig(Section):
     record_every: int = Field(default=10, ge=1, description="keep every n-th frame of a segment")
     max_bond_stretch: float = Field(default=1.8, gt=1, description="stop when a bond exceeds this x its start length")
     min_distance_A: float = Field(default=0.5, gt=0, description="stop when two atoms come closer than this")
+    reactions: Literal["events", "stop"] = Field(
+        default="events",
+        description="a bond that breaks while one of its atoms finds a new partner within bonding distance: "
+        "'events' records it (md_events) and the replica goes on, measured against its new bonds; 'stop' stops "
+        "the replica once the old bond exceeds max_bond_stretch (the strict behaviour before reactions were events)",
+    )
     temperature_range_K: tuple[float, float] | None = Field(
         default=None, validate_default=True, description="stop outside [low, high]; default [0, 3 x temperature_K]"
     )

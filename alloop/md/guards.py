@@ -1,16 +1,24 @@
 """Stability guards: stop a replica whose MD has become unphysical.
 
-Checks, in this order, per replica and step: non-finite forces (or forces
-above ``max_force_eV_A`` if set), two atoms closer than ``min_distance_A``,
-a starting bond stretched beyond ``max_bond_factor`` times its starting
-length, and the running-average kinetic temperature outside
-``[min_temperature_K, max_temperature_K]``.
+Guards stop the unphysical, not chemistry. Checks, in this order, per
+replica and step: non-finite forces (or forces above ``max_force_eV_A`` if
+set), two atoms closer than ``min_distance_A``, a bond stretched beyond
+``max_bond_factor`` times its reference length, and the running-average
+kinetic temperature outside ``[min_temperature_K, max_temperature_K]``.
 
 Bonds are the pairs closer than ``bond_tolerance * (r_cov,i + r_cov,j)``
 (``ase.data.covalent_radii``) in the reference structure; build the guards
-once from a replica's starting structure so later segments keep measuring
-against the same bonds (:class:`ReplicaGuards` holds one set per replica of a
-segment, for replicas that start from different structures). In a periodic
+once from a replica's starting structure (:class:`ReplicaGuards` holds one set
+per replica of a segment, for replicas that start from different structures).
+``reactions`` says what a changed bond is. ``stop``: every bond of the starting
+structure is measured against its starting length, and a stretched one stops
+the replica. ``events`` (the default): before the bond check, a bond that broke
+while one of its atoms found a new partner is a reaction event
+(:mod:`alloop.md.events`), and the bonds are measured against the replica's
+current bond set, which the caller carries along (the segment keeps it in the
+replica state); a bond stretched with no new partner (a fragment flying apart)
+still stops the replica, unless an atom of it is near another atom on its way
+to a new bond (:func:`alloop.md.events.in_transit`). In a periodic
 cell (``cell``, from a structure periodic in all three directions) every distance is the minimum-image one, so wrapped
 positions and molecules split across the cell's faces are measured right.
 
@@ -25,14 +33,16 @@ state, so a resumed segment sees the same values.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
 
 from alloop.errors import AlloopError
+from alloop.md.events import BondSet, ReactionEvent, in_transit, react
 from alloop.structures import pair_distances, periodic_cell
 
 NON_FINITE_FORCES = "non_finite_forces"
@@ -41,6 +51,7 @@ ATOMS_TOO_CLOSE = "atoms_too_close"
 BOND_STRETCHED = "bond_stretched"
 TEMPERATURE_OUT_OF_RANGE = "temperature_out_of_range"
 STOP_CODES = (NON_FINITE_FORCES, FORCE_TOO_LARGE, ATOMS_TOO_CLOSE, BOND_STRETCHED, TEMPERATURE_OUT_OF_RANGE)
+REACTIONS = ("events", "stop")
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,15 @@ class GuardFailure:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
+
+
+@dataclass
+class GuardReport:
+    """One replica after one step: why it stops (None: it goes on), its current bonds and the reactions found."""
+
+    failure: GuardFailure | None
+    bonds: BondSet | None = None  # None: the guards' reference bonds (no reaction so far)
+    events: list[ReactionEvent] = field(default_factory=list)
 
 
 def detect_bonds(numbers: np.ndarray, positions: np.ndarray, tolerance: float = 1.2,
@@ -80,8 +100,13 @@ class StabilityGuards:
     temperature_window_steps: int = 100
     max_force_eV_A: float | None = None
     cell: np.ndarray | None = None  # [3, 3] Angstrom: minimum-image distances in this periodic cell
+    reactions: Literal["events", "stop"] = "events"
+    bond_tolerance: float = 1.2
+    radii: np.ndarray | None = None  # [n] covalent radii (Angstrom): needed to find new partners (events)
 
     def __post_init__(self) -> None:
+        if self.reactions not in REACTIONS:
+            raise AlloopError(f"unknown reactions '{self.reactions}': use 'events' or 'stop'")
         if self.max_bond_factor <= 1.0:
             raise AlloopError(f"max_bond_factor must be > 1, got {self.max_bond_factor}")
         if self.min_distance_A < 0:
@@ -112,7 +137,13 @@ class StabilityGuards:
         bonds, lengths = detect_bonds(atoms.numbers, atoms.positions, bond_tolerance, cell)
         if temperature_K is not None and "max_temperature_K" not in thresholds:
             thresholds["max_temperature_K"] = temperature_factor * temperature_K
-        return cls(bonds=bonds, bond_lengths=lengths, cell=cell, **thresholds)
+        return cls(bonds=bonds, bond_lengths=lengths, cell=cell, bond_tolerance=bond_tolerance,
+                   radii=np.asarray(covalent_radii[atoms.numbers], dtype=np.float64), **thresholds)
+
+    @cached_property
+    def reference(self) -> BondSet:
+        """The bonds of the reference structure with their starting lengths."""
+        return BondSet(self.bonds, self.bond_lengths)
 
     def update_temperature(self, t_avg: np.ndarray, t_inst: np.ndarray) -> np.ndarray:
         """The running average after one more step (NaN entries start at ``t_inst``)."""
@@ -122,8 +153,19 @@ class StabilityGuards:
     def check(
         self, positions: np.ndarray, forces: np.ndarray, t_avg: np.ndarray | None = None
     ) -> list[GuardFailure | None]:
-        """One entry per replica of positions/forces [R, n, 3]: None if stable, else the first failure."""
-        out: list[GuardFailure | None] = [None] * positions.shape[0]
+        """One entry per replica of positions/forces [R, n, 3]: None if stable, else the first failure (bonds
+        measured against the reference; :meth:`inspect` takes each replica's current bonds and finds reactions)."""
+        return [report.failure for report in self.inspect(positions, forces, t_avg)]
+
+    def inspect(self, positions: np.ndarray, forces: np.ndarray, t_avg: np.ndarray | None = None,
+                bonds: Sequence[BondSet | None] | None = None, steps: Sequence[int] | None = None
+                ) -> list[GuardReport]:
+        """One report per replica of positions/forces [R, n, 3]: its first failure (None if stable) and, with
+        ``reactions: events``, its bonds after this step's reactions (``bonds``: each replica's current set, None
+        for the reference) and the reactions, stamped with ``steps`` (absolute step numbers)."""
+        n_rep = positions.shape[0]
+        current = list(bonds) if bonds is not None else [None] * n_rep
+        out = [GuardReport(None, current[r]) for r in range(n_rep)]
         finite = np.isfinite(forces).all(axis=(1, 2)) & np.isfinite(positions).all(axis=(1, 2))
         fmax = np.linalg.norm(np.where(np.isfinite(forces), forces, 0.0), axis=-1).max(axis=1)
         n = positions.shape[1]
@@ -131,32 +173,47 @@ class StabilityGuards:
             d = pair_distances(positions, self.cell)
             iu, ju = np.triu_indices(n, k=1)
             pair_d = d[:, iu, ju]
-        for r in range(positions.shape[0]):
+        for r, report in enumerate(out):
             if not finite[r]:
-                out[r] = GuardFailure(NON_FINITE_FORCES, "forces or positions contain NaN/inf")
+                report.failure = GuardFailure(NON_FINITE_FORCES, "forces or positions contain NaN/inf")
             elif self.max_force_eV_A is not None and fmax[r] > self.max_force_eV_A:
-                out[r] = GuardFailure(FORCE_TOO_LARGE, f"max |F| {fmax[r]:.3g} > {self.max_force_eV_A:.3g} eV/A")
+                report.failure = GuardFailure(FORCE_TOO_LARGE,
+                                              f"max |F| {fmax[r]:.3g} > {self.max_force_eV_A:.3g} eV/A")
             elif n > 1 and pair_d[r].min() < self.min_distance_A:
                 k = int(pair_d[r].argmin())
-                out[r] = GuardFailure(
+                report.failure = GuardFailure(
                     ATOMS_TOO_CLOSE, f"atoms {iu[k]}-{ju[k]} at {pair_d[r, k]:.3f} A < {self.min_distance_A} A"
                 )
-            elif len(self.bonds):
-                out[r] = self._check_bonds(d[r])
-            if out[r] is None and t_avg is not None:
-                out[r] = self._check_temperature(float(t_avg[r]))
+            elif n > 1:
+                self._check_bonds(d[r], report, 0 if steps is None else int(steps[r]))
+            if report.failure is None and t_avg is not None:
+                report.failure = self._check_temperature(float(t_avg[r]))
         return out
 
-    def _check_bonds(self, d: np.ndarray) -> GuardFailure | None:
-        ratio = d[self.bonds[:, 0], self.bonds[:, 1]] / self.bond_lengths
-        k = int(ratio.argmax())
-        if ratio[k] <= self.max_bond_factor:
-            return None
-        i, j = self.bonds[k]
-        return GuardFailure(
+    def _check_bonds(self, d: np.ndarray, report: GuardReport, step: int) -> None:
+        """Find the reactions (``events``) and the first bond stretched beyond the factor; fills ``report``."""
+        bonds = self.reference if self.reactions == "stop" else (report.bonds or self.reference)
+        if self.reactions == "events" and self.radii is not None:
+            after, report.events = react(d, bonds, self.radii, self.bond_tolerance, self.max_bond_factor, step)
+            if report.events:
+                bonds = report.bonds = after
+        if not len(bonds):
+            return
+        ratio = d[bonds.pairs[:, 0], bonds.pairs[:, 1]] / bonds.lengths
+        stretched = [int(k) for k in np.argsort(-ratio, kind="stable") if ratio[k] > self.max_bond_factor]
+        if self.reactions == "events" and self.radii is not None:
+            radii = self.radii
+            stretched = [k for k in stretched if not in_transit(d, bonds, radii, self.max_bond_factor,
+                                                                tuple(bonds.pairs[k].tolist()))]
+        if not stretched:
+            return
+        k = stretched[0]
+        i, j = bonds.pairs[k]
+        alone = "; neither atom has a new partner (dissociation)" if self.reactions == "events" else ""
+        report.failure = GuardFailure(
             BOND_STRETCHED,
-            f"bond {i}-{j} at {ratio[k] * self.bond_lengths[k]:.3f} A > {self.max_bond_factor} x "
-            f"{self.bond_lengths[k]:.3f} A",
+            f"bond {i}-{j} at {ratio[k] * bonds.lengths[k]:.3f} A > {self.max_bond_factor} x "
+            f"{bonds.lengths[k]:.3f} A{alone}",
         )
 
     def _check_temperature(self, t: float) -> GuardFailure | None:
@@ -193,6 +250,18 @@ class ReplicaGuards:
             found = guards.check(positions[ks], forces[ks], None if t_avg is None else t_avg[ks])
             for k, failure in zip(ks, found, strict=True):
                 out[int(k)] = failure
+        return out
+
+    def inspect(self, replicas: np.ndarray, positions: np.ndarray, forces: np.ndarray, t_avg: np.ndarray | None,
+                bonds: Sequence[BondSet | None], steps: Sequence[int]) -> list[GuardReport]:
+        """:meth:`StabilityGuards.inspect` of replicas ``replicas`` (rows of positions/forces [R, n, 3], of
+        ``bonds`` and ``steps``)."""
+        out: list[GuardReport] = [GuardReport(None)] * len(replicas)
+        for guards, ks in self._shared(replicas):
+            found = guards.inspect(positions[ks], forces[ks], None if t_avg is None else t_avg[ks],
+                                   [bonds[int(k)] for k in ks], [int(steps[int(k)]) for k in ks])
+            for k, report in zip(ks, found, strict=True):
+                out[int(k)] = report
         return out
 
     def update_temperature(self, replicas: np.ndarray, t_avg: np.ndarray, t_inst: np.ndarray) -> np.ndarray:

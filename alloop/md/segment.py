@@ -3,7 +3,10 @@
 ``run_segment`` integrates every active replica for ``n_steps`` steps,
 records a frame (positions, potential energy, forces, per-atom latent
 features, kinetic energy) whenever a replica's absolute step is a multiple of
-``record_every``, and checks the stability guards after every step. A replica
+``record_every``, and checks the stability guards after every step. A bond
+that broke while one of its atoms found a new partner is a reaction event
+(guards with ``reactions: events``): recorded per replica, the replica goes on
+with its new bonds, which its states carry. A replica
 that fails a guard is stopped: its failing frame is recorded with
 ``unstable=True`` (whatever its step), the others continue. Each replica
 keeps its last stable state (the state at its last recorded frame that passed
@@ -38,6 +41,7 @@ import torch
 from ase import Atoms
 
 from alloop.errors import AlloopError
+from alloop.md.events import BondSet, ReactionEvent
 from alloop.md.guards import GuardFailure, ReplicaGuards, StabilityGuards
 from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kinetic_energy, kinetic_temperature
 from alloop.md.state import ReplicaState, redraw_velocities
@@ -91,7 +95,7 @@ class ReplicaTrajectory:
 
 @dataclass
 class SegmentResult:
-    """Per-replica frames, states, stop reasons (None = ran to the end) and timing.
+    """Per-replica frames, states, stop reasons (None = ran to the end), reaction events and timing.
 
     ``final_states[r]`` is the state after replica r's last step (for a stopped
     replica, the failing state: do not continue from it); ``last_stable_states[r]``
@@ -103,6 +107,7 @@ class SegmentResult:
     final_states: list[ReplicaState]
     last_stable_states: list[ReplicaState]
     stop_reasons: list[GuardFailure | None]
+    events: list[list[ReactionEvent]] = field(default_factory=list)  # per replica, in step order
     n_model_calls: int = 0
     model_seconds: float = 0.0
     total_seconds: float = 0.0
@@ -214,6 +219,8 @@ class _Replicas:
         self.steps = np.array([s.step for s in states], dtype=np.int64)
         self.t_avg = np.array([s.temperature_avg_K for s in states], dtype=np.float64)
         self.rngs = [s.generator() for s in states]
+        self.bonds: list[BondSet | None] = [s.bonds for s in states]
+        self.events: list[list[ReactionEvent]] = [[] for _ in range(n_rep)]
         self.last_stable = [s.copy() for s in states]
         self.reasons: list[GuardFailure | None] = [None] * n_rep
         self.active = np.ones(n_rep, dtype=bool)
@@ -227,7 +234,7 @@ class _Replicas:
         """Replica ``r``'s current state."""
         s = self.states[r]
         return ReplicaState(self.x[r].copy(), self.v[r].copy(), int(self.steps[r]), self.rngs[r].bit_generator.state,
-                            float(self.t_avg[r]), s.restarts, dict(s.extra))
+                            float(self.t_avg[r]), s.restarts, dict(s.extra), self.bonds[r])
 
     def start(self, evaluate: _Evaluator) -> int:
         """Evaluate the starting states and check them (a failing one is recorded and stopped); returns the number
@@ -261,8 +268,14 @@ class _Replicas:
     def check_and_record(self, idx: np.ndarray, e: np.ndarray, f: np.ndarray, feat: np.ndarray, eb: np.ndarray,
                          t: np.ndarray | None) -> None:
         """Check replicas ``idx`` against the guards (``t``: their running-average temperatures; None at the start,
-        when only failing frames are recorded); record the frames due and the failing ones, stop those."""
-        failures = self.guards.check(idx, self.x[idx], f, t) if self.guards is not None else [None] * idx.size
+        when only failing frames are recorded); keep their reactions and new bonds; record the frames due and the
+        failing ones, stop those."""
+        failures: list[GuardFailure | None] = [None] * idx.size
+        if self.guards is not None:
+            reports = self.guards.inspect(idx, self.x[idx], f, t, [self.bonds[r] for r in idx], self.steps[idx])
+            for k, (r, report) in enumerate(zip(idx, reports, strict=True)):
+                failures[k], self.bonds[r] = report.failure, report.bonds
+                self.events[r].extend(report.events)
         ke = kinetic_energy(self.v[idx], self.masses)
         for k, r in enumerate(idx):
             failed = failures[k] is not None
@@ -282,6 +295,7 @@ class _Replicas:
             final_states=[self.snapshot(r) for r in range(n_rep)],
             last_stable_states=self.last_stable,
             stop_reasons=self.reasons,
+            events=self.events,
             n_model_calls=evaluate.calls,
             model_seconds=evaluate.seconds,
             total_seconds=time.perf_counter() - t_start,

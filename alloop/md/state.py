@@ -1,10 +1,13 @@
-"""Replica state: positions, velocities, step, thermostat RNG, serialisable as an opaque blob.
+"""Replica state: positions, velocities, step, thermostat RNG, current bonds, serialisable as an opaque blob.
 
 Units (ASE): positions in Angstrom, velocities in Angstrom per ASE time unit
 (``ase.units.fs`` ASE time units make one femtosecond), masses in amu.
 Every replica owns one numpy PCG64 generator; its full state travels with
 the replica, so a segment resumed from a saved state continues the exact
-random stream of the uninterrupted run.
+random stream of the uninterrupted run. A replica that has reacted carries its
+current bonds (:class:`alloop.md.events.BondSet`), so its guards keep measuring
+against them after a resume; states written before bonds were carried read
+back with none (the guards' reference bonds).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from ase import Atoms
 
 from alloop.errors import AlloopError
+from alloop.md.events import BondSet
 from alloop.units import KB_EV_PER_K
 
 _FORMAT = 1
@@ -30,7 +34,9 @@ class ReplicaState:
 
     ``temperature_avg_K`` is the running-average kinetic temperature used by
     the temperature guard (NaN until the first step); ``restarts`` counts
-    restarts, so re-drawn velocities get a fresh seed.
+    restarts, so re-drawn velocities get a fresh seed; ``bonds`` is the
+    replica's current bond set after a reaction (None: the bonds of its guards'
+    reference structure).
     """
 
     positions: np.ndarray  # [n, 3] float64, Angstrom
@@ -40,6 +46,7 @@ class ReplicaState:
     temperature_avg_K: float = float("nan")
     restarts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, carried along untouched
+    bonds: BondSet | None = None
 
     def __post_init__(self) -> None:
         self.positions = np.array(self.positions, dtype=np.float64)
@@ -75,6 +82,7 @@ class ReplicaState:
             "temperature_avg_K": None if np.isnan(self.temperature_avg_K) else self.temperature_avg_K,
             "restarts": self.restarts,
             "extra": self.extra,
+            "bonds": None if self.bonds is None else self.bonds.to_json(),
         }
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -100,6 +108,7 @@ class ReplicaState:
             temperature_avg_K=float("nan") if t_avg is None else float(t_avg),
             restarts=int(meta["restarts"]),
             extra=dict(meta["extra"]),
+            bonds=None if meta.get("bonds") is None else BondSet.from_json(meta["bonds"]),
         )
 
     def to_bytes(self) -> bytes:
@@ -156,11 +165,12 @@ def redraw_velocities(state: ReplicaState, masses: np.ndarray, temperature_K: fl
 
     The new generator is seeded from ``(seed, state.restarts + 1)`` so repeated
     restarts of one replica never reuse a stream; the guard's running
-    temperature is reset.
+    temperature is reset; the current bonds are kept.
     """
     restarts = state.restarts + 1
     gen = np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), restarts])))
     v = maxwell_boltzmann_velocities(masses, temperature_K, gen)
     return ReplicaState(
-        state.positions.copy(), v, state.step, gen.bit_generator.state, float("nan"), restarts, dict(state.extra)
+        state.positions.copy(), v, state.step, gen.bit_generator.state, float("nan"), restarts, dict(state.extra),
+        state.bonds,
     )

@@ -1,4 +1,4 @@
-"""A short Markdown summary of a campaign: status, cost, failures, models, molecules, stop reason."""
+"""A short Markdown summary of a campaign: status, cost, failures, models, molecules, reactions, stop reason."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
 from alloop.store.levels import Levels, read_levels
 from alloop.store.molecule_table import molecule_cells, molecule_headers, molecule_status
+from alloop.store.reactions import reaction_status
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
 
@@ -63,6 +64,7 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None,
     lines += _bias_table(store)
     lines += _levels_line(read_levels(store) if levels is None else levels)
     lines += _basins_table(labelled_basins(store) if basins is None else basins)
+    lines += _reactions_table(reaction_status(store))
     return "\n".join(lines) + "\n"
 
 
@@ -137,6 +139,24 @@ def _basins_table(coverage: dict[str, Any] | None) -> list[str]:
             so_far = " / ".join(f"{100 * x:.0f}" for x in shares[k])
             lines.append(f"| {label} | {'bootstrap' if cycle < 0 else cycle} "
                          f"| {' | '.join(map(str, per_cycle[cycle]))} | {so_far} |")
+    return lines
+
+
+def _reactions_table(status: dict[str, Any] | None) -> list[str]:
+    """The MD's reaction events per cycle (:mod:`alloop.store.reactions`) and the labelled frames nearer each partner
+    of every atom that moved."""
+    if status is None:
+        return []
+    lines = ["", "Reaction events of the MD (a bond broken while its atom formed another; the replica went on):", "",
+             "| cycle | events | reactions |", "|---|---:|---|"]
+    for c, row in status["cycles"].items():
+        what = ", ".join(f"{name} x{n}" for name, n in row["reactions"].items()) or "-"
+        lines.append(f"| {'bootstrap' if c < 0 else c} | {row['events']} | {what} |")
+    for name, sides in status.get("sides", {}).items():
+        label = fidelity_label({"roles": status.get("roles", {})}, name)
+        lines.append("")
+        lines.append(f"Labelled frames nearer each partner, {label}: "
+                     + "; ".join(f"{move} {n[0]} / {n[1]}" for move, n in sides.items()))
     return lines
 
 

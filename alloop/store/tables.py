@@ -22,6 +22,8 @@ schema's, values are checked and cast to its dtypes), readers through
 - ``md_predicted``: the predicted force error of every MD frame (models with a calibrated error model);
 - ``md_bias``: the uncertainty bias energy of every frame recorded under uncertainty-driven MD;
 - ``herding_target``: per cycle, the MD frames its kernel herding matched (``selection.exploration`` < 1);
+- ``md_events``: one row per reaction event of the MD (a bond broken while one of its atoms formed a new
+  one, :mod:`alloop.md.events`): the two pairs of atoms, where and when;
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
 """
@@ -127,6 +129,14 @@ MD_BIAS = TableSchema("md_bias", (_col("frame_id", np.int64), _col("bias_energy_
 #: per cycle: the MD frames (ids) that the cycle's kernel herding matched (selection.exploration < 1): the cycle's
 #: frames at md.temperature_K, or the campaign's reservoir of them (selection.herding_target: campaign)
 HERDING_TARGET = TableSchema("herding_target", (_col("cycle", np.int32), _col("frame_id", np.int64)))
+#: per reaction event (md.reactions: events): the cycle, the model that ran the MD, the replica, its absolute MD step
+#: and time (fs), the broken pair and the formed pair (atom indices, i < j) with their distances at the event (A)
+MD_EVENTS = TableSchema(
+    "md_events",
+    (_col("cycle", np.int32), _col("model_version", np.int32), _col("replica", np.int32), _col("md_step", np.int64),
+     _col("time_fs", np.float64), _col("broken_i", np.int32), _col("broken_j", np.int32), _col("formed_i", np.int32),
+     _col("formed_j", np.int32), _col("broken_A", np.float64), _col("formed_A", np.float64)),
+)
 #: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
 WORKER_LOSSES = TableSchema(
     "worker_losses",
@@ -135,7 +145,7 @@ WORKER_LOSSES = TableSchema(
 )
 #: every ledger table, by name
 SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_MOLECULES, EVAL_COVERAGE,
-                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, WORKER_LOSSES)}
+                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, MD_EVENTS, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from ase import Atoms
 
 from alloop.campaign.execution.worker import pin_threads
 from alloop.errors import AlloopError
+from alloop.md.events import ReactionEvent
 from alloop.md.guards import StabilityGuards
 from alloop.md.segment import MDSettings, run_segment
 from alloop.md.state import ReplicaState
@@ -35,8 +37,9 @@ class GuardSettings:
     min_distance_A: float
     min_temperature_K: float
     max_temperature_K: float
+    reactions: Literal["events", "stop"] = "events"  # md.reactions
 
-    def thresholds(self) -> dict[str, float]:
+    def thresholds(self) -> dict[str, Any]:
         """The keyword arguments of ``StabilityGuards.from_atoms``."""
         return asdict(self)
 
@@ -62,6 +65,7 @@ class MDTaskResult:
     total_seconds: float
     labelled_descriptors: np.ndarray | None = None  # [K, D] of request.labelled (None when it had none)
     reservoir_descriptors: np.ndarray | None = None  # [R, D] of request.reservoir (None when it had none)
+    events: list[tuple[int, ReactionEvent]] = field(default_factory=list)  # (global replica, reaction), in order
 
 
 @dataclass
@@ -153,6 +157,7 @@ def md_task(request: MDRequest) -> MDTaskResult:
         total_seconds=time.perf_counter() - t0,
         labelled_descriptors=_describe(model, request.labelled, request.descriptor_elements()),
         reservoir_descriptors=_describe(model, request.reservoir, request.descriptor_elements()),
+        events=[(r, e) for r, found in zip(order, result.events, strict=True) for e in found],
     )
 
 

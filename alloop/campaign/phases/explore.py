@@ -6,9 +6,9 @@ atoms in the same order) and bath temperature, each split over the workers and a
 call per step. Each replica's guards measure it against its own starting structure, and a stopped replica
 restarts from it; frame descriptors have one column block per element of the campaign, the same in every task.
 The recorded frames, their scores and
-flags, the cheap-label selection and the replicas' new states are committed
+flags, the cheap-label selection, the reaction events (``md_events``) and the replicas' new states are committed
 together by the caller, so a crash never leaves frames without their
-selection or a replica state ahead of its frames.
+selection or a replica state ahead of its frames, and every event is committed exactly once.
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
         tables.append(store, tables.MD_BIAS, frame_id=ids, bias_energy_eV=meta["bias_energy"])
     predicted = _record_predicted(ctx, cycle, ids, meta)
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, ctx, cycle)))
+    _record_events(ctx, cycle, version, results)
     _log_stops(ctx, cycle, results)
     rate = float(flagged.mean())
     limit = "the limit" if s.uncertainty_target is None else f"{s.uncertainty_target:g} eV/A (predicted bound)"
@@ -208,6 +209,21 @@ def _choose(selection: SelectionSettings, meta: dict[str, np.ndarray], descripto
     flags = np.where(flagged, int(FrameFlag.FLAGGED), 0) | np.where(unstable, int(FrameFlag.UNSTABLE), 0)
     flags[chosen.indices] |= int(FrameFlag.SELECTED_CHEAP)
     return chosen, flags.astype(np.uint32)
+
+
+def _record_events(ctx: PhaseContext, cycle: int, version: int, results: list[MDTaskResult]) -> None:
+    """Add the tasks' reaction events to ``md_events`` (committed with the frames) and log each one."""
+    found = sorted(((r, e) for res in results for r, e in res.events), key=lambda re: (re[0], re[1].step))
+    if not found:
+        return
+    step = np.array([e.step for _, e in found], dtype=np.int64)
+    tables.append(ctx.store, tables.MD_EVENTS, cycle=np.full(len(found), cycle), model_version=np.full(len(found), version),
+                  replica=[r for r, _ in found], md_step=step, time_fs=step * ctx.settings.explore.md.timestep_fs,
+                  broken_i=[e.broken[0] for _, e in found], broken_j=[e.broken[1] for _, e in found],
+                  formed_i=[e.formed[0] for _, e in found], formed_j=[e.formed[1] for _, e in found],
+                  broken_A=[e.broken_A for _, e in found], formed_A=[e.formed_A for _, e in found])
+    for r, event in found:
+        ctx.log(f"cycle {cycle}: replica {r} reacted at {event} (recorded; it goes on)")
 
 
 def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> None:

@@ -187,7 +187,7 @@ def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
         md=MDSettings(temperature_K=md.temperature_K, timestep_fs=md.timestep_fs, friction_per_fs=md.friction_per_fs,
                       integrator=integrator),
         guards=GuardSettings(max_bond_factor=md.max_bond_stretch, min_distance_A=md.min_distance_A,
-                             min_temperature_K=low, max_temperature_K=high),
+                             min_temperature_K=low, max_temperature_K=high, reactions=md.reactions),
         restart_from=md.restart_from,
         bias=BiasSettings(strength_eV=md.uncertainty_bias_eV, scale=md.uncertainty_bias_scale),
         ladder_K=tuple(md.temperature_ladder_K or ()),

@@ -16,10 +16,10 @@ def _cfg(**sections) -> CampaignConfig:
 def test_md_and_guard_settings():
     ex = campaign_settings(_cfg(md={"ensemble": "nve", "temperature_K": 400, "temperature_range_K": [100, 900],
                                     "max_bond_stretch": 1.5, "min_distance_A": 0.6, "segment_steps": 50,
-                                    "record_every": 5, "n_replicas": 3})).explore
+                                    "record_every": 5, "n_replicas": 3, "reactions": "stop"})).explore
     assert (ex.md.integrator, ex.md.temperature_K, ex.md.timestep_fs) == ("verlet", 400, 0.5)
     assert ex.guards.thresholds() == {"max_bond_factor": 1.5, "min_distance_A": 0.6, "min_temperature_K": 100,
-                                      "max_temperature_K": 900}
+                                      "max_temperature_K": 900, "reactions": "stop"}
     assert (ex.n_replicas, ex.segment_steps, ex.record_every, ex.restart_from) == (3, 50, 5, "last-stable")
     assert pickle.loads(pickle.dumps(ex)) == ex  # goes to workers inside an MDRequest
 

@@ -24,8 +24,17 @@ def test_campaign_folder_has_the_promised_files():
     assert {"quickstart.yaml", "ethanol.yaml", "naive-vs-periodic.yaml", "naive.yaml"} <= names
 
 
+#: campaigns whose model start is run data (not in git; benchmarks/artefacts.yaml restores or remakes it)
+NEEDS_RUN_DATA = {"reline-szv-start.yaml": CAMPAIGNS[0].parents[1] / "runs" / "reline_sevennet0_szv.pt"}
+
+
 @pytest.mark.parametrize("path", CAMPAIGNS, ids=[p.stem for p in CAMPAIGNS])
 def test_campaign_files_validate_and_round_trip(path):
+    if path.name in NEEDS_RUN_DATA and not NEEDS_RUN_DATA[path.name].is_file():
+        with pytest.raises(ValueError, match="file not found"):  # refused with the reason, not a traceback
+            load_campaign(path)
+        pytest.skip(f"{path.name} starts from run data not in git (python benchmarks/artefacts.py restore "
+                    "reline-sevennet0-szv)")
     cfg = load_campaign(path)
     assert cfg.run_dir.parent == path.parent.resolve()
     data = json.loads(json.dumps(cfg.to_dict()))

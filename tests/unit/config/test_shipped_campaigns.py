@@ -40,8 +40,15 @@ def test_the_snapshot_covers_every_shipped_campaign():
     assert sorted(json.loads(SNAPSHOT.read_text())) == FILES
 
 
+#: campaigns whose model start is run data (not in git; benchmarks/artefacts.yaml restores or remakes it)
+NEEDS_RUN_DATA = {"reline-szv-start.yaml": ROOT / "runs" / "reline_sevennet0_szv.pt"}
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_a_shipped_campaign_resolves_as_before(name):
+    if name in NEEDS_RUN_DATA and not NEEDS_RUN_DATA[name].is_file():
+        pytest.skip(f"{name} starts from {NEEDS_RUN_DATA[name].name}, run data not in git "
+                    "(python benchmarks/artefacts.py restore reline-sevennet0-szv)")
     before = flat(json.loads(SNAPSHOT.read_text())[name])
     now = flat(resolved(name))
     changed = {k: (v, now.get(k, "<absent>")) for k, v in before.items() if now.get(k, "<absent>") != v}

@@ -7,13 +7,17 @@ import pytest
 from ase.build import molecule
 
 from alloop.conformers import (
+    Rotor,
     basin_index,
     basin_name,
     basin_populations,
+    bonds,
     conformer_starts,
     dihedrals,
     find_rotors,
     frame_basins,
+    hydrogen_bonds,
+    multiple_bonds,
     rotate,
 )
 
@@ -82,3 +86,25 @@ def test_periodic_structures_are_refused() -> None:
     atoms.pbc = True
     with pytest.raises(ValueError, match="molecules"):
         find_rotors(atoms)
+
+
+def test_double_bonds_are_not_rotors() -> None:
+    ethylene = molecule("C2H4")
+    assert find_rotors(ethylene) == []  # C=C: each carbon has three neighbours, the bond is short
+    propene = molecule("C3H6_Cs")  # CH2=CH-CH3: the methyl turns (a symmetric top), the C=C does not
+    assert [(r.name(propene), r.symmetric) for r in find_rotors(propene)] == [("C-C-C-H", True)]
+    propyne = molecule("C3H4_C3v")  # CH3-C#C-H: nothing to measure about a linear axis, no turn of a triple bond
+    assert find_rotors(propyne) == []
+
+
+def test_malonaldehyde_has_no_rotors_until_its_hydrogen_bond_opens(malonaldehyde) -> None:
+    graph = bonds(malonaldehyde)
+    assert hydrogen_bonds(malonaldehyde, graph) == [(5, 0)]  # O4-H5...O0 closes a six-membered quasi-ring
+    assert multiple_bonds(malonaldehyde, graph) == {frozenset((0, 1)), frozenset((2, 3))}  # O0=C1, C2=C3
+    assert find_rotors(malonaldehyde) == []
+    assert conformer_starts(malonaldehyde, 9) == [malonaldehyde]
+    # the hydroxyl turned away from O0: no hydrogen bond, so C1-C2 (single, conjugated) and C3-O4 turn
+    opened = malonaldehyde.copy()
+    opened.positions[5] = rotate(opened, Rotor((2, 3, 4, 5), (5,), False), 180.0).positions[5]
+    assert hydrogen_bonds(opened, bonds(opened)) == []
+    assert [(r.name(opened), r.label) for r in find_rotors(opened)] == [("C-C-C-O", "3-2-1-0"), ("C-C-O-H", "2-3-4-5")]
