@@ -12,6 +12,7 @@ from store_helpers import make_frame, make_label
 from alloop.labeling.result import STATUS_CODES
 from alloop.molecules import frame_molecules, molecule_name
 from alloop.store import CampaignStore, columns, predicted_errors, tables
+from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 from alloop.store.summary import summarize
 
 
@@ -115,3 +116,27 @@ def test_frame_molecules_pack_or_sort_the_compositions():
     big = [np.repeat(np.arange(1, 41), 3000 - k) for k in range(3)]
     offsets = np.concatenate([[0], np.cumsum([b.size for b in big])])
     assert frame_molecules(np.concatenate(big), offsets).tolist() == [molecule_name(b) for b in big]
+
+
+def test_import_files_only_the_stored_frames_a_query_may_equal(tmp_path):
+    """The vectorised pre-filter of the store's frames: every stored copy is still found (one moved by less than
+    the tolerance too), and the frames filed are those near a query, not every stored frame of the composition."""
+    rng = np.random.default_rng(3)
+    water = [Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]] + rng.normal(0, 0.05, (3, 3)))
+             for _ in range(100)]
+    with CampaignStore.create(tmp_path / "s", {}) as store:
+        store.add_frames(water, origin="md")
+        store.commit()
+    with CampaignStore.open(tmp_path / "s") as store:
+        copies = [store.get_frames([i])[0] for i in (0, 77, 99)]
+        copies[1].positions += 3e-9
+        new = water[5].copy()
+        new.positions += 0.01
+        queries = [*copies, new]
+        keys = {composition_key(a.numbers, a.pbc) for a in queries}
+        every, near = FrameIndex(), FrameIndex()
+        assert index_store_frames(store, keys, every) == 100
+        assert index_store_frames(store, keys, near, [(a.numbers, a.positions) for a in queries]) == 3
+        for index in (every, near):
+            found = [index.find(a.numbers, a.positions, a.cell.array, a.pbc) for a in queries]
+            assert found == [0, 77, 99, None]
