@@ -39,11 +39,24 @@ def frame_molecules(numbers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     if n_frames <= 0:
         return np.zeros(0, dtype=object)
     elements, column = np.unique(numbers, return_inverse=True)
-    counts = np.zeros((n_frames, elements.size), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(n_frames), np.diff(offsets)), column), 1)
-    kinds, which = np.unique(counts, axis=0, return_inverse=True)
+    frame = np.repeat(np.arange(n_frames), np.diff(offsets))
+    counts = np.bincount(frame * elements.size + column.ravel(), minlength=n_frames * elements.size)
+    counts = counts.reshape(n_frames, elements.size)
+    kinds, which = _unique_rows(counts)
     names = [molecule_name(np.repeat(elements, row)) for row in kinds]
-    return np.array(names, dtype=object)[np.asarray(which).ravel()]
+    return np.array(names, dtype=object)[which]
+
+
+def _unique_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a non-negative integer matrix and each row's index among them; rows are packed into
+    one integer each when they fit (a sort of M numbers instead of M rows)."""
+    base = int(counts.max(initial=0)) + 1
+    if counts.shape[1] * np.log2(base) < 62:
+        keys = counts @ (base ** np.arange(counts.shape[1], dtype=np.int64))
+        _, first, which = np.unique(keys, return_index=True, return_inverse=True)
+        return counts[first], np.asarray(which).ravel()
+    kinds, which = np.unique(counts, axis=0, return_inverse=True)
+    return kinds, np.asarray(which).ravel()
 
 
 @dataclass(frozen=True)

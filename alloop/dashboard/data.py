@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from alloop.dashboard.budget import budget_left, role_of_hash
+from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store import predicted_errors, tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.evaluation_records import cycles_table
@@ -116,20 +117,21 @@ def labels_per_cycle(store: CampaignStore, roles: dict[str, str]) -> Columns:
     stored = store.fidelities()
     if not stored:
         return out
-    frame_cycle = store.frame_meta()["cycle"]
+    frame_cycle = store.frame_meta(columns=["cycle"])["cycle"]
     order = sorted(stored, key=lambda h: (("cheap", "expensive").index(roles[h]) if h in roles else 2,
                                           stored[h]["name"]))
     for index, h in enumerate(order):
-        table = store.labels(h)
-        cycle = frame_cycle[table.frame_id]
+        table = store.label_columns(h, ["frame_id", "status"])
+        cycles, position = np.unique(frame_cycle[table["frame_id"]], return_inverse=True)
+        ok = np.bincount(position, weights=table["status"] == STATUS_CODES[LabelStatus.OK], minlength=cycles.size)
+        every = np.bincount(position, minlength=cycles.size)
         name = stored[h]["name"] + (f" ({roles[h]})" if h in roles else "")
-        for c in np.unique(cycle):
-            mine = cycle == c
+        for k, c in enumerate(cycles):
             out["cycle"].append(int(c))
             out["fidelity"].append(name)
             out["index"].append(index)
-            out["ok"].append(int(np.sum(table.ok & mine)))
-            out["failed"].append(int(np.sum(~table.ok & mine)))
+            out["ok"].append(int(ok[k]))
+            out["failed"].append(int(every[k] - ok[k]))
     return out
 
 

@@ -48,7 +48,7 @@ from alloop.store.frames import FrameSection
 from alloop.store.generic_tables import TableSection
 from alloop.store.labels import LabelSection, LabelTable
 from alloop.store.record import new_record, new_root_meta, read_root_meta
-from alloop.store.schema import FrameFlag
+from alloop.store.schema import META_DEFAULTS, FrameFlag
 
 #: in-memory rows beyond this many bytes are written out (not committed) before the next add
 FLUSH_BYTES = 64 << 20
@@ -218,11 +218,22 @@ class CampaignStore:
         self._check_open()
         return self._frames.geometry(start, self.n_frames if stop is None else min(stop, self.n_frames))
 
-    def frame_meta(self, ids: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per-frame arrays: frame_id, offset, n_atoms, origin (code), replica, md_step, cycle, model_version,
-        q_score, t2_score, flags, with updates applied."""
+    def frame_numbers(self) -> dict[str, np.ndarray]:
+        """Every frame's atom count and the atomic numbers of all atoms (concatenated): no positions read."""
         self._check_open()
-        return self._frames.meta(None if ids is None else self._frames.check_ids(ids))
+        _, counts = self._frames.index()
+        return {"n_atoms": counts.copy(), "numbers": self._frames.atoms.read("numbers", 0, self._frames.atoms.rows)}
+
+    def frame_meta(self, ids: Sequence[int] | np.ndarray | None = None,
+                   columns: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Per-frame arrays: frame_id, offset, n_atoms, origin (code), replica, md_step, cycle, model_version,
+        q_score, t2_score, flags, with updates applied (``columns``: only these, and frame_id)."""
+        self._check_open()
+        if columns is not None:
+            unknown = sorted(set(columns) - {"offset", "n_atoms", *META_DEFAULTS})
+            if unknown:
+                raise StoreError(f"unknown frame metadata {unknown} (known: offset, n_atoms, {', '.join(META_DEFAULTS)})")
+        return self._frames.meta(None if ids is None else self._frames.check_ids(ids), columns)
 
     def update_frame_meta(self, ids: Sequence[int] | np.ndarray, **values: Any) -> None:
         """Change updatable metadata of existing frames (kept as an append-only log; last value wins)."""
@@ -247,6 +258,12 @@ class CampaignStore:
                                 allow_mix=self.allow_version_mix)
         self._maybe_flush()
         return mask
+
+    def label_columns(self, fidelity: str | Fidelity, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Some per-label columns of a fidelity (a Fidelity, its hash, or a stored fidelity's unique name), e.g.
+        ``["status", "cpu_seconds"]``: what :meth:`labels` holds, without reading the rest (the forces)."""
+        self._check_open()
+        return self._labels.columns(fidelity, list(columns))
 
     def label_provenance(self, fidelity_hash: str) -> dict[str, str]:
         """Software that computed the labels of a fidelity (alloop.labeling.provenance); {}: unknown or none."""

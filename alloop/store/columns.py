@@ -42,6 +42,11 @@ _ARRAY_CONFIG: ArrayConfigParams = {"write_empty_chunks": True}
 #: target uncompressed bytes of one chunk (a small commit rewrites the last chunk of each column)
 CHUNK_BYTES = 1 << 18
 INITIAL_ROWS = 1024
+#: the largest slice of a column one gathering read (Column.take) decodes at once
+TAKE_BLOCK_BYTES = 64 << 20
+#: a column whose committed rows take at most this many bytes keeps them in memory once read whole: committed rows
+#: never change, so later reads (the ledger's tables, read at every phase) only read the rows committed since
+CACHE_BYTES = 32 << 20
 
 
 def _chunk_rows(spec: ColumnSpec) -> int:
@@ -69,6 +74,8 @@ class Column:
         self._pending: list[np.ndarray] = []
         self._n_pending = 0
         self._array: zarr.Array | None = None
+        #: a prefix of the committed rows, read before (see CACHE_BYTES)
+        self._cache: np.ndarray | None = None
 
     @property
     def part(self) -> str:
@@ -151,13 +158,36 @@ class Column:
         start = max(0, min(start, stop))
         parts = []
         if start < min(stop, self.flushed):
-            parts.append(read_rows(self.array, start, min(stop, self.flushed)))
+            parts.append(self._disk_rows(start, min(stop, self.flushed)))
         if stop > self.flushed:
             pending = self._pending_array()
             parts.append(pending[max(start, self.flushed) - self.flushed : stop - self.flushed])
         if not parts:
             return self._empty(0)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _cached(self, stop: int) -> np.ndarray | None:
+        """The committed rows ``0:stop`` from memory (read what was committed since the last read), or None when
+        they are not cached and the read does not start at row 0 or the column is too large to keep."""
+        if self._cache is not None and stop <= len(self._cache):
+            return self._cache
+        if stop > self.committed or self.committed * max(1, self.spec.row_nbytes) > CACHE_BYTES:
+            return None
+        if self._cache is None:
+            self._cache = read_rows(self.array, 0, self.committed) if self.committed else self._empty(0)
+        elif len(self._cache) < self.committed:
+            self._cache = np.concatenate([self._cache, read_rows(self.array, len(self._cache), self.committed)])
+        return self._cache
+
+    def _disk_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (``stop <= flushed``) of the array: committed ones from the cache when they are in it
+        or the read starts at row 0 (a copy: callers may change what they get)."""
+        head = min(stop, self.committed)
+        cache = self._cached(head) if start < head and (start == 0 or self._cache is not None) else None
+        if cache is None or head > len(cache):
+            return read_rows(self.array, start, stop)
+        rows = cache[start:head].copy()
+        return rows if head == stop else np.concatenate([rows, read_rows(self.array, head, stop)])
 
     def take(self, index: np.ndarray) -> np.ndarray:
         """Rows at integer positions ``index`` (any order, repeats allowed)."""
@@ -168,16 +198,38 @@ class Column:
         if index.min() < 0 or index.max() >= self.length:
             raise IndexError(f"column {self.spec.name}: row index out of range 0..{self.length - 1}")
         on_disk = index < self.flushed
-        if on_disk.any():
+        cache = self._cache
+        if cache is not None and on_disk.any() and int(index[on_disk].max()) < len(cache):
+            out[on_disk] = cache[index[on_disk]]
+        elif on_disk.any():
             wanted = index[on_disk]
             lo, hi = int(wanted.min()), int(wanted.max()) + 1
             if hi - lo <= 2 * len(wanted):
                 out[on_disk] = read_rows(self.array, lo, hi)[wanted - lo]
             else:
                 unique, inverse = np.unique(wanted, return_inverse=True)
-                out[on_disk] = read_rows_at(self.array, unique)[inverse]
+                out[on_disk] = self._rows_at(unique)[inverse]
         if (~on_disk).any():
             out[~on_disk] = self._pending_array()[index[~on_disk] - self.flushed]
+        return out
+
+
+    def _rows_at(self, unique: np.ndarray) -> np.ndarray:
+        """Rows at sorted, distinct positions on disk. When their chunks are most of the span they lie in (e.g.
+        every tenth frame), the span is read in slices of at most TAKE_BLOCK_BYTES (zarr decodes whole chunks
+        either way; its orthogonal indexing of a million positions costs more than the decoding); else only the
+        chunks holding them."""
+        rows = self.array.chunks[0]
+        lo, hi = int(unique[0]), int(unique[-1]) + 1
+        touched = np.unique(unique // rows).size
+        if touched * rows < (hi - lo) // 2:
+            return read_rows_at(self.array, unique)
+        out = np.empty((len(unique), *self.spec.shape), dtype=self.spec.dtype)
+        step = max(rows, TAKE_BLOCK_BYTES // max(1, self.spec.row_nbytes) // rows * rows)
+        for start in range(lo - lo % rows, hi, step):
+            a, b = np.searchsorted(unique, [start, start + step])
+            if a < b:
+                out[a:b] = read_rows(self.array, start, min(start + step, hi))[unique[a:b] - start]
         return out
 
 

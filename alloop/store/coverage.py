@@ -19,6 +19,7 @@ import numpy as np
 
 from alloop.conformers import Rotor, basin_name, find_rotors, frame_basins
 from alloop.errors import AlloopError
+from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import resolve_fidelity
 
@@ -30,7 +31,7 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     """``{"rotors": [atom indices a-b-c-d], "rotor_names": [elements], "basins": [...], "fidelities": {name: {cycle:
     [count per basin]}}, "roles": {name: cheap | expensive}}`` (cheap first), or None when the store has no labels,
     holds more than one molecule or periodic frames, or its molecule has no rotatable bond."""
-    meta = store.frame_meta()
+    meta = store.frame_meta(columns=["n_atoms", "cycle"])
     if meta["frame_id"].size == 0:
         return None
     first = store.get_frames([int(meta["frame_id"][0])])[0]
@@ -43,8 +44,8 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     stored, roles = store.fidelities(), fidelity_roles(store)
     out: dict[str, dict[int, list[int]]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
-        table = store.labels(h)
-        ids = np.unique(table.frame_id[table.ok])
+        table = store.label_columns(h, ["frame_id", "status"])
+        ids = np.unique(table["frame_id"][table["status"] == STATUS_CODES[LabelStatus.OK]])
         if ids.size == 0:
             continue
         arrays = store.frame_arrays(ids)  # a chunked read: no Atoms for the ten thousand labels of a long campaign

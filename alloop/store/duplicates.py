@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -76,21 +76,48 @@ class FrameIndex:
         return int(np.floor(projection / _BUCKET))
 
 
-def index_store_frames(store: CampaignStore, keys: set[bytes], index: FrameIndex) -> int:
-    """File the store's frames whose composition key is in ``keys`` under their frame ids; returns how many."""
+def index_store_frames(store: CampaignStore, keys: set[bytes], index: FrameIndex,
+                       queries: Sequence[tuple[np.ndarray, np.ndarray]] | None = None) -> int:
+    """File the store's frames whose composition key is in ``keys`` under their frame ids; returns how many.
+
+    With ``queries`` (the numbers and positions of the frames that will be looked up) only the store frames that
+    could equal one of them are filed: those in a projection bucket next to a query's of the same atom count,
+    found with one vectorised pass per chunk of the store (no Python work per stored frame)."""
+    wanted = None if queries is None else _query_buckets(queries)
     filed = 0
-    for frame_id, numbers, positions, cell, pbc in _store_frames(store):
-        if composition_key(numbers, pbc) in keys:
-            index.add(frame_id, numbers, positions, cell, pbc)
-            filed += 1
-    return filed
-
-
-def _store_frames(store: CampaignStore) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """(frame id, numbers, positions, cell, pbc) of every frame, read in chunks."""
     for start in range(0, store.n_frames, _CHUNK):
         geometry = store.frame_geometry(start, min(start + _CHUNK, store.n_frames))
         bounds = np.concatenate([[0], np.cumsum(geometry["n_atoms"])])
         numbers, positions = geometry["numbers"], geometry["positions"]
-        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            yield start + k, numbers[lo:hi], positions[lo:hi], geometry["cell"][k], geometry["pbc"][k]
+        rows = range(len(geometry["n_atoms"])) if wanted is None else _candidates(geometry, bounds, wanted)
+        for k in rows:
+            lo, hi = bounds[k], bounds[k + 1]
+            if composition_key(numbers[lo:hi], geometry["pbc"][k]) in keys:
+                index.add(start + k, numbers[lo:hi], positions[lo:hi], geometry["cell"][k], geometry["pbc"][k])
+                filed += 1
+    return filed
+
+
+def _query_buckets(queries: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[int, np.ndarray]:
+    """atom count -> the projection buckets a stored frame of that size may be in to equal a query: each query's
+    bucket and its two neighbours (as :meth:`FrameIndex.find` looks), and one more each side (the vectorised
+    projection may round to the next bucket where the filed one does not)."""
+    out: dict[int, set[int]] = defaultdict(set)
+    for _, positions in queries:
+        b = FrameIndex._bucket(np.asarray(positions, dtype=np.float64))
+        out[len(positions)].update(range(b - 2, b + 3))
+    return {n: np.array(sorted(b), dtype=np.int64) for n, b in out.items()}
+
+
+def _candidates(geometry: dict[str, np.ndarray], bounds: np.ndarray, wanted: dict[int, np.ndarray]) -> list[int]:
+    """The frames of a chunk (indices into it, ascending) whose bucket is one of ``wanted`` for their size."""
+    sizes = geometry["n_atoms"]
+    found = []
+    for n, buckets in wanted.items():
+        mine = np.flatnonzero(sizes == n)
+        if not mine.size:
+            continue
+        atoms = bounds[mine][:, None] + np.arange(n)
+        projection = np.einsum("fij,ij->f", geometry["positions"][atoms], _weights(n))
+        found.append(mine[np.isin(np.floor(projection / _BUCKET).astype(np.int64), buckets)])
+    return sorted(int(k) for k in np.concatenate(found)) if found else []

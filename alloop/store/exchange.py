@@ -95,7 +95,8 @@ class ImportPlan:
 def plan_import(store: CampaignStore, fidelity_hash: str, structures: Sequence[Atoms]) -> ImportPlan:
     """Sort the structures into new frames, labels for stored frames and duplicates (see :class:`ImportPlan`)."""
     index = FrameIndex()
-    index_store_frames(store, {composition_key(a.numbers, a.pbc) for a in structures}, index)
+    index_store_frames(store, {composition_key(a.numbers, a.pbc) for a in structures}, index,
+                       [(a.numbers, a.positions) for a in structures])
     plan, attached = ImportPlan(), set()
     for k, atoms in enumerate(structures):
         ref = index.find(atoms.numbers, atoms.positions, atoms.cell.array, atoms.pbc)

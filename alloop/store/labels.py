@@ -210,6 +210,17 @@ class LabelSection:
             key = self.resolve(fidelity)
         return self.by_hash[key].table()
 
+    def columns(self, fidelity: str | Fidelity, names: list[str]) -> dict[str, np.ndarray]:
+        """Columns ``names`` of the label rows of a fidelity (none stored: empty arrays)."""
+        known = {s.name: s for s in LABEL_SPECS}
+        unknown = sorted(set(names) - set(known))
+        if unknown:
+            raise StoreError(f"unknown label columns {unknown} (known: {', '.join(known)})")
+        key = fidelity.hash() if isinstance(fidelity, Fidelity) else self.resolve(fidelity)
+        if key not in self.by_hash:
+            return {n: np.zeros((0, *known[n].shape), dtype=known[n].dtype) for n in names}
+        return {n: self.by_hash[key].rows.read(n) for n in names}
+
     def has(self, frame_id: int, fidelity_hash: str, n_frames: int) -> bool:
         labels = self.by_hash.get(fidelity_hash)
         if labels is None or not 0 <= frame_id < n_frames:

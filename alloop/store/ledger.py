@@ -94,8 +94,8 @@ def selected(store: CampaignStore, role: str, cycle: int | None = None) -> np.nd
 def labelled_ids(store: CampaignStore, fidelity: Fidelity, ok_only: bool = False) -> np.ndarray:
     if fidelity.hash() not in store.fidelities():
         return np.zeros(0, np.int64)
-    table = store.labels(fidelity.hash())
-    ids = table.frame_id if not ok_only else table.frame_id[table.ok]
+    table = store.label_columns(fidelity.hash(), ["frame_id", "status"])
+    ids = table["frame_id"] if not ok_only else table["frame_id"][table["status"] == STATUS_CODES[LabelStatus.OK]]
     return np.asarray(ids, np.int64)
 
 
@@ -121,10 +121,10 @@ def spend(store: CampaignStore, fidelities: dict[str, Fidelity]) -> Spend:
     ok = STATUS_CODES[LabelStatus.OK]
     for role, fid in fidelities.items():
         if fid.hash() in store.fidelities():
-            table = store.labels(fid.hash())
-            labels[role] = len(table)
-            cpu[role] = float(np.nansum(table.cpu_seconds))
-            failures[role] = int(np.sum(table.status != ok))
+            table = store.label_columns(fid.hash(), ["status", "cpu_seconds"])
+            labels[role] = int(table["status"].size)
+            cpu[role] = float(np.nansum(table["cpu_seconds"]))
+            failures[role] = int(np.sum(table["status"] != ok))
         else:
             labels[role], cpu[role], failures[role] = 0, 0.0, 0
     return Spend(labels, cpu, failures)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.molecules import frame_molecules
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import ROLE_ORDER, fidelity_roles
@@ -23,9 +24,9 @@ from alloop.store.schema import ORIGIN_CODES, FrameFlag
 
 def store_molecules(store: CampaignStore) -> np.ndarray:
     """The molecule (formula) of every committed frame, in frame-id order."""
-    geometry = store.frame_geometry()
-    offsets = np.concatenate([[0], np.cumsum(geometry["n_atoms"])])
-    return frame_molecules(geometry["numbers"], offsets)
+    numbers = store.frame_numbers()
+    offsets = np.concatenate([[0], np.cumsum(numbers["n_atoms"])])
+    return frame_molecules(numbers["numbers"], offsets)
 
 
 def molecule_status(store: CampaignStore) -> dict[str, Any] | None:
@@ -39,7 +40,7 @@ def molecule_status(store: CampaignStore) -> dict[str, Any] | None:
     names = list(dict.fromkeys([*molecules.tolist(), *evaluated]))
     if len(names) < 2:
         return None
-    meta = store.frame_meta()
+    meta = store.frame_meta(columns=["origin", "flags"])
     md = meta["origin"] == ORIGIN_CODES["md"]
     flagged = (meta["flags"] & int(FrameFlag.FLAGGED)) != 0
     labelled = _labelled(store, molecules)
@@ -63,8 +64,9 @@ def _labelled(store: CampaignStore, molecules: np.ndarray) -> dict[str, dict[str
     stored, roles = store.fidelities(), fidelity_roles(store)
     out: dict[str, dict[str, int]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
-        table = store.labels(h)
-        found, counts = np.unique(molecules[np.unique(table.frame_id[table.ok])], return_counts=True)
+        table = store.label_columns(h, ["frame_id", "status"])
+        ok = table["status"] == STATUS_CODES[LabelStatus.OK]
+        found, counts = np.unique(molecules[np.unique(table["frame_id"][ok])], return_counts=True)
         out[stored[h]["name"]] = {str(m): int(c) for m, c in zip(found, counts, strict=True)}
     return out
 

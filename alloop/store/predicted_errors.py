@@ -21,17 +21,17 @@ def status(store: CampaignStore) -> list[dict[str, Any]]:
     absent). Empty for a campaign whose models carry no calibrated error model."""
     md, ev = tables.read(store, tables.MD_PREDICTED), tables.read(store, tables.EVAL_PREDICTED)
     measured = model_scores(store)
-    cycles = sorted({int(c) for c in md.get("cycle", [])} | {int(c) for c in ev.get("cycle", [])})
+    per_cycle = _md_by_cycle(md)
+    cycles = sorted(set(per_cycle) | {int(c) for c in np.unique(ev.get("cycle", np.zeros(0, int)))})
     rows = []
     for cycle in cycles:
         row: dict[str, Any] = {"cycle": cycle, "md_frames": 0, "md_predicted_eV_per_A": None, "md_p95_eV_per_A": None,
                                "model_version": None, "eval_predicted_eV_per_A": None, "eval_measured_eV_per_A": None,
                                "error_spearman": None, "bound_coverage": None}
-        if md:
-            values = md["predicted_force_error_eV_per_A"][md["cycle"] == cycle]
-            if values.size:
-                row.update(md_frames=int(values.size), md_predicted_eV_per_A=float(values.mean()),
-                           md_p95_eV_per_A=float(np.percentile(values, 95)))
+        values = per_cycle.get(cycle)
+        if values is not None:
+            row.update(md_frames=int(values.size), md_predicted_eV_per_A=float(values.mean()),
+                       md_p95_eV_per_A=float(np.percentile(values, 95)))
         if ev and (ev["cycle"] == cycle).any():
             k = int(np.flatnonzero(ev["cycle"] == cycle)[-1])
             version = int(ev["model_version"][k])
@@ -41,6 +41,16 @@ def status(store: CampaignStore) -> list[dict[str, Any]]:
                 row["eval_measured_eV_per_A"] = measured[version]["eval_force_mae_eV_per_A"]
         rows.append(row)
     return rows
+
+
+def _md_by_cycle(md: dict[str, np.ndarray]) -> dict[int, np.ndarray]:
+    """cycle -> the predicted force errors of its MD frames (one sort of the table, not one pass per cycle)."""
+    if not md or md["cycle"].size == 0:
+        return {}
+    order = np.argsort(md["cycle"], kind="stable")
+    cycles, starts = np.unique(md["cycle"][order], return_index=True)
+    groups = np.split(np.asarray(md["predicted_force_error_eV_per_A"])[order], starts[1:])
+    return {int(c): g for c, g in zip(cycles, groups, strict=True)}
 
 
 def format_status(rows: list[dict[str, Any]]) -> list[str]:

@@ -15,7 +15,7 @@ def summarize(store: CampaignStore) -> dict[str, Any]:
     """Counts of frames (by origin and flag), labels per fidelity (by status, with CPU/wall seconds),
     checkpoints, tables, blobs and the last commit."""
     record = store.record
-    meta = store.frame_meta()
+    meta = store.frame_meta(columns=["n_atoms", "origin", "flags"])
     origins, counts = np.unique(meta["origin"], return_counts=True)
     frames = {
         "total": int(len(meta["frame_id"])),
@@ -25,15 +25,16 @@ def summarize(store: CampaignStore) -> dict[str, Any]:
     }
     labels = []
     for fidelity_hash, info in store.fidelities().items():
-        table = store.labels(fidelity_hash)
+        table = store.label_columns(fidelity_hash, ["status", "cpu_seconds", "wall_seconds"])
+        by_status = np.bincount(table["status"].astype(np.int64), minlength=max(STATUS_CODES.values()) + 1)
         labels.append(
             {
                 "name": info["name"],
                 "hash": fidelity_hash,
-                "total": len(table),
-                "by_status": {s.value: int((table.status == code).sum()) for s, code in STATUS_CODES.items()},
-                "cpu_seconds": float(table.cpu_seconds.sum()),
-                "wall_seconds": float(table.wall_seconds.sum()),
+                "total": int(table["status"].size),
+                "by_status": {s.value: int(by_status[code]) for s, code in STATUS_CODES.items()},
+                "cpu_seconds": float(table["cpu_seconds"].sum()),
+                "wall_seconds": float(table["wall_seconds"].sum()),
             }
         )
     return {

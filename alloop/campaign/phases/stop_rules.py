@@ -19,7 +19,7 @@ N_LABELS_KEY = "n_labels"
 def nothing_new(store: CampaignStore, cycle: int) -> str | None:
     """The reason to stop when ``cycle``'s MD frames hold no flagged frame and none that failed a guard (no replica
     was stopped); None otherwise, or when the cycle recorded no MD frames."""
-    meta = store.frame_meta()
+    meta = store.frame_meta(columns=["origin", "cycle", "flags"])
     md = (meta["origin"] == ORIGIN_CODES["md"]) & (meta["cycle"] == cycle)
     if not md.any():
         return None
