@@ -203,6 +203,13 @@ class Potential(torch.nn.Module, ABC):
     def feature_dim(self) -> int:
         """Width F of the per-atom latent features."""
 
+    def last_layer_features(self, batch: AtomsBatch) -> torch.Tensor:
+        """Per atom [N, K]: the gradient of the atom's energy contribution with respect to the parameters of the
+        model's last linear layer (its input, times any per-atom scale after it; a column of ones for its bias), up
+        to one constant factor for all (which the LLPR's fitted regulariser absorbs). These are the features of the
+        last-layer prediction rigidity (:mod:`alloop.uncertainty.llpr`). AlloopError for a model without one."""
+        raise AlloopError(f"a '{self.registry_name}' model does not expose the features of its last linear layer")
+
     @property
     def graph_radius(self) -> float:
         """The radius (A) the model builds its graph with: ``cutoff`` unless :meth:`using_graph_radius` is active."""

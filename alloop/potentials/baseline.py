@@ -172,6 +172,10 @@ class DeltaPotential(Potential):
         :meth:`forward` is what adds the baseline."""
         return self.inner.energy_and_features(batch)
 
+    def last_layer_features(self, batch: AtomsBatch) -> torch.Tensor:
+        """The learned part's last-layer features (the baseline has no trained layer)."""
+        return self.inner.last_layer_features(batch)
+
     def hyperparameters(self) -> dict[str, Any]:
         return {"inner": {"architecture": self.inner.registry_name, "hyperparameters": self.inner.hyperparameters()},
                 "baseline": self.baseline.fidelity.model_dump(mode="json")}

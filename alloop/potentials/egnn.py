@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
+from alloop.errors import AlloopError
 from alloop.potentials.base import MAX_Z, AtomsBatch, Potential
 from alloop.potentials.neighbors import neighbor_pairs
 
@@ -188,6 +189,24 @@ class EGNN(Potential):
         head = self._own_head() if head is None else head
         atom_energy = head(state).squeeze(-1)
         return torch.zeros(batch.n_graphs, dtype=state.dtype, device=state.device).index_add(0, batch.batch, atom_energy)
+
+    def head_features(self, state: torch.Tensor, batch: AtomsBatch, head: nn.Module | None = None) -> torch.Tensor:
+        """Per atom [N, K + 1]: the input of ``head``'s last linear layer (default: the model's own readout) and a
+        column of ones for its bias: the gradient of the atom's energy with respect to that layer's weights."""
+        head = self._own_head() if head is None else head
+        layers = list(head.children()) if isinstance(head, nn.Sequential) else [head]
+        last = layers[-1] if layers else None
+        if not isinstance(last, nn.Linear) or last.out_features != 1:
+            raise AlloopError("this EGNN head does not end in a linear layer with one output")
+        x = state
+        for layer in layers[:-1]:
+            x = layer(x)
+        if last.bias is not None:
+            x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+        return x
+
+    def last_layer_features(self, batch: AtomsBatch) -> torch.Tensor:
+        return self.head_features(self.representation(batch)[0], batch) * self.output_scale.to(self.dtype)
 
     def _own_head(self) -> nn.Module:
         if self.readout is None:

@@ -13,7 +13,7 @@ Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -70,8 +70,9 @@ def frame_offsets(frames: Frames) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(np.int64)
 
 
-def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> list[tuple[np.ndarray, ...]]:
-    """(energy, forces or features) per batch of consecutive frames, float64."""
+def _batches(model: Potential, frames: Frames, batch_size: int) -> Iterator[tuple[AtomsBatch, np.ndarray]]:
+    """Batches of consecutive frames in the model's dtype, with their frame offsets (from 0), the model in eval mode
+    (its mode restored afterwards) under ``torch.no_grad``."""
     numbers, positions, offsets = pack(frames)
     cells = pack_cells(frames)
     n_frames = offsets.size - 1
@@ -82,7 +83,6 @@ def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> lis
     dtype = model_dtype(model)
     was_training = model.training
     model.eval()
-    out: list[tuple[np.ndarray, ...]] = []
     try:
         with torch.no_grad():
             for start in range(0, n_frames, batch_size):
@@ -91,12 +91,23 @@ def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> lis
                 batch = AtomsBatch.from_arrays(numbers[a:b], positions[a:b], np.diff(offsets[start : stop + 1]),
                                                dtype=dtype, cell=None if cells is None else cells[0][start:stop],
                                                pbc=None if cells is None else cells[1][start:stop])
-                res = model(batch, compute_forces=forces)
-                second = res.forces if forces else res.features
-                assert second is not None  # the model computes forces when asked
-                out.append((res.energy.detach().cpu().double().numpy(), second.detach().cpu().double().numpy()))
+                yield batch, offsets[start : stop + 1] - a
     finally:
         model.train(was_training)
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
+def _run(model: Potential, frames: Frames, batch_size: int, forces: bool) -> list[tuple[np.ndarray, ...]]:
+    """(energy, forces or features) per batch of consecutive frames, float64."""
+    out: list[tuple[np.ndarray, ...]] = []
+    for batch, _ in _batches(model, frames, batch_size):
+        res = model(batch, compute_forces=forces)
+        second = res.forces if forces else res.features
+        assert second is not None  # the model computes forces when asked
+        out.append((_numpy(res.energy), _numpy(second)))
     return out
 
 
@@ -109,3 +120,34 @@ def predict(model: Potential, frames: Frames, batch_size: int = 32) -> tuple[np.
 def predict_features(model: Potential, frames: Frames, batch_size: int = 64) -> np.ndarray:
     """Per-atom latent features [N, D] of ``model`` on ``frames`` (no forces computed)."""
     return np.concatenate([p[1] for p in _run(model, frames, batch_size, forces=False)])
+
+
+def last_layer_feature_batches(model: Potential, frames: Frames,
+                               batch_size: int = 64) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per batch of consecutive frames: the atoms' last-layer features [n, K] (float64,
+    :meth:`~alloop.potentials.base.Potential.last_layer_features`) and the batch's frame offsets [m + 1] from 0."""
+    for batch, offsets in _batches(model, frames, batch_size):
+        yield _numpy(model.last_layer_features(batch)), offsets
+
+
+def predict_last_layer_features(model: Potential, frames: Frames, batch_size: int = 64) -> np.ndarray:
+    """Per-atom last-layer features [N, K] of ``model`` on ``frames`` (float64), in frame order."""
+    return np.concatenate([f for f, _ in last_layer_feature_batches(model, frames, batch_size)])
+
+
+def last_layer_force_feature_batches(model: Potential, frames: Frames,
+                                     batch_size: int = 16) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per batch of consecutive frames: the force features [n, 3, K] (float64), -d(sum of the frame's last-layer
+    features)/dx of each atom and component (a force component is w . this row), and the batch's frame offsets
+    [m + 1] from 0. One backward pass per feature (K per batch); frames of a batch do not interact, so each
+    gradient of the batch's total is its frames' own."""
+    for batch, offsets in _batches(model, frames, batch_size):
+        with torch.enable_grad():
+            positions = batch.positions.detach().requires_grad_(True)
+            features = model.last_layer_features(batch.with_positions(positions))
+            columns = []
+            for k in range(features.shape[1]):
+                (grad,) = torch.autograd.grad(features[:, k].sum(), positions, retain_graph=k + 1 < features.shape[1],
+                                              allow_unused=True)
+                columns.append(torch.zeros_like(positions) if grad is None else -grad)
+        yield _numpy(torch.stack(columns, dim=-1)), offsets

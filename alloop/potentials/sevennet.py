@@ -42,6 +42,7 @@ from typing import Any
 
 import torch
 
+from alloop.errors import AlloopError
 from alloop.potentials.base import MAX_Z, AtomsBatch, Potential
 from alloop.potentials.copying import exact_deepcopy
 from alloop.potentials.neighbors import neighbor_pairs
@@ -335,12 +336,46 @@ class SevenNet(Potential):
     def head_energy(self, state: dict[str, torch.Tensor], batch: AtomsBatch,
                 head: torch.nn.Module | None = None) -> torch.Tensor:
         """Energy per graph [B] from :meth:`representation`'s state through ``head`` (default: the model's own)."""
-        if head is None:
-            if not all(name in self.net._modules for name in self._head_names):
-                raise RuntimeError("this SevenNet's readout was taken out (take_head): it is the body of a two-head model")
-            head = torch.nn.Sequential(OrderedDict((n, self.net._modules[n]) for n in self._head_names))
-        data = head(dict(state))
+        data = (self._own_head() if head is None else head)(dict(state))
         return self.net._modules[_REDUCE](data)["inferred_total_energy"]
+
+    def head_features(self, state: dict[str, torch.Tensor], batch: AtomsBatch,
+                      head: torch.nn.Module | None = None) -> torch.Tensor:
+        """Per atom [N, K]: the input of the head's last linear layer times the gain of the per-atom rescale after it
+        (dE_i / dy_i, by autograd): the gradient of the atom's energy with respect to that layer's weights, up to
+        e3nn's constant weight normalisation. AlloopError for a last layer with a bias."""
+        from sevenn.nn.linear import IrrepsLinear
+
+        modules: list[Any] = [m for m in (self._own_head() if head is None else head)._modules.values() if m is not None]
+        linears = [i for i, m in enumerate(modules) if isinstance(m, IrrepsLinear)]
+        if not linears:
+            raise AlloopError("this SevenNet head has no linear layer")
+        at = linears[-1]
+        last = modules[at]
+        if last.linear.bias.numel():
+            raise AlloopError("the last linear layer of this SevenNet head has a bias: its LLPR features are not built")
+        data = dict(state)
+        for module in modules[:at]:
+            data = module(data)
+        x = data[last.key_input]
+        data = last(data)
+        if at == len(modules) - 1:
+            return x
+        with torch.enable_grad():
+            y = data[last.key_output].detach().requires_grad_(True)
+            data[last.key_output] = y
+            for module in modules[at + 1 :]:
+                data = module(data)
+            (gain,) = torch.autograd.grad(data[modules[-1].key_output].sum(), y)
+        return x * gain
+
+    def last_layer_features(self, batch: AtomsBatch) -> torch.Tensor:
+        return self.head_features(self.representation(batch)[0], batch) * self.output_scale.to(self.dtype)
+
+    def _own_head(self) -> torch.nn.Sequential:
+        if not all(name in self.net._modules for name in self._head_names):
+            raise RuntimeError("this SevenNet's readout was taken out (take_head): it is the body of a two-head model")
+        return torch.nn.Sequential(OrderedDict((n, self.net._modules[n]) for n in self._head_names))
 
     def take_head(self) -> torch.nn.Sequential:
         """Remove the energy readout (the modules after the last interaction block: linear layers and sevenn's

@@ -57,6 +57,9 @@ class Splittable(Protocol):
     def take_head(self) -> torch.nn.Module:
         """Remove the model's own readout and return it."""
 
+    def head_features(self, state: Any, batch: AtomsBatch, head: torch.nn.Module | None = None) -> torch.Tensor:
+        """Per atom [N, K]: the gradient of its energy with respect to ``head``'s last linear layer (LLPR features)."""
+
 
 def _sync_active_row(module: TwoHeadPotential, prefix: str, keep_vars: bool) -> None:
     """State-dict pre-hook: the active head's row of ``head_energies`` = ``atomic_energies``."""
@@ -226,6 +229,12 @@ class TwoHeadPotential(Potential):
     def energy_and_features(self, batch: AtomsBatch) -> tuple[torch.Tensor, torch.Tensor]:
         state, features = self.body.representation(batch)
         return self.body.head_energy(state, batch, self.heads[self.active_head]), features
+
+    def last_layer_features(self, batch: AtomsBatch) -> torch.Tensor:
+        """The active head's last-layer features (:meth:`Potential.last_layer_features`)."""
+        state, _ = self.body.representation(batch)
+        features = self.body.head_features(state, batch, self.heads[self.active_head])
+        return features * self.output_scale.to(features.dtype)
 
     def hyperparameters(self) -> dict[str, Any]:
         body = self.body.hyperparameters()
