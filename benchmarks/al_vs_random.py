@@ -36,8 +36,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
-from campaign_runs import loop_numbers, run_campaign
+from lib.campaign_runs import loop_numbers, run_campaign
+from lib.common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     args.runs.mkdir(parents=True, exist_ok=True)
-    weights = {}  # test sets of xTB MD frames carried over to the target level's ensemble (see _common)
+    weights = {}  # test sets of xTB MD frames carried over to the target level's ensemble (see lib.common)
     for test in tests:
         w = target_ensemble_weights(test, float(test.name.split("_")[1].rstrip("K")))
         if w is not None:

@@ -43,12 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, mean_std
 from ase import units
+from lib.asteroid_plan import METHODS, plan
+from lib.common import DATA, mean_std
 
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
-METHODS = ("standard", "asteroid-no-weights", "asteroid", "score-matching")
 EV_PER_A_TO_KCAL_PER_MOL_A = 1.0 / (units.kcal / units.mol)
 ELEMENTS = (1, 6, 8)
 
@@ -90,29 +90,6 @@ def load_data(folder: Path) -> dict[str, list]:
         raise SystemExit("the cheap and expensive pool files do not hold the same frames in the same order")
     if not all(np.array_equal(a.positions, b.positions) for a, b in zip(cheap, exp, strict=True)):
         raise SystemExit("the cheap and expensive pool files differ in positions")
-    return out
-
-
-def plan(budget: float, seed: int, cheap_cost: np.ndarray, exp_cost: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Per method: the pool frames given expensive labels, whether cheap labels are used, and the cost charged."""
-    order = np.random.default_rng(seed).permutation(len(exp_cost))
-    cum = np.cumsum(exp_cost[order])
-
-    def buy(amount: float) -> np.ndarray:
-        return np.sort(order[: int(np.searchsorted(cum, amount, side="right"))])
-
-    all_cheap = float(cheap_cost.sum())
-    out = {}
-    for method in METHODS:
-        uses_cheap = method in ("asteroid", "asteroid-no-weights")
-        spent_cheap = all_cheap if uses_cheap else 0.0
-        idx = buy(budget - spent_cheap)
-        out[method] = {
-            "expensive_idx": idx,
-            "n_cheap": len(cheap_cost) if uses_cheap else 0,
-            "n_unlabelled": len(cheap_cost) if method == "score-matching" else 0,
-            "cost": spent_cheap + float(exp_cost[idx].sum()),
-        }
     return out
 
 

@@ -38,7 +38,7 @@ lower than on an idle one; the load average at start and end is printed.
 Everything needed is saved to ``<run dir>/campaign_bench_timing.json``, so
 ``--run-dir DIR`` on a finished run reprints the tables without rerunning.
 
-Accuracy part (``--accuracy``; see campaign_bench_accuracy.py): the finished
+Accuracy part (``--accuracy``; see lib/campaign_accuracy.py): the finished
 campaign's final model (a), standard training on its expensive labels only (b),
 and standard training on randomly chosen AIMD pool frames bought with the
 campaign's total labelling CPU seconds (c), all scored on the expensive-labelled
@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, markdown_table
+from lib.common import ROOT, markdown_table
 
 TIMING_FILE = "campaign_bench_timing.json"
 #: --quick: one short cycle; the expensive fidelity stays B3LYP/def2-SVP so the accuracy part can compare
@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 timing_report(cfg, store, info)
             if not args.accuracy:
                 return 0
-            from campaign_bench_accuracy import accuracy_report
+            from lib.campaign_accuracy import accuracy_report
 
             seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
             return accuracy_report(cfg, store, args.data, seeds, args.threads)

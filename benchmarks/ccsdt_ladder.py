@@ -44,7 +44,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, label_cpu, mean_std, model_args
+from lib.common import DATA, ROOT, alloop, label_cpu, mean_std, model_args
 
 TRAIN = DATA / "ethanol_500K_ccsdttrain_ccsdt-dz.extxyz"
 TEST = DATA / "ethanol_500K_ccsdttest_ccsdt-dz.extxyz"

@@ -17,8 +17,8 @@ import json
 import time
 
 import numpy as np
-from _common import DATA, ROOT, markdown_table
 from ase.io import read
+from lib.common import DATA, ROOT, markdown_table
 
 from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.io import write_atomic

@@ -23,7 +23,7 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   cap is lower, and lifts ``schedule.budget_cpu_seconds`` (a label count, not CPU, is the budget here; the
   CPU budget would otherwise shrink the cycles' picks). The final retrain (and refit) falls on the last cycle, as
   in the quickstart. The labels it actually bought are read from its store and printed (a cycle may pick fewer
-  than its cap). Runs through :func:`campaign_runs.run_campaign` (``alloop run``/``resume``), reused when
+  than its cap). Runs through :func:`lib.campaign_runs.run_campaign` (``alloop run``/``resume``), reused when
   finished; ``--workers`` sets ``execution.n_workers``.
 
 ``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
@@ -32,7 +32,7 @@ with the campaign's ``model.preset`` and ``model.baseline``, ``--refit`` when th
 
 Every model is scored on each ``--test`` file (default the development sets ``ethanol_500K_eqtest`` and
 ``ethanol_1000K_eqtest``, on which the defaults were tuned, and the fresh 500 K set ``ethanol_500K_eqfresh``, on
-which nothing was): per-frame force MAE (:func:`_common.per_frame_force_mae`) -> mean over frames, 95th
+which nothing was): per-frame force MAE (:func:`lib.common.per_frame_force_mae`) -> mean over frames, 95th
 percentile, max, and the mean over the highest-energy decile of the frames (ceil(n/10) frames with the highest
 reference energy in the file; meaningful for a file of one molecule); plus ``alloop evaluate --json``'s force
 MAE (equal to the mean for frames of equal size; a difference is reported) and energy MAE.
@@ -43,7 +43,7 @@ GFN2-xTB MD: about 4 CPU s per frame, all of it needed by fps, N frames' worth b
 
 MD robustness (``--md-ps PS``, default 0: off): every model runs ``--md-replicas`` (8) Langevin replicas of ethanol
 from the trans rotamer at each of ``--md-temperatures`` (300 600 900 1200 K) for ``PS`` ps under the campaigns'
-default guards (:func:`_common.md_first_stops`: a bond beyond 1.5x its start, two atoms closer than 0.7 A, above
+default guards (:func:`lib.common.md_first_stops`: a bond beyond 1.5x its start, two atoms closer than 0.7 A, above
 3x the temperature), the initial velocities seeded by the entry's seed, so the arms of a seed start alike. Printed:
 per arm and N the replicas that ran the whole time and the mean time to the first guard stop (censored at PS).
 Cached in the entry with its settings. Item 5 asks for 8 x 20 ps; an EGNN on its GFN2-xTB baseline runs about
@@ -84,8 +84,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, alloop, data_file, md_first_stops, mean_std, per_frame_force_mae
-from campaign_runs import loop_numbers, run_campaign
+from lib.campaign_runs import loop_numbers, run_campaign
+from lib.common import DATA, ROOT, alloop, data_file, md_first_stops, mean_std, per_frame_force_mae
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]

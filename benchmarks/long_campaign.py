@@ -40,7 +40,7 @@ campaign) on the finished store, next to the start-up every command pays (``allo
 the per-cycle cost against the cycle. Everything sampled is saved to ``RUNS/<mode>.json``; a second call with the
 same ``--runs`` reuses a finished run (reprints, times the commands again, redraws). ``--kill-workers N``
 SIGKILLs a Dask worker in N warm cycles as their labels start and checks, at the end, that every label committed
-before a kill is there, bit-identical, and none is stored twice (``worker_kills.py``).
+before a kill is there, bit-identical, and none is stored twice (``lib/worker_kills.py``).
 
     python benchmarks/long_campaign.py --cycles 6 --runs /tmp/long-dev           # development run, both modes
     python benchmarks/long_campaign.py --runs /work/bench/long                  # the benchmark: 100 cycles, both
@@ -63,8 +63,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, markdown_table
-from worker_kills import WorkerKiller, verdict_table
+from lib.common import ROOT, markdown_table
+from lib.worker_kills import WorkerKiller, verdict_table
 
 CAMPAIGN = ROOT / "campaigns" / "long-xtb.yaml"
 MODES = ("synchronous", "asynchronous")
@@ -426,7 +426,7 @@ def time_commands(run_dir: Path, log: Path) -> dict[str, float]:
 
 def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_workers: int = 0) -> dict[str, Any]:
     """Run (or reuse) the campaign in ``mode`` (SIGKILLing ``kill_workers`` Dask workers on the way:
-    ``worker_kills.py``); print its tables; returns what was measured."""
+    ``lib/worker_kills.py``); print its tables; returns what was measured."""
     from alloop.config import load_campaign
     from alloop.errors import AlloopError
     from alloop.store.resolve import store_path
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default RUNS/long_campaign.png)")
     p.add_argument("--print-every", type=int, default=10, help="print the per-cycle table every N cycles (default 10)")
     p.add_argument("--kill-workers", type=int, default=0,
-                   help="SIGKILL a Dask worker in N warm cycles as their labels start (worker_kills.py; default 0)")
+                   help="SIGKILL a Dask worker in N warm cycles as their labels start (lib/worker_kills.py; default 0)")
     args = p.parse_args(argv)
     if args.cycles < 4:
         p.error("--cycles must be at least 4 (windows of warm cycles to compare)")

@@ -45,7 +45,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one per process (several processes run)
 import numpy as np  # noqa: E402
-from _common import atomic_pickle, load_pickle  # noqa: E402
+from lib.common import atomic_pickle, load_pickle  # noqa: E402
 
 #: an ``ase.build.molecule`` name, or a structure file under benchmarks/data (its only start: no rotamers are made
 #: for a file, whose molecule may have no real rotors, e.g. malonaldehyde's hydrogen-bonded ring)

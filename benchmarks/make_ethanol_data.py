@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import atomic_pickle, load_pickle
+from lib.common import atomic_pickle, load_pickle
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TRAJ_SEEDS = {"pool": 20240501, "test": 20240502}

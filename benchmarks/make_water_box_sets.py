@@ -40,42 +40,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, markdown_table
-from ase import Atoms, units
+from ase import Atoms
 from ase.io import read
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from lib.box_md import cheap_langevin
+from lib.common import DATA, markdown_table
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, write_atomic, write_extxyz
-from alloop.labeling.calculator import LabelerCalculator
-from alloop.labeling.factory import labeler_for
 from alloop.structures import pair_distances
 from alloop.testing.cells import water_box
 
 RECORD_FS = 10.0
-
-
-def cheap_langevin(atoms: Atoms, fidelity: str, temperature_K: float, timestep_fs: float, seed: int) -> Langevin:
-    """Langevin MD of ``atoms`` (in place) on a labeller's surface (e.g. periodic GFN1-xTB through tblite),
-    friction 0.01/fs, Maxwell-Boltzmann velocities without net momentum; the centre of mass is left free
-    (a liquid diffuses). The calculator (``atoms.calc``) counts its labels."""
-    atoms.calc = LabelerCalculator(labeler_for(load_fidelity(fidelity)))
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
-    return Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01 / units.fs,
-                    fixcm=False, rng=rng)
-
-
-def liquid(box: Atoms, temperature: float, ps: float, seed: int, fidelity: str = "gfn1-xtb") -> Atoms:
-    """``box`` after ``ps`` of periodic Langevin MD on ``fidelity``'s surface (0.5 fs, :func:`cheap_langevin`): a
-    liquid, not the lattice it started as; positions wrapped into the cell, no calculator, no velocities."""
-    atoms = box.copy()
-    cheap_langevin(atoms, fidelity, temperature, 0.5, seed).run(int(round(ps * 2000)))
-    out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    out.wrap()
-    return out
 
 
 def start_box(seed: int, args: argparse.Namespace) -> Atoms:
@@ -87,7 +62,7 @@ def start_box(seed: int, args: argparse.Namespace) -> Atoms:
 
 def run_md(seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
     """One independent run: its recorded frames (after equilibration) and a summary."""
-    from build_reline import bond_check, bonds
+    from lib.bonds import bond_check, bonds
 
     atoms = start_box(seed, args)
     tags = atoms.get_tags()

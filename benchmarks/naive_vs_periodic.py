@@ -71,13 +71,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, mean_std
 from ase import Atoms
 from ase.data import chemical_symbols
-from campaign_runs import run_campaign
-from make_outside_labels import OUT as OUTSIDE_LABELS
-from make_outside_labels import outside_force_mae
-from water_box_md import parse_pair
+from lib.campaign_runs import run_campaign
+from lib.common import DATA, ROOT, mean_std
+from lib.outside_labels import OUT as OUTSIDE_LABELS
+from lib.outside_labels import outside_force_mae
+from lib.rdf import parse_pair
 
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
          "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
@@ -186,7 +186,7 @@ def stability(model, start, temperature_K: float, n_replicas: int, n_steps: int,
 
 def rdf_rms(frames: list, args: argparse.Namespace, tags) -> dict[str, float]:
     """Per ``--rdf-pairs`` pair: the RMS of the frames' g(r) against the reference trajectory's."""
-    from water_box_md import pair_rdf, reference_runs, rms
+    from lib.rdf import pair_rdf, reference_runs, rms
 
     reference = [a for run in reference_runs(args.rdf_reference) for a in run]
     out = {}

@@ -71,11 +71,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import DATA
 from ase import Atoms
 from ase.build import molecule
 from ase.data import chemical_symbols
 from ase.optimize import BFGS
+from lib.common import DATA
 from scipy.stats import spearmanr
 
 from alloop.campaign.phases.bootstrap import normal_mode_samples

@@ -37,33 +37,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, markdown_table
 from ase import Atoms
 from ase.data import chemical_symbols
 from ase.io import read
-from ase.neighborlist import neighbor_list
+from lib.common import DATA, markdown_table
+from lib.rdf import pair_rdf, parse_pair, reference_runs, rms
 
 RECORD_FS = 10.0
-
-
-def pair_rdf(frames: list[Atoms], pair: tuple[int, int], r_max: float, bin_A: float,
-             tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres and the g(r) of element ``pair`` (atomic numbers) pooled over ``frames`` (every periodic image
-    within ``r_max``); with ``tags`` (a molecule number per atom) only pairs of different molecules count."""
-    edges = np.arange(0.0, r_max + bin_A / 2, bin_A)
-    counts = np.zeros(len(edges) - 1)
-    first, second = pair
-    n_a = n_b = volume = 0
-    for atoms in frames:
-        i, j, d = neighbor_list("ijd", atoms, r_max)
-        keep = (atoms.numbers[i] == first) & (atoms.numbers[j] == second)
-        if tags is not None:
-            keep &= tags[i] != tags[j]
-        counts += np.histogram(d[keep], bins=edges)[0]
-        n_a, n_b, volume = int(np.sum(atoms.numbers == first)), int(np.sum(atoms.numbers == second)), atoms.get_volume()
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g = counts / (len(frames) * n_a * (n_b / volume) * shell)  # counts i -> j from every first-element atom i
-    return (edges[1:] + edges[:-1]) / 2, g
 
 
 def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[float, float, float]:
@@ -77,21 +57,6 @@ def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[fl
 def peak_window(pair: tuple[int, int]) -> tuple[float, float]:
     """Where the first peak is looked for: water's O-O at 2.2-3.3 A, hydrogen-bond pairs X...H at 1.4-3.0 A."""
     return (2.2, 3.3) if pair == (8, 8) else (1.4, 3.0)
-
-
-def parse_pair(text: str) -> tuple[int, int]:
-    from ase.data import atomic_numbers
-
-    try:
-        first, second = text.split("-")
-        return atomic_numbers[first], atomic_numbers[second]
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"{text!r}: an element pair such as O-O or Cl-H") from None
-
-
-def rms(g: np.ndarray, g_ref: np.ndarray, r: np.ndarray, r_from: float) -> float:
-    keep = r >= r_from
-    return float(np.sqrt(np.mean((g[keep] - g_ref[keep]) ** 2)))
 
 
 def load_model(source: str, threads: int, elements: list[int] | None = None):
@@ -126,7 +91,7 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
 
     boxes = start_boxes(n_waters, args)
     if args.equilibrate_ps > 0:
-        from make_water_box_sets import liquid
+        from lib.box_md import liquid
 
         boxes = [liquid(box, temperature, args.equilibrate_ps, seed=1000 + r) for r, box in enumerate(boxes)]
     states = [init_replicas(box, 1, temperature, args.seed * 1000 + r)[0] for r, box in enumerate(boxes)]
@@ -152,18 +117,6 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
             replica.append(atoms)
         frames.append(replica)
     return frames, result.stop_reasons
-
-
-def reference_runs(path: Path) -> list[list[Atoms]]:
-    """The reference trajectory split into its independent runs (frame counts from the summary file)."""
-    frames = read(path, ":")
-    summary = path.with_name(path.name.split("_eqtraj_")[0] + "_eq_summary.json")
-    counts = [run["frames"] for run in json.loads(summary.read_text())["runs"]] if summary.is_file() else [len(frames)]
-    out, start = [], 0
-    for n in counts:
-        out.append(frames[start:start + n])
-        start += n
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

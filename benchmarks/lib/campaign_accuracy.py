@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import markdown_table
 from ase import units
+
+from lib.common import markdown_table
 
 PREFIX = "ethanol_500K_short"
 KCAL_PER_MOL_PER_EV = 1.0 / (units.kcal / units.mol)
