@@ -370,10 +370,9 @@ def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], c
     return lines
 
 
-def main() -> None:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parse_args() -> argparse.Namespace:
+    """The command line, checked; ``--quick`` applied; ``seeds`` and ``temperatures`` as lists, ``variants`` the
+    runs to do (column name -> its campaign overrides), ``overrides`` those for every run."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "naive-vs-periodic.yaml")
@@ -410,38 +409,34 @@ def main() -> None:
     if args.rdf_pairs and args.rdf_reference is None:
         ap.error("--rdf-pairs needs --rdf-reference")
     args.temperatures = [float(t) for t in args.temperatures.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    overrides = list(args.overrides)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.overrides = list(args.overrides)
     if args.quick:
-        seeds, args.ps, args.replicas = seeds[:1], 0.1, 2
-        overrides = QUICK + overrides
+        args.seeds, args.ps, args.replicas = args.seeds[:1], 0.1, 2
+        args.overrides = QUICK + args.overrides
         args.runs = args.runs.with_name(args.runs.name + "-quick")
-    runs = {name: sets for name, sets in variants(args.replay).items()
+    args.variants = {name: sets for name, sets in variants(args.replay).items()
             if not args.only or run_name(name) in args.only.split(",")}
-    if not runs:
+    if not args.variants:
         ap.error(f"--only {args.only}: no such run; the runs are {', '.join(map(run_name, variants(args.replay)))}")
-    args.runs.mkdir(parents=True, exist_ok=True)
+    return args
 
+
+def run_and_score(args: argparse.Namespace, reference_model: Any) -> tuple[dict[str, list[dict[str, Any]]], Any]:
+    """Every run's scores per column (and the starting model's with ``--with-start``), seed by seed; the original
+    SevenNet-0's force MAE on the outside molecules' B3LYP labels."""
     from alloop.deploy.loading import load_trained
-    from alloop.potentials.registry import build_model
-    from alloop.presets import load_preset
 
-    spec = load_preset("models", "sevennet-0")
-    import ase.io
-
-    elements = sorted({int(z) for f in args.tests.values() for a in ase.io.read(f, index=":") for z in a.numbers}
-                      | {int(z) for z in md_start(args.md_start).numbers})
-    reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in args.variants}
     original = outside_force_mae(reference_model)
     if args.with_start:
         start_name, start_model = starting_model(args.campaign, reference_model)
         start_outside = original if start_model is reference_model else outside_force_mae(start_model)
         results[start_name] = []
-    for seed in seeds:
-        for strategy, sets in runs.items():
+    for seed in args.seeds:
+        for strategy, sets in args.variants.items():
             run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
-            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides], "naive_vs_periodic.json",
+            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *args.overrides], "naive_vs_periodic.json",
                                 run_dir.parent / f"{run_dir.name}.log")
             scores = score_run(run_dir, reference_model, args, seed)
             scores["wall_seconds"] = wall
@@ -451,13 +446,33 @@ def main() -> None:
                 f"{t} {scores[f'{t}_force']:.3f}" for t in args.tests) + " eV/A", flush=True)
         if args.with_start:
             results[start_name].append({**score_start(start_model, args, seed), "outside_b3lyp_force": start_outside})
+    return results, original
+
+
+def main() -> None:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    args = parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+
+    from alloop.potentials.registry import build_model
+    from alloop.presets import load_preset
+
+    spec = load_preset("models", "sevennet-0")
+    import ase.io
+
+    elements = sorted({int(z) for f in args.tests.values() for a in ase.io.read(f, index=":") for z in a.numbers}
+                      | {int(z) for z in md_start(args.md_start).numbers})
+    reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
+    results, original = run_and_score(args, reference_model)
     print()
     pairs = ["-".join(chemical_symbols[z] for z in pair) for pair in args.rdf_pairs]
     print("\n".join(table(results, args.temperatures, args.ps, list(args.tests), pairs)))
     print("\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
           + (f"force MAE {original:.3f} eV/A" if original is not None else
              f"no labels ({OUTSIDE_LABELS} missing: python benchmarks/make_outside_labels.py)"))
-    print(f"\nseeds {seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
+    print(f"\nseeds {args.seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

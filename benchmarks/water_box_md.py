@@ -44,6 +44,9 @@ from lib.common import DATA, markdown_table
 from lib.rdf import pair_rdf, parse_pair, reference_runs, rms
 
 RECORD_FS = 10.0
+#: the columns of the table: one row per model, temperature and pair (and the reference's per pair)
+HEADER = ["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica", "pair", "first peak r / g",
+          "first min r", "RMS g - g_ref", "wall s"]
 
 
 def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[float, float, float]:
@@ -119,10 +122,7 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
     return frames, result.stop_reasons
 
 
-def main(argv: list[str] | None = None) -> int:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="run directories, checkpoint files, or sevennet-0")
     p.add_argument("--reference", type=Path, default=DATA / "water8_300K_eqtraj_gfn1-xtb.extxyz")
@@ -144,21 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     args = p.parse_args(argv)
+    return p, args
 
-    runs = reference_runs(args.reference)
-    n_waters = int(np.sum(runs[0][0].numbers == 8))
-    tags = runs[0][0].get_tags()
-    if not tags.any() and args.starts is not None:  # a reference written without tags: the starts' (same atom order)
-        tags = read(args.starts, index=0).get_tags()
-    tags = tags if tags.any() else None
-    if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
-        p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
-    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
+
+def reference_rows(args: argparse.Namespace, runs: list[list[Atoms]], names: list[str],
+                   tags: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
+    """The bins, the reference's g(r) per pair, and its table rows (with the run-vs-run RMS: the noise floor)."""
     r, g_ref = None, {}
     for name, pair in zip(names, args.pairs, strict=True):
         r, g_ref[name] = pair_rdf([a for run in runs for a in run], pair, args.r_max, args.bin, tags)
-    header = ["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica", "pair", "first peak r / g",
-              "first min r", "RMS g - g_ref", "wall s"]
     rows = []
     for name, pair in zip(names, args.pairs, strict=True):
         ref_peak = peaks(r, g_ref[name], peak_window(pair))
@@ -169,42 +163,76 @@ def main(argv: list[str] | None = None) -> int:
             floor = f"{min(spread):.3f}-{max(spread):.3f} (run vs run)"
         rows.append([f"reference: {args.reference.name}", "", f"{sum(len(x) for x in runs) * RECORD_FS / 1000:.1f}",
                      "", name, f"{ref_peak[0]:.2f} / {ref_peak[1]:.2f}", f"{ref_peak[2]:.2f}", floor, ""])
+    return r, g_ref, rows
+
+
+def save_frames(args: argparse.Namespace, source: str, temperature: float, frames: list[list[Atoms]]) -> None:
+    """Every recorded frame of a model's replicas at one temperature, to ``--save-frames``."""
+    from alloop.io import write_extxyz
+
+    path = args.save_frames / f"{source.replace('/', '_')}_{temperature:g}K.extxyz"
+    args.save_frames.mkdir(parents=True, exist_ok=True)
+    write_extxyz(path, [a for f in frames for a in f])
+    print(f"  frames -> {path}", file=sys.stderr, flush=True)
+
+
+def model_rows(args: argparse.Namespace, source: str, reference: tuple, n_waters: int, tags: np.ndarray | None,
+               curves: dict[str, list[float]]) -> list[list[str]]:
+    """One model's MD at every temperature: a row per pair (stability, peaks, RMS against the reference) printed
+    as it comes; its g(r) curves go into ``curves``. ``reference``: (atomic numbers, bins, g_ref per pair)."""
+    numbers, r, g_ref = reference
+    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
     skip = int(round(args.skip_ps * 1000 / RECORD_FS))
+    model, description = load_model(source, args.threads, sorted({int(z) for z in numbers}))
+    rows = []
+    for temperature in args.temperatures:
+        t0 = time.perf_counter()
+        frames, stops = run_md(model, n_waters, temperature, args)
+        ran = [len(f) * RECORD_FS / 1000 for f in frames]
+        stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
+                            zip(ran, stops, strict=True))
+        kept = [a for f in frames for a in f[skip:]]
+        wall = time.perf_counter() - t0
+        if args.save_frames is not None:
+            save_frames(args, source, temperature, frames)
+        for name, pair in zip(names, args.pairs, strict=True):
+            if kept:
+                _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
+                peak = peaks(r, g, peak_window(pair))
+                curves[f"{description} {temperature:g} K {name}"] = g.tolist()
+                cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}",
+                         f"{rms(g, g_ref[name], r, args.rms_from):.3f}"]
+            else:
+                cells = ["-", "-", "- (no frame after the equilibration)"]
+            rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, name,
+                         *cells, f"{wall:.0f}"])
+            print(markdown_table(HEADER, rows[-1:]), file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    p, args = parse_args(argv)
+    runs = reference_runs(args.reference)
+    n_waters = int(np.sum(runs[0][0].numbers == 8))
+    tags = runs[0][0].get_tags()
+    if not tags.any() and args.starts is not None:  # a reference written without tags: the starts' (same atom order)
+        tags = read(args.starts, index=0).get_tags()
+    tags = tags if tags.any() else None
+    if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
+        p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
+    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
+    r, g_ref, rows = reference_rows(args, runs, names, tags)
     curves = {"r_A": r.tolist(), **{f"reference {name}": g.tolist() for name, g in g_ref.items()}}
     for source in args.models:
-        model, description = load_model(source, args.threads, sorted({int(z) for z in runs[0][0].numbers}))
-        for temperature in args.temperatures:
-            t0 = time.perf_counter()
-            frames, stops = run_md(model, n_waters, temperature, args)
-            ran = [len(f) * RECORD_FS / 1000 for f in frames]
-            stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
-                                zip(ran, stops, strict=True))
-            kept = [a for f in frames for a in f[skip:]]
-            wall = time.perf_counter() - t0
-            if args.save_frames is not None:
-                from alloop.io import write_extxyz
-
-                path = args.save_frames / f"{source.replace('/', '_')}_{temperature:g}K.extxyz"
-                args.save_frames.mkdir(parents=True, exist_ok=True)
-                write_extxyz(path, [a for f in frames for a in f])
-                print(f"  frames -> {path}", file=sys.stderr, flush=True)
-            for name, pair in zip(names, args.pairs, strict=True):
-                if kept:
-                    _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
-                    peak = peaks(r, g, peak_window(pair))
-                    curves[f"{description} {temperature:g} K {name}"] = g.tolist()
-                    cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}",
-                             f"{rms(g, g_ref[name], r, args.rms_from):.3f}"]
-                else:
-                    cells = ["-", "-", "- (no frame after the equilibration)"]
-                rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, name,
-                             *cells, f"{wall:.0f}"])
-                print(markdown_table(header, rows[-1:]), file=sys.stderr, flush=True)
+        rows += model_rows(args, source, (runs[0][0].numbers, r, g_ref), n_waters, tags, curves)
     what = f"{n_waters} waters" if args.starts is None else f"{len(runs[0][0])} atoms ({args.starts.name})"
     print(f"{what}, {args.replicas} replicas x {args.ps:g} ps per model and temperature, g(r) every {RECORD_FS:g} fs "
           f"after {args.skip_ps:g} ps, bins {args.bin:g} A up to {args.r_max:g} A"
           + ("; pairs within one molecule left out" if tags is not None else ""))
-    print(markdown_table(header, rows))
+    print(markdown_table(HEADER, rows))
     out = Path(os.environ.get("ALLOOP_RDF_OUT", "/tmp/box_rdf.json"))
     out.write_text(json.dumps(curves))
     print(f"g(r) curves -> {out}")
