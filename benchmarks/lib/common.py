@@ -18,7 +18,7 @@ import numpy as np
 from alloop.io import write_atomic
 
 #: the repository
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: the committed benchmark data (labelled test sets, pools)
 DATA = ROOT / "benchmarks" / "data"
 #: the data the example campaigns read (the quickstarts' evaluation set); benchmarks read it too

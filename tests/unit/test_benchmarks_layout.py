@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 MAX_FUNCTION_LINES = 60
 
@@ -108,3 +110,11 @@ def test_no_import_cycle_in_benchmarks_lib() -> None:
 def test_no_long_function_in_benchmarks() -> None:
     found = long_functions(BENCHMARKS)
     assert not found, f"functions over {MAX_FUNCTION_LINES} lines in benchmarks/ (split them):\n" + "\n".join(found)
+
+
+def test_lib_paths_point_at_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lib.common``'s ROOT is the repository and DATA its benchmark data (the module sits one floor down)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from lib.common import DATA, ROOT
+
+    assert ROOT == BENCHMARKS.parent and DATA == BENCHMARKS / "data" and DATA.is_dir()
