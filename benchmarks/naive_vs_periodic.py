@@ -74,7 +74,8 @@ import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
 from lib.campaign_runs import run_campaign
-from lib.common import DATA, ROOT, mean_std
+from lib.common import DATA, ROOT
+from lib.nvp_table import table
 from lib.outside_labels import OUT as OUTSIDE_LABELS
 from lib.outside_labels import outside_force_mae
 from lib.rdf import parse_pair
@@ -328,46 +329,6 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     scores.update(info)
     _save(cache, key, scores)
     return scores
-
-
-def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float, tests: list[str],
-          rdf_pairs: list[str]) -> list[str]:
-    names = list(results)
-    cycles = sorted({int(k.removeprefix("flag_rate_c")) for runs in results.values() for r in runs for k in r
-                     if k.startswith("flag_rate_c")})
-    rows = [
-        *[(f"force MAE, {t} test (eV/A)", f"{t}_force", 3) for t in tests],
-        *[(f"energy MAE, {t} test (meV/atom)", f"{t}_energy_meV_atom", 2) for t in tests],
-        *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
-        *[(f"MD at {temperatures[0]:g} K: RMS of g(r) - g_ref(r), {pair}", f"rdf_rms_{pair}", 3) for pair in rdf_pairs],
-        *[(f"cycle {c}: share of its MD frames flagged", f"flag_rate_c{c}", 3) for c in cycles],
-        ("forgetting: force MAE vs the campaign's original model (v0) on outside molecules (eV/A)", "forget_force", 3),
-        ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
-        ("outside molecules: force MAE vs B3LYP/def2-SVP (eV/A)", "outside_b3lyp_force", 3),
-        *[(f"{t} test frames not covered by the labels", f"uncovered_{t}", 2) for t in tests],
-        ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
-        ("  its spread (std, meV/atom)", "energy_std_meV_atom", 1),
-        ("expensive labels", "labels_expensive", 0), ("cheap labels", "labels_cheap", 0),
-        ("CPU s, expensive labels", "cpu_expensive_s", 0), ("CPU s, cheap labels", "cpu_cheap_s", 0),
-        ("training wall s (sum)", "train_s", 0), ("campaign wall s", "wall_seconds", 0),
-    ]
-    lines = [f"| quantity | {' | '.join(names)} |", f"|---|{'---|' * len(names)}"]
-    for label, key, digits in rows:
-        cells = []
-        for strategy in names:
-            values = []
-            for r in results[strategy]:
-                v = r.get(key)
-                values += list(v) if isinstance(v, list) else [v]
-            values = [v for v in values if v is not None and np.isfinite(v)]
-            cells.append(mean_std(values, digits) if values else "n/a")
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    ref = next(r for runs in results.values() for r in runs if f"ref_{tests[0]}_energy_mean_meV_atom" in r)
-    lines += ["", "test frames' own energies above their lowest (meV/atom): " + ", ".join(
-              f"{t} {ref[f'ref_{t}_energy_mean_meV_atom']:.1f} +- {ref[f'ref_{t}_energy_std_meV_atom']:.1f}"
-              for t in tests),
-              "mean +- sample std over seeds (MD rows: over seeds x replicas)"]
-    return lines
 
 
 def parse_args() -> argparse.Namespace:
