@@ -34,10 +34,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
-from campaign_runs import loop_numbers, run_campaign
+from lib.campaign_runs import loop_numbers, run_campaign
+from lib.common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -106,7 +107,7 @@ def random_baseline(args: argparse.Namespace, seed: int, n: int, model: str, fol
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -116,8 +117,58 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-cheap", type=Path, default=None,
                    help="cheap labels of the same pool frames, for the ASTEROID baseline (e.g. ..._eqpool_hf-sto3g)")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="override for every campaign run")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def ensemble_weights(tests: list[Path]) -> dict[str, np.ndarray]:
+    """Test sets of xTB MD frames carried over to the target level's ensemble (see lib.common), by file name."""
+    weights = {}
+    for test in tests:
+        w = target_ensemble_weights(test, float(test.name.split("_")[1].rstrip("K")))
+        if w is not None:
+            weights[test.name] = w
+            print(f"{test.name}: also scored over the target level's ensemble (xTB frames reweighted, "
+                  f"{1 / np.sum(w**2):.0f} effective of {w.size})")
+    return weights
+
+
+def seed_entries(args: argparse.Namespace, cfg: Any, model: str, seed: int) -> dict[str, dict[str, Any]]:
+    """The models of one seed: the loop's (run or reused), before its refit if any, and the random baselines."""
+    run_dir = args.runs / f"loop-seed-{seed}"
+    print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
+    run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
+    numbers = loop_numbers(run_dir)
+    entries = {"loop": {"model": run_dir, "labels": numbers["labels"], "cpu_s": numbers["label_cpu_s"]}}
+    validated = validated_version(run_dir)
+    if validated is not None:  # training.final_refit: the same campaign's model before the refit, beside it
+        entries["loop, before the refit"] = {**entries["loop"], "version": validated}
+    entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}",
+                                   cfg.model.baseline, cfg.training.final_refit))
+    return entries
+
+
+def score_entries(entries: dict[str, dict[str, Any]], tests: list[Path], weights: dict[str, np.ndarray],
+                  scores: tuple[dict, dict, dict]) -> None:
+    """Score every model of one seed on every test set; adds to ``scores`` (rows, basins, per-frame errors)."""
+    rows, basins, per_frame = scores
+    for name, entry in entries.items():
+        row = rows.setdefault(name, {"labels": [], "cpu_s": [], **{t.name: [] for t in tests}})
+        row["labels"].append(entry["labels"])
+        row["cpu_s"].append(entry["cpu_s"])
+        for test in tests:
+            got = evaluate(entry["model"], test, entry.get("version"))
+            row[test.name].append(got["force_mae_eV_per_A"])
+            errors = per_frame_force_mae(entry["model"], test, entry.get("version"))
+            per_frame.setdefault((name, test.name), []).append(errors)
+            if test.name in weights:
+                row.setdefault(f"{test.name} reweighted", []).append(float(weights[test.name] @ errors))
+            for basin, m in got.get("basins", {}).items():
+                basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])
+            print(f"  {name:<18} {test.name}: force MAE {got['force_mae_eV_per_A']:.4f} eV/A", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from alloop.config import load_campaign
 
     cfg = load_campaign(args.campaign, overrides=args.overrides)
@@ -128,42 +179,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     args.runs.mkdir(parents=True, exist_ok=True)
-    weights = {}  # test sets of xTB MD frames carried over to the target level's ensemble (see _common)
-    for test in tests:
-        w = target_ensemble_weights(test, float(test.name.split("_")[1].rstrip("K")))
-        if w is not None:
-            weights[test.name] = w
-            print(f"{test.name}: also scored over the target level's ensemble (xTB frames reweighted, "
-                  f"{1 / np.sum(w**2):.0f} effective of {w.size})")
+    weights = ensemble_weights(tests)
     columns = [c for t in tests for c in ([t.name] + ([f"{t.name} reweighted"] if t.name in weights else []))]
     rows: dict[str, dict[str, list]] = {}
     basins: dict[str, dict[str, list[float]]] = {}
     per_frame: dict[tuple[str, str], list[np.ndarray]] = {}  # (row, test) -> each seed's per-frame force MAE
     for seed in args.seeds:
-        run_dir = args.runs / f"loop-seed-{seed}"
-        print(f"seed {seed}: campaign {args.campaign.name} -> {run_dir}", flush=True)
-        run_campaign(args.campaign, run_dir, seed, args.overrides, "al_vs_random.json", args.runs / "campaigns.log")
-        numbers = loop_numbers(run_dir)
-        entries = {"loop": {"model": run_dir, "labels": numbers["labels"], "cpu_s": numbers["label_cpu_s"]}}
-        validated = validated_version(run_dir)
-        if validated is not None:  # training.final_refit: the same campaign's model before the refit, beside it
-            entries["loop, before the refit"] = {**entries["loop"], "version": validated}
-        entries.update(random_baseline(args, seed, entries["loop"]["labels"], model, args.runs / f"seed-{seed}",
-                                       cfg.model.baseline, cfg.training.final_refit))
-        for name, entry in entries.items():
-            row = rows.setdefault(name, {"labels": [], "cpu_s": [], **{t.name: [] for t in tests}})
-            row["labels"].append(entry["labels"])
-            row["cpu_s"].append(entry["cpu_s"])
-            for test in tests:
-                got = evaluate(entry["model"], test, entry.get("version"))
-                row[test.name].append(got["force_mae_eV_per_A"])
-                errors = per_frame_force_mae(entry["model"], test, entry.get("version"))
-                per_frame.setdefault((name, test.name), []).append(errors)
-                if test.name in weights:
-                    row.setdefault(f"{test.name} reweighted", []).append(float(weights[test.name] @ errors))
-                for basin, m in got.get("basins", {}).items():
-                    basins.setdefault(f"{name} | {test.name}", {}).setdefault(basin, []).append(m["force_mae_eV_per_A"])
-                print(f"  {name:<18} {test.name}: force MAE {got['force_mae_eV_per_A']:.4f} eV/A", flush=True)
+        score_entries(seed_entries(args, cfg, model, seed), tests, weights, (rows, basins, per_frame))
     delta = f" on a {cfg.model.baseline} baseline" if cfg.model.baseline else ""
     print(f"\n{args.campaign.name}, model {model}{delta}, seeds {args.seeds}: force MAE (eV/A) on equilibrium sets")
     print("| frames chosen by | expensive labels | CPU s (labels + MD) | " + " | ".join(columns) + " |")

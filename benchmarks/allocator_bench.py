@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import DATA, markdown_table
+from lib.common import DATA, markdown_table
 
 CASES = ("dask", "glibc", "reuse")
 WORKS = ("reline-train", "ethanol-train", "reline-label")

@@ -43,12 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, mean_std
 from ase import units
+from lib.asteroid_plan import METHODS, plan
+from lib.common import DATA, mean_std
 
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
-METHODS = ("standard", "asteroid-no-weights", "asteroid", "score-matching")
 EV_PER_A_TO_KCAL_PER_MOL_A = 1.0 / (units.kcal / units.mol)
 ELEMENTS = (1, 6, 8)
 
@@ -93,42 +93,38 @@ def load_data(folder: Path) -> dict[str, list]:
     return out
 
 
-def plan(budget: float, seed: int, cheap_cost: np.ndarray, exp_cost: np.ndarray) -> dict[str, dict[str, Any]]:
-    """Per method: the pool frames given expensive labels, whether cheap labels are used, and the cost charged."""
-    order = np.random.default_rng(seed).permutation(len(exp_cost))
-    cum = np.cumsum(exp_cost[order])
-
-    def buy(amount: float) -> np.ndarray:
-        return np.sort(order[: int(np.searchsorted(cum, amount, side="right"))])
-
-    all_cheap = float(cheap_cost.sum())
-    out = {}
-    for method in METHODS:
-        uses_cheap = method in ("asteroid", "asteroid-no-weights")
-        spent_cheap = all_cheap if uses_cheap else 0.0
-        idx = buy(budget - spent_cheap)
-        out[method] = {
-            "expensive_idx": idx,
-            "n_cheap": len(cheap_cost) if uses_cheap else 0,
-            "n_unlabelled": len(cheap_cost) if method == "score-matching" else 0,
-            "cost": spent_cheap + float(exp_cost[idx].sum()),
-        }
-    return out
-
-
 # --------------------------------------------------------------------------- one run
+def training_settings(cfg: Config, n_pool: int, seed: int) -> Any:
+    """The ASTEROID stages' settings of a run (score matching: as many optimiser steps as stage 2)."""
+    from alloop.config.training import TrainingConfig
+    from alloop.training.asteroid import AsteroidSettings
+    from alloop.training.score_matching import ScoreMatchingSettings
+    from alloop.training.trainer import TrainSettings
+
+    lr = cfg.lr or TrainingConfig().learning_rate_pretrain
+    sm_epochs = max(1, round(cfg.pre_steps / -(-n_pool // cfg.batch)))  # as many steps as stage 2
+    exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, energy_weight=cfg.energy_weight,
+                           threads=1)
+    return AsteroidSettings(
+        stage1=exp_ts,
+        stage2=replace(exp_ts, max_steps=cfg.pre_steps),
+        stage3=replace(exp_ts, max_steps=cfg.finetune_steps, lr=cfg.finetune_lr or 0.3 * lr),
+        score=ScoreMatchingSettings(temperature_K=500.0, max_epochs=sm_epochs, batch_size=cfg.batch, lr=lr,
+                                    patience=sm_epochs, threads=1),
+        val_fraction=cfg.val_fraction,
+        seed=seed,
+    )
+
+
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
     """Train one (method, budget, seed) and score it on the test trajectory."""
     import torch
 
     torch.set_num_threads(1)
-    from alloop.config.training import TrainingConfig
     from alloop.potentials.registry import build_model
-    from alloop.training.asteroid import AsteroidSettings, train_asteroid
+    from alloop.training.asteroid import train_asteroid
     from alloop.training.data import FrameDataset
     from alloop.training.metrics import evaluate_model
-    from alloop.training.score_matching import ScoreMatchingSettings
-    from alloop.training.trainer import TrainSettings
 
     cfg = Config(**job["config"])
     data = load_data(Path(job["data"]))
@@ -142,20 +138,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     )
     test = FrameDataset.from_atoms(data[f"test_{EXPENSIVE}"], fidelity=EXPENSIVE)
 
-    lr = cfg.lr or TrainingConfig().learning_rate_pretrain
-    n_pool = len(data[f"pool_{CHEAP}"])
-    sm_epochs = max(1, round(cfg.pre_steps / -(-n_pool // cfg.batch)))  # as many steps as stage 2
-    exp_ts = TrainSettings(max_steps=cfg.exp_steps, batch_size=cfg.batch, lr=lr, energy_weight=cfg.energy_weight,
-                           threads=1)
-    settings = AsteroidSettings(
-        stage1=exp_ts,
-        stage2=replace(exp_ts, max_steps=cfg.pre_steps),
-        stage3=replace(exp_ts, max_steps=cfg.finetune_steps, lr=cfg.finetune_lr or 0.3 * lr),
-        score=ScoreMatchingSettings(temperature_K=500.0, max_epochs=sm_epochs, batch_size=cfg.batch, lr=lr,
-                                    patience=sm_epochs, threads=1),
-        val_fraction=cfg.val_fraction,
-        seed=seed,
-    )
+    settings = training_settings(cfg, len(data[f"pool_{CHEAP}"]), seed)
 
     def factory():
         return build_model("egnn", ELEMENTS, hidden_features=cfg.hidden, n_layers=cfg.layers, cutoff_A=5.0)
@@ -224,7 +207,7 @@ def table(results: list[dict[str, Any]], budgets: list[float], seeds: list[int])
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--budgets", default="150,300,600", help="labelling budgets in CPU seconds, comma-separated")
@@ -237,32 +220,21 @@ def main(argv: list[str] | None = None) -> int:
                        ("finetune_lr", float), ("batch", int)):
         parser.add_argument("--" + name.replace("_", "-"), type=kind, help=f"override Config.{name}")
     args = parser.parse_args(argv)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    cfg = Config.quick() if args.quick else Config()
-    overrides = {k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None}
-    cfg = replace(cfg, **overrides)
-    budgets = [400.0] if args.quick else [float(b) for b in args.budgets.split(",")]
-    seeds = [0] if args.quick else list(range(args.seeds))
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = set(methods) - set(METHODS)
+    unknown = {m for m in args.methods.split(",") if m} - set(METHODS)
     if unknown:
         parser.error(f"unknown methods {sorted(unknown)}")
+    return args
 
-    data = load_data(args.data)
-    cheap_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{CHEAP}"]])
-    exp_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{EXPENSIVE}"]])
-    print(f"pool {len(exp_cost)} frames: {CHEAP} {cheap_cost.mean():.2f} CPU s/frame ({cheap_cost.sum():.0f} in all), "
-          f"{EXPENSIVE} {exp_cost.mean():.2f} CPU s/frame ({exp_cost.sum():.0f} in all); "
-          f"test {len(data[f'test_{EXPENSIVE}'])} frames", flush=True)
 
-    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve()), "code": training_code_digest()},
-                     sort_keys=True)  # a change of the training code is a new set of runs
-    run_dir = args.runs / hashlib.sha256(key.encode()).hexdigest()[:12]  # cached runs of this config and data
-    run_dir.mkdir(parents=True, exist_ok=True)
+def plan_jobs(args: argparse.Namespace, cfg: Config, costs: tuple[np.ndarray, np.ndarray], grid: tuple[list, list],
+              run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The runs to do (one job each) and the results cached in ``run_dir``, over ``grid`` (budgets, seeds) and the
+    methods asked for; a method whose budget buys fewer than 2 expensive frames is skipped."""
+    methods = [m for m in args.methods.split(",") if m]
     jobs, results = [], []
-    for budget in budgets:
-        for seed in seeds:
-            for method, p in plan(budget, seed, cheap_cost, exp_cost).items():
+    for budget in grid[0]:
+        for seed in grid[1]:
+            for method, p in plan(budget, seed, *costs).items():
                 if method not in methods:
                     continue
                 if len(p["expensive_idx"]) < 2:
@@ -277,9 +249,13 @@ def main(argv: list[str] | None = None) -> int:
                              "config": asdict(cfg), "expensive_idx": p["expensive_idx"].tolist(),
                              "n_cheap": p["n_cheap"], "n_unlabelled": p["n_unlabelled"], "cost": p["cost"],
                              "path": str(path)})
-    print(f"{len(jobs)} runs to do, {len(results)} cached in {run_dir}", flush=True)
+    return jobs, results
+
+
+def run_jobs(jobs: list[dict[str, Any]], workers: int, results: list[dict[str, Any]]) -> None:
+    """Run the jobs in ``workers`` processes, each result written to its job's path and appended to ``results``."""
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
+    with ProcessPoolExecutor(workers) as pool:
         futures = {pool.submit(run_one, job): job for job in jobs}
         for fut in as_completed(futures):
             res = fut.result()
@@ -289,6 +265,31 @@ def main(argv: list[str] | None = None) -> int:
                   f"{res['n_expensive']} exp frames, "
                   f"test F-MAE {res['test_force_mae']:.4f} eV/A ({res['train_seconds']:.0f} s; "
                   f"{(time.perf_counter() - t0) / 60:.1f} min elapsed)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    cfg = Config.quick() if args.quick else Config()
+    overrides = {k: v for k, v in vars(args).items() if k in Config.__dataclass_fields__ and v is not None}
+    cfg = replace(cfg, **overrides)
+    budgets = [400.0] if args.quick else [float(b) for b in args.budgets.split(",")]
+    seeds = [0] if args.quick else list(range(args.seeds))
+
+    data = load_data(args.data)
+    cheap_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{CHEAP}"]])
+    exp_cost = np.array([a.info["cpu_seconds"] for a in data[f"pool_{EXPENSIVE}"]])
+    print(f"pool {len(exp_cost)} frames: {CHEAP} {cheap_cost.mean():.2f} CPU s/frame ({cheap_cost.sum():.0f} in all), "
+          f"{EXPENSIVE} {exp_cost.mean():.2f} CPU s/frame ({exp_cost.sum():.0f} in all); "
+          f"test {len(data[f'test_{EXPENSIVE}'])} frames", flush=True)
+
+    key = json.dumps({"config": asdict(cfg), "data": str(args.data.resolve()), "code": training_code_digest()},
+                     sort_keys=True)  # a change of the training code is a new set of runs
+    run_dir = args.runs / hashlib.sha256(key.encode()).hexdigest()[:12]  # cached runs of this config and data
+    run_dir.mkdir(parents=True, exist_ok=True)
+    jobs, results = plan_jobs(args, cfg, (cheap_cost, exp_cost), (budgets, seeds), run_dir)
+    print(f"{len(jobs)} runs to do, {len(results)} cached in {run_dir}", flush=True)
+    run_jobs(jobs, args.workers, results)
     print()
     print("\n".join(table(results, budgets, seeds)))
     gammas = [r for r in results if "gamma" in r]

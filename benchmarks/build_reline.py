@@ -20,7 +20,7 @@ Building needs RDKit, which is no dependency of alloop: it ran in a separate ven
 independent starts of the reference MD (``make_water_box_sets.py --starts``).
 
 ``--melt`` (in alloop's environment, no RDKit) runs periodic Langevin MD on the GFN1-xTB surface (alloop's
-``gfn1-xtb`` labeller through tblite, :func:`make_water_box_sets.cheap_langevin`: 0.5 fs, friction 0.01/fs) from
+``gfn1-xtb`` labeller through tblite, :func:`lib.box_md.cheap_langevin`: 0.5 fs, friction 0.01/fs) from
 each built box, checks every ``--check-every`` steps that no covalent bond of the start broke (a bond longer than
 ``--max-stretch`` x its start length) and that no new one formed between molecules (two atoms of different
 molecules within 1.15 x the sum of their covalent radii, e.g. a proton transferred), and writes the last frame
@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, covalent_radii
+from ase.data import atomic_masses
 from ase.io import read, write
+from lib.bonds import bond_check, bonds
 
 DATA = Path(__file__).resolve().parent / "data"
 #: experimental density of reline at 298 K (g/cm^3)
@@ -113,28 +114,9 @@ def reline_box(n_fu: int, seed: int, min_distance: float) -> Atoms:
     return box
 
 
-def bonds(atoms: Atoms, factor: float = 1.15) -> np.ndarray:
-    """Pairs (i < j) closer than ``factor`` x the sum of their covalent radii, minimum image."""
-    from ase.neighborlist import neighbor_list
-
-    i, j = neighbor_list("ij", atoms, {(a, b): factor * (covalent_radii[a] + covalent_radii[b])
-                                       for a in set(atoms.numbers) for b in set(atoms.numbers)})
-    keep = i < j
-    return np.stack([i[keep], j[keep]], axis=1)
-
-
-def bond_check(atoms: Atoms, start_bonds: np.ndarray, start_lengths: np.ndarray) -> tuple[float, int]:
-    """(largest bond length / start length, number of new bonds between different molecules)."""
-    lengths = np.array([atoms.get_distance(i, j, mic=True) for i, j in start_bonds])
-    now = bonds(atoms)
-    tags = atoms.get_tags()
-    new = int(np.sum(tags[now[:, 0]] != tags[now[:, 1]]))
-    return float((lengths / start_lengths).max()), new
-
-
 def melt(n_fu: int, ps: float, temperature: float, seed: int, check_every: int, max_stretch: float) -> None:
     """GFN1-xTB Langevin MD of ``reline_{n_fu}fu.extxyz``; writes the last frame to ``reline_{n_fu}fu_melt.extxyz``."""
-    from make_water_box_sets import cheap_langevin
+    from lib.box_md import cheap_langevin
 
     start = read(DATA / f"reline_{n_fu}fu.extxyz")
     start_bonds = bonds(start)

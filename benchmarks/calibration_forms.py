@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import DATA, data_file, markdown_table
+from lib.common import DATA, data_file, markdown_table
 
 from alloop.campaign.phases.train import labelled_arrays
 from alloop.deploy.loading import TrainedModel, load_trained

@@ -38,7 +38,7 @@ lower than on an idle one; the load average at start and end is printed.
 Everything needed is saved to ``<run dir>/campaign_bench_timing.json``, so
 ``--run-dir DIR`` on a finished run reprints the tables without rerunning.
 
-Accuracy part (``--accuracy``; see campaign_bench_accuracy.py): the finished
+Accuracy part (``--accuracy``; see lib/campaign_accuracy.py): the finished
 campaign's final model (a), standard training on its expensive labels only (b),
 and standard training on randomly chosen AIMD pool frames bought with the
 campaign's total labelling CPU seconds (c), all scored on the expensive-labelled
@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, markdown_table
+from lib.common import ROOT, markdown_table
 
 TIMING_FILE = "campaign_bench_timing.json"
 #: --quick: one short cycle; the expensive fidelity stays B3LYP/def2-SVP so the accuracy part can compare
@@ -289,15 +289,15 @@ def label_cpu_by_phase(store: Any, cfg: Any) -> dict[tuple[int, str], float]:
     return out
 
 
-def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
-    from alloop.store.ledger import spend
-
+def phase_rows(cfg: Any, store: Any, info: dict[str, Any],
+               prog: Any) -> tuple[list[list[Any]], dict[str, float], float, float]:
+    """One row per progress commit (its wall span, busy slots, idle cores, label CPU), the wall seconds per kind
+    of phase, the wall seconds of the labelling phases, and the seconds after the last commit."""
     t0, t1, slots = info["t0"], info["t1"], info["slots"]
     cores = slots * info["threads_per_worker"]
     wall = t1 - t0
     weighted = [(t["start"], t["stop"], core_weight(t["kind"], info)) for t in info["tasks"]]
     unit = [(t["start"], t["stop"], 1) for t in info["tasks"]]
-    prog = store.table("progress")
     label_cpu = label_cpu_by_phase(store, cfg)
     rows, kinds, lab_wall = [], {}, 0.0
     start = t0
@@ -313,8 +313,16 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
                      f"{100 * busy_slots:.0f}%", f"{100 * idle:.0f}%", "" if cpu is None else cpu, util])
         kinds[kind] = kinds.get(kind, 0.0) + span
         start = stop
-    tail = t1 - start  # after the last progress row (closing the run)
-    sp = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity})
+    return rows, kinds, lab_wall, t1 - start  # the tail: after the last progress row (closing the run)
+
+
+def overall_rows(info: dict[str, Any], prog: Any, sp: Any, lab_wall: float) -> list[list[Any]]:
+    """The run's totals: utilisation of the cores and worker slots, lower bounds, load average."""
+    t0, t1, slots = info["t0"], info["t1"], info["slots"]
+    cores = slots * info["threads_per_worker"]
+    wall = t1 - t0
+    weighted = [(t["start"], t["stop"], core_weight(t["kind"], info)) for t in info["tasks"]]
+    unit = [(t["start"], t["stop"], 1) for t in info["tasks"]]
     busy_w, some_idle, all_idle = coverage(weighted, t0, t1, cores)
     busy_u, some_idle_slot, _ = coverage(unit, t0, t1, slots)
     label_task_s = sum(t["stop"] - t["start"] for t in info["tasks"] if t["kind"].startswith("label"))
@@ -327,8 +335,7 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
     all_core_s = sum((t["stop"] - t["start"]) * core_weight(t["kind"], info) for t in info["tasks"])
     work_bound = max(all_core_s / cores, train_path)
     window = overlap_window(prog)
-    print(f"\n## Campaign '{info['campaign']}': timing\n")
-    print(markdown_table(["quantity", "value"], [
+    return [
         ["overrides", " ".join(info["overrides"]) or "(none)"],
         ["Dask workers x threads (slots, cores)", f"{info['n_workers']} x {info['threads_per_worker']} ({slots}, {cores})"],
         ["finished because", info["reason"]],
@@ -359,23 +366,23 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         ["load average at start / end (1, 5, 15 min)",
          f"{la[0]:.1f} {la[1]:.1f} {la[2]:.1f} / {lb[0]:.1f} {lb[1]:.1f} {lb[2]:.1f}"
          f" on {info['cpu_count']} CPUs (shared machine: timings under contention)"],
-    ]))
-    print("\n### Wall time per phase\n")
-    print(markdown_table(["cycle", "phase", "wall s", "% of total", "slots busy", ">= 1 idle core", "label CPU s",
-                 "labelling-core util."], rows))
-    print("\n### Wall time by kind of phase (summed over cycles)\n")
-    kind_rows = [[k, v, f"{100 * v / wall:.1f}%"] for k, v in kinds.items()]
-    print(markdown_table(["kind", "wall s", "% of total"],
-                         kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
-    print("\n### Labels per fidelity (from the store)\n")
+    ]
+
+
+def fidelity_rows(cfg: Any, store: Any, sp: Any) -> list[list[Any]]:
+    """Per role: the fidelity, its labels and failures, their CPU and the labeller's wall seconds."""
     fid_rows = []
     for role in ("cheap", "expensive"):
         fid, n = cfg.fidelity(role), sp.labels[role]
         wall_s = float(np.nansum(store.labels(fid.hash()).wall_seconds)) if fid.hash() in store.fidelities() else 0.0
         fid_rows.append([role, fid.name, n, sp.failures[role], sp.cpu_seconds[role],
                          f"{sp.cpu_seconds[role] / n:.2f}" if n else "", wall_s])
-    print(markdown_table(["role", "fidelity", "labels", "not ok", "CPU s", "CPU s / label", "labeller wall s"], fid_rows))
-    print("\n### Task compute time by kind (Dask task stream)\n")
+    return fid_rows
+
+
+def task_kind_table(info: dict[str, Any]) -> str:
+    """Per kind of Dask task: how many, their busy seconds, the cores counted and the workers' CPU while running."""
+    wall, cores = info["t1"] - info["t0"], info["slots"] * info["threads_per_worker"]
     by_kind: dict[str, list[tuple[float, float | None]]] = {}
     for t in info["tasks"]:
         by_kind.setdefault(t["kind"], []).append((t["stop"] - t["start"], t.get("cpu_pct")))
@@ -384,11 +391,35 @@ def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
         known = [(d, c) for d, c in v if c is not None]
         return f"{sum(d * c for d, c in known) / sum(d for d, _ in known):.0f}%" if known else "n/a"
 
-    print(markdown_table(["task kind", "tasks", "busy s", "mean s", "cores counted", "% of core-seconds available",
-                 "worker CPU % while running"], [
+    return markdown_table(["task kind", "tasks", "busy s", "mean s", "cores counted", "% of core-seconds available",
+                           "worker CPU % while running"], [
         [k, len(v), float(sum(d for d, _ in v)), f"{np.mean([d for d, _ in v]):.2f}", core_weight(k, info),
          f"{100 * sum(d for d, _ in v) * core_weight(k, info) / (wall * cores):.1f}%", cpu_pct(v)]
-        for k, v in sorted(by_kind.items())]))
+        for k, v in sorted(by_kind.items())])
+
+
+def timing_report(cfg: Any, store: Any, info: dict[str, Any]) -> None:
+    """Print the campaign's timing tables (Markdown): totals, per phase, per kind of phase, labels, Dask tasks."""
+    from alloop.store.ledger import spend
+
+    wall = info["t1"] - info["t0"]
+    prog = store.table("progress")
+    rows, kinds, lab_wall, tail = phase_rows(cfg, store, info, prog)
+    sp = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": cfg.expensive_fidelity})
+    print(f"\n## Campaign '{info['campaign']}': timing\n")
+    print(markdown_table(["quantity", "value"], overall_rows(info, prog, sp, lab_wall)))
+    print("\n### Wall time per phase\n")
+    print(markdown_table(["cycle", "phase", "wall s", "% of total", "slots busy", ">= 1 idle core", "label CPU s",
+                 "labelling-core util."], rows))
+    print("\n### Wall time by kind of phase (summed over cycles)\n")
+    kind_rows = [[k, v, f"{100 * v / wall:.1f}%"] for k, v in kinds.items()]
+    print(markdown_table(["kind", "wall s", "% of total"],
+                         kind_rows + [["after the last phase row", tail, f"{100 * tail / wall:.1f}%"]]))
+    print("\n### Labels per fidelity (from the store)\n")
+    print(markdown_table(["role", "fidelity", "labels", "not ok", "CPU s", "CPU s / label", "labeller wall s"],
+                         fidelity_rows(cfg, store, sp)))
+    print("\n### Task compute time by kind (Dask task stream)\n")
+    print(task_kind_table(info))
 
 
 # -------------------------------------------------------------------------------------------- main
@@ -440,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                 timing_report(cfg, store, info)
             if not args.accuracy:
                 return 0
-            from campaign_bench_accuracy import accuracy_report
+            from lib.campaign_accuracy import accuracy_report
 
             seeds = [int(s) for s in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
             return accuracy_report(cfg, store, args.data, seeds, args.threads)

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-from _common import DATA
+from lib.common import DATA
 
 FRAMES = DATA / "ethanol_500K_ccsdttest_ccsdt-dz.extxyz"
 VARIANTS = ("base", "memory", "threads", "guess", "frozen-core")

@@ -41,10 +41,11 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, label_cpu, mean_std, model_args
+from lib.common import DATA, ROOT, alloop, label_cpu, mean_std, model_args
 
 TRAIN = DATA / "ethanol_500K_ccsdttrain_ccsdt-dz.extxyz"
 TEST = DATA / "ethanol_500K_ccsdttest_ccsdt-dz.extxyz"
@@ -104,7 +105,7 @@ def train_and_score(out: Path, expensive: Path, cheap: Path | None, model: str, 
     return json.loads(alloop("evaluate", str(out), str(TEST), "--json"))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["small", "small+gfn2-xtb", "sevennet-0"],
                     help="model presets; PRESET+BASELINE for a Delta model (default: small small+gfn2-xtb sevennet-0)")
@@ -118,11 +119,26 @@ def main(argv: list[str] | None = None) -> int:
                     help="also asteroid-no-weights on the equal-cost frames (every B3LYP weight 1; one more training "
                     "each)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ccsdt-ladder")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+@dataclass
+class Ladder:
+    """The labelled sets and the label costs: ``n`` of the ``train`` frames per standard training, ``k`` the
+    CCSD(T) labels the ``n_cheap`` B3LYP frames cost (``cheap_cpu`` CPU s; ``per_label`` per CCSD(T) label)."""
+
+    train: list
+    n_test: int
+    n: int
+    per_label: float
+    cheap_cpu: float
+    n_cheap: int
+    k: int
+
+
+def ladder_inputs(args: argparse.Namespace) -> Ladder:
+    """Read the committed sets and check there are enough CCSD(T) frames for the equal-cost comparison."""
     from ase.io import read
-
-    from alloop.io import write_extxyz
 
     for path in (TRAIN, TEST, TEST_CHEAP, CHEAP):
         if not path.is_file():
@@ -139,51 +155,62 @@ def main(argv: list[str] | None = None) -> int:
     k = max(1, round(cheap_cpu / per_label))  # the nearest whole number of labels: the CPU column shows both
     if n - k < 1:
         raise SystemExit(f"the cheap labels cost {k} CCSD(T) labels, and there are only {n}: label more frames")
-    args.runs.mkdir(parents=True, exist_ok=True)
+    return Ladder(train, n_test, n, per_label, cheap_cpu, n_cheap, k)
 
-    forces, energies = cheap_level_distance()
-    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
-    biases: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
-    for model in args.models:
-        for seed in args.seeds:
-            order = np.random.default_rng(20_000 + seed).permutation(len(train))
-            sets = {}
-            for size in (n, n - k):
-                path = args.runs / f"ccsdt-{size}-of-{len(train)}-s{seed}.extxyz"
-                if not path.is_file():
-                    write_extxyz(path, [train[i] for i in np.sort(order[:size])])
-                sets[size] = path
-            runs = [("standard", sets[n], None, n, "standard"),
-                    ("asteroid, equal cost", sets[n - k], CHEAP, n - k, "asteroid")]
-            if args.equal_labels:
-                runs.insert(1, ("asteroid, equal labels", sets[n], CHEAP, n, "asteroid"))
-            if args.no_weights:
-                runs.append(("asteroid-no-weights, equal cost", sets[n - k], CHEAP, n - k, "asteroid-no-weights"))
-            for name, expensive, cheap, n_exp, method in runs:
-                tag = f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-of-{len(train)}-s{seed}"
-                out = args.runs / f"{tag}.safetensors"
-                score = train_and_score(out, expensive, cheap, model, seed, args.steps, method)
-                if method == "asteroid":  # asteroid-no-weights has no stage 1, so no bias B
-                    biases.setdefault((model, name), []).append(bias_summary(out))
-                n_ch = n_cheap if cheap is not None else 0
-                row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})
-                row["force"].append(score["force_mae_eV_per_A"])
-                row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
-                row["cpu"].append(per_label * n_exp + (cheap_cpu if cheap is not None else 0.0))
-                print(f"  {model} seed {seed} {name}: {score['force_mae_eV_per_A']:.4f} eV/A", file=sys.stderr,
-                      flush=True)
-            out = args.runs / f"b3lyp-only-{model}-s{seed}.safetensors"
-            score = train_and_score(out, CHEAP, None, model, seed, args.steps)
-            row = rows.setdefault((model, "standard on B3LYP only"), {"force": [], "energy": [], "cpu": [],
-                                                                       "labels": [0, n_cheap]})
-            row["force"].append(score["force_mae_eV_per_A"])
-            row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
-            row["cpu"].append(cheap_cpu)
 
-    print(make_up(train, read(TEST, ":")))
-    print(f"\nCCSD(T)/cc-pVDZ ladder on 500 K equilibrium ethanol: {n} of {len(train)} CCSD(T) training frames "
-          f"({per_label:.0f} CPU s each), {n_cheap} B3LYP/def2-SVP cheap frames ({cheap_cpu:.0f} CPU s: "
-          f"{k} CCSD(T) labels); scored against CCSD(T) on {n_test} test frames; seeds {args.seeds}")
+def ladder_runs(args: argparse.Namespace, lad: Ladder, seed: int) -> list[tuple[str, Path, Path | None, int, str]]:
+    """The trainings of one seed (name, expensive set, cheap set, CCSD(T) labels, method); writes the seed's random
+    CCSD(T) subsets of ``n`` and ``n - k`` frames once."""
+    from alloop.io import write_extxyz
+
+    n, k, train = lad.n, lad.k, lad.train
+    order = np.random.default_rng(20_000 + seed).permutation(len(train))
+    sets = {}
+    for size in (n, n - k):
+        path = args.runs / f"ccsdt-{size}-of-{len(train)}-s{seed}.extxyz"
+        if not path.is_file():
+            write_extxyz(path, [train[i] for i in np.sort(order[:size])])
+        sets[size] = path
+    runs = [("standard", sets[n], None, n, "standard"),
+            ("asteroid, equal cost", sets[n - k], CHEAP, n - k, "asteroid")]
+    if args.equal_labels:
+        runs.insert(1, ("asteroid, equal labels", sets[n], CHEAP, n, "asteroid"))
+    if args.no_weights:
+        runs.append(("asteroid-no-weights, equal cost", sets[n - k], CHEAP, n - k, "asteroid-no-weights"))
+    return runs
+
+
+def run_seed(args: argparse.Namespace, lad: Ladder, model: str, seed: int, rows: dict, biases: dict) -> None:
+    """Train and score every row of one model and seed (and B3LYP-only standard training); adds to ``rows`` and
+    ``biases``."""
+    for name, expensive, cheap, n_exp, method in ladder_runs(args, lad, seed):
+        tag = f"{name.replace(', ', '-').replace(' ', '-')}-{model}-n{n_exp}-of-{len(lad.train)}-s{seed}"
+        out = args.runs / f"{tag}.safetensors"
+        score = train_and_score(out, expensive, cheap, model, seed, args.steps, method)
+        if method == "asteroid":  # asteroid-no-weights has no stage 1, so no bias B
+            biases.setdefault((model, name), []).append(bias_summary(out))
+        n_ch = lad.n_cheap if cheap is not None else 0
+        row = rows.setdefault((model, name), {"force": [], "energy": [], "cpu": [], "labels": [n_exp, n_ch]})
+        row["force"].append(score["force_mae_eV_per_A"])
+        row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
+        row["cpu"].append(lad.per_label * n_exp + (lad.cheap_cpu if cheap is not None else 0.0))
+        print(f"  {model} seed {seed} {name}: {score['force_mae_eV_per_A']:.4f} eV/A", file=sys.stderr,
+              flush=True)
+    out = args.runs / f"b3lyp-only-{model}-s{seed}.safetensors"
+    score = train_and_score(out, CHEAP, None, model, seed, args.steps)
+    row = rows.setdefault((model, "standard on B3LYP only"), {"force": [], "energy": [], "cpu": [],
+                                                               "labels": [0, lad.n_cheap]})
+    row["force"].append(score["force_mae_eV_per_A"])
+    row["energy"].append(1000 * score["energy_mae_per_atom_eV"])
+    row["cpu"].append(lad.cheap_cpu)
+
+
+def print_tables(args: argparse.Namespace, lad: Ladder, rows: dict, biases: dict, forces: float,
+                 energies: float) -> None:
+    """The ladder's table (Markdown) and, when ASTEROID ran, the bias B of the B3LYP frames per model."""
+    print(f"\nCCSD(T)/cc-pVDZ ladder on 500 K equilibrium ethanol: {lad.n} of {len(lad.train)} CCSD(T) training frames "
+          f"({lad.per_label:.0f} CPU s each), {lad.n_cheap} B3LYP/def2-SVP cheap frames ({lad.cheap_cpu:.0f} CPU s: "
+          f"{lad.k} CCSD(T) labels); scored against CCSD(T) on {lad.n_test} test frames; seeds {args.seeds}")
     print("| model | training | CCSD(T) / B3LYP labels | CPU s (labels) | force MAE (eV/A) | energy MAE (meV/atom) |")
     print("|---|---|---:|---:|---:|---:|")
     print(f"| B3LYP/def2-SVP itself | - | 0 / 0 | - | {forces:.3f} | {energies:.2f} (offset removed) |")
@@ -192,12 +219,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {model} | {name} | {row['labels'][0]} / {row['labels'][1]} | {mean_std(row['cpu'], 0)} | "
               f"{mean_std(row['force'])} | {energy} |")
     if biases:
-        print(f"\nbias B of the {n_cheap} B3LYP frames against stage 1's model (eV/A; B3LYP's own distance from "
+        print(f"\nbias B of the {lad.n_cheap} B3LYP frames against stage 1's model (eV/A; B3LYP's own distance from "
               f"CCSD(T) on the test frames: {forces:.3f})")
         print("| model | training | median B per seed | range over frames and seeds |\n|---|---|---|---|")
         for (model, name), values in biases.items():
             medians = " / ".join(f"{v[0]:.3f}" for v in values)
             print(f"| {model} | {name} | {medians} | {min(v[1] for v in values):.3f}-{max(v[2] for v in values):.3f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from ase.io import read
+
+    lad = ladder_inputs(args)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    forces, energies = cheap_level_distance()
+    rows: dict[tuple[str, str], dict[str, list[float]]] = {}
+    biases: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+    for model in args.models:
+        for seed in args.seeds:
+            run_seed(args, lad, model, seed, rows, biases)
+    print(make_up(lad.train, read(TEST, ":")))
+    print_tables(args, lad, rows, biases, forces, energies)
     return 0
 
 

@@ -32,8 +32,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import DATA as DATA_DIR
-from _common import ROOT, alloop, data_file, label_cpu, mean_std, model_args
+from lib.common import DATA as DATA_DIR
+from lib.common import ROOT, alloop, data_file, label_cpu, mean_std, model_args
 
 DATA = DATA_DIR / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 POOL = DATA_DIR / "ethanol_500K_eqpool_b3lyp-svp.extxyz"

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, alloop, data_file, md_first_stops, mean_std
+from lib.common import DATA, alloop, data_file, md_first_stops, mean_std
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 TESTS = {"500 K": data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"),

@@ -23,7 +23,7 @@ import os
 import time
 
 import numpy as np
-from idle_cluster import cpu_seconds
+from lib.common import cpu_seconds
 
 #: seconds the idle cluster is watched to get its baseline CPU rate (after 5 s of settling)
 IDLE_S = 20.0

@@ -17,8 +17,9 @@ import json
 import time
 
 import numpy as np
-from _common import DATA, ROOT, markdown_table
 from ase.io import read
+from lib.common import DATA, ROOT
+from lib.herding_table import BASINS, herding_table
 
 from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.io import write_atomic
@@ -29,7 +30,6 @@ from alloop.uncertainty.selection import farthest_point_sampling, frame_descript
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 RESULT = ROOT / "benchmarks" / "results" / "herding.json"
-BASINS = ("trans", "gauche+", "gauche-")
 
 
 def describe(frames: list, model_name: str) -> np.ndarray:
@@ -83,13 +83,7 @@ def main() -> None:
     }
     m = result["mmd2"]
     print(f"{len(frames)} frames of {POOL.name}, described by {args.model} in {t_describe:.0f} s; bandwidth {h:.3f}")
-    print(markdown_table(["selection", "MMD^2 to the pool", *BASINS], [
-        [f"herding ({args.n})", f"{m['herding']:.5f}", *(f"{v:.0%}" for v in result["populations"]["herding"].values())],
-        [f"farthest point ({args.n})", f"{m['fps']:.5f}", *(f"{v:.0%}" for v in result["populations"]["fps"].values())],
-        [f"random ({args.n}, {args.draws} draws)", f"{m['random_mean']:.5f} (5-95 %: {m['random_p5']:.5f}-"
-         f"{m['random_p95']:.5f})", *(f"{v:.0%}" for v in result["populations"]["random_mean"].values())],
-        ["pool", "0", *(f"{v:.0%}" for v in result["populations"]["pool"].values())],
-    ]))
+    print(herding_table(result))
     print(f"random draws at or below herding's MMD^2: {m['random_below_herding']:.2%}")
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(RESULT, (json.dumps(result, indent=1) + "\n").encode())

@@ -22,14 +22,7 @@ import argparse
 import os
 import time
 
-from _common import DATA
-
-
-def cpu_seconds() -> float:
-    import psutil
-
-    times = psutil.Process().cpu_times()
-    return times.user + times.system
+from lib.common import DATA, cpu_seconds
 
 
 def measure(client, seconds: float) -> tuple[float, float]:  # noqa: ANN001

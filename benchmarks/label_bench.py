@@ -23,9 +23,9 @@ import sys
 import time
 
 import numpy as np
-from _common import DATA
 from ase import Atoms
 from ase.build import molecule as ase_molecule
+from lib.common import DATA
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler

@@ -23,7 +23,7 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   cap is lower, and lifts ``schedule.budget_cpu_seconds`` (a label count, not CPU, is the budget here; the
   CPU budget would otherwise shrink the cycles' picks). The final retrain (and refit) falls on the last cycle, as
   in the quickstart. The labels it actually bought are read from its store and printed (a cycle may pick fewer
-  than its cap). Runs through :func:`campaign_runs.run_campaign` (``alloop run``/``resume``), reused when
+  than its cap). Runs through :func:`lib.campaign_runs.run_campaign` (``alloop run``/``resume``), reused when
   finished; ``--workers`` sets ``execution.n_workers``.
 
 ``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
@@ -32,7 +32,7 @@ with the campaign's ``model.preset`` and ``model.baseline``, ``--refit`` when th
 
 Every model is scored on each ``--test`` file (default the development sets ``ethanol_500K_eqtest`` and
 ``ethanol_1000K_eqtest``, on which the defaults were tuned, and the fresh 500 K set ``ethanol_500K_eqfresh``, on
-which nothing was): per-frame force MAE (:func:`_common.per_frame_force_mae`) -> mean over frames, 95th
+which nothing was): per-frame force MAE (:func:`lib.common.per_frame_force_mae`) -> mean over frames, 95th
 percentile, max, and the mean over the highest-energy decile of the frames (ceil(n/10) frames with the highest
 reference energy in the file; meaningful for a file of one molecule); plus ``alloop evaluate --json``'s force
 MAE (equal to the mean for frames of equal size; a difference is reported) and energy MAE.
@@ -43,7 +43,7 @@ GFN2-xTB MD: about 4 CPU s per frame, all of it needed by fps, N frames' worth b
 
 MD robustness (``--md-ps PS``, default 0: off): every model runs ``--md-replicas`` (8) Langevin replicas of ethanol
 from the trans rotamer at each of ``--md-temperatures`` (300 600 900 1200 K) for ``PS`` ps under the campaigns'
-default guards (:func:`_common.md_first_stops`: a bond beyond 1.5x its start, two atoms closer than 0.7 A, above
+default guards (:func:`lib.common.md_first_stops`: a bond beyond 1.5x its start, two atoms closer than 0.7 A, above
 3x the temperature), the initial velocities seeded by the entry's seed, so the arms of a seed start alike. Printed:
 per arm and N the replicas that ran the whole time and the mean time to the first guard stop (censored at PS).
 Cached in the entry with its settings. Item 5 asks for 8 x 20 ps; an EGNN on its GFN2-xTB baseline runs about
@@ -84,15 +84,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, alloop, data_file, md_first_stops, mean_std, per_frame_force_mae
-from campaign_runs import loop_numbers, run_campaign
+from lib.campaign_runs import loop_numbers, run_campaign
+from lib.common import DATA, ROOT, alloop, data_file, md_first_stops, per_frame_force_mae
+from lib.learning_curves_tables import METRIC_HEADER, arm_entries, md_rows, metric_rows, paired_lines
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
 DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqpool2_b3lyp-svp.extxyz"]
 DEFAULT_HOT_POOLS = [DATA / "ethanol_1000K_eqpool_b3lyp-svp.extxyz"]
 ARMS = ("random", "fps", "hot", "loop")
-METRICS = ("mean", "p95", "max", "top_decile")
 
 
 def sha256(path: Path) -> str:
@@ -339,36 +339,14 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
     for test in tests:
         print(f"\n{test.name}: per-frame force MAE (eV/A) -> mean, 95th percentile, max, mean over the highest-energy "
               f"decile; mean +- std over seeds")
-        print("| arm | N | seeds | expensive labels | label CPU s | MAE | p95 | max | top decile |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for arm in arms:
-            for n in ns:
-                got = [entries[(arm, n, s)] for s in seeds if (arm, n, s) in entries]
-                if not got:
-                    continue
-                cells = [mean_std([e["scores"][test.name][m] for e in got], 4) for m in METRICS]
-                print(f"| {arm} | {n} | {len(got)} | {mean_std([e['labels'] for e in got], 1)} | "
-                      f"{mean_std([e['label_cpu_s'] for e in got], 0)} | " + " | ".join(cells) + " |")
+        print("\n".join(METRIC_HEADER + metric_rows(entries, test.name, arms, ns, seeds)))
     if md_temperatures:
         print("\nMD robustness: replicas that ran the whole time (of seeds x replicas), mean ps to the first guard stop "
               "(a replica that never stopped counts its full length)")
         print("| arm | N | " + " | ".join(f"{t:g} K" for t in md_temperatures) + " |")
         print("|---|---:|" + "---:|" * len(md_temperatures))
-        for arm in arms:
-            for n in ns:
-                got = [entries[(arm, n, s)].get("md", {}) for s in seeds if (arm, n, s) in entries]
-                cells = []
-                for temperature in md_temperatures:
-                    runs = [g[f"{temperature:g}K"] for g in got if f"{temperature:g}K" in g]
-                    if not runs:
-                        cells.append("-")
-                        continue
-                    stops = np.concatenate([np.asarray(r["stops_fs"], dtype=float) / 1000 for r in runs])
-                    lengths = np.concatenate([np.full(len(r["stops_fs"]), r["ps"]) for r in runs])
-                    ran = np.isnan(stops)
-                    cells.append(f"{int(ran.sum())}/{len(stops)}, {np.where(ran, lengths, stops).mean():.2f}")
-                if any(c != "-" for c in cells):
-                    print(f"| {arm} | {n} | " + " | ".join(cells) + " |")
+        for row in md_rows(entries, arms, ns, seeds, md_temperatures):
+            print(row)
     for other in ("loop", "fps", "hot"):
         if other in arms and "random" in arms:
             print_paired(f"{other} - random, paired per seed on the same test frames: mean of the per-frame force MAE "
@@ -376,27 +354,12 @@ def print_tables(entries: dict[tuple[str, int, int], dict], tests: list[Path], a
                          arm_entries(entries, "random"), tests, ns, seeds)
 
 
-def arm_entries(entries: dict[tuple[str, int, int], dict], arm: str) -> dict[tuple[int, int], dict]:
-    return {(n, seed): e for (a, n, seed), e in entries.items() if a == arm}
-
-
 def print_paired(title: str, ours: dict[tuple[int, int], dict], theirs: dict[tuple[int, int], dict],
                  tests: list[Path], ns: list[int], seeds: list[int]) -> None:
     """Per test set and N: the mean per-frame force MAE difference ours - theirs per seed (entries keyed by (N,
     seed), scored on the same test file), and its mean +- std over the seeds."""
     print(f"\n{title}")
-    print("| test set | N | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |")
-    print("|---|---:|" + "---:|" * (len(seeds) + 1))
-    for test in tests:
-        for n in ns:
-            diffs = {}
-            for seed in seeds:
-                a, b = (x.get((n, seed), {}).get("scores", {}).get(test.name) for x in (ours, theirs))
-                if a is not None and b is not None and a["sha256"] == b["sha256"]:
-                    diffs[seed] = float(np.mean(np.subtract(a["per_frame"], b["per_frame"])))
-            if diffs:
-                print(f"| {test.name} | {n} | " + " | ".join(f"{diffs[s]:+.4f}" if s in diffs else "-" for s in seeds)
-                      + f" | {mean_std(diffs.values(), 4, sign='+')} |")
+    print("\n".join(paired_lines(ours, theirs, [t.name for t in tests], ns, seeds)))
 
 
 def print_comparison(entries: dict[tuple[str, int, int], dict], compare: Path, tests: list[Path], ns: list[int],

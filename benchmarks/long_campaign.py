@@ -40,7 +40,7 @@ campaign) on the finished store, next to the start-up every command pays (``allo
 the per-cycle cost against the cycle. Everything sampled is saved to ``RUNS/<mode>.json``; a second call with the
 same ``--runs`` reuses a finished run (reprints, times the commands again, redraws). ``--kill-workers N``
 SIGKILLs a Dask worker in N warm cycles as their labels start and checks, at the end, that every label committed
-before a kill is there, bit-identical, and none is stored twice (``worker_kills.py``).
+before a kill is there, bit-identical, and none is stored twice (``lib/worker_kills.py``).
 
     python benchmarks/long_campaign.py --cycles 6 --runs /tmp/long-dev           # development run, both modes
     python benchmarks/long_campaign.py --runs /work/bench/long                  # the benchmark: 100 cycles, both
@@ -63,8 +63,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, markdown_table
-from worker_kills import WorkerKiller, verdict_table
+from lib.common import ROOT, markdown_table
+from lib.worker_kills import WorkerKiller, verdict_table
 
 CAMPAIGN = ROOT / "campaigns" / "long-xtb.yaml"
 MODES = ("synchronous", "asynchronous")
@@ -390,14 +390,21 @@ def summary(mode: str, rows: Sequence[dict], n_cycles: int, steps_per_warm_cycle
          ">= 10,000 in all", verdict(sum(labels.values()) >= 10_000)),
         ("cycles; campaign wall time (s)", f"{len(rows)}; {wall_s:.0f}", ">= 100 cycles", verdict(len(rows) >= 100)),
     ]
+    lines += _command_lines(commands, f)
+    return markdown_table(["quantity", mode, "target", "met"], lines), f
+
+
+def _command_lines(commands: dict[str, float], figures: dict[str, float]) -> list[tuple[str, str, str, str]]:
+    """The summary's rows of the commands timed on the finished store (their seconds also go into ``figures``)."""
+    lines = []
     for name, seconds in commands.items():
         limit = {"alloop status": STATUS_S_MAX, "alloop report": REPORT_S_MAX}.get(name)
         what = "start-up of every command: `alloop status --help`" if name.endswith("--help") else \
             f"`{name}` on the finished store"
-        lines.append((f"{what} (s)", f"{seconds:.2f}", f"<= {limit:g}" if limit else "",
-                      verdict(seconds <= limit) if limit else ""))
-        f[f"{name.replace('alloop ', '').replace(' --', '_').replace('-', '')}_s"] = seconds
-    return markdown_table(["quantity", mode, "target", "met"], lines), f
+        met = ("yes" if seconds <= limit else "**no**") if limit else ""
+        lines.append((f"{what} (s)", f"{seconds:.2f}", f"<= {limit:g}" if limit else "", met))
+        figures[f"{name.replace('alloop ', '').replace(' --', '_').replace('-', '')}_s"] = seconds
+    return lines
 
 
 # --------------------------------------------------------------------------- one mode
@@ -424,12 +431,60 @@ def time_commands(run_dir: Path, log: Path) -> dict[str, float]:
     return timings
 
 
-def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_workers: int = 0) -> dict[str, Any]:
-    """Run (or reuse) the campaign in ``mode`` (SIGKILLing ``kill_workers`` Dask workers on the way:
-    ``worker_kills.py``); print its tables; returns what was measured."""
-    from alloop.config import load_campaign
+def _reuse(saved: Path, n_cycles: int) -> Watch:
+    """The measurements of a finished run, saved by :func:`_run_fresh`."""
+    data = json.loads(saved.read_text())
+    if data.get("n_cycles") != n_cycles:
+        raise SystemExit(f"long_campaign.py: {saved} holds a run of {data.get('n_cycles')} cycles, not {n_cycles}")
+    print(f"(reusing the finished run: {saved})", flush=True)
+    return Watch(samples=[Sample(**s) for s in data["samples"]], rss=[tuple(r) for r in data["rss"]],
+                 wall_s=data["wall_s"], load_average=data["load_average"])
+
+
+def _run_fresh(mode: str, n_cycles: int, runs: Path, print_every: int, kill_workers: int) -> Watch:
+    """Run the campaign in ``mode`` under watch, printing the per-cycle table every ``print_every`` cycles; save
+    the measurements (and the worker kills' verdict) beside the run."""
     from alloop.errors import AlloopError
     from alloop.store.resolve import store_path
+
+    run_dir, saved, out = runs / mode, runs / f"{mode}.json", runs / f"{mode}.out"
+    if run_dir.exists():
+        raise SystemExit(f"long_campaign.py: {run_dir} exists without {saved.name} (an interrupted run?): "
+                         "remove it or give another --runs")
+    printed: list[int] = []
+    killer = WorkerKiller.planned(run_dir, kill_workers, n_cycles) if kill_workers else None
+    w = Watch()
+
+    def on_commit(sample: Sample) -> None:
+        if killer is not None:
+            killer.on_commit(sample.cycle, sample.phase, w.driver_pid)
+        if sample.phase != "trained" or sample.cycle is None or sample.cycle < 0:
+            return
+        if (sample.cycle + 1) % print_every == 0 or sample.cycle == n_cycles - 1:
+            try:
+                progress, cycles, _ = store_tables(run_dir)
+            except AlloopError as exc:  # a store that cannot be read now: the next print catches up
+                print(f"(per-cycle table not readable now: {exc})", flush=True)
+                return
+            rows = [r for r in cycle_rows(mode, w, progress, cycles) if r["cycle"] not in printed]
+            if not printed:
+                print(f"\n### {mode}: per cycle\n", flush=True)
+            print(per_cycle_table(mode, rows, header=not printed), flush=True)
+            printed.extend(r["cycle"] for r in rows)
+
+    command = alloop_command("run", str(CAMPAIGN), "--dir", str(run_dir), "--no-progress",
+                             "--set", f"schedule.mode={mode}", "--set", f"schedule.n_cycles={n_cycles}")
+    watch(w, command, store_path(run_dir), out, on_commit)
+    kills = killer.verdict() if killer is not None else None
+    saved.write_text(json.dumps({"n_cycles": n_cycles, "samples": [asdict(s) for s in w.samples], "rss": w.rss,
+                                 "wall_s": w.wall_s, "load_average": w.load_average, "worker_kills": kills}))
+    return w
+
+
+def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_workers: int = 0) -> dict[str, Any]:
+    """Run (or reuse) the campaign in ``mode`` (SIGKILLing ``kill_workers`` Dask workers on the way:
+    ``lib/worker_kills.py``); print its tables; returns what was measured."""
+    from alloop.config import load_campaign
 
     run_dir, saved, out = runs / mode, runs / f"{mode}.json", runs / f"{mode}.out"
     cfg = load_campaign(CAMPAIGN)
@@ -437,44 +492,7 @@ def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_worker
     steps_warm = 2 * max(1, round(t.steps * t.warm_start_fraction)) + t.finetune_steps
     print(f"\n## {mode}: {n_cycles} cycles of {CAMPAIGN.relative_to(ROOT)} in {run_dir}", flush=True)
     reused = saved.is_file()
-    if reused:
-        data = json.loads(saved.read_text())
-        if data.get("n_cycles") != n_cycles:
-            raise SystemExit(f"long_campaign.py: {saved} holds a run of {data.get('n_cycles')} cycles, not {n_cycles}")
-        w = Watch(samples=[Sample(**s) for s in data["samples"]], rss=[tuple(r) for r in data["rss"]],
-                  wall_s=data["wall_s"], load_average=data["load_average"])
-        print(f"(reusing the finished run: {saved})", flush=True)
-    else:
-        if run_dir.exists():
-            raise SystemExit(f"long_campaign.py: {run_dir} exists without {saved.name} (an interrupted run?): "
-                             "remove it or give another --runs")
-        printed: list[int] = []
-        killer = WorkerKiller.planned(run_dir, kill_workers, n_cycles) if kill_workers else None
-
-        def on_commit(sample: Sample) -> None:
-            if killer is not None:
-                killer.on_commit(sample.cycle, sample.phase, w.driver_pid)
-            if sample.phase != "trained" or sample.cycle is None or sample.cycle < 0:
-                return
-            if (sample.cycle + 1) % print_every == 0 or sample.cycle == n_cycles - 1:
-                try:
-                    progress, cycles, _ = store_tables(run_dir)
-                except AlloopError as exc:  # a store that cannot be read now: the next print catches up
-                    print(f"(per-cycle table not readable now: {exc})", flush=True)
-                    return
-                rows = [r for r in cycle_rows(mode, w, progress, cycles) if r["cycle"] not in printed]
-                if not printed:
-                    print(f"\n### {mode}: per cycle\n", flush=True)
-                print(per_cycle_table(mode, rows, header=not printed), flush=True)
-                printed.extend(r["cycle"] for r in rows)
-
-        command = alloop_command("run", str(CAMPAIGN), "--dir", str(run_dir), "--no-progress",
-                                 "--set", f"schedule.mode={mode}", "--set", f"schedule.n_cycles={n_cycles}")
-        w = Watch()
-        watch(w, command, store_path(run_dir), out, on_commit)
-        kills = killer.verdict() if killer is not None else None
-        saved.write_text(json.dumps({"n_cycles": n_cycles, "samples": [asdict(s) for s in w.samples], "rss": w.rss,
-                                     "wall_s": w.wall_s, "load_average": w.load_average, "worker_kills": kills}))
+    w = _reuse(saved, n_cycles) if reused else _run_fresh(mode, n_cycles, runs, print_every, kill_workers)
     progress, cycles, spent = store_tables(run_dir)
     rows = cycle_rows(mode, w, progress, cycles)
     commands = time_commands(run_dir, out)
@@ -553,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", type=Path, default=None, help="the PNG (default RUNS/long_campaign.png)")
     p.add_argument("--print-every", type=int, default=10, help="print the per-cycle table every N cycles (default 10)")
     p.add_argument("--kill-workers", type=int, default=0,
-                   help="SIGKILL a Dask worker in N warm cycles as their labels start (worker_kills.py; default 0)")
+                   help="SIGKILL a Dask worker in N warm cycles as their labels start (lib/worker_kills.py; default 0)")
     args = p.parse_args(argv)
     if args.cycles < 4:
         p.error("--cycles must be at least 4 (windows of warm cycles to compare)")

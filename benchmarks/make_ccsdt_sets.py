@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, data_file
 from ase import Atoms
+from lib.common import DATA, data_file
 
 SOURCES = {"test": "ethanol_500K_eqtest_b3lyp-svp.extxyz", "train": "ethanol_500K_eqpool_b3lyp-svp.extxyz"}
 

@@ -45,7 +45,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one per process (several processes run)
 import numpy as np  # noqa: E402
-from _common import atomic_pickle, load_pickle  # noqa: E402
+from lib.common import atomic_pickle, load_pickle  # noqa: E402
 
 #: an ``ase.build.molecule`` name, or a structure file under benchmarks/data (its only start: no rotamers are made
 #: for a file, whose molecule may have no real rotors, e.g. malonaldehyde's hydrogen-bonded ring)
@@ -222,7 +222,7 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
     path.write_text(json.dumps(summary, indent=1))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--molecule", default="ethanol", choices=sorted(MOLECULES))
     p.add_argument("--temperature", type=float, default=500.0)
@@ -239,11 +239,83 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--relabel-xtb", nargs="+", type=Path, default=None, metavar="FILE",
                    help="relabel these ..._gfn2-xtb.extxyz files with alloop's GFN2-xTB labeller (frames and info kept) "
                         "and exit")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def collect_set(s: str, runs: dict, args: argparse.Namespace, cache: Path, rotors: list,
+                summary: dict[str, Any]) -> tuple[list[str], list[dict]]:
+    """Set ``s``'s frames from its finished runs (each cached as a pickle: its path and the frame); prints its
+    conformer populations and records them and the MD's CPU in ``summary``."""
+    from alloop.conformers import basin_populations, basin_shares
+
+    frame_paths: list[str] = []
+    frames: list[dict] = []
+    rows = []
+    for k in range(args.trajectories):
+        run = load_pickle(Path(runs[(s, k)].result()))
+        rows.append((f"{s} run {k} (start {run['start']}, {run['mean_T']:.0f} K)",
+                     basin_shares(run["trace"], rotors)))
+        for i, frame in enumerate(run["frames"]):
+            frame = dict(frame, run=k)
+            fpath = cache / f"{s}_run{k:02d}_frame{i:03d}.pkl"
+            if not fpath.exists():
+                atomic_pickle(fpath, frame)
+            frame_paths.append(str(fpath))
+            frames.append(frame)
+    traces = np.concatenate([load_pickle(Path(runs[(s, k)].result()))["trace"] for k in range(args.trajectories)])
+    rows.append((f"{s}: all runs (10 fs trace)", basin_shares(traces, rotors)))
+    pos = np.array([f["positions"] for f in frames])
+    rows.append((f"{s}: its {len(pos)} frames", basin_populations(pos, rotors)))
+    prefix = f"{args.molecule}_{args.temperature:g}K"
+    print(f"conformer populations, {prefix} {s}:\n" + populations_table(rows, summary["rotors"]), flush=True)
+    summary["sets"][s] = {"populations": {what: pops for what, pops in rows},
+                          "md_cpu_seconds": sum(load_pickle(Path(runs[(s, k)].result()))["md_cpu_seconds"]
+                                                for k in range(args.trajectories))}
+    return frame_paths, frames
+
+
+def label_sets(pool: ProcessPoolExecutor, fidelities: list[str], frame_paths: dict[str, list[str]],
+               t_start: float) -> None:
+    """Label every frame at every fidelity not labelled yet (each label cached beside its frame's pickle)."""
+    jobs = {}
+    for fid in fidelities:
+        for fpaths in frame_paths.values():
+            for fpath in fpaths:
+                lpath = Path(fpath).with_suffix(f".{fid}.pkl")
+                if not lpath.exists():
+                    jobs[pool.submit(label_frame, fpath, fid)] = lpath
+    print(f"{len(jobs)} labels to compute", flush=True)
+    for n, fut in enumerate(as_completed(jobs), 1):
+        _, lab = fut.result()
+        atomic_pickle(jobs[fut], lab)
+        if n % 10 == 0 or n == len(jobs):
+            print(f"labels {n}/{len(jobs)} ({time.perf_counter() - t_start:.0f} s)", flush=True)
+
+
+def write_sets(args: argparse.Namespace, out: Path, frames: dict[str, list[dict]], frame_paths: dict[str, list[str]],
+               summary: dict[str, Any]) -> int:
+    """One extxyz per set and fidelity (GFN2-xTB too); 1 when a frame failed to label, else 0."""
+    prefix = f"{args.molecule}_{args.temperature:g}K"
+    for s in args.sets:
+        xtb = [dict(label_frame(fp, "gfn2-xtb")[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
+        write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
+        for fid in args.fidelity:
+            labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
+            bad = [i for i, lab in enumerate(labs) if lab["status"] != "ok"]
+            if bad:
+                print(f"{s} {fid}: frames {bad} failed to label; left out of every file of the set", file=sys.stderr)
+                return 1
+            write_set(out / f"{prefix}_eq{s}_{fid}.extxyz", frames[s], labs, fid, s)
+            summary["sets"][s][f"{fid}_label_cpu_seconds"] = sum(lab["cpu_seconds"] for lab in labs)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.relabel_xtb:
         return relabel_xtb(args.relabel_xtb)
 
-    from alloop.conformers import basin_populations, basin_shares, find_rotors
+    from alloop.conformers import find_rotors
 
     out = Path(args.out)
     prefix = f"{args.molecule}_{args.temperature:g}K"
@@ -262,53 +334,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = {(s, k): pool.submit(run_trajectory, args.molecule, s, args.temperature, k, args.equil_ps, args.ps,
                                     per_run[k], str(cache), samplers[s])
                 for s in args.sets for k in range(args.trajectories)}
-        frame_paths: dict[str, list[str]] = {s: [] for s in args.sets}
-        frames: dict[str, list[dict]] = {s: [] for s in args.sets}
+        frame_paths: dict[str, list[str]] = {}
+        frames: dict[str, list[dict]] = {}
         for s in args.sets:
-            rows = []
-            for k in range(args.trajectories):
-                run = load_pickle(Path(runs[(s, k)].result()))
-                rows.append((f"{s} run {k} (start {run['start']}, {run['mean_T']:.0f} K)",
-                             basin_shares(run["trace"], rotors)))
-                for i, frame in enumerate(run["frames"]):
-                    frame = dict(frame, run=k)
-                    fpath = cache / f"{s}_run{k:02d}_frame{i:03d}.pkl"
-                    if not fpath.exists():
-                        atomic_pickle(fpath, frame)
-                    frame_paths[s].append(str(fpath))
-                    frames[s].append(frame)
-            traces = np.concatenate([load_pickle(Path(runs[(s, k)].result()))["trace"] for k in range(args.trajectories)])
-            rows.append((f"{s}: all runs (10 fs trace)", basin_shares(traces, rotors)))
-            pos = np.array([f["positions"] for f in frames[s]])
-            rows.append((f"{s}: its {len(pos)} frames", basin_populations(pos, rotors)))
-            print(f"conformer populations, {prefix} {s}:\n" + populations_table(rows, names), flush=True)
-            summary["sets"][s] = {"populations": {what: pops for what, pops in rows},
-                                  "md_cpu_seconds": sum(load_pickle(Path(runs[(s, k)].result()))["md_cpu_seconds"]
-                                                        for k in range(args.trajectories))}
-        jobs = {}
-        for fid in args.fidelity:
-            for s in args.sets:
-                for fpath in frame_paths[s]:
-                    lpath = Path(fpath).with_suffix(f".{fid}.pkl")
-                    if not lpath.exists():
-                        jobs[pool.submit(label_frame, fpath, fid)] = lpath
-        print(f"{len(jobs)} labels to compute", flush=True)
-        for n, fut in enumerate(as_completed(jobs), 1):
-            _, lab = fut.result()
-            atomic_pickle(jobs[fut], lab)
-            if n % 10 == 0 or n == len(jobs):
-                print(f"labels {n}/{len(jobs)} ({time.perf_counter() - t_start:.0f} s)", flush=True)
-    for s in args.sets:
-        xtb = [dict(label_frame(fp, "gfn2-xtb")[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
-        write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
-        for fid in args.fidelity:
-            labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
-            bad = [i for i, lab in enumerate(labs) if lab["status"] != "ok"]
-            if bad:
-                print(f"{s} {fid}: frames {bad} failed to label; left out of every file of the set", file=sys.stderr)
-                return 1
-            write_set(out / f"{prefix}_eq{s}_{fid}.extxyz", frames[s], labs, fid, s)
-            summary["sets"][s][f"{fid}_label_cpu_seconds"] = sum(lab["cpu_seconds"] for lab in labs)
+            frame_paths[s], frames[s] = collect_set(s, runs, args, cache, rotors, summary)
+        label_sets(pool, args.fidelity, frame_paths, t_start)
+    if write_sets(args, out, frames, frame_paths, summary):
+        return 1
     write_summary(out / f"{prefix}_eq_summary.json", summary)
     print(f"done in {time.perf_counter() - t_start:.0f} s; files {prefix}_eq*_*.extxyz in {out}")
     return 0

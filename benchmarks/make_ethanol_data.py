@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import atomic_pickle, load_pickle
+from lib.common import atomic_pickle, load_pickle
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 TRAJ_SEEDS = {"pool": 20240501, "test": 20240502}
@@ -89,6 +89,50 @@ def _result_record(result: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- MD on the cheap surface
+def _md_start(atoms: Any, state_path: Path, traj: str, temperature_K: float) -> tuple[Any, int, int, float, Any]:
+    """(rng, step, frames done, MD CPU s, last forces) of a trajectory: restored exactly from its checkpoint, or a
+    fresh start with momenta at 2T, no net translation or rotation."""
+    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
+
+    if state_path.exists():
+        state = load_pickle(state_path)
+        atoms.set_positions(state["positions"], apply_constraint=False)  # exact restart: no FixCom rounding
+        atoms.set_momenta(state["momenta"], apply_constraint=False)
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng_state"]
+        return rng, state["step"], state["n_frames"], state["md_cpu_seconds"], state["forces"]
+    rng = np.random.default_rng(trajectory_seed(traj, temperature_K))
+    # start at 2T from the minimum: equipartition brings the kinetic temperature to ~T within a few fs
+    thermalize_momenta(atoms, 2 * temperature_K, rng=rng)
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    return rng, 0, 0, 0.0, None
+
+
+def _frame_record(atoms: Any, traj: str, n_done: int, step: int, dt_fs: float) -> dict[str, Any]:
+    """The current MD frame with its cheap label (the calculator's last one, checked to be at these positions)."""
+    label = atoms.calc.last_result
+    if not np.array_equal(atoms.calc.atoms.positions, atoms.positions):
+        raise RuntimeError("MD bookkeeping: the last cheap label is not at the current positions")
+    return {
+        "traj": traj,
+        "index": n_done,
+        "md_step": step,
+        "time_fs": step * dt_fs,
+        "numbers": atoms.numbers.copy(),
+        "positions": atoms.positions.copy(),
+        "temperature_K": float(atoms.get_temperature()),
+        "cheap": _result_record(label),
+    }
+
+
+def _md_state(atoms: Any, rng: Any, step: int, n_done: int, md_cpu: float, forces: Any) -> dict[str, Any]:
+    """What an exact restart of the trajectory needs (see :func:`_md_start`)."""
+    return {"positions": atoms.positions.copy(), "momenta": atoms.get_momenta().copy(),
+            "rng_state": rng.bit_generator.state, "step": step, "n_frames": n_done, "md_cpu_seconds": md_cpu,
+            "forces": np.array(forces)}
+
+
 def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, temperature_K: float,
            formula: str = "CH3CH2OH") -> dict[str, Any]:
     """Run (or resume) one trajectory until ``n_frames`` frames are cached; returns its totals."""
@@ -96,7 +140,6 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     from ase.build import molecule
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 
     from alloop.fidelity import load_fidelity
     from alloop.labeling.calculator import LabelerCalculator
@@ -112,30 +155,9 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
     atoms.calc = LabelerCalculator(PySCFLabeler(load_fidelity(CHEAP), threads=1))
     dt_fs, friction_per_fs = 0.5, 0.01
     n_equil = int(round(equil_fs / dt_fs))
-
-    if state_path.exists():
-        state = load_pickle(state_path)
-        atoms.set_positions(state["positions"], apply_constraint=False)  # exact restart: no FixCom rounding
-        atoms.set_momenta(state["momenta"], apply_constraint=False)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = state["rng_state"]
-        step, n_done, md_cpu = state["step"], state["n_frames"], state["md_cpu_seconds"]
-        forces = state["forces"]
-    else:
-        rng = np.random.default_rng(trajectory_seed(traj, temperature_K))
-        # start at 2T from the minimum: equipartition brings the kinetic temperature to ~T within a few fs
-        thermalize_momenta(atoms, 2 * temperature_K, rng=rng)
-        Stationary(atoms)
-        ZeroRotation(atoms)
-        step, n_done, md_cpu, forces = 0, 0, 0.0, None
-    dyn = Langevin(
-        atoms,
-        timestep=dt_fs * units.fs,
-        temperature_K=temperature_K,
-        friction=friction_per_fs / units.fs,
-        fixcm=False,
-        rng=rng,
-    )
+    rng, step, n_done, md_cpu, forces = _md_start(atoms, state_path, traj, temperature_K)
+    dyn = Langevin(atoms, timestep=dt_fs * units.fs, temperature_K=temperature_K, friction=friction_per_fs / units.fs,
+                   fixcm=False, rng=rng)
     t0 = time.perf_counter()
     while n_done < n_frames:
         forces = dyn.step(forces)
@@ -143,34 +165,10 @@ def run_md(traj: str, n_frames: int, equil_fs: float, every: int, cache: str, te
         md_cpu += atoms.calc.last_result.cpu_seconds
         record = step > n_equil and (step - n_equil) % every == 0
         if record:
-            label = atoms.calc.last_result
-            if not np.array_equal(atoms.calc.atoms.positions, atoms.positions):
-                raise RuntimeError("MD bookkeeping: the last cheap label is not at the current positions")
-            frame = {
-                "traj": traj,
-                "index": n_done,
-                "md_step": step,
-                "time_fs": step * dt_fs,
-                "numbers": atoms.numbers.copy(),
-                "positions": atoms.positions.copy(),
-                "temperature_K": float(atoms.get_temperature()),
-                "cheap": _result_record(label),
-            }
-            atomic_pickle(_frame_path(Path(cache), traj, n_done), frame)
+            atomic_pickle(_frame_path(Path(cache), traj, n_done), _frame_record(atoms, traj, n_done, step, dt_fs))
             n_done += 1
         if record or step % every == 0:  # checkpoint (also during equilibration)
-            atomic_pickle(
-                state_path,
-                {
-                    "positions": atoms.positions.copy(),
-                    "momenta": atoms.get_momenta().copy(),
-                    "rng_state": rng.bit_generator.state,
-                    "step": step,
-                    "n_frames": n_done,
-                    "md_cpu_seconds": md_cpu,
-                    "forces": np.array(forces),
-                },
-            )
+            atomic_pickle(state_path, _md_state(atoms, rng, step, n_done, md_cpu, forces))
         if record or step % 50 == 0:
             rate = (time.perf_counter() - t0) / max(atoms.calc.n_calls, 1)
             what = f"frame {n_done}/{n_frames}" if step > n_equil else f"equilibration {step}/{n_equil}"

@@ -18,8 +18,8 @@ import argparse
 import time
 from pathlib import Path
 
-from _common import DATA, markdown_table
 from ase.build import molecule
+from lib.common import DATA, markdown_table
 
 from alloop.campaign.phases.surface_md import SurfaceMD, surface_md_samples
 from alloop.fidelity import load_fidelity

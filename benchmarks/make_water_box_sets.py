@@ -40,42 +40,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, markdown_table
-from ase import Atoms, units
+from ase import Atoms
 from ase.io import read
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from lib.box_md import cheap_langevin
+from lib.common import DATA, markdown_table
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, write_atomic, write_extxyz
-from alloop.labeling.calculator import LabelerCalculator
-from alloop.labeling.factory import labeler_for
 from alloop.structures import pair_distances
 from alloop.testing.cells import water_box
 
 RECORD_FS = 10.0
-
-
-def cheap_langevin(atoms: Atoms, fidelity: str, temperature_K: float, timestep_fs: float, seed: int) -> Langevin:
-    """Langevin MD of ``atoms`` (in place) on a labeller's surface (e.g. periodic GFN1-xTB through tblite),
-    friction 0.01/fs, Maxwell-Boltzmann velocities without net momentum; the centre of mass is left free
-    (a liquid diffuses). The calculator (``atoms.calc``) counts its labels."""
-    atoms.calc = LabelerCalculator(labeler_for(load_fidelity(fidelity)))
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
-    Stationary(atoms)
-    return Langevin(atoms, timestep_fs * units.fs, temperature_K=temperature_K, friction=0.01 / units.fs,
-                    fixcm=False, rng=rng)
-
-
-def liquid(box: Atoms, temperature: float, ps: float, seed: int, fidelity: str = "gfn1-xtb") -> Atoms:
-    """``box`` after ``ps`` of periodic Langevin MD on ``fidelity``'s surface (0.5 fs, :func:`cheap_langevin`): a
-    liquid, not the lattice it started as; positions wrapped into the cell, no calculator, no velocities."""
-    atoms = box.copy()
-    cheap_langevin(atoms, fidelity, temperature, 0.5, seed).run(int(round(ps * 2000)))
-    out = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    out.wrap()
-    return out
 
 
 def start_box(seed: int, args: argparse.Namespace) -> Atoms:
@@ -87,7 +62,7 @@ def start_box(seed: int, args: argparse.Namespace) -> Atoms:
 
 def run_md(seed: int, args: argparse.Namespace) -> tuple[list[Atoms], dict]:
     """One independent run: its recorded frames (after equilibration) and a summary."""
-    from build_reline import bond_check, bonds
+    from lib.bonds import bond_check, bonds
 
     atoms = start_box(seed, args)
     tags = atoms.get_tags()
@@ -190,7 +165,8 @@ def _oo(run: dict) -> str:
     return f"{run['min_OO_A']:.2f} / {run['mean_closest_OO_A']:.2f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, str]:
+    """The command line (``--quick``'s settings filled in) and the files' name tag."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--waters", type=int, default=8)
     p.add_argument("--temperature", type=float, default=300.0)
@@ -208,14 +184,41 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.waters, args.equilibrate, args.ps, args.frames, args.label_fidelity = 1, 0.02, 0.1, 2, "pbe-gth-szv"
+    if args.starts is None:
+        return args, f"water{args.waters}_{args.temperature:g}K"
+    n_boxes = len(read(args.starts, ":"))
+    if n_boxes < args.trajectories:
+        p.error(f"--starts {args.starts} holds {n_boxes} boxes, fewer than --trajectories {args.trajectories}")
+    return args, f"{args.starts.stem.removesuffix('_starts')}_{args.temperature:g}K"
+
+
+def label_runs(args: argparse.Namespace, runs: list[dict], trajectory: list[Atoms], test_path: Path,
+               summary_path: Path, summary: dict) -> list[Atoms]:
+    """Label ``--frames`` frames of each run (those not labelled yet), saving the set and the summary after each
+    run; returns the labelled frames."""
+    labels = summary["labels"]
+    labelled = read(test_path, ":") if test_path.is_file() and labels["statuses"] else []
+    first = 0
+    for run in runs:
+        picked = pick(trajectory[first:first + run["frames"]], args.frames)
+        first += run["frames"]
+        missing = [f for f in picked if not any(np.allclose(f.positions, x.positions, atol=1e-6) for x in labelled)]
+        if not missing:
+            continue
+        done, got = label(missing, args)
+        labelled += done
+        for status, count in got["statuses"].items():
+            labels["statuses"][status] = labels["statuses"].get(status, 0) + count
+        labels["label_cpu_seconds"] += got["label_cpu_seconds"]
+        write_extxyz(test_path, labelled)
+        write_atomic(summary_path, json.dumps(summary, indent=1).encode())
+        print(f"run {run['seed']}: labelled {len(done)} of {len(missing)} frames -> {test_path}", flush=True)
+    return labelled
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, tag = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.starts is not None:
-        n_boxes = len(read(args.starts, ":"))
-        if n_boxes < args.trajectories:
-            p.error(f"--starts {args.starts} holds {n_boxes} boxes, fewer than --trajectories {args.trajectories}")
-        tag = f"{args.starts.stem.removesuffix('_starts')}_{args.temperature:g}K"
-    else:
-        tag = f"water{args.waters}_{args.temperature:g}K"
     traj_path = args.out / f"{tag}_eqtraj_{args.md_fidelity}.extxyz"
     test_path = args.out / f"{tag}_eqtest_{args.label_fidelity}.extxyz"
     summary_path = args.out / f"{tag}_eq_summary.json"
@@ -237,22 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                           "MD CPU s"],
                          [[r["seed"], r["frames"], f"{r['temperature_mean_K']:.0f}", f"{r['temperature_std_K']:.0f}",
                            _oo(r), f"{r['md_cpu_seconds']:.0f}"] for r in runs]))
-    labelled = read(test_path, ":") if test_path.is_file() and labels["statuses"] else []
-    first = 0
-    for run in runs:
-        picked = pick(trajectory[first:first + run["frames"]], args.frames)
-        first += run["frames"]
-        missing = [f for f in picked if not any(np.allclose(f.positions, x.positions, atol=1e-6) for x in labelled)]
-        if not missing:
-            continue
-        done, got = label(missing, args)
-        labelled += done
-        for status, count in got["statuses"].items():
-            labels["statuses"][status] = labels["statuses"].get(status, 0) + count
-        labels["label_cpu_seconds"] += got["label_cpu_seconds"]
-        write_extxyz(test_path, labelled)
-        write_atomic(summary_path, json.dumps(summary, indent=1).encode())
-        print(f"run {run['seed']}: labelled {len(done)} of {len(missing)} frames -> {test_path}", flush=True)
+    labelled = label_runs(args, runs, trajectory, test_path, summary_path, summary)
     print(f"\n{len(labelled)} of {args.frames * len(runs)} frames labelled at {args.label_fidelity} "
           f"({labels['statuses']}, {labels['label_cpu_seconds']:.0f} CPU s) -> {test_path}")
     assert len(read(test_path, ":")) == len(labelled)

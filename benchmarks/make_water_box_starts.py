@@ -20,9 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table
 from ase import Atoms
-from make_water_box_sets import liquid
+from lib.box_md import liquid
+from lib.common import markdown_table
 
 from alloop.io import write_extxyz
 from alloop.structures import pair_distances

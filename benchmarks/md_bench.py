@@ -121,7 +121,8 @@ def ase_run(model, atoms, states, n_steps: int, settings: MDSettings) -> tuple[f
     return time.perf_counter() - t0, Timed.seconds
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line, ``--steps`` and ``--repeats`` filled in (default or ``--quick``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (smoke run)")
     parser.add_argument("--steps", type=int, default=None, help="MD steps per replica (default 200, quick 20)")
@@ -132,9 +133,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats, best kept (default 3, quick 1)")
     parser.add_argument("--baseline", default=None, help="a GFN-xTB fidelity (gfn1-xtb, gfn2-xtb): time a Delta model")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    n_steps = args.steps or (20 if args.quick else 200)
+    args.steps = args.steps or (20 if args.quick else 200)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    n_steps = args.steps
     atoms = molecule("CH3CH2OH")
     model, name = build(args.model, args.dtype)
     if args.baseline:

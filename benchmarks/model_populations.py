@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, data_file
+from lib.common import DATA, data_file
 
 RECORD_FS = 10.0
 

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, mean_std
-from asteroid_ethanol import plan  # the label-cost plan of the ASTEROID benchmark
+from lib.asteroid_plan import plan  # the label-cost plan of the ASTEROID benchmark
+from lib.common import DATA, mean_std
 
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"

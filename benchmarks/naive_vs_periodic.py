@@ -71,13 +71,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, ROOT, mean_std
 from ase import Atoms
 from ase.data import chemical_symbols
-from campaign_runs import run_campaign
-from make_outside_labels import OUT as OUTSIDE_LABELS
-from make_outside_labels import outside_force_mae
-from water_box_md import parse_pair
+from lib.campaign_runs import run_campaign
+from lib.common import DATA, ROOT
+from lib.nvp_table import table
+from lib.outside_labels import OUT as OUTSIDE_LABELS
+from lib.outside_labels import outside_force_mae
+from lib.rdf import parse_pair
 
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",
          "1000K": DATA / "ethanol_1000K_short_test_b3lyp-svp.extxyz"}
@@ -186,7 +187,7 @@ def stability(model, start, temperature_K: float, n_replicas: int, n_steps: int,
 
 def rdf_rms(frames: list, args: argparse.Namespace, tags) -> dict[str, float]:
     """Per ``--rdf-pairs`` pair: the RMS of the frames' g(r) against the reference trajectory's."""
-    from water_box_md import pair_rdf, reference_runs, rms
+    from lib.rdf import pair_rdf, reference_runs, rms
 
     reference = [a for run in reference_runs(args.rdf_reference) for a in run]
     out = {}
@@ -330,50 +331,9 @@ def score_run(run_dir: Path, reference_model, args: argparse.Namespace, seed: in
     return scores
 
 
-def table(results: dict[str, list[dict[str, Any]]], temperatures: list[float], cap_ps: float, tests: list[str],
-          rdf_pairs: list[str]) -> list[str]:
-    names = list(results)
-    cycles = sorted({int(k.removeprefix("flag_rate_c")) for runs in results.values() for r in runs for k in r
-                     if k.startswith("flag_rate_c")})
-    rows = [
-        *[(f"force MAE, {t} test (eV/A)", f"{t}_force", 3) for t in tests],
-        *[(f"energy MAE, {t} test (meV/atom)", f"{t}_energy_meV_atom", 2) for t in tests],
-        *[(f"MD at {t:g} K: ps to first failure (cap {cap_ps:g})", f"stable_ps_{t:g}K", 2) for t in temperatures],
-        *[(f"MD at {temperatures[0]:g} K: RMS of g(r) - g_ref(r), {pair}", f"rdf_rms_{pair}", 3) for pair in rdf_pairs],
-        *[(f"cycle {c}: share of its MD frames flagged", f"flag_rate_c{c}", 3) for c in cycles],
-        ("forgetting: force MAE vs the campaign's original model (v0) on outside molecules (eV/A)", "forget_force", 3),
-        ("forgetting: energy change vs the original, offsets removed (meV/atom)", "forget_energy_meV_atom", 1),
-        ("outside molecules: force MAE vs B3LYP/def2-SVP (eV/A)", "outside_b3lyp_force", 3),
-        *[(f"{t} test frames not covered by the labels", f"uncovered_{t}", 2) for t in tests],
-        ("labelled frames' energy above the lowest test frame (meV/atom)", "energy_mean_meV_atom", 1),
-        ("  its spread (std, meV/atom)", "energy_std_meV_atom", 1),
-        ("expensive labels", "labels_expensive", 0), ("cheap labels", "labels_cheap", 0),
-        ("CPU s, expensive labels", "cpu_expensive_s", 0), ("CPU s, cheap labels", "cpu_cheap_s", 0),
-        ("training wall s (sum)", "train_s", 0), ("campaign wall s", "wall_seconds", 0),
-    ]
-    lines = [f"| quantity | {' | '.join(names)} |", f"|---|{'---|' * len(names)}"]
-    for label, key, digits in rows:
-        cells = []
-        for strategy in names:
-            values = []
-            for r in results[strategy]:
-                v = r.get(key)
-                values += list(v) if isinstance(v, list) else [v]
-            values = [v for v in values if v is not None and np.isfinite(v)]
-            cells.append(mean_std(values, digits) if values else "n/a")
-        lines.append(f"| {label} | {' | '.join(cells)} |")
-    ref = next(r for runs in results.values() for r in runs if f"ref_{tests[0]}_energy_mean_meV_atom" in r)
-    lines += ["", "test frames' own energies above their lowest (meV/atom): " + ", ".join(
-              f"{t} {ref[f'ref_{t}_energy_mean_meV_atom']:.1f} +- {ref[f'ref_{t}_energy_std_meV_atom']:.1f}"
-              for t in tests),
-              "mean +- sample std over seeds (MD rows: over seeds x replicas)"]
-    return lines
-
-
-def main() -> None:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parse_args() -> argparse.Namespace:
+    """The command line, checked; ``--quick`` applied; ``seeds`` and ``temperatures`` as lists, ``variants`` the
+    runs to do (column name -> its campaign overrides), ``overrides`` those for every run."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "naive-vs-periodic.yaml")
@@ -410,38 +370,34 @@ def main() -> None:
     if args.rdf_pairs and args.rdf_reference is None:
         ap.error("--rdf-pairs needs --rdf-reference")
     args.temperatures = [float(t) for t in args.temperatures.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    overrides = list(args.overrides)
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.overrides = list(args.overrides)
     if args.quick:
-        seeds, args.ps, args.replicas = seeds[:1], 0.1, 2
-        overrides = QUICK + overrides
+        args.seeds, args.ps, args.replicas = args.seeds[:1], 0.1, 2
+        args.overrides = QUICK + args.overrides
         args.runs = args.runs.with_name(args.runs.name + "-quick")
-    runs = {name: sets for name, sets in variants(args.replay).items()
+    args.variants = {name: sets for name, sets in variants(args.replay).items()
             if not args.only or run_name(name) in args.only.split(",")}
-    if not runs:
+    if not args.variants:
         ap.error(f"--only {args.only}: no such run; the runs are {', '.join(map(run_name, variants(args.replay)))}")
-    args.runs.mkdir(parents=True, exist_ok=True)
+    return args
 
+
+def run_and_score(args: argparse.Namespace, reference_model: Any) -> tuple[dict[str, list[dict[str, Any]]], Any]:
+    """Every run's scores per column (and the starting model's with ``--with-start``), seed by seed; the original
+    SevenNet-0's force MAE on the outside molecules' B3LYP labels."""
     from alloop.deploy.loading import load_trained
-    from alloop.potentials.registry import build_model
-    from alloop.presets import load_preset
 
-    spec = load_preset("models", "sevennet-0")
-    import ase.io
-
-    elements = sorted({int(z) for f in args.tests.values() for a in ase.io.read(f, index=":") for z in a.numbers}
-                      | {int(z) for z in md_start(args.md_start).numbers})
-    reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in runs}
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in args.variants}
     original = outside_force_mae(reference_model)
     if args.with_start:
         start_name, start_model = starting_model(args.campaign, reference_model)
         start_outside = original if start_model is reference_model else outside_force_mae(start_model)
         results[start_name] = []
-    for seed in seeds:
-        for strategy, sets in runs.items():
+    for seed in args.seeds:
+        for strategy, sets in args.variants.items():
             run_dir = args.runs / f"{run_name(strategy)}-s{seed}"
-            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *overrides], "naive_vs_periodic.json",
+            wall = run_campaign(args.campaign, run_dir, seed, [*sets, *args.overrides], "naive_vs_periodic.json",
                                 run_dir.parent / f"{run_dir.name}.log")
             scores = score_run(run_dir, reference_model, args, seed)
             scores["wall_seconds"] = wall
@@ -451,13 +407,33 @@ def main() -> None:
                 f"{t} {scores[f'{t}_force']:.3f}" for t in args.tests) + " eV/A", flush=True)
         if args.with_start:
             results[start_name].append({**score_start(start_model, args, seed), "outside_b3lyp_force": start_outside})
+    return results, original
+
+
+def main() -> None:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    args = parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+
+    from alloop.potentials.registry import build_model
+    from alloop.presets import load_preset
+
+    spec = load_preset("models", "sevennet-0")
+    import ase.io
+
+    elements = sorted({int(z) for f in args.tests.values() for a in ase.io.read(f, index=":") for z in a.numbers}
+                      | {int(z) for z in md_start(args.md_start).numbers})
+    reference_model = build_model(spec.pop("architecture"), elements, **spec).eval()
+    results, original = run_and_score(args, reference_model)
     print()
     pairs = ["-".join(chemical_symbols[z] for z in pair) for pair in args.rdf_pairs]
     print("\n".join(table(results, args.temperatures, args.ps, list(args.tests), pairs)))
     print("\noutside molecules, the original SevenNet-0 vs B3LYP/def2-SVP: "
           + (f"force MAE {original:.3f} eV/A" if original is not None else
              f"no labels ({OUTSIDE_LABELS} missing: python benchmarks/make_outside_labels.py)"))
-    print(f"\nseeds {seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
+    print(f"\nseeds {args.seeds}; runs in {args.runs}; load average now {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

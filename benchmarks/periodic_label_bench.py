@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table
+from lib.common import markdown_table
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, read_structures, write_extxyz

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table, mean_std
+from lib.common import markdown_table, mean_std
 
 from alloop.store import CampaignStore, find_store, predicted_errors
 

@@ -20,8 +20,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, mean_std
-from campaign_runs import run_campaign
+from lib.campaign_runs import run_campaign
+from lib.common import ROOT, mean_std
 
 
 def summary(run_dir: Path) -> dict:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, mean_std
+from lib.common import DATA, mean_std
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 ELEMENTS = (1, 6, 8)

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import markdown_table
 from ase import Atoms
+from lib.common import markdown_table
 
 from alloop.io import read_labelled
 

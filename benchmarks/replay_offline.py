@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA
-from make_outside_labels import outside_force_mae
+from lib.common import DATA
+from lib.outside_labels import outside_force_mae
 
 POOL = DATA / "ethanol_500K_short_pool_b3lyp-svp.extxyz"
 TESTS = {"500K": DATA / "ethanol_500K_short_test_b3lyp-svp.extxyz",

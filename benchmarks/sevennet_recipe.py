@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, mean_std
+from lib.common import DATA, mean_std
 
 ELEMENTS = (1, 6, 8)
 

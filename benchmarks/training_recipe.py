@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, mean_std
+from lib.common import DATA, mean_std
 
 ELEMENTS = (1, 6, 8)
 

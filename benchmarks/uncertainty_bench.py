@@ -68,14 +68,15 @@ import copy
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from _common import DATA
 from ase import Atoms
 from ase.build import molecule
 from ase.data import chemical_symbols
 from ase.optimize import BFGS
+from lib.common import DATA
 from scipy.stats import spearmanr
 
 from alloop.campaign.phases.bootstrap import normal_mode_samples
@@ -279,7 +280,8 @@ def frame_forces(forces: np.ndarray) -> np.ndarray:
     return forces.reshape(-1, 3)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line, with the defaults that depend on ``--quick`` and ``--model`` filled in."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="harmonic frames, HF/STO-3G for both fidelities, few frames, small model")
@@ -315,10 +317,25 @@ def main() -> None:
     budget = args.epochs if args.model == "egnn" else (args.steps if args.steps is not None else 1)
     if min(args.train_per_T, args.test_per_T, budget, args.components) < 1 or not 0 < args.alpha < 1:
         p.error("frame counts, --epochs, --steps and --components must be positive and --alpha in (0, 1)")
-    torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
+    return args
 
-    data = harmonic_data(args, rng) if args.source == "harmonic" else aimd_data(args)
+
+@dataclass
+class Trained:
+    """The cheap model and its truth fine-tune, the training frames they saw and their validation force MAEs."""
+
+    cheap: Any
+    finetuned: Any
+    keep: np.ndarray  # training frames with a cheap label
+    ft: np.ndarray  # of those, the ones with a truth label too
+    frames: list[Atoms]  # the training frames of ``keep``
+    mae_cheap: float
+    mae_ft: float
+    described: str
+
+
+def train_models(args: argparse.Namespace, data: BenchData) -> Trained:
+    """Train the cheap model on the cheap labels, then fine-tune a copy of it on the truth labels."""
     keep = np.flatnonzero(np.isfinite(data.train_cheap_e))
     ft = np.intersect1d(keep, np.flatnonzero(np.isfinite(data.train_truth_e)))
     train_kept = [data.train[i] for i in keep]
@@ -330,22 +347,22 @@ def main() -> None:
     ft_frames = [data.train[i] for i in ft]
     mae_ft = fit(ft_model, dataset(ft_frames, data.train_truth_e[ft], data.train_truth_f[ft], args.fidelity), ft_settings)
     data.timings["training"] = time.perf_counter() - t2
+    return Trained(cheap_model, ft_model, keep, ft, train_kept, mae_cheap, mae_ft, described)
 
-    test_ok = np.flatnonzero(np.isfinite(data.test_truth_f).all(axis=(1, 2)))
-    frames = [data.test[i] for i in test_ok]
-    temps = data.test_temps[test_ok]
-    ptr = frame_offsets(frames)
-    pred = predict_forces(ft_model, frames)
-    pred_cheap = predict_forces(cheap_model, frames)
-    error = bias_per_frame(pred, frame_forces(data.test_truth_f[test_ok]), ptr)
+
+def score_rows(args: argparse.Namespace, data: BenchData, m: Trained, test: tuple, pred: np.ndarray,
+               pred_cheap: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], tuple]:
+    """Each score of the test frames over its limit (> 1 flags), and the training frames' (numbers, features,
+    offsets). ``test``: the test frames' (kept indices, frames, offsets)."""
+    test_ok, frames, ptr = test
     proxy = bias_per_frame(pred_cheap, pred, ptr)
-    ptr_tr = frame_offsets(train_kept)
-    pred_cheap_tr = predict_forces(cheap_model, train_kept)
-    proxy_limit = np.quantile(bias_per_frame(pred_cheap_tr, predict_forces(ft_model, train_kept), ptr_tr), 1 - args.alpha)
+    ptr_tr = frame_offsets(m.frames)
+    pred_cheap_tr = predict_forces(m.cheap, m.frames)
+    proxy_limit = np.quantile(bias_per_frame(pred_cheap_tr, predict_forces(m.finetuned, m.frames), ptr_tr), 1 - args.alpha)
 
-    numbers_tr = np.concatenate([a.numbers for a in train_kept])
-    feats_tr = features_of(ft_model, train_kept)
-    numbers_te, feats_te = np.concatenate([a.numbers for a in frames]), features_of(ft_model, frames)
+    numbers_tr = np.concatenate([a.numbers for a in m.frames])
+    feats_tr = features_of(m.finetuned, m.frames)
+    numbers_te, feats_te = np.concatenate([a.numbers for a in frames]), features_of(m.finetuned, frames)
     rows = []
     for limit in ("empirical", "empirical_frame", "jackson_mudholkar"):
         s = QResidualSettings(n_components=args.components, alpha=args.alpha, limit=limit)
@@ -358,17 +375,22 @@ def main() -> None:
     cheap_ok = data.test_cheap_f is not None and args.cheap != args.fidelity
     if cheap_ok:
         bias = bias_per_frame(pred_cheap, frame_forces(data.test_cheap_f[test_ok]), ptr)
-        bias_tr = bias_per_frame(pred_cheap_tr, frame_forces(data.train_cheap_f[keep]), ptr_tr)
+        bias_tr = bias_per_frame(pred_cheap_tr, frame_forces(data.train_cheap_f[m.keep]), ptr_tr)
         rows.append(("bias B mean abs(F_cheap_model - f_cheap), needs a cheap label",
                      bias / np.quantile(bias_tr, 1 - args.alpha)))
+    return rows, (numbers_tr, feats_tr, ptr_tr), (numbers_te, feats_te, ptr)
 
-    print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; {described}; k = {args.components}, alpha = {args.alpha}")
+
+def print_report(args: argparse.Namespace, data: BenchData, m: Trained, test_ok: np.ndarray, temps: np.ndarray,
+                 error: np.ndarray, rows: list[tuple[str, np.ndarray]]) -> None:
+    """The run's settings, the true error per temperature and each score's agreement with it (Markdown)."""
+    print(f"ethanol, truth {args.fidelity}, cheap {args.cheap}; {m.described}; k = {args.components}, alpha = {args.alpha}")
     print(f"frames: {data.source}")
-    print(f"train: {keep.size} frames at 300 + 500 K ({args.cheap} labels; {ft.size} of them also {args.fidelity}); "
-          f"test: {len(frames)} frames ({', '.join(f'{int(t)} K: {int(np.sum(temps == t))}' for t in TEMPERATURES)}); "
-          f"failed labels left out: {len(data.train) - keep.size + len(data.test) - test_ok.size}")
-    print(f"validation force MAE: cheap model {mae_cheap:.3f} ({args.cheap}), "
-          f"fine-tuned {mae_ft:.3f} ({args.fidelity}) eV/A; "
+    print(f"train: {m.keep.size} frames at 300 + 500 K ({args.cheap} labels; {m.ft.size} of them also {args.fidelity}); "
+          f"test: {test_ok.size} frames ({', '.join(f'{int(t)} K: {int(np.sum(temps == t))}' for t in TEMPERATURES)}); "
+          f"failed labels left out: {len(data.train) - m.keep.size + len(data.test) - test_ok.size}")
+    print(f"validation force MAE: cheap model {m.mae_cheap:.3f} ({args.cheap}), "
+          f"fine-tuned {m.mae_ft:.3f} ({args.fidelity}) eV/A; "
           f"time: {', '.join(f'{k} {v:.0f} s' for k, v in data.timings.items())}\n")
     print("| T (K) | true force error, mean (eV/A) | max (eV/A) |")
     print("|---:|---:|---:|")
@@ -378,9 +400,26 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for name, score in rows:
         print("| " + " | ".join([name] + metrics(score, error, temps)) + " |")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+
+    data = harmonic_data(args, rng) if args.source == "harmonic" else aimd_data(args)
+    m = train_models(args, data)
+    test_ok = np.flatnonzero(np.isfinite(data.test_truth_f).all(axis=(1, 2)))
+    frames = [data.test[i] for i in test_ok]
+    temps = data.test_temps[test_ok]
+    ptr = frame_offsets(frames)
+    pred = predict_forces(m.finetuned, frames)
+    pred_cheap = predict_forces(m.cheap, frames)
+    error = bias_per_frame(pred, frame_forces(data.test_truth_f[test_ok]), ptr)
+    rows, train_feats, test_feats = score_rows(args, data, m, (test_ok, frames, ptr), pred, pred_cheap)
+    print_report(args, data, m, test_ok, temps, error, rows)
     alphas = sorted({args.alpha, *(float(a) for a in args.calibration_alphas.split(","))})
-    print("\n" + "\n".join(calibration_check((numbers_tr, feats_tr, ptr_tr), (numbers_te, feats_te, ptr), temps, alphas,
-                                            args)))
+    print("\n" + "\n".join(calibration_check(train_feats, test_feats, temps, alphas, args)))
 
 
 def calibration_check(train: tuple, test: tuple, temps: np.ndarray, alphas: list[float], args) -> list[str]:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, ROOT, alloop, data_file, mean_std, model_args
+from lib.common import DATA, ROOT, alloop, data_file, mean_std, model_args
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 POOL_XTB = DATA / "ethanol_500K_eqpool_gfn2-xtb.extxyz"

@@ -37,33 +37,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, markdown_table
 from ase import Atoms
 from ase.data import chemical_symbols
 from ase.io import read
-from ase.neighborlist import neighbor_list
+from lib.common import DATA, markdown_table
+from lib.rdf import pair_rdf, parse_pair, reference_runs, rms
 
 RECORD_FS = 10.0
-
-
-def pair_rdf(frames: list[Atoms], pair: tuple[int, int], r_max: float, bin_A: float,
-             tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Bin centres and the g(r) of element ``pair`` (atomic numbers) pooled over ``frames`` (every periodic image
-    within ``r_max``); with ``tags`` (a molecule number per atom) only pairs of different molecules count."""
-    edges = np.arange(0.0, r_max + bin_A / 2, bin_A)
-    counts = np.zeros(len(edges) - 1)
-    first, second = pair
-    n_a = n_b = volume = 0
-    for atoms in frames:
-        i, j, d = neighbor_list("ijd", atoms, r_max)
-        keep = (atoms.numbers[i] == first) & (atoms.numbers[j] == second)
-        if tags is not None:
-            keep &= tags[i] != tags[j]
-        counts += np.histogram(d[keep], bins=edges)[0]
-        n_a, n_b, volume = int(np.sum(atoms.numbers == first)), int(np.sum(atoms.numbers == second)), atoms.get_volume()
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g = counts / (len(frames) * n_a * (n_b / volume) * shell)  # counts i -> j from every first-element atom i
-    return (edges[1:] + edges[:-1]) / 2, g
+#: the columns of the table: one row per model, temperature and pair (and the reference's per pair)
+HEADER = ["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica", "pair", "first peak r / g",
+          "first min r", "RMS g - g_ref", "wall s"]
 
 
 def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[float, float, float]:
@@ -77,21 +60,6 @@ def peaks(r: np.ndarray, g: np.ndarray, window: tuple[float, float]) -> tuple[fl
 def peak_window(pair: tuple[int, int]) -> tuple[float, float]:
     """Where the first peak is looked for: water's O-O at 2.2-3.3 A, hydrogen-bond pairs X...H at 1.4-3.0 A."""
     return (2.2, 3.3) if pair == (8, 8) else (1.4, 3.0)
-
-
-def parse_pair(text: str) -> tuple[int, int]:
-    from ase.data import atomic_numbers
-
-    try:
-        first, second = text.split("-")
-        return atomic_numbers[first], atomic_numbers[second]
-    except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"{text!r}: an element pair such as O-O or Cl-H") from None
-
-
-def rms(g: np.ndarray, g_ref: np.ndarray, r: np.ndarray, r_from: float) -> float:
-    keep = r >= r_from
-    return float(np.sqrt(np.mean((g[keep] - g_ref[keep]) ** 2)))
 
 
 def load_model(source: str, threads: int, elements: list[int] | None = None):
@@ -126,7 +94,7 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
 
     boxes = start_boxes(n_waters, args)
     if args.equilibrate_ps > 0:
-        from make_water_box_sets import liquid
+        from lib.box_md import liquid
 
         boxes = [liquid(box, temperature, args.equilibrate_ps, seed=1000 + r) for r, box in enumerate(boxes)]
     states = [init_replicas(box, 1, temperature, args.seed * 1000 + r)[0] for r, box in enumerate(boxes)]
@@ -154,22 +122,7 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
     return frames, result.stop_reasons
 
 
-def reference_runs(path: Path) -> list[list[Atoms]]:
-    """The reference trajectory split into its independent runs (frame counts from the summary file)."""
-    frames = read(path, ":")
-    summary = path.with_name(path.name.split("_eqtraj_")[0] + "_eq_summary.json")
-    counts = [run["frames"] for run in json.loads(summary.read_text())["runs"]] if summary.is_file() else [len(frames)]
-    out, start = [], 0
-    for n in counts:
-        out.append(frames[start:start + n])
-        start += n
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("models", nargs="+", help="run directories, checkpoint files, or sevennet-0")
     p.add_argument("--reference", type=Path, default=DATA / "water8_300K_eqtraj_gfn1-xtb.extxyz")
@@ -191,21 +144,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     args = p.parse_args(argv)
+    return p, args
 
-    runs = reference_runs(args.reference)
-    n_waters = int(np.sum(runs[0][0].numbers == 8))
-    tags = runs[0][0].get_tags()
-    if not tags.any() and args.starts is not None:  # a reference written without tags: the starts' (same atom order)
-        tags = read(args.starts, index=0).get_tags()
-    tags = tags if tags.any() else None
-    if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
-        p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
-    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
+
+def reference_rows(args: argparse.Namespace, runs: list[list[Atoms]], names: list[str],
+                   tags: np.ndarray | None) -> tuple[np.ndarray, dict[str, np.ndarray], list[list[str]]]:
+    """The bins, the reference's g(r) per pair, and its table rows (with the run-vs-run RMS: the noise floor)."""
     r, g_ref = None, {}
     for name, pair in zip(names, args.pairs, strict=True):
         r, g_ref[name] = pair_rdf([a for run in runs for a in run], pair, args.r_max, args.bin, tags)
-    header = ["model", "T (K)", "ps in g(r)", "ps to first guard failure, per replica", "pair", "first peak r / g",
-              "first min r", "RMS g - g_ref", "wall s"]
     rows = []
     for name, pair in zip(names, args.pairs, strict=True):
         ref_peak = peaks(r, g_ref[name], peak_window(pair))
@@ -216,42 +163,76 @@ def main(argv: list[str] | None = None) -> int:
             floor = f"{min(spread):.3f}-{max(spread):.3f} (run vs run)"
         rows.append([f"reference: {args.reference.name}", "", f"{sum(len(x) for x in runs) * RECORD_FS / 1000:.1f}",
                      "", name, f"{ref_peak[0]:.2f} / {ref_peak[1]:.2f}", f"{ref_peak[2]:.2f}", floor, ""])
+    return r, g_ref, rows
+
+
+def save_frames(args: argparse.Namespace, source: str, temperature: float, frames: list[list[Atoms]]) -> None:
+    """Every recorded frame of a model's replicas at one temperature, to ``--save-frames``."""
+    from alloop.io import write_extxyz
+
+    path = args.save_frames / f"{source.replace('/', '_')}_{temperature:g}K.extxyz"
+    args.save_frames.mkdir(parents=True, exist_ok=True)
+    write_extxyz(path, [a for f in frames for a in f])
+    print(f"  frames -> {path}", file=sys.stderr, flush=True)
+
+
+def model_rows(args: argparse.Namespace, source: str, reference: tuple, n_waters: int, tags: np.ndarray | None,
+               curves: dict[str, list[float]]) -> list[list[str]]:
+    """One model's MD at every temperature: a row per pair (stability, peaks, RMS against the reference) printed
+    as it comes; its g(r) curves go into ``curves``. ``reference``: (atomic numbers, bins, g_ref per pair)."""
+    numbers, r, g_ref = reference
+    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
     skip = int(round(args.skip_ps * 1000 / RECORD_FS))
+    model, description = load_model(source, args.threads, sorted({int(z) for z in numbers}))
+    rows = []
+    for temperature in args.temperatures:
+        t0 = time.perf_counter()
+        frames, stops = run_md(model, n_waters, temperature, args)
+        ran = [len(f) * RECORD_FS / 1000 for f in frames]
+        stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
+                            zip(ran, stops, strict=True))
+        kept = [a for f in frames for a in f[skip:]]
+        wall = time.perf_counter() - t0
+        if args.save_frames is not None:
+            save_frames(args, source, temperature, frames)
+        for name, pair in zip(names, args.pairs, strict=True):
+            if kept:
+                _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
+                peak = peaks(r, g, peak_window(pair))
+                curves[f"{description} {temperature:g} K {name}"] = g.tolist()
+                cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}",
+                         f"{rms(g, g_ref[name], r, args.rms_from):.3f}"]
+            else:
+                cells = ["-", "-", "- (no frame after the equilibration)"]
+            rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, name,
+                         *cells, f"{wall:.0f}"])
+            print(markdown_table(HEADER, rows[-1:]), file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    p, args = parse_args(argv)
+    runs = reference_runs(args.reference)
+    n_waters = int(np.sum(runs[0][0].numbers == 8))
+    tags = runs[0][0].get_tags()
+    if not tags.any() and args.starts is not None:  # a reference written without tags: the starts' (same atom order)
+        tags = read(args.starts, index=0).get_tags()
+    tags = tags if tags.any() else None
+    if args.starts is not None and any(list(b.numbers) != list(runs[0][0].numbers) for b in read(args.starts, ":")):
+        p.error(f"--starts {args.starts}: its atoms differ from the reference's (elements or order)")
+    names = ["-".join(chemical_symbols[z] for z in pair) for pair in args.pairs]
+    r, g_ref, rows = reference_rows(args, runs, names, tags)
     curves = {"r_A": r.tolist(), **{f"reference {name}": g.tolist() for name, g in g_ref.items()}}
     for source in args.models:
-        model, description = load_model(source, args.threads, sorted({int(z) for z in runs[0][0].numbers}))
-        for temperature in args.temperatures:
-            t0 = time.perf_counter()
-            frames, stops = run_md(model, n_waters, temperature, args)
-            ran = [len(f) * RECORD_FS / 1000 for f in frames]
-            stable = " / ".join(f"{ps:.1f}" + ("" if stop is None else f" ({stop.code})") for ps, stop in
-                                zip(ran, stops, strict=True))
-            kept = [a for f in frames for a in f[skip:]]
-            wall = time.perf_counter() - t0
-            if args.save_frames is not None:
-                from alloop.io import write_extxyz
-
-                path = args.save_frames / f"{source.replace('/', '_')}_{temperature:g}K.extxyz"
-                args.save_frames.mkdir(parents=True, exist_ok=True)
-                write_extxyz(path, [a for f in frames for a in f])
-                print(f"  frames -> {path}", file=sys.stderr, flush=True)
-            for name, pair in zip(names, args.pairs, strict=True):
-                if kept:
-                    _, g = pair_rdf(kept, pair, args.r_max, args.bin, tags)
-                    peak = peaks(r, g, peak_window(pair))
-                    curves[f"{description} {temperature:g} K {name}"] = g.tolist()
-                    cells = [f"{peak[0]:.2f} / {peak[1]:.2f}", f"{peak[2]:.2f}",
-                             f"{rms(g, g_ref[name], r, args.rms_from):.3f}"]
-                else:
-                    cells = ["-", "-", "- (no frame after the equilibration)"]
-                rows.append([description, f"{temperature:g}", f"{len(kept) * RECORD_FS / 1000:.1f}", stable, name,
-                             *cells, f"{wall:.0f}"])
-                print(markdown_table(header, rows[-1:]), file=sys.stderr, flush=True)
+        rows += model_rows(args, source, (runs[0][0].numbers, r, g_ref), n_waters, tags, curves)
     what = f"{n_waters} waters" if args.starts is None else f"{len(runs[0][0])} atoms ({args.starts.name})"
     print(f"{what}, {args.replicas} replicas x {args.ps:g} ps per model and temperature, g(r) every {RECORD_FS:g} fs "
           f"after {args.skip_ps:g} ps, bins {args.bin:g} A up to {args.r_max:g} A"
           + ("; pairs within one molecule left out" if tags is not None else ""))
-    print(markdown_table(header, rows))
+    print(markdown_table(HEADER, rows))
     out = Path(os.environ.get("ALLOOP_RDF_OUT", "/tmp/box_rdf.json"))
     out.write_text(json.dumps(curves))
     print(f"g(r) curves -> {out}")

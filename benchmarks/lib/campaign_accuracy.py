@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import markdown_table
 from ase import units
+
+from lib.common import markdown_table
 
 PREFIX = "ethanol_500K_short"
 KCAL_PER_MOL_PER_EV = 1.0 / (units.kcal / units.mol)
@@ -84,13 +85,10 @@ def _row(name: str, data: str, n: str, cpu: str, metrics: dict[str, Any], second
             f"{1000 * metrics['energy_mae_per_atom_eV']:.2f}", "" if seconds is None else f"{seconds:.0f}"]
 
 
-def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], threads: int) -> int:
-    """Print the accuracy-vs-cost table; returns 0, or 2 when the data files are missing or do not match."""
+def _labelled_sets(cfg: Any, data_dir: Path) -> tuple[dict[str, Path], list, list] | None:
+    """The test and pool files at the campaign's expensive fidelity and their frames; None (said why) when missing
+    or at another level of theory."""
     from alloop.io import read_labelled
-    from alloop.potentials.checkpoint import model_from_bytes
-    from alloop.store.ledger import spend
-    from alloop.training import evaluate_model
-
 
     exp = cfg.expensive_fidelity
     paths = {part: Path(data_dir) / f"{PREFIX}_{part}_{exp.name}.extxyz" for part in ("test", "pool")}
@@ -98,7 +96,7 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
     if missing:
         print(f"\naccuracy part skipped: missing {', '.join(missing)} (written by benchmarks/make_ethanol_data.py;"
               " run it first, or point --data at its output folder)")
-        return 2
+        return None
     test, pool = read_labelled(paths["test"]), read_labelled(paths["pool"])
     for part, frames in (("test", test), ("pool", pool)):
         got = {a.info.get("fidelity_hash") for a in frames}
@@ -106,7 +104,63 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
             print(f"\naccuracy part skipped: {paths[part]} holds labels of fidelity hash {sorted(map(str, got))}, the"
                   f" campaign's expensive fidelity '{exp.name}' is {exp.hash()}; the comparison needs the same level"
                   " of theory")
-            return 2
+            return None
+    return paths, test, pool
+
+
+def _random_pool_rows(pool: list, budget: float, seeds: list[int], fit: Any, exp_hash: str,
+                      test_set: Any) -> tuple[list[list[str]], list[float]]:
+    """Rows (c): standard training on the random pool frames ``budget`` CPU s buy, one per seed; their force MAEs."""
+    from alloop.training import evaluate_model
+
+    costs = np.array([float(a.info["cpu_seconds"]) for a in pool])
+    rows, pool_errors = [], []
+    for seed in seeds:
+        order = np.random.default_rng(seed).permutation(len(pool))
+        k = int(np.searchsorted(np.cumsum(costs[order]), budget, side="right"))
+        if k < 2:
+            print(f"(c) seed {seed}: the budget {budget:.0f} CPU s buys {k} pool frame(s); standard training needs 2")
+            continue
+        note = " (the whole pool)" if k == len(pool) else ""
+        model_c, sec_c = fit(_dataset([pool[i] for i in order[:k]], exp_hash))
+        metrics = evaluate_model(model_c, test_set)
+        pool_errors.append(metrics["force_mae_eV_per_A"])
+        rows.append(_row(f"(c) standard, random pool frames, seed {seed}", f"AIMD (HF/STO-3G PES) frames{note}",
+                         f"{k} exp", f"{costs[order[:k]].sum():.0f}", metrics, sec_c))
+        print(f"  (c) seed {seed} done", flush=True)
+    return rows, pool_errors
+
+
+def _notes(cfg: Any, sp: Any, n_test: int, pool: list, data_dir: Path) -> None:
+    """What the rows mean and what they leave out."""
+    exp = cfg.expensive_fidelity
+    print(f"\nNotes: labels at {cfg.cheap_fidelity.name} (cheap) and {exp.name} (expensive); test = {n_test} frames"
+          f" of a held-out AIMD trajectory on the HF/STO-3G surface at 500 K. (a)'s and (b)'s training frames come from"
+          f" the campaign's own bootstrap (rattled copies) and MLFF MD, i.e. from where its models went, while (c)'s"
+          f" come from AIMD on the same cheap surface that produced the test trajectory, so (c) is in-distribution"
+          f" for the test set by construction. (a) also spent {sp.cpu_seconds['cheap']:.0f} CPU s on cheap labels;"
+          f" (b) and (c) train with the campaign's last training settings (train s: wall time here, shared machine);"
+          f" MD and training compute is not counted in label CPU s. (c)'s costs are the pool file's recorded"
+          f" per-frame B3LYP CPU seconds (measured by make_ethanol_data.py, not in this run).")
+    summary = Path(data_dir) / f"{PREFIX}_summary.json"
+    if summary.is_file():
+        md_cpu = json.loads(summary.read_text()).get("pool_md_cpu_seconds")
+        if md_cpu is not None:
+            print(f"The HF/STO-3G AIMD that produced the pool cost {md_cpu:.0f} CPU s for {len(pool)} frames"
+                  f" ({md_cpu / len(pool):.1f} CPU s per frame), charged to no row: (c) needs such a trajectory first.")
+
+
+def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], threads: int) -> int:
+    """Print the accuracy-vs-cost table; returns 0, or 2 when the data files are missing or do not match."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.store.ledger import spend
+    from alloop.training import evaluate_model
+
+    exp = cfg.expensive_fidelity
+    sets = _labelled_sets(cfg, data_dir)
+    if sets is None:
+        return 2
+    paths, test, pool = sets
     test_set = _dataset(test, exp.hash())
     sp = spend(store, {"cheap": cfg.cheap_fidelity, "expensive": exp})
     budget = sp.total_cpu
@@ -126,38 +180,11 @@ def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], thre
     model_b, sec_b = fit(ok_exp)
     rows.append(_row("(b) standard, campaign's expensive labels", "same expensive frames as (a)", f"{len(ok_exp)} exp",
                      f"{sp.cpu_seconds['expensive']:.0f} (of {budget:.0f} spent)", evaluate_model(model_b, test_set), sec_b))
-    costs = np.array([float(a.info["cpu_seconds"]) for a in pool])
-    pool_errors: list[float] = []
-    for seed in seeds:
-        order = np.random.default_rng(seed).permutation(len(pool))
-        k = int(np.searchsorted(np.cumsum(costs[order]), budget, side="right"))
-        if k < 2:
-            print(f"(c) seed {seed}: the budget {budget:.0f} CPU s buys {k} pool frame(s); standard training needs 2")
-            continue
-        note = " (the whole pool)" if k == len(pool) else ""
-        model_c, sec_c = fit(_dataset([pool[i] for i in order[:k]], exp.hash()))
-        metrics = evaluate_model(model_c, test_set)
-        pool_errors.append(metrics["force_mae_eV_per_A"])
-        rows.append(_row(f"(c) standard, random pool frames, seed {seed}", f"AIMD (HF/STO-3G PES) frames{note}",
-                         f"{k} exp", f"{costs[order[:k]].sum():.0f}", metrics, sec_c))
-        print(f"  (c) seed {seed} done", flush=True)
+    pool_rows, pool_errors = _random_pool_rows(pool, budget, seeds, fit, exp.hash(), test_set)
     print(markdown_table(["run", "training frames", "labels", "label CPU s", "force MAE eV/A", "force MAE kcal/mol/A",
-                 "energy MAE meV/atom", "train s"], rows))
+                 "energy MAE meV/atom", "train s"], rows + pool_rows))
     if len(pool_errors) > 1:
         print(f"\n(c) over {len(pool_errors)} seeds: force MAE {np.mean(pool_errors):.4f} +- "
               f"{np.std(pool_errors, ddof=1):.4f} eV/A (mean +- sample std)")
-    print(f"\nNotes: labels at {cfg.cheap_fidelity.name} (cheap) and {exp.name} (expensive); test = {len(test)} frames"
-          f" of a held-out AIMD trajectory on the HF/STO-3G surface at 500 K. (a)'s and (b)'s training frames come from"
-          f" the campaign's own bootstrap (rattled copies) and MLFF MD, i.e. from where its models went, while (c)'s"
-          f" come from AIMD on the same cheap surface that produced the test trajectory, so (c) is in-distribution"
-          f" for the test set by construction. (a) also spent {sp.cpu_seconds['cheap']:.0f} CPU s on cheap labels;"
-          f" (b) and (c) train with the campaign's last training settings (train s: wall time here, shared machine);"
-          f" MD and training compute is not counted in label CPU s. (c)'s costs are the pool file's recorded"
-          f" per-frame B3LYP CPU seconds (measured by make_ethanol_data.py, not in this run).")
-    summary = Path(data_dir) / f"{PREFIX}_summary.json"
-    if summary.is_file():
-        md_cpu = json.loads(summary.read_text()).get("pool_md_cpu_seconds")
-        if md_cpu is not None:
-            print(f"The HF/STO-3G AIMD that produced the pool cost {md_cpu:.0f} CPU s for {len(pool)} frames"
-                  f" ({md_cpu / len(pool):.1f} CPU s per frame), charged to no row: (c) needs such a trajectory first.")
+    _notes(cfg, sp, len(test), pool, data_dir)
     return 0

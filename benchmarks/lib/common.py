@@ -1,8 +1,7 @@
 """What the benchmark scripts share: where the repository and its data are, the mean +- std cell, Markdown tables,
 atomic pickles, per-frame force errors and MD robustness of a trained model.
 
-The scripts run as ``python benchmarks/<script>.py``, so this folder is on ``sys.path`` and ``from _common import
-...`` works without editing it.
+The scripts import it as ``lib.common`` (see :mod:`lib`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 from alloop.io import write_atomic
 
 #: the repository
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: the committed benchmark data (labelled test sets, pools)
 DATA = ROOT / "benchmarks" / "data"
 #: the data the example campaigns read (the quickstarts' evaluation set); benchmarks read it too
@@ -72,6 +71,14 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], float_f
 def atomic_pickle(path: Path, obj: Any) -> None:
     """Pickle ``obj`` to ``path`` atomically (:func:`alloop.io.write_atomic`: a killed run leaves no half file)."""
     write_atomic(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far."""
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
 
 
 def load_pickle(path: Path) -> Any:

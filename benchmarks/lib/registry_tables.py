@@ -1,0 +1,92 @@
+"""The kinds of generated table of ``docs/benchmarks.md``: each turns a table's entry of ``benchmarks/registry.yaml``
+(its ``result`` files and options) into Markdown lines, with the code the benchmark scripts print their tables with.
+
+Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
+minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
+``status-models`` (a campaign's models from its ``alloop status --json``) and ``herding``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from lib.common import ROOT
+from lib.herding_table import herding_table
+from lib.learning_curves_tables import (
+    METRIC_HEADER,
+    arm_entries,
+    entry_summary,
+    load_entries,
+    metric_rows,
+    paired_differences,
+    paired_row,
+)
+from lib.nvp_table import committed_results, table
+from lib.status_table import model_table
+
+
+def _entries(spec: dict[str, Any]) -> tuple[dict[tuple[str, int, int], dict], list[str], list[int], list[int]]:
+    """The learning-curve entries of every result folder, arms renamed to their table labels (``arms``: per
+    folder, arm -> label); the labels in the registry's order, the Ns and the seeds."""
+    entries: dict[tuple[str, int, int], dict] = {}
+    for folder in spec["result"]:
+        entries.update(load_entries(ROOT / folder, spec["arms"][folder]))
+    found, ns, seeds = entry_summary(entries)
+    arms = [label for folder in spec["result"] for label in spec["arms"][folder].values() if label in found]
+    return entries, arms, ns, seeds
+
+
+def learning_curves(spec: dict[str, Any]) -> list[str]:
+    """Per arm and N, mean +- std over seeds of the per-frame force MAE's mean, p95, max and top decile."""
+    entries, arms, ns, seeds = _entries(spec)
+    return METRIC_HEADER + metric_rows(entries, spec["test"], arms, ns, seeds)
+
+
+def learning_curves_paired(spec: dict[str, Any]) -> list[str]:
+    """Per test set (``tests``: file -> label), N and arm: the arm minus ``reference`` per seed, and mean +- std."""
+    entries, arms, ns, seeds = _entries(spec)
+    theirs = arm_entries(entries, spec["reference"])
+    lines = ["| test set | N | arm | " + " | ".join(f"seed {s}" for s in seeds) + " | mean +- std |",
+             "|---|---:|---|" + "---:|" * (len(seeds) + 1)]
+    for test, label in spec["tests"].items():
+        for n in ns:
+            for arm in (a for a in arms if a != spec["reference"]):
+                diffs = paired_differences(arm_entries(entries, arm), theirs, test, n, seeds)
+                if diffs:
+                    lines.append(paired_row(f"{label} | {n} | {arm}", diffs, seeds))
+    return lines
+
+
+def naive_vs_periodic(spec: dict[str, Any]) -> list[str]:
+    """The table of ``naive_vs_periodic.py`` from the runs' committed scores (``columns``: run name -> column),
+    each seed's value (``per_seed``) or mean +- std; rows no run has are left out."""
+    results = committed_results(ROOT / spec["result"][0], spec["columns"], spec["seeds"], spec["temperatures"])
+    return table(results, spec["temperatures"], spec["cap_ps"], spec["tests"], spec.get("rdf_pairs", []),
+                 per_seed=spec.get("per_seed", False), skip_empty=True)
+
+
+def status_models(spec: dict[str, Any]) -> list[str]:
+    return model_table(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
+def herding(spec: dict[str, Any]) -> list[str]:
+    return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
+
+
+KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
+    "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
+}
+
+
+def generate(spec: dict[str, Any]) -> list[str]:
+    """The Markdown lines of one table entry; a one-line error for an unknown kind or a missing result."""
+    if spec["kind"] not in KINDS:
+        raise SystemExit(f"registry: table {spec['name']}: unknown kind {spec['kind']!r} (known: {', '.join(KINDS)})")
+    missing = [r for r in spec["result"] if not (ROOT / r).exists()]
+    if missing:
+        raise SystemExit(f"registry: table {spec['name']}: result {', '.join(missing)} not found")
+    return KINDS[spec["kind"]](spec)
+
