@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import DATA, ROOT, data_file, markdown_table
+from lib.common import DATA, ROOT, data_file, markdown_table
 
 from alloop.io import write_atomic
 from alloop.potentials.baseline import Baseline

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, markdown_table
+from lib.common import ROOT, markdown_table
 
 #: bump when the built stores change (a cached store of another version is rebuilt)
 BUILD_VERSION = 1
