@@ -1,19 +1,16 @@
 """CampaignStore: one crash-safe Zarr v3 store per campaign, with a single writer.
 
-Commit protocol: appended rows are buffered in memory and written into
-pre-allocated arrays at commit (data first, fsync'd), then the commit record
-(the ``commit`` attribute of the root ``zarr.json``) is replaced atomically.
-On open the record is the truth: rows, labels, tables and blobs beyond it are
-ignored and later overwritten. A commit that fails (a full disk, a kill) leaves
-the previous record and everything it names intact. The record also holds a
-CRC-32 of every column's committed rows (``crc32``), which :meth:`CampaignStore.verify`
+Commit protocol: appended rows are buffered in memory and written into pre-allocated arrays at commit (data
+first, fsync'd), then the commit record (the ``commit`` attribute of the root ``zarr.json``) is replaced
+atomically. On open the record is the truth: rows, labels, tables and blobs beyond it are ignored and later
+overwritten. A commit that fails (a full disk, a kill) leaves the previous record and everything it names intact.
+The record also holds a CRC-32 of every column's committed rows (``crc32``), which :meth:`CampaignStore.verify`
 checks. See docs/store.md for the layout.
 
-The store's parts are sections, each in its module: frames (:mod:`~alloop.store.frames`),
-labels (:mod:`~alloop.store.labels`), generic tables (:mod:`~alloop.store.generic_tables`),
-checkpoints and blobs (:mod:`~alloop.store.blobs`); the root ``zarr.json`` and its commit
-record are :mod:`~alloop.store.record`. :class:`CampaignStore` opens them, checks that
-the store is open (and writable), and commits.
+The store's parts are sections, each in its module: frames (:mod:`~alloop.store.frames`), labels
+(:mod:`~alloop.store.labels`), generic tables (:mod:`~alloop.store.generic_tables`), checkpoints and blobs
+(:mod:`~alloop.store.blobs`); the root ``zarr.json`` and its commit record are :mod:`~alloop.store.record`.
+:class:`CampaignStore` opens them, checks that the store is open (and writable), and commits.
 """
 
 from __future__ import annotations
@@ -48,7 +45,7 @@ from alloop.store.frames import FrameSection
 from alloop.store.generic_tables import TableSection
 from alloop.store.labels import LabelSection, LabelTable
 from alloop.store.record import new_record, new_root_meta, read_root_meta
-from alloop.store.schema import META_DEFAULTS, FrameFlag
+from alloop.store.schema import FrameFlag
 
 #: in-memory rows beyond this many bytes are written out (not committed) before the next add
 FLUSH_BYTES = 64 << 20
@@ -229,10 +226,6 @@ class CampaignStore:
         """Per-frame arrays: frame_id, offset, n_atoms, origin (code), replica, md_step, cycle, model_version,
         q_score, t2_score, flags, with updates applied (``columns``: only these, and frame_id)."""
         self._check_open()
-        if columns is not None:
-            unknown = sorted(set(columns) - {"offset", "n_atoms", *META_DEFAULTS})
-            if unknown:
-                raise StoreError(f"unknown frame metadata {unknown} (known: offset, n_atoms, {', '.join(META_DEFAULTS)})")
         return self._frames.meta(None if ids is None else self._frames.check_ids(ids), columns)
 
     def update_frame_meta(self, ids: Sequence[int] | np.ndarray, **values: Any) -> None:
@@ -339,12 +332,8 @@ class CampaignStore:
             if self.durable:
                 assert isinstance(self._zstore, DurableLocalStore)  # a writable store (mode "a")
                 self._zstore.sync_written()
-            counts: dict[str, Any] = {
-                **self._frames.record_part(),
-                **self._labels.record_part(),
-                **self._blobs.record_part(),
-                **self._tables.record_part(),
-            }
+            counts: dict[str, Any] = {**self._frames.record_part(), **self._labels.record_part(),
+                                      **self._blobs.record_part(), **self._tables.record_part()}
             counts["crc32"] = {part: crc for t in self._all_tables() for part, crc in t.crcs().items()}
             record = new_record(
                 self.seq + 1,

@@ -33,7 +33,7 @@ from alloop.store.integrity import (
     join,
     open_node,
     read_rows,
-    read_rows_at,
+    read_rows_spread,
     store_root,
 )
 
@@ -208,29 +208,11 @@ class Column:
                 out[on_disk] = read_rows(self.array, lo, hi)[wanted - lo]
             else:
                 unique, inverse = np.unique(wanted, return_inverse=True)
-                out[on_disk] = self._rows_at(unique)[inverse]
+                out[on_disk] = read_rows_spread(self.array, unique, TAKE_BLOCK_BYTES)[inverse]
         if (~on_disk).any():
             out[~on_disk] = self._pending_array()[index[~on_disk] - self.flushed]
         return out
 
-
-    def _rows_at(self, unique: np.ndarray) -> np.ndarray:
-        """Rows at sorted, distinct positions on disk. When their chunks are most of the span they lie in (e.g.
-        every tenth frame), the span is read in slices of at most TAKE_BLOCK_BYTES (zarr decodes whole chunks
-        either way; its orthogonal indexing of a million positions costs more than the decoding); else only the
-        chunks holding them."""
-        rows = self.array.chunks[0]
-        lo, hi = int(unique[0]), int(unique[-1]) + 1
-        touched = np.unique(unique // rows).size
-        if touched * rows < (hi - lo) // 2:
-            return read_rows_at(self.array, unique)
-        out = np.empty((len(unique), *self.spec.shape), dtype=self.spec.dtype)
-        step = max(rows, TAKE_BLOCK_BYTES // max(1, self.spec.row_nbytes) // rows * rows)
-        for start in range(lo - lo % rows, hi, step):
-            a, b = np.searchsorted(unique, [start, start + step])
-            if a < b:
-                out[a:b] = read_rows(self.array, start, min(start + step, hi))[unique[a:b] - start]
-        return out
 
 
 class Table:

@@ -134,6 +134,9 @@ class FrameSection:
     def meta(self, ids: np.ndarray | None = None, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Per-frame metadata (all columns or ``names``) with later updates applied (last update wins)."""
         names = ["offset", "n_atoms", *META_DEFAULTS] if names is None else list(names)
+        unknown = sorted(set(names) - {"offset", "n_atoms", *META_DEFAULTS})
+        if unknown:
+            raise StoreError(f"unknown frame metadata {unknown} (known: offset, n_atoms, {', '.join(META_DEFAULTS)})")
         if ids is None:
             out = {name: self.frames.read(name) for name in names}
             ids = np.arange(self.n_frames, dtype=np.int64)

@@ -125,3 +125,21 @@ def crc_rows(rows: np.ndarray, crc: int) -> int:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def read_rows_spread(array: zarr.Array, unique: np.ndarray, block_bytes: int) -> np.ndarray:
+    """Rows at sorted, distinct positions. When their chunks are most of the span they lie in (e.g. every tenth
+    frame), the span is read in slices of at most ``block_bytes`` (zarr decodes whole chunks either way; its
+    orthogonal indexing of a million positions costs more than the decoding); else only the chunks holding them."""
+    rows = array.chunks[0]
+    lo, hi = int(unique[0]), int(unique[-1]) + 1
+    if np.unique(unique // rows).size * rows < (hi - lo) // 2:
+        return read_rows_at(array, unique)
+    out = np.empty((len(unique), *array.shape[1:]), dtype=array.dtype)
+    row_bytes = max(1, int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize)
+    step = max(rows, block_bytes // row_bytes // rows * rows)
+    for start in range(lo - lo % rows, hi, step):
+        a, b = np.searchsorted(unique, [start, start + step])
+        if a < b:
+            out[a:b] = read_rows(array, start, min(start + step, hi))[unique[a:b] - start]
+    return out

@@ -276,7 +276,9 @@ def test_committee_pick_trains_stores_and_uses_a_committee(tmp_path):
     deviation and says so, and the run resumes as finished. With ``training.final_refit`` the final retrain, once
     it passes its guard, is trained again on every label (the validated model kept as role ``validated``)."""
     yaml = write_tiny(tmp_path, cycles=3)
-    yaml.write_text(yaml.read_text().replace("min_step_spacing: 10}", "min_step_spacing: 10, expensive_pick: committee}"))
+    text = yaml.read_text().replace("expensive_pick: bias}", "expensive_pick: committee}")
+    assert "expensive_pick: committee}" in text
+    yaml.write_text(text)
     run_dir = tmp_path / "run"
     cfg = load_campaign(yaml, overrides=["training.final_refit=true"])
     assert start_campaign(cfg, run_dir, progress=False, echo=lambda s: None) == "3 cycles done"

@@ -28,8 +28,9 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
     text = yaml.read_text()
     text = text.replace("uncertainty: {n_components: 2}",
                         f"uncertainty: {{n_components: 2, max_force_error_eV_per_A: {TARGET}}}")
-    text = text.replace("training: {max_epochs: 4,", "training: {validation_fraction: 0.5, max_epochs: 4,")
-    text = text.replace("min_step_spacing: 10}", "min_step_spacing: 10, memory: true}")
+    text = text.replace("final_refit: false, max_epochs: 4,", "final_refit: false, validation_fraction: 0.5, max_epochs: 4,")
+    text = text.replace("expensive_pick: bias}", "expensive_pick: bias, memory: true}")
+    assert "validation_fraction: 0.5" in text and "memory: true}" in text
     text = text.replace("  n_cycles: 3\n", "  n_cycles: 3\n  target_predicted_force_error_eV_per_A: 100.0\n")
     yaml.write_text(text)
     run_dir = tmp_path / "run"
@@ -64,10 +65,12 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
 def test_the_expensive_pick_without_theta0_ranks_by_the_models_own_predicted_error(tmp_path):
     yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=20, min_cheap=4,
                                      bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
-    text = yaml.read_text().replace("training: {max_epochs: 4,",
-                                    "training: {method: standard, validation_fraction: 0.5, max_epochs: 4,")
-    yaml.write_text(text.replace("min_step_spacing: 10}", "min_step_spacing: 10, energy_window_sigma: null, "
-                                                          "expensive_pick: predicted-error}"))
+    text = yaml.read_text().replace("training: {method: asteroid, final_refit: false, max_epochs: 4,",
+                                    "training: {method: standard, final_refit: false, validation_fraction: 0.5, "
+                                    "max_epochs: 4,")
+    text = text.replace("expensive_pick: bias}", "energy_window_sigma: null, expensive_pick: predicted-error}")
+    assert "method: standard" in text and "expensive_pick: predicted-error}" in text
+    yaml.write_text(text)
     lines: list[str] = []
     start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
     with CampaignStore.open(store_path(tmp_path / "run")) as store:

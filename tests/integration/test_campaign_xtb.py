@@ -25,7 +25,9 @@ def test_xtb_cheap_campaign_end_to_end(tmp_path, capsys):
     stored under the xTB hash with tblite's version, and the same numbers as the labeller called here. The
     expensive pick is the coverage rule: distances from the frames already expensive-labelled."""
     yaml = write_tiny(tmp_path, cycles=2, cheap="gfn2-xtb", expensive="hf-sto3g", bootstrap=NORMAL_MODES)
-    yaml.write_text(yaml.read_text().replace("min_step_spacing: 10}", "min_step_spacing: 10, expensive_pick: coverage}"))
+    text = yaml.read_text().replace("expensive_pick: bias}", "expensive_pick: coverage}")
+    assert "expensive_pick: coverage}" in text
+    yaml.write_text(text)
     run_dir = tmp_path / "run"
     assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=lambda s: None) == "2 cycles done"
     log = (run_dir / "campaign.log").read_text()
@@ -63,8 +65,10 @@ def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp
     yaml = write_tiny(tmp_path, cycles=2, bootstrap="{method: md, n_samples: 6, n_expensive: 4, equilibration_fs: 20, "
                                                      "spacing_fs: 10}")
     text = yaml.read_text()
-    assert "model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}" in text
-    yaml.write_text(text.replace("n_rbf: 8}", "n_rbf: 8, baseline: gfn2-xtb}"))
+    assert "model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8, baseline: null}" in text
+    text = text.replace("n_rbf: 8, baseline: null}", "n_rbf: 8, baseline: gfn2-xtb}")
+    assert "baseline: gfn2-xtb}" in text
+    yaml.write_text(text)
     run_dir = tmp_path / "run"
     said: list[str] = []
     assert start_campaign(load_campaign(yaml), run_dir, progress=False, echo=said.append) == "2 cycles done"

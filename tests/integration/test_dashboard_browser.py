@@ -95,8 +95,10 @@ def _write_campaign(folder: Path) -> Path:
     (so every panel has data)."""
     yaml = write_evaluation_campaign(folder, n_frames=4, cycles=1, max_expensive=24,
                                      bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
-    yaml.write_text(yaml.read_text().replace("training: {max_epochs: 4,",
-                                             "training: {validation_fraction: 0.5, max_epochs: 4,"))
+    text = yaml.read_text().replace("final_refit: false, max_epochs: 4,",
+                                    "final_refit: false, validation_fraction: 0.5, max_epochs: 4,")
+    assert "validation_fraction: 0.5" in text
+    yaml.write_text(text)
     return yaml
 
 

@@ -85,6 +85,7 @@ def run_pipeline(monkeypatch, md_ticks: dict[int, int], train_ticks: dict[int, i
     monkeypatch.setattr(pipeline, "start_explore", start_explore)
     monkeypatch.setattr(pipeline, "finish_explore", lambda ctx, run, n_cheap: 0.5)
     monkeypatch.setattr(pipeline, "start_training", start_training)
+    monkeypatch.setattr(pipeline, "nothing_new_to_train", lambda ctx, cycle: None)  # every cycle brings labels
     monkeypatch.setattr(pipeline, "finish_training",  # the real one commits the model with the "trained" mark
                         lambda ctx, run, original: marks.append((run.cycle, "trained")))
     hooks = pipeline.Hooks(quota=lambda: Quota(8, 2), expensive_quota=lambda: 2,
