@@ -13,6 +13,7 @@ from alloop.cli import main
 from alloop.config import CampaignConfig, load_campaign
 from alloop.config.execution import ClusterConfig
 from alloop.config.system import FILE_ARCHITECTURES, ModelConfig
+from alloop.errors import ConfigError
 from alloop.potentials.registry import build_model
 from alloop.presets import configs_dir, preset_names
 
@@ -31,7 +32,7 @@ NEEDS_RUN_DATA = {"reline-szv-start.yaml": CAMPAIGNS[0].parents[1] / "runs" / "r
 @pytest.mark.parametrize("path", CAMPAIGNS, ids=[p.stem for p in CAMPAIGNS])
 def test_campaign_files_validate_and_round_trip(path):
     if path.name in NEEDS_RUN_DATA and not NEEDS_RUN_DATA[path.name].is_file():
-        with pytest.raises(ValueError, match="file not found"):  # refused with the reason, not a traceback
+        with pytest.raises(ConfigError, match="file not found"):  # refused with the reason, not a traceback
             load_campaign(path)
         pytest.skip(f"{path.name} starts from run data not in git (python benchmarks/artefacts.py restore "
                     "reline-sevennet0-szv)")
