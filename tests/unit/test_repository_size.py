@@ -2,9 +2,9 @@
 
 Every clone pays for every tracked byte, so CI fails when a tracked file is over 1 MB, the tracked tree is over
 20 MB, or a campaign store, run directory or model checkpoint is tracked (regenerate or restore them with
-``python benchmarks/artefacts.py``). ``PENDING_REMOVAL`` lists the two stores still tracked: one submission's
-diffs are capped at 256 MiB, and removing all four stores at once (285 MB of binary diff) was refused, so they
-leave in the next submission. The list only shrinks: an entry no longer tracked fails the test.
+``python benchmarks/artefacts.py``). ``PENDING_REMOVAL`` lists run data still tracked while it leaves git in
+steps (one submission's diffs are capped at 256 MiB); it is empty now. The list only shrinks: an entry no longer
+tracked fails the test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 1_000_000
 MAX_TREE_BYTES = 20_000_000
-PENDING_REMOVAL = ("campaigns/reline-szv/", "campaigns/ethanol-ccsdt.run/")
+PENDING_REMOVAL: tuple[str, ...] = ()
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ckpt", ".model")
 
 
