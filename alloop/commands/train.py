@@ -1,4 +1,8 @@
-"""``alloop train --expensive A.extxyz [--cheap B] [--unlabelled C] --method M -o MODEL``: ASTEROID training.
+"""``alloop train --expensive A.extxyz [--cheap B] [--unlabelled C] [--method M] -o MODEL``: ASTEROID training.
+
+``--method`` is a method of the registry :mod:`alloop.training.methods` (default: a campaign's default,
+:data:`~alloop.training.methods.DEFAULT_METHOD`, ``standard``); a method whose label files are not given is refused
+with the registry's message, the one a campaign stops with when its store lacks those labels.
 
 ``--method two-head`` trains a two-head model (a shared representation, a cheap
 and an expensive energy head; :mod:`alloop.training.two_head`):
@@ -43,6 +47,7 @@ from alloop.config.training import (
     SCORE_MATCHING_TEMPERATURE_K,
     TrainingConfig,
 )
+from alloop.training.methods import DEFAULT_METHOD, METHODS, TWO_HEAD, check_labels, method_spec, uses
 
 if TYPE_CHECKING:
     from alloop.potentials.base import Potential
@@ -88,8 +93,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
     p.add_argument("--temperature-K", type=float, default=SCORE_MATCHING_TEMPERATURE_K,
                    help=f"temperature of the unlabelled frames (default {SCORE_MATCHING_TEMPERATURE_K:g})")
-    p.add_argument("--method", default="asteroid",
-                   help="standard, asteroid, asteroid-no-weights, score-matching or two-head (default asteroid)")
+    p.add_argument("--method", default=DEFAULT_METHOD,
+                   help=f"{', '.join(METHODS)} (default {DEFAULT_METHOD}, as in a campaign)")
     p.add_argument("--two-head-mode", default=None, choices=["frozen", "joint"],
                    help="two-head: frozen (cheap labels train the representation and the cheap head, then expensive "
                    "labels only the expensive head; default) or joint (both heads and the representation together)")
@@ -204,12 +209,9 @@ def _model_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     from alloop.errors import AlloopError
     from alloop.potentials.baseline import baseline_fidelity
     from alloop.presets import load_preset
-    from alloop.training.asteroid import METHODS
 
-    methods = (*METHODS, "two-head")
-    if args.method not in methods:
-        raise AlloopError(f"unknown method '{args.method}' (use one of {', '.join(methods)})")
-    if args.two_head_mode is not None and args.method != "two-head":
+    method_spec(args.method)  # an unknown name lists the registry's
+    if args.two_head_mode is not None and args.method != TWO_HEAD:
         raise AlloopError(f"--two-head-mode is for --method two-head, not '{args.method}'")
     if args.baseline is not None:
         baseline_fidelity(args.baseline)  # a GFN-xTB preset, before any data is read
@@ -228,10 +230,8 @@ def _model_preset(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         if args.init:
             raise AlloopError("--freeze-blocks applies to the preset's model; a --init checkpoint keeps its own")
         preset["freeze_blocks"] = args.freeze_blocks
-    if args.method in ("asteroid", "asteroid-no-weights", "two-head") and not args.cheap:
-        raise AlloopError(f"method '{args.method}' needs --cheap B.extxyz (cheap labelled frames)")
-    if args.method == "score-matching" and not args.unlabelled:
-        raise AlloopError("method 'score-matching' needs --unlabelled C.extxyz")
+    given = {"expensive": args.expensive, "cheap": args.cheap, "unlabelled": args.unlabelled}
+    check_labels(args.method, [kind for kind, path in given.items() if path])
     return architecture, preset
 
 
@@ -247,7 +247,7 @@ def _check_baseline(args: argparse.Namespace, replay_fraction: float) -> None:
     """What a Delta model is not trained with: score matching, replay."""
     from alloop.errors import AlloopError
 
-    if args.method == "score-matching":
+    if not method_spec(args.method).delta:
         raise AlloopError("score matching fits the whole model's forces to unlabelled frames; it does not take "
                           "--baseline")
     if replay_fraction:
@@ -260,16 +260,15 @@ def _read_labels(args: argparse.Namespace) -> LabelSets:
     from alloop.training.fit import LabelSets
     from alloop.training.run import load_dataset
 
-    uses_cheap = args.method.startswith("asteroid") or args.method == "two-head"
+    uses_cheap, uses_unlabelled = uses(args.method, "cheap"), uses(args.method, "unlabelled")
     if args.cheap and not uses_cheap:
         print(f"note: --cheap is not used by method '{args.method}'", file=sys.stderr)
-    if args.unlabelled and args.method != "score-matching":
+    if args.unlabelled and not uses_unlabelled:
         print(f"note: --unlabelled is not used by method '{args.method}'", file=sys.stderr)
     return LabelSets(
         expensive=load_dataset(args.expensive, "expensive"),
         cheap=load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None,
-        unlabelled=load_dataset(args.unlabelled, "unlabelled", labelled=False) if args.method == "score-matching"
-        else None,
+        unlabelled=load_dataset(args.unlabelled, "unlabelled", labelled=False) if uses_unlabelled else None,
     )
 
 
@@ -329,7 +328,7 @@ def _save(args: argparse.Namespace, result: AsteroidResult, settings: AsteroidSe
                "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init,
                "replay_frames": 0 if labels.replay is None else len(labels.replay)}
     metadata = checkpoint_metadata(result, settings, sources, fidelity=labels.expensive.fidelity)
-    if args.method == "two-head":
+    if args.method == TWO_HEAD:
         model = learned_part(result.model)
         assert isinstance(model, TwoHeadPotential)  # fit trains a two-head model
         for head, path in (("cheap", args.cheap), ("expensive", args.expensive)):

@@ -14,6 +14,7 @@ from alloop.config.sources import flatten, setting_sources
 from alloop.config.sources import summary as summary_line
 from alloop.evaluation_frames import read_evaluation_frames
 from alloop.structures import summarize
+from alloop.training.methods import STANDARD
 
 ORDER = 10
 
@@ -225,7 +226,7 @@ def _training_line(t) -> str:
         warm += " then a refit on every label" if t.final_refit else ""
     if t.threads:
         warm += f", {t.threads} torch threads"
-    if t.method == "standard":  # one stage on the expensive labels: no stage 3, no bias weights
+    if t.method == STANDARD:  # one stage on the expensive labels: no stage 3, no bias weights
         budget = f"{t.max_epochs} epochs" if steps is None else f"{steps} steps"
         return (f"standard, {t.loss} (energy weight {t.energy_weight:g}), {budget} of batch {t.batch_size}, "
                 f"lr {t.learning_rate_pretrain:g}, EMA {t.ema_decay}{warm}")

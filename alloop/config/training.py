@@ -15,6 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from alloop.config.base import Section
 from alloop.errors import AlloopError
+from alloop.training.methods import CAMPAIGN_METHODS, DEFAULT_METHOD, METHODS, campaign_method
 
 #: the recipe's defaults that differ when the model starts from pretrained weights (a preset with a ``base``, such
 #: as ``sevennet-0``): fine-tuning SevenNet-0 wants small batches, fewer steps and a lower energy weight. Chosen on
@@ -43,13 +44,16 @@ class TrainingConfig(Section):
 
     NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"ema_decay", "rollback_factor"})
 
-    method: Literal["asteroid", "standard", "asteroid-no-weights", "score-matching", "two-head"] = Field(
-        default="standard",
-        description="standard: the expensive labels only (the measured best on a GFN-xTB baseline, docs/training.md); "
-        "two-head: one representation, a cheap and an expensive energy head (representation and cheap "
+    method: str = Field(
+        default=DEFAULT_METHOD,
+        description="a method of the registry alloop.training.methods that a campaign runs: "
+        f"{', '.join(CAMPAIGN_METHODS)}. standard: the expensive labels only (the measured best on a GFN-xTB "
+        "baseline, docs/training.md); asteroid and asteroid-no-weights: ASTEROID's stages on cheap and expensive "
+        "labels; two-head: one representation, a cheap and an expensive energy head (representation and cheap "
         "head on the cheap labels with stage-2 settings, then the expensive head alone, with stage-3 settings); the "
         "model `alloop refine` can refine at test time; score-matching is refused in a campaign (its MD frames are "
-        "samples of the model's own Boltzmann distribution): use `alloop train --method score-matching`",
+        "samples of the model's own Boltzmann distribution): use `alloop train --method score-matching`. A method "
+        "that trains on cheap labels stops the campaign with an error when the store has none with status ok",
     )
     loss: Literal["mse", "mae", "huber"] = "mse"
     energy_weight: float = Field(default=0.5, ge=0, lt=1, description="rho in Eq. 1 (per-atom energy vs force term)")
@@ -151,14 +155,14 @@ class TrainingConfig(Section):
 
     @field_validator("method")
     @classmethod
-    def _no_score_matching(cls, value: str) -> str:
-        if value == "score-matching":
-            raise ValueError(
-                "score-matching is not a campaign method: the campaign's MD frames are Boltzmann samples of the model "
-                "being trained, not of the reference surface, so they carry no information about it; use asteroid or "
-                "standard here, and `alloop train --method score-matching --unlabelled FRAMES` with Boltzmann samples "
-                "of a reference surface"
-            )
+    def _campaign_method(cls, value: str) -> str:
+        if value not in METHODS:
+            names = [f"'{name}'" for name in CAMPAIGN_METHODS]
+            raise ValueError(f"must be {', '.join(names[:-1])} or {names[-1]} (got {value!r})")
+        try:
+            campaign_method(value)
+        except AlloopError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("final_refit")

@@ -29,6 +29,7 @@ from typing import Any
 
 from alloop.errors import AlloopError, StoreError
 from alloop.potentials.base import Potential
+from alloop.training.methods import SCORE_MATCHING
 
 #: which campaign role's references a stored checkpoint of this role was saved with (stage 1 trains on
 #: expensive labels, ASTEROID's stage 2 on cheap ones); ``model`` checkpoints record their references
@@ -248,7 +249,7 @@ def _saved_fidelity(trained: TrainedModel) -> dict[str, str] | None:
         return _with_role(trained, {"name": str(name), "hash": str(tag)})
     role = _SAVED_ROLE.get(trained.role) if trained.version is not None else None
     method = ((trained.campaign_config or {}).get("training") or {}).get("method")
-    if role == "cheap" and method == "score-matching":
+    if role == "cheap" and method == SCORE_MATCHING:
         return None  # stage 2 was pretrained without energies
     if role in trained.fidelities:
         return {**trained.fidelities[role], "role": role}

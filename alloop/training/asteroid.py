@@ -1,6 +1,7 @@
 """ASTEROID: bias-aware pretraining on cheap labels, fine-tuning on expensive labels.
 
-Methods (:data:`METHODS`), all behind :func:`train_asteroid`:
+Methods (those of the registry :mod:`alloop.training.methods` whose trainer is ``asteroid``), all behind
+:func:`train_asteroid`:
 
 - ``standard``: a fresh model (or a copy of ``initial_model``) trained on the
   expensive labels only (= stage 1).
@@ -64,13 +65,13 @@ from alloop.potentials.base import Potential
 from alloop.training.bias_weights import bias_weights, dataset_bias
 from alloop.training.data import FrameDataset
 from alloop.training.gamma_search import select_gamma
+from alloop.training.methods import ASTEROID, SCORE_MATCHING, STANDARD, check_labels
 from alloop.training.metrics import evaluate_model
 from alloop.training.restarts import RESTART_SEED_STEP, train_fresh
 from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
 from alloop.training.settings import RECIPE
 from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
 
-METHODS = ("standard", "asteroid", "asteroid-no-weights", "score-matching")
 #: a fresh model; a factory that also takes ``restart=k`` (k >= 1) gives another initialisation for the k-th
 #: restart of a stalled run (:func:`model_factory`); one that does not is restarted with its one initialisation
 ModelFactory = Callable[..., Potential]
@@ -204,20 +205,20 @@ def finetune(
 
 
 def _check_inputs(method: str, expensive: FrameDataset, cheap: FrameDataset | None, unlabelled: FrameDataset | None) -> None:
-    if method not in METHODS:
-        raise AlloopError(f"unknown method '{method}' (use one of {', '.join(METHODS)})")
+    """The method's label sets are given (:func:`~alloop.training.methods.check_labels`) and fit together."""
+    given = {"expensive": expensive, "cheap": cheap, "unlabelled": unlabelled}
+    spec = check_labels(method, [kind for kind, data in given.items() if data is not None and len(data)])
+    if spec.trainer != "asteroid":
+        raise AlloopError(f"method '{method}' is not a stage plan of train_asteroid: train it with "
+                          "alloop.training.fit.fit")
     if not expensive.labelled:
         raise AlloopError("the expensive set needs energies and forces")
-    if method in ("asteroid", "asteroid-no-weights"):
-        if cheap is None:
-            raise AlloopError(f"method '{method}' needs a cheap (inaccurate) labelled set")
+    if cheap is not None and "cheap" in spec.labels:
         if not cheap.labelled:
             raise AlloopError("the cheap set needs energies and forces")
         extra = set(cheap.elements) - set(expensive.elements)
         if extra:
             raise AlloopError(f"cheap frames contain elements {sorted(extra)} absent from the expensive set")
-    if method == "score-matching" and unlabelled is None:
-        raise AlloopError("method 'score-matching' needs a set of unlabelled frames")
 
 
 StartModel = Callable[[int, FrameDataset], Potential]
@@ -279,8 +280,8 @@ class _Stages:
     def standard(self) -> AsteroidResult:
         """A fresh model, or a copy of the warm or initial one, trained on the expensive labels (stage 1)."""
         s, starts = self.s, (self.warm.model, self.initial)
-        model, stage1 = self.run_stage(starts, s.seed + 1, self.exp_train, self.exp_val, s.stage1, "standard")
-        return AsteroidResult("standard", model, evaluate_model(model, self.exp_val), {"stage1": stage1},
+        model, stage1 = self.run_stage(starts, s.seed + 1, self.exp_train, self.exp_val, s.stage1, STANDARD)
+        return AsteroidResult(STANDARD, model, evaluate_model(model, self.exp_val), {"stage1": stage1},
                               bias_model=model, references={self.expensive.fidelity: stage1.references},
                               splits=self.splits)
 
@@ -300,7 +301,7 @@ class _Stages:
         stages: dict[str, TrainResult | ScoreMatchingResult] = {}
         bias_model = bias = gamma = None
         gamma_scores: dict[float, float] = {}
-        if method == "asteroid":
+        if method == ASTEROID:
             bias_model, stages["stage1"] = self.run_stage((self.warm.stage1,), s.seed + 1, self.exp_train,
                                                           self.exp_val, s.stage1, "stage1")
             bias = dataset_bias(bias_model, cheap)
@@ -346,7 +347,7 @@ def train_asteroid(
     warm: WarmStart | None = None,
     replay: FrameDataset | None = None,
 ) -> AsteroidResult:
-    """Run one of :data:`METHODS`; see the module docstring.
+    """Run a method whose trainer is ``asteroid`` (:mod:`alloop.training.methods`); see the module docstring.
 
     ``map_fn(function, items)`` runs the independent gamma candidates (default: one
     after another; a campaign passes a map over its Dask workers). Results do not
@@ -360,9 +361,9 @@ def train_asteroid(
     if model_factory is None:
         raise AlloopError("a model_factory is needed")
     stages = _Stages(settings, expensive, model_factory, initial_model, warm or WarmStart(), log, map_fn, replay)
-    if method == "standard":
+    if method == STANDARD:
         return stages.standard()
-    if method == "score-matching":
+    if method == SCORE_MATCHING:
         assert unlabelled is not None  # _check_inputs
         return stages.finetuned(method, stages.score_matching(unlabelled))
     assert cheap is not None  # _check_inputs: the asteroid methods have cheap frames

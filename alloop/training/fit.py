@@ -7,8 +7,9 @@ models out. ``alloop train`` (:mod:`alloop.commands.train`) and a campaign's tra
 - Delta learning (``baseline``): the targets of every label set become the reference labels minus the baseline
   (:meth:`LabelSets.minus`), the starting models their learned parts
   (:func:`~alloop.potentials.baseline.learned_part`);
-- the method: ``two-head`` trains a two-head model (:func:`~alloop.training.two_head.train_two_head`, in
-  ``two_head_mode``), every other method of :data:`~alloop.training.asteroid.METHODS` runs through
+- the method, from the registry :mod:`alloop.training.methods` (its label sets must be given,
+  :func:`~alloop.training.methods.check_labels`), by its trainer: ``two-head`` trains a two-head model
+  (:func:`~alloop.training.two_head.train_two_head`, in ``two_head_mode``), ``asteroid`` runs
   :func:`~alloop.training.asteroid.train_asteroid` (standard, the ASTEROID stages, score matching);
 - replay: the ``replay`` pool of the label sets goes to every supervised run (used when the settings'
   ``replay_fraction`` is > 0);
@@ -30,6 +31,7 @@ from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, MapFn, ModelFactory, WarmStart, train_asteroid
 from alloop.training.data import FrameDataset
+from alloop.training.methods import check_labels, method_spec
 from alloop.training.trainer import Logger
 from alloop.training.two_head import train_two_head
 
@@ -60,6 +62,12 @@ class LabelSets:
             log(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
         return replace(self, expensive=expensive, cheap=cheap, baseline=baseline)
 
+    def present(self) -> list[str]:
+        """The kinds of label set that hold frames (expensive, cheap, unlabelled), as the method registry names
+        them (:func:`~alloop.training.methods.check_labels`)."""
+        sets = {"expensive": self.expensive, "cheap": self.cheap, "unlabelled": self.unlabelled}
+        return [kind for kind, data in sets.items() if data is not None and len(data)]
+
 
 def _same(a: Baseline | None, b: Baseline) -> bool:
     return a is not None and (a is b or a.fidelity.hash() == b.fidelity.hash())
@@ -78,19 +86,20 @@ def fit(
     map_fn: MapFn = map,
     two_head_mode: str = "frozen",
 ) -> AsteroidResult:
-    """Train ``method`` (``two-head`` or one of :data:`~alloop.training.asteroid.METHODS`) on ``labels`` with
-    ``settings``; see the module docstring.
+    """Train ``method`` (a name of the registry :mod:`alloop.training.methods`) on ``labels`` with ``settings``;
+    see the module docstring.
 
     ``initial_model`` (never modified) is the start of stage 2, score matching, standard training or a two-head
     model; ``warm`` (never modified) the previous cycle's models to continue from (a two-head model continues from
     ``warm.model``). A Delta model given as either starts from its learned part. ``map_fn`` runs ASTEROID's gamma
     candidates (a campaign maps them over its workers). With ``baseline`` the returned models are Delta models.
     """
+    spec = check_labels(method, labels.present())
     learned = labels.minus(baseline, log)
     _check(method, learned)
     start = None if initial_model is None else learned_part(initial_model)
     warm = _learned_warm(warm)
-    if method == "two-head":
+    if spec.trainer == "two-head":
         result = train_two_head(learned.expensive, learned.cheap, model_factory=model_factory, settings=settings,
                                 mode=two_head_mode, initial_model=warm.model if warm.model is not None else start,
                                 log=log, replay=learned.replay)
@@ -105,7 +114,7 @@ def _check(method: str, labels: LabelSets) -> None:
     """What no method trains with a baseline: score matching, and replay."""
     if labels.baseline is None:
         return
-    if method == "score-matching":
+    if not method_spec(method).delta:
         raise AlloopError("score matching fits the whole model's forces to unlabelled frames; it takes no baseline")
     if labels.replay is not None:
         raise AlloopError("replay is not offered with a baseline (the original model's pseudo-labels have no baseline "

@@ -35,6 +35,7 @@ from alloop.potentials.two_head import TwoHeadPotential
 from alloop.training.asteroid import AsteroidResult, AsteroidSettings, ModelFactory
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.loss import eq1_loss
+from alloop.training.methods import TWO_HEAD, check_labels
 from alloop.training.metrics import evaluate_model
 from alloop.training.references import apply_references, refit_references
 from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
@@ -107,8 +108,9 @@ def _frozen_parts(model: TwoHeadPotential) -> str:
 def _check(mode: str, expensive: FrameDataset, cheap: FrameDataset | None) -> FrameDataset:
     if mode not in TWO_HEAD_MODES:
         raise AlloopError(f"unknown two-head mode '{mode}' (use {' or '.join(TWO_HEAD_MODES)})")
-    if cheap is None:
-        raise AlloopError("two-head training needs a cheap labelled set")
+    check_labels(TWO_HEAD, [kind for kind, data in (("expensive", expensive), ("cheap", cheap))
+                            if data is not None and len(data)])
+    assert cheap is not None  # check_labels: two-head trains on cheap labels
     if not (expensive.labelled and cheap.labelled):
         raise AlloopError("two-head training needs energies and forces in both sets")
     if cheap.fidelity == expensive.fidelity:
@@ -167,5 +169,5 @@ def train_two_head(
         log(f"cheap head on the cheap validation split: force MAE {cheap_metrics['force_mae_eV_per_A']:.4f} eV/A")
     references = {cheap.fidelity: model.head_references("cheap"), expensive.fidelity: model.head_references("expensive")}
     metrics = {**evaluate_model(model, exp_val), "cheap_head": cheap_metrics}
-    return AsteroidResult("two-head", model, metrics, dict(stages), references=references, splits=splits,
+    return AsteroidResult(TWO_HEAD, model, metrics, dict(stages), references=references, splits=splits,
                           fingerprints=fingerprints)

@@ -37,7 +37,7 @@ SIZE_EXEMPT: frozenset[str] = frozenset()
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
     "_version errors units io presets allocator signals",
     "fidelity structures conformers outside evaluation_frames molecules",
-    "config",
+    "config training.methods",
     "labeling potentials",
     "uncertainty store",
     "md training",
@@ -254,6 +254,7 @@ def test_no_import_cycle() -> None:
 
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``
 ROOMS = {"campaign": ("execution", "phases", "loop"),
+         "training": ("methods",),  # the method registry: plain data the config reads
          "testing": ("campaigns", "kill_points", "kill_resume")}
 
 

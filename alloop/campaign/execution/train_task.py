@@ -29,6 +29,7 @@ from alloop.training.asteroid import AsteroidResult, WarmStart, model_factory
 from alloop.training.data import FrameDataset
 from alloop.training.error_fit import HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
+from alloop.training.methods import STANDARD, check_labels
 from alloop.training.metrics import evaluate_model
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
 from alloop.uncertainty.error_model import ErrorModel
@@ -50,22 +51,18 @@ def fit_uncertainty(model: Potential, data: FrameDataset, settings: QResidualSet
     return QResidualModel.fit(data.numbers, predict_features(model, data, 64), data.offsets, settings)
 
 
-def _labels(request: TrainRequest, log: list[str]) -> tuple[str, LabelSets]:
-    """The method that can run on the request's data (falls back to standard) and the label sets."""
+def _labels(request: TrainRequest, log: list[str]) -> LabelSets:
+    """The request's label sets; AlloopError (:func:`~alloop.training.methods.check_labels`) when one its method
+    trains on is missing (a method is never swapped for another)."""
     expensive = request.expensive.dataset()
     cheap = request.cheap.dataset() if request.cheap is not None and len(request.cheap) else None
     unlabelled = request.unlabelled.dataset() if request.unlabelled is not None and len(request.unlabelled) else None
     replay = request.replay.dataset() if request.replay is not None else None
+    labels = LabelSets(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
+    check_labels(request.method, labels.present())
     if replay is not None:
         log.append(f"replay: {len(replay)} outside frames labelled by the original model")
-    method = request.method
-    if method in ("asteroid", "asteroid-no-weights", "two-head") and cheap is None:
-        method = "standard"
-        log.append("no cheap labels yet: standard training on expensive labels")
-    if method == "score-matching" and unlabelled is None:
-        method = "standard"
-        log.append("no unlabelled frames yet: standard training on expensive labels")
-    return method, LabelSets(expensive=expensive, cheap=cheap, unlabelled=unlabelled, replay=replay)
+    return labels
 
 
 def train_task(request: TrainRequest) -> TrainTaskResult:
@@ -77,7 +74,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     log = TaskLog(TRAIN_TOPIC)
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     warm = warm_start(request, log)
-    method, labels = _labels(request, log)
+    method, labels = request.method, _labels(request, log)
     baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
     labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
@@ -169,7 +166,7 @@ def _train_committee(request: TrainRequest, labels: LabelSets, initial: Potentia
             if "epoch" not in line:
                 log.append(f"committee {k}: {line}")
 
-        member = fit("standard", expensive, model_factory=model_factory(request.architecture, request.elements, **hp),
+        member = fit(STANDARD, expensive, model_factory=model_factory(request.architecture, request.elements, **hp),
                      settings=settings, baseline=baseline, initial_model=initial, log=member_log,
                      warm=WarmStart(model=warm))
         mae = member.metrics.get("force_mae_eV_per_A")

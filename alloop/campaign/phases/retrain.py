@@ -15,10 +15,7 @@ from alloop.campaign.phases.stop_rules import N_LABELS_KEY, ok_label_counts
 from alloop.campaign.phases.train import is_final
 from alloop.errors import StoreError
 from alloop.store import ledger
-
-#: the label roles each campaign training method trains on
-TRAINED_ROLES = {"standard": ("expensive",)}
-ALL_ROLES = ("expensive", "cheap")
+from alloop.training.methods import method_spec
 
 
 def nothing_new(ctx: PhaseContext, cycle: int) -> str | None:
@@ -33,7 +30,7 @@ def nothing_new(ctx: PhaseContext, cycle: int) -> str | None:
     trained = meta.get(N_LABELS_KEY)
     if not isinstance(trained, dict):
         return None
-    roles = TRAINED_ROLES.get(ctx.settings.training.method, ALL_ROLES)
+    roles = method_spec(ctx.settings.training.method).labels  # the label roles the method trains on
     counts = ok_label_counts(ctx.store, ctx.fidelities)
     if any(counts[role] > int(trained.get(role, -1)) for role in roles):
         return None

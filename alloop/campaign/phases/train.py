@@ -14,7 +14,9 @@ model, the ASTEROID bias rows and the ``cycles`` row are committed together by
 the ``trained`` phase mark; the model's checkpoint metadata records the frame
 ids on each side of the validation splits (``split``: kind -> train/val). The
 task also scores its model on the campaign's evaluation set, if there is one
-(the driver loads no model). A final retrain (``training.final_retrain``) is
+(the driver loads no model). A method whose label sets the store lacks (``asteroid``
+without an ok cheap label) stops the campaign with the error of
+:func:`alloop.training.methods.check_labels` before any task is submitted. A final retrain (``training.final_retrain``) is
 compared with the model it would replace on its own validation frames; if it
 is more than 10 % worse, the previous weights are committed again as the cycle's model and
 the retrained one is kept under the role ``rejected``.
@@ -40,6 +42,7 @@ from alloop.fidelity import Fidelity
 from alloop.store import evaluation_records, ledger, tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.sample import recent_sample
+from alloop.training.methods import check_labels
 
 
 @dataclass(frozen=True)
@@ -188,6 +191,7 @@ def start_training(ctx: PhaseContext, cycle: int, original: originals.Original |
     expensive, cheap = training_labels(ctx, cycle, short)
     if len(expensive) < 2:
         raise AlloopError(f"training needs at least 2 expensive labels with status ok, the store has {len(expensive)}")
+    check_labels(ctx.settings.training.method, ["expensive", *(["cheap"] if len(cheap) else [])])  # before the task
     n_labels = ok_label_counts(ctx.store, ctx.fidelities) if short else {"expensive": len(expensive),
                                                                         "cheap": len(cheap)}
     request = train_request(ctx, cycle, original, expensive, cheap, final, warm)

@@ -49,7 +49,8 @@ CASES = [
     ({"training": {"validation_fraction": 1.0}}, r"^training\.validation_fraction: must be < 1 \(got 1\.0\)$"),
     ({"training": {"gamma_grid": [0.5, -1]}}, r"^training\.gamma_grid: every gamma must be > 0"),
     ({"training": {"max_epochs": 5, "patience_epochs": 10}}, r"^training\.patience_epochs: must be <= max_epochs \(5\)"),
-    ({"training": {"method": "magic"}}, r"^training\.method: must be 'asteroid', 'standard', "),
+    ({"training": {"method": "magic"}},
+     r"^training\.method: must be 'standard', 'asteroid', 'asteroid-no-weights' or 'two-head' \(got 'magic'\)$"),
     (
         {"training": {"method": "score-matching"}},
         r"^training\.method: score-matching is not a campaign method: the campaign's MD frames are Boltzmann samples "

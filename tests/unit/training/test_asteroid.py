@@ -108,10 +108,12 @@ def test_clear_errors(data):
     expensive, cheap = data
     with pytest.raises(AlloopError, match="unknown method 'magic'"):
         train_asteroid("magic", expensive, cheap, model_factory=_factory, settings=_settings())
-    with pytest.raises(AlloopError, match="needs a cheap"):
+    with pytest.raises(AlloopError, match="method 'asteroid' needs cheap labelled frames"):
         train_asteroid("asteroid", expensive, model_factory=_factory, settings=_settings())
-    with pytest.raises(AlloopError, match="needs a set of unlabelled"):
+    with pytest.raises(AlloopError, match="method 'score-matching' needs unlabelled Boltzmann samples"):
         train_asteroid("score-matching", expensive, cheap, model_factory=_factory, settings=_settings())
+    with pytest.raises(AlloopError, match="method 'two-head' is not a stage plan of train_asteroid"):
+        train_asteroid("two-head", expensive, cheap, model_factory=_factory, settings=_settings())
     water_only = expensive.subset([0, 3, 6])  # H2O frames only: the cheap set has carbon
     with pytest.raises(AlloopError, match=r"elements \[6\] absent from the expensive set"):
         train_asteroid("asteroid", water_only, cheap, model_factory=_factory, settings=_settings())

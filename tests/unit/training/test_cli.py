@@ -101,9 +101,9 @@ def test_train_errors(files, tmp_path, capsys):
     assert _train(files, "--method", "magic", "-o", out) == 1
     assert "unknown method 'magic'" in capsys.readouterr().err
     assert _train(files, "--method", "asteroid", "-o", out) == 1
-    assert "needs --cheap" in capsys.readouterr().err
+    assert "method 'asteroid' needs cheap labelled frames (alloop train --cheap" in capsys.readouterr().err
     assert _train(files, "--method", "score-matching", "-o", out) == 1
-    assert "needs --unlabelled" in capsys.readouterr().err
+    assert "method 'score-matching' needs unlabelled Boltzmann samples" in capsys.readouterr().err
     # a cheap file with frames lacking energies and forces
     assert _train(files, "--method", "asteroid", "--cheap", str(files / "unlabelled.extxyz"), "-o", out) == 1
     assert "frame 0 has no energy and forces" in capsys.readouterr().err

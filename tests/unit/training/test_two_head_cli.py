@@ -71,7 +71,8 @@ def test_train_two_head_writes_a_two_head_checkpoint(files, tmp_path, capsys):
 
 def test_train_two_head_errors(files, capsys):
     base = ["train", "--expensive", str(files / "exp.extxyz"), "-o", str(files / "x.safetensors")]
-    assert "needs --cheap" in _error(capsys, [*base, "--method", "two-head"])
+    assert "method 'two-head' needs cheap labelled frames (alloop train --cheap" in _error(
+        capsys, [*base, "--method", "two-head"])
     assert "--two-head-mode is for --method two-head" in _error(capsys, [*base, "--two-head-mode", "joint"])
     assert "no representation/head split" in _error(
         capsys, [*base, "--cheap", str(files / "cheap.extxyz"), "--method", "two-head", "--model", "pair"])

@@ -102,7 +102,7 @@ def test_initial_models_are_not_modified_and_bad_inputs_refused(data):
     assert _same(before, _state(single)) and isinstance(result.model, TwoHeadPotential)
     with pytest.raises(AlloopError, match="unknown two-head mode 'both'"):
         train_two_head(expensive, cheap, _factory, settings=_settings(), mode="both")
-    with pytest.raises(AlloopError, match="needs a cheap labelled set"):
+    with pytest.raises(AlloopError, match="method 'two-head' needs cheap labelled frames"):
         train_two_head(expensive, None, _factory, settings=_settings())
     with pytest.raises(AlloopError, match="same fidelity"):
         train_two_head(expensive, expensive, _factory, settings=_settings())
