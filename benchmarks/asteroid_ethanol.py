@@ -97,8 +97,8 @@ def load_data(folder: Path) -> dict[str, list]:
 def training_settings(cfg: Config, n_pool: int, seed: int) -> Any:
     """The ASTEROID stages' settings of a run (score matching: as many optimiser steps as stage 2)."""
     from alloop.config.training import TrainingConfig
-    from alloop.training.asteroid import AsteroidSettings
     from alloop.training.score_matching import ScoreMatchingSettings
+    from alloop.training.stages import AsteroidSettings
     from alloop.training.trainer import TrainSettings
 
     lr = cfg.lr or TrainingConfig().learning_rate_pretrain

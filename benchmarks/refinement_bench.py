@@ -110,8 +110,8 @@ def trained_model(cfg: Config, seed: int, pool: list, cache: Path) -> Any:
     """The two-head model of ``seed`` (from the cache, else trained and cached)."""
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
     from alloop.potentials.egnn import EGNN
-    from alloop.training.asteroid import AsteroidSettings
     from alloop.training.data import FrameDataset
+    from alloop.training.stages import AsteroidSettings
     from alloop.training.trainer import TrainSettings
     from alloop.training.two_head import train_two_head
 

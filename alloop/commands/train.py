@@ -52,8 +52,8 @@ from alloop.training.methods import DEFAULT_METHOD, METHODS, TWO_HEAD, check_lab
 if TYPE_CHECKING:
     from alloop.potentials.base import Potential
     from alloop.potentials.baseline import Baseline
-    from alloop.training.asteroid import AsteroidResult, AsteroidSettings
     from alloop.training.fit import LabelSets
+    from alloop.training.stages import AsteroidResult, AsteroidSettings
 
 ORDER = 40
 
@@ -157,9 +157,9 @@ def _recipe_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alloop.config.system import FILE_ARCHITECTURES
-    from alloop.training.asteroid import model_factory
     from alloop.training.fit import fit
     from alloop.training.run import summary_lines
+    from alloop.training.stages import model_factory
 
     architecture, preset = _model_preset(args)
     pretrained = preset.get("base") is not None or architecture in FILE_ARCHITECTURES

@@ -23,7 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from alloop.training.asteroid import AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
+    from alloop.training.asteroid import finetune, train_asteroid
     from alloop.training.bias_weights import dataset_bias, gamma_candidates, typical_bias
     from alloop.training.data import FrameDataset, LabelledBatch
     from alloop.training.fit import LabelSets
@@ -36,12 +36,14 @@ if TYPE_CHECKING:
     from alloop.training.replay import ReplayMix, replay_per_batch
     from alloop.training.score_matching import ScoreMatchingSettings, score_matching_loss, train_score_matching
     from alloop.training.spectral_radius import RadiusRefinement, refine_radius_predict
+    from alloop.training.stages import AsteroidResult, AsteroidSettings, WarmStart
     from alloop.training.trainer import TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
     from alloop.training.two_head import TWO_HEAD_MODES, train_two_head
 
 #: public name -> the submodule that defines it
 _HOMES = {
-    **dict.fromkeys(("AsteroidResult", "AsteroidSettings", "WarmStart", "finetune", "train_asteroid"), "asteroid"),
+    **dict.fromkeys(("finetune", "train_asteroid"), "asteroid"),
+    **dict.fromkeys(("AsteroidResult", "AsteroidSettings", "WarmStart"), "stages"),
     **dict.fromkeys(("dataset_bias", "gamma_candidates", "typical_bias"), "bias_weights"),
     **dict.fromkeys(("FrameDataset", "LabelledBatch"), "data"),
     "LabelSets": "fit",

@@ -42,7 +42,7 @@ stage settings' ``replay_fraction`` is > 0, see :mod:`replay`): every supervised
 run uses it: ``standard``, stages 1, 2 and 3, and the gamma candidates' runs;
 score matching does not (it has no labels).
 
-Warm start (:class:`WarmStart`): a campaign's cycle k+1 starts stage 1 from
+Warm start (:class:`~alloop.training.stages.WarmStart`): a campaign's cycle k+1 starts stage 1 from
 cycle k's theta_0, stage 2 from cycle k's stage-2 model (``standard`` from cycle
 k's model), with the (shorter) budgets of the settings it passes; stage 3
 always starts from the new stage-2 weights.
@@ -52,10 +52,8 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
 import numpy as np
 import torch
@@ -68,106 +66,9 @@ from alloop.training.gamma_search import select_gamma
 from alloop.training.methods import ASTEROID, SCORE_MATCHING, STANDARD, check_labels
 from alloop.training.metrics import evaluate_model
 from alloop.training.restarts import RESTART_SEED_STEP, train_fresh
-from alloop.training.score_matching import ScoreMatchingResult, ScoreMatchingSettings, train_score_matching
-from alloop.training.settings import RECIPE
+from alloop.training.score_matching import ScoreMatchingResult, train_score_matching
+from alloop.training.stages import AsteroidResult, AsteroidSettings, MapFn, ModelFactory, StartModel, WarmStart
 from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train
-
-#: a fresh model; a factory that also takes ``restart=k`` (k >= 1) gives another initialisation for the k-th
-#: restart of a stalled run (:func:`model_factory`); one that does not is restarted with its one initialisation
-ModelFactory = Callable[..., Potential]
-MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
-
-
-@dataclass(frozen=True)
-class AsteroidSettings:
-    """Per-stage settings; stage seeds are derived from ``seed`` (stage k uses seed + k), the validation splits
-    from ``split_seed`` (None: ``seed``). The stages have no default (their budgets depend on the recipe:
-    :func:`alloop.training.recipe.asteroid_settings` maps a ``training`` section to them); the defaults of the other
-    values the section holds are the section's (:data:`~alloop.training.settings.RECIPE`)."""
-
-    stage1: TrainSettings
-    stage2: TrainSettings
-    stage3: TrainSettings
-    score: ScoreMatchingSettings = ScoreMatchingSettings()
-    gamma_grid: tuple[float, ...] = RECIPE.gamma_grid
-    gamma_selection: str = "finetune"
-    gamma_epochs: int | None = None
-    gamma_finetune_epochs: int | None = None
-    val_fraction: float = RECIPE.validation_fraction
-    min_val_frames: int = RECIPE.min_validation_frames  # of the expensive labels (an error calibration needs a few)
-    seed: int = 0
-    split_seed: int | None = None  # a campaign's seed: the same split in every cycle
-    refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
-
-    @property
-    def split_key(self) -> int:
-        """The seed of every validation split (``split_seed``, else ``seed``)."""
-        return self.seed if self.split_seed is None else self.split_seed
-
-    def split(self, data: FrameDataset, min_val: int = 1) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
-        """(train, val, train indices, val indices) of ``data``: the seeded split by frame content (at least
-        ``min(min_val, n // 2)`` frames held out), or with ``refit`` every frame on both sides (no holdout: the
-        rollback and early-stop guards then watch the training error, and the "validation" metrics of the run are
-        training errors)."""
-        if self.refit:
-            every = np.arange(len(data))
-            return data, data, every, every
-        return data.split(self.val_fraction, self.split_key, min_val)
-
-    def with_threads(self, threads: int) -> AsteroidSettings:
-        """These settings with every stage (and score matching) on ``threads`` torch threads."""
-        return replace(self, stage1=replace(self.stage1, threads=threads), stage2=replace(self.stage2, threads=threads),
-                       stage3=replace(self.stage3, threads=threads), score=replace(self.score, threads=threads))
-
-    def split_expensive(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
-        """:meth:`split` of the expensive labels: at least ``min_val_frames`` held out (up to half)."""
-        return self.split(data, self.min_val_frames)
-
-    def __post_init__(self) -> None:
-        if self.gamma_selection not in ("finetune", "pretrain"):
-            raise AlloopError(f"unknown gamma_selection '{self.gamma_selection}' (use finetune or pretrain)")
-        if not self.gamma_grid or any(g <= 0 for g in self.gamma_grid):
-            raise AlloopError("gamma_grid needs at least one positive factor")
-
-
-@dataclass
-class WarmStart:
-    """Models of the previous cycle to continue from (None: that stage starts fresh or from ``initial_model``)."""
-
-    stage1: Potential | None = None  # theta_0
-    stage2: Potential | None = None  # the bias-aware cheap model
-    model: Potential | None = None  # the final model (start of ``standard``)
-
-
-@dataclass
-class AsteroidResult:
-    method: str
-    model: Potential
-    metrics: dict[str, Any]  # final model on the expensive validation split (eV, eV/A)
-    stages: dict[str, TrainResult | ScoreMatchingResult]
-    bias_model: Potential | None = None  # theta_0 (expensive only), for bias estimates of new frames
-    pretrained: Potential | None = None  # the stage-2 (or score-matching) model, for a warm start
-    bias: np.ndarray | None = None  # B per cheap frame (eV/A), cheap dataset order
-    weights: np.ndarray | None = None  # w per cheap frame
-    gamma: float | None = None  # eV/A
-    gamma_scores: dict[float, float] = field(default_factory=dict)
-    references: dict[str, dict[int, float]] = field(default_factory=dict)  # fidelity -> {Z: eV}
-    splits: dict[str, np.ndarray] = field(default_factory=dict)
-    fingerprints: dict[str, str] = field(default_factory=dict)
-
-
-def model_factory(architecture: str, elements: Sequence[int], **hparams: Any) -> ModelFactory:
-    """Fresh models of a registered architecture; ``factory(restart=k)`` shifts the ``seed`` hyperparameter (the
-    model's own initialisation seed) by ``RESTART_SEED_STEP * k``."""
-    from alloop.potentials.registry import build_model
-
-    def factory(restart: int = 0) -> Potential:
-        params = dict(hparams)
-        if restart:
-            params["seed"] = int(params.get("seed", 0)) + RESTART_SEED_STEP * restart
-        return build_model(architecture, elements, **params)
-
-    return factory
 
 
 def _takes_restart(factory: ModelFactory) -> bool:
@@ -221,7 +122,6 @@ def _check_inputs(method: str, expensive: FrameDataset, cheap: FrameDataset | No
             raise AlloopError(f"cheap frames contain elements {sorted(extra)} absent from the expensive set")
 
 
-StartModel = Callable[[int, FrameDataset], Potential]
 
 
 def _start_model(factory: ModelFactory, initial: Potential | None, seed: int, data: FrameDataset,

@@ -29,9 +29,10 @@ from dataclasses import dataclass, replace
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
-from alloop.training.asteroid import AsteroidResult, AsteroidSettings, MapFn, ModelFactory, WarmStart, train_asteroid
+from alloop.training.asteroid import train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.methods import check_labels, method_spec
+from alloop.training.stages import AsteroidResult, AsteroidSettings, MapFn, ModelFactory, WarmStart
 from alloop.training.trainer import Logger
 from alloop.training.two_head import train_two_head
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +16,8 @@ from alloop.errors import AlloopError
 from alloop.training.bias_weights import bias_weights, gamma_candidates
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import evaluate_model
+from alloop.training.stages import AsteroidSettings, MapFn, StartModel
 from alloop.training.trainer import Logger, train
-
-if TYPE_CHECKING:
-    from alloop.training.asteroid import AsteroidSettings, MapFn, StartModel
 
 
 def select_gamma(

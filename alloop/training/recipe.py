@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from alloop.config.messages import format_validation_error
 from alloop.config.training import PRETRAINED_DEFAULTS, SCORE_MATCHING_EPOCHS, TrainingConfig
 from alloop.errors import ConfigError
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.score_matching import ScoreMatchingSettings
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings
 
 #: ``alloop train`` option (argparse dest) -> ``training`` key

@@ -20,8 +20,8 @@ from ase import Atoms
 from alloop.errors import AlloopError
 from alloop.io import read_labelled, read_structures
 from alloop.potentials.base import Potential
-from alloop.training.asteroid import AsteroidResult, AsteroidSettings
 from alloop.training.data import FrameDataset
+from alloop.training.stages import AsteroidResult, AsteroidSettings
 from alloop.training.trainer import TrainResult
 
 

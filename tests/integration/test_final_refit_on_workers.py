@@ -16,8 +16,8 @@ from alloop.campaign.execution.train_task import train_task
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.settings import TrainSettings
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import parameter_fingerprint
 from alloop.uncertainty.qresidual import QResidualSettings
 

@@ -5,7 +5,8 @@ the config) and know no driver, and sizes package-wide: no function in ``alloop`
 
 The import graph is read with ``ast`` (nothing is imported): every ``import``
 and ``from ... import`` of a module, at module level or inside functions and
-classes, except those under ``if TYPE_CHECKING:``. ``from pkg import name``
+classes, and under ``if TYPE_CHECKING:`` too (a type hint is a dependency: two
+modules that name each other's types are a circle). ``from pkg import name``
 points at the submodule ``pkg.name`` when there is one, else at ``pkg``.
 """
 
@@ -102,7 +103,7 @@ def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, (path, tree) in modules.items():
         edges: set[str] = set()
-        for node in _imports(tree):
+        for node in _imports(tree, type_checking=True):
             targets = _targets(name, path.name == "__init__.py", node)
             if isinstance(node, ast.ImportFrom):
                 base, names = targets[0], targets[1:]
@@ -146,6 +147,7 @@ def test_graph_sees_function_level_imports() -> None:
     graph = _graph()
     assert "alloop.campaign.execution.jobqueue" in graph["alloop.campaign.loop.runner"]  # imported inside a function
     assert "alloop.campaign.phases.explore" in graph["alloop.campaign.loop.driver"]
+    assert "alloop.store.campaign" in graph["alloop.store.sample"]  # imported under ``if TYPE_CHECKING:`` only
 
 
 def test_phases_know_neither_the_driver_nor_the_config() -> None:
@@ -250,6 +252,18 @@ def test_cycle_finder() -> None:
 def test_no_import_cycle() -> None:
     cycle = _find_cycle(_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_packages() -> None:
+    """Nor between alloop's root modules, packages and rooms (:func:`_unit`): two packages that import each other,
+    through any modules, are one package in two folders."""
+    units: dict[str, set[str]] = {}
+    for module, targets in _graph().items():
+        units.setdefault(_unit(module), set()).update(_unit(t) for t in targets if t.startswith("alloop"))
+    for unit, targets in units.items():
+        targets.discard(unit)
+    cycle = _find_cycle(units)
+    assert cycle is None, "import cycle between packages: " + " -> ".join(cycle or [])
 
 
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``

@@ -18,8 +18,8 @@ from alloop.campaign.execution.worker import TaskLog, pin_threads, worker_map
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
-from alloop.training.asteroid import AsteroidResult, WarmStart, model_factory
 from alloop.training.fit import LabelSets, fit
+from alloop.training.stages import AsteroidResult, WarmStart, model_factory
 
 
 def warm_start(request: TrainRequest, log: list[str]) -> WarmStart:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.data import FrameDataset
+from alloop.training.stages import AsteroidSettings
 from alloop.uncertainty.qresidual import QResidualSettings
 
 #: Dask event topic on which training tasks publish their per-epoch progress lines

@@ -25,12 +25,12 @@ from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.inference import predict_features
-from alloop.training.asteroid import AsteroidResult, WarmStart, model_factory
 from alloop.training.data import FrameDataset
 from alloop.training.error_fit import HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
 from alloop.training.methods import STANDARD, check_labels
 from alloop.training.metrics import evaluate_model
+from alloop.training.stages import AsteroidResult, WarmStart, model_factory
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
 from alloop.uncertainty.error_model import ErrorModel
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings

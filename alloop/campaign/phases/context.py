@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ase import Atoms
 
@@ -24,8 +24,13 @@ from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.sample import recent_sample
 
-if TYPE_CHECKING:  # the loop's progress display (a room above the phases)
-    from alloop.campaign.loop.progress import Progress
+
+class ProgressSink(Protocol):
+    """What a phase reports its progress to: the loop's display (:class:`alloop.campaign.loop.progress.Progress`, a
+    room above the phases, which the phases therefore do not import) or anything with the same ``update``."""
+
+    def update(self, *, spent_delta: float = 0.0, last_status: tuple[str, str] | None = None, **fields: Any) -> None:
+        ...
 
 #: the store blob of the newest Q-residual model (written by training, read by exploration)
 UNCERTAINTY_BLOB = "uncertainty"
@@ -42,7 +47,7 @@ class PhaseContext:
     structures: list[Atoms]
     fidelities: dict[str, Fidelity]
     slots: int  # worker threads of the cluster
-    progress: Progress
+    progress: ProgressSink
     log: Callable[[str], None]
     losses: WorkerLosses | None = None  # the scheduler's worker removals, recorded at commits
 

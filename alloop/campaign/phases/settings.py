@@ -22,8 +22,8 @@ from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
 from alloop.fidelity import Fidelity, load_fidelity
 from alloop.md.segment import MDSettings
 from alloop.md.uncertainty_bias import BiasSettings
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.recipe import asteroid_settings
+from alloop.training.stages import AsteroidSettings
 from alloop.uncertainty.qresidual import QResidualSettings
 
 

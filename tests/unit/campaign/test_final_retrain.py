@@ -13,8 +13,8 @@ from alloop.evaluation_frames import EvaluationFrames
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.settings import TrainSettings
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import parameter_fingerprint
 from alloop.uncertainty.qresidual import QResidualSettings
 
@@ -129,8 +129,8 @@ def test_a_refit_trains_the_accepted_retrain_again_on_every_label():
 
 
 def test_the_refit_trains_on_the_validation_frames():
-    from alloop.training.asteroid import AsteroidSettings as Settings
     from alloop.training.data import FrameDataset
+    from alloop.training.stages import AsteroidSettings as Settings
 
     data = _labelled(_truth()).dataset()
     assert isinstance(data, FrameDataset)

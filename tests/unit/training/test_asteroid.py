@@ -6,9 +6,10 @@ import alloop.training.asteroid as asteroid_module
 from alloop.errors import AlloopError
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
-from alloop.training.asteroid import AsteroidSettings, train_asteroid
+from alloop.training.asteroid import train_asteroid
 from alloop.training.bias_weights import dataset_bias, gamma_candidates
 from alloop.training.data import FrameDataset
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings, parameter_fingerprint
 
 NAMES = ["H2O", "CH4", "CH3CH2OH"]
@@ -138,7 +139,8 @@ def test_gamma_candidates_give_the_same_result_through_any_map(data):
 
 
 def test_a_restart_of_a_fresh_stage_draws_another_initialisation_when_the_factory_can():
-    from alloop.training.asteroid import _fresh, model_factory
+    from alloop.training.asteroid import _fresh
+    from alloop.training.stages import model_factory
     from alloop.training.trainer import parameter_fingerprint
 
     factory = model_factory("pair", [1, 6, 8], seed=3)

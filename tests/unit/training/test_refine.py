@@ -12,9 +12,9 @@ from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
 from alloop.potentials.egnn import EGNN
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.data import FrameDataset
 from alloop.training.refine import MAX_STEPS, RefineSettings, refine_representation
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings
 from alloop.training.two_head import train_two_head
 

@@ -12,11 +12,12 @@ from training_synthetic import label_frames, perturbed
 from alloop.errors import AlloopError
 from alloop.outside import outside_molecules, replay_structures
 from alloop.potentials.pair import PairPotential
-from alloop.training.asteroid import AsteroidSettings, train_asteroid
+from alloop.training.asteroid import train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.loss import eq1_loss
 from alloop.training.metrics import pseudo_labelled
 from alloop.training.replay import ReplayMix, replay_per_batch
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings, parameter_fingerprint, train
 
 CHO = [1, 6, 8]

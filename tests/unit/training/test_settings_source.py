@@ -12,10 +12,10 @@ from alloop.cli import build_parser
 from alloop.config import CampaignConfig
 from alloop.config.training import SCORE_MATCHING_EPOCHS, SCORE_MATCHING_TEMPERATURE_K, TrainingConfig
 from alloop.errors import AlloopError
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.recipe import asteroid_settings
 from alloop.training.score_matching import ScoreMatchingSettings
 from alloop.training.settings import TrainSettings
+from alloop.training.stages import AsteroidSettings
 
 #: the section's keys that shape the stages' settings (asteroid_settings reads every one of them)
 STAGE_KEYS = {"loss", "energy_weight", "learning_rate_pretrain", "learning_rate_finetune", "batch_size", "steps",

@@ -16,8 +16,8 @@ import torch
 
 from alloop.potentials.checkpoint import save_checkpoint
 from alloop.potentials.egnn import EGNN
-from alloop.training.asteroid import AsteroidSettings
 from alloop.training.run import load_dataset
+from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings
 from alloop.training.two_head import train_two_head
 
