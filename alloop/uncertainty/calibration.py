@@ -13,7 +13,7 @@ are correlated, so an atom whose frame-mates were fitted is not new.
 
 The limit is the split-conformal quantile of the n held-out values: the
 ceil((n + 1)(1 - alpha))-th smallest (when n < 1/alpha - 1, the largest, or
-with ``tail`` a log-normal tail fitted to them, since their largest flags
+with ``small_sample_tail`` a log-normal tail fitted to them, since their largest flags
 ~1/(n + 1) of new values), so
 that a new exchangeable value exceeds it with probability at most alpha; the
 plain interpolated quantile flags ~(n alpha + 1)/(n + 1), noticeably more than
@@ -60,16 +60,17 @@ def atom_folds(ptr: np.ndarray, n_folds: int, seed: int = FOLD_SEED) -> np.ndarr
     return np.repeat(frame_folds(sizes.size, n_folds, seed), sizes)
 
 
-def conformal_quantile(values: np.ndarray, alpha: float, tail: bool = False) -> float:
+def conformal_quantile(values: np.ndarray, alpha: float, small_sample_tail: bool = False) -> float:
     """The ceil((n + 1)(1 - alpha))-th smallest of ``values``: a new exchangeable value exceeds it with
-    probability <= alpha. With too few values for that rank (n < 1/alpha - 1) the largest value, or with ``tail``
+    probability <= alpha. With too few values for that rank (n < 1/alpha - 1) the largest value, or with
+    ``small_sample_tail`` (``uncertainty.small_sample_tail``)
     the (1 - alpha) quantile of a log-normal fitted to them (:func:`lognormal_quantile`): the largest of a few
     values flags about 1/(n + 1) of new ones, several times alpha."""
     values = np.sort(np.asarray(values, dtype=np.float64).ravel())
     if values.size == 0:
         raise AlloopError("no values to take a quantile of")
     rank = int(np.ceil((values.size + 1) * (1.0 - alpha)))
-    if tail and rank > values.size and values.size >= MIN_TAIL_VALUES and values[0] > 0:
+    if small_sample_tail and rank > values.size and values.size >= MIN_TAIL_VALUES and values[0] > 0:
         return lognormal_quantile(values, alpha)
     return float(values[min(rank, values.size) - 1])
 

@@ -11,7 +11,7 @@ Limits (per group = per element or pooled), at significance ``alpha``:
 - ``empirical`` (default): the (1 - alpha) quantile of the training atoms' Q
   of that group (held out from the PCA fit, see ``calibration`` below). Each
   atom is compared with its group's limit; a frame's score is the max (or
-  ``frame_quantile``) over its atoms of Q / limit.
+  ``score_quantile``) over its atoms of Q / limit.
 - ``jackson_mudholkar``: the analytic limit of the group's PCA (METHODS.md 2).
   Atoms of one frame are correlated and latent features are not Gaussian, so
   it is usually miscalibrated; it is offered for comparison.
@@ -69,11 +69,11 @@ class QResidualSettings:
     alpha: float = 0.01
     limit: str = "empirical"
     frame_score: str = "max"
-    frame_quantile: float = 0.9
+    score_quantile: float = 0.9
     min_element_atoms: int = 20
     calibration: str = "cross_validation"
     n_folds: int = 10
-    tail: bool = False  # too few held-out values for the conformal rank: a log-normal tail, not the largest
+    small_sample_tail: bool = False  # too few held-out values for the conformal rank: a log-normal tail, not the largest
 
     def __post_init__(self) -> None:
         if self.limit not in LIMITS:
@@ -84,11 +84,21 @@ class QResidualSettings:
             raise AlloopError(f"n_folds must be >= 2, got {self.n_folds}")
         if self.frame_score not in FRAME_SCORES:
             raise AlloopError(f"unknown frame_score '{self.frame_score}': use 'max' or 'quantile'")
-        if not 0.0 < self.alpha < 1.0 or not 0.0 <= self.frame_quantile <= 1.0:
-            raise AlloopError(f"alpha must be in (0, 1) and frame_quantile in [0, 1], "
-                              f"got {self.alpha}, {self.frame_quantile}")
+        if not 0.0 < self.alpha < 1.0 or not 0.0 <= self.score_quantile <= 1.0:
+            raise AlloopError(f"alpha must be in (0, 1) and score_quantile in [0, 1], "
+                              f"got {self.alpha}, {self.score_quantile}")
         if self.n_components < 1:
             raise AlloopError(f"n_components must be >= 1, got {self.n_components}")
+
+
+#: settings names of Q-residual models stored before the settings took the config's names (``uncertainty``
+#: section): ``frame_quantile`` is ``score_quantile``, ``tail`` is ``small_sample_tail``
+_FORMER_NAMES = {"frame_quantile": "score_quantile", "tail": "small_sample_tail"}
+
+
+def _current_names(stored: dict) -> dict:
+    """Stored settings with their current field names (a model saved before the rename reads as it was)."""
+    return {_FORMER_NAMES.get(key, key): value for key, value in stored.items()}
 
 
 @dataclass
@@ -172,7 +182,7 @@ class QResidualModel:
         cal = {"q": np.zeros(numbers.size), "t2": np.zeros(numbers.size)}  # calibration scores of every atom
         for key, mask in members.items():
             group, q, t2, n_in_sample = cls._fit_group(features[mask], k, alpha, None if folds is None else folds[mask],
-                                                       settings.tail)
+                                                       settings.small_sample_tail)
             if folds is not None and n_in_sample:
                 calibration.setdefault("in_sample_rows", {})[str(key)] = n_in_sample
             groups[key] = group
@@ -185,7 +195,7 @@ class QResidualModel:
 
     @staticmethod
     def _fit_group(rows: np.ndarray, k: int, alpha: float, folds: np.ndarray | None,
-                   tail: bool = False) -> tuple[_Group, np.ndarray, np.ndarray, int]:
+                   small_sample_tail: bool = False) -> tuple[_Group, np.ndarray, np.ndarray, int]:
         """The group's PCA (all rows) and limits, the calibration scores of its rows and how many of them are
         in-sample: out-of-fold where a PCA could be fitted without the row's fold, else (or without folds) in-sample."""
         pca = PCA.fit(rows, k)
@@ -196,7 +206,7 @@ class QResidualModel:
         q_oof, t2_oof = out_of_fold_scores(rows, folds, k)
         held = np.isfinite(q_oof)
         q, t2 = np.where(held, q_oof, q), np.where(held, t2_oof, t2)
-        limits = conformal_quantile(q, alpha, tail), conformal_quantile(t2, alpha, tail)
+        limits = conformal_quantile(q, alpha, small_sample_tail), conformal_quantile(t2, alpha, small_sample_tail)
         return _Group(pca, *limits, pca.jackson_mudholkar(alpha)), q, t2, int((~held).sum())
 
     def _calibrate_frames(self, numbers: np.ndarray, cal: dict[str, np.ndarray], ptr: np.ndarray) -> None:
@@ -210,7 +220,7 @@ class QResidualModel:
         held_out = self.calibration.get("folds") is not None
         for key in ("q", "t2"):
             frames, alpha = self._reduce(ratio[key], ptr), self.settings.alpha
-            limit = (conformal_quantile(frames, alpha, self.settings.tail) if held_out
+            limit = (conformal_quantile(frames, alpha, self.settings.small_sample_tail) if held_out
                      else float(np.quantile(frames, 1.0 - alpha)))
             setattr(self, f"frame_limit_{key}", limit)
 
@@ -243,7 +253,7 @@ class QResidualModel:
     def _reduce(self, values: np.ndarray, ptr: np.ndarray) -> np.ndarray:
         if self.settings.frame_score == "max":
             return np.maximum.reduceat(values, ptr[:-1])
-        return np.array([np.quantile(values[a:b], self.settings.frame_quantile)
+        return np.array([np.quantile(values[a:b], self.settings.score_quantile)
                          for a, b in zip(ptr[:-1], ptr[1:], strict=True)])
 
     # --- serialisation -------------------------------------------------------------------------
@@ -272,7 +282,7 @@ class QResidualModel:
                 pca = PCA.from_arrays({n: arrays[f"g{key}.{n}"] for n in ("mean", "components", "eigenvalues", "n_samples")})
                 groups[int(key)] = _Group(pca, q_emp, t2_emp, q_jm)
             # models saved before held-out calibration existed were calibrated in-sample
-            settings = QResidualSettings(**{"calibration": "in_sample", **meta["settings"]})
+            settings = QResidualSettings(**{"calibration": "in_sample", **_current_names(meta["settings"])})
         except (KeyError, ValueError, TypeError) as exc:
             raise AlloopError(f"not a serialised Q-residual model: {exc}") from exc
         return cls(settings, groups, tuple(meta["frame_limits"]), meta.get("calibration"))

@@ -172,8 +172,8 @@ def uncertainty_settings(cfg: CampaignConfig) -> QResidualSettings:
     u = cfg.uncertainty
     return QResidualSettings(n_components=u.n_components, per_element=u.per_element, alpha=u.alpha,
                              limit=u.limit.replace("-", "_"), calibration=u.calibration.replace("-", "_"),
-                             n_folds=u.n_folds, frame_score=u.frame_score, frame_quantile=u.score_quantile,
-                             tail=u.small_sample_tail)
+                             n_folds=u.n_folds, frame_score=u.frame_score, score_quantile=u.score_quantile,
+                             small_sample_tail=u.small_sample_tail)
 
 
 def explore_settings(cfg: CampaignConfig) -> ExploreSettings:

@@ -67,8 +67,9 @@ def test_conformal_quantile():
     assert conformal_quantile(values, 0.1) == 19.0  # ceil(21 * 0.9) = 19th smallest
     assert conformal_quantile(values, 0.01) == 20.0  # too few values for rank ceil(21 * 0.99) = 21: the largest
     logs = np.log(values)  # or, with the tail, the log-normal's 99 % quantile
-    assert conformal_quantile(values, 0.01, tail=True) == pytest.approx(np.exp(logs.mean() + 2.3263479 * logs.std(ddof=1)))
-    assert conformal_quantile(values[:5], 0.01, tail=True) == 5.0  # fewer than 8 values: capped at the largest
+    tail = conformal_quantile(values, 0.01, small_sample_tail=True)
+    assert tail == pytest.approx(np.exp(logs.mean() + 2.3263479 * logs.std(ddof=1)))
+    assert conformal_quantile(values[:5], 0.01, small_sample_tail=True) == 5.0  # fewer than 8 values: capped at the largest
     assert conformal_quantile(values[::-1], 0.5) == 11.0
 
 
@@ -176,7 +177,8 @@ def test_settings_serialisation_and_backward_compatibility():
 
 def test_the_frame_limit_flags_about_alpha_of_new_in_distribution_frames_even_from_few_frames():
     """With 45-80 training frames (fewer than 1/alpha) the frame limit is the largest held-out score, which flags
-    ~1/(n + 1) of new frames; the log-normal tail (``tail=True``) brings the rate near alpha (mean over fits)."""
+    ~1/(n + 1) of new frames; the log-normal tail (``small_sample_tail=True``) brings the rate near alpha (mean over
+    fits)."""
     rng = np.random.default_rng(0)
 
     def frames(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,7 +189,7 @@ def test_the_frame_limit_flags_about_alpha_of_new_in_distribution_frames_even_fr
 
     alpha = 0.01
     def rates(tail: bool) -> list[float]:
-        settings = QResidualSettings(limit="empirical_frame", alpha=alpha, tail=tail)
+        settings = QResidualSettings(limit="empirical_frame", alpha=alpha, small_sample_tail=tail)
         return [QResidualModel.fit(*frames(n), settings=settings).frame_scores(*frames(3000)).flagged.mean()
                 for n in (45, 60, 80) for _ in range(5)]
 

@@ -48,7 +48,7 @@ def test_frame_score_is_max_of_atom_ratios():
     assert atoms["q"][2] == pytest.approx(group.pca.q_residual(feats[2:3])[0])
     assert atoms["q_ratio"][2] == pytest.approx(atoms["q"][2] / group.q_empirical)
     quant = QResidualModel.fit(numbers, feats, ptr,
-                               QResidualSettings(n_components=3, frame_score="quantile", frame_quantile=0.5))
+                               QResidualSettings(n_components=3, frame_score="quantile", score_quantile=0.5))
     q_med = quant.frame_scores(numbers[:9], feats[:9], ptr[:2]).q[0]
     assert q_med == pytest.approx(np.median(quant.atom_scores(numbers[:9], feats[:9])["q_ratio"]))
 
@@ -88,3 +88,19 @@ def test_round_trip_and_errors():
         QResidualSettings(limit="3sigma")
     with pytest.raises(AlloopError):
         QResidualModel.from_bytes(b"junk")
+
+
+def test_a_model_stored_under_the_former_settings_names_reads_as_it_was():
+    """Models stored before the settings took the config's names (``frame_quantile``, ``tail``) keep their values
+    under ``score_quantile`` and ``small_sample_tail``."""
+    import json
+
+    rng = np.random.default_rng(5)
+    numbers, feats, ptr = _frames(rng, 60)
+    settings = QResidualSettings(n_components=3, frame_score="quantile", score_quantile=0.7, small_sample_tail=True)
+    arrays = QResidualModel.fit(numbers, feats, ptr, settings).to_arrays()
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    stored = meta["settings"]
+    stored["frame_quantile"], stored["tail"] = stored.pop("score_quantile"), stored.pop("small_sample_tail")
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8).copy()
+    assert QResidualModel.from_arrays(arrays).settings == settings
