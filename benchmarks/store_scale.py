@@ -347,6 +347,7 @@ def _selection(run_dir: Path) -> Any:
     from alloop.campaign.phases.settings import campaign_settings
     from alloop.config import CampaignConfig
     from alloop.store import CampaignStore, FrameFlag, ledger, store_path
+    from alloop.uncertainty.expensive_pick import candidate_rows
     from alloop.uncertainty.selection import select_expensive as pick_by_bias
 
     def run() -> None:
@@ -359,8 +360,8 @@ def _selection(run_dir: Path) -> Any:
             cycle = int(store.record["cycle"])
             ctx.reference_frames("cheap", cycle)
             table = store.labels(fidelities["cheap"].hash())
-            rows = sel.candidate_rows(table.frame_id, table.ok, ledger.selected(store, "cheap", cycle),
-                                      ledger.labelled_ids(store, fidelities["expensive"]))
+            rows = candidate_rows(table.frame_id, table.ok, ledger.selected(store, "cheap", cycle),
+                                  ledger.labelled_ids(store, fidelities["expensive"]))
             frame_ids = table.frame_id[rows]
             frames = store.get_frames(frame_ids)
             np.concatenate([table.frame_forces(int(r)) for r in rows])

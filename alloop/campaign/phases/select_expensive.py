@@ -1,4 +1,7 @@
-"""The expensive selection: of a cycle's cheap-labelled frames, those with a large ASTEROID bias B, spread out.
+"""The expensive selection phase: of a cycle's cheap-labelled frames, those with a large ASTEROID bias B, spread out.
+
+This module orchestrates (the task, the store, the ledger, the log); what is eligible, what ranks and how the frames
+are picked is :mod:`alloop.uncertainty.expensive_pick`, next to the cheap pick.
 
 A method without a stage-1 model (``training.method: standard``) has no theta_0; its B is the delivered model
 against the cheap level, which measures where the cheap level is wrong. ``selection.expensive_pick:
@@ -40,12 +43,8 @@ from alloop.store.campaign import CampaignStore
 from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
+from alloop.uncertainty.expensive_pick import candidate_rows, pick_expensive, pick_rule, pick_score
 from alloop.uncertainty.herding import representative_quota
-from alloop.uncertainty.selection import select_expensive as pick_by_bias
-
-SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}  # in the selection's reasons
-RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
-              "committee": "committee deviation x distance", "predicted-error": "predicted error x distance"}
 
 
 @dataclass
@@ -58,15 +57,6 @@ class SelectionRun:
     frame_ids: np.ndarray
     frames: list[Atoms]
     task: BackgroundTask
-
-
-def candidate_rows(frame_id: np.ndarray, ok: np.ndarray, selected: np.ndarray, labelled: np.ndarray) -> np.ndarray:
-    """Rows of the cheap label table that may get an expensive label (selected, labelled ok, not expensive-labelled
-    yet), in frame-id order: the table holds labels in the order they finished, which varies from run to run, and
-    the pick breaks its ties by the candidates' order."""
-    rows = np.flatnonzero(np.isin(frame_id, selected) & ok)
-    rows = rows[~np.isin(frame_id[rows], labelled)]
-    return rows[np.argsort(frame_id[rows], kind="stable")]
 
 
 def select_expensive(ctx: PhaseContext, cycle: int, budget: int, priority: int = 0) -> None:
@@ -112,45 +102,24 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     """Choose the frames of a :class:`SelectionRun` by B (waits for its bias B if not back yet)."""
     store, expensive = ctx.store, ctx.fidelities["expensive"]
     result: BiasTaskResult = run.task.result()
-    rule = ctx.settings.selection.expensive_pick
-    if rule == "committee" and result.deviation is None:
-        rule = "bias"  # no committee yet (a campaign from a checkpoint, before its first training): B decides
-    score, what = _score(result)
-    window = ""
+    rule = pick_rule(ctx.settings.selection.expensive_pick, result.deviation)
+    window, inside = "", None
     sigma = ctx.settings.selection.energy_window_sigma
     if sigma is not None:
         inside = _thermal_mask(ctx, run.table, run.rows, run.frames, sigma)
-        score = np.where(inside, score, np.nan)  # never selected
         window = f"; {int((~inside).sum())} outside the thermal energy window"
+    score, what = pick_score(result.bias, result.predicted, result.deviation, inside)
     selection = ctx.settings.selection
     herded = representative.expensive_quota(ctx, run.frame_ids, result.target, result.descriptors, result.labelled,
                                             score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
     labelled = result.labelled if rule == "coverage" else None
-    chosen = pick_by_bias(score, budget, descriptors, labelled=labelled,
-                          rule="coverage" if rule == "coverage" else "bias",
-                          score_name=SCORE_NAMES.get(what, what), preselected=herded)
+    chosen, name = pick_expensive(score, what, rule, budget, descriptors, labelled, preselected=herded)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(score):.3f}" if np.isfinite(score).any() else "n/a"
-    name = RULE_NAMES[rule] if descriptors is not None else f"top {what}"
-    if labelled is not None:
-        name += f" from {len(labelled)} labelled frames"
-    if herded is not None:
-        name = f"{len(herded)} by kernel herding, the rest by {name}"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' ({name}, median {what} {median} eV/A{window})")
-
-
-def _score(result: BiasTaskResult) -> tuple[np.ndarray, str]:
-    """What the pick ranks by, and its name: the committee's deviation, else the model's own predicted error (a
-    method without theta_0, where B would measure the cheap level's error), else ASTEROID's B. Frames whose cheap
-    label failed keep B's NaN (never chosen)."""
-    if result.deviation is not None:
-        return result.deviation, "committee force deviation"
-    if result.predicted is not None:
-        return np.where(np.isfinite(result.bias), result.predicted, np.nan), "predicted force error"
-    return result.bias, "B"
 
 
 def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:
