@@ -424,7 +424,7 @@ WRITERS = ("import 10^4", "resume start")
 
 #: modules a command imports when it runs: imported before the clock starts (start-up, not the operation)
 PRELOAD = {
-    "status": ("alloop.campaign.phases.original", "alloop.store.coverage", "alloop.store.evaluation_records",
+    "status": ("alloop.campaign.phases.original", "alloop.store.coverage", "alloop.evaluation.records",
                "alloop.store.molecule_table", "alloop.store.summary", "alloop.store.predicted_errors"),
     "status --check": ("alloop.store.check",),
     "report": ("alloop.config", "alloop.report", "alloop.report.plots", "alloop.report.summary",

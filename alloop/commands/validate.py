@@ -12,7 +12,7 @@ from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
 from alloop.config.sources import flatten, setting_sources
 from alloop.config.sources import summary as summary_line
-from alloop.evaluation_frames import read_evaluation_frames
+from alloop.evaluation.frames import read_evaluation_frames
 from alloop.structures import summarize
 
 ORDER = 10

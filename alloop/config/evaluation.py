@@ -10,7 +10,7 @@ key or a calculator result: ASE's standard ``energy``/``forces`` by default,
 
 :class:`EvaluationConfig` checks the file when the campaign is validated and
 records its SHA-256; the frames themselves are read by
-:mod:`alloop.evaluation_frames`.
+:mod:`alloop.evaluation.frames`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from alloop.config.base import Section, base_dir_of, checks_files
 from alloop.errors import AlloopError, ConfigError
-from alloop.evaluation_frames import file_sha256, read_evaluation_frames
+from alloop.evaluation.frames import file_sha256, read_evaluation_frames
 
 
 class EvaluationConfig(Section):

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from alloop.dashboard.budget import budget_left, role_of_hash
+from alloop.evaluation.records import cycles_table
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store import predicted_errors, tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.evaluation_records import cycles_table
 from alloop.store.ledger import finished_reason
 
 Columns = dict[str, list[Any]]

@@ -4,11 +4,12 @@ Entry points: :func:`fit` (the one training path of ``alloop train`` and a campa
 :class:`LabelSets`, with a Delta baseline and replay), :func:`train` (one supervised run with the recipe
 of docs/training.md), :func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
 (standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
-continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
+continue from a previous cycle's models), :func:`forgetting_scores`
 (a model against its original on outside structures), :class:`ReplayMix` (replay batches),
 :func:`train_two_head` (a two-head model: cheap and expensive heads on one representation),
 :func:`refine_representation` (test-time training of a two-head model on cheap labels),
-:func:`refine_radius_predict` (spectral radius refinement: a graph radius per structure).
+:func:`refine_radius_predict` (spectral radius refinement: a graph radius per structure). A model's errors on
+labelled frames are :mod:`alloop.evaluation.metrics`.
 """
 
 from alloop.training.asteroid import METHODS, AsteroidResult, AsteroidSettings, WarmStart, finetune, train_asteroid
@@ -17,7 +18,7 @@ from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.fit import LabelSets, fit
 from alloop.training.forgetting import ForgettingScores, forgetting_scores
 from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
-from alloop.training.metrics import error_metrics, evaluate_model, pseudo_labelled
+from alloop.training.metrics import pseudo_labelled
 from alloop.training.references import ReferenceFit, apply_references, fit_references
 from alloop.training.refine import RefineResult, RefineSettings, refine_representation
 from alloop.training.replay import ReplayMix, replay_per_batch
@@ -33,7 +34,7 @@ __all__ = [
     "LabelSets", "fit",
     "ForgettingScores", "forgetting_scores",
     "eq1_loss", "per_frame_losses", "weighted_loss",
-    "error_metrics", "evaluate_model", "pseudo_labelled",
+    "pseudo_labelled",
     "ReferenceFit", "apply_references", "fit_references",
     "RefineResult", "RefineSettings", "refine_representation",
     "ReplayMix", "replay_per_batch",

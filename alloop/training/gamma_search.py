@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.training.bias_weights import bias_weights, gamma_candidates
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 from alloop.training.trainer import Logger, train
 
 if TYPE_CHECKING:

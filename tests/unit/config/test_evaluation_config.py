@@ -12,7 +12,7 @@ from ase.io import write
 
 from alloop.config import CampaignConfig, load_campaign
 from alloop.errors import ConfigError
-from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.evaluation.frames import EvaluationFrames, file_sha256, read_evaluation_frames
 from alloop.io import attach_label, write_extxyz
 
 

@@ -1,7 +1,7 @@
 """Reading a campaign's evaluation records: the stored evaluation set, each model's scores (per molecule too) and
 coverage.
 
-The writers (copying the set in, scoring models) are :mod:`alloop.campaign.phases.evaluation`; these readers serve
+The writers (copying the set in, scoring models) are :mod:`alloop.evaluation.campaign`; these readers serve
 ``alloop status``, ``alloop report`` and the loop alike. :func:`cycles_table` reads the ``eval_*`` columns of a
 store written before they existed as NaN (filled from the ``evaluation`` table where it has the model).
 """
@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from alloop.evaluation_frames import EvaluationFrames
+from alloop.evaluation.frames import EvaluationFrames
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 BLOB = "evaluation_set"
 TABLE = tables.EVALUATION.name
-#: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
+#: cycles/evaluation column -> key of alloop.evaluation.metrics.error_metrics
 COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
                                          "energy_mae_per_atom_eV"), strict=True))
 
