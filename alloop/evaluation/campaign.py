@@ -45,11 +45,16 @@ Log = Callable[[str], None]
 
 
 def prepare(store: CampaignStore, cfg: CampaignConfig, log: Log = print) -> EvaluationFrames | None:
-    """Copy the configured set into the store (first start) or check it (resume); score unscored models."""
+    """Copy the configured set into the store (first start) or check it (resume); score unscored models. A set the
+    campaign makes (``evaluation.auto``) is made by its loop: here only its unscored models are scored."""
     ev = cfg.evaluation
     if ev is None:
         return None
     frames = stored_set(store)
+    if ev.structures is None:  # evaluation.auto: the campaign makes the set (alloop.campaign.phases.evaluation_set)
+        if frames is not None:
+            _score_unscored(store, frames, log)
+        return frames
     path = Path(ev.structures)
     if frames is None:
         if not path.is_file():

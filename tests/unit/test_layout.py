@@ -23,7 +23,7 @@ DASK = ("dask", "distributed", "dask_jobqueue")
 #: (``alloop.commands`` reaches clusters through ``alloop.campaign.loop.runner``, which uses this package)
 DASK_PACKAGES = ("alloop.campaign.execution",)
 #: the campaign's phases and what they run on: they get a PhaseContext with typed settings (alloop.campaign.phases.settings)
-PHASES = ("explore", "label", "select_expensive", "train", "cycle_record", "context", "budget")  # phases/
+PHASES = ("explore", "label", "select_expensive", "train", "cycle_record", "context", "budget", "evaluation_set")  # phases/
 #: the tasks that run on the workers (execution/): they get plain data from the phases, so the same rule holds for them
 WORKER_TASKS = ("worker", "md_task", "bias_task", "train_task", "train_request", "final_refit")
 #: modules outside execution/ whose functions run on the workers (the same rule: plain data in, no config)
@@ -41,7 +41,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in
     "fidelity structures conformers outside molecules evaluation evaluation.frames",
     "config",
     "labeling potentials evaluation.metrics",
-    "uncertainty store evaluation.records",
+    "uncertainty store evaluation.records evaluation.auto",
     "md training evaluation.scoring evaluation.campaign",
     "testing deploy evaluation.evaluate",
     "campaign.execution",
@@ -257,7 +257,7 @@ def test_no_import_cycle() -> None:
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``
 ROOMS = {"campaign": ("execution", "phases", "loop"),
          "testing": ("campaigns", "kill_points", "kill_resume"),
-         "evaluation": ("frames", "metrics", "records", "scoring", "campaign", "evaluate")}
+         "evaluation": ("frames", "metrics", "records", "auto", "scoring", "campaign", "evaluate")}
 
 
 def _unit(module: str) -> str:

@@ -68,7 +68,7 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity, sample: WarmSample
     if fidelity.hash() not in store.fidelities():
         return LabelledArrays(np.zeros(0, np.int64), [], [], fidelity=fidelity.hash())
     table = store.labels(fidelity.hash())
-    rows = np.flatnonzero(table.ok)
+    rows = np.flatnonzero(table.ok & ~np.isin(table.frame_id, ledger.held_out_ids(store)))  # never the test set
     rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
     if sample is not None:
         rows = rows[sample.rows(store, table.frame_id[rows])]

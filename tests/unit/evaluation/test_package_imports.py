@@ -24,7 +24,7 @@ for name in sys.argv[1:]:
 
 
 def test_every_module_imports_first() -> None:
-    assert {"frames", "metrics", "records", "scoring", "campaign", "evaluate"} <= set(MODULES)
+    assert {"frames", "metrics", "records", "auto", "scoring", "campaign", "evaluate"} <= set(MODULES)
     root = Path(alloop.__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", SCRIPT, *MODULES], capture_output=True, text=True, env=env)
