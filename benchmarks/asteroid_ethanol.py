@@ -121,10 +121,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.registry import build_model
     from alloop.training.asteroid import train_asteroid
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import evaluate_model
 
     cfg = Config(**job["config"])
     data = load_data(Path(job["data"]))

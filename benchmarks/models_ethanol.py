@@ -89,9 +89,9 @@ def run_one(name: str, n: int, seed: int, quick: bool) -> dict[str, Any]:
     """Train (or re-reference) one model on the first ``n`` pool frames of seed's order; score it on the tests."""
     import torch
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.presets import load_preset
     from alloop.training.asteroid import train_asteroid
-    from alloop.training.metrics import evaluate_model
     from alloop.training.recipe import asteroid_settings, section_from_options
     from alloop.training.references import refit_references
 

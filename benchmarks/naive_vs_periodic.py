@@ -141,8 +141,8 @@ def _last_finite(column: Any) -> float:
 def test_errors(model, tests: dict[str, Path]) -> dict[str, float]:
     import ase.io
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import evaluate_model
 
     out = {}
     for key, path in tests.items():

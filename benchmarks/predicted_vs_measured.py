@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 from lib.common import markdown_table, mean_std
 
-from alloop.store import CampaignStore, find_store, predicted_errors
+from alloop.evaluation import predicted_errors
+from alloop.store import CampaignStore, find_store
 
 #: the issue's tolerance on the predicted error against the measured one
 TOLERANCE = 0.25
 
 
 def read_rows(run_dir: Path) -> list[dict]:
-    """The per-cycle predicted-error rows of a run (alloop.store.predicted_errors.status)."""
+    """The per-cycle predicted-error rows of a run (alloop.evaluation.predicted_errors.status)."""
     with CampaignStore.open(find_store(run_dir), "r") as store:
         return predicted_errors.status(store)
 

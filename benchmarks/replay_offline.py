@@ -39,13 +39,14 @@ def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Pat
     import torch
 
     from alloop.cli import main as alloop_main
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.outside import forgetting_structures, outside_molecules
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
     from alloop.training.data import FrameDataset
     from alloop.training.forgetting import forgetting_scores
-    from alloop.training.metrics import evaluate_model, pseudo_labelled
+    from alloop.training.metrics import pseudo_labelled
     from alloop.training.replay import replay_per_batch
 
     torch.set_num_threads(1)

@@ -57,10 +57,10 @@ def run_one(recipe: str, n: int, seed: int) -> dict[str, Any]:
     import ase.io
     import torch
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.registry import build_model
     from alloop.training.asteroid import train_asteroid
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import evaluate_model
     from alloop.training.recipe import asteroid_settings, section_from_options
 
     torch.set_num_threads(1)

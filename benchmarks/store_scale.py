@@ -425,8 +425,8 @@ WRITERS = ("import 10^4", "resume start")
 
 #: modules a command imports when it runs: imported before the clock starts (start-up, not the operation)
 PRELOAD = {
-    "status": ("alloop.campaign.phases.original", "alloop.store.coverage", "alloop.store.evaluation_records",
-               "alloop.store.molecule_table", "alloop.store.summary", "alloop.store.predicted_errors"),
+    "status": ("alloop.campaign.phases.original", "alloop.store.coverage", "alloop.evaluation.records",
+               "alloop.evaluation.molecule_table", "alloop.store.summary", "alloop.evaluation.predicted_errors"),
     "status --check": ("alloop.store.check",),
     "report": ("alloop.config", "alloop.report", "alloop.report.plots", "alloop.report.summary",
                "alloop.report.levels_plot", "alloop.report.predicted_plot", "alloop.store.coverage",

@@ -75,8 +75,8 @@ def load(name: str):
 def run_one(recipe: str, n: int, seed: int, steps: int | None) -> dict:
     import torch
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.registry import build_model
-    from alloop.training.metrics import evaluate_model
     from alloop.training.trainer import TrainSettings, fit_output_scale, train
 
     torch.set_num_threads(1)

@@ -91,11 +91,11 @@ def run_rr(args: argparse.Namespace) -> int:
     """The ``--method rr`` path of ``alloop refine``."""
     import torch
 
+    from alloop.evaluation.metrics import error_metrics
     from alloop.io import read_structures
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.potentials.inference import predict
     from alloop.potentials.two_head import TwoHeadPotential
-    from alloop.training.metrics import error_metrics
     from alloop.training.spectral_radius import check_applicable, radius_grid, refine_radius_predict
 
     if not args.training:

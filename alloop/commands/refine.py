@@ -196,9 +196,9 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from alloop.errors import AlloopError
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.io import labels_under, read_structures
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
-    from alloop.training.metrics import evaluate_model
     from alloop.training.refine import RefineSettings, refine_representation
 
     _check_args(args)

@@ -37,10 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
     from alloop.campaign.phases import original
-    from alloop.store import CampaignStore, find_store, predicted_errors
+    from alloop.evaluation import predicted_errors
+    from alloop.evaluation.molecule_table import format_molecules, molecule_status
+    from alloop.evaluation.records import format_status, status
+    from alloop.store import CampaignStore, find_store
     from alloop.store.coverage import format_basins, labelled_basins
-    from alloop.store.evaluation_records import format_status, status
-    from alloop.store.molecule_table import format_molecules, molecule_status
     from alloop.store.reactions import format_reactions, reaction_status
     from alloop.store.summary import format_summary, summarize
 

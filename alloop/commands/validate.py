@@ -12,7 +12,7 @@ from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
 from alloop.config.sources import flatten, setting_sources
 from alloop.config.sources import summary as summary_line
-from alloop.evaluation_frames import read_evaluation_frames
+from alloop.evaluation.frames import read_evaluation_frames
 from alloop.structures import summarize
 from alloop.training.methods import STANDARD
 
@@ -71,6 +71,11 @@ def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
     ev = cfg.evaluation
     if ev is None:
         return None
+    if ev.structures is None:
+        surface = cfg.evaluation_surface()
+        assert surface is not None and ev.auto is not None  # EvaluationConfig: auto without structures
+        return {"auto": ev.auto, "surface": surface.name, "temperature_K": cfg.md.temperature_K,
+                "equilibration_fs": ev.equilibration_fs, "spacing_fs": ev.spacing_fs}
     frames = read_evaluation_frames(ev.structures, ev.energy_key, ev.forces_key)
     return {"source": str(ev.structures), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
             "energy_key": ev.energy_key, "forces_key": ev.forces_key, "sha256": ev.sha256,
@@ -114,7 +119,11 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"execution  {where}",
     ]
     ev = summary["evaluation"]
-    if ev is not None:
+    if ev is not None and "auto" in ev:
+        lines.append(f"evaluation {ev['auto']} frames to make: {ev['surface']} Langevin MD at {ev['temperature_K']:g} K"
+                     f" from the structures (new seeds), every {ev['spacing_fs']:g} fs after {ev['equilibration_fs']:g}"
+                     " fs, labelled at the expensive fidelity (not counted in the label limits)")
+    elif ev is not None:
         lines.append(f"evaluation {ev['n_frames']} frames ({ev['n_atoms']} atoms),"
                      f" {ev['energy_key']}/{ev['forces_key']}  sha256 {str(ev['sha256'])[:12]}  <- {ev['source']}")
         expensive = summary["fidelities"]["expensive"]["hash"]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from alloop.config.base import base_dir_of, checks_files, drop_nulls
 from alloop.config.derived import (
+    DEFAULT_BASELINE,
     DEFAULT_FIDELITIES,
     DEFAULT_MODEL,
     apply_derived,
@@ -126,6 +127,17 @@ class CampaignConfig(BaseModel):
         raise ConfigError("schedule.bootstrap.method: md runs GFN-xTB MD; name its surface in schedule.bootstrap.level "
                           "(gfn1-xtb, gfn2-xtb), or set model.baseline or a GFN-xTB fidelities.cheap")
 
+    def evaluation_surface(self) -> Fidelity | None:
+        """The GFN-xTB surface of ``evaluation.auto``'s MD (its ``level``, else the cheap fidelity when it is GFN-xTB,
+        else ``model.baseline``, else ``gfn2-xtb``), with the system's charge and spin; None without ``auto``."""
+        ev = self.evaluation
+        if ev is None or ev.auto is None:
+            return None
+        if ev.level is None and self.cheap_fidelity.family == "xtb":
+            return self.cheap_fidelity
+        level = ev.level or self.model.baseline or DEFAULT_BASELINE
+        return load_fidelity(level, charge=self.system.charge, spin=self.system.spin)
+
     # ---- validation across sections -----------------------------------------------------------
     @model_validator(mode="before")
     @classmethod
@@ -178,6 +190,7 @@ class CampaignConfig(BaseModel):
             self._check_periodic()
         if self.evaluation is not None:
             check_evaluation_elements(self.evaluation, sorted({int(z) for c in compositions for z in c}))
+        self._check_evaluation_surface(compositions)
         self._check_outside(compositions)
         return self
 
@@ -188,6 +201,18 @@ class CampaignConfig(BaseModel):
             raise ConfigError(f"md.n_replicas: {self.md.n_replicas} replicas cannot cover the {len(molecules)} "
                               f"molecules of system.structures ({', '.join(molecules.names)}); use at least "
                               f"{len(molecules)}")
+
+    def _check_evaluation_surface(self, compositions: set[tuple[int, ...]]) -> None:
+        """``evaluation.auto``'s GFN-xTB surface parametrises every element of the structures."""
+        surface = self.evaluation_surface()
+        if surface is None:
+            return
+        try:
+            for numbers in sorted(compositions):
+                surface.check_structure(numbers)
+        except FidelityError as exc:
+            raise ConfigError(f"evaluation.auto: its MD surface: {exc}; give a labelled file (evaluation.structures)"
+                              ) from None
 
     def _check_periodic(self) -> None:
         """What a campaign in a periodic cell cannot do (yet), each refused with its key."""

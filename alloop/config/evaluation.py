@@ -10,7 +10,12 @@ key or a calculator result: ASE's standard ``energy``/``forces`` by default,
 
 :class:`EvaluationConfig` checks the file when the campaign is validated and
 records its SHA-256; the frames themselves are read by
-:mod:`alloop.evaluation_frames`.
+:mod:`alloop.evaluation.frames`.
+
+``evaluation: {auto: N}`` makes the set instead (:mod:`alloop.evaluation.auto`): N frames of independent Langevin MD
+on a GFN-xTB surface (``level``; default: the cheap fidelity when it is GFN-xTB, else ``model.baseline``, else
+``gfn2-xtb``) at ``md.temperature_K``, from the campaign's starting structures with their own seeds, sampled every
+``spacing_fs`` after ``equilibration_fs``, then labelled once at the expensive fidelity.
 """
 
 from __future__ import annotations
@@ -20,15 +25,32 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from alloop.config.base import Section, base_dir_of, checks_files
+from alloop.config.base import Section, base_dir_of, checks_files, gfn_xtb_preset
 from alloop.errors import AlloopError, ConfigError
-from alloop.evaluation_frames import file_sha256, read_evaluation_frames
+from alloop.evaluation.frames import file_sha256, read_evaluation_frames
+
+#: frames of an automatic set (``evaluation: {auto: N}``) when the section gives no number
+AUTO_FRAMES = 30
+#: MD discarded before an automatic set's first frame, and between two of its frames (fs): see docs/campaigns.md
+AUTO_EQUILIBRATION_FS = 1000.0
+AUTO_SPACING_FS = 500.0
 
 
 class EvaluationConfig(Section):
-    """A fixed labelled set (at the expensive fidelity) every new model is scored on."""
+    """A fixed labelled set (at the expensive fidelity) every new model is scored on: a file, or made (``auto``)."""
 
-    structures: Path = Field(description="extxyz file of labelled frames, relative to the campaign file")
+    structures: Path | None = Field(default=None,
+                                    description="extxyz file of labelled frames, relative to the campaign file")
+    auto: int | None = Field(default=None, ge=1, description="make the set: this many frames of independent GFN-xTB "
+                             "MD at md.temperature_K, labelled at the expensive fidelity")
+    level: str | None = Field(default=None, min_length=1, description="auto: the GFN-xTB preset the MD runs on "
+                              "(default: fidelities.cheap when GFN-xTB, else model.baseline, else gfn2-xtb)")
+    equilibration_fs: float | None = Field(
+        default=None, ge=0, validate_default=True,
+        description=f"auto: MD before the first frame (default {AUTO_EQUILIBRATION_FS:g})")
+    spacing_fs: float | None = Field(
+        default=None, gt=0, validate_default=True,
+        description=f"auto: MD between two frames of a run (default {AUTO_SPACING_FS:g})")
     energy_key: str = Field(default="energy", min_length=1, description="info key (or calculator result), eV")
     forces_key: str = Field(default="forces", min_length=1, description="per-atom array (or calculator result), eV/A")
     sha256: str | None = Field(
@@ -41,9 +63,17 @@ class EvaluationConfig(Section):
     def _file_only(cls, data: Any) -> Any:
         return {"structures": data} if isinstance(data, (str, Path)) else data
 
+    @model_validator(mode="after")
+    def _one_source(self) -> EvaluationConfig:
+        if (self.structures is None) == (self.auto is None):
+            raise ValueError("give either structures (a labelled file) or auto (the number of frames to make)")
+        return self
+
     @field_validator("structures")
     @classmethod
-    def _resolve(cls, value: Path, info: ValidationInfo) -> Path:
+    def _resolve(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
         path = (base_dir_of(info) / value.expanduser()).resolve()
         if checks_files(info) and not path.is_file():
             raise ValueError(f"file not found: {path}")
@@ -53,6 +83,8 @@ class EvaluationConfig(Section):
     @classmethod
     def _read(cls, value: str | None, info: ValidationInfo) -> str | None:
         path = info.data.get("structures")
+        if path is None and value is not None and "structures" in info.data:
+            raise ValueError("only for a set given as a file (structures)")
         energy_key, forces_key = info.data.get("energy_key"), info.data.get("forces_key")
         if not checks_files(info) or path is None or energy_key is None or forces_key is None:
             return value
@@ -66,10 +98,32 @@ class EvaluationConfig(Section):
         return digest
 
 
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("auto") is None:
+            raise ValueError("only used with auto")
+        return value if value is None else gfn_xtb_preset(value, "the automatic set's MD runs on a GFN-xTB surface",
+                                                          "too slow per MD step")
+
+    @field_validator("equilibration_fs", "spacing_fs")
+    @classmethod
+    def _md_times(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("auto") is None:
+            if value is not None:
+                raise ValueError("only used with auto")
+            return None
+        if value is None:
+            return AUTO_EQUILIBRATION_FS if info.field_name == "equilibration_fs" else AUTO_SPACING_FS
+        return value
+
+
 def check_evaluation_elements(cfg: EvaluationConfig, elements: list[int]) -> None:
     """ConfigError unless every element of the evaluation frames is among the system's ``elements``."""
     from ase.data import chemical_symbols
 
+    if cfg.structures is None:
+        return  # a set made from the system's own structures
     frames = read_evaluation_frames(cfg.structures, cfg.energy_key, cfg.forces_key)
     for j in range(frames.n_frames):
         extra = sorted({int(z) for z in frames.numbers[frames.offsets[j]:frames.offsets[j + 1]]} - set(elements))

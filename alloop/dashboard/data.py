@@ -5,7 +5,7 @@ plot and computed from committed data only:
 
 - ``learning``: one row per trained model: the cumulative labelling CPU seconds of both fidelities when it was
   trained, its validation force MAE and its force MAE on the evaluation set (eV/A);
-- ``predicted``: one row per cycle with predicted errors (:func:`alloop.store.predicted_errors.status`): the MD
+- ``predicted``: one row per cycle with predicted errors (:func:`alloop.evaluation.predicted_errors.status`): the MD
   frames' mean predicted force error, and the evaluation set's predicted and measured force MAE (eV/A);
 - ``coverage``: one row per model scored for coverage: the share of the evaluation set within the Q-residual limit
   and the median Q / limit;
@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 
 from alloop.dashboard.budget import budget_left, role_of_hash
+from alloop.evaluation import predicted_errors
+from alloop.evaluation.records import cycles_table
 from alloop.labeling.result import STATUS_CODES, LabelStatus
-from alloop.store import predicted_errors, tables
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.evaluation_records import cycles_table
 from alloop.store.ledger import finished_reason
 
 Columns = dict[str, list[Any]]

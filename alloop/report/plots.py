@@ -42,7 +42,7 @@ PARITY_SEED = 0
 
 
 def plot_cost(store: CampaignStore, path: Path) -> Path | None:
-    from alloop.store.evaluation_records import cycles_table
+    from alloop.evaluation.records import cycles_table
 
     rows = cycles_table(store)
     val, held = (rows[k] if rows else np.zeros(0) for k in ("val_force_mae_eV_per_A", "eval_force_mae_eV_per_A"))

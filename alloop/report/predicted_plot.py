@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from alloop.store import predicted_errors  # noqa: E402
+from alloop.evaluation import predicted_errors  # noqa: E402
 from alloop.store.campaign import CampaignStore  # noqa: E402
 
 
@@ -56,8 +56,8 @@ def plot_predicted(store: CampaignStore, path: Path) -> Path | None:
 
 def _newest_frames(store: CampaignStore) -> tuple[int, np.ndarray, np.ndarray, np.ndarray] | None:
     """The newest model's per-frame predicted errors, bounds and true force MAE on the evaluation set, or None."""
+    from alloop.evaluation.records import stored_set
     from alloop.potentials.checkpoint import model_from_bytes
-    from alloop.store.evaluation_records import stored_set
     from alloop.training.data import FrameDataset
     from alloop.training.error_fit import frame_predictions
 

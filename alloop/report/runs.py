@@ -21,8 +21,8 @@ import numpy as np
 from alloop.config import CampaignConfig
 from alloop.config.campaign import ROLES
 from alloop.errors import AlloopError, ConfigError
+from alloop.evaluation.records import cycles_table, stored_set
 from alloop.store import CampaignStore, find_store, tables
-from alloop.store.evaluation_records import cycles_table, stored_set
 from alloop.store.ledger import finished_reason, spend
 
 EVALUATION, VALIDATION = "evaluation set", "validation"

@@ -6,15 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from alloop.evaluation.molecule_table import molecule_cells, molecule_headers, molecule_status
+from alloop.evaluation.records import cycles_table, molecule_scores
+from alloop.evaluation.records import status as evaluation_status
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
-from alloop.store.evaluation_records import cycles_table, molecule_scores
-from alloop.store.evaluation_records import status as evaluation_status
 from alloop.store.ledger import finished_reason
 from alloop.store.levels import Levels, read_levels
-from alloop.store.molecule_table import molecule_cells, molecule_headers, molecule_status
 from alloop.store.reactions import reaction_status
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS

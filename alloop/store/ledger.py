@@ -5,8 +5,10 @@ Everything the loop needs to resume lives in store tables (their schemas:
 (one row per finished phase), ``selection`` (one row per frame chosen for a
 label), ``bias`` and ``cycles``.
 
-Bootstrap is cycle -1. A phase without its ``progress`` row is redone on resume;
-selected frames without a committed label are labelled (exactly once).
+Bootstrap is cycle -1; the automatic evaluation set (``evaluation: {auto: N}``) is cycle -2, and its frames are
+*held out*: :func:`selected`, :func:`labelled_ids` and :func:`spend` leave them out unless asked
+(``held_out=True``), so they never count as the campaign's labels, budget or training data. A phase without its
+``progress`` row is redone on resume; selected frames without a committed label are labelled (exactly once).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
 BOOTSTRAP = -1
+#: the automatic evaluation set's cycle: its frames' selection (role expensive) and its phases SAMPLED, LABELLED
+EVALUATION = -2
 
 #: the phases a cycle records in the ``progress`` table, in order (the bootstrap, cycle -1: SAMPLED, LABELLED,
 #: TRAINED; every campaign ends with FINISHED); the driver and the pipeline mark them, resume and status read them
@@ -81,22 +85,35 @@ def select(store: CampaignStore, cycle: int, frame_ids: np.ndarray, role: str, r
                   role=[role] * len(frame_ids), reason=reasons if reasons else [""] * len(frame_ids))
 
 
-def selected(store: CampaignStore, role: str, cycle: int | None = None) -> np.ndarray:
+def selected(store: CampaignStore, role: str, cycle: int | None = None, held_out: bool = False) -> np.ndarray:
+    """Ids of the frames selected for a label of ``role`` (in ``cycle``; of every cycle but the held-out set's
+    unless ``held_out``)."""
     rows = tables.read(store, tables.SELECTION)
     if not rows:
         return np.zeros(0, np.int64)
     mask = rows["role"] == role
     if cycle is not None:
         mask &= rows["cycle"] == cycle
+    elif not held_out:
+        mask &= rows["cycle"] != EVALUATION
     return np.unique(rows["frame_id"][mask]).astype(np.int64)
 
 
-def labelled_ids(store: CampaignStore, fidelity: Fidelity, ok_only: bool = False) -> np.ndarray:
+def held_out_ids(store: CampaignStore) -> np.ndarray:
+    """Ids of the automatic evaluation set's frames: never trained on, selected from or counted in the budget."""
+    return selected(store, "expensive", EVALUATION)
+
+
+def labelled_ids(store: CampaignStore, fidelity: Fidelity, ok_only: bool = False, held_out: bool = False
+                 ) -> np.ndarray:
+    """Ids of the frames with a label at ``fidelity`` (``ok_only``: a successful one); the held-out frames only with
+    ``held_out`` (the label phase, which must not label them twice)."""
     if fidelity.hash() not in store.fidelities():
         return np.zeros(0, np.int64)
     table = store.label_columns(fidelity.hash(), ["frame_id", "status"])
     ids = table["frame_id"] if not ok_only else table["frame_id"][table["status"] == STATUS_CODES[LabelStatus.OK]]
-    return np.asarray(ids, np.int64)
+    ids = np.asarray(ids, np.int64)
+    return ids if held_out else ids[~np.isin(ids, held_out_ids(store))]
 
 
 @dataclass
@@ -116,15 +133,19 @@ class Spend:
         return self.cpu_seconds[role] / n if n else default
 
 
-def spend(store: CampaignStore, fidelities: dict[str, Fidelity]) -> Spend:
+def spend(store: CampaignStore, fidelities: dict[str, Fidelity], held_out: bool = False) -> Spend:
+    """Labels, CPU seconds and failures per role: the campaign's (the held-out set's labels apart), or with
+    ``held_out`` those of the held-out set alone (its cost, counted separately)."""
     labels, cpu, failures = {}, {}, {}
     ok = STATUS_CODES[LabelStatus.OK]
+    kept = held_out_ids(store)
     for role, fid in fidelities.items():
         if fid.hash() in store.fidelities():
-            table = store.label_columns(fid.hash(), ["status", "cpu_seconds"])
-            labels[role] = int(table["status"].size)
-            cpu[role] = float(np.nansum(table["cpu_seconds"]))
-            failures[role] = int(np.sum(table["status"] != ok))
+            table = store.label_columns(fid.hash(), ["frame_id", "status", "cpu_seconds"])
+            rows = np.isin(table["frame_id"], kept) == held_out
+            labels[role] = int(rows.sum())
+            cpu[role] = float(np.nansum(table["cpu_seconds"][rows]))
+            failures[role] = int(np.sum(table["status"][rows] != ok))
         else:
             labels[role], cpu[role], failures[role] = 0, 0.0, 0
     return Spend(labels, cpu, failures)

@@ -17,7 +17,8 @@ FORMAT = "alloop-campaign-store"
 FORMAT_VERSION = 1
 
 #: origin of a frame; stored as int8 in ``frames/origin``
-ORIGIN_CODES: dict[str, int] = {"unknown": 0, "bootstrap": 1, "md": 2, "import": 3, "test": 4}
+#: (``evaluation``: the automatic evaluation set's frames, held out of training and selection)
+ORIGIN_CODES: dict[str, int] = {"unknown": 0, "bootstrap": 1, "md": 2, "import": 3, "test": 4, "evaluation": 5}
 ORIGIN_NAMES: dict[int, str] = {v: k for k, v in ORIGIN_CODES.items()}
 
 

@@ -102,7 +102,7 @@ EVAL_MOLECULES = TableSchema(
      *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
 #: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
-#: uncertainty model fitted with it, and their median score (alloop.campaign.execution.scoring.coverage_scores)
+#: uncertainty model fitted with it, and their median score (alloop.evaluation.scoring.coverage_scores)
 EVAL_COVERAGE = TableSchema(
     "eval_coverage",
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("covered_fraction", np.float64),
@@ -110,7 +110,7 @@ EVAL_COVERAGE = TableSchema(
 )
 #: per model: its error model's mean predicted force error on the evaluation set (eV/A, next to the measured
 #: eval_force_mae_eV_per_A), the Spearman rho of predicted and true per-frame force errors, and the share of frames
-#: whose error lies below the predicted bound (alloop.campaign.execution.scoring.predicted_error_scores)
+#: whose error lies below the predicted bound (alloop.evaluation.scoring.predicted_error_scores)
 EVAL_PREDICTED = TableSchema(
     "eval_predicted",
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("predicted_force_mae_eV_per_A", np.float64),

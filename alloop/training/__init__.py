@@ -5,11 +5,12 @@ on :class:`LabelSets`, with a Delta baseline and replay), :data:`METHODS` (the m
 sets and trainer, :mod:`alloop.training.methods`), :func:`train` (one supervised run with the recipe
 of docs/training.md), :func:`fit_output_scale` (before a fresh model's first run), :func:`train_asteroid`
 (standard, ASTEROID, ASTEROID without weights, score matching; :class:`WarmStart` to
-continue from a previous cycle's models), :func:`evaluate_model`, :func:`forgetting_scores`
+continue from a previous cycle's models), :func:`forgetting_scores`
 (a model against its original on outside structures), :class:`ReplayMix` (replay batches),
 :func:`train_two_head` (a two-head model: cheap and expensive heads on one representation),
 :func:`refine_representation` (test-time training of a two-head model on cheap labels),
-:func:`refine_radius_predict` (spectral radius refinement: a graph radius per structure).
+:func:`refine_radius_predict` (spectral radius refinement: a graph radius per structure). A model's errors on
+labelled frames are :mod:`alloop.evaluation.metrics`.
 
 The public names are re-exported lazily (PEP 562), as :mod:`alloop.config`'s: the config reads the method
 registry (:mod:`alloop.training.methods`, plain data), and importing it must not load the trainers (torch, and
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from alloop.training.forgetting import ForgettingScores, forgetting_scores
     from alloop.training.loss import eq1_loss, per_frame_losses, weighted_loss
     from alloop.training.methods import METHODS, Method
-    from alloop.training.metrics import error_metrics, evaluate_model, pseudo_labelled
+    from alloop.training.metrics import pseudo_labelled
     from alloop.training.references import ReferenceFit, apply_references, fit_references
     from alloop.training.refine import RefineResult, RefineSettings, refine_representation
     from alloop.training.replay import ReplayMix, replay_per_batch
@@ -50,7 +51,7 @@ _HOMES = {
     **dict.fromkeys(("ForgettingScores", "forgetting_scores"), "forgetting"),
     **dict.fromkeys(("eq1_loss", "per_frame_losses", "weighted_loss"), "loss"),
     **dict.fromkeys(("METHODS", "Method"), "methods"),
-    **dict.fromkeys(("error_metrics", "evaluate_model", "pseudo_labelled"), "metrics"),
+    "pseudo_labelled": "metrics",
     **dict.fromkeys(("ReferenceFit", "apply_references", "fit_references"), "references"),
     **dict.fromkeys(("RefineResult", "RefineSettings", "refine_representation"), "refine"),
     **dict.fromkeys(("ReplayMix", "replay_per_batch"), "replay"),
@@ -82,8 +83,6 @@ __all__ = [
     "apply_references",
     "dataset_bias",
     "eq1_loss",
-    "error_metrics",
-    "evaluate_model",
     "finetune",
     "fit_output_scale",
     "fit_references",

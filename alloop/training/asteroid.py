@@ -59,12 +59,12 @@ import numpy as np
 import torch
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.base import Potential
 from alloop.training.bias_weights import bias_weights, dataset_bias
 from alloop.training.data import FrameDataset
 from alloop.training.gamma_search import select_gamma
 from alloop.training.methods import ASTEROID, SCORE_MATCHING, STANDARD, check_labels
-from alloop.training.metrics import evaluate_model
 from alloop.training.restarts import RESTART_SEED_STEP, train_fresh
 from alloop.training.score_matching import ScoreMatchingResult, train_score_matching
 from alloop.training.stages import AsteroidResult, AsteroidSettings, MapFn, ModelFactory, StartModel, WarmStart

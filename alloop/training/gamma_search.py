@@ -13,9 +13,9 @@ from functools import partial
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.training.bias_weights import bias_weights, gamma_candidates
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 from alloop.training.stages import AsteroidSettings, MapFn, StartModel
 from alloop.training.trainer import Logger, train
 

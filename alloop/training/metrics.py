@@ -1,23 +1,18 @@
-"""Error metrics of a Potential on a labelled dataset (predictions: :mod:`alloop.potentials.inference`).
+"""Training's own measures on labelled data: the weighted Eq. 1 validation loss (:func:`validation_metrics`), the
+per-frame losses behind it (:func:`per_frame_errors`), and a model's predictions as labels (:func:`pseudo_labelled`).
 
-Units: energies in eV, forces in eV/Angstrom. ``force_rmse`` is the real root
-mean square over all force components (sqrt(mean(dF^2))), not a mean of
-per-atom L2 norms (the ASTEROID code's "RMSE"). Energy errors are absolute
-(the model's references must be those of the data's fidelity); the per-atom
-energy MAE divides each frame's error by its number of atoms. :func:`molecule_metrics` and
-:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.molecules`) and by conformer basin.
+Units: energies in eV, forces in eV/Angstrom. A model's errors on labelled frames (MAE, RMSE, per molecule, per
+basin) are :mod:`alloop.evaluation.metrics`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.molecules import frame_molecules
 from alloop.potentials.base import Potential
 from alloop.potentials.inference import predict
 from alloop.training.data import FrameDataset
@@ -54,23 +49,6 @@ def _huber(x: np.ndarray) -> np.ndarray:
     return np.where(a < HUBER_DELTA, 0.5 * a * a, HUBER_DELTA * (a - 0.5 * HUBER_DELTA))
 
 
-def error_metrics(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, Any]:
-    """Energy and force MAE/RMSE (eV, eV/A), per-atom energy MAE, counts."""
-    if not dataset.labelled:
-        raise AlloopError("error metrics need a labelled dataset")
-    de = energy_pred - dataset.energy
-    df = forces_pred - dataset.forces
-    return {
-        "n_frames": len(dataset),
-        "n_atoms": int(dataset.numbers.size),
-        "energy_mae_eV": float(np.mean(np.abs(de))),
-        "energy_rmse_eV": float(np.sqrt(np.mean(de**2))),
-        "energy_mae_per_atom_eV": float(np.mean(np.abs(de) / dataset.sizes)),
-        "force_mae_eV_per_A": float(np.mean(np.abs(df))),
-        "force_rmse_eV_per_A": float(np.sqrt(np.mean(df**2))),
-    }
-
-
 def validation_metrics(
     model: Potential, dataset: FrameDataset, energy_weight: float, kind: str, batch_size: int = 32
 ) -> dict[str, float]:
@@ -91,54 +69,3 @@ def validation_metrics(
         "force_mae": float(np.sum(w * n3 * mae_f) / np.sum(w * n3)),
         "energy_mae": float(np.sum(w * mae_e * dataset.sizes) / w.sum()),
     }
-
-
-def evaluate_model(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, Any]:
-    """:func:`error_metrics` of ``model`` on ``dataset``."""
-    energy_pred, forces_pred = predict(model, dataset, batch_size)
-    return error_metrics(dataset, energy_pred, forces_pred)
-
-
-def basin_metrics(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, dict[str, Any]]:
-    """:func:`error_metrics` per conformer basin (:mod:`alloop.conformers`) of a set of one molecule with rotors.
-
-    Empty when the frames are of several compositions, periodic, or have no non-symmetric rotor.
-    """
-    from alloop.conformers import basin_name, find_rotors, frame_basins
-
-    structures = dataset.to_atoms()
-    if len({tuple(a.numbers) for a in structures}) != 1 or structures[0].pbc.any():
-        return {}
-    rotors = [r for r in find_rotors(structures[0]) if not r.symmetric]
-    if not rotors:
-        return {}
-    energy_pred, forces_pred = predict(model, dataset, batch_size)
-    codes = frame_basins(np.array([a.positions for a in structures]), rotors)
-    n = len(structures[0])
-    out = {}
-    for code in np.unique(codes):
-        frames = np.flatnonzero(codes == code)
-        atoms = (frames[:, None] * n + np.arange(n)[None, :]).ravel()
-        metrics = error_metrics(dataset.subset(frames), energy_pred[frames], forces_pred[atoms])
-        out[basin_name(int(code), len(rotors))] = {**metrics, "share": float(frames.size / len(structures))}
-    return out
-
-
-def molecule_metrics(dataset: FrameDataset, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, dict[str, Any]]:
-    """:func:`error_metrics` per molecule (formula, :func:`alloop.molecules.frame_molecules`) of a labelled set and
-    its predictions, with each molecule's ``share`` of the frames; molecules in the order of first appearance."""
-    molecules = frame_molecules(dataset.numbers, dataset.offsets)
-    atom_of_frame = np.repeat(molecules, dataset.sizes)
-    out = {}
-    for name in dict.fromkeys(molecules.tolist()):
-        frames = np.flatnonzero(molecules == name)
-        metrics = error_metrics(dataset.subset(frames), energy_pred[frames], forces_pred[atom_of_frame == name])
-        out[str(name)] = {**metrics, "share": float(frames.size / len(dataset))}
-    return out
-
-
-def per_molecule_metrics(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> dict[str, dict[str, Any]]:
-    """:func:`molecule_metrics` of ``model`` on ``dataset``; empty for frames of one molecule (nothing to split)."""
-    if len(set(frame_molecules(dataset.numbers, dataset.offsets).tolist())) < 2:
-        return {}
-    return molecule_metrics(dataset, *predict(model, dataset, batch_size))

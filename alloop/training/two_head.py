@@ -29,13 +29,13 @@ from dataclasses import replace
 import torch
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.base import Potential, model_dtype
 from alloop.potentials.copying import exact_deepcopy
 from alloop.potentials.two_head import TwoHeadPotential
 from alloop.training.data import FrameDataset, LabelledBatch
 from alloop.training.loss import eq1_loss
 from alloop.training.methods import TWO_HEAD, check_labels
-from alloop.training.metrics import evaluate_model
 from alloop.training.references import apply_references, refit_references
 from alloop.training.stages import AsteroidResult, AsteroidSettings, ModelFactory
 from alloop.training.trainer import Logger, TrainResult, TrainSettings, fit_output_scale, parameter_fingerprint, train

@@ -111,7 +111,7 @@ def _labelled_sets(cfg: Any, data_dir: Path) -> tuple[dict[str, Path], list, lis
 def _random_pool_rows(pool: list, budget: float, seeds: list[int], fit: Any, exp_hash: str,
                       test_set: Any) -> tuple[list[list[str]], list[float]]:
     """Rows (c): standard training on the random pool frames ``budget`` CPU s buy, one per seed; their force MAEs."""
-    from alloop.training import evaluate_model
+    from alloop.evaluation.metrics import evaluate_model
 
     costs = np.array([float(a.info["cpu_seconds"]) for a in pool])
     rows, pool_errors = [], []
@@ -152,9 +152,9 @@ def _notes(cfg: Any, sp: Any, n_test: int, pool: list, data_dir: Path) -> None:
 
 def accuracy_report(cfg: Any, store: Any, data_dir: Path, seeds: list[int], threads: int) -> int:
     """Print the accuracy-vs-cost table; returns 0, or 2 when the data files are missing or do not match."""
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.store.ledger import spend
-    from alloop.training import evaluate_model
 
     exp = cfg.expensive_fidelity
     sets = _labelled_sets(cfg, data_dir)

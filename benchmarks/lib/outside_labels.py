@@ -27,8 +27,8 @@ def outside_force_mae(model) -> float | None:
     import ase.io
     import numpy as np
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import evaluate_model
 
     labelled = ase.io.read(OUT, index=":")
     current = forgetting_frames()

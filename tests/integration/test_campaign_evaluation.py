@@ -12,10 +12,10 @@ from ase.build import molecule
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
+from alloop.evaluation import records
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.potentials.checkpoint import model_from_bytes, save_checkpoint
-from alloop.store import evaluation_records as records
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path

@@ -57,10 +57,10 @@ def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp
     """``model.baseline: gfn2-xtb``: every stored model is a Delta model whose recorded validation error is its
     error on the true labels of its validation frames (so the learned part was fitted to label - xTB), and MD ran
     with it. The bootstrap samples are frames of MD on the baseline's surface."""
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.baseline import DeltaPotential
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import evaluate_model
 
     yaml = write_tiny(tmp_path, cycles=2, bootstrap="{method: md, n_samples: 6, n_expensive: 4, equilibration_fs: 20, "
                                                      "spacing_fs: 10}")

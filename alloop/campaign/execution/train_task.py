@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from alloop.campaign.execution.final_refit import as_refit, final_fit, request_trainer, restored, warm_start
-from alloop.campaign.execution.scoring import coverage_scores, evaluation_scores, predicted_error_scores, score_model
 from alloop.campaign.execution.train_request import TRAIN_TOPIC, TrainRequest, TrainTaskResult
 from alloop.campaign.execution.worker import TaskLog, cluster_slots, pin_threads, worker_map
-from alloop.evaluation_frames import EvaluationFrames
+from alloop.evaluation.frames import EvaluationFrames
+from alloop.evaluation.metrics import evaluate_model
+from alloop.evaluation.scoring import coverage_scores, evaluation_scores, predicted_error_scores, score_model
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -29,7 +30,6 @@ from alloop.training.data import FrameDataset
 from alloop.training.error_fit import HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
 from alloop.training.methods import STANDARD, check_labels
-from alloop.training.metrics import evaluate_model
 from alloop.training.stages import AsteroidResult, WarmStart, model_factory
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
 from alloop.uncertainty.error_model import ErrorModel

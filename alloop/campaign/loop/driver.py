@@ -38,6 +38,7 @@ from alloop.campaign.phases.budget import Quota, cycle_quota, expensive_quota
 from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.cycle_record import record_cycle
 from alloop.campaign.phases.deadline import Deadline, clock
+from alloop.campaign.phases.evaluation_set import make_evaluation_set
 from alloop.campaign.phases.explore import explore
 from alloop.campaign.phases.label import label
 from alloop.campaign.phases.retrain import nothing_new as nothing_new_to_train
@@ -88,6 +89,8 @@ class Campaign:
         self.original = originals.prepare(self.store, self.cfg, self.structures, self.log)
         if self.deadline.at_s is not None:
             self.log(f"deadline: no new work after {self.deadline.local_time()} ({self.deadline.source})")
+        if not make_evaluation_set(self.ctx, self.pool, self._mark, self._late):
+            return self._stop(ledger.BOOTSTRAP)
         if not ledger.phase_done(self.store, ledger.BOOTSTRAP, ledger.TRAINED) and not self._bootstrap():
             return self._stop(ledger.BOOTSTRAP)
         if self.settings.asynchronous:

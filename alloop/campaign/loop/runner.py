@@ -19,10 +19,10 @@ from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.campaign.loop.driver import Campaign
 from alloop.campaign.loop.exits import LOG_NAME, append_log, logged_exit
 from alloop.campaign.loop.progress import Progress
-from alloop.campaign.phases.evaluation import prepare as prepare_evaluation
 from alloop.config import CampaignConfig
 from alloop.config.loading import apply_stop_overrides
 from alloop.errors import AlloopError, StoreError
+from alloop.evaluation.campaign import prepare as prepare_evaluation
 from alloop.labeling.provenance import combine, current_provenance, describe, mix_error
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import finished_reason, spend

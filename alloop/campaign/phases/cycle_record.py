@@ -9,7 +9,7 @@ import numpy as np
 
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import PhaseContext
-from alloop.campaign.phases.evaluation import cycle_columns
+from alloop.evaluation.campaign import cycle_columns
 from alloop.store import ledger, tables
 from alloop.store.schema import FrameFlag
 

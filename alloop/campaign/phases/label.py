@@ -28,7 +28,7 @@ def unlabelled_selection(ctx: PhaseContext, cycle: int, roles: tuple[str, ...]) 
     todo: dict[str, np.ndarray] = {}
     for role in roles:
         chosen = ledger.selected(ctx.store, role, cycle)
-        todo[role] = np.setdiff1d(chosen, ledger.labelled_ids(ctx.store, ctx.fidelities[role]))
+        todo[role] = np.setdiff1d(chosen, ledger.labelled_ids(ctx.store, ctx.fidelities[role], held_out=True))
     return todo
 
 

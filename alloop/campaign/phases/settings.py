@@ -19,6 +19,7 @@ from typing import Any, Literal
 from alloop.campaign.execution.md_task import GuardSettings
 from alloop.campaign.phases.surface_md import SurfaceMD
 from alloop.config import BootstrapConfig, CampaignConfig, TrainingConfig
+from alloop.evaluation.auto import AutoSet
 from alloop.fidelity import Fidelity, load_fidelity
 from alloop.md.segment import MDSettings
 from alloop.md.uncertainty_bias import BiasSettings
@@ -159,6 +160,7 @@ class CampaignSettings:
     stop: StopRules
     training: TrainingPlan
     bootstrap_md: BootstrapMD | None = None  # schedule.bootstrap.method: md
+    evaluation_auto: AutoSet | None = None  # evaluation.auto: the test set the campaign makes
     uncertainty_target: float | None = None  # uncertainty.max_force_error_eV_per_A: flag by the predicted error
 
     @property
@@ -240,6 +242,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
                        stop_when_nothing_new=s.stop_when_nothing_new, deadline=s.deadline, max_hours=s.max_hours),
         training=training_plan(cfg),
         bootstrap_md=bootstrap_md(cfg),
+        evaluation_auto=evaluation_auto(cfg),
         uncertainty_target=cfg.uncertainty.max_force_error_eV_per_A,
     )
 
@@ -258,3 +261,15 @@ def bootstrap_md(cfg: CampaignConfig) -> BootstrapMD | None:
     return BootstrapMD(surface, SurfaceMD(temperature_K=b.temperature_K, timestep_fs=md.timestep_fs,
                                           friction_per_fs=md.friction_per_fs, equilibration_fs=b.equilibration_fs,
                                           spacing_fs=b.spacing_fs))
+
+
+def evaluation_auto(cfg: CampaignConfig) -> AutoSet | None:
+    """How ``evaluation.auto``'s set is made (None without it): its surface, ``md``'s temperature and integrator."""
+    ev, surface = cfg.evaluation, cfg.evaluation_surface()
+    if ev is None or ev.auto is None or surface is None:
+        return None
+    assert ev.equilibration_fs is not None and ev.spacing_fs is not None  # EvaluationConfig's defaults with auto
+    md = cfg.md
+    return AutoSet(n_frames=ev.auto, surface=surface, temperature_K=md.temperature_K, timestep_fs=md.timestep_fs,
+                   friction_per_fs=md.friction_per_fs, equilibration_fs=ev.equilibration_fs, spacing_fs=ev.spacing_fs,
+                   seed=cfg.seed)

@@ -32,14 +32,15 @@ import numpy as np
 from alloop.campaign.execution.taskrun import BackgroundTask
 from alloop.campaign.execution.train_request import TRAIN_TOPIC, LabelledArrays, TrainRequest, TrainTaskResult
 from alloop.campaign.execution.train_task import train_task
-from alloop.campaign.phases import evaluation
 from alloop.campaign.phases import original as originals
 from alloop.campaign.phases.context import UNCERTAINTY_BLOB, PhaseContext, model_version
 from alloop.campaign.phases.cycle_record import record_cycle
 from alloop.campaign.phases.stop_rules import N_LABELS_KEY, ok_label_counts
 from alloop.errors import AlloopError
+from alloop.evaluation import campaign as evaluation
+from alloop.evaluation.records import BLOB as EVALUATION_BLOB
 from alloop.fidelity import Fidelity
-from alloop.store import evaluation_records, ledger, tables
+from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.sample import recent_sample
 from alloop.training.methods import check_labels
@@ -70,7 +71,7 @@ def labelled_arrays(store: CampaignStore, fidelity: Fidelity, sample: WarmSample
     if fidelity.hash() not in store.fidelities():
         return LabelledArrays(np.zeros(0, np.int64), [], [], fidelity=fidelity.hash())
     table = store.labels(fidelity.hash())
-    rows = np.flatnonzero(table.ok)
+    rows = np.flatnonzero(table.ok & ~np.isin(table.frame_id, ledger.held_out_ids(store)))  # never the test set
     rows = rows[np.argsort(table.frame_id[rows], kind="stable")]
     if sample is not None:
         rows = rows[sample.rows(store, table.frame_id[rows])]
@@ -146,7 +147,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         threads=plan.threads, metadata={"cycle": cycle, **({"final_retrain": True} if final else {})},
         baseline=plan.baseline,
         replay=_replay_pool(original, ctx.settings.seed) if plan.replay else None,
-        evaluation=ctx.store.get_blob(evaluation_records.BLOB),
+        evaluation=ctx.store.get_blob(EVALUATION_BLOB),
         incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],
         committee=committee, committee_warm=committee_blobs(ctx.store, committee - 1) if warm else [],
         refit=final and plan.final_refit,

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from ase.build import molecule
 
-from alloop.campaign.execution.scoring import score_model
 from alloop.campaign.execution.train_request import LabelledArrays, TrainRequest
 from alloop.campaign.execution.train_task import train_task
-from alloop.evaluation_frames import EvaluationFrames
+from alloop.evaluation.frames import EvaluationFrames
+from alloop.evaluation.scoring import score_model
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential

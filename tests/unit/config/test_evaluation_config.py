@@ -12,7 +12,7 @@ from ase.io import write
 
 from alloop.config import CampaignConfig, load_campaign
 from alloop.errors import ConfigError
-from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.evaluation.frames import EvaluationFrames, file_sha256, read_evaluation_frames
 from alloop.io import attach_label, write_extxyz
 
 
@@ -120,3 +120,28 @@ def test_quickstart_names_the_b3lyp_test_frames():
     frames = read_evaluation_frames(cfg.evaluation.structures)
     assert frames.n_frames == 150 and frames.elements == [1, 6, 8]
     assert frames.header["recorded_fidelity_hashes"] == [cfg.expensive_fidelity.hash()]
+
+
+def test_auto_resolves_its_defaults_and_surface(tmp_path):
+    """``evaluation: {auto: N}`` takes the MD defaults and the surface chain; a file and auto together, a level that
+    is not GFN-xTB, or MD keys with a file are one-line errors."""
+    from alloop.config import CampaignConfig
+    from alloop.config.evaluation import AUTO_EQUILIBRATION_FS, AUTO_SPACING_FS
+    from alloop.errors import ConfigError
+
+    base = {"name": "a", "system": {"structures": "H2O"}, "fidelities": {"cheap": "hf-sto3g", "expensive": "hf-sto3g"},
+            "model": {"preset": "small", "baseline": None}}
+    cfg = CampaignConfig.from_dict({**base, "evaluation": {"auto": 30}}, base_dir=tmp_path)
+    assert (cfg.evaluation.auto, cfg.evaluation.structures) == (30, None)
+    assert (cfg.evaluation.equilibration_fs, cfg.evaluation.spacing_fs) == (AUTO_EQUILIBRATION_FS, AUTO_SPACING_FS)
+    assert cfg.evaluation_surface().name == "gfn2-xtb"  # no GFN-xTB cheap level, no baseline
+    xtb = {**base, "fidelities": {"cheap": "gfn1-xtb", "expensive": "hf-sto3g"}, "evaluation": {"auto": 5}}
+    assert CampaignConfig.from_dict(xtb, base_dir=tmp_path).evaluation_surface().name == "gfn1-xtb"
+    assert CampaignConfig.from_dict(CampaignConfig.from_dict(xtb, base_dir=tmp_path).to_dict(),
+                                    check_files=False).evaluation.auto == 5  # the stored config reads back
+    for section, message in (({"auto": 5, "structures": "x.extxyz"}, "either structures"),
+                             ({"auto": 5, "level": "hf-sto3g"}, "evaluation.level: the automatic set's MD"),
+                             ({"auto": 0}, "evaluation.auto"),
+                             ({"auto": 5, "spacing_fs": 0}, "evaluation.spacing_fs")):
+        with pytest.raises(ConfigError, match=message):
+            CampaignConfig.from_dict({**base, "evaluation": section}, base_dir=tmp_path, check_files=False)

@@ -9,6 +9,7 @@ import torch
 from ase.build import molecule
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.base import AtomsBatch
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
@@ -16,7 +17,6 @@ from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model, model_preset
 from alloop.testing.potentials import check_potential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Two small real stores are written the way the campaign driver writes them (frames, labels at both
 fidelities, model checkpoints with their validation metrics, ``cycles`` rows, ``progress`` phases):
-a periodic run with an evaluation set, scored by :mod:`alloop.campaign.phases.evaluation`, and a naive run
+a periodic run with an evaluation set, scored by :mod:`alloop.evaluation.campaign`, and a naive run
 without one (its curve falls back to the validation errors).
 """
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.phases import evaluation
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.config.campaign import ROLES
+from alloop.evaluation import campaign as evaluation
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.potentials.checkpoint import checkpoint_to_bytes

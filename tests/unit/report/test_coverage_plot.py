@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.phases import evaluation
 from alloop.conformers import conformer_starts
+from alloop.evaluation import campaign as evaluation
 from alloop.fidelity import load_fidelity
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.report import write_report

@@ -1,4 +1,4 @@
-"""Per-molecule tables of a store (alloop.store.molecule_table): status, report and a store of one molecule."""
+"""Per-molecule tables of a store (alloop.evaluation.molecule_table): status, report and a store of one molecule."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from ase.build import molecule
 from store_helpers import make_label
 
 from alloop.cli import main
+from alloop.evaluation.molecule_table import format_molecules, molecule_status
 from alloop.report.summary import summary_markdown
 from alloop.store import CampaignStore, store_path, tables
-from alloop.store.molecule_table import format_molecules, molecule_status
 from alloop.store.schema import FrameFlag
 
 CONFIG = {"name": "m", "fidelities": {"cheap": "hf-sto3g", "expensive": "mp2-dz"}}

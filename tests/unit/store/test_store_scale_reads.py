@@ -9,9 +9,10 @@ import pytest
 from ase import Atoms
 from store_helpers import make_frame, make_label
 
+from alloop.evaluation import predicted_errors
 from alloop.labeling.result import STATUS_CODES
 from alloop.molecules import frame_molecules, molecule_name
-from alloop.store import CampaignStore, columns, predicted_errors, tables
+from alloop.store import CampaignStore, columns, tables
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 from alloop.store.summary import summarize
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 from training_synthetic import label_frames, perturbed, truth_potential
 
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
 from alloop.potentials.pair import PairPotential
 from alloop.potentials.registry import build_model
 from alloop.training.asteroid import train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.loss import HUBER_DELTA, per_frame_losses
-from alloop.training.metrics import evaluate_model, per_frame_errors
+from alloop.training.metrics import per_frame_errors
 from alloop.training.optim import WeightAverage, learning_rate
 from alloop.training.stages import AsteroidSettings, WarmStart
 from alloop.training.trainer import TrainSettings, fit_output_scale, force_rms, parameter_fingerprint, train

@@ -100,8 +100,8 @@ def test_refining_an_in_distribution_batch_costs_the_expensive_head_at_most_10_p
     """
     import ase.io
 
+    from alloop.evaluation.metrics import evaluate_model
     from alloop.potentials.checkpoint import load_checkpoint
-    from alloop.training.metrics import evaluate_model
 
     data = Path(__file__).resolve().parents[3] / "tests" / "data"
     model, _ = load_checkpoint(Path(__file__).with_name("data") / "ethanol_two_head.safetensors")

@@ -4,10 +4,11 @@ import torch
 from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model, validation_metrics
+from alloop.training.metrics import validation_metrics
 from alloop.training.references import apply_references, model_references, refit_references
 from alloop.training.restarts import MAX_FRESH_RESTARTS, RESTART_LR_FACTOR, STALL_MIN_STEPS, stalled, train_fresh
 from alloop.training.trainer import TrainSettings, parameter_fingerprint, train

@@ -10,10 +10,10 @@ import torch
 from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
+from alloop.evaluation.metrics import evaluate_model
 from alloop.potentials.egnn import EGNN
 from alloop.potentials.two_head import TwoHeadPotential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 from alloop.training.stages import AsteroidSettings
 from alloop.training.trainer import TrainSettings
 from alloop.training.two_head import train_two_head

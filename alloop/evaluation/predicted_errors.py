@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from alloop.evaluation.records import model_scores
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.evaluation_records import model_scores
 
 
 def status(store: CampaignStore) -> list[dict[str, Any]]:

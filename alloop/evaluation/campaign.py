@@ -6,7 +6,7 @@
   matches the stored copy; and it scores every committed model without a score yet (a
   campaign stopped between a model's commit and its score).
 - :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row: the
-  scores the training task computed on its worker (:func:`~alloop.campaign.execution.scoring.score_model`, so
+  scores the training task computed on its worker (:func:`~alloop.evaluation.scoring.score_model`, so
   the driver loads no model), else the row's model scored here (NaN without an evaluation set or a model).
 - A score is the force MAE and RMSE over components (eV/A), the energy MAE (eV) and the
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
@@ -15,10 +15,10 @@
 - Per molecule: for a set of several molecules (formulas, :mod:`alloop.molecules`) the same scores per
   molecule, one ``eval_molecules`` row per model and molecule (:func:`record_molecules`).
 - Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
-  model fitted with the new model (:func:`~alloop.campaign.execution.scoring.coverage_scores`: the share
+  model fitted with the new model (:func:`~alloop.evaluation.scoring.coverage_scores`: the share
   within the limit, the median), recorded per model in the ``eval_coverage`` table
   (:func:`record_coverage`); a model scored on resume has none (its uncertainty model is not kept).
-- The readers (what status and reports show) are in :mod:`alloop.store.evaluation_records`.
+- The readers (what status and reports show) are in :mod:`alloop.evaluation.records`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alloop.campaign.execution.scoring import evaluation_scores
 from alloop.errors import AlloopError
-from alloop.evaluation_frames import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.evaluation.frames import EvaluationFrames, file_sha256, read_evaluation_frames
+from alloop.evaluation.records import BLOB, COLUMNS, model_scores, stored_set
+from alloop.evaluation.scoring import evaluation_scores
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
-from alloop.store.evaluation_records import BLOB, COLUMNS, model_scores, stored_set
 
 if TYPE_CHECKING:
     from alloop.config import CampaignConfig
@@ -45,11 +45,16 @@ Log = Callable[[str], None]
 
 
 def prepare(store: CampaignStore, cfg: CampaignConfig, log: Log = print) -> EvaluationFrames | None:
-    """Copy the configured set into the store (first start) or check it (resume); score unscored models."""
+    """Copy the configured set into the store (first start) or check it (resume); score unscored models. A set the
+    campaign makes (``evaluation.auto``) is made by its loop: here only its unscored models are scored."""
     ev = cfg.evaluation
     if ev is None:
         return None
     frames = stored_set(store)
+    if ev.structures is None:  # evaluation.auto: the campaign makes the set (alloop.campaign.phases.evaluation_set)
+        if frames is not None:
+            _score_unscored(store, frames, log)
+        return frames
     path = Path(ev.structures)
     if frames is None:
         if not path.is_file():

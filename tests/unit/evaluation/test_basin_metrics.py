@@ -1,4 +1,4 @@
-"""Errors per conformer basin (alloop.training.metrics.basin_metrics)."""
+"""Errors per conformer basin (alloop.evaluation.metrics.basin_metrics)."""
 
 import numpy as np
 import pytest
@@ -6,11 +6,11 @@ import torch
 from ase.build import molecule
 
 from alloop.conformers import conformer_starts
+from alloop.evaluation.metrics import basin_metrics, evaluate_model
 from alloop.io import attach_label
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import basin_metrics, evaluate_model
 
 
 def test_errors_are_split_by_basin_and_add_up():

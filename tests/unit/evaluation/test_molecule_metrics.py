@@ -1,15 +1,15 @@
-"""Errors per molecule (alloop.training.metrics.molecule_metrics): formulas apart, adding up to the whole."""
+"""Errors per molecule (alloop.evaluation.metrics.molecule_metrics): formulas apart, adding up to the whole."""
 
 import numpy as np
 import pytest
 import torch
 from ase.build import molecule
 
+from alloop.evaluation.metrics import evaluate_model, per_molecule_metrics
 from alloop.io import attach_label
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model, per_molecule_metrics
 
 
 def test_errors_are_split_by_molecule_and_add_up():

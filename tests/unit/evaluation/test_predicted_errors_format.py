@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from alloop.store.predicted_errors import format_status
+from alloop.evaluation.predicted_errors import format_status
 
 
 def _row(**kw):

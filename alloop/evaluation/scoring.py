@@ -1,6 +1,6 @@
 """The scores a task computes on a worker on the campaign's evaluation set (so the driver loads no model): a
 checkpoint's errors (:func:`score_model`; per molecule too, :func:`evaluation_scores`) and how much of the set
-a model's uncertainty model covers (:func:`coverage_scores`). :mod:`alloop.campaign.phases.evaluation` records them.
+a model's uncertainty model covers (:func:`coverage_scores`). :mod:`alloop.evaluation.campaign` records them.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from alloop.errors import AlloopError
-from alloop.evaluation_frames import EvaluationFrames
-from alloop.store.evaluation_records import COLUMNS
+from alloop.evaluation.frames import EvaluationFrames
+from alloop.evaluation.records import COLUMNS
 
 #: frames per model call when scoring
 BATCH_SIZE = 32
@@ -27,10 +27,10 @@ def evaluation_scores(model_blob: bytes, frames: EvaluationFrames
     """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied) and, for a
     set of several molecules (formulas, :mod:`alloop.molecules`), the same per molecule with its ``n_frames``
     (None for a set of one molecule), from one prediction."""
+    from alloop.evaluation.metrics import error_metrics, molecule_metrics
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.potentials.inference import predict
     from alloop.training.data import FrameDataset
-    from alloop.training.metrics import error_metrics, molecule_metrics
     from alloop.training.references import apply_references
 
     model, metadata = model_from_bytes(model_blob)

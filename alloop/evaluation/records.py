@@ -1,7 +1,7 @@
 """Reading a campaign's evaluation records: the stored evaluation set, each model's scores (per molecule too) and
 coverage.
 
-The writers (copying the set in, scoring models) are :mod:`alloop.campaign.phases.evaluation`; these readers serve
+The writers (copying the set in, scoring models) are :mod:`alloop.evaluation.campaign`; these readers serve
 ``alloop status``, ``alloop report`` and the loop alike. :func:`cycles_table` reads the ``eval_*`` columns of a
 store written before they existed as NaN (filled from the ``evaluation`` table where it has the model).
 """
@@ -12,13 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from alloop.evaluation_frames import EvaluationFrames
+from alloop.evaluation.frames import EvaluationFrames
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
+from alloop.store.ledger import held_out_ids
 
 BLOB = "evaluation_set"
+#: the header keys of an automatic set (alloop.evaluation.auto) that status shows
+AUTO_KEYS = ("sampler", "surface", "temperature_K", "n_runs", "equilibration_fs", "spacing_fs", "n_failed",
+             "populations")
 TABLE = tables.EVALUATION.name
-#: cycles/evaluation column -> key of alloop.training.metrics.error_metrics
+#: cycles/evaluation column -> key of alloop.evaluation.metrics.error_metrics
 COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
                                          "energy_mae_per_atom_eV"), strict=True))
 
@@ -85,9 +89,35 @@ def status(store: CampaignStore) -> dict[str, Any] | None:
     models = [{"model_version": v, **s, **coverage.get(v, {"covered_fraction": None, "median_q": None}),
                "molecules": molecules.get(v, {})}
               for v, s in sorted(model_scores(store).items())]
+    made = {k: h.get(k) for k in AUTO_KEYS} | {"labels": held_out_cost(store)} if h.get("source") == "auto" else None
     return {"structures": h.get("source"), "sha256": h.get("sha256"), "energy_key": h.get("energy_key"),
             "forces_key": h.get("forces_key"), "n_frames": frames.n_frames, "n_atoms": int(frames.numbers.size),
-            "models": models}
+            "auto": made, "models": models}
+
+
+def held_out_cost(store: CampaignStore) -> dict[str, dict[str, float]]:
+    """Fidelity name -> labels and CPU seconds of the automatic set's frames (counted apart from the campaign's)."""
+    ids, out = held_out_ids(store), {}
+    for fidelity_hash, info in store.fidelities().items():
+        table = store.label_columns(fidelity_hash, ["frame_id", "cpu_seconds"])
+        rows = np.isin(table["frame_id"], ids)
+        if rows.any():
+            out[str(info["name"])] = {"labels": int(rows.sum()), "cpu_seconds": float(np.nansum(table["cpu_seconds"][rows]))}
+    return out
+
+
+def _auto_lines(made: dict[str, Any], n_frames: int) -> list[str]:
+    """What an automatic set represents: sampler, temperature, runs, frames, populations, and its label cost."""
+    lines = [f"  made by alloop: {made['sampler']} at {made['temperature_K']:g} K, {made['n_runs']} independent run(s) "
+             f"from the starting structures (own seeds), {made['equilibration_fs']:g} fs equilibration, a frame every "
+             f"{made['spacing_fs']:g} fs; {n_frames} frames ({made['n_failed']} failed labels left out)"]
+    cost = ", ".join(f"{c['labels']} {name} labels, {c['cpu_seconds']:.0f} CPU s" for name, c in made["labels"].items())
+    lines.append(f"  its labels (not in the campaign's budget): {cost or 'none yet'}")
+    pops = made.get("populations") or {}
+    for label, shares in pops.get("shares", {}).items():
+        name = pops["rotors"].get(label, label)
+        lines.append(f"  rotor {name}: " + ", ".join(f"{basin} {100 * share:.0f} %" for basin, share in shares.items()))
+    return lines
 
 
 def format_status(part: dict[str, Any] | None) -> list[str]:
@@ -96,6 +126,8 @@ def format_status(part: dict[str, Any] | None) -> list[str]:
         return []
     lines = [f"evaluation   {part['n_frames']} frames ({part['n_atoms']} atoms) of {part['structures']}"
              f" (SHA-256 {str(part['sha256'])[:12]})"]
+    if part.get("auto"):
+        lines += _auto_lines(part["auto"], part["n_frames"])
     if not part["models"]:
         return lines + ["  no model scored yet"]
     lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"

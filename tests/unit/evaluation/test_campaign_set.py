@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.campaign.phases import evaluation
 from alloop.cli import main
 from alloop.config import load_campaign
 from alloop.errors import AlloopError
+from alloop.evaluation import campaign as evaluation
+from alloop.evaluation import records
+from alloop.evaluation.metrics import evaluate_model
 from alloop.io import attach_label, read_labelled, write_extxyz
 from alloop.potentials.checkpoint import checkpoint_to_bytes
 from alloop.potentials.registry import build_model
 from alloop.report import write_report
-from alloop.store import evaluation_records as records
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.training.data import FrameDataset
-from alloop.training.metrics import evaluate_model
 from alloop.training.references import apply_references
 
 CAMPAIGN = """
@@ -161,8 +161,8 @@ def test_a_set_of_several_molecules_is_scored_per_molecule(setup):
         evaluation.prepare(store, cfg, print)  # scores the unscored model: per molecule too
         split = records.molecule_scores(store)[0]
         whole = records.model_scores(store)[0]
+    from alloop.evaluation.metrics import per_molecule_metrics
     from alloop.potentials.checkpoint import model_from_bytes
-    from alloop.training.metrics import per_molecule_metrics
 
     model, _ = model_from_bytes(blob)
     apply_references(model, REFERENCES)

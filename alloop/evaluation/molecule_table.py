@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from alloop.evaluation.records import molecule_scores
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.molecules import frame_molecules
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import ROLE_ORDER, fidelity_roles
-from alloop.store.evaluation_records import molecule_scores
 from alloop.store.schema import ORIGIN_CODES, FrameFlag
 
 
