@@ -72,7 +72,7 @@ def cheap_level_distance() -> tuple[float, float]:
 
 def make_up(train: list, test: list) -> str:
     """The CCSD(T) sets' frames per source trajectory and per H-O-C-C basin, as a markdown table."""
-    from alloop.conformers import BASINS, find_rotors, frame_basins
+    from alloop.system.conformers import BASINS, find_rotors, frame_basins
 
     rotors = [r for r in find_rotors(train[0]) if not r.symmetric]
     lines = ["| CCSD(T) set | frames | per trajectory | " + " | ".join(BASINS) + " |",

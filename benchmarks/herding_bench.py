@@ -21,10 +21,10 @@ from ase.io import read
 from lib.common import DATA, ROOT
 from lib.herding_table import BASINS, herding_table
 
-from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.io import write_atomic
 from alloop.potentials.inference import predict_features
 from alloop.potentials.registry import build_model, model_preset
+from alloop.system.conformers import basin_index, dihedrals, find_rotors
 from alloop.uncertainty.herding import kernel_herding, median_bandwidth, squared_mmd, standardise
 from alloop.uncertainty.selection import farthest_point_sampling, frame_descriptors
 

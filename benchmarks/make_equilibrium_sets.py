@@ -3,7 +3,7 @@
 A test set must represent the ensemble users care about, not one short trajectory. For each set
 (``test``: held out for scoring; ``pool``: candidates for random-frame training), ``--trajectories``
 independent Langevin runs (0.5 fs, friction 0.01/fs, centre of mass fixed) start from the molecule's
-torsional conformers (:func:`alloop.conformers.conformer_starts`, in turn) with Maxwell-Boltzmann velocities
+torsional conformers (:func:`alloop.system.conformers.conformer_starts`, in turn) with Maxwell-Boltzmann velocities
 drawn from their own seeds, are equilibrated for ``--equil-ps`` and run ``--ps`` more on the GFN2-xTB surface
 (tblite). Frames are taken evenly over each run's production part (``--frames`` per set in all, far apart
 in time: hundreds of fs for the defaults), then labelled at every ``--fidelity`` by alloop's PySCF labeller.
@@ -76,7 +76,7 @@ def reference_structure(molecule_name: str):
 
 def md_starts(molecule_name: str) -> list:
     """The runs' starts, used in turn: the torsional conformers of a built molecule, the file's structure itself."""
-    from alloop.conformers import conformer_starts
+    from alloop.system.conformers import conformer_starts
 
     ref = reference_structure(molecule_name)
     return [ref] if MOLECULES[molecule_name].endswith(".xyz") else conformer_starts(ref)
@@ -92,7 +92,7 @@ def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: i
     from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
     from tblite.ase import TBLite
 
-    from alloop.conformers import dihedrals, find_rotors
+    from alloop.system.conformers import dihedrals, find_rotors
 
     path = Path(cache) / f"{set_name}_run{k:02d}.pkl"
     if path.exists():
@@ -246,7 +246,7 @@ def collect_set(s: str, runs: dict, args: argparse.Namespace, cache: Path, rotor
                 summary: dict[str, Any]) -> tuple[list[str], list[dict]]:
     """Set ``s``'s frames from its finished runs (each cached as a pickle: its path and the frame); prints its
     conformer populations and records them and the MD's CPU in ``summary``."""
-    from alloop.conformers import basin_populations, basin_shares
+    from alloop.system.conformers import basin_populations, basin_shares
 
     frame_paths: list[str] = []
     frames: list[dict] = []
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.relabel_xtb:
         return relabel_xtb(args.relabel_xtb)
 
-    from alloop.conformers import find_rotors
+    from alloop.system.conformers import find_rotors
 
     out = Path(args.out)
     prefix = f"{args.molecule}_{args.temperature:g}K"

@@ -25,7 +25,7 @@ from alloop.campaign.phases.surface_md import SurfaceMD, surface_md_samples
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, write_extxyz
 from alloop.labeling.factory import labeler_for
-from alloop.molecules import molecule_name
+from alloop.system.molecules import molecule_name
 
 MOLECULES = ("CH4", "H2O", "CH3OH", "C2H6", "C2H4", "H2CO", "HCOOH", "CH3CHO", "CH3CH2OH", "CO2")
 SEED = 8_100_000

@@ -1,7 +1,7 @@
 """Expensive labels of the forgetting set: the rattled outside molecules of an ethanol campaign, at B3LYP/def2-SVP.
 
-The forgetting set (:func:`alloop.outside.forgetting_structures`: 3 rattled
-copies of each small H/C/O molecule of :data:`alloop.outside.DEFAULT_MOLECULES`
+The forgetting set (:func:`alloop.system.outside.forgetting_structures`: 3 rattled
+copies of each small H/C/O molecule of :data:`alloop.system.outside.DEFAULT_MOLECULES`
 whose composition is not ethanol's; fixed random stream, no campaign seed) is
 what the campaigns' ``forget_*`` columns compare against the original
 SevenNet-0. With B3LYP/def2-SVP labels of the same frames, a model's change

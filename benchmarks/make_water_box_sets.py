@@ -47,7 +47,7 @@ from lib.common import DATA, markdown_table
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, write_atomic, write_extxyz
-from alloop.structures import pair_distances
+from alloop.system.structures import pair_distances
 from alloop.testing.cells import water_box
 
 RECORD_FS = 10.0

@@ -25,7 +25,7 @@ from lib.box_md import liquid
 from lib.common import markdown_table
 
 from alloop.io import write_extxyz
-from alloop.structures import pair_distances
+from alloop.system.structures import pair_distances
 from alloop.testing.cells import water_box
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 A model that is right where MD goes must also send MD where the reference goes: a wrong barrier
 traps replicas in their starting basin (issue 26). For each model (a run directory, its newest model,
 or a checkpoint file), ``--replicas`` Langevin replicas (0.5 fs, friction 0.01/fs, at ``--temperature``)
-start on the molecule's rotamers in turn (:func:`alloop.conformers.conformer_starts`) and run ``--ps``
+start on the molecule's rotamers in turn (:func:`alloop.system.conformers.conformer_starts`) and run ``--ps``
 picoseconds in one batched model call per step (:func:`alloop.md.run_segment`, stability guards on:
 a replica stopped by a guard is reported and its frames up to the stop are kept). The dihedrals of
 every recorded frame (every 10 fs) give each replica's and the pooled basin populations, printed next
@@ -70,7 +70,7 @@ def reweighted_populations(molecule: str, temperature_K: float, target: str = "b
     """
     from ase.io import read
 
-    from alloop.conformers import find_rotors, frame_basins
+    from alloop.system.conformers import find_rotors, frame_basins
     from alloop.units import KB_EV_PER_K
 
     t = int(round(temperature_K))
@@ -115,9 +115,9 @@ def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
     import torch
     from ase.build import molecule
 
-    from alloop.conformers import basin_index, conformer_starts, dihedrals, find_rotors
     from alloop.deploy.loading import load_trained
     from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
+    from alloop.system.conformers import basin_index, conformer_starts, dihedrals, find_rotors
 
     torch.set_num_threads(args.threads)
     trained = load_trained(source)

@@ -25,7 +25,7 @@ For each final model the script prints:
   lowest reference energy);
 - forgetting: the final model against the original model the campaign stored (its v0: SevenNet-0, or the
   campaign's ``model.checkpoint`` when it starts from one), on rattled small CHO
-  molecules outside the campaign (``alloop.outside``; the campaign's ``forget_*`` columns): force MAE and
+  molecules outside the campaign (``alloop.system.outside``; the campaign's ``forget_*`` columns): force MAE and
   per-atom energy change after per-element offsets; ``--replay F`` adds both strategies with
   ``training.replay_fraction: F`` (part of each batch pseudo-labelled by the original) as two more columns;
 - the same outside molecules against B3LYP/def2-SVP labels of those frames (``python

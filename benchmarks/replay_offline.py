@@ -7,7 +7,7 @@ recipe (300 steps of batch 4, peak lr 1e-2), and ``--replay-fraction F`` for
 each F of ``--fractions`` (0: no replay). Printed per fraction, mean +- sample std over
 the seeds: force MAE on the held-out 500 K and 1000 K B3LYP frames, forgetting
 (force MAE against the original SevenNet-0 on the fixed set of rattled outside
-molecules, :mod:`alloop.outside`), the force MAE on those molecules against
+molecules, :mod:`alloop.system.outside`), the force MAE on those molecules against
 their B3LYP/def2-SVP labels (``benchmarks/make_outside_labels.py``) and how
 many replay frames the run drew.
 
@@ -40,10 +40,10 @@ def run_one(fraction: float, seed: int, n: int, steps: int, lr: float, runs: Pat
 
     from alloop.cli import main as alloop_main
     from alloop.evaluation.metrics import evaluate_model
-    from alloop.outside import forgetting_structures, outside_molecules
     from alloop.potentials.checkpoint import load_checkpoint
     from alloop.potentials.registry import build_model
     from alloop.presets import load_preset
+    from alloop.system.outside import forgetting_structures, outside_molecules
     from alloop.training.data import FrameDataset
     from alloop.training.forgetting import forgetting_scores
     from alloop.training.metrics import pseudo_labelled

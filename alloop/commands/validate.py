@@ -13,7 +13,7 @@ from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
 from alloop.config.sources import flatten, setting_sources
 from alloop.config.sources import summary as summary_line
 from alloop.evaluation.frames import read_evaluation_frames
-from alloop.structures import summarize
+from alloop.system.structures import summarize
 from alloop.training.methods import STANDARD
 
 ORDER = 10

@@ -28,12 +28,12 @@ from alloop.config.messages import format_validation_error
 from alloop.config.schedule import ScheduleConfig
 from alloop.config.system import FidelitiesConfig, ModelConfig, SystemConfig
 from alloop.config.training import TrainingConfig
-from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError, ConfigError, FidelityError
 from alloop.fidelity import XTB_METHODS, Fidelity, load_fidelity
-from alloop.molecules import Molecules
 from alloop.presets import load_preset
-from alloop.structures import check_structures, load_structures
+from alloop.system.conformers import conformer_starts
+from alloop.system.molecules import Molecules
+from alloop.system.structures import check_structures, load_structures
 
 ROLES = ("cheap", "expensive")
 
@@ -223,7 +223,7 @@ class CampaignConfig(BaseModel):
     def _check_outside(self, compositions: set[tuple[int, ...]]) -> None:
         """Given outside molecules are made of the campaign's elements and are not its own compositions; replay
         needs at least one."""
-        from alloop.outside import outside_molecules
+        from alloop.system.outside import outside_molecules
 
         try:
             found = outside_molecules({z for c in compositions for z in c}, self.training.outside_molecules, compositions)

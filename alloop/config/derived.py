@@ -108,7 +108,7 @@ def _model_mapping(spec: Any) -> dict[str, Any]:
 
 def _structures(data: dict[str, Any], base_dir: Path) -> list[Any] | None:
     """The input structures (without rotamers), or None when they cannot be read (reported by ``system``)."""
-    from alloop.structures import load_structures, resolve_source
+    from alloop.system.structures import load_structures, resolve_source
 
     source = _mapping(data.get("system")).get("structures")
     if not isinstance(source, (str, list)):

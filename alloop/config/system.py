@@ -21,20 +21,20 @@ class SystemConfig(Section):
 
     structures: str | list[str] = Field(
         min_length=1, description="an ASE-readable file (relative to the campaign file) or an ase.build.molecule "
-        "name, or a list of them (several molecules in one campaign, alloop.molecules)"
+        "name, or a list of them (several molecules in one campaign, alloop.system.molecules)"
     )
     charge: int = 0
     spin: int = Field(default=0, ge=0, description="2S, the number of unpaired electrons (PySCF convention)")
     conformers: int = Field(
         default=1, ge=1, le=81,
         description="starting structures per input molecule: the input and its rotamers about rotatable bonds "
-                    "(alloop.conformers: each non-symmetric rotor turned by 0, 120, 240 deg), at most this many; "
+                    "(alloop.system.conformers: each non-symmetric rotor turned by 0, 120, 240 deg), at most this many; "
                     "replicas and bootstrap samples are spread over them (1: the input only)")
 
     @field_validator("structures")
     @classmethod
     def _resolve(cls, value: str | list[str], info: ValidationInfo) -> str | list[str]:
-        from alloop.structures import resolve_source
+        from alloop.system.structures import resolve_source
 
         def resolve(source: str) -> str:
             if not source:

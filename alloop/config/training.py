@@ -143,7 +143,7 @@ class TrainingConfig(Section):
         default=None, min_length=1,
         description="ase.build.molecule names outside the campaign: forgetting is scored on them against the "
         "original (pretrained) model, and replay frames are drawn from them; default: the small CHO molecules of "
-        "alloop.outside made of the campaign's elements, other than its own compositions",
+        "alloop.system.outside made of the campaign's elements, other than its own compositions",
     )
     replay_fraction: float = Field(
         default=0.0, ge=0, lt=1,
@@ -201,7 +201,7 @@ class TrainingConfig(Section):
     @field_validator("outside_molecules")
     @classmethod
     def _molecules(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from alloop.outside import molecule_elements
+        from alloop.system.outside import molecule_elements
 
         if value is None:
             return None

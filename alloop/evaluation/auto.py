@@ -72,8 +72,8 @@ def store_frames(store: CampaignStore, runs: list[list[Atoms]]) -> np.ndarray:
 
 def populations(frames: EvaluationFrames) -> dict[str, Any] | None:
     """The share of the set's frames in each conformer basin of each non-symmetric rotor (trans, gauche+, gauche-;
-    :mod:`alloop.conformers`), or None: a periodic set, several compositions, or no such rotor."""
-    from alloop.conformers import basin_populations, find_rotors
+    :mod:`alloop.system.conformers`), or None: a periodic set, several compositions, or no such rotor."""
+    from alloop.system.conformers import basin_populations, find_rotors
 
     sizes = np.diff(frames.offsets)
     if frames.pbc is not None or frames.n_frames == 0 or np.any(sizes != sizes[0]):

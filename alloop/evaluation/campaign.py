@@ -12,7 +12,7 @@
   per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
   expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
   table holds one row per model version.
-- Per molecule: for a set of several molecules (formulas, :mod:`alloop.molecules`) the same scores per
+- Per molecule: for a set of several molecules (formulas, :mod:`alloop.system.molecules`) the same scores per
   molecule, one ``eval_molecules`` row per model and molecule (:func:`record_molecules`).
 - Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
   model fitted with the new model (:func:`~alloop.evaluation.scoring.coverage_scores`: the share

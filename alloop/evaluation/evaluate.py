@@ -7,8 +7,8 @@ as for ``alloop.calculator``. Errors are against the file's energies (eV) and
 forces (eV/Angstrom): MAE and RMSE (the root mean square over all force
 components), plus the per-atom energy MAE; for frames of one molecule with
 rotatable bonds, the same per conformer basin (trans / gauche+ / gauche- of
-each rotor, :mod:`alloop.conformers`); for frames of several molecules, the
-same per molecule (formula, :mod:`alloop.molecules`; ``per_molecule``).
+each rotor, :mod:`alloop.system.conformers`); for frames of several molecules, the
+same per molecule (formula, :mod:`alloop.system.molecules`; ``per_molecule``).
 Absolute energies are predicted at the data's fidelity when the frames record
 one (``fidelity_hash``, as written by ``alloop label`` and ``alloop export``)
 and the model has references for it, else at the campaign's expensive
@@ -115,8 +115,8 @@ def text_lines(result: dict[str, Any]) -> list[str]:
                   f"{result['force_mae_eV_per_A']:.5f}; Spearman rho with the true per-frame error "
                   f"{rho_text(predicted['error_spearman'])}; {100 * predicted['bound_coverage']:.0f} % of frames below"
                   f" its {100 * predicted['bound_coverage_stated']:.0f} % bound"]
-    lines += _split_lines("molecule", "per molecule (formula, alloop.molecules)", result["per_molecule"])
-    lines += _split_lines("basin", "per conformer basin (dihedrals of the rotatable bonds, alloop.conformers)",
+    lines += _split_lines("molecule", "per molecule (formula, alloop.system.molecules)", result["per_molecule"])
+    lines += _split_lines("basin", "per conformer basin (dihedrals of the rotatable bonds, alloop.system.conformers)",
                           result["basins"])
     return lines
 

@@ -5,7 +5,7 @@ mean square over all force components (sqrt(mean(dF^2))), not a mean of
 per-atom L2 norms (the ASTEROID code's "RMSE"). Energy errors are absolute
 (the model's references must be those of the data's fidelity); the per-atom
 energy MAE divides each frame's error by its number of atoms. :func:`molecule_metrics` and
-:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.molecules`) and by conformer basin.
+:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.system.molecules`) and by conformer basin.
 
 The frames are anything :class:`LabelledFrames` describes (a :class:`alloop.training.data.FrameDataset` is one), so
 this module sits below training, which scores its own models with it.
@@ -19,9 +19,9 @@ import numpy as np
 from ase import Atoms
 
 from alloop.errors import AlloopError
-from alloop.molecules import frame_molecules
 from alloop.potentials.base import Potential
 from alloop.potentials.inference import PackedFrames, predict
+from alloop.system.molecules import frame_molecules
 
 
 class LabelledFrames(PackedFrames, Protocol):
@@ -82,11 +82,11 @@ def evaluate_model(model: Potential, dataset: LabelledFrames, batch_size: int = 
 
 
 def basin_metrics(model: Potential, dataset: LabelledFrames, batch_size: int = 32) -> dict[str, dict[str, Any]]:
-    """:func:`error_metrics` per conformer basin (:mod:`alloop.conformers`) of a set of one molecule with rotors.
+    """:func:`error_metrics` per conformer basin (:mod:`alloop.system.conformers`) of a set of one molecule with rotors.
 
     Empty when the frames are of several compositions, periodic, or have no non-symmetric rotor.
     """
-    from alloop.conformers import basin_name, find_rotors, frame_basins
+    from alloop.system.conformers import basin_name, find_rotors, frame_basins
 
     structures = dataset.to_atoms()
     if len({tuple(a.numbers) for a in structures}) != 1 or structures[0].pbc.any():
@@ -103,7 +103,7 @@ def basin_metrics(model: Potential, dataset: LabelledFrames, batch_size: int = 3
 
 def molecule_metrics(dataset: LabelledFrames, energy_pred: np.ndarray,
                      forces_pred: np.ndarray) -> dict[str, dict[str, Any]]:
-    """:func:`error_metrics` per molecule (formula, :func:`alloop.molecules.frame_molecules`) of a labelled set and
+    """:func:`error_metrics` per molecule (formula, :func:`alloop.system.molecules.frame_molecules`) of a labelled set and
     its predictions, with each molecule's ``share`` of the frames; molecules in the order of first appearance."""
     if not dataset.labelled:
         raise AlloopError("error metrics need a labelled dataset")

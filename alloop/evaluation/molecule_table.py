@@ -1,6 +1,6 @@
 """Per molecule of a campaign of several: its frames, labels per fidelity, flagged share and evaluation errors.
 
-A molecule is a formula (:mod:`alloop.molecules`), read off each frame's atomic numbers, so every store has
+A molecule is a formula (:mod:`alloop.system.molecules`), read off each frame's atomic numbers, so every store has
 one without storing it. For a store whose frames (or evaluation set) hold two molecules or more,
 :func:`molecule_status` counts per molecule: frames (all, and MD ones), the share of its MD frames flagged by
 the uncertainty (Q-residual or predicted error above the limit), ok labels per fidelity (cheap first), and
@@ -16,10 +16,10 @@ import numpy as np
 
 from alloop.evaluation.records import molecule_scores
 from alloop.labeling.result import STATUS_CODES, LabelStatus
-from alloop.molecules import frame_molecules
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import ROLE_ORDER, fidelity_roles
 from alloop.store.schema import ORIGIN_CODES, FrameFlag
+from alloop.system.molecules import frame_molecules
 
 
 def store_molecules(store: CampaignStore) -> np.ndarray:

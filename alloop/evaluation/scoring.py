@@ -25,7 +25,7 @@ def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]
 def evaluation_scores(model_blob: bytes, frames: EvaluationFrames
                       ) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
     """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied) and, for a
-    set of several molecules (formulas, :mod:`alloop.molecules`), the same per molecule with its ``n_frames``
+    set of several molecules (formulas, :mod:`alloop.system.molecules`), the same per molecule with its ``n_frames``
     (None for a set of one molecule), from one prediction."""
     from alloop.evaluation.metrics import error_metrics, molecule_metrics
     from alloop.potentials.checkpoint import model_from_bytes

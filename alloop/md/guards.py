@@ -43,7 +43,7 @@ from ase.data import covalent_radii
 
 from alloop.errors import AlloopError
 from alloop.md.events import BondSet, ReactionEvent, in_transit, react
-from alloop.structures import pair_distances, periodic_cell
+from alloop.system.structures import pair_distances, periodic_cell
 
 NON_FINITE_FORCES = "non_finite_forces"
 FORCE_TOO_LARGE = "force_too_large"

@@ -47,7 +47,7 @@ from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kin
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
-from alloop.structures import periodic_cell
+from alloop.system.structures import periodic_cell
 from alloop.units import FS
 
 

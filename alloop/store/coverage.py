@@ -1,8 +1,8 @@
 """Where a campaign's labels are: the conformer basins of its labelled frames, per fidelity and cycle.
 
-For a campaign of one molecule with rotatable bonds (:func:`alloop.conformers.find_rotors`, symmetric
+For a campaign of one molecule with rotatable bonds (:func:`alloop.system.conformers.find_rotors`, symmetric
 tops left out), every frame with an ok label is put in its basin combination
-(:func:`alloop.conformers.frame_basins`: trans / gauche+ / gauche- of each rotor) and counted per
+(:func:`alloop.system.conformers.frame_basins`: trans / gauche+ / gauche- of each rotor) and counted per
 fidelity and per cycle (the bootstrap is cycle -1). A loop stuck in its first basin shows here as one
 column; ``alloop status`` prints it, ``alloop report`` draws it (``coverage.png``: the shares of the frames
 labelled so far after each cycle, :func:`cumulative_shares`). Computed from the store when asked (no model,
@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from alloop.conformers import Rotor, basin_name, find_rotors, frame_basins
 from alloop.errors import AlloopError
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import resolve_fidelity
+from alloop.system.conformers import Rotor, basin_name, find_rotors, frame_basins
 
 #: fidelities in this order: the campaign's roles, then any other (by name)
 ROLE_ORDER = ("cheap", "expensive", "")
@@ -74,7 +74,7 @@ def fidelity_roles(store: CampaignStore) -> dict[str, str]:
 
 def basin_histogram(positions: np.ndarray, cycles: np.ndarray, rotors: Sequence[Rotor]) -> dict[int, list[int]]:
     """Frames per cycle and basin combination: ``{cycle: [count of basin code 0, 1, ...]}`` (3 ** n codes for
-    the n non-symmetric ``rotors``, in :func:`alloop.conformers.frame_basins` order), for frames [f, atoms, 3]
+    the n non-symmetric ``rotors``, in :func:`alloop.system.conformers.frame_basins` order), for frames [f, atoms, 3]
     in Angstrom and their cycles [f]; cycles in increasing order, only those with frames."""
     n_codes = 3 ** sum(not r.symmetric for r in rotors)
     codes, cycles = frame_basins(np.asarray(positions, float), rotors), np.asarray(cycles)

@@ -22,9 +22,9 @@ from alloop.errors import AlloopError, StoreError
 from alloop.fidelity import Fidelity
 from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
-from alloop.molecules import molecule_name
 from alloop.store.campaign import CampaignStore
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
+from alloop.system.molecules import molecule_name
 
 #: per-frame metadata copied into ``atoms.info`` on export when set (not -1 / NaN)
 _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_score", "flags")
@@ -32,7 +32,7 @@ _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_sco
 
 def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_status: bool = False) -> list[Atoms]:
     """Frames labelled at ``fidelity`` in frame-id order, with energy/forces (ok labels) and metadata in info: the
-    frame's id, molecule (formula, :mod:`alloop.molecules`), origin (bootstrap, md, import), its MD replica, step,
+    frame's id, molecule (formula, :mod:`alloop.system.molecules`), origin (bootstrap, md, import), its MD replica, step,
     cycle, model version and scores where set, and the label's fidelity, status, cost and software."""
     from ase.calculators.singlepoint import SinglePointCalculator
 

@@ -94,7 +94,7 @@ EVALUATION = TableSchema(
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
      _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
 )
-#: per model and molecule (formula, alloop.molecules) of an evaluation set of several molecules: its frames and the
+#: per model and molecule (formula, alloop.system.molecules) of an evaluation set of several molecules: its frames and the
 #: model's errors on them (the eval_* columns)
 EVAL_MOLECULES = TableSchema(
     "eval_molecules",

@@ -1,7 +1,7 @@
 """Forgetting: how far a fine-tuned model's predictions moved from its original model's, outside the campaign.
 
 The score compares two models on the same structures (the forgetting set of
-:mod:`alloop.outside`, labelled by the original with
+:mod:`alloop.system.outside`, labelled by the original with
 :func:`~alloop.training.metrics.pseudo_labelled`); no labeller is involved:
 
 - ``force_mae_eV_per_A``: mean |F_model - F_original| over all force components;

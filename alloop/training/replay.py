@@ -3,7 +3,7 @@
 Fine-tuning a pretrained model on one molecule can damage what it knew about
 others (:mod:`alloop.training.forgetting` measures it). With replay, every
 batch also holds frames of a pool the original model labelled (the replay
-structures of :mod:`alloop.outside`, with
+structures of :mod:`alloop.system.outside`, with
 :func:`~alloop.training.metrics.pseudo_labelled`), so the loss keeps pulling
 the model towards the original's forces there.
 

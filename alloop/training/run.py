@@ -49,8 +49,8 @@ def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDat
 
 
 def replay_pool(original: Potential, datasets: Sequence[FrameDataset], seed: int) -> FrameDataset:
-    """Replay frames (:mod:`alloop.outside`, outside the datasets' compositions) labelled by ``original``."""
-    from alloop.outside import outside_molecules, replay_structures
+    """Replay frames (:mod:`alloop.system.outside`, outside the datasets' compositions) labelled by ``original``."""
+    from alloop.system.outside import outside_molecules, replay_structures
     from alloop.training.metrics import pseudo_labelled
 
     compositions = {tuple(sorted(d.numbers[d.frame_slice(k)].tolist())) for d in datasets for k in range(len(d))}

@@ -15,7 +15,7 @@ ETHANOL = (1, 1, 1, 1, 1, 1, 6, 6, 8)
 
 def forgetting_frames() -> list:
     """The forgetting set of a campaign on ethanol with an H/C/O model."""
-    from alloop.outside import forgetting_structures, outside_molecules
+    from alloop.system.outside import forgetting_structures, outside_molecules
 
     return forgetting_structures(outside_molecules([1, 6, 8], exclude=[ETHANOL]))
 
@@ -36,5 +36,5 @@ def outside_force_mae(model) -> float | None:
         not np.allclose(a.positions, b.positions, atol=1e-6) or list(a.numbers) != list(b.numbers)
         for a, b in zip(labelled, current, strict=True)
     ):
-        raise SystemExit(f"{OUT} no longer holds alloop.outside's forgetting set: rerun make_outside_labels.py")
+        raise SystemExit(f"{OUT} no longer holds alloop.system.outside's forgetting set: rerun make_outside_labels.py")
     return float(evaluate_model(model, FrameDataset.from_atoms(labelled))["force_mae_eV_per_A"])

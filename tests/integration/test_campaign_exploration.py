@@ -10,12 +10,12 @@ from ase.build import molecule
 from alloop.campaign.loop.runner import start_campaign
 from alloop.campaign.phases.explore import REPLICAS_BLOB, unpack_states
 from alloop.config import load_campaign
-from alloop.conformers import basin_index, dihedrals, find_rotors
 from alloop.md.state import ReplicaState
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.store.schema import ORIGIN_CODES
+from alloop.system.conformers import basin_index, dihedrals, find_rotors
 
 ETHANOL = """
 name: explore

@@ -39,7 +39,7 @@ SIZE_EXEMPT: frozenset[str] = frozenset()
 #: reads it; the command line). Names are alloop's root modules and packages; a new one must be placed here.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in (
     "_version errors units io presets allocator signals",
-    "fidelity structures conformers outside molecules evaluation evaluation.frames",
+    "fidelity system evaluation evaluation.frames",
     "config training.methods",
     "labeling potentials evaluation.metrics",
     "uncertainty store evaluation.records evaluation.auto evaluation.molecule_table evaluation.predicted_errors",

@@ -19,10 +19,10 @@ from alloop.campaign.execution.worker_losses import WorkerLosses, record_losses
 from alloop.campaign.phases.settings import CampaignSettings
 from alloop.errors import AlloopError
 from alloop.fidelity import Fidelity
-from alloop.molecules import Molecules
 from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.sample import recent_sample
+from alloop.system.molecules import Molecules
 
 
 class ProgressSink(Protocol):

@@ -1,6 +1,6 @@
 """The explore phase: MD segments with the current model, scoring, and the choice of frames to label.
 
-Replicas are dealt over the campaign's molecules (:class:`alloop.molecules.Molecules`: replica r to molecule
+Replicas are dealt over the campaign's molecules (:class:`alloop.system.molecules.Molecules`: replica r to molecule
 r % M, then over that molecule's starting structures) and split into MD tasks: one set per topology (the same
 atoms in the same order) and bath temperature, each split over the workers and advanced with one batched model
 call per step. Each replica's guards measure it against its own starting structure, and a stopped replica

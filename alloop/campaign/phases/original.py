@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from ase import Atoms
 
-from alloop.outside import forgetting_structures, outside_molecules, replay_structures
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
+from alloop.system.outside import forgetting_structures, outside_molecules, replay_structures
 
 if TYPE_CHECKING:
     from alloop.campaign.execution.train_request import LabelledArrays

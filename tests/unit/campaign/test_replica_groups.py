@@ -9,7 +9,7 @@ from alloop.campaign.phases.context import PhaseContext
 from alloop.campaign.phases.explore import md_requests, replica_groups
 from alloop.campaign.phases.settings import campaign_settings
 from alloop.config import CampaignConfig
-from alloop.conformers import conformer_starts
+from alloop.system.conformers import conformer_starts
 
 
 def test_one_temperature_splits_over_the_slots_as_before():

@@ -65,7 +65,7 @@ def test_system_charge_and_spin_reach_both_fidelities(tmp_path):
 
 
 def test_conformers_expand_the_starting_structures(tmp_path):
-    from alloop.conformers import basin_populations, find_rotors
+    from alloop.system.conformers import basin_populations, find_rotors
 
     one = make(tmp_path, system={"structures": "CH3CH2OH"}).load_structures()
     three = make(tmp_path, system={"structures": "CH3CH2OH", "conformers": 6}).load_structures()
@@ -122,7 +122,7 @@ def test_model_presets(tmp_path):
 def test_outside_molecules_round_trip(tmp_path):
     cfg = make(tmp_path, model="sevennet-0", training={"outside_molecules": ["H2O2", "H2"]})
     assert cfg.training.outside_molecules == ("H2O2", "H2")
-    assert make(tmp_path).training.outside_molecules is None  # default: the CHO set of alloop.outside
+    assert make(tmp_path).training.outside_molecules is None  # default: the CHO set of alloop.system.outside
     again = CampaignConfig.from_dict(json.loads(json.dumps(cfg.to_dict())), base_dir="/")
     assert again == cfg
 

@@ -5,11 +5,11 @@ import pytest
 import torch
 from ase.build import molecule
 
-from alloop.conformers import conformer_starts
 from alloop.evaluation.metrics import basin_metrics, evaluate_model
 from alloop.io import attach_label
 from alloop.potentials.inference import predict
 from alloop.potentials.pair import PairPotential
+from alloop.system.conformers import conformer_starts
 from alloop.training.data import FrameDataset
 
 

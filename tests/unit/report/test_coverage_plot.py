@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.conformers import conformer_starts
 from alloop.evaluation import campaign as evaluation
 from alloop.fidelity import load_fidelity
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.report import write_report
 from alloop.report.plots import plot_coverage
 from alloop.store import CampaignStore, store_path
+from alloop.system.conformers import conformer_starts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

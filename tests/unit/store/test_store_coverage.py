@@ -9,9 +9,9 @@ from ase.build import molecule
 from store_helpers import make_frame, make_label
 
 from alloop.cli import main
-from alloop.conformers import conformer_starts, dihedrals, find_rotors, rotate
 from alloop.store import CampaignStore, store_path
 from alloop.store.coverage import basin_histogram, cumulative_shares, format_basins, labelled_basins
+from alloop.system.conformers import conformer_starts, dihedrals, find_rotors, rotate
 
 
 def _ethanol_at(phi_deg: list[float]) -> tuple[np.ndarray, list]:

@@ -11,10 +11,10 @@ from store_helpers import make_frame, make_label
 
 from alloop.evaluation import predicted_errors
 from alloop.labeling.result import STATUS_CODES
-from alloop.molecules import frame_molecules, molecule_name
 from alloop.store import CampaignStore, columns, tables
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 from alloop.store.summary import summarize
+from alloop.system.molecules import frame_molecules, molecule_name
 
 
 def _write(path, cheap, expensive, n_batches: int = 4) -> None:

@@ -10,8 +10,8 @@ import torch
 from training_synthetic import label_frames, perturbed, truth_potential
 
 from alloop.errors import AlloopError
-from alloop.outside import DEFAULT_MOLECULES, forgetting_structures, outside_molecules, replay_structures
 from alloop.potentials.registry import build_model
+from alloop.system.outside import DEFAULT_MOLECULES, forgetting_structures, outside_molecules, replay_structures
 from alloop.training.data import FrameDataset
 from alloop.training.forgetting import forgetting_scores
 from alloop.training.metrics import pseudo_labelled

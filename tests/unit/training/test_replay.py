@@ -10,8 +10,8 @@ import torch
 from training_synthetic import label_frames, perturbed
 
 from alloop.errors import AlloopError
-from alloop.outside import outside_molecules, replay_structures
 from alloop.potentials.pair import PairPotential
+from alloop.system.outside import outside_molecules, replay_structures
 from alloop.training.asteroid import train_asteroid
 from alloop.training.data import FrameDataset
 from alloop.training.loss import eq1_loss

@@ -1,4 +1,4 @@
-"""Rotors, dihedrals, basins and rotamer starts (alloop.conformers)."""
+"""Rotors, dihedrals, basins and rotamer starts (alloop.system.conformers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.conformers import (
+from alloop.system.conformers import (
     Rotor,
     basin_index,
     basin_name,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from alloop.conformers import conformer_starts
 from alloop.errors import AlloopError
-from alloop.molecules import Molecules, frame_molecules, molecule_name
+from alloop.system.conformers import conformer_starts
+from alloop.system.molecules import Molecules, frame_molecules, molecule_name
 
 
 def test_a_molecule_is_its_hill_formula():
