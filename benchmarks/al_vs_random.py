@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from lib.campaign_runs import loop_numbers, run_campaign
 from lib.common import DATA, ROOT, alloop, data_file, mean_std, per_frame_force_mae, target_ensemble_weights
+from lib.plots import figure
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
 
@@ -225,26 +226,20 @@ def _paired(per_frame: dict[tuple[str, str], list[np.ndarray]], weights: dict[st
 
 
 def _plot(rows: dict, tests: list[Path], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for name, row in rows.items():
-        for test in tests:
-            label = f"{name} ({test.name.split('_')[1]})"
-            axes[0].errorbar(np.mean(row["labels"]), np.mean(row[test.name]), yerr=np.std(row[test.name]),
-                             fmt="o", label=label)
-            axes[1].errorbar(np.mean(row["cpu_s"]), np.mean(row[test.name]), yerr=np.std(row[test.name]), fmt="o")
-    axes[0].set_xlabel("expensive labels")
-    axes[1].set_xlabel("CPU s (labels + MD)")
-    for ax in axes:
-        ax.set_ylabel("force MAE (eV/A)")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"plot: {path}")
+    with figure(path, 1, 2, (10, 4)) as grid:
+        axes = grid[0]
+        for name, row in rows.items():
+            for test in tests:
+                label = f"{name} ({test.name.split('_')[1]})"
+                axes[0].errorbar(np.mean(row["labels"]), np.mean(row[test.name]), yerr=np.std(row[test.name]),
+                                 fmt="o", label=label)
+                axes[1].errorbar(np.mean(row["cpu_s"]), np.mean(row[test.name]), yerr=np.std(row[test.name]),
+                                 fmt="o")
+        axes[0].set_xlabel("expensive labels")
+        axes[1].set_xlabel("CPU s (labels + MD)")
+        for ax in axes:
+            ax.set_ylabel("force MAE (eV/A)")
+        axes[0].legend(fontsize=7)
 
 
 if __name__ == "__main__":

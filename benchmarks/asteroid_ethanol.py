@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from ase import units
 from lib.asteroid_plan import METHODS, plan
-from lib.common import DATA, mean_std
+from lib.common import DATA, mean_std, training_code_digest
 
 PREFIX = "ethanol_500K_short"
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -164,18 +164,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- driver and table
-def training_code_digest() -> str:
-    """SHA-256 of the source of alloop's training and model code: cached runs are valid for this code only."""
-    import alloop.potentials
-    import alloop.training
-
-    digest = hashlib.sha256()
-    for package in (alloop.training, alloop.potentials):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def table(results: list[dict[str, Any]], budgets: list[float], seeds: list[int]) -> list[str]:
     lines = [
         "| budget (CPU s) | method | expensive frames | cheap frames | unlabelled | cost charged (CPU s) "

@@ -1,16 +1,15 @@
 """Kill soak: SIGKILL a whole campaign (driver, scheduler, workers) many times over its phases, resume after each.
 
-The campaign is the crash tests' tiny water campaign (``alloop.testing.campaigns``) with enough
-cycles for the kills (``--cycles``; the default holds the plan's mean cost: 84 cycles for 100 kills), every
-cycle labelling its full cheap quota, and label limits that bind near its end. The kill points are the crash
-tests' (``alloop.testing.kill_resume``, ``alloop.testing.kill_points``): each run completes 1 to 3 new store
-commits and is killed after the last of them, inside the next one (its data written, its record not), at a
-random instant before the next one (``during``, up to 3 s: MD, labelling or training), at the n-th label
-result the driver receives after it (``label``: written, not committed) or at the n-th training epoch it is
-told of (``epoch``; these two wait through up to a cycle's commits for their events, else die inside the
-commit after). The plan is drawn from ``--seed`` and counted in
-the commits the campaign makes whatever the machine (3 in the bootstrap, 5 per cycle), so every kill happens
-on any machine; the modes rotate, each used as often as the others.
+The campaign is the crash tests' tiny water campaign (``tests/harness/campaigns.py``, imported through
+``lib/kill_harness.py``) with enough cycles for the kills (``--cycles``; the default holds the plan's mean cost: 84
+cycles for 100 kills), every cycle labelling its full cheap quota, and label limits that bind near its end. The
+kill points are the crash tests' (``tests/harness/kill_resume.py``, ``kill_points.py``): each run completes 1 to 3
+new store commits and is killed after the last of them, inside the next one (its data written, its record not), at
+a random instant before the next one (``during``, up to 3 s: MD, labelling or training), at the n-th label result
+the driver receives after it (``label``: written, not committed) or at the n-th training epoch it is told of
+(``epoch``; these two wait through up to a cycle's commits for their events, else die inside the commit after). The
+plan is drawn from ``--seed`` and counted in the commits the campaign makes whatever the machine (3 in the
+bootstrap, 5 per cycle), so every kill happens on any machine; the modes rotate, each used as often as the others.
 
 After every kill it reads the store and checks, and again after the run that finishes the campaign:
 
@@ -47,19 +46,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from alloop.testing.campaigns import check_invariants, committed_label_entries, lost_and_changed, tail, write_tiny
-from alloop.testing.kill_points import ALL_MODES, PROGRESS_MODES, WINDOW
-from alloop.testing.kill_resume import (
+from lib.kill_harness import (
+    ALL_MODES,
+    PROGRESS_MODES,
+    WINDOW,
     KillPoint,
     RunHung,
     campaign_command,
+    check_invariants,
+    committed_label_entries,
     committed_phases,
     committed_seq,
     kill_plan,
+    lost_and_changed,
     phase_commits,
     plan_cost,
     run_group,
+    tail,
+    write_tiny,
 )
 
 #: parameters of two final models agree when every element is within this of the other (absolute)

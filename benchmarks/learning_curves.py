@@ -87,6 +87,7 @@ import numpy as np
 from lib.campaign_runs import loop_numbers, run_campaign
 from lib.common import DATA, ROOT, alloop, data_file, md_first_stops, per_frame_force_mae
 from lib.learning_curves_tables import METRIC_HEADER, arm_entries, md_rows, metric_rows, paired_lines
+from lib.plots import figure
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
@@ -372,38 +373,38 @@ def print_comparison(entries: dict[tuple[str, int, int], dict], compare: Path, t
                      "(eV/A; negative: this loop is better)", arm_entries(entries, "loop"), theirs, tests, ns, seeds)
 
 
+def curve(entries: dict[tuple[str, int, int], dict], test: Path, metric: str, arm: str,
+          ns: list[int]) -> tuple[list[float], list[float], list[float]]:
+    """One arm's learning curve on one test set: mean expensive labels, mean ``metric`` and its sample std over the
+    seeds, for each N with entries."""
+    xs, ys, es = [], [], []
+    for n in ns:
+        runs = [e for (a, m, _), e in entries.items() if a == arm and m == n]
+        vals = [e["scores"][test.name][metric] for e in runs]
+        if vals:
+            xs.append(float(np.mean([e["labels"] for e in runs])))
+            ys.append(float(np.mean(vals)))
+            es.append(float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
+    return xs, ys, es
+
+
 def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: list[str], ns: list[int],
          path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(tests), figsize=(4.5 * len(tests), 7), squeeze=False)
-    for col, test in enumerate(tests):
-        for row, metric in enumerate(("mean", "top_decile")):
-            ax = axes[row][col]
-            for arm in arms:
-                xs, ys, es = [], [], []
-                for n in ns:
-                    vals = [e["scores"][test.name][metric] for (a, m, _), e in entries.items() if a == arm and m == n]
-                    if vals:
-                        xs.append(np.mean([e["labels"] for (a, m, _), e in entries.items() if a == arm and m == n]))
-                        ys.append(np.mean(vals))
-                        es.append(np.std(vals, ddof=1) if len(vals) > 1 else 0.0)
-                if xs:
-                    ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=arm)
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(ns, [str(n) for n in ns])
-            ax.minorticks_off()
-            ax.set_xlabel("expensive labels")
-            ax.set_ylabel("force MAE (eV/A)" + (", top energy decile" if metric == "top_decile" else ""))
-            ax.set_title(test.name.removesuffix(".extxyz"), fontsize=8)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot: {path}")
+    with figure(path, 2, len(tests), (4.5 * len(tests), 7)) as axes:
+        for col, test in enumerate(tests):
+            for row, metric in enumerate(("mean", "top_decile")):
+                ax = axes[row][col]
+                for arm in arms:
+                    xs, ys, es = curve(entries, test, metric, arm, ns)
+                    if xs:
+                        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=arm)
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(ns, [str(n) for n in ns])
+                ax.minorticks_off()
+                ax.set_xlabel("expensive labels")
+                ax.set_ylabel("force MAE (eV/A)" + (", top energy decile" if metric == "top_decile" else ""))
+                ax.set_title(test.name.removesuffix(".extxyz"), fontsize=8)
+                ax.legend(fontsize=7)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 from lib.common import ROOT, markdown_table
+from lib.plots import figure
 from lib.worker_kills import WorkerKiller, verdict_table
 
 CAMPAIGN = ROOT / "campaigns" / "long-xtb.yaml"
@@ -513,50 +514,46 @@ def run_mode(mode: str, n_cycles: int, runs: Path, print_every: int, kill_worker
 def plot(results: Sequence[dict[str, Any]], path: Path) -> None:
     """Per-cycle cost against the cycle: wall by phase, driver CPU and commits, RSS and store size; one column
     per mode."""
-    import matplotlib
+    with figure(path, 3, len(results), (6.5 * len(results), 10), dpi=110, sharex="col") as axes:
+        for col, res in enumerate(results):
+            _plot_column(axes[:, col], res["rows"], res["mode"])
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _plot_column(axes: Any, rows: Sequence[dict], mode: str) -> None:
+    """One mode's column of :func:`plot`: wall time per cycle, driver CPU and commits, memory and store size."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(3, len(results), figsize=(6.5 * len(results), 10), sharex="col", squeeze=False)
-    for col, res in enumerate(results):
-        rows, mode = res["rows"], res["mode"]
-        x = np.array([r["cycle"] for r in rows])
+    x = np.array([r["cycle"] for r in rows])
 
-        def y(key: str, rows: Sequence[dict] = rows) -> np.ndarray:
-            return np.array([r.get(key, np.nan) for r in rows], float)
+    def y(key: str) -> np.ndarray:
+        return np.array([r.get(key, np.nan) for r in rows], float)
 
-        ax = axes[0, col]
-        if mode == "synchronous":
-            keys = [(k, h) for k, h, _ in COLUMNS[mode]]
-            ax.stackplot(x, *[np.nan_to_num(y(k)) for k, _ in keys], labels=[h.removesuffix(" s") for _, h in keys])
-            ax.plot(x, y("excl_train_s"), "k--", label="all but training")
-        else:
-            for key, label in (("wall_s", "cycle wall"), ("train_s", "training"), ("excl_train_s", "excl. training"),
-                               ("label_latency_s", "label latency")):
-                ax.plot(x, y(key), label=label)
-        ax.set(ylabel="s per cycle", title=f"{mode}: per-cycle wall time")
-        ax.legend(fontsize=7, loc="upper left")
-        ax = axes[1, col]
-        ax.plot(x, y("driver_cpu_s"), label="driver CPU (orchestration)")
-        ax.plot(x, y("commit_s"), label="store commits")
-        ax.set(ylabel="s per cycle")
-        ax.legend(fontsize=7, loc="upper left")
-        ax = axes[2, col]
-        ax.plot(x, y("rss_MB"), label="driver RSS")
-        ax.plot(x, y("peak_rss_MB"), ":", label="driver RSS, peak in the cycle")
-        ax.set(ylabel="MB", xlabel="cycle")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        twin = ax.twinx()
-        twin.plot(x, y("store_MB"), color="tab:green", label="store on disk")
-        twin.set_ylabel("store MB")
-        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-        ax.legend(handles=handles, fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"\nplot: {path}", flush=True)
+    ax = axes[0]
+    if mode == "synchronous":
+        keys = [(k, h) for k, h, _ in COLUMNS[mode]]
+        ax.stackplot(x, *[np.nan_to_num(y(k)) for k, _ in keys], labels=[h.removesuffix(" s") for _, h in keys])
+        ax.plot(x, y("excl_train_s"), "k--", label="all but training")
+    else:
+        for key, label in (("wall_s", "cycle wall"), ("train_s", "training"), ("excl_train_s", "excl. training"),
+                           ("label_latency_s", "label latency")):
+            ax.plot(x, y(key), label=label)
+    ax.set(ylabel="s per cycle", title=f"{mode}: per-cycle wall time")
+    ax.legend(fontsize=7, loc="upper left")
+    ax = axes[1]
+    ax.plot(x, y("driver_cpu_s"), label="driver CPU (orchestration)")
+    ax.plot(x, y("commit_s"), label="store commits")
+    ax.set(ylabel="s per cycle")
+    ax.legend(fontsize=7, loc="upper left")
+    ax = axes[2]
+    ax.plot(x, y("rss_MB"), label="driver RSS")
+    ax.plot(x, y("peak_rss_MB"), ":", label="driver RSS, peak in the cycle")
+    ax.set(ylabel="MB", xlabel="cycle")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    twin = ax.twinx()
+    twin.plot(x, y("store_MB"), color="tab:green", label="store on disk")
+    twin.set_ylabel("store MB")
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=7, loc="upper left")
 
 
 # --------------------------------------------------------------------------- main

@@ -38,12 +38,13 @@ import hashlib
 import json
 import math
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from lib.asteroid_plan import plan  # the label-cost plan of the ASTEROID benchmark
-from lib.common import DATA, mean_std
+from lib.common import DATA, cached_json, mean_std
 
 ELEMENTS = (1, 6, 8)
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
@@ -205,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, (name, n, seed) in enumerate(todo, 1):
         key = hashlib.sha256(json.dumps(recipe(name, args.quick), sort_keys=True).encode()).hexdigest()[:8]
         path = args.runs / f"{name}_n{n}_s{seed}_{key}{'_quick' if args.quick else ''}.json"
-        if path.is_file():
-            row = json.loads(path.read_text())
-        else:
-            row = run_one(name, n, seed, args.quick)
-            path.write_text(json.dumps(row))
+        row = cached_json(path, partial(run_one, name, n, seed, args.quick))
         rows.append(row)
         print(f"[{k}/{len(todo)}] {name} N={n} seed {seed}: 500 K F-MAE {row['test500K_force_mae']:.4f} eV/A, "
               f"E-MAE {row['test500K_energy_mae_meV_atom']:.1f} meV/atom ({row['seconds']:.0f} s)", flush=True)

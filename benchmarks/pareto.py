@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lib.plots import figure
 
 Entries = dict[tuple[str, int, int], dict[str, Any]]  # (arm, N, seed) -> entry
 
@@ -116,31 +117,22 @@ def print_tables(result: dict[str, Any], tests: list[str], targets: list[str]) -
 
 
 def plot(result: dict[str, Any], tests: list[str], targets: list[str], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     target = targets[0]
     shifted = [t for t in tests if t not in targets]
-    fig, axes = plt.subplots(1, max(1, len(shifted)), figsize=(4.8 * max(1, len(shifted)), 4.2), squeeze=False)
-    for ax, test in zip(axes[0], shifted, strict=False):
-        for arm, by_n in result.items():
-            pts = [(1 + row[target]["mean"]["rel_mean"], 1 + row[test]["mean"]["rel_mean"], n)
-                   for n, row in by_n.items() if target in row and test in row]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=arm)
-                for x, y, n in pts:
-                    ax.annotate(n, (x, y), fontsize=7)
-        ax.axvline(1.02, ls=":", c="grey")
-        ax.axhline(0.90, ls=":", c="grey")
-        ax.set_xlabel(f"{target.removesuffix('.extxyz')}: mean / random's")
-        ax.set_ylabel(f"{test.removesuffix('.extxyz')}: mean / random's")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot: {path}")
+    with figure(path, 1, max(1, len(shifted)), (4.8 * max(1, len(shifted)), 4.2)) as axes:
+        for ax, test in zip(axes[0], shifted, strict=False):
+            for arm, by_n in result.items():
+                pts = [(1 + row[target]["mean"]["rel_mean"], 1 + row[test]["mean"]["rel_mean"], n)
+                       for n, row in by_n.items() if target in row and test in row]
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=arm)
+                    for x, y, n in pts:
+                        ax.annotate(n, (x, y), fontsize=7)
+            ax.axvline(1.02, ls=":", c="grey")
+            ax.axhline(0.90, ls=":", c="grey")
+            ax.set_xlabel(f"{target.removesuffix('.extxyz')}: mean / random's")
+            ax.set_ylabel(f"{test.removesuffix('.extxyz')}: mean / random's")
+            ax.legend(fontsize=7)
 
 
 def main(argv: list[str] | None = None) -> int:

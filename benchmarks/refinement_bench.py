@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lib.common import DATA, mean_std
+from lib.common import DATA, mean_std, training_code_digest
 
 CHEAP, EXPENSIVE = "hf-sto3g", "b3lyp-svp"
 ELEMENTS = (1, 6, 8)
@@ -94,18 +94,6 @@ def load_pair(folder: Path, stem: str) -> list[list]:
     return out
 
 
-def code_digest() -> str:
-    """SHA-256 of alloop's training and model code: cached models are valid for this code only."""
-    import alloop.potentials
-    import alloop.training
-
-    digest = hashlib.sha256()
-    for package in (alloop.training, alloop.potentials):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def trained_model(cfg: Config, seed: int, pool: list, cache: Path) -> Any:
     """The two-head model of ``seed`` (from the cache, else trained and cached)."""
     from alloop.potentials.checkpoint import load_checkpoint, save_checkpoint
@@ -115,7 +103,7 @@ def trained_model(cfg: Config, seed: int, pool: list, cache: Path) -> Any:
     from alloop.training.trainer import TrainSettings
     from alloop.training.two_head import train_two_head
 
-    key = json.dumps({"config": cfg.training_key(), "seed": seed, "code": code_digest(),
+    key = json.dumps({"config": cfg.training_key(), "seed": seed, "code": training_code_digest(),
                       "data": [float(a.positions.sum()) for a in pool[1]]}, sort_keys=True)
     path = cache / f"two_head_s{seed}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.safetensors"
     if path.is_file():

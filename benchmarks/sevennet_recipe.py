@@ -26,13 +26,13 @@ embeddings and 2 of the 5 blocks 0.031 (3e-3 x 600). ``alloop train``'s
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lib.common import DATA, mean_std
+from lib.common import DATA, cached_json, mean_std, recipe_sizes
 
 ELEMENTS = (1, 6, 8)
 
@@ -111,22 +111,12 @@ def main() -> None:
             print(f"{name}: {({**BASE, **change})}")
         return
     recipes = args.recipes.split(",")
-    unknown = [r for r in recipes if r not in RECIPES]
-    if unknown:
-        raise SystemExit(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
-    sizes = [int(n) for n in args.n.split(",")]
-    if any(not 5 <= n <= 100 for n in sizes):
-        raise SystemExit("--n must be within 5..100 (frames 100-149 of each order are the selection set)")
+    sizes = recipe_sizes(recipes, RECIPES, args.n)
     args.runs.mkdir(parents=True, exist_ok=True)
     rows = []
     todo = [(r, n, int(s)) for n in sizes for s in args.seeds.split(",") for r in recipes]
     for k, (recipe, n, seed) in enumerate(todo, 1):
-        path = args.runs / f"{recipe}_n{n}_s{seed}.json"
-        if path.is_file():
-            row = json.loads(path.read_text())
-        else:
-            row = run_one(recipe, n, seed)
-            path.write_text(json.dumps(row))
+        row = cached_json(args.runs / f"{recipe}_n{n}_s{seed}.json", partial(run_one, recipe, n, seed))
         rows.append(row)
         print(f"[{k}/{len(todo)}] {recipe} N={n} seed {seed}: selection F-MAE {row['selection_force_mae']:.4f} eV/A, "
               f"E-MAE {row['selection_energy_mae_meV_atom']:.2f} meV/atom ({row['seconds']:.0f} s)", flush=True)

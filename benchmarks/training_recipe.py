@@ -26,13 +26,13 @@ Finished runs are cached as JSON in ``--runs`` (default
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from lib.common import DATA, mean_std
+from lib.common import DATA, cached_json, mean_std, recipe_sizes
 
 ELEMENTS = (1, 6, 8)
 
@@ -134,24 +134,15 @@ def main() -> None:
             print(f"{name}: {change or BASE}")
         return
     recipes = ["old", "mse"] if args.quick else args.recipes.split(",")
-    unknown = [r for r in recipes if r not in RECIPES]
-    if unknown:
-        raise SystemExit(f"unknown recipe(s) {unknown}; known: {', '.join(RECIPES)}")
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     steps = 200 if args.quick else args.steps
-    sizes = [int(n) for n in args.n.split(",")]
-    if any(not 5 <= n <= 100 for n in sizes):
-        raise SystemExit("--n must be within 5..100 (frames 100-149 of each order are the selection set)")
+    sizes = recipe_sizes(recipes, RECIPES, args.n)
     args.runs.mkdir(parents=True, exist_ok=True)
     rows = []
     todo = [(r, n, s) for n in sizes for r in recipes for s in seeds]
     for k, (recipe, n, seed) in enumerate(todo, 1):
         path = args.runs / f"{recipe}_n{n}_s{seed}{'' if steps is None else f'_steps{steps}'}.json"
-        if path.is_file():
-            row = json.loads(path.read_text())
-        else:
-            row = run_one(recipe, n, seed, steps)
-            path.write_text(json.dumps(row))
+        row = cached_json(path, partial(run_one, recipe, n, seed, steps))
         rows.append(row)
         print(f"[{k}/{len(todo)}] {recipe} N={n} seed {seed}: selection {row['selection_force_mae']:.3f}, "
               f"test500 {row['test500_force_mae']:.3f} eV/A ({row['seconds']:.0f} s)", flush=True)

@@ -101,6 +101,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", default=None, metavar="NAME",
                    help="Delta learning: the model learns reference minus this GFN-xTB fidelity (gfn1-xtb, gfn2-xtb), "
                    "which it adds back when it predicts (default: none; a --init Delta model keeps its own)")
+    p.add_argument("--charge", type=int, default=None,
+                   help="the frames' total charge, for the --baseline's GFN-xTB (default 0; a campaign's system.charge)")
+    p.add_argument("--spin", type=int, default=None,
+                   help="the frames' 2S (unpaired electrons), for the --baseline (default 0; a campaign's system.spin)")
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -341,15 +345,19 @@ def _save(args: argparse.Namespace, result: AsteroidResult, settings: AsteroidSe
 
 
 def _baseline(args: argparse.Namespace, initial: Potential | None) -> Baseline | None:
-    """The Baseline of ``--baseline`` or of a Delta ``--init`` model (None without either); AlloopError if they
-    differ."""
+    """The Baseline of ``--baseline`` at ``--charge`` and ``--spin`` or of a Delta ``--init`` model (None without
+    either); AlloopError if they differ."""
     from alloop.errors import AlloopError
+    from alloop.fidelity import load_fidelity
     from alloop.potentials.baseline import Baseline, DeltaPotential, baseline_fidelity
 
     own = initial.baseline if isinstance(initial, DeltaPotential) else None
     if args.baseline is None:
+        if args.charge is not None or args.spin is not None:
+            raise AlloopError("--charge and --spin are the --baseline's (a labelled frame keeps its own): give "
+                              "--baseline NAME")
         return None if own is None else Baseline(own.fidelity)
-    fidelity = baseline_fidelity(args.baseline)
+    fidelity = baseline_fidelity(load_fidelity(args.baseline, charge=args.charge, spin=args.spin))
     if own is not None and own.fidelity.hash() != fidelity.hash():
         raise AlloopError(f"--baseline {args.baseline} differs from the --init model's baseline {own.name}")
     return Baseline(fidelity)

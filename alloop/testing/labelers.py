@@ -18,16 +18,12 @@ naming the first broken promise:
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from alloop.fidelity import Fidelity
-from alloop.labeling.base import Labeler
 from alloop.labeling.result import LabelResult, LabelStatus
 
 #: a labeler's ``label`` method, as found on the object under test (its results are checked, not assumed)
@@ -119,51 +115,3 @@ def _check_failure_is_data(label: LabelFn, failing_atoms: Atoms) -> None:
         raise AssertionError(f"label() raised {type(exc).__name__} instead of returning a failure: {exc}") from exc
     check_result_shape(failed, len(failing_atoms))
     _require(not failed.ok, "the failing structure was labelled ok")
-
-
-class DelayedLabeler:
-    """Wraps a labeler and sleeps ``delay_s`` before each label (to test schedulers with real labels).
-
-    The delay counts in the result's ``wall_seconds``: it stands for a label that costs that much more. With
-    ``wall_s`` the result reports that wall time instead of the measured one (a stated cost), so a scheduler that
-    sizes its tasks by label wall time sees the same costs on a fast, a slow or a loaded machine.
-    """
-
-    def __init__(self, inner: Labeler, delay_s: float, wall_s: float | None = None) -> None:
-        if delay_s < 0 or (wall_s is not None and wall_s <= 0):
-            raise ValueError("delay_s must be >= 0 and wall_s > 0")
-        self.inner = inner
-        self.delay_s = float(delay_s)
-        self.wall_s = wall_s
-
-    @property
-    def fidelity(self) -> Fidelity:
-        return self.inner.fidelity
-
-    def label(self, atoms: Atoms) -> LabelResult:
-        time.sleep(self.delay_s)
-        result = self.inner.label(atoms)
-        wall = self.wall_s if self.wall_s is not None else result.wall_seconds + self.delay_s
-        return dataclasses.replace(result, wall_seconds=wall)
-
-
-class KillingLabeler:
-    """Labels like ``inner``, but SIGKILLs its own process for structures with ``info['kill_worker']`` set.
-
-    For testing how a scheduler survives worker deaths (a "poison" frame).
-    """
-
-    def __init__(self, inner: Labeler) -> None:
-        self.inner = inner
-
-    @property
-    def fidelity(self) -> Fidelity:
-        return self.inner.fidelity
-
-    def label(self, atoms: Atoms) -> LabelResult:
-        if atoms.info.get("kill_worker"):
-            import os
-            import signal
-
-            os.kill(os.getpid(), signal.SIGKILL)
-        return self.inner.label(atoms)

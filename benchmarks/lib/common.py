@@ -6,10 +6,11 @@ The scripts import it as ``lib.common`` (see :mod:`lib`).
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,44 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], float_f
 
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+def cached_json(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The row a previous run wrote to ``path`` (JSON), else ``compute()``, written there first: a benchmark that
+    stops resumes at its next row."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    row = compute()
+    path.write_text(json.dumps(row))
+    return row
+
+
+def training_code_digest() -> str:
+    """SHA-256 (16 hex digits) of the source of alloop's training and model code: cached models and runs are valid
+    for this code only."""
+    import hashlib
+
+    import alloop.potentials
+    import alloop.training
+
+    digest = hashlib.sha256()
+    for package in (alloop.training, alloop.potentials):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def recipe_sizes(recipes: Sequence[str], known: Iterable[str], sizes: str) -> list[int]:
+    """The training sizes of the recipe benchmarks (``--n``, comma-separated), after refusing (SystemExit) a recipe
+    not in ``known`` and a size outside 5..100 (frames 100-149 of each data order are the selection set)."""
+    known = list(known)
+    unknown = [r for r in recipes if r not in known]
+    if unknown:
+        raise SystemExit(f"unknown recipe(s) {unknown}; known: {', '.join(known)}")
+    values = [int(n) for n in sizes.split(",")]
+    if any(not 5 <= n <= 100 for n in values):
+        raise SystemExit("--n must be within 5..100 (frames 100-149 of each order are the selection set)")
+    return values
 
 
 def atomic_pickle(path: Path, obj: Any) -> None:

@@ -79,7 +79,7 @@ class WorkerKiller:
     def _remember(self) -> None:
         """Add the labels committed now to ``before`` (after the kill: reading 10,000 labels takes a while, and the
         labels in flight must die first)."""
-        from alloop.testing.campaigns import committed_label_entries
+        from lib.kill_harness import committed_label_entries
 
         for key, value in committed_label_entries(self.run_dir):
             self.before.setdefault(key, value)
@@ -89,7 +89,7 @@ class WorkerKiller:
         from alloop.store import tables
         from alloop.store.campaign import CampaignStore
         from alloop.store.resolve import store_path
-        from alloop.testing.campaigns import committed_label_entries
+        from lib.kill_harness import committed_label_entries
 
         entries = committed_label_entries(self.run_dir)
         after: dict[tuple[int, str], tuple] = {}

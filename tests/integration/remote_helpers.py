@@ -20,7 +20,7 @@ from typing import Any
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import is_store, store_path
-from alloop.testing.campaigns import check_nothing_lost, committed_labels, tail  # noqa: F401 (the tests import them from here)
+from harness.campaigns import check_nothing_lost, committed_labels, tail  # noqa: F401 (the tests import them from here)
 
 #: water at HF/STO-3G for both fidelities (the expensive one converged tighter); many bootstrap labels, so the
 #: bootstrap's labelling lasts long enough to lose a worker in the middle of it

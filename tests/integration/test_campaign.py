@@ -13,8 +13,8 @@ import pytest
 from alloop.campaign.loop.runner import resume_campaign, start_campaign
 from alloop.cli import main
 from alloop.config import load_campaign
-from alloop.testing.campaigns import check_invariants, write_tiny
-from alloop.testing.faults import failing_factory
+from harness.campaigns import check_invariants, write_tiny
+from harness.faults import failing_factory
 
 #: the tests that read the tiny campaign of 2 synchronous cycles (``tiny_run``) share one worker, so it runs once
 TINY_RUN = pytest.mark.xdist_group("test_campaign_tiny_run")

@@ -20,7 +20,7 @@ from alloop.store import ledger
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.store.schema import ORIGIN_CODES
-from alloop.testing.campaigns import write_tiny
+from harness.campaigns import write_tiny
 
 AUTO = "{auto: 4, level: gfn2-xtb, equilibration_fs: 20, spacing_fs: 10}"
 

@@ -1,7 +1,7 @@
 """SIGKILL the whole campaign (driver, scheduler, workers) at points of its progress, resume, check nothing is lost.
 
-Kill points are counted in the store's commits, not in seconds (alloop.testing.kill_points; the plan and the runs:
-alloop.testing.kill_resume, shared with benchmarks/kill_soak.py): each run completes exactly the planned number of new
+Kill points are counted in the store's commits, not in seconds (harness.kill_points; the plan and the runs:
+harness.kill_resume, shared with benchmarks/kill_soak.py): each run completes exactly the planned number of new
 commits and dies after the last of them, inside the next one, or in between. The only clock is a safety net
 against a hung run.
 """
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from alloop.store.campaign import CampaignStore
-from alloop.testing.campaigns import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
-from alloop.testing.kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
-from alloop.testing.kill_resume import (
+from harness.campaigns import check_invariants, check_nothing_lost, committed_labels, tail, write_tiny
+from harness.kill_points import ALL_MODES, MODES, PROGRESS_MODES, WINDOW
+from harness.kill_resume import (
     MAX_COUNT,
     MAX_DELAY_S,
     campaign_command,
@@ -101,7 +101,7 @@ class _Killed(Exception):
 @pytest.mark.parametrize(("mode", "survive"), [("after", 2), ("inside", 2), ("during", 2)])
 def test_kill_points_count_commits(tmp_path, mode, survive):
     """The harness on a real store, with an exception for SIGKILL: it fires at the planned commit."""
-    from alloop.testing.kill_points import arm
+    from harness.kill_points import arm
 
     disarm = arm(survive, mode, 60.0, kill=_raise_killed)  # a 60 s 'during' timer never fires: commit 3 comes first
     try:
@@ -134,7 +134,7 @@ def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
     written to the store, never committed."""
     from alloop.fidelity import load_fidelity
     from alloop.labeling.result import LabelResult, LabelStatus
-    from alloop.testing.kill_points import arm
+    from harness.kill_points import arm
 
     cheap = load_fidelity("hf-sto3g")
     failed = LabelResult.failure(3, LabelStatus.FAILED, "test", fidelity_name=cheap.name, fidelity_hash=cheap.hash())
@@ -159,7 +159,7 @@ def test_label_kill_point_counts_label_results_after_its_commit(tmp_path):
 def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
     """'epoch': the kill lands at the n-th finished training epoch logged after commit k (epoch 0 is not one)."""
     from alloop.campaign.loop import runner
-    from alloop.testing.kill_points import arm
+    from harness.kill_points import arm
 
     note = tmp_path / "note"
     disarm = arm(1, "epoch", 2, kill=_raise_killed, note=note)
@@ -183,7 +183,7 @@ def test_epoch_kill_point_counts_training_epochs_the_driver_logs(tmp_path):
 @pytest.mark.parametrize("finished", [False, True])
 def test_progress_kill_waits_at_most_its_window(tmp_path, mode, finished):
     """Without its events a progress kill lands inside the commit after its window, or inside 'finished'."""
-    from alloop.testing.kill_points import arm
+    from harness.kill_points import arm
 
     note = tmp_path / "note"
     disarm = arm(1, mode, 3, kill=_raise_killed, note=note)
@@ -229,7 +229,7 @@ def test_kill_in_the_last_cycles_training_after_the_budget_is_spent(tmp_path):
 
     yaml = write_tiny(tmp_path, cycles=2, min_cheap=4, max_cheap=14)  # bootstrap 6 + 4 + 4 cheap labels
     run_dir, stderr, note = tmp_path / "run", tmp_path / "campaign.stderr", tmp_path / "kills.txt"
-    kill = [sys.executable, "-m", "alloop.testing.kill_points", "0", "epoch", "1", "--note", str(note),
+    kill = [sys.executable, "-m", "harness.kill_points", "0", "epoch", "1", "--note", str(note),
             "--from", "1:labelled-expensive", "--", "run", str(yaml), "--dir", str(run_dir), "--no-progress"]
     assert run_group(kill, stderr) == -signal.SIGKILL, tail(stderr)
     assert note.read_text().startswith("epoch 1 after commit"), note.read_text()

@@ -19,7 +19,7 @@ from alloop.potentials.checkpoint import model_from_bytes, save_checkpoint
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import check_invariants, write_tiny
+from harness.campaigns import check_invariants, write_tiny
 
 
 def write_evaluation_campaign(folder: Path, n_frames: int = 4, **tiny: object) -> Path:

@@ -15,7 +15,7 @@ from alloop.config import load_campaign
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import check_invariants
+from harness.campaigns import check_invariants
 
 pytestmark = pytest.mark.mace
 
@@ -41,7 +41,7 @@ execution: {n_workers: 2}
 def test_a_campaign_fine_tunes_a_mace_file_and_exports_a_mace_model(tmp_path, capsys):
     from mace.calculators import MACECalculator
 
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
 
     write_mace_file(tmp_path / "tiny.model", elements=[1, 6, 8], seed=5)
     path = tmp_path / "campaign.yaml"

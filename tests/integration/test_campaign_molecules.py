@@ -19,7 +19,7 @@ from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.store.schema import ORIGIN_CODES
-from alloop.testing.campaigns import check_invariants, write_tiny
+from harness.campaigns import check_invariants, write_tiny
 
 MOLECULES = ("H2O", "CH4")
 

@@ -15,7 +15,7 @@ from alloop.config import load_campaign
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import write_tiny
+from harness.campaigns import write_tiny
 
 MIN_CHEAP = 3
 

@@ -19,7 +19,7 @@ from alloop.config import load_campaign
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import check_invariants
+from harness.campaigns import check_invariants
 
 pytest.importorskip("sevenn")
 

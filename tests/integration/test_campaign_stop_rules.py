@@ -22,7 +22,7 @@ from alloop.store import ledger, tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
 from alloop.store.schema import FrameFlag
-from alloop.testing.campaigns import check_invariants, write_tiny
+from harness.campaigns import check_invariants, write_tiny
 
 LATER_S = 1e9  # what the clock jumps by once the chosen phase is committed (about 32 years)
 

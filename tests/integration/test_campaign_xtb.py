@@ -15,7 +15,7 @@ from alloop.fidelity import load_fidelity
 from alloop.labeling.factory import labeler_for
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import check_invariants, write_tiny
+from harness.campaigns import check_invariants, write_tiny
 
 NORMAL_MODES = "{method: normal-modes, n_samples: 6, n_expensive: 4}"
 

@@ -20,7 +20,7 @@ from test_campaign_evaluation import write_evaluation_campaign
 from alloop.dashboard.data import read_snapshot
 from alloop.store import CampaignStore, store_path, tables
 from alloop.store.resolve import is_store
-from alloop.testing.dashboard import running_dashboard
+from harness.dashboard import running_dashboard
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

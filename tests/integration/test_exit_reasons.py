@@ -22,7 +22,7 @@ from alloop.config import load_campaign
 from alloop.errors import StoreError
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from alloop.testing.campaigns import write_tiny
+from harness.campaigns import write_tiny
 
 
 def _new_store(tmp_path: Path) -> Path:

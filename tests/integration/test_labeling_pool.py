@@ -21,7 +21,7 @@ from alloop.io import read_structures
 from alloop.labeling.factory import labeler_for
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelStatus
-from alloop.testing.labelers import DelayedLabeler, KillingLabeler
+from harness.faults import DelayedLabeler, KillingLabeler
 
 HF = load_fidelity("hf-sto3g")
 #: the driver's thread variables before any cluster started

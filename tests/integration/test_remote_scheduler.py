@@ -35,7 +35,7 @@ from remote_helpers import (
     write_water,
 )
 
-from alloop.testing.campaigns import check_invariants
+from harness.campaigns import check_invariants
 
 DASK = [sys.executable, "-m", "distributed.cli"]
 

@@ -18,7 +18,7 @@ from alloop.config import load_campaign
 from alloop.potentials.calculator import PotentialCalculator
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store import CampaignStore, store_path
-from alloop.testing.campaigns import write_tiny
+from harness.campaigns import write_tiny
 
 #: the tiny campaign with enough training for a bound water molecule (its default 4 epochs leave the pair model flat)
 TRAINING = ["training.max_epochs=60", "training.patience_epochs=60"]

@@ -51,7 +51,6 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(floor.split()) for floor in
     "report dashboard",
     "commands",
     "cli __init__ __main__",
-    "testing.campaigns testing.kill_points testing.kill_resume",
 ))
 
 
@@ -271,7 +270,6 @@ def test_no_import_cycle_between_packages() -> None:
 #: packages whose parts sit on different floors: a module there belongs to ``package.part``
 ROOMS = {"campaign": ("execution", "phases", "loop"),
          "training": ("methods",),  # the method registry: plain data the config reads
-         "testing": ("campaigns", "kill_points", "kill_resume"),
          "evaluation": ("frames", "metrics", "records", "auto", "scoring", "campaign", "evaluate", "molecule_table",
                         "predicted_errors")}
 
@@ -327,3 +325,17 @@ def test_version_is_the_one_in_pyproject():
 
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
     assert __version__ == project["version"]
+
+
+def test_alloop_imports_nothing_from_the_tests() -> None:
+    """The kill and fault-injection harness lives in ``tests/harness`` (outside the wheel): no module of alloop
+    imports it, or anything else of ``tests``, not even inside a function."""
+    offenders = []
+    for name, (_path, tree) in _modules().items():
+        for node in _imports(tree, type_checking=True):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue
+            offenders += [f"{name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in ("harness", "tests")]
+    assert not offenders, "\n".join(offenders)
+

@@ -12,7 +12,7 @@ from ase.build import molecule
 from alloop.config import load_campaign
 from alloop.labeling.result import LabelResult, LabelStatus
 from alloop.store import CampaignStore, FrameFlag, store_path, tables
-from alloop.testing.campaigns import write_tiny
+from harness.campaigns import write_tiny
 
 #: overrides of the tiny campaign: a CPU budget and a flag-rate target (2 cycles, 100 cheap, 30 expensive labels)
 OVERRIDES = ["schedule.budget_cpu_seconds=100", "schedule.min_flag_rate=0.05"]

@@ -11,7 +11,7 @@ from dashboard_store import store_files, write_store
 from alloop.cli import main
 from alloop.dashboard.server import url_of, websocket_origins
 from alloop.store import find_store
-from alloop.testing.dashboard import running_dashboard
+from harness.dashboard import running_dashboard
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:

@@ -13,8 +13,9 @@ from alloop.fidelity import load_fidelity
 from alloop.labeling.base import Labeler
 from alloop.labeling.pyscf_labeler import PySCFLabeler
 from alloop.labeling.result import LabelResult, LabelStatus
-from alloop.testing.labelers import DelayedLabeler, check_labeler, check_result_shape
+from alloop.testing.labelers import check_labeler, check_result_shape
 from alloop.units import HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM
+from harness.faults import DelayedLabeler
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.mace
 
 @pytest.fixture(scope="module")
 def mace_file(tmp_path_factory):
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
 
     return write_mace_file(tmp_path_factory.mktemp("mace") / "tiny.model", elements=[1, 6, 8], seed=3)
 
@@ -56,7 +56,7 @@ def test_a_mace_file_passes_the_conformance_kit_with_molecules_and_a_periodic_ce
 
 
 def test_a_float32_file_stays_float32_and_its_float64_copy_is_exactly_equivariant(tmp_path, molecules):
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
 
     path = write_mace_file(tmp_path / "f32.model", dtype=torch.float32, seed=4)
     model = load_checkpoint(path)[0]
@@ -100,7 +100,7 @@ def test_features_are_the_last_readouts_input_and_all_layers_scalars(mace_file, 
 
 
 def test_checkpoint_rebuilds_from_maces_config_without_the_file(tmp_path, molecules):
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
 
     path = write_mace_file(tmp_path / "gone.model", seed=8)
     model = load_checkpoint(path)[0]

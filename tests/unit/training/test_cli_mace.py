@@ -21,7 +21,7 @@ REFS = {1: -13.1, 8: -2041.7}
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
 
     d = tmp_path_factory.mktemp("water-mace")
     write_extxyz(d / "exp.extxyz", label_frames(perturbed(["H2O"], 6, seed=0), truth_potential(), REFS))

@@ -3,7 +3,7 @@
 Foundation weights (MACE-OFF, MACE-MP) are downloaded at run time by mace, which these machines cannot do; the
 tests use random ``ScaleShiftMACE`` networks of the same kind (mace's default training makes them)::
 
-    from alloop.testing.mace_models import write_mace_file
+    from harness.mace_models import write_mace_file
     path = write_mace_file(tmp_path / "tiny.model", elements=[1, 6, 8])
 
 Needs the mace extra (``pip install 'alloop[mace]'``).

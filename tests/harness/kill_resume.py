@@ -2,7 +2,7 @@
 
 Shared by the crash tests (``test_campaign_crash.py``) and the kill soak
 (``benchmarks/kill_soak.py``). Each run of the campaign goes through
-``alloop.testing.kill_points``, which SIGKILLs the whole process group (driver, scheduler,
+``harness.kill_points``, which SIGKILLs the whole process group (driver, scheduler,
 workers) once the run has completed exactly the planned number of new commits
 (at least one, so every resume moves forward), after the last of them, inside
 the next one, in between, or at a label result or a training epoch after it
@@ -28,9 +28,12 @@ from pathlib import Path
 
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import is_store, store_path
-from alloop.testing.campaigns import tail
-from alloop.testing.kill_points import MODES, WINDOW
+from harness.campaigns import tail
+from harness.kill_points import MODES, WINDOW
 
+#: the folder that holds the ``harness`` package (``tests/``): put on the runs' PYTHONPATH, since the harness is not
+#: installed with alloop and ``python -m harness.kill_points`` must find it in the run's own interpreter
+HARNESS_PATH = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 600  # a safety net against a hung run; never a kill trigger
 MAX_DELAY_S = 3.0  # a 'during' kill lands at most this long after its commit (or at the next commit)
 #: a 'label' / 'epoch' kill lands at the n-th label result / training epoch after its commit, n up to this
@@ -90,13 +93,15 @@ def campaign_command(yaml: Path, run_dir: Path, point: KillPoint | None, note: P
         return [sys.executable, "-m", "alloop.cli", *cli]
     commits, mode, at = point
     noted = ["--note", str(note)] if note is not None else []
-    return [sys.executable, "-m", "alloop.testing.kill_points", str(commits), mode, str(at), *noted, "--", *cli]
+    return [sys.executable, "-m", "harness.kill_points", str(commits), mode, str(at), *noted, "--", *cli]
 
 
 def run_group(command: list[str], stderr: Path, timeout_s: float = RUN_TIMEOUT_S) -> int:
-    """Run ``command`` in its own process group; its exit code (negative: killed by that signal).
+    """Run ``command`` in its own process group (``tests/`` on its PYTHONPATH, for the killer); its exit code
+    (negative: killed by that signal).
     RunHung (after killing the group) if it does not exit within ``timeout_s``."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    paths = [*filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), str(HARNESS_PATH)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(paths)}
     with stderr.open("ab") as err:
         proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, env=env)
         try:

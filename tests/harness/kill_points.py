@@ -32,7 +32,13 @@ commit 7``, ``inside commit 8``). With ``--from CYCLE:PHASE`` the commits are
 counted from the one that marks that phase (``0 epoch 1 --from 1:labelled-expensive``:
 the first epoch of cycle 1's training), whatever came before it.
 
-    python -m alloop.testing.kill_points COMMITS MODE AT [--note FILE] [--from CYCLE:PHASE] -- ALLOOP_ARGS...
+The killer wraps, in its own process only, three private parts of alloop (the
+store's commit-record writer ``alloop.store.campaign.atomic_write_json``,
+``CampaignStore.add_labels`` and the runner's log ``alloop.campaign.loop.runner._logger``):
+alloop itself holds no kill hook, and this harness lives with the tests, outside
+the wheel (run from the repository root with ``tests`` on the path).
+
+    PYTHONPATH=tests python -m harness.kill_points COMMITS MODE AT [--note FILE] [--from CYCLE:PHASE] -- ALLOOP_ARGS...
 """
 
 from __future__ import annotations
