@@ -1,4 +1,5 @@
-"""Regenerate the tables of docs/benchmarks.md from the committed result files that benchmarks/registry.yaml names.
+"""Regenerate the tables of docs/benchmarks.md and the README's results table from the committed result files that
+benchmarks/registry.yaml names.
 
 Each generated table sits between two markers in the docs,
 
@@ -8,7 +9,9 @@ Each generated table sits between two markers in the docs,
 
 and is made by its ``kind`` (``benchmarks/lib/registry_tables.py``) from its result files with the code the
 benchmark script prints its tables with. Sections whose run predates result files keep their hand-written tables;
-they are listed at the end as "not generated", with the registry's reason.
+they are listed at the end as "not generated", with the registry's reason. The README's table is made row by
+row (``readme.rows``: the row's text and a ``kind`` of ``benchmarks/lib/readme_rows.py``); the README's rows of
+runs without result files stay in a hand-written table of their own.
 
     python benchmarks/docs_tables.py           # rewrite the generated tables
     python benchmarks/docs_tables.py --check   # compare only: exit 1 and name the tables that differ
@@ -24,6 +27,7 @@ from typing import Any
 
 import yaml
 from lib.common import ROOT
+from lib.readme_rows import readme_rows
 from lib.registry_tables import generate
 
 REGISTRY = ROOT / "benchmarks" / "registry.yaml"
@@ -66,13 +70,19 @@ def regenerate(text: str, registry: dict[str, Any]) -> tuple[str, list[str]]:
     return text, names
 
 
+def regenerate_readme(text: str, registry: dict[str, Any]) -> str:
+    """The README with its generated results table (``readme.rows``) rewritten."""
+    readme = registry["readme"]
+    return replace_block(text, readme["table"], sorted({r for row in readme["rows"] for r in row["result"]}),
+                         readme_rows(readme["rows"]))
+
+
 def not_generated(registry: dict[str, Any]) -> list[str]:
     """``section: reason`` for each section (and the README's table) whose tables stay hand-written."""
     out = [f"{s['section']}: {s['reason']}" for s in registry["sections"] if s.get("result") is None]
     out += [f"{s['section']} (other tables): {s['hand_tables']}" for s in registry["sections"] if s.get("hand_tables")]
-    readme = registry.get("readme")
-    if readme and readme.get("result") is None:
-        out.append(f"{readme['file']} ({readme['table']}): {readme['reason']}")
+    readme = registry["readme"]
+    out.append(f"{readme['file']} (the rows under \"{readme['hand_heading']}\"): {readme['reason']}")
     return out
 
 
@@ -91,21 +101,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--registry", type=Path, default=REGISTRY)
     args = p.parse_args(argv)
     registry = load_registry(args.registry)
-    docs = ROOT / registry["docs"]
-    old = docs.read_text()
+    docs, readme = ROOT / registry["docs"], ROOT / registry["readme"]["file"]
+    old, old_readme = docs.read_text(), readme.read_text()
     new, names = regenerate(old, registry)
+    new_readme = regenerate_readme(old_readme, registry)
+    stale = changed_tables(old, new, names) or ([] if new == old else ["(outside the tables)"])
+    stale += [f"{registry['readme']['file']}'s {registry['readme']['table']}"] if new_readme != old_readme else []
     if args.check:
-        stale = changed_tables(old, new, names) or ([] if new == old else ["(outside the tables)"])
         if stale:
-            print(f"{registry['docs']} differs from its result files in: {', '.join(stale)} "
+            print(f"the docs differ from their result files in: {', '.join(stale)} "
                   "(run python benchmarks/docs_tables.py)", file=sys.stderr)
             return 1
-        print(f"{len(names)} generated tables match their result files")
-    elif new != old:
+        print(f"{len(names) + 1} generated tables match their result files")
+    elif stale:
         docs.write_text(new)
-        print(f"rewrote {', '.join(changed_tables(old, new, names))} in {registry['docs']}")
+        readme.write_text(new_readme)
+        print(f"rewrote {', '.join(stale)}")
     else:
-        print(f"{len(names)} generated tables already up to date")
+        print(f"{len(names) + 1} generated tables already up to date")
     print("not generated:\n" + "\n".join(f"  {line}" for line in not_generated(registry)))
     return 0
 

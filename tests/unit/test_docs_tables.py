@@ -49,3 +49,18 @@ def test_every_section_with_a_table_is_in_the_registry() -> None:
 def test_a_missing_marker_is_a_one_line_error() -> None:
     with pytest.raises(SystemExit, match="0 blocks for table nowhere"):
         docs_tables.replace_block("# docs\n", "nowhere", ["x.json"], ["| a |"])
+
+
+def test_readme_results_rows_come_from_the_result_files() -> None:
+    """The README's generated table is remade from the result files: a number edited by hand is put back, and a
+    row's cell is computed (the CCSD(T) campaign's final model, from its status.json)."""
+    import json
+
+    registry = docs_tables.load_registry()
+    readme = (BENCHMARKS.parent / registry["readme"]["file"]).read_text()
+    status = json.loads((BENCHMARKS / "results" / "ethanol-ccsdt" / "status.json").read_text())
+    final = f"**{status['evaluation']['models'][-1]['eval_force_mae_eV_per_A']:.4f} eV/A**"
+    assert final in readme
+    edited = readme.replace(final, "**0.0100 eV/A**")
+    assert edited != readme
+    assert docs_tables.regenerate_readme(edited, registry) == readme
