@@ -3,7 +3,7 @@
 
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
-``status-models`` (a campaign's models from its ``alloop status --json``) and ``herding``.
+``status-models`` (a campaign's models from its ``alloop status --json``), ``herding`` and ``llpr``.
 """
 
 from __future__ import annotations
@@ -71,6 +71,19 @@ def status_models(spec: dict[str, Any]) -> list[str]:
     return model_table(json.loads((ROOT / spec["result"][0]).read_text()))
 
 
+def llpr(spec: dict[str, Any]) -> list[str]:
+    """Per evaluation set and signal: Spearman rho with the true per-frame force MAE, predicted / measured mean and
+    the share of frames under the 90 % bound (``llpr_bench.py``'s result file)."""
+    result = json.loads((ROOT / spec["result"][0]).read_text())
+    lines = ["| set | frames | measured force MAE (eV/A) | signal | Spearman rho | predicted / measured "
+             "| under the 90 % bound |", "|---|---:|---:|---|---:|---:|---:|"]
+    for name, s in result["sets"].items():
+        for signal, v in s["signals"].items():
+            lines.append(f"| {name} | {s['n']} | {s['force_mae']:.4f} | {signal} | {v['spearman']:.2f} | "
+                         f"{v['predicted_over_measured']:.2f} | {100 * v['bound_coverage']:.0f} % |")
+    return lines
+
+
 def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
@@ -78,6 +91,7 @@ def herding(spec: dict[str, Any]) -> list[str]:
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
+    "llpr": llpr,
 }
 
 
