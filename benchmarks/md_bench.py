@@ -13,8 +13,9 @@ evaluation counts as one more step (calls / (steps + 1)).
 
 Models (``--model``): ``egnn`` (an untrained 64 x 3 EGNN), ``pair`` (the pair
 potential), and the model presets ``sevennet-0`` (the pretrained SevenNet-0
-from the sevenn wheel) and ``sevennet-small`` (a SevenNet from scratch,
-untrained), built like ``benchmarks/models_ethanol.py`` does
+from the sevenn wheel), ``sevennet-small`` (a SevenNet from scratch,
+untrained) and ``so3lr`` (the pretrained SO3LR from the so3krates-torch
+wheel), built like ``benchmarks/models_ethanol.py`` does
 (``load_preset("models", ...)`` + ``build_model``).
 
 ``--baseline gfn2-xtb`` wraps the model in a Delta model (:mod:`alloop.potentials.baseline`): every model
@@ -25,6 +26,7 @@ prints the baseline's milliseconds per MD step (all replicas) and its share of t
     python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1
     python benchmarks/md_bench.py --model sevennet-0 --steps 20 --replicas 1 8 32 --repeats 1
     python benchmarks/md_bench.py --model sevennet-small --steps 20 --replicas 1 8 32 --repeats 1
+    python benchmarks/md_bench.py --model so3lr --steps 50 --replicas 1 6 --repeats 3
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from ase.md.langevin import Langevin
 from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
 #: --model choices built from a model preset of configs/models/
-PRESETS = ("sevennet-0", "sevennet-small")
+PRESETS = ("sevennet-0", "sevennet-small", "so3lr")
 
 
 def build(model_name: str, dtype: str):

@@ -43,11 +43,14 @@ _fork_dask_workers()
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``mace`` need mace-torch (alloop[mace]), which cannot share an environment with sevenn: where it
-    is missing they skip with the reason (.ci/run runs them in its second venv)."""
+    is missing they skip with the reason (.ci/run runs them in its second venv). Tests marked ``so3lr`` need
+    so3krates-torch (alloop[so3lr], SO3LR's weights): where it is missing they skip with the reason."""
     import importlib.util
 
     if item.get_closest_marker("mace") is not None and importlib.util.find_spec("mace") is None:
         pytest.skip("needs mace-torch: pip install 'alloop[mace]' (an environment without sevenn; .ci/run's mace venv)")
+    if item.get_closest_marker("so3lr") is not None and importlib.util.find_spec("so3krates_torch") is None:
+        pytest.skip("needs so3krates-torch (SO3LR's weights): pip install 'alloop[so3lr]'")
 
 
 @pytest.hookimpl(trylast=True)

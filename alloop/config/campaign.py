@@ -170,6 +170,7 @@ class CampaignConfig(BaseModel):
         self._check_label_budget()
         self._check_replay()
         self._check_spacing()
+        self._check_closed_shell_model()
         self.bootstrap_surface()
         if not checks_files(info):
             return self
@@ -240,6 +241,12 @@ class CampaignConfig(BaseModel):
         if self.training.replay_fraction > 0 and not self.model.pretrained:
             raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
                               "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")
+
+    def _check_closed_shell_model(self) -> None:
+        """alloop runs SO3LR on neutral closed-shell structures only (its charge and spin inputs are 0)."""
+        if self.model.architecture == "so3lr" and (self.system.charge, self.system.spin) != (0, 0):
+            raise ConfigError(f"system.charge: model 'so3lr' runs neutral closed-shell systems only in alloop (charge "
+                              f"0, spin 0), got charge {self.system.charge} and spin {self.system.spin}")
 
     def _check_spacing(self) -> None:
         spacing, every = self.selection.min_step_spacing, self.md.record_every

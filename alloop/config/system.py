@@ -56,6 +56,7 @@ _MODEL_KEYS = {
     "pair": {"n_rbf"},
     "sevennet": {"base", "hidden_features", "n_layers", "n_rbf", "lmax", "features", "freeze_blocks"},
     "mace": {"features"},
+    "so3lr": {"base"},
 }
 #: architectures whose weights come from a model file only (``model.checkpoint``; its size, cutoff and dtype are the file's)
 FILE_ARCHITECTURES = ("mace",)
@@ -68,9 +69,10 @@ class ModelConfig(Section):
     NULL_MEANS_NONE: ClassVar[frozenset[str]] = frozenset({"baseline"})  # null: no baseline (not the default one)
 
     preset: str | None = None
-    architecture: Literal["egnn", "pair", "sevennet", "mace"] = "egnn"
+    architecture: Literal["egnn", "pair", "sevennet", "mace", "so3lr"] = "egnn"
     base: str | None = Field(
-        default=None, min_length=1, description="sevennet: a pretrained model shipped in the sevenn wheel ('7net-0')"
+        default=None, min_length=1, description="a pretrained model shipped in a wheel: sevennet '7net-0' (the sevenn "
+        "wheel's SevenNet-0), so3lr 'so3lr' (the so3krates-torch wheel's SO3LR)"
     )
     cutoff_A: float = Field(default=5.0, gt=0, le=20)
     hidden_features: int | None = Field(
@@ -126,6 +128,8 @@ class ModelConfig(Section):
         if self.architecture in FILE_ARCHITECTURES and self.checkpoint is None:
             raise ValueError(f"checkpoint: architecture '{self.architecture}' needs a model file you bring "
                              "(model.checkpoint: a MACE .model file such as MACE-OFF or MACE-MP)")
+        if self.architecture == "so3lr" and self.base is None:
+            raise ValueError("base: architecture 'so3lr' is the pretrained SO3LR only: set base: so3lr (or preset: so3lr)")
         return self
 
     @property

@@ -1,11 +1,11 @@
-"""Model registry: short architecture names ("egnn", "pair", "sevennet", "mace", "two-head", "delta") instead of import
-paths.
+"""Model registry: short architecture names ("egnn", "pair", "sevennet", "mace", "so3lr", "two-head", "delta") instead
+of import paths.
 
 ``build_model("egnn", elements=[1, 6, 8], cutoff_A=5.0, hidden_features=64)``
 builds a model from the keys of a ``configs/models/*.yaml`` preset
 (``architecture``, ``cutoff_A``, ``hidden_features``, ``n_layers``, ``n_rbf``,
 ``dtype``; sevennet also ``base``, ``lmax``, ``features``, ``freeze_blocks``;
-mace ``model_file``, ``features``) or from a class's own constructor
+mace ``model_file``, ``features``; so3lr ``base``) or from a class's own constructor
 arguments. Keys set to ``None`` mean "the default". A new architecture joins
 with ``@register_model``. Architectures that need an optional package
 (:data:`EXTRAS`) name the pip command that installs it when it is missing.
@@ -33,6 +33,7 @@ _BUILTIN = {
     "pair": ("alloop.potentials.pair", "PairPotential"),
     "sevennet": ("alloop.potentials.sevennet", "SevenNet"),
     "mace": ("alloop.potentials.mace", "MACEPotential"),
+    "so3lr": ("alloop.potentials.so3lr", "SO3LRPotential"),
     "two-head": ("alloop.potentials.two_head", "TwoHeadPotential"),
     "delta": ("alloop.potentials.baseline", "DeltaPotential"),
 }
@@ -43,9 +44,10 @@ _ALIASES: dict[str, dict[str, str]] = {"pair": {"n_rbf": "n_radial"}}
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-#: architecture -> (the package it imports, the extra of alloop that installs it); sevenn and mace cannot share
-#: one environment (sevenn 0.13 needs e3nn >= 0.5, mace-torch pins e3nn 0.4.4)
-EXTRAS = {"sevennet": ("sevenn", "sevenn"), "mace": ("mace", "mace")}
+#: architecture -> (the package it imports, the extra of alloop that installs it)
+EXTRAS = {"sevennet": ("sevenn", "sevenn"), "mace": ("mace", "mace"), "so3lr": ("so3krates_torch", "so3lr")}
+#: extra -> the extras it cannot share an environment with (sevenn 0.13 needs e3nn >= 0.5, mace-torch pins e3nn 0.4.4)
+CONFLICTS = {"sevenn": ("mace",), "mace": ("sevenn",)}
 
 
 def check_extra(architecture: str) -> None:
@@ -54,9 +56,9 @@ def check_extra(architecture: str) -> None:
         return
     package, extra = EXTRAS[architecture]
     if importlib.util.find_spec(package) is None:
-        others = [f"alloop[{e}]" for _, e in EXTRAS.values() if e != extra]
-        raise ConfigError(f"model '{architecture}' needs the {package} package: pip install 'alloop[{extra}]' "
-                          f"(in an environment without {', '.join(others)}: they cannot share one)")
+        others = [f"alloop[{e}]" for e in CONFLICTS.get(extra, ())]
+        apart = f" (in an environment without {', '.join(others)}: they cannot share one)" if others else ""
+        raise ConfigError(f"model '{architecture}' needs the {package} package: pip install 'alloop[{extra}]'{apart}")
 
 
 def register_model(cls: type[Potential]) -> type[Potential]:

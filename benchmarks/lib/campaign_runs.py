@@ -34,6 +34,7 @@ def run_campaign(campaign: Path, run_dir: Path, seed: int, overrides: list[str],
     if run_dir.exists():
         cmd = [sys.executable, "-m", "alloop.cli", "resume", str(run_dir), "--no-progress"]
     t0 = time.perf_counter()
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         subprocess.run(cmd, check=True, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     wall = time.perf_counter() - t0

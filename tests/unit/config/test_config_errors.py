@@ -169,13 +169,14 @@ CASES = [
     ({"system": {"structures": "missing.xyz"}}, r"^system\.structures: file not found: .*/missing\.xyz"),
     (
         {"model": "huge"},
-        r"^model: unknown model preset 'huge' \(known: egnn-paper, mace, pair, sevennet-0, sevennet-small, small\)$",
+        r"^model: unknown model preset 'huge' \(known: egnn-paper, mace, pair, sevennet-0, sevennet-small, small, so3lr\)$",
     ),
     ({"model": {"checkpoint": "nowhere.pt"}}, r"^model\.checkpoint: file not found: .*/nowhere\.pt$"),
     ({"model": {"preset": "pair", "n_layers": 2}}, r"^model\.n_layers: not used by architecture 'pair'$"),
     ({"model": {"architecture": "nequip"}},
-     r"^model\.architecture: must be 'egnn', 'pair', 'sevennet' or 'mace' \(got 'nequip'\)$"),
+     r"^model\.architecture: must be 'egnn', 'pair', 'sevennet', 'mace' or 'so3lr' \(got 'nequip'\)$"),
     ({"model": {"architecture": "mace"}}, r"^model: checkpoint: architecture 'mace' needs a model file you bring"),
+    ({"model": {"architecture": "so3lr"}}, r"^model: base: architecture 'so3lr' is the pretrained SO3LR only: set base"),
     ({"model": {"preset": "small", "dtype": "float16"}}, r"^model\.dtype: must be 'float32' or 'float64'"),
     ({"fidelities": {"cheap": "nope"}}, r"^fidelities\.cheap: unknown fidelity preset 'nope' \(known: "),
     (

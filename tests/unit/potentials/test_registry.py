@@ -108,3 +108,24 @@ def test_a_missing_extra_names_its_pip_command(tmp_path, capsys):
                  "-o", str(tmp_path / "m.safetensors")]) != 0
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "pip install 'alloop[mace]'" in err, err
+
+
+def test_a_missing_so3lr_extra_names_its_pip_command(tmp_path, capsys):
+    """Where so3krates-torch is not installed (the main environment): asking for SO3LR says how to install it, in one
+    line, from the registry and from ``alloop train``; the so3lr extra shares an environment with sevenn."""
+    import importlib.util
+
+    from alloop.cli import main
+
+    if importlib.util.find_spec("so3krates_torch") is not None:
+        pytest.skip("so3krates-torch is installed here: this test is for an environment without it")
+    with pytest.raises(ConfigError) as info:
+        build_model("so3lr", [1, 8], base="so3lr")
+    message = str(info.value)
+    assert "pip install 'alloop[so3lr]'" in message and "\n" not in message and "cannot share" not in message
+    data = tmp_path / "frames.extxyz"
+    data.write_text("")
+    assert main(["train", "--model", "so3lr", "--expensive", str(data), "--method", "standard",
+                 "-o", str(tmp_path / "m.safetensors")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'alloop[so3lr]'" in err, err
