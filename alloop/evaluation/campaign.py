@@ -8,11 +8,11 @@
 - :func:`cycle_columns` gives the driver the ``eval_*`` columns of a ``cycles`` row: the
   scores the training task computed on its worker (:func:`~alloop.evaluation.scoring.score_model`, so
   the driver loads no model), else the row's model scored here (NaN without an evaluation set or a model).
-- A score is the force MAE and RMSE over components (eV/A), the energy MAE (eV) and the
-  per-atom energy MAE (eV/atom) of the model with its energy references for the campaign's
-  expensive fidelity: a deterministic function of the model and the set. The ``evaluation``
-  table holds one row per model version.
-- Per molecule: for a set of several molecules (formulas, :mod:`alloop.system.molecules`) the same scores per
+- A score is the force MAE and RMSE over components (eV/A), the 95th percentile and maximum of the
+  per-frame force MAE (eV/A), the energy MAE (eV) and the per-atom energy MAE (eV/atom) of the model with
+  its energy references for the campaign's expensive fidelity: a deterministic function of the model and
+  the set. The ``evaluation`` table holds one row per model version.
+- Per molecule: for a set of several molecules (formulas, :mod:`alloop.molecules`) the same scores per
   molecule, one ``eval_molecules`` row per model and molecule (:func:`record_molecules`).
 - Coverage: the training task also scores the evaluation set's Q-residual under the uncertainty
   model fitted with the new model (:func:`~alloop.evaluation.scoring.coverage_scores`: the share
@@ -33,7 +33,7 @@ import numpy as np
 
 from alloop.errors import AlloopError
 from alloop.evaluation.frames import EvaluationFrames, file_sha256, read_evaluation_frames
-from alloop.evaluation.records import BLOB, COLUMNS, model_scores, stored_set
+from alloop.evaluation.records import BLOB, COLUMNS, SCORES, model_scores, stored_set
 from alloop.evaluation.scoring import evaluation_scores
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
@@ -109,7 +109,7 @@ def record_molecules(store: CampaignStore, version: int, cycle: int,
     tables.append(store, tables.EVAL_MOLECULES, model_version=np.full(len(names), version),
                   cycle=np.full(len(names), cycle), molecule=names,
                   n_frames=[int(molecules[n]["n_frames"]) for n in names],
-                  **{c: [molecules[n][c] for n in names] for c in COLUMNS})
+                  **{c: [molecules[n].get(c, np.nan) for n in names] for c in _writable(store, tables.EVAL_MOLECULES)})
 
 
 def record_predicted(store: CampaignStore, version: int, cycle: int, scores: dict[str, float]) -> None:
@@ -127,12 +127,20 @@ def _record(
         scores, molecules = evaluation_scores(store.checkpoint(version)[0], frames)
         record_molecules(store, version, cycle, molecules)
     tables.append(store, tables.EVALUATION, model_version=[version], cycle=[cycle], n_frames=[frames.n_frames],
-                  sha256=[str(frames.header["sha256"])], time=[time.time()], **{c: [v] for c, v in scores.items()})
+                  sha256=[str(frames.header["sha256"])], time=[time.time()],
+                  **{c: [scores.get(c, np.nan)] for c in _writable(store, tables.EVALUATION)})
     if log is not None:
         log(f"model v{version} on the evaluation set ({frames.n_frames} frames): force MAE "
             f"{scores['eval_force_mae_eV_per_A']:.4f} eV/A, energy MAE "
             f"{1000 * scores['eval_energy_mae_per_atom_eV']:.1f} meV/atom")
     return scores
+
+
+def _writable(store: CampaignStore, schema: tables.TableSchema) -> tuple[str, ...]:
+    """The score columns a new row of ``schema``'s table carries: without the tails where the table was written
+    before them (an older store, whose columns are fixed)."""
+    tails = tables.EVAL_TAIL_COLUMNS
+    return tuple(c for c in SCORES if c not in tails or tables.has_columns(store, schema, tails))
 
 
 def _score_unscored(store: CampaignStore, frames: EvaluationFrames, log: Log) -> None:

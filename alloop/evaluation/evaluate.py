@@ -5,10 +5,11 @@ The model is a checkpoint file (``alloop train -o``, ``alloop export
 checkpoint ``version``) is used; loading is :mod:`alloop.deploy.loading`,
 as for ``alloop.calculator``. Errors are against the file's energies (eV) and
 forces (eV/Angstrom): MAE and RMSE (the root mean square over all force
-components), plus the per-atom energy MAE; for frames of one molecule with
-rotatable bonds, the same per conformer basin (trans / gauche+ / gauche- of
-each rotor, :mod:`alloop.system.conformers`); for frames of several molecules, the
-same per molecule (formula, :mod:`alloop.system.molecules`; ``per_molecule``).
+components), plus the per-atom energy MAE and the tails of the per-frame force
+MAE (95th percentile, max); for frames of one molecule with rotatable bonds,
+the same per conformer basin (trans / gauche+ / gauche- of each rotor,
+:mod:`alloop.conformers`); for frames of several molecules, the
+same per molecule (formula, :mod:`alloop.molecules`; ``per_molecule``).
 Absolute energies are predicted at the data's fidelity when the frames record
 one (``fidelity_hash``, as written by ``alloop label`` and ``alloop export``)
 and the model has references for it, else at the campaign's expensive
@@ -107,7 +108,9 @@ def text_lines(result: dict[str, Any]) -> list[str]:
              f"| energy | {result['energy_mae_eV']:.5f} | {result['energy_rmse_eV']:.5f} | eV |",
              f"| energy per atom | {result['energy_mae_per_atom_eV']:.5f} | | eV/atom |",
              f"| force components | {result['force_mae_eV_per_A']:.5f} | {result['force_rmse_eV_per_A']:.5f} "
-             "| eV/Angstrom |"]
+             "| eV/Angstrom |",
+             f"per-frame force MAE: 95th percentile {result['force_mae_p95_eV_per_A']:.5f}, max "
+             f"{result['force_mae_max_eV_per_A']:.5f} eV/Angstrom (mean over atoms and components of each frame)"]
     predicted = result["predicted"]
     if predicted:
         lines += ["", f"the model's own predicted force error (its error model): mean "

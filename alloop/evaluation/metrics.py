@@ -4,8 +4,11 @@ Units: energies in eV, forces in eV/Angstrom. ``force_rmse`` is the real root
 mean square over all force components (sqrt(mean(dF^2))), not a mean of
 per-atom L2 norms (the ASTEROID code's "RMSE"). Energy errors are absolute
 (the model's references must be those of the data's fidelity); the per-atom
-energy MAE divides each frame's error by its number of atoms. :func:`molecule_metrics` and
-:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.system.molecules`) and by conformer basin.
+energy MAE divides each frame's error by its number of atoms. The force error's tails are those of the
+per-frame force MAE (a frame's mean of |dF| over its atoms' components, as ``per_frame_force_mae`` of
+``benchmarks/lib/common.py``): its 95th percentile (numpy's linear interpolation) and its maximum
+(``force_mae_p95_eV_per_A``, ``force_mae_max_eV_per_A``). :func:`molecule_metrics` and
+:func:`basin_metrics` split the errors by molecule (formula, :mod:`alloop.molecules`) and by conformer basin.
 
 The frames are anything :class:`LabelledFrames` describes (a :class:`alloop.training.data.FrameDataset` is one), so
 this module sits below training, which scores its own models with it.
@@ -53,7 +56,21 @@ def _array_metrics(energy: np.ndarray, forces: np.ndarray, sizes: np.ndarray, en
         "energy_mae_per_atom_eV": float(np.mean(np.abs(de) / sizes)),
         "force_mae_eV_per_A": float(np.mean(np.abs(df))),
         "force_rmse_eV_per_A": float(np.sqrt(np.mean(df**2))),
+        **force_mae_tails(frame_force_mae(df, sizes)),
     }
+
+
+def frame_force_mae(force_errors: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each frame's force MAE (eV/A): the mean of |dF| over the components of its atoms (``force_errors``, frames
+    of ``sizes`` atoms end to end)."""
+    frame_of_atom = np.repeat(np.arange(sizes.size), sizes)
+    return np.bincount(frame_of_atom, weights=np.abs(force_errors).sum(-1), minlength=sizes.size) / (3.0 * sizes)
+
+
+def force_mae_tails(per_frame: np.ndarray) -> dict[str, float]:
+    """The 95th percentile and the maximum of per-frame force MAEs (eV/A)."""
+    return {"force_mae_p95_eV_per_A": float(np.percentile(per_frame, 95)),
+            "force_mae_max_eV_per_A": float(per_frame.max())}
 
 
 def error_metrics(dataset: LabelledFrames, energy_pred: np.ndarray, forces_pred: np.ndarray) -> dict[str, Any]:

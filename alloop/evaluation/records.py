@@ -25,6 +25,15 @@ TABLE = tables.EVALUATION.name
 #: cycles/evaluation column -> key of alloop.evaluation.metrics.error_metrics
 COLUMNS = dict(zip(tables.EVAL_COLUMNS, ("force_mae_eV_per_A", "force_rmse_eV_per_A", "energy_mae_eV",
                                          "energy_mae_per_atom_eV"), strict=True))
+#: evaluation/eval_molecules tail column -> key of error_metrics: the per-frame force MAE's 95th percentile and max
+TAILS = dict(zip(tables.EVAL_TAIL_COLUMNS, ("force_mae_p95_eV_per_A", "force_mae_max_eV_per_A"), strict=True))
+#: every score of a model on the set: COLUMNS and TAILS
+SCORES = COLUMNS | TAILS
+
+
+def _floats(rows: dict[str, np.ndarray], k: int) -> dict[str, float]:
+    """Row ``k``'s scores (a tail column a store written before it lacks reads as NaN)."""
+    return {c: float(rows[c][k]) if c in rows else float("nan") for c in SCORES}
 
 
 def stored_set(store: CampaignStore) -> EvaluationFrames | None:
@@ -43,11 +52,12 @@ def coverage_by_model(store: CampaignStore) -> dict[int, dict[str, float]]:
 
 
 def model_scores(store: CampaignStore) -> dict[int, dict[str, float]]:
-    """model version -> its ``eval_*`` scores (and cycle), from the ``evaluation`` table."""
+    """model version -> its ``eval_*`` scores and tails (NaN in a store written before them) and cycle, from the
+    ``evaluation`` table."""
     rows = tables.read(store, tables.EVALUATION)
     if not rows:
         return {}
-    return {int(v): {"cycle": int(rows["cycle"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
+    return {int(v): {"cycle": int(rows["cycle"][k]), **_floats(rows, k)}
             for k, v in enumerate(rows["model_version"])}
 
 
@@ -58,7 +68,7 @@ def molecule_scores(store: CampaignStore) -> dict[int, dict[str, dict[str, float
     out: dict[int, dict[str, dict[str, float]]] = {}
     for k, version in enumerate(rows.get("model_version", [])):
         out.setdefault(int(version), {})[str(rows["molecule"][k])] = {
-            "n_frames": int(rows["n_frames"][k]), **{c: float(rows[c][k]) for c in COLUMNS}}
+            "n_frames": int(rows["n_frames"][k]), **_floats(rows, k)}
     return out
 
 
@@ -139,4 +149,15 @@ def format_status(part: dict[str, Any] | None) -> list[str]:
         lines.append(f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
                      f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
                      f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}  {covered:>10}  {median:>8}")
-    return lines
+    return lines + [tails_line(part["models"][-1])]
+
+
+def tails_line(m: dict[str, Any]) -> str:
+    """The final model's force MAE on the set with the tails of its per-frame force MAE ("n/a" where not recorded)."""
+    p95, top = (m.get(c, float("nan")) for c in TAILS)
+    return (f"  final model v{m['model_version']}: force MAE {m['eval_force_mae_eV_per_A']:.4f} eV/A; per frame "
+            f"95th percentile {_or_na(p95)}, max {_or_na(top)}")
+
+
+def _or_na(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.4f} eV/A"

@@ -11,22 +11,23 @@ import numpy as np
 
 from alloop.errors import AlloopError
 from alloop.evaluation.frames import EvaluationFrames
-from alloop.evaluation.records import COLUMNS
+from alloop.evaluation.records import SCORES
 
 #: frames per model call when scoring
 BATCH_SIZE = 32
 
 
 def score_model(model_blob: bytes, frames: EvaluationFrames) -> dict[str, float]:
-    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied)."""
+    """The ``eval_*`` scores and tails of a checkpoint on the set (expensive-fidelity energy references applied)."""
     return evaluation_scores(model_blob, frames)[0]
 
 
 def evaluation_scores(model_blob: bytes, frames: EvaluationFrames
                       ) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
-    """The ``eval_*`` scores of a checkpoint on the set (expensive-fidelity energy references applied) and, for a
-    set of several molecules (formulas, :mod:`alloop.system.molecules`), the same per molecule with its ``n_frames``
-    (None for a set of one molecule), from one prediction."""
+    """The ``eval_*`` scores and tails (:data:`~alloop.evaluation.records.SCORES`) of a checkpoint on the set
+    (expensive-fidelity energy references applied) and, for a set of several molecules (formulas,
+    :mod:`alloop.molecules`), the same per molecule with its ``n_frames`` (None for a set of one molecule), from one
+    prediction."""
     from alloop.evaluation.metrics import error_metrics, molecule_metrics
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.potentials.inference import predict
@@ -47,9 +48,9 @@ def evaluation_scores(model_blob: bytes, frames: EvaluationFrames
     metrics = error_metrics(dataset, energy, forces)
     split = molecule_metrics(dataset, energy, forces)
     molecules = None if len(split) < 2 else {
-        name: {"n_frames": float(m["n_frames"]), **{column: float(m[key]) for column, key in COLUMNS.items()}}
+        name: {"n_frames": float(m["n_frames"]), **{column: float(m[key]) for column, key in SCORES.items()}}
         for name, m in split.items()}
-    return {column: float(metrics[key]) for column, key in COLUMNS.items()}, molecules
+    return {column: float(metrics[key]) for column, key in SCORES.items()}, molecules
 
 
 def coverage_scores(model: Any, uq: Any, frames: EvaluationFrames) -> dict[str, float]:

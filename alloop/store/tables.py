@@ -12,7 +12,8 @@ schema's, values are checked and cast to its dtypes), readers through
 - ``cycles``: one row per cycle (its model, MD, spend, validation, evaluation-set
   and forgetting scores; the last two groups are absent from stores written
   before they existed);
-- ``evaluation``: one row per model scored on the campaign's evaluation set;
+- ``evaluation``: one row per model scored on the campaign's evaluation set (the tails of its per-frame force MAE
+  are absent from stores written before them);
 - ``eval_molecules``: one row per model and molecule when the evaluation set holds several molecules: the
   model's errors on that molecule's frames;
 - ``eval_coverage``: one row per model whose training task scored the evaluation set's Q-residual (the
@@ -69,6 +70,9 @@ def _col(name: str, dtype: type) -> ColumnSpec:
 #: ``eval_*`` columns of ``cycles`` and ``evaluation``: errors on the evaluation set (eV/A, eV, eV/atom)
 EVAL_COLUMNS = ("eval_force_mae_eV_per_A", "eval_force_rmse_eV_per_A", "eval_energy_mae_eV",
                 "eval_energy_mae_per_atom_eV")
+#: tails of the per-frame force MAE on the evaluation set (eV/A), in ``evaluation`` and ``eval_molecules`` rows (absent
+#: from stores written before them, read there as NaN)
+EVAL_TAIL_COLUMNS = ("eval_force_mae_p95_eV_per_A", "eval_force_mae_max_eV_per_A")
 #: ``forget_*`` columns of ``cycles``: change against the original model on outside molecules (eV/A, eV/atom)
 FORGET_COLUMNS = ("forget_force_mae_eV_per_A", "forget_energy_mae_per_atom_eV")
 
@@ -92,14 +96,16 @@ CYCLES = TableSchema(
 EVALUATION = TableSchema(
     "evaluation",
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("n_frames", np.int32), _col("sha256", str),
-     _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS)),
+     _col("time", np.float64), *(_col(c, np.float64) for c in EVAL_COLUMNS + EVAL_TAIL_COLUMNS)),
+    optional=frozenset(EVAL_TAIL_COLUMNS),
 )
 #: per model and molecule (formula, alloop.system.molecules) of an evaluation set of several molecules: its frames and the
 #: model's errors on them (the eval_* columns)
 EVAL_MOLECULES = TableSchema(
     "eval_molecules",
     (_col("model_version", np.int32), _col("cycle", np.int32), _col("molecule", str), _col("n_frames", np.int32),
-     *(_col(c, np.float64) for c in EVAL_COLUMNS)),
+     *(_col(c, np.float64) for c in EVAL_COLUMNS + EVAL_TAIL_COLUMNS)),
+    optional=frozenset(EVAL_TAIL_COLUMNS),
 )
 #: per model: the share of the evaluation set's frames whose Q-residual score is within the limit (<= 1) under the
 #: uncertainty model fitted with it, and their median score (alloop.evaluation.scoring.coverage_scores)

@@ -52,13 +52,18 @@ def _model_blob(seed: int, expensive_hash: str) -> bytes:
 
 
 def _expected(blob: bytes, path) -> dict[str, float]:
-    """The scores computed directly: the model with the expensive references, on the file's frames."""
+    """The scores computed directly: the model with the expensive references, on the file's frames; the tails from
+    each frame's force MAE (mean |dF| over its atoms' components)."""
     from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.inference import predict
 
     model, _ = model_from_bytes(blob)
     apply_references(model, REFERENCES)
-    metrics = evaluate_model(model, FrameDataset.from_atoms(read_labelled(path)))
-    return {column: metrics[key] for column, key in records.COLUMNS.items()}
+    data = FrameDataset.from_atoms(read_labelled(path))
+    metrics = evaluate_model(model, data)
+    per_frame = np.abs(predict(model, data)[1] - data.forces).reshape(len(data), -1).mean(axis=1)  # H2O frames only
+    tails = {"eval_force_mae_p95_eV_per_A": np.percentile(per_frame, 95), "eval_force_mae_max_eV_per_A": per_frame.max()}
+    return {column: metrics[key] for column, key in records.COLUMNS.items()} | tails
 
 
 @pytest.fixture
@@ -114,7 +119,14 @@ def test_copy_score_and_hash_checks_on_resume(setup, capsys):
     assert part["n_frames"] == 4 and [m["model_version"] for m in part["models"]] == [0, 1]
     assert part["models"][0]["eval_force_mae_eV_per_A"] == scores[0]["eval_force_mae_eV_per_A"]
     assert main(["status", str(path)]) == 0
-    assert "evaluation   4 frames (12 atoms)" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "evaluation   4 frames (12 atoms)" in text
+    final = part["models"][1]  # the final model's tails, next to its mean
+    for column, value in _expected(blob1, eval_file).items():
+        assert final[column] == pytest.approx(value, rel=1e-12)
+    p95, top = (final[c] for c in records.TAILS)
+    assert (f"final model v1: force MAE {final[mae]:.4f} eV/A; per frame 95th percentile {p95:.4f} eV/A, "
+            f"max {top:.4f} eV/A") in text
 
 
 def test_no_copy_and_no_file_is_an_error(setup):
@@ -145,6 +157,31 @@ def test_a_store_without_the_columns_still_reads_and_reports(setup, capsys):
     assert "| eval F-MAE (eV/Å) |" in summary and "| 0.2000 | - | - | - | - |" in summary
     assert main(["status", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["evaluation"] is None
+
+
+def test_an_evaluation_table_without_the_tails_reads_as_nan_and_keeps_its_columns(setup, capsys):
+    cfg, path, _ = setup
+    blob = _model_blob(0, cfg.expensive_fidelity.hash())
+    with CampaignStore.create(path, cfg.to_dict()) as store:
+        store.add_checkpoint(blob, {"cycle": -1}, role="model")
+        store.commit()
+        frames = evaluation.prepare(store, cfg, print)  # copies the set and scores v0 (tails recorded)
+        old = store.table(records.TABLE)
+        assert np.isfinite(old["eval_force_mae_max_eV_per_A"]).all()
+    # the same store as written before the tails existed: its evaluation table without them
+    with CampaignStore.create(path.parent / "old" / path.name, cfg.to_dict()) as store:
+        store.put_blob(records.BLOB, frames.to_bytes())
+        store.add_checkpoint(blob, {"cycle": -1}, role="model")
+        store.append_rows(records.TABLE, **{k: v for k, v in old.items() if k not in records.TAILS})
+        store.commit()
+        assert all(np.isnan(records.model_scores(store)[0][c]) for c in records.TAILS)
+        version = store.add_checkpoint(_model_blob(1, cfg.expensive_fidelity.hash()), {"cycle": 0}, role="model")
+        evaluation.cycle_columns(store, version, 0)  # a new model scored into the old table: its columns kept
+        store.commit()
+        assert set(store.table(records.TABLE)) == set(old) - set(records.TAILS)
+        assert records.model_scores(store)[1]["eval_force_mae_eV_per_A"] > 0
+    assert main(["status", str(path.parent / "old" / path.name)]) == 0
+    assert "per frame 95th percentile n/a, max n/a" in capsys.readouterr().out
 
 
 def test_a_set_of_several_molecules_is_scored_per_molecule(setup):

@@ -55,12 +55,17 @@ def test_train_asteroid_then_evaluate(files, tmp_path, capsys):
     assert got["energy_mae_eV"] == pytest.approx(np.mean(np.abs(energy - test.energy)), rel=1e-9)
     assert got["energy_mae_per_atom_eV"] == pytest.approx(np.mean(np.abs(energy - test.energy) / test.sizes), rel=1e-9)
     assert got["method"] == "asteroid" and got["n_frames"] == 5
+    # the tails: of each frame's mean |dF| over its atoms' components (benchmarks/lib/common.py per_frame_force_mae)
+    per_frame = np.array([np.abs(df[a:b]).mean() for a, b in zip(test.offsets[:-1], test.offsets[1:], strict=True)])
+    assert got["force_mae_p95_eV_per_A"] == pytest.approx(np.percentile(per_frame, 95), rel=1e-9)
+    assert got["force_mae_max_eV_per_A"] == pytest.approx(per_frame.max(), rel=1e-9)
     assert set(got["per_molecule"]) == {"H2O", "CH4"}  # the file holds two molecules
     assert sum(m["n_frames"] for m in got["per_molecule"].values()) == 5
 
     assert main(["evaluate", str(out), str(files / "test.extxyz")]) == 0
     table = capsys.readouterr().out
     assert "| force components |" in table and "eV/Angstrom" in table
+    assert f"per-frame force MAE: 95th percentile {got['force_mae_p95_eV_per_A']:.5f}, max" in table
     assert "per molecule" in table and "| H2O |" in table and "| CH4 |" in table
 
 
