@@ -80,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--label", action="store_true",
                    help="ttt: compute the cheap labels with PySCF or tblite at the model's recorded cheap fidelity "
                    "(in this process)")
+    p.add_argument("--charge", type=int, default=None,
+                   help="ttt --label: the frames' total charge (default: the one the head's recorded fidelity was "
+                   "trained at)")
+    p.add_argument("--spin", type=int, default=None,
+                   help="ttt --label: the frames' 2S, unpaired electrons (default: as --charge)")
     p.add_argument("--expensive-energy-key", default=None,
                    help="expensive energies in FRAMES, for before/after errors (rr: default energy, if FRAMES has it)")
     p.add_argument("--expensive-forces-key", default=None,
@@ -96,7 +101,7 @@ def _ttt_defaults() -> dict[str, Any]:
 
     d = RefineSettings()
     return {"prior": "cheap", "steps": d.steps, "lr": d.lr, "energy_weight": d.energy_weight, "energy_key": None,
-            "forces_key": None, "label": False, "seed": 0}
+            "forces_key": None, "label": False, "seed": 0, "charge": None, "spin": None}
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -108,6 +113,8 @@ def _check_args(args: argparse.Namespace) -> None:
             raise AlloopError(f"--{given[0].replace('_', '-')} is an option of --method ttt, not of rr")
     elif args.training or args.grid:
         raise AlloopError(f"--{'training' if args.training else 'grid'} is an option of --method rr, not of ttt")
+    if not args.label and (args.charge is not None or args.spin is not None):
+        raise AlloopError("--charge and --spin are for --label (labelled frames keep the charge they were labelled at)")
     if args.label and (args.energy_key or args.forces_key):
         raise AlloopError("--label computes the cheap labels: give it or --energy-key/--forces-key, not both")
     if (args.expensive_energy_key is None) != (args.expensive_forces_key is None):
@@ -153,17 +160,13 @@ def _prior_labels(args: argparse.Namespace, model: Any, structures: list, log: A
 def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -> tuple[list, Any, str]:
     from alloop.commands.label import Progress
     from alloop.errors import AlloopError
-    from alloop.fidelity import load_fidelity
     from alloop.labeling.factory import labeler_for
 
     name, tag = record.get("name"), record.get("tag")
     if not name:
         raise AlloopError(f"{args.model} does not record the fidelity preset of its '{args.prior}' head: label "
                           "FRAMES with alloop label and give --energy-key/--forces-key")
-    fidelity = load_fidelity(name)
-    if tag and re.fullmatch(r"[0-9a-f]{16}", tag) and fidelity.hash() != tag:  # a hash, not a role name
-        raise AlloopError(f"the '{args.prior}' head was trained at fidelity {tag}, but preset '{name}' is now "
-                          f"{fidelity.hash()}: label FRAMES yourself and give --energy-key/--forces-key")
+    fidelity = _recorded_fidelity(name, tag, args)
     labeler = labeler_for(fidelity, threads=args.threads)
     software = "tblite" if fidelity.family == "xtb" else "PySCF"
     progress = Progress(len(structures), stream=None if log else io.StringIO())
@@ -180,8 +183,33 @@ def _label(record: dict, structures: list, args: argparse.Namespace, log: Any) -
     cpu = sum(r.cpu_seconds for r in results)
     labels = ([r.energy_eV for _, r in kept], [r.forces_eV_per_A for _, r in kept])
     failed = len(results) - len(kept)
-    return [a for a, _ in kept], labels, (f"{software} {name}: {len(kept)} frames labelled in {cpu:.1f} CPU s"
+    state = f" at charge {fidelity.charge}, 2S {fidelity.spin}" if fidelity.charge or fidelity.spin else ""
+    return [a for a, _ in kept], labels, (f"{software} {name}{state}: {len(kept)} frames labelled in {cpu:.1f} CPU s"
                                           + (f", {failed} failed and left out" if failed else ""))
+
+
+#: the charges and 2S searched for the ones that reproduce a head's recorded fidelity hash
+_CHARGES, _SPINS = range(-3, 4), range(0, 5)
+
+
+def _recorded_fidelity(name: str, tag: str | None, args: argparse.Namespace) -> Any:
+    """Preset ``name`` at the charge and spin the head was trained at: ``--charge``/``--spin`` when given (checked
+    against the recorded hash ``tag``), else the ones among small charges and spins whose hash is ``tag``."""
+    from alloop.errors import AlloopError
+    from alloop.fidelity import load_fidelity
+
+    given = load_fidelity(name, charge=args.charge, spin=args.spin)
+    if not tag or not re.fullmatch(r"[0-9a-f]{16}", tag) or given.hash() == tag:  # no hash recorded (a role name)
+        return given
+    if args.charge is None and args.spin is None:
+        for charge in _CHARGES:
+            for spin in _SPINS:
+                found = load_fidelity(name, charge=charge, spin=spin)
+                if found.hash() == tag:
+                    return found
+    raise AlloopError(f"the '{args.prior}' head was trained at fidelity {tag}, but preset '{name}' at charge "
+                      f"{given.charge} and 2S {given.spin} is {given.hash()} (the preset changed, or the frames' "
+                      "--charge/--spin differ): label FRAMES yourself and give --energy-key/--forces-key")
 
 
 def _dataset(structures: list, labels: Any, fidelity: str) -> Any:

@@ -111,6 +111,25 @@ def test_refine_labels_with_pyscf_at_the_recorded_cheap_fidelity(files, tmp_path
     assert load_checkpoint(tmp_path / "r.safetensors")[1]["refinements"][0]["labels"].startswith("PySCF hf-sto3g")
 
 
+def test_refine_labels_a_charged_open_shell_head_at_its_recorded_charge_and_spin(files, tmp_path, capsys):
+    from alloop.fidelity import load_fidelity
+
+    model, _ = load_checkpoint(files / "two.safetensors")
+    cation = load_fidelity("hf-sto3g", charge=1, spin=1)  # H2O+: 9 electrons, one unpaired
+    model.fidelities["cheap"] = {"tag": cation.hash(), "name": "hf-sto3g"}
+    save_checkpoint(model, tmp_path / "cation.safetensors")
+    write_extxyz(tmp_path / "waters.extxyz", perturbed(["H2O"], 2, seed=4, sigma=0.03))
+    argv = ["refine", str(tmp_path / "cation.safetensors"), str(tmp_path / "waters.extxyz"), "--label", "--steps", "1",
+            "-o", str(tmp_path / "r.safetensors")]
+    assert main(argv) == 0  # the charge and spin found from the head's recorded hash
+    assert "labels: PySCF hf-sto3g at charge 1, 2S 1: 2 frames labelled" in capsys.readouterr().out
+    assert main([*argv, "--charge", "1", "--spin", "1"]) == 0  # given, and matching the hash
+    assert "at charge 1, 2S 1" in capsys.readouterr().out
+    assert "at charge 0 and 2S 0 is" in _error(capsys, [*argv, "--charge", "0", "--spin", "0"])
+    assert "--charge and --spin are for --label" in _error(
+        capsys, ["refine", str(files / "two.safetensors"), str(files / "new.extxyz"), "--charge", "1"])
+
+
 def test_refine_errors_are_one_line(files, tmp_path, capsys):
     two, new = str(files / "two.safetensors"), str(files / "new.extxyz")
     single = tmp_path / "single.safetensors"
