@@ -153,7 +153,7 @@ def main() -> None:
     settings = MDSettings(temperature_K=500.0, timestep_fs=0.5, friction_per_fs=0.01)
     # the guards run (their cost counts) but with limits an untrained model cannot hit, so every
     # replica runs every step and the rates compare equal work
-    guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1e9, min_distance_A=0.0, max_temperature_K=1e30)
+    guards = StabilityGuards.from_atoms(atoms, max_bond_stretch=1e9, min_distance_A=0.0, max_temperature_K=1e30)
     run_segment(model, atoms, init_replicas(atoms, 2, 500.0, seed=0), 3, settings, 1)  # warm-up
     counter = CallCounter(model)
 

@@ -133,7 +133,7 @@ def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
     n_steps = int(round(args.ps * 1000 / settings.timestep_fs))
     n_equil = int(round(args.equil_ps * 1000 / settings.timestep_fs))
     every = int(round(RECORD_FS / settings.timestep_fs))
-    guards = StabilityGuards.from_atoms(base, max_bond_factor=1.8, min_distance_A=0.5,
+    guards = StabilityGuards.from_atoms(base, max_bond_stretch=1.8, min_distance_A=0.5,
                                         min_temperature_K=0.0, max_temperature_K=4 * args.temperature)
     t0 = time.perf_counter()
     last = [-1.0]

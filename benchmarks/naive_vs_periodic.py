@@ -169,7 +169,7 @@ def stability(model, start, temperature_K: float, n_replicas: int, n_steps: int,
 
     atoms = start.copy()
     settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
-    guards = StabilityGuards.from_atoms(atoms, temperature_K=temperature_K, max_bond_factor=1.8, min_distance_A=0.5)
+    guards = StabilityGuards.from_atoms(atoms, temperature_K=temperature_K, max_bond_stretch=1.8, min_distance_A=0.5)
     states = init_replicas(atoms, n_replicas, temperature_K, seed)
     result = run_segment(model, atoms, states, n_steps, settings, record_every=record_every or max(1, n_steps),
                          guards=guards)

@@ -101,7 +101,7 @@ def run_md(model, n_waters: int, temperature: float, args: argparse.Namespace) -
     settings = MDSettings(temperature_K=temperature, timestep_fs=0.5, friction_per_fs=0.01)
     n_steps = int(round(args.ps * 1000 / settings.timestep_fs))
     every = int(round(RECORD_FS / settings.timestep_fs))
-    guards = StabilityGuards.from_atoms(boxes[0], max_bond_factor=args.max_bond_factor, min_distance_A=0.6,
+    guards = StabilityGuards.from_atoms(boxes[0], max_bond_stretch=args.max_bond_stretch, min_distance_A=0.6,
                                         temperature_K=temperature)
     t0, last = time.perf_counter(), [0.0]
 

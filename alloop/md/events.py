@@ -3,13 +3,13 @@
 A replica's *current bonds* (:class:`BondSet`) start as the bonds of its starting structure (pairs closer than
 ``tolerance * (r_cov,i + r_cov,j)``, ``ase.data.covalent_radii``, each with its starting length as reference).
 A bond of the set is *broken* once it is no longer a bond by that same rule (longer than ``tolerance`` x the
-sum of the radii) or is stretched beyond ``max_bond_factor`` x its reference length. If one of its two atoms
+sum of the radii) or is stretched beyond ``max_bond_stretch`` x its reference length. If one of its two atoms
 then has a *new partner* (an atom it is not bonded to in the set, other than the old partner, within bonding
 distance by the same rule), that is a :class:`ReactionEvent`: the broken pair leaves the set and the formed
 pair enters it, with the sum of the two covalent radii as its reference length. A malonaldehyde proton that
 moves from one oxygen to the other is one event. A broken bond whose atoms found no new partner is left in the
-set. Once it exceeds ``max_bond_factor`` x its reference, the stability guard stops the replica (dissociation)
-unless the bond is :func:`in_transit`: one of its atoms within ``max_bond_factor`` x the sum of the covalent radii
+set. Once it exceeds ``max_bond_stretch`` x its reference, the stability guard stops the replica (dissociation)
+unless the bond is :func:`in_transit`: one of its atoms within ``max_bond_stretch`` x the sum of the covalent radii
 of an atom more than two bonds away from it (a proton half-way between two oxygens, 1.46 A from one and 1.2 A
 from the other in GFN2-xTB MD of malonaldehyde at 1000 K, is on its way to a new bond, not flying apart).
 
@@ -102,7 +102,7 @@ def _new_partner(d: np.ndarray, radii: np.ndarray, tolerance: float, atom: int, 
     return (k, float(ratio[k])) if ratio[k] < tolerance else None
 
 
-def react(d: np.ndarray, bonds: BondSet, radii: np.ndarray, tolerance: float, max_bond_factor: float,
+def react(d: np.ndarray, bonds: BondSet, radii: np.ndarray, tolerance: float, max_bond_stretch: float,
           step: int) -> tuple[BondSet, list[ReactionEvent]]:
     """The bonds after this frame's reactions (distances ``d`` [n, n], Angstrom) and the events, one per broken bond
     that found a new partner (the closer one, relative to bonding distance, when both of its atoms found one)."""
@@ -110,7 +110,7 @@ def react(d: np.ndarray, bonds: BondSet, radii: np.ndarray, tolerance: float, ma
         return bonds, []
     i, j = bonds.pairs[:, 0], bonds.pairs[:, 1]
     length = d[i, j]
-    broken = (length > bonding_limits(radii, bonds.pairs, tolerance)) | (length > max_bond_factor * bonds.lengths)
+    broken = (length > bonding_limits(radii, bonds.pairs, tolerance)) | (length > max_bond_stretch * bonds.lengths)
     if not broken.any():
         return bonds, []
     events = []
@@ -129,9 +129,9 @@ def react(d: np.ndarray, bonds: BondSet, radii: np.ndarray, tolerance: float, ma
     return bonds, events
 
 
-def in_transit(d: np.ndarray, bonds: BondSet, radii: np.ndarray, max_bond_factor: float, pair: tuple[int, int]
+def in_transit(d: np.ndarray, bonds: BondSet, radii: np.ndarray, max_bond_stretch: float, pair: tuple[int, int]
                ) -> bool:
-    """Whether an atom of the stretched bond ``pair`` is within ``max_bond_factor`` x the sum of the covalent radii
+    """Whether an atom of the stretched bond ``pair`` is within ``max_bond_stretch`` x the sum of the covalent radii
     of an atom more than two bonds away from it in ``bonds`` (its neighbours and theirs, through ``pair`` too, are
     excluded: they are near by construction)."""
     for atom in pair:
@@ -139,6 +139,6 @@ def in_transit(d: np.ndarray, bonds: BondSet, radii: np.ndarray, max_bond_factor
         near |= {k for j in list(near) for k in bonds.partners(j)}
         ratio = d[atom] / (radii[atom] + radii)
         ratio[list(near)] = np.inf
-        if ratio.min() < max_bond_factor:
+        if ratio.min() < max_bond_stretch:
             return True
     return False

@@ -3,7 +3,7 @@
 Guards stop the unphysical, not chemistry. Checks, in this order, per
 replica and step: non-finite forces (or forces above ``max_force_eV_A`` if
 set), two atoms closer than ``min_distance_A``, a bond stretched beyond
-``max_bond_factor`` times its reference length, and the running-average
+``max_bond_stretch`` times its reference length, and the running-average
 kinetic temperature outside ``[min_temperature_K, max_temperature_K]``.
 
 Bonds are the pairs closer than ``bond_tolerance * (r_cov,i + r_cov,j)``
@@ -93,7 +93,7 @@ class StabilityGuards:
 
     bonds: np.ndarray  # [n_b, 2]
     bond_lengths: np.ndarray  # [n_b], Angstrom
-    max_bond_factor: float = 1.5
+    max_bond_stretch: float = 1.5
     min_distance_A: float = 0.5
     min_temperature_K: float = 0.0
     max_temperature_K: float = 1500.0
@@ -107,8 +107,8 @@ class StabilityGuards:
     def __post_init__(self) -> None:
         if self.reactions not in REACTIONS:
             raise AlloopError(f"unknown reactions '{self.reactions}': use 'events' or 'stop'")
-        if self.max_bond_factor <= 1.0:
-            raise AlloopError(f"max_bond_factor must be > 1, got {self.max_bond_factor}")
+        if self.max_bond_stretch <= 1.0:
+            raise AlloopError(f"max_bond_stretch must be > 1, got {self.max_bond_stretch}")
         if self.min_distance_A < 0:
             raise AlloopError(f"min_distance_A must be >= 0, got {self.min_distance_A}")
         if not self.min_temperature_K < self.max_temperature_K:
@@ -194,16 +194,16 @@ class StabilityGuards:
         """Find the reactions (``events``) and the first bond stretched beyond the factor; fills ``report``."""
         bonds = self.reference if self.reactions == "stop" else (report.bonds or self.reference)
         if self.reactions == "events" and self.radii is not None:
-            after, report.events = react(d, bonds, self.radii, self.bond_tolerance, self.max_bond_factor, step)
+            after, report.events = react(d, bonds, self.radii, self.bond_tolerance, self.max_bond_stretch, step)
             if report.events:
                 bonds = report.bonds = after
         if not len(bonds):
             return
         ratio = d[bonds.pairs[:, 0], bonds.pairs[:, 1]] / bonds.lengths
-        stretched = [int(k) for k in np.argsort(-ratio, kind="stable") if ratio[k] > self.max_bond_factor]
+        stretched = [int(k) for k in np.argsort(-ratio, kind="stable") if ratio[k] > self.max_bond_stretch]
         if self.reactions == "events" and self.radii is not None:
             radii = self.radii
-            stretched = [k for k in stretched if not in_transit(d, bonds, radii, self.max_bond_factor,
+            stretched = [k for k in stretched if not in_transit(d, bonds, radii, self.max_bond_stretch,
                                                                 tuple(bonds.pairs[k].tolist()))]
         if not stretched:
             return
@@ -212,7 +212,7 @@ class StabilityGuards:
         alone = "; neither atom has a new partner (dissociation)" if self.reactions == "events" else ""
         report.failure = GuardFailure(
             BOND_STRETCHED,
-            f"bond {i}-{j} at {ratio[k] * bonds.lengths[k]:.3f} A > {self.max_bond_factor} x "
+            f"bond {i}-{j} at {ratio[k] * bonds.lengths[k]:.3f} A > {self.max_bond_stretch} x "
             f"{bonds.lengths[k]:.3f} A{alone}",
         )
 

@@ -180,7 +180,7 @@ def md_first_stops(model_path: Path, temperature_K: float, ps: float, replicas: 
     model = load_trained(model_path, fidelity=None).model.eval()
     atoms = molecule("CH3CH2OH")
     settings = MDSettings(temperature_K=temperature_K, timestep_fs=0.5, friction_per_fs=0.01)
-    guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1.5, min_distance_A=0.7,
+    guards = StabilityGuards.from_atoms(atoms, max_bond_stretch=1.5, min_distance_A=0.7,
                                         max_temperature_K=3 * temperature_K)
     states = init_replicas(atoms, replicas, temperature_K, seed=seed)
     steps = int(round(ps * 1000 / settings.timestep_fs))

@@ -33,7 +33,7 @@ from alloop.uncertainty.selection import frame_descriptors
 class GuardSettings:
     """Thresholds of the MD stability guards (:class:`alloop.md.guards.StabilityGuards`)."""
 
-    max_bond_factor: float
+    max_bond_stretch: float
     min_distance_A: float
     min_temperature_K: float
     max_temperature_K: float

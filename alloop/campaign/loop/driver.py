@@ -70,7 +70,7 @@ class Campaign:
         s = self.settings
         self.slots = slots or max(1, sum(client.nthreads().values()))  # task slots: given, or the cluster's now
         self.original: originals.Original | None = None
-        self.pool = LabelingPool(client, threads_per_task=s.threads, tasks_per_slot=s.tasks_per_slot,
+        self.pool = LabelingPool(client, threads_per_task=s.threads_per_worker, tasks_per_slot=s.tasks_per_slot,
                                  max_retries=s.max_task_retries, labeler_factory=labeler_factory,
                                  batch_seconds=s.label_batch_seconds)
         self.ctx = PhaseContext(settings=self.settings, store=store, client=client, structures=self.structures,
@@ -233,7 +233,7 @@ class Campaign:
         plan, seed = self.settings.bootstrap_md, self.settings.seed
         assert plan is not None
         runs = run_tasks(self.client, surface_md_samples,
-                         [(atoms, plan.surface, n, plan.md, seed + k, self.settings.threads)
+                         [(atoms, plan.surface, n, plan.md, seed + k, self.settings.threads_per_worker)
                           for k, (atoms, n) in enumerate(zip(self.structures, per, strict=True))],
                          self.settings.max_task_retries)
         groups = []

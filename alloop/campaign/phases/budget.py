@@ -52,7 +52,7 @@ def cycle_quota(limits: LabelBudget, store: CampaignStore, fidelities: dict[str,
     n_cheap, cheap_reason = _fidelity_budget(limits.cheap_cpu_seconds, "cheap", n_cheap, spent)
     n_exp, expensive_reason = _fidelity_budget(limits.expensive_cpu_seconds, "expensive", n_exp, spent)
     reason = reason or cheap_reason
-    budget = limits.cpu_seconds
+    budget = limits.budget_cpu_seconds
     if budget is not None and n_cheap > 0:
         remaining = budget - spent.total_cpu
         c_cheap = spent.mean_cost("cheap", DEFAULT_COST_S["cheap"])

@@ -55,7 +55,7 @@ def _sample(ctx: PhaseContext, plan: AutoSet, n_runs: int) -> list:
     md = SurfaceMD(temperature_K=plan.temperature_K, timestep_fs=plan.timestep_fs, friction_per_fs=plan.friction_per_fs,
                    equilibration_fs=plan.equilibration_fs, spacing_fs=plan.spacing_fs)
     per = frames_per_run(plan.n_frames, n_runs)
-    args = [(ctx.structures[k], plan.surface, per[k], md, run_seed(plan.seed, k), ctx.settings.threads)
+    args = [(ctx.structures[k], plan.surface, per[k], md, run_seed(plan.seed, k), ctx.settings.threads_per_worker)
             for k in range(n_runs)]
     runs = run_tasks(ctx.client, surface_md_samples, args, ctx.settings.max_task_retries)
     calls, cpu = sum(r[1] for r in runs), sum(r[2] for r in runs)

@@ -89,7 +89,7 @@ def md_requests(ctx: PhaseContext, states: dict[int, bytes], model_blob: bytes, 
     return [MDRequest(model_blob=model_blob, uq_blob=uq_blob, atoms=starts[g[0]],
                       references={r: starts[r] for r in g}, states={r: states[r] for r in g},
                       n_steps=ex.segment_steps, md=ex.md_at(ctx.replica_temperature(g[0])),
-                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads, bias=ex.bias,
+                      record_every=ex.record_every, guards=ex.guards, threads=ctx.settings.threads_per_worker, bias=ex.bias,
                       elements=tuple(ctx.elements))
             for g in groups]
 
@@ -135,7 +135,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     if not frames:
         raise AlloopError(f"cycle {cycle}: MD recorded no frames (segment_steps {s.explore.segment_steps}, "
                           f"record_every {s.explore.record_every})")
-    score = flag_scores(meta, s.uncertainty_target)
+    score = flag_scores(meta, s.max_force_error_eV_per_A)
     flagged = score > 1.0
     labelled = next((r.labelled_descriptors for r in results if r.labelled_descriptors is not None), None)
     target = herded = None
@@ -156,7 +156,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     _record_events(ctx, cycle, version, results)
     _log_stops(ctx, cycle, results)
     rate = float(flagged.mean())
-    limit = "the limit" if s.uncertainty_target is None else f"{s.uncertainty_target:g} eV/A (predicted bound)"
+    limit = "the limit" if s.max_force_error_eV_per_A is None else f"{s.max_force_error_eV_per_A:g} eV/A (predicted bound)"
     ctx.log(f"cycle {cycle}: MD recorded {len(frames)} frames with model v{version}; {int(flagged.sum())} above "
             f"{limit} ({rate:.0%}), {int(meta['unstable'].sum())} unstable; {len(chosen.indices)} selected for '"
             f"{ctx.fidelities['cheap'].name}'" + predicted)

@@ -92,7 +92,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
         committee = [model, *members] if model is not None and members else None
     theta0 = latest_blob(store, "theta0")
     own = selection.expensive_pick == "predicted-error"  # the model's own predicted error, not B
-    task = BackgroundTask(ctx.client, bias_task, (theta0 or model, frames, forces, ctx.settings.threads, features,
+    task = BackgroundTask(ctx.client, bias_task, (theta0 or model, frames, forces, ctx.settings.threads_per_worker, features,
                                                   labelled, committee, model if own else None, target or None),
                           ctx.settings.max_task_retries, priority)
     return SelectionRun(cycle, table, rows, frame_ids, frames, task)

@@ -86,7 +86,7 @@ class LabelBudget:
     max_expensive_per_cycle: int
     max_cheap: int | None
     max_expensive: int | None
-    cpu_seconds: float | None
+    budget_cpu_seconds: float | None
     cheap_cpu_seconds: float | None = None  # schedule.budget_cpu_hours.cheap x 3600
     expensive_cpu_seconds: float | None = None  # schedule.budget_cpu_hours.expensive x 3600
 
@@ -121,7 +121,7 @@ class TrainingPlan:
     section: TrainingConfig
     seed: int
     temperature_K: float  # of score matching
-    committee: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
+    committee_size: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
     final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
     #: role -> the most labels of that role a warm-started cycle trains on (training.warm_sample_*; None: all)
     warm_sample: dict[str, int | None] = field(default_factory=dict)
@@ -149,7 +149,7 @@ class CampaignSettings:
     seed: int
     strategy: str  # "periodic" or "naive"
     asynchronous: bool  # schedule.mode: a cycle's training overlaps the next cycle's MD and labels
-    threads: int  # per task (execution.threads_per_worker)
+    threads_per_worker: int  # per task (execution.threads_per_worker)
     tasks_per_slot: int  # labelling tasks in flight per worker slot
     label_batch_seconds: float  # labels shorter than this share tasks of about this length
     max_task_retries: int
@@ -161,7 +161,7 @@ class CampaignSettings:
     training: TrainingPlan
     bootstrap_md: BootstrapMD | None = None  # schedule.bootstrap.method: md
     evaluation_auto: AutoSet | None = None  # evaluation.auto: the test set the campaign makes
-    uncertainty_target: float | None = None  # uncertainty.max_force_error_eV_per_A: flag by the predicted error
+    max_force_error_eV_per_A: float | None = None  # uncertainty.max_force_error_eV_per_A: flag by the predicted error
 
     @property
     def periodic(self) -> bool:
@@ -188,7 +188,7 @@ def explore_settings(cfg: CampaignConfig) -> ExploreSettings:
         n_replicas=md.n_replicas, segment_steps=md.segment_steps, record_every=md.record_every,
         md=MDSettings(temperature_K=md.temperature_K, timestep_fs=md.timestep_fs, friction_per_fs=md.friction_per_fs,
                       integrator=integrator),
-        guards=GuardSettings(max_bond_factor=md.max_bond_stretch, min_distance_A=md.min_distance_A,
+        guards=GuardSettings(max_bond_stretch=md.max_bond_stretch, min_distance_A=md.min_distance_A,
                              min_temperature_K=low, max_temperature_K=high, reactions=md.reactions),
         restart_from=md.restart_from,
         bias=BiasSettings(strength_eV=md.uncertainty_bias_eV, scale=md.uncertainty_bias_scale),
@@ -209,7 +209,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),
         section=cfg.training, seed=cfg.seed,
         temperature_K=cfg.md.temperature_K,
-        committee=cfg.selection.committee_size if cfg.selection.expensive_pick == "committee" else 1,
+        committee_size=cfg.selection.committee_size if cfg.selection.expensive_pick == "committee" else 1,
         warm_sample={"cheap": cfg.training.warm_sample_cheap, "expensive": cfg.training.warm_sample_expensive},
     )
 
@@ -219,7 +219,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
     s, sel, limits = cfg.schedule, cfg.selection, cfg.schedule.max_labels
     return CampaignSettings(
         seed=cfg.seed, strategy=s.strategy, asynchronous=s.mode == "asynchronous",
-        threads=cfg.execution.threads_per_worker,
+        threads_per_worker=cfg.execution.threads_per_worker,
         tasks_per_slot=cfg.execution.tasks_per_slot, max_task_retries=cfg.execution.max_task_retries,
         label_batch_seconds=cfg.execution.label_batch_seconds, bootstrap=s.bootstrap, explore=explore_settings(cfg),
         selection=SelectionSettings(
@@ -233,7 +233,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
-                           max_expensive=limits.expensive, cpu_seconds=s.budget_cpu_seconds,
+                           max_expensive=limits.expensive, budget_cpu_seconds=s.budget_cpu_seconds,
                            cheap_cpu_seconds=_seconds(s.budget_cpu_hours.cheap),
                            expensive_cpu_seconds=_seconds(s.budget_cpu_hours.expensive)),
         stop=StopRules(n_cycles=s.n_cycles, target_val_force_mae_eV_per_A=s.target_val_force_mae_eV_per_A,
@@ -243,7 +243,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
         training=training_plan(cfg),
         bootstrap_md=bootstrap_md(cfg),
         evaluation_auto=evaluation_auto(cfg),
-        uncertainty_target=cfg.uncertainty.max_force_error_eV_per_A,
+        max_force_error_eV_per_A=cfg.uncertainty.max_force_error_eV_per_A,
     )
 
 

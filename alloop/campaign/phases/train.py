@@ -136,7 +136,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
     final = is_final(ctx, cycle, final)
     if warm is None:
         warm = {} if final else warm_start_blobs(ctx)
-    committee = 1 if final else plan.committee  # the delivered model picks no frames: no committee for it
+    committee = 1 if final else plan.committee_size  # the delivered model picks no frames: no committee for it
     incumbent = newest_checkpoint(ctx, "model") if final else None
     short = bool(warm) and ctx.settings.periodic
     return TrainRequest(

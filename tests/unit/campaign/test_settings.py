@@ -18,7 +18,7 @@ def test_md_and_guard_settings():
                                     "max_bond_stretch": 1.5, "min_distance_A": 0.6, "segment_steps": 50,
                                     "record_every": 5, "n_replicas": 3, "reactions": "stop"})).explore
     assert (ex.md.integrator, ex.md.temperature_K, ex.md.timestep_fs) == ("verlet", 400, 0.5)
-    assert ex.guards.thresholds() == {"max_bond_factor": 1.5, "min_distance_A": 0.6, "min_temperature_K": 100,
+    assert ex.guards.thresholds() == {"max_bond_stretch": 1.5, "min_distance_A": 0.6, "min_temperature_K": 100,
                                       "max_temperature_K": 900, "reactions": "stop"}
     assert (ex.n_replicas, ex.segment_steps, ex.record_every, ex.restart_from) == (3, 50, 5, "last-stable")
     assert pickle.loads(pickle.dumps(ex)) == ex  # goes to workers inside an MDRequest
@@ -34,7 +34,7 @@ def test_uncertainty_selection_budget_and_stop_settings():
     assert (u.limit, u.calibration, u.alpha) == ("empirical_frame", "in_sample", 0.05)
     assert s.selection.energy_window_sigma is None and s.selection.temperature_K == 500.0
     assert (s.budget.max_cheap_per_cycle, s.budget.max_expensive_per_cycle, s.budget.max_cheap) == (12, 4, 40)
-    assert s.budget.max_expensive is None and s.budget.cpu_seconds is None
+    assert s.budget.max_expensive is None and s.budget.budget_cpu_seconds is None
     assert not s.periodic and (s.stop.n_cycles, s.stop.min_flag_rate) == (2, 0.1)
 
 

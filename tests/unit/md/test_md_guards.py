@@ -31,7 +31,7 @@ def test_detect_bonds_of_ethanol(ethanol):
 
 
 def test_guard_reasons(ethanol):
-    guards = StabilityGuards.from_atoms(ethanol, max_bond_factor=1.5, min_distance_A=0.6, max_temperature_K=900.0)
+    guards = StabilityGuards.from_atoms(ethanol, max_bond_stretch=1.5, min_distance_A=0.6, max_temperature_K=900.0)
     pos = np.stack([ethanol.positions] * 4)
     forces = np.zeros_like(pos)
     forces[0, 2, 1] = np.nan
@@ -53,8 +53,8 @@ def test_running_temperature_average(ethanol):
 
 
 def test_bad_thresholds_raise(ethanol):
-    with pytest.raises(AlloopError, match="max_bond_factor"):
-        StabilityGuards.from_atoms(ethanol, max_bond_factor=0.9)
+    with pytest.raises(AlloopError, match="max_bond_stretch"):
+        StabilityGuards.from_atoms(ethanol, max_bond_stretch=0.9)
     with pytest.raises(AlloopError, match="unknown integrator"):
         MDSettings(integrator="leapfrog")
 
@@ -152,11 +152,11 @@ def test_maxwell_boltzmann_velocities(ethanol):
 
 def test_each_replica_is_checked_by_its_own_guards(ethanol):
     """A stretched bond fails against one reference and passes against another in which it is longer."""
-    guards = StabilityGuards.from_atoms(ethanol, max_bond_factor=1.5)
+    guards = StabilityGuards.from_atoms(ethanol, max_bond_stretch=1.5)
     i, j = guards.bonds[0]
     longer = ethanol.copy()
     longer.positions[j] = ethanol.positions[i] + 1.15 * (ethanol.positions[j] - ethanol.positions[i])
-    other = StabilityGuards.from_atoms(longer, max_bond_factor=1.5)
+    other = StabilityGuards.from_atoms(longer, max_bond_stretch=1.5)
     pos = np.stack([ethanol.positions] * 3)
     pos[:, j] = pos[:, i] + 1.6 * (pos[:, j] - pos[:, i])  # 1.6 x the first reference's bond, 1.39 x the other's
     each = ReplicaGuards([guards, other, guards], 3)
@@ -170,7 +170,7 @@ def test_each_replica_is_checked_by_its_own_guards(ethanol):
 def test_a_segment_takes_one_set_of_guards_per_replica(ethanol, springs):
     states = init_replicas(ethanol, 2, 500.0, seed=5)
     loose = StabilityGuards.from_atoms(ethanol, temperature_K=500.0)
-    tight = StabilityGuards.from_atoms(ethanol, temperature_K=500.0, max_bond_factor=1.0001)
+    tight = StabilityGuards.from_atoms(ethanol, temperature_K=500.0, max_bond_stretch=1.0001)
     shared = run_segment(springs, ethanol, states, 20, LANGEVIN, record_every=4, guards=loose)
     same = run_segment(springs, ethanol, states, 20, LANGEVIN, record_every=4, guards=[loose, loose])
     assert np.array_equal(shared.final_states[1].positions, same.final_states[1].positions)

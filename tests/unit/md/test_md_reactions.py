@@ -61,7 +61,7 @@ def _transfer_end(atoms: Atoms) -> np.ndarray:
 
 def _transfer(atoms, reactions, n_steps=PATH_CALLS + 100, states=None, model=None):
     model = model or DraggedAtom(atoms, 5, _transfer_end(atoms), PATH_CALLS).double()
-    guards = StabilityGuards.from_atoms(atoms, max_bond_factor=1.5, temperature_K=COLD.temperature_K,
+    guards = StabilityGuards.from_atoms(atoms, max_bond_stretch=1.5, temperature_K=COLD.temperature_K,
                                         max_temperature_K=1000.0, reactions=reactions)
     states = states or init_replicas(atoms, 2, COLD.temperature_K, seed=3)
     return model, guards, run_segment(model, atoms, states, n_steps, COLD, record_every=10, guards=guards)
@@ -147,7 +147,7 @@ def test_a_proton_half_way_between_the_oxygens_is_in_transit_not_dissociated(mal
     x = (d0**2 - d4**2 + span**2) / (2 * span)
     pos = malonaldehyde.positions.copy()
     pos[5] = p0 + x * axis + np.sqrt(d0**2 - x**2) * side
-    guards = StabilityGuards.from_atoms(malonaldehyde, max_bond_factor=1.5)
+    guards = StabilityGuards.from_atoms(malonaldehyde, max_bond_stretch=1.5)
     after = guards.reference.exchanged(int(np.flatnonzero((guards.bonds == [4, 5]).all(axis=1))[0]), (0, 5), 0.97)
     (report,) = guards.inspect(pos[None], np.zeros((1, 9, 3)), bonds=[after], steps=[10])
     assert report.failure is None and report.events == [] and report.bonds is after
