@@ -40,6 +40,33 @@ evaluation: {evaluation}
 """
 
 
+#: a one-cycle ethanol campaign that starts a foundation model (MACE, SO3LR) on real GFN-xTB and HF/STO-3G labels
+ONE_CYCLE_ETHANOL = """
+name: tiny-{name}
+seed: {seed}
+system: {{structures: CH3CH2OH}}
+fidelities: {{cheap: {cheap}, expensive: hf-sto3g}}
+model: {model}
+md: {{n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}}
+uncertainty: {{n_components: 2}}
+selection: {{max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
+            energy_window_sigma: null}}
+training: {{method: {method}, steps: 4, batch_size: 2, final_retrain: false}}
+schedule:
+  n_cycles: 1
+  max_labels: {{cheap: 20, expensive: 10}}
+  bootstrap: {{n_samples: 4, n_expensive: 3, method: rattle, amplitude_A: 0.03}}
+execution: {{n_workers: 2}}
+"""
+
+
+def write_one_cycle_ethanol(folder: Path, name: str, model: str, *, cheap: str, method: str, seed: int) -> Path:
+    """Write :data:`ONE_CYCLE_ETHANOL` with ``model`` (YAML of the model section) to ``folder/campaign.yaml``."""
+    path = folder / "campaign.yaml"
+    path.write_text(ONE_CYCLE_ETHANOL.format(name=name, seed=seed, cheap=cheap, model=model, method=method))
+    return path
+
+
 HF_631G = "{name: hf-631g, method: hf, basis: 6-31g}"
 RATTLE = "{n_samples: 6, n_expensive: 4, amplitude_A: 0.03}"
 

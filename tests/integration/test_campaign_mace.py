@@ -15,28 +15,9 @@ from alloop.config import load_campaign
 from alloop.potentials.checkpoint import model_from_bytes
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from harness.campaigns import check_invariants
+from harness.campaigns import check_invariants, write_one_cycle_ethanol
 
 pytestmark = pytest.mark.mace
-
-CAMPAIGN = """
-name: tiny-mace
-seed: 3
-system: {structures: CH3CH2OH}
-fidelities: {cheap: gfn1-xtb, expensive: hf-sto3g}
-model: {preset: mace, checkpoint: tiny.model}
-md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
-uncertainty: {n_components: 2}
-selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
-            energy_window_sigma: null}
-training: {method: asteroid, steps: 4, batch_size: 2, final_retrain: false}
-schedule:
-  n_cycles: 1
-  max_labels: {cheap: 20, expensive: 10}
-  bootstrap: {n_samples: 4, n_expensive: 3, method: rattle, amplitude_A: 0.03}
-execution: {n_workers: 2}
-"""
-
 
 def test_a_campaign_fine_tunes_a_mace_file_and_exports_a_mace_model(tmp_path, capsys):
     from mace.calculators import MACECalculator
@@ -44,8 +25,8 @@ def test_a_campaign_fine_tunes_a_mace_file_and_exports_a_mace_model(tmp_path, ca
     from harness.mace_models import write_mace_file
 
     write_mace_file(tmp_path / "tiny.model", elements=[1, 6, 8], seed=5)
-    path = tmp_path / "campaign.yaml"
-    path.write_text(CAMPAIGN)
+    path = write_one_cycle_ethanol(tmp_path, "mace", "{preset: mace, checkpoint: tiny.model}", cheap="gfn1-xtb",
+                                   method="asteroid", seed=3)
     run_dir = tmp_path / "run"
     start_campaign(load_campaign(path), run_dir, progress=False, echo=lambda line: None)
     out = check_invariants(run_dir, 1, cheap_name="gfn1-xtb")

@@ -18,32 +18,13 @@ from alloop.potentials.inference import predict
 from alloop.potentials.registry import build_model, model_preset
 from alloop.store.campaign import CampaignStore
 from alloop.store.resolve import store_path
-from harness.campaigns import check_invariants
+from harness.campaigns import check_invariants, write_one_cycle_ethanol
 
 pytestmark = pytest.mark.so3lr
 
-CAMPAIGN = """
-name: tiny-so3lr
-seed: 4
-system: {structures: CH3CH2OH}
-fidelities: {cheap: gfn2-xtb, expensive: hf-sto3g}
-model: {preset: so3lr, baseline: gfn2-xtb}
-md: {n_replicas: 2, segment_steps: 20, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
-uncertainty: {n_components: 2}
-selection: {max_cheap_per_cycle: 3, min_cheap_per_cycle: 2, max_expensive_per_cycle: 2, min_step_spacing: 6,
-            energy_window_sigma: null}
-training: {method: standard, steps: 4, batch_size: 2, final_retrain: false}
-schedule:
-  n_cycles: 1
-  max_labels: {cheap: 20, expensive: 10}
-  bootstrap: {n_samples: 4, n_expensive: 3, method: rattle, amplitude_A: 0.03}
-execution: {n_workers: 2}
-"""
-
-
 def test_a_campaign_fine_tunes_so3lr_on_a_gfn2_baseline(tmp_path):
-    path = tmp_path / "campaign.yaml"
-    path.write_text(CAMPAIGN)
+    path = write_one_cycle_ethanol(tmp_path, "so3lr", "{preset: so3lr, baseline: gfn2-xtb}", cheap="gfn2-xtb",
+                                   method="standard", seed=4)
     run_dir = tmp_path / "run"
     start_campaign(load_campaign(path), run_dir, progress=False, echo=lambda line: None)
     check_invariants(run_dir, 1, cheap_name="gfn2-xtb")
