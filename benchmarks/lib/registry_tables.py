@@ -3,7 +3,8 @@
 
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
-``status-models`` (a campaign's models from its ``alloop status --json``), ``herding`` and ``llpr``.
+``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr`` and ``al-claims``
+(the active-learning claims of issue 62, :mod:`lib.al_claims`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from lib.al_claims import claim_lines
 from lib.common import ROOT
 from lib.herding_table import herding_table
 from lib.learning_curves_tables import (
@@ -59,6 +61,12 @@ def learning_curves_paired(spec: dict[str, Any]) -> list[str]:
     return lines
 
 
+def al_claims(spec: dict[str, Any]) -> list[str]:
+    """The active-learning claims (issue 62) of ``arm`` against ``reference`` (:mod:`lib.al_claims`)."""
+    entries, _, ns, seeds = _entries(spec)
+    return claim_lines(entries, spec, ns, seeds)
+
+
 def naive_vs_periodic(spec: dict[str, Any]) -> list[str]:
     """The table of ``naive_vs_periodic.py`` from the runs' committed scores (``columns``: run name -> column),
     each seed's value (``per_seed``) or mean +- std; rows no run has are left out."""
@@ -91,7 +99,7 @@ def herding(spec: dict[str, Any]) -> list[str]:
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
-    "llpr": llpr,
+    "llpr": llpr, "al-claims": al_claims,
 }
 
 

@@ -45,3 +45,32 @@ def test_a_figure_is_a_2d_grid_saved_on_leaving(lib, tmp_path, capsys):
         assert axes.shape == (1, 3) and not path.exists()
         axes[0][1].plot([1, 2], [3, 4])
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {path}" in capsys.readouterr().out
+
+
+def _entry(per_frame: list[float], p95: float, test: str = "t.extxyz") -> dict:
+    return {"scores": {test: {"sha256": "s", "per_frame": per_frame, "p95": p95}}}
+
+
+def test_the_claims_table_pairs_seeds_and_decides_only_with_enough_of_them(lib, monkeypatch):
+    import lib.al_claims as claims
+
+    mean, low, high = claims.t_interval([1.0, 2.0, 3.0])  # t(0.95, 2 dof) = 2.919986
+    assert mean == 2.0 and high == pytest.approx(2.0 + 2.919986 / 3**0.5, rel=1e-6) and low == pytest.approx(
+        2.0 - 2.919986 / 3**0.5, rel=1e-6)
+    assert all(v != v for v in claims.t_interval([1.0])[1:])  # one value: no interval
+    # loop 1 % better than random in seeds 0-4 at N = 30 on the target set; random's p95 at 60 above the loop's at 30
+    entries = {("random", 30, s): _entry([1.0, 3.0], 0.5) for s in range(5)}
+    entries |= {("loop", 30, s): _entry([0.99, 2.97], 0.4) for s in range(5)}
+    entries |= {("random", 60, s): _entry([1.0, 1.0], 0.45) for s in range(5)}
+    spec = {"arm": "loop", "reference": "random", "margin_pct": 2, "gain_pct": 10, "min_seeds": 5,
+            "target": {"t.extxyz": "target"}, "shifted": {"t.extxyz": "shifted"}}
+    lines = claims.claim_lines(entries, spec, [30], list(range(5)))
+    assert "| 1: non-inferior | target | 30 | 5 | -1.0 % |" in lines[2] and lines[2].endswith("| holds |")
+    assert "| 2: superior | shifted | 30 | 5 | -1.0 % |" in lines[3] and lines[3].endswith("| misses |")
+    assert "| 2: tails | shifted | 30 | 5 / 5 | p95 0.4000 eV/A |" in lines[4] and lines[4].endswith("| holds |")
+    del entries[("loop", 30, 4)]  # four seeds: undecided, whatever the numbers
+    assert claim_verdicts(claims.claim_lines(entries, spec, [30], list(range(5)))) == ["undecided (4 of 5 seeds)"] * 3
+
+
+def claim_verdicts(lines: list[str]) -> list[str]:
+    return [line.rstrip(" |").rsplit("| ", 1)[1] for line in lines[2:]]
