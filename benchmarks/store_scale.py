@@ -64,6 +64,7 @@ md: {{n_replicas: {replicas}, segment_steps: {steps}, record_every: 10, temperat
 selection: {{max_cheap_per_cycle: {cheap}, max_expensive_per_cycle: {expensive}, min_step_spacing: 20}}
 schedule: {{n_cycles: 100000, max_labels: {{cheap: 100000000, expensive: 100000000}}}}
 execution: {{n_workers: 1}}
+evaluation: false
 """
 
 

@@ -1,6 +1,7 @@
 """``alloop export``: labelled frames as lossless extxyz, or a trained model as a standalone file.
 
-``alloop export RUN_DIR --fidelity NAME -o FILE.extxyz``: the frames labelled at one fidelity.
+``alloop export RUN_DIR --fidelity NAME -o FILE.extxyz``: the frames labelled at one fidelity (``--evaluation-set``:
+the campaign's automatic evaluation set alone, which is otherwise left out).
 ``alloop export RUN_DIR --model [--version N] [--format alloop] -o FILE``: a model of the campaign
 (default: the newest of role ``model``) at the campaign's expensive fidelity, as a checkpoint that
 ``alloop.calculator(FILE)`` and ``alloop evaluate FILE DATA`` load; ``--format sevenn`` writes a
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="output file (.extxyz for labels, .safetensors for an alloop model, .pth for sevenn, "
                         ".model for mace)")
     parser.add_argument("--all-status", action="store_true", help="labels mode: also write frames whose label failed")
+    parser.add_argument("--evaluation-set", action="store_true",
+                        help="labels mode: write the frames of the campaign's automatic evaluation set (evaluation.auto)"
+                        " alone; without it they are left out, as they are out of training")
     parser.set_defaults(func=run)
 
 
@@ -52,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model and args.fidelity is not None:
         raise AlloopError("--model and --fidelity are exclusive: --model writes a model, --fidelity writes labels")
     if args.model:
-        if args.all_status:
-            raise AlloopError("--all-status applies to labels (--fidelity), not to --model")
+        if args.all_status or args.evaluation_set:
+            raise AlloopError(f"{'--all-status' if args.all_status else '--evaluation-set'} applies to labels "
+                              "(--fidelity), not to --model")
         return _export_model(args)
     if args.fidelity is None:
         raise AlloopError("say what to export: --fidelity NAME (labelled frames) or --model (a trained model)")
@@ -96,7 +101,12 @@ def _export_labels(args: argparse.Namespace) -> int:
             known = ", ".join(f"{v['name']} ({h})" for h, v in stored.items()) or "none"
             what = f"{fidelity.name} ({fidelity.hash()})"
             raise StoreError(f"no labels at fidelity {what} in {store.path} (stored: {known})")
-        frames = labelled_frames(store, fidelity, all_status=args.all_status)
+        frames = labelled_frames(store, fidelity, all_status=args.all_status, evaluation_set=args.evaluation_set)
+        left = 0 if args.evaluation_set else len(labelled_frames(store, fidelity, all_status=args.all_status,
+                                                                 evaluation_set=True))
     count = write_extxyz(args.output, frames)
-    print(f"wrote {count} frames labelled at {fidelity.name} ({fidelity.hash()}) to {args.output}", file=sys.stderr)
+    what = "frames of the automatic evaluation set" if args.evaluation_set else "frames"
+    note = f" ({left} frames of the automatic evaluation set left out: --evaluation-set writes them)" if left else ""
+    print(f"wrote {count} {what} labelled at {fidelity.name} ({fidelity.hash()}) to {args.output}{note}",
+          file=sys.stderr)
     return 0

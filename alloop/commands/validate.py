@@ -10,7 +10,8 @@ import numpy as np
 
 from alloop.campaign.execution.jobqueue import check_cluster_options
 from alloop.config import CampaignConfig, ScheduleConfig, load_campaign
-from alloop.config.sources import flatten, setting_sources
+from alloop.config.derived import no_auto_evaluation
+from alloop.config.sources import DEFAULT, flatten, setting_sources
 from alloop.config.sources import summary as summary_line
 from alloop.evaluation.frames import read_evaluation_frames
 from alloop.system.structures import summarize
@@ -66,11 +67,13 @@ def resolved_summary(cfg: CampaignConfig) -> dict[str, Any]:
     }
 
 
-def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
-    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one)."""
+def _evaluation(cfg: CampaignConfig) -> dict[str, Any]:
+    """The evaluation set's size and keys, and the fidelities its frames record (should be the expensive one); without
+    a set, why not (``none``)."""
     ev = cfg.evaluation
     if ev is None:
-        return None
+        reason = no_auto_evaluation(cfg.load_structures())
+        return {"none": reason or "switched off (evaluation: false in the file, or --set evaluation=false)"}
     if ev.structures is None:
         surface = cfg.evaluation_surface()
         assert surface is not None and ev.auto is not None  # EvaluationConfig: auto without structures
@@ -82,7 +85,7 @@ def _evaluation(cfg: CampaignConfig) -> dict[str, Any] | None:
             "recorded_fidelity_hashes": frames.header["recorded_fidelity_hashes"]}
 
 
-def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
+def _text(cfg: CampaignConfig, summary: dict[str, Any], sources: dict[str, str]) -> str:
     s, m, md, sch, ex = summary["structures"], cfg.model, cfg.md, cfg.schedule, cfg.execution
     atoms = str(s["n_atoms_min"]) if s["n_atoms_min"] == s["n_atoms_max"] else f"{s['n_atoms_min']}-{s['n_atoms_max']}"
     size = (f"pretrained '{m.base}' (fine-tuned)" if getattr(m, "base", None)
@@ -119,11 +122,15 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any]) -> str:
         f"execution  {where}",
     ]
     ev = summary["evaluation"]
-    if ev is not None and "auto" in ev:
+    if "none" in ev:
+        lines.append(f"evaluation none: {ev['none']}")
+    elif "auto" in ev:
         lines.append(f"evaluation {ev['auto']} frames to make: {ev['surface']} Langevin MD at {ev['temperature_K']:g} K"
                      f" from the structures (new seeds), every {ev['spacing_fs']:g} fs after {ev['equilibration_fs']:g}"
-                     " fs, labelled at the expensive fidelity (not counted in the label limits)")
-    elif ev is not None:
+                     " fs, labelled at the expensive fidelity (not counted in the label limits)"
+                     + ("; the default: evaluation: false switches it off" if sources.get("evaluation.auto", "")
+                        .startswith(DEFAULT) else ""))
+    else:
         lines.append(f"evaluation {ev['n_frames']} frames ({ev['n_atoms']} atoms),"
                      f" {ev['energy_key']}/{ev['forces_key']}  sha256 {str(ev['sha256'])[:12]}  <- {ev['source']}")
         expensive = summary["fidelities"]["expensive"]["hash"]
@@ -160,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"resolved": summary, "config": cfg.to_dict()}, indent=2))
     else:
         sources = setting_sources(args.campaign, cfg.to_dict(), args.overrides)
-        print(_text(cfg, summary))
+        print(_text(cfg, summary, sources))
         print(f"settings   {summary_line(sources)}" + ("" if args.sources else "  (--sources: each)"))
         if args.sources:
             print(_sources_table(cfg, sources))

@@ -142,10 +142,12 @@ class CampaignConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _prepare(cls, data: Any, info: ValidationInfo) -> Any:
-        """Defaults that depend on other sections or on the file: name, run_dir, fidelities, bootstrap."""
+        """Defaults that depend on other sections or on the file: name, run_dir, fidelities, bootstrap, test set."""
         if not isinstance(data, dict):
             return data
-        data = drop_nulls(data)
+        data = drop_nulls(data, keep=frozenset({"evaluation"}))  # a null evaluation: no set (not the default one)
+        if data.get("evaluation") is False:
+            data["evaluation"] = None
         data = apply_derived(data, derived_defaults(data, base_dir_of(info)))
         stem = (info.context or {}).get("stem")
         data.setdefault("name", stem or "campaign")

@@ -12,6 +12,9 @@ and where it comes from; :class:`~alloop.config.campaign.CampaignConfig` applies
 - ``schedule.bootstrap.method``: ``md`` (GFN-xTB MD, the quickstarts' bootstrap), on the ``level`` given, else the
   baseline, else a GFN-xTB cheap fidelity, else ``gfn2-xtb`` when it parametrises the elements; ``rattle`` when
   no GFN-xTB surface can run the structures, or when the section gives ``amplitude_A`` (rattle's own key);
+- ``evaluation.auto``: :data:`~alloop.config.evaluation.AUTO_FRAMES` (a test set the campaign makes) when the file
+  has no ``evaluation`` key and :func:`no_auto_evaluation` finds no reason against it (a key given as ``false`` or
+  null keeps the campaign without a set, as a stored config of one re-reads).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from alloop.config.base import merge_preset
+from alloop.config.evaluation import AUTO_FRAMES
 from alloop.config.training import PRETRAINED_DEFAULTS
 from alloop.fidelity import XTB_MAX_Z
 
@@ -62,7 +66,26 @@ def derived_defaults(data: dict[str, Any], base_dir: Path) -> list[Derived]:
         out.append(Derived("schedule.bootstrap.method", "rattle", "default (amplitude_A given: rattled copies)"))
     elif "method" not in boot and model.get("checkpoint") is None:
         out += _bootstrap_method(bool(boot.get("level") or baseline or _cheap_is_xtb(data)), xtb_ok)
+    if "evaluation" not in data and structures is not None and no_auto_evaluation(structures) is None:
+        out.append(Derived("evaluation.auto", AUTO_FRAMES, "default (a test set made from GFN-xTB MD of the molecules)"))
     return out
+
+
+def no_auto_evaluation(structures: list[Any]) -> str | None:
+    """Why a campaign of these starting structures gets no automatic test set by default (one line), or None when it
+    does: every element needs a GFN-xTB surface, and a periodic cell is left to the user (its GFN-xTB MD costs
+    seconds per step, hours for a set: docs/campaigns.md)."""
+    from ase.data import chemical_symbols
+
+    if any(a.pbc.any() for a in structures):
+        return ("the structures are a periodic cell, where the set's GFN-xTB MD costs hours; ask for one with "
+                "evaluation: {auto: N} or give a labelled file (evaluation.structures)")
+    beyond = sorted({int(z) for a in structures for z in a.numbers if not 0 < int(z) <= XTB_MAX_Z})
+    if beyond:
+        names = ", ".join(chemical_symbols[z] if 0 < z < len(chemical_symbols) else str(z) for z in beyond)
+        return (f"no GFN-xTB surface parametrises {names} (H to Rn only), so the set's MD cannot run; give a labelled "
+                "file (evaluation.structures)")
+    return None
 
 
 def _bootstrap_method(has_surface: bool, xtb_ok: bool) -> list[Derived]:

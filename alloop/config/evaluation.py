@@ -15,7 +15,9 @@ records its SHA-256; the frames themselves are read by
 ``evaluation: {auto: N}`` makes the set instead (:mod:`alloop.evaluation.auto`): N frames of independent Langevin MD
 on a GFN-xTB surface (``level``; default: the cheap fidelity when it is GFN-xTB, else ``model.baseline``, else
 ``gfn2-xtb``) at ``md.temperature_K``, from the campaign's starting structures with their own seeds, sampled every
-``spacing_fs`` after ``equilibration_fs``, then labelled once at the expensive fidelity.
+``spacing_fs`` after ``equilibration_fs``, then labelled once at the expensive fidelity. A campaign file without the
+section gets ``{auto: AUTO_FRAMES}`` where such a set can be made (:mod:`alloop.config.derived`); ``evaluation:
+false`` (or null) runs without a set.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class EvaluationConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _file_only(cls, data: Any) -> Any:
+        if isinstance(data, bool):  # false is taken before (no set); true names no set
+            raise ValueError("true is not a set: give false (no set), a labelled file, or {auto: N}")
         return {"structures": data} if isinstance(data, (str, Path)) else data
 
     @model_validator(mode="after")

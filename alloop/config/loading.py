@@ -80,7 +80,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         node = out
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part, {})
-            if child is None:
+            if child is None or child is False:  # e.g. evaluation: false, then evaluation.auto=40
                 child = {}
             if isinstance(child, str):
                 child = {"preset": child}

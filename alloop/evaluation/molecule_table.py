@@ -5,6 +5,8 @@ one without storing it. For a store whose frames (or evaluation set) hold two mo
 :func:`molecule_status` counts per molecule: frames (all, and MD ones), the share of its MD frames flagged by
 the uncertainty (Q-residual or predicted error above the limit), ok labels per fidelity (cheap first), and
 the errors of the newest model scored on the evaluation set's frames of that molecule (``eval_molecules``).
+The frames and labels of an automatic set (:func:`alloop.store.ledger.held_out_ids`) are counted there only, not
+as the campaign's frames and labels.
 ``alloop status`` prints it (:func:`format_molecules`); ``alloop report`` writes it into summary.md.
 """
 
@@ -18,6 +20,7 @@ from alloop.evaluation.records import molecule_scores
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import ROLE_ORDER, fidelity_roles
+from alloop.store.ledger import held_out_ids
 from alloop.store.schema import ORIGIN_CODES, FrameFlag
 from alloop.system.molecules import frame_molecules
 
@@ -43,10 +46,12 @@ def molecule_status(store: CampaignStore) -> dict[str, Any] | None:
     meta = store.frame_meta(columns=["origin", "flags"])
     md = meta["origin"] == ORIGIN_CODES["md"]
     flagged = (meta["flags"] & int(FrameFlag.FLAGGED)) != 0
-    labelled = _labelled(store, molecules)
+    held = held_out_ids(store)
+    own = ~np.isin(np.arange(molecules.size), held)  # the automatic test set's frames are not the campaign's
+    labelled = _labelled(store, molecules, held)
     rows = []
     for name in names:
-        mine = molecules == name
+        mine = (molecules == name) & own
         n_md = int((mine & md).sum())
         score = evaluated.get(name, {})
         rows.append({
@@ -59,14 +64,16 @@ def molecule_status(store: CampaignStore) -> dict[str, Any] | None:
     return {"fidelities": list(labelled), "model_version": version, "rows": rows}
 
 
-def _labelled(store: CampaignStore, molecules: np.ndarray) -> dict[str, dict[str, int]]:
-    """Fidelity name -> molecule -> frames with an ok label of it (the campaign's cheap fidelity first)."""
+def _labelled(store: CampaignStore, molecules: np.ndarray, held: np.ndarray) -> dict[str, dict[str, int]]:
+    """Fidelity name -> molecule -> frames with an ok label of it (the campaign's cheap fidelity first), the frames
+    ``held`` out left out."""
     stored, roles = store.fidelities(), fidelity_roles(store)
     out: dict[str, dict[str, int]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
         table = store.label_columns(h, ["frame_id", "status"])
         ok = table["status"] == STATUS_CODES[LabelStatus.OK]
-        found, counts = np.unique(molecules[np.unique(table["frame_id"][ok])], return_counts=True)
+        ids = np.unique(table["frame_id"][ok])
+        found, counts = np.unique(molecules[ids[~np.isin(ids, held)]], return_counts=True)
         out[stored[h]["name"]] = {str(m): int(c) for m, c in zip(found, counts, strict=True)}
     return out
 

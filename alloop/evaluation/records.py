@@ -116,17 +116,19 @@ def held_out_cost(store: CampaignStore) -> dict[str, dict[str, float]]:
     return out
 
 
-def _auto_lines(made: dict[str, Any], n_frames: int) -> list[str]:
-    """What an automatic set represents: sampler, temperature, runs, frames, populations, and its label cost."""
-    lines = [f"  made by alloop: {made['sampler']} at {made['temperature_K']:g} K, {made['n_runs']} independent run(s) "
+def auto_lines(made: dict[str, Any], n_frames: int) -> list[str]:
+    """What an automatic set represents (sampler, temperature, runs, frames; its conformer populations in one line
+    when its molecule has rotors) and its label cost, as unindented lines."""
+    lines = [f"made by alloop: {made['sampler']} at {made['temperature_K']:g} K, {made['n_runs']} independent run(s) "
              f"from the starting structures (own seeds), {made['equilibration_fs']:g} fs equilibration, a frame every "
              f"{made['spacing_fs']:g} fs; {n_frames} frames ({made['n_failed']} failed labels left out)"]
-    cost = ", ".join(f"{c['labels']} {name} labels, {c['cpu_seconds']:.0f} CPU s" for name, c in made["labels"].items())
-    lines.append(f"  its labels (not in the campaign's budget): {cost or 'none yet'}")
     pops = made.get("populations") or {}
-    for label, shares in pops.get("shares", {}).items():
-        name = pops["rotors"].get(label, label)
-        lines.append(f"  rotor {name}: " + ", ".join(f"{basin} {100 * share:.0f} %" for basin, share in shares.items()))
+    if pops.get("shares"):
+        lines.append("conformer populations of the set: " + "; ".join(
+            f"{pops['rotors'].get(label, label)} " + ", ".join(f"{b} {100 * x:.0f} %" for b, x in shares.items())
+            for label, shares in pops["shares"].items()))
+    cost = ", ".join(f"{c['labels']} {name} labels, {c['cpu_seconds']:.0f} CPU s" for name, c in made["labels"].items())
+    lines.append(f"its labels (not in the campaign's budget): {cost or 'none yet'}")
     return lines
 
 
@@ -137,7 +139,7 @@ def format_status(part: dict[str, Any] | None) -> list[str]:
     lines = [f"evaluation   {part['n_frames']} frames ({part['n_atoms']} atoms) of {part['structures']}"
              f" (SHA-256 {str(part['sha256'])[:12]})"]
     if part.get("auto"):
-        lines += _auto_lines(part["auto"], part["n_frames"])
+        lines += [f"  {line}" for line in auto_lines(part["auto"], part["n_frames"])]
     if not part["models"]:
         return lines + ["  no model scored yet"]
     lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from alloop.evaluation.molecule_table import molecule_cells, molecule_headers, molecule_status
-from alloop.evaluation.records import cycles_table, molecule_scores
+from alloop.evaluation.records import auto_lines, cycles_table, molecule_scores, tails_line
 from alloop.evaluation.records import status as evaluation_status
 from alloop.labeling.result import STATUS_FROM_CODE
 from alloop.store import tables
@@ -35,6 +35,10 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None,
     if evaluation is not None:
         lines.append(f"- evaluation set: {evaluation['n_frames']} frames of {evaluation['structures']} "
                      f"(SHA-256 {str(evaluation['sha256'])[:12]}); the eval columns are each model's errors on it")
+        if evaluation.get("auto"):
+            lines += [f"  - {line}" for line in auto_lines(evaluation["auto"], evaluation["n_frames"])]
+        if evaluation["models"]:
+            lines.append(f"  - {tails_line(evaluation['models'][-1]).strip()}")
     lines += ["", "| fidelity | labels | ok | failed (by status) | CPU s | CPU s per label |",
               "|---|---:|---:|---|---:|---:|"]
     for lab in info["labels"]:

@@ -7,6 +7,8 @@ fidelity and per cycle (the bootstrap is cycle -1). A loop stuck in its first ba
 column; ``alloop status`` prints it, ``alloop report`` draws it (``coverage.png``: the shares of the frames
 labelled so far after each cycle, :func:`cumulative_shares`). Computed from the store when asked (no model,
 no table): the labels and frames it reads are committed data, so a stored table would only duplicate them.
+The automatic test set's frames (:func:`alloop.store.ledger.held_out_ids`) are not the campaign's labels and are
+left out.
 The counting itself is :func:`basin_histogram` (positions in Angstrom).
 """
 
@@ -20,6 +22,7 @@ import numpy as np
 from alloop.errors import AlloopError
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store.campaign import CampaignStore
+from alloop.store.ledger import held_out_ids
 from alloop.store.resolve import resolve_fidelity
 from alloop.system.conformers import Rotor, basin_name, find_rotors, frame_basins
 
@@ -41,11 +44,12 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     if not rotors or np.any(meta["n_atoms"] != len(first)):
         return None
     names = [basin_name(code, len(rotors)) for code in range(3 ** len(rotors))]
-    stored, roles = store.fidelities(), fidelity_roles(store)
+    stored, roles, held = store.fidelities(), fidelity_roles(store), held_out_ids(store)
     out: dict[str, dict[int, list[int]]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
         table = store.label_columns(h, ["frame_id", "status"])
         ids = np.unique(table["frame_id"][table["status"] == STATUS_CODES[LabelStatus.OK]])
+        ids = ids[~np.isin(ids, held)]  # the test set is not the campaign's labels
         if ids.size == 0:
             continue
         arrays = store.frame_arrays(ids)  # a chunked read: no Atoms for the ten thousand labels of a long campaign

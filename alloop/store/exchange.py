@@ -24,22 +24,26 @@ from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
+from alloop.store.ledger import held_out_ids
 from alloop.system.molecules import molecule_name
 
 #: per-frame metadata copied into ``atoms.info`` on export when set (not -1 / NaN)
 _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_score", "flags")
 
 
-def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_status: bool = False) -> list[Atoms]:
+def labelled_frames(store: CampaignStore, fidelity: str | Fidelity, *, all_status: bool = False,
+                    evaluation_set: bool = False) -> list[Atoms]:
     """Frames labelled at ``fidelity`` in frame-id order, with energy/forces (ok labels) and metadata in info: the
     frame's id, molecule (formula, :mod:`alloop.system.molecules`), origin (bootstrap, md, import), its MD replica, step,
-    cycle, model version and scores where set, and the label's fidelity, status, cost and software."""
+    cycle, model version and scores where set, and the label's fidelity, status, cost and software. The automatic
+    test set's frames (:func:`~alloop.store.ledger.held_out_ids`) are left out, or alone with ``evaluation_set``."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     table = store.labels(fidelity)
     rows = np.argsort(table.frame_id, kind="stable")
     if not all_status:
         rows = rows[table.ok[rows]]
+    rows = rows[np.isin(table.frame_id[rows], held_out_ids(store)) == evaluation_set]
     frames = store.get_frames(table.frame_id[rows])
     out = []
     for atoms, row in zip(frames, rows, strict=True):

@@ -20,6 +20,7 @@ from ase.data import chemical_symbols
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import ROLE_ORDER, fidelity_label, fidelity_roles
+from alloop.store.ledger import held_out_ids
 from alloop.store.schema import ORIGIN_CODES
 
 
@@ -92,11 +93,12 @@ def labelled_sides(store: CampaignStore, moves: list[list[int]], numbers: np.nda
                    ) -> tuple[dict[str, dict[str, list[int]]], dict[str, str]]:
     """Per fidelity (cheap first) and move: the labelled (ok) frames whose moving atom is nearer its first partner,
     and those nearer its second; and each fidelity's campaign role."""
-    stored, roles = store.fidelities(), fidelity_roles(store)
+    stored, roles, held = store.fidelities(), fidelity_roles(store), held_out_ids(store)
     out: dict[str, dict[str, list[int]]] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
         table = store.labels(h)
         ids = np.unique(table.frame_id[table.ok])
+        ids = ids[~np.isin(ids, held)]  # the automatic test set is not the campaign's labels
         if ids.size == 0:
             continue
         pos = store.frame_arrays(ids)["positions"].reshape(ids.size, len(numbers), 3)

@@ -57,6 +57,7 @@ schedule:
   max_labels: {{cheap: 20, expensive: 10}}
   bootstrap: {{n_samples: 4, n_expensive: 3, method: rattle, amplitude_A: 0.03}}
 execution: {{n_workers: 2}}
+evaluation: false
 """
 
 

@@ -30,6 +30,7 @@ schedule:
   n_cycles: 2
   bootstrap: {{n_samples: 6, n_expensive: 3, method: rattle, amplitude_A: 0.02}}
 execution: {{n_workers: 2}}
+evaluation: false
 """
 
 

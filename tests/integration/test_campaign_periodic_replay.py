@@ -32,6 +32,7 @@ schedule:
   max_labels: {cheap: 20, expensive: 10}
   bootstrap: {n_samples: 4, n_expensive: 4, method: rattle, amplitude_A: 0.03}
 execution: {n_workers: 1}
+evaluation: false
 """
 
 

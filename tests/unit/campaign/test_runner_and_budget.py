@@ -27,6 +27,7 @@ schedule:
   budget_cpu_seconds: 100
   max_labels: {cheap: 30, expensive: 12}
   bootstrap: {n_samples: 4, n_expensive: 2}
+evaluation: false
 """
 
 

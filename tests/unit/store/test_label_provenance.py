@@ -25,6 +25,7 @@ system: {structures: H2O}
 fidelities: {cheap: hf-sto3g, expensive: {name: hf-631g, method: hf, basis: 6-31g}}
 model: pair
 schedule: {max_labels: {cheap: 30, expensive: 12}, bootstrap: {n_samples: 4, n_expensive: 2}}
+evaluation: false
 """
 
 
