@@ -27,8 +27,11 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   finished; ``--workers`` sets ``execution.n_workers``.
 
 ``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
-with the campaign's ``model.preset`` and ``model.baseline``, ``--refit`` when the campaign has
-``training.final_refit``, ``--seed SEED`` (and ``--threads``, which changes only the speed).
+with the campaign's ``model.preset`` and ``model.baseline`` (and ``--init`` its ``model.checkpoint``, the model file
+of preset ``mace``), ``--refit`` when the campaign has ``training.final_refit``, ``--seed SEED`` (and
+``--threads``, which changes only the speed), plus any ``--train-option KEY=VALUE`` (``--KEY VALUE``; part of the
+entries' identity). Their entries record the training's CPU seconds (``train_cpu_s``, the ``alloop train``
+process); the loop's its training seconds (``train_s``: wall, the store's ``train_seconds`` over every cycle).
 
 Every model is scored on each ``--test`` file (default the development sets ``ethanol_500K_eqtest`` and
 ``ethanol_1000K_eqtest``, on which the defaults were tuned, and the fresh 500 K set ``ethanol_500K_eqfresh``, on
@@ -85,27 +88,18 @@ from typing import Any
 
 import numpy as np
 from lib.campaign_runs import loop_numbers, run_campaign
-from lib.common import DATA, ROOT, alloop, data_file, md_first_stops, per_frame_force_mae
+from lib.common import DATA, ROOT, data_file, md_first_stops
+from lib.learning_curve_arms import DEFAULT_POOLS, random_order, score, sha256
 from lib.learning_curves_tables import METRIC_HEADER, arm_entries, md_rows, metric_rows, paired_lines
 from lib.plots import figure
 
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz",
                  DATA / "ethanol_500K_eqfresh_b3lyp-svp.extxyz"]
-DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_500K_eqpool2_b3lyp-svp.extxyz"]
 DEFAULT_HOT_POOLS = [DATA / "ethanol_1000K_eqpool_b3lyp-svp.extxyz"]
 ARMS = ("random", "fps", "hot", "loop")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # ------------------------------------------------------------------------------------------------ frame choice
-def random_order(n_pool: int, seed: int, offset: int = 10_000) -> np.ndarray:
-    """The pool's frames in a seeded random order: the first N are the random arm's N frames."""
-    return np.random.default_rng(offset + seed).permutation(n_pool)
-
-
 def flat_settings(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A resolved campaign as ``{"a.b.c": value}`` (JSON values), for the result files' identity."""
     out: dict[str, Any] = {}
@@ -168,22 +162,6 @@ def loop_overrides(cfg: Any, n: int) -> list[str]:
             f"schedule.n_cycles={cycles}", f"schedule.max_labels.cheap={cheap}", "schedule.budget_cpu_seconds=null"]
 
 
-# ------------------------------------------------------------------------------------------------------ scoring
-def score(model: Path, test: Path) -> dict[str, Any]:
-    """A model's errors on one labelled file: per-frame force MAE and its summaries, ``alloop evaluate``'s MAEs."""
-    from ase.io import read
-
-    frames = read(test, ":")
-    energy = np.array([a.get_potential_energy() for a in frames])
-    per_frame = per_frame_force_mae(model, test)
-    top = np.argsort(energy)[-max(1, math.ceil(len(frames) / 10)):]
-    got = json.loads(alloop("evaluate", str(model), str(test), "--json"))
-    return {"sha256": sha256(test), "per_frame": per_frame.tolist(), "mean": float(per_frame.mean()),
-            "p95": float(np.percentile(per_frame, 95)), "max": float(per_frame.max()),
-            "top_decile": float(per_frame[top].mean()), "evaluate_force_mae": float(got["force_mae_eV_per_A"]),
-            "evaluate_energy_mae": float(got["energy_mae_eV"])}
-
-
 # ------------------------------------------------------------------------------------------------------- runs
 def campaign_name(path: Path) -> str:
     """A campaign file's identity in a result file: its path from ``campaigns/`` on, so a cache made in another
@@ -211,7 +189,8 @@ class Bench:
                          "settings_sha256": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
                          "settings": flat_settings(settings),
                          "pool": {p.name: sha256(p) for p in args.pool},
-                         "hot_pool": {p.name: sha256(p) for p in args.hot_pool if p.is_file()}}
+                         "hot_pool": {p.name: sha256(p) for p in args.hot_pool if p.is_file()},
+                         "train_options": list(args.train_options)}
         self._hot: list | None = None
 
     @property
@@ -250,9 +229,9 @@ class Bench:
         path = self.results / f"{arm}-N{n}-seed{seed}.json"
         entry = json.loads(path.read_text()) if path.is_file() else {}
         if entry:
-            pool = {"loop": [], "hot": ["hot_pool"]}.get(arm, ["pool"])  # the frames the arm drew from
+            pool = {"loop": [], "hot": ["hot_pool"]}.get(arm, ["pool", "train_options"])  # what the arm drew on
             keys = ["campaign", "overrides", *pool]
-            theirs = {k: entry["identity"].get(k) for k in keys}
+            theirs = {k: entry["identity"].get(k, [] if k == "train_options" else None) for k in keys}
             theirs["campaign"] = campaign_name(Path(theirs["campaign"] or ""))
             ours = {k: self.identity[k] for k in keys}
             old = entry["identity"].get("settings")
@@ -311,14 +290,18 @@ class Bench:
         frames = folder / f"{arm}-{n}.extxyz"
         write_extxyz(frames, [pool[i] for i in picked])
         model = folder / f"{arm}-{n}{'-refit' if self.refit else ''}.safetensors"
+        init = self.cfg.model.checkpoint  # a model file the preset starts from (mace)
         cmd = [sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), "--method", "standard",
-               *(["--refit"] if self.refit else []), "--model", self.model,
+               *(["--refit"] if self.refit else []), "--model", self.model, *(["--init", str(init)] if init else []),
                *(["--baseline", self.baseline] if self.baseline else []), "--seed", str(seed),
-               "--threads", str(self.args.threads), "--quiet", "-o", str(model)]
+               "--threads", str(self.args.threads), *train_option_args(self.args.train_options), "--quiet",
+               "-o", str(model)]
         print(f"  {arm} N={n} seed {seed}: training ({' '.join(cmd[3:])})", flush=True)
+        cpu = children_cpu_seconds()
         subprocess.run(cmd, check=True)
         return {"model": str(model), "picked": [int(i) for i in picked], "labels": n,
-                "label_cpu_s": float(sum(float(pool[i].info.get("cpu_seconds", np.nan)) for i in picked))}
+                "label_cpu_s": float(sum(float(pool[i].info.get("cpu_seconds", np.nan)) for i in picked)),
+                "train_cpu_s": children_cpu_seconds() - cpu}
 
     def train_loop(self, n: int, seed: int) -> dict[str, Any]:
         run_dir = self.args.runs / f"loop-N{n}-seed{seed}"
@@ -332,6 +315,25 @@ class Bench:
             print(f"  loop N={n} seed {seed}: the campaign bought {numbers['labels']} expensive labels, not {n}",
                   flush=True)
         return {"model": str(run_dir), "loop_overrides": overrides, "wall_s": wall, **numbers}
+
+
+def train_option_args(options: list[str]) -> list[str]:
+    """``alloop train`` arguments of ``--train-option`` items: ``steps=3000`` -> ``--steps 3000``."""
+    out = []
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--train-option {item}: expected KEY=VALUE (an alloop train option, e.g. steps=3000)")
+        out += [f"--{key.replace('_', '-')}", value]
+    return out
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished child processes so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ------------------------------------------------------------------------------------------------------ output
@@ -407,10 +409,7 @@ def plot(entries: dict[tuple[str, int, int], dict], tests: list[Path], arms: lis
                 ax.legend(fontsize=7)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--campaign", type=Path, default=ROOT / "campaigns" / "quickstart.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -428,11 +427,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="override for the campaign (and the model the other arms train)")
     p.add_argument("--workers", type=int, default=1, help="the campaign's execution.n_workers")
     p.add_argument("--threads", type=int, default=1, help="alloop train --threads")
+    p.add_argument("--train-option", dest="train_options", action="append", default=[], metavar="KEY=VALUE",
+                   help="an alloop train option for the random, fps and hot arms (steps=3000: --steps 3000); "
+                   "part of their entries' identity")
+    p.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True,
+                   help="write learning_curves.png in --results (default on)")
     p.add_argument("--md-ps", type=float, default=0.0, help="MD robustness: ps per replica (default 0: no MD)")
     p.add_argument("--md-temperatures", type=float, nargs="+", default=[300.0, 600.0, 900.0, 1200.0])
     p.add_argument("--md-replicas", type=int, default=8)
     p.add_argument("--compare", type=Path, help="results directory of the default grid: paired differences of this "
                    "run's loop against its cached random and loop entries")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    p = parser()
     args = p.parse_args(argv)
     if args.md_ps < 0 or args.md_replicas < 1 or min(args.md_temperatures) <= 0:
         p.error("--md-ps must be >= 0, --md-replicas >= 1 and every --md-temperatures > 0")
@@ -461,7 +473,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{got['evaluate_force_mae']:.5f} eV/A")
     ns = sorted(args.n_labels)
     print_tables(entries, args.test, args.arms, ns, args.seeds, args.md_temperatures if args.md_ps > 0 else None)
-    plot(entries, args.test, args.arms, ns, args.results / "learning_curves.png")
+    if args.plot:
+        plot(entries, args.test, args.arms, ns, args.results / "learning_curves.png")
     if args.compare is not None and "loop" in args.arms:
         print_comparison(entries, args.compare, args.test, ns, args.seeds)
     return 0

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 def run_campaign(campaign: Path, run_dir: Path, seed: int, overrides: list[str], marker: str, log: Path) -> float:
     """Run (or resume) one campaign with ``seed`` and ``--set`` ``overrides``; returns its wall seconds.
@@ -54,7 +56,8 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def loop_numbers(run_dir: Path) -> dict[str, Any]:
-    """Labels and labelling CPU of a finished campaign (its cycles table's last row) and its number of cycles."""
+    """Labels and labelling CPU of a finished campaign (its cycles table's last row), its training seconds (wall,
+    every cycle's ``train_seconds``) and its number of cycles."""
     from alloop.store.campaign import CampaignStore
     from alloop.store.resolve import store_path
 
@@ -63,4 +66,5 @@ def loop_numbers(run_dir: Path) -> dict[str, Any]:
     return {"labels": int(rows["labels_expensive"][-1]), "labels_cheap": int(rows["labels_cheap"][-1]),
             "cpu_cheap_s": float(rows["cpu_cheap_s"][-1]), "cpu_expensive_s": float(rows["cpu_expensive_s"][-1]),
             "label_cpu_s": float(rows["cpu_cheap_s"][-1] + rows["cpu_expensive_s"][-1]),
+            "train_s": float(np.sum(rows["train_seconds"])) if "train_seconds" in rows else float("nan"),
             "cycles": int(max(rows["cycle"])) + 1}

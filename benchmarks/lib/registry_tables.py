@@ -3,8 +3,9 @@
 
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
-``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr`` and ``al-claims``
-(the active-learning claims of issue 62, :mod:`lib.al_claims`).
+``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
+(the active-learning claims of issue 62, :mod:`lib.al_claims`) and ``foundation-models`` (``foundation_models.py``'s
+model folders merged).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from lib.al_claims import claim_lines
 from lib.common import ROOT
+from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
 from lib.learning_curves_tables import (
     METRIC_HEADER,
@@ -96,10 +98,16 @@ def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
 
+def foundation_models(spec: dict[str, Any]) -> list[str]:
+    """Per model, method and N: mean and p95 of the per-frame force MAE on each test set (``tests``: file -> label),
+    training seconds and inference ms per MD step; ``models``: the rows' order."""
+    return foundation_table(ROOT / spec["result"][0], spec["tests"], spec.get("models", []))
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
-    "llpr": llpr, "al-claims": al_claims,
+    "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models,
 }
 
 
