@@ -27,7 +27,8 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   finished; ``--workers`` sets ``execution.n_workers``.
 
 ``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
-with the campaign's ``model.preset`` and ``model.baseline``, ``--refit`` when the campaign has
+with the campaign's ``model.preset`` and ``model.baseline`` (at its ``system.charge`` and ``system.spin``), ``--refit``
+when the campaign has
 ``training.final_refit``, ``--seed SEED`` (and ``--threads``, which changes only the speed).
 
 Every model is scored on each ``--test`` file (default the development sets ``ethanol_500K_eqtest`` and
@@ -85,7 +86,7 @@ from typing import Any
 
 import numpy as np
 from lib.campaign_runs import loop_numbers, run_campaign
-from lib.common import DATA, ROOT, alloop, data_file, md_first_stops, per_frame_force_mae
+from lib.common import DATA, ROOT, alloop, data_file, frame_error_summary, md_first_stops, per_frame_force_mae
 from lib.learning_curves_tables import METRIC_HEADER, arm_entries, md_rows, metric_rows, paired_lines
 from lib.plots import figure
 
@@ -176,12 +177,9 @@ def score(model: Path, test: Path) -> dict[str, Any]:
     frames = read(test, ":")
     energy = np.array([a.get_potential_energy() for a in frames])
     per_frame = per_frame_force_mae(model, test)
-    top = np.argsort(energy)[-max(1, math.ceil(len(frames) / 10)):]
     got = json.loads(alloop("evaluate", str(model), str(test), "--json"))
-    return {"sha256": sha256(test), "per_frame": per_frame.tolist(), "mean": float(per_frame.mean()),
-            "p95": float(np.percentile(per_frame, 95)), "max": float(per_frame.max()),
-            "top_decile": float(per_frame[top].mean()), "evaluate_force_mae": float(got["force_mae_eV_per_A"]),
-            "evaluate_energy_mae": float(got["energy_mae_eV"])}
+    return {"sha256": sha256(test), **frame_error_summary(per_frame, energy),
+            "evaluate_force_mae": float(got["force_mae_eV_per_A"]), "evaluate_energy_mae": float(got["energy_mae_eV"])}
 
 
 # ------------------------------------------------------------------------------------------------------- runs
@@ -313,7 +311,8 @@ class Bench:
         model = folder / f"{arm}-{n}{'-refit' if self.refit else ''}.safetensors"
         cmd = [sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), "--method", "standard",
                *(["--refit"] if self.refit else []), "--model", self.model,
-               *(["--baseline", self.baseline] if self.baseline else []), "--seed", str(seed),
+               *(["--baseline", self.baseline, "--charge", str(self.cfg.system.charge), "--spin",
+                  str(self.cfg.system.spin)] if self.baseline else []), "--seed", str(seed),
                "--threads", str(self.args.threads), "--quiet", "-o", str(model)]
         print(f"  {arm} N={n} seed {seed}: training ({' '.join(cmd[3:])})", flush=True)
         subprocess.run(cmd, check=True)
