@@ -5,7 +5,7 @@ aspirin (21 atoms, a ring and rotors), glycine (intramolecular O-H...N hydrogen 
 ethoxy radical (2S = 1) and 2-chloroethanol (a halogen). For each molecule:
 
 1. **Sets** (made when missing, by ``make_equilibrium_sets.py`` at the molecule's charge and spin: GFN2-xTB Langevin
-   MD from the molecule's structure, 6 runs of 20 ps after 2 ps, frames relabelled at the expensive level): the
+   MD from the molecule's structure, 6 runs of 20 ps (aspirin 5) after 2 ps, relabelled at the expensive level): the
    ``verdict`` set at the campaign temperature (500 K) and at 900 K, for scoring only, and a 500 K ``pool`` for the
    random arm (60 / 60 / 100 frames; aspirin 30 / 30 / 30).
 2. **The loop and random frames** through ``learning_curves.py`` (run as a command; its caching per (arm, N, seed)
@@ -85,7 +85,7 @@ def make_sets(args: argparse.Namespace, name: str, mol: Molecule) -> dict[str, A
             cmd = [sys.executable, str(ROOT / "benchmarks" / "make_equilibrium_sets.py"), "--molecule", name,
                    "--temperature", f"{temperature:g}", "--sets", set_name, "--frames", str(frames), "--fidelity",
                    args.fidelity, "--out", str(args.data), "--trajectories", str(args.trajectories), "--ps",
-                   f"{args.ps:g}", "--equil-ps", f"{args.equil_ps:g}", "--workers", str(args.workers)]
+                   f"{args.ps or mol.md_ps:g}", "--equil-ps", f"{args.equil_ps:g}", "--workers", str(args.workers)]
             print(f"{name}: making {path.name} ({' '.join(cmd[2:])})", flush=True)
             subprocess.run(cmd, check=True)
         summary = json.loads((args.data / f"{name}_{temperature:g}K_eq_summary.json").read_text())["sets"][set_name]
@@ -189,7 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fidelity", default=EXPENSIVE, help="the expensive level of the sets and the campaign")
     p.add_argument("--frames", type=int, default=None, help="frames of every set (default: the table's)")
     p.add_argument("--trajectories", type=int, default=6, help="MD runs per set")
-    p.add_argument("--ps", type=float, default=20.0, help="production ps of each set's MD run")
+    p.add_argument("--ps", type=float, default=None, help="production ps of each set's MD run (default: the "
+                   "table's, 20; aspirin 5)")
     p.add_argument("--equil-ps", type=float, default=2.0)
     p.add_argument("--workers", type=int, default=1, help="processes for the sets, the campaign's n_workers")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="another campaign override (smoke)")

@@ -22,8 +22,8 @@ EXPENSIVE = "b3lyp-svp"
 @dataclass(frozen=True)
 class Molecule:
     """One molecule of the benchmark: its structure file (under benchmarks/data), charge, 2S, what it tests, the
-    campaign seeds and the frames of its test sets (``verdict``, at both temperatures) and of its random arm's
-    ``pool`` (500 K)."""
+    campaign seeds, the frames of its test sets (``verdict``, at both temperatures) and of its random arm's ``pool``
+    (500 K), and the production ps of each of the sets' MD runs."""
 
     file: str
     formula: str
@@ -33,6 +33,7 @@ class Molecule:
     seeds: tuple[int, ...] = (0, 1, 2)
     test_frames: int = 60
     pool_frames: int = 100
+    md_ps: float = 20.0
 
     @property
     def path(self) -> Path:
@@ -41,9 +42,10 @@ class Molecule:
 
 MOLECULES: dict[str, Molecule] = {
     "malonaldehyde": Molecule("malonaldehyde.xyz", "C3H4O2", 0, 0, "intramolecular proton transfer (enol)"),
-    # B3LYP/def2-SVP costs about 2.5 CPU min a label for aspirin: one seed, smaller sets (the pool is the 30 frames)
+    # B3LYP/def2-SVP costs about 2.5 CPU min a label for aspirin: one seed, smaller sets (the pool is the 30 frames);
+    # GFN2-xTB about 15 ms a step (ethanol's size: 2-4 ms): 5 ps runs, 5 frames each 1 ps apart
     "aspirin": Molecule("molecules/aspirin.xyz", "C9H8O4", 0, 0, "21 atoms, a ring and rotors", seeds=(0,),
-                        test_frames=30, pool_frames=30),
+                        test_frames=30, pool_frames=30, md_ps=5.0),
     "glycine": Molecule("molecules/glycine.xyz", "C2H5NO2", 0, 0, "flexible, intramolecular O-H...N hydrogen bond"),
     "acetate": Molecule("molecules/acetate.xyz", "C2H3O2", -1, 0, "anion (charge -1)"),
     "ethoxy": Molecule("molecules/ethoxy.xyz", "C2H5O", 0, 1, "open-shell radical CH3CH2O. (2S = 1)"),
