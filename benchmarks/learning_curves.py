@@ -27,7 +27,8 @@ For each number N of expensive labels (``--n-labels``, default 15 30 60 120) and
   finished; ``--workers`` sets ``execution.n_workers``.
 
 ``random`` and ``fps`` train as ``al_vs_random.py`` trains its random frames: ``alloop train --method standard``
-with the campaign's ``model.preset`` and ``model.baseline`` (and ``--init`` its ``model.checkpoint``, the model file
+with the campaign's ``model.preset`` and ``model.baseline`` (at its ``system.charge`` and ``system.spin``; and
+``--init`` its ``model.checkpoint``, the model file
 of preset ``mace``), ``--refit`` when the campaign has ``training.final_refit``, ``--seed SEED`` (and
 ``--threads``, which changes only the speed), plus any ``--train-option KEY=VALUE`` (``--KEY VALUE``; part of the
 entries' identity). Their entries record the training's CPU seconds (``train_cpu_s``, the ``alloop train``
@@ -293,7 +294,8 @@ class Bench:
         init = self.cfg.model.checkpoint  # a model file the preset starts from (mace)
         cmd = [sys.executable, "-m", "alloop.cli", "train", "--expensive", str(frames), "--method", "standard",
                *(["--refit"] if self.refit else []), "--model", self.model, *(["--init", str(init)] if init else []),
-               *(["--baseline", self.baseline] if self.baseline else []), "--seed", str(seed),
+               *(["--baseline", self.baseline, "--charge", str(self.cfg.system.charge), "--spin",
+                  str(self.cfg.system.spin)] if self.baseline else []), "--seed", str(seed),
                "--threads", str(self.args.threads), *train_option_args(self.args.train_options), "--quiet",
                "-o", str(model)]
         print(f"  {arm} N={n} seed {seed}: training ({' '.join(cmd[3:])})", flush=True)

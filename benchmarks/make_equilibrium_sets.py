@@ -28,6 +28,13 @@ Everything done is cached in ``<out>/cache-eq/`` (one file per run and per label
     python benchmarks/make_equilibrium_sets.py --sets verdict indep --fidelity b3lyp-svp --frames 100   # issue 62
     python benchmarks/make_equilibrium_sets.py --molecule malonaldehyde --sets test pool verdict indep --fidelity b3lyp-svp
 
+The molecules of the molecules benchmark (``lib/molecules.py``: malonaldehyde, aspirin, glycine, acetate, the ethoxy
+radical, 2-chloroethanol) run their MD and get their labels (xTB and PySCF) at the table's charge and spin (2S),
+recorded as ``charge`` and ``spin`` in their summary; ethanol and methanol are neutral closed-shell, as before.
+``benchmarks/molecules.py --make-sets`` runs this script for them (``verdict`` at 500 and 900 K, ``pool`` at 500 K)::
+
+    python benchmarks/make_equilibrium_sets.py --molecule acetate --sets verdict --frames 60 --fidelity b3lyp-svp
+
 ``indep`` runs its MD on GFN1-xTB (``--sampler``): an ensemble the GFN2-xTB pool and the campaigns' own
 GFN2-xTB MD do not sample, relabelled at the expensive level (the frames' GFN2-xTB labels are written too).
 """
@@ -46,10 +53,12 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tblite's OpenMP threads: one per process (several processes run)
 import numpy as np  # noqa: E402
 from lib.common import atomic_pickle, load_pickle  # noqa: E402
+from lib.molecules import MOLECULES as TABLE  # noqa: E402
 
 #: an ``ase.build.molecule`` name, or a structure file under benchmarks/data (its only start: no rotamers are made
-#: for a file, whose molecule may have no real rotors, e.g. malonaldehyde's hydrogen-bonded ring)
-MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH", "malonaldehyde": "malonaldehyde.xyz"}
+#: for a file, whose molecule may have no real rotors, e.g. malonaldehyde's hydrogen-bonded ring); the molecules
+#: benchmark's (``lib/molecules.py``) with their charge and spin
+MOLECULES = {"ethanol": "CH3CH2OH", "methanol": "CH3OH", **{name: m.file for name, m in TABLE.items()}}
 SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000,
              # 2026-11-27, for benchmarks/learning_curves.py: a test set no default was tuned on, a second pool
              "fresh": 7_300_000, "pool2": 7_400_000,
@@ -59,6 +68,12 @@ SET_SEEDS = {"test": 7_100_000, "pool": 7_200_000,
 #: the MD surface per sampler name (tblite's method names)
 SAMPLERS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 DT_FS, FRICTION_PER_FS, TRACE_EVERY_FS = 0.5, 0.01, 10.0
+
+
+def charge_spin(molecule_name: str) -> tuple[int, int]:
+    """The molecule's total charge and 2S: the molecules table's (``lib/molecules.py``), else neutral closed-shell."""
+    entry = TABLE.get(molecule_name)
+    return (entry.charge, entry.spin) if entry is not None else (0, 0)
 
 
 def run_seed(set_name: str, temperature_K: float, k: int) -> int:
@@ -84,8 +99,8 @@ def md_starts(molecule_name: str) -> list:
 
 def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: int, equil_ps: float, ps: float,
                    n_frames: int, cache: str, sampler: str = "gfn2-xtb") -> str:
-    """One xTB Langevin run on the ``sampler`` surface; caches its frames (positions, the sampler's energy and
-    forces) and its dihedral trace."""
+    """One xTB Langevin run on the ``sampler`` surface at the molecule's charge and spin; caches its frames
+    (positions, the sampler's energy and forces) and its dihedral trace."""
     from ase import units
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
@@ -101,7 +116,8 @@ def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: i
     atoms = starts[k % len(starts)].copy()
     rotors = find_rotors(reference_structure(molecule_name))
     atoms.set_constraint(FixCom())
-    atoms.calc = TBLite(method=SAMPLERS[sampler], verbosity=0)
+    charge, spin = charge_spin(molecule_name)
+    atoms.calc = TBLite(method=SAMPLERS[sampler], charge=charge, multiplicity=spin + 1, verbosity=0)
     rng = np.random.default_rng(run_seed(set_name, temperature_K, k))
     thermalize_momenta(atoms, temperature_K, rng=rng)
     Stationary(atoms)
@@ -133,8 +149,9 @@ def run_trajectory(molecule_name: str, set_name: str, temperature_K: float, k: i
     return str(path)
 
 
-def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
-    """Label one cached frame at ``fidelity`` (alloop's labeller of its family, one thread)."""
+def label_frame(path: str, fidelity: str, charge: int = 0, spin: int = 0) -> tuple[str, dict[str, Any]]:
+    """Label one cached frame at ``fidelity`` (alloop's labeller of its family, one thread) at total ``charge`` and
+    2S ``spin``."""
     from ase import Atoms
 
     from alloop.fidelity import load_fidelity
@@ -143,7 +160,7 @@ def label_frame(path: str, fidelity: str) -> tuple[str, dict[str, Any]]:
 
     set_compute_threads(1)
     frame = load_pickle(Path(path))
-    result = labeler_for(load_fidelity(fidelity), threads=1).label(
+    result = labeler_for(load_fidelity(fidelity, charge=charge, spin=spin), threads=1).label(
         Atoms(numbers=frame["numbers"], positions=frame["positions"]))
     return path, {"energy": float(result.energy_eV), "forces": np.asarray(result.forces_eV_per_A),
                   "status": result.status.value, "reason": result.reason, "cpu_seconds": float(result.cpu_seconds),
@@ -218,7 +235,8 @@ def write_summary(path: Path, summary: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
         for entry in old.get("sets", {}).values():
             entry.setdefault("settings", old.get("settings"))
-        summary = {**old, "rotors": summary["rotors"], "sets": {**old.get("sets", {}), **summary["sets"]}}
+        summary = {**old, **{k: v for k, v in summary.items() if k != "settings"},
+                   "sets": {**old.get("sets", {}), **summary["sets"]}}
     path.write_text(json.dumps(summary, indent=1))
 
 
@@ -275,15 +293,16 @@ def collect_set(s: str, runs: dict, args: argparse.Namespace, cache: Path, rotor
 
 
 def label_sets(pool: ProcessPoolExecutor, fidelities: list[str], frame_paths: dict[str, list[str]],
-               t_start: float) -> None:
-    """Label every frame at every fidelity not labelled yet (each label cached beside its frame's pickle)."""
+               t_start: float, charge: int = 0, spin: int = 0) -> None:
+    """Label every frame at every fidelity not labelled yet (each label cached beside its frame's pickle), at the
+    molecule's ``charge`` and ``spin``."""
     jobs = {}
     for fid in fidelities:
         for fpaths in frame_paths.values():
             for fpath in fpaths:
                 lpath = Path(fpath).with_suffix(f".{fid}.pkl")
                 if not lpath.exists():
-                    jobs[pool.submit(label_frame, fpath, fid)] = lpath
+                    jobs[pool.submit(label_frame, fpath, fid, charge, spin)] = lpath
     print(f"{len(jobs)} labels to compute", flush=True)
     for n, fut in enumerate(as_completed(jobs), 1):
         _, lab = fut.result()
@@ -296,8 +315,9 @@ def write_sets(args: argparse.Namespace, out: Path, frames: dict[str, list[dict]
                summary: dict[str, Any]) -> int:
     """One extxyz per set and fidelity (GFN2-xTB too); 1 when a frame failed to label, else 0."""
     prefix = f"{args.molecule}_{args.temperature:g}K"
+    charge, spin = charge_spin(args.molecule)
     for s in args.sets:
-        xtb = [dict(label_frame(fp, "gfn2-xtb")[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
+        xtb = [dict(label_frame(fp, "gfn2-xtb", charge, spin)[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
         write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
         for fid in args.fidelity:
             labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
@@ -329,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     per_run = [args.frames // args.trajectories + (k < args.frames % args.trajectories)
                for k in range(args.trajectories)]
     summary: dict[str, Any] = {"settings": vars(args), "rotors": names, "sets": {}}
+    charge, spin = charge_spin(args.molecule)
+    if args.molecule in TABLE:  # the molecules table's: MD and labels at its charge and spin (ethanol's files unchanged)
+        summary.update(charge=charge, spin=spin)
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         runs = {(s, k): pool.submit(run_trajectory, args.molecule, s, args.temperature, k, args.equil_ps, args.ps,
@@ -338,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         frames: dict[str, list[dict]] = {}
         for s in args.sets:
             frame_paths[s], frames[s] = collect_set(s, runs, args, cache, rotors, summary)
-        label_sets(pool, args.fidelity, frame_paths, t_start)
+        label_sets(pool, args.fidelity, frame_paths, t_start, charge, spin)
     if write_sets(args, out, frames, frame_paths, summary):
         return 1
     write_summary(out / f"{prefix}_eq_summary.json", summary)

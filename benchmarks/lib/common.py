@@ -152,10 +152,23 @@ def per_frame_force_mae(model_path: Path, test: Path, version: int | None = None
     from ase.io import read
 
     from alloop.deploy.loading import load_trained
+
+    model = load_trained(model_path, version=version, fidelity=None).model.eval()
+    return frame_force_maes(model, read(test, ":"))
+
+
+def frame_error_summary(per_frame: np.ndarray, energy: np.ndarray) -> dict[str, Any]:
+    """A set's per-frame force MAE (eV/A) and its mean, 95th percentile, max and mean over the highest-energy decile
+    (the ceil(n/10) frames with the highest reference ``energy``; meaningful for a file of one molecule)."""
+    top = np.argsort(energy)[-max(1, -(-len(per_frame) // 10)):]
+    return {"per_frame": per_frame.tolist(), "mean": float(per_frame.mean()), "p95": float(np.percentile(per_frame, 95)),
+            "max": float(per_frame.max()), "top_decile": float(per_frame[top].mean())}
+
+
+def frame_force_maes(model: Any, frames: list) -> np.ndarray:
+    """Each labelled frame's force MAE (eV/A) of a model (an alloop Potential, in memory)."""
     from alloop.potentials.inference import predict
 
-    frames = read(test, ":")
-    model = load_trained(model_path, version=version, fidelity=None).model.eval()
     _, forces = predict(model, frames)
     reference = np.concatenate([a.get_forces() for a in frames])
     sizes = np.cumsum([0] + [len(a) for a in frames])

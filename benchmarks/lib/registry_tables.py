@@ -4,8 +4,8 @@
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
-(the active-learning claims of issue 62, :mod:`lib.al_claims`) and ``foundation-models`` (``foundation_models.py``'s
-model folders merged).
+(the active-learning claims of issue 62, :mod:`lib.al_claims`), ``foundation-models`` (``foundation_models.py``'s
+model folders merged) and ``molecules``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from lib.learning_curves_tables import (
     paired_differences,
     paired_row,
 )
+from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
 from lib.status_table import model_table
 
@@ -94,6 +95,12 @@ def llpr(spec: dict[str, Any]) -> list[str]:
     return lines
 
 
+def molecules(spec: dict[str, Any]) -> list[str]:
+    """``molecules.py``'s tables from its results folder: per molecule and arm the force errors on both sets, and the
+    sets' cost."""
+    return molecules_table(ROOT / spec["result"][0])
+
+
 def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
@@ -107,7 +114,7 @@ def foundation_models(spec: dict[str, Any]) -> list[str]:
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
-    "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models,
+    "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
 }
 
 

@@ -114,7 +114,7 @@ class Original:
 
         if self.reference is None:
             return {c: float("nan") for c in COLUMNS}
-        scores = forgetting_scores(model_from_bytes(model_blob)[0], self.reference).as_dict()
+        scores = forgetting_scores(neutral_baseline(model_from_bytes(model_blob)[0]), self.reference).as_dict()
         return {column: scores[key] for column, key in COLUMNS.items()}
 
     def replay_pool(self, seed: int) -> LabelledArrays:
@@ -132,6 +132,20 @@ class Original:
                 forces=[forces[pool.frame_slice(k)] for k in range(len(pool))], fidelity=pool.fidelity,
             )
         return self._pools[seed]
+
+
+def neutral_baseline(model: Potential) -> Potential:
+    """``model`` as it predicts the outside molecules, which are neutral and closed-shell: a Delta model's baseline at
+    charge 0 and spin 0 (the campaign's charge and spin are its own structures'; at 2S = 1 the baseline has no state
+    for H2). Other models are returned as they are."""
+    import torch
+
+    from alloop.potentials.baseline import Baseline, DeltaPotential
+
+    if isinstance(model, DeltaPotential) and (model.baseline.fidelity.charge, model.baseline.fidelity.spin) != (0, 0):
+        neutral = model.baseline.fidelity.model_copy(update={"charge": 0, "spin": 0})
+        model.baseline = Baseline(neutral, threads=max(1, torch.get_num_threads()))
+    return model
 
 
 def prepare(store: CampaignStore, cfg: CampaignConfig, structures: Sequence[Atoms], log: Log = print) -> Original | None:

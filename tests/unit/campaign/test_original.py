@@ -121,3 +121,28 @@ def test_status_lists_the_scored_models(tmp_path, sevennet0_blob):
 
 #: one xdist worker runs this module (its module-scoped fixture is built once)
 pytestmark = pytest.mark.xdist_group("test_original")
+
+
+def test_forgetting_of_a_charged_or_open_shell_delta_model_runs_its_baseline_neutral(tmp_path, sevennet0_blob):
+    """The outside molecules (H2, H2O2) are neutral closed-shell: a Delta model of an open-shell (2S = 1) or charged
+    campaign is scored there with its GFN2-xTB baseline at charge 0, spin 0, as the same model with a neutral
+    baseline is (before, the baseline ran at 2S = 1 and failed: 2 electrons cannot have 2S = 1)."""
+    from alloop.fidelity import load_fidelity
+    from alloop.potentials.baseline import DeltaPotential
+
+    cfg = _config(tmp_path)
+    plain = model_from_bytes(sevennet0_blob)[0]
+    with CampaignStore.create(tmp_path / "store") as store:
+        original.store_original(store, lambda: sevennet0_blob)
+        loaded = original.prepare(store, cfg, cfg.load_structures(), lambda _: None)
+        scores = {}
+        for charge, spin in ((0, 0), (0, 1), (-1, 0)):
+            delta = DeltaPotential.wrap(plain, load_fidelity("gfn2-xtb", charge=charge, spin=spin))
+            scores[(charge, spin)] = original.forgetting_columns(store, loaded, _store_model(store,
+                                                                                              checkpoint_to_bytes(delta)))
+    neutral = scores[(0, 0)]["forget_force_mae_eV_per_A"][0]
+    assert np.isfinite(neutral) and neutral > 1e-3  # the baseline's forces count: not the original's prediction
+    for key in ((0, 1), (-1, 0)):
+        assert scores[key]["forget_force_mae_eV_per_A"][0] == pytest.approx(neutral, rel=1e-9)
+        assert scores[key]["forget_energy_mae_per_atom_eV"][0] == pytest.approx(
+            scores[(0, 0)]["forget_energy_mae_per_atom_eV"][0], rel=1e-9)
