@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.labeling.result import STATUS_CODES, LabelStatus
@@ -37,7 +38,9 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     meta = store.frame_meta(columns=["n_atoms", "cycle"])
     if meta["frame_id"].size == 0:
         return None
-    first = store.get_frames([int(meta["frame_id"][0])])[0]
+    geometry = store.frame_geometry(0, 1)  # the first frame: its atoms, not its metadata and update log
+    first = Atoms(numbers=geometry["numbers"].astype(int), positions=geometry["positions"], cell=geometry["cell"][0],
+                  pbc=geometry["pbc"][0])
     if first.pbc.any():
         return None  # a periodic cell: no molecule, no torsional rotors
     rotors = [r for r in find_rotors(first) if not r.symmetric]
