@@ -39,7 +39,7 @@ def frame_molecules(numbers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     if n_frames <= 0:
         return np.zeros(0, dtype=object)
     size = int(offsets[1] - offsets[0])
-    if size > 0 and np.all(np.diff(offsets) == size):  # frames of one size: those with the first frame's atoms need no count
+    if size > 0 and np.all(np.diff(offsets) == size):  # frames of one size: the first frame's atoms need no count
         rows = numbers[offsets[0]:offsets[-1]].reshape(n_frames, size)
         like_first = (rows == rows[0]).all(axis=1)
         if like_first.sum() > n_frames // 2:
