@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from alloop.report.plots import _save  # noqa: E402
+from alloop.report.plots import _save, cycle_step, cycle_ticks  # noqa: E402
 from alloop.store.campaign import CampaignStore  # noqa: E402
 from alloop.store.levels import Levels, read_levels  # noqa: E402
 
@@ -39,8 +39,7 @@ def plot_levels(store: CampaignStore, path: Path, levels: Levels | None = None) 
                                                        strict=True))
     with_models = [f"{n}\nv{version[c]}" if c in version else n for n, c in zip(names, cycles, strict=True)]
     for ax, labels, title in ((left, names, "cycle"), (right, with_models, "cycle, model")):
-        ax.set_xticks(range(len(cycles)))
-        ax.set_xticklabels(labels)
+        cycle_ticks(ax, labels)
         ax.set_xlim(-0.5, len(cycles) - 0.5)
         ax.set_xlabel(title)
     return _save(fig, path)
@@ -70,7 +69,10 @@ def _bias_panel(ax: plt.Axes, levels: Levels, where: dict[int, int]) -> None:
         if known.any():
             ax.plot(x[known], m.distance[known], "D-", color="C3",
                     label=f"{levels.cheap} vs {levels.expensive}: frames labelled at both so far")
+            step = cycle_step(len(where))
             for xi, yi, n in zip(x[known], m.distance[known], m.n_both[known], strict=True):
+                if xi % step:
+                    continue  # a cycle whose tick is not labelled
                 ax.annotate(f"n={n}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7, color="C3")
     if levels.both_mae.size:
         ax.axhline(levels.distance, color="C3", ls=":", lw=1,

@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 #: the most expensive labels the parity plot predicts (beyond: a sample seeded by PARITY_SEED)
 PARITY_FRAMES = 300
 PARITY_SEED = 0
+#: the most cycles whose axis ticks (and per-cycle counts) are all labelled; beyond, every k-th cycle is
+CYCLE_LABELS = 12
+#: a replica's uncertainty line of more frames is drawn from the minimum and maximum of this many bins (what the
+#: figure's pixels show: a million-frame campaign's lines drawn point by point take a minute)
+LINE_BINS = 1000
+#: with more MD frames than this, the uncertainty plot's legend goes to the lower left instead of where it hides the
+#: fewest points (matplotlib's "best", which tests every point: seconds on a million frames)
+LEGEND_BEST_FRAMES = 20_000
 
 
 def plot_cost(store: CampaignStore, path: Path) -> Path | None:
@@ -76,7 +84,7 @@ def plot_uncertainty(store: CampaignStore, path: Path) -> Path | None:
     for r in np.unique(replica):
         idx = np.flatnonzero(replica == r)
         idx = idx[np.argsort(time_key[idx], kind="stable")]
-        ax.plot(np.arange(idx.size), q[idx], "-", lw=0.8, label=f"replica {r}")
+        ax.plot(*envelope(q[idx], LINE_BINS), "-", lw=0.8, label=f"replica {r}")
         index.append(idx)
         xs.append(np.arange(idx.size))
     order, x = np.concatenate(index), np.concatenate(xs)
@@ -92,7 +100,7 @@ def plot_uncertainty(store: CampaignStore, path: Path) -> Path | None:
     ax.set_xlabel("recorded frame (MD time, per replica, across cycles)")
     ax.set_ylabel("Q-residual / limit")
     ax.set_title("frame uncertainty along the trajectories")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=2, loc="best" if md.sum() <= LEGEND_BEST_FRAMES else "lower left")
     return _save(fig, path)
 
 
@@ -131,21 +139,21 @@ def plot_labels(store: CampaignStore, path: Path) -> Path | None:
     fids = store.fidelities()
     if not fids:
         return None
-    meta = store.frame_meta()
-    cycles_of = meta["cycle"]
+    from alloop.labeling.result import STATUS_CODES, LabelStatus
+
+    all_cycles, cycle_index = np.unique(store.frame_meta(columns=["cycle"])["cycle"], return_inverse=True)
+    cycle_index = np.asarray(cycle_index).ravel()
     fig, ax = plt.subplots(figsize=(6, 4))
-    all_cycles = np.unique(cycles_of)
     width = 0.8 / len(fids)
     for k, (h, info) in enumerate(fids.items()):
-        table = store.labels(h)
-        label_cycle = cycles_of[table.frame_id]
-        ok = np.array([np.sum(table.ok & (label_cycle == c)) for c in all_cycles])
-        bad = np.array([np.sum(~table.ok & (label_cycle == c)) for c in all_cycles])
+        table = store.label_columns(h, ["frame_id", "status"])  # no forces: only their count per cycle is drawn
+        where, ok_row = cycle_index[table["frame_id"]], table["status"] == STATUS_CODES[LabelStatus.OK]
+        ok = np.bincount(where[ok_row], minlength=all_cycles.size)
+        bad = np.bincount(where[~ok_row], minlength=all_cycles.size)
         x = np.arange(len(all_cycles)) + k * width
-        ax.bar(x, ok, width, label=f"{info['name']} ok")
-        ax.bar(x, bad, width, bottom=ok, hatch="//", label=f"{info['name']} failed")
-    ax.set_xticks(np.arange(len(all_cycles)) + 0.4 - width / 2)
-    ax.set_xticklabels(["boot" if c < 0 else str(c) for c in all_cycles])
+        bars(ax, x, ok, width, color=f"C{2 * k}", label=f"{info['name']} ok")
+        bars(ax, x, bad, width, bottom=ok, color=f"C{2 * k + 1}", hatch="//", label=f"{info['name']} failed")
+    cycle_ticks(ax, ["boot" if c < 0 else str(c) for c in all_cycles], 0.4 - width / 2)
     ax.set_xlabel("cycle")
     ax.set_ylabel("labels")
     ax.set_title("labels per cycle")
@@ -180,8 +188,7 @@ def plot_coverage(store: CampaignStore, path: Path, basins: dict[str, Any] | Non
         panels[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title_fontsize=8,
                           title=", ".join(found["rotor_names"]))
     for ax in axes[0]:
-        ax.set_xticks(range(len(cycles)))
-        ax.set_xticklabels(["boot" if c < 0 else str(c) for c in cycles])
+        cycle_ticks(ax, ["boot" if c < 0 else str(c) for c in cycles])
         ax.set_xlim(-0.6, len(cycles) - 0.4)
         ax.set_xlabel("cycle")
     return _save(fig, path)
@@ -212,10 +219,12 @@ def _basin_panel(ax: plt.Axes, fidelity: str, counts: dict[int, list[int]], name
     colors = (plt.get_cmap("tab10")(np.arange(len(names))) if len(names) <= 10
               else plt.get_cmap("viridis")(np.linspace(0.0, 1.0, len(names))))
     for j, name in enumerate(names):
-        ax.bar(x, shares[:, j], 0.7, bottom=bottom, color=colors[j], label=name)
+        bars(ax, x, shares[:, j], 0.7, bottom=bottom.copy(), color=colors[j], label=name)
         bottom += shares[:, j]
+    step = cycle_step(len(where))
     for xi, ni in zip(x, n, strict=True):
-        ax.text(xi, 1.01, str(ni), ha="center", va="bottom", fontsize=7)
+        if xi % step == 0:  # the cycles whose tick is labelled
+            ax.text(xi, 1.01, str(ni), ha="center", va="bottom", fontsize=7)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("conformer basins of the frames labelled so far")
     ax.set_title(f"{fidelity}: basins, count on top", fontsize=10)
@@ -246,6 +255,57 @@ def plot_compare(runs: list[RunSummary], path: Path) -> Path:
             ax.legend(fontsize=8)
     fig.suptitle("learning curves (one point per trained model)", fontsize=10)
     return _save(fig, path)
+
+
+def bars(ax: plt.Axes, x: np.ndarray, height: np.ndarray, width: float, bottom: Any = 0.0, **style: Any) -> None:
+    """``ax.bar(x, height, width, bottom)`` (centred bars, one colour) as one collection of rectangles: matplotlib's
+    bar makes an artist per bar, a second each at the thousands of bars of a long campaign's per-cycle plots.
+    ``style``: ``color`` (required), ``label``, ``hatch``."""
+    from matplotlib.collections import PolyCollection
+
+    x, height = np.asarray(x, float), np.asarray(height, float)
+    low = np.broadcast_to(np.asarray(bottom, float), x.shape)
+    left, right, top = x - width / 2, x + width / 2, low + height
+    corners = np.stack([np.column_stack(p) for p in ((left, low), (left, top), (right, top), (right, low))], axis=1)
+    rectangles = PolyCollection(list(corners), facecolors=style.pop("color"), edgecolors="none", linewidths=0, **style)
+    rectangles.sticky_edges.y.extend(np.unique(low).tolist())  # as bar's: no autoscale margin beyond a bar's base
+    ax.add_collection(rectangles, autolim=True)
+    ax.autoscale_view()
+
+
+def cycle_step(n_cycles: int) -> int:
+    """Every how many cycles a tick (or a per-cycle count) is labelled: 1 up to :data:`CYCLE_LABELS` cycles."""
+    return max(1, -(-n_cycles // CYCLE_LABELS))
+
+
+def cycle_ticks(ax: plt.Axes, labels: list[str], offset: float = 0.0) -> None:
+    """Ticks at the cycles 0, 1, ... (plus ``offset``) labelled ``labels``; every :func:`cycle_step`-th of many."""
+    keep = range(0, len(labels), cycle_step(len(labels)))
+    ax.set_xticks([k + offset for k in keep])
+    ax.set_xticklabels([labels[k] for k in keep])
+
+
+def envelope(y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The points (x = 0, 1, ...) of a line through ``y``; of a longer one than ``2 * bins`` points, the minimum and
+    maximum of each of ``bins`` equal bins in their order (the line's extent per bin: what its pixels show)."""
+    x = np.arange(y.size)
+    if y.size <= 2 * bins:
+        return x, y
+    edges = np.linspace(0, y.size, bins + 1).astype(np.int64)
+    low, high = np.fmin.reduceat(y, edges[:-1]), np.fmax.reduceat(y, edges[:-1])  # NaN: not scored
+    at_low = edges[:-1] + _argreduce(y, edges, low)
+    at_high = edges[:-1] + _argreduce(y, edges, high)
+    first = at_low <= at_high
+    xs = np.column_stack([np.where(first, at_low, at_high), np.where(first, at_high, at_low)]).ravel()
+    return x[xs], y[xs]
+
+
+def _argreduce(y: np.ndarray, edges: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Per bin ``edges[k]:edges[k + 1]``, the first position (from the bin's start) where ``y`` equals ``value[k]``."""
+    which = np.repeat(np.arange(edges.size - 1), np.diff(edges))
+    hit = np.flatnonzero((y == value[which]) | np.isnan(value[which]))  # a bin of NaN only: its first point
+    first = np.unique(which[hit], return_index=True)[1]
+    return hit[first] - edges[:-1]
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.labeling.result import STATUS_CODES, LabelStatus
@@ -37,7 +38,9 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     meta = store.frame_meta(columns=["n_atoms", "cycle"])
     if meta["frame_id"].size == 0:
         return None
-    first = store.get_frames([int(meta["frame_id"][0])])[0]
+    geometry = store.frame_geometry(0, 1)  # the first frame: its atoms, not its metadata and update log
+    first = Atoms(numbers=geometry["numbers"].astype(int), positions=geometry["positions"], cell=geometry["cell"][0],
+                  pbc=geometry["pbc"][0])
     if first.pbc.any():
         return None  # a periodic cell: no molecule, no torsional rotors
     rotors = [r for r in find_rotors(first) if not r.symmetric]
@@ -45,20 +48,22 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
         return None
     names = [basin_name(code, len(rotors)) for code in range(3 ** len(rotors))]
     stored, roles, held = store.fidelities(), fidelity_roles(store), held_out_ids(store)
-    out: dict[str, dict[int, list[int]]] = {}
+    labelled: dict[str, np.ndarray] = {}
     for h in sorted(stored, key=lambda h: (ROLE_ORDER.index(roles.get(h, "")), stored[h]["name"])):
         table = store.label_columns(h, ["frame_id", "status"])
         ids = np.unique(table["frame_id"][table["status"] == STATUS_CODES[LabelStatus.OK]])
         ids = ids[~np.isin(ids, held)]  # the test set is not the campaign's labels
-        if ids.size == 0:
-            continue
-        arrays = store.frame_arrays(ids)  # a chunked read: no Atoms for the ten thousand labels of a long campaign
-        if np.any(arrays["numbers"].reshape(ids.size, len(first)) != first.numbers):
-            return None
-        positions = arrays["positions"].reshape(ids.size, len(first), 3)
-        out[stored[h]["name"]] = basin_histogram(positions, meta["cycle"][ids], rotors)
-    if not out:
+        if ids.size:
+            labelled[stored[h]["name"]] = ids
+    if not labelled:
         return None
+    frames = np.unique(np.concatenate(list(labelled.values())))  # read each frame once, whatever labels it has
+    arrays = store.frame_arrays(frames)  # a chunked read: no Atoms for the ten thousand labels of a long campaign
+    if np.any(arrays["numbers"].reshape(frames.size, len(first)) != first.numbers):
+        return None
+    codes = frame_basins(arrays["positions"].reshape(frames.size, len(first), 3), rotors)
+    out = {name: _code_histogram(codes[np.searchsorted(frames, ids)], meta["cycle"][ids], len(names))
+           for name, ids in labelled.items()}
     return {"rotors": [r.label for r in rotors], "rotor_names": [r.name(first) for r in rotors], "basins": names,
             "fidelities": out, "roles": {stored[h]["name"]: r for h, r in roles.items() if stored[h]["name"] in out}}
 
@@ -81,8 +86,14 @@ def basin_histogram(positions: np.ndarray, cycles: np.ndarray, rotors: Sequence[
     the n non-symmetric ``rotors``, in :func:`alloop.system.conformers.frame_basins` order), for frames [f, atoms, 3]
     in Angstrom and their cycles [f]; cycles in increasing order, only those with frames."""
     n_codes = 3 ** sum(not r.symmetric for r in rotors)
-    codes, cycles = frame_basins(np.asarray(positions, float), rotors), np.asarray(cycles)
-    return {int(c): np.bincount(codes[cycles == c], minlength=n_codes).tolist() for c in np.unique(cycles)}
+    return _code_histogram(frame_basins(np.asarray(positions, float), rotors), np.asarray(cycles), n_codes)
+
+
+def _code_histogram(codes: np.ndarray, cycles: np.ndarray, n_codes: int) -> dict[int, list[int]]:
+    """:func:`basin_histogram` of frames given by their basin codes (one count over cycles x codes)."""
+    found, which = np.unique(cycles, return_inverse=True)
+    counts = np.bincount(np.asarray(which).ravel() * n_codes + codes, minlength=found.size * n_codes)
+    return {int(c): row.tolist() for c, row in zip(found, counts.reshape(found.size, n_codes), strict=True)}
 
 
 def cumulative_shares(

@@ -117,10 +117,12 @@ def label_cycles(store: CampaignStore, table: LabelTable, role: str) -> np.ndarr
     rows = tables.read(store, tables.SELECTION)
     if rows:
         mine = rows["role"] == role
-        first: dict[int, int] = {}
-        for frame, cycle in zip(rows["frame_id"][mine].tolist(), rows["cycle"][mine].tolist(), strict=True):
-            first.setdefault(int(frame), int(cycle))
-        cycles = np.array([first.get(int(f), int(c)) for f, c in zip(frame_ids, cycles, strict=True)], np.int64)
+        chosen, first = np.unique(np.asarray(rows["frame_id"][mine], np.int64), return_index=True)  # first row each
+        if chosen.size and frame_ids.size:
+            at = np.minimum(np.searchsorted(chosen, frame_ids), chosen.size - 1)
+            hit = chosen[at] == frame_ids
+            cycles = cycles.copy()
+            cycles[hit] = np.asarray(rows["cycle"][mine], np.int64)[first[at[hit]]]
     return cycles
 
 
@@ -130,8 +132,7 @@ def label_costs(table: LabelTable, role: str, cycles: np.ndarray) -> LabelCosts:
     cpu = np.asarray(table.cpu_seconds, float)
     keep = np.isfinite(cpu)
     cpu, cycles = cpu[keep], cycles[keep]
-    done = np.unique(cycles)
-    per = [cpu[cycles == c] for c in done]
+    done, per = _groups(cycles, cpu)
     p10, p90 = (np.array([np.percentile(x, q) for x in per]) for q in (10, 90))
     return LabelCosts(table.fidelity_name, role, done.astype(np.int64), np.array([x.mean() for x in per]), p10, p90,
                       np.array([x.size for x in per], np.int64))
@@ -166,7 +167,8 @@ def model_levels(store: CampaignStore, both_cycles: np.ndarray, both_mae: np.nda
     versions = [int(v) for v in np.unique(bias["model_version"]) if int(v) in cycle_of]
     if not versions:
         return None
-    b = [np.asarray(bias["B"][bias["model_version"] == v], float) for v in versions]
+    found, groups = _groups(np.asarray(bias["model_version"]), np.asarray(bias["B"], float))
+    b = [groups[int(np.searchsorted(found, v))] for v in versions]
     cycles = np.array([cycle_of[v] for v in versions], np.int64)
     so_far = [both_cycles <= c for c in cycles]
     return ModelLevels(
@@ -176,3 +178,13 @@ def model_levels(store: CampaignStore, both_cycles: np.ndarray, both_mae: np.nda
         distance=np.array([float(np.mean(both_mae[m])) if m.any() else np.nan for m in so_far]),
         n_both=np.array([int(m.sum()) for m in so_far], np.int64),
     )
+
+
+def _groups(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The distinct ``keys`` (increasing) and, for each, the ``values`` of its rows in their order (one stable sort,
+    not one pass over the rows per key)."""
+    if keys.size == 0:
+        return keys, []
+    order = np.argsort(keys, kind="stable")
+    found, starts = np.unique(keys[order], return_index=True)
+    return found, np.split(values[order], starts[1:])

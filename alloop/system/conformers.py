@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
-from ase.neighborlist import natural_cutoffs, neighbor_list
 
 BASINS = ("trans", "gauche+", "gauche-")
 #: the usual number of bonds of an element (neutral, not hypervalent): an atom with fewer neighbours is unsaturated
@@ -61,13 +60,19 @@ class Rotor:
 
 
 def bonds(atoms: Atoms, scale: float = 1.2) -> list[set[int]]:
-    """Each atom's bonded neighbours (ASE natural cut-offs x ``scale``)."""
+    """Each atom's bonded neighbours: atoms closer than the sum of their covalent radii x ``scale`` (ASE's natural
+    cut-offs and neighbour list on a molecule, computed here from all distances: ``ase.neighborlist`` imports
+    scipy, a second of ``alloop status``)."""
     if atoms.pbc.any():
         raise ValueError("conformers: only molecules (no periodic cell) have torsional rotors here")
-    first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=scale))
+    radii = covalent_radii[atoms.numbers] * scale
+    positions = atoms.positions
     out: list[set[int]] = [set() for _ in range(len(atoms))]
-    for i, j in zip(first, second, strict=True):
-        out[int(i)].add(int(j))
+    for i in range(len(atoms)):  # row by row: memory linear in the atoms
+        delta = positions - positions[i]
+        near = np.sqrt(np.sum(delta * delta, axis=1)) < radii + radii[i]
+        near[i] = False
+        out[i].update(np.flatnonzero(near).tolist())
     return out
 
 
@@ -251,7 +256,7 @@ def rotate(atoms: Atoms, rotor: Rotor, angle_deg: float) -> Atoms:
 
 def _clashes(atoms: Atoms, graph: list[set[int]], factor: float = 0.75) -> bool:
     """Whether two atoms more than two bonds apart are closer than ``factor`` x the sum of covalent radii."""
-    radii = np.array(natural_cutoffs(atoms))
+    radii = covalent_radii[atoms.numbers]  # ASE's natural cut-offs
     dist = atoms.get_all_distances()
     n = len(atoms)
     for i in range(n):

@@ -34,6 +34,24 @@ def molecule_name(numbers: Sequence[int] | np.ndarray) -> str:
 def frame_molecules(numbers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """The molecule (formula) of every frame of concatenated per-atom ``numbers`` with frame ``offsets`` [M + 1]
     (CSR), as a string array [M]; one formula per distinct composition is computed."""
+    numbers, offsets = np.asarray(numbers), np.asarray(offsets, dtype=np.int64)
+    n_frames = offsets.size - 1
+    if n_frames <= 0:
+        return np.zeros(0, dtype=object)
+    size = int(offsets[1] - offsets[0])
+    if size > 0 and np.all(np.diff(offsets) == size):  # frames of one size: the first frame's atoms need no count
+        rows = numbers[offsets[0]:offsets[-1]].reshape(n_frames, size)
+        like_first = (rows == rows[0]).all(axis=1)
+        if like_first.sum() > n_frames // 2:
+            out = np.full(n_frames, _compositions(rows[0], offsets[:2] - offsets[0])[0], dtype=object)
+            rest = np.flatnonzero(~like_first)
+            out[rest] = _compositions(rows[rest].ravel(), size * np.arange(rest.size + 1))
+            return out
+    return _compositions(numbers, offsets)
+
+
+def _compositions(numbers: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """:func:`frame_molecules` by counting each frame's elements (one formula per distinct composition)."""
     numbers, offsets = np.asarray(numbers, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
     n_frames = offsets.size - 1
     if n_frames <= 0:

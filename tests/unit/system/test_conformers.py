@@ -37,6 +37,18 @@ def test_methanol_and_benzene_have_nothing_to_rotate() -> None:
     assert len(conformer_starts(molecule("C6H6"))) == 1
 
 
+@pytest.mark.parametrize("name", ["CH3CH2OH", "C6H6", "CH3COOH", "C2H6SO", "CH3CH2NH2", "C4H4NH", "CCl4", "H2O"])
+def test_bonds_are_the_ase_neighbour_list_with_natural_cutoffs(name: str) -> None:
+    from ase.neighborlist import natural_cutoffs, neighbor_list
+
+    atoms = molecule(name)
+    atoms.rattle(0.1, seed=1)  # off the ideal geometry, as an MD frame is
+    for scale in (1.0, 1.2):
+        first, second = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=scale))
+        expected = [set(second[first == i].tolist()) for i in range(len(atoms))]
+        assert bonds(atoms, scale) == expected
+
+
 def test_dihedral_matches_ase() -> None:
     atoms = molecule("CH3CH2OH")
     atoms.rattle(0.05, seed=1)

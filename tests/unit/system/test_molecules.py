@@ -26,6 +26,16 @@ def test_frame_molecules_of_concatenated_frames():
     assert frame_molecules(np.zeros(0, int), np.zeros(1, int)).size == 0
 
 
+def test_frames_of_one_size_mostly_the_first_molecule_name_the_others_by_their_own_atoms():
+    ethanol, ether = molecule("CH3CH2OH").numbers, molecule("CH3OCH3").numbers  # isomers: 9 atoms each
+    nine = np.array([6, 6, 7, 1, 1, 1, 1, 1, 1])  # C2H6N: another composition of nine atoms
+    rows = [ethanol] * 7 + [ether, nine, ethanol[::-1]]
+    numbers = np.concatenate(rows).astype(np.int16)  # as the store keeps them
+    offsets = 9 * np.arange(len(rows) + 1)
+    assert frame_molecules(numbers, offsets).tolist() == ["C2H6O"] * 8 + ["C2H6N", "C2H6O"]
+    assert frame_molecules(numbers[::-1].copy(), offsets).tolist()[::-1] == ["C2H6O"] * 8 + ["C2H6N", "C2H6O"]
+
+
 def test_rotamers_are_one_molecule_and_molecules_keep_their_first_order():
     ethanol = conformer_starts(molecule("CH3CH2OH"), 3)
     structures = [molecule("H2O"), *ethanol, molecule("CH4")]
