@@ -23,7 +23,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+if __name__ == "__main__":  # tblite's OpenMP threads, for the script only (a test imports its helpers)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.data import covalent_radii  # noqa: E402
