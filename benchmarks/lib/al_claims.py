@@ -19,23 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from lib.learning_curves_tables import arm_entries
+from lib.learning_curves_tables import arm_entries, paired_differences, relative_difference
 
 #: two-sided 90 % interval: the 95th percentile of Student's t
 CONFIDENCE = 0.90
-
-
-def relative_differences(ours: dict[tuple[int, int], dict], theirs: dict[tuple[int, int], dict], test: str, n: int,
-                         seeds: Iterable[int]) -> dict[int, float]:
-    """Per seed with both entries scored on the same ``test`` frames: 100 (ours - theirs) / theirs, of the mean
-    per-frame force MAE (%)."""
-    out = {}
-    for seed in seeds:
-        a, b = (x.get((n, seed), {}).get("scores", {}).get(test) for x in (ours, theirs))
-        if a is not None and b is not None and a["sha256"] == b["sha256"]:
-            out[seed] = 100.0 * (float(np.mean(a["per_frame"])) - float(np.mean(b["per_frame"]))) / float(
-                np.mean(b["per_frame"]))
-    return out
 
 
 def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
@@ -83,7 +70,7 @@ def claim_lines(entries: dict[tuple[str, int, int], dict], spec: dict[str, Any],
     for claim, tests, rule in groups:
         for test, label in tests.items():
             for n in ns:
-                diffs = relative_differences(loop, random, test, n, seeds)
+                diffs = paired_differences(loop, random, test, n, seeds, relative_difference)
                 if not diffs:
                     continue
                 mean, low, high = t_interval(diffs.values())

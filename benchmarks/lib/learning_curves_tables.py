@@ -8,7 +8,7 @@ per-frame force MAE and its ``mean``, ``p95``, ``max``, ``top_decile``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,27 @@ def arm_entries(entries: dict[tuple[str, int, int], dict], arm: str) -> dict[tup
     return {(n, seed): e for (a, n, seed), e in entries.items() if a == arm}
 
 
+def absolute_difference(ours: list[float], theirs: list[float]) -> float:
+    """The mean per-frame force MAE difference ours - theirs (eV/A)."""
+    return float(np.mean(np.subtract(ours, theirs)))
+
+
+def relative_difference(ours: list[float], theirs: list[float]) -> float:
+    """100 (ours - theirs) / theirs of the mean per-frame force MAE (%)."""
+    return 100.0 * (float(np.mean(ours)) - float(np.mean(theirs))) / float(np.mean(theirs))
+
+
 def paired_differences(ours: dict[tuple[int, int], dict], theirs: dict[tuple[int, int], dict], test: str, n: int,
-                       seeds: Iterable[int]) -> dict[int, float]:
-    """Per seed: the mean per-frame force MAE difference ours - theirs on ``test`` (both scored on the same file)."""
+                       seeds: Iterable[int],
+                       difference: Callable[[list[float], list[float]], float] = absolute_difference,
+                       ) -> dict[int, float]:
+    """Per seed with both entries scored on the same ``test`` frames: ``difference`` of their per-frame force MAEs
+    (by default the mean difference ours - theirs)."""
     diffs = {}
     for seed in seeds:
         a, b = (x.get((n, seed), {}).get("scores", {}).get(test) for x in (ours, theirs))
         if a is not None and b is not None and a["sha256"] == b["sha256"]:
-            diffs[seed] = float(np.mean(np.subtract(a["per_frame"], b["per_frame"])))
+            diffs[seed] = difference(a["per_frame"], b["per_frame"])
     return diffs
 
 
