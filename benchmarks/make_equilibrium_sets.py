@@ -224,6 +224,18 @@ def write_set(path: Path, frames: list[dict], labels: list[dict], fidelity: str,
                         for i, (f, lab) in enumerate(zip(frames, labels, strict=True))])
 
 
+def holds_frames(path: Path, frames: list[dict]) -> bool:
+    """Whether the extxyz file ``path`` exists and holds exactly these frames' elements and positions."""
+    if not path.is_file():
+        return False
+    from ase.io import read
+
+    held = read(path, index=":")
+    return len(held) == len(frames) and all(
+        np.array_equal(a.numbers, f["numbers"]) and np.allclose(a.positions, f["positions"], rtol=0, atol=1e-12)
+        for a, f in zip(held, frames, strict=True))
+
+
 def write_summary(path: Path, summary: dict[str, Any]) -> None:
     """Write ``summary`` to ``path``, merged into what is there: the sets of an earlier run with other ``--sets``
     stay, each set keeps the settings it was made with (``sets.<name>.settings``; a set of a file from before
@@ -317,8 +329,10 @@ def write_sets(args: argparse.Namespace, out: Path, frames: dict[str, list[dict]
     prefix = f"{args.molecule}_{args.temperature:g}K"
     charge, spin = charge_spin(args.molecule)
     for s in args.sets:
-        xtb = [dict(label_frame(fp, "gfn2-xtb", charge, spin)[1]) for fp in frame_paths[s]]  # ~2 ms each: not cached
-        write_set(out / f"{prefix}_eq{s}_gfn2-xtb.extxyz", frames[s], xtb, "gfn2-xtb", s)
+        xtb_path = out / f"{prefix}_eq{s}_gfn2-xtb.extxyz"
+        if not holds_frames(xtb_path, frames[s]):  # a rerun keeps the file (only its label timings would change)
+            xtb = [dict(label_frame(fp, "gfn2-xtb", charge, spin)[1]) for fp in frame_paths[s]]  # ~2 ms each
+            write_set(xtb_path, frames[s], xtb, "gfn2-xtb", s)
         for fid in args.fidelity:
             labs = [load_pickle(Path(fp).with_suffix(f".{fid}.pkl")) for fp in frame_paths[s]]
             bad = [i for i, lab in enumerate(labs) if lab["status"] != "ok"]
