@@ -1,4 +1,5 @@
-"""Load a trained model from a campaign run directory, its store, or a checkpoint file.
+"""Load a trained model from a campaign run directory, its store, or a checkpoint file (alloop's, or a MACE model
+file such as MACE-OFF's: its own energies, no per-fidelity references).
 
 A campaign store holds checkpoints of these roles: ``model`` (what each
 training produced; MD and scoring use it), ``theta0`` (ASTEROID's bias model,
@@ -118,13 +119,10 @@ def _version_number(version: Any) -> int:
 
 
 def _from_file(path: Path) -> TrainedModel:
-    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.potentials.checkpoint import checkpoint_from_bytes
 
     blob = path.read_bytes()
-    try:
-        model, metadata = model_from_bytes(blob)
-    except AlloopError as exc:
-        raise AlloopError(f"{path}: {exc}") from None
+    model, metadata = checkpoint_from_bytes(path, blob)  # an alloop checkpoint, or a MACE model file
     fidelities = {str(k): dict(v) for k, v in (metadata.get("fidelities") or {}).items() if isinstance(v, dict)}
     return TrainedModel(model, metadata, path, role=str(metadata.get("role") or "model"),
                         sha256=hashlib.sha256(blob).hexdigest(), fidelities=fidelities)

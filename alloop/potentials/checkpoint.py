@@ -153,7 +153,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Potential, dict[str, 
     path = Path(path)
     if not path.is_file():
         raise AlloopError(f"checkpoint not found: {path}")
-    blob = path.read_bytes()
+    return checkpoint_from_bytes(path, path.read_bytes())
+
+
+def checkpoint_from_bytes(path: Path, blob: bytes) -> tuple[Potential, dict[str, Any]]:
+    """:func:`load_checkpoint` of the bytes ``blob`` read from ``path`` (named in errors; a MACE file is read
+    again from it)."""
     if blob.startswith(_TORCH_MAGIC):
         return _mace_file(path), {"energy_references": {}, "source_file": str(path.resolve())}
     try:

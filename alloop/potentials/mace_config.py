@@ -10,13 +10,17 @@ weights from safetensors, so no pickle is ever read back. Only ``ScaleShiftMACE`
 reason.
 
 Importing mace sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` in the process's environment (mace does it in its
-``__init__``: e3nn 0.4.4, which mace pins, cannot import under torch's weights-only loading otherwise).
+``__init__``: e3nn 0.4.4, which mace pins, cannot import under torch's weights-only loading otherwise), and
+mace 0.3.16 prints a line to stdout when cuEquivariance is missing: :func:`import_mace` sends it to stderr, so a
+command's stdout (``alloop evaluate --json``) stays machine-readable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,14 @@ import numpy as np
 import torch
 
 from alloop.potentials.copying import exact_deepcopy
+
+
+def import_mace() -> None:
+    """Import mace's modules once, with what they print at import (the cuEquivariance notice) sent to stderr."""
+    with contextlib.redirect_stdout(sys.stderr):
+        import mace.modules  # noqa: F401
+        import mace.tools.scripts_utils  # noqa: F401
+
 
 #: the one network class alloop adapts (MACE-OFF, MACE-MP and mace's default training all make it)
 NETWORK_CLASS = "ScaleShiftMACE"
@@ -35,6 +47,7 @@ _ARRAY_KEYS = ("atomic_energies", "atomic_inter_scale", "atomic_inter_shift")
 
 
 def _gate_name(gate: Callable[..., Any] | None) -> str:
+    import_mace()
     from mace.modules import gate_dict
 
     for name, fn in gate_dict.items():
@@ -53,6 +66,7 @@ def _plain(value: Any) -> Any:
 
 def config_json(net: torch.nn.Module) -> dict[str, Any]:
     """mace's config of ``net`` (a ``ScaleShiftMACE``) in JSON form; ValueError for a network alloop cannot adapt."""
+    import_mace()
     from mace.tools.scripts_utils import extract_config_mace_model
 
     name = type(net).__name__
@@ -80,6 +94,7 @@ def config_json(net: torch.nn.Module) -> dict[str, Any]:
 
 def constructor_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``ScaleShiftMACE`` for a :func:`config_json` config."""
+    import_mace()
     from e3nn import o3
     from mace import modules
 
@@ -105,6 +120,7 @@ _BUILT: dict[str, torch.nn.Module] = {}
 def build_network(config: dict[str, Any], seed: int = 0) -> torch.nn.Module:
     """A new ``ScaleShiftMACE`` of ``config`` with weights drawn from ``seed`` (the global RNG is untouched), built
     in float64 so that its constants (Clebsch-Gordan and Wigner 3j tensors) are exact in either precision."""
+    import_mace()
     from mace import modules
 
     key = f"{int(seed)} {json.dumps(config, sort_keys=True)}"
@@ -124,7 +140,7 @@ def build_network(config: dict[str, Any], seed: int = 0) -> torch.nn.Module:
 
 @functools.lru_cache(maxsize=4)
 def _read(path: str, mtime_ns: int, size: int) -> torch.nn.Module:
-    import mace  # noqa: F401  (sets the environment e3nn 0.4.4 needs to import under torch >= 2.6)
+    import_mace()  # (also sets the environment e3nn 0.4.4 needs to import under torch >= 2.6)
 
     net = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(net, torch.nn.Module):

@@ -89,3 +89,17 @@ def test_mace_needs_its_file(files, tmp_path, capsys):
     assert main(["train", "--expensive", str(files / "exp.extxyz"), "--model", "mace", "--method", "standard",
                  "-o", str(tmp_path / "x.safetensors")]) != 0
     assert "--model mace needs --init FILE" in capsys.readouterr().err
+
+
+def test_evaluate_json_of_a_mace_model_is_clean_json_on_stdout(files):
+    """mace prints a notice to stdout at import when cuEquivariance is missing; a fresh process (the notice is
+    printed once per process) must still give ``alloop evaluate --json`` output that parses."""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "alloop", "evaluate", str(files / "tiny.model"),
+                          str(files / "exp.extxyz"), "--json"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report and "cuequivariance" not in run.stdout.lower()
