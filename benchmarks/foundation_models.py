@@ -11,10 +11,10 @@ Models (``--models``):
   ``model.checkpoint`` (the mace extra). It is not pretrained: its random arm trains with the from-scratch defaults
   of ``alloop train`` (``--steps``, ``--batch-size``, ``--energy-weight`` of the scratch recipe: alloop train would
   otherwise give a model file the pretrained ones), and its campaign gets the scratch defaults a model without
-  ``base`` gets; it is put on the campaign's baseline (GFN2-xTB) like the others (a checkpoint gets none by
-  default). There is no zero-shot row for it, and no loop row: a campaign whose model starts from a file skips
-  the bootstrap (``alloop.config.campaign``), so its first MD would run on random weights and it would buy N - 12
-  labels; a campaign cannot yet bootstrap a new MACE (:data:`NO_LOOP`).
+  ``base`` gets, with the final retrain's budget raised to the scratch recipe's steps
+  (``training.final_steps_factor``: 3000 / the campaign's 300); it is put on the campaign's baseline (GFN2-xTB)
+  like the others (a checkpoint gets none by default). Its campaign bootstraps as every campaign does, the
+  bootstrap's labels training the file's random weights first. There is no zero-shot row for it.
 
 Methods (``--methods``), at each N of ``--n-labels`` (30 60) and seed of ``--seeds`` (0 1 2):
 
@@ -73,10 +73,6 @@ from lib.learning_curve_arms import DEFAULT_POOLS, random_order, score, sha256
 MODELS: dict[str, tuple[str, bool]] = {"sevennet-0": ("sevennet-0", True), "so3lr": ("so3lr", True),
                                        "mace-off-small-random": ("mace", False)}
 DEFAULT_TESTS = [data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"]
-#: why a model without pretrained weights has no loop row: a campaign whose model starts from a file does not bootstrap
-NO_LOOP = ("no loop: a campaign whose model starts from a model file (model.checkpoint) skips the bootstrap, so its "
-           "first MD would run on random weights and the loop would buy N - bootstrap labels; alloop cannot yet "
-           "bootstrap a new MACE in a campaign")
 #: the test sets' labels in the table
 TEST_LABELS = {"ethanol_500K_eqtest_b3lyp-svp.extxyz": "500 K", "ethanol_1000K_eqtest_b3lyp-svp.extxyz": "1000 K"}
 LEARNING_CURVES = ROOT / "benchmarks" / "learning_curves.py"
@@ -159,7 +155,17 @@ class Bench:
         if checkpoint.is_relative_to(ROOT):  # relative to the campaign: the same entry in another checkout
             checkpoint = Path(os.path.relpath(checkpoint, self.args.campaign.resolve().parent))
         return [f"model.preset={preset}", f"model.checkpoint={checkpoint}",
-                *([f"model.baseline={self.baseline}"] if self.baseline else [])]
+                *([f"model.baseline={self.baseline}"] if self.baseline else []), *self.scratch_final_retrain(name)]
+
+    def scratch_final_retrain(self, name: str) -> list[str]:
+        """For a model without pretrained weights: the campaign's final retrain at the scratch recipe's steps."""
+        from alloop.config import load_campaign
+        from alloop.config.training import DEFAULT_STEPS
+
+        if MODELS[name][1]:
+            return []
+        steps = load_campaign(self.args.campaign).training.steps or DEFAULT_STEPS
+        return [f"training.final_steps_factor={DEFAULT_STEPS / steps:g}"]
 
     # ---------------------------------------------------------------------------------------- random, loop
     def learning_curves(self, name: str, arms: list[str], seed: int) -> None:
@@ -299,9 +305,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"{name}: methods {' '.join(args.methods)}, N {args.n_labels}, seeds {args.seeds}", flush=True)
         if "zero-shot" in args.methods and not MODELS[name][1]:
             print(f"  {name}: no zero-shot (random weights)", flush=True)
-        arms = [m for m in ("random", "loop") if m in args.methods and (m != "loop" or MODELS[name][1])]
-        if "loop" in args.methods and not MODELS[name][1]:
-            print(f"  {name}: {NO_LOOP}", flush=True)
+        arms = [m for m in ("random", "loop") if m in args.methods]
         for seed in args.seeds:
             if "zero-shot" in args.methods and MODELS[name][1]:
                 for n in sorted(args.n_labels):

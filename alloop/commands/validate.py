@@ -142,10 +142,8 @@ def _text(cfg: CampaignConfig, summary: dict[str, Any], sources: dict[str, str])
 
 
 def _bootstrap_line(cfg: CampaignConfig) -> str:
-    """How the first labels are made (skipped with a model checkpoint)."""
+    """How the first labels are made (with a model checkpoint too: its model is what they first train)."""
     b = cfg.schedule.bootstrap
-    if cfg.model.checkpoint is not None:
-        return "none (the model starts from its checkpoint)"
     if b.method == "rattle":
         how = f"rattled copies ({b.amplitude_A:g} A)"
     elif b.method == "normal-modes":

@@ -257,20 +257,17 @@ class CampaignConfig(BaseModel):
                               f"recorded frames of a replica can both be selected (got {spacing})")
 
     def _check_label_budget(self) -> None:
-        boot = self.schedule.bootstrap
-        bootstrapping = self.model.checkpoint is None
-        if bootstrapping:
-            limits = self.schedule.max_labels
-            for role, needed in (("cheap", boot.n_samples), ("expensive", boot.n_expensive)):
-                cap = getattr(limits, role)
-                if cap is not None and cap < needed:
-                    field = "n_samples" if role == "cheap" else "n_expensive"
-                    raise ConfigError(
-                        f"schedule.max_labels.{role}: {cap} is fewer than the bootstrap alone needs"
-                        f" (schedule.bootstrap.{field} = {needed})"
-                    )
-        expensive_boot = boot.n_expensive if bootstrapping else 0
-        if expensive_boot == 0 and self.selection.max_expensive_per_cycle == 0:
+        boot = self.schedule.bootstrap  # every campaign bootstraps (from model.checkpoint's weights when given)
+        limits = self.schedule.max_labels
+        for role, needed in (("cheap", boot.n_samples), ("expensive", boot.n_expensive)):
+            cap = getattr(limits, role)
+            if cap is not None and cap < needed:
+                field = "n_samples" if role == "cheap" else "n_expensive"
+                raise ConfigError(
+                    f"schedule.max_labels.{role}: {cap} is fewer than the bootstrap alone needs"
+                    f" (schedule.bootstrap.{field} = {needed})"
+                )
+        if boot.n_expensive == 0 and self.selection.max_expensive_per_cycle == 0:
             raise ConfigError(
                 "selection.max_expensive_per_cycle: 0, and the bootstrap gives no expensive labels either;"
                 " every training method needs expensive labels"

@@ -64,7 +64,7 @@ def derived_defaults(data: dict[str, Any], base_dir: Path) -> list[Derived]:
                 out.append(Derived(f"training.{key}", value, f"pretrained recipe ({model.get('preset') or 'base'})"))
     if "method" not in boot and boot.get("amplitude_A") is not None:
         out.append(Derived("schedule.bootstrap.method", "rattle", "default (amplitude_A given: rattled copies)"))
-    elif "method" not in boot and model.get("checkpoint") is None:
+    elif "method" not in boot:  # with model.checkpoint too: its first training is on the bootstrap's labels
         out += _bootstrap_method(bool(boot.get("level") or baseline or _cheap_is_xtb(data)), xtb_ok)
     if "evaluation" not in data and structures is not None and no_auto_evaluation(structures) is None:
         out.append(Derived("evaluation.auto", AUTO_FRAMES, "default (a test set made from GFN-xTB MD of the molecules)"))

@@ -95,8 +95,9 @@ class ModelConfig(Section):
     )
     dtype: Literal["float32", "float64"] = "float32"
     checkpoint: Path | None = Field(
-        default=None, description="a model file to start from instead of bootstrapping (its own hyperparameters win): "
-        "an alloop checkpoint, or for architecture mace a MACE model file (.model: MACE-OFF, MACE-MP, ...)"
+        default=None, description="a model file to start from (its own hyperparameters win; the bootstrap's labels "
+        "are its first training, from its weights): an alloop checkpoint, or for architecture mace a MACE model file "
+        "(.model: MACE-OFF, MACE-MP, ...)"
     )
     baseline: str | None = Field(
         default=None, min_length=1,
