@@ -28,7 +28,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from lib.al_claims import GAIN_PCT, MARGIN_PCT, t_interval, tail_check
+from lib.learning_curves_tables import arm_entries, paired_differences, relative_difference
+from lib.learning_curves_tables import load_entries as folder_entries
 from lib.plots import figure
 
 Entries = dict[tuple[str, int, int], dict[str, Any]]  # (arm, N, seed) -> entry
@@ -40,80 +42,75 @@ def load_entries(folders: list[Path]) -> Entries:
     loops = [f for f in folders if any(f.glob("loop-N*-seed*.json"))]
     entries: Entries = {}
     for folder in folders:
-        for path in sorted(folder.glob("*-N*-seed*.json")):
-            entry = json.loads(path.read_text())
-            arm = entry["arm"]
-            if arm == "loop" and len(loops) > 1:
-                arm = f"loop[{folder.name}]"
-            entries[(arm, int(entry["n"]), int(entry["seed"]))] = entry
+        names = {"loop": f"loop[{folder.name}]"} if len(loops) > 1 else None
+        entries.update(folder_entries(folder, names))
     return entries
 
 
-def t90(k: int) -> float:
-    """The two-sided 90 % Student t quantile for k - 1 degrees of freedom (k seeds)."""
-    from scipy import stats
-
-    return float(stats.t.ppf(0.95, k - 1)) if k > 1 else math.inf
-
-
-def paired(entries: Entries, arm: str, n: int, base_n: int, test: str, metric: str) -> dict[str, Any] | None:
-    """Arm at N against random at ``base_n`` on one test set, paired by seed, relative to random's seed mean."""
-    seeds = sorted(s for (a, m, s) in entries if a == arm and m == n and ("random", base_n, s) in entries)
-    seeds = [s for s in seeds if test in entries[(arm, n, s)].get("scores", {})
-             and test in entries[("random", base_n, s)].get("scores", {})]
-    if not seeds:
+def paired(entries: Entries, arm: str, n: int, test: str) -> dict[str, Any] | None:
+    """Arm against random at N on one test set, paired by seed: the per-seed relative difference of the mean
+    per-frame force error (%), its mean and two-sided 90 % interval (:func:`lib.al_claims.t_interval`)."""
+    seeds = sorted({s for (_, _, s) in entries})
+    ours, random = arm_entries(entries, arm), arm_entries(entries, "random")
+    diffs = paired_differences(ours, random, test, n, seeds, relative_difference)
+    if not diffs:
         return None
-    ours = np.array([entries[(arm, n, s)]["scores"][test][metric] for s in seeds])
-    theirs = np.array([entries[("random", base_n, s)]["scores"][test][metric] for s in seeds])
-    rel = (ours - theirs) / theirs.mean()
-    half = t90(len(seeds)) * rel.std(ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else math.inf
-    return {"seeds": seeds, "arm": float(ours.mean()), "random": float(theirs.mean()), "rel_mean": float(rel.mean()),
-            "rel_lo90": float(rel.mean() - half), "rel_hi90": float(rel.mean() + half)}
+    mean, low, high = t_interval(diffs.values())
+    return {"seeds": sorted(diffs), "rel_mean_pct": mean, "rel_lo90_pct": _number(low), "rel_hi90_pct": _number(high)}
+
+
+def _number(value: float) -> float | None:
+    """None for NaN (no entry): the result file is strict JSON."""
+    return None if math.isnan(value) else value
 
 
 def verdicts(entries: Entries, tests: list[str], targets: list[str]) -> dict[str, Any]:
     """Claims 1 and 2 for every arm and N found (random excluded)."""
     arms = sorted({a for (a, _, _) in entries if a != "random"})
     ns = sorted({n for (_, n, _) in entries})
+    seeds = sorted({s for (_, _, s) in entries})
     out: dict[str, Any] = defaultdict(dict)
     for arm in arms:
         for n in ns:
             row: dict[str, Any] = {}
             for test in tests:
-                mean = paired(entries, arm, n, n, test, "mean")
-                tail = paired(entries, arm, n, 2 * n, test, "p95")
+                mean = paired(entries, arm, n, test)
                 if mean is None:
                     continue
-                row[test] = {"mean": mean, "p95_vs_random_2N": tail}
+                p95, random_p95_2n, k, k_random = tail_check(arm_entries(entries, arm),
+                                                             arm_entries(entries, "random"), test, n, seeds)
+                row[test] = {"mean": mean, "p95": _number(p95), "random_p95_2N": _number(random_p95_2n)}
                 if test in targets:
-                    row[test]["claim1_noninferior"] = mean["rel_hi90"] <= 0.02
+                    high = mean["rel_hi90_pct"]
+                    row[test]["claim1_noninferior"] = None if high is None else bool(high <= MARGIN_PCT)
                 else:
-                    row[test]["claim2_superior"] = mean["rel_mean"] <= -0.10
-                    row[test]["claim2_tails"] = None if tail is None else tail["rel_mean"] <= 0.0
+                    row[test]["claim2_superior"] = bool(mean["rel_mean_pct"] <= -GAIN_PCT)
+                    row[test]["claim2_tails"] = None if not (k and k_random) else bool(p95 <= random_p95_2n)
             if row:
                 out[arm][str(n)] = row
     return dict(out)
 
 
-def fmt(cell: dict[str, Any] | None) -> str:
-    if cell is None:
-        return "-"
-    return f"{100 * cell['rel_mean']:+.1f} % [{100 * cell['rel_lo90']:+.1f}, {100 * cell['rel_hi90']:+.1f}]"
+def fmt(cell: dict[str, Any]) -> str:
+    """``mean [low, high]`` of a :func:`paired` cell (%; one seed has no interval)."""
+    if cell["rel_lo90_pct"] is None:
+        return f"{cell['rel_mean_pct']:+.1f} % (one seed)"
+    return f"{cell['rel_mean_pct']:+.1f} % [{cell['rel_lo90_pct']:+.1f}, {cell['rel_hi90_pct']:+.1f}]"
 
 
 def print_tables(result: dict[str, Any], tests: list[str], targets: list[str]) -> None:
     for test in tests:
-        role = "target ensemble: claim 1 (upper 90 % end <= +2 %)" if test in targets else \
-            "shifted set: claim 2 (mean <= -10 %; p95 at N no worse than random's at 2N)"
+        role = (f"target ensemble: claim 1 (upper 90 % end <= +{MARGIN_PCT:g} %)" if test in targets else
+                f"shifted set: claim 2 (mean <= -{GAIN_PCT:g} %; p95 at N no worse than random's at 2N)")
         print(f"\n{test} ({role})\n")
-        print("| arm | N | seeds | arm mean | random mean | (arm - random) / random, 90 % CI | p95 vs random's at 2N |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
+        print("| arm | N | seeds | (arm - random) / random, 90 % CI | arm p95 | random p95 at 2N |")
+        print("|---|---:|---:|---:|---:|---:|")
         for arm, by_n in result.items():
             for n, row in by_n.items():
                 if test in row:
-                    m = row[test]["mean"]
-                    print(f"| {arm} | {n} | {len(m['seeds'])} | {m['arm']:.4f} | {m['random']:.4f} | {fmt(m)} | "
-                          f"{fmt(row[test]['p95_vs_random_2N'])} |")
+                    c = row[test]
+                    p95s = ["-" if c[k] is None else f"{c[k]:.4f}" for k in ("p95", "random_p95_2N")]
+                    print(f"| {arm} | {n} | {len(c['mean']['seeds'])} | {fmt(c['mean'])} | {p95s[0]} | {p95s[1]} |")
 
 
 def plot(result: dict[str, Any], tests: list[str], targets: list[str], path: Path) -> None:
@@ -122,14 +119,14 @@ def plot(result: dict[str, Any], tests: list[str], targets: list[str], path: Pat
     with figure(path, 1, max(1, len(shifted)), (4.8 * max(1, len(shifted)), 4.2)) as axes:
         for ax, test in zip(axes[0], shifted, strict=False):
             for arm, by_n in result.items():
-                pts = [(1 + row[target]["mean"]["rel_mean"], 1 + row[test]["mean"]["rel_mean"], n)
+                pts = [(1 + row[target]["mean"]["rel_mean_pct"] / 100, 1 + row[test]["mean"]["rel_mean_pct"] / 100, n)
                        for n, row in by_n.items() if target in row and test in row]
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=arm)
                     for x, y, n in pts:
                         ax.annotate(n, (x, y), fontsize=7)
-            ax.axvline(1.02, ls=":", c="grey")
-            ax.axhline(0.90, ls=":", c="grey")
+            ax.axvline(1 + MARGIN_PCT / 100, ls=":", c="grey")
+            ax.axhline(1 - GAIN_PCT / 100, ls=":", c="grey")
             ax.set_xlabel(f"{target.removesuffix('.extxyz')}: mean / random's")
             ax.set_ylabel(f"{test.removesuffix('.extxyz')}: mean / random's")
             ax.legend(fontsize=7)
@@ -158,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     result = verdicts(entries, tests, args.target)
     print_tables(result, tests, args.target)
     out = args.out or args.results[0].parent / f"{args.results[0].name}-claims.json"
-    out.write_text(json.dumps({"targets": args.target, "tests": tests, "arms": result}, indent=1))
+    out.write_text(json.dumps({"targets": args.target, "tests": tests, "arms": result}, indent=1, allow_nan=False))
     plot(result, tests, args.target, args.plot or out.with_suffix(".png"))
     print(f"result: {out}")
     return 0

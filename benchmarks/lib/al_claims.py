@@ -23,6 +23,9 @@ from lib.learning_curves_tables import arm_entries, paired_differences, relative
 
 #: two-sided 90 % interval: the 95th percentile of Student's t
 CONFIDENCE = 0.90
+#: the owners' claim (issue 62): non-inferior within +2 % on the target ensemble, superior by 10 % where shifted
+MARGIN_PCT = 2.0
+GAIN_PCT = 10.0
 
 
 def t_interval(values: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:

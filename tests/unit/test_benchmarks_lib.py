@@ -74,3 +74,30 @@ def test_the_claims_table_pairs_seeds_and_decides_only_with_enough_of_them(lib, 
 
 def claim_verdicts(lines: list[str]) -> list[str]:
     return [line.rstrip(" |").rsplit("| ", 1)[1] for line in lines[2:]]
+
+
+def test_pareto_reads_folders_and_decides_the_claims_as_the_claims_table(lib, tmp_path):
+    """pareto.py's verdicts use the claims table's statistic: a loop 1 % better than random in 5 seeds is
+    non-inferior on the target set, not superior on the shifted one, and its tails at N beat random's at 2N."""
+    import json
+
+    import pareto
+
+    def write(folder: Path, arm: str, n: int, seed: int, per_frame: list[float], p95: float) -> None:
+        folder.mkdir(exist_ok=True)
+        entry = {"arm": arm, "n": n, "seed": seed, **_entry(per_frame, p95)}
+        (folder / f"{arm}-N{n}-seed{seed}.json").write_text(json.dumps(entry))
+
+    folder = tmp_path / "uq"
+    for s in range(5):
+        write(folder, "random", 30, s, [1.0, 3.0], 0.5)
+        write(folder, "random", 60, s, [1.0, 1.0], 0.45)
+        write(folder, "loop", 30, s, [0.99, 2.97], 0.4)
+    entries = pareto.load_entries([folder])
+    row = pareto.verdicts(entries, ["t.extxyz"], ["t.extxyz"])["loop"]["30"]["t.extxyz"]
+    assert row["mean"]["rel_mean_pct"] == pytest.approx(-1.0) and row["claim1_noninferior"] is True
+    shifted = pareto.verdicts(entries, ["t.extxyz"], [])["loop"]["30"]["t.extxyz"]
+    assert shifted["claim2_superior"] is False and shifted["claim2_tails"] is True
+    other = tmp_path / "explore0.5"  # a second folder with a loop: each loop is named after its folder
+    write(other, "loop", 30, 0, [1.0, 3.0], 0.5)
+    assert {a for (a, _, _) in pareto.load_entries([folder, other])} == {"random", "loop[uq]", "loop[explore0.5]"}
