@@ -22,7 +22,10 @@ Methods (``--methods``), at each N of ``--n-labels`` (30 60) and seed of ``--see
   by least squares to the residuals of the random arm's N frames (forces as they are);
 - ``random``: ``learning_curves.py``'s random arm (N random frames of the 500 K pools, ``alloop train``);
 - ``loop``: ``learning_curves.py``'s loop arm: ``--campaign`` (``campaigns/universal-quickstart.yaml``) with
-  ``--set model.preset=...`` buying N expensive labels.
+  ``--set model.preset=...`` buying N expensive labels (no ``--set`` for the campaign's own model, SevenNet-0: its
+  random and loop entries are then those of ``learning_curves.py --campaign campaigns/universal-quickstart.yaml``
+  with the same pools, and entries already made there can be copied into its results folder: the cache checks their
+  identity).
 
 ``random`` and ``loop`` run ``learning_curves.py`` (a subprocess, one per seed) with ``--results`` the model's
 folder; ``zero-shot`` writes entries of the same format beside them. Every model is scored on each ``--test`` file
@@ -119,7 +122,9 @@ class Bench:
         from alloop.config import load_campaign
 
         self.args = args
-        self.baseline = load_campaign(args.campaign).model.baseline  # the campaign's own model's baseline
+        model = load_campaign(args.campaign).model
+        self.baseline = model.baseline  # the campaign's own model's baseline
+        self.campaign_preset = model.preset
         self._pool: list | None = None
 
     @property
@@ -149,6 +154,8 @@ class Bench:
     def campaign_overrides(self, name: str, seed: int) -> list[str]:
         """``--set`` items that put ``name`` in the campaign (and the arms' training)."""
         preset = MODELS[name][0]
+        if preset == self.campaign_preset:  # the campaign's own model: its learning-curve entries are these
+            return []
         if preset != "mace":
             return [f"model.preset={preset}"]
         checkpoint = self.mace_file(seed).resolve()
