@@ -51,6 +51,11 @@ from alloop.presets import load_preset
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
 #: the wavefunction methods with correlated electrons (frozen_core applies to them)
 CORRELATED_METHODS = tuple(m for m in WAVEFUNCTION_METHODS if m != "hf")
+#: common DFT functionals -> whether periodic fidelities take them (LDA or GGA: no exact exchange, meta-GGA or
+#: non-local correlation), so validating them needs no import of pyscf.dft (~0.9 s: ``alloop status`` reads the
+#: store's fidelities); any other name is checked by libxc, and a unit test checks this table against libxc
+KNOWN_FUNCTIONALS = {"lda": True, "svwn": True, "pbe": True, "blyp": True, "bp86": True, "b3lyp": False,
+                     "pbe0": False, "tpss": False, "scan": False, "wb97x": False}
 #: xtb methods (alloop's spelling -> tblite's)
 XTB_METHODS = {"gfn2-xtb": "GFN2-xTB", "gfn1-xtb": "GFN1-xTB"}
 #: heaviest element tblite parametrises in GFN1- and GFN2-xTB (Rn)
@@ -124,6 +129,8 @@ class Fidelity(BaseModel):
             return method
         periodic = info.data.get("family") == "pyscf-pbc"
         if method in WAVEFUNCTION_METHODS and not periodic:
+            return method
+        if method in KNOWN_FUNCTIONALS and (KNOWN_FUNCTIONALS[method] or not periodic):
             return method
         try:
             from pyscf.dft import libxc

@@ -57,3 +57,25 @@ def test_structure_checks(water):
         load_fidelity("b3lyp-svp").check_structure([92, 1])
     radical = Fidelity(name="r", method="hf", basis="sto-3g", spin=1)
     radical.check_structure([8, 1])
+
+
+def test_the_table_of_known_functionals_agrees_with_libxc():
+    """The functionals validated without pyscf.dft: libxc parses each, and the periodic family takes exactly those
+    the table says (LDA or GGA: no exact exchange, meta-GGA or non-local correlation)."""
+    from pyscf.dft import libxc
+
+    from alloop.fidelity import KNOWN_FUNCTIONALS
+
+    for name, periodic_ok in KNOWN_FUNCTIONALS.items():
+        libxc.parse_xc(name)
+        assert periodic_ok == (not (libxc.is_hybrid_xc(name) or libxc.is_meta_gga(name) or libxc.is_nlc(name))), name
+
+
+def test_validating_a_known_functional_imports_no_pyscf_dft():
+    import subprocess
+    import sys
+
+    code = ("import sys; from alloop.fidelity import load_fidelity; load_fidelity('b3lyp-svp'); "
+            "print('pyscf.dft' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
