@@ -8,8 +8,10 @@ Each generated table sits between two markers in the docs,
     <!-- /table -->
 
 and is made by its ``kind`` (``benchmarks/lib/registry_tables.py``) from its result files with the code the
-benchmark script prints its tables with. Sections whose run predates result files keep their hand-written tables;
-they are listed at the end as "not generated", with the registry's reason. The README's table is made row by
+benchmark script prints its tables with (a table computed from committed data, such as the labelled sets' recorded
+label cost or an equilibrium set's summary JSON, names those files as its result). Sections whose run predates
+result files keep their hand-written tables; they are listed at the end as "not generated", with the registry's
+reason. The README's table is made row by
 row (``readme.rows``: the row's text and a ``kind`` of ``benchmarks/lib/readme_rows.py``); the README's rows of
 runs without result files stay in a hand-written table of their own.
 

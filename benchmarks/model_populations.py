@@ -43,71 +43,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from lib.common import DATA, data_file
+from lib.populations import equilibrium_pairs, reference_populations, reweighted_populations
 
 RECORD_FS = 10.0
-
-
-def reference_populations(molecule: str, temperature_K: float) -> dict[str, float] | None:
-    """The pooled H-O-C-C-type populations of the reference test-set MD, if its summary exists."""
-    path = DATA / f"{molecule}_{int(round(temperature_K))}K_eq_summary.json"
-    if not path.is_file():
-        return None
-    sets = json.loads(path.read_text())["sets"]
-    pops = sets["test"]["populations"]
-    key = next(k for k in pops if "all runs" in k)
-    per_rotor = pops[key]
-    return next(iter(per_rotor.values())) if per_rotor else None
-
-
-def reweighted_populations(molecule: str, temperature_K: float, target: str = "b3lyp-svp",
-                           sampler: str = "gfn2-xtb", n_boot: int = 2000, seed: int = 0) -> dict | None:
-    """Basin shares of the ``target`` surface's ensemble from the ``sampler``'s equilibrium frames, reweighted.
-
-    Uses every ``<molecule>_<T>K_eq{test,pool}_{target}.extxyz`` with its ``_{sampler}`` twin (the same
-    geometries). Returns the shares, a 90 % bootstrap interval over the runs (info ``trajectory``), the
-    effective sample size, the frame and run counts, and the sampler's own shares of the same frames.
-    """
-    from ase.io import read
-
-    from alloop.system.conformers import find_rotors, frame_basins
-    from alloop.units import KB_EV_PER_K
-
-    t = int(round(temperature_K))
-    d_e, basins, runs = [], [], []
-    for kind in ("eqtest", "eqpool"):
-        path = data_file(f"{molecule}_{t}K_{kind}_{target}.extxyz")
-        twin = DATA / f"{molecule}_{t}K_{kind}_{sampler}.extxyz"
-        if not (path.is_file() and twin.is_file()):
-            continue
-        frames, frames_s = read(path, ":"), read(twin, ":")
-        if len(frames) != len(frames_s) or any(not np.allclose(a.positions, b.positions, atol=1e-6)
-                                                for a, b in zip(frames, frames_s, strict=True)):
-            raise ValueError(f"{path.name} and {twin.name} do not hold the same geometries")
-        rotors = [r for r in find_rotors(frames[0]) if not r.symmetric][:1]
-        basins.append(frame_basins(np.array([a.positions for a in frames]), rotors))
-        d_e.append([a.get_potential_energy() - b.get_potential_energy() for a, b in zip(frames, frames_s, strict=True)])
-        runs += [f"{kind}:{a.info.get('trajectory', 'all')}" for a in frames]
-    if not d_e:
-        return None
-    d_e_arr, basin_arr = np.concatenate(d_e), np.concatenate(basins)
-    run_arr = np.unique(np.array(runs), return_inverse=True)[1]
-    beta = 1.0 / (KB_EV_PER_K * temperature_K)
-
-    def shares(index: np.ndarray) -> tuple[np.ndarray, float]:
-        x = d_e_arr[index]
-        w = np.exp(-beta * (x - x.min()))
-        b = basin_arr[index]
-        return np.array([w[b == k].sum() for k in range(3)]) / w.sum(), float(w.sum() ** 2 / (w ** 2).sum())
-
-    point, ess = shares(np.arange(d_e_arr.size))
-    rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(run_arr == r) for r in range(run_arr.max() + 1)]
-    boot = np.array([shares(np.concatenate([members[r] for r in rng.integers(len(members), size=len(members))]))[0]
-                     for _ in range(n_boot)])
-    low, high = np.percentile(boot, [5, 95], axis=0)
-    return {"shares": point, "low": low, "high": high, "ess": ess, "frames": int(d_e_arr.size),
-            "runs": len(members), "sampler_shares": np.array([np.mean(basin_arr == k) for k in range(3)])}
 
 
 def run_model(source: Path, atoms_name: str, args: argparse.Namespace) -> dict:
@@ -245,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if ref is not None:
         print(f"| reference (1): GFN2-xTB MD of the test set | | {ref['trans'] * 100:.1f} / {ref['gauche+'] * 100:.1f}"
               f" / {ref['gauche-'] * 100:.1f} | | | | |")
-    rew = reweighted_populations(args.molecule, args.temperature)
+    rew = reweighted_populations(equilibrium_pairs(args.molecule, args.temperature), args.temperature)
     if rew is not None:
         cells = " / ".join(f"{100 * s:.1f} [{100 * lo:.0f}-{100 * hi:.0f}]"
                            for s, lo, hi in zip(rew["shares"], rew["low"], rew["high"], strict=True))

@@ -5,7 +5,10 @@ Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N),
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``foundation-models`` (``foundation_models.py``'s
-model folders merged) and ``molecules``.
+model folders merged) and ``molecules``. From committed data rather than a benchmark's result file: ``label-sets``
+(the mean CPU s per label of labelled sets), ``frame-labels`` (each labelled frame's cost),
+``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
+``conformer-references`` (``model_populations.py``'s reference ensembles).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from lib.al_claims import claim_lines
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
+from lib.label_tables import frame_labels_table, label_sets_table
 from lib.learning_curves_tables import (
     METRIC_HEADER,
     arm_entries,
@@ -29,6 +33,8 @@ from lib.learning_curves_tables import (
 )
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
+from lib.population_tables import conformer_references_table, equilibrium_populations_table
+from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
 
 
@@ -111,10 +117,51 @@ def foundation_models(spec: dict[str, Any]) -> list[str]:
     return foundation_table(ROOT / spec["result"][0], spec["tests"], spec.get("models", []))
 
 
+def label_sets(spec: dict[str, Any]) -> list[str]:
+    """Per labelled set (``sets``: ``name``, its ``files``, ``labelled``: when) the mean CPU s per label."""
+    return label_sets_table([dict(s, files=[ROOT / f for f in s["files"]]) for s in spec["sets"]])
+
+
+def frame_labels(spec: dict[str, Any]) -> list[str]:
+    """Each labelled frame's CPU s and SCF cycles (``files``: path -> the rows' ``first_column`` cell)."""
+    return frame_labels_table({ROOT / f: label for f, label in spec["files"].items()}, spec["first_column"])
+
+
+def equilibrium_populations(spec: dict[str, Any]) -> list[str]:
+    """Per set of one equilibrium summary JSON (``sets``: name -> row label) its runs' conformer populations."""
+    return equilibrium_populations_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["sets"])
+
+
+def conformer_references(spec: dict[str, Any]) -> list[str]:
+    """``model_populations.py``'s references (1) and (2) at each of ``temperatures`` for ``molecule``; every file
+    they read must be one of the table's ``result``."""
+    refs = []
+    for t in spec["temperatures"]:
+        pairs = equilibrium_pairs(spec["molecule"], t)
+        if not pairs:
+            raise SystemExit(f"registry: table {spec['name']}: no {spec['molecule']} {t:g} K eqtest/eqpool set "
+                             "has both levels' labels")
+        summary_file = summary_path(spec["molecule"], t)
+        unnamed = {str(p.relative_to(ROOT)) for p in [summary_file, *(p for pair in pairs for p in pair)]}
+        if unnamed - set(spec["result"]):
+            raise SystemExit(f"registry: table {spec['name']} reads {', '.join(sorted(unnamed - set(spec['result'])))}: "
+                             "add it to the table's result")
+        summary = json.loads(summary_file.read_text())
+        sampler = sampler_populations(summary)
+        if sampler is None:
+            raise SystemExit(f"registry: table {spec['name']}: {summary_file.name} has no test-set populations")
+        settings = summary["sets"]["test"].get("settings", summary["settings"])
+        refs.append({"temperature": t, "sampler_md": sampler[0], "runs": sampler[1], "ps": settings["ps"],
+                     "reweighted": reweighted_populations(pairs, t)})
+    return conformer_references_table(refs, spec["target"], spec["sampler"])
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
+    "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
+    "conformer-references": conformer_references,
 }
 
 
