@@ -117,6 +117,12 @@ def predict(model: Potential, frames: Frames, batch_size: int = 32) -> tuple[np.
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def predict_energies(model: Potential, frames: Frames, batch_size: int = 32) -> np.ndarray:
+    """Energies [M] (eV) of ``model`` on ``frames``, in frame order, without forces: the same numbers as
+    :func:`predict`'s energies at the same ``batch_size`` (the forward pass is the same), at about half its cost."""
+    return np.concatenate([p[0] for p in _run(model, frames, batch_size, forces=False)])
+
+
 def predict_features(model: Potential, frames: Frames, batch_size: int = 64) -> np.ndarray:
     """Per-atom latent features [N, D] of ``model`` on ``frames`` (no forces computed)."""
     return np.concatenate([p[1] for p in _run(model, frames, batch_size, forces=False)])
