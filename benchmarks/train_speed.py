@@ -1,6 +1,6 @@
 """SevenNet-0 fine-tuning throughput: alloop's trainer against a minimal loop of sevenn's own training machinery.
 
-    python benchmarks/train_speed.py                        # 3 repeats of 2 epochs (16 steps) per loop, 1 thread
+    python benchmarks/train_speed.py                        # 4 repeats of 2 epochs (16 steps) per loop, 1 thread
     python benchmarks/train_speed.py --epochs 4 --repeats 5
 
 Data: the first 30 frames of ethanol_500K_eqpool_b3lyp-svp.extxyz (9 atoms, B3LYP/def2-SVP labels) train both
@@ -25,9 +25,13 @@ own: sevenn's per-epoch validation, error recorders, learning-rate scheduler and
 targets are the labels minus alloop's fitted per-element references (those alloop's model adds), so both loops
 minimise the same loss on the same frames: ``loss check`` is the two losses on one batch before training.
 
+Wall times on a machine others load swing by tens of % from one run to the next; the CPU time of this process
+(``time.process_time``, one thread) swings less, so each loop's CPU ms per step is recorded too. alloop's CPU time is
+of the whole call (its setup included, which only inflates alloop's side).
+
 Repeats interleave the loops (alternating which goes first), so machine load touches both alike; the ratio is
 alloop / sevenn per repeat, mean +- sample std over repeats. Then one more alloop run under cProfile gives the
-profile's top entries. Writes benchmarks/results/train-speed/sevennet0-ethanol.json (``--out``).
+time of its parts and the profile's top entries. Writes benchmarks/results/train-speed/sevennet0-ethanol.json (``--out``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,18 @@ BASELINE = "gfn2-xtb"
 VARIANTS = ("sevennet-0", f"sevennet-0+{BASELINE}")
 OUT = ROOT / "benchmarks" / "results" / "train-speed" / "sevennet0-ethanol.json"
 PROFILE_ROWS = 15
+#: the parts of an alloop run the profile sums (cumulative seconds of one function each): part -> (file, function)
+PARTS = {
+    "train() call": ("alloop/training/trainer.py", "train"),
+    "training epochs (the steps)": ("alloop/training/epochs.py", "train_epoch"),
+    "batches from the frames": ("alloop/training/data.py", "batch"),
+    "neighbour pairs (every forward)": ("alloop/potentials/neighbors.py", "neighbor_pairs"),
+    "EMA update": ("alloop/training/optim.py", "update"),
+    "gradient clipping": ("torch/nn/utils/clip_grad.py", "clip_grad_norm_"),
+    "validations (every eval_every epochs)": ("alloop/training/metrics.py", "validation_metrics"),
+    "reference fits (before and after)": ("alloop/training/references.py", "refit_references"),
+    "EMA copy of the model": ("alloop/training/optim.py", "__init__"),
+}
 
 
 def labelled_sets(variant: str) -> tuple[FrameDataset, FrameDataset]:
@@ -87,12 +103,13 @@ def alloop_settings(epochs: int, threads: int) -> TrainSettings:
 def time_alloop(pristine: Potential, sets: tuple[FrameDataset, FrameDataset], s: TrainSettings) -> dict[str, float]:
     """One alloop training run on a copy of ``pristine``: loop and whole-call time per step."""
     model = copy.deepcopy(pristine)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = train(model, sets[0], sets[1], s)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
     loop = sum(record.seconds for record in result.history[1:])
     return {"ms_per_step": 1e3 * loop / result.steps, "call_ms_per_step": 1e3 * total / result.steps,
-            "setup_s": total - loop, "steps": result.steps, "evaluations": len(result.history)}
+            "call_cpu_ms_per_step": 1e3 * cpu / result.steps, "setup_s": total - loop, "steps": result.steps,
+            "evaluations": len(result.history)}
 
 
 def sevenn_graphs(data: FrameDataset, references: dict[int, float], cutoff: float) -> list[Any]:
@@ -128,11 +145,12 @@ def time_sevenn(net: Any, initial: dict[str, torch.Tensor], graphs: list[Any], s
     torch.manual_seed(s.seed)
     trainer = Trainer(net, sevenn_losses(s.energy_weight), torch.optim.Adam, {"lr": s.lr}, device="cpu")
     loader = DataLoader(graphs, batch_size=s.batch_size, shuffle=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(epochs):
         trainer.run_one_epoch(loader, is_train=True)
     steps = epochs * len(loader)
-    return {"ms_per_step": 1e3 * (time.perf_counter() - start) / steps, "steps": steps}
+    return {"ms_per_step": 1e3 * (time.perf_counter() - start) / steps,
+            "cpu_ms_per_step": 1e3 * (time.process_time() - cpu) / steps, "steps": steps}
 
 
 def loss_check(model: Potential, net: Any, data: FrameDataset, graphs: list[Any], energy_weight: float) -> list[float]:
@@ -152,19 +170,25 @@ def loss_check(model: Potential, net: Any, data: FrameDataset, graphs: list[Any]
     return [float(ours.detach()), float(theirs.detach())]
 
 
-def profile_alloop(pristine: Potential, sets: tuple[FrameDataset, FrameDataset], s: TrainSettings) -> list[dict]:
-    """cProfile of one alloop run: the top entries by own time (the rest of the step is below them)."""
+def profile_alloop(pristine: Potential, sets: tuple[FrameDataset, FrameDataset],
+                   s: TrainSettings) -> tuple[list[dict], list[dict]]:
+    """cProfile of one alloop run: the cumulative time of the run's parts (:data:`PARTS`) and the top entries by own
+    time (the rest of the step is below them)."""
     profiler = cProfile.Profile()
     model = copy.deepcopy(pristine)
     profiler.enable()
     train(model, sets[0], sets[1], s)
     profiler.disable()
     stats = pstats.Stats(profiler)
-    rows = []
+    rows, parts = [], []
     for (path, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
         where = f"{Path(path).name}:{line}({name})" if line else name
         rows.append({"function": where, "calls": calls, "own_s": own, "cumulative_s": cumulative})
-    return sorted(rows, key=lambda r: -r["own_s"])[:PROFILE_ROWS]
+        for part, (file, function) in PARTS.items():
+            if path.endswith(file) and name == function:
+                parts.append({"part": part, "calls": calls, "cumulative_s": cumulative})
+    parts.sort(key=lambda p: list(PARTS).index(p["part"]))
+    return parts, sorted(rows, key=lambda r: -r["own_s"])[:PROFILE_ROWS]
 
 
 def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, torch.Tensor],
@@ -186,13 +210,18 @@ def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, 
             row[loop] = (time_alloop(pristine, sets, s) if loop == "alloop"
                          else time_sevenn(net, initial, graphs, s, args.epochs))
         row["ratio"] = row["alloop"]["ms_per_step"] / row["sevenn"]["ms_per_step"]
+        row["cpu_ratio_call"] = row["alloop"]["call_cpu_ms_per_step"] / row["sevenn"]["cpu_ms_per_step"]
         repeats.append(row)
         print(f"{variant} repeat {r}: alloop {row['alloop']['ms_per_step']:.0f} ms/step (call "
               f"{row['alloop']['call_ms_per_step']:.0f}), sevenn {row['sevenn']['ms_per_step']:.0f} ms/step, "
-              f"ratio {row['ratio']:.3f}", flush=True)
+              f"ratio {row['ratio']:.3f}; CPU: alloop call {row['alloop']['call_cpu_ms_per_step']:.0f}, sevenn "
+              f"{row['sevenn']['cpu_ms_per_step']:.0f} ms/step, ratio {row['cpu_ratio_call']:.3f}", flush=True)
     ratios = np.array([row["ratio"] for row in repeats])
+    cpu_ratios = np.array([row["cpu_ratio_call"] for row in repeats])
     return {"variant": variant, "loss_check": check, "repeats": repeats, "ratio_mean": float(ratios.mean()),
             "ratio_std": float(ratios.std(ddof=1)) if ratios.size > 1 else 0.0,
+            "cpu_ratio_call_mean": float(cpu_ratios.mean()),
+            "cpu_ratio_call_std": float(cpu_ratios.std(ddof=1)) if cpu_ratios.size > 1 else 0.0,
             "settings": {k: getattr(s, k) for k in ("max_steps", "batch_size", "lr", "energy_weight", "loss",
                                                      "ema_decay", "eval_every", "grad_clip", "optimizer")}}
 
@@ -211,15 +240,19 @@ def table(results: list[dict[str, Any]]) -> str:
                      f"{np.mean([r['alloop']['setup_s'] for r in reps]):.1f}",
                      cell([r["sevenn"]["ms_per_step"] for r in reps]),
                      f"{res['ratio_mean']:.3f} ± {res['ratio_std']:.3f}",
+                     cell([r["alloop"]["call_cpu_ms_per_step"] for r in reps]),
+                     cell([r["sevenn"]["cpu_ms_per_step"] for r in reps]),
+                     f"{res['cpu_ratio_call_mean']:.3f} ± {res['cpu_ratio_call_std']:.3f}",
                      f"{res['loss_check'][0]:.6g} / {res['loss_check'][1]:.6g}"])
     return markdown_table(["data", "alloop ms/step", "alloop call ms/step", "alloop setup s", "sevenn ms/step",
-                           "ratio alloop/sevenn", "loss check alloop / sevenn"], rows)
+                           "ratio alloop/sevenn", "alloop call CPU ms/step", "sevenn CPU ms/step",
+                           "CPU ratio (alloop's whole call)", "loss check alloop / sevenn"], rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=2, help="passes over the 30 frames per timed run (8 steps each)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -234,14 +267,17 @@ def main() -> None:
     initial = copy.deepcopy(net.state_dict())
     results = [run_variant(variant, pristine, net, initial, args) for variant in VARIANTS]
     sets = labelled_sets(VARIANTS[1])
-    profile = profile_alloop(pristine, sets, alloop_settings(args.epochs, args.threads))
+    parts, profile = profile_alloop(pristine, sets, alloop_settings(args.epochs, args.threads))
     print(table(results))
+    print("\nalloop's run under cProfile, its parts (cumulative s; the epochs include batches, neighbours, EMA, "
+          "clipping):")
+    print(markdown_table(["part", "calls", "s"], [[p["part"], p["calls"], p["cumulative_s"]] for p in parts], "{:.3f}"))
     print("\nalloop's run under cProfile, top entries by own time (s):")
     print(markdown_table(["function", "calls", "own s", "cumulative s"],
                          [[p["function"], p["calls"], p["own_s"], p["cumulative_s"]] for p in profile], "{:.3f}"))
     out = {"frames": FRAMES, "n_train": N_TRAIN, "n_val": N_VAL, "batch_size": BATCH_SIZE, "threads": args.threads,
            "epochs": args.epochs, "repeats": args.repeats, "torch": torch.__version__, "results": results,
-           "profile": profile, "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0}
+           "profile_parts": parts, "profile": profile, "cpu_s": cpu_seconds() - cpu0, "wall_s": time.perf_counter() - wall0}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"\nwrote {args.out} ({out['cpu_s']:.0f} CPU s)")
