@@ -20,18 +20,20 @@ from the checkpoint in the wheel (its ``AtomGraphSequential`` with its own force
 vectors)), graphs built once per frame by sevenn's ``atoms_to_graph`` (as ``SevenNetGraphDataset`` does),
 shuffled batches collated by torch-geometric's ``DataLoader``, and ``sevenn.train.trainer.Trainer.run_one_epoch``
 (zero_grad, forward, sevenn's ``PerAtomEnergyLoss`` and ``ForceLoss`` with MSE at weights 0.1 and 0.9, backward,
-``torch.optim.Adam`` step at the same peak learning rate). Left out, as alloop's loop time leaves out nothing of its
-own: sevenn's per-epoch validation, error recorders, learning-rate scheduler and checkpoint writing. Its energy
-targets are the labels minus alloop's fitted per-element references (those alloop's model adds), so both loops
-minimise the same loss on the same frames: ``loss check`` is the two losses on one batch before training.
+``torch.optim.Adam`` step at the same peak learning rate). ``sevenn + validations`` adds what ``sevenn train`` does
+after every epoch: ``run_one_epoch`` over the validation graphs (alloop's 8 validation frames; alloop too validates
+every epoch on a set this small). Left out: sevenn's error recorders, learning-rate scheduler and checkpoint
+writing. Its energy targets are the labels minus alloop's fitted per-element references (those alloop's model adds),
+so both loops minimise the same loss on the same frames: ``loss check`` is the two losses on one batch before
+training.
 
-Wall times on a machine others load swing by tens of % from one run to the next; the CPU time of this process
-(``time.process_time``, one thread) swings less, so each loop's CPU ms per step is recorded too. alloop's CPU time is
-of the whole call (its setup included, which only inflates alloop's side).
-
-Repeats interleave the loops (alternating which goes first), so machine load touches both alike; the ratio is
-alloop / sevenn per repeat, mean +- sample std over repeats. Then one more alloop run under cProfile gives the
-time of its parts and the profile's top entries. Writes benchmarks/results/train-speed/sevennet0-ethanol.json (``--out``).
+Repeats interleave the loops (alternating which goes first), so machine load touches both alike. Ratios per repeat
+(mean +- sample std over repeats): ``ratio`` alloop's loop / sevenn's steps; ``ratio to sevenn + validations``
+alloop's loop / sevenn's steps and validations; ``CPU ratio`` alloop's whole call (its setup included, which only
+inflates alloop's side) / sevenn's steps and validations, in CPU time of this process (``time.process_time``, one
+thread), which swings less than wall time on a machine others load. Then one more alloop run under cProfile gives
+the time of its parts and the profile's top entries. Writes benchmarks/results/train-speed/sevennet0-ethanol.json
+(``--out``).
 """
 
 from __future__ import annotations
@@ -135,22 +137,31 @@ def sevenn_losses(energy_weight: float) -> list[tuple[Any, float]]:
             (ForceLoss(criterion=torch.nn.MSELoss()), 1.0 - energy_weight)]
 
 
-def time_sevenn(net: Any, initial: dict[str, torch.Tensor], graphs: list[Any], s: TrainSettings,
+def time_sevenn(net: Any, initial: dict[str, torch.Tensor], graphs: tuple[list[Any], list[Any]], s: TrainSettings,
                 epochs: int) -> dict[str, float]:
-    """``epochs`` of sevenn's ``Trainer.run_one_epoch`` from the weights ``initial``; time per step."""
+    """``epochs`` of sevenn's ``Trainer.run_one_epoch`` from the weights ``initial``, each followed by its pass over
+    the validation graphs (as ``sevenn train`` does every epoch, without its error recorders); time per step of the
+    training epochs alone and with the validations."""
     from sevenn.train.trainer import Trainer
     from torch_geometric.loader import DataLoader
 
     net.load_state_dict(initial)
     torch.manual_seed(s.seed)
     trainer = Trainer(net, sevenn_losses(s.energy_weight), torch.optim.Adam, {"lr": s.lr}, device="cpu")
-    loader = DataLoader(graphs, batch_size=s.batch_size, shuffle=True)
-    start, cpu = time.perf_counter(), time.process_time()
+    loader = DataLoader(graphs[0], batch_size=s.batch_size, shuffle=True)
+    val_loader = DataLoader(graphs[1], batch_size=s.eval_batch_size)
+    wall = {"train": 0.0, "val": 0.0}
+    cpu = dict(wall)
     for _ in range(epochs):
-        trainer.run_one_epoch(loader, is_train=True)
+        for part, data, is_train in (("train", loader, True), ("val", val_loader, False)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            trainer.run_one_epoch(data, is_train=is_train)
+            wall[part] += time.perf_counter() - start
+            cpu[part] += time.process_time() - start_cpu
     steps = epochs * len(loader)
-    return {"ms_per_step": 1e3 * (time.perf_counter() - start) / steps,
-            "cpu_ms_per_step": 1e3 * (time.process_time() - cpu) / steps, "steps": steps}
+    return {"ms_per_step": 1e3 * wall["train"] / steps, "cpu_ms_per_step": 1e3 * cpu["train"] / steps,
+            "with_validation_ms_per_step": 1e3 * (wall["train"] + wall["val"]) / steps,
+            "with_validation_cpu_ms_per_step": 1e3 * (cpu["train"] + cpu["val"]) / steps, "steps": steps}
 
 
 def loss_check(model: Potential, net: Any, data: FrameDataset, graphs: list[Any], energy_weight: float) -> list[float]:
@@ -191,17 +202,25 @@ def profile_alloop(pristine: Potential, sets: tuple[FrameDataset, FrameDataset],
     return parts, sorted(rows, key=lambda r: -r["own_s"])[:PROFILE_ROWS]
 
 
+#: the ratios of a repeat: name -> (alloop's time, sevenn's time), keys of their timings
+RATIOS = {
+    "ratio": ("ms_per_step", "ms_per_step"),
+    "ratio_with_validation": ("ms_per_step", "with_validation_ms_per_step"),
+    "cpu_ratio_call": ("call_cpu_ms_per_step", "with_validation_cpu_ms_per_step"),
+}
+
+
 def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, torch.Tensor],
                 args: argparse.Namespace) -> dict[str, Any]:
     """The interleaved repeats of both loops on one variant's data (sevenn's from its weights ``initial``), the loss
-    check and the ratio."""
+    check and the ratios (:data:`RATIOS`, mean and sample std over the repeats)."""
     sets = labelled_sets(variant)
     s = alloop_settings(args.epochs, args.threads)
     fitted = copy.deepcopy(pristine)
     references = model_references(fitted) | refit_references(fitted, sets[0]).energies
-    graphs = sevenn_graphs(sets[0], references, fitted.cutoff)
+    graphs = (sevenn_graphs(sets[0], references, fitted.cutoff), sevenn_graphs(sets[1], references, fitted.cutoff))
     net.load_state_dict(initial)
-    check = loss_check(fitted, net, sets[0], graphs, s.energy_weight)
+    check = loss_check(fitted, net, sets[0], graphs[0], s.energy_weight)
     repeats = []
     for r in range(args.repeats):
         order = ("alloop", "sevenn") if r % 2 == 0 else ("sevenn", "alloop")
@@ -209,21 +228,20 @@ def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, 
         for loop in order:
             row[loop] = (time_alloop(pristine, sets, s) if loop == "alloop"
                          else time_sevenn(net, initial, graphs, s, args.epochs))
-        row["ratio"] = row["alloop"]["ms_per_step"] / row["sevenn"]["ms_per_step"]
-        row["cpu_ratio_call"] = row["alloop"]["call_cpu_ms_per_step"] / row["sevenn"]["cpu_ms_per_step"]
+        row.update({name: row["alloop"][a] / row["sevenn"][b] for name, (a, b) in RATIOS.items()})
         repeats.append(row)
         print(f"{variant} repeat {r}: alloop {row['alloop']['ms_per_step']:.0f} ms/step (call "
-              f"{row['alloop']['call_ms_per_step']:.0f}), sevenn {row['sevenn']['ms_per_step']:.0f} ms/step, "
-              f"ratio {row['ratio']:.3f}; CPU: alloop call {row['alloop']['call_cpu_ms_per_step']:.0f}, sevenn "
-              f"{row['sevenn']['cpu_ms_per_step']:.0f} ms/step, ratio {row['cpu_ratio_call']:.3f}", flush=True)
-    ratios = np.array([row["ratio"] for row in repeats])
-    cpu_ratios = np.array([row["cpu_ratio_call"] for row in repeats])
-    return {"variant": variant, "loss_check": check, "repeats": repeats, "ratio_mean": float(ratios.mean()),
-            "ratio_std": float(ratios.std(ddof=1)) if ratios.size > 1 else 0.0,
-            "cpu_ratio_call_mean": float(cpu_ratios.mean()),
-            "cpu_ratio_call_std": float(cpu_ratios.std(ddof=1)) if cpu_ratios.size > 1 else 0.0,
-            "settings": {k: getattr(s, k) for k in ("max_steps", "batch_size", "lr", "energy_weight", "loss",
-                                                     "ema_decay", "eval_every", "grad_clip", "optimizer")}}
+              f"{row['alloop']['call_ms_per_step']:.0f}), sevenn {row['sevenn']['ms_per_step']:.0f} "
+              f"(validations too: {row['sevenn']['with_validation_ms_per_step']:.0f}); "
+              + ", ".join(f"{name} {row[name]:.3f}" for name in RATIOS), flush=True)
+    out: dict[str, Any] = {"variant": variant, "loss_check": check, "repeats": repeats}
+    for name in RATIOS:
+        values = np.array([row[name] for row in repeats])
+        out[f"{name}_mean"] = float(values.mean())
+        out[f"{name}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    out["settings"] = {k: getattr(s, k) for k in ("max_steps", "batch_size", "lr", "energy_weight", "loss",
+                                                  "ema_decay", "eval_every", "grad_clip", "optimizer")}
+    return out
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -239,14 +257,12 @@ def table(results: list[dict[str, Any]]) -> str:
                      cell([r["alloop"]["call_ms_per_step"] for r in reps]),
                      f"{np.mean([r['alloop']['setup_s'] for r in reps]):.1f}",
                      cell([r["sevenn"]["ms_per_step"] for r in reps]),
-                     f"{res['ratio_mean']:.3f} ± {res['ratio_std']:.3f}",
-                     cell([r["alloop"]["call_cpu_ms_per_step"] for r in reps]),
-                     cell([r["sevenn"]["cpu_ms_per_step"] for r in reps]),
-                     f"{res['cpu_ratio_call_mean']:.3f} ± {res['cpu_ratio_call_std']:.3f}",
+                     cell([r["sevenn"]["with_validation_ms_per_step"] for r in reps]),
+                     *(f"{res[name + '_mean']:.3f} ± {res[name + '_std']:.3f}" for name in RATIOS),
                      f"{res['loss_check'][0]:.6g} / {res['loss_check'][1]:.6g}"])
     return markdown_table(["data", "alloop ms/step", "alloop call ms/step", "alloop setup s", "sevenn ms/step",
-                           "ratio alloop/sevenn", "alloop call CPU ms/step", "sevenn CPU ms/step",
-                           "CPU ratio (alloop's whole call)", "loss check alloop / sevenn"], rows)
+                           "sevenn + validations ms/step", "ratio", "ratio to sevenn + validations",
+                           "CPU ratio: alloop call / sevenn + validations", "loss check alloop / sevenn"], rows)
 
 
 def main() -> None:
