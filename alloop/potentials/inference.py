@@ -118,9 +118,9 @@ def predict(model: Potential, frames: Frames, batch_size: int = 32) -> tuple[np.
 
 
 def predict_energies(model: Potential, frames: Frames, batch_size: int = 32) -> np.ndarray:
-    """Energies [M] (eV) of ``model`` on ``frames``, in frame order, without forces: the same numbers as
-    :func:`predict`'s energies at the same ``batch_size`` (the forward pass is the same), without the force pass (a
-    third of :func:`predict`'s time for SevenNet-0 on 30 ethanol frames)."""
+    """Energies [M] (eV) of ``model`` on ``frames``, in frame order: :func:`predict`'s energies at the same
+    ``batch_size``, bit for bit (the same forward pass), without the force pass (a third of :func:`predict`'s time
+    for SevenNet-0 on 30 ethanol frames)."""
     return np.concatenate([p[0] for p in _run(model, frames, batch_size, forces=False)])
 
 

@@ -70,8 +70,8 @@ def validation_metrics(
 
 
 def validation_energy_mae(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> float:
-    """:func:`validation_metrics`'s ``energy_mae`` (eV) from the energies alone (no force pass): the same number at
-    the same ``batch_size``, without the force pass."""
+    """:func:`validation_metrics`'s ``energy_mae`` (eV) from the energies alone: the same number at the same
+    ``batch_size``, without the force pass."""
     _validation_weights(dataset)
     energy, _ = dataset.labels()
     return _energy_mae(dataset, np.abs((predict_energies(model, dataset, batch_size) - energy) / dataset.sizes))
