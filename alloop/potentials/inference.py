@@ -117,6 +117,13 @@ def predict(model: Potential, frames: Frames, batch_size: int = 32) -> tuple[np.
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def predict_energies(model: Potential, frames: Frames, batch_size: int = 32) -> np.ndarray:
+    """Energies [M] (eV) of ``model`` on ``frames``, in frame order: :func:`predict`'s energies at the same
+    ``batch_size``, bit for bit (the same forward pass), without the force pass (a third of :func:`predict`'s time
+    for SevenNet-0 on 30 ethanol frames)."""
+    return np.concatenate([p[0] for p in _run(model, frames, batch_size, forces=False)])
+
+
 def predict_features(model: Potential, frames: Frames, batch_size: int = 64) -> np.ndarray:
     """Per-atom latent features [N, D] of ``model`` on ``frames`` (no forces computed)."""
     return np.concatenate([p[1] for p in _run(model, frames, batch_size, forces=False)])

@@ -14,7 +14,7 @@ from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.potentials.inference import predict
+from alloop.potentials.inference import predict, predict_energies
 from alloop.training.data import FrameDataset
 from alloop.training.loss import HUBER_DELTA, LOSS_TYPES
 
@@ -58,14 +58,33 @@ def validation_metrics(
     components); with unit weights these are the plain MAEs.
     """
     energy_pred, forces_pred = predict(model, dataset, batch_size)
-    w = dataset.weight
-    if w.sum() <= 0:
-        raise AlloopError("validation weights sum to zero")
+    w = _validation_weights(dataset)
     lf, le = per_frame_errors(dataset, energy_pred, forces_pred, kind)
     mae_f, mae_e = per_frame_errors(dataset, energy_pred, forces_pred, "mae") if kind != "mae" else (lf, le)
     n3 = 3.0 * dataset.sizes
     return {
         "loss": float(np.sum(w * ((1.0 - energy_weight) * lf + energy_weight * le)) / w.sum()),
         "force_mae": float(np.sum(w * n3 * mae_f) / np.sum(w * n3)),
-        "energy_mae": float(np.sum(w * mae_e * dataset.sizes) / w.sum()),
+        "energy_mae": _energy_mae(dataset, mae_e),
     }
+
+
+def validation_energy_mae(model: Potential, dataset: FrameDataset, batch_size: int = 32) -> float:
+    """:func:`validation_metrics`'s ``energy_mae`` (eV) from the energies alone: the same number at the same
+    ``batch_size``, without the force pass."""
+    _validation_weights(dataset)
+    energy, _ = dataset.labels()
+    return _energy_mae(dataset, np.abs((predict_energies(model, dataset, batch_size) - energy) / dataset.sizes))
+
+
+def _validation_weights(dataset: FrameDataset) -> np.ndarray:
+    """The frames' weights; AlloopError when they sum to zero."""
+    if dataset.weight.sum() <= 0:
+        raise AlloopError("validation weights sum to zero")
+    return dataset.weight
+
+
+def _energy_mae(dataset: FrameDataset, per_atom_error: np.ndarray) -> float:
+    """Weighted mean absolute energy error (eV) from the per-frame absolute per-atom errors (eV/atom)."""
+    w = dataset.weight
+    return float(np.sum(w * per_atom_error * dataset.sizes) / w.sum())

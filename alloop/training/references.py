@@ -23,7 +23,7 @@ import torch
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
-from alloop.potentials.inference import predict
+from alloop.potentials.inference import predict_energies
 from alloop.training.data import FrameDataset
 
 
@@ -72,7 +72,7 @@ def refit_references(model: Potential, dataset: FrameDataset, ridge: float = 1e-
     """
     if not dataset.labelled:
         raise AlloopError("reference energies need a labelled dataset")
-    residual = dataset.energy - predict(model, dataset, batch_size)[0]
+    residual = dataset.energy - predict_energies(model, dataset, batch_size)
     shift = _fit_counts(dataset, residual, ridge)
     current = model_references(model)
     energies = {z: current.get(z, 0.0) + de for z, de in shift.energies.items()}

@@ -62,7 +62,7 @@ from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.training.data import FrameDataset
 from alloop.training.epochs import AuxiliaryLoss, Steps, plan_budget, train_epoch
-from alloop.training.metrics import validation_metrics
+from alloop.training.metrics import validation_energy_mae, validation_metrics
 from alloop.training.optim import WeightAverage
 from alloop.training.references import ReferenceFit, apply_references, model_references, refit_references
 from alloop.training.replay import ReplayMix
@@ -349,7 +349,7 @@ class _Run:
         energy_mae, ref_fit = chosen.val_energy_mae, self.ref_fit
         if s.fit_references:  # the trained network's mean energy has drifted from the labels: re-centre it
             ref_fit = refit_references(model, self.train_set, batch_size=s.eval_batch_size)
-            energy_mae = validation_metrics(model, self.val_set, s.energy_weight, s.loss, s.eval_batch_size)["energy_mae"]
+            energy_mae = validation_energy_mae(model, self.val_set, s.eval_batch_size)
             if log:
                 log(f"{self.prefix}energy references re-fitted on the training set: "
                     f"validation E-MAE {chosen.val_energy_mae:.4f} -> {energy_mae:.4f} eV")

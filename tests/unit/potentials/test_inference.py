@@ -9,7 +9,7 @@ from ase.build import molecule
 
 from alloop.errors import AlloopError
 from alloop.potentials.base import AtomsBatch
-from alloop.potentials.inference import frame_offsets, predict, predict_features
+from alloop.potentials.inference import frame_offsets, predict, predict_energies, predict_features
 from alloop.potentials.registry import build_model
 from alloop.training.data import FrameDataset
 
@@ -64,3 +64,15 @@ def test_no_frames_is_an_error():
         predict(model, [])
     with pytest.raises(AlloopError, match="batch_size"):
         predict(model, _frames(1), batch_size=0)
+
+
+@pytest.mark.parametrize("name", ["pair", "egnn", "sevennet"])
+def test_energies_without_forces_equal_predicts_energies(name):
+    """predict_energies skips the force pass only: its energies are predict's, bit for bit, in float64."""
+    hparams = {"hidden_features": 8, "n_layers": 2, "lmax": 1} if name == "sevennet" else {}
+    model = build_model(name, [1, 6, 8], seed=0, **hparams).double()
+    model.train()
+    frames = _frames()
+    energies = predict_energies(model, frames, batch_size=4)
+    assert np.array_equal(energies, predict(model, frames, batch_size=4)[0])
+    assert model.training and energies.shape == (len(frames),)

@@ -126,6 +126,16 @@ def test_select_best_returns_the_best_epoch(mixed_frames):
     assert validation_metrics(model, va, 0.01, "mae")["force_mae"] == pytest.approx(best, rel=1e-6)
 
 
+def test_returned_energy_mae_is_validation_metrics_of_the_returned_model(mixed_frames):
+    """After the references are re-fitted, the run reports the returned model's validation energy MAE exactly."""
+    tr, va = _split(mixed_frames)
+    model = PairPotential([1, 6, 8], seed=1).double()
+    s = TrainSettings(max_steps=12, lr=0.1, batch_size=4, energy_weight=0.3, loss="mse", ema_decay=0.9)
+    result = train(model, tr, va, s)
+    assert result.reference_fit is not None and result.best_val_energy_mae > 0
+    assert result.best_val_energy_mae == validation_metrics(model, va, 0.3, "mse", s.eval_batch_size)["energy_mae"]
+
+
 def test_select_final_returns_the_weights_at_the_end_of_the_budget(mixed_frames):
     """Validation does not choose the returned weights unless the guard stops the run."""
     tr, va = _split(mixed_frames)
