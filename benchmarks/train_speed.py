@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from ase.calculators.singlepoint import SinglePointCalculator
 from lib.common import ROOT, cpu_seconds, data_file, markdown_table
+from lib.train_speed_table import RATIOS, train_speed_table
 
 from alloop.io import write_atomic
 from alloop.potentials.base import Potential
@@ -202,14 +203,6 @@ def profile_alloop(pristine: Potential, sets: tuple[FrameDataset, FrameDataset],
     return parts, sorted(rows, key=lambda r: -r["own_s"])[:PROFILE_ROWS]
 
 
-#: the ratios of a repeat: name -> (alloop's time, sevenn's time), keys of their timings
-RATIOS = {
-    "ratio": ("ms_per_step", "ms_per_step"),
-    "ratio_with_validation": ("ms_per_step", "with_validation_ms_per_step"),
-    "cpu_ratio_call": ("call_cpu_ms_per_step", "with_validation_cpu_ms_per_step"),
-}
-
-
 def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, torch.Tensor],
                 args: argparse.Namespace) -> dict[str, Any]:
     """The interleaved repeats of both loops on one variant's data (sevenn's from its weights ``initial``), the loss
@@ -244,27 +237,6 @@ def run_variant(variant: str, pristine: Potential, net: Any, initial: dict[str, 
     return out
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """ms per step (mean +- std over repeats) of each loop, and the ratio, per variant."""
-    def cell(values: list[float]) -> str:
-        a = np.asarray(values)
-        return f"{a.mean():.0f} ± {a.std(ddof=1):.0f}" if a.size > 1 else f"{a.mean():.0f}"
-
-    rows = []
-    for res in results:
-        reps = res["repeats"]
-        rows.append([res["variant"], cell([r["alloop"]["ms_per_step"] for r in reps]),
-                     cell([r["alloop"]["call_ms_per_step"] for r in reps]),
-                     f"{np.mean([r['alloop']['setup_s'] for r in reps]):.1f}",
-                     cell([r["sevenn"]["ms_per_step"] for r in reps]),
-                     cell([r["sevenn"]["with_validation_ms_per_step"] for r in reps]),
-                     *(f"{res[name + '_mean']:.3f} ± {res[name + '_std']:.3f}" for name in RATIOS),
-                     f"{res['loss_check'][0]:.6g} / {res['loss_check'][1]:.6g}"])
-    return markdown_table(["data", "alloop ms/step", "alloop call ms/step", "alloop setup s", "sevenn ms/step",
-                           "sevenn + validations ms/step", "ratio", "ratio to sevenn + validations",
-                           "CPU ratio: alloop call / sevenn + validations", "loss check alloop / sevenn"], rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=2, help="passes over the 30 frames per timed run (8 steps each)")
@@ -284,7 +256,7 @@ def main() -> None:
     results = [run_variant(variant, pristine, net, initial, args) for variant in VARIANTS]
     sets = labelled_sets(VARIANTS[1])
     parts, profile = profile_alloop(pristine, sets, alloop_settings(args.epochs, args.threads))
-    print(table(results))
+    print(train_speed_table(results))
     print("\nalloop's run under cProfile, its parts (cumulative s; the epochs include batches, neighbours, EMA, "
           "clipping):")
     print(markdown_table(["part", "calls", "s"], [[p["part"], p["calls"], p["cumulative_s"]] for p in parts], "{:.3f}"))

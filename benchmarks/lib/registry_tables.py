@@ -36,6 +36,7 @@ from lib.nvp_table import committed_results, table
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
+from lib.train_speed_table import train_speed_table
 
 
 def _entries(spec: dict[str, Any]) -> tuple[dict[tuple[str, int, int], dict], list[str], list[int], list[int]]:
@@ -111,6 +112,11 @@ def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
 
+def train_speed(spec: dict[str, Any]) -> list[str]:
+    """ms per step of alloop's trainer and sevenn's own loop, and their ratios, per variant."""
+    return train_speed_table(json.loads((ROOT / spec["result"][0]).read_text())["results"]).splitlines()
+
+
 def foundation_models(spec: dict[str, Any]) -> list[str]:
     """Per model, method and N: mean and p95 of the per-frame force MAE on each test set (``tests``: file -> label),
     training seconds and inference ms per MD step; ``models``: the rows' order."""
@@ -161,7 +167,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
-    "conformer-references": conformer_references,
+    "conformer-references": conformer_references, "train-speed": train_speed,
 }
 
 
