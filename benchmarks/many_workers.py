@@ -10,7 +10,9 @@ rate; a new run replaces its key):
 - worker utilisation: busy time / (workers x wall) over the steady window (from the moment every worker has started
   its first task to the pool's last submit);
 - driver CPU per label: the driver process's CPU over the stream (it hosts the scheduler, the nannies and the
-  client) minus what the idle cluster costs it over the same wall time (measured for ``--idle-s`` first);
+  client) minus what the idle cluster costs it over the same wall time (measured for ``--idle-s`` first), and the
+  share of its main thread (the pool and the client's calls; the rest is Dask's event loop: scheduler, client
+  messages, nannies);
 - scheduler latency, submit -> start (median, p95; with 2 tasks in flight per worker it includes a task's wait
   behind the one running), and the dispatch gap: start - max(submit, end of the worker's previous task);
 - the driver's peak RSS, and the workers' RSS summed at the end;
@@ -51,6 +53,8 @@ def table(r: dict[str, Any]) -> str:
             ("steady window (s)", f"{r['window_s']:.1f}"),
             ("worker utilisation over the window", f"{r['utilisation']:.3f}"),
             ("driver CPU per label, idle removed (ms)", f"{r['driver_ms_per_label']:.2f}"),
+            ("of which the driver's main thread: pool and client calls (ms)",
+             f"{r['driver_main_thread_ms_per_label']:.2f}"),
             ("idle cluster's driver CPU (% of a core)", f"{r['idle_driver_core_pct']:.1f}"),
             ("latency submit -> start, median / p95 (s)", f"{r['latency_median_s']:.3f} / {r['latency_p95_s']:.3f}"),
             ("dispatch gap, median / p95 (ms)", f"{1000 * r['gap_median_s']:.1f} / {1000 * r['gap_p95_s']:.1f}"),
