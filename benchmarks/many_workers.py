@@ -21,9 +21,9 @@ rate; a new run replaces its key):
 
 Run on an otherwise idle machine if you can (the load average is printed):
 
-    python benchmarks/many_workers.py --workers 8 --task-s 1 --labels 200                # about a minute
-    python benchmarks/many_workers.py --workers 32 --labels 1600                         # about 5 minutes
-    python benchmarks/many_workers.py --workers 64 --labels 3200                         # about 6 minutes
+    python benchmarks/many_workers.py --workers 8 --task-s 1 --labels 200     # about a minute
+    python benchmarks/many_workers.py --workers 32 --labels 1600      # about 7 minutes on 2 cores (2 to start)
+    python benchmarks/many_workers.py --workers 64 --labels 3200      # 4 min of labels after the start
     python benchmarks/many_workers.py --workers 64 --minutes 30 --kill-fraction-per-hour 0.1
 """
 
