@@ -3,10 +3,10 @@
 The driver hosts the scheduler, the nannies and the client, so every task it sends to a worker costs it CPU:
 the submit, the scheduler's transitions and messages, the result coming back, the release. This script runs
 ``--labels`` labels through :class:`alloop.campaign.execution.labeling_pool.LabelingPool` on an embedded 2-worker
-cluster (``open_client``), with a labeller that waits ``--task-s`` seconds and returns a LabelResult of an
-ethanol frame (no PySCF: the workers stay idle, only the driver's share is measured), and prints the driver's
-CPU seconds per label task after subtracting what the idle cluster costs over the same wall time. Run it on
-an otherwise idle machine (the load average is printed):
+cluster (``open_client``), with a labeller that waits ``--task-s`` seconds and labels an ethanol frame with a pair
+potential (``alloop.testing.labelers.wait_labeler``: no PySCF, the workers stay idle, only the driver's share is
+measured), and prints the driver's CPU seconds per label task after subtracting what the idle cluster costs over
+the same wall time. Run it on an otherwise idle machine (the load average is printed):
 
     python benchmarks/driver_overhead.py                  # 400 labels of 50 ms (about 30 s)
     python benchmarks/driver_overhead.py --labels 1000 --task-s 0.02
@@ -22,25 +22,10 @@ import argparse
 import os
 import time
 
-import numpy as np
 from lib.common import cpu_seconds
 
 #: seconds the idle cluster is watched to get its baseline CPU rate (after 5 s of settling)
 IDLE_S = 20.0
-
-
-class WaitingLabeler:
-    """Waits ``seconds`` (no CPU), then returns a zero-force label: a task whose cost is the orchestration alone."""
-
-    def __init__(self, fidelity, seconds: float) -> None:  # noqa: ANN001 (alloop.fidelity.Fidelity)
-        self.fidelity, self.seconds = fidelity, seconds
-
-    def label(self, atoms):  # noqa: ANN001, ANN201 (ase.Atoms -> LabelResult)
-        from alloop.labeling.result import LabelResult, LabelStatus
-
-        time.sleep(self.seconds)
-        return LabelResult(0.0, np.zeros((len(atoms), 3)), LabelStatus.OK, fidelity_name=self.fidelity.name,
-                           fidelity_hash=self.fidelity.hash(), wall_seconds=self.seconds)
 
 
 def run(n_labels: int, task_s: float, batch_seconds: float = 0.0) -> dict[str, float]:
@@ -49,6 +34,7 @@ def run(n_labels: int, task_s: float, batch_seconds: float = 0.0) -> dict[str, f
     from alloop.campaign.execution.cluster import open_client
     from alloop.campaign.execution.labeling_pool import LabelingPool
     from alloop.fidelity import load_fidelity
+    from alloop.testing.labelers import wait_labeler
 
     fidelity = load_fidelity("hf-sto3g")
     atoms = molecule("CH3CH2OH")
@@ -58,7 +44,7 @@ def run(n_labels: int, task_s: float, batch_seconds: float = 0.0) -> dict[str, f
         cpu0, t0 = cpu_seconds(), time.monotonic()
         time.sleep(IDLE_S)
         idle_rate = (cpu_seconds() - cpu0) / (time.monotonic() - t0)
-        pool = LabelingPool(client, labeler_factory=lambda fid: WaitingLabeler(fid, task_s),
+        pool = LabelingPool(client, labeler_factory=wait_labeler(task_s),
                             batch_seconds=batch_seconds)
         cpu0, t0 = cpu_seconds(), time.monotonic()
         pool.submit_many(((f"frame-{k}", atoms) for k in range(n_labels)), fidelity)

@@ -1,4 +1,5 @@
-"""Conformance checks for any Labeler (``alloop.labeling.base.Labeler``), usable from users' tests.
+"""Conformance checks for any Labeler (``alloop.labeling.base.Labeler``), usable from users' tests, and a labeller
+of fixed cost and ~0 CPU for scheduling tests and benchmarks (:class:`WaitLabeler`, :func:`wait_labeler`).
 
 ``check_labeler(labeler, atoms)`` labels ``atoms`` and raises AssertionError
 naming the first broken promise:
@@ -19,12 +20,15 @@ naming the first broken promise:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 
 from alloop.labeling.result import LabelResult, LabelStatus
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 #: a labeler's ``label`` method, as found on the object under test (its results are checked, not assumed)
 LabelFn = Callable[[Atoms], Any]
@@ -115,3 +119,78 @@ def _check_failure_is_data(label: LabelFn, failing_atoms: Atoms) -> None:
         raise AssertionError(f"label() raised {type(exc).__name__} instead of returning a failure: {exc}") from exc
     check_result_shape(failed, len(failing_atoms))
     _require(not failed.ok, "the failing structure was labelled ok")
+
+
+#: the wait labeller's Morse pair potential, summed over every pair of atoms: well depth (eV), width (1/Angstrom)
+#: and minimum (Angstrom); E = sum D ((1 - exp(-a (r - r0)))^2 - 1)
+MORSE_D_EV, MORSE_A_PER_A, MORSE_R0_A = 0.5, 1.5, 1.5
+#: atoms closer than this (Angstrom) are a failed label, returned as data
+MIN_PAIR_DISTANCE_A = 0.1
+
+
+class WaitLabeler:
+    """A labeller of fixed cost and ~0 CPU, for tests and benchmarks of scheduling: waits ``seconds`` (sleeping),
+    then labels with a Morse pair potential (:data:`MORSE_D_EV`, ...; minimum image in periodic cells).
+
+    Its energies are not the fidelity's: the fidelity only names the labels (name, hash). Picklable, deterministic,
+    forces = -dE/dx in eV/A (it passes :func:`check_labeler`); two atoms closer than :data:`MIN_PAIR_DISTANCE_A`
+    give a ``failed`` result. ``wall_seconds`` is the measured wall time, ``cpu_seconds`` the CPU of the calling
+    thread (the wait costs none).
+    """
+
+    def __init__(self, fidelity: Fidelity, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+        self._fidelity, self.seconds = fidelity, float(seconds)
+
+    @property
+    def fidelity(self) -> Fidelity:
+        return self._fidelity
+
+    def label(self, atoms: Atoms) -> LabelResult:
+        import time
+
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        time.sleep(self.seconds)
+        energy, forces, reason = morse_energy_forces(atoms)
+        wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
+        name, hash_ = self._fidelity.name, self._fidelity.hash()
+        if reason:
+            return LabelResult.failure(len(atoms), LabelStatus.FAILED, reason, wall_seconds=wall, cpu_seconds=cpu,
+                                       fidelity_name=name, fidelity_hash=hash_)
+        return LabelResult(energy, forces, LabelStatus.OK, wall_seconds=wall, cpu_seconds=cpu, fidelity_name=name,
+                           fidelity_hash=hash_)
+
+
+def morse_energy_forces(atoms: Atoms) -> tuple[float, np.ndarray, str]:
+    """(energy eV, forces eV/A, "") of the wait labeller's pair potential, or (nan, nan forces, why) when two atoms
+    are closer than :data:`MIN_PAIR_DISTANCE_A`."""
+    from ase.geometry import get_distances
+
+    n = len(atoms)
+    if n < 2:
+        return 0.0, np.zeros((n, 3)), ""
+    vectors, dist = get_distances(atoms.positions, cell=atoms.cell, pbc=atoms.pbc)  # vectors[i, j] = x_j - x_i
+    i, j = np.triu_indices(n, k=1)
+    r = dist[i, j]
+    if r.min() < MIN_PAIR_DISTANCE_A:
+        k = int(np.argmin(r))
+        return float("nan"), np.full((n, 3), np.nan), f"atoms {i[k]} and {j[k]} are {r[k]:.3f} A apart"
+    e = np.exp(-MORSE_A_PER_A * (r - MORSE_R0_A))
+    energy = float(np.sum(MORSE_D_EV * ((1.0 - e) ** 2 - 1.0)))
+    de_dr = 2.0 * MORSE_D_EV * MORSE_A_PER_A * (1.0 - e) * e
+    pair = (de_dr / r)[:, None] * vectors[i, j]  # the force on i from j; on j it is the opposite
+    forces = np.zeros((n, 3))
+    np.add.at(forces, i, pair)
+    np.add.at(forces, j, -pair)
+    return energy, forces, ""
+
+
+def wait_labeler(seconds: float) -> Callable[[Fidelity], WaitLabeler]:
+    """A labeller factory (``LabelingPool(labeler_factory=...)``, ``Campaign(labeler_factory=...)``): fidelity ->
+    :class:`WaitLabeler` waiting ``seconds``."""
+    import functools
+
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+    return functools.partial(WaitLabeler, seconds=seconds)

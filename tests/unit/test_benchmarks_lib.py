@@ -101,3 +101,30 @@ def test_pareto_reads_folders_and_decides_the_claims_as_the_claims_table(lib, tm
     other = tmp_path / "explore0.5"  # a second folder with a loop: each loop is named after its folder
     write(other, "loop", 30, 0, [1.0, 3.0], 0.5)
     assert {a for (a, _, _) in pareto.load_entries([folder, other])} == {"random", "loop[uq]", "loop[explore0.5]"}
+
+
+def test_many_workers_timings_window_utilisation_latency_and_gaps(lib):
+    import lib.many_workers as mw
+
+    def rec(key, worker, start, stop, action="compute"):
+        return {"key": key, "worker": worker, "startstops": ({"action": action, "start": start, "stop": stop},)}
+
+    submitted = {"a": 0.0, "b": 0.0, "c": 0.5, "d": 1.25}
+    records = [rec("a", "w1", 0.1, 1.1), rec("b", "w2", 0.3, 1.3), rec("c", "w1", 1.2, 2.2),
+               rec("d", "w2", 1.3, 2.3), rec("d", "w2", 1.29, 1.3, action="transfer"), rec("other", "w3", 0.0, 9.0)]
+    t = mw.task_timings(records, submitted, n_workers=2)
+    # the window opens at w2's first start (0.3) and closes at the last submit (1.25): busy 0.8 + 0.95 + 0.05 s
+    assert t["window_s"] == pytest.approx(0.95) and t["utilisation"] == pytest.approx(1.8 / (2 * 0.95))
+    assert (t["tasks_timed"], t["workers_used"]) == (4, 2)
+    assert t["latency_median_s"] == pytest.approx(0.2)  # of 0.1, 0.3, 0.7, 0.05
+    assert t["gap_median_s"] == pytest.approx(0.1)  # of 0.1, 0.3, 1.2 - 1.1, 1.3 - 1.3
+    assert t["latency_p95_s"] == pytest.approx(0.3 + 0.85 * 0.4)
+
+
+def test_many_workers_plan_takes_labels_or_minutes(lib):
+    import lib.many_workers as mw
+
+    with pytest.raises(ValueError, match="labels or minutes"):
+        mw.Plan(4, 1.0)
+    with pytest.raises(ValueError, match="labels or minutes"):
+        mw.Plan(4, 1.0, n_labels=10, minutes=1.0)
