@@ -31,6 +31,7 @@ from lib.learning_curves_tables import (
     paired_differences,
     paired_row,
 )
+from lib.many_workers_table import many_workers_table
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
@@ -112,6 +113,11 @@ def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
 
+def many_workers(spec: dict[str, Any]) -> list[str]:
+    """Utilisation, driver CPU per label, latency and memory of each many-workers run."""
+    return many_workers_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
+
+
 def train_speed(spec: dict[str, Any]) -> list[str]:
     """ms per step of alloop's trainer and sevenn's own loop, and their ratios, per variant."""
     return train_speed_table(json.loads((ROOT / spec["result"][0]).read_text())["results"]).splitlines()
@@ -168,6 +174,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
+    "many-workers": many_workers,
 }
 
 

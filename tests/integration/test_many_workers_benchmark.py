@@ -30,6 +30,7 @@ def test_a_stream_of_20_labels_on_4_workers_is_measured(many_workers):
     assert r["workers_rss_mb"] > 0 and r["kills"] == [] and r["worker_deaths"] == 0
 
 
+@pytest.mark.slow  # the campaign's own kill tests run in the main suite; this one in CI's slow job
 def test_a_worker_killed_mid_stream_loses_no_label(many_workers):
     plan = many_workers.Plan(4, 0.3, n_labels=20, idle_s=0, batch_seconds=0, kill_after_labels=(4,))
     r = many_workers.run(plan, log=lambda _: None)

@@ -128,3 +128,19 @@ def test_many_workers_plan_takes_labels_or_minutes(lib):
         mw.Plan(4, 1.0)
     with pytest.raises(ValueError, match="labels or minutes"):
         mw.Plan(4, 1.0, n_labels=10, minutes=1.0)
+
+
+def test_the_many_workers_table_has_a_column_per_run_and_dashes_for_missing_figures(lib):
+    from lib.many_workers_table import many_workers_table
+
+    run = {"plan": {"n_workers": 4, "task_s": 0.2, "kill_fraction_per_hour": 0.0}, "startup_s": 3.0,
+           "labels_sent": 20, "labels_ok": 20, "labels_lost": 0, "kills": [], "worker_deaths": 0, "tasks_retried": 0,
+           "window_s": 1.5, "utilisation": 0.9, "driver_ms_per_label": 12.25, "idle_driver_core_pct": 2.0,
+           "latency_median_s": 0.2, "latency_p95_s": 0.3, "gap_median_s": 0.004, "gap_p95_s": 0.01,
+           "driver_rss_before_mb": 40.0, "driver_peak_rss_mb": 300.0, "workers_rss_mb": 500.0,
+           "load_before": [1.0, 1.0, 1.0], "load_after": [2.0, 1.0, 1.0]}
+    lines = many_workers_table({"a": run, "b": {**run, "driver_main_thread_ms_per_label": 3.6}}).splitlines()
+    assert lines[0] == "| figure | a | b |"
+    assert "| utilisation | 0.900 | 0.900 |" in lines
+    assert "| of it, the driver's main thread (ms) | - | 3.6 |" in lines
+    assert "| dispatch gap, median / p95 (ms) | 4.0 / 10.0 | 4.0 / 10.0 |" in lines
