@@ -9,7 +9,8 @@ the workers' CPU is not what is measured). The stream is driven as the asynchron
 local queue is topped up whenever it holds fewer frames than there are workers.
 
 Task timestamps are the scheduler's task stream (the worker's start and stop of each task's compute) and the time
-the pool called ``client.submit`` (a proxy around the client records it); on one machine both clocks are the same.
+the pool called ``client.submit`` or ``client.map`` (a proxy around the client records it); on one machine both
+clocks are the same.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class TimedClient:
     def submit(self, *args: Any, key: str, **kwargs: Any) -> Any:
         self.submitted[key] = time.time()
         return self._client.submit(*args, key=key, **kwargs)
+
+    def map(self, *args: Any, key: list[str], **kwargs: Any) -> Any:
+        now = time.time()
+        self.submitted.update(dict.fromkeys(key, now))
+        return self._client.map(*args, key=key, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)

@@ -211,8 +211,11 @@ class LabelingPool:
     def poll(self) -> list[tuple[str, LabelResult]]:
         """Results completed since the last call, without waiting."""
         out: list[tuple[str, LabelResult]] = []
-        for future in self._ac.next_batch(block=False) if not self._ac.is_empty() else []:
-            out.extend(self._handle(future))
+        done = self._ac.next_batch(block=False) if not self._ac.is_empty() else []
+        finished = [f for f in done if f.key in self._futures and f.status == "finished"]
+        values = dict(zip((f.key for f in finished), self.client.gather(finished), strict=True)) if finished else {}
+        for future in done:  # one gather for every finished task (one round trip, not one per task)
+            out.extend(self._handle(future, values.get(future.key)))
         self._fill()
         return out
 
@@ -263,23 +266,30 @@ class LabelingPool:
         if not self._pending:
             return
         capacity = self._capacity()
-        while self._pending and len(self._futures) < capacity:
-            if self._futures and (self._pending[0].attempt or self._retry_in_flight()):
-                return  # a retry runs alone on the cluster
+        batches: list[list[_Task]] = []
+        while self._pending and len(self._futures) + len(batches) < capacity:
+            if (self._futures or batches) and (self._pending[0].attempt or self._retry_in_flight()):
+                break  # a retry runs alone on the cluster
             batch = [heapq.heappop(self._pending)]
             size = self._batch_size(batch[0], capacity)
             while len(batch) < size and self._pending and _batchable(batch[0], self._pending[0]):
                 batch.append(heapq.heappop(self._pending))
-            first = batch[0]
-            if first.attempt:
-                key = task_key(first.fidelity_hash, first.frame_key, first.attempt)
-            else:
-                key = batch_key(first.fidelity_hash, first.frame_key, len(batch))
-            future = self.client.submit(_run_labels, first.labeler, [t.atoms for t in batch], key=key,
-                                        priority=first.priority)
+            batches.append(batch)
+            if batch[0].attempt:
+                break
+        for _, group in itertools.groupby(batches, key=lambda b: b[0].priority):
+            self._send(list(group))
+
+    def _send(self, batches: list[list[_Task]]) -> None:
+        """Submit these batches (of one priority) in one message to the scheduler."""
+        keys = [task_key(b[0].fidelity_hash, b[0].frame_key, b[0].attempt) if b[0].attempt
+                else batch_key(b[0].fidelity_hash, b[0].frame_key, len(b)) for b in batches]
+        futures = self.client.map(_run_labels, [b[0].labeler for b in batches], [[t.atoms for t in b] for b in batches],
+                                  key=keys, priority=batches[0][0].priority, pure=False)
+        for key, future, batch in zip(keys, futures, batches, strict=True):
             self._futures[key] = (future, batch)
             self._ac.add(future)
-            self.tasks_sent += 1
+        self.tasks_sent += len(batches)
 
     def _retry_in_flight(self) -> bool:
         return any(batch[0].attempt for _, batch in self._futures.values())
@@ -294,14 +304,16 @@ class LabelingPool:
         floor = int(self.min_task_seconds * n / wall)
         return max(1, min(int(self.batch_seconds * n / wall), max(share, floor), MAX_BATCH))
 
-    def _handle(self, future) -> list[tuple[str, LabelResult]]:  # noqa: ANN001
+    def _handle(self, future, results: list[LabelResult] | None = None) -> list[tuple[str, LabelResult]]:  # noqa: ANN001
+        """The (frame key, result) pairs of a completed task (``results``: its value, when already gathered)."""
         entry = self._futures.pop(future.key, None)
         if entry is None:  # cancelled by cancel_all
             return []
         tasks = entry[1]
         status = future.status
         if status == "finished":
-            results = future.result()
+            if results is None:
+                results = future.result()
             future.release()
             return [self._finish(task, result) for task, result in zip(tasks, results, strict=True)]
         if status == "error":
