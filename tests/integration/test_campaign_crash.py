@@ -206,14 +206,10 @@ def _raise_killed() -> None:
 
 
 def test_campaign_survives_sigkills_at_each_kind_of_kill_point(tmp_path):
-    """Three kills, one of each kind (after, inside and during a commit; 15 in the slow variant)."""
-    _kill_and_resume(tmp_path, n_kills=len(MODES), n_cycles=2, seed=11)
-
-
-def test_campaign_with_an_xtb_cheap_level_survives_sigkills(tmp_path):
-    """GFN2-xTB (tblite) cheap labels, HF/STO-3G expensive ones: killed after, inside and during commits (one cycle;
-    the HF/STO-3G campaigns of the tests around this one are killed through two)."""
-    _kill_and_resume(tmp_path, n_kills=len(MODES), n_cycles=1, seed=15, cheap="gfn2-xtb", expensive="hf-sto3g")
+    """Three kills, one of each kind (after, inside and during a commit), through two cycles of GFN2-xTB (tblite)
+    cheap labels and HF/STO-3G expensive ones; the asynchronous test below and the slow variants (15 kills) label
+    with PySCF at both levels."""
+    _kill_and_resume(tmp_path, n_kills=len(MODES), n_cycles=2, seed=11, cheap="gfn2-xtb", expensive="hf-sto3g")
 
 
 def test_asynchronous_campaign_survives_sigkills_at_each_kind_of_kill_point(tmp_path):
