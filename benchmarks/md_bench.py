@@ -20,10 +20,13 @@ wheel), built like ``benchmarks/models_ethanol.py`` does
 
 ``--baseline gfn2-xtb`` wraps the model in a Delta model (:mod:`alloop.potentials.baseline`): every model
 call adds GFN-xTB energies and forces computed by tblite, one structure after another; the table then also
-prints the baseline's milliseconds per MD step (all replicas) and its share of the wall time.
+prints the baseline's milliseconds per MD step (all replicas), its share of the wall time and tblite's SCC cycles
+per structure. Within a segment each replica's tblite calculator and wavefunction carry over from step to step
+(``Baseline.warm``); ``--cold-baseline`` starts every structure afresh, as alloop did before 2026-11-29.
 
     python benchmarks/md_bench.py --quick
     python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1
+    python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1 --cold-baseline
     python benchmarks/md_bench.py --model sevennet-0 --steps 20 --replicas 1 8 32 --repeats 1
     python benchmarks/md_bench.py --model sevennet-small --steps 20 --replicas 1 8 32 --repeats 1
     python benchmarks/md_bench.py --model so3lr --steps 50 --replicas 1 6 --repeats 3
@@ -32,6 +35,7 @@ prints the baseline's milliseconds per MD step (all replicas) and its share of t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -134,6 +138,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats, best kept (default 3, quick 1)")
     parser.add_argument("--baseline", default=None, help="a GFN-xTB fidelity (gfn1-xtb, gfn2-xtb): time a Delta model")
+    parser.add_argument("--cold-baseline", action="store_true",
+                        help="the baseline starts every structure afresh (no wavefunction carried between steps)")
     args = parser.parse_args()
     args.steps = args.steps or (20 if args.quick else 200)
     args.repeats = args.repeats or (1 if args.quick else 3)
@@ -150,6 +156,9 @@ def main() -> None:
         from alloop.potentials.baseline import DeltaPotential
 
         model, name = DeltaPotential.wrap(model, args.baseline).eval(), f"{name} + {args.baseline} baseline"
+        if args.cold_baseline:
+            model.baseline.warm = contextlib.nullcontext  # type: ignore[method-assign]
+            name += " (cold: every structure afresh)"
     settings = MDSettings(temperature_K=500.0, timestep_fs=0.5, friction_per_fs=0.01)
     # the guards run (their cost counts) but with limits an untrained model cannot hit, so every
     # replica runs every step and the rates compare equal work
@@ -161,19 +170,21 @@ def main() -> None:
         f"ethanol, model {name} ({args.dtype}), {n_steps} steps per replica, torch threads {args.threads}, "
         f"best of {args.repeats}\n"
     )
-    extra = " batched: baseline ms per step | batched: baseline share of wall |" if args.baseline else ""
+    extra = (" batched: baseline ms per step | batched: baseline share of wall | batched: baseline SCC cycles per "
+             "structure |") if args.baseline else ""
     print("| replicas | batched replica-steps/s | ASE replica-steps/s | speed-up | batched: time outside model "
           "| ASE: time outside model | batched: model calls per step (structures per call) | ASE: model calls per step "
           "(structures per call) |" + extra)
-    print(f"|---:|---:|---:|---:|---:|---:|---:|---:|{'---:|---:|' if args.baseline else ''}")
+    print(f"|---:|---:|---:|---:|---:|---:|---:|---:|{'---:|---:|---:|' if args.baseline else ''}")
     for n_rep in args.replicas:
         states = init_replicas(atoms, n_rep, settings.temperature_K, seed=1)
         best_b = best_a = None  # best of the repeats (the machine is shared: less load = closer to the truth)
         for _ in range(args.repeats):
             counter.take()
-            base0 = model.baseline.seconds if args.baseline else 0.0
+            base0 = (model.baseline.seconds, model.baseline.scc_cycles) if args.baseline else (0.0, 0)
             res = run_segment(model, atoms, states, n_steps, settings, record_every=10, guards=guards)
-            base_s = (model.baseline.seconds - base0) if args.baseline else 0.0
+            base_s = (model.baseline.seconds - base0[0]) if args.baseline else 0.0
+            scc = (model.baseline.scc_cycles - base0[1]) / (n_rep * (n_steps + 1)) if args.baseline else 0.0
             calls_b = counter.take()
             if res.n_model_calls != n_steps + 1 or calls_b[0] != res.n_model_calls:
                 raise RuntimeError(f"replicas stopped early ({res.stop_reasons}) or calls miscounted "
@@ -189,7 +200,8 @@ def main() -> None:
             f"| {n_rep} | {batched:.0f} | {ase_rate:.0f} | {batched / ase_rate:.1f}x | "
             f"{100 * (1 - best_b[1] / best_b[0]):.0f}% | {100 * (1 - best_a[1] / best_a[0]):.0f}% | "
             f"{per_step(calls_b, n_steps)} | {per_step(calls_a, n_steps)} |"
-            + (f" {1000 * best_b[2] / (n_steps + 1):.1f} | {100 * best_b[2] / best_b[0]:.0f}% |" if args.baseline else "")
+            + (f" {1000 * best_b[2] / (n_steps + 1):.1f} | {100 * best_b[2] / best_b[0]:.0f}% | {scc:.1f} |"
+               if args.baseline else "")
         )
 
 

@@ -47,6 +47,7 @@ from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kin
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
+from alloop.potentials.baseline import warm_baseline
 from alloop.system.structures import periodic_cell
 from alloop.units import FS
 
@@ -338,12 +339,13 @@ def run_segment(
     cell = periodic_cell(atoms)
     evaluate = _Evaluator(model, atoms.numbers.copy(), dtype or model_dtype(model), bias, cell)
     replicas = _Replicas(states, atoms.get_masses().astype(np.float64), guards, record_every)
-    n_features = replicas.start(evaluate)
-    for it in range(n_steps):
-        if not replicas.step(integrator, evaluate, cell):
-            break
-        if progress is not None:
-            progress(MDProgress(it + 1, n_steps, int(replicas.active.sum()), replicas.n_recorded))
+    with warm_baseline(model):  # a Delta model's GFN-xTB steps continue each replica's wavefunction
+        n_features = replicas.start(evaluate)
+        for it in range(n_steps):
+            if not replicas.step(integrator, evaluate, cell):
+                break
+            if progress is not None:
+                progress(MDProgress(it + 1, n_steps, int(replicas.active.sum()), replicas.n_recorded))
     return replicas.result(evaluate, n_features, t_start)
 
 

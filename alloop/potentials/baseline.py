@@ -22,7 +22,8 @@ only its preset's name), so a model is rebuilt with the baseline it was trained 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -49,16 +50,38 @@ def baseline_fidelity(spec: str | Mapping[str, Any] | Fidelity) -> Fidelity:
 class Baseline:
     """Energies and forces of ``fidelity`` (GFN-xTB) for whole structures, with ``threads`` OpenMP threads.
 
-    ``seconds`` and ``structures`` count the wall time spent and the structures computed, for cost reports.
+    ``seconds``, ``structures`` and ``scc_cycles`` count the wall time spent, the structures computed and tblite's
+    SCC iterations over them, for cost reports.
     """
 
     def __init__(self, fidelity: str | Mapping[str, Any] | Fidelity, threads: int = 1) -> None:
         from alloop.labeling.factory import labeler_for
+        from alloop.labeling.xtb_labeler import XTBLabeler
 
         self.fidelity = baseline_fidelity(fidelity)
-        self._labeler = labeler_for(self.fidelity, threads=threads)
+        labeler = labeler_for(self.fidelity, threads=threads)
+        if not isinstance(labeler, XTBLabeler):
+            raise AlloopError(f"baseline {self.fidelity.name}: no GFN-xTB labeller for it")
+        self._labeler = labeler
+        self._warm: dict[int, Any] | None = None  # tblite states by batch slot inside :meth:`warm`
         self.seconds = 0.0
         self.structures = 0
+        self.scc_cycles = 0
+
+    @contextmanager
+    def warm(self) -> Iterator[None]:
+        """Inside the block, structure k of each call continues the tblite calculator and wavefunction of
+        structure k of the previous call (an MD segment's replicas, step after step: fewer SCC cycles, no basis
+        rebuilt; the same answer within tblite's accuracy). Outside it, every structure starts afresh; a new
+        block starts afresh too, so a segment's result does not depend on the segments before it."""
+        if self._warm is not None:  # nested: the outer block keeps the states
+            yield
+            return
+        self._warm = {}
+        try:
+            yield
+        finally:
+            self._warm = None
 
     @property
     def name(self) -> str:
@@ -70,7 +93,8 @@ class Baseline:
         start = time.perf_counter()
         energies, forces, reasons = np.full(len(structures), np.nan), [], []
         for k, atoms in enumerate(structures):
-            result = self._labeler.label(atoms)
+            result = self._labeler.label(atoms) if self._warm is None else self._labeler.label_warm(atoms, self._warm, k)
+            self.scc_cycles += result.scf_cycles
             if result.ok:
                 energies[k] = result.energy_eV
                 forces.append(np.asarray(result.forces_eV_per_A, dtype=np.float64))
@@ -191,6 +215,11 @@ class DeltaPotential(Potential):
         return PotentialOutput(energy=out.energy + energy.to(out.energy.dtype),
                                forces=None if out.forces is None else out.forces + forces.to(out.forces.dtype),
                                features=out.features)
+
+
+def warm_baseline(model: Potential) -> AbstractContextManager[None]:
+    """:meth:`Baseline.warm` of a Delta model's baseline (a block that does nothing for other models)."""
+    return model.baseline.warm() if isinstance(model, DeltaPotential) else nullcontext()
 
 
 def learned_part(model: Potential) -> Potential:

@@ -173,3 +173,54 @@ def test_reference_energies_and_output_scale_are_the_learned_parts(molecules):
     np.testing.assert_allclose(shift.numpy(), [-1.0 * 2, -1.0 * 6, -1.0 * 4], atol=1e-9)  # one eV less per H
     assert "atomic_energies" not in dict(delta.named_buffers(recurse=False))
     assert "inner.atomic_energies" in delta.state_dict()
+
+
+def _shaken(atoms, n: int, seed: int = 0, step_A: float = 0.01) -> list:
+    """``n`` copies of ``atoms``, each moved a little from the one before (a rough trajectory)."""
+    rng, out, pos = np.random.default_rng(seed), [], atoms.positions.copy()
+    for _ in range(n):
+        pos = pos + step_A * rng.normal(size=pos.shape)
+        a = atoms.copy()
+        a.positions = pos
+        out.append(a)
+    return out
+
+
+def test_warm_steps_give_the_cold_answer_in_fewer_scc_cycles(ethanol, water):
+    """Inside ``Baseline.warm`` each slot continues its own tblite wavefunction: the same energies and forces within
+    tblite's accuracy, fewer SCC cycles; a slot whose atoms change starts afresh; outside the block, nothing is kept."""
+    frames = list(zip(_shaken(ethanol, 12), _shaken(ethanol, 12, seed=1), strict=True))
+    cold, warm = Baseline("gfn2-xtb"), Baseline("gfn2-xtb")
+    with warm.warm():
+        for pair in frames:
+            e_cold, f_cold, _ = cold.compute(pair)
+            e_warm, f_warm, reasons = warm.compute(pair)
+            assert reasons == ["", ""]
+            np.testing.assert_allclose(e_warm, e_cold, atol=1e-5)
+            for a, b in zip(f_warm, f_cold, strict=True):
+                np.testing.assert_allclose(a, b, atol=2e-3)
+        assert warm.scc_cycles < 0.8 * cold.scc_cycles, (warm.scc_cycles, cold.scc_cycles)
+        e_water, _, reasons = warm.compute([water])  # slot 0 held ethanol: water starts afresh there
+        assert reasons == [""] and e_water[0] == pytest.approx(cold.compute([water])[0][0], abs=1e-6)
+    before = warm.scc_cycles
+    warm.compute([frames[-1][0]])
+    cold_again = cold.scc_cycles
+    cold.compute([frames[-1][0]])
+    assert warm.scc_cycles - before == cold.scc_cycles - cold_again  # outside the block: afresh
+
+
+def test_md_segments_of_a_delta_model_do_not_depend_on_the_segments_before(ethanol):
+    """Every segment starts the baseline's wavefunctions afresh: a segment run after another gives the same
+    trajectory, bit for bit, as the same segment run first (a resumed campaign repeats its segments exactly)."""
+    from alloop.md import MDSettings, init_replicas, run_segment
+
+    delta = _delta().double()
+    settings = MDSettings(temperature_K=300.0, timestep_fs=0.5, friction_per_fs=0.01)
+    states = init_replicas(ethanol, 2, 300.0, seed=3)
+    first = run_segment(delta, ethanol, states, 6, settings, record_every=2)
+    run_segment(delta, ethanol, init_replicas(ethanol, 2, 300.0, seed=4), 6, settings, record_every=2)
+    again = run_segment(delta, ethanol, states, 6, settings, record_every=2)
+    for a, b in zip(again.trajectories, first.trajectories, strict=True):
+        assert len(a) == 3  # steps 2, 4, 6
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.forces, b.forces)
