@@ -63,6 +63,8 @@ def learning_curves(spec: dict[str, Any]) -> str:
         paired = [100 * (means[s] - ref[s]) / ref[s] for s in means if s in ref]
         if label != spec["reference"] and paired:
             cell += f" ({mean_std(paired, 1)} %)"
+        if len(means) != len(ref):  # an arm run on fewer seeds than the reference says so
+            cell += f" [{len(means)} seeds]"
         cells.append(cell)
     return ", ".join(cells) + f" eV/A at {spec['n']} labels, {len(ref)} seeds"
 

@@ -4,7 +4,8 @@
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
-(the active-learning claims of issue 62, :mod:`lib.al_claims`), ``foundation-models`` (``foundation_models.py``'s
+(the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
+against measured error, ``loop_calibration.py``), ``foundation-models`` (``foundation_models.py``'s
 model folders merged) and ``molecules``. From committed data rather than a benchmark's result file: ``label-sets``
 (the mean CPU s per label of labelled sets), ``frame-labels`` (each labelled frame's cost),
 ``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
@@ -31,6 +32,7 @@ from lib.learning_curves_tables import (
     paired_differences,
     paired_row,
 )
+from lib.loop_calibration_table import calibration_table
 from lib.many_workers_table import many_workers_table
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
@@ -123,6 +125,11 @@ def train_speed(spec: dict[str, Any]) -> list[str]:
     return train_speed_table(json.loads((ROOT / spec["result"][0]).read_text())["results"]).splitlines()
 
 
+def loop_calibration(spec: dict[str, Any]) -> list[str]:
+    """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
+    return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
+
+
 def foundation_models(spec: dict[str, Any]) -> list[str]:
     """Per model, method and N: mean and p95 of the per-frame force MAE on each test set (``tests``: file -> label),
     training seconds and inference ms per MD step; ``models``: the rows' order."""
@@ -174,7 +181,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
-    "many-workers": many_workers,
+    "many-workers": many_workers, "loop-calibration": loop_calibration,
 }
 
 

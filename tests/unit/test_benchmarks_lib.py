@@ -144,3 +144,25 @@ def test_the_many_workers_table_has_a_column_per_run_and_dashes_for_missing_figu
     assert "| utilisation | 0.900 | 0.900 |" in lines
     assert "| of it, the driver's main thread (ms) | - | 3.6 |" in lines
     assert "| dispatch gap, median / p95 (ms) | 4.0 / 10.0 | 4.0 / 10.0 |" in lines
+
+
+def test_the_loop_calibration_table_judges_each_regime_by_its_own_targets(lib):
+    from lib.loop_calibration_table import calibration_table, verdict
+
+    def row(seed: int, test: str, measured: float, predicted: float, rho: float, cover: float) -> dict:
+        return {"seed": seed, "test": test, "force_mae_eV_per_A": measured, "predicted_force_mae_eV_per_A": predicted,
+                "error_spearman": rho, "bound_coverage": cover}
+
+    warm = [row(0, "a", 0.020, 0.023, 0.65, 0.90), row(1, "a", 0.022, 0.025, 0.70, 0.92)]  # +14 %, rho 0.68, 91 %
+    hot = [row(0, "b", 0.030, 0.022, 0.50, 0.70), row(1, "b", 0.034, 0.027, 0.62, 0.84)]  # -27 % and -21 %
+    assert verdict(warm, "campaign") == "rho 2/2, MAE 2/2, bound 2/2"
+    assert verdict([row(0, "a", 0.02, 0.02, 0.7, 1.0)], "campaign") == "rho 1/1, MAE 1/1, bound 0/1"  # covers too much
+    assert verdict(hot, "hotter") == "rho 1/2, MAE 2/2, bound 1/2"  # both within the hotter 30 %
+    assert verdict(hot, "campaign") == "rho 1/2, MAE 0/2, bound 0/2"
+    lines = calibration_table({"runs": {str(k): r for k, r in enumerate(warm + hot)}},
+                              {"a": {"label": "warm set", "regime": "campaign"},
+                               "b": {"label": "hot set", "regime": "hotter"}, "c": {"label": "none", "regime": "hotter"}})
+    assert len(lines) == 4  # header, rule, one row per test set with runs
+    assert lines[2] == ("| warm set | 2 | 0.0210 ± 0.0014 | 1.14 ± 0.01 | 0.68 ± 0.04 | 91 ± 1 % "
+                        "| rho 2/2, MAE 2/2, bound 2/2 |")
+    assert lines[3].endswith("| rho 1/2, MAE 2/2, bound 1/2 |")
