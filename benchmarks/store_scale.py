@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from lib.common import ROOT, markdown_table
+from lib.common import ROOT
+from lib.store_scale_table import store_scale_lines
 
 #: bump when the built stores change (a cached store of another version is rebuilt)
 BUILD_VERSION = 1
@@ -497,21 +498,6 @@ def verdicts(results: dict[str, dict[str, dict[str, float]]], sizes: list[int]) 
     return out
 
 
-def table(results: dict[str, dict[str, dict[str, float]]], sizes: list[int], names: list[str],
-          slopes: dict[str, float | None]) -> str:
-    """Per operation and size: op wall s, op CPU s, peak MB; the whole process's wall and CPU s at the largest size;
-    the slope of op CPU s."""
-    def cells(r: dict[str, float]) -> list[str]:
-        return [f"{r['op_seconds']:.2f}", f"{r['op_cpu_seconds']:.2f}", f"{r['peak_mb']:.0f}"]
-
-    header = ["operation", *(f"{n:.0e} {unit}" for n in sizes for unit in ("s", "CPU s", "MB")),
-              f"process s / CPU s ({sizes[-1]:.0e})", "slope"]
-    rows = [[name, *(c for n in sizes for c in cells(results[name][str(n)])),
-             f"{results[name][str(sizes[-1])]['wall_seconds']:.2f} / {results[name][str(sizes[-1])]['cpu_seconds']:.2f}",
-             "-" if slopes[name] is None else f"{slopes[name]:.2f}"] for name in names]
-    return markdown_table(header, rows)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -542,12 +528,12 @@ def main() -> None:
             results[name][str(n)] = measure(name, run_dir)
             print(f"{n:>8} frames  {name:<22} {results[name][str(n)]}", file=sys.stderr, flush=True)
     slopes = {name: slope(sizes, [results[name][str(n)]["op_cpu_seconds"] for n in sizes]) for name in names}
-    print(table(results, sizes, names, slopes))
     summary = {"sizes": sizes, "code": str(CODE[0]), "frames_per_cycle": FRAMES_PER_CYCLE, "labelled_share": CHEAP_SHARE,
                "expensive_share": EXPENSIVE_SHARE, "cpus": os.sched_getaffinity(0).__len__(),
                "builds": {n: {k: b[k] for k in ("build_seconds", "cycles", "commits", "labels")} for n, b in builds.items()},
                "results": results, "slopes": slopes,
                "targets": verdicts(results, sizes) if set(TARGETS_S) <= set(names) else None}
+    print("\n".join(store_scale_lines(summary)))
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {args.results}", file=sys.stderr)

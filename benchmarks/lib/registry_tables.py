@@ -5,8 +5,8 @@ Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N),
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
-against measured error, ``loop_calibration.py``), ``foundation-models`` (``foundation_models.py``'s
-model folders merged) and ``molecules``. From committed data rather than a benchmark's result file: ``label-sets``
+against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``foundation-models``
+(``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a benchmark's result file: ``label-sets``
 (the mean CPU s per label of labelled sets), ``frame-labels`` (each labelled frame's cost),
 ``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
 ``conformer-references`` (``model_populations.py``'s reference ensembles).
@@ -39,6 +39,7 @@ from lib.nvp_table import committed_results, table
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
+from lib.store_scale_table import store_scale_lines
 from lib.train_speed_table import train_speed_table
 
 
@@ -125,6 +126,11 @@ def train_speed(spec: dict[str, Any]) -> list[str]:
     return train_speed_table(json.loads((ROOT / spec["result"][0]).read_text())["results"]).splitlines()
 
 
+def store_scale(spec: dict[str, Any]) -> list[str]:
+    """Per operation and store size: seconds, CPU seconds, peak memory, slope; issue 65's targets."""
+    return store_scale_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
@@ -181,7 +187,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
-    "many-workers": many_workers, "loop-calibration": loop_calibration,
+    "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
 }
 
 
