@@ -6,8 +6,9 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``foundation-models``
-(``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a benchmark's result file: ``label-sets``
-(the mean CPU s per label of labelled sets), ``frame-labels`` (each labelled frame's cost),
+(``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
+benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
+labelled frame's cost),
 ``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
 ``conformer-references`` (``model_populations.py``'s reference ensembles).
 """
