@@ -190,6 +190,19 @@ def _quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(100 * q) - 1]
 
 
+def _covered(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """The length of [lo, hi] that the union of ``intervals`` covers: one worker's busy time. Consecutive tasks of a
+    worker can overlap by a millisecond in the task stream (each message's timestamps are shifted by the scheduler's
+    estimate of that worker's clock offset), so the intervals are merged, not summed."""
+    total, end = 0.0, lo
+    for start, stop in sorted(intervals):
+        start, stop = max(start, end), min(stop, hi)
+        if stop > start:
+            total += stop - start
+            end = stop
+    return total
+
+
 def task_timings(records: list[dict[str, Any]], submitted: dict[str, float], n_workers: int) -> dict[str, Any]:
     """Utilisation over the steady window and the scheduler's latencies, from the task stream's ``records``.
 
@@ -205,7 +218,7 @@ def task_timings(records: list[dict[str, Any]], submitted: dict[str, float], n_w
     starts = sorted(first.values())
     win0 = starts[min(n_workers, len(starts)) - 1] if starts else float("nan")
     win1 = max(submitted.values()) if submitted else float("nan")
-    busy = sum(max(0.0, min(stop, win1) - max(start, win0)) for start, stop, _, _ in runs)
+    busy = sum(_covered([(s, e) for s, e, w, _ in runs if w == worker], win0, win1) for worker in first)
     length = win1 - win0
     latency = [start - submitted[key] for start, _, _, key in runs]
     gaps, free_at = [], {}

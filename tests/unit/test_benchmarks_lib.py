@@ -121,6 +121,16 @@ def test_many_workers_timings_window_utilisation_latency_and_gaps(lib):
     assert t["latency_p95_s"] == pytest.approx(0.3 + 0.85 * 0.4)
 
 
+def test_many_workers_busy_time_counts_overlapping_tasks_of_a_worker_once(lib):
+    """The task stream can shift a worker's consecutive tasks into each other by a millisecond: never above 1."""
+    import lib.many_workers as mw
+
+    records = [{"key": k, "worker": "w1", "startstops": ({"action": "compute", "start": a, "stop": b},)}
+               for k, a, b in (("a", 0.0, 1.001), ("b", 1.0, 2.0), ("c", 1.9995, 3.0))]
+    t = mw.task_timings(records, {"a": 0.0, "b": 0.0, "c": 2.5}, n_workers=1)
+    assert t["window_s"] == pytest.approx(2.5) and t["utilisation"] == pytest.approx(1.0)
+
+
 def test_many_workers_plan_takes_labels_or_minutes(lib):
     import lib.many_workers as mw
 
