@@ -63,24 +63,14 @@ class XTBLabeler(FidelityLabeler):
 
     def label(self, atoms: Atoms) -> LabelResult:
         """Energy and forces of ``atoms`` (not modified), or the reason there are none."""
-        numbers = structure_numbers(atoms, self._fidelity)  # a molecule, or a 3D cell (tblite handles both)
-        positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
-        lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM if atoms.pbc.any() else None
-        import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
-
-        set_openmp_threads(self.threads)
+        numbers, positions_bohr, lattice_bohr = self._inputs(atoms)
         return label_with(lambda: self._compute(numbers, positions_bohr, lattice_bohr), len(numbers), self._fidelity,
                           self.limits)
 
     def label_warm(self, atoms: Atoms, warm: WarmStates, slot: int) -> LabelResult:
         """:meth:`label`, continuing the calculator and wavefunction ``warm`` keeps for ``slot`` when it holds the
         same atoms (and cell shape); a failed warm step is recomputed from scratch."""
-        numbers = structure_numbers(atoms, self._fidelity)
-        positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
-        lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM if atoms.pbc.any() else None
-        import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
-
-        set_openmp_threads(self.threads)
+        numbers, positions_bohr, lattice_bohr = self._inputs(atoms)
 
         def compute() -> Outcome:
             state = warm.get(slot)
@@ -96,6 +86,17 @@ class XTBLabeler(FidelityLabeler):
             return outcome
 
         return label_with(compute, len(numbers), self._fidelity, self.limits)
+
+    def _inputs(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The atomic numbers, positions and lattice (Bohr; None for a molecule) tblite takes, with this thread's
+        OpenMP runtimes pinned to :attr:`threads`."""
+        numbers = structure_numbers(atoms, self._fidelity)  # a molecule, or a 3D cell (tblite handles both)
+        positions_bohr = np.array(atoms.positions, dtype=float) / BOHR_TO_ANGSTROM
+        lattice_bohr = np.array(atoms.cell.array, dtype=float) / BOHR_TO_ANGSTROM if atoms.pbc.any() else None
+        import tblite.interface  # noqa: F401  (loads tblite's OpenMP runtime before it is pinned)
+
+        set_openmp_threads(self.threads)
+        return numbers, positions_bohr, lattice_bohr
 
     def _compute(self, numbers: np.ndarray, positions_bohr: np.ndarray, lattice_bohr: np.ndarray | None) -> Outcome:
         return _WarmState(numbers, lattice_bohr, self._fidelity).step(positions_bohr, lattice_bohr)
