@@ -18,22 +18,18 @@ table per test set over the seeds, with issue 62's targets, is printed (the docs
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from lib.common import ROOT
+from lib.learning_curve_arms import sha256
 from lib.learning_curves_tables import load_entries
 from lib.loop_calibration_table import calibration_table
 
 OUT = ROOT / "benchmarks" / "results" / "loop-calibration" / "universal-quickstart.json"
 KEYS = ("force_mae_eV_per_A", "predicted_force_mae_eV_per_A", "error_spearman", "bound_coverage",
         "bound_coverage_stated", "force_mae_p95_eV_per_A", "predicted_force_p95_eV_per_A", "n_frames", "model")
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def loop_runs(folders: list[Path]) -> list[tuple[str, int, Path]]:

@@ -39,7 +39,6 @@ the full run uses the quickstart's B3LYP/def2-SVP for every molecule (aspirin in
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -50,6 +49,7 @@ from typing import Any
 
 import numpy as np
 from lib.common import DATA, ROOT, frame_error_summary, frame_force_maes
+from lib.learning_curve_arms import sha256
 from lib.molecules import CAMPAIGN_K, EXPENSIVE, HOT_K, MOLECULES, Molecule
 from lib.molecules_table import molecules_table
 
@@ -57,10 +57,6 @@ CAMPAIGN = ROOT / "campaigns" / "universal-quickstart.yaml"
 RESULTS = ROOT / "benchmarks" / "results" / "molecules"
 #: (set, temperature, key in sets.json) of each molecule
 SETS = (("verdict", CAMPAIGN_K, "campaign"), ("verdict", HOT_K, "hot"), ("pool", CAMPAIGN_K, "pool"))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def for_campaign(path: Path) -> str:

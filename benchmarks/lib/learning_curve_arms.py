@@ -8,7 +8,6 @@ that adds an arm of its own (``foundation_models.py``'s zero-shot) draws the ran
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -23,7 +22,10 @@ DEFAULT_POOLS = [DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz", DATA / "ethanol_
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """The SHA-256 (hex) of a file (:func:`alloop.evaluation.frames.file_sha256`)."""
+    from alloop.evaluation.frames import file_sha256
+
+    return file_sha256(path)
 
 
 def random_order(n_pool: int, seed: int, offset: int = 10_000) -> np.ndarray:
