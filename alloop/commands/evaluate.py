@@ -1,7 +1,9 @@
-"""``alloop evaluate MODEL_OR_RUN_DIR DATA.extxyz [--version N] [--json]``: energy and force errors of a model.
+"""``alloop evaluate MODEL_OR_RUN_DIR DATA.extxyz [--version N] [--temperature K] [--json]``: a model's errors.
 
 MODEL_OR_RUN_DIR is a checkpoint file or a campaign run directory / store (its newest model, or checkpoint
-``--version N``); DATA.extxyz holds frames with reference energies and forces. What is computed and printed
+``--version N``); DATA.extxyz holds frames with reference energies and forces. ``--temperature K`` declares the
+temperature the frames were drawn at: the model's error bound is then weighted for it (its calibration frames'
+Boltzmann likelihood ratio; a model trained by a campaign of one MD temperature). What is computed and printed
 (errors, per basin, per molecule, the model's own predicted error) is :mod:`alloop.evaluation.evaluate`.
 """
 
@@ -25,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA.extxyz", help="frames with reference energy and forces")
     p.add_argument("--version", type=int, metavar="N",
                    help="checkpoint version of a campaign (default: the newest model)")
+    p.add_argument("--temperature", type=float, metavar="K",
+                   help="the temperature the frames were drawn at: also give the model's error bound weighted for it")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -34,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from alloop.evaluation.evaluate import as_json, evaluate_file, text_lines
 
-    result = evaluate_file(args.model, args.data, args.version, args.batch_size, args.threads)
+    result = evaluate_file(args.model, args.data, args.version, args.batch_size, args.threads, args.temperature)
     if args.json:
         print(json.dumps(as_json(result), indent=2))
         return 0

@@ -18,7 +18,10 @@ hashes is noted. A model trained by a campaign carries its error model
 (:mod:`alloop.uncertainty.error_model`); then its predicted force error on the
 frames is given next to the measured one (``predicted_force_mae_eV_per_A``,
 ``error_spearman`` between predicted and true per-frame force MAE,
-``bound_coverage``).
+``bound_coverage``); with a declared temperature of the frames
+(``temperature_K``) also its bound weighted for that temperature
+(``shifted_bound_coverage`` and the calibration frames' effective sample
+size, :func:`alloop.training.error_fit.shifted_bound_metrics`).
 """
 
 from __future__ import annotations
@@ -52,18 +55,21 @@ def load_model(source: str | Path, version: int | None = None, data_fidelity: st
 
 
 def evaluate_file(source: str | Path, data_path: str | Path, version: int | None = None, batch_size: int = 32,
-                  threads: int = 1) -> dict[str, Any]:
+                  threads: int = 1, temperature_K: float | None = None) -> dict[str, Any]:
     """The errors of the model ``source`` on the labelled file ``data_path``: ``model``, ``data``, ``method``,
     ``fidelity``, the :func:`~alloop.evaluation.metrics.error_metrics`, ``predicted`` (the model's own predicted
-    error, {} without an error model), ``basins``, ``per_molecule`` and ``note`` (:func:`as_json` flattens it)."""
+    error, {} without an error model; with ``temperature_K``, the frames' declared temperature, its weighted bound
+    too), ``basins``, ``per_molecule`` and ``note`` (:func:`as_json` flattens it)."""
     import torch
 
     from alloop.evaluation.metrics import basin_metrics, evaluate_model, per_molecule_metrics
-    from alloop.training.error_fit import predicted_error_metrics
+    from alloop.training.error_fit import predicted_error_metrics, shifted_bound_metrics
     from alloop.training.run import load_dataset
 
     if batch_size < 1:
         raise AlloopError("--batch-size must be at least 1")
+    if temperature_K is not None and not temperature_K > 0:
+        raise AlloopError(f"--temperature must be > 0 K, got {temperature_K:g}")
     previous = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:
@@ -78,6 +84,8 @@ def evaluate_file(source: str | Path, data_path: str | Path, version: int | None
         basins = basin_metrics(model, data, batch_size)
         molecules = per_molecule_metrics(model, data, batch_size)
         predicted = predicted_error_metrics(model, trained.metadata, data)
+        if predicted is not None and temperature_K is not None:
+            predicted.update(shifted_bound_metrics(model, trained.metadata, data, temperature_K) or {})
     finally:
         torch.set_num_threads(previous)
     active = trained.fidelity or {}
@@ -118,6 +126,12 @@ def text_lines(result: dict[str, Any]) -> list[str]:
                   f"{result['force_mae_eV_per_A']:.5f}; Spearman rho with the true per-frame error "
                   f"{rho_text(predicted['error_spearman'])}; {100 * predicted['bound_coverage']:.0f} % of frames below"
                   f" its {100 * predicted['bound_coverage_stated']:.0f} % bound"]
+        if "shifted_bound_coverage" in predicted:
+            lines += [f"for frames declared at {predicted['declared_temperature_K']:g} K (its calibration frames: "
+                      f"{predicted['calibration_temperature_K']:g} K, Boltzmann-weighted, effective sample size "
+                      f"{predicted['shifted_effective_sample_size']:.1f}): "
+                      f"{100 * predicted['shifted_bound_coverage']:.0f} % of frames below the weighted bound, "
+                      f"{100 * predicted['shifted_bound_infinite_share']:.0f} % of bounds infinite"]
     lines += _split_lines("molecule", "per molecule (formula, alloop.system.molecules)", result["per_molecule"])
     lines += _split_lines("basin", "per conformer basin (dihedrals of the rotatable bonds, alloop.system.conformers)",
                           result["basins"])

@@ -6,20 +6,25 @@ training (``HeldOut``). When the delivered model was refitted on every frame (``
 held out from it; the calibration is then the validated model's (its distance fitted on its own training frames,
 its errors on the validation frames), applied to the refit's distances: the refit learned more frames, so its
 errors are, if anything, smaller than predicted.
+
+``ensemble_of`` (a campaign's training) describes the calibration frames' ensemble (their energies under the
+delivered model, formulas, MD temperature), which the error model keeps for bounds at a declared other temperature.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import learned_part
-from alloop.potentials.inference import predict, predict_features
+from alloop.potentials.inference import predict, predict_energies, predict_features
+from alloop.system.molecules import frame_molecules
 from alloop.training.data import FrameDataset
 from alloop.training.metrics import per_frame_errors
-from alloop.uncertainty.error_model import DEFAULT_COVERAGE, ErrorModel, FrameErrors, spearman
+from alloop.uncertainty.error_model import DEFAULT_COVERAGE, CalibrationEnsemble, ErrorModel, FrameErrors, spearman
 from alloop.uncertainty.latent_distance import LatentDistance
 from alloop.uncertainty.predicted_error import ErrorCalibration
 
@@ -27,6 +32,8 @@ from alloop.uncertainty.predicted_error import ErrorCalibration
 MIN_CALIBRATION_FRAMES = 5
 #: frames per model call
 BATCH_SIZE = 64
+#: the calibration frames' ensemble, from the frames (see the module's docstring)
+EnsembleOf = Callable[[FrameDataset], CalibrationEnsemble]
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ def fit_distance(model: Potential, training: FrameDataset) -> LatentDistance:
 
 
 def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut | None,
-                    coverage: float = DEFAULT_COVERAGE) -> tuple[ErrorModel, str]:
+                    coverage: float = DEFAULT_COVERAGE, *,
+                    ensemble_of: EnsembleOf | None = None) -> tuple[ErrorModel, str]:
     """The error model of ``model`` (trained on ``training``) and a one-line account of its calibration."""
     distance = fit_distance(model, training)
     if held_out is None or len(held_out.frames) < MIN_CALIBRATION_FRAMES:
@@ -71,7 +79,10 @@ def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut 
             f"{calibration.scale:.3g} x distance^{calibration.exponent:.2f} eV/A, {100 * coverage:.0f} % bound "
             f"{calibration.factor:.2f} x that" + ("" if calibration.exact else " (too few frames for that coverage: "
                                                     "the largest ratio seen)"))
-    return ErrorModel(distance, calibration), line
+    ensemble = None if ensemble_of is None else ensemble_of(held_out.frames)
+    if ensemble is not None:
+        line += f"; its frames' ensemble kept ({ensemble.temperature_K:g} K)"
+    return ErrorModel(distance, calibration, ensemble), line
 
 
 def frame_predictions(model: Potential, metadata: dict,
@@ -100,3 +111,28 @@ def predicted_error_metrics(model: Potential, metadata: dict, data: FrameDataset
             "error_spearman": spearman(predicted.predicted, true),
             "bound_coverage": float(np.mean(true <= predicted.upper)),
             "bound_coverage_stated": coverage}
+
+
+def shifted_bound_metrics(model: Potential, metadata: dict, data: FrameDataset,
+                          temperature_K: float) -> dict[str, float] | None:
+    """The model's bound for frames declared to come from ``temperature_K`` (its calibration ratios weighted by the
+    Boltzmann likelihood ratio, :meth:`ErrorModel.shifted_upper`) on labelled ``data``: the share of frames under
+    it, the share whose bound is infinite (the calibration frames' weight cannot reach the coverage), the mean
+    effective sample size of the weighted calibration frames and the median finite bound (eV/A). None for a model
+    without a calibrated error model; an :class:`AlloopError` for one that keeps no calibration ensemble."""
+    found = frame_predictions(model, metadata, data)
+    if found is None:
+        return None
+    predicted, true = found
+    error_model = ErrorModel.from_metadata(metadata)
+    assert error_model is not None  # frame_predictions found one
+    bound = error_model.shifted_upper(predicted.predicted, predict_energies(model, data, BATCH_SIZE),
+                                      frame_molecules(data.numbers, data.offsets), temperature_K)
+    finite = np.isfinite(bound.upper)
+    assert error_model.ensemble is not None  # shifted_upper checked it
+    return {"declared_temperature_K": float(temperature_K),
+            "calibration_temperature_K": error_model.ensemble.temperature_K,
+            "shifted_bound_coverage": float(np.mean(true <= bound.upper)),
+            "shifted_bound_infinite_share": float(np.mean(~finite)),
+            "shifted_effective_sample_size": float(np.mean(bound.effective_sample_size)),
+            "shifted_bound_median_eV_per_A": float(np.median(bound.upper[finite])) if finite.any() else float("inf")}

@@ -15,8 +15,8 @@ frame x is the c-quantile of the calibration scores weighted ``p_i = w_i / (sum_
 large, and the bound becomes infinite once their mass cannot reach c. The ratio assumes both ensembles are canonical
 on the same surface (the energies: one model's or one level's, of the same molecule).
 
-Used as a library (tested on synthetic shifts); a model's stored error model (:mod:`alloop.uncertainty.error_model`)
-keeps its unweighted bound: it stores no calibration energies to weight.
+Tested on synthetic shifts; a campaign's model applies it through its error model
+(:meth:`alloop.uncertainty.error_model.ErrorModel.shifted_upper`, ``alloop evaluate --temperature``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ prediction from the map fitted without it, so the ratios are those of new frames
 prediction, without halving the few frames there are): a new exchangeable frame's error lies below it with
 probability close to ``coverage`` (jackknife+; tested on synthetic data). With n calibration frames that quantile
 needs n >= coverage / (1 - coverage); below that the largest ratio seen stands in (and :attr:`exact` is False).
+The leave-one-out ratios are kept (:attr:`ratios`): a bound for frames of another temperature weights them
+(:meth:`alloop.uncertainty.error_model.ErrorModel.shifted_upper`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ErrorCalibration:
     factor: float  # upper = factor * predict
     n: int
     exact: bool  # whether n sufficed for the conformal quantile at this coverage
+    ratios: tuple[float, ...] = ()  # the calibration frames' leave-one-out error / prediction (empty: not kept)
 
     @classmethod
     def fit(cls, signal: np.ndarray, error: np.ndarray, coverage: float = 0.9) -> ErrorCalibration:
@@ -53,7 +56,7 @@ class ErrorCalibration:
         loo = np.array([_power_law(x[keep[i]], e[keep[i]]) for i in range(s.size)])  # [n, (scale, exponent)]
         ratios = e / (loo[:, 0] * np.exp(loo[:, 1] * x))
         factor, exact = conformal_upper(ratios, coverage)
-        return cls(scale, exponent, coverage, factor, int(s.size), exact)
+        return cls(scale, exponent, coverage, factor, int(s.size), exact, tuple(float(r) for r in ratios))
 
     def predict(self, signal: np.ndarray) -> np.ndarray:
         s = np.maximum(np.asarray(signal, dtype=np.float64), TINY)
@@ -71,13 +74,14 @@ class ErrorCalibration:
             return math.inf if self.factor * self.scale <= force_error_eV_per_A else 0.0
         return float((force_error_eV_per_A / (self.factor * self.scale)) ** (1.0 / self.exponent))
 
-    def to_dict(self) -> dict[str, float | int | bool]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | bool | list[float]]:
+        return {**asdict(self), "ratios": list(self.ratios)}
 
     @classmethod
     def from_dict(cls, data: dict) -> ErrorCalibration:
+        """From :meth:`to_dict` (a calibration saved before the ratios were kept has none)."""
         return cls(float(data["scale"]), float(data["exponent"]), float(data["coverage"]), float(data["factor"]),
-                   int(data["n"]), bool(data["exact"]))
+                   int(data["n"]), bool(data["exact"]), tuple(float(r) for r in data.get("ratios", ())))
 
 
 def _power_law(log_signal: np.ndarray, error: np.ndarray) -> tuple[float, float]:

@@ -60,6 +60,17 @@ def test_a_campaign_flags_by_predicted_error_records_it_and_stops_on_it(tmp_path
     got = json.loads(capsys.readouterr().out)
     assert got["predicted_force_mae_eV_per_A"] == pytest.approx(float(ev["predicted_force_mae_eV_per_A"][-1]))
     assert -1.0 <= got["error_spearman"] <= 1.0 and 0.0 <= got["bound_coverage"] <= 1.0
+    calibrated = [re.search(r"calibrated on (\d+) held-out frames.*ensemble kept \((\d+) K\)", line) for line in lines]
+    n, temperature = (int(g) for g in [m for m in calibrated if m][-1].groups())
+    # at the calibration frames' own temperature every weight is one: the effective sample size is their number
+    assert main(["evaluate", str(run_dir), str(tmp_path / "water_eval.extxyz"), "--json",
+                 "--temperature", str(temperature)]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["calibration_temperature_K"] == temperature and same["shifted_effective_sample_size"] == n
+    assert main(["evaluate", str(run_dir), str(tmp_path / "water_eval.extxyz"), "--temperature", "900"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"declared at 900 K .*calibration frames: \d+ K, Boltzmann-weighted, effective sample size "
+                     r"[\d.]+\): \d+ % of frames below the weighted bound", out)
 
 
 def test_the_expensive_pick_without_theta0_ranks_by_the_models_own_predicted_error(tmp_path):

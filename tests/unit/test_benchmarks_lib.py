@@ -174,5 +174,15 @@ def test_the_loop_calibration_table_judges_each_regime_by_its_own_targets(lib):
                                "b": {"label": "hot set", "regime": "hotter"}, "c": {"label": "none", "regime": "hotter"}})
     assert len(lines) == 4  # header, rule, one row per test set with runs
     assert lines[2] == ("| warm set | 2 | 0.0210 ± 0.0014 | 1.14 ± 0.01 | 0.68 ± 0.04 | 91 ± 1 % "
-                        "| rho 2/2, MAE 2/2, bound 2/2 |")
-    assert lines[3].endswith("| rho 1/2, MAE 2/2, bound 1/2 |")
+                        "| rho 2/2, MAE 2/2, bound 2/2 | - |")
+    assert lines[3].endswith("| rho 1/2, MAE 2/2, bound 1/2 | - |")
+    # the weighted bound at a declared temperature, over the models whose error model keeps it
+    hot[0].update(declared_temperature_K=1000.0, shifted_bound_coverage=None)
+    hot[1].update(declared_temperature_K=1000.0, shifted_bound_coverage=0.9, shifted_bound_infinite_share=0.25,
+                  shifted_effective_sample_size=2.5)
+    lines = calibration_table({"runs": {str(k): r for k, r in enumerate(hot)}},
+                              {"b": {"label": "hot set", "regime": "hotter"}})
+    assert lines[2].endswith("| 90 % (25 %; 2.5), 1 of 2 models at 1000 K |")
+    hot[1]["shifted_bound_coverage"] = None
+    assert calibration_table({"runs": dict(enumerate(hot))}, {"b": {"label": "h", "regime": "hotter"}})[2].endswith(
+        "| not kept by these 2 models |")

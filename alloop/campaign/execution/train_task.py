@@ -25,14 +25,14 @@ from alloop.evaluation.scoring import coverage_scores, evaluation_scores, predic
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, learned_part
 from alloop.potentials.checkpoint import checkpoint_to_bytes, model_from_bytes
-from alloop.potentials.inference import predict_features
+from alloop.potentials.inference import predict_energies, predict_features
 from alloop.training.data import FrameDataset
-from alloop.training.error_fit import HeldOut, fit_error_model
+from alloop.training.error_fit import EnsembleOf, HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
 from alloop.training.methods import STANDARD, check_labels
 from alloop.training.stages import AsteroidResult, WarmStart, model_factory
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
-from alloop.uncertainty.error_model import ErrorModel
+from alloop.uncertainty.error_model import CalibrationEnsemble, ErrorModel
 from alloop.uncertainty.qresidual import QResidualModel, QResidualSettings
 
 
@@ -102,7 +102,8 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         log.append("the refit trained beside the rejected retrain is discarded")
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
                          request.uq_settings)
-    error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated))
+    error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated),
+                                        ensemble_of=_ensemble_of(result.model, request.calibration_temperature_K))
     log.append(line)
     members = _train_committee(request, labels, initial, baseline, log)
     out = _task_result(request, method, result, uq, t0, log, rejected, error_model)
@@ -127,6 +128,15 @@ def _error_frames(labels: LabelSets, result: AsteroidResult,
     if validated is None:
         return train, HeldOut(learned_part(result.model), train, val)
     return expensive, HeldOut(learned_part(validated.model), train, val)
+
+
+def _ensemble_of(model: Potential, temperature_K: float | None) -> EnsembleOf | None:
+    """The calibration frames' ensemble under the delivered ``model`` (its whole energy, the baseline's included),
+    drawn at ``temperature_K``; None (no ensemble kept) for frames of a temperature ladder."""
+    if temperature_K is None:
+        return None
+    return lambda frames: CalibrationEnsemble.of_frames(predict_energies(model, frames), frames.numbers, frames.offsets,
+                                                        temperature_K)
 
 
 def _score(out: TrainTaskResult, evaluation: bytes, model: Potential, uq: QResidualModel, log: list[str]) -> None:
