@@ -116,8 +116,13 @@ def fidelity_label(coverage: dict[str, Any], name: str) -> str:
     return f"{name} ({role})" if role else name
 
 
+#: the most recent cycles ``alloop status`` lists one by one (the earlier ones are summed)
+SHOWN_CYCLES = 5
+
+
 def format_basins(coverage: dict[str, Any] | None) -> list[str]:
-    """``alloop status`` lines: per fidelity, the labelled frames of each cycle by basin."""
+    """``alloop status`` lines: per fidelity, the labelled frames by basin of the bootstrap, of the earlier cycles
+    summed and of the last :data:`SHOWN_CYCLES` cycles each, and the shares of all of them."""
     if coverage is None:
         return []
     names = coverage.get("rotor_names") or coverage["rotors"]
@@ -125,7 +130,18 @@ def format_basins(coverage: dict[str, Any] | None) -> list[str]:
     lines = [f"labelled frames by conformer basin of {rotors}: {' / '.join(coverage['basins'])}"]
     for name, per_cycle in coverage["fidelities"].items():
         total = np.sum(list(per_cycle.values()), axis=0)
-        parts = [f"{'bootstrap' if c < 0 else f'cycle {c}'} {'/'.join(map(str, n))}" for c, n in per_cycle.items()]
+        parts = [f"{label} {'/'.join(map(str, n))}" for label, n in _shown(per_cycle)]
         share = " / ".join(f"{100 * x / max(total.sum(), 1):.0f}" for x in total)
         lines.append(f"  {fidelity_label(coverage, name):<22} {', '.join(parts)}; all {share} %")
     return lines
+
+
+def _shown(per_cycle: dict[int, list[int]]) -> list[tuple[str, list[int]]]:
+    """(label, counts) of the bootstrap and of the last :data:`SHOWN_CYCLES` cycles, the earlier ones summed under
+    one label (``cycles 0-94``)."""
+    boot = [("bootstrap", per_cycle[c]) for c in sorted(per_cycle) if c < 0]
+    cycles = sorted(c for c in per_cycle if c >= 0)
+    if len(cycles) > SHOWN_CYCLES + 1:
+        early, cycles = cycles[:-SHOWN_CYCLES], cycles[-SHOWN_CYCLES:]
+        boot.append((f"cycles {early[0]}-{early[-1]}", np.sum([per_cycle[c] for c in early], axis=0).tolist()))
+    return [*boot, *((f"cycle {c}", per_cycle[c]) for c in cycles)]

@@ -60,6 +60,10 @@ def test_labelled_frames_are_counted_per_fidelity_cycle_and_basin(tmp_path, caps
     assert got["fidelities"] == {"hf-sto3g": {-1: [1, 1, 1], 0: [2, 1, 0]}, "mp2-dz": {-1: [1, 0, 0], 0: [0, 1, 0]}}
     lines = format_basins(got)
     assert "hf-sto3g" in lines[1] and "bootstrap 1/1/1, cycle 0 2/1/0; all 50 / 33 / 17 %" in lines[1]
+    long = {**got, "fidelities": {"hf-sto3g": {-1: [1, 0, 0], **{c: [1, c % 2, 0] for c in range(100)}}}}
+    line = format_basins(long)[1]  # a long campaign: the earlier cycles summed, the last five each
+    assert "bootstrap 1/0/0, cycles 0-94 95/47/0, cycle 95 1/1/0, cycle 96 1/0/0" in line
+    assert line.endswith("cycle 99 1/1/0; all 67 / 33 / 0 %") and "cycle 94 " not in line
     assert main(["status", str(tmp_path / "run")]) == 0
     text = capsys.readouterr().out
     assert "labelled frames by conformer basin of C-C-O-H (atoms " in text and ": trans / gauche+ / gauche-" in text
