@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from alloop.evaluation.records import model_scores
+from alloop.evaluation.status_rows import short_rows
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 
@@ -61,16 +62,18 @@ def format_status(rows: list[dict[str, Any]]) -> list[str]:
              "evaluation set under the model trained in it",
              f"  {'cycle':>5}  {'MD frames':>9}  {'MD mean':>8}  {'MD p95':>7}  {'model':>5}  {'eval pred.':>10}"
              f"  {'eval meas.':>10}  {'rho':>5}  {'in bound':>8}"]
-    for r in rows:
-        def cell(key: str, fmt: str, width: int, row: dict[str, Any] = r) -> str:
-            # "-" where absent, and for a rank correlation of a constant prediction (an exponent clipped at 0)
-            known = row[key] is not None and np.isfinite(row[key])
-            return f"{row[key]:>{width}{fmt}}" if known else f"{'-':>{width}}"
+    return [*lines, *short_rows(rows, _row_line)]
 
-        version = "-" if r["model_version"] is None else f"v{r['model_version']}"
-        inside = "-" if r["bound_coverage"] is None else f"{100 * r['bound_coverage']:.0f} %"
-        lines.append(f"  {'bootstrap' if r['cycle'] < 0 else r['cycle']:>5}  {r['md_frames']:>9}  "
-                     f"{cell('md_predicted_eV_per_A', '.4f', 8)}  {cell('md_p95_eV_per_A', '.4f', 7)}  {version:>5}  "
-                     f"{cell('eval_predicted_eV_per_A', '.4f', 10)}  {cell('eval_measured_eV_per_A', '.4f', 10)}  "
-                     f"{cell('error_spearman', '.2f', 5)}  {inside:>8}")
-    return lines
+
+def _row_line(r: dict[str, Any]) -> str:
+    def cell(key: str, fmt: str, width: int) -> str:
+        # "-" where absent, and for a rank correlation of a constant prediction (an exponent clipped at 0)
+        known = r[key] is not None and np.isfinite(r[key])
+        return f"{r[key]:>{width}{fmt}}" if known else f"{'-':>{width}}"
+
+    version = "-" if r["model_version"] is None else f"v{r['model_version']}"
+    inside = "-" if r["bound_coverage"] is None else f"{100 * r['bound_coverage']:.0f} %"
+    return (f"  {'bootstrap' if r['cycle'] < 0 else r['cycle']:>5}  {r['md_frames']:>9}  "
+            f"{cell('md_predicted_eV_per_A', '.4f', 8)}  {cell('md_p95_eV_per_A', '.4f', 7)}  {version:>5}  "
+            f"{cell('eval_predicted_eV_per_A', '.4f', 10)}  {cell('eval_measured_eV_per_A', '.4f', 10)}  "
+            f"{cell('error_spearman', '.2f', 5)}  {inside:>8}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from alloop.evaluation.frames import EvaluationFrames
+from alloop.evaluation.status_rows import short_rows
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import held_out_ids
@@ -144,14 +145,16 @@ def format_status(part: dict[str, Any] | None) -> list[str]:
         return lines + ["  no model scored yet"]
     lines.append(f"  {'model':>5}  {'cycle':>9}  {'F-MAE eV/A':>10}  {'F-RMSE eV/A':>11}  {'E-MAE eV':>9}"
                  f"  {'E-MAE meV/atom':>14}  {'Q <= limit':>10}  {'median Q':>8}")
-    for m in part["models"]:
-        cycle = "bootstrap" if m["cycle"] < 0 else str(m["cycle"])
-        covered = "-" if m.get("covered_fraction") is None else f"{100 * m['covered_fraction']:.0f} %"
-        median = "-" if m.get("median_q") is None else f"{m['median_q']:.2f}"
-        lines.append(f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
-                     f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
-                     f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}  {covered:>10}  {median:>8}")
-    return lines + [tails_line(part["models"][-1])]
+    return [*lines, *short_rows(part["models"], _model_line), tails_line(part["models"][-1])]
+
+
+def _model_line(m: dict[str, Any]) -> str:
+    cycle = "bootstrap" if m["cycle"] < 0 else str(m["cycle"])
+    covered = "-" if m.get("covered_fraction") is None else f"{100 * m['covered_fraction']:.0f} %"
+    median = "-" if m.get("median_q") is None else f"{m['median_q']:.2f}"
+    return (f"  {'v' + str(m['model_version']):>5}  {cycle:>9}  {m['eval_force_mae_eV_per_A']:>10.4f}"
+            f"  {m['eval_force_rmse_eV_per_A']:>11.4f}  {m['eval_energy_mae_eV']:>9.4f}"
+            f"  {1000 * m['eval_energy_mae_per_atom_eV']:>14.2f}  {covered:>10}  {median:>8}")
 
 
 def tails_line(m: dict[str, Any]) -> str:
