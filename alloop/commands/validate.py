@@ -238,6 +238,8 @@ def _training_line(t) -> str:
     if t.final_retrain:
         warm += ", final retrain" + (f" x{t.final_steps_factor:g} steps" if t.final_steps_factor != 1 else "")
         warm += " then a refit on every label" if t.final_refit else ""
+        warm += (f", its error model calibrated on {t.calibration_folds} cross-validation folds"
+                 if t.calibration_folds > 1 else "")
     if t.threads:
         warm += f", {t.threads} torch threads"
     if t.method == STANDARD:  # one stage on the expensive labels: no stage 3, no bias weights

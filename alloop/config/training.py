@@ -108,6 +108,14 @@ class TrainingConfig(Section):
         "validation force MAE stays the model's recorded estimate. Doubles the final retrain's CPU; with two "
         "task slots the two trainings run at once (a refit of a rejected retrain is discarded)",
     )
+    calibration_folds: int = Field(
+        default=1, ge=1, le=10,
+        description="with final_refit: the delivered model's error model is calibrated on this many disjoint folds of "
+        "held-out frames (cross-validation: fold 0 is the final retrain's validation set, folds 1..k-1 hold out the "
+        "next frames by the split's draws, each a training of its own beside the retrain and the refit), so a "
+        "30-label campaign calibrates on up to 30 frames instead of 6; 1: the validation frames alone. Costs k - 1 "
+        "more trainings of the final cycle",
+    )
     final_steps_factor: float = Field(
         default=1.0, ge=1, le=20,
         description="the final retrain's budget of every stage, x steps and finetune_steps (e.g. a short budget "
@@ -172,6 +180,14 @@ class TrainingConfig(Section):
             return bool(info.data.get("final_retrain", True))
         if value and info.data.get("final_retrain") is False:
             raise ValueError("a refit on every label follows the final retrain: set training.final_retrain: true too")
+        return value
+
+    @field_validator("calibration_folds")
+    @classmethod
+    def _folds_need_a_refit(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and not info.data.get("final_refit"):
+            raise ValueError("cross-validated calibration calibrates the refit on every label: set "
+                             "training.final_refit: true too (or calibration_folds: 1)")
         return value
 
     @field_validator("max_epochs")

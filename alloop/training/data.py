@@ -235,8 +235,8 @@ class FrameDataset:
         return FrameDataset(self.numbers, self.positions, self.offsets, energy, forces, weight=self.weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
-    def split(self, val_fraction: float, seed: int,
-              min_val: int = 1) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
+    def split(self, val_fraction: float, seed: int, min_val: int = 1,
+              fold: int = 0) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).
 
         A frame goes to validation when :meth:`frame_draws` (a hash of the seed, its
@@ -254,6 +254,10 @@ class FrameDataset:
         draws (a hash share of 20 % held out 2 and 6 of the same 12 frames for two seeds:
         a model's error calibration needs a few). Once ``n >= 2 min_val`` the frames this
         adds only ever leave validation as frames are added, never join it.
+
+        ``fold`` k > 0 (cross-validated calibration, ``training.calibration_folds``): the split of fold 0 holds out
+        the v frames of the lowest draws; fold k holds out the next v, draw ranks [k v, (k + 1) v), so the folds
+        are disjoint (the last may be smaller; an error when it would be empty).
         """
         n = len(self)
         if n < 2:
@@ -267,6 +271,12 @@ class FrameDataset:
             is_val[np.argsort(draws, kind="stable")[:floor]] = True
         if is_val.all():
             is_val[np.argmax(draws)] = False
+        if fold:
+            v, ranks = int(is_val.sum()), np.argsort(draws, kind="stable")
+            if fold < 0 or fold * v >= n:
+                raise AlloopError(f"fold {fold} of {n} frames holding out {v} each is empty")
+            is_val = np.zeros(n, dtype=bool)
+            is_val[ranks[fold * v:(fold + 1) * v]] = True
         val_idx, train_idx = np.flatnonzero(is_val), np.flatnonzero(~is_val)
         return self.subset(train_idx), self.subset(val_idx), train_idx, val_idx
 

@@ -13,7 +13,7 @@ delivered model, formulas, MD temperature), which the error model keeps for boun
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +38,13 @@ EnsembleOf = Callable[[FrameDataset], CalibrationEnsemble]
 
 @dataclass(frozen=True)
 class HeldOut:
-    """A model, the frames it trained on and labelled frames it did not (the calibration frames)."""
+    """A model, the frames it trained on and labelled frames it did not (the calibration frames), with their
+    indices in the set they were split from (frames held out by two folds calibrate once: the first fold's)."""
 
     model: Potential
     training: FrameDataset
     frames: FrameDataset
+    indices: np.ndarray | None = None
 
 
 def frame_force_mae(model: Potential, data: FrameDataset) -> np.ndarray:
@@ -60,29 +62,60 @@ def fit_distance(model: Potential, training: FrameDataset) -> LatentDistance:
     return LatentDistance.fit(training.numbers, predict_features(model, training, BATCH_SIZE))
 
 
-def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut | None,
+def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut | Sequence[HeldOut] | None,
                     coverage: float = DEFAULT_COVERAGE, *,
                     ensemble_of: EnsembleOf | None = None) -> tuple[ErrorModel, str]:
-    """The error model of ``model`` (trained on ``training``) and a one-line account of its calibration."""
+    """The error model of ``model`` (trained on ``training``) and a one-line account of its calibration; several
+    ``held_out`` (cross-validation folds) pool their frames, each frame's distance and error under its own fold's
+    model."""
     distance = fit_distance(model, training)
-    if held_out is None or len(held_out.frames) < MIN_CALIBRATION_FRAMES:
-        n = 0 if held_out is None else len(held_out.frames)
+    folds = _distinct([] if held_out is None else [held_out] if isinstance(held_out, HeldOut) else list(held_out))
+    n = sum(len(h.frames) for h in folds)
+    if n < MIN_CALIBRATION_FRAMES:
         return ErrorModel(distance, None), (f"error model: latent distance only; {n} held-out frames, "
                                             f"{MIN_CALIBRATION_FRAMES} needed to calibrate it in eV/A")
-    own = held_out.model is model and held_out.training is training
-    cal_distance = distance if own else fit_distance(held_out.model, held_out.training)
-    signal = frame_distances(cal_distance, held_out.model, held_out.frames)
-    error = np.maximum(frame_force_mae(held_out.model, held_out.frames), 1e-12)
-    calibration = ErrorCalibration.fit(signal, error, coverage)
-    whose = "" if own else " (the validated model's, before the refit)"
+    signal, error = (np.concatenate(parts) for parts in zip(*(_signal_error(h, model, training, distance)
+                                                              for h in folds), strict=True))
+    calibration = ErrorCalibration.fit(signal, np.maximum(error, 1e-12), coverage)
+    own = len(folds) == 1 and folds[0].model is model and folds[0].training is training
+    whose = "" if own else (" (the validated model's, before the refit)" if len(folds) == 1 else
+                            f" of {len(folds)} cross-validation folds (each fold's model, before the refit)")
     line = (f"error model: calibrated on {calibration.n} held-out frames{whose}: predicted error ~ "
             f"{calibration.scale:.3g} x distance^{calibration.exponent:.2f} eV/A, {100 * coverage:.0f} % bound "
             f"{calibration.factor:.2f} x that" + ("" if calibration.exact else " (too few frames for that coverage: "
                                                     "the largest ratio seen)"))
-    ensemble = None if ensemble_of is None else ensemble_of(held_out.frames)
-    if ensemble is not None:
+    ensemble = None
+    if ensemble_of is not None:
+        ensemble = CalibrationEnsemble.joined([ensemble_of(h.frames) for h in folds])
         line += f"; its frames' ensemble kept ({ensemble.temperature_K:g} K)"
     return ErrorModel(distance, calibration, ensemble), line
+
+
+def _distinct(folds: list[HeldOut]) -> list[HeldOut]:
+    """The folds with every frame once (in the first fold holding it out); folds left without frames dropped."""
+    seen: set[int] = set()
+    out = []
+    for h in folds:
+        if h.indices is None:
+            out.append(h)
+            continue
+        keep = np.array([int(i) not in seen for i in h.indices], dtype=bool)
+        seen.update(int(i) for i in h.indices)
+        if keep.all():
+            out.append(h)
+        elif keep.any():
+            out.append(HeldOut(h.model, h.training, h.frames.subset(np.flatnonzero(keep)), h.indices[keep]))
+    return out
+
+
+def _signal_error(held_out: HeldOut, model: Potential, training: FrameDataset,
+                  distance: LatentDistance) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out frames' latent distances (under the model that held them out, its distance fitted on its own
+    training frames) and true force MAE (eV/A)."""
+    own = held_out.model is model and held_out.training is training
+    cal_distance = distance if own else fit_distance(held_out.model, held_out.training)
+    return (frame_distances(cal_distance, held_out.model, held_out.frames),
+            frame_force_mae(held_out.model, held_out.frames))
 
 
 def frame_predictions(model: Potential, metadata: dict,

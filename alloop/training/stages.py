@@ -49,13 +49,15 @@ class AsteroidSettings:
     seed: int = 0
     split_seed: int | None = None  # a campaign's seed: the same split in every cycle
     refit: bool = False  # train on every frame, no holdout (the guards watch the training frames): see split()
+    val_fold: int = 0  # the expensive split holds out fold k (cross-validated calibration): FrameDataset.split
 
     @property
     def split_key(self) -> int:
         """The seed of every validation split (``split_seed``, else ``seed``)."""
         return self.seed if self.split_seed is None else self.split_seed
 
-    def split(self, data: FrameDataset, min_val: int = 1) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
+    def split(self, data: FrameDataset, min_val: int = 1,
+              fold: int = 0) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """(train, val, train indices, val indices) of ``data``: the seeded split by frame content (at least
         ``min(min_val, n // 2)`` frames held out), or with ``refit`` every frame on both sides (no holdout: the
         rollback and early-stop guards then watch the training error, and the "validation" metrics of the run are
@@ -63,7 +65,7 @@ class AsteroidSettings:
         if self.refit:
             every = np.arange(len(data))
             return data, data, every, every
-        return data.split(self.val_fraction, self.split_key, min_val)
+        return data.split(self.val_fraction, self.split_key, min_val, fold)
 
     def with_threads(self, threads: int) -> AsteroidSettings:
         """These settings with every stage (and score matching) on ``threads`` torch threads."""
@@ -71,8 +73,9 @@ class AsteroidSettings:
                        stage3=replace(self.stage3, threads=threads), score=replace(self.score, threads=threads))
 
     def split_expensive(self, data: FrameDataset) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
-        """:meth:`split` of the expensive labels: at least ``min_val_frames`` held out (up to half)."""
-        return self.split(data, self.min_val_frames)
+        """:meth:`split` of the expensive labels: at least ``min_val_frames`` held out (up to half); fold
+        ``val_fold`` of them."""
+        return self.split(data, self.min_val_frames, self.val_fold)
 
     def __post_init__(self) -> None:
         if self.gamma_selection not in ("finetune", "pretrain"):

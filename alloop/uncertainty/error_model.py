@@ -63,6 +63,14 @@ class CalibrationEnsemble:
             raise AlloopError("a calibration ensemble needs finite energies and a temperature > 0 K")
 
     @classmethod
+    def joined(cls, parts: list[CalibrationEnsemble]) -> CalibrationEnsemble:
+        """The frames of ``parts`` (one temperature) in order."""
+        if not parts or len({p.temperature_K for p in parts}) != 1:
+            raise AlloopError("calibration ensembles join at one temperature")
+        return cls(tuple(e for p in parts for e in p.energies_eV), tuple(f for p in parts for f in p.formulas),
+                   parts[0].temperature_K)
+
+    @classmethod
     def of_frames(cls, energies_eV: np.ndarray, numbers: np.ndarray, offsets: np.ndarray,
                   temperature_K: float) -> CalibrationEnsemble:
         return cls(tuple(float(e) for e in np.asarray(energies_eV).ravel()),

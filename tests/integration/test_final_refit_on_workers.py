@@ -103,3 +103,15 @@ def distributed_task_stream(client):
     from distributed import get_task_stream
 
     return get_task_stream(client)
+
+
+def test_calibration_folds_train_beside_the_refit_and_calibrate_on_every_frame_once():
+    """training.calibration_folds: 3 folds of held-out frames (6, 6 and the last 4 of 16) calibrate the refit's
+    error model, each under its own fold's model; the delivered model and the validated one are unchanged."""
+    request = _request()
+    plain = train_task(request)
+    folded = train_task(dataclasses.replace(request, calibration_folds=3))
+    assert _fingerprints(folded) == _fingerprints(plain)  # the folds only calibrate
+    assert {"calibration fold 1 on 1 torch thread(s)", "calibration fold 2 on 1 torch thread(s)"} <= set(folded.log)
+    assert any("calibrated on 6 held-out frames (the validated model's, before the refit)" in line for line in plain.log)
+    assert any("calibrated on 16 held-out frames of 3 cross-validation folds" in line for line in folded.log)

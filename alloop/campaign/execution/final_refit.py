@@ -1,6 +1,7 @@
-"""The final cycle's trainings as pieces of the training task: the validated retrain and ``training.final_refit``'s
-refit are independent, so :func:`alloop.campaign.execution.train_task.train_task` maps :func:`final_fit` over both
-(:func:`~alloop.campaign.execution.worker.worker_map`: at once on a cluster with two task slots), and the pieces
+"""The final cycle's trainings as pieces of the training task: the validated retrain, ``training.final_refit``'s
+refit and the folds of ``training.calibration_folds`` are independent, so
+:func:`alloop.campaign.execution.train_task.train_task` maps :func:`final_fit` over them
+(:func:`~alloop.campaign.execution.worker.worker_map`: at once on a cluster with as many task slots), and the pieces
 return their models as checkpoint bytes (:func:`portable`). :func:`warm_start` and :func:`request_trainer` serve
 every training of the task, here to keep the pieces free of an import of the task's module."""
 
@@ -39,25 +40,40 @@ def request_trainer(request: TrainRequest, initial: Potential | None, baseline: 
                    baseline=baseline, initial_model=initial, log=log, map_fn=worker_map)
 
 
-def final_fit(refit: bool, *, request: TrainRequest, method: str, labels: LabelSets,
+#: :func:`final_fit`'s piece that is the refit (0: the validated retrain; k > 0: calibration fold k)
+REFIT = -1
+
+
+def final_pieces(request: TrainRequest) -> list[int]:
+    """The final cycle's trainings as :func:`final_fit` pieces: the validated retrain, the refit, and with
+    ``training.calibration_folds`` k the folds 1..k-1 of cross-validated calibration."""
+    return [0, REFIT, *range(1, request.calibration_folds)]
+
+
+def final_fit(piece: int, *, request: TrainRequest, method: str, labels: LabelSets,
               threads: int) -> tuple[AsteroidResult, list[str]]:
-    """One of a final cycle's two trainings, as a task of its own: the validated retrain (``refit`` False: the
-    request's split and warm start) or ``training.final_refit``'s refit, the same recipe and seeds on every frame
-    (no holdout). The two are independent, so a campaign with two task slots runs them at once, each on ``threads``
-    torch threads (half the training's threads there; with one thread each, the same computation as one after the
-    other). Returns the result and its log lines (the refit's prefixed), which the piece has published as they
-    happened."""
+    """One of a final cycle's trainings, as a task of its own: the validated retrain (``piece`` 0: the request's
+    split and warm start), ``training.final_refit``'s refit (:data:`REFIT`: the same recipe and seeds on every
+    frame, no holdout) or calibration fold k (the retrain holding out fold k of the split instead,
+    :meth:`alloop.training.data.FrameDataset.split`). The pieces are independent, so a campaign with several task
+    slots runs them at once, each on ``threads`` torch threads (half the training's threads there; with one thread
+    each, the same computation as one after the other). Returns the result and its log lines (the refit's and the
+    folds' prefixed), which the piece has published as they happened."""
     pin_threads(threads)
     log = TaskLog(TRAIN_TOPIC)
-    log.append(f"{'final refit' if refit else 'final retrain'} on {torch.get_num_threads()} torch thread(s)")
+    name = {0: "final retrain", REFIT: "final refit"}.get(piece, f"calibration fold {piece}")
+    log.append(f"{name} on {torch.get_num_threads()} torch thread(s)")
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     baseline = labels.baseline  # the labels are minus it already
     settings = request.settings.with_threads(threads)  # each stage sets its threads when it starts
-    if not refit:
+    if piece == 0:
         train = request_trainer(request, initial, baseline, log.append)
         return portable(train(method, labels, settings=settings, warm=warm_start(request, []))), list(log)
-    train = request_trainer(request, initial, baseline, lambda line: log.append(f"final refit: {line}"))
-    return portable(train(method, labels, settings=dataclasses.replace(settings, refit=True))), list(log)
+    train = request_trainer(request, initial, baseline, lambda line: log.append(f"{name}: {line}"))
+    if piece == REFIT:
+        return portable(train(method, labels, settings=dataclasses.replace(settings, refit=True))), list(log)
+    return (portable(train(method, labels, settings=dataclasses.replace(settings, val_fold=piece),
+                           warm=warm_start(request, []))), list(log))
 
 
 #: the model-valued fields of an AsteroidResult

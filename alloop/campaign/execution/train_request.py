@@ -65,6 +65,7 @@ class TrainRequest:
     committee: int = 1  # models in the committee of selection.expensive_pick: committee (1: none besides the model)
     committee_warm: list[bytes] = field(default_factory=list)  # the previous cycle's other committee members
     refit: bool = False  # training.final_refit: once the retrain passed its guard, train it again on every label
+    calibration_folds: int = 1  # with refit: folds of held-out frames calibrating the refit's error model
     calibration_temperature_K: float | None = None  # the MD temperature of the labelled frames (None: a ladder)
 
 

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from alloop.campaign.execution.final_refit import as_refit, final_fit, request_trainer, restored, warm_start
+from alloop.campaign.execution.final_refit import (
+    as_refit,
+    final_fit,
+    final_pieces,
+    request_trainer,
+    restored,
+    warm_start,
+)
 from alloop.campaign.execution.train_request import TRAIN_TOPIC, TrainRequest, TrainTaskResult
 from alloop.campaign.execution.worker import TaskLog, cluster_slots, pin_threads, worker_map
 from alloop.evaluation.frames import EvaluationFrames
@@ -78,14 +85,17 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
     labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
-    refit = None
+    refit, folds = None, []
     if request.refit:  # the retrain and its refit at once, one task each (the refit is kept only if the retrain is)
         threads = request.threads if cluster_slots() < 2 else max(1, request.threads // 2)  # the two share the cores
-        (result, lines), (refit, refit_lines) = worker_map(
-            partial(final_fit, request=request, method=method, labels=labels, threads=threads), [False, True])
+        (result, lines), (refit, refit_lines), *fold_runs = worker_map(
+            partial(final_fit, request=request, method=method, labels=labels, threads=threads), final_pieces(request))
         result, refit = restored(result), restored(refit)
+        folds = [restored(fold) for fold, _ in fold_runs]
         pin_threads(request.threads)  # a piece may have run in this process
         log.extend(lines)  # published already by the pieces' own logs
+        for _, fold_lines in fold_runs:
+            log.extend(fold_lines)
     else:
         train = request_trainer(request, initial, baseline, log.append)
         result = train(method, labels, settings=request.settings, warm=warm)
@@ -102,7 +112,7 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
         log.append("the refit trained beside the rejected retrain is discarded")
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
                          request.uq_settings)
-    error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated),
+    error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated, folds),
                                         ensemble_of=_ensemble_of(result.model, request.calibration_temperature_K))
     log.append(line)
     members = _train_committee(request, labels, initial, baseline, log)
@@ -117,17 +127,20 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     return out
 
 
-def _error_frames(labels: LabelSets, result: AsteroidResult,
-                  validated: AsteroidResult | None) -> tuple[FrameDataset, HeldOut | None]:
+def _error_frames(labels: LabelSets, result: AsteroidResult, validated: AsteroidResult | None,
+                  folds: list[AsteroidResult]) -> tuple[FrameDataset, list[HeldOut]]:
     """The expensive frames the delivered model learned its last stage from, and the held-out frames that calibrate
-    its error model (with a refit: the validated model's, see :mod:`alloop.training.error_fit`)."""
+    its error model (with a refit: the validated model's, and each calibration fold model's, see
+    :mod:`alloop.training.error_fit`)."""
     expensive, splits = labels.expensive, result.splits  # minus the baseline for a Delta model, as the learned part
     if "expensive_val" not in splits or len(splits["expensive_val"]) == 0:
-        return expensive, None
+        return expensive, []
     train, val = expensive.subset(splits["expensive_train"]), expensive.subset(splits["expensive_val"])
     if validated is None:
-        return train, HeldOut(learned_part(result.model), train, val)
-    return expensive, HeldOut(learned_part(validated.model), train, val)
+        return train, [HeldOut(learned_part(result.model), train, val, splits["expensive_val"])]
+    return expensive, [HeldOut(learned_part(run.model), expensive.subset(run.splits["expensive_train"]),
+                               expensive.subset(run.splits["expensive_val"]), run.splits["expensive_val"])
+                       for run in (validated, *folds)]
 
 
 def _ensemble_of(model: Potential, temperature_K: float | None) -> EnsembleOf | None:

@@ -123,6 +123,7 @@ class TrainingPlan:
     temperature_K: float  # of score matching
     committee_size: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
     final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
+    calibration_folds: int = 1  # training.calibration_folds: folds of held-out frames calibrating the refit
     #: role -> the most labels of that role a warm-started cycle trains on (training.warm_sample_*; None: all)
     warm_sample: dict[str, int | None] = field(default_factory=dict)
 
@@ -204,6 +205,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
         final_retrain=cfg.training.final_retrain, final_refit=bool(cfg.training.final_refit),
+        calibration_folds=cfg.training.calibration_folds,
         replay=cfg.training.replay_fraction > 0,
         baseline=None if cfg.model.baseline is None else load_fidelity(
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),

@@ -151,6 +151,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         incumbent=None if incumbent is None else incumbent[1], incumbent_version=None if incumbent is None else incumbent[0],
         committee=committee, committee_warm=committee_blobs(ctx.store, committee - 1) if warm else [],
         refit=final and plan.final_refit,
+        calibration_folds=plan.calibration_folds if final and plan.final_refit else 1,
         calibration_temperature_K=None if ctx.settings.explore.ladder_K else ctx.settings.explore.temperature_K,
     )
 

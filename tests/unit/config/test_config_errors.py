@@ -72,6 +72,9 @@ CASES = [
     ({"selection": {"committee_size": 1}}, r"^selection\.committee_size: must be >= 2 \(got 1\)$"),
     ({"training": {"final_retrain": False, "final_refit": True}},
      r"^training\.final_refit: a refit on every label follows the final retrain"),
+    ({"training": {"final_refit": False, "calibration_folds": 3}},
+     r"^training\.calibration_folds: cross-validated calibration calibrates the refit on every label"),
+    ({"training": {"calibration_folds": 11}}, r"^training\.calibration_folds: must be <= 10"),
     (
         {"training": {"outside_molecules": ["H2", "Unobtainium"]}},
         r"^training\.outside_molecules: 'Unobtainium' is not a molecule name ase\.build\.molecule knows$",

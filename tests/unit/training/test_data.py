@@ -125,3 +125,21 @@ def test_unlabelled_frames_and_clear_errors(water):
         FrameDataset.from_atoms([water], labelled=False).split(0.1, 0)
     with pytest.raises(AlloopError, match="weights"):
         data.with_weights([1.0, -1.0])
+
+
+def test_calibration_folds_are_disjoint_and_fold_zero_is_the_split(mixed_frames):
+    """Fold k holds out the next v frames by draw rank after fold 0's v (cross-validated calibration): fold 0 is
+    the plain split bit for bit, the folds never share a frame, and a fold past the frames is an error."""
+    data = FrameDataset.from_atoms(mixed_frames)  # 24 frames
+    plain = data.split(0.1, 11, min_val=6)
+    fold0 = data.split(0.1, 11, min_val=6, fold=0)
+    assert np.array_equal(plain[3], fold0[3]) and np.array_equal(plain[2], fold0[2])
+    folds = [data.split(0.1, 11, min_val=6, fold=k)[3] for k in range(4)]
+    assert [len(f) for f in folds] == [6, 6, 6, 6]
+    assert sorted(np.concatenate(folds).tolist()) == list(range(24))  # disjoint, and here every frame once
+    ranks = np.argsort(data.frame_draws(11), kind="stable")
+    assert set(folds[2].tolist()) == set(ranks[12:18].tolist())
+    tr, va, tri, vai = data.split(0.1, 11, min_val=6, fold=3)
+    assert len(tr) == 18 and not set(tri.tolist()) & set(vai.tolist())
+    with pytest.raises(AlloopError, match="fold 4 of 24 frames holding out 6 each is empty"):
+        data.split(0.1, 11, min_val=6, fold=4)

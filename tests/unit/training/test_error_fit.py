@@ -44,3 +44,19 @@ def test_too_few_held_out_frames_leave_the_error_model_uncalibrated_and_say_so()
     error_model, line = fit_error_model(model, train, HeldOut(model, train, few))
     assert not error_model.calibrated and f"{MIN_CALIBRATION_FRAMES} needed" in line
     assert not fit_error_model(model, train, None)[0].calibrated
+
+
+def test_cross_validation_folds_pool_their_frames_once_each():
+    """Several held-out folds calibrate together, each frame under its own fold's model, a frame two folds held out
+    once (the first fold's)."""
+    import numpy as np
+
+    model, other = _wrong_model(), truth_potential()
+    train = _data(0, 20, 0.03)
+    a, b = _data(1, 3, 0.02, 0.1), _data(2, 3, 0.05, 0.2)  # 6 frames each
+    folds = [HeldOut(model, train, a, np.arange(6)), HeldOut(other, train, b, np.arange(4, 10))]
+    error_model, line = fit_error_model(model, train, folds)
+    assert error_model.calibration.n == 10  # type: ignore[union-attr]  # frames 4 and 5 of the second fold: once
+    assert "calibrated on 10 held-out frames of 2 cross-validation folds" in line
+    single, _ = fit_error_model(model, train, folds[:1])
+    assert single.calibration.n == 6  # type: ignore[union-attr]
