@@ -40,39 +40,40 @@ def request_trainer(request: TrainRequest, initial: Potential | None, baseline: 
                    baseline=baseline, initial_model=initial, log=log, map_fn=worker_map)
 
 
-#: :func:`final_fit`'s piece that is the refit (0: the validated retrain; k > 0: calibration fold k)
-REFIT = -1
+#: :func:`final_fit`'s pieces: the validated retrain, the refit, and calibration fold k as piece k + 1 (the first
+#: two are also False and True, the pieces of a campaign driver that predates the folds)
+RETRAIN, REFIT = 0, 1
 
 
 def final_pieces(request: TrainRequest) -> list[int]:
     """The final cycle's trainings as :func:`final_fit` pieces: the validated retrain, the refit, and with
     ``training.calibration_folds`` k the folds 1..k-1 of cross-validated calibration."""
-    return [0, REFIT, *range(1, request.calibration_folds)]
+    return [RETRAIN, REFIT, *(fold + 1 for fold in range(1, request.calibration_folds))]
 
 
 def final_fit(piece: int, *, request: TrainRequest, method: str, labels: LabelSets,
               threads: int) -> tuple[AsteroidResult, list[str]]:
-    """One of a final cycle's trainings, as a task of its own: the validated retrain (``piece`` 0: the request's
-    split and warm start), ``training.final_refit``'s refit (:data:`REFIT`: the same recipe and seeds on every
-    frame, no holdout) or calibration fold k (the retrain holding out fold k of the split instead,
-    :meth:`alloop.training.data.FrameDataset.split`). The pieces are independent, so a campaign with several task
-    slots runs them at once, each on ``threads`` torch threads (half the training's threads there; with one thread
-    each, the same computation as one after the other). Returns the result and its log lines (the refit's and the
+    """One of a final cycle's trainings, as a task of its own: the validated retrain (``piece`` :data:`RETRAIN`:
+    the request's split and warm start), ``training.final_refit``'s refit (:data:`REFIT`: the same recipe and seeds
+    on every frame, no holdout) or calibration fold k (piece k + 1: the retrain holding out fold k of the split
+    instead, :meth:`alloop.training.data.FrameDataset.split`). The pieces are independent, so a campaign with
+    several task slots runs them at once, each on ``threads`` torch threads (half the training's threads there; with
+    one thread each, the same computation as one after the other). Returns the result and its log lines (the refit's and the
     folds' prefixed), which the piece has published as they happened."""
     pin_threads(threads)
     log = TaskLog(TRAIN_TOPIC)
-    name = {0: "final retrain", REFIT: "final refit"}.get(piece, f"calibration fold {piece}")
+    name = {RETRAIN: "final retrain", REFIT: "final refit"}.get(piece, f"calibration fold {piece - 1}")
     log.append(f"{name} on {torch.get_num_threads()} torch thread(s)")
     initial = model_from_bytes(request.initial_model)[0] if request.initial_model else None
     baseline = labels.baseline  # the labels are minus it already
     settings = request.settings.with_threads(threads)  # each stage sets its threads when it starts
-    if piece == 0:
+    if piece == RETRAIN:
         train = request_trainer(request, initial, baseline, log.append)
         return portable(train(method, labels, settings=settings, warm=warm_start(request, []))), list(log)
     train = request_trainer(request, initial, baseline, lambda line: log.append(f"{name}: {line}"))
     if piece == REFIT:
         return portable(train(method, labels, settings=dataclasses.replace(settings, refit=True))), list(log)
-    return (portable(train(method, labels, settings=dataclasses.replace(settings, val_fold=piece),
+    return (portable(train(method, labels, settings=dataclasses.replace(settings, val_fold=piece - 1),
                            warm=warm_start(request, []))), list(log))
 
 
