@@ -16,22 +16,30 @@ The accurate points are split 80/20 into training and validation (early stopping
 gamma choice) for every method alike. Bias weights, gamma candidates and the weighted
 loss are alloop's own (alloop.training.bias_weights, alloop.training.loss).
 
-Run: python benchmarks/asteroid_toy.py [--quick] [--seeds 3] [--sizes 25,50,100,200,400]
+Run: python benchmarks/asteroid_toy.py [--quick] [--seeds 3] [--sizes 25,50,100,200,400] [--out FILE]
+(writes benchmarks/results/asteroid-toy/toy.json: per size and seed each method's test MAE, the chosen gamma
+and the correlation of B with the true offset)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from lib.asteroid_toy_table import toy_table
+from lib.common import ROOT
 
 from alloop.training.bias_weights import bias_weights, gamma_candidates
 from alloop.training.loss import weighted_loss
 
 DIM = 16
 OFFSETS = (0.0, 2.0, 4.0, 8.0, 16.0)
+#: the result file (the docs' table is generated from it: python benchmarks/docs_tables.py)
+OUT = ROOT / "benchmarks" / "results" / "asteroid-toy" / "toy.json"
 #: the gamma factors searched (x median B): the paper's grid, not alloop's default (training.gamma_grid: (1,))
 GAMMA_GRID = (0.1, 0.5, 1.0, 2.0)
 
@@ -156,13 +164,14 @@ def run_one(size: int, seed: int, cfg: dict) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 sizes, 2 seeds, short training (smoke run)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sizes", default="25,50,100,200,400")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=OUT, help=f"result file (default {OUT.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = dict(sizes=[int(s) for s in args.sizes.split(",")], lr=1e-3, ft_lr=1e-4, acc_epochs=500, acc_batch=32,
                ft_epochs=500, pre_epochs=60, pre_batch=128, patience=40)
@@ -170,23 +179,19 @@ def main() -> None:
     if args.quick:
         cfg.update(sizes=[25, 100], acc_epochs=200, ft_epochs=200, pre_epochs=20, patience=20)
         seeds = [0, 1]
-    methods = ["standard", "biased only", "pretrain+finetune", "ASTEROID"]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    runs = {str(size): [run_one(size, s, cfg) for s in seeds] for size in cfg["sizes"]}
+    result = {"settings": {**cfg, "seeds": seeds, "threads": args.threads, "gamma_grid": list(GAMMA_GRID)},
+              "runs": runs, "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0,
+              "measured": time.strftime("%Y-%m-%d")}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"ASTEROID toy (App. A.5): test MAE on 2000 accurate points, mean +- std over {len(seeds)} seeds\n")
-    print("| accurate N | " + " | ".join(methods) + " | ASTEROID vs standard | chosen gamma / median B | corr(B, b) |")
-    print("|---|" + "---|" * (len(methods) + 3))
-    for size in cfg["sizes"]:
-        runs = [run_one(size, s, cfg) for s in seeds]
-        cells = []
-        for m in methods:
-            v = np.array([r[m] for r in runs])
-            cells.append(f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}")
-        gain = 100.0 * (1 - np.mean([r["ASTEROID"] for r in runs]) / np.mean([r["standard"] for r in runs]))
-        gammas = ", ".join(f"{r['gamma/median B']:g}" for r in runs)
-        corr = np.mean([r["bias corr"] for r in runs])
-        print(f"| {size} | " + " | ".join(cells) + f" | {gain:+.0f}% | {gammas} | {corr:.2f} |", flush=True)
-    print(f"\n{time.perf_counter() - t0:.0f} s on {args.threads} thread(s) (shared machine)")
+    print("\n".join(toy_table(result)))
+    print(f"\n{result['wall_s']:.0f} s ({result['cpu_s']:.0f} CPU s) on {args.threads} thread(s); "
+          f"written to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

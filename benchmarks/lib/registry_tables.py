@@ -5,7 +5,8 @@ Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N),
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
-against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``foundation-models``
+against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``asteroid-toy``
+(``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lib.al_claims import claim_lines
+from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
@@ -132,6 +134,11 @@ def store_scale(spec: dict[str, Any]) -> list[str]:
     return store_scale_lines(json.loads((ROOT / spec["result"][0]).read_text()))
 
 
+def asteroid_toy(spec: dict[str, Any]) -> list[str]:
+    """Per number of accurate points, each method's test MAE on the toy problem and ASTEROID's gain."""
+    return toy_table(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
@@ -189,6 +196,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
+    "asteroid-toy": asteroid_toy,
 }
 
 

@@ -186,3 +186,16 @@ def test_the_loop_calibration_table_judges_each_regime_by_its_own_targets(lib):
     hot[1]["shifted_bound_coverage"] = None
     assert calibration_table({"runs": dict(enumerate(hot))}, {"b": {"label": "h", "regime": "hotter"}})[2].endswith(
         "| not kept by these 2 models |")
+
+
+def test_the_asteroid_toy_table_averages_the_seeds_of_each_size(lib):
+    from lib.asteroid_toy_table import toy_table
+
+    def run(standard: float, asteroid: float, gamma: float) -> dict:
+        return {"standard": standard, "biased only": 4.0, "pretrain+finetune": 1.0, "ASTEROID": asteroid,
+                "gamma/median B": gamma, "bias corr": 0.99}
+
+    lines = toy_table({"runs": {"100": [run(0.5, 0.2, 0.1)], "25": [run(2.0, 0.5, 0.1), run(1.0, 0.4, 2.0)]}})
+    assert lines[2] == ("| 25 | 1.500 +- 0.707 | 4.000 +- 0.000 | 1.000 +- 0.000 | 0.450 +- 0.071 | -70% | 0.1, 2 "
+                        "| 0.99 |")  # sizes in numeric order, ASTEROID's gain on the seeds' means
+    assert lines[3].startswith("| 100 | 0.500 +- 0.000 |") and "| -60% |" in lines[3]
