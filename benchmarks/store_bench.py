@@ -4,20 +4,28 @@
     python benchmarks/store_bench.py --quick    # smoke run
     python benchmarks/store_bench.py --no-fsync # commits without fsync (crash-safe against kills, not power loss)
 
-Prints Markdown tables. Timings depend on the disk and on the machine's load.
+Prints Markdown tables and writes benchmarks/results/store-bench/store.json (``--out``; the docs' tables are
+generated from it). Timings depend on the disk and on the machine's load (its 1-minute load average is recorded).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from lib.common import ROOT
+from lib.store_bench_table import store_bench_lines
 
 from alloop.store import CampaignStore
+
+#: the result file
+OUT = ROOT / "benchmarks" / "results" / "store-bench" / "store.json"
 
 
 def make_frames(n_frames: int, n_atoms: int, seed: int = 0) -> list[Atoms]:
@@ -28,18 +36,20 @@ def make_frames(n_frames: int, n_atoms: int, seed: int = 0) -> list[Atoms]:
 
 
 def append_rate(folder: Path, n_atoms: int, batch: int, n_batches: int, durable: bool) -> dict[str, float]:
-    """Frames per second and milliseconds per commit for ``n_batches`` batches of ``batch`` frames."""
+    """Frames per second and milliseconds per commit (wall and this process's CPU) for ``n_batches`` batches of
+    ``batch`` frames."""
     frames = make_frames(batch * n_batches, n_atoms)
     with CampaignStore.create(folder / f"append-{n_atoms}-{batch}", durable=durable) as store:
         store.add_frames(frames[:batch], md_step=np.arange(batch))  # creates the arrays: not timed
         store.commit()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for k in range(1, n_batches):
             store.add_frames(frames[k * batch : (k + 1) * batch], md_step=np.arange(batch), replica=0)
             store.commit()
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     n = batch * (n_batches - 1)
-    return {"frames": n, "commits": n_batches - 1, "fps": n / elapsed, "ms_per_commit": 1e3 * elapsed / (n_batches - 1)}
+    return {"frames": n, "commits": n_batches - 1, "fps": n / elapsed, "ms_per_commit": 1e3 * elapsed / (n_batches - 1),
+            "cpu_ms_per_commit": 1e3 * cpu / (n_batches - 1)}
 
 
 def open_cost(folder: Path, n_frames: int, n_atoms: int, durable: bool) -> dict[str, float]:
@@ -67,30 +77,28 @@ def open_cost(folder: Path, n_frames: int, n_atoms: int, durable: bool) -> dict[
     return dict(zip(("open_ms", "meta_ms", "get100_ms", "open_a_ms"), ms, strict=True))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     parser.add_argument("--no-fsync", action="store_true", help="open stores with durable=False")
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=OUT, help=f"result file (default {OUT.relative_to(ROOT)})")
+    args = parser.parse_args(argv)
     durable = not args.no_fsync
     n_batches = {1: 20, 32: 10, 1024: 4} if args.quick else {1: 100, 32: 40, 1024: 12}
     n_open = 10_000 if args.quick else 100_000
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         folder = Path(tmp)
-        print(f"## Appending frames (add_frames + commit; fsync {'on' if durable else 'off'})\n")
-        print("| atoms/frame | batch | frames | commits | frames/s | ms/commit |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        for n_atoms in (10, 100):
-            for batch, count in n_batches.items():
-                r = append_rate(folder, n_atoms, batch, count, durable)
-                cells = [n_atoms, batch, r["frames"], r["commits"], f"{r['fps']:.0f}", f"{r['ms_per_commit']:.1f}"]
-                print("| " + " | ".join(map(str, cells)) + " |", flush=True)
-        r = open_cost(folder, n_open, 10, durable)
-        print(f"\n## Opening a store of {n_open} frames (10 atoms each)\n")
-        print("| open (read) ms | frame_meta() ms | get_frames(100 random) ms | open (write: lock, cleanup) ms |")
-        print("|---:|---:|---:|---:|")
-        print(f"| {r['open_ms']:.1f} | {r['meta_ms']:.1f} | {r['get100_ms']:.1f} | {r['open_a_ms']:.1f} |")
+        append = [{"atoms": n_atoms, "batch": batch, **append_rate(folder, n_atoms, batch, count, durable)}
+                  for n_atoms in (10, 100) for batch, count in n_batches.items()]
+        result = {"fsync": durable, "append": append,
+                  "open": {"frames": n_open, "atoms": 10, **open_cost(folder, n_open, 10, durable)},
+                  "measured": time.strftime("%Y-%m-%d"), "load_average": os.getloadavg()[0]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print("\n".join(store_bench_lines(result)))
+    print(f"\nwritten to {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

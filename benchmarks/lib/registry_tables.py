@@ -5,8 +5,8 @@ Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N),
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
 ``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
-against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``asteroid-toy``
-(``asteroid_toy.py``), ``foundation-models``
+against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
+and ``store-bench-open`` (``store_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -42,6 +42,7 @@ from lib.nvp_table import committed_results, table
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
+from lib.store_bench_table import append_lines, open_lines
 from lib.store_scale_table import store_scale_lines
 from lib.train_speed_table import train_speed_table
 
@@ -139,6 +140,16 @@ def asteroid_toy(spec: dict[str, Any]) -> list[str]:
     return toy_table(json.loads((ROOT / spec["result"][0]).read_text()))
 
 
+def store_bench_append(spec: dict[str, Any]) -> list[str]:
+    """Frames appended per second and ms per commit, per atoms per frame and batch."""
+    return append_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
+def store_bench_open(spec: dict[str, Any]) -> list[str]:
+    """The cost of opening a store of many frames and reading from it."""
+    return open_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
@@ -196,7 +207,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
-    "asteroid-toy": asteroid_toy,
+    "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
 }
 
 

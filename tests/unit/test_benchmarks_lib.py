@@ -199,3 +199,15 @@ def test_the_asteroid_toy_table_averages_the_seeds_of_each_size(lib):
     assert lines[2] == ("| 25 | 1.500 +- 0.707 | 4.000 +- 0.000 | 1.000 +- 0.000 | 0.450 +- 0.071 | -70% | 0.1, 2 "
                         "| 0.99 |")  # sizes in numeric order, ASTEROID's gain on the seeds' means
     assert lines[3].startswith("| 100 | 0.500 +- 0.000 |") and "| -60% |" in lines[3]
+
+
+def test_the_store_bench_tables_show_every_append_run_and_the_open_costs(lib):
+    from lib.store_bench_table import append_lines, open_lines, store_bench_lines
+
+    result = {"fsync": True, "append": [{"atoms": 10, "batch": 32, "frames": 1248, "commits": 39, "fps": 461.7,
+                                         "ms_per_commit": 69.24, "cpu_ms_per_commit": 31.04}],
+              "open": {"frames": 100000, "atoms": 10, "open_ms": 10.94, "meta_ms": 89.2, "get100_ms": 410.8,
+                       "open_a_ms": 37.2}}
+    assert append_lines(result)[2] == "| 10 | 32 | 1248 | 39 | 462 | 69.2 | 31.0 |"
+    assert open_lines(result)[2] == "| 100000 | 10.9 | 89.2 | 410.8 | 37.2 |"
+    assert store_bench_lines(result)[0] == "## Appending frames (add_frames + commit; fsync on)"
