@@ -19,28 +19,16 @@ import time
 import numpy as np
 from ase.io import read
 from lib.common import DATA, ROOT
+from lib.descriptors import describe
 from lib.herding_table import BASINS, herding_table
 
 from alloop.io import write_atomic
-from alloop.potentials.inference import predict_features
-from alloop.potentials.registry import build_model, model_preset
 from alloop.system.conformers import basin_index, dihedrals, find_rotors
 from alloop.uncertainty.herding import kernel_herding, median_bandwidth, squared_mmd, standardise
-from alloop.uncertainty.selection import farthest_point_sampling, frame_descriptors
+from alloop.uncertainty.selection import farthest_point_sampling
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 RESULT = ROOT / "benchmarks" / "results" / "herding.json"
-
-
-def describe(frames: list, model_name: str) -> np.ndarray:
-    """The frames' descriptors under the model preset (pretrained weights for sevennet-0)."""
-    elements = sorted({int(z) for a in frames for z in a.numbers})
-    preset = dict(model_preset(model_name))
-    model = build_model(preset.pop("architecture"), elements, **preset)
-    model.eval()
-    numbers = np.concatenate([a.numbers for a in frames])
-    ptr = np.concatenate([[0], np.cumsum([len(a) for a in frames])])
-    return frame_descriptors(numbers, predict_features(model, frames), ptr, elements)
 
 
 def shares(basins: np.ndarray) -> dict[str, float]:

@@ -89,6 +89,10 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     """The label files, the method that uses them and Delta learning."""
     p.add_argument("--expensive", required=True, metavar="A.extxyz",
                    help="frames with expensive (accurate) energy and forces")
+    p.add_argument("--weights", metavar="KEY", default=None,
+                   help="per-frame loss weights of the --expensive frames from their info key KEY (e.g. importance "
+                   "weights: target density over selection density); every frame needs a finite weight >= 0; the "
+                   "loss and the validation metrics are weighted means; default: equal weights")
     p.add_argument("--cheap", metavar="B.extxyz", help="frames with cheap (inaccurate) energy and forces")
     p.add_argument("--unlabelled", metavar="C.extxyz", help="unlabelled (Boltzmann) frames for score matching")
     p.add_argument("--temperature-K", type=float, default=SCORE_MATCHING_TEMPERATURE_K,
@@ -270,7 +274,7 @@ def _read_labels(args: argparse.Namespace) -> LabelSets:
     if args.unlabelled and not uses_unlabelled:
         print(f"note: --unlabelled is not used by method '{args.method}'", file=sys.stderr)
     return LabelSets(
-        expensive=load_dataset(args.expensive, "expensive"),
+        expensive=load_dataset(args.expensive, "expensive", weight_key=args.weights),
         cheap=load_dataset(args.cheap, "cheap") if args.cheap and uses_cheap else None,
         unlabelled=load_dataset(args.unlabelled, "unlabelled", labelled=False) if uses_unlabelled else None,
     )
@@ -330,7 +334,7 @@ def _save(args: argparse.Namespace, result: AsteroidResult, settings: AsteroidSe
 
     sources = {"expensive": str(args.expensive), "cheap": args.cheap, "unlabelled": args.unlabelled,
                "model_preset": args.model, "freeze_blocks": args.freeze_blocks, "init": args.init,
-               "replay_frames": 0 if labels.replay is None else len(labels.replay)}
+               "replay_frames": 0 if labels.replay is None else len(labels.replay), "weights_key": args.weights}
     metadata = checkpoint_metadata(result, settings, sources, fidelity=labels.expensive.fidelity)
     if args.method == TWO_HEAD:
         model = learned_part(result.model)

@@ -113,7 +113,7 @@ class FrameDataset:
         positions: Sequence[np.ndarray],
         energy: Sequence[float] | np.ndarray | None = None,
         forces: Sequence[np.ndarray] | None = None,
-        weight: Sequence[float] | None = None,
+        weight: Sequence[float] | np.ndarray | None = None,
         fidelity: str = "",
         cells: Sequence[np.ndarray] | None = None,
         pbc: Sequence[np.ndarray] | None = None,
@@ -143,7 +143,7 @@ class FrameDataset:
         structures: Sequence[Atoms],
         fidelity: str = "",
         labelled: bool = True,
-        weight: Sequence[float] | None = None,
+        weight: Sequence[float] | np.ndarray | None = None,
     ) -> FrameDataset:
         """Frames from ASE Atoms; labels from their calculator results (``energy``, ``forces``)."""
         if len(structures) == 0:

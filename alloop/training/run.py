@@ -42,10 +42,31 @@ def fidelity_name(path: str | Path) -> str | None:
     return str(name) if name else None
 
 
-def load_dataset(path: str | Path, role: str, labelled: bool = True) -> FrameDataset:
-    """A FrameDataset from an extxyz (or any ASE-readable) file; labelled files need energy and forces."""
+def load_dataset(path: str | Path, role: str, labelled: bool = True, weight_key: str | None = None) -> FrameDataset:
+    """A FrameDataset from an extxyz (or any ASE-readable) file; labelled files need energy and forces.
+    ``weight_key``: each frame's loss weight from its ``info[weight_key]`` (see :func:`frame_weights`)."""
     structures = read_labelled(path) if labelled else read_structures(path)
-    return FrameDataset.from_atoms(structures, fidelity=fidelity_tag(structures, role, path), labelled=labelled)
+    weight = None if weight_key is None else frame_weights(structures, weight_key, path)
+    return FrameDataset.from_atoms(structures, fidelity=fidelity_tag(structures, role, path), labelled=labelled,
+                                   weight=weight)
+
+
+def frame_weights(structures: Sequence[Atoms], key: str, source: str | Path = "") -> np.ndarray:
+    """Per-frame loss weights from ``info[key]``: finite, non-negative, not all zero; AlloopError naming the first
+    frame without one or with a bad one."""
+    weights = np.empty(len(structures))
+    for k, atoms in enumerate(structures):
+        value = atoms.info.get(key)
+        try:
+            weights[k] = float(value)
+        except (TypeError, ValueError):
+            raise AlloopError(f"{source}: frame {k} has no number under '{key}' (got {value!r}); every frame needs "
+                              "its weight") from None
+        if not np.isfinite(weights[k]) or weights[k] < 0:
+            raise AlloopError(f"{source}: frame {k}'s weight '{key}' is {weights[k]}: weights are finite and >= 0")
+    if len(weights) and weights.sum() <= 0:
+        raise AlloopError(f"{source}: every frame's weight '{key}' is 0")
+    return weights
 
 
 def replay_pool(original: Potential, datasets: Sequence[FrameDataset], seed: int) -> FrameDataset:

@@ -3,7 +3,8 @@
 
 Kinds: ``learning-curves`` (one test set's force-error summaries per arm and N), ``learning-curves-paired`` (arm
 minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the scores of finished runs),
-``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``, ``llpr``, ``al-claims``
+``status-models`` (a campaign's models from its ``alloop status --json``), ``herding``,
+``importance-weights`` and ``importance-weights-diagnostics`` (``importance_weights.py``), ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
 and ``store-bench-open`` (``store_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
@@ -25,6 +26,8 @@ from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
+from lib.importance_table import arm_entries as n30_entries
+from lib.importance_table import importance_table, load_results, weights_table
 from lib.label_tables import frame_labels_table, label_sets_table
 from lib.learning_curves_tables import (
     METRIC_HEADER,
@@ -120,6 +123,19 @@ def herding(spec: dict[str, Any]) -> list[str]:
     return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
 
 
+def importance_weights(spec: dict[str, Any]) -> list[str]:
+    """Per test set (``tests``: file -> label), the loop's frames retrained with and without importance weights,
+    beside random frames and the loop's model (``loop_results``: their learning-curve folder)."""
+    folder = ROOT / spec["loop_results"]
+    return importance_table(load_results(ROOT / spec["result"][0]), list(spec["tests"]),
+                            n30_entries(folder, "loop"), n30_entries(folder, "random"), spec["tests"]).splitlines()
+
+
+def importance_weights_diagnostics(spec: dict[str, Any]) -> list[str]:
+    """The importance weights' effective sample size, MMD to the target and basin shares, per target."""
+    return weights_table(load_results(ROOT / spec["result"][0])).splitlines()
+
+
 def many_workers(spec: dict[str, Any]) -> list[str]:
     """Utilisation, driver CPU per label, latency and memory of each many-workers run."""
     return many_workers_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
@@ -203,6 +219,7 @@ def conformer_references(spec: dict[str, Any]) -> list[str]:
 KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "learning-curves": learning_curves, "learning-curves-paired": learning_curves_paired,
     "naive-vs-periodic": naive_vs_periodic, "status-models": status_models, "herding": herding,
+    "importance-weights": importance_weights, "importance-weights-diagnostics": importance_weights_diagnostics,
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "conformer-references": conformer_references, "train-speed": train_speed,
