@@ -13,9 +13,11 @@ runs/store_scale/ (not in git) and reused while :data:`BUILD_VERSION` stays.
 
 Every operation runs in a fresh Python process (:func:`measure`): ``op s`` is the operation itself (timed inside
 the process after its modules are imported), ``wall s`` the whole process as a user sees it (interpreter start and
-imports too), ``MB`` the process's peak resident memory (``ru_maxrss`` from ``os.wait4``). Operations that write
-(import; resume, which takes the writer lock) work on a copy of the store. The log-log slope of ``op s`` against
-the frame count (least squares over the sizes run) says how each grows: 1 is linear.
+imports too), ``MB`` the process's peak resident memory (``ru_maxrss`` from ``os.wait4``); each measurement
+records the machine's 1-minute load average as it started (``load_average``: under load, wall seconds are upper
+bounds). Operations that write (import; resume, which takes the writer lock) work on a copy of the store. The
+log-log slope of ``op s`` against the frame count (least squares over the sizes run) says how each grows: 1 is
+linear.
 
 Writes benchmarks/results/store_scale.json (--results) and prints a Markdown table.
 """
@@ -462,6 +464,7 @@ def measure(name: str, run_dir: Path) -> dict[str, float]:
             shutil.copytree(run_dir.parent, target.parent, ignore=shutil.ignore_patterns("built.json"))
         out = scratch / "out.json"
         env = _child_env()
+        load = os.getloadavg()[0]  # the machine's other work: wall seconds under load are upper bounds
         start = time.perf_counter()
         with out.open("w") as fh:
             proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", name, str(target),
@@ -474,7 +477,7 @@ def measure(name: str, run_dir: Path) -> dict[str, float]:
         op = json.loads(out.read_text().strip().splitlines()[-1])
     return {"op_seconds": round(op["op_seconds"], 3), "op_cpu_seconds": round(op["op_cpu_seconds"], 3),
             "wall_seconds": round(wall, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
-            "peak_mb": round(usage.ru_maxrss / 1024, 1)}
+            "peak_mb": round(usage.ru_maxrss / 1024, 1), "load_average": round(load, 2)}
 
 
 def slope(sizes: list[int], seconds: list[float]) -> float | None:
