@@ -186,6 +186,14 @@ class SelectionConfig(Section):
         "reservoir sample of every such frame of the campaign so far (herding_reservoir_frames), described by the "
         "current model; one cycle's MD is a correlated slice of the ensemble",
     )
+    pick_beta: float | None = Field(
+        default=None, ge=0,
+        description="the expensive pick's randomness (expensive_pick: predicted-error, bias or committee): null "
+        "picks the frame of largest score x distance each time; a number beta draws each pick instead, with "
+        "probability proportional to (score x distance)^beta among the frames left (0: uniform among "
+        "the candidates; large: the arg-max), seeded by the campaign seed and the cycle. A drawn pick follows the "
+        "candidates' density more than the arg-max, which seeks their edges. Not measured yet",
+    )
     herding_reservoir_frames: int = Field(default=1000, ge=1, description="the most frames of herding_target: "
                                           "campaign's reservoir")
     committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
@@ -215,6 +223,9 @@ class SelectionConfig(Section):
     def _coverage_needs_descriptors(self) -> SelectionConfig:
         if self.expensive_pick == "coverage" and self.diversity == "none":
             raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
+        if self.expensive_pick == "coverage" and self.pick_beta is not None:
+            raise ValueError("pick_beta draws the picks of a score rule; expensive_pick: coverage takes the farthest "
+                             "frame and has none (pick_beta: null)")
         return self
 
     @field_validator("max_expensive_per_cycle")

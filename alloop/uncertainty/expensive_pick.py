@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from alloop.uncertainty.pick_draw import Draw
 from alloop.uncertainty.selection import Selection, select_expensive
 
 #: the scores' names in the selection's reasons
@@ -55,14 +56,20 @@ def pick_score(bias: np.ndarray, predicted: np.ndarray | None = None, deviation:
 
 
 def pick_expensive(score: np.ndarray, what: str, rule: str, budget: int, descriptors: np.ndarray | None,
-                   labelled: np.ndarray | None, preselected: Selection | None = None) -> tuple[Selection, str]:
+                   labelled: np.ndarray | None, preselected: Selection | None = None,
+                   draw: Draw | None = None) -> tuple[Selection, str]:
     """Up to ``budget`` frames by ``score`` (named ``what``) under ``rule`` (:func:`pick_rule`): spread by
     ``descriptors`` when given (``selection.diversity: fps``), from the ``labelled`` frames' descriptors with
-    ``coverage``, after the ``preselected`` frames of kernel herding; and the pick's name for the log."""
+    ``coverage``, after the ``preselected`` frames of kernel herding, drawn at random by ``draw``
+    (``selection.pick_beta``; never with ``coverage``, which draws nothing); and the pick's name for the log."""
+    draw = None if rule == "coverage" else draw
     chosen = select_expensive(score, budget, descriptors, labelled=labelled,
                               rule="coverage" if rule == "coverage" else "bias",
-                              score_name=SCORE_NAMES.get(what, what), preselected=preselected)
+                              score_name=SCORE_NAMES.get(what, what), preselected=preselected, draw=draw)
     name = RULE_NAMES[rule] if descriptors is not None else f"top {what}"
+    if draw is not None:
+        name = (f"drawn with p ~ ({RULE_NAMES[rule]})^{draw.beta:g}" if descriptors is not None
+                else f"drawn with p ~ {what}^{draw.beta:g}")
     if labelled is not None:
         name += f" from {len(labelled)} labelled frames"
     if preselected is not None:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.uncertainty.pick_draw import Draw
 
 
 @dataclass
@@ -245,7 +246,7 @@ EXPENSIVE_RULES = ("bias", "coverage")
 
 def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
                      labelled: np.ndarray | None = None, rule: str = "bias", score_name: str = "bias B",
-                     preselected: Selection | None = None) -> Selection:
+                     preselected: Selection | None = None, draw: Draw | None = None) -> Selection:
     """Up to ``budget`` frames by bias B (NaN, e.g. a failed cheap label or a frame outside the energy window, is
     never selected).
 
@@ -266,15 +267,12 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     score in eV/A (a committee's force deviation); ``score_name`` names it in the reasons.
 
     ``preselected``: frames chosen before the rule runs (the representative quota of kernel herding): they come
-    first, count against ``budget``, and the rule's distances start from them too.
+    first, count against ``budget``, and the rule's distances start from them too. ``draw``: each pick drawn with
+    probability proportional to (B x d)^beta (B^beta without descriptors or before any distance) instead of the
+    arg-max (:class:`Draw`; not with ``coverage``).
     """
     bias = np.asarray(bias, dtype=np.float64)
-    if budget < 0:
-        raise AlloopError(f"budget must be >= 0, got {budget}")
-    if rule not in EXPENSIVE_RULES:
-        raise AlloopError(f"unknown expensive rule {rule!r}: expected one of {', '.join(EXPENSIVE_RULES)}")
-    if rule == "coverage" and descriptors is None:
-        raise AlloopError("the coverage rule needs the frames' descriptors")
+    _check_expensive_rule(budget, rule, descriptors is not None, draw is not None)
     valid = np.flatnonzero(np.isfinite(bias))
     ranked = valid[np.argsort(-bias[valid], kind="stable")]
     rank = {int(i): k + 1 for k, i in enumerate(ranked)}
@@ -282,9 +280,14 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     chosen: list[int] = [i for i, _ in first]
     reasons = [r for _, r in first]
     if descriptors is None:
-        order = ranked[~np.isin(ranked, chosen)][:budget - len(chosen)]
-        reasons += [f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[int(i)]} of {valid.size})" for i in order]
-        return Selection(np.array(chosen + order.tolist(), dtype=np.int64), reasons)
+        picks: list[tuple[int, float | None]] = (
+            list(draw.sequence(bias, budget - len(chosen), chosen)) if draw is not None
+            else [(int(i), None) for i in ranked[~np.isin(ranked, chosen)][:budget - len(chosen)]])
+        for i, p in picks:
+            chosen.append(i)
+            reasons.append(f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size})"
+                           + ("" if p is None else f", drawn with p = {p:.2g}"))
+        return Selection(np.array(chosen, dtype=np.int64), reasons)
     x = np.asarray(descriptors, dtype=np.float64)
     _check_lengths(bias.size, descriptors=x)
     x = x.reshape(bias.size, -1)
@@ -296,24 +299,40 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
         spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
         return f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}"
 
-    _spread_pick(x, bias, nearest, chosen, reasons, budget, rule, labelled is not None, reason)
+    _spread_pick(x, bias, nearest, chosen, reasons, budget, rule, labelled is not None, reason, draw)
     return Selection(np.array(chosen, dtype=np.int64), reasons)
 
 
+def _check_expensive_rule(budget: int, rule: str, described: bool, drawn: bool) -> None:
+    if budget < 0:
+        raise AlloopError(f"budget must be >= 0, got {budget}")
+    if rule not in EXPENSIVE_RULES:
+        raise AlloopError(f"unknown expensive rule {rule!r}: expected one of {', '.join(EXPENSIVE_RULES)}")
+    if rule == "coverage" and not described:
+        raise AlloopError("the coverage rule needs the frames' descriptors")
+    if rule == "coverage" and drawn:
+        raise AlloopError("the coverage rule takes the farthest frame; it draws nothing (pick_beta)")
+
+
 def _spread_pick(x: np.ndarray, bias: np.ndarray, nearest: np.ndarray, chosen: list[int], reasons: list[str],
-                 budget: int, rule: str, memory: bool, reason: Callable[[int], str]) -> None:
+                 budget: int, rule: str, memory: bool, reason: Callable[[int], str], draw: Draw | None = None) -> None:
     """:func:`select_expensive`'s picks in descriptor space, appended to ``chosen`` and ``reasons`` (``nearest``:
     each frame's distance to the nearest labelled or chosen frame, kept up to date)."""
     open_ = np.isfinite(bias)
     open_[chosen] = False
     while len(chosen) < budget and open_.any():
+        drawn = ""
         if rule == "coverage":
             i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))
+        elif draw is not None:
+            positive = np.maximum(np.nan_to_num(bias), 0.0)
+            i, p = draw.pick(nearest * positive if chosen or memory else positive, open_)
+            drawn = f", drawn with p = {p:.2g}"
         elif chosen or memory:
             i = _biased_farthest(open_, bias, nearest)
         else:
             i = int(np.argmax(np.where(open_, bias, -np.inf)))
-        reasons.append(reason(i))
+        reasons.append(reason(i) + drawn)
         chosen.append(i)
         open_[i] = False
         np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)

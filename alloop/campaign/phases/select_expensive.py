@@ -45,6 +45,10 @@ from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.expensive_pick import candidate_rows, pick_expensive, pick_rule, pick_score
 from alloop.uncertainty.herding import representative_quota
+from alloop.uncertainty.pick_draw import Draw
+
+#: the draws' seed salt (``selection.pick_beta``; with the campaign seed and the cycle)
+DRAW_SALT = 11
 
 
 @dataclass
@@ -114,7 +118,9 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
                                             score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
     labelled = result.labelled if rule == "coverage" else None
-    chosen, name = pick_expensive(score, what, rule, budget, descriptors, labelled, preselected=herded)
+    draw = (None if selection.pick_beta is None else
+            Draw(selection.pick_beta, np.random.default_rng((ctx.settings.seed, DRAW_SALT, run.cycle))))
+    chosen, name = pick_expensive(score, what, rule, budget, descriptors, labelled, preselected=herded, draw=draw)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)
     median = f"{np.nanmedian(score):.3f}" if np.isfinite(score).any() else "n/a"

@@ -75,6 +75,7 @@ class SelectionSettings:
     exploration: float = 1.0  # selection.exploration: 1 - the share of each pick chosen by kernel herding
     herding_target: str = "cycle"  # selection.herding_target: "cycle" or "campaign" (a reservoir of MD frames)
     herding_reservoir_frames: int = 1000  # selection.herding_reservoir_frames
+    pick_beta: float | None = None  # selection.pick_beta: None the arg-max, else draws ~ (score x distance)^beta
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
             reference_frames=sel.reference_frames, exploration=sel.exploration,
             herding_target=sel.herding_target, herding_reservoir_frames=sel.herding_reservoir_frames,
+            pick_beta=sel.pick_beta,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,

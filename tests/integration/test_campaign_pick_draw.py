@@ -1,0 +1,45 @@
+"""selection.pick_beta in a real campaign: the expensive picks are drawn, seeded by the campaign seed and the cycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alloop.campaign.loop.runner import start_campaign
+from alloop.config import load_campaign
+from alloop.store import tables
+from alloop.store.campaign import CampaignStore
+from alloop.store.resolve import store_path
+
+WATER = """
+name: draw
+seed: 5
+system: {structures: H2O}
+fidelities: {cheap: gfn2-xtb, expensive: hf-sto3g}
+model: {architecture: pair, cutoff_A: 4.0, n_rbf: 8}
+md: {n_replicas: 2, segment_steps: 40, record_every: 5, temperature_K: 300, max_bond_stretch: 2.0}
+uncertainty: {n_components: 2}
+selection: {max_cheap_per_cycle: 4, max_expensive_per_cycle: 2, min_step_spacing: 10, pick_beta: 1.0,
+            energy_window_sigma: null}
+training: {steps: 20, finetune_steps: 10, batch_size: 4, gamma_grid: [1.0]}
+schedule:
+  n_cycles: 1
+  bootstrap: {n_samples: 6, n_expensive: 3, method: rattle, amplitude_A: 0.02}
+execution: {n_workers: 1}
+evaluation: false
+"""
+
+
+def test_a_campaign_draws_its_expensive_picks(tmp_path: Path) -> None:
+    path = tmp_path / "draw.yaml"
+    path.write_text(WATER)
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
+    with CampaignStore.open(store_path(run_dir)) as store:
+        chosen = tables.read(store, tables.SELECTION)
+    expensive = (chosen["role"] == "expensive") & (chosen["cycle"] == 0)  # the bootstrap's are cycle -1
+    assert expensive.sum() == 2
+    assert all(", drawn with p = " in str(r) for r in chosen["reason"][expensive])
+    cheap = chosen["role"] == "cheap"
+    assert not any("drawn" in str(r) for r in chosen["reason"][cheap])  # the cheap pick is unchanged
+    assert any("drawn with p ~ (" in line and ")^1" in line for line in lines), lines
