@@ -180,10 +180,12 @@ class Column:
         return self._cache
 
     def _disk_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` (``stop <= flushed``) of the array: committed ones from the cache when they are in it
-        or the read starts at row 0 (a copy: callers may change what they get)."""
+        """Rows ``start:stop`` (``stop <= flushed``) of the array: committed ones from the cache when it holds them
+        or the read covers every committed row (which fills it; a head read such as the first frame does not read the
+        whole column); a copy: callers may change what they get."""
         head = min(stop, self.committed)
-        cache = self._cached(head) if start < head and (start == 0 or self._cache is not None) else None
+        whole = start == 0 and head == self.committed  # a read of every committed row fills the cache
+        cache = self._cached(head) if start < head and (whole or self._cache is not None) else None
         if cache is None or head > len(cache):
             return read_rows(self.array, start, stop)
         rows = cache[start:head].copy()
