@@ -148,7 +148,7 @@ class CampaignConfig(BaseModel):
         data = drop_nulls(data, keep=frozenset({"evaluation"}))  # a null evaluation: no set (not the default one)
         if data.get("evaluation") is False:
             data["evaluation"] = None
-        data = apply_derived(data, derived_defaults(data, base_dir_of(info)))
+        data = apply_derived(data, derived_defaults(data, base_dir_of(info), read_structures=checks_files(info)))
         stem = (info.context or {}).get("stem")
         data.setdefault("name", stem or "campaign")
         system = data.get("system") if isinstance(data.get("system"), dict) else {}

@@ -45,13 +45,14 @@ class Derived:
     source: str
 
 
-def derived_defaults(data: dict[str, Any], base_dir: Path) -> list[Derived]:
-    """The defaults of :mod:`this module <alloop.config.derived>` for the keys ``data`` does not give."""
+def derived_defaults(data: dict[str, Any], base_dir: Path, read_structures: bool = True) -> list[Derived]:
+    """The defaults of :mod:`this module <alloop.config.derived>` for the keys ``data`` does not give;
+    ``read_structures=False`` (a stored config, which gives every key) derives nothing from the structures."""
     model = _model_mapping(data.get("model"))
     training = _mapping(data.get("training"))
     schedule = _mapping(data.get("schedule"))
     boot = _mapping(schedule.get("bootstrap"))
-    structures = _structures(data, base_dir)
+    structures = _structures(data, base_dir) if read_structures else None
     xtb_ok = structures is not None and all(0 < int(z) <= XTB_MAX_Z for a in structures for z in a.numbers)
     out: list[Derived] = []
     baseline = model.get("baseline")

@@ -26,9 +26,9 @@ def resolve_source(source: str, base_dir: str | Path) -> str:
     path = (Path(base_dir) / Path(source).expanduser()).resolve()
     if path.is_file():
         return str(path)
-    from ase.collections import g2
+    from alloop.io import molecule_names
 
-    if source in g2.names:
+    if source in molecule_names():
         return source
     raise ValueError(f"file not found: {path} (nor is '{source}' a molecule name ase.build.molecule knows)")
 
