@@ -7,8 +7,8 @@
 Each store is built through the store's own API as the campaign loop writes it (:func:`build_store`): ethanol frames
 (9 atoms, jittered positions) recorded 1,000 per cycle by 10 MD replicas, 10 % of them labelled at the cheap
 fidelity (2 % of them failed) and 2 % also at the expensive one, the ledger tables (progress, selection, bias,
-cycles, md_predicted) with the rows the loop writes per cycle, the replica states each cycle and a real model
-checkpoint five times over the campaign; every phase commits as the driver does. A built store is cached under
+cycles, md_predicted, frame_basins) with the rows the loop writes per cycle, the replica states each cycle and a real
+model checkpoint five times over the campaign; every phase commits as the driver does. A built store is cached under
 runs/store_scale/ (not in git) and reused while :data:`BUILD_VERSION` stays.
 
 Every operation runs in a fresh Python process (:func:`measure`): ``op s`` is the operation itself (timed inside
@@ -41,7 +41,7 @@ from lib.common import ROOT
 from lib.store_scale_table import store_scale_lines
 
 #: bump when the built stores change (a cached store of another version is rebuilt)
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 RUNS = ROOT / "runs" / "store_scale"
 RESULTS = ROOT / "benchmarks" / "results" / "store_scale.json"
 FRAMES_PER_CYCLE = 1000
@@ -125,6 +125,7 @@ def build_store(run_dir: Path, n_frames: int, seed: int = 0) -> dict[str, Any]:
     from alloop.config import load_campaign
     from alloop.labeling.provenance import current_provenance
     from alloop.store import CampaignStore, ledger, store_path, tables
+    from alloop.store.coverage import BasinRecorder
 
     rng = np.random.default_rng(seed)
     cfg = load_campaign(write_config(run_dir))
@@ -146,7 +147,10 @@ def build_store(run_dir: Path, n_frames: int, seed: int = 0) -> dict[str, Any]:
         tables.append(store, tables.CYCLES, **_cycle_row(-1, version, 0, 0.0, ids.size, n_exp, rng))
         ledger.mark_phase(store, ledger.BOOTSTRAP, ledger.TRAINED)
         done = BOOTSTRAP_FRAMES
-        state = {"provenance": prov, "replicas": _replica_blob(cfg, 0), "ok": [ids]}
+        recorder = BasinRecorder(store)  # the label phase records each labelled frame's conformer basin
+        for k in ids:
+            recorder.add(int(k))
+        state = {"provenance": prov, "replicas": _replica_blob(cfg, 0), "ok": [ids], "basins": recorder}
         for cycle in range(n_cycles):
             n = min(FRAMES_PER_CYCLE, n_frames - done)
             version = _cycle(store, cfg, cycle, n, version, blob if cycle in checkpoint_cycles else None, state, rng)
@@ -221,6 +225,9 @@ def _cycle(store: Any, cfg: Any, cycle: int, n: int, version: int, checkpoint: b
     tables.append(store, tables.CYCLES, **_cycle_row(cycle, version, n, float((q > 1).mean()), n_cheap,
                                                      to_expensive.size, rng))
     _mark(store, cycle, ledger.TRAINED)
+    for k in picked:  # every cheap-labelled frame (the expensive ones are among them)
+        state["basins"].add(int(k))
+    state["basins"].flush()
     store.commit(cycle=cycle, phase=ledger.TRAINED)
     return version
 

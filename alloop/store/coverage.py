@@ -22,6 +22,7 @@ from ase import Atoms
 
 from alloop.errors import AlloopError
 from alloop.labeling.result import STATUS_CODES, LabelStatus
+from alloop.store import tables
 from alloop.store.campaign import CampaignStore
 from alloop.store.ledger import held_out_ids
 from alloop.store.resolve import resolve_fidelity
@@ -31,12 +32,10 @@ from alloop.system.conformers import Rotor, basin_name, find_rotors, frame_basin
 ROLE_ORDER = ("cheap", "expensive", "")
 
 
-def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
-    """``{"rotors": [atom indices a-b-c-d], "rotor_names": [elements], "basins": [...], "fidelities": {name: {cycle:
-    [count per basin]}}, "roles": {name: cheap | expensive}}`` (cheap first), or None when the store has no labels,
-    holds more than one molecule or periodic frames, or its molecule has no rotatable bond."""
-    meta = store.frame_meta(columns=["n_atoms", "cycle"])
-    if meta["frame_id"].size == 0:
+def store_rotors(store: CampaignStore) -> tuple[Atoms, list[Rotor]] | None:
+    """The store's first frame and its molecule's non-symmetric rotors, or None when the store has no frame, its
+    first frame is a periodic cell or its molecule has no rotatable bond."""
+    if store.n_frames == 0:
         return None
     geometry = store.frame_geometry(0, 1)  # the first frame: its atoms, not its metadata and update log
     first = Atoms(numbers=geometry["numbers"].astype(int), positions=geometry["positions"], cell=geometry["cell"][0],
@@ -44,7 +43,61 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     if first.pbc.any():
         return None  # a periodic cell: no molecule, no torsional rotors
     rotors = [r for r in find_rotors(first) if not r.symmetric]
-    if not rotors or np.any(meta["n_atoms"] != len(first)):
+    return (first, rotors) if rotors else None
+
+
+def frame_codes(store: CampaignStore, frames: np.ndarray, first: Atoms, rotors: list[Rotor]) -> np.ndarray | None:
+    """The basin codes of ``frames`` (ids), or None when one of them is not the first frame's molecule."""
+    arrays = store.frame_arrays(frames)  # a chunked read: no Atoms for the ten thousand labels of a long campaign
+    if np.any(arrays["n_atoms"] != len(first)) or np.any(
+            arrays["numbers"].reshape(frames.size, len(first)) != first.numbers):
+        return None
+    return frame_basins(arrays["positions"].reshape(frames.size, len(first), 3), rotors)
+
+
+class BasinRecorder:
+    """Writes the basin code of each newly labelled frame (table ``frame_basins``) as the campaign's labels come back:
+    ``add`` a frame id, ``flush`` before the commit. Nothing for a store :func:`store_rotors` has none for, or once
+    a frame of another molecule turns up (``alloop status`` then counts no basins)."""
+
+    def __init__(self, store: CampaignStore) -> None:
+        self.store = store
+        self.pending: list[int] = []
+        self.done: set[int] = set()
+        self._looked_up = False
+        self._rotors: tuple[Atoms, list[Rotor]] | None = None
+
+    def add(self, frame_id: int) -> None:
+        if frame_id not in self.done:
+            self.pending.append(frame_id)
+            self.done.add(frame_id)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        frames, self.pending = np.array(self.pending, dtype=np.int64), []
+        if not self._looked_up:
+            self._rotors, self._looked_up = store_rotors(self.store), True
+        if self._rotors is None:
+            return
+        codes = frame_codes(self.store, frames, *self._rotors)
+        if codes is None:
+            self._rotors = None  # several molecules: no basins to count
+            return
+        tables.append(self.store, tables.FRAME_BASINS, frame_id=frames, code=codes)
+
+
+def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
+    """``{"rotors": [atom indices a-b-c-d], "rotor_names": [elements], "basins": [...], "fidelities": {name: {cycle:
+    [count per basin]}}, "roles": {name: cheap | expensive}}`` (cheap first), or None when the store has no labels,
+    holds more than one molecule or periodic frames, or its molecule has no rotatable bond. The codes of frames in
+    table ``frame_basins`` are read from it, the others (a store written before it, imported labels) computed."""
+    meta = store.frame_meta(columns=["n_atoms", "cycle"])
+    found = store_rotors(store) if meta["frame_id"].size else None
+    if found is None:
+        return None
+    first, rotors = found
+    if np.any(meta["n_atoms"] != len(first)):
         return None
     names = [basin_name(code, len(rotors)) for code in range(3 ** len(rotors))]
     stored, roles, held = store.fidelities(), fidelity_roles(store), held_out_ids(store)
@@ -58,14 +111,29 @@ def labelled_basins(store: CampaignStore) -> dict[str, Any] | None:
     if not labelled:
         return None
     frames = np.unique(np.concatenate(list(labelled.values())))  # read each frame once, whatever labels it has
-    arrays = store.frame_arrays(frames)  # a chunked read: no Atoms for the ten thousand labels of a long campaign
-    if np.any(arrays["numbers"].reshape(frames.size, len(first)) != first.numbers):
-        return None
-    codes = frame_basins(arrays["positions"].reshape(frames.size, len(first), 3), rotors)
+    codes = _known_codes(store, frames)
+    missing = codes < 0
+    if missing.any():
+        computed = frame_codes(store, frames[missing], first, rotors)
+        if computed is None:
+            return None
+        codes[missing] = computed
     out = {name: _code_histogram(codes[np.searchsorted(frames, ids)], meta["cycle"][ids], len(names))
            for name, ids in labelled.items()}
     return {"rotors": [r.label for r in rotors], "rotor_names": [r.name(first) for r in rotors], "basins": names,
             "fidelities": out, "roles": {stored[h]["name"]: r for h, r in roles.items() if stored[h]["name"] in out}}
+
+
+def _known_codes(store: CampaignStore, frames: np.ndarray) -> np.ndarray:
+    """The recorded basin codes of ``frames`` (sorted ids), -1 where none was recorded."""
+    rows = tables.read(store, tables.FRAME_BASINS)
+    codes = np.full(frames.size, -1, dtype=np.int64)
+    if rows:
+        ids, first_row = np.unique(rows["frame_id"], return_index=True)
+        pos = np.searchsorted(ids, frames)
+        hit = (pos < ids.size) & (ids[np.minimum(pos, ids.size - 1)] == frames)
+        codes[hit] = rows["code"][first_row[pos[hit]]]
+    return codes
 
 
 def fidelity_roles(store: CampaignStore) -> dict[str, str]:

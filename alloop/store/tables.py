@@ -25,6 +25,7 @@ schema's, values are checked and cast to its dtypes), readers through
 - ``herding_target``: per cycle, the MD frames its kernel herding matched (``selection.exploration`` < 1);
 - ``md_events``: one row per reaction event of the MD (a bond broken while one of its atoms formed a new
   one, :mod:`alloop.md.events`): the two pairs of atoms, where and when;
+- ``frame_basins``: the conformer basin code of each labelled frame (one-molecule campaigns with rotors);
 - ``worker_losses``: one row per Dask worker lost while the campaign ran (the
   tasks it held, which were resubmitted).
 """
@@ -143,6 +144,10 @@ MD_EVENTS = TableSchema(
      _col("time_fs", np.float64), _col("broken_i", np.int32), _col("broken_j", np.int32), _col("formed_i", np.int32),
      _col("formed_j", np.int32), _col("broken_A", np.float64), _col("formed_A", np.float64)),
 )
+#: per labelled frame of a one-molecule campaign with rotors: its conformer basin code
+#: (:func:`alloop.system.conformers.frame_basins`), written as its label comes back, so that ``alloop status`` counts
+#: the basins of a long campaign's labels without reading their positions (alloop.store.coverage)
+FRAME_BASINS = TableSchema("frame_basins", (_col("frame_id", np.int64), _col("code", np.int32)))
 #: one row per Dask worker that left the scheduler unexpectedly (its tasks run again: resubmitted)
 WORKER_LOSSES = TableSchema(
     "worker_losses",
@@ -151,7 +156,7 @@ WORKER_LOSSES = TableSchema(
 )
 #: every ledger table, by name
 SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_MOLECULES, EVAL_COVERAGE,
-                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, MD_EVENTS, WORKER_LOSSES)}
+                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, MD_EVENTS, FRAME_BASINS, WORKER_LOSSES)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

@@ -49,10 +49,16 @@ def test_rotamer_starts_uncertainty_bias_and_temperature_ladder_in_a_campaign(tm
         boot = [a.positions for a in store.get_frames(boot_ids)]
         md_ids = np.flatnonzero(origin == ORIGIN_CODES["md"])
         bias = tables.read(store, tables.MD_BIAS)
+        recorded = tables.read(store, tables.FRAME_BASINS)
+        labelled = np.unique(store.labels("hf-sto3g").frame_id)
+        positions = np.array([a.positions for a in store.get_frames(recorded["frame_id"])])
         states = {r: ReplicaState.from_bytes(b) for r, b in unpack_states(store.get_blob(REPLICAS_BLOB)).items()}
     # bootstrap samples round robin over trans, gauche-, gauche+: the first three (expensive) cover all basins
     basins = basin_index(dihedrals(np.array(boot), rotors)[:, 0])
     assert sorted(basins[:3].tolist()) == [0, 1, 2] and len(boot) == 6
+    # every labelled frame's basin code was recorded as its label came back, and it is the frame's basin
+    assert sorted(set(recorded["frame_id"].tolist())) == labelled.tolist()
+    np.testing.assert_array_equal(recorded["code"], basin_index(dihedrals(positions, rotors)[:, 0]))
     # every MD frame has its bias energy recorded, within (-A, 0]
     assert sorted(bias["frame_id"].tolist()) == sorted(md_ids.tolist())
     assert np.all(bias["bias_energy_eV"] <= 0) and np.all(bias["bias_energy_eV"] > -0.5)

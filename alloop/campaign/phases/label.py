@@ -19,6 +19,7 @@ import numpy as np
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.phases.context import PhaseContext
 from alloop.store import ledger
+from alloop.store.coverage import BasinRecorder
 
 COMMIT_EVERY_S = 15.0
 
@@ -56,6 +57,7 @@ class LabelStream:
 
     def __init__(self, ctx: PhaseContext, pool: LabelingPool) -> None:
         self.ctx, self.pool = ctx, pool
+        self.basins = BasinRecorder(ctx.store)
         self.by_key: dict[str, tuple[int, str, int]] = {}  # pool key -> (cycle, role, frame id)
         self.outstanding: dict[tuple[int, str], int] = {}  # (cycle, role) -> labels not back yet
         self.totals: dict[tuple[int, str], int] = {}
@@ -83,12 +85,14 @@ class LabelStream:
         """Write one finished label; commit if the last commit is ``COMMIT_EVERY_S`` old."""
         cycle, role, frame_id = self.by_key.pop(key)
         self.ctx.store.add_labels(self.ctx.fidelities[role], [frame_id], [result])
+        self.basins.add(frame_id)
         self.outstanding[(cycle, role)] -= 1
         self._show(cycle, spent_delta=result.cpu_seconds, last_status=(role, result.status.value))
         if time.monotonic() - self.last_commit > COMMIT_EVERY_S:
             self.commit(cycle)
 
     def commit(self, cycle: int) -> None:
+        self.basins.flush()
         self.ctx.record_losses(cycle, "labelling")
         self.ctx.store.commit(cycle=cycle, phase="labelling")
         self.last_commit = time.monotonic()

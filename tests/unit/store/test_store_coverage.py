@@ -88,3 +88,44 @@ def test_no_histogram_without_rotors_or_labels(tmp_path, cheap):
         store.add_labels(cheap, [0], [make_label(0, 9)])
         store.commit()
         assert labelled_basins(store) is None
+
+
+def test_recorded_codes_are_read_and_the_others_computed(tmp_path, cheap):
+    """BasinRecorder writes each labelled frame's code as the campaign's labels come back (table frame_basins);
+    labelled_basins reads those and computes the codes of frames it has none for (an older store, imports)."""
+    from alloop.store import tables
+    from alloop.store.coverage import BasinRecorder
+
+    trans, gauche_minus, gauche_plus = conformer_starts(molecule("CH3CH2OH"), 3)
+    path = store_path(tmp_path / "run")
+    with CampaignStore.create(path, {}) as store:
+        ids = store.add_frames([trans, gauche_plus, gauche_minus, trans], origin="md", cycle=0)
+        store.add_labels(cheap, ids, [make_label(int(k), 9) for k in ids])
+        recorder = BasinRecorder(store)
+        for k in ids[:3]:
+            recorder.add(int(k))
+        recorder.add(int(ids[0]))  # a frame labelled at a second fidelity is recorded once
+        recorder.flush()
+        store.commit(cycle=0, phase="labelled")
+        rows = tables.read(store, tables.FRAME_BASINS)
+        assert rows["frame_id"].tolist() == ids[:3].tolist() and rows["code"].tolist() == [0, 1, 2]
+        assert labelled_basins(store)["fidelities"] == {"hf-sto3g": {0: [2, 1, 1]}}  # ids[3] computed: trans
+        # the recorded codes are what is counted: a (wrong) recorded code shows that they are read, not recomputed
+        tables.append(store, tables.FRAME_BASINS, frame_id=[ids[3]], code=[2])
+        store.commit(cycle=0, phase="labelled")
+        assert labelled_basins(store)["fidelities"] == {"hf-sto3g": {0: [1, 1, 2]}}
+
+
+def test_the_recorder_writes_nothing_without_rotors(tmp_path, cheap):
+    from alloop.store import tables
+    from alloop.store.coverage import BasinRecorder
+
+    path = store_path(tmp_path / "run")
+    with CampaignStore.create(path, {}) as store:
+        ids = store.add_frames([molecule("H2O"), molecule("H2O")], origin="md", cycle=0)
+        recorder = BasinRecorder(store)
+        for k in ids:
+            recorder.add(int(k))
+        recorder.flush()
+        store.commit(cycle=0, phase="labelled")
+        assert tables.read(store, tables.FRAME_BASINS) == {}
