@@ -40,25 +40,29 @@ def importance_table(results: list[dict[str, Any]], tests: list[str], loop: dict
     """Per test file: mean force MAE (eV/A, mean +- std over seeds) of random frames, the loop's delivered model and
     the three retrained models, and the weighted models' paired difference from the equal-weight retrain."""
     labels = labels or {}
-    seeds = [r["seed"] for r in results]
     rows = []
     for test in tests:
-        def of(entries: dict[int, dict], test: str = test) -> dict[int, float]:
+        # the seeds whose three models are scored on this set (a seed in progress has weights, not all its models)
+        seeds = [r["seed"] for r in results if all(test in r["models"].get(m, {}).get("scores", {}) for m in MODELS)]
+
+        def of(entries: dict[int, dict], test: str = test, seeds: list[int] = seeds) -> dict[int, float]:
             return {s: e["scores"][test]["mean"] for s, e in entries.items()
                     if s in seeds and test in e.get("scores", {})}
 
-        ours = {name: {r["seed"]: r["models"][name]["scores"][test]["mean"] for r in results
-                       if test in r["models"].get(name, {}).get("scores", {})} for name in MODELS}
+        ours = {name: {r["seed"]: r["models"][name]["scores"][test]["mean"] for r in results if r["seed"] in seeds}
+                for name in MODELS}
         if not ours["retrain"]:
             continue
         cells = [mean_std(v.values(), 4) if v else "-" for v in (of(random), of(loop), *ours.values())]
         rows.append([labels.get(test, test), len(ours["retrain"]), *cells,
                      _paired_percent(ours["weighted-md"], ours["retrain"]),
                      _paired_percent(ours["weighted-pool"], ours["retrain"]),
-                     _paired_percent(ours["retrain"], of(loop))])
+                     _paired_percent(ours["retrain"], of(loop)), _paired_percent(ours["weighted-md"], of(random)),
+                     _paired_percent(of(loop), of(random))])
     return markdown_table(["test set", "seeds", "random frames", "loop (delivered)", "retrain (equal weights)",
                            "weighted (MD target)", "weighted (pool target)", "weighted (MD) vs retrain",
-                           "weighted (pool) vs retrain", "retrain vs delivered"], rows)
+                           "weighted (pool) vs retrain", "retrain vs delivered", "weighted (MD) vs random",
+                           "delivered vs random"], rows)
 
 
 def weights_table(results: list[dict[str, Any]]) -> str:

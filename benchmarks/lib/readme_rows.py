@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lib.common import ROOT, mean_std
+from lib.importance_table import load_results
 from lib.learning_curves_tables import arm_entries, entry_summary, load_entries
 from lib.nvp_table import committed_results
 
@@ -83,9 +84,24 @@ def llpr(spec: dict[str, Any]) -> str:
                      for name, f in forces.items())
 
 
+def importance_weights(spec: dict[str, Any]) -> str:
+    """The importance-weighted retrain (loop MD target) against the equal-weight retrain, per test set in ``tests``
+    (file -> label): paired percent, mean +- std over seeds."""
+    results = load_results(ROOT / spec["result"][0])
+    cells, n = [], 0
+    for test, label in spec["tests"].items():
+        scored = [r["models"] for r in results
+                  if all(test in r["models"].get(m, {}).get("scores", {}) for m in ("retrain", "weighted-md"))]
+        d = [100 * (m["weighted-md"]["scores"][test]["mean"] / m["retrain"]["scores"][test]["mean"] - 1) for m in scored]
+        if d:
+            cells.append(f"{label} {mean_std(d, 1, sign='+')} %")
+            n = max(n, len(d))
+    return ", ".join(cells) + f" ({n} seed{'s' if n != 1 else ''})"
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "status-final": status_final, "naive-vs-periodic": naive_vs_periodic, "learning-curves": learning_curves,
-    "herding": herding, "llpr": llpr,
+    "herding": herding, "llpr": llpr, "importance-weights": importance_weights,
 }
 
 
