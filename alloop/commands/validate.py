@@ -201,12 +201,16 @@ def _selection_line(cfg: CampaignConfig) -> str:
     score = {"committee": f"the force deviation of a committee of {sel.committee_size} models",
              "predicted-error": "the model's predicted force error"}.get(sel.expensive_pick, "bias B")
     if sel.expensive_pick == "coverage":
-        pick = "coverage of feature space from the labelled frames"
+        pick = "by coverage of feature space from the labelled frames"
+    elif sel.pick_beta is not None:
+        gain = f"({score} x distance)" if sel.diversity == "fps" else score
+        pick = f"drawn with probability ~ {gain}^{sel.pick_beta:g}"
     else:
-        pick = f"{score} x distance" if sel.diversity == "fps" else f"top {score}"
+        pick = f"by {score} x distance" if sel.diversity == "fps" else f"by top {score}"
+    if sel.exploration < 1:
+        pick += f", after a {1 - sel.exploration:.0%} quota of each pick by kernel herding ({sel.herding_target})"
     fill = f" (at least {sel.min_cheap_per_cycle})" if sel.min_cheap_per_cycle else ""
-    return (f"per cycle <= {sel.max_cheap_per_cycle} cheap{fill}, <= {sel.max_expensive_per_cycle} expensive by "
-            f"{pick}")
+    return f"per cycle <= {sel.max_cheap_per_cycle} cheap{fill}, <= {sel.max_expensive_per_cycle} expensive {pick}"
 
 
 def _schedule_limits(sch: ScheduleConfig) -> list[str]:

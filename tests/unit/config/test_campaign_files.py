@@ -114,6 +114,11 @@ def test_cli_validate_text_json_and_error(tmp_path, capsys):
     assert "expensive by coverage of feature space from the labelled frames" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=bias"]) == 0
     assert "expensive by bias B x distance" in capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.pick_beta=2"]) == 0
+    assert "expensive drawn with probability ~ (the model's predicted force error x distance)^2" in \
+        capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.exploration=0.5"]) == 0
+    assert "x distance, after a 50% quota of each pick by kernel herding (cycle)" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "training.final_refit=true"]) == 0
     assert ", final retrain then a refit on every label" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--json", "--set", "schedule.strategy=naive"]) == 0
