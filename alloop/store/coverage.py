@@ -5,8 +5,10 @@ tops left out), every frame with an ok label is put in its basin combination
 (:func:`alloop.system.conformers.frame_basins`: trans / gauche+ / gauche- of each rotor) and counted per
 fidelity and per cycle (the bootstrap is cycle -1). A loop stuck in its first basin shows here as one
 column; ``alloop status`` prints it, ``alloop report`` draws it (``coverage.png``: the shares of the frames
-labelled so far after each cycle, :func:`cumulative_shares`). Computed from the store when asked (no model,
-no table): the labels and frames it reads are committed data, so a stored table would only duplicate them.
+labelled so far after each cycle, :func:`cumulative_shares`). Computed from the store when asked (no model):
+the counts are not stored, but each labelled frame's basin code is, as its label comes back (table
+``frame_basins``, :class:`BasinRecorder`), so that a long campaign's status does not decode every labelled frame's
+positions; frames without a recorded code (a store written before the table, imported labels) are computed.
 The automatic test set's frames (:func:`alloop.store.ledger.held_out_ids`) are not the campaign's labels and are
 left out.
 The counting itself is :func:`basin_histogram` (positions in Angstrom).
