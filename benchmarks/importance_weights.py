@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from lib.common import DATA, EXAMPLES, ROOT
 from lib.importance import DEFAULT_BOUND, DEFAULT_RIDGE, kernel_mean_matching, weighted_shares
-from lib.importance_table import MODELS, arm_entries, importance_table, load_results, weights_table
+from lib.importance_table import MODELS, importance_table, load_results, n30_entries, weights_table
 from lib.learning_curve_arms import DEFAULT_POOLS, score, sha256
 
 from alloop.io import write_atomic
@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no results in {args.results}")
     print(weights_table(results))
     print()
-    print(importance_table(results, [t.name for t in args.test], arm_entries(args.loop_results, "loop"),
-                           arm_entries(args.loop_results, "random")))
+    print(importance_table(results, [t.name for t in args.test], n30_entries(args.loop_results, "loop"),
+                           n30_entries(args.loop_results, "random")))
     return 0
 
 

@@ -22,7 +22,7 @@ def load_results(folder: Path) -> list[dict[str, Any]]:
     return sorted((json.loads(p.read_text()) for p in folder.glob("seed*.json")), key=lambda r: r["seed"])
 
 
-def arm_entries(folder: Path, arm: str) -> dict[int, dict]:
+def n30_entries(folder: Path, arm: str) -> dict[int, dict]:
     """``learning_curves.py``'s entries of ``arm`` at N = 30 in ``folder``, by seed."""
     return {int(p.stem.rsplit("seed", 1)[1]): json.loads(p.read_text()) for p in folder.glob(f"{arm}-N30-seed*.json")}
 

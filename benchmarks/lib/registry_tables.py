@@ -26,8 +26,7 @@ from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
-from lib.importance_table import arm_entries as n30_entries
-from lib.importance_table import importance_table, load_results, weights_table
+from lib.importance_table import importance_table, load_results, n30_entries, weights_table
 from lib.label_tables import frame_labels_table, label_sets_table
 from lib.learning_curves_tables import (
     METRIC_HEADER,
