@@ -18,9 +18,10 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alloop.fidelity import Fidelity
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 #: provenance key -> extxyz info key
 INFO_KEYS = {"pyscf": "pyscf_version", "libxc": "libxc_version", "xc": "xc_definition", "tblite": "tblite_version"}

@@ -19,7 +19,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
@@ -27,7 +27,6 @@ from ase import Atoms
 from zarr.storage import LocalStore
 
 from alloop.errors import StoreError
-from alloop.fidelity import Fidelity
 from alloop.labeling.result import LabelResult
 from alloop.store.blobs import BlobSection, json_normalise
 from alloop.store.check import PartCheck, check_parts
@@ -46,6 +45,9 @@ from alloop.store.generic_tables import TableSection
 from alloop.store.labels import LabelSection, LabelTable
 from alloop.store.record import new_record, new_root_meta, read_root_meta
 from alloop.store.schema import FrameFlag
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 #: in-memory rows beyond this many bytes are written out (not committed) before the next add
 FLUSH_BYTES = 64 << 20

@@ -139,14 +139,25 @@ def _known_codes(store: CampaignStore, frames: np.ndarray) -> np.ndarray:
 
 
 def fidelity_roles(store: CampaignStore) -> dict[str, str]:
-    """Stored fidelity hash -> its campaign role (``cheap``, ``expensive``), for the roles the store's config names."""
+    """Stored fidelity hash -> its campaign role (``cheap``, ``expensive``), for the roles the store's config names.
+
+    A role whose spec in the stored config (or whose preset name) exactly one stored fidelity has is that one: no
+    fidelity model is built, so ``alloop status`` does not import pydantic; any other role is resolved as
+    ``--fidelity`` is."""
+    stored = store.fidelities()
+    specs = (store.config or {}).get("fidelities") or {}
     out = {}
     for role in ROLE_ORDER[:2]:
+        spec = specs.get(role) if isinstance(specs, dict) else None
+        named = [h for h, info in stored.items() if spec == (info["name"] if isinstance(spec, str) else info["spec"])]
+        if len(named) == 1:
+            out[named[0]] = role
+            continue
         try:
-            h = resolve_fidelity(role, store.config, store.fidelities()).hash()
+            h = resolve_fidelity(role, store.config, stored).hash()
         except (AlloopError, ValueError):  # no campaign config (``alloop import``), or a role it cannot resolve
             continue
-        if h in store.fidelities():
+        if h in stored:
             out[h] = role
     return out
 

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
 
 from alloop.errors import AlloopError, StoreError
-from alloop.fidelity import Fidelity
 from alloop.labeling.provenance import combine, from_info, mix_error, to_info
 from alloop.labeling.result import STATUS_FROM_CODE, LabelResult, LabelStatus
 from alloop.store.campaign import CampaignStore
 from alloop.store.duplicates import FrameIndex, composition_key, index_store_frames
 from alloop.store.ledger import held_out_ids
 from alloop.system.molecules import molecule_name
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 #: per-frame metadata copied into ``atoms.info`` on export when set (not -1 / NaN)
 _META_KEYS = ("replica", "md_step", "cycle", "model_version", "q_score", "t2_score", "flags")

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
 from alloop.errors import StoreError
-from alloop.fidelity import Fidelity
 from alloop.labeling import provenance as prov
 from alloop.labeling.result import STATUS_CODES, LabelResult, LabelStatus
 from alloop.store.columns import Table, lazy_group
 from alloop.store.schema import LABEL_ATOM_SPECS, LABEL_SPECS
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ class LabelSection:
 
     def table(self, fidelity: str | Fidelity) -> LabelTable:
         """All labels of a fidelity (a Fidelity, its hash, or a stored fidelity's unique name)."""
-        if isinstance(fidelity, Fidelity):
+        if not isinstance(fidelity, str):  # a Fidelity
             key = fidelity.hash()
             if key not in self.by_hash:
                 return empty_label_table(fidelity.name, key)
@@ -216,7 +218,7 @@ class LabelSection:
         unknown = sorted(set(names) - set(known))
         if unknown:
             raise StoreError(f"unknown label columns {unknown} (known: {', '.join(known)})")
-        key = fidelity.hash() if isinstance(fidelity, Fidelity) else self.resolve(fidelity)
+        key = self.resolve(fidelity) if isinstance(fidelity, str) else fidelity.hash()
         if key not in self.by_hash:
             return {n: np.zeros((0, *known[n].shape), dtype=known[n].dtype) for n in names}
         return {n: self.by_hash[key].rows.read(n) for n in names}

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alloop.fidelity import Fidelity
 from alloop.labeling.result import STATUS_CODES, LabelStatus
 from alloop.store import tables
 from alloop.store.campaign import CampaignStore
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 BOOTSTRAP = -1
 #: the automatic evaluation set's cycle: its frames' selection (role expensive) and its phases SAMPLED, LABELLED

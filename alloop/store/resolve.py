@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alloop.errors import ConfigError, StoreError
-from alloop.fidelity import Fidelity, load_fidelity
-from alloop.presets import preset_names
+
+if TYPE_CHECKING:
+    from alloop.fidelity import Fidelity
 
 #: the store's directory inside a campaign's run directory
 STORE_DIRNAME = "store.zarr"
@@ -41,6 +42,9 @@ def resolve_fidelity(name: str, config: dict[str, Any] | None, stored: dict[str,
     A role or preset that matches a stored fidelity up to charge and spin is returned as stored,
     so labels written with the system's charge/spin overrides are found again.
     """
+    from alloop.fidelity import Fidelity, load_fidelity  # here: reading a store needs no pydantic models
+    from alloop.presets import preset_names
+
     roles = (config or {}).get("fidelities") or {}
     roles = roles if isinstance(roles, dict) else {}
     by_name = {info["name"]: h for h, info in stored.items()}
@@ -70,6 +74,8 @@ def resolve_fidelity(name: str, config: dict[str, Any] | None, stored: dict[str,
 
 def _prefer_stored(fidelity: Fidelity, stored: dict[str, dict[str, Any]]) -> Fidelity:
     """The stored fidelity that differs from ``fidelity`` only by the system's charge and spin, if exactly one."""
+    from alloop.fidelity import Fidelity
+
     if fidelity.hash() in stored:
         return fidelity
     system = ("charge", "spin")
