@@ -80,3 +80,22 @@ def test_table_rows_are_the_entries_mean_and_std_and_name_molecules_not_run(tmp_
     assert not any(line.startswith("| glycine | SevenNet-0") for line in lines)  # no zero-shot entry, no row
     assert any(line.startswith("| acetate | not run yet |") for line in lines)
     assert "| glycine | 0 | 0 | b3lyp-svp | verdict 500 K | 60 | 600 | 1500 |" in lines
+
+
+@pytest.mark.parametrize("name", list(MOLECULES))
+def test_a_minimal_campaign_file_validates_to_the_evidence_defaults(name: str, tmp_path: Path, capsys) -> None:
+    """Issue 63: structures, charge and spin, two fidelities and a model preset: nothing else."""
+    from alloop.cli import main
+
+    entry = MOLECULES[name]
+    campaign = tmp_path / "minimal.yaml"
+    campaign.write_text(f"system: {{structures: {entry.path}, charge: {entry.charge}, spin: {entry.spin}}}\n"
+                        f"fidelities: {{cheap: gfn2-xtb, expensive: {EXPENSIVE}}}\nmodel: {{preset: sevennet-0}}\n")
+    assert main(["validate", str(campaign)]) == 0
+    out = capsys.readouterr().out
+    assert f"charge {entry.charge}, spin (2S) {entry.spin}" in out
+    assert "Delta on a gfn2-xtb baseline" in out  # every element of the six is in GFN2-xTB
+    assert "bootstrap  32 frames of gfn2-xtb MD" in out
+    assert "by the model's predicted force error" in out
+    assert "evaluation 30 frames to make" in out  # the automatic test set, on by default
+    assert out.rstrip().endswith("ok: the campaign is valid")
