@@ -14,7 +14,8 @@ labelled frame's cost),
 ``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
 ``conformer-references`` (``model_populations.py``'s reference ensembles).
 
-The label cost: ``label-cost-per-label`` and ``label-cost-throughput`` (``label_bench.py``).
+The label cost: ``label-cost-per-label`` and ``label-cost-throughput`` (``label_bench.py``), and
+``periodic-label-cost`` (``periodic_label_bench.py``'s result files, their rows in turn).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from lib.loop_calibration_table import calibration_table
 from lib.many_workers_table import many_workers_table
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
+from lib.periodic_label_table import periodic_label_lines
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
@@ -199,6 +201,11 @@ def label_cost_throughput(spec: dict[str, Any]) -> list[str]:
     return throughput_lines(json.loads((ROOT / spec["result"][0]).read_text()))
 
 
+def periodic_label_cost(spec: dict[str, Any]) -> list[str]:
+    """``periodic_label_bench.py``'s labels of every result file in turn: cost, SCF cycles, largest and net force."""
+    return periodic_label_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+
+
 def equilibrium_populations(spec: dict[str, Any]) -> list[str]:
     """Per set of one equilibrium summary JSON (``sets``: name -> row label) its runs' conformer populations."""
     return equilibrium_populations_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["sets"])
@@ -235,6 +242,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
     "label-cost-per-label": label_cost_per_label, "label-cost-throughput": label_cost_throughput,
+    "periodic-label-cost": periodic_label_cost,
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
