@@ -30,7 +30,7 @@ from ase import Atoms
 from ase.build import molecule as ase_molecule
 from lib.common import DATA, ROOT
 from lib.label_cost_table import label_bench_lines
-from lib.run_record import finish_record, start_record
+from lib.label_run_record import finish_record, start_record
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from lib.common import ROOT
+from lib.label_run_record import finish_record, load_line, start_record
 from lib.periodic_label_table import periodic_label_lines
-from lib.run_record import finish_record, load_line, start_record
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, read_structures, write_extxyz

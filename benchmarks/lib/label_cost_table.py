@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lib.label_run_record import load_line
 from lib.label_tables import figure
-from lib.run_record import load_line
 
 
 def _cells(runs: dict[int, dict[str, Any]], threads: list[int]) -> list[str]:

@@ -1,5 +1,5 @@
 """The label-cost tables (``benchmarks/lib/label_cost_table.py``, ``periodic_label_table.py``) from tiny synthetic
-result files, and the run record their scripts write (``benchmarks/lib/run_record.py``)."""
+result files, and the run record their scripts write (``benchmarks/lib/label_run_record.py``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the scripts' own layout: benchmarks/ on sys.path, lib.* importable
 
 from lib.label_cost_table import label_bench_lines, per_label_lines, throughput_lines  # noqa: E402
+from lib.label_run_record import finish_record, load_line, start_record  # noqa: E402
 from lib.periodic_label_table import box_cell, periodic_label_lines  # noqa: E402
-from lib.run_record import finish_record, load_line, start_record  # noqa: E402
 
 
 def _label(molecule: str, threads: int, wall: float, cpu: float, status: str = "ok") -> dict:

@@ -1,6 +1,6 @@
-"""What a benchmark's result file records about its run besides its numbers: the command, date, git commit, the
-machine's cores and 1-minute load average at the start and end (under load, timings are upper bounds), and the
-versions of the codes it timed."""
+"""What the label-cost benchmarks' result files (``label_bench.py``, ``periodic_label_bench.py``) record about their
+run besides its numbers: the command, date, git commit, the machine's cores and 1-minute load average at the start
+and end (under load, timings are upper bounds), and the versions of the codes they timed."""
 
 from __future__ import annotations
 
