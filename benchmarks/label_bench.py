@@ -11,21 +11,26 @@ exceeds --max-seconds are skipped and listed as such: the estimate scales the
 largest molecule measured so far at the same preset and threads (water first)
 by (basis functions ratio)^p, p = 3 (HF, DFT), 5 (MP2), 6 (CCSD), 7 (CCSD(T)),
 a crude guard that errs on the expensive side. Molecular PySCF presets only (periodic
-ones: benchmarks/periodic_label_bench.py; xTB: cheap_levels.py). Prints Markdown tables; not run by
-the tests.
+ones: benchmarks/periodic_label_bench.py; xTB: cheap_levels.py). Writes a result file (``--results``, default
+benchmarks/results/label-cost/MODE.json: every time, the command, date, commit, load average and PySCF version) and
+prints the tables docs/benchmarks.md generates from it (lib/label_cost_table.py); not run by the tests.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.build import molecule as ase_molecule
-from lib.common import DATA
+from lib.common import DATA, ROOT
+from lib.label_cost_table import label_bench_lines
+from lib.label_run_record import finish_record, start_record
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
@@ -34,6 +39,8 @@ from alloop.presets import preset_names
 MOLECULES = ("water", "ethanol", "malonaldehyde", "aspirin")
 SCALING = {"hf": 3.0, "mp2": 5.0, "ccsd": 6.0, "ccsd(t)": 7.0}
 DFT_SCALING = 3.0
+#: where the result files go (``MODE.json``)
+RESULTS = ROOT / "benchmarks" / "results" / "label-cost"
 
 
 def load_molecule(name: str) -> Atoms:
@@ -54,11 +61,10 @@ def basis_functions(atoms: Atoms, basis: str) -> int:
     return int(mol.nao_nr())
 
 
-def per_label(args: argparse.Namespace) -> list[str]:
-    rows = [
-        "| molecule | atoms | basis fns | preset | threads | status | wall s | CPU s | CPU/wall |",
-        "|---|---:|---:|---|---:|---|---:|---:|---:|",
-    ]
+def per_label(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One record per molecule, preset and thread count: atoms, basis functions, status and the fastest of
+    ``args.repeats`` labels' wall and CPU seconds, or ``status: skipped`` with the estimate that skipped it."""
+    rows: list[dict[str, Any]] = []
     water = load_molecule("water")
     for preset in args.presets:
         fid = load_fidelity(preset)
@@ -72,18 +78,18 @@ def per_label(args: argparse.Namespace) -> list[str]:
                 atoms = load_molecule(name)
                 nbf = basis_functions(atoms, fid.basis)
                 estimate = ref_wall * (nbf / ref_nbf) ** p
-                head = f"| {name} | {len(atoms)} | {nbf} | {preset} | {threads} |"
+                row = {"molecule": name, "atoms": len(atoms), "basis_functions": nbf, "preset": preset,
+                       "threads": threads}
                 if estimate > args.max_seconds:
-                    rows.append(f"{head} skipped (est. {estimate:.3g} s > {args.max_seconds:g} s) | | | |")
+                    rows.append({**row, "status": "skipped", "estimate_s": estimate, "max_seconds": args.max_seconds})
                     print(rows[-1], file=sys.stderr, flush=True)
                     continue
                 runs = [labeler.label(atoms) for _ in range(args.repeats)]
                 wall = min(r.wall_seconds for r in runs)
-                cpu = min(r.cpu_seconds for r in runs)
-                status = ",".join(sorted({r.status.value for r in runs}))
                 if nbf > ref_nbf:
                     ref_nbf, ref_wall = nbf, wall
-                rows.append(f"{head} {status} | {wall:.3f} | {cpu:.3f} | {cpu / wall:.2f} |")
+                rows.append({**row, "status": ",".join(sorted({r.status.value for r in runs})), "wall_s": wall,
+                             "cpu_s": min(r.cpu_seconds for r in runs), "repeats": args.repeats})
                 print(rows[-1], file=sys.stderr, flush=True)
     return rows
 
@@ -105,7 +111,9 @@ def _warm_up() -> None:
     import alloop.labeling.pyscf_labeler  # noqa: F401
 
 
-def throughput(args: argparse.Namespace) -> list[str]:
+def throughput(args: argparse.Namespace) -> dict[str, Any]:
+    """The same frames labelled serially in-process and on a 2-worker Dask cluster (1 thread per label): each run's
+    wall seconds, summed task CPU seconds, labels and labels not ok."""
     from alloop.campaign.execution.cluster import open_client
     from alloop.campaign.execution.labeling_pool import label_all
 
@@ -122,24 +130,13 @@ def throughput(args: argparse.Namespace) -> list[str]:
         start = time.perf_counter()
         done = label_all(client, [(str(k), a) for k, a in enumerate(structures)], fid)
         parallel_wall = time.perf_counter() - start
-    parallel = list(done.values())
-    rows = [
-        f"Throughput: {len(structures)} x {args.throughput_molecule} at {fid.name}, 1 thread per label",
-        "",
-        "| mode | cores | wall s | sum task CPU s | labels/s | speed-up | core utilisation |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for mode, cores, wall, results in (
-        ("serial (in-process)", 1, serial_wall, serial),
-        (f"Dask, {workers} workers", workers, parallel_wall, parallel),
-    ):
-        cpu = sum(r.cpu_seconds for r in results)
-        not_ok = sum(not r.ok for r in results)
-        rows.append(
-            f"| {mode} | {cores} | {wall:.2f} | {cpu:.2f} | {len(results) / wall:.3f} | "
-            f"{serial_wall / wall:.2f} | {cpu / (wall * cores):.2f} |" + (f" ({not_ok} not ok)" if not_ok else "")
-        )
-    return rows
+    runs = [{"mode": mode, "cores": cores, "wall_s": wall, "cpu_s": sum(r.cpu_seconds for r in results),
+             "labels": len(results), "not_ok": sum(not r.ok for r in results)}
+            for mode, cores, wall, results in (("serial (in-process)", 1, serial_wall, serial),
+                                               (f"Dask, {workers} workers", workers, parallel_wall,
+                                                list(done.values())))]
+    return {"molecule": args.throughput_molecule, "preset": fid.name, "frames": len(structures),
+            "threads_per_label": 1, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput-preset", default="b3lyp-svp")
     parser.add_argument("--throughput-frames", type=int, default=None, help="default 8 (4 with --quick)")
     parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"result file (default {RESULTS.relative_to(ROOT)}/MODE.json, MODE quick, full or selection)")
     args = parser.parse_args(argv)
+    record = start_record(__file__, argv)
     quick = args.quick
     mode = "quick" if quick else ("selection" if args.molecules or args.presets else "full")
     args.molecules = args.molecules or (["water", "ethanol"] if quick else list(MOLECULES))
@@ -162,17 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     args.presets = args.presets or (["hf-sto3g", "b3lyp-svp"] if quick else molecular)
     args.throughput_frames = args.throughput_frames or (4 if quick else 8)
 
-    load_start = os.getloadavg()[0]
-    print(f"# PySCF labelling benchmark ({mode})\n")
-    print("\n".join(per_label(args)))
-    if not args.no_throughput:
-        print()
-        print("\n".join(throughput(args)))
-    cores = len(os.sched_getaffinity(0))
-    print(
-        f"\nMachine: {cores} cores; 1-min load average {load_start:.2f} at start, {os.getloadavg()[0]:.2f} at end "
-        "(a load above the core count means other work shared the cores and timings are inflated)."
-    )
+    result = {**record, "mode": mode, "threads": args.threads, "per_label": per_label(args)}
+    result["throughput"] = None if args.no_throughput else throughput(args)
+    result = finish_record(result)
+    path = args.results or RESULTS / f"{mode}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    print("\n".join(label_bench_lines(result)))
+    print(f"\nwritten to {path}")
     return 0
 
 

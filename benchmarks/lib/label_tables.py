@@ -31,7 +31,7 @@ def set_label_cost(paths: Sequence[Path]) -> dict[str, Any]:
             "max": float(cpu.max()), "total": float(cpu.sum())}
 
 
-def _figure(x: float) -> str:
+def figure(x: float) -> str:
     """Three significant digits, whole numbers from 100 on."""
     return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
@@ -43,8 +43,8 @@ def label_sets_table(sets: Sequence[dict[str, Any]]) -> list[str]:
              "|---|---:|---:|---:|---:|---|"]
     for s in sets:
         c = set_label_cost([Path(f) for f in s["files"]])
-        lines.append(f"| {c['fidelity']} | {_figure(c['mean'])} | {_figure(c['min'])}-{_figure(c['max'])} | "
-                     f"{c['labels']} | {_figure(c['total'])} | `{s['name']}`, {s['labelled']} |")
+        lines.append(f"| {c['fidelity']} | {figure(c['mean'])} | {figure(c['min'])}-{figure(c['max'])} | "
+                     f"{c['labels']} | {figure(c['total'])} | `{s['name']}`, {s['labelled']} |")
     return lines
 
 

@@ -13,6 +13,9 @@ benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled se
 labelled frame's cost),
 ``equilibrium-populations`` (an equilibrium summary JSON's per-run conformer populations) and
 ``conformer-references`` (``model_populations.py``'s reference ensembles).
+
+The label cost: ``label-cost-per-label`` and ``label-cost-throughput`` (``label_bench.py``), and
+``periodic-label-cost`` (``periodic_label_bench.py``'s result files, their rows in turn).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
 from lib.importance_table import importance_table, load_results, n30_entries, weights_table
+from lib.label_cost_table import per_label_lines, throughput_lines
 from lib.label_tables import frame_labels_table, label_sets_table
 from lib.learning_curves_tables import (
     METRIC_HEADER,
@@ -41,6 +45,7 @@ from lib.loop_calibration_table import calibration_table
 from lib.many_workers_table import many_workers_table
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
+from lib.periodic_label_table import periodic_label_lines
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
@@ -186,6 +191,21 @@ def frame_labels(spec: dict[str, Any]) -> list[str]:
     return frame_labels_table({ROOT / f: label for f, label in spec["files"].items()}, spec["first_column"])
 
 
+def label_cost_per_label(spec: dict[str, Any]) -> list[str]:
+    """``label_bench.py``'s wall and CPU s per label per molecule and preset, at each thread count."""
+    return per_label_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
+def label_cost_throughput(spec: dict[str, Any]) -> list[str]:
+    """``label_bench.py``'s labels serially in-process against the same labels on Dask workers."""
+    return throughput_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
+def periodic_label_cost(spec: dict[str, Any]) -> list[str]:
+    """``periodic_label_bench.py``'s labels of every result file in turn: cost, SCF cycles, largest and net force."""
+    return periodic_label_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+
+
 def equilibrium_populations(spec: dict[str, Any]) -> list[str]:
     """Per set of one equilibrium summary JSON (``sets``: name -> row label) its runs' conformer populations."""
     return equilibrium_populations_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["sets"])
@@ -221,6 +241,8 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "importance-weights": importance_weights, "importance-weights-diagnostics": importance_weights_diagnostics,
     "llpr": llpr, "al-claims": al_claims, "foundation-models": foundation_models, "molecules": molecules,
     "label-sets": label_sets, "frame-labels": frame_labels, "equilibrium-populations": equilibrium_populations,
+    "label-cost-per-label": label_cost_per_label, "label-cost-throughput": label_cost_throughput,
+    "periodic-label-cost": periodic_label_cost,
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
