@@ -269,3 +269,22 @@ def test_a_run_record_names_the_command_commit_load_and_cpu(lib):
     assert "_cpu0" not in record and record["threads"] == 1 and record["cpu_s"] >= 2.0
     assert record["commit"] != "" and record["date"].count("-") == 2
     assert load_text(record).startswith(f"load average {record['load_average_start']:.1f} at the start")
+
+
+def test_the_allocator_table_names_a_work_once_and_compares_each_case_with_dask(lib):
+    from lib.allocator_table import allocator_lines
+
+    def row(work: str, case: str, wall: float, value: str | float) -> dict:
+        return {"work": work, "case": case, "wall": wall, "user": 1.04, "system": 0.25, "faults": 2_570_000,
+                "max_rss_GB": 6.44, "value": value}
+
+    result = {"works": {"reline-train": {"frames": 24, "atoms": 38}, "reline-label": {"frames": 0, "atoms": 0}},
+              "rows": [row("reline-train", "dask", 240.0, "aa78437e254a0123"),
+                       row("reline-train", "reuse", 80.0, "aa78437e254a0123"),
+                       row("reline-label", "glibc", 40.0, -4459.343102037831)]}
+    lines = allocator_lines(result)
+    assert lines[0].count("|") == lines[1].count("|") == len(lines[2].split(" | ")) + 1
+    assert lines[2] == ("| SevenNet-0 training, reline box (24 frames) | dask | 240.0 | 1.0 | 0.2 | 2.57 | 6.4 | 1.00x "
+                        "| aa78437e254a |")
+    assert lines[3].startswith("|  | **reuse** | **80.0** |") and "| 3.00x |" in lines[3]
+    assert lines[4] == "| PBE/GTH-SZV label, reline box | glibc | 40.0 | 1.0 | 0.2 | 2.57 | 6.4 | - | -4459.34310204 eV |"
