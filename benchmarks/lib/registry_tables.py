@@ -8,7 +8,7 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
 and ``store-bench-open`` (``store_bench.py``), ``md-speed`` and ``md-speed-baseline`` (``md_bench.py``),
-``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
+``allocator`` (``allocator_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lib.al_claims import claim_lines
+from lib.allocator_table import allocator_lines
 from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
@@ -178,6 +179,11 @@ def md_speed_baseline(spec: dict[str, Any]) -> list[str]:
     return baseline_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
 
 
+def allocator(spec: dict[str, Any]) -> list[str]:
+    """A worker's work under Dask's malloc setting, glibc's defaults and alloop's (``allocator_bench.py``)."""
+    return allocator_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
@@ -237,7 +243,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
-    "md-speed": md_speed, "md-speed-baseline": md_speed_baseline,
+    "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
 }
 
 
