@@ -12,6 +12,11 @@ The work: ``--steps`` optimiser steps of SevenNet-0 (batch 4) on the 24 reline r
 reline melt. Printed per work and case: wall and CPU seconds (user, system), minor page faults, the peak resident
 memory, and the result (the trained weights' fingerprint, the label's energy), which must not change.
 
+Writes a result file (``--results``, default ``benchmarks/results/memory-reuse/allocator.json``) with every row,
+the frames of each work, the command, date, commit, thread count, the 1-min load average at the start and the end
+and the CPU seconds of the cases' processes; the table (printed, and in docs/benchmarks.md through
+``python benchmarks/docs_tables.py``) is ``lib/allocator_table.py``'s.
+
     python benchmarks/allocator_bench.py                      # about 10 minutes on a free core
     python benchmarks/allocator_bench.py --works ethanol-train --steps 30
     python benchmarks/allocator_bench.py --garbage-check      # about 3 minutes
@@ -36,11 +41,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lib.common import DATA, markdown_table
+from lib.allocator_table import allocator_lines
+from lib.common import DATA, ROOT
+from lib.run_record import finish_record, load_text, start_record
+
+from alloop.io import write_atomic
 
 CASES = ("dask", "glibc", "reuse")
 WORKS = ("reline-train", "ethanol-train", "reline-label")
 DASK_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}  # distributed.nanny.pre-spawn-environ's
+RESULTS = ROOT / "benchmarks" / "results" / "memory-reuse" / "allocator.json"
+RELINE_FRAMES = DATA / "reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz"
 
 
 def _train(frames: Path, steps: int) -> str:
@@ -111,7 +122,7 @@ def child(work: str, case: str, steps: int) -> dict[str, Any]:
         if work == "reline-label":
             result["value"] = _label()
         else:
-            frames = DATA / "reline_1fu_350K_eqtest_pbe-gth-dzvp.extxyz" if work == "reline-train" else _ethanol()
+            frames = RELINE_FRAMES if work == "reline-train" else _ethanol()
             result["value"] = _train(frames, steps)
 
     before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -144,11 +155,36 @@ def measure(work: str, case: str, steps: int) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
+def work_frames(work: str) -> dict[str, int]:
+    """The training frames of a work (0 for the label) and their atoms."""
+    import ase.io
+
+    frames = ase.io.read(RELINE_FRAMES if work == "reline-train" else _ethanol(), ":") if work != "reline-label" else []
+    return {"frames": len(frames), "atoms": len(frames[0]) if frames else 0}
+
+
+def run_all(args: argparse.Namespace) -> dict[str, Any]:
+    """Every (work, case) measured; the result file's content, with the run's record."""
+    record, cpu0 = start_record(1), resource.getrusage(resource.RUSAGE_CHILDREN)
+    rows = []
+    for work in args.works:
+        for case in args.cases:
+            m = measure(work, case, args.steps)
+            rows.append({"work": work, "case": case, **{k: m[k] for k in
+                                                        ("wall", "user", "system", "faults", "max_rss_GB", "value")}})
+            print(f"{work} {case}: {m['wall']:.1f} s", file=sys.stderr, flush=True)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
+    return {**finish_record(record, children), "steps": args.steps, "batch_size": 4,
+            "works": {work: work_frames(work) for work in args.works}, "rows": rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--works", nargs="+", default=list(WORKS), choices=WORKS)
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     ap.add_argument("--steps", type=int, default=16, help="optimiser steps per training")
+    ap.add_argument("--results", type=Path, default=RESULTS, help=f"result file (default {RESULTS.relative_to(ROOT)})")
     ap.add_argument("--child", nargs=2, metavar=("WORK", "CASE"), help=argparse.SUPPRESS)
     ap.add_argument("--garbage-check", action="store_true", help="only the check on reused memory (see above)")
     args = ap.parse_args()
@@ -161,17 +197,12 @@ def main() -> None:
         print(f"PBE/GTH-SZV energies {[e for e, _ in labels]} eV (3 x alloop's settings after garbage, then Dask's "
               f"in a fresh process): energies and forces {'identical' if same else 'DIFFER'}")
         return
-    rows = []
-    for work in args.works:
-        for case in args.cases:
-            m = measure(work, case, args.steps)
-            value = m["value"][:12] if isinstance(m["value"], str) else f"{m['value']:.8f}"
-            rows.append([work, case, f"{m['wall']:.1f}", f"{m['user']:.1f}", f"{m['system']:.1f}",
-                         f"{m['faults'] / 1e6:.2f}", f"{m['max_rss_GB']:.1f}", value])
-            print(f"{work} {case}: {m['wall']:.1f} s", file=sys.stderr, flush=True)
-    print(markdown_table(["work", "case", "wall s", "user s", "system s", "page faults (M)", "peak RSS (GB)",
-                          "result (weights / eV)"], rows))
-    print(f"\n{args.steps} steps per training; load average now {os.getloadavg()[0]:.1f}")
+    result = run_all(args)
+    print("\n".join(allocator_lines(result)))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.results, (json.dumps(result, indent=1) + "\n").encode())
+    print(f"\n{args.steps} steps per training; {load_text(result)}; {result['cpu_s']:.0f} CPU s; "
+          f"written to {args.results}")
 
 
 if __name__ == "__main__":

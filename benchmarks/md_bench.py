@@ -24,6 +24,11 @@ prints the baseline's milliseconds per MD step (all replicas), its share of the 
 per structure. Within a segment each replica's tblite calculator and wavefunction carry over from step to step
 (``Baseline.warm``); ``--cold-baseline`` starts every structure afresh, as alloop did before 2026-11-29.
 
+Writes a result file (``--results``; default ``benchmarks/results/md-speed/ethanol-MODEL[-BASELINE][-cold].json``)
+with each repeat's seconds, the model calls, the command, date, commit, thread count, the 1-min load average at the
+start and the end and the CPU seconds; the table (printed, and in docs/benchmarks.md through
+``python benchmarks/docs_tables.py``) is ``lib/md_speed_table.py``'s, each side at its best repeat.
+
     python benchmarks/md_bench.py --quick
     python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1
     python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1 --cold-baseline
@@ -36,18 +41,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from ase import units
 from ase.build import molecule
 from ase.md.langevin import Langevin
+from lib.common import ROOT
+from lib.md_speed_table import md_speed_lines
+from lib.run_record import finish_record, load_text, start_record
 
+from alloop.io import write_atomic
 from alloop.md import MDSettings, StabilityGuards, init_replicas, run_segment
 
 #: --model choices built from a model preset of configs/models/
 PRESETS = ("sevennet-0", "sevennet-small", "so3lr")
+#: where the result files go (one per model, baseline and warm or cold)
+RESULTS = ROOT / "benchmarks" / "results" / "md-speed"
 
 
 def build(model_name: str, dtype: str):
@@ -91,12 +105,6 @@ class CallCounter:
         return out
 
 
-def per_step(counts: tuple[int, int], n_steps: int) -> str:
-    """'calls per step (structures per call)', the initial force evaluation counted as a step."""
-    calls, structures = counts
-    return f"{calls / (n_steps + 1):.2f} ({structures / calls:.0f})"
-
-
 def ase_run(model, atoms, states, n_steps: int, settings: MDSettings) -> tuple[float, float]:
     """One ASE Langevin run per replica through PotentialCalculator; (wall seconds, model seconds)."""
     from alloop.potentials.calculator import PotentialCalculator
@@ -128,7 +136,7 @@ def ase_run(model, atoms, states, n_steps: int, settings: MDSettings) -> tuple[f
 
 
 def parse_args() -> argparse.Namespace:
-    """The command line, ``--steps`` and ``--repeats`` filled in (default or ``--quick``)."""
+    """The command line, ``--steps``, ``--repeats`` and ``--results`` filled in (default or ``--quick``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (smoke run)")
     parser.add_argument("--steps", type=int, default=None, help="MD steps per replica (default 200, quick 20)")
@@ -140,69 +148,84 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline", default=None, help="a GFN-xTB fidelity (gfn1-xtb, gfn2-xtb): time a Delta model")
     parser.add_argument("--cold-baseline", action="store_true",
                         help="the baseline starts every structure afresh (no wavefunction carried between steps)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help=f"result file (default {RESULTS.relative_to(ROOT)}/ethanol-MODEL[-BASELINE][-cold].json)")
     args = parser.parse_args()
     args.steps = args.steps or (20 if args.quick else 200)
     args.repeats = args.repeats or (1 if args.quick else 3)
+    stem = f"ethanol-{args.model}" + (f"-{args.baseline}" if args.baseline else "") + ("-cold" * args.cold_baseline)
+    args.results = args.results or RESULTS / f"{stem}.json"
     return args
+
+
+def time_replicas(model, atoms, n_rep: int, args: argparse.Namespace, settings: MDSettings,
+                  guards: StabilityGuards, counter: CallCounter) -> dict[str, Any]:
+    """Each repeat's wall and model seconds of batched MD and of one ASE run per replica for ``n_rep`` replicas,
+    the model calls and structures of each side (and the baseline's seconds and SCC cycles per structure)."""
+    n_steps = args.steps
+    states = init_replicas(atoms, n_rep, settings.temperature_K, seed=1)
+    batched: dict[str, Any] = {"wall_s": [], "model_s": [], **({"baseline_s": [], "scc_cycles_per_structure": []}
+                                                              if args.baseline else {})}
+    ase: dict[str, Any] = {"wall_s": [], "model_s": []}
+    for _ in range(args.repeats):
+        counter.take()
+        base0 = (model.baseline.seconds, model.baseline.scc_cycles) if args.baseline else (0.0, 0)
+        res = run_segment(model, atoms, states, n_steps, settings, record_every=10, guards=guards)
+        calls_b = counter.take()
+        if res.n_model_calls != n_steps + 1 or calls_b[0] != res.n_model_calls:
+            raise RuntimeError(f"replicas stopped early ({res.stop_reasons}) or calls miscounted "
+                               f"({calls_b[0]} vs {res.n_model_calls}): rates would not compare")
+        batched["wall_s"].append(res.total_seconds)
+        batched["model_s"].append(res.model_seconds)
+        if args.baseline:
+            batched["baseline_s"].append(model.baseline.seconds - base0[0])
+            batched["scc_cycles_per_structure"].append((model.baseline.scc_cycles - base0[1]) / (n_rep * (n_steps + 1)))
+        wall, in_model = ase_run(model, atoms, states, n_steps, settings)
+        calls_a = counter.take()
+        ase["wall_s"].append(wall)
+        ase["model_s"].append(in_model)
+    batched.update(calls=calls_b[0], structures=calls_b[1])
+    ase.update(calls=calls_a[0], structures=calls_a[1])
+    return {"replicas": n_rep, "batched": batched, "ase": ase}
+
+
+def build_timed(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
+    """The model to time and its name in the table (with the baseline, warm or cold, when asked)."""
+    model, name = build(args.model, args.dtype)
+    if args.baseline:
+        from alloop.potentials.baseline import DeltaPotential
+
+        model, name = DeltaPotential.wrap(model, args.baseline).eval(), f"{name} + {args.baseline}"
+        if args.cold_baseline:
+            model.baseline.warm = contextlib.nullcontext  # type: ignore[method-assign]
+            name += " (cold: every structure afresh)"
+    return model, name
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    n_steps = args.steps
+    record = start_record(args.threads)
     atoms = molecule("CH3CH2OH")
-    model, name = build(args.model, args.dtype)
-    if args.baseline:
-        from alloop.potentials.baseline import DeltaPotential
-
-        model, name = DeltaPotential.wrap(model, args.baseline).eval(), f"{name} + {args.baseline} baseline"
-        if args.cold_baseline:
-            model.baseline.warm = contextlib.nullcontext  # type: ignore[method-assign]
-            name += " (cold: every structure afresh)"
+    model, name = build_timed(args)
     settings = MDSettings(temperature_K=500.0, timestep_fs=0.5, friction_per_fs=0.01)
     # the guards run (their cost counts) but with limits an untrained model cannot hit, so every
     # replica runs every step and the rates compare equal work
     guards = StabilityGuards.from_atoms(atoms, max_bond_stretch=1e9, min_distance_A=0.0, max_temperature_K=1e30)
     run_segment(model, atoms, init_replicas(atoms, 2, 500.0, seed=0), 3, settings, 1)  # warm-up
     counter = CallCounter(model)
-
-    print(
-        f"ethanol, model {name} ({args.dtype}), {n_steps} steps per replica, torch threads {args.threads}, "
-        f"best of {args.repeats}\n"
-    )
-    extra = (" batched: baseline ms per step | batched: baseline share of wall | batched: baseline SCC cycles per "
-             "structure |") if args.baseline else ""
-    print("| replicas | batched replica-steps/s | ASE replica-steps/s | speed-up | batched: time outside model "
-          "| ASE: time outside model | batched: model calls per step (structures per call) | ASE: model calls per step "
-          "(structures per call) |" + extra)
-    print(f"|---:|---:|---:|---:|---:|---:|---:|---:|{'---:|---:|---:|' if args.baseline else ''}")
-    for n_rep in args.replicas:
-        states = init_replicas(atoms, n_rep, settings.temperature_K, seed=1)
-        best_b = best_a = None  # best of the repeats (the machine is shared: less load = closer to the truth)
-        for _ in range(args.repeats):
-            counter.take()
-            base0 = (model.baseline.seconds, model.baseline.scc_cycles) if args.baseline else (0.0, 0)
-            res = run_segment(model, atoms, states, n_steps, settings, record_every=10, guards=guards)
-            base_s = (model.baseline.seconds - base0[0]) if args.baseline else 0.0
-            scc = (model.baseline.scc_cycles - base0[1]) / (n_rep * (n_steps + 1)) if args.baseline else 0.0
-            calls_b = counter.take()
-            if res.n_model_calls != n_steps + 1 or calls_b[0] != res.n_model_calls:
-                raise RuntimeError(f"replicas stopped early ({res.stop_reasons}) or calls miscounted "
-                                   f"({calls_b[0]} vs {res.n_model_calls}): rates would not compare")
-            if best_b is None or res.total_seconds < best_b[0]:
-                best_b = (res.total_seconds, res.model_seconds, base_s)
-            wall, in_model = ase_run(model, atoms, states, n_steps, settings)
-            calls_a = counter.take()
-            if best_a is None or wall < best_a[0]:
-                best_a = (wall, in_model)
-        batched, ase_rate = n_rep * n_steps / best_b[0], n_rep * n_steps / best_a[0]
-        print(
-            f"| {n_rep} | {batched:.0f} | {ase_rate:.0f} | {batched / ase_rate:.1f}x | "
-            f"{100 * (1 - best_b[1] / best_b[0]):.0f}% | {100 * (1 - best_a[1] / best_a[0]):.0f}% | "
-            f"{per_step(calls_b, n_steps)} | {per_step(calls_a, n_steps)} |"
-            + (f" {1000 * best_b[2] / (n_steps + 1):.1f} | {100 * best_b[2] / best_b[0]:.0f}% | {scc:.1f} |"
-               if args.baseline else "")
-        )
+    print(f"ethanol, model {name} ({args.dtype}), {args.steps} steps per replica, torch threads {args.threads}, "
+          f"best of {args.repeats}\n", flush=True)
+    rows = [time_replicas(model, atoms, n_rep, args, settings, guards, counter) for n_rep in args.replicas]
+    result = {**finish_record(record), "model": name, "dtype": args.dtype, "steps": args.steps,
+              "repeats": args.repeats, "baseline": args.baseline, "cold_baseline": args.cold_baseline,
+              "settings": {"temperature_K": settings.temperature_K, "timestep_fs": settings.timestep_fs,
+                           "friction_per_fs": settings.friction_per_fs, "record_every": 10},
+              "torch": torch.__version__, "rows": rows}
+    print("\n".join(md_speed_lines([result])))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(args.results, (json.dumps(result, indent=1) + "\n").encode())
+    print(f"\n{load_text(result)}; {result['cpu_s']:.0f} CPU s; written to {args.results}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 ``importance-weights`` and ``importance-weights-diagnostics`` (``importance_weights.py``), ``llpr``, ``al-claims``
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
-and ``store-bench-open`` (``store_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
+and ``store-bench-open`` (``store_bench.py``), ``md-speed`` and ``md-speed-baseline`` (``md_bench.py``),
+``allocator`` (``allocator_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lib.al_claims import claim_lines
+from lib.allocator_table import allocator_lines
 from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.foundation_tables import table as foundation_table
@@ -43,6 +45,7 @@ from lib.learning_curves_tables import (
 )
 from lib.loop_calibration_table import calibration_table
 from lib.many_workers_table import many_workers_table
+from lib.md_speed_table import baseline_lines, md_speed_lines
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
 from lib.periodic_label_table import periodic_label_lines
@@ -170,6 +173,22 @@ def store_bench_open(spec: dict[str, Any]) -> list[str]:
     return open_lines(json.loads((ROOT / spec["result"][0]).read_text()))
 
 
+def md_speed(spec: dict[str, Any]) -> list[str]:
+    """Batched MD against one ASE run per replica, a row per result file and replica count (``md_bench.py``)."""
+    return md_speed_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+
+
+def md_speed_baseline(spec: dict[str, Any]) -> list[str]:
+    """The GFN-xTB baseline's cost in batched MD, afresh every step against the wavefunction carried, each run a
+    result file of ``md_bench.py --baseline``."""
+    return baseline_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+
+
+def allocator(spec: dict[str, Any]) -> list[str]:
+    """A worker's work under Dask's malloc setting, glibc's defaults and alloop's (``allocator_bench.py``)."""
+    return allocator_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
@@ -246,6 +265,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
+    "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
 }
 
 

@@ -211,3 +211,80 @@ def test_the_store_bench_tables_show_every_append_run_and_the_open_costs(lib):
     assert append_lines(result)[2] == "| 10 | 32 | 1248 | 39 | 462 | 69.2 | 31.0 |"
     assert open_lines(result)[2] == "| 100000 | 10.9 | 89.2 | 410.8 | 37.2 |"
     assert store_bench_lines(result)[0] == "## Appending frames (add_frames + commit; fsync on)"
+
+
+def _md_result(model: str, steps: int, rows: list[dict], baseline: str | None = None, cold: bool = False) -> dict:
+    return {"model": model, "steps": steps, "baseline": baseline, "cold_baseline": cold, "rows": rows}
+
+
+def _md_side(wall: list[float], model: list[float], calls: int, structures: int, **extra: list[float]) -> dict:
+    return {"wall_s": wall, "model_s": model, "calls": calls, "structures": structures, **extra}
+
+
+def test_the_md_speed_table_shows_each_side_at_its_best_repeat(lib):
+    from lib.md_speed_table import md_speed_lines
+
+    # 9 steps, 4 replicas: 36 replica-steps; batched best 0.36 s (100/s), ASE best 3.6 s (10/s)
+    entry = {"replicas": 4, "batched": _md_side([0.5, 0.36], [0.4, 0.324], 10, 40),
+             "ase": _md_side([3.6, 4.0], [2.7, 3.0], 40, 40)}
+    lines = md_speed_lines([_md_result("egnn", 9, [entry])])
+    assert len(lines) == 3 and lines[1].count("|") == lines[0].count("|")
+    assert lines[2] == "| egnn | 4 | 100 | 10 | 10.0x | 10% | 25% | 1 (4 structures) / 4 (1 structure) |"
+
+
+def test_the_md_speed_table_adds_the_baseline_columns_and_leaves_them_empty_without_one(lib):
+    from lib.md_speed_table import md_speed_lines
+
+    side = _md_side([1.0], [0.5], 11, 11)
+    plain = _md_result("egnn", 10, [{"replicas": 1, "batched": side, "ase": side}])
+    delta = _md_result("egnn + gfn2-xtb", 10, [{"replicas": 1, "ase": side, "batched": _md_side(
+        [1.0], [0.5], 11, 11, baseline_s=[0.033], scc_cycles_per_structure=[5.84])}], baseline="gfn2-xtb")
+    lines = md_speed_lines([plain, delta])
+    assert lines[0].endswith("| baseline SCC cycles per structure |") and lines[1].endswith("|---:|---:|---:|")
+    assert lines[2].endswith("| 1 (1 structure) / 1 (1 structure) |  |  |  |")
+    assert lines[3].endswith("| 3.0 | 3% | 5.8 |")
+
+
+def test_the_baseline_table_puts_each_run_of_a_replica_count_in_one_row_afresh_first(lib):
+    from lib.md_speed_table import baseline_lines
+
+    def run(cold: bool, seconds: float, scc: float) -> dict:
+        batched = _md_side([2.0, 1.0], [1.0, 0.5], 11, 22, baseline_s=[9.0, seconds],
+                           scc_cycles_per_structure=[0.0, scc])
+        return _md_result("egnn + gfn2-xtb", 10, [{"replicas": 2, "batched": batched, "ase": batched}],
+                          "gfn2-xtb", cold)
+
+    lines = baseline_lines([run(False, 0.022, 5.8), run(True, 0.033, 9.0), run(False, 0.044, 5.8)])
+    assert lines[2:] == ["| 2 | afresh every step | 9.0 | 3.0 | 3 % |",
+                         "| 2 | wavefunction carried | 5.8 | 2.0, 4.0 | 2-4 % |"]
+
+
+def test_a_run_record_names_the_command_commit_load_and_cpu(lib):
+    from lib.common import ROOT
+    from lib.run_record import command_line, finish_record, load_text, start_record
+
+    assert command_line([str(ROOT / "benchmarks" / "md_bench.py"), "--steps", "100"]) == (
+        "python benchmarks/md_bench.py --steps 100")
+    record = finish_record(start_record(1, ["md_bench.py"]), children_cpu_s=2.0)
+    assert "_cpu0" not in record and record["threads"] == 1 and record["cpu_s"] >= 2.0
+    assert record["commit"] != "" and record["date"].count("-") == 2
+    assert load_text(record).startswith(f"load average {record['load_average_start']:.1f} at the start")
+
+
+def test_the_allocator_table_names_a_work_once_and_compares_each_case_with_dask(lib):
+    from lib.allocator_table import allocator_lines
+
+    def row(work: str, case: str, wall: float, value: str | float) -> dict:
+        return {"work": work, "case": case, "wall": wall, "user": 1.04, "system": 0.25, "faults": 2_570_000,
+                "max_rss_GB": 6.44, "value": value}
+
+    result = {"works": {"reline-train": {"frames": 24, "atoms": 38}, "reline-label": {"frames": 0, "atoms": 0}},
+              "rows": [row("reline-train", "dask", 240.0, "aa78437e254a0123"),
+                       row("reline-train", "reuse", 80.0, "aa78437e254a0123"),
+                       row("reline-label", "glibc", 40.0, -4459.343102037831)]}
+    lines = allocator_lines(result)
+    assert lines[0].count("|") == lines[1].count("|") == len(lines[2].split(" | ")) + 1
+    assert lines[2] == ("| SevenNet-0 training, reline box (24 frames) | dask | 240.0 | 1.0 | 0.2 | 2.57 | 6.4 | 1.00x "
+                        "| aa78437e254a |")
+    assert lines[3].startswith("|  | **reuse** | **80.0** |") and "| 3.00x |" in lines[3]
+    assert lines[4] == "| PBE/GTH-SZV label, reline box | glibc | 40.0 | 1.0 | 0.2 | 2.57 | 6.4 | - | -4459.34310204 eV |"
