@@ -52,7 +52,8 @@ def test_a_role_no_stored_fidelity_has_is_left_out(tmp_path):
 
 
 def test_status_reads_a_store_without_pydantic(tmp_path):
-    with _store(tmp_path, {"cheap": load_fidelity("hf-sto3g").model_dump(), "expensive": load_fidelity("mp2-dz").model_dump()}):
+    specs = {role: load_fidelity(name).model_dump() for role, name in (("cheap", "hf-sto3g"), ("expensive", "mp2-dz"))}
+    with _store(tmp_path, specs):
         pass
     out = subprocess.run([sys.executable, "-c", _STATUS_WITHOUT_PYDANTIC, str(tmp_path / "run")],
                          capture_output=True, text=True, check=True)
