@@ -13,8 +13,9 @@ reline melt. Printed per work and case: wall and CPU seconds (user, system), min
 memory, and the result (the trained weights' fingerprint, the label's energy), which must not change.
 
 Writes a result file (``--results``, default ``benchmarks/results/memory-reuse/allocator.json``) with every row,
-the frames of each work, the command, date, commit, thread count, the 1-min load average at the start and the end
-and the CPU seconds of the cases' processes; the table (printed, and in docs/benchmarks.md through
+the frames of each work, the thread count and the run record (``lib/run_record.py``: the command, date, commit, cores,
+the versions of torch, sevenn and PySCF, the 1-min load average at the start and the end and the CPU seconds,
+the cases' processes' included); the table (printed, and in docs/benchmarks.md through
 ``python benchmarks/docs_tables.py``) is ``lib/allocator_table.py``'s.
 
     python benchmarks/allocator_bench.py                      # about 10 minutes on a free core
@@ -165,7 +166,8 @@ def work_frames(work: str) -> dict[str, int]:
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     """Every (work, case) measured; the result file's content, with the run's record."""
-    record, cpu0 = start_record(1), resource.getrusage(resource.RUSAGE_CHILDREN)
+    record = start_record(__file__, packages=("torch", "sevenn", "pyscf"))
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     rows = []
     for work in args.works:
         for case in args.cases:
@@ -175,7 +177,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{work} {case}: {m['wall']:.1f} s", file=sys.stderr, flush=True)
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     children = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
-    return {**finish_record(record, children), "steps": args.steps, "batch_size": 4,
+    return {**finish_record(record, children), "threads": 1, "steps": args.steps, "batch_size": 4,
             "works": {work: work_frames(work) for work in args.works}, "rows": rows}
 
 

@@ -30,7 +30,7 @@ from ase import Atoms
 from ase.build import molecule as ase_molecule
 from lib.common import DATA, ROOT
 from lib.label_cost_table import label_bench_lines
-from lib.label_run_record import finish_record, start_record
+from lib.run_record import finish_record, start_record
 
 from alloop.fidelity import load_fidelity
 from alloop.labeling.pyscf_labeler import PySCFLabeler
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None,
                         help=f"result file (default {RESULTS.relative_to(ROOT)}/MODE.json, MODE quick, full or selection)")
     args = parser.parse_args(argv)
-    record = start_record(__file__, argv)
+    record = start_record(__file__, argv, ("pyscf",))
     quick = args.quick
     mode = "quick" if quick else ("selection" if args.molecules or args.presets else "full")
     args.molecules = args.molecules or (["water", "ethanol"] if quick else list(MOLECULES))
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args.presets = args.presets or (["hf-sto3g", "b3lyp-svp"] if quick else molecular)
     args.throughput_frames = args.throughput_frames or (4 if quick else 8)
 
-    result = {**record, "mode": mode, "threads": args.threads, "per_label": per_label(args)}
-    result["throughput"] = None if args.no_throughput else throughput(args)
-    result = finish_record(result)
+    body: dict[str, Any] = {"mode": mode, "threads": args.threads, "per_label": per_label(args)}
+    body["throughput"] = None if args.no_throughput else throughput(args)
+    result = {**finish_record(record), **body}
     path = args.results or RESULTS / f"{mode}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

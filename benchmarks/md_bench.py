@@ -25,9 +25,10 @@ per structure. Within a segment each replica's tblite calculator and wavefunctio
 (``Baseline.warm``); ``--cold-baseline`` starts every structure afresh, as alloop did before 2026-11-29.
 
 Writes a result file (``--results``; default ``benchmarks/results/md-speed/ethanol-MODEL[-BASELINE][-cold].json``)
-with each repeat's seconds, the model calls, the command, date, commit, thread count, the 1-min load average at the
-start and the end and the CPU seconds; the table (printed, and in docs/benchmarks.md through
-``python benchmarks/docs_tables.py``) is ``lib/md_speed_table.py``'s, each side at its best repeat.
+with each repeat's seconds, the model calls, the thread count and the run record (``lib/run_record.py``: the
+command, date, commit, cores, the 1-min load average at the start and the end and the CPU seconds); the table
+(printed, and in docs/benchmarks.md through ``python benchmarks/docs_tables.py``) is ``lib/md_speed_table.py``'s,
+each side at its best repeat.
 
     python benchmarks/md_bench.py --quick
     python benchmarks/md_bench.py --baseline gfn2-xtb --replicas 1 6 32 --repeats 1
@@ -205,7 +206,7 @@ def build_timed(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    record = start_record(args.threads)
+    record = start_record(__file__)
     atoms = molecule("CH3CH2OH")
     model, name = build_timed(args)
     settings = MDSettings(temperature_K=500.0, timestep_fs=0.5, friction_per_fs=0.01)
@@ -217,8 +218,9 @@ def main() -> None:
     print(f"ethanol, model {name} ({args.dtype}), {args.steps} steps per replica, torch threads {args.threads}, "
           f"best of {args.repeats}\n", flush=True)
     rows = [time_replicas(model, atoms, n_rep, args, settings, guards, counter) for n_rep in args.replicas]
-    result = {**finish_record(record), "model": name, "dtype": args.dtype, "steps": args.steps,
-              "repeats": args.repeats, "baseline": args.baseline, "cold_baseline": args.cold_baseline,
+    result = {**finish_record(record), "threads": args.threads, "model": name, "dtype": args.dtype,
+              "steps": args.steps, "repeats": args.repeats, "baseline": args.baseline,
+              "cold_baseline": args.cold_baseline,
               "settings": {"temperature_K": settings.temperature_K, "timestep_fs": settings.timestep_fs,
                            "friction_per_fs": settings.friction_per_fs, "record_every": 10},
               "torch": torch.__version__, "rows": rows}

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from lib.common import ROOT
-from lib.label_run_record import finish_record, load_line, start_record
 from lib.periodic_label_table import periodic_label_lines
+from lib.run_record import finish_record, load_text, start_record
 
 from alloop.fidelity import load_fidelity
 from alloop.io import attach_label, read_structures, write_extxyz
@@ -76,24 +76,24 @@ def main(argv: list[str] | None = None) -> int:
     what = "+".join(p.stem for p in args.structures) if args.structures else "water"
     path = args.results or RESULTS / f"{what}_{'+'.join(args.presets)}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    result = {**record, "structures": "files" if args.structures else "water boxes", "seed": args.seed,
-              "threads": THREADS, "rows": [], "finished": False}
+    body: dict[str, Any] = {"structures": "files" if args.structures else "water boxes", "seed": args.seed,
+                            "threads": THREADS, "rows": [], "finished": False}
     labelled = []
     for name, box in boxes:
         for preset in args.presets:
             row, atoms = label_row(name, box, preset)
-            result["rows"].append(row)
-            result = finish_record(result)  # after each label: a later one may be stopped
-            path.write_text(json.dumps(result, indent=1) + "\n")
+            body["rows"].append(row)
+            # after each label: a later one may be stopped
+            path.write_text(json.dumps({**finish_record(record), **body}, indent=1) + "\n")
             if atoms is not None:
                 labelled.append(atoms)
                 if args.out:
                     write_extxyz(args.out, labelled)
             print(f"{name}{'' if args.structures else ' waters'}, {preset}: {row['status']}, {row['cpu_s']:.1f} CPU s, "
                   f"{row['scf_cycles']} SCF cycles {row.get('reason', '')}", flush=True)
-    result = finish_record({**result, "finished": True})
+    result = {**finish_record(record), **body, "finished": True}
     path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\n{load_line(result)}; {THREADS} thread per label\n")
+    print(f"\n{load_text(result)}; {THREADS} thread per label\n")
     print("\n".join(periodic_label_lines([result])))
     print(f"\nwritten to {path}")
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lib.label_run_record import load_line
 from lib.label_tables import figure
+from lib.run_record import load_text
 
 
 def _cells(runs: dict[int, dict[str, Any]], threads: list[int]) -> list[str]:
@@ -68,5 +68,5 @@ def label_bench_lines(result: dict[str, Any]) -> list[str]:
         t = result["throughput"]
         lines += ["", f"Throughput: {t['frames']} x {t['molecule']} at {t['preset']}, "
                   f"{t['threads_per_label']} thread per label", "", *throughput_lines(result)]
-    return lines + ["", f"Machine: {load_line(result)} (a load above the core count means other work shared the "
+    return lines + ["", f"Machine: {load_text(result)} (a load above the core count means other work shared the "
                     "cores and timings are inflated)."]

@@ -1,5 +1,5 @@
 """The label-cost tables (``benchmarks/lib/label_cost_table.py``, ``periodic_label_table.py``) from tiny synthetic
-result files, and the run record their scripts write (``benchmarks/lib/label_run_record.py``)."""
+result files, and the run record their scripts write (``benchmarks/lib/run_record.py``)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the scripts' own layout: benchmarks/ on sys.path, lib.* importable
 
 from lib.label_cost_table import label_bench_lines, per_label_lines, throughput_lines  # noqa: E402
-from lib.label_run_record import finish_record, load_line, start_record  # noqa: E402
 from lib.periodic_label_table import box_cell, periodic_label_lines  # noqa: E402
+from lib.run_record import finish_record, start_record  # noqa: E402
 
 
 def _label(molecule: str, threads: int, wall: float, cpu: float, status: str = "ok") -> dict:
@@ -53,6 +53,9 @@ def test_throughput_is_speed_up_on_the_serial_run_and_core_utilisation() -> None
     printed = label_bench_lines(result)
     assert printed[-1].startswith("Machine: 2 cores; 1-min load average 2.50 at the start, 3.00 at the end")
     assert "Throughput: 4 x ethanol at b3lyp-svp, 1 thread per label" in printed
+    md_record = {"commit": "0f482a7+changes", "load_average_start": 2.5, "load_average_end": 3.0}  # md_bench.py's old
+    old = {k: v for k, v in result.items() if k not in ("cores", "load_average")} | md_record
+    assert label_bench_lines(old)[-1].startswith("Machine: 1-min load average 2.50 at the start, 3.00 at the end")
 
 
 def _periodic(structure: str, preset: str, status: str = "ok", cutoff: float | None = None) -> dict:
@@ -80,4 +83,5 @@ def test_a_run_record_has_its_command_commit_versions_and_load_at_both_ends() ->
     assert set(record["git"]) == {"commit", "dirty"} and "end" not in record["load_average"]
     done = finish_record(record)
     assert set(done["load_average"]) == {"start", "end"} and done["cores"] >= 1
-    assert load_line(done).startswith(f"{done['cores']} cores; 1-min load average ")
+    assert label_bench_lines({**done, "mode": "quick", "per_label": [_label("water", 1, 0.5, 0.5)]})[-1].startswith(
+        f"Machine: {done['cores']} cores; 1-min load average ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -261,14 +262,51 @@ def test_the_baseline_table_puts_each_run_of_a_replica_count_in_one_row_afresh_f
 
 def test_a_run_record_names_the_command_commit_load_and_cpu(lib):
     from lib.common import ROOT
-    from lib.run_record import command_line, finish_record, load_text, start_record
+    from lib.run_record import command_line, finish_record, load_text, read_record, start_record
 
-    assert command_line([str(ROOT / "benchmarks" / "md_bench.py"), "--steps", "100"]) == (
+    assert command_line(str(ROOT / "benchmarks" / "md_bench.py"), ["--steps", "100"]) == (
         "python benchmarks/md_bench.py --steps 100")
-    record = finish_record(start_record(1, ["md_bench.py"]), children_cpu_s=2.0)
-    assert "_cpu0" not in record and record["threads"] == 1 and record["cpu_s"] >= 2.0
-    assert record["commit"] != "" and record["date"].count("-") == 2
-    assert load_text(record).startswith(f"load average {record['load_average_start']:.1f} at the start")
+    start = start_record("md_bench.py", [], packages=("torch",))
+    record = finish_record(start, children_cpu_s=2.0)
+    assert "_cpu0" not in record and record["cpu_s"] >= 2.0 and record["versions"]["torch"]
+    git = record["git"]
+    assert git["commit"] is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+    assert record["date"].count("-") == 2 and record["started_utc"].count(":") == record["finished_utc"].count(":") == 1
+    assert load_text(record).startswith(f"{record['cores']} cores; 1-min load average "
+                                        f"{record['load_average']['start']:.2f} at the start")
+    again = finish_record(start)  # a record can be finished again (periodic_label_bench.py: after each label)
+    assert again["cpu_s"] >= 0 and again["load_average"]["start"] == record["load_average"]["start"]
+    assert read_record(record) == record  # the current format reads as written
+
+
+def test_readers_take_the_records_of_both_old_run_record_modules(lib):
+    """md_bench.py / allocator_bench.py wrote ``commit`` as a string and flat load averages; the label-cost scripts a
+    ``git`` dict, nested load averages and the cores; every committed result file of both reads to one form."""
+    from lib.common import ROOT
+    from lib.run_record import load_text, read_record
+
+    md = {"command": "python benchmarks/md_bench.py", "date": "2026-11-29", "started_utc": "13:13",
+          "commit": "0f482a7+changes", "threads": 1, "load_average_start": 7.12, "finished_utc": "13:16",
+          "load_average_end": 6.38, "cpu_s": 130.1}
+    label = {"command": "python benchmarks/label_bench.py --quick", "date": "2026-11-29",
+             "git": {"commit": "aa93440" + "0" * 33, "dirty": False}, "cores": 2, "versions": {"pyscf": "2.8.0"},
+             "load_average": {"start": 5.76, "end": 7.21}}
+    assert read_record(md)["git"] == {"commit": "0f482a7", "dirty": True}
+    assert read_record({**md, "commit": "cc339c1"})["git"] == {"commit": "cc339c1", "dirty": False}
+    assert read_record({**md, "commit": "unknown"})["git"] == {"commit": None, "dirty": None}
+    assert read_record(md)["load_average"] == {"start": 7.12, "end": 6.38} and read_record(md)["cores"] is None
+    assert read_record(label)["git"] == label["git"] and read_record(label)["cpu_s"] is None
+    assert load_text(md) == "1-min load average 7.12 at the start, 6.38 at the end"
+    assert load_text(label) == "2 cores; 1-min load average 5.76 at the start, 7.21 at the end"
+    folders = ("md-speed", "memory-reuse", "label-cost", "periodic-label-cost")
+    results = {p.name: json.loads(p.read_text())
+               for f in folders for p in (ROOT / "benchmarks" / "results" / f).glob("*.json")}
+    assert any("commit" in r for r in results.values()) and any("git" in r for r in results.values())
+    for name, result in results.items():
+        record = read_record(result)
+        assert record["command"].startswith("python benchmarks/") and record["git"]["commit"], name
+        assert all(isinstance(v, float) for v in record["load_average"].values()), name
+        assert "1-min load average " in load_text(result), name
 
 
 def test_the_allocator_table_names_a_work_once_and_compares_each_case_with_dask(lib):
