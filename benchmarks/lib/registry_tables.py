@@ -57,6 +57,16 @@ from lib.store_scale_table import store_scale_lines
 from lib.train_speed_table import train_speed_table
 
 
+def _results(spec: dict[str, Any]) -> list[Any]:
+    """Every result file of a table's entry (``result``), read as JSON."""
+    return [json.loads((ROOT / r).read_text()) for r in spec["result"]]
+
+
+def _result(spec: dict[str, Any]) -> Any:
+    """The first result file of a table's entry, read as JSON."""
+    return json.loads((ROOT / spec["result"][0]).read_text())
+
+
 def _entries(spec: dict[str, Any]) -> tuple[dict[tuple[str, int, int], dict], list[str], list[int], list[int]]:
     """The learning-curve entries of every result folder, arms renamed to their table labels (``arms``: per
     folder, arm -> label); the labels in the registry's order, the Ns and the seeds."""
@@ -104,13 +114,13 @@ def naive_vs_periodic(spec: dict[str, Any]) -> list[str]:
 
 
 def status_models(spec: dict[str, Any]) -> list[str]:
-    return model_table(json.loads((ROOT / spec["result"][0]).read_text()))
+    return model_table(_result(spec))
 
 
 def llpr(spec: dict[str, Any]) -> list[str]:
     """Per evaluation set and signal: Spearman rho with the true per-frame force MAE, predicted / measured mean and
     the share of frames under the 90 % bound (``llpr_bench.py``'s result file)."""
-    result = json.loads((ROOT / spec["result"][0]).read_text())
+    result = _result(spec)
     lines = ["| set | frames | measured force MAE (eV/A) | signal | Spearman rho | predicted / measured "
              "| under the 90 % bound |", "|---|---:|---:|---|---:|---:|---:|"]
     for name, s in result["sets"].items():
@@ -127,7 +137,7 @@ def molecules(spec: dict[str, Any]) -> list[str]:
 
 
 def herding(spec: dict[str, Any]) -> list[str]:
-    return herding_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
+    return herding_table(_result(spec)).splitlines()
 
 
 def importance_weights(spec: dict[str, Any]) -> list[str]:
@@ -145,53 +155,53 @@ def importance_weights_diagnostics(spec: dict[str, Any]) -> list[str]:
 
 def many_workers(spec: dict[str, Any]) -> list[str]:
     """Utilisation, driver CPU per label, latency and memory of each many-workers run."""
-    return many_workers_table(json.loads((ROOT / spec["result"][0]).read_text())).splitlines()
+    return many_workers_table(_result(spec)).splitlines()
 
 
 def train_speed(spec: dict[str, Any]) -> list[str]:
     """ms per step of alloop's trainer and sevenn's own loop, and their ratios, per variant."""
-    return train_speed_table(json.loads((ROOT / spec["result"][0]).read_text())["results"]).splitlines()
+    return train_speed_table(_result(spec)["results"]).splitlines()
 
 
 def store_scale(spec: dict[str, Any]) -> list[str]:
     """Per operation and store size: seconds, CPU seconds, peak memory, slope; issue 65's targets."""
-    return store_scale_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return store_scale_lines(_result(spec))
 
 
 def asteroid_toy(spec: dict[str, Any]) -> list[str]:
     """Per number of accurate points, each method's test MAE on the toy problem and ASTEROID's gain."""
-    return toy_table(json.loads((ROOT / spec["result"][0]).read_text()))
+    return toy_table(_result(spec))
 
 
 def store_bench_append(spec: dict[str, Any]) -> list[str]:
     """Frames appended per second and ms per commit, per atoms per frame and batch."""
-    return append_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return append_lines(_result(spec))
 
 
 def store_bench_open(spec: dict[str, Any]) -> list[str]:
     """The cost of opening a store of many frames and reading from it."""
-    return open_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return open_lines(_result(spec))
 
 
 def md_speed(spec: dict[str, Any]) -> list[str]:
     """Batched MD against one ASE run per replica, a row per result file and replica count (``md_bench.py``)."""
-    return md_speed_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+    return md_speed_lines(_results(spec))
 
 
 def md_speed_baseline(spec: dict[str, Any]) -> list[str]:
     """The GFN-xTB baseline's cost in batched MD, afresh every step against the wavefunction carried, each run a
     result file of ``md_bench.py --baseline``."""
-    return baseline_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+    return baseline_lines(_results(spec))
 
 
 def allocator(spec: dict[str, Any]) -> list[str]:
     """A worker's work under Dask's malloc setting, glibc's defaults and alloop's (``allocator_bench.py``)."""
-    return allocator_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return allocator_lines(_result(spec))
 
 
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
-    return calibration_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["tests"])
+    return calibration_table(_result(spec), spec["tests"])
 
 
 def foundation_models(spec: dict[str, Any]) -> list[str]:
@@ -212,22 +222,22 @@ def frame_labels(spec: dict[str, Any]) -> list[str]:
 
 def label_cost_per_label(spec: dict[str, Any]) -> list[str]:
     """``label_bench.py``'s wall and CPU s per label per molecule and preset, at each thread count."""
-    return per_label_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return per_label_lines(_result(spec))
 
 
 def label_cost_throughput(spec: dict[str, Any]) -> list[str]:
     """``label_bench.py``'s labels serially in-process against the same labels on Dask workers."""
-    return throughput_lines(json.loads((ROOT / spec["result"][0]).read_text()))
+    return throughput_lines(_result(spec))
 
 
 def periodic_label_cost(spec: dict[str, Any]) -> list[str]:
     """``periodic_label_bench.py``'s labels of every result file in turn: cost, SCF cycles, largest and net force."""
-    return periodic_label_lines([json.loads((ROOT / r).read_text()) for r in spec["result"]])
+    return periodic_label_lines(_results(spec))
 
 
 def equilibrium_populations(spec: dict[str, Any]) -> list[str]:
     """Per set of one equilibrium summary JSON (``sets``: name -> row label) its runs' conformer populations."""
-    return equilibrium_populations_table(json.loads((ROOT / spec["result"][0]).read_text()), spec["sets"])
+    return equilibrium_populations_table(_result(spec), spec["sets"])
 
 
 def conformer_references(spec: dict[str, Any]) -> list[str]:
