@@ -8,8 +8,9 @@ Each store is built through the store's own API as the campaign loop writes it (
 (9 atoms, jittered positions) recorded 1,000 per cycle by 10 MD replicas, 10 % of them labelled at the cheap
 fidelity (2 % of them failed) and 2 % also at the expensive one, the ledger tables (progress, selection, bias,
 cycles, md_predicted, frame_basins) with the rows the loop writes per cycle, the replica states each cycle and a real
-model checkpoint five times over the campaign; every phase commits as the driver does. A built store is cached under
-runs/store_scale/ (not in git) and reused while :data:`BUILD_VERSION` stays.
+model checkpoint five times over the campaign; every phase commits as the driver does; at the end, the status
+summary the loop stores after each cycle (:mod:`alloop.campaign.status_summary`; only the last is kept). A built
+store is cached under runs/store_scale/ (not in git) and reused while :data:`BUILD_VERSION` stays.
 
 Every operation runs in a fresh Python process (:func:`measure`): ``op s`` is the operation itself (timed inside
 the process after its modules are imported), ``wall s`` the whole process as a user sees it (interpreter start and
@@ -41,7 +42,7 @@ from lib.common import ROOT
 from lib.store_scale_table import store_scale_lines
 
 #: bump when the built stores change (a cached store of another version is rebuilt)
-BUILD_VERSION = 2
+BUILD_VERSION = 3  # 3: the loop's status summary stored at the end
 RUNS = ROOT / "runs" / "store_scale"
 RESULTS = ROOT / "benchmarks" / "results" / "store_scale.json"
 FRAMES_PER_CYCLE = 1000
@@ -122,6 +123,7 @@ def _replica_blob(cfg: Any, cycle: int) -> bytes:
 
 def build_store(run_dir: Path, n_frames: int, seed: int = 0) -> dict[str, Any]:
     """A campaign store of ``n_frames`` frames written as the loop writes it (module docstring); returns counts."""
+    from alloop.campaign import status_summary
     from alloop.config import load_campaign
     from alloop.labeling.provenance import current_provenance
     from alloop.store import CampaignStore, ledger, store_path, tables
@@ -155,6 +157,7 @@ def build_store(run_dir: Path, n_frames: int, seed: int = 0) -> dict[str, Any]:
             n = min(FRAMES_PER_CYCLE, n_frames - done)
             version = _cycle(store, cfg, cycle, n, version, blob if cycle in checkpoint_cycles else None, state, rng)
             done += n
+        status_summary.save(store)  # the loop stores it after each cycle; only the last one is kept
         record = store.record
         return {"frames": store.n_frames, "cycles": n_cycles, "commits": store.seq,
                 "labels": {f["name"]: record["labels"][h]["rows"] for h, f in store.fidelities().items()},
@@ -436,7 +439,8 @@ WRITERS = ("import 10^4", "resume start")
 
 #: modules a command imports when it runs: imported before the clock starts (start-up, not the operation)
 PRELOAD = {
-    "status": ("alloop.campaign.phases.original", "alloop.store.coverage", "alloop.evaluation.records",
+    "status": ("alloop.campaign.status_summary", "alloop.campaign.phases.original", "alloop.store.coverage",
+               "alloop.evaluation.records",
                "alloop.evaluation.molecule_table", "alloop.store.summary", "alloop.evaluation.predicted_errors"),
     "status --check": ("alloop.store.check",),
     "report": ("alloop.config", "alloop.report", "alloop.report.plots", "alloop.report.summary",

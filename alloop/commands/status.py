@@ -24,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="campaign run directory or store directory")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument(
+        "--recompute",
+        action="store_true",
+        help="compute every count from the store, not from the summary the loop stored after its last cycle (used "
+        "only while the store's content is exactly what it was computed from; at a million frames it saves about "
+        "1.5 s)",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="instead of the summary, read every committed array and blob back against the commit record "
@@ -36,23 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(args)
+    from alloop.campaign import status_summary
     from alloop.campaign.phases import original
     from alloop.evaluation import predicted_errors
-    from alloop.evaluation.molecule_table import format_molecules, molecule_status
-    from alloop.evaluation.records import format_status, status
+    from alloop.evaluation.molecule_table import format_molecules
+    from alloop.evaluation.records import format_status
     from alloop.store import CampaignStore, find_store
-    from alloop.store.coverage import format_basins, labelled_basins
-    from alloop.store.reactions import format_reactions, reaction_status
+    from alloop.store.coverage import format_basins
+    from alloop.store.reactions import format_reactions
     from alloop.store.summary import format_summary, summarize
 
     with CampaignStore.open(find_store(args.run_dir), "r") as store:
-        summary = summarize(store)
-        summary["evaluation"] = status(store)  # per-model errors on the campaign's evaluation set, or null
-        summary["forgetting"] = original.status(store)  # per-model change against the stored original, or null
-        summary["labelled_basins"] = labelled_basins(store)  # conformer basins of labelled frames, or null
-        summary["predicted_errors"] = predicted_errors.status(store)  # per cycle, [] without error models
-        summary["molecules"] = molecule_status(store)  # per molecule of a campaign of several, or null
-        summary["reactions"] = reaction_status(store)  # the MD's reaction events per cycle, or null
+        parts, stored = status_summary.current(store, use_stored=not args.recompute)
+        summary = {**summarize(store, parts), **parts, "stored_summary": stored}
     text = "\n".join([format_summary(summary), *format_molecules(summary["molecules"]),
                       *format_status(summary["evaluation"]),
                       *predicted_errors.format_status(summary["predicted_errors"]),

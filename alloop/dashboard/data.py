@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from alloop.campaign import status_summary
 from alloop.dashboard.budget import budget_left, role_of_hash
 from alloop.evaluation import predicted_errors
 from alloop.evaluation.records import cycles_table
@@ -84,8 +85,10 @@ PREDICTED_KEYS = ("md_predicted_eV_per_A", "md_p95_eV_per_A", "eval_predicted_eV
 
 
 def predicted(store: CampaignStore) -> Columns:
-    """Per cycle with predicted errors: MD mean and p95 predicted, evaluation-set predicted and measured (eV/A)."""
-    rows = predicted_errors.status(store)
+    """Per cycle with predicted errors: MD mean and p95 predicted, evaluation-set predicted and measured (eV/A);
+    from the loop's stored status summary while it is current (no pass over every MD frame)."""
+    stored = status_summary.read(store)
+    rows = stored["predicted_errors"] if stored is not None else predicted_errors.status(store)
     out: Columns = {"cycle": [int(r["cycle"]) for r in rows]}
     for key in PREDICTED_KEYS:
         out[key] = _floats(r[key] for r in rows)

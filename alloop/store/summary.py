@@ -10,19 +10,40 @@ from alloop.labeling.result import STATUS_CODES
 from alloop.store.campaign import CampaignStore
 from alloop.store.schema import ORIGIN_NAMES, FrameFlag
 
+#: the blob in which the loop keeps its last status summary (:mod:`alloop.campaign.status_summary`); not listed
+STATUS_BLOB = "status-summary"
 
-def summarize(store: CampaignStore) -> dict[str, Any]:
+
+def summarize(store: CampaignStore, parts: dict[str, Any] | None = None) -> dict[str, Any]:
     """Counts of frames (by origin and flag), labels per fidelity (by status, with CPU/wall seconds),
-    checkpoints, tables, blobs and the last commit."""
+    checkpoints, tables, blobs and the last commit (``parts``: the frame and label counts if already read)."""
     record = store.record
+    return {
+        "path": str(store.path),
+        "commit": {k: record.get(k) for k in ("seq", "time", "cycle", "phase", "note")},
+        "frames": count_frames(store) if parts is None else parts["frames"],
+        "labels": count_labels(store) if parts is None else parts["labels"],
+        "checkpoints": [{k: e[k] for k in ("version", "role", "nbytes")} for e in store.checkpoints()],
+        "tables": {name: int(rows) for name, rows in record.get("tables", {}).items()},
+        "blobs": {n: {"version": e["version"], "nbytes": e["nbytes"]} for n, e in record.get("blobs", {}).items()
+                  if n != STATUS_BLOB},
+    }
+
+
+def count_frames(store: CampaignStore) -> dict[str, Any]:
+    """Frames and atoms in all, and frames per origin and per flag."""
     meta = store.frame_meta(columns=["n_atoms", "origin", "flags"])
     origins, counts = np.unique(meta["origin"], return_counts=True)
-    frames = {
+    return {
         "total": int(len(meta["frame_id"])),
         "atoms": int(meta["n_atoms"].sum()),
         "by_origin": {ORIGIN_NAMES.get(int(o), str(o)): int(c) for o, c in zip(origins, counts, strict=True)},
         "by_flag": {f.name: int(((meta["flags"] & f.value) != 0).sum()) for f in FrameFlag},
     }
+
+
+def count_labels(store: CampaignStore) -> list[dict[str, Any]]:
+    """Per stored fidelity: its labels in all and per status, and their CPU and wall seconds."""
     labels = []
     for fidelity_hash, info in store.fidelities().items():
         table = store.label_columns(fidelity_hash, ["status", "cpu_seconds", "wall_seconds"])
@@ -37,15 +58,7 @@ def summarize(store: CampaignStore) -> dict[str, Any]:
                 "wall_seconds": float(table["wall_seconds"].sum()),
             }
         )
-    return {
-        "path": str(store.path),
-        "commit": {k: record.get(k) for k in ("seq", "time", "cycle", "phase", "note")},
-        "frames": frames,
-        "labels": labels,
-        "checkpoints": [{k: e[k] for k in ("version", "role", "nbytes")} for e in store.checkpoints()],
-        "tables": {name: int(rows) for name, rows in record.get("tables", {}).items()},
-        "blobs": {n: {"version": e["version"], "nbytes": e["nbytes"]} for n, e in record.get("blobs", {}).items()},
-    }
+    return labels
 
 
 def format_summary(summary: dict[str, Any]) -> str:

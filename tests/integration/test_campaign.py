@@ -74,6 +74,40 @@ def test_tiny_campaign_end_to_end(tiny_run, capsys):
     assert status["frames"]["total"] == out["n_frames"]
 
 
+@TINY_RUN
+def test_status_reads_the_summary_the_loop_stored_and_only_while_it_is_current(tiny_run, tmp_path, capsys):
+    """The finished campaign's status comes from the summary stored at its end, the same text and JSON as computed
+    afresh; once anything is committed after it (here one frame, in a copy), status computes afresh."""
+    import shutil
+
+    from alloop.campaign import status_summary
+    from alloop.store.campaign import CampaignStore
+    from alloop.store.resolve import store_path
+
+    run_dir = tiny_run[0]
+
+    def status(*options: str) -> tuple[str, dict]:
+        assert main(["status", str(run_dir), *options]) == 0
+        text = capsys.readouterr().out
+        assert main(["status", str(run_dir), "--json", *options]) == 0
+        return text, json.loads(capsys.readouterr().out)
+
+    (text, stored), (text_fresh, fresh) = status(), status("--recompute")
+    assert stored.pop("stored_summary") is True and fresh.pop("stored_summary") is False
+    assert text == text_fresh and stored == fresh
+    with CampaignStore.open(store_path(run_dir)) as store:
+        assert status_summary.read(store) == json.loads(json.dumps(status_summary.compute(store)))
+    copy = tmp_path / "store.zarr"
+    shutil.copytree(store_path(run_dir), copy)
+    with CampaignStore.open(copy, "a") as store:
+        store.add_frames(store.get_frames([0]), origin="import")
+        store.commit()
+        assert status_summary.read(store) is None
+    assert main(["status", str(copy), "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert after["stored_summary"] is False and after["frames"]["total"] == fresh["frames"]["total"] + 1
+
+
 def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
     """Every training splits by the campaign seed, not the cycle's: over the bootstrap and two cycles, each recorded
     split keeps the earlier training frames in training, so no validation frame of cycle 1 was a training frame of

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from alloop.campaign import status_summary
 from alloop.campaign.execution.labeling_pool import LabelingPool
 from alloop.campaign.execution.taskrun import run_tasks
 from alloop.campaign.execution.worker_losses import WorkerLosses
@@ -137,6 +138,7 @@ class Campaign:
             train(self.ctx, cycle, self.original, mark=False, final=False)
         self.ctx.record_losses(cycle, STOPPED)
         self.store.commit(cycle=cycle, phase=STOPPED, note={"reason": reason})
+        status_summary.save(self.store)
         self.progress.update(phase=STOPPED)
         self.log(f"campaign stopped: {reason}; 'alloop resume' continues it (a new deadline: --set schedule.deadline=..."
                  " or schedule.max_hours=...)")
@@ -155,6 +157,8 @@ class Campaign:
         raise_if_stopped()  # a Ctrl-C whose exception was dropped: the phase is not marked, as if it came now
         self.ctx.record_losses(cycle, phase)
         ledger.mark_phase(self.store, cycle, phase, note=note)
+        if phase in (ledger.TRAINED, ledger.FINISHED):
+            status_summary.save(self.store)  # what ``alloop status`` reads instead of a pass over every frame
         release_freed_memory()
 
     def _naive_model_stale(self) -> bool:

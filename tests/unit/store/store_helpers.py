@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from ase import Atoms
 
@@ -27,3 +31,21 @@ def make_label(k: int, n_atoms: int, fail: bool = False) -> LabelResult:
         wall_seconds=2.0 + k,
         scf_cycles=10 + k,
     )
+
+
+def assert_the_stored_summary_reads_the_same(run_dir: Path, text: str, capsys: Any) -> None:
+    """Once the loop's status summary is stored (:func:`alloop.campaign.status_summary.save`), ``alloop status``
+    reads it and prints ``text``, the status computed afresh, to the character but for the last commit (the
+    summary's own); ``--json`` says it was stored."""
+    from alloop.campaign import status_summary
+    from alloop.cli import main
+    from alloop.store import CampaignStore, store_path
+
+    with CampaignStore.open(store_path(run_dir), "a") as store:
+        status_summary.save(store)
+    assert main(["status", str(run_dir)]) == 0
+    after = capsys.readouterr().out.splitlines()
+    assert after[1].startswith("last commit") and text.splitlines()[1].startswith("last commit")
+    assert after[:1] + after[2:] == text.splitlines()[:1] + text.splitlines()[2:]
+    assert main(["status", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stored_summary"] is True

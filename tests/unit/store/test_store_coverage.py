@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 from ase.build import molecule
-from store_helpers import make_frame, make_label
+from store_helpers import assert_the_stored_summary_reads_the_same, make_frame, make_label
 
 from alloop.cli import main
 from alloop.store import CampaignStore, store_path
@@ -70,6 +70,7 @@ def test_labelled_frames_are_counted_per_fidelity_cycle_and_basin(tmp_path, caps
     assert main(["status", str(tmp_path / "run"), "--json"]) == 0
     part = json.loads(capsys.readouterr().out)["labelled_basins"]
     assert part["rotor_names"] == ["C-C-O-H"] and part["fidelities"]["mp2-dz"] == {"-1": [1, 0, 0], "0": [0, 1, 0]}
+    assert_the_stored_summary_reads_the_same(tmp_path / "run", text, capsys)
 
 
 def test_no_histogram_without_rotors_or_labels(tmp_path, cheap):

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from store_helpers import make_label
+from store_helpers import assert_the_stored_summary_reads_the_same, make_label
 
 from alloop.campaign.execution.md_task import MDRequest, MDTaskResult
 from alloop.campaign.phases.context import PhaseContext
@@ -104,6 +104,7 @@ def test_events_commit_once_and_read_back(tmp_path, malonaldehyde, cheap, expens
     assert main(["status", str(tmp_path / "run"), "--json"]) == 0
     part = json.loads(capsys.readouterr().out)
     assert part["labelled_basins"] is None and part["reactions"]["total"] == 3
+    assert_the_stored_summary_reads_the_same(tmp_path / "run", text, capsys)
 
 
 def test_reaction_names():
