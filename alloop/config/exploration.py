@@ -194,6 +194,14 @@ class SelectionConfig(Section):
         "the candidates; large: the arg-max), seeded by the campaign seed and the cycle. A drawn pick follows the "
         "candidates' density more than the arg-max, which seeks their edges. Not measured yet",
     )
+    density_weight: float | None = Field(
+        default=None, ge=0,
+        description="information density for the expensive pick (expensive_pick: predicted-error, bias or "
+        "committee): each candidate's score is multiplied by its density among the cycle's MD frames at "
+        "md.temperature_K (mean RBF similarity in the model's standardised latent descriptors, divided by the "
+        "densest candidate's) raised to this power, so that the pick leans to where the ensemble is, not only to "
+        "where the error is; null: no weighting (0 weights nothing either). Not measured yet",
+    )
     herding_reservoir_frames: int = Field(default=1000, ge=1, description="the most frames of herding_target: "
                                           "campaign's reservoir")
     committee_size: int = Field(default=3, ge=2, le=8, description="models in the committee of expensive_pick: "
@@ -223,6 +231,9 @@ class SelectionConfig(Section):
     def _coverage_needs_descriptors(self) -> SelectionConfig:
         if self.expensive_pick == "coverage" and self.diversity == "none":
             raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
+        if self.expensive_pick == "coverage" and self.density_weight is not None:
+            raise ValueError("density_weight weights the score of a score rule; expensive_pick: coverage has none "
+                             "(density_weight: null)")
         if self.expensive_pick == "coverage" and self.pick_beta is not None:
             raise ValueError("pick_beta draws the picks of a score rule; expensive_pick: coverage takes the farthest "
                              "frame and has none (pick_beta: null)")

@@ -102,6 +102,17 @@ def squared_mmd(sample: np.ndarray, target: np.ndarray, bandwidth: float) -> flo
     return float(max(value, 0.0))
 
 
+def information_density(candidates: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Each candidate's density in the target ensemble (information density, Settles & Craven 2008): its mean RBF
+    similarity to the target's frames (descriptors standardised by the target, median-heuristic bandwidth), divided
+    by the largest among the candidates: 1 at the densest candidate, near 0 far from every target frame."""
+    t, c = standardise(target, candidates)
+    assert t is not None and c is not None
+    density = rbf(c, t, median_bandwidth(t)).mean(axis=1)
+    top = float(density.max(initial=0.0))
+    return density / top if top > 0 else np.ones(len(c))
+
+
 @dataclass(frozen=True)
 class Herding:
     """The picked rows of the candidates (in order of choice), and the kernel's bandwidth and near-duplicate radius

@@ -43,3 +43,20 @@ def test_a_campaign_draws_its_expensive_picks(tmp_path: Path) -> None:
     cheap = chosen["role"] == "cheap"
     assert not any("drawn" in str(r) for r in chosen["reason"][cheap])  # the cheap pick is unchanged
     assert any("drawn with p ~ (" in line and ")^1" in line for line in lines), lines
+
+
+def test_a_campaign_weights_its_expensive_pick_by_the_md_density(tmp_path: Path) -> None:
+    """selection.density_weight: each cycle records its MD target without herding (exploration 1), and the
+    expensive pick's score is weighted by the candidates' density in it."""
+    path = tmp_path / "density.yaml"
+    path.write_text(WATER.replace("pick_beta: 1.0", "density_weight: 1.0"))
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
+    with CampaignStore.open(store_path(run_dir)) as store:
+        chosen = tables.read(store, tables.SELECTION)
+        target = tables.read(store, tables.HERDING_TARGET)
+    assert ((chosen["role"] == "expensive") & (chosen["cycle"] == 0)).sum() == 2
+    assert target["frame_id"].size > 0 and set(target["cycle"].tolist()) == {0}
+    assert not any("herding" in str(r) for r in chosen["reason"])  # no representative quota
+    assert any("cycle 0: 2 of" in line and " x density^1" in line for line in lines), lines

@@ -120,7 +120,8 @@ def start_explore(ctx: PhaseContext, cycle: int, priority: int = 0) -> ExploreRu
     herding = representative.herding_on(s.selection)
     if s.selection.memory or herding:  # one task describes the frames labelled so far (at most reference_frames)
         requests[0].labelled = ctx.reference_frames("cheap", cycle)
-    if herding and s.selection.herding_target == "campaign":  # and the reservoir of the campaign's MD frames
+    if representative.target_on(s.selection) and s.selection.herding_target == "campaign":  # and the campaign's
+        # reservoir of MD frames
         requests[0].reservoir = representative.reservoir_frames(ctx)
     tasks = [BackgroundTask(ctx.client, md_task, (r,), s.max_task_retries, priority) for r in requests]
     return ExploreRun(cycle, version, tasks)
@@ -139,7 +140,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     flagged = score > 1.0
     labelled = next((r.labelled_descriptors for r in results if r.labelled_descriptors is not None), None)
     target = herded = None
-    if representative.herding_on(s.selection):
+    if representative.target_on(s.selection):
         pool = next((r.reservoir_descriptors for r in results if r.reservoir_descriptors is not None), None)
         target = representative.cycle_target(ctx, cycle, meta["replica"], descriptors, pool)
         herded = representative.cheap_quota(ctx, target, meta, descriptors, labelled, n_cheap)

@@ -39,6 +39,11 @@ def herding_on(selection: SelectionSettings) -> bool:
     return selection.exploration < 1.0
 
 
+def target_on(selection: SelectionSettings) -> bool:
+    """Whether each cycle records its MD target: for herding, or for the expensive pick's information density."""
+    return herding_on(selection) or selection.density_weight is not None
+
+
 def load_reservoir(store: CampaignStore) -> tuple[np.ndarray, int]:
     """The reservoir's frame ids (slot order) and how many frames it has seen."""
     blob = store.get_blob(RESERVOIR_BLOB)

@@ -44,7 +44,7 @@ from alloop.store.labels import LabelTable
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.expensive_pick import candidate_rows, pick_expensive, pick_rule, pick_score
-from alloop.uncertainty.herding import representative_quota
+from alloop.uncertainty.herding import information_density, representative_quota
 from alloop.uncertainty.pick_draw import Draw
 
 #: the draws' seed salt (``selection.pick_beta``; with the campaign seed and the cycle)
@@ -86,7 +86,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     model = latest_blob(store, "model")
     selection = ctx.settings.selection
     herding = representative_quota(selection.exploration, budget) > 0
-    target = representative.target_frames(ctx, cycle) if herding else []
+    target = representative.target_frames(ctx, cycle) if herding or selection.density_weight is not None else []
     features = model if selection.diversity == "fps" or target else None
     labelled = (ctx.reference_frames("expensive", cycle)
                 if selection.expensive_pick == "coverage" or target else None)
@@ -114,6 +114,7 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
         window = f"; {int((~inside).sum())} outside the thermal energy window"
     score, what = pick_score(result.bias, result.predicted, result.deviation, inside)
     selection = ctx.settings.selection
+    score, what = density_weighted(score, what, selection.density_weight, result.descriptors, result.target)
     herded = representative.expensive_quota(ctx, run.frame_ids, result.target, result.descriptors, result.labelled,
                                             score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
@@ -126,6 +127,16 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     median = f"{np.nanmedian(score):.3f}" if np.isfinite(score).any() else "n/a"
     ctx.log(f"cycle {run.cycle}: {len(chosen.indices)} of {run.rows.size} cheap-labelled frames go to "
             f"'{expensive.name}' ({name}, median {what} {median} eV/A{window})")
+
+
+def density_weighted(score: np.ndarray, what: str, weight: float | None, descriptors: np.ndarray | None,
+                     target: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """``score`` x (each candidate's information density in the cycle's MD target)^``weight``
+    (``selection.density_weight``) and its name; unchanged without a weight, or without a target (a cycle whose MD
+    ran no frame at the campaign temperature)."""
+    if weight is None or descriptors is None or target is None or len(target) == 0:
+        return score, what
+    return score * information_density(descriptors, target) ** weight, f"{what} x density^{weight:g}"
 
 
 def latest_blob(store: CampaignStore, role: str = "model") -> bytes | None:

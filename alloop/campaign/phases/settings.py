@@ -76,6 +76,7 @@ class SelectionSettings:
     herding_target: str = "cycle"  # selection.herding_target: "cycle" or "campaign" (a reservoir of MD frames)
     herding_reservoir_frames: int = 1000  # selection.herding_reservoir_frames
     pick_beta: float | None = None  # selection.pick_beta: None the arg-max, else draws ~ (score x distance)^beta
+    density_weight: float | None = None  # selection.density_weight: the score x (density in the cycle's MD)^weight
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def campaign_settings(cfg: CampaignConfig) -> CampaignSettings:
             committee_size=sel.committee_size if sel.expensive_pick == "committee" else 1, memory=sel.memory,
             reference_frames=sel.reference_frames, exploration=sel.exploration,
             herding_target=sel.herding_target, herding_reservoir_frames=sel.herding_reservoir_frames,
-            pick_beta=sel.pick_beta,
+            pick_beta=sel.pick_beta, density_weight=sel.density_weight,
         ),
         budget=LabelBudget(max_cheap_per_cycle=sel.max_cheap_per_cycle,
                            max_expensive_per_cycle=sel.max_expensive_per_cycle, max_cheap=limits.cheap,
