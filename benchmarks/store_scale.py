@@ -409,6 +409,8 @@ def operation(name: str, run_dir: Path, scratch: Path) -> Any:
     """The callable of operation ``name`` (its modules imported here, before the clock starts)."""
     if name == "status":
         return _cli("status", str(run_dir))
+    if name == "status --recompute":
+        return _cli("status", "--recompute", str(run_dir))
     if name == "status --check":
         return _cli("status", "--check", str(run_dir))
     if name == "report":
@@ -431,8 +433,8 @@ def operation(name: str, run_dir: Path, scratch: Path) -> Any:
     raise SystemExit(f"unknown operation {name!r}")
 
 
-OPERATIONS = ("status", "status --check", "report", "dashboard first page", "export --fidelity", "import 10^4",
-              "resume start", "selection (one cycle)", "training-data load")
+OPERATIONS = ("status", "status --recompute", "status --check", "report", "dashboard first page", "export --fidelity",
+              "import 10^4", "resume start", "selection (one cycle)", "training-data load")
 #: operations that write to the store: they run on a copy
 WRITERS = ("import 10^4", "resume start")
 
@@ -443,6 +445,9 @@ PRELOAD = {
                "alloop.evaluation.records",
                "alloop.evaluation.molecule_table", "alloop.store.summary", "alloop.evaluation.predicted_errors"),
     "status --check": ("alloop.store.check",),
+    "status --recompute": ("alloop.campaign.status_summary", "alloop.campaign.phases.original", "alloop.store.coverage",
+                           "alloop.evaluation.records", "alloop.evaluation.molecule_table", "alloop.store.summary",
+                           "alloop.evaluation.predicted_errors"),
     "report": ("alloop.config", "alloop.report", "alloop.report.plots", "alloop.report.summary",
                "alloop.report.levels_plot", "alloop.report.predicted_plot", "alloop.store.coverage",
                "alloop.store.levels", "alloop.potentials.checkpoint", "alloop.potentials.inference"),
