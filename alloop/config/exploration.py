@@ -147,12 +147,15 @@ class SelectionConfig(Section):
         description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
-    expensive_pick: Literal["bias", "coverage", "committee", "predicted-error"] = Field(
+    expensive_pick: Literal["bias", "coverage", "lcmd", "committee", "predicted-error"] = Field(
         default="predicted-error",
         description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
         "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
         "already expensive-labelled; B unused: for a model whose B against the cheap level says nothing, e.g. a "
-        "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | committee (the "
+        "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | lcmd (largest "
+        "cluster maximum distance: the expensive-labelled and chosen frames are centres, each pick the farthest "
+        "member of the cluster whose squared distances sum to the most; by geometry alone like coverage, but a "
+        "dense region outweighs one outlier; needs diversity: fps) | committee (the "
         "force deviation of committee_size models trained on the expensive labels with other initialisations and "
         "validation splits, x the distance to frames chosen this cycle: query by committee) | predicted-error (the "
         "model's own predicted force error, from its error model, x the distance to frames chosen this cycle; for "
@@ -228,14 +231,15 @@ class SelectionConfig(Section):
         return {**data, "min_cheap_per_cycle": min(MIN_CHEAP_FACTOR * expensive, cheap)}
 
     @model_validator(mode="after")
-    def _coverage_needs_descriptors(self) -> SelectionConfig:
-        if self.expensive_pick == "coverage" and self.diversity == "none":
-            raise ValueError("expensive_pick: coverage needs diversity: fps (it measures distances in feature space)")
-        if self.expensive_pick == "coverage" and self.density_weight is not None:
-            raise ValueError("density_weight weights the score of a score rule; expensive_pick: coverage has none "
+    def _geometry_picks_need_descriptors(self) -> SelectionConfig:
+        rule = self.expensive_pick
+        if rule in ("coverage", "lcmd") and self.diversity == "none":
+            raise ValueError(f"expensive_pick: {rule} needs diversity: fps (it measures distances in feature space)")
+        if rule in ("coverage", "lcmd") and self.density_weight is not None:
+            raise ValueError(f"density_weight weights the score of a score rule; expensive_pick: {rule} has none "
                              "(density_weight: null)")
-        if self.expensive_pick == "coverage" and self.pick_beta is not None:
-            raise ValueError("pick_beta draws the picks of a score rule; expensive_pick: coverage takes the farthest "
+        if rule in ("coverage", "lcmd") and self.pick_beta is not None:
+            raise ValueError(f"pick_beta draws the picks of a score rule; expensive_pick: {rule} takes the farthest "
                              "frame and has none (pick_beta: null)")
         return self
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import numpy as np
 
 from alloop.uncertainty.pick_draw import Draw
-from alloop.uncertainty.selection import Selection, select_expensive
+from alloop.uncertainty.selection import GEOMETRY_RULES, Selection, select_expensive
 
 #: the scores' names in the selection's reasons
 SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}
 #: the rules' names in the selection's log line
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
+              "lcmd": "largest cluster maximum distance (LCMD)",
               "committee": "committee deviation x distance", "predicted-error": "predicted error x distance"}
 
 
@@ -62,9 +63,9 @@ def pick_expensive(score: np.ndarray, what: str, rule: str, budget: int, descrip
     ``descriptors`` when given (``selection.diversity: fps``), from the ``labelled`` frames' descriptors with
     ``coverage``, after the ``preselected`` frames of kernel herding, drawn at random by ``draw``
     (``selection.pick_beta``; never with ``coverage``, which draws nothing); and the pick's name for the log."""
-    draw = None if rule == "coverage" else draw
+    draw = None if rule in GEOMETRY_RULES else draw
     chosen = select_expensive(score, budget, descriptors, labelled=labelled,
-                              rule="coverage" if rule == "coverage" else "bias",
+                              rule=rule if rule in GEOMETRY_RULES else "bias",
                               score_name=SCORE_NAMES.get(what, what), preselected=preselected, draw=draw)
     name = RULE_NAMES[rule] if descriptors is not None else f"top {what}"
     if draw is not None:

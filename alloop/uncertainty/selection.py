@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alloop.errors import AlloopError
+from alloop.uncertainty.lcmd import LcmdPick, lcmd_picks
 from alloop.uncertainty.pick_draw import Draw
 
 
@@ -241,7 +242,9 @@ def farthest_point_sampling(descriptors: np.ndarray, n: int, start: int = 0) -> 
     return np.array(chosen, dtype=np.int64)
 
 
-EXPENSIVE_RULES = ("bias", "coverage")
+EXPENSIVE_RULES = ("bias", "coverage", "lcmd")
+#: the rules that pick by the descriptors' geometry alone (a score only marks which frames may be chosen)
+GEOMETRY_RULES = ("coverage", "lcmd")
 
 
 def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
@@ -266,6 +269,9 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     frames may be chosen (finite B); among equally far frames, the highest B. ``bias`` may be any per-frame
     score in eV/A (a committee's force deviation); ``score_name`` names it in the reasons.
 
+    ``rule="lcmd"`` (needs ``descriptors``): largest cluster maximum distance (:mod:`alloop.uncertainty.lcmd`), the
+    labelled and chosen frames the clusters' centres; B only marks which frames may be chosen.
+
     ``preselected``: frames chosen before the rule runs (the representative quota of kernel herding): they come
     first, count against ``budget``, and the rule's distances start from them too. ``draw``: each pick drawn with
     probability proportional to (B x d)^beta (B^beta without descriptors or before any distance) instead of the
@@ -279,28 +285,43 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     first = _preselected(preselected, bias.size, budget)
     chosen: list[int] = [i for i, _ in first]
     reasons = [r for _, r in first]
+
+    def scored(i: int) -> str:
+        return f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size})"
+
     if descriptors is None:
         picks: list[tuple[int, float | None]] = (
             list(draw.sequence(bias, budget - len(chosen), chosen)) if draw is not None
             else [(int(i), None) for i in ranked[~np.isin(ranked, chosen)][:budget - len(chosen)]])
         for i, p in picks:
             chosen.append(i)
-            reasons.append(f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size})"
-                           + ("" if p is None else f", drawn with p = {p:.2g}"))
+            reasons.append(scored(i) + ("" if p is None else f", drawn with p = {p:.2g}"))
         return Selection(np.array(chosen, dtype=np.int64), reasons)
-    x = np.asarray(descriptors, dtype=np.float64)
+    _described_pick(np.asarray(descriptors, dtype=np.float64), bias, labelled, chosen, reasons, budget, rule, draw,
+                    scored)
+    return Selection(np.array(chosen, dtype=np.int64), reasons)
+
+
+def _described_pick(x: np.ndarray, bias: np.ndarray, labelled: np.ndarray | None, chosen: list[int],
+                    reasons: list[str], budget: int, rule: str, draw: Draw | None,
+                    scored: Callable[[int], str]) -> None:
+    """:func:`select_expensive` with descriptors ``x``: its picks appended to ``chosen`` and ``reasons``."""
     _check_lengths(bias.size, descriptors=x)
     x = x.reshape(bias.size, -1)
+    if rule == "lcmd":
+        for pick in lcmd_picks(x, bias, labelled, chosen, budget - len(chosen)):
+            chosen.append(pick.index)
+            reasons.append(_lcmd_reason(pick, scored(pick.index)))
+        return
     nearest = _distance_to(x, labelled)
     for i in chosen:
         np.minimum(nearest, np.linalg.norm(x - x[i], axis=1), out=nearest)
 
     def reason(i: int) -> str:
         spread = f", distance {nearest[i]:.3g} to the nearest labelled or chosen" if np.isfinite(nearest[i]) else ""
-        return f"{score_name} = {bias[i]:.3g} eV/A (rank {rank[i]} of {valid.size}){spread}"
+        return scored(i) + spread
 
     _spread_pick(x, bias, nearest, chosen, reasons, budget, rule, labelled is not None, reason, draw)
-    return Selection(np.array(chosen, dtype=np.int64), reasons)
 
 
 def _check_expensive_rule(budget: int, rule: str, described: bool, drawn: bool) -> None:
@@ -308,10 +329,18 @@ def _check_expensive_rule(budget: int, rule: str, described: bool, drawn: bool) 
         raise AlloopError(f"budget must be >= 0, got {budget}")
     if rule not in EXPENSIVE_RULES:
         raise AlloopError(f"unknown expensive rule {rule!r}: expected one of {', '.join(EXPENSIVE_RULES)}")
-    if rule == "coverage" and not described:
-        raise AlloopError("the coverage rule needs the frames' descriptors")
-    if rule == "coverage" and drawn:
-        raise AlloopError("the coverage rule takes the farthest frame; it draws nothing (pick_beta)")
+    if rule in GEOMETRY_RULES and not described:
+        raise AlloopError(f"the {rule} rule needs the frames' descriptors")
+    if rule in GEOMETRY_RULES and drawn:
+        raise AlloopError(f"the {rule} rule takes the farthest frame; it draws nothing (pick_beta)")
+
+
+def _lcmd_reason(pick: LcmdPick, scored: str) -> str:
+    if not np.isfinite(pick.distance):
+        return f"{scored}; LCMD: the first centre (nothing labelled yet)"
+    centre = "a labelled frame" if pick.labelled_centre else "a frame chosen this cycle"
+    return (f"{scored}; LCMD: the farthest ({pick.distance:.3g}) in the largest cluster (sum of squared distances "
+            f"{pick.cluster_size:.3g}), around {centre}")
 
 
 def _spread_pick(x: np.ndarray, bias: np.ndarray, nearest: np.ndarray, chosen: list[int], reasons: list[str],

@@ -1,4 +1,5 @@
-"""selection.pick_beta in a real campaign: the expensive picks are drawn, seeded by the campaign seed and the cycle."""
+"""The expensive pick's variants in a real campaign: drawn picks (selection.pick_beta, seeded by the campaign seed and
+the cycle), information density (selection.density_weight) and LCMD (selection.expensive_pick: lcmd)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,19 @@ def test_a_campaign_weights_its_expensive_pick_by_the_md_density(tmp_path: Path)
     assert target["frame_id"].size > 0 and set(target["cycle"].tolist()) == {0}
     assert not any("herding" in str(r) for r in chosen["reason"])  # no representative quota
     assert any("cycle 0: 2 of" in line and " x density^1" in line for line in lines), lines
+
+
+def test_a_campaign_picks_its_expensive_frames_by_lcmd(tmp_path: Path) -> None:
+    """selection.expensive_pick: lcmd: the cycle's expensive frames by largest cluster maximum distance from the
+    frames expensive-labelled so far (the bootstrap's), each reason saying so."""
+    path = tmp_path / "lcmd.yaml"
+    path.write_text(WATER.replace("pick_beta: 1.0", "expensive_pick: lcmd"))
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
+    with CampaignStore.open(store_path(run_dir)) as store:
+        chosen = tables.read(store, tables.SELECTION)
+    expensive = (chosen["role"] == "expensive") & (chosen["cycle"] == 0)
+    assert expensive.sum() == 2
+    assert all("; LCMD: the farthest (" in str(r) for r in chosen["reason"][expensive])
+    assert any("largest cluster maximum distance (LCMD) from 3 labelled frames" in line for line in lines), lines

@@ -46,6 +46,7 @@ from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.expensive_pick import candidate_rows, pick_expensive, pick_rule, pick_score
 from alloop.uncertainty.herding import information_density, representative_quota
 from alloop.uncertainty.pick_draw import Draw
+from alloop.uncertainty.selection import GEOMETRY_RULES
 
 #: the draws' seed salt (``selection.pick_beta``; with the campaign seed and the cycle)
 DRAW_SALT = 11
@@ -89,7 +90,7 @@ def start_selection(ctx: PhaseContext, cycle: int, budget: int, priority: int = 
     target = representative.target_frames(ctx, cycle) if herding or selection.density_weight is not None else []
     features = model if selection.diversity == "fps" or target else None
     labelled = (ctx.reference_frames("expensive", cycle)
-                if selection.expensive_pick == "coverage" or target else None)
+                if selection.expensive_pick in GEOMETRY_RULES or target else None)
     committee = None
     if selection.expensive_pick == "committee":
         members = committee_blobs(store, selection.committee_size - 1)
@@ -118,7 +119,7 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
     herded = representative.expensive_quota(ctx, run.frame_ids, result.target, result.descriptors, result.labelled,
                                             score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
-    labelled = result.labelled if rule == "coverage" else None
+    labelled = result.labelled if rule in GEOMETRY_RULES else None
     draw = (None if selection.pick_beta is None else
             Draw(selection.pick_beta, np.random.default_rng((ctx.settings.seed, DRAW_SALT, run.cycle))))
     chosen, name = pick_expensive(score, what, rule, budget, descriptors, labelled, preselected=herded, draw=draw)
