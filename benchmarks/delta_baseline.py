@@ -8,14 +8,16 @@ them with ``alloop train --method standard``, once plain and once per baseline (
 ``alloop evaluate --json`` on the equilibrium test sets (500 K and 1000 K; independent runs, never trained
 on); a Delta model's error is the whole model's (baseline added), so the columns compare like with like.
 
-MD stability (``--md-ps``, 0 to skip): the models trained on the largest N run ``--replicas`` Langevin
+MD stability (``--md-ps``, default 1 ps, 0 to skip): the models trained on the largest N run ``--replicas`` (6) Langevin
 replicas (alloop's batched MD, 0.5 fs, friction 0.01/fs, the campaign's default guards: a bond beyond
 1.5x its start, two atoms closer than 0.7 A, temperature out of range) at 500 K and 1000 K from the
 trans rotamer, for ``--md-ps`` ps or until the guard stops a replica; the table gives the median time to the
 first guard stop (censored at the run length: ">= T") and the stopped share. The baseline's share of the MD
 wall time is printed too.
 
-Runs are cached in ``--runs`` (models and their scores), so a stopped run resumes.
+Runs are cached in ``--runs`` (models and their scores), so a stopped run resumes. The result file
+(``--results``, default ``benchmarks/results/delta-baseline/MODEL.json``) holds every seed's scores and MD stops and
+the run record; ``python benchmarks/docs_tables.py`` writes its tables into docs/benchmarks.md ("Delta baseline").
 
     python benchmarks/delta_baseline.py                                   # N = 30, seeds 0-2, gfn2-xtb
     python benchmarks/delta_baseline.py --frames 10 30 55 --baselines gfn1-xtb gfn2-xtb
@@ -29,11 +31,15 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from lib.common import DATA, alloop, data_file, md_first_stops, mean_std
+from lib.common import DATA, ROOT, alloop, data_file, md_first_stops
+from lib.delta_baseline_table import error_lines, md_lines
+from lib.run_record import finish_record, start_record
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
+RESULTS = ROOT / "benchmarks" / "results" / "delta-baseline"
 TESTS = {"500 K": data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"),
          "1000 K": DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz"}
 
@@ -81,51 +87,51 @@ def md_stability(model_path: Path, temperature_K: float, ps: float, replicas: in
     return out
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, nargs="+", default=[30], help="expensive frames (default 30)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--baselines", nargs="+", default=["gfn2-xtb"], help="GFN-xTB presets (default gfn2-xtb)")
+    p.add_argument("--model", default="small", help="model preset (default small)")
+    p.add_argument("--md-ps", type=float, default=1.0, help="MD length per replica (ps; 0: no MD test)")
+    p.add_argument("--replicas", type=int, default=6, help="MD replicas per model and temperature (default 6)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: alloop train's)")
+    p.add_argument("--runs", type=Path, default=Path("runs/delta-baseline"))
+    p.add_argument("--results", type=Path, default=None,
+                   help=f"the result file (default {RESULTS.relative_to(ROOT)}/MODEL.json)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[30], help="expensive frames (default 30)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--baselines", nargs="+", default=["gfn2-xtb"], help="GFN-xTB presets (default gfn2-xtb)")
-    parser.add_argument("--model", default="small", help="model preset (default small)")
-    parser.add_argument("--md-ps", type=float, default=2.0, help="MD length per replica (ps; 0: no MD test)")
-    parser.add_argument("--replicas", type=int, default=8, help="MD replicas per model and temperature (default 8)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=None, help="optimiser steps (default: alloop train's)")
-    parser.add_argument("--runs", type=Path, default=Path("runs/delta-baseline"))
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
+    record = start_record(__file__, argv, packages=("torch", "tblite", "pyscf"))
     args.runs.mkdir(parents=True, exist_ok=True)
-    variants = [None, *args.baselines]
-    results: dict[tuple, dict] = {}
-    for n in args.frames:
-        for seed in args.seeds:
-            for baseline in variants:
-                results[(n, seed, baseline)] = scores(train(args.runs, args.model, n, seed, baseline, args.threads,
-                                                                 args.steps))
+    tags = ["plain", *args.baselines]
+    scored = {f"{n}/{s}/{tag}": scores(train(args.runs, args.model, n, s, None if tag == "plain" else tag,
+                                                args.threads, args.steps))
+              for n in args.frames for s in args.seeds for tag in tags}
+    result: dict[str, Any] = {
+        "model": args.model, "frames": args.frames, "seeds": args.seeds, "baselines": args.baselines,
+        "pool": POOL.name, "tests": {name: path.name for name, path in TESTS.items()}, "scores": scored}
+    if args.md_ps > 0:
+        n = max(args.frames)
+        result["md"] = {"frames": n, "ps": args.md_ps, "replicas": args.replicas, "temperatures": [500.0, 1000.0],
+                        "runs": {f"{t:g}/{s}/{tag}": md_stability(
+                            args.runs / f"{args.model}_n{n}_s{s}_{tag}.safetensors", t, args.md_ps, args.replicas,
+                            seed=100 + s) for t in (500.0, 1000.0) for s in args.seeds for tag in tags}}
+    result["record"] = finish_record(record)
+    path = args.results or RESULTS / f"{args.model}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"Force MAE (eV/A) of `{args.model}` trained on N random frames of the 500 K equilibrium pool "
           f"(standard training), on the equilibrium test sets; mean +- sample std over seeds {args.seeds}:\n")
-    print("| N | baseline | " + " | ".join(TESTS) + " |\n|---:|---|" + "---:|" * len(TESTS))
-    for n in args.frames:
-        for baseline in variants:
-            cells = [mean_std([results[(n, s, baseline)][t] for s in args.seeds]) for t in TESTS]
-            print(f"| {n} | {baseline or 'none'} | " + " | ".join(cells) + " |")
-    if args.md_ps <= 0:
-        return 0
-    n = max(args.frames)
-    print(f"\nMD stability of the N = {n} models: {args.replicas} replicas per model from trans ethanol, "
-          f"{args.md_ps:g} ps each; median time to the first guard stop over all seeds' replicas (\">=\": "
-          f"censored at the run length), stopped replicas, the baseline's share of the MD wall time:\n")
-    print("| T (K) | baseline | median first stop (fs) | stopped | baseline share of MD wall |\n|---:|---|---:|---:|---:|")
-    for temperature in (500.0, 1000.0):
-        for baseline in variants:
-            runs = [md_stability(args.runs / f"{args.model}_n{n}_s{s}_{baseline or 'plain'}.safetensors", temperature,
-                                 args.md_ps, args.replicas, seed=100 + s) for s in args.seeds]
-            stops = np.concatenate([np.asarray(r["stops_fs"], dtype=float) for r in runs])
-            censored = np.where(np.isnan(stops), np.inf, stops)
-            median = float(np.median(censored))
-            shown = f">= {1000 * args.md_ps:.0f}" if not np.isfinite(median) else f"{median:.0f}"
-            share = np.mean([r["baseline_share"] for r in runs])
-            print(f"| {temperature:.0f} | {baseline or 'none'} | {shown} | {int(np.isfinite(stops).sum())} of "
-                  f"{stops.size} | {100 * share:.0f} % |")
+    print("\n".join(error_lines(result)))
+    if "md" in result:
+        print(f"\nMD stability of the N = {result['md']['frames']} models: {args.replicas} replicas per model from "
+              f"trans ethanol, {args.md_ps:g} ps each:\n")
+        print("\n".join(md_lines(result)))
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,9 @@ committed ``result`` files, so no number in the generated table is typed by hand
 - ``learning-curves``: per arm (``arms``: arm -> label) at ``n`` labels the mean +- std over seeds of the mean
   per-frame force MAE on ``test``, and each arm's paired difference to ``reference`` in % of the reference;
 - ``herding``: the squared MMD of the herded frames and of random ones (mean, 90 % range of the draws);
-- ``llpr``: Spearman rho and the 90 % bound's coverage of the force LLPR per evaluation set.
+- ``llpr``: Spearman rho and the 90 % bound's coverage of the force LLPR per evaluation set;
+- ``delta-baseline``: the force MAE on ``test`` with the baseline and without (mean over seeds), and the MD
+  replicas stopped at 1000 K with and without it (``delta_baseline.py``).
 """
 
 from __future__ import annotations
@@ -99,9 +101,28 @@ def importance_weights(spec: dict[str, Any]) -> str:
     return ", ".join(cells) + f" ({n} seed{'s' if n != 1 else ''})"
 
 
+def delta_baseline(spec: dict[str, Any]) -> str:
+    result = _json(spec)
+    baseline, test = result["baselines"][0], spec["test"]
+
+    def mae(tag: str) -> str:
+        return f"{np.mean([result['scores'][f'{n}/{s}/{tag}'][test] for s in result['seeds']]):.3f}"
+
+    n = max(result["frames"])
+    text = f"{mae(baseline)} / {mae('plain')} eV/A ({len(result['seeds'])} seeds)"
+    md = result.get("md")
+    if md:
+        def stopped(tag: str) -> str:
+            stops = np.concatenate([md["runs"][f"1000/{s}/{tag}"]["stops_fs"] for s in result["seeds"]])
+            return f"{int(np.isfinite(np.asarray(stops, dtype=float)).sum())} of {stops.size}"
+        text += (f"; MD replicas stopped at 1000 K within {md['ps']:g} ps: {stopped(baseline)} with it, "
+                 f"{stopped('plain')} without")
+    return text
+
+
 KINDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "status-final": status_final, "naive-vs-periodic": naive_vs_periodic, "learning-curves": learning_curves,
-    "herding": herding, "llpr": llpr, "importance-weights": importance_weights,
+    "herding": herding, "llpr": llpr, "importance-weights": importance_weights, "delta-baseline": delta_baseline,
 }
 
 

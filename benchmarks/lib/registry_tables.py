@@ -8,7 +8,8 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 (the active-learning claims of issue 62, :mod:`lib.al_claims`), ``loop-calibration`` (the loop models' predicted
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
 and ``store-bench-open`` (``store_bench.py``), ``md-speed`` and ``md-speed-baseline`` (``md_bench.py``),
-``allocator`` (``allocator_bench.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
+``allocator`` (``allocator_bench.py``), ``delta-baseline-errors`` and ``delta-baseline-md``
+(``delta_baseline.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -29,6 +30,7 @@ from lib.al_claims import claim_lines
 from lib.allocator_table import allocator_lines
 from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
+from lib.delta_baseline_table import error_lines, md_lines
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
 from lib.importance_table import importance_table, load_results, n30_entries, weights_table
@@ -199,6 +201,16 @@ def allocator(spec: dict[str, Any]) -> list[str]:
     return allocator_lines(_result(spec))
 
 
+def delta_baseline_errors(spec: dict[str, Any]) -> list[str]:
+    """Force errors with and without the GFN-xTB baseline (``delta_baseline.py``)."""
+    return error_lines(_result(spec))
+
+
+def delta_baseline_md(spec: dict[str, Any]) -> list[str]:
+    """The MD stability of those models and the baseline's share of the MD wall time (``delta_baseline.py``)."""
+    return md_lines(_result(spec))
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(_result(spec), spec["tests"])
@@ -276,6 +288,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
     "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
+    "delta-baseline-errors": delta_baseline_errors, "delta-baseline-md": delta_baseline_md,
 }
 
 
