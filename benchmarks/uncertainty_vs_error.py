@@ -26,6 +26,9 @@ fitted on the calibration frames) the mean predicted force error against the mea
 90 % bound. The 1000 K set is outside the training ensemble, so its calibration is not exchangeable: its
 coverage says how the bound degrades there.
 
+The result file (``--results``, default ``benchmarks/results/uncertainty-vs-error/MODELS.json``) holds every seed's
+numbers and the run record; ``python benchmarks/docs_tables.py`` writes its tables into docs/benchmarks.md.
+
     python benchmarks/uncertainty_vs_error.py                                   # the EGNN on GFN2-xTB, 3 seeds
     python benchmarks/uncertainty_vs_error.py --models small+gfn2-xtb sevennet-0+gfn2-xtb --seeds 0 1 2
 """
@@ -33,17 +36,22 @@ coverage says how the bound degrades there.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from lib.common import DATA, ROOT, alloop, data_file, mean_std, model_args
+from lib.common import DATA, ROOT, alloop, data_file, model_args
+from lib.run_record import finish_record, start_record
+from lib.uncertainty_table import uncertainty_lines
 
 POOL = DATA / "ethanol_500K_eqpool_b3lyp-svp.extxyz"
 POOL_XTB = DATA / "ethanol_500K_eqpool_gfn2-xtb.extxyz"
 SETS = {"500 K": (data_file("ethanol_500K_eqtest_b3lyp-svp.extxyz"), DATA / "ethanol_500K_eqtest_gfn2-xtb.extxyz"),
         "1000 K": (DATA / "ethanol_1000K_eqtest_b3lyp-svp.extxyz", DATA / "ethanol_1000K_eqtest_gfn2-xtb.extxyz")}
+RESULTS = ROOT / "benchmarks" / "results" / "uncertainty-vs-error"
 SIGNALS = ("q-residual", "latent-mean", "latent-max", "committee", "xtb-distance")
 TOP = 0.1
 COVERAGE = 0.9
@@ -147,10 +155,7 @@ def calibration_check(cal: Scored, test: Scored, signal: str) -> tuple[float, fl
     return float(predicted.mean()), float(test.error.mean()), float(np.mean(test.error <= fit.upper(test.signals[signal])))
 
 
-def main(argv: list[str] | None = None) -> int:
-    from alloop.allocator import reuse_freed_memory
-
-    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["small+gfn2-xtb"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -159,7 +164,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the recipe's; few: a smoke run)")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "uncertainty-vs-error")
-    args = ap.parse_args(argv)
+    ap.add_argument("--results", type=Path, default=None,
+                    help=f"the result file (default {RESULTS.relative_to(ROOT)}/MODELS.json, the models joined by _)")
+    return ap
+
+
+def model_rows(model: str, args: argparse.Namespace, pool: list, pool_xtb: list,
+               sets: dict[str, tuple[list, list]]) -> dict[tuple[str, str], list[list[float]]]:
+    """(set, signal) -> per seed [rho, recall, predicted MAE, measured MAE, coverage] of one ``--models`` entry."""
+    available, cal_rows = split_pool(len(pool), args.calibration)
+    cal = ([pool[i] for i in cal_rows], [pool_xtb[i] for i in cal_rows])
+    scored = []
+    for seed in args.seeds:
+        path, rows = train(model, seed, args, pool, available)
+        scored.append(score(path, [pool[i] for i in rows], {**sets, "cal": cal}))
+    add_committee(scored, {name: frame_ptr(frames) for name, (frames, _) in {**sets, "cal": cal}.items()})
+    table: dict[tuple[str, str], list[list[float]]] = {}
+    for s in scored:
+        calibration = s.pop("cal")
+        for name, res in s.items():
+            for signal in (sig for sig in SIGNALS if sig in res.signals):
+                rho, recall = metrics(res.error, res.signals[signal])
+                extra = (calibration_check(calibration, res, signal) if signal in calibration.signals
+                         else (np.nan, res.error.mean(), np.nan))
+                table.setdefault((name, signal), []).append([float(rho), float(recall), *map(float, extra)])
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    from alloop.allocator import reuse_freed_memory
+
+    reuse_freed_memory()  # in-process training and MD, as the alloop command (docs/benchmarks.md: Memory reuse)
+    args = parser().parse_args(argv)
+    record = start_record(__file__, argv, packages=("torch", "tblite"))
     from ase.io import read
 
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -170,38 +207,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.n_train + args.calibration > len(pool):
         raise SystemExit(f"--n-train + --calibration must be <= the pool's {len(pool)} frames")
     sets = {name: (read(b3lyp, ":"), read(xtb, ":")) for name, (b3lyp, xtb) in SETS.items()}
-    available, cal_rows = split_pool(len(pool), args.calibration)
-    cal = ([pool[i] for i in cal_rows], [pool_xtb[i] for i in cal_rows])
-    table: dict[tuple[str, str, str], list[tuple[float, ...]]] = {}
+    result: dict[str, Any] = {"seeds": args.seeds, "n_train": args.n_train, "calibration": args.calibration,
+                              "sets": {name: paths[0].name for name, paths in SETS.items()}, "models": {}}
     for model in args.models:
-        scored = []
-        for seed in args.seeds:
-            path, rows = train(model, seed, args, pool, available)
-            both = score(path, [pool[i] for i in rows], {**sets, "cal": cal})
-            scored.append(both)
-        add_committee(scored, {name: frame_ptr(frames) for name, (frames, _) in {**sets, "cal": cal}.items()})
-        for s in scored:
-            cal = s.pop("cal")
-            for name, res in s.items():
-                for signal in SIGNALS:
-                    if signal not in res.signals:
-                        continue
-                    rho, recall = metrics(res.error, res.signals[signal])
-                    extra = (np.nan, res.error.mean(), np.nan)
-                    if signal in cal.signals:
-                        extra = calibration_check(cal, res, signal)
-                    table.setdefault((model, name, signal), []).append((rho, recall, *extra))
+        rows = model_rows(model, args, pool, pool_xtb, sets)
+        result["models"][model] = [{"set": name, "signal": signal, "per_seed": values}
+                                   for (name, signal), values in rows.items()]
+    result["record"] = finish_record(record)
+    path = args.results or RESULTS / f"{'_'.join(args.models)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"Uncertainty against the per-frame force error (eV/A): models trained on {args.n_train} B3LYP frames of "
           f"the 500 K pool, seeds {args.seeds}; predicted error calibrated on {args.calibration} other pool frames")
-    print("| model | set | signal | Spearman rho | worst 10 % in top 10 % | predicted MAE | measured MAE | "
-          f"coverage of the {COVERAGE:.0%} bound |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
-    for (model, name, signal), rows in table.items():
-        a = np.array(rows)
-        pred = mean_std(a[:, 2], 4) if np.all(np.isfinite(a[:, 2])) else "-"
-        cover = mean_std(a[:, 4], 2) if np.all(np.isfinite(a[:, 4])) else "-"
-        print(f"| {model} | {name} | {signal} | {mean_std(a[:, 0], 2)} | {mean_std(a[:, 1], 2)} | {pred} | "
-              f"{mean_std(a[:, 3], 4)} | {cover} |")
+    for model in args.models:
+        print(f"\n{model}:\n")
+        print("\n".join(uncertainty_lines(result, model)))
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

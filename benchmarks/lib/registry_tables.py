@@ -9,7 +9,8 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
 and ``store-bench-open`` (``store_bench.py``), ``md-speed`` and ``md-speed-baseline`` (``md_bench.py``),
 ``allocator`` (``allocator_bench.py``), ``delta-baseline-errors`` and ``delta-baseline-md``
-(``delta_baseline.py``), ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
+(``delta_baseline.py``), ``uncertainty-vs-error`` (``uncertainty_vs_error.py``, one ``model``'s rows),
+``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
 labelled frame's cost),
@@ -57,6 +58,7 @@ from lib.status_table import model_table
 from lib.store_bench_table import append_lines, open_lines
 from lib.store_scale_table import store_scale_lines
 from lib.train_speed_table import train_speed_table
+from lib.uncertainty_table import uncertainty_lines
 
 
 def _results(spec: dict[str, Any]) -> list[Any]:
@@ -211,6 +213,11 @@ def delta_baseline_md(spec: dict[str, Any]) -> list[str]:
     return md_lines(_result(spec))
 
 
+def uncertainty_vs_error(spec: dict[str, Any]) -> list[str]:
+    """How each uncertainty signal ranks one model's per-frame force error (``uncertainty_vs_error.py``)."""
+    return uncertainty_lines(_result(spec), spec["model"])
+
+
 def loop_calibration(spec: dict[str, Any]) -> list[str]:
     """Per test set (``tests``: file -> {label, regime}), the loop models' predicted against measured force error."""
     return calibration_table(_result(spec), spec["tests"])
@@ -289,6 +296,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
     "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
     "delta-baseline-errors": delta_baseline_errors, "delta-baseline-md": delta_baseline_md,
+    "uncertainty-vs-error": uncertainty_vs_error,
 }
 
 
