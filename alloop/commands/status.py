@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compute every count from the store, not from the summary the loop stored after its last cycle (used "
         "only while the store's content is exactly what it was computed from; at a million frames it saves about "
-        "1.5 s)",
+        "a second)",
     )
     parser.add_argument(
         "--check",

@@ -108,6 +108,24 @@ def test_status_reads_the_summary_the_loop_stored_and_only_while_it_is_current(t
     assert after["stored_summary"] is False and after["frames"]["total"] == fresh["frames"]["total"] + 1
 
 
+def test_a_status_summary_that_fails_to_store_costs_the_campaign_nothing(tmp_path, monkeypatch, capsys):
+    """The summary is an auxiliary copy: if storing it raises, the campaign logs a warning and finishes, and
+    ``alloop status`` computes the counts afresh."""
+    from alloop.campaign import status_summary
+
+    def broken(store):
+        raise OSError("injected: the summary cannot be written")
+
+    monkeypatch.setattr(status_summary, "save", broken)
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    reason = start_campaign(load_campaign(write_tiny(tmp_path, cycles=1)), run_dir, progress=False, echo=lines.append)
+    assert reason == "1 cycles done"
+    assert sum("WARNING: the status summary was not stored (OSError: injected" in line for line in lines) >= 2
+    assert main(["status", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stored_summary"] is False
+
+
 def test_validation_frames_of_a_cycle_never_trained_in_an_earlier_one(tmp_path):
     """Every training splits by the campaign seed, not the cycle's: over the bootstrap and two cycles, each recorded
     split keeps the earlier training frames in training, so no validation frame of cycle 1 was a training frame of

@@ -30,14 +30,20 @@ evaluation: false
 """
 
 
-def test_a_campaign_draws_its_expensive_picks(tmp_path: Path) -> None:
-    path = tmp_path / "draw.yaml"
-    path.write_text(WATER)
+def _run(tmp_path: Path, setting: str) -> tuple[dict, dict, list[str]]:
+    """The one-cycle water campaign with ``setting`` in place of ``pick_beta: 1.0``: its selection and herding
+    target tables, and the lines it logged."""
+    path = tmp_path / "campaign.yaml"
+    path.write_text(WATER.replace("pick_beta: 1.0", setting))
     run_dir = tmp_path / "run"
     lines: list[str] = []
     assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
     with CampaignStore.open(store_path(run_dir)) as store:
-        chosen = tables.read(store, tables.SELECTION)
+        return tables.read(store, tables.SELECTION), tables.read(store, tables.HERDING_TARGET), lines
+
+
+def test_a_campaign_draws_its_expensive_picks(tmp_path: Path) -> None:
+    chosen, _, lines = _run(tmp_path, "pick_beta: 1.0")
     expensive = (chosen["role"] == "expensive") & (chosen["cycle"] == 0)  # the bootstrap's are cycle -1
     assert expensive.sum() == 2
     assert all(", drawn with p = " in str(r) for r in chosen["reason"][expensive])
@@ -49,14 +55,7 @@ def test_a_campaign_draws_its_expensive_picks(tmp_path: Path) -> None:
 def test_a_campaign_weights_its_expensive_pick_by_the_md_density(tmp_path: Path) -> None:
     """selection.density_weight: each cycle records its MD target without herding (exploration 1), and the
     expensive pick's score is weighted by the candidates' density in it."""
-    path = tmp_path / "density.yaml"
-    path.write_text(WATER.replace("pick_beta: 1.0", "density_weight: 1.0"))
-    run_dir = tmp_path / "run"
-    lines: list[str] = []
-    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
-    with CampaignStore.open(store_path(run_dir)) as store:
-        chosen = tables.read(store, tables.SELECTION)
-        target = tables.read(store, tables.HERDING_TARGET)
+    chosen, target, lines = _run(tmp_path, "density_weight: 1.0")
     assert ((chosen["role"] == "expensive") & (chosen["cycle"] == 0)).sum() == 2
     assert target["frame_id"].size > 0 and set(target["cycle"].tolist()) == {0}
     assert not any("herding" in str(r) for r in chosen["reason"])  # no representative quota
@@ -66,13 +65,7 @@ def test_a_campaign_weights_its_expensive_pick_by_the_md_density(tmp_path: Path)
 def test_a_campaign_picks_its_expensive_frames_by_lcmd(tmp_path: Path) -> None:
     """selection.expensive_pick: lcmd: the cycle's expensive frames by largest cluster maximum distance from the
     frames expensive-labelled so far (the bootstrap's), each reason saying so."""
-    path = tmp_path / "lcmd.yaml"
-    path.write_text(WATER.replace("pick_beta: 1.0", "expensive_pick: lcmd"))
-    run_dir = tmp_path / "run"
-    lines: list[str] = []
-    assert start_campaign(load_campaign(path), run_dir, progress=False, echo=lines.append) == "1 cycles done"
-    with CampaignStore.open(store_path(run_dir)) as store:
-        chosen = tables.read(store, tables.SELECTION)
+    chosen, _, lines = _run(tmp_path, "expensive_pick: lcmd")
     expensive = (chosen["role"] == "expensive") & (chosen["cycle"] == 0)
     assert expensive.sum() == 2
     assert all("; LCMD: the farthest (" in str(r) for r in chosen["reason"][expensive])

@@ -107,7 +107,7 @@ class Campaign:
             elif ledger.cycle_started(self.store, cycle + 1):
                 continue  # the run that went on to the next cycle passed this one's stop checks (its labels may
                 # have spent the budget since: stopping here again would drop that cycle's training)
-            reason = self._stop_reason(cycle)
+            reason = self._cycle_done(cycle)
             if reason is not None:
                 return self._finish(cycle, reason)
         return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
@@ -116,7 +116,7 @@ class Campaign:
         """The cycles as an overlapping pipeline (see :mod:`.pipeline`): no barrier between phases or cycles."""
         hooks = Hooks(quota=self._quota, expensive_quota=self._expensive_quota,
                       mark=lambda cycle, phase, note: self._mark(cycle, phase, note=note),
-                      stop_reason=lambda cycle: self._stop_reason(cycle, budget=False), late=self._late)
+                      stop_reason=lambda cycle: self._cycle_done(cycle, budget=False), late=self._late)
         pipeline = Pipeline(self.ctx, self.pool, self.original, hooks, self.settings.stop.n_cycles)
         cycle, reason = pipeline.run()
         return self._stop(cycle) if pipeline.stopped else self._finish(cycle, reason)
@@ -138,7 +138,7 @@ class Campaign:
             train(self.ctx, cycle, self.original, mark=False, final=False)
         self.ctx.record_losses(cycle, STOPPED)
         self.store.commit(cycle=cycle, phase=STOPPED, note={"reason": reason})
-        status_summary.save(self.store)
+        self._save_status()
         self.progress.update(phase=STOPPED)
         self.log(f"campaign stopped: {reason}; 'alloop resume' continues it (a new deadline: --set schedule.deadline=..."
                  " or schedule.max_hours=...)")
@@ -157,9 +157,23 @@ class Campaign:
         raise_if_stopped()  # a Ctrl-C whose exception was dropped: the phase is not marked, as if it came now
         self.ctx.record_losses(cycle, phase)
         ledger.mark_phase(self.store, cycle, phase, note=note)
-        if phase in (ledger.TRAINED, ledger.FINISHED):
-            status_summary.save(self.store)  # what ``alloop status`` reads instead of a pass over every frame
+        if phase == ledger.FINISHED:
+            self._save_status()
         release_freed_memory()
+
+    def _cycle_done(self, cycle: int, budget: bool = True) -> str | None:
+        """After a cycle's model is committed: store the status summary, then the reason to stop, if any."""
+        self._save_status()
+        return self._stop_reason(cycle, budget)
+
+    def _save_status(self) -> None:
+        """Store the status summary ``alloop status`` reads instead of a pass over every frame; a failure costs
+        only that (status computes afresh), never the campaign."""
+        try:
+            status_summary.save(self.store)
+        except Exception as exc:  # noqa: BLE001 - an auxiliary copy: logged, the campaign goes on
+            self.log(f"WARNING: the status summary was not stored ({type(exc).__name__}: {exc}); `alloop status` "
+                     "computes it afresh")
 
     def _naive_model_stale(self) -> bool:
         """Whether a naive campaign's newest model lacks labels (a model that does not record what it was trained
