@@ -104,10 +104,11 @@ class Campaign:
                     return self._finish(cycle - 1, quota.reason or "labelling budget spent")
                 if not self._cycle(cycle):
                     return self._stop(cycle)
+                self._save_status()  # a cycle run now (not one a resume finds done: its summary is stored)
             elif ledger.cycle_started(self.store, cycle + 1):
                 continue  # the run that went on to the next cycle passed this one's stop checks (its labels may
                 # have spent the budget since: stopping here again would drop that cycle's training)
-            reason = self._cycle_done(cycle)
+            reason = self._stop_reason(cycle)
             if reason is not None:
                 return self._finish(cycle, reason)
         return self._finish(n_cycles - 1, f"{n_cycles} cycles done")
@@ -162,7 +163,8 @@ class Campaign:
         release_freed_memory()
 
     def _cycle_done(self, cycle: int, budget: bool = True) -> str | None:
-        """After a cycle's model is committed: store the status summary, then the reason to stop, if any."""
+        """The asynchronous pipeline's step after a cycle's model is committed: store the status summary, then the
+        reason to stop, if any."""
         self._save_status()
         return self._stop_reason(cycle, budget)
 
