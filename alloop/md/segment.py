@@ -47,7 +47,7 @@ from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kin
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
-from alloop.potentials.baseline import warm_baseline
+from alloop.potentials.baseline import baseline_seconds, warm_baseline
 from alloop.system.structures import periodic_cell
 from alloop.units import FS
 
@@ -101,7 +101,8 @@ class SegmentResult:
     ``final_states[r]`` is the state after replica r's last step (for a stopped
     replica, the failing state: do not continue from it); ``last_stable_states[r]``
     is where :func:`restart_replica` starts. ``model_seconds`` is the time inside
-    the model calls, ``total_seconds`` the whole segment.
+    the model calls, ``baseline_seconds`` the part of it a Delta model's GFN-xTB baseline took, ``total_seconds``
+    the whole segment.
     """
 
     trajectories: list[ReplicaTrajectory]
@@ -112,6 +113,7 @@ class SegmentResult:
     n_model_calls: int = 0
     model_seconds: float = 0.0
     total_seconds: float = 0.0
+    baseline_seconds: float = 0.0
 
     @property
     def stopped(self) -> list[int]:
@@ -289,7 +291,7 @@ class _Replicas:
             elif due:
                 self.last_stable[r] = self.snapshot(r)
 
-    def result(self, evaluate: _Evaluator, n_features: int, t_start: float) -> SegmentResult:
+    def result(self, evaluate: _Evaluator, n_features: int, t_start: float, baseline_s: float) -> SegmentResult:
         n_rep, n = self.x.shape[:2]
         return SegmentResult(
             trajectories=[self.rec.trajectory(r, n, n_features) for r in range(n_rep)],
@@ -300,6 +302,7 @@ class _Replicas:
             n_model_calls=evaluate.calls,
             model_seconds=evaluate.seconds,
             total_seconds=time.perf_counter() - t_start,
+            baseline_seconds=baseline_s,
         )
 
 
@@ -339,6 +342,7 @@ def run_segment(
     cell = periodic_cell(atoms)
     evaluate = _Evaluator(model, atoms.numbers.copy(), dtype or model_dtype(model), bias, cell)
     replicas = _Replicas(states, atoms.get_masses().astype(np.float64), guards, record_every)
+    baseline_start = baseline_seconds(model)
     with warm_baseline(model):  # a Delta model's GFN-xTB steps continue each replica's wavefunction
         n_features = replicas.start(evaluate)
         for it in range(n_steps):
@@ -346,7 +350,7 @@ def run_segment(
                 break
             if progress is not None:
                 progress(MDProgress(it + 1, n_steps, int(replicas.active.sum()), replicas.n_recorded))
-    return replicas.result(evaluate, n_features, t_start)
+    return replicas.result(evaluate, n_features, t_start, baseline_seconds(model) - baseline_start)
 
 
 def restart_replica(

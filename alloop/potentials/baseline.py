@@ -222,6 +222,12 @@ def warm_baseline(model: Potential) -> AbstractContextManager[None]:
     return model.baseline.warm() if isinstance(model, DeltaPotential) else nullcontext()
 
 
+def baseline_seconds(model: Potential) -> float:
+    """Wall seconds a Delta model's baseline has spent so far (0 for other models): a difference of two readings
+    is the baseline's share of the model calls between them."""
+    return model.baseline.seconds if isinstance(model, DeltaPotential) else 0.0
+
+
 def learned_part(model: Potential) -> Potential:
     """The model a trainer fits: a Delta model's inner model, any other model itself."""
     return model.inner if isinstance(model, DeltaPotential) else model

@@ -154,9 +154,18 @@ WORKER_LOSSES = TableSchema(
     (_col("cycle", np.int32), _col("phase", str), _col("time", np.float64), _col("worker", str),
      _col("n_tasks", np.int32), _col("tasks", str)),
 )
+#: one row per MD task of a cycle: its replicas, the MD steps it advanced (summed over them) and where its wall
+#: seconds went: the model calls (of them, a Delta model's GFN-xTB baseline) and the scoring of the recorded frames
+MD_TIMING = TableSchema(
+    "md_timing",
+    (_col("cycle", np.int32), _col("model_version", np.int32), _col("replicas", np.int32),
+     _col("replica_steps", np.int64), _col("seconds", np.float64), _col("model_seconds", np.float64),
+     _col("baseline_seconds", np.float64), _col("scoring_seconds", np.float64)),
+)
 #: every ledger table, by name
 SCHEMAS = {s.name: s for s in (PROGRESS, SELECTION, BIAS, CYCLES, EVALUATION, EVAL_MOLECULES, EVAL_COVERAGE,
-                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, MD_EVENTS, FRAME_BASINS, WORKER_LOSSES)}
+                                 EVAL_PREDICTED, MD_PREDICTED, HERDING_TARGET, MD_EVENTS, FRAME_BASINS, WORKER_LOSSES,
+                                 MD_TIMING)}
 
 
 def append(store: CampaignStore, schema: TableSchema, **values: Any) -> None:

@@ -92,3 +92,8 @@ def test_delta_campaign_trains_the_learned_part_on_labels_minus_the_baseline(tmp
             recorded = meta["metrics"]["force_mae_eV_per_A"]
             assert evaluate_model(model, data)["force_mae_eV_per_A"] == pytest.approx(recorded, rel=1e-4)
         assert store.table("cycles")["md_frames"][-1] > 0  # MD with the Delta model recorded frames
+        timing = store.table("md_timing")  # one row per MD task: where its seconds went
+        assert set(timing["cycle"]) == {0, 1} and np.all(timing["replica_steps"] > 0)
+        assert np.all((0 < timing["baseline_seconds"]) & (timing["baseline_seconds"] < timing["model_seconds"]))
+        assert np.all(timing["model_seconds"] + timing["scoring_seconds"] <= timing["seconds"])
+    assert sum("(the baseline " in line and "replica steps in" in line for line in said) == 2, said

@@ -66,6 +66,9 @@ class MDTaskResult:
     labelled_descriptors: np.ndarray | None = None  # [K, D] of request.labelled (None when it had none)
     reservoir_descriptors: np.ndarray | None = None  # [R, D] of request.reservoir (None when it had none)
     events: list[tuple[int, ReactionEvent]] = field(default_factory=list)  # (global replica, reaction), in order
+    replica_steps: int = 0  # MD steps advanced, summed over the replicas
+    baseline_seconds: float = 0.0  # of model_seconds, a Delta model's GFN-xTB baseline
+    scoring_seconds: float = 0.0  # Q-residual, descriptors and predicted errors of the recorded frames
 
 
 @dataclass
@@ -114,7 +117,6 @@ def md_task(request: MDRequest) -> MDTaskResult:
     t0 = time.perf_counter()
     model, metadata = model_from_bytes(request.model_blob)
     model.eval()
-    error_model = ErrorModel.from_metadata(metadata)
     uq = QResidualModel.from_bytes(request.uq_blob)
     atoms, states = request.atoms, request.states
     order = sorted(states)
@@ -122,43 +124,55 @@ def md_task(request: MDRequest) -> MDTaskResult:
     bias = QResidualBias(uq, request.bias) if request.bias.enabled else None
     result = run_segment(model, atoms, replica_states, request.n_steps, request.md, request.record_every,
                          request.replica_guards(order), bias=bias)
+    t_scoring = time.perf_counter()
     stacked = result.stacked()
-    n = len(atoms)
     m = stacked["step"].size
-    numbers = np.tile(atoms.numbers, m)
-    ptr = np.arange(m + 1, dtype=np.int64) * n
-    features = stacked["features"].reshape(m * n, -1)
-    predicted = upper = np.full(m, np.nan)
-    if m:
-        scores = uq.frame_scores(numbers, features, ptr)
-        descriptors = frame_descriptors(numbers, features, ptr, request.descriptor_elements())
-        q, t2 = scores.q, scores.t2
-        if error_model is not None:
-            errors = error_model.frame_errors(numbers, features, ptr)
-            predicted, upper = errors.predicted, errors.upper
-    else:
-        q = t2 = np.zeros(0)
-        descriptors = np.zeros((0, 1))
+    scored = _score_frames(request, uq, ErrorModel.from_metadata(metadata), stacked)
+    labelled = _describe(model, request.labelled, request.descriptor_elements())
+    reservoir = _describe(model, request.reservoir, request.descriptor_elements())
     return MDTaskResult(
         replicas=np.asarray(order, dtype=np.int64)[stacked["replica"]] if m else np.zeros(0, dtype=np.int64),
         steps=stacked["step"],
         positions=stacked["positions"],
         unstable=stacked["unstable"].astype(bool),
-        q_score=np.asarray(q, dtype=np.float64),
-        t2_score=np.asarray(t2, dtype=np.float64),
-        descriptors=np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
         bias_energy=np.asarray(stacked["bias_energies"], dtype=np.float64),
-        predicted_error=np.asarray(predicted, dtype=np.float64),
-        upper_error=np.asarray(upper, dtype=np.float64),
+        **scored,
         final_states={r: s.to_bytes() for r, s in zip(order, result.final_states, strict=True)},
         last_stable_states={r: s.to_bytes() for r, s in zip(order, result.last_stable_states, strict=True)},
         stop_reasons={r: (None if s is None else str(s)) for r, s in zip(order, result.stop_reasons, strict=True)},
         model_seconds=float(result.model_seconds),
         total_seconds=time.perf_counter() - t0,
-        labelled_descriptors=_describe(model, request.labelled, request.descriptor_elements()),
-        reservoir_descriptors=_describe(model, request.reservoir, request.descriptor_elements()),
+        labelled_descriptors=labelled,
+        reservoir_descriptors=reservoir,
         events=[(r, e) for r, found in zip(order, result.events, strict=True) for e in found],
+        replica_steps=sum(int(f.step) - int(s.step) for f, s in zip(result.final_states, replica_states, strict=True)),
+        baseline_seconds=float(result.baseline_seconds),
+        scoring_seconds=time.perf_counter() - t_scoring,
     )
+
+
+def _score_frames(request: MDRequest, uq: QResidualModel, error_model: ErrorModel | None,
+                  stacked: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The recorded frames' Q-residual and T^2 scores, descriptors and predicted force errors (NaN without an
+    error model), as :class:`MDTaskResult` fields."""
+    n = len(request.atoms)
+    m = stacked["step"].size
+    predicted = upper = np.full(m, np.nan)
+    if not m:
+        return {"q_score": np.zeros(0), "t2_score": np.zeros(0), "descriptors": np.zeros((0, 1)),
+                "predicted_error": predicted, "upper_error": upper}
+    numbers = np.tile(request.atoms.numbers, m)
+    ptr = np.arange(m + 1, dtype=np.int64) * n
+    features = stacked["features"].reshape(m * n, -1)
+    scores = uq.frame_scores(numbers, features, ptr)
+    descriptors = frame_descriptors(numbers, features, ptr, request.descriptor_elements())
+    if error_model is not None:
+        errors = error_model.frame_errors(numbers, features, ptr)
+        predicted, upper = errors.predicted, errors.upper
+    return {"q_score": np.asarray(scores.q, dtype=np.float64), "t2_score": np.asarray(scores.t2, dtype=np.float64),
+            "descriptors": np.asarray(descriptors, dtype=np.float64).reshape(m, -1),
+            "predicted_error": np.asarray(predicted, dtype=np.float64),
+            "upper_error": np.asarray(upper, dtype=np.float64)}
 
 
 def _describe(model: Potential, frames: list[Atoms], elements: list[int]) -> np.ndarray | None:

@@ -14,7 +14,7 @@ selection or a replica state ahead of its frames, and every event is committed e
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,6 +155,7 @@ def finish_explore(ctx: PhaseContext, run: ExploreRun, n_cheap: int) -> float:
     predicted = _record_predicted(ctx, cycle, ids, meta)
     store.put_blob(REPLICAS_BLOB, pack_states(_next_states(results, ctx, cycle)))
     _record_events(ctx, cycle, version, results)
+    _record_timing(ctx, cycle, version, results)
     _log_stops(ctx, cycle, results)
     rate = float(flagged.mean())
     limit = "the limit" if s.max_force_error_eV_per_A is None else f"{s.max_force_error_eV_per_A:g} eV/A (predicted bound)"
@@ -225,6 +226,31 @@ def _record_events(ctx: PhaseContext, cycle: int, version: int, results: list[MD
                   broken_A=[e.broken_A for _, e in found], formed_A=[e.formed_A for _, e in found])
     for r, event in found:
         ctx.log(f"cycle {cycle}: replica {r} reacted at {event} (recorded; it goes on)")
+
+
+def _record_timing(ctx: PhaseContext, cycle: int, version: int, results: list[MDTaskResult]) -> None:
+    """One ``md_timing`` row per MD task, and a log line of where the MD tasks' seconds went."""
+    rows: dict[str, list[float]] = {
+        "replicas": [len(r.final_states) for r in results], "replica_steps": [r.replica_steps for r in results],
+        "seconds": [r.total_seconds for r in results], "model_seconds": [r.model_seconds for r in results],
+        "baseline_seconds": [r.baseline_seconds for r in results], "scoring_seconds": [r.scoring_seconds for r in results]}
+    tables.append(ctx.store, tables.MD_TIMING, cycle=[cycle] * len(results), model_version=[version] * len(results),
+                  **rows)
+    ctx.log(f"cycle {cycle}: MD {md_cost_line(rows)}")
+
+
+def md_cost_line(rows: Mapping[str, Sequence[float]]) -> str:
+    """Where MD tasks' seconds went, from ``md_timing`` columns (one entry per task): 'N replica steps in T task s
+    (ms per replica step; the model calls' share, of it the baseline's, and the scoring's)'."""
+    total, n = float(np.sum(rows["seconds"])), int(np.sum(rows["replica_steps"]))
+
+    def share(column: str) -> str:
+        return f"{float(np.sum(rows[column])) / total:.0%}" if total > 0 else "-"
+
+    per_step = f"{1e3 * total / n:.2f} ms per replica step; " if n else ""
+    base = f" (the baseline {share('baseline_seconds')})" if np.sum(rows["baseline_seconds"]) > 0 else ""
+    return (f"{n} replica steps in {total:.1f} task s ({per_step}model calls {share('model_seconds')}{base}, "
+            f"scoring of the recorded frames {share('scoring_seconds')})")
 
 
 def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> None:

@@ -224,3 +224,20 @@ def test_md_segments_of_a_delta_model_do_not_depend_on_the_segments_before(ethan
         assert len(a) == 3  # steps 2, 4, 6
         np.testing.assert_array_equal(a.positions, b.positions)
         np.testing.assert_array_equal(a.forces, b.forces)
+
+
+def test_a_segment_counts_the_seconds_its_baseline_took(ethanol):
+    """A Delta model's segment reports the baseline's share of its model calls (tblite's wall time, inside the
+    model time); a plain model's reports none."""
+    from alloop.md import MDSettings, init_replicas, run_segment
+
+    delta = _delta().double()
+    settings = MDSettings(temperature_K=300.0, timestep_fs=0.5, friction_per_fs=0.01)
+    before = delta.baseline.seconds
+    result = run_segment(delta, ethanol, init_replicas(ethanol, 2, 300.0, seed=3), 5, settings, record_every=5)
+    assert result.baseline_seconds == pytest.approx(delta.baseline.seconds - before)
+    assert 0 < result.baseline_seconds < result.model_seconds < result.total_seconds
+    assert delta.baseline.structures == 2 * 6  # the start and 5 steps, 2 replicas
+    plain = run_segment(learned_part(delta), ethanol, init_replicas(ethanol, 2, 300.0, seed=3), 5, settings,
+                        record_every=5)
+    assert plain.baseline_seconds == 0.0 and plain.model_seconds > 0
