@@ -22,7 +22,7 @@ from alloop.store.summary import STATUS_BLOB as BLOB
 
 #: the status's parts kept in the blob (the rest comes from the commit record)
 PARTS = ("frames", "labels", "evaluation", "forgetting", "labelled_basins", "predicted_errors", "molecules",
-         "reactions")
+         "reactions", "md_cost")
 #: record keys that change with every commit and say nothing of the content
 _VOLATILE = ("seq", "time", "time_unix", "cycle", "phase", "note")
 
@@ -42,6 +42,7 @@ def compute(store: CampaignStore) -> dict[str, Any]:
     from alloop.evaluation.molecule_table import molecule_status
     from alloop.evaluation.records import status
     from alloop.store.coverage import labelled_basins
+    from alloop.store.md_cost import md_cost_status
     from alloop.store.reactions import reaction_status
     from alloop.store.summary import count_frames, count_labels
 
@@ -54,6 +55,7 @@ def compute(store: CampaignStore) -> dict[str, Any]:
         "predicted_errors": predicted_errors.status(store),  # per cycle, [] without error models
         "molecules": molecule_status(store),  # per molecule of a campaign of several, or null
         "reactions": reaction_status(store),  # the MD's reaction events per cycle, or null
+        "md_cost": md_cost_status(store),  # where the MD's seconds went, or null
     }
 
 

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from alloop.evaluation.records import format_status
     from alloop.store import CampaignStore, find_store
     from alloop.store.coverage import format_basins
+    from alloop.store.md_cost import format_md_cost
     from alloop.store.reactions import format_reactions
     from alloop.store.summary import format_summary, summarize
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
                       *format_status(summary["evaluation"]),
                       *predicted_errors.format_status(summary["predicted_errors"]),
                       *original.format_status(summary["forgetting"]), *format_basins(summary["labelled_basins"]),
-                      *format_reactions(summary["reactions"])])
+                      *format_reactions(summary["reactions"]), *format_md_cost(summary.get("md_cost"))])
     print(json.dumps(summary, indent=2) if args.json else text)
     return 0
 

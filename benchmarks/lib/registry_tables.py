@@ -9,7 +9,8 @@ minus a reference arm per seed on the same frames), ``naive-vs-periodic`` (the s
 against measured error, ``loop_calibration.py``), ``store-scale`` (``store_scale.py``), ``store-bench-append``
 and ``store-bench-open`` (``store_bench.py``), ``md-speed`` and ``md-speed-baseline`` (``md_bench.py``),
 ``allocator`` (``allocator_bench.py``), ``delta-baseline-errors`` and ``delta-baseline-md``
-(``delta_baseline.py``), ``uncertainty-vs-error`` (``uncertainty_vs_error.py``, one ``model``'s rows),
+(``delta_baseline.py``), ``phase-cost`` and ``phase-cost-md`` (``phase_cost.py``),
+``uncertainty-vs-error`` (``uncertainty_vs_error.py``, one ``model``'s rows),
 ``asteroid-toy`` (``asteroid_toy.py``), ``foundation-models``
 (``foundation_models.py``'s model folders merged) and ``molecules``. From committed data rather than a
 benchmark's result file: ``label-sets`` (the mean CPU s per label of labelled sets), ``frame-labels`` (each
@@ -52,6 +53,8 @@ from lib.md_speed_table import baseline_lines, md_speed_lines
 from lib.molecules_table import molecules_table
 from lib.nvp_table import committed_results, table
 from lib.periodic_label_table import periodic_label_lines
+from lib.phase_cost_table import cost_lines as phase_cost_lines
+from lib.phase_cost_table import md_lines as phase_md_lines
 from lib.population_tables import conformer_references_table, equilibrium_populations_table
 from lib.populations import equilibrium_pairs, reweighted_populations, sampler_populations, summary_path
 from lib.status_table import model_table
@@ -203,6 +206,16 @@ def allocator(spec: dict[str, Any]) -> list[str]:
     return allocator_lines(_result(spec))
 
 
+def phase_cost(spec: dict[str, Any]) -> list[str]:
+    """Each system's campaign wall time per phase kind (``phase_cost.py``, one result file per system)."""
+    return phase_cost_lines(_results(spec))
+
+
+def phase_cost_md(spec: dict[str, Any]) -> list[str]:
+    """Where each system's MD seconds went: model calls, the GFN-xTB baseline, scoring (``phase_cost.py``)."""
+    return phase_md_lines(_results(spec))
+
+
 def delta_baseline_errors(spec: dict[str, Any]) -> list[str]:
     """Force errors with and without the GFN-xTB baseline (``delta_baseline.py``)."""
     return error_lines(_result(spec))
@@ -296,7 +309,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
     "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
     "delta-baseline-errors": delta_baseline_errors, "delta-baseline-md": delta_baseline_md,
-    "uncertainty-vs-error": uncertainty_vs_error,
+    "uncertainty-vs-error": uncertainty_vs_error, "phase-cost": phase_cost, "phase-cost-md": phase_cost_md,
 }
 
 

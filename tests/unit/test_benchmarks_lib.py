@@ -326,3 +326,25 @@ def test_the_allocator_table_names_a_work_once_and_compares_each_case_with_dask(
                         "| aa78437e254a |")
     assert lines[3].startswith("|  | **reuse** | **80.0** |") and "| 3.00x |" in lines[3]
     assert lines[4] == "| PBE/GTH-SZV label, reline box | glibc | 40.0 | 1.0 | 0.2 | 2.57 | 6.4 | - | -4459.34310204 eV |"
+
+
+def test_phase_seconds_are_the_gaps_between_progress_rows(lib):
+    """``phase_cost.py``: each phase's wall time is its progress row's time minus the previous row's; the first
+    phase starts ``wall_s`` before the last row; an unknown phase is an error."""
+    import numpy as np
+    from lib.phase_cost import phase_seconds
+    from lib.phase_cost_table import cost_lines
+
+    progress = {"phase": np.array(["sampled", "labelled", "trained", "explored", "labelled-cheap",
+                                   "selected-expensive", "labelled-expensive", "trained", "finished"]),
+                "time": np.array([110.0, 130, 170, 200, 205, 206, 216, 276, 277])}
+    spent = phase_seconds(progress, wall_s=187.0)
+    assert spent == {"start-up and bootstrap sampling": 20.0, "labels": 20 + 5 + 10, "MD and the cheap pick": 30.0,
+                     "expensive pick": 1.0, "training": 40 + 60, "finish": 1.0}
+    assert sum(spent.values()) == 187.0
+    result = {"system": "ethanol", "atoms": 9, "wall_s": 187.0, "phases": spent, "train_s": [40.0, 60.0],
+              "labels": {"gfn1-xtb": {"n": 10, "cpu_s": 0.5}}}
+    assert cost_lines([result])[2] == ("| ethanol | 9 | 187 | 20 (11 %) | 35 (19 %) | 30 (16 %) | 1 (1 %) | 100 (53 %) | "
+                                       "gfn1-xtb 10, 0.05 | 40 + 60 |")
+    with pytest.raises(ValueError, match="no kind"):
+        phase_seconds({"phase": np.array(["dreaming"]), "time": np.array([1.0])}, 1.0)

@@ -14,7 +14,7 @@ selection or a replica state ahead of its frames, and every event is committed e
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ from alloop.campaign.phases.settings import SelectionSettings
 from alloop.errors import AlloopError
 from alloop.md.state import ReplicaState, init_replicas, redraw_velocities
 from alloop.store import ledger, tables
+from alloop.store.md_cost import md_cost_line
 from alloop.store.schema import FrameFlag
 from alloop.uncertainty.selection import Selection, select_frames
 
@@ -237,20 +238,6 @@ def _record_timing(ctx: PhaseContext, cycle: int, version: int, results: list[MD
     tables.append(ctx.store, tables.MD_TIMING, cycle=[cycle] * len(results), model_version=[version] * len(results),
                   **rows)
     ctx.log(f"cycle {cycle}: MD {md_cost_line(rows)}")
-
-
-def md_cost_line(rows: Mapping[str, Sequence[float]]) -> str:
-    """Where MD tasks' seconds went, from ``md_timing`` columns (one entry per task): 'N replica steps in T task s
-    (ms per replica step; the model calls' share, of it the baseline's, and the scoring's)'."""
-    total, n = float(np.sum(rows["seconds"])), int(np.sum(rows["replica_steps"]))
-
-    def share(column: str) -> str:
-        return f"{float(np.sum(rows[column])) / total:.0%}" if total > 0 else "-"
-
-    per_step = f"{1e3 * total / n:.2f} ms per replica step; " if n else ""
-    base = f" (the baseline {share('baseline_seconds')})" if np.sum(rows["baseline_seconds"]) > 0 else ""
-    return (f"{n} replica steps in {total:.1f} task s ({per_step}model calls {share('model_seconds')}{base}, "
-            f"scoring of the recorded frames {share('scoring_seconds')})")
 
 
 def _log_stops(ctx: PhaseContext, cycle: int, results: list[MDTaskResult]) -> None:

@@ -40,6 +40,6 @@ def test_cycles_rows_may_leave_out_the_optional_groups_of_older_stores(tmp_path)
 def test_every_schema_is_registered_once():
     assert set(tables.SCHEMAS) == {"progress", "selection", "bias", "cycles", "evaluation", "eval_molecules",
                                   "eval_coverage", "eval_predicted", "md_predicted", "herding_target", "md_events",
-                                   "frame_basins", "worker_losses"}
+                                   "frame_basins", "worker_losses", "md_timing"}
     for schema in tables.SCHEMAS.values():
         assert len(set(schema.names)) == len(schema.names) and schema.optional <= set(schema.names)
