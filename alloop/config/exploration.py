@@ -147,7 +147,7 @@ class SelectionConfig(Section):
         description="fps: farthest-point sampling in the model's feature space for the cheap pick and its fill-up, "
         "bias-weighted (B x distance) for the expensive pick; none: score order and top-B",
     )
-    expensive_pick: Literal["bias", "coverage", "lcmd", "committee", "predicted-error"] = Field(
+    expensive_pick: Literal["bias", "coverage", "lcmd", "kmeans++", "committee", "predicted-error"] = Field(
         default="predicted-error",
         description="how the expensive frames are chosen among the cheap-labelled ones: bias (ASTEROID's B x the "
         "distance to frames chosen this cycle) | coverage (farthest point in feature space from every frame "
@@ -155,7 +155,10 @@ class SelectionConfig(Section):
         "Delta model on GFN-xTB trained with training.method: standard; needs diversity: fps) | lcmd (largest "
         "cluster maximum distance: the expensive-labelled and chosen frames are centres, each pick the farthest "
         "member of the cluster whose squared distances sum to the most; by geometry alone like coverage, but a "
-        "dense region outweighs one outlier; needs diversity: fps) | committee (the "
+        "dense region outweighs one outlier; needs diversity: fps) | kmeans++ (k-means++ seeding from the "
+        "expensive-labelled frames: each pick drawn with probability proportional to its squared distance to the "
+        "nearest labelled or chosen frame, from the campaign seed's random stream; by geometry alone, needs "
+        "diversity: fps) | committee (the "
         "force deviation of committee_size models trained on the expensive labels with other initialisations and "
         "validation splits, x the distance to frames chosen this cycle: query by committee) | predicted-error (the "
         "model's own predicted force error, from its error model, x the distance to frames chosen this cycle; for "
@@ -234,14 +237,15 @@ class SelectionConfig(Section):
     @model_validator(mode="after")
     def _geometry_picks_need_descriptors(self) -> SelectionConfig:
         rule = self.expensive_pick
-        if rule in ("coverage", "lcmd") and self.diversity == "none":
+        if rule in ("coverage", "lcmd", "kmeans++") and self.diversity == "none":
             raise ValueError(f"expensive_pick: {rule} needs diversity: fps (it measures distances in feature space)")
-        if rule in ("coverage", "lcmd") and self.density_weight is not None:
+        if rule in ("coverage", "lcmd", "kmeans++") and self.density_weight is not None:
             raise ValueError(f"density_weight weights the score of a score rule; expensive_pick: {rule} has none "
                              "(density_weight: null)")
-        if rule in ("coverage", "lcmd") and self.pick_beta is not None:
-            raise ValueError(f"pick_beta draws the picks of a score rule; expensive_pick: {rule} takes the farthest "
-                             "frame and has none (pick_beta: null)")
+        if rule in ("coverage", "lcmd", "kmeans++") and self.pick_beta is not None:
+            how = "draws by its own law (p ~ distance^2)" if rule == "kmeans++" else "takes the farthest frame"
+            raise ValueError(f"pick_beta draws the picks of a score rule; expensive_pick: {rule} {how} and has "
+                             "none (pick_beta: null)")
         return self
 
     @field_validator("max_expensive_per_cycle")

@@ -21,7 +21,7 @@ from alloop.uncertainty.selection import GEOMETRY_RULES, Selection, select_expen
 SCORE_NAMES = {"B": "bias B", "committee force deviation": "committee deviation"}
 #: the rules' names in the selection's log line
 RULE_NAMES = {"bias": "bias-weighted farthest point", "coverage": "farthest point (coverage)",
-              "lcmd": "largest cluster maximum distance (LCMD)",
+              "lcmd": "largest cluster maximum distance (LCMD)", "kmeans++": "k-means++ (drawn ~ distance^2)",
               "committee": "committee deviation x distance", "predicted-error": "predicted error x distance"}
 
 
@@ -62,13 +62,14 @@ def pick_expensive(score: np.ndarray, what: str, rule: str, budget: int, descrip
     """Up to ``budget`` frames by ``score`` (named ``what``) under ``rule`` (:func:`pick_rule`): spread by
     ``descriptors`` when given (``selection.diversity: fps``), from the ``labelled`` frames' descriptors with
     ``coverage``, after the ``preselected`` frames of kernel herding, drawn at random by ``draw``
-    (``selection.pick_beta``; never with ``coverage``, which draws nothing); and the pick's name for the log."""
-    draw = None if rule in GEOMETRY_RULES else draw
+    (``selection.pick_beta``; never with ``coverage`` and ``lcmd``, which draw nothing; ``kmeans++`` draws with its
+    random stream); and the pick's name for the log."""
+    draw = None if rule in GEOMETRY_RULES and rule != "kmeans++" else draw
     chosen = select_expensive(score, budget, descriptors, labelled=labelled,
                               rule=rule if rule in GEOMETRY_RULES else "bias",
                               score_name=SCORE_NAMES.get(what, what), preselected=preselected, draw=draw)
     name = RULE_NAMES[rule] if descriptors is not None else f"top {what}"
-    if draw is not None:
+    if draw is not None and rule != "kmeans++":
         name = (f"drawn with p ~ ({RULE_NAMES[rule]})^{draw.beta:g}" if descriptors is not None
                 else f"drawn with p ~ {what}^{draw.beta:g}")
     if labelled is not None:

@@ -242,9 +242,11 @@ def farthest_point_sampling(descriptors: np.ndarray, n: int, start: int = 0) -> 
     return np.array(chosen, dtype=np.int64)
 
 
-EXPENSIVE_RULES = ("bias", "coverage", "lcmd")
+EXPENSIVE_RULES = ("bias", "coverage", "lcmd", "kmeans++")
 #: the rules that pick by the descriptors' geometry alone (a score only marks which frames may be chosen)
-GEOMETRY_RULES = ("coverage", "lcmd")
+GEOMETRY_RULES = ("coverage", "lcmd", "kmeans++")
+#: k-means++ draws each pick with probability proportional to this power of its distance to the nearest centre
+KMEANSPP_POWER = 2.0
 
 
 def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | None = None, *,
@@ -270,7 +272,11 @@ def select_expensive(bias: np.ndarray, budget: int, descriptors: np.ndarray | No
     score in eV/A (a committee's force deviation); ``score_name`` names it in the reasons.
 
     ``rule="lcmd"`` (needs ``descriptors``): largest cluster maximum distance (:mod:`alloop.uncertainty.lcmd`), the
-    labelled and chosen frames the clusters' centres; B only marks which frames may be chosen.
+    labelled and chosen frames the clusters' centres; B only marks which frames may be chosen. ``rule="kmeans++"``
+    (needs ``descriptors`` and ``draw``, whose random stream it uses; its beta is :data:`KMEANSPP_POWER`): k-means++
+    seeding conditioned on the labelled frames, each pick drawn with probability proportional to the squared
+    distance to the nearest labelled or chosen frame (uniformly while there is none); B only marks which frames
+    may be chosen.
 
     ``preselected``: frames chosen before the rule runs (the representative quota of kernel herding): they come
     first, count against ``budget``, and the rule's distances start from them too. ``draw``: each pick drawn with
@@ -331,7 +337,9 @@ def _check_expensive_rule(budget: int, rule: str, described: bool, drawn: bool) 
         raise AlloopError(f"unknown expensive rule {rule!r}: expected one of {', '.join(EXPENSIVE_RULES)}")
     if rule in GEOMETRY_RULES and not described:
         raise AlloopError(f"the {rule} rule needs the frames' descriptors")
-    if rule in GEOMETRY_RULES and drawn:
+    if rule == "kmeans++" and not drawn:
+        raise AlloopError("the kmeans++ rule draws its picks: it needs a random stream (draw)")
+    if rule in GEOMETRY_RULES and rule != "kmeans++" and drawn:
         raise AlloopError(f"the {rule} rule takes the farthest frame; it draws nothing (pick_beta)")
 
 
@@ -353,6 +361,10 @@ def _spread_pick(x: np.ndarray, bias: np.ndarray, nearest: np.ndarray, chosen: l
         drawn = ""
         if rule == "coverage":
             i = _farthest_then_highest(open_, nearest, np.nan_to_num(bias, nan=-np.inf))
+        elif rule == "kmeans++":
+            assert draw is not None  # _check_expensive_rule
+            i, p = Draw(KMEANSPP_POWER, draw.rng).pick(nearest, open_)
+            drawn = f", drawn by k-means++ with p = {p:.2g}"
         elif draw is not None:
             positive = np.maximum(np.nan_to_num(bias), 0.0)
             i, p = draw.pick(nearest * positive if chosen or memory else positive, open_)

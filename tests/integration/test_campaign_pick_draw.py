@@ -70,3 +70,13 @@ def test_a_campaign_picks_its_expensive_frames_by_lcmd(tmp_path: Path) -> None:
     assert expensive.sum() == 2
     assert all("; LCMD: the farthest (" in str(r) for r in chosen["reason"][expensive])
     assert any("largest cluster maximum distance (LCMD) from 3 labelled frames" in line for line in lines), lines
+
+
+def test_a_campaign_picks_its_expensive_frames_by_kmeanspp(tmp_path: Path) -> None:
+    """selection.expensive_pick: kmeans++: the cycle's expensive frames drawn by k-means++ from the frames
+    expensive-labelled so far, each reason with its probability."""
+    chosen, _, lines = _run(tmp_path, "expensive_pick: kmeans++")
+    expensive = (chosen["role"] == "expensive") & (chosen["cycle"] == 0)
+    assert expensive.sum() == 2
+    assert all(", drawn by k-means++ with p = " in str(r) for r in chosen["reason"][expensive])
+    assert any("k-means++ (drawn ~ distance^2) from 3 labelled frames" in line for line in lines), lines

@@ -46,7 +46,7 @@ from alloop.uncertainty.energy_window import within_thermal_window
 from alloop.uncertainty.expensive_pick import candidate_rows, pick_expensive, pick_rule, pick_score
 from alloop.uncertainty.herding import information_density, representative_quota
 from alloop.uncertainty.pick_draw import Draw
-from alloop.uncertainty.selection import GEOMETRY_RULES
+from alloop.uncertainty.selection import GEOMETRY_RULES, KMEANSPP_POWER
 
 #: the draws' seed salt (``selection.pick_beta``; with the campaign seed and the cycle)
 DRAW_SALT = 11
@@ -120,8 +120,8 @@ def finish_selection(ctx: PhaseContext, run: SelectionRun, budget: int) -> None:
                                             score, budget)
     descriptors = result.descriptors if selection.diversity == "fps" else None  # herding may have asked for them
     labelled = result.labelled if rule in GEOMETRY_RULES else None
-    draw = (None if selection.pick_beta is None else
-            Draw(selection.pick_beta, np.random.default_rng((ctx.settings.seed, DRAW_SALT, run.cycle))))
+    beta = KMEANSPP_POWER if rule == "kmeans++" else selection.pick_beta
+    draw = None if beta is None else Draw(beta, np.random.default_rng((ctx.settings.seed, DRAW_SALT, run.cycle)))
     chosen, name = pick_expensive(score, what, rule, budget, descriptors, labelled, preselected=herded, draw=draw)
     ledger.select(store, run.cycle, run.frame_ids[chosen.indices], "expensive", chosen.reasons)
     store.set_flags(run.frame_ids[chosen.indices], FrameFlag.SELECTED_EXPENSIVE)

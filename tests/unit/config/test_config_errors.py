@@ -68,7 +68,7 @@ CASES = [
         r"^selection: expensive_pick: coverage needs diversity: fps \(it measures distances in feature space\)$",
     ),
     ({"selection": {"expensive_pick": "random"}},
-     r"^selection\.expensive_pick: must be 'bias', 'coverage', 'lcmd', 'committee' or 'predicted-error'"),
+     r"^selection\.expensive_pick: must be 'bias', 'coverage', 'lcmd', 'kmeans\+\+', 'committee' or 'predicted-error'"),
     ({"selection": {"committee_size": 1}}, r"^selection\.committee_size: must be >= 2 \(got 1\)$"),
     ({"training": {"final_retrain": False, "final_refit": True}},
      r"^training\.final_refit: a refit on every label follows the final retrain"),
