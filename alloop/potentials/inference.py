@@ -5,7 +5,12 @@ Frames are a sequence of ASE Atoms or anything packed like a
 [N, 3] in Angstrom, frame ``offsets`` [M + 1]; periodic frames also ``cells``
 [M, 3, 3] and ``pbc`` [M, 3], which the batches carry). Consecutive frames form a
 batch in the model's dtype; the batch size can change the last bits of a
-prediction (sums run over a batch's atoms), so each caller keeps its own. The
+prediction (sums run over a batch's atoms), so each caller keeps its own. A batch
+also stops before its estimated neighbour pairs pass :data:`MAX_BATCH_PAIRS`
+(:func:`batch_bounds`): a model's memory grows with its pairs (SevenNet-0's forces
+take about 1.2 GB per frame of 64 waters, 192 atoms in a periodic cell), so 32
+such frames in one call would need tens of GB; molecules of up to 23 atoms keep
+whole batches of 64. The
 model runs in eval mode (its mode is restored) under ``torch.no_grad``: forces
 still come from autograd with respect to the positions, but no graph is kept.
 Results are float64 numpy arrays: energies in eV, forces in eV/Angstrom.
@@ -70,6 +75,30 @@ def frame_offsets(frames: Frames) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(a) for a in frames])]).astype(np.int64)
 
 
+#: a batch's estimated neighbour pairs at most (its first frame is always taken, however large)
+MAX_BATCH_PAIRS = 32768
+#: neighbours per atom assumed in a periodic cell (liquid water within 5 A has about 50)
+DENSE_NEIGHBOURS = 60
+
+
+def batch_bounds(offsets: np.ndarray, periodic: np.ndarray | None, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) frame ranges of consecutive frames: at most ``batch_size`` frames and at most
+    :data:`MAX_BATCH_PAIRS` estimated neighbour pairs (a molecule of n atoms: n x min(n - 1, DENSE_NEIGHBOURS); a
+    frame of a periodic cell, ``periodic`` true: n x DENSE_NEIGHBOURS), at least one frame each."""
+    sizes = np.diff(offsets)
+    dense = np.zeros(sizes.size, dtype=bool) if periodic is None else np.asarray(periodic, dtype=bool)
+    pairs = sizes * np.where(dense, DENSE_NEIGHBOURS, np.minimum(sizes - 1, DENSE_NEIGHBOURS))
+    bounds, start = [], 0
+    while start < sizes.size:
+        stop, total = start + 1, int(pairs[start])
+        while stop < sizes.size and stop - start < batch_size and total + int(pairs[stop]) <= MAX_BATCH_PAIRS:
+            total += int(pairs[stop])
+            stop += 1
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def _batches(model: Potential, frames: Frames, batch_size: int) -> Iterator[tuple[AtomsBatch, np.ndarray]]:
     """Batches of consecutive frames in the model's dtype, with their frame offsets (from 0), the model in eval mode
     (its mode restored afterwards) under ``torch.no_grad``."""
@@ -85,8 +114,8 @@ def _batches(model: Potential, frames: Frames, batch_size: int) -> Iterator[tupl
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, n_frames, batch_size):
-                stop = min(n_frames, start + batch_size)
+            periodic = None if cells is None else np.asarray(np.asarray(cells[1]).any(axis=1), dtype=bool)
+            for start, stop in batch_bounds(offsets, periodic, batch_size):
                 a, b = int(offsets[start]), int(offsets[stop])
                 batch = AtomsBatch.from_arrays(numbers[a:b], positions[a:b], np.diff(offsets[start : stop + 1]),
                                                dtype=dtype, cell=None if cells is None else cells[0][start:stop],

@@ -76,3 +76,33 @@ def test_energies_without_forces_equal_predicts_energies(name):
     energies = predict_energies(model, frames, batch_size=4)
     assert np.array_equal(energies, predict(model, frames, batch_size=4)[0])
     assert model.training and energies.shape == (len(frames),)
+
+
+def test_batches_stop_at_the_pair_budget_and_keep_small_molecules_whole():
+    """A batch holds at most batch_size frames and at most MAX_BATCH_PAIRS estimated pairs: 64 molecules of 23 atoms
+    stay one batch, 64 of 24 do not; periodic boxes of 192 atoms (60 pairs an atom) go two by two; a frame above
+    the budget alone is still a batch."""
+    from alloop.potentials.inference import MAX_BATCH_PAIRS, batch_bounds
+
+    def offsets(n_atoms: int, n_frames: int) -> np.ndarray:
+        return np.arange(n_frames + 1) * n_atoms
+
+    assert batch_bounds(offsets(23, 64), None, 64) == [(0, 64)]
+    assert batch_bounds(offsets(24, 64), None, 64) == [(0, 59), (59, 64)]
+    assert batch_bounds(offsets(9, 10), None, 4) == [(0, 4), (4, 8), (8, 10)]
+    box = batch_bounds(offsets(192, 5), np.ones(5, dtype=bool), 32)
+    assert box == [(0, 2), (2, 4), (4, 5)] and 2 * 192 * 60 <= MAX_BATCH_PAIRS < 3 * 192 * 60
+    assert batch_bounds(offsets(3000, 2), np.ones(2, dtype=bool), 32) == [(0, 1), (1, 2)]
+
+
+def test_periodic_frames_predict_the_same_in_capped_batches():
+    """Boxes batched two by two give each frame's own numbers (as one call per frame)."""
+    from alloop.testing.cells import water_box
+
+    model = build_model("pair", [1, 8], seed=0).double()
+    boxes = [water_box(64, seed=s) for s in range(3)]
+    energies, forces = predict(model, boxes, batch_size=32)
+    for k, box in enumerate(boxes):
+        e, f = predict(model, [box], batch_size=1)
+        np.testing.assert_allclose(energies[k], e[0], rtol=1e-10)
+        np.testing.assert_allclose(forces[192 * k:192 * (k + 1)], f, atol=1e-10)
