@@ -200,8 +200,14 @@ def _selection_line(cfg: CampaignConfig) -> str:
     sel = cfg.selection
     score = {"committee": f"the force deviation of a committee of {sel.committee_size} models",
              "predicted-error": "the model's predicted force error"}.get(sel.expensive_pick, "bias B")
+    if sel.density_weight is not None:
+        score += f" x density^{sel.density_weight:g}"
     if sel.expensive_pick == "coverage":
         pick = "by coverage of feature space from the labelled frames"
+    elif sel.expensive_pick == "lcmd":
+        pick = "by largest cluster maximum distance (LCMD) from the labelled frames"
+    elif sel.expensive_pick == "kmeans++":
+        pick = "by k-means++ from the labelled frames (drawn with probability ~ distance^2)"
     elif sel.pick_beta is not None:
         gain = f"({score} x distance)" if sel.diversity == "fps" else score
         pick = f"drawn with probability ~ {gain}^{sel.pick_beta:g}"

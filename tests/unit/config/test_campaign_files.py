@@ -112,6 +112,13 @@ def test_cli_validate_text_json_and_error(tmp_path, capsys):
            "distance" in out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=coverage"]) == 0
     assert "expensive by coverage of feature space from the labelled frames" in capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=lcmd"]) == 0
+    assert "expensive by largest cluster maximum distance (LCMD) from the labelled frames" in capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=kmeans++"]) == 0
+    assert "expensive by k-means++ from the labelled frames (drawn with probability ~ distance^2)" in \
+        capsys.readouterr().out
+    assert main(["validate", str(quickstart), "--set", "selection.density_weight=1"]) == 0
+    assert "expensive by the model's predicted force error x density^1 x distance" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "selection.expensive_pick=bias"]) == 0
     assert "expensive by bias B x distance" in capsys.readouterr().out
     assert main(["validate", str(quickstart), "--set", "selection.pick_beta=2"]) == 0
