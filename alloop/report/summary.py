@@ -1,4 +1,5 @@
-"""A short Markdown summary of a campaign: status, cost, failures, models, molecules, reactions, stop reason."""
+"""A short Markdown summary of a campaign: status, cost, failures, models, molecules, reactions, the MD's cost, stop
+reason."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from alloop.store.campaign import CampaignStore
 from alloop.store.coverage import cumulative_shares, fidelity_label, labelled_basins
 from alloop.store.ledger import finished_reason
 from alloop.store.levels import Levels, read_levels
+from alloop.store.md_cost import md_cost_table
 from alloop.store.reactions import reaction_status
 from alloop.store.summary import summarize
 from alloop.store.tables import EVAL_COLUMNS
@@ -69,6 +71,7 @@ def summary_markdown(store: CampaignStore, basins: dict[str, Any] | None = None,
     lines += _levels_line(read_levels(store) if levels is None else levels)
     lines += _basins_table(labelled_basins(store) if basins is None else basins)
     lines += _reactions_table(reaction_status(store))
+    lines += md_cost_table(store)
     return "\n".join(lines) + "\n"
 
 

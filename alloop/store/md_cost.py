@@ -45,6 +45,29 @@ def md_cost_status(store: CampaignStore) -> dict[str, Any] | None:
             "last": {k: float(np.sum(rows[k][mine])) for k in SUMMED}}
 
 
+def md_cost_table(store: CampaignStore) -> list[str]:
+    """A Markdown table of the MD's cost per cycle (``alloop report``); [] without a timed MD task."""
+    rows = tables.read(store, tables.MD_TIMING)
+    if not rows or rows["cycle"].size == 0:
+        return []
+    lines = ["", "MD cost per cycle (task seconds; the baseline's share is of the model calls):", "",
+             "| cycle | MD tasks | replica steps | task s | ms per replica step | model calls | baseline | scoring |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for cycle in np.unique(rows["cycle"]):
+        mine = rows["cycle"] == cycle
+        sums = {k: float(np.sum(rows[k][mine])) for k in SUMMED}
+        total, model = sums["seconds"], sums["model_seconds"]
+        per_step = f"{1e3 * total / sums['replica_steps']:.2f}" if sums["replica_steps"] else "-"
+
+        def pct(part: float, whole: float) -> str:
+            return f"{100 * part / whole:.0f} %" if whole > 0 else "-"
+
+        lines.append(f"| {int(cycle)} | {int(mine.sum())} | {sums['replica_steps']:.0f} | {total:.1f} | {per_step} | "
+                     f"{pct(model, total)} | {pct(sums['baseline_seconds'], model)} | "
+                     f"{pct(sums['scoring_seconds'], total)} |")
+    return lines
+
+
 def format_md_cost(status: dict[str, Any] | None) -> list[str]:
     """The status lines: the campaign's MD in all and its last cycle's ([] without a timed MD task)."""
     if not status:

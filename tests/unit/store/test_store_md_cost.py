@@ -13,6 +13,7 @@ from test_store_reactions import _ctx, _result
 
 from alloop.campaign.phases.explore import _record_timing
 from alloop.cli import main
+from alloop.report.summary import summary_markdown
 from alloop.store import CampaignStore, store_path, tables
 from alloop.store.md_cost import format_md_cost, md_cost_line, md_cost_status
 
@@ -57,6 +58,10 @@ def test_md_timing_rows_commit_with_the_phase_and_sum_in_the_status(tmp_path, ma
     assert main(["status", str(tmp_path / "run"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["md_cost"]["total"]["seconds"] == 24.0
     assert_the_stored_summary_reads_the_same(tmp_path / "run", text, capsys)
+    with CampaignStore.open(path, "r") as store:
+        report = summary_markdown(store)
+    assert "| 0 | 2 | 1800 | 20.0 | 11.11 | 80 % | 50 % | 10 % |" in report
+    assert "| 1 | 1 | 600 | 4.0 | 6.67 | 50 % | 0 % | 25 % |" in report
 
 
 def test_the_line_without_steps_or_seconds():
