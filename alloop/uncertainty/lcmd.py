@@ -68,3 +68,12 @@ def lcmd_picks(x: np.ndarray, score: np.ndarray, labelled: np.ndarray | None, ch
         owner[closer], nearest[closer] = n_centres, new[closer]
         n_centres += 1
     return picks
+
+
+def lcmd_reason(pick: LcmdPick, scored: str) -> str:
+    """The selection reason of ``pick`` after ``scored`` (the frame's score and rank)."""
+    if not np.isfinite(pick.distance):
+        return f"{scored}; LCMD: the first centre (nothing labelled yet)"
+    centre = "a labelled frame" if pick.labelled_centre else "a frame chosen this cycle"
+    return (f"{scored}; LCMD: the farthest ({pick.distance:.3g}) in the largest cluster (sum of squared distances "
+            f"{pick.cluster_size:.3g}), around {centre}")

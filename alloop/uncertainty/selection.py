@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from alloop.errors import AlloopError
-from alloop.uncertainty.lcmd import LcmdPick, lcmd_picks
+from alloop.uncertainty.lcmd import lcmd_picks, lcmd_reason
 from alloop.uncertainty.pick_draw import Draw
 
 
@@ -317,7 +317,7 @@ def _described_pick(x: np.ndarray, bias: np.ndarray, labelled: np.ndarray | None
     if rule == "lcmd":
         for pick in lcmd_picks(x, bias, labelled, chosen, budget - len(chosen)):
             chosen.append(pick.index)
-            reasons.append(_lcmd_reason(pick, scored(pick.index)))
+            reasons.append(lcmd_reason(pick, scored(pick.index)))
         return
     nearest = _distance_to(x, labelled)
     for i in chosen:
@@ -341,14 +341,6 @@ def _check_expensive_rule(budget: int, rule: str, described: bool, drawn: bool) 
         raise AlloopError("the kmeans++ rule draws its picks: it needs a random stream (draw)")
     if rule in GEOMETRY_RULES and rule != "kmeans++" and drawn:
         raise AlloopError(f"the {rule} rule takes the farthest frame; it draws nothing (pick_beta)")
-
-
-def _lcmd_reason(pick: LcmdPick, scored: str) -> str:
-    if not np.isfinite(pick.distance):
-        return f"{scored}; LCMD: the first centre (nothing labelled yet)"
-    centre = "a labelled frame" if pick.labelled_centre else "a frame chosen this cycle"
-    return (f"{scored}; LCMD: the farthest ({pick.distance:.3g}) in the largest cluster (sum of squared distances "
-            f"{pick.cluster_size:.3g}), around {centre}")
 
 
 def _spread_pick(x: np.ndarray, bias: np.ndarray, nearest: np.ndarray, chosen: list[int], reasons: list[str],
