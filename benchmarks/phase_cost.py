@@ -7,7 +7,9 @@ replicas, the pick by predicted error, the final retrain and refit) as a user wo
 GFN1-xTB, expensive ones at GFN2-xTB, the baseline GFN1-xTB (the model learns GFN2-xTB minus GFN1-xTB), no evaluation
 set. The water box would take hours at the recipe's sizes (a GFN1-xTB call on it costs seconds, and the bootstrap's
 baseline MD is 3,600 steps per start), so its campaign is smaller and says so (``SYSTEMS``): rattled bootstrap
-copies, 2 replicas x 20 steps, one cycle, 20 training steps. Each system's ``--set`` items are in the result file.
+copies, 2 replicas x 20 steps, one cycle, 20 training steps of one frame (two attempts with batches of two such
+frames lost their workers, killed at their memory limit, in training). Each system's ``--set`` items are in the
+result file.
 
 From each finished store (``lib/phase_cost.py``): the wall seconds per phase kind (bootstrap, labels, MD with the
 cheap pick, the expensive pick, training, finish; from the ``progress`` table's commit times), where the MD tasks'
@@ -48,7 +50,8 @@ COMMON = ["evaluation=false", "fidelities.cheap=gfn1-xtb", "fidelities.expensive
 WATER_BOX = ["system.conformers=1", "schedule.bootstrap.method=rattle", "schedule.bootstrap.amplitude_A=0.05",
              "schedule.bootstrap.n_samples=16", "schedule.bootstrap.n_expensive=4", "md.n_replicas=2",
              "md.temperature_K=300", "md.segment_steps=20", "md.record_every=2", "selection.min_step_spacing=3",
-             "schedule.n_cycles=1", "training.steps=20", "training.finetune_steps=10", "training.final_steps_factor=1"]
+             "schedule.n_cycles=1", "training.steps=20", "training.finetune_steps=10", "training.final_steps_factor=1",
+             "training.batch_size=1"]
 #: name -> (structures, the system's own --set items)
 SYSTEMS: dict[str, tuple[str, list[str]]] = {
     "ethanol": ("CH3CH2OH", []),
