@@ -45,6 +45,10 @@ def md_cost_status(store: CampaignStore) -> dict[str, Any] | None:
             "last": {k: float(np.sum(rows[k][mine])) for k in SUMMED}}
 
 
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f} %" if whole > 0 else "-"
+
+
 def md_cost_table(store: CampaignStore) -> list[str]:
     """A Markdown table of the MD's cost per cycle (``alloop report``); [] without a timed MD task."""
     rows = tables.read(store, tables.MD_TIMING)
@@ -58,13 +62,9 @@ def md_cost_table(store: CampaignStore) -> list[str]:
         sums = {k: float(np.sum(rows[k][mine])) for k in SUMMED}
         total, model = sums["seconds"], sums["model_seconds"]
         per_step = f"{1e3 * total / sums['replica_steps']:.2f}" if sums["replica_steps"] else "-"
-
-        def pct(part: float, whole: float) -> str:
-            return f"{100 * part / whole:.0f} %" if whole > 0 else "-"
-
         lines.append(f"| {int(cycle)} | {int(mine.sum())} | {sums['replica_steps']:.0f} | {total:.1f} | {per_step} | "
-                     f"{pct(model, total)} | {pct(sums['baseline_seconds'], model)} | "
-                     f"{pct(sums['scoring_seconds'], total)} |")
+                     f"{_pct(model, total)} | {_pct(sums['baseline_seconds'], model)} | "
+                     f"{_pct(sums['scoring_seconds'], total)} |")
     return lines
 
 
