@@ -47,7 +47,8 @@ from alloop.md.integrators import Integrator, LangevinBAOAB, VelocityVerlet, kin
 from alloop.md.state import ReplicaState, redraw_velocities
 from alloop.md.uncertainty_bias import QResidualBias, biased_forces
 from alloop.potentials.base import AtomsBatch, Potential, model_dtype
-from alloop.potentials.baseline import baseline_seconds, warm_baseline
+from alloop.potentials.baseline import baseline_seconds, baseline_slots_from, warm_baseline
+from alloop.potentials.inference import batch_bounds
 from alloop.system.structures import periodic_cell
 from alloop.units import FS
 
@@ -180,6 +181,20 @@ class _Evaluator:
         self.calls, self.seconds = 0, 0.0
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Energies, forces, features and bias energies of the replicas ``x`` [R, n, 3], in groups of at most
+        :data:`~alloop.potentials.inference.MAX_BATCH_PAIRS` estimated pairs (big periodic boxes: one or two)."""
+        r, n = x.shape[:2]
+        periodic = None if self.cell is None else np.ones(r, dtype=bool)
+        groups = batch_bounds(np.arange(r + 1) * n, periodic, r)
+        if len(groups) == 1:
+            return self._group(x)
+        parts = []
+        for a, b in groups:
+            with baseline_slots_from(self.model, a):  # a replica keeps its baseline wavefunction slot
+                parts.append(self._group(x[a:b]))
+        return tuple(np.concatenate([part[k] for part in parts]) for k in range(4))  # type: ignore[return-value]
+
+    def _group(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         r, n = x.shape[:2]
         t0 = time.perf_counter()
         cell = pbc = None

@@ -64,6 +64,7 @@ class Baseline:
             raise AlloopError(f"baseline {self.fidelity.name}: no GFN-xTB labeller for it")
         self._labeler = labeler
         self._warm: dict[int, Any] | None = None  # tblite states by batch slot inside :meth:`warm`
+        self._first_slot = 0  # the slot of a call's first structure (:meth:`slots_from`)
         self.seconds = 0.0
         self.structures = 0
         self.scc_cycles = 0
@@ -83,6 +84,16 @@ class Baseline:
         finally:
             self._warm = None
 
+    @contextmanager
+    def slots_from(self, first: int) -> Iterator[None]:
+        """Inside the block, structure k of a call takes warm slot ``first + k`` (a call for a group of replicas
+        that does not start at the first one)."""
+        previous, self._first_slot = self._first_slot, int(first)
+        try:
+            yield
+        finally:
+            self._first_slot = previous
+
     @property
     def name(self) -> str:
         return str(self.fidelity.name or self.fidelity.method)
@@ -93,7 +104,8 @@ class Baseline:
         start = time.perf_counter()
         energies, forces, reasons = np.full(len(structures), np.nan), [], []
         for k, atoms in enumerate(structures):
-            result = self._labeler.label(atoms) if self._warm is None else self._labeler.label_warm(atoms, self._warm, k)
+            slot = self._first_slot + k
+            result = self._labeler.label(atoms) if self._warm is None else self._labeler.label_warm(atoms, self._warm, slot)
             self.scc_cycles += result.scf_cycles
             if result.ok:
                 energies[k] = result.energy_eV
@@ -220,6 +232,11 @@ class DeltaPotential(Potential):
 def warm_baseline(model: Potential) -> AbstractContextManager[None]:
     """:meth:`Baseline.warm` of a Delta model's baseline (a block that does nothing for other models)."""
     return model.baseline.warm() if isinstance(model, DeltaPotential) else nullcontext()
+
+
+def baseline_slots_from(model: Potential, first: int) -> AbstractContextManager[None]:
+    """:meth:`Baseline.slots_from` of a Delta model's baseline (a block that does nothing for other models)."""
+    return model.baseline.slots_from(first) if isinstance(model, DeltaPotential) else nullcontext()
 
 
 def baseline_seconds(model: Potential) -> float:

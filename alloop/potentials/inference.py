@@ -81,17 +81,20 @@ MAX_BATCH_PAIRS = 32768
 DENSE_NEIGHBOURS = 60
 
 
-def batch_bounds(offsets: np.ndarray, periodic: np.ndarray | None, batch_size: int) -> list[tuple[int, int]]:
-    """(start, stop) frame ranges of consecutive frames: at most ``batch_size`` frames and at most
-    :data:`MAX_BATCH_PAIRS` estimated neighbour pairs (a molecule of n atoms: n x min(n - 1, DENSE_NEIGHBOURS); a
-    frame of a periodic cell, ``periodic`` true: n x DENSE_NEIGHBOURS), at least one frame each."""
+def batch_bounds(offsets: np.ndarray, periodic: np.ndarray | None, batch_size: int,
+                 max_pairs: int | None = None) -> list[tuple[int, int]]:
+    """(start, stop) frame ranges of consecutive frames: at most ``batch_size`` frames and at most ``max_pairs``
+    (default :data:`MAX_BATCH_PAIRS`) estimated neighbour pairs (a molecule of n atoms: n x min(n - 1,
+    DENSE_NEIGHBOURS); a frame of a periodic cell, ``periodic`` true: n x DENSE_NEIGHBOURS), at least one frame
+    each."""
+    max_pairs = MAX_BATCH_PAIRS if max_pairs is None else max_pairs
     sizes = np.diff(offsets)
     dense = np.zeros(sizes.size, dtype=bool) if periodic is None else np.asarray(periodic, dtype=bool)
     pairs = sizes * np.where(dense, DENSE_NEIGHBOURS, np.minimum(sizes - 1, DENSE_NEIGHBOURS))
     bounds, start = [], 0
     while start < sizes.size:
         stop, total = start + 1, int(pairs[start])
-        while stop < sizes.size and stop - start < batch_size and total + int(pairs[stop]) <= MAX_BATCH_PAIRS:
+        while stop < sizes.size and stop - start < batch_size and total + int(pairs[stop]) <= max_pairs:
             total += int(pairs[stop])
             stop += 1
         bounds.append((start, stop))

@@ -43,6 +43,23 @@ class LabelledBatch:
     def n_atoms(self) -> torch.Tensor:
         return self.atoms.n_atoms
 
+    def frames(self, start: int, stop: int) -> LabelledBatch:
+        """The batch of frames ``start:stop`` of this one (their atoms, cells and targets)."""
+        ptr = self.atoms.ptr
+        a, b = int(ptr[start]), int(ptr[stop])
+        atoms = AtomsBatch(numbers=self.atoms.numbers[a:b], positions=self.atoms.positions[a:b],
+                           batch=self.atoms.batch[a:b] - start, ptr=ptr[start : stop + 1] - a,
+                           cell=None if self.atoms.cell is None else self.atoms.cell[start:stop],
+                           pbc=None if self.atoms.pbc is None else self.atoms.pbc[start:stop])
+        return LabelledBatch(
+            atoms=atoms,
+            energy=None if self.energy is None else self.energy[start:stop],
+            forces=None if self.forces is None else self.forces[a:b],
+            weight=self.weight[start:stop],
+            index=self.index[start:stop],
+            energy_mask=None if self.energy_mask is None else self.energy_mask[start:stop],
+        )
+
     def targets(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Energy [B] and force [N, 3] targets (AlloopError for a batch of unlabelled frames)."""
         if self.energy is None or self.forces is None:

@@ -226,6 +226,28 @@ def test_md_segments_of_a_delta_model_do_not_depend_on_the_segments_before(ethan
         np.testing.assert_array_equal(a.forces, b.forces)
 
 
+def test_md_replicas_in_groups_keep_their_baseline_slots(ethanol, monkeypatch):
+    """An MD step whose replicas are evaluated in groups (big boxes: a pair bound per model call) gives the
+    trajectory of one call for all: each replica keeps its own warm tblite slot, so even the SCC cycles agree."""
+    from alloop.md import MDSettings, init_replicas, run_segment
+    from alloop.potentials import inference
+
+    delta = _delta().double()
+    settings = MDSettings(temperature_K=300.0, timestep_fs=0.5, friction_per_fs=0.01)
+    states = init_replicas(ethanol, 3, 300.0, seed=5)
+    runs, cycles = [], []
+    for pairs in (inference.MAX_BATCH_PAIRS, 9 * 8):  # one ethanol per group
+        monkeypatch.setattr(inference, "MAX_BATCH_PAIRS", pairs)
+        before = delta.baseline.scc_cycles
+        runs.append(run_segment(delta, ethanol, states, 6, settings, record_every=2))
+        cycles.append(delta.baseline.scc_cycles - before)
+    assert runs[1].n_model_calls == 3 * runs[0].n_model_calls
+    assert cycles[0] == cycles[1]
+    for a, b in zip(*(run.trajectories for run in runs), strict=True):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-9)
+        np.testing.assert_allclose(a.forces, b.forces, atol=1e-8)
+
+
 def test_a_segment_counts_the_seconds_its_baseline_took(ethanol):
     """A Delta model's segment reports the baseline's share of its model calls (tblite's wall time, inside the
     model time); a plain model's reports none."""
