@@ -60,6 +60,7 @@ from lib.populations import equilibrium_pairs, reweighted_populations, sampler_p
 from lib.status_table import model_table
 from lib.store_bench_table import append_lines, open_lines
 from lib.store_scale_table import store_scale_lines
+from lib.train_memory_table import train_memory_table
 from lib.train_speed_table import train_speed_table
 from lib.uncertainty_table import uncertainty_lines
 
@@ -211,6 +212,10 @@ def phase_cost(spec: dict[str, Any]) -> list[str]:
     return phase_cost_lines(_results(spec))
 
 
+def train_memory(spec: dict[str, Any]) -> list[str]:
+    return train_memory_table(_result(spec)).splitlines()
+
+
 def phase_cost_md(spec: dict[str, Any]) -> list[str]:
     """Where each system's MD seconds went: model calls, the GFN-xTB baseline, scoring (``phase_cost.py``)."""
     return phase_md_lines(_results(spec))
@@ -307,7 +312,7 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
-    "md-speed": md_speed, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
+    "md-speed": md_speed, "train-memory": train_memory, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
     "delta-baseline-errors": delta_baseline_errors, "delta-baseline-md": delta_baseline_md,
     "uncertainty-vs-error": uncertainty_vs_error, "phase-cost": phase_cost, "phase-cost-md": phase_cost_md,
 }
