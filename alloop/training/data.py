@@ -252,6 +252,11 @@ class FrameDataset:
         return FrameDataset(self.numbers, self.positions, self.offsets, energy, forces, weight=self.weight,
                             fidelity=self.fidelity, **self._periodic_rows(np.arange(len(self))))
 
+    def without_labels(self) -> FrameDataset:
+        """The same frames and weights without energies and forces (a set whose positions are all that is read)."""
+        return FrameDataset(self.numbers, self.positions, self.offsets, weight=self.weight, fidelity=self.fidelity,
+                            **self._periodic_rows(np.arange(len(self))))
+
     def split(self, val_fraction: float, seed: int, min_val: int = 1,
               fold: int = 0) -> tuple[FrameDataset, FrameDataset, np.ndarray, np.ndarray]:
         """Seeded split by frame content: (train, val, train_indices, val_indices).

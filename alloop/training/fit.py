@@ -24,6 +24,7 @@ models on the same labels (a campaign: the model, a refit, the committee) subtra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from alloop.errors import AlloopError
@@ -49,17 +50,22 @@ class LabelSets:
     replay: FrameDataset | None = None  # frames labelled by the original model (replay_fraction > 0)
     baseline: Baseline | None = None
 
-    def minus(self, baseline: Baseline | None, log: Logger | None = None) -> LabelSets:
+    def minus(self, baseline: Baseline | None, log: Logger | None = None,
+              trains_on: Sequence[str] = ("expensive", "cheap")) -> LabelSets:
         """The sets whose targets are the reference labels minus ``baseline`` (these sets when ``baseline`` is None or
         already subtracted). The unlabelled frames have no labels and the replay pool is never shifted (replay is
-        not offered with a baseline: :func:`fit` refuses it)."""
+        not offered with a baseline: :func:`fit` refuses it). A cheap set the method does not train on (not in
+        ``trains_on``, the method's label sets) is not shifted but loses its labels: its frames stay (the Q-residual
+        fit reads their positions), and the baseline is not computed on them."""
         if baseline is None or _same(self.baseline, baseline):
             return self
         if self.baseline is not None:
             raise AlloopError(f"the labels are already minus the baseline {self.baseline.name}, not {baseline.name}")
-        expensive, cheap = baseline.subtract(self.expensive), baseline.subtract(self.cheap)
+        expensive, cheap = baseline.subtract(self.expensive), self.cheap
+        if cheap is not None:
+            cheap = baseline.subtract(cheap) if "cheap" in trains_on else cheap.without_labels()
         if log:
-            n = len(expensive) + (0 if cheap is None else len(cheap))
+            n = len(expensive) + (0 if cheap is None or not cheap.labelled else len(cheap))
             log(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
         return replace(self, expensive=expensive, cheap=cheap, baseline=baseline)
 
@@ -96,7 +102,7 @@ def fit(
     candidates (a campaign maps them over its workers). With ``baseline`` the returned models are Delta models.
     """
     spec = check_labels(method, labels.present())
-    learned = labels.minus(baseline, log)
+    learned = labels.minus(baseline, log, trains_on=spec.labels)
     _check(method, learned)
     start = None if initial_model is None else learned_part(initial_model)
     warm = _learned_warm(warm)

@@ -36,7 +36,7 @@ from alloop.potentials.inference import predict_energies, predict_features
 from alloop.training.data import FrameDataset
 from alloop.training.error_fit import EnsembleOf, HeldOut, fit_error_model
 from alloop.training.fit import LabelSets, as_delta, fit
-from alloop.training.methods import STANDARD, check_labels
+from alloop.training.methods import STANDARD, check_labels, method_spec
 from alloop.training.stages import AsteroidResult, WarmStart, model_factory
 from alloop.uncertainty.error_model import METADATA_KEY as ERROR_MODEL_KEY
 from alloop.uncertainty.error_model import CalibrationEnsemble, ErrorModel
@@ -83,7 +83,8 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     warm = warm_start(request, log)
     method, labels = request.method, _labels(request, log)
     baseline = None if request.baseline is None else Baseline(request.baseline, threads=request.threads)
-    labels = labels.minus(baseline, log.append)  # once, for every model the task trains on these labels
+    # once, for every model the task trains on these labels (the committee's members train standard: a subset)
+    labels = labels.minus(baseline, log.append, trains_on=method_spec(method).labels)
     log.append(f"{method} training on {torch.get_num_threads()} torch thread(s)")
     refit, folds = None, []
     if request.refit:  # the retrain and its refit at once, one task each (the refit is kept only if the retrain is)

@@ -263,3 +263,31 @@ def test_a_segment_counts_the_seconds_its_baseline_took(ethanol):
     plain = run_segment(learned_part(delta), ethanol, init_replicas(ethanol, 2, 300.0, seed=3), 5, settings,
                         record_every=5)
     assert plain.baseline_seconds == 0.0 and plain.model_seconds > 0
+
+
+def _labelled(frames: list, fidelity: str) -> FrameDataset:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    rng = np.random.default_rng(3)
+    for atoms in frames:
+        atoms.calc = SinglePointCalculator(atoms, energy=float(rng.normal(-1000, 1)),
+                                           forces=rng.normal(0, 0.3, (len(atoms), 3)))
+    return FrameDataset.from_atoms(frames, fidelity=fidelity)
+
+
+@pytest.mark.parametrize("method", ["standard", "asteroid"])
+def test_the_baseline_is_computed_only_on_the_sets_a_method_trains_on(ethanol, method):
+    """Standard training reads no cheap labels: the cheap set keeps its frames (the Q-residual fit reads them) without
+    labels, and the baseline runs on the expensive frames only; ASTEROID trains on both, so both are shifted."""
+    from alloop.training.fit import LabelSets
+    from alloop.training.methods import method_spec
+
+    expensive, cheap = _labelled(_shaken(ethanol, 3), "b3lyp"), _labelled(_shaken(ethanol, 5, seed=1), "hf")
+    baseline = Baseline("gfn2-xtb")
+    shifted = LabelSets(expensive=expensive, cheap=cheap).minus(baseline, trains_on=method_spec(method).labels)
+    assert baseline.structures == (3 if method == "standard" else 8)
+    e_base, f_base, _ = Baseline("gfn2-xtb").compute(expensive.to_atoms())
+    np.testing.assert_allclose(shifted.expensive.energy, expensive.energy - e_base)
+    assert len(shifted.cheap) == 5
+    np.testing.assert_array_equal(shifted.cheap.positions, cheap.positions)
+    assert shifted.cheap.labelled == (method == "asteroid")
