@@ -34,6 +34,7 @@ from alloop.presets import load_preset
 from alloop.system.conformers import conformer_starts
 from alloop.system.molecules import Molecules
 from alloop.system.structures import check_structures, load_structures
+from alloop.training.methods import method_spec
 
 ROLES = ("cheap", "expensive")
 
@@ -171,6 +172,7 @@ class CampaignConfig(BaseModel):
     def _cross_checks(self, info: ValidationInfo) -> CampaignConfig:
         self._check_label_budget()
         self._check_replay()
+        self._check_cheap_is_not_the_baseline()
         self._check_spacing()
         self._check_closed_shell_model()
         self.bootstrap_surface()
@@ -243,6 +245,18 @@ class CampaignConfig(BaseModel):
         if self.training.replay_fraction > 0 and not self.model.pretrained:
             raise ConfigError(f"training.replay_fraction: {self.training.replay_fraction:g} needs a model that starts "
                               "from pretrained weights (model.base, e.g. model: sevennet-0, or model.checkpoint)")
+
+    def _check_cheap_is_not_the_baseline(self) -> None:
+        """A method that trains on cheap labels minus the baseline needs a cheap level other than the baseline."""
+        method, baseline = self.training.method, self.model.baseline
+        if baseline is None or "cheap" not in method_spec(method).labels:
+            return
+        base, cheap = load_fidelity(baseline), self.cheap_fidelity
+        if (cheap.family, cheap.method) == (base.family, base.method):
+            raise ConfigError(f"training.method: {method} trains on the cheap labels minus the baseline, and "
+                              f"fidelities.cheap ({cheap.name}) is the baseline itself (model.baseline: {baseline}): "
+                              "those targets are zero on every frame; use training.method: standard, another cheap "
+                              "level, or model.baseline: null")
 
     def _check_closed_shell_model(self) -> None:
         """alloop runs SO3LR on neutral closed-shell structures only (its charge and spin inputs are 0)."""

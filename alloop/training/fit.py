@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from alloop.errors import AlloopError
 from alloop.potentials.base import Potential
 from alloop.potentials.baseline import Baseline, DeltaPotential, learned_part
@@ -64,6 +66,10 @@ class LabelSets:
         expensive, cheap = baseline.subtract(self.expensive), self.cheap
         if cheap is not None:
             cheap = baseline.subtract(cheap) if "cheap" in trains_on else cheap.without_labels()
+            if cheap.labelled and _all_zero(cheap):
+                raise AlloopError(f"the cheap labels minus the baseline {baseline.name} are zero on every frame (the "
+                                  "cheap level is the baseline itself): nothing to train on; train standard, or take "
+                                  "another cheap level or no baseline")
         if log:
             n = len(expensive) + (0 if cheap is None or not cheap.labelled else len(cheap))
             log(f"Delta learning: labels minus {baseline.name} ({n} frames, {baseline.seconds:.2f} s)")
@@ -74,6 +80,13 @@ class LabelSets:
         them (:func:`~alloop.training.methods.check_labels`)."""
         sets = {"expensive": self.expensive, "cheap": self.cheap, "unlabelled": self.unlabelled}
         return [kind for kind, data in sets.items() if data is not None and len(data)]
+
+
+def _all_zero(data: FrameDataset, tol: float = 1e-6) -> bool:
+    """Whether every force of ``data`` and the spread of its per-atom energies are below ``tol`` (eV/A, eV)."""
+    energy, forces = data.labels()
+    per_atom = energy / data.sizes
+    return bool(np.abs(forces).max(initial=0.0) < tol and np.ptp(per_atom) < tol)
 
 
 def _same(a: Baseline | None, b: Baseline) -> bool:

@@ -86,6 +86,11 @@ CASES = [
     ),
     ({"training": {"outside_molecules": ["H2O"]}}, r"^training\.outside_molecules: 'H2O' is a composition of the campaign$"),
     (
+        {"fidelities": {"cheap": "gfn1-xtb"}, "model": {"baseline": "gfn1-xtb"}, "training": {"method": "asteroid"}},
+        r"^training\.method: asteroid trains on the cheap labels minus the baseline, and fidelities\.cheap \(gfn1-xtb\) "
+        r"is the baseline itself \(model\.baseline: gfn1-xtb\): those targets are zero on every frame; ",
+    ),
+    (
         {"training": {"replay_fraction": 0.25}},
         r"^training\.replay_fraction: 0\.25 needs a model that starts from pretrained weights \(model\.base, e\.g\. "
         r"model: sevennet-0, or model\.checkpoint\)$",

@@ -291,3 +291,21 @@ def test_the_baseline_is_computed_only_on_the_sets_a_method_trains_on(ethanol, m
     assert len(shifted.cheap) == 5
     np.testing.assert_array_equal(shifted.cheap.positions, cheap.positions)
     assert shifted.cheap.labelled == (method == "asteroid")
+
+
+def test_cheap_labels_of_the_baseline_itself_are_refused_for_a_method_that_trains_on_them(ethanol):
+    """Cheap GFN2-xTB labels minus a GFN2-xTB baseline are zero: ASTEROID would pretrain on nothing, so it is refused;
+    standard training does not read them and goes on."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from alloop.training.fit import LabelSets
+
+    frames = _shaken(ethanol, 3, seed=2)
+    energies, forces, _ = Baseline("gfn2-xtb").compute(frames)
+    for atoms, e, f in zip(frames, energies, forces, strict=True):
+        atoms.calc = SinglePointCalculator(atoms, energy=float(e), forces=f)
+    cheap = FrameDataset.from_atoms(frames, fidelity="gfn2-xtb")
+    labels = LabelSets(expensive=_labelled(_shaken(ethanol, 2), "b3lyp"), cheap=cheap)
+    with pytest.raises(AlloopError, match="the cheap labels minus the baseline gfn2-xtb are zero on every frame"):
+        labels.minus(Baseline("gfn2-xtb"), trains_on=("expensive", "cheap"))
+    assert labels.minus(Baseline("gfn2-xtb"), trains_on=("expensive",)).cheap is not None
