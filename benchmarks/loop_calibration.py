@@ -27,7 +27,7 @@ from typing import Any
 
 from lib.common import ROOT
 from lib.learning_curve_arms import sha256
-from lib.learning_curves_tables import load_entries
+from lib.learning_curves_tables import loop_runs
 from lib.loop_calibration_table import calibration_table
 
 OUT = ROOT / "benchmarks" / "results" / "loop-calibration" / "universal-quickstart.json"
@@ -35,17 +35,6 @@ KEYS = ("force_mae_eV_per_A", "predicted_force_mae_eV_per_A", "error_spearman", 
         "bound_coverage_stated", "force_mae_p95_eV_per_A", "predicted_force_p95_eV_per_A", "n_frames", "model")
 SHIFTED = ("declared_temperature_K", "shifted_bound_coverage", "shifted_bound_infinite_share",
            "shifted_effective_sample_size")
-
-
-def loop_runs(folders: list[Path]) -> list[tuple[str, int, Path]]:
-    """(entry name, seed, run directory) of every loop entry whose run directory is on disk."""
-    runs = []
-    for folder in folders:
-        for (arm, n, seed), entry in sorted(load_entries(folder).items()):
-            run_dir = ROOT / entry.get("model", "")
-            if arm == "loop" and run_dir.is_dir():
-                runs.append((f"{folder.name}/loop-N{n}-seed{seed}", seed, run_dir))
-    return runs
 
 
 def evaluate(run_dir: Path, test: Path, temperature_K: float | None) -> dict[str, Any]:

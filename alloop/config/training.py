@@ -116,6 +116,14 @@ class TrainingConfig(Section):
         "30-label campaign calibrates on up to 30 frames instead of 6; 1: the validation frames alone. Costs k - 1 "
         "more trainings of the final cycle",
     )
+    error_exponent: float | None = Field(
+        default=None, ge=0, le=4,
+        description="the power b of the latent distance in each model's predicted force error (a x distance^b, "
+        "calibrated on its held-out frames); null: b fitted with a (from the 5-7 held-out frames of a 30-label "
+        "campaign b scatters from 0 to 3.4, where 60 labelled test frames give 0.75-1.2 for the same models); a "
+        "number: b fixed, only a fitted. It also weighs the predicted error against the distance in the "
+        "expensive pick. Not yet measured in a campaign over seeds",
+    )
     final_steps_factor: float = Field(
         default=1.0, ge=1, le=20,
         description="the final retrain's budget of every stage, x steps and finetune_steps (e.g. a short budget "

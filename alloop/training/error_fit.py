@@ -64,10 +64,10 @@ def fit_distance(model: Potential, training: FrameDataset) -> LatentDistance:
 
 def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut | Sequence[HeldOut] | None,
                     coverage: float = DEFAULT_COVERAGE, *,
-                    ensemble_of: EnsembleOf | None = None) -> tuple[ErrorModel, str]:
+                    ensemble_of: EnsembleOf | None = None, exponent: float | None = None) -> tuple[ErrorModel, str]:
     """The error model of ``model`` (trained on ``training``) and a one-line account of its calibration; several
     ``held_out`` (cross-validation folds) pool their frames, each frame's distance and error under its own fold's
-    model."""
+    model; ``exponent``: the distance's power fixed (only the scale fitted; None: fitted too)."""
     distance = fit_distance(model, training)
     folds = _distinct([] if held_out is None else [held_out] if isinstance(held_out, HeldOut) else list(held_out))
     n = sum(len(h.frames) for h in folds)
@@ -76,12 +76,13 @@ def fit_error_model(model: Potential, training: FrameDataset, held_out: HeldOut 
                                             f"{MIN_CALIBRATION_FRAMES} needed to calibrate it in eV/A")
     signal, error = (np.concatenate(parts) for parts in zip(*(_signal_error(h, model, training, distance)
                                                               for h in folds), strict=True))
-    calibration = ErrorCalibration.fit(signal, np.maximum(error, 1e-12), coverage)
+    calibration = ErrorCalibration.fit(signal, np.maximum(error, 1e-12), coverage, exponent)
     own = len(folds) == 1 and folds[0].model is model and folds[0].training is training
     whose = "" if own else (" (the validated model's, before the refit)" if len(folds) == 1 else
                             f" of {len(folds)} cross-validation folds (each fold's model, before the refit)")
     line = (f"error model: calibrated on {calibration.n} held-out frames{whose}: predicted error ~ "
-            f"{calibration.scale:.3g} x distance^{calibration.exponent:.2f} eV/A, {100 * coverage:.0f} % bound "
+            f"{calibration.scale:.3g} x distance^{calibration.exponent:.2f}{'' if exponent is None else ' (fixed)'} eV/A, "
+            f"{100 * coverage:.0f} % bound "
             f"{calibration.factor:.2f} x that" + ("" if calibration.exact else " (too few frames for that coverage: "
                                                     "the largest ratio seen)"))
     ensemble = None

@@ -1,15 +1,15 @@
 """An uncertainty signal turned into a predicted force error (eV/A), with a conformal upper bound.
 
-Fitted on frames with a known error that are exchangeable with the frames it is applied to (held-out labelled
-frames of the same ensemble: never frames chosen *because* they were uncertain). The map is a power law,
-``error ~ a * signal^b`` (least squares in log-log), rescaled so that its mean over the calibration frames equals
-their mean error: the mean prediction over a set of frames estimates their force MAE. The upper bound is the
-prediction times the conformal quantile of the leave-one-out ratios error_i / prediction_i (each frame's
-prediction from the map fitted without it, so the ratios are those of new frames, as in split conformal
-prediction, without halving the few frames there are): a new exchangeable frame's error lies below it with
-probability close to ``coverage`` (jackknife+; tested on synthetic data). With n calibration frames that quantile
-needs n >= coverage / (1 - coverage); below that the largest ratio seen stands in (and :attr:`exact` is False).
-The leave-one-out ratios are kept (:attr:`ratios`): a bound for frames of another temperature weights them
+Fitted on frames with a known error that are exchangeable with the frames it is applied to (held-out labelled frames
+of the same ensemble: never frames chosen *because* they were uncertain). The map is a power law, ``error ~ a *
+signal^b`` (least squares in log-log, or b given and only a fitted), rescaled so that its mean over the calibration
+frames equals their mean error: the mean prediction over a set of frames estimates their force MAE. The upper bound
+is the prediction times the conformal quantile of the leave-one-out ratios error_i / prediction_i (each frame's
+prediction from the map fitted without it, so the ratios are those of new frames, as in split conformal prediction,
+without halving the few frames there are): a new exchangeable frame's error lies below it with probability close to
+``coverage`` (jackknife+; tested on synthetic data). With n calibration frames that quantile needs n >= coverage /
+(1 - coverage); below that the largest ratio seen stands in (and :attr:`exact` is False). The leave-one-out ratios
+are kept (:attr:`ratios`): a bound for frames of another temperature weights them
 (:meth:`alloop.uncertainty.error_model.ErrorModel.shifted_upper`).
 """
 
@@ -40,8 +40,11 @@ class ErrorCalibration:
     ratios: tuple[float, ...] = ()  # the calibration frames' leave-one-out error / prediction (empty: not kept)
 
     @classmethod
-    def fit(cls, signal: np.ndarray, error: np.ndarray, coverage: float = 0.9) -> ErrorCalibration:
-        """Fit on the calibration frames' signals and true force errors (both [n], finite, errors > 0)."""
+    def fit(cls, signal: np.ndarray, error: np.ndarray, coverage: float = 0.9,
+            exponent: float | None = None) -> ErrorCalibration:
+        """Fit on the calibration frames' signals and true force errors (both [n], finite, errors > 0); with
+        ``exponent`` the power b is that number and only the scale a is fitted (a few frames pin a scale down far
+        better than a slope)."""
         s, e = np.asarray(signal, dtype=np.float64), np.asarray(error, dtype=np.float64)
         if s.shape != e.shape or s.ndim != 1 or s.size < 2:
             raise AlloopError(f"need at least 2 calibration frames with one signal and one error each, got "
@@ -50,13 +53,15 @@ class ErrorCalibration:
             raise AlloopError("calibration signals must be finite and errors finite and positive")
         if not 0.0 < coverage < 1.0:
             raise AlloopError(f"coverage must be in (0, 1), got {coverage}")
+        if exponent is not None and not (math.isfinite(exponent) and exponent >= 0):
+            raise AlloopError(f"a fixed exponent must be finite and >= 0, got {exponent}")
         x = np.log(np.maximum(s, TINY))
-        scale, exponent = _power_law(x, e)
+        scale, power = _power_law(x, e, exponent)
         keep = ~np.eye(s.size, dtype=bool)
-        loo = np.array([_power_law(x[keep[i]], e[keep[i]]) for i in range(s.size)])  # [n, (scale, exponent)]
+        loo = np.array([_power_law(x[keep[i]], e[keep[i]], exponent) for i in range(s.size)])  # [n, (scale, power)]
         ratios = e / (loo[:, 0] * np.exp(loo[:, 1] * x))
         factor, exact = conformal_upper(ratios, coverage)
-        return cls(scale, exponent, coverage, factor, int(s.size), exact, tuple(float(r) for r in ratios))
+        return cls(scale, power, coverage, factor, int(s.size), exact, tuple(float(r) for r in ratios))
 
     def predict(self, signal: np.ndarray) -> np.ndarray:
         s = np.maximum(np.asarray(signal, dtype=np.float64), TINY)
@@ -84,10 +89,10 @@ class ErrorCalibration:
                    int(data["n"]), bool(data["exact"]), tuple(float(r) for r in data.get("ratios", ())))
 
 
-def _power_law(log_signal: np.ndarray, error: np.ndarray) -> tuple[float, float]:
-    """(a, b) of error ~ a * signal^b: b from least squares in log-log (never negative: a larger uncertainty never
-    predicts a smaller error), a such that the mean prediction equals the mean error."""
-    exponent = 0.0
-    if np.ptp(log_signal) > 0:
+def _power_law(log_signal: np.ndarray, error: np.ndarray, fixed: float | None = None) -> tuple[float, float]:
+    """(a, b) of error ~ a * signal^b: b the ``fixed`` one, else from least squares in log-log (never negative: a
+    larger uncertainty never predicts a smaller error); a such that the mean prediction equals the mean error."""
+    exponent = 0.0 if fixed is None else float(fixed)
+    if fixed is None and np.ptp(log_signal) > 0:
         exponent = max(float(np.polyfit(log_signal, np.log(error), 1)[0]), 0.0)
     return float(error.mean() / np.exp(exponent * log_signal).mean()), exponent

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lib.common import mean_std
+from lib.common import ROOT, mean_std
 
 METRICS = ("mean", "p95", "max", "top_decile")
 #: the header of a metric table: one row per arm and N
@@ -121,3 +121,14 @@ def entry_summary(entries: dict[tuple[str, int, int], Any]) -> tuple[list[str], 
     """The arms (in first-seen order), Ns and seeds the entries hold."""
     arms = list(dict.fromkeys(a for a, _, _ in entries))
     return arms, sorted({n for _, n, _ in entries}), sorted({s for _, _, s in entries})
+
+
+def loop_runs(folders: list[Path]) -> list[tuple[str, int, Path]]:
+    """(entry name, seed, run directory) of every loop entry whose run directory is on disk."""
+    runs = []
+    for folder in folders:
+        for (arm, n, seed), entry in sorted(load_entries(folder).items()):
+            run_dir = ROOT / entry.get("model", "")
+            if arm == "loop" and run_dir.is_dir():
+                runs.append((f"{folder.name}/loop-N{n}-seed{seed}", seed, run_dir))
+    return runs

@@ -107,3 +107,26 @@ def test_calibration_folds_reach_the_final_training_of_a_campaign(tmp_path):
     assert any("calibration fold 1 on" in line for line in lines)
     found = [re.search(r"calibrated on (\d+) held-out frames of 2 cross-validation folds", line) for line in lines]
     assert any(found) and int([m for m in found if m][-1].group(1)) >= 10
+
+
+def test_a_fixed_exponent_reaches_every_trainings_error_model(tmp_path):
+    """training.error_exponent: 1 from the campaign file to its trainings: each error model predicts a x
+    distance^1, only the scale fitted, and the checkpoint's error model says so."""
+    from alloop.potentials.checkpoint import model_from_bytes
+    from alloop.uncertainty.error_model import ErrorModel
+
+    yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=14,
+                                     bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
+    text = yaml.read_text().replace("final_refit: false, max_epochs: 4,",
+                                    "final_refit: false, error_exponent: 1, validation_fraction: 0.4, max_epochs: 4,")
+    assert "error_exponent: 1" in text
+    yaml.write_text(text)
+    lines: list[str] = []
+    start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
+    calibrated = [line for line in lines if "error model: calibrated on" in line]
+    assert calibrated and all("distance^1.00 (fixed)" in line for line in calibrated), calibrated
+    with CampaignStore.open(store_path(tmp_path / "run")) as store:
+        _, metadata = model_from_bytes(store.checkpoint(-1, role="model")[0])
+    error_model = ErrorModel.from_metadata(metadata)
+    assert error_model is not None and error_model.calibration is not None
+    assert error_model.calibration.exponent == 1.0

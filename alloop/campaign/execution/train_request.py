@@ -67,6 +67,7 @@ class TrainRequest:
     refit: bool = False  # training.final_refit: once the retrain passed its guard, train it again on every label
     calibration_folds: int = 1  # with refit: folds of held-out frames calibrating the refit's error model
     calibration_temperature_K: float | None = None  # the MD temperature of the labelled frames (None: a ladder)
+    error_exponent: float | None = None  # training.error_exponent: the error model's power fixed (None: fitted)
 
 
 @dataclass

@@ -114,7 +114,8 @@ def train_task(request: TrainRequest) -> TrainTaskResult:
     uq = fit_uncertainty(learned_part(result.model), labels.expensive if labels.cheap is None else labels.cheap,
                          request.uq_settings)
     error_model, line = fit_error_model(learned_part(result.model), *_error_frames(labels, result, validated, folds),
-                                        ensemble_of=_ensemble_of(result.model, request.calibration_temperature_K))
+                                        ensemble_of=_ensemble_of(result.model, request.calibration_temperature_K),
+                                        exponent=request.error_exponent)
     log.append(line)
     members = _train_committee(request, labels, initial, baseline, log)
     out = _task_result(request, method, result, uq, t0, log, rejected, error_model)

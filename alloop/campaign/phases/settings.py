@@ -126,6 +126,7 @@ class TrainingPlan:
     committee_size: int = 1  # models in the expensive pick's committee (selection.expensive_pick: committee; 1: none)
     final_refit: bool = False  # training.final_refit: the final retrain, once validated, again on every label
     calibration_folds: int = 1  # training.calibration_folds: folds of held-out frames calibrating the refit
+    error_exponent: float | None = None  # training.error_exponent: the predicted error's power of the distance
     #: role -> the most labels of that role a warm-started cycle trains on (training.warm_sample_*; None: all)
     warm_sample: dict[str, int | None] = field(default_factory=dict)
 
@@ -207,7 +208,7 @@ def training_plan(cfg: CampaignConfig) -> TrainingPlan:
         from_checkpoint=cfg.model.checkpoint is not None, uncertainty=uncertainty_settings(cfg),
         threads=cfg.training.threads or cfg.execution.threads_per_worker, warm_start=cfg.training.warm_start,
         final_retrain=cfg.training.final_retrain, final_refit=bool(cfg.training.final_refit),
-        calibration_folds=cfg.training.calibration_folds,
+        calibration_folds=cfg.training.calibration_folds, error_exponent=cfg.training.error_exponent,
         replay=cfg.training.replay_fraction > 0,
         baseline=None if cfg.model.baseline is None else load_fidelity(
             cfg.model.baseline, charge=cfg.system.charge, spin=cfg.system.spin).model_dump(mode="json"),

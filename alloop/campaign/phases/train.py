@@ -153,6 +153,7 @@ def train_request(ctx: PhaseContext, cycle: int, original: originals.Original | 
         refit=final and plan.final_refit,
         calibration_folds=plan.calibration_folds if final and plan.final_refit else 1,
         calibration_temperature_K=None if ctx.settings.explore.ladder_K else ctx.settings.explore.temperature_K,
+        error_exponent=plan.error_exponent,
     )
 
 
