@@ -27,3 +27,16 @@ def exponent_table(result: dict[str, Any]) -> str:
 
 def _spread(values: np.ndarray) -> str:
     return f"{values.min():.2f} / {np.median(values):.2f} / {values.max():.2f}"
+
+
+def per_model_table(result: dict[str, Any]) -> str:
+    """One row per model, sorted by its own b: its own b, and per test set the test frames' b and predicted /
+    measured."""
+    tests = result["tests"]
+    rows = []
+    for m in sorted(result["models"], key=lambda m: m["own_exponent"]):
+        cells = [f"{m['tests'][t]['exponent']:.2f} / {m['tests'][t]['predicted_over_measured']:.2f}" for t in tests]
+        rows.append([m["entry"].split("/")[0].removeprefix("universal-quickstart-"), str(m["seed"]),
+                     f"{m['own_exponent']:.2f}", *cells])
+    return markdown_table(["variant", "seed", "own b (held-out frames)",
+                           *(f"{t.split('_b3lyp')[0]}: test b / predicted over measured" for t in tests)], rows)

@@ -33,6 +33,7 @@ from lib.allocator_table import allocator_lines
 from lib.asteroid_toy_table import toy_table
 from lib.common import ROOT
 from lib.delta_baseline_table import error_lines, md_lines
+from lib.error_exponent_table import exponent_table, per_model_table
 from lib.foundation_tables import table as foundation_table
 from lib.herding_table import herding_table
 from lib.importance_table import importance_table, load_results, n30_entries, weights_table
@@ -212,6 +213,14 @@ def phase_cost(spec: dict[str, Any]) -> list[str]:
     return phase_cost_lines(_results(spec))
 
 
+def error_exponent(spec: dict[str, Any]) -> list[str]:
+    return exponent_table(_result(spec)).splitlines()
+
+
+def error_exponent_models(spec: dict[str, Any]) -> list[str]:
+    return per_model_table(_result(spec)).splitlines()
+
+
 def train_memory(spec: dict[str, Any]) -> list[str]:
     return train_memory_table(_result(spec)).splitlines()
 
@@ -312,7 +321,9 @@ KINDS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "conformer-references": conformer_references, "train-speed": train_speed,
     "many-workers": many_workers, "loop-calibration": loop_calibration, "store-scale": store_scale,
     "asteroid-toy": asteroid_toy, "store-bench-append": store_bench_append, "store-bench-open": store_bench_open,
-    "md-speed": md_speed, "train-memory": train_memory, "md-speed-baseline": md_speed_baseline, "allocator": allocator,
+    "md-speed": md_speed, "train-memory": train_memory,
+    "error-exponent": error_exponent, "error-exponent-models": error_exponent_models,
+    "md-speed-baseline": md_speed_baseline, "allocator": allocator,
     "delta-baseline-errors": delta_baseline_errors, "delta-baseline-md": delta_baseline_md,
     "uncertainty-vs-error": uncertainty_vs_error, "phase-cost": phase_cost, "phase-cost-md": phase_cost_md,
 }
