@@ -67,7 +67,7 @@ def learning_curves(spec: dict[str, Any]) -> str:
         if label != spec["reference"] and paired:
             cell += f" ({mean_std(paired, 1)} %)"
         if len(means) != len(ref):  # an arm run on fewer seeds than the reference says so
-            cell += f" [{len(means)} seeds]"
+            cell += f" [{len(means)} seed{'' if len(means) == 1 else 's'}]"
         cells.append(cell)
     return ", ".join(cells) + f" eV/A at {spec['n']} labels, {len(ref)} seeds"
 
