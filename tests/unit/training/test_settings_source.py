@@ -24,7 +24,8 @@ STAGE_KEYS = {"loss", "energy_weight", "learning_rate_pretrain", "learning_rate_
               "score_matching_vectors", "replay_fraction"}
 #: the keys that steer what trains when in a campaign (the method, warm starts, the final retrain, threads, the
 #: outside molecules of replay and forgetting), not the stages' settings
-CAMPAIGN_KEYS = {"method", "warm_start", "final_retrain", "final_refit", "calibration_folds", "threads", "outside_molecules",
+CAMPAIGN_KEYS = {"method", "warm_start", "final_retrain", "final_refit", "calibration_folds", "error_exponent", "threads",
+                 "outside_molecules",
                  "warm_sample_cheap", "warm_sample_expensive"}
 
 
