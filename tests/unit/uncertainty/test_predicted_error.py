@@ -88,7 +88,8 @@ def test_with_six_frames_a_fixed_exponent_predicts_a_new_sets_mean_more_steadily
     spread = {None: [], 1.5: [], 1.0: []}
     for _ in range(300):
         signal, error = _draw(rng, 6)
-        hot_signal, hot_error = (lambda s, e: (s * 1.6, e * 1.6**1.5))(*_draw(rng, 400))
+        hot_signal, hot_error = _draw(rng, 400)
+        hot_signal, hot_error = 1.6 * hot_signal, 1.6**1.5 * hot_error  # the same law at 1.6 x the signal
         for exponent in spread:
             cal = ErrorCalibration.fit(signal, error, exponent=exponent)
             spread[exponent].append(np.log(cal.predict(hot_signal).mean() / hot_error.mean()))
