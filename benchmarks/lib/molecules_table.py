@@ -62,7 +62,8 @@ def molecules_table(results: Path) -> list[str]:
             continue
         sets = json.loads(path.read_text())
         temps = temps or (sets["temperatures"]["campaign"], sets["temperatures"]["hot"])
-        rows += arm_rows(name, results / name, sets)
+        arms = arm_rows(name, results / name, sets)
+        rows += arms or [f"| {name} | sets made, arms not run yet | | | | | | | | |"]
         costs += cost_rows(name, sets)
     cold, hot = temps or ("500 K", "900 K")
     header = [HEADER[0].format(cold=cold, hot=hot), HEADER[1]]
