@@ -93,17 +93,23 @@ def test_the_expensive_pick_without_theta0_ranks_by_the_models_own_predicted_err
     assert any("median predicted force error" in line for line in lines)
 
 
-def test_calibration_folds_reach_the_final_training_of_a_campaign(tmp_path):
-    """training.calibration_folds: 2 from the campaign file to the final cycle's training: its refit's error model
-    is calibrated on the frames of both folds (each under its fold's model)."""
+def _one_cycle_campaign(tmp_path, training: str) -> list[str]:
+    """The log lines of a one-cycle evaluation campaign whose training section says ``training`` (its keys before
+    ``max_epochs``) instead of ``final_refit: false``."""
     yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=14,
                                      bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
-    text = yaml.read_text().replace("final_refit: false, max_epochs: 4,",
-                                    "final_refit: true, calibration_folds: 2, validation_fraction: 0.4, max_epochs: 4,")
-    assert "calibration_folds: 2" in text
+    text = yaml.read_text().replace("final_refit: false, max_epochs: 4,", f"{training}, max_epochs: 4,")
+    assert training in text
     yaml.write_text(text)
     lines: list[str] = []
     start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
+    return lines
+
+
+def test_calibration_folds_reach_the_final_training_of_a_campaign(tmp_path):
+    """training.calibration_folds: 2 from the campaign file to the final cycle's training: its refit's error model
+    is calibrated on the frames of both folds (each under its fold's model)."""
+    lines = _one_cycle_campaign(tmp_path, "final_refit: true, calibration_folds: 2, validation_fraction: 0.4")
     assert any("calibration fold 1 on" in line for line in lines)
     found = [re.search(r"calibrated on (\d+) held-out frames of 2 cross-validation folds", line) for line in lines]
     assert any(found) and int([m for m in found if m][-1].group(1)) >= 10
@@ -115,14 +121,7 @@ def test_a_fixed_exponent_reaches_every_trainings_error_model(tmp_path):
     from alloop.potentials.checkpoint import model_from_bytes
     from alloop.uncertainty.error_model import ErrorModel
 
-    yaml = write_evaluation_campaign(tmp_path, n_frames=2, cycles=1, max_expensive=14,
-                                     bootstrap="{n_samples: 14, n_expensive: 12, amplitude_A: 0.05}")
-    text = yaml.read_text().replace("final_refit: false, max_epochs: 4,",
-                                    "final_refit: false, error_exponent: 1, validation_fraction: 0.4, max_epochs: 4,")
-    assert "error_exponent: 1" in text
-    yaml.write_text(text)
-    lines: list[str] = []
-    start_campaign(load_campaign(yaml), tmp_path / "run", progress=False, echo=lines.append)
+    lines = _one_cycle_campaign(tmp_path, "final_refit: false, error_exponent: 1, validation_fraction: 0.4")
     calibrated = [line for line in lines if "error model: calibrated on" in line]
     assert calibrated and all("distance^1.00 (fixed)" in line for line in calibrated), calibrated
     with CampaignStore.open(store_path(tmp_path / "run")) as store:
